@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every build, test and runtime dependency of Riposte from Debian 12 packages.
+# Idempotent: packages already present are skipped by apt-get; nothing is downloaded outside apt.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libboost-dev libboost-system-dev
+  libssl-dev openssl ca-certificates
+  libprotobuf-dev protobuf-compiler
+  libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  libsqlite3-dev sqlite3
+  libyara-dev yara
+  libnftables-dev nftables iproute2
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
