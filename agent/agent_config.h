@@ -1,0 +1,27 @@
+#pragma once
+
+// The agent's configuration file (YAML, every key optional); command-line flags override it.
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "protocol/result.h"
+
+namespace riposte::agent {
+
+struct AgentConfig {
+  std::filesystem::path state_dir = "/var/lib/riposte-agent";
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::chrono::milliseconds reconnect_initial{1000};
+  std::chrono::milliseconds reconnect_max{60'000};
+};
+
+// Unknown keys are an error, so a typo is reported rather than ignored.
+Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentConfig defaults = {});
+
+// "500ms", "2s", "1m", "1h".
+Result<std::chrono::milliseconds> parse_interval(const std::string& text);
+
+}  // namespace riposte::agent

@@ -1,0 +1,145 @@
+// riposte-agent: enroll | run. See README.md for the command-line contract.
+
+#include <signal.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "agent/agent_config.h"
+#include "agent/controller_link.h"
+#include "agent/enrollment_client.h"
+#include "protocol/logging.h"
+
+using namespace riposte;
+using namespace riposte::agent;
+
+namespace {
+
+int fail(std::string_view message) {
+  std::cerr << "riposte-agent: " << message << "\n";
+  return 1;
+}
+
+struct Flags {
+  std::string config_file;
+  std::string state_dir;
+  std::string log_level;
+  std::string log_format;
+  std::string reconnect_initial;
+  std::string reconnect_max;
+  std::string heartbeat_interval;
+};
+
+Result<AgentConfig> effective_config(const Flags& flags) {
+  AgentConfig config;
+  if (!flags.config_file.empty()) {
+    auto loaded = load_agent_config(flags.config_file);
+    if (!loaded) return loaded.error();
+    config = *loaded;
+  }
+  if (!flags.state_dir.empty()) config.state_dir = flags.state_dir;
+  if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (!flags.log_format.empty()) config.log_format = flags.log_format;
+  for (auto [text, target] : {std::pair{&flags.reconnect_initial, &config.reconnect_initial},
+                              {&flags.reconnect_max, &config.reconnect_max}}) {
+    if (text->empty()) continue;
+    auto value = parse_interval(*text);
+    if (!value) return value.error();
+    *target = *value;
+  }
+  config.state_dir = std::filesystem::absolute(config.state_dir);
+  return config;
+}
+
+int cmd_enroll(const Flags& flags, const std::string& controller, const std::string& token,
+               const std::string& ca_pin, const std::string& gateway, bool force) {
+  auto config = effective_config(flags);
+  if (!config) return fail(config.error().message);
+  if (auto s = configure_logging("agent", config->log_level, config->log_format); !s) return fail(s.error().message);
+  auto address = parse_host_port(controller);
+  if (!address) return fail("--controller: " + address.error().message);
+  auto facts = platform::make_system_facts_source();
+  auto state = enroll(EnrollOptions{*address, token, ca_pin, config->state_dir, gateway, force}, *facts);
+  if (!state) return fail("enrollment failed: " + state.error().message);
+  std::cout << "Enrolled as agent " << state->agent_id << "; state in " << state->dir.string()
+            << "; gateway " << state->gateway.to_string() << "\n";
+  return 0;
+}
+
+int cmd_run(const Flags& flags) {
+  auto config = effective_config(flags);
+  if (!config) return fail(config.error().message);
+  if (auto s = configure_logging("agent", config->log_level, config->log_format); !s) return fail(s.error().message);
+  auto state = load_agent_state(config->state_dir);
+  if (!state) return fail(state.error().message);
+  LinkOptions options;
+  options.reconnect_initial = config->reconnect_initial;
+  options.reconnect_max = config->reconnect_max;
+  if (!flags.heartbeat_interval.empty()) {
+    auto value = parse_interval(flags.heartbeat_interval);
+    if (!value) return fail("--heartbeat-interval: " + value.error().message);
+    options.heartbeat_interval = std::chrono::duration_cast<std::chrono::seconds>(*value);
+    if (options.heartbeat_interval->count() < 1) return fail("--heartbeat-interval must be at least 1s");
+  }
+  spdlog::info("agent: starting as agent {} (state {}), controller gateway {}", state->agent_id,
+               state->dir.string(), state->gateway.to_string());
+  boost::asio::io_context io;
+  auto facts = platform::make_system_facts_source();
+  ControllerLink link(io, *state, options, *facts);
+  if (auto s = link.start(); !s) return fail(s.error().message);
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("agent: received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    link.stop();
+  });
+  io.run();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Riposte agent: enrolls with a controller and keeps a mutual-TLS session to it"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(RIPOSTE_VERSION));
+  Flags flags;
+  auto add_common = [&](CLI::App* sub) {
+    sub->add_option("--state-dir", flags.state_dir, "state directory (keys, certificates)");
+    sub->add_option("--config", flags.config_file, "YAML configuration file")->check(CLI::ExistingFile);
+    sub->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
+    sub->add_option("--log-format", flags.log_format, "text|json");
+  };
+  std::string controller, token, ca_pin, gateway;
+  bool force = false;
+  auto* enroll_cmd = app.add_subcommand("enroll", "enroll this endpoint with a controller");
+  add_common(enroll_cmd);
+  enroll_cmd->add_option("--controller", controller, "controller API HOST:PORT")->required();
+  enroll_cmd->add_option("--token", token, "enrollment token from `riposte tokens create`")->required();
+  enroll_cmd->add_option("--ca-pin", ca_pin, "sha256:HEX fingerprint of the controller CA")->required();
+  enroll_cmd->add_option("--gateway", gateway, "agent gateway HOST:PORT, if not the one the controller names");
+  enroll_cmd->add_flag("--force", force, "enroll again even if already enrolled");
+  auto* run_cmd = app.add_subcommand("run", "connect to the controller and serve until stopped");
+  add_common(run_cmd);
+  run_cmd->add_option("--reconnect-initial", flags.reconnect_initial, "first reconnect delay (default 1s)");
+  run_cmd->add_option("--reconnect-max", flags.reconnect_max, "longest reconnect delay (default 60s)");
+  run_cmd->add_option("--heartbeat-interval", flags.heartbeat_interval,
+                      "override the controller's heartbeat interval (e.g. 1s)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (flags.state_dir.empty() && flags.config_file.empty()) return fail("--state-dir DIR is required");
+  try {
+    if (enroll_cmd->parsed()) return cmd_enroll(flags, controller, token, ca_pin, gateway, force);
+    if (run_cmd->parsed()) return cmd_run(flags);
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
+  return 1;
+}

@@ -1,0 +1,248 @@
+#include "agent/controller_link.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "protocol/crypto.h"
+#include "protocol/tls.h"
+#include "protocol/version.h"
+
+namespace riposte::agent {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+std::int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::uint64_t random_seed() {
+  const auto bytes = crypto::random_bytes(8);
+  std::uint64_t seed = 0;
+  for (auto b : bytes) seed = (seed << 8) | b;
+  return seed;
+}
+
+// Closes the stream's socket if `timer` fires before it is cancelled: a timeout for whatever
+// operation is pending on the stream.
+void arm_timeout(asio::steady_timer& timer, std::chrono::steady_clock::duration after, TlsStream& stream) {
+  timer.expires_after(after);
+  timer.async_wait([&stream](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: the operation finished in time
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+  });
+}
+
+}  // namespace
+
+ControllerLink::ControllerLink(asio::io_context& io, AgentState state, LinkOptions options,
+                               platform::SystemFactsSource& facts)
+    : io_(io),
+      state_(std::move(state)),
+      options_(std::move(options)),
+      facts_(facts),
+      tls_(tls::make_tls13_context()),
+      backoff_(options_.reconnect_initial, options_.reconnect_max, random_seed()),
+      wait_(io) {}
+
+std::vector<std::string> ControllerLink::capabilities() {
+  // Only what this build really executes; response actions are added as they land.
+  return {"host.facts"};
+}
+
+Status ControllerLink::start() {
+  if (auto s = tls::use_identity(tls_, state_.certificate_pem, state_.key_pem); !s) return s;
+  if (auto s = tls::trust_only(tls_, state_.ca_certificate_pem); !s) return s;
+  asio::co_spawn(io_, run(), asio::detached);
+  return ok_status();
+}
+
+void ControllerLink::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  wait_.cancel();
+  if (heartbeat_timer_ != nullptr) {
+    heartbeat_timer_->cancel();  // the heartbeat writer sends Goodbye and closes
+  } else if (live_stream_ != nullptr) {
+    boost::system::error_code ignored;
+    live_stream_->lowest_layer().close(ignored);
+  }
+}
+
+proto::OsFacts ControllerLink::os_facts() {
+  const auto f = facts_.collect();
+  proto::OsFacts os;
+  os.set_hostname(f.hostname);
+  os.set_os_name(f.os_name);
+  os.set_os_id(f.os_id);
+  os.set_os_version(f.os_version);
+  os.set_kernel(f.kernel);
+  os.set_arch(f.arch);
+  for (const auto& ip : f.ip_addresses) os.add_ip_addresses(ip);
+  for (const auto& mac : f.mac_addresses) os.add_mac_addresses(mac);
+  os.set_uptime_seconds(f.uptime_seconds);
+  os.set_boot_time_unix(f.boot_time_unix);
+  return os;
+}
+
+asio::awaitable<void> ControllerLink::run() {
+  while (!stopping_) {
+    const std::string reason = co_await session();
+    if (stopping_) break;
+    const auto delay = backoff_.next();
+    spdlog::warn("agent: connection to controller {} ended: {}; retrying in {:.1f} s (attempt {})",
+                 state_.gateway.to_string(), reason, delay.count() / 1000.0, backoff_.attempt());
+    wait_.expires_after(delay);
+    boost::system::error_code ec;
+    co_await wait_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  spdlog::info("agent: stopped");
+}
+
+asio::awaitable<std::string> ControllerLink::session() {
+  boost::system::error_code ec;
+  close_reason_.clear();
+  tcp::resolver resolver(io_);
+  auto endpoints = co_await resolver.async_resolve(state_.gateway.host, std::to_string(state_.gateway.port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return fmt::format("cannot resolve {}: {}", state_.gateway.host, ec.message());
+
+  TlsStream stream(io_, tls_);
+  live_stream_ = &stream;
+  struct ClearOnExit {
+    TlsStream*& ref;
+    ~ClearOnExit() { ref = nullptr; }
+  } clear{live_stream_};
+
+  asio::steady_timer guard(io_);
+  arm_timeout(guard, options_.connect_timeout, stream);
+  co_await asio::async_connect(stream.lowest_layer(), endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return fmt::format("cannot connect: {}", describe_error(ec));
+  stream.lowest_layer().set_option(tcp::no_delay(true), ec);
+  co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    co_return fmt::format("TLS handshake failed: {}{}", describe_error(ec),
+                          describe_error(ec).find("certificate verify failed") != std::string::npos
+                              ? " (the gateway's certificate is not from the CA this agent enrolled with)"
+                              : "");
+  }
+
+  EnvelopeChannel channel(stream, options_.max_frame_size);
+  proto::Envelope hello;
+  auto* h = hello.mutable_hello();
+  h->set_protocol_version(kProtocolVersion);
+  h->set_agent_id(state_.agent_id);
+  h->set_agent_version(std::string(kRiposteVersion));
+  *h->mutable_os() = os_facts();
+  for (const auto& c : capabilities()) h->add_capabilities(c);
+  if (auto s = co_await channel.write(hello); !s) co_return "sending Hello failed: " + s.error().message;
+  auto answer = co_await channel.read();
+  guard.cancel();
+  if (!answer) {
+    // In TLS 1.3 the server checks our certificate after the client finished its handshake, so
+    // a refused certificate (revoked, unknown CA) shows up here as an alert.
+    co_return "no answer to Hello: " + answer.error().message;
+  }
+  if (answer->has_goodbye()) co_return "controller closed the session: " + answer->goodbye().reason();
+  if (!answer->has_hello_ack()) co_return "controller answered Hello with something else";
+  const auto& ack = answer->hello_ack();
+  if (!ack.accepted()) co_return "controller refused this agent: " + ack.reason();
+
+  backoff_.reset();
+  heartbeat_sequence_ = 0;
+  last_acked_ = 0;
+  const auto interval = options_.heartbeat_interval.value_or(
+      std::chrono::seconds(std::max<std::uint32_t>(1, ack.heartbeat_interval_seconds())));
+  spdlog::info("agent: connected to controller {} as agent {} (heartbeat every {} s)",
+               state_.gateway.to_string(), state_.agent_id, interval.count());
+
+  proto::Envelope inventory;
+  auto* inv = inventory.mutable_inventory();
+  *inv->mutable_os() = os_facts();
+  for (const auto& c : capabilities()) inv->add_capabilities(c);
+  inv->set_collected_at_unix_ms(unix_ms_now());
+  if (auto s = co_await channel.write(inventory); !s) co_return "sending inventory failed: " + s.error().message;
+
+  // From here the heartbeat coroutine is the only writer; this one only reads.
+  bool alive = true;
+  asio::co_spawn(io_, heartbeats(stream, channel, interval, alive), asio::detached);
+  std::string reason;
+  for (;;) {
+    auto message = co_await channel.read();
+    if (!message) {
+      reason = close_reason_.empty() ? message.error().message : close_reason_;
+      break;
+    }
+    if (message->has_heartbeat_ack()) {
+      last_acked_ = std::max(last_acked_, message->heartbeat_ack().sequence());
+    } else if (message->has_goodbye()) {
+      reason = "controller closed the session: " + message->goodbye().reason();
+      break;
+    } else {
+      spdlog::debug("agent: ignoring message type {}", static_cast<int>(message->body_case()));
+    }
+  }
+  alive = false;
+  if (heartbeat_timer_ != nullptr) heartbeat_timer_->cancel();
+  stream.lowest_layer().close(ec);
+  // Let the heartbeat coroutine observe `alive == false` before `stream` leaves scope.
+  while (heartbeat_timer_ != nullptr) {
+    asio::steady_timer yield(io_, std::chrono::milliseconds(1));
+    co_await yield.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return reason;
+}
+
+asio::awaitable<void> ControllerLink::heartbeats(TlsStream& stream, EnvelopeChannel& channel,
+                                                 std::chrono::seconds interval, bool& alive) {
+  asio::steady_timer timer(io_);
+  heartbeat_timer_ = &timer;
+  auto last_inventory = std::chrono::steady_clock::now();
+  boost::system::error_code ec;
+  while (alive) {
+    if (stopping_) {
+      proto::Envelope goodbye;
+      goodbye.mutable_goodbye()->set_reason("agent stopping");
+      co_await channel.write(goodbye);
+      close_reason_ = "agent stopping";
+      stream.lowest_layer().close(ec);
+      break;
+    }
+    // Three unanswered heartbeats: the controller (or the path to it) is gone even if TCP is not.
+    if (heartbeat_sequence_ >= last_acked_ + 3) {
+      close_reason_ = fmt::format("controller answered no heartbeat for {} s", 3 * interval.count());
+      stream.lowest_layer().close(ec);
+      break;
+    }
+    proto::Envelope beat;
+    beat.mutable_heartbeat()->set_sequence(++heartbeat_sequence_);
+    beat.mutable_heartbeat()->set_sent_at_unix_ms(unix_ms_now());
+    if (auto s = co_await channel.write(beat); !s) break;
+    if (std::chrono::steady_clock::now() - last_inventory > options_.inventory_interval) {
+      proto::Envelope inventory;
+      *inventory.mutable_inventory()->mutable_os() = os_facts();
+      for (const auto& c : capabilities()) inventory.mutable_inventory()->add_capabilities(c);
+      inventory.mutable_inventory()->set_collected_at_unix_ms(unix_ms_now());
+      if (auto s = co_await channel.write(inventory); !s) break;
+      last_inventory = std::chrono::steady_clock::now();
+    }
+    if (!alive || stopping_) continue;
+    timer.expires_after(interval);
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  heartbeat_timer_ = nullptr;
+}
+
+}  // namespace riposte::agent

@@ -1,0 +1,71 @@
+#pragma once
+
+// The agent's side of the channel: keeps one mutual-TLS session to the controller's gateway,
+// re-connecting with exponential backoff and jitter after any failure, and sends Hello, Inventory
+// and heartbeats. Single-threaded: everything runs on the io_context given.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/agent_state.h"
+#include "agent/backoff.h"
+#include "platform/system_facts.h"
+#include "protocol/envelope_channel.h"
+
+namespace riposte::agent {
+
+struct LinkOptions {
+  std::chrono::milliseconds reconnect_initial{1000};
+  std::chrono::milliseconds reconnect_max{60'000};
+  std::chrono::seconds connect_timeout{10};
+  std::uint32_t max_frame_size = kDefaultMaxFrameSize;
+  // The controller states the heartbeat interval in HelloAck; this overrides it when set (tests).
+  std::optional<std::chrono::seconds> heartbeat_interval;
+  // How often the inventory is re-sent on a long-lived session.
+  std::chrono::seconds inventory_interval{3600};
+};
+
+class ControllerLink {
+ public:
+  ControllerLink(boost::asio::io_context& io, AgentState state, LinkOptions options,
+                 platform::SystemFactsSource& facts);
+
+  Status start();
+  // Sends Goodbye on the live session (if any) and stops re-connecting.
+  void stop();
+
+  // The agent's capabilities as sent in Hello: the action kinds its executor can run.
+  static std::vector<std::string> capabilities();
+
+ private:
+  boost::asio::awaitable<void> run();
+  // One session from connect to close; returns why it ended.
+  boost::asio::awaitable<std::string> session();
+  boost::asio::awaitable<void> heartbeats(TlsStream& stream, EnvelopeChannel& channel,
+                                          std::chrono::seconds interval, bool& alive);
+  proto::OsFacts os_facts();
+
+  boost::asio::io_context& io_;
+  AgentState state_;
+  LinkOptions options_;
+  platform::SystemFactsSource& facts_;
+  boost::asio::ssl::context tls_;
+  Backoff backoff_;
+  boost::asio::steady_timer wait_;
+  bool stopping_ = false;
+  TlsStream* live_stream_ = nullptr;
+  boost::asio::steady_timer* heartbeat_timer_ = nullptr;
+  std::uint64_t heartbeat_sequence_ = 0;
+  std::uint64_t last_acked_ = 0;
+  std::string close_reason_;
+};
+
+}  // namespace riposte::agent

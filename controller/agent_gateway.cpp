@@ -1,0 +1,151 @@
+#include "controller/agent_gateway.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "controller/gateway_session.h"
+#include "protocol/crypto.h"
+#include "protocol/tls.h"
+
+namespace riposte::controller {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+AgentGateway::AgentGateway(asio::io_context& io, Store& store, const Pki& pki, const Clock& clock,
+                           GatewayOptions options)
+    : io_(io),
+      store_(store),
+      pki_(pki),
+      clock_(clock),
+      options_(std::move(options)),
+      tls_(tls::make_tls13_context()),
+      acceptor_(io) {}
+
+AgentGateway::~AgentGateway() = default;
+
+Status AgentGateway::start() {
+  auto revoked = store_.revoked_agent_ids();
+  if (!revoked) return revoked.error();
+  {
+    std::lock_guard lock(mutex_);
+    revoked_.insert(revoked->begin(), revoked->end());
+  }
+  if (auto s = tls::use_identity(tls_, pki_.server_chain_pem(), pki_.server_key_pem()); !s) return s;
+  auto check = [this](X509* leaf) -> Status {
+    auto id = crypto::agent_id_from_certificate(leaf);
+    if (!id) return id.error();
+    if (is_revoked(*id)) {
+      spdlog::warn("gateway: refusing handshake of revoked agent {}", *id);
+      return Error{"revoked"};
+    }
+    return ok_status();
+  };
+  if (auto s = tls::require_client_certificates(tls_, pki_.ca_certificate_pem(), check); !s) return s;
+
+  boost::system::error_code ec;
+  acceptor_.open(options_.listen.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(options_.listen, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error{fmt::format("agent gateway cannot listen on {}:{}: {}",
+                             options_.listen.address().to_string(), options_.listen.port(), ec.message())};
+  }
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  return ok_status();
+}
+
+asio::awaitable<void> AgentGateway::accept_loop() {
+  while (!stopped_) {
+    boost::system::error_code ec;
+    // Each connection gets its own strand; the acceptor's thread is never blocked by a session.
+    tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(io_),
+                                                         asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (stopped_ || ec == asio::error::operation_aborted) co_return;
+      // Out of file descriptors and similar: log, and keep serving everyone else.
+      spdlog::error("gateway: accept failed: {}", ec.message());
+      continue;
+    }
+    boost::system::error_code endpoint_ec;
+    const auto peer = socket.remote_endpoint(endpoint_ec);
+    const std::string remote =
+        endpoint_ec ? "unknown" : fmt::format("{}:{}", peer.address().to_string(), peer.port());
+    socket.set_option(tcp::no_delay(true), endpoint_ec);
+    auto executor = socket.get_executor();
+    auto session = std::make_shared<GatewaySession>(*this, TlsStream(std::move(socket), tls_), remote);
+    asio::co_spawn(executor, session->run(), asio::detached);
+  }
+}
+
+void AgentGateway::stop() {
+  stopped_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  std::lock_guard lock(mutex_);
+  for (auto& [id, weak] : sessions_) {
+    if (auto session = weak.lock()) session->close("controller shutting down");
+  }
+}
+
+tcp::endpoint AgentGateway::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
+bool AgentGateway::is_revoked(const std::string& agent_id) const {
+  std::lock_guard lock(mutex_);
+  return revoked_.contains(agent_id);
+}
+
+void AgentGateway::revoke(const std::string& agent_id) {
+  std::shared_ptr<GatewaySession> live;
+  {
+    std::lock_guard lock(mutex_);
+    revoked_.insert(agent_id);
+    if (auto it = sessions_.find(agent_id); it != sessions_.end()) live = it->second.lock();
+  }
+  if (live) live->close("agent revoked");
+}
+
+std::size_t AgentGateway::session_count() const {
+  std::lock_guard lock(mutex_);
+  return sessions_.size();
+}
+
+void AgentGateway::register_session(const std::string& agent_id,
+                                    const std::shared_ptr<GatewaySession>& session) {
+  std::shared_ptr<GatewaySession> previous;
+  {
+    std::lock_guard lock(mutex_);
+    auto& slot = sessions_[agent_id];
+    previous = slot.lock();
+    slot = session;
+  }
+  if (previous) previous->close("replaced by a newer session of the same agent");
+}
+
+void AgentGateway::unregister_session(const std::string& agent_id, const GatewaySession* session,
+                                      const std::string& reason) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = sessions_.find(agent_id);
+    if (it == sessions_.end()) return;
+    auto current = it->second.lock();
+    if (current && current.get() != session) return;  // a newer session owns the agent now
+    sessions_.erase(it);
+  }
+  spdlog::info("gateway: agent {} disconnected: {}", agent_id, reason);
+  if (auto s = store_.record_agent_disconnected(agent_id, reason, clock_.now_unix_ms()); !s) {
+    spdlog::error("gateway: agent {}: cannot record disconnect: {}", agent_id, s.error().message);
+  }
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,83 @@
+#pragma once
+
+// The agent gateway: a mutual-TLS 1.3 listener where enrolled agents keep one session each.
+// One io_context serves every connection (coroutines, no thread per connection); each session runs
+// on its own strand. Identity comes only from the verified client certificate.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "controller/pki.h"
+#include "controller/store.h"
+#include "protocol/clock.h"
+#include "protocol/framing.h"
+
+namespace riposte::controller {
+
+class GatewaySession;
+
+struct GatewayOptions {
+  boost::asio::ip::tcp::endpoint listen;
+  std::uint32_t max_frame_size = kDefaultMaxFrameSize;
+  std::uint32_t heartbeat_interval_seconds = 30;
+  // A session with no message for this many heartbeat intervals is considered dead.
+  std::uint32_t missed_heartbeats_before_close = 3;
+  std::uint32_t handshake_timeout_seconds = 10;
+};
+
+class AgentGateway {
+ public:
+  AgentGateway(boost::asio::io_context& io, Store& store, const Pki& pki, const Clock& clock,
+               GatewayOptions options);
+  ~AgentGateway();
+
+  // Loads the revocation list, binds and starts accepting.
+  Status start();
+  // Stops accepting and closes every session.
+  void stop();
+
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Refuses the agent's future handshakes and closes its current session, if any.
+  void revoke(const std::string& agent_id);
+
+  std::size_t session_count() const;
+
+  // Used by sessions.
+  const GatewayOptions& options() const { return options_; }
+  Store& store() { return store_; }
+  const Clock& clock() const { return clock_; }
+  bool is_revoked(const std::string& agent_id) const;
+  // Registers a session as the live one for its agent; an older session of the same agent is closed.
+  void register_session(const std::string& agent_id, const std::shared_ptr<GatewaySession>& session);
+  // Records the disconnect, unless a newer session of the same agent has replaced this one.
+  void unregister_session(const std::string& agent_id, const GatewaySession* session,
+                          const std::string& reason);
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+
+  boost::asio::io_context& io_;
+  Store& store_;
+  const Pki& pki_;
+  const Clock& clock_;
+  GatewayOptions options_;
+  boost::asio::ssl::context tls_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+
+  mutable std::mutex mutex_;
+  std::set<std::string> revoked_;
+  std::map<std::string, std::weak_ptr<GatewaySession>> sessions_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace riposte::controller

@@ -1,0 +1,215 @@
+#include "controller/api_router.h"
+
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "controller/duration.h"
+
+namespace riposte::controller {
+
+using nlohmann::json;
+
+namespace {
+
+ApiResponse reply(int status, const json& body) { return ApiResponse{status, body.dump()}; }
+ApiResponse error(int status, std::string_view message) {
+  return reply(status, json{{"error", message}});
+}
+
+json optional_time(const std::optional<std::int64_t>& ms) {
+  return ms ? json(format_utc_ms(*ms)) : json(nullptr);
+}
+
+json agent_json(const AgentRecord& a) {
+  const char* status = a.revoked_at_ms ? "revoked" : (a.connected ? "online" : "offline");
+  return json{
+      {"id", a.id},
+      {"hostname", a.facts.hostname},
+      {"status", status},
+      {"os", a.facts.os_name},
+      {"os_version", a.facts.os_version},
+      {"kernel", a.facts.kernel},
+      {"arch", a.facts.arch},
+      {"ip_addresses", a.facts.ip_addresses},
+      {"mac_addresses", a.facts.mac_addresses},
+      {"agent_version", a.facts.agent_version},
+      {"protocol_version", a.facts.protocol_version},
+      {"capabilities", a.facts.capabilities},
+      {"connected", a.connected},
+      {"connected_since", optional_time(a.connected_since_ms)},
+      {"last_heartbeat", optional_time(a.last_heartbeat_ms)},
+      {"last_seen", optional_time(a.last_seen_ms)},
+      {"remote_address", a.remote_address},
+      {"last_disconnect_reason", a.last_disconnect_reason},
+      {"enrolled_at", format_utc_ms(a.enrolled_at_ms)},
+      {"revoked_at", optional_time(a.revoked_at_ms)},
+      {"cert_serial", a.cert_serial},
+      {"cert_fingerprint", a.cert_fingerprint},
+  };
+}
+
+// Agent ids are UUIDs; anything else in the path is rejected before reaching the store.
+bool plausible_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
+Result<json> parse_object(const std::string& body) {
+  if (body.empty()) return json::object();
+  auto parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return Error{"request body is not valid JSON"};
+  if (!parsed.is_object()) return Error{"request body must be a JSON object"};
+  return parsed;
+}
+
+}  // namespace
+
+std::string json_error_body(std::string_view message) { return json{{"error", message}}.dump(); }
+
+std::string format_utc_ms(std::int64_t unix_ms) {
+  const std::time_t seconds = unix_ms / 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", text, unix_ms % 1000);
+}
+
+ApiRouter::ApiRouter(ApiRouterDeps deps) : deps_(std::move(deps)) {}
+
+ApiResponse ApiRouter::handle(const ApiRequest& request) {
+  std::string_view path = request.target;
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  const auto& method = request.method;
+
+  if (path == "/healthz") {
+    if (method != "GET") return error(405, "use GET");
+    return reply(200, json{{"status", "ok"}});
+  }
+  // Enrollment authenticates with the enrollment token in the body, not an operator token.
+  if (path == "/api/v1/enroll") {
+    if (method != "POST") return error(405, "use POST");
+    return enroll(request);
+  }
+  if (!path.starts_with("/api/v1/")) return error(404, "no such endpoint");
+
+  auto caller = deps_.auth.authenticate(request.authorization);
+  if (!caller) return error(401, caller.error().message);
+  const bool admin = caller->role == "admin";
+
+  if (path == "/api/v1/agents") {
+    if (method != "GET") return error(405, "use GET");
+    return list_agents();
+  }
+  if (path == "/api/v1/enrollment-tokens") {
+    if (method != "POST") return error(405, "use POST");
+    if (!admin) return error(403, "creating enrollment tokens needs the admin role");
+    return create_enrollment_token(request, *caller);
+  }
+  constexpr std::string_view kAgents = "/api/v1/agents/";
+  if (path.starts_with(kAgents)) {
+    std::string_view rest = path.substr(kAgents.size());
+    const auto slash = rest.find('/');
+    const std::string id(rest.substr(0, slash));
+    const std::string_view action = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+    if (!plausible_id(id)) return error(400, "agent id must be a UUID");
+    if (action.empty()) {
+      if (method != "GET") return error(405, "use GET");
+      return show_agent(id);
+    }
+    if (action == "revoke") {
+      if (method != "POST") return error(405, "use POST");
+      if (!admin) return error(403, "revoking agents needs the admin role");
+      return revoke_agent(id, *caller);
+    }
+  }
+  return error(404, "no such endpoint");
+}
+
+ApiResponse ApiRouter::enroll(const ApiRequest& request) {
+  auto body = parse_object(request.body);
+  if (!body) return error(400, body.error().message);
+  EnrollmentRequest er;
+  for (auto [field, target] : {std::pair{"token", &er.token}, {"csr_pem", &er.csr_pem},
+                               {"hostname", &er.hostname}}) {
+    if (!body->contains(field)) continue;
+    if (!(*body)[field].is_string()) return error(400, fmt::format("'{}' must be a string", field));
+    *target = (*body)[field].get<std::string>();
+  }
+  auto grant = deps_.enrollment.enroll(er);
+  if (!grant) {
+    spdlog::warn("api: enrollment from {} refused: {}", request.remote_address, grant.error().message);
+    const bool token_problem = grant.error().message.find("token") != std::string::npos;
+    return error(token_problem ? 403 : 400, grant.error().message);
+  }
+  spdlog::info("api: enrolled agent {} ({}) from {}", grant->agent_id, er.hostname, request.remote_address);
+  return reply(201, json{{"agent_id", grant->agent_id},
+                         {"certificate_pem", grant->certificate_pem},
+                         {"ca_certificate_pem", grant->ca_certificate_pem},
+                         {"action_public_key_pem", grant->action_public_key_pem},
+                         {"agent_gateway_host", deps_.agent_gateway_host},
+                         {"agent_gateway_port", deps_.agent_gateway_port}});
+}
+
+ApiResponse ApiRouter::list_agents() {
+  auto agents = deps_.store.list_agents();
+  if (!agents) return error(500, agents.error().message);
+  json list = json::array();
+  for (const auto& a : *agents) list.push_back(agent_json(a));
+  return reply(200, json{{"agents", list}});
+}
+
+ApiResponse ApiRouter::show_agent(const std::string& id) {
+  auto agent = deps_.store.find_agent(id);
+  if (!agent) return error(500, agent.error().message);
+  if (!agent->has_value()) return error(404, fmt::format("no agent with id {}", id));
+  return reply(200, agent_json(**agent));
+}
+
+ApiResponse ApiRouter::revoke_agent(const std::string& id, const ApiTokenRecord& caller) {
+  if (auto s = deps_.store.revoke_agent(id, deps_.clock.now_unix_ms()); !s) {
+    const bool unknown = s.error().message.starts_with("no agent");
+    return error(unknown ? 404 : 500, s.error().message);
+  }
+  if (deps_.revoke_session) deps_.revoke_session(id);
+  spdlog::info("api: agent {} revoked by {}", id, caller.name);
+  return show_agent(id);
+}
+
+ApiResponse ApiRouter::create_enrollment_token(const ApiRequest& request, const ApiTokenRecord& caller) {
+  auto body = parse_object(request.body);
+  if (!body) return error(400, body.error().message);
+  int uses = 1;
+  std::string ttl = "24h";
+  if (body->contains("uses")) {
+    if (!(*body)["uses"].is_number_integer()) return error(400, "'uses' must be an integer");
+    const auto value = (*body)["uses"].get<std::int64_t>();
+    if (value < 1 || value > Enrollment::kMaxUses) {
+      return error(400, fmt::format("'uses' must be between 1 and {}", Enrollment::kMaxUses));
+    }
+    uses = static_cast<int>(value);
+  }
+  if (body->contains("ttl")) {
+    if (!(*body)["ttl"].is_string()) return error(400, "'ttl' must be a string like \"24h\"");
+    ttl = (*body)["ttl"].get<std::string>();
+  }
+  auto ttl_ms = parse_duration_ms(ttl);
+  if (!ttl_ms) return error(400, ttl_ms.error().message);
+  auto token = deps_.enrollment.create_token(uses, *ttl_ms, caller.name);
+  if (!token) return error(400, token.error().message);
+  spdlog::info("api: enrollment token {} created by {} ({} uses, expires {})", token->record.id,
+               caller.name, uses, format_utc_ms(token->record.expires_at_ms));
+  return reply(201, json{{"id", token->record.id},
+                         {"token", token->secret},
+                         {"uses", token->record.max_uses},
+                         {"expires_at", format_utc_ms(token->record.expires_at_ms)}});
+}
+
+}  // namespace riposte::controller

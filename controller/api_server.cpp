@@ -1,0 +1,125 @@
+#include "controller/api_server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "protocol/envelope_channel.h"
+#include "protocol/tls.h"
+
+namespace riposte::controller {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+ApiServer::ApiServer(asio::io_context& io, const Pki& pki, ApiRouter& router, ApiServerOptions options)
+    : io_(io), pki_(pki), router_(router), options_(std::move(options)),
+      tls_(tls::make_tls13_context()), acceptor_(io) {}
+
+Status ApiServer::start() {
+  if (auto s = tls::use_identity(tls_, pki_.server_chain_pem(), pki_.server_key_pem()); !s) return s;
+  boost::system::error_code ec;
+  acceptor_.open(options_.listen.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(options_.listen, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error{fmt::format("API cannot listen on {}:{}: {}", options_.listen.address().to_string(),
+                             options_.listen.port(), ec.message())};
+  }
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  return ok_status();
+}
+
+void ApiServer::stop() {
+  stopped_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+tcp::endpoint ApiServer::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
+asio::awaitable<void> ApiServer::accept_loop() {
+  while (!stopped_) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(io_),
+                                                         asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (stopped_ || ec == asio::error::operation_aborted) co_return;
+      spdlog::error("api: accept failed: {}", ec.message());
+      continue;
+    }
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  const std::string remote = ec ? "unknown" : fmt::format("{}:{}", peer.address().to_string(), peer.port());
+  beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), tls_);
+  const auto timeout = std::chrono::seconds(options_.request_timeout_seconds);
+
+  beast::get_lowest_layer(stream).expires_after(timeout);
+  co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    spdlog::debug("api: TLS handshake from {} failed: {}", remote, describe_error(ec));
+    co_return;
+  }
+
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(options_.max_body_bytes);
+    parser.header_limit(16 * 1024);
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated) break;
+
+    http::response<http::string_body> response;
+    bool keep_alive = false;
+    if (ec) {
+      // Malformed or oversized requests get a JSON error, then the connection closes.
+      const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
+      if (ec == beast::error::timeout || ec == asio::error::operation_aborted) break;
+      response.result(too_big ? http::status::payload_too_large : http::status::bad_request);
+      response.body() = json_error_body(too_big ? "request too large" : "malformed HTTP request");
+    } else {
+      const auto& request = parser.get();
+      ApiRequest api{std::string(request.method_string()), std::string(request.target()),
+                     std::string(request[http::field::authorization]), request.body(), remote};
+      const auto result = router_.handle(api);
+      response.result(static_cast<http::status>(result.status));
+      response.body() = result.body;
+      response.version(request.version());
+      keep_alive = request.keep_alive();
+      spdlog::debug("api: {} {} {} -> {}", remote, api.method, api.target, result.status);
+    }
+    response.set(http::field::server, "riposte-controller");
+    response.set(http::field::content_type, "application/json");
+    response.set(http::field::cache_control, "no-store");
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !keep_alive) break;
+  }
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace riposte::controller

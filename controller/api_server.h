@@ -1,0 +1,45 @@
+#pragma once
+
+// HTTPS (TLS 1.3) listener for the operator API and enrollment, on Boost.Beast. It moves bytes and
+// enforces limits (request size, timeouts); ApiRouter decides what each request means.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <atomic>
+
+#include "controller/api_router.h"
+#include "controller/pki.h"
+
+namespace riposte::controller {
+
+struct ApiServerOptions {
+  boost::asio::ip::tcp::endpoint listen;
+  std::size_t max_body_bytes = 64 * 1024;
+  std::uint32_t request_timeout_seconds = 30;
+};
+
+class ApiServer {
+ public:
+  ApiServer(boost::asio::io_context& io, const Pki& pki, ApiRouter& router, ApiServerOptions options);
+
+  Status start();
+  void stop();
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+
+  boost::asio::io_context& io_;
+  const Pki& pki_;
+  ApiRouter& router_;
+  ApiServerOptions options_;
+  boost::asio::ssl::context tls_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace riposte::controller

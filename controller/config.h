@@ -1,0 +1,31 @@
+#pragma once
+
+// The controller's configuration: a YAML file (every key optional), then command-line flags on top.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "protocol/result.h"
+
+namespace riposte::controller {
+
+struct ControllerConfig {
+  std::filesystem::path data_dir = "/var/lib/riposte";
+  std::string agent_listen = "0.0.0.0:7443";
+  std::string api_listen = "0.0.0.0:8443";
+  // Host agents should use for the gateway; empty means the host they enrolled against.
+  std::string agent_gateway_host;
+  // Extra DNS names / IP addresses for the server certificate (used only when it is first created).
+  std::vector<std::string> server_names;
+  std::uint32_t heartbeat_interval_seconds = 30;
+  std::uint32_t max_frame_size = 4u * 1024 * 1024;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+// Reads `path` over the defaults. Unknown keys are an error (a typo must not be silently ignored).
+Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
+                                                ControllerConfig defaults = {});
+
+}  // namespace riposte::controller

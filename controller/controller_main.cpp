@@ -1,0 +1,280 @@
+// riposte-controller: init | run | up. See README.md for the command-line contract.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "controller/controller_service.h"
+#include "controller/local_agent.h"
+#include "protocol/logging.h"
+#include "protocol/secure_file.h"
+
+namespace fs = std::filesystem;
+using namespace riposte;
+using namespace riposte::controller;
+
+namespace {
+
+struct CommonFlags {
+  std::string data_dir;
+  std::string config_file;
+  std::string agent_listen;
+  std::string api_listen;
+  std::string log_level;
+  std::string log_format;
+};
+
+int fail(std::string_view message) {
+  std::cerr << "riposte-controller: " << message << "\n";
+  return 1;
+}
+
+Result<ControllerConfig> effective_config(const CommonFlags& flags) {
+  ControllerConfig config;
+  if (!flags.config_file.empty()) {
+    auto loaded = load_controller_config(flags.config_file);
+    if (!loaded) return loaded.error();
+    config = *loaded;
+  }
+  if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (!flags.agent_listen.empty()) config.agent_listen = flags.agent_listen;
+  if (!flags.api_listen.empty()) config.api_listen = flags.api_listen;
+  if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (!flags.log_format.empty()) config.log_format = flags.log_format;
+  config.data_dir = fs::absolute(config.data_dir);
+  return config;
+}
+
+int cmd_init(const CommonFlags& flags, bool json) {
+  auto config = effective_config(flags);
+  if (!config) return fail(config.error().message);
+  SystemClock clock;
+  auto report = initialize_data_dir(*config, clock);
+  if (!report) return fail(report.error().message);
+  if (json) {
+    nlohmann::json out{{"data_dir", config->data_dir.string()},
+                       {"ca_cert", report->ca_certificate.string()},
+                       {"ca_fingerprint", report->ca_fingerprint},
+                       {"created", report->created}};
+    if (report->admin_token) out["admin_token"] = *report->admin_token;
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (report->created.empty()) {
+    std::cout << "Data directory " << config->data_dir.string() << " is already initialized; nothing changed.\n";
+  } else {
+    std::cout << "Initialized " << config->data_dir.string() << ": created ";
+    for (std::size_t i = 0; i < report->created.size(); ++i) std::cout << (i ? ", " : "") << report->created[i];
+    std::cout << "\n";
+  }
+  std::cout << "CA certificate: " << report->ca_certificate.string() << "\n"
+            << "CA fingerprint: " << report->ca_fingerprint << "\n";
+  if (report->admin_token) {
+    std::cout << "Admin API token (shown once, stored only as a hash): " << *report->admin_token << "\n";
+  }
+  return 0;
+}
+
+// Runs the service until SIGINT/SIGTERM. `on_started` runs once the listeners are bound, while
+// the io threads serve; `on_stop` runs when a signal arrives.
+int serve(ControllerService& service, const std::function<void()>& on_started,
+          const std::function<void()>& on_stop) {
+  if (auto s = service.start(); !s) return fail(s.error().message);
+  boost::asio::signal_set signals(service.io(), SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("controller: received {}", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    if (on_stop) on_stop();
+    service.stop();
+  });
+  std::thread io_thread([&] { service.run(); });
+  if (on_started) on_started();
+  io_thread.join();
+  return 0;
+}
+
+int cmd_run(const CommonFlags& flags) {
+  auto config = effective_config(flags);
+  if (!config) return fail(config.error().message);
+  if (auto s = configure_logging("controller", config->log_level, config->log_format); !s) {
+    return fail(s.error().message);
+  }
+  ControllerService service(*config);
+  return serve(service, nullptr, nullptr);
+}
+
+// Credentials for the operator CLI on this host, so `. DIR/cli.env && riposte agents list` works.
+// `fresh_token` is the admin token init just created, if it did.
+Result<std::string> local_admin_token(ControllerService& service, std::optional<std::string> fresh_token) {
+  const fs::path env_file = service.config().data_dir / "cli.env";
+  if (fs::exists(env_file)) {
+    auto text = read_file(env_file);
+    if (!text) return text.error();
+    const std::string key = "RIPOSTE_TOKEN=";
+    if (auto pos = text->find(key); pos != std::string::npos) {
+      auto end = text->find('\n', pos);
+      return text->substr(pos + key.size(), end - pos - key.size());
+    }
+  }
+  if (!fresh_token) {
+    auto token = service.auth().create_token("local-admin", "admin");
+    if (!token) return token.error();
+    fresh_token = token->secret;
+  }
+  const auto contents = fmt::format(
+      "# Operator CLI credentials for this controller (created by `riposte-controller up`).\n"
+      "export RIPOSTE_SERVER=https://{}\nexport RIPOSTE_CA={}\nexport RIPOSTE_TOKEN={}\n",
+      connectable_address(service.api_endpoint()), service.pki().ca_certificate_path().string(), *fresh_token);
+  // The file format puts the token on its own line; keep the parse above in step with it.
+  if (auto s = write_file_atomic(env_file, contents, 0600); !s) return s.error();
+  return *fresh_token;
+}
+
+int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
+  auto config = effective_config(flags);
+  if (!config) return fail(config.error().message);
+  SystemClock clock;
+  auto report = initialize_data_dir(*config, clock);
+  if (!report) return fail(report.error().message);
+  if (auto s = configure_logging("controller", config->log_level, config->log_format); !s) {
+    return fail(s.error().message);
+  }
+  if (agent_state_dir.empty()) agent_state_dir = (config->data_dir / "local-agent").string();
+  agent_state_dir = fs::absolute(agent_state_dir).string();
+  const auto agent_binary = sibling_executable("riposte-agent").string();
+
+  ControllerService service(*config);
+  std::atomic<bool> stopping{false};
+  std::atomic<pid_t> agent_pid{0};
+  std::thread supervisor;
+  int exit_code = 0;
+
+  auto on_started = [&] {
+    auto admin = local_admin_token(service, report->admin_token);
+    if (!admin) {
+      spdlog::error("up: {}", admin.error().message);
+      exit_code = 1;
+      return;
+    }
+    const std::string api = connectable_address(service.api_endpoint());
+    if (!fs::exists(fs::path(agent_state_dir) / "agent.json")) {
+      auto token = service.enrollment().create_token(1, 10 * 60 * 1000, "riposte-controller up");
+      if (!token) {
+        spdlog::error("up: cannot create an enrollment token: {}", token.error().message);
+        exit_code = 1;
+        return;
+      }
+      auto rc = run_child_to_completion({agent_binary, "enroll", "--controller", api, "--token", token->secret,
+                                         "--ca-pin", service.pki().ca_fingerprint(), "--state-dir",
+                                         agent_state_dir, "--log-level", config->log_level});
+      if (!rc || *rc != 0) {
+        spdlog::error("up: enrolling the local agent failed: {}",
+                      rc ? fmt::format("riposte-agent exited with {}", *rc) : rc.error().message);
+        exit_code = 1;
+        return;
+      }
+    }
+    std::cout << "\nRiposte is up.\n"
+              << "  agent gateway : " << connectable_address(service.agent_endpoint()) << "\n"
+              << "  API           : https://" << api << "\n"
+              << "  CA fingerprint: " << service.pki().ca_fingerprint() << "\n"
+              << "  CA certificate: " << service.pki().ca_certificate_path().string() << "\n"
+              << "  admin token   : " << *admin << "\n"
+              << "  local agent   : state in " << agent_state_dir << "\n"
+              << "Operator CLI:   . " << (config->data_dir / "cli.env").string()
+              << " && riposte agents list\n"
+              << "Stop with Ctrl-C.\n\n"
+              << std::flush;
+    // Keep the local agent running; restart it if it dies while we are up.
+    supervisor = std::thread([&, api] {
+      while (!stopping) {
+        auto pid = spawn_child({agent_binary, "run", "--state-dir", agent_state_dir, "--log-level",
+                                config->log_level, "--log-format", config->log_format});
+        if (!pid) {
+          spdlog::error("up: {}", pid.error().message);
+          break;
+        }
+        agent_pid = *pid;
+        if (stopping) ::kill(*pid, SIGTERM);
+        int status = 0;
+        while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        agent_pid = 0;
+        if (stopping) break;
+        spdlog::warn("up: local agent exited ({}); restarting in 2 s",
+                     WIFEXITED(status) ? fmt::format("status {}", WEXITSTATUS(status))
+                                       : fmt::format("signal {}", WTERMSIG(status)));
+        for (int i = 0; i < 20 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  };
+  auto on_stop = [&] {
+    stopping = true;
+    if (pid_t pid = agent_pid; pid > 0) ::kill(pid, SIGTERM);
+  };
+  const int rc = serve(service, [&] {
+    on_started();
+    if (exit_code != 0) {
+      on_stop();
+      service.stop();
+    }
+  }, on_stop);
+  stopping = true;
+  if (supervisor.joinable()) supervisor.join();
+  return rc != 0 ? rc : exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Riposte controller: agent gateway, enrollment and operator API"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(RIPOSTE_VERSION));
+  CommonFlags flags;
+  auto add_common = [&](CLI::App* sub, bool listeners) {
+    sub->add_option("--data-dir", flags.data_dir, "data directory (CA, keys, database)");
+    sub->add_option("--config", flags.config_file, "YAML configuration file")->check(CLI::ExistingFile);
+    if (listeners) {
+      sub->add_option("--agent-listen", flags.agent_listen, "agent gateway HOST:PORT (default 0.0.0.0:7443)");
+      sub->add_option("--api-listen", flags.api_listen, "HTTPS API HOST:PORT (default 0.0.0.0:8443)");
+      sub->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
+      sub->add_option("--log-format", flags.log_format, "text|json");
+    }
+  };
+  bool json = false;
+  auto* init = app.add_subcommand("init", "create the CA, server certificate, action key and admin token");
+  add_common(init, false);
+  init->add_flag("--json", json, "print one JSON object");
+  auto* run = app.add_subcommand("run", "run the controller in the foreground");
+  add_common(run, true);
+  std::string agent_state_dir;
+  auto* up = app.add_subcommand("up", "init if needed, run, and run a local enrolled agent");
+  add_common(up, true);
+  up->add_option("--agent-state-dir", agent_state_dir, "state directory of the local agent (default DATA_DIR/local-agent)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (flags.data_dir.empty() && flags.config_file.empty()) {
+    return fail("--data-dir DIR (or --config FILE with data_dir) is required");
+  }
+  try {
+    if (init->parsed()) return cmd_init(flags, json);
+    if (run->parsed()) return cmd_run(flags);
+    if (up->parsed()) return cmd_up(flags, agent_state_dir);
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
+  return 1;
+}

@@ -1,0 +1,133 @@
+#include "controller/controller_service.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "protocol/address.h"
+#include "protocol/secure_file.h"
+
+namespace riposte::controller {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+Result<tcp::endpoint> resolve_listen(const std::string& text, std::string_view what) {
+  auto hp = parse_host_port(text, /*allow_port_zero=*/true);
+  if (!hp) return Error{fmt::format("{}: {}", what, hp.error().message)};
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(hp->host == "localhost" ? "127.0.0.1" : hp->host, ec);
+  if (ec) return Error{fmt::format("{}: '{}' is not an IP address to listen on", what, hp->host)};
+  return tcp::endpoint(address, hp->port);
+}
+
+}  // namespace
+
+std::string connectable_address(const tcp::endpoint& endpoint) {
+  auto address = endpoint.address();
+  if (address.is_unspecified()) {
+    address = address.is_v6() ? asio::ip::address(asio::ip::address_v6::loopback())
+                               : asio::ip::address(asio::ip::address_v4::loopback());
+  }
+  return HostPort{address.to_string(), endpoint.port()}.to_string();
+}
+
+Result<InitReport> initialize_data_dir(const ControllerConfig& config, const Clock& clock) {
+  InitReport report;
+  auto pki = Pki::load_or_create(config.data_dir, config.server_names, clock, &report.created);
+  if (!pki) return pki.error();
+  auto store = SqliteStore::open(config.data_dir / ControllerService::kDatabaseFile);
+  if (!store) return store.error();
+  auto tokens = (*store)->count_api_tokens();
+  if (!tokens) return tokens.error();
+  if (*tokens == 0) {
+    OperatorAuth auth(**store, clock);
+    auto admin = auth.create_token("admin", "admin");
+    if (!admin) return admin.error();
+    report.admin_token = admin->secret;
+    report.created.push_back("admin API token");
+  }
+  report.ca_fingerprint = pki->ca_fingerprint();
+  report.ca_certificate = pki->ca_certificate_path();
+  return report;
+}
+
+ControllerService::ControllerService(ControllerConfig config) : config_(std::move(config)) {}
+
+ControllerService::~ControllerService() {
+  std::error_code ignored;
+  std::filesystem::remove(config_.data_dir / kRuntimeFile, ignored);
+}
+
+Status ControllerService::start() {
+  auto agent_listen = resolve_listen(config_.agent_listen, "agent_listen");
+  if (!agent_listen) return agent_listen.error();
+  auto api_listen = resolve_listen(config_.api_listen, "api_listen");
+  if (!api_listen) return api_listen.error();
+
+  auto pki = Pki::load_or_create(config_.data_dir, config_.server_names, clock_);
+  if (!pki) return pki.error();
+  pki_.emplace(std::move(*pki));
+  auto store = SqliteStore::open(config_.data_dir / kDatabaseFile);
+  if (!store) return store.error();
+  store_ = std::move(*store);
+  // No session survives a restart; stale "online" flags would mislead operators.
+  if (auto s = store_->mark_all_agents_disconnected("controller restarted"); !s) return s;
+  enrollment_ = std::make_unique<Enrollment>(*store_, *pki_, clock_);
+  auth_ = std::make_unique<OperatorAuth>(*store_, clock_);
+
+  GatewayOptions gateway_options;
+  gateway_options.listen = *agent_listen;
+  gateway_options.max_frame_size = config_.max_frame_size;
+  gateway_options.heartbeat_interval_seconds = config_.heartbeat_interval_seconds;
+  gateway_ = std::make_unique<AgentGateway>(io_, *store_, *pki_, clock_, gateway_options);
+  if (auto s = gateway_->start(); !s) return s;
+
+  router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
+      *store_, *enrollment_, *auth_, clock_,
+      [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
+      gateway_->local_endpoint().port()});
+  api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, ApiServerOptions{*api_listen});
+  if (auto s = api_->start(); !s) return s;
+
+  const nlohmann::json runtime{
+      {"pid", ::getpid()},
+      {"agent_gateway", connectable_address(gateway_->local_endpoint())},
+      {"api", "https://" + connectable_address(api_->local_endpoint())},
+      {"ca_cert", pki_->ca_certificate_path().string()},
+      {"ca_fingerprint", pki_->ca_fingerprint()},
+  };
+  if (auto s = write_file_atomic(config_.data_dir / kRuntimeFile, runtime.dump(2) + "\n", 0644); !s) {
+    return s;
+  }
+  spdlog::info("controller: agent gateway on {}, API on https://{}, CA {}",
+               connectable_address(gateway_->local_endpoint()), connectable_address(api_->local_endpoint()),
+               pki_->ca_fingerprint());
+  return ok_status();
+}
+
+void ControllerService::run() {
+  const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : pool) t.join();
+}
+
+void ControllerService::stop() {
+  asio::post(io_, [this] {
+    spdlog::info("controller: shutting down");
+    if (api_) api_->stop();
+    if (gateway_) gateway_->stop();
+    // Give sessions a moment to send Goodbye, then stop everything still running.
+    auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(500));
+    timer->async_wait([this, timer](const boost::system::error_code&) { io_.stop(); });
+  });
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,78 @@
+#pragma once
+
+// The controller daemon assembled: data directory (PKI + store), agent gateway and API on one
+// io_context served by a small thread pool. `riposte-controller init|run|up` are thin layers on this.
+
+#include <boost/asio/io_context.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "controller/agent_gateway.h"
+#include "controller/api_router.h"
+#include "controller/api_server.h"
+#include "controller/config.h"
+#include "controller/enrollment.h"
+#include "controller/operator_auth.h"
+#include "controller/pki.h"
+#include "controller/sqlite_store.h"
+#include "protocol/clock.h"
+
+namespace riposte::controller {
+
+struct InitReport {
+  std::vector<std::string> created;         // files and records made by this call
+  std::optional<std::string> admin_token;   // only when just created
+  std::string ca_fingerprint;
+  std::filesystem::path ca_certificate;
+};
+
+// Creates whatever is missing in the data directory: CA, server certificate, action key, store and
+// a first admin API token. Idempotent: a second call creates nothing.
+Result<InitReport> initialize_data_dir(const ControllerConfig& config, const Clock& clock);
+
+class ControllerService {
+ public:
+  static constexpr const char* kRuntimeFile = "controller.json";
+  static constexpr const char* kDatabaseFile = "riposte.db";
+
+  explicit ControllerService(ControllerConfig config);
+  ~ControllerService();
+
+  // Opens the data directory and binds both listeners; writes controller.json with the bound
+  // addresses. Does not block.
+  Status start();
+  // Serves until stop() (or a signal handled by the caller) and every thread has returned.
+  void run();
+  // Thread-safe and signal-safe through asio::post: stops listeners and closes sessions.
+  void stop();
+
+  boost::asio::ip::tcp::endpoint agent_endpoint() const { return gateway_->local_endpoint(); }
+  boost::asio::ip::tcp::endpoint api_endpoint() const { return api_->local_endpoint(); }
+  const Pki& pki() const { return *pki_; }
+  Store& store() { return *store_; }
+  Enrollment& enrollment() { return *enrollment_; }
+  OperatorAuth& auth() { return *auth_; }
+  boost::asio::io_context& io() { return io_; }
+  const ControllerConfig& config() const { return config_; }
+
+ private:
+  ControllerConfig config_;
+  SystemClock clock_;
+  boost::asio::io_context io_;
+  std::optional<Pki> pki_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Enrollment> enrollment_;
+  std::unique_ptr<OperatorAuth> auth_;
+  std::unique_ptr<AgentGateway> gateway_;
+  std::unique_ptr<ApiRouter> router_;
+  std::unique_ptr<ApiServer> api_;
+};
+
+// "127.0.0.1:7443" for display: an unspecified bind address is shown as loopback.
+std::string connectable_address(const boost::asio::ip::tcp::endpoint& endpoint);
+
+}  // namespace riposte::controller

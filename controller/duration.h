@@ -1,0 +1,13 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "protocol/result.h"
+
+namespace riposte::controller {
+
+// Parses "90s", "30m", "24h", "7d" (a positive integer and one unit) into milliseconds.
+Result<std::int64_t> parse_duration_ms(std::string_view text);
+
+}  // namespace riposte::controller

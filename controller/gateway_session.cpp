@@ -1,0 +1,253 @@
+#include "controller/gateway_session.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "controller/agent_gateway.h"
+#include "protocol/crypto.h"
+#include "protocol/version.h"
+
+namespace riposte::controller {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+AgentFactsRecord facts_from(const proto::OsFacts& os, const google::protobuf::RepeatedPtrField<std::string>& caps) {
+  AgentFactsRecord f;
+  f.hostname = os.hostname();
+  f.os_name = os.os_name();
+  f.os_version = os.os_version();
+  f.kernel = os.kernel();
+  f.arch = os.arch();
+  f.ip_addresses.assign(os.ip_addresses().begin(), os.ip_addresses().end());
+  f.mac_addresses.assign(os.mac_addresses().begin(), os.mac_addresses().end());
+  f.capabilities.assign(caps.begin(), caps.end());
+  return f;
+}
+
+// Hostile strings go to logs and the store; keep them bounded.
+bool facts_within_limits(const proto::OsFacts& os, int capability_count) {
+  constexpr std::size_t kMaxField = 512;
+  for (const auto* s : {&os.hostname(), &os.os_name(), &os.os_id(), &os.os_version(), &os.kernel(), &os.arch()}) {
+    if (s->size() > kMaxField) return false;
+  }
+  return os.ip_addresses_size() <= 256 && os.mac_addresses_size() <= 256 && capability_count <= 256;
+}
+
+}  // namespace
+
+GatewaySession::GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address)
+    : gateway_(gateway),
+      stream_(std::move(stream)),
+      channel_(stream_, gateway.options().max_frame_size),
+      remote_address_(std::move(remote_address)),
+      outbox_signal_(stream_.get_executor()),
+      deadline_(stream_.get_executor()) {
+  outbox_signal_.expires_at(asio::steady_timer::time_point::max());
+}
+
+void GatewaySession::extend_deadline(std::chrono::seconds from_now) { deadline_.expires_after(from_now); }
+
+void GatewaySession::shutdown_socket() {
+  boost::system::error_code ignored;
+  stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  stream_.lowest_layer().close(ignored);
+}
+
+asio::awaitable<void> GatewaySession::watchdog() {
+  auto self = shared_from_this();
+  while (open_) {
+    boost::system::error_code ec;
+    co_await deadline_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (open_ && deadline_.expiry() <= asio::steady_timer::clock_type::now()) {
+      if (close_reason_.empty()) close_reason_ = "timed out waiting for the agent";
+      shutdown_socket();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> GatewaySession::run() {
+  auto self = shared_from_this();
+  const auto& options = gateway_.options();
+  extend_deadline(std::chrono::seconds(options.handshake_timeout_seconds));
+  asio::co_spawn(stream_.get_executor(), watchdog(), asio::detached);
+
+  boost::system::error_code ec;
+  co_await stream_.async_handshake(asio::ssl::stream_base::server,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  Status outcome = ok_status();
+  if (ec) {
+    spdlog::warn("gateway: TLS handshake from {} failed: {}", remote_address_, describe_error(ec));
+  } else {
+    crypto::X509Ptr peer(SSL_get1_peer_certificate(stream_.native_handle()));
+    auto id = peer ? crypto::agent_id_from_certificate(peer.get())
+                   : Result<std::string>(Error{"no client certificate"});
+    if (!id) {
+      spdlog::warn("gateway: refusing {}: {}", remote_address_, id.error().message);
+    } else {
+      agent_id_ = *id;
+      outcome = co_await serve();
+      if (!outcome) spdlog::warn("gateway: agent {} from {}: session ended: {}", agent_id_,
+                                 remote_address_, outcome.error().message);
+    }
+  }
+
+  open_ = false;
+  deadline_.cancel();
+  outbox_signal_.cancel();
+  shutdown_socket();
+  if (registered_) {
+    gateway_.unregister_session(agent_id_, this, outcome ? "closed" : outcome.error().message);
+  }
+}
+
+asio::awaitable<Status> GatewaySession::serve() {
+  const auto& options = gateway_.options();
+  auto first = co_await channel_.read();
+  if (!first) co_return Error{"before Hello: " + first.error().message};
+  if (!first->has_hello()) co_return Error{"first message was not Hello"};
+  const auto& hello = first->hello();
+
+  proto::Envelope reply;
+  auto* ack = reply.mutable_hello_ack();
+  ack->set_protocol_version(kProtocolVersion);
+  ack->set_agent_id(agent_id_);
+  ack->set_heartbeat_interval_seconds(options.heartbeat_interval_seconds);
+
+  auto refuse = [&](std::string reason) -> asio::awaitable<Status> {
+    ack->set_accepted(false);
+    ack->set_reason(reason);
+    co_await channel_.write(reply);
+    co_return Error{std::move(reason)};
+  };
+  if (hello.protocol_version() < kMinProtocolVersion || hello.protocol_version() > kProtocolVersion) {
+    co_return co_await refuse(fmt::format("protocol version {} is not supported (controller serves {}..{})",
+                                          hello.protocol_version(), kMinProtocolVersion, kProtocolVersion));
+  }
+  if (!facts_within_limits(hello.os(), hello.capabilities_size())) {
+    co_return co_await refuse("Hello fields exceed size limits");
+  }
+  auto agent = gateway_.store().find_agent(agent_id_);
+  if (!agent) co_return co_await refuse("controller store error");
+  if (!agent->has_value()) co_return co_await refuse("agent id is not enrolled with this controller");
+  if ((*agent)->revoked_at_ms) co_return co_await refuse("agent is revoked");
+  crypto::X509Ptr peer(SSL_get1_peer_certificate(stream_.native_handle()));
+  if (crypto::certificate_fingerprint(peer.get()) != (*agent)->cert_fingerprint) {
+    co_return co_await refuse("certificate is not the one issued to this agent");
+  }
+
+  auto facts = facts_from(hello.os(), hello.capabilities());
+  facts.agent_version = hello.agent_version().substr(0, 64);
+  facts.protocol_version = hello.protocol_version();
+  if (auto s = gateway_.store().record_agent_connected(agent_id_, facts, remote_address_,
+                                                       gateway_.clock().now_unix_ms());
+      !s) {
+    co_return co_await refuse("controller store error");
+  }
+  gateway_.register_session(agent_id_, shared_from_this());
+  registered_ = true;
+  ack->set_accepted(true);
+  if (auto s = co_await channel_.write(reply); !s) co_return s;
+  spdlog::info("gateway: agent {} ({}) connected from {}, agent version {}", agent_id_,
+               facts.hostname, remote_address_, facts.agent_version);
+  asio::co_spawn(stream_.get_executor(), write_loop(), asio::detached);
+
+  const auto idle = std::chrono::seconds(options.heartbeat_interval_seconds *
+                                         options.missed_heartbeats_before_close);
+  for (;;) {
+    extend_deadline(idle);
+    auto envelope = co_await channel_.read();
+    if (!envelope) {
+      co_return Error{close_reason_.empty() ? envelope.error().message : close_reason_};
+    }
+    if (auto s = handle(*envelope); !s) co_return s;
+  }
+}
+
+Status GatewaySession::handle(const proto::Envelope& envelope) {
+  auto& store = gateway_.store();
+  const auto now = gateway_.clock().now_unix_ms();
+  switch (envelope.body_case()) {
+    case proto::Envelope::kHeartbeat: {
+      if (auto s = store.record_agent_heartbeat(agent_id_, now); !s) {
+        spdlog::error("gateway: agent {}: cannot record heartbeat: {}", agent_id_, s.error().message);
+      }
+      proto::Envelope ack;
+      ack.mutable_heartbeat_ack()->set_sequence(envelope.heartbeat().sequence());
+      send(std::move(ack));
+      return ok_status();
+    }
+    case proto::Envelope::kInventory: {
+      const auto& inventory = envelope.inventory();
+      if (!facts_within_limits(inventory.os(), inventory.capabilities_size())) {
+        return Error{"inventory fields exceed size limits"};
+      }
+      if (auto s = store.record_agent_facts(agent_id_, facts_from(inventory.os(), inventory.capabilities()), now);
+          !s) {
+        spdlog::error("gateway: agent {}: cannot record inventory: {}", agent_id_, s.error().message);
+      }
+      return ok_status();
+    }
+    case proto::Envelope::kGoodbye:
+      return Error{fmt::format("agent said goodbye: {}", envelope.goodbye().reason().substr(0, 200))};
+    case proto::Envelope::kHello:
+      return Error{"second Hello on one session"};
+    default:
+      // Action results and evidence arrive with the dispatch issue; until then, ignore and log.
+      spdlog::warn("gateway: agent {}: ignoring unexpected message type {}", agent_id_,
+                   static_cast<int>(envelope.body_case()));
+      return ok_status();
+  }
+}
+
+asio::awaitable<void> GatewaySession::write_loop() {
+  auto self = shared_from_this();
+  while (open_) {
+    if (outbox_.empty()) {
+      boost::system::error_code ec;
+      co_await outbox_signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    auto next = std::move(outbox_.front());
+    outbox_.pop_front();
+    const bool goodbye = next.has_goodbye();
+    if (auto s = co_await channel_.write(next); !s || goodbye) {
+      shutdown_socket();
+      co_return;
+    }
+  }
+}
+
+void GatewaySession::send(proto::Envelope envelope) {
+  asio::post(stream_.get_executor(), [self = shared_from_this(), envelope = std::move(envelope)]() mutable {
+    if (!self->open_) return;
+    self->outbox_.push_back(std::move(envelope));
+    self->outbox_signal_.cancel();
+  });
+}
+
+void GatewaySession::close(std::string reason) {
+  asio::post(stream_.get_executor(), [self = shared_from_this(), reason = std::move(reason)] {
+    if (!self->open_) return;
+    spdlog::info("gateway: closing session of agent {}: {}", self->agent_id_, reason);
+    self->close_reason_ = reason;
+    proto::Envelope goodbye;
+    goodbye.mutable_goodbye()->set_reason(reason);
+    self->outbox_.push_back(std::move(goodbye));
+    self->outbox_signal_.cancel();
+    // If the agent stops reading, the Goodbye never drains; do not wait for it for long.
+    self->extend_deadline(5s);
+  });
+}
+
+}  // namespace riposte::controller

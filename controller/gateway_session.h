@@ -1,0 +1,56 @@
+#pragma once
+
+// One agent's session on the gateway: TLS handshake, Hello, then inventory and heartbeats until
+// either side closes. Reader and writer are separate coroutines on the session's strand; anything
+// that wants to send queues an Envelope with send().
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "protocol/agent_channel.pb.h"
+#include "protocol/envelope_channel.h"
+
+namespace riposte::controller {
+
+class AgentGateway;
+
+class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
+ public:
+  GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address);
+
+  // Runs the session to its end. Spawn on the socket's strand.
+  boost::asio::awaitable<void> run();
+
+  // Thread-safe: queue a message for the agent.
+  void send(proto::Envelope envelope);
+  // Thread-safe: end the session, telling the agent why.
+  void close(std::string reason);
+
+  const std::string& agent_id() const { return agent_id_; }
+
+ private:
+  boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<void> watchdog();
+  boost::asio::awaitable<Status> serve();
+  Status handle(const proto::Envelope& envelope);
+  void extend_deadline(std::chrono::seconds from_now);
+  void shutdown_socket();
+
+  AgentGateway& gateway_;
+  TlsStream stream_;
+  EnvelopeChannel channel_;
+  std::string remote_address_;
+  std::string agent_id_;
+  std::string close_reason_;
+  bool open_ = true;
+  bool registered_ = false;
+  std::deque<proto::Envelope> outbox_;
+  boost::asio::steady_timer outbox_signal_;
+  boost::asio::steady_timer deadline_;
+};
+
+}  // namespace riposte::controller

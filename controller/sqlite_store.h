@@ -1,0 +1,56 @@
+#pragma once
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include "controller/store.h"
+
+namespace riposte::controller {
+
+// Store on an embedded SQLite database in WAL mode. One connection guarded by a mutex: the
+// controller's writes are small and short, and WAL lets readers proceed during a write.
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if needed) and migrates the database to the latest schema.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::filesystem::path& path);
+  // Opens and applies migrations only up to `target_version` (for migration tests).
+  static Result<std::unique_ptr<SqliteStore>> open_at_version(const std::filesystem::path& path,
+                                                              int target_version);
+  ~SqliteStore() override;
+
+  static int latest_schema_version();
+
+  int schema_version() override;
+  Status insert_enrollment_token(const EnrollmentTokenRecord& token) override;
+  Result<EnrollmentTokenRecord> consume_enrollment_token(const std::string& token_hash,
+                                                         std::int64_t now_ms) override;
+  Status insert_agent(const AgentRecord& agent) override;
+  Result<std::optional<AgentRecord>> find_agent(const std::string& id) override;
+  Result<std::vector<AgentRecord>> list_agents() override;
+  Status record_agent_connected(const std::string& id, const AgentFactsRecord& facts,
+                                const std::string& remote_address, std::int64_t now_ms) override;
+  Status record_agent_facts(const std::string& id, const AgentFactsRecord& facts,
+                            std::int64_t now_ms) override;
+  Status record_agent_heartbeat(const std::string& id, std::int64_t now_ms) override;
+  Status record_agent_disconnected(const std::string& id, const std::string& reason,
+                                   std::int64_t now_ms) override;
+  Status mark_all_agents_disconnected(const std::string& reason) override;
+  Status revoke_agent(const std::string& id, std::int64_t now_ms) override;
+  Result<std::vector<std::string>> revoked_agent_ids() override;
+  Status insert_api_token(const ApiTokenRecord& token) override;
+  Result<std::optional<ApiTokenRecord>> find_api_token(const std::string& token_hash) override;
+  Result<int> count_api_tokens() override;
+
+ private:
+  explicit SqliteStore(sqlite3* db);
+  Status migrate(int target_version);
+  Status exec(const char* sql);
+
+  std::mutex mutex_;
+  sqlite3* db_;
+};
+
+}  // namespace riposte::controller

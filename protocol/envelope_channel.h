@@ -1,0 +1,40 @@
+#pragma once
+
+// Reads and writes Envelopes as frames over a TLS stream, with coroutines. One reader at a time and
+// one writer at a time; the owner serializes them (a session's strand).
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <array>
+#include <string>
+
+#include "protocol/agent_channel.pb.h"
+#include "protocol/framing.h"
+#include "protocol/result.h"
+
+namespace riposte {
+
+using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+
+class EnvelopeChannel {
+ public:
+  EnvelopeChannel(TlsStream& stream, std::uint32_t max_frame_size);
+
+  // The next envelope, or an error naming why the stream cannot go on (peer closed, oversized
+  // frame, malformed message). After an error the connection should be closed.
+  boost::asio::awaitable<Result<proto::Envelope>> read();
+
+  boost::asio::awaitable<Status> write(const proto::Envelope& envelope);
+
+ private:
+  TlsStream& stream_;
+  FrameDecoder decoder_;
+  std::array<std::uint8_t, 16 * 1024> buffer_{};
+};
+
+// Describes a socket/TLS error in words for logs ("connection refused", "certificate verify failed").
+std::string describe_error(const boost::system::error_code& ec);
+
+}  // namespace riposte

@@ -1,0 +1,95 @@
+#include "protocol/https_client.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
+
+#include <fmt/format.h>
+
+#include "protocol/envelope_channel.h"
+
+namespace riposte {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ssl::context& tls) {
+  auto executor = co_await asio::this_coro::executor;
+  boost::system::error_code ec;
+  const std::string where = fmt::format("{}:{}", req.host, req.port);
+
+  tcp::resolver resolver(executor);
+  auto endpoints = co_await resolver.async_resolve(req.host, std::to_string(req.port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Error{fmt::format("cannot resolve {}: {}", req.host, ec.message())};
+
+  beast::ssl_stream<beast::tcp_stream> stream(executor, tls);
+  if (!SSL_set_tlsext_host_name(stream.native_handle(), req.host.c_str())) {
+    co_return Error{"cannot set TLS server name"};
+  }
+  if (req.verify_host_name) stream.set_verify_callback(asio::ssl::host_name_verification(req.host));
+
+  beast::get_lowest_layer(stream).expires_after(req.timeout);
+  co_await beast::get_lowest_layer(stream).async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Error{fmt::format("cannot connect to {}: {}", where, describe_error(ec))};
+  beast::get_lowest_layer(stream).expires_after(req.timeout);
+  co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Error{fmt::format("TLS handshake with {} failed: {}", where, describe_error(ec))};
+
+  http::request<http::string_body> request{http::string_to_verb(req.method), req.target, 11};
+  request.set(http::field::host, req.host);
+  request.set(http::field::user_agent, "riposte/" RIPOSTE_VERSION);
+  request.set(http::field::accept, "application/json");
+  if (!req.bearer_token.empty()) request.set(http::field::authorization, "Bearer " + req.bearer_token);
+  if (!req.body.empty()) {
+    request.set(http::field::content_type, "application/json");
+    request.body() = req.body;
+  }
+  request.keep_alive(false);
+  request.prepare_payload();
+  beast::get_lowest_layer(stream).expires_after(req.timeout);
+  co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Error{fmt::format("sending to {} failed: {}", where, describe_error(ec))};
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024 * 1024);
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Error{fmt::format("reading the response from {} failed: {}", where, describe_error(ec))};
+  HttpsResponse response{static_cast<int>(parser.get().result_int()), parser.get().body()};
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));  // best effort
+  co_return response;
+}
+
+}  // namespace
+
+Result<HttpsResponse> https_request(const HttpsRequest& request, asio::ssl::context& tls) {
+  asio::io_context io;
+  Result<HttpsResponse> result = Error{"request did not run"};
+  auto run = [&]() -> asio::awaitable<void> { result = co_await perform(request, tls); };
+  asio::co_spawn(io, run(), [&](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      result = Error{ex.what()};
+    }
+  });
+  io.run();
+  return result;
+}
+
+}  // namespace riposte

@@ -1,0 +1,64 @@
+#include "protocol/logging.h"
+
+#include <spdlog/formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace riposte {
+
+namespace {
+
+// One JSON object a line. Messages can carry hostile strings (hostnames, reasons from peers), so
+// they are escaped by a JSON library rather than pasted into a pattern.
+class JsonFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+    const std::time_t seconds = ms / 1000;
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char time_text[32];
+    std::strftime(time_text, sizeof(time_text), "%Y-%m-%dT%H:%M:%S", &tm);
+    nlohmann::json line{
+        {"time", fmt::format("{}.{:03}Z", time_text, ms % 1000)},
+        {"level", std::string(spdlog::level::to_string_view(msg.level).data(),
+                              spdlog::level::to_string_view(msg.level).size())},
+        {"component", std::string(msg.logger_name.data(), msg.logger_name.size())},
+        {"msg", std::string(msg.payload.data(), msg.payload.size())},
+    };
+    const auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    dest.append(text.data(), text.data() + text.size());
+    dest.push_back('\n');
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+};
+
+}  // namespace
+
+Status configure_logging(const std::string& component, const std::string& level, const std::string& format) {
+  const auto parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off") {
+    return Error{fmt::format("log level '{}' is not one of trace, debug, info, warn, error", level)};
+  }
+  if (format != "text" && format != "json") {
+    return Error{fmt::format("log format '{}' is not text or json", format)};
+  }
+  auto named = std::make_shared<spdlog::logger>(
+      component, std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  if (format == "json") {
+    named->set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    named->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %n: %v");
+  }
+  named->set_level(parsed);
+  named->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(named);
+  return ok_status();
+}
+
+}  // namespace riposte

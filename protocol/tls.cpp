@@ -1,0 +1,128 @@
+#include "protocol/tls.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <fmt/format.h>
+
+#include "protocol/crypto.h"
+
+namespace riposte::tls {
+
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+struct StoreDeleter { void operator()(X509_STORE* p) const { X509_STORE_free(p); } };
+struct StoreCtxDeleter { void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); } };
+
+Status add_ca_to_store(X509_STORE* store, const std::string& ca_pem) {
+  auto ca = crypto::load_certificate_pem(ca_pem);
+  if (!ca) return Error{"CA certificate: " + ca.error().message};
+  if (X509_STORE_add_cert(store, ca->get()) != 1) {
+    return Error{"cannot add CA certificate: " + crypto::openssl_error()};
+  }
+  return ok_status();
+}
+
+// Everything for the pinned-CA verification lives here, reachable from the SSL_CTX.
+struct PinnedCa {
+  std::string pin;
+  std::shared_ptr<std::string> out_pem;
+};
+
+int pinned_ca_index() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr,
+      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<PinnedCa*>(ptr); });
+  return index;
+}
+
+// Replaces OpenSSL's chain verification for the pinned case: find the pinned CA among the certs
+// the server sent, and verify the leaf against it alone.
+int verify_against_pin(X509_STORE_CTX* ctx, void* arg) {
+  auto* pinned = static_cast<PinnedCa*>(arg);
+  X509* leaf = X509_STORE_CTX_get0_cert(ctx);
+  STACK_OF(X509)* untrusted = X509_STORE_CTX_get0_untrusted(ctx);
+  X509* ca = nullptr;
+  for (int i = 0; untrusted != nullptr && i < sk_X509_num(untrusted); ++i) {
+    X509* candidate = sk_X509_value(untrusted, i);
+    if (crypto::certificate_fingerprint(candidate) == pinned->pin) ca = candidate;
+  }
+  if (ca == nullptr) {
+    X509_STORE_CTX_set_error(ctx, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+    return 0;
+  }
+  std::unique_ptr<X509_STORE, StoreDeleter> store(X509_STORE_new());
+  X509_STORE_add_cert(store.get(), ca);
+  std::unique_ptr<X509_STORE_CTX, StoreCtxDeleter> verify(X509_STORE_CTX_new());
+  X509_STORE_CTX_init(verify.get(), store.get(), leaf, nullptr);
+  X509_STORE_CTX_set_purpose(verify.get(), X509_PURPOSE_SSL_SERVER);
+  if (X509_verify_cert(verify.get()) != 1) {
+    X509_STORE_CTX_set_error(ctx, X509_STORE_CTX_get_error(verify.get()));
+    return 0;
+  }
+  if (pinned->out_pem) *pinned->out_pem = crypto::certificate_pem(ca);
+  return 1;
+}
+
+}  // namespace
+
+ssl::context make_tls13_context() {
+  ssl::context ctx(ssl::context::tls);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
+  SSL_CTX_set_max_proto_version(ctx.native_handle(), TLS1_3_VERSION);
+  ctx.set_options(ssl::context::no_compression | SSL_OP_NO_RENEGOTIATION);
+  return ctx;
+}
+
+Status use_identity(ssl::context& ctx, const std::string& chain_pem, const std::string& key_pem) {
+  boost::system::error_code ec;
+  ctx.use_certificate_chain(boost::asio::buffer(chain_pem), ec);
+  if (ec) return Error{"cannot use certificate chain: " + ec.message()};
+  ctx.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
+  if (ec) return Error{"cannot use private key: " + ec.message()};
+  return ok_status();
+}
+
+Status require_client_certificates(ssl::context& ctx, const std::string& ca_pem,
+                                   ClientCheck check) {
+  SSL_CTX* native = ctx.native_handle();
+  if (auto status = add_ca_to_store(SSL_CTX_get_cert_store(native), ca_pem); !status) return status;
+  X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(native), X509_PURPOSE_SSL_CLIENT);
+  ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  ctx.set_verify_callback([check = std::move(check)](bool preverified, ssl::verify_context& vctx) {
+    X509_STORE_CTX* store_ctx = vctx.native_handle();
+    if (!preverified) return false;
+    if (X509_STORE_CTX_get_error_depth(store_ctx) != 0 || !check) return true;
+    if (auto status = check(X509_STORE_CTX_get_current_cert(store_ctx)); !status) {
+      X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_CERT_REVOKED);
+      return false;
+    }
+    return true;
+  });
+  return ok_status();
+}
+
+Status trust_only(ssl::context& ctx, const std::string& ca_pem) {
+  SSL_CTX* native = ctx.native_handle();
+  if (auto status = add_ca_to_store(SSL_CTX_get_cert_store(native), ca_pem); !status) return status;
+  X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(native), X509_PURPOSE_SSL_SERVER);
+  ctx.set_verify_mode(ssl::verify_peer);
+  return ok_status();
+}
+
+Status trust_pinned_ca(ssl::context& ctx, const std::string& pin,
+                       std::shared_ptr<std::string> pinned_ca_pem) {
+  auto canonical = crypto::normalize_fingerprint(pin);
+  if (!canonical) return canonical.error();
+  auto* state = new PinnedCa{*canonical, std::move(pinned_ca_pem)};
+  SSL_CTX* native = ctx.native_handle();
+  SSL_CTX_set_ex_data(native, pinned_ca_index(), state);  // freed with the context
+  SSL_CTX_set_cert_verify_callback(native, verify_against_pin, state);
+  ctx.set_verify_mode(ssl::verify_peer);
+  return ok_status();
+}
+
+}  // namespace riposte::tls
