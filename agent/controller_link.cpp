@@ -47,6 +47,20 @@ void arm_timeout(asio::steady_timer& timer, std::chrono::steady_clock::duration 
 
 }  // namespace
 
+struct ControllerLink::LiveSession {
+  LiveSession(asio::io_context& io, asio::ssl::context& tls, std::uint32_t max_frame_size)
+      : stream(io, tls), channel(stream, max_frame_size), heartbeat_timer(io) {}
+  void close() {
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+  }
+  TlsStream stream;
+  EnvelopeChannel channel;
+  asio::steady_timer heartbeat_timer;
+  bool established = false;  // Hello accepted; the heartbeat coroutine owns writing
+  bool alive = true;
+};
+
 ControllerLink::ControllerLink(asio::io_context& io, AgentState state, LinkOptions options,
                                platform::SystemFactsSource& facts)
     : io_(io),
@@ -73,11 +87,11 @@ void ControllerLink::stop() {
   if (stopping_) return;
   stopping_ = true;
   wait_.cancel();
-  if (heartbeat_timer_ != nullptr) {
-    heartbeat_timer_->cancel();  // the heartbeat writer sends Goodbye and closes
-  } else if (live_stream_ != nullptr) {
-    boost::system::error_code ignored;
-    live_stream_->lowest_layer().close(ignored);
+  if (!live_) return;
+  if (live_->established) {
+    live_->heartbeat_timer.cancel();  // the heartbeat writer sends Goodbye and closes
+  } else {
+    live_->close();
   }
 }
 
@@ -119,12 +133,14 @@ asio::awaitable<std::string> ControllerLink::session() {
                                                    asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot resolve {}: {}", state_.gateway.host, ec.message());
 
-  TlsStream stream(io_, tls_);
-  live_stream_ = &stream;
+  live_ = std::make_shared<LiveSession>(io_, tls_, options_.max_frame_size);
+  auto live = live_;
   struct ClearOnExit {
-    TlsStream*& ref;
-    ~ClearOnExit() { ref = nullptr; }
-  } clear{live_stream_};
+    std::shared_ptr<LiveSession>& ref;
+    ~ClearOnExit() { ref.reset(); }
+  } clear{live_};
+  TlsStream& stream = live->stream;
+  EnvelopeChannel& channel = live->channel;
 
   asio::steady_timer guard(io_);
   arm_timeout(guard, options_.connect_timeout, stream);
@@ -139,7 +155,6 @@ asio::awaitable<std::string> ControllerLink::session() {
                               : "");
   }
 
-  EnvelopeChannel channel(stream, options_.max_frame_size);
   proto::Envelope hello;
   auto* h = hello.mutable_hello();
   h->set_protocol_version(kProtocolVersion);
@@ -176,8 +191,9 @@ asio::awaitable<std::string> ControllerLink::session() {
   if (auto s = co_await channel.write(inventory); !s) co_return "sending inventory failed: " + s.error().message;
 
   // From here the heartbeat coroutine is the only writer; this one only reads.
-  bool alive = true;
-  asio::co_spawn(io_, heartbeats(stream, channel, interval, alive), asio::detached);
+  live->established = true;
+  if (stopping_) live->heartbeat_timer.cancel();
+  asio::co_spawn(io_, heartbeats(live, interval), asio::detached);
   std::string reason;
   for (;;) {
     auto message = co_await channel.read();
@@ -194,36 +210,31 @@ asio::awaitable<std::string> ControllerLink::session() {
       spdlog::debug("agent: ignoring message type {}", static_cast<int>(message->body_case()));
     }
   }
-  alive = false;
-  if (heartbeat_timer_ != nullptr) heartbeat_timer_->cancel();
-  stream.lowest_layer().close(ec);
-  // Let the heartbeat coroutine observe `alive == false` before `stream` leaves scope.
-  while (heartbeat_timer_ != nullptr) {
-    asio::steady_timer yield(io_, std::chrono::milliseconds(1));
-    co_await yield.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
+  live->alive = false;
+  live->heartbeat_timer.cancel();
+  live->close();
   co_return reason;
 }
 
-asio::awaitable<void> ControllerLink::heartbeats(TlsStream& stream, EnvelopeChannel& channel,
-                                                 std::chrono::seconds interval, bool& alive) {
-  asio::steady_timer timer(io_);
-  heartbeat_timer_ = &timer;
+asio::awaitable<void> ControllerLink::heartbeats(std::shared_ptr<LiveSession> live,
+                                                 std::chrono::seconds interval) {
+  auto& channel = live->channel;
+  auto& timer = live->heartbeat_timer;
   auto last_inventory = std::chrono::steady_clock::now();
   boost::system::error_code ec;
-  while (alive) {
+  while (live->alive) {
     if (stopping_) {
       proto::Envelope goodbye;
       goodbye.mutable_goodbye()->set_reason("agent stopping");
-      co_await channel.write(goodbye);
+      (void)co_await channel.write(goodbye);  // best effort: we are leaving either way
       close_reason_ = "agent stopping";
-      stream.lowest_layer().close(ec);
+      live->close();
       break;
     }
     // Three unanswered heartbeats: the controller (or the path to it) is gone even if TCP is not.
     if (heartbeat_sequence_ >= last_acked_ + 3) {
       close_reason_ = fmt::format("controller answered no heartbeat for {} s", 3 * interval.count());
-      stream.lowest_layer().close(ec);
+      live->close();
       break;
     }
     proto::Envelope beat;
@@ -238,11 +249,10 @@ asio::awaitable<void> ControllerLink::heartbeats(TlsStream& stream, EnvelopeChan
       if (auto s = co_await channel.write(inventory); !s) break;
       last_inventory = std::chrono::steady_clock::now();
     }
-    if (!alive || stopping_) continue;
+    if (!live->alive || stopping_) continue;
     timer.expires_after(interval);
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  heartbeat_timer_ = nullptr;
 }
 
 }  // namespace riposte::agent

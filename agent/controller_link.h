@@ -49,8 +49,10 @@ class ControllerLink {
   boost::asio::awaitable<void> run();
   // One session from connect to close; returns why it ended.
   boost::asio::awaitable<std::string> session();
-  boost::asio::awaitable<void> heartbeats(TlsStream& stream, EnvelopeChannel& channel,
-                                          std::chrono::seconds interval, bool& alive);
+  struct LiveSession;
+  // The only writer once the session is established; owns its share of the session so it may
+  // outlive the reader by a moment.
+  boost::asio::awaitable<void> heartbeats(std::shared_ptr<LiveSession> live, std::chrono::seconds interval);
   proto::OsFacts os_facts();
 
   boost::asio::io_context& io_;
@@ -61,8 +63,7 @@ class ControllerLink {
   Backoff backoff_;
   boost::asio::steady_timer wait_;
   bool stopping_ = false;
-  TlsStream* live_stream_ = nullptr;
-  boost::asio::steady_timer* heartbeat_timer_ = nullptr;
+  std::shared_ptr<LiveSession> live_;
   std::uint64_t heartbeat_sequence_ = 0;
   std::uint64_t last_acked_ = 0;
   std::string close_reason_;

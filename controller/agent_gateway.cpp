@@ -81,7 +81,7 @@ asio::awaitable<void> AgentGateway::accept_loop() {
     socket.set_option(tcp::no_delay(true), endpoint_ec);
     auto executor = socket.get_executor();
     auto session = std::make_shared<GatewaySession>(*this, TlsStream(std::move(socket), tls_), remote);
-    asio::co_spawn(executor, session->run(), asio::detached);
+    asio::co_spawn(executor, session->run(session), asio::detached);
   }
 }
 

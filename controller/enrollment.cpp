@@ -15,7 +15,7 @@ Result<NewEnrollmentToken> Enrollment::create_token(int max_uses, std::int64_t t
     return Error{fmt::format("uses must be between 1 and {}", kMaxUses)};
   }
   if (ttl_ms < kMinTtlMs || ttl_ms > kMaxTtlMs) {
-    return Error{"ttl must be between 1 minute and 365 days"};
+    return Error{"ttl must be between 1 second and 365 days"};
   }
   NewEnrollmentToken out;
   out.secret = crypto::random_token("rpe_");

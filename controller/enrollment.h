@@ -34,7 +34,7 @@ struct EnrollmentGrant {
 class Enrollment {
  public:
   static constexpr int kMaxUses = 10000;
-  static constexpr std::int64_t kMinTtlMs = 60'000;
+  static constexpr std::int64_t kMinTtlMs = 1000;
   static constexpr std::int64_t kMaxTtlMs = 365LL * 24 * 3600 * 1000;
 
   Enrollment(Store& store, const Pki& pki, const Clock& clock);

@@ -63,8 +63,7 @@ void GatewaySession::shutdown_socket() {
   stream_.lowest_layer().close(ignored);
 }
 
-asio::awaitable<void> GatewaySession::watchdog() {
-  auto self = shared_from_this();
+asio::awaitable<void> GatewaySession::watchdog(std::shared_ptr<GatewaySession> /*self*/) {
   while (open_) {
     boost::system::error_code ec;
     co_await deadline_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -76,11 +75,10 @@ asio::awaitable<void> GatewaySession::watchdog() {
   }
 }
 
-asio::awaitable<void> GatewaySession::run() {
-  auto self = shared_from_this();
+asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) {
   const auto& options = gateway_.options();
   extend_deadline(std::chrono::seconds(options.handshake_timeout_seconds));
-  asio::co_spawn(stream_.get_executor(), watchdog(), asio::detached);
+  asio::co_spawn(stream_.get_executor(), watchdog(self), asio::detached);
 
   boost::system::error_code ec;
   co_await stream_.async_handshake(asio::ssl::stream_base::server,
@@ -160,7 +158,7 @@ asio::awaitable<Status> GatewaySession::serve() {
   if (auto s = co_await channel_.write(reply); !s) co_return s;
   spdlog::info("gateway: agent {} ({}) connected from {}, agent version {}", agent_id_,
                facts.hostname, remote_address_, facts.agent_version);
-  asio::co_spawn(stream_.get_executor(), write_loop(), asio::detached);
+  asio::co_spawn(stream_.get_executor(), write_loop(shared_from_this()), asio::detached);
 
   const auto idle = std::chrono::seconds(options.heartbeat_interval_seconds *
                                          options.missed_heartbeats_before_close);
@@ -210,8 +208,7 @@ Status GatewaySession::handle(const proto::Envelope& envelope) {
   }
 }
 
-asio::awaitable<void> GatewaySession::write_loop() {
-  auto self = shared_from_this();
+asio::awaitable<void> GatewaySession::write_loop(std::shared_ptr<GatewaySession> /*self*/) {
   while (open_) {
     if (outbox_.empty()) {
       boost::system::error_code ec;

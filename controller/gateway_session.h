@@ -22,8 +22,9 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
  public:
   GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address);
 
-  // Runs the session to its end. Spawn on the socket's strand.
-  boost::asio::awaitable<void> run();
+  // Runs the session to its end. Spawn on the socket's strand. Asio coroutines start lazily, so
+  // each coroutine takes `self` as a parameter: the frame owns the session until it finishes.
+  boost::asio::awaitable<void> run(std::shared_ptr<GatewaySession> self);
 
   // Thread-safe: queue a message for the agent.
   void send(proto::Envelope envelope);
@@ -33,8 +34,8 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   const std::string& agent_id() const { return agent_id_; }
 
  private:
-  boost::asio::awaitable<void> write_loop();
-  boost::asio::awaitable<void> watchdog();
+  boost::asio::awaitable<void> write_loop(std::shared_ptr<GatewaySession> self);
+  boost::asio::awaitable<void> watchdog(std::shared_ptr<GatewaySession> self);
   boost::asio::awaitable<Status> serve();
   Status handle(const proto::Envelope& envelope);
   void extend_deadline(std::chrono::seconds from_now);
