@@ -1,0 +1,79 @@
+#include "controller/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "controller/duration.h"
+#include "protocol/address.h"
+#include "tests/test_dir.h"
+
+namespace riposte::controller {
+namespace {
+
+std::filesystem::path write(const testing::TempDir& dir, const std::string& text) {
+  const auto path = dir.path() / "controller.yaml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ControllerConfig, ReadsEveryKey) {
+  testing::TempDir dir;
+  auto config = load_controller_config(write(dir, R"(
+data_dir: /srv/riposte
+agent_listen: 0.0.0.0:9443
+api_listen: 127.0.0.1:9444
+agent_gateway_host: soc.example
+server_names: [soc.example, 10.0.0.1]
+heartbeat_interval: 15s
+max_frame_size: 65536
+log_level: debug
+log_format: json
+)"));
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->data_dir, "/srv/riposte");
+  EXPECT_EQ(config->agent_listen, "0.0.0.0:9443");
+  EXPECT_EQ(config->heartbeat_interval_seconds, 15u);
+  EXPECT_EQ(config->max_frame_size, 65536u);
+  EXPECT_EQ(config->server_names.size(), 2u);
+  EXPECT_EQ(config->log_format, "json");
+}
+
+TEST(ControllerConfig, UnknownKeyIsAnErrorNamingIt) {
+  testing::TempDir dir;
+  auto config = load_controller_config(write(dir, "agent_listne: 1.2.3.4:5\n"));
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().message.find("agent_listne"), std::string::npos);
+}
+
+TEST(ControllerConfig, InvalidYamlAndValuesAreErrors) {
+  testing::TempDir dir;
+  EXPECT_FALSE(load_controller_config(write(dir, "data_dir: [unclosed\n")));
+  EXPECT_FALSE(load_controller_config(write(dir, "heartbeat_interval: 0s\n")));
+  EXPECT_FALSE(load_controller_config(write(dir, "max_frame_size: 10\n")));
+  EXPECT_FALSE(load_controller_config(dir.path() / "missing.yaml"));
+}
+
+TEST(Duration, ParsesUnitsAndRejectsNonsense) {
+  EXPECT_EQ(parse_duration_ms("90s").value(), 90'000);
+  EXPECT_EQ(parse_duration_ms("30m").value(), 1'800'000);
+  EXPECT_EQ(parse_duration_ms("24h").value(), 86'400'000);
+  EXPECT_EQ(parse_duration_ms("7d").value(), 604'800'000);
+  for (const char* bad : {"", "h", "10", "-5m", "0h", "1.5h", "10y", "99999999999999999999d"}) {
+    EXPECT_FALSE(parse_duration_ms(bad)) << bad;
+  }
+}
+
+TEST(Address, ParsesHostPortForms) {
+  EXPECT_EQ(parse_host_port("127.0.0.1:7443")->port, 7443);
+  EXPECT_EQ(parse_host_port("[::1]:8443")->host, "::1");
+  EXPECT_EQ(parse_host_port("soc.example:1")->host, "soc.example");
+  EXPECT_EQ(parse_host_port("[::1]:8443")->to_string(), "[::1]:8443");
+  for (const char* bad : {"", "host", ":80", "host:", "host:99999", "::1:80", "host:0", "host:8x"}) {
+    EXPECT_FALSE(parse_host_port(bad)) << bad;
+  }
+  EXPECT_TRUE(parse_host_port("0.0.0.0:0", /*allow_port_zero=*/true));
+}
+
+}  // namespace
+}  // namespace riposte::controller

@@ -1,0 +1,191 @@
+// The Store contract, run against every implementation (SQLite today), plus SQLite migrations.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <functional>
+
+#include "controller/sqlite_store.h"
+#include "tests/test_dir.h"
+
+namespace riposte::controller {
+namespace {
+
+using StoreFactory = std::function<std::unique_ptr<Store>(const std::filesystem::path& dir)>;
+
+class StoreContract : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override { store = GetParam()(dir.path()); }
+  testing::TempDir dir;
+  std::unique_ptr<Store> store;
+};
+
+AgentRecord sample_agent(const std::string& id, const std::string& hostname) {
+  AgentRecord a;
+  a.id = id;
+  a.facts.hostname = hostname;
+  a.cert_serial = "01";
+  a.cert_fingerprint = "sha256:00";
+  a.enrolled_at_ms = 1000;
+  return a;
+}
+
+TEST_P(StoreContract, AgentLifecycleIsRecorded) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "web-1")));
+  AgentFactsRecord facts;
+  facts.hostname = "web-1";
+  facts.kernel = "6.1.0";
+  facts.ip_addresses = {"10.0.0.5", "fe80::1"};
+  facts.capabilities = {"host.facts"};
+  facts.agent_version = "0.1.0";
+  facts.protocol_version = 1;
+  ASSERT_TRUE(store->record_agent_connected("a1", facts, "10.0.0.5:5555", 2000));
+  ASSERT_TRUE(store->record_agent_heartbeat("a1", 3000));
+
+  auto found = store->find_agent("a1");
+  ASSERT_TRUE(found && found->has_value());
+  const auto& a = **found;
+  EXPECT_TRUE(a.connected);
+  EXPECT_EQ(a.connected_since_ms, 2000);
+  EXPECT_EQ(a.last_heartbeat_ms, 3000);
+  EXPECT_EQ(a.facts.kernel, "6.1.0");
+  EXPECT_EQ(a.facts.ip_addresses, (std::vector<std::string>{"10.0.0.5", "fe80::1"}));
+  EXPECT_EQ(a.facts.capabilities, (std::vector<std::string>{"host.facts"}));
+  EXPECT_EQ(a.remote_address, "10.0.0.5:5555");
+
+  ASSERT_TRUE(store->record_agent_disconnected("a1", "network lost", 4000));
+  found = store->find_agent("a1");
+  EXPECT_FALSE((*found)->connected);
+  EXPECT_FALSE((*found)->connected_since_ms.has_value());
+  EXPECT_EQ((*found)->last_disconnect_reason, "network lost");
+}
+
+TEST_P(StoreContract, RevocationIsPersistedAndFirstTimeKept) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "h")));
+  ASSERT_TRUE(store->insert_agent(sample_agent("a2", "h")));
+  ASSERT_TRUE(store->revoke_agent("a1", 5000));
+  ASSERT_TRUE(store->revoke_agent("a1", 6000));
+  EXPECT_EQ((*store->find_agent("a1"))->revoked_at_ms, 5000);
+  EXPECT_EQ(store->revoked_agent_ids().value(), std::vector<std::string>{"a1"});
+  auto unknown = store->revoke_agent("nope", 1);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("no agent"), std::string::npos);
+}
+
+TEST_P(StoreContract, MissingAgentIsEmptyNotAnError) {
+  auto found = store->find_agent("missing");
+  ASSERT_TRUE(found);
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_P(StoreContract, HostileStringsAreStoredVerbatim) {
+  auto agent = sample_agent("a1", "x'); DROP TABLE agents; --\n\x01\xff");
+  ASSERT_TRUE(store->insert_agent(agent));
+  EXPECT_EQ((*store->find_agent("a1"))->facts.hostname, agent.facts.hostname);
+  EXPECT_EQ(store->list_agents()->size(), 1u);
+}
+
+TEST_P(StoreContract, DuplicateAgentIdIsRefused) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "h")));
+  EXPECT_FALSE(store->insert_agent(sample_agent("a1", "h")));
+}
+
+TEST_P(StoreContract, MarkAllDisconnectedClearsStaleSessions) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "h")));
+  ASSERT_TRUE(store->record_agent_connected("a1", {}, "r", 1));
+  ASSERT_TRUE(store->mark_all_agents_disconnected("controller restarted"));
+  EXPECT_FALSE((*store->find_agent("a1"))->connected);
+  EXPECT_EQ((*store->find_agent("a1"))->last_disconnect_reason, "controller restarted");
+}
+
+TEST_P(StoreContract, ApiTokensAreFoundByHash) {
+  ASSERT_TRUE(store->insert_api_token({"t1", "admin", "admin", "hash-1", 1}));
+  EXPECT_EQ(store->count_api_tokens().value(), 1);
+  auto found = store->find_api_token("hash-1");
+  ASSERT_TRUE(found && found->has_value());
+  EXPECT_EQ((*found)->role, "admin");
+  EXPECT_FALSE(store->find_api_token("hash-2")->has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract,
+                         ::testing::Values(StoreFactory([](const std::filesystem::path& dir) {
+                           return std::unique_ptr<Store>(SqliteStore::open(dir / "store.db").value().release());
+                         })),
+                         [](const auto&) { return std::string("SqliteStore"); });
+
+// --- migrations -------------------------------------------------------------------------------
+
+std::string journal_mode(const std::filesystem::path& db) {
+  sqlite3* raw = nullptr;
+  sqlite3_open(db.c_str(), &raw);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &stmt, nullptr);
+  sqlite3_step(stmt);
+  std::string mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
+  return mode;
+}
+
+TEST(SqliteMigrations, EmptyDatabaseReachesTheLatestSchemaInWalMode) {
+  testing::TempDir dir;
+  auto store = SqliteStore::open(dir.path() / "new.db");
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ((*store)->schema_version(), SqliteStore::latest_schema_version());
+  EXPECT_GE(SqliteStore::latest_schema_version(), 2);
+  EXPECT_EQ(journal_mode(dir.path() / "new.db"), "wal");
+}
+
+TEST(SqliteMigrations, ExistingDatabaseIsUpgradedKeepingItsRows) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "old.db";
+  {
+    auto v1 = SqliteStore::open_at_version(path, 1);
+    ASSERT_TRUE(v1);
+    ASSERT_EQ((*v1)->schema_version(), 1);
+    ASSERT_TRUE((*v1)->insert_api_token({"t1", "admin", "admin", "h", 1}));
+    // Version 1 has no disconnect-reason column: the full agent query must wait for v2.
+    ASSERT_TRUE((*v1)->insert_agent(sample_agent("old-agent", "legacy-host")));
+  }
+  auto upgraded = SqliteStore::open(path);
+  ASSERT_TRUE(upgraded) << upgraded.error().message;
+  EXPECT_EQ((*upgraded)->schema_version(), SqliteStore::latest_schema_version());
+  auto agent = (*upgraded)->find_agent("old-agent");
+  ASSERT_TRUE(agent && agent->has_value()) << (agent ? "" : agent.error().message);
+  EXPECT_EQ((*agent)->facts.hostname, "legacy-host");
+  EXPECT_EQ((*agent)->last_disconnect_reason, "");
+  EXPECT_EQ((*upgraded)->count_api_tokens().value(), 1);
+  // Re-opening an up-to-date database applies nothing and changes nothing.
+  upgraded->reset();
+  auto again = SqliteStore::open(path);
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)->schema_version(), SqliteStore::latest_schema_version());
+}
+
+TEST(SqliteMigrations, DatabaseFromANewerControllerIsRefused) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "future.db";
+  ASSERT_TRUE(SqliteStore::open(path));
+  sqlite3* raw = nullptr;
+  sqlite3_open(path.c_str(), &raw);
+  sqlite3_exec(raw, "INSERT INTO schema_migrations (version, description) VALUES (999, 'future')", nullptr,
+               nullptr, nullptr);
+  sqlite3_close(raw);
+  auto store = SqliteStore::open(path);
+  ASSERT_FALSE(store);
+  EXPECT_NE(store.error().message.find("newer"), std::string::npos) << store.error().message;
+}
+
+TEST(SqliteMigrations, FileThatIsNotADatabaseIsAClearError) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "junk.db";
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs("this is not sqlite, just some text long enough to look like a header.......", f);
+  std::fclose(f);
+  auto store = SqliteStore::open(path);
+  ASSERT_FALSE(store);
+  EXPECT_NE(store.error().message.find("database"), std::string::npos) << store.error().message;
+}
+
+}  // namespace
+}  // namespace riposte::controller
