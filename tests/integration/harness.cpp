@@ -1,0 +1,189 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace riposte::testing {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string bin(const std::string& name) { return std::string(RIPOSTE_BIN_DIR) + "/" + name; }
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return condition();
+}
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& in, const std::string& out,
+            const std::string& err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+  return pid;
+}
+
+std::optional<int> wait_pid(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (r < 0) return -1;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                          const std::string& stdin_text) {
+  TempDir io;
+  const auto in = (io.path() / "in").string();
+  std::ofstream(in) << stdin_text;
+  const auto out = (io.path() / "out").string();
+  const auto err = (io.path() / "err").string();
+  const pid_t pid = spawn(argv, in, out, err);
+  auto status = wait_pid(pid, timeout);
+  if (!status) {
+    ::kill(pid, SIGKILL);
+    status = wait_pid(pid, 5s).value_or(-1);
+  }
+  return CommandResult{*status, read_text(out), read_text(err)};
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, fs::path log) : log_(std::move(log)) {
+  pid_ = spawn(argv, "/dev/null", log_.string(), log_.string());
+}
+
+ChildProcess::~ChildProcess() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    wait_for_exit(5s);
+  }
+}
+
+bool ChildProcess::running() {
+  if (status_) return false;
+  return !wait_for_exit(0ms).has_value();
+}
+
+void ChildProcess::signal(int sig) {
+  if (!status_) ::kill(pid_, sig);
+}
+
+std::optional<int> ChildProcess::wait_for_exit(std::chrono::milliseconds timeout) {
+  if (!status_) status_ = wait_pid(pid_, timeout);
+  return status_;
+}
+
+ControllerUnderTest::ControllerUnderTest() {
+  const auto result = run_command({bin("riposte-controller"), "init", "--data-dir", data_dir().string(), "--json"});
+  if (result.exit_code != 0) throw std::runtime_error("init failed: " + result.err);
+  const auto init = nlohmann::json::parse(result.out);
+  admin_token_ = init.at("admin_token");
+  ca_fingerprint_ = init.at("ca_fingerprint");
+  // A 1 s heartbeat keeps timing-dependent tests short.
+  std::ofstream(dir() / "controller.yaml") << "heartbeat_interval: 1s\nlog_level: debug\n";
+}
+
+void ControllerUnderTest::start(bool same_ports) {
+  const std::string agent_listen = same_ports ? gateway_ : "127.0.0.1:0";
+  const std::string api_listen = same_ports ? api_ : "127.0.0.1:0";
+  const auto runtime = data_dir() / "controller.json";
+  fs::remove(runtime);
+  process_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{bin("riposte-controller"), "run", "--data-dir", data_dir().string(), "--config",
+                               (dir() / "controller.yaml").string(), "--agent-listen", agent_listen,
+                               "--api-listen", api_listen},
+      dir() / ("controller-" + std::to_string(++starts_) + ".log"));
+  const bool up = wait_until([&] { return fs::exists(runtime) || !process_->running(); }, 20s);
+  if (!up || !fs::exists(runtime)) {
+    throw std::runtime_error("controller did not start: " + process_->log_text());
+  }
+  const auto info = nlohmann::json::parse(read_text(runtime));
+  gateway_ = info.at("agent_gateway");
+  api_ = info.at("api").get<std::string>().substr(8);
+}
+
+void ControllerUnderTest::kill_hard() {
+  process_->signal(SIGKILL);
+  process_->wait_for_exit(5s);
+}
+
+void ControllerUnderTest::stop_gracefully() {
+  process_->signal(SIGTERM);
+  process_->wait_for_exit(10s);
+}
+
+int ControllerUnderTest::gateway_port() const { return std::stoi(gateway_.substr(gateway_.rfind(':') + 1)); }
+
+CommandResult ControllerUnderTest::cli(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{bin("riposte"), "--server", "https://" + api_, "--token", admin_token_, "--ca", ca_cert()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv);
+}
+
+nlohmann::json ControllerUnderTest::cli_json(const std::vector<std::string>& args) {
+  auto argv = args;
+  argv.push_back("--json");
+  const auto result = cli(argv);
+  if (result.exit_code != 0) throw std::runtime_error("riposte failed: " + result.err);
+  return nlohmann::json::parse(result.out);
+}
+
+std::string ControllerUnderTest::create_enrollment_token(int uses, const std::string& ttl) {
+  return cli_json({"tokens", "create", "--uses", std::to_string(uses), "--ttl", ttl}).at("token");
+}
+
+std::string ControllerUnderTest::enroll_agent(const fs::path& state_dir) {
+  const auto result = run_command({bin("riposte-agent"), "enroll", "--controller", api_, "--token",
+                                   create_enrollment_token(), "--ca-pin", ca_fingerprint_, "--state-dir",
+                                   state_dir.string()});
+  if (result.exit_code != 0) throw std::runtime_error("enroll failed: " + result.err);
+  return nlohmann::json::parse(read_text(state_dir / "agent.json")).at("agent_id");
+}
+
+std::unique_ptr<ChildProcess> ControllerUnderTest::start_agent(const fs::path& state_dir, const std::string& log_name) {
+  return std::make_unique<ChildProcess>(
+      std::vector<std::string>{bin("riposte-agent"), "run", "--state-dir", state_dir.string(), "--reconnect-initial",
+                               "200ms", "--reconnect-max", "1s", "--log-level", "debug"},
+      dir() / log_name);
+}
+
+nlohmann::json ControllerUnderTest::agent(const std::string& id) { return cli_json({"agents", "show", id}); }
+
+}  // namespace riposte::testing

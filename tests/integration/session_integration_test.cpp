@@ -1,0 +1,147 @@
+// Agent sessions against a real controller: reconnects, revocation, hostile bytes on the wire.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/raw_client.h"
+
+namespace riposte::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string host_of(const std::string& host_port) { return host_port.substr(0, host_port.rfind(':')); }
+
+TEST(SessionIntegration, AgentReconnectsAfterControllerIsKilledAndRestarted) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state = controller.dir() / "agent";
+  const auto id = controller.enroll_agent(state);
+  auto agent = controller.start_agent(state, "agent.log");
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s)) << agent->log_text();
+  const auto first_since = controller.agent(id)["connected_since"].get<std::string>();
+
+  controller.kill_hard();
+  // The agent notices and keeps retrying, saying why in words.
+  ASSERT_TRUE(wait_until([&] { return agent->log_text().find("connection refused") != std::string::npos; }, 15s))
+      << agent->log_text();
+  EXPECT_TRUE(agent->running());
+
+  controller.start(/*same_ports=*/true);
+  ASSERT_TRUE(wait_until([&] {
+    const auto a = controller.agent(id);
+    return a["status"] == "online" && a["connected_since"] != first_since;
+  }, 20s)) << agent->log_text();
+
+  // A graceful stop: the agent leaves with Goodbye and exits 0.
+  agent->signal(SIGTERM);
+  EXPECT_EQ(agent->wait_for_exit(10s), 0);
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "offline"; }, 10s));
+  EXPECT_NE(controller.agent(id)["last_disconnect_reason"].get<std::string>().find("agent stopping"), std::string::npos);
+}
+
+TEST(SessionIntegration, RevokedAgentIsDisconnectedAndRefusedAtTheHandshake) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state = controller.dir() / "agent";
+  const auto id = controller.enroll_agent(state);
+  auto agent = controller.start_agent(state, "agent.log");
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s)) << agent->log_text();
+
+  const auto revoke = controller.cli({"agents", "revoke", id});
+  ASSERT_EQ(revoke.exit_code, 0) << revoke.err;
+  EXPECT_NE(revoke.out.find("revoked"), std::string::npos);
+
+  // The live session is closed, with the reason told to the agent.
+  ASSERT_TRUE(wait_until([&] { return agent->log_text().find("agent revoked") != std::string::npos; }, 10s))
+      << agent->log_text();
+  // Its next handshakes fail: the controller refuses the certificate.
+  ASSERT_TRUE(wait_until([&] { return agent->log_text().find("certificate revoked") != std::string::npos; }, 15s))
+      << agent->log_text();
+  const auto shown = controller.agent(id);
+  EXPECT_EQ(shown["status"], "revoked");
+  EXPECT_FALSE(shown["connected"].get<bool>());
+  EXPECT_TRUE(shown["revoked_at"].is_string());
+
+  // The same refusal seen with openssl s_client presenting the revoked agent's certificate.
+  const auto s_client = run_command({"openssl", "s_client", "-connect", controller.gateway(), "-tls1_3", "-cert",
+                                     (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
+                                     "-CAfile", controller.ca_cert(), "-ign_eof"},
+                                    15s);
+  EXPECT_NE((s_client.out + s_client.err).find("alert certificate revoked"), std::string::npos)
+      << s_client.out << s_client.err;
+
+  // Revocation survives a controller restart.
+  controller.stop_gracefully();
+  controller.start(/*same_ports=*/true);
+  const auto after = run_command({"openssl", "s_client", "-connect", controller.gateway(), "-tls1_3", "-cert",
+                                  (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
+                                  "-CAfile", controller.ca_cert(), "-ign_eof"},
+                                 15s);
+  EXPECT_NE((after.out + after.err).find("alert certificate revoked"), std::string::npos) << after.out << after.err;
+}
+
+TEST(SessionIntegration, GarbageAndOversizedFramesCloseOnlyThatConnection) {
+  ControllerUnderTest controller;
+  controller.start();
+  // Agent A runs normally; agent B's identity is used by a misbehaving client.
+  const auto state_a = controller.dir() / "agent-a";
+  const auto state_b = controller.dir() / "agent-b";
+  const auto id_a = controller.enroll_agent(state_a);
+  const auto id_b = controller.enroll_agent(state_b);
+  auto agent = controller.start_agent(state_a, "agent-a.log");
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id_a)["status"] == "online"; }, 20s)) << agent->log_text();
+  const std::string host = host_of(controller.gateway());
+  const int port = controller.gateway_port();
+
+  // Plain-TCP garbage where a TLS ClientHello belongs.
+  std::vector<std::uint8_t> junk(4096);
+  for (std::size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<std::uint8_t>(i * 131 + 7);
+  auto outcome = send_to_gateway(host, port, {}, false, junk);
+  EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
+
+  // A frame header announcing 4 GiB, before Hello.
+  const std::vector<std::uint8_t> huge_header{0xff, 0xff, 0xff, 0xff, 0x00};
+  outcome = send_to_gateway(host, port, state_b, false, huge_header);
+  EXPECT_TRUE(outcome.handshake_ok) << outcome.detail;
+  EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
+
+  // After a proper Hello, an oversized frame ends that session with a recorded reason.
+  const std::vector<std::uint8_t> big_header{0x01, 0x00, 0x00, 0x00};  // 16 MiB > 4 MiB maximum
+  outcome = send_to_gateway(host, port, state_b, true, big_header);
+  EXPECT_TRUE(outcome.hello_accepted) << outcome.detail;
+  EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id_b)["status"] == "offline"; }, 10s));
+  EXPECT_NE(controller.agent(id_b)["last_disconnect_reason"].get<std::string>().find("exceeds the maximum"),
+            std::string::npos)
+      << controller.agent(id_b).dump();
+
+  // A well-sized frame that is not a protobuf Envelope.
+  const std::vector<std::uint8_t> not_protobuf{0x00, 0x00, 0x00, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  outcome = send_to_gateway(host, port, state_b, true, not_protobuf);
+  EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
+  ASSERT_TRUE(wait_until([&] {
+    return controller.agent(id_b)["last_disconnect_reason"].get<std::string>().find("malformed") != std::string::npos;
+  }, 10s)) << controller.agent(id_b).dump();
+
+  // Through all of it, the controller kept serving agent A.
+  EXPECT_TRUE(controller.process().running());
+  EXPECT_EQ(controller.agent(id_a)["status"], "online");
+  const auto beat = controller.agent(id_a)["last_heartbeat"].get<std::string>();
+  EXPECT_TRUE(wait_until([&] { return controller.agent(id_a)["last_heartbeat"] != beat; }, 10s));
+  EXPECT_NE(controller.process().log_text().find("exceeds the maximum"), std::string::npos);
+}
+
+TEST(SessionIntegration, SilentConnectionIsClosedAfterTheHandshakeTimeout) {
+  ControllerUnderTest controller;
+  controller.start();
+  // Connect and say nothing at all: the controller must not keep the socket forever.
+  const auto start = std::chrono::steady_clock::now();
+  auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(), {}, false, {}, 30s);
+  EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 25s);
+}
+
+}  // namespace
+}  // namespace riposte::testing
