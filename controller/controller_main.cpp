@@ -114,30 +114,31 @@ int cmd_run(const CommonFlags& flags) {
 }
 
 // Credentials for the operator CLI on this host, so `. DIR/cli.env && riposte agents list` works.
+// The token is kept across runs; the server address is rewritten each run in case it changed.
 // `fresh_token` is the admin token init just created, if it did.
 Result<std::string> local_admin_token(ControllerService& service, std::optional<std::string> fresh_token) {
   const fs::path env_file = service.config().data_dir / "cli.env";
-  if (fs::exists(env_file)) {
+  constexpr std::string_view kTokenKey = "export RIPOSTE_TOKEN=";
+  std::optional<std::string> token = std::move(fresh_token);
+  if (!token && fs::exists(env_file)) {
     auto text = read_file(env_file);
     if (!text) return text.error();
-    const std::string key = "RIPOSTE_TOKEN=";
-    if (auto pos = text->find(key); pos != std::string::npos) {
-      auto end = text->find('\n', pos);
-      return text->substr(pos + key.size(), end - pos - key.size());
+    if (auto pos = text->find(kTokenKey); pos != std::string::npos) {
+      const auto begin = pos + kTokenKey.size();
+      token = text->substr(begin, text->find('\n', begin) - begin);
     }
   }
-  if (!fresh_token) {
-    auto token = service.auth().create_token("local-admin", "admin");
-    if (!token) return token.error();
-    fresh_token = token->secret;
+  if (!token) {
+    auto created = service.auth().create_token("local-admin", "admin");
+    if (!created) return created.error();
+    token = created->secret;
   }
   const auto contents = fmt::format(
-      "# Operator CLI credentials for this controller (created by `riposte-controller up`).\n"
-      "export RIPOSTE_SERVER=https://{}\nexport RIPOSTE_CA={}\nexport RIPOSTE_TOKEN={}\n",
-      connectable_address(service.api_endpoint()), service.pki().ca_certificate_path().string(), *fresh_token);
-  // The file format puts the token on its own line; keep the parse above in step with it.
+      "# Operator CLI credentials for this controller (written by `riposte-controller up`).\n"
+      "export RIPOSTE_SERVER=https://{}\nexport RIPOSTE_CA={}\n{}{}\n",
+      connectable_address(service.api_endpoint()), service.pki().ca_certificate_path().string(), kTokenKey, *token);
   if (auto s = write_file_atomic(env_file, contents, 0600); !s) return s.error();
-  return *fresh_token;
+  return *token;
 }
 
 int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
@@ -191,8 +192,8 @@ int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
               << "  CA certificate: " << service.pki().ca_certificate_path().string() << "\n"
               << "  admin token   : " << *admin << "\n"
               << "  local agent   : state in " << agent_state_dir << "\n"
-              << "Operator CLI:   . " << (config->data_dir / "cli.env").string()
-              << " && riposte agents list\n"
+              << "Operator CLI:   . " << (config->data_dir / "cli.env").string() << " && "
+              << sibling_executable("riposte").string() << " agents list\n"
               << "Stop with Ctrl-C.\n\n"
               << std::flush;
     // Keep the local agent running; restart it if it dies while we are up.

@@ -77,3 +77,16 @@ TEST(Address, ParsesHostPortForms) {
 
 }  // namespace
 }  // namespace riposte::controller
+
+namespace riposte::controller {
+namespace {
+
+// The documented example must stay loadable.
+TEST(ControllerConfig, PackagedExampleLoads) {
+  auto config = load_controller_config(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "packaging/controller.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->agent_listen, "0.0.0.0:7443");
+}
+
+}  // namespace
+}  // namespace riposte::controller

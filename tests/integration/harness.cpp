@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -90,9 +92,13 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, fs::path log) :
 }
 
 ChildProcess::~ChildProcess() {
+  // SIGTERM first so instrumented children can run their exit-time checks (LeakSanitizer).
   if (running()) {
-    ::kill(pid_, SIGKILL);
-    wait_for_exit(5s);
+    ::kill(pid_, SIGTERM);
+    if (!wait_for_exit(5s)) {
+      ::kill(pid_, SIGKILL);
+      wait_for_exit(5s);
+    }
   }
 }
 
@@ -120,11 +126,23 @@ ControllerUnderTest::ControllerUnderTest() {
   std::ofstream(dir() / "controller.yaml") << "heartbeat_interval: 1s\nlog_level: debug\n";
 }
 
+ControllerUnderTest::~ControllerUnderTest() {
+  if (process_ && process_->running()) stop_gracefully();
+  for (const auto& entry : fs::directory_iterator(dir())) {
+    if (entry.path().extension() != ".log") continue;
+    const auto text = read_text(entry.path());
+    if (text.find("Sanitizer") != std::string::npos || text.find("runtime error:") != std::string::npos) {
+      ADD_FAILURE() << "sanitizer report in " << entry.path().filename().string() << ":\n" << text;
+    }
+  }
+}
+
 void ControllerUnderTest::start(bool same_ports) {
   const std::string agent_listen = same_ports ? gateway_ : "127.0.0.1:0";
   const std::string api_listen = same_ports ? api_ : "127.0.0.1:0";
   const auto runtime = data_dir() / "controller.json";
   fs::remove(runtime);
+  if (process_) retired_.push_back(std::move(process_));
   process_ = std::make_unique<ChildProcess>(
       std::vector<std::string>{bin("riposte-controller"), "run", "--data-dir", data_dir().string(), "--config",
                                (dir() / "controller.yaml").string(), "--agent-listen", agent_listen,
@@ -146,7 +164,7 @@ void ControllerUnderTest::kill_hard() {
 
 void ControllerUnderTest::stop_gracefully() {
   process_->signal(SIGTERM);
-  process_->wait_for_exit(10s);
+  EXPECT_EQ(process_->wait_for_exit(10s), 0) << process_->log_text();
 }
 
 int ControllerUnderTest::gateway_port() const { return std::stoi(gateway_.substr(gateway_.rfind(':') + 1)); }

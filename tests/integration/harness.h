@@ -35,7 +35,8 @@ CommandResult run_command(const std::vector<std::string>& argv,
                           std::chrono::seconds timeout = std::chrono::seconds(30),
                           const std::string& stdin_text = "");
 
-// A background process whose stdout and stderr go to `log`; killed (SIGKILL) on destruction.
+// A background process whose stdout and stderr go to `log`; stopped (SIGTERM, then SIGKILL) on
+// destruction.
 class ChildProcess {
  public:
   ChildProcess(const std::vector<std::string>& argv, std::filesystem::path log);
@@ -60,6 +61,9 @@ class ChildProcess {
 class ControllerUnderTest {
  public:
   ControllerUnderTest();
+  // Stops the controller and fails the test if any process log in the directory (controller or
+  // agent) holds a sanitizer report: under the asan preset every child is instrumented too.
+  ~ControllerUnderTest();
 
   // Starts `riposte-controller run`; reuses the previous ports when `same_ports`.
   void start(bool same_ports = false);
@@ -88,6 +92,7 @@ class ControllerUnderTest {
 
  private:
   TempDir tmp_;
+  std::vector<std::unique_ptr<ChildProcess>> retired_;
   std::string admin_token_;
   std::string ca_fingerprint_;
   std::string gateway_;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds, and runs the whole test suite: first the release build, then
+# the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (the asan preset).
+#   RIPOSTE_TEST_PRESETS   presets to run (default "release asan")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+jobs=$(nproc)
+for preset in ${RIPOSTE_TEST_PRESETS:-release asan}; do
+  echo "== ${preset}: configure and build"
+  start=$(date +%s)
+  cmake --preset "${preset}" >/dev/null
+  cmake --build --preset "${preset}" -j "${jobs}"
+  echo "== ${preset}: built in $(( $(date +%s) - start )) s; running tests"
+  ctest --preset "${preset}" -j "${jobs}"
+done

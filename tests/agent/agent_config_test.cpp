@@ -1,0 +1,36 @@
+#include "agent/agent_config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/test_dir.h"
+
+namespace riposte::agent {
+namespace {
+
+TEST(AgentConfig, PackagedExampleLoads) {
+  auto config = load_agent_config(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "packaging/agent.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->reconnect_max, std::chrono::seconds(60));
+}
+
+TEST(AgentConfig, UnknownKeysAndBadIntervalsAreErrors) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "a.yaml") << "reconect_max: 5s\n";
+  auto typo = load_agent_config(dir.path() / "a.yaml");
+  ASSERT_FALSE(typo);
+  EXPECT_NE(typo.error().message.find("reconect_max"), std::string::npos);
+  std::ofstream(dir.path() / "b.yaml") << "reconnect_initial: soon\n";
+  EXPECT_FALSE(load_agent_config(dir.path() / "b.yaml"));
+}
+
+TEST(AgentConfig, IntervalsParse) {
+  EXPECT_EQ(parse_interval("500ms").value(), std::chrono::milliseconds(500));
+  EXPECT_EQ(parse_interval("2s").value(), std::chrono::milliseconds(2000));
+  EXPECT_EQ(parse_interval("1h").value(), std::chrono::milliseconds(3'600'000));
+  for (const char* bad : {"", "s", "0s", "5", "5x", "-1s", "9999999999s"}) EXPECT_FALSE(parse_interval(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace riposte::agent
