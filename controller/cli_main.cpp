@@ -74,7 +74,10 @@ std::string text(const json& v) {
   if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
   if (v.is_array()) {
     std::string out;
-    for (const auto& item : v) out += (out.empty() ? "" : ",") + text(item);
+    for (const auto& item : v) {
+      if (!out.empty()) out += ',';
+      out += text(item);
+    }
     return out.empty() ? "-" : out;
   }
   return v.dump();

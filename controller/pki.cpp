@@ -142,7 +142,10 @@ Result<Pki> Pki::load_or_create(const fs::path& data_dir, const std::vector<std:
     if (host[0] != '\0') names.emplace_back(host);
     names.insert(names.end(), server_names.begin(), server_names.end());
     std::string san;
-    for (const auto& n : names) san += (san.empty() ? "" : ",") + san_entry(n);
+    for (const auto& n : names) {
+      if (!san.empty()) san += ',';
+      san += san_entry(n);
+    }
     auto cert = new_certificate(clock, kServerLifetime, "riposte-controller", server_key->get());
     X509_set_issuer_name(cert.get(), X509_get_subject_name(pki.ca_cert_.get()));
     if (!add_extension(cert.get(), pki.ca_cert_.get(), NID_basic_constraints, "critical,CA:FALSE") ||

@@ -71,7 +71,10 @@ TEST(Crypto, FingerprintIsSha256OfDerInCanonicalForm) {
 TEST(Crypto, PinNormalizationAcceptsCommonSpellings) {
   const std::string canonical = "sha256:" + std::string(64, 'a');
   std::string colons;
-  for (int i = 0; i < 32; ++i) colons += (i ? ":" : "") + std::string("AA");
+  for (int i = 0; i < 32; ++i) {
+    if (i > 0) colons += ':';
+    colons += "AA";
+  }
   for (const std::string& pin : {canonical, std::string(64, 'a'), std::string(64, 'A'), "SHA256:" + colons}) {
     auto normalized = normalize_fingerprint(pin);
     ASSERT_TRUE(normalized) << pin;
