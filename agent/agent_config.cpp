@@ -1,11 +1,10 @@
 #include "agent/agent_config.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace riposte::agent {
 
@@ -18,11 +17,16 @@ Result<std::chrono::milliseconds> parse_interval(const std::string& text) {
   std::from_chars(text.data(), text.data() + digits, count);
   const std::string unit = text.substr(digits);
   long long factor = 0;
-  if (unit == "ms") factor = 1;
-  else if (unit == "s") factor = 1000;
-  else if (unit == "m") factor = 60'000;
-  else if (unit == "h") factor = 3'600'000;
-  else return bad;
+  if (unit == "ms")
+    factor = 1;
+  else if (unit == "s")
+    factor = 1000;
+  else if (unit == "m")
+    factor = 60'000;
+  else if (unit == "h")
+    factor = 3'600'000;
+  else
+    return bad;
   if (count <= 0) return bad;
   return std::chrono::milliseconds(count * factor);
 }
@@ -37,7 +41,8 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
     for (const auto& entry : root) {
       const auto key = entry.first.as<std::string>();
       if (!kKnown.contains(key)) {
-        return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key, entry.first.Mark().line + 1)};
+        return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key,
+                                 entry.first.Mark().line + 1)};
       }
     }
     if (root["state_dir"]) config.state_dir = root["state_dir"].as<std::string>();
@@ -47,7 +52,8 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
                                {"reconnect_max", &config.reconnect_max}}) {
       if (!root[key]) continue;
       auto value = parse_interval(root[key].as<std::string>());
-      if (!value) return Error{fmt::format("{}: {}: {}", path.string(), key, value.error().message)};
+      if (!value)
+        return Error{fmt::format("{}: {}: {}", path.string(), key, value.error().message)};
       *target = *value;
     }
   } catch (const YAML::Exception& e) {

@@ -1,12 +1,11 @@
 // riposte-agent: enroll | run. See README.md for the command-line contract.
 
 #include <signal.h>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <iostream>
 
 #include "agent/agent_config.h"
@@ -32,6 +31,7 @@ struct Flags {
   std::string reconnect_initial;
   std::string reconnect_max;
   std::string heartbeat_interval;
+  std::string gateway;
 };
 
 Result<AgentConfig> effective_config(const Flags& flags) {
@@ -59,11 +59,13 @@ int cmd_enroll(const Flags& flags, const std::string& controller, const std::str
                const std::string& ca_pin, const std::string& gateway, bool force) {
   auto config = effective_config(flags);
   if (!config) return fail(config.error().message);
-  if (auto s = configure_logging("agent", config->log_level, config->log_format); !s) return fail(s.error().message);
+  if (auto s = configure_logging("agent", config->log_level, config->log_format); !s)
+    return fail(s.error().message);
   auto address = parse_host_port(controller);
   if (!address) return fail("--controller: " + address.error().message);
   auto facts = platform::make_system_facts_source();
-  auto state = enroll(EnrollOptions{*address, token, ca_pin, config->state_dir, gateway, force}, *facts);
+  auto state =
+      enroll(EnrollOptions{*address, token, ca_pin, config->state_dir, gateway, force}, *facts);
   if (!state) return fail("enrollment failed: " + state.error().message);
   std::cout << "Enrolled as agent " << state->agent_id << "; state in " << state->dir.string()
             << "; gateway " << state->gateway.to_string() << "\n";
@@ -73,9 +75,15 @@ int cmd_enroll(const Flags& flags, const std::string& controller, const std::str
 int cmd_run(const Flags& flags) {
   auto config = effective_config(flags);
   if (!config) return fail(config.error().message);
-  if (auto s = configure_logging("agent", config->log_level, config->log_format); !s) return fail(s.error().message);
+  if (auto s = configure_logging("agent", config->log_level, config->log_format); !s)
+    return fail(s.error().message);
   auto state = load_agent_state(config->state_dir);
   if (!state) return fail(state.error().message);
+  if (!flags.gateway.empty()) {
+    auto gateway = parse_host_port(flags.gateway);
+    if (!gateway) return fail("--gateway: " + gateway.error().message);
+    state->gateway = *gateway;
+  }
   LinkOptions options;
   options.reconnect_initial = config->reconnect_initial;
   options.reconnect_max = config->reconnect_max;
@@ -83,7 +91,8 @@ int cmd_run(const Flags& flags) {
     auto value = parse_interval(flags.heartbeat_interval);
     if (!value) return fail("--heartbeat-interval: " + value.error().message);
     options.heartbeat_interval = std::chrono::duration_cast<std::chrono::seconds>(*value);
-    if (options.heartbeat_interval->count() < 1) return fail("--heartbeat-interval must be at least 1s");
+    if (options.heartbeat_interval->count() < 1)
+      return fail("--heartbeat-interval must be at least 1s");
   }
   spdlog::info("agent: starting as agent {} (state {}), controller gateway {}", state->agent_id,
                state->dir.string(), state->gateway.to_string());
@@ -110,7 +119,8 @@ int main(int argc, char** argv) {
   Flags flags;
   auto add_common = [&](CLI::App* sub) {
     sub->add_option("--state-dir", flags.state_dir, "state directory (keys, certificates)");
-    sub->add_option("--config", flags.config_file, "YAML configuration file")->check(CLI::ExistingFile);
+    sub->add_option("--config", flags.config_file, "YAML configuration file")
+        ->check(CLI::ExistingFile);
     sub->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
     sub->add_option("--log-format", flags.log_format, "text|json");
   };
@@ -119,14 +129,22 @@ int main(int argc, char** argv) {
   auto* enroll_cmd = app.add_subcommand("enroll", "enroll this endpoint with a controller");
   add_common(enroll_cmd);
   enroll_cmd->add_option("--controller", controller, "controller API HOST:PORT")->required();
-  enroll_cmd->add_option("--token", token, "enrollment token from `riposte tokens create`")->required();
-  enroll_cmd->add_option("--ca-pin", ca_pin, "sha256:HEX fingerprint of the controller CA")->required();
-  enroll_cmd->add_option("--gateway", gateway, "agent gateway HOST:PORT, if not the one the controller names");
+  enroll_cmd->add_option("--token", token, "enrollment token from `riposte tokens create`")
+      ->required();
+  enroll_cmd->add_option("--ca-pin", ca_pin, "sha256:HEX fingerprint of the controller CA")
+      ->required();
+  enroll_cmd->add_option("--gateway", gateway,
+                         "agent gateway HOST:PORT, if not the one the controller names");
   enroll_cmd->add_flag("--force", force, "enroll again even if already enrolled");
   auto* run_cmd = app.add_subcommand("run", "connect to the controller and serve until stopped");
   add_common(run_cmd);
-  run_cmd->add_option("--reconnect-initial", flags.reconnect_initial, "first reconnect delay (default 1s)");
-  run_cmd->add_option("--reconnect-max", flags.reconnect_max, "longest reconnect delay (default 60s)");
+  run_cmd->add_option("--reconnect-initial", flags.reconnect_initial,
+                      "first reconnect delay (default 1s)");
+  run_cmd->add_option("--reconnect-max", flags.reconnect_max,
+                      "longest reconnect delay (default 60s)");
+  run_cmd->add_option(
+      "--gateway", flags.gateway,
+      "agent gateway HOST:PORT for this run (default: the one stored at enrollment)");
   run_cmd->add_option("--heartbeat-interval", flags.heartbeat_interval,
                       "override the controller's heartbeat interval (e.g. 1s)");
   try {
@@ -134,7 +152,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (flags.state_dir.empty() && flags.config_file.empty()) return fail("--state-dir DIR is required");
+  if (flags.state_dir.empty() && flags.config_file.empty())
+    return fail("--state-dir DIR is required");
   try {
     if (enroll_cmd->parsed()) return cmd_enroll(flags, controller, token, ca_pin, gateway, force);
     if (run_cmd->parsed()) return cmd_run(flags);

@@ -1,6 +1,7 @@
 #include "agent/agent_state.h"
 
 #include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include "protocol/secure_file.h"
@@ -13,7 +14,8 @@ bool is_enrolled(const fs::path& dir) { return fs::exists(dir / kStateFile); }
 
 Result<AgentState> load_agent_state(const fs::path& dir) {
   if (!is_enrolled(dir)) {
-    return Error{fmt::format("{} holds no enrolled agent; run `riposte-agent enroll` first", dir.string())};
+    return Error{
+        fmt::format("{} holds no enrolled agent; run `riposte-agent enroll` first", dir.string())};
   }
   AgentState state;
   state.dir = dir;
@@ -28,13 +30,17 @@ Result<AgentState> load_agent_state(const fs::path& dir) {
     state.controller_api = meta.at("controller_api").get<std::string>();
     state.ca_fingerprint = meta.at("ca_fingerprint").get<std::string>();
     auto gateway = parse_host_port(meta.at("gateway").get<std::string>());
-    if (!gateway) return Error{fmt::format("{}: gateway: {}", (dir / kStateFile).string(), gateway.error().message)};
+    if (!gateway)
+      return Error{
+          fmt::format("{}: gateway: {}", (dir / kStateFile).string(), gateway.error().message)};
     state.gateway = *gateway;
   } catch (const nlohmann::json::exception& e) {
     return Error{fmt::format("{}: {}", (dir / kStateFile).string(), e.what())};
   }
-  for (auto [file, target] : {std::pair{kAgentKeyFile, &state.key_pem}, {kAgentCertFile, &state.certificate_pem},
-                              {kCaCertFile, &state.ca_certificate_pem}, {kActionKeyFile, &state.action_public_key_pem}}) {
+  for (auto [file, target] : {std::pair{kAgentKeyFile, &state.key_pem},
+                              {kAgentCertFile, &state.certificate_pem},
+                              {kCaCertFile, &state.ca_certificate_pem},
+                              {kActionKeyFile, &state.action_public_key_pem}}) {
     auto text = read_file(dir / file);
     if (!text) return text.error();
     *target = std::move(*text);
@@ -45,9 +51,12 @@ Result<AgentState> load_agent_state(const fs::path& dir) {
 Status save_agent_state(const AgentState& state) {
   if (auto s = ensure_private_directory(state.dir); !s) return s;
   if (auto s = write_file_atomic(state.dir / kAgentKeyFile, state.key_pem, 0600); !s) return s;
-  if (auto s = write_file_atomic(state.dir / kAgentCertFile, state.certificate_pem, 0644); !s) return s;
-  if (auto s = write_file_atomic(state.dir / kCaCertFile, state.ca_certificate_pem, 0644); !s) return s;
-  if (auto s = write_file_atomic(state.dir / kActionKeyFile, state.action_public_key_pem, 0644); !s) return s;
+  if (auto s = write_file_atomic(state.dir / kAgentCertFile, state.certificate_pem, 0644); !s)
+    return s;
+  if (auto s = write_file_atomic(state.dir / kCaCertFile, state.ca_certificate_pem, 0644); !s)
+    return s;
+  if (auto s = write_file_atomic(state.dir / kActionKeyFile, state.action_public_key_pem, 0644); !s)
+    return s;
   const nlohmann::json meta{{"agent_id", state.agent_id},
                             {"gateway", state.gateway.to_string()},
                             {"controller_api", state.controller_api},

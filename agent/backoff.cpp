@@ -4,8 +4,11 @@
 
 namespace riposte::agent {
 
-Backoff::Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max, std::uint64_t seed)
-    : initial_(std::max(initial, std::chrono::milliseconds(1))), max_(std::max(max, initial)), rng_(seed) {}
+Backoff::Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                 std::uint64_t seed)
+    : initial_(std::max(initial, std::chrono::milliseconds(1))),
+      max_(std::max(max, initial)),
+      rng_(seed) {}
 
 std::chrono::milliseconds Backoff::next() {
   // Cap the exponent so the shift cannot overflow however long the controller stays away.

@@ -1,14 +1,14 @@
 #include "agent/controller_link.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
-
-#include <fmt/format.h>
 
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
@@ -36,7 +36,8 @@ std::uint64_t random_seed() {
 
 // Closes the stream's socket if `timer` fires before it is cancelled: a timeout for whatever
 // operation is pending on the stream.
-void arm_timeout(asio::steady_timer& timer, std::chrono::steady_clock::duration after, TlsStream& stream) {
+void arm_timeout(asio::steady_timer& timer, std::chrono::steady_clock::duration after,
+                 TlsStream& stream) {
   timer.expires_after(after);
   timer.async_wait([&stream](const boost::system::error_code& ec) {
     if (ec) return;  // cancelled: the operation finished in time
@@ -129,8 +130,9 @@ asio::awaitable<std::string> ControllerLink::session() {
   boost::system::error_code ec;
   close_reason_.clear();
   tcp::resolver resolver(io_);
-  auto endpoints = co_await resolver.async_resolve(state_.gateway.host, std::to_string(state_.gateway.port),
-                                                   asio::redirect_error(asio::use_awaitable, ec));
+  auto endpoints =
+      co_await resolver.async_resolve(state_.gateway.host, std::to_string(state_.gateway.port),
+                                      asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot resolve {}: {}", state_.gateway.host, ec.message());
 
   live_ = std::make_shared<LiveSession>(io_, tls_, options_.max_frame_size);
@@ -144,15 +146,18 @@ asio::awaitable<std::string> ControllerLink::session() {
 
   asio::steady_timer guard(io_);
   arm_timeout(guard, options_.connect_timeout, stream);
-  co_await asio::async_connect(stream.lowest_layer(), endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_connect(stream.lowest_layer(), endpoints,
+                               asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot connect: {}", describe_error(ec));
   stream.lowest_layer().set_option(tcp::no_delay(true), ec);
-  co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.async_handshake(asio::ssl::stream_base::client,
+                                  asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
-    co_return fmt::format("TLS handshake failed: {}{}", describe_error(ec),
-                          describe_error(ec).find("certificate verify failed") != std::string::npos
-                              ? " (the gateway's certificate is not from the CA this agent enrolled with)"
-                              : "");
+    co_return fmt::format(
+        "TLS handshake failed: {}{}", describe_error(ec),
+        describe_error(ec).find("certificate verify failed") != std::string::npos
+            ? " (the gateway's certificate is not from the CA this agent enrolled with)"
+            : "");
   }
 
   proto::Envelope hello;
@@ -162,7 +167,8 @@ asio::awaitable<std::string> ControllerLink::session() {
   h->set_agent_version(std::string(kRiposteVersion));
   *h->mutable_os() = os_facts();
   for (const auto& c : capabilities()) h->add_capabilities(c);
-  if (auto s = co_await channel.write(hello); !s) co_return "sending Hello failed: " + s.error().message;
+  if (auto s = co_await channel.write(hello); !s)
+    co_return "sending Hello failed: " + s.error().message;
   auto answer = co_await channel.read();
   guard.cancel();
   if (!answer) {
@@ -170,7 +176,8 @@ asio::awaitable<std::string> ControllerLink::session() {
     // a refused certificate (revoked, unknown CA) shows up here as an alert.
     co_return "no answer to Hello: " + answer.error().message;
   }
-  if (answer->has_goodbye()) co_return "controller closed the session: " + answer->goodbye().reason();
+  if (answer->has_goodbye())
+    co_return "controller closed the session: " + answer->goodbye().reason();
   if (!answer->has_hello_ack()) co_return "controller answered Hello with something else";
   const auto& ack = answer->hello_ack();
   if (!ack.accepted()) co_return "controller refused this agent: " + ack.reason();
@@ -188,7 +195,8 @@ asio::awaitable<std::string> ControllerLink::session() {
   *inv->mutable_os() = os_facts();
   for (const auto& c : capabilities()) inv->add_capabilities(c);
   inv->set_collected_at_unix_ms(unix_ms_now());
-  if (auto s = co_await channel.write(inventory); !s) co_return "sending inventory failed: " + s.error().message;
+  if (auto s = co_await channel.write(inventory); !s)
+    co_return "sending inventory failed: " + s.error().message;
 
   // From here the heartbeat coroutine is the only writer; this one only reads.
   live->established = true;
@@ -233,7 +241,8 @@ asio::awaitable<void> ControllerLink::heartbeats(std::shared_ptr<LiveSession> li
     }
     // Three unanswered heartbeats: the controller (or the path to it) is gone even if TCP is not.
     if (heartbeat_sequence_ >= last_acked_ + 3) {
-      close_reason_ = fmt::format("controller answered no heartbeat for {} s", 3 * interval.count());
+      close_reason_ =
+          fmt::format("controller answered no heartbeat for {} s", 3 * interval.count());
       live->close();
       break;
     }

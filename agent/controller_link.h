@@ -8,7 +8,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -52,7 +51,8 @@ class ControllerLink {
   struct LiveSession;
   // The only writer once the session is established; owns its share of the session so it may
   // outlive the reader by a moment.
-  boost::asio::awaitable<void> heartbeats(std::shared_ptr<LiveSession> live, std::chrono::seconds interval);
+  boost::asio::awaitable<void> heartbeats(std::shared_ptr<LiveSession> live,
+                                          std::chrono::seconds interval);
   proto::OsFacts os_facts();
 
   boost::asio::io_context& io_;

@@ -1,8 +1,8 @@
 #include "agent/enrollment_client.h"
 
+#include <fmt/format.h>
 #include <openssl/x509.h>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "protocol/crypto.h"
@@ -14,7 +14,8 @@ namespace riposte::agent {
 namespace {
 
 // Everything the controller sent must fit together before anything is written to disk.
-Status check_grant(const AgentState& state, EVP_PKEY* our_key, const std::string& pinned_fingerprint) {
+Status check_grant(const AgentState& state, EVP_PKEY* our_key,
+                   const std::string& pinned_fingerprint) {
   auto ca = crypto::load_certificate_pem(state.ca_certificate_pem);
   if (!ca) return Error{"controller sent an unreadable CA certificate"};
   if (crypto::certificate_fingerprint(ca->get()) != pinned_fingerprint) {
@@ -26,7 +27,8 @@ Status check_grant(const AgentState& state, EVP_PKEY* our_key, const std::string
     return Error{"issued certificate is not for this agent's key"};
   }
   crypto::PkeyPtr ca_key(X509_get_pubkey(ca->get()));
-  if (X509_verify(cert->get(), ca_key.get()) != 1) return Error{"issued certificate is not signed by the CA"};
+  if (X509_verify(cert->get(), ca_key.get()) != 1)
+    return Error{"issued certificate is not signed by the CA"};
   auto id = crypto::agent_id_from_certificate(cert->get());
   if (!id || *id != state.agent_id) return Error{"issued certificate does not carry the agent id"};
   if (auto key = crypto::load_public_key_pem(state.action_public_key_pem);
@@ -42,7 +44,8 @@ Result<AgentState> enroll(const EnrollOptions& options, platform::SystemFactsSou
   if (is_enrolled(options.state_dir) && !options.force) {
     auto existing = load_agent_state(options.state_dir);
     return Error{fmt::format("{} already holds enrolled agent {}; use --force to enroll again",
-                             options.state_dir.string(), existing ? existing->agent_id : "(unreadable)")};
+                             options.state_dir.string(),
+                             existing ? existing->agent_id : "(unreadable)")};
   }
   auto pin = crypto::normalize_fingerprint(options.ca_pin);
   if (!pin) return pin.error();
@@ -51,7 +54,8 @@ Result<AgentState> enroll(const EnrollOptions& options, platform::SystemFactsSou
   const auto facts = facts_source.collect();
   auto key = crypto::generate_ec_p256();
   if (!key) return key.error();
-  auto csr = crypto::make_csr(key->get(), facts.hostname.empty() ? "riposte-agent" : facts.hostname);
+  auto csr =
+      crypto::make_csr(key->get(), facts.hostname.empty() ? "riposte-agent" : facts.hostname);
   if (!csr) return csr.error();
 
   auto tls = tls::make_tls13_context();
@@ -71,15 +75,17 @@ Result<AgentState> enroll(const EnrollOptions& options, platform::SystemFactsSou
   auto response = https_request(request, tls);
   if (!response) {
     if (response.error().message.find("certificate verify failed") != std::string::npos) {
-      return Error{fmt::format("{} (the controller's CA does not match --ca-pin {})", response.error().message, *pin)};
+      return Error{fmt::format("{} (the controller's CA does not match --ca-pin {})",
+                               response.error().message, *pin)};
     }
     return response.error();
   }
   auto body = nlohmann::json::parse(response->body, nullptr, false);
   if (response->status != 201) {
-    const std::string reason = body.is_object() && body.contains("error") && body["error"].is_string()
-                                   ? body["error"].get<std::string>()
-                                   : fmt::format("HTTP {}", response->status);
+    const std::string reason =
+        body.is_object() && body.contains("error") && body["error"].is_string()
+            ? body["error"].get<std::string>()
+            : fmt::format("HTTP {}", response->status);
     return Error{"controller refused enrollment: " + reason};
   }
   if (!body.is_object()) return Error{"controller sent an unreadable enrollment answer"};
@@ -97,7 +103,8 @@ Result<AgentState> enroll(const EnrollOptions& options, platform::SystemFactsSou
     const auto host = body.value("agent_gateway_host", std::string());
     const auto port = body.at("agent_gateway_port").get<unsigned>();
     if (port == 0 || port > 65535) return Error{"controller sent no agent gateway port"};
-    state.gateway = HostPort{host.empty() ? options.controller.host : host, static_cast<std::uint16_t>(port)};
+    state.gateway =
+        HostPort{host.empty() ? options.controller.host : host, static_cast<std::uint16_t>(port)};
   } catch (const nlohmann::json::exception& e) {
     return Error{fmt::format("controller sent an incomplete enrollment answer: {}", e.what())};
   }

@@ -12,9 +12,9 @@
 namespace riposte::agent {
 
 struct EnrollOptions {
-  HostPort controller;        // the controller's API address
+  HostPort controller;  // the controller's API address
   std::string token;
-  std::string ca_pin;         // sha256:HEX of the controller's CA certificate
+  std::string ca_pin;  // sha256:HEX of the controller's CA certificate
   std::filesystem::path state_dir;
   std::string gateway_override;  // HOST:PORT, if agents must reach the gateway by another address
   bool force = false;            // re-enroll even if the state directory holds an agent

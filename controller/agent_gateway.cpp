@@ -1,13 +1,13 @@
 #include "controller/agent_gateway.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
-
-#include <fmt/format.h>
 
 #include "controller/gateway_session.h"
 #include "protocol/crypto.h"
@@ -37,7 +37,8 @@ Status AgentGateway::start() {
     std::lock_guard lock(mutex_);
     revoked_.insert(revoked->begin(), revoked->end());
   }
-  if (auto s = tls::use_identity(tls_, pki_.server_chain_pem(), pki_.server_key_pem()); !s) return s;
+  if (auto s = tls::use_identity(tls_, pki_.server_chain_pem(), pki_.server_key_pem()); !s)
+    return s;
   auto check = [this](X509* leaf) -> Status {
     auto id = crypto::agent_id_from_certificate(leaf);
     if (!id) return id.error();
@@ -47,7 +48,8 @@ Status AgentGateway::start() {
     }
     return ok_status();
   };
-  if (auto s = tls::require_client_certificates(tls_, pki_.ca_certificate_pem(), check); !s) return s;
+  if (auto s = tls::require_client_certificates(tls_, pki_.ca_certificate_pem(), check); !s)
+    return s;
 
   boost::system::error_code ec;
   acceptor_.open(options_.listen.protocol(), ec);
@@ -56,7 +58,8 @@ Status AgentGateway::start() {
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return Error{fmt::format("agent gateway cannot listen on {}:{}: {}",
-                             options_.listen.address().to_string(), options_.listen.port(), ec.message())};
+                             options_.listen.address().to_string(), options_.listen.port(),
+                             ec.message())};
   }
   asio::co_spawn(io_, accept_loop(), asio::detached);
   return ok_status();
@@ -66,8 +69,8 @@ asio::awaitable<void> AgentGateway::accept_loop() {
   while (!stopped_) {
     boost::system::error_code ec;
     // Each connection gets its own strand; the acceptor's thread is never blocked by a session.
-    tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(io_),
-                                                         asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket = co_await acceptor_.async_accept(
+        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (stopped_ || ec == asio::error::operation_aborted) co_return;
       // Out of file descriptors and similar: log, and keep serving everyone else.
@@ -80,7 +83,8 @@ asio::awaitable<void> AgentGateway::accept_loop() {
         endpoint_ec ? "unknown" : fmt::format("{}:{}", peer.address().to_string(), peer.port());
     socket.set_option(tcp::no_delay(true), endpoint_ec);
     auto executor = socket.get_executor();
-    auto session = std::make_shared<GatewaySession>(*this, TlsStream(std::move(socket), tls_), remote);
+    auto session =
+        std::make_shared<GatewaySession>(*this, TlsStream(std::move(socket), tls_), remote);
     asio::co_spawn(executor, session->run(session), asio::detached);
   }
 }

@@ -4,12 +4,11 @@
 // One io_context serves every connection (coroutines, no thread per connection); each session runs
 // on its own strand. Identity comes only from the verified client certificate.
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-
-#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,8 +56,10 @@ class AgentGateway {
   Store& store() { return store_; }
   const Clock& clock() const { return clock_; }
   bool is_revoked(const std::string& agent_id) const;
-  // Registers a session as the live one for its agent; an older session of the same agent is closed.
-  void register_session(const std::string& agent_id, const std::shared_ptr<GatewaySession>& session);
+  // Registers a session as the live one for its agent; an older session of the same agent is
+  // closed.
+  void register_session(const std::string& agent_id,
+                        const std::shared_ptr<GatewaySession>& session);
   // Records the disconnect, unless a newer session of the same agent has replaced this one.
   void unregister_session(const std::string& agent_id, const GatewaySession* session,
                           const std::string& reason);

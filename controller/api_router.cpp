@@ -1,10 +1,9 @@
 #include "controller/api_router.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <ctime>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "controller/duration.h"
@@ -137,19 +136,21 @@ ApiResponse ApiRouter::enroll(const ApiRequest& request) {
   auto body = parse_object(request.body);
   if (!body) return error(400, body.error().message);
   EnrollmentRequest er;
-  for (auto [field, target] : {std::pair{"token", &er.token}, {"csr_pem", &er.csr_pem},
-                               {"hostname", &er.hostname}}) {
+  for (auto [field, target] :
+       {std::pair{"token", &er.token}, {"csr_pem", &er.csr_pem}, {"hostname", &er.hostname}}) {
     if (!body->contains(field)) continue;
     if (!(*body)[field].is_string()) return error(400, fmt::format("'{}' must be a string", field));
     *target = (*body)[field].get<std::string>();
   }
   auto grant = deps_.enrollment.enroll(er);
   if (!grant) {
-    spdlog::warn("api: enrollment from {} refused: {}", request.remote_address, grant.error().message);
+    spdlog::warn("api: enrollment from {} refused: {}", request.remote_address,
+                 grant.error().message);
     const bool token_problem = grant.error().message.find("token") != std::string::npos;
     return error(token_problem ? 403 : 400, grant.error().message);
   }
-  spdlog::info("api: enrolled agent {} ({}) from {}", grant->agent_id, er.hostname, request.remote_address);
+  spdlog::info("api: enrolled agent {} ({}) from {}", grant->agent_id, er.hostname,
+               request.remote_address);
   return reply(201, json{{"agent_id", grant->agent_id},
                          {"certificate_pem", grant->certificate_pem},
                          {"ca_certificate_pem", grant->ca_certificate_pem},
@@ -183,7 +184,8 @@ ApiResponse ApiRouter::revoke_agent(const std::string& id, const ApiTokenRecord&
   return show_agent(id);
 }
 
-ApiResponse ApiRouter::create_enrollment_token(const ApiRequest& request, const ApiTokenRecord& caller) {
+ApiResponse ApiRouter::create_enrollment_token(const ApiRequest& request,
+                                               const ApiTokenRecord& caller) {
   auto body = parse_object(request.body);
   if (!body) return error(400, body.error().message);
   int uses = 1;

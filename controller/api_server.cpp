@@ -1,5 +1,8 @@
 #include "controller/api_server.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -8,9 +11,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <spdlog/spdlog.h>
-
-#include <fmt/format.h>
 
 #include "protocol/envelope_channel.h"
 #include "protocol/tls.h"
@@ -22,20 +22,27 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-ApiServer::ApiServer(asio::io_context& io, const Pki& pki, ApiRouter& router, ApiServerOptions options)
-    : io_(io), pki_(pki), router_(router), options_(std::move(options)),
-      tls_(tls::make_tls13_context()), acceptor_(io) {}
+ApiServer::ApiServer(asio::io_context& io, const Pki& pki, ApiRouter& router,
+                     ApiServerOptions options)
+    : io_(io),
+      pki_(pki),
+      router_(router),
+      options_(std::move(options)),
+      tls_(tls::make_tls13_context()),
+      acceptor_(io) {}
 
 Status ApiServer::start() {
-  if (auto s = tls::use_identity(tls_, pki_.server_chain_pem(), pki_.server_key_pem()); !s) return s;
+  if (auto s = tls::use_identity(tls_, pki_.server_chain_pem(), pki_.server_key_pem()); !s)
+    return s;
   boost::system::error_code ec;
   acceptor_.open(options_.listen.protocol(), ec);
   if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(options_.listen, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Error{fmt::format("API cannot listen on {}:{}: {}", options_.listen.address().to_string(),
-                             options_.listen.port(), ec.message())};
+    return Error{fmt::format("API cannot listen on {}:{}: {}",
+                             options_.listen.address().to_string(), options_.listen.port(),
+                             ec.message())};
   }
   asio::co_spawn(io_, accept_loop(), asio::detached);
   return ok_status();
@@ -55,8 +62,8 @@ tcp::endpoint ApiServer::local_endpoint() const {
 asio::awaitable<void> ApiServer::accept_loop() {
   while (!stopped_) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(io_),
-                                                         asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket = co_await acceptor_.async_accept(
+        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (stopped_ || ec == asio::error::operation_aborted) co_return;
       spdlog::error("api: accept failed: {}", ec.message());
@@ -70,12 +77,14 @@ asio::awaitable<void> ApiServer::accept_loop() {
 asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
   boost::system::error_code ec;
   const auto peer = socket.remote_endpoint(ec);
-  const std::string remote = ec ? "unknown" : fmt::format("{}:{}", peer.address().to_string(), peer.port());
+  const std::string remote =
+      ec ? "unknown" : fmt::format("{}:{}", peer.address().to_string(), peer.port());
   beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), tls_);
   const auto timeout = std::chrono::seconds(options_.request_timeout_seconds);
 
   beast::get_lowest_layer(stream).expires_after(timeout);
-  co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                  asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     spdlog::debug("api: TLS handshake from {} failed: {}", remote, describe_error(ec));
     co_return;
@@ -87,7 +96,8 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(16 * 1024);
     beast::get_lowest_layer(stream).expires_after(timeout);
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated) break;
 
     http::response<http::string_body> response;

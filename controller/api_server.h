@@ -3,12 +3,11 @@
 // HTTPS (TLS 1.3) listener for the operator API and enrollment, on Boost.Beast. It moves bytes and
 // enforces limits (request size, timeouts); ApiRouter decides what each request means.
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-
-#include <atomic>
 
 #include "controller/api_router.h"
 #include "controller/pki.h"
@@ -23,7 +22,8 @@ struct ApiServerOptions {
 
 class ApiServer {
  public:
-  ApiServer(boost::asio::io_context& io, const Pki& pki, ApiRouter& router, ApiServerOptions options);
+  ApiServer(boost::asio::io_context& io, const Pki& pki, ApiRouter& router,
+            ApiServerOptions options);
 
   Status start();
   void stop();

@@ -1,11 +1,11 @@
 // riposte: the operator CLI. Talks to the controller's HTTPS API with a bearer token.
 //   riposte [--server URL] [--token T] [--ca FILE] <noun> <verb> [--json]
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "protocol/address.h"
@@ -35,12 +35,14 @@ std::string env_or(const char* name, const std::string& given) {
   return value != nullptr ? value : "";
 }
 
-json call(const Connection& c, const std::string& method, const std::string& target, const json& body = nullptr) {
+json call(const Connection& c, const std::string& method, const std::string& target,
+          const json& body = nullptr) {
   if (c.server.empty()) die("no controller: pass --server https://HOST:PORT or set RIPOSTE_SERVER");
   if (c.token.empty()) die("no API token: pass --token or set RIPOSTE_TOKEN");
   if (c.ca.empty()) die("no CA certificate: pass --ca FILE or set RIPOSTE_CA");
   std::string_view url = c.server;
-  if (!url.starts_with("https://")) die(fmt::format("--server '{}' must start with https://", c.server));
+  if (!url.starts_with("https://"))
+    die(fmt::format("--server '{}' must start with https://", c.server));
   url.remove_prefix(8);
   while (url.ends_with('/')) url.remove_suffix(1);
   auto address = parse_host_port(url);
@@ -61,8 +63,9 @@ json call(const Connection& c, const std::string& method, const std::string& tar
   if (!response) die(response.error().message);
   auto parsed = json::parse(response->body, nullptr, false);
   if (response->status >= 400) {
-    const std::string reason = parsed.is_object() && parsed.contains("error") ? parsed["error"].get<std::string>()
-                                                                             : response->body;
+    const std::string reason = parsed.is_object() && parsed.contains("error")
+                                   ? parsed["error"].get<std::string>()
+                                   : response->body;
     die(fmt::format("controller answered {}: {}", response->status, reason));
   }
   if (parsed.is_discarded()) die("controller sent a response that is not JSON");
@@ -83,7 +86,8 @@ std::string text(const json& v) {
   return v.dump();
 }
 
-void print_table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+void print_table(const std::vector<std::string>& headers,
+                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> width(headers.size());
   for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
   for (const auto& row : rows)
@@ -101,11 +105,12 @@ void print_table(const std::vector<std::string>& headers, const std::vector<std:
 }
 
 void print_agent(const json& a) {
-  for (const char* key : {"id", "hostname", "status", "os", "kernel", "arch", "ip_addresses", "mac_addresses",
-                          "agent_version", "capabilities", "connected_since", "last_heartbeat", "last_seen",
-                          "remote_address", "last_disconnect_reason", "enrolled_at", "revoked_at",
-                          "cert_fingerprint"}) {
-    std::cout << fmt::format("{:<23} {}\n", std::string(key) + ":", text(a.value(key, json(nullptr))));
+  for (const char* key : {"id", "hostname", "status", "os", "kernel", "arch", "ip_addresses",
+                          "mac_addresses", "agent_version", "capabilities", "connected_since",
+                          "last_heartbeat", "last_seen", "remote_address", "last_disconnect_reason",
+                          "enrolled_at", "revoked_at", "cert_fingerprint"}) {
+    std::cout << fmt::format("{:<23} {}\n", std::string(key) + ":",
+                             text(a.value(key, json(nullptr))));
   }
 }
 
@@ -116,7 +121,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(RIPOSTE_VERSION));
   Connection given;
-  app.add_option("--server", given.server, "controller API URL, e.g. https://127.0.0.1:8443 (RIPOSTE_SERVER)");
+  app.add_option("--server", given.server,
+                 "controller API URL, e.g. https://127.0.0.1:8443 (RIPOSTE_SERVER)");
   app.add_option("--token", given.token, "API token (RIPOSTE_TOKEN)");
   app.add_option("--ca", given.ca, "controller CA certificate PEM (RIPOSTE_CA)");
   bool as_json = false;
@@ -129,7 +135,8 @@ int main(int argc, char** argv) {
   auto* show = agents->add_subcommand("show", "show one agent");
   show->add_option("ID", agent_id, "agent id")->required();
   show->add_flag("--json", as_json, "print JSON");
-  auto* revoke = agents->add_subcommand("revoke", "revoke an agent: close its session, refuse it from now on");
+  auto* revoke =
+      agents->add_subcommand("revoke", "revoke an agent: close its session, refuse it from now on");
   revoke->add_option("ID", agent_id, "agent id")->required();
   revoke->add_flag("--json", as_json, "print JSON");
 
@@ -158,12 +165,13 @@ int main(int argc, char** argv) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& a : result.at("agents")) {
-      rows.push_back({text(a["id"]), text(a["hostname"]), text(a["status"]), text(a["os"]), text(a["kernel"]),
-                      text(a["ip_addresses"]), text(a["agent_version"]), text(a["capabilities"]),
-                      text(a["connected_since"]), text(a["last_heartbeat"])});
+      rows.push_back({text(a["id"]), text(a["hostname"]), text(a["status"]), text(a["os"]),
+                      text(a["kernel"]), text(a["ip_addresses"]), text(a["agent_version"]),
+                      text(a["capabilities"]), text(a["connected_since"]),
+                      text(a["last_heartbeat"])});
     }
-    print_table({"ID", "HOSTNAME", "STATUS", "OS", "KERNEL", "IP ADDRESSES", "VERSION", "CAPABILITIES",
-                 "CONNECTED SINCE", "LAST HEARTBEAT"},
+    print_table({"ID", "HOSTNAME", "STATUS", "OS", "KERNEL", "IP ADDRESSES", "VERSION",
+                 "CAPABILITIES", "CONNECTED SINCE", "LAST HEARTBEAT"},
                 rows);
     return 0;
   }
@@ -179,12 +187,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (create->parsed()) {
-    const auto result = call(c, "POST", "/api/v1/enrollment-tokens", json{{"uses", uses}, {"ttl", ttl}});
+    const auto result =
+        call(c, "POST", "/api/v1/enrollment-tokens", json{{"uses", uses}, {"ttl", ttl}});
     if (as_json) {
       std::cout << result.dump(2) << "\n";
     } else {
       std::cout << "Enrollment token (shown once): " << text(result["token"]) << "\n"
-                << "Uses: " << text(result["uses"]) << ", expires " << text(result["expires_at"]) << "\n";
+                << "Uses: " << text(result["uses"]) << ", expires " << text(result["expires_at"])
+                << "\n";
     }
     return 0;
   }

@@ -1,10 +1,9 @@
 #include "controller/config.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <set>
-
-#include <fmt/format.h>
 
 #include "controller/duration.h"
 
@@ -13,8 +12,8 @@ namespace riposte::controller {
 Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
                                                 ControllerConfig config) {
   static const std::set<std::string> kKnown = {
-      "data_dir", "agent_listen", "api_listen", "agent_gateway_host", "server_names",
-      "heartbeat_interval", "max_frame_size", "log_level", "log_format"};
+      "data_dir",           "agent_listen",   "api_listen", "agent_gateway_host", "server_names",
+      "heartbeat_interval", "max_frame_size", "log_level",  "log_format"};
   try {
     const YAML::Node root = YAML::LoadFile(path.string());
     if (root.IsNull()) return config;
@@ -22,26 +21,32 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     for (const auto& entry : root) {
       const auto key = entry.first.as<std::string>();
       if (!kKnown.contains(key)) {
-        return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key, entry.first.Mark().line + 1)};
+        return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key,
+                                 entry.first.Mark().line + 1)};
       }
     }
     if (root["data_dir"]) config.data_dir = root["data_dir"].as<std::string>();
     if (root["agent_listen"]) config.agent_listen = root["agent_listen"].as<std::string>();
     if (root["api_listen"]) config.api_listen = root["api_listen"].as<std::string>();
-    if (root["agent_gateway_host"]) config.agent_gateway_host = root["agent_gateway_host"].as<std::string>();
-    if (root["server_names"]) config.server_names = root["server_names"].as<std::vector<std::string>>();
+    if (root["agent_gateway_host"])
+      config.agent_gateway_host = root["agent_gateway_host"].as<std::string>();
+    if (root["server_names"])
+      config.server_names = root["server_names"].as<std::vector<std::string>>();
     if (root["heartbeat_interval"]) {
       auto ms = parse_duration_ms(root["heartbeat_interval"].as<std::string>());
-      if (!ms) return Error{fmt::format("{}: heartbeat_interval: {}", path.string(), ms.error().message)};
+      if (!ms)
+        return Error{fmt::format("{}: heartbeat_interval: {}", path.string(), ms.error().message)};
       if (*ms < 1000 || *ms > 3'600'000) {
-        return Error{fmt::format("{}: heartbeat_interval must be between 1s and 1h", path.string())};
+        return Error{
+            fmt::format("{}: heartbeat_interval must be between 1s and 1h", path.string())};
       }
       config.heartbeat_interval_seconds = static_cast<std::uint32_t>(*ms / 1000);
     }
     if (root["max_frame_size"]) {
       const auto size = root["max_frame_size"].as<std::uint64_t>();
       if (size < 1024 || size > 256u * 1024 * 1024) {
-        return Error{fmt::format("{}: max_frame_size must be between 1 KiB and 256 MiB", path.string())};
+        return Error{
+            fmt::format("{}: max_frame_size must be between 1 KiB and 256 MiB", path.string())};
       }
       config.max_frame_size = static_cast<std::uint32_t>(size);
     }

@@ -1,18 +1,16 @@
 // riposte-controller: init | run | up. See README.md for the command-line contract.
 
+#include <fmt/format.h>
 #include <signal.h>
-#include <sys/wait.h>
-
-#include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <boost/asio/signal_set.hpp>
 #include <iostream>
-#include <thread>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "controller/controller_service.h"
 #include "controller/local_agent.h"
@@ -71,16 +69,19 @@ int cmd_init(const CommonFlags& flags, bool json) {
     return 0;
   }
   if (report->created.empty()) {
-    std::cout << "Data directory " << config->data_dir.string() << " is already initialized; nothing changed.\n";
+    std::cout << "Data directory " << config->data_dir.string()
+              << " is already initialized; nothing changed.\n";
   } else {
     std::cout << "Initialized " << config->data_dir.string() << ": created ";
-    for (std::size_t i = 0; i < report->created.size(); ++i) std::cout << (i ? ", " : "") << report->created[i];
+    for (std::size_t i = 0; i < report->created.size(); ++i)
+      std::cout << (i ? ", " : "") << report->created[i];
     std::cout << "\n";
   }
   std::cout << "CA certificate: " << report->ca_certificate.string() << "\n"
             << "CA fingerprint: " << report->ca_fingerprint << "\n";
   if (report->admin_token) {
-    std::cout << "Admin API token (shown once, stored only as a hash): " << *report->admin_token << "\n";
+    std::cout << "Admin API token (shown once, stored only as a hash): " << *report->admin_token
+              << "\n";
   }
   return 0;
 }
@@ -116,7 +117,8 @@ int cmd_run(const CommonFlags& flags) {
 // Credentials for the operator CLI on this host, so `. DIR/cli.env && riposte agents list` works.
 // The token is kept across runs; the server address is rewritten each run in case it changed.
 // `fresh_token` is the admin token init just created, if it did.
-Result<std::string> local_admin_token(ControllerService& service, std::optional<std::string> fresh_token) {
+Result<std::string> local_admin_token(ControllerService& service,
+                                      std::optional<std::string> fresh_token) {
   const fs::path env_file = service.config().data_dir / "cli.env";
   constexpr std::string_view kTokenKey = "export RIPOSTE_TOKEN=";
   std::optional<std::string> token = std::move(fresh_token);
@@ -136,7 +138,8 @@ Result<std::string> local_admin_token(ControllerService& service, std::optional<
   const auto contents = fmt::format(
       "# Operator CLI credentials for this controller (written by `riposte-controller up`).\n"
       "export RIPOSTE_SERVER=https://{}\nexport RIPOSTE_CA={}\n{}{}\n",
-      connectable_address(service.api_endpoint()), service.pki().ca_certificate_path().string(), kTokenKey, *token);
+      connectable_address(service.api_endpoint()), service.pki().ca_certificate_path().string(),
+      kTokenKey, *token);
   if (auto s = write_file_atomic(env_file, contents, 0600); !s) return s.error();
   return *token;
 }
@@ -175,9 +178,10 @@ int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
         exit_code = 1;
         return;
       }
-      auto rc = run_child_to_completion({agent_binary, "enroll", "--controller", api, "--token", token->secret,
-                                         "--ca-pin", service.pki().ca_fingerprint(), "--state-dir",
-                                         agent_state_dir, "--log-level", config->log_level});
+      auto rc = run_child_to_completion({agent_binary, "enroll", "--controller", api, "--token",
+                                         token->secret, "--ca-pin", service.pki().ca_fingerprint(),
+                                         "--state-dir", agent_state_dir, "--log-level",
+                                         config->log_level});
       if (!rc || *rc != 0) {
         spdlog::error("up: enrolling the local agent failed: {}",
                       rc ? fmt::format("riposte-agent exited with {}", *rc) : rc.error().message);
@@ -199,7 +203,9 @@ int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
     // Keep the local agent running; restart it if it dies while we are up.
     supervisor = std::thread([&, api] {
       while (!stopping) {
-        auto pid = spawn_child({agent_binary, "run", "--state-dir", agent_state_dir, "--log-level",
+        // The gateway may listen elsewhere than at enrollment time (flags, port 0): say where.
+        auto pid = spawn_child({agent_binary, "run", "--state-dir", agent_state_dir, "--gateway",
+                                connectable_address(service.agent_endpoint()), "--log-level",
                                 config->log_level, "--log-format", config->log_format});
         if (!pid) {
           spdlog::error("up: {}", pid.error().message);
@@ -215,7 +221,8 @@ int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
         spdlog::warn("up: local agent exited ({}); restarting in 2 s",
                      WIFEXITED(status) ? fmt::format("status {}", WEXITSTATUS(status))
                                        : fmt::format("signal {}", WTERMSIG(status)));
-        for (int i = 0; i < 20 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        for (int i = 0; i < 20 && !stopping; ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });
   };
@@ -223,13 +230,16 @@ int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
     stopping = true;
     if (pid_t pid = agent_pid; pid > 0) ::kill(pid, SIGTERM);
   };
-  const int rc = serve(service, [&] {
-    on_started();
-    if (exit_code != 0) {
-      on_stop();
-      service.stop();
-    }
-  }, on_stop);
+  const int rc = serve(
+      service,
+      [&] {
+        on_started();
+        if (exit_code != 0) {
+          on_stop();
+          service.stop();
+        }
+      },
+      on_stop);
   stopping = true;
   if (supervisor.joinable()) supervisor.join();
   return rc != 0 ? rc : exit_code;
@@ -244,16 +254,20 @@ int main(int argc, char** argv) {
   CommonFlags flags;
   auto add_common = [&](CLI::App* sub, bool listeners) {
     sub->add_option("--data-dir", flags.data_dir, "data directory (CA, keys, database)");
-    sub->add_option("--config", flags.config_file, "YAML configuration file")->check(CLI::ExistingFile);
+    sub->add_option("--config", flags.config_file, "YAML configuration file")
+        ->check(CLI::ExistingFile);
     if (listeners) {
-      sub->add_option("--agent-listen", flags.agent_listen, "agent gateway HOST:PORT (default 0.0.0.0:7443)");
-      sub->add_option("--api-listen", flags.api_listen, "HTTPS API HOST:PORT (default 0.0.0.0:8443)");
+      sub->add_option("--agent-listen", flags.agent_listen,
+                      "agent gateway HOST:PORT (default 0.0.0.0:7443)");
+      sub->add_option("--api-listen", flags.api_listen,
+                      "HTTPS API HOST:PORT (default 0.0.0.0:8443)");
       sub->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
       sub->add_option("--log-format", flags.log_format, "text|json");
     }
   };
   bool json = false;
-  auto* init = app.add_subcommand("init", "create the CA, server certificate, action key and admin token");
+  auto* init =
+      app.add_subcommand("init", "create the CA, server certificate, action key and admin token");
   add_common(init, false);
   init->add_flag("--json", json, "print one JSON object");
   auto* run = app.add_subcommand("run", "run the controller in the foreground");
@@ -261,7 +275,8 @@ int main(int argc, char** argv) {
   std::string agent_state_dir;
   auto* up = app.add_subcommand("up", "init if needed, run, and run a local enrolled agent");
   add_common(up, true);
-  up->add_option("--agent-state-dir", agent_state_dir, "state directory of the local agent (default DATA_DIR/local-agent)");
+  up->add_option("--agent-state-dir", agent_state_dir,
+                 "state directory of the local agent (default DATA_DIR/local-agent)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,10 +1,10 @@
 #include "controller/controller_service.h"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <fmt/format.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "protocol/address.h"
@@ -32,7 +32,7 @@ std::string connectable_address(const tcp::endpoint& endpoint) {
   auto address = endpoint.address();
   if (address.is_unspecified()) {
     address = address.is_v6() ? asio::ip::address(asio::ip::address_v6::loopback())
-                               : asio::ip::address(asio::ip::address_v4::loopback());
+                              : asio::ip::address(asio::ip::address_v4::loopback());
   }
   return HostPort{address.to_string(), endpoint.port()}.to_string();
 }
@@ -88,10 +88,10 @@ Status ControllerService::start() {
   gateway_ = std::make_unique<AgentGateway>(io_, *store_, *pki_, clock_, gateway_options);
   if (auto s = gateway_->start(); !s) return s;
 
-  router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
-      *store_, *enrollment_, *auth_, clock_,
-      [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
-      gateway_->local_endpoint().port()});
+  router_ = std::make_unique<ApiRouter>(
+      ApiRouterDeps{*store_, *enrollment_, *auth_, clock_,
+                    [this](const std::string& id) { gateway_->revoke(id); },
+                    config_.agent_gateway_host, gateway_->local_endpoint().port()});
   api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, ApiServerOptions{*api_listen});
   if (auto s = api_->start(); !s) return s;
 
@@ -102,12 +102,13 @@ Status ControllerService::start() {
       {"ca_cert", pki_->ca_certificate_path().string()},
       {"ca_fingerprint", pki_->ca_fingerprint()},
   };
-  if (auto s = write_file_atomic(config_.data_dir / kRuntimeFile, runtime.dump(2) + "\n", 0644); !s) {
+  if (auto s = write_file_atomic(config_.data_dir / kRuntimeFile, runtime.dump(2) + "\n", 0644);
+      !s) {
     return s;
   }
   spdlog::info("controller: agent gateway on {}, API on https://{}, CA {}",
-               connectable_address(gateway_->local_endpoint()), connectable_address(api_->local_endpoint()),
-               pki_->ca_fingerprint());
+               connectable_address(gateway_->local_endpoint()),
+               connectable_address(api_->local_endpoint()), pki_->ca_fingerprint());
   return ok_status();
 }
 

@@ -1,10 +1,10 @@
 #pragma once
 
 // The controller daemon assembled: data directory (PKI + store), agent gateway and API on one
-// io_context served by a small thread pool. `riposte-controller init|run|up` are thin layers on this.
+// io_context served by a small thread pool. `riposte-controller init|run|up` are thin layers on
+// this.
 
 #include <boost/asio/io_context.hpp>
-
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -24,8 +24,8 @@
 namespace riposte::controller {
 
 struct InitReport {
-  std::vector<std::string> created;         // files and records made by this call
-  std::optional<std::string> admin_token;   // only when just created
+  std::vector<std::string> created;        // files and records made by this call
+  std::optional<std::string> admin_token;  // only when just created
   std::string ca_fingerprint;
   std::filesystem::path ca_certificate;
 };

@@ -1,8 +1,8 @@
 #include "controller/duration.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace riposte::controller {
 
@@ -11,11 +11,20 @@ Result<std::int64_t> parse_duration_ms(std::string_view text) {
   if (text.size() < 2) return bad;
   std::int64_t unit_ms = 0;
   switch (text.back()) {
-    case 's': unit_ms = 1000; break;
-    case 'm': unit_ms = 60'000; break;
-    case 'h': unit_ms = 3'600'000; break;
-    case 'd': unit_ms = 86'400'000; break;
-    default: return bad;
+    case 's':
+      unit_ms = 1000;
+      break;
+    case 'm':
+      unit_ms = 60'000;
+      break;
+    case 'h':
+      unit_ms = 3'600'000;
+      break;
+    case 'd':
+      unit_ms = 86'400'000;
+      break;
+    default:
+      return bad;
   }
   const auto digits = text.substr(0, text.size() - 1);
   std::int64_t count = 0;

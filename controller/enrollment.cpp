@@ -20,8 +20,13 @@ Result<NewEnrollmentToken> Enrollment::create_token(int max_uses, std::int64_t t
   NewEnrollmentToken out;
   out.secret = crypto::random_token("rpe_");
   const auto now = clock_.now_unix_ms();
-  out.record = EnrollmentTokenRecord{crypto::random_uuid(), crypto::sha256_hex(out.secret), now,
-                                     now + ttl_ms, max_uses, 0, created_by};
+  out.record = EnrollmentTokenRecord{crypto::random_uuid(),
+                                     crypto::sha256_hex(out.secret),
+                                     now,
+                                     now + ttl_ms,
+                                     max_uses,
+                                     0,
+                                     created_by};
   if (auto s = store_.insert_enrollment_token(out.record); !s) return s.error();
   return out;
 }
@@ -34,7 +39,8 @@ Result<EnrollmentGrant> Enrollment::enroll(const EnrollmentRequest& request) {
   const std::string agent_id = crypto::random_uuid();
   auto issued = pki_.issue_agent_certificate(request.csr_pem, agent_id);
   if (!issued) return issued.error();
-  auto token = store_.consume_enrollment_token(crypto::sha256_hex(request.token), clock_.now_unix_ms());
+  auto token =
+      store_.consume_enrollment_token(crypto::sha256_hex(request.token), clock_.now_unix_ms());
   if (!token) return token.error();
 
   AgentRecord agent;

@@ -1,14 +1,14 @@
 #include "controller/gateway_session.h"
 
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <openssl/ssl.h>
-#include <spdlog/spdlog.h>
-
-#include <fmt/format.h>
 
 #include "controller/agent_gateway.h"
 #include "protocol/crypto.h"
@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-AgentFactsRecord facts_from(const proto::OsFacts& os, const google::protobuf::RepeatedPtrField<std::string>& caps) {
+AgentFactsRecord facts_from(const proto::OsFacts& os,
+                            const google::protobuf::RepeatedPtrField<std::string>& caps) {
   AgentFactsRecord f;
   f.hostname = os.hostname();
   f.os_name = os.os_name();
@@ -37,7 +38,8 @@ AgentFactsRecord facts_from(const proto::OsFacts& os, const google::protobuf::Re
 // Hostile strings go to logs and the store; keep them bounded.
 bool facts_within_limits(const proto::OsFacts& os, int capability_count) {
   constexpr std::size_t kMaxField = 512;
-  for (const auto* s : {&os.hostname(), &os.os_name(), &os.os_id(), &os.os_version(), &os.kernel(), &os.arch()}) {
+  for (const auto* s :
+       {&os.hostname(), &os.os_name(), &os.os_id(), &os.os_version(), &os.kernel(), &os.arch()}) {
     if (s->size() > kMaxField) return false;
   }
   return os.ip_addresses_size() <= 256 && os.mac_addresses_size() <= 256 && capability_count <= 256;
@@ -55,7 +57,9 @@ GatewaySession::GatewaySession(AgentGateway& gateway, TlsStream stream, std::str
   outbox_signal_.expires_at(asio::steady_timer::time_point::max());
 }
 
-void GatewaySession::extend_deadline(std::chrono::seconds from_now) { deadline_.expires_after(from_now); }
+void GatewaySession::extend_deadline(std::chrono::seconds from_now) {
+  deadline_.expires_after(from_now);
+}
 
 void GatewaySession::shutdown_socket() {
   boost::system::error_code ignored;
@@ -95,8 +99,9 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
     } else {
       agent_id_ = *id;
       outcome = co_await serve();
-      if (!outcome) spdlog::warn("gateway: agent {} from {}: session ended: {}", agent_id_,
-                                 remote_address_, outcome.error().message);
+      if (!outcome)
+        spdlog::warn("gateway: agent {} from {}: session ended: {}", agent_id_, remote_address_,
+                     outcome.error().message);
     }
   }
 
@@ -128,16 +133,19 @@ asio::awaitable<Status> GatewaySession::serve() {
     co_await channel_.write(reply);
     co_return Error{std::move(reason)};
   };
-  if (hello.protocol_version() < kMinProtocolVersion || hello.protocol_version() > kProtocolVersion) {
-    co_return co_await refuse(fmt::format("protocol version {} is not supported (controller serves {}..{})",
-                                          hello.protocol_version(), kMinProtocolVersion, kProtocolVersion));
+  if (hello.protocol_version() < kMinProtocolVersion ||
+      hello.protocol_version() > kProtocolVersion) {
+    co_return co_await refuse(
+        fmt::format("protocol version {} is not supported (controller serves {}..{})",
+                    hello.protocol_version(), kMinProtocolVersion, kProtocolVersion));
   }
   if (!facts_within_limits(hello.os(), hello.capabilities_size())) {
     co_return co_await refuse("Hello fields exceed size limits");
   }
   auto agent = gateway_.store().find_agent(agent_id_);
   if (!agent) co_return co_await refuse("controller store error");
-  if (!agent->has_value()) co_return co_await refuse("agent id is not enrolled with this controller");
+  if (!agent->has_value())
+    co_return co_await refuse("agent id is not enrolled with this controller");
   if ((*agent)->revoked_at_ms) co_return co_await refuse("agent is revoked");
   crypto::X509Ptr peer(SSL_get1_peer_certificate(stream_.native_handle()));
   if (crypto::certificate_fingerprint(peer.get()) != (*agent)->cert_fingerprint) {
@@ -178,7 +186,8 @@ Status GatewaySession::handle(const proto::Envelope& envelope) {
   switch (envelope.body_case()) {
     case proto::Envelope::kHeartbeat: {
       if (auto s = store.record_agent_heartbeat(agent_id_, now); !s) {
-        spdlog::error("gateway: agent {}: cannot record heartbeat: {}", agent_id_, s.error().message);
+        spdlog::error("gateway: agent {}: cannot record heartbeat: {}", agent_id_,
+                      s.error().message);
       }
       proto::Envelope ack;
       ack.mutable_heartbeat_ack()->set_sequence(envelope.heartbeat().sequence());
@@ -190,14 +199,17 @@ Status GatewaySession::handle(const proto::Envelope& envelope) {
       if (!facts_within_limits(inventory.os(), inventory.capabilities_size())) {
         return Error{"inventory fields exceed size limits"};
       }
-      if (auto s = store.record_agent_facts(agent_id_, facts_from(inventory.os(), inventory.capabilities()), now);
+      if (auto s = store.record_agent_facts(
+              agent_id_, facts_from(inventory.os(), inventory.capabilities()), now);
           !s) {
-        spdlog::error("gateway: agent {}: cannot record inventory: {}", agent_id_, s.error().message);
+        spdlog::error("gateway: agent {}: cannot record inventory: {}", agent_id_,
+                      s.error().message);
       }
       return ok_status();
     }
     case proto::Envelope::kGoodbye:
-      return Error{fmt::format("agent said goodbye: {}", envelope.goodbye().reason().substr(0, 200))};
+      return Error{
+          fmt::format("agent said goodbye: {}", envelope.goodbye().reason().substr(0, 200))};
     case proto::Envelope::kHello:
       return Error{"second Hello on one session"};
     default:
@@ -226,11 +238,12 @@ asio::awaitable<void> GatewaySession::write_loop(std::shared_ptr<GatewaySession>
 }
 
 void GatewaySession::send(proto::Envelope envelope) {
-  asio::post(stream_.get_executor(), [self = shared_from_this(), envelope = std::move(envelope)]() mutable {
-    if (!self->open_) return;
-    self->outbox_.push_back(std::move(envelope));
-    self->outbox_signal_.cancel();
-  });
+  asio::post(stream_.get_executor(),
+             [self = shared_from_this(), envelope = std::move(envelope)]() mutable {
+               if (!self->open_) return;
+               self->outbox_.push_back(std::move(envelope));
+               self->outbox_signal_.cancel();
+             });
 }
 
 void GatewaySession::close(std::string reason) {

@@ -1,10 +1,9 @@
 #include "controller/pki.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <openssl/x509v3.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "protocol/secure_file.h"
 #include "protocol/version.h"
@@ -20,7 +19,9 @@ constexpr long kCaLifetime = 3650 * kDay;
 constexpr long kServerLifetime = 825 * kDay;
 constexpr long kAgentLifetime = 365 * kDay;
 
-Error failure(std::string_view what) { return Error{fmt::format("{}: {}", what, crypto::openssl_error())}; }
+Error failure(std::string_view what) {
+  return Error{fmt::format("{}: {}", what, crypto::openssl_error())};
+}
 
 bool add_extension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX ctx;
@@ -48,10 +49,11 @@ crypto::X509Ptr new_certificate(const Clock& clock, long lifetime, const std::st
   X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, -3600, &now);
   X509_time_adj_ex(X509_getm_notAfter(cert.get()), 0, lifetime, &now);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("Riposte"),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("Riposte"), -1, -1, 0);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
   X509_set_pubkey(cert.get(), subject_key);
   return cert;
 }
@@ -67,7 +69,8 @@ Result<crypto::PkeyPtr> load_or_generate_key(const fs::path& path, bool ed25519,
   }
   auto key = ed25519 ? crypto::generate_ed25519() : crypto::generate_ec_p256();
   if (!key) return key.error();
-  if (auto s = write_file_atomic(path, crypto::private_key_pem(key->get()), 0600); !s) return s.error();
+  if (auto s = write_file_atomic(path, crypto::private_key_pem(key->get()), 0600); !s)
+    return s.error();
   if (created) created->push_back(path.filename().string());
   return key;
 }
@@ -83,8 +86,9 @@ std::string san_entry(const std::string& name) {
 
 }  // namespace
 
-Result<Pki> Pki::load_or_create(const fs::path& data_dir, const std::vector<std::string>& server_names,
-                                const Clock& clock, std::vector<std::string>* created) {
+Result<Pki> Pki::load_or_create(const fs::path& data_dir,
+                                const std::vector<std::string>& server_names, const Clock& clock,
+                                std::vector<std::string>* created) {
   if (auto s = ensure_private_directory(data_dir); !s) return s.error();
   Pki pki;
   pki.clock_ = &clock;
@@ -95,10 +99,10 @@ Result<Pki> Pki::load_or_create(const fs::path& data_dir, const std::vector<std:
   const bool have_ca_key = fs::exists(data_dir / kCaKey);
   const bool have_ca_cert = fs::exists(pki.ca_path_);
   if (have_ca_key != have_ca_cert) {
-    return Error{fmt::format("{} has {} but not {}; restore the missing file or move the data "
-                             "directory away to start over",
-                             data_dir.string(), have_ca_key ? kCaKey : kCaCert,
-                             have_ca_key ? kCaCert : kCaKey)};
+    return Error{fmt::format(
+        "{} has {} but not {}; restore the missing file or move the data "
+        "directory away to start over",
+        data_dir.string(), have_ca_key ? kCaKey : kCaCert, have_ca_key ? kCaCert : kCaKey)};
   }
   auto ca_key = load_or_generate_key(data_dir / kCaKey, false, created);
   if (!ca_key) return ca_key.error();
@@ -113,7 +117,8 @@ Result<Pki> Pki::load_or_create(const fs::path& data_dir, const std::vector<std:
   } else {
     auto cert = new_certificate(clock, kCaLifetime, "Riposte CA", pki.ca_key_.get());
     X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get()));
-    if (!add_extension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+    if (!add_extension(cert.get(), cert.get(), NID_basic_constraints,
+                       "critical,CA:TRUE,pathlen:0") ||
         !add_extension(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign") ||
         !add_extension(cert.get(), cert.get(), NID_subject_key_identifier, "hash") ||
         X509_sign(cert.get(), pki.ca_key_.get(), EVP_sha256()) <= 0) {
@@ -148,11 +153,14 @@ Result<Pki> Pki::load_or_create(const fs::path& data_dir, const std::vector<std:
     }
     auto cert = new_certificate(clock, kServerLifetime, "riposte-controller", server_key->get());
     X509_set_issuer_name(cert.get(), X509_get_subject_name(pki.ca_cert_.get()));
-    if (!add_extension(cert.get(), pki.ca_cert_.get(), NID_basic_constraints, "critical,CA:FALSE") ||
-        !add_extension(cert.get(), pki.ca_cert_.get(), NID_key_usage, "critical,digitalSignature") ||
+    if (!add_extension(cert.get(), pki.ca_cert_.get(), NID_basic_constraints,
+                       "critical,CA:FALSE") ||
+        !add_extension(cert.get(), pki.ca_cert_.get(), NID_key_usage,
+                       "critical,digitalSignature") ||
         !add_extension(cert.get(), pki.ca_cert_.get(), NID_ext_key_usage, "serverAuth") ||
         !add_extension(cert.get(), pki.ca_cert_.get(), NID_subject_alt_name, san) ||
-        !add_extension(cert.get(), pki.ca_cert_.get(), NID_authority_key_identifier, "keyid:always") ||
+        !add_extension(cert.get(), pki.ca_cert_.get(), NID_authority_key_identifier,
+                       "keyid:always") ||
         X509_sign(cert.get(), pki.ca_key_.get(), EVP_sha256()) <= 0) {
       return failure("cannot create the server certificate");
     }
@@ -205,7 +213,8 @@ Result<IssuedCertificate> Pki::issue_agent_certificate(const std::string& csr_pe
       X509_sign(cert.get(), ca_key_.get(), EVP_sha256()) <= 0) {
     return failure("cannot issue the agent certificate");
   }
-  return IssuedCertificate{crypto::certificate_pem(cert.get()), crypto::certificate_serial_hex(cert.get()),
+  return IssuedCertificate{crypto::certificate_pem(cert.get()),
+                           crypto::certificate_serial_hex(cert.get()),
                            crypto::certificate_fingerprint(cert.get())};
 }
 

@@ -26,7 +26,8 @@ class Pki {
   // `server_names` are extra DNS names or IP addresses for the server certificate (localhost,
   // 127.0.0.1, ::1 and the host name are always included).
   static Result<Pki> load_or_create(const std::filesystem::path& data_dir,
-                                    const std::vector<std::string>& server_names, const Clock& clock,
+                                    const std::vector<std::string>& server_names,
+                                    const Clock& clock,
                                     std::vector<std::string>* created = nullptr);
 
   // Signs an agent's CSR. The CSR's own signature must verify (proof the requester holds the key);

@@ -65,7 +65,9 @@ CREATE INDEX agents_revoked ON agents (revoked_at_ms) WHERE revoked_at_ms IS NOT
 )sql"},
 };
 
-struct StmtDeleter { void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); } };
+struct StmtDeleter {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
 using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
 
 // A prepared statement with positional binding: Statement(db, sql).bind(a, b, c).
@@ -92,7 +94,8 @@ class Statement {
 
   Status run() {
     const int rc = step();
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error{fmt::format("database: {}", sqlite3_errmsg(db_))};
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+      return Error{fmt::format("database: {}", sqlite3_errmsg(db_))};
     return ok_status();
   }
 
@@ -110,25 +113,33 @@ class Statement {
   void bind_one(int i, const std::string& v) {
     sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
-  void bind_one(int i, const char* v) { sqlite3_bind_text(stmt_.get(), i, v, -1, SQLITE_TRANSIENT); }
+  void bind_one(int i, const char* v) {
+    sqlite3_bind_text(stmt_.get(), i, v, -1, SQLITE_TRANSIENT);
+  }
   void bind_one(int i, std::int64_t v) { sqlite3_bind_int64(stmt_.get(), i, v); }
   void bind_one(int i, int v) { sqlite3_bind_int64(stmt_.get(), i, v); }
   void bind_one(int i, std::uint32_t v) { sqlite3_bind_int64(stmt_.get(), i, v); }
   void bind_one(int i, const std::optional<std::int64_t>& v) {
-    if (v) sqlite3_bind_int64(stmt_.get(), i, *v); else sqlite3_bind_null(stmt_.get(), i);
+    if (v)
+      sqlite3_bind_int64(stmt_.get(), i, *v);
+    else
+      sqlite3_bind_null(stmt_.get(), i);
   }
 
   sqlite3* db_;
   StmtPtr stmt_;
 };
 
-std::string to_json_list(const std::vector<std::string>& values) { return nlohmann::json(values).dump(); }
+std::string to_json_list(const std::vector<std::string>& values) {
+  return nlohmann::json(values).dump();
+}
 
 std::vector<std::string> from_json_list(const std::string& text) {
   auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!parsed.is_array()) return {};
   std::vector<std::string> out;
-  for (const auto& v : parsed) if (v.is_string()) out.push_back(v.get<std::string>());
+  for (const auto& v : parsed)
+    if (v.is_string()) out.push_back(v.get<std::string>());
   return out;
 }
 
@@ -183,9 +194,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::pa
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open_at_version(const std::filesystem::path& path,
                                                                   int target_version) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);
@@ -193,8 +204,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open_at_version(const std::fil
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
   sqlite3_busy_timeout(db, 5000);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                             "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (auto status = store->exec(pragma); !status) return status.error();
   }
   if (auto status = store->migrate(target_version); !status) return status.error();
@@ -213,8 +224,9 @@ Status SqliteStore::exec(const char* sql) {
 
 Status SqliteStore::migrate(int target_version) {
   std::lock_guard lock(mutex_);
-  if (auto s = exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                    "description TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (datetime('now')))");
+  if (auto s =
+          exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+               "description TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (datetime('now')))");
       !s) {
     return s;
   }
@@ -222,9 +234,10 @@ Status SqliteStore::migrate(int target_version) {
   current.step();
   const int have = static_cast<int>(current.integer(0));
   if (have > latest_schema_version()) {
-    return Error{fmt::format("database schema version {} is newer than this controller supports ({}); "
-                             "upgrade the controller",
-                             have, latest_schema_version())};
+    return Error{
+        fmt::format("database schema version {} is newer than this controller supports ({}); "
+                    "upgrade the controller",
+                    have, latest_schema_version())};
   }
   for (const auto& m : kMigrations) {
     if (m.version <= have || m.version > target_version) continue;
@@ -278,11 +291,17 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
               "FROM enrollment_tokens WHERE token_hash = ?");
   q.bind(token_hash);
   if (q.step() != SQLITE_ROW) return finish(Error{"unknown enrollment token"});
-  EnrollmentTokenRecord t{q.text(0), q.text(1), q.integer(2), q.integer(3),
-                          static_cast<int>(q.integer(4)), static_cast<int>(q.integer(5)), q.text(6)};
+  EnrollmentTokenRecord t{q.text(0),
+                          q.text(1),
+                          q.integer(2),
+                          q.integer(3),
+                          static_cast<int>(q.integer(4)),
+                          static_cast<int>(q.integer(5)),
+                          q.text(6)};
   if (now_ms >= t.expires_at_ms) return finish(Error{"enrollment token expired"});
   if (t.uses >= t.max_uses) return finish(Error{"enrollment token has no uses left"});
-  auto updated = Statement(db_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?").bind(t.id).run();
+  auto updated =
+      Statement(db_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?").bind(t.id).run();
   if (!updated) return finish(updated.error());
   ++t.uses;
   return finish(t);
@@ -290,12 +309,13 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
 
 Status SqliteStore::insert_agent(const AgentRecord& a) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
-                   "INSERT INTO agents (id, hostname, os_name, os_version, kernel, arch, agent_version, "
-                   "ip_addresses, mac_addresses, capabilities, cert_serial, cert_fingerprint, "
-                   "enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-      .bind(a.id, a.facts.hostname, a.facts.os_name, a.facts.os_version, a.facts.kernel, a.facts.arch,
-            a.facts.agent_version, to_json_list(a.facts.ip_addresses),
+  return Statement(
+             db_,
+             "INSERT INTO agents (id, hostname, os_name, os_version, kernel, arch, agent_version, "
+             "ip_addresses, mac_addresses, capabilities, cert_serial, cert_fingerprint, "
+             "enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(a.id, a.facts.hostname, a.facts.os_name, a.facts.os_version, a.facts.kernel,
+            a.facts.arch, a.facts.agent_version, to_json_list(a.facts.ip_addresses),
             to_json_list(a.facts.mac_addresses), to_json_list(a.facts.capabilities), a.cert_serial,
             a.cert_fingerprint, a.enrolled_at_ms)
       .run();
@@ -313,7 +333,8 @@ Result<std::optional<AgentRecord>> SqliteStore::find_agent(const std::string& id
 
 Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
   std::lock_guard lock(mutex_);
-  Statement q(db_, fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
+  Statement q(db_,
+              fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
   std::vector<AgentRecord> agents;
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) agents.push_back(agent_from_row(q));
@@ -324,23 +345,26 @@ Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
 Status SqliteStore::record_agent_connected(const std::string& id, const AgentFactsRecord& f,
                                            const std::string& remote_address, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
-                   "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
-                   "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
-                   "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
-                   "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '' WHERE id = ?")
+  return Statement(
+             db_,
+             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
+             "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
+             "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
+             "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '' WHERE id = ?")
       .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, f.agent_version,
-            to_json_list(f.ip_addresses), to_json_list(f.mac_addresses), to_json_list(f.capabilities),
-            f.protocol_version, now_ms, now_ms, now_ms, remote_address, id)
+            to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
+            to_json_list(f.capabilities), f.protocol_version, now_ms, now_ms, now_ms,
+            remote_address, id)
       .run();
 }
 
 Status SqliteStore::record_agent_facts(const std::string& id, const AgentFactsRecord& f,
                                        std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
-                   "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
-                   "ip_addresses = ?, mac_addresses = ?, capabilities = ?, last_seen_ms = ? WHERE id = ?")
+  return Statement(
+             db_,
+             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
+             "ip_addresses = ?, mac_addresses = ?, capabilities = ?, last_seen_ms = ? WHERE id = ?")
       .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, to_json_list(f.ip_addresses),
             to_json_list(f.mac_addresses), to_json_list(f.capabilities), now_ms, id)
       .run();
@@ -374,9 +398,10 @@ Status SqliteStore::mark_all_agents_disconnected(const std::string& reason) {
 
 Status SqliteStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  auto s = Statement(db_, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
-               .bind(now_ms, id)
-               .run();
+  auto s =
+      Statement(db_, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
+          .bind(now_ms, id)
+          .run();
   if (!s) return s;
   if (sqlite3_changes(db_) == 0) return Error{fmt::format("no agent with id {}", id)};
   return ok_status();
@@ -403,12 +428,14 @@ Status SqliteStore::insert_api_token(const ApiTokenRecord& t) {
 
 Result<std::optional<ApiTokenRecord>> SqliteStore::find_api_token(const std::string& token_hash) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT id, name, role, token_hash, created_at_ms FROM api_tokens WHERE token_hash = ?");
+  Statement q(
+      db_, "SELECT id, name, role, token_hash, created_at_ms FROM api_tokens WHERE token_hash = ?");
   q.bind(token_hash);
   const int rc = q.step();
   if (rc == SQLITE_DONE) return std::optional<ApiTokenRecord>();
   if (rc != SQLITE_ROW) return db_error(db_, "find API token");
-  return std::optional<ApiTokenRecord>(ApiTokenRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)});
+  return std::optional<ApiTokenRecord>(
+      ApiTokenRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)});
 }
 
 Result<int> SqliteStore::count_api_tokens() {

@@ -1,8 +1,8 @@
 #include "protocol/address.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace riposte {
 
@@ -17,7 +17,8 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero) {
   std::string_view port_text;
   if (text.starts_with('[')) {
     const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return bad;
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return bad;
     out.host = std::string(text.substr(1, close - 1));
     port_text = text.substr(close + 2);
   } else {
@@ -27,9 +28,11 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero) {
     port_text = text.substr(colon + 1);
   }
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (out.host.empty() || port_text.empty() || ec != std::errc() ||
-      end != port_text.data() + port_text.size() || port > 65535 || (port == 0 && !allow_port_zero)) {
+      end != port_text.data() + port_text.size() || port > 65535 ||
+      (port == 0 && !allow_port_zero)) {
     return bad;
   }
   out.port = static_cast<std::uint16_t>(port);

@@ -1,5 +1,6 @@
 #include "protocol/crypto.h"
 
+#include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -9,17 +10,19 @@
 #include <algorithm>
 #include <cctype>
 
-#include <fmt/format.h>
-
 #include "protocol/version.h"
 
 namespace riposte::crypto {
 
 namespace {
 
-struct BioDeleter { void operator()(BIO* p) const { BIO_free(p); } };
+struct BioDeleter {
+  void operator()(BIO* p) const { BIO_free(p); }
+};
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-struct MdCtxDeleter { void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); } };
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+};
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 BioPtr memory_bio(std::string_view data) {
@@ -185,8 +188,8 @@ Result<std::string> normalize_fingerprint(std::string_view pin) {
 }
 
 Result<std::string> agent_id_from_certificate(X509* cert) {
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (names == nullptr) return Error{"certificate has no subjectAltName"};
   std::string found;
   int count = 0;
@@ -252,9 +255,9 @@ bool verify_ed25519(EVP_PKEY* public_key, std::string_view message,
                     std::span<const std::uint8_t> signature) {
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, public_key) != 1) return false;
-  const bool ok = EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
-                                   reinterpret_cast<const unsigned char*>(message.data()),
-                                   message.size()) == 1;
+  const bool ok =
+      EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   ERR_clear_error();
   return ok;
 }

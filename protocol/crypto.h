@@ -17,9 +17,15 @@
 
 namespace riposte::crypto {
 
-struct PkeyDeleter { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct X509Deleter { void operator()(X509* p) const { X509_free(p); } };
-struct X509ReqDeleter { void operator()(X509_REQ* p) const { X509_REQ_free(p); } };
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct X509Deleter {
+  void operator()(X509* p) const { X509_free(p); }
+};
+struct X509ReqDeleter {
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
+};
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using X509ReqPtr = std::unique_ptr<X509_REQ, X509ReqDeleter>;

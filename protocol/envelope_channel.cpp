@@ -1,13 +1,13 @@
 #include "protocol/envelope_channel.h"
 
+#include <fmt/format.h>
+#include <openssl/err.h>
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <openssl/err.h>
-
-#include <fmt/format.h>
 
 namespace riposte {
 
@@ -21,8 +21,8 @@ asio::awaitable<Result<proto::Envelope>> EnvelopeChannel::read() {
     if (auto payload = decoder_.next()) {
       proto::Envelope envelope;
       if (!envelope.ParseFromString(*payload)) {
-        co_return Error{fmt::format("malformed message ({} bytes that are not an Envelope)",
-                                    payload->size())};
+        co_return Error{
+            fmt::format("malformed message ({} bytes that are not an Envelope)", payload->size())};
       }
       if (envelope.body_case() == proto::Envelope::BODY_NOT_SET) {
         co_return Error{"message with no known body (newer peer or garbage)"};
@@ -31,8 +31,8 @@ asio::awaitable<Result<proto::Envelope>> EnvelopeChannel::read() {
     }
     if (decoder_.failed()) co_return Error{decoder_.error()};
     boost::system::error_code ec;
-    const std::size_t n =
-        co_await stream_.async_read_some(asio::buffer(buffer_), asio::redirect_error(asio::use_awaitable, ec));
+    const std::size_t n = co_await stream_.async_read_some(
+        asio::buffer(buffer_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return Error{describe_error(ec)};
     decoder_.feed(std::span(buffer_.data(), n));
   }
@@ -41,7 +41,8 @@ asio::awaitable<Result<proto::Envelope>> EnvelopeChannel::read() {
 asio::awaitable<Status> EnvelopeChannel::write(const proto::Envelope& envelope) {
   const auto frame = encode_frame(envelope.SerializeAsString());
   boost::system::error_code ec;
-  co_await asio::async_write(stream_, asio::buffer(frame), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(stream_, asio::buffer(frame),
+                             asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return Error{describe_error(ec)};
   co_return ok_status();
 }
@@ -50,7 +51,8 @@ std::string describe_error(const boost::system::error_code& ec) {
   if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
     return "the peer closed the connection";
   }
-  if (ec == asio::error::connection_refused) return "connection refused (is the controller running?)";
+  if (ec == asio::error::connection_refused)
+    return "connection refused (is the controller running?)";
   if (ec == asio::error::operation_aborted) return "timed out or cancelled";
   if (ec.category() == asio::error::get_ssl_category()) {
     char text[256];

@@ -3,11 +3,10 @@
 // Reads and writes Envelopes as frames over a TLS stream, with coroutines. One reader at a time and
 // one writer at a time; the owner serializes them (a session's strand).
 
+#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
-
-#include <array>
 #include <string>
 
 #include "protocol/agent_channel.pb.h"
@@ -34,7 +33,8 @@ class EnvelopeChannel {
   std::array<std::uint8_t, 16 * 1024> buffer_{};
 };
 
-// Describes a socket/TLS error in words for logs ("connection refused", "certificate verify failed").
+// Describes a socket/TLS error in words for logs ("connection refused", "certificate verify
+// failed").
 std::string describe_error(const boost::system::error_code& ec);
 
 }  // namespace riposte

@@ -18,7 +18,8 @@ std::vector<std::uint8_t> encode_frame(std::span<const std::uint8_t> payload) {
 }
 
 std::vector<std::uint8_t> encode_frame(const std::string& payload) {
-  return encode_frame(std::span(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()));
+  return encode_frame(
+      std::span(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()));
 }
 
 FrameDecoder::FrameDecoder(std::uint32_t max_frame_size) : max_frame_size_(max_frame_size) {}
@@ -42,7 +43,8 @@ std::optional<std::string> FrameDecoder::next() {
   const std::uint32_t size = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
                              (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
   if (size > max_frame_size_) {
-    error_ = fmt::format("frame of {} bytes exceeds the maximum of {} bytes", size, max_frame_size_);
+    error_ =
+        fmt::format("frame of {} bytes exceeds the maximum of {} bytes", size, max_frame_size_);
     return std::nullopt;
   }
   if (buffered() < kFrameHeaderSize + size) return std::nullopt;

@@ -1,5 +1,8 @@
 #include "protocol/https_client.h"
 
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -10,9 +13,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <openssl/ssl.h>
-
-#include <fmt/format.h>
 
 #include "protocol/envelope_channel.h"
 
@@ -42,17 +42,21 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
   if (req.verify_host_name) stream.set_verify_callback(asio::ssl::host_name_verification(req.host));
 
   beast::get_lowest_layer(stream).expires_after(req.timeout);
-  co_await beast::get_lowest_layer(stream).async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  co_await beast::get_lowest_layer(stream).async_connect(
+      endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return Error{fmt::format("cannot connect to {}: {}", where, describe_error(ec))};
   beast::get_lowest_layer(stream).expires_after(req.timeout);
-  co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error{fmt::format("TLS handshake with {} failed: {}", where, describe_error(ec))};
+  co_await stream.async_handshake(asio::ssl::stream_base::client,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec)
+    co_return Error{fmt::format("TLS handshake with {} failed: {}", where, describe_error(ec))};
 
   http::request<http::string_body> request{http::string_to_verb(req.method), req.target, 11};
   request.set(http::field::host, req.host);
   request.set(http::field::user_agent, "riposte/" RIPOSTE_VERSION);
   request.set(http::field::accept, "application/json");
-  if (!req.bearer_token.empty()) request.set(http::field::authorization, "Bearer " + req.bearer_token);
+  if (!req.bearer_token.empty())
+    request.set(http::field::authorization, "Bearer " + req.bearer_token);
   if (!req.body.empty()) {
     request.set(http::field::content_type, "application/json");
     request.body() = req.body;
@@ -67,7 +71,9 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error{fmt::format("reading the response from {} failed: {}", where, describe_error(ec))};
+  if (ec)
+    co_return Error{
+        fmt::format("reading the response from {} failed: {}", where, describe_error(ec))};
   HttpsResponse response{static_cast<int>(parser.get().result_int()), parser.get().body()};
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));  // best effort

@@ -4,7 +4,6 @@
 // enrollment: one request, one response, with a timeout on every step.
 
 #include <boost/asio/ssl/context.hpp>
-
 #include <chrono>
 #include <string>
 
@@ -17,8 +16,8 @@ struct HttpsRequest {
   std::uint16_t port = 443;
   std::string method = "GET";
   std::string target = "/";
-  std::string body;           // sent as application/json when non-empty
-  std::string bearer_token;   // Authorization: Bearer ..., when non-empty
+  std::string body;          // sent as application/json when non-empty
+  std::string bearer_token;  // Authorization: Bearer ..., when non-empty
   // Check the server certificate's names against `host` (the CLI does; pinned enrollment relies on
   // the pinned CA and the serverAuth purpose instead, since agents may enroll by any address).
   bool verify_host_name = true;

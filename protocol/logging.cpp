@@ -1,12 +1,11 @@
 #include "protocol/logging.h"
 
+#include <fmt/format.h>
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <ctime>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace riposte {
@@ -18,7 +17,8 @@ namespace {
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
     const std::time_t seconds = ms / 1000;
     std::tm tm{};
     gmtime_r(&seconds, &tm);
@@ -35,15 +35,19 @@ class JsonFormatter final : public spdlog::formatter {
     dest.append(text.data(), text.data() + text.size());
     dest.push_back('\n');
   }
-  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonFormatter>();
+  }
 };
 
 }  // namespace
 
-Status configure_logging(const std::string& component, const std::string& level, const std::string& format) {
+Status configure_logging(const std::string& component, const std::string& level,
+                         const std::string& format) {
   const auto parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off") {
-    return Error{fmt::format("log level '{}' is not one of trace, debug, info, warn, error", level)};
+    return Error{
+        fmt::format("log level '{}' is not one of trace, debug, info, warn, error", level)};
   }
   if (format != "text" && format != "json") {
     return Error{fmt::format("log format '{}' is not text or json", format)};

@@ -1,10 +1,9 @@
 #include "protocol/tls.h"
 
+#include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
-
-#include <fmt/format.h>
 
 #include "protocol/crypto.h"
 
@@ -14,8 +13,12 @@ namespace ssl = boost::asio::ssl;
 
 namespace {
 
-struct StoreDeleter { void operator()(X509_STORE* p) const { X509_STORE_free(p); } };
-struct StoreCtxDeleter { void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); } };
+struct StoreDeleter {
+  void operator()(X509_STORE* p) const { X509_STORE_free(p); }
+};
+struct StoreCtxDeleter {
+  void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
+};
 
 Status add_ca_to_store(X509_STORE* store, const std::string& ca_pem) {
   auto ca = crypto::load_certificate_pem(ca_pem);
@@ -34,8 +37,9 @@ struct PinnedCa {
 
 int pinned_ca_index() {
   static const int index = SSL_CTX_get_ex_new_index(
-      0, nullptr, nullptr, nullptr,
-      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<PinnedCa*>(ptr); });
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<PinnedCa*>(ptr);
+      });
   return index;
 }
 

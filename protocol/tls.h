@@ -3,7 +3,6 @@
 // TLS configuration shared by every Riposte listener and client. TLS 1.3 only, everywhere.
 
 #include <boost/asio/ssl/context.hpp>
-
 #include <functional>
 #include <string>
 

@@ -3,18 +3,16 @@
 // N distinct enrolled identities, each doing Hello and one heartbeat round trip, over loopback.
 
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <atomic>
 #include <fstream>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "controller/agent_gateway.h"
 #include "controller/enrollment.h"
@@ -55,11 +53,15 @@ struct Progress {
   std::atomic<bool> release{false};
 };
 
-asio::awaitable<void> fake_agent(asio::ip::tcp::endpoint gateway, asio::ssl::context& tls, Progress& progress) {
+asio::awaitable<void> fake_agent(asio::ip::tcp::endpoint gateway, asio::ssl::context& tls,
+                                 Progress& progress) {
   boost::system::error_code ec;
   TlsStream stream(co_await asio::this_coro::executor, tls);
-  co_await stream.lowest_layer().async_connect(gateway, asio::redirect_error(asio::use_awaitable, ec));
-  if (!ec) co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.lowest_layer().async_connect(gateway,
+                                               asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec)
+    co_await stream.async_handshake(asio::ssl::stream_base::client,
+                                    asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     --progress.in_flight;
     ++progress.failed;
@@ -92,8 +94,8 @@ asio::awaitable<void> fake_agent(asio::ip::tcp::endpoint gateway, asio::ssl::con
   stream.lowest_layer().close(ignored);
 }
 
-asio::awaitable<void> launch_fleet(asio::ip::tcp::endpoint gateway, std::vector<Identity>& identities,
-                                   Progress& progress) {
+asio::awaitable<void> launch_fleet(asio::ip::tcp::endpoint gateway,
+                                   std::vector<Identity>& identities, Progress& progress) {
   auto executor = co_await asio::this_coro::executor;
   asio::steady_timer pause(executor);
   boost::system::error_code ec;
@@ -120,7 +122,8 @@ void BM_ConcurrentAgentSessions(benchmark::State& state) {
   std::vector<Identity> identities(agents);
   for (auto& id : identities) {
     auto key = crypto::generate_ec_p256().value();
-    auto grant = enrollment.enroll({token.secret, crypto::csr_pem(crypto::make_csr(key.get(), "bench")->get()), "bench"});
+    auto grant = enrollment.enroll(
+        {token.secret, crypto::csr_pem(crypto::make_csr(key.get(), "bench")->get()), "bench"});
     id.tls = std::make_unique<asio::ssl::context>(tls::make_tls13_context());
     (void)tls::use_identity(*id.tls, grant->certificate_pem, crypto::private_key_pem(key.get()));
     (void)tls::trust_only(*id.tls, grant->ca_certificate_pem);
@@ -142,14 +145,16 @@ void BM_ConcurrentAgentSessions(benchmark::State& state) {
   for (auto _ : state) {
     Progress progress;
     asio::io_context client_io;
-    asio::co_spawn(client_io, launch_fleet(gateway.local_endpoint(), identities, progress), asio::detached);
+    asio::co_spawn(client_io, launch_fleet(gateway.local_endpoint(), identities, progress),
+                   asio::detached);
     std::thread clients([&] { client_io.run(); });
     const auto start = std::chrono::steady_clock::now();
     while (progress.accepted + progress.failed < agents &&
            std::chrono::steady_clock::now() - start < std::chrono::seconds(300)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     while (progress.heartbeats + progress.failed < agents &&
            std::chrono::steady_clock::now() - start < std::chrono::seconds(300)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -174,5 +179,10 @@ void BM_ConcurrentAgentSessions(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_ConcurrentAgentSessions)->Arg(1000)->Arg(5000)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConcurrentAgentSessions)
+    ->Arg(1000)
+    ->Arg(5000)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

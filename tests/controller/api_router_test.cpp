@@ -23,7 +23,8 @@ class ApiRouterTest : public ::testing::Test {
     admin_token = auth->create_token("admin", "admin")->secret;
     analyst_token = auth->create_token("ann", "analyst")->secret;
     router.emplace(ApiRouterDeps{*store, *enrollment, *auth, clock,
-                                 [this](const std::string& id) { revoked_sessions.push_back(id); }, "", 7443});
+                                 [this](const std::string& id) { revoked_sessions.push_back(id); },
+                                 "", 7443});
   }
 
   ApiResponse call(const std::string& method, const std::string& target, const std::string& token,
@@ -36,7 +37,8 @@ class ApiRouterTest : public ::testing::Test {
     auto token = enrollment->create_token(1, 3'600'000, "t");
     auto key = crypto::generate_ec_p256();
     auto csr = crypto::csr_pem(crypto::make_csr(key->get(), "h")->get());
-    auto r = call("POST", "/api/v1/enroll", "", json{{"token", token->secret}, {"csr_pem", csr}, {"hostname", "h"}}.dump());
+    auto r = call("POST", "/api/v1/enroll", "",
+                  json{{"token", token->secret}, {"csr_pem", csr}, {"hostname", "h"}}.dump());
     EXPECT_EQ(r.status, 201) << r.body;
     return parse(r)["agent_id"];
   }
@@ -83,9 +85,11 @@ TEST_F(ApiRouterTest, EnrollmentTokenCreationValidatesItsInput) {
   EXPECT_EQ(parse(ok)["uses"], 3);
   EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, "{not json").status, 400);
   EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, "[1]").status, 400);
-  EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"uses": "many"})").status, 400);
+  EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"uses": "many"})").status,
+            400);
   EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"uses": 0})").status, 400);
-  EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"ttl": "forever"})").status, 400);
+  EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"ttl": "forever"})").status,
+            400);
 }
 
 TEST_F(ApiRouterTest, EnrolledAgentIsListedShownAndRevoked) {
@@ -106,8 +110,11 @@ TEST_F(ApiRouterTest, EnrolledAgentIsListedShownAndRevoked) {
 }
 
 TEST_F(ApiRouterTest, UnknownAgentAndBadIdsAreClearErrors) {
-  EXPECT_EQ(call("GET", "/api/v1/agents/00000000-0000-4000-8000-000000000000", admin_token).status, 404);
-  EXPECT_EQ(call("POST", "/api/v1/agents/00000000-0000-4000-8000-000000000000/revoke", admin_token).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/agents/00000000-0000-4000-8000-000000000000", admin_token).status,
+            404);
+  EXPECT_EQ(call("POST", "/api/v1/agents/00000000-0000-4000-8000-000000000000/revoke", admin_token)
+                .status,
+            404);
   EXPECT_EQ(call("GET", "/api/v1/agents/..%2f..%2fetc", admin_token).status, 400);
   EXPECT_EQ(call("GET", "/api/v1/nothing", admin_token).status, 404);
   EXPECT_EQ(call("DELETE", "/api/v1/agents", admin_token).status, 405);

@@ -69,7 +69,8 @@ TEST(Address, ParsesHostPortForms) {
   EXPECT_EQ(parse_host_port("[::1]:8443")->host, "::1");
   EXPECT_EQ(parse_host_port("soc.example:1")->host, "soc.example");
   EXPECT_EQ(parse_host_port("[::1]:8443")->to_string(), "[::1]:8443");
-  for (const char* bad : {"", "host", ":80", "host:", "host:99999", "::1:80", "host:0", "host:8x"}) {
+  for (const char* bad :
+       {"", "host", ":80", "host:", "host:99999", "::1:80", "host:0", "host:8x"}) {
     EXPECT_FALSE(parse_host_port(bad)) << bad;
   }
   EXPECT_TRUE(parse_host_port("0.0.0.0:0", /*allow_port_zero=*/true));
@@ -83,7 +84,8 @@ namespace {
 
 // The documented example must stay loadable.
 TEST(ControllerConfig, PackagedExampleLoads) {
-  auto config = load_controller_config(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "packaging/controller.yaml");
+  auto config = load_controller_config(std::filesystem::path(RIPOSTE_SOURCE_DIR) /
+                                       "packaging/controller.yaml");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->agent_listen, "0.0.0.0:7443");
 }

@@ -42,7 +42,8 @@ TEST_F(EnrollmentTest, OnlyTheHashOfATokenIsStored) {
   EXPECT_EQ(token->record.token_hash, crypto::sha256_hex(token->secret));
   auto wal = read_file(dir.path() / "riposte.db-wal");
   const auto db = read_file(dir.path() / "riposte.db").value() + (wal ? *wal : std::string());
-  EXPECT_EQ(db.find(token->secret), std::string::npos) << "the secret must never reach the database";
+  EXPECT_EQ(db.find(token->secret), std::string::npos)
+      << "the secret must never reach the database";
 }
 
 TEST_F(EnrollmentTest, ValidTokenEnrollsAndRecordsTheAgent) {

@@ -109,7 +109,8 @@ TEST_P(StoreContract, ApiTokensAreFoundByHash) {
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract,
                          ::testing::Values(StoreFactory([](const std::filesystem::path& dir) {
-                           return std::unique_ptr<Store>(SqliteStore::open(dir / "store.db").value().release());
+                           return std::unique_ptr<Store>(
+                               SqliteStore::open(dir / "store.db").value().release());
                          })),
                          [](const auto&) { return std::string("SqliteStore"); });
 
@@ -168,8 +169,8 @@ TEST(SqliteMigrations, DatabaseFromANewerControllerIsRefused) {
   ASSERT_TRUE(SqliteStore::open(path));
   sqlite3* raw = nullptr;
   sqlite3_open(path.c_str(), &raw);
-  sqlite3_exec(raw, "INSERT INTO schema_migrations (version, description) VALUES (999, 'future')", nullptr,
-               nullptr, nullptr);
+  sqlite3_exec(raw, "INSERT INTO schema_migrations (version, description) VALUES (999, 'future')",
+               nullptr, nullptr, nullptr);
   sqlite3_close(raw);
   auto store = SqliteStore::open(path);
   ASSERT_FALSE(store);

@@ -18,7 +18,8 @@ TEST(EnrollmentIntegration, EnrolledAgentAppearsInAgentsListWithItsFacts) {
   const auto id = controller.enroll_agent(state);
   auto agent = controller.start_agent(state, "agent.log");
 
-  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s)) << agent->log_text();
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s))
+      << agent->log_text();
   const auto shown = controller.agent(id);
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
@@ -35,7 +36,8 @@ TEST(EnrollmentIntegration, EnrolledAgentAppearsInAgentsListWithItsFacts) {
 
   // Heartbeats keep arriving (the test controller asks for one a second).
   const auto first_beat = shown["last_heartbeat"].get<std::string>();
-  EXPECT_TRUE(wait_until([&] { return controller.agent(id)["last_heartbeat"] != first_beat; }, 10s));
+  EXPECT_TRUE(
+      wait_until([&] { return controller.agent(id)["last_heartbeat"] != first_beat; }, 10s));
 
   // The human-readable list names the agent; --json gives the same data.
   const auto table = controller.cli({"agents", "list"});
@@ -48,16 +50,18 @@ TEST(EnrollmentIntegration, EnrolledAgentAppearsInAgentsListWithItsFacts) {
   EXPECT_EQ(list["agents"][0]["id"], id);
 
   // The private key stayed on the endpoint, readable only by its owner.
-  EXPECT_EQ(std::filesystem::status(state / "agent.key").permissions() & std::filesystem::perms::all,
-            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(
+      std::filesystem::status(state / "agent.key").permissions() & std::filesystem::perms::all,
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 TEST(EnrollmentIntegration, UsedUpExpiredAndUnknownTokensAreRefused) {
   ControllerUnderTest controller;
   controller.start();
   auto enroll = [&](const std::string& token, const std::string& dir) {
-    return run_command({bin("riposte-agent"), "enroll", "--controller", controller.api(), "--token", token,
-                        "--ca-pin", controller.ca_fingerprint(), "--state-dir", (controller.dir() / dir).string()});
+    return run_command({bin("riposte-agent"), "enroll", "--controller", controller.api(), "--token",
+                        token, "--ca-pin", controller.ca_fingerprint(), "--state-dir",
+                        (controller.dir() / dir).string()});
   };
   const auto once = controller.create_enrollment_token(1, "1h");
   EXPECT_EQ(enroll(once, "a").exit_code, 0);
@@ -83,21 +87,22 @@ TEST(EnrollmentIntegration, WrongCaPinRefusesTheControllerBeforeSendingTheToken)
   ControllerUnderTest controller;
   controller.start();
   const auto token = controller.create_enrollment_token(1, "1h");
-  const auto result = run_command({bin("riposte-agent"), "enroll", "--controller", controller.api(), "--token", token,
-                                   "--ca-pin", "sha256:" + std::string(64, '0'), "--state-dir",
-                                   (controller.dir() / "a").string()});
+  const auto result = run_command({bin("riposte-agent"), "enroll", "--controller", controller.api(),
+                                   "--token", token, "--ca-pin", "sha256:" + std::string(64, '0'),
+                                   "--state-dir", (controller.dir() / "a").string()});
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.err.find("does not match --ca-pin"), std::string::npos) << result.err;
   // The token was not spent: the handshake failed before any request was sent.
-  const auto retry = run_command({bin("riposte-agent"), "enroll", "--controller", controller.api(), "--token", token,
-                                  "--ca-pin", controller.ca_fingerprint(), "--state-dir",
-                                  (controller.dir() / "a").string()});
+  const auto retry = run_command({bin("riposte-agent"), "enroll", "--controller", controller.api(),
+                                  "--token", token, "--ca-pin", controller.ca_fingerprint(),
+                                  "--state-dir", (controller.dir() / "a").string()});
   EXPECT_EQ(retry.exit_code, 0) << retry.err;
 }
 
 TEST(EnrollmentIntegration, InitIsIdempotentAndRunReusesTheSameIdentity) {
   ControllerUnderTest controller;  // ran init once
-  const auto again = run_command({bin("riposte-controller"), "init", "--data-dir", controller.data_dir().string(), "--json"});
+  const auto again = run_command(
+      {bin("riposte-controller"), "init", "--data-dir", controller.data_dir().string(), "--json"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   const auto report = nlohmann::json::parse(again.out);
   EXPECT_EQ(report["ca_fingerprint"], controller.ca_fingerprint());
@@ -110,14 +115,16 @@ TEST(EnrollmentIntegration, InitIsIdempotentAndRunReusesTheSameIdentity) {
   controller.stop_gracefully();
   controller.start(/*same_ports=*/true);
   auto agent = controller.start_agent(state, "agent.log");
-  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s)) << agent->log_text();
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s))
+      << agent->log_text();
 }
 
 TEST(EnrollmentIntegration, CliErrorsAreOneLineWithNonZeroExit) {
   ControllerUnderTest controller;
   controller.start();
-  const auto wrong_token = run_command({bin("riposte"), "--server", "https://" + controller.api(), "--token", "rpt_bad",
-                                        "--ca", controller.ca_cert(), "agents", "list"});
+  const auto wrong_token =
+      run_command({bin("riposte"), "--server", "https://" + controller.api(), "--token", "rpt_bad",
+                   "--ca", controller.ca_cert(), "agents", "list"});
   EXPECT_NE(wrong_token.exit_code, 0);
   EXPECT_NE(wrong_token.err.find("401"), std::string::npos) << wrong_token.err;
   EXPECT_EQ(std::count(wrong_token.err.begin(), wrong_token.err.end(), '\n'), 1);

@@ -1,12 +1,11 @@
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
@@ -87,7 +86,8 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::sec
   return CommandResult{*status, read_text(out), read_text(err)};
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, fs::path log) : log_(std::move(log)) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, fs::path log)
+    : log_(std::move(log)) {
   pid_ = spawn(argv, "/dev/null", log_.string(), log_.string());
 }
 
@@ -117,7 +117,8 @@ std::optional<int> ChildProcess::wait_for_exit(std::chrono::milliseconds timeout
 }
 
 ControllerUnderTest::ControllerUnderTest() {
-  const auto result = run_command({bin("riposte-controller"), "init", "--data-dir", data_dir().string(), "--json"});
+  const auto result =
+      run_command({bin("riposte-controller"), "init", "--data-dir", data_dir().string(), "--json"});
   if (result.exit_code != 0) throw std::runtime_error("init failed: " + result.err);
   const auto init = nlohmann::json::parse(result.out);
   admin_token_ = init.at("admin_token");
@@ -131,7 +132,8 @@ ControllerUnderTest::~ControllerUnderTest() {
   for (const auto& entry : fs::directory_iterator(dir())) {
     if (entry.path().extension() != ".log") continue;
     const auto text = read_text(entry.path());
-    if (text.find("Sanitizer") != std::string::npos || text.find("runtime error:") != std::string::npos) {
+    if (text.find("Sanitizer") != std::string::npos ||
+        text.find("runtime error:") != std::string::npos) {
       ADD_FAILURE() << "sanitizer report in " << entry.path().filename().string() << ":\n" << text;
     }
   }
@@ -144,9 +146,9 @@ void ControllerUnderTest::start(bool same_ports) {
   fs::remove(runtime);
   if (process_) retired_.push_back(std::move(process_));
   process_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{bin("riposte-controller"), "run", "--data-dir", data_dir().string(), "--config",
-                               (dir() / "controller.yaml").string(), "--agent-listen", agent_listen,
-                               "--api-listen", api_listen},
+      std::vector<std::string>{bin("riposte-controller"), "run", "--data-dir", data_dir().string(),
+                               "--config", (dir() / "controller.yaml").string(), "--agent-listen",
+                               agent_listen, "--api-listen", api_listen},
       dir() / ("controller-" + std::to_string(++starts_) + ".log"));
   const bool up = wait_until([&] { return fs::exists(runtime) || !process_->running(); }, 20s);
   if (!up || !fs::exists(runtime)) {
@@ -167,10 +169,13 @@ void ControllerUnderTest::stop_gracefully() {
   EXPECT_EQ(process_->wait_for_exit(10s), 0) << process_->log_text();
 }
 
-int ControllerUnderTest::gateway_port() const { return std::stoi(gateway_.substr(gateway_.rfind(':') + 1)); }
+int ControllerUnderTest::gateway_port() const {
+  return std::stoi(gateway_.substr(gateway_.rfind(':') + 1));
+}
 
 CommandResult ControllerUnderTest::cli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{bin("riposte"), "--server", "https://" + api_, "--token", admin_token_, "--ca", ca_cert()};
+  std::vector<std::string> argv{bin("riposte"), "--server", "https://" + api_, "--token",
+                                admin_token_,   "--ca",     ca_cert()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_command(argv);
 }
@@ -189,19 +194,23 @@ std::string ControllerUnderTest::create_enrollment_token(int uses, const std::st
 
 std::string ControllerUnderTest::enroll_agent(const fs::path& state_dir) {
   const auto result = run_command({bin("riposte-agent"), "enroll", "--controller", api_, "--token",
-                                   create_enrollment_token(), "--ca-pin", ca_fingerprint_, "--state-dir",
-                                   state_dir.string()});
+                                   create_enrollment_token(), "--ca-pin", ca_fingerprint_,
+                                   "--state-dir", state_dir.string()});
   if (result.exit_code != 0) throw std::runtime_error("enroll failed: " + result.err);
   return nlohmann::json::parse(read_text(state_dir / "agent.json")).at("agent_id");
 }
 
-std::unique_ptr<ChildProcess> ControllerUnderTest::start_agent(const fs::path& state_dir, const std::string& log_name) {
+std::unique_ptr<ChildProcess> ControllerUnderTest::start_agent(const fs::path& state_dir,
+                                                               const std::string& log_name) {
   return std::make_unique<ChildProcess>(
-      std::vector<std::string>{bin("riposte-agent"), "run", "--state-dir", state_dir.string(), "--reconnect-initial",
-                               "200ms", "--reconnect-max", "1s", "--log-level", "debug"},
+      std::vector<std::string>{bin("riposte-agent"), "run", "--state-dir", state_dir.string(),
+                               "--reconnect-initial", "200ms", "--reconnect-max", "1s",
+                               "--log-level", "debug"},
       dir() / log_name);
 }
 
-nlohmann::json ControllerUnderTest::agent(const std::string& id) { return cli_json({"agents", "show", id}); }
+nlohmann::json ControllerUnderTest::agent(const std::string& id) {
+  return cli_json({"agents", "show", id});
+}
 
 }  // namespace riposte::testing

@@ -20,7 +20,8 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-asio::awaitable<void> plain(tcp::endpoint endpoint, std::vector<std::uint8_t> bytes, RawOutcome& out) {
+asio::awaitable<void> plain(tcp::endpoint endpoint, std::vector<std::uint8_t> bytes,
+                            RawOutcome& out) {
   boost::system::error_code ec;
   tcp::socket socket(co_await asio::this_coro::executor);
   co_await socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
@@ -28,10 +29,12 @@ asio::awaitable<void> plain(tcp::endpoint endpoint, std::vector<std::uint8_t> by
     out.detail = "connect: " + ec.message();
     co_return;
   }
-  co_await asio::async_write(socket, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(socket, asio::buffer(bytes),
+                             asio::redirect_error(asio::use_awaitable, ec));
   std::array<char, 4096> sink{};
   for (;;) {
-    co_await socket.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    co_await socket.async_read_some(asio::buffer(sink),
+                                    asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
   }
   out.closed_by_peer = true;
@@ -42,12 +45,14 @@ asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, 
                                std::vector<std::uint8_t> bytes, RawOutcome& out) {
   boost::system::error_code ec;
   TlsStream stream(co_await asio::this_coro::executor, tls);
-  co_await stream.lowest_layer().async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.lowest_layer().async_connect(endpoint,
+                                               asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     out.detail = "connect: " + ec.message();
     co_return;
   }
-  co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.async_handshake(asio::ssl::stream_base::client,
+                                  asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     out.detail = "handshake: " + describe_error(ec);
     co_return;
@@ -70,7 +75,8 @@ asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, 
     }
     out.hello_accepted = ack->hello_ack().accepted();
   }
-  co_await asio::async_write(stream, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_write(stream, asio::buffer(bytes),
+                             asio::redirect_error(asio::use_awaitable, ec));
   // Drain whatever the controller still sends (heartbeat acks, Goodbye) until it closes.
   for (;;) {
     auto message = co_await channel.read();
@@ -84,9 +90,9 @@ asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, 
 
 }  // namespace
 
-RawOutcome send_to_gateway(const std::string& host, int port, const std::filesystem::path& state_dir,
-                           bool say_hello_first, const std::vector<std::uint8_t>& bytes,
-                           std::chrono::seconds timeout) {
+RawOutcome send_to_gateway(const std::string& host, int port,
+                           const std::filesystem::path& state_dir, bool say_hello_first,
+                           const std::vector<std::uint8_t>& bytes, std::chrono::seconds timeout) {
   asio::io_context io;
   RawOutcome out;
   const tcp::endpoint endpoint(asio::ip::make_address(host), static_cast<std::uint16_t>(port));
@@ -94,7 +100,8 @@ RawOutcome send_to_gateway(const std::string& host, int port, const std::filesys
   if (state_dir.empty()) {
     asio::co_spawn(io, plain(endpoint, bytes, out), asio::detached);
   } else {
-    if (!tls::use_identity(tls, read_file(state_dir / "agent.pem").value(), read_file(state_dir / "agent.key").value()) ||
+    if (!tls::use_identity(tls, read_file(state_dir / "agent.pem").value(),
+                           read_file(state_dir / "agent.key").value()) ||
         !tls::trust_only(tls, read_file(state_dir / "ca.pem").value())) {
       out.detail = "cannot load identity";
       return out;

@@ -20,8 +20,9 @@ struct RawOutcome {
 };
 
 // `state_dir` holds agent.pem / agent.key / ca.pem; empty means plain TCP, no TLS at all.
-RawOutcome send_to_gateway(const std::string& host, int port, const std::filesystem::path& state_dir,
-                           bool say_hello_first, const std::vector<std::uint8_t>& bytes,
+RawOutcome send_to_gateway(const std::string& host, int port,
+                           const std::filesystem::path& state_dir, bool say_hello_first,
+                           const std::vector<std::uint8_t>& bytes,
                            std::chrono::seconds timeout = std::chrono::seconds(15));
 
 }  // namespace riposte::testing

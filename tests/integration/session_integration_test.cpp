@@ -11,7 +11,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string host_of(const std::string& host_port) { return host_port.substr(0, host_port.rfind(':')); }
+std::string host_of(const std::string& host_port) {
+  return host_port.substr(0, host_port.rfind(':'));
+}
 
 TEST(SessionIntegration, AgentReconnectsAfterControllerIsKilledAndRestarted) {
   ControllerUnderTest controller;
@@ -19,26 +21,33 @@ TEST(SessionIntegration, AgentReconnectsAfterControllerIsKilledAndRestarted) {
   const auto state = controller.dir() / "agent";
   const auto id = controller.enroll_agent(state);
   auto agent = controller.start_agent(state, "agent.log");
-  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s)) << agent->log_text();
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s))
+      << agent->log_text();
   const auto first_since = controller.agent(id)["connected_since"].get<std::string>();
 
   controller.kill_hard();
   // The agent notices and keeps retrying, saying why in words.
-  ASSERT_TRUE(wait_until([&] { return agent->log_text().find("connection refused") != std::string::npos; }, 15s))
+  ASSERT_TRUE(wait_until(
+      [&] { return agent->log_text().find("connection refused") != std::string::npos; }, 15s))
       << agent->log_text();
   EXPECT_TRUE(agent->running());
 
   controller.start(/*same_ports=*/true);
-  ASSERT_TRUE(wait_until([&] {
-    const auto a = controller.agent(id);
-    return a["status"] == "online" && a["connected_since"] != first_since;
-  }, 20s)) << agent->log_text();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto a = controller.agent(id);
+        return a["status"] == "online" && a["connected_since"] != first_since;
+      },
+      20s))
+      << agent->log_text();
 
   // A graceful stop: the agent leaves with Goodbye and exits 0.
   agent->signal(SIGTERM);
   EXPECT_EQ(agent->wait_for_exit(10s), 0);
   ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "offline"; }, 10s));
-  EXPECT_NE(controller.agent(id)["last_disconnect_reason"].get<std::string>().find("agent stopping"), std::string::npos);
+  EXPECT_NE(
+      controller.agent(id)["last_disconnect_reason"].get<std::string>().find("agent stopping"),
+      std::string::npos);
 }
 
 TEST(SessionIntegration, RevokedAgentIsDisconnectedAndRefusedAtTheHandshake) {
@@ -47,17 +56,20 @@ TEST(SessionIntegration, RevokedAgentIsDisconnectedAndRefusedAtTheHandshake) {
   const auto state = controller.dir() / "agent";
   const auto id = controller.enroll_agent(state);
   auto agent = controller.start_agent(state, "agent.log");
-  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s)) << agent->log_text();
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id)["status"] == "online"; }, 20s))
+      << agent->log_text();
 
   const auto revoke = controller.cli({"agents", "revoke", id});
   ASSERT_EQ(revoke.exit_code, 0) << revoke.err;
   EXPECT_NE(revoke.out.find("revoked"), std::string::npos);
 
   // The live session is closed, with the reason told to the agent.
-  ASSERT_TRUE(wait_until([&] { return agent->log_text().find("agent revoked") != std::string::npos; }, 10s))
+  ASSERT_TRUE(
+      wait_until([&] { return agent->log_text().find("agent revoked") != std::string::npos; }, 10s))
       << agent->log_text();
   // Its next handshakes fail: the controller refuses the certificate.
-  ASSERT_TRUE(wait_until([&] { return agent->log_text().find("certificate revoked") != std::string::npos; }, 15s))
+  ASSERT_TRUE(wait_until(
+      [&] { return agent->log_text().find("certificate revoked") != std::string::npos; }, 15s))
       << agent->log_text();
   const auto shown = controller.agent(id);
   EXPECT_EQ(shown["status"], "revoked");
@@ -65,21 +77,24 @@ TEST(SessionIntegration, RevokedAgentIsDisconnectedAndRefusedAtTheHandshake) {
   EXPECT_TRUE(shown["revoked_at"].is_string());
 
   // The same refusal seen with openssl s_client presenting the revoked agent's certificate.
-  const auto s_client = run_command({"openssl", "s_client", "-connect", controller.gateway(), "-tls1_3", "-cert",
-                                     (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
-                                     "-CAfile", controller.ca_cert(), "-ign_eof"},
-                                    15s);
+  const auto s_client =
+      run_command({"openssl", "s_client", "-connect", controller.gateway(), "-tls1_3", "-cert",
+                   (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
+                   "-CAfile", controller.ca_cert(), "-ign_eof"},
+                  15s);
   EXPECT_NE((s_client.out + s_client.err).find("alert certificate revoked"), std::string::npos)
       << s_client.out << s_client.err;
 
   // Revocation survives a controller restart.
   controller.stop_gracefully();
   controller.start(/*same_ports=*/true);
-  const auto after = run_command({"openssl", "s_client", "-connect", controller.gateway(), "-tls1_3", "-cert",
-                                  (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
-                                  "-CAfile", controller.ca_cert(), "-ign_eof"},
-                                 15s);
-  EXPECT_NE((after.out + after.err).find("alert certificate revoked"), std::string::npos) << after.out << after.err;
+  const auto after =
+      run_command({"openssl", "s_client", "-connect", controller.gateway(), "-tls1_3", "-cert",
+                   (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
+                   "-CAfile", controller.ca_cert(), "-ign_eof"},
+                  15s);
+  EXPECT_NE((after.out + after.err).find("alert certificate revoked"), std::string::npos)
+      << after.out << after.err;
 }
 
 TEST(SessionIntegration, GarbageAndOversizedFramesCloseOnlyThatConnection) {
@@ -91,7 +106,8 @@ TEST(SessionIntegration, GarbageAndOversizedFramesCloseOnlyThatConnection) {
   const auto id_a = controller.enroll_agent(state_a);
   const auto id_b = controller.enroll_agent(state_b);
   auto agent = controller.start_agent(state_a, "agent-a.log");
-  ASSERT_TRUE(wait_until([&] { return controller.agent(id_a)["status"] == "online"; }, 20s)) << agent->log_text();
+  ASSERT_TRUE(wait_until([&] { return controller.agent(id_a)["status"] == "online"; }, 20s))
+      << agent->log_text();
   const std::string host = host_of(controller.gateway());
   const int port = controller.gateway_port();
 
@@ -113,17 +129,23 @@ TEST(SessionIntegration, GarbageAndOversizedFramesCloseOnlyThatConnection) {
   EXPECT_TRUE(outcome.hello_accepted) << outcome.detail;
   EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
   ASSERT_TRUE(wait_until([&] { return controller.agent(id_b)["status"] == "offline"; }, 10s));
-  EXPECT_NE(controller.agent(id_b)["last_disconnect_reason"].get<std::string>().find("exceeds the maximum"),
+  EXPECT_NE(controller.agent(id_b)["last_disconnect_reason"].get<std::string>().find(
+                "exceeds the maximum"),
             std::string::npos)
       << controller.agent(id_b).dump();
 
   // A well-sized frame that is not a protobuf Envelope.
-  const std::vector<std::uint8_t> not_protobuf{0x00, 0x00, 0x00, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  const std::vector<std::uint8_t> not_protobuf{0x00, 0x00, 0x00, 0x06, 0xff,
+                                               0xff, 0xff, 0xff, 0xff, 0xff};
   outcome = send_to_gateway(host, port, state_b, true, not_protobuf);
   EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
-  ASSERT_TRUE(wait_until([&] {
-    return controller.agent(id_b)["last_disconnect_reason"].get<std::string>().find("malformed") != std::string::npos;
-  }, 10s)) << controller.agent(id_b).dump();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return controller.agent(id_b)["last_disconnect_reason"].get<std::string>().find(
+                   "malformed") != std::string::npos;
+      },
+      10s))
+      << controller.agent(id_b).dump();
 
   // Through all of it, the controller kept serving agent A.
   EXPECT_TRUE(controller.process().running());
@@ -138,7 +160,8 @@ TEST(SessionIntegration, SilentConnectionIsClosedAfterTheHandshakeTimeout) {
   controller.start();
   // Connect and say nothing at all: the controller must not keep the socket forever.
   const auto start = std::chrono::steady_clock::now();
-  auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(), {}, false, {}, 30s);
+  auto outcome =
+      send_to_gateway(host_of(controller.gateway()), controller.gateway_port(), {}, false, {}, 30s);
   EXPECT_TRUE(outcome.closed_by_peer) << outcome.detail;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 25s);
 }

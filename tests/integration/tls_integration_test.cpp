@@ -4,7 +4,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-
 #include <fstream>
 
 #include "tests/integration/harness.h"
@@ -17,7 +16,8 @@ using namespace std::chrono_literals;
 // With `wait_for_server_close`, s_client keeps reading after the handshake, so an alert the
 // server sends once it has checked our certificate (TLS 1.3 does that after "Finished") is seen.
 std::string s_client(const std::vector<std::string>& extra, bool wait_for_server_close = true) {
-  std::vector<std::string> argv{"openssl", "s_client", wait_for_server_close ? "-ign_eof" : "-no_ign_eof"};
+  std::vector<std::string> argv{"openssl", "s_client",
+                                wait_for_server_close ? "-ign_eof" : "-no_ign_eof"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   const auto result = run_command(argv, 15s);
   return result.out + result.err;
@@ -36,7 +36,8 @@ class TlsIntegration : public ::testing::Test {
 };
 
 TEST_F(TlsIntegration, ClientWithoutCertificateFailsTheHandshake) {
-  const auto output = s_client({"-connect", controller.gateway(), "-tls1_3", "-CAfile", controller.ca_cert()});
+  const auto output =
+      s_client({"-connect", controller.gateway(), "-tls1_3", "-CAfile", controller.ca_cert()});
   EXPECT_NE(output.find("alert certificate required"), std::string::npos) << output;
 }
 
@@ -47,34 +48,40 @@ TEST_F(TlsIntegration, CertificateFromAnotherCaFailsTheHandshake) {
     const auto r = run_command(argv);
     ASSERT_EQ(r.exit_code, 0) << r.err;
   };
-  run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-       (d / "rogue-ca.key").string(), "-out", (d / "rogue-ca.pem").string(), "-subj", "/CN=Rogue CA", "-days", "1"});
-  run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-       (d / "rogue.key").string(), "-out", (d / "rogue.csr").string(), "-subj", "/CN=rogue"});
-  std::ofstream(d / "rogue.ext") << "subjectAltName=URI:urn:riposte:agent:00000000-0000-4000-8000-000000000000\n"
-                                    "extendedKeyUsage=clientAuth\n";
-  run({"openssl", "x509", "-req", "-in", (d / "rogue.csr").string(), "-CA", (d / "rogue-ca.pem").string(), "-CAkey",
-       (d / "rogue-ca.key").string(), "-CAcreateserial", "-out", (d / "rogue.pem").string(), "-days", "1", "-extfile",
-       (d / "rogue.ext").string()});
+  run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+       "-keyout", (d / "rogue-ca.key").string(), "-out", (d / "rogue-ca.pem").string(), "-subj",
+       "/CN=Rogue CA", "-days", "1"});
+  run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+       "-keyout", (d / "rogue.key").string(), "-out", (d / "rogue.csr").string(), "-subj",
+       "/CN=rogue"});
+  std::ofstream(d / "rogue.ext")
+      << "subjectAltName=URI:urn:riposte:agent:00000000-0000-4000-8000-000000000000\n"
+         "extendedKeyUsage=clientAuth\n";
+  run({"openssl", "x509", "-req", "-in", (d / "rogue.csr").string(), "-CA",
+       (d / "rogue-ca.pem").string(), "-CAkey", (d / "rogue-ca.key").string(), "-CAcreateserial",
+       "-out", (d / "rogue.pem").string(), "-days", "1", "-extfile", (d / "rogue.ext").string()});
 
-  const auto output = s_client({"-connect", controller.gateway(), "-tls1_3", "-CAfile", controller.ca_cert(), "-cert",
-                                (d / "rogue.pem").string(), "-key", (d / "rogue.key").string()});
+  const auto output =
+      s_client({"-connect", controller.gateway(), "-tls1_3", "-CAfile", controller.ca_cert(),
+                "-cert", (d / "rogue.pem").string(), "-key", (d / "rogue.key").string()});
   EXPECT_NE(output.find("alert unknown ca"), std::string::npos) << output;
 }
 
 TEST_F(TlsIntegration, Tls12IsRefusedOnBothListeners) {
   for (const auto& endpoint : {controller.gateway(), controller.api()}) {
     const auto output = s_client({"-connect", endpoint, "-tls1_2"});
-    EXPECT_NE(output.find("alert protocol version"), std::string::npos) << endpoint << "\n" << output;
+    EXPECT_NE(output.find("alert protocol version"), std::string::npos) << endpoint << "\n"
+                                                                        << output;
   }
 }
 
 TEST_F(TlsIntegration, ListenersSpeakTls13AndPresentTheControllerChain) {
   for (const auto& endpoint : {controller.gateway(), controller.api()}) {
-    const auto output =
-        s_client({"-connect", endpoint, "-CAfile", controller.ca_cert(), "-verify_return_error"}, false);
+    const auto output = s_client(
+        {"-connect", endpoint, "-CAfile", controller.ca_cert(), "-verify_return_error"}, false);
     EXPECT_NE(output.find("New, TLSv1.3"), std::string::npos) << endpoint << "\n" << output;
-    EXPECT_NE(output.find("Verify return code: 0 (ok)"), std::string::npos) << endpoint << "\n" << output;
+    EXPECT_NE(output.find("Verify return code: 0 (ok)"), std::string::npos) << endpoint << "\n"
+                                                                            << output;
   }
 }
 
@@ -92,11 +99,13 @@ TEST_F(TlsIntegration, AgentRefusesAServerPresentingAnAgentCertificate) {
   std::ofstream(impostor_state / "agent.json") << meta.dump();
 
   ChildProcess impostor({"openssl", "s_server", "-accept", std::to_string(port), "-tls1_3", "-cert",
-                         (state / "agent.pem").string(), "-key", (state / "agent.key").string(), "-cert_chain",
-                         controller.ca_cert(), "-quiet"},
+                         (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
+                         "-cert_chain", controller.ca_cert(), "-quiet"},
                         controller.dir() / "impostor.log");
   auto agent = controller.start_agent(impostor_state, "agent.log");
-  ASSERT_TRUE(wait_until([&] { return agent->log_text().find("certificate verify failed") != std::string::npos; }, 20s))
+  ASSERT_TRUE(wait_until(
+      [&] { return agent->log_text().find("certificate verify failed") != std::string::npos; },
+      20s))
       << agent->log_text() << impostor.log_text();
   EXPECT_EQ(agent->log_text().find("connected to controller"), std::string::npos);
 }

@@ -75,7 +75,8 @@ TEST(Crypto, PinNormalizationAcceptsCommonSpellings) {
     if (i > 0) colons += ':';
     colons += "AA";
   }
-  for (const std::string& pin : {canonical, std::string(64, 'a'), std::string(64, 'A'), "SHA256:" + colons}) {
+  for (const std::string& pin :
+       {canonical, std::string(64, 'a'), std::string(64, 'A'), "SHA256:" + colons}) {
     auto normalized = normalize_fingerprint(pin);
     ASSERT_TRUE(normalized) << pin;
     EXPECT_EQ(*normalized, canonical) << pin;
@@ -119,7 +120,8 @@ TEST(Crypto, UuidsAreVersion4) {
 }
 
 TEST(Crypto, GarbagePemIsAnErrorNotACrash) {
-  EXPECT_FALSE(load_certificate_pem("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"));
+  EXPECT_FALSE(
+      load_certificate_pem("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"));
   EXPECT_FALSE(load_csr_pem(""));
   EXPECT_FALSE(load_private_key_pem(std::string(10000, 'x')));
 }
