@@ -14,7 +14,7 @@ packages=(
   libyara-dev yara
   libnftables-dev nftables iproute2
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format curl procps
+  clang-format curl procps gdb binutils
 )
 
 missing=()

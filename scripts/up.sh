@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release
+cmake --build --preset release --target riposte-controller riposte-agent riposte
 exec build/release/bin/riposte-controller up --data-dir "${RIPOSTE_DATA_DIR:-/var/lib/riposte}" "$@"

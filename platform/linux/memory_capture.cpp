@@ -1,0 +1,289 @@
+#include "platform/memory_capture.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/procfs.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "platform/linux/procfs.h"
+
+namespace riposte::platform {
+
+namespace {
+
+using linux_impl::read_proc_file;
+constexpr std::uint64_t kPage = 4096;
+constexpr std::size_t kChunk = 1 << 20;  // read and write 1 MiB at a time
+
+struct Mapping {
+  std::uint64_t start = 0, end = 0, offset = 0;
+  std::string perms, path;
+  bool write_data = false;
+  std::string skip_reason;
+};
+
+std::vector<Mapping> read_maps(pid_t pid) {
+  std::vector<Mapping> maps;
+  std::istringstream in(read_proc_file(fmt::format("/proc/{}/maps", pid)));
+  for (std::string line; std::getline(in, line);) {
+    Mapping m;
+    char perms[8] = {};
+    unsigned long long start = 0, end = 0, offset = 0, inode = 0;
+    int path_pos = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &offset, &inode, &path_pos) < 5) {
+      continue;
+    }
+    m.start = start;
+    m.end = end;
+    m.offset = offset;
+    m.perms = perms;
+    if (path_pos > 0 && static_cast<std::size_t>(path_pos) <= line.size()) m.path = line.substr(path_pos);
+    maps.push_back(std::move(m));
+  }
+  return maps;
+}
+
+// Stops every thread with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT) so memory and registers are
+// consistent, and resumes them on destruction. Threads created while seizing are picked up by
+// listing /proc/PID/task until the set is stable.
+class StoppedProcess {
+ public:
+  explicit StoppedProcess(pid_t pid) : pid_(pid) {
+    for (bool grew = true; grew;) {
+      grew = false;
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+        const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
+        if (seized_.contains(tid) || failed_.contains(tid)) continue;
+        grew = true;
+        if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0 || ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
+          failed_.insert(tid);
+          error_ = std::strerror(errno);
+          continue;
+        }
+        int status = 0;
+        ::waitpid(tid, &status, __WALL);
+        seized_.insert(tid);
+        order_.push_back(tid);
+      }
+    }
+  }
+  ~StoppedProcess() {
+    for (pid_t tid : order_) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  }
+  bool complete() const { return failed_.empty() && !order_.empty(); }
+  const std::string& error() const { return error_; }
+  // Main thread first: debuggers take the first NT_PRSTATUS as the current thread.
+  std::vector<pid_t> threads() const {
+    auto out = order_;
+    std::stable_partition(out.begin(), out.end(), [&](pid_t t) { return t == pid_; });
+    return out;
+  }
+
+ private:
+  pid_t pid_;
+  std::set<pid_t> seized_, failed_;
+  std::vector<pid_t> order_;
+  std::string error_;
+};
+
+void append_note(std::string& notes, std::uint32_t type, const char* name, const void* desc, std::size_t desc_size) {
+  auto pad4 = [&](std::size_t n) { notes.append((4 - n % 4) % 4, '\0'); };
+  Elf64_Nhdr header{static_cast<Elf64_Word>(std::strlen(name) + 1), static_cast<Elf64_Word>(desc_size), type};
+  notes.append(reinterpret_cast<const char*>(&header), sizeof(header));
+  notes.append(name, header.n_namesz);
+  pad4(header.n_namesz);
+  notes.append(static_cast<const char*>(desc), desc_size);
+  pad4(desc_size);
+}
+
+std::string build_notes(pid_t pid, const std::vector<pid_t>& threads, const std::vector<Mapping>& maps, int* thread_notes) {
+  std::string notes;
+  const auto stat = linux_impl::read_stat(pid);
+  for (pid_t tid : threads) {
+    user_regs_struct regs{};
+    if (::ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) continue;
+    elf_prstatus status{};
+    status.pr_pid = tid;
+    status.pr_ppid = stat ? stat->ppid : 0;
+    static_assert(sizeof(status.pr_reg) == sizeof(regs));
+    std::memcpy(&status.pr_reg, &regs, sizeof(regs));
+    append_note(notes, NT_PRSTATUS, "CORE", &status, sizeof(status));
+    ++*thread_notes;
+  }
+
+  elf_prpsinfo info{};
+  info.pr_pid = pid;
+  if (stat) {
+    info.pr_ppid = stat->ppid;
+    info.pr_sname = stat->state;
+    std::strncpy(info.pr_fname, stat->comm.c_str(), sizeof(info.pr_fname) - 1);
+  }
+  auto cmdline = read_proc_file(fmt::format("/proc/{}/cmdline", pid));
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  std::strncpy(info.pr_psargs, cmdline.c_str(), sizeof(info.pr_psargs) - 1);
+  append_note(notes, NT_PRPSINFO, "CORE", &info, sizeof(info));
+
+  // The auxiliary vector tells a debugger where a position-independent executable was loaded.
+  const auto auxv = read_proc_file(fmt::format("/proc/{}/auxv", pid));
+  if (!auxv.empty()) append_note(notes, NT_AUXV, "CORE", auxv.data(), auxv.size());
+
+  // NT_FILE: which file each file-backed mapping came from.
+  std::vector<std::uint64_t> table;
+  std::string names;
+  for (const auto& m : maps) {
+    if (m.path.empty() || m.path[0] != '/') continue;
+    table.insert(table.end(), {m.start, m.end, m.offset / kPage});
+    names += m.path;
+    names.push_back('\0');
+  }
+  std::string file_note;
+  const std::uint64_t header[2] = {table.size() / 3, kPage};
+  file_note.append(reinterpret_cast<const char*>(header), sizeof(header));
+  file_note.append(reinterpret_cast<const char*>(table.data()), table.size() * sizeof(std::uint64_t));
+  file_note += names;
+  append_note(notes, NT_FILE, "CORE", file_note.data(), file_note.size());
+  return notes;
+}
+
+Elf64_Word segment_flags(const std::string& perms) {
+  Elf64_Word flags = 0;
+  if (perms.size() >= 3) {
+    if (perms[0] == 'r') flags |= PF_R;
+    if (perms[1] == 'w') flags |= PF_W;
+    if (perms[2] == 'x') flags |= PF_X;
+  }
+  return flags;
+}
+
+class LinuxMemoryCapture final : public MemoryCapture {
+ public:
+  Result<CaptureReport> capture(const ProcessRef& target, ByteSink& out, const CaptureOptions& options) override {
+    auto pidfd = linux_impl::open_verified(target);
+    if (!pidfd) return pidfd.error();
+    const pid_t pid = target.pid;
+
+    StoppedProcess stopped(pid);
+    CaptureReport report;
+    report.registers_captured = stopped.complete();
+    // Without ptrace (already traced, or not permitted) the capture still proceeds, racing the
+    // process; the report says registers are missing.
+    const bool sigstopped = !stopped.complete() && ::pidfd_send_signal((*pidfd)->get(), SIGSTOP, nullptr, 0) == 0;
+
+    auto maps = read_maps(pid);
+    if (maps.empty()) return Error{fmt::format("cannot read the memory map of {}", pid)};
+    std::uint64_t budget = options.max_bytes == 0 ? UINT64_MAX : options.max_bytes;
+    for (auto& m : maps) {
+      const bool file_backed = !m.path.empty() && m.path[0] == '/';
+      if (m.perms.empty() || m.perms[0] != 'r') {
+        m.skip_reason = "not readable";
+      } else if (m.path == "[vvar]" || m.path == "[vsyscall]") {
+        m.skip_reason = "not readable";  // kernel pages that /proc/PID/mem refuses
+      } else if (file_backed && !options.include_file_backed) {
+        m.skip_reason = "excluded: file-backed";
+      } else if (m.end - m.start > budget) {
+        m.skip_reason = "max size reached";
+        budget = 0;
+      } else {
+        m.write_data = true;
+        budget -= m.end - m.start;
+      }
+      if (!m.write_data) report.skipped.push_back({m.start, m.end, m.path, m.skip_reason});
+    }
+
+    const std::string notes = build_notes(pid, stopped.threads(), maps, &report.threads);
+
+    // Layout: ELF header, program headers, notes, then page-aligned segment data in map order.
+    const std::size_t phnum = 1 + maps.size();
+    const std::uint64_t notes_offset = sizeof(Elf64_Ehdr) + phnum * sizeof(Elf64_Phdr);
+    std::uint64_t data_offset = (notes_offset + notes.size() + kPage - 1) / kPage * kPage;
+
+    Elf64_Ehdr ehdr{};
+    std::memcpy(ehdr.e_ident, ELFMAG, SELFMAG);
+    ehdr.e_ident[EI_CLASS] = ELFCLASS64;
+    ehdr.e_ident[EI_DATA] = ELFDATA2LSB;
+    ehdr.e_ident[EI_VERSION] = EV_CURRENT;
+    ehdr.e_ident[EI_OSABI] = ELFOSABI_NONE;
+    ehdr.e_type = ET_CORE;
+    ehdr.e_machine = EM_X86_64;
+    ehdr.e_version = EV_CURRENT;
+    ehdr.e_phoff = sizeof(Elf64_Ehdr);
+    ehdr.e_ehsize = sizeof(Elf64_Ehdr);
+    ehdr.e_phentsize = sizeof(Elf64_Phdr);
+    ehdr.e_phnum = static_cast<Elf64_Half>(phnum);
+
+    std::vector<Elf64_Phdr> phdrs;
+    phdrs.push_back(Elf64_Phdr{PT_NOTE, 0, notes_offset, 0, 0, notes.size(), 0, 0});
+    for (const auto& m : maps) {
+      const std::uint64_t size = m.end - m.start;
+      Elf64_Phdr ph{PT_LOAD, segment_flags(m.perms), data_offset, m.start, 0, m.write_data ? size : 0, size, kPage};
+      if (m.write_data) data_offset += size;
+      phdrs.push_back(ph);
+    }
+
+    auto write = [&](const void* data, std::size_t size) -> Status {
+      report.bytes_written += size;
+      return out.write(std::span(static_cast<const std::uint8_t*>(data), size));
+    };
+    if (auto s = write(&ehdr, sizeof(ehdr)); !s) return s.error();
+    if (auto s = write(phdrs.data(), phdrs.size() * sizeof(Elf64_Phdr)); !s) return s.error();
+    if (auto s = write(notes.data(), notes.size()); !s) return s.error();
+    const std::string padding(phdrs.size() > 1 ? phdrs[1].p_offset - notes_offset - notes.size() : 0, '\0');
+    if (auto s = write(padding.data(), padding.size()); !s) return s.error();
+
+    const int mem = ::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC);
+    if (mem < 0) return Error{fmt::format("cannot open memory of {}: {}", pid, std::strerror(errno))};
+    std::vector<std::uint8_t> buffer(kChunk);
+    Status status = ok_status();
+    for (const auto& m : maps) {
+      if (!m.write_data || !status) continue;
+      ++report.mappings;
+      for (std::uint64_t at = m.start; at < m.end && status; at += kChunk) {
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m.end - at));
+        if (::pread(mem, buffer.data(), want, static_cast<off_t>(at)) != static_cast<ssize_t>(want)) {
+          read_page_by_page(mem, at, want, buffer, m.path, report);
+        }
+        status = write(buffer.data(), want);
+        report.memory_bytes += want;
+      }
+    }
+    ::close(mem);
+    if (sigstopped) ::pidfd_send_signal((*pidfd)->get(), SIGCONT, nullptr, 0);
+    if (!status) return status.error();
+    return report;
+  }
+
+ private:
+  // A chunk with unreadable pages: keep what reads, zero the rest, and say where.
+  static void read_page_by_page(int mem, std::uint64_t at, std::size_t size, std::vector<std::uint8_t>& buffer,
+                                const std::string& path, CaptureReport& report) {
+    for (std::size_t off = 0; off < size; off += kPage) {
+      if (::pread(mem, buffer.data() + off, kPage, static_cast<off_t>(at + off)) == static_cast<ssize_t>(kPage)) continue;
+      std::memset(buffer.data() + off, 0, kPage);
+      if (!report.skipped.empty() && report.skipped.back().end == at + off && report.skipped.back().reason == "read failed") {
+        report.skipped.back().end += kPage;
+      } else {
+        report.skipped.push_back({at + off, at + off + kPage, path, "read failed"});
+      }
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<MemoryCapture> make_memory_capture() { return std::make_unique<LinuxMemoryCapture>(); }
+
+}  // namespace riposte::platform

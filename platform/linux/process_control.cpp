@@ -1,0 +1,208 @@
+#include "platform/process_control.h"
+
+#include "platform/linux/procfs.h"
+
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace riposte::platform {
+
+namespace fs = std::filesystem;
+using linux_impl::open_verified;
+using linux_impl::read_stat;
+
+namespace {
+
+constexpr unsigned kPfKthread = 0x00200000;  // include/linux/sched.h
+
+std::int64_t boot_time_unix_ms() {
+  std::ifstream in("/proc/stat");
+  std::string key;
+  while (in >> key) {
+    if (key == "btime") {
+      std::int64_t seconds = 0;
+      in >> seconds;
+      return seconds * 1000;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+std::string user_name(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buffer[4096];
+  if (::getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr) return pw.pw_name;
+  return std::to_string(uid);
+}
+
+bool wait_exit(int pidfd, std::chrono::milliseconds timeout) {
+  pollfd p{pidfd, POLLIN, 0};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
+    if (rc > 0) return true;
+    if (rc == 0) return false;
+    if (errno != EINTR) return false;
+  }
+}
+
+Status send(int pidfd, int sig, pid_t pid) {
+  if (::pidfd_send_signal(pidfd, sig, nullptr, 0) != 0) {
+    if (errno == ESRCH) return Error{fmt::format("process {} already exited", pid)};
+    return Error{fmt::format("signal {} to {}: {}", sig, pid, std::strerror(errno))};
+  }
+  return ok_status();
+}
+
+class LinuxProcessControl final : public ProcessControl {
+ public:
+  Result<std::vector<ProcessInfo>> list() override {
+    std::vector<ProcessInfo> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+      const auto name = entry.path().filename().string();
+      if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+      if (auto info = inspect(static_cast<pid_t>(std::stol(name)))) out.push_back(std::move(*info));
+    }
+    if (ec) return Error{"cannot read /proc: " + ec.message()};
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
+    return out;
+  }
+
+  Result<ProcessInfo> inspect(pid_t pid) override {
+    auto stat = read_stat(pid);
+    if (!stat) return Error{fmt::format("no process with pid {}", pid)};
+    ProcessInfo info;
+    info.pid = pid;
+    info.ppid = stat->ppid;
+    info.name = stat->comm;
+    info.start_ticks = stat->start_ticks;
+    static const std::int64_t boot_ms = boot_time_unix_ms();
+    static const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+    info.start_time_unix_ms = boot_ms + static_cast<std::int64_t>(stat->start_ticks * 1000 / ticks_per_second);
+    static const long page = ::sysconf(_SC_PAGESIZE);
+    info.rss_bytes = stat->rss_pages * static_cast<std::uint64_t>(page);
+    info.kernel_thread = (stat->flags & kPfKthread) != 0;
+    std::error_code ec;
+    info.exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec).string();
+    auto cmdline = linux_impl::read_proc_file(fmt::format("/proc/{}/cmdline", pid));
+    while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    info.cmdline = std::move(cmdline);
+    std::istringstream status(linux_impl::read_proc_file(fmt::format("/proc/{}/status", pid)));
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("Uid:")) {
+        info.uid = static_cast<uid_t>(std::stoul(line.substr(4)));
+        break;
+      }
+    }
+    info.user = user_name(info.uid);
+    return info;
+  }
+
+  Result<std::vector<ProcessInfo>> tree(pid_t root) override {
+    auto all = list();
+    if (!all) return all.error();
+    std::multimap<pid_t, const ProcessInfo*> children;
+    const ProcessInfo* root_info = nullptr;
+    for (const auto& p : *all) {
+      children.emplace(p.ppid, &p);
+      if (p.pid == root) root_info = &p;
+    }
+    if (root_info == nullptr) return Error{fmt::format("no process with pid {}", root)};
+    std::vector<ProcessInfo> out{*root_info};
+    for (std::size_t i = 0; i < out.size(); ++i) {  // breadth first: parents before children
+      auto [begin, end] = children.equal_range(out[i].pid);
+      for (auto it = begin; it != end; ++it) out.push_back(*it->second);
+    }
+    return out;
+  }
+
+  Result<std::vector<KillReport>> kill(const ProcessRef& target, const KillOptions& options) override {
+    auto root = open_verified(target);
+    if (!root) return root.error();
+    struct Victim {
+      ProcessInfo info;
+      std::unique_ptr<linux_impl::Pidfd> pidfd;
+    };
+    std::vector<Victim> victims;
+    auto root_info = inspect(target.pid);
+    if (!root_info) return root_info.error();
+    victims.push_back({*root_info, std::move(*root)});
+    if (options.tree) {
+      auto members = tree(target.pid);
+      if (!members) return members.error();
+      for (std::size_t i = 1; i < members->size(); ++i) {
+        const auto& m = (*members)[i];
+        if (auto fd = open_verified({m.pid, m.start_ticks})) victims.push_back({m, std::move(*fd)});
+      }
+      // Freeze the whole tree first so nobody forks replacements while we work through it.
+      for (auto& v : victims) (void)send(v.pidfd->get(), SIGSTOP, v.info.pid);
+    }
+    for (auto& v : victims) {
+      (void)send(v.pidfd->get(), SIGTERM, v.info.pid);
+      if (options.tree) (void)send(v.pidfd->get(), SIGCONT, v.info.pid);  // let it handle SIGTERM
+    }
+    std::vector<KillReport> reports;
+    const auto deadline = std::chrono::steady_clock::now() + options.grace;
+    for (auto& v : victims) {
+      KillReport report{v.info.pid, v.info.name, KillOutcome::kFailed, ""};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (wait_exit(v.pidfd->get(), std::max(left, std::chrono::milliseconds(0)))) {
+        report.outcome = KillOutcome::kTerminated;
+        report.detail = "exited after SIGTERM";
+      } else if (auto s = send(v.pidfd->get(), SIGKILL, v.info.pid); !s) {
+        report.outcome = KillOutcome::kAlreadyGone;
+        report.detail = s.error().message;
+      } else if (wait_exit(v.pidfd->get(), std::chrono::seconds(5))) {
+        report.outcome = KillOutcome::kKilled;
+        report.detail = fmt::format("still running after {} ms grace; killed with SIGKILL", options.grace.count());
+      } else {
+        report.detail = "did not exit even after SIGKILL (uninterruptible sleep?)";
+      }
+      reports.push_back(std::move(report));
+    }
+    return reports;
+  }
+
+  Status suspend(const ProcessRef& target) override { return signal_verified(target, SIGSTOP); }
+  Status resume(const ProcessRef& target) override { return signal_verified(target, SIGCONT); }
+
+ private:
+  Status signal_verified(const ProcessRef& target, int sig) {
+    auto fd = open_verified(target);
+    if (!fd) return fd.error();
+    return send((*fd)->get(), sig, target.pid);
+  }
+};
+
+}  // namespace
+
+std::string to_string(KillOutcome outcome) {
+  switch (outcome) {
+    case KillOutcome::kTerminated: return "terminated";
+    case KillOutcome::kKilled: return "killed";
+    case KillOutcome::kAlreadyGone: return "already_gone";
+    case KillOutcome::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+std::unique_ptr<ProcessControl> make_process_control() { return std::make_unique<LinuxProcessControl>(); }
+
+}  // namespace riposte::platform

@@ -1,0 +1,51 @@
+#pragma once
+
+// Shared by the Linux implementations: /proc parsing and pidfds checked against a start time.
+
+#include <sys/types.h>
+
+// glibc 2.36's <sys/pidfd.h> lacks __BEGIN_DECLS (fixed in 2.37): without extern "C", C++ callers
+// look for mangled names and fail to link.
+extern "C" {
+#include <sys/pidfd.h>
+}
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "platform/process_control.h"
+
+namespace riposte::platform::linux_impl {
+
+struct StatFields {
+  pid_t ppid = 0;
+  std::string comm;
+  char state = '?';
+  unsigned flags = 0;
+  std::uint64_t start_ticks = 0;
+  std::uint64_t rss_pages = 0;
+};
+
+std::optional<StatFields> read_stat(pid_t pid);
+std::string read_proc_file(const std::string& path);
+
+// An open pidfd; closed on destruction.
+class Pidfd {
+ public:
+  explicit Pidfd(int fd) : fd_(fd) {}
+  ~Pidfd();
+  Pidfd(const Pidfd&) = delete;
+  Pidfd& operator=(const Pidfd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Opens a pidfd for target.pid and only then checks its start time: once open, the descriptor
+// names exactly one process, so a pid recycled after the check can never be acted on by mistake.
+Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target);
+
+}  // namespace riposte::platform::linux_impl

@@ -1,0 +1,79 @@
+#pragma once
+
+// Processes on the endpoint: listing, and signals that can never hit the wrong process.
+// A process is named by pid *and* start time, so a pid the kernel recycled is never touched.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol/result.h"
+
+namespace riposte::platform {
+
+struct ProcessInfo {
+  pid_t pid = 0;
+  pid_t ppid = 0;
+  std::string name;     // comm
+  std::string exe;      // resolved /proc/PID/exe, empty when not readable (kernel threads)
+  std::string cmdline;  // arguments joined by spaces
+  uid_t uid = 0;
+  std::string user;
+  // Start time in clock ticks after boot (/proc/PID/stat field 22): exact and stable, the value
+  // to quote back when acting on the process.
+  std::uint64_t start_ticks = 0;
+  std::int64_t start_time_unix_ms = 0;  // the same instant on the wall clock, for people
+  std::uint64_t rss_bytes = 0;
+  bool kernel_thread = false;
+};
+
+// Which process: pid plus its start time, as seen in a listing or an alert.
+struct ProcessRef {
+  pid_t pid = 0;
+  std::uint64_t start_ticks = 0;
+};
+
+enum class KillOutcome {
+  kTerminated,  // exited after SIGTERM within the grace period
+  kKilled,      // needed SIGKILL
+  kAlreadyGone,
+  kFailed,
+};
+
+struct KillReport {
+  pid_t pid = 0;
+  std::string name;
+  KillOutcome outcome = KillOutcome::kFailed;
+  std::string detail;
+};
+
+struct KillOptions {
+  std::chrono::milliseconds grace{5000};
+  bool tree = false;  // also every descendant
+};
+
+std::string to_string(KillOutcome outcome);
+
+class ProcessControl {
+ public:
+  virtual ~ProcessControl() = default;
+
+  virtual Result<std::vector<ProcessInfo>> list() = 0;
+  virtual Result<ProcessInfo> inspect(pid_t pid) = 0;
+  // The process and its descendants, parents before children.
+  virtual Result<std::vector<ProcessInfo>> tree(pid_t pid) = 0;
+
+  // SIGTERM, then SIGKILL after the grace period. Errors (nothing was signalled) when the pid does
+  // not exist or its start time differs from `target.start_ticks`.
+  virtual Result<std::vector<KillReport>> kill(const ProcessRef& target, const KillOptions& options) = 0;
+  virtual Status suspend(const ProcessRef& target) = 0;  // SIGSTOP
+  virtual Status resume(const ProcessRef& target) = 0;   // SIGCONT
+};
+
+std::unique_ptr<ProcessControl> make_process_control();
+
+}  // namespace riposte::platform

@@ -1,0 +1,181 @@
+// Real processes, real signals: every test forks the processes it acts on.
+
+#include "platform/process_control.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "agent/local_policy.h"
+
+namespace riposte::platform {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A child running `argv`; reaped (and killed if needed) at the end of the test.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> argv, bool ignore_sigterm = false) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execvp(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() {
+    if (!reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  // Waits for the child; returns the signal that ended it, or 0.
+  int reap() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    reaped_ = true;
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
+char state_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto close = text.rfind(')');
+  return close == std::string::npos ? '?' : text[close + 2];
+}
+
+bool alive(pid_t pid) { return ::kill(pid, 0) == 0 && state_of(pid) != 'Z'; }
+
+ProcessRef ref_of(ProcessControl& control, pid_t pid) {
+  // Give exec a moment so the listing shows the new image, as an operator's listing would.
+  std::this_thread::sleep_for(50ms);
+  auto info = control.inspect(pid);
+  EXPECT_TRUE(info) << info.error().message;
+  return {pid, info->start_ticks};
+}
+
+TEST(ProcessControl, ListingShowsThisProcessWithItsExecutable) {
+  auto control = make_process_control();
+  auto all = control->list();
+  ASSERT_TRUE(all);
+  auto self = std::find_if(all->begin(), all->end(), [](const auto& p) { return p.pid == ::getpid(); });
+  ASSERT_NE(self, all->end());
+  EXPECT_EQ(self->exe, std::filesystem::read_symlink("/proc/self/exe").string());
+  EXPECT_EQ(self->ppid, ::getppid());
+  EXPECT_GT(self->rss_bytes, 0u);
+  EXPECT_GT(self->start_ticks, 0u);
+  EXPECT_FALSE(self->kernel_thread);
+  EXPECT_FALSE(self->user.empty());
+}
+
+TEST(ProcessControl, KillsAChildWithSigterm) {
+  auto control = make_process_control();
+  Child child({"sleep", "30"});
+  auto reports = control->kill(ref_of(*control, child.pid()), {});
+  ASSERT_TRUE(reports) << reports.error().message;
+  ASSERT_EQ(reports->size(), 1u);
+  EXPECT_EQ((*reports)[0].outcome, KillOutcome::kTerminated);
+  EXPECT_EQ((*reports)[0].name, "sleep");
+  EXPECT_EQ(child.reap(), SIGTERM);
+}
+
+TEST(ProcessControl, WrongStartTimeIsRefusedAndTheProcessLives) {
+  auto control = make_process_control();
+  Child child({"sleep", "30"});
+  auto ref = ref_of(*control, child.pid());
+  ref.start_ticks += 1;  // as if the pid had been recycled since the alert
+  auto reports = control->kill(ref, {});
+  ASSERT_FALSE(reports);
+  EXPECT_NE(reports.error().message.find("another process"), std::string::npos) << reports.error().message;
+  EXPECT_TRUE(alive(child.pid()));
+  EXPECT_FALSE(control->suspend(ref));
+  EXPECT_NE(state_of(child.pid()), 'T');
+}
+
+TEST(ProcessControl, ChildIgnoringSigtermGetsSigkillAfterTheGracePeriod) {
+  auto control = make_process_control();
+  Child child({"sleep", "30"}, /*ignore_sigterm=*/true);
+  const auto start = std::chrono::steady_clock::now();
+  auto reports = control->kill(ref_of(*control, child.pid()), {.grace = 300ms});
+  ASSERT_TRUE(reports) << reports.error().message;
+  EXPECT_EQ((*reports)[0].outcome, KillOutcome::kKilled);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  EXPECT_EQ(child.reap(), SIGKILL);
+}
+
+TEST(ProcessControl, TreeKillTakesEveryDescendant) {
+  auto control = make_process_control();
+  Child shell({"sh", "-c", "sleep 30 & sleep 30 & wait"});
+  std::vector<ProcessInfo> members;
+  for (int i = 0; i < 100 && members.size() < 3; ++i) {
+    std::this_thread::sleep_for(20ms);
+    members = control->tree(shell.pid()).value();
+  }
+  ASSERT_EQ(members.size(), 3u) << "expected sh and two sleeps";
+  auto reports = control->kill(ref_of(*control, shell.pid()), {.grace = 2s, .tree = true});
+  ASSERT_TRUE(reports) << reports.error().message;
+  EXPECT_EQ(reports->size(), 3u);
+  for (const auto& r : *reports) {
+    EXPECT_TRUE(r.outcome == KillOutcome::kTerminated || r.outcome == KillOutcome::kKilled) << r.pid << " " << r.detail;
+  }
+  shell.reap();
+  for (const auto& m : members) EXPECT_FALSE(alive(m.pid)) << m.pid;
+}
+
+TEST(ProcessControl, SuspendAndResume) {
+  auto control = make_process_control();
+  Child child({"sleep", "30"});
+  const auto ref = ref_of(*control, child.pid());
+  ASSERT_TRUE(control->suspend(ref));
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 100; ++i, std::this_thread::sleep_for(10ms))
+      if (state_of(child.pid()) == 'T') return true;
+    return false;
+  }());
+  ASSERT_TRUE(control->resume(ref));
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 100; ++i, std::this_thread::sleep_for(10ms))
+      if (state_of(child.pid()) == 'S') return true;
+    return false;
+  }());
+}
+
+TEST(ProcessControl, UnknownPidIsAClearError) {
+  auto control = make_process_control();
+  auto reports = control->kill({999'999'999, 1}, {});
+  ASSERT_FALSE(reports);
+  EXPECT_NE(reports.error().message.find("no process"), std::string::npos) << reports.error().message;
+}
+
+TEST(LocalPolicy, RefusesInitKernelThreadsItselfAndProtectedProcesses) {
+  auto control = make_process_control();
+  agent::LocalPolicy policy({{"sshd"}, {"/usr/sbin/cron"}}, ::getpid());
+  EXPECT_FALSE(policy.may_signal(control->inspect(1).value()));
+  ProcessInfo kworker{.pid = 77, .ppid = 2, .name = "kworker/0:1", .kernel_thread = true};
+  EXPECT_FALSE(policy.may_signal(kworker));
+  EXPECT_FALSE(policy.may_signal(control->inspect(::getpid()).value()));
+  ProcessInfo sshd{.pid = 4242, .ppid = 1, .name = "sshd"};
+  EXPECT_FALSE(policy.may_signal(sshd));
+  ProcessInfo cron{.pid = 4243, .ppid = 1, .name = "cron", .exe = "/usr/sbin/cron"};
+  EXPECT_FALSE(policy.may_signal(cron));
+  Child child({"sleep", "30"});
+  EXPECT_TRUE(policy.may_signal(control->inspect(child.pid()).value()));
+}
+
+}  // namespace
+}  // namespace riposte::platform
