@@ -32,6 +32,9 @@ class [[nodiscard]] Result {
   const T& operator*() const& { return const_cast<Result*>(this)->checked(); }
   T&& operator*() && { return std::move(checked()); }
 
+  // The value, or `fallback` on error.
+  T value_or(T fallback) const { return ok() ? std::get<T>(state_) : std::move(fallback); }
+
   const Error& error() const { return std::get<Error>(state_); }
 
  private:

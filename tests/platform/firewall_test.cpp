@@ -1,0 +1,180 @@
+// Quarantine for real: two network namespaces joined by a veth pair, made by the test. The
+// "host" namespace gets quarantined; the "peer" namespace plays the controller and everyone else.
+
+#include "platform/firewall.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+namespace riposte::platform {
+namespace {
+
+using riposte::testing::run_command;
+
+// Runs `fn` on a thread that has entered network namespace `ns`: sockets it creates, and
+// libnftables contexts it opens, belong to that namespace.
+template <typename Fn>
+auto in_netns(const std::string& ns, Fn fn) {
+  decltype(fn()) result{};
+  std::thread([&] {
+    const int fd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+      ADD_FAILURE() << "cannot enter netns " << ns;
+      return;
+    }
+    ::close(fd);
+    result = fn();
+  }).join();
+  return result;
+}
+
+int listen_on(const std::string& ip, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0) return -1;
+  return fd;
+}
+
+// A TCP handshake within 400 ms? Dropped SYNs time out; that is what quarantine looks like.
+bool connects(const std::string& ip, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  pollfd p{fd, POLLOUT, 0};
+  bool ok = false;
+  if (::poll(&p, 1, 400) == 1) {
+    int error = 0;
+    socklen_t length = sizeof(error);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    ok = error == 0;
+  }
+  ::close(fd);
+  return ok;
+}
+
+class QuarantineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
+    const auto suffix = std::to_string(::getpid());
+    host = "rq-host-" + suffix;
+    peer = "rq-peer-" + suffix;
+    for (const auto& cmd : std::vector<std::vector<std::string>>{
+             {"ip", "netns", "add", host},
+             {"ip", "netns", "add", peer},
+             {"ip", "link", "add", "rqh" + suffix, "netns", host, "type", "veth", "peer", "name", "rqp" + suffix,
+              "netns", peer},
+             {"ip", "-n", host, "addr", "add", "10.77.0.1/24", "dev", "rqh" + suffix},
+             {"ip", "-n", peer, "addr", "add", "10.77.0.2/24", "dev", "rqp" + suffix},
+             {"ip", "-n", host, "link", "set", "rqh" + suffix, "up"},
+             {"ip", "-n", peer, "link", "set", "rqp" + suffix, "up"},
+             {"ip", "-n", host, "link", "set", "lo", "up"},
+             {"ip", "-n", peer, "link", "set", "lo", "up"}}) {
+      const auto r = run_command(cmd);
+      ASSERT_EQ(r.exit_code, 0) << cmd[0] << " " << cmd[1] << " " << cmd[2] << ": " << r.err;
+    }
+    // Listeners: the "controller" (9000), an arbitrary service (9001) and an allow-listed one
+    // (9002) on the peer; a service on the host (22000) and one on its loopback (22001).
+    for (int port : {9000, 9001, 9002}) peer_listeners.push_back(in_netns(peer, [&] { return listen_on("10.77.0.2", port); }));
+    host_listeners.push_back(in_netns(host, [] { return listen_on("10.77.0.1", 22000); }));
+    host_listeners.push_back(in_netns(host, [] { return listen_on("127.0.0.1", 22001); }));
+    for (int fd : peer_listeners) ASSERT_GE(fd, 0);
+    for (int fd : host_listeners) ASSERT_GE(fd, 0);
+  }
+
+  void TearDown() override {
+    for (int fd : peer_listeners) ::close(fd);
+    for (int fd : host_listeners) ::close(fd);
+    if (!host.empty()) {
+      run_command({"ip", "netns", "del", host});
+      run_command({"ip", "netns", "del", peer});
+    }
+  }
+
+  bool host_reaches(int port) { return in_netns(host, [&] { return connects("10.77.0.2", port); }); }
+  bool peer_reaches_host() { return in_netns(peer, [] { return connects("10.77.0.1", 22000); }); }
+  bool host_reaches_own_loopback() { return in_netns(host, [] { return connects("127.0.0.1", 22001); }); }
+
+  QuarantineSpec spec() const {
+    return {{"10.77.0.2", 9000, "tcp"}, {{"10.77.0.2", 9002, "tcp"}}};
+  }
+
+  std::string host, peer;
+  std::vector<int> peer_listeners, host_listeners;
+};
+
+TEST_F(QuarantineTest, IsolatesTheHostExceptControllerLoopbackAndAllowListThenReleases) {
+  ASSERT_TRUE(host_reaches(9001));
+  ASSERT_TRUE(peer_reaches_host());
+
+  auto firewall = make_firewall();
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(spec()).ok(); }));
+  EXPECT_TRUE(in_netns(host, [&] { return firewall->quarantined().value_or(false); }));
+
+  EXPECT_TRUE(host_reaches(9000)) << "the controller must stay reachable";
+  EXPECT_TRUE(host_reaches(9002)) << "the allow list must stay reachable";
+  EXPECT_TRUE(host_reaches_own_loopback());
+  EXPECT_FALSE(host_reaches(9001)) << "everything else is cut";
+  EXPECT_FALSE(peer_reaches_host()) << "inbound is cut too";
+
+  // What an operator would look at: the ruleset as nft prints it.
+  const auto listed = run_command({"ip", "netns", "exec", host, "nft", "list", "ruleset"});
+  EXPECT_NE(listed.out.find("table inet riposte_quarantine"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("policy drop"), std::string::npos) << listed.out;
+
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
+  EXPECT_FALSE(in_netns(host, [&] { return firewall->quarantined().value_or(true); }));
+  EXPECT_TRUE(host_reaches(9001));
+  EXPECT_TRUE(peer_reaches_host());
+  EXPECT_EQ(run_command({"ip", "netns", "exec", host, "nft", "list", "ruleset"}).out.find("riposte"), std::string::npos);
+}
+
+TEST_F(QuarantineTest, ReapplyingReplacesTheRulesAtomically) {
+  auto firewall = make_firewall();
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(spec()).ok(); }));
+  auto narrower = spec();
+  narrower.allow.clear();
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(narrower).ok(); }));
+  EXPECT_FALSE(host_reaches(9002)) << "the second rule set replaced the first";
+  EXPECT_TRUE(host_reaches(9000));
+  const auto listed = run_command({"ip", "netns", "exec", host, "nft", "list", "ruleset"});
+  std::size_t tables = 0;
+  for (std::size_t at = 0; (at = listed.out.find("table inet riposte_quarantine", at)) != std::string::npos; ++at) ++tables;
+  EXPECT_EQ(tables, 1u);
+  // Releasing twice is fine.
+  EXPECT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
+  EXPECT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
+}
+
+TEST(QuarantineSpecValidation, RefusesSpecsThatWouldCutTheControllerOrInjectRules) {
+  EXPECT_FALSE(validate(QuarantineSpec{}));
+  EXPECT_FALSE(validate({{"10.0.0.1", 0, "tcp"}, {}}));
+  EXPECT_FALSE(validate({{"10.0.0.1", 443, "udp"}, {}}));
+  EXPECT_FALSE(validate({{"controller.example", 443, "tcp"}, {}}));
+  EXPECT_FALSE(validate({{"10.0.0.1", 443, "tcp"}, {{"1.2.3.4; flush ruleset", 0, "any"}}}));
+  EXPECT_FALSE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.0/33", 0, "any"}}}));
+  EXPECT_FALSE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.9", 53, "any"}}}));
+  EXPECT_FALSE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.9", 53, "icmp"}}}));
+  EXPECT_TRUE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.53", 53, "udp"}, {"fd00::/8", 0, "any"}}}));
+}
+
+}  // namespace
+}  // namespace riposte::platform
