@@ -14,6 +14,7 @@
 
 #include <thread>
 
+#include "agent/quarantine_keeper.h"
 #include "tests/integration/harness.h"
 
 namespace riposte::platform {
@@ -162,6 +163,37 @@ TEST_F(QuarantineTest, ReapplyingReplacesTheRulesAtomically) {
   // Releasing twice is fine.
   EXPECT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
   EXPECT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
+}
+
+TEST_F(QuarantineTest, AgentRestartReappliesAPersistedQuarantineAndTimeoutReleasesIt) {
+  auto firewall = make_firewall();
+  testing::TempDir state;
+  ManualClock clock(1'000'000);
+  const auto file = state.path() / "quarantine.json";
+  {
+    agent::QuarantineKeeper keeper(*firewall, file, clock);
+    ASSERT_TRUE(in_netns(host, [&] { return keeper.quarantine(spec(), clock.now_unix_ms() + 60'000).ok(); }));
+  }
+  // The agent goes away and the rules with it (reboot, someone flushed the ruleset).
+  ASSERT_EQ(run_command({"ip", "netns", "exec", host, "nft", "flush", "ruleset"}).exit_code, 0);
+  ASSERT_TRUE(host_reaches(9001));
+
+  // The agent code path on start: restore() re-applies what was persisted.
+  agent::QuarantineKeeper restarted(*firewall, file, clock);
+  EXPECT_TRUE(in_netns(host, [&] { return restarted.restore().value_or(false); }));
+  EXPECT_FALSE(host_reaches(9001));
+  EXPECT_TRUE(host_reaches(9000));
+
+  // Not yet due; then due: released automatically, state gone.
+  EXPECT_FALSE(in_netns(host, [&] { return restarted.release_if_due().value_or(true); }));
+  clock.advance_ms(60'000);
+  EXPECT_TRUE(in_netns(host, [&] { return restarted.release_if_due().value_or(false); }));
+  EXPECT_TRUE(host_reaches(9001));
+  EXPECT_FALSE(std::filesystem::exists(file));
+  // With no intent persisted, restore() removes stray rules instead of keeping them.
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(spec()).ok(); }));
+  EXPECT_FALSE(in_netns(host, [&] { return restarted.restore().value_or(true); }));
+  EXPECT_TRUE(host_reaches(9001));
 }
 
 TEST(QuarantineSpecValidation, RefusesSpecsThatWouldCutTheControllerOrInjectRules) {
