@@ -1,6 +1,7 @@
 #include "agent/quarantine_keeper.h"
 
 #include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include "protocol/secure_file.h"
@@ -16,15 +17,18 @@ json peer_json(const platform::AllowedPeer& p) {
 }
 
 platform::AllowedPeer peer_from(const json& j) {
-  return {j.at("address").get<std::string>(), j.at("port").get<std::uint16_t>(), j.at("protocol").get<std::string>()};
+  return {j.at("address").get<std::string>(), j.at("port").get<std::uint16_t>(),
+          j.at("protocol").get<std::string>()};
 }
 
 }  // namespace
 
-QuarantineKeeper::QuarantineKeeper(platform::Firewall& firewall, std::filesystem::path state_file, const Clock& clock)
+QuarantineKeeper::QuarantineKeeper(platform::Firewall& firewall, std::filesystem::path state_file,
+                                   const Clock& clock)
     : firewall_(firewall), state_file_(std::move(state_file)), clock_(clock) {}
 
-Status QuarantineKeeper::quarantine(const platform::QuarantineSpec& spec, std::optional<std::int64_t> release_at_ms) {
+Status QuarantineKeeper::quarantine(const platform::QuarantineSpec& spec,
+                                    std::optional<std::int64_t> release_at_ms) {
   if (auto s = platform::validate(spec); !s) return s;
   json allow = json::array();
   for (const auto& p : spec.allow) allow.push_back(peer_json(p));
@@ -50,7 +54,8 @@ std::optional<QuarantineState> QuarantineKeeper::current() const {
     QuarantineState state;
     state.spec.controller = peer_from(j.at("controller"));
     for (const auto& p : j.at("allow")) state.spec.allow.push_back(peer_from(p));
-    if (!j.at("release_at_ms").is_null()) state.release_at_ms = j.at("release_at_ms").get<std::int64_t>();
+    if (!j.at("release_at_ms").is_null())
+      state.release_at_ms = j.at("release_at_ms").get<std::int64_t>();
     return state;
   } catch (const json::exception&) {
     return std::nullopt;
@@ -60,7 +65,8 @@ std::optional<QuarantineState> QuarantineKeeper::current() const {
 Result<bool> QuarantineKeeper::restore() {
   if (std::filesystem::exists(state_file_) && !current()) {
     // Unreadable intent: keep the host isolated rather than guess; an operator can release.
-    return Error{fmt::format("{} is unreadable; quarantine state left as it is", state_file_.string())};
+    return Error{
+        fmt::format("{} is unreadable; quarantine state left as it is", state_file_.string())};
   }
   auto state = current();
   if (!state) {

@@ -20,9 +20,11 @@ struct QuarantineState {
 
 class QuarantineKeeper {
  public:
-  QuarantineKeeper(platform::Firewall& firewall, std::filesystem::path state_file, const Clock& clock);
+  QuarantineKeeper(platform::Firewall& firewall, std::filesystem::path state_file,
+                   const Clock& clock);
 
-  Status quarantine(const platform::QuarantineSpec& spec, std::optional<std::int64_t> release_at_ms);
+  Status quarantine(const platform::QuarantineSpec& spec,
+                    std::optional<std::int64_t> release_at_ms);
   Status release();
   // On start: re-applies a persisted quarantine, or removes stray rules when none is persisted.
   // Returns whether the host is quarantined afterwards.

@@ -13,8 +13,8 @@
 namespace riposte::platform {
 
 struct AllowedPeer {
-  std::string address;    // IPv4/IPv6 address or CIDR prefix
-  std::uint16_t port = 0;  // 0 = any port
+  std::string address;           // IPv4/IPv6 address or CIDR prefix
+  std::uint16_t port = 0;        // 0 = any port
   std::string protocol = "tcp";  // "tcp", "udp" or "any" (any requires port 0)
 };
 

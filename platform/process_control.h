@@ -69,7 +69,8 @@ class ProcessControl {
 
   // SIGTERM, then SIGKILL after the grace period. Errors (nothing was signalled) when the pid does
   // not exist or its start time differs from `target.start_ticks`.
-  virtual Result<std::vector<KillReport>> kill(const ProcessRef& target, const KillOptions& options) = 0;
+  virtual Result<std::vector<KillReport>> kill(const ProcessRef& target,
+                                               const KillOptions& options) = 0;
   virtual Status suspend(const ProcessRef& target) = 0;  // SIGSTOP
   virtual Status resume(const ProcessRef& target) = 0;   // SIGCONT
 };

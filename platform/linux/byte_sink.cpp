@@ -1,18 +1,18 @@
 #include "platform/byte_sink.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include <fmt/format.h>
-
 namespace riposte::platform {
 
 Result<std::unique_ptr<FileSink>> FileSink::create(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Error{fmt::format("cannot create {}: {}", path.string(), std::strerror(errno))};
+  if (fd < 0)
+    return Error{fmt::format("cannot create {}: {}", path.string(), std::strerror(errno))};
   return std::unique_ptr<FileSink>(new FileSink(fd, path));
 }
 
@@ -34,7 +34,8 @@ Status FileSink::write(std::span<const std::uint8_t> bytes) {
 }
 
 Status FileSink::finish() {
-  if (::fsync(fd_) != 0) return Error{fmt::format("fsync {}: {}", path_.string(), std::strerror(errno))};
+  if (::fsync(fd_) != 0)
+    return Error{fmt::format("fsync {}: {}", path_.string(), std::strerror(errno))};
   ::close(fd_);
   fd_ = -1;
   return ok_status();

@@ -1,11 +1,10 @@
 #include "platform/firewall.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <nftables/libnftables.h>
 
 #include <charconv>
-
-#include <fmt/format.h>
 
 namespace riposte::platform {
 
@@ -38,7 +37,9 @@ int address_family(const std::string& text) {
     const auto prefix = text.substr(slash + 1);
     unsigned length = 0;
     const auto [end, ec] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), length);
-    if (ec != std::errc() || end != prefix.data() + prefix.size() || prefix.empty() || length > max_prefix) return 0;
+    if (ec != std::errc() || end != prefix.data() + prefix.size() || prefix.empty() ||
+        length > max_prefix)
+      return 0;
   }
   return family;
 }
@@ -50,7 +51,8 @@ Status validate_peer(const AllowedPeer& peer, std::string_view what) {
   if (peer.protocol != "tcp" && peer.protocol != "udp" && peer.protocol != "any") {
     return Error{fmt::format("{}: protocol '{}' is not tcp, udp or any", what, peer.protocol)};
   }
-  if (peer.protocol == "any" && peer.port != 0) return Error{fmt::format("{}: a port needs tcp or udp", what)};
+  if (peer.protocol == "any" && peer.port != 0)
+    return Error{fmt::format("{}: a port needs tcp or udp", what)};
   return ok_status();
 }
 
@@ -69,7 +71,8 @@ std::string rules_for(const AllowedPeer& peer) {
       out += fmt::format(" meta l4proto {}", peer.protocol);
     }
   }
-  return fmt::format("add rule inet {0} input {1} accept\nadd rule inet {0} output {2} accept\n", kTable, in, out);
+  return fmt::format("add rule inet {0} input {1} accept\nadd rule inet {0} output {2} accept\n",
+                     kTable, in, out);
 }
 
 class NftablesFirewall final : public Firewall {
@@ -100,7 +103,8 @@ class NftablesFirewall final : public Firewall {
     NftCtx ctx(nft_ctx_new(NFT_CTX_DEFAULT));
     nft_ctx_buffer_output(ctx.get());
     nft_ctx_buffer_error(ctx.get());
-    const int rc = nft_run_cmd_from_buffer(ctx.get(), fmt::format("list table inet {}", kTable).c_str());
+    const int rc =
+        nft_run_cmd_from_buffer(ctx.get(), fmt::format("list table inet {}", kTable).c_str());
     if (rc == 0) return true;
     const std::string error = nft_ctx_get_error_buffer(ctx.get());
     if (error.find("No such file or directory") != std::string::npos) return false;
@@ -114,7 +118,8 @@ class NftablesFirewall final : public Firewall {
     nft_ctx_buffer_output(ctx.get());
     nft_ctx_buffer_error(ctx.get());
     if (nft_run_cmd_from_buffer(ctx.get(), script.c_str()) != 0) {
-      return Error{fmt::format("nftables refused the rules: {}", nft_ctx_get_error_buffer(ctx.get()))};
+      return Error{
+          fmt::format("nftables refused the rules: {}", nft_ctx_get_error_buffer(ctx.get()))};
     }
     return ok_status();
   }

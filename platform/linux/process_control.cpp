@@ -1,7 +1,6 @@
 #include "platform/process_control.h"
 
-#include "platform/linux/procfs.h"
-
+#include <fmt/format.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,7 +14,7 @@
 #include <map>
 #include <sstream>
 
-#include <fmt/format.h>
+#include "platform/linux/procfs.h"
 
 namespace riposte::platform {
 
@@ -45,7 +44,8 @@ std::string user_name(uid_t uid) {
   passwd pw{};
   passwd* found = nullptr;
   char buffer[4096];
-  if (::getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr) return pw.pw_name;
+  if (::getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr)
+    return pw.pw_name;
   return std::to_string(uid);
 }
 
@@ -53,7 +53,8 @@ bool wait_exit(int pidfd, std::chrono::milliseconds timeout) {
   pollfd p{pidfd, POLLIN, 0};
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
     if (rc > 0) return true;
     if (rc == 0) return false;
@@ -94,7 +95,8 @@ class LinuxProcessControl final : public ProcessControl {
     info.start_ticks = stat->start_ticks;
     static const std::int64_t boot_ms = boot_time_unix_ms();
     static const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
-    info.start_time_unix_ms = boot_ms + static_cast<std::int64_t>(stat->start_ticks * 1000 / ticks_per_second);
+    info.start_time_unix_ms =
+        boot_ms + static_cast<std::int64_t>(stat->start_ticks * 1000 / ticks_per_second);
     static const long page = ::sysconf(_SC_PAGESIZE);
     info.rss_bytes = stat->rss_pages * static_cast<std::uint64_t>(page);
     info.kernel_thread = (stat->flags & kPfKthread) != 0;
@@ -133,7 +135,8 @@ class LinuxProcessControl final : public ProcessControl {
     return out;
   }
 
-  Result<std::vector<KillReport>> kill(const ProcessRef& target, const KillOptions& options) override {
+  Result<std::vector<KillReport>> kill(const ProcessRef& target,
+                                       const KillOptions& options) override {
     auto root = open_verified(target);
     if (!root) return root.error();
     struct Victim {
@@ -162,7 +165,8 @@ class LinuxProcessControl final : public ProcessControl {
     const auto deadline = std::chrono::steady_clock::now() + options.grace;
     for (auto& v : victims) {
       KillReport report{v.info.pid, v.info.name, KillOutcome::kFailed, ""};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       if (wait_exit(v.pidfd->get(), std::max(left, std::chrono::milliseconds(0)))) {
         report.outcome = KillOutcome::kTerminated;
         report.detail = "exited after SIGTERM";
@@ -171,7 +175,8 @@ class LinuxProcessControl final : public ProcessControl {
         report.detail = s.error().message;
       } else if (wait_exit(v.pidfd->get(), std::chrono::seconds(5))) {
         report.outcome = KillOutcome::kKilled;
-        report.detail = fmt::format("still running after {} ms grace; killed with SIGKILL", options.grace.count());
+        report.detail = fmt::format("still running after {} ms grace; killed with SIGKILL",
+                                    options.grace.count());
       } else {
         report.detail = "did not exit even after SIGKILL (uninterruptible sleep?)";
       }
@@ -195,14 +200,20 @@ class LinuxProcessControl final : public ProcessControl {
 
 std::string to_string(KillOutcome outcome) {
   switch (outcome) {
-    case KillOutcome::kTerminated: return "terminated";
-    case KillOutcome::kKilled: return "killed";
-    case KillOutcome::kAlreadyGone: return "already_gone";
-    case KillOutcome::kFailed: return "failed";
+    case KillOutcome::kTerminated:
+      return "terminated";
+    case KillOutcome::kKilled:
+      return "killed";
+    case KillOutcome::kAlreadyGone:
+      return "already_gone";
+    case KillOutcome::kFailed:
+      return "failed";
   }
   return "unknown";
 }
 
-std::unique_ptr<ProcessControl> make_process_control() { return std::make_unique<LinuxProcessControl>(); }
+std::unique_ptr<ProcessControl> make_process_control() {
+  return std::make_unique<LinuxProcessControl>();
+}
 
 }  // namespace riposte::platform

@@ -1,5 +1,6 @@
 #include "platform/linux/procfs.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -7,8 +8,6 @@
 #include <fstream>
 #include <sstream>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace riposte::platform::linux_impl {
 
@@ -25,7 +24,8 @@ std::optional<StatFields> read_stat(pid_t pid) {
   const auto text = read_proc_file(fmt::format("/proc/{}/stat", pid));
   const auto open = text.find('(');
   const auto close = text.rfind(')');
-  if (open == std::string::npos || close == std::string::npos || close < open || close + 2 >= text.size()) {
+  if (open == std::string::npos || close == std::string::npos || close < open ||
+      close + 2 >= text.size()) {
     return std::nullopt;
   }
   StatFields f;
@@ -56,9 +56,10 @@ Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target) {
   auto stat = read_stat(target.pid);
   if (!stat) return Error{fmt::format("process {} exited", target.pid)};
   if (stat->start_ticks != target.start_ticks) {
-    return Error{fmt::format("pid {} now belongs to another process (start time {}, expected {}); "
-                             "nothing was done to it",
-                             target.pid, stat->start_ticks, target.start_ticks)};
+    return Error{
+        fmt::format("pid {} now belongs to another process (start time {}, expected {}); "
+                    "nothing was done to it",
+                    target.pid, stat->start_ticks, target.start_ticks)};
   }
   return handle;
 }

@@ -47,7 +47,8 @@ int listen_on(const std::string& ip, int port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0) return -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0)
+    return -1;
   return fd;
 }
 
@@ -81,8 +82,8 @@ class QuarantineTest : public ::testing::Test {
     for (const auto& cmd : std::vector<std::vector<std::string>>{
              {"ip", "netns", "add", host},
              {"ip", "netns", "add", peer},
-             {"ip", "link", "add", "rqh" + suffix, "netns", host, "type", "veth", "peer", "name", "rqp" + suffix,
-              "netns", peer},
+             {"ip", "link", "add", "rqh" + suffix, "netns", host, "type", "veth", "peer", "name",
+              "rqp" + suffix, "netns", peer},
              {"ip", "-n", host, "addr", "add", "10.77.0.1/24", "dev", "rqh" + suffix},
              {"ip", "-n", peer, "addr", "add", "10.77.0.2/24", "dev", "rqp" + suffix},
              {"ip", "-n", host, "link", "set", "rqh" + suffix, "up"},
@@ -94,7 +95,8 @@ class QuarantineTest : public ::testing::Test {
     }
     // Listeners: the "controller" (9000), an arbitrary service (9001) and an allow-listed one
     // (9002) on the peer; a service on the host (22000) and one on its loopback (22001).
-    for (int port : {9000, 9001, 9002}) peer_listeners.push_back(in_netns(peer, [&] { return listen_on("10.77.0.2", port); }));
+    for (int port : {9000, 9001, 9002})
+      peer_listeners.push_back(in_netns(peer, [&] { return listen_on("10.77.0.2", port); }));
     host_listeners.push_back(in_netns(host, [] { return listen_on("10.77.0.1", 22000); }));
     host_listeners.push_back(in_netns(host, [] { return listen_on("127.0.0.1", 22001); }));
     for (int fd : peer_listeners) ASSERT_GE(fd, 0);
@@ -110,13 +112,17 @@ class QuarantineTest : public ::testing::Test {
     }
   }
 
-  bool host_reaches(int port) { return in_netns(host, [&] { return connects("10.77.0.2", port); }); }
-  bool peer_reaches_host() { return in_netns(peer, [] { return connects("10.77.0.1", 22000); }); }
-  bool host_reaches_own_loopback() { return in_netns(host, [] { return connects("127.0.0.1", 22001); }); }
-
-  QuarantineSpec spec() const {
-    return {{"10.77.0.2", 9000, "tcp"}, {{"10.77.0.2", 9002, "tcp"}}};
+  bool host_reaches(int port) {
+    return in_netns(host, [&] { return connects("10.77.0.2", port); });
   }
+  bool peer_reaches_host() {
+    return in_netns(peer, [] { return connects("10.77.0.1", 22000); });
+  }
+  bool host_reaches_own_loopback() {
+    return in_netns(host, [] { return connects("127.0.0.1", 22001); });
+  }
+
+  QuarantineSpec spec() const { return {{"10.77.0.2", 9000, "tcp"}, {{"10.77.0.2", 9002, "tcp"}}}; }
 
   std::string host, peer;
   std::vector<int> peer_listeners, host_listeners;
@@ -145,7 +151,9 @@ TEST_F(QuarantineTest, IsolatesTheHostExceptControllerLoopbackAndAllowListThenRe
   EXPECT_FALSE(in_netns(host, [&] { return firewall->quarantined().value_or(true); }));
   EXPECT_TRUE(host_reaches(9001));
   EXPECT_TRUE(peer_reaches_host());
-  EXPECT_EQ(run_command({"ip", "netns", "exec", host, "nft", "list", "ruleset"}).out.find("riposte"), std::string::npos);
+  EXPECT_EQ(
+      run_command({"ip", "netns", "exec", host, "nft", "list", "ruleset"}).out.find("riposte"),
+      std::string::npos);
 }
 
 TEST_F(QuarantineTest, ReapplyingReplacesTheRulesAtomically) {
@@ -158,7 +166,9 @@ TEST_F(QuarantineTest, ReapplyingReplacesTheRulesAtomically) {
   EXPECT_TRUE(host_reaches(9000));
   const auto listed = run_command({"ip", "netns", "exec", host, "nft", "list", "ruleset"});
   std::size_t tables = 0;
-  for (std::size_t at = 0; (at = listed.out.find("table inet riposte_quarantine", at)) != std::string::npos; ++at) ++tables;
+  for (std::size_t at = 0;
+       (at = listed.out.find("table inet riposte_quarantine", at)) != std::string::npos; ++at)
+    ++tables;
   EXPECT_EQ(tables, 1u);
   // Releasing twice is fine.
   EXPECT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
@@ -172,7 +182,8 @@ TEST_F(QuarantineTest, AgentRestartReappliesAPersistedQuarantineAndTimeoutReleas
   const auto file = state.path() / "quarantine.json";
   {
     agent::QuarantineKeeper keeper(*firewall, file, clock);
-    ASSERT_TRUE(in_netns(host, [&] { return keeper.quarantine(spec(), clock.now_unix_ms() + 60'000).ok(); }));
+    ASSERT_TRUE(in_netns(
+        host, [&] { return keeper.quarantine(spec(), clock.now_unix_ms() + 60'000).ok(); }));
   }
   // The agent goes away and the rules with it (reboot, someone flushed the ruleset).
   ASSERT_EQ(run_command({"ip", "netns", "exec", host, "nft", "flush", "ruleset"}).exit_code, 0);
@@ -205,7 +216,8 @@ TEST(QuarantineSpecValidation, RefusesSpecsThatWouldCutTheControllerOrInjectRule
   EXPECT_FALSE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.0/33", 0, "any"}}}));
   EXPECT_FALSE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.9", 53, "any"}}}));
   EXPECT_FALSE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.9", 53, "icmp"}}}));
-  EXPECT_TRUE(validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.53", 53, "udp"}, {"fd00::/8", 0, "any"}}}));
+  EXPECT_TRUE(
+      validate({{"10.0.0.1", 443, "tcp"}, {{"10.0.0.53", 53, "udp"}, {"fd00::/8", 0, "any"}}}));
 }
 
 }  // namespace

@@ -2,14 +2,13 @@
 
 #include "platform/memory_capture.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "agent/evidence_file.h"
 #include "protocol/crypto.h"
@@ -53,7 +52,8 @@ class MemoryCaptureTest : public ::testing::Test {
   testing::TempDir dir;
   std::filesystem::path core = dir.path() / "target.core";
 
-  Result<CaptureReport> capture(const Target& target, const CaptureOptions& options, std::string* sha = nullptr) {
+  Result<CaptureReport> capture(const Target& target, const CaptureOptions& options,
+                                std::string* sha = nullptr) {
     auto sink = agent::EvidenceFile::create(core);
     EXPECT_TRUE(sink);
     auto report = make_memory_capture()->capture(target.ref(), **sink, options);
@@ -82,19 +82,26 @@ TEST_F(MemoryCaptureTest, CoreOpensInReadelfAndGdbPrintsTheGlobal) {
   ASSERT_EQ(readelf.exit_code, 0) << readelf.err;
   EXPECT_NE(readelf.out.find("Elf file type is CORE"), std::string::npos) << readelf.out;
   std::size_t loads = 0;
-  for (std::size_t at = 0; (at = readelf.out.find("\n  LOAD", at)) != std::string::npos; ++at) ++loads;
-  EXPECT_EQ(loads, static_cast<std::size_t>(report->mappings) + std::count_if(report->skipped.begin(), report->skipped.end(), [](const auto& s) { return s.reason != "read failed"; }));
+  for (std::size_t at = 0; (at = readelf.out.find("\n  LOAD", at)) != std::string::npos; ++at)
+    ++loads;
+  EXPECT_EQ(loads, static_cast<std::size_t>(report->mappings) +
+                       std::count_if(report->skipped.begin(), report->skipped.end(),
+                                     [](const auto& s) { return s.reason != "read failed"; }));
   EXPECT_NE(readelf.out.find("NT_PRSTATUS"), std::string::npos) << readelf.out;
   EXPECT_NE(readelf.out.find("NT_FILE"), std::string::npos) << readelf.out;
   EXPECT_EQ(readelf.err.find("Warning"), std::string::npos) << readelf.err;
 
   // gdb: the executable plus our core give the live value of a global, and a backtrace.
-  const auto gdb = testing::run_command({"gdb", "-batch", "-nx", "-ex", "print/x riposte_capture_global", "-ex", "bt",
-                                          CAPTURE_TARGET, core.string()},
-                                         std::chrono::seconds(60));
-  const auto expected = fmt::format("= 0x{:x}", 0x5EC0DE0000000000UL | static_cast<unsigned long>(target.pid()));
-  EXPECT_NE(gdb.out.find(expected), std::string::npos) << "want " << expected << "\n" << gdb.out << gdb.err;
-  EXPECT_NE(gdb.out.find("main"), std::string::npos) << "backtrace should reach main:\n" << gdb.out << gdb.err;
+  const auto gdb =
+      testing::run_command({"gdb", "-batch", "-nx", "-ex", "print/x riposte_capture_global", "-ex",
+                            "bt", CAPTURE_TARGET, core.string()},
+                           std::chrono::seconds(60));
+  const auto expected =
+      fmt::format("= 0x{:x}", 0x5EC0DE0000000000UL | static_cast<unsigned long>(target.pid()));
+  EXPECT_NE(gdb.out.find(expected), std::string::npos) << "want " << expected << "\n"
+                                                       << gdb.out << gdb.err;
+  EXPECT_NE(gdb.out.find("main"), std::string::npos) << "backtrace should reach main:\n"
+                                                     << gdb.out << gdb.err;
 
   // The process carries on afterwards.
   EXPECT_EQ(::kill(target.pid(), 0), 0);
@@ -111,7 +118,9 @@ TEST_F(MemoryCaptureTest, UnreadableAndExcludedRegionsAreRecordedNotWritten) {
   ASSERT_TRUE(anonymous_only);
   EXPECT_LT(anonymous_only->memory_bytes, full->memory_bytes);
   EXPECT_TRUE(std::any_of(anonymous_only->skipped.begin(), anonymous_only->skipped.end(),
-                          [](const auto& s) { return s.reason == "excluded: file-backed" && s.path == CAPTURE_TARGET; }));
+                          [](const auto& s) {
+                            return s.reason == "excluded: file-backed" && s.path == CAPTURE_TARGET;
+                          }));
   // The heap is anonymous, so the marker is still there.
   EXPECT_NE(read_file(core).value().find("RIPOSTE-MEMORY-MARKER-7f3a9c"), std::string::npos);
 }

@@ -73,7 +73,8 @@ TEST(ProcessControl, ListingShowsThisProcessWithItsExecutable) {
   auto control = make_process_control();
   auto all = control->list();
   ASSERT_TRUE(all);
-  auto self = std::find_if(all->begin(), all->end(), [](const auto& p) { return p.pid == ::getpid(); });
+  auto self =
+      std::find_if(all->begin(), all->end(), [](const auto& p) { return p.pid == ::getpid(); });
   ASSERT_NE(self, all->end());
   EXPECT_EQ(self->exe, std::filesystem::read_symlink("/proc/self/exe").string());
   EXPECT_EQ(self->ppid, ::getppid());
@@ -101,7 +102,8 @@ TEST(ProcessControl, WrongStartTimeIsRefusedAndTheProcessLives) {
   ref.start_ticks += 1;  // as if the pid had been recycled since the alert
   auto reports = control->kill(ref, {});
   ASSERT_FALSE(reports);
-  EXPECT_NE(reports.error().message.find("another process"), std::string::npos) << reports.error().message;
+  EXPECT_NE(reports.error().message.find("another process"), std::string::npos)
+      << reports.error().message;
   EXPECT_TRUE(alive(child.pid()));
   EXPECT_FALSE(control->suspend(ref));
   EXPECT_NE(state_of(child.pid()), 'T');
@@ -131,7 +133,8 @@ TEST(ProcessControl, TreeKillTakesEveryDescendant) {
   ASSERT_TRUE(reports) << reports.error().message;
   EXPECT_EQ(reports->size(), 3u);
   for (const auto& r : *reports) {
-    EXPECT_TRUE(r.outcome == KillOutcome::kTerminated || r.outcome == KillOutcome::kKilled) << r.pid << " " << r.detail;
+    EXPECT_TRUE(r.outcome == KillOutcome::kTerminated || r.outcome == KillOutcome::kKilled)
+        << r.pid << " " << r.detail;
   }
   shell.reap();
   for (const auto& m : members) EXPECT_FALSE(alive(m.pid)) << m.pid;
@@ -159,7 +162,8 @@ TEST(ProcessControl, UnknownPidIsAClearError) {
   auto control = make_process_control();
   auto reports = control->kill({999'999'999, 1}, {});
   ASSERT_FALSE(reports);
-  EXPECT_NE(reports.error().message.find("no process"), std::string::npos) << reports.error().message;
+  EXPECT_NE(reports.error().message.find("no process"), std::string::npos)
+      << reports.error().message;
 }
 
 TEST(LocalPolicy, RefusesInitKernelThreadsItselfAndProtectedProcesses) {

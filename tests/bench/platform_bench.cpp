@@ -1,0 +1,182 @@
+// Response-action performance against the standard tool for the same job, measured side by side
+// in one run on the same process or namespace:
+//   memory capture (ELF core + SHA-256) vs `gcore`, on a ~512 MiB process;
+//   quarantine apply+release through libnftables vs `nft -f` with the same rules.
+
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "agent/evidence_file.h"
+#include "platform/firewall.h"
+#include "platform/memory_capture.h"
+#include "tests/integration/harness.h"
+
+using namespace riposte;
+using namespace riposte::platform;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+pid_t start_target(int megabytes) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    const std::string mb = std::to_string(megabytes);
+    ::execl(CAPTURE_TARGET, CAPTURE_TARGET, mb.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  char line[64];
+  (void)::read(fds[0], line, sizeof(line));
+  ::close(fds[0]);
+  return pid;
+}
+
+void BM_MemoryCaptureVsGcore(benchmark::State& state) {
+  const int megabytes = static_cast<int>(state.range(0));
+  const pid_t pid = start_target(megabytes);
+  riposte::testing::TempDir dir;
+  const ProcessRef ref{pid, make_process_control()->inspect(pid)->start_ticks};
+  std::vector<double> ours_s, gcore_s;
+  double bytes = 0;
+  for (auto _ : state) {
+    const auto core = dir.path() / "riposte.core";
+    std::filesystem::remove(core);
+    auto start = Clock::now();
+    auto sink = agent::EvidenceFile::create(core).value();
+    auto report = make_memory_capture()->capture(ref, *sink, {});
+    auto sha = sink->finish();
+    const double ours = seconds_since(start);
+    ours_s.push_back(ours);
+    if (!report || !sha) {
+      state.SkipWithError("capture failed");
+      break;
+    }
+    bytes = static_cast<double>(report->memory_bytes);
+
+    start = Clock::now();
+    const auto gcore_run = riposte::testing::run_command(
+        {"gcore", "-o", (dir.path() / "gcore").string(), std::to_string(pid)},
+        std::chrono::seconds(600));
+    gcore_s.push_back(seconds_since(start));
+    if (gcore_run.exit_code != 0) {
+      state.SkipWithError("gcore failed");
+      break;
+    }
+    std::filesystem::remove(dir.path() / ("gcore." + std::to_string(pid)));
+    state.SetIterationTime(ours);
+  }
+  state.counters["riposte_MBps"] = bytes / median(ours_s) / 1e6;
+  state.counters["gcore_MBps"] = bytes / median(gcore_s) / 1e6;
+  state.counters["speedup_vs_gcore"] = median(gcore_s) / median(ours_s);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+}
+
+// A throwaway network namespace; the calling thread works inside it until destruction.
+class ScratchNetns {
+ public:
+  ScratchNetns() : name_("rbench-" + std::to_string(::getpid())) {
+    riposte::testing::run_command({"ip", "netns", "add", name_});
+    original_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(("/var/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
+    ok_ = fd >= 0 && ::setns(fd, CLONE_NEWNET) == 0;
+    if (fd >= 0) ::close(fd);
+  }
+  ~ScratchNetns() {
+    if (original_ >= 0) {
+      (void)::setns(original_, CLONE_NEWNET);
+      ::close(original_);
+    }
+    riposte::testing::run_command({"ip", "netns", "del", name_});
+  }
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  int original_ = -1;
+  bool ok_ = false;
+};
+
+void BM_QuarantineApplyVsNftCli(benchmark::State& state) {
+  if (::geteuid() != 0) {
+    state.SkipWithError("needs root for a network namespace");
+    return;
+  }
+  std::vector<double> apply_ms, cycle_ms, cli_cycle_ms;
+  {
+    ScratchNetns ns;
+    if (!ns.ok()) {
+      state.SkipWithError("cannot enter a network namespace");
+      return;
+    }
+    const QuarantineSpec spec{{"192.0.2.10", 7443, "tcp"}, {{"192.0.2.53", 53, "udp"}}};
+    auto firewall = make_firewall();
+    riposte::testing::TempDir dir;
+    const auto script = dir.path() / "quarantine.nft";
+    std::ofstream(script) << "table inet riposte_quarantine {\n"
+                             "  chain input { type filter hook input priority -10; policy drop;\n"
+                             "    iif lo accept\n    ip saddr 192.0.2.10 tcp sport 7443 accept\n"
+                             "    ip saddr 192.0.2.53 udp sport 53 accept\n  }\n"
+                             "  chain output { type filter hook output priority -10; policy drop;\n"
+                             "    oif lo accept\n    ip daddr 192.0.2.10 tcp dport 7443 accept\n"
+                             "    ip daddr 192.0.2.53 udp dport 53 accept\n  }\n}\n";
+    for (auto _ : state) {
+      auto start = Clock::now();
+      if (!firewall->quarantine(spec)) {
+        state.SkipWithError("quarantine failed");
+        break;
+      }
+      const double applied = seconds_since(start) * 1e3;
+      (void)firewall->release();
+      const double cycle = seconds_since(start) * 1e3;
+      apply_ms.push_back(applied);
+      cycle_ms.push_back(cycle);
+      state.SetIterationTime(applied / 1e3);
+
+      // The CLI path: `nft -f` to apply, `nft delete table` to release, as a shell-out would.
+      start = Clock::now();
+      riposte::testing::run_command({"nft", "-f", script.string()});
+      riposte::testing::run_command({"nft", "delete", "table", "inet", "riposte_quarantine"});
+      cli_cycle_ms.push_back(seconds_since(start) * 1e3);
+    }
+  }
+  state.counters["apply_median_ms"] = median(apply_ms);
+  state.counters["apply_release_median_ms"] = median(cycle_ms);
+  state.counters["nft_cli_apply_release_median_ms"] = median(cli_cycle_ms);
+  state.counters["speedup_vs_nft_cli"] = median(cli_cycle_ms) / median(cycle_ms);
+}
+
+}  // namespace
+
+BENCHMARK(BM_MemoryCaptureVsGcore)
+    ->Arg(512)
+    ->Iterations(5)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_QuarantineApplyVsNftCli)
+    ->Iterations(51)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_MAIN();
