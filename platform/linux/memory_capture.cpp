@@ -24,85 +24,12 @@ namespace riposte::platform {
 
 namespace {
 
+using linux_impl::Mapping;
+using linux_impl::read_maps;
 using linux_impl::read_proc_file;
+using linux_impl::StoppedProcess;
 constexpr std::uint64_t kPage = 4096;
 constexpr std::size_t kChunk = 1 << 20;  // read and write 1 MiB at a time
-
-struct Mapping {
-  std::uint64_t start = 0, end = 0, offset = 0;
-  std::string perms, path;
-  bool write_data = false;
-  std::string skip_reason;
-};
-
-std::vector<Mapping> read_maps(pid_t pid) {
-  std::vector<Mapping> maps;
-  std::istringstream in(read_proc_file(fmt::format("/proc/{}/maps", pid)));
-  for (std::string line; std::getline(in, line);) {
-    Mapping m;
-    char perms[8] = {};
-    unsigned long long start = 0, end = 0, offset = 0, inode = 0;
-    int path_pos = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &offset,
-                    &inode, &path_pos) < 5) {
-      continue;
-    }
-    m.start = start;
-    m.end = end;
-    m.offset = offset;
-    m.perms = perms;
-    if (path_pos > 0 && static_cast<std::size_t>(path_pos) <= line.size())
-      m.path = line.substr(path_pos);
-    maps.push_back(std::move(m));
-  }
-  return maps;
-}
-
-// Stops every thread with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT) so memory and registers are
-// consistent, and resumes them on destruction. Threads created while seizing are picked up by
-// listing /proc/PID/task until the set is stable.
-class StoppedProcess {
- public:
-  explicit StoppedProcess(pid_t pid) : pid_(pid) {
-    for (bool grew = true; grew;) {
-      grew = false;
-      std::error_code ec;
-      for (const auto& entry :
-           std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
-        const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
-        if (seized_.contains(tid) || failed_.contains(tid)) continue;
-        grew = true;
-        if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0 ||
-            ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
-          failed_.insert(tid);
-          error_ = std::strerror(errno);
-          continue;
-        }
-        int status = 0;
-        ::waitpid(tid, &status, __WALL);
-        seized_.insert(tid);
-        order_.push_back(tid);
-      }
-    }
-  }
-  ~StoppedProcess() {
-    for (pid_t tid : order_) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
-  }
-  bool complete() const { return failed_.empty() && !order_.empty(); }
-  const std::string& error() const { return error_; }
-  // Main thread first: debuggers take the first NT_PRSTATUS as the current thread.
-  std::vector<pid_t> threads() const {
-    auto out = order_;
-    std::stable_partition(out.begin(), out.end(), [&](pid_t t) { return t == pid_; });
-    return out;
-  }
-
- private:
-  pid_t pid_;
-  std::set<pid_t> seized_, failed_;
-  std::vector<pid_t> order_;
-  std::string error_;
-};
 
 void append_note(std::string& notes, std::uint32_t type, const char* name, const void* desc,
                  std::size_t desc_size) {

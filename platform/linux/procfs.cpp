@@ -1,7 +1,13 @@
 #include "platform/linux/procfs.h"
 
 #include <fmt/format.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
 
 #include <cerrno>
 #include <cstring>
@@ -62,6 +68,60 @@ Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target) {
                     target.pid, stat->start_ticks, target.start_ticks)};
   }
   return handle;
+}
+
+std::vector<Mapping> read_maps(pid_t pid) {
+  std::vector<Mapping> maps;
+  std::istringstream in(read_proc_file(fmt::format("/proc/{}/maps", pid)));
+  for (std::string line; std::getline(in, line);) {
+    Mapping m;
+    char perms[8] = {};
+    unsigned long long start = 0, end = 0, offset = 0, inode = 0;
+    int path_pos = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &offset, &inode,
+                    &path_pos) < 5) {
+      continue;
+    }
+    m.start = start;
+    m.end = end;
+    m.offset = offset;
+    m.perms = perms;
+    if (path_pos > 0 && static_cast<std::size_t>(path_pos) <= line.size()) m.path = line.substr(path_pos);
+    maps.push_back(std::move(m));
+  }
+  return maps;
+}
+
+StoppedProcess::StoppedProcess(pid_t pid) : pid_(pid) {
+  for (bool grew = true; grew;) {
+    grew = false;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+      const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
+      if (seized_.contains(tid) || failed_.contains(tid)) continue;
+      grew = true;
+      if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0 ||
+          ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
+        failed_.insert(tid);
+        error_ = std::strerror(errno);
+        continue;
+      }
+      int status = 0;
+      ::waitpid(tid, &status, __WALL);
+      seized_.insert(tid);
+      order_.push_back(tid);
+    }
+  }
+}
+
+StoppedProcess::~StoppedProcess() {
+  for (pid_t tid : order_) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+}
+
+std::vector<pid_t> StoppedProcess::threads() const {
+  auto out = order_;
+  std::stable_partition(out.begin(), out.end(), [&](pid_t t) { return t == pid_; });
+  return out;
 }
 
 }  // namespace riposte::platform::linux_impl

@@ -13,7 +13,9 @@ extern "C" {
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "platform/process_control.h"
 
@@ -47,5 +49,35 @@ class Pidfd {
 // Opens a pidfd for target.pid and only then checks its start time: once open, the descriptor
 // names exactly one process, so a pid recycled after the check can never be acted on by mistake.
 Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target);
+
+// One line of /proc/PID/maps, plus what a capture decided about it.
+struct Mapping {
+  std::uint64_t start = 0, end = 0, offset = 0;
+  std::string perms, path;
+  bool write_data = false;
+  std::string skip_reason;
+};
+std::vector<Mapping> read_maps(pid_t pid);
+
+// Stops every thread with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT) so memory and registers are
+// consistent, and resumes them on destruction. Threads created while seizing are picked up by
+// listing /proc/PID/task until the set is stable.
+class StoppedProcess {
+ public:
+  explicit StoppedProcess(pid_t pid);
+  ~StoppedProcess();
+  StoppedProcess(const StoppedProcess&) = delete;
+  StoppedProcess& operator=(const StoppedProcess&) = delete;
+  bool complete() const { return failed_.empty() && !order_.empty(); }
+  const std::string& error() const { return error_; }
+  // Main thread first: debuggers take the first NT_PRSTATUS as the current thread.
+  std::vector<pid_t> threads() const;
+
+ private:
+  pid_t pid_;
+  std::set<pid_t> seized_, failed_;
+  std::vector<pid_t> order_;
+  std::string error_;
+};
 
 }  // namespace riposte::platform::linux_impl

@@ -1,0 +1,285 @@
+#include "platform/yara_scanner.h"
+
+#include <sys/uio.h>
+#include <unistd.h>
+#include <yara.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "platform/linux/procfs.h"
+
+namespace riposte::platform {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// libyara keeps process-wide state; initialise it once for the life of the process.
+Status ensure_yara_initialized() {
+  static const int rc = yr_initialize();
+  if (rc != ERROR_SUCCESS) return Error{fmt::format("libyara failed to initialise (error {})", rc)};
+  return ok_status();
+}
+
+std::string printable(const std::uint8_t* data, int length) {
+  std::string out;
+  for (int i = 0; i < std::min(length, 64); ++i) {
+    const auto c = data[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  return out;
+}
+
+struct ScanState {
+  std::string target;
+  std::vector<YaraMatch>* matches;
+  std::mutex* mutex;
+};
+
+int on_scan_message(YR_SCAN_CONTEXT* context, int message, void* message_data, void* user_data) {
+  if (message != CALLBACK_MSG_RULE_MATCHING) return CALLBACK_CONTINUE;
+  auto* state = static_cast<ScanState*>(user_data);
+  const auto* rule = static_cast<YR_RULE*>(message_data);
+  YaraMatch match;
+  match.rule = rule->identifier;
+  match.rule_namespace = rule->ns->name;
+  match.target = state->target;
+  const char* tag = nullptr;
+  yr_rule_tags_foreach(rule, tag) { match.tags.emplace_back(tag); }
+  const YR_META* meta = nullptr;
+  yr_rule_metas_foreach(rule, meta) {
+    match.metadata[meta->identifier] = meta->type == META_TYPE_STRING ? std::string(meta->string)
+                                       : meta->type == META_TYPE_BOOLEAN ? (meta->integer ? "true" : "false")
+                                                                         : std::to_string(meta->integer);
+  }
+  const YR_STRING* string = nullptr;
+  yr_rule_strings_foreach(rule, string) {
+    const YR_MATCH* m = nullptr;
+    yr_string_matches_foreach(context, string, m) {
+      match.strings.push_back({string->identifier, static_cast<std::uint64_t>(m->base + m->offset),
+                               static_cast<std::uint32_t>(m->match_length), printable(m->data, m->data_length)});
+    }
+  }
+  std::lock_guard lock(*state->mutex);
+  state->matches->push_back(std::move(match));
+  return CALLBACK_CONTINUE;
+}
+
+struct ScannerDeleter {
+  void operator()(YR_SCANNER* s) const { yr_scanner_destroy(s); }
+};
+
+std::string scan_error(int rc) {
+  switch (rc) {
+    case ERROR_SCAN_TIMEOUT: return "scan timed out";
+    case ERROR_COULD_NOT_OPEN_FILE: return "cannot open";
+    case ERROR_COULD_NOT_MAP_FILE: return "cannot map";
+    case ERROR_INSUFFICIENT_MEMORY: return "out of memory";
+    default: return fmt::format("libyara error {}", rc);
+  }
+}
+
+// Memory blocks for one thread's share of a process: each readable region is one block, read
+// with process_vm_readv when YARA asks for it.
+struct RegionIterator {
+  pid_t pid;
+  int mem_fd;
+  std::vector<linux_impl::Mapping> regions;
+  std::size_t next = 0;
+  YR_MEMORY_BLOCK block{};
+  std::vector<std::uint8_t> buffer;
+  std::uint64_t bytes = 0;
+
+  static YR_MEMORY_BLOCK* first(YR_MEMORY_BLOCK_ITERATOR* it) {
+    static_cast<RegionIterator*>(it->context)->next = 0;
+    return advance(it);
+  }
+  static YR_MEMORY_BLOCK* advance(YR_MEMORY_BLOCK_ITERATOR* it) {
+    auto* self = static_cast<RegionIterator*>(it->context);
+    it->last_error = ERROR_SUCCESS;
+    if (self->next >= self->regions.size()) return nullptr;
+    const auto& region = self->regions[self->next++];
+    self->block.base = region.start;
+    self->block.size = region.end - region.start;
+    self->block.context = self;
+    self->block.fetch_data = fetch;
+    return &self->block;
+  }
+  static const std::uint8_t* fetch(YR_MEMORY_BLOCK* block) {
+    auto* self = static_cast<RegionIterator*>(block->context);
+    self->buffer.resize(block->size);
+    iovec local{self->buffer.data(), block->size};
+    iovec remote{reinterpret_cast<void*>(block->base), block->size};
+    ssize_t n = ::process_vm_readv(self->pid, &local, 1, &remote, 1, 0);
+    if (n != static_cast<ssize_t>(block->size)) {
+      n = ::pread(self->mem_fd, self->buffer.data(), block->size, static_cast<off_t>(block->base));
+    }
+    if (n != static_cast<ssize_t>(block->size)) return nullptr;  // YARA skips unreadable blocks
+    self->bytes += block->size;
+    return self->buffer.data();
+  }
+};
+
+class LibyaraScanner final : public YaraScanner {
+ public:
+  Result<YaraScanReport> scan_path(const YaraRules& rules, const std::string& path,
+                                   const YaraScanOptions& options) override {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return Error{fmt::format("{}: no such file or directory", path)};
+    std::vector<fs::path> files;
+    if (fs::is_directory(path, ec)) {
+      auto collect = [&](auto iterator) {
+        for (const auto& entry : iterator) {
+          if (entry.is_regular_file(ec)) files.push_back(entry.path());
+        }
+      };
+      const auto opts = fs::directory_options::skip_permission_denied;
+      if (options.recursive) {
+        collect(fs::recursive_directory_iterator(path, opts, ec));
+      } else {
+        collect(fs::directory_iterator(path, opts, ec));
+      }
+    } else {
+      files.push_back(path);
+    }
+    YaraScanReport report;
+    std::mutex mutex;
+    for (const auto& file : files) {
+      YR_SCANNER* raw = nullptr;
+      if (yr_scanner_create(rules.get(), &raw) != ERROR_SUCCESS) return Error{"cannot create a YARA scanner"};
+      std::unique_ptr<YR_SCANNER, ScannerDeleter> scanner(raw);
+      ScanState state{file.string(), &report.matches, &mutex};
+      yr_scanner_set_callback(scanner.get(), on_scan_message, &state);
+      yr_scanner_set_timeout(scanner.get(), options.timeout_seconds);
+      const int rc = yr_scanner_scan_file(scanner.get(), file.c_str());
+      ++report.targets_scanned;
+      if (rc != ERROR_SUCCESS) {
+        report.timed_out |= rc == ERROR_SCAN_TIMEOUT;
+        report.errors.push_back(fmt::format("{}: {}", file.string(), scan_error(rc)));
+        continue;
+      }
+      report.bytes_scanned += fs::file_size(file, ec);
+    }
+    return report;
+  }
+
+  Result<YaraScanReport> scan_process(const YaraRules& rules, const ProcessRef& target,
+                                      const YaraScanOptions& options) override {
+    auto pidfd = linux_impl::open_verified(target);
+    if (!pidfd) return pidfd.error();
+    linux_impl::StoppedProcess stopped(target.pid);  // a consistent view, as `yara PID` has
+    std::vector<linux_impl::Mapping> regions;
+    std::uint64_t total = 0;
+    for (auto& m : linux_impl::read_maps(target.pid)) {
+      if (m.perms.empty() || m.perms[0] != 'r' || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
+      total += m.end - m.start;
+      regions.push_back(std::move(m));
+    }
+    if (regions.empty()) return Error{fmt::format("no readable memory in process {}", target.pid)};
+    const int mem = ::open(fmt::format("/proc/{}/mem", target.pid).c_str(), O_RDONLY | O_CLOEXEC);
+    if (mem < 0) return Error{fmt::format("cannot open memory of {}: {}", target.pid, std::strerror(errno))};
+
+    // Contiguous shares of about equal size: small processes get one thread.
+    const int threads = total < (64u << 20) ? 1 : std::max(1, options.threads);
+    std::vector<RegionIterator> parts(threads);
+    std::uint64_t share = total / threads + 1, filled = 0;
+    for (auto& region : regions) {
+      const auto index = std::min<std::uint64_t>(filled / share, threads - 1);
+      filled += region.end - region.start;
+      parts[index].regions.push_back(region);
+    }
+    YaraScanReport report;
+    std::mutex mutex;
+    std::vector<int> results(threads, ERROR_SUCCESS);
+    auto scan_part = [&](int i) {
+      auto& part = parts[i];
+      part.pid = target.pid;
+      part.mem_fd = mem;
+      YR_MEMORY_BLOCK_ITERATOR iterator{&part, RegionIterator::first, RegionIterator::advance, nullptr, ERROR_SUCCESS};
+      YR_SCANNER* raw = nullptr;
+      if (yr_scanner_create(rules.get(), &raw) != ERROR_SUCCESS) {
+        results[i] = ERROR_INSUFFICIENT_MEMORY;
+        return;
+      }
+      std::unique_ptr<YR_SCANNER, ScannerDeleter> scanner(raw);
+      ScanState state{fmt::format("pid {}", target.pid), &report.matches, &mutex};
+      yr_scanner_set_callback(scanner.get(), on_scan_message, &state);
+      yr_scanner_set_timeout(scanner.get(), options.timeout_seconds);
+      yr_scanner_set_flags(scanner.get(), SCAN_FLAGS_PROCESS_MEMORY);
+      results[i] = yr_scanner_scan_mem_blocks(scanner.get(), &iterator);
+    };
+    std::vector<std::thread> workers;
+    for (int i = 1; i < threads; ++i) workers.emplace_back(scan_part, i);
+    scan_part(0);
+    for (auto& w : workers) w.join();
+    ::close(mem);
+
+    for (int i = 0; i < threads; ++i) {
+      report.bytes_scanned += parts[i].bytes;
+      if (results[i] != ERROR_SUCCESS) {
+        report.timed_out |= results[i] == ERROR_SCAN_TIMEOUT;
+        report.errors.push_back(fmt::format("pid {}: {}", target.pid, scan_error(results[i])));
+      }
+    }
+    report.targets_scanned = 1;
+    // Same rule matched in both parts: merge into one match, strings in address order.
+    std::map<std::pair<std::string, std::string>, YaraMatch> merged;
+    for (auto& m : report.matches) {
+      auto [it, inserted] = merged.try_emplace({m.rule_namespace, m.rule}, m);
+      if (!inserted) it->second.strings.insert(it->second.strings.end(), m.strings.begin(), m.strings.end());
+    }
+    report.matches.clear();
+    for (auto& [key, m] : merged) {
+      std::sort(m.strings.begin(), m.strings.end(), [](const auto& a, const auto& b) { return a.offset < b.offset; });
+      report.matches.push_back(std::move(m));
+    }
+    return report;
+  }
+};
+
+void collect_compiler_message(int error_level, const char* /*file*/, int line, const YR_RULE* /*rule*/,
+                              const char* message, void* user_data) {
+  if (error_level != YARA_ERROR_LEVEL_ERROR) return;
+  static_cast<std::vector<std::string>*>(user_data)->push_back(fmt::format("line {}: {}", line, message));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<YaraRules>> YaraRules::compile(const std::string& source) {
+  if (auto s = ensure_yara_initialized(); !s) return s.error();
+  YR_COMPILER* compiler = nullptr;
+  if (yr_compiler_create(&compiler) != ERROR_SUCCESS) return Error{"cannot create a YARA compiler"};
+  std::unique_ptr<YR_COMPILER, void (*)(YR_COMPILER*)> owner(compiler, yr_compiler_destroy);
+  std::vector<std::string> errors;
+  yr_compiler_set_callback(compiler, collect_compiler_message, &errors);
+  if (yr_compiler_add_string(compiler, source.c_str(), nullptr) != 0) {
+    std::string text = "YARA rules do not compile: ";
+    for (std::size_t i = 0; i < errors.size(); ++i) text += (i ? "; " : "") + errors[i];
+    return Error{text};
+  }
+  YR_RULES* rules = nullptr;
+  if (yr_compiler_get_rules(compiler, &rules) != ERROR_SUCCESS) return Error{"cannot build compiled YARA rules"};
+  return std::shared_ptr<YaraRules>(new YaraRules(rules));
+}
+
+YaraRules::~YaraRules() { yr_rules_destroy(rules_); }
+
+int YaraRules::rule_count() const {
+  int count = 0;
+  const YR_RULE* rule = nullptr;
+  yr_rules_foreach(rules_, rule) { ++count; }
+  return count;
+}
+
+std::unique_ptr<YaraScanner> make_yara_scanner() { return std::make_unique<LibyaraScanner>(); }
+
+}  // namespace riposte::platform

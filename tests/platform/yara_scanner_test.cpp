@@ -1,0 +1,168 @@
+// libyara on real files and a real process, checked against the `yara` command-line tool.
+
+#include "platform/yara_scanner.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "tests/integration/harness.h"
+
+namespace riposte::platform {
+namespace {
+
+using riposte::testing::run_command;
+
+constexpr const char* kRules = R"(
+rule planted_marker : test memory
+{
+  meta:
+    author = "riposte tests"
+    severity = 7
+  strings:
+    $m = "RIPOSTE-MEMORY-MARKER-7f3a9c"
+  condition:
+    $m
+}
+
+rule never_matches
+{
+  strings:
+    $x = { DE AD BE EF 00 11 22 33 44 55 }
+  condition:
+    $x
+}
+)";
+
+TEST(YaraRules, CompileErrorsNameTheLineAsYaracDoes) {
+  const std::string source = "rule ok { condition: true }\n\nrule broken {\n  condition: $missing\n}\n";
+  auto rules = YaraRules::compile(source);
+  ASSERT_FALSE(rules);
+  // yarac reports the same error at the same line: "...rules.yar(5): undefined string".
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "rules.yar") << source;
+  const auto yarac = run_command({"yarac", (dir.path() / "rules.yar").string(), (dir.path() / "out").string()});
+  std::smatch line;
+  ASSERT_TRUE(std::regex_search(yarac.err, line, std::regex(R"(\.yar\((\d+)\))"))) << yarac.err;
+  EXPECT_NE(rules.error().message.find("line " + line[1].str() + ":"), std::string::npos)
+      << rules.error().message << " vs " << yarac.err;
+  EXPECT_NE(rules.error().message.find("$missing"), std::string::npos) << rules.error().message;
+  auto syntax = YaraRules::compile("rule { condition: }");
+  ASSERT_FALSE(syntax);
+  EXPECT_NE(syntax.error().message.find("line 1"), std::string::npos) << syntax.error().message;
+}
+
+TEST(YaraRules, CompilesTheRulesItIsGiven) {
+  auto rules = YaraRules::compile(kRules);
+  ASSERT_TRUE(rules) << rules.error().message;
+  EXPECT_EQ((*rules)->rule_count(), 2);
+}
+
+TEST(YaraScanner, FindsThePlantedStringInAFileWithTagsMetadataAndOffset) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "sub");
+  const std::string content = std::string(1000, 'a') + "RIPOSTE-MEMORY-MARKER-7f3a9c" + std::string(10, 'b');
+  std::ofstream(dir.path() / "sub" / "planted.bin") << content;
+  std::ofstream(dir.path() / "clean.bin") << std::string(5000, 'c');
+  auto rules = YaraRules::compile(kRules).value();
+
+  auto report = make_yara_scanner()->scan_path(*rules, dir.path().string(), {});
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_EQ(report->targets_scanned, 2);
+  ASSERT_EQ(report->matches.size(), 1u);
+  const auto& m = report->matches[0];
+  EXPECT_EQ(m.rule, "planted_marker");
+  EXPECT_EQ(m.tags, (std::vector<std::string>{"test", "memory"}));
+  EXPECT_EQ(m.metadata.at("author"), "riposte tests");
+  EXPECT_EQ(m.metadata.at("severity"), "7");
+  EXPECT_EQ(m.target, (dir.path() / "sub" / "planted.bin").string());
+  ASSERT_EQ(m.strings.size(), 1u);
+  EXPECT_EQ(m.strings[0].identifier, "$m");
+  EXPECT_EQ(m.strings[0].offset, 1000u);
+  EXPECT_EQ(m.strings[0].data, "RIPOSTE-MEMORY-MARKER-7f3a9c");
+
+  auto flat = make_yara_scanner()->scan_path(*rules, dir.path().string(), {.recursive = false});
+  ASSERT_TRUE(flat);
+  EXPECT_TRUE(flat->matches.empty());
+  EXPECT_FALSE(make_yara_scanner()->scan_path(*rules, (dir.path() / "missing").string(), {}));
+}
+
+// Matches as the yara CLI prints them with -s: "0xOFFSET:$id: data" under each rule line.
+std::set<std::pair<std::string, std::uint64_t>> cli_matches(const std::string& output) {
+  std::set<std::pair<std::string, std::uint64_t>> out;
+  std::string rule;
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, std::regex(R"(0x([0-9a-f]+):(\$\w+):.*)"))) {
+      out.insert({rule + m[2].str(), std::stoull(m[1], nullptr, 16)});
+    } else if (!line.empty()) {
+      rule = line.substr(0, line.find(' '));
+    }
+  }
+  return out;
+}
+
+class Target {
+ public:
+  explicit Target(int megabytes) {
+    int fds[2];
+    EXPECT_EQ(::pipe(fds), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fds[1], 1);
+      const std::string mb = std::to_string(megabytes);
+      ::execl(CAPTURE_TARGET, CAPTURE_TARGET, mb.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    char line[64] = {};
+    EXPECT_GT(::read(fds[0], line, sizeof(line) - 1), 0);
+    ::close(fds[0]);
+  }
+  ~Target() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ProcessRef ref() const { return {pid_, make_process_control()->inspect(pid_)->start_ticks}; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_;
+};
+
+TEST(YaraScanner, ProcessScanFindsTheMarkerExactlyWhereTheYaraCliDoes) {
+  Target target(96);  // large enough to be split across two threads
+  auto rules = YaraRules::compile(kRules).value();
+  auto report = make_yara_scanner()->scan_process(*rules, target.ref(), {});
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_TRUE(report->errors.empty()) << report->errors.front();
+  EXPECT_GT(report->bytes_scanned, 96u << 20);
+  std::set<std::pair<std::string, std::uint64_t>> ours;
+  for (const auto& m : report->matches)
+    for (const auto& s : m.strings) ours.insert({m.rule + s.identifier, s.offset});
+  ASSERT_FALSE(ours.empty());
+
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "rules.yar") << kRules;
+  const auto cli = run_command({"yara", "-s", (dir.path() / "rules.yar").string(), std::to_string(target.pid())},
+                               std::chrono::seconds(120));
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(ours, cli_matches(cli.out)) << cli.out;
+}
+
+TEST(YaraScanner, WrongStartTimeScansNothing) {
+  Target target(4);
+  auto rules = YaraRules::compile(kRules).value();
+  auto ref = target.ref();
+  ref.start_ticks += 3;
+  EXPECT_FALSE(make_yara_scanner()->scan_process(*rules, ref, {}));
+}
+
+}  // namespace
+}  // namespace riposte::platform
