@@ -16,7 +16,7 @@ struct YR_RULES;
 namespace riposte::platform {
 
 struct YaraStringMatch {
-  std::string identifier;  // "$a"
+  std::string identifier;    // "$a"
   std::uint64_t offset = 0;  // file offset, or virtual address for process scans
   std::uint32_t length = 0;
   std::string data;  // the first bytes matched (at most 64), printable ASCII kept, others as \xNN

@@ -6,11 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <filesystem>
-
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -78,15 +77,16 @@ std::vector<Mapping> read_maps(pid_t pid) {
     char perms[8] = {};
     unsigned long long start = 0, end = 0, offset = 0, inode = 0;
     int path_pos = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &offset, &inode,
-                    &path_pos) < 5) {
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &offset,
+                    &inode, &path_pos) < 5) {
       continue;
     }
     m.start = start;
     m.end = end;
     m.offset = offset;
     m.perms = perms;
-    if (path_pos > 0 && static_cast<std::size_t>(path_pos) <= line.size()) m.path = line.substr(path_pos);
+    if (path_pos > 0 && static_cast<std::size_t>(path_pos) <= line.size())
+      m.path = line.substr(path_pos);
     maps.push_back(std::move(m));
   }
   return maps;
@@ -96,7 +96,8 @@ StoppedProcess::StoppedProcess(pid_t pid) : pid_(pid) {
   for (bool grew = true; grew;) {
     grew = false;
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
       const pid_t tid = static_cast<pid_t>(std::stol(entry.path().filename().string()));
       if (seized_.contains(tid) || failed_.contains(tid)) continue;
       grew = true;

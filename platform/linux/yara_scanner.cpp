@@ -1,5 +1,6 @@
 #include "platform/yara_scanner.h"
 
+#include <fmt/format.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <yara.h>
@@ -8,8 +9,6 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "platform/linux/procfs.h"
 
@@ -58,15 +57,17 @@ int on_scan_message(YR_SCAN_CONTEXT* context, int message, void* message_data, v
   const YR_META* meta = nullptr;
   yr_rule_metas_foreach(rule, meta) {
     match.metadata[meta->identifier] = meta->type == META_TYPE_STRING ? std::string(meta->string)
-                                       : meta->type == META_TYPE_BOOLEAN ? (meta->integer ? "true" : "false")
-                                                                         : std::to_string(meta->integer);
+                                       : meta->type == META_TYPE_BOOLEAN
+                                           ? (meta->integer ? "true" : "false")
+                                           : std::to_string(meta->integer);
   }
   const YR_STRING* string = nullptr;
   yr_rule_strings_foreach(rule, string) {
     const YR_MATCH* m = nullptr;
     yr_string_matches_foreach(context, string, m) {
       match.strings.push_back({string->identifier, static_cast<std::uint64_t>(m->base + m->offset),
-                               static_cast<std::uint32_t>(m->match_length), printable(m->data, m->data_length)});
+                               static_cast<std::uint32_t>(m->match_length),
+                               printable(m->data, m->data_length)});
     }
   }
   std::lock_guard lock(*state->mutex);
@@ -80,11 +81,16 @@ struct ScannerDeleter {
 
 std::string scan_error(int rc) {
   switch (rc) {
-    case ERROR_SCAN_TIMEOUT: return "scan timed out";
-    case ERROR_COULD_NOT_OPEN_FILE: return "cannot open";
-    case ERROR_COULD_NOT_MAP_FILE: return "cannot map";
-    case ERROR_INSUFFICIENT_MEMORY: return "out of memory";
-    default: return fmt::format("libyara error {}", rc);
+    case ERROR_SCAN_TIMEOUT:
+      return "scan timed out";
+    case ERROR_COULD_NOT_OPEN_FILE:
+      return "cannot open";
+    case ERROR_COULD_NOT_MAP_FILE:
+      return "cannot map";
+    case ERROR_INSUFFICIENT_MEMORY:
+      return "out of memory";
+    default:
+      return fmt::format("libyara error {}", rc);
   }
 }
 
@@ -155,7 +161,8 @@ class LibyaraScanner final : public YaraScanner {
     std::mutex mutex;
     for (const auto& file : files) {
       YR_SCANNER* raw = nullptr;
-      if (yr_scanner_create(rules.get(), &raw) != ERROR_SUCCESS) return Error{"cannot create a YARA scanner"};
+      if (yr_scanner_create(rules.get(), &raw) != ERROR_SUCCESS)
+        return Error{"cannot create a YARA scanner"};
       std::unique_ptr<YR_SCANNER, ScannerDeleter> scanner(raw);
       ScanState state{file.string(), &report.matches, &mutex};
       yr_scanner_set_callback(scanner.get(), on_scan_message, &state);
@@ -180,13 +187,15 @@ class LibyaraScanner final : public YaraScanner {
     std::vector<linux_impl::Mapping> regions;
     std::uint64_t total = 0;
     for (auto& m : linux_impl::read_maps(target.pid)) {
-      if (m.perms.empty() || m.perms[0] != 'r' || m.path == "[vvar]" || m.path == "[vsyscall]") continue;
+      if (m.perms.empty() || m.perms[0] != 'r' || m.path == "[vvar]" || m.path == "[vsyscall]")
+        continue;
       total += m.end - m.start;
       regions.push_back(std::move(m));
     }
     if (regions.empty()) return Error{fmt::format("no readable memory in process {}", target.pid)};
     const int mem = ::open(fmt::format("/proc/{}/mem", target.pid).c_str(), O_RDONLY | O_CLOEXEC);
-    if (mem < 0) return Error{fmt::format("cannot open memory of {}: {}", target.pid, std::strerror(errno))};
+    if (mem < 0)
+      return Error{fmt::format("cannot open memory of {}: {}", target.pid, std::strerror(errno))};
 
     // Contiguous shares of about equal size: small processes get one thread.
     const int threads = total < (64u << 20) ? 1 : std::max(1, options.threads);
@@ -204,7 +213,8 @@ class LibyaraScanner final : public YaraScanner {
       auto& part = parts[i];
       part.pid = target.pid;
       part.mem_fd = mem;
-      YR_MEMORY_BLOCK_ITERATOR iterator{&part, RegionIterator::first, RegionIterator::advance, nullptr, ERROR_SUCCESS};
+      YR_MEMORY_BLOCK_ITERATOR iterator{&part, RegionIterator::first, RegionIterator::advance,
+                                        nullptr, ERROR_SUCCESS};
       YR_SCANNER* raw = nullptr;
       if (yr_scanner_create(rules.get(), &raw) != ERROR_SUCCESS) {
         results[i] = ERROR_INSUFFICIENT_MEMORY;
@@ -235,21 +245,24 @@ class LibyaraScanner final : public YaraScanner {
     std::map<std::pair<std::string, std::string>, YaraMatch> merged;
     for (auto& m : report.matches) {
       auto [it, inserted] = merged.try_emplace({m.rule_namespace, m.rule}, m);
-      if (!inserted) it->second.strings.insert(it->second.strings.end(), m.strings.begin(), m.strings.end());
+      if (!inserted)
+        it->second.strings.insert(it->second.strings.end(), m.strings.begin(), m.strings.end());
     }
     report.matches.clear();
     for (auto& [key, m] : merged) {
-      std::sort(m.strings.begin(), m.strings.end(), [](const auto& a, const auto& b) { return a.offset < b.offset; });
+      std::sort(m.strings.begin(), m.strings.end(),
+                [](const auto& a, const auto& b) { return a.offset < b.offset; });
       report.matches.push_back(std::move(m));
     }
     return report;
   }
 };
 
-void collect_compiler_message(int error_level, const char* /*file*/, int line, const YR_RULE* /*rule*/,
-                              const char* message, void* user_data) {
+void collect_compiler_message(int error_level, const char* /*file*/, int line,
+                              const YR_RULE* /*rule*/, const char* message, void* user_data) {
   if (error_level != YARA_ERROR_LEVEL_ERROR) return;
-  static_cast<std::vector<std::string>*>(user_data)->push_back(fmt::format("line {}: {}", line, message));
+  static_cast<std::vector<std::string>*>(user_data)->push_back(
+      fmt::format("line {}: {}", line, message));
 }
 
 }  // namespace
@@ -267,7 +280,8 @@ Result<std::shared_ptr<YaraRules>> YaraRules::compile(const std::string& source)
     return Error{text};
   }
   YR_RULES* rules = nullptr;
-  if (yr_compiler_get_rules(compiler, &rules) != ERROR_SUCCESS) return Error{"cannot build compiled YARA rules"};
+  if (yr_compiler_get_rules(compiler, &rules) != ERROR_SUCCESS)
+    return Error{"cannot build compiled YARA rules"};
   return std::shared_ptr<YaraRules>(new YaraRules(rules));
 }
 

@@ -13,11 +13,15 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "agent/evidence_file.h"
 #include "platform/firewall.h"
 #include "platform/memory_capture.h"
+#include "platform/yara_scanner.h"
 #include "tests/integration/harness.h"
 
 using namespace riposte;
@@ -89,6 +93,84 @@ void BM_MemoryCaptureVsGcore(benchmark::State& state) {
   state.counters["riposte_MBps"] = bytes / median(ours_s) / 1e6;
   state.counters["gcore_MBps"] = bytes / median(gcore_s) / 1e6;
   state.counters["speedup_vs_gcore"] = median(gcore_s) / median(ours_s);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+}
+
+// The real 274-rule ReversingLabs set from ../shared/corpus (RIPOSTE_CORPUS overrides the folder).
+std::string corpus_rules() {
+  const char* dir = std::getenv("RIPOSTE_CORPUS");
+  const std::filesystem::path base = dir != nullptr ? dir : RIPOSTE_SOURCE_DIR "/../shared/corpus";
+  return (base / "yara" / "reversinglabs-all.yara").string();
+}
+
+using MatchSet = std::set<std::pair<std::string, std::uint64_t>>;
+
+MatchSet our_matches(const YaraScanReport& report) {
+  MatchSet out;
+  for (const auto& m : report.matches)
+    for (const auto& str : m.strings) out.insert({m.rule + str.identifier, str.offset});
+  return out;
+}
+
+// `yara -s` prints a "RULE PID" line, then "0xOFFSET:$id: data" for each string match.
+MatchSet cli_matches(const std::string& output) {
+  MatchSet out;
+  std::string rule;
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, std::regex(R"(0x([0-9a-f]+):(\$\w+):.*)"))) {
+      out.insert({rule + m[2].str(), std::stoull(m[1], nullptr, 16)});
+    } else if (!line.empty()) {
+      rule = line.substr(0, line.find(' '));
+    }
+  }
+  return out;
+}
+
+void BM_YaraProcessScanVsCli(benchmark::State& state) {
+  const auto rules_path = corpus_rules();
+  std::ifstream in(rules_path);
+  if (!in) {
+    state.SkipWithError(("rule corpus not found: " + rules_path).c_str());
+    return;
+  }
+  const std::string source((std::istreambuf_iterator<char>(in)), {});
+  auto rules = YaraRules::compile(source);
+  if (!rules) {
+    state.SkipWithError(rules.error().message.c_str());
+    return;
+  }
+  const pid_t pid = start_target(static_cast<int>(state.range(0)));
+  const ProcessRef ref{pid, make_process_control()->inspect(pid)->start_ticks};
+  std::vector<double> ours_s, cli_s;
+  double bytes = 0;
+  MatchSet ours, theirs;
+  for (auto _ : state) {
+    auto start = Clock::now();
+    auto report = make_yara_scanner()->scan_process(**rules, ref, {.timeout_seconds = 600});
+    ours_s.push_back(seconds_since(start));
+    if (!report) {
+      state.SkipWithError(report.error().message.c_str());
+      break;
+    }
+    bytes = static_cast<double>(report->bytes_scanned);
+    ours = our_matches(*report);
+    state.SetIterationTime(ours_s.back());
+
+    start = Clock::now();
+    const auto cli = riposte::testing::run_command({"yara", "-s", rules_path, std::to_string(pid)},
+                                                   std::chrono::seconds(600));
+    cli_s.push_back(seconds_since(start));
+    theirs = cli_matches(cli.out);
+  }
+  state.counters["rules"] = (*rules)->rule_count();
+  state.counters["riposte_MBps"] = bytes / median(ours_s) / 1e6;
+  state.counters["yara_cli_MBps"] = bytes / median(cli_s) / 1e6;
+  state.counters["speedup_vs_yara_cli"] = median(cli_s) / median(ours_s);
+  state.counters["string_matches"] = static_cast<double>(ours.size());
+  state.counters["same_matches_as_cli"] = ours == theirs ? 1 : 0;
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
 }
@@ -173,6 +255,11 @@ void BM_QuarantineApplyVsNftCli(benchmark::State& state) {
 BENCHMARK(BM_MemoryCaptureVsGcore)
     ->Arg(512)
     ->Iterations(5)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_YaraProcessScanVsCli)
+    ->Arg(512)
+    ->Iterations(3)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_QuarantineApplyVsNftCli)

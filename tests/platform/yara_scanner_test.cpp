@@ -40,13 +40,15 @@ rule never_matches
 )";
 
 TEST(YaraRules, CompileErrorsNameTheLineAsYaracDoes) {
-  const std::string source = "rule ok { condition: true }\n\nrule broken {\n  condition: $missing\n}\n";
+  const std::string source =
+      "rule ok { condition: true }\n\nrule broken {\n  condition: $missing\n}\n";
   auto rules = YaraRules::compile(source);
   ASSERT_FALSE(rules);
   // yarac reports the same error at the same line: "...rules.yar(5): undefined string".
   testing::TempDir dir;
   std::ofstream(dir.path() / "rules.yar") << source;
-  const auto yarac = run_command({"yarac", (dir.path() / "rules.yar").string(), (dir.path() / "out").string()});
+  const auto yarac =
+      run_command({"yarac", (dir.path() / "rules.yar").string(), (dir.path() / "out").string()});
   std::smatch line;
   ASSERT_TRUE(std::regex_search(yarac.err, line, std::regex(R"(\.yar\((\d+)\))"))) << yarac.err;
   EXPECT_NE(rules.error().message.find("line " + line[1].str() + ":"), std::string::npos)
@@ -66,7 +68,8 @@ TEST(YaraRules, CompilesTheRulesItIsGiven) {
 TEST(YaraScanner, FindsThePlantedStringInAFileWithTagsMetadataAndOffset) {
   testing::TempDir dir;
   std::filesystem::create_directories(dir.path() / "sub");
-  const std::string content = std::string(1000, 'a') + "RIPOSTE-MEMORY-MARKER-7f3a9c" + std::string(10, 'b');
+  const std::string content =
+      std::string(1000, 'a') + "RIPOSTE-MEMORY-MARKER-7f3a9c" + std::string(10, 'b');
   std::ofstream(dir.path() / "sub" / "planted.bin") << content;
   std::ofstream(dir.path() / "clean.bin") << std::string(5000, 'c');
   auto rules = YaraRules::compile(kRules).value();
@@ -150,8 +153,9 @@ TEST(YaraScanner, ProcessScanFindsTheMarkerExactlyWhereTheYaraCliDoes) {
 
   testing::TempDir dir;
   std::ofstream(dir.path() / "rules.yar") << kRules;
-  const auto cli = run_command({"yara", "-s", (dir.path() / "rules.yar").string(), std::to_string(target.pid())},
-                               std::chrono::seconds(120));
+  const auto cli =
+      run_command({"yara", "-s", (dir.path() / "rules.yar").string(), std::to_string(target.pid())},
+                  std::chrono::seconds(120));
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_EQ(ours, cli_matches(cli.out)) << cli.out;
 }
