@@ -11,6 +11,8 @@
 #include "agent/agent_config.h"
 #include "agent/controller_link.h"
 #include "agent/enrollment_client.h"
+#include "agent/housekeeping.h"
+#include "platform/firewall.h"
 #include "protocol/logging.h"
 
 using namespace riposte;
@@ -96,6 +98,21 @@ int cmd_run(const Flags& flags) {
   }
   spdlog::info("agent: starting as agent {} (state {}), controller gateway {}", state->agent_id,
                state->dir.string(), state->gateway.to_string());
+  // Local state that outlives sessions: a quarantine in force is re-applied before anything else,
+  // so an agent restart never opens an isolated host.
+  SystemClock clock;
+  auto firewall = platform::make_firewall();
+  QuarantineKeeper quarantine(*firewall, state->dir / "quarantine.json", clock);
+  if (auto restored = quarantine.restore(); !restored) {
+    spdlog::error("agent: cannot restore quarantine state: {}", restored.error().message);
+  } else if (*restored) {
+    spdlog::warn("agent: host is quarantined; rules re-applied");
+  }
+  auto history = ConnectionHistory::open(state->dir / "connections.db");
+  if (!history) return fail(history.error().message);
+  auto network = platform::make_network_table();
+  Housekeeping housekeeping(*network, **history, quarantine, clock, std::chrono::seconds(30));
+
   boost::asio::io_context io;
   auto facts = platform::make_system_facts_source();
   ControllerLink link(io, *state, options, *facts);

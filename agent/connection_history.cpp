@@ -1,8 +1,7 @@
 #include "agent/connection_history.h"
 
-#include <sqlite3.h>
-
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 namespace riposte::agent {
 
@@ -42,10 +41,11 @@ bool has_remote(const platform::Connection& c) {
 
 }  // namespace
 
-Result<std::unique_ptr<ConnectionHistory>> ConnectionHistory::open(const std::filesystem::path& path,
-                                                                   std::int64_t retention_ms) {
+Result<std::unique_ptr<ConnectionHistory>> ConnectionHistory::open(
+    const std::filesystem::path& path, std::int64_t retention_ms) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);
@@ -63,12 +63,14 @@ Result<std::unique_ptr<ConnectionHistory>> ConnectionHistory::open(const std::fi
 
 ConnectionHistory::~ConnectionHistory() { sqlite3_close_v2(db_); }
 
-Status ConnectionHistory::record(const std::vector<platform::Connection>& connections, std::int64_t now_ms) {
+Status ConnectionHistory::record(const std::vector<platform::Connection>& connections,
+                                 std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr);
-  auto upsert = prepare(db_,
-                        "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                        "last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)");
+  auto upsert =
+      prepare(db_,
+              "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+              "last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)");
   for (const auto& c : connections) {
     if (!has_remote(c)) continue;
     sqlite3_reset(upsert.get());
@@ -94,9 +96,10 @@ Status ConnectionHistory::record(const std::vector<platform::Connection>& connec
 Result<std::vector<SeenEndpoint>> ConnectionHistory::contacts(const std::string& remote_address,
                                                               std::int64_t since_ms) {
   std::lock_guard lock(mutex_);
-  auto query = prepare(db_,
-                       "SELECT remote_address, remote_port, protocol, pid, process, first_seen_ms, last_seen_ms "
-                       "FROM contacts WHERE remote_address = ? AND last_seen_ms >= ? ORDER BY last_seen_ms DESC");
+  auto query = prepare(
+      db_,
+      "SELECT remote_address, remote_port, protocol, pid, process, first_seen_ms, last_seen_ms "
+      "FROM contacts WHERE remote_address = ? AND last_seen_ms >= ? ORDER BY last_seen_ms DESC");
   sqlite3_bind_text(query.get(), 1, remote_address.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(query.get(), 2, since_ms);
   std::vector<SeenEndpoint> out;
@@ -115,7 +118,8 @@ Result<int> ConnectionHistory::prune(std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   auto remove = prepare(db_, "DELETE FROM contacts WHERE last_seen_ms < ?");
   sqlite3_bind_int64(remove.get(), 1, now_ms - retention_ms_);
-  if (sqlite3_step(remove.get()) != SQLITE_DONE) return Error{fmt::format("connection history: {}", sqlite3_errmsg(db_))};
+  if (sqlite3_step(remove.get()) != SQLITE_DONE)
+    return Error{fmt::format("connection history: {}", sqlite3_errmsg(db_))};
   return sqlite3_changes(db_);
 }
 

@@ -31,20 +31,22 @@ class ConnectionHistory {
  public:
   static constexpr std::int64_t kDefaultRetentionMs = 30LL * 24 * 3600 * 1000;
 
-  static Result<std::unique_ptr<ConnectionHistory>> open(const std::filesystem::path& path,
-                                                         std::int64_t retention_ms = kDefaultRetentionMs);
+  static Result<std::unique_ptr<ConnectionHistory>> open(
+      const std::filesystem::path& path, std::int64_t retention_ms = kDefaultRetentionMs);
   ~ConnectionHistory();
 
   // Records every connection with a remote end (listeners and unconnected UDP are skipped):
   // a new (remote, port, protocol, pid, process) row, or a later last_seen on an existing one.
   Status record(const std::vector<platform::Connection>& connections, std::int64_t now_ms);
   // Rows for `remote_address` seen at or after `since_ms`.
-  Result<std::vector<SeenEndpoint>> contacts(const std::string& remote_address, std::int64_t since_ms);
+  Result<std::vector<SeenEndpoint>> contacts(const std::string& remote_address,
+                                             std::int64_t since_ms);
   // Drops rows last seen before now - retention; returns how many.
   Result<int> prune(std::int64_t now_ms);
 
  private:
-  ConnectionHistory(sqlite3* db, std::int64_t retention_ms) : db_(db), retention_ms_(retention_ms) {}
+  ConnectionHistory(sqlite3* db, std::int64_t retention_ms)
+      : db_(db), retention_ms_(retention_ms) {}
   std::mutex mutex_;
   sqlite3* db_;
   std::int64_t retention_ms_;

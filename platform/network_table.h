@@ -19,7 +19,8 @@ struct Connection {
   std::uint16_t local_port = 0;
   std::string remote_address;
   std::uint16_t remote_port = 0;
-  std::string state;  // TCP state name ("ESTABLISHED", "LISTEN", ...); UDP: "UNCONN" or "ESTABLISHED"
+  std::string
+      state;  // TCP state name ("ESTABLISHED", "LISTEN", ...); UDP: "UNCONN" or "ESTABLISHED"
   std::uint64_t inode = 0;
   pid_t pid = 0;  // 0 when no process could be found (another namespace, already closed)
   std::string process;

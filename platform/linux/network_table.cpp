@@ -1,15 +1,13 @@
 #include "platform/network_table.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
 #include <cstring>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "platform/linux/procfs.h"
 
@@ -20,8 +18,9 @@ namespace {
 namespace fs = std::filesystem;
 
 const char* tcp_state(int state) {
-  static const char* kNames[] = {"UNKNOWN",   "ESTABLISHED", "SYN_SENT",   "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-                                 "TIME_WAIT", "CLOSE",       "CLOSE_WAIT", "LAST_ACK", "LISTEN",    "CLOSING"};
+  static const char* kNames[] = {"UNKNOWN",    "ESTABLISHED", "SYN_SENT",  "SYN_RECV",
+                                 "FIN_WAIT1",  "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
+                                 "CLOSE_WAIT", "LAST_ACK",    "LISTEN",    "CLOSING"};
   return state >= 0 && state < 12 ? kNames[state] : "UNKNOWN";
 }
 
@@ -40,7 +39,8 @@ bool parse_endpoint(const std::string& text, bool v6, std::string* address, std:
     if (hex.size() != 32) return false;
     in6_addr a{};
     for (int word = 0; word < 4; ++word) {
-      const auto value = static_cast<std::uint32_t>(std::stoul(hex.substr(word * 8, 8), nullptr, 16));
+      const auto value =
+          static_cast<std::uint32_t>(std::stoul(hex.substr(word * 8, 8), nullptr, 16));
       std::memcpy(&a.s6_addr[word * 4], &value, 4);
     }
     ::inet_ntop(AF_INET6, &a, out, sizeof(out));
@@ -82,8 +82,8 @@ class ProcNetworkTable final : public NetworkTable {
         std::istringstream fields(line);
         std::string slot, local, remote, state_hex, queues, timer, retransmits, uid, timeout;
         std::uint64_t inode = 0;
-        if (!(fields >> slot >> local >> remote >> state_hex >> queues >> timer >> retransmits >> uid >> timeout >>
-              inode)) {
+        if (!(fields >> slot >> local >> remote >> state_hex >> queues >> timer >> retransmits >>
+              uid >> timeout >> inode)) {
           continue;
         }
         Connection c;

@@ -44,7 +44,8 @@ TEST(NetworkTable, LoopbackConnectionShowsWithThisProcessAsOwner) {
   const Connection* outbound = nullptr;
   const Connection* listening = nullptr;
   for (const auto& c : *table) {
-    if (c.protocol == "tcp" && c.remote_port == pair.port && c.remote_address == "127.0.0.1") outbound = &c;
+    if (c.protocol == "tcp" && c.remote_port == pair.port && c.remote_address == "127.0.0.1")
+      outbound = &c;
     if (c.protocol == "tcp" && c.local_port == pair.port && c.state == "LISTEN") listening = &c;
   }
   ASSERT_NE(outbound, nullptr);
@@ -65,13 +66,15 @@ TEST(ConnectionHistory, RemembersContactsAndForgetsThemAfterRetention) {
   ASSERT_TRUE(history->record(make_network_table()->connections().value(), t0 + kDay));
 
   auto seen = history->contacts("127.0.0.1", t0 - kDay).value();
-  auto ours = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.remote_port == pair.port; });
+  auto ours = std::find_if(seen.begin(), seen.end(),
+                           [&](const auto& s) { return s.remote_port == pair.port; });
   ASSERT_NE(ours, seen.end());
   EXPECT_EQ(ours->pid, ::getpid());
   EXPECT_EQ(ours->first_seen_ms, t0);
   EXPECT_EQ(ours->last_seen_ms, t0 + kDay);
   EXPECT_TRUE(history->contacts("192.0.2.99", 0).value().empty());
-  EXPECT_TRUE(history->contacts("127.0.0.1", t0 + 2 * kDay).value().empty()) << "nothing seen since";
+  EXPECT_TRUE(history->contacts("127.0.0.1", t0 + 2 * kDay).value().empty())
+      << "nothing seen since";
 
   // Survives reopening (the agent restarting), then ages out after 30 days.
   history.reset();
