@@ -1,0 +1,442 @@
+#include "agent/action_executor.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+
+#include "agent/evidence_file.h"
+#include "agent/sha256_sink.h"
+#include "protocol/action_kinds.h"
+#include "protocol/actions.pb.h"
+#include "protocol/secure_file.h"
+
+namespace riposte::agent {
+
+namespace {
+
+namespace ak = action_kind;
+using google::protobuf::Message;
+
+// What a handler produces: the typed result, or an error and whether policy refused it.
+struct Outcome {
+  std::unique_ptr<Message> result;
+  std::string error;
+  bool refused = false;
+};
+
+Outcome failed(std::string message) { return {nullptr, std::move(message), false}; }
+Outcome refused(std::string message) { return {nullptr, std::move(message), true}; }
+template <typename T>
+Outcome done(T result) {
+  return {std::make_unique<T>(std::move(result)), "", false};
+}
+
+platform::ProcessRef ref_of(const proto::ProcessRef& r) {
+  return {static_cast<pid_t>(r.pid()), r.start_ticks()};
+}
+
+void fill(proto::ProcessEntry* e, const platform::ProcessInfo& p) {
+  e->set_pid(p.pid);
+  e->set_ppid(p.ppid);
+  e->set_name(p.name);
+  e->set_exe(p.exe);
+  e->set_cmdline(p.cmdline);
+  e->set_uid(p.uid);
+  e->set_user(p.user);
+  e->set_start_ticks(p.start_ticks);
+  e->set_start_time_unix_ms(p.start_time_unix_ms);
+  e->set_rss_bytes(p.rss_bytes);
+}
+
+proto::FileResult file_result(const platform::FileInfo& info) {
+  proto::FileResult r;
+  r.set_path(info.path);
+  r.set_size(info.size);
+  r.set_mode(info.mode);
+  r.set_uid(info.uid);
+  r.set_gid(info.gid);
+  r.set_mtime_unix_ms(info.mtime_unix_ms);
+  return r;
+}
+
+// Evidence and vault names: the action id keeps them unique and traceable to the action.
+std::string safe_name(const std::string& action_id, std::string_view suffix) {
+  std::string name;
+  for (char c : action_id)
+    name.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' ? c : '_');
+  return name + std::string(suffix);
+}
+
+}  // namespace
+
+ActionExecutor::ActionExecutor(ExecutorContext context) : ctx_(std::move(context)) {}
+
+proto::ActionResult ActionExecutor::execute(const std::string& action_id, const std::string& kind,
+                                            const std::string& parameters) {
+  auto& c = ctx_;
+  // Parses parameters of type P or fails the action with a clear message.
+  auto parse = [&]<typename P>(P& params) { return params.ParseFromString(parameters); };
+  // A process action must pass the local policy for the process it names (and its tree): nullopt
+  // when it may go ahead, otherwise the refusal (or the failure to look the process up).
+  auto check_process = [&](const platform::ProcessRef& ref, bool tree) -> std::optional<Outcome> {
+    std::vector<platform::ProcessInfo> members;
+    if (tree) {
+      auto all = c.processes.tree(ref.pid);
+      if (!all) return failed(all.error().message);
+      members = std::move(*all);
+    } else {
+      auto one = c.processes.inspect(ref.pid);
+      if (!one) return failed(one.error().message);
+      members.push_back(std::move(*one));
+    }
+    for (const auto& m : members) {
+      if (auto s = c.policy.may_signal(m); !s) return refused(s.error().message);
+    }
+    return std::nullopt;
+  };
+
+  using Handler = std::function<Outcome()>;
+  const std::map<std::string_view, Handler> handlers = {
+      {ak::kProcessList,
+       [&] {
+         auto all = c.processes.list();
+         if (!all) return failed(all.error().message);
+         proto::ProcessListResult r;
+         for (const auto& p : *all) fill(r.add_processes(), p);
+         return done(r);
+       }},
+      {ak::kProcessTree,
+       [&] {
+         proto::ProcessTreeParams p;
+         if (!parse(p)) return failed("parameters are not a ProcessTreeParams message");
+         auto tree = c.processes.tree(p.pid());
+         if (!tree) return failed(tree.error().message);
+         proto::ProcessListResult r;
+         for (const auto& m : *tree) fill(r.add_processes(), m);
+         return done(r);
+       }},
+      {ak::kProcessKill,
+       [&] {
+         proto::ProcessKillParams p;
+         if (!parse(p) || !p.has_target())
+           return failed("parameters are not a ProcessKillParams with a target");
+         if (auto stop = check_process(ref_of(p.target()), p.tree())) return std::move(*stop);
+         platform::KillOptions options;
+         if (p.grace_ms() > 0) options.grace = std::chrono::milliseconds(p.grace_ms());
+         options.tree = p.tree();
+         auto reports = c.processes.kill(ref_of(p.target()), options);
+         if (!reports) return failed(reports.error().message);
+         proto::ProcessKillResult r;
+         for (const auto& k : *reports) {
+           auto* e = r.add_processes();
+           e->set_pid(k.pid);
+           e->set_name(k.name);
+           e->set_outcome(platform::to_string(k.outcome));
+           e->set_detail(k.detail);
+         }
+         return done(r);
+       }},
+      {ak::kProcessSuspend,
+       [&] {
+         proto::ProcessSignalParams p;
+         if (!parse(p) || !p.has_target())
+           return failed("parameters are not a ProcessSignalParams with a target");
+         if (auto stop = check_process(ref_of(p.target()), false)) return std::move(*stop);
+         if (auto s = c.processes.suspend(ref_of(p.target())); !s) return failed(s.error().message);
+         return done(proto::Empty{});
+       }},
+      {ak::kProcessResume,
+       [&] {
+         proto::ProcessSignalParams p;
+         if (!parse(p) || !p.has_target())
+           return failed("parameters are not a ProcessSignalParams with a target");
+         if (auto s = c.processes.resume(ref_of(p.target())); !s) return failed(s.error().message);
+         return done(proto::Empty{});
+       }},
+      {ak::kMemoryCapture,
+       [&] {
+         proto::MemoryCaptureParams p;
+         if (!parse(p) || !p.has_target())
+           return failed("parameters are not a MemoryCaptureParams with a target");
+         const auto path = c.evidence_dir / safe_name(action_id, ".core");
+         auto sink = EvidenceFile::create(path);
+         if (!sink) return failed(sink.error().message);
+         auto report = c.memory.capture(
+             ref_of(p.target()), **sink,
+             {.max_bytes = p.max_bytes(), .include_file_backed = !p.exclude_file_backed()});
+         auto sha = (*sink)->finish();
+         if (!report) return failed(report.error().message);
+         if (!sha) return failed(sha.error().message);
+         proto::MemoryCaptureResult r;
+         r.set_evidence_path(path.string());
+         r.set_sha256(*sha);
+         r.set_bytes(report->bytes_written);
+         r.set_memory_bytes(report->memory_bytes);
+         r.set_mappings(report->mappings);
+         r.set_threads(report->threads);
+         for (const auto& s : report->skipped) {
+           auto* e = r.add_skipped();
+           e->set_start(s.start);
+           e->set_end(s.end);
+           e->set_path(s.path);
+           e->set_reason(s.reason);
+         }
+         return done(r);
+       }},
+      {ak::kNetworkQuarantine,
+       [&] {
+         proto::QuarantineParams p;
+         if (!parse(p)) return failed("parameters are not a QuarantineParams message");
+         platform::QuarantineSpec spec{c.controller, {}};
+         for (const auto& a : p.allow()) {
+           spec.allow.push_back({a.address(), static_cast<std::uint16_t>(a.port()), a.protocol()});
+         }
+         if (auto s = platform::validate(spec); !s) return refused(s.error().message);
+         std::optional<std::int64_t> release_at;
+         if (p.release_after_seconds() > 0)
+           release_at = c.clock.now_unix_ms() + p.release_after_seconds() * 1000LL;
+         if (auto s = c.quarantine.quarantine(spec, release_at); !s)
+           return failed(s.error().message);
+         return done(proto::Empty{});
+       }},
+      {ak::kNetworkRelease,
+       [&] {
+         if (auto s = c.quarantine.release(); !s) return failed(s.error().message);
+         return done(proto::Empty{});
+       }},
+      {ak::kNetworkStatus,
+       [&] {
+         proto::NetworkStatusResult r;
+         auto active = c.quarantine.current();
+         r.set_quarantined(active.has_value());
+         if (active) {
+           for (const auto& peer : active->spec.allow) {
+             auto* e = r.add_allowed();
+             e->set_address(peer.address);
+             e->set_port(peer.port);
+             e->set_protocol(peer.protocol);
+           }
+           r.set_release_at_unix_ms(active->release_at_ms.value_or(0));
+         }
+         return done(r);
+       }},
+      {ak::kNetworkConnections,
+       [&] {
+         proto::ConnectionsParams p;
+         if (!parse(p)) return failed("parameters are not a ConnectionsParams message");
+         auto current = c.network.connections();
+         if (!current) return failed(current.error().message);
+         proto::ConnectionsResult r;
+         for (const auto& k : *current) {
+           auto* e = r.add_current();
+           e->set_protocol(k.protocol);
+           e->set_local_address(k.local_address);
+           e->set_local_port(k.local_port);
+           e->set_remote_address(k.remote_address);
+           e->set_remote_port(k.remote_port);
+           e->set_state(k.state);
+           e->set_pid(k.pid);
+           e->set_process(k.process);
+         }
+         if (!p.history_address().empty()) {
+           const auto days = p.history_days() == 0 ? 30 : p.history_days();
+           auto seen =
+               c.history.contacts(p.history_address(), c.clock.now_unix_ms() - days * 86'400'000LL);
+           if (!seen) return failed(seen.error().message);
+           for (const auto& s : *seen) {
+             auto* e = r.add_history();
+             e->set_remote_address(s.remote_address);
+             e->set_remote_port(s.remote_port);
+             e->set_protocol(s.protocol);
+             e->set_pid(s.pid);
+             e->set_process(s.process);
+             e->set_first_seen_unix_ms(s.first_seen_ms);
+             e->set_last_seen_unix_ms(s.last_seen_ms);
+           }
+         }
+         return done(r);
+       }},
+      {ak::kFileHash,
+       [&] {
+         proto::FileParams p;
+         if (!parse(p) || p.path().empty())
+           return failed("parameters are not a FileParams with a path");
+         Sha256Sink sha;
+         auto info = c.files.stream(p.path(), sha, 0);
+         if (!info) return failed(info.error().message);
+         auto r = file_result(*info);
+         r.set_sha256(sha.hex_digest());
+         return done(r);
+       }},
+      {ak::kFileCollect,
+       [&] {
+         proto::FileParams p;
+         if (!parse(p) || p.path().empty())
+           return failed("parameters are not a FileParams with a path");
+         const auto path = c.evidence_dir / safe_name(action_id, ".collected");
+         auto sink = EvidenceFile::create(path);
+         if (!sink) return failed(sink.error().message);
+         auto info =
+             c.files.stream(p.path(), **sink, p.max_bytes() == 0 ? (1ULL << 30) : p.max_bytes());
+         auto sha = (*sink)->finish();
+         if (!info) return failed(info.error().message);
+         if (!sha) return failed(sha.error().message);
+         auto r = file_result(*info);
+         r.set_sha256(*sha);
+         r.set_evidence_path(path.string());
+         return done(r);
+       }},
+      {ak::kFileQuarantine,
+       [&] {
+         proto::FileParams p;
+         if (!parse(p) || p.path().empty())
+           return failed("parameters are not a FileParams with a path");
+         Sha256Sink sha;
+         if (auto hashed = c.files.stream(p.path(), sha, 0); !hashed)
+           return failed(hashed.error().message);
+         const auto id = safe_name(action_id, "");
+         auto entry = c.files.quarantine(p.path(), c.vault_dir, id);
+         if (!entry) return failed(entry.error().message);
+         auto r = file_result(entry->original);
+         r.set_sha256(sha.hex_digest());
+         r.set_vault_id(id);
+         // The record restore() needs lives beside the file in the vault.
+         if (auto s =
+                 write_file_atomic(c.vault_dir / (id + ".record"), r.SerializeAsString(), 0600);
+             !s) {
+           return failed(fmt::format("file is in the vault as {}, but its record was not saved: {}",
+                                     id, s.error().message));
+         }
+         return done(r);
+       }},
+      {ak::kFileRestore,
+       [&] {
+         proto::FileRestoreParams p;
+         if (!parse(p) || p.vault_id().empty() || p.vault_id().find('/') != std::string::npos) {
+           return failed("parameters are not a FileRestoreParams with a vault id");
+         }
+         std::ifstream in(c.vault_dir / (p.vault_id() + ".record"), std::ios::binary);
+         proto::FileResult record;
+         if (!in || !record.ParseFromIstream(&in))
+           return failed(fmt::format("no vault record for {}", p.vault_id()));
+         platform::VaultEntry entry{p.vault_id(),
+                                    {record.path(), record.size(), record.mode(), record.uid(),
+                                     record.gid(), record.mtime_unix_ms()}};
+         if (auto s = c.files.restore(entry, c.vault_dir); !s) return failed(s.error().message);
+         std::filesystem::remove(c.vault_dir / (p.vault_id() + ".record"));
+         return done(record);
+       }},
+      {ak::kYaraScan,
+       [&] {
+         proto::YaraScanParams p;
+         if (!parse(p)) return failed("parameters are not a YaraScanParams message");
+         if (p.paths().empty() && !p.has_process())
+           return failed("yara.scan needs paths or a process");
+         auto rules = platform::YaraRules::compile(p.rules());
+         if (!rules) return failed(rules.error().message);
+         platform::YaraScanOptions options;
+         if (p.timeout_seconds() > 0)
+           options.timeout_seconds = static_cast<int>(p.timeout_seconds());
+         std::vector<platform::YaraScanReport> reports;
+         for (const auto& path : p.paths()) {
+           auto report = c.yara.scan_path(**rules, path, options);
+           if (!report) return failed(report.error().message);
+           reports.push_back(std::move(*report));
+         }
+         if (p.has_process()) {
+           auto report = c.yara.scan_process(**rules, ref_of(p.process()), options);
+           if (!report) return failed(report.error().message);
+           reports.push_back(std::move(*report));
+         }
+         proto::YaraScanResult r;
+         for (const auto& report : reports) {
+           r.set_bytes_scanned(r.bytes_scanned() + report.bytes_scanned);
+           r.set_timed_out(r.timed_out() || report.timed_out);
+           for (const auto& e : report.errors) r.add_errors(e);
+           for (const auto& m : report.matches) {
+             auto* out = r.add_matches();
+             out->set_rule(m.rule);
+             out->set_namespace_(m.rule_namespace);
+             out->set_target(m.target);
+             for (const auto& t : m.tags) out->add_tags(t);
+             for (const auto& [k, v] : m.metadata) (*out->mutable_metadata())[k] = v;
+             for (const auto& s : m.strings) {
+               auto* str = out->add_strings();
+               str->set_identifier(s.identifier);
+               str->set_offset(s.offset);
+               str->set_length(s.length);
+               str->set_data(s.data);
+             }
+           }
+         }
+         return done(r);
+       }},
+      {ak::kHostLogins,
+       [&] {
+         proto::LoginsParams p;
+         if (!parse(p)) return failed("parameters are not a LoginsParams message");
+         auto current = c.logins.current();
+         auto recent = c.logins.recent(p.recent_limit() == 0 ? 50 : p.recent_limit());
+         if (!current) return failed(current.error().message);
+         if (!recent) return failed(recent.error().message);
+         proto::LoginsResult r;
+         for (auto [list, target] :
+              {std::pair{&*current, r.mutable_current()}, {&*recent, r.mutable_recent()}}) {
+           for (const auto& l : *list) {
+             auto* e = target->Add();
+             e->set_user(l.user);
+             e->set_terminal(l.terminal);
+             e->set_host(l.host);
+             e->set_pid(l.pid);
+             e->set_time_unix_ms(l.time_unix_ms);
+             e->set_active(l.active);
+           }
+         }
+         return done(r);
+       }},
+      {ak::kHostFacts,
+       [&] {
+         const auto f = c.facts.collect();
+         proto::OsFacts r;
+         r.set_hostname(f.hostname);
+         r.set_os_name(f.os_name);
+         r.set_os_id(f.os_id);
+         r.set_os_version(f.os_version);
+         r.set_kernel(f.kernel);
+         r.set_arch(f.arch);
+         for (const auto& ip : f.ip_addresses) r.add_ip_addresses(ip);
+         for (const auto& mac : f.mac_addresses) r.add_mac_addresses(mac);
+         r.set_uptime_seconds(f.uptime_seconds);
+         r.set_boot_time_unix(f.boot_time_unix);
+         return done(r);
+       }},
+  };
+
+  proto::ActionResult result;
+  result.set_action_id(action_id);
+  result.set_started_at_unix_ms(c.clock.now_unix_ms());
+  Outcome outcome;
+  if (auto it = handlers.find(kind); it == handlers.end()) {
+    outcome = refused(fmt::format("unknown action kind '{}'", kind));
+  } else {
+    try {
+      outcome = it->second();
+    } catch (const std::exception& e) {
+      outcome = failed(fmt::format("internal error: {}", e.what()));
+    }
+  }
+  result.set_finished_at_unix_ms(c.clock.now_unix_ms());
+  if (outcome.result) {
+    result.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    result.set_output(outcome.result->SerializeAsString());
+  } else {
+    result.set_status(outcome.refused ? proto::ActionResult::STATUS_REJECTED
+                                      : proto::ActionResult::STATUS_FAILED);
+    result.set_message(outcome.error);
+  }
+  return result;
+}
+
+}  // namespace riposte::agent

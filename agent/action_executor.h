@@ -1,0 +1,56 @@
+#pragma once
+
+// Runs one response action on this endpoint: maps a kind name (protocol/action_kinds.h) and its
+// serialized parameters (protocol/actions.proto) to the platform/ implementation, after the local
+// safety policy. Signature, target, expiry and replay checks happen before this, in the session.
+
+#include <filesystem>
+#include <string>
+
+#include "agent/connection_history.h"
+#include "agent/local_policy.h"
+#include "agent/quarantine_keeper.h"
+#include "platform/files.h"
+#include "platform/firewall.h"
+#include "platform/logins.h"
+#include "platform/memory_capture.h"
+#include "platform/network_table.h"
+#include "platform/process_control.h"
+#include "platform/system_facts.h"
+#include "platform/yara_scanner.h"
+#include "protocol/agent_channel.pb.h"
+#include "protocol/clock.h"
+
+namespace riposte::agent {
+
+struct ExecutorContext {
+  platform::ProcessControl& processes;
+  platform::MemoryCapture& memory;
+  platform::Files& files;
+  platform::NetworkTable& network;
+  platform::YaraScanner& yara;
+  platform::Logins& logins;
+  platform::SystemFactsSource& facts;
+  QuarantineKeeper& quarantine;
+  ConnectionHistory& history;
+  const LocalPolicy& policy;
+  const Clock& clock;
+  std::filesystem::path evidence_dir;  // memory captures and collected files
+  std::filesystem::path vault_dir;     // quarantined files
+  platform::AllowedPeer controller;    // always kept reachable by network.quarantine
+};
+
+class ActionExecutor {
+ public:
+  explicit ActionExecutor(ExecutorContext context);
+
+  // Never throws: unknown kinds, unparsable parameters, policy refusals and failures all come back
+  // as an ActionResult with a status and a message.
+  proto::ActionResult execute(const std::string& action_id, const std::string& kind,
+                              const std::string& parameters);
+
+ private:
+  ExecutorContext ctx_;
+};
+
+}  // namespace riposte::agent
