@@ -7,6 +7,7 @@
 #include <map>
 
 #include "agent/evidence_file.h"
+#include "agent/os_facts.h"
 #include "agent/sha256_sink.h"
 #include "protocol/action_kinds.h"
 #include "protocol/actions.pb.h"
@@ -398,18 +399,7 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
        }},
       {ak::kHostFacts,
        [&] {
-         const auto f = c.facts.collect();
-         proto::OsFacts r;
-         r.set_hostname(f.hostname);
-         r.set_os_name(f.os_name);
-         r.set_os_id(f.os_id);
-         r.set_os_version(f.os_version);
-         r.set_kernel(f.kernel);
-         r.set_arch(f.arch);
-         for (const auto& ip : f.ip_addresses) r.add_ip_addresses(ip);
-         for (const auto& mac : f.mac_addresses) r.add_mac_addresses(mac);
-         r.set_uptime_seconds(f.uptime_seconds);
-         r.set_boot_time_unix(f.boot_time_unix);
+         auto r = to_proto(c.facts.collect());
          return done(r);
        }},
   };

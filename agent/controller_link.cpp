@@ -10,6 +10,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "agent/os_facts.h"
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
 #include "protocol/version.h"
@@ -96,21 +97,7 @@ void ControllerLink::stop() {
   }
 }
 
-proto::OsFacts ControllerLink::os_facts() {
-  const auto f = facts_.collect();
-  proto::OsFacts os;
-  os.set_hostname(f.hostname);
-  os.set_os_name(f.os_name);
-  os.set_os_id(f.os_id);
-  os.set_os_version(f.os_version);
-  os.set_kernel(f.kernel);
-  os.set_arch(f.arch);
-  for (const auto& ip : f.ip_addresses) os.add_ip_addresses(ip);
-  for (const auto& mac : f.mac_addresses) os.add_mac_addresses(mac);
-  os.set_uptime_seconds(f.uptime_seconds);
-  os.set_boot_time_unix(f.boot_time_unix);
-  return os;
-}
+proto::OsFacts ControllerLink::os_facts() { return to_proto(facts_.collect()); }
 
 asio::awaitable<void> ControllerLink::run() {
   while (!stopping_) {

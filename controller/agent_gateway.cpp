@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "controller/gateway_session.h"
+#include "controller/listener.h"
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
 
@@ -51,16 +52,7 @@ Status AgentGateway::start() {
   if (auto s = tls::require_client_certificates(tls_, pki_.ca_certificate_pem(), check); !s)
     return s;
 
-  boost::system::error_code ec;
-  acceptor_.open(options_.listen.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(options_.listen, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Error{fmt::format("agent gateway cannot listen on {}:{}: {}",
-                             options_.listen.address().to_string(), options_.listen.port(),
-                             ec.message())};
-  }
+  if (auto s = open_listener(acceptor_, options_.listen, "agent gateway"); !s) return s;
   asio::co_spawn(io_, accept_loop(), asio::detached);
   return ok_status();
 }

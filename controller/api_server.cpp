@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "controller/listener.h"
 #include "protocol/envelope_channel.h"
 #include "protocol/tls.h"
 
@@ -34,16 +35,7 @@ ApiServer::ApiServer(asio::io_context& io, const Pki& pki, ApiRouter& router,
 Status ApiServer::start() {
   if (auto s = tls::use_identity(tls_, pki_.server_chain_pem(), pki_.server_key_pem()); !s)
     return s;
-  boost::system::error_code ec;
-  acceptor_.open(options_.listen.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(options_.listen, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Error{fmt::format("API cannot listen on {}:{}: {}",
-                             options_.listen.address().to_string(), options_.listen.port(),
-                             ec.message())};
-  }
+  if (auto s = open_listener(acceptor_, options_.listen, "API"); !s) return s;
   asio::co_spawn(io_, accept_loop(), asio::detached);
   return ok_status();
 }

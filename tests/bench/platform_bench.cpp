@@ -23,6 +23,7 @@
 #include "platform/memory_capture.h"
 #include "platform/yara_scanner.h"
 #include "tests/integration/harness.h"
+#include "tests/platform/capture_target_process.h"
 
 using namespace riposte;
 using namespace riposte::platform;
@@ -39,28 +40,12 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-pid_t start_target(int megabytes) {
-  int fds[2];
-  if (::pipe(fds) != 0) return -1;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    const std::string mb = std::to_string(megabytes);
-    ::execl(CAPTURE_TARGET, CAPTURE_TARGET, mb.c_str(), nullptr);
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  char line[64];
-  (void)::read(fds[0], line, sizeof(line));
-  ::close(fds[0]);
-  return pid;
-}
-
 void BM_MemoryCaptureVsGcore(benchmark::State& state) {
   const int megabytes = static_cast<int>(state.range(0));
-  const pid_t pid = start_target(megabytes);
+  const riposte::testing::CaptureTarget target(megabytes);
+  const pid_t pid = target.pid();
   riposte::testing::TempDir dir;
-  const ProcessRef ref{pid, make_process_control()->inspect(pid)->start_ticks};
+  const ProcessRef ref = target.ref();
   std::vector<double> ours_s, gcore_s;
   double bytes = 0;
   for (auto _ : state) {
@@ -93,8 +78,6 @@ void BM_MemoryCaptureVsGcore(benchmark::State& state) {
   state.counters["riposte_MBps"] = bytes / median(ours_s) / 1e6;
   state.counters["gcore_MBps"] = bytes / median(gcore_s) / 1e6;
   state.counters["speedup_vs_gcore"] = median(gcore_s) / median(ours_s);
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
 }
 
 // The real 274-rule ReversingLabs set from ../shared/corpus (RIPOSTE_CORPUS overrides the folder).
@@ -104,28 +87,12 @@ std::string corpus_rules() {
   return (base / "yara" / "reversinglabs-all.yara").string();
 }
 
-using MatchSet = std::set<std::pair<std::string, std::uint64_t>>;
+using riposte::testing::YaraMatchSet;
 
-MatchSet our_matches(const YaraScanReport& report) {
-  MatchSet out;
+YaraMatchSet our_matches(const YaraScanReport& report) {
+  YaraMatchSet out;
   for (const auto& m : report.matches)
     for (const auto& str : m.strings) out.insert({m.rule + str.identifier, str.offset});
-  return out;
-}
-
-// `yara -s` prints a "RULE PID" line, then "0xOFFSET:$id: data" for each string match.
-MatchSet cli_matches(const std::string& output) {
-  MatchSet out;
-  std::string rule;
-  std::istringstream in(output);
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_match(line, m, std::regex(R"(0x([0-9a-f]+):(\$\w+):.*)"))) {
-      out.insert({rule + m[2].str(), std::stoull(m[1], nullptr, 16)});
-    } else if (!line.empty()) {
-      rule = line.substr(0, line.find(' '));
-    }
-  }
   return out;
 }
 
@@ -142,11 +109,12 @@ void BM_YaraProcessScanVsCli(benchmark::State& state) {
     state.SkipWithError(rules.error().message.c_str());
     return;
   }
-  const pid_t pid = start_target(static_cast<int>(state.range(0)));
-  const ProcessRef ref{pid, make_process_control()->inspect(pid)->start_ticks};
+  const riposte::testing::CaptureTarget target(static_cast<int>(state.range(0)));
+  const pid_t pid = target.pid();
+  const ProcessRef ref = target.ref();
   std::vector<double> ours_s, cli_s;
   double bytes = 0;
-  MatchSet ours, theirs;
+  YaraMatchSet ours, theirs;
   for (auto _ : state) {
     auto start = Clock::now();
     auto report = make_yara_scanner()->scan_process(**rules, ref, {.timeout_seconds = 600});
@@ -163,7 +131,7 @@ void BM_YaraProcessScanVsCli(benchmark::State& state) {
     const auto cli = riposte::testing::run_command({"yara", "-s", rules_path, std::to_string(pid)},
                                                    std::chrono::seconds(600));
     cli_s.push_back(seconds_since(start));
-    theirs = cli_matches(cli.out);
+    theirs = riposte::testing::parse_yara_cli_matches(cli.out);
   }
   state.counters["rules"] = (*rules)->rule_count();
   state.counters["riposte_MBps"] = bytes / median(ours_s) / 1e6;
@@ -171,8 +139,6 @@ void BM_YaraProcessScanVsCli(benchmark::State& state) {
   state.counters["speedup_vs_yara_cli"] = median(cli_s) / median(ours_s);
   state.counters["string_matches"] = static_cast<double>(ours.size());
   state.counters["same_matches_as_cli"] = ours == theirs ? 1 : 0;
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
 }
 
 // A throwaway network namespace; the calling thread works inside it until destruction.

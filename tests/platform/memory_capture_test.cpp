@@ -14,38 +14,12 @@
 #include "protocol/crypto.h"
 #include "protocol/secure_file.h"
 #include "tests/integration/harness.h"
+#include "tests/platform/capture_target_process.h"
 
 namespace riposte::platform {
 namespace {
 
-// The capture target, started with its stdout on a pipe so the test knows when it is ready.
-class Target {
- public:
-  explicit Target(int megabytes = 4) {
-    int fds[2];
-    EXPECT_EQ(::pipe(fds), 0);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fds[1], 1);
-      const std::string mb = std::to_string(megabytes);
-      ::execl(CAPTURE_TARGET, CAPTURE_TARGET, mb.c_str(), nullptr);
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    char line[64] = {};
-    EXPECT_GT(::read(fds[0], line, sizeof(line) - 1), 0);
-    ::close(fds[0]);
-  }
-  ~Target() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  pid_t pid() const { return pid_; }
-  ProcessRef ref() const { return {pid_, make_process_control()->inspect(pid_)->start_ticks}; }
-
- private:
-  pid_t pid_;
-};
+using Target = testing::CaptureTarget;
 
 class MemoryCaptureTest : public ::testing::Test {
  protected:
@@ -64,7 +38,7 @@ class MemoryCaptureTest : public ::testing::Test {
 };
 
 TEST_F(MemoryCaptureTest, CoreOpensInReadelfAndGdbPrintsTheGlobal) {
-  Target target;
+  Target target(4);
   std::string sha;
   auto report = capture(target, {}, &sha);
   ASSERT_TRUE(report) << report.error().message;
@@ -108,7 +82,7 @@ TEST_F(MemoryCaptureTest, CoreOpensInReadelfAndGdbPrintsTheGlobal) {
 }
 
 TEST_F(MemoryCaptureTest, UnreadableAndExcludedRegionsAreRecordedNotWritten) {
-  Target target;
+  Target target(4);
   auto full = capture(target, {});
   ASSERT_TRUE(full);
   for (const auto& s : full->skipped) EXPECT_FALSE(s.reason.empty());
@@ -135,7 +109,7 @@ TEST_F(MemoryCaptureTest, MaxSizeBoundsTheCapture) {
 }
 
 TEST_F(MemoryCaptureTest, WrongStartTimeCapturesNothing) {
-  Target target;
+  Target target(4);
   auto sink = agent::EvidenceFile::create(core);
   auto ref = target.ref();
   ref.start_ticks += 7;

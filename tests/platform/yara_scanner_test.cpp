@@ -12,6 +12,7 @@
 #include <set>
 
 #include "tests/integration/harness.h"
+#include "tests/platform/capture_target_process.h"
 
 namespace riposte::platform {
 namespace {
@@ -95,49 +96,7 @@ TEST(YaraScanner, FindsThePlantedStringInAFileWithTagsMetadataAndOffset) {
   EXPECT_FALSE(make_yara_scanner()->scan_path(*rules, (dir.path() / "missing").string(), {}));
 }
 
-// Matches as the yara CLI prints them with -s: "0xOFFSET:$id: data" under each rule line.
-std::set<std::pair<std::string, std::uint64_t>> cli_matches(const std::string& output) {
-  std::set<std::pair<std::string, std::uint64_t>> out;
-  std::string rule;
-  std::istringstream in(output);
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_match(line, m, std::regex(R"(0x([0-9a-f]+):(\$\w+):.*)"))) {
-      out.insert({rule + m[2].str(), std::stoull(m[1], nullptr, 16)});
-    } else if (!line.empty()) {
-      rule = line.substr(0, line.find(' '));
-    }
-  }
-  return out;
-}
-
-class Target {
- public:
-  explicit Target(int megabytes) {
-    int fds[2];
-    EXPECT_EQ(::pipe(fds), 0);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fds[1], 1);
-      const std::string mb = std::to_string(megabytes);
-      ::execl(CAPTURE_TARGET, CAPTURE_TARGET, mb.c_str(), nullptr);
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    char line[64] = {};
-    EXPECT_GT(::read(fds[0], line, sizeof(line) - 1), 0);
-    ::close(fds[0]);
-  }
-  ~Target() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  ProcessRef ref() const { return {pid_, make_process_control()->inspect(pid_)->start_ticks}; }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_;
-};
+using Target = testing::CaptureTarget;
 
 TEST(YaraScanner, ProcessScanFindsTheMarkerExactlyWhereTheYaraCliDoes) {
   Target target(96);  // large enough to be split across two threads
@@ -146,7 +105,7 @@ TEST(YaraScanner, ProcessScanFindsTheMarkerExactlyWhereTheYaraCliDoes) {
   ASSERT_TRUE(report) << report.error().message;
   EXPECT_TRUE(report->errors.empty()) << report->errors.front();
   EXPECT_GT(report->bytes_scanned, 96u << 20);
-  std::set<std::pair<std::string, std::uint64_t>> ours;
+  testing::YaraMatchSet ours;
   for (const auto& m : report->matches)
     for (const auto& s : m.strings) ours.insert({m.rule + s.identifier, s.offset});
   ASSERT_FALSE(ours.empty());
@@ -157,7 +116,7 @@ TEST(YaraScanner, ProcessScanFindsTheMarkerExactlyWhereTheYaraCliDoes) {
       run_command({"yara", "-s", (dir.path() / "rules.yar").string(), std::to_string(target.pid())},
                   std::chrono::seconds(120));
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
-  EXPECT_EQ(ours, cli_matches(cli.out)) << cli.out;
+  EXPECT_EQ(ours, testing::parse_yara_cli_matches(cli.out)) << cli.out;
 }
 
 TEST(YaraScanner, WrongStartTimeScansNothing) {
