@@ -4,6 +4,7 @@
 // read what the `yara` CLI says about it, so tests and benchmarks compare against the same thing.
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,8 @@ class CaptureTarget {
     if (::pipe(fds) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
+      // Dies with the test: a crashed test must not leave a target holding ctest's output pipe.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::dup2(fds[1], 1);
       const std::string mb = std::to_string(megabytes);
       ::execl(CAPTURE_TARGET, CAPTURE_TARGET, mb.c_str(), nullptr);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ class Child {
   explicit Child(std::vector<std::string> argv, bool ignore_sigterm = false) {
     pid_ = ::fork();
     if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
       if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
