@@ -9,7 +9,7 @@
 namespace riposte::agent {
 
 Result<std::chrono::milliseconds> parse_interval(const std::string& text) {
-  const Error bad{fmt::format("'{}' is not an interval like 500ms, 2s, 1m or 1h", text)};
+  const Error bad{fmt::format("'{}' is not an interval like 500ms, 2s, 1m, 1h or 30d", text)};
   std::size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0 || digits > 9) return bad;
@@ -25,6 +25,8 @@ Result<std::chrono::milliseconds> parse_interval(const std::string& text) {
     factor = 60'000;
   else if (unit == "h")
     factor = 3'600'000;
+  else if (unit == "d")
+    factor = 86'400'000;
   else
     return bad;
   if (count <= 0) return bad;
@@ -32,8 +34,10 @@ Result<std::chrono::milliseconds> parse_interval(const std::string& text) {
 }
 
 Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentConfig config) {
-  static const std::set<std::string> kKnown = {"state_dir", "log_level", "log_format",
-                                               "reconnect_initial", "reconnect_max"};
+  static const std::set<std::string> kKnown = {"state_dir",           "log_level",
+                                               "log_format",          "reconnect_initial",
+                                               "reconnect_max",       "connection_sample_interval",
+                                               "connection_retention"};
   try {
     const YAML::Node root = YAML::LoadFile(path.string());
     if (root.IsNull()) return config;
@@ -49,7 +53,9 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
     if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
     if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();
     for (auto [key, target] : {std::pair{"reconnect_initial", &config.reconnect_initial},
-                               {"reconnect_max", &config.reconnect_max}}) {
+                               {"reconnect_max", &config.reconnect_max},
+                               {"connection_sample_interval", &config.connection_sample_interval},
+                               {"connection_retention", &config.connection_retention}}) {
       if (!root[key]) continue;
       auto value = parse_interval(root[key].as<std::string>());
       if (!value)

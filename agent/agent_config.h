@@ -16,12 +16,15 @@ struct AgentConfig {
   std::string log_format = "text";
   std::chrono::milliseconds reconnect_initial{1000};
   std::chrono::milliseconds reconnect_max{60'000};
+  // Connection history: how often the socket table is sampled, and how long contacts are kept.
+  std::chrono::milliseconds connection_sample_interval{30'000};
+  std::chrono::milliseconds connection_retention{30LL * 24 * 3600 * 1000};
 };
 
 // Unknown keys are an error, so a typo is reported rather than ignored.
 Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentConfig defaults = {});
 
-// "500ms", "2s", "1m", "1h".
+// "500ms", "2s", "1m", "1h", "30d".
 Result<std::chrono::milliseconds> parse_interval(const std::string& text);
 
 }  // namespace riposte::agent

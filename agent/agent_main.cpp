@@ -108,10 +108,14 @@ int cmd_run(const Flags& flags) {
   } else if (*restored) {
     spdlog::warn("agent: host is quarantined; rules re-applied");
   }
-  auto history = ConnectionHistory::open(state->dir / "connections.db");
+  auto history =
+      ConnectionHistory::open(state->dir / "connections.db", config->connection_retention.count());
   if (!history) return fail(history.error().message);
   auto network = platform::make_network_table();
-  Housekeeping housekeeping(*network, **history, quarantine, clock, std::chrono::seconds(30));
+  Housekeeping housekeeping(
+      *network, **history, quarantine, clock,
+      std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(
+                                            config->connection_sample_interval)));
 
   boost::asio::io_context io;
   auto facts = platform::make_system_facts_source();

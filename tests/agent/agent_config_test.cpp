@@ -14,6 +14,7 @@ TEST(AgentConfig, PackagedExampleLoads) {
       load_agent_config(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "packaging/agent.yaml");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->reconnect_max, std::chrono::seconds(60));
+  EXPECT_EQ(config->connection_retention, std::chrono::hours(24 * 30));
 }
 
 TEST(AgentConfig, UnknownKeysAndBadIntervalsAreErrors) {
@@ -30,6 +31,7 @@ TEST(AgentConfig, IntervalsParse) {
   EXPECT_EQ(parse_interval("500ms").value(), std::chrono::milliseconds(500));
   EXPECT_EQ(parse_interval("2s").value(), std::chrono::milliseconds(2000));
   EXPECT_EQ(parse_interval("1h").value(), std::chrono::milliseconds(3'600'000));
+  EXPECT_EQ(parse_interval("30d").value(), std::chrono::hours(24 * 30));
   for (const char* bad : {"", "s", "0s", "5", "5x", "-1s", "9999999999s"})
     EXPECT_FALSE(parse_interval(bad)) << bad;
 }
