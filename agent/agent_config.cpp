@@ -1,10 +1,11 @@
 #include "agent/agent_config.h"
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include <charconv>
 #include <set>
+
+#include "protocol/yaml_config.h"
 
 namespace riposte::agent {
 
@@ -39,16 +40,10 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
                                                "reconnect_max",       "connection_sample_interval",
                                                "connection_retention"};
   try {
-    const YAML::Node root = YAML::LoadFile(path.string());
+    auto loaded = load_yaml_mapping(path, kKnown);
+    if (!loaded) return loaded.error();
+    const YAML::Node root = *loaded;
     if (root.IsNull()) return config;
-    if (!root.IsMap()) return Error{fmt::format("{}: top level must be a mapping", path.string())};
-    for (const auto& entry : root) {
-      const auto key = entry.first.as<std::string>();
-      if (!kKnown.contains(key)) {
-        return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key,
-                                 entry.first.Mark().line + 1)};
-      }
-    }
     if (root["state_dir"]) config.state_dir = root["state_dir"].as<std::string>();
     if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
     if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();

@@ -7,16 +7,13 @@ namespace riposte::agent {
 Result<std::unique_ptr<EvidenceFile>> EvidenceFile::create(const std::filesystem::path& path) {
   auto file = platform::FileSink::create(path);
   if (!file) return file.error();
-  std::unique_ptr<EVP_MD_CTX, CtxDeleter> sha(EVP_MD_CTX_new());
-  if (!sha || EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr) != 1) {
-    return Error{"cannot start SHA-256: " + crypto::openssl_error()};
-  }
-  return std::unique_ptr<EvidenceFile>(new EvidenceFile(std::move(*file), std::move(sha)));
+  std::unique_ptr<EvidenceFile> evidence(new EvidenceFile(std::move(*file)));
+  if (!evidence->sha_.ready()) return Error{"cannot start SHA-256: " + crypto::openssl_error()};
+  return evidence;
 }
 
-EvidenceFile::EvidenceFile(std::unique_ptr<platform::FileSink> file,
-                           std::unique_ptr<EVP_MD_CTX, CtxDeleter> sha)
-    : file_(std::move(file)), sha_(std::move(sha)), worker_([this] { drain(); }) {}
+EvidenceFile::EvidenceFile(std::unique_ptr<platform::FileSink> file)
+    : file_(std::move(file)), worker_([this] { drain(); }) {}
 
 EvidenceFile::~EvidenceFile() {
   {
@@ -52,7 +49,7 @@ void EvidenceFile::drain() {
     queue_.pop_front();
     lock.unlock();
     changed_.notify_all();
-    EVP_DigestUpdate(sha_.get(), chunk.data(), chunk.size());
+    (void)sha_.write(chunk);  // cannot fail once started
     lock.lock();
     spare_.push_back(std::move(chunk));
   }
@@ -66,10 +63,7 @@ Result<std::string> EvidenceFile::finish() {
   changed_.notify_all();
   if (worker_.joinable()) worker_.join();
   if (auto s = file_->finish(); !s) return s.error();
-  std::uint8_t digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(sha_.get(), digest, &length);
-  return crypto::hex(std::span(digest, length));
+  return sha_.hex_digest();
 }
 
 }  // namespace riposte::agent

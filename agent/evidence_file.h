@@ -5,8 +5,6 @@
 // Hashing runs on a worker thread over a copy of each chunk, so on two cores the producer (a memory
 // capture reading the target) and the file write proceed while the other core hashes.
 
-#include <openssl/evp.h>
-
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -16,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/sha256_sink.h"
 #include "platform/byte_sink.h"
 
 namespace riposte::agent {
@@ -30,17 +29,13 @@ class EvidenceFile final : public platform::ByteSink {
   Result<std::string> finish();
 
  private:
-  struct CtxDeleter {
-    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-  };
-  EvidenceFile(std::unique_ptr<platform::FileSink> file,
-               std::unique_ptr<EVP_MD_CTX, CtxDeleter> sha);
+  explicit EvidenceFile(std::unique_ptr<platform::FileSink> file);
   void drain();
 
   static constexpr std::size_t kMaxQueued = 8;  // bounds memory: at most this many chunks waiting
 
   std::unique_ptr<platform::FileSink> file_;
-  std::unique_ptr<EVP_MD_CTX, CtxDeleter> sha_;
+  Sha256Sink sha_;  // fed only by the worker thread
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::vector<std::uint8_t>> queue_;

@@ -4,13 +4,14 @@
 
 namespace riposte::agent {
 
-Sha256Sink::Sha256Sink() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
-}
+Sha256Sink::Sha256Sink()
+    : ctx_(EVP_MD_CTX_new()),
+      ready_(ctx_ && EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) == 1) {}
 
 Status Sha256Sink::write(std::span<const std::uint8_t> bytes) {
-  if (EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()) != 1)
+  if (!ready_ || EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()) != 1) {
     return Error{"SHA-256 update failed"};
+  }
   return ok_status();
 }
 

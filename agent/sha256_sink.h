@@ -14,6 +14,8 @@ namespace riposte::agent {
 class Sha256Sink final : public platform::ByteSink {
  public:
   Sha256Sink();
+  // False if OpenSSL could not start the digest; write() then fails.
+  bool ready() const { return ready_; }
   Status write(std::span<const std::uint8_t> bytes) override;
   std::string hex_digest();  // ends the hash
 
@@ -22,6 +24,7 @@ class Sha256Sink final : public platform::ByteSink {
     void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
   };
   std::unique_ptr<EVP_MD_CTX, CtxDeleter> ctx_;
+  bool ready_ = false;
 };
 
 }  // namespace riposte::agent

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "controller/duration.h"
+#include "protocol/utc_time.h"
 
 namespace riposte::controller {
 
@@ -71,15 +71,6 @@ Result<json> parse_object(const std::string& body) {
 }  // namespace
 
 std::string json_error_body(std::string_view message) { return json{{"error", message}}.dump(); }
-
-std::string format_utc_ms(std::int64_t unix_ms) {
-  const std::time_t seconds = unix_ms / 1000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03}Z", text, unix_ms % 1000);
-}
 
 ApiRouter::ApiRouter(ApiRouterDeps deps) : deps_(std::move(deps)) {}
 

@@ -55,7 +55,4 @@ class ApiRouter {
 // {"error": message}, for responses produced outside the router.
 std::string json_error_body(std::string_view message);
 
-// "2026-11-28T22:52:49.123Z"
-std::string format_utc_ms(std::int64_t unix_ms);
-
 }  // namespace riposte::controller

@@ -1,11 +1,11 @@
 #include "controller/config.h"
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include <set>
 
 #include "controller/duration.h"
+#include "protocol/yaml_config.h"
 
 namespace riposte::controller {
 
@@ -15,16 +15,10 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       "data_dir",           "agent_listen",   "api_listen", "agent_gateway_host", "server_names",
       "heartbeat_interval", "max_frame_size", "log_level",  "log_format"};
   try {
-    const YAML::Node root = YAML::LoadFile(path.string());
+    auto loaded = load_yaml_mapping(path, kKnown);
+    if (!loaded) return loaded.error();
+    const YAML::Node root = *loaded;
     if (root.IsNull()) return config;
-    if (!root.IsMap()) return Error{fmt::format("{}: top level must be a mapping", path.string())};
-    for (const auto& entry : root) {
-      const auto key = entry.first.as<std::string>();
-      if (!kKnown.contains(key)) {
-        return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key,
-                                 entry.first.Mark().line + 1)};
-      }
-    }
     if (root["data_dir"]) config.data_dir = root["data_dir"].as<std::string>();
     if (root["agent_listen"]) config.agent_listen = root["agent_listen"].as<std::string>();
     if (root["api_listen"]) config.api_listen = root["api_listen"].as<std::string>();

@@ -98,7 +98,7 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
       spdlog::warn("gateway: refusing {}: {}", remote_address_, id.error().message);
     } else {
       agent_id_ = *id;
-      outcome = co_await serve();
+      outcome = co_await serve(crypto::certificate_fingerprint(peer.get()));
       if (!outcome)
         spdlog::warn("gateway: agent {} from {}: session ended: {}", agent_id_, remote_address_,
                      outcome.error().message);
@@ -114,7 +114,7 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
   }
 }
 
-asio::awaitable<Status> GatewaySession::serve() {
+asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprint) {
   const auto& options = gateway_.options();
   auto first = co_await channel_.read();
   if (!first) co_return Error{"before Hello: " + first.error().message};
@@ -147,8 +147,7 @@ asio::awaitable<Status> GatewaySession::serve() {
   if (!agent->has_value())
     co_return co_await refuse("agent id is not enrolled with this controller");
   if ((*agent)->revoked_at_ms) co_return co_await refuse("agent is revoked");
-  crypto::X509Ptr peer(SSL_get1_peer_certificate(stream_.native_handle()));
-  if (crypto::certificate_fingerprint(peer.get()) != (*agent)->cert_fingerprint) {
+  if (peer_fingerprint != (*agent)->cert_fingerprint) {
     co_return co_await refuse("certificate is not the one issued to this agent");
   }
 

@@ -35,7 +35,8 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
  private:
   boost::asio::awaitable<void> write_loop(std::shared_ptr<GatewaySession> self);
   boost::asio::awaitable<void> watchdog(std::shared_ptr<GatewaySession> self);
-  boost::asio::awaitable<Status> serve();
+  // Hello, then messages until the session ends; `peer_fingerprint` is of the verified client cert.
+  boost::asio::awaitable<Status> serve(const std::string& peer_fingerprint);
   Status handle(const proto::Envelope& envelope);
   void extend_deadline(std::chrono::seconds from_now);
   void shutdown_socket();

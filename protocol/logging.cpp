@@ -5,8 +5,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <ctime>
 #include <nlohmann/json.hpp>
+
+#include "protocol/utc_time.h"
 
 namespace riposte {
 
@@ -19,13 +20,8 @@ class JsonFormatter final : public spdlog::formatter {
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
-    const std::time_t seconds = ms / 1000;
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    char time_text[32];
-    std::strftime(time_text, sizeof(time_text), "%Y-%m-%dT%H:%M:%S", &tm);
     nlohmann::json line{
-        {"time", fmt::format("{}.{:03}Z", time_text, ms % 1000)},
+        {"time", format_utc_ms(ms)},
         {"level", std::string(spdlog::level::to_string_view(msg.level).data(),
                               spdlog::level::to_string_view(msg.level).size())},
         {"component", std::string(msg.logger_name.data(), msg.logger_name.size())},

@@ -104,7 +104,6 @@ StoppedProcess::StoppedProcess(pid_t pid) : pid_(pid) {
       if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0 ||
           ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
         failed_.insert(tid);
-        error_ = std::strerror(errno);
         continue;
       }
       int status = 0;

@@ -69,7 +69,6 @@ class StoppedProcess {
   StoppedProcess(const StoppedProcess&) = delete;
   StoppedProcess& operator=(const StoppedProcess&) = delete;
   bool complete() const { return failed_.empty() && !order_.empty(); }
-  const std::string& error() const { return error_; }
   // Main thread first: debuggers take the first NT_PRSTATUS as the current thread.
   std::vector<pid_t> threads() const;
 
@@ -77,7 +76,6 @@ class StoppedProcess {
   pid_t pid_;
   std::set<pid_t> seized_, failed_;
   std::vector<pid_t> order_;
-  std::string error_;
 };
 
 }  // namespace riposte::platform::linux_impl

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "protocol/secure_file.h"
+
 extern char** environ;
 
 namespace riposte::testing {
@@ -21,12 +23,7 @@ using namespace std::chrono_literals;
 
 std::string bin(const std::string& name) { return std::string(RIPOSTE_BIN_DIR) + "/" + name; }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+std::string read_text(const fs::path& path) { return read_file(path).value_or(""); }
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -18,6 +18,7 @@
 namespace riposte::testing {
 
 std::string bin(const std::string& name);
+// The file's contents, or "" when it does not exist (yet).
 std::string read_text(const std::filesystem::path& path);
 
 // Polls `condition` every 50 ms until it holds or `timeout` passes.

@@ -1,0 +1,35 @@
+#pragma once
+
+// The part every Riposte YAML config file shares: load it, require a mapping, and refuse unknown
+// keys so a typo is reported rather than silently ignored. Header-only: it needs yaml-cpp, which
+// the daemons that read config files link and the protocol library does not.
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "protocol/result.h"
+
+namespace riposte {
+
+// The document's root (Null for an empty file). YAML::Exception propagates to the caller, which
+// also catches it for value conversions.
+inline Result<YAML::Node> load_yaml_mapping(const std::filesystem::path& path,
+                                            const std::set<std::string>& known_keys) {
+  YAML::Node root = YAML::LoadFile(path.string());
+  if (root.IsNull()) return root;
+  if (!root.IsMap()) return Error{fmt::format("{}: top level must be a mapping", path.string())};
+  for (const auto& entry : root) {
+    const auto key = entry.first.as<std::string>();
+    if (!known_keys.contains(key)) {
+      return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key,
+                               entry.first.Mark().line + 1)};
+    }
+  }
+  return root;
+}
+
+}  // namespace riposte
