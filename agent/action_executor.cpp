@@ -25,10 +25,20 @@ struct Outcome {
   std::unique_ptr<Message> result;
   std::string error;
   bool refused = false;
+  proto::ActionResult::Refusal refusal = proto::ActionResult::REFUSAL_SAFETY_POLICY;
 };
 
 Outcome failed(std::string message) { return {nullptr, std::move(message), false}; }
 Outcome refused(std::string message) { return {nullptr, std::move(message), true}; }
+Outcome spool_full(std::uint64_t budget) {
+  return {nullptr,
+          fmt::format("the agent's evidence spool is full ({} bytes free); nothing was collected",
+                      budget),
+          true, proto::ActionResult::REFUSAL_SPOOL_FULL};
+}
+
+// Evidence needs room for at least this much beyond headers before an action starts writing.
+constexpr std::uint64_t kMinEvidenceRoom = 1 << 20;
 template <typename T>
 Outcome done(T result) {
   return {std::make_unique<T>(std::move(result)), "", false};
@@ -77,6 +87,25 @@ ActionExecutor::ActionExecutor(ExecutorContext context) : ctx_(std::move(context
 proto::ActionResult ActionExecutor::execute(const std::string& action_id, const std::string& kind,
                                             const std::string& parameters) {
   auto& c = ctx_;
+  std::vector<proto::EvidenceRef> produced;
+  const std::uint64_t budget = c.evidence_budget ? c.evidence_budget() : UINT64_MAX;
+  auto add_evidence = [&](const std::filesystem::path& path, const std::string& sha,
+                          std::uint64_t size) {
+    proto::EvidenceRef ref;
+    ref.set_sha256(sha);
+    ref.set_size(size);
+    ref.set_name(path.filename().string());
+    produced.push_back(std::move(ref));
+  };
+  // Progress callbacks, rate-limited to a few per second.
+  auto last_report = std::chrono::steady_clock::time_point{};
+  auto report_progress = [&](std::uint64_t done, std::uint64_t total, const char* unit) {
+    if (!c.progress) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last_report < std::chrono::milliseconds(250)) return;
+    last_report = now;
+    c.progress(action_id, done, total, unit);
+  };
   // Parses parameters of type P or fails the action with a clear message.
   auto parse = [&]<typename P>(P& params) { return params.ParseFromString(parameters); };
   // A process action must pass the local policy for the process it names (and its tree): nullopt
@@ -161,15 +190,24 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::MemoryCaptureParams p;
          if (!parse(p) || !p.has_target())
            return failed("parameters are not a MemoryCaptureParams with a target");
+         if (budget < kMinEvidenceRoom) return spool_full(budget);
+         const auto room = budget - kMinEvidenceRoom;
          const auto path = c.evidence_dir / safe_name(action_id, ".core");
          auto sink = EvidenceFile::create(path);
          if (!sink) return failed(sink.error().message);
          auto report = c.memory.capture(
              ref_of(p.target()), **sink,
-             {.max_bytes = p.max_bytes(), .include_file_backed = !p.exclude_file_backed()});
+             {.max_bytes = p.max_bytes() == 0 ? room : std::min<std::uint64_t>(p.max_bytes(), room),
+              .include_file_backed = !p.exclude_file_backed(),
+              .progress = [&](std::uint64_t done,
+                              std::uint64_t total) { report_progress(done, total, "bytes"); }});
          auto sha = (*sink)->finish();
-         if (!report) return failed(report.error().message);
-         if (!sha) return failed(sha.error().message);
+         if (!report || !sha) {
+           std::error_code ignored;
+           std::filesystem::remove(path, ignored);  // a partial core is no evidence
+           return failed(!report ? report.error().message : sha.error().message);
+         }
+         add_evidence(path, *sha, report->bytes_written);
          proto::MemoryCaptureResult r;
          r.set_evidence_path(path.string());
          r.set_sha256(*sha);
@@ -276,14 +314,22 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::FileParams p;
          if (!parse(p) || p.path().empty())
            return failed("parameters are not a FileParams with a path");
+         if (budget < kMinEvidenceRoom) return spool_full(budget);
+         const std::uint64_t limit = p.max_bytes() == 0 ? (1ULL << 30) : p.max_bytes();
          const auto path = c.evidence_dir / safe_name(action_id, ".collected");
          auto sink = EvidenceFile::create(path);
          if (!sink) return failed(sink.error().message);
-         auto info =
-             c.files.stream(p.path(), **sink, p.max_bytes() == 0 ? (1ULL << 30) : p.max_bytes());
+         auto info = c.files.stream(p.path(), **sink, std::min(limit, budget));
          auto sha = (*sink)->finish();
-         if (!info) return failed(info.error().message);
+         if (!info) {
+           std::error_code ignored;
+           std::filesystem::remove(path, ignored);
+           return failed(budget < limit ? fmt::format("{} (the evidence spool has {} bytes free)",
+                                                      info.error().message, budget)
+                                        : info.error().message);
+         }
          if (!sha) return failed(sha.error().message);
+         add_evidence(path, *sha, info->size);
          auto r = file_result(*info);
          r.set_sha256(*sha);
          r.set_evidence_path(path.string());
@@ -410,6 +456,7 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   Outcome outcome;
   if (auto it = handlers.find(kind); it == handlers.end()) {
     outcome = refused(fmt::format("unknown action kind '{}'", kind));
+    outcome.refusal = proto::ActionResult::REFUSAL_KIND_NOT_ALLOWED;
   } else {
     try {
       outcome = it->second();
@@ -421,9 +468,11 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   if (outcome.result) {
     result.set_status(proto::ActionResult::STATUS_SUCCEEDED);
     result.set_output(outcome.result->SerializeAsString());
+    for (auto& e : produced) *result.add_evidence() = std::move(e);
   } else {
     result.set_status(outcome.refused ? proto::ActionResult::STATUS_REJECTED
                                       : proto::ActionResult::STATUS_FAILED);
+    if (outcome.refused) result.set_refusal(outcome.refusal);
     result.set_message(outcome.error);
   }
   return result;

@@ -5,6 +5,7 @@
 // safety policy. Signature, target, expiry and replay checks happen before this, in the session.
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "agent/connection_history.h"
@@ -38,6 +39,13 @@ struct ExecutorContext {
   std::filesystem::path evidence_dir;  // memory captures and collected files
   std::filesystem::path vault_dir;     // quarantined files
   platform::AllowedPeer controller;    // always kept reachable by network.quarantine
+  // Optional: reports progress of long actions (memory capture: bytes of the core file), at most
+  // a few times per second.
+  std::function<void(const std::string& action_id, std::uint64_t done, std::uint64_t total,
+                     const std::string& unit)>
+      progress;
+  // Optional: bytes of evidence that may still be written before the agent's spool is full.
+  std::function<std::uint64_t()> evidence_budget;
 };
 
 class ActionExecutor {
@@ -45,9 +53,12 @@ class ActionExecutor {
   explicit ActionExecutor(ExecutorContext context);
 
   // Never throws: unknown kinds, unparsable parameters, policy refusals and failures all come back
-  // as an ActionResult with a status and a message.
+  // as an ActionResult with a status and a message. Evidence files an action wrote are listed in
+  // the result's `evidence`, named by their file name in evidence_dir.
   proto::ActionResult execute(const std::string& action_id, const std::string& kind,
                               const std::string& parameters);
+
+  const std::filesystem::path& evidence_dir() const { return ctx_.evidence_dir; }
 
  private:
   ExecutorContext ctx_;

@@ -5,15 +5,22 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
 
+#include "agent/action_executor.h"
+#include "agent/action_journal.h"
+#include "agent/action_service.h"
+#include "agent/action_verifier.h"
 #include "agent/agent_config.h"
 #include "agent/controller_link.h"
 #include "agent/enrollment_client.h"
 #include "agent/housekeeping.h"
 #include "platform/firewall.h"
+#include "protocol/action_kinds.h"
 #include "protocol/logging.h"
+#include "protocol/secure_file.h"
 
 using namespace riposte;
 using namespace riposte::agent;
@@ -74,6 +81,19 @@ int cmd_enroll(const Flags& flags, const std::string& controller, const std::str
   return 0;
 }
 
+// network.quarantine keeps the controller reachable by address, so it must be an IP.
+Result<std::string> resolve_controller_address(const HostPort& gateway) {
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(gateway.host, ec);
+  if (!ec) return address.to_string();
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  auto results = resolver.resolve(gateway.host, std::to_string(gateway.port), ec);
+  if (ec || results.empty())
+    return Error{"cannot resolve the controller gateway " + gateway.host + ": " + ec.message()};
+  return results.begin()->endpoint().address().to_string();
+}
+
 int cmd_run(const Flags& flags) {
   auto config = effective_config(flags);
   if (!config) return fail(config.error().message);
@@ -117,9 +137,68 @@ int cmd_run(const Flags& flags) {
       std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(
                                             config->connection_sample_interval)));
 
-  boost::asio::io_context io;
+  // Actions: the journal (replay check, result and evidence spools), the verifier, the executor.
+  auto journal = ActionJournal::open(state->dir / "actions.db");
+  if (!journal) return fail(journal.error().message);
+  if (auto interrupted = (*journal)->recover_interrupted(clock.now_unix_ms()); !interrupted) {
+    return fail(interrupted.error().message);
+  } else if (*interrupted > 0) {
+    spdlog::warn("agent: {} action(s) were interrupted by the last stop; reporting them failed",
+                 *interrupted);
+  }
+  (void)(*journal)->prune(clock.now_unix_ms() - config->clock_skew.count() - 86'400'000);
+  auto verifier = ActionVerifier::create(
+      VerifierOptions{state->agent_id, state->action_public_key_pem, config->clock_skew,
+                      {config->allowed_actions.begin(), config->allowed_actions.end()}},
+      **journal, clock);
+  if (!verifier) return fail(verifier.error().message);
+  auto controller_ip = resolve_controller_address(state->gateway);
+  if (!controller_ip) return fail(controller_ip.error().message);
+  for (const auto* dir : {"evidence", "vault"}) {
+    if (auto s = ensure_private_directory(state->dir / dir); !s) return fail(s.error().message);
+  }
+  auto processes = platform::make_process_control();
+  auto memory = platform::make_memory_capture();
+  auto files = platform::make_files();
+  auto yara = platform::make_yara_scanner();
+  auto logins = platform::make_logins();
   auto facts = platform::make_system_facts_source();
+  LocalPolicy policy({config->protected_process_names, config->protected_process_paths},
+                     ::getpid());
+  ActionService* service_ptr = nullptr;  // the executor reports through the service below
+  ActionExecutor executor(ExecutorContext{
+      *processes,
+      *memory,
+      *files,
+      *network,
+      *yara,
+      *logins,
+      *facts,
+      quarantine,
+      **history,
+      policy,
+      clock,
+      state->dir / "evidence",
+      state->dir / "vault",
+      {*controller_ip, state->gateway.port, "tcp"},
+      [&](const std::string& id, std::uint64_t done, std::uint64_t total, const std::string& unit) {
+        service_ptr->report_progress(id, done, total, unit);
+      },
+      [&] { return service_ptr->evidence_budget(); }});
+
+  boost::asio::io_context io;
+  ActionService service(
+      io, **verifier, **journal, executor, clock,
+      ActionServiceOptions{static_cast<std::size_t>(config->max_concurrent_actions),
+                           config->evidence_spool_limit, {}});
+  service_ptr = &service;
   ControllerLink link(io, *state, options, *facts);
+  std::vector<std::string> capabilities;
+  for (auto kind : action_kind::kAll) {
+    if ((*verifier)->kind_allowed(kind)) capabilities.emplace_back(kind);
+  }
+  link.set_action_service(&service, capabilities);
+  service.set_sender([&link](proto::Envelope envelope) { return link.send(std::move(envelope)); });
   if (auto s = link.start(); !s) return fail(s.error().message);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {

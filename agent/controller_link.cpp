@@ -4,12 +4,14 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <deque>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "agent/action_service.h"
 #include "agent/os_facts.h"
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
@@ -51,7 +53,13 @@ void arm_timeout(asio::steady_timer& timer, std::chrono::steady_clock::duration 
 
 struct ControllerLink::LiveSession {
   LiveSession(asio::io_context& io, asio::ssl::context& tls, std::uint32_t max_frame_size)
-      : stream(io, tls), channel(stream, max_frame_size), heartbeat_timer(io) {}
+      : stream(io, tls), channel(stream, max_frame_size), heartbeat_timer(io), outbox_signal(io) {
+    outbox_signal.expires_at(asio::steady_timer::time_point::max());
+  }
+  void push(proto::Envelope envelope) {
+    outbox.push_back(std::move(envelope));
+    outbox_signal.cancel();
+  }
   void close() {
     boost::system::error_code ignored;
     stream.lowest_layer().close(ignored);
@@ -59,7 +67,9 @@ struct ControllerLink::LiveSession {
   TlsStream stream;
   EnvelopeChannel channel;
   asio::steady_timer heartbeat_timer;
-  bool established = false;  // Hello accepted; the heartbeat coroutine owns writing
+  asio::steady_timer outbox_signal;
+  std::deque<proto::Envelope> outbox;  // drained by write_loop once established
+  bool established = false;            // Hello accepted; write_loop owns writing
   bool alive = true;
 };
 
@@ -73,9 +83,10 @@ ControllerLink::ControllerLink(asio::io_context& io, AgentState state, LinkOptio
       backoff_(options_.reconnect_initial, options_.reconnect_max, random_seed()),
       wait_(io) {}
 
-std::vector<std::string> ControllerLink::capabilities() {
-  // Only what this build really executes; response actions are added as they land.
-  return {"host.facts"};
+bool ControllerLink::send(proto::Envelope envelope) {
+  if (!live_ || !live_->established || !live_->alive) return false;
+  live_->push(std::move(envelope));
+  return true;
 }
 
 Status ControllerLink::start() {
@@ -153,7 +164,7 @@ asio::awaitable<std::string> ControllerLink::session() {
   h->set_agent_id(state_.agent_id);
   h->set_agent_version(std::string(kRiposteVersion));
   *h->mutable_os() = os_facts();
-  for (const auto& c : capabilities()) h->add_capabilities(c);
+  for (const auto& c : capabilities_) h->add_capabilities(c);
   if (auto s = co_await channel.write(hello); !s)
     co_return "sending Hello failed: " + s.error().message;
   auto answer = co_await channel.read();
@@ -180,15 +191,17 @@ asio::awaitable<std::string> ControllerLink::session() {
   proto::Envelope inventory;
   auto* inv = inventory.mutable_inventory();
   *inv->mutable_os() = os_facts();
-  for (const auto& c : capabilities()) inv->add_capabilities(c);
+  for (const auto& c : capabilities_) inv->add_capabilities(c);
   inv->set_collected_at_unix_ms(unix_ms_now());
   if (auto s = co_await channel.write(inventory); !s)
     co_return "sending inventory failed: " + s.error().message;
 
-  // From here the heartbeat coroutine is the only writer; this one only reads.
+  // From here write_loop is the only writer; this coroutine only reads.
   live->established = true;
   if (stopping_) live->heartbeat_timer.cancel();
+  asio::co_spawn(io_, write_loop(live), asio::detached);
   asio::co_spawn(io_, heartbeats(live, interval), asio::detached);
+  if (actions_ != nullptr) actions_->session_started();
   std::string reason;
   for (;;) {
     auto message = co_await channel.read();
@@ -196,24 +209,58 @@ asio::awaitable<std::string> ControllerLink::session() {
       reason = close_reason_.empty() ? message.error().message : close_reason_;
       break;
     }
-    if (message->has_heartbeat_ack()) {
-      last_acked_ = std::max(last_acked_, message->heartbeat_ack().sequence());
-    } else if (message->has_goodbye()) {
+    if (message->has_goodbye()) {
       reason = "controller closed the session: " + message->goodbye().reason();
       break;
-    } else {
-      spdlog::debug("agent: ignoring message type {}", static_cast<int>(message->body_case()));
     }
+    handle(*message);
   }
   live->alive = false;
   live->heartbeat_timer.cancel();
+  live->outbox_signal.cancel();
   live->close();
+  if (actions_ != nullptr) actions_->session_ended();
   co_return reason;
+}
+
+void ControllerLink::handle(const proto::Envelope& message) {
+  switch (message.body_case()) {
+    case proto::Envelope::kHeartbeatAck:
+      last_acked_ = std::max(last_acked_, message.heartbeat_ack().sequence());
+      return;
+    case proto::Envelope::kActionRequest:
+      if (actions_ != nullptr) actions_->submit(message.action_request());
+      return;
+    case proto::Envelope::kActionResultAck:
+      if (actions_ != nullptr) actions_->result_acknowledged(message.action_result_ack().action_id());
+      return;
+    case proto::Envelope::kEvidenceAck:
+      if (actions_ != nullptr) actions_->evidence_acknowledged(message.evidence_ack());
+      return;
+    default:
+      spdlog::debug("agent: ignoring message type {}", static_cast<int>(message.body_case()));
+  }
+}
+
+asio::awaitable<void> ControllerLink::write_loop(std::shared_ptr<LiveSession> live) {
+  while (live->alive) {
+    if (live->outbox.empty()) {
+      boost::system::error_code ec;
+      co_await live->outbox_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    auto next = std::move(live->outbox.front());
+    live->outbox.pop_front();
+    const bool goodbye = next.has_goodbye();
+    if (auto s = co_await live->channel.write(next); !s || goodbye) {
+      live->close();
+      co_return;
+    }
+  }
 }
 
 asio::awaitable<void> ControllerLink::heartbeats(std::shared_ptr<LiveSession> live,
                                                  std::chrono::seconds interval) {
-  auto& channel = live->channel;
   auto& timer = live->heartbeat_timer;
   auto last_inventory = std::chrono::steady_clock::now();
   boost::system::error_code ec;
@@ -221,9 +268,8 @@ asio::awaitable<void> ControllerLink::heartbeats(std::shared_ptr<LiveSession> li
     if (stopping_) {
       proto::Envelope goodbye;
       goodbye.mutable_goodbye()->set_reason("agent stopping");
-      (void)co_await channel.write(goodbye);  // best effort: we are leaving either way
       close_reason_ = "agent stopping";
-      live->close();
+      live->push(std::move(goodbye));  // write_loop closes the stream after sending it
       break;
     }
     // Three unanswered heartbeats: the controller (or the path to it) is gone even if TCP is not.
@@ -236,13 +282,13 @@ asio::awaitable<void> ControllerLink::heartbeats(std::shared_ptr<LiveSession> li
     proto::Envelope beat;
     beat.mutable_heartbeat()->set_sequence(++heartbeat_sequence_);
     beat.mutable_heartbeat()->set_sent_at_unix_ms(unix_ms_now());
-    if (auto s = co_await channel.write(beat); !s) break;
+    live->push(std::move(beat));
     if (std::chrono::steady_clock::now() - last_inventory > options_.inventory_interval) {
       proto::Envelope inventory;
       *inventory.mutable_inventory()->mutable_os() = os_facts();
-      for (const auto& c : capabilities()) inventory.mutable_inventory()->add_capabilities(c);
+      for (const auto& c : capabilities_) inventory.mutable_inventory()->add_capabilities(c);
       inventory.mutable_inventory()->set_collected_at_unix_ms(unix_ms_now());
-      if (auto s = co_await channel.write(inventory); !s) break;
+      live->push(std::move(inventory));
       last_inventory = std::chrono::steady_clock::now();
     }
     if (!live->alive || stopping_) continue;

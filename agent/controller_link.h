@@ -2,7 +2,10 @@
 
 // The agent's side of the channel: keeps one mutual-TLS session to the controller's gateway,
 // re-connecting with exponential backoff and jitter after any failure, and sends Hello, Inventory
-// and heartbeats. Single-threaded: everything runs on the io_context given.
+// and heartbeats. Actions, their acknowledgements and evidence acks go to the ActionService.
+// Once a session is established one writer coroutine drains an outbox, so heartbeats, results and
+// evidence chunks never interleave on the stream. Single-threaded: everything runs on the
+// io_context given.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -32,6 +35,8 @@ struct LinkOptions {
   std::chrono::seconds inventory_interval{3600};
 };
 
+class ActionService;
+
 class ControllerLink {
  public:
   ControllerLink(boost::asio::io_context& io, AgentState state, LinkOptions options,
@@ -41,8 +46,14 @@ class ControllerLink {
   // Sends Goodbye on the live session (if any) and stops re-connecting.
   void stop();
 
-  // The agent's capabilities as sent in Hello: the action kinds its executor can run.
-  static std::vector<std::string> capabilities();
+  // Set before start(): where actions go, and the kinds advertised in Hello and Inventory.
+  void set_action_service(ActionService* service, std::vector<std::string> capabilities) {
+    actions_ = service;
+    capabilities_ = std::move(capabilities);
+  }
+
+  // Queues a message on the established session; false when there is none. io thread only.
+  bool send(proto::Envelope envelope);
 
  private:
   boost::asio::awaitable<void> run();
@@ -53,6 +64,8 @@ class ControllerLink {
   // outlive the reader by a moment.
   boost::asio::awaitable<void> heartbeats(std::shared_ptr<LiveSession> live,
                                           std::chrono::seconds interval);
+  boost::asio::awaitable<void> write_loop(std::shared_ptr<LiveSession> live);
+  void handle(const proto::Envelope& message);
   proto::OsFacts os_facts();
 
   boost::asio::io_context& io_;
@@ -67,6 +80,8 @@ class ControllerLink {
   std::uint64_t heartbeat_sequence_ = 0;
   std::uint64_t last_acked_ = 0;
   std::string close_reason_;
+  ActionService* actions_ = nullptr;
+  std::vector<std::string> capabilities_;
 };
 
 }  // namespace riposte::agent

@@ -111,6 +111,17 @@ void AgentGateway::revoke(const std::string& agent_id) {
   if (live) live->close("agent revoked");
 }
 
+bool AgentGateway::send_to(const std::string& agent_id, proto::Envelope envelope) {
+  std::shared_ptr<GatewaySession> live;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = sessions_.find(agent_id); it != sessions_.end()) live = it->second.lock();
+  }
+  if (!live) return false;
+  live->send(std::move(envelope));
+  return true;
+}
+
 std::size_t AgentGateway::session_count() const {
   std::lock_guard lock(mutex_);
   return sessions_.size();

@@ -17,11 +17,14 @@
 
 #include "controller/pki.h"
 #include "controller/store.h"
+#include "protocol/agent_channel.pb.h"
 #include "protocol/clock.h"
 #include "protocol/framing.h"
 
 namespace riposte::controller {
 
+class ActionDispatcher;
+class EvidenceStore;
 class GatewaySession;
 
 struct GatewayOptions {
@@ -51,6 +54,17 @@ class AgentGateway {
 
   std::size_t session_count() const;
 
+  // Where sessions hand action results, progress and evidence; set before start(). Either may be
+  // null (a gateway without dispatch, as in the session benchmark): such messages are ignored.
+  void set_handlers(ActionDispatcher* dispatcher, EvidenceStore* evidence) {
+    dispatcher_ = dispatcher;
+    evidence_ = evidence;
+  }
+  ActionDispatcher* dispatcher() const { return dispatcher_; }
+  EvidenceStore* evidence() const { return evidence_; }
+  // Thread-safe: queues `envelope` on the agent's live session; false when it has none.
+  bool send_to(const std::string& agent_id, proto::Envelope envelope);
+
   // Used by sessions.
   const GatewayOptions& options() const { return options_; }
   Store& store() { return store_; }
@@ -79,6 +93,8 @@ class AgentGateway {
   std::set<std::string> revoked_;
   std::map<std::string, std::weak_ptr<GatewaySession>> sessions_;
   std::atomic<bool> stopped_{false};
+  ActionDispatcher* dispatcher_ = nullptr;
+  EvidenceStore* evidence_ = nullptr;
 };
 
 }  // namespace riposte::controller

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "controller/audit_chain.h"
 #include "controller/duration.h"
 #include "protocol/utc_time.h"
 
@@ -68,6 +70,31 @@ Result<json> parse_object(const std::string& body) {
   return parsed;
 }
 
+// The value of `name` in the target's query string ("" when absent). Values here are numbers and
+// ids, so no percent-decoding is needed.
+std::string query_param(std::string_view target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return "";
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const auto pair = rest.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return "";
+}
+
+std::optional<std::int64_t> integer_param(std::string_view target, std::string_view name) {
+  const auto text = query_param(target, name);
+  if (text.empty() || text.size() > 18) return std::nullopt;
+  for (char c : text)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+  return std::stoll(text);
+}
+
 }  // namespace
 
 std::string json_error_body(std::string_view message) { return json{{"error", message}}.dump(); }
@@ -100,8 +127,35 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   }
   if (path == "/api/v1/enrollment-tokens") {
     if (method != "POST") return error(405, "use POST");
-    if (!admin) return error(403, "creating enrollment tokens needs the admin role");
+    if (!admin) return deny(request, *caller, "creating enrollment tokens needs the admin role");
     return create_enrollment_token(request, *caller);
+  }
+  if (path == "/api/v1/actions") {
+    if (method == "GET") return list_actions(request);
+    if (method != "POST") return error(405, "use GET or POST");
+    if (!admin) return deny(request, *caller, "running actions needs the admin role");
+    return create_actions(request, *caller);
+  }
+  constexpr std::string_view kActions = "/api/v1/actions/";
+  if (path.starts_with(kActions)) {
+    const std::string id(path.substr(kActions.size()));
+    if (!plausible_id(id)) return error(400, "action id must be a UUID");
+    if (method != "GET") return error(405, "use GET");
+    return show_action(id);
+  }
+  constexpr std::string_view kEvidence = "/api/v1/evidence/";
+  if (path.starts_with(kEvidence)) {
+    if (method != "GET") return error(405, "use GET");
+    return download_evidence(std::string(path.substr(kEvidence.size())), *caller);
+  }
+  if (path == "/api/v1/audit/verify") {
+    if (method != "GET") return error(405, "use GET");
+    return verify_audit();
+  }
+  if (path == "/api/v1/audit") {
+    if (method != "GET") return error(405, "use GET");
+    if (!admin) return deny(request, *caller, "exporting the audit log needs the admin role");
+    return export_audit(request);
   }
   constexpr std::string_view kAgents = "/api/v1/agents/";
   if (path.starts_with(kAgents)) {
@@ -116,7 +170,7 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     }
     if (action == "revoke") {
       if (method != "POST") return error(405, "use POST");
-      if (!admin) return error(403, "revoking agents needs the admin role");
+      if (!admin) return deny(request, *caller, "revoking agents needs the admin role");
       return revoke_agent(id, *caller);
     }
   }
@@ -203,6 +257,140 @@ ApiResponse ApiRouter::create_enrollment_token(const ApiRequest& request,
                          {"token", token->secret},
                          {"uses", token->record.max_uses},
                          {"expires_at", format_utc_ms(token->record.expires_at_ms)}});
+}
+
+ApiResponse ApiRouter::deny(const ApiRequest& request, const ApiTokenRecord& caller,
+                            std::string_view why) {
+  std::string_view path = request.target;
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  (void)deps_.store.append_audit(
+      {caller.name, "api.denied", std::string(path),
+       json{{"method", request.method}, {"role", caller.role}, {"reason", why}}.dump()},
+      deps_.clock.now_unix_ms());
+  spdlog::warn("api: {} ({}) denied {} {}: {}", caller.name, caller.role, request.method, path,
+               why);
+  return error(403, why);
+}
+
+ApiResponse ApiRouter::create_actions(const ApiRequest& request, const ApiTokenRecord& caller) {
+  if (deps_.dispatcher == nullptr) return error(503, "action dispatch is not available");
+  auto body = parse_object(request.body);
+  if (!body) return error(400, body.error().message);
+  ActionSubmission submission;
+  submission.requester = caller.name;
+  const auto& b = *body;
+  if (!b.contains("kind") || !b["kind"].is_string()) return error(400, "'kind' must be a string");
+  submission.kind = b["kind"].get<std::string>();
+  if (!b.contains("agents") || !b["agents"].is_array() || b["agents"].empty())
+    return error(400, "'agents' must be a non-empty list of agent ids");
+  if (b["agents"].size() > 10'000) return error(400, "at most 10000 agents per request");
+  for (const auto& id : b["agents"]) {
+    if (!id.is_string() || !plausible_id(id.get<std::string>()))
+      return error(400, "'agents' must hold agent ids (UUIDs)");
+    submission.agent_ids.push_back(id.get<std::string>());
+  }
+  if (b.contains("parameters")) {
+    if (!b["parameters"].is_object()) return error(400, "'parameters' must be an object");
+    submission.parameters = b["parameters"];
+  }
+  if (b.contains("ttl")) {
+    if (!b["ttl"].is_string()) return error(400, "'ttl' must be a string like \"5m\"");
+    auto ttl = parse_duration_ms(b["ttl"].get<std::string>());
+    if (!ttl) return error(400, ttl.error().message);
+    submission.ttl_ms = *ttl;
+  }
+  for (auto [field, target] : {std::pair{"case_id", &submission.case_id},
+                               {"playbook_run_id", &submission.playbook_run_id}}) {
+    if (!b.contains(field)) continue;
+    if (!b[field].is_string() || b[field].get<std::string>().size() > 128)
+      return error(400, fmt::format("'{}' must be a string of at most 128 characters", field));
+    *target = b[field].get<std::string>();
+  }
+  auto actions = deps_.dispatcher->submit(submission);
+  if (!actions) {
+    const bool unknown_agent = actions.error().message.starts_with("no agent");
+    return error(unknown_agent ? 404 : 400, actions.error().message);
+  }
+  json list = json::array();
+  for (const auto& a : *actions) list.push_back(action_json(a));
+  return reply(201, json{{"batch_id", actions->front().batch_id}, {"actions", list}});
+}
+
+ApiResponse ApiRouter::list_actions(const ApiRequest& request) {
+  const auto limit = std::clamp<std::int64_t>(integer_param(request.target, "limit").value_or(100), 1, 1000);
+  auto actions = deps_.store.list_actions(static_cast<int>(limit));
+  if (!actions) return error(500, actions.error().message);
+  json list = json::array();
+  for (const auto& a : *actions) list.push_back(action_json(a));
+  return reply(200, json{{"actions", list}});
+}
+
+ApiResponse ApiRouter::show_action(const std::string& id) {
+  auto action = deps_.store.find_action(id);
+  if (!action) return error(500, action.error().message);
+  if (!action->has_value()) return error(404, fmt::format("no action with id {}", id));
+  return reply(200, action_json(**action));
+}
+
+ApiResponse ApiRouter::download_evidence(const std::string& sha256, const ApiTokenRecord& caller) {
+  if (deps_.evidence == nullptr) return error(503, "evidence store is not available");
+  if (!is_sha256_hex(sha256)) return error(400, "evidence id must be a lowercase SHA-256 hash");
+  auto records = deps_.store.find_evidence(sha256);
+  if (!records) return error(500, records.error().message);
+  if (records->empty()) return error(404, fmt::format("no evidence {}", sha256));
+  auto path = deps_.evidence->verified_path(sha256);
+  if (!path) {
+    const bool missing = path.error().message.starts_with("no stored");
+    return error(missing ? 404 : 500,
+                 missing ? "evidence is not (yet) stored: its upload has not completed"
+                         : path.error().message);
+  }
+  (void)deps_.store.append_audit(
+      {caller.name, "evidence.downloaded", sha256,
+       json{{"size", records->front().size}, {"sha256_checked", true}}.dump()},
+      deps_.clock.now_unix_ms());
+  spdlog::info("api: evidence {} downloaded by {}", sha256, caller.name);
+  ApiResponse response;
+  response.content_type = "application/octet-stream";
+  response.file = *path;
+  return response;
+}
+
+ApiResponse ApiRouter::verify_audit() {
+  auto report = verify_audit_chain(deps_.store);
+  if (!report) return error(500, report.error().message);
+  return reply(200, json{{"ok", !report->first_broken_seq.has_value()},
+                         {"entries_verified", report->entries},
+                         {"first_broken_seq", report->first_broken_seq
+                                                  ? json(*report->first_broken_seq)
+                                                  : json(nullptr)},
+                         {"problem", report->problem},
+                         {"head_hash", report->head_hash}});
+}
+
+ApiResponse ApiRouter::export_audit(const ApiRequest& request) {
+  const auto after = integer_param(request.target, "after").value_or(0);
+  const auto limit = std::clamp<std::int64_t>(integer_param(request.target, "limit").value_or(10'000), 1, 100'000);
+  auto entries = deps_.store.audit_entries(after, static_cast<int>(limit));
+  if (!entries) return error(500, entries.error().message);
+  ApiResponse response;
+  response.content_type = "application/x-ndjson";
+  for (const auto& e : *entries) {
+    auto details = json::parse(e.details, nullptr, false);
+    response.body += json{{"seq", e.seq},
+                          {"at", format_utc_ms(e.at_ms)},
+                          {"at_ms", e.at_ms},
+                          {"actor", e.actor},
+                          {"event", e.event},
+                          {"subject", e.subject},
+                          {"details", details.is_discarded() ? json(e.details) : details},
+                          {"details_text", e.details},
+                          {"prev_hash", e.prev_hash},
+                          {"hash", e.hash}}
+                         .dump();
+    response.body += '\n';
+  }
+  return response;
 }
 
 }  // namespace riposte::controller

@@ -3,10 +3,13 @@
 // The HTTP API's request handling, free of I/O: a request in, a JSON response out. The Beast
 // server (api_server.h) only moves bytes; this is what is tested without sockets.
 
+#include <filesystem>
 #include <functional>
 #include <string>
 
+#include "controller/action_dispatcher.h"
 #include "controller/enrollment.h"
+#include "controller/evidence_store.h"
 #include "controller/operator_auth.h"
 #include "controller/store.h"
 
@@ -22,7 +25,10 @@ struct ApiRequest {
 
 struct ApiResponse {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;  // JSON unless content_type says otherwise
+  std::string content_type = "application/json";
+  // When set, the response body is this file (evidence downloads), streamed by the server.
+  std::filesystem::path file;
 };
 
 struct ApiRouterDeps {
@@ -35,6 +41,8 @@ struct ApiRouterDeps {
   // Where enrolled agents should connect: host may be empty (use the host they enrolled with).
   std::string agent_gateway_host;
   unsigned agent_gateway_port = 0;
+  ActionDispatcher* dispatcher = nullptr;
+  EvidenceStore* evidence = nullptr;
 };
 
 class ApiRouter {
@@ -48,6 +56,14 @@ class ApiRouter {
   ApiResponse show_agent(const std::string& id);
   ApiResponse revoke_agent(const std::string& id, const ApiTokenRecord& caller);
   ApiResponse create_enrollment_token(const ApiRequest& request, const ApiTokenRecord& caller);
+  ApiResponse create_actions(const ApiRequest& request, const ApiTokenRecord& caller);
+  ApiResponse list_actions(const ApiRequest& request);
+  ApiResponse show_action(const std::string& id);
+  ApiResponse download_evidence(const std::string& sha256, const ApiTokenRecord& caller);
+  ApiResponse verify_audit();
+  ApiResponse export_audit(const ApiRequest& request);
+  // 403, and an audit entry saying who was refused what.
+  ApiResponse deny(const ApiRequest& request, const ApiTokenRecord& caller, std::string_view why);
 
   ApiRouterDeps deps_;
 };

@@ -92,32 +92,62 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
                               asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated) break;
 
-    http::response<http::string_body> response;
+    ApiResponse result;
+    unsigned version = 11;
     bool keep_alive = false;
     if (ec) {
       // Malformed or oversized requests get a JSON error, then the connection closes.
       const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
       if (ec == beast::error::timeout || ec == asio::error::operation_aborted) break;
-      response.result(too_big ? http::status::payload_too_large : http::status::bad_request);
-      response.body() = json_error_body(too_big ? "request too large" : "malformed HTTP request");
+      result.status = too_big ? 413 : 400;
+      result.body = json_error_body(too_big ? "request too large" : "malformed HTTP request");
     } else {
       const auto& request = parser.get();
       ApiRequest api{std::string(request.method_string()), std::string(request.target()),
                      std::string(request[http::field::authorization]), request.body(), remote};
-      const auto result = router_.handle(api);
-      response.result(static_cast<http::status>(result.status));
-      response.body() = result.body;
-      response.version(request.version());
+      result = router_.handle(api);
+      version = request.version();
       keep_alive = request.keep_alive();
       spdlog::debug("api: {} {} {} -> {}", remote, api.method, api.target, result.status);
     }
-    response.set(http::field::server, "riposte-controller");
-    response.set(http::field::content_type, "application/json");
-    response.set(http::field::cache_control, "no-store");
-    response.keep_alive(keep_alive);
-    response.prepare_payload();
+    auto prepare = [&](auto& response) {
+      response.result(static_cast<http::status>(result.status));
+      response.version(version);
+      response.set(http::field::server, "riposte-controller");
+      response.set(http::field::content_type, result.content_type);
+      response.set(http::field::cache_control, "no-store");
+      response.keep_alive(keep_alive);
+      response.prepare_payload();
+    };
+    // Evidence can be gigabytes: stream the file instead of loading it.
+    http::file_body::value_type file;
+    if (!result.file.empty()) {
+      file.open(result.file.c_str(), beast::file_mode::scan, ec);
+      if (ec) {
+        result.status = 500;
+        result.content_type = "application/json";
+        result.body = json_error_body("cannot open the stored evidence file");
+        result.file.clear();
+      }
+    }
     beast::get_lowest_layer(stream).expires_after(timeout);
-    co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    if (!result.file.empty()) {
+      http::response<http::file_body> response;
+      response.body() = std::move(file);
+      prepare(response);
+      // The timeout covers each write, not the whole transfer.
+      http::response_serializer<http::file_body> serializer(response);
+      while (!serializer.is_done() && !ec) {
+        beast::get_lowest_layer(stream).expires_after(timeout);
+        co_await http::async_write_some(stream, serializer,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+      }
+    } else {
+      http::response<http::string_body> response;
+      response.body() = std::move(result.body);
+      prepare(response);
+      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec || !keep_alive) break;
   }
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));

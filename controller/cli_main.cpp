@@ -4,11 +4,19 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <thread>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "protocol/action_catalog.h"
 #include "protocol/address.h"
+#include "protocol/crypto.h"
 #include "protocol/https_client.h"
 #include "protocol/secure_file.h"
 #include "protocol/tls.h"
@@ -24,6 +32,8 @@ struct Connection {
   std::string ca;
 };
 
+std::string text(const json& v);  // a JSON value as table text, "-" when empty
+
 [[noreturn]] void die(std::string_view message) {
   std::cerr << "riposte: " << message << "\n";
   std::exit(1);
@@ -36,7 +46,7 @@ std::string env_or(const char* name, const std::string& given) {
 }
 
 json call(const Connection& c, const std::string& method, const std::string& target,
-          const json& body = nullptr) {
+          const json& body = nullptr, const std::string& output_file = "") {
   if (c.server.empty()) die("no controller: pass --server https://HOST:PORT or set RIPOSTE_SERVER");
   if (c.token.empty()) die("no API token: pass --token or set RIPOSTE_TOKEN");
   if (c.ca.empty()) die("no CA certificate: pass --ca FILE or set RIPOSTE_CA");
@@ -58,6 +68,7 @@ json call(const Connection& c, const std::string& method, const std::string& tar
   request.method = method;
   request.target = target;
   request.bearer_token = c.token;
+  request.output_file = output_file;
   if (!body.is_null()) request.body = body.dump();
   auto response = https_request(request, tls);
   if (!response) die(response.error().message);
@@ -68,8 +79,46 @@ json call(const Connection& c, const std::string& method, const std::string& tar
                                    : response->body;
     die(fmt::format("controller answered {}: {}", response->status, reason));
   }
+  if (!output_file.empty()) return json::object();
   if (parsed.is_discarded()) die("controller sent a response that is not JSON");
   return parsed;
+}
+
+// GET that returns the raw body (JSON lines).
+std::string call_text(const Connection& c, const std::string& target) {
+  const auto tmp = std::filesystem::temp_directory_path() /
+                   fmt::format("riposte-cli-{}.out", ::getpid());
+  call(c, "GET", target, nullptr, tmp.string());
+  auto text = read_file(tmp);
+  std::filesystem::remove(tmp);
+  if (!text) die(text.error().message);
+  return *text;
+}
+
+bool is_final(const json& action) {
+  const auto state = action.value("state", "");
+  return state == "succeeded" || state == "failed" || state == "refused" || state == "expired";
+}
+
+void print_action(const json& a) {
+  for (const char* key : {"id", "agent_id", "kind", "state", "reason", "requester", "approver",
+                          "case_id", "issued_at", "expires_at", "delivered_at", "started_at",
+                          "finished_at", "duration_ms", "spec_sha256"}) {
+    std::cout << fmt::format("{:<14} {}\n", std::string(key) + ":",
+                             text(a.value(key, json(nullptr))));
+  }
+  const auto& p = a["progress"];
+  if (p.is_object() && p.value("total", 0) > 0) {
+    std::cout << fmt::format("{:<14} {} of {} {}\n", "progress:", p["done"].dump(),
+                             p["total"].dump(), text(p["unit"]));
+  }
+  std::cout << fmt::format("{:<14} {}\n", "parameters:", a["parameters"].dump());
+  for (const auto& e : a["evidence"]) {
+    std::cout << fmt::format("{:<14} {} {} bytes {} ({})\n", "evidence:", text(e["sha256"]),
+                             e["size"].dump(), text(e["name"]),
+                             e.value("stored", false) ? "stored" : "upload pending");
+  }
+  if (!a["result"].is_null()) std::cout << "result:\n" << a["result"].dump(2) << "\n";
 }
 
 std::string text(const json& v) {
@@ -149,6 +198,51 @@ int main(int argc, char** argv) {
   create->add_option("--ttl", ttl, "lifetime, e.g. 30m, 24h, 7d (default 24h)");
   create->add_flag("--json", as_json, "print JSON");
 
+  auto* action = app.add_subcommand("action", "response actions");
+  action->require_subcommand(1);
+  auto* run = action->add_subcommand("run", "sign and send an action to one or more agents");
+  std::string kind;
+  std::vector<std::string> targets;
+  std::vector<std::string> params;
+  std::string params_json;
+  std::string action_ttl = "5m";
+  std::string case_id;
+  bool wait = false;
+  std::string wait_timeout = "10m";
+  run->add_option("KIND", kind, "action kind, e.g. process.kill, memory.capture")->required();
+  run->add_option("--agent", targets, "target agent id (repeat for fan-out)")->required();
+  run->add_option("--param", params,
+                  "parameter KEY=VALUE; dotted keys nest (target.pid=42), repeat for lists");
+  run->add_option("--params-json", params_json, "parameters as one JSON object");
+  run->add_option("--ttl", action_ttl, "expire if not delivered within this (default 5m)");
+  run->add_option("--case", case_id, "case id to file the action under");
+  run->add_flag("--wait", wait, "wait until every action has ended");
+  run->add_option("--timeout", wait_timeout, "give up waiting after this (default 10m)");
+  run->add_flag("--json", as_json, "print JSON (with --wait: one object per action when it ends)");
+  std::string action_id;
+  auto* action_show = action->add_subcommand("show", "show one action");
+  action_show->add_option("ID", action_id, "action id")->required();
+  action_show->add_flag("--json", as_json, "print JSON");
+  auto* action_list = action->add_subcommand("list", "list recent actions");
+  int limit = 50;
+  action_list->add_option("--limit", limit, "how many (default 50)");
+  action_list->add_flag("--json", as_json, "print JSON");
+
+  auto* evidence = app.add_subcommand("evidence", "evidence collected by actions");
+  evidence->require_subcommand(1);
+  auto* evidence_get = evidence->add_subcommand("get", "download an evidence object");
+  std::string sha256, output;
+  evidence_get->add_option("SHA256", sha256, "the object's SHA-256")->required();
+  evidence_get->add_option("-o,--output", output, "file to write")->required();
+
+  auto* audit = app.add_subcommand("audit", "the hash-chained audit log");
+  audit->require_subcommand(1);
+  auto* audit_verify = audit->add_subcommand("verify", "check every link of the chain");
+  audit_verify->add_flag("--json", as_json, "print JSON");
+  auto* audit_export = audit->add_subcommand("export", "write the log as JSON lines");
+  std::string audit_output;
+  audit_export->add_option("-o,--output", audit_output, "file to write (default stdout)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,6 +277,150 @@ int main(int argc, char** argv) {
     } else {
       if (revoke->parsed()) std::cout << "Revoked agent " << agent_id << ".\n";
       print_agent(result);
+    }
+    return 0;
+  }
+  if (run->parsed()) {
+    json parameters = json::object();
+    if (!params_json.empty()) {
+      parameters = json::parse(params_json, nullptr, false);
+      if (!parameters.is_object()) die("--params-json must be a JSON object");
+    }
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (const auto& p : params) {
+      const auto eq = p.find('=');
+      if (eq == std::string::npos || eq == 0) die(fmt::format("--param '{}' is not KEY=VALUE", p));
+      pairs.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+    }
+    if (!pairs.empty()) {
+      auto from_pairs = action_catalog::parameters_from_pairs(kind, pairs);
+      if (!from_pairs) die(from_pairs.error().message);
+      parameters.update(*from_pairs);
+    }
+    json body{{"kind", kind}, {"agents", targets}, {"parameters", parameters}, {"ttl", action_ttl}};
+    if (!case_id.empty()) body["case_id"] = case_id;
+    const auto created = call(c, "POST", "/api/v1/actions", body);
+    std::vector<json> actions(created["actions"].begin(), created["actions"].end());
+    if (!wait) {
+      if (as_json) {
+        std::cout << created.dump(2) << "\n";
+      } else {
+        for (const auto& a : actions)
+          std::cout << fmt::format("Action {} ({}) for agent {}: {}\n", text(a["id"]),
+                                   text(a["kind"]), text(a["agent_id"]), text(a["state"]));
+      }
+      return 0;
+    }
+    auto timeout_ms = [&]() -> std::int64_t {
+      // Same forms as --ttl; checked by the controller for ttl, here for the wait.
+      const auto& t = wait_timeout;
+      std::size_t digits = 0;
+      while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
+      if (digits == 0) die("--timeout must look like 30s, 10m or 1h");
+      const auto n = std::stoll(t.substr(0, digits));
+      const auto unit = t.substr(digits);
+      if (unit == "s") return n * 1000;
+      if (unit == "m") return n * 60'000;
+      if (unit == "h") return n * 3'600'000;
+      die("--timeout must look like 30s, 10m or 1h");
+    }();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    std::vector<bool> reported(actions.size(), false);
+    int exit_code = 0;
+    for (;;) {
+      bool all_done = true;
+      for (std::size_t i = 0; i < actions.size(); ++i) {
+        if (reported[i]) continue;
+        actions[i] = call(c, "GET", "/api/v1/actions/" + actions[i]["id"].get<std::string>());
+        if (!is_final(actions[i])) {
+          all_done = false;
+          continue;
+        }
+        reported[i] = true;
+        if (actions[i]["state"] != "succeeded") exit_code = 2;
+        if (as_json) {
+          std::cout << actions[i].dump() << "\n" << std::flush;
+        } else {
+          print_action(actions[i]);
+          std::cout << "\n";
+        }
+      }
+      if (all_done) return exit_code;
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::cerr << "riposte: timed out waiting; actions still open:";
+        for (std::size_t i = 0; i < actions.size(); ++i)
+          if (!reported[i])
+            std::cerr << " " << text(actions[i]["id"]) << " (" << text(actions[i]["state"]) << ")";
+        std::cerr << "\n";
+        return 3;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  if (action_show->parsed()) {
+    const auto a = call(c, "GET", "/api/v1/actions/" + action_id);
+    if (as_json)
+      std::cout << a.dump(2) << "\n";
+    else
+      print_action(a);
+    return 0;
+  }
+  if (action_list->parsed()) {
+    const auto result = call(c, "GET", fmt::format("/api/v1/actions?limit={}", limit));
+    if (as_json) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& a : result.at("actions")) {
+      rows.push_back({text(a["id"]), text(a["agent_id"]), text(a["kind"]), text(a["state"]),
+                      text(a["requester"]), text(a["issued_at"]), text(a["reason"])});
+    }
+    print_table({"ID", "AGENT", "KIND", "STATE", "REQUESTER", "ISSUED", "REASON"}, rows);
+    return 0;
+  }
+  if (evidence_get->parsed()) {
+    call(c, "GET", "/api/v1/evidence/" + sha256, nullptr, output);
+    // The controller checked the hash before sending; check what arrived, too.
+    auto digest = crypto::sha256_file(output);
+    if (!digest) die(digest.error().message);
+    if (*digest != sha256) {
+      std::filesystem::remove(output);
+      die(fmt::format("downloaded bytes hash to {}, not {}; file removed", *digest, sha256));
+    }
+    std::cout << fmt::format("Wrote {} ({} bytes, SHA-256 verified)\n", output,
+                             std::filesystem::file_size(output));
+    return 0;
+  }
+  if (audit_verify->parsed()) {
+    const auto report = call(c, "GET", "/api/v1/audit/verify");
+    if (as_json) {
+      std::cout << report.dump(2) << "\n";
+    } else if (report.value("ok", false)) {
+      std::cout << fmt::format("Audit chain intact: {} entries, head {}\n",
+                               report["entries_verified"].dump(), text(report["head_hash"]));
+    } else {
+      std::cout << fmt::format("Audit chain BROKEN at entry {}: {} ({} entries before it verified)\n",
+                               report["first_broken_seq"].dump(), text(report["problem"]),
+                               report["entries_verified"].dump());
+    }
+    return report.value("ok", false) ? 0 : 1;
+  }
+  if (audit_export->parsed()) {
+    std::ofstream file;
+    if (!audit_output.empty()) {
+      file.open(audit_output, std::ios::binary | std::ios::trunc);
+      if (!file) die("cannot write " + audit_output);
+    }
+    std::ostream& out = audit_output.empty() ? std::cout : file;
+    std::int64_t after = 0;
+    for (;;) {
+      const auto page = call_text(c, fmt::format("/api/v1/audit?after={}&limit=10000", after));
+      if (page.empty()) break;
+      out << page;
+      const auto last_line_start = page.rfind('\n', page.size() - 2);
+      const auto last = json::parse(page.substr(last_line_start == std::string::npos ? 0 : last_line_start + 1));
+      after = last["seq"].get<std::int64_t>();
     }
     return 0;
   }

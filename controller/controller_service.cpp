@@ -85,13 +85,23 @@ Status ControllerService::start() {
   gateway_options.listen = *agent_listen;
   gateway_options.max_frame_size = config_.max_frame_size;
   gateway_options.heartbeat_interval_seconds = config_.heartbeat_interval_seconds;
+  evidence_ = std::make_unique<EvidenceStore>(config_.data_dir / "evidence", *store_, clock_);
+  if (auto s = evidence_->open(); !s) return s;
+  dispatcher_ = std::make_unique<ActionDispatcher>(*store_, pki_->action_key(), clock_);
   gateway_ = std::make_unique<AgentGateway>(io_, *store_, *pki_, clock_, gateway_options);
+  gateway_->set_handlers(dispatcher_.get(), evidence_.get());
+  dispatcher_->set_sender([this](const std::string& agent_id, proto::Envelope envelope) {
+    return gateway_->send_to(agent_id, std::move(envelope));
+  });
   if (auto s = gateway_->start(); !s) return s;
+  expiry_timer_ = std::make_unique<asio::steady_timer>(io_);
+  schedule_expiry();
 
   router_ = std::make_unique<ApiRouter>(
       ApiRouterDeps{*store_, *enrollment_, *auth_, clock_,
                     [this](const std::string& id) { gateway_->revoke(id); },
-                    config_.agent_gateway_host, gateway_->local_endpoint().port()});
+                    config_.agent_gateway_host, gateway_->local_endpoint().port(),
+                    dispatcher_.get(), evidence_.get()});
   api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, ApiServerOptions{*api_listen});
   if (auto s = api_->start(); !s) return s;
 
@@ -112,6 +122,16 @@ Status ControllerService::start() {
   return ok_status();
 }
 
+void ControllerService::schedule_expiry() {
+  // Actions waiting for an agent that never came back end as expired, never executed late.
+  expiry_timer_->expires_after(std::chrono::seconds(1));
+  expiry_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    dispatcher_->expire_due();
+    schedule_expiry();
+  });
+}
+
 void ControllerService::run() {
   const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
@@ -125,6 +145,7 @@ void ControllerService::stop() {
     spdlog::info("controller: shutting down");
     if (api_) api_->stop();
     if (gateway_) gateway_->stop();
+    if (expiry_timer_) expiry_timer_->cancel();
     // Give sessions a moment to send Goodbye, then stop everything still running.
     auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(500));
     timer->async_wait([this, timer](const boost::system::error_code&) { io_.stop(); });

@@ -5,17 +5,20 @@
 // this.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "controller/action_dispatcher.h"
 #include "controller/agent_gateway.h"
 #include "controller/api_router.h"
 #include "controller/api_server.h"
 #include "controller/config.h"
 #include "controller/enrollment.h"
+#include "controller/evidence_store.h"
 #include "controller/operator_auth.h"
 #include "controller/pki.h"
 #include "controller/sqlite_store.h"
@@ -60,6 +63,8 @@ class ControllerService {
   const ControllerConfig& config() const { return config_; }
 
  private:
+  void schedule_expiry();
+
   ControllerConfig config_;
   SystemClock clock_;
   boost::asio::io_context io_;
@@ -67,6 +72,9 @@ class ControllerService {
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<Enrollment> enrollment_;
   std::unique_ptr<OperatorAuth> auth_;
+  std::unique_ptr<ActionDispatcher> dispatcher_;
+  std::unique_ptr<EvidenceStore> evidence_;
+  std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<ApiRouter> router_;
   std::unique_ptr<ApiServer> api_;

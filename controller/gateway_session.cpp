@@ -8,9 +8,12 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "controller/action_dispatcher.h"
 #include "controller/agent_gateway.h"
+#include "controller/evidence_store.h"
 #include "protocol/crypto.h"
 #include "protocol/version.h"
 
@@ -166,6 +169,8 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
   spdlog::info("gateway: agent {} ({}) connected from {}, agent version {}", agent_id_,
                facts.hostname, remote_address_, facts.agent_version);
   asio::co_spawn(stream_.get_executor(), write_loop(shared_from_this()), asio::detached);
+  // Actions that waited for this agent go out now, behind the HelloAck.
+  if (auto* dispatcher = gateway_.dispatcher()) dispatcher->agent_connected(agent_id_);
 
   const auto idle = std::chrono::seconds(options.heartbeat_interval_seconds *
                                          options.missed_heartbeats_before_close);
@@ -211,8 +216,31 @@ Status GatewaySession::handle(const proto::Envelope& envelope) {
           fmt::format("agent said goodbye: {}", envelope.goodbye().reason().substr(0, 200))};
     case proto::Envelope::kHello:
       return Error{"second Hello on one session"};
+    case proto::Envelope::kActionResult:
+      if (auto* dispatcher = gateway_.dispatcher()) {
+        if (auto ack = dispatcher->handle_result(agent_id_, envelope.action_result()))
+          send(std::move(*ack));
+      }
+      return ok_status();
+    case proto::Envelope::kActionProgress:
+      if (auto* dispatcher = gateway_.dispatcher())
+        dispatcher->handle_progress(agent_id_, envelope.action_progress());
+      return ok_status();
+    case proto::Envelope::kEvidenceOffer:
+      if (auto* evidence = gateway_.evidence()) {
+        proto::Envelope reply;
+        *reply.mutable_evidence_ack() = evidence->offer(agent_id_, envelope.evidence_offer());
+        send(std::move(reply));
+      }
+      return ok_status();
+    case proto::Envelope::kEvidenceChunk:
+      if (auto* evidence = gateway_.evidence()) {
+        proto::Envelope reply;
+        *reply.mutable_evidence_ack() = evidence->append(agent_id_, envelope.evidence_chunk());
+        send(std::move(reply));
+      }
+      return ok_status();
     default:
-      // Action results and evidence arrive with the dispatch issue; until then, ignore and log.
       spdlog::warn("gateway: agent {}: ignoring unexpected message type {}", agent_id_,
                    static_cast<int>(envelope.body_case()));
       return ok_status();
@@ -237,6 +265,14 @@ asio::awaitable<void> GatewaySession::write_loop(std::shared_ptr<GatewaySession>
 }
 
 void GatewaySession::send(proto::Envelope envelope) {
+  const auto* strand =
+      stream_.get_executor().target<asio::strand<asio::io_context::executor_type>>();
+  if (strand != nullptr && strand->running_in_this_thread()) {  // from handle(): no hop needed
+    if (!open_) return;
+    outbox_.push_back(std::move(envelope));
+    outbox_signal_.cancel();
+    return;
+  }
   asio::post(stream_.get_executor(),
              [self = shared_from_this(), envelope = std::move(envelope)]() mutable {
                if (!self->open_) return;

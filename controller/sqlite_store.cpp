@@ -4,7 +4,41 @@
 
 #include <nlohmann/json.hpp>
 
+#include "controller/audit_chain.h"
+#include "protocol/crypto.h"
+#include "protocol/sqlite_statement.h"
+
 namespace riposte::controller {
+
+using sqlite::Blob;
+using sqlite::Statement;
+
+std::string_view to_string(ActionState state) {
+  switch (state) {
+    case ActionState::queued: return "queued";
+    case ActionState::delivered: return "delivered";
+    case ActionState::running: return "running";
+    case ActionState::succeeded: return "succeeded";
+    case ActionState::failed: return "failed";
+    case ActionState::refused: return "refused";
+    case ActionState::expired: return "expired";
+  }
+  return "unknown";
+}
+
+std::optional<ActionState> action_state_from(std::string_view text) {
+  for (auto s : {ActionState::queued, ActionState::delivered, ActionState::running,
+                 ActionState::succeeded, ActionState::failed, ActionState::refused,
+                 ActionState::expired}) {
+    if (to_string(s) == text) return s;
+  }
+  return std::nullopt;
+}
+
+bool is_terminal(ActionState state) {
+  return state != ActionState::queued && state != ActionState::delivered &&
+         state != ActionState::running;
+}
 
 namespace {
 
@@ -63,71 +97,57 @@ ALTER TABLE agents ADD COLUMN last_disconnect_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE agents ADD COLUMN protocol_version INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX agents_revoked ON agents (revoked_at_ms) WHERE revoked_at_ms IS NOT NULL;
 )sql"},
-};
-
-struct StmtDeleter {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
-
-// A prepared statement with positional binding: Statement(db, sql).bind(a, b, c).
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    sqlite3_stmt* raw = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) {
-      // SQL text is ours: a failure to prepare is a programming error.
-      throw std::logic_error(fmt::format("cannot prepare '{}': {}", sql, sqlite3_errmsg(db)));
-    }
-    stmt_.reset(raw);
-  }
-
-  template <typename... Args>
-  Statement& bind(const Args&... args) {
-    int index = 0;
-    (bind_one(++index, args), ...);
-    return *this;
-  }
-
-  // SQLITE_ROW, SQLITE_DONE, or an error code.
-  int step() { return sqlite3_step(stmt_.get()); }
-
-  Status run() {
-    const int rc = step();
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-      return Error{fmt::format("database: {}", sqlite3_errmsg(db_))};
-    return ok_status();
-  }
-
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_.get(), col);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p));
-  }
-  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
-  std::optional<std::int64_t> optional_integer(int col) const {
-    if (sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL) return std::nullopt;
-    return integer(col);
-  }
-
- private:
-  void bind_one(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void bind_one(int i, const char* v) {
-    sqlite3_bind_text(stmt_.get(), i, v, -1, SQLITE_TRANSIENT);
-  }
-  void bind_one(int i, std::int64_t v) { sqlite3_bind_int64(stmt_.get(), i, v); }
-  void bind_one(int i, int v) { sqlite3_bind_int64(stmt_.get(), i, v); }
-  void bind_one(int i, std::uint32_t v) { sqlite3_bind_int64(stmt_.get(), i, v); }
-  void bind_one(int i, const std::optional<std::int64_t>& v) {
-    if (v)
-      sqlite3_bind_int64(stmt_.get(), i, *v);
-    else
-      sqlite3_bind_null(stmt_.get(), i);
-  }
-
-  sqlite3* db_;
-  StmtPtr stmt_;
+    {3, "response actions, evidence, hash-chained audit log",
+     R"sql(
+CREATE TABLE actions (
+  id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL REFERENCES agents (id),
+  kind TEXT NOT NULL,
+  batch_id TEXT NOT NULL,
+  spec BLOB NOT NULL,
+  signature BLOB NOT NULL,
+  requester TEXT NOT NULL,
+  approver TEXT NOT NULL DEFAULT '',
+  case_id TEXT NOT NULL DEFAULT '',
+  playbook_run_id TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  issued_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  delivered_at_ms INTEGER,
+  started_at_ms INTEGER,
+  finished_at_ms INTEGER,
+  result BLOB,
+  progress_done INTEGER NOT NULL DEFAULT 0,
+  progress_total INTEGER NOT NULL DEFAULT 0,
+  progress_unit TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX actions_open ON actions (agent_id, state)
+  WHERE state IN ('queued', 'delivered', 'running');
+CREATE INDEX actions_issued ON actions (issued_at_ms);
+CREATE TABLE evidence (
+  sha256 TEXT NOT NULL,
+  action_id TEXT NOT NULL REFERENCES actions (id),
+  agent_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  stored INTEGER NOT NULL DEFAULT 0,
+  offered_at_ms INTEGER NOT NULL,
+  stored_at_ms INTEGER,
+  PRIMARY KEY (sha256, action_id)
+);
+CREATE INDEX evidence_by_action ON evidence (action_id);
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  event TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  details TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -212,15 +232,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open_at_version(const std::fil
   return store;
 }
 
-Status SqliteStore::exec(const char* sql) {
-  char* message = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-    Error error{fmt::format("database: {}", message != nullptr ? message : "unknown error")};
-    sqlite3_free(message);
-    return error;
-  }
-  return ok_status();
-}
+Status SqliteStore::exec(const char* sql) { return sqlite::exec(db_, sql); }
 
 Status SqliteStore::migrate(int target_version) {
   std::lock_guard lock(mutex_);
@@ -443,6 +455,321 @@ Result<int> SqliteStore::count_api_tokens() {
   Statement q(db_, "SELECT COUNT(*) FROM api_tokens");
   if (q.step() != SQLITE_ROW) return db_error(db_, "count API tokens");
   return static_cast<int>(q.integer(0));
+}
+
+namespace {
+
+constexpr const char* kActionColumns =
+    "id, agent_id, kind, batch_id, spec, signature, requester, approver, case_id, "
+    "playbook_run_id, state, reason, issued_at_ms, expires_at_ms, delivered_at_ms, started_at_ms, "
+    "finished_at_ms, result, progress_done, progress_total, progress_unit";
+
+ActionRecord action_from_row(const Statement& row) {
+  ActionRecord a;
+  a.id = row.text(0);
+  a.agent_id = row.text(1);
+  a.kind = row.text(2);
+  a.batch_id = row.text(3);
+  a.spec = row.blob(4);
+  a.signature = row.blob(5);
+  a.requester = row.text(6);
+  a.approver = row.text(7);
+  a.case_id = row.text(8);
+  a.playbook_run_id = row.text(9);
+  a.state = action_state_from(row.text(10)).value_or(ActionState::failed);
+  a.reason = row.text(11);
+  a.issued_at_ms = row.integer(12);
+  a.expires_at_ms = row.integer(13);
+  a.delivered_at_ms = row.optional_integer(14);
+  a.started_at_ms = row.optional_integer(15);
+  a.finished_at_ms = row.optional_integer(16);
+  a.result = row.blob(17);
+  a.progress_done = static_cast<std::uint64_t>(row.integer(18));
+  a.progress_total = static_cast<std::uint64_t>(row.integer(19));
+  a.progress_unit = row.text(20);
+  return a;
+}
+
+constexpr const char* kEvidenceColumns =
+    "sha256, action_id, agent_id, name, size, stored, offered_at_ms, stored_at_ms";
+
+EvidenceRecord evidence_from_row(const Statement& row) {
+  return EvidenceRecord{row.text(0),
+                        row.text(1),
+                        row.text(2),
+                        row.text(3),
+                        static_cast<std::uint64_t>(row.integer(4)),
+                        row.integer(5) != 0,
+                        row.integer(6),
+                        row.optional_integer(7)};
+}
+
+}  // namespace
+
+Status SqliteStore::in_transaction(const std::function<Status()>& body) {
+  if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
+  auto outcome = body();
+  if (!outcome) {
+    (void)exec("ROLLBACK");  // the body's error is the one to report
+    return outcome;
+  }
+  return exec("COMMIT");
+}
+
+Status SqliteStore::append_audit_locked(const AuditEvent& event, std::int64_t now_ms) {
+  AuditEntry entry{0, now_ms, event.actor, event.event, event.subject,
+                   event.details.empty() ? "{}" : event.details, std::string(kAuditGenesisHash),
+                   ""};
+  Statement last(db_, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+  if (last.step() == SQLITE_ROW) {
+    entry.seq = last.integer(0);
+    entry.prev_hash = last.text(1);
+  }
+  ++entry.seq;
+  entry.hash = audit_entry_hash(entry);
+  return Statement(db_,
+                   "INSERT INTO audit_log (seq, at_ms, actor, event, subject, details, prev_hash, "
+                   "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(entry.seq, entry.at_ms, entry.actor, entry.event, entry.subject, entry.details,
+            entry.prev_hash, entry.hash)
+      .run();
+}
+
+Status SqliteStore::append_audit(const AuditEvent& event, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&] { return append_audit_locked(event, now_ms); });
+}
+
+Result<std::vector<AuditEntry>> SqliteStore::audit_entries(std::int64_t after_seq, int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_,
+              "SELECT seq, at_ms, actor, event, subject, details, prev_hash, hash FROM audit_log "
+              "WHERE seq > ? ORDER BY seq LIMIT ?");
+  q.bind(after_seq, limit);
+  std::vector<AuditEntry> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back(AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4),
+                             q.text(5), q.text(6), q.text(7)});
+  }
+  if (rc != SQLITE_DONE) return db_error(db_, "read audit log");
+  return out;
+}
+
+Status SqliteStore::insert_actions(const std::vector<ActionRecord>& actions,
+                                   const std::vector<AuditEvent>& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    for (std::size_t i = 0; i < actions.size(); ++i) {
+      const auto& a = actions[i];
+      auto inserted =
+          Statement(db_,
+                    "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
+                    "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
+                    "expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+              .bind(a.id, a.agent_id, a.kind, a.batch_id, Blob{a.spec}, Blob{a.signature},
+                    a.requester, a.approver, a.case_id, a.playbook_run_id,
+                    std::string(to_string(a.state)), a.issued_at_ms, a.expires_at_ms)
+              .run();
+      if (!inserted) return inserted;
+      if (i < audit.size()) {
+        if (auto s = append_audit_locked(audit[i], now_ms); !s) return s;
+      }
+    }
+    return ok_status();
+  });
+}
+
+Result<std::optional<ActionRecord>> SqliteStore::find_action(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, fmt::format("SELECT {} FROM actions WHERE id = ?", kActionColumns));
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<ActionRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find action");
+  auto action = action_from_row(q);
+  Statement ev(db_, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
+                                kEvidenceColumns));
+  ev.bind(id);
+  while (ev.step() == SQLITE_ROW) action.evidence.push_back(evidence_from_row(ev));
+  return std::optional<ActionRecord>(std::move(action));
+}
+
+Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ?",
+                               kActionColumns));
+  q.bind(limit);
+  std::vector<ActionRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(action_from_row(q));
+  if (rc != SQLITE_DONE) return db_error(db_, "list actions");
+  return out;
+}
+
+Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::string& agent_id) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
+                               "('queued', 'delivered') ORDER BY issued_at_ms, id",
+                               kActionColumns));
+  q.bind(agent_id);
+  std::vector<ActionRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(action_from_row(q));
+  if (rc != SQLITE_DONE) return db_error(db_, "list actions to deliver");
+  return out;
+}
+
+Result<bool> SqliteStore::mark_action_delivered(const std::string& id, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool changed = false;
+  auto s = in_transaction([&]() -> Status {
+    auto updated = Statement(db_,
+                             "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
+                             "WHERE id = ? AND state = 'queued'")
+                       .bind(now_ms, id)
+                       .run();
+    if (!updated) return updated;
+    changed = sqlite3_changes(db_) > 0;
+    if (!changed) return ok_status();
+    return append_audit_locked({"controller", "action.delivered", id, "{}"}, now_ms);
+  });
+  if (!s) return s.error();
+  return changed;
+}
+
+Result<bool> SqliteStore::record_action_progress(const std::string& id,
+                                                 const std::string& agent_id, std::uint64_t done,
+                                                 std::uint64_t total, const std::string& unit,
+                                                 std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool started = false;
+  bool known = false;
+  auto s = in_transaction([&]() -> Status {
+    auto updated =
+        Statement(db_,
+                  "UPDATE actions SET state = 'running', started_at_ms = COALESCE(started_at_ms, "
+                  "?), delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ? AND "
+                  "agent_id = ? AND state IN ('queued', 'delivered')")
+            .bind(now_ms, now_ms, id, agent_id)
+            .run();
+    if (!updated) return updated;
+    started = sqlite3_changes(db_) > 0;
+    auto progress = Statement(db_,
+                              "UPDATE actions SET progress_done = ?, progress_total = ?, "
+                              "progress_unit = ? WHERE id = ? AND agent_id = ? AND state = "
+                              "'running'")
+                        .bind(done, total, unit, id, agent_id)
+                        .run();
+    if (!progress) return progress;
+    known = sqlite3_changes(db_) > 0;
+    if (!started) return ok_status();
+    return append_audit_locked({"agent:" + agent_id, "action.started", id, "{}"}, now_ms);
+  });
+  if (!s) return s.error();
+  return known;
+}
+
+Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std::string& agent_id,
+                                                const ActionOutcome& outcome,
+                                                std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool changed = false;
+  auto s = in_transaction([&]() -> Status {
+    auto updated =
+        Statement(db_,
+                  "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
+                  "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
+                  "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ? AND state IN "
+                  "('queued', 'delivered', 'running')")
+            .bind(std::string(to_string(outcome.state)), outcome.reason, Blob{outcome.result},
+                  outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
+            .run();
+    if (!updated) return updated;
+    changed = sqlite3_changes(db_) > 0;
+    if (!changed) return ok_status();
+    nlohmann::json evidence = nlohmann::json::array();
+    for (const auto& e : outcome.evidence) {
+      auto inserted =
+          Statement(db_,
+                    "INSERT OR IGNORE INTO evidence (sha256, action_id, agent_id, name, size, "
+                    "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+              .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
+              .run();
+      if (!inserted) return inserted;
+      evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
+    }
+    const nlohmann::json details = {{"reason", outcome.reason},
+                                    {"result_sha256", crypto::sha256_hex(outcome.result)},
+                                    {"evidence", evidence}};
+    return append_audit_locked(
+        {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
+         details.dump()},
+        now_ms);
+  });
+  if (!s) return s.error();
+  return changed;
+}
+
+Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms,
+                                                             std::int64_t grace_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> ids;
+  auto s = in_transaction([&]() -> Status {
+    Statement q(db_,
+                "SELECT id, state FROM actions WHERE (state = 'queued' AND expires_at_ms <= ?) OR "
+                "(state = 'delivered' AND expires_at_ms + ? <= ?)");
+    q.bind(now_ms, grace_ms, now_ms);
+    std::vector<std::pair<std::string, std::string>> due;
+    while (q.step() == SQLITE_ROW) due.emplace_back(q.text(0), q.text(1));
+    for (const auto& [id, was] : due) {
+      const std::string reason = was == "queued"
+                                     ? "expired before the agent could receive it"
+                                     : "expired without an answer from the agent";
+      auto updated = Statement(db_,
+                               "UPDATE actions SET state = 'expired', reason = ?, "
+                               "finished_at_ms = ? WHERE id = ?")
+                         .bind(reason, now_ms, id)
+                         .run();
+      if (!updated) return updated;
+      if (auto a = append_audit_locked(
+              {"controller", "action.expired", id, nlohmann::json{{"reason", reason}}.dump()},
+              now_ms);
+          !a) {
+        return a;
+      }
+      ids.push_back(id);
+    }
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return ids;
+}
+
+Result<std::vector<EvidenceRecord>> SqliteStore::find_evidence(const std::string& sha256) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
+                               kEvidenceColumns));
+  q.bind(sha256);
+  std::vector<EvidenceRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(evidence_from_row(q));
+  if (rc != SQLITE_DONE) return db_error(db_, "find evidence");
+  return out;
+}
+
+Status SqliteStore::mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
+                                         const AuditEvent& audit) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto updated = Statement(db_,
+                             "UPDATE evidence SET stored = 1, stored_at_ms = COALESCE("
+                             "stored_at_ms, ?) WHERE sha256 = ?")
+                       .bind(now_ms, sha256)
+                       .run();
+    if (!updated) return updated;
+    return append_audit_locked(audit, now_ms);
+  });
 }
 
 }  // namespace riposte::controller

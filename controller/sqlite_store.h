@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -43,11 +44,32 @@ class SqliteStore final : public Store {
   Status insert_api_token(const ApiTokenRecord& token) override;
   Result<std::optional<ApiTokenRecord>> find_api_token(const std::string& token_hash) override;
   Result<int> count_api_tokens() override;
+  Status insert_actions(const std::vector<ActionRecord>& actions,
+                        const std::vector<AuditEvent>& audit, std::int64_t now_ms) override;
+  Result<std::optional<ActionRecord>> find_action(const std::string& id) override;
+  Result<std::vector<ActionRecord>> list_actions(int limit) override;
+  Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) override;
+  Result<bool> mark_action_delivered(const std::string& id, std::int64_t now_ms) override;
+  Result<bool> record_action_progress(const std::string& id, const std::string& agent_id,
+                                      std::uint64_t done, std::uint64_t total,
+                                      const std::string& unit, std::int64_t now_ms) override;
+  Result<bool> record_action_outcome(const std::string& id, const std::string& agent_id,
+                                     const ActionOutcome& outcome, std::int64_t now_ms) override;
+  Result<std::vector<std::string>> expire_actions(std::int64_t now_ms,
+                                                  std::int64_t grace_ms) override;
+  Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) override;
+  Status mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
+                              const AuditEvent& audit) override;
+  Status append_audit(const AuditEvent& event, std::int64_t now_ms) override;
+  Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) override;
 
  private:
   explicit SqliteStore(sqlite3* db);
   Status migrate(int target_version);
   Status exec(const char* sql);
+  // Runs `body` inside BEGIN IMMEDIATE .. COMMIT, rolling back on error. Caller holds mutex_.
+  Status in_transaction(const std::function<Status()>& body);
+  Status append_audit_locked(const AuditEvent& event, std::int64_t now_ms);
 
   std::mutex mutex_;
   sqlite3* db_;

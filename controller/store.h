@@ -50,6 +50,77 @@ struct AgentRecord {
   std::string last_disconnect_reason;
 };
 
+// Life of a response action on the controller. Terminal: succeeded, failed, refused, expired.
+enum class ActionState { queued, delivered, running, succeeded, failed, refused, expired };
+std::string_view to_string(ActionState state);
+std::optional<ActionState> action_state_from(std::string_view text);
+bool is_terminal(ActionState state);
+
+struct EvidenceRecord {
+  std::string sha256;
+  std::string action_id;
+  std::string agent_id;
+  std::string name;
+  std::uint64_t size = 0;
+  bool stored = false;  // all bytes received and the SHA-256 checked
+  std::int64_t offered_at_ms = 0;
+  std::optional<std::int64_t> stored_at_ms;
+};
+
+struct ActionRecord {
+  std::string id;
+  std::string agent_id;
+  std::string kind;
+  std::string batch_id;   // shared by the actions of one fan-out request
+  std::string spec;       // the signed ActionSpec bytes
+  std::string signature;  // Ed25519 over `spec`
+  std::string requester;
+  std::string approver;
+  std::string case_id;
+  std::string playbook_run_id;
+  ActionState state = ActionState::queued;
+  std::string reason;  // why it failed, was refused or expired
+  std::int64_t issued_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+  std::optional<std::int64_t> delivered_at_ms;
+  std::optional<std::int64_t> started_at_ms;
+  std::optional<std::int64_t> finished_at_ms;
+  std::string result;  // serialized result message of `kind`
+  std::uint64_t progress_done = 0;
+  std::uint64_t progress_total = 0;
+  std::string progress_unit;
+  std::vector<EvidenceRecord> evidence;  // filled by find_action
+};
+
+// What an agent reported when an action ended.
+struct ActionOutcome {
+  ActionState state = ActionState::failed;  // succeeded, failed or refused
+  std::string reason;
+  std::string result;
+  std::optional<std::int64_t> started_at_ms;
+  std::int64_t finished_at_ms = 0;
+  std::vector<EvidenceRecord> evidence;
+};
+
+// One audit log entry to append; the store adds sequence, time and the hash chain.
+struct AuditEvent {
+  std::string actor;    // operator name, "agent:<id>", or "controller"
+  std::string event;    // e.g. "action.created", "evidence.downloaded"
+  std::string subject;  // the action id, evidence hash, agent id, ...
+  std::string details;  // JSON object text
+};
+
+struct AuditEntry {
+  std::int64_t seq = 0;
+  std::int64_t at_ms = 0;
+  std::string actor;
+  std::string event;
+  std::string subject;
+  std::string details;
+  std::string prev_hash;
+  std::string hash;
+};
+
 struct ApiTokenRecord {
   std::string id;
   std::string name;
@@ -92,6 +163,42 @@ class Store {
   virtual Status insert_api_token(const ApiTokenRecord& token) = 0;
   virtual Result<std::optional<ApiTokenRecord>> find_api_token(const std::string& token_hash) = 0;
   virtual Result<int> count_api_tokens() = 0;
+
+  // Response actions. Every change below appends its audit entry in the same transaction.
+  // Inserts a fan-out batch at once; `audit[i]` describes `actions[i]`.
+  virtual Status insert_actions(const std::vector<ActionRecord>& actions,
+                                const std::vector<AuditEvent>& audit, std::int64_t now_ms) = 0;
+  virtual Result<std::optional<ActionRecord>> find_action(const std::string& id) = 0;
+  // Most recent first.
+  virtual Result<std::vector<ActionRecord>> list_actions(int limit) = 0;
+  // Queued or delivered-but-not-started actions of one agent, oldest first: what to (re)send when
+  // it connects.
+  virtual Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) = 0;
+  // queued -> delivered. False when the action was no longer queued.
+  virtual Result<bool> mark_action_delivered(const std::string& id, std::int64_t now_ms) = 0;
+  // queued/delivered -> running on the first report; later reports only update the progress.
+  virtual Result<bool> record_action_progress(const std::string& id, const std::string& agent_id,
+                                              std::uint64_t done, std::uint64_t total,
+                                              const std::string& unit, std::int64_t now_ms) = 0;
+  // Ends a non-terminal action of `agent_id`. False when unknown, of another agent, or already
+  // ended (a result delivered twice is stored once).
+  virtual Result<bool> record_action_outcome(const std::string& id, const std::string& agent_id,
+                                             const ActionOutcome& outcome,
+                                             std::int64_t now_ms) = 0;
+  // Queued actions past their expiry, and delivered ones past expiry plus `grace_ms` (the agent
+  // never answered), become expired. Returns their ids.
+  virtual Result<std::vector<std::string>> expire_actions(std::int64_t now_ms,
+                                                          std::int64_t grace_ms) = 0;
+
+  // Evidence: one row per (object, action that produced it).
+  virtual Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) = 0;
+  virtual Status mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
+                                      const AuditEvent& audit) = 0;
+
+  // Audit log (hash-chained, see audit_chain.h).
+  virtual Status append_audit(const AuditEvent& event, std::int64_t now_ms) = 0;
+  // Entries with seq > after_seq, ascending, at most `limit`.
+  virtual Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) = 0;
 };
 
 }  // namespace riposte::controller

@@ -5,6 +5,7 @@
 // NT_FILE notes. Streams through a ByteSink: the process is never buffered whole in memory.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ namespace riposte::platform {
 struct CaptureOptions {
   std::uint64_t max_bytes = 0;      // 0 = no limit; mappings beyond it are recorded, not written
   bool include_file_backed = true;  // mappings of files (libraries, the executable)
+  // Called after each chunk with bytes written so far and the core file's final size.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
 
 struct SkippedRange {

@@ -1,5 +1,9 @@
 #include "protocol/crypto.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 #include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -233,6 +237,34 @@ Result<X509ReqPtr> make_csr(EVP_PKEY* key, std::string_view common_name) {
   const EVP_MD* md = EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 ? nullptr : EVP_sha256();
   if (X509_REQ_sign(csr.get(), key, md) <= 0) return openssl_failure("cannot sign the CSR");
   return csr;
+}
+
+Sha256::Sha256()
+    : ctx_(EVP_MD_CTX_new()),
+      ready_(ctx_ && EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) == 1) {}
+
+bool Sha256::update(const void* data, std::size_t size) {
+  return ready_ && EVP_DigestUpdate(ctx_.get(), data, size) == 1;
+}
+
+std::string Sha256::hex_digest() {
+  std::uint8_t digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx_.get(), digest, &length);
+  return hex(std::span(digest, length));
+}
+
+Result<std::string> sha256_file(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return Error{fmt::format("cannot open {}: {}", path, std::strerror(errno))};
+  Sha256 sha;
+  std::vector<char> buffer(1 << 20);
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) sha.update(buffer.data(), n);
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) return Error{fmt::format("cannot read {}", path)};
+  return sha.hex_digest();
 }
 
 Result<std::vector<std::uint8_t>> sign_ed25519(EVP_PKEY* key, std::string_view message) {

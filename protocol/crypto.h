@@ -68,6 +68,26 @@ std::string certificate_serial_hex(X509* cert);
 Result<X509ReqPtr> make_csr(EVP_PKEY* key, std::string_view common_name);
 std::string csr_pem(X509_REQ* csr);
 
+// Incremental SHA-256 for data that arrives in pieces (evidence files, uploads).
+class Sha256 {
+ public:
+  Sha256();
+  // False if OpenSSL could not start the digest; update() then fails.
+  bool ready() const { return ready_; }
+  bool update(const void* data, std::size_t size);
+  std::string hex_digest();  // ends the hash
+
+ private:
+  struct CtxDeleter {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_MD_CTX, CtxDeleter> ctx_;
+  bool ready_ = false;
+};
+
+// SHA-256 of a whole file, read in large blocks.
+Result<std::string> sha256_file(const std::string& path);
+
 // Ed25519 signatures (used for actions).
 Result<std::vector<std::uint8_t>> sign_ed25519(EVP_PKEY* key, std::string_view message);
 bool verify_ed25519(EVP_PKEY* public_key, std::string_view message,

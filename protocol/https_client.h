@@ -21,7 +21,10 @@ struct HttpsRequest {
   // Check the server certificate's names against `host` (the CLI does; pinned enrollment relies on
   // the pinned CA and the serverAuth purpose instead, since agents may enroll by any address).
   bool verify_host_name = true;
-  std::chrono::seconds timeout{30};
+  std::chrono::seconds timeout{30};  // per step: connect, handshake, each read of the body
+  // When set, a successful (2xx) response body is streamed into this file (created 0600,
+  // truncated) instead of memory; an error response's body is still returned in `body`.
+  std::string output_file;
 };
 
 struct HttpsResponse {

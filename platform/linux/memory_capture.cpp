@@ -209,6 +209,7 @@ class LinuxMemoryCapture final : public MemoryCapture {
         }
         status = write(buffer.data(), want);
         report.memory_bytes += want;
+        if (options.progress) options.progress(report.bytes_written, data_offset);
       }
     }
     ::close(mem);

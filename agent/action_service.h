@@ -1,0 +1,70 @@
+#pragma once
+
+// The agent's side of dispatch. Verifies each ActionRequest (action_verifier.h) on the network
+// thread, runs admitted actions on a small worker pool (several at once, bounded), and reports:
+// progress while they run, the result when they end. Results go to the journal first and are
+// sent from there, so a result produced while the controller is unreachable waits on disk and
+// goes out on the next session; evidence files follow through the uploader.
+// Public methods are called on the link's io thread.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
+#include <memory>
+
+#include "agent/action_executor.h"
+#include "agent/action_journal.h"
+#include "agent/action_verifier.h"
+#include "agent/evidence_uploader.h"
+
+namespace riposte::agent {
+
+struct ActionServiceOptions {
+  std::size_t max_concurrent_actions = 4;
+  std::uint64_t spool_limit_bytes = 8ULL << 30;
+  UploaderOptions uploads;
+};
+
+class ActionService {
+ public:
+  using Send = std::function<bool(proto::Envelope)>;
+
+  ActionService(boost::asio::io_context& io, ActionVerifier& verifier, ActionJournal& journal,
+                ActionExecutor& executor, const Clock& clock, ActionServiceOptions options);
+  // Waits for running actions to end (their results are journaled).
+  ~ActionService();
+
+  // `send` queues on the live session and returns false when there is none.
+  void set_sender(Send send);
+
+  void submit(const proto::ActionRequest& request);
+  void session_started();
+  void session_ended();
+  void result_acknowledged(const std::string& action_id);
+  void evidence_acknowledged(const proto::EvidenceAck& ack);
+
+  // For the executor context: bytes of evidence the spool may still take.
+  std::uint64_t evidence_budget();
+  // For the executor context: called from worker threads.
+  void report_progress(const std::string& action_id, std::uint64_t done, std::uint64_t total,
+                       const std::string& unit);
+
+  std::size_t running() const { return running_; }
+
+ private:
+  void execute(proto::ActionSpec spec);  // on a worker thread
+  void send(proto::Envelope envelope);
+
+  boost::asio::io_context& io_;
+  ActionVerifier& verifier_;
+  ActionJournal& journal_;
+  ActionExecutor& executor_;
+  const Clock& clock_;
+  ActionServiceOptions options_;
+  Send send_;
+  EvidenceUploader uploader_;
+  std::atomic<std::size_t> running_{0};
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace riposte::agent

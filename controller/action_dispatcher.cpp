@@ -1,0 +1,260 @@
+#include "controller/action_dispatcher.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "controller/evidence_store.h"
+#include "protocol/action_catalog.h"
+#include "protocol/action_signing.h"
+#include "protocol/crypto.h"
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+
+using nlohmann::json;
+
+namespace {
+
+json optional_time(const std::optional<std::int64_t>& ms) {
+  return ms ? json(format_utc_ms(*ms)) : json(nullptr);
+}
+
+ActionState state_of(const proto::ActionResult& result) {
+  switch (result.status()) {
+    case proto::ActionResult::STATUS_SUCCEEDED:
+      return ActionState::succeeded;
+    case proto::ActionResult::STATUS_REJECTED:
+      return ActionState::refused;
+    default:
+      return ActionState::failed;
+  }
+}
+
+}  // namespace
+
+ActionDispatcher::ActionDispatcher(Store& store, EVP_PKEY* action_key, const Clock& clock,
+                                   DispatchOptions options)
+    : store_(store), action_key_(action_key), clock_(clock), options_(options) {}
+
+Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmission& submission) {
+  if (!action_catalog::is_known_kind(submission.kind))
+    return Error{fmt::format("unknown action kind '{}'", submission.kind)};
+  auto parameters = action_catalog::parameters_from_json(submission.kind, submission.parameters);
+  if (!parameters) return parameters.error();
+  if (submission.agent_ids.empty()) return Error{"no target agent given"};
+  if (submission.ttl_ms < 1000 || submission.ttl_ms > options_.max_ttl_ms) {
+    return Error{fmt::format("ttl must be between 1s and {} h", options_.max_ttl_ms / 3'600'000)};
+  }
+  if (submission.requester.empty()) return Error{"requester is required"};
+
+  const auto now = clock_.now_unix_ms();
+  const auto batch = crypto::random_uuid();
+  std::vector<ActionRecord> actions;
+  std::vector<AuditEvent> audit;
+  for (const auto& agent_id : submission.agent_ids) {
+    auto agent = store_.find_agent(agent_id);
+    if (!agent) return agent.error();
+    if (!agent->has_value()) return Error{fmt::format("no agent with id {}", agent_id)};
+    if ((*agent)->revoked_at_ms) return Error{fmt::format("agent {} is revoked", agent_id)};
+    for (const auto& earlier : actions) {
+      if (earlier.agent_id == agent_id)
+        return Error{fmt::format("agent {} is named twice", agent_id)};
+    }
+
+    proto::ActionSpec spec;
+    spec.set_action_id(crypto::random_uuid());
+    spec.set_target_agent_id(agent_id);
+    spec.set_kind(submission.kind);
+    spec.set_parameters(*parameters);
+    spec.set_issued_at_unix_ms(now);
+    spec.set_expires_at_unix_ms(now + submission.ttl_ms);
+    spec.set_case_id(submission.case_id);
+    spec.set_playbook_run_id(submission.playbook_run_id);
+    spec.set_requester(submission.requester);
+    spec.set_approver(submission.approver);
+    auto signed_request = sign_action(spec, action_key_);
+    if (!signed_request) return signed_request.error();
+
+    ActionRecord a;
+    a.id = spec.action_id();
+    a.agent_id = agent_id;
+    a.kind = submission.kind;
+    a.batch_id = batch;
+    a.spec = signed_request->action_spec();
+    a.signature = signed_request->signature();
+    a.requester = submission.requester;
+    a.approver = submission.approver;
+    a.case_id = submission.case_id;
+    a.playbook_run_id = submission.playbook_run_id;
+    a.issued_at_ms = now;
+    a.expires_at_ms = spec.expires_at_unix_ms();
+    const json details = {
+        {"agent_id", agent_id},
+        {"kind", a.kind},
+        {"batch_id", batch},
+        {"parameters", action_catalog::parameters_to_json(a.kind, *parameters)},
+        {"expires_at", format_utc_ms(a.expires_at_ms)},
+        {"approver", a.approver},
+        {"case_id", a.case_id},
+        {"spec_sha256", crypto::sha256_hex(a.spec)},
+        {"signature",
+         crypto::hex({reinterpret_cast<const std::uint8_t*>(a.signature.data()),
+                      a.signature.size()})},
+    };
+    audit.push_back({submission.requester, "action.created", a.id, details.dump()});
+    actions.push_back(std::move(a));
+  }
+  if (auto s = store_.insert_actions(actions, audit, now); !s) return s.error();
+  for (const auto& a : actions) {
+    spdlog::info("dispatch: action {} ({}) for agent {} queued by {}", a.id, a.kind, a.agent_id,
+                 a.requester);
+    deliver(a);
+  }
+  // Return the stored view (delivery may already have moved some forward).
+  std::vector<ActionRecord> stored;
+  for (const auto& a : actions) {
+    auto found = store_.find_action(a.id);
+    stored.push_back(found && found->has_value() ? **found : a);
+  }
+  return stored;
+}
+
+void ActionDispatcher::deliver(const ActionRecord& action) {
+  if (!send_) return;
+  if (action.expires_at_ms <= clock_.now_unix_ms()) return;  // the expiry sweep records it
+  proto::Envelope envelope;
+  auto* request = envelope.mutable_action_request();
+  request->set_action_spec(action.spec);
+  request->set_signature(action.signature);
+  if (!send_(action.agent_id, std::move(envelope))) return;  // offline: stays queued
+  if (action.state == ActionState::queued) {
+    if (auto s = store_.mark_action_delivered(action.id, clock_.now_unix_ms()); !s) {
+      spdlog::error("dispatch: action {}: cannot record delivery: {}", action.id,
+                    s.error().message);
+    }
+  }
+}
+
+void ActionDispatcher::agent_connected(const std::string& agent_id) {
+  auto pending = store_.actions_to_deliver(agent_id);
+  if (!pending) {
+    spdlog::error("dispatch: agent {}: cannot read pending actions: {}", agent_id,
+                  pending.error().message);
+    return;
+  }
+  if (!pending->empty())
+    spdlog::info("dispatch: agent {} connected; sending {} waiting action(s)", agent_id,
+                 pending->size());
+  for (const auto& a : *pending) deliver(a);
+}
+
+std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string& agent_id,
+                                                               const proto::ActionResult& result) {
+  const auto now = clock_.now_unix_ms();
+  proto::Envelope ack;
+  ack.mutable_action_result_ack()->set_action_id(result.action_id());
+  if (result.refusal() == proto::ActionResult::REFUSAL_REPLAYED) {
+    // Our own redelivery of an action the agent already holds: its real result comes from the
+    // agent's spool. Anything else is someone replaying; either way the state does not change.
+    spdlog::warn("dispatch: agent {} refused a replay of action {}", agent_id, result.action_id());
+    (void)store_.append_audit({"agent:" + agent_id, "action.replay_refused", result.action_id(),
+                               json{{"message", result.message()}}.dump()},
+                              now);
+    return ack;
+  }
+  ActionOutcome outcome;
+  outcome.state = state_of(result);
+  outcome.reason = result.message().substr(0, 4096);
+  outcome.result = result.output();
+  if (result.started_at_unix_ms() > 0) outcome.started_at_ms = result.started_at_unix_ms();
+  outcome.finished_at_ms = result.finished_at_unix_ms() > 0 ? result.finished_at_unix_ms() : now;
+  for (const auto& e : result.evidence()) {
+    if (!is_sha256_hex(e.sha256())) {
+      spdlog::warn("dispatch: agent {}: action {} names evidence with a malformed hash", agent_id,
+                   result.action_id());
+      continue;
+    }
+    outcome.evidence.push_back({e.sha256(), result.action_id(), agent_id, e.name().substr(0, 256),
+                                e.size(), false, now, std::nullopt});
+  }
+  auto changed = store_.record_action_outcome(result.action_id(), agent_id, outcome, now);
+  if (!changed) {
+    // Not acknowledged: the agent keeps the result and sends it again on the next session.
+    spdlog::error("dispatch: agent {}: cannot store result of action {}: {}", agent_id,
+                  result.action_id(), changed.error().message);
+    return std::nullopt;
+  }
+  if (*changed) {
+    spdlog::info("dispatch: action {} on agent {} {}{}", result.action_id(), agent_id,
+                 to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
+  } else {
+    spdlog::warn("dispatch: agent {}: result for action {} ignored (unknown, not its own, or "
+                 "already ended)",
+                 agent_id, result.action_id());
+  }
+  return ack;
+}
+
+void ActionDispatcher::handle_progress(const std::string& agent_id,
+                                       const proto::ActionProgress& progress) {
+  auto known = store_.record_action_progress(progress.action_id(), agent_id, progress.done(),
+                                             progress.total(), progress.unit().substr(0, 16),
+                                             clock_.now_unix_ms());
+  if (!known) {
+    spdlog::error("dispatch: agent {}: cannot record progress of {}: {}", agent_id,
+                  progress.action_id(), known.error().message);
+  }
+}
+
+void ActionDispatcher::expire_due() {
+  auto expired = store_.expire_actions(clock_.now_unix_ms(), options_.unanswered_grace_ms);
+  if (!expired) {
+    spdlog::error("dispatch: cannot expire actions: {}", expired.error().message);
+    return;
+  }
+  for (const auto& id : *expired) spdlog::warn("dispatch: action {} expired", id);
+}
+
+json action_json(const ActionRecord& a) {
+  json evidence = json::array();
+  for (const auto& e : a.evidence) {
+    evidence.push_back({{"sha256", e.sha256},
+                        {"size", e.size},
+                        {"name", e.name},
+                        {"stored", e.stored},
+                        {"stored_at", optional_time(e.stored_at_ms)}});
+  }
+  proto::ActionSpec spec;
+  spec.ParseFromString(a.spec);
+  return json{
+      {"id", a.id},
+      {"agent_id", a.agent_id},
+      {"kind", a.kind},
+      {"batch_id", a.batch_id},
+      {"state", to_string(a.state)},
+      {"reason", a.reason.empty() ? json(nullptr) : json(a.reason)},
+      {"parameters", action_catalog::parameters_to_json(a.kind, spec.parameters())},
+      {"requester", a.requester},
+      {"approver", a.approver},
+      {"case_id", a.case_id},
+      {"playbook_run_id", a.playbook_run_id},
+      {"issued_at", format_utc_ms(a.issued_at_ms)},
+      {"expires_at", format_utc_ms(a.expires_at_ms)},
+      {"delivered_at", optional_time(a.delivered_at_ms)},
+      {"started_at", optional_time(a.started_at_ms)},
+      {"finished_at", optional_time(a.finished_at_ms)},
+      {"duration_ms", a.started_at_ms && a.finished_at_ms
+                          ? json(*a.finished_at_ms - *a.started_at_ms)
+                          : json(nullptr)},
+      {"progress",
+       {{"done", a.progress_done}, {"total", a.progress_total}, {"unit", a.progress_unit}}},
+      {"result", a.state == ActionState::succeeded ? action_catalog::result_to_json(a.kind, a.result)
+                                                   : json(nullptr)},
+      {"evidence", evidence},
+      {"spec_sha256", crypto::sha256_hex(a.spec)},
+      {"signature", crypto::hex({reinterpret_cast<const std::uint8_t*>(a.signature.data()),
+                                 a.signature.size()})},
+  };
+}
+
+}  // namespace riposte::controller

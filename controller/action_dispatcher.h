@@ -1,0 +1,76 @@
+#pragma once
+
+// Issues response actions: validates the request, builds one ActionSpec per target agent, signs
+// it with the controller's action key, stores it (queued) with its audit entry, and hands it to
+// the agent's live session if there is one. Queued actions are (re)sent when their agent
+// connects, and expire if they wait past expires_at; results and progress reported by agents
+// move them to their final state. Delivery is at least once; the agent's persisted replay check
+// makes execution at most once.
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "controller/store.h"
+#include "protocol/agent_channel.pb.h"
+#include "protocol/clock.h"
+
+typedef struct evp_pkey_st EVP_PKEY;
+
+namespace riposte::controller {
+
+struct ActionSubmission {
+  std::vector<std::string> agent_ids;  // fan-out: one action per agent, one batch
+  std::string kind;
+  nlohmann::json parameters = nlohmann::json::object();
+  std::int64_t ttl_ms = 5 * 60 * 1000;
+  std::string requester;  // the operator (or playbook) asking
+  std::string approver;
+  std::string case_id;
+  std::string playbook_run_id;
+};
+
+struct DispatchOptions {
+  std::int64_t max_ttl_ms = 7LL * 24 * 3600 * 1000;
+  // A delivered action with no answer this long after its expiry is marked expired; the agent's
+  // own clock-skew allowance must be smaller.
+  std::int64_t unanswered_grace_ms = 60'000;
+};
+
+class ActionDispatcher {
+ public:
+  // Queues an envelope on the agent's live session; false when the agent is not connected.
+  using SendToAgent = std::function<bool(const std::string& agent_id, proto::Envelope)>;
+
+  ActionDispatcher(Store& store, EVP_PKEY* action_key, const Clock& clock,
+                   DispatchOptions options = {});
+  void set_sender(SendToAgent send) { send_ = std::move(send); }
+
+  // Errors name the problem (unknown kind, bad parameters, unknown or revoked agent, ttl) and
+  // nothing is stored then.
+  Result<std::vector<ActionRecord>> submit(const ActionSubmission& submission);
+
+  // Called by the gateway once an agent's session is accepted.
+  void agent_connected(const std::string& agent_id);
+  // Called by the gateway for reports from `agent_id`; returns what to send back, if anything.
+  std::optional<proto::Envelope> handle_result(const std::string& agent_id,
+                                               const proto::ActionResult& result);
+  void handle_progress(const std::string& agent_id, const proto::ActionProgress& progress);
+  // Marks overdue actions expired; called periodically.
+  void expire_due();
+
+ private:
+  void deliver(const ActionRecord& action);
+
+  Store& store_;
+  EVP_PKEY* action_key_;
+  const Clock& clock_;
+  DispatchOptions options_;
+  SendToAgent send_;
+};
+
+// The JSON form of an action for the API and CLI.
+nlohmann::json action_json(const ActionRecord& action);
+
+}  // namespace riposte::controller

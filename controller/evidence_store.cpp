@@ -1,0 +1,232 @@
+#include "controller/evidence_store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "protocol/crypto.h"
+#include "protocol/secure_file.h"
+
+namespace riposte::controller {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Refuse absurd sizes before creating anything.
+constexpr std::uint64_t kMaxEvidenceBytes = 256ULL << 30;
+
+proto::EvidenceAck ack_of(const std::string& sha, std::uint64_t offset, bool complete = false,
+                          std::string error = "") {
+  proto::EvidenceAck ack;
+  ack.set_sha256(sha);
+  ack.set_offset(offset);
+  ack.set_complete(complete);
+  ack.set_error(std::move(error));
+  return ack;
+}
+
+}  // namespace
+
+bool is_sha256_hex(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+struct EvidenceStore::Upload {
+  ~Upload() {
+    if (fd >= 0) ::close(fd);
+  }
+  int fd = -1;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+  std::string action_id;
+  std::string agent_id;
+  crypto::Sha256 sha;
+};
+
+EvidenceStore::EvidenceStore(fs::path dir, Store& store, const Clock& clock)
+    : dir_(std::move(dir)), store_(store), clock_(clock) {}
+
+EvidenceStore::~EvidenceStore() = default;
+
+Status EvidenceStore::open() {
+  if (auto s = ensure_private_directory(dir_); !s) return s;
+  return ensure_private_directory(dir_ / ".partial");
+}
+
+fs::path EvidenceStore::object_path(const std::string& sha256) const { return dir_ / sha256; }
+
+proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
+                                        const proto::EvidenceOffer& offer) {
+  const auto& ref = offer.evidence();
+  const std::string& sha = ref.sha256();
+  if (!is_sha256_hex(sha)) return ack_of(sha, 0, false, "evidence id is not a SHA-256 hash");
+  if (ref.size() > kMaxEvidenceBytes) return ack_of(sha, 0, false, "evidence object too large");
+
+  // Only objects an action of this agent declared in its result are accepted.
+  auto rows = store_.find_evidence(sha);
+  if (!rows) return ack_of(sha, 0, false, "controller store error");
+  const EvidenceRecord* declared = nullptr;
+  for (const auto& r : *rows) {
+    if (r.agent_id == agent_id && r.action_id == offer.action_id() && r.size == ref.size())
+      declared = &r;
+  }
+  if (declared == nullptr)
+    return ack_of(sha, 0, false, "no result of this agent's action declared this evidence");
+
+  std::lock_guard lock(mutex_);
+  std::error_code ec;
+  if (fs::exists(object_path(sha), ec)) {
+    // Already held (same content from an earlier action, or a finished upload whose ack was lost).
+    if (!declared->stored) {
+      (void)store_.mark_evidence_stored(
+          sha, clock_.now_unix_ms(),
+          {"agent:" + agent_id, "evidence.stored", sha,
+           json{{"action_id", offer.action_id()}, {"size", ref.size()}, {"deduplicated", true}}
+               .dump()});
+    }
+    return ack_of(sha, ref.size(), true);
+  }
+  auto& slot = uploads_[sha];
+  if (!slot) {
+    auto upload = std::make_unique<Upload>();
+    const auto partial = dir_ / ".partial" / sha;
+    upload->fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (upload->fd < 0) {
+      uploads_.erase(sha);
+      return ack_of(sha, 0, false, fmt::format("cannot open partial file: {}", std::strerror(errno)));
+    }
+    // Resume: hash what is already on disk so the digest covers the whole object at the end.
+    std::vector<char> buffer(1 << 20);
+    std::uint64_t have = 0;
+    for (;;) {
+      const ssize_t n = ::read(upload->fd, buffer.data(), buffer.size());
+      if (n <= 0) break;
+      if (have + static_cast<std::uint64_t>(n) > ref.size()) break;
+      upload->sha.update(buffer.data(), static_cast<std::size_t>(n));
+      have += static_cast<std::uint64_t>(n);
+    }
+    if (::ftruncate(upload->fd, static_cast<off_t>(have)) != 0) {
+      uploads_.erase(sha);
+      return ack_of(sha, 0, false, "cannot prepare partial file");
+    }
+    upload->offset = have;
+    if (have > 0)
+      spdlog::info("evidence: {} resumes at {} of {} bytes", sha, have, ref.size());
+    slot = std::move(upload);
+  }
+  slot->size = ref.size();
+  slot->action_id = offer.action_id();
+  slot->agent_id = agent_id;
+  (void)store_.append_audit({"agent:" + agent_id, "evidence.offered", sha,
+                             json{{"action_id", offer.action_id()},
+                                  {"size", ref.size()},
+                                  {"name", ref.name()},
+                                  {"resume_offset", slot->offset}}
+                                 .dump()},
+                            clock_.now_unix_ms());
+  if (slot->offset == slot->size) return finish(sha, *slot);
+  return ack_of(sha, slot->offset);
+}
+
+proto::EvidenceAck EvidenceStore::append(const std::string& agent_id,
+                                         const proto::EvidenceChunk& chunk) {
+  const std::string& sha = chunk.sha256();
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(sha);
+  if (it == uploads_.end() || it->second->agent_id != agent_id)
+    return ack_of(sha, 0, false, "no upload of this object was offered on this session");
+  auto& upload = *it->second;
+  if (chunk.offset() != upload.offset) return ack_of(sha, upload.offset);  // resume from here
+  const auto& data = chunk.data();
+  if (upload.offset + data.size() > upload.size) {
+    const auto offset = upload.offset;
+    uploads_.erase(it);
+    return ack_of(sha, offset, false, "chunk runs past the offered size");
+  }
+  std::size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = ::pwrite(upload.fd, data.data() + written, data.size() - written,
+                               static_cast<off_t>(upload.offset + written));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      spdlog::error("evidence: {}: write failed: {}", sha, std::strerror(errno));
+      // What reached the disk is the resume point after ftruncate on the next offer.
+      const auto offset = upload.offset;
+      uploads_.erase(it);
+      return ack_of(sha, offset, false, "controller cannot write evidence (disk full?)");
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  upload.sha.update(data.data(), data.size());
+  upload.offset += data.size();
+  if (upload.offset == upload.size) return finish(sha, upload);
+  return ack_of(sha, upload.offset);
+}
+
+proto::EvidenceAck EvidenceStore::finish(const std::string& sha, Upload& upload) {
+  // Caller holds mutex_; `upload` is uploads_[sha] and is erased here.
+  const auto digest = upload.sha.hex_digest();
+  const auto size = upload.size;
+  const auto action_id = upload.action_id;
+  const auto agent_id = upload.agent_id;
+  const auto partial = dir_ / ".partial" / sha;
+  const bool synced = ::fsync(upload.fd) == 0;
+  uploads_.erase(sha);
+  if (digest != sha) {
+    std::error_code ignored;
+    fs::remove(partial, ignored);
+    spdlog::error("evidence: upload from agent {} does not match its hash (got {}, want {})",
+                  agent_id, digest, sha);
+    (void)store_.append_audit({"agent:" + agent_id, "evidence.rejected", sha,
+                               json{{"action_id", action_id}, {"computed_sha256", digest}}.dump()},
+                              clock_.now_unix_ms());
+    return ack_of(sha, 0, false, "SHA-256 of the received bytes does not match");
+  }
+  std::error_code ec;
+  fs::rename(partial, object_path(sha), ec);
+  if (!synced || ec) return ack_of(sha, size, false, "controller cannot store evidence");
+  if (const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+  if (auto s = store_.mark_evidence_stored(
+          sha, clock_.now_unix_ms(),
+          {"agent:" + agent_id, "evidence.stored", sha,
+           json{{"action_id", action_id}, {"size", size}, {"sha256_checked", true}}.dump()});
+      !s) {
+    spdlog::error("evidence: {}: cannot record: {}", sha, s.error().message);
+  }
+  spdlog::info("evidence: stored {} ({} bytes) from agent {} for action {}", sha, size, agent_id,
+               action_id);
+  return ack_of(sha, size, true);
+}
+
+Result<fs::path> EvidenceStore::verified_path(const std::string& sha256) {
+  if (!is_sha256_hex(sha256)) return Error{"evidence id must be a lowercase SHA-256 hex string"};
+  const auto path = object_path(sha256);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return Error{fmt::format("no stored evidence {}", sha256)};
+  auto digest = crypto::sha256_file(path.string());
+  if (!digest) return digest.error();
+  if (*digest != sha256) {
+    (void)store_.append_audit({"controller", "evidence.corrupt", sha256,
+                               json{{"computed_sha256", *digest}}.dump()},
+                              clock_.now_unix_ms());
+    return Error{fmt::format("stored evidence {} no longer matches its hash", sha256)};
+  }
+  return path;
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,58 @@
+#pragma once
+
+// Evidence on the controller: objects uploaded by agents, stored content-addressed as
+// DATA_DIR/evidence/<sha256>. An upload in progress lives in evidence/.partial/<sha256>; its size
+// on disk is the resume point, so an upload interrupted by either side (or a controller restart)
+// continues from the last byte written. The SHA-256 is computed as bytes arrive (rebuilt from the
+// partial file after a restart) and checked before the object takes its final name.
+//
+// Chain of custody: offers, completion and downloads are audit entries (actor, time, size, hash,
+// action, agent); the evidence rows say which action on which agent produced each object.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "controller/store.h"
+#include "protocol/agent_channel.pb.h"
+#include "protocol/clock.h"
+
+namespace riposte::controller {
+
+class EvidenceStore {
+ public:
+  EvidenceStore(std::filesystem::path dir, Store& store, const Clock& clock);
+  ~EvidenceStore();
+
+  // Creates the directories (0700).
+  Status open();
+
+  // The agent offers an object one of its actions produced: answers how much the controller holds
+  // (the agent streams from there), that it is complete, or why it is refused.
+  proto::EvidenceAck offer(const std::string& agent_id, const proto::EvidenceOffer& offer);
+  // Appends a chunk at its offset; answers the new offset (or where to resume if the offset did
+  // not match), and `complete` once the whole object is stored and its hash checked.
+  proto::EvidenceAck append(const std::string& agent_id, const proto::EvidenceChunk& chunk);
+
+  // The stored object's path after re-checking its SHA-256; an error if it is missing or does not
+  // match (then it is also audited).
+  Result<std::filesystem::path> verified_path(const std::string& sha256);
+
+  std::filesystem::path object_path(const std::string& sha256) const;
+
+ private:
+  struct Upload;
+  proto::EvidenceAck finish(const std::string& sha256, Upload& upload);
+
+  std::filesystem::path dir_;
+  Store& store_;
+  const Clock& clock_;
+  std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<Upload>> uploads_;
+};
+
+bool is_sha256_hex(std::string_view text);
+
+}  // namespace riposte::controller

@@ -1,0 +1,175 @@
+#include "protocol/action_catalog.h"
+
+#include <fmt/format.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <memory>
+
+#include "protocol/action_kinds.h"
+#include "protocol/actions.pb.h"
+#include "protocol/agent_channel.pb.h"
+
+namespace riposte::action_catalog {
+
+namespace {
+
+namespace ak = action_kind;
+namespace pb = google::protobuf;
+using nlohmann::json;
+
+struct Entry {
+  std::string_view kind;
+  const pb::Descriptor* (*parameters)();
+  const pb::Descriptor* (*result)();
+};
+
+// Must match agent/action_executor.cpp, which parses and produces these messages.
+const Entry kEntries[] = {
+    {ak::kProcessList, &proto::ProcessListParams::descriptor,
+     &proto::ProcessListResult::descriptor},
+    {ak::kProcessTree, &proto::ProcessTreeParams::descriptor,
+     &proto::ProcessListResult::descriptor},
+    {ak::kProcessKill, &proto::ProcessKillParams::descriptor,
+     &proto::ProcessKillResult::descriptor},
+    {ak::kProcessSuspend, &proto::ProcessSignalParams::descriptor, &proto::Empty::descriptor},
+    {ak::kProcessResume, &proto::ProcessSignalParams::descriptor, &proto::Empty::descriptor},
+    {ak::kMemoryCapture, &proto::MemoryCaptureParams::descriptor,
+     &proto::MemoryCaptureResult::descriptor},
+    {ak::kNetworkQuarantine, &proto::QuarantineParams::descriptor, &proto::Empty::descriptor},
+    {ak::kNetworkRelease, &proto::Empty::descriptor, &proto::Empty::descriptor},
+    {ak::kNetworkStatus, &proto::Empty::descriptor, &proto::NetworkStatusResult::descriptor},
+    {ak::kNetworkConnections, &proto::ConnectionsParams::descriptor,
+     &proto::ConnectionsResult::descriptor},
+    {ak::kFileHash, &proto::FileParams::descriptor, &proto::FileResult::descriptor},
+    {ak::kFileCollect, &proto::FileParams::descriptor, &proto::FileResult::descriptor},
+    {ak::kFileQuarantine, &proto::FileParams::descriptor, &proto::FileResult::descriptor},
+    {ak::kFileRestore, &proto::FileRestoreParams::descriptor, &proto::FileResult::descriptor},
+    {ak::kYaraScan, &proto::YaraScanParams::descriptor, &proto::YaraScanResult::descriptor},
+    {ak::kHostLogins, &proto::LoginsParams::descriptor, &proto::LoginsResult::descriptor},
+    {ak::kHostFacts, &proto::Empty::descriptor, &proto::OsFacts::descriptor},
+};
+
+const Entry* find(std::string_view kind) {
+  for (const auto& e : kEntries)
+    if (e.kind == kind) return &e;
+  return nullptr;
+}
+
+std::unique_ptr<pb::Message> make(const pb::Descriptor* descriptor) {
+  return std::unique_ptr<pb::Message>(
+      pb::MessageFactory::generated_factory()->GetPrototype(descriptor)->New());
+}
+
+json to_json(const pb::Message& message) {
+  pb::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string text;
+  if (!pb::util::MessageToJsonString(message, &text, options).ok()) return nullptr;
+  return json::parse(text, nullptr, false);
+}
+
+std::string field_list(const pb::Descriptor* d, const std::string& prefix = "") {
+  std::string out;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const auto* f = d->field(i);
+    const std::string name = prefix + f->name();
+    std::string item = f->message_type() != nullptr && !f->is_repeated()
+                           ? field_list(f->message_type(), name + ".")
+                           : name;
+    if (item.empty()) continue;
+    if (!out.empty()) out += ", ";
+    out += item;
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_known_kind(std::string_view kind) { return find(kind) != nullptr; }
+
+Result<std::string> parameters_from_json(std::string_view kind, const json& parameters) {
+  const auto* entry = find(kind);
+  if (entry == nullptr) return Error{fmt::format("unknown action kind '{}'", kind)};
+  if (!parameters.is_null() && !parameters.is_object())
+    return Error{"parameters must be a JSON object"};
+  auto message = make(entry->parameters());
+  if (parameters.is_object() && !parameters.empty()) {
+    pb::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    const auto status = pb::util::JsonStringToMessage(parameters.dump(), message.get(), options);
+    if (!status.ok()) {
+      return Error{fmt::format("parameters for {}: {} (known parameters: {})", kind,
+                               std::string(status.message()), field_list(entry->parameters()))};
+    }
+  }
+  return message->SerializeAsString();
+}
+
+json parameters_to_json(std::string_view kind, const std::string& serialized) {
+  const auto* entry = find(kind);
+  if (entry == nullptr) return nullptr;
+  auto message = make(entry->parameters());
+  if (!message->ParseFromString(serialized)) return nullptr;
+  return to_json(*message);
+}
+
+json result_to_json(std::string_view kind, const std::string& serialized) {
+  const auto* entry = find(kind);
+  if (entry == nullptr) return nullptr;
+  auto message = make(entry->result());
+  if (!message->ParseFromString(serialized)) return nullptr;
+  return to_json(*message);
+}
+
+Result<json> parameters_from_pairs(std::string_view kind,
+                                   const std::vector<std::pair<std::string, std::string>>& pairs) {
+  const auto* entry = find(kind);
+  if (entry == nullptr) return Error{fmt::format("unknown action kind '{}'", kind)};
+  json out = json::object();
+  for (const auto& [key, value] : pairs) {
+    const pb::Descriptor* d = entry->parameters();
+    json* node = &out;
+    const pb::FieldDescriptor* field = nullptr;
+    std::string_view rest = key;
+    for (;;) {
+      const auto dot = rest.find('.');
+      const std::string part(rest.substr(0, dot));
+      field = d == nullptr ? nullptr : d->FindFieldByName(part);
+      if (field == nullptr) {
+        return Error{fmt::format("{} has no parameter '{}' (known: {})", kind, key,
+                                 field_list(entry->parameters()))};
+      }
+      if (dot == std::string_view::npos) break;
+      if (field->message_type() == nullptr || field->is_repeated())
+        return Error{fmt::format("parameter '{}': '{}' has no sub-fields", key, part)};
+      d = field->message_type();
+      node = &(*node)[part];
+      rest = rest.substr(dot + 1);
+    }
+    json typed;
+    switch (field->cpp_type()) {
+      case pb::FieldDescriptor::CPPTYPE_BOOL:
+        if (value != "true" && value != "false")
+          return Error{fmt::format("parameter '{}' must be true or false", key)};
+        typed = value == "true";
+        break;
+      case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+        return Error{fmt::format("parameter '{}' is a group; set its fields ({}.FIELD=...)", key,
+                                 key)};
+      default:
+        typed = value;  // proto3 JSON accepts numbers written as strings; the parser checks them
+    }
+    if (field->is_repeated()) {
+      (*node)[field->name()].push_back(typed);
+    } else {
+      (*node)[field->name()] = typed;
+    }
+  }
+  if (auto checked = parameters_from_json(kind, out); !checked) return checked.error();
+  return out;
+}
+
+}  // namespace riposte::action_catalog

@@ -1,0 +1,30 @@
+#pragma once
+
+// Which protobuf messages carry each action kind's parameters and result, and their JSON forms
+// for the API and CLI (proto3 JSON mapping: field names as in actions.proto, 64-bit integers as
+// strings).
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "protocol/result.h"
+
+namespace riposte::action_catalog {
+
+bool is_known_kind(std::string_view kind);
+
+// JSON object -> serialized parameters message of `kind`; unknown fields and wrong types are
+// errors naming the field.
+Result<std::string> parameters_from_json(std::string_view kind, const nlohmann::json& parameters);
+nlohmann::json parameters_to_json(std::string_view kind, const std::string& serialized);
+// Serialized result message -> JSON (null when it does not parse).
+nlohmann::json result_to_json(std::string_view kind, const std::string& serialized);
+
+// CLI pairs like {"target.pid", "42"}, {"paths", "/a"}, {"paths", "/b"} -> a JSON object shaped
+// by the parameters message: dotted keys nest, repeated fields collect, bools and numbers typed.
+Result<nlohmann::json> parameters_from_pairs(
+    std::string_view kind, const std::vector<std::pair<std::string, std::string>>& pairs);
+
+}  // namespace riposte::action_catalog

@@ -1,0 +1,130 @@
+#pragma once
+
+// A prepared SQLite statement with positional binding, shared by the controller's store and the
+// agent's local databases: Statement(db, sql).bind(a, b, c).run(). Header-only; users link SQLite.
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "protocol/result.h"
+
+namespace riposte::sqlite {
+
+// A BLOB parameter (std::string binds as TEXT).
+struct Blob {
+  std::string_view bytes;
+};
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) {
+      // SQL text is ours: a failure to prepare is a programming error.
+      throw std::logic_error(fmt::format("cannot prepare '{}': {}", sql, sqlite3_errmsg(db)));
+    }
+    stmt_.reset(raw);
+  }
+  Statement(sqlite3* db, const std::string& sql) : Statement(db, sql.c_str()) {}
+
+  template <typename... Args>
+  Statement& bind(const Args&... args) {
+    int index = 0;
+    (bind_one(++index, args), ...);
+    return *this;
+  }
+
+  // SQLITE_ROW, SQLITE_DONE, or an error code.
+  int step() { return sqlite3_step(stmt_.get()); }
+
+  Status run() {
+    const int rc = step();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+      return Error{fmt::format("database: {}", sqlite3_errmsg(db_))};
+    return ok_status();
+  }
+
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_.get(), col);
+    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p));
+  }
+  std::string blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), col));
+    const int n = sqlite3_column_bytes(stmt_.get(), col);
+    return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
+  }
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  std::optional<std::int64_t> optional_integer(int col) const {
+    if (sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL) return std::nullopt;
+    return integer(col);
+  }
+
+ private:
+  void bind_one(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void bind_one(int i, const char* v) {
+    sqlite3_bind_text(stmt_.get(), i, v, -1, SQLITE_TRANSIENT);
+  }
+  void bind_one(int i, Blob v) {
+    sqlite3_bind_blob(stmt_.get(), i, v.bytes.data(), static_cast<int>(v.bytes.size()),
+                      SQLITE_TRANSIENT);
+  }
+  void bind_one(int i, std::int64_t v) { sqlite3_bind_int64(stmt_.get(), i, v); }
+  void bind_one(int i, std::uint64_t v) {
+    sqlite3_bind_int64(stmt_.get(), i, static_cast<std::int64_t>(v));
+  }
+  void bind_one(int i, int v) { sqlite3_bind_int64(stmt_.get(), i, v); }
+  void bind_one(int i, std::uint32_t v) { sqlite3_bind_int64(stmt_.get(), i, v); }
+  void bind_one(int i, const std::optional<std::int64_t>& v) {
+    if (v)
+      sqlite3_bind_int64(stmt_.get(), i, *v);
+    else
+      sqlite3_bind_null(stmt_.get(), i);
+  }
+
+  struct Finalizer {
+    void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+  };
+  sqlite3* db_;
+  std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
+};
+
+// Runs SQL text without results (schema, pragmas, BEGIN/COMMIT).
+inline Status exec(sqlite3* db, const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    Error error{fmt::format("database: {}", message != nullptr ? message : "unknown error")};
+    sqlite3_free(message);
+    return error;
+  }
+  return ok_status();
+}
+
+// Opens (creating) a database for use from several threads and runs `schema` (idempotent SQL:
+// pragmas, CREATE ... IF NOT EXISTS). The caller owns the handle (sqlite3_close_v2).
+inline Result<sqlite3*> open_database(const std::string& path, const char* schema) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return Error{fmt::format("cannot open database {}: {}", path, message)};
+  }
+  sqlite3_busy_timeout(db, 5000);
+  if (auto s = exec(db, schema); !s) {
+    sqlite3_close_v2(db);
+    return Error{fmt::format("database {}: {}", path, s.error().message)};
+  }
+  return db;
+}
+
+}  // namespace riposte::sqlite
