@@ -122,10 +122,10 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
       return ack_of(sha, 0, false, "cannot prepare partial file");
     }
     upload->offset = have;
-    if (have > 0)
-      spdlog::info("evidence: {} resumes at {} of {} bytes", sha, have, ref.size());
     slot = std::move(upload);
   }
+  if (slot->offset > 0)
+    spdlog::info("evidence: {} resumes at {} of {} bytes", sha, slot->offset, ref.size());
   slot->size = ref.size();
   slot->action_id = offer.action_id();
   slot->agent_id = agent_id;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <openssl/ssl.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -77,7 +78,8 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
   if (!req.output_file.empty()) {
     // Large downloads (evidence): stream to disk, with the timeout applied to each read.
     http::response_parser<http::file_body> file_parser;
-    file_parser.body_limit(boost::none);
+    // Not boost::none: Beast 1.74 compares the length with the optional, and "no limit" loses.
+    file_parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     const int fd = ::open(req.output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) co_return Error{fmt::format("cannot create {}: {}", req.output_file, std::strerror(errno))};
     ::close(fd);

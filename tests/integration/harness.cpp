@@ -210,4 +210,19 @@ nlohmann::json ControllerUnderTest::agent(const std::string& id) {
   return cli_json({"agents", "show", id});
 }
 
+ControllerUnderTest::OnlineAgent ControllerUnderTest::start_online_agent(
+    const fs::path& state_dir, const std::string& log_name) {
+  OnlineAgent online;
+  online.id = enroll_agent(state_dir);
+  online.process = start_agent(state_dir, log_name);
+  if (!wait_until([&] { return agent(online.id)["status"] == "online"; }, 20s)) {
+    throw std::runtime_error("agent did not come online: " + online.process->log_text());
+  }
+  return online;
+}
+
+nlohmann::json ControllerUnderTest::action(const std::string& id) {
+  return cli_json({"action", "show", id});
+}
+
 }  // namespace riposte::testing

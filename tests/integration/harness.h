@@ -80,6 +80,15 @@ class ControllerUnderTest {
   std::unique_ptr<ChildProcess> start_agent(const std::filesystem::path& state_dir,
                                             const std::string& log_name);
   nlohmann::json agent(const std::string& id);
+  // Enrolls `state_dir`, starts the agent and waits until the controller shows it online.
+  struct OnlineAgent {
+    std::string id;
+    std::unique_ptr<ChildProcess> process;
+  };
+  OnlineAgent start_online_agent(const std::filesystem::path& state_dir,
+                                 const std::string& log_name);
+  // `riposte action show ID --json`.
+  nlohmann::json action(const std::string& id);
 
   const std::filesystem::path& dir() const { return tmp_.path(); }
   std::filesystem::path data_dir() const { return tmp_.path() / "controller"; }

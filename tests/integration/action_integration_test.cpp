@@ -1,0 +1,315 @@
+// Signed actions end to end: the real controller, agent and CLI over loopback, acting on real
+// processes, with evidence uploads interrupted by killing either side.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "protocol/crypto.h"
+#include "tests/integration/harness.h"
+#include "tests/platform/capture_target_process.h"
+
+namespace riposte::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// Field 22 of /proc/PID/stat: what the agent checks so a recycled pid is never killed.
+std::string start_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) rest >> field;
+  return field;
+}
+
+// A child that ignores SIGTERM, so process.kill needs its grace period and then SIGKILL.
+pid_t spawn_stubborn_child() {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::signal(SIGTERM, SIG_IGN);
+    for (;;) ::pause();
+  }
+  ::usleep(50'000);
+  return pid;
+}
+
+json last_json_line(const std::string& out) {
+  const auto trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
+  const auto start = trimmed.rfind('\n');
+  return json::parse(start == std::string::npos ? trimmed : trimmed.substr(start + 1));
+}
+
+TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::execlp("sleep", "sleep", "300", nullptr);
+    ::_exit(127);
+  }
+  ::usleep(50'000);
+  const auto run = controller.cli({"action", "run", "process.kill", "--agent", agent.id, "--param",
+                                   "target.pid=" + std::to_string(child), "--param",
+                                   "target.start_ticks=" + start_ticks(child), "--wait", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err << agent.process->log_text();
+  const auto done = last_json_line(run.out);
+  EXPECT_EQ(done["state"], "succeeded");
+  EXPECT_TRUE(done["reason"].is_null());
+  ASSERT_EQ(done["result"]["processes"].size(), 1u) << done.dump();
+  EXPECT_EQ(done["result"]["processes"][0]["outcome"], "terminated");
+  for (const char* key : {"delivered_at", "started_at", "finished_at"})
+    EXPECT_TRUE(done[key].is_string()) << key;
+  EXPECT_EQ(done["requester"], "admin");
+  EXPECT_EQ(done["signature"].get<std::string>().size(), 128u);  // Ed25519, hex
+
+  // The child really died of the SIGTERM the agent sent.
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+
+  // The wrong start time is refused by the agent and nothing is killed.
+  const pid_t other = ::fork();
+  if (other == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::execlp("sleep", "sleep", "300", nullptr);
+    ::_exit(127);
+  }
+  ::usleep(50'000);
+  const auto wrong = controller.cli({"action", "run", "process.kill", "--agent", agent.id,
+                                     "--param", "target.pid=" + std::to_string(other), "--param",
+                                     "target.start_ticks=1", "--wait", "--json"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_EQ(last_json_line(wrong.out)["state"], "failed") << wrong.out;
+  EXPECT_EQ(::kill(other, 0), 0);
+  ::kill(other, SIGKILL);
+  ::waitpid(other, nullptr, 0);
+
+  // Bad input is answered before anything is signed or stored.
+  const auto unknown = controller.cli({"action", "run", "process.explode", "--agent", agent.id});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("unknown action kind"), std::string::npos) << unknown.err;
+  const auto bad_param = controller.cli(
+      {"action", "run", "process.kill", "--agent", agent.id, "--param", "target.pidd=1"});
+  EXPECT_NE(bad_param.exit_code, 0);
+  EXPECT_NE(bad_param.err.find("no parameter 'target.pidd'"), std::string::npos) << bad_param.err;
+}
+
+TEST(ActionIntegration, MemoryCaptureEvidenceArrivesWithTheRightHashAndOpensWithReadelf) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+  CaptureTarget target(16);
+  ASSERT_TRUE(target.ready());
+
+  const auto run = controller.cli({"action", "run", "memory.capture", "--agent", agent.id,
+                                   "--param", "target.pid=" + std::to_string(target.pid()),
+                                   "--param", "target.start_ticks=" + start_ticks(target.pid()),
+                                   "--wait", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << agent.process->log_text();
+  const auto done = last_json_line(run.out);
+  ASSERT_EQ(done["state"], "succeeded") << done.dump();
+  ASSERT_EQ(done["evidence"].size(), 1u);
+  const std::string sha = done["evidence"][0]["sha256"];
+  const std::uint64_t size = done["evidence"][0]["size"];
+  EXPECT_EQ(done["result"]["sha256"], sha);
+  EXPECT_GT(size, 16u << 20);
+
+  ASSERT_TRUE(wait_until([&] { return controller.action(done["id"])["evidence"][0]["stored"]; },
+                         30s))
+      << agent.process->log_text();
+  // Content-addressed on the controller, and the agent's spool copy is gone.
+  EXPECT_EQ(fs::file_size(controller.data_dir() / "evidence" / sha), size);
+  ASSERT_TRUE(wait_until(
+      [&] { return fs::is_empty(controller.dir() / "agent" / "evidence"); }, 10s));
+
+  const auto file = controller.dir() / "capture.core";
+  const auto get = controller.cli({"evidence", "get", sha, "-o", file.string()});
+  ASSERT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(crypto::sha256_file(file.string()).value(), sha);
+  const auto readelf = run_command({"readelf", "-h", "-l", file.string()});
+  ASSERT_EQ(readelf.exit_code, 0) << readelf.err;
+  EXPECT_NE(readelf.out.find("CORE (Core file)"), std::string::npos);
+  EXPECT_NE(readelf.out.find("LOAD"), std::string::npos);
+
+  // A hash nobody stored is a clear 404, not an empty file.
+  const auto missing = controller.cli(
+      {"evidence", "get", std::string(64, 'a'), "-o", (controller.dir() / "x").string()});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("404"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(controller.dir() / "x"));
+}
+
+TEST(ActionIntegration, ActionForAnOfflineAgentWaitsForItOrExpiresUnexecuted) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state = controller.dir() / "agent";
+  const auto id = controller.enroll_agent(state);
+
+  const auto waiting =
+      controller.cli_json({"action", "run", "host.facts", "--agent", id})["actions"][0];
+  EXPECT_EQ(waiting["state"], "queued");
+  const auto expiring = controller.cli_json(
+      {"action", "run", "host.facts", "--agent", id, "--ttl", "1s"})["actions"][0];
+  ASSERT_TRUE(wait_until([&] { return controller.action(expiring["id"])["state"] == "expired"; },
+                         10s));
+  EXPECT_NE(controller.action(expiring["id"])["reason"].get<std::string>().find("expired"),
+            std::string::npos);
+
+  auto agent = controller.start_agent(state, "agent.log");
+  ASSERT_TRUE(wait_until([&] { return controller.action(waiting["id"])["state"] == "succeeded"; },
+                         20s))
+      << agent->log_text();
+  EXPECT_FALSE(controller.action(waiting["id"])["result"]["hostname"].get<std::string>().empty());
+  // The expired one never reached the agent.
+  EXPECT_EQ(controller.action(expiring["id"])["state"], "expired");
+  EXPECT_EQ(agent->log_text().find(expiring["id"].get<std::string>()), std::string::npos);
+}
+
+TEST(ActionIntegration, ResultProducedWhileTheControllerIsDownArrivesAfterItReturns) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+  const pid_t child = spawn_stubborn_child();
+
+  // SIGTERM is ignored, so the kill takes the 3 s grace: the controller dies meanwhile.
+  const auto created = controller.cli_json(
+      {"action", "run", "process.kill", "--agent", agent.id, "--param",
+       "target.pid=" + std::to_string(child), "--param", "target.start_ticks=" + start_ticks(child),
+       "--param", "grace_ms=3000"})["actions"][0];
+  const std::string id = created["id"];
+  ASSERT_TRUE(wait_until([&] { return controller.action(id)["state"] == "running"; }, 10s));
+  controller.kill_hard();
+
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+  ASSERT_TRUE(wait_until(
+      [&] { return agent.process->log_text().find("STATUS_SUCCEEDED") != std::string::npos; },
+      10s));
+
+  controller.start(/*same_ports=*/true);
+  ASSERT_TRUE(wait_until([&] { return controller.action(id)["state"] == "succeeded"; }, 20s))
+      << agent.process->log_text();
+  EXPECT_EQ(controller.action(id)["result"]["processes"][0]["outcome"], "killed");
+  EXPECT_NE(agent.process->log_text().find("kept while disconnected"), std::string::npos);
+}
+
+// Starts a capture of a `megabytes` target and returns once its upload is partly on the
+// controller: (action id, evidence hash).
+std::pair<std::string, std::string> capture_until_upload_is_partial(
+    ControllerUnderTest& controller, const std::string& agent_id, const CaptureTarget& target) {
+  const auto created = controller.cli_json(
+      {"action", "run", "memory.capture", "--agent", agent_id, "--param",
+       "target.pid=" + std::to_string(target.pid()), "--param",
+       "target.start_ticks=" + start_ticks(target.pid())})["actions"][0];
+  const std::string id = created["id"];
+  std::string sha;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const auto a = controller.action(id);
+        if (a["evidence"].empty()) return false;
+        sha = a["evidence"][0]["sha256"];
+        return true;
+      },
+      60s));
+  const auto partial = controller.data_dir() / "evidence" / ".partial" / sha;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        std::error_code ec;
+        return fs::file_size(partial, ec) > (8u << 20) && !ec;
+      },
+      30s));
+  return {id, sha};
+}
+
+std::uint64_t resumed_offset(const std::string& controller_log) {
+  const auto at = controller_log.find("resumes at ");
+  if (at == std::string::npos) return 0;
+  return std::stoull(controller_log.substr(at + 11));
+}
+
+TEST(ActionIntegration, UploadResumesAfterTheControllerIsKilledMidway) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+  CaptureTarget target(768);
+  ASSERT_TRUE(target.ready());
+  const auto [id, sha] = capture_until_upload_is_partial(controller, agent.id, target);
+  controller.kill_hard();
+
+  controller.start(/*same_ports=*/true);
+  ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 60s))
+      << agent.process->log_text();
+  EXPECT_GT(resumed_offset(controller.process().log_text()), 0u)
+      << controller.process().log_text();
+  EXPECT_EQ(crypto::sha256_file((controller.data_dir() / "evidence" / sha).string()).value(), sha);
+}
+
+TEST(ActionIntegration, UploadResumesAfterTheAgentIsKilledMidway) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state = controller.dir() / "agent";
+  auto agent = controller.start_online_agent(state, "agent.log");
+  CaptureTarget target(768);
+  ASSERT_TRUE(target.ready());
+  const auto [id, sha] = capture_until_upload_is_partial(controller, agent.id, target);
+  agent.process->signal(SIGKILL);
+  agent.process->wait_for_exit(5s);
+
+  auto restarted = controller.start_agent(state, "agent-2.log");
+  ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 60s))
+      << restarted->log_text();
+  EXPECT_GT(resumed_offset(controller.process().log_text()), 0u)
+      << controller.process().log_text();
+  EXPECT_EQ(crypto::sha256_file((controller.data_dir() / "evidence" / sha).string()).value(), sha);
+  EXPECT_EQ(controller.action(id)["state"], "succeeded");
+}
+
+TEST(ActionIntegration, EditingOneAuditRowMakesAuditVerifyFailAtThatRow) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto id = controller.enroll_agent(controller.dir() / "agent");
+  for (int i = 0; i < 3; ++i) controller.cli_json({"action", "run", "host.facts", "--agent", id});
+
+  const auto intact = controller.cli({"audit", "verify"});
+  ASSERT_EQ(intact.exit_code, 0) << intact.err;
+  EXPECT_NE(intact.out.find("intact"), std::string::npos);
+  const auto exported = controller.cli({"audit", "export"});
+  ASSERT_EQ(exported.exit_code, 0);
+  EXPECT_EQ(std::count(exported.out.begin(), exported.out.end(), '\n'), 3);
+  EXPECT_NE(exported.out.find("\"action.created\""), std::string::npos);
+
+  // Someone with database access rewrites who asked for the second action.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((controller.data_dir() / "riposte.db").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE audit_log SET actor = 'nobody' WHERE seq = 2", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  const auto broken = controller.cli({"audit", "verify", "--json"});
+  EXPECT_EQ(broken.exit_code, 1);
+  const auto report = json::parse(broken.out);
+  EXPECT_FALSE(report["ok"].get<bool>());
+  EXPECT_EQ(report["first_broken_seq"], 2);
+  EXPECT_EQ(report["entries_verified"], 1);
+}
+
+}  // namespace
+}  // namespace riposte::testing
