@@ -199,8 +199,9 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
              ref_of(p.target()), **sink,
              {.max_bytes = p.max_bytes() == 0 ? room : std::min<std::uint64_t>(p.max_bytes(), room),
               .include_file_backed = !p.exclude_file_backed(),
-              .progress = [&](std::uint64_t done,
-                              std::uint64_t total) { report_progress(done, total, "bytes"); }});
+              .progress = [&](std::uint64_t done, std::uint64_t total) {
+                report_progress(done, total, "bytes");
+              }});
          auto sha = (*sink)->finish();
          if (!report || !sha) {
            std::error_code ignored;

@@ -68,8 +68,7 @@ Status ActionJournal::finish(const proto::ActionResult& result,
   std::lock_guard lock(mutex_);
   if (auto s = sqlite::exec(db_, "BEGIN IMMEDIATE"); !s) return s;
   auto body = [&]() -> Status {
-    auto updated = Statement(db_,
-                             "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
+    auto updated = Statement(db_, "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
                        .bind(Blob{result.SerializeAsString()}, result.action_id())
                        .run();
     if (!updated) return updated;

@@ -8,8 +8,8 @@ namespace riposte::agent {
 
 namespace asio = boost::asio;
 
-ActionService::ActionService(asio::io_context& io, ActionVerifier& verifier,
-                             ActionJournal& journal, ActionExecutor& executor, const Clock& clock,
+ActionService::ActionService(asio::io_context& io, ActionVerifier& verifier, ActionJournal& journal,
+                             ActionExecutor& executor, const Clock& clock,
                              ActionServiceOptions options)
     : io_(io),
       verifier_(verifier),

@@ -37,8 +37,8 @@ Result<std::unique_ptr<ActionVerifier>> ActionVerifier::create(VerifierOptions o
       new ActionVerifier(std::move(options), std::move(*key), journal, clock));
 }
 
-ActionVerifier::ActionVerifier(VerifierOptions options, crypto::PkeyPtr key,
-                               ActionJournal& journal, const Clock& clock)
+ActionVerifier::ActionVerifier(VerifierOptions options, crypto::PkeyPtr key, ActionJournal& journal,
+                               const Clock& clock)
     : options_(std::move(options)), key_(std::move(key)), journal_(journal), clock_(clock) {}
 
 bool ActionVerifier::kind_allowed(std::string_view kind) const {
@@ -90,10 +90,9 @@ std::variant<proto::ActionSpec, proto::ActionResult> ActionVerifier::verify(
                    "action id was seen before (replay refused)", now);
   }
   if (!kind_allowed(spec->kind())) {
-    return refusal(id, proto::ActionResult::REFUSAL_KIND_NOT_ALLOWED,
-                   fmt::format("action kind '{}' is not allowed by this agent's policy",
-                               spec->kind()),
-                   now);
+    return refusal(
+        id, proto::ActionResult::REFUSAL_KIND_NOT_ALLOWED,
+        fmt::format("action kind '{}' is not allowed by this agent's policy", spec->kind()), now);
   }
   return std::move(*spec);
 }

@@ -31,8 +31,7 @@ struct VerifierOptions {
 class ActionVerifier {
  public:
   static Result<std::unique_ptr<ActionVerifier>> create(VerifierOptions options,
-                                                        ActionJournal& journal,
-                                                        const Clock& clock);
+                                                        ActionJournal& journal, const Clock& clock);
 
   // The verified spec, or the refusal to send back (status REJECTED with its reason).
   std::variant<proto::ActionSpec, proto::ActionResult> verify(const proto::ActionRequest& request);

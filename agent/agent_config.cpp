@@ -56,11 +56,16 @@ Result<std::uint64_t> parse_size(const std::string& text) {
 }
 
 Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentConfig config) {
-  static const std::set<std::string> kKnown = {"state_dir",           "log_level",
-                                               "log_format",          "reconnect_initial",
-                                               "reconnect_max",       "connection_sample_interval",
-                                               "connection_retention", "max_concurrent_actions",
-                                               "clock_skew",          "allowed_actions",
+  static const std::set<std::string> kKnown = {"state_dir",
+                                               "log_level",
+                                               "log_format",
+                                               "reconnect_initial",
+                                               "reconnect_max",
+                                               "connection_sample_interval",
+                                               "connection_retention",
+                                               "max_concurrent_actions",
+                                               "clock_skew",
+                                               "allowed_actions",
                                                "protected_process_names",
                                                "protected_process_paths",
                                                "evidence_spool_limit"};
@@ -83,10 +88,9 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
         return Error{fmt::format("{}: {}: {}", path.string(), key, value.error().message)};
       *target = *value;
     }
-    for (auto [key, target] :
-         {std::pair{"allowed_actions", &config.allowed_actions},
-          {"protected_process_names", &config.protected_process_names},
-          {"protected_process_paths", &config.protected_process_paths}}) {
+    for (auto [key, target] : {std::pair{"allowed_actions", &config.allowed_actions},
+                               {"protected_process_names", &config.protected_process_names},
+                               {"protected_process_paths", &config.protected_process_paths}}) {
       if (!root[key]) continue;
       if (!root[key].IsSequence())
         return Error{fmt::format("{}: {} must be a list", path.string(), key)};
@@ -95,14 +99,14 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
     if (root["max_concurrent_actions"]) {
       config.max_concurrent_actions = root["max_concurrent_actions"].as<int>();
       if (config.max_concurrent_actions < 1 || config.max_concurrent_actions > 64)
-        return Error{fmt::format("{}: max_concurrent_actions must be between 1 and 64",
-                                 path.string())};
+        return Error{
+            fmt::format("{}: max_concurrent_actions must be between 1 and 64", path.string())};
     }
     if (root["evidence_spool_limit"]) {
       auto value = parse_size(root["evidence_spool_limit"].as<std::string>());
       if (!value)
-        return Error{fmt::format("{}: evidence_spool_limit: {}", path.string(),
-                                 value.error().message)};
+        return Error{
+            fmt::format("{}: evidence_spool_limit: {}", path.string(), value.error().message)};
       config.evidence_spool_limit = *value;
     }
   } catch (const YAML::Exception& e) {

@@ -148,7 +148,9 @@ int cmd_run(const Flags& flags) {
   }
   (void)(*journal)->prune(clock.now_unix_ms() - config->clock_skew.count() - 86'400'000);
   auto verifier = ActionVerifier::create(
-      VerifierOptions{state->agent_id, state->action_public_key_pem, config->clock_skew,
+      VerifierOptions{state->agent_id,
+                      state->action_public_key_pem,
+                      config->clock_skew,
                       {config->allowed_actions.begin(), config->allowed_actions.end()}},
       **journal, clock);
   if (!verifier) return fail(verifier.error().message);
@@ -190,7 +192,8 @@ int cmd_run(const Flags& flags) {
   ActionService service(
       io, **verifier, **journal, executor, clock,
       ActionServiceOptions{static_cast<std::size_t>(config->max_concurrent_actions),
-                           config->evidence_spool_limit, {}});
+                           config->evidence_spool_limit,
+                           {}});
   service_ptr = &service;
   ControllerLink link(io, *state, options, *facts);
   std::vector<std::string> capabilities;

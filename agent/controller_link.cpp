@@ -4,12 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <deque>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <deque>
 
 #include "agent/action_service.h"
 #include "agent/os_facts.h"
@@ -232,7 +232,8 @@ void ControllerLink::handle(const proto::Envelope& message) {
       if (actions_ != nullptr) actions_->submit(message.action_request());
       return;
     case proto::Envelope::kActionResultAck:
-      if (actions_ != nullptr) actions_->result_acknowledged(message.action_result_ack().action_id());
+      if (actions_ != nullptr)
+        actions_->result_acknowledged(message.action_result_ack().action_id());
       return;
     case proto::Envelope::kEvidenceAck:
       if (actions_ != nullptr) actions_->evidence_acknowledged(message.evidence_ack());

@@ -97,9 +97,8 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
         {"approver", a.approver},
         {"case_id", a.case_id},
         {"spec_sha256", crypto::sha256_hex(a.spec)},
-        {"signature",
-         crypto::hex({reinterpret_cast<const std::uint8_t*>(a.signature.data()),
-                      a.signature.size()})},
+        {"signature", crypto::hex({reinterpret_cast<const std::uint8_t*>(a.signature.data()),
+                                   a.signature.size()})},
     };
     audit.push_back({submission.requester, "action.created", a.id, details.dump()});
     actions.push_back(std::move(a));
@@ -188,9 +187,10 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
     spdlog::info("dispatch: action {} on agent {} {}{}", result.action_id(), agent_id,
                  to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
   } else {
-    spdlog::warn("dispatch: agent {}: result for action {} ignored (unknown, not its own, or "
-                 "already ended)",
-                 agent_id, result.action_id());
+    spdlog::warn(
+        "dispatch: agent {}: result for action {} ignored (unknown, not its own, or "
+        "already ended)",
+        agent_id, result.action_id());
   }
   return ack;
 }
@@ -248,8 +248,9 @@ json action_json(const ActionRecord& a) {
                           : json(nullptr)},
       {"progress",
        {{"done", a.progress_done}, {"total", a.progress_total}, {"unit", a.progress_unit}}},
-      {"result", a.state == ActionState::succeeded ? action_catalog::result_to_json(a.kind, a.result)
-                                                   : json(nullptr)},
+      {"result", a.state == ActionState::succeeded
+                     ? action_catalog::result_to_json(a.kind, a.result)
+                     : json(nullptr)},
       {"evidence", evidence},
       {"spec_sha256", crypto::sha256_hex(a.spec)},
       {"signature", crypto::hex({reinterpret_cast<const std::uint8_t*>(a.signature.data()),

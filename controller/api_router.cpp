@@ -80,7 +80,8 @@ std::string query_param(std::string_view target, std::string_view name) {
     const auto amp = rest.find('&');
     const auto pair = rest.substr(0, amp);
     const auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
     if (amp == std::string_view::npos) break;
     rest = rest.substr(amp + 1);
   }
@@ -317,7 +318,8 @@ ApiResponse ApiRouter::create_actions(const ApiRequest& request, const ApiTokenR
 }
 
 ApiResponse ApiRouter::list_actions(const ApiRequest& request) {
-  const auto limit = std::clamp<std::int64_t>(integer_param(request.target, "limit").value_or(100), 1, 1000);
+  const auto limit =
+      std::clamp<std::int64_t>(integer_param(request.target, "limit").value_or(100), 1, 1000);
   auto actions = deps_.store.list_actions(static_cast<int>(limit));
   if (!actions) return error(500, actions.error().message);
   json list = json::array();
@@ -359,35 +361,36 @@ ApiResponse ApiRouter::download_evidence(const std::string& sha256, const ApiTok
 ApiResponse ApiRouter::verify_audit() {
   auto report = verify_audit_chain(deps_.store);
   if (!report) return error(500, report.error().message);
-  return reply(200, json{{"ok", !report->first_broken_seq.has_value()},
-                         {"entries_verified", report->entries},
-                         {"first_broken_seq", report->first_broken_seq
-                                                  ? json(*report->first_broken_seq)
-                                                  : json(nullptr)},
-                         {"problem", report->problem},
-                         {"head_hash", report->head_hash}});
+  return reply(200,
+               json{{"ok", !report->first_broken_seq.has_value()},
+                    {"entries_verified", report->entries},
+                    {"first_broken_seq",
+                     report->first_broken_seq ? json(*report->first_broken_seq) : json(nullptr)},
+                    {"problem", report->problem},
+                    {"head_hash", report->head_hash}});
 }
 
 ApiResponse ApiRouter::export_audit(const ApiRequest& request) {
   const auto after = integer_param(request.target, "after").value_or(0);
-  const auto limit = std::clamp<std::int64_t>(integer_param(request.target, "limit").value_or(10'000), 1, 100'000);
+  const auto limit =
+      std::clamp<std::int64_t>(integer_param(request.target, "limit").value_or(10'000), 1, 100'000);
   auto entries = deps_.store.audit_entries(after, static_cast<int>(limit));
   if (!entries) return error(500, entries.error().message);
   ApiResponse response;
   response.content_type = "application/x-ndjson";
   for (const auto& e : *entries) {
     auto details = json::parse(e.details, nullptr, false);
-    response.body += json{{"seq", e.seq},
-                          {"at", format_utc_ms(e.at_ms)},
-                          {"at_ms", e.at_ms},
-                          {"actor", e.actor},
-                          {"event", e.event},
-                          {"subject", e.subject},
-                          {"details", details.is_discarded() ? json(e.details) : details},
-                          {"details_text", e.details},
-                          {"prev_hash", e.prev_hash},
-                          {"hash", e.hash}}
-                         .dump();
+    response.body += json{
+        {"seq", e.seq},
+        {"at", format_utc_ms(e.at_ms)},
+        {"at_ms", e.at_ms},
+        {"actor", e.actor},
+        {"event", e.event},
+        {"subject", e.subject},
+        {"details", details.is_discarded() ? json(e.details) : details},
+        {"details_text", e.details},
+        {"prev_hash", e.prev_hash},
+        {"hash", e.hash}}.dump();
     response.body += '\n';
   }
   return response;

@@ -26,8 +26,8 @@ Result<AuditVerification> verify_audit_chain(Store& store) {
     for (const auto& e : *page) {
       std::string problem;
       if (e.seq != expected_seq) {
-        problem = fmt::format("sequence {} follows {} (an entry is missing)", e.seq,
-                              expected_seq - 1);
+        problem =
+            fmt::format("sequence {} follows {} (an entry is missing)", e.seq, expected_seq - 1);
       } else if (e.prev_hash != expected_prev) {
         problem = "previous-hash link does not match the entry before it";
       } else if (audit_entry_hash(e) != e.hash) {

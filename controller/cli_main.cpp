@@ -2,17 +2,16 @@
 //   riposte [--server URL] [--token T] [--ca FILE] <noun> <verb> [--json]
 
 #include <fmt/format.h>
-
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <thread>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "protocol/action_catalog.h"
 #include "protocol/address.h"
@@ -86,8 +85,8 @@ json call(const Connection& c, const std::string& method, const std::string& tar
 
 // GET that returns the raw body (JSON lines).
 std::string call_text(const Connection& c, const std::string& target) {
-  const auto tmp = std::filesystem::temp_directory_path() /
-                   fmt::format("riposte-cli-{}.out", ::getpid());
+  const auto tmp =
+      std::filesystem::temp_directory_path() / fmt::format("riposte-cli-{}.out", ::getpid());
   call(c, "GET", target, nullptr, tmp.string());
   auto text = read_file(tmp);
   std::filesystem::remove(tmp);
@@ -400,9 +399,10 @@ int main(int argc, char** argv) {
       std::cout << fmt::format("Audit chain intact: {} entries, head {}\n",
                                report["entries_verified"].dump(), text(report["head_hash"]));
     } else {
-      std::cout << fmt::format("Audit chain BROKEN at entry {}: {} ({} entries before it verified)\n",
-                               report["first_broken_seq"].dump(), text(report["problem"]),
-                               report["entries_verified"].dump());
+      std::cout << fmt::format(
+          "Audit chain BROKEN at entry {}: {} ({} entries before it verified)\n",
+          report["first_broken_seq"].dump(), text(report["problem"]),
+          report["entries_verified"].dump());
     }
     return report.value("ok", false) ? 0 : 1;
   }
@@ -419,7 +419,8 @@ int main(int argc, char** argv) {
       if (page.empty()) break;
       out << page;
       const auto last_line_start = page.rfind('\n', page.size() - 2);
-      const auto last = json::parse(page.substr(last_line_start == std::string::npos ? 0 : last_line_start + 1));
+      const auto last =
+          json::parse(page.substr(last_line_start == std::string::npos ? 0 : last_line_start + 1));
       after = last["seq"].get<std::int64_t>();
     }
     return 0;

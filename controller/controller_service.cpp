@@ -97,11 +97,10 @@ Status ControllerService::start() {
   expiry_timer_ = std::make_unique<asio::steady_timer>(io_);
   schedule_expiry();
 
-  router_ = std::make_unique<ApiRouter>(
-      ApiRouterDeps{*store_, *enrollment_, *auth_, clock_,
-                    [this](const std::string& id) { gateway_->revoke(id); },
-                    config_.agent_gateway_host, gateway_->local_endpoint().port(),
-                    dispatcher_.get(), evidence_.get()});
+  router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
+      *store_, *enrollment_, *auth_, clock_,
+      [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
+      gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get()});
   api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, ApiServerOptions{*api_listen});
   if (auto s = api_->start(); !s) return s;
 

@@ -105,7 +105,8 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
     upload->fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (upload->fd < 0) {
       uploads_.erase(sha);
-      return ack_of(sha, 0, false, fmt::format("cannot open partial file: {}", std::strerror(errno)));
+      return ack_of(sha, 0, false,
+                    fmt::format("cannot open partial file: {}", std::strerror(errno)));
     }
     // Resume: hash what is already on disk so the digest covers the whole object at the end.
     std::vector<char> buffer(1 << 20);
@@ -221,9 +222,9 @@ Result<fs::path> EvidenceStore::verified_path(const std::string& sha256) {
   auto digest = crypto::sha256_file(path.string());
   if (!digest) return digest.error();
   if (*digest != sha256) {
-    (void)store_.append_audit({"controller", "evidence.corrupt", sha256,
-                               json{{"computed_sha256", *digest}}.dump()},
-                              clock_.now_unix_ms());
+    (void)store_.append_audit(
+        {"controller", "evidence.corrupt", sha256, json{{"computed_sha256", *digest}}.dump()},
+        clock_.now_unix_ms());
     return Error{fmt::format("stored evidence {} no longer matches its hash", sha256)};
   }
   return path;

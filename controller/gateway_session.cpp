@@ -258,7 +258,8 @@ asio::awaitable<void> GatewaySession::write_loop(std::shared_ptr<GatewaySession>
     outbox_.pop_front();
     const bool goodbye = next.has_goodbye();
     auto written = co_await channel_.write(next);
-    if (!written && close_reason_.empty()) close_reason_ = "send failed: " + written.error().message;
+    if (!written && close_reason_.empty())
+      close_reason_ = "send failed: " + written.error().message;
     if (!written || goodbye) {
       shutdown_socket();
       co_return;

@@ -15,21 +15,28 @@ using sqlite::Statement;
 
 std::string_view to_string(ActionState state) {
   switch (state) {
-    case ActionState::queued: return "queued";
-    case ActionState::delivered: return "delivered";
-    case ActionState::running: return "running";
-    case ActionState::succeeded: return "succeeded";
-    case ActionState::failed: return "failed";
-    case ActionState::refused: return "refused";
-    case ActionState::expired: return "expired";
+    case ActionState::queued:
+      return "queued";
+    case ActionState::delivered:
+      return "delivered";
+    case ActionState::running:
+      return "running";
+    case ActionState::succeeded:
+      return "succeeded";
+    case ActionState::failed:
+      return "failed";
+    case ActionState::refused:
+      return "refused";
+    case ActionState::expired:
+      return "expired";
   }
   return "unknown";
 }
 
 std::optional<ActionState> action_state_from(std::string_view text) {
-  for (auto s : {ActionState::queued, ActionState::delivered, ActionState::running,
-                 ActionState::succeeded, ActionState::failed, ActionState::refused,
-                 ActionState::expired}) {
+  for (auto s :
+       {ActionState::queued, ActionState::delivered, ActionState::running, ActionState::succeeded,
+        ActionState::failed, ActionState::refused, ActionState::expired}) {
     if (to_string(s) == text) return s;
   }
   return std::nullopt;
@@ -517,8 +524,13 @@ Status SqliteStore::in_transaction(const std::function<Status()>& body) {
 }
 
 Status SqliteStore::append_audit_locked(const AuditEvent& event, std::int64_t now_ms) {
-  AuditEntry entry{0, now_ms, event.actor, event.event, event.subject,
-                   event.details.empty() ? "{}" : event.details, std::string(kAuditGenesisHash),
+  AuditEntry entry{0,
+                   now_ms,
+                   event.actor,
+                   event.event,
+                   event.subject,
+                   event.details.empty() ? "{}" : event.details,
+                   std::string(kAuditGenesisHash),
                    ""};
   Statement last(db_, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
   if (last.step() == SQLITE_ROW) {
@@ -549,8 +561,8 @@ Result<std::vector<AuditEntry>> SqliteStore::audit_entries(std::int64_t after_se
   std::vector<AuditEntry> out;
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
-    out.push_back(AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4),
-                             q.text(5), q.text(6), q.text(7)});
+    out.push_back(AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5),
+                             q.text(6), q.text(7)});
   }
   if (rc != SQLITE_DONE) return db_error(db_, "read audit log");
   return out;
@@ -638,10 +650,9 @@ Result<bool> SqliteStore::mark_action_delivered(const std::string& id, std::int6
   return changed;
 }
 
-Result<bool> SqliteStore::record_action_progress(const std::string& id,
-                                                 const std::string& agent_id, std::uint64_t done,
-                                                 std::uint64_t total, const std::string& unit,
-                                                 std::int64_t now_ms) {
+Result<bool> SqliteStore::record_action_progress(const std::string& id, const std::string& agent_id,
+                                                 std::uint64_t done, std::uint64_t total,
+                                                 const std::string& unit, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   bool started = false;
   bool known = false;
@@ -671,8 +682,7 @@ Result<bool> SqliteStore::record_action_progress(const std::string& id,
 }
 
 Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std::string& agent_id,
-                                                const ActionOutcome& outcome,
-                                                std::int64_t now_ms) {
+                                                const ActionOutcome& outcome, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   bool changed = false;
   auto s = in_transaction([&]() -> Status {
@@ -723,9 +733,8 @@ Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms
     std::vector<std::pair<std::string, std::string>> due;
     while (q.step() == SQLITE_ROW) due.emplace_back(q.text(0), q.text(1));
     for (const auto& [id, was] : due) {
-      const std::string reason = was == "queued"
-                                     ? "expired before the agent could receive it"
-                                     : "expired without an answer from the agent";
+      const std::string reason = was == "queued" ? "expired before the agent could receive it"
+                                                 : "expired without an answer from the agent";
       auto updated = Statement(db_,
                                "UPDATE actions SET state = 'expired', reason = ?, "
                                "finished_at_ms = ? WHERE id = ?")

@@ -183,8 +183,7 @@ class Store {
   // Ends a non-terminal action of `agent_id`. False when unknown, of another agent, or already
   // ended (a result delivered twice is stored once).
   virtual Result<bool> record_action_outcome(const std::string& id, const std::string& agent_id,
-                                             const ActionOutcome& outcome,
-                                             std::int64_t now_ms) = 0;
+                                             const ActionOutcome& outcome, std::int64_t now_ms) = 0;
   // Queued actions past their expiry, and delivered ones past expiry plus `grace_ms` (the agent
   // never answered), become expired. Returns their ids.
   virtual Result<std::vector<std::string>> expire_actions(std::int64_t now_ms,

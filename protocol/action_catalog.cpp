@@ -157,8 +157,8 @@ Result<json> parameters_from_pairs(std::string_view kind,
         typed = value == "true";
         break;
       case pb::FieldDescriptor::CPPTYPE_MESSAGE:
-        return Error{fmt::format("parameter '{}' is a group; set its fields ({}.FIELD=...)", key,
-                                 key)};
+        return Error{
+            fmt::format("parameter '{}' is a group; set its fields ({}.FIELD=...)", key, key)};
       default:
         typed = value;  // proto3 JSON accepts numbers written as strings; the parser checks them
     }

@@ -30,9 +30,8 @@ Result<proto::ActionRequest> sign_action(const proto::ActionSpec& spec, EVP_PKEY
 Result<proto::ActionSpec> verify_action(const proto::ActionRequest& request,
                                         EVP_PKEY* action_public_key) {
   const auto& sig = request.signature();
-  if (!crypto::verify_ed25519(
-          action_public_key, request.action_spec(),
-          {reinterpret_cast<const std::uint8_t*>(sig.data()), sig.size()})) {
+  if (!crypto::verify_ed25519(action_public_key, request.action_spec(),
+                              {reinterpret_cast<const std::uint8_t*>(sig.data()), sig.size()})) {
     return Error{"bad signature: the action was not signed by this controller's action key"};
   }
   proto::ActionSpec spec;

@@ -2,13 +2,8 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <limits>
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -20,6 +15,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
 
 #include "protocol/envelope_channel.h"
 
@@ -81,7 +80,8 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
     // Not boost::none: Beast 1.74 compares the length with the optional, and "no limit" loses.
     file_parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     const int fd = ::open(req.output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) co_return Error{fmt::format("cannot create {}: {}", req.output_file, std::strerror(errno))};
+    if (fd < 0)
+      co_return Error{fmt::format("cannot create {}: {}", req.output_file, std::strerror(errno))};
     ::close(fd);
     file_parser.get().body().open(req.output_file.c_str(), beast::file_mode::write, ec);
     if (ec) co_return Error{fmt::format("cannot write {}: {}", req.output_file, ec.message())};

@@ -116,10 +116,10 @@ TEST(ActionIntegration, MemoryCaptureEvidenceArrivesWithTheRightHashAndOpensWith
   CaptureTarget target(16);
   ASSERT_TRUE(target.ready());
 
-  const auto run = controller.cli({"action", "run", "memory.capture", "--agent", agent.id,
-                                   "--param", "target.pid=" + std::to_string(target.pid()),
-                                   "--param", "target.start_ticks=" + start_ticks(target.pid()),
-                                   "--wait", "--json"});
+  const auto run =
+      controller.cli({"action", "run", "memory.capture", "--agent", agent.id, "--param",
+                      "target.pid=" + std::to_string(target.pid()), "--param",
+                      "target.start_ticks=" + start_ticks(target.pid()), "--wait", "--json"});
   ASSERT_EQ(run.exit_code, 0) << run.err << agent.process->log_text();
   const auto done = last_json_line(run.out);
   ASSERT_EQ(done["state"], "succeeded") << done.dump();
@@ -129,13 +129,13 @@ TEST(ActionIntegration, MemoryCaptureEvidenceArrivesWithTheRightHashAndOpensWith
   EXPECT_EQ(done["result"]["sha256"], sha);
   EXPECT_GT(size, 16u << 20);
 
-  ASSERT_TRUE(wait_until([&] { return controller.action(done["id"])["evidence"][0]["stored"]; },
-                         30s))
+  ASSERT_TRUE(
+      wait_until([&] { return controller.action(done["id"])["evidence"][0]["stored"]; }, 30s))
       << agent.process->log_text();
   // Content-addressed on the controller, and the agent's spool copy is gone.
   EXPECT_EQ(fs::file_size(controller.data_dir() / "evidence" / sha), size);
-  ASSERT_TRUE(wait_until(
-      [&] { return fs::is_empty(controller.dir() / "agent" / "evidence"); }, 10s));
+  ASSERT_TRUE(
+      wait_until([&] { return fs::is_empty(controller.dir() / "agent" / "evidence"); }, 10s));
 
   const auto file = controller.dir() / "capture.core";
   const auto get = controller.cli({"evidence", "get", sha, "-o", file.string()});
@@ -165,14 +165,14 @@ TEST(ActionIntegration, ActionForAnOfflineAgentWaitsForItOrExpiresUnexecuted) {
   EXPECT_EQ(waiting["state"], "queued");
   const auto expiring = controller.cli_json(
       {"action", "run", "host.facts", "--agent", id, "--ttl", "1s"})["actions"][0];
-  ASSERT_TRUE(wait_until([&] { return controller.action(expiring["id"])["state"] == "expired"; },
-                         10s));
+  ASSERT_TRUE(
+      wait_until([&] { return controller.action(expiring["id"])["state"] == "expired"; }, 10s));
   EXPECT_NE(controller.action(expiring["id"])["reason"].get<std::string>().find("expired"),
             std::string::npos);
 
   auto agent = controller.start_agent(state, "agent.log");
-  ASSERT_TRUE(wait_until([&] { return controller.action(waiting["id"])["state"] == "succeeded"; },
-                         20s))
+  ASSERT_TRUE(
+      wait_until([&] { return controller.action(waiting["id"])["state"] == "succeeded"; }, 20s))
       << agent->log_text();
   EXPECT_FALSE(controller.action(waiting["id"])["result"]["hostname"].get<std::string>().empty());
   // The expired one never reached the agent.
@@ -187,10 +187,10 @@ TEST(ActionIntegration, ResultProducedWhileTheControllerIsDownArrivesAfterItRetu
   const pid_t child = spawn_stubborn_child();
 
   // SIGTERM is ignored, so the kill takes the 3 s grace: the controller dies meanwhile.
-  const auto created = controller.cli_json(
-      {"action", "run", "process.kill", "--agent", agent.id, "--param",
-       "target.pid=" + std::to_string(child), "--param", "target.start_ticks=" + start_ticks(child),
-       "--param", "grace_ms=3000"})["actions"][0];
+  const auto created = controller.cli_json({"action", "run", "process.kill", "--agent", agent.id,
+                                            "--param", "target.pid=" + std::to_string(child),
+                                            "--param", "target.start_ticks=" + start_ticks(child),
+                                            "--param", "grace_ms=3000"})["actions"][0];
   const std::string id = created["id"];
   ASSERT_TRUE(wait_until([&] { return controller.action(id)["state"] == "running"; }, 10s));
   controller.kill_hard();
@@ -211,12 +211,13 @@ TEST(ActionIntegration, ResultProducedWhileTheControllerIsDownArrivesAfterItRetu
 
 // Starts a capture of a `megabytes` target and returns once its upload is partly on the
 // controller: (action id, evidence hash).
-std::pair<std::string, std::string> capture_until_upload_is_partial(
-    ControllerUnderTest& controller, const std::string& agent_id, const CaptureTarget& target) {
-  const auto created = controller.cli_json(
-      {"action", "run", "memory.capture", "--agent", agent_id, "--param",
-       "target.pid=" + std::to_string(target.pid()), "--param",
-       "target.start_ticks=" + start_ticks(target.pid())})["actions"][0];
+std::pair<std::string, std::string> capture_until_upload_is_partial(ControllerUnderTest& controller,
+                                                                    const std::string& agent_id,
+                                                                    const CaptureTarget& target) {
+  const auto created =
+      controller.cli_json({"action", "run", "memory.capture", "--agent", agent_id, "--param",
+                           "target.pid=" + std::to_string(target.pid()), "--param",
+                           "target.start_ticks=" + start_ticks(target.pid())})["actions"][0];
   const std::string id = created["id"];
   std::string sha;
   EXPECT_TRUE(wait_until(
@@ -255,8 +256,7 @@ TEST(ActionIntegration, UploadResumesAfterTheControllerIsKilledMidway) {
   controller.start(/*same_ports=*/true);
   ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 60s))
       << agent.process->log_text();
-  EXPECT_GT(resumed_offset(controller.process().log_text()), 0u)
-      << controller.process().log_text();
+  EXPECT_GT(resumed_offset(controller.process().log_text()), 0u) << controller.process().log_text();
   EXPECT_EQ(crypto::sha256_file((controller.data_dir() / "evidence" / sha).string()).value(), sha);
 }
 
@@ -274,8 +274,7 @@ TEST(ActionIntegration, UploadResumesAfterTheAgentIsKilledMidway) {
   auto restarted = controller.start_agent(state, "agent-2.log");
   ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 60s))
       << restarted->log_text();
-  EXPECT_GT(resumed_offset(controller.process().log_text()), 0u)
-      << controller.process().log_text();
+  EXPECT_GT(resumed_offset(controller.process().log_text()), 0u) << controller.process().log_text();
   EXPECT_EQ(crypto::sha256_file((controller.data_dir() / "evidence" / sha).string()).value(), sha);
   EXPECT_EQ(controller.action(id)["state"], "succeeded");
 }

@@ -1,0 +1,234 @@
+// Dispatch on the controller side, on a real SQLite store: validation before anything is stored,
+// signatures agents can check, queueing and redelivery, state changes from agent reports, expiry,
+// and the audit chain those changes write.
+
+#include "controller/action_dispatcher.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "controller/audit_chain.h"
+#include "controller/sqlite_store.h"
+#include "protocol/action_catalog.h"
+#include "protocol/action_signing.h"
+#include "protocol/actions.pb.h"
+#include "protocol/crypto.h"
+#include "tests/test_dir.h"
+
+namespace riposte::controller {
+namespace {
+
+using nlohmann::json;
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store = SqliteStore::open(dir.path() / "riposte.db").value();
+    key = crypto::generate_ed25519().value();
+    for (const char* id : {"agent-1", "agent-2", "agent-3"}) {
+      AgentRecord a;
+      a.id = id;
+      a.cert_serial = "01";
+      a.cert_fingerprint = "sha256:00";
+      a.enrolled_at_ms = 1;
+      ASSERT_TRUE(store->insert_agent(a));
+    }
+    dispatcher = std::make_unique<ActionDispatcher>(*store, key.get(), clock);
+    dispatcher->set_sender([this](const std::string& agent, proto::Envelope e) {
+      if (!online.contains(agent)) return false;
+      sent.emplace_back(agent, std::move(e));
+      return true;
+    });
+  }
+
+  ActionSubmission facts_for(std::vector<std::string> agents) {
+    ActionSubmission s;
+    s.agent_ids = std::move(agents);
+    s.kind = "host.facts";
+    s.requester = "alice";
+    return s;
+  }
+
+  int audit_count() { return static_cast<int>(store->audit_entries(0, 100000).value().size()); }
+
+  testing::TempDir dir;
+  ManualClock clock{1'700'000'000'000};
+  std::unique_ptr<SqliteStore> store;
+  crypto::PkeyPtr key;
+  std::unique_ptr<ActionDispatcher> dispatcher;
+  std::set<std::string> online;
+  std::vector<std::pair<std::string, proto::Envelope>> sent;
+};
+
+TEST_F(DispatcherTest, BadRequestsAreRefusedAndNothingIsStored) {
+  auto unknown_kind = facts_for({"agent-1"});
+  unknown_kind.kind = "process.explode";
+  EXPECT_NE(dispatcher->submit(unknown_kind).error().message.find("unknown action kind"),
+            std::string::npos);
+  auto bad_params = facts_for({"agent-1"});
+  bad_params.kind = "process.kill";
+  bad_params.parameters = json{{"target", {{"pid", "not a number"}}}};
+  EXPECT_NE(dispatcher->submit(bad_params).error().message.find("parameters for process.kill"),
+            std::string::npos);
+  EXPECT_NE(dispatcher->submit(facts_for({"agent-1", "nobody"})).error().message.find("no agent"),
+            std::string::npos);
+  auto ttl = facts_for({"agent-1"});
+  ttl.ttl_ms = 30LL * 24 * 3600 * 1000;
+  EXPECT_FALSE(dispatcher->submit(ttl));
+  ASSERT_TRUE(store->revoke_agent("agent-3", clock.now_unix_ms()));
+  EXPECT_NE(dispatcher->submit(facts_for({"agent-3"})).error().message.find("revoked"),
+            std::string::npos);
+  EXPECT_TRUE(store->list_actions(100).value().empty());
+  EXPECT_EQ(audit_count(), 0);
+}
+
+TEST_F(DispatcherTest, FanOutSignsOneActionPerAgentThatAgentsCanVerify) {
+  online = {"agent-1"};
+  auto actions = dispatcher->submit(facts_for({"agent-1", "agent-2"}));
+  ASSERT_TRUE(actions) << actions.error().message;
+  ASSERT_EQ(actions->size(), 2u);
+  EXPECT_EQ((*actions)[0].batch_id, (*actions)[1].batch_id);
+  EXPECT_NE((*actions)[0].id, (*actions)[1].id);
+  // The online agent got it at once; the offline one's waits.
+  EXPECT_EQ((*actions)[0].state, ActionState::delivered);
+  EXPECT_EQ((*actions)[1].state, ActionState::queued);
+  ASSERT_EQ(sent.size(), 1u);
+
+  auto pub = crypto::load_public_key_pem(crypto::public_key_pem(key.get())).value();
+  auto spec = verify_action(sent[0].second.action_request(), pub.get());
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->action_id(), (*actions)[0].id);
+  EXPECT_EQ(spec->target_agent_id(), "agent-1");
+  EXPECT_EQ(spec->requester(), "alice");
+  EXPECT_EQ(spec->expires_at_unix_ms(), clock.now_unix_ms() + 5 * 60 * 1000);
+  // Stored exactly as signed.
+  EXPECT_EQ(store->find_action((*actions)[0].id).value()->spec,
+            sent[0].second.action_request().action_spec());
+
+  // agent-2 connects: its queued action goes out.
+  online.insert("agent-2");
+  dispatcher->agent_connected("agent-2");
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].first, "agent-2");
+  EXPECT_EQ(store->find_action((*actions)[1].id).value()->state, ActionState::delivered);
+}
+
+TEST_F(DispatcherTest, ReportsMoveTheStateAndAResultIsStoredOnce) {
+  online = {"agent-1"};
+  const auto action = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  proto::ActionProgress started;
+  started.set_action_id(action.id);
+  dispatcher->handle_progress("agent-1", started);
+  EXPECT_EQ(store->find_action(action.id).value()->state, ActionState::running);
+
+  proto::ActionResult result;
+  result.set_action_id(action.id);
+  result.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  proto::OsFacts facts;
+  facts.set_hostname("web-1");
+  result.set_output(facts.SerializeAsString());
+  result.set_finished_at_unix_ms(clock.now_unix_ms());
+  // Another agent cannot end it.
+  ASSERT_TRUE(dispatcher->handle_result("agent-2", result));
+  EXPECT_EQ(store->find_action(action.id).value()->state, ActionState::running);
+
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", result).has_value());
+  auto stored = store->find_action(action.id).value().value();
+  EXPECT_EQ(stored.state, ActionState::succeeded);
+  EXPECT_EQ(action_json(stored)["result"]["hostname"], "web-1");
+
+  // A duplicate (agent re-sent after a lost ack) is acknowledged but changes nothing.
+  const int before = audit_count();
+  result.set_status(proto::ActionResult::STATUS_FAILED);
+  EXPECT_TRUE(dispatcher->handle_result("agent-1", result).has_value());
+  EXPECT_EQ(store->find_action(action.id).value()->state, ActionState::succeeded);
+  EXPECT_EQ(audit_count(), before);
+
+  // A replay refusal of our own redelivery leaves the state alone too.
+  auto again = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  proto::ActionResult replay;
+  replay.set_action_id(again.id);
+  replay.set_status(proto::ActionResult::STATUS_REJECTED);
+  replay.set_refusal(proto::ActionResult::REFUSAL_REPLAYED);
+  dispatcher->handle_result("agent-1", replay);
+  EXPECT_EQ(store->find_action(again.id).value()->state, ActionState::delivered);
+}
+
+TEST_F(DispatcherTest, QueuedActionsExpireAndAreNeverDeliveredLate) {
+  auto queued = facts_for({"agent-1"});
+  queued.ttl_ms = 10'000;
+  const auto action = dispatcher->submit(queued).value().front();
+  clock.advance_ms(10'001);
+  dispatcher->expire_due();
+  auto stored = store->find_action(action.id).value().value();
+  EXPECT_EQ(stored.state, ActionState::expired);
+  EXPECT_NE(stored.reason.find("before the agent could receive it"), std::string::npos);
+  online = {"agent-1"};
+  dispatcher->agent_connected("agent-1");
+  EXPECT_TRUE(sent.empty());
+}
+
+TEST_F(DispatcherTest, EveryChangeIsInTheAuditChainAndAnEditBreaksIt) {
+  online = {"agent-1"};
+  const auto action = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  proto::ActionResult result;
+  result.set_action_id(action.id);
+  result.set_status(proto::ActionResult::STATUS_FAILED);
+  result.set_message("no such process");
+  dispatcher->handle_result("agent-1", result);
+
+  const auto entries = store->audit_entries(0, 100).value();
+  std::vector<std::string> events;
+  for (const auto& e : entries) events.push_back(e.event);
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"action.created", "action.delivered", "action.failed"}));
+  const auto created = json::parse(entries[0].details);
+  EXPECT_EQ(created["signature"].get<std::string>().size(), 128u);
+  EXPECT_EQ(created["kind"], "host.facts");
+  EXPECT_EQ(entries[0].actor, "alice");
+  EXPECT_EQ(entries[0].prev_hash, kAuditGenesisHash);
+  EXPECT_EQ(entries[1].prev_hash, entries[0].hash);
+
+  auto report = verify_audit_chain(*store).value();
+  EXPECT_FALSE(report.first_broken_seq.has_value());
+  EXPECT_EQ(report.entries, 3);
+  EXPECT_EQ(report.head_hash, entries[2].hash);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir.path() / "riposte.db").c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "UPDATE audit_log SET details = '{}' WHERE seq = 3", nullptr, nullptr, nullptr);
+  report = verify_audit_chain(*store).value();
+  EXPECT_EQ(report.first_broken_seq, 3);
+  EXPECT_NE(report.problem.find("edited"), std::string::npos);
+  // Deleting an entry is found as well, at the entry after the gap.
+  sqlite3_exec(db, "DELETE FROM audit_log WHERE seq = 2", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  report = verify_audit_chain(*store).value();
+  EXPECT_EQ(report.first_broken_seq, 3);
+  EXPECT_NE(report.problem.find("missing"), std::string::npos);
+}
+
+TEST(ActionCatalog, CliPairsBecomeTypedParameters) {
+  auto params =
+      action_catalog::parameters_from_pairs("yara.scan", {{"paths", "/tmp/a"},
+                                                          {"paths", "/tmp/b"},
+                                                          {"process.pid", "42"},
+                                                          {"rules", "rule x { condition: true }"}});
+  ASSERT_TRUE(params) << params.error().message;
+  EXPECT_EQ((*params)["paths"], (json{"/tmp/a", "/tmp/b"}));
+  auto bytes = action_catalog::parameters_from_json("yara.scan", *params).value();
+  proto::YaraScanParams typed;
+  ASSERT_TRUE(typed.ParseFromString(bytes));
+  EXPECT_EQ(typed.paths_size(), 2);
+  EXPECT_EQ(typed.process().pid(), 42);
+
+  auto kill = action_catalog::parameters_from_pairs("process.kill", {{"tree", "yes"}});
+  EXPECT_NE(kill.error().message.find("true or false"), std::string::npos);
+  auto unknown = action_catalog::parameters_from_pairs("process.kill", {{"target.pidd", "1"}});
+  EXPECT_NE(unknown.error().message.find("target.pid"), std::string::npos);  // lists known ones
+  auto not_number = action_catalog::parameters_from_pairs("process.kill", {{"target.pid", "abc"}});
+  EXPECT_FALSE(not_number);
+}
+
+}  // namespace
+}  // namespace riposte::controller
