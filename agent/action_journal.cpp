@@ -11,11 +11,13 @@ using sqlite::Statement;
 
 namespace {
 
-// synchronous=FULL: an admitted id or a finished result must survive a power cut, not only a
-// crash, or a replay could run twice.
+// WAL with synchronous=NORMAL survives a crash of the agent (and of the whole process tree); only a
+// power cut or kernel crash can lose the last commits. That is acceptable for results and spool
+// bookkeeping (a lost result shows the action as interrupted), but not for the replay check, so
+// admit() commits with synchronous=FULL.
 constexpr const char* kSchema = R"sql(
 PRAGMA journal_mode=WAL;
-PRAGMA synchronous=FULL;
+PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS actions (
   id TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -54,7 +56,13 @@ ActionJournal::~ActionJournal() { sqlite3_close_v2(db_); }
 Result<bool> ActionJournal::admit(const std::string& action_id, const std::string& kind,
                                   std::int64_t expires_at_ms, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  auto s = Statement(db_,
+  // Durable before anything runs: a replay after a power cut must still be refused.
+  if (auto s = sqlite::exec(db_, "PRAGMA synchronous=FULL"); !s) return s.error();
+  struct RestoreNormal {
+    sqlite3* db;
+    ~RestoreNormal() { (void)sqlite::exec(db, "PRAGMA synchronous=NORMAL"); }
+  } restore{db_};
+  auto s = Statement(cache_,
                      "INSERT OR IGNORE INTO actions (id, kind, received_at_ms, expires_at_ms, "
                      "state) VALUES (?, ?, ?, ?, 'running')")
                .bind(action_id, kind, now_ms, expires_at_ms)
@@ -68,12 +76,12 @@ Status ActionJournal::finish(const proto::ActionResult& result,
   std::lock_guard lock(mutex_);
   if (auto s = sqlite::exec(db_, "BEGIN IMMEDIATE"); !s) return s;
   auto body = [&]() -> Status {
-    auto updated = Statement(db_, "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
+    auto updated = Statement(cache_, "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
                        .bind(Blob{result.SerializeAsString()}, result.action_id())
                        .run();
     if (!updated) return updated;
     for (const auto& u : uploads) {
-      auto inserted = Statement(db_,
+      auto inserted = Statement(cache_,
                                 "INSERT OR REPLACE INTO uploads (sha256, action_id, name, size, "
                                 "path) VALUES (?, ?, ?, ?, ?)")
                           .bind(u.evidence.sha256(), u.action_id, u.evidence.name(),
@@ -92,7 +100,7 @@ Status ActionJournal::finish(const proto::ActionResult& result,
 
 Result<std::vector<proto::ActionResult>> ActionJournal::unacknowledged_results() {
   std::lock_guard lock(mutex_);
-  Statement q(db_,
+  Statement q(cache_,
               "SELECT result FROM actions WHERE acknowledged = 0 AND state = 'finished' "
               "ORDER BY received_at_ms, id");
   std::vector<proto::ActionResult> out;
@@ -107,7 +115,7 @@ Result<std::vector<proto::ActionResult>> ActionJournal::unacknowledged_results()
 
 Status ActionJournal::acknowledge(const std::string& action_id) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
+  return Statement(cache_,
                    "UPDATE actions SET acknowledged = 1, result = NULL WHERE id = ? AND "
                    "state = 'finished'")
       .bind(action_id)
@@ -116,7 +124,7 @@ Status ActionJournal::acknowledge(const std::string& action_id) {
 
 Result<std::vector<PendingUpload>> ActionJournal::pending_uploads() {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT sha256, action_id, name, size, path FROM uploads ORDER BY rowid");
+  Statement q(cache_, "SELECT sha256, action_id, name, size, path FROM uploads ORDER BY rowid");
   std::vector<PendingUpload> out;
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
@@ -134,21 +142,21 @@ Result<std::vector<PendingUpload>> ActionJournal::pending_uploads() {
 
 Status ActionJournal::remove_upload(const std::string& sha256, const std::string& action_id) {
   std::lock_guard lock(mutex_);
-  return Statement(db_, "DELETE FROM uploads WHERE sha256 = ? AND action_id = ?")
+  return Statement(cache_, "DELETE FROM uploads WHERE sha256 = ? AND action_id = ?")
       .bind(sha256, action_id)
       .run();
 }
 
 Result<std::uint64_t> ActionJournal::spool_bytes() {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT COALESCE(SUM(size), 0) FROM uploads");
+  Statement q(cache_, "SELECT COALESCE(SUM(size), 0) FROM uploads");
   if (q.step() != SQLITE_ROW) return db_error(db_, "measure spool");
   return static_cast<std::uint64_t>(q.integer(0));
 }
 
 Result<int> ActionJournal::recover_interrupted(std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT id, received_at_ms FROM actions WHERE state = 'running'");
+  Statement q(cache_, "SELECT id, received_at_ms FROM actions WHERE state = 'running'");
   std::vector<std::pair<std::string, std::int64_t>> interrupted;
   while (q.step() == SQLITE_ROW) interrupted.emplace_back(q.text(0), q.integer(1));
   for (const auto& [id, received] : interrupted) {
@@ -158,7 +166,7 @@ Result<int> ActionJournal::recover_interrupted(std::int64_t now_ms) {
     r.set_message("the agent stopped while this action was running; it was not re-run");
     r.set_started_at_unix_ms(received);
     r.set_finished_at_unix_ms(now_ms);
-    auto s = Statement(db_, "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
+    auto s = Statement(cache_, "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
                  .bind(Blob{r.SerializeAsString()}, id)
                  .run();
     if (!s) return s.error();
@@ -168,7 +176,7 @@ Result<int> ActionJournal::recover_interrupted(std::int64_t now_ms) {
 
 Status ActionJournal::prune(std::int64_t before_ms) {
   std::lock_guard lock(mutex_);
-  return Statement(db_, "DELETE FROM actions WHERE acknowledged = 1 AND expires_at_ms < ?")
+  return Statement(cache_, "DELETE FROM actions WHERE acknowledged = 1 AND expires_at_ms < ?")
       .bind(before_ms)
       .run();
 }

@@ -19,8 +19,7 @@
 
 #include "protocol/agent_channel.pb.h"
 #include "protocol/result.h"
-
-struct sqlite3;
+#include "protocol/sqlite_statement.h"
 
 namespace riposte::agent {
 
@@ -60,6 +59,7 @@ class ActionJournal {
   explicit ActionJournal(sqlite3* db) : db_(db) {}
   std::mutex mutex_;
   sqlite3* db_;
+  sqlite::StatementCache cache_{db_};  // used under mutex_
 };
 
 }  // namespace riposte::agent

@@ -19,6 +19,7 @@
 #include "agent/housekeeping.h"
 #include "platform/firewall.h"
 #include "protocol/action_kinds.h"
+#include "protocol/allocator_tuning.h"
 #include "protocol/logging.h"
 #include "protocol/secure_file.h"
 
@@ -216,6 +217,7 @@ int cmd_run(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();
   CLI::App app{"Riposte agent: enrolls with a controller and keeps a mutual-TLS session to it"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(RIPOSTE_VERSION));

@@ -184,6 +184,7 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
     return std::nullopt;
   }
   if (*changed) {
+    if (observer_) observer_(result.action_id(), outcome.state);
     spdlog::info("dispatch: action {} on agent {} {}{}", result.action_id(), agent_id,
                  to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
   } else {
@@ -212,7 +213,10 @@ void ActionDispatcher::expire_due() {
     spdlog::error("dispatch: cannot expire actions: {}", expired.error().message);
     return;
   }
-  for (const auto& id : *expired) spdlog::warn("dispatch: action {} expired", id);
+  for (const auto& id : *expired) {
+    spdlog::warn("dispatch: action {} expired", id);
+    if (observer_) observer_(id, ActionState::expired);
+  }
 }
 
 json action_json(const ActionRecord& a) {

@@ -46,6 +46,10 @@ class ActionDispatcher {
   ActionDispatcher(Store& store, EVP_PKEY* action_key, const Clock& clock,
                    DispatchOptions options = {});
   void set_sender(SendToAgent send) { send_ = std::move(send); }
+  // Told after an action's final state is stored (from a result or the expiry sweep), on the
+  // thread that stored it. For whatever waits on actions (playbooks, benchmarks); may be empty.
+  using Observer = std::function<void(const std::string& action_id, ActionState state)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
 
   // Errors name the problem (unknown kind, bad parameters, unknown or revoked agent, ttl) and
   // nothing is stored then.
@@ -68,6 +72,7 @@ class ActionDispatcher {
   const Clock& clock_;
   DispatchOptions options_;
   SendToAgent send_;
+  Observer observer_;
 };
 
 // The JSON form of an action for the API and CLI.

@@ -14,6 +14,7 @@
 
 #include "controller/controller_service.h"
 #include "controller/local_agent.h"
+#include "protocol/allocator_tuning.h"
 #include "protocol/logging.h"
 #include "protocol/secure_file.h"
 
@@ -248,6 +249,7 @@ int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();
   CLI::App app{"Riposte controller: agent gateway, enrollment and operator API"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(RIPOSTE_VERSION));

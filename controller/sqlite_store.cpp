@@ -249,7 +249,7 @@ Status SqliteStore::migrate(int target_version) {
       !s) {
     return s;
   }
-  Statement current(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  Statement current(cache_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   current.step();
   const int have = static_cast<int>(current.integer(0));
   if (have > latest_schema_version()) {
@@ -263,7 +263,7 @@ Status SqliteStore::migrate(int target_version) {
     if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
     auto applied = exec(m.sql);
     if (applied) {
-      applied = Statement(db_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
+      applied = Statement(cache_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
                     .bind(m.version, m.description)
                     .run();
     }
@@ -279,14 +279,14 @@ Status SqliteStore::migrate(int target_version) {
 
 int SqliteStore::schema_version() {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  Statement q(cache_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   q.step();
   return static_cast<int>(q.integer(0));
 }
 
 Status SqliteStore::insert_enrollment_token(const EnrollmentTokenRecord& t) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
+  return Statement(cache_,
                    "INSERT INTO enrollment_tokens (id, token_hash, created_at_ms, expires_at_ms, "
                    "max_uses, uses, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .bind(t.id, t.token_hash, t.created_at_ms, t.expires_at_ms, t.max_uses, t.uses, t.created_by)
@@ -305,7 +305,7 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
     if (auto committed = exec("COMMIT"); !committed) return committed.error();
     return result;
   };
-  Statement q(db_,
+  Statement q(cache_,
               "SELECT id, token_hash, created_at_ms, expires_at_ms, max_uses, uses, created_by "
               "FROM enrollment_tokens WHERE token_hash = ?");
   q.bind(token_hash);
@@ -320,7 +320,7 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
   if (now_ms >= t.expires_at_ms) return finish(Error{"enrollment token expired"});
   if (t.uses >= t.max_uses) return finish(Error{"enrollment token has no uses left"});
   auto updated =
-      Statement(db_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?").bind(t.id).run();
+      Statement(cache_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?").bind(t.id).run();
   if (!updated) return finish(updated.error());
   ++t.uses;
   return finish(t);
@@ -342,7 +342,7 @@ Status SqliteStore::insert_agent(const AgentRecord& a) {
 
 Result<std::optional<AgentRecord>> SqliteStore::find_agent(const std::string& id) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, fmt::format("SELECT {} FROM agents WHERE id = ?", kAgentColumns).c_str());
+  Statement q(cache_, fmt::format("SELECT {} FROM agents WHERE id = ?", kAgentColumns).c_str());
   q.bind(id);
   const int rc = q.step();
   if (rc == SQLITE_DONE) return std::optional<AgentRecord>();
@@ -352,7 +352,7 @@ Result<std::optional<AgentRecord>> SqliteStore::find_agent(const std::string& id
 
 Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
   std::lock_guard lock(mutex_);
-  Statement q(db_,
+  Statement q(cache_,
               fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
   std::vector<AgentRecord> agents;
   int rc;
@@ -391,7 +391,7 @@ Status SqliteStore::record_agent_facts(const std::string& id, const AgentFactsRe
 
 Status SqliteStore::record_agent_heartbeat(const std::string& id, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  return Statement(db_, "UPDATE agents SET last_heartbeat_ms = ?, last_seen_ms = ? WHERE id = ?")
+  return Statement(cache_, "UPDATE agents SET last_heartbeat_ms = ?, last_seen_ms = ? WHERE id = ?")
       .bind(now_ms, now_ms, id)
       .run();
 }
@@ -399,7 +399,7 @@ Status SqliteStore::record_agent_heartbeat(const std::string& id, std::int64_t n
 Status SqliteStore::record_agent_disconnected(const std::string& id, const std::string& reason,
                                               std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
+  return Statement(cache_,
                    "UPDATE agents SET connected = 0, connected_since_ms = NULL, last_seen_ms = ?, "
                    "last_disconnect_reason = ? WHERE id = ?")
       .bind(now_ms, reason, id)
@@ -408,7 +408,7 @@ Status SqliteStore::record_agent_disconnected(const std::string& id, const std::
 
 Status SqliteStore::mark_all_agents_disconnected(const std::string& reason) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
+  return Statement(cache_,
                    "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
                    "last_disconnect_reason = ? WHERE connected = 1")
       .bind(reason)
@@ -418,7 +418,7 @@ Status SqliteStore::mark_all_agents_disconnected(const std::string& reason) {
 Status SqliteStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   auto s =
-      Statement(db_, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
+      Statement(cache_, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
           .bind(now_ms, id)
           .run();
   if (!s) return s;
@@ -428,7 +428,7 @@ Status SqliteStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
 
 Result<std::vector<std::string>> SqliteStore::revoked_agent_ids() {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT id FROM agents WHERE revoked_at_ms IS NOT NULL");
+  Statement q(cache_, "SELECT id FROM agents WHERE revoked_at_ms IS NOT NULL");
   std::vector<std::string> ids;
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) ids.push_back(q.text(0));
@@ -438,7 +438,7 @@ Result<std::vector<std::string>> SqliteStore::revoked_agent_ids() {
 
 Status SqliteStore::insert_api_token(const ApiTokenRecord& t) {
   std::lock_guard lock(mutex_);
-  return Statement(db_,
+  return Statement(cache_,
                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
                    "VALUES (?, ?, ?, ?, ?)")
       .bind(t.id, t.name, t.role, t.token_hash, t.created_at_ms)
@@ -459,7 +459,7 @@ Result<std::optional<ApiTokenRecord>> SqliteStore::find_api_token(const std::str
 
 Result<int> SqliteStore::count_api_tokens() {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT COUNT(*) FROM api_tokens");
+  Statement q(cache_, "SELECT COUNT(*) FROM api_tokens");
   if (q.step() != SQLITE_ROW) return db_error(db_, "count API tokens");
   return static_cast<int>(q.integer(0));
 }
@@ -532,14 +532,14 @@ Status SqliteStore::append_audit_locked(const AuditEvent& event, std::int64_t no
                    event.details.empty() ? "{}" : event.details,
                    std::string(kAuditGenesisHash),
                    ""};
-  Statement last(db_, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+  Statement last(cache_, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
   if (last.step() == SQLITE_ROW) {
     entry.seq = last.integer(0);
     entry.prev_hash = last.text(1);
   }
   ++entry.seq;
   entry.hash = audit_entry_hash(entry);
-  return Statement(db_,
+  return Statement(cache_,
                    "INSERT INTO audit_log (seq, at_ms, actor, event, subject, details, prev_hash, "
                    "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(entry.seq, entry.at_ms, entry.actor, entry.event, entry.subject, entry.details,
@@ -554,7 +554,7 @@ Status SqliteStore::append_audit(const AuditEvent& event, std::int64_t now_ms) {
 
 Result<std::vector<AuditEntry>> SqliteStore::audit_entries(std::int64_t after_seq, int limit) {
   std::lock_guard lock(mutex_);
-  Statement q(db_,
+  Statement q(cache_,
               "SELECT seq, at_ms, actor, event, subject, details, prev_hash, hash FROM audit_log "
               "WHERE seq > ? ORDER BY seq LIMIT ?");
   q.bind(after_seq, limit);
@@ -575,7 +575,7 @@ Status SqliteStore::insert_actions(const std::vector<ActionRecord>& actions,
     for (std::size_t i = 0; i < actions.size(); ++i) {
       const auto& a = actions[i];
       auto inserted =
-          Statement(db_,
+          Statement(cache_,
                     "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
                     "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
                     "expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -594,13 +594,13 @@ Status SqliteStore::insert_actions(const std::vector<ActionRecord>& actions,
 
 Result<std::optional<ActionRecord>> SqliteStore::find_action(const std::string& id) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, fmt::format("SELECT {} FROM actions WHERE id = ?", kActionColumns));
+  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE id = ?", kActionColumns));
   q.bind(id);
   const int rc = q.step();
   if (rc == SQLITE_DONE) return std::optional<ActionRecord>();
   if (rc != SQLITE_ROW) return db_error(db_, "find action");
   auto action = action_from_row(q);
-  Statement ev(db_, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
+  Statement ev(cache_, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
                                 kEvidenceColumns));
   ev.bind(id);
   while (ev.step() == SQLITE_ROW) action.evidence.push_back(evidence_from_row(ev));
@@ -609,7 +609,7 @@ Result<std::optional<ActionRecord>> SqliteStore::find_action(const std::string& 
 
 Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ?",
+  Statement q(cache_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ?",
                                kActionColumns));
   q.bind(limit);
   std::vector<ActionRecord> out;
@@ -621,7 +621,7 @@ Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
 
 Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::string& agent_id) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
+  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
                                "('queued', 'delivered') ORDER BY issued_at_ms, id",
                                kActionColumns));
   q.bind(agent_id);
@@ -636,7 +636,7 @@ Result<bool> SqliteStore::mark_action_delivered(const std::string& id, std::int6
   std::lock_guard lock(mutex_);
   bool changed = false;
   auto s = in_transaction([&]() -> Status {
-    auto updated = Statement(db_,
+    auto updated = Statement(cache_,
                              "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
                              "WHERE id = ? AND state = 'queued'")
                        .bind(now_ms, id)
@@ -658,7 +658,7 @@ Result<bool> SqliteStore::record_action_progress(const std::string& id, const st
   bool known = false;
   auto s = in_transaction([&]() -> Status {
     auto updated =
-        Statement(db_,
+        Statement(cache_,
                   "UPDATE actions SET state = 'running', started_at_ms = COALESCE(started_at_ms, "
                   "?), delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ? AND "
                   "agent_id = ? AND state IN ('queued', 'delivered')")
@@ -666,7 +666,7 @@ Result<bool> SqliteStore::record_action_progress(const std::string& id, const st
             .run();
     if (!updated) return updated;
     started = sqlite3_changes(db_) > 0;
-    auto progress = Statement(db_,
+    auto progress = Statement(cache_,
                               "UPDATE actions SET progress_done = ?, progress_total = ?, "
                               "progress_unit = ? WHERE id = ? AND agent_id = ? AND state = "
                               "'running'")
@@ -687,7 +687,7 @@ Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std
   bool changed = false;
   auto s = in_transaction([&]() -> Status {
     auto updated =
-        Statement(db_,
+        Statement(cache_,
                   "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
                   "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
                   "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ? AND state IN "
@@ -701,7 +701,7 @@ Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std
     nlohmann::json evidence = nlohmann::json::array();
     for (const auto& e : outcome.evidence) {
       auto inserted =
-          Statement(db_,
+          Statement(cache_,
                     "INSERT OR IGNORE INTO evidence (sha256, action_id, agent_id, name, size, "
                     "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
               .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
@@ -726,7 +726,7 @@ Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms
   std::lock_guard lock(mutex_);
   std::vector<std::string> ids;
   auto s = in_transaction([&]() -> Status {
-    Statement q(db_,
+    Statement q(cache_,
                 "SELECT id, state FROM actions WHERE (state = 'queued' AND expires_at_ms <= ?) OR "
                 "(state = 'delivered' AND expires_at_ms + ? <= ?)");
     q.bind(now_ms, grace_ms, now_ms);
@@ -735,7 +735,7 @@ Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms
     for (const auto& [id, was] : due) {
       const std::string reason = was == "queued" ? "expired before the agent could receive it"
                                                  : "expired without an answer from the agent";
-      auto updated = Statement(db_,
+      auto updated = Statement(cache_,
                                "UPDATE actions SET state = 'expired', reason = ?, "
                                "finished_at_ms = ? WHERE id = ?")
                          .bind(reason, now_ms, id)
@@ -757,7 +757,7 @@ Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms
 
 Result<std::vector<EvidenceRecord>> SqliteStore::find_evidence(const std::string& sha256) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
+  Statement q(cache_, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
                                kEvidenceColumns));
   q.bind(sha256);
   std::vector<EvidenceRecord> out;
@@ -771,7 +771,7 @@ Status SqliteStore::mark_evidence_stored(const std::string& sha256, std::int64_t
                                          const AuditEvent& audit) {
   std::lock_guard lock(mutex_);
   return in_transaction([&]() -> Status {
-    auto updated = Statement(db_,
+    auto updated = Statement(cache_,
                              "UPDATE evidence SET stored = 1, stored_at_ms = COALESCE("
                              "stored_at_ms, ?) WHERE sha256 = ?")
                        .bind(now_ms, sha256)

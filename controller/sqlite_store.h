@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "controller/store.h"
+#include "protocol/sqlite_statement.h"
 
 namespace riposte::controller {
 
@@ -73,6 +74,7 @@ class SqliteStore final : public Store {
 
   std::mutex mutex_;
   sqlite3* db_;
+  sqlite::StatementCache cache_{db_};  // used under mutex_
 };
 
 }  // namespace riposte::controller

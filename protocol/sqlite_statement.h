@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -22,17 +23,76 @@ struct Blob {
   std::string_view bytes;
 };
 
+inline sqlite3_stmt* prepare_or_throw(sqlite3* db, const char* sql) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) {
+    // SQL text is ours: a failure to prepare is a programming error.
+    throw std::logic_error(fmt::format("cannot prepare '{}': {}", sql, sqlite3_errmsg(db)));
+  }
+  return raw;
+}
+
+// Prepared statements kept for reuse: parsing SQL costs more than running the small queries the
+// controller and agent make on every action. Not thread-safe; use under the owner's lock.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, entry] : entries_) sqlite3_finalize(entry.stmt);
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+  sqlite3* db() const { return db_; }
+
+  // A reset statement for `sql`, or nullptr if that statement is already in use (the caller
+  // then prepares its own).
+  sqlite3_stmt* acquire(const std::string& sql) {
+    auto& entry = entries_[sql];
+    if (entry.in_use) return nullptr;
+    if (entry.stmt == nullptr) entry.stmt = prepare_or_throw(db_, sql.c_str());
+    entry.in_use = true;
+    return entry.stmt;
+  }
+  void release(sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    for (auto& [sql, entry] : entries_) {
+      if (entry.stmt == stmt) entry.in_use = false;
+    }
+  }
+
+ private:
+  struct Entry {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
+  sqlite3* db_;
+  std::map<std::string, Entry> entries_;
+};
+
+// Finalizes a statement of its own, hands a cached one back.
+struct StatementReleaser {
+  StatementCache* cache = nullptr;
+  void operator()(sqlite3_stmt* s) const {
+    if (cache != nullptr)
+      cache->release(s);
+    else
+      sqlite3_finalize(s);
+  }
+};
+
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    sqlite3_stmt* raw = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) {
-      // SQL text is ours: a failure to prepare is a programming error.
-      throw std::logic_error(fmt::format("cannot prepare '{}': {}", sql, sqlite3_errmsg(db)));
-    }
-    stmt_.reset(raw);
-  }
+  Statement(sqlite3* db, const char* sql) : db_(db), stmt_(prepare_or_throw(db, sql)) {}
   Statement(sqlite3* db, const std::string& sql) : Statement(db, sql.c_str()) {}
+  Statement(StatementCache& cache, const std::string& sql) : db_(cache.db()) {
+    if (auto* cached = cache.acquire(sql)) {
+      stmt_.reset(cached);
+      stmt_.get_deleter().cache = &cache;
+    } else {
+      stmt_.reset(prepare_or_throw(db_, sql.c_str()));
+    }
+  }
 
   template <typename... Args>
   Statement& bind(const Args&... args) {
@@ -90,11 +150,8 @@ class Statement {
       sqlite3_bind_null(stmt_.get(), i);
   }
 
-  struct Finalizer {
-    void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-  };
   sqlite3* db_;
-  std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
+  std::unique_ptr<sqlite3_stmt, StatementReleaser> stmt_;
 };
 
 // Runs SQL text without results (schema, pragmas, BEGIN/COMMIT).
