@@ -19,7 +19,7 @@ namespace riposte::agent {
 
 struct UploaderOptions {
   std::size_t chunk_bytes = 1 << 20;
-  std::size_t window_chunks = 8;
+  std::size_t window_chunks = 16;
 };
 
 class EvidenceUploader {

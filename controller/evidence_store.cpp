@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <utility>
 #include <vector>
 
 #include "protocol/crypto.h"
+#include "protocol/framing.h"
 #include "protocol/secure_file.h"
 
 namespace riposte::controller {
@@ -46,19 +49,31 @@ bool is_sha256_hex(std::string_view s) {
 struct EvidenceStore::Upload {
   ~Upload() {
     if (fd >= 0) ::close(fd);
+    if (direct_fd >= 0) ::close(direct_fd);
   }
   int fd = -1;
-  std::uint64_t offset = 0;
+  int direct_fd = -1;  // O_DIRECT, for block-aligned writes; -1 where the filesystem has none
+  std::uint64_t received = 0;  // bytes hashed and queued for writing
+  std::uint64_t written = 0;   // bytes on disk
   std::uint64_t size = 0;
+  int pending = 0;             // queued write jobs
+  bool broken = false;         // a write failed; dropped once nothing is pending
   std::string action_id;
   std::string agent_id;
   crypto::Sha256 sha;
 };
 
 EvidenceStore::EvidenceStore(fs::path dir, Store& store, const Clock& clock)
-    : dir_(std::move(dir)), store_(store), clock_(clock) {}
+    : dir_(std::move(dir)), store_(store), clock_(clock), writer_([this] { write_loop(); }) {}
 
-EvidenceStore::~EvidenceStore() = default;
+EvidenceStore::~EvidenceStore() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  writer_.join();
+}
 
 Status EvidenceStore::open() {
   if (auto s = ensure_private_directory(dir_); !s) return s;
@@ -85,7 +100,7 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   if (declared == nullptr)
     return ack_of(sha, 0, false, "no result of this agent's action declared this evidence");
 
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   std::error_code ec;
   if (fs::exists(object_path(sha), ec)) {
     // Already held (same content from an earlier action, or a finished upload whose ack was lost).
@@ -98,6 +113,12 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
     }
     return ack_of(sha, ref.size(), true);
   }
+  // Chunks of an earlier session may still be queued: resume after they are on disk.
+  changed_.wait(lock, [&] {
+    auto it = uploads_.find(sha);
+    return it == uploads_.end() || it->second->pending == 0;
+  });
+  if (auto it = uploads_.find(sha); it != uploads_.end() && it->second->broken) uploads_.erase(it);
   auto& slot = uploads_[sha];
   if (!slot) {
     auto upload = std::make_unique<Upload>();
@@ -108,6 +129,9 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
       return ack_of(sha, 0, false,
                     fmt::format("cannot open partial file: {}", std::strerror(errno)));
     }
+    // New evidence is written once and read rarely: bypassing the page cache avoids both the
+    // copy into it and, on virtual machines, faulting in fresh memory for it.
+    upload->direct_fd = ::open(partial.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
     // Resume: hash what is already on disk so the digest covers the whole object at the end.
     std::vector<char> buffer(1 << 20);
     std::uint64_t have = 0;
@@ -122,11 +146,12 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
       uploads_.erase(sha);
       return ack_of(sha, 0, false, "cannot prepare partial file");
     }
-    upload->offset = have;
+    upload->written = have;
     slot = std::move(upload);
   }
-  if (slot->offset > 0)
-    spdlog::info("evidence: {} resumes at {} of {} bytes", sha, slot->offset, ref.size());
+  slot->received = slot->written;
+  if (slot->written > 0)
+    spdlog::info("evidence: {} resumes at {} of {} bytes", sha, slot->written, ref.size());
   slot->size = ref.size();
   slot->action_id = offer.action_id();
   slot->agent_id = agent_id;
@@ -134,46 +159,121 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
                              json{{"action_id", offer.action_id()},
                                   {"size", ref.size()},
                                   {"name", ref.name()},
-                                  {"resume_offset", slot->offset}}
+                                  {"resume_offset", slot->written}}
                                  .dump()},
                             clock_.now_unix_ms());
-  if (slot->offset == slot->size) return finish(sha, *slot);
-  return ack_of(sha, slot->offset);
+  if (slot->written == slot->size) return finish(sha, *slot);
+  return ack_of(sha, slot->written);
 }
 
-proto::EvidenceAck EvidenceStore::append(const std::string& agent_id,
-                                         const proto::EvidenceChunk& chunk) {
-  const std::string& sha = chunk.sha256();
-  std::lock_guard lock(mutex_);
-  auto it = uploads_.find(sha);
-  if (it == uploads_.end() || it->second->agent_id != agent_id)
-    return ack_of(sha, 0, false, "no upload of this object was offered on this session");
-  auto& upload = *it->second;
-  if (chunk.offset() != upload.offset) return ack_of(sha, upload.offset);  // resume from here
-  const auto& data = chunk.data();
-  if (upload.offset + data.size() > upload.size) {
-    const auto offset = upload.offset;
-    uploads_.erase(it);
-    return ack_of(sha, offset, false, "chunk runs past the offered size");
-  }
-  std::size_t written = 0;
-  while (written < data.size()) {
-    const ssize_t n = ::pwrite(upload.fd, data.data() + written, data.size() - written,
-                               static_cast<off_t>(upload.offset + written));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      spdlog::error("evidence: {}: write failed: {}", sha, std::strerror(errno));
-      // What reached the disk is the resume point after ftruncate on the next offer.
-      const auto offset = upload.offset;
-      uploads_.erase(it);
-      return ack_of(sha, offset, false, "controller cannot write evidence (disk full?)");
+void EvidenceStore::append(const std::string& agent_id, proto::EvidenceChunk&& chunk,
+                           AckHandler done) {
+  const std::string sha = chunk.sha256();
+  {
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(sha);
+    if (it == uploads_.end() || it->second->agent_id != agent_id || it->second->broken) {
+      done(ack_of(sha, 0, false, "no upload of this object was offered on this session"));
+      return;
     }
-    written += static_cast<std::size_t>(n);
+    auto& upload = *it->second;
+    if (chunk.offset() != upload.received) {
+      done(ack_of(sha, upload.written));  // resume from what is on disk
+      return;
+    }
+    if (upload.received + chunk.data().size() > upload.size) {
+      upload.broken = true;
+      done(ack_of(sha, upload.written, false, "chunk runs past the offered size"));
+      return;
+    }
+    // Hashed here, in arrival order, while the writer thread writes earlier chunks.
+    upload.sha.update(chunk.data().data(), chunk.data().size());
+    upload.received += chunk.data().size();
+    ++upload.pending;
+    WriteJob job{sha, {}, chunk.offset(), std::move(done)};
+    job.data.swap(*chunk.mutable_data());
+    jobs_.push_back(std::move(job));
   }
-  upload.sha.update(data.data(), data.size());
-  upload.offset += data.size();
-  if (upload.offset == upload.size) return finish(sha, upload);
-  return ack_of(sha, upload.offset);
+  changed_.notify_all();
+}
+
+void EvidenceStore::write_loop() {
+  // Chunks are at most one frame; an aligned copy of one is what O_DIRECT writes from.
+  constexpr std::size_t staging_size = kDefaultMaxFrameSize;
+  std::unique_ptr<char, decltype(&std::free)> staging(
+      static_cast<char*>(std::aligned_alloc(4096, staging_size)), &std::free);
+  for (;;) {
+    WriteJob job;
+    int fd = -1;
+    int direct_fd = -1;
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, nothing left to write
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+      auto it = uploads_.find(job.sha256);
+      if (it != uploads_.end() && !it->second->broken) {
+        fd = it->second->fd;
+        direct_fd = it->second->direct_fd;
+      }
+    }
+    // The upload (and its fds) stays while a job of it is pending.
+    const char* bytes = job.data.data();
+    constexpr std::size_t kBlock = 4096;
+    if (direct_fd >= 0 && job.offset % kBlock == 0 && job.data.size() % kBlock == 0 &&
+        job.data.size() <= staging_size) {
+      std::memcpy(staging.get(), job.data.data(), job.data.size());  // O_DIRECT needs alignment
+      bytes = staging.get();
+      fd = direct_fd;
+    }
+    std::size_t done_bytes = 0;
+    bool failed = fd < 0;
+    while (!failed && done_bytes < job.data.size()) {
+      const ssize_t n = ::pwrite(fd, bytes + done_bytes, job.data.size() - done_bytes,
+                                 static_cast<off_t>(job.offset + done_bytes));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        spdlog::error("evidence: {}: write failed: {}", job.sha256, std::strerror(errno));
+        failed = true;
+        break;
+      }
+      done_bytes += static_cast<std::size_t>(n);
+    }
+    // Start writeback of what has arrived so far without waiting for it: the fsync before the
+    // object is declared stored then only has the tail left to flush.
+    constexpr std::uint64_t kWritebackStep = 32 << 20;
+    const std::uint64_t end = job.offset + done_bytes;
+    if (!failed && fd != direct_fd && end / kWritebackStep != job.offset / kWritebackStep) {
+      ::sync_file_range(fd, static_cast<off_t>(end / kWritebackStep * kWritebackStep - kWritebackStep),
+                        static_cast<off_t>(kWritebackStep), SYNC_FILE_RANGE_WRITE);
+    }
+    proto::EvidenceAck ack;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = uploads_.find(job.sha256);
+      if (it == uploads_.end()) {
+        ack = ack_of(job.sha256, 0, false, "upload was abandoned");
+      } else {
+        auto& upload = *it->second;
+        --upload.pending;
+        if (failed || upload.broken) {
+          upload.broken = true;
+          // What reached the disk is the resume point after ftruncate on the next offer.
+          ack = ack_of(job.sha256, upload.written, false,
+                       "controller cannot write evidence (disk full?)");
+          if (upload.pending == 0) uploads_.erase(it);
+        } else {
+          upload.written = end;
+          ack = upload.written == upload.size && upload.pending == 0
+                    ? finish(job.sha256, upload)
+                    : ack_of(job.sha256, upload.written);
+        }
+      }
+    }
+    changed_.notify_all();
+    job.done(std::move(ack));
+  }
 }
 
 proto::EvidenceAck EvidenceStore::finish(const std::string& sha, Upload& upload) {

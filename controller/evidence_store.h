@@ -8,12 +8,20 @@
 //
 // Chain of custody: offers, completion and downloads are audit entries (actor, time, size, hash,
 // action, agent); the evidence rows say which action on which agent produced each object.
+//
+// Pipelining: a session's strand hashes each chunk as it arrives and hands it to one writer
+// thread, which writes it and then acknowledges it (an ack means "on disk at this offset"), so
+// receiving, hashing and writing proceed at the same time.
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "controller/store.h"
 #include "protocol/agent_channel.pb.h"
@@ -32,9 +40,11 @@ class EvidenceStore {
   // The agent offers an object one of its actions produced: answers how much the controller holds
   // (the agent streams from there), that it is complete, or why it is refused.
   proto::EvidenceAck offer(const std::string& agent_id, const proto::EvidenceOffer& offer);
-  // Appends a chunk at its offset; answers the new offset (or where to resume if the offset did
-  // not match), and `complete` once the whole object is stored and its hash checked.
-  proto::EvidenceAck append(const std::string& agent_id, const proto::EvidenceChunk& chunk);
+  // Takes a chunk at its offset; `done` is called (on the writer thread) with the new offset once
+  // it is written, with where to resume if the offset did not match, and with `complete` once
+  // the whole object is stored and its hash checked.
+  using AckHandler = std::function<void(proto::EvidenceAck)>;
+  void append(const std::string& agent_id, proto::EvidenceChunk&& chunk, AckHandler done);
 
   // The stored object's path after re-checking its SHA-256; an error if it is missing or does not
   // match (then it is also audited).
@@ -44,13 +54,25 @@ class EvidenceStore {
 
  private:
   struct Upload;
+  struct WriteJob {
+    std::string sha256;
+    std::string data;
+    std::uint64_t offset = 0;
+    AckHandler done;
+  };
+  void write_loop();
+  // Caller holds mutex_; erases the upload.
   proto::EvidenceAck finish(const std::string& sha256, Upload& upload);
 
   std::filesystem::path dir_;
   Store& store_;
   const Clock& clock_;
   std::mutex mutex_;
+  std::condition_variable changed_;
   std::map<std::string, std::unique_ptr<Upload>> uploads_;
+  std::deque<WriteJob> jobs_;
+  bool stopping_ = false;
+  std::thread writer_;
 };
 
 bool is_sha256_hex(std::string_view text);

@@ -184,7 +184,7 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
   }
 }
 
-Status GatewaySession::handle(const proto::Envelope& envelope) {
+Status GatewaySession::handle(proto::Envelope& envelope) {
   auto& store = gateway_.store();
   const auto now = gateway_.clock().now_unix_ms();
   switch (envelope.body_case()) {
@@ -235,9 +235,13 @@ Status GatewaySession::handle(const proto::Envelope& envelope) {
       return ok_status();
     case proto::Envelope::kEvidenceChunk:
       if (auto* evidence = gateway_.evidence()) {
-        proto::Envelope reply;
-        *reply.mutable_evidence_ack() = evidence->append(agent_id_, envelope.evidence_chunk());
-        send(std::move(reply));
+        // The chunk's bytes move to the writer thread; the ack comes back once they are on disk.
+        evidence->append(agent_id_, std::move(*envelope.mutable_evidence_chunk()),
+                         [self = shared_from_this()](proto::EvidenceAck ack) {
+                           proto::Envelope reply;
+                           *reply.mutable_evidence_ack() = std::move(ack);
+                           self->send(std::move(reply));
+                         });
       }
       return ok_status();
     default:

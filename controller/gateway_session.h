@@ -37,7 +37,7 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   boost::asio::awaitable<void> watchdog(std::shared_ptr<GatewaySession> self);
   // Hello, then messages until the session ends; `peer_fingerprint` is of the verified client cert.
   boost::asio::awaitable<Status> serve(const std::string& peer_fingerprint);
-  Status handle(const proto::Envelope& envelope);
+  Status handle(proto::Envelope& envelope);  // may move bytes out of `envelope`
   void extend_deadline(std::chrono::seconds from_now);
   void shutdown_socket();
 

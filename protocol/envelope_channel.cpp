@@ -18,9 +18,9 @@ EnvelopeChannel::EnvelopeChannel(TlsStream& stream, std::uint32_t max_frame_size
 
 asio::awaitable<Result<proto::Envelope>> EnvelopeChannel::read() {
   for (;;) {
-    if (auto payload = decoder_.next()) {
-      proto::Envelope envelope;
-      if (!envelope.ParseFromString(*payload)) {
+    if (auto payload = decoder_.next_view()) {
+      proto::Envelope envelope;  // parsed straight from the receive buffer: evidence is large
+      if (!envelope.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) {
         co_return Error{
             fmt::format("malformed message ({} bytes that are not an Envelope)", payload->size())};
       }
@@ -39,7 +39,14 @@ asio::awaitable<Result<proto::Envelope>> EnvelopeChannel::read() {
 }
 
 asio::awaitable<Status> EnvelopeChannel::write(const proto::Envelope& envelope) {
-  const auto frame = encode_frame(envelope.SerializeAsString());
+  // Serialized straight behind the length header: one buffer, no intermediate copy.
+  const std::size_t size = envelope.ByteSizeLong();
+  std::vector<std::uint8_t> frame(kFrameHeaderSize + size);
+  frame[0] = static_cast<std::uint8_t>(size >> 24);
+  frame[1] = static_cast<std::uint8_t>(size >> 16);
+  frame[2] = static_cast<std::uint8_t>(size >> 8);
+  frame[3] = static_cast<std::uint8_t>(size);
+  envelope.SerializeWithCachedSizesToArray(frame.data() + kFrameHeaderSize);
   boost::system::error_code ec;
   co_await asio::async_write(stream_, asio::buffer(frame),
                              asio::redirect_error(asio::use_awaitable, ec));

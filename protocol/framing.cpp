@@ -37,7 +37,7 @@ void FrameDecoder::feed(std::span<const std::uint8_t> bytes) {
   buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
 }
 
-std::optional<std::string> FrameDecoder::next() {
+std::optional<std::span<const std::uint8_t>> FrameDecoder::next_view() {
   if (failed() || buffered() < kFrameHeaderSize) return std::nullopt;
   const std::uint8_t* header = buffer_.data() + read_pos_;
   const std::uint32_t size = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
@@ -48,10 +48,14 @@ std::optional<std::string> FrameDecoder::next() {
     return std::nullopt;
   }
   if (buffered() < kFrameHeaderSize + size) return std::nullopt;
-  const auto* begin = reinterpret_cast<const char*>(header + kFrameHeaderSize);
-  std::string payload(begin, size);
   read_pos_ += kFrameHeaderSize + size;
-  return payload;
+  return std::span<const std::uint8_t>(header + kFrameHeaderSize, size);
+}
+
+std::optional<std::string> FrameDecoder::next() {
+  auto view = next_view();
+  if (!view) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(view->data()), view->size());
 }
 
 }  // namespace riposte

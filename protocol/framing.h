@@ -30,6 +30,8 @@ class FrameDecoder {
 
   // The next complete payload, if one is buffered.
   std::optional<std::string> next();
+  // The same without a copy: a view into the decoder's buffer, valid until the next feed().
+  std::optional<std::span<const std::uint8_t>> next_view();
 
   // Set once a frame header announced more than the maximum; the reason is for the log.
   bool failed() const { return !error_.empty(); }
