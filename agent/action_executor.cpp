@@ -387,6 +387,9 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          platform::YaraScanOptions options;
          if (p.timeout_seconds() > 0)
            options.timeout_seconds = static_cast<int>(p.timeout_seconds());
+         options.progress = [&](std::uint64_t done, std::uint64_t total) {
+           report_progress(done, total, "files");
+         };
          std::vector<platform::YaraScanReport> reports;
          for (const auto& path : p.paths()) {
            auto report = c.yara.scan_path(**rules, path, options);

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "controller/evidence_store.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_signing.h"
@@ -41,7 +43,31 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     return Error{fmt::format("unknown action kind '{}'", submission.kind)};
   auto parameters = action_catalog::parameters_from_json(submission.kind, submission.parameters);
   if (!parameters) return parameters.error();
-  if (submission.agent_ids.empty()) return Error{"no target agent given"};
+  // Targets: the ids named, then agents carrying a named label (each agent once).
+  std::vector<std::string> targets = submission.agent_ids;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (targets[i] == targets[j])
+        return Error{fmt::format("agent {} is named twice", targets[i])};
+    }
+  }
+  if (!submission.labels.empty()) {
+    auto agents = store_.list_agents();
+    if (!agents) return agents.error();
+    std::size_t matched = 0;
+    for (const auto& a : *agents) {
+      if (a.revoked_at_ms) continue;
+      const bool labeled = std::any_of(a.labels.begin(), a.labels.end(), [&](const auto& l) {
+        return std::find(submission.labels.begin(), submission.labels.end(), l) !=
+               submission.labels.end();
+      });
+      if (!labeled) continue;
+      ++matched;
+      if (std::find(targets.begin(), targets.end(), a.id) == targets.end()) targets.push_back(a.id);
+    }
+    if (matched == 0) return Error{"no agent carries the label(s) given"};
+  }
+  if (targets.empty()) return Error{"no target agent given"};
   if (submission.ttl_ms < 1000 || submission.ttl_ms > options_.max_ttl_ms) {
     return Error{fmt::format("ttl must be between 1s and {} h", options_.max_ttl_ms / 3'600'000)};
   }
@@ -51,15 +77,11 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
   const auto batch = crypto::random_uuid();
   std::vector<ActionRecord> actions;
   std::vector<AuditEvent> audit;
-  for (const auto& agent_id : submission.agent_ids) {
+  for (const auto& agent_id : targets) {
     auto agent = store_.find_agent(agent_id);
     if (!agent) return agent.error();
     if (!agent->has_value()) return Error{fmt::format("no agent with id {}", agent_id)};
     if ((*agent)->revoked_at_ms) return Error{fmt::format("agent {} is revoked", agent_id)};
-    for (const auto& earlier : actions) {
-      if (earlier.agent_id == agent_id)
-        return Error{fmt::format("agent {} is named twice", agent_id)};
-    }
 
     proto::ActionSpec spec;
     spec.set_action_id(crypto::random_uuid());

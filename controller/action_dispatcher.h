@@ -22,6 +22,7 @@ namespace riposte::controller {
 
 struct ActionSubmission {
   std::vector<std::string> agent_ids;  // fan-out: one action per agent, one batch
+  std::vector<std::string> labels;     // ... plus every non-revoked agent carrying any of these
   std::string kind;
   nlohmann::json parameters = nlohmann::json::object();
   std::int64_t ttl_ms = 5 * 60 * 1000;

@@ -50,6 +50,7 @@ json agent_json(const AgentRecord& a) {
       {"revoked_at", optional_time(a.revoked_at_ms)},
       {"cert_serial", a.cert_serial},
       {"cert_fingerprint", a.cert_fingerprint},
+      {"labels", a.labels},
   };
 }
 
@@ -94,6 +95,26 @@ std::optional<std::int64_t> integer_param(std::string_view target, std::string_v
   for (char c : text)
     if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
   return std::stoll(text);
+}
+
+// Labels: short names an operator gives agents ("web", "pci", "dc-paris").
+Result<std::vector<std::string>> label_list(const json& value) {
+  if (!value.is_array() || value.size() > 64) return Error{"'labels' must be a list of labels"};
+  std::vector<std::string> out;
+  for (const auto& item : value) {
+    if (!item.is_string()) return Error{"'labels' must hold strings"};
+    const auto label = item.get<std::string>();
+    const bool ok = !label.empty() && label.size() <= 64 &&
+                    std::all_of(label.begin(), label.end(), [](unsigned char c) {
+                      return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+                    });
+    if (!ok) {
+      return Error{fmt::format(
+          "label '{}' must be 1-64 characters of letters, digits, '-', '_', '.' or ':'", label)};
+    }
+    if (std::find(out.begin(), out.end(), label) == out.end()) out.push_back(label);
+  }
+  return out;
 }
 
 }  // namespace
@@ -147,7 +168,11 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   constexpr std::string_view kEvidence = "/api/v1/evidence/";
   if (path.starts_with(kEvidence)) {
     if (method != "GET") return error(405, "use GET");
-    return download_evidence(std::string(path.substr(kEvidence.size())), *caller);
+    std::string_view rest = path.substr(kEvidence.size());
+    if (rest.ends_with("/custody")) {
+      return evidence_custody(std::string(rest.substr(0, rest.size() - 8)));
+    }
+    return download_evidence(std::string(rest), *caller);
   }
   if (path == "/api/v1/audit/verify") {
     if (method != "GET") return error(405, "use GET");
@@ -167,6 +192,21 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (!plausible_id(id)) return error(400, "agent id must be a UUID");
     if (action.empty()) {
       if (method != "GET") return error(405, "use GET");
+      return show_agent(id);
+    }
+    if (action == "labels") {
+      if (method != "POST") return error(405, "use POST");
+      if (!admin) return deny(request, *caller, "labelling agents needs the admin role");
+      auto body = parse_object(request.body);
+      if (!body) return error(400, body.error().message);
+      auto labels = label_list(body->value("labels", json()));
+      if (!labels) return error(400, labels.error().message);
+      if (auto s = deps_.store.set_agent_labels(
+              id, *labels, {caller->name, "agent.labeled", id, json{{"labels", *labels}}.dump()},
+              deps_.clock.now_unix_ms());
+          !s) {
+        return error(s.error().message.starts_with("no agent") ? 404 : 500, s.error().message);
+      }
       return show_agent(id);
     }
     if (action == "revoke") {
@@ -282,13 +322,22 @@ ApiResponse ApiRouter::create_actions(const ApiRequest& request, const ApiTokenR
   const auto& b = *body;
   if (!b.contains("kind") || !b["kind"].is_string()) return error(400, "'kind' must be a string");
   submission.kind = b["kind"].get<std::string>();
-  if (!b.contains("agents") || !b["agents"].is_array() || b["agents"].empty())
-    return error(400, "'agents' must be a non-empty list of agent ids");
-  if (b["agents"].size() > 10'000) return error(400, "at most 10000 agents per request");
-  for (const auto& id : b["agents"]) {
-    if (!id.is_string() || !plausible_id(id.get<std::string>()))
-      return error(400, "'agents' must hold agent ids (UUIDs)");
-    submission.agent_ids.push_back(id.get<std::string>());
+  const bool has_agents = b.contains("agents");
+  const bool has_labels = b.contains("labels");
+  if (!has_agents && !has_labels) return error(400, "give 'agents' (ids) or 'labels' or both");
+  if (has_agents) {
+    if (!b["agents"].is_array()) return error(400, "'agents' must be a list of agent ids");
+    if (b["agents"].size() > 10'000) return error(400, "at most 10000 agents per request");
+    for (const auto& id : b["agents"]) {
+      if (!id.is_string() || !plausible_id(id.get<std::string>()))
+        return error(400, "'agents' must hold agent ids (UUIDs)");
+      submission.agent_ids.push_back(id.get<std::string>());
+    }
+  }
+  if (has_labels) {
+    auto labels = label_list(b["labels"]);
+    if (!labels) return error(400, labels.error().message);
+    submission.labels = std::move(*labels);
   }
   if (b.contains("parameters")) {
     if (!b["parameters"].is_object()) return error(400, "'parameters' must be an object");
@@ -356,6 +405,38 @@ ApiResponse ApiRouter::download_evidence(const std::string& sha256, const ApiTok
   response.content_type = "application/octet-stream";
   response.file = *path;
   return response;
+}
+
+ApiResponse ApiRouter::evidence_custody(const std::string& sha256) {
+  if (!is_sha256_hex(sha256)) return error(400, "evidence id must be a lowercase SHA-256 hash");
+  auto records = deps_.store.find_evidence(sha256);
+  if (!records) return error(500, records.error().message);
+  if (records->empty()) return error(404, fmt::format("no evidence {}", sha256));
+  auto events = deps_.store.audit_entries_about(sha256, 10'000);
+  if (!events) return error(500, events.error().message);
+  json produced = json::array();
+  for (const auto& r : *records) {
+    produced.push_back({{"action_id", r.action_id},
+                        {"agent_id", r.agent_id},
+                        {"name", r.name},
+                        {"size", r.size},
+                        {"stored", r.stored},
+                        {"offered_at", format_utc_ms(r.offered_at_ms)},
+                        {"stored_at", optional_time(r.stored_at_ms)}});
+  }
+  json custody = json::array();
+  for (const auto& e : *events) {
+    auto details = json::parse(e.details, nullptr, false);
+    custody.push_back({{"seq", e.seq},
+                       {"at", format_utc_ms(e.at_ms)},
+                       {"actor", e.actor},
+                       {"event", e.event},
+                       {"details", details.is_discarded() ? json(e.details) : details}});
+  }
+  return reply(200, json{{"sha256", sha256},
+                         {"size", records->front().size},
+                         {"produced_by", produced},
+                         {"custody", custody}});
 }
 
 ApiResponse ApiRouter::verify_audit() {

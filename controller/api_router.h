@@ -60,6 +60,7 @@ class ApiRouter {
   ApiResponse list_actions(const ApiRequest& request);
   ApiResponse show_action(const std::string& id);
   ApiResponse download_evidence(const std::string& sha256, const ApiTokenRecord& caller);
+  ApiResponse evidence_custody(const std::string& sha256);
   ApiResponse verify_audit();
   ApiResponse export_audit(const ApiRequest& request);
   // 403, and an audit entry saying who was refused what.

@@ -153,10 +153,11 @@ void print_table(const std::vector<std::string>& headers,
 }
 
 void print_agent(const json& a) {
-  for (const char* key : {"id", "hostname", "status", "os", "kernel", "arch", "ip_addresses",
-                          "mac_addresses", "agent_version", "capabilities", "connected_since",
-                          "last_heartbeat", "last_seen", "remote_address", "last_disconnect_reason",
-                          "enrolled_at", "revoked_at", "cert_fingerprint"}) {
+  for (const char* key :
+       {"id", "hostname", "status", "labels", "os", "kernel", "arch", "ip_addresses",
+        "mac_addresses", "agent_version", "capabilities", "connected_since", "last_heartbeat",
+        "last_seen", "remote_address", "last_disconnect_reason", "enrolled_at", "revoked_at",
+        "cert_fingerprint"}) {
     std::cout << fmt::format("{:<23} {}\n", std::string(key) + ":",
                              text(a.value(key, json(nullptr))));
   }
@@ -188,6 +189,12 @@ int main(int argc, char** argv) {
   revoke->add_option("ID", agent_id, "agent id")->required();
   revoke->add_flag("--json", as_json, "print JSON");
 
+  auto* label = agents->add_subcommand("label", "set an agent's labels (replaces them)");
+  std::vector<std::string> labels;
+  label->add_option("ID", agent_id, "agent id")->required();
+  label->add_option("LABELS", labels, "labels, e.g. web pci (none: clear)");
+  label->add_flag("--json", as_json, "print JSON");
+
   auto* tokens = app.add_subcommand("tokens", "enrollment tokens");
   tokens->require_subcommand(1);
   auto* create = tokens->add_subcommand("create", "create an enrollment token");
@@ -209,7 +216,14 @@ int main(int argc, char** argv) {
   bool wait = false;
   std::string wait_timeout = "10m";
   run->add_option("KIND", kind, "action kind, e.g. process.kill, memory.capture")->required();
-  run->add_option("--agent", targets, "target agent id (repeat for fan-out)")->required();
+  std::vector<std::string> target_labels;
+  auto* agent_option = run->add_option("--agent", targets, "target agent id (repeat for fan-out)");
+  auto* label_option =
+      run->add_option("--label", target_labels, "every agent with this label (repeatable)");
+  run->callback([&] {
+    if (agent_option->count() == 0 && label_option->count() == 0)
+      throw CLI::ValidationError("action run", "give --agent ID or --label LABEL (or both)");
+  });
   run->add_option("--param", params,
                   "parameter KEY=VALUE; dotted keys nest (target.pid=42), repeat for lists");
   run->add_option("--params-json", params_json, "parameters as one JSON object");
@@ -233,6 +247,11 @@ int main(int argc, char** argv) {
   std::string sha256, output;
   evidence_get->add_option("SHA256", sha256, "the object's SHA-256")->required();
   evidence_get->add_option("-o,--output", output, "file to write")->required();
+
+  auto* evidence_show =
+      evidence->add_subcommand("show", "which actions produced an object, and its custody log");
+  evidence_show->add_option("SHA256", sha256, "the object's SHA-256")->required();
+  evidence_show->add_flag("--json", as_json, "print JSON");
 
   auto* audit = app.add_subcommand("audit", "the hash-chained audit log");
   audit->require_subcommand(1);
@@ -258,12 +277,12 @@ int main(int argc, char** argv) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& a : result.at("agents")) {
-      rows.push_back({text(a["id"]), text(a["hostname"]), text(a["status"]), text(a["os"]),
-                      text(a["kernel"]), text(a["ip_addresses"]), text(a["agent_version"]),
-                      text(a["capabilities"]), text(a["connected_since"]),
+      rows.push_back({text(a["id"]), text(a["hostname"]), text(a["status"]), text(a["labels"]),
+                      text(a["os"]), text(a["kernel"]), text(a["ip_addresses"]),
+                      text(a["agent_version"]), text(a["capabilities"]), text(a["connected_since"]),
                       text(a["last_heartbeat"])});
     }
-    print_table({"ID", "HOSTNAME", "STATUS", "OS", "KERNEL", "IP ADDRESSES", "VERSION",
+    print_table({"ID", "HOSTNAME", "STATUS", "LABELS", "OS", "KERNEL", "IP ADDRESSES", "VERSION",
                  "CAPABILITIES", "CONNECTED SINCE", "LAST HEARTBEAT"},
                 rows);
     return 0;
@@ -296,7 +315,9 @@ int main(int argc, char** argv) {
       if (!from_pairs) die(from_pairs.error().message);
       parameters.update(*from_pairs);
     }
-    json body{{"kind", kind}, {"agents", targets}, {"parameters", parameters}, {"ttl", action_ttl}};
+    json body{{"kind", kind}, {"parameters", parameters}, {"ttl", action_ttl}};
+    if (!targets.empty()) body["agents"] = targets;
+    if (!target_labels.empty()) body["labels"] = target_labels;
     if (!case_id.empty()) body["case_id"] = case_id;
     const auto created = call(c, "POST", "/api/v1/actions", body);
     std::vector<json> actions(created["actions"].begin(), created["actions"].end());
@@ -376,6 +397,37 @@ int main(int argc, char** argv) {
                       text(a["requester"]), text(a["issued_at"]), text(a["reason"])});
     }
     print_table({"ID", "AGENT", "KIND", "STATE", "REQUESTER", "ISSUED", "REASON"}, rows);
+    return 0;
+  }
+  if (label->parsed()) {
+    const auto result =
+        call(c, "POST", "/api/v1/agents/" + agent_id + "/labels", json{{"labels", labels}});
+    if (as_json) {
+      std::cout << result.dump(2) << "\n";
+    } else {
+      std::cout << fmt::format("Agent {} labels: {}\n", agent_id, text(result["labels"]));
+    }
+    return 0;
+  }
+  if (evidence_show->parsed()) {
+    const auto result = call(c, "GET", "/api/v1/evidence/" + sha256 + "/custody");
+    if (as_json) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    std::cout << fmt::format("Evidence {} ({} bytes)\n", sha256, result["size"].dump());
+    for (const auto& p : result["produced_by"]) {
+      std::cout << fmt::format(
+          "  produced by action {} on agent {} as {} ({})\n", text(p["action_id"]),
+          text(p["agent_id"]), text(p["name"]),
+          p.value("stored", false) ? "stored " + text(p["stored_at"]) : "upload pending");
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : result["custody"]) {
+      rows.push_back({e["seq"].dump(), text(e["at"]), text(e["actor"]), text(e["event"]),
+                      e["details"].dump()});
+    }
+    print_table({"SEQ", "AT", "ACTOR", "EVENT", "DETAILS"}, rows);
     return 0;
   }
   if (evidence_get->parsed()) {

@@ -155,6 +155,11 @@ CREATE TABLE audit_log (
   hash TEXT NOT NULL
 );
 )sql"},
+    {4, "agent labels for fan-out; audit lookups by subject",
+     R"sql(
+ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX audit_by_subject ON audit_log (subject);
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -174,7 +179,7 @@ constexpr const char* kAgentColumns =
     "id, hostname, os_name, os_version, kernel, arch, agent_version, ip_addresses, mac_addresses, "
     "capabilities, cert_serial, cert_fingerprint, enrolled_at_ms, revoked_at_ms, connected, "
     "connected_since_ms, last_heartbeat_ms, last_seen_ms, remote_address, last_disconnect_reason, "
-    "protocol_version";
+    "protocol_version, labels";
 
 AgentRecord agent_from_row(const Statement& row) {
   AgentRecord a;
@@ -199,6 +204,7 @@ AgentRecord agent_from_row(const Statement& row) {
   a.remote_address = row.text(18);
   a.last_disconnect_reason = row.text(19);
   a.facts.protocol_version = static_cast<std::uint32_t>(row.integer(20));
+  a.labels = from_json_list(row.text(21));
   return a;
 }
 
@@ -263,9 +269,10 @@ Status SqliteStore::migrate(int target_version) {
     if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
     auto applied = exec(m.sql);
     if (applied) {
-      applied = Statement(cache_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
-                    .bind(m.version, m.description)
-                    .run();
+      applied =
+          Statement(cache_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
+              .bind(m.version, m.description)
+              .run();
     }
     if (!applied) {
       (void)exec("ROLLBACK");  // the migration's own error is the one to report
@@ -319,8 +326,9 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
                           q.text(6)};
   if (now_ms >= t.expires_at_ms) return finish(Error{"enrollment token expired"});
   if (t.uses >= t.max_uses) return finish(Error{"enrollment token has no uses left"});
-  auto updated =
-      Statement(cache_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?").bind(t.id).run();
+  auto updated = Statement(cache_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?")
+                     .bind(t.id)
+                     .run();
   if (!updated) return finish(updated.error());
   ++t.uses;
   return finish(t);
@@ -601,7 +609,7 @@ Result<std::optional<ActionRecord>> SqliteStore::find_action(const std::string& 
   if (rc != SQLITE_ROW) return db_error(db_, "find action");
   auto action = action_from_row(q);
   Statement ev(cache_, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
-                                kEvidenceColumns));
+                                   kEvidenceColumns));
   ev.bind(id);
   while (ev.step() == SQLITE_ROW) action.evidence.push_back(evidence_from_row(ev));
   return std::optional<ActionRecord>(std::move(action));
@@ -610,7 +618,7 @@ Result<std::optional<ActionRecord>> SqliteStore::find_action(const std::string& 
 Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
   std::lock_guard lock(mutex_);
   Statement q(cache_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ?",
-                               kActionColumns));
+                                  kActionColumns));
   q.bind(limit);
   std::vector<ActionRecord> out;
   int rc;
@@ -622,8 +630,8 @@ Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
 Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::string& agent_id) {
   std::lock_guard lock(mutex_);
   Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
-                               "('queued', 'delivered') ORDER BY issued_at_ms, id",
-                               kActionColumns));
+                                  "('queued', 'delivered') ORDER BY issued_at_ms, id",
+                                  kActionColumns));
   q.bind(agent_id);
   std::vector<ActionRecord> out;
   int rc;
@@ -758,7 +766,7 @@ Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms
 Result<std::vector<EvidenceRecord>> SqliteStore::find_evidence(const std::string& sha256) {
   std::lock_guard lock(mutex_);
   Statement q(cache_, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
-                               kEvidenceColumns));
+                                  kEvidenceColumns));
   q.bind(sha256);
   std::vector<EvidenceRecord> out;
   int rc;
@@ -779,6 +787,36 @@ Status SqliteStore::mark_evidence_stored(const std::string& sha256, std::int64_t
     if (!updated) return updated;
     return append_audit_locked(audit, now_ms);
   });
+}
+
+Status SqliteStore::set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
+                                     const AuditEvent& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto updated = Statement(cache_, "UPDATE agents SET labels = ? WHERE id = ?")
+                       .bind(to_json_list(labels), id)
+                       .run();
+    if (!updated) return updated;
+    if (sqlite3_changes(db_) == 0) return Error{fmt::format("no agent with id {}", id)};
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::vector<AuditEntry>> SqliteStore::audit_entries_about(const std::string& subject,
+                                                                 int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT seq, at_ms, actor, event, subject, details, prev_hash, hash FROM audit_log "
+              "WHERE subject = ? ORDER BY seq LIMIT ?");
+  q.bind(subject, limit);
+  std::vector<AuditEntry> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back(AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5),
+                             q.text(6), q.text(7)});
+  }
+  if (rc != SQLITE_DONE) return db_error(db_, "read audit log");
+  return out;
 }
 
 }  // namespace riposte::controller

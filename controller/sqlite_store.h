@@ -63,6 +63,10 @@ class SqliteStore final : public Store {
                               const AuditEvent& audit) override;
   Status append_audit(const AuditEvent& event, std::int64_t now_ms) override;
   Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) override;
+  Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
+                          const AuditEvent& audit, std::int64_t now_ms) override;
+  Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
+                                                      int limit) override;
 
  private:
   explicit SqliteStore(sqlite3* db);

@@ -48,6 +48,7 @@ struct AgentRecord {
   std::optional<std::int64_t> last_seen_ms;
   std::string remote_address;
   std::string last_disconnect_reason;
+  std::vector<std::string> labels;  // set by operators; actions can target a label
 };
 
 // Life of a response action on the controller. Terminal: succeeded, failed, refused, expired.
@@ -198,6 +199,13 @@ class Store {
   virtual Status append_audit(const AuditEvent& event, std::int64_t now_ms) = 0;
   // Entries with seq > after_seq, ascending, at most `limit`.
   virtual Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) = 0;
+  // Entries about one subject (an action, an evidence hash, an agent), ascending.
+  virtual Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
+                                                              int limit) = 0;
+
+  // Replaces an agent's labels; errors if the agent is unknown.
+  virtual Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
+                                  const AuditEvent& audit, std::int64_t now_ms) = 0;
 };
 
 }  // namespace riposte::controller

@@ -4,6 +4,7 @@
 // directories and live process memory, with timeouts.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -59,6 +60,8 @@ struct YaraScanOptions {
   // YARA memory scan, so a rule whose condition combines strings found in regions given to
   // different threads is evaluated per part (string matches themselves are unaffected).
   int threads = 2;
+  // Path scans: called after each file with files scanned so far and the total found.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
 
 class YaraScanner {

@@ -172,6 +172,7 @@ class LibyaraScanner final : public YaraScanner {
       yr_scanner_set_timeout(scanner.get(), options.timeout_seconds);
       const int rc = yr_scanner_scan_file(scanner.get(), file.c_str());
       ++report.targets_scanned;
+      if (options.progress) options.progress(report.targets_scanned, files.size());
       if (rc != ERROR_SUCCESS) {
         report.timed_out |= rc == ERROR_SCAN_TIMEOUT;
         report.errors.push_back(fmt::format("{}: {}", file.string(), scan_error(rc)));

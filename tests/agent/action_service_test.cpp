@@ -275,3 +275,54 @@ TEST_F(ActionServiceTest, ResultsStayInTheSpoolUntilAcknowledgedAndInterruptedAc
 
 }  // namespace
 }  // namespace riposte::agent
+
+namespace riposte::agent {
+namespace {
+
+TEST_F(ActionServiceTest, FullEvidenceSpoolRefusesCollectingMoreAndSaysSo) {
+  // Evidence of an earlier action still waiting for upload fills most of a 2 MiB spool.
+  ActionServiceOptions options;
+  options.spool_limit_bytes = 2 << 20;
+  service = std::make_unique<ActionService>(io, *verifier, *journal, *executor, clock, options);
+  proto::ActionResult earlier;
+  earlier.set_action_id("earlier");
+  PendingUpload waiting{"earlier", {}, dir.path() / "evidence" / "earlier.core"};
+  waiting.evidence.set_sha256(std::string(64, 'a'));
+  waiting.evidence.set_size(3 << 19);  // 1.5 MiB
+  ASSERT_TRUE(journal->finish(earlier, {waiting}));
+  EXPECT_EQ(service->evidence_budget(), 1u << 19);
+
+  ActionExecutor bounded(ExecutorContext{*processes,
+                                         *memory,
+                                         *files,
+                                         *network,
+                                         *yara,
+                                         *logins,
+                                         *facts,
+                                         quarantine,
+                                         *history,
+                                         policy,
+                                         clock,
+                                         dir.path() / "evidence",
+                                         dir.path() / "vault",
+                                         {"127.0.0.1", 7443, "tcp"},
+                                         nullptr,
+                                         [this] { return service->evidence_budget(); }});
+  proto::FileParams params;
+  params.set_path("/etc/os-release");
+  const auto result = bounded.execute("collect-1", "file.collect", params.SerializeAsString());
+  EXPECT_EQ(result.status(), proto::ActionResult::STATUS_REJECTED);
+  EXPECT_EQ(result.refusal(), proto::ActionResult::REFUSAL_SPOOL_FULL);
+  EXPECT_NE(result.message().find("spool is full"), std::string::npos) << result.message();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "evidence" / "collect-1.collected"));
+
+  // Once the earlier upload is done, there is room again.
+  ASSERT_TRUE(journal->remove_upload(std::string(64, 'a'), "earlier"));
+  const auto after = bounded.execute("collect-2", "file.collect", params.SerializeAsString());
+  EXPECT_EQ(after.status(), proto::ActionResult::STATUS_SUCCEEDED) << after.message();
+  ASSERT_EQ(after.evidence_size(), 1);
+  EXPECT_EQ(after.evidence(0).name(), "collect-2.collected");
+}
+
+}  // namespace
+}  // namespace riposte::agent

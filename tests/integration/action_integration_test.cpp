@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "protocol/crypto.h"
@@ -146,12 +147,48 @@ TEST(ActionIntegration, MemoryCaptureEvidenceArrivesWithTheRightHashAndOpensWith
   EXPECT_NE(readelf.out.find("CORE (Core file)"), std::string::npos);
   EXPECT_NE(readelf.out.find("LOAD"), std::string::npos);
 
+  // Chain of custody: produced by which action on which agent, stored, downloaded by whom.
+  const auto custody = controller.cli_json({"evidence", "show", sha});
+  EXPECT_EQ(custody["produced_by"][0]["action_id"], done["id"]);
+  EXPECT_EQ(custody["produced_by"][0]["agent_id"], agent.id);
+  std::vector<std::string> events;
+  for (const auto& e : custody["custody"]) events.push_back(e["event"]);
+  EXPECT_EQ(events, (std::vector<std::string>{"evidence.offered", "evidence.stored",
+                                              "evidence.downloaded"}));
+  EXPECT_EQ(custody["custody"][2]["actor"], "admin");
+
   // A hash nobody stored is a clear 404, not an empty file.
   const auto missing = controller.cli(
       {"evidence", "get", std::string(64, 'a'), "-o", (controller.dir() / "x").string()});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("404"), std::string::npos) << missing.err;
   EXPECT_FALSE(fs::exists(controller.dir() / "x"));
+}
+
+TEST(ActionIntegration, FanOutByLabelReachesEveryLabelledAgent) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto web1 = controller.start_online_agent(controller.dir() / "web1", "web1.log");
+  auto web2 = controller.start_online_agent(controller.dir() / "web2", "web2.log");
+  auto db = controller.start_online_agent(controller.dir() / "db", "db.log");
+  for (const auto* a : {&web1, &web2}) {
+    const auto labelled = controller.cli_json({"agents", "label", a->id, "web", "pci"});
+    EXPECT_EQ(labelled["labels"], (json{"web", "pci"}));
+  }
+  const auto run =
+      controller.cli({"action", "run", "host.facts", "--label", "web", "--wait", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::set<std::string> reached;
+  std::istringstream lines(run.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto a = json::parse(line);
+    EXPECT_EQ(a["state"], "succeeded");
+    reached.insert(a["agent_id"]);
+  }
+  EXPECT_EQ(reached, (std::set<std::string>{web1.id, web2.id}));
+  const auto none = controller.cli({"action", "run", "host.facts", "--label", "nosuch"});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.err.find("no agent carries"), std::string::npos) << none.err;
 }
 
 TEST(ActionIntegration, ActionForAnOfflineAgentWaitsForItOrExpiresUnexecuted) {
