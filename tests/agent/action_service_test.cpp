@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <fstream>
 #include <thread>
 
 #include "platform/files.h"
@@ -308,8 +309,10 @@ TEST_F(ActionServiceTest, FullEvidenceSpoolRefusesCollectingMoreAndSaysSo) {
                                          {"127.0.0.1", 7443, "tcp"},
                                          nullptr,
                                          [this] { return service->evidence_budget(); }});
+  const auto wanted = dir.path() / "suspicious.bin";
+  std::ofstream(wanted) << "evidence";
   proto::FileParams params;
-  params.set_path("/etc/os-release");
+  params.set_path(wanted.string());
   const auto result = bounded.execute("collect-1", "file.collect", params.SerializeAsString());
   EXPECT_EQ(result.status(), proto::ActionResult::STATUS_REJECTED);
   EXPECT_EQ(result.refusal(), proto::ActionResult::REFUSAL_SPOOL_FULL);
