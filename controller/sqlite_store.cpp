@@ -212,6 +212,17 @@ Error db_error(sqlite3* db, std::string_view what) {
   return Error{fmt::format("database: {}: {}", what, sqlite3_errmsg(db))};
 }
 
+// Steps `q` to the end, turning each row into a T; a step error becomes "database: WHAT: ...".
+template <typename Row>
+auto collect_rows(sqlite3* db, Statement& q, Row row, std::string_view what)
+    -> Result<std::vector<decltype(row(q))>> {
+  std::vector<decltype(row(q))> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(row(q));
+  if (rc != SQLITE_DONE) return db_error(db, what);
+  return out;
+}
+
 }  // namespace
 
 int SqliteStore::latest_schema_version() { return std::size(kMigrations); }
@@ -362,11 +373,7 @@ Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
   std::lock_guard lock(mutex_);
   Statement q(cache_,
               fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
-  std::vector<AgentRecord> agents;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) agents.push_back(agent_from_row(q));
-  if (rc != SQLITE_DONE) return db_error(db_, "list agents");
-  return agents;
+  return collect_rows(db_, q, agent_from_row, "list agents");
 }
 
 Status SqliteStore::record_agent_connected(const std::string& id, const AgentFactsRecord& f,
@@ -437,11 +444,8 @@ Status SqliteStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
 Result<std::vector<std::string>> SqliteStore::revoked_agent_ids() {
   std::lock_guard lock(mutex_);
   Statement q(cache_, "SELECT id FROM agents WHERE revoked_at_ms IS NOT NULL");
-  std::vector<std::string> ids;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) ids.push_back(q.text(0));
-  if (rc != SQLITE_DONE) return db_error(db_, "list revoked agents");
-  return ids;
+  return collect_rows(
+      db_, q, [](const Statement& row) { return row.text(0); }, "list revoked agents");
 }
 
 Status SqliteStore::insert_api_token(const ApiTokenRecord& t) {
@@ -519,6 +523,13 @@ EvidenceRecord evidence_from_row(const Statement& row) {
                         row.optional_integer(7)};
 }
 
+AuditEntry audit_from_row(const Statement& q) {
+  return AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3),
+                    q.text(4),    q.text(5),    q.text(6), q.text(7)};
+}
+
+constexpr const char* kAuditColumns = "seq, at_ms, actor, event, subject, details, prev_hash, hash";
+
 }  // namespace
 
 Status SqliteStore::in_transaction(const std::function<Status()>& body) {
@@ -562,18 +573,10 @@ Status SqliteStore::append_audit(const AuditEvent& event, std::int64_t now_ms) {
 
 Result<std::vector<AuditEntry>> SqliteStore::audit_entries(std::int64_t after_seq, int limit) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_,
-              "SELECT seq, at_ms, actor, event, subject, details, prev_hash, hash FROM audit_log "
-              "WHERE seq > ? ORDER BY seq LIMIT ?");
+  Statement q(cache_, fmt::format("SELECT {} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                                  kAuditColumns));
   q.bind(after_seq, limit);
-  std::vector<AuditEntry> out;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) {
-    out.push_back(AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5),
-                             q.text(6), q.text(7)});
-  }
-  if (rc != SQLITE_DONE) return db_error(db_, "read audit log");
-  return out;
+  return collect_rows(db_, q, audit_from_row, "read audit log");
 }
 
 Status SqliteStore::insert_actions(const std::vector<ActionRecord>& actions,
@@ -620,11 +623,7 @@ Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
   Statement q(cache_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ?",
                                   kActionColumns));
   q.bind(limit);
-  std::vector<ActionRecord> out;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) out.push_back(action_from_row(q));
-  if (rc != SQLITE_DONE) return db_error(db_, "list actions");
-  return out;
+  return collect_rows(db_, q, action_from_row, "list actions");
 }
 
 Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::string& agent_id) {
@@ -633,11 +632,7 @@ Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::str
                                   "('queued', 'delivered') ORDER BY issued_at_ms, id",
                                   kActionColumns));
   q.bind(agent_id);
-  std::vector<ActionRecord> out;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) out.push_back(action_from_row(q));
-  if (rc != SQLITE_DONE) return db_error(db_, "list actions to deliver");
-  return out;
+  return collect_rows(db_, q, action_from_row, "list actions to deliver");
 }
 
 Result<bool> SqliteStore::mark_action_delivered(const std::string& id, std::int64_t now_ms) {
@@ -768,11 +763,7 @@ Result<std::vector<EvidenceRecord>> SqliteStore::find_evidence(const std::string
   Statement q(cache_, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
                                   kEvidenceColumns));
   q.bind(sha256);
-  std::vector<EvidenceRecord> out;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) out.push_back(evidence_from_row(q));
-  if (rc != SQLITE_DONE) return db_error(db_, "find evidence");
-  return out;
+  return collect_rows(db_, q, evidence_from_row, "find evidence");
 }
 
 Status SqliteStore::mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
@@ -805,18 +796,10 @@ Status SqliteStore::set_agent_labels(const std::string& id, const std::vector<st
 Result<std::vector<AuditEntry>> SqliteStore::audit_entries_about(const std::string& subject,
                                                                  int limit) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_,
-              "SELECT seq, at_ms, actor, event, subject, details, prev_hash, hash FROM audit_log "
-              "WHERE subject = ? ORDER BY seq LIMIT ?");
+  Statement q(cache_, fmt::format("SELECT {} FROM audit_log WHERE subject = ? ORDER BY seq LIMIT ?",
+                                  kAuditColumns));
   q.bind(subject, limit);
-  std::vector<AuditEntry> out;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) {
-    out.push_back(AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5),
-                             q.text(6), q.text(7)});
-  }
-  if (rc != SQLITE_DONE) return db_error(db_, "read audit log");
-  return out;
+  return collect_rows(db_, q, audit_from_row, "read audit log");
 }
 
 }  // namespace riposte::controller

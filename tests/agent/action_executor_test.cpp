@@ -15,33 +15,16 @@
 #include "protocol/actions.pb.h"
 #include "protocol/crypto.h"
 #include "protocol/secure_file.h"
-#include "tests/test_dir.h"
+#include "tests/agent/real_platform.h"
 
 namespace riposte::agent {
 namespace {
 
 namespace ak = action_kind;
 
-class ExecutorTest : public ::testing::Test {
+class ExecutorTest : public ::testing::Test, protected RealPlatform {
  protected:
-  void SetUp() override {
-    history = ConnectionHistory::open(dir.path() / "connections.db").value();
-    executor = std::make_unique<ActionExecutor>(ExecutorContext{*processes,
-                                                                *memory,
-                                                                *files,
-                                                                *network,
-                                                                *yara,
-                                                                *logins,
-                                                                *facts,
-                                                                quarantine,
-                                                                *history,
-                                                                policy,
-                                                                clock,
-                                                                dir.path() / "evidence",
-                                                                dir.path() / "vault",
-                                                                {"127.0.0.1", 7443, "tcp"}});
-    std::filesystem::create_directories(dir.path() / "evidence");
-  }
+  void SetUp() override { executor = std::make_unique<ActionExecutor>(context()); }
 
   template <typename Params>
   proto::ActionResult run(std::string_view kind, const Params& params) {
@@ -68,19 +51,6 @@ class ExecutorTest : public ::testing::Test {
     }
   }
 
-  testing::TempDir dir;
-  SystemClock clock;
-  std::unique_ptr<platform::ProcessControl> processes = platform::make_process_control();
-  std::unique_ptr<platform::MemoryCapture> memory = platform::make_memory_capture();
-  std::unique_ptr<platform::Files> files = platform::make_files();
-  std::unique_ptr<platform::NetworkTable> network = platform::make_network_table();
-  std::unique_ptr<platform::YaraScanner> yara = platform::make_yara_scanner();
-  std::unique_ptr<platform::Logins> logins = platform::make_logins();
-  std::unique_ptr<platform::SystemFactsSource> facts = platform::make_system_facts_source();
-  std::unique_ptr<platform::Firewall> firewall = platform::make_firewall();
-  QuarantineKeeper quarantine{*firewall, dir.path() / "quarantine.json", clock};
-  std::unique_ptr<ConnectionHistory> history;
-  LocalPolicy policy{{}, ::getpid()};
   std::unique_ptr<ActionExecutor> executor;
   std::vector<pid_t> children;
   int counter = 0;

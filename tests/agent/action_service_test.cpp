@@ -13,17 +13,10 @@
 #include <fstream>
 #include <thread>
 
-#include "platform/files.h"
-#include "platform/logins.h"
-#include "platform/memory_capture.h"
-#include "platform/network_table.h"
-#include "platform/process_control.h"
-#include "platform/system_facts.h"
-#include "platform/yara_scanner.h"
 #include "protocol/action_kinds.h"
 #include "protocol/action_signing.h"
 #include "protocol/actions.pb.h"
-#include "tests/test_dir.h"
+#include "tests/agent/real_platform.h"
 
 namespace riposte::agent {
 namespace {
@@ -33,26 +26,11 @@ using Refusal = proto::ActionResult;
 
 constexpr const char* kAgentId = "11111111-2222-3333-4444-555555555555";
 
-class ActionServiceTest : public ::testing::Test {
+class ActionServiceTest : public ::testing::Test, protected RealPlatform {
  protected:
   void SetUp() override {
     controller_key = crypto::generate_ed25519().value();
-    history = ConnectionHistory::open(dir.path() / "connections.db").value();
-    std::filesystem::create_directories(dir.path() / "evidence");
-    executor = std::make_unique<ActionExecutor>(ExecutorContext{*processes,
-                                                                *memory,
-                                                                *files,
-                                                                *network,
-                                                                *yara,
-                                                                *logins,
-                                                                *facts,
-                                                                quarantine,
-                                                                *history,
-                                                                policy,
-                                                                clock,
-                                                                dir.path() / "evidence",
-                                                                dir.path() / "vault",
-                                                                {"127.0.0.1", 7443, "tcp"}});
+    executor = std::make_unique<ActionExecutor>(context());
     start_service();
   }
 
@@ -131,20 +109,7 @@ class ActionServiceTest : public ::testing::Test {
     return results.empty() ? proto::ActionResult{} : results.back();
   }
 
-  testing::TempDir dir;
-  SystemClock clock;
   crypto::PkeyPtr controller_key;
-  std::unique_ptr<platform::ProcessControl> processes = platform::make_process_control();
-  std::unique_ptr<platform::MemoryCapture> memory = platform::make_memory_capture();
-  std::unique_ptr<platform::Files> files = platform::make_files();
-  std::unique_ptr<platform::NetworkTable> network = platform::make_network_table();
-  std::unique_ptr<platform::YaraScanner> yara = platform::make_yara_scanner();
-  std::unique_ptr<platform::Logins> logins = platform::make_logins();
-  std::unique_ptr<platform::SystemFactsSource> facts = platform::make_system_facts_source();
-  std::unique_ptr<platform::Firewall> firewall = platform::make_firewall();
-  QuarantineKeeper quarantine{*firewall, dir.path() / "quarantine.json", clock};
-  std::unique_ptr<ConnectionHistory> history;
-  LocalPolicy policy{{}, ::getpid()};
   std::unique_ptr<ActionExecutor> executor;
   boost::asio::io_context io;
   std::unique_ptr<ActionJournal> journal;
@@ -293,22 +258,7 @@ TEST_F(ActionServiceTest, FullEvidenceSpoolRefusesCollectingMoreAndSaysSo) {
   ASSERT_TRUE(journal->finish(earlier, {waiting}));
   EXPECT_EQ(service->evidence_budget(), 1u << 19);
 
-  ActionExecutor bounded(ExecutorContext{*processes,
-                                         *memory,
-                                         *files,
-                                         *network,
-                                         *yara,
-                                         *logins,
-                                         *facts,
-                                         quarantine,
-                                         *history,
-                                         policy,
-                                         clock,
-                                         dir.path() / "evidence",
-                                         dir.path() / "vault",
-                                         {"127.0.0.1", 7443, "tcp"},
-                                         nullptr,
-                                         [this] { return service->evidence_budget(); }});
+  ActionExecutor bounded(context(7443, [this] { return service->evidence_budget(); }));
   const auto wanted = dir.path() / "suspicious.bin";
   std::ofstream(wanted) << "evidence";
   proto::FileParams params;

@@ -15,6 +15,28 @@ TEST(AgentConfig, PackagedExampleLoads) {
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->reconnect_max, std::chrono::seconds(60));
   EXPECT_EQ(config->connection_retention, std::chrono::hours(24 * 30));
+  EXPECT_EQ(config->evidence_spool_limit, 8ULL << 30);
+  EXPECT_EQ(config->clock_skew, std::chrono::seconds(30));
+}
+
+TEST(AgentConfig, ActionSettingsLoadAndAreChecked) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "a.yaml")
+      << "max_concurrent_actions: 2\nallowed_actions: [process.list, host.facts]\n"
+         "protected_process_names: [sshd]\nevidence_spool_limit: 512M\nclock_skew: 5s\n";
+  auto config = load_agent_config(dir.path() / "a.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->max_concurrent_actions, 2);
+  EXPECT_EQ(config->allowed_actions, (std::vector<std::string>{"process.list", "host.facts"}));
+  EXPECT_EQ(config->protected_process_names, std::vector<std::string>{"sshd"});
+  EXPECT_EQ(config->evidence_spool_limit, 512ULL << 20);
+  EXPECT_EQ(config->clock_skew, std::chrono::seconds(5));
+  std::ofstream(dir.path() / "b.yaml") << "max_concurrent_actions: 0\n";
+  EXPECT_FALSE(load_agent_config(dir.path() / "b.yaml"));
+  std::ofstream(dir.path() / "c.yaml") << "evidence_spool_limit: lots\n";
+  EXPECT_FALSE(load_agent_config(dir.path() / "c.yaml"));
+  std::ofstream(dir.path() / "d.yaml") << "allowed_actions: process.kill\n";
+  EXPECT_FALSE(load_agent_config(dir.path() / "d.yaml"));
 }
 
 TEST(AgentConfig, UnknownKeysAndBadIntervalsAreErrors) {

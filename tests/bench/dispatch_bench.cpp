@@ -29,18 +29,14 @@
 #include "controller/enrollment.h"
 #include "controller/evidence_store.h"
 #include "controller/sqlite_store.h"
-#include "platform/files.h"
-#include "platform/logins.h"
-#include "platform/memory_capture.h"
-#include "platform/network_table.h"
-#include "platform/yara_scanner.h"
 #include "protocol/action_signing.h"
-#include "protocol/allocator_tuning.h"
 #include "protocol/actions.pb.h"
+#include "protocol/allocator_tuning.h"
 #include "protocol/crypto.h"
 #include "protocol/envelope_channel.h"
 #include "protocol/tls.h"
 #include "protocol/version.h"
+#include "tests/agent/real_platform.h"
 #include "tests/test_dir.h"
 
 namespace asio = boost::asio;
@@ -103,15 +99,15 @@ struct Controller {
 };
 
 // One real agent: the same classes riposte-agent assembles, on its own io thread.
-struct Agent {
+struct Agent : agent::RealPlatform {
   explicit Agent(Controller& c) {
     auto key = crypto::generate_ec_p256().value();
     const auto token = c.enrollment->create_token(1, 3'600'000, "bench").value();
-    auto grant = c.enrollment
-                     ->enroll({token.secret,
-                               crypto::csr_pem(crypto::make_csr(key.get(), "bench")->get()),
-                               "bench"})
-                     .value();
+    auto grant =
+        c.enrollment
+            ->enroll({token.secret, crypto::csr_pem(crypto::make_csr(key.get(), "bench")->get()),
+                      "bench"})
+            .value();
     id = grant.agent_id;
     agent::AgentState state{dir.path(),
                             grant.agent_id,
@@ -122,16 +118,11 @@ struct Agent {
                             grant.certificate_pem,
                             grant.ca_certificate_pem,
                             grant.action_public_key_pem};
-    std::filesystem::create_directories(dir.path() / "evidence");
     journal = agent::ActionJournal::open(dir.path() / "actions.db").value();
-    verifier = agent::ActionVerifier::create({id, grant.action_public_key_pem, 30s, {}}, *journal,
-                                             clock)
-                   .value();
-    history = agent::ConnectionHistory::open(dir.path() / "connections.db").value();
-    executor = std::make_unique<agent::ActionExecutor>(agent::ExecutorContext{
-        *processes, *memory, *files, *network, *yara, *logins, *facts, quarantine, *history,
-        policy, clock, dir.path() / "evidence", dir.path() / "vault",
-        {"127.0.0.1", state.gateway.port, "tcp"}, nullptr, nullptr});
+    verifier =
+        agent::ActionVerifier::create({id, grant.action_public_key_pem, 30s, {}}, *journal, clock)
+            .value();
+    executor = std::make_unique<agent::ActionExecutor>(context(state.gateway.port));
     service = std::make_unique<agent::ActionService>(io, *verifier, *journal, *executor, clock,
                                                      agent::ActionServiceOptions{});
     link = std::make_unique<agent::ControllerLink>(io, state, agent::LinkOptions{}, *facts);
@@ -150,19 +141,7 @@ struct Agent {
     thread.join();
   }
 
-  testing::TempDir dir;
   std::string id;
-  SystemClock clock;
-  std::unique_ptr<platform::ProcessControl> processes = platform::make_process_control();
-  std::unique_ptr<platform::MemoryCapture> memory = platform::make_memory_capture();
-  std::unique_ptr<platform::Files> files = platform::make_files();
-  std::unique_ptr<platform::NetworkTable> network = platform::make_network_table();
-  std::unique_ptr<platform::YaraScanner> yara = platform::make_yara_scanner();
-  std::unique_ptr<platform::Logins> logins = platform::make_logins();
-  std::unique_ptr<platform::SystemFactsSource> facts = platform::make_system_facts_source();
-  std::unique_ptr<platform::Firewall> firewall = platform::make_firewall();
-  agent::QuarantineKeeper quarantine{*firewall, dir.path() / "quarantine.json", clock};
-  agent::LocalPolicy policy{{}, ::getpid()};
   std::unique_ptr<agent::ActionJournal> journal;
   std::unique_ptr<agent::ActionVerifier> verifier;
   std::unique_ptr<agent::ConnectionHistory> history;
@@ -257,10 +236,10 @@ void BM_FanOutToAgents(benchmark::State& state) {
   std::atomic<int> ready{0};
   std::atomic<bool> stop{false};
   for (auto& tls : identities) {
-    asio::co_spawn(client_io,
-                   simulated_agent(controller.gateway->local_endpoint(), *tls, pub.get(), ready,
-                                   stop),
-                   asio::detached);
+    asio::co_spawn(
+        client_io,
+        simulated_agent(controller.gateway->local_endpoint(), *tls, pub.get(), ready, stop),
+        asio::detached);
   }
   std::thread clients([&] { client_io.run(); });
   const auto deadline = std::chrono::steady_clock::now() + 120s;
@@ -383,10 +362,16 @@ void BM_EvidenceUpload(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_DispatchRoundTrip)->Iterations(1000)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_FanOutToAgents)->Arg(1000)->Iterations(1)->UseManualTime()->Unit(
-    benchmark::kMillisecond);
-BENCHMARK(BM_EvidenceUpload)->Arg(1024)->Iterations(3)->UseManualTime()->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_FanOutToAgents)
+    ->Arg(1000)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EvidenceUpload)
+    ->Arg(1024)
+    ->Iterations(3)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 int main(int argc, char** argv) {
   keep_freed_memory_for_reuse();  // as riposte-controller and riposte-agent do
   benchmark::Initialize(&argc, argv);

@@ -275,6 +275,14 @@ std::pair<std::string, std::string> capture_until_upload_is_partial(ControllerUn
   return {id, sha};
 }
 
+// Big enough that the test can kill a side mid-upload; smaller under ASan, where every process
+// (agent, controller) is several times slower and the window is wide anyway.
+#ifdef __SANITIZE_ADDRESS__
+constexpr int kUploadTargetMegabytes = 256;
+#else
+constexpr int kUploadTargetMegabytes = 768;
+#endif
+
 std::uint64_t resumed_offset(const std::string& controller_log) {
   const auto at = controller_log.find("resumes at ");
   if (at == std::string::npos) return 0;
@@ -285,13 +293,13 @@ TEST(ActionIntegration, UploadResumesAfterTheControllerIsKilledMidway) {
   ControllerUnderTest controller;
   controller.start();
   auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
-  CaptureTarget target(768);
+  CaptureTarget target(kUploadTargetMegabytes);
   ASSERT_TRUE(target.ready());
   const auto [id, sha] = capture_until_upload_is_partial(controller, agent.id, target);
   controller.kill_hard();
 
   controller.start(/*same_ports=*/true);
-  ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 60s))
+  ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 150s))
       << agent.process->log_text();
   EXPECT_GT(resumed_offset(controller.process().log_text()), 0u) << controller.process().log_text();
   EXPECT_EQ(crypto::sha256_file((controller.data_dir() / "evidence" / sha).string()).value(), sha);
@@ -302,14 +310,14 @@ TEST(ActionIntegration, UploadResumesAfterTheAgentIsKilledMidway) {
   controller.start();
   const auto state = controller.dir() / "agent";
   auto agent = controller.start_online_agent(state, "agent.log");
-  CaptureTarget target(768);
+  CaptureTarget target(kUploadTargetMegabytes);
   ASSERT_TRUE(target.ready());
   const auto [id, sha] = capture_until_upload_is_partial(controller, agent.id, target);
   agent.process->signal(SIGKILL);
   agent.process->wait_for_exit(5s);
 
   auto restarted = controller.start_agent(state, "agent-2.log");
-  ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 60s))
+  ASSERT_TRUE(wait_until([&] { return controller.action(id)["evidence"][0]["stored"]; }, 150s))
       << restarted->log_text();
   EXPECT_GT(resumed_offset(controller.process().log_text()), 0u) << controller.process().log_text();
   EXPECT_EQ(crypto::sha256_file((controller.data_dir() / "evidence" / sha).string()).value(), sha);
