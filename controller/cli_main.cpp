@@ -2,7 +2,6 @@
 //   riposte [--server URL] [--token T] [--ca FILE] <noun> <verb> [--json]
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -44,8 +43,10 @@ std::string env_or(const char* name, const std::string& given) {
   return value != nullptr ? value : "";
 }
 
-json call(const Connection& c, const std::string& method, const std::string& target,
-          const json& body = nullptr, const std::string& output_file = "") {
+// One request; dies with the controller's reason on an error status. The body is returned as
+// text, or streamed into `output_file` when one is given (evidence downloads).
+std::string call_raw(const Connection& c, const std::string& method, const std::string& target,
+                     const json& body = nullptr, const std::string& output_file = "") {
   if (c.server.empty()) die("no controller: pass --server https://HOST:PORT or set RIPOSTE_SERVER");
   if (c.token.empty()) die("no API token: pass --token or set RIPOSTE_TOKEN");
   if (c.ca.empty()) die("no CA certificate: pass --ca FILE or set RIPOSTE_CA");
@@ -71,27 +72,21 @@ json call(const Connection& c, const std::string& method, const std::string& tar
   if (!body.is_null()) request.body = body.dump();
   auto response = https_request(request, tls);
   if (!response) die(response.error().message);
-  auto parsed = json::parse(response->body, nullptr, false);
   if (response->status >= 400) {
+    const auto parsed = json::parse(response->body, nullptr, false);
     const std::string reason = parsed.is_object() && parsed.contains("error")
                                    ? parsed["error"].get<std::string>()
                                    : response->body;
     die(fmt::format("controller answered {}: {}", response->status, reason));
   }
-  if (!output_file.empty()) return json::object();
-  if (parsed.is_discarded()) die("controller sent a response that is not JSON");
-  return parsed;
+  return std::move(response->body);
 }
 
-// GET that returns the raw body (JSON lines).
-std::string call_text(const Connection& c, const std::string& target) {
-  const auto tmp =
-      std::filesystem::temp_directory_path() / fmt::format("riposte-cli-{}.out", ::getpid());
-  call(c, "GET", target, nullptr, tmp.string());
-  auto text = read_file(tmp);
-  std::filesystem::remove(tmp);
-  if (!text) die(text.error().message);
-  return *text;
+json call(const Connection& c, const std::string& method, const std::string& target,
+          const json& body = nullptr) {
+  auto parsed = json::parse(call_raw(c, method, target, body), nullptr, false);
+  if (parsed.is_discarded()) die("controller sent a response that is not JSON");
+  return parsed;
 }
 
 bool is_final(const json& action) {
@@ -431,7 +426,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (evidence_get->parsed()) {
-    call(c, "GET", "/api/v1/evidence/" + sha256, nullptr, output);
+    call_raw(c, "GET", "/api/v1/evidence/" + sha256, nullptr, output);
     // The controller checked the hash before sending; check what arrived, too.
     auto digest = crypto::sha256_file(output);
     if (!digest) die(digest.error().message);
@@ -467,7 +462,8 @@ int main(int argc, char** argv) {
     std::ostream& out = audit_output.empty() ? std::cout : file;
     std::int64_t after = 0;
     for (;;) {
-      const auto page = call_text(c, fmt::format("/api/v1/audit?after={}&limit=10000", after));
+      const auto page =
+          call_raw(c, "GET", fmt::format("/api/v1/audit?after={}&limit=10000", after));
       if (page.empty()) break;
       out << page;
       const auto last_line_start = page.rfind('\n', page.size() - 2);
