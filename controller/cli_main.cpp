@@ -212,15 +212,18 @@ int main(int argc, char** argv) {
   std::string wait_timeout = "10m";
   run->add_option("KIND", kind, "action kind, e.g. process.kill, memory.capture")->required();
   std::vector<std::string> target_labels;
-  auto* agent_option = run->add_option("--agent", targets, "target agent id (repeat for fan-out)");
+  auto* agent_option = run->add_option("--agent", targets, "target agent id (repeat for fan-out)")
+                           ->allow_extra_args(false);
   auto* label_option =
-      run->add_option("--label", target_labels, "every agent with this label (repeatable)");
+      run->add_option("--label", target_labels, "every agent with this label (repeatable)")
+          ->allow_extra_args(false);
   run->callback([&] {
     if (agent_option->count() == 0 && label_option->count() == 0)
       throw CLI::ValidationError("action run", "give --agent ID or --label LABEL (or both)");
   });
   run->add_option("--param", params,
-                  "parameter KEY=VALUE; dotted keys nest (target.pid=42), repeat for lists");
+                  "parameter KEY=VALUE; dotted keys nest (target.pid=42), repeat for lists")
+      ->allow_extra_args(false);
   run->add_option("--params-json", params_json, "parameters as one JSON object");
   run->add_option("--ttl", action_ttl, "expire if not delivered within this (default 5m)");
   run->add_option("--case", case_id, "case id to file the action under");

@@ -63,7 +63,8 @@ TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
     ::_exit(127);
   }
   ::usleep(50'000);
-  const auto run = controller.cli({"action", "run", "process.kill", "--agent", agent.id, "--param",
+  // The form operators type: riposte action run --agent ID KIND --param k=v --wait
+  const auto run = controller.cli({"action", "run", "--agent", agent.id, "process.kill", "--param",
                                    "target.pid=" + std::to_string(child), "--param",
                                    "target.start_ticks=" + start_ticks(child), "--wait", "--json"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err << agent.process->log_text();
