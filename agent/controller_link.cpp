@@ -110,6 +110,15 @@ void ControllerLink::stop() {
 
 proto::OsFacts ControllerLink::os_facts() { return to_proto(facts_.collect()); }
 
+proto::Envelope ControllerLink::inventory_message() {
+  proto::Envelope envelope;
+  auto* inventory = envelope.mutable_inventory();
+  *inventory->mutable_os() = os_facts();
+  for (const auto& c : capabilities_) inventory->add_capabilities(c);
+  inventory->set_collected_at_unix_ms(unix_ms_now());
+  return envelope;
+}
+
 asio::awaitable<void> ControllerLink::run() {
   while (!stopping_) {
     const std::string reason = co_await session();
@@ -188,12 +197,7 @@ asio::awaitable<std::string> ControllerLink::session() {
   spdlog::info("agent: connected to controller {} as agent {} (heartbeat every {} s)",
                state_.gateway.to_string(), state_.agent_id, interval.count());
 
-  proto::Envelope inventory;
-  auto* inv = inventory.mutable_inventory();
-  *inv->mutable_os() = os_facts();
-  for (const auto& c : capabilities_) inv->add_capabilities(c);
-  inv->set_collected_at_unix_ms(unix_ms_now());
-  if (auto s = co_await channel.write(inventory); !s)
+  if (auto s = co_await channel.write(inventory_message()); !s)
     co_return "sending inventory failed: " + s.error().message;
 
   // From here write_loop is the only writer; this coroutine only reads.
@@ -285,11 +289,7 @@ asio::awaitable<void> ControllerLink::heartbeats(std::shared_ptr<LiveSession> li
     beat.mutable_heartbeat()->set_sent_at_unix_ms(unix_ms_now());
     live->push(std::move(beat));
     if (std::chrono::steady_clock::now() - last_inventory > options_.inventory_interval) {
-      proto::Envelope inventory;
-      *inventory.mutable_inventory()->mutable_os() = os_facts();
-      for (const auto& c : capabilities_) inventory.mutable_inventory()->add_capabilities(c);
-      inventory.mutable_inventory()->set_collected_at_unix_ms(unix_ms_now());
-      live->push(std::move(inventory));
+      live->push(inventory_message());
       last_inventory = std::chrono::steady_clock::now();
     }
     if (!live->alive || stopping_) continue;

@@ -67,6 +67,7 @@ class ControllerLink {
   boost::asio::awaitable<void> write_loop(std::shared_ptr<LiveSession> live);
   void handle(const proto::Envelope& message);
   proto::OsFacts os_facts();
+  proto::Envelope inventory_message();  // facts, capabilities, when collected
 
   boost::asio::io_context& io_;
   AgentState state_;

@@ -17,10 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-json optional_time(const std::optional<std::int64_t>& ms) {
-  return ms ? json(format_utc_ms(*ms)) : json(nullptr);
-}
-
 ActionState state_of(const proto::ActionResult& result) {
   switch (result.status()) {
     case proto::ActionResult::STATUS_SUCCEEDED:
@@ -126,21 +122,15 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     actions.push_back(std::move(a));
   }
   if (auto s = store_.insert_actions(actions, audit, now); !s) return s.error();
-  for (const auto& a : actions) {
+  for (auto& a : actions) {
     spdlog::info("dispatch: action {} ({}) for agent {} queued by {}", a.id, a.kind, a.agent_id,
                  a.requester);
     deliver(a);
   }
-  // Return the stored view (delivery may already have moved some forward).
-  std::vector<ActionRecord> stored;
-  for (const auto& a : actions) {
-    auto found = store_.find_action(a.id);
-    stored.push_back(found && found->has_value() ? **found : a);
-  }
-  return stored;
+  return actions;
 }
 
-void ActionDispatcher::deliver(const ActionRecord& action) {
+void ActionDispatcher::deliver(ActionRecord& action) {
   if (!send_) return;
   if (action.expires_at_ms <= clock_.now_unix_ms()) return;  // the expiry sweep records it
   proto::Envelope envelope;
@@ -148,11 +138,15 @@ void ActionDispatcher::deliver(const ActionRecord& action) {
   request->set_action_spec(action.spec);
   request->set_signature(action.signature);
   if (!send_(action.agent_id, std::move(envelope))) return;  // offline: stays queued
-  if (action.state == ActionState::queued) {
-    if (auto s = store_.mark_action_delivered(action.id, clock_.now_unix_ms()); !s) {
-      spdlog::error("dispatch: action {}: cannot record delivery: {}", action.id,
-                    s.error().message);
-    }
+  if (action.state != ActionState::queued) return;           // a re-send: delivered before
+  const auto now = clock_.now_unix_ms();
+  auto marked = store_.mark_action_delivered(action.id, now);
+  if (!marked) {
+    spdlog::error("dispatch: action {}: cannot record delivery: {}", action.id,
+                  marked.error().message);
+  } else if (*marked) {
+    action.state = ActionState::delivered;  // the caller's copy matches the store
+    action.delivered_at_ms = now;
   }
 }
 
@@ -166,7 +160,7 @@ void ActionDispatcher::agent_connected(const std::string& agent_id) {
   if (!pending->empty())
     spdlog::info("dispatch: agent {} connected; sending {} waiting action(s)", agent_id,
                  pending->size());
-  for (const auto& a : *pending) deliver(a);
+  for (auto& a : *pending) deliver(a);
 }
 
 std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string& agent_id,
@@ -248,7 +242,7 @@ json action_json(const ActionRecord& a) {
                         {"size", e.size},
                         {"name", e.name},
                         {"stored", e.stored},
-                        {"stored_at", optional_time(e.stored_at_ms)}});
+                        {"stored_at", utc_or_null(e.stored_at_ms)}});
   }
   proto::ActionSpec spec;
   spec.ParseFromString(a.spec);
@@ -266,9 +260,9 @@ json action_json(const ActionRecord& a) {
       {"playbook_run_id", a.playbook_run_id},
       {"issued_at", format_utc_ms(a.issued_at_ms)},
       {"expires_at", format_utc_ms(a.expires_at_ms)},
-      {"delivered_at", optional_time(a.delivered_at_ms)},
-      {"started_at", optional_time(a.started_at_ms)},
-      {"finished_at", optional_time(a.finished_at_ms)},
+      {"delivered_at", utc_or_null(a.delivered_at_ms)},
+      {"started_at", utc_or_null(a.started_at_ms)},
+      {"finished_at", utc_or_null(a.finished_at_ms)},
       {"duration_ms", a.started_at_ms && a.finished_at_ms
                           ? json(*a.finished_at_ms - *a.started_at_ms)
                           : json(nullptr)},

@@ -66,7 +66,8 @@ class ActionDispatcher {
   void expire_due();
 
  private:
-  void deliver(const ActionRecord& action);
+  // Sends to the live session, if any, and records the delivery in the store and in `action`.
+  void deliver(ActionRecord& action);
 
   Store& store_;
   EVP_PKEY* action_key_;

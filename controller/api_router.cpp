@@ -21,10 +21,6 @@ ApiResponse error(int status, std::string_view message) {
   return reply(status, json{{"error", message}});
 }
 
-json optional_time(const std::optional<std::int64_t>& ms) {
-  return ms ? json(format_utc_ms(*ms)) : json(nullptr);
-}
-
 json agent_json(const AgentRecord& a) {
   const char* status = a.revoked_at_ms ? "revoked" : (a.connected ? "online" : "offline");
   return json{
@@ -41,13 +37,13 @@ json agent_json(const AgentRecord& a) {
       {"protocol_version", a.facts.protocol_version},
       {"capabilities", a.facts.capabilities},
       {"connected", a.connected},
-      {"connected_since", optional_time(a.connected_since_ms)},
-      {"last_heartbeat", optional_time(a.last_heartbeat_ms)},
-      {"last_seen", optional_time(a.last_seen_ms)},
+      {"connected_since", utc_or_null(a.connected_since_ms)},
+      {"last_heartbeat", utc_or_null(a.last_heartbeat_ms)},
+      {"last_seen", utc_or_null(a.last_seen_ms)},
       {"remote_address", a.remote_address},
       {"last_disconnect_reason", a.last_disconnect_reason},
       {"enrolled_at", format_utc_ms(a.enrolled_at_ms)},
-      {"revoked_at", optional_time(a.revoked_at_ms)},
+      {"revoked_at", utc_or_null(a.revoked_at_ms)},
       {"cert_serial", a.cert_serial},
       {"cert_fingerprint", a.cert_fingerprint},
       {"labels", a.labels},
@@ -422,7 +418,7 @@ ApiResponse ApiRouter::evidence_custody(const std::string& sha256) {
                         {"size", r.size},
                         {"stored", r.stored},
                         {"offered_at", format_utc_ms(r.offered_at_ms)},
-                        {"stored_at", optional_time(r.stored_at_ms)}});
+                        {"stored_at", utc_or_null(r.stored_at_ms)}});
   }
   json custody = json::array();
   for (const auto& e : *events) {
