@@ -76,9 +76,10 @@ Status ActionJournal::finish(const proto::ActionResult& result,
   std::lock_guard lock(mutex_);
   if (auto s = sqlite::exec(db_, "BEGIN IMMEDIATE"); !s) return s;
   auto body = [&]() -> Status {
-    auto updated = Statement(cache_, "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
-                       .bind(Blob{result.SerializeAsString()}, result.action_id())
-                       .run();
+    auto updated =
+        Statement(cache_, "UPDATE actions SET state = 'finished', result = ? WHERE id = ?")
+            .bind(Blob{result.SerializeAsString()}, result.action_id())
+            .run();
     if (!updated) return updated;
     for (const auto& u : uploads) {
       auto inserted = Statement(cache_,

@@ -56,8 +56,8 @@ struct EvidenceStore::Upload {
   std::uint64_t received = 0;  // bytes hashed and queued for writing
   std::uint64_t written = 0;   // bytes on disk
   std::uint64_t size = 0;
-  int pending = 0;             // queued write jobs
-  bool broken = false;         // a write failed; dropped once nothing is pending
+  int pending = 0;      // queued write jobs
+  bool broken = false;  // a write failed; dropped once nothing is pending
   std::string action_id;
   std::string agent_id;
   crypto::Sha256 sha;
@@ -245,7 +245,8 @@ void EvidenceStore::write_loop() {
     constexpr std::uint64_t kWritebackStep = 32 << 20;
     const std::uint64_t end = job.offset + done_bytes;
     if (!failed && fd != direct_fd && end / kWritebackStep != job.offset / kWritebackStep) {
-      ::sync_file_range(fd, static_cast<off_t>(end / kWritebackStep * kWritebackStep - kWritebackStep),
+      ::sync_file_range(fd,
+                        static_cast<off_t>(end / kWritebackStep * kWritebackStep - kWritebackStep),
                         static_cast<off_t>(kWritebackStep), SYNC_FILE_RANGE_WRITE);
     }
     proto::EvidenceAck ack;
