@@ -200,7 +200,7 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
     return std::nullopt;
   }
   if (*changed) {
-    if (observer_) observer_(result.action_id(), outcome.state);
+    for (const auto& observer : observers_) observer(result.action_id(), outcome.state);
     spdlog::info("dispatch: action {} on agent {} {}{}", result.action_id(), agent_id,
                  to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
   } else {
@@ -231,7 +231,7 @@ void ActionDispatcher::expire_due() {
   }
   for (const auto& id : *expired) {
     spdlog::warn("dispatch: action {} expired", id);
-    if (observer_) observer_(id, ActionState::expired);
+    for (const auto& observer : observers_) observer(id, ActionState::expired);
   }
 }
 

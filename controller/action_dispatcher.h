@@ -48,9 +48,10 @@ class ActionDispatcher {
                    DispatchOptions options = {});
   void set_sender(SendToAgent send) { send_ = std::move(send); }
   // Told after an action's final state is stored (from a result or the expiry sweep), on the
-  // thread that stored it. For whatever waits on actions (playbooks, benchmarks); may be empty.
+  // thread that stored it. For whatever waits on actions (live queries, playbooks, benchmarks).
+  // Add observers before the controller starts serving; they must not block.
   using Observer = std::function<void(const std::string& action_id, ActionState state)>;
-  void set_observer(Observer observer) { observer_ = std::move(observer); }
+  void add_observer(Observer observer) { observers_.push_back(std::move(observer)); }
 
   // Errors name the problem (unknown kind, bad parameters, unknown or revoked agent, ttl) and
   // nothing is stored then.
@@ -74,7 +75,7 @@ class ActionDispatcher {
   const Clock& clock_;
   DispatchOptions options_;
   SendToAgent send_;
-  Observer observer_;
+  std::vector<Observer> observers_;
 };
 
 // The JSON form of an action for the API and CLI.

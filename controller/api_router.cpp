@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "controller/alert_api.h"
 #include "controller/audit_chain.h"
 #include "controller/duration.h"
 #include "protocol/utc_time.h"
@@ -67,24 +68,6 @@ Result<json> parse_object(const std::string& body) {
   return parsed;
 }
 
-// The value of `name` in the target's query string ("" when absent). Values here are numbers and
-// ids, so no percent-decoding is needed.
-std::string query_param(std::string_view target, std::string_view name) {
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return "";
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    const auto pair = rest.substr(0, amp);
-    const auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    rest = rest.substr(amp + 1);
-  }
-  return "";
-}
-
 std::optional<std::int64_t> integer_param(std::string_view target, std::string_view name) {
   const auto text = query_param(target, name);
   if (text.empty() || text.size() > 18) return std::nullopt;
@@ -116,6 +99,38 @@ Result<std::vector<std::string>> label_list(const json& value) {
 }  // namespace
 
 std::string json_error_body(std::string_view message) { return json{{"error", message}}.dump(); }
+
+std::string query_param(std::string_view target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return "";
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const auto pair = rest.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      if (eq == std::string_view::npos) return "";
+      // Percent-decoding: lookups take URLs as values.
+      std::string value;
+      const auto raw = pair.substr(eq + 1);
+      for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '+') {
+          value += ' ';
+        } else if (raw[i] == '%' && i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+                   std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
+          value += static_cast<char>(std::stoi(std::string(raw.substr(i + 1, 2)), nullptr, 16));
+          i += 2;
+        } else {
+          value += raw[i];
+        }
+      }
+      return value;
+    }
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return "";
+}
 
 ApiRouter::ApiRouter(ApiRouterDeps deps) : deps_(std::move(deps)) {}
 
@@ -179,6 +194,10 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (!admin) return deny(request, *caller, "exporting the audit log needs the admin role");
     return export_audit(request);
   }
+  if (path.starts_with("/api/v1/alerts") || path.starts_with("/api/v1/intel") ||
+      path == "/api/v1/assets" || path.starts_with("/api/v1/cases/")) {
+    return route_alerts(request, path, *caller);
+  }
   constexpr std::string_view kAgents = "/api/v1/agents/";
   if (path.starts_with(kAgents)) {
     std::string_view rest = path.substr(kAgents.size());
@@ -210,6 +229,54 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
       if (!admin) return deny(request, *caller, "revoking agents needs the admin role");
       return revoke_agent(id, *caller);
     }
+  }
+  return error(404, "no such endpoint");
+}
+
+ApiResponse ApiRouter::route_alerts(const ApiRequest& request, std::string_view path,
+                                   const ApiTokenRecord& caller) {
+  if (deps_.alerts == nullptr) return error(404, "alerts are not enabled on this controller");
+  auto& api = *deps_.alerts;
+  const auto& method = request.method;
+  const bool admin = caller.role == "admin";
+  const bool analyst = admin || caller.role == "analyst";
+  if (path == "/api/v1/alerts") {
+    if (method == "GET") return api.list(request);
+    if (method != "POST") return error(405, "use GET or POST");
+    if (!analyst) return deny(request, caller, "submitting alerts needs the analyst role");
+    return api.submit(request, caller.name);
+  }
+  constexpr std::string_view kAlert = "/api/v1/alerts/";
+  if (path.starts_with(kAlert)) {
+    if (method != "GET") return error(405, "use GET");
+    const std::string id(path.substr(kAlert.size()));
+    if (id.empty() || id.size() > 128 || id.find('/') != std::string::npos)
+      return error(400, "alert id must be a plain token");
+    return api.show(id);
+  }
+  constexpr std::string_view kCase = "/api/v1/cases/";
+  if (path.starts_with(kCase)) {
+    if (method != "GET") return error(405, "use GET");
+    const std::string id(path.substr(kCase.size()));
+    if (!plausible_id(id)) return error(400, "case id must be a UUID");
+    return api.show_case(id);
+  }
+  if (path == "/api/v1/intel/lookup") {
+    if (method != "GET") return error(405, "use GET");
+    return api.lookup(request);
+  }
+  if (path == "/api/v1/intel/feeds") {
+    if (method != "GET") return error(405, "use GET");
+    return api.feeds();
+  }
+  if (path == "/api/v1/intel/reload") {
+    if (method != "POST") return error(405, "use POST");
+    if (!admin) return deny(request, caller, "reloading intel feeds needs the admin role");
+    return api.reload(caller.name);
+  }
+  if (path == "/api/v1/assets") {
+    if (method != "GET") return error(405, "use GET");
+    return api.assets();
   }
   return error(404, "no such endpoint");
 }

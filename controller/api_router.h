@@ -8,6 +8,7 @@
 #include <string>
 
 #include "controller/action_dispatcher.h"
+#include "controller/api_router_types.h"
 #include "controller/enrollment.h"
 #include "controller/evidence_store.h"
 #include "controller/operator_auth.h"
@@ -15,21 +16,7 @@
 
 namespace riposte::controller {
 
-struct ApiRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // path with optional query
-  std::string authorization;
-  std::string body;
-  std::string remote_address;
-};
-
-struct ApiResponse {
-  int status = 200;
-  std::string body;  // JSON unless content_type says otherwise
-  std::string content_type = "application/json";
-  // When set, the response body is this file (evidence downloads), streamed by the server.
-  std::filesystem::path file;
-};
+class AlertApi;
 
 struct ApiRouterDeps {
   Store& store;
@@ -43,6 +30,7 @@ struct ApiRouterDeps {
   unsigned agent_gateway_port = 0;
   ActionDispatcher* dispatcher = nullptr;
   EvidenceStore* evidence = nullptr;
+  AlertApi* alerts = nullptr;  // alert, intel, asset and case routes
 };
 
 class ApiRouter {
@@ -52,6 +40,8 @@ class ApiRouter {
 
  private:
   ApiResponse enroll(const ApiRequest& request);
+  ApiResponse route_alerts(const ApiRequest& request, std::string_view path,
+                           const ApiTokenRecord& caller);
   ApiResponse list_agents();
   ApiResponse show_agent(const std::string& id);
   ApiResponse revoke_agent(const std::string& id, const ApiTokenRecord& caller);

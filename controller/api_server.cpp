@@ -88,8 +88,15 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(16 * 1024);
     beast::get_lowest_layer(stream).expires_after(timeout);
-    co_await http::async_read(stream, buffer, parser,
-                              asio::redirect_error(asio::use_awaitable, ec));
+    // The header decides the body limit: alert batches may be large, everything else is small.
+    co_await http::async_read_header(stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && parser.get().target().starts_with("/api/v1/alerts"))
+      parser.body_limit(options_.max_alert_body_bytes);
+    if (!ec && !parser.is_done()) {
+      co_await http::async_read(stream, buffer, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated) break;
 
     ApiResponse result;

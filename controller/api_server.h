@@ -17,6 +17,7 @@ namespace riposte::controller {
 struct ApiServerOptions {
   boost::asio::ip::tcp::endpoint listen;
   std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_alert_body_bytes = 16 * 1024 * 1024;  // POST /api/v1/alerts
   std::uint32_t request_timeout_seconds = 30;
 };
 

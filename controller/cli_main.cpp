@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "controller/cli_alerts.h"
+#include "controller/cli_support.h"
 #include "protocol/action_catalog.h"
 #include "protocol/address.h"
 #include "protocol/crypto.h"
@@ -20,74 +22,10 @@
 #include "protocol/tls.h"
 
 using namespace riposte;
+using namespace riposte::cli;
 using nlohmann::json;
 
 namespace {
-
-struct Connection {
-  std::string server;
-  std::string token;
-  std::string ca;
-};
-
-std::string text(const json& v);  // a JSON value as table text, "-" when empty
-
-[[noreturn]] void die(std::string_view message) {
-  std::cerr << "riposte: " << message << "\n";
-  std::exit(1);
-}
-
-std::string env_or(const char* name, const std::string& given) {
-  if (!given.empty()) return given;
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-// One request; dies with the controller's reason on an error status. The body is returned as
-// text, or streamed into `output_file` when one is given (evidence downloads).
-std::string call_raw(const Connection& c, const std::string& method, const std::string& target,
-                     const json& body = nullptr, const std::string& output_file = "") {
-  if (c.server.empty()) die("no controller: pass --server https://HOST:PORT or set RIPOSTE_SERVER");
-  if (c.token.empty()) die("no API token: pass --token or set RIPOSTE_TOKEN");
-  if (c.ca.empty()) die("no CA certificate: pass --ca FILE or set RIPOSTE_CA");
-  std::string_view url = c.server;
-  if (!url.starts_with("https://"))
-    die(fmt::format("--server '{}' must start with https://", c.server));
-  url.remove_prefix(8);
-  while (url.ends_with('/')) url.remove_suffix(1);
-  auto address = parse_host_port(url);
-  if (!address) die(fmt::format("--server: {}", address.error().message));
-  auto ca_pem = read_file(c.ca);
-  if (!ca_pem) die(ca_pem.error().message);
-  auto tls = tls::make_tls13_context();
-  if (auto s = tls::trust_only(tls, *ca_pem); !s) die(s.error().message);
-
-  HttpsRequest request;
-  request.host = address->host;
-  request.port = address->port;
-  request.method = method;
-  request.target = target;
-  request.bearer_token = c.token;
-  request.output_file = output_file;
-  if (!body.is_null()) request.body = body.dump();
-  auto response = https_request(request, tls);
-  if (!response) die(response.error().message);
-  if (response->status >= 400) {
-    const auto parsed = json::parse(response->body, nullptr, false);
-    const std::string reason = parsed.is_object() && parsed.contains("error")
-                                   ? parsed["error"].get<std::string>()
-                                   : response->body;
-    die(fmt::format("controller answered {}: {}", response->status, reason));
-  }
-  return std::move(response->body);
-}
-
-json call(const Connection& c, const std::string& method, const std::string& target,
-          const json& body = nullptr) {
-  auto parsed = json::parse(call_raw(c, method, target, body), nullptr, false);
-  if (parsed.is_discarded()) die("controller sent a response that is not JSON");
-  return parsed;
-}
 
 bool is_final(const json& action) {
   const auto state = action.value("state", "");
@@ -113,38 +51,6 @@ void print_action(const json& a) {
                              e.value("stored", false) ? "stored" : "upload pending");
   }
   if (!a["result"].is_null()) std::cout << "result:\n" << a["result"].dump(2) << "\n";
-}
-
-std::string text(const json& v) {
-  if (v.is_null()) return "-";
-  if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
-  if (v.is_array()) {
-    std::string out;
-    for (const auto& item : v) {
-      if (!out.empty()) out += ',';
-      out += text(item);
-    }
-    return out.empty() ? "-" : out;
-  }
-  return v.dump();
-}
-
-void print_table(const std::vector<std::string>& headers,
-                 const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width(headers.size());
-  for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
-  for (const auto& row : rows)
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string out;
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      out += cells[i];
-      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
-    }
-    std::cout << out << "\n";
-  };
-  line(headers);
-  for (const auto& row : rows) line(row);
 }
 
 void print_agent(const json& a) {
@@ -259,6 +165,9 @@ int main(int argc, char** argv) {
   std::string audit_output;
   audit_export->add_option("-o,--output", audit_output, "file to write (default stdout)");
 
+  AlertCommands alert_commands;
+  alert_commands.attach(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -267,6 +176,7 @@ int main(int argc, char** argv) {
   const Connection c{env_or("RIPOSTE_SERVER", given.server), env_or("RIPOSTE_TOKEN", given.token),
                      env_or("RIPOSTE_CA", given.ca)};
 
+  if (auto handled = alert_commands.run(c)) return *handled;
   if (list->parsed()) {
     const auto result = call(c, "GET", "/api/v1/agents");
     if (as_json) {

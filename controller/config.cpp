@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "controller/duration.h"
@@ -9,11 +10,30 @@
 
 namespace riposte::controller {
 
+namespace {
+
+// Nested sections refuse unknown keys too.
+Status check_keys(const YAML::Node& node, std::initializer_list<const char*> known,
+                  const std::filesystem::path& path, std::string_view where) {
+  if (!node.IsMap()) return Error{fmt::format("{}: {} must be a mapping", path.string(), where)};
+  for (const auto& entry : node) {
+    const auto key = entry.first.as<std::string>();
+    if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
+      return Error{fmt::format("{}: {}: unknown key '{}' (line {})", path.string(), where, key,
+                               entry.first.Mark().line + 1)};
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace
+
 Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
                                                 ControllerConfig config) {
   static const std::set<std::string> kKnown = {
       "data_dir",           "agent_listen",   "api_listen", "agent_gateway_host", "server_names",
-      "heartbeat_interval", "max_frame_size", "log_level",  "log_format"};
+      "heartbeat_interval", "max_frame_size", "log_level",  "log_format",         "assets",
+      "intel",              "alerts"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -46,6 +66,77 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     }
     if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
     if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();
+    const auto base = path.parent_path();
+    auto resolve = [&](const std::string& p) {
+      const std::filesystem::path candidate(p);
+      return candidate.is_absolute() ? candidate : base / candidate;
+    };
+    if (root["assets"]) config.assets_file = resolve(root["assets"].as<std::string>());
+    if (const auto intel = root["intel"]) {
+      if (auto s = check_keys(intel, {"feeds", "thresholds"}, path, "intel"); !s) return s.error();
+      if (const auto feeds = intel["feeds"]) {
+        if (!feeds.IsSequence())
+          return Error{fmt::format("{}: intel.feeds must be a list", path.string())};
+        for (const auto& f : feeds) {
+          const auto where = fmt::format("intel feed at line {}", f.Mark().line + 1);
+          if (auto s = check_keys(f, {"name", "path", "format", "weight", "column"}, path, where); !s)
+            return s.error();
+          FeedConfig feed;
+          if (!f["name"] || !f["path"] || !f["format"]) {
+            return Error{fmt::format("{}: {} needs name, path and format", path.string(), where)};
+          }
+          feed.name = f["name"].as<std::string>();
+          feed.path = resolve(f["path"].as<std::string>());
+          feed.format = f["format"].as<std::string>();
+          if (f["weight"]) feed.weight = f["weight"].as<double>();
+          if (f["column"]) {
+            if (feed.format != "csv")
+              return Error{fmt::format("{}: {}: 'column' is for csv feeds", path.string(), where)};
+            feed.column = f["column"].as<std::string>();
+          }
+          config.intel_feeds.push_back(std::move(feed));
+        }
+      }
+      if (const auto t = intel["thresholds"]) {
+        if (auto s = check_keys(t, {"analyst", "respond"}, path, "intel.thresholds"); !s)
+          return s.error();
+        if (t["analyst"]) config.confidence_thresholds.analyst = t["analyst"].as<double>();
+        if (t["respond"]) config.confidence_thresholds.respond = t["respond"].as<double>();
+        const auto& c = config.confidence_thresholds;
+        if (!(c.analyst >= 0 && c.analyst <= c.respond && c.respond <= 1)) {
+          return Error{fmt::format(
+              "{}: intel.thresholds need 0 <= analyst <= respond <= 1", path.string())};
+        }
+      }
+    }
+    if (const auto alerts = root["alerts"]) {
+      if (auto s = check_keys(alerts, {"case_window", "max_body_bytes", "validation_lookback_days",
+                                       "validation_timeout"},
+                              path, "alerts");
+          !s)
+        return s.error();
+      if (alerts["case_window"]) {
+        auto ms = parse_duration_ms(alerts["case_window"].as<std::string>());
+        if (!ms) return Error{fmt::format("{}: alerts.case_window: {}", path.string(), ms.error().message)};
+        config.case_window_ms = *ms;
+      }
+      if (alerts["validation_timeout"]) {
+        auto ms = parse_duration_ms(alerts["validation_timeout"].as<std::string>());
+        if (!ms)
+          return Error{fmt::format("{}: alerts.validation_timeout: {}", path.string(), ms.error().message)};
+        config.validation_timeout_ms = *ms;
+      }
+      if (alerts["max_body_bytes"]) {
+        config.max_alert_body_bytes = alerts["max_body_bytes"].as<std::uint64_t>();
+        if (config.max_alert_body_bytes < 1024 || config.max_alert_body_bytes > (1u << 30))
+          return Error{fmt::format("{}: alerts.max_body_bytes must be between 1 KiB and 1 GiB", path.string())};
+      }
+      if (alerts["validation_lookback_days"]) {
+        config.validation_lookback_days = alerts["validation_lookback_days"].as<std::uint32_t>();
+        if (config.validation_lookback_days < 1 || config.validation_lookback_days > 365)
+          return Error{fmt::format("{}: alerts.validation_lookback_days must be 1-365", path.string())};
+      }
+    }
   } catch (const YAML::Exception& e) {
     return Error{fmt::format("{}: {}", path.string(), e.what())};
   }

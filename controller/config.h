@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "controller/intel_feeds.h"
+#include "controller/threat_intel.h"
 #include "protocol/result.h"
 
 namespace riposte::controller {
@@ -22,6 +24,15 @@ struct ControllerConfig {
   std::uint32_t max_frame_size = 4u * 1024 * 1024;
   std::string log_level = "info";
   std::string log_format = "text";
+
+  // Alerts (README "Alerts"). Relative paths in the file are relative to the file's directory.
+  std::filesystem::path assets_file;  // empty: no asset map
+  std::vector<FeedConfig> intel_feeds;
+  ConfidenceThresholds confidence_thresholds;
+  std::int64_t case_window_ms = 24LL * 3600 * 1000;  // related alerts within this join one case
+  std::uint64_t max_alert_body_bytes = 16u * 1024 * 1024;
+  std::uint32_t validation_lookback_days = 30;  // "did any host talk to this IP in N days?"
+  std::int64_t validation_timeout_ms = 60'000;  // how long agents have to answer
 };
 
 // Reads `path` over the defaults. Unknown keys are an error (a typo must not be silently ignored).

@@ -99,6 +99,19 @@ int serve(ControllerService& service, const std::function<void()>& on_started,
     if (on_stop) on_stop();
     service.stop();
   });
+  // SIGHUP re-reads intel feeds and the asset map, as daemons conventionally do.
+  boost::asio::signal_set hangup(service.io(), SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      if (auto s = service.reload(); !s) {
+        spdlog::error("controller: reload on SIGHUP failed, previous feeds stay in use: {}",
+                      s.error().message);
+      }
+      wait_hangup();
+    });
+  };
+  wait_hangup();
   std::thread io_thread([&] { service.run(); });
   if (on_started) on_started();
   io_thread.join();

@@ -97,11 +97,29 @@ Status ControllerService::start() {
   expiry_timer_ = std::make_unique<asio::steady_timer>(io_);
   schedule_expiry();
 
+  intel_ = std::make_unique<ThreatIntel>();
+  assets_ = std::make_unique<AssetCatalog>();
+  if (auto s = reload(); !s) return s;
+  live_queries_ = std::make_unique<LiveQueries>(io_, *store_, *dispatcher_);
+  pipeline_ = std::make_unique<AlertPipeline>(
+      io_, *store_, *live_queries_, *assets_, clock_,
+      AlertPipelineOptions{config_.validation_lookback_days, config_.validation_timeout_ms});
+  intake_ = std::make_unique<AlertIntake>(
+      *store_, *intel_, *assets_, clock_,
+      AlertIntakeOptions{config_.case_window_ms, config_.confidence_thresholds});
+  intake_->set_listener([this](const std::vector<std::string>& ids) { pipeline_->enqueue(ids); });
+  alert_api_ = std::make_unique<AlertApi>(AlertApiDeps{*store_, *intake_, *intel_, *assets_,
+                                                       config_.confidence_thresholds,
+                                                       [this] { return reload(); }});
+  if (auto s = pipeline_->resume(); !s) return s;
+
   router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
       *store_, *enrollment_, *auth_, clock_,
       [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
-      gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get()});
-  api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, ApiServerOptions{*api_listen});
+      gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get(), alert_api_.get()});
+  ApiServerOptions api_options{*api_listen};
+  api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
+  api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, api_options);
   if (auto s = api_->start(); !s) return s;
 
   const nlohmann::json runtime{
@@ -118,6 +136,20 @@ Status ControllerService::start() {
   spdlog::info("controller: agent gateway on {}, API on https://{}, CA {}",
                connectable_address(gateway_->local_endpoint()),
                connectable_address(api_->local_endpoint()), pki_->ca_fingerprint());
+  return ok_status();
+}
+
+Status ControllerService::reload() {
+  if (auto s = intel_->load(config_.intel_feeds, clock_.now_unix_ms()); !s) return s;
+  if (auto s = assets_->load(config_.assets_file); !s) return s;
+  for (const auto& feed : intel_->feeds()) {
+    spdlog::info("intel: feed '{}' ({}, weight {}): {} indicators, {} ranges, {} skipped", feed.config.name,
+                 feed.config.format, feed.config.weight, feed.indicators, feed.networks, feed.skipped);
+  }
+  if (!config_.assets_file.empty()) {
+    spdlog::info("assets: {} entries from {}", assets_->current()->entries().size(),
+                 config_.assets_file.string());
+  }
   return ok_status();
 }
 

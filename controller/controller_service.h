@@ -13,6 +13,12 @@
 #include <vector>
 
 #include "controller/action_dispatcher.h"
+#include "controller/alert_api.h"
+#include "controller/alert_intake.h"
+#include "controller/alert_pipeline.h"
+#include "controller/asset_map.h"
+#include "controller/live_queries.h"
+#include "controller/threat_intel.h"
 #include "controller/agent_gateway.h"
 #include "controller/api_router.h"
 #include "controller/api_server.h"
@@ -52,6 +58,9 @@ class ControllerService {
   void run();
   // Thread-safe and signal-safe through asio::post: stops listeners and closes sessions.
   void stop();
+  // Re-reads the intel feed files and the asset map (SIGHUP, `riposte intel reload`). All or
+  // nothing: on error what was loaded before stays in use.
+  Status reload();
 
   boost::asio::ip::tcp::endpoint agent_endpoint() const { return gateway_->local_endpoint(); }
   boost::asio::ip::tcp::endpoint api_endpoint() const { return api_->local_endpoint(); }
@@ -76,6 +85,12 @@ class ControllerService {
   std::unique_ptr<EvidenceStore> evidence_;
   std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
   std::unique_ptr<AgentGateway> gateway_;
+  std::unique_ptr<ThreatIntel> intel_;
+  std::unique_ptr<AssetCatalog> assets_;
+  std::unique_ptr<LiveQueries> live_queries_;
+  std::unique_ptr<AlertPipeline> pipeline_;
+  std::unique_ptr<AlertIntake> intake_;
+  std::unique_ptr<AlertApi> alert_api_;
   std::unique_ptr<ApiRouter> router_;
   std::unique_ptr<ApiServer> api_;
 };

@@ -160,6 +160,54 @@ CREATE TABLE audit_log (
 ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX audit_by_subject ON audit_log (subject);
 )sql"},
+    {5, "alerts, their observables and the cases that group them",
+     R"sql(
+CREATE TABLE cases (
+  id TEXT PRIMARY KEY,
+  title TEXT NOT NULL,
+  status TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  host_name TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE alerts (
+  id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  rule_id TEXT NOT NULL,
+  rule_name TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  timestamp_ms INTEGER NOT NULL,
+  host_name TEXT NOT NULL,
+  host_ips TEXT NOT NULL,
+  user_name TEXT NOT NULL,
+  observables TEXT NOT NULL,
+  notes TEXT NOT NULL,
+  raw TEXT NOT NULL,
+  case_id TEXT NOT NULL REFERENCES cases (id),
+  status TEXT NOT NULL,
+  assets TEXT NOT NULL,
+  confidence TEXT NOT NULL,
+  validation TEXT NOT NULL,
+  enrichment TEXT NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE INDEX alerts_by_received ON alerts (received_at_ms);
+CREATE INDEX alerts_by_host ON alerts (host_name, timestamp_ms);
+CREATE INDEX alerts_by_case ON alerts (case_id);
+-- One row per (alert, observable): grouping into cases and history lookups.
+CREATE TABLE alert_observables (
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  host_name TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  alert_id TEXT NOT NULL,
+  case_id TEXT NOT NULL
+);
+CREATE INDEX alert_observables_lookup ON alert_observables (type, value, host_name, at_ms);
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -206,6 +254,13 @@ AgentRecord agent_from_row(const Statement& row) {
   a.facts.protocol_version = static_cast<std::uint32_t>(row.integer(20));
   a.labels = from_json_list(row.text(21));
   return a;
+}
+
+int severity_rank(std::string_view severity) {
+  if (severity == "low") return 0;
+  if (severity == "medium") return 1;
+  if (severity == "high") return 2;
+  return 3;
 }
 
 Error db_error(sqlite3* db, std::string_view what) {
@@ -528,6 +583,57 @@ AuditEntry audit_from_row(const Statement& q) {
                     q.text(4),    q.text(5),    q.text(6), q.text(7)};
 }
 
+constexpr const char* kAlertColumns =
+    "id, source, source_id, rule_id, rule_name, severity, timestamp_ms, host_name, host_ips, "
+    "user_name, observables, notes, raw, case_id, status, assets, confidence, validation, "
+    "enrichment, received_at_ms, updated_at_ms";
+
+std::string observables_json(const std::vector<Observable>& observables) {
+  auto list = nlohmann::json::array();
+  for (const auto& o : observables) {
+    nlohmann::json item{{"type", o.type}, {"value", o.value}};
+    if (!o.start.empty()) item["start"] = o.start;
+    list.push_back(std::move(item));
+  }
+  return list.dump();
+}
+
+std::vector<Observable> observables_from_json(const std::string& text) {
+  std::vector<Observable> out;
+  auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_array()) return out;
+  for (const auto& item : parsed) {
+    out.push_back({item.value("type", ""), item.value("value", ""), item.value("start", "")});
+  }
+  return out;
+}
+
+AlertRecord alert_from_row(const Statement& row) {
+  AlertRecord a;
+  a.id = row.text(0);
+  a.source = row.text(1);
+  a.source_id = row.text(2);
+  a.rule_id = row.text(3);
+  a.rule_name = row.text(4);
+  a.severity = row.text(5);
+  a.timestamp_ms = row.integer(6);
+  a.host_name = row.text(7);
+  a.host_ips = from_json_list(row.text(8));
+  a.user_name = row.text(9);
+  a.observables = observables_from_json(row.text(10));
+  a.notes = from_json_list(row.text(11));
+  a.raw = row.text(12);
+  a.case_id = row.text(13);
+  a.status = row.text(14);
+  a.assets = row.text(15);
+  a.confidence = row.text(16);
+  a.validation = row.text(17);
+  a.enrichment = row.text(18);
+  a.received_at_ms = row.integer(19);
+  a.updated_at_ms = row.integer(20);
+  return a;
+}
+
 constexpr const char* kAuditColumns = "seq, at_ms, actor, event, subject, details, prev_hash, hash";
 
 }  // namespace
@@ -800,6 +906,173 @@ Result<std::vector<AuditEntry>> SqliteStore::audit_entries_about(const std::stri
                                   kAuditColumns));
   q.bind(subject, limit);
   return collect_rows(db_, q, audit_from_row, "read audit log");
+}
+
+Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
+    const std::vector<AlertRecord>& alerts, std::int64_t case_window_ms, const AuditEvent& audit,
+    std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<AlertInsertOutcome> outcomes;
+  outcomes.reserve(alerts.size());
+  auto s = in_transaction([&]() -> Status {
+    for (const auto& a : alerts) {
+      AlertInsertOutcome outcome{a.id, "", false};
+      Statement existing(cache_, "SELECT case_id FROM alerts WHERE id = ?");
+      existing.bind(a.id);
+      if (existing.step() == SQLITE_ROW) {
+        outcome.case_id = existing.text(0);
+        outcome.duplicate = true;
+        outcomes.push_back(std::move(outcome));
+        continue;
+      }
+      // The open case of the newest related alert: same host, a shared observable, in the window.
+      if (!a.host_name.empty()) {
+        for (const auto& o : a.observables) {
+          Statement related(cache_,
+                            "SELECT o.case_id FROM alert_observables o JOIN cases c ON c.id = "
+                            "o.case_id WHERE o.type = ? AND o.value = ? AND o.host_name = ? AND "
+                            "o.at_ms BETWEEN ? AND ? AND c.status NOT IN ('resolved', "
+                            "'false_positive') ORDER BY o.at_ms DESC LIMIT 1");
+          related.bind(o.type, o.value, a.host_name, a.timestamp_ms - case_window_ms,
+                       a.timestamp_ms + case_window_ms);
+          if (related.step() == SQLITE_ROW) {
+            outcome.case_id = related.text(0);
+            break;
+          }
+        }
+      }
+      if (outcome.case_id.empty()) {
+        outcome.case_id = crypto::random_uuid();
+        const auto title = a.rule_name.empty() ? a.rule_id : a.rule_name;
+        auto inserted = Statement(cache_,
+                                  "INSERT INTO cases (id, title, status, severity, host_name, "
+                                  "created_at_ms, updated_at_ms) VALUES (?, ?, 'new', ?, ?, ?, ?)")
+                            .bind(outcome.case_id, title, a.severity, a.host_name, now_ms, now_ms)
+                            .run();
+        if (!inserted) return inserted;
+      } else {
+        auto touched = Statement(cache_,
+                                 "UPDATE cases SET updated_at_ms = ?, severity = CASE WHEN ? > "
+                                 "(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN "
+                                 "'high' THEN 2 ELSE 3 END) THEN ? ELSE severity END WHERE id = ?")
+                           .bind(now_ms, severity_rank(a.severity), a.severity, outcome.case_id)
+                           .run();
+        if (!touched) return touched;
+      }
+      auto inserted =
+          Statement(cache_, fmt::format("INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                        kAlertColumns))
+              .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
+                    a.host_name, to_json_list(a.host_ips), a.user_name,
+                    observables_json(a.observables), to_json_list(a.notes), a.raw, outcome.case_id,
+                    a.status, a.assets.empty() ? "[]" : a.assets,
+                    a.confidence.empty() ? "{}" : a.confidence,
+                    a.validation.empty() ? "{}" : a.validation,
+                    a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms)
+              .run();
+      if (!inserted) return inserted;
+      for (const auto& o : a.observables) {
+        auto row = Statement(cache_,
+                             "INSERT INTO alert_observables (type, value, host_name, at_ms, "
+                             "alert_id, case_id) VALUES (?, ?, ?, ?, ?, ?)")
+                       .bind(o.type, o.value, a.host_name, a.timestamp_ms, a.id, outcome.case_id)
+                       .run();
+        if (!row) return row;
+      }
+      outcomes.push_back(std::move(outcome));
+    }
+    return append_audit_locked(audit, now_ms);
+  });
+  if (!s) return s.error();
+  return outcomes;
+}
+
+Result<std::optional<AlertRecord>> SqliteStore::find_alert(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM alerts WHERE id = ?", kAlertColumns));
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<AlertRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find alert");
+  return std::optional<AlertRecord>(alert_from_row(q));
+}
+
+Result<std::vector<AlertRecord>> SqliteStore::list_alerts(const std::string& status, int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM alerts WHERE (? = '' OR status = ?) ORDER BY "
+                                  "received_at_ms DESC, id LIMIT ?",
+                                  kAlertColumns));
+  q.bind(status, status, limit);
+  return collect_rows(db_, q, alert_from_row, "list alerts");
+}
+
+Status SqliteStore::update_alert(const std::string& id, const std::string& status,
+                                 const std::string& column, const std::string& json_text,
+                                 const AuditEvent& audit, std::int64_t now_ms) {
+  // The column name is never caller text: only these three are accepted.
+  if (column != "validation" && column != "enrichment" && column != "confidence")
+    return Error{fmt::format("alerts have no '{}' to update", column)};
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    Statement q(cache_, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ? "
+                                    "WHERE id = ?",
+                                    column));
+    q.bind(status, json_text, now_ms, id);
+    if (auto r = q.run(); !r) return r;
+    if (sqlite3_changes(db_) == 0) return Error{fmt::format("no alert '{}'", id)};
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::vector<AlertRecord>> SqliteStore::related_alerts(
+    const std::string& host_name, const std::vector<Observable>& observables,
+    const std::string& except_id, int limit) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> ids;
+  auto add = [&](std::string id) {
+    if (id != except_id && std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(std::move(id));
+  };
+  if (!host_name.empty()) {
+    Statement q(cache_,
+                "SELECT id FROM alerts WHERE host_name = ? ORDER BY timestamp_ms DESC LIMIT ?");
+    q.bind(host_name, limit + 1);
+    while (q.step() == SQLITE_ROW) add(q.text(0));
+  }
+  for (const auto& o : observables) {
+    Statement q(cache_,
+                "SELECT alert_id FROM alert_observables WHERE type = ? AND value = ? ORDER BY "
+                "at_ms DESC LIMIT ?");
+    q.bind(o.type, o.value, limit + 1);
+    while (q.step() == SQLITE_ROW) add(q.text(0));
+  }
+  std::vector<AlertRecord> out;
+  for (const auto& id : ids) {
+    Statement q(cache_, fmt::format("SELECT {} FROM alerts WHERE id = ?", kAlertColumns));
+    q.bind(id);
+    if (q.step() == SQLITE_ROW) out.push_back(alert_from_row(q));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.timestamp_ms > b.timestamp_ms; });
+  if (out.size() > static_cast<std::size_t>(limit)) out.resize(static_cast<std::size_t>(limit));
+  return out;
+}
+
+Result<std::optional<CaseRecord>> SqliteStore::find_case(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT id, title, status, severity, host_name, created_at_ms, updated_at_ms FROM "
+              "cases WHERE id = ?");
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<CaseRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find case");
+  CaseRecord c{q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.integer(5), q.integer(6), {}};
+  Statement alerts(cache_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
+  alerts.bind(id);
+  while (alerts.step() == SQLITE_ROW) c.alert_ids.push_back(alerts.text(0));
+  return std::optional<CaseRecord>(std::move(c));
 }
 
 }  // namespace riposte::controller

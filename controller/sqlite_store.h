@@ -63,6 +63,20 @@ class SqliteStore final : public Store {
                               const AuditEvent& audit) override;
   Status append_audit(const AuditEvent& event, std::int64_t now_ms) override;
   Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) override;
+  Result<std::vector<AlertInsertOutcome>> insert_alerts(const std::vector<AlertRecord>& alerts,
+                                                        std::int64_t case_window_ms,
+                                                        const AuditEvent& audit,
+                                                        std::int64_t now_ms) override;
+  Result<std::optional<AlertRecord>> find_alert(const std::string& id) override;
+  Result<std::vector<AlertRecord>> list_alerts(const std::string& status, int limit) override;
+  Status update_alert(const std::string& id, const std::string& status, const std::string& column,
+                      const std::string& json_text, const AuditEvent& audit,
+                      std::int64_t now_ms) override;
+  Result<std::vector<AlertRecord>> related_alerts(const std::string& host_name,
+                                                  const std::vector<Observable>& observables,
+                                                  const std::string& except_id,
+                                                  int limit) override;
+  Result<std::optional<CaseRecord>> find_case(const std::string& id) override;
   Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                           const AuditEvent& audit, std::int64_t now_ms) override;
   Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/observable.h"
 #include "protocol/result.h"
 
 namespace riposte::controller {
@@ -130,6 +131,52 @@ struct ApiTokenRecord {
   std::int64_t created_at_ms = 0;
 };
 
+// An alert in Riposte's one model (see alert_normalizer.h), plus what the controller learned.
+struct AlertRecord {
+  std::string id;         // unique; the source's own id when it is a plain token
+  std::string source;     // "ecs", "wazuh" or "generic"
+  std::string source_id;  // the id as the source wrote it ("" when it gave none)
+  std::string rule_id;
+  std::string rule_name;
+  std::string severity;  // low, medium, high, critical
+  std::int64_t timestamp_ms = 0;
+  std::string host_name;
+  std::vector<std::string> host_ips;
+  std::string user_name;
+  std::vector<Observable> observables;
+  std::vector<std::string> notes;  // what normalization dropped and why
+  std::string raw;                 // the document as received (JSON text)
+
+  // Set by the controller.
+  std::string case_id;
+  // new -> validating -> qualified | not_relevant | undetermined, or unvalidated when no
+  // validation rule applies.
+  std::string status = "new";
+  std::string assets;      // JSON array: the asset entries the alert's host matched
+  std::string confidence;  // JSON object: score, decision, which feeds confirmed what
+  std::string validation;  // JSON object: rule, outcome, evidence
+  std::string enrichment;  // JSON object: assets, people, process, logins, network, history, missing
+  std::int64_t received_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct AlertInsertOutcome {
+  std::string id;
+  std::string case_id;
+  bool duplicate = false;  // an alert with this id was already stored; nothing changed
+};
+
+struct CaseRecord {
+  std::string id;
+  std::string title;
+  std::string status;  // new, in_progress, contained, resolved, false_positive
+  std::string severity;
+  std::string host_name;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::vector<std::string> alert_ids;  // filled by find_case
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -202,6 +249,26 @@ class Store {
   // Entries about one subject (an action, an evidence hash, an agent), ascending.
   virtual Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
                                                               int limit) = 0;
+
+  // Alerts. Stores the batch in one transaction: an id already stored is a duplicate and left as
+  // it was; every new alert joins the open case that holds an alert on the same host sharing an
+  // observable within `case_window_ms` of its timestamp, or opens a new case. One audit entry.
+  virtual Result<std::vector<AlertInsertOutcome>> insert_alerts(
+      const std::vector<AlertRecord>& alerts, std::int64_t case_window_ms,
+      const AuditEvent& audit, std::int64_t now_ms) = 0;
+  virtual Result<std::optional<AlertRecord>> find_alert(const std::string& id) = 0;
+  // Most recently received first; `status` empty for any.
+  virtual Result<std::vector<AlertRecord>> list_alerts(const std::string& status, int limit) = 0;
+  // Sets status and the named JSON column ("validation", "enrichment" or "confidence").
+  virtual Status update_alert(const std::string& id, const std::string& status,
+                              const std::string& column, const std::string& json_text,
+                              const AuditEvent& audit, std::int64_t now_ms) = 0;
+  // Earlier alerts on `host_name` or sharing one of `observables`, newest first, not `except_id`.
+  virtual Result<std::vector<AlertRecord>> related_alerts(const std::string& host_name,
+                                                          const std::vector<Observable>& observables,
+                                                          const std::string& except_id,
+                                                          int limit) = 0;
+  virtual Result<std::optional<CaseRecord>> find_case(const std::string& id) = 0;
 
   // Replaces an agent's labels; errors if the agent is unknown.
   virtual Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,

@@ -63,7 +63,7 @@ struct Controller {
     dispatcher->set_sender([this](const std::string& id, proto::Envelope e) {
       return gateway->send_to(id, std::move(e));
     });
-    dispatcher->set_observer([this](const std::string&, ActionState) {
+    dispatcher->add_observer([this](const std::string&, ActionState) {
       std::lock_guard lock(mutex);
       ++finished;
       changed.notify_all();

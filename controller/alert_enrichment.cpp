@@ -1,0 +1,237 @@
+#include "controller/alert_enrichment.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "protocol/action_kinds.h"
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+
+using nlohmann::json;
+namespace ak = action_kind;
+
+namespace {
+
+// Logins within this long of the alert count as "during" it.
+constexpr std::int64_t kDuringWindowMs = 15 * 60 * 1000;
+
+std::int64_t int64_field(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end()) return 0;
+  if (it->is_number()) return it->get<std::int64_t>();
+  if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
+  return 0;
+}
+
+bool is_alert_host(const AlertRecord& alert, const AgentRecord& agent) {
+  const auto host = ascii_lower(alert.host_name);
+  const auto name = ascii_lower(agent.facts.hostname);
+  if (!host.empty() && (host == name || host.substr(0, host.find('.')) == name ||
+                        name.substr(0, name.find('.')) == host)) {
+    return true;
+  }
+  for (const auto& ip : alert.host_ips) {
+    const auto& ips = agent.facts.ip_addresses;
+    if (std::find(ips.begin(), ips.end(), ip) != ips.end()) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> process_pid(const AlertRecord& alert) {
+  for (const auto& o : alert.observables)
+    if (o.type == observable_type::kProcess) return o.value;
+  return std::nullopt;
+}
+
+const LiveAnswer* find_answer(const std::vector<LiveAnswer>& answers, const std::string& agent_id,
+                              std::string_view kind) {
+  for (const auto& a : answers)
+    if (a.query.agent_id == agent_id && a.query.kind == kind) return &a;
+  return nullptr;
+}
+
+json process_summary(const json& entry) {
+  return json{{"pid", entry.value("pid", 0)},
+              {"ppid", entry.value("ppid", 0)},
+              {"name", entry.value("name", "")},
+              {"exe", entry.value("exe", "")},
+              {"cmdline", entry.value("cmdline", "")},
+              {"user", entry.value("user", "")},
+              {"start_time", format_utc_ms(int64_field(entry, "start_time_unix_ms"))}};
+}
+
+}  // namespace
+
+EnrichmentPlan plan_enrichment(const AlertRecord& alert, const std::vector<AgentRecord>& agents) {
+  EnrichmentPlan plan;
+  std::set<std::string> impacted;
+  for (const auto& agent : agents)
+    if (!agent.revoked_at_ms && is_alert_host(alert, agent)) impacted.insert(agent.id);
+  const auto validation = json::parse(alert.validation.empty() ? "{}" : alert.validation, nullptr, false);
+  if (validation.is_object()) {
+    for (const auto& h : validation.value("hosts", json::array()))
+      impacted.insert(h.value("agent_id", ""));
+  }
+  if (impacted.empty() && !alert.host_name.empty()) {
+    plan.missing.push_back({{"what", "host"},
+                            {"host", alert.host_name},
+                            {"why", "no enrolled agent matches the alert's host"}});
+  }
+  const auto pid = process_pid(alert);
+  for (const auto& agent : agents) {
+    if (!impacted.contains(agent.id)) continue;
+    plan.hosts.push_back(agent);
+    if (!agent.connected) {
+      for (const char* what : {"logins", "network", "process"}) {
+        if (std::string_view(what) == "process" && !(pid && is_alert_host(alert, agent))) continue;
+        plan.missing.push_back({{"what", what},
+                                {"agent_id", agent.id},
+                                {"hostname", agent.facts.hostname},
+                                {"why", "agent offline"}});
+      }
+      continue;
+    }
+    plan.queries.push_back({agent.id, std::string(ak::kHostLogins), json{{"recent_limit", 50}}});
+    plan.queries.push_back({agent.id, std::string(ak::kNetworkConnections), json::object()});
+    if (pid && is_alert_host(alert, agent))
+      plan.queries.push_back({agent.id, std::string(ak::kProcessList), json::object()});
+  }
+  return plan;
+}
+
+std::vector<LiveQuery> plan_executable_hash(const AlertRecord& alert,
+                                            const std::vector<LiveAnswer>& first_round) {
+  const auto pid = process_pid(alert);
+  if (!pid) return {};
+  for (const auto& answer : first_round) {
+    if (answer.query.kind != ak::kProcessList || !answer.answered()) continue;
+    for (const auto& p : answer.result.value("processes", json::array())) {
+      if (std::to_string(p.value("pid", 0)) != *pid) continue;
+      const auto exe = p.value("exe", "");
+      if (exe.empty()) return {};
+      return {{answer.query.agent_id, std::string(ak::kFileHash), json{{"path", exe}}}};
+    }
+  }
+  return {};
+}
+
+json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
+                      const std::vector<LiveAnswer>& answers, const AssetMap& assets,
+                      const std::vector<AlertRecord>& history) {
+  json missing = plan.missing;
+  json impacted = json::array();
+  json people = json::array();
+  json logins = {{"before", json::array()}, {"during", json::array()}, {"after", json::array()}};
+  json network = json::array();
+  json process = nullptr;
+  std::set<std::string> people_seen;
+
+  for (const auto& answer : answers) {
+    if (!answer.answered()) {
+      missing.push_back({{"what", answer.query.kind},
+                         {"agent_id", answer.query.agent_id},
+                         {"why", answer.reason.empty() ? answer.state : answer.reason},
+                         {"action_id", answer.action_id}});
+    }
+  }
+  for (const auto& host : plan.hosts) {
+    json linked = json::array();
+    for (const auto* e : assets.match(host.facts.hostname, host.id, host.facts.ip_addresses))
+      linked.push_back(asset_json(*e));
+    if (linked.empty()) {
+      missing.push_back({{"what", "asset"},
+                         {"agent_id", host.id},
+                         {"hostname", host.facts.hostname},
+                         {"why", "no asset map entry covers this host"}});
+    }
+    impacted.push_back({{"agent_id", host.id},
+                        {"hostname", host.facts.hostname},
+                        {"ip_addresses", host.facts.ip_addresses},
+                        {"online", host.connected},
+                        {"assets", linked}});
+
+    if (const auto* a = find_answer(answers, host.id, ak::kHostLogins); a && a->answered()) {
+      for (const auto& l : a->result.value("current", json::array())) {
+        const auto user = l.value("user", "");
+        if (!user.empty() && people_seen.insert(host.id + "/" + user).second)
+          people.push_back({{"user", user}, {"hostname", host.facts.hostname},
+                            {"terminal", l.value("terminal", "")}, {"from", l.value("host", "")},
+                            {"since", format_utc_ms(int64_field(l, "time_unix_ms"))}});
+      }
+      auto classify = [&](const json& l) {
+        const auto at = int64_field(l, "time_unix_ms");
+        json entry{{"user", l.value("user", "")},
+                   {"hostname", host.facts.hostname},
+                   {"terminal", l.value("terminal", "")},
+                   {"from", l.value("host", "")},
+                   {"time", format_utc_ms(at)},
+                   {"active", l.value("active", false)}};
+        const char* band = at > alert.timestamp_ms + kDuringWindowMs   ? "after"
+                           : at >= alert.timestamp_ms - kDuringWindowMs ? "during"
+                           : l.value("active", false)                  ? "during"
+                                                                        : "before";
+        logins[band].push_back(std::move(entry));
+      };
+      for (const auto& l : a->result.value("recent", json::array())) classify(l);
+    }
+    if (const auto* a = find_answer(answers, host.id, ak::kNetworkConnections); a && a->answered()) {
+      json current = json::array();
+      for (const auto& c : a->result.value("current", json::array())) {
+        if (c.value("state", "") == "LISTEN") continue;
+        current.push_back(c);
+      }
+      network.push_back({{"agent_id", host.id}, {"hostname", host.facts.hostname}, {"connections", current}});
+    }
+    if (const auto* a = find_answer(answers, host.id, ak::kProcessList); a && a->answered()) {
+      const auto pid = process_pid(alert).value_or("");
+      const auto processes = a->result.value("processes", json::array());
+      for (const auto& p : processes) {
+        if (std::to_string(p.value("pid", 0)) != pid) continue;
+        process = process_summary(p);
+        process["hostname"] = host.facts.hostname;
+        process["running"] = true;
+        for (const auto& parent : processes) {
+          if (parent.value("pid", -1) == p.value("ppid", -2)) process["parent"] = process_summary(parent);
+        }
+        json children = json::array();
+        for (const auto& child : processes)
+          if (child.value("ppid", -1) == p.value("pid", -2)) children.push_back(process_summary(child));
+        process["children"] = children;
+      }
+      if (process.is_null()) {
+        // Gone before we asked: its stop time is somewhere between the alert and now.
+        process = json{{"pid", pid}, {"hostname", host.facts.hostname}, {"running", false},
+                       {"stopped", "before the agent was asked"}};
+      }
+    }
+    if (const auto* a = find_answer(answers, host.id, ak::kFileHash); a && a->answered() && process.is_object()) {
+      process["exe_sha256"] = a->result.value("sha256", "");
+      process["exe_size"] = a->result.value("size", json(0));
+    }
+  }
+
+  json earlier = json::array();
+  std::set<std::string> cases;
+  for (const auto& h : history) {
+    earlier.push_back({{"id", h.id},
+                       {"rule", h.rule_name},
+                       {"severity", h.severity},
+                       {"timestamp", format_utc_ms(h.timestamp_ms)},
+                       {"host", h.host_name},
+                       {"status", h.status},
+                       {"case_id", h.case_id}});
+    if (h.case_id != alert.case_id) cases.insert(h.case_id);
+  }
+  return json{{"impacted", impacted},
+              {"people", people},
+              {"process", process},
+              {"logins", logins},
+              {"network", network},
+              {"history", {{"alerts", earlier}, {"other_cases", cases}}},
+              {"missing", missing}};
+}
+
+}  // namespace riposte::controller

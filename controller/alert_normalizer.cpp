@@ -1,0 +1,453 @@
+#include "controller/alert_normalizer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "protocol/crypto.h"
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+
+using nlohmann::json;
+namespace t = observable_type;
+
+const json* find_field(const json& document, std::string_view path) {
+  if (!document.is_object() || path.empty()) return nullptr;
+  // Try every split of the path: the whole path as one key, then "a.b" + rest, then "a" + rest.
+  for (std::size_t end = path.size();;) {
+    const auto it = document.find(std::string(path.substr(0, end)));
+    if (it != document.end()) {
+      if (end == path.size()) return &*it;
+      if (const auto* found = find_field(*it, path.substr(end + 1))) return found;
+    }
+    if (end == 0) return nullptr;
+    end = path.rfind('.', end - 1);
+    if (end == std::string_view::npos) return nullptr;
+  }
+}
+
+std::string_view severity_from_risk_score(double score) {
+  if (score < 22) return "low";
+  if (score < 48) return "medium";
+  if (score < 74) return "high";
+  return "critical";
+}
+
+namespace {
+
+// Reads typed fields of one document and collects what it finds; the first wrong type is kept as
+// the error (a document with a wrong type is refused as a whole).
+class FieldReader {
+ public:
+  explicit FieldReader(const json& document) : doc_(document) {}
+
+  // A string field; numbers are accepted where sources write ids as numbers.
+  std::optional<std::string> text(std::string_view path, bool allow_number = false) {
+    const auto* v = find_field(doc_, path);
+    if (!v || v->is_null()) return std::nullopt;
+    if (v->is_string()) {
+      auto s = v->get<std::string>();
+      if (s.empty()) return std::nullopt;
+      return s;
+    }
+    if (allow_number && v->is_number_integer()) return std::to_string(v->get<std::int64_t>());
+    fail(path, allow_number ? "a string or an integer" : "a string", *v);
+    return std::nullopt;
+  }
+  // The first of `paths` that is present.
+  std::string first_text(std::initializer_list<std::string_view> paths, bool allow_number = false) {
+    for (auto path : paths) {
+      if (auto value = text(path, allow_number)) return *value;
+    }
+    return "";
+  }
+  // A string or a list of strings.
+  std::vector<std::string> texts(std::string_view path) {
+    std::vector<std::string> out;
+    const auto* v = find_field(doc_, path);
+    if (!v || v->is_null()) return out;
+    if (v->is_string()) {
+      out.push_back(v->get<std::string>());
+      return out;
+    }
+    if (v->is_array()) {
+      for (const auto& item : *v) {
+        if (!item.is_string()) {
+          fail(path, "a string or a list of strings", *v);
+          return {};
+        }
+        out.push_back(item.get<std::string>());
+      }
+      return out;
+    }
+    fail(path, "a string or a list of strings", *v);
+    return out;
+  }
+  // A number; numeric strings are accepted (Wazuh writes some numbers as strings).
+  std::optional<double> number(std::string_view path) {
+    const auto* v = find_field(doc_, path);
+    if (!v || v->is_null()) return std::nullopt;
+    if (v->is_number()) return v->get<double>();
+    if (v->is_string()) {
+      const auto s = v->get<std::string>();
+      char* end = nullptr;
+      const double d = std::strtod(s.c_str(), &end);
+      if (!s.empty() && end == s.c_str() + s.size() && std::isfinite(d)) return d;
+    }
+    fail(path, "a number", *v);
+    return std::nullopt;
+  }
+  std::optional<std::int64_t> timestamp(std::string_view path) {
+    const auto s = text(path);
+    if (!s) return std::nullopt;
+    const auto ms = parse_rfc3339_ms(*s);
+    if (!ms) {
+      if (!error_)
+        error_ = fmt::format("'{}' must be an RFC 3339 timestamp, got \"{}\"", path, clip(*s));
+      return std::nullopt;
+    }
+    return ms;
+  }
+
+  // Adds `value` as an observable of `type` if it is one; otherwise notes why it was dropped.
+  void observable(std::string_view type, std::string_view path, std::string_view value,
+                  std::string start = "") {
+    if (value.empty()) return;
+    auto canonical = canonical_observable(type, value);
+    if (!canonical) {
+      notes_.push_back(fmt::format("'{}' value \"{}\" is not a valid {}; dropped", path,
+                                   clip(value), type));
+      return;
+    }
+    Observable o{std::string(type), std::move(*canonical), std::move(start)};
+    if (std::find(observables_.begin(), observables_.end(), o) == observables_.end())
+      observables_.push_back(std::move(o));
+  }
+  void observables_at(std::string_view type, std::string_view path) {
+    for (const auto& value : texts(path)) observable(type, path, value);
+  }
+  // A hash field whose type is known only by its length (ECS related.hash, Sysmon Hashes).
+  void hash(std::string_view path, std::string_view value) {
+    const std::string_view type = value.size() == 32   ? t::kMd5
+                                  : value.size() == 40 ? t::kSha1
+                                                       : t::kSha256;
+    observable(type, path, value);
+  }
+
+  void fail(std::string_view path, std::string_view expected, const json& got) {
+    if (!error_)
+      error_ = fmt::format("'{}' must be {}, got {}", path, expected, got.type_name());
+  }
+  static std::string clip(std::string_view s) {
+    return s.size() > 80 ? std::string(s.substr(0, 80)) + "..." : std::string(s);
+  }
+
+  const std::optional<std::string>& error() const { return error_; }
+  std::vector<Observable>& observables() { return observables_; }
+  std::vector<std::string>& notes() { return notes_; }
+
+ private:
+  const json& doc_;
+  std::optional<std::string> error_;
+  std::vector<Observable> observables_;
+  std::vector<std::string> notes_;
+};
+
+bool has_key_with_prefix(const json& doc, std::string_view prefix) {
+  for (const auto& [key, value] : doc.items()) {
+    if (std::string_view(key).starts_with(prefix)) return true;
+  }
+  return false;
+}
+
+const json& unwrap_wazuh(const json& doc) {
+  if (const auto* alert = find_field(doc, "parameters.alert"); alert && alert->is_object())
+    return *alert;
+  return doc;
+}
+
+const json& unwrap_ecs(const json& doc) {
+  const auto it = doc.find("_source");
+  return it != doc.end() && it->is_object() ? *it : doc;
+}
+
+// `doc` is `outer` or its `_source`; `r` reads `doc`.
+void read_ecs(const json& outer, const json& doc, FieldReader& r, AlertRecord& a) {
+  a.source_id = r.text("kibana.alert.uuid").value_or("");
+  if (a.source_id.empty()) {
+    if (const auto it = outer.find("_id"); it != outer.end() && it->is_string())
+      a.source_id = it->get<std::string>();
+  }
+  if (a.source_id.empty()) a.source_id = r.text("event.id").value_or("");
+  a.rule_id = r.first_text(
+      {"kibana.alert.rule.rule_id", "kibana.alert.rule.uuid", "signal.rule.id", "rule.id"}, true);
+  a.rule_name = r.first_text({"kibana.alert.rule.name", "signal.rule.name", "rule.name"});
+  if (auto s = r.text("kibana.alert.severity")) {
+    a.severity = ascii_lower(*s);
+  } else if (auto score = r.number("kibana.alert.risk_score")) {
+    a.severity = severity_from_risk_score(*score);
+  } else if (auto risk = r.number("event.risk_score")) {
+    a.severity = severity_from_risk_score(*risk);
+  } else if (auto sev = r.number("event.severity")) {
+    a.severity = severity_from_risk_score(*sev);
+  }
+  if (auto ts = r.timestamp("kibana.alert.original_time")) {
+    a.timestamp_ms = *ts;
+  } else if (auto at = r.timestamp("@timestamp")) {
+    a.timestamp_ms = *at;
+  }
+  a.host_name = r.first_text({"host.name", "host.hostname"});
+  a.host_ips = r.texts("host.ip");
+  a.user_name = r.first_text({"user.name"});
+
+  for (auto path : {"source.ip", "destination.ip", "client.ip", "server.ip", "threat.indicator.ip",
+                    "related.ip"})
+    r.observables_at(t::kIp, path);
+  for (auto path : {"destination.domain", "source.domain", "dns.question.name", "url.domain",
+                    "threat.indicator.url.domain"})
+    r.observables_at(t::kDomain, path);
+  for (auto path : {"url.full", "url.original", "threat.indicator.url.full"})
+    r.observables_at(t::kUrl, path);
+  for (auto prefix : {"file.hash", "process.hash", "process.parent.hash", "dll.hash",
+                      "threat.indicator.file.hash"}) {
+    for (auto [algo, type] : {std::pair{"md5", t::kMd5}, {"sha1", t::kSha1}, {"sha256", t::kSha256}})
+      r.observables_at(type, fmt::format("{}.{}", prefix, algo));
+  }
+  for (const auto& value : r.texts("related.hash")) r.hash("related.hash", value);
+  for (auto path : {"file.path", "process.executable", "dll.path"})
+    r.observables_at(t::kFilePath, path);
+  if (const auto* pid = find_field(doc, "process.pid"); pid && !pid->is_null()) {
+    if (pid->is_number_integer()) {
+      r.observable(t::kProcess, "process.pid", std::to_string(pid->get<std::int64_t>()),
+                   r.text("process.start").value_or(""));
+    } else {
+      r.fail("process.pid", "an integer", *pid);
+    }
+  }
+  r.observables_at(t::kUser, "user.name");
+  r.observables_at(t::kUser, "related.user");
+}
+
+std::string_view severity_from_wazuh_level(double level) {
+  if (level < 7) return "low";
+  if (level < 12) return "medium";
+  if (level < 15) return "high";
+  return "critical";
+}
+
+// `inner` reads the alert itself (unwrapped from an active-response message).
+void read_wazuh(FieldReader& inner, AlertRecord& a) {
+  a.source_id = inner.text("id", true).value_or("");
+  a.rule_id = inner.text("rule.id", true).value_or("");
+  a.rule_name = inner.text("rule.description").value_or("");
+  if (auto level = inner.number("rule.level")) a.severity = severity_from_wazuh_level(*level);
+  if (auto ts = inner.timestamp("timestamp")) a.timestamp_ms = *ts;
+  // Agent 000 is the Wazuh manager itself; for syslog it forwards, the sender is the host.
+  const auto agent_id = inner.text("agent.id", true).value_or("");
+  a.host_name = inner.text("agent.name").value_or("");
+  if (agent_id == "000") {
+    if (auto sender = inner.text("predecoder.hostname")) a.host_name = *sender;
+  }
+  if (auto ip = inner.text("agent.ip")) a.host_ips.push_back(*ip);
+  a.user_name = inner.first_text(
+      {"data.dstuser", "data.srcuser", "data.win.eventdata.targetUserName"});
+
+  for (auto path : {"data.srcip", "data.dstip", "data.src_ip", "data.dest_ip",
+                    "data.win.eventdata.sourceIp", "data.win.eventdata.destinationIp"})
+    inner.observables_at(t::kIp, path);
+  for (auto path : {"data.hostname_dst", "data.dns.rrname", "data.win.eventdata.queryName"})
+    inner.observables_at(t::kDomain, path);
+  inner.observables_at(t::kUrl, "data.url");
+  inner.observables_at(t::kFilePath, "syscheck.path");
+  inner.observables_at(t::kMd5, "syscheck.md5_after");
+  inner.observables_at(t::kSha1, "syscheck.sha1_after");
+  inner.observables_at(t::kSha256, "syscheck.sha256_after");
+  inner.observables_at(t::kFilePath, "data.audit.exe");
+  inner.observables_at(t::kFilePath, "data.win.eventdata.image");
+  // Sysmon: "SHA1=...,MD5=...,SHA256=...,IMPHASH=...".
+  if (auto hashes = inner.text("data.win.eventdata.hashes")) {
+    std::string_view rest = *hashes;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto item = rest.substr(0, comma);
+      const auto eq = item.find('=');
+      if (eq != std::string_view::npos) {
+        const auto algo = ascii_lower(item.substr(0, eq));
+        const auto value = item.substr(eq + 1);
+        if (algo == "md5") inner.observable(t::kMd5, "data.win.eventdata.hashes", value);
+        if (algo == "sha1") inner.observable(t::kSha1, "data.win.eventdata.hashes", value);
+        if (algo == "sha256") inner.observable(t::kSha256, "data.win.eventdata.hashes", value);
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (auto pid = inner.text("data.audit.pid", true)) inner.observable(t::kProcess, "data.audit.pid", *pid);
+  for (auto path : {"data.srcuser", "data.dstuser", "data.win.eventdata.targetUserName"})
+    inner.observables_at(t::kUser, path);
+}
+
+void read_generic(const json& doc, FieldReader& r, AlertRecord& a) {
+  a.source_id = r.text("id", true).value_or("");
+  a.rule_id = r.text("rule.id", true).value_or("");
+  a.rule_name = r.first_text({"rule.name", "title"});
+  if (const auto* sev = find_field(doc, "severity"); sev && !sev->is_null()) {
+    if (sev->is_string()) {
+      const auto s = ascii_lower(sev->get<std::string>());
+      if (s == "low" || s == "medium" || s == "high" || s == "critical") {
+        a.severity = s;
+      } else if (s == "info" || s == "informational") {
+        a.severity = "low";
+      } else {
+        r.fail("severity", "low, medium, high, critical or a 0-100 score", *sev);
+      }
+    } else if (sev->is_number()) {
+      const double score = sev->get<double>();
+      if (score < 0 || score > 100) {
+        r.fail("severity", "a score between 0 and 100", *sev);
+      } else {
+        a.severity = severity_from_risk_score(score);
+      }
+    } else {
+      r.fail("severity", "low, medium, high, critical or a 0-100 score", *sev);
+    }
+  }
+  if (auto ts = r.timestamp("timestamp")) a.timestamp_ms = *ts;
+  // host and user may be objects or plain names.
+  if (const auto* host = find_field(doc, "host"); host && host->is_string()) {
+    a.host_name = host->get<std::string>();
+  } else {
+    a.host_name = r.text("host.name").value_or("");
+    a.host_ips = r.texts("host.ip");
+  }
+  if (const auto* user = find_field(doc, "user"); user && user->is_string()) {
+    a.user_name = user->get<std::string>();
+  } else {
+    a.user_name = r.text("user.name").value_or("");
+  }
+  if (!a.user_name.empty()) r.observable(t::kUser, "user.name", a.user_name);
+  if (const auto* list = find_field(doc, "observables"); list && !list->is_null()) {
+    if (!list->is_array()) {
+      r.fail("observables", "a list of {type, value} objects", *list);
+      return;
+    }
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const auto& item = (*list)[i];
+      const auto path = fmt::format("observables[{}]", i);
+      if (!item.is_object() || !item.contains("type") || !item["type"].is_string() ||
+          !item.contains("value") || !(item["value"].is_string() || item["value"].is_number_integer())) {
+        r.fail(path, "an object with string 'type' and 'value'", item);
+        return;
+      }
+      const auto type = item["type"].get<std::string>();
+      static constexpr std::array kTypes = {t::kIp,     t::kDomain,   t::kUrl,
+                                            t::kMd5,    t::kSha1,     t::kSha256,
+                                            t::kFilePath, t::kProcess, t::kUser};
+      if (std::find(kTypes.begin(), kTypes.end(), type) == kTypes.end()) {
+        r.fail(path + ".type", "one of ip, domain, url, md5, sha1, sha256, file_path, process, user",
+               item["type"]);
+        return;
+      }
+      const auto value = item["value"].is_string() ? item["value"].get<std::string>()
+                                                   : std::to_string(item["value"].get<std::int64_t>());
+      std::string start;
+      if (item.contains("start") && item["start"].is_string()) start = item["start"].get<std::string>();
+      r.observable(type, path, value, start);
+    }
+  }
+}
+
+// Ids become URL path segments and case keys: a plain token is kept, anything else is hashed.
+bool plain_token(std::string_view id) {
+  return !id.empty() && id.size() <= 128 &&
+         std::all_of(id.begin(), id.end(), [](unsigned char c) {
+           return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+         });
+}
+
+}  // namespace
+
+Result<std::string_view> detect_alert_format(const json& doc) {
+  if (!doc.is_object()) return Error{"an alert must be a JSON object"};
+  if (const auto* alert = find_field(doc, "parameters.alert"); alert && alert->is_object())
+    return alert_format::kWazuh;
+  if (doc.contains("_source") && doc["_source"].is_object()) return alert_format::kEcs;
+  if (has_key_with_prefix(doc, "kibana.") || has_key_with_prefix(doc, "kibana") ||
+      doc.contains("@timestamp") || has_key_with_prefix(doc, "ecs") ||
+      find_field(doc, "event.kind") != nullptr) {
+    return alert_format::kEcs;
+  }
+  if (find_field(doc, "rule.level") != nullptr ||
+      (doc.contains("agent") && doc.contains("manager")) || doc.contains("decoder")) {
+    return alert_format::kWazuh;
+  }
+  if (doc.contains("observables") || doc.contains("severity") || doc.contains("rule") ||
+      doc.contains("title")) {
+    return alert_format::kGeneric;
+  }
+  return Error{
+      "cannot tell the alert format (not ECS, Wazuh or the generic shape); pass "
+      "format=ecs|wazuh|generic"};
+}
+
+Result<AlertRecord> normalize_alert(const json& document, std::optional<std::string_view> format,
+                                    std::int64_t received_ms) {
+  if (!document.is_object()) {
+    return Error{fmt::format("an alert must be a JSON object, got {}", document.type_name())};
+  }
+  std::string_view source;
+  if (format) {
+    if (*format != alert_format::kEcs && *format != alert_format::kWazuh &&
+        *format != alert_format::kGeneric) {
+      return Error{fmt::format("unknown format '{}': use ecs, wazuh or generic", *format)};
+    }
+    source = *format;
+  } else {
+    auto detected = detect_alert_format(document);
+    if (!detected) return detected.error();
+    source = *detected;
+  }
+
+  AlertRecord a;
+  a.source = source;
+  const json& body = source == alert_format::kEcs     ? unwrap_ecs(document)
+                    : source == alert_format::kWazuh ? unwrap_wazuh(document)
+                                                     : document;
+  FieldReader reader(body);
+  if (source == alert_format::kEcs) read_ecs(document, body, reader, a);
+  if (source == alert_format::kWazuh) read_wazuh(reader, a);
+  if (source == alert_format::kGeneric) read_generic(body, reader, a);
+  if (reader.error()) return Error{*reader.error()};
+  if (a.severity.empty()) a.severity = "medium";
+  if (a.severity != "low" && a.severity != "medium" && a.severity != "high" &&
+      a.severity != "critical") {
+    return Error{fmt::format("severity '{}' is not low, medium, high or critical", a.severity)};
+  }
+  if (a.timestamp_ms == 0) a.timestamp_ms = received_ms;
+  a.observables = std::move(reader.observables());
+  a.notes = std::move(reader.notes());
+  for (auto it = a.host_ips.begin(); it != a.host_ips.end();) {
+    auto ip = canonical_observable(t::kIp, *it);
+    if (ip) {
+      *it++ = *ip;
+    } else {
+      a.notes.push_back(fmt::format("host ip \"{}\" is not an IP address; dropped", *it));
+      it = a.host_ips.erase(it);
+    }
+  }
+  if (a.rule_name.empty() && a.rule_id.empty() && a.host_name.empty() && a.observables.empty()) {
+    return Error{fmt::format(
+        "no usable fields: a {} alert needs at least a rule, a host or an observable", source)};
+  }
+  a.raw = document.dump();
+  a.id = plain_token(a.source_id)
+             ? a.source_id
+             : crypto::sha256_hex(a.source + "\n" + (a.source_id.empty() ? a.raw : a.source_id)).substr(0, 32);
+  a.received_at_ms = received_ms;
+  a.updated_at_ms = received_ms;
+  return a;
+}
+
+}  // namespace riposte::controller

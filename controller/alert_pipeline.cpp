@@ -1,0 +1,160 @@
+#include "controller/alert_pipeline.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+namespace {
+constexpr const char* kRequester = "controller:alert-pipeline";
+}
+
+AlertPipeline::AlertPipeline(asio::io_context& io, Store& store, LiveQueries& queries,
+                             const AssetCatalog& assets, const Clock& clock,
+                             AlertPipelineOptions options)
+    : io_(io), store_(store), queries_(queries), assets_(assets), clock_(clock), options_(options) {}
+
+void AlertPipeline::enqueue(const std::vector<std::string>& alert_ids) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.insert(queue_.end(), alert_ids.begin(), alert_ids.end());
+  }
+  pump();
+}
+
+Status AlertPipeline::resume() {
+  std::vector<std::string> ids;
+  for (const char* status : {"validating", "new"}) {
+    auto alerts = store_.list_alerts(status, 100'000);
+    if (!alerts) return alerts.error();
+    for (auto it = alerts->rbegin(); it != alerts->rend(); ++it) ids.push_back(it->id);
+  }
+  if (!ids.empty()) spdlog::info("alerts: resuming {} unfinished alert(s)", ids.size());
+  enqueue(ids);
+  return ok_status();
+}
+
+void AlertPipeline::pump() {
+  std::vector<std::string> starting;
+  {
+    std::lock_guard lock(mutex_);
+    while (in_flight_ < options_.max_in_flight && !queue_.empty()) {
+      starting.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      ++in_flight_;
+    }
+  }
+  for (auto& id : starting) asio::post(io_, [this, id = std::move(id)] { start(id); });
+}
+
+void AlertPipeline::finished() {
+  {
+    std::lock_guard lock(mutex_);
+    --in_flight_;
+  }
+  pump();
+}
+
+Status AlertPipeline::store_update(const AlertRecord& alert, const std::string& status,
+                                   const char* column, const json& value, const char* event) {
+  auto s = store_.update_alert(alert.id, status, column, value.dump(),
+                               {kRequester, event, alert.id,
+                                json{{"status", status}, {"case_id", alert.case_id}}.dump()},
+                               clock_.now_unix_ms());
+  if (!s) spdlog::error("alert {}: cannot store {}: {}", alert.id, column, s.error().message);
+  return s;
+}
+
+void AlertPipeline::start(const std::string& id) {
+  auto found = store_.find_alert(id);
+  if (!found || !*found) {
+    spdlog::error("alert {}: cannot load it: {}", id, found ? "not found" : found.error().message);
+    return finished();
+  }
+  AlertRecord alert = std::move(**found);
+  auto agents = store_.list_agents();
+  if (!agents) {
+    spdlog::error("alert {}: cannot list agents: {}", id, agents.error().message);
+    return finished();
+  }
+  auto plan = plan_ip_validation(alert, *agents, options_.lookback_days);
+  if (plan.ips.empty()) {
+    // No rule applies: nothing says it is irrelevant, so it goes on to enrichment.
+    const json record{{"rule", nullptr},
+                      {"outcome", "unvalidated"},
+                      {"reason", "no validation rule applies (no outside IP address observed)"}};
+    if (!store_update(alert, "unvalidated", "validation", record, "alert.validated")) return finished();
+    alert.status = "unvalidated";
+    alert.validation = record.dump();
+    return enrich(std::move(alert));
+  }
+  json pending{{"rule", "malicious_ip"},
+               {"outcome", "validating"},
+               {"ips", plan.ips},
+               {"asked_at", format_utc_ms(clock_.now_unix_ms())},
+               {"not_asked", plan.not_asked}};
+  if (!store_update(alert, "validating", "validation", pending, "alert.validation_started"))
+    return finished();
+  spdlog::info("alert {}: validating {} against {} agent(s)", alert.id, fmt::join(plan.ips, ", "),
+               plan.queries.size() / plan.ips.size());
+  auto queries = plan.queries;
+  const auto case_id = alert.case_id;
+  queries_.ask(std::move(queries), kRequester, case_id, options_.timeout_ms,
+               [this, alert = std::move(alert), plan = std::move(plan)](
+                   std::vector<LiveAnswer> answers) mutable {
+                 validated(std::move(alert), plan, std::move(answers));
+               });
+}
+
+void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
+                              std::vector<LiveAnswer> answers) {
+  auto agents = store_.list_agents();
+  auto outcome = decide_ip_validation(plan, answers, agents ? *agents : std::vector<AgentRecord>{},
+                                      options_.lookback_days);
+  outcome.record["decided_at"] = format_utc_ms(clock_.now_unix_ms());
+  spdlog::info("alert {}: {}: {}", alert.id, outcome.status, outcome.record["reason"].get<std::string>());
+  if (!store_update(alert, outcome.status, "validation", outcome.record, "alert.validated"))
+    return finished();
+  if (outcome.status == "not_relevant") return finished();
+  alert.status = outcome.status;
+  alert.validation = outcome.record.dump();
+  enrich(std::move(alert));
+}
+
+void AlertPipeline::enrich(AlertRecord alert) {
+  auto agents = store_.list_agents();
+  if (!agents) {
+    spdlog::error("alert {}: cannot list agents: {}", alert.id, agents.error().message);
+    return finished();
+  }
+  auto plan = std::make_shared<EnrichmentPlan>(plan_enrichment(alert, *agents));
+  auto alert_ptr = std::make_shared<AlertRecord>(std::move(alert));
+  auto complete = [this, plan, alert_ptr](std::vector<LiveAnswer> answers) {
+    auto history = store_.related_alerts(alert_ptr->host_name, alert_ptr->observables, alert_ptr->id, 20);
+    auto record = build_enrichment(*alert_ptr, *plan, answers, *assets_.current(),
+                                   history ? *history : std::vector<AlertRecord>{});
+    record["enriched_at"] = format_utc_ms(clock_.now_unix_ms());
+    (void)store_update(*alert_ptr, alert_ptr->status, "enrichment", record, "alert.enriched");
+    finished();
+  };
+  if (plan->queries.empty()) return complete({});
+  queries_.ask(plan->queries, kRequester, alert_ptr->case_id, options_.timeout_ms,
+               [this, alert_ptr, complete](std::vector<LiveAnswer> first) mutable {
+                 auto second = plan_executable_hash(*alert_ptr, first);
+                 if (second.empty()) return complete(std::move(first));
+                 queries_.ask(std::move(second), kRequester, alert_ptr->case_id, options_.timeout_ms,
+                              [first = std::move(first), complete](std::vector<LiveAnswer> more) mutable {
+                                first.insert(first.end(), more.begin(), more.end());
+                                complete(std::move(first));
+                              });
+               });
+}
+
+}  // namespace riposte::controller

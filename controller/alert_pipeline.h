@@ -1,0 +1,58 @@
+#pragma once
+
+// What happens to an alert after intake: validation (is it relevant?), then, unless it was ruled
+// not relevant, enrichment. Both ask agents through LiveQueries and store their outcome on the
+// alert with an audit entry. Alerts are taken from a queue a few at a time so a burst at intake
+// cannot flood the agents; alerts still "new" or "validating" when the controller restarts are
+// taken up again (resume), so a crash loses no work.
+
+#include <boost/asio/io_context.hpp>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "controller/alert_enrichment.h"
+#include "controller/alert_validation.h"
+#include "controller/asset_map.h"
+#include "controller/live_queries.h"
+#include "protocol/clock.h"
+
+namespace riposte::controller {
+
+struct AlertPipelineOptions {
+  std::uint32_t lookback_days = 30;
+  std::int64_t timeout_ms = 60'000;
+  std::size_t max_in_flight = 16;
+};
+
+class AlertPipeline {
+ public:
+  AlertPipeline(boost::asio::io_context& io, Store& store, LiveQueries& queries,
+                const AssetCatalog& assets, const Clock& clock, AlertPipelineOptions options);
+
+  void enqueue(const std::vector<std::string>& alert_ids);
+  // Queues alerts a previous run left unfinished.
+  Status resume();
+
+ private:
+  void pump();
+  void start(const std::string& id);
+  void validated(AlertRecord alert, const ValidationPlan& plan, std::vector<LiveAnswer> answers);
+  void enrich(AlertRecord alert);
+  void finished();
+  Status store_update(const AlertRecord& alert, const std::string& status, const char* column,
+                      const nlohmann::json& value, const char* event);
+
+  boost::asio::io_context& io_;
+  Store& store_;
+  LiveQueries& queries_;
+  const AssetCatalog& assets_;
+  const Clock& clock_;
+  AlertPipelineOptions options_;
+  std::mutex mutex_;
+  std::deque<std::string> queue_;
+  std::size_t in_flight_ = 0;
+};
+
+}  // namespace riposte::controller

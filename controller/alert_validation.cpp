@@ -1,0 +1,159 @@
+#include "controller/alert_validation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "protocol/action_kinds.h"
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxIpsPerAlert = 8;
+
+const AgentRecord* agent_by_id(const std::vector<AgentRecord>& agents, const std::string& id) {
+  for (const auto& a : agents)
+    if (a.id == id) return &a;
+  return nullptr;
+}
+
+// Protobuf's JSON writes 64-bit integers as strings.
+std::int64_t int64_field(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end()) return 0;
+  if (it->is_number()) return it->get<std::int64_t>();
+  if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
+  return 0;
+}
+
+}  // namespace
+
+std::vector<std::string> outside_ips(const AlertRecord& alert,
+                                     const std::vector<AgentRecord>& agents) {
+  std::set<std::string> ours(alert.host_ips.begin(), alert.host_ips.end());
+  for (const auto& agent : agents)
+    ours.insert(agent.facts.ip_addresses.begin(), agent.facts.ip_addresses.end());
+  std::vector<std::string> out;
+  for (const auto& o : alert.observables) {
+    if (o.type != observable_type::kIp || ours.contains(o.value)) continue;
+    if (std::find(out.begin(), out.end(), o.value) == out.end()) out.push_back(o.value);
+    if (out.size() == kMaxIpsPerAlert) break;
+  }
+  return out;
+}
+
+ValidationPlan plan_ip_validation(const AlertRecord& alert, const std::vector<AgentRecord>& agents,
+                                  std::uint32_t lookback_days) {
+  ValidationPlan plan;
+  plan.ips = outside_ips(alert, agents);
+  if (plan.ips.empty()) return plan;
+  for (const auto& agent : agents) {
+    if (agent.revoked_at_ms) continue;
+    if (!agent.connected) {
+      plan.not_asked.push_back({{"agent_id", agent.id},
+                                {"hostname", agent.facts.hostname},
+                                {"why", "agent offline"},
+                                {"last_seen", utc_or_null(agent.last_seen_ms)}});
+      continue;
+    }
+    for (const auto& ip : plan.ips) {
+      plan.queries.push_back({agent.id, std::string(action_kind::kNetworkConnections),
+                              json{{"history_address", ip}, {"history_days", lookback_days}}});
+    }
+  }
+  return plan;
+}
+
+ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
+                                       const std::vector<LiveAnswer>& answers,
+                                       const std::vector<AgentRecord>& agents,
+                                       std::uint32_t lookback_days) {
+  json hosts = json::array();
+  json checked = json::array();
+  json action_ids = json::array();
+  std::set<std::string> unanswered_agents;
+  for (const auto& answer : answers) {
+    const auto* agent = agent_by_id(agents, answer.query.agent_id);
+    const std::string hostname = agent ? agent->facts.hostname : "";
+    const std::string ip = answer.query.parameters.value("history_address", "");
+    if (!answer.action_id.empty()) action_ids.push_back(answer.action_id);
+    if (!answer.answered()) {
+      unanswered_agents.insert(answer.query.agent_id);
+      checked.push_back({{"agent_id", answer.query.agent_id},
+                         {"hostname", hostname},
+                         {"ip", ip},
+                         {"answer", answer.state},
+                         {"why", answer.reason}});
+      continue;
+    }
+    json contacts = json::array();
+    for (const auto& h : answer.result.value("history", json::array())) {
+      contacts.push_back({{"remote_address", h.value("remote_address", "")},
+                          {"remote_port", h.value("remote_port", 0)},
+                          {"protocol", h.value("protocol", "")},
+                          {"pid", h.value("pid", 0)},
+                          {"process", h.value("process", "")},
+                          {"first_seen", format_utc_ms(int64_field(h, "first_seen_unix_ms"))},
+                          {"last_seen", format_utc_ms(int64_field(h, "last_seen_unix_ms"))}});
+    }
+    // A connection open right now counts even if the history sampler has not seen it yet.
+    for (const auto& c : answer.result.value("current", json::array())) {
+      if (c.value("remote_address", "") != ip) continue;
+      contacts.push_back({{"remote_address", ip},
+                          {"remote_port", c.value("remote_port", 0)},
+                          {"protocol", c.value("protocol", "")},
+                          {"pid", c.value("pid", 0)},
+                          {"process", c.value("process", "")},
+                          {"state", c.value("state", "")},
+                          {"open_now", true}});
+    }
+    checked.push_back({{"agent_id", answer.query.agent_id},
+                       {"hostname", hostname},
+                       {"ip", ip},
+                       {"answer", contacts.empty() ? "no contact" : "contact"},
+                       {"action_id", answer.action_id}});
+    if (!contacts.empty()) {
+      hosts.push_back({{"agent_id", answer.query.agent_id},
+                       {"hostname", hostname},
+                       {"ip", ip},
+                       {"connections", contacts},
+                       {"action_id", answer.action_id}});
+    }
+  }
+  ValidationOutcome outcome;
+  const std::size_t asked = answers.size();
+  std::string reason;
+  if (!hosts.empty()) {
+    outcome.status = "qualified";
+    std::set<std::string> names;
+    for (const auto& h : hosts) names.insert(h["hostname"].get<std::string>());
+    reason = fmt::format("{} host(s) connected to {} in the last {} days: {}", names.size(),
+                         fmt::join(plan.ips, ", "), lookback_days, fmt::join(names, ", "));
+  } else if (unanswered_agents.empty() && plan.not_asked.empty() && asked > 0) {
+    outcome.status = "not_relevant";
+    reason = fmt::format("none of {} agents connected to {} in the last {} days", asked / plan.ips.size(),
+                         fmt::join(plan.ips, ", "), lookback_days);
+  } else {
+    outcome.status = "undetermined";
+    reason = fmt::format(
+        "no answering agent connected to {}, but {} agent(s) could not be asked or did not answer",
+        fmt::join(plan.ips, ", "), unanswered_agents.size() + plan.not_asked.size());
+  }
+  outcome.record = json{{"rule", "malicious_ip"},
+                        {"outcome", outcome.status},
+                        {"reason", reason},
+                        {"ips", plan.ips},
+                        {"lookback_days", lookback_days},
+                        {"hosts", hosts},
+                        {"checked", checked},
+                        {"not_asked", plan.not_asked},
+                        {"action_ids", action_ids}};
+  return outcome;
+}
+
+}  // namespace riposte::controller

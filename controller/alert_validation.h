@@ -1,0 +1,43 @@
+#pragma once
+
+// Validation: is an alert relevant to us before anything else happens? The built-in rule,
+// "malicious_ip", covers the case that matters most in practice: for an alert naming an outside
+// IP address, ask every agent whether its host talked to that address in the last N days (the
+// agent's connection history), and call the alert qualified only if one did — recording which
+// hosts, processes and when. Agents that could not be asked are listed; if none of those that
+// answered had contact but some could not answer, the outcome is "undetermined", not "not
+// relevant".
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "controller/live_queries.h"
+#include "controller/store.h"
+
+namespace riposte::controller {
+
+struct ValidationPlan {
+  std::vector<std::string> ips;  // the outside addresses to check; empty: rule does not apply
+  std::vector<LiveQuery> queries;
+  nlohmann::json not_asked = nlohmann::json::array();  // agents offline, with why
+};
+
+// IP observables that are not the alert's own host and not one of our agents' addresses.
+std::vector<std::string> outside_ips(const AlertRecord& alert,
+                                     const std::vector<AgentRecord>& agents);
+
+ValidationPlan plan_ip_validation(const AlertRecord& alert, const std::vector<AgentRecord>& agents,
+                                  std::uint32_t lookback_days);
+
+struct ValidationOutcome {
+  std::string status;     // qualified, not_relevant, undetermined
+  nlohmann::json record;  // stored as the alert's "validation"
+};
+
+ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
+                                       const std::vector<LiveAnswer>& answers,
+                                       const std::vector<AgentRecord>& agents,
+                                       std::uint32_t lookback_days);
+
+}  // namespace riposte::controller

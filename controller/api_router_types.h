@@ -1,0 +1,29 @@
+#pragma once
+
+// A request and response of the operator API, free of any HTTP library.
+
+#include <filesystem>
+#include <string>
+
+namespace riposte::controller {
+
+struct ApiRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path with optional query
+  std::string authorization;
+  std::string body;
+  std::string remote_address;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string body;  // JSON unless content_type says otherwise
+  std::string content_type = "application/json";
+  // When set, the response body is this file (evidence downloads), streamed by the server.
+  std::filesystem::path file;
+};
+
+// The percent-decoded value of `name` in the target's query string ("" when absent).
+std::string query_param(std::string_view target, std::string_view name);
+
+}  // namespace riposte::controller

@@ -1,0 +1,252 @@
+#include "controller/cli_alerts.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace riposte::cli {
+
+using nlohmann::json;
+
+void AlertCommands::attach(CLI::App& app) {
+  auto* alerts = app.add_subcommand("alerts", "alerts from SIEM/EDR: submit, list, show");
+  alerts->require_subcommand(1);
+  submit_ = alerts->add_subcommand(
+      "submit", "submit alerts from a file: one JSON alert, a JSON list, or JSON lines ('-': stdin)");
+  submit_->add_option("FILE", file_, "file to read, or - for stdin")->required();
+  submit_->add_option("--format", format_, "force the format: ecs, wazuh or generic")
+      ->check(CLI::IsMember({"ecs", "wazuh", "generic"}));
+  submit_->add_option("--batch", batch_, "alerts per request (default 1000)")
+      ->check(CLI::Range(1, 10'000));
+  submit_->add_flag("--json", json_, "print JSON");
+  list_ = alerts->add_subcommand("list", "list recent alerts");
+  list_->add_option("--status", status_,
+                    "only new, validating, qualified, not_relevant, undetermined or unvalidated");
+  list_->add_option("--limit", limit_, "at most this many (default 50)");
+  list_->add_flag("--json", json_, "print JSON");
+  show_ = alerts->add_subcommand("show", "show one alert: fields, observables, validation, "
+                                          "enrichment, confidence with reasons");
+  show_->add_option("ID", id_, "alert id")->required();
+  show_->add_flag("--json", json_, "print JSON");
+
+  auto* intel = app.add_subcommand("intel", "threat-intelligence feeds");
+  intel->require_subcommand(1);
+  lookup_ = intel->add_subcommand("lookup", "which feeds list an indicator, and the confidence");
+  lookup_->add_option("VALUE", value_, "IP address, domain, URL or hash")->required();
+  lookup_->add_flag("--json", json_, "print JSON");
+  feeds_ = intel->add_subcommand("feeds", "loaded feeds and their indicator counts");
+  feeds_->add_flag("--json", json_, "print JSON");
+  reload_ = intel->add_subcommand("reload", "re-read the feed files and the asset map");
+  reload_->add_flag("--json", json_, "print JSON");
+
+  auto* assets = app.add_subcommand("assets", "the asset map merged with the agent inventory");
+  assets->require_subcommand(1);
+  assets_ = assets->add_subcommand("list", "hosts with their application, environment, "
+                                            "criticality and owner; gaps on both sides");
+  assets_->add_flag("--json", json_, "print JSON");
+
+  auto* cases = app.add_subcommand("cases", "cases grouping related alerts");
+  cases->require_subcommand(1);
+  case_show_ = cases->add_subcommand("show", "show one case");
+  case_show_->add_option("ID", id_, "case id")->required();
+  case_show_->add_flag("--json", json_, "print JSON");
+}
+
+std::optional<int> AlertCommands::run(const Connection& c) {
+  if (submit_->parsed()) return submit(c);
+  if (show_->parsed()) return show(c);
+  if (list_->parsed()) {
+    std::string target = fmt::format("/api/v1/alerts?limit={}", limit_);
+    if (!status_.empty()) target += "&status=" + url_encode(status_);
+    const auto result = call(c, "GET", target);
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& a : result["alerts"]) {
+      rows.push_back({text(a["id"]), text(a["source"]), text(a["severity"]), text(a["status"]),
+                      fmt::format("{:.2f} {}", a.value("confidence", 0.0), text(a["decision"])),
+                      text(a["host"]["name"]), text(a["rule"]["name"]), text(a["timestamp"])});
+    }
+    print_table({"ID", "SOURCE", "SEVERITY", "STATUS", "CONFIDENCE", "HOST", "RULE", "TIME"}, rows);
+    return 0;
+  }
+  if (lookup_->parsed()) {
+    const auto result = call(c, "GET", "/api/v1/intel/lookup?value=" + url_encode(value_));
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+    } else {
+      std::cout << fmt::format("{} {}: listed by {} of {} feeds ({})\nconfidence {:.2f}: {}\n",
+                               text(result["type"]), text(result["value"]), result["feeds"].size(),
+                               result["feeds_configured"].dump(), text(result["feeds"]),
+                               result.value("confidence", 0.0), text(result["decision"]));
+    }
+    return 0;
+  }
+  if (feeds_->parsed() || reload_->parsed()) {
+    const auto result = feeds_->parsed() ? call(c, "GET", "/api/v1/intel/feeds")
+                                         : call(c, "POST", "/api/v1/intel/reload");
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    if (reload_->parsed()) std::cout << "Reloaded.\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : result["feeds"]) {
+      rows.push_back({text(f["name"]), text(f["format"]), f["weight"].dump(),
+                      f["indicators"].dump(), f["networks"].dump(), f["skipped"].dump(),
+                      text(f["loaded_at"]), text(f["path"])});
+    }
+    print_table({"NAME", "FORMAT", "WEIGHT", "INDICATORS", "RANGES", "SKIPPED", "LOADED", "PATH"},
+                rows);
+    return 0;
+  }
+  if (assets_->parsed()) {
+    const auto view = call(c, "GET", "/api/v1/assets");
+    if (json_) {
+      std::cout << view.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& h : view["hosts"]) {
+      rows.push_back({text(h["hostname"]), text(h["agent_id"]), text(h["status"]), text(h["assets"]),
+                      text(h["application"]), text(h["environment"]), text(h["criticality"]),
+                      text(h["owner"])});
+    }
+    for (const auto& h : view["agents_not_covered"]) {
+      rows.push_back({text(h["hostname"]), text(h["agent_id"]), text(h["status"]),
+                      "NOT COVERED by any asset entry", "-", "-", "-", "-"});
+    }
+    print_table({"HOST", "AGENT", "STATUS", "ASSETS", "APPLICATION", "ENVIRONMENT", "CRITICALITY",
+                 "OWNER"},
+                rows);
+    if (!view["entries_without_agent"].empty()) {
+      std::cout << "\nAsset entries with no enrolled agent: " << text(view["entries_without_agent"])
+                << "\n";
+    }
+    return 0;
+  }
+  if (case_show_->parsed()) {
+    const auto result = call(c, "GET", "/api/v1/cases/" + id_);
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+    } else {
+      for (const char* key : {"id", "title", "status", "severity", "host", "created_at", "updated_at", "alerts"})
+        std::cout << fmt::format("{:<12} {}\n", std::string(key) + ":", text(result[key]));
+    }
+    return 0;
+  }
+  return std::nullopt;
+}
+
+int AlertCommands::submit(const Connection& c) {
+  std::string content;
+  if (file_ == "-") {
+    std::ostringstream in;
+    in << std::cin.rdbuf();
+    content = in.str();
+  } else {
+    std::ifstream in(file_, std::ios::binary);
+    if (!in) die(fmt::format("cannot read {}", file_));
+    std::ostringstream text_in;
+    text_in << in.rdbuf();
+    content = text_in.str();
+  }
+  // One JSON document (an alert or a list), or JSON lines: one alert per line.
+  std::vector<json> documents;
+  auto whole = json::parse(content, nullptr, /*allow_exceptions=*/false);
+  if (!whole.is_discarded()) {
+    if (whole.is_array()) {
+      for (auto& d : whole) documents.push_back(std::move(d));
+    } else {
+      documents.push_back(std::move(whole));
+    }
+  } else {
+    std::istringstream lines(content);
+    std::string line;
+    for (std::size_t n = 1; std::getline(lines, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (doc.is_discarded())
+        die(fmt::format("{}: line {} is not JSON (the file is neither one JSON document nor JSON "
+                        "lines)", file_, n));
+      documents.push_back(std::move(doc));
+    }
+  }
+  if (documents.empty()) die(fmt::format("{}: no alerts in it", file_));
+  const std::string target = "/api/v1/alerts" + (format_.empty() ? "" : "?format=" + format_);
+  json combined{{"ids", json::array()}, {"stored", 0}, {"duplicates", 0}, {"alerts", json::array()}};
+  for (std::size_t start = 0; start < documents.size(); start += batch_) {
+    const auto end = std::min(documents.size(), start + batch_);
+    json batch = json::array();
+    for (std::size_t i = start; i < end; ++i) batch.push_back(documents[i]);
+    const std::string body = documents.size() == 1 ? documents[0].dump() : batch.dump();
+    auto response = json::parse(call_raw_text(c, "POST", target, body), nullptr, false);
+    if (!response.is_object()) die("controller sent a response that is not JSON");
+    for (const auto& id : response["ids"]) combined["ids"].push_back(id);
+    for (const auto& a : response["alerts"]) combined["alerts"].push_back(a);
+    combined["stored"] = combined["stored"].get<int>() + response.value("stored", 0);
+    combined["duplicates"] = combined["duplicates"].get<int>() + response.value("duplicates", 0);
+    if (documents.size() > batch_) std::cerr << fmt::format("sent {}/{} alerts\n", end, documents.size());
+  }
+  if (json_) {
+    std::cout << combined.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : combined["alerts"])
+    rows.push_back({text(a["id"]), text(a["case_id"]), a.value("duplicate", false) ? "duplicate" : "stored"});
+  print_table({"ALERT", "CASE", "RESULT"}, rows);
+  std::cout << fmt::format("{} stored, {} duplicate(s)\n", combined["stored"].dump(),
+                           combined["duplicates"].dump());
+  return 0;
+}
+
+int AlertCommands::show(const Connection& c) {
+  const auto a = call(c, "GET", "/api/v1/alerts/" + url_encode(id_));
+  if (json_) {
+    std::cout << a.dump(2) << "\n";
+    return 0;
+  }
+  auto line = [](std::string_view key, const std::string& value) {
+    std::cout << fmt::format("{:<13} {}\n", std::string(key) + ":", value);
+  };
+  line("id", text(a["id"]));
+  line("source", text(a["source"]));
+  line("rule", fmt::format("{} ({})", text(a["rule"]["name"]), text(a["rule"]["id"])));
+  line("severity", text(a["severity"]));
+  line("timestamp", text(a["timestamp"]));
+  line("host", text(a["host"]["name"]));
+  if (a.contains("user")) line("user", text(a["user"]["name"]));
+  line("case", text(a["case_id"]));
+  line("status", text(a["status"]));
+  for (const auto& o : a["observables"]) line("observable", fmt::format("{} {}", text(o["type"]), text(o["value"])));
+  for (const auto& n : a["notes"]) line("note", text(n));
+  for (const auto& asset : a["assets"])
+    line("asset", fmt::format("{} app={} env={} criticality={} owner={}", text(asset["name"]),
+                              text(asset["application"]), text(asset["environment"]),
+                              text(asset["criticality"]), text(asset["owner"])));
+  const auto& v = a["validation"];
+  if (v.is_object() && v.contains("outcome"))
+    line("validation", fmt::format("{}: {}", text(v["outcome"]), text(v.value("reason", json()))));
+  const auto& conf = a["confidence"];
+  if (conf.is_object() && conf.contains("decision"))
+    line("confidence", fmt::format("{:.2f} -> {}: {}", conf.value("score", 0.0), text(conf["decision"]),
+                                   text(conf.value("reason", json()))));
+  const auto& e = a["enrichment"];
+  if (e.is_object() && e.contains("impacted")) {
+    line("impacted", std::to_string(e["impacted"].size()) + " host(s)");
+    line("people", std::to_string(e["people"].size()) + " logged in");
+    line("history", std::to_string(e["history"]["alerts"].size()) + " related alert(s)");
+    for (const auto& m : e["missing"])
+      line("missing", fmt::format("{} on {}: {}", text(m.value("what", json())),
+                                  text(m.value("hostname", m.value("agent_id", json()))),
+                                  text(m.value("why", json()))));
+  }
+  return 0;
+}
+
+}  // namespace riposte::cli

@@ -1,0 +1,130 @@
+#include "controller/cli_support.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "protocol/address.h"
+#include "protocol/https_client.h"
+#include "protocol/secure_file.h"
+#include "protocol/tls.h"
+
+namespace riposte::cli {
+
+using nlohmann::json;
+
+[[noreturn]] void die(std::string_view message) {
+  std::cerr << "riposte: " << message << "\n";
+  std::exit(1);
+}
+
+std::string env_or(const char* name, const std::string& given) {
+  if (!given.empty()) return given;
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+namespace {
+
+std::string request(const Connection& c, const std::string& method, const std::string& target,
+                    std::string body, const std::string& output_file) {
+  if (c.server.empty()) die("no controller: pass --server https://HOST:PORT or set RIPOSTE_SERVER");
+  if (c.token.empty()) die("no API token: pass --token or set RIPOSTE_TOKEN");
+  if (c.ca.empty()) die("no CA certificate: pass --ca FILE or set RIPOSTE_CA");
+  std::string_view url = c.server;
+  if (!url.starts_with("https://"))
+    die(fmt::format("--server '{}' must start with https://", c.server));
+  url.remove_prefix(8);
+  while (url.ends_with('/')) url.remove_suffix(1);
+  auto address = parse_host_port(url);
+  if (!address) die(fmt::format("--server: {}", address.error().message));
+  auto ca_pem = read_file(c.ca);
+  if (!ca_pem) die(ca_pem.error().message);
+  auto tls = tls::make_tls13_context();
+  if (auto s = tls::trust_only(tls, *ca_pem); !s) die(s.error().message);
+
+  HttpsRequest http;
+  http.host = address->host;
+  http.port = address->port;
+  http.method = method;
+  http.target = target;
+  http.bearer_token = c.token;
+  http.output_file = output_file;
+  http.body = std::move(body);
+  auto response = https_request(http, tls);
+  if (!response) die(response.error().message);
+  if (response->status >= 400) {
+    const auto parsed = json::parse(response->body, nullptr, false);
+    const std::string reason = parsed.is_object() && parsed.contains("error")
+                                   ? parsed["error"].get<std::string>()
+                                   : response->body;
+    die(fmt::format("controller answered {}: {}", response->status, reason));
+  }
+  return std::move(response->body);
+}
+
+}  // namespace
+
+std::string call_raw(const Connection& c, const std::string& method, const std::string& target,
+                     const json& body, const std::string& output_file) {
+  return request(c, method, target, body.is_null() ? "" : body.dump(), output_file);
+}
+
+std::string call_raw_text(const Connection& c, const std::string& method,
+                          const std::string& target, std::string body) {
+  return request(c, method, target, std::move(body), "");
+}
+
+json call(const Connection& c, const std::string& method, const std::string& target,
+          const json& body) {
+  auto parsed = json::parse(call_raw(c, method, target, body), nullptr, false);
+  if (parsed.is_discarded()) die("controller sent a response that is not JSON");
+  return parsed;
+}
+
+std::string text(const json& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& item : v) {
+      if (!out.empty()) out += ',';
+      out += text(item);
+    }
+    return out.empty() ? "-" : out;
+  }
+  return v.dump();
+}
+
+void print_table(const std::vector<std::string>& headers,
+                 const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(headers.size());
+  for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      out += cells[i];
+      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  line(headers);
+  for (const auto& row : rows) line(row);
+}
+
+
+std::string url_encode(std::string_view value) {
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+}  // namespace riposte::cli

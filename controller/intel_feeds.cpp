@@ -1,0 +1,436 @@
+#include "controller/intel_feeds.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace riposte::controller {
+
+using nlohmann::json;
+namespace t = observable_type;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kMaxSkipReasons = 5;
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
+  return text;
+}
+
+void skip(FeedContents& out, std::string reason) {
+  ++out.skipped;
+  if (out.skip_reasons.size() < kMaxSkipReasons) out.skip_reasons.push_back(std::move(reason));
+}
+
+// Adds `value` as `type` (guessed when empty); CIDR ranges become networks.
+bool add_indicator(FeedContents& out, std::string_view raw, std::string_view type = {}) {
+  const auto value = trim(raw);
+  if (value.empty()) return false;
+  if ((type.empty() || type == t::kIp) && value.find('/') != std::string_view::npos &&
+      value.find("://") == std::string_view::npos) {
+    if (auto network = IpNetwork::parse(value)) {
+      out.networks.push_back(*network);
+      return true;
+    }
+  }
+  if (type.empty()) {
+    auto guessed = guess_observable_type(value);
+    if (!guessed) return false;
+    type = *guessed;
+  }
+  auto canonical = canonical_observable(type, value);
+  if (!canonical) return false;
+  out.indicators.push_back({std::string(type), std::move(*canonical), ""});
+  return true;
+}
+
+Result<std::string> read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{fmt::format("cannot read {}", path.string())};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+Result<json> read_json(const fs::path& path) {
+  auto text = read_file(path);
+  if (!text) return text.error();
+  auto parsed = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return Error{fmt::format("{} is not valid JSON", path.string())};
+  return parsed;
+}
+
+template <typename Fn>
+void for_each_line(const std::string& text, Fn fn) {
+  std::size_t line_no = 0, start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    fn(++line_no, line);
+    start = end + 1;
+  }
+}
+
+Result<FeedContents> load_list(const FeedConfig& feed) {
+  auto text = read_file(feed.path);
+  if (!text) return text.error();
+  FeedContents out;
+  for_each_line(*text, [&](std::size_t line_no, std::string_view line) {
+    line = trim(line);
+    if (line.empty() || line.front() == '#' || line.front() == ';') return;
+    // "value  # comment" and "value<TAB>extra" both keep the first token.
+    line = line.substr(0, line.find_first_of(" \t#"));
+    if (!add_indicator(out, line))
+      skip(out, fmt::format("line {}: \"{}\" is not an indicator", line_no, line.substr(0, 80)));
+  });
+  return out;
+}
+
+Result<FeedContents> load_csv(const FeedConfig& feed) {
+  auto text = read_file(feed.path);
+  if (!text) return text.error();
+  std::vector<std::string> header;
+  std::vector<std::pair<std::size_t, std::vector<std::string>>> rows;
+  std::string last_comment;
+  for_each_line(*text, [&](std::size_t line_no, std::string_view line) {
+    if (trim(line).empty()) return;
+    if (line.front() == '#') {
+      last_comment = std::string(trim(line.substr(1)));
+      return;
+    }
+    auto fields = split_csv_line(line);
+    // A header is either the last comment line before the data (Feodo writes it so) or a first
+    // data line that names the configured column.
+    if (rows.empty() && header.empty()) {
+      if (!feed.column.empty() &&
+          std::find(fields.begin(), fields.end(), feed.column) != fields.end()) {
+        header = std::move(fields);
+        return;
+      }
+      if (last_comment.find(',') != std::string::npos) header = split_csv_line(last_comment);
+    }
+    rows.emplace_back(line_no, std::move(fields));
+  });
+
+  std::size_t column = 0;
+  if (!feed.column.empty()) {
+    const auto it = std::find(header.begin(), header.end(), feed.column);
+    if (it == header.end()) {
+      return Error{fmt::format("{}: no column '{}' in the header{}", feed.path.string(),
+                               feed.column,
+                               header.empty() ? " (no header line found)"
+                                              : fmt::format(" ({})", fmt::join(header, ", ")))};
+    }
+    column = static_cast<std::size_t>(it - header.begin());
+  } else {
+    // The first column where most of the first rows hold indicators.
+    std::size_t width = 0;
+    for (const auto& [n, fields] : rows) width = std::max(width, fields.size());
+    bool found = false;
+    for (std::size_t c = 0; c < width && !found; ++c) {
+      std::size_t sampled = 0, hits = 0;
+      for (std::size_t r = 0; r < rows.size() && sampled < 20; ++r, ++sampled) {
+        if (c < rows[r].second.size() && guess_observable_type(rows[r].second[c])) ++hits;
+      }
+      if (sampled > 0 && hits * 2 > sampled) {
+        column = c;
+        found = true;
+      }
+    }
+    if (!found && !rows.empty()) {
+      return Error{fmt::format("{}: no column holds indicators; set 'column' to the header name",
+                               feed.path.string())};
+    }
+  }
+  FeedContents out;
+  for (const auto& [line_no, fields] : rows) {
+    if (column >= fields.size() || !add_indicator(out, fields[column])) {
+      skip(out, fmt::format("line {}: no indicator in column {}", line_no, column + 1));
+    }
+  }
+  return out;
+}
+
+// MISP attribute types we can look up, and which part of a composite value ("a|b") to use.
+void add_misp_attribute(FeedContents& out, const json& attribute, const std::string& where) {
+  if (!attribute.is_object()) return;
+  if (attribute.value("deleted", false)) return;
+  // to_ids=false marks context, not something to detect on.
+  if (attribute.contains("to_ids") && attribute["to_ids"].is_boolean() &&
+      !attribute["to_ids"].get<bool>())
+    return;
+  const auto type = attribute.value("type", "");
+  const auto value = attribute.value("value", "");
+  const auto bar = value.find('|');
+  const std::string first = value.substr(0, bar);
+  const std::string second = bar == std::string::npos ? "" : value.substr(bar + 1);
+  bool ok = true;
+  if (type == "ip-src" || type == "ip-dst") {
+    ok = add_indicator(out, value, t::kIp);
+  } else if (type == "ip-src|port" || type == "ip-dst|port") {
+    ok = add_indicator(out, first, t::kIp);
+  } else if (type == "domain" || type == "hostname") {
+    ok = add_indicator(out, value, t::kDomain);
+  } else if (type == "domain|ip" || type == "hostname|port") {
+    ok = add_indicator(out, first, t::kDomain);
+    if (type == "domain|ip") ok = add_indicator(out, second, t::kIp) && ok;
+  } else if (type == "url") {
+    ok = add_indicator(out, value, t::kUrl);
+  } else if (type == "md5" || type == "sha1" || type == "sha256") {
+    ok = add_indicator(out, value, type);
+  } else if (type == "filename|md5" || type == "filename|sha1" || type == "filename|sha256") {
+    ok = add_indicator(out, second, type.substr(9));
+  } else {
+    return;  // other attribute kinds (text, email-subject, ...) are context
+  }
+  if (!ok) skip(out, fmt::format("{}: {} \"{}\" is not a valid indicator", where, type, value.substr(0, 80)));
+}
+
+Result<FeedContents> load_misp(const FeedConfig& feed) {
+  if (!fs::is_directory(feed.path))
+    return Error{fmt::format("{}: a MISP feed is a directory with manifest.json", feed.path.string())};
+  auto manifest = read_json(feed.path / "manifest.json");
+  if (!manifest) return manifest.error();
+  if (!manifest->is_object())
+    return Error{fmt::format("{}: manifest.json must map event UUIDs to event summaries",
+                             feed.path.string())};
+  FeedContents out;
+  for (const auto& [uuid, summary] : manifest->items()) {
+    const bool safe = !uuid.empty() && std::all_of(uuid.begin(), uuid.end(), [](unsigned char c) {
+      return std::isxdigit(c) || c == '-';
+    });
+    if (!safe) return Error{fmt::format("{}: manifest key '{}' is not an event UUID", feed.path.string(), uuid)};
+    const auto file = feed.path / (uuid + ".json");
+    auto event = read_json(file);
+    if (!event) return Error{fmt::format("MISP feed {}: event listed in manifest.json: {}", feed.name, event.error().message)};
+    const auto* body = event->is_object() && event->contains("Event") ? &(*event)["Event"] : nullptr;
+    if (body == nullptr || !body->is_object())
+      return Error{fmt::format("{}: not a MISP event (no \"Event\" object)", file.string())};
+    const auto where = file.filename().string();
+    if (const auto it = body->find("Attribute"); it != body->end() && it->is_array()) {
+      for (const auto& a : *it) add_misp_attribute(out, a, where);
+    }
+    if (const auto it = body->find("Object"); it != body->end() && it->is_array()) {
+      for (const auto& object : *it) {
+        if (!object.is_object()) continue;
+        if (const auto attrs = object.find("Attribute"); attrs != object.end() && attrs->is_array())
+          for (const auto& a : *attrs) add_misp_attribute(out, a, where);
+      }
+    }
+  }
+  return out;
+}
+
+// One comparison of a STIX pattern: `object-path = 'value'` or `... ISSUBSET 'cidr'`.
+struct StixComparison {
+  std::string path;
+  std::string op;
+  std::string value;
+};
+
+// Parses the patterns we can use: one or more observation expressions joined by OR, each a list
+// of comparisons joined by OR. Anything with AND, FOLLOWEDBY or qualifiers is a correlation a
+// single-observable lookup cannot confirm: an error naming it.
+Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern) {
+  std::vector<StixComparison> out;
+  std::size_t i = 0;
+  auto skip_space = [&] {
+    while (i < pattern.size() && std::isspace(static_cast<unsigned char>(pattern[i]))) ++i;
+  };
+  auto word = [&] {
+    skip_space();
+    std::size_t start = i;
+    while (i < pattern.size() && !std::isspace(static_cast<unsigned char>(pattern[i])) &&
+           pattern[i] != '[' && pattern[i] != ']' && pattern[i] != '\'' && pattern[i] != '=')
+      ++i;
+    return std::string(pattern.substr(start, i - start));
+  };
+  int depth = 0;
+  while (true) {
+    skip_space();
+    if (i >= pattern.size()) break;
+    if (pattern[i] == '[' || pattern[i] == '(') {
+      ++depth;
+      ++i;
+      continue;
+    }
+    if (pattern[i] == ']' || pattern[i] == ')') {
+      --depth;
+      ++i;
+      continue;
+    }
+    auto token = word();
+    if (token.empty()) return Error{fmt::format("unexpected '{}'", pattern[i])};
+    if (token == "OR") continue;
+    if (token == "AND" || token == "FOLLOWEDBY" || token == "WITHIN" || token == "REPEATS" ||
+        token == "START" || token == "NOT")
+      return Error{fmt::format("'{}' patterns are not single indicators", token)};
+    if (depth == 0) return Error{fmt::format("'{}' outside an observation expression", token)};
+    // token is an object path, possibly with a quoted part: file:hashes.'SHA-256'
+    std::string path = token;
+    while (i < pattern.size() && pattern[i] == '\'') {
+      const auto close = pattern.find('\'', i + 1);
+      if (close == std::string_view::npos) return Error{"unterminated quote"};
+      path += pattern.substr(i, close - i + 1);
+      i = close + 1;
+      path += word();
+    }
+    skip_space();
+    std::string op;
+    if (i < pattern.size() && pattern[i] == '=') {
+      op = "=";
+      ++i;
+    } else {
+      op = word();
+    }
+    if (op != "=" && op != "ISSUBSET")
+      return Error{fmt::format("operator '{}' is not an exact match", op)};
+    skip_space();
+    if (i >= pattern.size() || pattern[i] != '\'') return Error{"expected a quoted value"};
+    std::string value;
+    for (++i; i < pattern.size() && pattern[i] != '\''; ++i) {
+      if (pattern[i] == '\\' && i + 1 < pattern.size()) ++i;
+      value += pattern[i];
+    }
+    if (i >= pattern.size()) return Error{"unterminated value"};
+    ++i;
+    out.push_back({path, op, value});
+  }
+  if (depth != 0) return Error{"unbalanced brackets"};
+  if (out.empty()) return Error{"empty pattern"};
+  return out;
+}
+
+Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& file) {
+  if (!bundle.is_object() || bundle.value("type", "") != "bundle")
+    return Error{fmt::format("{}: not a STIX bundle (\"type\": \"bundle\" missing)", file.string())};
+  // STIX 2.0 bundles carry spec_version; 2.1 moved it onto each object.
+  if (bundle.contains("spec_version")) {
+    return Error{fmt::format("{}: STIX {} bundle; only STIX 2.1 is supported", file.string(),
+                             bundle["spec_version"].is_string() ? bundle["spec_version"].get<std::string>() : "?")};
+  }
+  if (!bundle.contains("objects")) return ok_status();
+  if (!bundle["objects"].is_array())
+    return Error{fmt::format("{}: \"objects\" must be a list", file.string())};
+  for (const auto& object : bundle["objects"]) {
+    if (!object.is_object() || object.value("type", "") != "indicator") continue;
+    const auto id = object.value("id", "?");
+    if (object.value("spec_version", "") != "2.1") {
+      return Error{fmt::format("{}: indicator {} is not STIX 2.1 (spec_version {})", file.string(),
+                               id, object.contains("spec_version") ? object["spec_version"].dump() : "missing")};
+    }
+    if (object.value("revoked", false)) continue;
+    if (object.value("pattern_type", "") != "stix") {
+      skip(out, fmt::format("{}: pattern_type '{}' is not stix", id, object.value("pattern_type", "")));
+      continue;
+    }
+    auto comparisons = parse_stix_pattern(object.value("pattern", ""));
+    if (!comparisons) {
+      skip(out, fmt::format("{}: {}", id, comparisons.error().message));
+      continue;
+    }
+    for (const auto& c : *comparisons) {
+      std::string_view type;
+      if (c.path == "ipv4-addr:value" || c.path == "ipv6-addr:value") type = t::kIp;
+      if (c.path == "domain-name:value") type = t::kDomain;
+      if (c.path == "url:value") type = t::kUrl;
+      if (c.path == "file:hashes.MD5" || c.path == "file:hashes.'MD5'") type = t::kMd5;
+      if (c.path == "file:hashes.'SHA-1'" || c.path == "file:hashes.SHA1") type = t::kSha1;
+      if (c.path == "file:hashes.'SHA-256'" || c.path == "file:hashes.SHA256") type = t::kSha256;
+      if (type.empty()) {
+        skip(out, fmt::format("{}: '{}' is not an indicator type we match", id, c.path));
+        continue;
+      }
+      if (c.op == "ISSUBSET" && type != t::kIp) {
+        skip(out, fmt::format("{}: ISSUBSET on {}", id, c.path));
+        continue;
+      }
+      if (!add_indicator(out, c.value, type))
+        skip(out, fmt::format("{}: \"{}\" is not a valid {}", id, c.value.substr(0, 80), type));
+    }
+  }
+  return ok_status();
+}
+
+Result<FeedContents> load_stix(const FeedConfig& feed) {
+  std::vector<fs::path> files;
+  if (fs::is_directory(feed.path)) {
+    for (const auto& entry : fs::directory_iterator(feed.path))
+      if (entry.path().extension() == ".json") files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    if (files.empty()) return Error{fmt::format("{}: no *.json bundles", feed.path.string())};
+  } else {
+    files.push_back(feed.path);
+  }
+  FeedContents out;
+  for (const auto& file : files) {
+    auto bundle = read_json(file);
+    if (!bundle) return bundle.error();
+    if (auto s = add_stix_bundle(out, *bundle, file); !s) return s.error();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> split_csv_line(std::string_view line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  for (auto& f : fields) f = std::string(trim(f));
+  return fields;
+}
+
+Result<FeedContents> load_feed(const FeedConfig& feed) {
+  if (!fs::exists(feed.path))
+    return Error{fmt::format("feed '{}': {} does not exist", feed.name, feed.path.string())};
+  Result<FeedContents> loaded = Error{""};
+  if (feed.format == "csv") {
+    loaded = load_csv(feed);
+  } else if (feed.format == "list") {
+    loaded = load_list(feed);
+  } else if (feed.format == "misp") {
+    loaded = load_misp(feed);
+  } else if (feed.format == "stix") {
+    loaded = load_stix(feed);
+  } else {
+    return Error{fmt::format("feed '{}': unknown format '{}' (csv, list, misp or stix)", feed.name,
+                             feed.format)};
+  }
+  if (!loaded) return Error{fmt::format("feed '{}': {}", feed.name, loaded.error().message)};
+  if (loaded->indicators.empty() && loaded->networks.empty() && loaded->skipped > 0) {
+    return Error{fmt::format("feed '{}': none of its {} entries is a usable indicator (first: {})",
+                             feed.name, loaded->skipped, loaded->skip_reasons.front())};
+  }
+  return loaded;
+}
+
+}  // namespace riposte::controller

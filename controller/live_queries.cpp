@@ -1,0 +1,117 @@
+#include "controller/live_queries.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace riposte::controller {
+
+namespace asio = boost::asio;
+
+struct LiveQueries::Batch {
+  std::vector<LiveAnswer> answers;
+  std::size_t pending = 0;
+  bool finished = false;
+  Done done;
+  std::unique_ptr<asio::steady_timer> deadline;
+};
+
+LiveQueries::LiveQueries(asio::io_context& io, Store& store, ActionDispatcher& dispatcher)
+    : io_(io), store_(store), dispatcher_(dispatcher) {
+  std::weak_ptr<bool> alive = alive_;
+  dispatcher_.add_observer([this, alive](const std::string& action_id, ActionState) {
+    if (alive.lock()) action_ended(action_id);
+  });
+}
+
+LiveQueries::~LiveQueries() { alive_.reset(); }
+
+void LiveQueries::ask(std::vector<LiveQuery> queries, const std::string& requester,
+                      const std::string& case_id, std::int64_t timeout_ms, Done done) {
+  auto batch = std::make_shared<Batch>();
+  batch->done = std::move(done);
+  batch->deadline = std::make_unique<asio::steady_timer>(io_);
+  std::lock_guard lock(mutex_);
+  for (auto& query : queries) {
+    LiveAnswer answer;
+    answer.query = query;
+    ActionSubmission submission;
+    submission.agent_ids = {query.agent_id};
+    submission.kind = query.kind;
+    submission.parameters = query.parameters;
+    // The action outlives the wait a little, so a late answer is still recorded on the action.
+    submission.ttl_ms = std::max<std::int64_t>(timeout_ms, 1000) + 30'000;
+    submission.requester = requester;
+    submission.case_id = case_id;
+    auto issued = dispatcher_.submit(submission);
+    if (!issued || issued->empty()) {
+      answer.state = "failed";
+      answer.reason = issued ? "no action issued" : issued.error().message;
+    } else {
+      answer.action_id = issued->front().id;
+      answer.state = "unanswered";
+      by_action_[answer.action_id] = batch;
+      ++batch->pending;
+    }
+    batch->answers.push_back(std::move(answer));
+  }
+  if (batch->pending == 0) {
+    batch->finished = true;
+    asio::post(io_, [batch] { batch->done(std::move(batch->answers)); });
+    return;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  batch->deadline->expires_after(std::chrono::milliseconds(timeout_ms));
+  batch->deadline->async_wait([this, alive, batch](const boost::system::error_code& ec) {
+    if (ec || !alive.lock()) return;
+    finish(batch);
+  });
+}
+
+void LiveQueries::action_ended(const std::string& action_id) {
+  std::shared_ptr<Batch> batch;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = by_action_.find(action_id);
+    if (it == by_action_.end()) return;
+    batch = it->second;
+  }
+  auto record = store_.find_action(action_id);
+  std::lock_guard lock(mutex_);
+  by_action_.erase(action_id);
+  if (batch->finished) return;
+  for (auto& answer : batch->answers) {
+    if (answer.action_id != action_id) continue;
+    if (record && *record) {
+      const auto json = action_json(**record);
+      answer.state = json["state"].get<std::string>();
+      answer.reason = json["reason"].is_string() ? json["reason"].get<std::string>() : "";
+      answer.result = json["result"];
+    } else {
+      answer.state = "failed";
+      answer.reason = record ? "action vanished from the store" : record.error().message;
+    }
+  }
+  if (--batch->pending == 0) {
+    batch->finished = true;
+    batch->deadline->cancel();
+    asio::post(io_, [batch] { batch->done(std::move(batch->answers)); });
+  }
+}
+
+void LiveQueries::finish(const std::shared_ptr<Batch>& batch) {
+  std::lock_guard lock(mutex_);
+  if (batch->finished) return;
+  batch->finished = true;
+  for (auto& answer : batch->answers) {
+    if (answer.state == "unanswered") {
+      by_action_.erase(answer.action_id);
+      answer.reason = "no answer before the deadline";
+    }
+  }
+  asio::post(io_, [batch] { batch->done(std::move(batch->answers)); });
+}
+
+}  // namespace riposte::controller

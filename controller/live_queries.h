@@ -1,0 +1,62 @@
+#pragma once
+
+// Asking agents questions for the controller's own decisions (alert validation, enrichment):
+// each question is a signed read-only action dispatched like any other (so it is audited and
+// verified by the agent), and the answers are collected until all have ended or a deadline
+// passes. Questions that got no answer are reported as such, never dropped.
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "controller/action_dispatcher.h"
+
+namespace riposte::controller {
+
+struct LiveQuery {
+  std::string agent_id;
+  std::string kind;  // a read-only action kind (network.connections, host.logins, ...)
+  nlohmann::json parameters = nlohmann::json::object();
+};
+
+struct LiveAnswer {
+  LiveQuery query;
+  std::string action_id;  // empty when the action could not even be issued
+  std::string state;      // succeeded, failed, refused, expired, or "unanswered"
+  std::string reason;
+  nlohmann::json result;  // the typed result as JSON when succeeded
+  bool answered() const { return state == "succeeded"; }
+};
+
+class LiveQueries {
+ public:
+  using Done = std::function<void(std::vector<LiveAnswer>)>;
+
+  // Registers itself as an observer of `dispatcher`.
+  LiveQueries(boost::asio::io_context& io, Store& store, ActionDispatcher& dispatcher);
+  ~LiveQueries();
+
+  // Issues every query and calls `done` (on the io_context) once each has ended or `timeout_ms`
+  // has passed, whichever is first.
+  void ask(std::vector<LiveQuery> queries, const std::string& requester, const std::string& case_id,
+           std::int64_t timeout_ms, Done done);
+
+ private:
+  struct Batch;
+  void action_ended(const std::string& action_id);
+  void finish(const std::shared_ptr<Batch>& batch);
+
+  boost::asio::io_context& io_;
+  Store& store_;
+  ActionDispatcher& dispatcher_;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Batch>> by_action_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace riposte::controller

@@ -1,0 +1,162 @@
+#include "controller/threat_intel.h"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <unordered_map>
+
+namespace riposte::controller {
+
+using nlohmann::json;
+namespace t = observable_type;
+
+struct ThreatIntel::Index {
+  std::vector<FeedStatus> feeds;
+  double total_weight = 0;
+  std::unordered_map<std::string, std::uint64_t> exact;  // canonical value -> feeds bitmask
+  std::vector<std::pair<IpNetwork, std::uint64_t>> networks;
+};
+
+std::string_view confidence_decision(double score, const ConfidenceThresholds& thresholds) {
+  // A hair of tolerance so that 2 of 4 feeds (0.5) meets a 0.5 threshold despite rounding.
+  constexpr double kEpsilon = 1e-9;
+  if (score + kEpsilon >= thresholds.respond) return "respond";
+  if (score + kEpsilon >= thresholds.analyst) return "analyst";
+  return "discard";
+}
+
+Status ThreatIntel::load(const std::vector<FeedConfig>& feeds, std::int64_t now_ms) {
+  if (feeds.size() > kMaxFeeds)
+    return Error{fmt::format("at most {} intel feeds are supported", kMaxFeeds)};
+  auto index = std::make_shared<Index>();
+  for (std::size_t i = 0; i < feeds.size(); ++i) {
+    const auto& feed = feeds[i];
+    for (std::size_t j = 0; j < i; ++j) {
+      if (feeds[j].name == feed.name)
+        return Error{fmt::format("two intel feeds are named '{}'", feed.name)};
+    }
+    if (!(feed.weight > 0)) return Error{fmt::format("feed '{}': weight must be above 0", feed.name)};
+    auto contents = load_feed(feed);
+    if (!contents) return contents.error();
+    const std::uint64_t bit = 1ULL << i;
+    index->exact.reserve(index->exact.size() + contents->indicators.size());
+    for (auto& indicator : contents->indicators) index->exact[std::move(indicator.value)] |= bit;
+    for (const auto& network : contents->networks) index->networks.emplace_back(network, bit);
+    index->total_weight += feed.weight;
+    index->feeds.push_back({feed, contents->indicators.size(), contents->networks.size(),
+                            contents->skipped, std::move(contents->skip_reasons), now_ms});
+  }
+  std::lock_guard lock(mutex_);
+  index_ = std::move(index);
+  return ok_status();
+}
+
+std::shared_ptr<const ThreatIntel::Index> ThreatIntel::current() const {
+  std::lock_guard lock(mutex_);
+  return index_;
+}
+
+std::uint64_t ThreatIntel::mask_for(const Index& index, std::string_view type,
+                                    std::string_view value) const {
+  std::uint64_t mask = 0;
+  if (const auto it = index.exact.find(std::string(value)); it != index.exact.end()) mask = it->second;
+  if (type == t::kIp) {
+    for (const auto& [network, bit] : index.networks)
+      if ((mask & bit) == 0 && network.contains(value)) mask |= bit;
+  }
+  if (type == t::kUrl) {
+    // A feed listing the URL's host (domain or IP) confirms the URL as well.
+    auto rest = value.substr(value.find("://") + 3);
+    auto host = std::string(rest.substr(0, rest.find_first_of("/?#:")));
+    const auto host_type = guess_observable_type(host);
+    if (host_type && (*host_type == t::kDomain || *host_type == t::kIp)) {
+      if (auto canonical = canonical_observable(*host_type, host))
+        mask |= mask_for(index, *host_type, *canonical);
+    }
+  }
+  return mask;
+}
+
+std::vector<std::string> ThreatIntel::confirming_feeds(std::string_view type,
+                                                       std::string_view value) const {
+  auto index = current();
+  std::vector<std::string> names;
+  if (!index) return names;
+  auto mask = mask_for(*index, type, value);
+  while (mask) {
+    const int bit = std::countr_zero(mask);
+    names.push_back(index->feeds[static_cast<std::size_t>(bit)].config.name);
+    mask &= mask - 1;
+  }
+  return names;
+}
+
+json ThreatIntel::assess(const std::vector<Observable>& observables,
+                         const ConfidenceThresholds& thresholds) const {
+  auto index = current();
+  json result{{"score", 0.0},
+              {"feeds_configured", index ? index->feeds.size() : 0},
+              {"confirmations", json::array()},
+              {"thresholds", {{"analyst", thresholds.analyst}, {"respond", thresholds.respond}}}};
+  if (!index || index->feeds.empty()) {
+    // Without intel there is nothing to discard on: a person decides.
+    result["decision"] = "analyst";
+    result["reason"] = "no threat-intel feeds are configured";
+    return result;
+  }
+  double best = 0;
+  std::string best_what;
+  for (const auto& o : observables) {
+    auto mask = mask_for(*index, o.type, o.value);
+    if (mask == 0) continue;
+    double weight = 0;
+    json names = json::array();
+    while (mask) {
+      const auto& feed = index->feeds[static_cast<std::size_t>(std::countr_zero(mask))];
+      weight += feed.config.weight;
+      names.push_back(feed.config.name);
+      mask &= mask - 1;
+    }
+    const double score = weight / index->total_weight;
+    result["confirmations"].push_back(
+        {{"type", o.type}, {"value", o.value}, {"feeds", names}, {"score", score}});
+    if (score > best) {
+      best = score;
+      best_what = fmt::format("{} {} confirmed by {} of {} feeds (weighted {:.2f})", o.type,
+                              o.value, names.size(), index->feeds.size(), score);
+    }
+  }
+  result["score"] = best;
+  const auto decision = confidence_decision(best, thresholds);
+  result["decision"] = decision;
+  result["reason"] = best_what.empty()
+                         ? fmt::format("no observable is listed by any of {} feeds", index->feeds.size())
+                         : fmt::format("{}: {} (analyst at {}, respond at {})", best_what, decision,
+                                       thresholds.analyst, thresholds.respond);
+  return result;
+}
+
+Result<json> ThreatIntel::lookup(std::string_view raw, const ConfidenceThresholds& thresholds) const {
+  auto type = guess_observable_type(raw);
+  if (!type) {
+    return Error{fmt::format("'{}' is not an IP address, domain, URL or MD5/SHA-1/SHA-256 hash",
+                             raw.substr(0, 120))};
+  }
+  auto value = canonical_observable(*type, raw);
+  if (!value) return Error{"not a valid indicator"};
+  auto assessed = assess({{std::string(*type), *value, ""}}, thresholds);
+  return json{{"type", *type},
+              {"value", *value},
+              {"feeds", confirming_feeds(*type, *value)},
+              {"confidence", assessed["score"]},
+              {"decision", assessed["decision"]},
+              {"reason", assessed["reason"]},
+              {"feeds_configured", assessed["feeds_configured"]}};
+}
+
+std::vector<FeedStatus> ThreatIntel::feeds() const {
+  auto index = current();
+  return index ? index->feeds : std::vector<FeedStatus>{};
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,70 @@
+#pragma once
+
+// Threat-intelligence confirmations and the confidence they give. Feeds are loaded into one
+// in-memory index (hash map of canonical values to a bitmask of feeds, plus CIDR ranges), built
+// off to the side and swapped in whole, so lookups never wait for a reload and a reload that
+// fails leaves the previous feeds in place.
+//
+// Confidence of an observable = weight of the feeds that list it / weight of all feeds. The alert
+// takes its best observable. With the default thresholds and four equal feeds this is the common
+// SOC rule: fewer than two confirmations discard, two go to an analyst, three or more respond.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "controller/intel_feeds.h"
+#include "controller/observable.h"
+#include "protocol/result.h"
+
+namespace riposte::controller {
+
+struct ConfidenceThresholds {
+  double analyst = 0.5;   // at or above: an analyst looks
+  double respond = 0.75;  // at or above: respond automatically
+};
+
+// "discard", "analyst" or "respond".
+std::string_view confidence_decision(double score, const ConfidenceThresholds& thresholds);
+
+struct FeedStatus {
+  FeedConfig config;
+  std::size_t indicators = 0;
+  std::size_t networks = 0;
+  std::size_t skipped = 0;
+  std::vector<std::string> skip_reasons;
+  std::int64_t loaded_at_ms = 0;
+};
+
+class ThreatIntel {
+ public:
+  static constexpr std::size_t kMaxFeeds = 64;  // one bit each in the index
+
+  // Loads every feed; all or nothing. On error the previous index stays in use.
+  Status load(const std::vector<FeedConfig>& feeds, std::int64_t now_ms);
+
+  // Names of the feeds listing `value` (as `type`; guessed when empty).
+  std::vector<std::string> confirming_feeds(std::string_view type, std::string_view value) const;
+
+  // {"score", "decision", "feeds_configured", "confirmations": [{type, value, feeds, score}]}.
+  nlohmann::json assess(const std::vector<Observable>& observables,
+                        const ConfidenceThresholds& thresholds) const;
+
+  // What `riposte intel lookup VALUE` prints: the value's type, feeds that list it, confidence.
+  Result<nlohmann::json> lookup(std::string_view value, const ConfidenceThresholds& thresholds) const;
+
+  std::vector<FeedStatus> feeds() const;
+
+ private:
+  struct Index;
+  std::shared_ptr<const Index> current() const;
+  std::uint64_t mask_for(const Index& index, std::string_view type, std::string_view value) const;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Index> index_;
+};
+
+}  // namespace riposte::controller
