@@ -1,0 +1,204 @@
+#include "controller/alert_normalizer.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+namespace {
+
+using nlohmann::json;
+
+json fixture(const std::string& name) {
+  std::ifstream in(std::string(RIPOSTE_SOURCE_DIR) + "/tests/fixtures/alerts/" + name);
+  std::stringstream text;
+  text << in.rdbuf();
+  return json::parse(text.str());
+}
+
+bool has(const AlertRecord& a, std::string_view type, std::string_view value) {
+  for (const auto& o : a.observables)
+    if (o.type == type && o.value == value) return true;
+  return false;
+}
+
+bool has_type(const AlertRecord& a, std::string_view type) {
+  for (const auto& o : a.observables)
+    if (o.type == type) return true;
+  return false;
+}
+
+constexpr std::int64_t kNow = 1'790'000'000'000;
+
+TEST(AlertNormalizer, EcsAlertWithFlatAndNestedKeysResolvesBoth) {
+  auto a = normalize_alert(fixture("ecs_malicious_ip.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->source, "ecs");
+  EXPECT_EQ(a->id, "5c1f7e0a8d0b4f2e9b8a1c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f");
+  EXPECT_EQ(a->rule_name, "Connection to Known Malicious IP");  // flat dotted key
+  EXPECT_EQ(a->rule_id, "b1f6c8a2-5d3e-4f7a-9c1b-2e3d4f5a6b7c");
+  EXPECT_EQ(a->severity, "high");
+  EXPECT_EQ(a->host_name, "web-01");  // nested object
+  EXPECT_EQ(a->user_name, "www-data");
+  EXPECT_EQ(format_utc_ms(a->timestamp_ms), "2026-11-20T09:13:58.000Z");  // the event's time
+  EXPECT_TRUE(has(*a, "ip", "185.220.101.47"));
+  EXPECT_TRUE(has(*a, "domain", "update-check.badcdn.example"));
+  EXPECT_TRUE(has(*a, "process", "48213"));
+  EXPECT_TRUE(has(*a, "file_path", "/usr/bin/curl"));
+  // Upper-case hex is still a SHA-256; it is emitted lower-cased.
+  EXPECT_TRUE(has(*a, "sha256", "b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2"));
+  // "not-a-real-md5" is not emitted as an md5, and the note says why.
+  EXPECT_FALSE(has_type(*a, "md5"));
+  ASSERT_FALSE(a->notes.empty());
+  EXPECT_NE(a->notes.front().find("process.hash.md5"), std::string::npos);
+  EXPECT_EQ(a->host_ips, (std::vector<std::string>{"10.20.1.15", "fe80::a00:27ff:fe4e:66a1"}));
+  EXPECT_EQ(json::parse(a->raw), fixture("ecs_malicious_ip.json"));
+}
+
+TEST(AlertNormalizer, ElasticsearchHitIsUnwrappedAndItsIdUsed) {
+  auto a = normalize_alert(fixture("ecs_search_hit.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->source, "ecs");
+  EXPECT_EQ(a->id, "e1b2c3d4f5a6");
+  EXPECT_EQ(a->rule_name, "Malware Prevention Alert");
+  EXPECT_EQ(a->severity, "critical");
+  EXPECT_EQ(a->host_name, "FIN-LAPTOP-07");
+  EXPECT_TRUE(has(*a, "file_path", "C:\\Users\\jdoe\\AppData\\Local\\Temp\\invoice.exe"));
+  EXPECT_TRUE(has(*a, "url", "http://invoice-portal.example.net/download/invoice.exe"));
+  EXPECT_TRUE(has(*a, "sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+}
+
+TEST(AlertNormalizer, WazuhAlertMapsLevelsAndDataFields) {
+  auto a = normalize_alert(fixture("wazuh_sshd.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->source, "wazuh");
+  EXPECT_EQ(a->id, "1732092312.4417823");
+  EXPECT_EQ(a->rule_id, "5712");
+  EXPECT_EQ(a->severity, "medium");  // level 10
+  EXPECT_EQ(a->host_name, "db-02");
+  EXPECT_EQ(a->user_name, "oracle");
+  EXPECT_EQ(format_utc_ms(a->timestamp_ms), "2026-11-20T08:45:12.123Z");  // "+0000" offset
+  EXPECT_TRUE(has(*a, "ip", "203.0.113.77"));
+  EXPECT_TRUE(has(*a, "user", "oracle"));
+  EXPECT_EQ(a->host_ips, std::vector<std::string>{"10.20.2.31"});
+}
+
+TEST(AlertNormalizer, WazuhActiveResponseMessageIsUnwrapped) {
+  auto a = normalize_alert(fixture("wazuh_active_response.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->source, "wazuh");
+  EXPECT_EQ(a->id, "1732102200.99123");
+  EXPECT_EQ(a->severity, "critical");  // level 15
+  EXPECT_EQ(a->host_name, "app-03");
+  EXPECT_TRUE(has(*a, "file_path", "/tmp/.x/kit.so"));
+  EXPECT_TRUE(has(*a, "md5", "5d41402abc4b2a76b9719d911017c592"));
+  EXPECT_TRUE(has(*a, "sha1", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"));
+  EXPECT_FALSE(has_type(*a, "sha256"));  // "zz-not-hex"
+}
+
+TEST(AlertNormalizer, GenericShapeKeepsValidObservablesOnly) {
+  auto a = normalize_alert(fixture("generic.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->source, "generic");
+  EXPECT_EQ(a->id, "gen-2026-0001");
+  EXPECT_EQ(a->rule_name, "Periodic beaconing");
+  EXPECT_EQ(a->severity, "medium");
+  EXPECT_EQ(format_utc_ms(a->timestamp_ms), "2026-11-20T11:00:00.000Z");  // +01:00
+  EXPECT_TRUE(has(*a, "domain", "c2.beacon-example.org"));
+  EXPECT_TRUE(has(*a, "ip", "198.51.100.23"));
+  EXPECT_TRUE(has(*a, "process", "4242"));
+  EXPECT_TRUE(has(*a, "user", "mallory"));
+  EXPECT_FALSE(has_type(*a, "sha1"));  // "0123"
+}
+
+TEST(AlertNormalizer, ForcedFormatOverridesDetection) {
+  // Looks like ECS (@timestamp) but the caller says generic.
+  json doc{{"@timestamp", "2026-11-20T00:00:00Z"}, {"title", "x"}, {"severity", 90}};
+  auto a = normalize_alert(doc, "generic", kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->source, "generic");
+  EXPECT_EQ(a->severity, "critical");
+  EXPECT_FALSE(normalize_alert(doc, "splunk", kNow));
+}
+
+TEST(AlertNormalizer, WrongTypesAreErrorsNamingTheField) {
+  auto a = normalize_alert(json{{"@timestamp", "2026-11-20T00:00:00Z"}, {"host", {{"name", 42}}}},
+                           std::nullopt, kNow);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message.find("'host.name' must be a string"), std::string::npos)
+      << a.error().message;
+
+  auto pid = normalize_alert(json::parse(R"({"kibana.alert.rule.name": "r", "process.pid": "abc"})"),
+                             std::nullopt, kNow);
+  ASSERT_FALSE(pid);
+  EXPECT_NE(pid.error().message.find("process.pid"), std::string::npos);
+
+  auto time = normalize_alert(json{{"title", "t"}, {"timestamp", "yesterday"}}, std::nullopt, kNow);
+  ASSERT_FALSE(time);
+  EXPECT_NE(time.error().message.find("RFC 3339"), std::string::npos);
+
+  auto severity = normalize_alert(json{{"title", "t"}, {"severity", "urgent"}}, std::nullopt, kNow);
+  ASSERT_FALSE(severity);
+  EXPECT_NE(severity.error().message.find("severity"), std::string::npos);
+
+  auto bad_type = normalize_alert(
+      json{{"title", "t"}, {"observables", {{{"type", "mutex"}, {"value", "x"}}}}}, std::nullopt, kNow);
+  ASSERT_FALSE(bad_type);
+  EXPECT_NE(bad_type.error().message.find("observables[0].type"), std::string::npos);
+}
+
+TEST(AlertNormalizer, DocumentWithNothingUsableIsRefused) {
+  auto a = normalize_alert(json{{"@timestamp", "2026-11-20T00:00:00Z"}, {"message", "hello"}},
+                           std::nullopt, kNow);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message.find("no usable fields"), std::string::npos);
+  auto unknown = normalize_alert(json{{"foo", 1}}, std::nullopt, kNow);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("cannot tell the alert format"), std::string::npos);
+  EXPECT_FALSE(normalize_alert(json::array(), std::nullopt, kNow));
+}
+
+TEST(AlertNormalizer, AlertWithoutIdGetsAStableIdFromItsContent) {
+  json doc{{"title", "no id"}, {"host", "h1"}};
+  auto first = normalize_alert(doc, std::nullopt, kNow);
+  auto second = normalize_alert(doc, std::nullopt, kNow + 5000);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->id, second->id);
+  EXPECT_EQ(first->id.size(), 32u);
+  doc["title"] = "another";
+  EXPECT_NE(normalize_alert(doc, std::nullopt, kNow)->id, first->id);
+}
+
+TEST(Observables, OnlyValuesOfTheirTypeAreCanonicalized) {
+  EXPECT_EQ(canonical_observable("ip", " 10.0.0.1 "), "10.0.0.1");
+  EXPECT_EQ(canonical_observable("ip", "2001:DB8:0:0::1"), "2001:db8::1");
+  EXPECT_FALSE(canonical_observable("ip", "999.1.1.1"));
+  EXPECT_FALSE(canonical_observable("ip", "10.0.0.1/24"));
+  EXPECT_EQ(canonical_observable("domain", "Evil.Example.COM."), "evil.example.com");
+  EXPECT_FALSE(canonical_observable("domain", "localhost"));
+  EXPECT_FALSE(canonical_observable("domain", "1.2.3.4"));
+  EXPECT_FALSE(canonical_observable("domain", "bad_domain..com"));
+  EXPECT_TRUE(canonical_observable("url", "https://user@[2001:db8::1]:8443/x"));
+  EXPECT_FALSE(canonical_observable("url", "javascript:alert(1)"));
+  EXPECT_FALSE(canonical_observable("md5", "5d41402abc4b2a76b9719d911017c59"));    // 31
+  EXPECT_FALSE(canonical_observable("md5", "5d41402abc4b2a76b9719d911017c59g"));   // not hex
+  EXPECT_FALSE(canonical_observable("sha1", "5d41402abc4b2a76b9719d911017c592"));  // md5 length
+  EXPECT_FALSE(canonical_observable("file_path", "relative/path"));
+  EXPECT_FALSE(canonical_observable("process", "0"));
+  EXPECT_FALSE(canonical_observable("process", "12a"));
+}
+
+TEST(Timestamps, Rfc3339VariantsParse) {
+  EXPECT_EQ(parse_rfc3339_ms("1970-01-01T00:00:01Z"), 1000);
+  EXPECT_EQ(parse_rfc3339_ms("1970-01-01T01:00:00.5+01:00"), 500);
+  EXPECT_EQ(parse_rfc3339_ms("1970-01-01 00:00:00.123456-0000"), 123);
+  EXPECT_FALSE(parse_rfc3339_ms("1970-13-01T00:00:00Z"));
+  EXPECT_FALSE(parse_rfc3339_ms("Nov 20 08:45:12"));
+  EXPECT_FALSE(parse_rfc3339_ms("1970-01-01T00:00:00Zjunk"));
+}
+
+}  // namespace
+}  // namespace riposte::controller

@@ -1,0 +1,206 @@
+#include "controller/threat_intel.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/test_dir.h"
+
+namespace riposte::controller {
+namespace {
+
+const std::filesystem::path kIntel = std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/intel";
+
+std::vector<std::string> values(const FeedContents& f) {
+  std::vector<std::string> out;
+  for (const auto& i : f.indicators) out.push_back(i.type + ":" + i.value);
+  return out;
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& item) {
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+TEST(IntelFeeds, FeodoCsvWithCommentedHeaderAndQuotedFields) {
+  auto feed = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, "dst_ip"});
+  ASSERT_TRUE(feed) << feed.error().message;
+  EXPECT_EQ(values(*feed), (std::vector<std::string>{"ip:185.220.101.47", "ip:203.0.113.77",
+                                                     "ip:192.0.2.200"}));
+  EXPECT_EQ(feed->skipped, 1u);  // "not-an-ip"
+  // Without `column` the indicator column is detected.
+  auto detected = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, ""});
+  ASSERT_TRUE(detected) << detected.error().message;
+  EXPECT_EQ(values(*detected), values(*feed));
+}
+
+TEST(IntelFeeds, CsvErrorsNameTheProblem) {
+  auto missing_column = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, "ip_address"});
+  ASSERT_FALSE(missing_column);
+  EXPECT_NE(missing_column.error().message.find("no column 'ip_address'"), std::string::npos);
+  EXPECT_NE(missing_column.error().message.find("dst_port"), std::string::npos);  // lists them
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "junk.csv") << "a,b\nhello,world\nfoo,bar\n";
+  auto junk = load_feed({"junk", dir.path() / "junk.csv", "csv", 1, ""});
+  ASSERT_FALSE(junk);
+  EXPECT_NE(junk.error().message.find("no column holds indicators"), std::string::npos);
+  EXPECT_FALSE(load_feed({"none", dir.path() / "absent.csv", "csv", 1, ""}));
+  EXPECT_FALSE(load_feed({"x", dir.path() / "junk.csv", "yaml", 1, ""}));
+}
+
+TEST(IntelFeeds, CsvSplitterFollowsRfc4180Quoting) {
+  EXPECT_EQ(split_csv_line(R"("a,b","say ""hi""",c)"),
+            (std::vector<std::string>{"a,b", "say \"hi\"", "c"}));
+  EXPECT_EQ(split_csv_line("x,,y"), (std::vector<std::string>{"x", "", "y"}));
+}
+
+TEST(IntelFeeds, PlainListKeepsIndicatorsAndRanges) {
+  auto feed = load_feed({"list", kIntel / "blocklist.txt", "list", 1, ""});
+  ASSERT_TRUE(feed) << feed.error().message;
+  const auto v = values(*feed);
+  EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
+  EXPECT_TRUE(contains(v, "domain:evil-updates.example.com"));
+  EXPECT_TRUE(contains(v, "url:http://invoice-portal.example.net/download/invoice.exe"));
+  EXPECT_TRUE(contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  ASSERT_EQ(feed->networks.size(), 1u);
+  EXPECT_TRUE(feed->networks[0].contains("198.51.100.23"));
+  EXPECT_EQ(feed->skipped, 1u);  // "this is not an indicator"
+}
+
+TEST(IntelFeeds, MispFeedDirectoryReadsEventsAndObjects) {
+  auto feed = load_feed({"misp", kIntel / "misp", "misp", 1, ""});
+  ASSERT_TRUE(feed) << feed.error().message;
+  const auto v = values(*feed);
+  EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
+  EXPECT_TRUE(contains(v, "ip:203.0.113.77"));           // ip-dst|port
+  EXPECT_TRUE(contains(v, "domain:c2.beacon-example.org"));  // domain|ip, both halves
+  EXPECT_TRUE(contains(v, "ip:198.51.100.23"));
+  EXPECT_TRUE(contains(v, "url:https://login-verify.example.info/qb"));  // inside an Object
+  EXPECT_TRUE(contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  EXPECT_FALSE(contains(v, "ip:192.0.2.99"));  // to_ids false: context only
+  EXPECT_EQ(feed->skipped, 1u);                // sha1 "xyz"
+}
+
+TEST(IntelFeeds, BadMispFeedsAreRefusedWhole) {
+  testing::TempDir dir;
+  EXPECT_FALSE(load_feed({"m", dir.path(), "misp", 1, ""}));  // no manifest.json
+  std::ofstream(dir.path() / "manifest.json") << R"({"5f0c1b2a-9999-4c3d-9e8f-0a1b2c3d4e5f": {}})";
+  auto missing_event = load_feed({"m", dir.path(), "misp", 1, ""});
+  ASSERT_FALSE(missing_event);
+  EXPECT_NE(missing_event.error().message.find("5f0c1b2a-9999"), std::string::npos);
+  std::ofstream(dir.path() / "manifest.json") << R"({"../../etc/passwd": {}})";
+  EXPECT_FALSE(load_feed({"m", dir.path(), "misp", 1, ""}));
+  std::ofstream(dir.path() / "manifest.json") << "{not json";
+  auto broken = load_feed({"m", dir.path(), "misp", 1, ""});
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("not valid JSON"), std::string::npos);
+}
+
+TEST(IntelFeeds, Stix21PatternsBecomeIndicatorsAndCorrelationsAreSkipped) {
+  auto feed = load_feed({"stix", kIntel / "stix", "stix", 1, ""});
+  ASSERT_TRUE(feed) << feed.error().message;
+  const auto v = values(*feed);
+  EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
+  EXPECT_TRUE(contains(v, "domain:c2.beacon-example.org"));  // OR of two observations
+  EXPECT_TRUE(contains(v, "url:https://login-verify.example.info/qb"));
+  EXPECT_TRUE(contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  EXPECT_FALSE(contains(v, "ip:192.0.2.66"));  // revoked
+  ASSERT_EQ(feed->networks.size(), 1u);        // ISSUBSET '203.0.113.0/24'
+  EXPECT_TRUE(feed->networks[0].contains("203.0.113.77"));
+  EXPECT_FALSE(contains(v, "md5:5d41402abc4b2a76b9719d911017c592"));  // only inside an AND
+  EXPECT_EQ(feed->skipped, 2u);  // the AND pattern and the snort pattern
+}
+
+TEST(IntelFeeds, Stix20AndNonBundlesAreReportedNotHalfLoaded) {
+  auto old = load_feed({"old", kIntel / "stix20_bundle.json", "stix", 1, ""});
+  ASSERT_FALSE(old);
+  EXPECT_NE(old.error().message.find("STIX 2.0"), std::string::npos) << old.error().message;
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "x.json") << R"({"type": "indicator", "pattern": "[ipv4-addr:value = '1.2.3.4']"})";
+  auto not_bundle = load_feed({"x", dir.path() / "x.json", "stix", 1, ""});
+  ASSERT_FALSE(not_bundle);
+  EXPECT_NE(not_bundle.error().message.find("not a STIX bundle"), std::string::npos);
+  // A 2.1-looking bundle with one object lacking spec_version 2.1 fails as a whole.
+  std::ofstream(dir.path() / "mixed.json")
+      << R"({"type": "bundle", "id": "bundle--1", "objects": [
+      {"type": "indicator", "spec_version": "2.1", "id": "indicator--1", "pattern": "[ipv4-addr:value = '1.2.3.4']", "pattern_type": "stix"},
+      {"type": "indicator", "id": "indicator--2", "pattern": "[ipv4-addr:value = '5.6.7.8']", "pattern_type": "stix"}]})";
+  EXPECT_FALSE(load_feed({"mixed", dir.path() / "mixed.json", "stix", 1, ""}));
+}
+
+// Four feeds of weight 1, as in the SOC rule the default thresholds mirror.
+class Confidence : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Each list holds the IPs 10.0.0.1 .. 10.0.0.k for its own k, so 10.0.0.n is listed by
+    // exactly (5 - n) feeds: .1 by four, .2 by three, .3 by two, .4 by one, .5 by none.
+    for (int k = 1; k <= 4; ++k) {
+      const auto path = dir.path() / ("feed" + std::to_string(k) + ".txt");
+      std::ofstream out(path);
+      for (int n = 1; n <= k; ++n) out << "10.0.0." << n << "\n";
+      feeds.push_back({"feed" + std::to_string(k), path, "list", 1, ""});
+    }
+    ASSERT_TRUE(intel.load(feeds, 1000));
+  }
+  std::string decision_for(const std::string& ip) {
+    return intel.assess({{"ip", ip, ""}}, ConfidenceThresholds{})["decision"];
+  }
+  testing::TempDir dir;
+  std::vector<FeedConfig> feeds;
+  ThreatIntel intel;
+};
+
+TEST_F(Confidence, ThresholdsAtEachBoundary) {
+  EXPECT_EQ(decision_for("10.0.0.5"), "discard");  // 0 of 4
+  EXPECT_EQ(decision_for("10.0.0.4"), "discard");  // 1 of 4
+  EXPECT_EQ(decision_for("10.0.0.3"), "analyst");  // exactly 2
+  EXPECT_EQ(decision_for("10.0.0.2"), "respond");  // 3
+  EXPECT_EQ(decision_for("10.0.0.1"), "respond");  // 4
+  const auto two = intel.assess({{"ip", "10.0.0.3", ""}}, ConfidenceThresholds{});
+  EXPECT_DOUBLE_EQ(two["score"].get<double>(), 0.5);
+  EXPECT_EQ(two["confirmations"][0]["feeds"], (nlohmann::json{"feed3", "feed4"}));
+}
+
+TEST_F(Confidence, WeightsAndPerPlaybookThresholdsChangeTheDecision) {
+  feeds[3].weight = 2;  // feed4 counts double: total 5
+  ASSERT_TRUE(intel.load(feeds, 2000));
+  const auto one = intel.assess({{"ip", "10.0.0.4", ""}}, ConfidenceThresholds{});
+  EXPECT_DOUBLE_EQ(one["score"].get<double>(), 0.4);
+  EXPECT_EQ(one["decision"], "discard");
+  EXPECT_EQ(intel.assess({{"ip", "10.0.0.4", ""}}, ConfidenceThresholds{0.4, 0.9})["decision"],
+            "analyst");
+}
+
+TEST_F(Confidence, AlertTakesItsBestObservableAndLookupGuessesTheType) {
+  const auto both = intel.assess({{"ip", "10.0.0.4", ""}, {"ip", "10.0.0.2", ""}}, {});
+  EXPECT_DOUBLE_EQ(both["score"].get<double>(), 0.75);
+  auto found = intel.lookup("10.0.0.3", {});
+  ASSERT_TRUE(found);
+  EXPECT_EQ((*found)["type"], "ip");
+  EXPECT_EQ((*found)["feeds"].size(), 2u);
+  EXPECT_FALSE(intel.lookup("not an indicator", {}));
+}
+
+TEST_F(Confidence, FailedReloadKeepsThePreviousFeeds) {
+  auto broken = feeds;
+  broken.push_back({"gone", dir.path() / "missing.txt", "list", 1, ""});
+  EXPECT_FALSE(intel.load(broken, 3000));
+  EXPECT_EQ(intel.feeds().size(), 4u);
+  EXPECT_EQ(decision_for("10.0.0.2"), "respond");
+}
+
+TEST(ThreatIntelScale, AMillionIndicatorsLoadAndLookUp) {
+  testing::TempDir dir;
+  {
+    std::ofstream out(dir.path() / "big.txt");
+    for (int i = 0; i < 1'000'000; ++i)
+      out << (10 + i / 65536 % 200) << "." << (i / 256 % 256) << "." << (i % 256) << ".7\n";
+  }
+  ThreatIntel intel;
+  ASSERT_TRUE(intel.load({{"big", dir.path() / "big.txt", "list", 1, ""}}, 0));
+  EXPECT_EQ(intel.feeds()[0].indicators, 1'000'000u);
+  EXPECT_EQ(intel.confirming_feeds("ip", "24.66.64.7").size(), 1u);
+  EXPECT_TRUE(intel.confirming_feeds("ip", "24.66.64.8").empty());
+}
+
+}  // namespace
+}  // namespace riposte::controller
