@@ -69,8 +69,9 @@ ApiResponse AlertApi::list(const ApiRequest& request) {
   static const std::set<std::string> kStatuses = {
       "", "new", "validating", "qualified", "not_relevant", "undetermined", "unvalidated"};
   if (!kStatuses.contains(status)) {
-    return error(400, "status must be new, validating, qualified, not_relevant, undetermined or "
-                      "unvalidated");
+    return error(400,
+                 "status must be new, validating, qualified, not_relevant, undetermined or "
+                 "unvalidated");
   }
   int limit = 100;
   if (const auto l = query_param(request.target, "limit"); !l.empty()) {
@@ -128,9 +129,10 @@ ApiResponse AlertApi::feeds() {
                     {"skip_reasons", f.skip_reasons},
                     {"loaded_at", format_utc_ms(f.loaded_at_ms)}});
   }
-  return reply(200, json{{"feeds", list},
-                         {"thresholds",
-                          {{"analyst", deps_.thresholds.analyst}, {"respond", deps_.thresholds.respond}}}});
+  return reply(
+      200, json{{"feeds", list},
+                {"thresholds",
+                 {{"analyst", deps_.thresholds.analyst}, {"respond", deps_.thresholds.respond}}}});
 }
 
 ApiResponse AlertApi::reload(const std::string& actor) {

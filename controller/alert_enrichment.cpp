@@ -70,7 +70,8 @@ EnrichmentPlan plan_enrichment(const AlertRecord& alert, const std::vector<Agent
   std::set<std::string> impacted;
   for (const auto& agent : agents)
     if (!agent.revoked_at_ms && is_alert_host(alert, agent)) impacted.insert(agent.id);
-  const auto validation = json::parse(alert.validation.empty() ? "{}" : alert.validation, nullptr, false);
+  const auto validation =
+      json::parse(alert.validation.empty() ? "{}" : alert.validation, nullptr, false);
   if (validation.is_object()) {
     for (const auto& h : validation.value("hosts", json::array()))
       impacted.insert(h.value("agent_id", ""));
@@ -157,33 +158,34 @@ json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
       for (const auto& l : a->result.value("current", json::array())) {
         const auto user = l.value("user", "");
         if (!user.empty() && people_seen.insert(host.id + "/" + user).second)
-          people.push_back({{"user", user}, {"hostname", host.facts.hostname},
-                            {"terminal", l.value("terminal", "")}, {"from", l.value("host", "")},
+          people.push_back({{"user", user},
+                            {"hostname", host.facts.hostname},
+                            {"terminal", l.value("terminal", "")},
+                            {"from", l.value("host", "")},
                             {"since", format_utc_ms(int64_field(l, "time_unix_ms"))}});
       }
       auto classify = [&](const json& l) {
         const auto at = int64_field(l, "time_unix_ms");
-        json entry{{"user", l.value("user", "")},
-                   {"hostname", host.facts.hostname},
-                   {"terminal", l.value("terminal", "")},
-                   {"from", l.value("host", "")},
-                   {"time", format_utc_ms(at)},
-                   {"active", l.value("active", false)}};
-        const char* band = at > alert.timestamp_ms + kDuringWindowMs   ? "after"
+        json entry{{"user", l.value("user", "")},         {"hostname", host.facts.hostname},
+                   {"terminal", l.value("terminal", "")}, {"from", l.value("host", "")},
+                   {"time", format_utc_ms(at)},           {"active", l.value("active", false)}};
+        const char* band = at > alert.timestamp_ms + kDuringWindowMs    ? "after"
                            : at >= alert.timestamp_ms - kDuringWindowMs ? "during"
-                           : l.value("active", false)                  ? "during"
+                           : l.value("active", false)                   ? "during"
                                                                         : "before";
         logins[band].push_back(std::move(entry));
       };
       for (const auto& l : a->result.value("recent", json::array())) classify(l);
     }
-    if (const auto* a = find_answer(answers, host.id, ak::kNetworkConnections); a && a->answered()) {
+    if (const auto* a = find_answer(answers, host.id, ak::kNetworkConnections);
+        a && a->answered()) {
       json current = json::array();
       for (const auto& c : a->result.value("current", json::array())) {
         if (c.value("state", "") == "LISTEN") continue;
         current.push_back(c);
       }
-      network.push_back({{"agent_id", host.id}, {"hostname", host.facts.hostname}, {"connections", current}});
+      network.push_back(
+          {{"agent_id", host.id}, {"hostname", host.facts.hostname}, {"connections", current}});
     }
     if (const auto* a = find_answer(answers, host.id, ak::kProcessList); a && a->answered()) {
       const auto pid = process_pid(alert).value_or("");
@@ -194,20 +196,25 @@ json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
         process["hostname"] = host.facts.hostname;
         process["running"] = true;
         for (const auto& parent : processes) {
-          if (parent.value("pid", -1) == p.value("ppid", -2)) process["parent"] = process_summary(parent);
+          if (parent.value("pid", -1) == p.value("ppid", -2))
+            process["parent"] = process_summary(parent);
         }
         json children = json::array();
         for (const auto& child : processes)
-          if (child.value("ppid", -1) == p.value("pid", -2)) children.push_back(process_summary(child));
+          if (child.value("ppid", -1) == p.value("pid", -2))
+            children.push_back(process_summary(child));
         process["children"] = children;
       }
       if (process.is_null()) {
         // Gone before we asked: its stop time is somewhere between the alert and now.
-        process = json{{"pid", pid}, {"hostname", host.facts.hostname}, {"running", false},
+        process = json{{"pid", pid},
+                       {"hostname", host.facts.hostname},
+                       {"running", false},
                        {"stopped", "before the agent was asked"}};
       }
     }
-    if (const auto* a = find_answer(answers, host.id, ak::kFileHash); a && a->answered() && process.is_object()) {
+    if (const auto* a = find_answer(answers, host.id, ak::kFileHash);
+        a && a->answered() && process.is_object()) {
       process["exe_sha256"] = a->result.value("sha256", "");
       process["exe_size"] = a->result.value("size", json(0));
     }
@@ -225,12 +232,9 @@ json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
                        {"case_id", h.case_id}});
     if (h.case_id != alert.case_id) cases.insert(h.case_id);
   }
-  return json{{"impacted", impacted},
-              {"people", people},
-              {"process", process},
-              {"logins", logins},
-              {"network", network},
-              {"history", {{"alerts", earlier}, {"other_cases", cases}}},
+  return json{{"impacted", impacted}, {"people", people},
+              {"process", process},   {"logins", logins},
+              {"network", network},   {"history", {{"alerts", earlier}, {"other_cases", cases}}},
               {"missing", missing}};
 }
 

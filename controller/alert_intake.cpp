@@ -49,8 +49,8 @@ IntakeReport AlertIntake::submit(std::string_view body, std::optional<std::strin
   } else if (parsed.is_object()) {
     documents.push_back(&parsed);
   } else {
-    return refuse(422, fmt::format("expected an alert object or a list of them, got {}",
-                                   parsed.type_name()));
+    return refuse(
+        422, fmt::format("expected an alert object or a list of them, got {}", parsed.type_name()));
   }
 
   const auto now = clock_.now_unix_ms();
@@ -60,9 +60,9 @@ IntakeReport AlertIntake::submit(std::string_view body, std::optional<std::strin
   for (std::size_t i = 0; i < documents.size(); ++i) {
     auto alert = normalize_alert(*documents[i], format, now);
     if (!alert) {
-      return refuse(422, documents.size() == 1
-                             ? alert.error().message
-                             : fmt::format("alert {} (counting from 0): {}", i, alert.error().message));
+      return refuse(422, documents.size() == 1 ? alert.error().message
+                                               : fmt::format("alert {} (counting from 0): {}", i,
+                                                             alert.error().message));
     }
     json linked = json::array();
     for (const auto* entry : assets->match(alert->host_name, "", alert->host_ips))

@@ -117,8 +117,8 @@ class FieldReader {
     if (value.empty()) return;
     auto canonical = canonical_observable(type, value);
     if (!canonical) {
-      notes_.push_back(fmt::format("'{}' value \"{}\" is not a valid {}; dropped", path,
-                                   clip(value), type));
+      notes_.push_back(
+          fmt::format("'{}' value \"{}\" is not a valid {}; dropped", path, clip(value), type));
       return;
     }
     Observable o{std::string(type), std::move(*canonical), std::move(start)};
@@ -137,8 +137,7 @@ class FieldReader {
   }
 
   void fail(std::string_view path, std::string_view expected, const json& got) {
-    if (!error_)
-      error_ = fmt::format("'{}' must be {}, got {}", path, expected, got.type_name());
+    if (!error_) error_ = fmt::format("'{}' must be {}, got {}", path, expected, got.type_name());
   }
   static std::string clip(std::string_view s) {
     return s.size() > 80 ? std::string(s.substr(0, 80)) + "..." : std::string(s);
@@ -212,7 +211,8 @@ void read_ecs(const json& outer, const json& doc, FieldReader& r, AlertRecord& a
     r.observables_at(t::kUrl, path);
   for (auto prefix : {"file.hash", "process.hash", "process.parent.hash", "dll.hash",
                       "threat.indicator.file.hash"}) {
-    for (auto [algo, type] : {std::pair{"md5", t::kMd5}, {"sha1", t::kSha1}, {"sha256", t::kSha256}})
+    for (auto [algo, type] :
+         {std::pair{"md5", t::kMd5}, {"sha1", t::kSha1}, {"sha256", t::kSha256}})
       r.observables_at(type, fmt::format("{}.{}", prefix, algo));
   }
   for (const auto& value : r.texts("related.hash")) r.hash("related.hash", value);
@@ -251,8 +251,8 @@ void read_wazuh(FieldReader& inner, AlertRecord& a) {
     if (auto sender = inner.text("predecoder.hostname")) a.host_name = *sender;
   }
   if (auto ip = inner.text("agent.ip")) a.host_ips.push_back(*ip);
-  a.user_name = inner.first_text(
-      {"data.dstuser", "data.srcuser", "data.win.eventdata.targetUserName"});
+  a.user_name =
+      inner.first_text({"data.dstuser", "data.srcuser", "data.win.eventdata.targetUserName"});
 
   for (auto path : {"data.srcip", "data.dstip", "data.src_ip", "data.dest_ip",
                     "data.win.eventdata.sourceIp", "data.win.eventdata.destinationIp"})
@@ -284,7 +284,8 @@ void read_wazuh(FieldReader& inner, AlertRecord& a) {
       rest.remove_prefix(comma + 1);
     }
   }
-  if (auto pid = inner.text("data.audit.pid", true)) inner.observable(t::kProcess, "data.audit.pid", *pid);
+  if (auto pid = inner.text("data.audit.pid", true))
+    inner.observable(t::kProcess, "data.audit.pid", *pid);
   for (auto path : {"data.srcuser", "data.dstuser", "data.win.eventdata.targetUserName"})
     inner.observables_at(t::kUser, path);
 }
@@ -337,23 +338,26 @@ void read_generic(const json& doc, FieldReader& r, AlertRecord& a) {
       const auto& item = (*list)[i];
       const auto path = fmt::format("observables[{}]", i);
       if (!item.is_object() || !item.contains("type") || !item["type"].is_string() ||
-          !item.contains("value") || !(item["value"].is_string() || item["value"].is_number_integer())) {
+          !item.contains("value") ||
+          !(item["value"].is_string() || item["value"].is_number_integer())) {
         r.fail(path, "an object with string 'type' and 'value'", item);
         return;
       }
       const auto type = item["type"].get<std::string>();
-      static constexpr std::array kTypes = {t::kIp,     t::kDomain,   t::kUrl,
-                                            t::kMd5,    t::kSha1,     t::kSha256,
+      static constexpr std::array kTypes = {t::kIp,       t::kDomain,  t::kUrl,
+                                            t::kMd5,      t::kSha1,    t::kSha256,
                                             t::kFilePath, t::kProcess, t::kUser};
       if (std::find(kTypes.begin(), kTypes.end(), type) == kTypes.end()) {
-        r.fail(path + ".type", "one of ip, domain, url, md5, sha1, sha256, file_path, process, user",
-               item["type"]);
+        r.fail(path + ".type",
+               "one of ip, domain, url, md5, sha1, sha256, file_path, process, user", item["type"]);
         return;
       }
-      const auto value = item["value"].is_string() ? item["value"].get<std::string>()
-                                                   : std::to_string(item["value"].get<std::int64_t>());
+      const auto value = item["value"].is_string()
+                             ? item["value"].get<std::string>()
+                             : std::to_string(item["value"].get<std::int64_t>());
       std::string start;
-      if (item.contains("start") && item["start"].is_string()) start = item["start"].get<std::string>();
+      if (item.contains("start") && item["start"].is_string())
+        start = item["start"].get<std::string>();
       r.observable(type, path, value, start);
     }
   }
@@ -361,10 +365,9 @@ void read_generic(const json& doc, FieldReader& r, AlertRecord& a) {
 
 // Ids become URL path segments and case keys: a plain token is kept, anything else is hashed.
 bool plain_token(std::string_view id) {
-  return !id.empty() && id.size() <= 128 &&
-         std::all_of(id.begin(), id.end(), [](unsigned char c) {
-           return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
-         });
+  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+  });
 }
 
 }  // namespace
@@ -413,8 +416,8 @@ Result<AlertRecord> normalize_alert(const json& document, std::optional<std::str
   AlertRecord a;
   a.source = source;
   const json& body = source == alert_format::kEcs     ? unwrap_ecs(document)
-                    : source == alert_format::kWazuh ? unwrap_wazuh(document)
-                                                     : document;
+                     : source == alert_format::kWazuh ? unwrap_wazuh(document)
+                                                      : document;
   FieldReader reader(body);
   if (source == alert_format::kEcs) read_ecs(document, body, reader, a);
   if (source == alert_format::kWazuh) read_wazuh(reader, a);
@@ -444,7 +447,8 @@ Result<AlertRecord> normalize_alert(const json& document, std::optional<std::str
   a.raw = document.dump();
   a.id = plain_token(a.source_id)
              ? a.source_id
-             : crypto::sha256_hex(a.source + "\n" + (a.source_id.empty() ? a.raw : a.source_id)).substr(0, 32);
+             : crypto::sha256_hex(a.source + "\n" + (a.source_id.empty() ? a.raw : a.source_id))
+                   .substr(0, 32);
   a.received_at_ms = received_ms;
   a.updated_at_ms = received_ms;
   return a;

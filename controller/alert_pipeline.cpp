@@ -19,7 +19,12 @@ constexpr const char* kRequester = "controller:alert-pipeline";
 AlertPipeline::AlertPipeline(asio::io_context& io, Store& store, LiveQueries& queries,
                              const AssetCatalog& assets, const Clock& clock,
                              AlertPipelineOptions options)
-    : io_(io), store_(store), queries_(queries), assets_(assets), clock_(clock), options_(options) {}
+    : io_(io),
+      store_(store),
+      queries_(queries),
+      assets_(assets),
+      clock_(clock),
+      options_(options) {}
 
 void AlertPipeline::enqueue(const std::vector<std::string>& alert_ids) {
   {
@@ -64,10 +69,10 @@ void AlertPipeline::finished() {
 
 Status AlertPipeline::store_update(const AlertRecord& alert, const std::string& status,
                                    const char* column, const json& value, const char* event) {
-  auto s = store_.update_alert(alert.id, status, column, value.dump(),
-                               {kRequester, event, alert.id,
-                                json{{"status", status}, {"case_id", alert.case_id}}.dump()},
-                               clock_.now_unix_ms());
+  auto s = store_.update_alert(
+      alert.id, status, column, value.dump(),
+      {kRequester, event, alert.id, json{{"status", status}, {"case_id", alert.case_id}}.dump()},
+      clock_.now_unix_ms());
   if (!s) spdlog::error("alert {}: cannot store {}: {}", alert.id, column, s.error().message);
   return s;
 }
@@ -90,7 +95,8 @@ void AlertPipeline::start(const std::string& id) {
     const json record{{"rule", nullptr},
                       {"outcome", "unvalidated"},
                       {"reason", "no validation rule applies (no outside IP address observed)"}};
-    if (!store_update(alert, "unvalidated", "validation", record, "alert.validated")) return finished();
+    if (!store_update(alert, "unvalidated", "validation", record, "alert.validated"))
+      return finished();
     alert.status = "unvalidated";
     alert.validation = record.dump();
     return enrich(std::move(alert));
@@ -107,8 +113,8 @@ void AlertPipeline::start(const std::string& id) {
   auto queries = plan.queries;
   const auto case_id = alert.case_id;
   queries_.ask(std::move(queries), kRequester, case_id, options_.timeout_ms,
-               [this, alert = std::move(alert), plan = std::move(plan)](
-                   std::vector<LiveAnswer> answers) mutable {
+               [this, alert = std::move(alert),
+                plan = std::move(plan)](std::vector<LiveAnswer> answers) mutable {
                  validated(std::move(alert), plan, std::move(answers));
                });
 }
@@ -119,7 +125,8 @@ void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
   auto outcome = decide_ip_validation(plan, answers, agents ? *agents : std::vector<AgentRecord>{},
                                       options_.lookback_days);
   outcome.record["decided_at"] = format_utc_ms(clock_.now_unix_ms());
-  spdlog::info("alert {}: {}: {}", alert.id, outcome.status, outcome.record["reason"].get<std::string>());
+  spdlog::info("alert {}: {}: {}", alert.id, outcome.status,
+               outcome.record["reason"].get<std::string>());
   if (!store_update(alert, outcome.status, "validation", outcome.record, "alert.validated"))
     return finished();
   if (outcome.status == "not_relevant") return finished();
@@ -137,7 +144,8 @@ void AlertPipeline::enrich(AlertRecord alert) {
   auto plan = std::make_shared<EnrichmentPlan>(plan_enrichment(alert, *agents));
   auto alert_ptr = std::make_shared<AlertRecord>(std::move(alert));
   auto complete = [this, plan, alert_ptr](std::vector<LiveAnswer> answers) {
-    auto history = store_.related_alerts(alert_ptr->host_name, alert_ptr->observables, alert_ptr->id, 20);
+    auto history =
+        store_.related_alerts(alert_ptr->host_name, alert_ptr->observables, alert_ptr->id, 20);
     auto record = build_enrichment(*alert_ptr, *plan, answers, *assets_.current(),
                                    history ? *history : std::vector<AlertRecord>{});
     record["enriched_at"] = format_utc_ms(clock_.now_unix_ms());
@@ -149,11 +157,12 @@ void AlertPipeline::enrich(AlertRecord alert) {
                [this, alert_ptr, complete](std::vector<LiveAnswer> first) mutable {
                  auto second = plan_executable_hash(*alert_ptr, first);
                  if (second.empty()) return complete(std::move(first));
-                 queries_.ask(std::move(second), kRequester, alert_ptr->case_id, options_.timeout_ms,
-                              [first = std::move(first), complete](std::vector<LiveAnswer> more) mutable {
-                                first.insert(first.end(), more.begin(), more.end());
-                                complete(std::move(first));
-                              });
+                 queries_.ask(
+                     std::move(second), kRequester, alert_ptr->case_id, options_.timeout_ms,
+                     [first = std::move(first), complete](std::vector<LiveAnswer> more) mutable {
+                       first.insert(first.end(), more.begin(), more.end());
+                       complete(std::move(first));
+                     });
                });
 }
 

@@ -136,23 +136,18 @@ ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
                          fmt::join(plan.ips, ", "), lookback_days, fmt::join(names, ", "));
   } else if (unanswered_agents.empty() && plan.not_asked.empty() && asked > 0) {
     outcome.status = "not_relevant";
-    reason = fmt::format("none of {} agents connected to {} in the last {} days", asked / plan.ips.size(),
-                         fmt::join(plan.ips, ", "), lookback_days);
+    reason = fmt::format("none of {} agents connected to {} in the last {} days",
+                         asked / plan.ips.size(), fmt::join(plan.ips, ", "), lookback_days);
   } else {
     outcome.status = "undetermined";
     reason = fmt::format(
         "no answering agent connected to {}, but {} agent(s) could not be asked or did not answer",
         fmt::join(plan.ips, ", "), unanswered_agents.size() + plan.not_asked.size());
   }
-  outcome.record = json{{"rule", "malicious_ip"},
-                        {"outcome", outcome.status},
-                        {"reason", reason},
-                        {"ips", plan.ips},
-                        {"lookback_days", lookback_days},
-                        {"hosts", hosts},
-                        {"checked", checked},
-                        {"not_asked", plan.not_asked},
-                        {"action_ids", action_ids}};
+  outcome.record =
+      json{{"rule", "malicious_ip"}, {"outcome", outcome.status},      {"reason", reason},
+           {"ips", plan.ips},        {"lookback_days", lookback_days}, {"hosts", hosts},
+           {"checked", checked},     {"not_asked", plan.not_asked},    {"action_ids", action_ids}};
   return outcome;
 }
 

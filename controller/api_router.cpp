@@ -116,7 +116,8 @@ std::string query_param(std::string_view target, std::string_view name) {
       for (std::size_t i = 0; i < raw.size(); ++i) {
         if (raw[i] == '+') {
           value += ' ';
-        } else if (raw[i] == '%' && i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+        } else if (raw[i] == '%' && i + 2 < raw.size() &&
+                   std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
                    std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
           value += static_cast<char>(std::stoi(std::string(raw.substr(i + 1, 2)), nullptr, 16));
           i += 2;
@@ -234,7 +235,7 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
 }
 
 ApiResponse ApiRouter::route_alerts(const ApiRequest& request, std::string_view path,
-                                   const ApiTokenRecord& caller) {
+                                    const ApiTokenRecord& caller) {
   if (deps_.alerts == nullptr) return error(404, "alerts are not enabled on this controller");
   auto& api = *deps_.alerts;
   const auto& method = request.method;

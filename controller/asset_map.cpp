@@ -21,18 +21,18 @@ std::vector<std::string> string_list(const YAML::Node& node) {
 
 Result<AssetEntry> parse_entry(const YAML::Node& node, const std::string& where) {
   static const std::set<std::string> kKnown = {
-      "name",        "hostname",    "hostnames",   "agent_id", "agent_ids",   "ip",
-      "ips",         "cidr",        "cidrs",       "application", "environment", "criticality",
-      "owner",       "stakeholders"};
+      "name", "hostname", "hostnames",   "agent_id",    "agent_ids",   "ip",    "ips",
+      "cidr", "cidrs",    "application", "environment", "criticality", "owner", "stakeholders"};
   if (!node.IsMap()) return Error{fmt::format("{}: an asset must be a mapping", where)};
   AssetEntry e;
   e.line = node.Mark().line + 1;
   for (const auto& item : node) {
     const auto key = item.first.as<std::string>();
     if (!kKnown.contains(key)) {
-      return Error{fmt::format("{}: unknown key '{}' (known: name, hostnames, agent_ids, ips, "
-                               "cidrs, application, environment, criticality, owner, stakeholders)",
-                               where, key)};
+      return Error{
+          fmt::format("{}: unknown key '{}' (known: name, hostnames, agent_ids, ips, "
+                      "cidrs, application, environment, criticality, owner, stakeholders)",
+                      where, key)};
     }
   }
   auto list = [&](const char* one, const char* many) {
@@ -60,8 +60,8 @@ Result<AssetEntry> parse_entry(const YAML::Node& node, const std::string& where)
     e.cidrs.push_back(*network);
   }
   if (e.hostnames.empty() && e.agent_ids.empty() && e.ips.empty() && e.cidrs.empty()) {
-    return Error{fmt::format("{}: asset '{}' matches nothing: give hostnames, agent_ids, ips or cidrs",
-                             where, e.name)};
+    return Error{fmt::format(
+        "{}: asset '{}' matches nothing: give hostnames, agent_ids, ips or cidrs", where, e.name)};
   }
   e.application = node["application"] ? node["application"].as<std::string>() : "";
   e.environment = node["environment"] ? node["environment"].as<std::string>() : "";
@@ -89,8 +89,8 @@ Result<AssetMap> AssetMap::load(const std::filesystem::path& path) {
     const YAML::Node root = YAML::LoadFile(path.string());
     if (root.IsNull()) return map;
     if (!root.IsMap() || !root["assets"] || root.size() != 1) {
-      return Error{fmt::format("{}: the top level must be a mapping with one key, 'assets'",
-                               path.string())};
+      return Error{
+          fmt::format("{}: the top level must be a mapping with one key, 'assets'", path.string())};
     }
     const auto& assets = root["assets"];
     if (!assets.IsSequence())

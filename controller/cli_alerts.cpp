@@ -14,7 +14,8 @@ void AlertCommands::attach(CLI::App& app) {
   auto* alerts = app.add_subcommand("alerts", "alerts from SIEM/EDR: submit, list, show");
   alerts->require_subcommand(1);
   submit_ = alerts->add_subcommand(
-      "submit", "submit alerts from a file: one JSON alert, a JSON list, or JSON lines ('-': stdin)");
+      "submit",
+      "submit alerts from a file: one JSON alert, a JSON list, or JSON lines ('-': stdin)");
   submit_->add_option("FILE", file_, "file to read, or - for stdin")->required();
   submit_->add_option("--format", format_, "force the format: ecs, wazuh or generic")
       ->check(CLI::IsMember({"ecs", "wazuh", "generic"}));
@@ -26,8 +27,9 @@ void AlertCommands::attach(CLI::App& app) {
                     "only new, validating, qualified, not_relevant, undetermined or unvalidated");
   list_->add_option("--limit", limit_, "at most this many (default 50)");
   list_->add_flag("--json", json_, "print JSON");
-  show_ = alerts->add_subcommand("show", "show one alert: fields, observables, validation, "
-                                          "enrichment, confidence with reasons");
+  show_ = alerts->add_subcommand("show",
+                                 "show one alert: fields, observables, validation, "
+                                 "enrichment, confidence with reasons");
   show_->add_option("ID", id_, "alert id")->required();
   show_->add_flag("--json", json_, "print JSON");
 
@@ -43,8 +45,9 @@ void AlertCommands::attach(CLI::App& app) {
 
   auto* assets = app.add_subcommand("assets", "the asset map merged with the agent inventory");
   assets->require_subcommand(1);
-  assets_ = assets->add_subcommand("list", "hosts with their application, environment, "
-                                            "criticality and owner; gaps on both sides");
+  assets_ = assets->add_subcommand("list",
+                                   "hosts with their application, environment, "
+                                   "criticality and owner; gaps on both sides");
   assets_->add_flag("--json", json_, "print JSON");
 
   auto* cases = app.add_subcommand("cases", "cases grouping related alerts");
@@ -112,17 +115,17 @@ std::optional<int> AlertCommands::run(const Connection& c) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& h : view["hosts"]) {
-      rows.push_back({text(h["hostname"]), text(h["agent_id"]), text(h["status"]), text(h["assets"]),
-                      text(h["application"]), text(h["environment"]), text(h["criticality"]),
-                      text(h["owner"])});
+      rows.push_back({text(h["hostname"]), text(h["agent_id"]), text(h["status"]),
+                      text(h["assets"]), text(h["application"]), text(h["environment"]),
+                      text(h["criticality"]), text(h["owner"])});
     }
     for (const auto& h : view["agents_not_covered"]) {
       rows.push_back({text(h["hostname"]), text(h["agent_id"]), text(h["status"]),
                       "NOT COVERED by any asset entry", "-", "-", "-", "-"});
     }
-    print_table({"HOST", "AGENT", "STATUS", "ASSETS", "APPLICATION", "ENVIRONMENT", "CRITICALITY",
-                 "OWNER"},
-                rows);
+    print_table(
+        {"HOST", "AGENT", "STATUS", "ASSETS", "APPLICATION", "ENVIRONMENT", "CRITICALITY", "OWNER"},
+        rows);
     if (!view["entries_without_agent"].empty()) {
       std::cout << "\nAsset entries with no enrolled agent: " << text(view["entries_without_agent"])
                 << "\n";
@@ -134,7 +137,8 @@ std::optional<int> AlertCommands::run(const Connection& c) {
     if (json_) {
       std::cout << result.dump(2) << "\n";
     } else {
-      for (const char* key : {"id", "title", "status", "severity", "host", "created_at", "updated_at", "alerts"})
+      for (const char* key :
+           {"id", "title", "status", "severity", "host", "created_at", "updated_at", "alerts"})
         std::cout << fmt::format("{:<12} {}\n", std::string(key) + ":", text(result[key]));
     }
     return 0;
@@ -171,14 +175,17 @@ int AlertCommands::submit(const Connection& c) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       auto doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (doc.is_discarded())
-        die(fmt::format("{}: line {} is not JSON (the file is neither one JSON document nor JSON "
-                        "lines)", file_, n));
+        die(
+            fmt::format("{}: line {} is not JSON (the file is neither one JSON document nor JSON "
+                        "lines)",
+                        file_, n));
       documents.push_back(std::move(doc));
     }
   }
   if (documents.empty()) die(fmt::format("{}: no alerts in it", file_));
   const std::string target = "/api/v1/alerts" + (format_.empty() ? "" : "?format=" + format_);
-  json combined{{"ids", json::array()}, {"stored", 0}, {"duplicates", 0}, {"alerts", json::array()}};
+  json combined{
+      {"ids", json::array()}, {"stored", 0}, {"duplicates", 0}, {"alerts", json::array()}};
   for (std::size_t start = 0; start < documents.size(); start += batch_) {
     const auto end = std::min(documents.size(), start + batch_);
     json batch = json::array();
@@ -190,7 +197,8 @@ int AlertCommands::submit(const Connection& c) {
     for (const auto& a : response["alerts"]) combined["alerts"].push_back(a);
     combined["stored"] = combined["stored"].get<int>() + response.value("stored", 0);
     combined["duplicates"] = combined["duplicates"].get<int>() + response.value("duplicates", 0);
-    if (documents.size() > batch_) std::cerr << fmt::format("sent {}/{} alerts\n", end, documents.size());
+    if (documents.size() > batch_)
+      std::cerr << fmt::format("sent {}/{} alerts\n", end, documents.size());
   }
   if (json_) {
     std::cout << combined.dump(2) << "\n";
@@ -198,7 +206,8 @@ int AlertCommands::submit(const Connection& c) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& a : combined["alerts"])
-    rows.push_back({text(a["id"]), text(a["case_id"]), a.value("duplicate", false) ? "duplicate" : "stored"});
+    rows.push_back(
+        {text(a["id"]), text(a["case_id"]), a.value("duplicate", false) ? "duplicate" : "stored"});
   print_table({"ALERT", "CASE", "RESULT"}, rows);
   std::cout << fmt::format("{} stored, {} duplicate(s)\n", combined["stored"].dump(),
                            combined["duplicates"].dump());
@@ -223,7 +232,8 @@ int AlertCommands::show(const Connection& c) {
   if (a.contains("user")) line("user", text(a["user"]["name"]));
   line("case", text(a["case_id"]));
   line("status", text(a["status"]));
-  for (const auto& o : a["observables"]) line("observable", fmt::format("{} {}", text(o["type"]), text(o["value"])));
+  for (const auto& o : a["observables"])
+    line("observable", fmt::format("{} {}", text(o["type"]), text(o["value"])));
   for (const auto& n : a["notes"]) line("note", text(n));
   for (const auto& asset : a["assets"])
     line("asset", fmt::format("{} app={} env={} criticality={} owner={}", text(asset["name"]),
@@ -234,8 +244,8 @@ int AlertCommands::show(const Connection& c) {
     line("validation", fmt::format("{}: {}", text(v["outcome"]), text(v.value("reason", json()))));
   const auto& conf = a["confidence"];
   if (conf.is_object() && conf.contains("decision"))
-    line("confidence", fmt::format("{:.2f} -> {}: {}", conf.value("score", 0.0), text(conf["decision"]),
-                                   text(conf.value("reason", json()))));
+    line("confidence", fmt::format("{:.2f} -> {}: {}", conf.value("score", 0.0),
+                                   text(conf["decision"]), text(conf.value("reason", json()))));
   const auto& e = a["enrichment"];
   if (e.is_object() && e.contains("impacted")) {
     line("impacted", std::to_string(e["impacted"].size()) + " host(s)");

@@ -70,8 +70,8 @@ std::string call_raw(const Connection& c, const std::string& method, const std::
   return request(c, method, target, body.is_null() ? "" : body.dump(), output_file);
 }
 
-std::string call_raw_text(const Connection& c, const std::string& method,
-                          const std::string& target, std::string body) {
+std::string call_raw_text(const Connection& c, const std::string& method, const std::string& target,
+                          std::string body) {
   return request(c, method, target, std::move(body), "");
 }
 
@@ -113,7 +113,6 @@ void print_table(const std::vector<std::string>& headers,
   line(headers);
   for (const auto& row : rows) line(row);
 }
-
 
 std::string url_encode(std::string_view value) {
   std::string out;

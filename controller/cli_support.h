@@ -25,8 +25,8 @@ std::string env_or(const char* name, const std::string& given);
 std::string call_raw(const Connection& c, const std::string& method, const std::string& target,
                      const nlohmann::json& body = nullptr, const std::string& output_file = "");
 // The same with a body that is already JSON text (alert files are sent as read).
-std::string call_raw_text(const Connection& c, const std::string& method,
-                          const std::string& target, std::string body);
+std::string call_raw_text(const Connection& c, const std::string& method, const std::string& target,
+                          std::string body);
 nlohmann::json call(const Connection& c, const std::string& method, const std::string& target,
                     const nlohmann::json& body = nullptr);
 

@@ -30,10 +30,12 @@ Status check_keys(const YAML::Node& node, std::initializer_list<const char*> kno
 
 Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
                                                 ControllerConfig config) {
-  static const std::set<std::string> kKnown = {
-      "data_dir",           "agent_listen",   "api_listen", "agent_gateway_host", "server_names",
-      "heartbeat_interval", "max_frame_size", "log_level",  "log_format",         "assets",
-      "intel",              "alerts"};
+  static const std::set<std::string> kKnown = {"data_dir",       "agent_listen",
+                                               "api_listen",     "agent_gateway_host",
+                                               "server_names",   "heartbeat_interval",
+                                               "max_frame_size", "log_level",
+                                               "log_format",     "assets",
+                                               "intel",          "alerts"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -79,7 +81,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
           return Error{fmt::format("{}: intel.feeds must be a list", path.string())};
         for (const auto& f : feeds) {
           const auto where = fmt::format("intel feed at line {}", f.Mark().line + 1);
-          if (auto s = check_keys(f, {"name", "path", "format", "weight", "column"}, path, where); !s)
+          if (auto s = check_keys(f, {"name", "path", "format", "weight", "column"}, path, where);
+              !s)
             return s.error();
           FeedConfig feed;
           if (!f["name"] || !f["path"] || !f["format"]) {
@@ -104,37 +107,43 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
         if (t["respond"]) config.confidence_thresholds.respond = t["respond"].as<double>();
         const auto& c = config.confidence_thresholds;
         if (!(c.analyst >= 0 && c.analyst <= c.respond && c.respond <= 1)) {
-          return Error{fmt::format(
-              "{}: intel.thresholds need 0 <= analyst <= respond <= 1", path.string())};
+          return Error{
+              fmt::format("{}: intel.thresholds need 0 <= analyst <= respond <= 1", path.string())};
         }
       }
     }
     if (const auto alerts = root["alerts"]) {
-      if (auto s = check_keys(alerts, {"case_window", "max_body_bytes", "validation_lookback_days",
-                                       "validation_timeout"},
-                              path, "alerts");
+      if (auto s = check_keys(
+              alerts,
+              {"case_window", "max_body_bytes", "validation_lookback_days", "validation_timeout"},
+              path, "alerts");
           !s)
         return s.error();
       if (alerts["case_window"]) {
         auto ms = parse_duration_ms(alerts["case_window"].as<std::string>());
-        if (!ms) return Error{fmt::format("{}: alerts.case_window: {}", path.string(), ms.error().message)};
+        if (!ms)
+          return Error{
+              fmt::format("{}: alerts.case_window: {}", path.string(), ms.error().message)};
         config.case_window_ms = *ms;
       }
       if (alerts["validation_timeout"]) {
         auto ms = parse_duration_ms(alerts["validation_timeout"].as<std::string>());
         if (!ms)
-          return Error{fmt::format("{}: alerts.validation_timeout: {}", path.string(), ms.error().message)};
+          return Error{
+              fmt::format("{}: alerts.validation_timeout: {}", path.string(), ms.error().message)};
         config.validation_timeout_ms = *ms;
       }
       if (alerts["max_body_bytes"]) {
         config.max_alert_body_bytes = alerts["max_body_bytes"].as<std::uint64_t>();
         if (config.max_alert_body_bytes < 1024 || config.max_alert_body_bytes > (1u << 30))
-          return Error{fmt::format("{}: alerts.max_body_bytes must be between 1 KiB and 1 GiB", path.string())};
+          return Error{fmt::format("{}: alerts.max_body_bytes must be between 1 KiB and 1 GiB",
+                                   path.string())};
       }
       if (alerts["validation_lookback_days"]) {
         config.validation_lookback_days = alerts["validation_lookback_days"].as<std::uint32_t>();
         if (config.validation_lookback_days < 1 || config.validation_lookback_days > 365)
-          return Error{fmt::format("{}: alerts.validation_lookback_days must be 1-365", path.string())};
+          return Error{
+              fmt::format("{}: alerts.validation_lookback_days must be 1-365", path.string())};
       }
     }
   } catch (const YAML::Exception& e) {

@@ -143,8 +143,9 @@ Status ControllerService::reload() {
   if (auto s = intel_->load(config_.intel_feeds, clock_.now_unix_ms()); !s) return s;
   if (auto s = assets_->load(config_.assets_file); !s) return s;
   for (const auto& feed : intel_->feeds()) {
-    spdlog::info("intel: feed '{}' ({}, weight {}): {} indicators, {} ranges, {} skipped", feed.config.name,
-                 feed.config.format, feed.config.weight, feed.indicators, feed.networks, feed.skipped);
+    spdlog::info("intel: feed '{}' ({}, weight {}): {} indicators, {} ranges, {} skipped",
+                 feed.config.name, feed.config.format, feed.config.weight, feed.indicators,
+                 feed.networks, feed.skipped);
   }
   if (!config_.assets_file.empty()) {
     spdlog::info("assets: {} entries from {}", assets_->current()->entries().size(),

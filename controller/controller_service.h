@@ -13,21 +13,21 @@
 #include <vector>
 
 #include "controller/action_dispatcher.h"
+#include "controller/agent_gateway.h"
 #include "controller/alert_api.h"
 #include "controller/alert_intake.h"
 #include "controller/alert_pipeline.h"
-#include "controller/asset_map.h"
-#include "controller/live_queries.h"
-#include "controller/threat_intel.h"
-#include "controller/agent_gateway.h"
 #include "controller/api_router.h"
 #include "controller/api_server.h"
+#include "controller/asset_map.h"
 #include "controller/config.h"
 #include "controller/enrollment.h"
 #include "controller/evidence_store.h"
+#include "controller/live_queries.h"
 #include "controller/operator_auth.h"
 #include "controller/pki.h"
 #include "controller/sqlite_store.h"
+#include "controller/threat_intel.h"
 #include "protocol/clock.h"
 
 namespace riposte::controller {

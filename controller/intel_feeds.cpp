@@ -193,12 +193,15 @@ void add_misp_attribute(FeedContents& out, const json& attribute, const std::str
   } else {
     return;  // other attribute kinds (text, email-subject, ...) are context
   }
-  if (!ok) skip(out, fmt::format("{}: {} \"{}\" is not a valid indicator", where, type, value.substr(0, 80)));
+  if (!ok)
+    skip(out,
+         fmt::format("{}: {} \"{}\" is not a valid indicator", where, type, value.substr(0, 80)));
 }
 
 Result<FeedContents> load_misp(const FeedConfig& feed) {
   if (!fs::is_directory(feed.path))
-    return Error{fmt::format("{}: a MISP feed is a directory with manifest.json", feed.path.string())};
+    return Error{
+        fmt::format("{}: a MISP feed is a directory with manifest.json", feed.path.string())};
   auto manifest = read_json(feed.path / "manifest.json");
   if (!manifest) return manifest.error();
   if (!manifest->is_object())
@@ -209,11 +212,16 @@ Result<FeedContents> load_misp(const FeedConfig& feed) {
     const bool safe = !uuid.empty() && std::all_of(uuid.begin(), uuid.end(), [](unsigned char c) {
       return std::isxdigit(c) || c == '-';
     });
-    if (!safe) return Error{fmt::format("{}: manifest key '{}' is not an event UUID", feed.path.string(), uuid)};
+    if (!safe)
+      return Error{
+          fmt::format("{}: manifest key '{}' is not an event UUID", feed.path.string(), uuid)};
     const auto file = feed.path / (uuid + ".json");
     auto event = read_json(file);
-    if (!event) return Error{fmt::format("MISP feed {}: event listed in manifest.json: {}", feed.name, event.error().message)};
-    const auto* body = event->is_object() && event->contains("Event") ? &(*event)["Event"] : nullptr;
+    if (!event)
+      return Error{fmt::format("MISP feed {}: event listed in manifest.json: {}", feed.name,
+                               event.error().message)};
+    const auto* body =
+        event->is_object() && event->contains("Event") ? &(*event)["Event"] : nullptr;
     if (body == nullptr || !body->is_object())
       return Error{fmt::format("{}: not a MISP event (no \"Event\" object)", file.string())};
     const auto where = file.filename().string();
@@ -313,11 +321,13 @@ Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern)
 
 Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& file) {
   if (!bundle.is_object() || bundle.value("type", "") != "bundle")
-    return Error{fmt::format("{}: not a STIX bundle (\"type\": \"bundle\" missing)", file.string())};
+    return Error{
+        fmt::format("{}: not a STIX bundle (\"type\": \"bundle\" missing)", file.string())};
   // STIX 2.0 bundles carry spec_version; 2.1 moved it onto each object.
   if (bundle.contains("spec_version")) {
-    return Error{fmt::format("{}: STIX {} bundle; only STIX 2.1 is supported", file.string(),
-                             bundle["spec_version"].is_string() ? bundle["spec_version"].get<std::string>() : "?")};
+    return Error{fmt::format(
+        "{}: STIX {} bundle; only STIX 2.1 is supported", file.string(),
+        bundle["spec_version"].is_string() ? bundle["spec_version"].get<std::string>() : "?")};
   }
   if (!bundle.contains("objects")) return ok_status();
   if (!bundle["objects"].is_array())
@@ -326,12 +336,14 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
     if (!object.is_object() || object.value("type", "") != "indicator") continue;
     const auto id = object.value("id", "?");
     if (object.value("spec_version", "") != "2.1") {
-      return Error{fmt::format("{}: indicator {} is not STIX 2.1 (spec_version {})", file.string(),
-                               id, object.contains("spec_version") ? object["spec_version"].dump() : "missing")};
+      return Error{
+          fmt::format("{}: indicator {} is not STIX 2.1 (spec_version {})", file.string(), id,
+                      object.contains("spec_version") ? object["spec_version"].dump() : "missing")};
     }
     if (object.value("revoked", false)) continue;
     if (object.value("pattern_type", "") != "stix") {
-      skip(out, fmt::format("{}: pattern_type '{}' is not stix", id, object.value("pattern_type", "")));
+      skip(out,
+           fmt::format("{}: pattern_type '{}' is not stix", id, object.value("pattern_type", "")));
       continue;
     }
     auto comparisons = parse_stix_pattern(object.value("pattern", ""));

@@ -25,9 +25,9 @@ struct FeedConfig {
 };
 
 struct FeedContents {
-  std::vector<Observable> indicators;  // canonical values
-  std::vector<IpNetwork> networks;     // CIDR indicators
-  std::size_t skipped = 0;             // entries that were not usable indicators
+  std::vector<Observable> indicators;     // canonical values
+  std::vector<IpNetwork> networks;        // CIDR indicators
+  std::size_t skipped = 0;                // entries that were not usable indicators
   std::vector<std::string> skip_reasons;  // the first few, for the operator
 };
 

@@ -10,7 +10,8 @@ namespace riposte::controller {
 namespace {
 
 // The address as 16 bytes (IPv4 in the first four) and whether it is IPv6.
-std::optional<std::pair<std::array<std::uint8_t, 16>, bool>> parse_address(const std::string& text) {
+std::optional<std::pair<std::array<std::uint8_t, 16>, bool>> parse_address(
+    const std::string& text) {
   std::array<std::uint8_t, 16> bytes{};
   if (::inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) return std::pair{bytes, false};
   if (::inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) return std::pair{bytes, true};

@@ -18,9 +18,8 @@ std::string_view trim(std::string_view text) {
 }
 
 bool is_hex(std::string_view text, std::size_t length) {
-  return text.size() == length && std::all_of(text.begin(), text.end(), [](unsigned char c) {
-           return std::isxdigit(c);
-         });
+  return text.size() == length &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); });
 }
 
 std::optional<std::string> canonical_ip(std::string_view text) {
@@ -95,7 +94,8 @@ bool is_file_path(std::string_view text) {
 
 bool is_user(std::string_view text) {
   if (text.empty() || text.size() > 256) return false;
-  return std::all_of(text.begin(), text.end(), [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
+  return std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
 }
 
 bool is_pid(std::string_view text) {
@@ -129,7 +129,8 @@ std::optional<std::string> canonical_observable(std::string_view type, std::stri
     const std::size_t length = type == t::kMd5 ? 32 : type == t::kSha1 ? 40 : 64;
     return is_hex(value, length) ? std::optional<std::string>(ascii_lower(value)) : std::nullopt;
   }
-  if (type == t::kFilePath) return is_file_path(value) ? std::optional<std::string>(value) : std::nullopt;
+  if (type == t::kFilePath)
+    return is_file_path(value) ? std::optional<std::string>(value) : std::nullopt;
   if (type == t::kProcess) return is_pid(value) ? std::optional<std::string>(value) : std::nullopt;
   if (type == t::kUser) return is_user(value) ? std::optional<std::string>(value) : std::nullopt;
   return std::nullopt;

@@ -960,9 +960,10 @@ Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
         if (!touched) return touched;
       }
       auto inserted =
-          Statement(cache_, fmt::format("INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                        kAlertColumns))
+          Statement(cache_,
+                    fmt::format("INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                kAlertColumns))
               .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
                     a.host_name, to_json_list(a.host_ips), a.user_name,
                     observables_json(a.observables), to_json_list(a.notes), a.raw, outcome.case_id,
@@ -1068,7 +1069,8 @@ Result<std::optional<CaseRecord>> SqliteStore::find_case(const std::string& id) 
   const int rc = q.step();
   if (rc == SQLITE_DONE) return std::optional<CaseRecord>();
   if (rc != SQLITE_ROW) return db_error(db_, "find case");
-  CaseRecord c{q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.integer(5), q.integer(6), {}};
+  CaseRecord c{q.text(0), q.text(1),    q.text(2),    q.text(3),
+               q.text(4), q.integer(5), q.integer(6), {}};
   Statement alerts(cache_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
   alerts.bind(id);
   while (alerts.step() == SQLITE_ROW) c.alert_ids.push_back(alerts.text(0));

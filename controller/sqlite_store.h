@@ -74,8 +74,7 @@ class SqliteStore final : public Store {
                       std::int64_t now_ms) override;
   Result<std::vector<AlertRecord>> related_alerts(const std::string& host_name,
                                                   const std::vector<Observable>& observables,
-                                                  const std::string& except_id,
-                                                  int limit) override;
+                                                  const std::string& except_id, int limit) override;
   Result<std::optional<CaseRecord>> find_case(const std::string& id) override;
   Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                           const AuditEvent& audit, std::int64_t now_ms) override;

@@ -155,7 +155,8 @@ struct AlertRecord {
   std::string assets;      // JSON array: the asset entries the alert's host matched
   std::string confidence;  // JSON object: score, decision, which feeds confirmed what
   std::string validation;  // JSON object: rule, outcome, evidence
-  std::string enrichment;  // JSON object: assets, people, process, logins, network, history, missing
+  std::string
+      enrichment;  // JSON object: assets, people, process, logins, network, history, missing
   std::int64_t received_at_ms = 0;
   std::int64_t updated_at_ms = 0;
 };
@@ -254,8 +255,8 @@ class Store {
   // it was; every new alert joins the open case that holds an alert on the same host sharing an
   // observable within `case_window_ms` of its timestamp, or opens a new case. One audit entry.
   virtual Result<std::vector<AlertInsertOutcome>> insert_alerts(
-      const std::vector<AlertRecord>& alerts, std::int64_t case_window_ms,
-      const AuditEvent& audit, std::int64_t now_ms) = 0;
+      const std::vector<AlertRecord>& alerts, std::int64_t case_window_ms, const AuditEvent& audit,
+      std::int64_t now_ms) = 0;
   virtual Result<std::optional<AlertRecord>> find_alert(const std::string& id) = 0;
   // Most recently received first; `status` empty for any.
   virtual Result<std::vector<AlertRecord>> list_alerts(const std::string& status, int limit) = 0;
@@ -264,10 +265,9 @@ class Store {
                               const std::string& column, const std::string& json_text,
                               const AuditEvent& audit, std::int64_t now_ms) = 0;
   // Earlier alerts on `host_name` or sharing one of `observables`, newest first, not `except_id`.
-  virtual Result<std::vector<AlertRecord>> related_alerts(const std::string& host_name,
-                                                          const std::vector<Observable>& observables,
-                                                          const std::string& except_id,
-                                                          int limit) = 0;
+  virtual Result<std::vector<AlertRecord>> related_alerts(
+      const std::string& host_name, const std::vector<Observable>& observables,
+      const std::string& except_id, int limit) = 0;
   virtual Result<std::optional<CaseRecord>> find_case(const std::string& id) = 0;
 
   // Replaces an agent's labels; errors if the agent is unknown.

@@ -35,7 +35,8 @@ Status ThreatIntel::load(const std::vector<FeedConfig>& feeds, std::int64_t now_
       if (feeds[j].name == feed.name)
         return Error{fmt::format("two intel feeds are named '{}'", feed.name)};
     }
-    if (!(feed.weight > 0)) return Error{fmt::format("feed '{}': weight must be above 0", feed.name)};
+    if (!(feed.weight > 0))
+      return Error{fmt::format("feed '{}': weight must be above 0", feed.name)};
     auto contents = load_feed(feed);
     if (!contents) return contents.error();
     const std::uint64_t bit = 1ULL << i;
@@ -59,7 +60,8 @@ std::shared_ptr<const ThreatIntel::Index> ThreatIntel::current() const {
 std::uint64_t ThreatIntel::mask_for(const Index& index, std::string_view type,
                                     std::string_view value) const {
   std::uint64_t mask = 0;
-  if (const auto it = index.exact.find(std::string(value)); it != index.exact.end()) mask = it->second;
+  if (const auto it = index.exact.find(std::string(value)); it != index.exact.end())
+    mask = it->second;
   if (type == t::kIp) {
     for (const auto& [network, bit] : index.networks)
       if ((mask & bit) == 0 && network.contains(value)) mask |= bit;
@@ -129,14 +131,16 @@ json ThreatIntel::assess(const std::vector<Observable>& observables,
   result["score"] = best;
   const auto decision = confidence_decision(best, thresholds);
   result["decision"] = decision;
-  result["reason"] = best_what.empty()
-                         ? fmt::format("no observable is listed by any of {} feeds", index->feeds.size())
-                         : fmt::format("{}: {} (analyst at {}, respond at {})", best_what, decision,
-                                       thresholds.analyst, thresholds.respond);
+  result["reason"] =
+      best_what.empty()
+          ? fmt::format("no observable is listed by any of {} feeds", index->feeds.size())
+          : fmt::format("{}: {} (analyst at {}, respond at {})", best_what, decision,
+                        thresholds.analyst, thresholds.respond);
   return result;
 }
 
-Result<json> ThreatIntel::lookup(std::string_view raw, const ConfidenceThresholds& thresholds) const {
+Result<json> ThreatIntel::lookup(std::string_view raw,
+                                 const ConfidenceThresholds& thresholds) const {
   auto type = guess_observable_type(raw);
   if (!type) {
     return Error{fmt::format("'{}' is not an IP address, domain, URL or MD5/SHA-1/SHA-256 hash",

@@ -54,7 +54,8 @@ class ThreatIntel {
                         const ConfidenceThresholds& thresholds) const;
 
   // What `riposte intel lookup VALUE` prints: the value's type, feeds that list it, confidence.
-  Result<nlohmann::json> lookup(std::string_view value, const ConfidenceThresholds& thresholds) const;
+  Result<nlohmann::json> lookup(std::string_view value,
+                                const ConfidenceThresholds& thresholds) const;
 
   std::vector<FeedStatus> feeds() const;
 

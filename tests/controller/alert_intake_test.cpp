@@ -36,7 +36,8 @@ class AlertIntakeTest : public ::testing::Test {
                             {"stix", intel_dir / "stix", "stix", 1, ""},
                             {"list", intel_dir / "blocklist.txt", "list", 1, ""}},
                            clock.now_unix_ms()));
-    ASSERT_TRUE(assets.load(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/assets.yaml"));
+    ASSERT_TRUE(
+        assets.load(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/assets.yaml"));
     intake = std::make_unique<AlertIntake>(*store, intel, assets, clock,
                                            AlertIntakeOptions{3'600'000, {}});
     intake->set_listener([this](const std::vector<std::string>& ids) {
@@ -91,7 +92,10 @@ TEST_F(AlertIntakeTest, SameAlertTwiceIsStoredOnce) {
 TEST_F(AlertIntakeTest, RelatedAlertsJoinOneCaseWithinTheWindow) {
   auto alert = [](const std::string& id, const std::string& host, const std::string& ip,
                   const std::string& time) {
-    return json{{"id", id}, {"title", "t"}, {"host", host}, {"timestamp", time},
+    return json{{"id", id},
+                {"title", "t"},
+                {"host", host},
+                {"timestamp", time},
                 {"observables", {{{"type", "ip"}, {"value", ip}}}}};
   };
   json batch = json::array({alert("a1", "h1", "198.51.100.9", "2026-11-20T10:00:00Z"),
@@ -148,9 +152,11 @@ TEST_F(AlertIntakeTest, ApiRoutesCheckRolesAndSizes) {
   auto get = [&](const std::string& target) {
     return router.handle({"GET", target, "Bearer " + admin->secret, "", "127.0.0.1:1"});
   };
-  EXPECT_EQ(post(viewer->secret, "/api/v1/alerts", fixture_text("alerts/generic.json")).status, 403);
+  EXPECT_EQ(post(viewer->secret, "/api/v1/alerts", fixture_text("alerts/generic.json")).status,
+            403);
   EXPECT_EQ(post(admin->secret, "/api/v1/alerts?format=splunk", "{}").status, 400);
-  auto created = post(admin->secret, "/api/v1/alerts?format=wazuh", fixture_text("alerts/wazuh_sshd.json"));
+  auto created =
+      post(admin->secret, "/api/v1/alerts?format=wazuh", fixture_text("alerts/wazuh_sshd.json"));
   ASSERT_EQ(created.status, 201) << created.body;
   EXPECT_EQ(json::parse(created.body)["ids"], json{"1732092312.4417823"});
   auto shown = get("/api/v1/alerts/1732092312.4417823");
@@ -159,7 +165,9 @@ TEST_F(AlertIntakeTest, ApiRoutesCheckRolesAndSizes) {
   EXPECT_EQ(get("/api/v1/alerts/nope").status, 404);
   EXPECT_EQ(json::parse(get("/api/v1/alerts?status=new").body)["alerts"].size(), 1u);
   EXPECT_EQ(get("/api/v1/alerts?status=bogus").status, 400);
-  auto lookup = get("/api/v1/intel/lookup?value=http%3A%2F%2Finvoice-portal.example.net%2Fdownload%2Finvoice.exe");
+  auto lookup =
+      get("/api/v1/intel/"
+          "lookup?value=http%3A%2F%2Finvoice-portal.example.net%2Fdownload%2Finvoice.exe");
   ASSERT_EQ(lookup.status, 200) << lookup.body;
   EXPECT_EQ(json::parse(lookup.body)["type"], "url");
   EXPECT_EQ(json::parse(lookup.body)["feeds"], json{"list"});

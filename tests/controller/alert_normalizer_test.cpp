@@ -49,7 +49,8 @@ TEST(AlertNormalizer, EcsAlertWithFlatAndNestedKeysResolvesBoth) {
   EXPECT_TRUE(has(*a, "process", "48213"));
   EXPECT_TRUE(has(*a, "file_path", "/usr/bin/curl"));
   // Upper-case hex is still a SHA-256; it is emitted lower-cased.
-  EXPECT_TRUE(has(*a, "sha256", "b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2"));
+  EXPECT_TRUE(
+      has(*a, "sha256", "b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2"));
   // "not-a-real-md5" is not emitted as an md5, and the note says why.
   EXPECT_FALSE(has_type(*a, "md5"));
   ASSERT_FALSE(a->notes.empty());
@@ -68,7 +69,8 @@ TEST(AlertNormalizer, ElasticsearchHitIsUnwrappedAndItsIdUsed) {
   EXPECT_EQ(a->host_name, "FIN-LAPTOP-07");
   EXPECT_TRUE(has(*a, "file_path", "C:\\Users\\jdoe\\AppData\\Local\\Temp\\invoice.exe"));
   EXPECT_TRUE(has(*a, "url", "http://invoice-portal.example.net/download/invoice.exe"));
-  EXPECT_TRUE(has(*a, "sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  EXPECT_TRUE(
+      has(*a, "sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
 }
 
 TEST(AlertNormalizer, WazuhAlertMapsLevelsAndDataFields) {
@@ -131,8 +133,8 @@ TEST(AlertNormalizer, WrongTypesAreErrorsNamingTheField) {
   EXPECT_NE(a.error().message.find("'host.name' must be a string"), std::string::npos)
       << a.error().message;
 
-  auto pid = normalize_alert(json::parse(R"({"kibana.alert.rule.name": "r", "process.pid": "abc"})"),
-                             std::nullopt, kNow);
+  auto pid = normalize_alert(
+      json::parse(R"({"kibana.alert.rule.name": "r", "process.pid": "abc"})"), std::nullopt, kNow);
   ASSERT_FALSE(pid);
   EXPECT_NE(pid.error().message.find("process.pid"), std::string::npos);
 
@@ -144,8 +146,9 @@ TEST(AlertNormalizer, WrongTypesAreErrorsNamingTheField) {
   ASSERT_FALSE(severity);
   EXPECT_NE(severity.error().message.find("severity"), std::string::npos);
 
-  auto bad_type = normalize_alert(
-      json{{"title", "t"}, {"observables", {{{"type", "mutex"}, {"value", "x"}}}}}, std::nullopt, kNow);
+  auto bad_type =
+      normalize_alert(json{{"title", "t"}, {"observables", {{{"type", "mutex"}, {"value", "x"}}}}},
+                      std::nullopt, kNow);
   ASSERT_FALSE(bad_type);
   EXPECT_NE(bad_type.error().message.find("observables[0].type"), std::string::npos);
 }

@@ -57,16 +57,22 @@ TEST(IpValidation, QualifiedOnlyWhenAnAgentSawTheAddress) {
   EXPECT_EQ(plan.queries[0].parameters["history_days"], 7);
 
   json contact{{"history",
-                {{{"remote_address", "203.0.113.9"}, {"remote_port", 443}, {"protocol", "tcp"},
-                  {"pid", 812}, {"process", "curl"}, {"first_seen_unix_ms", "1790000000000"},
+                {{{"remote_address", "203.0.113.9"},
+                  {"remote_port", 443},
+                  {"protocol", "tcp"},
+                  {"pid", 812},
+                  {"process", "curl"},
+                  {"first_seen_unix_ms", "1790000000000"},
                   {"last_seen_unix_ms", "1790000060000"}}}}};
   auto qualified = decide_ip_validation(
-      plan, {answered(plan.queries[0], contact), answered(plan.queries[1], json::object())}, agents, 7);
+      plan, {answered(plan.queries[0], contact), answered(plan.queries[1], json::object())}, agents,
+      7);
   EXPECT_EQ(qualified.status, "qualified");
   ASSERT_EQ(qualified.record["hosts"].size(), 1u);
   EXPECT_EQ(qualified.record["hosts"][0]["hostname"], "web-01");
   EXPECT_EQ(qualified.record["hosts"][0]["connections"][0]["process"], "curl");
-  EXPECT_EQ(qualified.record["hosts"][0]["connections"][0]["first_seen"], "2026-09-21T14:13:20.000Z");
+  EXPECT_EQ(qualified.record["hosts"][0]["connections"][0]["first_seen"],
+            "2026-09-21T14:13:20.000Z");
 
   auto not_relevant = decide_ip_validation(
       plan, {answered(plan.queries[0], json::object()), answered(plan.queries[1], json::object())},
@@ -81,7 +87,8 @@ TEST(IpValidation, MissingAnswersMakeItUndeterminedNotIrrelevant) {
   ASSERT_EQ(plan.queries.size(), 1u);  // B is offline: not asked, but listed
   ASSERT_EQ(plan.not_asked.size(), 1u);
   EXPECT_EQ(plan.not_asked[0]["why"], "agent offline");
-  auto outcome = decide_ip_validation(plan, {answered(plan.queries[0], json::object())}, agents, 30);
+  auto outcome =
+      decide_ip_validation(plan, {answered(plan.queries[0], json::object())}, agents, 30);
   EXPECT_EQ(outcome.status, "undetermined");
 
   // An online agent that did not answer in time counts the same way.
@@ -91,7 +98,8 @@ TEST(IpValidation, MissingAnswersMakeItUndeterminedNotIrrelevant) {
   late.query = plan2.queries[1];
   late.state = "unanswered";
   late.reason = "no answer before the deadline";
-  auto outcome2 = decide_ip_validation(plan2, {answered(plan2.queries[0], json::object()), late}, online, 30);
+  auto outcome2 =
+      decide_ip_validation(plan2, {answered(plan2.queries[0], json::object()), late}, online, 30);
   EXPECT_EQ(outcome2.status, "undetermined");
   EXPECT_EQ(outcome2.record["checked"][1]["why"], "no answer before the deadline");
 }
@@ -117,7 +125,11 @@ TEST(Enrichment, LoginsProcessAndHistoryFromAnswers) {
   const std::vector<AgentRecord> agents = {agent("A", "web-01", true)};
   auto plan = plan_enrichment(a, agents);
   ASSERT_EQ(plan.queries.size(), 3u);  // logins, connections, process list
-  json logins{{"current", {{{"user", "alice"}, {"terminal", "pts/0"}, {"time_unix_ms", "1789999000000"}, {"active", true}}}},
+  json logins{{"current",
+               {{{"user", "alice"},
+                 {"terminal", "pts/0"},
+                 {"time_unix_ms", "1789999000000"},
+                 {"active", true}}}},
               {"recent",
                {{{"user", "bob"}, {"time_unix_ms", "1789990000000"}, {"active", false}},
                 {{"user", "alice"}, {"time_unix_ms", "1789999900000"}, {"active", true}},

@@ -22,10 +22,10 @@ TEST(AssetMap, MatchesByHostnameIpCidrAndAgentId) {
   auto map = AssetMap::load(kAssets);
   ASSERT_TRUE(map) << map.error().message;
   ASSERT_EQ(map->entries().size(), 3u);
-  EXPECT_EQ(names(map->match("WEB-01", "", {})), "shop-frontend");           // case-insensitive
+  EXPECT_EQ(names(map->match("WEB-01", "", {})), "shop-frontend");               // case-insensitive
   EXPECT_EQ(names(map->match("web-02.corp.example", "", {})), "shop-frontend");  // FQDN
-  EXPECT_EQ(names(map->match("", "", {"10.20.1.99"})), "shop-frontend");     // CIDR
-  EXPECT_EQ(names(map->match("", "", {"10.20.2.31"})), "shop-database");     // IP
+  EXPECT_EQ(names(map->match("", "", {"10.20.1.99"})), "shop-frontend");         // CIDR
+  EXPECT_EQ(names(map->match("", "", {"10.20.2.31"})), "shop-database");         // IP
   EXPECT_EQ(names(map->match("unknown", "", {"10.40.7.1"})), "finance-laptops");
   EXPECT_EQ(names(map->match("unknown", "", {"192.168.1.1"})), "");
   const auto& db = map->entries()[1];

@@ -9,7 +9,8 @@
 namespace riposte::controller {
 namespace {
 
-const std::filesystem::path kIntel = std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/intel";
+const std::filesystem::path kIntel =
+    std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/intel";
 
 std::vector<std::string> values(const FeedContents& f) {
   std::vector<std::string> out;
@@ -24,8 +25,8 @@ bool contains(const std::vector<std::string>& list, const std::string& item) {
 TEST(IntelFeeds, FeodoCsvWithCommentedHeaderAndQuotedFields) {
   auto feed = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, "dst_ip"});
   ASSERT_TRUE(feed) << feed.error().message;
-  EXPECT_EQ(values(*feed), (std::vector<std::string>{"ip:185.220.101.47", "ip:203.0.113.77",
-                                                     "ip:192.0.2.200"}));
+  EXPECT_EQ(values(*feed),
+            (std::vector<std::string>{"ip:185.220.101.47", "ip:203.0.113.77", "ip:192.0.2.200"}));
   EXPECT_EQ(feed->skipped, 1u);  // "not-an-ip"
   // Without `column` the indicator column is detected.
   auto detected = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, ""});
@@ -60,7 +61,8 @@ TEST(IntelFeeds, PlainListKeepsIndicatorsAndRanges) {
   EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
   EXPECT_TRUE(contains(v, "domain:evil-updates.example.com"));
   EXPECT_TRUE(contains(v, "url:http://invoice-portal.example.net/download/invoice.exe"));
-  EXPECT_TRUE(contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  EXPECT_TRUE(
+      contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
   ASSERT_EQ(feed->networks.size(), 1u);
   EXPECT_TRUE(feed->networks[0].contains("198.51.100.23"));
   EXPECT_EQ(feed->skipped, 1u);  // "this is not an indicator"
@@ -71,11 +73,12 @@ TEST(IntelFeeds, MispFeedDirectoryReadsEventsAndObjects) {
   ASSERT_TRUE(feed) << feed.error().message;
   const auto v = values(*feed);
   EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
-  EXPECT_TRUE(contains(v, "ip:203.0.113.77"));           // ip-dst|port
+  EXPECT_TRUE(contains(v, "ip:203.0.113.77"));               // ip-dst|port
   EXPECT_TRUE(contains(v, "domain:c2.beacon-example.org"));  // domain|ip, both halves
   EXPECT_TRUE(contains(v, "ip:198.51.100.23"));
   EXPECT_TRUE(contains(v, "url:https://login-verify.example.info/qb"));  // inside an Object
-  EXPECT_TRUE(contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  EXPECT_TRUE(
+      contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
   EXPECT_FALSE(contains(v, "ip:192.0.2.99"));  // to_ids false: context only
   EXPECT_EQ(feed->skipped, 1u);                // sha1 "xyz"
 }
@@ -102,7 +105,8 @@ TEST(IntelFeeds, Stix21PatternsBecomeIndicatorsAndCorrelationsAreSkipped) {
   EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
   EXPECT_TRUE(contains(v, "domain:c2.beacon-example.org"));  // OR of two observations
   EXPECT_TRUE(contains(v, "url:https://login-verify.example.info/qb"));
-  EXPECT_TRUE(contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  EXPECT_TRUE(
+      contains(v, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
   EXPECT_FALSE(contains(v, "ip:192.0.2.66"));  // revoked
   ASSERT_EQ(feed->networks.size(), 1u);        // ISSUBSET '203.0.113.0/24'
   EXPECT_TRUE(feed->networks[0].contains("203.0.113.77"));
@@ -115,13 +119,13 @@ TEST(IntelFeeds, Stix20AndNonBundlesAreReportedNotHalfLoaded) {
   ASSERT_FALSE(old);
   EXPECT_NE(old.error().message.find("STIX 2.0"), std::string::npos) << old.error().message;
   testing::TempDir dir;
-  std::ofstream(dir.path() / "x.json") << R"({"type": "indicator", "pattern": "[ipv4-addr:value = '1.2.3.4']"})";
+  std::ofstream(dir.path() / "x.json")
+      << R"({"type": "indicator", "pattern": "[ipv4-addr:value = '1.2.3.4']"})";
   auto not_bundle = load_feed({"x", dir.path() / "x.json", "stix", 1, ""});
   ASSERT_FALSE(not_bundle);
   EXPECT_NE(not_bundle.error().message.find("not a STIX bundle"), std::string::npos);
   // A 2.1-looking bundle with one object lacking spec_version 2.1 fails as a whole.
-  std::ofstream(dir.path() / "mixed.json")
-      << R"({"type": "bundle", "id": "bundle--1", "objects": [
+  std::ofstream(dir.path() / "mixed.json") << R"({"type": "bundle", "id": "bundle--1", "objects": [
       {"type": "indicator", "spec_version": "2.1", "id": "indicator--1", "pattern": "[ipv4-addr:value = '1.2.3.4']", "pattern_type": "stix"},
       {"type": "indicator", "id": "indicator--2", "pattern": "[ipv4-addr:value = '5.6.7.8']", "pattern_type": "stix"}]})";
   EXPECT_FALSE(load_feed({"mixed", dir.path() / "mixed.json", "stix", 1, ""}));

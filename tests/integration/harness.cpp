@@ -197,13 +197,19 @@ std::string ControllerUnderTest::enroll_agent(const fs::path& state_dir) {
   return nlohmann::json::parse(read_text(state_dir / "agent.json")).at("agent_id");
 }
 
-std::unique_ptr<ChildProcess> ControllerUnderTest::start_agent(const fs::path& state_dir,
-                                                               const std::string& log_name) {
-  return std::make_unique<ChildProcess>(
-      std::vector<std::string>{bin("riposte-agent"), "run", "--state-dir", state_dir.string(),
-                               "--reconnect-initial", "200ms", "--reconnect-max", "1s",
-                               "--log-level", "debug"},
-      dir() / log_name);
+std::unique_ptr<ChildProcess> ControllerUnderTest::start_agent(
+    const fs::path& state_dir, const std::string& log_name,
+    const std::vector<std::string>& extra_args) {
+  std::vector<std::string> argv{
+      bin("riposte-agent"),  "run",   "--state-dir",     state_dir.string(),
+      "--reconnect-initial", "200ms", "--reconnect-max", "1s",
+      "--log-level",         "debug"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  return std::make_unique<ChildProcess>(argv, dir() / log_name);
+}
+
+void ControllerUnderTest::add_config(const std::string& yaml) {
+  std::ofstream(dir() / "controller.yaml", std::ios::app) << yaml;
 }
 
 nlohmann::json ControllerUnderTest::agent(const std::string& id) {
@@ -211,10 +217,11 @@ nlohmann::json ControllerUnderTest::agent(const std::string& id) {
 }
 
 ControllerUnderTest::OnlineAgent ControllerUnderTest::start_online_agent(
-    const fs::path& state_dir, const std::string& log_name) {
+    const fs::path& state_dir, const std::string& log_name,
+    const std::vector<std::string>& extra_args) {
   OnlineAgent online;
   online.id = enroll_agent(state_dir);
-  online.process = start_agent(state_dir, log_name);
+  online.process = start_agent(state_dir, log_name, extra_args);
   if (!wait_until([&] { return agent(online.id)["status"] == "online"; }, 20s)) {
     throw std::runtime_error("agent did not come online: " + online.process->log_text());
   }

@@ -78,7 +78,10 @@ class ControllerUnderTest {
   // Enrolls an agent state directory; returns the agent id.
   std::string enroll_agent(const std::filesystem::path& state_dir);
   std::unique_ptr<ChildProcess> start_agent(const std::filesystem::path& state_dir,
-                                            const std::string& log_name);
+                                            const std::string& log_name,
+                                            const std::vector<std::string>& extra_args = {});
+  // Adds lines to controller.yaml (takes effect at the next start()).
+  void add_config(const std::string& yaml);
   nlohmann::json agent(const std::string& id);
   // Enrolls `state_dir`, starts the agent and waits until the controller shows it online.
   struct OnlineAgent {
@@ -86,7 +89,8 @@ class ControllerUnderTest {
     std::unique_ptr<ChildProcess> process;
   };
   OnlineAgent start_online_agent(const std::filesystem::path& state_dir,
-                                 const std::string& log_name);
+                                 const std::string& log_name,
+                                 const std::vector<std::string>& extra_args = {});
   // `riposte action show ID --json`.
   nlohmann::json action(const std::string& id);
 
