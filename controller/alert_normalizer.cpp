@@ -17,7 +17,8 @@ const json* find_field(const json& document, std::string_view path) {
   if (!document.is_object() || path.empty()) return nullptr;
   // Try every split of the path: the whole path as one key, then "a.b" + rest, then "a" + rest.
   for (std::size_t end = path.size();;) {
-    const auto it = document.find(std::string(path.substr(0, end)));
+    // nlohmann's object comparator is std::less<>, so a string_view key needs no allocation.
+    const auto it = document.find(path.substr(0, end));
     if (it != document.end()) {
       if (end == path.size()) return &*it;
       if (const auto* found = find_field(*it, path.substr(end + 1))) return found;

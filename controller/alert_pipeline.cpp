@@ -26,6 +26,21 @@ AlertPipeline::AlertPipeline(asio::io_context& io, Store& store, LiveQueries& qu
       clock_(clock),
       options_(options) {}
 
+AlertPipeline::~AlertPipeline() {
+  worker_.stop();
+  worker_.join();
+}
+
+template <typename Fn>
+LiveQueries::Done AlertPipeline::on_worker(Fn fn) {
+  // Answers arrive on an io thread; the work on them belongs on the worker.
+  auto shared = std::make_shared<Fn>(std::move(fn));
+  return [this, shared](std::vector<LiveAnswer> answers) {
+    asio::post(worker_,
+               [shared, answers = std::move(answers)]() mutable { (*shared)(std::move(answers)); });
+  };
+}
+
 void AlertPipeline::enqueue(const std::vector<std::string>& alert_ids) {
   {
     std::lock_guard lock(mutex_);
@@ -56,7 +71,7 @@ void AlertPipeline::pump() {
       ++in_flight_;
     }
   }
-  for (auto& id : starting) asio::post(io_, [this, id = std::move(id)] { start(id); });
+  for (auto& id : starting) asio::post(worker_, [this, id = std::move(id)] { start(id); });
 }
 
 void AlertPipeline::finished() {
@@ -110,13 +125,14 @@ void AlertPipeline::start(const std::string& id) {
     return finished();
   spdlog::info("alert {}: validating {} against {} agent(s)", alert.id, fmt::join(plan.ips, ", "),
                plan.queries.size() / plan.ips.size());
+  if (plan.queries.empty()) return validated(std::move(alert), plan, {});
   auto queries = plan.queries;
   const auto case_id = alert.case_id;
   queries_.ask(std::move(queries), kRequester, case_id, options_.timeout_ms,
-               [this, alert = std::move(alert),
-                plan = std::move(plan)](std::vector<LiveAnswer> answers) mutable {
+               on_worker([this, alert = std::move(alert),
+                          plan = std::move(plan)](std::vector<LiveAnswer> answers) mutable {
                  validated(std::move(alert), plan, std::move(answers));
-               });
+               }));
 }
 
 void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
@@ -153,15 +169,16 @@ void AlertPipeline::enrich(AlertRecord alert) {
     finished();
   };
   if (plan->queries.empty()) return complete({});
+  auto done = on_worker(complete);
   queries_.ask(plan->queries, kRequester, alert_ptr->case_id, options_.timeout_ms,
-               [this, alert_ptr, complete](std::vector<LiveAnswer> first) mutable {
+               [this, alert_ptr, done](std::vector<LiveAnswer> first) mutable {
                  auto second = plan_executable_hash(*alert_ptr, first);
-                 if (second.empty()) return complete(std::move(first));
+                 if (second.empty()) return done(std::move(first));
                  queries_.ask(
                      std::move(second), kRequester, alert_ptr->case_id, options_.timeout_ms,
-                     [first = std::move(first), complete](std::vector<LiveAnswer> more) mutable {
+                     [first = std::move(first), done](std::vector<LiveAnswer> more) mutable {
                        first.insert(first.end(), more.begin(), more.end());
-                       complete(std::move(first));
+                       done(std::move(first));
                      });
                });
 }

@@ -2,11 +2,13 @@
 
 // What happens to an alert after intake: validation (is it relevant?), then, unless it was ruled
 // not relevant, enrichment. Both ask agents through LiveQueries and store their outcome on the
-// alert with an audit entry. Alerts are taken from a queue a few at a time so a burst at intake
-// cannot flood the agents; alerts still "new" or "validating" when the controller restarts are
-// taken up again (resume), so a crash loses no work.
+// alert with an audit entry. The pipeline's own work runs on one worker thread, never on the io
+// threads that accept alerts and serve agents, and takes alerts from a queue a few at a time so a
+// burst at intake floods neither the agents nor the store. Alerts still "new" or "validating"
+// when the controller restarts are taken up again (resume), so a crash loses no work.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -30,6 +32,7 @@ class AlertPipeline {
  public:
   AlertPipeline(boost::asio::io_context& io, Store& store, LiveQueries& queries,
                 const AssetCatalog& assets, const Clock& clock, AlertPipelineOptions options);
+  ~AlertPipeline();
 
   void enqueue(const std::vector<std::string>& alert_ids);
   // Queues alerts a previous run left unfinished.
@@ -41,6 +44,9 @@ class AlertPipeline {
   void validated(AlertRecord alert, const ValidationPlan& plan, std::vector<LiveAnswer> answers);
   void enrich(AlertRecord alert);
   void finished();
+  // Wraps a LiveQueries callback so that it runs on the worker thread.
+  template <typename Fn>
+  LiveQueries::Done on_worker(Fn fn);
   Status store_update(const AlertRecord& alert, const std::string& status, const char* column,
                       const nlohmann::json& value, const char* event);
 
@@ -53,6 +59,7 @@ class AlertPipeline {
   std::mutex mutex_;
   std::deque<std::string> queue_;
   std::size_t in_flight_ = 0;
+  boost::asio::thread_pool worker_{1};
 };
 
 }  // namespace riposte::controller

@@ -61,6 +61,9 @@ asio::awaitable<void> ApiServer::accept_loop() {
       spdlog::error("api: accept failed: {}", ec.message());
       continue;
     }
+    // Responses are written as header and body records; without this, Nagle's algorithm and the
+    // client's delayed ACK stall every keep-alive request by tens of milliseconds.
+    socket.set_option(tcp::no_delay(true), ec);
     auto executor = socket.get_executor();
     asio::co_spawn(executor, serve(std::move(socket)), asio::detached);
   }
@@ -85,14 +88,19 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(options_.max_body_bytes);
+    // Beast checks Content-Length against the limit as the header completes, so the header is
+    // read under the largest limit and the route's own limit applied right after: alert batches
+    // may be large, everything else is small.
+    parser.body_limit(std::max(options_.max_body_bytes, options_.max_alert_body_bytes));
     parser.header_limit(16 * 1024);
     beast::get_lowest_layer(stream).expires_after(timeout);
-    // The header decides the body limit: alert batches may be large, everything else is small.
     co_await http::async_read_header(stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && parser.get().target().starts_with("/api/v1/alerts"))
-      parser.body_limit(options_.max_alert_body_bytes);
+    if (!ec && !parser.get().target().starts_with("/api/v1/alerts")) {
+      const auto declared = parser.content_length();
+      if (declared && *declared > options_.max_body_bytes) ec = http::error::body_limit;
+      parser.body_limit(options_.max_body_bytes);
+    }
     if (!ec && !parser.is_done()) {
       co_await http::async_read(stream, buffer, parser,
                                 asio::redirect_error(asio::use_awaitable, ec));

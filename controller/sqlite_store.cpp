@@ -160,7 +160,7 @@ CREATE TABLE audit_log (
 ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX audit_by_subject ON audit_log (subject);
 )sql"},
-    {5, "alerts, their observables and the cases that group them",
+    {5, "alerts and the cases that group them",
      R"sql(
 CREATE TABLE cases (
   id TEXT PRIMARY KEY,
@@ -194,19 +194,18 @@ CREATE TABLE alerts (
   received_at_ms INTEGER NOT NULL,
   updated_at_ms INTEGER NOT NULL
 );
-CREATE INDEX alerts_by_received ON alerts (received_at_ms);
 CREATE INDEX alerts_by_host ON alerts (host_name, timestamp_ms);
-CREATE INDEX alerts_by_case ON alerts (case_id);
--- One row per (alert, observable): grouping into cases and history lookups.
-CREATE TABLE alert_observables (
+CREATE INDEX alerts_by_case ON alerts (case_id, timestamp_ms);
+-- The newest case each (observable, host) was seen in: one small row per pair, updated in place,
+-- so case grouping costs one lookup and one write per observable however many alerts arrive.
+CREATE TABLE observable_cases (
   type TEXT NOT NULL,
   value TEXT NOT NULL,
   host_name TEXT NOT NULL,
+  case_id TEXT NOT NULL,
   at_ms INTEGER NOT NULL,
-  alert_id TEXT NOT NULL,
-  case_id TEXT NOT NULL
-);
-CREATE INDEX alert_observables_lookup ON alert_observables (type, value, host_name, at_ms);
+  PRIMARY KEY (type, value, host_name)
+) WITHOUT ROWID;
 )sql"},
 };
 
@@ -256,6 +255,21 @@ AgentRecord agent_from_row(const Statement& row) {
   return a;
 }
 
+// The observables that link an alert to others (case grouping, history): not a process id, which
+// only means something on one host at one time, and not the alert's own host addresses, which
+// the host name already covers.
+std::vector<Observable> linking_observables(const AlertRecord& a) {
+  std::vector<Observable> out;
+  for (const auto& o : a.observables) {
+    if (o.type == observable_type::kProcess) continue;
+    if (o.type == observable_type::kIp &&
+        std::find(a.host_ips.begin(), a.host_ips.end(), o.value) != a.host_ips.end())
+      continue;
+    out.push_back(o);
+  }
+  return out;
+}
+
 int severity_rank(std::string_view severity) {
   if (severity == "low") return 0;
   if (severity == "medium") return 1;
@@ -303,8 +317,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open_at_version(const std::fil
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
   sqlite3_busy_timeout(db, 5000);
+  // Alert intake writes tens of thousands of rows a second: a 64 MiB page cache and memory-mapped
+  // reads keep the index lookups of case grouping out of pread().
   for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
+        "PRAGMA cache_size=-65536", "PRAGMA mmap_size=268435456", "PRAGMA temp_store=MEMORY",
+        "PRAGMA wal_autocheckpoint=16384"}) {
     if (auto status = store->exec(pragma); !status) return status.error();
   }
   if (auto status = store->migrate(target_version); !status) return status.error();
@@ -927,12 +945,12 @@ Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
       }
       // The open case of the newest related alert: same host, a shared observable, in the window.
       if (!a.host_name.empty()) {
-        for (const auto& o : a.observables) {
+        for (const auto& o : linking_observables(a)) {
           Statement related(cache_,
-                            "SELECT o.case_id FROM alert_observables o JOIN cases c ON c.id = "
+                            "SELECT o.case_id FROM observable_cases o JOIN cases c ON c.id = "
                             "o.case_id WHERE o.type = ? AND o.value = ? AND o.host_name = ? AND "
                             "o.at_ms BETWEEN ? AND ? AND c.status NOT IN ('resolved', "
-                            "'false_positive') ORDER BY o.at_ms DESC LIMIT 1");
+                            "'false_positive')");
           related.bind(o.type, o.value, a.host_name, a.timestamp_ms - case_window_ms,
                        a.timestamp_ms + case_window_ms);
           if (related.step() == SQLITE_ROW) {
@@ -959,11 +977,13 @@ Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
                            .run();
         if (!touched) return touched;
       }
+      static const std::string kInsertAlert = fmt::format(
+          "INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "?, "
+          "?, ?)",
+          kAlertColumns);
       auto inserted =
-          Statement(cache_,
-                    fmt::format("INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                kAlertColumns))
+          Statement(cache_, kInsertAlert)
               .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
                     a.host_name, to_json_list(a.host_ips), a.user_name,
                     observables_json(a.observables), to_json_list(a.notes), a.raw, outcome.case_id,
@@ -973,11 +993,13 @@ Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
                     a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms)
               .run();
       if (!inserted) return inserted;
-      for (const auto& o : a.observables) {
+      for (const auto& o : linking_observables(a)) {
         auto row = Statement(cache_,
-                             "INSERT INTO alert_observables (type, value, host_name, at_ms, "
-                             "alert_id, case_id) VALUES (?, ?, ?, ?, ?, ?)")
-                       .bind(o.type, o.value, a.host_name, a.timestamp_ms, a.id, outcome.case_id)
+                             "INSERT INTO observable_cases (type, value, host_name, case_id, "
+                             "at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET case_id = "
+                             "excluded.case_id, at_ms = excluded.at_ms WHERE excluded.at_ms >= "
+                             "at_ms OR case_id != excluded.case_id")
+                       .bind(o.type, o.value, a.host_name, outcome.case_id, a.timestamp_ms)
                        .run();
         if (!row) return row;
       }
@@ -1001,8 +1023,9 @@ Result<std::optional<AlertRecord>> SqliteStore::find_alert(const std::string& id
 
 Result<std::vector<AlertRecord>> SqliteStore::list_alerts(const std::string& status, int limit) {
   std::lock_guard lock(mutex_);
+  // Rowid order is arrival order; no separate index on received_at_ms to maintain on intake.
   Statement q(cache_, fmt::format("SELECT {} FROM alerts WHERE (? = '' OR status = ?) ORDER BY "
-                                  "received_at_ms DESC, id LIMIT ?",
+                                  "rowid DESC LIMIT ?",
                                   kAlertColumns));
   q.bind(status, status, limit);
   return collect_rows(db_, q, alert_from_row, "list alerts");
@@ -1030,6 +1053,8 @@ Result<std::vector<AlertRecord>> SqliteStore::related_alerts(
     const std::string& host_name, const std::vector<Observable>& observables,
     const std::string& except_id, int limit) {
   std::lock_guard lock(mutex_);
+  // Every lookup here is bounded by `limit` and served by an index, so history stays cheap
+  // however many alerts share a common observable.
   std::vector<std::string> ids;
   auto add = [&](std::string id) {
     if (id != except_id && std::find(ids.begin(), ids.end(), id) == ids.end())
@@ -1041,18 +1066,35 @@ Result<std::vector<AlertRecord>> SqliteStore::related_alerts(
     q.bind(host_name, limit + 1);
     while (q.step() == SQLITE_ROW) add(q.text(0));
   }
+  // The newest alert of each case in which the same observable was seen, on any host.
   for (const auto& o : observables) {
-    Statement q(cache_,
-                "SELECT alert_id FROM alert_observables WHERE type = ? AND value = ? ORDER BY "
-                "at_ms DESC LIMIT ?");
-    q.bind(o.type, o.value, limit + 1);
-    while (q.step() == SQLITE_ROW) add(q.text(0));
+    Statement cases(cache_,
+                    "SELECT case_id FROM observable_cases WHERE type = ? AND value = ? ORDER BY "
+                    "at_ms DESC LIMIT ?");
+    cases.bind(o.type, o.value, limit);
+    while (cases.step() == SQLITE_ROW) {
+      Statement newest(
+          cache_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms DESC LIMIT 2");
+      newest.bind(cases.text(0));
+      while (newest.step() == SQLITE_ROW) add(newest.text(0));
+    }
   }
   std::vector<AlertRecord> out;
   for (const auto& id : ids) {
-    Statement q(cache_, fmt::format("SELECT {} FROM alerts WHERE id = ?", kAlertColumns));
+    Statement q(cache_,
+                "SELECT id, rule_name, severity, timestamp_ms, host_name, status, case_id FROM "
+                "alerts WHERE id = ?");
     q.bind(id);
-    if (q.step() == SQLITE_ROW) out.push_back(alert_from_row(q));
+    if (q.step() != SQLITE_ROW) continue;
+    AlertRecord a;
+    a.id = q.text(0);
+    a.rule_name = q.text(1);
+    a.severity = q.text(2);
+    a.timestamp_ms = q.integer(3);
+    a.host_name = q.text(4);
+    a.status = q.text(5);
+    a.case_id = q.text(6);
+    out.push_back(std::move(a));
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.timestamp_ms > b.timestamp_ms; });

@@ -264,7 +264,9 @@ class Store {
   virtual Status update_alert(const std::string& id, const std::string& status,
                               const std::string& column, const std::string& json_text,
                               const AuditEvent& audit, std::int64_t now_ms) = 0;
-  // Earlier alerts on `host_name` or sharing one of `observables`, newest first, not `except_id`.
+  // Earlier alerts on `host_name`, and the newest of each case sharing one of `observables`;
+  // newest first, not `except_id`, at most `limit`. Summary fields only (id, rule name,
+  // severity, timestamp, host, status, case).
   virtual Result<std::vector<AlertRecord>> related_alerts(
       const std::string& host_name, const std::vector<Observable>& observables,
       const std::string& except_id, int limit) = 0;

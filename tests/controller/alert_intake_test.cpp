@@ -1,5 +1,6 @@
 #include "controller/alert_intake.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -121,7 +122,7 @@ TEST_F(AlertIntakeTest, BadInputIsRefusedAndNothingIsStored) {
   EXPECT_NE(invalid.error.find("not valid JSON"), std::string::npos);
 
   // One bad document in a batch: the whole batch is refused, naming the document.
-  json batch = json::parse("[" + fixture_text("alerts/generic.json") + "]");
+  json batch = json::array({json::parse(fixture_text("alerts/generic.json"))});
   batch.push_back(json{{"title", "t"}, {"host", {{"name", 7}}}});
   auto wrong = intake->submit(batch.dump(), std::nullopt, "admin");
   EXPECT_EQ(wrong.error_status, 422);
@@ -147,10 +148,11 @@ TEST_F(AlertIntakeTest, ApiRoutesCheckRolesAndSizes) {
   AlertApi api({*store, *intake, intel, assets, {}, nullptr});
   ApiRouter router({*store, enrollment, auth, clock, nullptr, "", 0, nullptr, nullptr, &api});
   auto post = [&](const std::string& token, const std::string& target, const std::string& body) {
-    return router.handle({"POST", target, "Bearer " + token, body, "127.0.0.1:1"});
+    return router.handle({"POST", target, fmt::format("Bearer {}", token), body, "127.0.0.1:1"});
   };
   auto get = [&](const std::string& target) {
-    return router.handle({"GET", target, "Bearer " + admin->secret, "", "127.0.0.1:1"});
+    return router.handle(
+        {"GET", target, fmt::format("Bearer {}", admin->secret), "", "127.0.0.1:1"});
   };
   EXPECT_EQ(post(viewer->secret, "/api/v1/alerts", fixture_text("alerts/generic.json")).status,
             403);

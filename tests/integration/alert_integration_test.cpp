@@ -77,16 +77,20 @@ class AlertIntegration : public ::testing::Test {
              << "\n    application: test-suite\n    environment: lab\n    criticality: low\n"
                 "    owner: qa\n  - name: nowhere\n    hostname: no-such-host\n";
     }
-    controller.add_config("assets: assets.yaml\nalerts:\n  validation_timeout: 20s\n"
-                          "intel:\n  feeds:\n"
-                          "    - {name: feodo, path: " + (kFixtures / "intel/feodo.csv").string() +
-                          ", format: csv, column: dst_ip}\n"
-                          "    - {name: misp, path: " + (kFixtures / "intel/misp").string() +
-                          ", format: misp}\n"
-                          "    - {name: stix, path: " + (kFixtures / "intel/stix").string() +
-                          ", format: stix}\n"
-                          "    - {name: list, path: " + (kFixtures / "intel/blocklist.txt").string() +
-                          ", format: list, weight: 1}\n");
+    controller.add_config(
+        "assets: assets.yaml\nalerts:\n  validation_timeout: 20s\n"
+        "intel:\n  feeds:\n"
+        "    - {name: feodo, path: " +
+        (kFixtures / "intel/feodo.csv").string() +
+        ", format: csv, column: dst_ip}\n"
+        "    - {name: misp, path: " +
+        (kFixtures / "intel/misp").string() +
+        ", format: misp}\n"
+        "    - {name: stix, path: " +
+        (kFixtures / "intel/stix").string() +
+        ", format: stix}\n"
+        "    - {name: list, path: " +
+        (kFixtures / "intel/blocklist.txt").string() + ", format: list, weight: 1}\n");
     controller.start();
     std::ofstream(controller.dir() / "agent.yaml") << "connection_sample_interval: 200ms\n";
   }
@@ -117,15 +121,16 @@ class AlertIntegration : public ::testing::Test {
 };
 
 TEST_F(AlertIntegration, MaliciousIpIsQualifiedOnlyByTheHostThatTalkedToIt) {
-  auto talker = controller.start_online_agent(controller.dir() / "talker", "talker.log", agent_args());
+  auto talker =
+      controller.start_online_agent(controller.dir() / "talker", "talker.log", agent_args());
   {
     LoopbackConnection connection("127.0.0.77");
     // Until the talker's history has it: asked the way an operator would.
     const bool recorded = wait_until(
         [&] {
-          const auto r = controller.cli({"action", "run", "--agent", talker.id,
-                                         "network.connections", "--param",
-                                         "history_address=127.0.0.77", "--wait", "--json"});
+          const auto r =
+              controller.cli({"action", "run", "--agent", talker.id, "network.connections",
+                              "--param", "history_address=127.0.0.77", "--wait", "--json"});
           if (r.exit_code != 0) return false;
           const auto line = json::parse(r.out.substr(0, r.out.find('\n')), nullptr, false);
           return line.is_object() && line["result"].is_object() &&
@@ -137,8 +142,9 @@ TEST_F(AlertIntegration, MaliciousIpIsQualifiedOnlyByTheHostThatTalkedToIt) {
   // Started after the connection is gone: this host never saw it.
   auto quiet = controller.start_online_agent(controller.dir() / "quiet", "quiet.log", agent_args());
 
-  const auto file = write_json("alerts.json", json::array({ecs_alert("alert-talked", this_hostname(), "127.0.0.77"),
-                                                           ecs_alert("alert-nobody", this_hostname(), "127.0.0.78")}));
+  const auto file = write_json(
+      "alerts.json", json::array({ecs_alert("alert-talked", this_hostname(), "127.0.0.77"),
+                                  ecs_alert("alert-nobody", this_hostname(), "127.0.0.78")}));
   const auto submitted = controller.cli_json({"alerts", "submit", file.string()});
   ASSERT_EQ(submitted["ids"], (json{"alert-talked", "alert-nobody"}));
 
@@ -176,7 +182,8 @@ TEST_F(AlertIntegration, MaliciousIpIsQualifiedOnlyByTheHostThatTalkedToIt) {
   // With one agent offline, "nobody answered yes" is not proof: undetermined, and it says who.
   quiet.process->signal(SIGTERM);
   ASSERT_TRUE(wait_until([&] { return controller.agent(quiet.id)["status"] == "offline"; }, 20s));
-  const auto partial = write_json("partial.json", ecs_alert("alert-partial", this_hostname(), "127.0.0.79"));
+  const auto partial =
+      write_json("partial.json", ecs_alert("alert-partial", this_hostname(), "127.0.0.79"));
   controller.cli_json({"alerts", "submit", partial.string()});
   const auto undetermined = settled_alert("alert-partial");
   EXPECT_EQ(undetermined["status"], "undetermined");
@@ -189,10 +196,14 @@ TEST_F(AlertIntegration, MaliciousIpIsQualifiedOnlyByTheHostThatTalkedToIt) {
 }
 
 TEST_F(AlertIntegration, CliContractForEachFormatAndIntel) {
-  const auto ecs = controller.cli_json({"alerts", "submit", (kFixtures / "alerts/ecs_malicious_ip.json").string()});
-  const auto wazuh = controller.cli_json({"alerts", "submit", (kFixtures / "alerts/wazuh_active_response.json").string()});
-  const auto generic = controller.cli_json({"alerts", "submit", (kFixtures / "alerts/generic.json").string()});
-  const auto again = controller.cli_json({"alerts", "submit", (kFixtures / "alerts/generic.json").string()});
+  const auto ecs = controller.cli_json(
+      {"alerts", "submit", (kFixtures / "alerts/ecs_malicious_ip.json").string()});
+  const auto wazuh = controller.cli_json(
+      {"alerts", "submit", (kFixtures / "alerts/wazuh_active_response.json").string()});
+  const auto generic =
+      controller.cli_json({"alerts", "submit", (kFixtures / "alerts/generic.json").string()});
+  const auto again =
+      controller.cli_json({"alerts", "submit", (kFixtures / "alerts/generic.json").string()});
   EXPECT_EQ(again["duplicates"], 1);
   EXPECT_EQ(again["ids"], generic["ids"]);
 
