@@ -15,10 +15,8 @@ using nlohmann::json;
 
 namespace {
 
-ApiResponse reply(int status, const json& body) { return ApiResponse{status, body.dump()}; }
-ApiResponse error(int status, std::string_view message) {
-  return reply(status, json{{"error", message}});
-}
+ApiResponse reply(int status, const json& body) { return json_response(status, body); }
+ApiResponse error(int status, std::string_view message) { return error_response(status, message); }
 
 json alert_summary(const AlertRecord& a) {
   auto confidence = json::parse(a.confidence.empty() ? "{}" : a.confidence, nullptr, false);

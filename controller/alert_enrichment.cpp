@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 #include "protocol/utc_time.h"
 
@@ -17,14 +18,6 @@ namespace {
 
 // Logins within this long of the alert count as "during" it.
 constexpr std::int64_t kDuringWindowMs = 15 * 60 * 1000;
-
-std::int64_t int64_field(const json& object, const char* key) {
-  const auto it = object.find(key);
-  if (it == object.end()) return 0;
-  if (it->is_number()) return it->get<std::int64_t>();
-  if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
-  return 0;
-}
 
 bool is_alert_host(const AlertRecord& alert, const AgentRecord& agent) {
   const auto host = ascii_lower(alert.host_name);
@@ -54,13 +47,14 @@ const LiveAnswer* find_answer(const std::vector<LiveAnswer>& answers, const std:
 }
 
 json process_summary(const json& entry) {
-  return json{{"pid", entry.value("pid", 0)},
-              {"ppid", entry.value("ppid", 0)},
-              {"name", entry.value("name", "")},
-              {"exe", entry.value("exe", "")},
-              {"cmdline", entry.value("cmdline", "")},
-              {"user", entry.value("user", "")},
-              {"start_time", format_utc_ms(int64_field(entry, "start_time_unix_ms"))}};
+  return json{
+      {"pid", entry.value("pid", 0)},
+      {"ppid", entry.value("ppid", 0)},
+      {"name", entry.value("name", "")},
+      {"exe", entry.value("exe", "")},
+      {"cmdline", entry.value("cmdline", "")},
+      {"user", entry.value("user", "")},
+      {"start_time", format_utc_ms(action_catalog::json_int64(entry, "start_time_unix_ms"))}};
 }
 
 }  // namespace
@@ -158,14 +152,15 @@ json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
       for (const auto& l : a->result.value("current", json::array())) {
         const auto user = l.value("user", "");
         if (!user.empty() && people_seen.insert(host.id + "/" + user).second)
-          people.push_back({{"user", user},
-                            {"hostname", host.facts.hostname},
-                            {"terminal", l.value("terminal", "")},
-                            {"from", l.value("host", "")},
-                            {"since", format_utc_ms(int64_field(l, "time_unix_ms"))}});
+          people.push_back(
+              {{"user", user},
+               {"hostname", host.facts.hostname},
+               {"terminal", l.value("terminal", "")},
+               {"from", l.value("host", "")},
+               {"since", format_utc_ms(action_catalog::json_int64(l, "time_unix_ms"))}});
       }
       auto classify = [&](const json& l) {
-        const auto at = int64_field(l, "time_unix_ms");
+        const auto at = action_catalog::json_int64(l, "time_unix_ms");
         json entry{{"user", l.value("user", "")},         {"hostname", host.facts.hostname},
                    {"terminal", l.value("terminal", "")}, {"from", l.value("host", "")},
                    {"time", format_utc_ms(at)},           {"active", l.value("active", false)}};

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 #include "protocol/utc_time.h"
 
@@ -20,15 +21,6 @@ const AgentRecord* agent_by_id(const std::vector<AgentRecord>& agents, const std
   for (const auto& a : agents)
     if (a.id == id) return &a;
   return nullptr;
-}
-
-// Protobuf's JSON writes 64-bit integers as strings.
-std::int64_t int64_field(const json& object, const char* key) {
-  const auto it = object.find(key);
-  if (it == object.end()) return 0;
-  if (it->is_number()) return it->get<std::int64_t>();
-  if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
-  return 0;
 }
 
 }  // namespace
@@ -93,13 +85,14 @@ ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
     }
     json contacts = json::array();
     for (const auto& h : answer.result.value("history", json::array())) {
-      contacts.push_back({{"remote_address", h.value("remote_address", "")},
-                          {"remote_port", h.value("remote_port", 0)},
-                          {"protocol", h.value("protocol", "")},
-                          {"pid", h.value("pid", 0)},
-                          {"process", h.value("process", "")},
-                          {"first_seen", format_utc_ms(int64_field(h, "first_seen_unix_ms"))},
-                          {"last_seen", format_utc_ms(int64_field(h, "last_seen_unix_ms"))}});
+      contacts.push_back(
+          {{"remote_address", h.value("remote_address", "")},
+           {"remote_port", h.value("remote_port", 0)},
+           {"protocol", h.value("protocol", "")},
+           {"pid", h.value("pid", 0)},
+           {"process", h.value("process", "")},
+           {"first_seen", format_utc_ms(action_catalog::json_int64(h, "first_seen_unix_ms"))},
+           {"last_seen", format_utc_ms(action_catalog::json_int64(h, "last_seen_unix_ms"))}});
     }
     // A connection open right now counts even if the history sampler has not seen it yet.
     for (const auto& c : answer.result.value("current", json::array())) {
@@ -138,6 +131,9 @@ ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
     outcome.status = "not_relevant";
     reason = fmt::format("none of {} agents connected to {} in the last {} days",
                          asked / plan.ips.size(), fmt::join(plan.ips, ", "), lookback_days);
+  } else if (asked == 0 && plan.not_asked.empty()) {
+    outcome.status = "undetermined";
+    reason = "no agent is enrolled to ask";
   } else {
     outcome.status = "undetermined";
     reason = fmt::format(

@@ -17,10 +17,8 @@ using nlohmann::json;
 
 namespace {
 
-ApiResponse reply(int status, const json& body) { return ApiResponse{status, body.dump()}; }
-ApiResponse error(int status, std::string_view message) {
-  return reply(status, json{{"error", message}});
-}
+ApiResponse reply(int status, const json& body) { return json_response(status, body); }
+ApiResponse error(int status, std::string_view message) { return error_response(status, message); }
 
 json agent_json(const AgentRecord& a) {
   const char* status = a.revoked_at_ms ? "revoked" : (a.connected ? "online" : "offline");
@@ -99,6 +97,11 @@ Result<std::vector<std::string>> label_list(const json& value) {
 }  // namespace
 
 std::string json_error_body(std::string_view message) { return json{{"error", message}}.dump(); }
+
+ApiResponse json_response(int status, const json& body) { return ApiResponse{status, body.dump()}; }
+ApiResponse error_response(int status, std::string_view message) {
+  return json_response(status, json{{"error", message}});
+}
 
 std::string query_param(std::string_view target, std::string_view name) {
   const auto q = target.find('?');

@@ -3,6 +3,7 @@
 // A request and response of the operator API, free of any HTTP library.
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace riposte::controller {
@@ -22,6 +23,10 @@ struct ApiResponse {
   // When set, the response body is this file (evidence downloads), streamed by the server.
   std::filesystem::path file;
 };
+
+// A JSON response, and {"error": message} with `status`.
+ApiResponse json_response(int status, const nlohmann::json& body);
+ApiResponse error_response(int status, std::string_view message);
 
 // The percent-decoded value of `name` in the target's query string ("" when absent).
 std::string query_param(std::string_view target, std::string_view name);

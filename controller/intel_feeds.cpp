@@ -17,14 +17,6 @@ namespace {
 
 constexpr std::size_t kMaxSkipReasons = 5;
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-    text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-    text.remove_suffix(1);
-  return text;
-}
-
 void skip(FeedContents& out, std::string reason) {
   ++out.skipped;
   if (out.skip_reasons.size() < kMaxSkipReasons) out.skip_reasons.push_back(std::move(reason));
@@ -32,7 +24,7 @@ void skip(FeedContents& out, std::string reason) {
 
 // Adds `value` as `type` (guessed when empty); CIDR ranges become networks.
 bool add_indicator(FeedContents& out, std::string_view raw, std::string_view type = {}) {
-  const auto value = trim(raw);
+  const auto value = trim_whitespace(raw);
   if (value.empty()) return false;
   if ((type.empty() || type == t::kIp) && value.find('/') != std::string_view::npos &&
       value.find("://") == std::string_view::npos) {
@@ -86,7 +78,7 @@ Result<FeedContents> load_list(const FeedConfig& feed) {
   if (!text) return text.error();
   FeedContents out;
   for_each_line(*text, [&](std::size_t line_no, std::string_view line) {
-    line = trim(line);
+    line = trim_whitespace(line);
     if (line.empty() || line.front() == '#' || line.front() == ';') return;
     // "value  # comment" and "value<TAB>extra" both keep the first token.
     line = line.substr(0, line.find_first_of(" \t#"));
@@ -103,9 +95,9 @@ Result<FeedContents> load_csv(const FeedConfig& feed) {
   std::vector<std::pair<std::size_t, std::vector<std::string>>> rows;
   std::string last_comment;
   for_each_line(*text, [&](std::size_t line_no, std::string_view line) {
-    if (trim(line).empty()) return;
+    if (trim_whitespace(line).empty()) return;
     if (line.front() == '#') {
-      last_comment = std::string(trim(line.substr(1)));
+      last_comment = std::string(trim_whitespace(line.substr(1)));
       return;
     }
     auto fields = split_csv_line(line);
@@ -417,7 +409,7 @@ std::vector<std::string> split_csv_line(std::string_view line) {
       fields.back() += c;
     }
   }
-  for (auto& f : fields) f = std::string(trim(f));
+  for (auto& f : fields) f = std::string(trim_whitespace(f));
   return fields;
 }
 

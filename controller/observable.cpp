@@ -9,14 +9,6 @@ namespace riposte::controller {
 
 namespace {
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-    text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-    text.remove_suffix(1);
-  return text;
-}
-
 bool is_hex(std::string_view text, std::size_t length) {
   return text.size() == length &&
          std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); });
@@ -108,6 +100,14 @@ bool is_pid(std::string_view text) {
 
 }  // namespace
 
+std::string_view trim_whitespace(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
+  return text;
+}
+
 std::string ascii_lower(std::string_view text) {
   std::string out(text);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -116,7 +116,7 @@ std::string ascii_lower(std::string_view text) {
 
 std::optional<std::string> canonical_observable(std::string_view type, std::string_view raw) {
   namespace t = observable_type;
-  const auto value = trim(raw);
+  const auto value = trim_whitespace(raw);
   if (type == t::kIp) return canonical_ip(value);
   if (type == t::kDomain) {
     if (!is_domain(value)) return std::nullopt;
@@ -138,7 +138,7 @@ std::optional<std::string> canonical_observable(std::string_view type, std::stri
 
 std::optional<std::string_view> guess_observable_type(std::string_view raw) {
   namespace t = observable_type;
-  const auto value = trim(raw);
+  const auto value = trim_whitespace(raw);
   if (canonical_ip(value)) return t::kIp;
   if (is_url(value)) return t::kUrl;
   if (is_hex(value, 32)) return t::kMd5;

@@ -38,6 +38,9 @@ std::optional<std::string> canonical_observable(std::string_view type, std::stri
 // lookups where no type is given; nullopt when it looks like none of them.
 std::optional<std::string_view> guess_observable_type(std::string_view value);
 
+// `text` without leading and trailing whitespace.
+std::string_view trim_whitespace(std::string_view text);
+
 // Lower-cases ASCII.
 std::string ascii_lower(std::string_view text);
 

@@ -116,6 +116,14 @@ json parameters_to_json(std::string_view kind, const std::string& serialized) {
   return to_json(*message);
 }
 
+std::int64_t json_int64(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end()) return 0;
+  if (it->is_number()) return it->get<std::int64_t>();
+  if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
+  return 0;
+}
+
 json result_to_json(std::string_view kind, const std::string& serialized) {
   const auto* entry = find(kind);
   if (entry == nullptr) return nullptr;

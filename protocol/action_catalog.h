@@ -21,6 +21,9 @@ Result<std::string> parameters_from_json(std::string_view kind, const nlohmann::
 nlohmann::json parameters_to_json(std::string_view kind, const std::string& serialized);
 // Serialized result message -> JSON (null when it does not parse).
 nlohmann::json result_to_json(std::string_view kind, const std::string& serialized);
+// A 64-bit integer field of such JSON: Protobuf writes int64 as a string, other producers as a
+// number; 0 when absent or not a number.
+std::int64_t json_int64(const nlohmann::json& object, const char* key);
 
 // CLI pairs like {"target.pid", "42"}, {"paths", "/a"}, {"paths", "/b"} -> a JSON object shaped
 // by the parameters message: dotted keys nest, repeated fields collect, bools and numbers typed.

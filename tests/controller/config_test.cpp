@@ -17,6 +17,45 @@ std::filesystem::path write(const testing::TempDir& dir, const std::string& text
   return path;
 }
 
+TEST(ControllerConfig, ReadsAlertIntelAndAssetKeys) {
+  testing::TempDir dir;
+  auto config = load_controller_config(write(dir, R"(
+assets: assets.yaml
+intel:
+  feeds:
+    - {name: feodo, path: feeds/feodo.csv, format: csv, weight: 2, column: dst_ip}
+    - {name: circl, path: /srv/misp, format: misp}
+  thresholds: {analyst: 0.4, respond: 0.8}
+alerts:
+  case_window: 2h
+  validation_lookback_days: 7
+  validation_timeout: 15s
+  max_body_bytes: 1048576
+)"));
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->assets_file, dir.path() / "assets.yaml");  // relative to the file
+  ASSERT_EQ(config->intel_feeds.size(), 2u);
+  EXPECT_EQ(config->intel_feeds[0].path, dir.path() / "feeds/feodo.csv");
+  EXPECT_EQ(config->intel_feeds[0].weight, 2);
+  EXPECT_EQ(config->intel_feeds[0].column, "dst_ip");
+  EXPECT_EQ(config->intel_feeds[1].path, "/srv/misp");
+  EXPECT_DOUBLE_EQ(config->confidence_thresholds.analyst, 0.4);
+  EXPECT_EQ(config->case_window_ms, 2 * 3600 * 1000);
+  EXPECT_EQ(config->validation_lookback_days, 7u);
+  EXPECT_EQ(config->validation_timeout_ms, 15000);
+  EXPECT_EQ(config->max_alert_body_bytes, 1048576u);
+
+  for (const char* bad :
+       {"intel: {feeds: [{name: a, path: b, format: list, colum: x}]}\n",
+        "intel: {feeds: [{name: a, path: b, format: list, column: x}]}\n",
+        "intel: {feeds: [{name: a, format: list}]}\n",
+        "intel: {thresholds: {analyst: 0.9, respond: 0.5}}\n", "alerts: {case_windw: 1h}\n",
+        "alerts: {validation_lookback_days: 0}\n"}) {
+    auto refused = load_controller_config(write(dir, bad));
+    EXPECT_FALSE(refused) << bad;
+  }
+}
+
 TEST(ControllerConfig, ReadsEveryKey) {
   testing::TempDir dir;
   auto config = load_controller_config(write(dir, R"(
