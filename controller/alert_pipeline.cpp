@@ -92,6 +92,20 @@ Status AlertPipeline::store_update(const AlertRecord& alert, const std::string& 
   return s;
 }
 
+Result<std::vector<AgentRecord>> AlertPipeline::agents() {
+  // Every step of every alert needs the fleet; at intake rates re-reading it each time would cost
+  // more than the alert. The store's generation says when the copy is stale.
+  std::lock_guard lock(mutex_);
+  const auto generation = store_.agents_generation();
+  if (!agents_cache_ || generation != agents_generation_) {
+    auto fresh = store_.list_agents();
+    if (!fresh) return fresh.error();
+    agents_cache_ = std::move(*fresh);
+    agents_generation_ = generation;
+  }
+  return *agents_cache_;
+}
+
 void AlertPipeline::start(const std::string& id) {
   auto found = store_.find_alert(id);
   if (!found || !*found) {
@@ -99,7 +113,7 @@ void AlertPipeline::start(const std::string& id) {
     return finished();
   }
   AlertRecord alert = std::move(**found);
-  auto agents = store_.list_agents();
+  auto agents = this->agents();
   if (!agents) {
     spdlog::error("alert {}: cannot list agents: {}", id, agents.error().message);
     return finished();
@@ -116,6 +130,8 @@ void AlertPipeline::start(const std::string& id) {
     alert.validation = record.dump();
     return enrich(std::move(alert));
   }
+  // Nobody to ask (no agent online): decide at once, without a "validating" step in between.
+  if (plan.queries.empty()) return validated(std::move(alert), plan, {});
   json pending{{"rule", "malicious_ip"},
                {"outcome", "validating"},
                {"ips", plan.ips},
@@ -125,7 +141,6 @@ void AlertPipeline::start(const std::string& id) {
     return finished();
   spdlog::info("alert {}: validating {} against {} agent(s)", alert.id, fmt::join(plan.ips, ", "),
                plan.queries.size() / plan.ips.size());
-  if (plan.queries.empty()) return validated(std::move(alert), plan, {});
   auto queries = plan.queries;
   const auto case_id = alert.case_id;
   queries_.ask(std::move(queries), kRequester, case_id, options_.timeout_ms,
@@ -137,7 +152,7 @@ void AlertPipeline::start(const std::string& id) {
 
 void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
                               std::vector<LiveAnswer> answers) {
-  auto agents = store_.list_agents();
+  auto agents = this->agents();
   auto outcome = decide_ip_validation(plan, answers, agents ? *agents : std::vector<AgentRecord>{},
                                       options_.lookback_days);
   outcome.record["decided_at"] = format_utc_ms(clock_.now_unix_ms());
@@ -152,7 +167,7 @@ void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
 }
 
 void AlertPipeline::enrich(AlertRecord alert) {
-  auto agents = store_.list_agents();
+  auto agents = this->agents();
   if (!agents) {
     spdlog::error("alert {}: cannot list agents: {}", alert.id, agents.error().message);
     return finished();

@@ -11,6 +11,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@ class AlertPipeline {
   void validated(AlertRecord alert, const ValidationPlan& plan, std::vector<LiveAnswer> answers);
   void enrich(AlertRecord alert);
   void finished();
+  Result<std::vector<AgentRecord>> agents();
   // Wraps a LiveQueries callback so that it runs on the worker thread.
   template <typename Fn>
   LiveQueries::Done on_worker(Fn fn);
@@ -59,6 +61,8 @@ class AlertPipeline {
   std::mutex mutex_;
   std::deque<std::string> queue_;
   std::size_t in_flight_ = 0;
+  std::optional<std::vector<AgentRecord>> agents_cache_;
+  std::uint64_t agents_generation_ = 0;
   boost::asio::thread_pool worker_{1};
 };
 

@@ -419,6 +419,7 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
 }
 
 Status SqliteStore::insert_agent(const AgentRecord& a) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return Statement(
              db_,
@@ -451,6 +452,7 @@ Result<std::vector<AgentRecord>> SqliteStore::list_agents() {
 
 Status SqliteStore::record_agent_connected(const std::string& id, const AgentFactsRecord& f,
                                            const std::string& remote_address, std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return Statement(
              db_,
@@ -467,6 +469,7 @@ Status SqliteStore::record_agent_connected(const std::string& id, const AgentFac
 
 Status SqliteStore::record_agent_facts(const std::string& id, const AgentFactsRecord& f,
                                        std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return Statement(
              db_,
@@ -486,6 +489,7 @@ Status SqliteStore::record_agent_heartbeat(const std::string& id, std::int64_t n
 
 Status SqliteStore::record_agent_disconnected(const std::string& id, const std::string& reason,
                                               std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return Statement(cache_,
                    "UPDATE agents SET connected = 0, connected_since_ms = NULL, last_seen_ms = ?, "
@@ -495,6 +499,7 @@ Status SqliteStore::record_agent_disconnected(const std::string& id, const std::
 }
 
 Status SqliteStore::mark_all_agents_disconnected(const std::string& reason) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return Statement(cache_,
                    "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
@@ -504,6 +509,7 @@ Status SqliteStore::mark_all_agents_disconnected(const std::string& reason) {
 }
 
 Status SqliteStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   auto s =
       Statement(cache_, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
@@ -906,6 +912,7 @@ Status SqliteStore::mark_evidence_stored(const std::string& sha256, std::int64_t
 
 Status SqliteStore::set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                                      const AuditEvent& audit, std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return in_transaction([&]() -> Status {
     auto updated = Statement(cache_, "UPDATE agents SET labels = ? WHERE id = ?")

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -76,6 +77,7 @@ class SqliteStore final : public Store {
                                                   const std::vector<Observable>& observables,
                                                   const std::string& except_id, int limit) override;
   Result<std::optional<CaseRecord>> find_case(const std::string& id) override;
+  std::uint64_t agents_generation() const override { return agents_generation_.load(); }
   Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                           const AuditEvent& audit, std::int64_t now_ms) override;
   Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
@@ -90,6 +92,7 @@ class SqliteStore final : public Store {
   Status append_audit_locked(const AuditEvent& event, std::int64_t now_ms);
 
   std::mutex mutex_;
+  std::atomic<std::uint64_t> agents_generation_{0};
   sqlite3* db_;
   sqlite::StatementCache cache_{db_};  // used under mutex_
 };

@@ -207,6 +207,9 @@ class Store {
   // Errors if the agent is unknown; revoking twice keeps the first time.
   virtual Status revoke_agent(const std::string& id, std::int64_t now_ms) = 0;
   virtual Result<std::vector<std::string>> revoked_agent_ids() = 0;
+  // Changes whenever any agent record may have changed (enrolled, connected, disconnected,
+  // facts, labels, revoked), so a cached list_agents() knows when to re-read.
+  virtual std::uint64_t agents_generation() const = 0;
 
   // Operator API tokens.
   virtual Status insert_api_token(const ApiTokenRecord& token) = 0;
