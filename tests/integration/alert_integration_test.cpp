@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -235,6 +236,36 @@ TEST_F(AlertIntegration, CliContractForEachFormatAndIntel) {
 
   const auto assets = controller.cli_json({"assets", "list"});
   EXPECT_EQ(assets["entries_without_agent"], (json{"this-host", "nowhere"}));
+}
+
+}  // namespace
+}  // namespace riposte::testing
+
+namespace riposte::testing {
+namespace {
+
+TEST_F(AlertIntegration, ValidationInterruptedByAControllerCrashIsTakenUpAfterRestart) {
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log", agent_args());
+  // A stopped agent keeps its session open but answers nothing: validation waits on it.
+  agent.process->signal(SIGSTOP);
+  const auto file = write_json("one.json", ecs_alert("alert-crash", this_hostname(), "127.0.0.80"));
+  controller.cli_json({"alerts", "submit", file.string()});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return controller.cli_json({"alerts", "show", "alert-crash"})["status"] == "validating";
+      },
+      10s));
+  controller.kill_hard();
+  controller.start(/*same_ports=*/true);
+  agent.process->signal(SIGCONT);
+  // Decided after the restart: not_relevant if the agent was back in time to answer, undetermined
+  // (with the agent under not_asked) if it was still reconnecting. Either way not left behind.
+  const auto alert = settled_alert("alert-crash");
+  const auto status = alert["status"].get<std::string>();
+  EXPECT_TRUE(status == "not_relevant" || status == "undetermined") << alert.dump(2);
+  EXPECT_EQ(alert["validation"]["outcome"], status);
+  EXPECT_TRUE(alert["validation"].contains("decided_at"));
+  EXPECT_NE(controller.process().log_text().find("resuming 1 unfinished alert"), std::string::npos);
 }
 
 }  // namespace
