@@ -11,12 +11,19 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <charconv>
+#include <optional>
 
 #include "controller/listener.h"
 #include "protocol/envelope_channel.h"
 #include "protocol/tls.h"
 
 namespace riposte::controller {
+
+namespace {
+// An oversized request body up to this size is read and dropped so the client sees the 413.
+constexpr std::uint64_t kMaxDrainBytes = 256ull * 1024 * 1024;
+}  // namespace
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -116,6 +123,40 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
       if (ec == beast::error::timeout || ec == asio::error::operation_aborted) break;
       result.status = too_big ? 413 : 400;
       result.body = json_error_body(too_big ? "request too large" : "malformed HTTP request");
+      // The parser refuses before it marks the header done, but the fields are already stored.
+      std::optional<std::uint64_t> declared;
+      if (const auto field = parser.get()[http::field::content_length]; !field.empty()) {
+        std::uint64_t value = 0;
+        const auto [end, problem] =
+            std::from_chars(field.data(), field.data() + field.size(), value);
+        if (problem == std::errc() && end == field.data() + field.size()) declared = value;
+      }
+      if (ec == http::error::body_limit && declared) {
+        result.body = json_error_body(
+            fmt::format("request body of {} bytes is over this route's limit", *declared));
+        // The client is still sending the body; closing now would reset the connection before
+        // it reads the answer. Bodies up to a bound are read and dropped first.
+        if (*declared <= kMaxDrainBytes) {
+          // What is buffered may still start with the refused header; only body bytes count.
+          const std::string_view buffered(static_cast<const char*>(buffer.data().data()),
+                                          buffer.size());
+          const auto header_end = buffered.find("\r\n\r\n");
+          const std::uint64_t body_buffered = header_end == std::string_view::npos
+                                                  ? buffered.size()
+                                                  : buffered.size() - (header_end + 4);
+          std::uint64_t left = *declared - std::min<std::uint64_t>(*declared, body_buffered);
+          buffer.consume(buffer.size());
+          std::vector<char> scratch(64 * 1024);
+          boost::system::error_code drain_ec;
+          while (left > 0 && !drain_ec) {
+            beast::get_lowest_layer(stream).expires_after(timeout);
+            const auto n = co_await stream.async_read_some(
+                asio::buffer(scratch.data(), std::min<std::uint64_t>(left, scratch.size())),
+                asio::redirect_error(asio::use_awaitable, drain_ec));
+            left -= std::min<std::uint64_t>(left, n);
+          }
+        }
+      }
     } else {
       const auto& request = parser.get();
       ApiRequest api{std::string(request.method_string()), std::string(request.target()),

@@ -234,6 +234,16 @@ TEST_F(AlertIntegration, CliContractForEachFormatAndIntel) {
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("not JSON"), std::string::npos) << bad.err;
 
+  // One document over the 16 MiB body limit: refused before it is read, nothing stored.
+  const auto huge = write_json(
+      "huge.json",
+      json{{"id", "too-big"}, {"title", "t"}, {"description", std::string(17u << 20, 'x')}});
+  const auto refused = controller.cli({"alerts", "submit", huge.string()});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("413"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("over this route's limit"), std::string::npos) << refused.err;
+  EXPECT_NE(controller.cli({"alerts", "show", "too-big"}).err.find("404"), std::string::npos);
+
   const auto assets = controller.cli_json({"assets", "list"});
   EXPECT_EQ(assets["entries_without_agent"], (json{"this-host", "nowhere"}));
 }
