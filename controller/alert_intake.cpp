@@ -87,12 +87,6 @@ IntakeReport AlertIntake::submit(std::string_view body, std::optional<std::strin
 }
 
 json alert_json(const AlertRecord& a, bool with_raw) {
-  json observables = json::array();
-  for (const auto& o : a.observables) {
-    json item{{"type", o.type}, {"value", o.value}};
-    if (!o.start.empty()) item["start"] = o.start;
-    observables.push_back(std::move(item));
-  }
   json out{
       {"id", a.id},
       {"source", a.source},
@@ -101,7 +95,7 @@ json alert_json(const AlertRecord& a, bool with_raw) {
       {"severity", a.severity},
       {"timestamp", format_utc_ms(a.timestamp_ms)},
       {"host", {{"name", a.host_name}, {"ip", a.host_ips}}},
-      {"observables", observables},
+      {"observables", observables_json(a.observables)},
       {"notes", a.notes},
       {"case_id", a.case_id},
       {"status", a.status},

@@ -378,9 +378,8 @@ Result<std::string_view> detect_alert_format(const json& doc) {
   if (const auto* alert = find_field(doc, "parameters.alert"); alert && alert->is_object())
     return alert_format::kWazuh;
   if (doc.contains("_source") && doc["_source"].is_object()) return alert_format::kEcs;
-  if (has_key_with_prefix(doc, "kibana.") || has_key_with_prefix(doc, "kibana") ||
-      doc.contains("@timestamp") || has_key_with_prefix(doc, "ecs") ||
-      find_field(doc, "event.kind") != nullptr) {
+  if (has_key_with_prefix(doc, "kibana") || doc.contains("@timestamp") ||
+      has_key_with_prefix(doc, "ecs") || find_field(doc, "event.kind") != nullptr) {
     return alert_format::kEcs;
   }
   if (find_field(doc, "rule.level") != nullptr ||

@@ -16,15 +16,9 @@ namespace {
 constexpr const char* kRequester = "controller:alert-pipeline";
 }
 
-AlertPipeline::AlertPipeline(asio::io_context& io, Store& store, LiveQueries& queries,
-                             const AssetCatalog& assets, const Clock& clock,
-                             AlertPipelineOptions options)
-    : io_(io),
-      store_(store),
-      queries_(queries),
-      assets_(assets),
-      clock_(clock),
-      options_(options) {}
+AlertPipeline::AlertPipeline(Store& store, LiveQueries& queries, const AssetCatalog& assets,
+                             const Clock& clock, AlertPipelineOptions options)
+    : store_(store), queries_(queries), assets_(assets), clock_(clock), options_(options) {}
 
 AlertPipeline::~AlertPipeline() {
   worker_.stop();

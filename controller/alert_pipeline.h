@@ -7,7 +7,6 @@
 // burst at intake floods neither the agents nor the store. Alerts still "new" or "validating"
 // when the controller restarts are taken up again (resume), so a crash loses no work.
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <deque>
 #include <mutex>
@@ -31,8 +30,8 @@ struct AlertPipelineOptions {
 
 class AlertPipeline {
  public:
-  AlertPipeline(boost::asio::io_context& io, Store& store, LiveQueries& queries,
-                const AssetCatalog& assets, const Clock& clock, AlertPipelineOptions options);
+  AlertPipeline(Store& store, LiveQueries& queries, const AssetCatalog& assets, const Clock& clock,
+                AlertPipelineOptions options);
   ~AlertPipeline();
 
   void enqueue(const std::vector<std::string>& alert_ids);
@@ -52,7 +51,6 @@ class AlertPipeline {
   Status store_update(const AlertRecord& alert, const std::string& status, const char* column,
                       const nlohmann::json& value, const char* event);
 
-  boost::asio::io_context& io_;
   Store& store_;
   LiveQueries& queries_;
   const AssetCatalog& assets_;

@@ -119,19 +119,13 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
               path, "alerts");
           !s)
         return s.error();
-      if (alerts["case_window"]) {
-        auto ms = parse_duration_ms(alerts["case_window"].as<std::string>());
+      for (auto [key, target] : {std::pair{"case_window", &config.case_window_ms},
+                                 {"validation_timeout", &config.validation_timeout_ms}}) {
+        if (!alerts[key]) continue;
+        auto ms = parse_duration_ms(alerts[key].as<std::string>());
         if (!ms)
-          return Error{
-              fmt::format("{}: alerts.case_window: {}", path.string(), ms.error().message)};
-        config.case_window_ms = *ms;
-      }
-      if (alerts["validation_timeout"]) {
-        auto ms = parse_duration_ms(alerts["validation_timeout"].as<std::string>());
-        if (!ms)
-          return Error{
-              fmt::format("{}: alerts.validation_timeout: {}", path.string(), ms.error().message)};
-        config.validation_timeout_ms = *ms;
+          return Error{fmt::format("{}: alerts.{}: {}", path.string(), key, ms.error().message)};
+        *target = *ms;
       }
       if (alerts["max_body_bytes"]) {
         config.max_alert_body_bytes = alerts["max_body_bytes"].as<std::uint64_t>();

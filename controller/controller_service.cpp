@@ -102,7 +102,7 @@ Status ControllerService::start() {
   if (auto s = reload(); !s) return s;
   live_queries_ = std::make_unique<LiveQueries>(io_, *store_, *dispatcher_);
   pipeline_ = std::make_unique<AlertPipeline>(
-      io_, *store_, *live_queries_, *assets_, clock_,
+      *store_, *live_queries_, *assets_, clock_,
       AlertPipelineOptions{config_.validation_lookback_days, config_.validation_timeout_ms});
   intake_ = std::make_unique<AlertIntake>(
       *store_, *intel_, *assets_, clock_,

@@ -6,6 +6,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "protocol/action_catalog.h"
+
 namespace riposte::controller {
 
 namespace asio = boost::asio;
@@ -85,10 +87,11 @@ void LiveQueries::action_ended(const std::string& action_id) {
   for (auto& answer : batch->answers) {
     if (answer.action_id != action_id) continue;
     if (record && *record) {
-      const auto json = action_json(**record);
-      answer.state = json["state"].get<std::string>();
-      answer.reason = json["reason"].is_string() ? json["reason"].get<std::string>() : "";
-      answer.result = json["result"];
+      const auto& action = **record;
+      answer.state = std::string(to_string(action.state));
+      answer.reason = action.reason;
+      if (action.state == ActionState::succeeded)
+        answer.result = action_catalog::result_to_json(action.kind, action.result);
     } else {
       answer.state = "failed";
       answer.reason = record ? "action vanished from the store" : record.error().message;

@@ -100,6 +100,16 @@ bool is_pid(std::string_view text) {
 
 }  // namespace
 
+nlohmann::json observables_json(const std::vector<Observable>& observables) {
+  auto list = nlohmann::json::array();
+  for (const auto& o : observables) {
+    nlohmann::json item{{"type", o.type}, {"value", o.value}};
+    if (!o.start.empty()) item["start"] = o.start;
+    list.push_back(std::move(item));
+  }
+  return list;
+}
+
 std::string_view trim_whitespace(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
     text.remove_prefix(1);

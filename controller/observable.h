@@ -4,9 +4,11 @@
 // confirmed by threat intelligence. A value is only ever emitted under a type it really is: a
 // "hash" that is not hex of the right length is not an md5, "999.1.1.1" is not an ip.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace riposte::controller {
 
@@ -37,6 +39,9 @@ std::optional<std::string> canonical_observable(std::string_view type, std::stri
 // The type a bare indicator looks like (ip, url, md5, sha1, sha256, domain), for intel lists and
 // lookups where no type is given; nullopt when it looks like none of them.
 std::optional<std::string_view> guess_observable_type(std::string_view value);
+
+// [{type, value[, start]}]: how the API shows observables and the store keeps them.
+nlohmann::json observables_json(const std::vector<Observable>& observables);
 
 // `text` without leading and trailing whitespace.
 std::string_view trim_whitespace(std::string_view text);

@@ -612,16 +612,6 @@ constexpr const char* kAlertColumns =
     "user_name, observables, notes, raw, case_id, status, assets, confidence, validation, "
     "enrichment, received_at_ms, updated_at_ms";
 
-std::string observables_json(const std::vector<Observable>& observables) {
-  auto list = nlohmann::json::array();
-  for (const auto& o : observables) {
-    nlohmann::json item{{"type", o.type}, {"value", o.value}};
-    if (!o.start.empty()) item["start"] = o.start;
-    list.push_back(std::move(item));
-  }
-  return list.dump();
-}
-
 std::vector<Observable> observables_from_json(const std::string& text) {
   std::vector<Observable> out;
   auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -993,8 +983,8 @@ Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
           Statement(cache_, kInsertAlert)
               .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
                     a.host_name, to_json_list(a.host_ips), a.user_name,
-                    observables_json(a.observables), to_json_list(a.notes), a.raw, outcome.case_id,
-                    a.status, a.assets.empty() ? "[]" : a.assets,
+                    observables_json(a.observables).dump(), to_json_list(a.notes), a.raw,
+                    outcome.case_id, a.status, a.assets.empty() ? "[]" : a.assets,
                     a.confidence.empty() ? "{}" : a.confidence,
                     a.validation.empty() ? "{}" : a.validation,
                     a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms)

@@ -79,17 +79,23 @@ std::uint64_t ThreatIntel::mask_for(const Index& index, std::string_view type,
   return mask;
 }
 
+namespace {
+
+// The feeds whose bits are set in `mask`, in configuration order.
+template <typename Fn>
+void for_each_feed(const std::vector<FeedStatus>& feeds, std::uint64_t mask, Fn fn) {
+  for (; mask != 0; mask &= mask - 1) fn(feeds[static_cast<std::size_t>(std::countr_zero(mask))]);
+}
+
+}  // namespace
+
 std::vector<std::string> ThreatIntel::confirming_feeds(std::string_view type,
                                                        std::string_view value) const {
   auto index = current();
   std::vector<std::string> names;
   if (!index) return names;
-  auto mask = mask_for(*index, type, value);
-  while (mask) {
-    const int bit = std::countr_zero(mask);
-    names.push_back(index->feeds[static_cast<std::size_t>(bit)].config.name);
-    mask &= mask - 1;
-  }
+  for_each_feed(index->feeds, mask_for(*index, type, value),
+                [&](const FeedStatus& feed) { names.push_back(feed.config.name); });
   return names;
 }
 
@@ -109,16 +115,14 @@ json ThreatIntel::assess(const std::vector<Observable>& observables,
   double best = 0;
   std::string best_what;
   for (const auto& o : observables) {
-    auto mask = mask_for(*index, o.type, o.value);
+    const auto mask = mask_for(*index, o.type, o.value);
     if (mask == 0) continue;
     double weight = 0;
     json names = json::array();
-    while (mask) {
-      const auto& feed = index->feeds[static_cast<std::size_t>(std::countr_zero(mask))];
+    for_each_feed(index->feeds, mask, [&](const FeedStatus& feed) {
       weight += feed.config.weight;
       names.push_back(feed.config.name);
-      mask &= mask - 1;
-    }
+    });
     const double score = weight / index->total_weight;
     result["confirmations"].push_back(
         {{"type", o.type}, {"value", o.value}, {"feeds", names}, {"score", score}});
@@ -149,9 +153,10 @@ Result<json> ThreatIntel::lookup(std::string_view raw,
   auto value = canonical_observable(*type, raw);
   if (!value) return Error{"not a valid indicator"};
   auto assessed = assess({{std::string(*type), *value, ""}}, thresholds);
+  const auto& confirmations = assessed["confirmations"];
   return json{{"type", *type},
               {"value", *value},
-              {"feeds", confirming_feeds(*type, *value)},
+              {"feeds", confirmations.empty() ? json::array() : confirmations[0]["feeds"]},
               {"confidence", assessed["score"]},
               {"decision", assessed["decision"]},
               {"reason", assessed["reason"]},
