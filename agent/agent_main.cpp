@@ -14,6 +14,7 @@
 #include "agent/action_service.h"
 #include "agent/action_verifier.h"
 #include "agent/agent_config.h"
+#include "agent/agent_status.h"
 #include "agent/controller_link.h"
 #include "agent/enrollment_client.h"
 #include "agent/housekeeping.h"
@@ -22,11 +23,15 @@
 #include "protocol/allocator_tuning.h"
 #include "protocol/logging.h"
 #include "protocol/secure_file.h"
+#include "protocol/service_status.h"
+#include "protocol/utc_time.h"
 
 using namespace riposte;
 using namespace riposte::agent;
 
 namespace {
+
+constexpr const char* kPackagedConfig = "/etc/riposte/agent.yaml";
 
 int fail(std::string_view message) {
   std::cerr << "riposte-agent: " << message << "\n";
@@ -119,9 +124,22 @@ int cmd_run(const Flags& flags) {
   }
   spdlog::info("agent: starting as agent {} (state {}), controller gateway {}", state->agent_id,
                state->dir.string(), state->gateway.to_string());
+  SystemClock clock;
+  // status.json for `riposte-agent status`: running, connected, last error. Whatever ends this
+  // function marks it stopped, and a start-up failure below is its last error.
+  auto status = std::make_shared<ServiceStatus>(state->dir / ServiceStatus::kFileName, clock);
+  if (auto s = status->begin(); !s) return fail(s.error().message);
+  record_errors_in(status);
+  struct MarkStopped {
+    ServiceStatus& status;
+    ~MarkStopped() { status.end("exited"); }
+  } mark_stopped{*status};
+  const auto fatal = [&](const std::string& message) {
+    status->record_error(message);
+    return fail(message);
+  };
   // Local state that outlives sessions: a quarantine in force is re-applied before anything else,
   // so an agent restart never opens an isolated host.
-  SystemClock clock;
   auto firewall = platform::make_firewall();
   QuarantineKeeper quarantine(*firewall, state->dir / "quarantine.json", clock);
   if (auto restored = quarantine.restore(); !restored) {
@@ -131,7 +149,7 @@ int cmd_run(const Flags& flags) {
   }
   auto history =
       ConnectionHistory::open(state->dir / "connections.db", config->connection_retention.count());
-  if (!history) return fail(history.error().message);
+  if (!history) return fatal(history.error().message);
   auto network = platform::make_network_table();
   Housekeeping housekeeping(
       *network, **history, quarantine, clock,
@@ -140,9 +158,9 @@ int cmd_run(const Flags& flags) {
 
   // Actions: the journal (replay check, result and evidence spools), the verifier, the executor.
   auto journal = ActionJournal::open(state->dir / "actions.db");
-  if (!journal) return fail(journal.error().message);
+  if (!journal) return fatal(journal.error().message);
   if (auto interrupted = (*journal)->recover_interrupted(clock.now_unix_ms()); !interrupted) {
-    return fail(interrupted.error().message);
+    return fatal(interrupted.error().message);
   } else if (*interrupted > 0) {
     spdlog::warn("agent: {} action(s) were interrupted by the last stop; reporting them failed",
                  *interrupted);
@@ -154,11 +172,11 @@ int cmd_run(const Flags& flags) {
                       config->clock_skew,
                       {config->allowed_actions.begin(), config->allowed_actions.end()}},
       **journal, clock);
-  if (!verifier) return fail(verifier.error().message);
+  if (!verifier) return fatal(verifier.error().message);
   auto controller_ip = resolve_controller_address(state->gateway);
-  if (!controller_ip) return fail(controller_ip.error().message);
+  if (!controller_ip) return fatal(controller_ip.error().message);
   for (const auto* dir : {"evidence", "vault"}) {
-    if (auto s = ensure_private_directory(state->dir / dir); !s) return fail(s.error().message);
+    if (auto s = ensure_private_directory(state->dir / dir); !s) return fatal(s.error().message);
   }
   auto processes = platform::make_process_control();
   auto memory = platform::make_memory_capture();
@@ -202,8 +220,15 @@ int cmd_run(const Flags& flags) {
     if ((*verifier)->kind_allowed(kind)) capabilities.emplace_back(kind);
   }
   link.set_action_service(&service, capabilities);
+  status->set("connected", false);
+  link.set_state_observer([&status = *status, &clock](bool connected, const std::string& detail) {
+    status.set("connected", connected);
+    status.set("connected_since", connected ? nlohmann::json(format_utc_ms(clock.now_unix_ms()))
+                                            : nlohmann::json(nullptr));
+    if (!connected) status.set("last_disconnect", detail);
+  });
   service.set_sender([&link](proto::Envelope envelope) { return link.send(std::move(envelope)); });
-  if (auto s = link.start(); !s) return fail(s.error().message);
+  if (auto s = link.start(); !s) return fatal(s.error().message);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -212,6 +237,14 @@ int cmd_run(const Flags& flags) {
   });
   io.run();
   return 0;
+}
+
+int cmd_status(const Flags& flags, bool json) {
+  auto config = effective_config(flags);
+  if (!config) return fail(config.error().message);
+  const auto health = agent_health(config->state_dir);
+  std::cout << (json ? health.report.dump(2) + "\n" : render_agent_health(health.report));
+  return health.healthy ? 0 : 3;
 }
 
 }  // namespace
@@ -252,16 +285,27 @@ int main(int argc, char** argv) {
       "agent gateway HOST:PORT for this run (default: the one stored at enrollment)");
   run_cmd->add_option("--heartbeat-interval", flags.heartbeat_interval,
                       "override the controller's heartbeat interval (e.g. 1s)");
+  bool status_json = false;
+  auto* status_cmd = app.add_subcommand(
+      "status", "enrolled? running? connected? quarantined? last error (exit 0 when all is well)");
+  add_common(status_cmd);
+  status_cmd->add_flag("--json", status_json, "print the report as JSON");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (flags.state_dir.empty() && flags.config_file.empty())
+  // The packaged layout is the default for `status`, so it works bare on an installed endpoint.
+  if (status_cmd->parsed() && flags.state_dir.empty() && flags.config_file.empty() &&
+      std::filesystem::exists(kPackagedConfig)) {
+    flags.config_file = kPackagedConfig;
+  }
+  if (flags.state_dir.empty() && flags.config_file.empty() && !status_cmd->parsed())
     return fail("--state-dir DIR is required");
   try {
     if (enroll_cmd->parsed()) return cmd_enroll(flags, controller, token, ca_pin, gateway, force);
     if (run_cmd->parsed()) return cmd_run(flags);
+    if (status_cmd->parsed()) return cmd_status(flags, status_json);
   } catch (const std::exception& e) {
     return fail(std::string("internal error: ") + e.what());
   }

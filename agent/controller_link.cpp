@@ -122,6 +122,7 @@ proto::Envelope ControllerLink::inventory_message() {
 asio::awaitable<void> ControllerLink::run() {
   while (!stopping_) {
     const std::string reason = co_await session();
+    if (observer_) observer_(false, reason);
     if (stopping_) break;
     const auto delay = backoff_.next();
     spdlog::warn("agent: connection to controller {} ended: {}; retrying in {:.1f} s (attempt {})",
@@ -202,6 +203,7 @@ asio::awaitable<std::string> ControllerLink::session() {
 
   // From here write_loop is the only writer; this coroutine only reads.
   live->established = true;
+  if (observer_) observer_(true, state_.gateway.to_string());
   if (stopping_) live->heartbeat_timer.cancel();
   asio::co_spawn(io_, write_loop(live), asio::detached);
   asio::co_spawn(io_, heartbeats(live, interval), asio::detached);

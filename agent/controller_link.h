@@ -52,6 +52,11 @@ class ControllerLink {
     capabilities_ = std::move(capabilities);
   }
 
+  // Called on the io thread when a session is established (true, controller address) and when one
+  // ends or an attempt fails (false, why). The agent mirrors it into its status file.
+  using StateObserver = std::function<void(bool connected, const std::string& detail)>;
+  void set_state_observer(StateObserver observer) { observer_ = std::move(observer); }
+
   // Queues a message on the established session; false when there is none. io thread only.
   bool send(proto::Envelope envelope);
 
@@ -83,6 +88,7 @@ class ControllerLink {
   std::string close_reason_;
   ActionService* actions_ = nullptr;
   std::vector<std::string> capabilities_;
+  StateObserver observer_;
 };
 
 }  // namespace riposte::agent

@@ -47,7 +47,11 @@ Status QuarantineKeeper::release() {
 }
 
 std::optional<QuarantineState> QuarantineKeeper::current() const {
-  auto text = read_file(state_file_);
+  return read_quarantine_state(state_file_);
+}
+
+std::optional<QuarantineState> read_quarantine_state(const std::filesystem::path& state_file) {
+  auto text = read_file(state_file);
   if (!text) return std::nullopt;
   try {
     const auto j = json::parse(*text);

@@ -18,6 +18,11 @@ struct QuarantineState {
   std::optional<std::int64_t> release_at_ms;  // automatic release, if any
 };
 
+inline constexpr const char* kQuarantineFile = "quarantine.json";
+
+// The persisted intent, read without touching the firewall (`riposte-agent status`).
+std::optional<QuarantineState> read_quarantine_state(const std::filesystem::path& state_file);
+
 class QuarantineKeeper {
  public:
   QuarantineKeeper(platform::Firewall& firewall, std::filesystem::path state_file,

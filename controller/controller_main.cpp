@@ -13,10 +13,12 @@
 #include <thread>
 
 #include "controller/controller_service.h"
+#include "controller/controller_status.h"
 #include "controller/local_agent.h"
 #include "protocol/allocator_tuning.h"
 #include "protocol/logging.h"
 #include "protocol/secure_file.h"
+#include "protocol/service_status.h"
 
 namespace fs = std::filesystem;
 using namespace riposte;
@@ -32,6 +34,8 @@ struct CommonFlags {
   std::string log_level;
   std::string log_format;
 };
+
+constexpr const char* kPackagedConfig = "/etc/riposte/controller.yaml";
 
 int fail(std::string_view message) {
   std::cerr << "riposte-controller: " << message << "\n";
@@ -54,12 +58,20 @@ Result<ControllerConfig> effective_config(const CommonFlags& flags) {
   return config;
 }
 
-int cmd_init(const CommonFlags& flags, bool json) {
+// `token_file`: where a newly created admin token goes (0600) instead of standard output, so a
+// service manager's ExecStartPre never puts a credential in the journal.
+int cmd_init(const CommonFlags& flags, bool json, const std::string& token_file) {
   auto config = effective_config(flags);
   if (!config) return fail(config.error().message);
   SystemClock clock;
   auto report = initialize_data_dir(*config, clock);
   if (!report) return fail(report.error().message);
+  if (report->admin_token && !token_file.empty()) {
+    if (auto s = write_file_atomic(token_file, *report->admin_token + "\n", 0600); !s)
+      return fail("cannot write the admin token: " + s.error().message);
+    report->admin_token.reset();
+    report->created.push_back(token_file);
+  }
   if (json) {
     nlohmann::json out{{"data_dir", config->data_dir.string()},
                        {"ca_cert", report->ca_certificate.string()},
@@ -91,7 +103,23 @@ int cmd_init(const CommonFlags& flags, bool json) {
 // the io threads serve; `on_stop` runs when a signal arrives.
 int serve(ControllerService& service, const std::function<void()>& on_started,
           const std::function<void()>& on_stop) {
-  if (auto s = service.start(); !s) return fail(s.error().message);
+  // status.json for `riposte-controller status`: running, since when, the last error logged.
+  SystemClock clock;
+  auto status =
+      std::make_shared<ServiceStatus>(service.config().data_dir / ServiceStatus::kFileName, clock);
+  if (auto s = service.start(); !s) {
+    if (fs::is_directory(service.config().data_dir) && status->begin()) {
+      status->record_error(s.error().message);
+      status->end("failed to start");
+    }
+    return fail(s.error().message);
+  }
+  if (auto s = status->begin(); !s) return fail(s.error().message);
+  record_errors_in(status);
+  struct MarkStopped {
+    ServiceStatus& status;
+    ~MarkStopped() { status.end("stopped"); }
+  } mark_stopped{*status};
   boost::asio::signal_set signals(service.io(), SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -156,6 +184,14 @@ Result<std::string> local_admin_token(ControllerService& service,
       kTokenKey, *token);
   if (auto s = write_file_atomic(env_file, contents, 0600); !s) return s.error();
   return *token;
+}
+
+int cmd_status(const CommonFlags& flags, bool json) {
+  auto config = effective_config(flags);
+  if (!config) return fail(config.error().message);
+  const auto health = controller_health(*config);
+  std::cout << (json ? health.report.dump(2) + "\n" : render_controller_health(health.report));
+  return health.healthy ? 0 : 3;
 }
 
 int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
@@ -285,6 +321,13 @@ int main(int argc, char** argv) {
       app.add_subcommand("init", "create the CA, server certificate, action key and admin token");
   add_common(init, false);
   init->add_flag("--json", json, "print one JSON object");
+  std::string admin_token_file;
+  init->add_option("--admin-token-file", admin_token_file,
+                   "write a newly created admin token to this file (0600) instead of printing it");
+  auto* status = app.add_subcommand(
+      "status", "initialized? running? API answering? agents connected? last error");
+  add_common(status, false);
+  status->add_flag("--json", json, "print one JSON object");
   auto* run = app.add_subcommand("run", "run the controller in the foreground");
   add_common(run, true);
   std::string agent_state_dir;
@@ -297,11 +340,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // The packaged layout is the default for `status`, so it works bare on an installed controller.
+  if (status->parsed() && flags.data_dir.empty() && flags.config_file.empty()) {
+    flags.config_file = fs::exists(kPackagedConfig) ? kPackagedConfig : "";
+    if (flags.config_file.empty()) flags.data_dir = ControllerConfig{}.data_dir.string();
+  }
   if (flags.data_dir.empty() && flags.config_file.empty()) {
     return fail("--data-dir DIR (or --config FILE with data_dir) is required");
   }
   try {
-    if (init->parsed()) return cmd_init(flags, json);
+    if (init->parsed()) return cmd_init(flags, json, admin_token_file);
+    if (status->parsed()) return cmd_status(flags, json);
     if (run->parsed()) return cmd_run(flags);
     if (up->parsed()) return cmd_up(flags, agent_state_dir);
   } catch (const std::exception& e) {

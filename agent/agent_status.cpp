@@ -1,0 +1,92 @@
+#include "agent/agent_status.h"
+
+#include <fmt/format.h>
+
+#include "agent/agent_state.h"
+#include "agent/quarantine_keeper.h"
+#include "protocol/service_status.h"
+#include "protocol/utc_time.h"
+
+namespace riposte::agent {
+
+using nlohmann::json;
+
+AgentHealth agent_health(const std::filesystem::path& state_dir) {
+  AgentHealth health;
+  json& r = health.report;
+  r["state_dir"] = state_dir.string();
+  r["enrolled"] = false;
+  if (is_enrolled(state_dir)) {
+    auto state = load_agent_state(state_dir);
+    if (state) {
+      r["enrolled"] = true;
+      r["agent_id"] = state->agent_id;
+      r["controller"] = state->controller_api;
+      r["gateway"] = state->gateway.to_string();
+      r["ca_fingerprint"] = state->ca_fingerprint;
+    } else {
+      r["state_error"] = state.error().message;
+    }
+  }
+  const auto status = read_service_status(state_dir / ServiceStatus::kFileName);
+  const auto field = [&](const char* key) { return status.fields.value(key, json(nullptr)); };
+  r["running"] = status.running;
+  r["pid"] = status.running ? field("pid") : json(nullptr);
+  r["started_at"] = field("started_at");
+  r["stopped_at"] = status.running ? json(nullptr) : field("stopped_at");
+  // A dead agent's last word on the connection is stale: it is not connected now.
+  r["connected"] = status.running && status.fields.value("connected", false);
+  r["connected_since"] = r["connected"].get<bool>() ? field("connected_since") : json(nullptr);
+  r["last_disconnect"] = field("last_disconnect");
+  r["last_error"] = field("last_error");
+  r["last_error_at"] = field("last_error_at");
+  const auto quarantine = read_quarantine_state(state_dir / kQuarantineFile);
+  r["quarantined"] = quarantine.has_value();
+  r["quarantine_release_at"] = quarantine ? utc_or_null(quarantine->release_at_ms) : json(nullptr);
+  health.healthy = r["enrolled"].get<bool>() && status.running && r["connected"].get<bool>();
+  return health;
+}
+
+std::string render_agent_health(const json& r) {
+  const auto text = [&](const char* key) {
+    return r.contains(key) && r[key].is_string() ? r[key].get<std::string>() : std::string();
+  };
+  std::string out;
+  if (r.value("enrolled", false)) {
+    out += fmt::format("enrolled    : yes, agent {} (controller {}, gateway {})\n",
+                       text("agent_id"), text("controller"), text("gateway"));
+  } else if (r.contains("state_error")) {
+    out += fmt::format("enrolled    : no — state unreadable: {}\n", text("state_error"));
+  } else {
+    out += fmt::format("enrolled    : no (nothing in {}; run `riposte-agent enroll`)\n",
+                       text("state_dir"));
+  }
+  if (r.value("running", false)) {
+    out += fmt::format("running     : yes, pid {} since {}\n", r["pid"].dump(), text("started_at"));
+  } else if (!text("stopped_at").empty()) {
+    out += fmt::format("running     : no (stopped {})\n", text("stopped_at"));
+  } else {
+    out += "running     : no\n";
+  }
+  if (r.value("connected", false)) {
+    out += fmt::format("connected   : yes, to {} since {}\n", text("gateway"),
+                       text("connected_since"));
+  } else {
+    out += fmt::format("connected   : no{}\n", text("last_disconnect").empty()
+                                                   ? std::string()
+                                                   : " (" + text("last_disconnect") + ")");
+  }
+  if (r.value("quarantined", false)) {
+    out += fmt::format("quarantined : YES, {}\n", text("quarantine_release_at").empty()
+                                                      ? std::string("until released")
+                                                      : "until " + text("quarantine_release_at"));
+  } else {
+    out += "quarantined : no\n";
+  }
+  out += text("last_error").empty()
+             ? std::string("last error  : none\n")
+             : fmt::format("last error  : {} ({})\n", text("last_error"), text("last_error_at"));
+  return out;
+}
+
+}  // namespace riposte::agent

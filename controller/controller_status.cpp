@@ -1,0 +1,151 @@
+#include "controller/controller_status.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <memory>
+
+#include "controller/controller_service.h"
+#include "controller/pki.h"
+#include "protocol/address.h"
+#include "protocol/crypto.h"
+#include "protocol/https_client.h"
+#include "protocol/secure_file.h"
+#include "protocol/service_status.h"
+#include "protocol/sqlite_statement.h"
+#include "protocol/tls.h"
+
+namespace riposte::controller {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Agent counts straight from the database, read-only: the status command must not migrate,
+// lock or otherwise write the live controller's store.
+json agent_counts(const fs::path& database) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(database.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
+  if (rc != SQLITE_OK) return json{{"error", sqlite3_errstr(rc)}};
+  sqlite3_busy_timeout(db.get(), 2000);
+  try {
+    sqlite::Statement count(
+        db.get(),
+        "SELECT COUNT(*), COALESCE(SUM(connected = 1 AND revoked_at_ms IS NULL), 0), "
+        "COALESCE(SUM(revoked_at_ms IS NOT NULL), 0) FROM agents");
+    if (count.step() != SQLITE_ROW) return json{{"error", sqlite3_errmsg(db.get())}};
+    return json{{"enrolled", count.integer(0)},
+                {"connected", count.integer(1)},
+                {"revoked", count.integer(2)}};
+  } catch (const std::exception& e) {
+    return json{{"error", e.what()}};
+  }
+}
+
+// "ok" when GET /healthz answers 200 over TLS 1.3 with a certificate from our own CA.
+std::string probe_api(const std::string& api_url, const std::string& ca_pem) {
+  constexpr std::string_view kScheme = "https://";
+  if (api_url.rfind(kScheme, 0) != 0) return "unknown API address " + api_url;
+  auto address = parse_host_port(api_url.substr(kScheme.size()));
+  if (!address) return address.error().message;
+  auto tls = tls::make_tls13_context();
+  if (auto s = tls::trust_only(tls, ca_pem); !s) return s.error().message;
+  HttpsRequest request;
+  request.host = address->host;
+  request.port = address->port;
+  request.target = "/healthz";
+  request.timeout = std::chrono::seconds(5);
+  auto response = https_request(request, tls);
+  if (!response) return response.error().message;
+  if (response->status != 200) return fmt::format("/healthz answered {}", response->status);
+  return "ok";
+}
+
+}  // namespace
+
+ControllerHealth controller_health(const ControllerConfig& config) {
+  ControllerHealth health;
+  json& r = health.report;
+  const auto& dir = config.data_dir;
+  r["data_dir"] = dir.string();
+  r["initialized"] = fs::exists(dir / Pki::kCaCert) && fs::exists(dir / Pki::kCaKey) &&
+                     fs::exists(dir / Pki::kActionKey);
+  r["ca_fingerprint"] = nullptr;
+  std::string ca_pem;
+  if (auto text = read_file(dir / Pki::kCaCert)) {
+    ca_pem = *text;
+    if (auto cert = crypto::load_certificate_pem(ca_pem))
+      r["ca_fingerprint"] = crypto::certificate_fingerprint(cert->get());
+  }
+  const auto status = read_service_status(dir / ServiceStatus::kFileName);
+  const auto field = [&](const char* key) { return status.fields.value(key, json(nullptr)); };
+  r["running"] = status.running;
+  r["pid"] = status.running ? field("pid") : json(nullptr);
+  r["started_at"] = field("started_at");
+  r["stopped_at"] = status.running ? json(nullptr) : field("stopped_at");
+  r["api"] = nullptr;
+  r["agent_gateway"] = nullptr;
+  r["api_health"] = nullptr;
+  if (status.running) {
+    auto runtime =
+        json::parse(read_file(dir / ControllerService::kRuntimeFile).value_or(""), nullptr, false);
+    if (runtime.is_object()) {
+      r["api"] = runtime.value("api", json(nullptr));
+      r["agent_gateway"] = runtime.value("agent_gateway", json(nullptr));
+      if (r["api"].is_string() && !ca_pem.empty())
+        r["api_health"] = probe_api(r["api"].get<std::string>(), ca_pem);
+    }
+  }
+  const auto database = dir / ControllerService::kDatabaseFile;
+  r["agents"] = fs::exists(database) ? agent_counts(database) : json(nullptr);
+  r["admin_token_file"] =
+      fs::exists(dir / kAdminTokenFile) ? json((dir / kAdminTokenFile).string()) : json(nullptr);
+  r["last_error"] = field("last_error");
+  r["last_error_at"] = field("last_error_at");
+  health.healthy = r["initialized"].get<bool>() && status.running && r["api_health"] == "ok";
+  return health;
+}
+
+std::string render_controller_health(const json& r) {
+  const auto text = [&](const json& value) {
+    return value.is_string() ? value.get<std::string>() : std::string();
+  };
+  std::string out;
+  out += r.value("initialized", false)
+             ? fmt::format("initialized  : yes, CA {}\n", text(r["ca_fingerprint"]))
+             : fmt::format("initialized  : no (no CA in {}; `riposte-controller init`)\n",
+                           text(r["data_dir"]));
+  if (r.value("running", false)) {
+    out += fmt::format("running      : yes, pid {} since {}\n", r["pid"].dump(),
+                       text(r["started_at"]));
+    out += fmt::format(
+        "API          : {} ({})\n", text(r["api"]),
+        r["api_health"] == "ok" ? "answering" : "NOT answering: " + text(r["api_health"]));
+    out += fmt::format("agent gateway: {}\n", text(r["agent_gateway"]));
+  } else {
+    out += text(r["stopped_at"]).empty()
+               ? std::string("running      : no\n")
+               : fmt::format("running      : no (stopped {})\n", text(r["stopped_at"]));
+  }
+  const auto& agents = r["agents"];
+  if (agents.is_object() && agents.contains("error")) {
+    out += fmt::format("agents       : database unreadable: {}\n", text(agents["error"]));
+  } else if (agents.is_object()) {
+    out += fmt::format("agents       : {} enrolled, {} connected, {} revoked\n",
+                       agents["enrolled"].dump(), agents["connected"].dump(),
+                       agents["revoked"].dump());
+  }
+  if (!text(r["admin_token_file"]).empty()) {
+    out += fmt::format("admin token  : in {} (copy it, then delete the file)\n",
+                       text(r["admin_token_file"]));
+  }
+  out += text(r["last_error"]).empty()
+             ? std::string("last error   : none\n")
+             : fmt::format("last error   : {} ({})\n", text(r["last_error"]),
+                           text(r["last_error_at"]));
+  return out;
+}
+
+}  // namespace riposte::controller
