@@ -266,13 +266,21 @@ int main(int argc, char** argv) {
   bool force = false;
   auto* enroll_cmd = app.add_subcommand("enroll", "enroll this endpoint with a controller");
   add_common(enroll_cmd);
-  enroll_cmd->add_option("--controller", controller, "controller API HOST:PORT")->required();
+  // Each also comes from the environment, which is how a package's postinst receives them during
+  // a fleet rollout, and keeps the token out of the process list.
+  enroll_cmd->add_option("--controller", controller, "controller API HOST:PORT")
+      ->envname("RIPOSTE_CONTROLLER")
+      ->required();
   enroll_cmd->add_option("--token", token, "enrollment token from `riposte tokens create`")
+      ->envname("RIPOSTE_TOKEN")
       ->required();
   enroll_cmd->add_option("--ca-pin", ca_pin, "sha256:HEX fingerprint of the controller CA")
+      ->envname("RIPOSTE_CA_PIN")
       ->required();
-  enroll_cmd->add_option("--gateway", gateway,
-                         "agent gateway HOST:PORT, if not the one the controller names");
+  enroll_cmd
+      ->add_option("--gateway", gateway,
+                   "agent gateway HOST:PORT, if not the one the controller names")
+      ->envname("RIPOSTE_GATEWAY");
   enroll_cmd->add_flag("--force", force, "enroll again even if already enrolled");
   auto* run_cmd = app.add_subcommand("run", "connect to the controller and serve until stopped");
   add_common(run_cmd);

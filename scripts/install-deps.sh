@@ -15,6 +15,7 @@ packages=(
   libnftables-dev nftables iproute2
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps gdb binutils
+  rpm lintian jq systemd util-linux   # packaging: rpmbuild for cpack, lintian, systemd-analyze
 )
 
 missing=()
