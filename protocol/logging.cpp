@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <spdlog/formatter.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "protocol/utc_time.h"
@@ -36,7 +38,30 @@ class JsonFormatter final : public spdlog::formatter {
   }
 };
 
+// "<3>" for error, "<4>" for warning...: the sd-daemon prefix journald reads off a service's
+// stderr as the syslog priority, so `journalctl -p err -u riposte-agent` finds errors.
+class SyslogPriorityFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr char kPriority[] = {'7', '7', '6', '4',
+                                         '3', '2', '6'};  // trace..critical, off
+    const char text[] = {'<', kPriority[static_cast<int>(msg.level)], '>'};
+    dest.append(text, text + 3);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriorityFlag>();
+  }
+};
+
 }  // namespace
+
+std::unique_ptr<spdlog::formatter> journal_formatter() {
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  // journald stamps every line itself: no time here, priority first.
+  formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%n: %v");
+  return formatter;
+}
 
 Status configure_logging(const std::string& component, const std::string& level,
                          const std::string& format) {
@@ -52,6 +77,9 @@ Status configure_logging(const std::string& component, const std::string& level,
       component, std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   if (format == "json") {
     named->set_formatter(std::make_unique<JsonFormatter>());
+  } else if (std::getenv("JOURNAL_STREAM") != nullptr) {
+    // systemd connected stderr to the journal (systemd.exec(5) sets JOURNAL_STREAM).
+    named->set_formatter(journal_formatter());
   } else {
     named->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %n: %v");
   }
