@@ -103,6 +103,23 @@ ApiResponse error_response(int status, std::string_view message) {
   return json_response(status, json{{"error", message}});
 }
 
+std::string percent_decode(std::string_view raw, bool plus_is_space) {
+  std::string value;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '+' && plus_is_space) {
+      value += ' ';
+    } else if (raw[i] == '%' && i + 2 < raw.size() &&
+               std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
+      value += static_cast<char>(std::stoi(std::string(raw.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      value += raw[i];
+    }
+  }
+  return value;
+}
+
 std::string query_param(std::string_view target, std::string_view name) {
   const auto q = target.find('?');
   if (q == std::string_view::npos) return "";
@@ -114,21 +131,7 @@ std::string query_param(std::string_view target, std::string_view name) {
     if (pair.substr(0, eq) == name) {
       if (eq == std::string_view::npos) return "";
       // Percent-decoding: lookups take URLs as values.
-      std::string value;
-      const auto raw = pair.substr(eq + 1);
-      for (std::size_t i = 0; i < raw.size(); ++i) {
-        if (raw[i] == '+') {
-          value += ' ';
-        } else if (raw[i] == '%' && i + 2 < raw.size() &&
-                   std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
-                   std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
-          value += static_cast<char>(std::stoi(std::string(raw.substr(i + 1, 2)), nullptr, 16));
-          i += 2;
-        } else {
-          value += raw[i];
-        }
-      }
-      return value;
+      return percent_decode(pair.substr(eq + 1), true);
     }
     if (amp == std::string_view::npos) break;
     rest = rest.substr(amp + 1);
@@ -156,7 +159,8 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
 
   auto caller = deps_.auth.authenticate(request.authorization);
   if (!caller) return error(401, caller.error().message);
-  const bool admin = caller->role == "admin";
+  // Every route below reads (any role) unless it checks `needs` first.
+  const auto needs = [&](Role role) { return has_role(*caller, role); };
 
   if (path == "/api/v1/agents") {
     if (method != "GET") return error(405, "use GET");
@@ -164,13 +168,14 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   }
   if (path == "/api/v1/enrollment-tokens") {
     if (method != "POST") return error(405, "use POST");
-    if (!admin) return deny(request, *caller, "creating enrollment tokens needs the admin role");
+    if (!needs(Role::admin))
+      return deny(request, *caller, "creating enrollment tokens", Role::admin);
     return create_enrollment_token(request, *caller);
   }
   if (path == "/api/v1/actions") {
     if (method == "GET") return list_actions(request);
     if (method != "POST") return error(405, "use GET or POST");
-    if (!admin) return deny(request, *caller, "running actions needs the admin role");
+    if (!needs(Role::responder)) return deny(request, *caller, "running actions", Role::responder);
     return create_actions(request, *caller);
   }
   constexpr std::string_view kActions = "/api/v1/actions/";
@@ -195,8 +200,12 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   }
   if (path == "/api/v1/audit") {
     if (method != "GET") return error(405, "use GET");
-    if (!admin) return deny(request, *caller, "exporting the audit log needs the admin role");
+    if (!needs(Role::admin)) return deny(request, *caller, "exporting the audit log", Role::admin);
     return export_audit(request);
+  }
+  if (path == "/api/v1/operators" || path.starts_with("/api/v1/operators/")) {
+    if (!needs(Role::admin)) return deny(request, *caller, "managing operators", Role::admin);
+    return route_operators(request, path, *caller);
   }
   if (path.starts_with("/api/v1/alerts") || path.starts_with("/api/v1/intel") ||
       path == "/api/v1/assets" || path.starts_with("/api/v1/cases/")) {
@@ -215,7 +224,7 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     }
     if (action == "labels") {
       if (method != "POST") return error(405, "use POST");
-      if (!admin) return deny(request, *caller, "labelling agents needs the admin role");
+      if (!needs(Role::admin)) return deny(request, *caller, "labelling agents", Role::admin);
       auto body = parse_object(request.body);
       if (!body) return error(400, body.error().message);
       auto labels = label_list(body->value("labels", json()));
@@ -230,7 +239,7 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     }
     if (action == "revoke") {
       if (method != "POST") return error(405, "use POST");
-      if (!admin) return deny(request, *caller, "revoking agents needs the admin role");
+      if (!needs(Role::admin)) return deny(request, *caller, "revoking agents", Role::admin);
       return revoke_agent(id, *caller);
     }
   }
@@ -242,12 +251,11 @@ ApiResponse ApiRouter::route_alerts(const ApiRequest& request, std::string_view 
   if (deps_.alerts == nullptr) return error(404, "alerts are not enabled on this controller");
   auto& api = *deps_.alerts;
   const auto& method = request.method;
-  const bool admin = caller.role == "admin";
-  const bool analyst = admin || caller.role == "analyst";
   if (path == "/api/v1/alerts") {
     if (method == "GET") return api.list(request);
     if (method != "POST") return error(405, "use GET or POST");
-    if (!analyst) return deny(request, caller, "submitting alerts needs the analyst role");
+    if (!has_role(caller, Role::analyst))
+      return deny(request, caller, "submitting alerts", Role::analyst);
     return api.submit(request, caller.name);
   }
   constexpr std::string_view kAlert = "/api/v1/alerts/";
@@ -275,7 +283,8 @@ ApiResponse ApiRouter::route_alerts(const ApiRequest& request, std::string_view 
   }
   if (path == "/api/v1/intel/reload") {
     if (method != "POST") return error(405, "use POST");
-    if (!admin) return deny(request, caller, "reloading intel feeds needs the admin role");
+    if (!has_role(caller, Role::admin))
+      return deny(request, caller, "reloading intel feeds", Role::admin);
     return api.reload(caller.name);
   }
   if (path == "/api/v1/assets") {
@@ -368,9 +377,11 @@ ApiResponse ApiRouter::create_enrollment_token(const ApiRequest& request,
 }
 
 ApiResponse ApiRouter::deny(const ApiRequest& request, const ApiTokenRecord& caller,
-                            std::string_view why) {
+                            std::string_view what, Role needed) {
   std::string_view path = request.target;
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  const auto why = fmt::format("{} needs the {} role; {} is {}", what, role_name(needed),
+                               caller.name, caller.role);
   (void)deps_.store.append_audit(
       {caller.name, "api.denied", std::string(path),
        json{{"method", request.method}, {"role", caller.role}, {"reason", why}}.dump()},
@@ -378,6 +389,70 @@ ApiResponse ApiRouter::deny(const ApiRequest& request, const ApiTokenRecord& cal
   spdlog::warn("api: {} ({}) denied {} {}: {}", caller.name, caller.role, request.method, path,
                why);
   return error(403, why);
+}
+
+namespace {
+
+json operator_json(const OperatorRecord& op) {
+  return json{{"name", op.name},
+              {"role", op.role},
+              {"created_at", format_utc_ms(op.created_at_ms)},
+              {"created_by", op.created_by},
+              {"disabled_at", utc_or_null(op.disabled_at_ms)},
+              {"disabled_by", op.disabled_at_ms ? json(op.disabled_by) : json(nullptr)},
+              {"tokens", op.tokens}};
+}
+
+}  // namespace
+
+ApiResponse ApiRouter::route_operators(const ApiRequest& request, std::string_view path,
+                                       const ApiTokenRecord& caller) {
+  const auto& method = request.method;
+  if (path == "/api/v1/operators") {
+    if (method == "GET") {
+      auto operators = deps_.auth.list_operators();
+      if (!operators) return error(500, operators.error().message);
+      json list = json::array();
+      for (const auto& op : *operators) list.push_back(operator_json(op));
+      return reply(200, json{{"operators", list}});
+    }
+    if (method != "POST") return error(405, "use GET or POST");
+    auto body = parse_object(request.body);
+    if (!body) return error(400, body.error().message);
+    for (const char* field : {"name", "role"}) {
+      if (!body->contains(field) || !(*body)[field].is_string())
+        return error(400, fmt::format("'{}' must be a string", field));
+    }
+    auto created = deps_.auth.create_operator((*body)["name"].get<std::string>(),
+                                              (*body)["role"].get<std::string>(), caller.name);
+    if (!created) {
+      const auto& message = created.error().message;
+      return error(message.ends_with(" exists") ? 409 : 400, message);
+    }
+    spdlog::info("api: {} created operator {} ({})", caller.name, created->record.name,
+                 created->record.role);
+    return reply(201, json{{"name", created->record.name},
+                           {"role", created->record.role},
+                           {"token", created->secret},
+                           {"created_at", format_utc_ms(created->record.created_at_ms)}});
+  }
+  constexpr std::string_view kOperator = "/api/v1/operators/";
+  std::string_view rest = path.substr(kOperator.size());
+  if (!rest.ends_with("/disable")) return error(404, "no such endpoint");
+  if (method != "POST") return error(405, "use POST");
+  const auto name =
+      percent_decode(rest.substr(0, rest.size() - std::string_view("/disable").size()), false);
+  if (auto s = deps_.auth.disable_operator(name, caller.name); !s) {
+    const auto& message = s.error().message;
+    return error(message.starts_with("no operator") ? 404 : 409, message);
+  }
+  spdlog::info("api: {} disabled operator {}", caller.name, name);
+  auto operators = deps_.auth.list_operators();
+  if (!operators) return error(500, operators.error().message);
+  for (const auto& op : *operators) {
+    if (op.name == name) return reply(200, operator_json(op));
+  }
+  return error(404, fmt::format("no operator {}", name));
 }
 
 ApiResponse ApiRouter::create_actions(const ApiRequest& request, const ApiTokenRecord& caller) {

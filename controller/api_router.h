@@ -53,8 +53,11 @@ class ApiRouter {
   ApiResponse evidence_custody(const std::string& sha256);
   ApiResponse verify_audit();
   ApiResponse export_audit(const ApiRequest& request);
-  // 403, and an audit entry saying who was refused what.
-  ApiResponse deny(const ApiRequest& request, const ApiTokenRecord& caller, std::string_view why);
+  ApiResponse route_operators(const ApiRequest& request, std::string_view path,
+                              const ApiTokenRecord& caller);
+  // 403 "WHAT needs the ROLE role; NAME is ROLE", and an audit entry saying who was refused what.
+  ApiResponse deny(const ApiRequest& request, const ApiTokenRecord& caller, std::string_view what,
+                   Role needed);
 
   ApiRouterDeps deps_;
 };

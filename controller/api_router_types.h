@@ -30,5 +30,7 @@ ApiResponse error_response(int status, std::string_view message);
 
 // The percent-decoded value of `name` in the target's query string ("" when absent).
 std::string query_param(std::string_view target, std::string_view name);
+// %XX sequences decoded; '+' is a space in a query string, itself in a path segment.
+std::string percent_decode(std::string_view raw, bool plus_is_space);
 
 }  // namespace riposte::controller

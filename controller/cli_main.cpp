@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "controller/cli_alerts.h"
+#include "controller/cli_operators.h"
 #include "controller/cli_support.h"
 #include "protocol/action_catalog.h"
 #include "protocol/address.h"
@@ -167,6 +168,8 @@ int main(int argc, char** argv) {
 
   AlertCommands alert_commands;
   alert_commands.attach(app);
+  OperatorCommands operator_commands;
+  operator_commands.attach(app);
 
   try {
     app.parse(argc, argv);
@@ -177,6 +180,7 @@ int main(int argc, char** argv) {
                      env_or("RIPOSTE_CA", given.ca)};
 
   if (auto handled = alert_commands.run(c)) return *handled;
+  if (auto handled = operator_commands.run(c)) return *handled;
   if (list->parsed()) {
     const auto result = call(c, "GET", "/api/v1/agents");
     if (as_json) {

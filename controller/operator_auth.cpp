@@ -1,8 +1,46 @@
 #include "controller/operator_auth.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <nlohmann/json.hpp>
+
 #include "protocol/crypto.h"
 
 namespace riposte::controller {
+
+namespace {
+
+constexpr std::array<std::string_view, 4> kRoles = {"viewer", "analyst", "responder", "admin"};
+
+// Names appear in audit entries, approvals and reports: printable, short, no spaces.
+Status check_operator_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return Error{"operator name must be 1 to 64 characters"};
+  const bool plain = std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '_' || c == '-' || c == '@';
+  });
+  if (!plain) {
+    return Error{fmt::format("operator name '{}' may hold only letters, digits and . _ - @", name)};
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+std::optional<Role> parse_role(std::string_view name) {
+  for (std::size_t i = 0; i < kRoles.size(); ++i) {
+    if (kRoles[i] == name) return static_cast<Role>(i);
+  }
+  return std::nullopt;
+}
+
+std::string_view role_name(Role role) { return kRoles[static_cast<std::size_t>(role)]; }
+
+bool has_role(const ApiTokenRecord& caller, Role needed) {
+  const auto role = parse_role(caller.role);
+  return role ? *role >= needed : needed == Role::viewer;
+}
 
 OperatorAuth::OperatorAuth(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
 
@@ -15,6 +53,43 @@ Result<NewApiToken> OperatorAuth::create_token(const std::string& name, const st
   return out;
 }
 
+Result<NewApiToken> OperatorAuth::create_operator(const std::string& name, const std::string& role,
+                                                  const std::string& created_by) {
+  if (auto s = check_operator_name(name); !s) return s.error();
+  if (!parse_role(role)) return Error{fmt::format("role '{}' is not one of {}", role, kRoleNames)};
+  const auto now = clock_.now_unix_ms();
+  NewApiToken out;
+  out.secret = crypto::random_token("rpt_");
+  out.record =
+      ApiTokenRecord{crypto::random_uuid(), name, role, crypto::sha256_hex(out.secret), now};
+  const OperatorRecord op{name, role, now, created_by, std::nullopt, "", 1};
+  const AuditEvent audit{created_by, "operator.created", name,
+                         nlohmann::json{{"role", role}, {"token_id", out.record.id}}.dump()};
+  if (auto s = store_.insert_operator(op, out.record, audit, now); !s) return s.error();
+  return out;
+}
+
+Result<std::vector<OperatorRecord>> OperatorAuth::list_operators() {
+  return store_.list_operators();
+}
+
+Status OperatorAuth::disable_operator(const std::string& name, const std::string& disabled_by) {
+  auto operators = store_.list_operators();
+  if (!operators) return operators.error();
+  const auto enabled_admin = [](const OperatorRecord& op) {
+    return op.role == "admin" && !op.disabled_at_ms;
+  };
+  const auto target = std::find_if(operators->begin(), operators->end(),
+                                   [&](const OperatorRecord& op) { return op.name == name; });
+  if (target != operators->end() && enabled_admin(*target) &&
+      std::count_if(operators->begin(), operators->end(), enabled_admin) == 1) {
+    return Error{fmt::format(
+        "operator {} is the last enabled admin; create another admin before disabling it", name)};
+  }
+  return store_.disable_operator(name, AuditEvent{disabled_by, "operator.disabled", name, "{}"},
+                                 clock_.now_unix_ms());
+}
+
 Result<ApiTokenRecord> OperatorAuth::authenticate(std::string_view header) {
   constexpr std::string_view kBearer = "Bearer ";
   if (header.empty()) return Error{"missing bearer token (Authorization: Bearer <token>)"};
@@ -24,6 +99,8 @@ Result<ApiTokenRecord> OperatorAuth::authenticate(std::string_view header) {
   auto found = store_.find_api_token(crypto::sha256_hex(secret));
   if (!found) return found.error();
   if (!found->has_value()) return Error{"invalid API token"};
+  if ((*found)->operator_disabled_at_ms)
+    return Error{fmt::format("operator {} is disabled", (*found)->name)};
   return std::move(**found);
 }
 

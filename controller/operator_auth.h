@@ -1,14 +1,33 @@
 #pragma once
 
-// Operator API tokens: random secrets bound to a role, stored only as SHA-256 hashes.
+// Operators and their API tokens. An operator is a named person (or integration) with one role;
+// tokens are random secrets stored only as SHA-256 hashes, each belonging to an operator whose
+// role and state (enabled or disabled) govern every request made with it.
+//
+// Roles, each including the ones before it:
+//   viewer     reads everything the API shows
+//   analyst    also submits alerts (and, with playbooks, edits cases and simulates)
+//   responder  also runs response actions (and approves them)
+//   admin      also manages operators, agents, enrollment tokens, feeds and the audit export
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "controller/store.h"
 #include "protocol/clock.h"
 
 namespace riposte::controller {
+
+enum class Role { viewer = 0, analyst = 1, responder = 2, admin = 3 };
+
+inline constexpr std::string_view kRoleNames = "viewer, analyst, responder, admin";
+std::optional<Role> parse_role(std::string_view name);
+std::string_view role_name(Role role);
+// Whether `caller` may do what needs `needed`. A token whose stored role is not one of the four
+// (a database edited by hand) may do nothing beyond reading.
+bool has_role(const ApiTokenRecord& caller, Role needed);
 
 struct NewApiToken {
   std::string secret;  // shown once
@@ -19,9 +38,19 @@ class OperatorAuth {
  public:
   OperatorAuth(Store& store, const Clock& clock);
 
+  // A token for `name`, creating the operator with `role` if there is none (init, `up`).
   Result<NewApiToken> create_token(const std::string& name, const std::string& role);
 
+  // `riposte operators create`: a new operator and their first token. Errors name the problem:
+  // a bad name or role, or "operator NAME exists".
+  Result<NewApiToken> create_operator(const std::string& name, const std::string& role,
+                                      const std::string& created_by);
+  Result<std::vector<OperatorRecord>> list_operators();
+  // Refuses to disable the last enabled admin: nobody could manage operators any more.
+  Status disable_operator(const std::string& name, const std::string& disabled_by);
+
   // From an "Authorization" header value; errors say what is wrong without echoing the secret.
+  // A disabled operator's tokens are refused.
   Result<ApiTokenRecord> authenticate(std::string_view authorization_header);
 
  private:

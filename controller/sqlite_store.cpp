@@ -207,6 +207,21 @@ CREATE TABLE observable_cases (
   PRIMARY KEY (type, value, host_name)
 ) WITHOUT ROWID;
 )sql"},
+    {6, "operators: named people with a role, who can be disabled",
+     R"sql(
+CREATE TABLE operators (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  disabled_at_ms INTEGER,
+  disabled_by TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+-- Tokens made before operators existed (init's admin, up's local-admin) become their operators.
+INSERT INTO operators (name, role, created_at_ms, created_by)
+  SELECT name, role, MIN(created_at_ms), 'controller' FROM api_tokens GROUP BY name;
+CREATE INDEX api_tokens_by_name ON api_tokens (name);
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -527,8 +542,7 @@ Result<std::vector<std::string>> SqliteStore::revoked_agent_ids() {
       db_, q, [](const Statement& row) { return row.text(0); }, "list revoked agents");
 }
 
-Status SqliteStore::insert_api_token(const ApiTokenRecord& t) {
-  std::lock_guard lock(mutex_);
+Status SqliteStore::insert_token_locked(const ApiTokenRecord& t) {
   return Statement(cache_,
                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
                    "VALUES (?, ?, ?, ?, ?)")
@@ -536,16 +550,89 @@ Status SqliteStore::insert_api_token(const ApiTokenRecord& t) {
       .run();
 }
 
+Status SqliteStore::insert_api_token(const ApiTokenRecord& t) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto made = Statement(cache_,
+                          "INSERT OR IGNORE INTO operators (name, role, created_at_ms, created_by) "
+                          "VALUES (?, ?, ?, 'controller')")
+                    .bind(t.name, t.role, t.created_at_ms)
+                    .run();
+    if (!made) return made;
+    return insert_token_locked(t);
+  });
+}
+
 Result<std::optional<ApiTokenRecord>> SqliteStore::find_api_token(const std::string& token_hash) {
   std::lock_guard lock(mutex_);
-  Statement q(
-      db_, "SELECT id, name, role, token_hash, created_at_ms FROM api_tokens WHERE token_hash = ?");
+  // The operator's role and state govern every token they hold.
+  Statement q(cache_,
+              "SELECT t.id, t.name, COALESCE(o.role, t.role), t.token_hash, t.created_at_ms, "
+              "o.disabled_at_ms FROM api_tokens t LEFT JOIN operators o ON o.name = t.name "
+              "WHERE t.token_hash = ?");
   q.bind(token_hash);
   const int rc = q.step();
   if (rc == SQLITE_DONE) return std::optional<ApiTokenRecord>();
   if (rc != SQLITE_ROW) return db_error(db_, "find API token");
-  return std::optional<ApiTokenRecord>(
-      ApiTokenRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)});
+  return std::optional<ApiTokenRecord>(ApiTokenRecord{q.text(0), q.text(1), q.text(2), q.text(3),
+                                                      q.integer(4), q.optional_integer(5)});
+}
+
+Status SqliteStore::insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
+                                    const AuditEvent& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto made = Statement(cache_,
+                          "INSERT OR IGNORE INTO operators (name, role, created_at_ms, created_by) "
+                          "VALUES (?, ?, ?, ?)")
+                    .bind(op.name, op.role, op.created_at_ms, op.created_by)
+                    .run();
+    if (!made) return made;
+    if (sqlite3_changes(db_) == 0) return Error{fmt::format("operator {} exists", op.name)};
+    if (auto s = insert_token_locked(token); !s) return s;
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::vector<OperatorRecord>> SqliteStore::list_operators() {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT name, role, created_at_ms, created_by, disabled_at_ms, disabled_by, "
+              "(SELECT COUNT(*) FROM api_tokens t WHERE t.name = o.name) "
+              "FROM operators o ORDER BY name");
+  return collect_rows(
+      db_, q,
+      [](const Statement& row) {
+        return OperatorRecord{row.text(0),
+                              row.text(1),
+                              row.integer(2),
+                              row.text(3),
+                              row.optional_integer(4),
+                              row.text(5),
+                              static_cast<int>(row.integer(6))};
+      },
+      "list operators");
+}
+
+Status SqliteStore::disable_operator(const std::string& name, const AuditEvent& audit,
+                                     std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto updated = Statement(cache_,
+                             "UPDATE operators SET disabled_at_ms = ?, disabled_by = ? "
+                             "WHERE name = ? AND disabled_at_ms IS NULL")
+                       .bind(now_ms, audit.actor, name)
+                       .run();
+    if (!updated) return updated;
+    if (sqlite3_changes(db_) == 0) {
+      Statement exists(cache_, "SELECT 1 FROM operators WHERE name = ?");
+      exists.bind(name);
+      return Error{exists.step() == SQLITE_ROW
+                       ? fmt::format("operator {} is already disabled", name)
+                       : fmt::format("no operator {}", name)};
+    }
+    return append_audit_locked(audit, now_ms);
+  });
 }
 
 Result<int> SqliteStore::count_api_tokens() {

@@ -46,6 +46,11 @@ class SqliteStore final : public Store {
   Status insert_api_token(const ApiTokenRecord& token) override;
   Result<std::optional<ApiTokenRecord>> find_api_token(const std::string& token_hash) override;
   Result<int> count_api_tokens() override;
+  Status insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
+                         const AuditEvent& audit, std::int64_t now_ms) override;
+  Result<std::vector<OperatorRecord>> list_operators() override;
+  Status disable_operator(const std::string& name, const AuditEvent& audit,
+                          std::int64_t now_ms) override;
   Status insert_actions(const std::vector<ActionRecord>& actions,
                         const std::vector<AuditEvent>& audit, std::int64_t now_ms) override;
   Result<std::optional<ActionRecord>> find_action(const std::string& id) override;
@@ -89,6 +94,8 @@ class SqliteStore final : public Store {
   Status exec(const char* sql);
   // Runs `body` inside BEGIN IMMEDIATE .. COMMIT, rolling back on error. Caller holds mutex_.
   Status in_transaction(const std::function<Status()>& body);
+  // One api_tokens row; the caller holds the mutex and, where it matters, a transaction.
+  Status insert_token_locked(const ApiTokenRecord& token);
   Status append_audit_locked(const AuditEvent& event, std::int64_t now_ms);
 
   std::mutex mutex_;

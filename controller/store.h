@@ -125,10 +125,22 @@ struct AuditEntry {
 
 struct ApiTokenRecord {
   std::string id;
-  std::string name;
-  std::string role;  // "admin", "analyst", ...
+  std::string name;  // the operator the token belongs to
+  std::string role;  // viewer, analyst, responder or admin: the operator's role when read back
   std::string token_hash;
   std::int64_t created_at_ms = 0;
+  std::optional<std::int64_t> operator_disabled_at_ms;  // read back only
+};
+
+// A named person (or integration) with a role; approvals and audit entries name them.
+struct OperatorRecord {
+  std::string name;
+  std::string role;
+  std::int64_t created_at_ms = 0;
+  std::string created_by;
+  std::optional<std::int64_t> disabled_at_ms;
+  std::string disabled_by;
+  int tokens = 0;  // read back only
 };
 
 // An alert in Riposte's one model (see alert_normalizer.h), plus what the controller learned.
@@ -211,10 +223,19 @@ class Store {
   // facts, labels, revoked), so a cached list_agents() knows when to re-read.
   virtual std::uint64_t agents_generation() const = 0;
 
-  // Operator API tokens.
+  // Operator API tokens. Inserting a token for a name with no operator creates the operator with
+  // the token's role (init's first admin).
   virtual Status insert_api_token(const ApiTokenRecord& token) = 0;
   virtual Result<std::optional<ApiTokenRecord>> find_api_token(const std::string& token_hash) = 0;
   virtual Result<int> count_api_tokens() = 0;
+  // Operators. Creating one with an existing name errors with "operator NAME exists"; its first
+  // token and the audit entry go in the same transaction.
+  virtual Status insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
+                                 const AuditEvent& audit, std::int64_t now_ms) = 0;
+  virtual Result<std::vector<OperatorRecord>> list_operators() = 0;
+  // Errors "no operator NAME" or "operator NAME is already disabled".
+  virtual Status disable_operator(const std::string& name, const AuditEvent& audit,
+                                  std::int64_t now_ms) = 0;
 
   // Response actions. Every change below appends its audit entry in the same transaction.
   // Inserts a fan-out batch at once; `audit[i]` describes `actions[i]`.

@@ -144,9 +144,19 @@ TEST(SqliteMigrations, ExistingDatabaseIsUpgradedKeepingItsRows) {
     auto v1 = SqliteStore::open_at_version(path, 1);
     ASSERT_TRUE(v1);
     ASSERT_EQ((*v1)->schema_version(), 1);
-    ASSERT_TRUE((*v1)->insert_api_token({"t1", "admin", "admin", "h", 1}));
     // Version 1 has no disconnect-reason column: the full agent query must wait for v2.
     ASSERT_TRUE((*v1)->insert_agent(sample_agent("old-agent", "legacy-host")));
+  }
+  {
+    // A token as version 1 stored it (before operators existed), written as that version would.
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw,
+                           "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
+                           "VALUES ('t1', 'admin', 'admin', 'h', 1)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(raw);
   }
   auto upgraded = SqliteStore::open(path);
   ASSERT_TRUE(upgraded) << upgraded.error().message;
@@ -156,6 +166,16 @@ TEST(SqliteMigrations, ExistingDatabaseIsUpgradedKeepingItsRows) {
   EXPECT_EQ((*agent)->facts.hostname, "legacy-host");
   EXPECT_EQ((*agent)->last_disconnect_reason, "");
   EXPECT_EQ((*upgraded)->count_api_tokens().value(), 1);
+  // The old token's holder became an operator of its role, and the token still authenticates.
+  auto operators = (*upgraded)->list_operators();
+  ASSERT_TRUE(operators);
+  ASSERT_EQ(operators->size(), 1u);
+  EXPECT_EQ((*operators)[0].name, "admin");
+  EXPECT_EQ((*operators)[0].role, "admin");
+  EXPECT_EQ((*operators)[0].tokens, 1);
+  auto token = (*upgraded)->find_api_token("h");
+  ASSERT_TRUE(token && token->has_value());
+  EXPECT_FALSE((*token)->operator_disabled_at_ms.has_value());
   // Re-opening an up-to-date database applies nothing and changes nothing.
   upgraded->reset();
   auto again = SqliteStore::open(path);

@@ -171,8 +171,13 @@ int ControllerUnderTest::gateway_port() const {
 }
 
 CommandResult ControllerUnderTest::cli(const std::vector<std::string>& args) {
+  return cli_as(admin_token_, args);
+}
+
+CommandResult ControllerUnderTest::cli_as(const std::string& token,
+                                          const std::vector<std::string>& args) {
   std::vector<std::string> argv{bin("riposte"), "--server", "https://" + api_, "--token",
-                                admin_token_,   "--ca",     ca_cert()};
+                                token,          "--ca",     ca_cert()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_command(argv);
 }

@@ -71,8 +71,9 @@ class ControllerUnderTest {
   void stop_gracefully();
   ChildProcess& process() { return *process_; }
 
-  // `riposte --server ... --token ... --ca ... <args>`
+  // `riposte --server ... --token ... --ca ... <args>`, as the first admin or with `token`.
   CommandResult cli(const std::vector<std::string>& args);
+  CommandResult cli_as(const std::string& token, const std::vector<std::string>& args);
   nlohmann::json cli_json(const std::vector<std::string>& args);
   std::string create_enrollment_token(int uses = 1, const std::string& ttl = "1h");
   // Enrolls an agent state directory; returns the agent id.
