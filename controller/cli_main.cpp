@@ -14,6 +14,7 @@
 
 #include "controller/cli_alerts.h"
 #include "controller/cli_operators.h"
+#include "controller/cli_playbooks.h"
 #include "controller/cli_support.h"
 #include "protocol/action_catalog.h"
 #include "protocol/address.h"
@@ -170,12 +171,15 @@ int main(int argc, char** argv) {
   alert_commands.attach(app);
   OperatorCommands operator_commands;
   operator_commands.attach(app);
+  PlaybookCommands playbook_commands;
+  playbook_commands.attach(app);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (auto handled = playbook_commands.run()) return *handled;  // offline: no controller needed
   const Connection c{env_or("RIPOSTE_SERVER", given.server), env_or("RIPOSTE_TOKEN", given.token),
                      env_or("RIPOSTE_CA", given.ca)};
 

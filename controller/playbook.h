@@ -1,0 +1,103 @@
+#pragma once
+
+// Playbooks as files: YAML in a playbooks directory, loaded and checked before anything runs.
+// Every error names the file and line and what is wrong: an unknown key or step kind, a bad
+// expression (with its column), a missing parameter, a step nothing leads to, a cycle. The same
+// check runs offline in `riposte playbooks validate DIR`.
+//
+//   name: malicious-ip            version: 1     description: ...     owner: soc
+//   trigger:                       # every condition given must hold
+//     sources: [ecs, wazuh]        rules: ["C2 beacon"]     severity_at_least: medium
+//     observable_types: [ip]       validation: [qualified]  confidence: {min: 0.5, max: 1}
+//     when: "alert.host.name != ''"
+//   inputs: {ip: "{{ observables[0].value }}"}
+//   steps:                         # run in order unless next/then/else/on_failure say otherwise
+//     - {id: check, kind: query, action: network.connections, target: all,
+//        parameters: {history_address: "{{ inputs.ip }}"}}
+//     - {id: gate, kind: decide, when: "validation.status == 'qualified'", then: kill, else: close}
+//     - {id: kill, kind: action, action: process.kill, mode: approve, target: "{{ ... }}", ...}
+//     - {id: close, kind: case, status: false_positive, note: "..."}
+//
+// Step kinds: action (an agent action, with `mode` simulate|approve|auto), query (an agent action
+// whose result feeds decisions; never changes the host), decide, approve (a human gate), notify
+// (HTTP webhook with a JSON body template), case (status, severity, assignee, note), wait.
+// Common keys: id, kind, timeout, retries, backoff, on_failure (a step id, `stop` or `escalate`),
+// next (a step id or `end`).
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controller/expression.h"
+#include "protocol/result.h"
+
+namespace riposte::controller {
+
+enum class StepKind { action, query, decide, approve, notify, case_update, wait };
+enum class AutonomyMode { simulate, approve, automatic };
+
+std::string_view step_kind_name(StepKind kind);
+std::string_view autonomy_mode_name(AutonomyMode mode);
+std::optional<AutonomyMode> parse_autonomy_mode(std::string_view text);
+
+struct PlaybookStep {
+  std::string id;
+  StepKind kind = StepKind::action;
+  int line = 0;
+  // action, query
+  std::string action;  // the action kind, e.g. process.kill
+  std::string target;  // template: an agent id, `host` (the alert's host) or `all`
+  nlohmann::json parameters = nlohmann::json::object();  // string values may be templates
+  AutonomyMode mode = AutonomyMode::simulate;            // action only; query never acts
+  // decide
+  std::optional<Expression> condition;
+  std::string then_step, else_step;
+  // approve
+  std::string reason;  // template
+  std::int64_t expires_ms = 4 * 3'600'000;
+  // notify
+  std::string url;
+  nlohmann::json body = nlohmann::json::object();  // string values may be templates
+  // case
+  std::string status, severity, assignee, note;
+  // wait
+  std::int64_t wait_ms = 0;
+  // every step
+  std::int64_t timeout_ms = 300'000;
+  int retries = 0;
+  std::int64_t backoff_ms = 5'000;
+  std::string on_failure = "escalate";  // step id, "stop" or "escalate"
+  std::string next;                     // "" = the following step, "end", or a step id
+};
+
+struct PlaybookTrigger {
+  std::vector<std::string> sources, rules, observable_types, validation;
+  std::string severity_at_least;
+  double confidence_min = 0.0, confidence_max = 1.0;
+  std::optional<Expression> when;
+};
+
+struct Playbook {
+  std::filesystem::path file;
+  std::string name, version, description, owner;
+  PlaybookTrigger trigger;
+  std::vector<std::pair<std::string, Template>> inputs;
+  std::vector<PlaybookStep> steps;
+  const PlaybookStep* find_step(std::string_view id) const;
+};
+
+// One file. Errors read "FILE:LINE: what is wrong".
+Result<Playbook> load_playbook(const std::filesystem::path& file);
+
+struct PlaybookDirectory {
+  std::vector<Playbook> playbooks;
+  std::vector<std::string> errors;  // one per file that failed, and duplicate names
+};
+// Every *.yaml and *.yml in `dir`, in name order.
+PlaybookDirectory load_playbook_directory(const std::filesystem::path& dir);
+
+}  // namespace riposte::controller

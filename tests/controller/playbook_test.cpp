@@ -1,0 +1,144 @@
+#include "controller/playbook.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/test_dir.h"
+
+namespace riposte::controller {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kShipped = fs::path(RIPOSTE_SOURCE_DIR) / "playbooks";
+
+class PlaybookLoad : public ::testing::Test {
+ protected:
+  // Writes `steps` under a valid header; returns the load error (or "(loaded)").
+  std::string error_of(const std::string& body, const std::string& name = "p.yaml") {
+    const auto file = dir.path() / name;
+    std::ofstream(file) << body;
+    auto loaded = load_playbook(file);
+    return loaded ? std::string("(loaded)") : loaded.error().message;
+  }
+  std::string with_steps(const std::string& steps) {
+    return "name: test\ntrigger: {observable_types: [ip]}\nsteps:\n" + steps;  // steps at line 4
+  }
+  std::string file(const std::string& name = "p.yaml") { return (dir.path() / name).string(); }
+
+  testing::TempDir dir;
+};
+
+TEST(Playbooks, ShippedPlaybooksLoadWithTheirSteps) {
+  const auto loaded = load_playbook_directory(kShipped);
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front();
+  ASSERT_EQ(loaded.playbooks.size(), 3u);
+  const auto& ioc = loaded.playbooks[0];
+  EXPECT_EQ(ioc.name, "ioc-confidence");
+  const auto& ip = loaded.playbooks[1];
+  EXPECT_EQ(ip.name, "malicious-ip");
+  const auto* kill = ip.find_step("kill");
+  ASSERT_NE(kill, nullptr);
+  EXPECT_EQ(kill->kind, StepKind::action);
+  EXPECT_EQ(kill->action, "process.kill");
+  EXPECT_EQ(kill->mode, AutonomyMode::approve);
+  EXPECT_EQ(kill->on_failure, "quarantine");
+  const auto* gate = ip.find_step("qualified");
+  ASSERT_NE(gate, nullptr);
+  ASSERT_TRUE(gate->condition);
+  EXPECT_EQ(gate->condition->test({{"validation", {{"status", "qualified"}}}}).value(), true);
+  EXPECT_EQ(gate->condition->test({{"validation", {{"status", "not_relevant"}}}}).value(), false);
+  EXPECT_EQ(loaded.playbooks[2].name, "suspicious-process");
+  EXPECT_EQ(loaded.playbooks[2].find_step("suspend")->retries, 2);
+  EXPECT_EQ(loaded.playbooks[2].find_step("suspend")->backoff_ms, 5000);
+}
+
+TEST_F(PlaybookLoad, UnknownStepKindNamesFileLineAndTheKnownKinds) {
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: kil, action: process.kill, target: all}\n")),
+            file() +
+                ":4: step 'a': unknown kind 'kil' (known: action, query, decide, approve, "
+                "notify, case, wait)");
+}
+
+TEST_F(PlaybookLoad, BadExpressionGivesLineAndColumn) {
+  EXPECT_EQ(error_of(with_steps("  - id: gate\n"
+                                "    kind: decide\n"
+                                "    when: \"alert.severity = 'high'\"\n"
+                                "    then: gate2\n"
+                                "  - {id: gate2, kind: wait, duration: 1m}\n")),
+            file() + ":6: step 'gate' when: column 16: '=' is not an operator; compare with '=='");
+  EXPECT_EQ(error_of(with_steps("  - {id: n, kind: case, note: 'pid {{ alert.pid ==  }}'}\n")),
+            file() + ":4: step 'n' note: column 22: expected a value, found the end");
+}
+
+TEST_F(PlaybookLoad, MissingParameterUnknownKeyAndBadMode) {
+  EXPECT_EQ(error_of(with_steps("  - {id: k, kind: action, action: process.kill}\n")),
+            file() + ":4: step 'k' (action) needs 'target'");
+  EXPECT_EQ(error_of(with_steps("  - {id: w, kind: wait}\n")),
+            file() + ":4: step 'w' (wait) needs 'duration'");
+  EXPECT_NE(error_of(with_steps("  - {id: k, kind: wait, duration: 1m, colour: red}\n"))
+                .find(file() + ":4: step 'k': unknown key 'colour' (known: "),
+            std::string::npos);
+  EXPECT_EQ(error_of(with_steps(
+                "  - {id: k, kind: action, action: process.kill, target: all, mode: yolo}\n")),
+            file() + ":4: step 'k': mode 'yolo' is not one of simulate, approve, auto");
+  EXPECT_EQ(error_of(with_steps("  - {id: q, kind: query, action: process.kill, target: all}\n")),
+            file() +
+                ":4: step 'q': process.kill changes the host; a query only reads (use kind: "
+                "action)");
+  EXPECT_EQ(error_of(with_steps("  - {id: w, kind: wait, duration: soon}\n")),
+            file() + ":4: step 'w' duration: 'soon' is not a duration like 90s, 30m, 24h or 7d");
+}
+
+TEST_F(PlaybookLoad, UnreachableStepsCyclesAndDanglingReferences) {
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: wait, duration: 1m, next: end}\n"
+                                "  - {id: orphan, kind: wait, duration: 1m}\n")),
+            file() + ":5: step 'orphan': no step leads here (unreachable)");
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: wait, duration: 1m}\n"
+                                "  - {id: b, kind: wait, duration: 1m, next: a}\n")),
+            file() + ":4: step 'a': steps form a cycle: a -> b -> a");
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: decide, when: 'true', then: nowhere}\n")),
+            file() + ":4: step 'a': then names no step 'nowhere'");
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: wait, duration: 1m}\n"
+                                "  - {id: a, kind: wait, duration: 1m}\n")),
+            file() + ":5: step id 'a' is used twice");
+  // on_failure edges count for reachability: the failure branch is not "unreachable".
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: wait, duration: 1m, on_failure: b, next: end}\n"
+                                "  - {id: b, kind: case, status: resolved}\n")),
+            "(loaded)");
+}
+
+TEST_F(PlaybookLoad, HeaderTriggerAndYamlErrors) {
+  EXPECT_EQ(error_of("name: x\nsteps: []\n"), file() + ":1: playbook needs 'trigger'");
+  EXPECT_EQ(error_of("name: x\ntrigger: {severity_at_least: urgent}\nsteps:\n"
+                     "  - {id: a, kind: wait, duration: 1m}\n"),
+            file() +
+                ":2: trigger.severity_at_least: 'urgent' is not one of critical, high, low, "
+                "medium");
+  EXPECT_EQ(error_of("name: x\ntrigger: {confidence: {min: 0.9, max: 0.5}}\nsteps:\n"
+                     "  - {id: a, kind: wait, duration: 1m}\n"),
+            file() + ":2: trigger.confidence: need 0 <= min <= max <= 1");
+  const auto yaml = error_of("name: x\ntrigger: {\nsteps: [\n");
+  EXPECT_NE(yaml.find(file()), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("line"), std::string::npos) << yaml;
+}
+
+TEST_F(PlaybookLoad, DirectoryReportsEachBadFileAndDuplicateNames) {
+  const std::string good = with_steps("  - {id: a, kind: wait, duration: 1m}\n");
+  std::ofstream(dir.path() / "a.yaml") << good;
+  std::ofstream(dir.path() / "b.yml") << good;  // same name "test"
+  std::ofstream(dir.path() / "c.yaml") << with_steps("  - {id: a, kind: nope}\n");
+  std::ofstream(dir.path() / "notes.txt") << "ignored";
+  const auto loaded = load_playbook_directory(dir.path());
+  ASSERT_EQ(loaded.playbooks.size(), 1u);
+  ASSERT_EQ(loaded.errors.size(), 2u);
+  EXPECT_NE(loaded.errors[0].find("b.yml:1: playbook name 'test' is also used by"),
+            std::string::npos)
+      << loaded.errors[0];
+  EXPECT_NE(loaded.errors[1].find("c.yaml:4: step 'a': unknown kind 'nope'"), std::string::npos)
+      << loaded.errors[1];
+}
+
+}  // namespace
+}  // namespace riposte::controller
