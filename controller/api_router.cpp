@@ -203,6 +203,11 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (!needs(Role::admin)) return deny(request, *caller, "exporting the audit log", Role::admin);
     return export_audit(request);
   }
+  if (path == "/api/v1/autonomy") {
+    if (method != "GET") return error(405, "use GET");
+    return reply(200, deps_.autonomy ? autonomy_policy_json(*deps_.autonomy)
+                                     : autonomy_policy_json(AutonomyPolicy{}));
+  }
   if (path == "/api/v1/operators" || path.starts_with("/api/v1/operators/")) {
     if (!needs(Role::admin)) return deny(request, *caller, "managing operators", Role::admin);
     return route_operators(request, path, *caller);

@@ -9,6 +9,7 @@
 
 #include "controller/action_dispatcher.h"
 #include "controller/api_router_types.h"
+#include "controller/autonomy_policy.h"
 #include "controller/enrollment.h"
 #include "controller/evidence_store.h"
 #include "controller/operator_auth.h"
@@ -30,7 +31,8 @@ struct ApiRouterDeps {
   unsigned agent_gateway_port = 0;
   ActionDispatcher* dispatcher = nullptr;
   EvidenceStore* evidence = nullptr;
-  AlertApi* alerts = nullptr;  // alert, intel, asset and case routes
+  AlertApi* alerts = nullptr;                // alert, intel, asset and case routes
+  const AutonomyPolicy* autonomy = nullptr;  // GET /api/v1/autonomy
 };
 
 class ApiRouter {

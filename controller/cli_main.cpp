@@ -179,12 +179,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (auto handled = playbook_commands.run()) return *handled;  // offline: no controller needed
+  if (auto handled = playbook_commands.run_offline()) return *handled;  // no controller needed
   const Connection c{env_or("RIPOSTE_SERVER", given.server), env_or("RIPOSTE_TOKEN", given.token),
                      env_or("RIPOSTE_CA", given.ca)};
 
   if (auto handled = alert_commands.run(c)) return *handled;
   if (auto handled = operator_commands.run(c)) return *handled;
+  if (auto handled = playbook_commands.run(c)) return *handled;
   if (list->parsed()) {
     const auto result = call(c, "GET", "/api/v1/agents");
     if (as_json) {

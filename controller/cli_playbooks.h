@@ -2,21 +2,31 @@
 
 // `riposte playbooks validate DIR`: loads every playbook file in DIR with the controller's own
 // loader, offline, and prints each playbook's steps or each file's first error (FILE:LINE).
+// `riposte playbooks impact FILE`: for each action step, the assets it can touch (from the
+// controller's asset map), who is responsible for them, and the mode it would really run in
+// under the controller's autonomy ceilings: the list to agree with those teams before raising
+// a playbook's autonomy.
 
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+
+#include "controller/cli_support.h"
 
 namespace riposte::cli {
 
 class PlaybookCommands {
  public:
   void attach(CLI::App& app);
-  // Runs the command that was parsed; nullopt when none of these was. Needs no controller.
-  std::optional<int> run();
+  // Runs the offline command that was parsed (validate); nullopt when it was not.
+  std::optional<int> run_offline();
+  // Runs a command that asks the controller (impact); nullopt when none was parsed.
+  std::optional<int> run(const Connection& c);
 
  private:
   CLI::App* validate_ = nullptr;
+  CLI::App* impact_ = nullptr;
+  std::string file_;
   bool json_ = false;
   std::string dir_;
 };

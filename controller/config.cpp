@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "controller/duration.h"
@@ -26,6 +27,21 @@ Status check_keys(const YAML::Node& node, std::initializer_list<const char*> kno
   return ok_status();
 }
 
+// The autonomy section as JSON (scalars as strings), for autonomy_policy_from_json.
+nlohmann::json section_json(const YAML::Node& node) {
+  if (node.IsMap()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& entry : node) out[entry.first.as<std::string>()] = section_json(entry.second);
+    return out;
+  }
+  if (node.IsSequence()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : node) out.push_back(section_json(item));
+    return out;
+  }
+  return node.IsNull() ? nlohmann::json() : nlohmann::json(node.as<std::string>());
+}
+
 }  // namespace
 
 Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
@@ -35,7 +51,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                "server_names",   "heartbeat_interval",
                                                "max_frame_size", "log_level",
                                                "log_format",     "assets",
-                                               "intel",          "alerts"};
+                                               "intel",          "alerts",
+                                               "autonomy"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -111,6 +128,14 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
               fmt::format("{}: intel.thresholds need 0 <= analyst <= respond <= 1", path.string())};
         }
       }
+    }
+    if (const auto autonomy = root["autonomy"]) {
+      auto policy = autonomy_policy_from_json(section_json(autonomy));
+      if (!policy) {
+        return Error{fmt::format("{}: {} (line {})", path.string(), policy.error().message,
+                                 autonomy.Mark().line + 1)};
+      }
+      config.autonomy = std::move(*policy);
     }
     if (const auto alerts = root["alerts"]) {
       if (auto s = check_keys(

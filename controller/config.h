@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/autonomy_policy.h"
 #include "controller/intel_feeds.h"
 #include "controller/threat_intel.h"
 #include "protocol/result.h"
@@ -33,6 +34,9 @@ struct ControllerConfig {
   std::uint64_t max_alert_body_bytes = 16u * 1024 * 1024;
   std::uint32_t validation_lookback_days = 30;  // "did any host talk to this IP in N days?"
   std::int64_t validation_timeout_ms = 60'000;  // how long agents have to answer
+
+  // Ceilings on playbook autonomy per asset environment and criticality (autonomy_policy.h).
+  AutonomyPolicy autonomy;
 };
 
 // Reads `path` over the defaults. Unknown keys are an error (a typo must not be silently ignored).

@@ -113,10 +113,11 @@ Status ControllerService::start() {
                                                        [this] { return reload(); }});
   if (auto s = pipeline_->resume(); !s) return s;
 
-  router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
-      *store_, *enrollment_, *auth_, clock_,
-      [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
-      gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get(), alert_api_.get()});
+  router_ = std::make_unique<ApiRouter>(
+      ApiRouterDeps{*store_, *enrollment_, *auth_, clock_,
+                    [this](const std::string& id) { gateway_->revoke(id); },
+                    config_.agent_gateway_host, gateway_->local_endpoint().port(),
+                    dispatcher_.get(), evidence_.get(), alert_api_.get(), &config_.autonomy});
   ApiServerOptions api_options{*api_listen};
   api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
   api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, api_options);

@@ -34,5 +34,50 @@ TEST(PlaybookCli, ValidateNamesTheBrokenFileAndLineAndExitsOne) {
                                   ":5: step 'b' when: column 13: expected a value, found the end");
 }
 
+// The impact table: every action step of the suspicious-process playbook against the fixture's
+// asset map and one enrolled host the map does not cover, with the mode each would really run
+// in under the controller's ceilings.
+TEST(PlaybookCli, ImpactListsAssetsStakeholdersAndTheModeAfterCeilings) {
+  ControllerUnderTest controller;
+  const auto fixtures = fs::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures";
+  controller.add_config("assets: " + (fixtures / "assets.yaml").string() +
+                        "\nautonomy:\n  default: auto\n  unmapped: simulate\n  ceilings:\n"
+                        "    - {environment: production, criticality: mission-critical, max: "
+                        "approve}\n");
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+  const auto out = controller.cli_json(
+      {"playbooks", "impact",
+       (fs::path(RIPOSTE_SOURCE_DIR) / "playbooks/suspicious_process.yaml").string()});
+  EXPECT_EQ(out["playbook"], "suspicious-process");
+  const auto find = [&](const std::string& step, const std::string& asset) {
+    for (const auto& row : out["impact"]) {
+      if (row["step"] == step && row["asset"] == asset) return row;
+    }
+    ADD_FAILURE() << "no row for " << step << " on " << asset << ": " << out.dump(2);
+    return nlohmann::json();
+  };
+  // suspend is declared auto: held at approve on mission-critical production, auto elsewhere.
+  const auto frontend = find("suspend", "shop-frontend");
+  EXPECT_EQ(frontend["declared_mode"], "auto");
+  EXPECT_EQ(frontend["effective_mode"], "approve");
+  EXPECT_EQ(frontend["stakeholders"],
+            nlohmann::json({"team-web", "web-oncall@example.com", "#shop-incidents"}));
+  EXPECT_EQ(find("suspend", "shop-database")["effective_mode"], "auto");
+  // The enrolled host no entry covers runs at the unmapped ceiling, and is named.
+  const auto unmapped = find("suspend", "(no asset entry)");
+  EXPECT_EQ(unmapped["effective_mode"], "simulate");
+  EXPECT_FALSE(unmapped["hosts"].get<std::string>().empty());
+  // Only action steps (not the yara.scan query or the notifications) appear.
+  for (const auto& row : out["impact"]) EXPECT_NE(row["step"], "scan");
+  // The table form carries the same content.
+  const auto table = controller.cli(
+      {"playbooks", "impact",
+       (fs::path(RIPOSTE_SOURCE_DIR) / "playbooks/suspicious_process.yaml").string()});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("STAKEHOLDERS"), std::string::npos);
+  EXPECT_NE(table.out.find("team-web"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace riposte::testing

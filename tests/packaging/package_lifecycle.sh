@@ -89,7 +89,7 @@ dpkg-deb -c "$controller_deb" >"$work/controller.list"
 dpkg-deb -c "$agent_deb" >"$work/agent.list"
 for f in ./usr/bin/riposte-controller ./usr/bin/riposte ./etc/riposte/controller.yaml \
   ./usr/lib/systemd/system/riposte-controller.service ./usr/share/doc/riposte-controller/copyright \
-  ./usr/share/doc/riposte-controller/changelog.Debian.gz; do
+  ./usr/share/doc/riposte-controller/changelog.Debian.gz ./usr/share/riposte/playbooks/malicious_ip.yaml; do
   expect "controller .deb holds $f" grep -q " $f\$" "$work/controller.list"
 done
 for f in ./usr/bin/riposte-agent ./etc/riposte/agent.yaml \
@@ -237,6 +237,7 @@ expect "the agent keeps its identity" test "$(jq -r .agent_id /var/lib/riposte-a
 start_controller
 expect "the controller keeps its CA" test "$(riposte-controller status --json | jq -r .ca_fingerprint)" = "$ca_pin"
 expect "the admin token still works" riposte agents list
+expect "the installed playbooks validate" riposte playbooks validate /usr/share/riposte/playbooks
 start_agent
 expect "the same agent is online again" \
   bash -c "riposte agents show '$agent_id' --json | jq -e '.status == \"online\"'"
@@ -253,7 +254,7 @@ apt-get purge -y -q riposte-controller >>"$work/apt-purge.log" 2>&1 || { cat "$w
 grep -i quarantine "$work/apt-purge.log" | sed 's/^/   /' || true
 expect "purging the agent lifted the quarantine" bash -c "! ip netns exec '$ns' nft list table inet riposte_quarantine 2>/dev/null"
 for path in /var/lib/riposte /var/lib/riposte-agent /etc/riposte /usr/bin/riposte /usr/bin/riposte-agent \
-  /usr/bin/riposte-controller /usr/lib/systemd/system/riposte-agent.service \
+  /usr/bin/riposte-controller /usr/share/riposte /usr/lib/systemd/system/riposte-agent.service \
   /usr/lib/systemd/system/riposte-controller.service /usr/share/doc/riposte-agent \
   /usr/share/doc/riposte-controller; do
   expect "$path is gone" test ! -e "$path"
