@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "controller/autonomy_policy.h"
 #include "controller/playbook.h"
+#include "controller/playbook_simulation.h"
 
 namespace riposte::cli {
 
@@ -27,7 +30,92 @@ void PlaybookCommands::attach(CLI::App& app) {
       "impact", "for each action step: the assets it can touch, their stakeholders, the real mode");
   impact_->add_option("FILE", file_, "playbook file")->required()->check(CLI::ExistingFile);
   impact_->add_flag("--json", json_, "print JSON");
+  test_ = playbooks->add_subcommand(
+      "test", "backtest, offline: what the playbook would have done with recorded alerts");
+  test_->add_option("FILE", file_, "playbook file")->required()->check(CLI::ExistingFile);
+  test_
+      ->add_option("--alerts", alerts_,
+                   "alerts as `riposte alerts show ID --json` prints them: JSON lines or a list")
+      ->required()
+      ->check(CLI::ExistingFile);
+  test_->add_flag("--json", json_, "print one JSON object per alert");
 }
+
+namespace {
+
+// JSON lines, or one JSON document that is an alert or a list of alerts.
+std::vector<json> read_alerts(const std::string& path) {
+  std::ifstream in(path);
+  const std::string contents((std::istreambuf_iterator<char>(in)), {});
+  auto whole = json::parse(contents, nullptr, false);
+  if (!whole.is_discarded())
+    return whole.is_array() ? whole.get<std::vector<json>>() : std::vector<json>{whole};
+  std::vector<json> alerts;
+  std::istringstream lines(contents);
+  int number = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto alert = json::parse(line, nullptr, false);
+    if (alert.is_discarded() || !alert.is_object())
+      die(fmt::format("{}:{}: not a JSON object", path, number));
+    alerts.push_back(std::move(alert));
+  }
+  return alerts;
+}
+
+int backtest(const std::string& file, const std::string& alerts_file, bool as_json) {
+  const auto playbook = load_playbook(file);
+  if (!playbook) die(playbook.error().message);
+  const auto alerts = read_alerts(alerts_file);
+  std::size_t triggered = 0, actions = 0, failed = 0;
+  for (const auto& alert : alerts) {
+    const auto sim = simulate_playbook(*playbook, alert);
+    triggered += sim.triggered;
+    actions += sim.actions.size();
+    failed += !sim.error.empty();
+    const auto id = alert.value("id", json("?"));
+    if (as_json) {
+      json path = json::array();
+      for (const auto& step : sim.path)
+        path.push_back(json{{"step", step.id}, {"kind", step.kind}, {"outcome", step.outcome}});
+      std::cout << json{{"alert", id},
+                        {"triggered", sim.triggered},
+                        {"not_triggered_because", sim.not_triggered_because},
+                        {"path", path},
+                        {"actions", sim.actions},
+                        {"error", sim.error}}
+                       .dump()
+                << "\n";
+      continue;
+    }
+    const auto host = alert.value("host", json::object()).value("name", json(""));
+    std::cout << fmt::format("alert {} ({}): ", text(id), text(host));
+    if (!sim.triggered) {
+      std::cout << "not triggered: " << sim.not_triggered_because << "\n";
+      continue;
+    }
+    std::string path;
+    for (const auto& step : sim.path) path += (path.empty() ? "" : " -> ") + step.id;
+    std::cout << "triggered\n  path: " << path << "\n";
+    for (const auto& step : sim.path)
+      std::cout << "    " << step.id << ": " << step.outcome << "\n";
+    for (const auto& action : sim.actions) {
+      std::cout << fmt::format("  would dispatch: {} to {} [{}] {}\n", text(action["action"]),
+                               text(action["target"]), text(action["mode"]),
+                               action["parameters"].dump());
+    }
+    if (!sim.error.empty()) std::cout << "  FAILED: " << sim.error << "\n";
+  }
+  if (!as_json) {
+    std::cout << fmt::format(
+        "{} alert(s), {} triggered, {} action(s) would have been dispatched, {} run(s) failed\n",
+        alerts.size(), triggered, actions, failed);
+  }
+  return 0;
+}
+
+}  // namespace
 
 std::optional<int> PlaybookCommands::run(const Connection& c) {
   if (!impact_->parsed()) return std::nullopt;
@@ -96,6 +184,7 @@ std::optional<int> PlaybookCommands::run(const Connection& c) {
 }
 
 std::optional<int> PlaybookCommands::run_offline() {
+  if (test_->parsed()) return backtest(file_, alerts_, json_);
   if (!validate_->parsed()) return std::nullopt;
   const auto loaded = load_playbook_directory(dir_);
   json out{{"playbooks", json::array()}, {"errors", loaded.errors}};

@@ -6,6 +6,8 @@
 // controller's asset map), who is responsible for them, and the mode it would really run in
 // under the controller's autonomy ceilings: the list to agree with those teams before raising
 // a playbook's autonomy.
+// `riposte playbooks test FILE --alerts FILE.jsonl`: the backtest, offline — per recorded alert,
+// whether the playbook triggers, the path it takes and the actions it would dispatch.
 
 #include <CLI/CLI.hpp>
 #include <optional>
@@ -18,7 +20,7 @@ namespace riposte::cli {
 class PlaybookCommands {
  public:
   void attach(CLI::App& app);
-  // Runs the offline command that was parsed (validate); nullopt when it was not.
+  // Runs an offline command that was parsed (validate, test); nullopt when none was.
   std::optional<int> run_offline();
   // Runs a command that asks the controller (impact); nullopt when none was parsed.
   std::optional<int> run(const Connection& c);
@@ -26,7 +28,9 @@ class PlaybookCommands {
  private:
   CLI::App* validate_ = nullptr;
   CLI::App* impact_ = nullptr;
+  CLI::App* test_ = nullptr;
   std::string file_;
+  std::string alerts_;
   bool json_ = false;
   std::string dir_;
 };

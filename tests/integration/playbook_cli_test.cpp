@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "tests/integration/harness.h"
 
@@ -32,6 +33,32 @@ TEST(PlaybookCli, ValidateNamesTheBrokenFileAndLineAndExitsOne) {
   ASSERT_EQ(out["errors"].size(), 1u) << result.out;
   EXPECT_EQ(out["errors"][0], (dir.path() / "broken.yaml").string() +
                                   ":5: step 'b' when: column 13: expected a value, found the end");
+}
+
+// The backtest: recorded alerts through a shipped playbook, offline, per alert the path and the
+// actions that would have been dispatched.
+TEST(PlaybookCli, BacktestPrintsPathsAndWouldBeActionsPerAlert) {
+  const auto source = fs::path(RIPOSTE_SOURCE_DIR);
+  const auto result = run_command(
+      {bin("riposte"), "playbooks", "test", (source / "playbooks/malicious_ip.yaml").string(),
+       "--alerts", (source / "tests/fixtures/backtest_alerts.jsonl").string(), "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::vector<nlohmann::json> runs;
+  std::istringstream lines(result.out);
+  for (std::string line; std::getline(lines, line);) runs.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(runs.size(), 3u) << result.out;
+  EXPECT_EQ(runs[0]["alert"], "a-qualified");
+  EXPECT_EQ(runs[0]["actions"].size(), 4u);
+  EXPECT_EQ(runs[0]["actions"][2]["action"], "process.kill");
+  EXPECT_EQ(runs[0]["actions"][2]["mode"], "approve");
+  EXPECT_EQ(runs[1]["path"].back()["step"], "close_not_relevant");
+  EXPECT_EQ(runs[2]["triggered"], false);
+  const auto text = run_command({bin("riposte"), "playbooks", "test",
+                                 (source / "playbooks/malicious_ip.yaml").string(), "--alerts",
+                                 (source / "tests/fixtures/backtest_alerts.jsonl").string()});
+  EXPECT_NE(text.out.find("3 alert(s), 2 triggered, 5 action(s) would have been dispatched"),
+            std::string::npos)
+      << text.out;
 }
 
 // The impact table: every action step of the suspicious-process playbook against the fixture's

@@ -1,0 +1,225 @@
+#include "controller/playbook_simulation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+namespace riposte::controller {
+
+using nlohmann::json;
+
+namespace {
+
+int severity_rank(const std::string& severity) {
+  static constexpr std::array<std::string_view, 4> kOrder = {"low", "medium", "high", "critical"};
+  const auto found = std::find(kOrder.begin(), kOrder.end(), severity);
+  return found == kOrder.end() ? -1 : static_cast<int>(found - kOrder.begin());
+}
+
+std::string text(const json& v) { return v.is_string() ? v.get<std::string>() : std::string(); }
+
+bool listed(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+// Every string in `value` rendered as a template against `context`.
+Result<json> render_json(const json& value, const json& context) {
+  if (value.is_string()) {
+    auto parsed = Template::parse(value.get<std::string>());
+    if (!parsed) return parsed.error();
+    return parsed->render_value(context);
+  }
+  if (value.is_object() || value.is_array()) {
+    json out = value.is_object() ? json::object() : json::array();
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      auto rendered = render_json(*it, context);
+      if (!rendered) return rendered;
+      if (value.is_object()) {
+        out[it.key()] = std::move(*rendered);
+      } else {
+        out.push_back(std::move(*rendered));
+      }
+    }
+    return out;
+  }
+  return value;
+}
+
+Result<std::string> render_text(const std::string& text, const json& context) {
+  auto parsed = Template::parse(text);
+  if (!parsed) return parsed.error();
+  return parsed->render(context);
+}
+
+}  // namespace
+
+json run_context(const json& alert) {
+  return json{{"alert", alert},
+              {"observables", alert.value("observables", json::array())},
+              {"validation", alert.value("validation", json())},
+              {"enrichment", alert.value("enrichment", json())},
+              {"confidence", alert.value("confidence", json())},
+              {"case", {{"id", alert.value("case_id", json())}}},
+              {"inputs", json::object()},
+              {"steps", json::object()}};
+}
+
+bool trigger_matches(const Playbook& playbook, const json& alert, std::string* why_not) {
+  const auto& t = playbook.trigger;
+  const auto no = [&](std::string why) {
+    if (why_not) *why_not = std::move(why);
+    return false;
+  };
+  if (!t.sources.empty() && !listed(t.sources, text(alert.value("source", json()))))
+    return no(fmt::format("source {} is not one of the trigger's", text(alert["source"])));
+  if (!t.rules.empty()) {
+    const auto rule = alert.value("rule", json::object());
+    if (!listed(t.rules, text(rule.value("name", json()))) &&
+        !listed(t.rules, text(rule.value("id", json()))))
+      return no("rule is not one of the trigger's");
+  }
+  if (!t.severity_at_least.empty() &&
+      severity_rank(text(alert.value("severity", json()))) < severity_rank(t.severity_at_least))
+    return no(fmt::format("severity {} is below {}", text(alert.value("severity", json())),
+                          t.severity_at_least));
+  if (!t.observable_types.empty()) {
+    const auto observables = alert.value("observables", json::array());
+    const bool any = std::any_of(observables.begin(), observables.end(), [&](const json& o) {
+      return listed(t.observable_types, text(o.value("type", json())));
+    });
+    if (!any) return no("no observable of the trigger's types");
+  }
+  if (!t.validation.empty()) {
+    const auto validation = alert.value("validation", json());
+    auto status = validation.is_object() ? text(validation.value("status", json())) : "";
+    if (status.empty()) status = text(alert.value("status", json()));
+    if (!listed(t.validation, status))
+      return no(fmt::format("validation status '{}' is not one of the trigger's", status));
+  }
+  const auto confidence = alert.value("confidence", json());
+  const double score = confidence.is_object() ? confidence.value("score", 0.0) : 0.0;
+  if (score < t.confidence_min || score > t.confidence_max)
+    return no(fmt::format("confidence {:.2f} is outside {:.2f}..{:.2f}", score, t.confidence_min,
+                          t.confidence_max));
+  if (t.when) {
+    auto holds = t.when->test(run_context(alert));
+    if (!holds) return no("trigger.when: " + holds.error().message);
+    if (!*holds) return no("trigger.when is false");
+  }
+  return true;
+}
+
+Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
+  Simulation sim;
+  sim.triggered = trigger_matches(playbook, alert, &sim.not_triggered_because);
+  if (!sim.triggered) return sim;
+  json context = run_context(alert);
+  for (const auto& [name, value] : playbook.inputs) {
+    auto rendered = value.render_value(context);
+    if (!rendered) {
+      sim.error = fmt::format("input {}: {}", name, rendered.error().message);
+      return sim;
+    }
+    context["inputs"][name] = std::move(*rendered);
+  }
+  std::size_t index = 0;
+  // A loaded playbook has no cycle; the bound only guards against a logic error here.
+  for (std::size_t guard = 0; index < playbook.steps.size() && guard < 1000; ++guard) {
+    const auto& step = playbook.steps[index];
+    SimulatedStep taken{step.id, std::string(step_kind_name(step.kind)), ""};
+    std::string next = step.next;
+    std::string failure;
+    switch (step.kind) {
+      case StepKind::action:
+      case StepKind::query: {
+        auto target = render_text(step.target, context);
+        auto parameters = render_json(step.parameters, context);
+        if (!target || !parameters) {
+          failure = (!target ? target.error() : parameters.error()).message;
+          break;
+        }
+        json action{
+            {"step", step.id},
+            {"action", step.action},
+            {"target", *target},
+            {"parameters", *parameters},
+            {"mode", step.kind == StepKind::query ? "query" : autonomy_mode_name(step.mode)}};
+        taken.outcome = fmt::format("would dispatch {} to {} ({})", step.action, *target,
+                                    action["mode"].get<std::string>());
+        sim.actions.push_back(std::move(action));
+        context["steps"][step.id] = {{"state", "simulated"}};
+        break;
+      }
+      case StepKind::decide: {
+        auto holds = step.condition->test(context);
+        if (!holds) {
+          failure = holds.error().message;
+          break;
+        }
+        next = *holds ? step.then_step : step.else_step;
+        taken.outcome =
+            fmt::format("{} -> {}", *holds ? "then" : "else", next.empty() ? "next step" : next);
+        context["steps"][step.id] = {{"state", "succeeded"}, {"result", *holds}};
+        break;
+      }
+      case StepKind::approve: {
+        auto reason = render_text(step.reason, context);
+        if (!reason) {
+          failure = reason.error().message;
+          break;
+        }
+        taken.outcome = "would ask for approval: " + *reason;
+        context["steps"][step.id] = {{"state", "approved"}};
+        break;
+      }
+      case StepKind::notify: {
+        auto body = render_json(step.body, context);
+        if (!body) {
+          failure = body.error().message;
+          break;
+        }
+        taken.outcome = fmt::format("would notify {} with {}", step.url, body->dump());
+        break;
+      }
+      case StepKind::case_update: {
+        auto note = render_text(step.note, context);
+        if (!note) {
+          failure = note.error().message;
+          break;
+        }
+        std::string change;
+        if (!step.status.empty()) change += "status " + step.status;
+        if (!step.severity.empty())
+          change += (change.empty() ? "" : ", ") + ("severity " + step.severity);
+        if (!note->empty()) change += (change.empty() ? "" : ", ") + ("note \"" + *note + "\"");
+        taken.outcome = "case: " + change;
+        break;
+      }
+      case StepKind::wait:
+        taken.outcome = fmt::format("would wait {} s", step.wait_ms / 1000);
+        break;
+    }
+    if (!failure.empty()) {
+      taken.outcome = "fails: " + failure;
+      sim.path.push_back(std::move(taken));
+      if (step.on_failure == "stop" || step.on_failure == "escalate") {
+        sim.error = fmt::format("step {}: {} ({})", step.id, failure, step.on_failure);
+        return sim;
+      }
+      next = step.on_failure;
+    } else {
+      sim.path.push_back(std::move(taken));
+    }
+    if (next == "end") break;
+    if (next.empty()) {
+      ++index;
+      continue;
+    }
+    const auto* target = playbook.find_step(next);
+    index = static_cast<std::size_t>(target - playbook.steps.data());
+  }
+  return sim;
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,42 @@
+#pragma once
+
+// A playbook walked over one alert without touching any agent: which steps it would take, which
+// branch each decision would choose, and exactly which actions it would dispatch (kind, target,
+// rendered parameters, mode). `riposte playbooks test` (the backtest) runs it over recorded
+// alerts so a team sees what automation would have done before enabling it.
+//
+// The alert is the normalized form `riposte alerts show ID --json` prints; its recorded
+// validation, enrichment and confidence are used as they are, absent ones stay null. Agent
+// answers do not exist here: a query step's result is {"state": "simulated"}.
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "controller/playbook.h"
+
+namespace riposte::controller {
+
+// Whether the trigger holds for the alert; `why_not` says which condition did not.
+bool trigger_matches(const Playbook& playbook, const nlohmann::json& alert, std::string* why_not);
+
+// The context expressions see: alert, observables, validation, enrichment, confidence, case.
+nlohmann::json run_context(const nlohmann::json& alert);
+
+struct SimulatedStep {
+  std::string id;
+  std::string kind;
+  std::string outcome;  // "then -> kill", "would dispatch process.kill", ...
+};
+
+struct Simulation {
+  bool triggered = false;
+  std::string not_triggered_because;
+  std::vector<SimulatedStep> path;
+  nlohmann::json actions = nlohmann::json::array();  // {step, action, target, parameters, mode}
+  std::string error;  // an expression failed where no on_failure step takes over
+};
+
+Simulation simulate_playbook(const Playbook& playbook, const nlohmann::json& alert);
+
+}  // namespace riposte::controller

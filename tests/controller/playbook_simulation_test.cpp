@@ -1,0 +1,97 @@
+#include "controller/playbook_simulation.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace riposte::controller {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const fs::path kSource = RIPOSTE_SOURCE_DIR;
+
+std::vector<json> recorded_alerts() {
+  std::ifstream in(kSource / "tests/fixtures/backtest_alerts.jsonl");
+  std::vector<json> alerts;
+  for (std::string line; std::getline(in, line);) alerts.push_back(json::parse(line));
+  return alerts;
+}
+
+std::vector<std::string> path_of(const Simulation& sim) {
+  std::vector<std::string> ids;
+  for (const auto& step : sim.path) ids.push_back(step.id);
+  return ids;
+}
+
+TEST(PlaybookSimulation, MaliciousIpQualifiedHighConfidenceWouldKillAndQuarantineAfterApproval) {
+  const auto playbook = load_playbook(kSource / "playbooks/malicious_ip.yaml");
+  ASSERT_TRUE(playbook) << playbook.error().message;
+  const auto sim = simulate_playbook(*playbook, recorded_alerts()[0]);
+  ASSERT_TRUE(sim.triggered) << sim.not_triggered_because;
+  EXPECT_TRUE(sim.error.empty()) << sim.error;
+  EXPECT_EQ(path_of(sim), (std::vector<std::string>{"history", "attach", "qualified", "to_analyst",
+                                                    "high_confidence", "ports_and_processes",
+                                                    "kill", "quarantine", "contained"}));
+  ASSERT_EQ(sim.actions.size(), 4u);
+  EXPECT_EQ(sim.actions[0]["action"], "network.connections");
+  EXPECT_EQ(sim.actions[0]["target"], "all");
+  EXPECT_EQ(sim.actions[0]["parameters"],
+            json({{"history_address", "203.0.113.9"}, {"history_days", 30}}));
+  EXPECT_EQ(sim.actions[2]["action"], "process.kill");
+  EXPECT_EQ(sim.actions[2]["target"], "5b0e4c1e-agent-web-01");
+  EXPECT_EQ(sim.actions[2]["mode"], "approve");
+  EXPECT_EQ(sim.actions[2]["parameters"], json({{"target", {{"pid", 4242}}}}));  // typed
+  EXPECT_EQ(sim.actions[3]["action"], "network.quarantine");
+  EXPECT_EQ(sim.path[2].outcome, "then -> to_analyst");
+}
+
+TEST(PlaybookSimulation, NotRelevantIsClosedAndUntriggeredAlertsSayWhy) {
+  const auto playbook = load_playbook(kSource / "playbooks/malicious_ip.yaml");
+  ASSERT_TRUE(playbook);
+  const auto alerts = recorded_alerts();
+  const auto closed = simulate_playbook(*playbook, alerts[1]);
+  ASSERT_TRUE(closed.triggered);
+  EXPECT_EQ(path_of(closed),
+            (std::vector<std::string>{"history", "attach", "qualified", "close_not_relevant"}));
+  EXPECT_EQ(closed.actions.size(), 1u);  // the history query only
+  EXPECT_EQ(closed.path.back().outcome,
+            "case: status false_positive, note \"Closed: no host contacted 198.51.100.7 in 30 "
+            "days (connection history attached).\"");
+  const auto skipped = simulate_playbook(*playbook, alerts[2]);
+  EXPECT_FALSE(skipped.triggered);
+  EXPECT_EQ(skipped.not_triggered_because, "no observable of the trigger's types");
+  EXPECT_TRUE(skipped.actions.empty());
+}
+
+TEST(PlaybookSimulation, IocConfidenceRoutesByDecision) {
+  const auto playbook = load_playbook(kSource / "playbooks/ioc_confidence.yaml");
+  ASSERT_TRUE(playbook);
+  const auto alerts = recorded_alerts();
+  EXPECT_EQ(path_of(simulate_playbook(*playbook, alerts[0])),
+            (std::vector<std::string>{"respond", "escalate_case"}));
+  EXPECT_EQ(path_of(simulate_playbook(*playbook, alerts[1])),
+            (std::vector<std::string>{"respond", "analyst", "discard"}));
+}
+
+TEST(PlaybookSimulation, AFailingExpressionFollowsOnFailureOrStops) {
+  const auto dir = fs::temp_directory_path() / ("riposte-sim-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "p.yaml")
+      << "name: p\ntrigger: {}\nsteps:\n"
+         "  - {id: gate, kind: decide, when: 'alert.host > 1', then: a, else: a, on_failure: b}\n"
+         "  - {id: a, kind: wait, duration: 1m, next: end}\n"
+         "  - {id: b, kind: case, note: 'gate failed'}\n";
+  const auto playbook = load_playbook(dir / "p.yaml");
+  fs::remove_all(dir);
+  ASSERT_TRUE(playbook) << playbook.error().message;
+  const auto sim = simulate_playbook(*playbook, recorded_alerts()[0]);
+  EXPECT_EQ(path_of(sim), (std::vector<std::string>{"gate", "b"}));
+  EXPECT_EQ(sim.path[0].outcome,
+            "fails: column 12: '>' compares numbers or strings, not an object with a number");
+  EXPECT_TRUE(sim.error.empty());
+}
+
+}  // namespace
+}  // namespace riposte::controller
