@@ -85,7 +85,7 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
                         {"path", path},
                         {"actions", sim.actions},
                         {"error", sim.error}}
-                       .dump()
+                       .dump(-1, ' ', false, json::error_handler_t::replace)
                 << "\n";
       continue;
     }
@@ -103,7 +103,7 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
     for (const auto& action : sim.actions) {
       std::cout << fmt::format("  would dispatch: {} to {} [{}] {}\n", text(action["action"]),
                                text(action["target"]), text(action["mode"]),
-                               action["parameters"].dump());
+                               compact_json(action["parameters"]));
     }
     if (!sim.error.empty()) std::cout << "  FAILED: " << sim.error << "\n";
   }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <map>
 #include <set>
 
@@ -78,7 +79,20 @@ Result<std::vector<Token>> tokenize(std::string_view text) {
         ++end;
       }
       const std::string digits(text.substr(i, end - i));
-      const json value = fraction ? json(std::stod(digits)) : json(std::stoll(digits));
+      // from_chars, not stoll/stod: an out-of-range literal is an error here, not an exception.
+      json value;
+      std::from_chars_result parsed{};
+      if (fraction) {
+        double real = 0;
+        parsed = std::from_chars(digits.data(), digits.data() + digits.size(), real);
+        value = real;
+      } else {
+        std::int64_t integer = 0;
+        parsed = std::from_chars(digits.data(), digits.data() + digits.size(), integer);
+        value = integer;
+      }
+      if (parsed.ec != std::errc())
+        return at(column, fmt::format("number {} is out of range", digits));
       tokens.push_back({Token::Kind::number, digits, value, column});
       i = end;
     } else if (c == '"' || c == '\'') {
@@ -411,7 +425,7 @@ Result<json> call(const Node& node, const std::vector<json>& args) {
     std::string out;
     for (const auto& item : args[0].is_null() ? json::array() : args[0]) {
       if (!out.empty()) out += *separator;
-      out += item.is_string() ? item.get<std::string>() : item.dump();
+      out += item.is_string() ? item.get<std::string>() : compact_json(item);
     }
     return json(out);
   }
@@ -507,6 +521,10 @@ void collect_roots(const Node& node, std::set<std::string>& roots) {
 
 }  // namespace
 
+std::string compact_json(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 bool truthy(const json& v) {
   if (v.is_null()) return false;
   if (v.is_boolean()) return v.get<bool>();
@@ -587,7 +605,7 @@ Result<std::string> Template::render(const json& context) const {
     if (value->is_string()) {
       out += value->get<std::string>();
     } else if (!value->is_null()) {
-      out += value->dump();
+      out += compact_json(*value);
     }
   }
   return out;

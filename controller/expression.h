@@ -47,6 +47,10 @@ class Expression {
 
 bool truthy(const nlohmann::json& value);
 
+// Compact JSON text of a value, never throwing: strings from playbook files or alerts are not
+// guaranteed valid UTF-8, and bad bytes are replaced rather than aborting a run.
+std::string compact_json(const nlohmann::json& value);
+
 // "Kill {{ alert.process.pid }} on {{ alert.host.name }}": text with embedded expressions. A
 // value that is not a string is written as compact JSON; null as an empty string.
 class Template {

@@ -179,7 +179,7 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
           failure = body.error().message;
           break;
         }
-        taken.outcome = fmt::format("would notify {} with {}", step.url, body->dump());
+        taken.outcome = fmt::format("would notify {} with {}", step.url, compact_json(*body));
         break;
       }
       case StepKind::case_update: {

@@ -96,6 +96,9 @@ TEST(Expression, ParseErrorsPointAtTheColumn) {
   EXPECT_EQ(parse_error("len(a, b)"), "column 1: len() takes 1 argument, given 2");
   EXPECT_EQ(parse_error("a ; b"), "column 3: unexpected character ';'");
   EXPECT_EQ(parse_error("   "), "column 1: empty expression");
+  // Found by fuzzing: an integer literal beyond 64 bits threw out of the parser.
+  EXPECT_EQ(parse_error("x < 55555555555555555555555"),
+            "column 5: number 55555555555555555555555 is out of range");
 }
 
 TEST(Expression, TypeErrorsAtEvaluationNameTheColumn) {
@@ -133,6 +136,15 @@ TEST(Template, RendersTextAndKeepsTypesForWholeValues) {
   EXPECT_EQ(list->render_value(kContext).value(), kContext["validation"]["hosts"]);
   EXPECT_EQ(Template::parse("plain text")->render(kContext).value(), "plain text");
   EXPECT_EQ(t->roots(), (std::vector<std::string>{"alert"}));
+}
+
+// Found by fuzzing: a list holding bytes that are not UTF-8 made rendering throw.
+TEST(Template, InvalidUtf8IsReplacedNotThrown) {
+  auto t = Template::parse("{{ ['\xff\xfe'] }} and {{ join(['\xff', 1], '-') }}");
+  ASSERT_TRUE(t) << t.error().message;
+  auto text = t->render(json::object());
+  ASSERT_TRUE(text);
+  EXPECT_EQ(*text, "[\"\xEF\xBF\xBD\xEF\xBF\xBD\"] and \xff-1");
 }
 
 TEST(Template, ErrorsUseTheTemplatesColumns) {
