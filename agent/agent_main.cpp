@@ -130,10 +130,7 @@ int cmd_run(const Flags& flags) {
   auto status = std::make_shared<ServiceStatus>(state->dir / ServiceStatus::kFileName, clock);
   if (auto s = status->begin(); !s) return fail(s.error().message);
   record_errors_in(status);
-  struct MarkStopped {
-    ServiceStatus& status;
-    ~MarkStopped() { status.end("exited"); }
-  } mark_stopped{*status};
+  MarkStoppedOnExit mark_stopped(*status, "exited");
   const auto fatal = [&](const std::string& message) {
     status->record_error(message);
     return fail(message);

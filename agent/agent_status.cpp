@@ -29,17 +29,12 @@ AgentHealth agent_health(const std::filesystem::path& state_dir) {
     }
   }
   const auto status = read_service_status(state_dir / ServiceStatus::kFileName);
-  const auto field = [&](const char* key) { return status.fields.value(key, json(nullptr)); };
-  r["running"] = status.running;
-  r["pid"] = status.running ? field("pid") : json(nullptr);
-  r["started_at"] = field("started_at");
-  r["stopped_at"] = status.running ? json(nullptr) : field("stopped_at");
+  add_run_fields(status, r);
   // A dead agent's last word on the connection is stale: it is not connected now.
   r["connected"] = status.running && status.fields.value("connected", false);
-  r["connected_since"] = r["connected"].get<bool>() ? field("connected_since") : json(nullptr);
-  r["last_disconnect"] = field("last_disconnect");
-  r["last_error"] = field("last_error");
-  r["last_error_at"] = field("last_error_at");
+  r["connected_since"] =
+      r["connected"].get<bool>() ? status.fields.value("connected_since", json()) : json();
+  r["last_disconnect"] = status.fields.value("last_disconnect", json());
   const auto quarantine = read_quarantine_state(state_dir / kQuarantineFile);
   r["quarantined"] = quarantine.has_value();
   r["quarantine_release_at"] = quarantine ? utc_or_null(quarantine->release_at_ms) : json(nullptr);

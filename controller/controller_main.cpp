@@ -116,10 +116,7 @@ int serve(ControllerService& service, const std::function<void()>& on_started,
   }
   if (auto s = status->begin(); !s) return fail(s.error().message);
   record_errors_in(status);
-  struct MarkStopped {
-    ServiceStatus& status;
-    ~MarkStopped() { status.end("stopped"); }
-  } mark_stopped{*status};
+  MarkStoppedOnExit mark_stopped(*status, "stopped");
   boost::asio::signal_set signals(service.io(), SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;

@@ -80,11 +80,7 @@ ControllerHealth controller_health(const ControllerConfig& config) {
       r["ca_fingerprint"] = crypto::certificate_fingerprint(cert->get());
   }
   const auto status = read_service_status(dir / ServiceStatus::kFileName);
-  const auto field = [&](const char* key) { return status.fields.value(key, json(nullptr)); };
-  r["running"] = status.running;
-  r["pid"] = status.running ? field("pid") : json(nullptr);
-  r["started_at"] = field("started_at");
-  r["stopped_at"] = status.running ? json(nullptr) : field("stopped_at");
+  add_run_fields(status, r);
   r["api"] = nullptr;
   r["agent_gateway"] = nullptr;
   r["api_health"] = nullptr;
@@ -102,8 +98,6 @@ ControllerHealth controller_health(const ControllerConfig& config) {
   r["agents"] = fs::exists(database) ? agent_counts(database) : json(nullptr);
   r["admin_token_file"] =
       fs::exists(dir / kAdminTokenFile) ? json((dir / kAdminTokenFile).string()) : json(nullptr);
-  r["last_error"] = field("last_error");
-  r["last_error_at"] = field("last_error_at");
   health.healthy = r["initialized"].get<bool>() && status.running && r["api_health"] == "ok";
   return health;
 }

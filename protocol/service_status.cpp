@@ -101,4 +101,16 @@ ServiceStatusView read_service_status(const std::filesystem::path& file) {
   return view;
 }
 
+void add_run_fields(const ServiceStatusView& status, nlohmann::json& report) {
+  const auto field = [&](const char* key) {
+    return status.fields.value(key, nlohmann::json(nullptr));
+  };
+  report["running"] = status.running;
+  report["pid"] = status.running ? field("pid") : nlohmann::json(nullptr);
+  report["started_at"] = field("started_at");
+  report["stopped_at"] = status.running ? nlohmann::json(nullptr) : field("stopped_at");
+  report["last_error"] = field("last_error");
+  report["last_error_at"] = field("last_error_at");
+}
+
 }  // namespace riposte

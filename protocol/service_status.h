@@ -56,5 +56,23 @@ struct ServiceStatusView {
   nlohmann::json fields = nlohmann::json::object();
 };
 ServiceStatusView read_service_status(const std::filesystem::path& file);
+// The fields both `status` commands report from it: running, pid, started_at, stopped_at,
+// last_error, last_error_at (pid only while running, stopped_at only when not).
+void add_run_fields(const ServiceStatusView& status, nlohmann::json& report);
+
+// Marks the status stopped with `reason` when it goes out of scope, however the daemon's main
+// function returns.
+class MarkStoppedOnExit {
+ public:
+  MarkStoppedOnExit(ServiceStatus& status, std::string reason)
+      : status_(status), reason_(std::move(reason)) {}
+  ~MarkStoppedOnExit() { status_.end(reason_); }
+  MarkStoppedOnExit(const MarkStoppedOnExit&) = delete;
+  MarkStoppedOnExit& operator=(const MarkStoppedOnExit&) = delete;
+
+ private:
+  ServiceStatus& status_;
+  std::string reason_;
+};
 
 }  // namespace riposte

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "controller/sqlite_store.h"
@@ -32,6 +34,13 @@ class ApiRouterTest : public ::testing::Test {
     return router->handle({method, target, token.empty() ? "" : "Bearer " + token, body, "test"});
   }
   static json parse(const ApiResponse& r) { return json::parse(r.body); }
+  // A new operator through the API; returns their token.
+  std::string create(const std::string& name, const std::string& role) {
+    auto r =
+        call("POST", "/api/v1/operators", admin_token, json{{"name", name}, {"role", role}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return parse(r).value("token", "");
+  }
 
   std::string enroll_one() {
     auto token = enrollment->create_token(1, 3'600'000, "t");
@@ -128,6 +137,124 @@ TEST_F(ApiRouterTest, EnrollmentWithBadTokenIs403AndBadBodyIs400) {
   EXPECT_EQ(parse(r)["error"], "unknown enrollment token");
   EXPECT_EQ(call("POST", "/api/v1/enroll", "", R"({"token": 5})").status, 400);
   EXPECT_EQ(call("POST", "/api/v1/enroll", "", "\xff\xfe").status, 400);
+}
+
+// Operators and roles: who may do what, created, listed, disabled.
+
+TEST(Roles, EachIncludesTheOnesBefore) {
+  const auto caller = [](const char* role) { return ApiTokenRecord{"t", "x", role, "h", 0}; };
+  EXPECT_TRUE(has_role(caller("viewer"), Role::viewer));
+  EXPECT_FALSE(has_role(caller("viewer"), Role::analyst));
+  EXPECT_TRUE(has_role(caller("analyst"), Role::analyst));
+  EXPECT_FALSE(has_role(caller("analyst"), Role::responder));
+  EXPECT_TRUE(has_role(caller("responder"), Role::responder));
+  EXPECT_FALSE(has_role(caller("responder"), Role::admin));
+  EXPECT_TRUE(has_role(caller("admin"), Role::admin));
+  // A role the code does not know (a hand-edited database) only reads.
+  EXPECT_TRUE(has_role(caller("root"), Role::viewer));
+  EXPECT_FALSE(has_role(caller("root"), Role::analyst));
+  EXPECT_EQ(parse_role("responder"), Role::responder);
+  EXPECT_FALSE(parse_role("Admin").has_value());
+}
+
+// The role matrix over real routes: the first role allowed and the one just below it.
+TEST_F(ApiRouterTest, EveryMutatingRouteChecksItsRoleAndAuditsTheDenial) {
+  const std::map<std::string, std::string> tokens{{"viewer", create("vera", "viewer")},
+                                                  {"analyst", analyst_token},
+                                                  {"responder", create("rob", "responder")},
+                                                  {"admin", admin_token}};
+  struct Route {
+    std::string method, target, body, lowest_allowed, highest_denied;
+  };
+  // (Alert submission, analyst, is checked with the alert API wired in: alert_intake_test and
+  // the operator integration test.)
+  const std::vector<Route> routes{
+      {"POST", "/api/v1/actions", json{{"kind", "host.facts"}, {"agents", json::array()}}.dump(),
+       "responder", "analyst"},
+      {"POST", "/api/v1/enrollment-tokens", "{}", "admin", "responder"},
+      {"GET", "/api/v1/operators", "", "admin", "responder"},
+      {"POST", "/api/v1/operators", json{{"name", "x1"}, {"role", "viewer"}}.dump(), "admin",
+       "responder"},
+      {"GET", "/api/v1/audit", "", "admin", "responder"},
+  };
+  for (const auto& route : routes) {
+    SCOPED_TRACE(route.method + " " + route.target);
+    auto denied = call(route.method, route.target, tokens.at(route.highest_denied), route.body);
+    EXPECT_EQ(denied.status, 403) << denied.body;
+    EXPECT_NE(parse(denied)["error"].get<std::string>().find("needs the " + route.lowest_allowed +
+                                                             " role"),
+              std::string::npos)
+        << denied.body;
+    // Allowed: anything but 401/403 (the body may still be refused on its merits).
+    auto allowed = call(route.method, route.target, tokens.at(route.lowest_allowed), route.body);
+    EXPECT_NE(allowed.status, 403) << allowed.body;
+    EXPECT_NE(allowed.status, 401) << allowed.body;
+  }
+  // Reading is for everyone.
+  for (const auto* target : {"/api/v1/agents", "/api/v1/actions", "/api/v1/audit/verify"}) {
+    EXPECT_EQ(call("GET", target, tokens.at("viewer")).status, 200) << target;
+  }
+  auto audit = store->audit_entries_about("/api/v1/actions", 10);
+  ASSERT_TRUE(audit);
+  ASSERT_FALSE(audit->empty());
+  EXPECT_EQ(audit->front().event, "api.denied");
+  EXPECT_EQ(audit->front().actor, "ann");
+}
+
+TEST_F(ApiRouterTest, CreateValidatesNameAndRoleAndRefusesDuplicates) {
+  auto bad_role = call("POST", "/api/v1/operators", admin_token,
+                       json{{"name", "eve"}, {"role", "superuser"}}.dump());
+  EXPECT_EQ(bad_role.status, 400);
+  EXPECT_NE(bad_role.body.find("viewer, analyst, responder, admin"), std::string::npos);
+  auto bad_name = call("POST", "/api/v1/operators", admin_token,
+                       json{{"name", "eve smith"}, {"role", "viewer"}}.dump());
+  EXPECT_EQ(bad_name.status, 400);
+  create("eve@soc", "analyst");
+  auto again = call("POST", "/api/v1/operators", admin_token,
+                    json{{"name", "eve@soc"}, {"role", "admin"}}.dump());
+  EXPECT_EQ(again.status, 409) << again.body;
+
+  auto list = parse(call("GET", "/api/v1/operators", admin_token))["operators"];
+  ASSERT_EQ(list.size(), 3u);  // admin and ann (from their tokens) and eve@soc
+  EXPECT_EQ(list[2]["name"], "eve@soc");
+  EXPECT_EQ(list[2]["role"], "analyst");
+  EXPECT_EQ(list[2]["created_by"], "admin");
+  EXPECT_EQ(list[2]["tokens"], 1);
+  EXPECT_TRUE(list[2]["disabled_at"].is_null());
+  // The token is stored hashed: its secret is nowhere in the database file.
+  const auto token = create("tok-check", "viewer");
+  std::ifstream db(dir.path() / "riposte.db", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(db)), {});
+  EXPECT_EQ(bytes.find(token), std::string::npos);
+}
+
+TEST_F(ApiRouterTest, DisabledOperatorIsRefusedAndTheLastAdminCannotBeDisabled) {
+  const auto token = create("rob", "responder");
+  EXPECT_EQ(call("GET", "/api/v1/agents", token).status, 200);
+  auto disabled = call("POST", "/api/v1/operators/rob/disable", admin_token);
+  EXPECT_EQ(disabled.status, 200) << disabled.body;
+  EXPECT_EQ(parse(disabled)["disabled_by"], "admin");
+  auto refused = call("GET", "/api/v1/agents", token);
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_NE(refused.body.find("operator rob is disabled"), std::string::npos);
+  EXPECT_EQ(call("POST", "/api/v1/operators/rob/disable", admin_token).status, 409);
+  EXPECT_EQ(call("POST", "/api/v1/operators/nobody/disable", admin_token).status, 404);
+
+  auto last = call("POST", "/api/v1/operators/admin/disable", admin_token);
+  EXPECT_EQ(last.status, 409);
+  EXPECT_NE(last.body.find("last enabled admin"), std::string::npos);
+  // With a second admin, the first may go; percent-encoded names work.
+  const auto second = create("ops@soc", "admin");
+  EXPECT_EQ(call("POST", "/api/v1/operators/admin/disable", second).status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/agents", admin_token).status, 401);
+  auto encoded = call("POST", "/api/v1/operators/ops%40soc/disable", second);
+  EXPECT_EQ(encoded.status, 409) << encoded.body;
+
+  auto audit = store->audit_entries_about("rob", 10);
+  ASSERT_TRUE(audit);
+  ASSERT_EQ(audit->size(), 2u);
+  EXPECT_EQ((*audit)[0].event, "operator.created");
+  EXPECT_EQ((*audit)[1].event, "operator.disabled");
 }
 
 }  // namespace
