@@ -8,10 +8,11 @@
 # checks identity, configuration and the quarantine survive, then purges and checks nothing is
 # left.
 #
-#   tests/packaging/package_lifecycle.sh BUILD_DIR      (root; exit 77 = skipped, not root)
+#   tests/packaging/package_lifecycle.sh BUILD_DIR      (root; exit 77 = skipped)
 #
-# It refuses to run where Riposte is really installed, or where scripts/up.sh keeps its data in
-# /var/lib/riposte: purging the test's packages would delete that.
+# It skips itself (ctest shows it as skipped, with the reason) where it is not root, where
+# Riposte is really installed, or where scripts/up.sh keeps its data in /var/lib/riposte: purging
+# the test's packages would delete that. CI machines start fresh, so there it always runs.
 set -euo pipefail
 
 build=$(cd "${1:?usage: package_lifecycle.sh BUILD_DIR}" && pwd)
@@ -21,14 +22,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 for path in /var/lib/riposte /var/lib/riposte-agent /etc/riposte; do
   if [ -e "$path" ]; then
-    echo "package_lifecycle: refusing to run: $path exists (a real installation or scripts/up.sh data) and purging the test packages would delete it" >&2
-    exit 1
+    echo "package_lifecycle: skipped: $path exists (a real installation or scripts/up.sh data) and purging the test packages would delete it"
+    exit 77
   fi
 done
 for package in riposte-controller riposte-agent; do
   if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "installed"; then
-    echo "package_lifecycle: refusing to run: $package is installed" >&2
-    exit 1
+    echo "package_lifecycle: skipped: $package is installed on this machine"
+    exit 77
   fi
 done
 
