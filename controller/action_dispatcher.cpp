@@ -69,6 +69,18 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
   }
   if (submission.requester.empty()) return Error{"requester is required"};
 
+  if (!submission.idempotency_key.empty()) {
+    std::vector<ActionRecord> stored;
+    for (const auto& agent_id : targets) {
+      auto found =
+          store_.find_action(crypto::name_uuid(submission.idempotency_key + "/" + agent_id));
+      if (!found) return found.error();
+      if (*found) stored.push_back(std::move(**found));
+    }
+    // A batch is stored in one transaction: all of it is there, or none.
+    if (!stored.empty()) return stored;
+  }
+
   const auto now = clock_.now_unix_ms();
   const auto batch = crypto::random_uuid();
   std::vector<ActionRecord> actions;
@@ -80,7 +92,9 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     if ((*agent)->revoked_at_ms) return Error{fmt::format("agent {} is revoked", agent_id)};
 
     proto::ActionSpec spec;
-    spec.set_action_id(crypto::random_uuid());
+    spec.set_action_id(submission.idempotency_key.empty()
+                           ? crypto::random_uuid()
+                           : crypto::name_uuid(submission.idempotency_key + "/" + agent_id));
     spec.set_target_agent_id(agent_id);
     spec.set_kind(submission.kind);
     spec.set_parameters(*parameters);
@@ -105,6 +119,7 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     a.case_id = submission.case_id;
     a.playbook_run_id = submission.playbook_run_id;
     a.issued_at_ms = now;
+    if (submission.simulate) a.state = ActionState::simulated;
     a.expires_at_ms = spec.expires_at_unix_ms();
     const json details = {
         {"agent_id", agent_id},
@@ -114,15 +129,23 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
         {"expires_at", format_utc_ms(a.expires_at_ms)},
         {"approver", a.approver},
         {"case_id", a.case_id},
+        {"playbook_run_id", a.playbook_run_id},
         {"spec_sha256", crypto::sha256_hex(a.spec)},
         {"signature", crypto::hex({reinterpret_cast<const std::uint8_t*>(a.signature.data()),
                                    a.signature.size()})},
     };
-    audit.push_back({submission.requester, "action.created", a.id, details.dump()});
+    audit.push_back({submission.requester,
+                     submission.simulate ? "action.simulated" : "action.created", a.id,
+                     details.dump()});
     actions.push_back(std::move(a));
   }
   if (auto s = store_.insert_actions(actions, audit, now); !s) return s.error();
   for (auto& a : actions) {
+    if (submission.simulate) {
+      spdlog::info("dispatch: action {} ({}) for agent {} simulated for {}, not sent", a.id, a.kind,
+                   a.agent_id, a.requester);
+      continue;
+    }
     spdlog::info("dispatch: action {} ({}) for agent {} queued by {}", a.id, a.kind, a.agent_id,
                  a.requester);
     deliver(a);

@@ -30,6 +30,13 @@ struct ActionSubmission {
   std::string approver;
   std::string case_id;
   std::string playbook_run_id;
+  // The same key always yields the same action id for an agent, and submitting the key again
+  // returns the actions stored the first time instead of issuing new ones: a playbook run
+  // resumed after a crash never acts twice.
+  std::string idempotency_key;
+  // Sign and record the action exactly as it would be sent, in state `simulated`, and send
+  // nothing (a playbook step in simulate mode).
+  bool simulate = false;
 };
 
 struct DispatchOptions {

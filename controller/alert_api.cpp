@@ -91,21 +91,6 @@ ApiResponse AlertApi::show(const std::string& id) {
   return reply(200, alert_json(**alert));
 }
 
-ApiResponse AlertApi::show_case(const std::string& id) {
-  auto found = deps_.store.find_case(id);
-  if (!found) return error(500, found.error().message);
-  if (!*found) return error(404, fmt::format("no case with id {}", id));
-  const auto& c = **found;
-  return reply(200, json{{"id", c.id},
-                         {"title", c.title},
-                         {"status", c.status},
-                         {"severity", c.severity},
-                         {"host", c.host_name},
-                         {"created_at", format_utc_ms(c.created_at_ms)},
-                         {"updated_at", format_utc_ms(c.updated_at_ms)},
-                         {"alerts", c.alert_ids}});
-}
-
 ApiResponse AlertApi::lookup(const ApiRequest& request) {
   const auto value = query_param(request.target, "value");
   if (value.empty()) return error(400, "give the indicator as ?value=");

@@ -29,7 +29,6 @@ class AlertApi {
   ApiResponse submit(const ApiRequest& request, const std::string& actor);
   ApiResponse list(const ApiRequest& request);
   ApiResponse show(const std::string& id);
-  ApiResponse show_case(const std::string& id);
   ApiResponse lookup(const ApiRequest& request);
   ApiResponse feeds();
   ApiResponse reload(const std::string& actor);

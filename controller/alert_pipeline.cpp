@@ -154,7 +154,10 @@ void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
                outcome.record["reason"].get<std::string>());
   if (!store_update(alert, outcome.status, "validation", outcome.record, "alert.validated"))
     return finished();
-  if (outcome.status == "not_relevant") return finished();
+  if (outcome.status == "not_relevant") {
+    if (listener_) listener_(alert.id);
+    return finished();
+  }
   alert.status = outcome.status;
   alert.validation = outcome.record.dump();
   enrich(std::move(alert));
@@ -174,7 +177,9 @@ void AlertPipeline::enrich(AlertRecord alert) {
     auto record = build_enrichment(*alert_ptr, *plan, answers, *assets_.current(),
                                    history ? *history : std::vector<AlertRecord>{});
     record["enriched_at"] = format_utc_ms(clock_.now_unix_ms());
-    (void)store_update(*alert_ptr, alert_ptr->status, "enrichment", record, "alert.enriched");
+    if (store_update(*alert_ptr, alert_ptr->status, "enrichment", record, "alert.enriched") &&
+        listener_)
+      listener_(alert_ptr->id);
     finished();
   };
   if (plan->queries.empty()) return complete({});

@@ -9,6 +9,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -35,6 +36,11 @@ class AlertPipeline {
   ~AlertPipeline();
 
   void enqueue(const std::vector<std::string>& alert_ids);
+  // Told (on the worker) when an alert's processing has ended: ruled not relevant, or enriched.
+  // Set before the first enqueue.
+  void set_listener(std::function<void(const std::string& alert_id)> listener) {
+    listener_ = std::move(listener);
+  }
   // Queues alerts a previous run left unfinished.
   Status resume();
 
@@ -61,6 +67,7 @@ class AlertPipeline {
   std::size_t in_flight_ = 0;
   std::optional<std::vector<AgentRecord>> agents_cache_;
   std::uint64_t agents_generation_ = 0;
+  std::function<void(const std::string&)> listener_;
   boost::asio::thread_pool worker_{1};
 };
 

@@ -139,7 +139,8 @@ std::string query_param(std::string_view target, std::string_view name) {
   return "";
 }
 
-ApiRouter::ApiRouter(ApiRouterDeps deps) : deps_(std::move(deps)) {}
+ApiRouter::ApiRouter(ApiRouterDeps deps)
+    : deps_(std::move(deps)), playbooks_(deps_.store, deps_.engine, deps_.clock) {}
 
 ApiResponse ApiRouter::handle(const ApiRequest& request) {
   std::string_view path = request.target;
@@ -212,8 +213,13 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (!needs(Role::admin)) return deny(request, *caller, "managing operators", Role::admin);
     return route_operators(request, path, *caller);
   }
+  if (PlaybookApi::handles(path)) {
+    return playbooks_.handle(request, path, *caller, [&](std::string_view what, Role role) {
+      return deny(request, *caller, what, role);
+    });
+  }
   if (path.starts_with("/api/v1/alerts") || path.starts_with("/api/v1/intel") ||
-      path == "/api/v1/assets" || path.starts_with("/api/v1/cases/")) {
+      path == "/api/v1/assets") {
     return route_alerts(request, path, *caller);
   }
   constexpr std::string_view kAgents = "/api/v1/agents/";
@@ -270,13 +276,6 @@ ApiResponse ApiRouter::route_alerts(const ApiRequest& request, std::string_view 
     if (id.empty() || id.size() > 128 || id.find('/') != std::string::npos)
       return error(400, "alert id must be a plain token");
     return api.show(id);
-  }
-  constexpr std::string_view kCase = "/api/v1/cases/";
-  if (path.starts_with(kCase)) {
-    if (method != "GET") return error(405, "use GET");
-    const std::string id(path.substr(kCase.size()));
-    if (!plausible_id(id)) return error(400, "case id must be a UUID");
-    return api.show_case(id);
   }
   if (path == "/api/v1/intel/lookup") {
     if (method != "GET") return error(405, "use GET");

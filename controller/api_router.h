@@ -13,6 +13,7 @@
 #include "controller/enrollment.h"
 #include "controller/evidence_store.h"
 #include "controller/operator_auth.h"
+#include "controller/playbook_api.h"
 #include "controller/store.h"
 
 namespace riposte::controller {
@@ -33,6 +34,7 @@ struct ApiRouterDeps {
   EvidenceStore* evidence = nullptr;
   AlertApi* alerts = nullptr;                // alert, intel, asset and case routes
   const AutonomyPolicy* autonomy = nullptr;  // GET /api/v1/autonomy
+  PlaybookEngine* engine = nullptr;          // runs; null: playbooks cannot start
 };
 
 class ApiRouter {
@@ -62,6 +64,7 @@ class ApiRouter {
                    Role needed);
 
   ApiRouterDeps deps_;
+  PlaybookApi playbooks_;  // playbook, run, approval and case routes
 };
 
 // {"error": message}, for responses produced outside the router.

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "controller/duration.h"
+#include "controller/webhook.h"
 #include "protocol/yaml_config.h"
 
 namespace riposte::controller {
@@ -52,7 +53,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                "max_frame_size", "log_level",
                                                "log_format",     "assets",
                                                "intel",          "alerts",
-                                               "autonomy"};
+                                               "autonomy",       "playbooks"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -136,6 +137,21 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                  autonomy.Mark().line + 1)};
       }
       config.autonomy = std::move(*policy);
+    }
+    if (const auto playbooks = root["playbooks"]) {
+      if (auto s = check_keys(playbooks, {"dir", "responder_webhook", "webhook_ca_file"}, path,
+                              "playbooks");
+          !s)
+        return s.error();
+      if (playbooks["dir"]) config.playbooks_dir = resolve(playbooks["dir"].as<std::string>());
+      if (playbooks["responder_webhook"]) {
+        config.responder_webhook = playbooks["responder_webhook"].as<std::string>();
+        if (auto url = parse_webhook_url(config.responder_webhook); !url)
+          return Error{fmt::format("{}: playbooks.responder_webhook: {}", path.string(),
+                                   url.error().message)};
+      }
+      if (playbooks["webhook_ca_file"])
+        config.webhook_ca_file = resolve(playbooks["webhook_ca_file"].as<std::string>());
     }
     if (const auto alerts = root["alerts"]) {
       if (auto s = check_keys(

@@ -37,6 +37,13 @@ struct ControllerConfig {
 
   // Ceilings on playbook autonomy per asset environment and criticality (autonomy_policy.h).
   AutonomyPolicy autonomy;
+
+  // Playbooks (README "Playbooks"): the directory they are loaded from at start (empty: none,
+  // so nothing runs until a team opts in), where run summaries go, and the CA that webhook
+  // servers' certificates must chain to (empty: the system trust store).
+  std::filesystem::path playbooks_dir;
+  std::string responder_webhook;
+  std::filesystem::path webhook_ca_file;
 };
 
 // Reads `path` over the defaults. Unknown keys are an error (a typo must not be silently ignored).

@@ -108,20 +108,49 @@ Status ControllerService::start() {
       *store_, *intel_, *assets_, clock_,
       AlertIntakeOptions{config_.case_window_ms, config_.confidence_thresholds});
   intake_->set_listener([this](const std::vector<std::string>& ids) { pipeline_->enqueue(ids); });
+
+  std::vector<Playbook> playbooks;
+  if (!config_.playbooks_dir.empty()) {
+    auto loaded = load_playbook_directory(config_.playbooks_dir);
+    // A playbook with an error must not be skipped quietly: the team believes it is running.
+    if (!loaded.errors.empty()) {
+      return Error{fmt::format("playbooks in {}: {}", config_.playbooks_dir.string(),
+                               fmt::join(loaded.errors, "; "))};
+    }
+    playbooks = std::move(loaded.playbooks);
+    spdlog::info("playbooks: {} loaded from {}", playbooks.size(), config_.playbooks_dir.string());
+  }
+  webhooks_ = std::make_unique<WebhookClient>(config_.webhook_ca_file);
+  engine_ = std::make_unique<PlaybookEngine>(
+      PlaybookEngineDeps{*store_, *dispatcher_, *assets_, config_.autonomy, clock_,
+                         [this](const std::string& url, const nlohmann::json& body) -> Status {
+                           auto posted = webhooks_->post(url, body);
+                           if (!posted) return posted.error();
+                           return ok_status();
+                         },
+                         config_.responder_webhook, ""},
+      std::move(playbooks));
+  dispatcher_->add_observer(
+      [this](const std::string& action_id, ActionState) { engine_->action_ended(action_id); });
+  pipeline_->set_listener([this](const std::string& id) { engine_->alert_ready(id); });
   alert_api_ = std::make_unique<AlertApi>(AlertApiDeps{*store_, *intake_, *intel_, *assets_,
                                                        config_.confidence_thresholds,
                                                        [this] { return reload(); }});
-  if (auto s = pipeline_->resume(); !s) return s;
 
-  router_ = std::make_unique<ApiRouter>(
-      ApiRouterDeps{*store_, *enrollment_, *auth_, clock_,
-                    [this](const std::string& id) { gateway_->revoke(id); },
-                    config_.agent_gateway_host, gateway_->local_endpoint().port(),
-                    dispatcher_.get(), evidence_.get(), alert_api_.get(), &config_.autonomy});
+  router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
+      *store_, *enrollment_, *auth_, clock_,
+      [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
+      gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get(), alert_api_.get(),
+      &config_.autonomy, engine_.get()});
   ApiServerOptions api_options{*api_listen};
   api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
   api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, api_options);
   if (auto s = api_->start(); !s) return s;
+  engine_->set_case_link_prefix(
+      fmt::format("https://{}/api/v1/cases/", connectable_address(api_->local_endpoint())));
+  // Work left by a previous run of the controller, now that everything it needs is up.
+  if (auto s = pipeline_->resume(); !s) return s;
+  if (auto s = engine_->resume(); !s) return s;
 
   const nlohmann::json runtime{
       {"pid", ::getpid()},
@@ -161,6 +190,7 @@ void ControllerService::schedule_expiry() {
   expiry_timer_->async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     dispatcher_->expire_due();
+    if (engine_) engine_->tick();
     schedule_expiry();
   });
 }

@@ -26,8 +26,10 @@
 #include "controller/live_queries.h"
 #include "controller/operator_auth.h"
 #include "controller/pki.h"
+#include "controller/playbook_engine.h"
 #include "controller/sqlite_store.h"
 #include "controller/threat_intel.h"
+#include "controller/webhook.h"
 #include "protocol/clock.h"
 
 namespace riposte::controller {
@@ -70,6 +72,7 @@ class ControllerService {
   OperatorAuth& auth() { return *auth_; }
   boost::asio::io_context& io() { return io_; }
   const ControllerConfig& config() const { return config_; }
+  PlaybookEngine& engine() { return *engine_; }
 
  private:
   void schedule_expiry();
@@ -87,6 +90,9 @@ class ControllerService {
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<ThreatIntel> intel_;
   std::unique_ptr<AssetCatalog> assets_;
+  // Declared before the pipeline, which tells it about alerts: destroyed after it.
+  std::unique_ptr<WebhookClient> webhooks_;
+  std::unique_ptr<PlaybookEngine> engine_;
   std::unique_ptr<LiveQueries> live_queries_;
   std::unique_ptr<AlertPipeline> pipeline_;
   std::unique_ptr<AlertIntake> intake_;

@@ -23,7 +23,8 @@ bool listed(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-// Every string in `value` rendered as a template against `context`.
+}  // namespace
+
 Result<json> render_json(const json& value, const json& context) {
   if (value.is_string()) {
     auto parsed = Template::parse(value.get<std::string>());
@@ -51,8 +52,6 @@ Result<std::string> render_text(const std::string& text, const json& context) {
   if (!parsed) return parsed.error();
   return parsed->render(context);
 }
-
-}  // namespace
 
 json run_context(const json& alert) {
   return json{{"alert", alert},

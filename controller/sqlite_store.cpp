@@ -11,6 +11,8 @@
 namespace riposte::controller {
 
 using sqlite::Blob;
+using sqlite::collect_rows;
+using sqlite::db_error;
 using sqlite::Statement;
 
 std::string_view to_string(ActionState state) {
@@ -29,6 +31,8 @@ std::string_view to_string(ActionState state) {
       return "refused";
     case ActionState::expired:
       return "expired";
+    case ActionState::simulated:
+      return "simulated";
   }
   return "unknown";
 }
@@ -36,7 +40,7 @@ std::string_view to_string(ActionState state) {
 std::optional<ActionState> action_state_from(std::string_view text) {
   for (auto s :
        {ActionState::queued, ActionState::delivered, ActionState::running, ActionState::succeeded,
-        ActionState::failed, ActionState::refused, ActionState::expired}) {
+        ActionState::failed, ActionState::refused, ActionState::expired, ActionState::simulated}) {
     if (to_string(s) == text) return s;
   }
   return std::nullopt;
@@ -222,6 +226,77 @@ INSERT INTO operators (name, role, created_at_ms, created_by)
   SELECT name, role, MIN(created_at_ms), 'controller' FROM api_tokens GROUP BY name;
 CREATE INDEX api_tokens_by_name ON api_tokens (name);
 )sql"},
+    {7, "playbook runs and their steps, approvals, case notes and milestones",
+     R"sql(
+ALTER TABLE cases ADD COLUMN assignee TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN validated_at_ms INTEGER;
+ALTER TABLE cases ADD COLUMN contained_at_ms INTEGER;
+ALTER TABLE cases ADD COLUMN resolved_at_ms INTEGER;
+CREATE INDEX cases_by_created ON cases (created_at_ms);
+CREATE TABLE case_notes (
+  case_id TEXT NOT NULL REFERENCES cases (id),
+  at_ms INTEGER NOT NULL,
+  author TEXT NOT NULL,
+  text TEXT NOT NULL
+);
+CREATE INDEX case_notes_by_case ON case_notes (case_id, at_ms);
+CREATE TABLE playbook_runs (
+  id TEXT PRIMARY KEY,
+  playbook TEXT NOT NULL,
+  playbook_version TEXT NOT NULL,
+  alert_id TEXT NOT NULL,
+  case_id TEXT NOT NULL,
+  started_by TEXT NOT NULL,
+  simulate_only INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  step TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  waiting_for TEXT NOT NULL,
+  step_started_at_ms INTEGER NOT NULL,
+  wake_at_ms INTEGER NOT NULL,
+  context TEXT NOT NULL,
+  error TEXT NOT NULL,
+  started_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  finished_at_ms INTEGER
+);
+CREATE INDEX runs_by_case ON playbook_runs (case_id, started_at_ms);
+CREATE INDEX runs_unfinished ON playbook_runs (started_at_ms) WHERE finished_at_ms IS NULL;
+CREATE TABLE run_steps (
+  run_id TEXT NOT NULL REFERENCES playbook_runs (id),
+  seq INTEGER NOT NULL,
+  step_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  mode_reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  started_at_ms INTEGER NOT NULL,
+  finished_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE approvals (
+  id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  case_id TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  what TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  impact TEXT NOT NULL,
+  state TEXT NOT NULL,
+  decided_by TEXT NOT NULL DEFAULT '',
+  decision_reason TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  decided_at_ms INTEGER
+);
+CREATE INDEX approvals_pending ON approvals (expires_at_ms) WHERE state = 'pending';
+CREATE INDEX actions_by_case ON actions (case_id) WHERE case_id != '';
+CREATE INDEX actions_by_run ON actions (playbook_run_id) WHERE playbook_run_id != '';
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -290,21 +365,6 @@ int severity_rank(std::string_view severity) {
   if (severity == "medium") return 1;
   if (severity == "high") return 2;
   return 3;
-}
-
-Error db_error(sqlite3* db, std::string_view what) {
-  return Error{fmt::format("database: {}: {}", what, sqlite3_errmsg(db))};
-}
-
-// Steps `q` to the end, turning each row into a T; a step error becomes "database: WHAT: ...".
-template <typename Row>
-auto collect_rows(sqlite3* db, Statement& q, Row row, std::string_view what)
-    -> Result<std::vector<decltype(row(q))>> {
-  std::vector<decltype(row(q))> out;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) out.push_back(row(q));
-  if (rc != SQLITE_DONE) return db_error(db, what);
-  return out;
 }
 
 }  // namespace
@@ -833,6 +893,24 @@ Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
   return collect_rows(db_, q, action_from_row, "list actions");
 }
 
+Result<std::vector<ActionRecord>> SqliteStore::case_actions(const std::string& case_id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE case_id = ? AND case_id != '' "
+                                  "ORDER BY issued_at_ms, id",
+                                  kActionColumns));
+  q.bind(case_id);
+  return collect_rows(db_, q, action_from_row, "list a case's actions");
+}
+
+Result<std::vector<ActionRecord>> SqliteStore::run_actions(const std::string& run_id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE playbook_run_id = ? AND "
+                                  "playbook_run_id != '' ORDER BY issued_at_ms, id",
+                                  kActionColumns));
+  q.bind(run_id);
+  return collect_rows(db_, q, action_from_row, "list a run's actions");
+}
+
 Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::string& agent_id) {
   std::lock_guard lock(mutex_);
   Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
@@ -1129,6 +1207,15 @@ Status SqliteStore::update_alert(const std::string& id, const std::string& statu
     q.bind(status, json_text, now_ms, id);
     if (auto r = q.run(); !r) return r;
     if (sqlite3_changes(db_) == 0) return Error{fmt::format("no alert '{}'", id)};
+    if (column == "validation" && status != "validating") {
+      // Time to validate: the first of the case's alerts to be decided sets it.
+      auto milestone = Statement(cache_,
+                                 "UPDATE cases SET validated_at_ms = ? WHERE validated_at_ms IS "
+                                 "NULL AND id = (SELECT case_id FROM alerts WHERE id = ?)")
+                           .bind(now_ms, id)
+                           .run();
+      if (!milestone) return milestone;
+    }
     return append_audit_locked(audit, now_ms);
   });
 }
@@ -1184,23 +1271,6 @@ Result<std::vector<AlertRecord>> SqliteStore::related_alerts(
             [](const auto& a, const auto& b) { return a.timestamp_ms > b.timestamp_ms; });
   if (out.size() > static_cast<std::size_t>(limit)) out.resize(static_cast<std::size_t>(limit));
   return out;
-}
-
-Result<std::optional<CaseRecord>> SqliteStore::find_case(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  Statement q(cache_,
-              "SELECT id, title, status, severity, host_name, created_at_ms, updated_at_ms FROM "
-              "cases WHERE id = ?");
-  q.bind(id);
-  const int rc = q.step();
-  if (rc == SQLITE_DONE) return std::optional<CaseRecord>();
-  if (rc != SQLITE_ROW) return db_error(db_, "find case");
-  CaseRecord c{q.text(0), q.text(1),    q.text(2),    q.text(3),
-               q.text(4), q.integer(5), q.integer(6), {}};
-  Statement alerts(cache_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
-  alerts.bind(id);
-  while (alerts.step() == SQLITE_ROW) c.alert_ids.push_back(alerts.text(0));
-  return std::optional<CaseRecord>(std::move(c));
 }
 
 }  // namespace riposte::controller

@@ -82,6 +82,30 @@ class SqliteStore final : public Store {
                                                   const std::vector<Observable>& observables,
                                                   const std::string& except_id, int limit) override;
   Result<std::optional<CaseRecord>> find_case(const std::string& id) override;
+  Result<std::vector<CaseRecord>> list_cases(const std::string& status, std::int64_t since_ms,
+                                             int limit) override;
+  Status update_case(const std::string& id, const CaseChange& change, const std::string& actor,
+                     const AuditEvent& audit, std::int64_t now_ms) override;
+  Result<std::vector<CaseNoteRecord>> case_notes(const std::string& case_id) override;
+  Result<std::vector<ActionRecord>> case_actions(const std::string& case_id) override;
+  Status insert_run(const PlaybookRunRecord& run, const AuditEvent& audit,
+                    std::int64_t now_ms) override;
+  Status update_run(const PlaybookRunRecord& run, const RunStepRecord* ended_step,
+                    const AuditEvent* audit, std::int64_t now_ms) override;
+  Result<std::optional<PlaybookRunRecord>> find_run(const std::string& id) override;
+  Result<std::vector<PlaybookRunRecord>> list_runs(const std::string& case_id, int limit) override;
+  Result<std::vector<PlaybookRunRecord>> unfinished_runs() override;
+  Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) override;
+  Result<std::vector<ActionRecord>> run_actions(const std::string& run_id) override;
+  Result<ApprovalRecord> insert_approval(const ApprovalRecord& approval, const AuditEvent& audit,
+                                         std::int64_t now_ms) override;
+  Result<std::optional<ApprovalRecord>> find_approval(const std::string& id) override;
+  Result<std::vector<ApprovalRecord>> list_approvals(const std::string& state,
+                                                     const std::string& case_id,
+                                                     int limit) override;
+  Result<ApprovalRecord> decide_approval(const std::string& id, bool approve, const std::string& by,
+                                         const std::string& reason, std::int64_t now_ms) override;
+  Result<std::vector<ApprovalRecord>> expire_approvals(std::int64_t now_ms) override;
   std::uint64_t agents_generation() const override { return agents_generation_.load(); }
   Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                           const AuditEvent& audit, std::int64_t now_ms) override;

@@ -53,7 +53,17 @@ struct AgentRecord {
 };
 
 // Life of a response action on the controller. Terminal: succeeded, failed, refused, expired.
-enum class ActionState { queued, delivered, running, succeeded, failed, refused, expired };
+// `simulated`: signed and recorded by a playbook step in simulate mode, never sent to the agent.
+enum class ActionState {
+  queued,
+  delivered,
+  running,
+  succeeded,
+  failed,
+  refused,
+  expired,
+  simulated
+};
 std::string_view to_string(ActionState state);
 std::optional<ActionState> action_state_from(std::string_view text);
 bool is_terminal(ActionState state);
@@ -185,9 +195,83 @@ struct CaseRecord {
   std::string status;  // new, in_progress, contained, resolved, false_positive
   std::string severity;
   std::string host_name;
+  std::string assignee;
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
+  // Milestones, each set once: the first alert's validation decided, the case first marked
+  // contained, first marked resolved or false positive. Time to validate/contain/resolve.
+  std::optional<std::int64_t> validated_at_ms, contained_at_ms, resolved_at_ms;
   std::vector<std::string> alert_ids;  // filled by find_case
+};
+
+// What a person or a playbook changes on a case; empty fields stay as they are.
+struct CaseChange {
+  std::string status, severity, assignee, note;
+};
+
+struct CaseNoteRecord {
+  std::int64_t at_ms = 0;
+  std::string author;
+  std::string text;
+};
+
+// One run of a playbook over one alert (playbook_engine.h). The run row is the engine's whole
+// memory: after a restart it continues from `step` and `attempt` alone.
+struct PlaybookRunRecord {
+  std::string id;
+  std::string playbook;
+  std::string playbook_version;
+  std::string alert_id;
+  std::string case_id;
+  std::string started_by;      // the operator who started it, or "controller" for a trigger
+  bool simulate_only = false;  // every action step simulated (an analyst's run, a dry run)
+  // running (the engine works on it), waiting (for actions, an approval or a timer),
+  // succeeded, failed, escalated (a step failed with on_failure: escalate)
+  std::string state = "running";
+  std::string step;  // the current step's id; "" once finished
+  int attempt = 1;
+  std::string waiting_for;  // "", "actions", "approval", "timer"
+  std::int64_t step_started_at_ms = 0;
+  std::int64_t wake_at_ms = 0;  // when to look again (deadline, backoff, approval expiry)
+  std::string context;          // JSON: inputs and step results expressions see
+  std::string error;
+  std::int64_t started_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::optional<std::int64_t> finished_at_ms;
+};
+
+// One step taken by a run: appended when the step ends (or is retried).
+struct RunStepRecord {
+  std::string run_id;
+  int seq = 0;  // set by the store
+  std::string step_id;
+  std::string kind;
+  int attempt = 1;
+  std::string outcome;  // succeeded, failed, simulated, approved, denied, expired, timed_out, ...
+  std::string mode;     // action steps: the effective mode
+  std::string mode_reason;
+  std::string detail;  // JSON: rendered inputs, results, action ids, the branch taken
+  std::int64_t started_at_ms = 0;
+  std::int64_t finished_at_ms = 0;
+};
+
+// A human gate: a playbook asks before an action (approve mode) or at an approve step.
+struct ApprovalRecord {
+  std::string id;
+  std::string run_id;
+  std::string step_id;
+  int attempt = 1;
+  std::string case_id;
+  std::string requested_by;       // who started the run: the one person who may not approve it
+  std::string what;               // JSON: action kind, targets, parameters; or the gate's question
+  std::string reason;             // why the playbook asks
+  std::string impact;             // JSON: assets touched and their stakeholders
+  std::string state = "pending";  // pending, approved, denied, expired
+  std::string decided_by;
+  std::string decision_reason;
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+  std::optional<std::int64_t> decided_at_ms;
 };
 
 class Store {
@@ -295,6 +379,50 @@ class Store {
       const std::string& host_name, const std::vector<Observable>& observables,
       const std::string& except_id, int limit) = 0;
   virtual Result<std::optional<CaseRecord>> find_case(const std::string& id) = 0;
+  // Newest first; `status` empty for any; cases created at or after `since_ms`.
+  virtual Result<std::vector<CaseRecord>> list_cases(const std::string& status,
+                                                     std::int64_t since_ms, int limit) = 0;
+  // Applies `change` (a note is appended) and sets the milestones its status reaches. Errors
+  // "no case ID" and on an unknown status. One audit entry about the case.
+  virtual Status update_case(const std::string& id, const CaseChange& change,
+                             const std::string& actor, const AuditEvent& audit,
+                             std::int64_t now_ms) = 0;
+  virtual Result<std::vector<CaseNoteRecord>> case_notes(const std::string& case_id) = 0;
+  virtual Result<std::vector<ActionRecord>> case_actions(const std::string& case_id) = 0;
+
+  // Playbook runs. Each change appends its audit entry in the same transaction.
+  virtual Status insert_run(const PlaybookRunRecord& run, const AuditEvent& audit,
+                            std::int64_t now_ms) = 0;
+  // Stores the run's new position, and the step that just ended when given: one transaction,
+  // so a crash leaves either the old position or the new one with its step record.
+  virtual Status update_run(const PlaybookRunRecord& run, const RunStepRecord* ended_step,
+                            const AuditEvent* audit, std::int64_t now_ms) = 0;
+  virtual Result<std::optional<PlaybookRunRecord>> find_run(const std::string& id) = 0;
+  // Newest first; `case_id` empty for any.
+  virtual Result<std::vector<PlaybookRunRecord>> list_runs(const std::string& case_id,
+                                                           int limit) = 0;
+  // Runs not finished, oldest first: what to resume after a restart.
+  virtual Result<std::vector<PlaybookRunRecord>> unfinished_runs() = 0;
+  virtual Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) = 0;
+  virtual Result<std::vector<ActionRecord>> run_actions(const std::string& run_id) = 0;
+
+  // Approvals. An approval id for a (run, step, attempt) is inserted once: inserting it again
+  // returns the stored one (a resumed run asks only once).
+  virtual Result<ApprovalRecord> insert_approval(const ApprovalRecord& approval,
+                                                 const AuditEvent& audit, std::int64_t now_ms) = 0;
+  virtual Result<std::optional<ApprovalRecord>> find_approval(const std::string& id) = 0;
+  // Newest first; `state` empty for any, `case_id` empty for any case.
+  virtual Result<std::vector<ApprovalRecord>> list_approvals(const std::string& state,
+                                                             const std::string& case_id,
+                                                             int limit) = 0;
+  // pending -> approved/denied by `by`, in one transaction with its audit entry. Refused (the
+  // error says why, nothing changes) unless pending and unexpired at `now_ms`, and `by` is not
+  // the requester.
+  virtual Result<ApprovalRecord> decide_approval(const std::string& id, bool approve,
+                                                 const std::string& by, const std::string& reason,
+                                                 std::int64_t now_ms) = 0;
+  // Pending approvals past their expiry become expired; returns them.
+  virtual Result<std::vector<ApprovalRecord>> expire_approvals(std::int64_t now_ms) = 0;
 
   // Replaces an agent's labels; errors if the agent is unknown.
   virtual Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,

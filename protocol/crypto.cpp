@@ -97,6 +97,15 @@ std::string random_uuid() {
                      h.substr(16, 4), h.substr(20, 12));
 }
 
+std::string name_uuid(std::string_view name) {
+  auto h = sha256_hex(name);
+  h[12] = '5';
+  static constexpr char kVariant[] = "89ab";
+  h[16] = kVariant[std::stoi(h.substr(16, 1), nullptr, 16) & 3];
+  return fmt::format("{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4),
+                     h.substr(16, 4), h.substr(20, 12));
+}
+
 Result<PkeyPtr> generate_ec_p256() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   if (!key) return openssl_failure("cannot generate an EC P-256 key");

@@ -41,6 +41,9 @@ std::string sha256_hex(std::string_view data);
 std::string random_token(std::string_view prefix);
 // A random RFC 4122 version 4 UUID.
 std::string random_uuid();
+// A UUID-shaped id derived from `name` (SHA-256 based, version nibble 5): the same name always
+// gives the same id, so a retried operation can find what it made the first time.
+std::string name_uuid(std::string_view name);
 
 // Key generation.
 Result<PkeyPtr> generate_ec_p256();

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/result.h"
 
@@ -153,6 +154,21 @@ class Statement {
   sqlite3* db_;
   std::unique_ptr<sqlite3_stmt, StatementReleaser> stmt_;
 };
+
+inline Error db_error(sqlite3* db, std::string_view what) {
+  return Error{fmt::format("database: {}: {}", what, sqlite3_errmsg(db))};
+}
+
+// Steps `q` to the end, turning each row into a T; a step error becomes "database: WHAT: ...".
+template <typename Row>
+auto collect_rows(sqlite3* db, Statement& q, Row row, std::string_view what)
+    -> Result<std::vector<decltype(row(q))>> {
+  std::vector<decltype(row(q))> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(row(q));
+  if (rc != SQLITE_DONE) return db_error(db, what);
+  return out;
+}
 
 // Runs SQL text without results (schema, pragmas, BEGIN/COMMIT).
 inline Status exec(sqlite3* db, const char* sql) {

@@ -1,0 +1,302 @@
+#include "controller/playbook_api.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "controller/case_report.h"
+#include "controller/duration.h"
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+
+using nlohmann::json;
+
+namespace {
+
+ApiResponse reply(int status, const json& body) { return json_response(status, body); }
+ApiResponse error(int status, std::string_view message) { return error_response(status, message); }
+
+bool plausible_uuid(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '-'; });
+}
+
+Result<json> body_object(const std::string& body) {
+  if (body.empty()) return json::object();
+  auto parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object())
+    return Error{"request body must be a JSON object"};
+  return parsed;
+}
+
+// A string field, "" when absent; an error when present and not a string or too long.
+Result<std::string> string_field(const json& body, const char* name, std::size_t max = 4096) {
+  if (!body.contains(name)) return std::string();
+  if (!body[name].is_string() || body[name].get<std::string>().size() > max)
+    return Error{fmt::format("'{}' must be a string of at most {} bytes", name, max)};
+  return body[name].get<std::string>();
+}
+
+// ?since=30d (a duration back from now) or an RFC 3339 time; default 30 days.
+Result<std::int64_t> since_param(const ApiRequest& request, std::int64_t now_ms) {
+  const auto since = query_param(request.target, "since");
+  if (since.empty()) return now_ms - 30LL * 86'400'000;
+  if (auto at = parse_rfc3339_ms(since)) return *at;
+  auto back = parse_duration_ms(since);
+  if (!back) return Error{fmt::format("since: '{}' is neither a duration (30d) nor a time", since)};
+  return now_ms - *back;
+}
+
+int limit_param(const ApiRequest& request, int fallback) {
+  const auto text = query_param(request.target, "limit");
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return fallback;
+  return std::clamp(value, 1, 10'000);
+}
+
+}  // namespace
+
+bool PlaybookApi::handles(std::string_view path) {
+  for (std::string_view prefix :
+       {"/api/v1/playbooks", "/api/v1/runs", "/api/v1/approvals", "/api/v1/cases"}) {
+    if (path == prefix || (path.starts_with(prefix) && path[prefix.size()] == '/')) return true;
+  }
+  return false;
+}
+
+ApiResponse PlaybookApi::handle(const ApiRequest& request, std::string_view path,
+                                const ApiTokenRecord& caller, const Deny& deny) {
+  const auto& method = request.method;
+  // Splits "/api/v1/<collection>/<id>/<verb>".
+  std::vector<std::string> parts;
+  for (std::string_view rest = path.substr(std::string_view("/api/v1/").size()); !rest.empty();) {
+    const auto slash = rest.find('/');
+    parts.emplace_back(rest.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash + 1);
+  }
+  const auto& collection = parts[0];
+  if (parts.size() > 3) return error(404, "no such endpoint");
+  if (parts.size() >= 2 && !plausible_uuid(parts[1]) && parts[1] != "stats")
+    return error(400, fmt::format("{} id must be a UUID", collection));
+
+  if (collection == "playbooks") {
+    if (method != "GET" || parts.size() != 1) return error(405, "use GET /api/v1/playbooks");
+    json list = json::array();
+    if (engine_ != nullptr) {
+      for (const auto& p : engine_->playbooks()) {
+        list.push_back({{"name", p.name},
+                        {"version", p.version},
+                        {"description", p.description},
+                        {"owner", p.owner},
+                        {"file", p.file.string()},
+                        {"steps", p.steps.size()}});
+      }
+    }
+    return reply(200, json{{"playbooks", list}});
+  }
+  if (collection == "runs") {
+    if (parts.size() == 1) {
+      if (method == "POST") return start_run(request, caller, deny);
+      if (method != "GET") return error(405, "use GET or POST");
+      auto runs = store_.list_runs(query_param(request.target, "case"), limit_param(request, 100));
+      if (!runs) return error(500, runs.error().message);
+      json list = json::array();
+      for (const auto& r : *runs) list.push_back(run_json(r, nullptr));
+      return reply(200, json{{"runs", list}});
+    }
+    if (method != "GET" || parts.size() != 2) return error(405, "use GET");
+    return show_run(parts[1]);
+  }
+  if (collection == "approvals") {
+    if (parts.size() == 1) {
+      if (method != "GET") return error(405, "use GET");
+      auto list =
+          store_.list_approvals(query_param(request.target, "state"),
+                                query_param(request.target, "case"), limit_param(request, 100));
+      if (!list) return error(500, list.error().message);
+      json out = json::array();
+      for (const auto& a : *list) out.push_back(approval_json(a));
+      return reply(200, json{{"approvals", out}});
+    }
+    if (parts.size() == 2) {
+      if (method != "GET") return error(405, "use GET");
+      auto found = store_.find_approval(parts[1]);
+      if (!found) return error(500, found.error().message);
+      if (!*found) return error(404, fmt::format("no approval {}", parts[1]));
+      return reply(200, approval_json(**found));
+    }
+    if (parts[2] != "approve" && parts[2] != "deny") return error(404, "no such endpoint");
+    if (method != "POST") return error(405, "use POST");
+    if (!has_role(caller, Role::responder)) return deny("deciding approvals", Role::responder);
+    return decide(parts[1], parts[2] == "approve", request, caller);
+  }
+  // cases
+  if (parts.size() == 1) {
+    if (method != "GET") return error(405, "use GET");
+    return list_cases(request);
+  }
+  if (parts[1] == "stats") {
+    if (method != "GET" || parts.size() != 2) return error(405, "use GET");
+    return stats(request);
+  }
+  if (parts.size() == 3) {
+    if (parts[2] != "report") return error(404, "no such endpoint");
+    if (method != "GET") return error(405, "use GET");
+    return report(parts[1], request);
+  }
+  if (method == "GET") return show_case(parts[1]);
+  if (method != "POST") return error(405, "use GET or POST");
+  if (!has_role(caller, Role::analyst)) return deny("editing cases", Role::analyst);
+  return update_case(parts[1], request, caller);
+}
+
+ApiResponse PlaybookApi::start_run(const ApiRequest& request, const ApiTokenRecord& caller,
+                                   const Deny& deny) {
+  auto body = body_object(request.body);
+  if (!body) return error(400, body.error().message);
+  auto playbook = string_field(*body, "playbook", 200);
+  auto alert_id = string_field(*body, "alert_id", 200);
+  if (!playbook || !alert_id) return error(400, (!playbook ? playbook : alert_id).error().message);
+  if (playbook->empty() || alert_id->empty()) return error(400, "give 'playbook' and 'alert_id'");
+  if (body->contains("simulate") && !(*body)["simulate"].is_boolean())
+    return error(400, "'simulate' must be true or false");
+  const bool simulate = body->value("simulate", false);
+  // Analysts may try a playbook out; acting on hosts is for responders.
+  if (!has_role(caller, simulate ? Role::analyst : Role::responder)) {
+    return simulate
+               ? deny("starting playbooks", Role::analyst)
+               : deny("starting playbooks that act (without \"simulate\": true)", Role::responder);
+  }
+  if (engine_ == nullptr) return error(503, "playbooks are not enabled on this controller");
+  auto run = engine_->start(*playbook, *alert_id, caller.name, simulate);
+  if (!run) {
+    const auto& message = run.error().message;
+    return error(message.starts_with("no ") ? 404 : 422, message);
+  }
+  return reply(201, run_json(*run, nullptr));
+}
+
+ApiResponse PlaybookApi::show_run(const std::string& id) {
+  auto run = store_.find_run(id);
+  if (!run) return error(500, run.error().message);
+  if (!*run) return error(404, fmt::format("no playbook run {}", id));
+  auto steps = store_.run_steps(id);
+  if (!steps) return error(500, steps.error().message);
+  auto actions = store_.run_actions(id);
+  if (!actions) return error(500, actions.error().message);
+  auto out = run_json(**run, &*steps);
+  out["actions"] = json::array();
+  for (const auto& a : *actions) out["actions"].push_back(action_json(a));
+  return reply(200, out);
+}
+
+ApiResponse PlaybookApi::decide(const std::string& id, bool approve, const ApiRequest& request,
+                                const ApiTokenRecord& caller) {
+  auto body = body_object(request.body);
+  if (!body) return error(400, body.error().message);
+  auto reason = string_field(*body, "reason");
+  if (!reason) return error(400, reason.error().message);
+  if (!approve && reason->empty()) return error(400, "a denial needs a 'reason'");
+  auto decided = store_.decide_approval(id, approve, caller.name, *reason, clock_.now_unix_ms());
+  if (!decided) {
+    const auto& message = decided.error().message;
+    return error(message.starts_with("no approval") ? 404 : 409, message);
+  }
+  spdlog::info("api: approval {} {} by {}", id, decided->state, caller.name);
+  if (engine_ != nullptr) engine_->approval_decided(decided->run_id);
+  return reply(200, approval_json(*decided));
+}
+
+ApiResponse PlaybookApi::list_cases(const ApiRequest& request) {
+  auto since = since_param(request, clock_.now_unix_ms());
+  if (!since) return error(400, since.error().message);
+  auto cases =
+      store_.list_cases(query_param(request.target, "status"), *since, limit_param(request, 100));
+  if (!cases) return error(500, cases.error().message);
+  json list = json::array();
+  for (const auto& c : *cases) list.push_back(case_json(c));
+  return reply(200, json{{"cases", list}});
+}
+
+ApiResponse PlaybookApi::show_case(const std::string& id) {
+  auto found = store_.find_case(id);
+  if (!found) return error(500, found.error().message);
+  if (!*found) return error(404, fmt::format("no case with id {}", id));
+  auto out = case_json(**found);
+  auto runs = store_.list_runs(id, 100);
+  auto notes = store_.case_notes(id);
+  if (!runs || !notes) return error(500, (!runs ? runs.error() : notes.error()).message);
+  out["runs"] = json::array();
+  for (const auto& r : *runs) out["runs"].push_back(run_json(r, nullptr));
+  out["notes"] = json::array();
+  for (const auto& n : *notes)
+    out["notes"].push_back(
+        {{"at", format_utc_ms(n.at_ms)}, {"author", n.author}, {"text", n.text}});
+  return reply(200, out);
+}
+
+ApiResponse PlaybookApi::update_case(const std::string& id, const ApiRequest& request,
+                                     const ApiTokenRecord& caller) {
+  auto body = body_object(request.body);
+  if (!body) return error(400, body.error().message);
+  CaseChange change;
+  for (auto [field, target] : {std::pair{"status", &change.status},
+                               {"severity", &change.severity},
+                               {"assignee", &change.assignee},
+                               {"note", &change.note}}) {
+    auto value = string_field(*body, field, 64 * 1024);
+    if (!value) return error(400, value.error().message);
+    *target = std::move(*value);
+  }
+  if (change.status.empty() && change.severity.empty() && change.assignee.empty() &&
+      change.note.empty())
+    return error(400, "give at least one of 'status', 'severity', 'assignee', 'note'");
+  const json details{{"status", change.status},
+                     {"severity", change.severity},
+                     {"assignee", change.assignee},
+                     {"note", change.note}};
+  if (auto s = store_.update_case(id, change, caller.name,
+                                  {caller.name, "case.updated", id,
+                                   details.dump(-1, ' ', false, json::error_handler_t::replace)},
+                                  clock_.now_unix_ms());
+      !s) {
+    const auto& message = s.error().message;
+    return error(message.starts_with("no case") ? 404 : 400, message);
+  }
+  return show_case(id);
+}
+
+ApiResponse PlaybookApi::report(const std::string& id, const ApiRequest& request) {
+  auto format = query_param(request.target, "format");
+  if (format.empty()) format = "json";
+  if (format != "json" && format != "md" && format != "html")
+    return error(400, "format must be json, md or html");
+  auto built = build_case_report(store_, id);
+  if (!built) {
+    const auto& message = built.error().message;
+    return error(message.starts_with("no case") ? 404 : 500, message);
+  }
+  if (format == "json") return reply(200, *built);
+  ApiResponse response;
+  response.content_type =
+      format == "md" ? "text/markdown; charset=utf-8" : "text/html; charset=utf-8";
+  response.body = format == "md" ? render_case_markdown(*built) : render_case_html(*built);
+  return response;
+}
+
+ApiResponse PlaybookApi::stats(const ApiRequest& request) {
+  const auto now = clock_.now_unix_ms();
+  auto since = since_param(request, now);
+  if (!since) return error(400, since.error().message);
+  auto out = case_stats(store_, *since, now);
+  if (!out) return error(500, out.error().message);
+  return reply(200, *out);
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,694 @@
+#include "controller/playbook_engine.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <future>
+
+#include "controller/alert_intake.h"
+#include "controller/playbook_simulation.h"
+#include "protocol/crypto.h"
+#include "protocol/utc_time.h"
+
+namespace riposte::controller {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+struct PlaybookEngine::StepOutcome {
+  enum class Kind { done, failed, waiting } kind = Kind::done;
+  json output = json::object();  // what later steps see as steps.<id>
+  std::string next;              // decide: the branch taken
+  std::string outcome;           // the step record's outcome
+  std::string error;
+  std::string mode, mode_reason;
+  std::string waiting_for;
+  std::int64_t wake_at_ms = 0;
+
+  static StepOutcome failed(std::string why) {
+    StepOutcome o;
+    o.kind = Kind::failed;
+    o.outcome = "failed";
+    o.output = {{"state", "failed"}, {"error", why}};
+    o.error = std::move(why);
+    return o;
+  }
+  static StepOutcome waiting(std::string what, std::int64_t wake_at_ms) {
+    StepOutcome o;
+    o.kind = Kind::waiting;
+    o.waiting_for = std::move(what);
+    o.wake_at_ms = wake_at_ms;
+    return o;
+  }
+};
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string actor_of(const PlaybookRunRecord& run) { return "playbook:" + run.playbook; }
+
+// Which agents a step's rendered target names: `host` (the alert's host, by name or address),
+// `all`, an agent id, or a hostname. Revoked agents are never targets.
+std::vector<AgentRecord> resolve_target(const std::string& target, const json& alert,
+                                        const std::vector<AgentRecord>& agents) {
+  std::vector<AgentRecord> out;
+  const auto host = alert.value("host", json::object());
+  const auto host_name = lower(host.value("name", ""));
+  const auto host_ips = host.value("ip", json::array());
+  for (const auto& a : agents) {
+    if (a.revoked_at_ms) continue;
+    bool hit = false;
+    if (target == "all") {
+      hit = true;
+    } else if (target == "host") {
+      hit = !host_name.empty() && lower(a.facts.hostname) == host_name;
+      for (const auto& ip : host_ips) {
+        if (ip.is_string() && std::find(a.facts.ip_addresses.begin(), a.facts.ip_addresses.end(),
+                                        ip.get<std::string>()) != a.facts.ip_addresses.end())
+          hit = true;
+      }
+    } else {
+      hit = a.id == target || lower(a.facts.hostname) == lower(target);
+    }
+    if (hit) out.push_back(a);
+  }
+  return out;
+}
+
+int mode_rank(AutonomyMode mode) { return static_cast<int>(mode); }
+
+}  // namespace
+
+PlaybookEngine::PlaybookEngine(PlaybookEngineDeps deps, std::vector<Playbook> playbooks)
+    : deps_(std::move(deps)), playbooks_(std::move(playbooks)) {}
+
+PlaybookEngine::~PlaybookEngine() {
+  worker_.stop();
+  worker_.join();
+}
+
+const Playbook* PlaybookEngine::find(const std::string& name) const {
+  for (const auto& p : playbooks_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+void PlaybookEngine::post_advance(const std::string& run_id) {
+  asio::post(worker_, [this, run_id] { advance(run_id); });
+}
+
+void PlaybookEngine::drain() {
+  std::promise<void> done;
+  asio::post(worker_, [&done] { done.set_value(); });
+  done.get_future().wait();
+}
+
+void PlaybookEngine::alert_ready(const std::string& alert_id) {
+  if (playbooks_.empty()) return;
+  asio::post(worker_, [this, alert_id] {
+    auto alert = deps_.store.find_alert(alert_id);
+    if (!alert || !*alert) return;
+    const auto alert_doc = alert_json(**alert, /*with_raw=*/false);
+    for (const auto& playbook : playbooks_) {
+      std::string why_not;
+      if (!trigger_matches(playbook, alert_doc, &why_not)) {
+        spdlog::debug("playbooks: {} not started for alert {}: {}", playbook.name, alert_id,
+                      why_not);
+        continue;
+      }
+      // One run per (alert, playbook) however often the alert is reported ready.
+      const auto run_id = crypto::name_uuid("run/" + alert_id + "/" + playbook.name);
+      auto existing = deps_.store.find_run(run_id);
+      if (!existing || *existing) continue;
+      auto run = insert(playbook, **alert, run_id, "controller", false);
+      if (run) advance(run->id);
+    }
+  });
+}
+
+Result<PlaybookRunRecord> PlaybookEngine::start(const std::string& name,
+                                                const std::string& alert_id,
+                                                const std::string& started_by, bool simulate_only) {
+  const auto* playbook = find(name);
+  if (playbook == nullptr) return Error{fmt::format("no playbook named '{}' is loaded", name)};
+  auto alert = deps_.store.find_alert(alert_id);
+  if (!alert) return alert.error();
+  if (!*alert) return Error{fmt::format("no alert with id {}", alert_id)};
+  std::string why_not;
+  if (!trigger_matches(*playbook, alert_json(**alert, false), &why_not))
+    return Error{
+        fmt::format("playbook {} does not apply to alert {}: {}", name, alert_id, why_not)};
+  auto run = insert(*playbook, **alert, crypto::random_uuid(), started_by, simulate_only);
+  if (!run) return run;
+  post_advance(run->id);
+  return run;
+}
+
+Result<PlaybookRunRecord> PlaybookEngine::insert(const Playbook& playbook, const AlertRecord& alert,
+                                                 const std::string& run_id,
+                                                 const std::string& started_by,
+                                                 bool simulate_only) {
+  const auto now = deps_.clock.now_unix_ms();
+  json context = run_context(alert_json(alert, false));
+  std::string input_error;
+  for (const auto& [name, value] : playbook.inputs) {
+    auto rendered = value.render_value(context);
+    if (!rendered) {
+      input_error = fmt::format("input {}: {}", name, rendered.error().message);
+      break;
+    }
+    context["inputs"][name] = std::move(*rendered);
+  }
+  PlaybookRunRecord run;
+  run.id = run_id;
+  run.playbook = playbook.name;
+  run.playbook_version = playbook.version;
+  run.alert_id = alert.id;
+  run.case_id = alert.case_id;
+  run.started_by = started_by;
+  run.simulate_only = simulate_only;
+  run.step = playbook.steps.front().id;
+  run.step_started_at_ms = now;
+  run.context = context.dump(-1, ' ', false, json::error_handler_t::replace);
+  run.started_at_ms = now;
+  run.updated_at_ms = now;
+  const json details{
+      {"run_id", run.id},         {"playbook", run.playbook}, {"version", run.playbook_version},
+      {"alert_id", run.alert_id}, {"started_by", started_by}, {"simulate_only", simulate_only}};
+  if (auto s = deps_.store.insert_run(run, {started_by, "run.started", run.case_id, details.dump()},
+                                      now);
+      !s)
+    return s.error();
+  spdlog::info("playbooks: run {} of {} started by {} for alert {} (case {})", run.id,
+               playbook.name, started_by, alert.id, run.case_id);
+  if (!input_error.empty()) {
+    finish(&playbook, run, "failed", input_error, nullptr);
+    return run;
+  }
+  return run;
+}
+
+Status PlaybookEngine::resume() {
+  auto runs = deps_.store.unfinished_runs();
+  if (!runs) return runs.error();
+  if (!runs->empty()) spdlog::info("playbooks: resuming {} unfinished run(s)", runs->size());
+  for (const auto& run : *runs) post_advance(run.id);
+  return ok_status();
+}
+
+void PlaybookEngine::action_ended(const std::string& action_id) {
+  asio::post(worker_, [this, action_id] {
+    auto action = deps_.store.find_action(action_id);
+    if (action && *action && !(*action)->playbook_run_id.empty())
+      advance((*action)->playbook_run_id);
+  });
+}
+
+void PlaybookEngine::approval_decided(const std::string& run_id) { post_advance(run_id); }
+
+void PlaybookEngine::tick() {
+  asio::post(worker_, [this] {
+    const auto now = deps_.clock.now_unix_ms();
+    auto expired = deps_.store.expire_approvals(now);
+    if (expired) {
+      for (const auto& a : *expired) {
+        spdlog::warn("playbooks: approval {} for run {} expired unanswered", a.id, a.run_id);
+        advance(a.run_id);
+      }
+    }
+    auto runs = deps_.store.unfinished_runs();
+    if (!runs) return;
+    for (const auto& run : *runs) {
+      if (run.state == "waiting" && run.wake_at_ms > 0 && run.wake_at_ms <= now) advance(run.id);
+    }
+  });
+}
+
+void PlaybookEngine::advance(const std::string& run_id) {
+  auto found = deps_.store.find_run(run_id);
+  if (!found || !*found) {
+    spdlog::error("playbooks: cannot load run {}", run_id);
+    return;
+  }
+  PlaybookRunRecord run = std::move(**found);
+  if (run.finished_at_ms) return;
+  const auto* playbook = find(run.playbook);
+  if (playbook == nullptr) {
+    return finish(nullptr, run, "failed",
+                  fmt::format("playbook {} is no longer loaded on this controller", run.playbook),
+                  nullptr);
+  }
+  json context = json::parse(run.context, nullptr, false);
+  if (!context.is_object())
+    return finish(playbook, run, "failed", "run context is corrupt", nullptr);
+
+  // A loaded playbook has no cycle, so a run ends; the bound guards one advance's length.
+  for (int guard = 0; guard < 1000; ++guard) {
+    const auto* step = playbook->find_step(run.step);
+    if (step == nullptr) {
+      return finish(playbook, run, "failed",
+                    fmt::format("step {} is not in playbook {} version {}", run.step,
+                                playbook->name, playbook->version),
+                    nullptr);
+    }
+    const auto now = deps_.clock.now_unix_ms();
+    if (run.waiting_for == "backoff") {
+      if (now < run.wake_at_ms) return;  // a retry not yet due
+      run.waiting_for.clear();
+      run.step_started_at_ms = now;
+    }
+    auto out = execute(*playbook, *step, run, context);
+    if (out.kind == StepOutcome::Kind::waiting) {
+      const bool changed = run.state != "waiting" || run.waiting_for != out.waiting_for ||
+                           run.wake_at_ms != out.wake_at_ms;
+      run.state = "waiting";
+      run.waiting_for = out.waiting_for;
+      run.wake_at_ms = out.wake_at_ms;
+      if (changed) {
+        if (auto s = deps_.store.update_run(run, nullptr, nullptr, now); !s)
+          spdlog::error("playbooks: run {}: cannot store: {}", run.id, s.error().message);
+      }
+      return;
+    }
+    RunStepRecord record{run.id,
+                         0,
+                         step->id,
+                         std::string(step_kind_name(step->kind)),
+                         run.attempt,
+                         out.outcome,
+                         out.mode,
+                         out.mode_reason,
+                         out.output.dump(-1, ' ', false, json::error_handler_t::replace),
+                         run.step_started_at_ms,
+                         now};
+    context["steps"][step->id] = out.output;
+    run.context = context.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string next;
+    if (out.kind == StepOutcome::Kind::done) {
+      next = out.next.empty() ? step->next : out.next;
+    } else {
+      spdlog::warn("playbooks: run {} step {} attempt {} failed: {}", run.id, step->id, run.attempt,
+                   out.error);
+      if (run.attempt <= step->retries) {
+        const auto backoff = step->backoff_ms << std::min(run.attempt - 1, 10);
+        record.outcome = fmt::format("failed, retry {} of {} in {} s", run.attempt, step->retries,
+                                     backoff / 1000.0);
+        run.attempt += 1;
+        run.state = "waiting";
+        run.waiting_for = "backoff";
+        run.wake_at_ms = now + backoff;
+        if (auto s = deps_.store.update_run(run, &record, nullptr, now); !s)
+          spdlog::error("playbooks: run {}: cannot store: {}", run.id, s.error().message);
+        return;
+      }
+      if (step->on_failure == "stop" || step->on_failure == "escalate") {
+        return finish(playbook, run, step->on_failure == "stop" ? "failed" : "escalated",
+                      fmt::format("step {}: {}", step->id, out.error), &record);
+      }
+      next = step->on_failure;
+    }
+    const auto index = static_cast<std::size_t>(step - playbook->steps.data());
+    if (next == "end" || (next.empty() && index + 1 == playbook->steps.size()))
+      return finish(playbook, run, "succeeded", "", &record);
+    run.step = next.empty() ? playbook->steps[index + 1].id : next;
+    run.attempt = 1;
+    run.state = "running";
+    run.waiting_for.clear();
+    run.wake_at_ms = 0;
+    run.step_started_at_ms = now;
+    if (auto s = deps_.store.update_run(run, &record, nullptr, now); !s) {
+      spdlog::error("playbooks: run {}: cannot store its progress: {}", run.id, s.error().message);
+      return;  // the store is the run's memory: without it, stop rather than act unrecorded
+    }
+  }
+}
+
+PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
+                                                    const PlaybookStep& step,
+                                                    PlaybookRunRecord& run, json& context) {
+  const auto now = deps_.clock.now_unix_ms();
+  StepOutcome out;
+  switch (step.kind) {
+    case StepKind::action:
+    case StepKind::query:
+      return run_actions(playbook, step, run, context);
+    case StepKind::decide: {
+      auto holds = step.condition->test(context);
+      if (!holds) return StepOutcome::failed(holds.error().message);
+      out.next = *holds ? step.then_step : step.else_step;
+      out.outcome = fmt::format("{} -> {}", *holds ? "then" : "else",
+                                out.next.empty() ? "next step" : out.next);
+      out.output = {{"state", "succeeded"}, {"result", *holds}};
+      return out;
+    }
+    case StepKind::approve: {
+      auto reason = render_text(step.reason, context);
+      if (!reason) return StepOutcome::failed(reason.error().message);
+      return gate(step, run, json{{"gate", *reason}}.dump(), json::array(), *reason,
+                  step.expires_ms);
+    }
+    case StepKind::notify: {
+      auto body = render_json(step.body, context);
+      if (!body) return StepOutcome::failed(body.error().message);
+      if (!deps_.post_webhook) return StepOutcome::failed("no webhook client on this controller");
+      (*body)["case_link"] = deps_.case_link_prefix + run.case_id;
+      if (auto s = deps_.post_webhook(step.url, *body); !s)
+        return StepOutcome::failed(s.error().message);
+      out.outcome = "notified";
+      out.output = {{"state", "succeeded"}};
+      return out;
+    }
+    case StepKind::case_update: {
+      auto note = render_text(step.note, context);
+      if (!note) return StepOutcome::failed(note.error().message);
+      CaseChange change{step.status, step.severity, step.assignee, *note};
+      const json details{{"run_id", run.id},          {"step", step.id},
+                         {"status", step.status},     {"severity", step.severity},
+                         {"assignee", step.assignee}, {"note", *note}};
+      if (auto s = deps_.store.update_case(
+              run.case_id, change, actor_of(run),
+              {actor_of(run), "case.updated", run.case_id,
+               details.dump(-1, ' ', false, json::error_handler_t::replace)},
+              now);
+          !s)
+        return StepOutcome::failed(s.error().message);
+      out.outcome = step.status.empty() ? "case updated" : "case " + step.status;
+      out.output = {{"state", "succeeded"}};
+      return out;
+    }
+    case StepKind::wait:
+      if (run.waiting_for != "timer") return StepOutcome::waiting("timer", now + step.wait_ms);
+      if (now < run.wake_at_ms) return StepOutcome::waiting("timer", run.wake_at_ms);
+      out.outcome = fmt::format("waited {} s", step.wait_ms / 1000.0);
+      out.output = {{"state", "succeeded"}};
+      return out;
+  }
+  return StepOutcome::failed("unknown step kind");
+}
+
+PlaybookEngine::StepOutcome PlaybookEngine::gate(const PlaybookStep& step, PlaybookRunRecord& run,
+                                                 const std::string& what, const json& impact,
+                                                 const std::string& reason,
+                                                 std::int64_t expires_ms) {
+  const auto now = deps_.clock.now_unix_ms();
+  ApprovalRecord request;
+  // The same (run, step, attempt) always asks through the same request, also after a restart.
+  request.id = crypto::name_uuid(fmt::format("approval/{}/{}/{}", run.id, step.id, run.attempt));
+  request.run_id = run.id;
+  request.step_id = step.id;
+  request.attempt = run.attempt;
+  request.case_id = run.case_id;
+  request.requested_by = run.started_by;
+  request.what = what;
+  request.reason = reason;
+  request.impact = impact.dump();
+  request.created_at_ms = now;
+  request.expires_at_ms = now + expires_ms;
+  auto stored =
+      deps_.store.insert_approval(request,
+                                  {actor_of(run), "approval.requested", run.case_id,
+                                   json{{"approval_id", request.id},
+                                        {"run_id", run.id},
+                                        {"step", step.id},
+                                        {"reason", reason},
+                                        {"expires_at", format_utc_ms(request.expires_at_ms)}}
+                                       .dump(-1, ' ', false, json::error_handler_t::replace)},
+                                  now);
+  if (!stored) return StepOutcome::failed(stored.error().message);
+  const auto& a = *stored;
+  if (a.state == "approved") {
+    StepOutcome out;
+    out.outcome = "approved by " + a.decided_by;
+    out.output = {{"state", "approved"}, {"approval_id", a.id}, {"approver", a.decided_by}};
+    return out;
+  }
+  if (a.state == "denied") {
+    auto out = StepOutcome::failed(fmt::format(
+        "denied by {}{}", a.decided_by, a.decision_reason.empty() ? "" : ": " + a.decision_reason));
+    out.outcome = "denied";
+    return out;
+  }
+  if (a.state == "expired" || a.expires_at_ms <= now) {
+    auto out = StepOutcome::failed(
+        fmt::format("approval {} expired at {} unanswered", a.id, format_utc_ms(a.expires_at_ms)));
+    out.outcome = "approval expired";
+    return out;
+  }
+  if (run.waiting_for != "approval")
+    spdlog::info("playbooks: run {} step {} waits for approval {}", run.id, step.id, a.id);
+  return StepOutcome::waiting("approval", a.expires_at_ms);
+}
+
+PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook,
+                                                        const PlaybookStep& step,
+                                                        PlaybookRunRecord& run,
+                                                        const json& context) {
+  const auto now = deps_.clock.now_unix_ms();
+  auto target = render_text(step.target, context);
+  if (!target) return StepOutcome::failed(target.error().message);
+  auto parameters = render_json(step.parameters, context);
+  if (!parameters) return StepOutcome::failed(parameters.error().message);
+  auto agents = deps_.store.list_agents();
+  if (!agents) return StepOutcome::failed(agents.error().message);
+  const auto targets = resolve_target(*target, context["alert"], *agents);
+  if (targets.empty())
+    return StepOutcome::failed(fmt::format("no enrolled agent matches target '{}'", *target));
+
+  // The effective mode: the declaration, lowered by the run's own limit and by the ceiling of
+  // every asset the step would touch (the most restrictive one wins).
+  EffectiveMode mode{AutonomyMode::automatic, "query steps only read, so they run at once"};
+  json impact = json::array();
+  const auto assets = deps_.assets.current();
+  if (step.kind == StepKind::action) {
+    const auto declared = run.simulate_only ? AutonomyMode::simulate : step.mode;
+    mode = {AutonomyMode::automatic, ""};
+    bool first = true;
+    for (const auto& agent : targets) {
+      auto entries = assets->match(agent.facts.hostname, agent.id, agent.facts.ip_addresses);
+      std::vector<std::optional<AssetClass>> classes;
+      if (entries.empty()) classes.emplace_back(std::nullopt);
+      for (const auto* e : entries) {
+        classes.emplace_back(AssetClass{e->environment, e->criticality});
+        impact.push_back({{"agent_id", agent.id},
+                          {"hostname", agent.facts.hostname},
+                          {"asset", e->name},
+                          {"environment", e->environment},
+                          {"criticality", e->criticality},
+                          {"owner", e->owner},
+                          {"stakeholders", e->stakeholders}});
+      }
+      if (entries.empty())
+        impact.push_back(
+            {{"agent_id", agent.id}, {"hostname", agent.facts.hostname}, {"asset", nullptr}});
+      for (const auto& cls : classes) {
+        auto m = effective_mode(declared, deps_.autonomy, cls);
+        if (first || mode_rank(m.mode) < mode_rank(mode.mode)) mode = m;
+        first = false;
+      }
+    }
+    if (run.simulate_only)
+      mode.why = fmt::format("run started by {} in simulate only; {}", run.started_by, mode.why);
+  }
+
+  std::string approver;
+  if (mode.mode == AutonomyMode::approve) {
+    std::vector<std::string> hosts;
+    json target_list = json::array();
+    for (const auto& a : targets) {
+      hosts.push_back(a.facts.hostname);
+      target_list.push_back({{"agent_id", a.id}, {"hostname", a.facts.hostname}});
+    }
+    const json what{{"action", step.action}, {"targets", target_list}, {"parameters", *parameters}};
+    auto decided =
+        gate(step, run, what.dump(-1, ' ', false, json::error_handler_t::replace), impact,
+             fmt::format("{} on {} (playbook {}, step {}): {}", step.action, fmt::join(hosts, ", "),
+                         playbook.name, step.id, mode.why),
+             step.expires_ms);
+    decided.mode = autonomy_mode_name(mode.mode);
+    decided.mode_reason = mode.why;
+    if (decided.kind != StepOutcome::Kind::done) return decided;
+    approver = decided.output["approver"].get<std::string>();
+  }
+
+  ActionSubmission submission;
+  for (const auto& a : targets) submission.agent_ids.push_back(a.id);
+  submission.kind = step.action;
+  submission.parameters = *parameters;
+  submission.ttl_ms = std::max<std::int64_t>(step.timeout_ms, 1000);
+  submission.requester = run.started_by == "controller" ? actor_of(run) : run.started_by;
+  submission.approver = approver;
+  submission.case_id = run.case_id;
+  submission.playbook_run_id = run.id;
+  submission.idempotency_key = fmt::format("{}/{}/{}", run.id, step.id, run.attempt);
+  submission.simulate = mode.mode == AutonomyMode::simulate;
+  auto actions = deps_.dispatcher.submit(submission);
+  StepOutcome out;
+  out.mode = step.kind == StepKind::query ? "query" : std::string(autonomy_mode_name(mode.mode));
+  out.mode_reason = mode.why;
+  if (!actions) {
+    auto failed = StepOutcome::failed(actions.error().message);
+    failed.mode = out.mode;
+    failed.mode_reason = out.mode_reason;
+    return failed;
+  }
+  json list = json::array();
+  bool all_ended = true, all_succeeded = true;
+  json first_result;
+  for (const auto& a : *actions) {
+    all_ended = all_ended && is_terminal(a.state);
+    all_succeeded = all_succeeded && a.state == ActionState::succeeded;
+    auto j = action_json(a);
+    if (first_result.is_null() && a.state == ActionState::succeeded) first_result = j["result"];
+    list.push_back(std::move(j));
+  }
+  if (submission.simulate) {
+    out.outcome = "simulated";
+    out.output = {{"state", "simulated"}, {"actions", list}};
+    return out;
+  }
+  if (!all_ended) {
+    const auto deadline = run.step_started_at_ms + step.timeout_ms;
+    if (now >= deadline) {
+      auto failed = StepOutcome::failed(
+          fmt::format("{} not finished after {} s", step.action, step.timeout_ms / 1000.0));
+      failed.outcome = "timed out";
+      failed.output["actions"] = list;
+      failed.mode = out.mode;
+      failed.mode_reason = out.mode_reason;
+      return failed;
+    }
+    auto waiting = StepOutcome::waiting("actions", deadline);
+    return waiting;
+  }
+  if (!all_succeeded) {
+    std::vector<std::string> why;
+    for (const auto& a : *actions) {
+      if (a.state != ActionState::succeeded)
+        why.push_back(
+            fmt::format("{} on {}: {} {}", a.kind, a.agent_id, to_string(a.state), a.reason));
+    }
+    auto failed = StepOutcome::failed(fmt::format("{}", fmt::join(why, "; ")));
+    failed.output["actions"] = list;
+    failed.mode = out.mode;
+    failed.mode_reason = out.mode_reason;
+    return failed;
+  }
+  out.outcome = approver.empty() ? "succeeded" : "succeeded, approved by " + approver;
+  out.output = {{"state", "succeeded"}, {"actions", list}, {"result", first_result}};
+  return out;
+}
+
+void PlaybookEngine::finish(const Playbook* playbook, PlaybookRunRecord& run,
+                            const std::string& state, const std::string& error,
+                            const RunStepRecord* last_step) {
+  const auto now = deps_.clock.now_unix_ms();
+  run.state = state;
+  run.error = error;
+  run.step.clear();
+  run.waiting_for.clear();
+  run.wake_at_ms = 0;
+  run.finished_at_ms = now;
+  const json details{
+      {"run_id", run.id}, {"playbook", run.playbook}, {"state", state}, {"error", error}};
+  const AuditEvent audit{actor_of(run), "run.finished", run.case_id,
+                         details.dump(-1, ' ', false, json::error_handler_t::replace)};
+  if (auto s = deps_.store.update_run(run, last_step, &audit, now); !s) {
+    spdlog::error("playbooks: run {}: cannot store its end: {}", run.id, s.error().message);
+    return;
+  }
+  if (state == "succeeded") {
+    spdlog::info("playbooks: run {} of {} succeeded", run.id, run.playbook);
+  } else {
+    spdlog::warn("playbooks: run {} of {} {}: {}", run.id, run.playbook, state, error);
+  }
+  if (state == "escalated") {
+    (void)deps_.store.update_case(
+        run.case_id, {"", "", "", fmt::format("Escalated by playbook {}: {}", run.playbook, error)},
+        actor_of(run), {actor_of(run), "case.escalated", run.case_id, details.dump()}, now);
+  }
+  if (deps_.responder_webhook.empty() || !deps_.post_webhook) return;
+  const json summary{{"event", "playbook_run_finished"},
+                     {"run_id", run.id},
+                     {"playbook", run.playbook},
+                     {"owner", playbook ? playbook->owner : ""},
+                     {"state", state},
+                     {"error", error},
+                     {"alert_id", run.alert_id},
+                     {"case_id", run.case_id},
+                     {"case_link", deps_.case_link_prefix + run.case_id},
+                     {"started_by", run.started_by},
+                     {"started_at", format_utc_ms(run.started_at_ms)},
+                     {"finished_at", format_utc_ms(now)}};
+  if (auto s = deps_.post_webhook(deps_.responder_webhook, summary); !s) {
+    spdlog::error("playbooks: run {}: responder not notified: {}", run.id, s.error().message);
+    (void)deps_.store.append_audit({actor_of(run), "run.notify_failed", run.case_id,
+                                    json{{"run_id", run.id}, {"error", s.error().message}}.dump()},
+                                   now);
+  }
+}
+
+json run_json(const PlaybookRunRecord& r, const std::vector<RunStepRecord>* steps) {
+  json out{{"id", r.id},
+           {"playbook", r.playbook},
+           {"version", r.playbook_version},
+           {"alert_id", r.alert_id},
+           {"case_id", r.case_id},
+           {"started_by", r.started_by},
+           {"simulate_only", r.simulate_only},
+           {"state", r.state},
+           {"step", r.step.empty() ? json(nullptr) : json(r.step)},
+           {"attempt", r.attempt},
+           {"waiting_for", r.waiting_for.empty() ? json(nullptr) : json(r.waiting_for)},
+           {"wake_at", r.wake_at_ms > 0 ? json(format_utc_ms(r.wake_at_ms)) : json(nullptr)},
+           {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+           {"started_at", format_utc_ms(r.started_at_ms)},
+           {"updated_at", format_utc_ms(r.updated_at_ms)},
+           {"finished_at", utc_or_null(r.finished_at_ms)}};
+  if (steps != nullptr) {
+    json list = json::array();
+    for (const auto& s : *steps) {
+      auto detail = json::parse(s.detail, nullptr, false);
+      list.push_back({{"step", s.step_id},
+                      {"kind", s.kind},
+                      {"attempt", s.attempt},
+                      {"outcome", s.outcome},
+                      {"mode", s.mode.empty() ? json(nullptr) : json(s.mode)},
+                      {"mode_reason", s.mode_reason.empty() ? json(nullptr) : json(s.mode_reason)},
+                      {"output", detail.is_discarded() ? json(s.detail) : detail},
+                      {"started_at", format_utc_ms(s.started_at_ms)},
+                      {"finished_at", format_utc_ms(s.finished_at_ms)},
+                      {"duration_ms", s.finished_at_ms - s.started_at_ms}});
+    }
+    out["steps"] = std::move(list);
+  }
+  return out;
+}
+
+json approval_json(const ApprovalRecord& a) {
+  auto what = json::parse(a.what, nullptr, false);
+  auto impact = json::parse(a.impact, nullptr, false);
+  return json{
+      {"id", a.id},
+      {"run_id", a.run_id},
+      {"step", a.step_id},
+      {"attempt", a.attempt},
+      {"case_id", a.case_id},
+      {"requested_by", a.requested_by},
+      {"what", what.is_discarded() ? json(a.what) : what},
+      {"reason", a.reason},
+      {"impact", impact.is_discarded() ? json::array() : impact},
+      {"state", a.state},
+      {"decided_by", a.decided_by.empty() ? json(nullptr) : json(a.decided_by)},
+      {"decision_reason", a.decision_reason.empty() ? json(nullptr) : json(a.decision_reason)},
+      {"created_at", format_utc_ms(a.created_at_ms)},
+      {"expires_at", format_utc_ms(a.expires_at_ms)},
+      {"decided_at", utc_or_null(a.decided_at_ms)}};
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,409 @@
+// SqliteStore, continued: cases, playbook runs and approvals (schema version 7). Split from
+// sqlite_store.cpp so each file holds one part of the data model.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+#include "controller/sqlite_store.h"
+#include "protocol/sqlite_statement.h"
+
+namespace riposte::controller {
+
+using sqlite::collect_rows;
+using sqlite::db_error;
+using sqlite::Statement;
+
+namespace {
+
+constexpr std::array<std::string_view, 5> kCaseStatuses = {"new", "in_progress", "contained",
+                                                           "resolved", "false_positive"};
+constexpr std::array<std::string_view, 4> kSeverities = {"low", "medium", "high", "critical"};
+
+constexpr const char* kCaseColumns =
+    "id, title, status, severity, host_name, assignee, created_at_ms, updated_at_ms, "
+    "validated_at_ms, contained_at_ms, resolved_at_ms";
+
+CaseRecord case_from_row(const Statement& row) {
+  CaseRecord c;
+  c.id = row.text(0);
+  c.title = row.text(1);
+  c.status = row.text(2);
+  c.severity = row.text(3);
+  c.host_name = row.text(4);
+  c.assignee = row.text(5);
+  c.created_at_ms = row.integer(6);
+  c.updated_at_ms = row.integer(7);
+  c.validated_at_ms = row.optional_integer(8);
+  c.contained_at_ms = row.optional_integer(9);
+  c.resolved_at_ms = row.optional_integer(10);
+  return c;
+}
+
+constexpr const char* kRunColumns =
+    "id, playbook, playbook_version, alert_id, case_id, started_by, simulate_only, state, step, "
+    "attempt, waiting_for, step_started_at_ms, wake_at_ms, context, error, started_at_ms, "
+    "updated_at_ms, finished_at_ms";
+
+PlaybookRunRecord run_from_row(const Statement& row) {
+  PlaybookRunRecord r;
+  r.id = row.text(0);
+  r.playbook = row.text(1);
+  r.playbook_version = row.text(2);
+  r.alert_id = row.text(3);
+  r.case_id = row.text(4);
+  r.started_by = row.text(5);
+  r.simulate_only = row.integer(6) != 0;
+  r.state = row.text(7);
+  r.step = row.text(8);
+  r.attempt = static_cast<int>(row.integer(9));
+  r.waiting_for = row.text(10);
+  r.step_started_at_ms = row.integer(11);
+  r.wake_at_ms = row.integer(12);
+  r.context = row.text(13);
+  r.error = row.text(14);
+  r.started_at_ms = row.integer(15);
+  r.updated_at_ms = row.integer(16);
+  r.finished_at_ms = row.optional_integer(17);
+  return r;
+}
+
+constexpr const char* kApprovalColumns =
+    "id, run_id, step_id, attempt, case_id, requested_by, what, reason, impact, state, "
+    "decided_by, decision_reason, created_at_ms, expires_at_ms, decided_at_ms";
+
+ApprovalRecord approval_from_row(const Statement& row) {
+  ApprovalRecord a;
+  a.id = row.text(0);
+  a.run_id = row.text(1);
+  a.step_id = row.text(2);
+  a.attempt = static_cast<int>(row.integer(3));
+  a.case_id = row.text(4);
+  a.requested_by = row.text(5);
+  a.what = row.text(6);
+  a.reason = row.text(7);
+  a.impact = row.text(8);
+  a.state = row.text(9);
+  a.decided_by = row.text(10);
+  a.decision_reason = row.text(11);
+  a.created_at_ms = row.integer(12);
+  a.expires_at_ms = row.integer(13);
+  a.decided_at_ms = row.optional_integer(14);
+  return a;
+}
+
+bool one_of(auto const& list, std::string_view value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+}  // namespace
+
+Result<std::optional<CaseRecord>> SqliteStore::find_case(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM cases WHERE id = ?", kCaseColumns));
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<CaseRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find case");
+  auto c = case_from_row(q);
+  Statement alerts(cache_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
+  alerts.bind(id);
+  while (alerts.step() == SQLITE_ROW) c.alert_ids.push_back(alerts.text(0));
+  return std::optional<CaseRecord>(std::move(c));
+}
+
+Result<std::vector<CaseRecord>> SqliteStore::list_cases(const std::string& status,
+                                                        std::int64_t since_ms, int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM cases WHERE (? = '' OR status = ?) AND "
+                                  "created_at_ms >= ? ORDER BY created_at_ms DESC, id LIMIT ?",
+                                  kCaseColumns));
+  q.bind(status, status, since_ms, limit);
+  return collect_rows(db_, q, case_from_row, "list cases");
+}
+
+Status SqliteStore::update_case(const std::string& id, const CaseChange& change,
+                                const std::string& actor, const AuditEvent& audit,
+                                std::int64_t now_ms) {
+  if (!change.status.empty() && !one_of(kCaseStatuses, change.status)) {
+    return Error{
+        fmt::format("case status '{}' is not one of new, in_progress, contained, "
+                    "resolved, false_positive",
+                    change.status)};
+  }
+  if (!change.severity.empty() && !one_of(kSeverities, change.severity))
+    return Error{
+        fmt::format("severity '{}' is not one of low, medium, high, critical", change.severity)};
+  if (change.note.size() > 64 * 1024) return Error{"a case note is at most 64 KiB"};
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    const bool contained = change.status == "contained";
+    const bool closed = change.status == "resolved" || change.status == "false_positive";
+    // A resolved case was contained by then, if it never said so.
+    auto updated =
+        Statement(cache_,
+                  "UPDATE cases SET status = CASE WHEN ? = '' THEN status ELSE ? END, "
+                  "severity = CASE WHEN ? = '' THEN severity ELSE ? END, "
+                  "assignee = CASE WHEN ? = '' THEN assignee ELSE ? END, updated_at_ms = ?, "
+                  "contained_at_ms = CASE WHEN (? OR ?) AND contained_at_ms IS NULL THEN ? ELSE "
+                  "contained_at_ms END, resolved_at_ms = CASE WHEN ? AND resolved_at_ms IS NULL "
+                  "THEN ? ELSE resolved_at_ms END WHERE id = ?")
+            .bind(change.status, change.status, change.severity, change.severity, change.assignee,
+                  change.assignee, now_ms, static_cast<int>(contained),
+                  static_cast<int>(closed && change.status == "resolved"), now_ms,
+                  static_cast<int>(closed), now_ms, id)
+            .run();
+    if (!updated) return updated;
+    if (sqlite3_changes(db_) == 0) return Error{fmt::format("no case {}", id)};
+    if (!change.note.empty()) {
+      auto noted = Statement(cache_,
+                             "INSERT INTO case_notes (case_id, at_ms, author, text) VALUES (?, ?, "
+                             "?, ?)")
+                       .bind(id, now_ms, actor, change.note)
+                       .run();
+      if (!noted) return noted;
+    }
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::vector<CaseNoteRecord>> SqliteStore::case_notes(const std::string& case_id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT at_ms, author, text FROM case_notes WHERE case_id = ? ORDER BY at_ms, rowid");
+  q.bind(case_id);
+  return collect_rows(
+      db_, q,
+      [](const Statement& r) {
+        return CaseNoteRecord{r.integer(0), r.text(1), r.text(2)};
+      },
+      "list case notes");
+}
+
+Status SqliteStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& audit,
+                               std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto inserted =
+        Statement(cache_, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
+                                      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                      kRunColumns))
+            .bind(r.id, r.playbook, r.playbook_version, r.alert_id, r.case_id, r.started_by,
+                  static_cast<int>(r.simulate_only), r.state, r.step, r.attempt, r.waiting_for,
+                  r.step_started_at_ms, r.wake_at_ms, r.context, r.error, r.started_at_ms,
+                  r.updated_at_ms, r.finished_at_ms)
+            .run();
+    if (!inserted) return inserted;
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Status SqliteStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* ended,
+                               const AuditEvent* audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto updated = Statement(cache_,
+                             "UPDATE playbook_runs SET state = ?, step = ?, attempt = ?, "
+                             "waiting_for = ?, step_started_at_ms = ?, wake_at_ms = ?, context = "
+                             "?, error = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?")
+                       .bind(r.state, r.step, r.attempt, r.waiting_for, r.step_started_at_ms,
+                             r.wake_at_ms, r.context, r.error, now_ms, r.finished_at_ms, r.id)
+                       .run();
+    if (!updated) return updated;
+    if (sqlite3_changes(db_) == 0) return Error{fmt::format("no playbook run {}", r.id)};
+    if (ended != nullptr) {
+      const auto& s = *ended;
+      auto appended =
+          Statement(cache_,
+                    "INSERT INTO run_steps (run_id, seq, step_id, kind, attempt, outcome, mode, "
+                    "mode_reason, detail, started_at_ms, finished_at_ms) VALUES (?, (SELECT "
+                    "COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = ?), ?, ?, ?, ?, ?, "
+                    "?, ?, ?, ?)")
+              .bind(r.id, r.id, s.step_id, s.kind, s.attempt, s.outcome, s.mode, s.mode_reason,
+                    s.detail, s.started_at_ms, s.finished_at_ms)
+              .run();
+      if (!appended) return appended;
+    }
+    return audit != nullptr ? append_audit_locked(*audit, now_ms) : ok_status();
+  });
+}
+
+Result<std::optional<PlaybookRunRecord>> SqliteStore::find_run(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE id = ?", kRunColumns));
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<PlaybookRunRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find playbook run");
+  return std::optional<PlaybookRunRecord>(run_from_row(q));
+}
+
+Result<std::vector<PlaybookRunRecord>> SqliteStore::list_runs(const std::string& case_id,
+                                                              int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE ? = '' OR case_id = ? "
+                                  "ORDER BY started_at_ms DESC, id LIMIT ?",
+                                  kRunColumns));
+  q.bind(case_id, case_id, limit);
+  return collect_rows(db_, q, run_from_row, "list playbook runs");
+}
+
+Result<std::vector<PlaybookRunRecord>> SqliteStore::unfinished_runs() {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE finished_at_ms IS NULL "
+                                  "ORDER BY started_at_ms, id",
+                                  kRunColumns));
+  return collect_rows(db_, q, run_from_row, "list unfinished playbook runs");
+}
+
+Result<std::vector<RunStepRecord>> SqliteStore::run_steps(const std::string& run_id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT run_id, seq, step_id, kind, attempt, outcome, mode, mode_reason, detail, "
+              "started_at_ms, finished_at_ms FROM run_steps WHERE run_id = ? ORDER BY seq");
+  q.bind(run_id);
+  return collect_rows(
+      db_, q,
+      [](const Statement& r) {
+        RunStepRecord s;
+        s.run_id = r.text(0);
+        s.seq = static_cast<int>(r.integer(1));
+        s.step_id = r.text(2);
+        s.kind = r.text(3);
+        s.attempt = static_cast<int>(r.integer(4));
+        s.outcome = r.text(5);
+        s.mode = r.text(6);
+        s.mode_reason = r.text(7);
+        s.detail = r.text(8);
+        s.started_at_ms = r.integer(9);
+        s.finished_at_ms = r.integer(10);
+        return s;
+      },
+      "list run steps");
+}
+
+Result<ApprovalRecord> SqliteStore::insert_approval(const ApprovalRecord& a,
+                                                    const AuditEvent& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::optional<ApprovalRecord> stored;
+  auto s = in_transaction([&]() -> Status {
+    Statement existing(cache_,
+                       fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+    existing.bind(a.id);
+    if (existing.step() == SQLITE_ROW) {
+      stored = approval_from_row(existing);
+      return ok_status();
+    }
+    auto inserted =
+        Statement(cache_, fmt::format("INSERT INTO approvals ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                                      "?, ?, ?, ?, ?, ?, ?)",
+                                      kApprovalColumns))
+            .bind(a.id, a.run_id, a.step_id, a.attempt, a.case_id, a.requested_by, a.what, a.reason,
+                  a.impact, a.state, a.decided_by, a.decision_reason, a.created_at_ms,
+                  a.expires_at_ms, a.decided_at_ms)
+            .run();
+    if (!inserted) return inserted;
+    stored = a;
+    return append_audit_locked(audit, now_ms);
+  });
+  if (!s) return s.error();
+  return *stored;
+}
+
+Result<std::optional<ApprovalRecord>> SqliteStore::find_approval(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<ApprovalRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find approval");
+  return std::optional<ApprovalRecord>(approval_from_row(q));
+}
+
+Result<std::vector<ApprovalRecord>> SqliteStore::list_approvals(const std::string& state,
+                                                                const std::string& case_id,
+                                                                int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE (? = '' OR state = ?) AND "
+                                  "(? = '' OR case_id = ?) ORDER BY created_at_ms DESC, id LIMIT ?",
+                                  kApprovalColumns));
+  q.bind(state, state, case_id, case_id, limit);
+  return collect_rows(db_, q, approval_from_row, "list approvals");
+}
+
+Result<ApprovalRecord> SqliteStore::decide_approval(const std::string& id, bool approve,
+                                                    const std::string& by,
+                                                    const std::string& reason,
+                                                    std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::optional<ApprovalRecord> decided;
+  auto s = in_transaction([&]() -> Status {
+    Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+    q.bind(id);
+    if (q.step() != SQLITE_ROW) return Error{fmt::format("no approval {}", id)};
+    auto a = approval_from_row(q);
+    if (a.state != "pending") {
+      return Error{fmt::format("approval {} is already {}{}", id, a.state,
+                               a.decided_by.empty() ? "" : " by " + a.decided_by)};
+    }
+    if (a.expires_at_ms <= now_ms) return Error{fmt::format("approval {} has expired", id)};
+    // Two people for every approved action: whoever started the run cannot wave it through.
+    if (by == a.requested_by) {
+      return Error{fmt::format(
+          "{} started this run and cannot also approve or deny it; another operator must", by)};
+    }
+    a.state = approve ? "approved" : "denied";
+    a.decided_by = by;
+    a.decision_reason = reason;
+    a.decided_at_ms = now_ms;
+    auto updated = Statement(cache_,
+                             "UPDATE approvals SET state = ?, decided_by = ?, decision_reason = ?, "
+                             "decided_at_ms = ? WHERE id = ? AND state = 'pending'")
+                       .bind(a.state, by, reason, now_ms, id)
+                       .run();
+    if (!updated) return updated;
+    auto audited = append_audit_locked(
+        {by, approve ? "approval.approved" : "approval.denied", a.case_id,
+         nlohmann::json{
+             {"approval_id", id}, {"run_id", a.run_id}, {"step", a.step_id}, {"reason", reason}}
+             .dump()},
+        now_ms);
+    if (!audited) return audited;
+    decided = std::move(a);
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return *decided;
+}
+
+Result<std::vector<ApprovalRecord>> SqliteStore::expire_approvals(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<ApprovalRecord> expired;
+  auto s = in_transaction([&]() -> Status {
+    Statement q(cache_,
+                fmt::format("SELECT {} FROM approvals WHERE state = 'pending' AND expires_at_ms "
+                            "<= ? ORDER BY expires_at_ms",
+                            kApprovalColumns));
+    q.bind(now_ms);
+    auto due = collect_rows(db_, q, approval_from_row, "find expired approvals");
+    if (!due) return due.error();
+    for (auto& a : *due) {
+      auto updated =
+          Statement(cache_, "UPDATE approvals SET state = 'expired' WHERE id = ?").bind(a.id).run();
+      if (!updated) return updated;
+      auto audited = append_audit_locked(
+          {"controller", "approval.expired", a.case_id,
+           nlohmann::json{{"approval_id", a.id}, {"run_id", a.run_id}, {"step", a.step_id}}.dump()},
+          now_ms);
+      if (!audited) return audited;
+      a.state = "expired";
+      expired.push_back(std::move(a));
+    }
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return expired;
+}
+
+}  // namespace riposte::controller
