@@ -49,12 +49,6 @@ void AlertCommands::attach(CLI::App& app) {
                                    "hosts with their application, environment, "
                                    "criticality and owner; gaps on both sides");
   assets_->add_flag("--json", json_, "print JSON");
-
-  auto* cases = app.add_subcommand("cases", "cases grouping related alerts");
-  cases->require_subcommand(1);
-  case_show_ = cases->add_subcommand("show", "show one case");
-  case_show_->add_option("ID", id_, "case id")->required();
-  case_show_->add_flag("--json", json_, "print JSON");
 }
 
 std::optional<int> AlertCommands::run(const Connection& c) {
@@ -132,57 +126,11 @@ std::optional<int> AlertCommands::run(const Connection& c) {
     }
     return 0;
   }
-  if (case_show_->parsed()) {
-    const auto result = call(c, "GET", "/api/v1/cases/" + id_);
-    if (json_) {
-      std::cout << result.dump(2) << "\n";
-    } else {
-      for (const char* key :
-           {"id", "title", "status", "severity", "host", "created_at", "updated_at", "alerts"})
-        std::cout << fmt::format("{:<12} {}\n", std::string(key) + ":", text(result[key]));
-    }
-    return 0;
-  }
   return std::nullopt;
 }
 
 int AlertCommands::submit(const Connection& c) {
-  std::string content;
-  if (file_ == "-") {
-    std::ostringstream in;
-    in << std::cin.rdbuf();
-    content = in.str();
-  } else {
-    std::ifstream in(file_, std::ios::binary);
-    if (!in) die(fmt::format("cannot read {}", file_));
-    std::ostringstream text_in;
-    text_in << in.rdbuf();
-    content = text_in.str();
-  }
-  // One JSON document (an alert or a list), or JSON lines: one alert per line.
-  std::vector<json> documents;
-  auto whole = json::parse(content, nullptr, /*allow_exceptions=*/false);
-  if (!whole.is_discarded()) {
-    if (whole.is_array()) {
-      for (auto& d : whole) documents.push_back(std::move(d));
-    } else {
-      documents.push_back(std::move(whole));
-    }
-  } else {
-    std::istringstream lines(content);
-    std::string line;
-    for (std::size_t n = 1; std::getline(lines, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      auto doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (doc.is_discarded())
-        die(
-            fmt::format("{}: line {} is not JSON (the file is neither one JSON document nor JSON "
-                        "lines)",
-                        file_, n));
-      documents.push_back(std::move(doc));
-    }
-  }
-  if (documents.empty()) die(fmt::format("{}: no alerts in it", file_));
+  const auto documents = read_json_documents(file_);
   const std::string target = "/api/v1/alerts" + (format_.empty() ? "" : "?format=" + format_);
   json combined{
       {"ids", json::array()}, {"stored", 0}, {"duplicates", 0}, {"alerts", json::array()}};

@@ -1,6 +1,6 @@
 #pragma once
 
-// `riposte alerts|intel|assets|cases ...`: alert intake and what the controller learned about
+// `riposte alerts|intel|assets ...`: alert intake and what the controller learned about
 // each alert (validation, enrichment, confidence), threat-intel lookups, the asset map.
 
 #include <CLI/CLI.hpp>
@@ -27,7 +27,6 @@ class AlertCommands {
   CLI::App* feeds_ = nullptr;
   CLI::App* reload_ = nullptr;
   CLI::App* assets_ = nullptr;
-  CLI::App* case_show_ = nullptr;
   bool json_ = false;
   std::string file_;
   std::string format_;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "controller/cli_alerts.h"
+#include "controller/cli_cases.h"
 #include "controller/cli_operators.h"
 #include "controller/cli_playbooks.h"
 #include "controller/cli_support.h"
@@ -173,6 +174,8 @@ int main(int argc, char** argv) {
   operator_commands.attach(app);
   PlaybookCommands playbook_commands;
   playbook_commands.attach(app);
+  CaseCommands case_commands;
+  case_commands.attach(app);
 
   try {
     app.parse(argc, argv);
@@ -186,6 +189,7 @@ int main(int argc, char** argv) {
   if (auto handled = alert_commands.run(c)) return *handled;
   if (auto handled = operator_commands.run(c)) return *handled;
   if (auto handled = playbook_commands.run(c)) return *handled;
+  if (auto handled = case_commands.run(c)) return *handled;
   if (list->parsed()) {
     const auto result = call(c, "GET", "/api/v1/agents");
     if (as_json) {

@@ -39,37 +39,28 @@ void PlaybookCommands::attach(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingFile);
   test_->add_flag("--json", json_, "print one JSON object per alert");
+  list_ = playbooks->add_subcommand("list", "the playbooks the controller has loaded");
+  list_->add_flag("--json", json_, "print JSON");
+  start_ = playbooks->add_subcommand(
+      "run", "run a loaded playbook over an alert now (a responder; an analyst with --simulate)");
+  start_->add_option("NAME", name_, "playbook name")->required();
+  start_->add_option("--alert", alert_id_, "alert id")->required();
+  start_->add_flag("--simulate", simulate_,
+                   "every action only simulated: signed, recorded, not sent");
+  start_->add_flag("--json", json_, "print JSON");
 }
 
 namespace {
 
-// JSON lines, or one JSON document that is an alert or a list of alerts.
-std::vector<json> read_alerts(const std::string& path) {
-  std::ifstream in(path);
-  const std::string contents((std::istreambuf_iterator<char>(in)), {});
-  auto whole = json::parse(contents, nullptr, false);
-  if (!whole.is_discarded())
-    return whole.is_array() ? whole.get<std::vector<json>>() : std::vector<json>{whole};
-  std::vector<json> alerts;
-  std::istringstream lines(contents);
-  int number = 0;
-  for (std::string line; std::getline(lines, line);) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto alert = json::parse(line, nullptr, false);
-    if (alert.is_discarded() || !alert.is_object())
-      die(fmt::format("{}:{}: not a JSON object", path, number));
-    alerts.push_back(std::move(alert));
-  }
-  return alerts;
-}
-
 int backtest(const std::string& file, const std::string& alerts_file, bool as_json) {
   const auto playbook = load_playbook(file);
   if (!playbook) die(playbook.error().message);
-  const auto alerts = read_alerts(alerts_file);
+  const auto alerts = read_json_documents(alerts_file);
   std::size_t triggered = 0, actions = 0, failed = 0;
-  for (const auto& alert : alerts) {
+  for (std::size_t i = 0; i < alerts.size(); ++i) {
+    const auto& alert = alerts[i];
+    if (!alert.is_object())
+      die(fmt::format("{}: alert {} is not a JSON object", alerts_file, i + 1));
     const auto sim = simulate_playbook(*playbook, alert);
     triggered += sim.triggered;
     actions += sim.actions.size();
@@ -118,6 +109,35 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
 }  // namespace
 
 std::optional<int> PlaybookCommands::run(const Connection& c) {
+  if (list_->parsed()) {
+    const auto result = call(c, "GET", "/api/v1/playbooks");
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : result["playbooks"]) {
+      rows.push_back({text(p["name"]), text(p["version"]), text(p["owner"]), p["steps"].dump(),
+                      text(p["description"])});
+    }
+    print_table({"NAME", "VERSION", "OWNER", "STEPS", "DESCRIPTION"}, rows);
+    return 0;
+  }
+  if (start_->parsed()) {
+    const auto run =
+        call(c, "POST", "/api/v1/runs",
+             json{{"playbook", name_}, {"alert_id", alert_id_}, {"simulate", simulate_}});
+    if (json_) {
+      std::cout << run.dump(2) << "\n";
+    } else {
+      std::cout << fmt::format(
+          "run {} of {} started{} (case {}); follow it with `riposte runs show "
+          "{}`\n",
+          text(run["id"]), text(run["playbook"]), simulate_ ? " in simulate only" : "",
+          text(run["case_id"]), text(run["id"]));
+    }
+    return 0;
+  }
   if (!impact_->parsed()) return std::nullopt;
   const auto playbook = load_playbook(file_);
   if (!playbook) die(playbook.error().message);

@@ -6,6 +6,8 @@
 // controller's asset map), who is responsible for them, and the mode it would really run in
 // under the controller's autonomy ceilings: the list to agree with those teams before raising
 // a playbook's autonomy.
+// `riposte playbooks list` and `riposte playbooks run NAME --alert ID [--simulate]`: the
+// playbooks the controller loaded, and starting one over an alert.
 // `riposte playbooks test FILE --alerts FILE.jsonl`: the backtest, offline — per recorded alert,
 // whether the playbook triggers, the path it takes and the actions it would dispatch.
 
@@ -22,13 +24,18 @@ class PlaybookCommands {
   void attach(CLI::App& app);
   // Runs an offline command that was parsed (validate, test); nullopt when none was.
   std::optional<int> run_offline();
-  // Runs a command that asks the controller (impact); nullopt when none was parsed.
+  // Runs a command that asks the controller (impact, list, run); nullopt when none was parsed.
   std::optional<int> run(const Connection& c);
 
  private:
   CLI::App* validate_ = nullptr;
   CLI::App* impact_ = nullptr;
   CLI::App* test_ = nullptr;
+  CLI::App* list_ = nullptr;
+  CLI::App* start_ = nullptr;
+  std::string name_;
+  std::string alert_id_;
+  bool simulate_ = false;
   std::string file_;
   std::string alerts_;
   bool json_ = false;

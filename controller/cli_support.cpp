@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "protocol/address.h"
 #include "protocol/https_client.h"
@@ -124,6 +126,45 @@ std::string url_encode(std::string_view value) {
     }
   }
   return out;
+}
+
+std::vector<json> read_json_documents(const std::string& path) {
+  std::string content;
+  if (path == "-") {
+    std::ostringstream in;
+    in << std::cin.rdbuf();
+    content = in.str();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) die(fmt::format("cannot read {}", path));
+    std::ostringstream text_in;
+    text_in << in.rdbuf();
+    content = text_in.str();
+  }
+  std::vector<json> documents;
+  auto whole = json::parse(content, nullptr, /*allow_exceptions=*/false);
+  if (!whole.is_discarded()) {
+    if (whole.is_array()) {
+      for (auto& d : whole) documents.push_back(std::move(d));
+    } else {
+      documents.push_back(std::move(whole));
+    }
+  } else {
+    std::istringstream lines(content);
+    std::string line;
+    for (std::size_t n = 1; std::getline(lines, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (doc.is_discarded())
+        die(
+            fmt::format("{}: line {} is not JSON (the file is neither one JSON document nor JSON "
+                        "lines)",
+                        path, n));
+      documents.push_back(std::move(doc));
+    }
+  }
+  if (documents.empty()) die(fmt::format("{}: no JSON document in it", path));
+  return documents;
 }
 
 }  // namespace riposte::cli

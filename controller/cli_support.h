@@ -34,6 +34,9 @@ nlohmann::json call(const Connection& c, const std::string& method, const std::s
 std::string text(const nlohmann::json& v);
 void print_table(const std::vector<std::string>& headers,
                  const std::vector<std::vector<std::string>>& rows);
+// The JSON documents in a file ('-': stdin): one document (a list gives its items) or JSON lines.
+// Dies naming the file and line that is not JSON, or when there is none.
+std::vector<nlohmann::json> read_json_documents(const std::string& path);
 // Percent-encodes a query-string value.
 std::string url_encode(std::string_view value);
 

@@ -139,10 +139,25 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       config.autonomy = std::move(*policy);
     }
     if (const auto playbooks = root["playbooks"]) {
-      if (auto s = check_keys(playbooks, {"dir", "responder_webhook", "webhook_ca_file"}, path,
-                              "playbooks");
+      if (auto s =
+              check_keys(playbooks, {"dir", "responder_webhook", "webhooks", "webhook_ca_file"},
+                         path, "playbooks");
           !s)
         return s.error();
+      if (const auto hooks = playbooks["webhooks"]) {
+        if (!hooks.IsMap())
+          return Error{
+              fmt::format("{}: playbooks.webhooks must map names to https URLs", path.string())};
+        for (const auto& hook : hooks) {
+          const auto name = hook.first.as<std::string>();
+          const auto url = hook.second.as<std::string>();
+          // The message never repeats the URL: it may carry the webhook's secret.
+          if (auto parsed = parse_webhook_url(url); !parsed)
+            return Error{fmt::format("{}: playbooks.webhooks.{}: not an https:// URL (line {})",
+                                     path.string(), name, hook.second.Mark().line + 1)};
+          config.webhooks[name] = url;
+        }
+      }
       if (playbooks["dir"]) config.playbooks_dir = resolve(playbooks["dir"].as<std::string>());
       if (playbooks["responder_webhook"]) {
         config.responder_webhook = playbooks["responder_webhook"].as<std::string>();

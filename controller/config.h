@@ -3,6 +3,7 @@
 // The controller's configuration: a YAML file (every key optional), then command-line flags on top.
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,7 @@ struct ControllerConfig {
   // servers' certificates must chain to (empty: the system trust store).
   std::filesystem::path playbooks_dir;
   std::string responder_webhook;
+  std::map<std::string, std::string> webhooks;  // NAME -> https URL, for `url: webhook:NAME`
   std::filesystem::path webhook_ca_file;
 };
 

@@ -128,7 +128,7 @@ Status ControllerService::start() {
                            if (!posted) return posted.error();
                            return ok_status();
                          },
-                         config_.responder_webhook, ""},
+                         config_.responder_webhook, config_.webhooks, ""},
       std::move(playbooks));
   dispatcher_->add_observer(
       [this](const std::string& action_id, ActionState) { engine_->action_ended(action_id); });

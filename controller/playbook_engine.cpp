@@ -156,6 +156,8 @@ Result<PlaybookRunRecord> PlaybookEngine::insert(const Playbook& playbook, const
                                                  bool simulate_only) {
   const auto now = deps_.clock.now_unix_ms();
   json context = run_context(alert_json(alert, false));
+  context["case"]["url"] = deps_.case_link_prefix + alert.case_id;
+  context["run"] = {{"id", run_id}, {"playbook", playbook.name}, {"started_by", started_by}};
   std::string input_error;
   for (const auto& [name, value] : playbook.inputs) {
     auto rendered = value.render_value(context);
@@ -311,11 +313,22 @@ void PlaybookEngine::advance(const std::string& run_id) {
         return finish(playbook, run, step->on_failure == "stop" ? "failed" : "escalated",
                       fmt::format("step {}: {}", step->id, out.error), &record);
       }
+      context["run"]["failed_step"] = step->id;
+      context["run"]["failure"] = out.error;
+      run.context = context.dump(-1, ' ', false, json::error_handler_t::replace);
       next = step->on_failure;
     }
     const auto index = static_cast<std::size_t>(step - playbook->steps.data());
-    if (next == "end" || (next.empty() && index + 1 == playbook->steps.size()))
-      return finish(playbook, run, "succeeded", "", &record);
+    if (next == "end" || (next.empty() && index + 1 == playbook->steps.size())) {
+      // The playbook ran to its end, but a failure it handled stays visible on the run.
+      const auto& failed = context["run"];
+      const auto handled =
+          failed.contains("failed_step")
+              ? fmt::format("step {} failed ({}); its on_failure step took over",
+                            failed["failed_step"].get<std::string>(), failed.value("failure", ""))
+              : std::string();
+      return finish(playbook, run, "succeeded", handled, &record);
+    }
     run.step = next.empty() ? playbook->steps[index + 1].id : next;
     run.attempt = 1;
     run.state = "running";
@@ -357,8 +370,16 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       auto body = render_json(step.body, context);
       if (!body) return StepOutcome::failed(body.error().message);
       if (!deps_.post_webhook) return StepOutcome::failed("no webhook client on this controller");
+      std::string url = step.url;
+      if (url.starts_with("webhook:")) {
+        const auto named = deps_.webhooks.find(url.substr(8));
+        if (named == deps_.webhooks.end())
+          return StepOutcome::failed(
+              fmt::format("{} is not defined in controller.yaml (playbooks.webhooks)", url));
+        url = named->second;
+      }
       (*body)["case_link"] = deps_.case_link_prefix + run.case_id;
-      if (auto s = deps_.post_webhook(step.url, *body); !s)
+      if (auto s = deps_.post_webhook(url, *body); !s)
         return StepOutcome::failed(s.error().message);
       out.outcome = "notified";
       out.output = {{"state", "succeeded"}};

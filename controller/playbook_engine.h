@@ -51,6 +51,8 @@ struct PlaybookEngineDeps {
   std::function<Status(const std::string& url, const nlohmann::json& body)> post_webhook;
   // Told when a run ends (responder notification); "" for none.
   std::string responder_webhook;
+  // Named webhooks a notify step's `url: webhook:NAME` refers to (secrets stay out of playbooks).
+  std::map<std::string, std::string> webhooks;
   // Prefix of a case's link in notifications, e.g. "https://soc.example:8443/api/v1/cases/".
   std::string case_link_prefix;
 };

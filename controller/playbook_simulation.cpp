@@ -54,14 +54,21 @@ Result<std::string> render_text(const std::string& text, const json& context) {
 }
 
 json run_context(const json& alert) {
+  // The validation record says "outcome"; playbooks read validation.status, as the alert does.
+  json validation = alert.value("validation", json());
+  if (validation.is_object() && !validation.contains("status")) {
+    validation["status"] =
+        validation.contains("outcome") ? validation["outcome"] : alert.value("status", json());
+  }
   return json{{"alert", alert},
               {"observables", alert.value("observables", json::array())},
-              {"validation", alert.value("validation", json())},
+              {"validation", validation},
               {"enrichment", alert.value("enrichment", json())},
               {"confidence", alert.value("confidence", json())},
               {"case", {{"id", alert.value("case_id", json())}}},
               {"inputs", json::object()},
-              {"steps", json::object()}};
+              {"steps", json::object()},
+              {"run", json::object()}};
 }
 
 bool trigger_matches(const Playbook& playbook, const json& alert, std::string* why_not) {
@@ -206,6 +213,8 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
         sim.error = fmt::format("step {}: {} ({})", step.id, failure, step.on_failure);
         return sim;
       }
+      context["run"]["failed_step"] = step.id;
+      context["run"]["failure"] = failure;
       next = step.on_failure;
     } else {
       sim.path.push_back(std::move(taken));

@@ -25,7 +25,10 @@ Result<std::string> render_text(const std::string& text, const nlohmann::json& c
 // Whether the trigger holds for the alert; `why_not` says which condition did not.
 bool trigger_matches(const Playbook& playbook, const nlohmann::json& alert, std::string* why_not);
 
-// The context expressions see: alert, observables, validation, enrichment, confidence, case.
+// The context expressions see: alert, observables, validation (its `status` as the alert's),
+// enrichment, confidence, case (id; url when run by the controller), inputs, steps (each ended
+// step's output) and run (id, playbook, started_by; failed_step and failure once a step failed
+// and its on_failure step runs).
 nlohmann::json run_context(const nlohmann::json& alert);
 
 struct SimulatedStep {

@@ -11,7 +11,7 @@ namespace riposte::controller {
 
 Result<WebhookUrl> parse_webhook_url(const std::string& url) {
   constexpr std::string_view kScheme = "https://";
-  if (!url.starts_with(kScheme)) return Error{fmt::format("webhook '{}' must be https://", url)};
+  if (!url.starts_with(kScheme)) return Error{"a webhook URL must start with https://"};
   std::string_view rest = std::string_view(url).substr(kScheme.size());
   const auto slash = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, slash);
@@ -19,7 +19,7 @@ Result<WebhookUrl> parse_webhook_url(const std::string& url) {
   out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (out.target.front() == '?') out.target.insert(0, "/");
   if (authority.find('@') != std::string_view::npos)
-    return Error{"webhook URLs carry no user:password (put secrets in the path or the CA file)"};
+    return Error{"webhook URLs carry no user:password (a token belongs in the path)"};
   const auto colon = authority.rfind(':');
   if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
     const auto port_text = authority.substr(colon + 1);
@@ -28,11 +28,11 @@ Result<WebhookUrl> parse_webhook_url(const std::string& url) {
         std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
         port > 65535)
-      return Error{fmt::format("webhook '{}': bad port", url)};
+      return Error{"a webhook URL has a bad port"};
     out.port = static_cast<std::uint16_t>(port);
     authority = authority.substr(0, colon);
   }
-  if (authority.empty()) return Error{fmt::format("webhook '{}' has no host", url)};
+  if (authority.empty()) return Error{"a webhook URL has no host"};
   out.host = std::string(authority);
   return out;
 }

@@ -1,0 +1,278 @@
+#include "controller/cli_cases.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "protocol/secure_file.h"
+
+namespace riposte::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::string seconds_text(const json& v) {
+  if (!v.is_number()) return "-";
+  const double s = v.get<double>();
+  if (s < 120) return fmt::format("{:.1f}s", s);
+  if (s < 7200) return fmt::format("{:.1f}m", s / 60);
+  return fmt::format("{:.1f}h", s / 3600);
+}
+
+}  // namespace
+
+void CaseCommands::attach(CLI::App& app) {
+  auto* cases =
+      app.add_subcommand("cases", "cases: an incident from its first alert to resolution");
+  cases->require_subcommand(1);
+  case_list_ = cases->add_subcommand("list", "recent cases with time to validate/contain/resolve");
+  case_list_->add_option("--status", status_,
+                         "only new, in_progress, contained, resolved or false_positive");
+  case_list_->add_option("--since", since_,
+                         "created within this long (default 30d) or since a time");
+  case_list_->add_option("--limit", limit_, "at most this many (default 50)");
+  case_list_->add_flag("--json", json_, "print JSON");
+  case_show_ = cases->add_subcommand("show", "one case: alerts, runs, notes, milestones");
+  case_show_->add_option("ID", id_, "case id")->required();
+  case_show_->add_flag("--json", json_, "print JSON");
+  case_update_ = cases->add_subcommand("update", "change status, severity, assignee; add a note");
+  case_update_->add_option("ID", id_, "case id")->required();
+  case_update_->add_option("--status", status_,
+                           "new, in_progress, contained, resolved, false_positive");
+  case_update_->add_option("--severity", severity_, "low, medium, high, critical");
+  case_update_->add_option("--assignee", assignee_, "who works on it");
+  case_update_->add_option("--note", note_, "a note for the record");
+  case_update_->add_flag("--json", json_, "print JSON");
+  case_report_ = cases->add_subcommand(
+      "report", "the whole record and timeline, to reconstruct and review the incident");
+  case_report_->add_option("ID", id_, "case id")->required();
+  case_report_->add_option("--format", format_, "md (default), json or html")
+      ->check(CLI::IsMember({"md", "json", "html"}));
+  case_report_->add_option("-o,--output", output_, "file to write (default stdout)");
+  case_stats_ = cases->add_subcommand(
+      "stats", "mean and percentiles of time to validate, contain and resolve (MTTR)");
+  case_stats_->add_option("--since", since_, "cases created within this long (default 30d)");
+  case_stats_->add_flag("--json", json_, "print JSON");
+
+  auto* approvals = app.add_subcommand("approvals", "what playbooks wait for a person to approve");
+  approvals->require_subcommand(1);
+  approval_list_ = approvals->add_subcommand("list", "approval requests (default: pending)");
+  approval_list_->add_option("--state", state_,
+                             "pending (default), approved, denied, expired, any");
+  approval_list_->add_option("--case", case_, "only this case's");
+  approval_list_->add_flag("--json", json_, "print JSON");
+  approval_show_ = approvals->add_subcommand("show", "one request: what, why, impact");
+  approval_show_->add_option("ID", id_, "approval id")->required();
+  approval_show_->add_flag("--json", json_, "print JSON");
+  approve_ = approvals->add_subcommand("approve", "approve (not a run you started yourself)");
+  approve_->add_option("ID", id_, "approval id")->required();
+  approve_->add_option("--reason", reason_, "why, for the record");
+  approve_->add_flag("--json", json_, "print JSON");
+  deny_ =
+      approvals->add_subcommand("deny", "deny: the step fails and the playbook's on_failure runs");
+  deny_->add_option("ID", id_, "approval id")->required();
+  deny_->add_option("--reason", reason_, "why (required)")->required();
+  deny_->add_flag("--json", json_, "print JSON");
+
+  auto* runs = app.add_subcommand("runs", "playbook runs");
+  runs->require_subcommand(1);
+  run_list_ = runs->add_subcommand("list", "recent runs");
+  run_list_->add_option("--case", case_, "only this case's");
+  run_list_->add_option("--limit", limit_, "at most this many (default 50)");
+  run_list_->add_flag("--json", json_, "print JSON");
+  run_show_ = runs->add_subcommand("show", "one run: every step with outcome, mode and why");
+  run_show_->add_option("ID", id_, "run id")->required();
+  run_show_->add_flag("--json", json_, "print JSON");
+}
+
+std::optional<int> CaseCommands::run(const Connection& c) {
+  if (case_list_->parsed()) {
+    std::string target = fmt::format("/api/v1/cases?limit={}&since={}", limit_, url_encode(since_));
+    if (!status_.empty()) target += "&status=" + url_encode(status_);
+    const auto result = call(c, "GET", target);
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& k : result["cases"]) {
+      rows.push_back({text(k["id"]), text(k["status"]), text(k["severity"]), text(k["host"]),
+                      text(k["assignee"]), std::to_string(k["alerts"].size()),
+                      seconds_text(k["time_to_validate_s"]), seconds_text(k["time_to_contain_s"]),
+                      seconds_text(k["time_to_resolve_s"]), text(k["created_at"]),
+                      text(k["title"])});
+    }
+    print_table({"ID", "STATUS", "SEVERITY", "HOST", "ASSIGNEE", "ALERTS", "VALIDATE", "CONTAIN",
+                 "RESOLVE", "OPENED", "TITLE"},
+                rows);
+    return 0;
+  }
+  if (case_show_->parsed()) return show_case(c);
+  if (case_update_->parsed()) {
+    json body = json::object();
+    for (auto [key, value] : {std::pair{"status", &status_},
+                              {"severity", &severity_},
+                              {"assignee", &assignee_},
+                              {"note", &note_}}) {
+      if (!value->empty()) body[key] = *value;
+    }
+    if (body.empty()) die("give --status, --severity, --assignee or --note");
+    call(c, "POST", "/api/v1/cases/" + url_encode(id_), body);
+    return show_case(c);
+  }
+  if (case_report_->parsed()) {
+    const auto body = call_raw(
+        c, "GET", fmt::format("/api/v1/cases/{}/report?format={}", url_encode(id_), format_));
+    const auto printable = format_ == "json" ? json::parse(body).dump(2) + "\n" : body;
+    if (output_.empty()) {
+      std::cout << printable;
+    } else if (auto s = write_file_atomic(output_, printable, 0600); !s) {
+      die(s.error().message);
+    }
+    return 0;
+  }
+  if (case_stats_->parsed()) {
+    const auto s = call(c, "GET", "/api/v1/cases/stats?since=" + url_encode(since_));
+    if (json_) {
+      std::cout << s.dump(2) << "\n";
+      return 0;
+    }
+    std::cout << fmt::format("{} case(s) opened {} .. {}; by status: {}\n", s["cases"].dump(),
+                             text(s["since"]), text(s["until"]), s["by_status"].dump());
+    std::vector<std::vector<std::string>> rows;
+    for (const char* measure : {"time_to_validate", "time_to_contain", "time_to_resolve"}) {
+      const auto& m = s[measure];
+      rows.push_back(
+          {measure, m["count"].dump(), seconds_text(m.value("mean_s", json())),
+           seconds_text(m.value("p50_s", json())), seconds_text(m.value("p90_s", json())),
+           seconds_text(m.value("p95_s", json())), seconds_text(m.value("max_s", json()))});
+    }
+    print_table({"MEASURE", "CASES", "MEAN", "P50", "P90", "P95", "MAX"}, rows);
+    return 0;
+  }
+  if (approval_list_->parsed()) {
+    std::string target = "/api/v1/approvals?state=";
+    target += state_ == "any" ? "" : url_encode(state_.empty() ? "pending" : state_);
+    if (!case_.empty()) target += "&case=" + url_encode(case_);
+    const auto result = call(c, "GET", target);
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& a : result["approvals"]) {
+      rows.push_back({text(a["id"]), text(a["state"]), text(a["requested_by"]),
+                      text(a["expires_at"]), text(a["decided_by"]), text(a["reason"])});
+    }
+    print_table({"ID", "STATE", "RUN STARTED BY", "EXPIRES", "DECIDED BY", "WHAT AND WHY"}, rows);
+    return 0;
+  }
+  if (approval_show_->parsed())
+    return show_approval(call(c, "GET", "/api/v1/approvals/" + url_encode(id_)));
+  if (approve_->parsed() || deny_->parsed()) {
+    const auto verb = approve_->parsed() ? "approve" : "deny";
+    const auto result =
+        call(c, "POST", fmt::format("/api/v1/approvals/{}/{}", url_encode(id_), verb),
+             json{{"reason", reason_}});
+    return show_approval(result);
+  }
+  if (run_list_->parsed()) {
+    std::string target = fmt::format("/api/v1/runs?limit={}", limit_);
+    if (!case_.empty()) target += "&case=" + url_encode(case_);
+    const auto result = call(c, "GET", target);
+    if (json_) {
+      std::cout << result.dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : result["runs"]) {
+      rows.push_back({text(r["id"]), text(r["playbook"]), text(r["state"]), text(r["step"]),
+                      text(r["waiting_for"]), text(r["started_by"]), text(r["case_id"]),
+                      text(r["started_at"]), text(r["error"])});
+    }
+    print_table({"ID", "PLAYBOOK", "STATE", "STEP", "WAITING FOR", "STARTED BY", "CASE", "STARTED",
+                 "ERROR"},
+                rows);
+    return 0;
+  }
+  if (run_show_->parsed()) return show_run(c);
+  return std::nullopt;
+}
+
+int CaseCommands::show_case(const Connection& c) {
+  const auto k = call(c, "GET", "/api/v1/cases/" + url_encode(id_));
+  if (json_) {
+    std::cout << k.dump(2) << "\n";
+    return 0;
+  }
+  for (const char* key : {"id", "title", "status", "severity", "host", "assignee", "created_at",
+                          "validated_at", "contained_at", "resolved_at", "alerts"})
+    std::cout << fmt::format("{:<14} {}\n", std::string(key) + ":", text(k[key]));
+  std::cout << fmt::format("{:<14} validate {}, contain {}, resolve {}\n",
+                           "times:", seconds_text(k["time_to_validate_s"]),
+                           seconds_text(k["time_to_contain_s"]),
+                           seconds_text(k["time_to_resolve_s"]));
+  for (const auto& r : k["runs"]) {
+    std::cout << fmt::format("run:           {} {} ({}){}\n", text(r["id"]), text(r["playbook"]),
+                             text(r["state"]), r["error"].is_null() ? "" : ": " + text(r["error"]));
+  }
+  for (const auto& n : k["notes"])
+    std::cout << fmt::format("note:          {} {}: {}\n", text(n["at"]), text(n["author"]),
+                             text(n["text"]));
+  return 0;
+}
+
+int CaseCommands::show_run(const Connection& c) {
+  const auto r = call(c, "GET", "/api/v1/runs/" + url_encode(id_));
+  if (json_) {
+    std::cout << r.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("run {} of {} v{} over alert {} (case {}), started by {}{}: {}{}\n",
+                           text(r["id"]), text(r["playbook"]), text(r["version"]),
+                           text(r["alert_id"]), text(r["case_id"]), text(r["started_by"]),
+                           r["simulate_only"].get<bool>() ? " in simulate only" : "",
+                           text(r["state"]), r["error"].is_null() ? "" : " — " + text(r["error"]));
+  if (!r["step"].is_null())
+    std::cout << fmt::format("now at step {} (attempt {}), waiting for {}\n", text(r["step"]),
+                             r["attempt"].dump(), text(r["waiting_for"]));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : r["steps"]) {
+    rows.push_back({text(s["step"]), text(s["kind"]), s["attempt"].dump(), text(s["outcome"]),
+                    text(s["mode"]), text(s["mode_reason"]), s["duration_ms"].dump() + " ms"});
+  }
+  print_table({"STEP", "KIND", "TRY", "OUTCOME", "MODE", "WHY THIS MODE", "TOOK"}, rows);
+  std::vector<std::vector<std::string>> actions;
+  for (const auto& a : r["actions"]) {
+    actions.push_back({text(a["id"]), text(a["kind"]), text(a["agent_id"]), text(a["state"]),
+                       text(a["approver"])});
+  }
+  if (!actions.empty()) {
+    std::cout << "\n";
+    print_table({"ACTION", "KIND", "AGENT", "STATE", "APPROVER"}, actions);
+  }
+  return 0;
+}
+
+int CaseCommands::show_approval(const json& a) {
+  if (json_) {
+    std::cout << a.dump(2) << "\n";
+    return 0;
+  }
+  for (const char* key :
+       {"id", "state", "reason", "what", "requested_by", "case_id", "run_id", "step", "created_at",
+        "expires_at", "decided_by", "decision_reason", "decided_at"})
+    std::cout << fmt::format("{:<16} {}\n", std::string(key) + ":", text(a[key]));
+  for (const auto& i : a["impact"]) {
+    std::cout << fmt::format("{:<16} {} ({}): asset {}, {} {}, owner {}, stakeholders {}\n",
+                             "impact:", text(i["hostname"]), text(i["agent_id"]), text(i["asset"]),
+                             text(i.value("environment", json())),
+                             text(i.value("criticality", json())), text(i.value("owner", json())),
+                             text(i.value("stakeholders", json())));
+  }
+  return 0;
+}
+
+}  // namespace riposte::cli

@@ -1,0 +1,459 @@
+// The run engine on a real SQLite store and dispatcher, with agents played by the test (results
+// fed to the dispatcher as an agent's session would) and a manual clock: every step kind,
+// branching both ways, the autonomy modes and ceilings, approvals by a second person and their
+// expiry, retries, timeouts, on_failure, and resuming a run without repeating its actions.
+// The same runs against real agents are in tests/integration/playbook_run_integration_test.cpp.
+
+#include "controller/playbook_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "controller/sqlite_store.h"
+#include "protocol/action_signing.h"
+#include "protocol/actions.pb.h"
+#include "protocol/crypto.h"
+#include "tests/test_dir.h"
+
+namespace riposte::controller {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::int64_t kStart = 1'790'000'000'000;
+
+class PlaybookEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store = SqliteStore::open(dir.path() / "riposte.db").value();
+    key = crypto::generate_ed25519().value();
+    add_agent("agent-web", "web-01", "10.0.0.5");
+    add_agent("agent-db", "db-01", "10.0.0.9");
+    std::ofstream(dir.path() / "assets.yaml")
+        << "assets:\n"
+           "  - {name: web, hostname: web-01, environment: staging, criticality: low, owner: "
+           "team-web, stakeholders: [web@example.com]}\n"
+           "  - {name: db, hostname: db-01, environment: production, criticality: "
+           "mission-critical, owner: team-db, stakeholders: [dba@example.com]}\n";
+    ASSERT_TRUE(assets.load(dir.path() / "assets.yaml"));
+    dispatcher = std::make_unique<ActionDispatcher>(*store, key.get(), clock);
+    dispatcher->set_sender([this](const std::string& agent, proto::Envelope e) {
+      sent.emplace_back(agent, std::move(e));
+      return true;
+    });
+  }
+
+  void add_agent(const std::string& id, const std::string& hostname, const std::string& ip) {
+    AgentRecord a;
+    a.id = id;
+    a.facts.hostname = hostname;
+    a.facts.ip_addresses = {ip};
+    a.cert_serial = "01";
+    a.cert_fingerprint = "sha256:00";
+    a.enrolled_at_ms = 1;
+    ASSERT_TRUE(store->insert_agent(a));
+  }
+
+  // Loads `yaml` as a playbook and builds the engine with it.
+  void engine_with(const std::string& yaml) {
+    const auto file = dir.path() / "playbook.yaml";
+    std::ofstream(file) << yaml;
+    auto playbook = load_playbook(file);
+    ASSERT_TRUE(playbook) << playbook.error().message;
+    make_engine({*playbook});
+  }
+  void make_engine(std::vector<Playbook> playbooks) {
+    engine.reset();
+    engine = std::make_unique<PlaybookEngine>(
+        PlaybookEngineDeps{*store,
+                           *dispatcher,
+                           assets,
+                           policy,
+                           clock,
+                           [this](const std::string& url, const json& body) -> Status {
+                             posted.emplace_back(url, body);
+                             if (webhook_down) return Error{"webhook answered HTTP 503"};
+                             return ok_status();
+                           },
+                           "https://responder.example/hook",
+                           {{"soc", "https://chat.example/hooks/T0KEN"}},
+                           "https://controller.example:8443/api/v1/cases/"},
+        std::move(playbooks));
+    if (!observed) {
+      dispatcher->add_observer(
+          [this](const std::string& id, ActionState) { engine->action_ended(id); });
+      observed = true;
+    }
+  }
+
+  // Stores an alert about `host` and returns its id (and the case it opened).
+  std::string alert_on(const std::string& id, const std::string& host,
+                       const std::string& severity = "high") {
+    AlertRecord a;
+    a.id = id;
+    a.source = "generic";
+    a.rule_name = "Test rule";
+    a.severity = severity;
+    a.timestamp_ms = clock.now_unix_ms();
+    a.host_name = host;
+    a.observables = {{"ip", "203.0.113.9", ""}};
+    a.status = "qualified";
+    a.validation = R"({"outcome": "qualified", "reason": "seen"})";
+    a.confidence = R"({"score": 0.9, "decision": "respond"})";
+    auto stored = store->insert_alerts({a}, 3'600'000, {"test", "alert.received", id, "{}"},
+                                       clock.now_unix_ms());
+    EXPECT_TRUE(stored);
+    return id;
+  }
+
+  PlaybookRunRecord start(const std::string& alert, const std::string& by = "alice",
+                          bool simulate_only = false) {
+    auto run = engine->start(engine->playbooks().front().name, alert, by, simulate_only);
+    EXPECT_TRUE(run) << run.error().message;
+    engine->drain();
+    return reload(run->id);
+  }
+  PlaybookRunRecord reload(const std::string& id) { return store->find_run(id).value().value(); }
+  std::vector<RunStepRecord> steps(const std::string& id) { return store->run_steps(id).value(); }
+  std::vector<ActionRecord> actions(const std::string& id) {
+    return store->run_actions(id).value();
+  }
+  // What the agent would report for `action`.
+  void agent_reports(const ActionRecord& action, bool succeeded, const std::string& output = "") {
+    proto::ActionResult result;
+    result.set_action_id(action.id);
+    result.set_status(succeeded ? proto::ActionResult::STATUS_SUCCEEDED
+                                : proto::ActionResult::STATUS_FAILED);
+    if (!succeeded) result.set_message("process not found");
+    result.set_output(output);
+    dispatcher->handle_result(action.agent_id, result);
+    engine->drain();
+  }
+  void tick_after_ms(std::int64_t ms) {
+    clock.advance_ms(ms);
+    engine->tick();
+    engine->drain();
+  }
+  CaseRecord case_of(const PlaybookRunRecord& run) {
+    return store->find_case(run.case_id).value().value();
+  }
+
+  testing::TempDir dir;
+  ManualClock clock{kStart};
+  std::unique_ptr<SqliteStore> store;
+  crypto::PkeyPtr key;
+  AssetCatalog assets;
+  AutonomyPolicy policy;  // defaults: mission-critical at most approve, unmapped at most approve
+  std::unique_ptr<ActionDispatcher> dispatcher;
+  std::unique_ptr<PlaybookEngine> engine;
+  bool observed = false;
+  bool webhook_down = false;
+  std::vector<std::pair<std::string, proto::Envelope>> sent;
+  std::vector<std::pair<std::string, json>> posted;
+};
+
+constexpr const char* kBranching = R"(
+name: branching
+version: "3"
+owner: soc
+trigger: {observable_types: [ip]}
+steps:
+  - {id: gate, kind: decide, when: "alert.severity == 'high'", then: raise, else: close}
+  - {id: close, kind: case, status: false_positive, note: "Closed: severity {{ alert.severity }}", next: end}
+  - {id: raise, kind: case, status: in_progress, severity: critical, assignee: bob, note: "Escalated {{ observables[0].value }}"}
+  - {id: tell, kind: notify, url: "webhook:soc", body: {text: "case {{ case.url }}", count: "{{ len(observables) }}"}}
+)";
+
+TEST_F(PlaybookEngineTest, DecideTakesEitherBranchAndCaseAndNotifyStepsAct) {
+  engine_with(kBranching);
+  const auto high = start(alert_on("a-high", "web-01", "high"));
+  EXPECT_EQ(high.state, "succeeded") << high.error;
+  const auto high_steps = steps(high.id);
+  ASSERT_EQ(high_steps.size(), 3u);
+  EXPECT_EQ(high_steps[0].outcome, "then -> raise");
+  EXPECT_EQ(high_steps[1].step_id, "raise");
+  auto c = case_of(high);
+  EXPECT_EQ(c.status, "in_progress");
+  EXPECT_EQ(c.severity, "critical");
+  EXPECT_EQ(c.assignee, "bob");
+  const auto notes = store->case_notes(c.id).value();
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_EQ(notes[0].text, "Escalated 203.0.113.9");
+  EXPECT_EQ(notes[0].author, "playbook:branching");
+  // webhook:soc resolves to the configured URL; whole-value templates keep their type; the case
+  // link is added. Then the responder hears the run ended.
+  ASSERT_EQ(posted.size(), 2u);
+  EXPECT_EQ(posted[0].first, "https://chat.example/hooks/T0KEN");
+  EXPECT_EQ(posted[0].second["count"], 1);
+  EXPECT_EQ(posted[0].second["text"], "case https://controller.example:8443/api/v1/cases/" + c.id);
+  EXPECT_EQ(posted[1].first, "https://responder.example/hook");
+  EXPECT_EQ(posted[1].second["state"], "succeeded");
+  EXPECT_EQ(posted[1].second["run_id"], high.id);
+
+  const auto low = start(alert_on("a-low", "db-01", "low"));
+  EXPECT_EQ(low.state, "succeeded");
+  EXPECT_EQ(steps(low.id)[0].outcome, "else -> close");
+  c = case_of(low);
+  EXPECT_EQ(c.status, "false_positive");
+  EXPECT_TRUE(c.resolved_at_ms.has_value());
+  EXPECT_FALSE(c.contained_at_ms.has_value());  // a false positive was never contained
+}
+
+constexpr const char* kKill = R"(
+name: kill
+version: "1"
+owner: soc
+trigger: {observable_types: [ip]}
+steps:
+  - id: kill
+    kind: action
+    action: process.kill
+    mode: MODE
+    target: host
+    parameters: {target: {pid: 4242}}
+    timeout: 1m
+    retries: RETRIES
+    backoff: 10s
+    on_failure: ON_FAILURE
+  - {id: done, kind: case, status: contained, next: end}
+  - {id: fallback, kind: case, note: "kill failed: {{ run.failure }}"}
+)";
+
+std::string kill_playbook(const std::string& mode, int retries = 0,
+                          const std::string& on_failure = "escalate") {
+  std::string yaml = kKill;
+  yaml.replace(yaml.find("MODE"), 4, mode);
+  yaml.replace(yaml.find("RETRIES"), 7, std::to_string(retries));
+  yaml.replace(yaml.find("ON_FAILURE"), 10, on_failure);
+  // Unreachable steps are refused at load: the fallback exists only when something leads to it.
+  if (on_failure != "fallback") yaml.erase(yaml.find("  - {id: fallback"));
+  return yaml;
+}
+
+TEST_F(PlaybookEngineTest, SimulateSignsAndRecordsTheActionButSendsNothing) {
+  engine_with(kill_playbook("simulate"));
+  const auto run = start(alert_on("a1", "web-01"));
+  EXPECT_EQ(run.state, "succeeded") << run.error;
+  EXPECT_TRUE(sent.empty());
+  const auto recorded = actions(run.id);
+  ASSERT_EQ(recorded.size(), 1u);
+  EXPECT_EQ(recorded[0].state, ActionState::simulated);
+  EXPECT_EQ(recorded[0].agent_id, "agent-web");
+  EXPECT_EQ(recorded[0].case_id, run.case_id);
+  // Exactly the action that would have been sent: signed, and it verifies.
+  proto::ActionRequest request;
+  request.set_action_spec(recorded[0].spec);
+  request.set_signature(recorded[0].signature);
+  auto verified = verify_action(request, key.get());
+  ASSERT_TRUE(verified) << verified.error().message;
+  EXPECT_EQ(verified->kind(), "process.kill");
+  EXPECT_EQ(steps(run.id)[0].outcome, "simulated");
+  EXPECT_EQ(steps(run.id)[0].mode, "simulate");
+  // Never delivered, also not when the agent connects later, and never expired.
+  dispatcher->agent_connected("agent-web");
+  tick_after_ms(3'600'000);
+  EXPECT_TRUE(sent.empty());
+  EXPECT_EQ(store->find_action(recorded[0].id).value()->state, ActionState::simulated);
+}
+
+TEST_F(PlaybookEngineTest, AutoDispatchesAndWaitsForTheAgentsResult) {
+  engine_with(kill_playbook("auto"));
+  auto run = start(alert_on("a1", "web-01"));
+  EXPECT_EQ(run.state, "waiting");
+  EXPECT_EQ(run.waiting_for, "actions");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].first, "agent-web");
+  const auto issued = actions(run.id);
+  ASSERT_EQ(issued.size(), 1u);
+  EXPECT_EQ(issued[0].requester, "alice");
+  proto::ProcessKillResult killed;
+  killed.add_processes()->set_pid(4242);
+  agent_reports(issued[0], true, killed.SerializeAsString());
+  run = reload(run.id);
+  EXPECT_EQ(run.state, "succeeded") << run.error;
+  const auto taken = steps(run.id);
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0].outcome, "succeeded");
+  EXPECT_EQ(taken[0].mode, "auto");
+  EXPECT_NE(taken[0].detail.find("4242"), std::string::npos);  // the result is in the record
+  EXPECT_EQ(case_of(run).status, "contained");
+  EXPECT_TRUE(case_of(run).contained_at_ms.has_value());
+}
+
+TEST_F(PlaybookEngineTest, CeilingLowersAPlaybooksAutoToApproveOnMissionCriticalHosts) {
+  engine_with(kill_playbook("auto"));
+  const auto run = start(alert_on("a1", "db-01"));
+  EXPECT_EQ(run.state, "waiting");
+  EXPECT_EQ(run.waiting_for, "approval");
+  EXPECT_TRUE(sent.empty());
+  const auto pending = store->list_approvals("pending", run.case_id, 10).value();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_NE(pending[0].reason.find("mission-critical"), std::string::npos) << pending[0].reason;
+  EXPECT_NE(pending[0].impact.find("dba@example.com"), std::string::npos);
+  EXPECT_NE(pending[0].what.find("process.kill"), std::string::npos);
+}
+
+TEST_F(PlaybookEngineTest, ApprovalNeedsASecondPersonWhoseNameIsSignedIntoTheAction) {
+  engine_with(kill_playbook("approve"));
+  auto run = start(alert_on("a1", "web-01"), "alice");
+  ASSERT_EQ(run.waiting_for, "approval");
+  const auto approval = store->list_approvals("pending", "", 10).value().at(0);
+  EXPECT_EQ(approval.requested_by, "alice");
+  const auto self = store->decide_approval(approval.id, true, "alice", "", clock.now_unix_ms());
+  ASSERT_FALSE(self);
+  EXPECT_NE(self.error().message.find("cannot also approve"), std::string::npos);
+  EXPECT_TRUE(sent.empty());
+  tick_after_ms(1000);
+  EXPECT_TRUE(sent.empty());  // still blocked
+
+  ASSERT_TRUE(
+      store->decide_approval(approval.id, true, "bob", "confirmed C2", clock.now_unix_ms()));
+  engine->approval_decided(run.id);
+  engine->drain();
+  ASSERT_EQ(sent.size(), 1u);
+  const auto issued = actions(run.id).at(0);
+  EXPECT_EQ(issued.approver, "bob");
+  proto::ActionSpec spec;
+  ASSERT_TRUE(spec.ParseFromString(issued.spec));
+  EXPECT_EQ(spec.approver(), "bob");  // signed: the agent sees who approved
+  EXPECT_EQ(spec.requester(), "alice");
+  // Deciding twice is refused.
+  EXPECT_FALSE(store->decide_approval(approval.id, false, "carol", "no", clock.now_unix_ms()));
+}
+
+TEST_F(PlaybookEngineTest, DeniedOrExpiredApprovalFailsTheStepAndOnFailureRuns) {
+  engine_with(kill_playbook("approve", 0, "fallback"));
+  auto denied = start(alert_on("a1", "web-01"));
+  const auto first = store->list_approvals("pending", denied.case_id, 10).value().at(0);
+  ASSERT_TRUE(store->decide_approval(first.id, false, "bob", "wrong host", clock.now_unix_ms()));
+  engine->approval_decided(denied.id);
+  engine->drain();
+  denied = reload(denied.id);
+  EXPECT_EQ(denied.state, "succeeded");
+  EXPECT_NE(denied.error.find("denied by bob: wrong host"), std::string::npos) << denied.error;
+  EXPECT_EQ(steps(denied.id)[0].outcome, "denied");
+  EXPECT_TRUE(sent.empty());
+
+  engine_with(kill_playbook("approve", 0, "escalate"));
+  auto expired = start(alert_on("a2", "web-01"));
+  const auto second = store->list_approvals("pending", expired.case_id, 10).value().at(0);
+  tick_after_ms(4 * 3'600'000 + 1);  // the default expiry is 4 h
+  EXPECT_EQ(store->find_approval(second.id).value()->state, "expired");
+  const auto late = store->decide_approval(second.id, true, "bob", "", clock.now_unix_ms());
+  ASSERT_FALSE(late);
+  EXPECT_NE(late.error().message.find("already expired"), std::string::npos);
+  expired = reload(expired.id);
+  EXPECT_EQ(expired.state, "escalated");
+  EXPECT_NE(expired.error.find("expired"), std::string::npos);
+  EXPECT_TRUE(sent.empty());
+  const auto notes = store->case_notes(expired.case_id).value();
+  ASSERT_FALSE(notes.empty());
+  EXPECT_NE(notes.back().text.find("Escalated by playbook kill"), std::string::npos);
+}
+
+TEST_F(PlaybookEngineTest, FailedStepIsRetriedAfterBackoffWithANewActionThenOnFailure) {
+  engine_with(kill_playbook("auto", 1, "fallback"));
+  auto run = start(alert_on("a1", "web-01"));
+  agent_reports(actions(run.id).at(0), false);
+  run = reload(run.id);
+  EXPECT_EQ(run.waiting_for, "backoff");
+  EXPECT_EQ(run.attempt, 2);
+  tick_after_ms(5'000);
+  EXPECT_EQ(actions(run.id).size(), 1u);  // not before the backoff
+  tick_after_ms(5'000);
+  const auto both = actions(run.id);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_NE(both[0].id, both[1].id);
+  agent_reports(both[1], false);
+  run = reload(run.id);
+  EXPECT_EQ(run.state, "succeeded");
+  const auto taken = steps(run.id);
+  ASSERT_EQ(taken.size(), 3u);
+  EXPECT_NE(taken[0].outcome.find("retry 1 of 1"), std::string::npos) << taken[0].outcome;
+  EXPECT_EQ(taken[1].outcome, "failed");
+  EXPECT_EQ(taken[2].step_id, "fallback");
+  const auto notes = store->case_notes(run.case_id).value();
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].text.find("process.kill on agent-web: failed"), std::string::npos)
+      << notes[0].text;
+}
+
+TEST_F(PlaybookEngineTest, StepWhoseActionsDoNotEndInTimeFails) {
+  engine_with(kill_playbook("auto", 0, "stop"));
+  auto run = start(alert_on("a1", "web-01"));
+  tick_after_ms(59'000);
+  EXPECT_EQ(reload(run.id).state, "waiting");
+  tick_after_ms(1'000);
+  run = reload(run.id);
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_NE(run.error.find("not finished after 60 s"), std::string::npos) << run.error;
+  EXPECT_EQ(steps(run.id)[0].outcome, "timed out");
+}
+
+TEST_F(PlaybookEngineTest, ResumedRunFindsItsDispatchedActionInsteadOfSendingItAgain) {
+  engine_with(kill_playbook("auto"));
+  auto run = start(alert_on("a1", "web-01"));
+  ASSERT_EQ(sent.size(), 1u);
+  // A crash between dispatching and storing the new position: the run row still says it is
+  // about to start the step.
+  run.state = "running";
+  run.waiting_for.clear();
+  ASSERT_TRUE(store->update_run(run, nullptr, nullptr, clock.now_unix_ms()));
+  auto playbooks = engine->playbooks();
+  make_engine(playbooks);  // a new controller process
+  ASSERT_TRUE(engine->resume());
+  engine->drain();
+  EXPECT_EQ(sent.size(), 1u);
+  ASSERT_EQ(actions(run.id).size(), 1u);
+  EXPECT_EQ(reload(run.id).waiting_for, "actions");
+  agent_reports(actions(run.id).at(0), true);
+  EXPECT_EQ(reload(run.id).state, "succeeded");
+}
+
+TEST_F(PlaybookEngineTest, AnalystRunOnlySimulatesAndTriggerStartsEachAlertOnce) {
+  engine_with(kill_playbook("auto"));
+  const auto run = start(alert_on("a1", "web-01"), "ann", /*simulate_only=*/true);
+  EXPECT_EQ(run.state, "succeeded");
+  EXPECT_TRUE(sent.empty());
+  EXPECT_NE(steps(run.id)[0].mode_reason.find("simulate only"), std::string::npos);
+
+  alert_on("a2", "web-01");
+  engine->alert_ready("a2");
+  engine->alert_ready("a2");
+  engine->drain();
+  const auto runs = store->list_runs("", 10).value();
+  int for_a2 = 0;
+  for (const auto& r : runs) for_a2 += r.alert_id == "a2";
+  EXPECT_EQ(for_a2, 1);
+  EXPECT_EQ(sent.size(), 1u);
+  // Does not apply: no IP observable.
+  AlertRecord other;
+  other.id = "a3";
+  other.source = "generic";
+  other.severity = "high";
+  other.host_name = "web-01";
+  ASSERT_TRUE(store->insert_alerts({other}, 1000, {"t", "e", "a3", "{}"}, clock.now_unix_ms()));
+  EXPECT_FALSE(engine->start("kill", "a3", "alice", false));
+}
+
+TEST_F(PlaybookEngineTest, WaitStepWaitsForTheClock) {
+  engine_with(R"(
+name: waits
+version: "1"
+trigger: {}
+steps:
+  - {id: pause, kind: wait, duration: 30s}
+  - {id: done, kind: case, status: resolved}
+)");
+  auto run = start(alert_on("a1", "web-01"));
+  EXPECT_EQ(run.waiting_for, "timer");
+  tick_after_ms(29'000);
+  EXPECT_EQ(reload(run.id).state, "waiting");
+  tick_after_ms(1'000);
+  EXPECT_EQ(reload(run.id).state, "succeeded");
+  EXPECT_EQ(case_of(run).status, "resolved");
+}
+
+}  // namespace
+}  // namespace riposte::controller
