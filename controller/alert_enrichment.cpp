@@ -54,6 +54,9 @@ json process_summary(const json& entry) {
       {"exe", entry.value("exe", "")},
       {"cmdline", entry.value("cmdline", "")},
       {"user", entry.value("user", "")},
+      // With the pid, what process actions need to be sure they act on this process and not
+      // on a later one that reused its pid.
+      {"start_ticks", entry.value("start_ticks", json(0))},
       {"start_time", format_utc_ms(action_catalog::json_int64(entry, "start_time_unix_ms"))}};
 }
 

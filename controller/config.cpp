@@ -140,7 +140,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     }
     if (const auto playbooks = root["playbooks"]) {
       if (auto s =
-              check_keys(playbooks, {"dir", "responder_webhook", "webhooks", "webhook_ca_file"},
+              check_keys(playbooks, {"dir", "auto_start", "responder_webhook", "webhooks", "webhook_ca_file"},
                          path, "playbooks");
           !s)
         return s.error();
@@ -159,6 +159,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
         }
       }
       if (playbooks["dir"]) config.playbooks_dir = resolve(playbooks["dir"].as<std::string>());
+      if (playbooks["auto_start"]) config.playbooks_auto_start = playbooks["auto_start"].as<bool>();
       if (playbooks["responder_webhook"]) {
         config.responder_webhook = playbooks["responder_webhook"].as<std::string>();
         if (auto url = parse_webhook_url(config.responder_webhook); !url)

@@ -43,6 +43,7 @@ struct ControllerConfig {
   // so nothing runs until a team opts in), where run summaries go, and the CA that webhook
   // servers' certificates must chain to (empty: the system trust store).
   std::filesystem::path playbooks_dir;
+  bool playbooks_auto_start = true;  // false: runs start only when an operator starts them
   std::string responder_webhook;
   std::map<std::string, std::string> webhooks;  // NAME -> https URL, for `url: webhook:NAME`
   std::filesystem::path webhook_ca_file;

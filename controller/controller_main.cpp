@@ -33,6 +33,7 @@ struct CommonFlags {
   std::string api_listen;
   std::string log_level;
   std::string log_format;
+  std::string playbooks_dir;
 };
 
 constexpr const char* kPackagedConfig = "/etc/riposte/controller.yaml";
@@ -54,6 +55,7 @@ Result<ControllerConfig> effective_config(const CommonFlags& flags) {
   if (!flags.api_listen.empty()) config.api_listen = flags.api_listen;
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
   if (!flags.log_format.empty()) config.log_format = flags.log_format;
+  if (!flags.playbooks_dir.empty()) config.playbooks_dir = fs::absolute(flags.playbooks_dir);
   config.data_dir = fs::absolute(config.data_dir);
   return config;
 }
@@ -311,6 +313,9 @@ int main(int argc, char** argv) {
                       "HTTPS API HOST:PORT (default 0.0.0.0:8443)");
       sub->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
       sub->add_option("--log-format", flags.log_format, "text|json");
+      sub->add_option("--playbooks", flags.playbooks_dir,
+                      "load the playbooks in this directory (overrides playbooks.dir)")
+          ->check(CLI::ExistingDirectory);
     }
   };
   bool json = false;

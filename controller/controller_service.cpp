@@ -132,7 +132,8 @@ Status ControllerService::start() {
       std::move(playbooks));
   dispatcher_->add_observer(
       [this](const std::string& action_id, ActionState) { engine_->action_ended(action_id); });
-  pipeline_->set_listener([this](const std::string& id) { engine_->alert_ready(id); });
+  if (config_.playbooks_auto_start)
+    pipeline_->set_listener([this](const std::string& id) { engine_->alert_ready(id); });
   alert_api_ = std::make_unique<AlertApi>(AlertApiDeps{*store_, *intake_, *intel_, *assets_,
                                                        config_.confidence_thresholds,
                                                        [this] { return reload(); }});

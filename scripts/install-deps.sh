@@ -16,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps gdb binutils
   rpm lintian jq systemd util-linux   # packaging: rpmbuild for cpack, lintian, systemd-analyze
+  python3                             # tests: the HTTPS webhook receiver playbooks notify
 )
 
 missing=()

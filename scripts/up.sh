@@ -8,4 +8,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release --target riposte-controller riposte-agent riposte
-exec build/release/bin/riposte-controller up --data-dir "${RIPOSTE_DATA_DIR:-/var/lib/riposte}" "$@"
+# The shipped playbooks are loaded; with no asset map every host is "unmapped", so no playbook
+# action goes beyond `approve` (a person decides) until a team maps its assets and ceilings.
+exec build/release/bin/riposte-controller up --data-dir "${RIPOSTE_DATA_DIR:-/var/lib/riposte}" \
+  --playbooks "$PWD/playbooks" "$@"

@@ -33,17 +33,21 @@ TEST(PlaybookSimulation, MaliciousIpQualifiedHighConfidenceWouldKillAndQuarantin
   EXPECT_TRUE(sim.error.empty()) << sim.error;
   EXPECT_EQ(path_of(sim), (std::vector<std::string>{"history", "attach", "qualified", "to_analyst",
                                                     "high_confidence", "ports_and_processes",
-                                                    "kill", "quarantine", "contained"}));
-  ASSERT_EQ(sim.actions.size(), 4u);
+                                                    "process", "kill", "quarantine", "contained"}));
+  ASSERT_EQ(sim.actions.size(), 5u);
   EXPECT_EQ(sim.actions[0]["action"], "network.connections");
   EXPECT_EQ(sim.actions[0]["target"], "all");
   EXPECT_EQ(sim.actions[0]["parameters"],
             json({{"history_address", "203.0.113.9"}, {"history_days", 30}}));
-  EXPECT_EQ(sim.actions[2]["action"], "process.kill");
-  EXPECT_EQ(sim.actions[2]["target"], "5b0e4c1e-agent-web-01");
-  EXPECT_EQ(sim.actions[2]["mode"], "approve");
-  EXPECT_EQ(sim.actions[2]["parameters"], json({{"target", {{"pid", 4242}}}}));  // typed
-  EXPECT_EQ(sim.actions[3]["action"], "network.quarantine");
+  EXPECT_EQ(sim.actions[2]["action"], "process.tree");
+  EXPECT_EQ(sim.actions[2]["parameters"], json({{"pid", 4242}}));  // typed
+  EXPECT_EQ(sim.actions[3]["action"], "process.kill");
+  EXPECT_EQ(sim.actions[3]["target"], "5b0e4c1e-agent-web-01");
+  EXPECT_EQ(sim.actions[3]["mode"], "approve");
+  // No agent answers in a backtest: the start time the tree would give is unknown (null).
+  EXPECT_EQ(sim.actions[3]["parameters"],
+            json({{"target", {{"pid", 4242}, {"start_ticks", nullptr}}}}));
+  EXPECT_EQ(sim.actions[4]["action"], "network.quarantine");
   EXPECT_EQ(sim.path[2].outcome, "then -> to_analyst");
 }
 

@@ -22,12 +22,6 @@ namespace fs = std::filesystem;
 
 const fs::path kFixtures = fs::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures";
 
-std::string this_hostname() {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
-
 // A TCP connection from this process to `address`:port, both ends on loopback.
 class LoopbackConnection {
  public:

@@ -23,6 +23,12 @@ using namespace std::chrono_literals;
 
 std::string bin(const std::string& name) { return std::string(RIPOSTE_BIN_DIR) + "/" + name; }
 
+std::string this_hostname() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
 std::string read_text(const fs::path& path) { return read_file(path).value_or(""); }
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -18,6 +18,8 @@
 namespace riposte::testing {
 
 std::string bin(const std::string& name);
+// This machine's hostname: what a local agent reports and alerts about it name.
+std::string this_hostname();
 // The file's contents, or "" when it does not exist (yet).
 std::string read_text(const std::filesystem::path& path);
 

@@ -48,15 +48,16 @@ TEST(PlaybookCli, BacktestPrintsPathsAndWouldBeActionsPerAlert) {
   for (std::string line; std::getline(lines, line);) runs.push_back(nlohmann::json::parse(line));
   ASSERT_EQ(runs.size(), 3u) << result.out;
   EXPECT_EQ(runs[0]["alert"], "a-qualified");
-  EXPECT_EQ(runs[0]["actions"].size(), 4u);
-  EXPECT_EQ(runs[0]["actions"][2]["action"], "process.kill");
-  EXPECT_EQ(runs[0]["actions"][2]["mode"], "approve");
+  EXPECT_EQ(runs[0]["actions"].size(), 5u);
+  EXPECT_EQ(runs[0]["actions"][2]["action"], "process.tree");
+  EXPECT_EQ(runs[0]["actions"][3]["action"], "process.kill");
+  EXPECT_EQ(runs[0]["actions"][3]["mode"], "approve");
   EXPECT_EQ(runs[1]["path"].back()["step"], "close_not_relevant");
   EXPECT_EQ(runs[2]["triggered"], false);
   const auto text = run_command({bin("riposte"), "playbooks", "test",
                                  (source / "playbooks/malicious_ip.yaml").string(), "--alerts",
                                  (source / "tests/fixtures/backtest_alerts.jsonl").string()});
-  EXPECT_NE(text.out.find("3 alert(s), 2 triggered, 5 action(s) would have been dispatched"),
+  EXPECT_NE(text.out.find("3 alert(s), 2 triggered, 6 action(s) would have been dispatched"),
             std::string::npos)
       << text.out;
 }

@@ -1,0 +1,478 @@
+// Playbooks run for real: the controller, a real agent on this host, real processes acted on,
+// approvals given (and refused) by other operators through the CLI, notifications received by
+// an HTTPS webhook server, and a controller killed in the middle of a run. Each shipped playbook
+// (playbooks/*.yaml, unchanged) is run end to end.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "protocol/crypto.h"
+#include "tests/integration/harness.h"
+
+namespace riposte::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const fs::path kSource = fs::path(RIPOSTE_SOURCE_DIR);
+
+// A chat/ticketing webhook: tests/integration/webhook_receiver.py over TLS 1.3 with a
+// certificate made here for localhost; the controller trusts it through webhook_ca_file.
+class WebhookReceiver {
+ public:
+  explicit WebhookReceiver(const fs::path& dir) : dir_(dir) {
+    const auto made =
+        run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                     "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
+                     (dir / "hook.key").string(), "-out", cert().string()});
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    process_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{"python3",
+                                 (kSource / "tests/integration/webhook_receiver.py").string(),
+                                 cert().string(), (dir / "hook.key").string(),
+                                 (dir / "hook.port").string(), (dir / "hook.out").string()},
+        dir / "hook.log");
+    EXPECT_TRUE(wait_until([&] { return !read_text(dir / "hook.port").empty(); }, 10s))
+        << process_->log_text();
+    port_ = read_text(dir / "hook.port");
+  }
+  fs::path cert() const { return dir_ / "hook.pem"; }
+  std::string url(const std::string& path) const { return "https://localhost:" + port_ + path; }
+  // Every POST received so far: {"path": ..., "body": ...}.
+  std::vector<json> posts() const {
+    std::vector<json> out;
+    std::istringstream lines(read_text(dir_ / "hook.out"));
+    for (std::string line; std::getline(lines, line);) out.push_back(json::parse(line));
+    return out;
+  }
+
+ private:
+  fs::path dir_;
+  std::string port_;
+  std::unique_ptr<ChildProcess> process_;
+};
+
+char process_state(pid_t pid) {
+  const auto stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
+
+class PlaybookRuns : public ::testing::Test {
+ protected:
+  // The controller with the asset map (this host: lab, low criticality), playbooks from
+  // `playbooks_dir`, webhooks pointing at the receiver, and an agent on this host.
+  void start(const fs::path& playbooks_dir, const std::string& extra_config = "") {
+    std::ofstream(controller.dir() / "assets.yaml")
+        << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
+        << "\n    application: test-suite\n    environment: lab\n    criticality: low\n"
+           "    owner: qa\n    stakeholders: [qa@example.com]\n";
+    controller.add_config(
+        "assets: assets.yaml\nalerts:\n  validation_timeout: 20s\n"
+        "playbooks:\n  dir: " +
+        playbooks_dir.string() + "\n  responder_webhook: " + hook.url("/responder") +
+        "\n  webhooks: {soc: " + hook.url("/soc") +
+        "}\n  webhook_ca_file: " + hook.cert().string() + "\n" + extra_config);
+    controller.start();
+    std::ofstream(controller.dir() / "agent.yaml") << "connection_sample_interval: 200ms\n";
+    agent = controller.start_online_agent(controller.dir() / "agent", "agent.log",
+                                          {"--config", (controller.dir() / "agent.yaml").string()});
+  }
+  std::string operator_token(const std::string& name, const std::string& role) {
+    const auto made = controller.cli_json({"operators", "create", name, "--role", role});
+    return made["token"].get<std::string>();
+  }
+  void submit(const json& alert) {
+    const auto file = controller.dir() / "alert.json";
+    std::ofstream(file) << alert.dump();
+    const auto r = controller.cli({"alerts", "submit", file.string(), "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // The run of `playbook` for `alert_id`, once it exists.
+  json run_for(const std::string& alert_id, const std::string& playbook) {
+    json found;
+    wait_until(
+        [&] {
+          const auto runs = controller.cli_json({"runs", "list"});  // outlives the loop
+          for (const auto& r : runs["runs"]) {
+            if (r["alert_id"] == alert_id && r["playbook"] == playbook) found = r;
+          }
+          return !found.is_null();
+        },
+        60s);
+    return found;
+  }
+  json run(const std::string& id) { return controller.cli_json({"runs", "show", id}); }
+  json wait_for_run(const std::string& id, const std::function<bool(const json&)>& done,
+                    std::chrono::seconds timeout = 90s) {
+    json r;
+    const bool ok = wait_until(
+        [&] {
+          r = run(id);
+          return done(r);
+        },
+        timeout);
+    EXPECT_TRUE(ok) << r.dump(2) << "\n" << controller.process().log_text();
+    return r;
+  }
+  json pending_approval(const std::string& run_id) {
+    json found;
+    wait_until(
+        [&] {
+          const auto pending = controller.cli_json({"approvals", "list"});
+          for (const auto& a : pending["approvals"])
+            if (a["run_id"] == run_id) found = a;
+          return !found.is_null();
+        },
+        60s);
+    return found;
+  }
+  // A copy of one shipped playbook, alone in a directory (other playbooks would also trigger).
+  fs::path shipped(const std::string& file) {
+    const auto dir = controller.dir() / "playbooks";
+    fs::create_directories(dir);
+    fs::copy_file(kSource / "playbooks" / file, dir / file);
+    return dir;
+  }
+
+  ControllerUnderTest controller;
+  WebhookReceiver hook{controller.dir()};
+  ControllerUnderTest::OnlineAgent agent;
+};
+
+json ecs_process_alert(const std::string& id, pid_t pid) {
+  return json{{"@timestamp", "2026-11-29T10:00:00Z"},
+              {"kibana.alert.uuid", id},
+              {"kibana.alert.rule.name", "Reverse shell"},
+              {"kibana.alert.severity", "critical"},
+              {"host", {{"name", this_hostname()}}},
+              {"process", {{"pid", pid}, {"executable", "/usr/bin/bash"}}}};
+}
+
+TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKilledOnApproval) {
+  start(shipped("suspicious_process.yaml"));
+  const auto rita = operator_token("rita", "responder");
+  // The "suspicious" process: a shell holding a reverse-shell string in its memory.
+  ChildProcess shell({"/bin/bash", "-c", "X=/dev/tcp/203.0.113.9/4444; sleep 300; echo \"$X\""},
+                     controller.dir() / "shell.log");
+  const pid_t pid = shell.pid();
+  submit(ecs_process_alert("alert-shell", pid));
+
+  const auto started = run_for("alert-shell", "suspicious-process");
+  ASSERT_FALSE(started.is_null()) << controller.cli({"alerts", "show", "alert-shell", "--json"}).out
+                                  << controller.process().log_text();
+  EXPECT_EQ(started["started_by"], "controller");  // the trigger started it
+  const auto approval = pending_approval(started["id"]);
+  ASSERT_FALSE(approval.is_null());
+  EXPECT_EQ(approval["what"]["action"], "process.kill");
+  EXPECT_EQ(approval["impact"][0]["stakeholders"][0], "qa@example.com");
+  // Evidence is preserved before anything is killed: suspended, captured, scanned, collected.
+  EXPECT_EQ(process_state(pid), 'T');
+  auto r = run(started["id"]);
+  std::map<std::string, json> by_step;
+  for (const auto& s : r["steps"]) by_step[s["step"]] = s;
+  EXPECT_EQ(by_step["suspend"]["outcome"], "succeeded") << r.dump(2);
+  EXPECT_EQ(by_step["capture"]["outcome"], "succeeded");
+  EXPECT_EQ(by_step["scan"]["outcome"], "succeeded");
+  EXPECT_EQ(by_step["scan"]["output"]["result"]["matches"][0]["rule"], "reverse_shell_strings")
+      << by_step["scan"].dump(2);
+  EXPECT_EQ(by_step["collect"]["outcome"], "succeeded");
+  const auto collected = by_step["collect"]["output"]["result"];
+  const auto bash_hash = run_command({"sha256sum", collected["path"].get<std::string>()});
+  EXPECT_EQ(bash_hash.out.substr(0, 64), collected["sha256"]);
+  EXPECT_TRUE(shell.running());
+
+  // rita approves through the CLI; the kill runs with her name signed into it.
+  const auto approved = controller.cli_as(
+      rita, {"approvals", "approve", approval["id"], "--reason", "confirmed reverse shell"});
+  ASSERT_EQ(approved.exit_code, 0) << approved.err;
+  r = wait_for_run(started["id"], [](const json& x) { return x["state"] == "succeeded"; });
+  EXPECT_TRUE(shell.wait_for_exit(10s).has_value());
+  bool kill_signed_by_rita = false;
+  for (const auto& a : r["actions"])
+    if (a["kind"] == "process.kill") kill_signed_by_rita = a["approver"] == "rita";
+  EXPECT_TRUE(kill_signed_by_rita) << r["actions"].dump(2);
+  const auto the_case = controller.cli_json({"cases", "show", r["case_id"]});
+  EXPECT_EQ(the_case["status"], "contained");
+  EXPECT_TRUE(the_case["time_to_contain_s"].is_number());
+
+  // The chat webhook heard "contained" with the case link; the responder got the run summary.
+  ASSERT_TRUE(wait_until([&] { return hook.posts().size() >= 2; }, 10s));
+  const auto posts = hook.posts();
+  EXPECT_EQ(posts[0]["path"], "/soc");
+  EXPECT_NE(posts[0]["body"]["text"].get<std::string>().find("contained"), std::string::npos);
+  EXPECT_NE(posts[0]["body"]["text"].get<std::string>().find(r["case_id"].get<std::string>()),
+            std::string::npos);
+  EXPECT_EQ(posts[1]["path"], "/responder");
+  EXPECT_EQ(posts[1]["body"]["state"], "succeeded");
+
+  // The report reconstructs it: every action with its signature, the approval and the timeline.
+  const auto report = controller.cli({"cases", "report", r["case_id"], "--format", "md"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  for (const char* expected :
+       {"suspicious-process", "process.suspend", "memory.capture", "file.collect", "process.kill",
+        "rita", "confirmed reverse shell", "approval.approved", "alert received"})
+    EXPECT_NE(report.out.find(expected), std::string::npos) << expected << "\n" << report.out;
+  const auto full =
+      json::parse(controller.cli({"cases", "report", r["case_id"], "--format", "json"}).out);
+  std::int64_t previous = 0;
+  for (const auto& e : full["timeline"]) {
+    EXPECT_GE(e["at_ms"].get<std::int64_t>(), previous);
+    previous = e["at_ms"].get<std::int64_t>();
+  }
+  const auto html = controller.cli({"cases", "report", r["case_id"], "--format", "html"});
+  EXPECT_NE(html.out.find("<!DOCTYPE html>"), std::string::npos);
+  const auto stats = controller.cli_json({"cases", "stats", "--since", "1d"});
+  EXPECT_GE(stats["time_to_contain"]["count"].get<int>(), 1);
+}
+
+TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndEscalatesADeniedQuarantine) {
+  std::ofstream(controller.dir() / "bad-ips.txt") << "127.0.0.177\n";
+  start(shipped("malicious_ip.yaml"), "intel:\n  feeds:\n    - {name: local, path: " +
+                                          (controller.dir() / "bad-ips.txt").string() +
+                                          ", format: list}\n");
+  const auto rita = operator_token("rita", "responder");
+  // A listener on 127.0.0.177 (an address no other test uses: agents see every connection on
+  // this host) and a shell that connects to it and stays.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  ::inet_pton(AF_INET, "127.0.0.177", &at.sin_addr);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t length = sizeof at;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&at), &length);
+  ChildProcess talker(
+      {"/bin/bash", "-c",
+       "exec 3<>/dev/tcp/127.0.0.177/" + std::to_string(ntohs(at.sin_port)) + "; sleep 300"},
+      controller.dir() / "talker.log");
+  // Until the agent's connection history has it.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto r =
+            controller.cli({"action", "run", "--agent", agent.id, "network.connections", "--param",
+                            "history_address=127.0.0.177", "--wait", "--json"});
+        return r.out.find("\"history\":[{") != std::string::npos ||
+               r.out.find(std::to_string(talker.pid())) != std::string::npos;
+      },
+      20s));
+
+  submit(json{{"@timestamp", "2026-11-29T10:00:00Z"},
+              {"kibana.alert.uuid", "alert-c2"},
+              {"kibana.alert.rule.name", "Connection to Known Malicious IP"},
+              {"kibana.alert.severity", "high"},
+              {"host", {{"name", this_hostname()}}},
+              {"destination", {{"ip", "127.0.0.177"}, {"port", 443}}}});
+  const auto started = run_for("alert-c2", "malicious-ip");
+  ASSERT_FALSE(started.is_null()) << controller.process().log_text();
+  auto kill = pending_approval(started["id"]);
+  ASSERT_FALSE(kill.is_null());
+  EXPECT_EQ(kill["what"]["action"], "process.kill");
+  EXPECT_EQ(kill["what"]["parameters"]["target"]["pid"], talker.pid());
+  ASSERT_EQ(controller.cli_as(rita, {"approvals", "approve", kill["id"]}).exit_code, 0);
+  EXPECT_TRUE(talker.wait_for_exit(20s).has_value());
+
+  // Quarantining this test machine is refused by rita: the step fails and the run escalates.
+  json quarantine;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto pending = controller.cli_json({"approvals", "list"});
+        for (const auto& a : pending["approvals"])
+          if (a["what"]["action"] == "network.quarantine") quarantine = a;
+        return !quarantine.is_null();
+      },
+      30s));
+  const auto denied = controller.cli_as(rita, {"approvals", "deny", quarantine["id"]});
+  EXPECT_NE(denied.exit_code, 0);  // --reason is required
+  ASSERT_EQ(controller
+                .cli_as(rita, {"approvals", "deny", quarantine["id"], "--reason",
+                               "CI machine, not the attacker's"})
+                .exit_code,
+            0);
+  const auto r =
+      wait_for_run(started["id"], [](const json& x) { return x["state"] == "escalated"; });
+  EXPECT_NE(r["error"].get<std::string>().find("denied by rita"), std::string::npos);
+  std::vector<std::string> kinds;
+  for (const auto& a : r["actions"]) kinds.push_back(a["kind"]);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"network.connections", "network.connections",
+                                             "process.tree", "process.kill"}));
+  const auto the_case = controller.cli_json({"cases", "show", r["case_id"]});
+  EXPECT_EQ(the_case["status"], "in_progress");
+  std::string notes;
+  for (const auto& n : the_case["notes"]) notes += n["text"].get<std::string>() + "\n";
+  EXPECT_NE(notes.find("Qualified: 1 host(s) connected to 127.0.0.177"), std::string::npos)
+      << notes;
+  EXPECT_NE(notes.find("Escalated by playbook malicious-ip"), std::string::npos) << notes;
+  ::close(listener);
+}
+
+TEST_F(PlaybookRuns, IocConfidenceRoutesEachAlertByHowManyFeedsConfirmIt) {
+  std::ofstream(controller.dir() / "feed-a.txt") << "evil-a.test\nevil-b.test\n";
+  std::ofstream(controller.dir() / "feed-b.txt") << "evil-b.test\n";
+  start(shipped("ioc_confidence.yaml"),
+        "intel:\n  feeds:\n    - {name: a, path: " + (controller.dir() / "feed-a.txt").string() +
+            ", format: list}\n    - {name: b, path: " + (controller.dir() / "feed-b.txt").string() +
+            ", format: list}\n");
+  const std::map<std::string, std::string> expected = {
+      {"evil-b.test", "in_progress"},  // both feeds: respond
+      {"evil-a.test", "in_progress"},  // one of two: an analyst
+      {"fine.test", "false_positive"}};
+  for (const auto& [domain, status] : expected) {
+    submit(json{{"@timestamp", "2026-11-29T10:00:00Z"},
+                {"kibana.alert.uuid", "alert-" + domain},
+                {"kibana.alert.rule.name", "DNS lookup"},
+                {"kibana.alert.severity", "medium"},
+                {"host", {{"name", "host-" + domain}}},
+                {"dns", {{"question", {{"name", domain}}}}}});
+  }
+  for (const auto& [domain, status] : expected) {
+    const auto started = run_for("alert-" + domain, "ioc-confidence");
+    ASSERT_FALSE(started.is_null()) << domain;
+    const auto r =
+        wait_for_run(started["id"], [](const json& x) { return x["state"] == "succeeded"; });
+    const auto the_case = controller.cli_json({"cases", "show", r["case_id"]});
+    EXPECT_EQ(the_case["status"], status) << domain;
+    const auto note = the_case["notes"].back()["text"].get<std::string>();
+    if (domain == "evil-b.test") {
+      EXPECT_TRUE(note.starts_with("Respond:")) << note;
+      EXPECT_EQ(the_case["severity"], "high");
+    } else if (domain == "evil-a.test") {
+      EXPECT_TRUE(note.starts_with("For an analyst:")) << note;
+    } else {
+      EXPECT_TRUE(note.starts_with("Discarded:")) << note;
+    }
+  }
+}
+
+constexpr const char* kKillPlaybook = R"(
+name: kill-it
+version: "1"
+trigger:
+  observable_types: [process]
+inputs:
+  pid: "{{ enrichment.process.pid }}"
+  ticks: "{{ enrichment.process.start_ticks }}"
+steps:
+  - id: kill
+    kind: action
+    action: process.kill
+    mode: approve
+    target: host
+    parameters: {target: {pid: "{{ inputs.pid }}", start_ticks: "{{ inputs.ticks }}"}}
+    timeout: 1m
+  - {id: done, kind: case, status: contained}
+)";
+
+TEST_F(PlaybookRuns, AnalystSimulationTouchesNothingAndApprovalNeedsAnotherResponder) {
+  const auto dir = controller.dir() / "manual";
+  fs::create_directories(dir);
+  std::ofstream(dir / "kill.yaml") << kKillPlaybook;
+  start(dir, "  auto_start: false\n");
+  const auto ann = operator_token("ann", "analyst");
+  const auto rex = operator_token("rex", "responder");
+  const auto rita = operator_token("rita", "responder");
+  ChildProcess victim({"sleep", "300"}, controller.dir() / "victim.log");
+  submit(ecs_process_alert("alert-victim", victim.pid()));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return controller.cli_json({"alerts", "show", "alert-victim"})["enrichment"].contains(
+            "enriched_at");
+      },
+      40s));
+
+  // The analyst may only try it: every action simulated, signed and recorded, none sent.
+  const auto refused =
+      controller.cli_as(ann, {"playbooks", "run", "kill-it", "--alert", "alert-victim", "--json"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("needs the responder role"), std::string::npos) << refused.err;
+  const auto simulated = json::parse(controller
+                                         .cli_as(ann, {"playbooks", "run", "kill-it", "--alert",
+                                                       "alert-victim", "--simulate", "--json"})
+                                         .out);
+  auto r = wait_for_run(simulated["id"], [](const json& x) { return x["state"] == "succeeded"; });
+  ASSERT_EQ(r["actions"].size(), 1u);
+  EXPECT_EQ(r["actions"][0]["state"], "simulated");
+  EXPECT_EQ(r["steps"][0]["mode"], "simulate");
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(victim.running());
+  EXPECT_EQ(agent.process->log_text().find(r["actions"][0]["id"].get<std::string>()),
+            std::string::npos);  // the agent never heard of it
+  EXPECT_EQ(controller.cli({"action", "show", r["actions"][0]["id"], "--json"}).exit_code, 0);
+
+  // The real run: rex starts it, so rex cannot approve it, nor can an analyst.
+  const auto real = json::parse(
+      controller.cli_as(rex, {"playbooks", "run", "kill-it", "--alert", "alert-victim", "--json"})
+          .out);
+  const auto approval = pending_approval(real["id"]);
+  ASSERT_FALSE(approval.is_null());
+  EXPECT_EQ(approval["requested_by"], "rex");
+  const auto self = controller.cli_as(rex, {"approvals", "approve", approval["id"]});
+  EXPECT_NE(self.exit_code, 0);
+  EXPECT_NE(self.err.find("rex started this run and cannot also approve"), std::string::npos)
+      << self.err;
+  const auto analyst = controller.cli_as(ann, {"approvals", "approve", approval["id"]});
+  EXPECT_NE(analyst.err.find("needs the responder role"), std::string::npos) << analyst.err;
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(victim.running());
+  ASSERT_EQ(controller.cli_as(rita, {"approvals", "approve", approval["id"]}).exit_code, 0);
+  r = wait_for_run(real["id"], [](const json& x) { return x["state"] == "succeeded"; });
+  EXPECT_TRUE(victim.wait_for_exit(10s).has_value());
+  EXPECT_EQ(r["actions"][0]["approver"], "rita");
+  EXPECT_EQ(r["actions"][0]["requester"], "rex");
+  // Simulated and real actions side by side in the case's report.
+  const auto report =
+      json::parse(controller.cli({"cases", "report", r["case_id"], "--format", "json"}).out);
+  std::set<std::string> states;
+  for (const auto& a : report["actions"]) states.insert(a["state"]);
+  EXPECT_TRUE(states.contains("simulated") && states.contains("succeeded"))
+      << report["actions"].dump(2);
+}
+
+constexpr const char* kSlowPlaybook = R"(
+name: slow
+version: "1"
+trigger:
+  observable_types: [process]
+steps:
+  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
+  - {id: pause, kind: wait, duration: 4s}
+  - {id: listing, kind: query, action: process.list, target: host}
+  - {id: done, kind: case, status: resolved}
+)";
+
+TEST_F(PlaybookRuns, RunResumesAfterTheControllerIsKilledWithoutRepeatingAnAction) {
+  const auto dir = controller.dir() / "slow";
+  fs::create_directories(dir);
+  std::ofstream(dir / "slow.yaml") << kSlowPlaybook;
+  start(dir, "  auto_start: false\n");
+  submit(ecs_process_alert("alert-slow", ::getpid()));
+  const auto started = controller.cli_json({"playbooks", "run", "slow", "--alert", "alert-slow"});
+  wait_for_run(started["id"], [](const json& x) { return x["waiting_for"] == "timer"; });
+  controller.kill_hard();  // SIGKILL in the middle of the wait
+  controller.start(/*same_ports=*/true);
+  const auto r =
+      wait_for_run(started["id"], [](const json& x) { return x["state"] == "succeeded"; });
+  std::vector<std::string> kinds;
+  for (const auto& a : r["actions"]) {
+    kinds.push_back(a["kind"]);
+    EXPECT_EQ(a["state"], "succeeded");
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"host.facts", "process.list"}));
+  std::vector<std::string> steps;
+  for (const auto& s : r["steps"]) steps.push_back(s["step"]);
+  EXPECT_EQ(steps, (std::vector<std::string>{"facts", "pause", "listing", "done"}));
+  EXPECT_NE(controller.process().log_text().find("resuming 1 unfinished run"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace riposte::testing
