@@ -176,6 +176,16 @@ TEST_F(ApiRouterTest, EveryMutatingRouteChecksItsRoleAndAuditsTheDenial) {
       {"POST", "/api/v1/operators", json{{"name", "x1"}, {"role", "viewer"}}.dump(), "admin",
        "responder"},
       {"GET", "/api/v1/audit", "", "admin", "responder"},
+      {"POST", "/api/v1/runs",
+       json{{"playbook", "p"}, {"alert_id", "a"}, {"simulate", true}}.dump(), "analyst", "viewer"},
+      {"POST", "/api/v1/runs", json{{"playbook", "p"}, {"alert_id", "a"}}.dump(), "responder",
+       "analyst"},
+      {"POST", "/api/v1/approvals/0b6f1a52-1111-4a4a-8b8b-000000000001/approve", "{}", "responder",
+       "analyst"},
+      {"POST", "/api/v1/approvals/0b6f1a52-1111-4a4a-8b8b-000000000001/deny",
+       json{{"reason", "no"}}.dump(), "responder", "analyst"},
+      {"POST", "/api/v1/cases/0b6f1a52-1111-4a4a-8b8b-000000000002", json{{"note", "n"}}.dump(),
+       "analyst", "viewer"},
   };
   for (const auto& route : routes) {
     SCOPED_TRACE(route.method + " " + route.target);
@@ -191,7 +201,9 @@ TEST_F(ApiRouterTest, EveryMutatingRouteChecksItsRoleAndAuditsTheDenial) {
     EXPECT_NE(allowed.status, 401) << allowed.body;
   }
   // Reading is for everyone.
-  for (const auto* target : {"/api/v1/agents", "/api/v1/actions", "/api/v1/audit/verify"}) {
+  for (const auto* target :
+       {"/api/v1/agents", "/api/v1/actions", "/api/v1/audit/verify", "/api/v1/cases",
+        "/api/v1/approvals", "/api/v1/runs", "/api/v1/playbooks", "/api/v1/cases/stats"}) {
     EXPECT_EQ(call("GET", target, tokens.at("viewer")).status, 200) << target;
   }
   auto audit = store->audit_entries_about("/api/v1/actions", 10);
@@ -255,6 +267,93 @@ TEST_F(ApiRouterTest, DisabledOperatorIsRefusedAndTheLastAdminCannotBeDisabled) 
   ASSERT_EQ(audit->size(), 2u);
   EXPECT_EQ((*audit)[0].event, "operator.created");
   EXPECT_EQ((*audit)[1].event, "operator.disabled");
+}
+
+// Cases through the API: update with notes and milestones, the report in three formats, stats;
+// and an approval decided through the API: not by the run's starter, not twice.
+TEST_F(ApiRouterTest, CasesAreUpdatedReportedAndMeasuredAndApprovalsDecidedOnce) {
+  AlertRecord alert;
+  alert.id = "a-1";
+  alert.source = "generic";
+  alert.rule_name = "Beacon <script>";
+  alert.severity = "high";
+  alert.host_name = "web-01";
+  alert.timestamp_ms = clock.now_unix_ms();
+  alert.received_at_ms = clock.now_unix_ms();
+  auto stored = store->insert_alerts({alert}, 1000, {"t", "alert.received", "a-1", "{}"},
+                                     clock.now_unix_ms());
+  ASSERT_TRUE(stored);
+  const auto case_id = stored->front().case_id;
+  const auto path = "/api/v1/cases/" + case_id;
+
+  auto bad = call("POST", path, analyst_token, json{{"status", "closed"}}.dump());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("in_progress, contained"), std::string::npos) << bad.body;
+  clock.advance_ms(60'000);
+  auto contained = call("POST", path, analyst_token,
+                        json{{"status", "contained"}, {"note", "host isolated"}}.dump());
+  ASSERT_EQ(contained.status, 200) << contained.body;
+  EXPECT_EQ(parse(contained)["time_to_contain_s"], 60.0);
+  EXPECT_EQ(parse(contained)["notes"][0]["author"], "ann");
+  clock.advance_ms(120'000);
+  auto resolved = parse(call("POST", path, analyst_token, json{{"status", "resolved"}}.dump()));
+  EXPECT_EQ(resolved["time_to_resolve_s"], 180.0);
+  EXPECT_EQ(resolved["time_to_contain_s"], 60.0);  // a milestone is set once
+
+  auto md = call("GET", path + "/report?format=md", analyst_token);
+  ASSERT_EQ(md.status, 200);
+  EXPECT_EQ(md.content_type, "text/markdown; charset=utf-8");
+  EXPECT_NE(md.body.find("Time to validate: not reached; to contain: 60.0 s; to resolve: 3.0 min"),
+            std::string::npos)
+      << md.body;
+  EXPECT_NE(md.body.find("host isolated"), std::string::npos);
+  auto html = call("GET", path + "/report?format=html", analyst_token);
+  EXPECT_EQ(html.body.find("<script>"), std::string::npos);  // recorded text is escaped
+  EXPECT_NE(html.body.find("Beacon &lt;script&gt;"), std::string::npos);
+  auto report = parse(call("GET", path + "/report", analyst_token));
+  EXPECT_EQ(report["timeline"].front()["what"], "case opened");
+  EXPECT_EQ(call("GET", path + "/report?format=pdf", analyst_token).status, 400);
+  EXPECT_EQ(call("GET", "/api/v1/cases/0b6f1a52-1111-4a4a-8b8b-00000000000f/report", analyst_token)
+                .status,
+            404);
+
+  auto stats = parse(call("GET", "/api/v1/cases/stats?since=1d", analyst_token));
+  EXPECT_EQ(stats["cases"], 1);
+  EXPECT_EQ(stats["time_to_resolve"]["count"], 1);
+  EXPECT_EQ(stats["time_to_resolve"]["p50_s"], 180.0);
+  EXPECT_EQ(stats["by_status"]["resolved"], 1);
+  EXPECT_EQ(call("GET", "/api/v1/cases/stats?since=yesterday", analyst_token).status, 400);
+
+  ApprovalRecord request;
+  request.id = "0b6f1a52-1111-4a4a-8b8b-000000000003";
+  request.run_id = "run-1";
+  request.step_id = "kill";
+  request.case_id = case_id;
+  request.requested_by = "rob";
+  request.what = R"({"action": "process.kill"})";
+  request.impact = "[]";
+  request.created_at_ms = clock.now_unix_ms();
+  request.expires_at_ms = clock.now_unix_ms() + 60'000;
+  ASSERT_TRUE(store->insert_approval(request, {"t", "approval.requested", case_id, "{}"},
+                                     clock.now_unix_ms()));
+  const auto rob = create("rob", "responder");
+  const auto rita = create("rita", "responder");
+  const auto approve = "/api/v1/approvals/" + request.id + "/approve";
+  auto self = call("POST", approve, rob, "{}");
+  EXPECT_EQ(self.status, 409);
+  EXPECT_NE(self.body.find("rob started this run"), std::string::npos) << self.body;
+  EXPECT_EQ(call("POST", "/api/v1/approvals/" + request.id + "/deny", rita, "{}").status, 400);
+  auto ok = call("POST", approve, rita, json{{"reason", "seen it"}}.dump());
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(parse(ok)["decided_by"], "rita");
+  EXPECT_EQ(call("POST", approve, admin_token, "{}").status, 409);  // decided already
+  EXPECT_EQ(
+      call("POST", "/api/v1/approvals/0b6f1a52-1111-4a4a-8b8b-00000000000f/approve", rita, "{}")
+          .status,
+      404);
+  auto listed = parse(call("GET", "/api/v1/approvals?state=approved", analyst_token));
+  ASSERT_EQ(listed["approvals"].size(), 1u);
+  EXPECT_EQ(listed["approvals"][0]["decision_reason"], "seen it");
 }
 
 }  // namespace
