@@ -50,7 +50,7 @@ struct PlaybookStep {
   int line = 0;
   // action, query
   std::string action;  // the action kind, e.g. process.kill
-  std::string target;  // template: an agent id, `host` (the alert's host) or `all`
+  std::string target;  // template: `host` (the alert's host), `all`, an agent id or a hostname
   nlohmann::json parameters = nlohmann::json::object();  // string values may be templates
   AutonomyMode mode = AutonomyMode::simulate;            // action only; query never acts
   // decide
@@ -60,7 +60,7 @@ struct PlaybookStep {
   std::string reason;  // template
   std::int64_t expires_ms = 4 * 3'600'000;
   // notify
-  std::string url;
+  std::string url;  // https://... or webhook:NAME (controller.yaml playbooks.webhooks)
   nlohmann::json body = nlohmann::json::object();  // string values may be templates
   // case
   std::string status, severity, assignee, note;
