@@ -139,9 +139,9 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       config.autonomy = std::move(*policy);
     }
     if (const auto playbooks = root["playbooks"]) {
-      if (auto s =
-              check_keys(playbooks, {"dir", "auto_start", "responder_webhook", "webhooks", "webhook_ca_file"},
-                         path, "playbooks");
+      if (auto s = check_keys(
+              playbooks, {"dir", "auto_start", "responder_webhook", "webhooks", "webhook_ca_file"},
+              path, "playbooks");
           !s)
         return s.error();
       if (const auto hooks = playbooks["webhooks"]) {

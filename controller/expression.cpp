@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -566,6 +567,7 @@ std::vector<std::string> Expression::roots() const {
 
 Result<Template> Template::parse(std::string_view text) {
   Template out;
+  out.text_ = std::string(text);
   std::size_t pos = 0;
   while (pos < text.size()) {
     const auto open = text.find("{{", pos);
@@ -616,6 +618,47 @@ Result<json> Template::render_value(const json& context) const {
   auto text = render(context);
   if (!text) return text.error();
   return json(*text);
+}
+
+Result<JsonTemplate> JsonTemplate::parse(const json& value) {
+  JsonTemplate out;
+  out.source_ = value;
+  // Depth first, in the order render_node walks the value (nlohmann iterates objects by key).
+  std::function<Status(const json&)> visit = [&](const json& node) -> Status {
+    if (node.is_string()) {
+      auto parsed = Template::parse(node.get<std::string>());
+      if (!parsed) return parsed.error();
+      out.strings_.push_back(std::move(*parsed));
+    } else if (node.is_structured()) {
+      for (const auto& child : node)
+        if (auto s = visit(child); !s) return s;
+    }
+    return ok_status();
+  };
+  if (auto s = visit(out.source_); !s) return s.error();
+  return out;
+}
+
+Result<json> JsonTemplate::render(const json& context) const {
+  std::size_t next = 0;
+  return render_node(source_, context, next);
+}
+
+Result<json> JsonTemplate::render_node(const json& node, const json& context,
+                                       std::size_t& next) const {
+  if (node.is_string()) return strings_.at(next++).render_value(context);
+  if (!node.is_structured()) return node;
+  json out = node.is_object() ? json::object() : json::array();
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    auto rendered = render_node(*it, context, next);
+    if (!rendered) return rendered;
+    if (node.is_object()) {
+      out[it.key()] = std::move(*rendered);
+    } else {
+      out.push_back(std::move(*rendered));
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> Template::roots() const {

@@ -61,13 +61,34 @@ class Template {
   // number), so action parameters keep their types.
   Result<nlohmann::json> render_value(const nlohmann::json& context) const;
   std::vector<std::string> roots() const;
+  const std::string& text() const { return text_; }  // as written
+  bool empty() const { return text_.empty(); }
 
  private:
   struct Part {
     std::string literal;
     std::shared_ptr<Expression> expression;  // null for a literal part
   };
+  std::string text_;
   std::vector<Part> parts_;
+};
+
+// A JSON value whose strings are templates (action parameters, a webhook body), parsed once and
+// rendered as often as needed: each string renders with render_value, so "{{ inputs.pid }}"
+// stays a number.
+class JsonTemplate {
+ public:
+  // Errors: the first string that is not a valid template.
+  static Result<JsonTemplate> parse(const nlohmann::json& value);
+  Result<nlohmann::json> render(const nlohmann::json& context) const;
+  const nlohmann::json& source() const { return source_; }
+
+ private:
+  Result<nlohmann::json> render_node(const nlohmann::json& node, const nlohmann::json& context,
+                                     std::size_t& next) const;
+
+  nlohmann::json source_ = nlohmann::json::object();
+  std::vector<Template> strings_;  // the strings of `source_`, in traversal order
 };
 
 }  // namespace riposte::controller

@@ -105,6 +105,13 @@ class Loader {
     return std::move(*parsed);
   }
 
+  // A YAML value as JSON whose strings are templates, each checked with its own line.
+  JsonTemplate json_template(const YAML::Node& node, const std::string& what) const {
+    auto parsed = JsonTemplate::parse(json_value(node, what));
+    if (!parsed) fail(node, fmt::format("{}: {}", what, parsed.error().message));
+    return std::move(*parsed);
+  }
+
   // A YAML value as JSON, every string checked as a template on the way.
   json json_value(const YAML::Node& node, const std::string& what) const {
     if (node.IsMap()) {
@@ -268,12 +275,11 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
                                             "kind: action)",
                                             where, step.action));
       }
-      step.target = in.text(node["target"], "target");
-      (void)in.template_text(node["target"], where + " target");
+      step.target = in.template_text(node["target"], where + " target");
       if (node["parameters"]) {
         if (!node["parameters"].IsMap())
           in.fail(node["parameters"], where + " parameters must be a mapping");
-        step.parameters = in.json_value(node["parameters"], where + " parameters");
+        step.parameters = in.json_template(node["parameters"], where + " parameters");
       }
       if (const auto mode = node["mode"]) {
         const auto text = in.text(mode, "mode");
@@ -291,8 +297,7 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
       if (node["else"]) step.else_step = in.text(node["else"], "else");
       break;
     case StepKind::approve:
-      step.reason = in.text(node["reason"], "reason");
-      (void)in.template_text(node["reason"], where + " reason");
+      step.reason = in.template_text(node["reason"], where + " reason");
       if (node["expires"]) step.expires_ms = in.duration(node["expires"], where + " expires");
       break;
     case StepKind::notify:
@@ -306,17 +311,15 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
                             "controller.yaml)",
                             where));
       }
-      if (node["body"]) step.body = in.json_value(node["body"], where + " body");
+      if (node["body"]) step.body = in.json_template(node["body"], where + " body");
       break;
     case StepKind::case_update:
       for (auto [key, target] : {std::pair{"status", &step.status},
                                  {"severity", &step.severity},
-                                 {"assignee", &step.assignee},
-                                 {"note", &step.note}}) {
-        if (!node[key]) continue;
-        *target = in.text(node[key], key);
-        (void)in.template_text(node[key], where + " " + key);
+                                 {"assignee", &step.assignee}}) {
+        if (node[key]) *target = in.text(node[key], key);
       }
+      if (node["note"]) step.note = in.template_text(node["note"], where + " note");
       if (!step.status.empty() && !kCaseStatuses.contains(step.status)) {
         in.fail(node["status"], fmt::format("{}: status '{}' is not one of {}", where, step.status,
                                             joined(kCaseStatuses)));

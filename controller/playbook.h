@@ -50,20 +50,21 @@ struct PlaybookStep {
   int line = 0;
   // action, query
   std::string action;  // the action kind, e.g. process.kill
-  std::string target;  // template: `host` (the alert's host), `all`, an agent id or a hostname
-  nlohmann::json parameters = nlohmann::json::object();  // string values may be templates
-  AutonomyMode mode = AutonomyMode::simulate;            // action only; query never acts
+  Template target;     // `host` (the alert's host), `all`, an agent id or a hostname
+  JsonTemplate parameters;
+  AutonomyMode mode = AutonomyMode::simulate;  // action only; query never acts
   // decide
   std::optional<Expression> condition;
   std::string then_step, else_step;
   // approve
-  std::string reason;  // template
+  Template reason;
   std::int64_t expires_ms = 4 * 3'600'000;
   // notify
   std::string url;  // https://... or webhook:NAME (controller.yaml playbooks.webhooks)
-  nlohmann::json body = nlohmann::json::object();  // string values may be templates
+  JsonTemplate body;
   // case
-  std::string status, severity, assignee, note;
+  std::string status, severity, assignee;
+  Template note;
   // wait
   std::int64_t wait_ms = 0;
   // every step

@@ -361,13 +361,13 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       return out;
     }
     case StepKind::approve: {
-      auto reason = render_text(step.reason, context);
+      auto reason = step.reason.render(context);
       if (!reason) return StepOutcome::failed(reason.error().message);
       return gate(step, run, json{{"gate", *reason}}.dump(), json::array(), *reason,
                   step.expires_ms);
     }
     case StepKind::notify: {
-      auto body = render_json(step.body, context);
+      auto body = step.body.render(context);
       if (!body) return StepOutcome::failed(body.error().message);
       if (!deps_.post_webhook) return StepOutcome::failed("no webhook client on this controller");
       std::string url = step.url;
@@ -386,7 +386,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       return out;
     }
     case StepKind::case_update: {
-      auto note = render_text(step.note, context);
+      auto note = step.note.render(context);
       if (!note) return StepOutcome::failed(note.error().message);
       CaseChange change{step.status, step.severity, step.assignee, *note};
       const json details{{"run_id", run.id},          {"step", step.id},
@@ -471,9 +471,9 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
                                                         PlaybookRunRecord& run,
                                                         const json& context) {
   const auto now = deps_.clock.now_unix_ms();
-  auto target = render_text(step.target, context);
+  auto target = step.target.render(context);
   if (!target) return StepOutcome::failed(target.error().message);
-  auto parameters = render_json(step.parameters, context);
+  auto parameters = step.parameters.render(context);
   if (!parameters) return StepOutcome::failed(parameters.error().message);
   auto agents = deps_.store.list_agents();
   if (!agents) return StepOutcome::failed(agents.error().message);

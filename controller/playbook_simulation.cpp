@@ -25,34 +25,6 @@ bool listed(const std::vector<std::string>& list, const std::string& value) {
 
 }  // namespace
 
-Result<json> render_json(const json& value, const json& context) {
-  if (value.is_string()) {
-    auto parsed = Template::parse(value.get<std::string>());
-    if (!parsed) return parsed.error();
-    return parsed->render_value(context);
-  }
-  if (value.is_object() || value.is_array()) {
-    json out = value.is_object() ? json::object() : json::array();
-    for (auto it = value.begin(); it != value.end(); ++it) {
-      auto rendered = render_json(*it, context);
-      if (!rendered) return rendered;
-      if (value.is_object()) {
-        out[it.key()] = std::move(*rendered);
-      } else {
-        out.push_back(std::move(*rendered));
-      }
-    }
-    return out;
-  }
-  return value;
-}
-
-Result<std::string> render_text(const std::string& text, const json& context) {
-  auto parsed = Template::parse(text);
-  if (!parsed) return parsed.error();
-  return parsed->render(context);
-}
-
 json run_context(const json& alert) {
   // The validation record says "outcome"; playbooks read validation.status, as the alert does.
   json validation = alert.value("validation", json());
@@ -139,8 +111,8 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
     switch (step.kind) {
       case StepKind::action:
       case StepKind::query: {
-        auto target = render_text(step.target, context);
-        auto parameters = render_json(step.parameters, context);
+        auto target = step.target.render(context);
+        auto parameters = step.parameters.render(context);
         if (!target || !parameters) {
           failure = (!target ? target.error() : parameters.error()).message;
           break;
@@ -170,7 +142,7 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
         break;
       }
       case StepKind::approve: {
-        auto reason = render_text(step.reason, context);
+        auto reason = step.reason.render(context);
         if (!reason) {
           failure = reason.error().message;
           break;
@@ -180,7 +152,7 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
         break;
       }
       case StepKind::notify: {
-        auto body = render_json(step.body, context);
+        auto body = step.body.render(context);
         if (!body) {
           failure = body.error().message;
           break;
@@ -189,7 +161,7 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
         break;
       }
       case StepKind::case_update: {
-        auto note = render_text(step.note, context);
+        auto note = step.note.render(context);
         if (!note) {
           failure = note.error().message;
           break;

@@ -17,11 +17,6 @@
 
 namespace riposte::controller {
 
-// Every string in `value` rendered as a template against `context` (a whole-value template keeps
-// its type); and one template string rendered as text.
-Result<nlohmann::json> render_json(const nlohmann::json& value, const nlohmann::json& context);
-Result<std::string> render_text(const std::string& text, const nlohmann::json& context);
-
 // Whether the trigger holds for the alert; `why_not` says which condition did not.
 bool trigger_matches(const Playbook& playbook, const nlohmann::json& alert, std::string* why_not);
 

@@ -156,5 +156,29 @@ TEST(Template, ErrorsUseTheTemplatesColumns) {
   EXPECT_EQ(bad.error().message, "column 18: '=' is not an operator; compare with '=='");
 }
 
+// Parsed once, rendered many times: nested objects and lists keep their shape, each string is a
+// template that keeps its value's type, and non-strings pass through.
+TEST(JsonTemplate, RendersEveryStringAndKeepsTypesAndShape) {
+  auto t = JsonTemplate::parse(json::parse(R"({
+    "target": {"pid": "{{ p.pid }}", "start_ticks": "{{ p.ticks }}"},
+    "paths": ["/tmp/{{ p.name }}", "{{ p.name }}.log"],
+    "tree": true, "grace_ms": 500, "missing": "{{ p.nothing }}"})"));
+  ASSERT_TRUE(t) << t.error().message;
+  const json context{{"p", {{"pid", 42}, {"ticks", "123"}, {"name", "x"}}}};
+  for (int i = 0; i < 2; ++i) {
+    auto out = t->render(context);
+    ASSERT_TRUE(out) << out.error().message;
+    EXPECT_EQ(*out, json::parse(R"({"target": {"pid": 42, "start_ticks": "123"},
+      "paths": ["/tmp/x", "x.log"], "tree": true, "grace_ms": 500, "missing": null})"));
+  }
+  EXPECT_EQ(t->source()["grace_ms"], 500);
+  auto bad = JsonTemplate::parse(json{{"a", {"ok", "{{ 1 + }}"}}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("column"), std::string::npos);
+  auto failing = JsonTemplate::parse(json{{"n", "{{ len(1) }}"}});
+  ASSERT_TRUE(failing);
+  EXPECT_FALSE(failing->render(json::object()));
+}
+
 }  // namespace
 }  // namespace riposte::controller
