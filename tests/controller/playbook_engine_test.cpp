@@ -455,5 +455,51 @@ steps:
   EXPECT_EQ(case_of(run).status, "resolved");
 }
 
+constexpr const char* kGate = R"(
+name: gate
+version: "1"
+trigger: {}
+steps:
+  - {id: ask, kind: approve, reason: "Isolate {{ alert.host.name }}?", expires: 10m, on_failure: refused}
+  - {id: yes, kind: case, status: contained, next: end}
+  - {id: refused, kind: notify, url: "webhook:soc", body: {text: "{{ run.failure }}"}, on_failure: stop}
+)";
+
+TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookFailsItsStep) {
+  engine_with(kGate);
+  auto yes = start(alert_on("a1", "web-01"), "alice");
+  ASSERT_EQ(yes.waiting_for, "approval");
+  auto request = store->list_approvals("pending", yes.case_id, 10).value().at(0);
+  EXPECT_EQ(request.reason, "Isolate web-01?");
+  EXPECT_EQ(request.expires_at_ms, clock.now_unix_ms() + 600'000);
+  ASSERT_TRUE(store->decide_approval(request.id, true, "bob", "", clock.now_unix_ms()));
+  engine->approval_decided(yes.id);
+  engine->drain();
+  yes = reload(yes.id);
+  EXPECT_EQ(yes.state, "succeeded");
+  EXPECT_EQ(steps(yes.id)[0].outcome, "approved by bob");
+  EXPECT_EQ(case_of(yes).status, "contained");
+
+  // Denied: the on_failure notify runs, and with the webhook down it fails and stops the run.
+  webhook_down = true;
+  posted.clear();
+  auto no = start(alert_on("a2", "db-01"), "alice");
+  request = store->list_approvals("pending", no.case_id, 10).value().at(0);
+  ASSERT_TRUE(store->decide_approval(request.id, false, "bob", "not now", clock.now_unix_ms()));
+  engine->approval_decided(no.id);
+  engine->drain();
+  no = reload(no.id);
+  EXPECT_EQ(no.state, "failed");
+  EXPECT_NE(no.error.find("step refused: webhook answered HTTP 503"), std::string::npos)
+      << no.error;
+  ASSERT_GE(posted.size(), 1u);
+  EXPECT_EQ(posted[0].second["text"], "denied by bob: not now");
+  // The responder is still told (the hook is down, so the attempt fails and is audited).
+  const auto entries = store->audit_entries_about(no.case_id, 100).value();
+  bool audited = false;
+  for (const auto& e : entries) audited = audited || e.event == "run.notify_failed";
+  EXPECT_TRUE(audited);
+}
+
 }  // namespace
 }  // namespace riposte::controller
