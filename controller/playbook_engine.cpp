@@ -158,11 +158,11 @@ Result<PlaybookRunRecord> PlaybookEngine::insert(const Playbook& playbook, const
   json context = run_context(alert_json(alert, false));
   context["case"]["url"] = deps_.case_link_prefix + alert.case_id;
   context["run"] = {{"id", run_id}, {"playbook", playbook.name}, {"started_by", started_by}};
-  std::string input_error;
   for (const auto& [name, value] : playbook.inputs) {
     auto rendered = value.render_value(context);
     if (!rendered) {
-      input_error = fmt::format("input {}: {}", name, rendered.error().message);
+      // Recorded with the run; the worker ends it (and tells the responder) in advance().
+      context["run"]["input_error"] = fmt::format("input {}: {}", name, rendered.error().message);
       break;
     }
     context["inputs"][name] = std::move(*rendered);
@@ -189,10 +189,6 @@ Result<PlaybookRunRecord> PlaybookEngine::insert(const Playbook& playbook, const
     return s.error();
   spdlog::info("playbooks: run {} of {} started by {} for alert {} (case {})", run.id,
                playbook.name, started_by, alert.id, run.case_id);
-  if (!input_error.empty()) {
-    finish(&playbook, run, "failed", input_error, nullptr);
-    return run;
-  }
   return run;
 }
 
@@ -224,11 +220,9 @@ void PlaybookEngine::tick() {
         advance(a.run_id);
       }
     }
-    auto runs = deps_.store.unfinished_runs();
-    if (!runs) return;
-    for (const auto& run : *runs) {
-      if (run.state == "waiting" && run.wake_at_ms > 0 && run.wake_at_ms <= now) advance(run.id);
-    }
+    auto due = deps_.store.runs_due(now);
+    if (!due) return;
+    for (const auto& id : *due) advance(id);
   });
 }
 
@@ -249,6 +243,9 @@ void PlaybookEngine::advance(const std::string& run_id) {
   json context = json::parse(run.context, nullptr, false);
   if (!context.is_object())
     return finish(playbook, run, "failed", "run context is corrupt", nullptr);
+  if (context["run"].contains("input_error"))
+    return finish(playbook, run, "failed", context["run"]["input_error"].get<std::string>(),
+                  nullptr);
 
   // A loaded playbook has no cycle, so a run ends; the bound guards one advance's length.
   for (int guard = 0; guard < 1000; ++guard) {
@@ -378,7 +375,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
               fmt::format("{} is not defined in controller.yaml (playbooks.webhooks)", url));
         url = named->second;
       }
-      (*body)["case_link"] = deps_.case_link_prefix + run.case_id;
+      if (body->is_object()) (*body)["case_link"] = deps_.case_link_prefix + run.case_id;
       if (auto s = deps_.post_webhook(url, *body); !s)
         return StepOutcome::failed(s.error().message);
       out.outcome = "notified";
@@ -574,7 +571,10 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
     return out;
   }
   if (!all_ended) {
-    const auto deadline = run.step_started_at_ms + step.timeout_ms;
+    // From the dispatch, not the step's start: an approval may have taken hours before it.
+    std::int64_t issued = actions->front().issued_at_ms;
+    for (const auto& a : *actions) issued = std::min(issued, a.issued_at_ms);
+    const auto deadline = issued + step.timeout_ms;
     if (now >= deadline) {
       auto failed = StepOutcome::failed(
           fmt::format("{} not finished after {} s", step.action, step.timeout_ms / 1000.0));

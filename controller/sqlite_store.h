@@ -95,6 +95,7 @@ class SqliteStore final : public Store {
   Result<std::optional<PlaybookRunRecord>> find_run(const std::string& id) override;
   Result<std::vector<PlaybookRunRecord>> list_runs(const std::string& case_id, int limit) override;
   Result<std::vector<PlaybookRunRecord>> unfinished_runs() override;
+  Result<std::vector<std::string>> runs_due(std::int64_t now_ms) override;
   Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) override;
   Result<std::vector<ActionRecord>> run_actions(const std::string& run_id) override;
   Result<ApprovalRecord> insert_approval(const ApprovalRecord& approval, const AuditEvent& audit,

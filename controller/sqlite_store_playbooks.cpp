@@ -257,6 +257,16 @@ Result<std::vector<PlaybookRunRecord>> SqliteStore::unfinished_runs() {
   return collect_rows(db_, q, run_from_row, "list unfinished playbook runs");
 }
 
+Result<std::vector<std::string>> SqliteStore::runs_due(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND state = 'waiting' AND "
+              "wake_at_ms > 0 AND wake_at_ms <= ? ORDER BY wake_at_ms");
+  q.bind(now_ms);
+  return collect_rows(
+      db_, q, [](const Statement& r) { return r.text(0); }, "list due playbook runs");
+}
+
 Result<std::vector<RunStepRecord>> SqliteStore::run_steps(const std::string& run_id) {
   std::lock_guard lock(mutex_);
   Statement q(cache_,

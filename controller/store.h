@@ -403,6 +403,8 @@ class Store {
                                                            int limit) = 0;
   // Runs not finished, oldest first: what to resume after a restart.
   virtual Result<std::vector<PlaybookRunRecord>> unfinished_runs() = 0;
+  // Ids of waiting runs whose wake time (a wait, a backoff, a deadline) has come.
+  virtual Result<std::vector<std::string>> runs_due(std::int64_t now_ms) = 0;
   virtual Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) = 0;
   virtual Result<std::vector<ActionRecord>> run_actions(const std::string& run_id) = 0;
 

@@ -501,5 +501,39 @@ TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookFailsItsStep
   EXPECT_TRUE(audited);
 }
 
+TEST_F(PlaybookEngineTest, AnActionsTimeoutCountsFromItsDispatchNotFromALongApproval) {
+  engine_with(kill_playbook("approve", 0, "stop"));
+  auto run = start(alert_on("a1", "web-01"));
+  const auto request = store->list_approvals("pending", run.case_id, 10).value().at(0);
+  clock.advance_ms(30 * 60'000);  // the approver took half an hour; the step's timeout is 1 min
+  ASSERT_TRUE(store->decide_approval(request.id, true, "bob", "", clock.now_unix_ms()));
+  engine->approval_decided(run.id);
+  engine->drain();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(reload(run.id).waiting_for, "actions");
+  tick_after_ms(59'000);
+  EXPECT_EQ(reload(run.id).state, "waiting");
+  tick_after_ms(1'000);
+  EXPECT_EQ(reload(run.id).state, "failed");
+}
+
+TEST_F(PlaybookEngineTest, AnInputThatCannotBeComputedFailsTheRunBeforeAnyStep) {
+  engine_with(R"(
+name: bad-input
+version: "1"
+trigger: {}
+inputs: {n: "{{ len(alert.severity) > alert.host }}"}
+steps:
+  - {id: done, kind: case, status: resolved}
+)");
+  const auto run = start(alert_on("a1", "web-01"));
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_NE(run.error.find("input n:"), std::string::npos) << run.error;
+  EXPECT_TRUE(steps(run.id).empty());
+  EXPECT_EQ(case_of(run).status, "new");
+  ASSERT_FALSE(posted.empty());
+  EXPECT_EQ(posted.back().second["state"], "failed");
+}
+
 }  // namespace
 }  // namespace riposte::controller
