@@ -7,6 +7,7 @@
 
 #include "controller/action_dispatcher.h"
 #include "controller/alert_intake.h"
+#include "controller/duration.h"
 #include "controller/playbook_engine.h"
 #include "protocol/utc_time.h"
 
@@ -59,27 +60,43 @@ std::string html_escape(const std::string& in) {
   return out;
 }
 
-// Markdown table cells: a pipe or a newline would break the row.
+// Recorded text in Markdown: alert fields come from whoever triggered the alert, so nothing in
+// them may become a link, an image (a tracking pixel when the report is viewed), HTML or a
+// broken table row.
 std::string md_cell(const std::string& in) {
   std::string out;
   for (char c : in) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '\n' || c == '\r') {
-      out += ' ';
-    } else {
-      out += c;
+    switch (c) {
+      case '|':
+      case '[':
+      case ']':
+      case '!':
+      case '`':
+      case '*':
+      case '_':
+      case '\\':
+        out += '\\';
+        out += c;
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\n':
+      case '\r':
+        out += ' ';
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
 std::string duration_text(const json& seconds) {
-  if (!seconds.is_number()) return "not reached";
-  const double s = seconds.get<double>();
-  if (s < 120) return fmt::format("{:.1f} s", s);
-  if (s < 7200) return fmt::format("{:.1f} min", s / 60);
-  return fmt::format("{:.1f} h", s / 3600);
+  return seconds.is_number() ? format_seconds(seconds.get<double>()) : "not reached";
 }
 
 }  // namespace
@@ -196,12 +213,12 @@ Result<json> build_case_report(Store& store, const std::string& case_id) {
 
 std::string render_case_markdown(const json& report) {
   const auto& c = report["case"];
-  std::string out = fmt::format("# Case {}: {}\n\n", text(c["id"]), text(c["title"]));
+  std::string out = fmt::format("# Case {}: {}\n\n", text(c["id"]), md_cell(text(c["title"])));
   out += fmt::format(
       "- Status: **{}**, severity {}, host {}, assignee {}\n- Opened {}; validated {}; "
       "contained {}; resolved {}\n- Time to validate: {}; to contain: {}; to resolve: {}\n\n",
-      text(c["status"]), text(c["severity"]), text(c["host"]),
-      c["assignee"].is_null() ? "none" : text(c["assignee"]), text(c["created_at"]),
+      text(c["status"]), text(c["severity"]), md_cell(text(c["host"])),
+      c["assignee"].is_null() ? "none" : md_cell(text(c["assignee"])), text(c["created_at"]),
       text(c["validated_at"]), text(c["contained_at"]), text(c["resolved_at"]),
       duration_text(c["time_to_validate_s"]), duration_text(c["time_to_contain_s"]),
       duration_text(c["time_to_resolve_s"]));
@@ -251,7 +268,8 @@ std::string render_case_markdown(const json& report) {
   }
   out += "\n## Notes\n\n";
   for (const auto& n : report["notes"])
-    out += fmt::format("- {} {}: {}\n", text(n["at"]), text(n["author"]), text(n["text"]));
+    out += fmt::format("- {} {}: {}\n", text(n["at"]), md_cell(text(n["author"])),
+                       md_cell(text(n["text"])));
   out += "\n## Timeline\n\n| at | what | by |\n|---|---|---|\n";
   for (const auto& e : report["timeline"]) {
     out += fmt::format("| {} | {} | {} |\n", md_cell(text(e["at"])), md_cell(text(e["what"])),

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "controller/duration.h"
 #include "protocol/secure_file.h"
 
 namespace riposte::cli {
@@ -14,11 +15,7 @@ using nlohmann::json;
 namespace {
 
 std::string seconds_text(const json& v) {
-  if (!v.is_number()) return "-";
-  const double s = v.get<double>();
-  if (s < 120) return fmt::format("{:.1f}s", s);
-  if (s < 7200) return fmt::format("{:.1f}m", s / 60);
-  return fmt::format("{:.1f}h", s / 3600);
+  return v.is_number() ? controller::format_seconds(v.get<double>()) : "-";
 }
 
 }  // namespace

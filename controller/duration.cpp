@@ -36,4 +36,10 @@ Result<std::int64_t> parse_duration_ms(std::string_view text) {
   return count * unit_ms;
 }
 
+std::string format_seconds(double seconds) {
+  if (seconds < 120) return fmt::format("{:.1f} s", seconds);
+  if (seconds < 7200) return fmt::format("{:.1f} min", seconds / 60);
+  return fmt::format("{:.1f} h", seconds / 3600);
+}
+
 }  // namespace riposte::controller

@@ -9,6 +9,7 @@
 
 #include "controller/alert_intake.h"
 #include "controller/playbook_simulation.h"
+#include "controller/webhook.h"
 #include "protocol/crypto.h"
 #include "protocol/utc_time.h"
 
@@ -379,7 +380,12 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       if (auto s = deps_.post_webhook(url, *body); !s)
         return StepOutcome::failed(s.error().message);
       out.outcome = "notified";
-      out.output = {{"state", "succeeded"}};
+      // What was sent, for the case record (the URL may hold a token: only its name or host).
+      out.output = {{"state", "succeeded"},
+                    {"webhook", step.url.starts_with("webhook:")
+                                    ? step.url
+                                    : parse_webhook_url(url).value_or(WebhookUrl{}).host},
+                    {"body", *body}};
       return out;
     }
     case StepKind::case_update: {
@@ -397,7 +403,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
           !s)
         return StepOutcome::failed(s.error().message);
       out.outcome = step.status.empty() ? "case updated" : "case " + step.status;
-      out.output = {{"state", "succeeded"}};
+      out.output = {{"state", "succeeded"}, {"change", details}};
       return out;
     }
     case StepKind::wait:

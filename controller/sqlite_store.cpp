@@ -893,22 +893,23 @@ Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
   return collect_rows(db_, q, action_from_row, "list actions");
 }
 
-Result<std::vector<ActionRecord>> SqliteStore::case_actions(const std::string& case_id) {
+Result<std::vector<ActionRecord>> SqliteStore::actions_filed_under(const char* column,
+                                                                   const std::string& value) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE case_id = ? AND case_id != '' "
-                                  "ORDER BY issued_at_ms, id",
-                                  kActionColumns));
-  q.bind(case_id);
-  return collect_rows(db_, q, action_from_row, "list a case's actions");
+  // `column` is one of two names in this file, never caller text; "" files nothing.
+  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE {} = ? AND {} != '' ORDER BY "
+                                  "issued_at_ms, id",
+                                  kActionColumns, column, column));
+  q.bind(value);
+  return collect_rows(db_, q, action_from_row, "list actions");
+}
+
+Result<std::vector<ActionRecord>> SqliteStore::case_actions(const std::string& case_id) {
+  return actions_filed_under("case_id", case_id);
 }
 
 Result<std::vector<ActionRecord>> SqliteStore::run_actions(const std::string& run_id) {
-  std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE playbook_run_id = ? AND "
-                                  "playbook_run_id != '' ORDER BY issued_at_ms, id",
-                                  kActionColumns));
-  q.bind(run_id);
-  return collect_rows(db_, q, action_from_row, "list a run's actions");
+  return actions_filed_under("playbook_run_id", run_id);
 }
 
 Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::string& agent_id) {

@@ -122,6 +122,9 @@ class SqliteStore final : public Store {
   // One api_tokens row; the caller holds the mutex and, where it matters, a transaction.
   Status insert_token_locked(const ApiTokenRecord& token);
   Status append_audit_locked(const AuditEvent& event, std::int64_t now_ms);
+  // Actions whose `column` (case_id or playbook_run_id) is `value`, oldest first.
+  Result<std::vector<ActionRecord>> actions_filed_under(const char* column,
+                                                        const std::string& value);
 
   std::mutex mutex_;
   std::atomic<std::uint64_t> agents_generation_{0};

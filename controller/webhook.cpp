@@ -17,7 +17,7 @@ Result<WebhookUrl> parse_webhook_url(const std::string& url) {
   std::string_view authority = rest.substr(0, slash);
   WebhookUrl out;
   out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (out.target.front() == '?') out.target.insert(0, "/");
+  if (out.target.front() == '?') out.target = fmt::format("/{}", out.target);
   if (authority.find('@') != std::string_view::npos)
     return Error{"webhook URLs carry no user:password (a token belongs in the path)"};
   const auto colon = authority.rfind(':');

@@ -275,7 +275,7 @@ TEST_F(ApiRouterTest, CasesAreUpdatedReportedAndMeasuredAndApprovalsDecidedOnce)
   AlertRecord alert;
   alert.id = "a-1";
   alert.source = "generic";
-  alert.rule_name = "Beacon <script>";
+  alert.rule_name = "Beacon <script> ![x](https://tracker.example/p.png)";
   alert.severity = "high";
   alert.host_name = "web-01";
   alert.timestamp_ms = clock.now_unix_ms();
@@ -307,6 +307,11 @@ TEST_F(ApiRouterTest, CasesAreUpdatedReportedAndMeasuredAndApprovalsDecidedOnce)
             std::string::npos)
       << md.body;
   EXPECT_NE(md.body.find("host isolated"), std::string::npos);
+  // Alert text never becomes HTML, a link or an image in the report.
+  EXPECT_NE(md.body.find("Beacon &lt;script&gt; \\!\\[x\\](https://tracker.example/p.png)"),
+            std::string::npos)
+      << md.body;
+  EXPECT_EQ(md.body.find("![x]"), std::string::npos);
   auto html = call("GET", path + "/report?format=html", analyst_token);
   EXPECT_EQ(html.body.find("<script>"), std::string::npos);  // recorded text is escaped
   EXPECT_NE(html.body.find("Beacon &lt;script&gt;"), std::string::npos);

@@ -173,6 +173,10 @@ TEST_F(PlaybookEngineTest, DecideTakesEitherBranchAndCaseAndNotifyStepsAct) {
   ASSERT_EQ(high_steps.size(), 3u);
   EXPECT_EQ(high_steps[0].outcome, "then -> raise");
   EXPECT_EQ(high_steps[1].step_id, "raise");
+  // The record keeps what was sent, and which webhook by name, never its URL's token.
+  EXPECT_NE(high_steps[2].detail.find("\"webhook\":\"webhook:soc\""), std::string::npos);
+  EXPECT_NE(high_steps[2].detail.find("\"count\":1"), std::string::npos);
+  EXPECT_EQ(high_steps[2].detail.find("T0KEN"), std::string::npos);
   auto c = case_of(high);
   EXPECT_EQ(c.status, "in_progress");
   EXPECT_EQ(c.severity, "critical");
