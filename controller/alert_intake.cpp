@@ -9,16 +9,6 @@ namespace riposte::controller {
 
 using nlohmann::json;
 
-namespace {
-
-json parse_or_null(const std::string& text, json fallback) {
-  if (text.empty()) return fallback;
-  auto parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return parsed.is_discarded() ? fallback : parsed;
-}
-
-}  // namespace
-
 AlertIntake::AlertIntake(Store& store, const ThreatIntel& intel, const AssetCatalog& assets,
                          const Clock& clock, AlertIntakeOptions options)
     : store_(store), intel_(intel), assets_(assets), clock_(clock), options_(options) {}
@@ -86,6 +76,12 @@ IntakeReport AlertIntake::submit(std::string_view body, std::optional<std::strin
   return report;
 }
 
+json parse_json_or(const std::string& text, json fallback) {
+  if (text.empty()) return fallback;
+  auto parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return parsed.is_discarded() ? fallback : parsed;
+}
+
 json alert_json(const AlertRecord& a, bool with_raw) {
   json out{
       {"id", a.id},
@@ -99,15 +95,15 @@ json alert_json(const AlertRecord& a, bool with_raw) {
       {"notes", a.notes},
       {"case_id", a.case_id},
       {"status", a.status},
-      {"assets", parse_or_null(a.assets, json::array())},
-      {"validation", parse_or_null(a.validation, json::object())},
-      {"enrichment", parse_or_null(a.enrichment, json::object())},
-      {"confidence", parse_or_null(a.confidence, json::object())},
+      {"assets", parse_json_or(a.assets, json::array())},
+      {"validation", parse_json_or(a.validation, json::object())},
+      {"enrichment", parse_json_or(a.enrichment, json::object())},
+      {"confidence", parse_json_or(a.confidence, json::object())},
       {"received_at", format_utc_ms(a.received_at_ms)},
       {"updated_at", format_utc_ms(a.updated_at_ms)},
   };
   if (!a.user_name.empty()) out["user"] = {{"name", a.user_name}};
-  if (with_raw) out["raw"] = parse_or_null(a.raw, json(a.raw));
+  if (with_raw) out["raw"] = parse_json_or(a.raw, json(a.raw));
   return out;
 }
 

@@ -53,6 +53,10 @@ class AlertIntake {
   std::function<void(const std::vector<std::string>&)> listener_;
 };
 
+// The JSON stored as `text` (a record's details, validation, ...), or `fallback` when it is
+// empty or not JSON.
+nlohmann::json parse_json_or(const std::string& text, nlohmann::json fallback);
+
 // The JSON form of an alert for the API and CLI (`riposte alerts show --json`).
 nlohmann::json alert_json(const AlertRecord& alert, bool with_raw = true);
 

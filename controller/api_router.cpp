@@ -49,31 +49,6 @@ json agent_json(const AgentRecord& a) {
   };
 }
 
-// Agent ids are UUIDs; anything else in the path is rejected before reaching the store.
-bool plausible_id(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
-  }
-  return true;
-}
-
-Result<json> parse_object(const std::string& body) {
-  if (body.empty()) return json::object();
-  auto parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return Error{"request body is not valid JSON"};
-  if (!parsed.is_object()) return Error{"request body must be a JSON object"};
-  return parsed;
-}
-
-std::optional<std::int64_t> integer_param(std::string_view target, std::string_view name) {
-  const auto text = query_param(target, name);
-  if (text.empty() || text.size() > 18) return std::nullopt;
-  for (char c : text)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-  return std::stoll(text);
-}
-
 // Labels: short names an operator gives agents ("web", "pci", "dc-paris").
 Result<std::vector<std::string>> label_list(const json& value) {
   if (!value.is_array() || value.size() > 64) return Error{"'labels' must be a list of labels"};
@@ -137,6 +112,30 @@ std::string query_param(std::string_view target, std::string_view name) {
     rest = rest.substr(amp + 1);
   }
   return "";
+}
+
+bool plausible_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
+Result<json> parse_object(const std::string& body) {
+  if (body.empty()) return json::object();
+  auto parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return Error{"request body is not valid JSON"};
+  if (!parsed.is_object()) return Error{"request body must be a JSON object"};
+  return parsed;
+}
+
+std::optional<std::int64_t> integer_param(std::string_view target, std::string_view name) {
+  const auto text = query_param(target, name);
+  if (text.empty() || text.size() > 18) return std::nullopt;
+  for (char c : text)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+  return std::stoll(text);
 }
 
 ApiRouter::ApiRouter(ApiRouterDeps deps)
@@ -572,12 +571,11 @@ ApiResponse ApiRouter::evidence_custody(const std::string& sha256) {
   }
   json custody = json::array();
   for (const auto& e : *events) {
-    auto details = json::parse(e.details, nullptr, false);
     custody.push_back({{"seq", e.seq},
                        {"at", format_utc_ms(e.at_ms)},
                        {"actor", e.actor},
                        {"event", e.event},
-                       {"details", details.is_discarded() ? json(e.details) : details}});
+                       {"details", parse_json_or(e.details, json(e.details))}});
   }
   return reply(200, json{{"sha256", sha256},
                          {"size", records->front().size},
@@ -606,7 +604,6 @@ ApiResponse ApiRouter::export_audit(const ApiRequest& request) {
   ApiResponse response;
   response.content_type = "application/x-ndjson";
   for (const auto& e : *entries) {
-    auto details = json::parse(e.details, nullptr, false);
     response.body += json{
         {"seq", e.seq},
         {"at", format_utc_ms(e.at_ms)},
@@ -614,7 +611,7 @@ ApiResponse ApiRouter::export_audit(const ApiRequest& request) {
         {"actor", e.actor},
         {"event", e.event},
         {"subject", e.subject},
-        {"details", details.is_discarded() ? json(e.details) : details},
+        {"details", parse_json_or(e.details, json(e.details))},
         {"details_text", e.details},
         {"prev_hash", e.prev_hash},
         {"hash", e.hash}}.dump();

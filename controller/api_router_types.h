@@ -4,7 +4,10 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+
+#include "protocol/result.h"
 
 namespace riposte::controller {
 
@@ -32,5 +35,11 @@ ApiResponse error_response(int status, std::string_view message);
 std::string query_param(std::string_view target, std::string_view name);
 // %XX sequences decoded; '+' is a space in a query string, itself in a path segment.
 std::string percent_decode(std::string_view raw, bool plus_is_space);
+// The non-negative integer `name` of the query string; nullopt when absent or not one.
+std::optional<std::int64_t> integer_param(std::string_view target, std::string_view name);
+// A request body as a JSON object ({} when empty); errors say what is wrong with it.
+Result<nlohmann::json> parse_object(const std::string& body);
+// Ids in paths are UUIDs: anything else is refused before it reaches the store.
+bool plausible_id(std::string_view id);
 
 }  // namespace riposte::controller

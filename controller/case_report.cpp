@@ -17,11 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-json parsed_or_text(const std::string& text) {
-  auto parsed = json::parse(text, nullptr, false);
-  return parsed.is_discarded() ? json(text) : parsed;
-}
-
 json seconds_between(std::int64_t from_ms, const std::optional<std::int64_t>& to_ms) {
   if (!to_ms) return nullptr;
   return static_cast<double>(*to_ms - from_ms) / 1000.0;
@@ -149,12 +144,13 @@ Result<json> build_case_report(Store& store, const std::string& case_id) {
     if (!entries) return entries.error();
     for (const auto& e : *entries) {
       if (e.event == "alert.received") continue;  // already above, from the alert itself
-      event(e.at_ms, e.event, e.actor, parsed_or_text(e.details));
+      event(e.at_ms, e.event, e.actor, parse_json_or(e.details, json(e.details)));
     }
   }
   auto case_events = store.audit_entries_about(case_id, 10'000);
   if (!case_events) return case_events.error();
-  for (const auto& e : *case_events) event(e.at_ms, e.event, e.actor, parsed_or_text(e.details));
+  for (const auto& e : *case_events)
+    event(e.at_ms, e.event, e.actor, parse_json_or(e.details, json(e.details)));
 
   json runs = json::array();
   auto run_records = store.list_runs(case_id, 1000);

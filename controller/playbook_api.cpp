@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 
 #include "controller/case_report.h"
 #include "controller/duration.h"
@@ -18,20 +17,6 @@ namespace {
 
 ApiResponse reply(int status, const json& body) { return json_response(status, body); }
 ApiResponse error(int status, std::string_view message) { return error_response(status, message); }
-
-bool plausible_uuid(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  return std::all_of(id.begin(), id.end(),
-                     [](unsigned char c) { return std::isalnum(c) || c == '-'; });
-}
-
-Result<json> body_object(const std::string& body) {
-  if (body.empty()) return json::object();
-  auto parsed = json::parse(body, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object())
-    return Error{"request body must be a JSON object"};
-  return parsed;
-}
 
 // A string field, "" when absent; an error when present and not a string or too long.
 Result<std::string> string_field(const json& body, const char* name, std::size_t max = 4096) {
@@ -52,11 +37,8 @@ Result<std::int64_t> since_param(const ApiRequest& request, std::int64_t now_ms)
 }
 
 int limit_param(const ApiRequest& request, int fallback) {
-  const auto text = query_param(request.target, "limit");
-  int value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return fallback;
-  return std::clamp(value, 1, 10'000);
+  return static_cast<int>(std::clamp<std::int64_t>(
+      integer_param(request.target, "limit").value_or(fallback), 1, 10'000));
 }
 
 }  // namespace
@@ -82,7 +64,7 @@ ApiResponse PlaybookApi::handle(const ApiRequest& request, std::string_view path
   }
   const auto& collection = parts[0];
   if (parts.size() > 3) return error(404, "no such endpoint");
-  if (parts.size() >= 2 && !plausible_uuid(parts[1]) && parts[1] != "stats")
+  if (parts.size() >= 2 && !plausible_id(parts[1]) && parts[1] != "stats")
     return error(400, fmt::format("{} id must be a UUID", collection));
 
   if (collection == "playbooks") {
@@ -158,7 +140,7 @@ ApiResponse PlaybookApi::handle(const ApiRequest& request, std::string_view path
 
 ApiResponse PlaybookApi::start_run(const ApiRequest& request, const ApiTokenRecord& caller,
                                    const Deny& deny) {
-  auto body = body_object(request.body);
+  auto body = parse_object(request.body);
   if (!body) return error(400, body.error().message);
   auto playbook = string_field(*body, "playbook", 200);
   auto alert_id = string_field(*body, "alert_id", 200);
@@ -198,7 +180,7 @@ ApiResponse PlaybookApi::show_run(const std::string& id) {
 
 ApiResponse PlaybookApi::decide(const std::string& id, bool approve, const ApiRequest& request,
                                 const ApiTokenRecord& caller) {
-  auto body = body_object(request.body);
+  auto body = parse_object(request.body);
   if (!body) return error(400, body.error().message);
   auto reason = string_field(*body, "reason");
   if (!reason) return error(400, reason.error().message);
@@ -243,7 +225,7 @@ ApiResponse PlaybookApi::show_case(const std::string& id) {
 
 ApiResponse PlaybookApi::update_case(const std::string& id, const ApiRequest& request,
                                      const ApiTokenRecord& caller) {
-  auto body = body_object(request.body);
+  auto body = parse_object(request.body);
   if (!body) return error(400, body.error().message);
   CaseChange change;
   for (auto [field, target] : {std::pair{"status", &change.status},

@@ -680,14 +680,13 @@ json run_json(const PlaybookRunRecord& r, const std::vector<RunStepRecord>* step
   if (steps != nullptr) {
     json list = json::array();
     for (const auto& s : *steps) {
-      auto detail = json::parse(s.detail, nullptr, false);
       list.push_back({{"step", s.step_id},
                       {"kind", s.kind},
                       {"attempt", s.attempt},
                       {"outcome", s.outcome},
                       {"mode", s.mode.empty() ? json(nullptr) : json(s.mode)},
                       {"mode_reason", s.mode_reason.empty() ? json(nullptr) : json(s.mode_reason)},
-                      {"output", detail.is_discarded() ? json(s.detail) : detail},
+                      {"output", parse_json_or(s.detail, json(s.detail))},
                       {"started_at", format_utc_ms(s.started_at_ms)},
                       {"finished_at", format_utc_ms(s.finished_at_ms)},
                       {"duration_ms", s.finished_at_ms - s.started_at_ms}});
@@ -698,8 +697,6 @@ json run_json(const PlaybookRunRecord& r, const std::vector<RunStepRecord>* step
 }
 
 json approval_json(const ApprovalRecord& a) {
-  auto what = json::parse(a.what, nullptr, false);
-  auto impact = json::parse(a.impact, nullptr, false);
   return json{
       {"id", a.id},
       {"run_id", a.run_id},
@@ -707,9 +704,9 @@ json approval_json(const ApprovalRecord& a) {
       {"attempt", a.attempt},
       {"case_id", a.case_id},
       {"requested_by", a.requested_by},
-      {"what", what.is_discarded() ? json(a.what) : what},
+      {"what", parse_json_or(a.what, json(a.what))},
       {"reason", a.reason},
-      {"impact", impact.is_discarded() ? json::array() : impact},
+      {"impact", parse_json_or(a.impact, json::array())},
       {"state", a.state},
       {"decided_by", a.decided_by.empty() ? json(nullptr) : json(a.decided_by)},
       {"decision_reason", a.decision_reason.empty() ? json(nullptr) : json(a.decision_reason)},
