@@ -9,9 +9,9 @@
 #include "agent/evidence_file.h"
 #include "agent/os_facts.h"
 #include "agent/sha256_sink.h"
+#include "common/secure_file.h"
 #include "protocol/action_kinds.h"
 #include "protocol/actions.pb.h"
-#include "protocol/secure_file.h"
 
 namespace riposte::agent {
 

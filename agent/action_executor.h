@@ -11,6 +11,7 @@
 #include "agent/connection_history.h"
 #include "agent/local_policy.h"
 #include "agent/quarantine_keeper.h"
+#include "common/clock.h"
 #include "platform/files.h"
 #include "platform/firewall.h"
 #include "platform/logins.h"
@@ -20,7 +21,6 @@
 #include "platform/system_facts.h"
 #include "platform/yara_scanner.h"
 #include "protocol/agent_channel.pb.h"
-#include "protocol/clock.h"
 
 namespace riposte::agent {
 

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "protocol/sqlite_statement.h"
+#include "common/sqlite_statement.h"
 
 namespace riposte::agent {
 

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
+#include "common/sqlite_statement.h"
 #include "protocol/agent_channel.pb.h"
-#include "protocol/result.h"
-#include "protocol/sqlite_statement.h"
 
 namespace riposte::agent {
 

@@ -15,8 +15,8 @@
 #include <variant>
 
 #include "agent/action_journal.h"
+#include "common/clock.h"
 #include "protocol/agent_channel.pb.h"
-#include "protocol/clock.h"
 #include "protocol/crypto.h"
 
 namespace riposte::agent {

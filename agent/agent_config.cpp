@@ -5,7 +5,7 @@
 #include <charconv>
 #include <set>
 
-#include "protocol/yaml_config.h"
+#include "common/yaml_config.h"
 
 namespace riposte::agent {
 

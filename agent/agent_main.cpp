@@ -18,13 +18,13 @@
 #include "agent/controller_link.h"
 #include "agent/enrollment_client.h"
 #include "agent/housekeeping.h"
+#include "common/allocator_tuning.h"
+#include "common/logging.h"
+#include "common/secure_file.h"
+#include "common/service_status.h"
+#include "common/utc_time.h"
 #include "platform/firewall.h"
 #include "protocol/action_kinds.h"
-#include "protocol/allocator_tuning.h"
-#include "protocol/logging.h"
-#include "protocol/secure_file.h"
-#include "protocol/service_status.h"
-#include "protocol/utc_time.h"
 
 using namespace riposte;
 using namespace riposte::agent;

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "protocol/address.h"
-#include "protocol/result.h"
+#include "common/address.h"
+#include "common/result.h"
 
 namespace riposte::agent {
 

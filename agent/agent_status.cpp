@@ -4,8 +4,8 @@
 
 #include "agent/agent_state.h"
 #include "agent/quarantine_keeper.h"
-#include "protocol/service_status.h"
-#include "protocol/utc_time.h"
+#include "common/service_status.h"
+#include "common/utc_time.h"
 
 namespace riposte::agent {
 

@@ -11,8 +11,8 @@
 
 #include "agent/connection_history.h"
 #include "agent/quarantine_keeper.h"
+#include "common/clock.h"
 #include "platform/network_table.h"
-#include "protocol/clock.h"
 
 namespace riposte::agent {
 

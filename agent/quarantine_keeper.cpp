@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "protocol/secure_file.h"
+#include "common/secure_file.h"
 
 namespace riposte::agent {
 

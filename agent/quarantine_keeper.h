@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/clock.h"
 #include "platform/firewall.h"
-#include "protocol/clock.h"
 
 namespace riposte::agent {
 

@@ -1,4 +1,4 @@
-#include "protocol/address.h"
+#include "common/address.h"
 
 #include <fmt/format.h>
 

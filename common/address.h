@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte {
 

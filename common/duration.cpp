@@ -1,10 +1,10 @@
-#include "controller/duration.h"
+#include "common/duration.h"
 
 #include <fmt/format.h>
 
 #include <charconv>
 
-namespace riposte::controller {
+namespace riposte {
 
 Result<std::int64_t> parse_duration_ms(std::string_view text) {
   const Error bad{fmt::format("'{}' is not a duration like 90s, 30m, 24h or 7d", text)};
@@ -42,4 +42,4 @@ std::string format_seconds(double seconds) {
   return fmt::format("{:.1f} h", seconds / 3600);
 }
 
-}  // namespace riposte::controller
+}  // namespace riposte

@@ -1,4 +1,4 @@
-#include "protocol/logging.h"
+#include "common/logging.h"
 
 #include <fmt/format.h>
 #include <spdlog/formatter.h>
@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "protocol/utc_time.h"
+#include "common/utc_time.h"
 
 namespace riposte {
 

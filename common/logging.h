@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte {
 

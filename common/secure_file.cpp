@@ -1,4 +1,4 @@
-#include "protocol/secure_file.h"
+#include "common/secure_file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "protocol/service_status.h"
+#include "common/service_status.h"
 
 #include <signal.h>
 #include <spdlog/sinks/base_sink.h>
@@ -7,8 +7,8 @@
 
 #include <cerrno>
 
-#include "protocol/secure_file.h"
-#include "protocol/utc_time.h"
+#include "common/secure_file.h"
+#include "common/utc_time.h"
 
 namespace riposte {
 

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "protocol/clock.h"
-#include "protocol/result.h"
+#include "common/clock.h"
+#include "common/result.h"
 
 namespace riposte {
 

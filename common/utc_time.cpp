@@ -1,4 +1,4 @@
-#include "protocol/utc_time.h"
+#include "common/utc_time.h"
 
 #include <fmt/format.h>
 

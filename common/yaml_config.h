@@ -11,7 +11,7 @@
 #include <set>
 #include <string>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte {
 

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "controller/duration.h"
-#include "controller/webhook.h"
-#include "protocol/yaml_config.h"
+#include "common/duration.h"
+#include "common/yaml_config.h"
+#include "controller/playbooks/webhook.h"
 
 namespace riposte::controller {
 

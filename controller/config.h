@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "controller/autonomy_policy.h"
-#include "controller/intel_feeds.h"
-#include "controller/threat_intel.h"
-#include "protocol/result.h"
+#include "common/result.h"
+#include "controller/intel/feeds.h"
+#include "controller/intel/threat_intel.h"
+#include "controller/playbooks/autonomy_policy.h"
 
 namespace riposte::controller {
 

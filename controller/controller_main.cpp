@@ -12,13 +12,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/allocator_tuning.h"
+#include "common/logging.h"
+#include "common/secure_file.h"
+#include "common/service_status.h"
 #include "controller/controller_service.h"
 #include "controller/controller_status.h"
 #include "controller/local_agent.h"
-#include "protocol/allocator_tuning.h"
-#include "protocol/logging.h"
-#include "protocol/secure_file.h"
-#include "protocol/service_status.h"
 
 namespace fs = std::filesystem;
 using namespace riposte;

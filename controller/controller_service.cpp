@@ -7,8 +7,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
-#include "protocol/address.h"
-#include "protocol/secure_file.h"
+#include "common/address.h"
+#include "common/secure_file.h"
 
 namespace riposte::controller {
 

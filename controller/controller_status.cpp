@@ -5,14 +5,14 @@
 
 #include <memory>
 
+#include "common/address.h"
+#include "common/secure_file.h"
+#include "common/service_status.h"
+#include "common/sqlite_statement.h"
 #include "controller/controller_service.h"
-#include "controller/pki.h"
-#include "protocol/address.h"
+#include "controller/gateway/pki.h"
 #include "protocol/crypto.h"
 #include "protocol/https_client.h"
-#include "protocol/secure_file.h"
-#include "protocol/service_status.h"
-#include "protocol/sqlite_statement.h"
 #include "protocol/tls.h"
 
 namespace riposte::controller {

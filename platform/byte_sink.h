@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <span>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::platform {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::platform {
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::action_catalog {
 

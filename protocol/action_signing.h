@@ -7,8 +7,8 @@
 
 #include <openssl/evp.h>
 
+#include "common/result.h"
 #include "protocol/agent_channel.pb.h"
-#include "protocol/result.h"
 
 namespace riposte {
 

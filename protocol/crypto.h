@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::crypto {
 

@@ -9,9 +9,9 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <string>
 
+#include "common/result.h"
 #include "protocol/agent_channel.pb.h"
 #include "protocol/framing.h"
-#include "protocol/result.h"
 
 namespace riposte {
 

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <string>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte {
 

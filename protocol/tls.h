@@ -6,7 +6,7 @@
 #include <functional>
 #include <string>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::tls {
 

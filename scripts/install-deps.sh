@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
+  ccache                              # compiler cache: unchanged sources rebuild from it
   libboost-dev libboost-system-dev
   libssl-dev openssl ca-certificates
   libprotobuf-dev protobuf-compiler

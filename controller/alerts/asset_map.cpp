@@ -1,4 +1,4 @@
-#include "controller/asset_map.h"
+#include "controller/alerts/asset_map.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <set>
 
-#include "controller/observable.h"
+#include "controller/observables/observable.h"
 
 namespace riposte::controller {
 

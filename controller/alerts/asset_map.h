@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "controller/ip_network.h"
-#include "controller/store.h"
-#include "protocol/result.h"
+#include "common/result.h"
+#include "controller/observables/ip_network.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -1,13 +1,13 @@
-#include "controller/alert_enrichment.h"
+#include "controller/alerts/enrichment.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <set>
 
+#include "common/utc_time.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
-#include "protocol/utc_time.h"
 
 namespace riposte::controller {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "controller/asset_map.h"
-#include "controller/live_queries.h"
-#include "controller/store.h"
+#include "controller/alerts/asset_map.h"
+#include "controller/dispatch/live_queries.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

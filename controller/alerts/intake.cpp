@@ -1,9 +1,9 @@
-#include "controller/alert_intake.h"
+#include "controller/alerts/intake.h"
 
 #include <fmt/format.h>
 
-#include "controller/alert_normalizer.h"
-#include "protocol/utc_time.h"
+#include "common/utc_time.h"
+#include "controller/alerts/normalizer.h"
 
 namespace riposte::controller {
 

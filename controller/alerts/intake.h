@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "controller/asset_map.h"
-#include "controller/store.h"
-#include "controller/threat_intel.h"
-#include "protocol/clock.h"
+#include "common/clock.h"
+#include "controller/alerts/asset_map.h"
+#include "controller/intel/threat_intel.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

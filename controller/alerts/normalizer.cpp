@@ -1,12 +1,12 @@
-#include "controller/alert_normalizer.h"
+#include "controller/alerts/normalizer.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "common/utc_time.h"
 #include "protocol/crypto.h"
-#include "protocol/utc_time.h"
 
 namespace riposte::controller {
 

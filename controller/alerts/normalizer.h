@@ -13,8 +13,8 @@
 #include <optional>
 #include <string_view>
 
-#include "controller/store.h"
-#include "protocol/result.h"
+#include "common/result.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -1,11 +1,11 @@
-#include "controller/alert_pipeline.h"
+#include "controller/alerts/pipeline.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
 
-#include "protocol/utc_time.h"
+#include "common/utc_time.h"
 
 namespace riposte::controller {
 

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "controller/alert_enrichment.h"
-#include "controller/alert_validation.h"
-#include "controller/asset_map.h"
-#include "controller/live_queries.h"
-#include "protocol/clock.h"
+#include "common/clock.h"
+#include "controller/alerts/asset_map.h"
+#include "controller/alerts/enrichment.h"
+#include "controller/alerts/validation.h"
+#include "controller/dispatch/live_queries.h"
 
 namespace riposte::controller {
 

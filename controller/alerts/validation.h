@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "controller/live_queries.h"
-#include "controller/store.h"
+#include "controller/dispatch/live_queries.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/alert_api.h"
+#include "controller/api/alert_routes.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "protocol/utc_time.h"
+#include "common/utc_time.h"
 
 namespace riposte::controller {
 

@@ -5,10 +5,10 @@
 
 #include <functional>
 
-#include "controller/alert_intake.h"
-#include "controller/api_router_types.h"
-#include "controller/asset_map.h"
-#include "controller/threat_intel.h"
+#include "controller/alerts/asset_map.h"
+#include "controller/alerts/intake.h"
+#include "controller/api/router_types.h"
+#include "controller/intel/threat_intel.h"
 
 namespace riposte::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/operator_auth.h"
+#include "controller/api/operator_auth.h"
 
 #include <fmt/format.h>
 

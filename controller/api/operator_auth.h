@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "controller/store.h"
-#include "protocol/clock.h"
+#include "common/clock.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -1,13 +1,13 @@
-#include "controller/playbook_api.h"
+#include "controller/api/playbook_routes.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
-#include "controller/case_report.h"
-#include "controller/duration.h"
-#include "protocol/utc_time.h"
+#include "common/duration.h"
+#include "common/utc_time.h"
+#include "controller/cases/report.h"
 
 namespace riposte::controller {
 

@@ -13,9 +13,9 @@
 
 #include <functional>
 
-#include "controller/api_router_types.h"
-#include "controller/operator_auth.h"
-#include "controller/playbook_engine.h"
+#include "controller/api/operator_auth.h"
+#include "controller/api/router_types.h"
+#include "controller/playbooks/engine.h"
 
 namespace riposte::controller {
 

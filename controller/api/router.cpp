@@ -1,4 +1,4 @@
-#include "controller/api_router.h"
+#include "controller/api/router.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "controller/alert_api.h"
-#include "controller/audit_chain.h"
-#include "controller/duration.h"
-#include "protocol/utc_time.h"
+#include "common/duration.h"
+#include "common/utc_time.h"
+#include "controller/api/alert_routes.h"
+#include "controller/store/audit_chain.h"
 
 namespace riposte::controller {
 

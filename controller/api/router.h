@@ -1,20 +1,20 @@
 #pragma once
 
 // The HTTP API's request handling, free of I/O: a request in, a JSON response out. The Beast
-// server (api_server.h) only moves bytes; this is what is tested without sockets.
+// server (api/server.h) only moves bytes; this is what is tested without sockets.
 
 #include <filesystem>
 #include <functional>
 #include <string>
 
-#include "controller/action_dispatcher.h"
-#include "controller/api_router_types.h"
-#include "controller/autonomy_policy.h"
-#include "controller/enrollment.h"
-#include "controller/evidence_store.h"
-#include "controller/operator_auth.h"
-#include "controller/playbook_api.h"
-#include "controller/store.h"
+#include "controller/api/operator_auth.h"
+#include "controller/api/playbook_routes.h"
+#include "controller/api/router_types.h"
+#include "controller/dispatch/action_dispatcher.h"
+#include "controller/dispatch/evidence_store.h"
+#include "controller/gateway/enrollment.h"
+#include "controller/playbooks/autonomy_policy.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::controller {
 

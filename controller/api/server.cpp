@@ -1,4 +1,4 @@
-#include "controller/api_server.h"
+#include "controller/api/server.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -14,7 +14,7 @@
 #include <charconv>
 #include <optional>
 
-#include "controller/listener.h"
+#include "controller/gateway/listener.h"
 #include "protocol/envelope_channel.h"
 #include "protocol/tls.h"
 

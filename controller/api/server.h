@@ -9,8 +9,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 
-#include "controller/api_router.h"
-#include "controller/pki.h"
+#include "controller/api/router.h"
+#include "controller/gateway/pki.h"
 
 namespace riposte::controller {
 

@@ -1,15 +1,15 @@
-#include "controller/case_report.h"
+#include "controller/cases/report.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "controller/action_dispatcher.h"
-#include "controller/alert_intake.h"
-#include "controller/duration.h"
-#include "controller/playbook_engine.h"
-#include "protocol/utc_time.h"
+#include "common/duration.h"
+#include "common/utc_time.h"
+#include "controller/alerts/intake.h"
+#include "controller/dispatch/action_dispatcher.h"
+#include "controller/playbooks/engine.h"
 
 namespace riposte::controller {
 

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "controller/store.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/cli_alerts.h"
+#include "controller/cli/alerts.h"
 
 #include <fmt/format.h>
 

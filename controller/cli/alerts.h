@@ -6,7 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "controller/cli_support.h"
+#include "controller/cli/support.h"
 
 namespace riposte::cli {
 

@@ -1,12 +1,12 @@
-#include "controller/cli_cases.h"
+#include "controller/cli/cases.h"
 
 #include <fmt/format.h>
 
 #include <fstream>
 #include <iostream>
 
-#include "controller/duration.h"
-#include "protocol/secure_file.h"
+#include "common/duration.h"
+#include "common/secure_file.h"
 
 namespace riposte::cli {
 
@@ -15,7 +15,7 @@ using nlohmann::json;
 namespace {
 
 std::string seconds_text(const json& v) {
-  return v.is_number() ? controller::format_seconds(v.get<double>()) : "-";
+  return v.is_number() ? format_seconds(v.get<double>()) : "-";
 }
 
 }  // namespace

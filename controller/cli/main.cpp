@@ -12,16 +12,16 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "controller/cli_alerts.h"
-#include "controller/cli_cases.h"
-#include "controller/cli_operators.h"
-#include "controller/cli_playbooks.h"
-#include "controller/cli_support.h"
+#include "common/address.h"
+#include "common/secure_file.h"
+#include "controller/cli/alerts.h"
+#include "controller/cli/cases.h"
+#include "controller/cli/operators.h"
+#include "controller/cli/playbooks.h"
+#include "controller/cli/support.h"
 #include "protocol/action_catalog.h"
-#include "protocol/address.h"
 #include "protocol/crypto.h"
 #include "protocol/https_client.h"
-#include "protocol/secure_file.h"
 #include "protocol/tls.h"
 
 using namespace riposte;

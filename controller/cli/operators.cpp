@@ -1,4 +1,4 @@
-#include "controller/cli_operators.h"
+#include "controller/cli/operators.h"
 
 #include <fmt/format.h>
 

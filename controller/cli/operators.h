@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "controller/cli_support.h"
+#include "controller/cli/support.h"
 
 namespace riposte::cli {
 

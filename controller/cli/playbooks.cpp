@@ -1,4 +1,4 @@
-#include "controller/cli_playbooks.h"
+#include "controller/cli/playbooks.h"
 
 #include <fmt/format.h>
 
@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "controller/autonomy_policy.h"
-#include "controller/playbook.h"
-#include "controller/playbook_simulation.h"
+#include "controller/playbooks/autonomy_policy.h"
+#include "controller/playbooks/playbook.h"
+#include "controller/playbooks/simulation.h"
 
 namespace riposte::cli {
 

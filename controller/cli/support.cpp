@@ -1,4 +1,4 @@
-#include "controller/cli_support.h"
+#include "controller/cli/support.h"
 
 #include <fmt/format.h>
 
@@ -6,9 +6,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "protocol/address.h"
+#include "common/address.h"
+#include "common/secure_file.h"
 #include "protocol/https_client.h"
-#include "protocol/secure_file.h"
 #include "protocol/tls.h"
 
 namespace riposte::cli {

@@ -1,15 +1,15 @@
-#include "controller/action_dispatcher.h"
+#include "controller/dispatch/action_dispatcher.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
-#include "controller/evidence_store.h"
+#include "common/utc_time.h"
+#include "controller/dispatch/evidence_store.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_signing.h"
 #include "protocol/crypto.h"
-#include "protocol/utc_time.h"
 
 namespace riposte::controller {
 

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "controller/store.h"
+#include "common/clock.h"
+#include "controller/store/store.h"
 #include "protocol/agent_channel.pb.h"
-#include "protocol/clock.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
 

@@ -1,4 +1,4 @@
-#include "controller/evidence_store.h"
+#include "controller/dispatch/evidence_store.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/secure_file.h"
 #include "protocol/crypto.h"
 #include "protocol/framing.h"
-#include "protocol/secure_file.h"
 
 namespace riposte::controller {
 

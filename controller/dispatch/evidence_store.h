@@ -23,9 +23,9 @@
 #include <string>
 #include <thread>
 
-#include "controller/store.h"
+#include "common/clock.h"
+#include "controller/store/store.h"
 #include "protocol/agent_channel.pb.h"
-#include "protocol/clock.h"
 
 namespace riposte::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/live_queries.h"
+#include "controller/dispatch/live_queries.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

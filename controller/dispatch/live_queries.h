@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/action_dispatcher.h"
+#include "controller/dispatch/action_dispatcher.h"
 
 namespace riposte::controller {
 

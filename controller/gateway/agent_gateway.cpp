@@ -1,4 +1,4 @@
-#include "controller/agent_gateway.h"
+#include "controller/gateway/agent_gateway.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -9,8 +9,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "controller/gateway_session.h"
-#include "controller/listener.h"
+#include "controller/gateway/listener.h"
+#include "controller/gateway/session.h"
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
 

@@ -15,10 +15,10 @@
 #include <set>
 #include <string>
 
-#include "controller/pki.h"
-#include "controller/store.h"
+#include "common/clock.h"
+#include "controller/gateway/pki.h"
+#include "controller/store/store.h"
 #include "protocol/agent_channel.pb.h"
-#include "protocol/clock.h"
 #include "protocol/framing.h"
 
 namespace riposte::controller {

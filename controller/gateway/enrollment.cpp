@@ -1,4 +1,4 @@
-#include "controller/enrollment.h"
+#include "controller/gateway/enrollment.h"
 
 #include <fmt/format.h>
 

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <string>
 
-#include "controller/pki.h"
-#include "controller/store.h"
-#include "protocol/clock.h"
+#include "common/clock.h"
+#include "controller/gateway/pki.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

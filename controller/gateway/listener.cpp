@@ -1,4 +1,4 @@
-#include "controller/listener.h"
+#include "controller/gateway/listener.h"
 
 #include <fmt/format.h>
 

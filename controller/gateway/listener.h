@@ -3,7 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <string_view>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::controller {
 

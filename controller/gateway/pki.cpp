@@ -1,11 +1,11 @@
-#include "controller/pki.h"
+#include "controller/gateway/pki.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
-#include "protocol/secure_file.h"
+#include "common/secure_file.h"
 #include "protocol/version.h"
 
 namespace riposte::controller {

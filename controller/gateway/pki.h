@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "protocol/clock.h"
+#include "common/clock.h"
+#include "common/result.h"
 #include "protocol/crypto.h"
-#include "protocol/result.h"
 
 namespace riposte::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/gateway_session.h"
+#include "controller/gateway/session.h"
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
@@ -11,9 +11,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "controller/action_dispatcher.h"
-#include "controller/agent_gateway.h"
-#include "controller/evidence_store.h"
+#include "controller/dispatch/action_dispatcher.h"
+#include "controller/dispatch/evidence_store.h"
+#include "controller/gateway/agent_gateway.h"
 #include "protocol/crypto.h"
 #include "protocol/version.h"
 

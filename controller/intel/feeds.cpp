@@ -1,4 +1,4 @@
-#include "controller/intel_feeds.h"
+#include "controller/intel/feeds.h"
 
 #include <fmt/format.h>
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "controller/ip_network.h"
-#include "controller/observable.h"
-#include "protocol/result.h"
+#include "common/result.h"
+#include "controller/observables/ip_network.h"
+#include "controller/observables/observable.h"
 
 namespace riposte::controller {
 

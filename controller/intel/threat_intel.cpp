@@ -1,4 +1,4 @@
-#include "controller/threat_intel.h"
+#include "controller/intel/threat_intel.h"
 
 #include <fmt/format.h>
 

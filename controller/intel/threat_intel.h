@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "controller/intel_feeds.h"
-#include "controller/observable.h"
-#include "protocol/result.h"
+#include "common/result.h"
+#include "controller/intel/feeds.h"
+#include "controller/observables/observable.h"
 
 namespace riposte::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/ip_network.h"
+#include "controller/observables/ip_network.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>

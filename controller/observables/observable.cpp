@@ -1,4 +1,4 @@
-#include "controller/observable.h"
+#include "controller/observables/observable.h"
 
 #include <arpa/inet.h>
 

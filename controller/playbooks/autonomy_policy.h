@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/playbook.h"
+#include "controller/playbooks/playbook.h"
 
 namespace riposte::controller {
 

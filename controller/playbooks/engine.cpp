@@ -1,4 +1,4 @@
-#include "controller/playbook_engine.h"
+#include "controller/playbooks/engine.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -7,11 +7,11 @@
 #include <boost/asio/post.hpp>
 #include <future>
 
-#include "controller/alert_intake.h"
-#include "controller/playbook_simulation.h"
-#include "controller/webhook.h"
+#include "common/utc_time.h"
+#include "controller/alerts/intake.h"
+#include "controller/playbooks/simulation.h"
+#include "controller/playbooks/webhook.h"
 #include "protocol/crypto.h"
-#include "protocol/utc_time.h"
 
 namespace riposte::controller {
 

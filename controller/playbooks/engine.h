@@ -32,12 +32,12 @@
 #include <string>
 #include <vector>
 
-#include "controller/action_dispatcher.h"
-#include "controller/asset_map.h"
-#include "controller/autonomy_policy.h"
-#include "controller/playbook.h"
-#include "controller/store.h"
-#include "protocol/clock.h"
+#include "common/clock.h"
+#include "controller/alerts/asset_map.h"
+#include "controller/dispatch/action_dispatcher.h"
+#include "controller/playbooks/autonomy_policy.h"
+#include "controller/playbooks/playbook.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

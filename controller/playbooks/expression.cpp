@@ -1,4 +1,4 @@
-#include "controller/expression.h"
+#include "controller/playbooks/expression.h"
 
 #include <fmt/format.h>
 

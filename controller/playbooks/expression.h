@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::controller {
 

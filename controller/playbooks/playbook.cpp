@@ -1,4 +1,4 @@
-#include "controller/playbook.h"
+#include "controller/playbooks/playbook.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -8,7 +8,7 @@
 #include <functional>
 #include <set>
 
-#include "controller/duration.h"
+#include "common/duration.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 

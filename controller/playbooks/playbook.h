@@ -32,8 +32,8 @@
 #include <string>
 #include <vector>
 
-#include "controller/expression.h"
-#include "protocol/result.h"
+#include "common/result.h"
+#include "controller/playbooks/expression.h"
 
 namespace riposte::controller {
 

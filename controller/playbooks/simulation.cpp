@@ -1,4 +1,4 @@
-#include "controller/playbook_simulation.h"
+#include "controller/playbooks/simulation.h"
 
 #include <fmt/format.h>
 

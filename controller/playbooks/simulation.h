@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/playbook.h"
+#include "controller/playbooks/playbook.h"
 
 namespace riposte::controller {
 

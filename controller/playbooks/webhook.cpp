@@ -1,4 +1,4 @@
-#include "controller/webhook.h"
+#include "controller/playbooks/webhook.h"
 
 #include <fmt/format.h>
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "protocol/result.h"
+#include "common/result.h"
 
 namespace riposte::controller {
 

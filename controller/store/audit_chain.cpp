@@ -1,4 +1,4 @@
-#include "controller/audit_chain.h"
+#include "controller/store/audit_chain.h"
 
 #include <fmt/format.h>
 

@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "controller/store.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -1,12 +1,12 @@
-#include "controller/sqlite_store.h"
+#include "controller/store/sqlite_store.h"
 
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
-#include "controller/audit_chain.h"
+#include "common/sqlite_statement.h"
+#include "controller/store/audit_chain.h"
 #include "protocol/crypto.h"
-#include "protocol/sqlite_statement.h"
 
 namespace riposte::controller {
 

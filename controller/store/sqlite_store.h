@@ -8,8 +8,8 @@
 #include <memory>
 #include <mutex>
 
-#include "controller/store.h"
-#include "protocol/sqlite_statement.h"
+#include "common/sqlite_statement.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <array>
 
-#include "controller/sqlite_store.h"
-#include "protocol/sqlite_statement.h"
+#include "common/sqlite_statement.h"
+#include "controller/store/sqlite_store.h"
 
 namespace riposte::controller {
 

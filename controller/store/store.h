@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "controller/observable.h"
-#include "protocol/result.h"
+#include "common/result.h"
+#include "controller/observables/observable.h"
 
 namespace riposte::controller {
 
@@ -153,7 +153,8 @@ struct OperatorRecord {
   int tokens = 0;  // read back only
 };
 
-// An alert in Riposte's one model (see alert_normalizer.h), plus what the controller learned.
+// An alert in Riposte's one model (see controller/alerts/normalizer.h), plus what the controller
+// learned.
 struct AlertRecord {
   std::string id;         // unique; the source's own id when it is a plain token
   std::string source;     // "ecs", "wazuh" or "generic"
@@ -215,8 +216,8 @@ struct CaseNoteRecord {
   std::string text;
 };
 
-// One run of a playbook over one alert (playbook_engine.h). The run row is the engine's whole
-// memory: after a restart it continues from `step` and `attempt` alone.
+// One run of a playbook over one alert (controller/playbooks/engine.h). The run row is the engine's
+// whole memory: after a restart it continues from `step` and `attempt` alone.
 struct PlaybookRunRecord {
   std::string id;
   std::string playbook;

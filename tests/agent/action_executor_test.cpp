@@ -11,10 +11,10 @@
 
 #include <fstream>
 
+#include "common/secure_file.h"
 #include "protocol/action_kinds.h"
 #include "protocol/actions.pb.h"
 #include "protocol/crypto.h"
-#include "protocol/secure_file.h"
 #include "tests/agent/real_platform.h"
 
 namespace riposte::agent {

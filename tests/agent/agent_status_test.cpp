@@ -4,7 +4,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/quarantine_keeper.h"
-#include "protocol/service_status.h"
+#include "common/service_status.h"
 #include "tests/test_dir.h"
 
 namespace riposte::agent {

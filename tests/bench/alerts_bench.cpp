@@ -17,11 +17,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "controller/alert_intake.h"
-#include "controller/alert_normalizer.h"
+#include "common/secure_file.h"
+#include "controller/alerts/intake.h"
+#include "controller/alerts/normalizer.h"
 #include "controller/controller_service.h"
-#include "controller/sqlite_store.h"
-#include "protocol/secure_file.h"
+#include "controller/store/sqlite_store.h"
 #include "protocol/tls.h"
 #include "tests/test_dir.h"
 

@@ -14,9 +14,9 @@
 #include <fstream>
 #include <thread>
 
-#include "controller/agent_gateway.h"
-#include "controller/enrollment.h"
-#include "controller/sqlite_store.h"
+#include "controller/gateway/agent_gateway.h"
+#include "controller/gateway/enrollment.h"
+#include "controller/store/sqlite_store.h"
 #include "protocol/crypto.h"
 #include "protocol/envelope_channel.h"
 #include "protocol/tls.h"

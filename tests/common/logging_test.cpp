@@ -1,4 +1,4 @@
-#include "protocol/logging.h"
+#include "common/logging.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/details/log_msg.h>

@@ -1,4 +1,4 @@
-#include "protocol/service_status.h"
+#include "common/service_status.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/null_sink.h>
@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "protocol/secure_file.h"
+#include "common/secure_file.h"
 #include "tests/test_dir.h"
 
 namespace riposte {

@@ -4,8 +4,8 @@
 
 #include <fstream>
 
-#include "controller/duration.h"
-#include "protocol/address.h"
+#include "common/address.h"
+#include "common/duration.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {

@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "protocol/secure_file.h"
+#include "common/secure_file.h"
 
 extern char** environ;
 

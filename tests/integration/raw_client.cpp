@@ -8,8 +8,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "common/secure_file.h"
 #include "protocol/envelope_channel.h"
-#include "protocol/secure_file.h"
 #include "protocol/tls.h"
 #include "protocol/version.h"
 

@@ -8,8 +8,8 @@
 
 #include "agent/evidence_file.h"
 #include "agent/sha256_sink.h"
+#include "common/secure_file.h"
 #include "protocol/crypto.h"
-#include "protocol/secure_file.h"
 #include "tests/test_dir.h"
 
 namespace riposte::platform {

@@ -11,8 +11,8 @@
 #include <fstream>
 
 #include "agent/evidence_file.h"
+#include "common/secure_file.h"
 #include "protocol/crypto.h"
-#include "protocol/secure_file.h"
 #include "tests/integration/harness.h"
 #include "tests/platform/capture_target_process.h"
 

@@ -1,4 +1,4 @@
-#include "controller/asset_map.h"
+#include "controller/alerts/asset_map.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "controller/alert_intake.h"
+#include "controller/alerts/intake.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -6,11 +6,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "controller/alert_api.h"
-#include "controller/api_router.h"
-#include "controller/enrollment.h"
-#include "controller/pki.h"
-#include "controller/sqlite_store.h"
+#include "controller/api/alert_routes.h"
+#include "controller/api/router.h"
+#include "controller/gateway/enrollment.h"
+#include "controller/gateway/pki.h"
+#include "controller/store/sqlite_store.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {

@@ -1,11 +1,11 @@
-#include "controller/alert_normalizer.h"
+#include "controller/alerts/normalizer.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 
-#include "protocol/utc_time.h"
+#include "common/utc_time.h"
 
 namespace riposte::controller {
 namespace {

@@ -1,8 +1,8 @@
-#include "controller/alert_validation.h"
+#include "controller/alerts/validation.h"
 
 #include <gtest/gtest.h>
 
-#include "controller/alert_enrichment.h"
+#include "controller/alerts/enrichment.h"
 
 namespace riposte::controller {
 namespace {

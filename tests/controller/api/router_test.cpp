@@ -1,4 +1,4 @@
-#include "controller/api_router.h"
+#include "controller/api/router.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "controller/sqlite_store.h"
+#include "controller/store/sqlite_store.h"
 #include "protocol/crypto.h"
 #include "tests/test_dir.h"
 

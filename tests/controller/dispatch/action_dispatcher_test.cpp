@@ -2,13 +2,13 @@
 // signatures agents can check, queueing and redelivery, state changes from agent reports, expiry,
 // and the audit chain those changes write.
 
-#include "controller/action_dispatcher.h"
+#include "controller/dispatch/action_dispatcher.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include "controller/audit_chain.h"
-#include "controller/sqlite_store.h"
+#include "controller/store/audit_chain.h"
+#include "controller/store/sqlite_store.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_signing.h"
 #include "protocol/actions.pb.h"

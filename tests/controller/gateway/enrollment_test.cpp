@@ -1,10 +1,10 @@
-#include "controller/enrollment.h"
+#include "controller/gateway/enrollment.h"
 
 #include <gtest/gtest.h>
 
-#include "controller/sqlite_store.h"
+#include "common/secure_file.h"
+#include "controller/store/sqlite_store.h"
 #include "protocol/crypto.h"
-#include "protocol/secure_file.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {

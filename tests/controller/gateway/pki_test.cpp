@@ -1,11 +1,11 @@
-#include "controller/pki.h"
+#include "controller/gateway/pki.h"
 
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include "common/secure_file.h"
 #include "protocol/crypto.h"
-#include "protocol/secure_file.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {

@@ -1,4 +1,4 @@
-#include "controller/autonomy_policy.h"
+#include "controller/playbooks/autonomy_policy.h"
 
 #include <gtest/gtest.h>
 

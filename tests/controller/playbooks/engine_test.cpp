@@ -4,13 +4,13 @@
 // expiry, retries, timeouts, on_failure, and resuming a run without repeating its actions.
 // The same runs against real agents are in tests/integration/playbook_run_integration_test.cpp.
 
-#include "controller/playbook_engine.h"
+#include "controller/playbooks/engine.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 
-#include "controller/sqlite_store.h"
+#include "controller/store/sqlite_store.h"
 #include "protocol/action_signing.h"
 #include "protocol/actions.pb.h"
 #include "protocol/crypto.h"

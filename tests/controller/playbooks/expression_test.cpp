@@ -1,4 +1,4 @@
-#include "controller/expression.h"
+#include "controller/playbooks/expression.h"
 
 #include <gtest/gtest.h>
 

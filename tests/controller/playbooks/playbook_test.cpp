@@ -1,4 +1,4 @@
-#include "controller/playbook.h"
+#include "controller/playbooks/playbook.h"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "controller/sqlite_store.h"
+#include "controller/store/sqlite_store.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {

@@ -1,0 +1,2 @@
+// Must not compile: the store depends on no subsystem above it.
+#include "controller/alerts/intake.h"
