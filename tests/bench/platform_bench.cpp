@@ -80,11 +80,12 @@ void BM_MemoryCaptureVsGcore(benchmark::State& state) {
   state.counters["speedup_vs_gcore"] = median(gcore_s) / median(ours_s);
 }
 
-// The real 274-rule ReversingLabs set from ../shared/corpus (RIPOSTE_CORPUS overrides the folder).
+// The real 274-rule ReversingLabs YARA set (public), as RIPOSTE_CORPUS/yara/reversinglabs-all.yara.
+// The corpus is data kept outside the repository; empty when RIPOSTE_CORPUS is not set.
 std::string corpus_rules() {
   const char* dir = std::getenv("RIPOSTE_CORPUS");
-  const std::filesystem::path base = dir != nullptr ? dir : RIPOSTE_SOURCE_DIR "/../shared/corpus";
-  return (base / "yara" / "reversinglabs-all.yara").string();
+  if (dir == nullptr || *dir == '\0') return {};
+  return (std::filesystem::path(dir) / "yara" / "reversinglabs-all.yara").string();
 }
 
 using riposte::testing::YaraMatchSet;
@@ -98,6 +99,10 @@ YaraMatchSet our_matches(const YaraScanReport& report) {
 
 void BM_YaraProcessScanVsCli(benchmark::State& state) {
   const auto rules_path = corpus_rules();
+  if (rules_path.empty()) {
+    state.SkipWithError("set RIPOSTE_CORPUS to the folder holding yara/reversinglabs-all.yara");
+    return;
+  }
   std::ifstream in(rules_path);
   if (!in) {
     state.SkipWithError(("rule corpus not found: " + rules_path).c_str());

@@ -90,7 +90,8 @@ dpkg-deb -c "$controller_deb" >"$work/controller.list"
 dpkg-deb -c "$agent_deb" >"$work/agent.list"
 for f in ./usr/bin/riposte-controller ./usr/bin/riposte ./etc/riposte/controller.yaml \
   ./usr/lib/systemd/system/riposte-controller.service ./usr/share/doc/riposte-controller/copyright \
-  ./usr/share/doc/riposte-controller/changelog.Debian.gz ./usr/share/riposte/playbooks/malicious_ip.yaml; do
+  ./usr/share/doc/riposte-controller/changelog.Debian.gz ./usr/share/riposte/playbooks/malicious_ip.yaml \
+  ./usr/share/doc/riposte-controller/README.md ./usr/share/doc/riposte-controller/docs/cli.md; do
   expect "controller .deb holds $f" grep -q " $f\$" "$work/controller.list"
 done
 for f in ./usr/bin/riposte-agent ./etc/riposte/agent.yaml \
