@@ -4,14 +4,15 @@
 
 #include <fstream>
 
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace riposte::agent {
 namespace {
 
 TEST(AgentConfig, PackagedExampleLoads) {
-  auto config =
-      load_agent_config(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "packaging/agent.yaml");
+  auto config = load_agent_config(std::filesystem::path(::riposte::testing::source_dir()) /
+                                  "packaging/agent.yaml");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->reconnect_max, std::chrono::seconds(60));
   EXPECT_EQ(config->connection_retention, std::chrono::hours(24 * 30));

@@ -23,6 +23,7 @@
 #include "controller/controller_service.h"
 #include "controller/store/sqlite_store.h"
 #include "protocol/tls.h"
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace asio = boost::asio;
@@ -53,7 +54,7 @@ struct Controller {
         big << (11 + i / 65536 % 200) << "." << (i / 256 % 256) << "." << (i % 256) << ".9\n";
     }
     const std::filesystem::path fixtures =
-        std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures";
+        std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures";
     ControllerConfig config;
     config.data_dir = dir.path() / "data";
     config.agent_listen = "127.0.0.1:0";
@@ -178,7 +179,7 @@ void BM_AlertIntakeDirect(benchmark::State& state) {
   auto store = SqliteStore::open(dir.path() / "riposte.db").value();
   ThreatIntel intel;
   const std::filesystem::path fixtures =
-      std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures";
+      std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures";
   (void)intel.load({{"feodo", fixtures / "intel/feodo.csv", "csv", 1, "dst_ip"}}, 0);
   AssetCatalog assets;
   (void)assets.load(fixtures / "assets.yaml");

@@ -6,6 +6,7 @@
 
 #include "common/address.h"
 #include "common/duration.h"
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {
@@ -123,7 +124,7 @@ namespace {
 
 // The documented example must stay loadable.
 TEST(ControllerConfig, PackagedExampleLoads) {
-  auto config = load_controller_config(std::filesystem::path(RIPOSTE_SOURCE_DIR) /
+  auto config = load_controller_config(std::filesystem::path(::riposte::testing::source_dir()) /
                                        "packaging/controller.yaml");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->agent_listen, "0.0.0.0:7443");

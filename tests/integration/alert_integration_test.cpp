@@ -11,6 +11,7 @@
 
 #include <fstream>
 
+#include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 
 namespace riposte::testing {
@@ -20,7 +21,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kFixtures = fs::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures";
+const fs::path kFixtures = fs::path(::riposte::testing::source_dir()) / "tests/fixtures";
 
 // A TCP connection from this process to `address`:port, both ends on loopback.
 class LoopbackConnection {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/secure_file.h"
+#include "tests/build_paths.h"
 
 extern char** environ;
 
@@ -21,7 +22,9 @@ namespace riposte::testing {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string bin(const std::string& name) { return std::string(RIPOSTE_BIN_DIR) + "/" + name; }
+std::string bin(const std::string& name) {
+  return std::string(::riposte::testing::bin_dir()) + "/" + name;
+}
 
 std::string this_hostname() {
   char name[256] = {};

@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 
 namespace riposte::testing {
@@ -28,7 +29,8 @@ TEST(OperatorIntegration, RolesGateTheCliAndDisablingShutsTheTokenOut) {
   EXPECT_NE(table.out.find("analyst"), std::string::npos) << table.out;
 
   // An analyst submits alerts...
-  const auto alerts = fs::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/alerts/generic.json";
+  const auto alerts =
+      fs::path(::riposte::testing::source_dir()) / "tests/fixtures/alerts/generic.json";
   const auto submitted = controller.cli_as(token, {"alerts", "submit", alerts.string()});
   EXPECT_EQ(submitted.exit_code, 0) << submitted.err;
   // ...but does not run actions: a one-line reason naming the role, and an audit entry.

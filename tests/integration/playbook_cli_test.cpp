@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 
 namespace riposte::testing {
@@ -14,8 +15,9 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(PlaybookCli, ValidateAcceptsTheShippedPlaybooks) {
-  const auto result = run_command({bin("riposte"), "playbooks", "validate",
-                                   (fs::path(RIPOSTE_SOURCE_DIR) / "playbooks").string()});
+  const auto result =
+      run_command({bin("riposte"), "playbooks", "validate",
+                   (fs::path(::riposte::testing::source_dir()) / "playbooks").string()});
   EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
   EXPECT_NE(result.out.find("3 playbook(s) valid, 0 error(s)"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("process.kill (approve)"), std::string::npos) << result.out;
@@ -38,7 +40,7 @@ TEST(PlaybookCli, ValidateNamesTheBrokenFileAndLineAndExitsOne) {
 // The backtest: recorded alerts through a shipped playbook, offline, per alert the path and the
 // actions that would have been dispatched.
 TEST(PlaybookCli, BacktestPrintsPathsAndWouldBeActionsPerAlert) {
-  const auto source = fs::path(RIPOSTE_SOURCE_DIR);
+  const auto source = fs::path(::riposte::testing::source_dir());
   const auto result = run_command(
       {bin("riposte"), "playbooks", "test", (source / "playbooks/malicious_ip.yaml").string(),
        "--alerts", (source / "tests/fixtures/backtest_alerts.jsonl").string(), "--json"});
@@ -67,7 +69,7 @@ TEST(PlaybookCli, BacktestPrintsPathsAndWouldBeActionsPerAlert) {
 // in under the controller's ceilings.
 TEST(PlaybookCli, ImpactListsAssetsStakeholdersAndTheModeAfterCeilings) {
   ControllerUnderTest controller;
-  const auto fixtures = fs::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures";
+  const auto fixtures = fs::path(::riposte::testing::source_dir()) / "tests/fixtures";
   controller.add_config("assets: " + (fixtures / "assets.yaml").string() +
                         "\nautonomy:\n  default: auto\n  unmapped: simulate\n  ceilings:\n"
                         "    - {environment: production, criticality: mission-critical, max: "
@@ -76,7 +78,8 @@ TEST(PlaybookCli, ImpactListsAssetsStakeholdersAndTheModeAfterCeilings) {
   auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
   const auto out = controller.cli_json(
       {"playbooks", "impact",
-       (fs::path(RIPOSTE_SOURCE_DIR) / "playbooks/suspicious_process.yaml").string()});
+       (fs::path(::riposte::testing::source_dir()) / "playbooks/suspicious_process.yaml")
+           .string()});
   EXPECT_EQ(out["playbook"], "suspicious-process");
   const auto find = [&](const std::string& step, const std::string& asset) {
     for (const auto& row : out["impact"]) {
@@ -101,7 +104,8 @@ TEST(PlaybookCli, ImpactListsAssetsStakeholdersAndTheModeAfterCeilings) {
   // The table form carries the same content.
   const auto table = controller.cli(
       {"playbooks", "impact",
-       (fs::path(RIPOSTE_SOURCE_DIR) / "playbooks/suspicious_process.yaml").string()});
+       (fs::path(::riposte::testing::source_dir()) / "playbooks/suspicious_process.yaml")
+           .string()});
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("STAKEHOLDERS"), std::string::npos);
   EXPECT_NE(table.out.find("team-web"), std::string::npos);

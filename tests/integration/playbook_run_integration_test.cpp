@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "protocol/crypto.h"
+#include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 
 namespace riposte::testing {
@@ -23,7 +24,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kSource = fs::path(RIPOSTE_SOURCE_DIR);
+const fs::path kSource = fs::path(::riposte::testing::source_dir());
 
 // A chat/ticketing webhook: tests/integration/webhook_receiver.py over TLS 1.3 with a
 // certificate made here for localhost; the controller trusts it through webhook_ca_file.

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "platform/process_control.h"
+#include "tests/build_paths.h"
 
 namespace riposte::testing {
 
@@ -30,7 +31,8 @@ class CaptureTarget {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::dup2(fds[1], 1);
       const std::string mb = std::to_string(megabytes);
-      ::execl(CAPTURE_TARGET, CAPTURE_TARGET, mb.c_str(), nullptr);
+      ::execl(::riposte::testing::capture_target(), ::riposte::testing::capture_target(),
+              mb.c_str(), nullptr);
       ::_exit(127);
     }
     ::close(fds[1]);

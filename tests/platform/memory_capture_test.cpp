@@ -13,6 +13,7 @@
 #include "agent/evidence_file.h"
 #include "common/secure_file.h"
 #include "protocol/crypto.h"
+#include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 #include "tests/platform/capture_target_process.h"
 
@@ -68,7 +69,7 @@ TEST_F(MemoryCaptureTest, CoreOpensInReadelfAndGdbPrintsTheGlobal) {
   // gdb: the executable plus our core give the live value of a global, and a backtrace.
   const auto gdb =
       testing::run_command({"gdb", "-batch", "-nx", "-ex", "print/x riposte_capture_global", "-ex",
-                            "bt", CAPTURE_TARGET, core.string()},
+                            "bt", ::riposte::testing::capture_target(), core.string()},
                            std::chrono::seconds(60));
   const auto expected =
       fmt::format("= 0x{:x}", 0x5EC0DE0000000000UL | static_cast<unsigned long>(target.pid()));
@@ -93,7 +94,8 @@ TEST_F(MemoryCaptureTest, UnreadableAndExcludedRegionsAreRecordedNotWritten) {
   EXPECT_LT(anonymous_only->memory_bytes, full->memory_bytes);
   EXPECT_TRUE(std::any_of(anonymous_only->skipped.begin(), anonymous_only->skipped.end(),
                           [](const auto& s) {
-                            return s.reason == "excluded: file-backed" && s.path == CAPTURE_TARGET;
+                            return s.reason == "excluded: file-backed" &&
+                                   s.path == ::riposte::testing::capture_target();
                           }));
   // The heap is anonymous, so the marker is still there.
   EXPECT_NE(read_file(core).value().find("RIPOSTE-MEMORY-MARKER-7f3a9c"), std::string::npos);

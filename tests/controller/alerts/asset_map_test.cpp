@@ -4,13 +4,14 @@
 
 #include <fstream>
 
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {
 namespace {
 
 const std::filesystem::path kAssets =
-    std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/assets.yaml";
+    std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures/assets.yaml";
 
 std::string names(const std::vector<const AssetEntry*>& entries) {
   std::string out;

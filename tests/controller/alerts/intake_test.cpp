@@ -11,6 +11,7 @@
 #include "controller/gateway/enrollment.h"
 #include "controller/gateway/pki.h"
 #include "controller/store/sqlite_store.h"
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {
@@ -19,7 +20,7 @@ namespace {
 using nlohmann::json;
 
 std::string fixture_text(const std::string& name) {
-  std::ifstream in(std::string(RIPOSTE_SOURCE_DIR) + "/tests/fixtures/" + name);
+  std::ifstream in(std::string(::riposte::testing::source_dir()) + "/tests/fixtures/" + name);
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
@@ -31,14 +32,15 @@ class AlertIntakeTest : public ::testing::Test {
     auto opened = SqliteStore::open(dir.path() / "riposte.db");
     ASSERT_TRUE(opened) << opened.error().message;
     store = std::move(*opened);
-    const auto intel_dir = std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/intel";
+    const auto intel_dir =
+        std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures/intel";
     ASSERT_TRUE(intel.load({{"feodo", intel_dir / "feodo.csv", "csv", 1, "dst_ip"},
                             {"misp", intel_dir / "misp", "misp", 1, ""},
                             {"stix", intel_dir / "stix", "stix", 1, ""},
                             {"list", intel_dir / "blocklist.txt", "list", 1, ""}},
                            clock.now_unix_ms()));
-    ASSERT_TRUE(
-        assets.load(std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/assets.yaml"));
+    ASSERT_TRUE(assets.load(std::filesystem::path(::riposte::testing::source_dir()) /
+                            "tests/fixtures/assets.yaml"));
     intake = std::make_unique<AlertIntake>(*store, intel, assets, clock,
                                            AlertIntakeOptions{3'600'000, {}});
     intake->set_listener([this](const std::vector<std::string>& ids) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/utc_time.h"
+#include "tests/build_paths.h"
 
 namespace riposte::controller {
 namespace {
@@ -13,7 +14,8 @@ namespace {
 using nlohmann::json;
 
 json fixture(const std::string& name) {
-  std::ifstream in(std::string(RIPOSTE_SOURCE_DIR) + "/tests/fixtures/alerts/" + name);
+  std::ifstream in(std::string(::riposte::testing::source_dir()) + "/tests/fixtures/alerts/" +
+                   name);
   std::stringstream text;
   text << in.rdbuf();
   return json::parse(text.str());

@@ -4,13 +4,14 @@
 
 #include <fstream>
 
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {
 namespace {
 
 const std::filesystem::path kIntel =
-    std::filesystem::path(RIPOSTE_SOURCE_DIR) / "tests/fixtures/intel";
+    std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures/intel";
 
 std::vector<std::string> values(const FeedContents& f) {
   std::vector<std::string> out;

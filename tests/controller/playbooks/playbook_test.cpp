@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {
@@ -11,7 +12,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kShipped = fs::path(RIPOSTE_SOURCE_DIR) / "playbooks";
+const fs::path kShipped = fs::path(::riposte::testing::source_dir()) / "playbooks";
 
 class PlaybookLoad : public ::testing::Test {
  protected:

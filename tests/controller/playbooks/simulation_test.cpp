@@ -4,13 +4,15 @@
 
 #include <fstream>
 
+#include "tests/build_paths.h"
+
 namespace riposte::controller {
 namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kSource = RIPOSTE_SOURCE_DIR;
+const fs::path kSource = ::riposte::testing::source_dir();
 
 std::vector<json> recorded_alerts() {
   std::ifstream in(kSource / "tests/fixtures/backtest_alerts.jsonl");
