@@ -59,11 +59,19 @@ void fill(proto::ProcessEntry* e, const platform::ProcessInfo& p) {
   e->set_start_ticks(p.start_ticks);
   e->set_start_time_unix_ms(p.start_time_unix_ms);
   e->set_rss_bytes(p.rss_bytes);
+  e->set_state(p.state);
+  e->set_exe_deleted(p.exe_deleted);
+  e->set_mount_namespace(p.mount_namespace);
+  e->set_pid_namespace(p.pid_namespace);
 }
 
 proto::FileResult file_result(const platform::FileInfo& info) {
   proto::FileResult r;
   r.set_path(info.path);
+  r.set_resolved_path(info.resolved_path);
+  r.set_deleted(info.deleted);
+  r.set_mount_namespace(info.mount_namespace);
+  r.set_pid_namespace(info.pid_namespace);
   r.set_size(info.size);
   r.set_mode(info.mode);
   r.set_uid(info.uid);
@@ -237,9 +245,11 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          std::optional<std::int64_t> release_at;
          if (p.release_after_seconds() > 0)
            release_at = c.clock.now_unix_ms() + p.release_after_seconds() * 1000LL;
-         if (auto s = c.quarantine.quarantine(spec, release_at); !s)
-           return failed(s.error().message);
-         return done(proto::Empty{});
+         auto enforced = c.quarantine.quarantine(spec, release_at, action_id);
+         if (!enforced) return failed(enforced.error().message);
+         proto::QuarantineResult r;
+         for (const auto& hook : enforced->hooks) r.add_enforced_hooks(hook);
+         return done(r);
        }},
       {ak::kNetworkRelease,
        [&] {
@@ -250,7 +260,11 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
        [&] {
          proto::NetworkStatusResult r;
          auto active = c.quarantine.current();
-         r.set_quarantined(active.has_value());
+         auto enforced = c.quarantine.enforced();
+         if (!enforced) return failed(enforced.error().message);
+         r.set_intended(active.has_value());
+         r.set_quarantined(enforced->present && enforced->complete());
+         for (const auto& hook : enforced->hooks) r.add_enforced_hooks(hook);
          if (active) {
            for (const auto& peer : active->spec.allow) {
              auto* e = r.add_allowed();
@@ -301,10 +315,11 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
       {ak::kFileHash,
        [&] {
          proto::FileParams p;
-         if (!parse(p) || p.path().empty())
-           return failed("parameters are not a FileParams with a path");
+         if (!parse(p) || (p.path().empty() && !p.has_process()))
+           return failed("parameters are not a FileParams with a path or a process");
          Sha256Sink sha;
-         auto info = c.files.stream(p.path(), sha, 0);
+         auto info = p.has_process() ? c.files.stream_executable(ref_of(p.process()), sha, 0)
+                                     : c.files.stream(p.path(), sha, 0);
          if (!info) return failed(info.error().message);
          auto r = file_result(*info);
          r.set_sha256(sha.hex_digest());
@@ -313,14 +328,16 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
       {ak::kFileCollect,
        [&] {
          proto::FileParams p;
-         if (!parse(p) || p.path().empty())
-           return failed("parameters are not a FileParams with a path");
+         if (!parse(p) || (p.path().empty() && !p.has_process()))
+           return failed("parameters are not a FileParams with a path or a process");
          if (budget < kMinEvidenceRoom) return spool_full(budget);
          const std::uint64_t limit = p.max_bytes() == 0 ? (1ULL << 30) : p.max_bytes();
          const auto path = c.evidence_dir / safe_name(action_id, ".collected");
          auto sink = EvidenceFile::create(path);
          if (!sink) return failed(sink.error().message);
-         auto info = c.files.stream(p.path(), **sink, std::min(limit, budget));
+         auto info = p.has_process() ? c.files.stream_executable(ref_of(p.process()), **sink,
+                                                                 std::min(limit, budget))
+                                     : c.files.stream(p.path(), **sink, std::min(limit, budget));
          auto sha = (*sink)->finish();
          if (!info) {
            std::error_code ignored;
@@ -369,12 +386,17 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::FileResult record;
          if (!in || !record.ParseFromIstream(&in))
            return failed(fmt::format("no vault record for {}", p.vault_id()));
-         platform::VaultEntry entry{p.vault_id(),
-                                    {record.path(), record.size(), record.mode(), record.uid(),
-                                     record.gid(), record.mtime_unix_ms()}};
-         if (auto s = c.files.restore(entry, c.vault_dir); !s) return failed(s.error().message);
+         platform::VaultEntry entry{
+             p.vault_id(),
+             {record.path(), record.resolved_path(), record.size(), record.mode(), record.uid(),
+              record.gid(), record.mtime_unix_ms()}};
+         auto restored = c.files.restore(entry, c.vault_dir, p.keep_setid());
+         if (!restored) return failed(restored.error().message);
          std::filesystem::remove(c.vault_dir / (p.vault_id() + ".record"));
-         return done(record);
+         auto r = file_result(*restored);
+         r.set_sha256(record.sha256());
+         r.set_vault_id(p.vault_id());
+         return done(r);
        }},
       {ak::kYaraScan,
        [&] {

@@ -226,6 +226,25 @@ int cmd_run(const Flags& flags) {
   });
   service.set_sender([&link](proto::Envelope envelope) { return link.send(std::move(envelope)); });
   if (auto s = link.start(); !s) return fatal(s.error().message);
+  // The kernel's quarantine table, read back every second: a flush or reload that removed or
+  // altered it is undone at once, logged, kept in the status file and reported to the controller.
+  QuarantineWatch watch(quarantine, std::chrono::seconds(1), [&](const QuarantineTamper& t) {
+    const auto detail =
+        t.reapplied ? t.detail + "; the agent applied it again"
+                    : t.detail + "; applying it again FAILED: " + t.reapplied.error().message;
+    spdlog::error("agent: quarantine {}{}: {}", t.what,
+                  t.action_id.empty() ? "" : " (action " + t.action_id + ")", detail);
+    status->set("last_quarantine_tamper", nlohmann::json{{"what", t.what},
+                                                         {"detail", detail},
+                                                         {"action_id", t.action_id},
+                                                         {"at", format_utc_ms(t.at_ms)}});
+    proto::AgentEvent event;
+    event.set_kind("quarantine.tampered");
+    event.set_detail(detail);
+    event.set_at_unix_ms(t.at_ms);
+    event.set_action_id(t.action_id);
+    link.report_event(std::move(event));
+  });
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -239,7 +258,9 @@ int cmd_run(const Flags& flags) {
 int cmd_status(const Flags& flags, bool json) {
   auto config = effective_config(flags);
   if (!config) return fail(config.error().message);
-  const auto health = agent_health(config->state_dir);
+  // Reading nftables needs CAP_NET_ADMIN; without it the report says the kernel was not read.
+  auto firewall = platform::make_firewall();
+  const auto health = agent_health(config->state_dir, firewall.get());
   std::cout << (json ? health.report.dump(2) + "\n" : render_agent_health(health.report));
   return health.healthy ? 0 : 3;
 }

@@ -1,6 +1,7 @@
 #include "agent/agent_status.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "agent/agent_state.h"
 #include "agent/quarantine_keeper.h"
@@ -11,7 +12,7 @@ namespace riposte::agent {
 
 using nlohmann::json;
 
-AgentHealth agent_health(const std::filesystem::path& state_dir) {
+AgentHealth agent_health(const std::filesystem::path& state_dir, platform::Firewall* firewall) {
   AgentHealth health;
   json& r = health.report;
   r["state_dir"] = state_dir.string();
@@ -36,9 +37,22 @@ AgentHealth agent_health(const std::filesystem::path& state_dir) {
       r["connected"].get<bool>() ? status.fields.value("connected_since", json()) : json();
   r["last_disconnect"] = status.fields.value("last_disconnect", json());
   const auto quarantine = read_quarantine_state(state_dir / kQuarantineFile);
+  r["quarantine_intended"] = quarantine.has_value();
   r["quarantined"] = quarantine.has_value();
   r["quarantine_release_at"] = quarantine ? utc_or_null(quarantine->release_at_ms) : json(nullptr);
-  health.healthy = r["enrolled"].get<bool>() && status.running && r["connected"].get<bool>();
+  r["last_quarantine_tamper"] = status.fields.value("last_quarantine_tamper", json());
+  bool enforced_as_intended = true;
+  if (firewall != nullptr) {
+    if (auto kernel = firewall->enforced()) {
+      r["quarantine_enforced_hooks"] = kernel->hooks;
+      r["quarantined"] = kernel->present && kernel->complete();
+      enforced_as_intended = r["quarantined"] == r["quarantine_intended"];
+    } else {
+      r["quarantine_kernel_error"] = kernel.error().message;
+    }
+  }
+  health.healthy = r["enrolled"].get<bool>() && status.running && r["connected"].get<bool>() &&
+                   enforced_as_intended;
   return health;
 }
 
@@ -71,12 +85,36 @@ std::string render_agent_health(const json& r) {
                                                    ? std::string()
                                                    : " (" + text("last_disconnect") + ")");
   }
-  if (r.value("quarantined", false)) {
-    out += fmt::format("quarantined : YES, {}\n", text("quarantine_release_at").empty()
-                                                      ? std::string("until released")
-                                                      : "until " + text("quarantine_release_at"));
+  const bool intended = r.value("quarantine_intended", false);
+  const bool quarantined = r.value("quarantined", false);
+  const std::string until = text("quarantine_release_at").empty()
+                                ? std::string("until released")
+                                : "until " + text("quarantine_release_at");
+  const std::string hooks =
+      r.contains("quarantine_enforced_hooks")
+          ? fmt::format(
+                " (kernel drops {})",
+                fmt::join(r["quarantine_enforced_hooks"].get<std::vector<std::string>>(), ", "))
+          : std::string(" (kernel not read: ") +
+                (text("quarantine_kernel_error").empty() ? "state files only"
+                                                         : text("quarantine_kernel_error")) +
+                ")";
+  if (intended && quarantined) {
+    out += fmt::format("quarantined : YES, {}{}\n", until, hooks);
+  } else if (intended) {
+    out += fmt::format(
+        "quarantined : NOT ENFORCED — asked for ({}), but the kernel holds no complete quarantine "
+        "table{}; a running agent puts it back within seconds\n",
+        until, hooks);
+  } else if (quarantined) {
+    out += fmt::format("quarantined : YES by the kernel, but no quarantine is intended{}\n", hooks);
   } else {
     out += "quarantined : no\n";
+  }
+  if (r.contains("last_quarantine_tamper") && r["last_quarantine_tamper"].is_object()) {
+    const auto& t = r["last_quarantine_tamper"];
+    out += fmt::format("tampering   : quarantine {} at {}: {}\n", t.value("what", "?"),
+                       t.value("at", "?"), t.value("detail", ""));
   }
   out += text("last_error").empty()
              ? std::string("last error  : none\n")

@@ -89,6 +89,16 @@ bool ControllerLink::send(proto::Envelope envelope) {
   return true;
 }
 
+void ControllerLink::report_event(proto::AgentEvent event) {
+  asio::post(io_, [this, event = std::move(event)]() mutable {
+    proto::Envelope envelope;
+    *envelope.mutable_agent_event() = event;
+    if (send(std::move(envelope))) return;
+    if (pending_events_.size() >= 64) pending_events_.pop_front();
+    pending_events_.push_back(std::move(event));
+  });
+}
+
 Status ControllerLink::start() {
   if (auto s = tls::use_identity(tls_, state_.certificate_pem, state_.key_pem); !s) return s;
   if (auto s = tls::trust_only(tls_, state_.ca_certificate_pem); !s) return s;
@@ -208,6 +218,11 @@ asio::awaitable<std::string> ControllerLink::session() {
   asio::co_spawn(io_, write_loop(live), asio::detached);
   asio::co_spawn(io_, heartbeats(live, interval), asio::detached);
   if (actions_ != nullptr) actions_->session_started();
+  for (; !pending_events_.empty(); pending_events_.pop_front()) {
+    proto::Envelope envelope;
+    *envelope.mutable_agent_event() = pending_events_.front();
+    live->push(std::move(envelope));
+  }
   std::string reason;
   for (;;) {
     auto message = co_await channel.read();

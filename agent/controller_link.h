@@ -12,6 +12,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -60,6 +61,10 @@ class ControllerLink {
   // Queues a message on the established session; false when there is none. io thread only.
   bool send(proto::Envelope envelope);
 
+  // Reports an event to the controller: sent now when a session is up, else held (up to 64,
+  // oldest dropped first) and sent once the next session is established. Any thread.
+  void report_event(proto::AgentEvent event);
+
  private:
   boost::asio::awaitable<void> run();
   // One session from connect to close; returns why it ended.
@@ -87,6 +92,7 @@ class ControllerLink {
   std::uint64_t last_acked_ = 0;
   std::string close_reason_;
   ActionService* actions_ = nullptr;
+  std::deque<proto::AgentEvent> pending_events_;  // io thread only
   std::vector<std::string> capabilities_;
   StateObserver observer_;
 };

@@ -1,6 +1,8 @@
 #include "agent/quarantine_keeper.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
@@ -27,23 +29,84 @@ QuarantineKeeper::QuarantineKeeper(platform::Firewall& firewall, std::filesystem
                                    const Clock& clock)
     : firewall_(firewall), state_file_(std::move(state_file)), clock_(clock) {}
 
-Status QuarantineKeeper::quarantine(const platform::QuarantineSpec& spec,
-                                    std::optional<std::int64_t> release_at_ms) {
-  if (auto s = platform::validate(spec); !s) return s;
+Result<platform::EnforcedQuarantine> QuarantineKeeper::quarantine(
+    const platform::QuarantineSpec& spec, std::optional<std::int64_t> release_at_ms,
+    const std::string& action_id) {
+  if (auto s = platform::validate(spec); !s) return s.error();
   json allow = json::array();
   for (const auto& p : spec.allow) allow.push_back(peer_json(p));
   const json state{{"controller", peer_json(spec.controller)},
                    {"allow", allow},
-                   {"release_at_ms", release_at_ms ? json(*release_at_ms) : json(nullptr)}};
-  if (auto s = write_file_atomic(state_file_, state.dump(2), 0600); !s) return s;
-  return firewall_.quarantine(spec);
+                   {"release_at_ms", release_at_ms ? json(*release_at_ms) : json(nullptr)},
+                   {"action_id", action_id}};
+  std::lock_guard lock(mutex_);
+  const auto previous = read_file(state_file_);
+  if (auto s = write_file_atomic(state_file_, state.dump(2), 0600); !s) return s.error();
+  if (auto s = apply_locked(spec); !s) {
+    // nftables refused the whole transaction, so the kernel still holds what it held: the intent
+    // goes back to match it, or the watch would keep "restoring" a quarantine that never was.
+    std::error_code ignored;
+    if (previous) {
+      (void)write_file_atomic(state_file_, *previous, 0600);
+    } else {
+      std::filesystem::remove(state_file_, ignored);
+    }
+    return s.error();
+  }
+  auto enforced = firewall_.enforced();
+  if (!enforced) return enforced.error();
+  if (!enforced->present || !enforced->complete()) {
+    return Error{fmt::format("the kernel does not enforce the quarantine just applied (hooks: {})",
+                             fmt::join(enforced->hooks, ", "))};
+  }
+  return enforced;
+}
+
+Status QuarantineKeeper::apply_locked(const platform::QuarantineSpec& spec) {
+  if (auto s = firewall_.quarantine(spec); !s) return s;
+  auto enforced = firewall_.enforced();
+  applied_listing_ = enforced ? enforced->listing : "";
+  return ok_status();
 }
 
 Status QuarantineKeeper::release() {
+  std::lock_guard lock(mutex_);
   std::error_code ec;
   std::filesystem::remove(state_file_, ec);
   if (ec) return Error{fmt::format("cannot remove {}: {}", state_file_.string(), ec.message())};
+  applied_listing_.clear();
   return firewall_.release();
+}
+
+std::optional<QuarantineTamper> QuarantineKeeper::enforce() {
+  std::lock_guard lock(mutex_);
+  const auto state = current();
+  if (!state) return std::nullopt;
+  auto enforced = firewall_.enforced();
+  if (!enforced) {
+    spdlog::warn("agent: cannot read the quarantine back from nftables: {}",
+                 enforced.error().message);
+    return std::nullopt;
+  }
+  QuarantineTamper tamper;
+  if (!enforced->present) {
+    tamper.what = "removed";
+    tamper.detail =
+        "the quarantine table inet riposte_quarantine was gone from the kernel (ruleset flushed "
+        "or replaced, e.g. by `systemctl reload nftables`)";
+  } else if (!applied_listing_.empty() && enforced->listing != applied_listing_) {
+    tamper.what = "altered";
+    tamper.detail = fmt::format(
+        "the quarantine table's rules differ from what the agent applied (hooks with policy drop "
+        "now: {})",
+        enforced->hooks.empty() ? "none" : fmt::format("{}", fmt::join(enforced->hooks, ", ")));
+  } else {
+    return std::nullopt;
+  }
+  tamper.action_id = state->action_id;
+  tamper.at_ms = clock_.now_unix_ms();
+  tamper.reapplied = apply_locked(state->spec);
+  return tamper;
 }
 
 std::optional<QuarantineState> QuarantineKeeper::current() const {
@@ -60,6 +123,7 @@ std::optional<QuarantineState> read_quarantine_state(const std::filesystem::path
     for (const auto& p : j.at("allow")) state.spec.allow.push_back(peer_from(p));
     if (!j.at("release_at_ms").is_null())
       state.release_at_ms = j.at("release_at_ms").get<std::int64_t>();
+    state.action_id = j.value("action_id", "");
     return state;
   } catch (const json::exception&) {
     return std::nullopt;
@@ -80,8 +144,31 @@ Result<bool> QuarantineKeeper::restore() {
   auto released = release_if_due();
   if (!released) return released.error();
   if (*released) return false;
-  if (auto s = firewall_.quarantine(state->spec); !s) return s.error();
+  std::lock_guard lock(mutex_);
+  if (auto s = apply_locked(state->spec); !s) return s.error();
   return true;
+}
+
+QuarantineWatch::QuarantineWatch(QuarantineKeeper& keeper, std::chrono::milliseconds interval,
+                                 std::function<void(const QuarantineTamper&)> on_tamper)
+    : keeper_(keeper), interval_(interval), on_tamper_(std::move(on_tamper)) {
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
+      lock.unlock();
+      if (auto tamper = keeper_.enforce()) on_tamper_(*tamper);
+      lock.lock();
+    }
+  });
+}
+
+QuarantineWatch::~QuarantineWatch() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
 }
 
 Result<bool> QuarantineKeeper::release_if_due() {

@@ -2,6 +2,13 @@
 
 // Files on the endpoint: metadata, streaming a file out (for hashing or collection as evidence),
 // and moving a file into a root-only vault and back.
+//
+// The agent runs as root, so a path is never resolved by the kernel in one go: it is walked from
+// "/" one component at a time, holding each directory open, and a symbolic link is followed only
+// when no unprivileged user could have placed it — owned by root, in a directory only root can
+// write (Debian's merged-/usr links such as /lib -> usr/lib pass). Any other link is refused with
+// its name: a user who swaps a parent directory for a link between an alert and the action cannot
+// steer the agent to /etc/shadow. The last component is never followed. Paths must be absolute.
 
 #include <sys/types.h>
 
@@ -11,16 +18,21 @@
 #include <string>
 
 #include "platform/byte_sink.h"
+#include "platform/process_control.h"
 
 namespace riposte::platform {
 
 struct FileInfo {
-  std::string path;
+  std::string path;           // as asked
+  std::string resolved_path;  // where it really is: the path walked, links replaced by targets
   std::uint64_t size = 0;
   unsigned mode = 0;  // permission bits
   uid_t uid = 0;
   gid_t gid = 0;
   std::int64_t mtime_unix_ms = 0;
+  // A process's executable image only (stream_executable).
+  bool deleted = false;
+  std::string mount_namespace, pid_namespace;
 };
 
 struct VaultEntry {
@@ -36,12 +48,21 @@ class Files {
   // Streams the file's bytes; errors if it is larger than `max_bytes` (0 = no limit).
   virtual Result<FileInfo> stream(const std::filesystem::path& path, ByteSink& out,
                                   std::uint64_t max_bytes) = 0;
+  // Streams the executable image `process` runs (pid and start time checked), read through
+  // /proc/PID/exe: the bytes that run even when the file was deleted or lives in another mount
+  // namespace. `path` is what the process's namespace calls it.
+  virtual Result<FileInfo> stream_executable(const ProcessRef& process, ByteSink& out,
+                                             std::uint64_t max_bytes) = 0;
   // Moves the file into `vault` (created 0700) as `id`, made unreadable to everyone but root.
   virtual Result<VaultEntry> quarantine(const std::filesystem::path& path,
                                         const std::filesystem::path& vault,
                                         const std::string& id) = 0;
-  // Puts a vaulted file back at its original path with its owner and mode. Refuses to overwrite.
-  virtual Status restore(const VaultEntry& entry, const std::filesystem::path& vault) = 0;
+  // Puts a vaulted file back where it was (its resolved path, walked again as above) with its
+  // owner and mode. Refuses to overwrite. Setuid and setgid bits are dropped unless `keep_setid`:
+  // putting a setuid file back into a root-owned directory is a privilege to grant on purpose.
+  // Returns the file as restored.
+  virtual Result<FileInfo> restore(const VaultEntry& entry, const std::filesystem::path& vault,
+                                   bool keep_setid) = 0;
 };
 
 std::unique_ptr<Files> make_files();

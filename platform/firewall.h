@@ -1,7 +1,8 @@
 #pragma once
 
 // Network quarantine: isolate the host except for what must stay reachable (loopback, the
-// controller, an operator allow list). Applied and removed atomically.
+// controller, an operator allow list). Applied and removed atomically. Traffic the host forwards
+// (containers, VMs, pods behind it) is dropped too, except to and from the allow list.
 
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,15 @@ struct QuarantineSpec {
   std::vector<AllowedPeer> allow;
 };
 
+// What the kernel enforces now, read back from it (not what was asked).
+struct EnforcedQuarantine {
+  bool present = false;            // the quarantine table exists
+  std::vector<std::string> hooks;  // its base chains with policy drop: "input", "output", "forward"
+  std::string listing;             // the table as nftables lists it: equal listings, same rules
+  // The table holds all three hooks with policy drop.
+  bool complete() const { return hooks.size() == 3; }
+};
+
 class Firewall {
  public:
   virtual ~Firewall() = default;
@@ -31,7 +41,13 @@ class Firewall {
   virtual Status quarantine(const QuarantineSpec& spec) = 0;
   // Removes the quarantine; releasing a host that is not quarantined is not an error.
   virtual Status release() = 0;
-  virtual Result<bool> quarantined() = 0;
+  // Reads the table back from the kernel. An error only when nftables cannot be asked at all.
+  virtual Result<EnforcedQuarantine> enforced() = 0;
+  Result<bool> quarantined() {
+    auto state = enforced();
+    if (!state) return state.error();
+    return state->present;
+  }
 };
 
 // Validates a spec (addresses, ports, protocols, a controller present) before anything is applied.

@@ -18,8 +18,12 @@ namespace riposte::platform {
 struct ProcessInfo {
   pid_t pid = 0;
   pid_t ppid = 0;
-  std::string name;     // comm
-  std::string exe;      // resolved /proc/PID/exe, empty when not readable (kernel threads)
+  std::string name;          // comm
+  std::string exe;           // resolved /proc/PID/exe, empty when not readable (kernel threads)
+  bool exe_deleted = false;  // the executable was unlinked after the process started
+  // /proc/PID/ns/{mnt,pid} ("mnt:[4026531841]"): a process in another mount namespace (a
+  // container) names files that are not the host's files at the same paths.
+  std::string mount_namespace, pid_namespace;
   std::string cmdline;  // arguments joined by spaces
   uid_t uid = 0;
   std::string user;
@@ -29,6 +33,9 @@ struct ProcessInfo {
   std::int64_t start_time_unix_ms = 0;  // the same instant on the wall clock, for people
   std::uint64_t rss_bytes = 0;
   bool kernel_thread = false;
+  // proc(5) state in words: running, sleeping, disk-sleep, stopped, tracing-stop, zombie (exited,
+  // not yet reaped by its parent), dead, idle.
+  std::string state;
 };
 
 // Which process: pid plus its start time, as seen in a listing or an alert.
@@ -38,9 +45,9 @@ struct ProcessRef {
 };
 
 enum class KillOutcome {
-  kTerminated,  // exited after SIGTERM within the grace period
-  kKilled,      // needed SIGKILL
-  kAlreadyGone,
+  kTerminated,   // exited after SIGTERM within the grace period
+  kKilled,       // needed SIGKILL
+  kAlreadyGone,  // had exited before it was signalled (detail: a zombie names its parent)
   kFailed,
 };
 
@@ -67,12 +74,15 @@ class ProcessControl {
   // The process and its descendants, parents before children.
   virtual Result<std::vector<ProcessInfo>> tree(pid_t pid) = 0;
 
-  // SIGTERM, then SIGKILL after the grace period. Errors (nothing was signalled) when the pid does
-  // not exist or its start time differs from `target.start_ticks`.
+  // SIGTERM (with SIGCONT, so a stopped process handles it within the grace period too), then
+  // SIGKILL after the grace period. Errors (nothing was signalled) when the pid does not exist, no
+  // start time is given or it differs from `target.start_ticks`. A process that had already exited
+  // (zombie) is reported kAlreadyGone with its unreaping parent, never as terminated.
   virtual Result<std::vector<KillReport>> kill(const ProcessRef& target,
                                                const KillOptions& options) = 0;
-  virtual Status suspend(const ProcessRef& target) = 0;  // SIGSTOP
-  virtual Status resume(const ProcessRef& target) = 0;   // SIGCONT
+  // SIGSTOP / SIGCONT. Refused, with the reason, for a process that has already exited.
+  virtual Status suspend(const ProcessRef& target) = 0;
+  virtual Status resume(const ProcessRef& target) = 0;
 };
 
 std::unique_ptr<ProcessControl> make_process_control();

@@ -37,7 +37,8 @@ const Entry kEntries[] = {
     {ak::kProcessResume, &proto::ProcessSignalParams::descriptor, &proto::Empty::descriptor},
     {ak::kMemoryCapture, &proto::MemoryCaptureParams::descriptor,
      &proto::MemoryCaptureResult::descriptor},
-    {ak::kNetworkQuarantine, &proto::QuarantineParams::descriptor, &proto::Empty::descriptor},
+    {ak::kNetworkQuarantine, &proto::QuarantineParams::descriptor,
+     &proto::QuarantineResult::descriptor},
     {ak::kNetworkRelease, &proto::Empty::descriptor, &proto::Empty::descriptor},
     {ak::kNetworkStatus, &proto::Empty::descriptor, &proto::NetworkStatusResult::descriptor},
     {ak::kNetworkConnections, &proto::ConnectionsParams::descriptor,
@@ -86,6 +87,34 @@ std::string field_list(const pb::Descriptor* d, const std::string& prefix = "") 
   return out;
 }
 
+// Every ProcessRef set in `message` names its process by pid and start time: a pid alone could be
+// recycled by the time the action runs, so a missing start time is refused here, before anything
+// is stored or sent, with where to find it.
+Status check_process_refs(const pb::Message& message, const std::string& prefix) {
+  const auto* reflection = message.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const auto* field : fields) {
+    if (field->message_type() == nullptr || field->is_repeated()) continue;
+    const auto& sub = reflection->GetMessage(message, field);
+    const std::string name = prefix + field->name();
+    if (field->message_type() == proto::ProcessRef::descriptor()) {
+      const auto& ref = static_cast<const proto::ProcessRef&>(sub);
+      if (ref.pid() <= 0) return Error{fmt::format("{}.pid is missing", name)};
+      if (ref.start_ticks() == 0) {
+        return Error{fmt::format(
+            "{0}.start_ticks is missing for pid {1}: a process is named by its pid and its start "
+            "time, so that a recycled pid is never hit; process.list shows start_ticks for each "
+            "process (or field 22 of /proc/{1}/stat on the host)",
+            name, ref.pid())};
+      }
+    } else if (auto s = check_process_refs(sub, name + "."); !s) {
+      return s;
+    }
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 bool is_known_kind(std::string_view kind) { return find(kind) != nullptr; }
@@ -104,6 +133,9 @@ Result<std::string> parameters_from_json(std::string_view kind, const json& para
       return Error{fmt::format("parameters for {}: {} (known parameters: {})", kind,
                                std::string(status.message()), field_list(entry->parameters()))};
     }
+  }
+  if (auto s = check_process_refs(*message, ""); !s) {
+    return Error{fmt::format("parameters for {}: {}", kind, s.error().message)};
   }
   return message->SerializeAsString();
 }

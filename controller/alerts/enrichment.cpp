@@ -52,6 +52,8 @@ json process_summary(const json& entry) {
       {"ppid", entry.value("ppid", 0)},
       {"name", entry.value("name", "")},
       {"exe", entry.value("exe", "")},
+      {"exe_deleted", entry.value("exe_deleted", false)},
+      {"mount_namespace", entry.value("mount_namespace", "")},
       {"cmdline", entry.value("cmdline", "")},
       {"user", entry.value("user", "")},
       // With the pid, what process actions need to be sure they act on this process and not
@@ -108,9 +110,13 @@ std::vector<LiveQuery> plan_executable_hash(const AlertRecord& alert,
     if (answer.query.kind != ak::kProcessList || !answer.answered()) continue;
     for (const auto& p : answer.result.value("processes", json::array())) {
       if (std::to_string(p.value("pid", 0)) != *pid) continue;
-      const auto exe = p.value("exe", "");
-      if (exe.empty()) return {};
-      return {{answer.query.agent_id, std::string(ak::kFileHash), json{{"path", exe}}}};
+      if (p.value("exe", "").empty()) return {};  // a kernel thread, or not readable
+      // The running image through /proc/PID/exe, not the path: a deleted binary or one in a
+      // container's mount namespace would otherwise be hashed as the host's file of that name.
+      return {
+          {answer.query.agent_id, std::string(ak::kFileHash),
+           json{{"process",
+                 {{"pid", p.value("pid", 0)}, {"start_ticks", p.value("start_ticks", json(0))}}}}}};
     }
   }
   return {};

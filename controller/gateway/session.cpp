@@ -10,10 +10,12 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
 
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/dispatch/evidence_store.h"
 #include "controller/gateway/agent_gateway.h"
+#include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
 #include "protocol/version.h"
 
@@ -244,10 +246,67 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
                          });
       }
       return ok_status();
+    case proto::Envelope::kAgentEvent:
+      record_event(envelope.agent_event(), now);
+      return ok_status();
     default:
       spdlog::warn("gateway: agent {}: ignoring unexpected message type {}", agent_id_,
                    static_cast<int>(envelope.body_case()));
       return ok_status();
+  }
+}
+
+void GatewaySession::record_event(const proto::AgentEvent& event, std::int64_t now_ms) {
+  // At most 10 events a minute per session: a compromised agent cannot flood the audit log.
+  constexpr std::size_t kEventsPerMinute = 10;
+  while (!recent_events_ms_.empty() && recent_events_ms_.front() <= now_ms - 60'000)
+    recent_events_ms_.pop_front();
+  if (recent_events_ms_.size() >= kEventsPerMinute) {
+    spdlog::warn("gateway: agent {}: more than {} events a minute; dropping one", agent_id_,
+                 kEventsPerMinute);
+    return;
+  }
+  if (event.kind() != "quarantine.tampered") {
+    spdlog::warn("gateway: agent {}: ignoring unknown event kind '{}'", agent_id_,
+                 event.kind().substr(0, 64));
+    return;
+  }
+  recent_events_ms_.push_back(now_ms);
+  auto& store = gateway_.store();
+  const std::string detail = event.detail().substr(0, 1000);
+  // The case is taken from the controller's own record of the action, and only when that
+  // action is a quarantine sent to this agent.
+  std::string case_id;
+  std::string action_id;
+  if (!event.action_id().empty()) {
+    auto action = store.find_action(event.action_id().substr(0, 64));
+    if (action && *action && (*action)->agent_id == agent_id_ &&
+        (*action)->kind == action_kind::kNetworkQuarantine) {
+      action_id = (*action)->id;
+      case_id = (*action)->case_id;
+    }
+  }
+  const std::string actor = "agent:" + agent_id_;
+  const AuditEvent audit{actor, "agent.quarantine_tampered", agent_id_,
+                         nlohmann::json{{"detail", detail},
+                                        {"action_id", action_id},
+                                        {"case_id", case_id},
+                                        {"seen_at_ms", event.at_unix_ms()}}
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+  spdlog::error("gateway: agent {}: quarantine tampered with{}: {}", agent_id_,
+                case_id.empty() ? "" : " (case " + case_id + ")", detail);
+  Status stored = ok_status();
+  if (!case_id.empty()) {
+    CaseChange change;
+    change.note =
+        fmt::format("Agent {}: quarantine tampered with on the host: {}", agent_id_, detail);
+    stored = store.update_case(case_id, change, actor, audit, now_ms);
+  } else {
+    stored = store.append_audit(audit, now_ms);
+  }
+  if (!stored) {
+    spdlog::error("gateway: agent {}: cannot record the tamper event: {}", agent_id_,
+                  stored.error().message);
   }
 }
 

@@ -38,6 +38,9 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   // Hello, then messages until the session ends; `peer_fingerprint` is of the verified client cert.
   boost::asio::awaitable<Status> serve(const std::string& peer_fingerprint);
   Status handle(proto::Envelope& envelope);  // may move bytes out of `envelope`
+  // An AgentEvent: audited, and noted on the case of the action it concerns when that action is
+  // this agent's own. Bounded: what an agent says is data, never authority.
+  void record_event(const proto::AgentEvent& event, std::int64_t now_ms);
   void extend_deadline(std::chrono::seconds from_now);
   void shutdown_socket();
 
@@ -52,6 +55,7 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   std::deque<proto::Envelope> outbox_;
   boost::asio::steady_timer outbox_signal_;
   boost::asio::steady_timer deadline_;
+  std::deque<std::int64_t> recent_events_ms_;  // AgentEvents accepted in the last minute
 };
 
 }  // namespace riposte::controller

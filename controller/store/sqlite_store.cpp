@@ -975,12 +975,21 @@ Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std
   std::lock_guard lock(mutex_);
   bool changed = false;
   auto s = in_transaction([&]() -> Status {
+    // An action this agent was sent and that has not ended; or one the expiry sweep ended after it
+    // had been delivered: the agent may accept it within its clock-skew allowance and run it past
+    // the controller's deadline. What the agent did is then the truth, and is recorded.
+    Statement was(
+        cache_,
+        "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
+        "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
+    was.bind(id, agent_id);
+    if (was.step() != SQLITE_ROW) return ok_status();
+    const bool after_expiry = was.text(0) == "expired";
     auto updated =
         Statement(cache_,
                   "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
                   "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
-                  "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ? AND state IN "
-                  "('queued', 'delivered', 'running')")
+                  "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ?")
             .bind(std::string(to_string(outcome.state)), outcome.reason, Blob{outcome.result},
                   outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
             .run();
@@ -998,9 +1007,10 @@ Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std
       if (!inserted) return inserted;
       evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
     }
-    const nlohmann::json details = {{"reason", outcome.reason},
-                                    {"result_sha256", crypto::sha256_hex(outcome.result)},
-                                    {"evidence", evidence}};
+    nlohmann::json details = {{"reason", outcome.reason},
+                              {"result_sha256", crypto::sha256_hex(outcome.result)},
+                              {"evidence", evidence}};
+    if (after_expiry) details["after_expiry"] = true;
     return append_audit_locked(
         {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
          details.dump()},

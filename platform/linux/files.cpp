@@ -2,12 +2,17 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <deque>
 #include <vector>
+
+#include "platform/linux/procfs.h"
 
 namespace riposte::platform {
 
@@ -19,9 +24,32 @@ Error errno_error(std::string_view what, const fs::path& path) {
   return Error{fmt::format("{} {}: {}", what, path.string(), std::strerror(errno))};
 }
 
-FileInfo info_from(const fs::path& path, const struct stat& st) {
+// An owned file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+FileInfo info_from(const fs::path& path, const fs::path& resolved, const struct stat& st) {
   return FileInfo{
       path.string(),
+      resolved.string(),
       static_cast<std::uint64_t>(st.st_size),
       static_cast<unsigned>(st.st_mode & 07777),
       st.st_uid,
@@ -29,83 +57,253 @@ FileInfo info_from(const fs::path& path, const struct stat& st) {
       static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000};
 }
 
-Result<FileInfo> regular_file_info(int fd, const fs::path& path) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return errno_error("cannot stat", path);
-  if (!S_ISREG(st.st_mode)) return Error{fmt::format("{} is not a regular file", path.string())};
-  return info_from(path, st);
+// The directory a path's last component lives in, reached safely, and that component's name.
+struct Parent {
+  Fd dir;             // O_PATH
+  fs::path resolved;  // the directory's real path
+  std::string name;
+
+  fs::path resolved_file() const { return resolved / name; }
+};
+
+constexpr int kMaxLinks = 40;  // as the kernel's own limit (MAXSYMLINKS)
+
+// Walks `path`'s directories from "/" (see files.h): each component opened with O_NOFOLLOW
+// relative to the directory before it; a symlink followed only when root placed it where only
+// root can write.
+Result<Parent> open_parent(const fs::path& path) {
+  if (!path.is_absolute()) {
+    return Error{fmt::format("{} is not an absolute path", path.string())};
+  }
+  const auto name = path.filename().string();
+  if (name.empty() || name == "." || name == "..") {
+    return Error{fmt::format("{} does not name a file", path.string())};
+  }
+  std::deque<std::string> todo;
+  for (const auto& part : path.parent_path().relative_path()) todo.push_back(part.string());
+  Fd dir(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return errno_error("cannot open", "/");
+  fs::path resolved = "/";
+  int links = 0;
+  while (!todo.empty()) {
+    const std::string part = std::move(todo.front());
+    todo.pop_front();
+    if (part.empty() || part == ".") continue;
+    Fd next(::openat(dir.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.valid()) {
+      dir = std::move(next);
+      resolved = part == ".." ? resolved.parent_path() : resolved / part;
+      continue;
+    }
+    const fs::path here = resolved / part;
+    if (errno != ENOTDIR && errno != ELOOP) return errno_error("cannot open directory", here);
+    struct stat link_st {};
+    if (::fstatat(dir.get(), part.c_str(), &link_st, AT_SYMLINK_NOFOLLOW) != 0)
+      return errno_error("cannot stat", here);
+    if (!S_ISLNK(link_st.st_mode))
+      return Error{fmt::format("{} is not a directory", here.string())};
+    struct stat container {};
+    if (::fstat(dir.get(), &container) != 0) return errno_error("cannot stat", resolved);
+    if (link_st.st_uid != 0) {
+      return Error{fmt::format(
+          "refused: {} is a symbolic link owned by uid {}, not root; the agent does not follow "
+          "links a user could have placed (nothing was read or changed)",
+          here.string(), link_st.st_uid)};
+    }
+    if (container.st_uid != 0 || (container.st_mode & 022) != 0) {
+      return Error{fmt::format(
+          "refused: {} is a symbolic link in {}, which a user other than root can write; the "
+          "agent does not follow links a user could have placed (nothing was read or changed)",
+          here.string(), resolved.string())};
+    }
+    if (++links > kMaxLinks) {
+      return Error{fmt::format("too many symbolic links resolving {}", path.string())};
+    }
+    std::string target(PATH_MAX, '\0');
+    const ssize_t n = ::readlinkat(dir.get(), part.c_str(), target.data(), target.size());
+    if (n < 0) return errno_error("cannot read link", here);
+    target.resize(static_cast<std::size_t>(n));
+    const fs::path target_path(target);
+    std::vector<std::string> parts;
+    for (const auto& p : target_path.relative_path()) parts.push_back(p.string());
+    todo.insert(todo.begin(), parts.begin(), parts.end());
+    if (target_path.is_absolute()) {
+      dir = Fd(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!dir.valid()) return errno_error("cannot open", "/");
+      resolved = "/";
+    }
+  }
+  return Parent{std::move(dir), resolved, name};
 }
 
-// Copies src to dst (new file, 0600), fsynced: for moves across filesystems.
-Status copy_file(int src, const fs::path& dst) {
-  const int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0) return errno_error("cannot create", dst);
+// Opens the regular file `path` names (safely, never following its last component).
+struct OpenFile {
+  Fd fd;
+  FileInfo info;
+};
+
+Result<OpenFile> open_regular(const fs::path& path, const Parent& parent) {
+  Fd fd(::openat(parent.dir.get(), parent.name.c_str(),
+                 O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd.valid()) {
+    if (errno == ELOOP) {
+      return Error{fmt::format("refused: {} is a symbolic link; not followed", path.string())};
+    }
+    return errno_error("cannot open", path);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat", path);
+  if (!S_ISREG(st.st_mode)) return Error{fmt::format("{} is not a regular file", path.string())};
+  return OpenFile{std::move(fd), info_from(path, parent.resolved_file(), st)};
+}
+
+// Copies `src` into a new file `name` in `dir` (0600, fsynced): for moves across filesystems.
+// Returns the new file, open.
+Result<Fd> copy_into(int src, int dir, const std::string& name, const fs::path& shown) {
+  Fd out(::openat(dir, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out.valid()) return errno_error("cannot create", shown);
   std::vector<char> buffer(1 << 20);
+  if (::lseek(src, 0, SEEK_SET) < 0) return errno_error("cannot rewind", shown);
   for (;;) {
     const ssize_t n = ::read(src, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || (n > 0 && ::write(out, buffer.data(), static_cast<std::size_t>(n)) != n)) {
-      ::close(out);
-      ::unlink(dst.c_str());
-      return errno_error("cannot copy into", dst);
+    if (n < 0 || (n > 0 && ::write(out.get(), buffer.data(), static_cast<std::size_t>(n)) != n)) {
+      ::unlinkat(dir, name.c_str(), 0);
+      return errno_error("cannot copy into", shown);
     }
     if (n == 0) break;
   }
-  const bool synced = ::fsync(out) == 0;
-  ::close(out);
-  if (!synced) return errno_error("cannot sync", dst);
-  return ok_status();
+  if (::fsync(out.get()) != 0) return errno_error("cannot sync", shown);
+  return out;
 }
 
-// rename(2) when on one filesystem; otherwise copy, sync, then unlink the source.
-Status move_file(const fs::path& from, const fs::path& to) {
-  if (::rename(from.c_str(), to.c_str()) == 0) return ok_status();
-  if (errno != EXDEV) return errno_error("cannot move", from);
-  const int src = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (src < 0) return errno_error("cannot open", from);
-  auto copied = copy_file(src, to);
-  ::close(src);
-  if (!copied) return copied;
-  if (::unlink(from.c_str()) != 0) return errno_error("copied but cannot remove", from);
-  return ok_status();
+bool same_inode(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// Moves the file open as `src` from `from_name` in `from_dir` to `to_name` in `to_dir`, never
+// replacing what is there: renameat2(RENAME_NOREPLACE) on one filesystem, else copy, sync, then
+// unlink the source. Either way the name must still be `src` when it is moved or unlinked (a
+// user who can write `from_dir` may have swapped it since it was opened). Returns the file at
+// its new place, open, for owner and mode to be set through the descriptor.
+Result<Fd> move_open_file(Fd src, int from_dir, const std::string& from_name, int to_dir,
+                          const std::string& to_name, const fs::path& shown) {
+  struct stat opened {
+  }, named{};
+  if (::fstat(src.get(), &opened) != 0) return errno_error("cannot stat", shown);
+  const auto still_there = [&] {
+    return ::fstatat(from_dir, from_name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+           same_inode(opened, named);
+  };
+  if (!still_there())
+    return Error{fmt::format("{} changed while it was being moved", shown.string())};
+  if (::renameat2(from_dir, from_name.c_str(), to_dir, to_name.c_str(), RENAME_NOREPLACE) == 0) {
+    struct stat moved {};
+    if (::fstatat(to_dir, to_name.c_str(), &moved, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !same_inode(opened, moved)) {
+      // Swapped between the check and the rename: put back what was moved, refuse.
+      ::renameat2(to_dir, to_name.c_str(), from_dir, from_name.c_str(), RENAME_NOREPLACE);
+      return Error{
+          fmt::format("{} changed while it was being moved; nothing was moved", shown.string())};
+    }
+    return src;
+  }
+  if (errno != EXDEV) return errno_error("cannot move", shown);
+  auto copy = copy_into(src.get(), to_dir, to_name, shown);
+  if (!copy) return copy.error();
+  if (!still_there() || ::unlinkat(from_dir, from_name.c_str(), 0) != 0) {
+    ::unlinkat(to_dir, to_name.c_str(), 0);
+    return Error{
+        fmt::format("{} changed while it was being copied, or cannot be removed; "
+                    "nothing was moved",
+                    shown.string())};
+  }
+  return copy;
+}
+
+// The vault is the agent's own directory in its state directory: opened directly.
+Result<Fd> open_vault(const fs::path& vault) {
+  std::error_code ec;
+  fs::create_directories(vault, ec);
+  if (ec || ::chmod(vault.c_str(), 0700) != 0)
+    return Error{fmt::format("cannot prepare vault {}", vault.string())};
+  Fd fd(::open(vault.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("cannot open vault", vault);
+  return fd;
+}
+
+bool exists_at(int dir, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+// Streams an open regular file described by `info` into `out`.
+Result<FileInfo> stream_open(int fd, FileInfo info, ByteSink& out, std::uint64_t max_bytes) {
+  if (max_bytes != 0 && info.size > max_bytes) {
+    return Error{
+        fmt::format("{} is {} bytes, above the limit of {}", info.path, info.size, max_bytes)};
+  }
+  std::vector<std::uint8_t> buffer(1 << 20);
+  std::uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("cannot read", info.path);
+    if (n == 0) break;
+    total += static_cast<std::uint64_t>(n);
+    if (auto s = out.write(std::span(buffer.data(), static_cast<std::size_t>(n))); !s)
+      return s.error();
+  }
+  info.size = total;  // what was actually read, should the file have changed
+  return info;
 }
 
 class LinuxFiles final : public Files {
  public:
   Result<FileInfo> inspect(const fs::path& path) override {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) return errno_error("cannot open", path);
-    auto info = regular_file_info(fd, path);
-    ::close(fd);
-    return info;
+    auto parent = open_parent(path);
+    if (!parent) return parent.error();
+    auto file = open_regular(path, *parent);
+    if (!file) return file.error();
+    return file->info;
   }
 
   Result<FileInfo> stream(const fs::path& path, ByteSink& out, std::uint64_t max_bytes) override {
+    auto parent = open_parent(path);
+    if (!parent) return parent.error();
     // O_NONBLOCK keeps a FIFO from blocking the open; fstat then refuses it.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) return errno_error("cannot open", path);
-    auto info = regular_file_info(fd, path);
-    if (info && max_bytes != 0 && info->size > max_bytes) {
-      info = Error{fmt::format("{} is {} bytes, above the limit of {}", path.string(), info->size,
-                               max_bytes)};
+    auto file = open_regular(path, *parent);
+    if (!file) return file.error();
+    return stream_open(file->fd.get(), file->info, out, max_bytes);
+  }
+
+  Result<FileInfo> stream_executable(const ProcessRef& process, ByteSink& out,
+                                     std::uint64_t max_bytes) override {
+    auto pidfd = linux_impl::open_verified(process);
+    if (!pidfd) return pidfd.error();
+    const auto link = fmt::format("/proc/{}/exe", process.pid);
+    // Opening the magic link reaches the inode the process runs, wherever its mount namespace
+    // puts it and whether or not it still has a name.
+    Fd fd(::open(link.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return errno_error("cannot open the executable of", link);
+    std::error_code ec;
+    std::string path = fs::read_symlink(link, ec).string();
+    // The pid could have been reused between the check and the open: check again.
+    const auto stat = linux_impl::read_stat(process.pid);
+    if (!stat || stat->start_ticks != process.start_ticks) {
+      return Error{fmt::format("process {} exited while its executable was opened", process.pid)};
     }
-    std::vector<std::uint8_t> buffer(1 << 20);
-    std::uint64_t total = 0;
-    while (info) {
-      const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        info = errno_error("cannot read", path);
-        break;
-      }
-      if (n == 0) break;
-      total += static_cast<std::uint64_t>(n);
-      if (auto s = out.write(std::span(buffer.data(), static_cast<std::size_t>(n))); !s)
-        info = s.error();
-    }
-    ::close(fd);
-    if (info) info->size = total;  // what was actually read, should the file have changed
-    return info;
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat", link);
+    if (!S_ISREG(st.st_mode)) return Error{fmt::format("{} is not a regular file", link)};
+    constexpr std::string_view kDeleted = " (deleted)";
+    const bool deleted = path.ends_with(kDeleted);
+    if (deleted) path.resize(path.size() - kDeleted.size());
+    auto info = info_from(path, link, st);
+    info.deleted = deleted;
+    info.mount_namespace = linux_impl::namespace_of(process.pid, "mnt");
+    info.pid_namespace = linux_impl::namespace_of(process.pid, "pid");
+    return stream_open(fd.get(), info, out, max_bytes);
   }
 
   Result<VaultEntry> quarantine(const fs::path& path, const fs::path& vault,
@@ -113,40 +311,53 @@ class LinuxFiles final : public Files {
     if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") {
       return Error{fmt::format("'{}' is not a valid vault id", id)};
     }
-    auto info = inspect(path);
-    if (!info) return info.error();
-    std::error_code ec;
-    fs::create_directories(vault, ec);
-    if (ec || ::chmod(vault.c_str(), 0700) != 0)
-      return Error{fmt::format("cannot prepare vault {}", vault.string())};
-    const auto target = vault / id;
-    if (fs::exists(target, ec)) return Error{fmt::format("vault already holds {}", id)};
-    VaultEntry entry{id, *info};
-    entry.original.path = fs::absolute(path).lexically_normal().string();
-    if (auto s = move_file(path, target); !s) return s.error();
+    auto parent = open_parent(path);
+    if (!parent) return parent.error();
+    auto file = open_regular(path, *parent);
+    if (!file) return file.error();
+    auto vault_dir = open_vault(vault);
+    if (!vault_dir) return vault_dir.error();
+    if (exists_at(vault_dir->get(), id)) return Error{fmt::format("vault already holds {}", id)};
+    VaultEntry entry{id, file->info};
+    auto moved = move_open_file(std::move(file->fd), parent->dir.get(), parent->name,
+                                vault_dir->get(), id, path);
+    if (!moved) return moved.error();
     // Inert in the vault: root-owned, no permissions; restore() gives back owner and mode.
-    if (::chown(target.c_str(), 0, 0) != 0 || ::chmod(target.c_str(), 0) != 0) {
-      return errno_error("cannot lock down", target);
+    if (::fchown(moved->get(), 0, 0) != 0 || ::fchmod(moved->get(), 0) != 0) {
+      return errno_error("cannot lock down", vault / id);
     }
     return entry;
   }
 
-  Status restore(const VaultEntry& entry, const fs::path& vault) override {
-    const auto source = vault / entry.id;
-    const fs::path original = entry.original.path;
-    std::error_code ec;
-    if (fs::exists(original, ec)) {
+  Result<FileInfo> restore(const VaultEntry& entry, const fs::path& vault,
+                           bool keep_setid) override {
+    const fs::path original =
+        entry.original.resolved_path.empty() ? entry.original.path : entry.original.resolved_path;
+    auto parent = open_parent(original);
+    if (!parent) {
+      return Error{
+          fmt::format("cannot restore to {}: {}", original.string(), parent.error().message)};
+    }
+    if (exists_at(parent->dir.get(), parent->name)) {
       return Error{fmt::format("{} exists again; not overwriting it", original.string())};
     }
-    if (!fs::exists(original.parent_path(), ec)) {
-      return Error{fmt::format("{} no longer exists", original.parent_path().string())};
-    }
-    if (auto s = move_file(source, original); !s) return s;
-    if (::chown(original.c_str(), entry.original.uid, entry.original.gid) != 0 ||
-        ::chmod(original.c_str(), entry.original.mode) != 0) {
+    Fd vault_dir(::open(vault.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!vault_dir.valid()) return errno_error("cannot open vault", vault);
+    Fd vaulted(::openat(vault_dir.get(), entry.id.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!vaulted.valid()) return errno_error("cannot open", vault / entry.id);
+    auto restored = move_open_file(std::move(vaulted), vault_dir.get(), entry.id, parent->dir.get(),
+                                   parent->name, original);
+    if (!restored) return restored.error();
+    // Owner and mode on the file just put there, through its descriptor (chown drops setuid
+    // bits, so the mode comes after it).
+    const unsigned mode = keep_setid ? entry.original.mode : entry.original.mode & ~06000u;
+    if (::fchown(restored->get(), entry.original.uid, entry.original.gid) != 0 ||
+        ::fchmod(restored->get(), mode) != 0) {
       return errno_error("restored but cannot reset owner and mode of", original);
     }
-    return ok_status();
+    struct stat st {};
+    if (::fstat(restored->get(), &st) != 0) return errno_error("cannot stat", original);
+    return info_from(entry.original.path, parent->resolved_file(), st);
   }
 };
 

@@ -56,23 +56,45 @@ Status validate_peer(const AllowedPeer& peer, std::string_view what) {
   return ok_status();
 }
 
-// One accept rule each way for a peer. The address is validated, so nothing user-supplied
-// reaches the nft script unchecked.
-std::string rules_for(const AllowedPeer& peer) {
+// Accept rules for a peer: each way on input/output for the host itself and, when `forward`,
+// each way on forward for what the host routes. The address is validated, so nothing
+// user-supplied reaches the nft script unchecked.
+std::string rules_for(const AllowedPeer& peer, bool forward) {
   const char* ip = address_family(peer.address) == 4 ? "ip" : "ip6";
-  std::string in = fmt::format("{} saddr {}", ip, peer.address);
-  std::string out = fmt::format("{} daddr {}", ip, peer.address);
+  std::string from = fmt::format("{} saddr {}", ip, peer.address);
+  std::string to = fmt::format("{} daddr {}", ip, peer.address);
   if (peer.protocol != "any") {
     if (peer.port != 0) {
-      in += fmt::format(" {} sport {}", peer.protocol, peer.port);
-      out += fmt::format(" {} dport {}", peer.protocol, peer.port);
+      from += fmt::format(" {} sport {}", peer.protocol, peer.port);
+      to += fmt::format(" {} dport {}", peer.protocol, peer.port);
     } else {
-      in += fmt::format(" meta l4proto {}", peer.protocol);
-      out += fmt::format(" meta l4proto {}", peer.protocol);
+      from += fmt::format(" meta l4proto {}", peer.protocol);
+      to += fmt::format(" meta l4proto {}", peer.protocol);
     }
   }
-  return fmt::format("add rule inet {0} input {1} accept\nadd rule inet {0} output {2} accept\n",
-                     kTable, in, out);
+  std::string rules =
+      fmt::format("add rule inet {0} input {1} accept\nadd rule inet {0} output {2} accept\n",
+                  kTable, from, to);
+  if (forward) {
+    rules +=
+        fmt::format("add rule inet {0} forward {1} accept\nadd rule inet {0} forward {2} accept\n",
+                    kTable, from, to);
+  }
+  return rules;
+}
+
+// The hooks of base chains with policy drop in a `list table` listing, whose chains read
+// "type filter hook input priority -10; policy drop;".
+std::vector<std::string> drop_hooks(const std::string& listing) {
+  std::vector<std::string> hooks;
+  for (const char* hook : {"input", "output", "forward"}) {
+    const auto at = listing.find(fmt::format("hook {} priority", hook));
+    if (at == std::string::npos) continue;
+    const auto end = listing.find('\n', at);
+    if (listing.substr(at, end - at).find("policy drop;") != std::string::npos)
+      hooks.emplace_back(hook);
+  }
+  return hooks;
 }
 
 class NftablesFirewall final : public Firewall {
@@ -87,11 +109,13 @@ class NftablesFirewall final : public Firewall {
         "add table inet {0}\n"
         "add chain inet {0} input {{ type filter hook input priority -10; policy drop; }}\n"
         "add chain inet {0} output {{ type filter hook output priority -10; policy drop; }}\n"
+        "add chain inet {0} forward {{ type filter hook forward priority -10; policy drop; }}\n"
         "add rule inet {0} input iif lo accept\n"
         "add rule inet {0} output oif lo accept\n",
         kTable);
-    script += rules_for(spec.controller);
-    for (const auto& peer : spec.allow) script += rules_for(peer);
+    // The controller is the agent's own channel: the host reaches it, what it routes does not.
+    script += rules_for(spec.controller, /*forward=*/false);
+    for (const auto& peer : spec.allow) script += rules_for(peer, /*forward=*/true);
     return run(script);
   }
 
@@ -99,16 +123,23 @@ class NftablesFirewall final : public Firewall {
     return run(fmt::format("add table inet {0}\ndelete table inet {0}\n", kTable));
   }
 
-  Result<bool> quarantined() override {
+  Result<EnforcedQuarantine> enforced() override {
     NftCtx ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+    if (!ctx) return Error{"cannot create an nftables context"};
     nft_ctx_buffer_output(ctx.get());
     nft_ctx_buffer_error(ctx.get());
     const int rc =
         nft_run_cmd_from_buffer(ctx.get(), fmt::format("list table inet {}", kTable).c_str());
-    if (rc == 0) return true;
-    const std::string error = nft_ctx_get_error_buffer(ctx.get());
-    if (error.find("No such file or directory") != std::string::npos) return false;
-    return Error{"nftables: " + error};
+    EnforcedQuarantine state;
+    if (rc != 0) {
+      const std::string error = nft_ctx_get_error_buffer(ctx.get());
+      if (error.find("No such file or directory") != std::string::npos) return state;
+      return Error{"nftables: " + error};
+    }
+    state.present = true;
+    state.listing = nft_ctx_get_output_buffer(ctx.get());
+    state.hooks = drop_hooks(state.listing);
+    return state;
   }
 
  private:

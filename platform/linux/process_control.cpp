@@ -100,8 +100,17 @@ class LinuxProcessControl final : public ProcessControl {
     static const long page = ::sysconf(_SC_PAGESIZE);
     info.rss_bytes = stat->rss_pages * static_cast<std::uint64_t>(page);
     info.kernel_thread = (stat->flags & kPfKthread) != 0;
+    info.state = linux_impl::state_name(stat->state);
     std::error_code ec;
     info.exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec).string();
+    // The kernel marks an unlinked executable by appending " (deleted)" to the link's text.
+    constexpr std::string_view kDeleted = " (deleted)";
+    if (info.exe.ends_with(kDeleted)) {
+      info.exe.resize(info.exe.size() - kDeleted.size());
+      info.exe_deleted = true;
+    }
+    info.mount_namespace = linux_impl::namespace_of(pid, "mnt");
+    info.pid_namespace = linux_impl::namespace_of(pid, "pid");
     auto cmdline = linux_impl::read_proc_file(fmt::format("/proc/{}/cmdline", pid));
     while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
@@ -137,7 +146,7 @@ class LinuxProcessControl final : public ProcessControl {
 
   Result<std::vector<KillReport>> kill(const ProcessRef& target,
                                        const KillOptions& options) override {
-    auto root = open_verified(target);
+    auto root = open_verified(target, /*allow_exited=*/true);
     if (!root) return root.error();
     struct Victim {
       ProcessInfo info;
@@ -152,18 +161,35 @@ class LinuxProcessControl final : public ProcessControl {
       if (!members) return members.error();
       for (std::size_t i = 1; i < members->size(); ++i) {
         const auto& m = (*members)[i];
-        if (auto fd = open_verified({m.pid, m.start_ticks})) victims.push_back({m, std::move(*fd)});
+        if (auto fd = open_verified({m.pid, m.start_ticks}, /*allow_exited=*/true))
+          victims.push_back({m, std::move(*fd)});
       }
-      // Freeze the whole tree first so nobody forks replacements while we work through it.
-      for (auto& v : victims) (void)send(v.pidfd->get(), SIGSTOP, v.info.pid);
     }
-    for (auto& v : victims) {
-      (void)send(v.pidfd->get(), SIGTERM, v.info.pid);
-      if (options.tree) (void)send(v.pidfd->get(), SIGCONT, v.info.pid);  // let it handle SIGTERM
-    }
+    // A zombie has exited already: signalling it "succeeds" and its pidfd reads as exited, which
+    // would be reported as "exited after SIGTERM". Say what it is, and which parent holds it.
     std::vector<KillReport> reports;
-    const auto deadline = std::chrono::steady_clock::now() + options.grace;
+    std::vector<Victim> live;
     for (auto& v : victims) {
+      const auto stat = read_stat(v.info.pid);
+      const auto exited = stat ? linux_impl::exited_unreaped(v.info.pid, *stat) : std::nullopt;
+      if (!stat || exited) {
+        reports.push_back({v.info.pid, v.info.name, KillOutcome::kAlreadyGone,
+                           exited ? *exited : fmt::format("process {} exited", v.info.pid)});
+      } else {
+        live.push_back(std::move(v));
+      }
+    }
+    // Freeze the whole tree first so nobody forks replacements while we work through it.
+    if (options.tree)
+      for (auto& v : live) (void)send(v.pidfd->get(), SIGSTOP, v.info.pid);
+    // SIGTERM stays pending on a stopped process (one a playbook suspended, or the frozen tree)
+    // until it continues: SIGCONT after it, so the grace period means what it says.
+    for (auto& v : live) {
+      (void)send(v.pidfd->get(), SIGTERM, v.info.pid);
+      (void)send(v.pidfd->get(), SIGCONT, v.info.pid);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + options.grace;
+    for (auto& v : live) {
       KillReport report{v.info.pid, v.info.name, KillOutcome::kFailed, ""};
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
@@ -192,7 +218,13 @@ class LinuxProcessControl final : public ProcessControl {
   Status signal_verified(const ProcessRef& target, int sig) {
     auto fd = open_verified(target);
     if (!fd) return fd.error();
-    return send((*fd)->get(), sig, target.pid);
+    if (auto sent = send((*fd)->get(), sig, target.pid); !sent) return sent;
+    // It may have exited between the check and the signal: then the signal did nothing.
+    const auto stat = read_stat(target.pid);
+    if (!stat)
+      return Error{fmt::format("process {} exited before the signal took effect", target.pid)};
+    if (auto exited = linux_impl::exited_unreaped(target.pid, *stat)) return Error{*exited};
+    return ok_status();
   }
 };
 

@@ -51,7 +51,51 @@ Pidfd::~Pidfd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target) {
+std::string namespace_of(pid_t pid, const char* kind) {
+  std::error_code ec;
+  return std::filesystem::read_symlink(fmt::format("/proc/{}/ns/{}", pid, kind), ec).string();
+}
+
+std::string state_name(char state) {
+  switch (state) {
+    case 'R':
+      return "running";
+    case 'S':
+      return "sleeping";
+    case 'D':
+      return "disk-sleep";
+    case 'T':
+      return "stopped";
+    case 't':
+      return "tracing-stop";
+    case 'Z':
+      return "zombie";
+    case 'X':
+      return "dead";
+    case 'I':
+      return "idle";
+    default:
+      return std::string(1, state);
+  }
+}
+
+std::optional<std::string> exited_unreaped(pid_t pid, const StatFields& stat) {
+  if (stat.state != 'Z' && stat.state != 'X') return std::nullopt;
+  const auto parent = read_stat(stat.ppid);
+  return fmt::format(
+      "process {} ({}) has already exited: it is a zombie that its parent, pid {} ({}), has not "
+      "reaped",
+      pid, stat.comm, stat.ppid, parent ? parent->comm : "gone");
+}
+
+Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target, bool allow_exited) {
+  if (target.start_ticks == 0) {
+    return Error{fmt::format(
+        "no start time given for pid {}: process actions need the pid and its start time "
+        "(start_ticks, field 22 of /proc/{}/stat, as process.list shows it) so that a recycled pid "
+        "is never hit; nothing was done",
+        target.pid, target.pid)};
+  }
   const int fd = ::pidfd_open(target.pid, 0);
   if (fd < 0) {
     if (errno == ESRCH) return Error{fmt::format("no process with pid {}", target.pid)};
@@ -65,6 +109,11 @@ Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target) {
         fmt::format("pid {} now belongs to another process (start time {}, expected {}); "
                     "nothing was done to it",
                     target.pid, stat->start_ticks, target.start_ticks)};
+  }
+  if (!allow_exited) {
+    if (auto exited = exited_unreaped(target.pid, *stat)) {
+      return Error{*exited + "; nothing was done to it"};
+    }
   }
   return handle;
 }

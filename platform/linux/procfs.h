@@ -33,6 +33,18 @@ struct StatFields {
 std::optional<StatFields> read_stat(pid_t pid);
 std::string read_proc_file(const std::string& path);
 
+// The namespace `kind` ("mnt", "pid", "net") of a process as /proc/PID/ns/ names it,
+// "mnt:[4026531841]"; empty when it cannot be read.
+std::string namespace_of(pid_t pid, const char* kind);
+
+// The state letter of /proc/PID/stat (proc(5)) in words: "running", "sleeping", "disk-sleep",
+// "stopped", "tracing-stop", "zombie", "dead", "idle"; the letter itself when unknown.
+std::string state_name(char state);
+
+// For a process that has exited but whose parent has not reaped it yet (state Z, or X while it
+// is being reaped): why nothing can be done to it, naming that parent. nullopt for a live process.
+std::optional<std::string> exited_unreaped(pid_t pid, const StatFields& stat);
+
 // An open pidfd; closed on destruction.
 class Pidfd {
  public:
@@ -48,7 +60,10 @@ class Pidfd {
 
 // Opens a pidfd for target.pid and only then checks its start time: once open, the descriptor
 // names exactly one process, so a pid recycled after the check can never be acted on by mistake.
-Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target);
+// A target without a start time is refused (saying where to find it). A process that has already
+// exited (a zombie) is refused too, unless `allow_exited`: signalling a zombie "succeeds" without
+// effect, and an action must not report that as done.
+Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target, bool allow_exited = false);
 
 // One line of /proc/PID/maps, plus what a capture decided about it.
 struct Mapping {

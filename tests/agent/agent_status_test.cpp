@@ -10,12 +10,24 @@
 namespace riposte::agent {
 namespace {
 
-// Records the intent only: these tests read the state files, never the host's firewall.
+// Stands in for the kernel: these tests read the state files, never the host's firewall.
 class IntentOnlyFirewall final : public platform::Firewall {
  public:
-  Status quarantine(const platform::QuarantineSpec&) override { return ok_status(); }
-  Status release() override { return ok_status(); }
-  Result<bool> quarantined() override { return false; }
+  Status quarantine(const platform::QuarantineSpec&) override {
+    on = true;
+    return ok_status();
+  }
+  Status release() override {
+    on = false;
+    return ok_status();
+  }
+  Result<platform::EnforcedQuarantine> enforced() override {
+    platform::EnforcedQuarantine state;
+    state.present = on;
+    if (on) state.hooks = {"input", "output", "forward"};
+    return state;
+  }
+  bool on = false;
 };
 
 AgentState enrolled_state(const std::filesystem::path& dir) {
@@ -61,6 +73,23 @@ TEST(AgentStatus, RunningConnectedAndQuarantined) {
   const auto text = render_agent_health(health.report);
   EXPECT_NE(text.find("quarantined : YES, until 2027-01-15T08:10:00.000Z"), std::string::npos)
       << text;
+
+  // Read from the kernel too: in force while it holds the table; NOT ENFORCED (and unhealthy)
+  // once it is gone, whatever the intent file says.
+  const auto kernel = agent_health(dir.path(), &firewall);
+  EXPECT_TRUE(kernel.healthy);
+  EXPECT_NE(render_agent_health(kernel.report).find("(kernel drops input, output, forward)"),
+            std::string::npos)
+      << render_agent_health(kernel.report);
+  firewall.on = false;  // `nft flush ruleset`, say
+  const auto flushed = agent_health(dir.path(), &firewall);
+  EXPECT_FALSE(flushed.healthy);
+  EXPECT_EQ(flushed.report["quarantined"], false);
+  EXPECT_EQ(flushed.report["quarantine_intended"], true);
+  EXPECT_NE(render_agent_health(flushed.report).find("quarantined : NOT ENFORCED"),
+            std::string::npos)
+      << render_agent_health(flushed.report);
+  firewall.on = true;
 
   // Stopped: neither running nor connected, whatever the last connection state written said.
   status.end("exited");

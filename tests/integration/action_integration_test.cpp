@@ -109,6 +109,16 @@ TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
       {"action", "run", "process.kill", "--agent", agent.id, "--param", "target.pidd=1"});
   EXPECT_NE(bad_param.exit_code, 0);
   EXPECT_NE(bad_param.err.find("no parameter 'target.pidd'"), std::string::npos) << bad_param.err;
+
+  // A pid without its start time: the CLI says what is missing and where to find it, and the
+  // controller stores no action.
+  const auto before = controller.cli({"action", "list", "--json"});
+  const auto no_ticks = controller.cli({"action", "run", "process.kill", "--agent", agent.id,
+                                        "--param", "target.pid=" + std::to_string(::getpid())});
+  EXPECT_NE(no_ticks.exit_code, 0);
+  EXPECT_NE(no_ticks.err.find("target.start_ticks is missing"), std::string::npos) << no_ticks.err;
+  EXPECT_NE(no_ticks.err.find("process.list"), std::string::npos) << no_ticks.err;
+  EXPECT_EQ(controller.cli({"action", "list", "--json"}).out, before.out);
 }
 
 TEST(ActionIntegration, MemoryCaptureEvidenceArrivesWithTheRightHashAndOpensWithReadelf) {

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <sstream>
+
+#include "protocol/agent_channel.pb.h"
+#include "protocol/framing.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/raw_client.h"
 
@@ -153,6 +157,66 @@ TEST(SessionIntegration, GarbageAndOversizedFramesCloseOnlyThatConnection) {
   const auto beat = controller.agent(id_a)["last_heartbeat"].get<std::string>();
   EXPECT_TRUE(wait_until([&] { return controller.agent(id_a)["last_heartbeat"] != beat; }, 10s));
   EXPECT_NE(controller.process().log_text().find("exceeds the maximum"), std::string::npos);
+}
+
+// An agent reports a quarantine someone undid on its host. The event is audited under the agent's
+// own identity; it is tied to an action (and its case) only when that action is a quarantine the
+// controller sent to this very agent; unknown kinds are ignored; at most 10 a minute are kept.
+TEST(SessionIntegration, AgentEventsAreAuditedBoundedAndNeverTiedToAnotherAgentsAction) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto a = controller.start_online_agent(controller.dir() / "agent-a", "agent-a.log");
+  const auto state_b = controller.dir() / "agent-b";
+  const auto id_b = controller.enroll_agent(state_b);
+  // A real action of agent A, whose id agent B will try to attach its event to.
+  const auto run = controller.cli_json({"action", "run", "network.status", "--agent", a.id});
+  const auto a_action = run["actions"][0]["id"].get<std::string>();
+
+  std::vector<std::uint8_t> bytes;
+  const auto append = [&](const std::string& kind, const std::string& action_id) {
+    proto::Envelope envelope;
+    auto* event = envelope.mutable_agent_event();
+    event->set_kind(kind);
+    event->set_detail("the quarantine table was gone from the kernel; the agent applied it again");
+    event->set_at_unix_ms(1'800'000'000'000);
+    event->set_action_id(action_id);
+    const auto frame = encode_frame(envelope.SerializeAsString());
+    bytes.insert(bytes.end(), frame.begin(), frame.end());
+  };
+  append("host.rooted", "");  // not a kind the controller knows
+  append("quarantine.tampered", a_action);
+  for (int i = 0; i < 14; ++i) append("quarantine.tampered", "");
+  const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                       state_b, true, bytes, 3s);
+  EXPECT_TRUE(outcome.hello_accepted) << outcome.detail;
+
+  std::vector<nlohmann::json> events;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        events.clear();
+        const auto exported = controller.cli({"audit", "export"});
+        std::istringstream lines(exported.out);
+        for (std::string line; std::getline(lines, line);) {
+          if (line.empty()) continue;
+          auto entry = nlohmann::json::parse(line);
+          if (entry["event"] == "agent.quarantine_tampered") events.push_back(entry);
+        }
+        return events.size() >= 10;
+      },
+      10s));
+  EXPECT_EQ(events.size(), 10u) << "at most 10 events a minute per session are kept";
+  for (const auto& e : events) {
+    EXPECT_EQ(e["actor"], "agent:" + id_b);
+    EXPECT_EQ(e["subject"], id_b);
+    const auto details = e["details"].is_string()
+                             ? nlohmann::json::parse(e["details"].get<std::string>())
+                             : e["details"];
+    EXPECT_EQ(details["action_id"], "") << "agent A's action is not agent B's to report on";
+    EXPECT_EQ(details["case_id"], "");
+  }
+  EXPECT_NE(controller.process().log_text().find("ignoring unknown event kind 'host.rooted'"),
+            std::string::npos);
+  EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
 
 TEST(SessionIntegration, SilentConnectionIsClosedAfterTheHandshakeTimeout) {

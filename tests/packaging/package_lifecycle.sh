@@ -190,10 +190,10 @@ echo "   bounding set: -all,$caps"
 start_agent() {
   ip netns exec "$ns" setpriv --bounding-set "-all,$caps" -- $(unit_command "$agent_unit" ExecStart) >>"$work/agent.log" 2>&1 &
   agent_pid=$!
-  wait_for 30 "riposte-agent status reports it connected" riposte-agent status
+  wait_for 30 "riposte-agent status reports it connected" ip netns exec "$ns" riposte-agent status
 }
 start_agent
-riposte-agent status | sed 's/^/   /'
+ip netns exec "$ns" riposte-agent status | sed 's/^/   /'
 # CAP_CHOWN 0, DAC_OVERRIDE 1, DAC_READ_SEARCH 2, FOWNER 3, KILL 5, NET_ADMIN 12, SYS_PTRACE 19.
 expect "the running agent holds exactly the unit's capabilities (CapEff 8102f)" \
   grep -qx "CapEff:[[:space:]]*000000000008102f" "/proc/$agent_pid/status"
@@ -221,7 +221,21 @@ expect "network.quarantine succeeded" jq -e '.state == "succeeded"' "$work/quara
 expect "the namespace has the quarantine table" ip netns exec "$ns" nft list table inet riposte_quarantine
 expect "quarantined: the namespace no longer reaches the API port" \
   bash -c "! ip netns exec '$ns' curl -sk --max-time 3 -o /dev/null 'https://$host_ip:8443/healthz'"
-expect "riposte-agent status says quarantined" bash -c "riposte-agent status --json | jq -e '.quarantined and .connected'"
+# Status reads the kernel of the network namespace it runs in: the agent's.
+expect "riposte-agent status says quarantined, as its kernel enforces it" \
+  bash -c "ip netns exec '$ns' riposte-agent status --json | jq -e '.quarantined and .quarantine_intended and .connected and (.quarantine_enforced_hooks | length == 3)'"
+expect "outside the agent's namespace, status says the quarantine is not enforced there" \
+  bash -c "riposte-agent status --json | jq -e '.quarantine_intended and (.quarantined | not)'"
+
+step "a ruleset reload removes the quarantine: the agent puts it back and the controller hears of it"
+ip netns exec "$ns" nft flush ruleset
+wait_for 5 "the quarantine table is back within 5 s" ip netns exec "$ns" nft list table inet riposte_quarantine
+expect "quarantined again: the namespace does not reach the API port" \
+  bash -c "! ip netns exec '$ns' curl -sk --max-time 3 -o /dev/null 'https://$host_ip:8443/healthz'"
+wait_for 10 "the controller's audit log holds the agent's tamper report" \
+  bash -c "riposte audit export | jq -e -s 'map(select(.event == \"agent.quarantine_tampered\" and .actor == \"agent:$agent_id\")) | length >= 1'"
+expect "riposte-agent status shows the tampering it undid" \
+  bash -c "ip netns exec '$ns' riposte-agent status --json | jq -e '.last_quarantine_tamper.what == \"removed\"'"
 
 step "upgrade both packages to revision 2"
 echo "# local edit (package test): keep me" >>/etc/riposte/agent.yaml
@@ -245,7 +259,7 @@ expect "the same agent is online again" \
   bash -c "riposte agents show '$agent_id' --json | jq -e '.status == \"online\"'"
 expect "the quarantine is still in force after the upgrade" \
   bash -c "ip netns exec '$ns' nft list table inet riposte_quarantine >/dev/null && ! ip netns exec '$ns' curl -sk --max-time 3 -o /dev/null 'https://$host_ip:8443/healthz'"
-expect "riposte-agent status still says quarantined" bash -c "riposte-agent status --json | jq -e '.quarantined'"
+expect "riposte-agent status still says quarantined" bash -c "ip netns exec '$ns' riposte-agent status --json | jq -e '.quarantined'"
 
 step "purge"
 kill -TERM "$agent_pid" "$controller_pid"; wait "$agent_pid" "$controller_pid" || true

@@ -1,7 +1,10 @@
 #include "platform/files.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -87,10 +90,10 @@ TEST_F(FilesTest, QuarantineMovesIntoALockedVaultAndRestoreGivesItBack) {
 
   // A file appearing at the original path is not overwritten.
   std::ofstream(sample) << "new";
-  EXPECT_FALSE(files->restore(*entry, vault));
+  EXPECT_FALSE(files->restore(*entry, vault, false));
   fs::remove(sample);
 
-  ASSERT_TRUE(files->restore(*entry, vault));
+  ASSERT_TRUE(files->restore(*entry, vault, false));
   EXPECT_EQ(read_file(sample).value(), content);
   EXPECT_EQ(mode_of(sample), 0640u);
   struct stat st {};
@@ -98,6 +101,204 @@ TEST_F(FilesTest, QuarantineMovesIntoALockedVaultAndRestoreGivesItBack) {
   EXPECT_EQ(st.st_uid, 1234u);
   EXPECT_EQ(st.st_gid, 5678u);
   EXPECT_FALSE(fs::exists(vault / "case-1-payload"));
+}
+
+// A directory a user owns, as /home/alice or /tmp/build would be: links planted in it must not
+// steer a root agent.
+class SymlinkTest : public FilesTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to create files other users own";
+    FilesTest::SetUp();
+    ::chmod(dir.path().c_str(), 0755);
+    user_dir = dir.path() / "home";
+    fs::create_directory(user_dir);
+    ASSERT_EQ(::chown(user_dir.c_str(), kNobody, kNobody), 0);
+    secret_dir = dir.path() / "root-only";
+    fs::create_directory(secret_dir);
+    ::chmod(secret_dir.c_str(), 0700);
+    std::ofstream(secret_dir / "shadow") << "root:$y$secret";
+  }
+  // `link` -> `target`, owned by `uid` (the link itself, as a user's would be).
+  static void plant_link(const fs::path& target, const fs::path& link, uid_t uid) {
+    fs::create_symlink(target, link);
+    ASSERT_EQ(::lchown(link.c_str(), uid, uid), 0);
+  }
+  static constexpr uid_t kNobody = 65534;
+  fs::path user_dir, secret_dir;
+};
+
+TEST_F(SymlinkTest, CollectAndHashRefuseAParentDirectorySwappedForAUsersLink) {
+  auto files = make_files();
+  agent::Sha256Sink sha;
+  // The alert named user_dir/docs/shadow; the user replaced docs with a link to the secret.
+  plant_link(secret_dir, user_dir / "docs", kNobody);
+  auto collected = files->stream(user_dir / "docs" / "shadow", sha, 0);
+  ASSERT_FALSE(collected) << "followed a user's link to " << collected->resolved_path;
+  EXPECT_NE(collected.error().message.find((user_dir / "docs").string() +
+                                           " is a symbolic link owned by uid 65534"),
+            std::string::npos)
+      << collected.error().message;
+  EXPECT_FALSE(files->inspect(user_dir / "docs" / "shadow"));
+
+  // A root-owned link is no better inside a directory the user can write: they could swap it.
+  plant_link(secret_dir, user_dir / "rootlink", 0);
+  auto via_root_link = files->stream(user_dir / "rootlink" / "shadow", sha, 0);
+  ASSERT_FALSE(via_root_link);
+  EXPECT_NE(via_root_link.error().message.find("which a user other than root can write"),
+            std::string::npos)
+      << via_root_link.error().message;
+}
+
+TEST_F(SymlinkTest, RootPlacedSystemLinksStillWorkAndTheResolvedPathIsRecorded) {
+  struct stat lib {};
+  if (::lstat("/lib", &lib) != 0 || !S_ISLNK(lib.st_mode)) GTEST_SKIP() << "/lib is no link here";
+  auto files = make_files();
+  agent::Sha256Sink sha;
+  auto info = files->stream("/lib/os-release", sha, 0);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->path, "/lib/os-release");
+  EXPECT_EQ(info->resolved_path, (fs::canonical("/lib") / "os-release").string());
+  EXPECT_EQ(sha.hex_digest(), crypto::sha256_hex(read_file("/usr/lib/os-release").value()));
+}
+
+TEST_F(SymlinkTest, QuarantineRefusesAParentSwappedForAUsersLink) {
+  auto files = make_files();
+  plant_link(secret_dir, user_dir / "docs", kNobody);
+  auto moved = files->quarantine(user_dir / "docs" / "shadow", dir.path() / "vault", "v1");
+  ASSERT_FALSE(moved);
+  EXPECT_NE(moved.error().message.find("symbolic link owned by uid 65534"), std::string::npos)
+      << moved.error().message;
+  EXPECT_TRUE(fs::exists(secret_dir / "shadow"));
+}
+
+// Restore goes back to the directory the file came from, walked again: if a user replaced that
+// directory with a link to a root-only one, nothing is written there. Setuid bits come back only
+// when asked for.
+TEST_F(SymlinkTest, RestoreOnlyIntoAVerifiedParentAndWithoutSetuidUnlessAsked) {
+  auto files = make_files();
+  const auto vault = dir.path() / "vault";
+  const auto drop = user_dir / "drop";
+  fs::create_directory(drop);
+  ASSERT_EQ(::chown(drop.c_str(), kNobody, kNobody), 0);
+  const auto tool = drop / "tool";
+  std::ofstream(tool) << "#!/bin/sh\n";
+  ASSERT_EQ(::chown(tool.c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod(tool.c_str(), 04755), 0);
+  auto entry = files->quarantine(tool, vault, "v-tool");
+  ASSERT_TRUE(entry) << entry.error().message;
+  EXPECT_EQ(entry->original.mode, 04755u);
+
+  // The user swaps drop/ for a link to the root-only directory.
+  fs::rename(drop, user_dir / "drop.old");
+  plant_link(secret_dir, drop, kNobody);
+  auto swapped = files->restore(*entry, vault, false);
+  ASSERT_FALSE(swapped);
+  EXPECT_NE(swapped.error().message.find("symbolic link owned by uid 65534"), std::string::npos)
+      << swapped.error().message;
+  EXPECT_FALSE(fs::exists(secret_dir / "tool"));
+  EXPECT_TRUE(fs::exists(vault / "v-tool")) << "the file stays in the vault";
+
+  fs::remove(drop);
+  fs::rename(user_dir / "drop.old", drop);
+  auto restored = files->restore(*entry, vault, false);
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(mode_of(tool), 0755u) << "setuid is not given back without keep_setid";
+  EXPECT_EQ(restored->mode, 0755u);
+
+  auto again = files->quarantine(tool, vault, "v-tool-2");
+  ASSERT_TRUE(again);
+  ASSERT_EQ(::chmod((vault / "v-tool-2").c_str(), 0), 0);
+  entry->id = "v-tool-2";
+  ASSERT_TRUE(files->restore(*entry, vault, true));
+  EXPECT_EQ(mode_of(tool), 04755u) << "keep_setid restores it as it was";
+}
+
+// A child running `argv`, killed and reaped at the end of the test.
+struct Running {
+  explicit Running(std::vector<std::string> argv) {
+    pid = ::fork();
+    if (pid == 0) {
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+  ~Running() {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  // Waits until the child runs an image whose /proc/PID/exe ends with `suffix`.
+  bool runs(const std::string& suffix) {
+    for (int i = 0; i < 200; ++i, ::usleep(10'000)) {
+      std::error_code ec;
+      const auto exe = fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
+      if (exe.find(suffix) != std::string::npos) return true;
+    }
+    return false;
+  }
+  ProcessRef ref() const { return {pid, make_process_control()->inspect(pid).value().start_ticks}; }
+  pid_t pid = -1;
+};
+
+std::string sha_of_file(const fs::path& p) { return crypto::sha256_hex(read_file(p).value()); }
+
+// The binary was deleted after the process started: the path names nothing any more, but the
+// running image is still there to hash and collect, and the result says it was deleted.
+TEST_F(FilesTest, ADeletedBinaryIsHashedFromTheRunningImage) {
+  const auto binary = dir.path() / "dropper";
+  fs::copy_file("/bin/sleep", binary);
+  ::chmod(binary.c_str(), 0755);
+  Running child({binary.string(), "30"});
+  ASSERT_TRUE(child.runs("dropper"));
+  const auto expected = sha_of_file(binary);
+  fs::remove(binary);
+
+  auto files = make_files();
+  agent::Sha256Sink by_path;
+  EXPECT_FALSE(files->stream(binary, by_path, 0)) << "the path names nothing any more";
+  agent::Sha256Sink sha;
+  auto info = files->stream_executable(child.ref(), sha, 0);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(sha.hex_digest(), expected);
+  EXPECT_TRUE(info->deleted);
+  EXPECT_EQ(info->path, binary.string());
+  EXPECT_TRUE(make_process_control()->inspect(child.pid).value().exe_deleted);
+}
+
+// A process in its own mount namespace (a container) runs /…/ctr/prog, which on the host is a
+// different file at the same path. Hashing the path would be wrong evidence, silently.
+TEST_F(FilesTest, AProcessInAnotherMountNamespaceIsHashedFromItsOwnImage) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a mount namespace";
+  const auto root = dir.path() / "ctr";
+  fs::create_directory(root);
+  fs::copy_file("/bin/true", root / "prog");  // what the host sees at that path
+  const std::string script = fmt::format(
+      "mount -t tmpfs none {0} && cp /bin/sleep {0}/prog && exec {0}/prog 30", root.string());
+  Running child(
+      {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script});
+  ASSERT_TRUE(child.runs("/ctr/prog"));
+  auto files = make_files();
+  agent::Sha256Sink sha;
+  auto info = files->stream_executable(child.ref(), sha, 0);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(sha.hex_digest(), sha_of_file("/bin/sleep")) << "the image the process runs";
+  EXPECT_NE(sha.hex_digest(), sha_of_file(root / "prog")) << "not the host's file at that path";
+  EXPECT_EQ(info->path, (root / "prog").string());
+  EXPECT_FALSE(info->deleted);
+  std::error_code ec;
+  EXPECT_NE(info->mount_namespace, fs::read_symlink("/proc/self/ns/mnt", ec).string());
+  EXPECT_EQ(make_process_control()->inspect(child.pid).value().mount_namespace,
+            info->mount_namespace);
+}
+
+TEST_F(FilesTest, RelativePathsAreRefused) {
+  agent::Sha256Sink sha;
+  auto relative = make_files()->stream("etc/passwd", sha, 0);
+  ASSERT_FALSE(relative);
+  EXPECT_NE(relative.error().message.find("not an absolute path"), std::string::npos);
 }
 
 }  // namespace

@@ -12,6 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include "agent/quarantine_keeper.h"
@@ -26,7 +30,7 @@ using riposte::testing::run_command;
 // libnftables contexts it opens, belong to that namespace.
 template <typename Fn>
 auto in_netns(const std::string& ns, Fn fn) {
-  decltype(fn()) result{};
+  std::optional<decltype(fn())> result;
   std::thread([&] {
     const int fd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
@@ -34,9 +38,15 @@ auto in_netns(const std::string& ns, Fn fn) {
       return;
     }
     ::close(fd);
-    result = fn();
+    result.emplace(fn());
   }).join();
-  return result;
+  if (!result) {
+    if constexpr (std::is_default_constructible_v<decltype(fn())>)
+      return decltype(fn()){};
+    else
+      throw std::runtime_error("cannot enter netns " + ns);
+  }
+  return std::move(*result);
 }
 
 int listen_on(const std::string& ip, int port) {
@@ -70,6 +80,14 @@ bool connects(const std::string& ip, int port) {
   }
   ::close(fd);
   return ok;
+}
+
+// Polls `count()` until it reaches `want` (up to 5 s).
+template <typename Count>
+bool wait_until_count(Count count, std::size_t want) {
+  for (int i = 0; i < 50; ++i, std::this_thread::sleep_for(std::chrono::milliseconds(100)))
+    if (count() >= want) return true;
+  return false;
 }
 
 class QuarantineTest : public ::testing::Test {
@@ -205,6 +223,187 @@ TEST_F(QuarantineTest, AgentRestartReappliesAPersistedQuarantineAndTimeoutReleas
   ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(spec()).ok(); }));
   EXPECT_FALSE(in_netns(host, [&] { return restarted.restore().value_or(true); }));
   EXPECT_TRUE(host_reaches(9001));
+}
+
+// The quarantine table as the kernel holds it, by hook: what network.status now reports.
+TEST_F(QuarantineTest, TheKernelsTableIsReadBackWithItsDroppingHooks) {
+  auto firewall = make_firewall();
+  auto before = in_netns(host, [&] { return firewall->enforced(); });
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_FALSE(before->present);
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(spec()).ok(); }));
+  auto during = in_netns(host, [&] { return firewall->enforced(); });
+  ASSERT_TRUE(during);
+  EXPECT_TRUE(during->present);
+  EXPECT_EQ(during->hooks, (std::vector<std::string>{"input", "output", "forward"}));
+  EXPECT_TRUE(during->complete());
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
+  EXPECT_FALSE(in_netns(host, [&] { return firewall->enforced(); })->present);
+}
+
+// Other software's tables (Docker's nat and filter chains here) are neither touched by applying a
+// quarantine nor by releasing it.
+TEST_F(QuarantineTest, DockersTablesAreLeftAsTheyWere) {
+  const std::string docker_rules =
+      "table ip nat {\n"
+      "  chain DOCKER {\n  }\n"
+      "  chain POSTROUTING {\n"
+      "    type nat hook postrouting priority srcnat; policy accept;\n"
+      "    ip saddr 172.17.0.0/16 oifname != \"docker0\" masquerade\n"
+      "  }\n"
+      "}\n"
+      "table ip filter {\n"
+      "  chain DOCKER-USER {\n    return\n  }\n"
+      "  chain FORWARD {\n"
+      "    type filter hook forward priority filter; policy drop;\n"
+      "    jump DOCKER-USER\n"
+      "    oifname \"docker0\" ct state related,established accept\n"
+      "  }\n"
+      "}\n";
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "docker.nft") << docker_rules;
+  ASSERT_EQ(
+      run_command({"ip", "netns", "exec", host, "nft", "-f", (dir.path() / "docker.nft").string()})
+          .exit_code,
+      0);
+  const auto listing = [&](const char* family, const char* table) {
+    return run_command({"ip", "netns", "exec", host, "nft", "list", "table", family, table}).out;
+  };
+  const auto nat = listing("ip", "nat");
+  const auto filter = listing("ip", "filter");
+  ASSERT_NE(filter.find("DOCKER-USER"), std::string::npos) << filter;
+
+  auto firewall = make_firewall();
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(spec()).ok(); }));
+  EXPECT_EQ(listing("ip", "nat"), nat);
+  EXPECT_EQ(listing("ip", "filter"), filter);
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
+  EXPECT_EQ(listing("ip", "nat"), nat);
+  EXPECT_EQ(listing("ip", "filter"), filter);
+}
+
+// A "container" namespace routed through the quarantined host, as Docker, libvirt or Kubernetes
+// hosts route theirs: the host's forwarding must be cut too, except to the allow list.
+class ForwardingQuarantineTest : public QuarantineTest {
+ protected:
+  void SetUp() override {
+    QuarantineTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    const auto suffix = std::to_string(::getpid());
+    container = "rq-ctr-" + suffix;
+    for (const auto& cmd : std::vector<std::vector<std::string>>{
+             {"ip", "netns", "add", container},
+             {"ip", "link", "add", "rqc" + suffix, "netns", host, "type", "veth", "peer", "name",
+              "rqd" + suffix, "netns", container},
+             {"ip", "-n", host, "addr", "add", "10.78.0.1/24", "dev", "rqc" + suffix},
+             {"ip", "-n", container, "addr", "add", "10.78.0.2/24", "dev", "rqd" + suffix},
+             {"ip", "-n", host, "link", "set", "rqc" + suffix, "up"},
+             {"ip", "-n", container, "link", "set", "rqd" + suffix, "up"},
+             {"ip", "-n", container, "link", "set", "lo", "up"},
+             {"ip", "-n", container, "route", "add", "default", "via", "10.78.0.1"},
+             {"ip", "-n", peer, "route", "add", "10.78.0.0/24", "via", "10.77.0.1"},
+             {"ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=1"}}) {
+      const auto r = run_command(cmd);
+      ASSERT_EQ(r.exit_code, 0) << cmd[0] << " " << cmd[1] << " " << cmd[2] << ": " << r.err;
+    }
+  }
+  void TearDown() override {
+    if (!container.empty()) run_command({"ip", "netns", "del", container});
+    QuarantineTest::TearDown();
+  }
+  bool container_reaches(int port) {
+    return in_netns(container, [&] { return connects("10.77.0.2", port); });
+  }
+  std::string container;
+};
+
+TEST_F(ForwardingQuarantineTest, TrafficTheHostForwardsIsCutExceptTheAllowListThenRestored) {
+  ASSERT_TRUE(container_reaches(9001)) << "the container reaches the peer through the host";
+  auto firewall = make_firewall();
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->quarantine(spec()).ok(); }));
+  EXPECT_FALSE(container_reaches(9001)) << "forwarded traffic flows while quarantined";
+  EXPECT_FALSE(container_reaches(9000)) << "the controller is the host agent's channel only";
+  EXPECT_TRUE(container_reaches(9002)) << "the allow list holds for forwarded traffic too";
+  EXPECT_FALSE(host_reaches(9001));
+  ASSERT_TRUE(in_netns(host, [&] { return firewall->release().ok(); }));
+  EXPECT_TRUE(container_reaches(9001));
+}
+
+// `systemctl reload nftables` with a stock /etc/nftables.conf runs `flush ruleset`; someone with
+// root may also add an accept rule. The watch puts the quarantine back within seconds and says
+// what it found; nothing is reported while the table is as applied.
+TEST_F(QuarantineTest, FlushedOrAlteredQuarantineIsPutBackWithinFiveSecondsAndReported) {
+  auto firewall = make_firewall();
+  testing::TempDir state;
+  SystemClock clock;
+  agent::QuarantineKeeper keeper(*firewall, state.path() / "quarantine.json", clock);
+  auto applied =
+      in_netns(host, [&] { return keeper.quarantine(spec(), std::nullopt, "action-42"); });
+  ASSERT_TRUE(applied) << applied.error().message;
+  EXPECT_EQ(applied->hooks, (std::vector<std::string>{"input", "output", "forward"}));
+
+  std::mutex mutex;
+  std::vector<agent::QuarantineTamper> seen;
+  std::unique_ptr<agent::QuarantineWatch> watch;
+  // Created on a thread inside the host namespace: the watch's own thread inherits it.
+  in_netns(host, [&] {
+    watch = std::make_unique<agent::QuarantineWatch>(keeper, std::chrono::milliseconds(500),
+                                                     [&](const agent::QuarantineTamper& t) {
+                                                       std::lock_guard lock(mutex);
+                                                       seen.push_back(t);
+                                                     });
+    return true;
+  });
+  const auto tampers = [&] {
+    std::lock_guard lock(mutex);
+    return seen.size();
+  };
+  const auto blocked_again_within = [&](std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!host_reaches(9001)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(tampers(), 0u) << "an untouched quarantine is not reported";
+
+  ASSERT_EQ(run_command({"ip", "netns", "exec", host, "nft", "flush", "ruleset"}).exit_code, 0);
+  EXPECT_TRUE(blocked_again_within(std::chrono::seconds(5)));
+  ASSERT_TRUE(wait_until_count(tampers, 1u));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(seen[0].what, "removed");
+    EXPECT_EQ(seen[0].action_id, "action-42");
+    EXPECT_TRUE(seen[0].reapplied.ok());
+  }
+  EXPECT_TRUE(host_reaches(9000));
+
+  for (const char* chain : {"input", "output"}) {
+    ASSERT_EQ(run_command({"ip", "netns", "exec", host, "nft", "insert", "rule", "inet",
+                           "riposte_quarantine", chain, "accept"})
+                  .exit_code,
+              0);
+  }
+  EXPECT_TRUE(blocked_again_within(std::chrono::seconds(5)));
+  ASSERT_TRUE(wait_until_count(tampers, 2u));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(seen[1].what, "altered");
+  }
+  auto kernel = in_netns(host, [&] { return firewall->enforced(); });
+  ASSERT_TRUE(kernel);
+  EXPECT_TRUE(kernel->complete());
+  EXPECT_EQ(kernel->listing.find("\t\t\taccept\n"), std::string::npos)
+      << "the inserted accept rules are gone: " << kernel->listing;
+
+  // Released on purpose: nothing to put back.
+  ASSERT_TRUE(in_netns(host, [&] { return keeper.release().ok(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(tampers(), 2u);
+  EXPECT_TRUE(host_reaches(9001));
+  watch.reset();
 }
 
 TEST(QuarantineSpecValidation, RefusesSpecsThatWouldCutTheControllerOrInjectRules) {

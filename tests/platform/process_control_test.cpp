@@ -2,6 +2,7 @@
 
 #include "platform/process_control.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,6 +14,9 @@
 #include <thread>
 
 #include "agent/local_policy.h"
+#include "platform/memory_capture.h"
+#include "platform/yara_scanner.h"
+#include "tests/test_dir.h"
 
 namespace riposte::platform {
 namespace {
@@ -158,6 +162,98 @@ TEST(ProcessControl, SuspendAndResume) {
       if (state_of(child.pid()) == 'S') return true;
     return false;
   }());
+}
+
+// Waits until `pid` shows `state` in /proc/PID/stat (up to 2 s).
+bool reaches_state(pid_t pid, char state) {
+  for (int i = 0; i < 200; ++i, std::this_thread::sleep_for(10ms))
+    if (state_of(pid) == state) return true;
+  return false;
+}
+
+TEST(ProcessControl, ListingShowsEachProcesssState) {
+  auto control = make_process_control();
+  EXPECT_EQ(control->inspect(::getpid()).value().state, "running");
+  Child child({"sleep", "30"});
+  ASSERT_TRUE(reaches_state(child.pid(), 'S'));
+  EXPECT_EQ(control->inspect(child.pid()).value().state, "sleeping");
+  ::kill(child.pid(), SIGSTOP);
+  ASSERT_TRUE(reaches_state(child.pid(), 'T'));
+  EXPECT_EQ(control->inspect(child.pid()).value().state, "stopped");
+}
+
+// A zombie has exited; its parent (this test) has not reaped it. Nothing may report having acted
+// on it: kill says it was already gone and names the parent; suspend, resume, memory capture and a
+// YARA scan refuse with that reason.
+TEST(ProcessControl, ZombieIsReportedExitedAndEveryProcessActionRefusesIt) {
+  auto control = make_process_control();
+  Child child({"true"});
+  ASSERT_TRUE(reaches_state(child.pid(), 'Z'));
+  const auto info = control->inspect(child.pid()).value();
+  EXPECT_EQ(info.state, "zombie");
+  const ProcessRef ref{child.pid(), info.start_ticks};
+  const auto parent = fmt::format("parent, pid {}", ::getpid());
+
+  auto reports = control->kill(ref, {.grace = 2s});
+  ASSERT_TRUE(reports) << reports.error().message;
+  ASSERT_EQ(reports->size(), 1u);
+  EXPECT_EQ((*reports)[0].outcome, KillOutcome::kAlreadyGone) << (*reports)[0].detail;
+  EXPECT_NE((*reports)[0].detail.find("already exited"), std::string::npos) << (*reports)[0].detail;
+  EXPECT_NE((*reports)[0].detail.find(parent), std::string::npos) << (*reports)[0].detail;
+
+  for (auto* action : {"suspend", "resume"}) {
+    auto done = std::string(action) == "suspend" ? control->suspend(ref) : control->resume(ref);
+    ASSERT_FALSE(done) << action << " reported success on a zombie";
+    EXPECT_NE(done.error().message.find("already exited"), std::string::npos)
+        << done.error().message;
+  }
+
+  riposte::testing::TempDir dir;
+  auto sink = FileSink::create(dir.path() / "zombie.core").value();
+  auto capture = make_memory_capture()->capture(ref, *sink, {});
+  ASSERT_FALSE(capture) << "memory capture reported success on a zombie";
+  EXPECT_NE(capture.error().message.find("already exited"), std::string::npos)
+      << capture.error().message;
+
+  auto rules = YaraRules::compile("rule any_byte { condition: true }").value();
+  auto scan = make_yara_scanner()->scan_process(*rules, ref, {});
+  ASSERT_FALSE(scan) << "YARA reported scanning a zombie";
+  EXPECT_NE(scan.error().message.find("already exited"), std::string::npos) << scan.error().message;
+  EXPECT_EQ(child.reap(), 0);
+}
+
+// A process a playbook suspended first still gets its SIGTERM at once: without SIGCONT after it,
+// the signal stays pending and the kill waits the whole grace period, then uses SIGKILL.
+TEST(ProcessControl, KillingAStoppedProcessDeliversSigtermWithinTheGrace) {
+  auto control = make_process_control();
+  Child child({"sleep", "30"});
+  const auto ref = ref_of(*control, child.pid());
+  ASSERT_TRUE(control->suspend(ref));
+  ASSERT_TRUE(reaches_state(child.pid(), 'T'));
+  const auto start = std::chrono::steady_clock::now();
+  auto reports = control->kill(ref, {.grace = 5s});
+  ASSERT_TRUE(reports) << reports.error().message;
+  EXPECT_EQ((*reports)[0].outcome, KillOutcome::kTerminated) << (*reports)[0].detail;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_EQ(child.reap(), SIGTERM);
+}
+
+// A pid with no start time is not "another process": the error says what is missing and where
+// to find it, and nothing is signalled.
+TEST(ProcessControl, MissingStartTimeSaysWhatIsMissing) {
+  auto control = make_process_control();
+  Child child({"sleep", "30"});
+  ASSERT_TRUE(reaches_state(child.pid(), 'S'));
+  auto reports = control->kill({child.pid(), 0}, {});
+  ASSERT_FALSE(reports);
+  EXPECT_NE(reports.error().message.find("no start time given"), std::string::npos)
+      << reports.error().message;
+  EXPECT_NE(reports.error().message.find("process.list"), std::string::npos);
+  auto suspended = control->suspend({child.pid(), 0});
+  ASSERT_FALSE(suspended);
+  EXPECT_NE(suspended.error().message.find("no start time given"), std::string::npos);
+  EXPECT_TRUE(alive(child.pid()));
+  EXPECT_EQ(state_of(child.pid()), 'S');
 }
 
 TEST(ProcessControl, UnknownPidIsAClearError) {

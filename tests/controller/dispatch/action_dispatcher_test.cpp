@@ -168,6 +168,44 @@ TEST_F(DispatcherTest, QueuedActionsExpireAndAreNeverDeliveredLate) {
   EXPECT_TRUE(sent.empty());
 }
 
+// The agent accepts an action up to its clock-skew allowance past expires_at and may finish it
+// after the controller's sweep gave up on it: the result that arrives is the truth and is
+// recorded (audited as after expiry), never dropped. An action never delivered stays expired.
+TEST_F(DispatcherTest, AResultArrivingAfterTheExpirySweepIsRecorded) {
+  online = {"agent-1"};
+  auto short_lived = facts_for({"agent-1"});
+  short_lived.ttl_ms = 10'000;
+  const auto action = dispatcher->submit(short_lived).value().front();
+  ASSERT_EQ(store->find_action(action.id).value()->state, ActionState::delivered);
+  clock.advance_ms(10'000 + 60'000 + 1);  // past expiry and the unanswered grace
+  dispatcher->expire_due();
+  ASSERT_EQ(store->find_action(action.id).value()->state, ActionState::expired);
+
+  proto::ActionResult result;
+  result.set_action_id(action.id);
+  result.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  result.set_output(proto::OsFacts{}.SerializeAsString());
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", result).has_value());
+  EXPECT_EQ(store->find_action(action.id).value()->state, ActionState::succeeded);
+  const auto audit = store->audit_entries(0, 100000).value();
+  EXPECT_EQ(audit.back().event, "action.succeeded");
+  EXPECT_NE(audit.back().details.find("after_expiry"), std::string::npos) << audit.back().details;
+  // Not another agent's to report, even so.
+  EXPECT_TRUE(dispatcher->handle_result("agent-2", result).has_value());
+
+  // Never delivered (the agent was offline): a result for it cannot be real and changes nothing.
+  online.clear();
+  const auto queued = dispatcher->submit(short_lived).value().front();
+  clock.advance_ms(10'001);
+  dispatcher->expire_due();
+  dispatcher->handle_result("agent-1", [&] {
+    auto r = result;
+    r.set_action_id(queued.id);
+    return r;
+  }());
+  EXPECT_EQ(store->find_action(queued.id).value()->state, ActionState::expired);
+}
+
 TEST_F(DispatcherTest, EveryChangeIsInTheAuditChainAndAnEditBreaksIt) {
   online = {"agent-1"};
   const auto action = dispatcher->submit(facts_for({"agent-1"})).value().front();
@@ -213,6 +251,7 @@ TEST(ActionCatalog, CliPairsBecomeTypedParameters) {
       action_catalog::parameters_from_pairs("yara.scan", {{"paths", "/tmp/a"},
                                                           {"paths", "/tmp/b"},
                                                           {"process.pid", "42"},
+                                                          {"process.start_ticks", "7"},
                                                           {"rules", "rule x { condition: true }"}});
   ASSERT_TRUE(params) << params.error().message;
   EXPECT_EQ((*params)["paths"], (json{"/tmp/a", "/tmp/b"}));
@@ -228,6 +267,23 @@ TEST(ActionCatalog, CliPairsBecomeTypedParameters) {
   EXPECT_NE(unknown.error().message.find("target.pid"), std::string::npos);  // lists known ones
   auto not_number = action_catalog::parameters_from_pairs("process.kill", {{"target.pid", "abc"}});
   EXPECT_FALSE(not_number);
+
+  // Every process reference, whatever the kind, names the process by pid and start time.
+  for (const auto& [kind, field] : std::vector<std::pair<std::string, std::string>>{
+           {"process.kill", "target"},
+           {"process.suspend", "target"},
+           {"memory.capture", "target"},
+           {"yara.scan", "process"},
+           {"file.collect", "process"}}) {
+    auto no_ticks = action_catalog::parameters_from_pairs(kind, {{field + ".pid", "42"}});
+    ASSERT_FALSE(no_ticks) << kind;
+    EXPECT_NE(no_ticks.error().message.find(field + ".start_ticks is missing for pid 42"),
+              std::string::npos)
+        << no_ticks.error().message;
+    EXPECT_TRUE(action_catalog::parameters_from_pairs(
+        kind, {{field + ".pid", "42"}, {field + ".start_ticks", "7"}}))
+        << kind;
+  }
 }
 
 }  // namespace

@@ -215,7 +215,7 @@ steps:
     action: process.kill
     mode: MODE
     target: host
-    parameters: {target: {pid: 4242}}
+    parameters: {target: {pid: 4242, start_ticks: 99}}
     timeout: 1m
     retries: RETRIES
     backoff: 10s
