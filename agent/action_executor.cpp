@@ -359,10 +359,8 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          if (!parse(p) || p.path().empty())
            return failed("parameters are not a FileParams with a path");
          Sha256Sink sha;
-         if (auto hashed = c.files.stream(p.path(), sha, 0); !hashed)
-           return failed(hashed.error().message);
          const auto id = safe_name(action_id, "");
-         auto entry = c.files.quarantine(p.path(), c.vault_dir, id);
+         auto entry = c.files.quarantine(p.path(), c.vault_dir, id, &sha);
          if (!entry) return failed(entry.error().message);
          auto r = file_result(entry->original);
          r.set_sha256(sha.hex_digest());

@@ -45,7 +45,8 @@ class Files {
   virtual ~Files() = default;
   // Regular files only: devices, FIFOs and directories are refused with a reason.
   virtual Result<FileInfo> inspect(const std::filesystem::path& path) = 0;
-  // Streams the file's bytes; errors if it is larger than `max_bytes` (0 = no limit).
+  // Streams the file's bytes, at most as many as it had when opened (a growing file is read up to
+  // that size); errors if it is larger than `max_bytes` (0 = no limit).
   virtual Result<FileInfo> stream(const std::filesystem::path& path, ByteSink& out,
                                   std::uint64_t max_bytes) = 0;
   // Streams the executable image `process` runs (pid and start time checked), read through
@@ -54,9 +55,11 @@ class Files {
   virtual Result<FileInfo> stream_executable(const ProcessRef& process, ByteSink& out,
                                              std::uint64_t max_bytes) = 0;
   // Moves the file into `vault` (created 0700) as `id`, made unreadable to everyone but root.
+  // `contents` (may be null) receives the bytes of the file moved, read through the descriptor
+  // that is moved, so a hash of them is the hash of what the vault holds.
   virtual Result<VaultEntry> quarantine(const std::filesystem::path& path,
-                                        const std::filesystem::path& vault,
-                                        const std::string& id) = 0;
+                                        const std::filesystem::path& vault, const std::string& id,
+                                        ByteSink* contents) = 0;
   // Puts a vaulted file back where it was (its resolved path, walked again as above) with its
   // owner and mode. Refuses to overwrite. Setuid and setgid bits are dropped unless `keep_setid`:
   // putting a setuid file back into a root-owned directory is a privilege to grant on purpose.

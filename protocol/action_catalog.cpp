@@ -134,6 +134,18 @@ Result<std::string> parameters_from_json(std::string_view kind, const json& para
                                std::string(status.message()), field_list(entry->parameters()))};
     }
   }
+  // A ProcessRef named `target` is what the action acts on: required, not just checked when set.
+  const auto* descriptor = message->GetDescriptor();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const auto* field = descriptor->field(i);
+    if (field->name() == "target" && field->message_type() == proto::ProcessRef::descriptor() &&
+        !message->GetReflection()->HasField(*message, field)) {
+      return Error{
+          fmt::format("parameters for {}: target is missing: name the process by target.pid and "
+                      "target.start_ticks (process.list shows both)",
+                      kind)};
+    }
+  }
   if (auto s = check_process_refs(*message, ""); !s) {
     return Error{fmt::format("parameters for {}: {}", kind, s.error().message)};
   }

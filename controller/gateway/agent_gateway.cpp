@@ -155,4 +155,14 @@ void AgentGateway::unregister_session(const std::string& agent_id, const Gateway
   }
 }
 
+bool AgentGateway::admit_event(const std::string& agent_id, std::int64_t now_ms) {
+  constexpr std::size_t kEventsPerMinute = 10;
+  std::lock_guard lock(mutex_);
+  auto& recent = recent_events_[agent_id];
+  while (!recent.empty() && recent.front() <= now_ms - 60'000) recent.pop_front();
+  if (recent.size() >= kEventsPerMinute) return false;
+  recent.push_back(now_ms);
+  return true;
+}
+
 }  // namespace riposte::controller

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,9 @@ class AgentGateway {
   Store& store() { return store_; }
   const Clock& clock() const { return clock_; }
   bool is_revoked(const std::string& agent_id) const;
+  // Thread-safe: whether one more AgentEvent from `agent_id` is within its budget (10 a minute,
+  // across all its sessions: reconnecting does not reset it). Counts it when it is.
+  bool admit_event(const std::string& agent_id, std::int64_t now_ms);
   // Registers a session as the live one for its agent; an older session of the same agent is
   // closed.
   void register_session(const std::string& agent_id,
@@ -92,6 +96,7 @@ class AgentGateway {
   mutable std::mutex mutex_;
   std::set<std::string> revoked_;
   std::map<std::string, std::weak_ptr<GatewaySession>> sessions_;
+  std::map<std::string, std::deque<std::int64_t>> recent_events_;  // per agent, last minute
   std::atomic<bool> stopped_{false};
   ActionDispatcher* dispatcher_ = nullptr;
   EvidenceStore* evidence_ = nullptr;

@@ -256,24 +256,38 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
   }
 }
 
+namespace {
+
+// `text` with control characters (newlines among them) shown as spaces: one log line stays one.
+std::string printable(std::string text) {
+  for (auto& c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return text;
+}
+
+}  // namespace
+
 void GatewaySession::record_event(const proto::AgentEvent& event, std::int64_t now_ms) {
-  // At most 10 events a minute per session: a compromised agent cannot flood the audit log.
-  constexpr std::size_t kEventsPerMinute = 10;
-  while (!recent_events_ms_.empty() && recent_events_ms_.front() <= now_ms - 60'000)
-    recent_events_ms_.pop_front();
-  if (recent_events_ms_.size() >= kEventsPerMinute) {
-    spdlog::warn("gateway: agent {}: more than {} events a minute; dropping one", agent_id_,
-                 kEventsPerMinute);
-    return;
-  }
+  // What an agent says is data: bounded in number (per agent, across reconnects), in size, and
+  // stripped of control characters before it reaches a log line or a case note.
   if (event.kind() != "quarantine.tampered") {
-    spdlog::warn("gateway: agent {}: ignoring unknown event kind '{}'", agent_id_,
-                 event.kind().substr(0, 64));
+    if (!events_over_budget_logged_) {
+      spdlog::warn("gateway: agent {}: ignoring events of unknown kind '{}'", agent_id_,
+                   printable(event.kind().substr(0, 64)));
+      events_over_budget_logged_ = true;
+    }
     return;
   }
-  recent_events_ms_.push_back(now_ms);
+  if (!gateway_.admit_event(agent_id_, now_ms)) {
+    if (!events_over_budget_logged_) {
+      spdlog::warn("gateway: agent {}: more than 10 events a minute; dropping the excess",
+                   agent_id_);
+      events_over_budget_logged_ = true;
+    }
+    return;
+  }
   auto& store = gateway_.store();
-  const std::string detail = event.detail().substr(0, 1000);
+  const std::string detail = printable(event.detail().substr(0, 1000));
   // The case is taken from the controller's own record of the action, and only when that
   // action is a quarantine sent to this agent.
   std::string case_id;

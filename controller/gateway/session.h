@@ -55,7 +55,7 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   std::deque<proto::Envelope> outbox_;
   boost::asio::steady_timer outbox_signal_;
   boost::asio::steady_timer deadline_;
-  std::deque<std::int64_t> recent_events_ms_;  // AgentEvents accepted in the last minute
+  bool events_over_budget_logged_ = false;  // one warning per session, not one per event
 };
 
 }  // namespace riposte::controller

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -104,6 +106,15 @@ Result<Parent> open_parent(const fs::path& path) {
       return Error{fmt::format("{} is not a directory", here.string())};
     struct stat container {};
     if (::fstat(dir.get(), &container) != 0) return errno_error("cannot stat", resolved);
+    // /proc's links (/proc/PID/root, /proc/PID/cwd, /proc/self) are magic: their text means
+    // something in another process's namespace, not in the agent's. Never walked as text.
+    struct statfs fs_info {};
+    if (::fstatfs(dir.get(), &fs_info) == 0 && fs_info.f_type == PROC_SUPER_MAGIC) {
+      return Error{fmt::format(
+          "refused: {} is a /proc link, which names a path in another process's view of the "
+          "files; for a process's executable, use `process: {{pid, start_ticks}}`",
+          here.string())};
+    }
     if (link_st.st_uid != 0) {
       return Error{fmt::format(
           "refused: {} is a symbolic link owned by uid {}, not root; the agent does not follow "
@@ -237,7 +248,9 @@ bool exists_at(int dir, const std::string& name) {
   return ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-// Streams an open regular file described by `info` into `out`.
+// Streams an open regular file described by `info` into `out`: at most the size it had when it
+// was opened (`info.size`), so a file that keeps growing (`yes >> f`) can neither fill the
+// evidence spool past its limit nor hold an action thread forever; the hash is of those bytes.
 Result<FileInfo> stream_open(int fd, FileInfo info, ByteSink& out, std::uint64_t max_bytes) {
   if (max_bytes != 0 && info.size > max_bytes) {
     return Error{
@@ -245,16 +258,18 @@ Result<FileInfo> stream_open(int fd, FileInfo info, ByteSink& out, std::uint64_t
   }
   std::vector<std::uint8_t> buffer(1 << 20);
   std::uint64_t total = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+  while (total < info.size) {
+    const auto want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), info.size - total));
+    const ssize_t n = ::read(fd, buffer.data(), want);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno_error("cannot read", info.path);
-    if (n == 0) break;
+    if (n == 0) break;  // shrank while being read
     total += static_cast<std::uint64_t>(n);
     if (auto s = out.write(std::span(buffer.data(), static_cast<std::size_t>(n))); !s)
       return s.error();
   }
-  info.size = total;  // what was actually read, should the file have changed
+  info.size = total;  // what was actually read, should the file have shrunk
   return info;
 }
 
@@ -306,8 +321,8 @@ class LinuxFiles final : public Files {
     return stream_open(fd.get(), info, out, max_bytes);
   }
 
-  Result<VaultEntry> quarantine(const fs::path& path, const fs::path& vault,
-                                const std::string& id) override {
+  Result<VaultEntry> quarantine(const fs::path& path, const fs::path& vault, const std::string& id,
+                                ByteSink* contents) override {
     if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") {
       return Error{fmt::format("'{}' is not a valid vault id", id)};
     }
@@ -319,6 +334,13 @@ class LinuxFiles final : public Files {
     if (!vault_dir) return vault_dir.error();
     if (exists_at(vault_dir->get(), id)) return Error{fmt::format("vault already holds {}", id)};
     VaultEntry entry{id, file->info};
+    if (contents != nullptr) {
+      // The bytes of the very file that goes into the vault (hashed through its descriptor): a
+      // second open by path could meet a decoy put there in between.
+      auto streamed = stream_open(file->fd.get(), file->info, *contents, 0);
+      if (!streamed) return streamed.error();
+      entry.original.size = streamed->size;
+    }
     auto moved = move_open_file(std::move(file->fd), parent->dir.get(), parent->name,
                                 vault_dir->get(), id, path);
     if (!moved) return moved.error();

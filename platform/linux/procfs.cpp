@@ -79,8 +79,24 @@ std::string state_name(char state) {
   }
 }
 
+// Whether any thread of `pid` other than a zombie leader still runs: a main thread that called
+// pthread_exit shows as Z in /proc/PID/stat while the rest of the process goes on.
+bool has_live_thread(pid_t pid) {
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    const auto text = read_proc_file((task.path() / "stat").string());
+    const auto close = text.rfind(')');
+    if (close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z' &&
+        text[close + 2] != 'X')
+      return true;
+  }
+  return false;
+}
+
 std::optional<std::string> exited_unreaped(pid_t pid, const StatFields& stat) {
   if (stat.state != 'Z' && stat.state != 'X') return std::nullopt;
+  if (has_live_thread(pid)) return std::nullopt;
   const auto parent = read_stat(stat.ppid);
   return fmt::format(
       "process {} ({}) has already exited: it is a zombie that its parent, pid {} ({}), has not "

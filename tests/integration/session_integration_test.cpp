@@ -161,7 +161,8 @@ TEST(SessionIntegration, GarbageAndOversizedFramesCloseOnlyThatConnection) {
 
 // An agent reports a quarantine someone undid on its host. The event is audited under the agent's
 // own identity; it is tied to an action (and its case) only when that action is a quarantine the
-// controller sent to this very agent; unknown kinds are ignored; at most 10 a minute are kept.
+// controller sent to this very agent; unknown kinds are ignored; at most 10 a minute per agent are
+// kept, across reconnects.
 TEST(SessionIntegration, AgentEventsAreAuditedBoundedAndNeverTiedToAnotherAgentsAction) {
   ControllerUnderTest controller;
   controller.start();
@@ -214,8 +215,19 @@ TEST(SessionIntegration, AgentEventsAreAuditedBoundedAndNeverTiedToAnotherAgents
     EXPECT_EQ(details["action_id"], "") << "agent A's action is not agent B's to report on";
     EXPECT_EQ(details["case_id"], "");
   }
-  EXPECT_NE(controller.process().log_text().find("ignoring unknown event kind 'host.rooted'"),
+  EXPECT_NE(controller.process().log_text().find("ignoring events of unknown kind 'host.rooted'"),
             std::string::npos);
+  // Reconnecting does not reset the budget: it is per agent, not per session.
+  bytes.clear();
+  for (int i = 0; i < 5; ++i) append("quarantine.tampered", "");
+  send_to_gateway(host_of(controller.gateway()), controller.gateway_port(), state_b, true, bytes,
+                  2s);
+  const auto exported = controller.cli({"audit", "export"});
+  std::size_t count = 0;
+  for (std::size_t at = 0;
+       (at = exported.out.find("agent.quarantine_tampered", at)) != std::string::npos; ++at)
+    ++count;
+  EXPECT_EQ(count, 10u);
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
 

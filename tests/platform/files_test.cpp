@@ -77,16 +77,18 @@ TEST_F(FilesTest, QuarantineMovesIntoALockedVaultAndRestoreGivesItBack) {
   ASSERT_EQ(::chown(sample.c_str(), 1234, 5678), 0);
   const auto vault = dir.path() / "vault";
   auto files = make_files();
-  auto entry = files->quarantine(sample, vault, "case-1-payload");
+  agent::Sha256Sink sha;
+  auto entry = files->quarantine(sample, vault, "case-1-payload", &sha);
   ASSERT_TRUE(entry) << entry.error().message;
+  EXPECT_EQ(sha.hex_digest(), crypto::sha256_hex(content)) << "the bytes of the vaulted file";
   EXPECT_FALSE(fs::exists(sample));
   EXPECT_EQ(mode_of(vault), 0700u);
   EXPECT_EQ(mode_of(vault / "case-1-payload"), 0u);
   EXPECT_EQ(entry->original.path, sample.string());
   EXPECT_EQ(entry->original.mode, 0640u);
   EXPECT_EQ(entry->original.uid, 1234u);
-  EXPECT_FALSE(files->quarantine(dir.path() / "missing", vault, "x"));
-  EXPECT_FALSE(files->quarantine(sample, vault, "../escape"));
+  EXPECT_FALSE(files->quarantine(dir.path() / "missing", vault, "x", nullptr));
+  EXPECT_FALSE(files->quarantine(sample, vault, "../escape", nullptr));
 
   // A file appearing at the original path is not overwritten.
   std::ofstream(sample) << "new";
@@ -162,10 +164,20 @@ TEST_F(SymlinkTest, RootPlacedSystemLinksStillWorkAndTheResolvedPathIsRecorded) 
   EXPECT_EQ(sha.hex_digest(), crypto::sha256_hex(read_file("/usr/lib/os-release").value()));
 }
 
+// /proc/PID/root and friends are root-owned links whose text means a path in another process's
+// namespace: walked as text they would name the host's file. Refused.
+TEST_F(SymlinkTest, ProcMagicLinksAreNotWalked) {
+  agent::Sha256Sink sha;
+  auto through_proc = make_files()->stream("/proc/self/root/etc/hostname", sha, 0);
+  ASSERT_FALSE(through_proc);
+  EXPECT_NE(through_proc.error().message.find("is a /proc link"), std::string::npos)
+      << through_proc.error().message;
+}
+
 TEST_F(SymlinkTest, QuarantineRefusesAParentSwappedForAUsersLink) {
   auto files = make_files();
   plant_link(secret_dir, user_dir / "docs", kNobody);
-  auto moved = files->quarantine(user_dir / "docs" / "shadow", dir.path() / "vault", "v1");
+  auto moved = files->quarantine(user_dir / "docs" / "shadow", dir.path() / "vault", "v1", nullptr);
   ASSERT_FALSE(moved);
   EXPECT_NE(moved.error().message.find("symbolic link owned by uid 65534"), std::string::npos)
       << moved.error().message;
@@ -185,7 +197,7 @@ TEST_F(SymlinkTest, RestoreOnlyIntoAVerifiedParentAndWithoutSetuidUnlessAsked) {
   std::ofstream(tool) << "#!/bin/sh\n";
   ASSERT_EQ(::chown(tool.c_str(), 0, 0), 0);
   ASSERT_EQ(::chmod(tool.c_str(), 04755), 0);
-  auto entry = files->quarantine(tool, vault, "v-tool");
+  auto entry = files->quarantine(tool, vault, "v-tool", nullptr);
   ASSERT_TRUE(entry) << entry.error().message;
   EXPECT_EQ(entry->original.mode, 04755u);
 
@@ -206,7 +218,7 @@ TEST_F(SymlinkTest, RestoreOnlyIntoAVerifiedParentAndWithoutSetuidUnlessAsked) {
   EXPECT_EQ(mode_of(tool), 0755u) << "setuid is not given back without keep_setid";
   EXPECT_EQ(restored->mode, 0755u);
 
-  auto again = files->quarantine(tool, vault, "v-tool-2");
+  auto again = files->quarantine(tool, vault, "v-tool-2", nullptr);
   ASSERT_TRUE(again);
   ASSERT_EQ(::chmod((vault / "v-tool-2").c_str(), 0), 0);
   entry->id = "v-tool-2";
@@ -292,6 +304,26 @@ TEST_F(FilesTest, AProcessInAnotherMountNamespaceIsHashedFromItsOwnImage) {
   EXPECT_NE(info->mount_namespace, fs::read_symlink("/proc/self/ns/mnt", ec).string());
   EXPECT_EQ(make_process_control()->inspect(child.pid).value().mount_namespace,
             info->mount_namespace);
+}
+
+// A file that grows while it is read (`yes >> f`) is read up to the size it had when opened:
+// the spool limit holds and the action ends. The sink here appends 8 MiB after the first chunk.
+TEST_F(FilesTest, AFileGrowingWhileReadIsReadUpToItsSizeAtOpen) {
+  struct GrowingSink final : ByteSink {
+    explicit GrowingSink(fs::path p) : path(std::move(p)) {}
+    Status write(std::span<const std::uint8_t> bytes) override {
+      if (received == 0) std::ofstream(path, std::ios::app) << std::string(8 << 20, 'y');
+      received += bytes.size();
+      return ok_status();
+    }
+    fs::path path;
+    std::uint64_t received = 0;
+  } sink(sample);
+  auto info = make_files()->stream(sample, sink, 4 << 20);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->size, content.size());
+  EXPECT_EQ(sink.received, content.size());
+  EXPECT_GT(fs::file_size(sample), content.size()) << "the file did grow meanwhile";
 }
 
 TEST_F(FilesTest, RelativePathsAreRefused) {

@@ -222,6 +222,22 @@ TEST(ProcessControl, ZombieIsReportedExitedAndEveryProcessActionRefusesIt) {
   EXPECT_EQ(child.reap(), 0);
 }
 
+// A main thread that called pthread_exit shows the process as Z while its other threads run on:
+// that process is alive, and kill must act on it.
+TEST(ProcessControl, AZombieLeaderWithLiveThreadsIsKilledNotReportedGone) {
+  auto control = make_process_control();
+  Child child({"python3", "-c",
+               "import ctypes, threading, time\n"
+               "threading.Thread(target=time.sleep, args=(30,)).start()\n"
+               "ctypes.CDLL(None).pthread_exit(None)\n"});
+  ASSERT_TRUE(reaches_state(child.pid(), 'Z'));
+  const auto info = control->inspect(child.pid()).value();
+  auto reports = control->kill({child.pid(), info.start_ticks}, {.grace = 2s});
+  ASSERT_TRUE(reports) << reports.error().message;
+  EXPECT_EQ((*reports)[0].outcome, KillOutcome::kTerminated) << (*reports)[0].detail;
+  EXPECT_EQ(child.reap(), SIGTERM);
+}
+
 // A process a playbook suspended first still gets its SIGTERM at once: without SIGCONT after it,
 // the signal stays pending and the kill waits the whole grace period, then uses SIGKILL.
 TEST(ProcessControl, KillingAStoppedProcessDeliversSigtermWithinTheGrace) {

@@ -268,13 +268,20 @@ TEST(ActionCatalog, CliPairsBecomeTypedParameters) {
   auto not_number = action_catalog::parameters_from_pairs("process.kill", {{"target.pid", "abc"}});
   EXPECT_FALSE(not_number);
 
+  // A process action without any target is refused too, before anything is signed.
+  auto no_target = action_catalog::parameters_from_json("process.kill", json::object());
+  ASSERT_FALSE(no_target);
+  EXPECT_NE(no_target.error().message.find("target is missing"), std::string::npos);
+  EXPECT_TRUE(action_catalog::parameters_from_json("yara.scan", json{{"paths", {"/tmp"}}}))
+      << "an optional process reference stays optional";
+
   // Every process reference, whatever the kind, names the process by pid and start time.
-  for (const auto& [kind, field] : std::vector<std::pair<std::string, std::string>>{
-           {"process.kill", "target"},
-           {"process.suspend", "target"},
-           {"memory.capture", "target"},
-           {"yara.scan", "process"},
-           {"file.collect", "process"}}) {
+  for (const auto& [kind, field] :
+       std::vector<std::pair<std::string, std::string>>{{"process.kill", "target"},
+                                                        {"process.suspend", "target"},
+                                                        {"memory.capture", "target"},
+                                                        {"yara.scan", "process"},
+                                                        {"file.collect", "process"}}) {
     auto no_ticks = action_catalog::parameters_from_pairs(kind, {{field + ".pid", "42"}});
     ASSERT_FALSE(no_ticks) << kind;
     EXPECT_NE(no_ticks.error().message.find(field + ".start_ticks is missing for pid 42"),
