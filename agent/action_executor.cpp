@@ -97,6 +97,12 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   auto& c = ctx_;
   std::vector<proto::EvidenceRef> produced;
   const std::uint64_t budget = c.evidence_budget ? c.evidence_budget() : UINT64_MAX;
+  // file.hash and file.collect: the file a path names, or the image a process runs.
+  auto stream_file = [&](const proto::FileParams& p, platform::ByteSink& out,
+                         std::uint64_t max_bytes) {
+    return p.has_process() ? c.files.stream_executable(ref_of(p.process()), out, max_bytes)
+                           : c.files.stream(p.path(), out, max_bytes);
+  };
   auto add_evidence = [&](const std::filesystem::path& path, const std::string& sha,
                           std::uint64_t size) {
     proto::EvidenceRef ref;
@@ -263,7 +269,7 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          auto enforced = c.quarantine.enforced();
          if (!enforced) return failed(enforced.error().message);
          r.set_intended(active.has_value());
-         r.set_quarantined(enforced->present && enforced->complete());
+         r.set_quarantined(enforced->complete());
          for (const auto& hook : enforced->hooks) r.add_enforced_hooks(hook);
          if (active) {
            for (const auto& peer : active->spec.allow) {
@@ -318,8 +324,7 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          if (!parse(p) || (p.path().empty() && !p.has_process()))
            return failed("parameters are not a FileParams with a path or a process");
          Sha256Sink sha;
-         auto info = p.has_process() ? c.files.stream_executable(ref_of(p.process()), sha, 0)
-                                     : c.files.stream(p.path(), sha, 0);
+         auto info = stream_file(p, sha, 0);
          if (!info) return failed(info.error().message);
          auto r = file_result(*info);
          r.set_sha256(sha.hex_digest());
@@ -335,9 +340,7 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          const auto path = c.evidence_dir / safe_name(action_id, ".collected");
          auto sink = EvidenceFile::create(path);
          if (!sink) return failed(sink.error().message);
-         auto info = p.has_process() ? c.files.stream_executable(ref_of(p.process()), **sink,
-                                                                 std::min(limit, budget))
-                                     : c.files.stream(p.path(), **sink, std::min(limit, budget));
+         auto info = stream_file(p, **sink, std::min(limit, budget));
          auto sha = (*sink)->finish();
          if (!info) {
            std::error_code ignored;

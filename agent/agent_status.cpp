@@ -45,7 +45,7 @@ AgentHealth agent_health(const std::filesystem::path& state_dir, platform::Firew
   if (firewall != nullptr) {
     if (auto kernel = firewall->enforced()) {
       r["quarantine_enforced_hooks"] = kernel->hooks;
-      r["quarantined"] = kernel->present && kernel->complete();
+      r["quarantined"] = kernel->complete();
       enforced_as_intended = r["quarantined"] == r["quarantine_intended"];
     } else {
       r["quarantine_kernel_error"] = kernel.error().message;

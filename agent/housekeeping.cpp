@@ -11,18 +11,7 @@ Housekeeping::Housekeeping(platform::NetworkTable& network, ConnectionHistory& h
       history_(history),
       quarantine_(quarantine),
       clock_(clock),
-      interval_(interval) {
-  thread_ = std::thread([this] { loop(); });
-}
-
-Housekeeping::~Housekeeping() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
-}
+      thread_(interval, [this] { run_once(); }) {}
 
 void Housekeeping::run_once() {
   const auto now = clock_.now_unix_ms();
@@ -36,16 +25,6 @@ void Housekeeping::run_once() {
     spdlog::error("agent: automatic quarantine release failed: {}", released.error().message);
   } else if (*released) {
     spdlog::warn("agent: quarantine timeout reached; network released");
-  }
-}
-
-void Housekeeping::loop() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    lock.unlock();
-    run_once();
-    lock.lock();
-    wake_.wait_for(lock, interval_, [&] { return stopping_; });
   }
 }
 

@@ -5,11 +5,9 @@
 // release a quarantine whose timeout has passed.
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
 #include "agent/connection_history.h"
+#include "agent/periodic_thread.h"
 #include "agent/quarantine_keeper.h"
 #include "common/clock.h"
 #include "platform/network_table.h"
@@ -20,23 +18,16 @@ class Housekeeping {
  public:
   Housekeeping(platform::NetworkTable& network, ConnectionHistory& history,
                QuarantineKeeper& quarantine, const Clock& clock, std::chrono::seconds interval);
-  ~Housekeeping();  // stops the thread
 
   // One round, as the thread runs it (exposed for tests).
   void run_once();
 
  private:
-  void loop();
-
   platform::NetworkTable& network_;
   ConnectionHistory& history_;
   QuarantineKeeper& quarantine_;
   const Clock& clock_;
-  std::chrono::seconds interval_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicThread thread_;  // last: stopped before the members it uses go
 };
 
 }  // namespace riposte::agent

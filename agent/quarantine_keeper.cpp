@@ -42,7 +42,8 @@ Result<platform::EnforcedQuarantine> QuarantineKeeper::quarantine(
   std::lock_guard lock(mutex_);
   const auto previous = read_file(state_file_);
   if (auto s = write_file_atomic(state_file_, state.dump(2), 0600); !s) return s.error();
-  if (auto s = apply_locked(spec); !s) {
+  auto enforced = apply_locked(spec);
+  if (!enforced) {
     // nftables refused the whole transaction, so the kernel still holds what it held: the intent
     // goes back to match it, or the watch would keep "restoring" a quarantine that never was.
     std::error_code ignored;
@@ -51,22 +52,21 @@ Result<platform::EnforcedQuarantine> QuarantineKeeper::quarantine(
     } else {
       std::filesystem::remove(state_file_, ignored);
     }
-    return s.error();
+    return enforced.error();
   }
-  auto enforced = firewall_.enforced();
-  if (!enforced) return enforced.error();
-  if (!enforced->present || !enforced->complete()) {
+  if (!enforced->complete()) {
     return Error{fmt::format("the kernel does not enforce the quarantine just applied (hooks: {})",
                              fmt::join(enforced->hooks, ", "))};
   }
   return enforced;
 }
 
-Status QuarantineKeeper::apply_locked(const platform::QuarantineSpec& spec) {
-  if (auto s = firewall_.quarantine(spec); !s) return s;
+Result<platform::EnforcedQuarantine> QuarantineKeeper::apply_locked(
+    const platform::QuarantineSpec& spec) {
+  if (auto s = firewall_.quarantine(spec); !s) return s.error();
   auto enforced = firewall_.enforced();
   applied_listing_ = enforced ? enforced->listing : "";
-  return ok_status();
+  return enforced;
 }
 
 Status QuarantineKeeper::release() {
@@ -105,7 +105,7 @@ std::optional<QuarantineTamper> QuarantineKeeper::enforce() {
   }
   tamper.action_id = state->action_id;
   tamper.at_ms = clock_.now_unix_ms();
-  tamper.reapplied = apply_locked(state->spec);
+  if (auto reapplied = apply_locked(state->spec); !reapplied) tamper.reapplied = reapplied.error();
   return tamper;
 }
 
@@ -145,31 +145,15 @@ Result<bool> QuarantineKeeper::restore() {
   if (!released) return released.error();
   if (*released) return false;
   std::lock_guard lock(mutex_);
-  if (auto s = apply_locked(state->spec); !s) return s.error();
+  if (auto applied = apply_locked(state->spec); !applied) return applied.error();
   return true;
 }
 
 QuarantineWatch::QuarantineWatch(QuarantineKeeper& keeper, std::chrono::milliseconds interval,
                                  std::function<void(const QuarantineTamper&)> on_tamper)
-    : keeper_(keeper), interval_(interval), on_tamper_(std::move(on_tamper)) {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mutex_);
-    while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
-      lock.unlock();
-      if (auto tamper = keeper_.enforce()) on_tamper_(*tamper);
-      lock.lock();
-    }
-  });
-}
-
-QuarantineWatch::~QuarantineWatch() {
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
-}
+    : thread_(interval, [&keeper, on_tamper = std::move(on_tamper)] {
+        if (auto tamper = keeper.enforce()) on_tamper(*tamper);
+      }) {}
 
 Result<bool> QuarantineKeeper::release_if_due() {
   auto state = current();

@@ -7,16 +7,14 @@
 // with what was applied and puts it back when someone removed or altered it: `systemctl reload
 // nftables` with a stock /etc/nftables.conf starts with `flush ruleset`.
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
+#include "agent/periodic_thread.h"
 #include "common/clock.h"
 #include "platform/firewall.h"
 
@@ -66,7 +64,8 @@ class QuarantineKeeper {
   std::optional<QuarantineTamper> enforce();
 
  private:
-  Status apply_locked(const platform::QuarantineSpec& spec);
+  // Applies `spec` and reads the table back (remembering its listing); mutex_ held.
+  Result<platform::EnforcedQuarantine> apply_locked(const platform::QuarantineSpec& spec);
 
   platform::Firewall& firewall_;
   std::filesystem::path state_file_;
@@ -81,18 +80,9 @@ class QuarantineWatch {
  public:
   QuarantineWatch(QuarantineKeeper& keeper, std::chrono::milliseconds interval,
                   std::function<void(const QuarantineTamper&)> on_tamper);
-  ~QuarantineWatch();
-  QuarantineWatch(const QuarantineWatch&) = delete;
-  QuarantineWatch& operator=(const QuarantineWatch&) = delete;
 
  private:
-  QuarantineKeeper& keeper_;
-  std::chrono::milliseconds interval_;
-  std::function<void(const QuarantineTamper&)> on_tamper_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  std::thread thread_;
+  PeriodicThread thread_;
 };
 
 }  // namespace riposte::agent

@@ -29,8 +29,8 @@ struct EnforcedQuarantine {
   bool present = false;            // the quarantine table exists
   std::vector<std::string> hooks;  // its base chains with policy drop: "input", "output", "forward"
   std::string listing;             // the table as nftables lists it: equal listings, same rules
-  // The table holds all three hooks with policy drop.
-  bool complete() const { return hooks.size() == 3; }
+  // The table is there and holds all three hooks with policy drop.
+  bool complete() const { return present && hooks.size() == 3; }
 };
 
 class Firewall {

@@ -21,32 +21,11 @@ namespace riposte::platform {
 namespace {
 
 namespace fs = std::filesystem;
+using linux_impl::Fd;
 
 Error errno_error(std::string_view what, const fs::path& path) {
   return Error{fmt::format("{} {}: {}", what, path.string(), std::strerror(errno))};
 }
-
-// An owned file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 FileInfo info_from(const fs::path& path, const fs::path& resolved, const struct stat& st) {
   return FileInfo{
@@ -301,8 +280,7 @@ class LinuxFiles final : public Files {
     // puts it and whether or not it still has a name.
     Fd fd(::open(link.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return errno_error("cannot open the executable of", link);
-    std::error_code ec;
-    std::string path = fs::read_symlink(link, ec).string();
+    const auto exe = linux_impl::read_exe_link(process.pid);
     // The pid could have been reused between the check and the open: check again.
     const auto stat = linux_impl::read_stat(process.pid);
     if (!stat || stat->start_ticks != process.start_ticks) {
@@ -311,11 +289,8 @@ class LinuxFiles final : public Files {
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat", link);
     if (!S_ISREG(st.st_mode)) return Error{fmt::format("{} is not a regular file", link)};
-    constexpr std::string_view kDeleted = " (deleted)";
-    const bool deleted = path.ends_with(kDeleted);
-    if (deleted) path.resize(path.size() - kDeleted.size());
-    auto info = info_from(path, link, st);
-    info.deleted = deleted;
+    auto info = info_from(exe.path, link, st);
+    info.deleted = exe.deleted;
     info.mount_namespace = linux_impl::namespace_of(process.pid, "mnt");
     info.pid_namespace = linux_impl::namespace_of(process.pid, "pid");
     return stream_open(fd.get(), info, out, max_bytes);

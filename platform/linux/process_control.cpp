@@ -101,14 +101,9 @@ class LinuxProcessControl final : public ProcessControl {
     info.rss_bytes = stat->rss_pages * static_cast<std::uint64_t>(page);
     info.kernel_thread = (stat->flags & kPfKthread) != 0;
     info.state = linux_impl::state_name(stat->state);
-    std::error_code ec;
-    info.exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec).string();
-    // The kernel marks an unlinked executable by appending " (deleted)" to the link's text.
-    constexpr std::string_view kDeleted = " (deleted)";
-    if (info.exe.ends_with(kDeleted)) {
-      info.exe.resize(info.exe.size() - kDeleted.size());
-      info.exe_deleted = true;
-    }
+    auto exe = linux_impl::read_exe_link(pid);
+    info.exe = std::move(exe.path);
+    info.exe_deleted = exe.deleted;
     info.mount_namespace = linux_impl::namespace_of(pid, "mnt");
     info.pid_namespace = linux_impl::namespace_of(pid, "pid");
     auto cmdline = linux_impl::read_proc_file(fmt::format("/proc/{}/cmdline", pid));
@@ -170,11 +165,8 @@ class LinuxProcessControl final : public ProcessControl {
     std::vector<KillReport> reports;
     std::vector<Victim> live;
     for (auto& v : victims) {
-      const auto stat = read_stat(v.info.pid);
-      const auto exited = stat ? linux_impl::exited_unreaped(v.info.pid, *stat) : std::nullopt;
-      if (!stat || exited) {
-        reports.push_back({v.info.pid, v.info.name, KillOutcome::kAlreadyGone,
-                           exited ? *exited : fmt::format("process {} exited", v.info.pid)});
+      if (auto exited = linux_impl::has_exited(v.info.pid)) {
+        reports.push_back({v.info.pid, v.info.name, KillOutcome::kAlreadyGone, *exited});
       } else {
         live.push_back(std::move(v));
       }
@@ -220,10 +212,7 @@ class LinuxProcessControl final : public ProcessControl {
     if (!fd) return fd.error();
     if (auto sent = send((*fd)->get(), sig, target.pid); !sent) return sent;
     // It may have exited between the check and the signal: then the signal did nothing.
-    const auto stat = read_stat(target.pid);
-    if (!stat)
-      return Error{fmt::format("process {} exited before the signal took effect", target.pid)};
-    if (auto exited = linux_impl::exited_unreaped(target.pid, *stat)) return Error{*exited};
+    if (auto exited = linux_impl::has_exited(target.pid)) return Error{*exited};
     return ok_status();
   }
 };

@@ -26,7 +26,11 @@ std::string read_proc_file(const std::string& path) {
 // /proc/PID/stat: "pid (comm) state ppid ...". comm may hold spaces and parentheses, so split at
 // the last ')'.
 std::optional<StatFields> read_stat(pid_t pid) {
-  const auto text = read_proc_file(fmt::format("/proc/{}/stat", pid));
+  return read_stat_file(fmt::format("/proc/{}/stat", pid));
+}
+
+std::optional<StatFields> read_stat_file(const std::string& path) {
+  const auto text = read_proc_file(path);
   const auto open = text.find('(');
   const auto close = text.rfind(')');
   if (open == std::string::npos || close == std::string::npos || close < open ||
@@ -45,10 +49,6 @@ std::optional<StatFields> read_stat(pid_t pid) {
   f.start_ticks = std::stoull(fields[19]);
   f.rss_pages = std::stoull(fields[21]);
   return f;
-}
-
-Pidfd::~Pidfd() {
-  if (fd_ >= 0) ::close(fd_);
 }
 
 std::string namespace_of(pid_t pid, const char* kind) {
@@ -85,11 +85,8 @@ bool has_live_thread(pid_t pid) {
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
-    const auto text = read_proc_file((task.path() / "stat").string());
-    const auto close = text.rfind(')');
-    if (close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z' &&
-        text[close + 2] != 'X')
-      return true;
+    const auto thread = read_stat_file((task.path() / "stat").string());
+    if (thread && thread->state != 'Z' && thread->state != 'X') return true;
   }
   return false;
 }
@@ -102,6 +99,23 @@ std::optional<std::string> exited_unreaped(pid_t pid, const StatFields& stat) {
       "process {} ({}) has already exited: it is a zombie that its parent, pid {} ({}), has not "
       "reaped",
       pid, stat.comm, stat.ppid, parent ? parent->comm : "gone");
+}
+
+std::optional<std::string> has_exited(pid_t pid) {
+  const auto stat = read_stat(pid);
+  if (!stat) return fmt::format("process {} exited", pid);
+  return exited_unreaped(pid, *stat);
+}
+
+ExeLink read_exe_link(pid_t pid) {
+  std::error_code ec;
+  ExeLink link{std::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid), ec).string()};
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (link.path.ends_with(kDeleted)) {
+    link.path.resize(link.path.size() - kDeleted.size());
+    link.deleted = true;
+  }
+  return link;
 }
 
 Result<std::unique_ptr<Pidfd>> open_verified(const ProcessRef& target, bool allow_exited) {

@@ -17,6 +17,7 @@ extern "C" {
 #include <string>
 #include <vector>
 
+#include "platform/linux/fd.h"
 #include "platform/process_control.h"
 
 namespace riposte::platform::linux_impl {
@@ -31,6 +32,8 @@ struct StatFields {
 };
 
 std::optional<StatFields> read_stat(pid_t pid);
+// The same fields from a stat file's path (/proc/PID/task/TID/stat for one thread).
+std::optional<StatFields> read_stat_file(const std::string& path);
 std::string read_proc_file(const std::string& path);
 
 // The namespace `kind` ("mnt", "pid", "net") of a process as /proc/PID/ns/ names it,
@@ -44,19 +47,20 @@ std::string state_name(char state);
 // For a process that has exited but whose parent has not reaped it yet (state Z, or X while it
 // is being reaped): why nothing can be done to it, naming that parent. nullopt for a live process.
 std::optional<std::string> exited_unreaped(pid_t pid, const StatFields& stat);
+// Why `pid` can no longer be acted on: gone from /proc, or exited and unreaped. nullopt while it
+// lives.
+std::optional<std::string> has_exited(pid_t pid);
+
+// /proc/PID/exe: the executable's path as the process's mount namespace names it, and whether it
+// was unlinked since (the kernel appends " (deleted)" to the link's text). Empty when unreadable.
+struct ExeLink {
+  std::string path;
+  bool deleted = false;
+};
+ExeLink read_exe_link(pid_t pid);
 
 // An open pidfd; closed on destruction.
-class Pidfd {
- public:
-  explicit Pidfd(int fd) : fd_(fd) {}
-  ~Pidfd();
-  Pidfd(const Pidfd&) = delete;
-  Pidfd& operator=(const Pidfd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Pidfd = Fd;
 
 // Opens a pidfd for target.pid and only then checks its start time: once open, the descriptor
 // names exactly one process, so a pid recycled after the check can never be acted on by mistake.
