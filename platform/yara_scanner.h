@@ -2,6 +2,18 @@
 
 // YARA through libyara: rules compiled from text (errors with line numbers), scans of files,
 // directories and live process memory, with timeouts.
+//
+// External variables, as LOKI and THOR define them for their rule sets (Neo23x0 signature-base),
+// so such sets compile and match here as there. All are strings, set for every target:
+//   filename   the file's name ("sshd"); for a process, its executable's
+//   filepath   the directory holding it ("/usr/sbin"), no trailing slash
+//   extension  the name's extension, lower case, with its dot (".exe"), or ""
+//   filetype   from the first bytes: ELF, EXE, ZIP, PDF, GZIP, RAR, 7ZIP, JAVA, OLE, SCRIPT (#!),
+//              else UNKNOWN (LOKI's names for the same magics)
+//   owner      the file owner's account name; for a process, the account it runs as
+// A process's executable is read through /proc/PID/exe, so a deleted binary or one in another
+// mount namespace is described as the process sees it. LOKI's `md5` is not defined: a rule
+// that uses it fails to compile, with libyara's "undefined identifier" and its line.
 
 #include <cstdint>
 #include <functional>

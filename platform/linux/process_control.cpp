@@ -21,6 +21,7 @@ namespace riposte::platform {
 namespace fs = std::filesystem;
 using linux_impl::open_verified;
 using linux_impl::read_stat;
+using linux_impl::user_name;
 
 namespace {
 
@@ -38,15 +39,6 @@ std::int64_t boot_time_unix_ms() {
     in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
   }
   return 0;
-}
-
-std::string user_name(uid_t uid) {
-  passwd pw{};
-  passwd* found = nullptr;
-  char buffer[4096];
-  if (::getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr)
-    return pw.pw_name;
-  return std::to_string(uid);
 }
 
 bool wait_exit(int pidfd, std::chrono::milliseconds timeout) {

@@ -1,6 +1,7 @@
 #include "platform/linux/procfs.h"
 
 #include <fmt/format.h>
+#include <pwd.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +50,15 @@ std::optional<StatFields> read_stat_file(const std::string& path) {
   f.start_ticks = std::stoull(fields[19]);
   f.rss_pages = std::stoull(fields[21]);
   return f;
+}
+
+std::string user_name(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buffer[4096];
+  if (::getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr)
+    return pw.pw_name;
+  return std::to_string(uid);
 }
 
 std::string namespace_of(pid_t pid, const char* kind) {

@@ -36,6 +36,9 @@ std::optional<StatFields> read_stat(pid_t pid);
 std::optional<StatFields> read_stat_file(const std::string& path);
 std::string read_proc_file(const std::string& path);
 
+// The account name of `uid` (passwd, NSS), or the number as text when it has none.
+std::string user_name(uid_t uid);
+
 // The namespace `kind` ("mnt", "pid", "net") of a process as /proc/PID/ns/ names it,
 // "mnt:[4026531841]"; empty when it cannot be read.
 std::string namespace_of(pid_t pid, const char* kind);

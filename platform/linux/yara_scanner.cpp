@@ -1,6 +1,8 @@
 #include "platform/yara_scanner.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <yara.h>
@@ -17,6 +19,8 @@ namespace riposte::platform {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr const char* kExternals[] = {"filename", "filepath", "extension", "filetype", "owner"};
 
 // libyara keeps process-wide state; initialise it once for the life of the process.
 Status ensure_yara_initialized() {
@@ -36,6 +40,43 @@ std::string printable(const std::uint8_t* data, int length) {
     }
   }
   return out;
+}
+
+// File types by their first bytes, named as LOKI's signature-base names them
+// (misc/file-type-signatures.txt); anything else is "UNKNOWN", as there.
+std::string file_type_of(const std::uint8_t* head, std::size_t n) {
+  struct Magic {
+    std::string_view bytes;
+    const char* type;
+  };
+  static constexpr Magic kMagics[] = {
+      {"\x7f" "ELF", "ELF"},           {"MZ", "EXE"},   {"PK\x03\x04", "ZIP"},
+      {"%PDF", "PDF"},                  {"\x1f\x8b", "GZIP"}, {"Rar!", "RAR"},
+      {"7z\xbc\xaf\x27\x1c", "7ZIP"}, {"\xca\xfe\xba\xbe", "JAVA"},
+      {"\xd0\xcf\x11\xe0", "OLE"},    {"#!", "SCRIPT"},
+  };
+  const std::string_view start(reinterpret_cast<const char*>(head), n);
+  for (const auto& m : kMagics)
+    if (start.starts_with(m.bytes)) return m.type;
+  return "UNKNOWN";
+}
+
+// Sets the externals (yara_scanner.h) for one target: the file `path` names, whose first bytes
+// and owner are those of `fd`.
+void define_externals(YR_SCANNER* scanner, const fs::path& path, int fd, uid_t owner) {
+  std::uint8_t head[8] = {};
+  const ssize_t n = ::pread(fd, head, sizeof(head), 0);
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const auto set = [&](const char* name, const std::string& value) {
+    yr_scanner_define_string_variable(scanner, name, value.c_str());
+  };
+  set("filename", path.filename().string());
+  set("filepath", path.parent_path().string());
+  set("extension", extension);
+  set("filetype", file_type_of(head, n > 0 ? static_cast<std::size_t>(n) : 0));
+  set("owner", linux_impl::user_name(owner));
 }
 
 struct ScanState {
@@ -147,8 +188,9 @@ class LibyaraScanner final : public YaraScanner {
     std::vector<fs::path> files;
     if (fs::is_directory(path, ec)) {
       auto collect = [&](auto iterator) {
+        // Links met on the walk are not followed: whoever can write the directory chose them.
         for (const auto& entry : iterator) {
-          if (entry.is_regular_file(ec)) files.push_back(entry.path());
+          if (!entry.is_symlink(ec) && entry.is_regular_file(ec)) files.push_back(entry.path());
         }
       };
       const auto opts = fs::directory_options::skip_permission_denied;
@@ -170,7 +212,15 @@ class LibyaraScanner final : public YaraScanner {
       ScanState state{file.string(), &report.matches, &mutex};
       yr_scanner_set_callback(scanner.get(), on_scan_message, &state);
       yr_scanner_set_timeout(scanner.get(), options.timeout_seconds);
-      const int rc = yr_scanner_scan_file(scanner.get(), file.c_str());
+      // One descriptor for the externals, the scan and the size: all about the same file.
+      const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+      struct stat st {};
+      int rc = ERROR_COULD_NOT_OPEN_FILE;
+      if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        define_externals(scanner.get(), file, fd, st.st_uid);
+        rc = yr_scanner_scan_fd(scanner.get(), fd);
+      }
+      if (fd >= 0) ::close(fd);
       ++report.targets_scanned;
       if (options.progress) options.progress(report.targets_scanned, files.size());
       if (rc != ERROR_SUCCESS) {
@@ -178,7 +228,7 @@ class LibyaraScanner final : public YaraScanner {
         report.errors.push_back(fmt::format("{}: {}", file.string(), scan_error(rc)));
         continue;
       }
-      report.bytes_scanned += fs::file_size(file, ec);
+      report.bytes_scanned += static_cast<std::uint64_t>(st.st_size);
     }
     return report;
   }
@@ -200,6 +250,16 @@ class LibyaraScanner final : public YaraScanner {
     const int mem = ::open(fmt::format("/proc/{}/mem", target.pid).c_str(), O_RDONLY | O_CLOEXEC);
     if (mem < 0)
       return Error{fmt::format("cannot open memory of {}: {}", target.pid, std::strerror(errno))};
+
+    // The externals describe the executable, read through /proc/PID/exe (right for a deleted
+    // binary or one in another mount namespace), and the process's owner.
+    const auto exe = linux_impl::read_exe_link(target.pid);
+    const int exe_fd =
+        ::open(fmt::format("/proc/{}/exe", target.pid).c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat proc_st {};
+    const uid_t owner = ::stat(fmt::format("/proc/{}", target.pid).c_str(), &proc_st) == 0
+                            ? proc_st.st_uid
+                            : static_cast<uid_t>(-1);
 
     // Contiguous shares of about equal size: small processes get one thread.
     const int threads = total < (64u << 20) ? 1 : std::max(1, options.threads);
@@ -229,6 +289,7 @@ class LibyaraScanner final : public YaraScanner {
       yr_scanner_set_callback(scanner.get(), on_scan_message, &state);
       yr_scanner_set_timeout(scanner.get(), options.timeout_seconds);
       yr_scanner_set_flags(scanner.get(), SCAN_FLAGS_PROCESS_MEMORY);
+      define_externals(scanner.get(), exe.path, exe_fd, owner);
       results[i] = yr_scanner_scan_mem_blocks(scanner.get(), &iterator);
     };
     std::vector<std::thread> workers;
@@ -236,6 +297,7 @@ class LibyaraScanner final : public YaraScanner {
     scan_part(0);
     for (auto& w : workers) w.join();
     ::close(mem);
+    if (exe_fd >= 0) ::close(exe_fd);
 
     for (int i = 0; i < threads; ++i) {
       report.bytes_scanned += parts[i].bytes;
@@ -278,6 +340,7 @@ Result<std::shared_ptr<YaraRules>> YaraRules::compile(const std::string& source)
   std::unique_ptr<YR_COMPILER, void (*)(YR_COMPILER*)> owner(compiler, yr_compiler_destroy);
   std::vector<std::string> errors;
   yr_compiler_set_callback(compiler, collect_compiler_message, &errors);
+  for (const char* name : kExternals) yr_compiler_define_string_variable(compiler, name, "");
   if (yr_compiler_add_string(compiler, source.c_str(), nullptr) != 0) {
     std::string text = "YARA rules do not compile: ";
     for (std::size_t i = 0; i < errors.size(); ++i) text += (i ? "; " : "") + errors[i];

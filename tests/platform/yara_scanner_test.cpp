@@ -119,6 +119,80 @@ TEST(YaraScanner, ProcessScanFindsTheMarkerExactlyWhereTheYaraCliDoes) {
   EXPECT_EQ(ours, testing::parse_yara_cli_matches(cli.out)) << cli.out;
 }
 
+// A rule written for LOKI/THOR (signature-base style): it tests the scanner's externals.
+constexpr const char* kLokiStyleRules = R"(
+rule loki_style_exe_name {
+  strings:
+    $m = "RIPOSTE-EXTERNALS-MARKER"
+  condition:
+    $m and filename == "Dropper.EXE" and extension == ".exe" and filetype == "EXE"
+      and filepath endswith "/drop" and owner == "root"
+}
+rule loki_style_elf_in_proc {
+  condition: filetype == "ELF" and filename == "capture_target" and owner == "root"
+}
+rule script_by_extension {
+  condition: extension == ".sh" and filetype == "SCRIPT"
+}
+)";
+
+TEST(YaraScanner, LokiExternalsAreDefinedPerFileAsTheYaraCliDefinesThem) {
+  ASSERT_EQ(::geteuid(), 0u) << "the owner external is checked against root-owned files";
+  auto rules = YaraRules::compile(kLokiStyleRules);
+  ASSERT_TRUE(rules) << rules.error().message;  // undefined identifiers without the externals
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "drop");
+  std::ofstream(dir.path() / "drop" / "Dropper.EXE") << "MZ\x90" << "RIPOSTE-EXTERNALS-MARKER";
+  std::ofstream(dir.path() / "drop" / "other.exe") << "MZ\x90" << "RIPOSTE-EXTERNALS-MARKER";
+  std::ofstream(dir.path() / "drop" / "run.sh") << "#!/bin/sh\necho hi\n";
+  auto report = make_yara_scanner()->scan_path(**rules, dir.path().string(), {});
+  ASSERT_TRUE(report) << report.error().message;
+  std::set<std::pair<std::string, std::string>> ours;
+  for (const auto& m : report->matches)
+    ours.insert({m.rule, std::filesystem::path(m.target).filename().string()});
+  EXPECT_EQ(ours, (std::set<std::pair<std::string, std::string>>{
+                      {"loki_style_exe_name", "Dropper.EXE"}, {"script_by_extension", "run.sh"}}));
+
+  // The yara CLI, given the same values with -d, agrees file by file.
+  std::ofstream(dir.path() / "rules.yar") << kLokiStyleRules;
+  for (const auto* name : {"Dropper.EXE", "other.exe"}) {
+    const auto file = dir.path() / "drop" / name;
+    std::string ext = file.extension().string();
+    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto cli = run_command({"yara", "-d", std::string("filename=") + name,
+                                  "-d", "filepath=" + file.parent_path().string(),
+                                  "-d", "extension=" + ext, "-d", "filetype=EXE", "-d",
+                                  "owner=root", (dir.path() / "rules.yar").string(), file.string()});
+    ASSERT_EQ(cli.exit_code, 0) << cli.err;
+    EXPECT_EQ(cli.out.find("loki_style_exe_name") != std::string::npos,
+              ours.count({"loki_style_exe_name", name}) == 1)
+        << name << ": " << cli.out;
+  }
+
+  // A process is described by its executable (through /proc/PID/exe) and its owner.
+  Target target(4);
+  auto process = make_yara_scanner()->scan_process(**rules, target.ref(), {});
+  ASSERT_TRUE(process) << process.error().message;
+  ASSERT_EQ(process->matches.size(), 1u);
+  EXPECT_EQ(process->matches[0].rule, "loki_style_elf_in_proc");
+}
+
+TEST(YaraScanner, LinksFoundWhileWalkingADirectoryAreNotFollowed) {
+  testing::TempDir dir, outside;
+  std::filesystem::create_directories(dir.path() / "tree");
+  std::ofstream(outside.path() / "secret") << "RIPOSTE-MEMORY-MARKER-7f3a9c";
+  std::filesystem::create_symlink(outside.path() / "secret", dir.path() / "tree" / "link");
+  auto rules = YaraRules::compile(kRules).value();
+  auto walked = make_yara_scanner()->scan_path(*rules, (dir.path() / "tree").string(), {});
+  ASSERT_TRUE(walked) << walked.error().message;
+  EXPECT_EQ(walked->targets_scanned, 0);
+  EXPECT_TRUE(walked->matches.empty());
+  // Named by the responder, the link is what they asked for.
+  auto named = make_yara_scanner()->scan_path(*rules, (dir.path() / "tree" / "link").string(), {});
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->matches.size(), 1u);
+}
+
 TEST(YaraScanner, WrongStartTimeScansNothing) {
   Target target(4);
   auto rules = YaraRules::compile(kRules).value();
