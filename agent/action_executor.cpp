@@ -90,7 +90,8 @@ std::string safe_name(const std::string& action_id, std::string_view suffix) {
 
 }  // namespace
 
-ActionExecutor::ActionExecutor(ExecutorContext context) : ctx_(std::move(context)) {}
+ActionExecutor::ActionExecutor(ExecutorContext context)
+    : ctx_(std::move(context)), rule_sets_(ctx_.rule_set_dir, ctx_.fetch_rule_set) {}
 
 proto::ActionResult ActionExecutor::execute(const std::string& action_id, const std::string& kind,
                                             const std::string& parameters) {
@@ -405,7 +406,11 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          if (!parse(p)) return failed("parameters are not a YaraScanParams message");
          if (p.paths().empty() && !p.has_process())
            return failed("yara.scan needs paths or a process");
-         auto rules = platform::YaraRules::compile(p.rules());
+         // Rules named by hash come from the cache (fetched from the controller once); inline
+         // rules, as older controllers send them, are compiled for this scan only.
+         auto rules = p.rules_sha256().empty()
+                          ? platform::YaraRules::compile(p.rules())
+                          : rule_sets_.get(p.rules_sha256(), p.rules_size());
          if (!rules) return failed(rules.error().message);
          platform::YaraScanOptions options;
          if (p.timeout_seconds() > 0)

@@ -11,6 +11,7 @@
 #include "agent/connection_history.h"
 #include "agent/local_policy.h"
 #include "agent/quarantine_keeper.h"
+#include "agent/rule_set_cache.h"
 #include "common/clock.h"
 #include "platform/files.h"
 #include "platform/firewall.h"
@@ -46,6 +47,10 @@ struct ExecutorContext {
       progress;
   // Optional: bytes of evidence that may still be written before the agent's spool is full.
   std::function<std::uint64_t()> evidence_budget;
+  // Optional: a rule set's bytes from the controller (ObjectFetcher), for yara.scan actions that
+  // name their rules by hash; without it only inline rules can be scanned with.
+  RuleSetCache::Fetch fetch_rule_set;
+  std::filesystem::path rule_set_dir;  // where fetched sets are kept; empty: not kept
 };
 
 class ActionExecutor {
@@ -59,9 +64,11 @@ class ActionExecutor {
                               const std::string& parameters);
 
   const std::filesystem::path& evidence_dir() const { return ctx_.evidence_dir; }
+  const RuleSetCache& rule_sets() const { return rule_sets_; }
 
  private:
   ExecutorContext ctx_;
+  RuleSetCache rule_sets_;
 };
 
 }  // namespace riposte::agent

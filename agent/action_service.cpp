@@ -18,13 +18,23 @@ ActionService::ActionService(asio::io_context& io, ActionVerifier& verifier, Act
       clock_(clock),
       options_(options),
       uploader_(journal, options.uploads),
+      fetcher_(io),
       pool_(std::max<std::size_t>(1, options.max_concurrent_actions)) {}
 
-ActionService::~ActionService() { pool_.join(); }
+ActionService::~ActionService() {
+  // A scan waiting for its rules must not hold the agent's stop for minutes.
+  fetcher_.cancel_all("the agent is stopping");
+  pool_.join();
+}
 
 void ActionService::set_sender(Send send) {
   send_ = send;
-  uploader_.set_sender(std::move(send));
+  uploader_.set_sender(send);
+  fetcher_.set_sender(std::move(send));
+}
+
+Result<std::string> ActionService::fetch_object(const std::string& sha256, std::uint64_t size) {
+  return fetcher_.fetch(sha256, size, options_.object_fetch_timeout);
 }
 
 void ActionService::send(proto::Envelope envelope) {
@@ -93,9 +103,13 @@ void ActionService::session_started() {
     }
   }
   uploader_.session_started();
+  fetcher_.session_started();
 }
 
-void ActionService::session_ended() { uploader_.session_ended(); }
+void ActionService::session_ended() {
+  uploader_.session_ended();
+  fetcher_.session_ended();
+}
 
 void ActionService::result_acknowledged(const std::string& action_id) {
   if (auto s = journal_.acknowledge(action_id); !s)

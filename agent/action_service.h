@@ -16,6 +16,7 @@
 #include "agent/action_journal.h"
 #include "agent/action_verifier.h"
 #include "agent/evidence_uploader.h"
+#include "agent/object_fetcher.h"
 
 namespace riposte::agent {
 
@@ -23,6 +24,8 @@ struct ActionServiceOptions {
   std::size_t max_concurrent_actions = 4;
   std::uint64_t spool_limit_bytes = 8ULL << 30;
   UploaderOptions uploads;
+  // How long a yara.scan waits for its rule set to arrive from the controller.
+  std::chrono::milliseconds object_fetch_timeout{std::chrono::minutes(5)};
 };
 
 class ActionService {
@@ -42,6 +45,10 @@ class ActionService {
   void session_ended();
   void result_acknowledged(const std::string& action_id);
   void evidence_acknowledged(const proto::EvidenceAck& ack);
+  void object_chunk(const proto::ObjectChunk& chunk) { fetcher_.on_chunk(chunk); }
+
+  // For the executor context, from worker threads: a rule set's bytes from the controller.
+  Result<std::string> fetch_object(const std::string& sha256, std::uint64_t size);
 
   // For the executor context: bytes of evidence the spool may still take.
   std::uint64_t evidence_budget();
@@ -63,6 +70,7 @@ class ActionService {
   ActionServiceOptions options_;
   Send send_;
   EvidenceUploader uploader_;
+  ObjectFetcher fetcher_;
   std::atomic<std::size_t> running_{0};
   boost::asio::thread_pool pool_;
 };

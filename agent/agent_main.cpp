@@ -202,7 +202,11 @@ int cmd_run(const Flags& flags) {
       [&](const std::string& id, std::uint64_t done, std::uint64_t total, const std::string& unit) {
         service_ptr->report_progress(id, done, total, unit);
       },
-      [&] { return service_ptr->evidence_budget(); }});
+      [&] { return service_ptr->evidence_budget(); },
+      [&](const std::string& sha256, std::uint64_t size) {
+        return service_ptr->fetch_object(sha256, size);
+      },
+      state->dir / "rule-sets"});
 
   boost::asio::io_context io;
   ActionService service(

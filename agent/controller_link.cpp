@@ -259,6 +259,9 @@ void ControllerLink::handle(const proto::Envelope& message) {
     case proto::Envelope::kEvidenceAck:
       if (actions_ != nullptr) actions_->evidence_acknowledged(message.evidence_ack());
       return;
+    case proto::Envelope::kObjectChunk:
+      if (actions_ != nullptr) actions_->object_chunk(message.object_chunk());
+      return;
     default:
       spdlog::debug("agent: ignoring message type {}", static_cast<int>(message.body_case()));
   }

@@ -53,7 +53,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                "max_frame_size", "log_level",
                                                "log_format",     "assets",
                                                "intel",          "alerts",
-                                               "autonomy",       "playbooks"};
+                                               "autonomy",       "playbooks",
+                                               "max_rule_set_bytes"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -83,6 +84,14 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
             fmt::format("{}: max_frame_size must be between 1 KiB and 256 MiB", path.string())};
       }
       config.max_frame_size = static_cast<std::uint32_t>(size);
+    }
+    if (root["max_rule_set_bytes"]) {
+      const auto size = root["max_rule_set_bytes"].as<std::uint64_t>();
+      if (size < 1024 || size > (1u << 30)) {
+        return Error{
+            fmt::format("{}: max_rule_set_bytes must be between 1 KiB and 1 GiB", path.string())};
+      }
+      config.max_rule_set_bytes = size;
     }
     if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
     if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();

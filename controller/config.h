@@ -24,6 +24,8 @@ struct ControllerConfig {
   std::vector<std::string> server_names;
   std::uint32_t heartbeat_interval_seconds = 30;
   std::uint32_t max_frame_size = 4u * 1024 * 1024;
+  // The largest YARA rule set POST /api/v1/rule-sets accepts (docs/api.md "Rule sets").
+  std::uint64_t max_rule_set_bytes = 64u * 1024 * 1024;
   std::string log_level = "info";
   std::string log_format = "text";
 

@@ -139,7 +139,18 @@ std::optional<std::int64_t> integer_param(std::string_view target, std::string_v
 }
 
 ApiRouter::ApiRouter(ApiRouterDeps deps)
-    : deps_(std::move(deps)), playbooks_(deps_.store, deps_.engine, deps_.clock) {}
+    : deps_(std::move(deps)),
+      playbooks_(deps_.store, deps_.engine, deps_.clock),
+      rule_sets_(deps_.store, deps_.dispatcher) {}
+
+std::size_t ApiRouter::body_limit(const ApiRequest& head, std::size_t default_limit) {
+  std::string_view path = head.target;
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  if (!is_rule_set_upload(head.method, path)) return default_limit;
+  auto caller = deps_.auth.authenticate(head.authorization);
+  if (!caller || !has_role(*caller, Role::responder)) return default_limit;
+  return std::max(default_limit, deps_.max_rule_set_bytes);
+}
 
 ApiResponse ApiRouter::handle(const ApiRequest& request) {
   std::string_view path = request.target;
@@ -184,6 +195,18 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (!plausible_id(id)) return error(400, "action id must be a UUID");
     if (method != "GET") return error(405, "use GET");
     return show_action(id);
+  }
+  constexpr std::string_view kRuleSets = "/api/v1/rule-sets";
+  if (path == kRuleSets) {
+    if (method == "GET") return rule_sets_.list(request);
+    if (method != "POST") return error(405, "use GET or POST");
+    if (!needs(Role::responder))
+      return deny(request, *caller, "uploading rule sets", Role::responder);
+    return rule_sets_.upload(request, caller->name);
+  }
+  if (path.starts_with(std::string(kRuleSets) + "/")) {
+    if (method != "GET") return error(405, "use GET");
+    return rule_sets_.show(path.substr(kRuleSets.size() + 1));
   }
   constexpr std::string_view kEvidence = "/api/v1/evidence/";
   if (path.starts_with(kEvidence)) {

@@ -9,6 +9,7 @@
 
 #include "controller/api/operator_auth.h"
 #include "controller/api/playbook_routes.h"
+#include "controller/api/rule_set_routes.h"
 #include "controller/api/router_types.h"
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/dispatch/evidence_store.h"
@@ -35,12 +36,18 @@ struct ApiRouterDeps {
   AlertApi* alerts = nullptr;                // alert, intel, asset and case routes
   const AutonomyPolicy* autonomy = nullptr;  // GET /api/v1/autonomy
   PlaybookEngine* engine = nullptr;          // runs; null: playbooks cannot start
+  // POST /api/v1/rule-sets may carry this much (the other routes keep the server's limit).
+  std::size_t max_rule_set_bytes = 64 * 1024 * 1024;
 };
 
 class ApiRouter {
  public:
   explicit ApiRouter(ApiRouterDeps deps);
   ApiResponse handle(const ApiRequest& request);
+  // The body limit for a request whose header has arrived (`head.body` empty): the rule-set
+  // limit for an upload by a caller allowed to upload, else `default_limit`. The caller is
+  // authenticated before megabytes are read, so a stranger cannot make the server buffer them.
+  std::size_t body_limit(const ApiRequest& head, std::size_t default_limit);
 
  private:
   ApiResponse enroll(const ApiRequest& request);
@@ -65,6 +72,7 @@ class ApiRouter {
 
   ApiRouterDeps deps_;
   PlaybookApi playbooks_;  // playbook, run, approval and case routes
+  RuleSetApi rule_sets_;
 };
 
 // {"error": message}, for responses produced outside the router.

@@ -98,15 +98,25 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     // Beast checks Content-Length against the limit as the header completes, so the header is
     // read under the largest limit and the route's own limit applied right after: alert batches
     // may be large, everything else is small.
-    parser.body_limit(std::max(options_.max_body_bytes, options_.max_alert_body_bytes));
+    // Rule-set uploads may be larger still, once the router has authenticated the caller.
+    parser.body_limit(std::max({options_.max_body_bytes, options_.max_alert_body_bytes,
+                                options_.max_rule_set_bytes}));
     parser.header_limit(16 * 1024);
     beast::get_lowest_layer(stream).expires_after(timeout);
     co_await http::async_read_header(stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && !parser.get().target().starts_with("/api/v1/alerts")) {
+    if (!ec) {
+      const auto& head = parser.get();
+      const auto limit =
+          head.target().starts_with("/api/v1/alerts")
+              ? options_.max_alert_body_bytes
+              : router_.body_limit(
+                    ApiRequest{std::string(head.method_string()), std::string(head.target()),
+                               std::string(head[http::field::authorization]), {}, remote},
+                    options_.max_body_bytes);
       const auto declared = parser.content_length();
-      if (declared && *declared > options_.max_body_bytes) ec = http::error::body_limit;
-      parser.body_limit(options_.max_body_bytes);
+      if (declared && *declared > limit) ec = http::error::body_limit;
+      parser.body_limit(limit);
     }
     if (!ec && !parser.is_done()) {
       co_await http::async_read(stream, buffer, parser,

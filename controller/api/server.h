@@ -18,6 +18,9 @@ struct ApiServerOptions {
   boost::asio::ip::tcp::endpoint listen;
   std::size_t max_body_bytes = 64 * 1024;
   std::size_t max_alert_body_bytes = 16 * 1024 * 1024;  // POST /api/v1/alerts
+  // POST /api/v1/rule-sets by a caller allowed to upload (ApiRouter::body_limit decides); keep it
+  // equal to the router's max_rule_set_bytes.
+  std::size_t max_rule_set_bytes = 64 * 1024 * 1024;
   std::uint32_t request_timeout_seconds = 30;
 };
 

@@ -18,8 +18,10 @@
 #include "controller/cli/cases.h"
 #include "controller/cli/operators.h"
 #include "controller/cli/playbooks.h"
+#include "controller/cli/rule_sets.h"
 #include "controller/cli/support.h"
 #include "protocol/action_catalog.h"
+#include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
 #include "protocol/https_client.h"
 #include "protocol/tls.h"
@@ -176,6 +178,8 @@ int main(int argc, char** argv) {
   playbook_commands.attach(app);
   CaseCommands case_commands;
   case_commands.attach(app);
+  RuleSetCommands rule_set_commands;
+  rule_set_commands.attach(app);
 
   try {
     app.parse(argc, argv);
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
   if (auto handled = operator_commands.run(c)) return *handled;
   if (auto handled = playbook_commands.run(c)) return *handled;
   if (auto handled = case_commands.run(c)) return *handled;
+  if (auto handled = rule_set_commands.run(c)) return *handled;
   if (list->parsed()) {
     const auto result = call(c, "GET", "/api/v1/agents");
     if (as_json) {
@@ -229,7 +234,26 @@ int main(int argc, char** argv) {
     for (const auto& p : params) {
       const auto eq = p.find('=');
       if (eq == std::string::npos || eq == 0) die(fmt::format("--param '{}' is not KEY=VALUE", p));
-      pairs.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+      auto key = p.substr(0, eq);
+      auto value = p.substr(eq + 1);
+      // KEY=@FILE: the file's content ("@@" keeps a leading '@'). A yara.scan's rules are
+      // uploaded as a rule set of any size and sent by hash, not inside the request.
+      if (value.starts_with("@@")) {
+        value.erase(0, 1);
+      } else if (value.starts_with("@")) {
+        const auto path = value.substr(1);
+        if (kind == action_kind::kYaraScan && key == "rules") {
+          const auto uploaded = upload_rule_set(c, path, "");
+          key = "rules_sha256";
+          value = uploaded["sha256"].get<std::string>();
+          if (!as_json)
+            std::cerr << fmt::format("riposte: rule set {} ({} bytes) from {}\n", value,
+                                     text(uploaded["size"]), path);
+        } else {
+          value = read_whole_file(path);
+        }
+      }
+      pairs.emplace_back(std::move(key), std::move(value));
     }
     if (!pairs.empty()) {
       auto from_pairs = action_catalog::parameters_from_pairs(kind, pairs);

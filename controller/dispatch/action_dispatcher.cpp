@@ -8,6 +8,7 @@
 #include "common/utc_time.h"
 #include "controller/dispatch/evidence_store.h"
 #include "protocol/action_catalog.h"
+#include "protocol/action_kinds.h"
 #include "protocol/action_signing.h"
 #include "protocol/crypto.h"
 
@@ -34,10 +35,71 @@ ActionDispatcher::ActionDispatcher(Store& store, EVP_PKEY* action_key, const Clo
                                    DispatchOptions options)
     : store_(store), action_key_(action_key), clock_(clock), options_(options) {}
 
+Status check_rule_text(std::string_view text) {
+  if (text.empty()) return Error{"the rule set is empty"};
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    return Error{fmt::format("the rules hold a NUL byte at offset {}: not a YARA source file", nul)};
+  return ok_status();
+}
+
+Result<std::string> ActionDispatcher::attach_rule_set(json& parameters,
+                                                      const std::string& requester) {
+  if (!parameters.is_object()) return std::string();
+  const auto inline_rules = parameters.find("rules");
+  const auto named = parameters.find("rules_sha256");
+  const bool has_inline = inline_rules != parameters.end() && inline_rules->is_string() &&
+                          !inline_rules->get_ref<const std::string&>().empty();
+  const bool has_named = named != parameters.end() && named->is_string() &&
+                         !named->get_ref<const std::string&>().empty();
+  if (has_inline && has_named) return Error{"give rules or rules_sha256, not both"};
+  if (!has_inline && !has_named) return Error{"yara.scan needs rules or rules_sha256"};
+  std::string sha;
+  if (has_inline) {
+    const auto& text = inline_rules->get_ref<const std::string&>();
+    auto stored = store_rule_set(text, "", requester);
+    if (!stored) return stored.error();
+    sha = stored->sha256;
+    parameters.erase("rules");
+  } else {
+    sha = named->get<std::string>();
+  }
+  auto object = store_.find_object(sha);
+  if (!object) return object.error();
+  if (!*object || (*object)->kind != kYaraRulesKind)
+    return Error{fmt::format("no YARA rule set with SHA-256 {} has been uploaded", sha)};
+  parameters["rules_sha256"] = sha;
+  parameters["rules_size"] = std::to_string((*object)->size);
+  return sha;
+}
+
+Result<ActionDispatcher::StoredRuleSet> ActionDispatcher::store_rule_set(
+    std::string_view text, const std::string& name, const std::string& who) {
+  if (auto checked = check_rule_text(text); !checked) return checked.error();
+  ContentObjectRecord meta;
+  meta.sha256 = crypto::sha256_hex(text);
+  meta.kind = kYaraRulesKind;
+  meta.size = text.size();
+  meta.name = name;
+  meta.created_by = who;
+  const json details = {{"kind", meta.kind}, {"size", meta.size}, {"name", name}};
+  auto created = store_.put_object(meta, text, {who, "rule_set.stored", meta.sha256, details.dump()},
+                                   clock_.now_unix_ms());
+  if (!created) return created.error();
+  return StoredRuleSet{meta.sha256, *created};
+}
+
 Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmission& submission) {
   if (!action_catalog::is_known_kind(submission.kind))
     return Error{fmt::format("unknown action kind '{}'", submission.kind)};
-  auto parameters = action_catalog::parameters_from_json(submission.kind, submission.parameters);
+  // A yara.scan's rules travel as a rule set stored once and named by hash in every spec.
+  json resolved = submission.parameters;
+  std::string object_sha256;
+  if (submission.kind == action_kind::kYaraScan) {
+    auto attached = attach_rule_set(resolved, submission.requester);
+    if (!attached) return attached.error();
+    object_sha256 = std::move(*attached);
+  }
+  auto parameters = action_catalog::parameters_from_json(submission.kind, resolved);
   if (!parameters) return parameters.error();
   // Targets: the ids named, then agents carrying a named label (each agent once).
   std::vector<std::string> targets = submission.agent_ids;
@@ -118,6 +180,7 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     a.approver = submission.approver;
     a.case_id = submission.case_id;
     a.playbook_run_id = submission.playbook_run_id;
+    a.object_sha256 = object_sha256;
     a.issued_at_ms = now;
     if (submission.simulate) a.state = ActionState::simulated;
     a.expires_at_ms = spec.expires_at_unix_ms();

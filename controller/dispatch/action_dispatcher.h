@@ -39,6 +39,13 @@ struct ActionSubmission {
   bool simulate = false;
 };
 
+// The content-object kind of YARA rule sets (store.h ContentObjectRecord).
+inline constexpr const char* kYaraRulesKind = "yara-rules";
+
+// Whether `text` can be a YARA rule set: not empty, and no NUL byte (libyara reads rule text up
+// to its first NUL, so anything after one would be signed for and never compiled).
+Status check_rule_text(std::string_view text);
+
 struct DispatchOptions {
   std::int64_t max_ttl_ms = 7LL * 24 * 3600 * 1000;
   // A delivered action with no answer this long after its expiry is marked expired; the agent's
@@ -61,8 +68,20 @@ class ActionDispatcher {
   void add_observer(Observer observer) { observers_.push_back(std::move(observer)); }
 
   // Errors name the problem (unknown kind, bad parameters, unknown or revoked agent, ttl) and
-  // nothing is stored then.
+  // nothing is stored then. A yara.scan's inline `rules` are stored as a rule set (once, by
+  // hash) and the spec names them by `rules_sha256` and `rules_size`; a `rules_sha256` given
+  // must name a stored rule set.
   Result<std::vector<ActionRecord>> submit(const ActionSubmission& submission);
+
+  // Stores YARA rule text as a content object (kind "yara-rules") unless already stored, with an
+  // audit entry `rule_set.stored` by `who` when new; returns its SHA-256. The bytes are checked
+  // only by the agents that compile them.
+  struct StoredRuleSet {
+    std::string sha256;
+    bool created = false;  // false: that exact text was stored before
+  };
+  Result<StoredRuleSet> store_rule_set(std::string_view text, const std::string& name,
+                                       const std::string& who);
 
   // Called by the gateway once an agent's session is accepted.
   void agent_connected(const std::string& agent_id);
@@ -74,6 +93,8 @@ class ActionDispatcher {
   void expire_due();
 
  private:
+  // yara.scan parameters: inline rules stored and replaced by their hash; returns the hash.
+  Result<std::string> attach_rule_set(nlohmann::json& parameters, const std::string& requester);
   // Sends to the live session, if any, and records the delivery in the store and in `action`.
   void deliver(ActionRecord& action);
 

@@ -249,6 +249,10 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
     case proto::Envelope::kAgentEvent:
       record_event(envelope.agent_event(), now);
       return ok_status();
+    case proto::Envelope::kObjectRequest:
+      if (!answer_object_request(envelope.object_request()))
+        return Error{"object requests faster than the agent reads the answers"};
+      return ok_status();
     default:
       spdlog::warn("gateway: agent {}: ignoring unexpected message type {}", agent_id_,
                    static_cast<int>(envelope.body_case()));
@@ -324,6 +328,43 @@ void GatewaySession::record_event(const proto::AgentEvent& event, std::int64_t n
   }
 }
 
+bool GatewaySession::answer_object_request(const proto::ObjectRequest& request) {
+  // An honest agent asks for the next chunk of an object once the last arrived, one request
+  // per object it fetches at once (one per running yara.scan, at most a handful).
+  constexpr int kMaxUnwritten = 8;
+  if (object_chunks_unwritten_ >= kMaxUnwritten) return false;
+  constexpr std::size_t kChunkBytes = 1 << 20;  // well under the 4 MiB frame limit
+  proto::Envelope reply;
+  auto* chunk = reply.mutable_object_chunk();
+  const std::string sha = request.sha256().substr(0, 64);
+  chunk->set_sha256(sha);
+  chunk->set_offset(request.offset());
+  auto& store = gateway_.store();
+  // Only what an unfinished action addressed to this agent names: a certificate is not a key to
+  // every rule set on the controller.
+  auto allowed = store.object_named_for_agent(agent_id_, sha);
+  auto object = allowed && *allowed ? store.find_object(sha)
+                                    : Result<std::optional<ContentObjectRecord>>(std::nullopt);
+  if (!allowed || !object) {
+    chunk->set_error("controller store error");
+  } else if (!*allowed || !*object) {
+    spdlog::warn("gateway: agent {} asked for object {} that no unfinished action of it names",
+                 agent_id_, sha);
+    chunk->set_error("no unfinished action for this agent names that object");
+  } else {
+    chunk->set_size((*object)->size);
+    auto bytes = store.read_object(sha, request.offset(), kChunkBytes);
+    if (!bytes) {
+      chunk->set_error("controller store error");
+    } else {
+      chunk->set_data(std::move(*bytes));
+    }
+  }
+  ++object_chunks_unwritten_;
+  send(std::move(reply));
+  return true;
+}
+
 asio::awaitable<void> GatewaySession::write_loop(std::shared_ptr<GatewaySession> /*self*/) {
   while (open_) {
     if (outbox_.empty()) {
@@ -335,6 +376,7 @@ asio::awaitable<void> GatewaySession::write_loop(std::shared_ptr<GatewaySession>
     outbox_.pop_front();
     const bool goodbye = next.has_goodbye();
     auto written = co_await channel_.write(next);
+    if (next.has_object_chunk()) --object_chunks_unwritten_;
     if (!written && close_reason_.empty())
       close_reason_ = "send failed: " + written.error().message;
     if (!written || goodbye) {

@@ -41,6 +41,9 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   // An AgentEvent: audited, and noted on the case of the action it concerns when that action is
   // this agent's own. Bounded: what an agent says is data, never authority.
   void record_event(const proto::AgentEvent& event, std::int64_t now_ms);
+  // An ObjectRequest: one chunk of a content object an action of this agent names, or a refusal.
+  // False when the agent has more chunks unread than it could honestly need (a flood).
+  bool answer_object_request(const proto::ObjectRequest& request);
   void extend_deadline(std::chrono::seconds from_now);
   void shutdown_socket();
 
@@ -56,6 +59,7 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   boost::asio::steady_timer outbox_signal_;
   boost::asio::steady_timer deadline_;
   bool events_over_budget_logged_ = false;  // one warning per session, not one per event
+  int object_chunks_unwritten_ = 0;         // queued ObjectChunks not yet written to the agent
 };
 
 }  // namespace riposte::controller

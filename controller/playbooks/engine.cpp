@@ -478,6 +478,13 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
   if (!target) return StepOutcome::failed(target.error().message);
   auto parameters = step.parameters.render(context);
   if (!parameters) return StepOutcome::failed(parameters.error().message);
+  if (!step.rules_text.empty()) {
+    // The step's rules_file travels as a rule set stored once; approvals and audit see its hash.
+    auto stored = deps_.dispatcher.store_rule_set(step.rules_text, step.rules_file,
+                                                  "playbook " + playbook.name);
+    if (!stored) return StepOutcome::failed(stored.error().message);
+    (*parameters)["rules_sha256"] = stored->sha256;
+  }
   auto agents = deps_.store.list_agents();
   if (!agents) return StepOutcome::failed(agents.error().message);
   const auto targets = resolve_target(*target, context["alert"], *agents);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <fstream>
 #include <functional>
 #include <set>
 
@@ -188,6 +189,32 @@ PlaybookTrigger load_trigger(const Loader& in, const YAML::Node& node) {
   return trigger;
 }
 
+// `rules_file: NAME` of a yara.scan step: the rule set's text, read now (relative to the
+// playbook's directory) so a missing or unreadable file is an error at load, not mid-incident.
+void load_rules_file(const Loader& in, const YAML::Node& node, PlaybookStep& step,
+                     const std::string& where) {
+  if (step.action != action_kind::kYaraScan)
+    in.fail(node, fmt::format("{}: rules_file is for yara.scan steps", where));
+  if (step.parameters.source().contains("rules") ||
+      step.parameters.source().contains("rules_sha256"))
+    in.fail(node, fmt::format("{}: give rules_file or parameters.rules, not both", where));
+  step.rules_file = in.text(node, "rules_file");
+  const fs::path path = in.file().parent_path() / step.rules_file;
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) in.fail(node, fmt::format("{}: rules_file {}: {}", where, path.string(), ec.message()));
+  if (size > kMaxRulesFileBytes)
+    in.fail(node, fmt::format("{}: rules_file {} is {} bytes, over the {} MiB limit", where,
+                              path.string(), size, kMaxRulesFileBytes >> 20));
+  std::ifstream file(path, std::ios::binary);
+  step.rules_text.assign(std::istreambuf_iterator<char>(file), {});
+  if (!file.good() && !file.eof())
+    in.fail(node, fmt::format("{}: cannot read rules_file {}", where, path.string()));
+  if (step.rules_text.empty() || step.rules_text.find('\0') != std::string::npos)
+    in.fail(node, fmt::format("{}: rules_file {} is empty or not text (NUL byte)", where,
+                              path.string()));
+}
+
 PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t index) {
   if (!node.IsMap()) in.fail(node, fmt::format("step {} must be a mapping", index + 1));
   PlaybookStep step;
@@ -220,7 +247,7 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
       known.insert("mode");
       [[fallthrough]];
     case StepKind::query:
-      known.insert({"action", "target", "parameters"});
+      known.insert({"action", "target", "parameters", "rules_file"});
       required = {"action", "target"};
       break;
     case StepKind::decide:
@@ -280,6 +307,9 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
         if (!node["parameters"].IsMap())
           in.fail(node["parameters"], where + " parameters must be a mapping");
         step.parameters = in.json_template(node["parameters"], where + " parameters");
+      }
+      if (const auto rules_file = node["rules_file"]) {
+        load_rules_file(in, rules_file, step, where);
       }
       if (const auto mode = node["mode"]) {
         const auto text = in.text(mode, "mode");

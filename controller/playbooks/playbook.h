@@ -18,6 +18,8 @@
 //     - {id: kill, kind: action, action: process.kill, mode: approve, target: "{{ ... }}", ...}
 //     - {id: close, kind: case, status: false_positive, note: "..."}
 //
+// A yara.scan step may name its rules as a file beside the playbook: `rules_file: rules.yar`.
+//
 // Step kinds: action (an agent action, with `mode` simulate|approve|auto), query (an agent action
 // whose result feeds decisions; never changes the host), decide, approve (a human gate), notify
 // (HTTP webhook with a JSON body template), case (status, severity, assignee, note), wait.
@@ -53,6 +55,10 @@ struct PlaybookStep {
   Template target;     // `host` (the alert's host), `all`, an agent id or a hostname
   JsonTemplate parameters;
   AutonomyMode mode = AutonomyMode::simulate;  // action only; query never acts
+  // yara.scan: `rules_file` (relative to the playbook's directory) and its text, read at load;
+  // each run stores it as a rule set (once, by hash) and names it by rules_sha256.
+  std::string rules_file;
+  std::string rules_text;
   // decide
   std::optional<Expression> condition;
   std::string then_step, else_step;
@@ -90,6 +96,9 @@ struct Playbook {
   std::vector<PlaybookStep> steps;
   const PlaybookStep* find_step(std::string_view id) const;
 };
+
+// The largest rules_file a step may name (the controller's default rule-set limit).
+inline constexpr std::uint64_t kMaxRulesFileBytes = 64u * 1024 * 1024;
 
 // One file. Errors read "FILE:LINE: what is wrong".
 Result<Playbook> load_playbook(const std::filesystem::path& file);

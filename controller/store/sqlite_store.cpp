@@ -297,6 +297,21 @@ CREATE INDEX approvals_pending ON approvals (expires_at_ms) WHERE state = 'pendi
 CREATE INDEX actions_by_case ON actions (case_id) WHERE case_id != '';
 CREATE INDEX actions_by_run ON actions (playbook_run_id) WHERE playbook_run_id != '';
 )sql"},
+    {8, "content-addressed objects (YARA rule sets) named by actions",
+     R"sql(
+CREATE TABLE content_objects (
+  sha256 TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  name TEXT NOT NULL DEFAULT '',
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  content BLOB NOT NULL
+);
+CREATE INDEX content_objects_by_kind ON content_objects (kind, created_at_ms);
+ALTER TABLE actions ADD COLUMN object_sha256 TEXT NOT NULL DEFAULT '';
+CREATE INDEX actions_by_object ON actions (object_sha256, agent_id) WHERE object_sha256 != '';
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -707,7 +722,7 @@ namespace {
 constexpr const char* kActionColumns =
     "id, agent_id, kind, batch_id, spec, signature, requester, approver, case_id, "
     "playbook_run_id, state, reason, issued_at_ms, expires_at_ms, delivered_at_ms, started_at_ms, "
-    "finished_at_ms, result, progress_done, progress_total, progress_unit";
+    "finished_at_ms, result, progress_done, progress_total, progress_unit, object_sha256";
 
 ActionRecord action_from_row(const Statement& row) {
   ActionRecord a;
@@ -732,6 +747,7 @@ ActionRecord action_from_row(const Statement& row) {
   a.progress_done = static_cast<std::uint64_t>(row.integer(18));
   a.progress_total = static_cast<std::uint64_t>(row.integer(19));
   a.progress_unit = row.text(20);
+  a.object_sha256 = row.text(21);
   return a;
 }
 
@@ -856,10 +872,11 @@ Status SqliteStore::insert_actions(const std::vector<ActionRecord>& actions,
           Statement(cache_,
                     "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
                     "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
-                    "expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                    "expires_at_ms, object_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
               .bind(a.id, a.agent_id, a.kind, a.batch_id, Blob{a.spec}, Blob{a.signature},
                     a.requester, a.approver, a.case_id, a.playbook_run_id,
-                    std::string(to_string(a.state)), a.issued_at_ms, a.expires_at_ms)
+                    std::string(to_string(a.state)), a.issued_at_ms, a.expires_at_ms,
+                    a.object_sha256)
               .run();
       if (!inserted) return inserted;
       if (i < audit.size()) {
@@ -868,6 +885,103 @@ Status SqliteStore::insert_actions(const std::vector<ActionRecord>& actions,
     }
     return ok_status();
   });
+}
+
+namespace {
+
+constexpr const char* kObjectColumns = "sha256, kind, size, name, created_by, created_at_ms";
+
+ContentObjectRecord object_from_row(const Statement& row) {
+  return {row.text(0), row.text(1), static_cast<std::uint64_t>(row.integer(2)), row.text(3),
+          row.text(4), row.integer(5)};
+}
+
+}  // namespace
+
+Result<bool> SqliteStore::put_object(const ContentObjectRecord& meta, std::string_view bytes,
+                                     const AuditEvent& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool created = false;
+  auto s = in_transaction([&]() -> Status {
+    auto inserted =
+        Statement(cache_,
+                  "INSERT INTO content_objects (sha256, kind, size, name, created_by, "
+                  "created_at_ms, content) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT (sha256) DO NOTHING")
+            .bind(meta.sha256, meta.kind, static_cast<std::int64_t>(bytes.size()), meta.name,
+                  meta.created_by, now_ms, Blob{bytes})
+            .run();
+    if (!inserted) return inserted;
+    created = sqlite3_changes(db_) == 1;
+    if (created) return append_audit_locked(audit, now_ms);
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return created;
+}
+
+Result<std::optional<ContentObjectRecord>> SqliteStore::find_object(const std::string& sha256) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              fmt::format("SELECT {} FROM content_objects WHERE sha256 = ?", kObjectColumns));
+  q.bind(sha256);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<ContentObjectRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find content object");
+  return std::optional<ContentObjectRecord>(object_from_row(q));
+}
+
+Result<std::vector<ContentObjectRecord>> SqliteStore::list_objects(const std::string& kind,
+                                                                   int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM content_objects WHERE ? = '' OR kind = ? "
+                                  "ORDER BY created_at_ms DESC, sha256 LIMIT ?",
+                                  kObjectColumns));
+  q.bind(kind, kind, limit);
+  std::vector<ContentObjectRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(object_from_row(q));
+  if (rc != SQLITE_DONE) return db_error(db_, "list content objects");
+  return out;
+}
+
+Result<std::string> SqliteStore::read_object(const std::string& sha256, std::uint64_t offset,
+                                             std::size_t max_bytes) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, "SELECT rowid, size FROM content_objects WHERE sha256 = ?");
+  q.bind(sha256);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return Error{fmt::format("no content object {}", sha256)};
+  if (rc != SQLITE_ROW) return db_error(db_, "read content object");
+  const auto size = static_cast<std::uint64_t>(q.integer(1));
+  if (offset >= size) return std::string();
+  // Incremental blob I/O reads only the pages asked for; a SELECT of the column would bring
+  // the whole object (up to the configured limit, 64 MiB by default) into memory per chunk.
+  sqlite3_blob* blob = nullptr;
+  if (sqlite3_blob_open(db_, "main", "content_objects", "content", q.integer(0), 0, &blob) !=
+      SQLITE_OK) {
+    sqlite3_blob_close(blob);
+    return db_error(db_, "open content object");
+  }
+  std::string out(static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size - offset)),
+                  '\0');
+  const int read = sqlite3_blob_read(blob, out.data(), static_cast<int>(out.size()),
+                                     static_cast<int>(offset));
+  sqlite3_blob_close(blob);
+  if (read != SQLITE_OK) return db_error(db_, "read content object");
+  return out;
+}
+
+Result<bool> SqliteStore::object_named_for_agent(const std::string& agent_id,
+                                                 const std::string& sha256) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT 1 FROM actions WHERE object_sha256 = ? AND agent_id = ? AND state IN "
+              "('queued', 'delivered', 'running') LIMIT 1");
+  q.bind(sha256, agent_id);
+  const int rc = q.step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(db_, "find actions of an object");
+  return rc == SQLITE_ROW;
 }
 
 Result<std::optional<ActionRecord>> SqliteStore::find_action(const std::string& id) {

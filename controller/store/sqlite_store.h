@@ -67,6 +67,15 @@ class SqliteStore final : public Store {
   Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) override;
   Status mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
                               const AuditEvent& audit) override;
+  Result<bool> put_object(const ContentObjectRecord& meta, std::string_view bytes,
+                          const AuditEvent& audit, std::int64_t now_ms) override;
+  Result<std::optional<ContentObjectRecord>> find_object(const std::string& sha256) override;
+  Result<std::vector<ContentObjectRecord>> list_objects(const std::string& kind,
+                                                        int limit) override;
+  Result<std::string> read_object(const std::string& sha256, std::uint64_t offset,
+                                  std::size_t max_bytes) override;
+  Result<bool> object_named_for_agent(const std::string& agent_id,
+                                      const std::string& sha256) override;
   Status append_audit(const AuditEvent& event, std::int64_t now_ms) override;
   Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) override;
   Result<std::vector<AlertInsertOutcome>> insert_alerts(const std::vector<AlertRecord>& alerts,

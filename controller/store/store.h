@@ -102,6 +102,21 @@ struct ActionRecord {
   std::uint64_t progress_total = 0;
   std::string progress_unit;
   std::vector<EvidenceRecord> evidence;  // filled by find_action
+  // The content object the spec names (a yara.scan's rule set), if any: the agent the action is
+  // addressed to may fetch it while the action has not ended.
+  std::string object_sha256;
+};
+
+// Bytes the controller keeps once however many actions name them, addressed by their SHA-256:
+// today YARA rule sets (kind "yara-rules"), which a fan-out to thousands of agents would
+// otherwise store and sign once per agent.
+struct ContentObjectRecord {
+  std::string sha256;  // lowercase hex of the bytes
+  std::string kind;
+  std::uint64_t size = 0;
+  std::string name;  // as given when uploaded ("reversinglabs-all.yara"); informational
+  std::string created_by;
+  std::int64_t created_at_ms = 0;
 };
 
 // What an agent reported when an action ended.
@@ -351,6 +366,23 @@ class Store {
   virtual Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) = 0;
   virtual Status mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
                                       const AuditEvent& audit) = 0;
+
+  // Content objects. `put_object` stores `bytes` under meta.sha256 (the caller computed it)
+  // unless an object with that hash is already stored; true when it was new, and only then is
+  // `audit` appended, in the same transaction.
+  virtual Result<bool> put_object(const ContentObjectRecord& meta, std::string_view bytes,
+                                  const AuditEvent& audit, std::int64_t now_ms) = 0;
+  virtual Result<std::optional<ContentObjectRecord>> find_object(const std::string& sha256) = 0;
+  // Newest first; `kind` empty: every kind.
+  virtual Result<std::vector<ContentObjectRecord>> list_objects(const std::string& kind,
+                                                                int limit) = 0;
+  // At most `max_bytes` of the object from `offset` (fewer at its end, none past it).
+  virtual Result<std::string> read_object(const std::string& sha256, std::uint64_t offset,
+                                          std::size_t max_bytes) = 0;
+  // Whether an action addressed to `agent_id` that has not ended names the object: the only
+  // objects an agent may fetch.
+  virtual Result<bool> object_named_for_agent(const std::string& agent_id,
+                                              const std::string& sha256) = 0;
 
   // Audit log (hash-chained, see audit_chain.h).
   virtual Status append_audit(const AuditEvent& event, std::int64_t now_ms) = 0;

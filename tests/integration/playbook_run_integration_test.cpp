@@ -138,11 +138,13 @@ class PlaybookRuns : public ::testing::Test {
         60s);
     return found;
   }
-  // A copy of one shipped playbook, alone in a directory (other playbooks would also trigger).
+  // A copy of one shipped playbook, alone in a directory (other playbooks would also trigger),
+  // with the rule files shipped beside them.
   fs::path shipped(const std::string& file) {
     const auto dir = controller.dir() / "playbooks";
     fs::create_directories(dir);
     fs::copy_file(kSource / "playbooks" / file, dir / file);
+    fs::copy(kSource / "playbooks" / "rules", dir / "rules", fs::copy_options::recursive);
     return dir;
   }
 

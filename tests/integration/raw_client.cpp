@@ -5,6 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -42,7 +43,8 @@ asio::awaitable<void> plain(tcp::endpoint endpoint, std::vector<std::uint8_t> by
 }
 
 asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, bool hello,
-                               std::vector<std::uint8_t> bytes, RawOutcome& out) {
+                               std::vector<std::uint8_t> bytes, bool read_replies,
+                               std::chrono::seconds timeout, RawOutcome& out) {
   boost::system::error_code ec;
   TlsStream stream(co_await asio::this_coro::executor, tls);
   co_await stream.lowest_layer().async_connect(endpoint,
@@ -77,6 +79,12 @@ asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, 
   }
   co_await asio::async_write(stream, asio::buffer(bytes),
                              asio::redirect_error(asio::use_awaitable, ec));
+  if (!read_replies) {
+    // A peer that stops reading: the connection stays open, nothing is taken off the socket.
+    asio::steady_timer idle(co_await asio::this_coro::executor, timeout);
+    co_await idle.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return;
+  }
   // Drain whatever the controller still sends (heartbeat acks, Goodbye) until it closes.
   for (;;) {
     auto message = co_await channel.read();
@@ -84,6 +92,7 @@ asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, 
       out.detail = message.error().message;
       break;
     }
+    out.received.push_back(message->SerializeAsString());
   }
   out.closed_by_peer = true;
 }
@@ -92,7 +101,8 @@ asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, 
 
 RawOutcome send_to_gateway(const std::string& host, int port,
                            const std::filesystem::path& state_dir, bool say_hello_first,
-                           const std::vector<std::uint8_t>& bytes, std::chrono::seconds timeout) {
+                           const std::vector<std::uint8_t>& bytes, std::chrono::seconds timeout,
+                           bool read_replies) {
   asio::io_context io;
   RawOutcome out;
   const tcp::endpoint endpoint(asio::ip::make_address(host), static_cast<std::uint16_t>(port));
@@ -106,7 +116,8 @@ RawOutcome send_to_gateway(const std::string& host, int port,
       out.detail = "cannot load identity";
       return out;
     }
-    asio::co_spawn(io, with_tls(endpoint, tls, say_hello_first, bytes, out), asio::detached);
+    asio::co_spawn(io, with_tls(endpoint, tls, say_hello_first, bytes, read_replies, timeout, out),
+                   asio::detached);
   }
   io.run_for(timeout);
   if (!io.stopped()) out.detail = "timed out: the controller kept the connection open";

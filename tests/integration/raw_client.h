@@ -17,12 +17,14 @@ struct RawOutcome {
   bool hello_accepted = false;
   bool closed_by_peer = false;  // the controller closed the connection on us
   std::string detail;
+  std::vector<std::string> received;  // serialized Envelopes the controller sent after HelloAck
 };
 
 // `state_dir` holds agent.pem / agent.key / ca.pem; empty means plain TCP, no TLS at all.
 RawOutcome send_to_gateway(const std::string& host, int port,
                            const std::filesystem::path& state_dir, bool say_hello_first,
                            const std::vector<std::uint8_t>& bytes,
-                           std::chrono::seconds timeout = std::chrono::seconds(15));
+                           std::chrono::seconds timeout = std::chrono::seconds(15),
+                           bool read_replies = true);
 
 }  // namespace riposte::testing

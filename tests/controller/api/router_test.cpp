@@ -172,6 +172,7 @@ TEST_F(ApiRouterTest, EveryMutatingRouteChecksItsRoleAndAuditsTheDenial) {
       {"POST", "/api/v1/actions", json{{"kind", "host.facts"}, {"agents", json::array()}}.dump(),
        "responder", "analyst"},
       {"POST", "/api/v1/enrollment-tokens", "{}", "admin", "responder"},
+      {"POST", "/api/v1/rule-sets", "rule r { condition: true }", "responder", "analyst"},
       {"GET", "/api/v1/operators", "", "admin", "responder"},
       {"POST", "/api/v1/operators", json{{"name", "x1"}, {"role", "viewer"}}.dump(), "admin",
        "responder"},
@@ -203,7 +204,8 @@ TEST_F(ApiRouterTest, EveryMutatingRouteChecksItsRoleAndAuditsTheDenial) {
   // Reading is for everyone.
   for (const auto* target :
        {"/api/v1/agents", "/api/v1/actions", "/api/v1/audit/verify", "/api/v1/cases",
-        "/api/v1/approvals", "/api/v1/runs", "/api/v1/playbooks", "/api/v1/cases/stats"}) {
+        "/api/v1/approvals", "/api/v1/runs", "/api/v1/playbooks", "/api/v1/cases/stats",
+        "/api/v1/rule-sets"}) {
     EXPECT_EQ(call("GET", target, tokens.at("viewer")).status, 200) << target;
   }
   auto audit = store->audit_entries_about("/api/v1/actions", 10);
@@ -359,6 +361,81 @@ TEST_F(ApiRouterTest, CasesAreUpdatedReportedAndMeasuredAndApprovalsDecidedOnce)
   auto listed = parse(call("GET", "/api/v1/approvals?state=approved", analyst_token));
   ASSERT_EQ(listed["approvals"].size(), 1u);
   EXPECT_EQ(listed["approvals"][0]["decision_reason"], "seen it");
+}
+
+}  // namespace
+}  // namespace riposte::controller
+
+namespace riposte::controller {
+namespace {
+
+// Rule sets: uploaded once by a responder, shown by hash; the large body limit is granted only
+// after the header's token proves a caller who may upload.
+TEST_F(ApiRouterTest, RuleSetsAreStoredOnceByHashAndOnlyUploadersGetTheLargeLimit) {
+  auto key = crypto::generate_ed25519().value();
+  ActionDispatcher dispatcher(*store, key.get(), clock);
+  ApiRouterDeps deps{*store, *enrollment, *auth, clock, [](const std::string&) {}, "", 7443};
+  deps.dispatcher = &dispatcher;
+  deps.max_rule_set_bytes = 5 << 20;
+  ApiRouter with_dispatch(deps);
+  const auto responder = create("rob", "responder");
+  const auto post = [&](const std::string& token, const std::string& body,
+                        const std::string& target = "/api/v1/rule-sets?name=team%20rules.yar") {
+    return with_dispatch.handle({"POST", target, "Bearer " + token, body, "test"});
+  };
+  const std::string rules = "rule one { strings: $a = \"abc\" condition: $a }\n";
+  auto created = post(responder, rules);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto sha = crypto::sha256_hex(rules);
+  EXPECT_EQ(parse(created)["sha256"], sha);
+  EXPECT_EQ(parse(created)["name"], "team rules.yar");
+  EXPECT_EQ(parse(created)["created_by"], "rob");
+  auto again = post(responder, rules);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(parse(again)["created"], false);
+  EXPECT_EQ(store->list_objects("", 10).value().size(), 1u);
+
+  auto shown = with_dispatch.handle({"GET", "/api/v1/rule-sets/" + sha, "Bearer " + analyst_token,
+                                     "", "test"});
+  EXPECT_EQ(shown.status, 200);
+  EXPECT_EQ(parse(shown)["size"], rules.size());
+  auto content = with_dispatch.handle(
+      {"GET", "/api/v1/rule-sets/" + sha + "/content", "Bearer " + analyst_token, "", "test"});
+  EXPECT_EQ(content.body, rules);
+  EXPECT_EQ(content.content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(with_dispatch
+                .handle({"GET", "/api/v1/rule-sets/../../etc", "Bearer " + analyst_token, "", "t"})
+                .status,
+            400);
+  EXPECT_EQ(with_dispatch
+                .handle({"GET", "/api/v1/rule-sets/" + std::string(64, 'f'),
+                         "Bearer " + analyst_token, "", "t"})
+                .status,
+            404);
+  auto listed = parse(
+      with_dispatch.handle({"GET", "/api/v1/rule-sets", "Bearer " + analyst_token, "", "t"}));
+  ASSERT_EQ(listed["rule_sets"].size(), 1u);
+
+  EXPECT_EQ(post(responder, "").status, 400);
+  auto nul = post(responder, std::string("rule a { condition: true }\0", 27));
+  EXPECT_EQ(nul.status, 400);
+  EXPECT_NE(parse(nul)["error"].get<std::string>().find("NUL byte"), std::string::npos);
+  EXPECT_EQ(post(responder, "r", "/api/v1/rule-sets?name=a%0Ab").status, 400);
+  EXPECT_EQ(post(analyst_token, rules).status, 403);
+
+  // The limit the server applies once the header is in (api/server.cpp).
+  const auto limit = [&](const std::string& method, const std::string& target,
+                         const std::string& token) {
+    return with_dispatch.body_limit({method, target, token.empty() ? "" : "Bearer " + token, "", "t"},
+                                    64 * 1024);
+  };
+  EXPECT_EQ(limit("POST", "/api/v1/rule-sets", responder), 5u << 20);
+  EXPECT_EQ(limit("POST", "/api/v1/rule-sets?name=x", admin_token), 5u << 20);
+  EXPECT_EQ(limit("POST", "/api/v1/rule-sets", analyst_token), 64u * 1024);
+  EXPECT_EQ(limit("POST", "/api/v1/rule-sets", ""), 64u * 1024);
+  EXPECT_EQ(limit("POST", "/api/v1/rule-sets", "rpt_forged"), 64u * 1024);
+  EXPECT_EQ(limit("POST", "/api/v1/actions", responder), 64u * 1024);
+  EXPECT_EQ(limit("GET", "/api/v1/rule-sets", responder), 64u * 1024);
 }
 
 }  // namespace

@@ -206,6 +206,87 @@ TEST_F(DispatcherTest, AResultArrivingAfterTheExpirySweepIsRecorded) {
   EXPECT_EQ(store->find_action(queued.id).value()->state, ActionState::expired);
 }
 
+// A rule set goes to three agents: stored once, named by hash in three signed specs (the spec an
+// agent verifies carries the hash, not the text), fetchable only by those agents while their
+// actions are open.
+TEST_F(DispatcherTest, AYaraFanOutStoresTheRulesOnceAndSignsTheirHash) {
+  std::string rules;
+  for (int i = 0; i < 2000; ++i)
+    rules += "rule r" + std::to_string(i) + " { strings: $a = \"marker-" + std::to_string(i) +
+             "\" condition: $a }\n";
+  ASSERT_GT(rules.size(), 64u * 1024) << "bigger than the API's ordinary body limit";
+  ActionSubmission scan;
+  scan.agent_ids = {"agent-1", "agent-2"};
+  scan.kind = "yara.scan";
+  scan.requester = "alice";
+  scan.parameters = json{{"rules", rules}, {"paths", {"/tmp"}}};
+  const auto audit_before = audit_count();
+  auto actions = dispatcher->submit(scan);
+  ASSERT_TRUE(actions) << actions.error().message;
+  const auto sha = crypto::sha256_hex(rules);
+  auto objects = store->list_objects("yara-rules", 10).value();
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(objects[0].sha256, sha);
+  EXPECT_EQ(objects[0].size, rules.size());
+  EXPECT_EQ(store->read_object(sha, 0, rules.size()).value(), rules);
+  EXPECT_EQ(store->read_object(sha, 1000, 7).value(), rules.substr(1000, 7));
+  for (const auto& a : *actions) {
+    EXPECT_LT(a.spec.size(), 1024u) << "the spec names the rules, it does not carry them";
+    proto::ActionSpec spec;
+    ASSERT_TRUE(spec.ParseFromString(a.spec));
+    proto::YaraScanParams p;
+    ASSERT_TRUE(p.ParseFromString(spec.parameters()));
+    EXPECT_TRUE(p.rules().empty());
+    EXPECT_EQ(p.rules_sha256(), sha);
+    EXPECT_EQ(p.rules_size(), rules.size());
+    EXPECT_EQ(a.object_sha256, sha);
+    EXPECT_TRUE(store->object_named_for_agent(a.agent_id, sha).value());
+  }
+  EXPECT_FALSE(store->object_named_for_agent("agent-3", sha).value());
+  // The same rules again, by text or by hash: no second copy, one `rule_set.stored` entry.
+  ASSERT_TRUE(dispatcher->submit(scan));
+  scan.parameters = json{{"rules_sha256", sha}, {"paths", {"/tmp"}}};
+  ASSERT_TRUE(dispatcher->submit(scan));
+  EXPECT_EQ(store->list_objects("", 10).value().size(), 1u);
+  EXPECT_EQ(audit_count() - audit_before, 1 + 3 * 2) << "one rule_set.stored, six action.created";
+  // Once an action ends, its agent may no longer fetch the rules.
+  for (const auto& a : *actions) {
+    proto::ActionResult r;
+    r.set_action_id(a.id);
+    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    dispatcher->handle_result(a.agent_id, r);
+  }
+  // agent-1 and agent-2 still have the two later scans open; cancel those by expiry.
+  clock.advance_ms(3'600'000);
+  dispatcher->expire_due();
+  EXPECT_FALSE(store->object_named_for_agent("agent-1", sha).value());
+}
+
+TEST_F(DispatcherTest, RuleSetsThatAreNotThereOrNotTextAreRefused) {
+  ActionSubmission scan;
+  scan.agent_ids = {"agent-1"};
+  scan.kind = "yara.scan";
+  scan.requester = "alice";
+  scan.parameters = json{{"rules_sha256", std::string(64, 'a')}, {"paths", {"/tmp"}}};
+  auto missing = dispatcher->submit(scan);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("no YARA rule set with SHA-256"), std::string::npos);
+  scan.parameters = json{{"rules", std::string("rule a { condition: true }\0junk", 32)},
+                         {"paths", {"/tmp"}}};
+  auto nul = dispatcher->submit(scan);
+  ASSERT_FALSE(nul);
+  EXPECT_NE(nul.error().message.find("NUL byte at offset 26"), std::string::npos)
+      << nul.error().message;
+  scan.parameters = json{{"rules", "rule a { condition: true }"},
+                         {"rules_sha256", std::string(64, 'a')},
+                         {"paths", {"/tmp"}}};
+  EXPECT_FALSE(dispatcher->submit(scan));
+  scan.parameters = json{{"paths", {"/tmp"}}};
+  EXPECT_FALSE(dispatcher->submit(scan));
+  EXPECT_TRUE(store->list_objects("", 10).value().empty());
+  EXPECT_TRUE(store->list_actions(10).value().empty());
+}
+
 TEST_F(DispatcherTest, EveryChangeIsInTheAuditChainAndAnEditBreaksIt) {
   online = {"agent-1"};
   const auto action = dispatcher->submit(facts_for({"agent-1"})).value().front();

@@ -125,6 +125,35 @@ TEST_F(PlaybookLoad, HeaderTriggerAndYamlErrors) {
   EXPECT_NE(yaml.find("line"), std::string::npos) << yaml;
 }
 
+TEST_F(PlaybookLoad, RulesFileIsReadAtLoadAndItsProblemsNameTheLine) {
+  const auto scan = [](const std::string& extra) {
+    return "  - {id: s, kind: query, action: yara.scan, target: host, parameters: {paths: [/tmp]}" +
+           extra + "}\n";
+  };
+  fs::create_directories(dir.path() / "rules");
+  std::ofstream(dir.path() / "rules" / "team.yar") << "rule team { condition: true }\n";
+  ASSERT_EQ(error_of(with_steps(scan(", rules_file: rules/team.yar"))), "(loaded)");
+  const auto loaded = load_playbook(file()).value();
+  EXPECT_EQ(loaded.steps[0].rules_file, "rules/team.yar");
+  EXPECT_EQ(loaded.steps[0].rules_text, "rule team { condition: true }\n");
+
+  EXPECT_EQ(error_of(with_steps(scan(", rules_file: rules/missing.yar"))).find(file() + ":4:"), 0u);
+  EXPECT_NE(error_of(with_steps(scan(", rules_file: rules/missing.yar"))).find("missing.yar"),
+            std::string::npos);
+  std::ofstream(dir.path() / "rules" / "binary.yar") << std::string("rule\0x", 6);
+  EXPECT_NE(error_of(with_steps(scan(", rules_file: rules/binary.yar"))).find("NUL byte"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_steps("  - {id: s, kind: query, action: host.facts, target: host, "
+                                "rules_file: rules/team.yar}\n"))
+                .find("rules_file is for yara.scan steps"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_steps("  - {id: s, kind: query, action: yara.scan, target: host, "
+                                "parameters: {rules: 'rule x { condition: true }'}, rules_file: "
+                                "rules/team.yar}\n"))
+                .find("not both"),
+            std::string::npos);
+}
+
 TEST_F(PlaybookLoad, DirectoryReportsEachBadFileAndDuplicateNames) {
   const std::string good = with_steps("  - {id: a, kind: wait, duration: 1m}\n");
   std::ofstream(dir.path() / "a.yaml") << good;
