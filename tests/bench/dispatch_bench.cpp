@@ -18,6 +18,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -271,6 +273,87 @@ void BM_FanOutToAgents(benchmark::State& state) {
   clients.join();
 }
 
+// A rule set of about `bytes`: the public ReversingLabs set when the corpus is at hand
+// (RIPOSTE_CORPUS) and `bytes` is large, else generated rules of that size.
+std::string rule_set_of(std::size_t bytes) {
+  if (bytes > 1 << 20) {
+    if (const char* dir = std::getenv("RIPOSTE_CORPUS"); dir != nullptr && *dir != '\0') {
+      std::ifstream in(std::filesystem::path(dir) / "yara" / "reversinglabs-all.yara");
+      if (in) return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+  }
+  std::string rules;
+  for (int i = 0; rules.size() < bytes; ++i)
+    rules += "rule bench_" + std::to_string(i) + " { strings: $a = \"bench-marker-" +
+             std::to_string(i) + "-aaaaaaaaaaaaaaaaaaaaaaaaaaaa\" condition: $a }\n";
+  return rules;
+}
+
+std::uint64_t database_bytes(const std::filesystem::path& dir) {
+  std::uint64_t total = 0;
+  for (const char* name : {"riposte.db", "riposte.db-wal"}) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(dir / name, ec);
+    if (!ec) total += size;
+  }
+  return total;
+}
+
+double thread_cpu_seconds() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
+// One yara.scan to 1,000 agents with a rule set of range(1) bytes: the controller's CPU for the
+// whole submit (store the set, sign and store 1,000 specs with their audit entries) and what the
+// database grew by. Agents are enrolled records, not connected: delivery and the agents' fetches
+// are not part of it (each agent fetches the set once, whatever the fan-out).
+void BM_YaraFanOutStoresTheRulesOnce(benchmark::State& state) {
+  spdlog::set_level(spdlog::level::err);
+  const int agents = static_cast<int>(state.range(0));
+  const auto rules = rule_set_of(static_cast<std::size_t>(state.range(1)));
+  Controller controller;
+  std::vector<std::string> ids;
+  for (int i = 0; i < agents; ++i) {
+    AgentRecord a;
+    a.id = "bench-agent-" + std::to_string(i);
+    a.cert_serial = std::to_string(i);
+    a.cert_fingerprint = "sha256:" + std::to_string(i);
+    a.enrolled_at_ms = 1;
+    (void)controller.store->insert_agent(a);
+    ids.push_back(a.id);
+  }
+  for (auto _ : state) {
+    const auto disk_before = database_bytes(controller.dir.path());
+    const auto cpu_before = thread_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    ActionSubmission s;
+    s.agent_ids = ids;
+    s.kind = "yara.scan";
+    s.requester = "bench";
+    s.parameters = nlohmann::json{{"rules", rules}, {"paths", {"/srv"}}};
+    auto submitted = controller.dispatcher->submit(s);
+    if (!submitted) {
+      state.SkipWithError(submitted.error().message.c_str());
+      break;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.SetIterationTime(seconds);
+    state.counters["rule_set_bytes"] = static_cast<double>(rules.size());
+    state.counters["controller_cpu_ms"] = (thread_cpu_seconds() - cpu_before) * 1000;
+    state.counters["db_growth_MB"] =
+        static_cast<double>(database_bytes(controller.dir.path()) - disk_before) / 1e6;
+    state.counters["objects_stored"] =
+        static_cast<double>(controller.store->list_objects("", 10).value().size());
+    state.counters["largest_spec_bytes"] = static_cast<double>(
+        std::max_element(submitted->begin(), submitted->end(),
+                         [](const auto& a, const auto& b) { return a.spec.size() < b.spec.size(); })
+            ->spec.size());
+  }
+}
+
 // `openssl speed -evp ALG` on 16 KiB blocks, in bytes per second.
 double openssl_speed(const std::string& algorithm) {
   const std::string command =
@@ -364,6 +447,12 @@ void BM_EvidenceUpload(benchmark::State& state) {
 BENCHMARK(BM_DispatchRoundTrip)->Iterations(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FanOutToAgents)
     ->Arg(1000)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_YaraFanOutStoresTheRulesOnce)
+    ->Args({1000, 1024})
+    ->Args({1000, 3 << 20})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
