@@ -63,6 +63,7 @@ void fill(proto::ProcessEntry* e, const platform::ProcessInfo& p) {
   e->set_exe_deleted(p.exe_deleted);
   e->set_mount_namespace(p.mount_namespace);
   e->set_pid_namespace(p.pid_namespace);
+  e->set_script(p.script);
 }
 
 proto::FileResult file_result(const platform::FileInfo& info) {
@@ -72,6 +73,7 @@ proto::FileResult file_result(const platform::FileInfo& info) {
   r.set_deleted(info.deleted);
   r.set_mount_namespace(info.mount_namespace);
   r.set_pid_namespace(info.pid_namespace);
+  r.set_interpreter(info.interpreter);
   r.set_size(info.size);
   r.set_mode(info.mode);
   r.set_uid(info.uid);
@@ -101,8 +103,12 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   // file.hash and file.collect: the file a path names, or the image a process runs.
   auto stream_file = [&](const proto::FileParams& p, platform::ByteSink& out,
                          std::uint64_t max_bytes) {
-    return p.has_process() ? c.files.stream_executable(ref_of(p.process()), out, max_bytes)
-                           : c.files.stream(p.path(), out, max_bytes);
+    if (!p.has_process()) {
+      if (p.script()) return Result<platform::FileInfo>(Error{"script needs a process"});
+      return c.files.stream(p.path(), out, max_bytes);
+    }
+    return p.script() ? c.files.stream_script(ref_of(p.process()), out, max_bytes)
+                      : c.files.stream_executable(ref_of(p.process()), out, max_bytes);
   };
   auto add_evidence = [&](const std::filesystem::path& path, const std::string& sha,
                           std::uint64_t size) {

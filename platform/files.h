@@ -32,7 +32,10 @@ struct FileInfo {
   std::int64_t mtime_unix_ms = 0;
   // A process's executable image only (stream_executable).
   bool deleted = false;
+  // A process's executable or script: the namespaces its path means something in.
   std::string mount_namespace, pid_namespace;
+  // A process's script only (stream_script): the interpreter running it.
+  std::string interpreter;
 };
 
 struct VaultEntry {
@@ -54,6 +57,13 @@ class Files {
   // namespace. `path` is what the process's namespace calls it.
   virtual Result<FileInfo> stream_executable(const ProcessRef& process, ByteSink& out,
                                              std::uint64_t max_bytes) = 0;
+  // Streams the script an interpreter process runs (ProcessInfo::script: `bash /tmp/x.sh`,
+  // `python3 app.py` relative to its working directory), opened in the process's own view of the
+  // files (walked from /proc/PID/root, so a container's script, not the host's file at that path)
+  // with the link rules above. `path` is the script as the process names it, `resolved_path`
+  // where the walk found it inside that root. Refused, saying why, when it runs no script file.
+  virtual Result<FileInfo> stream_script(const ProcessRef& process, ByteSink& out,
+                                         std::uint64_t max_bytes) = 0;
   // Moves the file into `vault` (created 0700) as `id`, made unreadable to everyone but root.
   // `contents` (may be null) receives the bytes of the file moved, read through the descriptor
   // that is moved, so a hash of them is the hash of what the vault holds.

@@ -25,6 +25,10 @@ struct ProcessInfo {
   // container) names files that are not the host's files at the same paths.
   std::string mount_namespace, pid_namespace;
   std::string cmdline;  // arguments joined by spaces
+  // For an interpreter (sh, bash, python3, perl, ruby, node, php, ...): the script file it runs,
+  // as the process names it, made absolute with its working directory (interpreter_script.h);
+  // read it with Files::stream_script. Empty otherwise.
+  std::string script;
   uid_t uid = 0;
   std::string user;
   // Start time in clock ticks after boot (/proc/PID/stat field 22): exact and stable, the value

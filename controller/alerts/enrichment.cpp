@@ -55,6 +55,8 @@ json process_summary(const json& entry) {
       {"exe_deleted", entry.value("exe_deleted", false)},
       {"mount_namespace", entry.value("mount_namespace", "")},
       {"cmdline", entry.value("cmdline", "")},
+      // An interpreter's script file as its command line names it ("" when none).
+      {"script", entry.value("script", "")},
       {"user", entry.value("user", "")},
       // With the pid, what process actions need to be sure they act on this process and not
       // on a later one that reused its pid.
@@ -113,10 +115,14 @@ std::vector<LiveQuery> plan_executable_hash(const AlertRecord& alert,
       if (p.value("exe", "").empty()) return {};  // a kernel thread, or not readable
       // The running image through /proc/PID/exe, not the path: a deleted binary or one in a
       // container's mount namespace would otherwise be hashed as the host's file of that name.
-      return {
-          {answer.query.agent_id, std::string(ak::kFileHash),
-           json{{"process",
-                 {{"pid", p.value("pid", 0)}, {"start_ticks", p.value("start_ticks", json(0))}}}}}};
+      const json ref{{"pid", p.value("pid", 0)}, {"start_ticks", p.value("start_ticks", json(0))}};
+      std::vector<LiveQuery> out{
+          {answer.query.agent_id, std::string(ak::kFileHash), json{{"process", ref}}}};
+      // An interpreter's evidence is its script: `bash /tmp/x.sh` is /tmp/x.sh, not bash.
+      if (!p.value("script", "").empty())
+        out.push_back({answer.query.agent_id, std::string(ak::kFileHash),
+                       json{{"process", ref}, {"script", true}}});
+      return out;
     }
   }
   return {};
@@ -217,10 +223,13 @@ json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
                        {"stopped", "before the agent was asked"}};
       }
     }
-    if (const auto* a = find_answer(answers, host.id, ak::kFileHash);
-        a && a->answered() && process.is_object()) {
-      process["exe_sha256"] = a->result.value("sha256", "");
-      process["exe_size"] = a->result.value("size", json(0));
+    for (const auto& a : answers) {
+      if (a.query.agent_id != host.id || a.query.kind != ak::kFileHash || !a.answered() ||
+          !process.is_object())
+        continue;
+      const char* what = a.query.parameters.value("script", false) ? "script" : "exe";
+      process[std::string(what) + "_sha256"] = a.result.value("sha256", "");
+      process[std::string(what) + "_size"] = a.result.value("size", json(0));
     }
   }
 

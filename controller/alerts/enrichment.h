@@ -25,7 +25,8 @@ struct EnrichmentPlan {
 // Impacted hosts: the alert's own host and those validation found talking to the IP.
 EnrichmentPlan plan_enrichment(const AlertRecord& alert, const std::vector<AgentRecord>& agents);
 
-// The second round: the hash of the alert's process executable, once the first round found it.
+// The second round, once the first found the alert's process: the hash of its executable, and of
+// its script when it is an interpreter running one (process.script, exe_sha256 / script_sha256).
 std::vector<LiveQuery> plan_executable_hash(const AlertRecord& alert,
                                             const std::vector<LiveAnswer>& first_round);
 

@@ -51,8 +51,10 @@ constexpr int kMaxLinks = 40;  // as the kernel's own limit (MAXSYMLINKS)
 
 // Walks `path`'s directories from "/" (see files.h): each component opened with O_NOFOLLOW
 // relative to the directory before it; a symlink followed only when root placed it where only
-// root can write.
-Result<Parent> open_parent(const fs::path& path) {
+// root can write. With `root` (an O_PATH directory: a process's /proc/PID/root), the walk starts
+// there and never leaves it: absolute link targets restart from it and ".." at it stays, as the
+// kernel resolves paths for a process whose root that is.
+Result<Parent> open_parent(const fs::path& path, int root = -1) {
   if (!path.is_absolute()) {
     return Error{fmt::format("{} is not an absolute path", path.string())};
   }
@@ -62,7 +64,11 @@ Result<Parent> open_parent(const fs::path& path) {
   }
   std::deque<std::string> todo;
   for (const auto& part : path.parent_path().relative_path()) todo.push_back(part.string());
-  Fd dir(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const auto open_root = [root] {
+    return Fd(root >= 0 ? ::fcntl(root, F_DUPFD_CLOEXEC, 0)
+                        : ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  };
+  Fd dir = open_root();
   if (!dir.valid()) return errno_error("cannot open", "/");
   fs::path resolved = "/";
   int links = 0;
@@ -70,6 +76,7 @@ Result<Parent> open_parent(const fs::path& path) {
     const std::string part = std::move(todo.front());
     todo.pop_front();
     if (part.empty() || part == ".") continue;
+    if (part == ".." && resolved == "/") continue;  // the root's parent is the root
     Fd next(::openat(dir.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (next.valid()) {
       dir = std::move(next);
@@ -118,7 +125,7 @@ Result<Parent> open_parent(const fs::path& path) {
     for (const auto& p : target_path.relative_path()) parts.push_back(p.string());
     todo.insert(todo.begin(), parts.begin(), parts.end());
     if (target_path.is_absolute()) {
-      dir = Fd(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      dir = open_root();
       if (!dir.valid()) return errno_error("cannot open", "/");
       resolved = "/";
     }
@@ -294,6 +301,40 @@ class LinuxFiles final : public Files {
     info.mount_namespace = linux_impl::namespace_of(process.pid, "mnt");
     info.pid_namespace = linux_impl::namespace_of(process.pid, "pid");
     return stream_open(fd.get(), info, out, max_bytes);
+  }
+
+  Result<FileInfo> stream_script(const ProcessRef& process, ByteSink& out,
+                                 std::uint64_t max_bytes) override {
+    auto pidfd = linux_impl::open_verified(process);
+    if (!pidfd) return pidfd.error();
+    const auto exe = linux_impl::read_exe_link(process.pid);
+    auto cmdline = linux_impl::read_proc_file(fmt::format("/proc/{}/cmdline", process.pid));
+    while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+    const auto script_path = linux_impl::script_of(process.pid, exe.path, cmdline);
+    if (script_path.empty()) {
+      return Error{fmt::format(
+          "process {} ({}) runs no script file: not an interpreter, or its code is inline or "
+          "comes from standard input",
+          process.pid, exe.path.empty() ? "executable unreadable" : exe.path)};
+    }
+    // The script as the process sees it: walked from its root (a container's files, not the
+    // host's at the same path), with the same link rules as any path.
+    const auto root_link = fmt::format("/proc/{}/root", process.pid);
+    Fd root(::open(root_link.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid()) return errno_error("cannot open the root of", root_link);
+    const auto stat = linux_impl::read_stat(process.pid);
+    if (!stat || stat->start_ticks != process.start_ticks) {
+      return Error{fmt::format("process {} exited while its script was opened", process.pid)};
+    }
+    const fs::path script(script_path);
+    auto parent = open_parent(script, root.get());
+    if (!parent) return parent.error();
+    auto file = open_regular(script, *parent);
+    if (!file) return file.error();
+    file->info.mount_namespace = linux_impl::namespace_of(process.pid, "mnt");
+    file->info.pid_namespace = linux_impl::namespace_of(process.pid, "pid");
+    file->info.interpreter = exe.path;
+    return stream_open(file->fd.get(), file->info, out, max_bytes);
   }
 
   Result<VaultEntry> quarantine(const fs::path& path, const fs::path& vault, const std::string& id,

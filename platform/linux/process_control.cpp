@@ -100,6 +100,7 @@ class LinuxProcessControl final : public ProcessControl {
     info.pid_namespace = linux_impl::namespace_of(pid, "pid");
     auto cmdline = linux_impl::read_proc_file(fmt::format("/proc/{}/cmdline", pid));
     while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+    info.script = linux_impl::script_of(pid, info.exe, cmdline);
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     info.cmdline = std::move(cmdline);
     std::istringstream status(linux_impl::read_proc_file(fmt::format("/proc/{}/status", pid)));

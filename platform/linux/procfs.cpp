@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "platform/interpreter_script.h"
 #include <vector>
 
 namespace riposte::platform::linux_impl {
@@ -50,6 +52,25 @@ std::optional<StatFields> read_stat_file(const std::string& path) {
   f.start_ticks = std::stoull(fields[19]);
   f.rss_pages = std::stoull(fields[21]);
   return f;
+}
+
+std::string script_of(pid_t pid, const std::string& exe, const std::string& cmdline) {
+  std::vector<std::string> argv;
+  std::size_t start = 0;
+  while (start <= cmdline.size() && !cmdline.empty()) {
+    const auto end = cmdline.find('\0', start);
+    argv.push_back(cmdline.substr(start, end == std::string::npos ? end : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  auto script = interpreter_script(exe, argv);
+  if (script.empty() || script.front() == '/') return script;
+  std::error_code ec;
+  const auto cwd = std::filesystem::read_symlink(fmt::format("/proc/{}/cwd", pid), ec);
+  if (ec || !cwd.is_absolute()) return "";
+  // Not normalized as text: ".." after a linked directory means its target's parent, which the
+  // walk that opens the script resolves.
+  return (cwd / script).string();
 }
 
 std::string user_name(uid_t uid) {

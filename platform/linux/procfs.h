@@ -62,6 +62,11 @@ struct ExeLink {
 };
 ExeLink read_exe_link(pid_t pid);
 
+// The script an interpreter process runs (interpreter_script.h), from its executable path and
+// its NUL-separated /proc/PID/cmdline, made absolute with /proc/PID/cwd as the process sees it.
+// Empty when it runs none, or its working directory cannot be read.
+std::string script_of(pid_t pid, const std::string& exe, const std::string& cmdline);
+
 // An open pidfd; closed on destruction.
 using Pidfd = Fd;
 

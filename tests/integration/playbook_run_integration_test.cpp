@@ -165,9 +165,11 @@ json ecs_process_alert(const std::string& id, pid_t pid) {
 TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKilledOnApproval) {
   start(shipped("suspicious_process.yaml"));
   const auto rita = operator_token("rita", "responder");
-  // The "suspicious" process: a shell holding a reverse-shell string in its memory.
-  ChildProcess shell({"/bin/bash", "-c", "X=/dev/tcp/203.0.113.9/4444; sleep 300; echo \"$X\""},
-                     controller.dir() / "shell.log");
+  // The "suspicious" process: a shell running a dropped script, holding a reverse-shell string
+  // in its memory.
+  const auto dropper = controller.dir() / "dropper.sh";
+  std::ofstream(dropper) << "X=/dev/tcp/203.0.113.9/4444; sleep 300; echo \"$X\"\n";
+  ChildProcess shell({"/bin/bash", dropper.string()}, controller.dir() / "shell.log");
   const pid_t pid = shell.pid();
   submit(ecs_process_alert("alert-shell", pid));
 
@@ -193,6 +195,16 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
   const auto collected = by_step["collect"]["output"]["result"];
   const auto bash_hash = run_command({"sha256sum", collected["path"].get<std::string>()});
   EXPECT_EQ(bash_hash.out.substr(0, 64), collected["sha256"]);
+  // bash is the interpreter; the evidence that matters is the script it runs, collected too.
+  EXPECT_EQ(by_step["has_script"]["outcome"], "then -> collect_script");
+  EXPECT_EQ(by_step["collect_script"]["outcome"], "succeeded") << r.dump(2);
+  const auto script = by_step["collect_script"]["output"]["result"];
+  EXPECT_EQ(script["path"], dropper.string());
+  EXPECT_EQ(script["sha256"], run_command({"sha256sum", dropper.string()}).out.substr(0, 64));
+  EXPECT_EQ(script["interpreter"], "/usr/bin/bash");
+  const auto alert = controller.cli_json({"alerts", "show", "alert-shell"});
+  EXPECT_EQ(alert["enrichment"]["process"]["script"], dropper.string()) << alert.dump(2);
+  EXPECT_EQ(alert["enrichment"]["process"]["script_sha256"], script["sha256"]);
   EXPECT_TRUE(shell.running());
 
   // rita approves through the CLI; the kill runs with her name signed into it.

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 
 #include "agent/evidence_file.h"
 #include "agent/sha256_sink.h"
@@ -255,6 +256,13 @@ struct Running {
   pid_t pid = -1;
 };
 
+// Polls `condition` for up to two seconds.
+bool wait_for(const std::function<bool()>& condition) {
+  for (int i = 0; i < 200; ++i, ::usleep(10'000))
+    if (condition()) return true;
+  return false;
+}
+
 std::string sha_of_file(const fs::path& p) { return crypto::sha256_hex(read_file(p).value()); }
 
 // The binary was deleted after the process started: the path names nothing any more, but the
@@ -304,6 +312,81 @@ TEST_F(FilesTest, AProcessInAnotherMountNamespaceIsHashedFromItsOwnImage) {
   EXPECT_NE(info->mount_namespace, fs::read_symlink("/proc/self/ns/mnt", ec).string());
   EXPECT_EQ(make_process_control()->inspect(child.pid).value().mount_namespace,
             info->mount_namespace);
+}
+
+// An interpreter's evidence is its script: `sh ./job.sh` started in a directory is that
+// directory's job.sh, read as the process sees it.
+TEST_F(FilesTest, AnInterpretersScriptIsReadRelativeToItsWorkingDirectory) {
+  const auto work = dir.path() / "work";
+  fs::create_directory(work);
+  std::ofstream(work / "job.sh") << "# RIPOSTE script evidence\nsleep 30\n";
+  Running child({"/bin/sh", "-c", fmt::format("cd {} && exec /bin/sh ./job.sh", work.string())});
+  ASSERT_TRUE(child.runs("dash"));
+  ASSERT_TRUE(wait_for([&] {
+    return !make_process_control()->inspect(child.pid).value().script.empty();
+  }));
+  EXPECT_EQ(make_process_control()->inspect(child.pid).value().script,
+            (work / "./job.sh").string());
+  auto files = make_files();
+  agent::Sha256Sink sha;
+  auto info = files->stream_script(child.ref(), sha, 0);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(sha.hex_digest(), sha_of_file(work / "job.sh"));
+  EXPECT_EQ(info->resolved_path, (work / "job.sh").string());
+  EXPECT_EQ(info->interpreter, "/usr/bin/dash");
+
+  // Not an interpreter, or no file: refused, saying so.
+  Running sleeper({"/bin/sleep", "30"});
+  ASSERT_TRUE(sleeper.runs("sleep"));
+  agent::Sha256Sink none;
+  auto refused = files->stream_script(sleeper.ref(), none, 0);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("runs no script file"), std::string::npos);
+}
+
+// A containerized interpreter: its script path on the host is another file. The script read is
+// the one inside the process's mount namespace.
+TEST_F(FilesTest, AScriptInAnotherMountNamespaceIsReadFromThatNamespace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a mount namespace";
+  const auto root = dir.path() / "ctr";
+  fs::create_directory(root);
+  std::ofstream(root / "job.sh") << "echo the host's file\n";
+  const std::string inside = "# inside the container\nsleep 30\n";
+  const std::string script = fmt::format(
+      "mount -t tmpfs none {0} && printf '# inside the container\\nsleep 30\\n' > {0}/job.sh && "
+      "exec /bin/sh {0}/job.sh",
+      root.string());
+  Running child(
+      {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script});
+  ASSERT_TRUE(wait_for([&] {
+    return make_process_control()->inspect(child.pid).value().script == (root / "job.sh").string();
+  }));
+  auto files = make_files();
+  agent::Sha256Sink sha;
+  auto info = files->stream_script(child.ref(), sha, 0);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(sha.hex_digest(), crypto::sha256_hex(inside)) << "the container's script";
+  EXPECT_NE(sha.hex_digest(), sha_of_file(root / "job.sh")) << "not the host's file";
+  std::error_code ec;
+  EXPECT_NE(info->mount_namespace, fs::read_symlink("/proc/self/ns/mnt", ec).string());
+}
+
+// The script's path goes through a link a user owns: refused, as for any path.
+TEST_F(FilesTest, AScriptReachedThroughAUsersLinkIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to own links as another user";
+  const auto real = dir.path() / "real";
+  fs::create_directory(real);
+  std::ofstream(real / "job.sh") << "sleep 30\n";
+  fs::create_directory_symlink(real, dir.path() / "via");
+  ASSERT_EQ(::lchown((dir.path() / "via").c_str(), 65534, 65534), 0);
+  Running child({"/bin/sh", (dir.path() / "via" / "job.sh").string()});
+  ASSERT_TRUE(child.runs("dash"));
+  auto files = make_files();
+  agent::Sha256Sink sha;
+  auto info = files->stream_script(child.ref(), sha, 0);
+  ASSERT_FALSE(info);
+  EXPECT_NE(info.error().message.find("owned by uid 65534"), std::string::npos)
+      << info.error().message;
 }
 
 // A file that grows while it is read (`yes >> f`) is read up to the size it had when opened:

@@ -140,7 +140,12 @@ TEST(Enrichment, LoginsProcessAndHistoryFromAnswers) {
                     {"name", "nc"},
                     {"exe", "/usr/bin/nc.openbsd"},
                     {"start_ticks", "777"}},
-                   {{"pid", 100}, {"ppid", 1}, {"name", "bash"}, {"exe", "/usr/bin/bash"}},
+                   {{"pid", 100},
+                    {"ppid", 1},
+                    {"name", "bash"},
+                    {"exe", "/usr/bin/bash"},
+                    {"start_ticks", "55"},
+                    {"script", "/home/alice/run.sh"}},
                    {{"pid", 4300}, {"ppid", 4242}, {"name", "sh"}, {"exe", "/usr/bin/dash"}}}}};
   std::vector<LiveAnswer> answers = {answered(plan.queries[0], logins),
                                      answered(plan.queries[1], json{{"current", json::array()}}),
@@ -164,6 +169,33 @@ TEST(Enrichment, LoginsProcessAndHistoryFromAnswers) {
   EXPECT_EQ(e["process"]["children"][0]["name"], "sh");
   EXPECT_EQ(e["process"]["exe_sha256"], "ab12");
   EXPECT_EQ(e["history"]["other_cases"], json{"c0"});
+  EXPECT_EQ(e["process"]["parent"]["script"], "/home/alice/run.sh");
+}
+
+// An interpreter's process: the second round hashes its script as well as the interpreter.
+TEST(Enrichment, AnInterpreterProcessHasItsScriptHashed) {
+  AlertRecord a = alert_with_ips({});
+  a.observables.push_back({"process", "4242", ""});
+  const auto plan = plan_enrichment(a, {agent("A", "web-01", true)});
+  ASSERT_EQ(plan.queries.size(), 3u);
+  const json processes{{"processes",
+                        {{{"pid", 4242},
+                          {"ppid", 1},
+                          {"name", "python3"},
+                          {"exe", "/usr/bin/python3.11"},
+                          {"start_ticks", "9"},
+                          {"script", "/srv/app/job.py"}}}}};
+  std::vector<LiveAnswer> answers = {answered(plan.queries[2], processes)};
+  auto second = plan_executable_hash(a, answers);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(second[1].parameters,
+            (json{{"process", {{"pid", 4242}, {"start_ticks", "9"}}}, {"script", true}}));
+  answers.push_back(answered(second[0], json{{"sha256", "e1"}, {"size", "10"}}));
+  answers.push_back(answered(second[1], json{{"sha256", "5c"}, {"size", "20"}}));
+  const auto e = build_enrichment(a, plan, answers, AssetMap{}, {});
+  EXPECT_EQ(e["process"]["script"], "/srv/app/job.py");
+  EXPECT_EQ(e["process"]["exe_sha256"], "e1");
+  EXPECT_EQ(e["process"]["script_sha256"], "5c");
 }
 
 }  // namespace
