@@ -64,6 +64,10 @@ void ActionService::submit(const proto::ActionRequest& request) {
   started.mutable_action_progress()->set_action_id(spec.action_id());
   send(std::move(started));
   ++running_;
+  {
+    std::lock_guard lock(workers_mutex_);
+    ++on_workers_;
+  }
   asio::post(pool_, [this, spec = std::move(spec)]() mutable { execute(std::move(spec)); });
 }
 
@@ -80,6 +84,11 @@ void ActionService::execute(proto::ActionSpec spec) {
   spdlog::info("agent: action {} ({}) ended: {}{}", spec.action_id(), spec.kind(),
                proto::ActionResult::Status_Name(result.status()),
                result.message().empty() ? "" : " — " + result.message());
+  {
+    std::lock_guard lock(workers_mutex_);
+    --on_workers_;
+  }
+  workers_changed_.notify_all();
   asio::post(io_, [this, result = std::move(result), uploads = std::move(uploads)]() mutable {
     --running_;
     proto::Envelope envelope;
@@ -87,6 +96,12 @@ void ActionService::execute(proto::ActionSpec spec) {
     send(std::move(envelope));
     for (const auto& u : uploads) uploader_.add(u);  // offers go after the result that names them
   });
+}
+
+std::size_t ActionService::wait_for_workers(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(workers_mutex_);
+  workers_changed_.wait_for(lock, timeout, [&] { return on_workers_ == 0; });
+  return on_workers_;
 }
 
 void ActionService::session_started() {

@@ -9,8 +9,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "agent/action_executor.h"
 #include "agent/action_journal.h"
@@ -58,6 +61,12 @@ class ActionService {
 
   std::size_t running() const { return running_; }
 
+  // Any thread: waits up to `timeout` for the actions on the workers to end (their results are
+  // then journaled); returns how many still run. A stopping agent calls it before giving up on
+  // them: an action cut short stays `running` in the journal, which reports it failed ("the
+  // agent stopped while this action was running") at the next start, never re-running it.
+  std::size_t wait_for_workers(std::chrono::milliseconds timeout);
+
  private:
   void execute(proto::ActionSpec spec);  // on a worker thread
   void send(proto::Envelope envelope);
@@ -71,7 +80,10 @@ class ActionService {
   Send send_;
   EvidenceUploader uploader_;
   ObjectFetcher fetcher_;
-  std::atomic<std::size_t> running_{0};
+  std::atomic<std::size_t> running_{0};  // io thread's count: until the result is sent
+  std::mutex workers_mutex_;
+  std::condition_variable workers_changed_;
+  std::size_t on_workers_ = 0;  // admitted and not yet journaled; under workers_mutex_
   boost::asio::thread_pool pool_;
 };
 

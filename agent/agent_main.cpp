@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "agent/action_executor.h"
@@ -256,6 +257,16 @@ int cmd_run(const Flags& flags) {
     link.stop();
   });
   io.run();
+  // A stopping agent does not wait out a long action (a kill's grace period, a capture, a scan).
+  // What still runs after a moment is left to the journal, which reports it at the next start
+  // as cut short; the process ends now rather than when the action would have.
+  if (const auto left = service.wait_for_workers(std::chrono::seconds(3)); left > 0) {
+    spdlog::warn("agent: {} action(s) still running at stop; they will be reported as "
+                 "interrupted when the agent starts again",
+                 left);
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
   return 0;
 }
 

@@ -152,6 +152,8 @@ asio::awaitable<std::string> ControllerLink::session() {
       co_await resolver.async_resolve(state_.gateway.host, std::to_string(state_.gateway.port),
                                       asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot resolve {}: {}", state_.gateway.host, ec.message());
+  // stop() may have come while resolving, before there was a session for it to close.
+  if (stopping_) co_return "stopping";
 
   live_ = std::make_shared<LiveSession>(io_, tls_, options_.max_frame_size);
   auto live = live_;
