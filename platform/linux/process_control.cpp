@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "platform/linux/procfs.h"
 
@@ -164,9 +166,30 @@ class LinuxProcessControl final : public ProcessControl {
         live.push_back(std::move(v));
       }
     }
-    // Freeze the whole tree first so nobody forks replacements while we work through it.
-    if (options.tree)
-      for (auto& v : live) (void)send(v.pidfd->get(), SIGSTOP, v.info.pid);
+    // Freeze the whole tree first so nobody forks replacements while we work through it: stop
+    // every member, then look again for children forked before the stop landed, until none.
+    std::set<pid_t> late;  // found only at the end of the grace period
+    const auto freeze_descendants = [&](bool during_grace) {
+      for (int round = 0; round < 16; ++round) {
+        for (auto& v : live) (void)send(v.pidfd->get(), SIGSTOP, v.info.pid);
+        auto all = list();
+        if (!all) return;
+        std::set<pid_t> known;
+        for (const auto& v : live) known.insert(v.info.pid);
+        bool found = false;
+        for (const auto& p : *all) {
+          if (known.contains(p.pid) || !known.contains(p.ppid)) continue;
+          auto fd = open_verified({p.pid, p.start_ticks}, /*allow_exited=*/true);
+          if (!fd) continue;
+          live.push_back({p, std::move(*fd)});
+          if (during_grace) late.insert(p.pid);
+          known.insert(p.pid);
+          found = true;
+        }
+        if (!found) return;
+      }
+    };
+    if (options.tree) freeze_descendants(false);
     // SIGTERM stays pending on a stopped process (one a playbook suspended, or the frozen tree)
     // until it continues: SIGCONT after it, so the grace period means what it says.
     for (auto& v : live) {
@@ -174,6 +197,19 @@ class LinuxProcessControl final : public ProcessControl {
       (void)send(v.pidfd->get(), SIGCONT, v.info.pid);
     }
     const auto deadline = std::chrono::steady_clock::now() + options.grace;
+    if (options.tree) {
+      // Members that outlive SIGTERM may fork during the grace period (a replacement, a
+      // respawn): frozen again at its end with whatever they forked, which then shares their
+      // SIGKILL. (A child whose parent exited is reparented and no longer found as a descendant.)
+      const auto all_exited = [&] {
+        return std::all_of(live.begin(), live.end(), [](const Victim& v) {
+          return wait_exit(v.pidfd->get(), std::chrono::milliseconds(0));
+        });
+      };
+      while (!all_exited() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!all_exited()) freeze_descendants(true);
+    }
     for (auto& v : live) {
       KillReport report{v.info.pid, v.info.name, KillOutcome::kFailed, ""};
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -186,8 +222,10 @@ class LinuxProcessControl final : public ProcessControl {
         report.detail = s.error().message;
       } else if (wait_exit(v.pidfd->get(), std::chrono::seconds(5))) {
         report.outcome = KillOutcome::kKilled;
-        report.detail = fmt::format("still running after {} ms grace; killed with SIGKILL",
-                                    options.grace.count());
+        report.detail = late.contains(v.info.pid)
+                            ? "forked by a member during the grace period; killed with SIGKILL"
+                            : fmt::format("still running after {} ms grace; killed with SIGKILL",
+                                          options.grace.count());
       } else {
         report.detail = "did not exit even after SIGKILL (uninterruptible sleep?)";
       }

@@ -146,6 +146,37 @@ TEST(ProcessControl, TreeKillTakesEveryDescendant) {
   for (const auto& m : members) EXPECT_FALSE(alive(m.pid)) << m.pid;
 }
 
+// A member that ignores SIGTERM and forks a replacement when it gets it (a respawning implant):
+// the replacement is found at the end of the grace period and killed with its parent, and the
+// report says so. Before, the replacement outlived a kill reported as complete.
+TEST(ProcessControl, TreeKillTakesWhatAMemberForksDuringTheGracePeriod) {
+  auto control = make_process_control();
+  Child shell({"bash", "-c",
+               "trap 'sleep 300 & echo $! > replacement.pid' TERM; "
+               "sleep 30 & while :; do wait; done"});
+  std::vector<ProcessInfo> members;
+  for (int i = 0; i < 100 && members.size() < 2; ++i) {
+    std::this_thread::sleep_for(20ms);
+    members = control->tree(shell.pid()).value();
+  }
+  ASSERT_EQ(members.size(), 2u) << "expected bash and its sleep";
+  auto reports = control->kill(ref_of(*control, shell.pid()), {.grace = 1s, .tree = true});
+  ASSERT_TRUE(reports) << reports.error().message;
+  shell.reap();
+  std::ifstream pid_file("replacement.pid");
+  pid_t replacement = 0;
+  ASSERT_TRUE(pid_file >> replacement) << "the trap did not run";
+  std::filesystem::remove("replacement.pid");
+  EXPECT_FALSE(alive(replacement)) << "the replacement survived the tree kill";
+  bool reported = false;
+  for (const auto& r : *reports)
+    if (r.pid == replacement)
+      reported = r.outcome == KillOutcome::kKilled &&
+                 r.detail.find("during the grace period") != std::string::npos;
+  EXPECT_TRUE(reported) << "the replacement is in the report";
+  if (alive(replacement)) ::kill(replacement, SIGKILL);
+}
+
 TEST(ProcessControl, SuspendAndResume) {
   auto control = make_process_control();
   Child child({"sleep", "30"});
