@@ -100,16 +100,28 @@ class FieldReader {
     fail(path, "a number", *v);
     return std::nullopt;
   }
+  // A date as Elasticsearch `date` fields take it (strict_date_optional_time||epoch_millis):
+  // an ISO 8601 / RFC 3339 string, or epoch milliseconds as a number or a numeric string.
   std::optional<std::int64_t> timestamp(std::string_view path) {
-    const auto s = text(path);
-    if (!s) return std::nullopt;
-    const auto ms = parse_rfc3339_ms(*s);
-    if (!ms) {
-      if (!error_)
-        error_ = fmt::format("'{}' must be an RFC 3339 timestamp, got \"{}\"", path, clip(*s));
-      return std::nullopt;
+    const auto* v = find_field(doc_, path);
+    if (!v || v->is_null()) return std::nullopt;
+    if (v->is_number_integer()) return v->get<std::int64_t>();
+    if (v->is_number_float() && std::isfinite(v->get<double>()))
+      return static_cast<std::int64_t>(v->get<double>());
+    if (v->is_string()) {
+      const auto s = v->get<std::string>();
+      if (s.empty()) return std::nullopt;
+      if (auto ms = parse_rfc3339_ms(s)) return ms;
+      if (s.size() <= 19 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+            return std::isdigit(c) || c == '-';
+          })) {
+        char* end = nullptr;
+        const long long ms = std::strtoll(s.c_str(), &end, 10);
+        if (end == s.c_str() + s.size()) return ms;
+      }
     }
-    return ms;
+    fail(path, "a date (ISO 8601 text or epoch milliseconds)", *v);
+    return std::nullopt;
   }
 
   // Adds `value` as an observable of `type` if it is one; otherwise notes why it was dropped.
@@ -126,6 +138,17 @@ class FieldReader {
     if (std::find(observables_.begin(), observables_.end(), o) == observables_.end())
       observables_.push_back(std::move(o));
   }
+  // A value of unknown type: the first observable type it is (IP, hash by length, URL, domain).
+  void any_observable(std::string_view path, std::string_view value) {
+    for (auto type : {t::kIp, t::kSha256, t::kSha1, t::kMd5, t::kUrl, t::kDomain}) {
+      if (canonical_observable(type, value)) {
+        observable(type, path, value);
+        return;
+      }
+    }
+    notes_.push_back(fmt::format("'{}' value \"{}\" is no known observable type; dropped", path,
+                                 clip(value)));
+  }
   void observables_at(std::string_view type, std::string_view path) {
     for (const auto& value : texts(path)) observable(type, path, value);
   }
@@ -137,20 +160,21 @@ class FieldReader {
     observable(type, path, value);
   }
 
+  // A value of the wrong type is dropped with a note saying so: one odd field never loses the
+  // alert (only a document with nothing usable is refused, by normalize_alert).
   void fail(std::string_view path, std::string_view expected, const json& got) {
-    if (!error_) error_ = fmt::format("'{}' must be {}, got {}", path, expected, got.type_name());
+    notes_.push_back(fmt::format("'{}' must be {}, got {} {}; dropped", path, expected,
+                                 got.type_name(), clip(got.dump())));
   }
   static std::string clip(std::string_view s) {
     return s.size() > 80 ? std::string(s.substr(0, 80)) + "..." : std::string(s);
   }
 
-  const std::optional<std::string>& error() const { return error_; }
   std::vector<Observable>& observables() { return observables_; }
   std::vector<std::string>& notes() { return notes_; }
 
  private:
   const json& doc_;
-  std::optional<std::string> error_;
   std::vector<Observable> observables_;
   std::vector<std::string> notes_;
 };
@@ -168,9 +192,18 @@ const json& unwrap_wazuh(const json& doc) {
   return doc;
 }
 
-const json& unwrap_ecs(const json& doc) {
+// A search hit (Elasticsearch, OpenSearch, the Wazuh indexer) wraps the document in `_source`,
+// whoever produced it.
+const json& unwrap_source(const json& doc) {
   const auto it = doc.find("_source");
   return it != doc.end() && it->is_object() ? *it : doc;
+}
+
+// Wazuh's own markers: a rule with a level, and where the event came from.
+bool looks_like_wazuh(const json& doc) {
+  return find_field(doc, "rule.level") != nullptr &&
+         (doc.contains("agent") || doc.contains("manager") || doc.contains("decoder") ||
+          doc.contains("location"));
 }
 
 // `doc` is `outer` or its `_source`; `r` reads `doc`.
@@ -219,16 +252,35 @@ void read_ecs(const json& outer, const json& doc, FieldReader& r, AlertRecord& a
   for (const auto& value : r.texts("related.hash")) r.hash("related.hash", value);
   for (auto path : {"file.path", "process.executable", "dll.path"})
     r.observables_at(t::kFilePath, path);
-  if (const auto* pid = find_field(doc, "process.pid"); pid && !pid->is_null()) {
-    if (pid->is_number_integer()) {
-      r.observable(t::kProcess, "process.pid", std::to_string(pid->get<std::int64_t>()),
-                   r.text("process.start").value_or(""));
-    } else {
-      r.fail("process.pid", "an integer", *pid);
-    }
+  if (auto pid = r.text("process.pid", true)) {
+    const auto start = r.timestamp("process.start");
+    r.observable(t::kProcess, "process.pid", *pid, start ? format_utc_ms(*start) : "");
   }
   r.observables_at(t::kUser, "user.name");
   r.observables_at(t::kUser, "related.user");
+  // Indicator-match alerts (ECS >= 1.11): what each enrichment matched is an observable.
+  if (const auto* enrichments = find_field(doc, "threat.enrichments");
+      enrichments && enrichments->is_array()) {
+    for (std::size_t i = 0; i < enrichments->size(); ++i) {
+      const auto& e = (*enrichments)[i];
+      if (!e.is_object()) continue;
+      FieldReader er(e);
+      const auto where = fmt::format("threat.enrichments[{}]", i);
+      for (const auto& ip : er.texts("indicator.ip")) r.observable(t::kIp, where + ".indicator.ip", ip);
+      for (auto path : {"indicator.url.full", "indicator.url.original"})
+        for (const auto& url : er.texts(path)) r.observable(t::kUrl, where + "." + path, url);
+      for (const auto& d : er.texts("indicator.url.domain"))
+        r.observable(t::kDomain, where + ".indicator.url.domain", d);
+      for (auto [algo, type] :
+           {std::pair{"md5", t::kMd5}, {"sha1", t::kSha1}, {"sha256", t::kSha256}})
+        for (const auto& h : er.texts(fmt::format("indicator.file.hash.{}", algo)))
+          r.observable(type, where + ".indicator.file.hash." + algo, h);
+      // matched.atomic is the value that matched, typed by matched.type ("indicator_match_rule")
+      // only loosely: take it as whatever observable it is.
+      if (auto atomic = er.text("matched.atomic")) r.any_observable(where + ".matched.atomic", *atomic);
+      for (auto& note : er.notes()) r.notes().push_back(where + ": " + note);
+    }
+  }
 }
 
 std::string_view severity_from_wazuh_level(double level) {
@@ -245,13 +297,25 @@ void read_wazuh(FieldReader& inner, AlertRecord& a) {
   a.rule_name = inner.text("rule.description").value_or("");
   if (auto level = inner.number("rule.level")) a.severity = severity_from_wazuh_level(*level);
   if (auto ts = inner.timestamp("timestamp")) a.timestamp_ms = *ts;
-  // Agent 000 is the Wazuh manager itself; for syslog it forwards, the sender is the host.
+  // Agent 000 is the Wazuh manager itself. For what it collects from other devices (syslog it
+  // receives), the host is the sender: its name when the predecoder found one, else its address
+  // in `location`, with no name. Never the manager that forwarded it: `target: host` would act
+  // on the collector.
   const auto agent_id = inner.text("agent.id", true).value_or("");
-  a.host_name = inner.text("agent.name").value_or("");
-  if (agent_id == "000") {
-    if (auto sender = inner.text("predecoder.hostname")) a.host_name = *sender;
+  const auto location = inner.text("location").value_or("");
+  const auto sender_name = inner.text("predecoder.hostname");
+  const auto sender_ip = canonical_observable(t::kIp, location);
+  if (agent_id == "000" && (sender_name || sender_ip)) {
+    a.host_name = sender_name.value_or("");
+    if (sender_ip) a.host_ips.push_back(*sender_ip);
+    inner.notes().push_back(fmt::format(
+        "collected by the Wazuh manager ({}) from another device: the host is {}",
+        inner.text("agent.name").value_or("agent 000"),
+        sender_name ? "predecoder.hostname" : "the sender's address in location"));
+  } else {
+    a.host_name = inner.text("agent.name").value_or("");
+    if (auto ip = inner.text("agent.ip")) a.host_ips.push_back(*ip);
   }
-  if (auto ip = inner.text("agent.ip")) a.host_ips.push_back(*ip);
   a.user_name =
       inner.first_text({"data.dstuser", "data.srcuser", "data.win.eventdata.targetUserName"});
 
@@ -342,7 +406,7 @@ void read_generic(const json& doc, FieldReader& r, AlertRecord& a) {
           !item.contains("value") ||
           !(item["value"].is_string() || item["value"].is_number_integer())) {
         r.fail(path, "an object with string 'type' and 'value'", item);
-        return;
+        continue;
       }
       const auto type = item["type"].get<std::string>();
       static constexpr std::array kTypes = {t::kIp,       t::kDomain,  t::kUrl,
@@ -351,7 +415,7 @@ void read_generic(const json& doc, FieldReader& r, AlertRecord& a) {
       if (std::find(kTypes.begin(), kTypes.end(), type) == kTypes.end()) {
         r.fail(path + ".type",
                "one of ip, domain, url, md5, sha1, sha256, file_path, process, user", item["type"]);
-        return;
+        continue;
       }
       const auto value = item["value"].is_string()
                              ? item["value"].get<std::string>()
@@ -373,11 +437,14 @@ bool plain_token(std::string_view id) {
 
 }  // namespace
 
-Result<std::string_view> detect_alert_format(const json& doc) {
-  if (!doc.is_object()) return Error{"an alert must be a JSON object"};
+Result<std::string_view> detect_alert_format(const json& outer) {
+  if (!outer.is_object()) return Error{"an alert must be a JSON object"};
+  // By the producer's markers, not the shipper's: Filebeat and the Wazuh indexer add
+  // `@timestamp` and `_source` to Wazuh alerts, which are still Wazuh alerts.
+  const json& doc = unwrap_source(outer);
   if (const auto* alert = find_field(doc, "parameters.alert"); alert && alert->is_object())
     return alert_format::kWazuh;
-  if (doc.contains("_source") && doc["_source"].is_object()) return alert_format::kEcs;
+  if (looks_like_wazuh(doc)) return alert_format::kWazuh;
   if (has_key_with_prefix(doc, "kibana") || doc.contains("@timestamp") ||
       has_key_with_prefix(doc, "ecs") || find_field(doc, "event.kind") != nullptr) {
     return alert_format::kEcs;
@@ -415,19 +482,25 @@ Result<AlertRecord> normalize_alert(const json& document, std::optional<std::str
 
   AlertRecord a;
   a.source = source;
-  const json& body = source == alert_format::kEcs     ? unwrap_ecs(document)
-                     : source == alert_format::kWazuh ? unwrap_wazuh(document)
-                                                      : document;
+  const json& unwrapped = unwrap_source(document);
+  const json& body = source == alert_format::kWazuh ? unwrap_wazuh(unwrapped) : unwrapped;
   FieldReader reader(body);
   if (source == alert_format::kEcs) read_ecs(document, body, reader, a);
   if (source == alert_format::kWazuh) read_wazuh(reader, a);
   if (source == alert_format::kGeneric) read_generic(body, reader, a);
-  if (reader.error()) return Error{*reader.error()};
-  if (a.severity.empty()) a.severity = "medium";
-  if (a.severity != "low" && a.severity != "medium" && a.severity != "high" &&
-      a.severity != "critical") {
-    return Error{fmt::format("severity '{}' is not low, medium, high or critical", a.severity)};
+  // The producer's own id; a search hit's `_id` when the document carries none.
+  if (a.source_id.empty()) {
+    if (const auto it = document.find("_id"); it != document.end() && it->is_string())
+      a.source_id = it->get<std::string>();
   }
+  if (a.severity != "" && a.severity != "low" && a.severity != "medium" && a.severity != "high" &&
+      a.severity != "critical") {
+    reader.notes().push_back(
+        fmt::format("severity '{}' is not low, medium, high or critical; taken as medium",
+                    FieldReader::clip(a.severity)));
+    a.severity.clear();
+  }
+  if (a.severity.empty()) a.severity = "medium";
   if (a.timestamp_ms == 0) a.timestamp_ms = received_ms;
   a.observables = std::move(reader.observables());
   a.notes = std::move(reader.notes());
@@ -440,9 +513,13 @@ Result<AlertRecord> normalize_alert(const json& document, std::optional<std::str
       it = a.host_ips.erase(it);
     }
   }
-  if (a.rule_name.empty() && a.rule_id.empty() && a.host_name.empty() && a.observables.empty()) {
+  if (a.rule_name.empty() && a.rule_id.empty() && a.host_name.empty() && a.host_ips.empty() &&
+      a.observables.empty()) {
+    std::string dropped;
+    for (const auto& note : a.notes) dropped += (dropped.empty() ? "; dropped: " : "; ") + note;
     return Error{fmt::format(
-        "no usable fields: a {} alert needs at least a rule, a host or an observable", source)};
+        "no usable fields: a {} alert needs at least a rule, a host or an observable{}", source,
+        dropped)};
   }
   a.raw = document.dump();
   a.id = plain_token(a.source_id)

@@ -5,9 +5,13 @@
 //           a search hit's `_source` is unwrapped),
 //   wazuh   Wazuh alerts, bare or wrapped in an active-response message (`parameters.alert`),
 //   generic the documented shape in README "Generic alerts".
-// Values that are not what their field says (a "hash" that is not hex of the right length) are
-// dropped with a note, never emitted under the wrong type. Wrong JSON types and documents with
-// nothing usable are errors that name the field.
+// Every field is best effort: a value that is not what its field says (a "hash" that is not hex
+// of the right length, a number where text belongs, a date that is neither ISO 8601 nor epoch
+// milliseconds) is dropped with a note on the alert naming the field and why, never emitted under
+// the wrong type and never the cause of losing the alert. Only a document with nothing usable (no
+// rule, no host, no observable) is refused. A search hit's `_source` is unwrapped for every
+// format; the format is recognised by its producer's markers (Wazuh: `rule.level` with `agent`,
+// `manager`, `decoder` or `location`) before the shipper's (`@timestamp`).
 
 #include <nlohmann/json.hpp>
 #include <optional>

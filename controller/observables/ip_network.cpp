@@ -14,7 +14,15 @@ std::optional<std::pair<std::array<std::uint8_t, 16>, bool>> parse_address(
     const std::string& text) {
   std::array<std::uint8_t, 16> bytes{};
   if (::inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) return std::pair{bytes, false};
-  if (::inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) return std::pair{bytes, true};
+  if (::inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1) {
+    // IPv4-mapped IPv6 is the IPv4 address (see canonical_observable).
+    if (IN6_IS_ADDR_V4MAPPED(reinterpret_cast<const in6_addr*>(bytes.data()))) {
+      std::array<std::uint8_t, 16> v4{};
+      std::memcpy(v4.data(), bytes.data() + 12, 4);
+      return std::pair{v4, false};
+    }
+    return std::pair{bytes, true};
+  }
   return std::nullopt;
 }
 
@@ -28,6 +36,8 @@ std::optional<IpNetwork> IpNetwork::parse(std::string_view text) {
   network.v6_ = address->second;
   const int max_prefix = network.v6_ ? 128 : 32;
   network.prefix_ = max_prefix;
+  // ::ffff:a.b.c.d/N became IPv4: its prefix counts the 96 mapping bits too.
+  const bool mapped = !network.v6_ && text.substr(0, slash).find(':') != std::string_view::npos;
   if (slash != std::string_view::npos) {
     const auto digits = text.substr(slash + 1);
     if (digits.empty() || digits.size() > 3) return std::nullopt;
@@ -35,6 +45,10 @@ std::optional<IpNetwork> IpNetwork::parse(std::string_view text) {
     for (char c : digits) {
       if (c < '0' || c > '9') return std::nullopt;
       prefix = prefix * 10 + (c - '0');
+    }
+    if (mapped) {
+      if (prefix < 96 || prefix > 128) return std::nullopt;
+      prefix -= 96;
     }
     if (prefix > max_prefix) return std::nullopt;
     network.prefix_ = prefix;

@@ -26,6 +26,10 @@ std::optional<std::string> canonical_ip(std::string_view text) {
   }
   in6_addr v6{};
   if (::inet_pton(AF_INET6, copy.c_str(), &v6) == 1) {
+    // IPv4-mapped (::ffff:198.51.100.23, as dual-stack daemons log IPv4 clients) is the IPv4
+    // address: the same host must be the same observable in alerts, feeds and history.
+    if (IN6_IS_ADDR_V4MAPPED(&v6))
+      return std::string(::inet_ntop(AF_INET, &v6.s6_addr[12], buffer, sizeof buffer));
     return std::string(::inet_ntop(AF_INET6, &v6, buffer, sizeof buffer));
   }
   return std::nullopt;

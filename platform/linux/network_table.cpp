@@ -43,7 +43,13 @@ bool parse_endpoint(const std::string& text, bool v6, std::string* address, std:
           static_cast<std::uint32_t>(std::stoul(hex.substr(word * 8, 8), nullptr, 16));
       std::memcpy(&a.s6_addr[word * 4], &value, 4);
     }
-    ::inet_ntop(AF_INET6, &a, out, sizeof(out));
+    // A dual-stack socket's IPv4 peer (::ffff:198.51.100.23) is that IPv4 address: one host, one
+    // spelling, whichever socket saw it.
+    if (IN6_IS_ADDR_V4MAPPED(&a)) {
+      ::inet_ntop(AF_INET, &a.s6_addr[12], out, sizeof(out));
+    } else {
+      ::inet_ntop(AF_INET6, &a, out, sizeof(out));
+    }
   }
   *address = out;
   return true;

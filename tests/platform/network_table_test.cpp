@@ -56,6 +56,38 @@ TEST(NetworkTable, LoopbackConnectionShowsWithThisProcessAsOwner) {
   EXPECT_EQ(listening->pid, ::getpid());
 }
 
+// A dual-stack listener's IPv4 client is listed in /proc/net/tcp6 as ::ffff:127.0.0.1: the table
+// says 127.0.0.1, so validation's "did any host talk to this IP" finds it either way.
+TEST(NetworkTable, AnIpv4PeerOfADualStackSocketIsItsIpv4Address) {
+  const int listener = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int off = 0;
+  ::setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+  sockaddr_in6 addr6{};
+  addr6.sin6_family = AF_INET6;
+  addr6.sin6_addr = in6addr_any;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr6), sizeof(addr6)), 0);
+  ::listen(listener, 1);
+  socklen_t length = sizeof(addr6);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr6), &length);
+  const std::uint16_t port = ntohs(addr6.sin6_port);
+  const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int server = ::accept(listener, nullptr, nullptr);
+  auto table = make_network_table()->connections();
+  ASSERT_TRUE(table) << table.error().message;
+  const Connection* accepted = nullptr;
+  for (const auto& c : *table)
+    if (c.protocol == "tcp6" && c.local_port == port && c.state == "ESTABLISHED") accepted = &c;
+  ASSERT_NE(accepted, nullptr);
+  EXPECT_EQ(accepted->remote_address, "127.0.0.1");
+  EXPECT_EQ(accepted->local_address, "127.0.0.1");
+  for (int fd : {listener, client, server}) ::close(fd);
+}
+
 TEST(ConnectionHistory, RemembersContactsAndForgetsThemAfterRetention) {
   testing::TempDir dir;
   constexpr std::int64_t kDay = 24LL * 3600 * 1000;

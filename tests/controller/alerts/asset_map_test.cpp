@@ -85,7 +85,12 @@ TEST(IpNetworks, PrefixMatching) {
   EXPECT_EQ(net->to_string(), "10.20.0.0/23");
   EXPECT_TRUE(net->contains("10.20.1.255"));
   EXPECT_FALSE(net->contains("10.20.2.0"));
-  EXPECT_FALSE(net->contains("::ffff:10.20.1.1"));
+  // IPv4-mapped IPv6 is the IPv4 address, as written in a network or as checked against one.
+  EXPECT_TRUE(net->contains("::ffff:10.20.1.1"));
+  auto mapped = IpNetwork::parse("::ffff:10.20.1.0/119");
+  ASSERT_TRUE(mapped);
+  EXPECT_EQ(mapped->to_string(), "10.20.0.0/23");
+  EXPECT_FALSE(IpNetwork::parse("::ffff:10.20.1.0/64")) << "a prefix shorter than the mapping";
   auto v6 = IpNetwork::parse("2001:db8::/32");
   ASSERT_TRUE(v6);
   EXPECT_TRUE(v6->contains("2001:db8:ffff::1"));

@@ -123,9 +123,10 @@ TEST_F(AlertIntakeTest, BadInputIsRefusedAndNothingIsStored) {
   EXPECT_EQ(invalid.error_status, 400);
   EXPECT_NE(invalid.error.find("not valid JSON"), std::string::npos);
 
-  // One bad document in a batch: the whole batch is refused, naming the document.
+  // One unusable document in a batch (its only field has the wrong type): the whole batch is
+  // refused, naming the document and what was dropped.
   json batch = json::array({json::parse(fixture_text("alerts/generic.json"))});
-  batch.push_back(json{{"title", "t"}, {"host", {{"name", 7}}}});
+  batch.push_back(json{{"host", {{"name", 7}}}, {"severity", "high"}});
   auto wrong = intake->submit(batch.dump(), std::nullopt, "admin");
   EXPECT_EQ(wrong.error_status, 422);
   EXPECT_NE(wrong.error.find("alert 1"), std::string::npos) << wrong.error;

@@ -128,31 +128,126 @@ TEST(AlertNormalizer, ForcedFormatOverridesDetection) {
   EXPECT_FALSE(normalize_alert(doc, "splunk", kNow));
 }
 
-TEST(AlertNormalizer, WrongTypesAreErrorsNamingTheField) {
-  auto a = normalize_alert(json{{"@timestamp", "2026-11-20T00:00:00Z"}, {"host", {{"name", 42}}}},
+// One odd field never loses the alert: the value is dropped with a note naming the field.
+TEST(AlertNormalizer, AValueOfTheWrongTypeIsDroppedWithANoteNotTheAlert) {
+  auto a = normalize_alert(json{{"@timestamp", "2026-11-20T00:00:00Z"},
+                                {"kibana.alert.rule.name", "r"},
+                                {"host", {{"name", 42}}}},
                            std::nullopt, kNow);
-  ASSERT_FALSE(a);
-  EXPECT_NE(a.error().message.find("'host.name' must be a string"), std::string::npos)
-      << a.error().message;
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->host_name, "");
+  ASSERT_FALSE(a->notes.empty());
+  EXPECT_NE(a->notes[0].find("'host.name' must be a string, got number 42; dropped"),
+            std::string::npos)
+      << a->notes[0];
 
   auto pid = normalize_alert(
       json::parse(R"({"kibana.alert.rule.name": "r", "process.pid": "abc"})"), std::nullopt, kNow);
-  ASSERT_FALSE(pid);
-  EXPECT_NE(pid.error().message.find("process.pid"), std::string::npos);
+  ASSERT_TRUE(pid) << pid.error().message;
+  EXPECT_FALSE(has_type(*pid, "process"));
+  EXPECT_NE(pid->notes[0].find("process.pid"), std::string::npos);
 
   auto time = normalize_alert(json{{"title", "t"}, {"timestamp", "yesterday"}}, std::nullopt, kNow);
-  ASSERT_FALSE(time);
-  EXPECT_NE(time.error().message.find("RFC 3339"), std::string::npos);
+  ASSERT_TRUE(time);
+  EXPECT_EQ(time->timestamp_ms, kNow) << "the received time stands in";
+  EXPECT_NE(time->notes[0].find("a date (ISO 8601 text or epoch milliseconds)"),
+            std::string::npos);
 
   auto severity = normalize_alert(json{{"title", "t"}, {"severity", "urgent"}}, std::nullopt, kNow);
-  ASSERT_FALSE(severity);
-  EXPECT_NE(severity.error().message.find("severity"), std::string::npos);
+  ASSERT_TRUE(severity);
+  EXPECT_EQ(severity->severity, "medium");
+  EXPECT_NE(severity->notes[0].find("severity"), std::string::npos);
 
-  auto bad_type =
-      normalize_alert(json{{"title", "t"}, {"observables", {{{"type", "mutex"}, {"value", "x"}}}}},
-                      std::nullopt, kNow);
-  ASSERT_FALSE(bad_type);
-  EXPECT_NE(bad_type.error().message.find("observables[0].type"), std::string::npos);
+  // Nothing usable left once the odd values are dropped: refused, and the reason says what was.
+  auto useless = normalize_alert(json{{"@timestamp", "2026-11-20T00:00:00Z"}, {"host", {{"name", 7}}}},
+                                 std::nullopt, kNow);
+  ASSERT_FALSE(useless);
+  EXPECT_NE(useless.error().message.find("'host.name' must be a string"), std::string::npos)
+      << useless.error().message;
+}
+
+// Elasticsearch `date` fields take ISO 8601 and epoch milliseconds (numbers or numeric strings).
+TEST(AlertNormalizer, ElasticEndpointAlertWithEpochMillisecondDatesIsKept) {
+  auto a = normalize_alert(fixture("elastic_endpoint_epoch_start.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->source, "ecs");
+  EXPECT_EQ(a->severity, "high");
+  EXPECT_EQ(a->host_name, "web-03");
+  EXPECT_EQ(a->host_ips, (std::vector<std::string>{"10.20.1.33", "10.20.1.34"}));
+  bool process = false;
+  for (const auto& o : a->observables) {
+    if (o.type == "process") {
+      process = o.value == "48211" && o.start == "2023-11-14T22:13:20.000Z";
+      EXPECT_TRUE(process) << o.value << " " << o.start;
+    }
+  }
+  EXPECT_TRUE(process);
+  EXPECT_TRUE(has(*a, "ip", "198.51.100.23")) << "IPv4-mapped destination is the IPv4 address";
+  EXPECT_TRUE(has(*a, "sha256", "4f2b3c1d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809"));
+  bool noted = false;
+  for (const auto& n : a->notes) noted |= n.find("'related.ip'") != std::string::npos;
+  EXPECT_TRUE(noted) << "the number in related.ip is dropped with a note";
+  for (const char* ms : {"1700000000000", "2023-11-14T22:13:20Z", "2023-11-14T22:13:20.000+0000"}) {
+    auto doc = json{{"kibana.alert.rule.name", "r"}, {"@timestamp", ms}};
+    auto parsed = normalize_alert(doc, std::nullopt, kNow);
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->timestamp_ms, 1'700'000'000'000) << ms;
+  }
+}
+
+// Wazuh alerts read back from the Wazuh indexer (or shipped by Filebeat) carry `@timestamp` and
+// arrive as search hits: still Wazuh, with their host, rule, level and addresses.
+TEST(AlertNormalizer, WazuhAlertFromTheIndexerIsReadAsWazuh) {
+  const auto hit = fixture("wazuh_indexer_hit.json");
+  EXPECT_EQ(detect_alert_format(hit).value(), "wazuh");
+  for (auto format : {std::optional<std::string_view>{}, std::optional<std::string_view>{"wazuh"}}) {
+    auto a = normalize_alert(hit, format, kNow);
+    ASSERT_TRUE(a) << a.error().message;
+    EXPECT_EQ(a->source, "wazuh");
+    EXPECT_EQ(a->source_id, "1732092312.4417901") << "the producer's own id";
+    EXPECT_EQ(a->rule_id, "5712");
+    EXPECT_EQ(a->severity, "medium");
+    EXPECT_EQ(a->host_name, "app-07");
+    EXPECT_EQ(a->host_ips, std::vector<std::string>{"10.20.3.17"});
+    EXPECT_TRUE(has(*a, "ip", "198.51.100.23"));
+    EXPECT_TRUE(has(*a, "user", "test"));
+  }
+}
+
+// A Wazuh manager (agent 000) alert about a device that sent it syslog: the host is that device
+// (its address from `location`, no name), never the manager.
+TEST(AlertNormalizer, WazuhManagerAlertAboutAnotherDeviceNamesThatDevice) {
+  auto a = normalize_alert(fixture("wazuh_manager_remote_syslog.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->host_name, "") << "not wazuh-manager";
+  EXPECT_EQ(a->host_ips, std::vector<std::string>{"192.0.2.10"});
+  auto v6 = fixture("wazuh_manager_remote_syslog.json");
+  v6["location"] = "2001:db8::10";
+  EXPECT_EQ(normalize_alert(v6, std::nullopt, kNow)->host_ips,
+            std::vector<std::string>{"2001:db8::10"});
+  // With the sender's name from the predecoder: that name, and not the manager's address.
+  auto named = fixture("wazuh_manager_remote_syslog.json");
+  named["predecoder"] = {{"hostname", "edge-fw-1"}};
+  named["agent"]["ip"] = "10.0.0.2";
+  auto n = normalize_alert(named, std::nullopt, kNow);
+  EXPECT_EQ(n->host_name, "edge-fw-1");
+  EXPECT_EQ(n->host_ips, std::vector<std::string>{"192.0.2.10"});
+  // The manager's own log file: the manager is the host.
+  auto local = fixture("wazuh_manager_remote_syslog.json");
+  local["location"] = "/var/log/auth.log";
+  EXPECT_EQ(normalize_alert(local, std::nullopt, kNow)->host_name, "wazuh-manager");
+}
+
+// Indicator-match alerts: each enrichment's indicator and matched value become observables.
+TEST(AlertNormalizer, ThreatEnrichmentsContributeTheirIndicators) {
+  auto a = normalize_alert(fixture("ecs_indicator_match.json"), std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_TRUE(has(*a, "ip", "203.0.113.99"));
+  EXPECT_TRUE(has(*a, "url", "http://c2.example.net/gate.php"));
+  EXPECT_TRUE(has(*a, "domain", "c2.example.net"));
+  int dropped = 0;
+  for (const auto& n : a->notes) dropped += n.find("threat.enrichments[2]") != std::string::npos;
+  EXPECT_EQ(dropped, 2) << "the numeric hash and the unusable atomic, each with a note";
 }
 
 TEST(AlertNormalizer, DocumentWithNothingUsableIsRefused) {
