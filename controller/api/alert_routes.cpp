@@ -110,7 +110,10 @@ ApiResponse AlertApi::feeds() {
                     {"networks", f.networks},
                     {"skipped", f.skipped},
                     {"skip_reasons", f.skip_reasons},
-                    {"loaded_at", format_utc_ms(f.loaded_at_ms)}});
+                    {"read_as", f.detail},
+                    {"loaded_at", f.loaded_at_ms ? json(format_utc_ms(f.loaded_at_ms)) : json()},
+                    {"error", f.error.empty() ? json() : json(f.error)},
+                    {"failed_at", f.failed_at_ms ? json(format_utc_ms(f.failed_at_ms)) : json()}});
   }
   return reply(
       200, json{{"feeds", list},

@@ -99,6 +99,18 @@ std::optional<int> AlertCommands::run(const Connection& c) {
     }
     print_table({"NAME", "FORMAT", "WEIGHT", "INDICATORS", "RANGES", "SKIPPED", "LOADED", "PATH"},
                 rows);
+    // Per feed: how it was read, what was skipped and why, and a failed load.
+    for (const auto& f : result["feeds"]) {
+      if (!f.value("read_as", "").empty())
+        std::cout << fmt::format("{}: read {}\n", text(f["name"]), text(f["read_as"]));
+      for (const auto& reason : f.value("skip_reasons", json::array()))
+        std::cout << fmt::format("{}: skipped {}\n", text(f["name"]), text(reason));
+      if (f.contains("error") && f["error"].is_string())
+        std::cout << fmt::format("{}: LOAD FAILED at {}: {}; {}\n", text(f["name"]),
+                                 text(f["failed_at"]), text(f["error"]),
+                                 f["loaded_at"].is_null() ? "no contents in use"
+                                                          : "the previous contents stay in use");
+    }
     return 0;
   }
   if (assets_->parsed()) {

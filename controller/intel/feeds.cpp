@@ -22,10 +22,40 @@ void skip(FeedContents& out, std::string reason) {
   if (out.skip_reasons.size() < kMaxSkipReasons) out.skip_reasons.push_back(std::move(reason));
 }
 
+// `ip:port` and `[v6]:port` (C2 feeds such as ThreatFox write them) -> the address; anything
+// else unchanged. An unbracketed IPv6 address is left alone: its colons are not a port.
+std::string_view without_port(std::string_view value) {
+  if (value.size() > 2 && value.front() == '[') {
+    const auto close = value.find(']');
+    if (close != std::string_view::npos && close + 1 < value.size() && value[close + 1] == ':')
+      return value.substr(1, close - 1);
+    return value;
+  }
+  const auto colon = value.rfind(':');
+  if (colon == std::string_view::npos || value.find(':') != colon) return value;
+  const auto port = value.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return value;
+  const auto host = value.substr(0, colon);
+  return canonical_observable(t::kIp, host) ? host : value;
+}
+
+// Malpedia-style malware family names (`win.asyncrat`, `elf.mirai`): they parse as domains.
+bool looks_like_family_name(std::string_view value) {
+  static constexpr std::string_view kPlatforms[] = {"win.", "elf.", "apk.", "osx.", "ios.",
+                                                    "js.",  "jar.", "ps1.", "py.",  "php.",
+                                                    "vbs.", "asp.", "sh.",  "pl."};
+  if (std::count(value.begin(), value.end(), '.') != 1) return false;
+  return std::any_of(std::begin(kPlatforms), std::end(kPlatforms),
+                     [&](std::string_view p) { return value.starts_with(p); });
+}
+
 // Adds `value` as `type` (guessed when empty); CIDR ranges become networks.
 bool add_indicator(FeedContents& out, std::string_view raw, std::string_view type = {}) {
-  const auto value = trim_whitespace(raw);
+  auto value = trim_whitespace(raw);
   if (value.empty()) return false;
+  if (type.empty() || type == t::kIp) value = without_port(value);
   if ((type.empty() || type == t::kIp) && value.find('/') != std::string_view::npos &&
       value.find("://") == std::string_view::npos) {
     if (auto network = IpNetwork::parse(value)) {
@@ -55,9 +85,14 @@ Result<std::string> read_file(const fs::path& path) {
 Result<json> read_json(const fs::path& path) {
   auto text = read_file(path);
   if (!text) return text.error();
-  auto parsed = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return Error{fmt::format("{} is not valid JSON", path.string())};
-  return parsed;
+  try {
+    return json::parse(*text);
+  } catch (const json::parse_error& e) {
+    const auto upto = std::min<std::size_t>(e.byte, text->size());
+    const auto line = 1 + std::count(text->begin(), text->begin() + static_cast<long>(upto), '\n');
+    return Error{fmt::format("{}: not valid JSON at line {} (byte {})", path.string(), line,
+                             e.byte)};
+  }
 }
 
 template <typename Fn>
@@ -115,7 +150,35 @@ Result<FeedContents> load_csv(const FeedConfig& feed) {
   });
 
   std::size_t column = 0;
-  if (!feed.column.empty()) {
+  std::string chosen_by;
+  // Header names publishers give their indicator column, best first.
+  static constexpr std::string_view kIndicatorHeaders[] = {
+      "ioc_value", "ioc", "indicator", "indicator_value", "dst_ip", "ip_address", "ip", "url",
+      "domain", "hostname", "sha256_hash", "sha256", "sha1_hash", "sha1", "md5_hash", "md5",
+      "value"};
+  // Columns that name things about an indicator, never the indicator: a malware family such as
+  // `win.asyncrat` reads like a domain.
+  static constexpr std::string_view kNotIndicators[] = {
+      "malware", "fk_malware", "malware_alias", "malware_printable", "family", "tags", "tag",
+      "threat_type", "ioc_type", "reporter", "reference", "first_seen_utc", "last_seen_utc",
+      "first_seen", "last_seen", "confidence_level", "status", "anonymous", "name"};
+  const auto header_name = [&](std::size_t c) {
+    return c < header.size() ? ascii_lower(header[c]) : std::string();
+  };
+  if (feed.column.empty()) {
+    for (auto wanted : kIndicatorHeaders) {
+      const auto it = std::find_if(header.begin(), header.end(),
+                                   [&](const std::string& h) { return ascii_lower(h) == wanted; });
+      if (it != header.end()) {
+        column = static_cast<std::size_t>(it - header.begin());
+        chosen_by = fmt::format("column {} '{}' (by its header name)", column + 1, *it);
+        break;
+      }
+    }
+  }
+  if (!chosen_by.empty()) {
+    // chosen by header name
+  } else if (!feed.column.empty()) {
     const auto it = std::find(header.begin(), header.end(), feed.column);
     if (it == header.end()) {
       return Error{fmt::format("{}: no column '{}' in the header{}", feed.path.string(),
@@ -124,19 +187,35 @@ Result<FeedContents> load_csv(const FeedConfig& feed) {
                                               : fmt::format(" ({})", fmt::join(header, ", ")))};
     }
     column = static_cast<std::size_t>(it - header.begin());
+    chosen_by = fmt::format("column {} '{}' (configured)", column + 1, feed.column);
   } else {
-    // The first column where most of the first rows hold indicators.
+    // The first column where most of the first rows hold indicators, skipping columns whose
+    // header says they describe the indicator rather than hold it.
+    // A column of addresses, URLs or hashes is preferred over one that only reads as domains:
+    // malware family names (`win.asyncrat`, Malpedia's style) do too.
     std::size_t width = 0;
     for (const auto& [n, fields] : rows) width = std::max(width, fields.size());
     bool found = false;
-    for (std::size_t c = 0; c < width && !found; ++c) {
-      std::size_t sampled = 0, hits = 0;
-      for (std::size_t r = 0; r < rows.size() && sampled < 20; ++r, ++sampled) {
-        if (c < rows[r].second.size() && guess_observable_type(rows[r].second[c])) ++hits;
-      }
-      if (sampled > 0 && hits * 2 > sampled) {
-        column = c;
-        found = true;
+    for (const bool domains_too : {false, true}) {
+      for (std::size_t c = 0; c < width && !found; ++c) {
+        const auto name = header_name(c);
+        if (std::find(std::begin(kNotIndicators), std::end(kNotIndicators), name) !=
+            std::end(kNotIndicators))
+          continue;
+        std::size_t sampled = 0, hits = 0;
+        for (std::size_t r = 0; r < rows.size() && sampled < 20; ++r, ++sampled) {
+          if (c >= rows[r].second.size()) continue;
+          const auto value = without_port(trim_whitespace(rows[r].second[c]));
+          const auto type = guess_observable_type(value);
+          if (type && (*type != t::kDomain || (domains_too && !looks_like_family_name(value))))
+            ++hits;
+        }
+        if (sampled > 0 && hits * 2 > sampled) {
+          column = c;
+          found = true;
+          chosen_by = fmt::format("column {}{} (most values are indicators)", c + 1,
+                                  name.empty() ? "" : " '" + header[c] + "'");
+        }
       }
     }
     if (!found && !rows.empty()) {
@@ -145,6 +224,7 @@ Result<FeedContents> load_csv(const FeedConfig& feed) {
     }
   }
   FeedContents out;
+  out.detail = chosen_by;
   for (const auto& [line_no, fields] : rows) {
     if (column >= fields.size() || !add_indicator(out, fields[column])) {
       skip(out, fmt::format("line {}: no indicator in column {}", line_no, column + 1));
@@ -231,12 +311,51 @@ Result<FeedContents> load_misp(const FeedConfig& feed) {
   return out;
 }
 
-// One comparison of a STIX pattern: `object-path = 'value'` or `... ISSUBSET 'cidr'`.
+// One comparison of a STIX pattern: `object-path = 'value'` or `... ISSUBSET 'cidr'`; `group`
+// numbers the comparisons joined by AND inside one observation expression.
 struct StixComparison {
   std::string path;
   std::string op;
   std::string value;
+  int group = 0;
 };
+
+// A group of comparisons joined by AND that only narrows one object, as MISP's STIX 2.1 export
+// writes an address: [network-traffic:dst_ref.type = 'ipv4-addr' AND
+// network-traffic:dst_ref.value = '203.0.113.5' AND network-traffic:dst_port = '443'] is the
+// address. The one comparison that names the value, rewritten to the address's own path;
+// an error when the group correlates anything else.
+Result<StixComparison> single_indicator_of(const std::vector<StixComparison>& group) {
+  if (group.size() == 1) return group.front();
+  const auto object = group.front().path.substr(0, group.front().path.find(':'));
+  const StixComparison* value = nullptr;
+  std::string ref_type;
+  for (const auto& c : group) {
+    if (c.path.substr(0, c.path.find(':')) != object)
+      return Error{"'AND' across objects is a correlation, not a single indicator"};
+    const auto field = c.path.substr(c.path.find(':') + 1);
+    if (object == "network-traffic" && (field == "dst_ref.value" || field == "src_ref.value")) {
+      if (value != nullptr) return Error{"'AND' of two addresses is not a single indicator"};
+      value = &c;
+    } else if (object == "network-traffic" &&
+               (field == "dst_ref.type" || field == "src_ref.type")) {
+      ref_type = c.value;
+    } else if (object == "network-traffic" &&
+               (field == "dst_port" || field == "src_port" || field.starts_with("protocols"))) {
+      // narrows the same connection: the address is still the indicator
+    } else {
+      return Error{fmt::format("'AND' with {} is not a single indicator", c.path)};
+    }
+  }
+  if (value == nullptr) return Error{"'AND' without an address is not a single indicator"};
+  if (!ref_type.empty() && ref_type != "ipv4-addr" && ref_type != "ipv6-addr" &&
+      ref_type != "domain-name")
+    return Error{fmt::format("'AND' on a {} reference is not an indicator we match", ref_type)};
+  StixComparison out = *value;
+  out.path = (ref_type.empty() ? std::string("ipv4-addr") : ref_type) + ":value";
+  if (ref_type.empty() && out.value.find(':') != std::string::npos) out.path = "ipv6-addr:value";
+  return out;
+}
 
 // Parses the patterns we can use: one or more observation expressions joined by OR, each a list
 // of comparisons joined by OR. Anything with AND, FOLLOWEDBY or qualifiers is a correlation a
@@ -256,10 +375,16 @@ Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern)
     return std::string(pattern.substr(start, i - start));
   };
   int depth = 0;
+  int group = 0;
+  bool joined = false;  // the next comparison joins the current group (after AND)
   while (true) {
     skip_space();
     if (i >= pattern.size()) break;
     if (pattern[i] == '[' || pattern[i] == '(') {
+      if (pattern[i] == '[') {
+        if (joined) return Error{"'AND' between observations is a correlation"};
+        ++group;
+      }
       ++depth;
       ++i;
       continue;
@@ -271,9 +396,18 @@ Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern)
     }
     auto token = word();
     if (token.empty()) return Error{fmt::format("unexpected '{}'", pattern[i])};
-    if (token == "OR") continue;
-    if (token == "AND" || token == "FOLLOWEDBY" || token == "WITHIN" || token == "REPEATS" ||
-        token == "START" || token == "NOT")
+    if (token == "OR") {
+      if (joined) return Error{"'AND' followed by 'OR'"};
+      ++group;
+      continue;
+    }
+    if (token == "AND") {
+      if (out.empty() || joined) return Error{"'AND' without a comparison before it"};
+      joined = true;
+      continue;
+    }
+    if (token == "FOLLOWEDBY" || token == "WITHIN" || token == "REPEATS" || token == "START" ||
+        token == "NOT")
       return Error{fmt::format("'{}' patterns are not single indicators", token)};
     if (depth == 0) return Error{fmt::format("'{}' outside an observation expression", token)};
     // token is an object path, possibly with a quoted part: file:hashes.'SHA-256'
@@ -304,23 +438,33 @@ Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern)
     }
     if (i >= pattern.size()) return Error{"unterminated value"};
     ++i;
-    out.push_back({path, op, value});
+    if (!joined) ++group;
+    joined = false;
+    out.push_back({path, op, value, group});
   }
   if (depth != 0) return Error{"unbalanced brackets"};
+  if (joined) return Error{"'AND' at the end"};
   if (out.empty()) return Error{"empty pattern"};
-  return out;
+  // Each AND group becomes its one indicator, or the pattern is refused.
+  std::vector<StixComparison> singles;
+  for (std::size_t start = 0; start < out.size();) {
+    std::size_t end = start;
+    while (end < out.size() && out[end].group == out[start].group) ++end;
+    auto one = single_indicator_of({out.begin() + static_cast<long>(start),
+                                    out.begin() + static_cast<long>(end)});
+    if (!one) return one.error();
+    singles.push_back(std::move(*one));
+    start = end;
+  }
+  return singles;
 }
 
 Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& file) {
   if (!bundle.is_object() || bundle.value("type", "") != "bundle")
     return Error{
         fmt::format("{}: not a STIX bundle (\"type\": \"bundle\" missing)", file.string())};
-  // STIX 2.0 bundles carry spec_version; 2.1 moved it onto each object.
-  if (bundle.contains("spec_version")) {
-    return Error{fmt::format(
-        "{}: STIX {} bundle; only STIX 2.1 is supported", file.string(),
-        bundle["spec_version"].is_string() ? bundle["spec_version"].get<std::string>() : "?")};
-  }
+  // The version is each object's own `spec_version` (STIX 2.1 put it there); a bundle-level one,
+  // which STIX 2.0 had and some publishers still write beside 2.1 objects, says nothing.
   if (!bundle.contains("objects")) return ok_status();
   if (!bundle["objects"].is_array())
     return Error{fmt::format("{}: \"objects\" must be a list", file.string())};
@@ -328,9 +472,10 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
     if (!object.is_object() || object.value("type", "") != "indicator") continue;
     const auto id = object.value("id", "?");
     if (object.value("spec_version", "") != "2.1") {
-      return Error{
-          fmt::format("{}: indicator {} is not STIX 2.1 (spec_version {})", file.string(), id,
-                      object.contains("spec_version") ? object["spec_version"].dump() : "missing")};
+      skip(out, fmt::format("{}: not a STIX 2.1 object (spec_version {})", id,
+                            object.contains("spec_version") ? object["spec_version"].dump()
+                                                            : "missing: STIX 2.0"));
+      continue;
     }
     if (object.value("revoked", false)) continue;
     if (object.value("pattern_type", "") != "stix") {

@@ -1,7 +1,9 @@
 #pragma once
 
-// Reading threat-intelligence feeds from disk (no network): CSV (e.g. abuse.ch Feodo Tracker),
-// plain indicator lists, MISP feed directories and STIX 2.1 bundles. A feed either loads whole or
+// Reading threat-intelligence feeds from disk (no network): CSV (abuse.ch Feodo Tracker and
+// ThreatFox exports: `ip:port` values, a quoted header in a comment line, `", "` separators; the
+// column by its header name when it has a known one), plain indicator lists, MISP feed
+// directories and STIX 2.1 bundles (as MISP and OpenCTI export them). A feed either loads whole or
 // fails with a message naming the file and the problem; an indicator the feed holds in a form we
 // cannot use (a STIX pattern with AND, a malformed value) is skipped and counted, never guessed at.
 
@@ -29,6 +31,7 @@ struct FeedContents {
   std::vector<IpNetwork> networks;        // CIDR indicators
   std::size_t skipped = 0;                // entries that were not usable indicators
   std::vector<std::string> skip_reasons;  // the first few, for the operator
+  std::string detail;  // how it was read, for the operator (csv: which column, and why)
 };
 
 Result<FeedContents> load_feed(const FeedConfig& feed);

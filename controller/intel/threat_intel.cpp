@@ -1,8 +1,10 @@
 #include "controller/intel/threat_intel.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <bit>
+#include <filesystem>
 #include <unordered_map>
 
 namespace riposte::controller {
@@ -28,7 +30,6 @@ std::string_view confidence_decision(double score, const ConfidenceThresholds& t
 Status ThreatIntel::load(const std::vector<FeedConfig>& feeds, std::int64_t now_ms) {
   if (feeds.size() > kMaxFeeds)
     return Error{fmt::format("at most {} intel feeds are supported", kMaxFeeds)};
-  auto index = std::make_shared<Index>();
   for (std::size_t i = 0; i < feeds.size(); ++i) {
     const auto& feed = feeds[i];
     for (std::size_t j = 0; j < i; ++j) {
@@ -37,15 +38,59 @@ Status ThreatIntel::load(const std::vector<FeedConfig>& feeds, std::int64_t now_
     }
     if (!(feed.weight > 0))
       return Error{fmt::format("feed '{}': weight must be above 0", feed.name)};
-    auto contents = load_feed(feed);
-    if (!contents) return contents.error();
+    if (feed.format != "csv" && feed.format != "list" && feed.format != "misp" &&
+        feed.format != "stix")
+      return Error{fmt::format("feed '{}': unknown format '{}' (csv, list, misp or stix)",
+                               feed.name, feed.format)};
+    std::error_code ec;
+    if (!std::filesystem::exists(feed.path, ec))
+      return Error{fmt::format("feed '{}': {} does not exist", feed.name, feed.path.string())};
+  }
+  const auto previous = current();
+  auto index = std::make_shared<Index>();
+  for (std::size_t i = 0; i < feeds.size(); ++i) {
+    const auto& feed = feeds[i];
     const std::uint64_t bit = 1ULL << i;
+    index->total_weight += feed.weight;
+    auto contents = load_feed(feed);
+    if (!contents) {
+      // One bad file is not a dead controller, nor an empty feed: what it held before stays.
+      FeedStatus status{feed};
+      status.error = contents.error().message;
+      status.failed_at_ms = now_ms;
+      spdlog::error("intel: {}; {}", status.error,
+                    previous ? "its previous contents stay in use" : "it has no contents yet");
+      if (previous) {
+        for (std::size_t old = 0; old < previous->feeds.size(); ++old) {
+          const auto& was = previous->feeds[old];
+          if (was.config.name != feed.name) continue;
+          const std::uint64_t old_bit = 1ULL << old;
+          for (const auto& [value, mask] : previous->exact)
+            if (mask & old_bit) index->exact[value] |= bit;
+          for (const auto& [network, mask] : previous->networks)
+            if (mask & old_bit) index->networks.emplace_back(network, bit);
+          status.indicators = was.indicators;
+          status.networks = was.networks;
+          status.skipped = was.skipped;
+          status.skip_reasons = was.skip_reasons;
+          status.detail = was.detail;
+          status.loaded_at_ms = was.loaded_at_ms;
+        }
+      }
+      index->feeds.push_back(std::move(status));
+      continue;
+    }
     index->exact.reserve(index->exact.size() + contents->indicators.size());
     for (auto& indicator : contents->indicators) index->exact[std::move(indicator.value)] |= bit;
     for (const auto& network : contents->networks) index->networks.emplace_back(network, bit);
-    index->total_weight += feed.weight;
-    index->feeds.push_back({feed, contents->indicators.size(), contents->networks.size(),
-                            contents->skipped, std::move(contents->skip_reasons), now_ms});
+    FeedStatus status{feed,
+                      contents->indicators.size(),
+                      contents->networks.size(),
+                      contents->skipped,
+                      std::move(contents->skip_reasons),
+                      std::move(contents->detail),
+                      now_ms};
+    index->feeds.push_back(std::move(status));
   }
   std::lock_guard lock(mutex_);
   index_ = std::move(index);

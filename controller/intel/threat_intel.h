@@ -36,14 +36,22 @@ struct FeedStatus {
   std::size_t networks = 0;
   std::size_t skipped = 0;
   std::vector<std::string> skip_reasons;
-  std::int64_t loaded_at_ms = 0;
+  std::string detail;             // how it was read (csv: the column chosen and why)
+  std::int64_t loaded_at_ms = 0;  // when the contents in use were read; 0: never
+  // The last load failed (which file, which line, why): the contents in use are the previous
+  // ones (or none, the first time).
+  std::string error;
+  std::int64_t failed_at_ms = 0;
 };
 
 class ThreatIntel {
  public:
   static constexpr std::size_t kMaxFeeds = 64;  // one bit each in the index
 
-  // Loads every feed; all or nothing. On error the previous index stays in use.
+  // Loads every feed. A feed whose file cannot be read as its format says is reported in its
+  // FeedStatus (error) and keeps its previous contents; the others load. Only configuration
+  // errors fail the whole load (and leave the previous index in use): too many feeds, two with
+  // one name, a weight not above 0, an unknown format, a file or directory that does not exist.
   Status load(const std::vector<FeedConfig>& feeds, std::int64_t now_ms);
 
   // Names of the feeds listing `value` (as `type`; guessed when empty).

@@ -116,6 +116,7 @@ TEST(IntelFeeds, Stix21PatternsBecomeIndicatorsAndCorrelationsAreSkipped) {
 }
 
 TEST(IntelFeeds, Stix20AndNonBundlesAreReportedNotHalfLoaded) {
+  // Judged per object: a bundle of STIX 2.0 objects has nothing usable, and says why.
   auto old = load_feed({"old", kIntel / "stix20_bundle.json", "stix", 1, ""});
   ASSERT_FALSE(old);
   EXPECT_NE(old.error().message.find("STIX 2.0"), std::string::npos) << old.error().message;
@@ -125,11 +126,58 @@ TEST(IntelFeeds, Stix20AndNonBundlesAreReportedNotHalfLoaded) {
   auto not_bundle = load_feed({"x", dir.path() / "x.json", "stix", 1, ""});
   ASSERT_FALSE(not_bundle);
   EXPECT_NE(not_bundle.error().message.find("not a STIX bundle"), std::string::npos);
-  // A 2.1-looking bundle with one object lacking spec_version 2.1 fails as a whole.
-  std::ofstream(dir.path() / "mixed.json") << R"({"type": "bundle", "id": "bundle--1", "objects": [
+  // Each object by its own spec_version: the 2.1 one loads, the one without is skipped (named).
+  std::ofstream(dir.path() / "mixed.json") << R"({"type": "bundle", "id": "bundle--1", "spec_version": "2.0", "objects": [
       {"type": "indicator", "spec_version": "2.1", "id": "indicator--1", "pattern": "[ipv4-addr:value = '1.2.3.4']", "pattern_type": "stix"},
       {"type": "indicator", "id": "indicator--2", "pattern": "[ipv4-addr:value = '5.6.7.8']", "pattern_type": "stix"}]})";
-  EXPECT_FALSE(load_feed({"mixed", dir.path() / "mixed.json", "stix", 1, ""}));
+  auto mixed = load_feed({"mixed", dir.path() / "mixed.json", "stix", 1, ""});
+  ASSERT_TRUE(mixed) << mixed.error().message;
+  EXPECT_TRUE(contains(values(*mixed), "ip:1.2.3.4"));
+  EXPECT_FALSE(contains(values(*mixed), "ip:5.6.7.8"));
+  ASSERT_EQ(mixed->skipped, 1u);
+  EXPECT_NE(mixed->skip_reasons[0].find("indicator--2"), std::string::npos);
+}
+
+// MISP's STIX 2.1 export writes an address as an AND that only narrows one network-traffic
+// object (type, value, port): that is the address. ANDs that correlate two things stay skipped.
+TEST(IntelFeeds, MispStix21ExportAddressesAreRead) {
+  auto feed = load_feed({"misp-stix", kIntel / "stix_misp" / "misp_export_21.json", "stix", 1, ""});
+  ASSERT_TRUE(feed) << feed.error().message;
+  const auto v = values(*feed);
+  EXPECT_TRUE(contains(v, "ip:203.0.113.5"));
+  EXPECT_TRUE(contains(v, "ip:2001:db8::77"));
+  EXPECT_TRUE(contains(v, "domain:c2.example.net"));
+  EXPECT_FALSE(contains(v, "ip:198.51.100.1")) << "two addresses ANDed: a correlation";
+  EXPECT_FALSE(contains(v, "md5:5d41402abc4b2a76b9719d911017c592")) << "file name AND hash";
+  EXPECT_EQ(feed->skipped, 2u);
+}
+
+// ThreatFox's CSV export: a quoted header in a comment line, `", "` separators, `ip:port` and
+// `[v6]:port` values, and malware families (`win.asyncrat`) that read like domains.
+TEST(IntelFeeds, ThreatFoxCsvTakesTheIocColumnAndAddressesFromIpPort) {
+  auto feed = load_feed({"threatfox", kIntel / "threatfox_export.csv", "csv", 1, ""});
+  ASSERT_TRUE(feed) << feed.error().message;
+  const auto v = values(*feed);
+  EXPECT_TRUE(contains(v, "ip:198.51.100.23"));
+  EXPECT_TRUE(contains(v, "ip:203.0.113.45"));
+  EXPECT_TRUE(contains(v, "ip:2001:db8::45"));
+  EXPECT_TRUE(contains(v, "domain:c2.example.net"));
+  EXPECT_TRUE(contains(v, "url:http://dl.example.org/payload.bin"));
+  EXPECT_TRUE(contains(v, "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+  EXPECT_FALSE(contains(v, "domain:win.asyncrat"));
+  EXPECT_EQ(feed->skipped, 0u);
+  EXPECT_NE(feed->detail.find("'ioc_value' (by its header name)"), std::string::npos)
+      << feed->detail;
+  // Only ip:port rows: loads (used to stop the controller's start).
+  auto ports = load_feed({"ports", kIntel / "threatfox_ports_only.csv", "csv", 1, ""});
+  ASSERT_TRUE(ports) << ports.error().message;
+  EXPECT_EQ(ports->indicators.size(), 2u);
+  // Without a header, the column that holds indicators, never the family names.
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "bare.csv") << "win.asyncrat,198.51.100.23:443\nwin.remcos,198.51.100.24:80\n";
+  auto bare = load_feed({"bare", dir.path() / "bare.csv", "csv", 1, ""});
+  ASSERT_TRUE(bare);
+  EXPECT_TRUE(contains(values(*bare), "ip:198.51.100.23"));
 }
 
 // Four feeds of weight 1, as in the SOC rule the default thresholds mirror.
@@ -186,11 +234,39 @@ TEST_F(Confidence, AlertTakesItsBestObservableAndLookupGuessesTheType) {
 }
 
 TEST_F(Confidence, FailedReloadKeepsThePreviousFeeds) {
+  // A feed file named in the configuration but missing is a configuration error: nothing changes.
   auto broken = feeds;
   broken.push_back({"gone", dir.path() / "missing.txt", "list", 1, ""});
   EXPECT_FALSE(intel.load(broken, 3000));
   EXPECT_EQ(intel.feeds().size(), 4u);
   EXPECT_EQ(decision_for("10.0.0.2"), "respond");
+}
+
+// One feed file turns bad (a truncated export): it is reported with its file, line and why, its
+// previous contents stay in use, the other feeds reload, and a first load without previous
+// contents still starts.
+TEST_F(Confidence, ABadFeedFileKeepsItsPreviousContentsAndDoesNotStopTheOthers) {
+  std::ofstream(dir.path() / "feed2.txt") << "not an indicator\nnor this\n";
+  std::ofstream(dir.path() / "feed4.txt") << "10.0.0.1\n10.0.0.9\n";  // a good reload
+  ASSERT_TRUE(intel.load(feeds, 5000));
+  const auto status = intel.feeds();
+  ASSERT_EQ(status.size(), 4u);
+  EXPECT_NE(status[1].error.find("feed 'feed2'"), std::string::npos) << status[1].error;
+  EXPECT_NE(status[1].error.find("line 1"), std::string::npos) << status[1].error;
+  EXPECT_EQ(status[1].failed_at_ms, 5000);
+  EXPECT_EQ(status[1].loaded_at_ms, 1000) << "the contents in use are from the first load";
+  EXPECT_EQ(status[1].indicators, 2u);
+  EXPECT_EQ(intel.confirming_feeds("ip", "10.0.0.2"), (std::vector<std::string>{"feed2", "feed3"}));
+  EXPECT_EQ(intel.confirming_feeds("ip", "10.0.0.9"), (std::vector<std::string>{"feed4"}));
+  EXPECT_TRUE(status[3].error.empty());
+
+  ThreatIntel fresh;
+  std::ofstream(dir.path() / "broken.json") << "{\n  \"type\": \"bundle\",\n  \"objects\": [\n";
+  ASSERT_TRUE(fresh.load({feeds[0], {"stix", dir.path() / "broken.json", "stix", 1, ""}}, 10));
+  EXPECT_NE(fresh.feeds()[1].error.find("not valid JSON at line"), std::string::npos)
+      << fresh.feeds()[1].error;
+  EXPECT_EQ(fresh.feeds()[1].loaded_at_ms, 0);
+  EXPECT_EQ(fresh.confirming_feeds("ip", "10.0.0.1"), std::vector<std::string>{"feed1"});
 }
 
 TEST(ThreatIntelScale, AMillionIndicatorsLoadAndLookUp) {
