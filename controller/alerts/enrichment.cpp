@@ -19,19 +19,6 @@ namespace {
 // Logins within this long of the alert count as "during" it.
 constexpr std::int64_t kDuringWindowMs = 15 * 60 * 1000;
 
-bool is_alert_host(const AlertRecord& alert, const AgentRecord& agent) {
-  const auto host = ascii_lower(alert.host_name);
-  const auto name = ascii_lower(agent.facts.hostname);
-  if (!host.empty() && (host == name || host.substr(0, host.find('.')) == name ||
-                        name.substr(0, name.find('.')) == host)) {
-    return true;
-  }
-  for (const auto& ip : alert.host_ips) {
-    const auto& ips = agent.facts.ip_addresses;
-    if (std::find(ips.begin(), ips.end(), ip) != ips.end()) return true;
-  }
-  return false;
-}
 
 std::optional<std::string> process_pid(const AlertRecord& alert) {
   for (const auto& o : alert.observables)
@@ -65,6 +52,20 @@ json process_summary(const json& entry) {
 }
 
 }  // namespace
+
+bool is_alert_host(const AlertRecord& alert, const AgentRecord& agent) {
+  const auto host = ascii_lower(alert.host_name);
+  const auto name = ascii_lower(agent.facts.hostname);
+  if (!host.empty() && (host == name || host.substr(0, host.find('.')) == name ||
+                        name.substr(0, name.find('.')) == host)) {
+    return true;
+  }
+  for (const auto& ip : alert.host_ips) {
+    const auto& ips = agent.facts.ip_addresses;
+    if (std::find(ips.begin(), ips.end(), ip) != ips.end()) return true;
+  }
+  return false;
+}
 
 EnrichmentPlan plan_enrichment(const AlertRecord& alert, const std::vector<AgentRecord>& agents) {
   EnrichmentPlan plan;

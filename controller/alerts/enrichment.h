@@ -22,6 +22,10 @@ struct EnrichmentPlan {
   nlohmann::json missing = nlohmann::json::array();
 };
 
+// Whether `agent` is the alert's host: its name (or short name) is the alert's host name, or it
+// holds one of the alert's host addresses.
+bool is_alert_host(const AlertRecord& alert, const AgentRecord& agent);
+
 // Impacted hosts: the alert's own host and those validation found talking to the IP.
 EnrichmentPlan plan_enrichment(const AlertRecord& alert, const std::vector<AgentRecord>& agents);
 

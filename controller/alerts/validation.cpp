@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/utc_time.h"
+#include "controller/alerts/enrichment.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 
@@ -44,6 +45,17 @@ ValidationPlan plan_ip_validation(const AlertRecord& alert, const std::vector<Ag
   ValidationPlan plan;
   plan.ips = outside_ips(alert, agents);
   if (plan.ips.empty()) return plan;
+  if (!alert.host_name.empty() || !alert.host_ips.empty()) {
+    const bool covered = std::any_of(agents.begin(), agents.end(), [&](const AgentRecord& a) {
+      return !a.revoked_at_ms && a.connected && is_alert_host(alert, a);
+    });
+    if (!covered) {
+      const auto host = !alert.host_name.empty() ? alert.host_name : fmt::format("{}", fmt::join(alert.host_ips, ", "));
+      plan.host_uncovered = fmt::format(
+          "the alert's own host {} has no online agent, so its connections could not be checked",
+          host);
+    }
+  }
   for (const auto& agent : agents) {
     if (agent.revoked_at_ms) continue;
     if (!agent.connected) {
@@ -127,6 +139,10 @@ ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
     for (const auto& h : hosts) names.insert(h["hostname"].get<std::string>());
     reason = fmt::format("{} host(s) connected to {} in the last {} days: {}", names.size(),
                          fmt::join(plan.ips, ", "), lookback_days, fmt::join(names, ", "));
+  } else if (!plan.host_uncovered.empty()) {
+    // The others not having talked to the IP says nothing about the host the alert is about.
+    outcome.status = "undetermined";
+    reason = plan.host_uncovered;
   } else if (unanswered_agents.empty() && plan.not_asked.empty() && asked > 0) {
     outcome.status = "not_relevant";
     reason = fmt::format("none of {} agents connected to {} in the last {} days",

@@ -21,6 +21,10 @@ struct ValidationPlan {
   std::vector<std::string> ips;  // the outside addresses to check; empty: rule does not apply
   std::vector<LiveQuery> queries;
   nlohmann::json not_asked = nlohmann::json::array();  // agents offline, with why
+  // Why the alert's own host could not be asked (no agent, or its agent offline); "" when an
+  // online agent covers it or the alert names no host. Such an alert is never `not_relevant`:
+  // the one host that matters was not seen.
+  std::string host_uncovered;
 };
 
 // IP observables that are not the alert's own host and not one of our agents' addresses.

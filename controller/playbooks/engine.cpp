@@ -392,6 +392,20 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       auto note = step.note.render(context);
       if (!note) return StepOutcome::failed(note.error().message);
       CaseChange change{step.status, step.severity, step.assignee, *note};
+      // Two playbooks on one case must not race on its status. A run closes a case (resolved,
+      // false_positive) only when no other run of the case is unfinished and no other run has
+      // contained it: containment and work in progress win over a close. The close that lost
+      // is kept as a note naming both runs, so the record shows what each decided.
+      std::string kept_because;
+      if (step.status == "resolved" || step.status == "false_positive") {
+        kept_because = closing_blocked_by(run);
+        if (!kept_because.empty()) {
+          change.status.clear();
+          change.note = fmt::format("{}{}[run {} of {} would set the case {}; kept: {}]",
+                                    change.note, change.note.empty() ? "" : " ", run.id,
+                                    run.playbook, step.status, kept_because);
+        }
+      }
       const json details{{"run_id", run.id},          {"step", step.id},
                          {"status", step.status},     {"severity", step.severity},
                          {"assignee", step.assignee}, {"note", *note}};
@@ -402,8 +416,11 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
               now);
           !s)
         return StepOutcome::failed(s.error().message);
-      out.outcome = step.status.empty() ? "case updated" : "case " + step.status;
+      out.outcome = step.status.empty()    ? "case updated"
+                    : kept_because.empty() ? "case " + step.status
+                                           : "case not " + step.status + " (" + kept_because + ")";
       out.output = {{"state", "succeeded"}, {"change", details}};
+      if (!kept_because.empty()) out.output["kept_because"] = kept_because;
       return out;
     }
     case StepKind::wait:
@@ -414,6 +431,24 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       return out;
   }
   return StepOutcome::failed("unknown step kind");
+}
+
+std::string PlaybookEngine::closing_blocked_by(const PlaybookRunRecord& run) {
+  auto runs = deps_.store.list_runs(run.case_id, 100);
+  if (!runs) return "";
+  for (const auto& other : *runs) {
+    if (other.id == run.id) continue;
+    if (other.state == "running" || other.state == "waiting")
+      return fmt::format("run {} of {} on this case is still {}", other.id, other.playbook,
+                         other.state);
+    auto steps = deps_.store.run_steps(other.id);
+    if (!steps) continue;
+    for (const auto& s : *steps) {
+      if (s.outcome == "case contained")
+        return fmt::format("run {} of {} contained the case", other.id, other.playbook);
+    }
+  }
+  return "";
 }
 
 PlaybookEngine::StepOutcome PlaybookEngine::gate(const PlaybookStep& step, PlaybookRunRecord& run,

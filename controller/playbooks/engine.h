@@ -92,6 +92,9 @@ class PlaybookEngine {
                       nlohmann::json& context);
   StepOutcome run_actions(const Playbook& playbook, const PlaybookStep& step,
                           PlaybookRunRecord& run, const nlohmann::json& context);
+  // Why `run` may not close its case now (another run unfinished, or one that contained it);
+  // "" when it may.
+  std::string closing_blocked_by(const PlaybookRunRecord& run);
   StepOutcome gate(const PlaybookStep& step, PlaybookRunRecord& run, const std::string& what,
                    const nlohmann::json& impact, const std::string& reason,
                    std::int64_t expires_ms);

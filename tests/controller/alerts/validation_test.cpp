@@ -104,6 +104,40 @@ TEST(IpValidation, MissingAnswersMakeItUndeterminedNotIrrelevant) {
   EXPECT_EQ(outcome2.record["checked"][1]["why"], "no answer before the deadline");
 }
 
+// A critical alert about a host with no agent: the agents that exist never talked to the IP,
+// which says nothing about that host. Undetermined, never not_relevant (which would let the
+// malicious-IP playbook close the case as a false positive).
+TEST(IpValidation, AnAlertAboutAHostNoOnlineAgentCoversIsNeverNotRelevant) {
+  auto alert = alert_with_ips({"203.0.113.9"});
+  alert.host_name = "kiosk-7";  // no agent of that name
+  alert.host_ips = {"10.9.9.9"};
+  const std::vector<AgentRecord> agents = {agent("A", "web-01", true), agent("B", "db-01", true)};
+  auto plan = plan_ip_validation(alert, agents, 7);
+  ASSERT_EQ(plan.queries.size(), 2u) << "the other hosts are still asked";
+  EXPECT_NE(plan.host_uncovered.find("kiosk-7"), std::string::npos);
+  auto outcome = decide_ip_validation(
+      plan, {answered(plan.queries[0], json::object()), answered(plan.queries[1], json::object())},
+      agents, 7);
+  EXPECT_EQ(outcome.status, "undetermined");
+  EXPECT_NE(outcome.record["reason"].get<std::string>().find("kiosk-7 has no online agent"),
+            std::string::npos)
+      << outcome.record.dump();
+  // Its agent exists but is offline: the same.
+  const std::vector<AgentRecord> offline = {agent("A", "web-01", true),
+                                            agent("K", "kiosk-7", false)};
+  auto plan2 = plan_ip_validation(alert, offline, 7);
+  auto outcome2 = decide_ip_validation(plan2, {answered(plan2.queries[0], json::object())},
+                                       offline, 7);
+  EXPECT_EQ(outcome2.status, "undetermined");
+  // Another host that did talk to it still qualifies the alert.
+  json contact{{"history", {{{"remote_address", "203.0.113.9"}, {"remote_port", 443}}}}};
+  EXPECT_EQ(decide_ip_validation(plan, {answered(plan.queries[0], contact),
+                                        answered(plan.queries[1], json::object())},
+                                 agents, 7)
+                .status,
+            "qualified");
+}
+
 TEST(Enrichment, OfflineHostsAreRecordedAsMissing) {
   AlertRecord a = alert_with_ips({});
   a.observables.push_back({"process", "4242", ""});

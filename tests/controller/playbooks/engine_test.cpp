@@ -541,3 +541,49 @@ steps:
 
 }  // namespace
 }  // namespace riposte::controller
+
+namespace riposte::controller {
+namespace {
+
+// Two playbooks on one alert: one contains, the other would close as a false positive. The
+// containment wins, whichever order they finish in; the losing close is recorded on the case.
+TEST_F(PlaybookEngineTest, TwoPlaybooksOnOneCaseDoNotRaceOnItsStatus) {
+  const auto write = [&](const std::string& name, const std::string& yaml) {
+    std::ofstream(dir.path() / name) << yaml;
+    return load_playbook(dir.path() / name).value();
+  };
+  make_engine({write("contain.yaml", R"(
+name: contain
+trigger: {observable_types: [ip]}
+steps:
+  - {id: c, kind: case, status: contained, note: "contained by the first playbook"}
+)"),
+               write("close.yaml", R"(
+name: close
+trigger: {observable_types: [ip]}
+steps:
+  - {id: fp, kind: case, status: false_positive, note: "nothing to see"}
+)")});
+  alert_on("a1", "web-01");
+  auto first = engine->start("contain", "a1", "alice", false);
+  ASSERT_TRUE(first) << first.error().message;
+  engine->drain();
+  auto second = engine->start("close", "a1", "alice", false);
+  ASSERT_TRUE(second) << second.error().message;
+  engine->drain();
+  const auto closed = reload(second->id);
+  EXPECT_EQ(closed.state, "succeeded");
+  EXPECT_EQ(case_of(closed).status, "contained");
+  const auto fp_steps = steps(second->id);
+  ASSERT_FALSE(fp_steps.empty());
+  EXPECT_NE(fp_steps.back().outcome.find("case not false_positive"), std::string::npos)
+      << fp_steps.back().outcome;
+  bool noted = false;
+  for (const auto& n : store->case_notes(closed.case_id).value())
+    noted |= n.text.find("would set the case false_positive; kept: run " + first->id) !=
+             std::string::npos;
+  EXPECT_TRUE(noted) << "both decisions are on the record";
+}
+
+}  // namespace
+}  // namespace riposte::controller
