@@ -66,6 +66,8 @@ class ActionService {
   // them: an action cut short stays `running` in the journal, which reports it failed ("the
   // agent stopped while this action was running") at the next start, never re-running it.
   std::size_t wait_for_workers(std::chrono::milliseconds timeout);
+  // Any thread: fetches in progress fail now ("the agent is stopping"), later ones at once.
+  void cancel_fetches() { fetcher_.cancel_all("the agent is stopping"); }
 
  private:
   void execute(proto::ActionSpec spec);  // on a worker thread

@@ -260,6 +260,7 @@ int cmd_run(const Flags& flags) {
   // A stopping agent does not wait out a long action (a kill's grace period, a capture, a scan).
   // What still runs after a moment is left to the journal, which reports it at the next start
   // as cut short; the process ends now rather than when the action would have.
+  service.cancel_fetches();  // a scan waiting for its rules ends now, not in 3 s
   if (const auto left = service.wait_for_workers(std::chrono::seconds(3)); left > 0) {
     spdlog::warn("agent: {} action(s) still running at stop; they will be reported as "
                  "interrupted when the agent starts again",

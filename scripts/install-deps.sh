@@ -16,6 +16,7 @@ packages=(
   libnftables-dev nftables iproute2
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps gdb binutils
+  clang-14 libclang-rt-14-dev          # libFuzzer targets of the parsers (scripts/fuzz.sh)
   rpm lintian jq systemd util-linux   # packaging: rpmbuild for cpack, lintian, systemd-analyze
   python3                             # tests: the HTTPS webhook receiver playbooks notify
 )

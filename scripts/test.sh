@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs the whole test suite: first the release build, then
-# the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (the asan preset).
+# the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (the asan preset), then the
+# libFuzzer targets of every alert and feed parser for a short while (scripts/fuzz.sh).
 #   RIPOSTE_TEST_PRESETS   presets to run (default "release asan")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,6 @@ for preset in ${RIPOSTE_TEST_PRESETS:-release asan}; do
   echo "== ${preset}: built in $(( $(date +%s) - start )) s; running tests"
   ctest --preset "${preset}" -j "${jobs}"
 done
+# Every parser of outside input under libFuzzer for a few seconds each (scripts/fuzz.sh).
+echo "== fuzz"
+./scripts/fuzz.sh

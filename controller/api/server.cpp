@@ -95,6 +95,8 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
+    std::uint64_t route_limit = options_.max_body_bytes;
+    bool too_busy = false, holds_large = false;
     // Beast checks Content-Length against the limit as the header completes, so the header is
     // read under the largest limit and the route's own limit applied right after: alert batches
     // may be large, everything else is small.
@@ -117,7 +119,41 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
       const auto declared = parser.content_length();
       if (declared && *declared > limit) ec = http::error::body_limit;
       parser.body_limit(limit);
+      route_limit = limit;
+      // A body over the ordinary limit is held in memory until handled: only a few at once.
+      if (!ec && limit > options_.max_body_bytes && !head.target().starts_with("/api/v1/alerts")) {
+        if (large_in_flight_.fetch_add(1) >= kMaxLargeBodies) {
+          large_in_flight_.fetch_sub(1);
+          too_busy = true;
+        } else {
+          holds_large = true;
+        }
+      }
     }
+    if (too_busy) {
+      // Answer now and close: the body is not read.
+      ApiResponse busy{503, json_error_body(fmt::format(
+                                "{} large uploads are in progress; retry shortly",
+                                kMaxLargeBodies))};
+      http::response<http::string_body> response;
+      response.result(http::status::service_unavailable);
+      response.version(11);
+      response.set(http::field::server, "riposte-controller");
+      response.set(http::field::content_type, busy.content_type);
+      response.set(http::field::retry_after, "5");
+      response.keep_alive(false);
+      response.body() = std::move(busy.body);
+      response.prepare_payload();
+      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      break;
+    }
+    struct LargeBodyRelease {
+      std::atomic<int>& count;
+      bool held;
+      ~LargeBodyRelease() {
+        if (held) count.fetch_sub(1);
+      }
+    } release{large_in_flight_, holds_large};
     if (!ec && !parser.is_done()) {
       co_await http::async_read(stream, buffer, parser,
                                 asio::redirect_error(asio::use_awaitable, ec));
@@ -142,8 +178,10 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
         if (problem == std::errc() && end == field.data() + field.size()) declared = value;
       }
       if (ec == http::error::body_limit && declared) {
-        result.body = json_error_body(
-            fmt::format("request body of {} bytes is over this route's limit", *declared));
+        result.body = json_error_body(fmt::format(
+            "request body of {} bytes is over this route's limit of {} bytes{}", *declared,
+            route_limit,
+            route_limit == options_.max_rule_set_bytes ? " (max_rule_set_bytes)" : ""));
         // The client is still sending the body; closing now would reset the connection before
         // it reads the answer. Bodies up to a bound are read and dropped first.
         if (*declared <= kMaxDrainBytes) {

@@ -44,6 +44,10 @@ class ApiServer {
   boost::asio::ssl::context tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::atomic<bool> stopped_{false};
+  // Requests granted a body over max_body_bytes (rule-set uploads) being read or handled now;
+  // each holds its body in memory, so at most kMaxLargeBodies at once (others get 503).
+  static constexpr int kMaxLargeBodies = 2;
+  std::atomic<int> large_in_flight_{0};
 };
 
 }  // namespace riposte::controller

@@ -243,6 +243,9 @@ int main(int argc, char** argv) {
       } else if (value.starts_with("@")) {
         const auto path = value.substr(1);
         if (kind == action_kind::kYaraScan && key == "rules") {
+          for (const auto& other : params)
+            if (other.starts_with("rules_sha256="))
+              die("give --param rules=@FILE or --param rules_sha256=..., not both");
           const auto uploaded = upload_rule_set(c, path, "");
           key = "rules_sha256";
           value = uploaded["sha256"].get<std::string>();

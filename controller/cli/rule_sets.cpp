@@ -13,9 +13,16 @@ namespace riposte::cli {
 using nlohmann::json;
 
 std::string read_whole_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) die(fmt::format("{} is a directory, not a file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) die(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string content;
+  try {
+    content.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception&) {
+    die(fmt::format("cannot read {}", path));
+  }
   if (in.bad()) die(fmt::format("cannot read {}", path));
   return content;
 }

@@ -7,6 +7,7 @@
 
 #include "common/utc_time.h"
 #include "controller/dispatch/evidence_store.h"
+#include "controller/observables/observable.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 #include "protocol/action_signing.h"
@@ -61,7 +62,11 @@ Result<std::string> ActionDispatcher::attach_rule_set(json& parameters,
     sha = stored->sha256;
     parameters.erase("rules");
   } else {
-    sha = named->get<std::string>();
+    sha = ascii_lower(named->get<std::string>());
+    const bool hex = sha.size() == 64 && std::all_of(sha.begin(), sha.end(), [](char c) {
+                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                     });
+    if (!hex) return Error{"rules_sha256 must be a SHA-256: 64 hex digits"};
   }
   auto object = store_.find_object(sha);
   if (!object) return object.error();

@@ -199,6 +199,14 @@ void load_rules_file(const Loader& in, const YAML::Node& node, PlaybookStep& ste
       step.parameters.source().contains("rules_sha256"))
     in.fail(node, fmt::format("{}: give rules_file or parameters.rules, not both", where));
   step.rules_file = in.text(node, "rules_file");
+  // Beside the playbook: a playbook file must not turn any file of the controller (a key, a
+  // password file) into a rule set every viewer can read back.
+  const fs::path relative(step.rules_file);
+  if (relative.is_absolute() ||
+      std::any_of(relative.begin(), relative.end(), [](const fs::path& p) { return p == ".."; }))
+    in.fail(node, fmt::format("{}: rules_file must be a path inside the playbook's directory "
+                              "(no leading / and no ..), got '{}'",
+                              where, step.rules_file));
   const fs::path path = in.file().parent_path() / step.rules_file;
   std::error_code ec;
   const auto size = fs::file_size(path, ec);

@@ -54,7 +54,8 @@ constexpr int kMaxLinks = 40;  // as the kernel's own limit (MAXSYMLINKS)
 // root can write. With `root` (an O_PATH directory: a process's /proc/PID/root), the walk starts
 // there and never leaves it: absolute link targets restart from it and ".." at it stays, as the
 // kernel resolves paths for a process whose root that is.
-Result<Parent> open_parent(const fs::path& path, int root = -1) {
+Result<Parent> open_parent(const fs::path& path, int root = -1,
+                           const linux_impl::Credentials* as = nullptr) {
   if (!path.is_absolute()) {
     return Error{fmt::format("{} is not an absolute path", path.string())};
   }
@@ -77,6 +78,14 @@ Result<Parent> open_parent(const fs::path& path, int root = -1) {
     todo.pop_front();
     if (part.empty() || part == ".") continue;
     if (part == ".." && resolved == "/") continue;  // the root's parent is the root
+    if (as != nullptr) {
+      struct stat here {};
+      if (::fstat(dir.get(), &here) != 0) return errno_error("cannot stat", resolved);
+      if (!as->may(here, 1)) {
+        return Error{fmt::format("refused: {} is not searchable by uid {}, for whom it is read",
+                                 resolved.string(), as->uid)};
+      }
+    }
     Fd next(::openat(dir.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (next.valid()) {
       dir = std::move(next);
@@ -128,6 +137,14 @@ Result<Parent> open_parent(const fs::path& path, int root = -1) {
       dir = open_root();
       if (!dir.valid()) return errno_error("cannot open", "/");
       resolved = "/";
+    }
+  }
+  if (as != nullptr) {
+    struct stat here {};
+    if (::fstat(dir.get(), &here) != 0) return errno_error("cannot stat", resolved);
+    if (!as->may(here, 1)) {
+      return Error{fmt::format("refused: {} is not searchable by uid {}, for whom it is read",
+                               resolved.string(), as->uid)};
     }
   }
   return Parent{std::move(dir), resolved, name};
@@ -327,10 +344,23 @@ class LinuxFiles final : public Files {
       return Error{fmt::format("process {} exited while its script was opened", process.pid)};
     }
     const fs::path script(script_path);
-    auto parent = open_parent(script, root.get());
+    // The command line is the process's own claim: a user can run `tail -F /etc/shadow` under a
+    // file named `sh`. The agent reads, as root, only what that process could read itself:
+    // every directory on the way searchable and the file readable with its credentials.
+    const auto creds = linux_impl::credentials_of(process.pid);
+    if (!creds) return creds.error();
+    auto parent = open_parent(script, root.get(), &*creds);
     if (!parent) return parent.error();
     auto file = open_regular(script, *parent);
     if (!file) return file.error();
+    struct stat st {};
+    if (::fstat(file->fd.get(), &st) != 0) return errno_error("cannot stat", script);
+    if (!creds->may(st, 4)) {
+      return Error{fmt::format(
+          "refused: {} is not readable by process {} (uid {}), which names it as its script; "
+          "the agent reads only what the process itself could",
+          script.string(), process.pid, creds->uid)};
+    }
     file->info.mount_namespace = linux_impl::namespace_of(process.pid, "mnt");
     file->info.pid_namespace = linux_impl::namespace_of(process.pid, "pid");
     file->info.interpreter = exe.path;

@@ -1,12 +1,15 @@
 #include "platform/process_control.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -63,6 +66,62 @@ Status send(int pidfd, int sig, pid_t pid) {
   }
   return ok_status();
 }
+
+// A cgroup v2 of its own for the members of one tree kill (/sys/fs/cgroup, or .../unified on a
+// hybrid host): processes stay in their cgroup across fork and reparenting, so `cgroup.kill`
+// takes everything the tree started, wherever it was reparented. Without cgroup v2 (or the right
+// to create one) the kill works from the process tree alone.
+class KillGroup {
+ public:
+  KillGroup() = default;
+  KillGroup(const KillGroup&) = delete;
+  KillGroup& operator=(const KillGroup&) = delete;
+  ~KillGroup() {
+    if (path_.empty()) return;
+    // Empty once its members were killed and reaped; rmdir fails (harmlessly) until then.
+    for (int i = 0; i < 50 && ::rmdir(path_.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(20'000);
+  }
+  bool create() {
+    static std::atomic<unsigned> counter{0};
+    for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+      std::error_code ec;
+      if (!std::filesystem::exists(std::string(root) + "/cgroup.procs", ec) ||
+          !std::filesystem::exists(std::string(root) + "/cgroup.max.depth", ec))
+        continue;  // a cgroup v1 controller mount
+      const auto path = fmt::format("{}/riposte-kill-{}-{}", root, ::getpid(), counter++);
+      if (::mkdir(path.c_str(), 0700) == 0 &&
+          std::filesystem::exists(path + "/cgroup.kill", ec)) {
+        path_ = path;
+        return true;
+      }
+      ::rmdir(path.c_str());
+    }
+    return false;
+  }
+  void add(pid_t pid) {
+    if (!path_.empty()) (void)write(path_ + "/cgroup.procs", std::to_string(pid));
+  }
+  std::vector<pid_t> members() const {
+    std::vector<pid_t> out;
+    if (path_.empty()) return out;
+    std::ifstream in(path_ + "/cgroup.procs");
+    for (pid_t pid = 0; in >> pid;) out.push_back(pid);
+    return out;
+  }
+  void kill_all() {
+    if (!path_.empty()) (void)write(path_ + "/cgroup.kill", "1");
+  }
+
+ private:
+  static bool write(const std::string& file, const std::string& text) {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    return ok;
+  }
+  std::string path_;
+};
 
 class LinuxProcessControl final : public ProcessControl {
  public:
@@ -136,6 +195,7 @@ class LinuxProcessControl final : public ProcessControl {
 
   Result<std::vector<KillReport>> kill(const ProcessRef& target,
                                        const KillOptions& options) override {
+    KillGroup group;  // tree kills only: created below when cgroup v2 is there
     auto root = open_verified(target, /*allow_exited=*/true);
     if (!root) return root.error();
     struct Victim {
@@ -189,7 +249,13 @@ class LinuxProcessControl final : public ProcessControl {
         if (!found) return;
       }
     };
-    if (options.tree) freeze_descendants(false);
+    if (options.tree) {
+      freeze_descendants(false);
+      // In a cgroup of their own, whatever the members fork from now on stays with them, even a
+      // child that double-forks and is reparented out of the tree.
+      if (group.create())
+        for (const auto& v : live) group.add(v.info.pid);
+    }
     // SIGTERM stays pending on a stopped process (one a playbook suspended, or the frozen tree)
     // until it continues: SIGCONT after it, so the grace period means what it says.
     for (auto& v : live) {
@@ -209,6 +275,16 @@ class LinuxProcessControl final : public ProcessControl {
       while (!all_exited() && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (!all_exited()) freeze_descendants(true);
+      // What left the tree (reparented) but not the cgroup: killed with it, and named.
+      std::set<pid_t> known;
+      for (const auto& v : live) known.insert(v.info.pid);
+      for (pid_t pid : group.members()) {
+        if (known.contains(pid)) continue;
+        auto info = inspect(pid);
+        reports.push_back({pid, info ? info->name : "?", KillOutcome::kKilled,
+                           "left the tree during the grace period (reparented); killed with the "
+                           "tree's cgroup"});
+      }
     }
     for (auto& v : live) {
       KillReport report{v.info.pid, v.info.name, KillOutcome::kFailed, ""};
@@ -231,6 +307,8 @@ class LinuxProcessControl final : public ProcessControl {
       }
       reports.push_back(std::move(report));
     }
+    // Then whatever is left in the tree's cgroup: the reparented ones named above.
+    group.kill_all();
     return reports;
   }
 

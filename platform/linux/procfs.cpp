@@ -54,6 +54,38 @@ std::optional<StatFields> read_stat_file(const std::string& path) {
   return f;
 }
 
+bool Credentials::may(const struct stat& st, unsigned what) const {
+  if (uid == 0) return true;
+  unsigned bits = st.st_mode & 07;
+  if (st.st_uid == uid) {
+    bits = (st.st_mode >> 6) & 07;
+  } else if (st.st_gid == gid || std::find(groups.begin(), groups.end(), st.st_gid) != groups.end()) {
+    bits = (st.st_mode >> 3) & 07;
+  }
+  return (bits & what) == what;
+}
+
+Result<Credentials> credentials_of(pid_t pid) {
+  std::istringstream status(read_proc_file(fmt::format("/proc/{}/status", pid)));
+  Credentials c;
+  bool uid = false, gid = false;
+  for (std::string line; std::getline(status, line);) {
+    std::istringstream fields(line.substr(line.find(':') + 1));
+    unsigned long real = 0, effective = 0;
+    if (line.starts_with("Uid:") && fields >> real >> effective) {
+      c.uid = static_cast<uid_t>(effective);
+      uid = true;
+    } else if (line.starts_with("Gid:") && fields >> real >> effective) {
+      c.gid = static_cast<gid_t>(effective);
+      gid = true;
+    } else if (line.starts_with("Groups:")) {
+      for (unsigned long g = 0; fields >> g;) c.groups.push_back(static_cast<gid_t>(g));
+    }
+  }
+  if (!uid || !gid) return Error{fmt::format("cannot read the credentials of process {}", pid)};
+  return c;
+}
+
 std::string script_of(pid_t pid, const std::string& exe, const std::string& cmdline) {
   std::vector<std::string> argv;
   std::size_t start = 0;

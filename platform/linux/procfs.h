@@ -2,6 +2,7 @@
 
 // Shared by the Linux implementations: /proc parsing and pidfds checked against a start time.
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 // glibc 2.36's <sys/pidfd.h> lacks __BEGIN_DECLS (fixed in 2.37): without extern "C", C++ callers
@@ -35,6 +36,18 @@ std::optional<StatFields> read_stat(pid_t pid);
 // The same fields from a stat file's path (/proc/PID/task/TID/stat for one thread).
 std::optional<StatFields> read_stat_file(const std::string& path);
 std::string read_proc_file(const std::string& path);
+
+// A process's effective credentials (/proc/PID/status Uid, Gid, Groups) and the classic
+// permission check with them: `may(st, 4)` read, `may(st, 1)` search/execute. uid 0 may all
+// (capabilities are not consulted: a root process could read anything anyway). ACLs are not
+// consulted either, so a grant made only by an ACL is refused: the safe side.
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  bool may(const struct stat& st, unsigned what) const;
+};
+Result<Credentials> credentials_of(pid_t pid);
 
 // The account name of `uid` (passwd, NSS), or the number as text when it has none.
 std::string user_name(uid_t uid);

@@ -324,6 +324,13 @@ class LibyaraScanner final : public YaraScanner {
   }
 };
 
+const char* refuse_include(const char* /*include_name*/, const char* /*calling_rule_filename*/,
+                           const char* /*calling_rule_namespace*/, void* user_data) {
+  static_cast<std::vector<std::string>*>(user_data)->push_back(
+      "include is not allowed: a rule set must be sent whole (concatenate the files)");
+  return nullptr;  // libyara then reports the include it could not open, with its line
+}
+
 void collect_compiler_message(int error_level, const char* /*file*/, int line,
                               const YR_RULE* /*rule*/, const char* message, void* user_data) {
   if (error_level != YARA_ERROR_LEVEL_ERROR) return;
@@ -340,6 +347,9 @@ Result<std::shared_ptr<YaraRules>> YaraRules::compile(const std::string& source)
   std::unique_ptr<YR_COMPILER, void (*)(YR_COMPILER*)> owner(compiler, yr_compiler_destroy);
   std::vector<std::string> errors;
   yr_compiler_set_callback(compiler, collect_compiler_message, &errors);
+  // A rule set is the bytes its hash names: `include` would compile files of the endpoint into
+  // it (unsigned, and a probe for which files exist; a FIFO would hang the compile). Refused.
+  yr_compiler_set_include_callback(compiler, refuse_include, nullptr, &errors);
   for (const char* name : kExternals) yr_compiler_define_string_variable(compiler, name, "");
   if (yr_compiler_add_string(compiler, source.c_str(), nullptr) != 0) {
     std::string text = "YARA rules do not compile: ";

@@ -1,6 +1,7 @@
 #include "platform/files.h"
 
 #include <fmt/format.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -229,9 +230,12 @@ TEST_F(SymlinkTest, RestoreOnlyIntoAVerifiedParentAndWithoutSetuidUnlessAsked) {
 
 // A child running `argv`, killed and reaped at the end of the test.
 struct Running {
-  explicit Running(std::vector<std::string> argv) {
+  explicit Running(std::vector<std::string> argv, uid_t as_uid = 0) {
     pid = ::fork();
     if (pid == 0) {
+      if (as_uid != 0 && (::setgroups(0, nullptr) != 0 || ::setgid(as_uid) != 0 ||
+                          ::setuid(as_uid) != 0))
+        ::_exit(126);
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
@@ -369,6 +373,34 @@ TEST_F(FilesTest, AScriptInAnotherMountNamespaceIsReadFromThatNamespace) {
   EXPECT_NE(sha.hex_digest(), sha_of_file(root / "job.sh")) << "not the host's file";
   std::error_code ec;
   EXPECT_NE(info->mount_namespace, fs::read_symlink("/proc/self/ns/mnt", ec).string());
+}
+
+// A user runs `tail -F /etc/shadow` under a file named `sh`: the command line claims a script
+// the process cannot read. The agent (root) refuses to read for it what it could not read itself.
+TEST_F(FilesTest, AScriptTheProcessCouldNotReadIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a process as another user";
+  const auto fake = dir.path() / "sh";
+  fs::copy_file("/usr/bin/tail", fake);
+  ::chmod(dir.path().c_str(), 0755);
+  ::chmod(fake.c_str(), 0755);
+  const auto secret = dir.path() / "secret.txt";
+  std::ofstream(secret) << "root only\n";
+  ::chmod(secret.c_str(), 0600);
+  // The child drops to nobody itself and execs the fake `sh`, so the pid is the process.
+  Running child({fake.string(), "-F", secret.string()}, /*as_uid=*/65534);
+  ASSERT_TRUE(child.runs("/sh"));
+  auto files = make_files();
+  agent::Sha256Sink sha;
+  const auto ref = child.ref();
+  ASSERT_EQ(make_process_control()->inspect(child.pid).value().script, secret.string());
+  auto info = files->stream_script(ref, sha, 0);
+  ASSERT_FALSE(info) << "read " << info->resolved_path;
+  EXPECT_NE(info.error().message.find("not readable by process"), std::string::npos)
+      << info.error().message;
+  // The same file made readable to that user is read: the check is the process's, not a ban.
+  ::chmod(secret.c_str(), 0644);
+  agent::Sha256Sink again;
+  EXPECT_TRUE(files->stream_script(ref, again, 0));
 }
 
 // The script's path goes through a link a user owns: refused, as for any path.

@@ -177,6 +177,38 @@ TEST(ProcessControl, TreeKillTakesWhatAMemberForksDuringTheGracePeriod) {
   if (alive(replacement)) ::kill(replacement, SIGKILL);
 }
 
+// A member that double-forks on SIGTERM: the grandchild is reparented out of the tree before the
+// grace period ends. With cgroup v2 it is still the tree's (its cgroup) and is killed and named.
+TEST(ProcessControl, TreeKillTakesAChildThatDoubleForkedOutOfTheTree) {
+  const bool v2 = std::filesystem::exists("/sys/fs/cgroup/cgroup.max.depth") ||
+                  std::filesystem::exists("/sys/fs/cgroup/unified/cgroup.max.depth");
+  if (!v2) GTEST_SKIP() << "no cgroup v2 on this host: a reparented child cannot be followed";
+  auto control = make_process_control();
+  std::filesystem::remove("escapee.pid");
+  Child shell({"bash", "-c",
+               "trap '( setsid sleep 2222 & echo $! > escapee.pid )' TERM; "
+               "sleep 30 & while :; do sleep 0.1; done"});
+  std::vector<ProcessInfo> members;
+  for (int i = 0; i < 100 && members.size() < 2; ++i) {
+    std::this_thread::sleep_for(20ms);
+    members = control->tree(shell.pid()).value();
+  }
+  ASSERT_GE(members.size(), 2u);
+  auto reports = control->kill(ref_of(*control, shell.pid()), {.grace = 1s, .tree = true});
+  ASSERT_TRUE(reports) << reports.error().message;
+  shell.reap();
+  std::ifstream pid_file("escapee.pid");
+  pid_t escapee = 0;
+  ASSERT_TRUE(pid_file >> escapee) << "the trap did not run";
+  std::filesystem::remove("escapee.pid");
+  for (int i = 0; i < 100 && alive(escapee); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(alive(escapee)) << "the double-forked child survived a kill reported complete";
+  bool named = false;
+  for (const auto& r : *reports) named |= r.pid == escapee && r.detail.find("reparented") != std::string::npos;
+  EXPECT_TRUE(named);
+  if (alive(escapee)) ::kill(escapee, SIGKILL);
+}
+
 TEST(ProcessControl, SuspendAndResume) {
   auto control = make_process_control();
   Child child({"sleep", "30"});

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -58,6 +60,23 @@ TEST(YaraRules, CompileErrorsNameTheLineAsYaracDoes) {
   auto syntax = YaraRules::compile("rule { condition: }");
   ASSERT_FALSE(syntax);
   EXPECT_NE(syntax.error().message.find("line 1"), std::string::npos) << syntax.error().message;
+}
+
+// `include` would compile files of the endpoint into a rule set its hash does not cover, tell
+// which files exist, and hang on a FIFO: refused, whatever the file.
+TEST(YaraRules, IncludesAreRefusedWhateverTheyName) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "other.yar") << "rule other { condition: true }\n";
+  ASSERT_EQ(::mkfifo((dir.path() / "fifo").c_str(), 0600), 0);
+  for (const auto& target : {(dir.path() / "other.yar").string(), (dir.path() / "fifo").string(),
+                             std::string("/nonexistent/x.yar"), std::string("/etc/hostname")}) {
+    const auto started = std::chrono::steady_clock::now();
+    auto rules = YaraRules::compile("rule a { condition: true }\ninclude \"" + target + "\"\n");
+    ASSERT_FALSE(rules) << target;
+    EXPECT_NE(rules.error().message.find("include is not allowed"), std::string::npos)
+        << rules.error().message;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2)) << target;
+  }
 }
 
 TEST(YaraRules, CompilesTheRulesItIsGiven) {

@@ -140,6 +140,11 @@ TEST_F(PlaybookLoad, RulesFileIsReadAtLoadAndItsProblemsNameTheLine) {
   EXPECT_EQ(error_of(with_steps(scan(", rules_file: rules/missing.yar"))).find(file() + ":4:"), 0u);
   EXPECT_NE(error_of(with_steps(scan(", rules_file: rules/missing.yar"))).find("missing.yar"),
             std::string::npos);
+  for (const char* outside : {"/etc/hostname", "../outside.yar", "rules/../../outside.yar"})
+    EXPECT_NE(error_of(with_steps(scan(std::string(", rules_file: ") + outside)))
+                  .find("inside the playbook's directory"),
+              std::string::npos)
+        << outside;
   std::ofstream(dir.path() / "rules" / "binary.yar") << std::string("rule\0x", 6);
   EXPECT_NE(error_of(with_steps(scan(", rules_file: rules/binary.yar"))).find("NUL byte"),
             std::string::npos);
