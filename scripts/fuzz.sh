@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets for every parser of outside input (the alert normalizers for ECS,
-# Wazuh, generic and detection; the CSV, list, MISP and STIX feed readers; the playbook
-# expression language) with clang-14, ASan and UBSan, and runs each for a short while from the
-# fixtures as seed corpus. Any crash, leak or sanitizer report fails the script.
+# Builds the libFuzzer targets for every parser of outside input with clang-14, ASan and UBSan,
+# and runs each for a short while from the fixtures as seed corpus: the alert normalizers (ECS,
+# Wazuh, generic, detection) and the feed readers (CSV, list, MISP, STIX), one binary each with
+# the format in RIPOSTE_FUZZ_FORMAT, and the playbook expression language. Any crash, leak,
+# timeout or sanitizer report fails the script.
 #   RIPOSTE_FUZZ_SECONDS   seconds per target (default 15)
 #   RIPOSTE_FUZZ_OUT       build and corpus directory (default build/fuzz)
 set -euo pipefail
@@ -15,27 +16,19 @@ cxx=(clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined
 common=(controller/observables/observable.cpp controller/observables/ip_network.cpp)
 libs=(-lfmt -lcrypto)
 
-build() {  # name, format, sources...
-  local name=$1 format=$2
-  shift 2
+build() {  # name, sources...
+  local name=$1
+  shift
   if [ ! -x "$out/$name" ] || [ -n "$(find "$@" tests/fuzz -newer "$out/$name" 2>/dev/null | head -1)" ]; then
     echo "fuzz: building $name"
-    "${cxx[@]}" -DRIPOSTE_FUZZ_FORMAT="\"$format\"" "$@" "${common[@]}" "${libs[@]}" -o "$out/$name"
+    "${cxx[@]}" "$@" "${common[@]}" "${libs[@]}" -o "$out/$name"
   fi
 }
 
-alert_sources=(tests/fuzz/fuzz_alert.cpp controller/alerts/normalizer.cpp common/utc_time.cpp
-               protocol/crypto.cpp)
-feed_sources=(tests/fuzz/fuzz_feed.cpp controller/intel/feeds.cpp)
-build fuzz_alert_ecs ecs "${alert_sources[@]}"
-build fuzz_alert_wazuh wazuh "${alert_sources[@]}"
-build fuzz_alert_generic generic "${alert_sources[@]}"
-build fuzz_alert_detect "" "${alert_sources[@]}"
-build fuzz_feed_csv csv "${feed_sources[@]}"
-build fuzz_feed_list list "${feed_sources[@]}"
-build fuzz_feed_misp misp "${feed_sources[@]}"
-build fuzz_feed_stix stix "${feed_sources[@]}"
-build fuzz_expression "" tests/fuzz/fuzz_expression.cpp controller/playbooks/expression.cpp
+build fuzz_alert tests/fuzz/fuzz_alert.cpp controller/alerts/normalizer.cpp common/utc_time.cpp \
+      protocol/crypto.cpp
+build fuzz_feed tests/fuzz/fuzz_feed.cpp controller/intel/feeds.cpp
+build fuzz_expression tests/fuzz/fuzz_expression.cpp controller/playbooks/expression.cpp
 
 # Seeds: the fixtures of each kind (data shapes from public samples, tests/fixtures/README.md).
 seed() {  # target, files...
@@ -58,11 +51,16 @@ printf 'alert.severity == "high" and len(observables) > 0' > "$out/corpus/seed_e
 seed fuzz_expression "$out/corpus/seed_expression"
 
 failed=0
-for target in fuzz_alert_ecs fuzz_alert_wazuh fuzz_alert_generic fuzz_alert_detect fuzz_feed_csv \
-              fuzz_feed_list fuzz_feed_misp fuzz_feed_stix fuzz_expression; do
+# target name, binary, RIPOSTE_FUZZ_FORMAT
+for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
+           fuzz_alert_generic:fuzz_alert:generic fuzz_alert_detect:fuzz_alert: \
+           fuzz_feed_csv:fuzz_feed:csv fuzz_feed_list:fuzz_feed:list fuzz_feed_misp:fuzz_feed:misp \
+           fuzz_feed_stix:fuzz_feed:stix fuzz_expression:fuzz_expression:; do
+  IFS=: read -r target binary format <<<"$run"
   echo "fuzz: $target for ${seconds} s"
-  if ! (cd "$out" && "./$target" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-          -rss_limit_mb=2048 -print_final_stats=0 "corpus/$target" >"$target.log" 2>&1); then
+  if ! (cd "$out" && RIPOSTE_FUZZ_FORMAT="$format" "./$binary" -max_total_time="$seconds" \
+          -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+          "corpus/$target" >"$target.log" 2>&1); then
     echo "fuzz: $target FAILED; the input and report are in $out ($target.log, crash-*)" >&2
     tail -40 "$out/$target.log" >&2
     failed=1

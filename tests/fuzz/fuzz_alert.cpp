@@ -1,7 +1,9 @@
 // libFuzzer target for the alert normalizers: whatever document a SIEM sends, normalize_alert
-// returns an alert or an error, never crashes, throws or hangs. Built once per format with
-// -DRIPOSTE_FUZZ_FORMAT="ecs" | "wazuh" | "generic" (and "" for detection) by scripts/fuzz.sh.
+// returns an alert or an error, never crashes, throws or hangs. The format is the environment's
+// RIPOSTE_FUZZ_FORMAT: ecs, wazuh, generic, or unset for detection (scripts/fuzz.sh runs each).
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
@@ -13,7 +15,9 @@ using namespace riposte::controller;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto document = nlohmann::json::parse(data, data + size, nullptr, false);
   if (document.is_discarded()) return 0;
-  constexpr std::string_view kFormat = RIPOSTE_FUZZ_FORMAT;
+  static const std::string kFormat = std::getenv("RIPOSTE_FUZZ_FORMAT") != nullptr
+                                         ? std::getenv("RIPOSTE_FUZZ_FORMAT")
+                                         : "";
   const auto format =
       kFormat.empty() ? std::optional<std::string_view>() : std::optional<std::string_view>(kFormat);
   if (auto alert = normalize_alert(document, format, 1'790'000'000'000)) {

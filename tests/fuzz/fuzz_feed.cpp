@@ -1,10 +1,11 @@
 // libFuzzer target for the feed readers: whatever a feed file holds, load_feed returns contents or
-// an error naming the problem, never crashes, throws or hangs. Built once per format with
-// -DRIPOSTE_FUZZ_FORMAT="csv" | "list" | "misp" | "stix" by scripts/fuzz.sh. The input is written
+// an error naming the problem, never crashes, throws or hangs. The format is the environment's
+// RIPOSTE_FUZZ_FORMAT: csv, list, misp or stix (scripts/fuzz.sh runs each). The input is written
 // to a file in a private directory under /dev/shm (for misp: one event, listed in a manifest).
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -28,7 +29,8 @@ const fs::path& work_dir() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string format = RIPOSTE_FUZZ_FORMAT;
+  static const std::string format =
+      std::getenv("RIPOSTE_FUZZ_FORMAT") != nullptr ? std::getenv("RIPOSTE_FUZZ_FORMAT") : "csv";
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   FeedConfig feed{"fuzz", work_dir() / "feed", format, 1.0, ""};
   if (format == "misp") {
