@@ -73,19 +73,23 @@ Result<Parent> open_parent(const fs::path& path, int root = -1,
   if (!dir.valid()) return errno_error("cannot open", "/");
   fs::path resolved = "/";
   int links = 0;
+  // Reading for a process (`as`): every directory walked must be searchable with its credentials.
+  const auto searchable = [&]() -> Status {
+    if (as == nullptr) return ok_status();
+    struct stat here {};
+    if (::fstat(dir.get(), &here) != 0) return errno_error("cannot stat", resolved);
+    if (!as->may(here, 1)) {
+      return Error{fmt::format("refused: {} is not searchable by uid {}, for whom it is read",
+                               resolved.string(), as->uid)};
+    }
+    return ok_status();
+  };
   while (!todo.empty()) {
     const std::string part = std::move(todo.front());
     todo.pop_front();
     if (part.empty() || part == ".") continue;
     if (part == ".." && resolved == "/") continue;  // the root's parent is the root
-    if (as != nullptr) {
-      struct stat here {};
-      if (::fstat(dir.get(), &here) != 0) return errno_error("cannot stat", resolved);
-      if (!as->may(here, 1)) {
-        return Error{fmt::format("refused: {} is not searchable by uid {}, for whom it is read",
-                                 resolved.string(), as->uid)};
-      }
-    }
+    if (auto s = searchable(); !s) return s.error();
     Fd next(::openat(dir.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (next.valid()) {
       dir = std::move(next);
@@ -139,14 +143,7 @@ Result<Parent> open_parent(const fs::path& path, int root = -1,
       resolved = "/";
     }
   }
-  if (as != nullptr) {
-    struct stat here {};
-    if (::fstat(dir.get(), &here) != 0) return errno_error("cannot stat", resolved);
-    if (!as->may(here, 1)) {
-      return Error{fmt::format("refused: {} is not searchable by uid {}, for whom it is read",
-                               resolved.string(), as->uid)};
-    }
-  }
+  if (auto s = searchable(); !s) return s.error();
   return Parent{std::move(dir), resolved, name};
 }
 

@@ -23,28 +23,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-// Field 22 of /proc/PID/stat: what the agent checks so a recycled pid is never killed.
-std::string start_ticks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), {});
-  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  for (int i = 3; i <= 22; ++i) rest >> field;
-  return field;
-}
-
-// A child that ignores SIGTERM, so process.kill needs its grace period and then SIGKILL.
-pid_t spawn_stubborn_child() {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::signal(SIGTERM, SIG_IGN);
-    for (;;) ::pause();
-  }
-  ::usleep(50'000);
-  return pid;
-}
-
 json last_json_line(const std::string& out) {
   const auto trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
   const auto start = trimmed.rfind('\n');

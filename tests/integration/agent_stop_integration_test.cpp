@@ -103,27 +103,6 @@ TEST(AgentStop, InTheMiddleOfAHandshakeNobodyAnswers) {
   EXPECT_LT(*took, kStopWithin) << agent->log_text();
 }
 
-// A child that ignores SIGTERM: killing it takes the whole grace period given.
-pid_t spawn_stubborn_child() {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::signal(SIGTERM, SIG_IGN);
-    for (;;) ::pause();
-  }
-  ::usleep(50'000);
-  return pid;
-}
-
-std::string start_ticks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), {});
-  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  for (int i = 3; i <= 22; ++i) rest >> field;
-  return field;
-}
-
 TEST(AgentStop, WhileAnActionRunsThatWouldTakeAMinute) {
   ControllerUnderTest controller;
   controller.start();

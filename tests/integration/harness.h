@@ -26,6 +26,12 @@ std::string read_text(const std::filesystem::path& path);
 // Polls `condition` every 50 ms until it holds or `timeout` passes.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
+// Field 22 of /proc/PID/stat: what the agent checks so a recycled pid is never killed.
+std::string start_ticks(pid_t pid);
+// A child that ignores SIGTERM (so process.kill needs its grace period, then SIGKILL); it dies
+// with the test.
+pid_t spawn_stubborn_child();
+
 struct CommandResult {
   int exit_code = -1;
   std::string out;
