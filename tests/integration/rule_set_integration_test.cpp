@@ -129,6 +129,44 @@ TEST(RuleSetIntegration, AMegabyteSetIsUploadedOnceFetchedOnceAndMatches) {
   EXPECT_NE(refused.err.find("413"), std::string::npos) << refused.err;
 }
 
+// Each large upload is held in memory until stored: a third one while two are still being sent
+// is answered 503 with Retry-After before its body is read.
+TEST(RuleSetIntegration, AtMostTwoLargeUploadsAreReadAtOnce) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto rob = controller.cli_json({"operators", "create", "rob", "--role", "responder"});
+  const auto api = controller.api();
+  const auto script = controller.dir() / "slow_uploads.py";
+  std::ofstream(script) << R"(import socket, ssl, sys
+host, port = sys.argv[1].rsplit(':', 1)
+context = ssl.create_default_context(cafile=sys.argv[2])
+context.check_hostname = False
+def start():
+    s = context.wrap_socket(socket.create_connection((host, int(port))))
+    s.sendall(('POST /api/v1/rule-sets?name=slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer '
+               + sys.argv[3] + '\r\nContent-Length: 8000000\r\n\r\n').encode() + b'rule a' * 100)
+    return s
+held = [start(), start()]
+third = start()
+third.settimeout(10)
+print(third.recv(4096).decode(errors='replace').split('\r\n')[0])
+)";
+  const auto out = run_command({"python3", script.string(), api, controller.ca_cert(),
+                                rob["token"].get<std::string>()},
+                               std::chrono::seconds(30));
+  EXPECT_NE(out.out.find("503"), std::string::npos) << out.out << out.err;
+  // Once those are gone, an upload is read again.
+  const auto rules_file = controller.dir() / "small.yar";
+  std::ofstream(rules_file) << "rule small { condition: true }\n";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return controller.cli_as(rob["token"].get<std::string>(),
+                                 {"rule-sets", "upload", rules_file.string()})
+                   .exit_code == 0;
+      },
+      40s));
+}
+
 TEST(RuleSetIntegration, CompileErrorsComeBackWithTheLineYaracNames) {
   ControllerUnderTest controller;
   controller.start();
