@@ -56,7 +56,7 @@ Result<std::shared_ptr<platform::YaraRules>> RuleSetCache::get(const std::string
 
 Result<std::string> RuleSetCache::source_of(const std::string& sha256, std::uint64_t size) {
   const auto path = dir_ / (sha256 + ".yar");
-  if (auto kept = read_file(path); kept) {
+  if (auto kept = dir_.empty() ? Result<std::string>(Error{"not kept"}) : read_file(path); kept) {
     if (kept->size() == size && crypto::sha256_hex(*kept) == sha256) {
       std::error_code ignored;
       fs::last_write_time(path, fs::file_time_type::clock::now(), ignored);  // recently used
@@ -68,7 +68,9 @@ Result<std::string> RuleSetCache::source_of(const std::string& sha256, std::uint
   auto fetched = fetch_(sha256, size);
   if (!fetched) return fetched.error();
   ++fetches_;
-  if (auto s = ensure_private_directory(dir_); !s) {
+  if (dir_.empty()) {
+    // Not kept on disk: compiled and cached in memory only.
+  } else if (auto s = ensure_private_directory(dir_); !s) {
     spdlog::warn("agent: cannot keep rule sets in {}: {}", dir_.string(), s.error().message);
   } else if (auto w = write_file_atomic(path, *fetched); !w) {
     spdlog::warn("agent: cannot keep rule set {}: {}", sha256, w.error().message);

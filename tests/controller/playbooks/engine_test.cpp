@@ -579,7 +579,8 @@ steps:
   EXPECT_NE(fp_steps.back().outcome.find("case not false_positive"), std::string::npos)
       << fp_steps.back().outcome;
   bool noted = false;
-  for (const auto& n : store->case_notes(closed.case_id).value())
+  const auto notes = store->case_notes(closed.case_id).value();  // kept: not a temporary's
+  for (const auto& n : notes)
     noted |= n.text.find("would set the case false_positive; kept: run " + first->id) !=
              std::string::npos;
   EXPECT_TRUE(noted) << "both decisions are on the record";
