@@ -24,8 +24,9 @@ IntakeReport AlertIntake::submit(std::string_view body, std::optional<std::strin
   json parsed;
   try {
     parsed = json::parse(body);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message carries the byte offset of the problem.
+  } catch (const json::exception& e) {
+    // nlohmann's message carries the byte offset of the problem. Not only parse_error: a number
+    // out of range (2E2222222222) is valid syntax the parser refuses with out_of_range.
     return refuse(400, fmt::format("request body is not valid JSON: {}", e.what()));
   }
   std::vector<const json*> documents;

@@ -92,6 +92,9 @@ Result<json> read_json(const fs::path& path) {
     const auto line = 1 + std::count(text->begin(), text->begin() + static_cast<long>(upto), '\n');
     return Error{fmt::format("{}: not valid JSON at line {} (byte {})", path.string(), line,
                              e.byte)};
+  } catch (const json::exception& e) {
+    // Valid syntax the parser still refuses: a number out of range (found by fuzz_feed_stix).
+    return Error{fmt::format("{}: not usable JSON: {}", path.string(), e.what())};
   }
 }
 

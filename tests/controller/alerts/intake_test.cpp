@@ -132,6 +132,10 @@ TEST_F(AlertIntakeTest, BadInputIsRefusedAndNothingIsStored) {
   EXPECT_NE(wrong.error.find("alert 1"), std::string::npos) << wrong.error;
   EXPECT_NE(wrong.error.find("host.name"), std::string::npos) << wrong.error;
 
+  // Valid syntax the parser refuses by throwing out_of_range: a 400, not an escaped exception.
+  auto huge_number = intake->submit(R"({"title": "t", "risk": 2E2222222222})", std::nullopt, "admin");
+  EXPECT_EQ(huge_number.error_status, 400) << huge_number.error;
+
   auto useless = intake->submit(R"({"@timestamp": "2026-11-20T00:00:00Z"})", std::nullopt, "admin");
   EXPECT_EQ(useless.error_status, 422);
   EXPECT_EQ(intake->submit("42", std::nullopt, "admin").error_status, 422);

@@ -138,6 +138,17 @@ TEST(IntelFeeds, Stix20AndNonBundlesAreReportedNotHalfLoaded) {
   EXPECT_NE(mixed->skip_reasons[0].find("indicator--2"), std::string::npos);
 }
 
+// A number too large for a double is valid JSON syntax the parser refuses by throwing: an error
+// for that feed, never an exception out of the loader (found by scripts/fuzz.sh).
+TEST(IntelFeeds, AnOutOfRangeNumberIsAnErrorNotACrash) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "big.json") << "{\"type\": \"bundle\", \"n\": 2E2222222222}";
+  auto feed = load_feed({"big", dir.path() / "big.json", "stix", 1, ""});
+  ASSERT_FALSE(feed);
+  EXPECT_NE(feed.error().message.find("not usable JSON"), std::string::npos)
+      << feed.error().message;
+}
+
 // MISP's STIX 2.1 export writes an address as an AND that only narrows one network-traffic
 // object (type, value, port): that is the address. ANDs that correlate two things stay skipped.
 TEST(IntelFeeds, MispStix21ExportAddressesAreRead) {
