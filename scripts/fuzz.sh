@@ -4,11 +4,17 @@
 # Wazuh, generic, detection) and the feed readers (CSV, list, MISP, STIX), one binary each with
 # the format in RIPOSTE_FUZZ_FORMAT, and the playbook expression language. Any crash, leak,
 # timeout or sanitizer report fails the script.
-#   RIPOSTE_FUZZ_SECONDS   seconds per target (default 15)
+# By default each target makes the same 50,000 runs from seed 1, so a run in CI is reproducible:
+# it fails only when the code changed. For exploration, give more runs or another seed.
+#   RIPOSTE_FUZZ_RUNS      inputs per target (default 50000)
+#   RIPOSTE_FUZZ_SEED      libFuzzer seed (default 1)
+#   RIPOSTE_FUZZ_SECONDS   cap per target in seconds (default 120)
 #   RIPOSTE_FUZZ_OUT       build and corpus directory (default build/fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${RIPOSTE_FUZZ_SECONDS:-15}
+seconds=${RIPOSTE_FUZZ_SECONDS:-120}
+runs=${RIPOSTE_FUZZ_RUNS:-50000}
+seed=${RIPOSTE_FUZZ_SEED:-1}
 out=${RIPOSTE_FUZZ_OUT:-build/fuzz}
 mkdir -p "$out"
 cxx=(clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined
@@ -57,8 +63,9 @@ for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
            fuzz_feed_csv:fuzz_feed:csv fuzz_feed_list:fuzz_feed:list fuzz_feed_misp:fuzz_feed:misp \
            fuzz_feed_stix:fuzz_feed:stix fuzz_expression:fuzz_expression:; do
   IFS=: read -r target binary format <<<"$run"
-  echo "fuzz: $target for ${seconds} s"
-  if ! (cd "$out" && RIPOSTE_FUZZ_FORMAT="$format" "./$binary" -max_total_time="$seconds" \
+  echo "fuzz: $target, ${runs} runs from seed ${seed}"
+  if ! (cd "$out" && RIPOSTE_FUZZ_FORMAT="$format" "./$binary" -runs="$runs" -seed="$seed" \
+          -max_total_time="$seconds" \
           -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
           "corpus/$target" >"$target.log" 2>&1); then
     echo "fuzz: $target FAILED; the input and report are in $out ($target.log, crash-*)" >&2
