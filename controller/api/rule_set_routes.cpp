@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/utc_time.h"
+#include "controller/dispatch/evidence_store.h"
 
 namespace riposte::controller {
 
@@ -19,12 +20,6 @@ json rule_set_json(const ContentObjectRecord& o) {
   return json{{"sha256", o.sha256},           {"size", o.size},
               {"name", o.name},               {"created_by", o.created_by},
               {"created_at", format_utc_ms(o.created_at_ms)}};
-}
-
-bool is_sha256_hex(std::string_view text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 }  // namespace

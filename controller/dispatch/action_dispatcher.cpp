@@ -63,10 +63,7 @@ Result<std::string> ActionDispatcher::attach_rule_set(json& parameters,
     parameters.erase("rules");
   } else {
     sha = ascii_lower(named->get<std::string>());
-    const bool hex = sha.size() == 64 && std::all_of(sha.begin(), sha.end(), [](char c) {
-                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                     });
-    if (!hex) return Error{"rules_sha256 must be a SHA-256: 64 hex digits"};
+    if (!is_sha256_hex(sha)) return Error{"rules_sha256 must be a SHA-256: 64 hex digits"};
   }
   auto object = store_.find_object(sha);
   if (!object) return object.error();
