@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
@@ -30,6 +31,22 @@ inline Result<YAML::Node> load_yaml_mapping(const std::filesystem::path& path,
     }
   }
   return root;
+}
+
+// A YAML section as JSON, scalars as strings (YAML does not say whether `5` is a number or a
+// string; the JSON readers, e.g. autonomy_policy_from_json, accept both).
+inline nlohmann::json yaml_to_json(const YAML::Node& node) {
+  if (node.IsMap()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& entry : node) out[entry.first.as<std::string>()] = yaml_to_json(entry.second);
+    return out;
+  }
+  if (node.IsSequence()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : node) out.push_back(yaml_to_json(item));
+    return out;
+  }
+  return node.IsNull() ? nlohmann::json() : nlohmann::json(node.as<std::string>());
 }
 
 }  // namespace riposte

@@ -28,21 +28,6 @@ Status check_keys(const YAML::Node& node, std::initializer_list<const char*> kno
   return ok_status();
 }
 
-// The autonomy section as JSON (scalars as strings), for autonomy_policy_from_json.
-nlohmann::json section_json(const YAML::Node& node) {
-  if (node.IsMap()) {
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& entry : node) out[entry.first.as<std::string>()] = section_json(entry.second);
-    return out;
-  }
-  if (node.IsSequence()) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& item : node) out.push_back(section_json(item));
-    return out;
-  }
-  return node.IsNull() ? nlohmann::json() : nlohmann::json(node.as<std::string>());
-}
-
 }  // namespace
 
 Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
@@ -140,7 +125,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       }
     }
     if (const auto autonomy = root["autonomy"]) {
-      auto policy = autonomy_policy_from_json(section_json(autonomy));
+      auto policy = autonomy_policy_from_json(yaml_to_json(autonomy));
       if (!policy) {
         return Error{fmt::format("{}: {} (line {})", path.string(), policy.error().message,
                                  autonomy.Mark().line + 1)};

@@ -14,7 +14,7 @@ AlertIntake::AlertIntake(Store& store, const ThreatIntel& intel, const AssetCata
     : store_(store), intel_(intel), assets_(assets), clock_(clock), options_(options) {}
 
 IntakeReport AlertIntake::submit(std::string_view body, std::optional<std::string_view> format,
-                                 const std::string& actor) {
+                                 const AlertSubmitter& submitter) {
   IntakeReport report;
   auto refuse = [&](int status, std::string message) {
     report.error_status = status;
@@ -60,12 +60,15 @@ IntakeReport AlertIntake::submit(std::string_view body, std::optional<std::strin
       linked.push_back(asset_json(*entry));
     alert->assets = linked.dump();
     alert->confidence = intel_.assess(alert->observables, options_.thresholds).dump();
+    alert->submitted_by = submitter.name;
+    alert->submitter_role = submitter.role;
+    alert->source_max_mode = submitter.max_mode;
     alerts.push_back(std::move(*alert));
   }
 
   json ids = json::array();
   for (const auto& a : alerts) ids.push_back(a.id);
-  const AuditEvent audit{actor, "alerts.received", alerts.front().id,
+  const AuditEvent audit{submitter.name, "alerts.received", alerts.front().id,
                          json{{"count", alerts.size()}, {"ids", ids}}.dump()};
   auto stored = store_.insert_alerts(alerts, options_.case_window_ms, audit, now);
   if (!stored) return refuse(500, stored.error().message);
@@ -104,6 +107,11 @@ json alert_json(const AlertRecord& a, bool with_raw) {
       {"updated_at", format_utc_ms(a.updated_at_ms)},
   };
   if (!a.user_name.empty()) out["user"] = {{"name", a.user_name}};
+  // The authority the alert carries: a run it starts acts for its submitter and never above the
+  // source's ceiling (autonomy_policy.h source_ceiling).
+  out["submitted_by"] = {{"name", a.submitted_by},
+                         {"role", a.submitter_role},
+                         {"max_mode", a.source_max_mode.empty() ? json() : json(a.source_max_mode)}};
   if (with_raw) out["raw"] = parse_json_or(a.raw, json(a.raw));
   return out;
 }

@@ -30,6 +30,14 @@ struct IntakeReport {
   std::string error;
 };
 
+// Who submits a batch: an operator (a person) or an integration (role `ingest`, with the highest
+// autonomy mode its alerts may start). Recorded on every alert of the batch.
+struct AlertSubmitter {
+  std::string name;
+  std::string role;
+  std::string max_mode;  // integrations only; "" for a person
+};
+
 class AlertIntake {
  public:
   AlertIntake(Store& store, const ThreatIntel& intel, const AssetCatalog& assets,
@@ -42,7 +50,7 @@ class AlertIntake {
 
   // `format`: nullopt to detect per document, or "ecs" / "wazuh" / "generic".
   IntakeReport submit(std::string_view body, std::optional<std::string_view> format,
-                      const std::string& actor);
+                      const AlertSubmitter& submitter);
 
  private:
   Store& store_;

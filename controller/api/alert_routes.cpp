@@ -36,14 +36,15 @@ json alert_summary(const AlertRecord& a) {
 
 }  // namespace
 
-ApiResponse AlertApi::submit(const ApiRequest& request, const std::string& actor) {
+ApiResponse AlertApi::submit(const ApiRequest& request, const ApiTokenRecord& caller) {
   std::optional<std::string> format;
   if (const auto f = query_param(request.target, "format"); !f.empty()) {
     if (f != "ecs" && f != "wazuh" && f != "generic")
       return error(400, fmt::format("unknown format '{}': use ecs, wazuh or generic", f));
     format = f;
   }
-  auto report = deps_.intake.submit(request.body, format, actor);
+  auto report = deps_.intake.submit(request.body, format,
+                                    AlertSubmitter{caller.name, caller.role, caller.max_mode});
   if (report.error_status != 0) {
     spdlog::info("api: alerts from {} refused: {}", request.remote_address, report.error);
     return error(report.error_status, report.error);

@@ -26,7 +26,8 @@ class AlertApi {
  public:
   explicit AlertApi(AlertApiDeps deps) : deps_(std::move(deps)) {}
 
-  ApiResponse submit(const ApiRequest& request, const std::string& actor);
+  // Records the caller as the alerts' submitter (their authority; see AlertSubmitter).
+  ApiResponse submit(const ApiRequest& request, const ApiTokenRecord& caller);
   ApiResponse list(const ApiRequest& request);
   ApiResponse show(const std::string& id);
   ApiResponse lookup(const ApiRequest& request);

@@ -12,7 +12,8 @@ namespace riposte::controller {
 
 namespace {
 
-constexpr std::array<std::string_view, 4> kRoles = {"viewer", "analyst", "responder", "admin"};
+constexpr std::array<std::string_view, 5> kRoles = {"viewer", "analyst", "responder", "admin",
+                                                    "ingest"};
 
 // Names appear in audit entries, approvals and reports: printable, short, no spaces.
 Status check_operator_name(std::string_view name) {
@@ -39,7 +40,14 @@ std::string_view role_name(Role role) { return kRoles[static_cast<std::size_t>(r
 
 bool has_role(const ApiTokenRecord& caller, Role needed) {
   const auto role = parse_role(caller.role);
+  if (role == Role::ingest || needed == Role::ingest) return false;
   return role ? *role >= needed : needed == Role::viewer;
+}
+
+bool is_integration(const ApiTokenRecord& caller) { return caller.role == "ingest"; }
+
+bool may_submit_alerts(const ApiTokenRecord& caller) {
+  return is_integration(caller) || has_role(caller, Role::analyst);
 }
 
 OperatorAuth::OperatorAuth(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
@@ -55,16 +63,35 @@ Result<NewApiToken> OperatorAuth::create_token(const std::string& name, const st
 
 Result<NewApiToken> OperatorAuth::create_operator(const std::string& name, const std::string& role,
                                                   const std::string& created_by) {
-  if (auto s = check_operator_name(name); !s) return s.error();
+  if (role == role_name(Role::ingest))
+    return Error{"integrations are created with `riposte integrations create NAME --max-mode M`"};
   if (!parse_role(role)) return Error{fmt::format("role '{}' is not one of {}", role, kRoleNames)};
+  return insert(name, role, "", created_by);
+}
+
+Result<NewApiToken> OperatorAuth::create_integration(const std::string& name,
+                                                     const std::string& max_mode,
+                                                     const std::string& created_by) {
+  if (max_mode != "simulate" && max_mode != "approve" && max_mode != "auto")
+    return Error{fmt::format("max mode '{}' is not one of simulate, approve, auto", max_mode)};
+  return insert(name, std::string(role_name(Role::ingest)), max_mode, created_by);
+}
+
+Result<NewApiToken> OperatorAuth::insert(const std::string& name, const std::string& role,
+                                         const std::string& max_mode,
+                                         const std::string& created_by) {
+  if (auto s = check_operator_name(name); !s) return s.error();
   const auto now = clock_.now_unix_ms();
   NewApiToken out;
   out.secret = crypto::random_token("rpt_");
-  out.record =
-      ApiTokenRecord{crypto::random_uuid(), name, role, crypto::sha256_hex(out.secret), now};
-  const OperatorRecord op{name, role, now, created_by, std::nullopt, "", 1};
-  const AuditEvent audit{created_by, "operator.created", name,
-                         nlohmann::json{{"role", role}, {"token_id", out.record.id}}.dump()};
+  out.record = ApiTokenRecord{crypto::random_uuid(), name, role, crypto::sha256_hex(out.secret),
+                              now, std::nullopt, max_mode};
+  OperatorRecord op{name, role, now, created_by, std::nullopt, "", 1};
+  op.max_mode = max_mode;
+  nlohmann::json details{{"role", role}, {"token_id", out.record.id}};
+  if (!max_mode.empty()) details["max_mode"] = max_mode;
+  const AuditEvent audit{created_by, role == "ingest" ? "integration.created" : "operator.created",
+                         name, details.dump()};
   if (auto s = store_.insert_operator(op, out.record, audit, now); !s) return s.error();
   return out;
 }

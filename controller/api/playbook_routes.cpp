@@ -92,7 +92,13 @@ ApiResponse PlaybookApi::handle(const ApiRequest& request, std::string_view path
       for (const auto& r : *runs) list.push_back(run_json(r, nullptr));
       return reply(200, json{{"runs", list}});
     }
-    if (method != "GET" || parts.size() != 2) return error(405, "use GET");
+    if (parts.size() == 3) {
+      if (parts[2] != "cancel") return error(404, "no such endpoint");
+      if (method != "POST") return error(405, "use POST");
+      if (!has_role(caller, Role::responder)) return deny("cancelling runs", Role::responder);
+      return cancel_run(parts[1], request, caller);
+    }
+    if (method != "GET") return error(405, "use GET");
     return show_run(parts[1]);
   }
   if (collection == "approvals") {
@@ -146,8 +152,10 @@ ApiResponse PlaybookApi::start_run(const ApiRequest& request, const ApiTokenReco
   auto alert_id = string_field(*body, "alert_id", 200);
   if (!playbook || !alert_id) return error(400, (!playbook ? playbook : alert_id).error().message);
   if (playbook->empty() || alert_id->empty()) return error(400, "give 'playbook' and 'alert_id'");
-  if (body->contains("simulate") && !(*body)["simulate"].is_boolean())
-    return error(400, "'simulate' must be true or false");
+  for (const char* flag : {"simulate", "force"}) {
+    if (body->contains(flag) && !(*body)[flag].is_boolean())
+      return error(400, fmt::format("'{}' must be true or false", flag));
+  }
   const bool simulate = body->value("simulate", false);
   // Analysts may try a playbook out; acting on hosts is for responders.
   if (!has_role(caller, simulate ? Role::analyst : Role::responder)) {
@@ -156,10 +164,13 @@ ApiResponse PlaybookApi::start_run(const ApiRequest& request, const ApiTokenReco
                : deny("starting playbooks that act (without \"simulate\": true)", Role::responder);
   }
   if (engine_ == nullptr) return error(503, "playbooks are not enabled on this controller");
-  auto run = engine_->start(*playbook, *alert_id, caller.name, simulate);
+  auto run = engine_->start(*playbook, *alert_id, caller.name, simulate, body->value("force", false));
   if (!run) {
     const auto& message = run.error().message;
-    return error(message.starts_with("no ") ? 404 : 422, message);
+    return error(message.starts_with("no ")                  ? 404
+                 : message.starts_with("an unfinished run ") ? 409
+                                                             : 422,
+                 message);
   }
   return reply(201, run_json(*run, nullptr));
 }
@@ -185,14 +196,42 @@ ApiResponse PlaybookApi::decide(const std::string& id, bool approve, const ApiRe
   auto reason = string_field(*body, "reason");
   if (!reason) return error(400, reason.error().message);
   if (!approve && reason->empty()) return error(400, "a denial needs a 'reason'");
-  auto decided = store_.decide_approval(id, approve, caller.name, *reason, clock_.now_unix_ms());
+  const auto now = clock_.now_unix_ms();
+  auto decided = store_.decide_approval(id, approve, caller.name, *reason, now);
   if (!decided) {
     const auto& message = decided.error().message;
-    return error(message.starts_with("no approval") ? 404 : 409, message);
+    if (message.starts_with("no approval")) return error(404, message);
+    // A refused decision (self-approval, already decided, expired) is on the record like a 403:
+    // someone tried to decide what they may not.
+    auto approval = store_.find_approval(id);
+    const auto subject = approval && *approval ? (**approval).case_id : id;
+    (void)store_.append_audit(
+        {caller.name, approve ? "approval.approve_refused" : "approval.deny_refused", subject,
+         json{{"approval_id", id}, {"reason", message}}.dump()},
+        now);
+    spdlog::warn("api: {} may not {} approval {}: {}", caller.name, approve ? "approve" : "deny",
+                 id, message);
+    return error(409, message);
   }
   spdlog::info("api: approval {} {} by {}", id, decided->state, caller.name);
   if (engine_ != nullptr) engine_->approval_decided(decided->run_id);
   return reply(200, approval_json(*decided));
+}
+
+ApiResponse PlaybookApi::cancel_run(const std::string& id, const ApiRequest& request,
+                                    const ApiTokenRecord& caller) {
+  auto body = parse_object(request.body);
+  if (!body) return error(400, body.error().message);
+  auto reason = string_field(*body, "reason");
+  if (!reason) return error(400, reason.error().message);
+  if (reason->empty()) return error(400, "cancelling a run needs a 'reason'");
+  if (engine_ == nullptr) return error(503, "playbooks are not enabled on this controller");
+  auto run = engine_->cancel(id, caller.name, *reason);
+  if (!run) {
+    const auto& message = run.error().message;
+    return error(message.starts_with("no playbook run") ? 404 : 409, message);
+  }
+  return show_run(id);
 }
 
 ApiResponse PlaybookApi::list_cases(const ApiRequest& request) {

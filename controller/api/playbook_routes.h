@@ -36,6 +36,8 @@ class PlaybookApi {
   ApiResponse show_run(const std::string& id);
   ApiResponse decide(const std::string& id, bool approve, const ApiRequest& request,
                      const ApiTokenRecord& caller);
+  ApiResponse cancel_run(const std::string& id, const ApiRequest& request,
+                         const ApiTokenRecord& caller);
   ApiResponse list_cases(const ApiRequest& request);
   ApiResponse show_case(const std::string& id);
   ApiResponse update_case(const std::string& id, const ApiRequest& request,

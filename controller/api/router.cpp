@@ -172,6 +172,10 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   if (!caller) return error(401, caller.error().message);
   // Every route below reads (any role) unless it checks `needs` first.
   const auto needs = [&](Role role) { return has_role(*caller, role); };
+  // An integration's token submits alerts and nothing else: a stolen forwarder token reads
+  // nothing and starts nothing beyond what its max mode allows.
+  if (is_integration(*caller) && !(path == "/api/v1/alerts" && method == "POST"))
+    return deny(request, *caller, "anything but submitting alerts", Role::viewer);
 
   if (path == "/api/v1/agents") {
     if (method != "GET") return error(405, "use GET");
@@ -215,6 +219,10 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (rest.ends_with("/custody")) {
       return evidence_custody(std::string(rest.substr(0, rest.size() - 8)));
     }
+    // Memory images and collected files hold secrets (passwords, keys, personal data): their
+    // bytes are for responders; everyone else sees hashes, sizes and custody.
+    if (!needs(Role::responder))
+      return deny(request, *caller, "downloading evidence", Role::responder);
     return download_evidence(std::string(rest), *caller);
   }
   if (path == "/api/v1/audit/verify") {
@@ -231,8 +239,10 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     return reply(200, deps_.autonomy ? autonomy_policy_json(*deps_.autonomy)
                                      : autonomy_policy_json(AutonomyPolicy{}));
   }
-  if (path == "/api/v1/operators" || path.starts_with("/api/v1/operators/")) {
-    if (!needs(Role::admin)) return deny(request, *caller, "managing operators", Role::admin);
+  if (path == "/api/v1/operators" || path.starts_with("/api/v1/operators/") ||
+      path == "/api/v1/integrations" || path.starts_with("/api/v1/integrations/")) {
+    if (!needs(Role::admin))
+      return deny(request, *caller, "managing operators and integrations", Role::admin);
     return route_operators(request, path, *caller);
   }
   if (PlaybookApi::handles(path)) {
@@ -287,9 +297,9 @@ ApiResponse ApiRouter::route_alerts(const ApiRequest& request, std::string_view 
   if (path == "/api/v1/alerts") {
     if (method == "GET") return api.list(request);
     if (method != "POST") return error(405, "use GET or POST");
-    if (!has_role(caller, Role::analyst))
+    if (!may_submit_alerts(caller))
       return deny(request, caller, "submitting alerts", Role::analyst);
-    return api.submit(request, caller.name);
+    return api.submit(request, caller);
   }
   constexpr std::string_view kAlert = "/api/v1/alerts/";
   if (path.starts_with(kAlert)) {
@@ -426,7 +436,8 @@ json operator_json(const OperatorRecord& op) {
               {"created_by", op.created_by},
               {"disabled_at", utc_or_null(op.disabled_at_ms)},
               {"disabled_by", op.disabled_at_ms ? json(op.disabled_by) : json(nullptr)},
-              {"tokens", op.tokens}};
+              {"tokens", op.tokens},
+              {"max_mode", op.max_mode.empty() ? json(nullptr) : json(op.max_mode)}};
 }
 
 }  // namespace
@@ -434,46 +445,64 @@ json operator_json(const OperatorRecord& op) {
 ApiResponse ApiRouter::route_operators(const ApiRequest& request, std::string_view path,
                                        const ApiTokenRecord& caller) {
   const auto& method = request.method;
-  if (path == "/api/v1/operators") {
+  // /api/v1/integrations is the same collection seen through role `ingest`.
+  const bool integrations = path.starts_with("/api/v1/integrations");
+  const std::string_view collection = integrations ? "/api/v1/integrations" : "/api/v1/operators";
+  const auto shown = [&](const OperatorRecord& op) { return !integrations || op.role == "ingest"; };
+  if (path == collection) {
     if (method == "GET") {
       auto operators = deps_.auth.list_operators();
       if (!operators) return error(500, operators.error().message);
       json list = json::array();
-      for (const auto& op : *operators) list.push_back(operator_json(op));
-      return reply(200, json{{"operators", list}});
+      for (const auto& op : *operators)
+        if (shown(op)) list.push_back(operator_json(op));
+      return reply(200, json{{integrations ? "integrations" : "operators", list}});
     }
     if (method != "POST") return error(405, "use GET or POST");
     auto body = parse_object(request.body);
     if (!body) return error(400, body.error().message);
-    for (const char* field : {"name", "role"}) {
+    for (const char* field : {"name", integrations ? "max_mode" : "role"}) {
+      if (integrations && std::string_view(field) == "max_mode" && !body->contains(field))
+        continue;  // default below
       if (!body->contains(field) || !(*body)[field].is_string())
         return error(400, fmt::format("'{}' must be a string", field));
     }
-    auto created = deps_.auth.create_operator((*body)["name"].get<std::string>(),
-                                              (*body)["role"].get<std::string>(), caller.name);
+    const auto name = (*body)["name"].get<std::string>();
+    auto created = integrations ? deps_.auth.create_integration(
+                                      name, body->value("max_mode", "approve"), caller.name)
+                                : deps_.auth.create_operator(
+                                      name, (*body)["role"].get<std::string>(), caller.name);
     if (!created) {
       const auto& message = created.error().message;
       return error(message.ends_with(" exists") ? 409 : 400, message);
     }
-    spdlog::info("api: {} created operator {} ({})", caller.name, created->record.name,
-                 created->record.role);
-    return reply(201, json{{"name", created->record.name},
-                           {"role", created->record.role},
-                           {"token", created->secret},
-                           {"created_at", format_utc_ms(created->record.created_at_ms)}});
+    spdlog::info("api: {} created {} {} ({}{})", caller.name,
+                 integrations ? "integration" : "operator", created->record.name,
+                 created->record.role,
+                 created->record.max_mode.empty() ? "" : ", max mode " + created->record.max_mode);
+    json out{{"name", created->record.name},
+             {"role", created->record.role},
+             {"token", created->secret},
+             {"created_at", format_utc_ms(created->record.created_at_ms)}};
+    if (integrations) out["max_mode"] = created->record.max_mode;
+    return reply(201, out);
   }
-  constexpr std::string_view kOperator = "/api/v1/operators/";
-  std::string_view rest = path.substr(kOperator.size());
-  if (!rest.ends_with("/disable")) return error(404, "no such endpoint");
+  std::string_view rest = path.substr(collection.size());
+  if (!rest.starts_with("/") || !rest.ends_with("/disable")) return error(404, "no such endpoint");
   if (method != "POST") return error(405, "use POST");
-  const auto name =
-      percent_decode(rest.substr(0, rest.size() - std::string_view("/disable").size()), false);
+  const auto name = percent_decode(rest.substr(1, rest.size() - 1 - std::string_view("/disable").size()), false);
+  auto operators = deps_.auth.list_operators();
+  if (!operators) return error(500, operators.error().message);
+  const auto named = [&](const OperatorRecord& op) { return op.name == name && shown(op); };
+  if (std::none_of(operators->begin(), operators->end(), named))
+    return error(404, fmt::format("no {} {}", integrations ? "integration" : "operator", name));
   if (auto s = deps_.auth.disable_operator(name, caller.name); !s) {
     const auto& message = s.error().message;
     return error(message.starts_with("no operator") ? 404 : 409, message);
   }
-  spdlog::info("api: {} disabled operator {}", caller.name, name);
-  auto operators = deps_.auth.list_operators();
+  spdlog::info("api: {} disabled {} {}", caller.name, integrations ? "integration" : "operator",
+               name);
+  operators = deps_.auth.list_operators();
   if (!operators) return error(500, operators.error().message);
   for (const auto& op : *operators) {
     if (op.name == name) return reply(200, operator_json(op));

@@ -68,7 +68,7 @@ void CaseCommands::attach(CLI::App& app) {
   approve_->add_option("--reason", reason_, "why, for the record");
   approve_->add_flag("--json", json_, "print JSON");
   deny_ =
-      approvals->add_subcommand("deny", "deny: the step fails and the playbook's on_failure runs");
+      approvals->add_subcommand("deny", "deny: the run ends as denied and undoes what it did");
   deny_->add_option("ID", id_, "approval id")->required();
   deny_->add_option("--reason", reason_, "why (required)")->required();
   deny_->add_flag("--json", json_, "print JSON");
@@ -82,6 +82,11 @@ void CaseCommands::attach(CLI::App& app) {
   run_show_ = runs->add_subcommand("show", "one run: every step with outcome, mode and why");
   run_show_->add_option("ID", id_, "run id")->required();
   run_show_->add_flag("--json", json_, "print JSON");
+  run_cancel_ = runs->add_subcommand(
+      "cancel", "stop a run: cancel its approvals, undo what it did (a responder)");
+  run_cancel_->add_option("ID", id_, "run id")->required();
+  run_cancel_->add_option("--reason", reason_, "why (required, for the record)")->required();
+  run_cancel_->add_flag("--json", json_, "print JSON");
 }
 
 std::optional<int> CaseCommands::run(const Connection& c) {
@@ -195,6 +200,10 @@ std::optional<int> CaseCommands::run(const Connection& c) {
     return 0;
   }
   if (run_show_->parsed()) return show_run(c);
+  if (run_cancel_->parsed()) {
+    call(c, "POST", "/api/v1/runs/" + url_encode(id_) + "/cancel", json{{"reason", reason_}});
+    return show_run(c);
+  }
   return std::nullopt;
 }
 
@@ -227,9 +236,10 @@ int CaseCommands::show_run(const Connection& c) {
     std::cout << r.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("run {} of {} v{} over alert {} (case {}), started by {}{}: {}{}\n",
+  std::cout << fmt::format("run {} of {} v{} over alert {} (case {}), started by {} for {}{}: {}{}\n",
                            text(r["id"]), text(r["playbook"]), text(r["version"]),
                            text(r["alert_id"]), text(r["case_id"]), text(r["started_by"]),
+                           text(r["requested_by"]),
                            r["simulate_only"].get<bool>() ? " in simulate only" : "",
                            text(r["state"]), r["error"].is_null() ? "" : " — " + text(r["error"]));
   if (!r["step"].is_null())
@@ -259,7 +269,7 @@ int CaseCommands::show_approval(const json& a) {
     return 0;
   }
   for (const char* key :
-       {"id", "state", "reason", "what", "requested_by", "case_id", "run_id", "step", "created_at",
+       {"id", "state", "reason", "what", "requested_by", "not_deciders", "case_id", "run_id", "step", "created_at",
         "expires_at", "decided_by", "decision_reason", "decided_at"})
     std::cout << fmt::format("{:<16} {}\n", std::string(key) + ":", text(a[key]));
   for (const auto& i : a["impact"]) {

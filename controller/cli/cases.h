@@ -34,6 +34,7 @@ class CaseCommands {
   CLI::App* deny_ = nullptr;
   CLI::App* run_list_ = nullptr;
   CLI::App* run_show_ = nullptr;
+  CLI::App* run_cancel_ = nullptr;
   bool json_ = false;
   std::string id_;
   std::string status_, severity_, assignee_, note_;

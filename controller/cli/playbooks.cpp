@@ -11,6 +11,7 @@
 #include "controller/playbooks/autonomy_policy.h"
 #include "controller/playbooks/playbook.h"
 #include "controller/playbooks/simulation.h"
+#include "common/yaml_config.h"
 
 namespace riposte::cli {
 
@@ -38,6 +39,12 @@ void PlaybookCommands::attach(CLI::App& app) {
                    "alerts as `riposte alerts show ID --json` prints them: JSON lines or a list")
       ->required()
       ->check(CLI::ExistingFile);
+  test_->add_option("--config", config_,
+                    "apply this controller.yaml's autonomy ceilings, source ceilings and rate "
+                    "limits (offline)")
+      ->check(CLI::ExistingFile);
+  test_->add_flag("--controller", from_controller_,
+                  "apply the running controller's autonomy policy (GET /api/v1/autonomy)");
   test_->add_flag("--json", json_, "print one JSON object per alert");
   list_ = playbooks->add_subcommand("list", "the playbooks the controller has loaded");
   list_->add_flag("--json", json_, "print JSON");
@@ -47,21 +54,43 @@ void PlaybookCommands::attach(CLI::App& app) {
   start_->add_option("--alert", alert_id_, "alert id")->required();
   start_->add_flag("--simulate", simulate_,
                    "every action only simulated: signed, recorded, not sent");
+  start_->add_flag("--force", force_,
+                   "start even though a run of this playbook over the alert is unfinished");
   start_->add_flag("--json", json_, "print JSON");
 }
 
 namespace {
 
-int backtest(const std::string& file, const std::string& alerts_file, bool as_json) {
+// The policy a backtest applies: controller.yaml's autonomy section, or the defaults a
+// controller without one runs with.
+AutonomyPolicy policy_from_config(const std::string& path) {
+  if (path.empty()) return AutonomyPolicy{};
+  try {
+    const auto root = YAML::LoadFile(path);
+    if (!root.IsMap() || !root["autonomy"]) return AutonomyPolicy{};
+    auto policy = autonomy_policy_from_json(yaml_to_json(root["autonomy"]));
+    if (!policy) die(fmt::format("{}: {}", path, policy.error().message));
+    return *policy;
+  } catch (const YAML::Exception& e) {
+    die(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+int backtest(const std::string& file, const std::string& alerts_file, bool as_json,
+             const AutonomyPolicy& policy, const std::string& policy_source,
+             const std::string& case_link_prefix) {
   const auto playbook = load_playbook(file);
   if (!playbook) die(playbook.error().message);
   const auto alerts = read_json_documents(alerts_file);
+  ModeReplay modes(policy);
+  if (!as_json) std::cout << "Modes as " << policy_source << " would set them.\n";
   std::size_t triggered = 0, actions = 0, failed = 0;
   for (std::size_t i = 0; i < alerts.size(); ++i) {
     const auto& alert = alerts[i];
     if (!alert.is_object())
       die(fmt::format("{}: alert {} is not a JSON object", alerts_file, i + 1));
-    const auto sim = simulate_playbook(*playbook, alert);
+    auto sim = simulate_playbook(*playbook, alert, case_link_prefix);
+    modes.apply(*playbook, alert, sim);
     triggered += sim.triggered;
     actions += sim.actions.size();
     failed += !sim.error.empty();
@@ -95,6 +124,10 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
       std::cout << fmt::format("  would dispatch: {} to {} [{}] {}\n", text(action["action"]),
                                text(action["target"]), text(action["mode"]),
                                compact_json(action["parameters"]));
+      if (action["declared_mode"] != action["mode"])
+        std::cout << fmt::format("    declared {}, effective {}: {}\n",
+                                 text(action["declared_mode"]), text(action["mode"]),
+                                 text(action["why"]));
     }
     if (!sim.error.empty()) std::cout << "  FAILED: " << sim.error << "\n";
   }
@@ -109,6 +142,12 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
 }  // namespace
 
 std::optional<int> PlaybookCommands::run(const Connection& c) {
+  if (test_->parsed()) {  // --controller: the running controller's policy
+    auto policy = autonomy_policy_from_json(call(c, "GET", "/api/v1/autonomy"));
+    if (!policy) die("the controller's autonomy policy: " + policy.error().message);
+    return backtest(file_, alerts_, json_, *policy, "the controller at " + c.server,
+                    c.server + "/api/v1/cases/");
+  }
   if (list_->parsed()) {
     const auto result = call(c, "GET", "/api/v1/playbooks");
     if (json_) {
@@ -126,7 +165,10 @@ std::optional<int> PlaybookCommands::run(const Connection& c) {
   if (start_->parsed()) {
     const auto run =
         call(c, "POST", "/api/v1/runs",
-             json{{"playbook", name_}, {"alert_id", alert_id_}, {"simulate", simulate_}});
+             json{{"playbook", name_},
+                  {"alert_id", alert_id_},
+                  {"simulate", simulate_},
+                  {"force", force_}});
     if (json_) {
       std::cout << run.dump(2) << "\n";
     } else {
@@ -204,7 +246,15 @@ std::optional<int> PlaybookCommands::run(const Connection& c) {
 }
 
 std::optional<int> PlaybookCommands::run_offline() {
-  if (test_->parsed()) return backtest(file_, alerts_, json_);
+  if (test_->parsed() && !from_controller_) {
+    if (config_.empty()) {
+      return backtest(file_, alerts_, json_, AutonomyPolicy{},
+                      "a controller with the default autonomy policy (give --config or "
+                      "--controller for yours)",
+                      "");
+    }
+    return backtest(file_, alerts_, json_, policy_from_config(config_), config_, "");
+  }
   if (!validate_->parsed()) return std::nullopt;
   const auto loaded = load_playbook_directory(dir_);
   json out{{"playbooks", json::array()}, {"errors", loaded.errors}};

@@ -36,6 +36,9 @@ class PlaybookCommands {
   std::string name_;
   std::string alert_id_;
   bool simulate_ = false;
+  bool force_ = false;
+  bool from_controller_ = false;
+  std::string config_;
   std::string file_;
   std::string alerts_;
   bool json_ = false;

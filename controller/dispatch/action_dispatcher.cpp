@@ -183,6 +183,7 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     a.case_id = submission.case_id;
     a.playbook_run_id = submission.playbook_run_id;
     a.object_sha256 = object_sha256;
+    a.automatic = submission.automatic && !submission.simulate;
     a.issued_at_ms = now;
     if (submission.simulate) a.state = ActionState::simulated;
     a.expires_at_ms = spec.expires_at_unix_ms();

@@ -37,6 +37,9 @@ struct ActionSubmission {
   // Sign and record the action exactly as it would be sent, in state `simulated`, and send
   // nothing (a playbook step in simulate mode).
   bool simulate = false;
+  // A playbook action step dispatched in `auto` mode, with nobody's approval: counted by the
+  // rate limits on automation (store.h count_automatic_actions).
+  bool automatic = false;
 };
 
 // The content-object kind of YARA rule sets (store.h ContentObjectRecord).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <future>
+#include <limits>
 
 #include "common/utc_time.h"
 #include "controller/alerts/intake.h"
@@ -84,10 +85,39 @@ std::vector<AgentRecord> resolve_target(const std::string& target, const json& a
 
 int mode_rank(AutonomyMode mode) { return static_cast<int>(mode); }
 
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Who may not decide this run's approvals: whom it acts for, who started it, who submitted its
+// alert (the system names "controller" and "" are nobody).
+std::vector<std::string> not_deciders(const PlaybookRunRecord& run, const json& context) {
+  std::vector<std::string> out;
+  const auto submitter = context.value("alert", json::object())
+                             .value("submitted_by", json::object())
+                             .value("name", std::string());
+  for (const auto& name : {run.requested_by, run.started_by, submitter}) {
+    if (name.empty() || name == "controller") continue;
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
+}
+
+// The agents a step's actions ended successfully on (what an undo goes back to).
+std::vector<std::string> agents_acted_on(const json& step_output) {
+  std::vector<std::string> out;
+  for (const auto& a : step_output.value("actions", json::array())) {
+    if (a.value("state", "") == "succeeded") out.push_back(a.value("agent_id", ""));
+  }
+  return out;
+}
+
+std::string minutes(std::int64_t ms) { return fmt::format("{} min", ms / 60'000.0); }
+
 }  // namespace
 
 PlaybookEngine::PlaybookEngine(PlaybookEngineDeps deps, std::vector<Playbook> playbooks)
-    : deps_(std::move(deps)), playbooks_(std::move(playbooks)) {}
+    : deps_(std::move(deps)),
+      playbooks_(std::move(playbooks)),
+      notifications_(deps_.autonomy.rate_limits.webhook) {}
 
 PlaybookEngine::~PlaybookEngine() {
   worker_.stop();
@@ -135,7 +165,8 @@ void PlaybookEngine::alert_ready(const std::string& alert_id) {
 
 Result<PlaybookRunRecord> PlaybookEngine::start(const std::string& name,
                                                 const std::string& alert_id,
-                                                const std::string& started_by, bool simulate_only) {
+                                                const std::string& started_by, bool simulate_only,
+                                                bool force) {
   const auto* playbook = find(name);
   if (playbook == nullptr) return Error{fmt::format("no playbook named '{}' is loaded", name)};
   auto alert = deps_.store.find_alert(alert_id);
@@ -145,6 +176,19 @@ Result<PlaybookRunRecord> PlaybookEngine::start(const std::string& name,
   if (!trigger_matches(*playbook, alert_json(**alert, false), &why_not))
     return Error{
         fmt::format("playbook {} does not apply to alert {}: {}", name, alert_id, why_not)};
+  // A second run of the same playbook over the same alert would act twice on one host: only on
+  // purpose. (The check and the insert are not one transaction; two operators racing to start
+  // the same run both get one, which `force` would have allowed anyway.)
+  auto earlier = deps_.store.runs_of_alert(alert_id, name);
+  if (!earlier) return earlier.error();
+  for (const auto& r : *earlier) {
+    if (!r.finished_at_ms && !force) {
+      return Error{fmt::format(
+          "an unfinished run {} of {} exists for alert {} ({}, started by {}); give force to "
+          "start another",
+          r.id, name, alert_id, r.state, r.started_by)};
+    }
+  }
   auto run = insert(*playbook, **alert, crypto::random_uuid(), started_by, simulate_only);
   if (!run) return run;
   post_advance(run->id);
@@ -158,7 +202,14 @@ Result<PlaybookRunRecord> PlaybookEngine::insert(const Playbook& playbook, const
   const auto now = deps_.clock.now_unix_ms();
   json context = run_context(alert_json(alert, false));
   context["case"]["url"] = deps_.case_link_prefix + alert.case_id;
-  context["run"] = {{"id", run_id}, {"playbook", playbook.name}, {"started_by", started_by}};
+  // A run the controller starts acts for the alert's submitter; an operator's, for the operator.
+  const auto requested_by = started_by != "controller" ? started_by
+                            : alert.submitted_by.empty() ? std::string("controller")
+                                                         : alert.submitted_by;
+  context["run"] = {{"id", run_id},
+                    {"playbook", playbook.name},
+                    {"started_by", started_by},
+                    {"requested_by", requested_by}};
   for (const auto& [name, value] : playbook.inputs) {
     auto rendered = value.render_value(context);
     if (!rendered) {
@@ -175,6 +226,7 @@ Result<PlaybookRunRecord> PlaybookEngine::insert(const Playbook& playbook, const
   run.alert_id = alert.id;
   run.case_id = alert.case_id;
   run.started_by = started_by;
+  run.requested_by = requested_by;
   run.simulate_only = simulate_only;
   run.step = playbook.steps.front().id;
   run.step_started_at_ms = now;
@@ -183,7 +235,8 @@ Result<PlaybookRunRecord> PlaybookEngine::insert(const Playbook& playbook, const
   run.updated_at_ms = now;
   const json details{
       {"run_id", run.id},         {"playbook", run.playbook}, {"version", run.playbook_version},
-      {"alert_id", run.alert_id}, {"started_by", started_by}, {"simulate_only", simulate_only}};
+      {"alert_id", run.alert_id}, {"started_by", started_by}, {"requested_by", requested_by},
+      {"simulate_only", simulate_only}};
   if (auto s = deps_.store.insert_run(run, {started_by, "run.started", run.case_id, details.dump()},
                                       now);
       !s)
@@ -222,9 +275,56 @@ void PlaybookEngine::tick() {
       }
     }
     auto due = deps_.store.runs_due(now);
-    if (!due) return;
-    for (const auto& id : *due) advance(id);
+    if (due) {
+      for (const auto& id : *due) advance(id);
+    }
+    if (!deps_.post_webhook) return;
+    for (const auto& digest : notifications_.due(now)) {
+      if (auto s = deps_.post_webhook(digest.url, digest.body); !s) {
+        spdlog::error("playbooks: digest of {} held notification(s) not sent: {}",
+                      digest.body.value("count", 0), s.error().message);
+      }
+    }
   });
+}
+
+Result<PlaybookRunRecord> PlaybookEngine::cancel(const std::string& run_id, const std::string& by,
+                                                 const std::string& reason) {
+  std::promise<Result<PlaybookRunRecord>> done;
+  asio::post(worker_, [&] {
+    const auto fail = [&](std::string why) { done.set_value(Error{std::move(why)}); };
+    auto found = deps_.store.find_run(run_id);
+    if (!found) return fail(found.error().message);
+    if (!*found) return fail(fmt::format("no playbook run {}", run_id));
+    PlaybookRunRecord run = std::move(**found);
+    if (run.finished_at_ms)
+      return fail(fmt::format("run {} already ended ({})", run_id, run.state));
+    json context = parse_json_or(run.context, json::object());
+    if (run.step.starts_with("undo:"))
+      return fail(fmt::format("run {} is already ending ({}) and undoing its steps", run_id,
+                              context["run"].value("ending", json::object()).value("state", "")));
+    const auto now = deps_.clock.now_unix_ms();
+    auto cancelled = deps_.store.cancel_approvals(run.id, by, reason, now);
+    if (!cancelled) return fail(cancelled.error().message);
+    if (auto s = deps_.store.append_audit(
+            {by, "run.cancelled", run.case_id,
+             dump(json{{"run_id", run.id},
+                       {"playbook", run.playbook},
+                       {"step", run.step},
+                       {"reason", reason},
+                       {"approvals_cancelled", cancelled->size()}})},
+            now);
+        !s)
+      return fail(s.error().message);
+    spdlog::info("playbooks: run {} cancelled by {} at step {}: {}", run.id, by, run.step, reason);
+    if (!context.is_object() || !context["run"].is_object()) context = {{"run", json::object()}};
+    end(find(run.playbook), run, context, "cancelled",
+        fmt::format("cancelled by {} at step {}: {}", by, run.step, reason), nullptr);
+    auto after = deps_.store.find_run(run_id);
+    if (!after || !*after) return fail("the cancelled run cannot be read back");
+    done.set_value(std::move(**after));
+  });
+  return done.get_future().get();
 }
 
 void PlaybookEngine::advance(const std::string& run_id) {
@@ -247,6 +347,7 @@ void PlaybookEngine::advance(const std::string& run_id) {
   if (context["run"].contains("input_error"))
     return finish(playbook, run, "failed", context["run"]["input_error"].get<std::string>(),
                   nullptr);
+  if (run.step.starts_with("undo:")) return compensate(*playbook, run, context);
 
   // A loaded playbook has no cycle, so a run ends; the bound guards one advance's length.
   for (int guard = 0; guard < 1000; ++guard) {
@@ -295,6 +396,12 @@ void PlaybookEngine::advance(const std::string& run_id) {
     } else {
       spdlog::warn("playbooks: run {} step {} attempt {} failed: {}", run.id, step->id, run.attempt,
                    out.error);
+      // A person said no: the run ends there, whatever retries or on_failure say, and its
+      // earlier steps are undone.
+      if (out.outcome == "denied") {
+        return end(playbook, run, context, "denied", fmt::format("step {}: {}", step->id, out.error),
+                   &record);
+      }
       if (run.attempt <= step->retries) {
         const auto backoff = step->backoff_ms << std::min(run.attempt - 1, 10);
         record.outcome = fmt::format("failed, retry {} of {} in {} s", run.attempt, step->retries,
@@ -308,8 +415,8 @@ void PlaybookEngine::advance(const std::string& run_id) {
         return;
       }
       if (step->on_failure == "stop" || step->on_failure == "escalate") {
-        return finish(playbook, run, step->on_failure == "stop" ? "failed" : "escalated",
-                      fmt::format("step {}: {}", step->id, out.error), &record);
+        return end(playbook, run, context, step->on_failure == "stop" ? "failed" : "escalated",
+                   fmt::format("step {}: {}", step->id, out.error), &record);
       }
       context["run"]["failed_step"] = step->id;
       context["run"]["failure"] = out.error;
@@ -318,14 +425,15 @@ void PlaybookEngine::advance(const std::string& run_id) {
     }
     const auto index = static_cast<std::size_t>(step - playbook->steps.data());
     if (next == "end" || (next.empty() && index + 1 == playbook->steps.size())) {
-      // The playbook ran to its end, but a failure it handled stays visible on the run.
+      // The playbook ran to its end. If it got there through an on_failure step, its main path
+      // failed: the run says so (never "succeeded" for a kill that did not happen) and undoes
+      // what it began, as any run that does not succeed.
       const auto& failed = context["run"];
-      const auto handled =
-          failed.contains("failed_step")
-              ? fmt::format("step {} failed ({}); its on_failure step took over",
-                            failed["failed_step"].get<std::string>(), failed.value("failure", ""))
-              : std::string();
-      return finish(playbook, run, "succeeded", handled, &record);
+      if (!failed.contains("failed_step")) return finish(playbook, run, "succeeded", "", &record);
+      const auto handled = fmt::format("step {} failed ({}); its on_failure step took over",
+                                       failed["failed_step"].get<std::string>(),
+                                       failed.value("failure", ""));
+      return end(playbook, run, context, "failed", handled, &record);
     }
     run.step = next.empty() ? playbook->steps[index + 1].id : next;
     run.attempt = 1;
@@ -371,15 +479,29 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       std::string url = step.url;
       if (url.starts_with("webhook:")) {
         const auto named = deps_.webhooks.find(url.substr(8));
-        if (named == deps_.webhooks.end())
-          return StepOutcome::failed(
-              fmt::format("{} is not defined in controller.yaml (playbooks.webhooks)", url));
+        if (named == deps_.webhooks.end()) {
+          // A missing chat channel is a configuration gap, not a failed response: the step is
+          // skipped and says so on the run and the case, and the run goes on.
+          const auto why =
+              fmt::format("{} is not defined in controller.yaml (playbooks.webhooks)", url);
+          (void)deps_.store.update_case(
+              run.case_id,
+              {"", "", "", fmt::format("Notification of run {} ({}, step {}) not sent: {}.",
+                                       run.id, playbook.name, step.id, why)},
+              actor_of(run),
+              {actor_of(run), "case.updated", run.case_id,
+               dump(json{{"run_id", run.id}, {"step", step.id}, {"skipped", why}})},
+              now);
+          out.outcome = "skipped: " + why;
+          out.output = {{"state", "skipped"}, {"reason", why}, {"body", *body}};
+          return out;
+        }
         url = named->second;
       }
       if (body->is_object()) (*body)["case_link"] = deps_.case_link_prefix + run.case_id;
-      if (auto s = deps_.post_webhook(url, *body); !s)
-        return StepOutcome::failed(s.error().message);
-      out.outcome = "notified";
+      bool held = false;
+      if (auto s = post_limited(url, *body, &held); !s) return StepOutcome::failed(s.error().message);
+      out.outcome = held ? "held for a digest (webhook rate limit)" : "notified";
       // What was sent, for the case record (the URL may hold a token: only its name or host).
       out.output = {{"state", "succeeded"},
                     {"webhook", step.url.starts_with("webhook:")
@@ -463,7 +585,8 @@ PlaybookEngine::StepOutcome PlaybookEngine::gate(const PlaybookStep& step, Playb
   request.step_id = step.id;
   request.attempt = run.attempt;
   request.case_id = run.case_id;
-  request.requested_by = run.started_by;
+  request.requested_by = run.requested_by.empty() ? run.started_by : run.requested_by;
+  request.not_deciders = not_deciders(run, parse_json_or(run.context, json::object()));
   request.what = what;
   request.reason = reason;
   request.impact = impact.dump();
@@ -560,6 +683,39 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
     }
     if (run.simulate_only)
       mode.why = fmt::format("run started by {} in simulate only; {}", run.started_by, mode.why);
+    const auto source =
+        context.value("alert", json::object()).value("submitted_by", json::object());
+    mode = lower_to(mode, source_ceiling(deps_.autonomy, source.value("name", std::string()),
+                                         source.value("role", std::string()),
+                                         source.is_object() && source["max_mode"].is_string()
+                                             ? source["max_mode"].get<std::string>()
+                                             : std::string()));
+    if (mode.mode == AutonomyMode::automatic) {
+      // The rate limits, decided once per step attempt: a step already dispatched stays
+      // automatic (its own actions now count), one already asked stays asked.
+      const auto key = fmt::format("{}/{}/{}", run.id, step.id, run.attempt);
+      auto dispatched = deps_.store.find_action(crypto::name_uuid(key + "/" + targets.front().id));
+      auto asked = deps_.store.find_approval(
+          crypto::name_uuid(fmt::format("approval/{}/{}/{}", run.id, step.id, run.attempt)));
+      if (asked && *asked) {
+        mode = {AutonomyMode::approve, (**asked).reason};
+      } else if (!dispatched || !*dispatched) {
+        const auto limited = rate_limited(playbook, targets, now);
+        if (!limited.empty()) {
+          mode = {AutonomyMode::approve, "lowered from auto to approve: " + limited};
+          spdlog::warn("playbooks: run {} step {}: {}", run.id, step.id, mode.why);
+          (void)deps_.store.update_case(
+              run.case_id,
+              {"", "", "", fmt::format("Rate limit: step {} of playbook {} (run {}) waits for a "
+                                       "person's approval: {}.",
+                                       step.id, playbook.name, run.id, limited)},
+              actor_of(run),
+              {actor_of(run), "automation.rate_limited", run.case_id,
+               dump(json{{"run_id", run.id}, {"step", step.id}, {"limit", limited}})},
+              now);
+        }
+      }
+    }
   }
 
   std::string approver;
@@ -593,6 +749,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
   submission.playbook_run_id = run.id;
   submission.idempotency_key = fmt::format("{}/{}/{}", run.id, step.id, run.attempt);
   submission.simulate = mode.mode == AutonomyMode::simulate;
+  submission.automatic = step.kind == StepKind::action && mode.mode == AutonomyMode::automatic;
   auto actions = deps_.dispatcher.submit(submission);
   StepOutcome out;
   out.mode = step.kind == StepKind::query ? "query" : std::string(autonomy_mode_name(mode.mode));
@@ -653,6 +810,176 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
   return out;
 }
 
+std::string PlaybookEngine::rate_limited(const Playbook& playbook,
+                                         const std::vector<AgentRecord>& targets,
+                                         std::int64_t now_ms) {
+  const auto& limits = deps_.autonomy.rate_limits;
+  const auto count = [&](const RateLimit& limit, const std::string& agent,
+                         const std::string& name) -> int {
+    auto n = deps_.store.count_automatic_actions(now_ms - limit.window_ms, agent, name);
+    // Unable to count is treated as over the limit: a person is asked rather than nobody.
+    return n ? *n : std::numeric_limits<int>::max() / 2;
+  };
+  const auto n = static_cast<int>(targets.size());
+  for (const auto& agent : targets) {
+    const int done = count(limits.per_host, agent.id, "");
+    if (done + 1 > limits.per_host.count) {
+      return fmt::format(
+          "{} automatic action(s) on {} in the last {} (autonomy.rate_limits.per_host: {})", done,
+          agent.facts.hostname.empty() ? agent.id : agent.facts.hostname,
+          minutes(limits.per_host.window_ms), limits.per_host.count);
+    }
+  }
+  if (const int done = count(limits.per_playbook, "", playbook.name);
+      done + n > limits.per_playbook.count) {
+    return fmt::format(
+        "{} automatic action(s) by playbook {} in the last {}, {} more asked "
+        "(autonomy.rate_limits.per_playbook: {})",
+        done, playbook.name, minutes(limits.per_playbook.window_ms), n,
+        limits.per_playbook.count);
+  }
+  if (const int done = count(limits.global, "", ""); done + n > limits.global.count) {
+    return fmt::format(
+        "{} automatic action(s) in all in the last {}, {} more asked "
+        "(autonomy.rate_limits.global: {})",
+        done, minutes(limits.global.window_ms), n, limits.global.count);
+  }
+  return "";
+}
+
+Status PlaybookEngine::post_limited(const std::string& url, const json& body, bool* held) {
+  *held = !notifications_.admit(url, body, deps_.clock.now_unix_ms());
+  if (*held) {
+    spdlog::info("playbooks: webhook rate limit reached; notification held for a digest");
+    return ok_status();
+  }
+  return deps_.post_webhook(url, body);
+}
+
+void PlaybookEngine::end(const Playbook* playbook, PlaybookRunRecord& run, json& context,
+                         const std::string& state, const std::string& error,
+                         const RunStepRecord* last_step) {
+  if (state == "succeeded" || playbook == nullptr) return finish(playbook, run, state, error, last_step);
+  // The steps to undo: those that succeeded and declare an undo, newest first.
+  auto steps = deps_.store.run_steps(run.id);
+  std::vector<std::string> undo;
+  if (steps) {
+    for (auto it = steps->rbegin(); it != steps->rend(); ++it) {
+      const auto* step = playbook->find_step(it->step_id);
+      if (step == nullptr || step->undo_action.empty() || !it->outcome.starts_with("succeeded"))
+        continue;
+      if (agents_acted_on(context["steps"][step->id]).empty()) continue;
+      if (std::find(undo.begin(), undo.end(), step->id) == undo.end()) undo.push_back(step->id);
+    }
+  }
+  if (undo.empty()) return finish(playbook, run, state, error, last_step);
+  const auto now = deps_.clock.now_unix_ms();
+  context["run"]["ending"] = {{"state", state}, {"error", error}};
+  context["run"]["undo"] = undo;
+  run.context = dump(context);
+  run.step = "undo:" + undo.front();
+  run.attempt = 1;
+  run.state = "running";
+  run.waiting_for.clear();
+  run.wake_at_ms = 0;
+  run.step_started_at_ms = now;
+  const AuditEvent audit{actor_of(run), "run.compensating", run.case_id,
+                         dump(json{{"run_id", run.id}, {"ending", state}, {"undo", undo}})};
+  if (auto s = deps_.store.update_run(run, last_step, &audit, now); !s) {
+    spdlog::error("playbooks: run {}: cannot store its undo steps: {}", run.id, s.error().message);
+    return;
+  }
+  spdlog::warn("playbooks: run {} ends {}; undoing {}", run.id, state, fmt::join(undo, ", "));
+  compensate(*playbook, run, context);
+}
+
+void PlaybookEngine::compensate(const Playbook& playbook, PlaybookRunRecord& run, json& context) {
+  while (run.step.starts_with("undo:")) {
+    const auto now = deps_.clock.now_unix_ms();
+    const auto id = run.step.substr(5);
+    const auto* step = playbook.find_step(id);
+    json output;
+    std::string outcome;
+    if (step == nullptr || step->undo_action.empty()) {
+      outcome = "failed";
+      output = {{"state", "failed"}, {"error", "the step or its undo is gone from the playbook"}};
+    } else {
+      auto parameters = step->undo_parameters.render(context);
+      ActionSubmission submission;
+      submission.agent_ids = agents_acted_on(context["steps"][id]);
+      submission.kind = step->undo_action;
+      submission.parameters = parameters ? *parameters : json::object();
+      submission.ttl_ms = std::max<std::int64_t>(step->timeout_ms, 1000);
+      submission.requester = run.started_by == "controller" ? actor_of(run) : run.started_by;
+      submission.case_id = run.case_id;
+      submission.playbook_run_id = run.id;
+      submission.idempotency_key = fmt::format("{}/{}/1", run.id, run.step);
+      auto actions = parameters ? deps_.dispatcher.submit(submission)
+                                : Result<std::vector<ActionRecord>>(parameters.error());
+      if (!actions) {
+        outcome = "failed";
+        output = {{"state", "failed"}, {"error", actions.error().message}};
+      } else {
+        json list = json::array();
+        bool ended = true, succeeded = true;
+        std::int64_t issued = now;
+        std::vector<std::string> why;
+        for (const auto& a : *actions) {
+          ended = ended && is_terminal(a.state);
+          succeeded = succeeded && a.state == ActionState::succeeded;
+          issued = std::min(issued, a.issued_at_ms);
+          if (is_terminal(a.state) && a.state != ActionState::succeeded)
+            why.push_back(fmt::format("{} on {}: {} {}", a.kind, a.agent_id, to_string(a.state),
+                                      a.reason));
+          list.push_back(action_json(a));
+        }
+        const auto deadline = issued + step->timeout_ms;
+        if (!ended && now < deadline) {
+          if (run.state != "waiting" || run.wake_at_ms != deadline) {
+            run.state = "waiting";
+            run.waiting_for = "actions";
+            run.wake_at_ms = deadline;
+            if (auto s = deps_.store.update_run(run, nullptr, nullptr, now); !s)
+              spdlog::error("playbooks: run {}: cannot store: {}", run.id, s.error().message);
+          }
+          return;
+        }
+        outcome = succeeded ? "succeeded" : ended ? "failed" : "timed out";
+        output = {{"state", succeeded ? "succeeded" : "failed"}, {"actions", list}};
+        if (!why.empty()) output["error"] = fmt::format("{}", fmt::join(why, "; "));
+      }
+    }
+    const RunStepRecord record{run.id, 0,       run.step,        "undo", 1, outcome, "auto",
+                               "undoes what the run did, as the playbook declares", dump(output),
+                               run.step_started_at_ms, now};
+    context["steps"][run.step] = output;
+    auto& queue = context["run"]["undo"];
+    if (queue.is_array() && !queue.empty()) queue.erase(queue.begin());
+    run.context = dump(context);
+    if (queue.is_array() && !queue.empty()) {
+      run.step = "undo:" + queue.front().get<std::string>();
+      run.state = "running";
+      run.waiting_for.clear();
+      run.wake_at_ms = 0;
+      run.step_started_at_ms = now;
+      if (auto s = deps_.store.update_run(run, &record, nullptr, now); !s) {
+        spdlog::error("playbooks: run {}: cannot store its progress: {}", run.id,
+                      s.error().message);
+        return;
+      }
+      continue;
+    }
+    const auto ending = context["run"].value("ending", json::object());
+    std::vector<std::string> undone;
+    for (const auto& [name, value] : context["steps"].items()) {
+      if (name.starts_with("undo:")) undone.push_back(name.substr(5) + " " + value.value("state", ""));
+    }
+    return finish(&playbook, run, ending.value("state", "failed"),
+                  fmt::format("{} (undone: {})", ending.value("error", ""), fmt::join(undone, ", ")),
+                  &record);
+  }
+}
+
 void PlaybookEngine::finish(const Playbook* playbook, PlaybookRunRecord& run,
                             const std::string& state, const std::string& error,
                             const RunStepRecord* last_step) {
@@ -694,7 +1021,8 @@ void PlaybookEngine::finish(const Playbook* playbook, PlaybookRunRecord& run,
                      {"started_by", run.started_by},
                      {"started_at", format_utc_ms(run.started_at_ms)},
                      {"finished_at", format_utc_ms(now)}};
-  if (auto s = deps_.post_webhook(deps_.responder_webhook, summary); !s) {
+  bool held = false;
+  if (auto s = post_limited(deps_.responder_webhook, summary, &held); !s) {
     spdlog::error("playbooks: run {}: responder not notified: {}", run.id, s.error().message);
     (void)deps_.store.append_audit({actor_of(run), "run.notify_failed", run.case_id,
                                     json{{"run_id", run.id}, {"error", s.error().message}}.dump()},
@@ -709,6 +1037,7 @@ json run_json(const PlaybookRunRecord& r, const std::vector<RunStepRecord>* step
            {"alert_id", r.alert_id},
            {"case_id", r.case_id},
            {"started_by", r.started_by},
+           {"requested_by", r.requested_by.empty() ? json(nullptr) : json(r.requested_by)},
            {"simulate_only", r.simulate_only},
            {"state", r.state},
            {"step", r.step.empty() ? json(nullptr) : json(r.step)},
@@ -746,6 +1075,7 @@ json approval_json(const ApprovalRecord& a) {
       {"attempt", a.attempt},
       {"case_id", a.case_id},
       {"requested_by", a.requested_by},
+      {"not_deciders", a.not_deciders},
       {"what", parse_json_or(a.what, json(a.what))},
       {"reason", a.reason},
       {"impact", parse_json_or(a.impact, json::array())},

@@ -10,16 +10,28 @@
 // instead of issuing new ones (ActionSubmission::idempotency_key); an approval request has such
 // an id too. Notifications are at least once: one sent just before a crash is sent again.
 //
+// A run acts for someone: the operator who started it, or, for a run the controller started
+// from an alert, the alert's submitter. That person (and the alert's submitter in any case) can
+// never decide the run's approvals.
+//
 // An action step's effective mode is the lowest of what it declares, the run's own limit (an
-// analyst's run only simulates) and the autonomy ceiling of every asset it would touch
-// (autonomy_policy.h), with the reason recorded:
+// analyst's run only simulates), the autonomy ceiling of every asset it would touch, the
+// ceiling of the alert's source (an integration's max mode; `approve` for a person's alert) and
+// the rate limits on automatic actions (autonomy_policy.h), with the reason recorded:
 //   simulate  the signed action is recorded as `simulated` beside the real ones; nothing is sent;
-//   approve   an approval request waits for a second operator (not the run's starter); the
-//             approver's name is signed into the ActionSpec; denied or expired fails the step;
-//   auto      dispatched at once.
+//   approve   an approval request waits for a second operator (not the run's requester); the
+//             approver's name is signed into the ActionSpec; expired fails the step, denied
+//             ends the run as `denied` (a person decided: never asked again);
+//   auto      dispatched at once, unless a rate limit is reached: then it waits for approval,
+//             with the limit named on the step and the case. The decision is kept for the
+//             step's attempt (a dispatched step stays auto, an asked one stays asked).
 // Failed steps are retried (retries, backoff doubling each time), then follow on_failure (a step,
-// `stop` or `escalate`); a step's actions not ended by its timeout fail it. When a run ends the
-// responder webhook, if configured, gets its summary and the case link.
+// `stop` or `escalate`); a step's actions not ended by its timeout fail it. A run that ends
+// without succeeding (failed, escalated, denied, cancelled) first undoes what it did: every
+// succeeded step with an `undo` action, newest first, each recorded as step `undo:ID`.
+// When a run ends the responder webhook, if configured, gets its summary and the case link.
+// Webhook posts are rate limited per URL (NotificationLimiter); a notify step whose named
+// webhook is not configured is skipped with a note, not failed.
 //
 // All run work happens on one worker thread, in order, so a run is never advanced twice at once.
 
@@ -36,6 +48,7 @@
 #include "controller/alerts/asset_map.h"
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/playbooks/autonomy_policy.h"
+#include "controller/playbooks/notification_limiter.h"
 #include "controller/playbooks/playbook.h"
 #include "controller/store/store.h"
 
@@ -70,9 +83,16 @@ class PlaybookEngine {
   // (started_by "controller"). Each (alert, playbook) is started once, however often this is told.
   void alert_ready(const std::string& alert_id);
   // An operator starts `playbook` over an alert; `simulate_only` caps every action at simulate.
-  // Errors: unknown playbook or alert, trigger not matching (the reason).
+  // Errors: unknown playbook or alert, trigger not matching (the reason), and, unless `force`,
+  // an unfinished run of the same playbook over the alert ("an unfinished run ID ...").
   Result<PlaybookRunRecord> start(const std::string& playbook, const std::string& alert_id,
-                                  const std::string& started_by, bool simulate_only);
+                                  const std::string& started_by, bool simulate_only,
+                                  bool force = false);
+  // Stops an unfinished run: its pending approvals are cancelled, what it did is undone, and it
+  // ends `cancelled` with `by` and `reason` recorded and audited. Errors: no such run, already
+  // ended or already undoing.
+  Result<PlaybookRunRecord> cancel(const std::string& run_id, const std::string& by,
+                                   const std::string& reason);
   // Continues every unfinished run (controller start).
   Status resume();
   // From the dispatcher: an action ended; its run, if any, looks again.
@@ -98,10 +118,22 @@ class PlaybookEngine {
   StepOutcome gate(const PlaybookStep& step, PlaybookRunRecord& run, const std::string& what,
                    const nlohmann::json& impact, const std::string& reason,
                    std::int64_t expires_ms);
-  // Ends the run (succeeded, failed or escalated), storing its last step record if given, and
-  // tells the responder.
+  // The run ends as `state`: unless it succeeded, its undo steps run first (compensate), then
+  // finish.
+  void end(const Playbook* playbook, PlaybookRunRecord& run, nlohmann::json& context,
+           const std::string& state, const std::string& error, const RunStepRecord* last_step);
+  // Runs the undo steps queued in context.run.undo, one at a time, waiting for their actions;
+  // finishes the run when none remain.
+  void compensate(const Playbook& playbook, PlaybookRunRecord& run, nlohmann::json& context);
+  // Ends the run (succeeded, failed, escalated, denied or cancelled), storing its last step
+  // record if given, and tells the responder.
   void finish(const Playbook* playbook, PlaybookRunRecord& run, const std::string& state,
               const std::string& error, const RunStepRecord* last_step);
+  // Why an automatic step must wait for approval instead ("" when within every rate limit).
+  std::string rate_limited(const Playbook& playbook, const std::vector<AgentRecord>& targets,
+                           std::int64_t now_ms);
+  // Posts through the per-webhook rate limit; false with `held` set when kept for a digest.
+  Status post_limited(const std::string& url, const nlohmann::json& body, bool* held);
   Result<PlaybookRunRecord> insert(const Playbook& playbook, const AlertRecord& alert,
                                    const std::string& run_id, const std::string& started_by,
                                    bool simulate_only);
@@ -109,6 +141,7 @@ class PlaybookEngine {
 
   PlaybookEngineDeps deps_;
   std::vector<Playbook> playbooks_;
+  NotificationLimiter notifications_;  // used on the worker thread only
   boost::asio::thread_pool worker_{1};
 };
 

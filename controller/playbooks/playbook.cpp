@@ -252,7 +252,7 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
   std::vector<std::string> required;
   switch (step.kind) {
     case StepKind::action:
-      known.insert("mode");
+      known.insert({"mode", "undo"});
       [[fallthrough]];
     case StepKind::query:
       known.insert({"action", "target", "parameters", "rules_file"});
@@ -326,6 +326,19 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
           in.fail(mode, fmt::format("{}: mode '{}' is not one of {}", where, text, joined(kModes)));
         }
         step.mode = *parsed;
+      }
+      if (const auto undo = node["undo"]) {
+        if (!undo.IsMap() || !undo["action"])
+          in.fail(undo, where + " undo must be a mapping with an action (and parameters)");
+        in.check_keys(undo, {"action", "parameters"}, where + " undo");
+        step.undo_action = in.text(undo["action"], "undo action");
+        if (!action_catalog::is_known_kind(step.undo_action))
+          in.fail(undo["action"],
+                  fmt::format("{}: undo: unknown action '{}'", where, step.undo_action));
+        if (const auto parameters = undo["parameters"]) {
+          if (!parameters.IsMap()) in.fail(parameters, where + " undo parameters must be a mapping");
+          step.undo_parameters = in.json_template(parameters, where + " undo parameters");
+        }
       }
       break;
     }

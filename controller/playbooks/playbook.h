@@ -19,6 +19,9 @@
 //     - {id: close, kind: case, status: false_positive, note: "..."}
 //
 // A yara.scan step may name its rules as a file beside the playbook: `rules_file: rules.yar`.
+// An action step may say how to undo it (compensation) when the run does not succeed after it:
+//     - {id: suspend, kind: action, action: process.suspend, ...,
+//        undo: {action: process.resume, parameters: {target: {pid: "{{ inputs.pid }}"}}}}
 //
 // Step kinds: action (an agent action, with `mode` simulate|approve|auto), query (an agent action
 // whose result feeds decisions; never changes the host), decide, approve (a human gate), notify
@@ -59,6 +62,11 @@ struct PlaybookStep {
   // each run stores it as a rule set (once, by hash) and names it by rules_sha256.
   std::string rules_file;
   std::string rules_text;
+  // action: how to undo this step if the run does not succeed after it (a later step fails or is
+  // denied, the run is cancelled): `undo: {action: process.resume, parameters: {...}}`, sent to
+  // the agents this step acted on, newest step first. "" for none.
+  std::string undo_action;
+  JsonTemplate undo_parameters;
   // decide
   std::optional<Expression> condition;
   std::string then_step, else_step;

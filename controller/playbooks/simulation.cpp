@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 
+#include "common/utc_time.h"
+
 namespace riposte::controller {
 
 using nlohmann::json;
@@ -88,11 +90,17 @@ bool trigger_matches(const Playbook& playbook, const json& alert, std::string* w
   return true;
 }
 
-Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
+Simulation simulate_playbook(const Playbook& playbook, const json& alert,
+                             const std::string& case_link_prefix) {
   Simulation sim;
   sim.triggered = trigger_matches(playbook, alert, &sim.not_triggered_because);
   if (!sim.triggered) return sim;
   json context = run_context(alert);
+  const auto case_link =
+      (case_link_prefix.empty() ? std::string("https://CONTROLLER/api/v1/cases/")
+                                : case_link_prefix) +
+      text(alert.value("case_id", json()));
+  context["case"]["url"] = case_link;
   for (const auto& [name, value] : playbook.inputs) {
     auto rendered = value.render_value(context);
     if (!rendered) {
@@ -157,6 +165,7 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
           failure = body.error().message;
           break;
         }
+        if (body->is_object()) (*body)["case_link"] = case_link;
         taken.outcome = fmt::format("would notify {} with {}", step.url, compact_json(*body));
         break;
       }
@@ -200,6 +209,68 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert) {
     index = static_cast<std::size_t>(target - playbook.steps.data());
   }
   return sim;
+}
+
+void ModeReplay::apply(const Playbook& playbook, const json& alert, Simulation& sim) {
+  const auto at_ms = parse_rfc3339_ms(text(alert.value("timestamp", json()))).value_or(0);
+  const auto host_name = text(alert.value("host", json::object()).value("name", json()));
+  std::vector<std::optional<AssetClass>> classes;
+  for (const auto& entry : alert.value("assets", json::array())) {
+    if (entry.is_object())
+      classes.emplace_back(
+          AssetClass{text(entry.value("environment", json())), text(entry.value("criticality", json()))});
+  }
+  if (classes.empty()) classes.emplace_back(std::nullopt);
+  const auto source = alert.value("submitted_by", json::object());
+  const auto ceiling =
+      source_ceiling(policy_, text(source.value("name", json())), text(source.value("role", json())),
+                     text(source.value("max_mode", json())));
+  const auto prune = [&](std::deque<std::int64_t>& times, const RateLimit& limit) {
+    while (!times.empty() && times.front() <= at_ms - limit.window_ms) times.pop_front();
+    return static_cast<int>(times.size());
+  };
+  const auto& limits = policy_.rate_limits;
+  for (auto& action : sim.actions) {
+    const auto declared = text(action["mode"]);
+    action["declared_mode"] = declared;
+    if (declared == "query") continue;
+    const auto* step = playbook.find_step(text(action["step"]));
+    if (step == nullptr) continue;
+    EffectiveMode mode;
+    bool first = true;
+    for (const auto& cls : classes) {
+      auto m = effective_mode(step->mode, policy_, cls);
+      if (first || m.mode < mode.mode) mode = m;
+      first = false;
+    }
+    mode = lower_to(mode, ceiling);
+    if (mode.mode == AutonomyMode::automatic) {
+      const auto target = text(action["target"]);
+      const auto host = target == "host" ? host_name : target;
+      auto& on_host = per_host_[host];
+      auto& by_playbook = per_playbook_[playbook.name];
+      std::string limited;
+      if (prune(on_host, limits.per_host) + 1 > limits.per_host.count) {
+        limited = fmt::format("{} automatic action(s) on {} in the window (per_host: {})",
+                              on_host.size(), host, limits.per_host.count);
+      } else if (prune(by_playbook, limits.per_playbook) + 1 > limits.per_playbook.count) {
+        limited = fmt::format("{} automatic action(s) by {} in the window (per_playbook: {})",
+                              by_playbook.size(), playbook.name, limits.per_playbook.count);
+      } else if (prune(global_, limits.global) + 1 > limits.global.count) {
+        limited = fmt::format("{} automatic action(s) in all in the window (global: {})",
+                              global_.size(), limits.global.count);
+      }
+      if (limited.empty()) {
+        on_host.push_back(at_ms);
+        by_playbook.push_back(at_ms);
+        global_.push_back(at_ms);
+      } else {
+        mode = {AutonomyMode::approve, "lowered from auto to approve: rate limit, " + limited};
+      }
+    }
+    action["mode"] = autonomy_mode_name(mode.mode);
+    action["why"] = mode.why;
+  }
 }
 
 }  // namespace riposte::controller

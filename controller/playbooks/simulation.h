@@ -9,10 +9,13 @@
 // validation, enrichment and confidence are used as they are, absent ones stay null. Agent
 // answers do not exist here: a query step's result is {"state": "simulated"}.
 
+#include <deque>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "controller/playbooks/autonomy_policy.h"
 #include "controller/playbooks/playbook.h"
 
 namespace riposte::controller {
@@ -40,6 +43,27 @@ struct Simulation {
   std::string error;  // an expression failed where no on_failure step takes over
 };
 
-Simulation simulate_playbook(const Playbook& playbook, const nlohmann::json& alert);
+// `case_link_prefix` + the case id is what notify previews show as `case_link` (and expressions
+// as case.url), as the controller would send it.
+Simulation simulate_playbook(const Playbook& playbook, const nlohmann::json& alert,
+                             const std::string& case_link_prefix = "");
+
+// What a controller's limits make of a backtest's actions: each action step's declared mode is
+// lowered by the autonomy ceilings (of the asset entries recorded on the alert at intake; none:
+// `unmapped`), by the ceiling of the alert's source (submitted_by: an integration's max mode, or
+// the ceiling for a person's alert), and by the rate limits, counted over the alerts replayed in
+// the order given, at each alert's own timestamp. Query steps stay "query".
+class ModeReplay {
+ public:
+  explicit ModeReplay(AutonomyPolicy policy) : policy_(std::move(policy)) {}
+  // Sets `declared_mode`, `mode` (effective) and `why` on each action of `sim` (from `alert`).
+  void apply(const Playbook& playbook, const nlohmann::json& alert, Simulation& sim);
+
+ private:
+  // Times (ms) of automatic actions within the windows, per host / playbook / all.
+  std::map<std::string, std::deque<std::int64_t>> per_host_, per_playbook_;
+  std::deque<std::int64_t> global_;
+  AutonomyPolicy policy_;
+};
 
 }  // namespace riposte::controller

@@ -312,6 +312,18 @@ CREATE INDEX content_objects_by_kind ON content_objects (kind, created_at_ms);
 ALTER TABLE actions ADD COLUMN object_sha256 TEXT NOT NULL DEFAULT '';
 CREATE INDEX actions_by_object ON actions (object_sha256, agent_id) WHERE object_sha256 != '';
 )sql"},
+    {9, "bounded authority: who submitted an alert and with what ceiling, integrations, who a run acts for, automatic actions for rate limits",
+     R"sql(
+ALTER TABLE operators ADD COLUMN max_mode TEXT NOT NULL DEFAULT '';
+ALTER TABLE alerts ADD COLUMN submitted_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE alerts ADD COLUMN submitter_role TEXT NOT NULL DEFAULT '';
+ALTER TABLE alerts ADD COLUMN source_max_mode TEXT NOT NULL DEFAULT '';
+ALTER TABLE playbook_runs ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE approvals ADD COLUMN not_deciders TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE actions ADD COLUMN automatic INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX actions_automatic ON actions (issued_at_ms) WHERE automatic = 1;
+CREATE INDEX runs_by_alert ON playbook_runs (alert_id, playbook);
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -643,14 +655,15 @@ Result<std::optional<ApiTokenRecord>> SqliteStore::find_api_token(const std::str
   // The operator's role and state govern every token they hold.
   Statement q(cache_,
               "SELECT t.id, t.name, COALESCE(o.role, t.role), t.token_hash, t.created_at_ms, "
-              "o.disabled_at_ms FROM api_tokens t LEFT JOIN operators o ON o.name = t.name "
-              "WHERE t.token_hash = ?");
+              "o.disabled_at_ms, COALESCE(o.max_mode, '') FROM api_tokens t "
+              "LEFT JOIN operators o ON o.name = t.name WHERE t.token_hash = ?");
   q.bind(token_hash);
   const int rc = q.step();
   if (rc == SQLITE_DONE) return std::optional<ApiTokenRecord>();
   if (rc != SQLITE_ROW) return db_error(db_, "find API token");
   return std::optional<ApiTokenRecord>(ApiTokenRecord{q.text(0), q.text(1), q.text(2), q.text(3),
-                                                      q.integer(4), q.optional_integer(5)});
+                                                      q.integer(4), q.optional_integer(5),
+                                                      q.text(6)});
 }
 
 Status SqliteStore::insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
@@ -658,9 +671,9 @@ Status SqliteStore::insert_operator(const OperatorRecord& op, const ApiTokenReco
   std::lock_guard lock(mutex_);
   return in_transaction([&]() -> Status {
     auto made = Statement(cache_,
-                          "INSERT OR IGNORE INTO operators (name, role, created_at_ms, created_by) "
-                          "VALUES (?, ?, ?, ?)")
-                    .bind(op.name, op.role, op.created_at_ms, op.created_by)
+                          "INSERT OR IGNORE INTO operators (name, role, created_at_ms, created_by, "
+                          "max_mode) VALUES (?, ?, ?, ?, ?)")
+                    .bind(op.name, op.role, op.created_at_ms, op.created_by, op.max_mode)
                     .run();
     if (!made) return made;
     if (sqlite3_changes(db_) == 0) return Error{fmt::format("operator {} exists", op.name)};
@@ -673,7 +686,7 @@ Result<std::vector<OperatorRecord>> SqliteStore::list_operators() {
   std::lock_guard lock(mutex_);
   Statement q(cache_,
               "SELECT name, role, created_at_ms, created_by, disabled_at_ms, disabled_by, "
-              "(SELECT COUNT(*) FROM api_tokens t WHERE t.name = o.name) "
+              "(SELECT COUNT(*) FROM api_tokens t WHERE t.name = o.name), max_mode "
               "FROM operators o ORDER BY name");
   return collect_rows(
       db_, q,
@@ -684,7 +697,8 @@ Result<std::vector<OperatorRecord>> SqliteStore::list_operators() {
                               row.text(3),
                               row.optional_integer(4),
                               row.text(5),
-                              static_cast<int>(row.integer(6))};
+                              static_cast<int>(row.integer(6)),
+                              row.text(7)};
       },
       "list operators");
 }
@@ -722,7 +736,7 @@ namespace {
 constexpr const char* kActionColumns =
     "id, agent_id, kind, batch_id, spec, signature, requester, approver, case_id, "
     "playbook_run_id, state, reason, issued_at_ms, expires_at_ms, delivered_at_ms, started_at_ms, "
-    "finished_at_ms, result, progress_done, progress_total, progress_unit, object_sha256";
+    "finished_at_ms, result, progress_done, progress_total, progress_unit, object_sha256, automatic";
 
 ActionRecord action_from_row(const Statement& row) {
   ActionRecord a;
@@ -748,6 +762,7 @@ ActionRecord action_from_row(const Statement& row) {
   a.progress_total = static_cast<std::uint64_t>(row.integer(19));
   a.progress_unit = row.text(20);
   a.object_sha256 = row.text(21);
+  a.automatic = row.integer(22) != 0;
   return a;
 }
 
@@ -773,7 +788,7 @@ AuditEntry audit_from_row(const Statement& q) {
 constexpr const char* kAlertColumns =
     "id, source, source_id, rule_id, rule_name, severity, timestamp_ms, host_name, host_ips, "
     "user_name, observables, notes, raw, case_id, status, assets, confidence, validation, "
-    "enrichment, received_at_ms, updated_at_ms";
+    "enrichment, received_at_ms, updated_at_ms, submitted_by, submitter_role, source_max_mode";
 
 std::vector<Observable> observables_from_json(const std::string& text) {
   std::vector<Observable> out;
@@ -808,6 +823,9 @@ AlertRecord alert_from_row(const Statement& row) {
   a.enrichment = row.text(18);
   a.received_at_ms = row.integer(19);
   a.updated_at_ms = row.integer(20);
+  a.submitted_by = row.text(21);
+  a.submitter_role = row.text(22);
+  a.source_max_mode = row.text(23);
   return a;
 }
 
@@ -872,11 +890,12 @@ Status SqliteStore::insert_actions(const std::vector<ActionRecord>& actions,
           Statement(cache_,
                     "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
                     "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
-                    "expires_at_ms, object_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                    "expires_at_ms, object_sha256, automatic) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
               .bind(a.id, a.agent_id, a.kind, a.batch_id, Blob{a.spec}, Blob{a.signature},
                     a.requester, a.approver, a.case_id, a.playbook_run_id,
                     std::string(to_string(a.state)), a.issued_at_ms, a.expires_at_ms,
-                    a.object_sha256)
+                    a.object_sha256, a.automatic ? 1 : 0)
               .run();
       if (!inserted) return inserted;
       if (i < audit.size()) {
@@ -1266,8 +1285,7 @@ Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
       }
       static const std::string kInsertAlert = fmt::format(
           "INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-          "?, "
-          "?, ?)",
+          "?, ?, ?, ?, ?, ?)",
           kAlertColumns);
       auto inserted =
           Statement(cache_, kInsertAlert)
@@ -1277,7 +1295,8 @@ Result<std::vector<AlertInsertOutcome>> SqliteStore::insert_alerts(
                     outcome.case_id, a.status, a.assets.empty() ? "[]" : a.assets,
                     a.confidence.empty() ? "{}" : a.confidence,
                     a.validation.empty() ? "{}" : a.validation,
-                    a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms)
+                    a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms,
+                    a.submitted_by, a.submitter_role, a.source_max_mode)
               .run();
       if (!inserted) return inserted;
       for (const auto& o : linking_observables(a)) {

@@ -116,6 +116,14 @@ class SqliteStore final : public Store {
   Result<ApprovalRecord> decide_approval(const std::string& id, bool approve, const std::string& by,
                                          const std::string& reason, std::int64_t now_ms) override;
   Result<std::vector<ApprovalRecord>> expire_approvals(std::int64_t now_ms) override;
+  Result<std::vector<ApprovalRecord>> cancel_approvals(const std::string& run_id,
+                                                       const std::string& by,
+                                                       const std::string& reason,
+                                                       std::int64_t now_ms) override;
+  Result<std::vector<PlaybookRunRecord>> runs_of_alert(const std::string& alert_id,
+                                                       const std::string& playbook) override;
+  Result<int> count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
+                                      const std::string& playbook) override;
   std::uint64_t agents_generation() const override { return agents_generation_.load(); }
   Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                           const AuditEvent& audit, std::int64_t now_ms) override;

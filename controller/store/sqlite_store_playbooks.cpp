@@ -44,7 +44,7 @@ CaseRecord case_from_row(const Statement& row) {
 constexpr const char* kRunColumns =
     "id, playbook, playbook_version, alert_id, case_id, started_by, simulate_only, state, step, "
     "attempt, waiting_for, step_started_at_ms, wake_at_ms, context, error, started_at_ms, "
-    "updated_at_ms, finished_at_ms";
+    "updated_at_ms, finished_at_ms, requested_by";
 
 PlaybookRunRecord run_from_row(const Statement& row) {
   PlaybookRunRecord r;
@@ -66,12 +66,13 @@ PlaybookRunRecord run_from_row(const Statement& row) {
   r.started_at_ms = row.integer(15);
   r.updated_at_ms = row.integer(16);
   r.finished_at_ms = row.optional_integer(17);
+  r.requested_by = row.text(18);
   return r;
 }
 
 constexpr const char* kApprovalColumns =
     "id, run_id, step_id, attempt, case_id, requested_by, what, reason, impact, state, "
-    "decided_by, decision_reason, created_at_ms, expires_at_ms, decided_at_ms";
+    "decided_by, decision_reason, created_at_ms, expires_at_ms, decided_at_ms, not_deciders";
 
 ApprovalRecord approval_from_row(const Statement& row) {
   ApprovalRecord a;
@@ -90,6 +91,11 @@ ApprovalRecord approval_from_row(const Statement& row) {
   a.created_at_ms = row.integer(12);
   a.expires_at_ms = row.integer(13);
   a.decided_at_ms = row.optional_integer(14);
+  const auto names = nlohmann::json::parse(row.text(15), nullptr, /*allow_exceptions=*/false);
+  if (names.is_array()) {
+    for (const auto& n : names)
+      if (n.is_string()) a.not_deciders.push_back(n.get<std::string>());
+  }
   return a;
 }
 
@@ -187,12 +193,12 @@ Status SqliteStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& aud
   return in_transaction([&]() -> Status {
     auto inserted =
         Statement(cache_, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
-                                      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                       kRunColumns))
             .bind(r.id, r.playbook, r.playbook_version, r.alert_id, r.case_id, r.started_by,
                   static_cast<int>(r.simulate_only), r.state, r.step, r.attempt, r.waiting_for,
                   r.step_started_at_ms, r.wake_at_ms, r.context, r.error, r.started_at_ms,
-                  r.updated_at_ms, r.finished_at_ms)
+                  r.updated_at_ms, r.finished_at_ms, r.requested_by)
             .run();
     if (!inserted) return inserted;
     return append_audit_locked(audit, now_ms);
@@ -307,11 +313,11 @@ Result<ApprovalRecord> SqliteStore::insert_approval(const ApprovalRecord& a,
     }
     auto inserted =
         Statement(cache_, fmt::format("INSERT INTO approvals ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                                      "?, ?, ?, ?, ?, ?, ?)",
+                                      "?, ?, ?, ?, ?, ?, ?, ?)",
                                       kApprovalColumns))
             .bind(a.id, a.run_id, a.step_id, a.attempt, a.case_id, a.requested_by, a.what, a.reason,
                   a.impact, a.state, a.decided_by, a.decision_reason, a.created_at_ms,
-                  a.expires_at_ms, a.decided_at_ms)
+                  a.expires_at_ms, a.decided_at_ms, nlohmann::json(a.not_deciders).dump())
             .run();
     if (!inserted) return inserted;
     stored = a;
@@ -358,10 +364,13 @@ Result<ApprovalRecord> SqliteStore::decide_approval(const std::string& id, bool 
                                a.decided_by.empty() ? "" : " by " + a.decided_by)};
     }
     if (a.expires_at_ms <= now_ms) return Error{fmt::format("approval {} has expired", id)};
-    // Two people for every approved action: whoever started the run cannot wave it through.
-    if (by == a.requested_by) {
+    // Two people for every approved action: whoever the run acts for (its starter, the alert's
+    // submitter) cannot wave it through.
+    if (by == a.requested_by || one_of(a.not_deciders, by)) {
       return Error{fmt::format(
-          "{} started this run and cannot also approve or deny it; another operator must", by)};
+          "{} asked for this run (started it or submitted its alert) and cannot also approve or "
+          "deny it; another operator must",
+          by)};
     }
     a.state = approve ? "approved" : "denied";
     a.decided_by = by;
@@ -385,6 +394,70 @@ Result<ApprovalRecord> SqliteStore::decide_approval(const std::string& id, bool 
   });
   if (!s) return s.error();
   return *decided;
+}
+
+Result<std::vector<ApprovalRecord>> SqliteStore::cancel_approvals(const std::string& run_id,
+                                                                  const std::string& by,
+                                                                  const std::string& reason,
+                                                                  std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<ApprovalRecord> cancelled;
+  auto s = in_transaction([&]() -> Status {
+    Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE run_id = ? AND state = "
+                                    "'pending' ORDER BY created_at_ms",
+                                    kApprovalColumns));
+    q.bind(run_id);
+    auto pending = collect_rows(db_, q, approval_from_row, "find pending approvals of a run");
+    if (!pending) return pending.error();
+    for (auto& a : *pending) {
+      auto updated = Statement(cache_,
+                               "UPDATE approvals SET state = 'cancelled', decided_by = ?, "
+                               "decision_reason = ?, decided_at_ms = ? WHERE id = ?")
+                         .bind(by, reason, now_ms, a.id)
+                         .run();
+      if (!updated) return updated;
+      auto audited = append_audit_locked({by, "approval.cancelled", a.case_id,
+                                          nlohmann::json{{"approval_id", a.id},
+                                                         {"run_id", a.run_id},
+                                                         {"step", a.step_id},
+                                                         {"reason", reason}}
+                                              .dump()},
+                                         now_ms);
+      if (!audited) return audited;
+      a.state = "cancelled";
+      a.decided_by = by;
+      a.decision_reason = reason;
+      a.decided_at_ms = now_ms;
+      cancelled.push_back(std::move(a));
+    }
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return cancelled;
+}
+
+Result<std::vector<PlaybookRunRecord>> SqliteStore::runs_of_alert(const std::string& alert_id,
+                                                                  const std::string& playbook) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE alert_id = ? AND "
+                                  "playbook = ? ORDER BY started_at_ms, id",
+                                  kRunColumns));
+  q.bind(alert_id, playbook);
+  return collect_rows(db_, q, run_from_row, "list runs of an alert");
+}
+
+Result<int> SqliteStore::count_automatic_actions(std::int64_t since_ms,
+                                                 const std::string& agent_id,
+                                                 const std::string& playbook) {
+  std::lock_guard lock(mutex_);
+  // Few actions are automatic, and the partial index holds only those, by issue time.
+  Statement q(cache_,
+              "SELECT COUNT(*) FROM actions a WHERE a.automatic = 1 AND a.issued_at_ms >= ? AND "
+              "(? = '' OR a.agent_id = ?) AND (? = '' OR EXISTS (SELECT 1 FROM playbook_runs r "
+              "WHERE r.id = a.playbook_run_id AND r.playbook = ?))");
+  q.bind(since_ms, agent_id, agent_id, playbook, playbook);
+  if (q.step() != SQLITE_ROW) return db_error(db_, "count automatic actions");
+  return static_cast<int>(q.integer(0));
 }
 
 Result<std::vector<ApprovalRecord>> SqliteStore::expire_approvals(std::int64_t now_ms) {

@@ -105,6 +105,9 @@ struct ActionRecord {
   // The content object the spec names (a yara.scan's rule set), if any: the agent the action is
   // addressed to may fetch it while the action has not ended.
   std::string object_sha256;
+  // Dispatched by a playbook action step in `auto` mode, without a person's approval: what the
+  // rate limits on automation count (autonomy_policy.h).
+  bool automatic = false;
 };
 
 // Bytes the controller keeps once however many actions name them, addressed by their SHA-256:
@@ -155,6 +158,7 @@ struct ApiTokenRecord {
   std::string token_hash;
   std::int64_t created_at_ms = 0;
   std::optional<std::int64_t> operator_disabled_at_ms;  // read back only
+  std::string max_mode;  // an integration's ceiling (simulate, approve, auto); "" for a person
 };
 
 // A named person (or integration) with a role; approvals and audit entries name them.
@@ -166,6 +170,8 @@ struct OperatorRecord {
   std::optional<std::int64_t> disabled_at_ms;
   std::string disabled_by;
   int tokens = 0;  // read back only
+  // Integrations (role `ingest`): the highest autonomy mode their alerts may start; "" for people.
+  std::string max_mode;
 };
 
 // An alert in Riposte's one model (see controller/alerts/normalizer.h), plus what the controller
@@ -197,6 +203,12 @@ struct AlertRecord {
       enrichment;  // JSON object: assets, people, process, logins, network, history, missing
   std::int64_t received_at_ms = 0;
   std::int64_t updated_at_ms = 0;
+  // Who submitted it and the authority it carries (the source's ceiling on any run it starts):
+  // an integration's own max mode, or the ceiling for alerts people submit. "" on alerts stored
+  // before schema 9, which are treated as submitted by a person.
+  std::string submitted_by;
+  std::string submitter_role;
+  std::string source_max_mode;
 };
 
 struct AlertInsertOutcome {
@@ -240,6 +252,9 @@ struct PlaybookRunRecord {
   std::string alert_id;
   std::string case_id;
   std::string started_by;      // the operator who started it, or "controller" for a trigger
+  // Whom the run acts for: the operator who started it, or the alert's submitter for a run the
+  // controller started. Never the one who approves its actions.
+  std::string requested_by;
   bool simulate_only = false;  // every action step simulated (an analyst's run, a dry run)
   // running (the engine works on it), waiting (for actions, an approval or a timer),
   // succeeded, failed, escalated (a step failed with on_failure: escalate)
@@ -278,11 +293,14 @@ struct ApprovalRecord {
   std::string step_id;
   int attempt = 1;
   std::string case_id;
-  std::string requested_by;       // who started the run: the one person who may not approve it
+  std::string requested_by;  // whom the run acts for (PlaybookRunRecord::requested_by)
+  // Everyone who may not decide: the requester, the alert's submitter, the operator who started
+  // the run. Four eyes means none of them.
+  std::vector<std::string> not_deciders;
   std::string what;               // JSON: action kind, targets, parameters; or the gate's question
   std::string reason;             // why the playbook asks
   std::string impact;             // JSON: assets touched and their stakeholders
-  std::string state = "pending";  // pending, approved, denied, expired
+  std::string state = "pending";  // pending, approved, denied, expired, cancelled (run cancelled)
   std::string decided_by;
   std::string decision_reason;
   std::int64_t created_at_ms = 0;
@@ -458,6 +476,20 @@ class Store {
                                                  std::int64_t now_ms) = 0;
   // Pending approvals past their expiry become expired; returns them.
   virtual Result<std::vector<ApprovalRecord>> expire_approvals(std::int64_t now_ms) = 0;
+  // A run is cancelled: its pending approvals become cancelled (decided by `by`, with `reason`),
+  // each with an audit entry; returns them.
+  virtual Result<std::vector<ApprovalRecord>> cancel_approvals(const std::string& run_id,
+                                                               const std::string& by,
+                                                               const std::string& reason,
+                                                               std::int64_t now_ms) = 0;
+  // Every run of `playbook` over `alert_id`, oldest first (a second run is refused while one
+  // is unfinished).
+  virtual Result<std::vector<PlaybookRunRecord>> runs_of_alert(const std::string& alert_id,
+                                                               const std::string& playbook) = 0;
+  // Automatic actions (ActionRecord::automatic) issued at or after `since_ms`, to `agent_id`
+  // ("" any) from runs of `playbook` ("" any): what the rate limits on automation count.
+  virtual Result<int> count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
+                                              const std::string& playbook) = 0;
 
   // Replaces an agent's labels; errors if the agent is unknown.
   virtual Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,

@@ -26,6 +26,8 @@ std::string fixture_text(const std::string& name) {
   return text.str();
 }
 
+const AlertSubmitter kAdmin{"admin", "admin", ""};
+
 class AlertIntakeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,7 +61,7 @@ class AlertIntakeTest : public ::testing::Test {
 };
 
 TEST_F(AlertIntakeTest, StoresNormalizedAlertWithAssetsAndConfidence) {
-  auto report = intake->submit(fixture_text("alerts/ecs_malicious_ip.json"), std::nullopt, "admin");
+  auto report = intake->submit(fixture_text("alerts/ecs_malicious_ip.json"), std::nullopt, kAdmin);
   ASSERT_EQ(report.error_status, 0) << report.error;
   ASSERT_EQ(report.alerts.size(), 1u);
   auto stored = store->find_alert(report.alerts[0].id);
@@ -78,12 +80,27 @@ TEST_F(AlertIntakeTest, StoresNormalizedAlertWithAssetsAndConfidence) {
   auto audit = store->audit_entries(0, 100);
   ASSERT_TRUE(audit);
   EXPECT_EQ(audit->back().event, "alerts.received");
+  EXPECT_EQ(audit->back().actor, "admin");
+  // Who submitted it, and with what authority, travels with the alert.
+  EXPECT_EQ(view["submitted_by"]["name"], "admin");
+  EXPECT_EQ(view["submitted_by"]["role"], "admin");
+  EXPECT_TRUE(view["submitted_by"]["max_mode"].is_null());
+}
+
+TEST_F(AlertIntakeTest, AnIntegrationsAlertsCarryItsMaxMode) {
+  auto report = intake->submit(fixture_text("alerts/ecs_malicious_ip.json"), std::nullopt,
+                               AlertSubmitter{"elastic-prod", "ingest", "auto"});
+  ASSERT_EQ(report.error_status, 0) << report.error;
+  const auto stored = store->find_alert(report.alerts[0].id).value().value();
+  EXPECT_EQ(stored.submitted_by, "elastic-prod");
+  EXPECT_EQ(stored.submitter_role, "ingest");
+  EXPECT_EQ(stored.source_max_mode, "auto");
 }
 
 TEST_F(AlertIntakeTest, SameAlertTwiceIsStoredOnce) {
   const auto body = fixture_text("alerts/wazuh_sshd.json");
-  auto first = intake->submit(body, std::nullopt, "admin");
-  auto second = intake->submit(body, std::nullopt, "admin");
+  auto first = intake->submit(body, std::nullopt, kAdmin);
+  auto second = intake->submit(body, std::nullopt, kAdmin);
   ASSERT_EQ(second.error_status, 0);
   EXPECT_FALSE(first.alerts[0].duplicate);
   EXPECT_TRUE(second.alerts[0].duplicate);
@@ -106,7 +123,7 @@ TEST_F(AlertIntakeTest, RelatedAlertsJoinOneCaseWithinTheWindow) {
                             alert("a3", "h2", "198.51.100.9", "2026-11-20T10:30:00Z"),
                             alert("a4", "h1", "198.51.100.9", "2026-11-20T12:00:01Z"),
                             alert("a5", "h1", "198.51.100.10", "2026-11-20T10:10:00Z")});
-  auto report = intake->submit(batch.dump(), std::nullopt, "admin");
+  auto report = intake->submit(batch.dump(), std::nullopt, kAdmin);
   ASSERT_EQ(report.error_status, 0) << report.error;
   const auto& r = report.alerts;
   EXPECT_EQ(r[1].case_id, r[0].case_id);  // same host and IP, 30 min apart
@@ -119,7 +136,7 @@ TEST_F(AlertIntakeTest, RelatedAlertsJoinOneCaseWithinTheWindow) {
 }
 
 TEST_F(AlertIntakeTest, BadInputIsRefusedAndNothingIsStored) {
-  auto invalid = intake->submit("{\"title\": ", std::nullopt, "admin");
+  auto invalid = intake->submit("{\"title\": ", std::nullopt, kAdmin);
   EXPECT_EQ(invalid.error_status, 400);
   EXPECT_NE(invalid.error.find("not valid JSON"), std::string::npos);
 
@@ -127,19 +144,19 @@ TEST_F(AlertIntakeTest, BadInputIsRefusedAndNothingIsStored) {
   // refused, naming the document and what was dropped.
   json batch = json::array({json::parse(fixture_text("alerts/generic.json"))});
   batch.push_back(json{{"host", {{"name", 7}}}, {"severity", "high"}});
-  auto wrong = intake->submit(batch.dump(), std::nullopt, "admin");
+  auto wrong = intake->submit(batch.dump(), std::nullopt, kAdmin);
   EXPECT_EQ(wrong.error_status, 422);
   EXPECT_NE(wrong.error.find("alert 1"), std::string::npos) << wrong.error;
   EXPECT_NE(wrong.error.find("host.name"), std::string::npos) << wrong.error;
 
   // Valid syntax the parser refuses by throwing out_of_range: a 400, not an escaped exception.
-  auto huge_number = intake->submit(R"({"title": "t", "risk": 2E2222222222})", std::nullopt, "admin");
+  auto huge_number = intake->submit(R"({"title": "t", "risk": 2E2222222222})", std::nullopt, kAdmin);
   EXPECT_EQ(huge_number.error_status, 400) << huge_number.error;
 
-  auto useless = intake->submit(R"({"@timestamp": "2026-11-20T00:00:00Z"})", std::nullopt, "admin");
+  auto useless = intake->submit(R"({"@timestamp": "2026-11-20T00:00:00Z"})", std::nullopt, kAdmin);
   EXPECT_EQ(useless.error_status, 422);
-  EXPECT_EQ(intake->submit("42", std::nullopt, "admin").error_status, 422);
-  EXPECT_EQ(intake->submit("[]", std::nullopt, "admin").error_status, 422);
+  EXPECT_EQ(intake->submit("42", std::nullopt, kAdmin).error_status, 422);
+  EXPECT_EQ(intake->submit("[]", std::nullopt, kAdmin).error_status, 422);
   EXPECT_EQ(count_alerts(), 0);
   EXPECT_TRUE(handed_on.empty());
 }

@@ -348,7 +348,7 @@ TEST_F(ApiRouterTest, CasesAreUpdatedReportedAndMeasuredAndApprovalsDecidedOnce)
   const auto approve = "/api/v1/approvals/" + request.id + "/approve";
   auto self = call("POST", approve, rob, "{}");
   EXPECT_EQ(self.status, 409);
-  EXPECT_NE(self.body.find("rob started this run"), std::string::npos) << self.body;
+  EXPECT_NE(self.body.find("rob asked for this run"), std::string::npos) << self.body;
   EXPECT_EQ(call("POST", "/api/v1/approvals/" + request.id + "/deny", rita, "{}").status, 400);
   auto ok = call("POST", approve, rita, json{{"reason", "seen it"}}.dump());
   ASSERT_EQ(ok.status, 200) << ok.body;

@@ -8,8 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 
+#include "controller/alerts/intake.h"
 #include "controller/store/sqlite_store.h"
 #include "protocol/action_signing.h"
 #include "protocol/actions.pb.h"
@@ -87,10 +90,15 @@ class PlaybookEngineTest : public ::testing::Test {
     }
   }
 
-  // Stores an alert about `host` and returns its id (and the case it opened).
+  // Stores an alert about `host` and returns its id (and the case it opened). Submitted by an
+  // integration allowed to act automatically unless `submitter` says otherwise.
   std::string alert_on(const std::string& id, const std::string& host,
-                       const std::string& severity = "high") {
+                       const std::string& severity = "high",
+                       const AlertSubmitter& submitter = {"siem", "ingest", "auto"}) {
     AlertRecord a;
+    a.submitted_by = submitter.name;
+    a.submitter_role = submitter.role;
+    a.source_max_mode = submitter.max_mode;
     a.id = id;
     a.source = "generic";
     a.rule_name = "Test rule";
@@ -227,9 +235,14 @@ steps:
 std::string kill_playbook(const std::string& mode, int retries = 0,
                           const std::string& on_failure = "escalate") {
   std::string yaml = kKill;
-  yaml.replace(yaml.find("MODE"), 4, mode);
-  yaml.replace(yaml.find("RETRIES"), 7, std::to_string(retries));
-  yaml.replace(yaml.find("ON_FAILURE"), 10, on_failure);
+  // (Built by concatenation: GCC 12 misreads string::replace after inlining as overlapping.)
+  const auto fill = [&](std::string_view name, const std::string& value) {
+    const auto at = yaml.find(name);
+    yaml = yaml.substr(0, at) + value + yaml.substr(at + name.size());
+  };
+  fill("MODE", mode);
+  fill("RETRIES", std::to_string(retries));
+  fill("ON_FAILURE", on_failure);
   // Unreachable steps are refused at load: the fallback exists only when something leads to it.
   if (on_failure != "fallback") yaml.erase(yaml.find("  - {id: fallback"));
   return yaml;
@@ -326,17 +339,22 @@ TEST_F(PlaybookEngineTest, ApprovalNeedsASecondPersonWhoseNameIsSignedIntoTheAct
   EXPECT_FALSE(store->decide_approval(approval.id, false, "carol", "no", clock.now_unix_ms()));
 }
 
-TEST_F(PlaybookEngineTest, DeniedOrExpiredApprovalFailsTheStepAndOnFailureRuns) {
-  engine_with(kill_playbook("approve", 0, "fallback"));
+TEST_F(PlaybookEngineTest, DenialEndsTheRunOnceAndExpiryFollowsOnFailure) {
+  // Retries and an on_failure step: neither applies to a person's "no".
+  engine_with(kill_playbook("approve", 2, "fallback"));
   auto denied = start(alert_on("a1", "web-01"));
   const auto first = store->list_approvals("pending", denied.case_id, 10).value().at(0);
   ASSERT_TRUE(store->decide_approval(first.id, false, "bob", "wrong host", clock.now_unix_ms()));
   engine->approval_decided(denied.id);
   engine->drain();
+  tick_after_ms(60'000);  // past any backoff: still nothing asked again
   denied = reload(denied.id);
-  EXPECT_EQ(denied.state, "succeeded");
+  EXPECT_EQ(denied.state, "denied");
   EXPECT_NE(denied.error.find("denied by bob: wrong host"), std::string::npos) << denied.error;
-  EXPECT_EQ(steps(denied.id)[0].outcome, "denied");
+  const auto taken = steps(denied.id);
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].outcome, "denied");
+  EXPECT_EQ(store->list_approvals("", denied.case_id, 10).value().size(), 1u);
   EXPECT_TRUE(sent.empty());
 
   engine_with(kill_playbook("approve", 0, "escalate"));
@@ -371,7 +389,9 @@ TEST_F(PlaybookEngineTest, FailedStepIsRetriedAfterBackoffWithANewActionThenOnFa
   EXPECT_NE(both[0].id, both[1].id);
   agent_reports(both[1], false);
   run = reload(run.id);
-  EXPECT_EQ(run.state, "succeeded");
+  // The fallback ran to the end, but the kill did not happen: the run does not say succeeded.
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_NE(run.error.find("on_failure step took over"), std::string::npos) << run.error;
   const auto taken = steps(run.id);
   ASSERT_EQ(taken.size(), 3u);
   EXPECT_NE(taken[0].outcome.find("retry 1 of 1"), std::string::npos) << taken[0].outcome;
@@ -484,20 +504,27 @@ TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookFailsItsStep
   EXPECT_EQ(steps(yes.id)[0].outcome, "approved by bob");
   EXPECT_EQ(case_of(yes).status, "contained");
 
-  // Denied: the on_failure notify runs, and with the webhook down it fails and stops the run.
-  webhook_down = true;
-  posted.clear();
+  // Denied: the run ends there, as denied; the on_failure step is for failures, not decisions.
   auto no = start(alert_on("a2", "db-01"), "alice");
   request = store->list_approvals("pending", no.case_id, 10).value().at(0);
   ASSERT_TRUE(store->decide_approval(request.id, false, "bob", "not now", clock.now_unix_ms()));
   engine->approval_decided(no.id);
   engine->drain();
   no = reload(no.id);
+  EXPECT_EQ(no.state, "denied");
+  EXPECT_EQ(no.error, "step ask: denied by bob: not now");
+
+  // Expired: the on_failure notify runs, and with the webhook down it fails and stops the run.
+  webhook_down = true;
+  posted.clear();
+  no = start(alert_on("a3", "db-01"), "alice");
+  tick_after_ms(600'001);
+  no = reload(no.id);
   EXPECT_EQ(no.state, "failed");
   EXPECT_NE(no.error.find("step refused: webhook answered HTTP 503"), std::string::npos)
       << no.error;
   ASSERT_GE(posted.size(), 1u);
-  EXPECT_EQ(posted[0].second["text"], "denied by bob: not now");
+  EXPECT_NE(posted[0].second["text"].get<std::string>().find("expired"), std::string::npos);
   // The responder is still told (the hook is down, so the attempt fails and is audited).
   const auto entries = store->audit_entries_about(no.case_id, 100).value();
   bool audited = false;
@@ -537,6 +564,250 @@ steps:
   EXPECT_EQ(case_of(run).status, "new");
   ASSERT_FALSE(posted.empty());
   EXPECT_EQ(posted.back().second["state"], "failed");
+}
+
+
+// Bounded authority (issue 17): who an alert speaks for, how much automation may do, undo.
+
+constexpr const char* kContain = R"(
+name: contain
+version: "1"
+owner: soc
+trigger: {observable_types: [ip]}
+steps:
+  - id: suspend
+    kind: action
+    action: process.suspend
+    mode: auto
+    target: host
+    parameters: {target: {pid: 4242, start_ticks: 99}}
+    undo:
+      action: process.resume
+      parameters: {target: {pid: 4242, start_ticks: 99}}
+    timeout: 1m
+  - id: kill
+    kind: action
+    action: process.kill
+    mode: approve
+    target: host
+    parameters: {target: {pid: 4242, start_ticks: 99}}
+    timeout: 1m
+    retries: 2
+  - {id: done, kind: case, status: contained}
+)";
+
+// The kind of the one action of `run` sent last, and its spec's parameters.
+// The action of `run` of `kind` (a run's actions issued in the same millisecond have no order).
+ActionRecord action_of_kind(const std::vector<ActionRecord>& actions, const std::string& kind) {
+  for (const auto& a : actions)
+    if (a.kind == kind) return a;
+  ADD_FAILURE() << "no " << kind << " action";
+  return {};
+}
+
+proto::ActionSpec last_spec(const std::vector<std::pair<std::string, proto::Envelope>>& sent) {
+  proto::ActionSpec spec;
+  EXPECT_TRUE(spec.ParseFromString(sent.back().second.action_request().action_spec()));
+  return spec;
+}
+
+TEST_F(PlaybookEngineTest, APersonsAlertWaitsForAnotherPersonEvenOnAnAutoHost) {
+  engine_with(kill_playbook("auto"));
+  // web-01 is staging/low: its ceiling is auto. The alert is an analyst's.
+  alert_on("a1", "web-01", "high", {"ann", "analyst", ""});
+  engine->alert_ready("a1");
+  engine->drain();
+  const auto run = store->list_runs("", 10).value().at(0);
+  EXPECT_EQ(run.started_by, "controller");
+  EXPECT_EQ(run.requested_by, "ann");  // the run acts for the alert's submitter
+  EXPECT_EQ(run.waiting_for, "approval");
+  EXPECT_TRUE(sent.empty());
+  const auto approval = store->list_approvals("pending", "", 10).value().at(0);
+  EXPECT_NE(approval.reason.find("submitted by a person (ann"), std::string::npos)
+      << approval.reason;
+  EXPECT_EQ(approval.requested_by, "ann");
+  // The submitter cannot approve what her own alert started.
+  const auto self = store->decide_approval(approval.id, true, "ann", "", clock.now_unix_ms());
+  ASSERT_FALSE(self);
+  EXPECT_NE(self.error().message.find("cannot also approve"), std::string::npos);
+  // Nor when someone else started the run over her alert.
+  alert_on("a2", "web-01", "high", {"ann", "analyst", ""});
+  auto manual = engine->start("kill", "a2", "rob", false);
+  ASSERT_TRUE(manual) << manual.error().message;
+  engine->drain();
+  std::string second;
+  const auto pending = store->list_approvals("pending", "", 10).value();
+  for (const auto& a : pending)
+    if (a.run_id == manual->id) second = a.id;
+  ASSERT_FALSE(second.empty());
+  EXPECT_FALSE(store->decide_approval(second, true, "ann", "", clock.now_unix_ms()));
+  EXPECT_FALSE(store->decide_approval(second, true, "rob", "", clock.now_unix_ms()));
+  EXPECT_TRUE(store->decide_approval(second, true, "carol", "", clock.now_unix_ms()));
+}
+
+TEST_F(PlaybookEngineTest, AnIntegrationsMaxModeCapsItsRuns) {
+  engine_with(kill_playbook("auto"));
+  alert_on("a1", "web-01", "high", {"siem-lab", "ingest", "simulate"});
+  engine->alert_ready("a1");
+  engine->drain();
+  const auto run = store->list_runs("", 10).value().at(0);
+  EXPECT_EQ(run.state, "succeeded");
+  EXPECT_TRUE(sent.empty());
+  const auto taken = steps(run.id).at(0);
+  EXPECT_EQ(taken.mode, "simulate");
+  EXPECT_NE(taken.mode_reason.find("integration siem-lab (max mode simulate)"), std::string::npos)
+      << taken.mode_reason;
+  // The same alert from an integration trusted with auto acts at once.
+  alert_on("a2", "web-01", "high", {"siem-prod", "ingest", "auto"});
+  engine->alert_ready("a2");
+  engine->drain();
+  ASSERT_EQ(sent.size(), 1u);
+}
+
+TEST_F(PlaybookEngineTest, AutomaticActionsBeyondTheRateLimitWaitForApproval) {
+  policy.rate_limits.per_host = {3, 600'000};
+  engine_with(kill_playbook("auto"));
+  std::vector<std::string> runs;
+  for (int i = 0; i < 5; ++i) {
+    const auto id = fmt::format("a{}", i);
+    alert_on(id, "web-01");
+    engine->alert_ready(id);
+  }
+  engine->drain();
+  EXPECT_EQ(sent.size(), 3u);  // the first three act at once
+  const auto pending = store->list_approvals("pending", "", 10).value();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_NE(pending[0].reason.find("autonomy.rate_limits.per_host: 3"), std::string::npos)
+      << pending[0].reason;
+  // The limit is on the case too, and the dispatched runs stay automatic when looked at again.
+  const auto notes = store->case_notes(pending[0].case_id).value();
+  ASSERT_FALSE(notes.empty());
+  EXPECT_NE(notes.back().text.find("Rate limit"), std::string::npos);
+  const auto all_runs = store->list_runs("", 10).value();
+  for (const auto& r : all_runs) engine->approval_decided(r.id);
+  engine->drain();
+  EXPECT_EQ(sent.size(), 3u);
+  EXPECT_EQ(store->list_approvals("pending", "", 10).value().size(), 2u);
+  // Once the window has passed, web-01 acts automatically again.
+  clock.advance_ms(600'001);
+  alert_on("a9", "web-01");
+  engine->alert_ready("a9");
+  engine->drain();
+  EXPECT_EQ(sent.size(), 4u);
+}
+
+TEST_F(PlaybookEngineTest, ADeniedKillUndoesTheSuspendAndIsNotAskedAgain) {
+  engine_with(kContain);
+  auto run = start(alert_on("a1", "web-01"), "alice");
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(last_spec(sent).kind(), "process.suspend");
+  agent_reports(actions(run.id).at(0), true);
+  run = reload(run.id);
+  ASSERT_EQ(run.waiting_for, "approval");
+  const auto approval = store->list_approvals("pending", "", 10).value().at(0);
+  ASSERT_TRUE(store->decide_approval(approval.id, false, "bob", "not this one", clock.now_unix_ms()));
+  engine->approval_decided(run.id);
+  engine->drain();
+  // The suspended process is resumed: the undo goes to the agent the suspend acted on.
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent.back().first, "agent-web");
+  const auto resume = last_spec(sent);
+  EXPECT_EQ(resume.kind(), "process.resume");
+  run = reload(run.id);
+  EXPECT_EQ(run.step, "undo:suspend");
+  agent_reports(action_of_kind(actions(run.id), "process.resume"), true);
+  run = reload(run.id);
+  EXPECT_EQ(run.state, "denied");
+  EXPECT_NE(run.error.find("denied by bob: not this one"), std::string::npos) << run.error;
+  EXPECT_NE(run.error.find("undone: suspend succeeded"), std::string::npos) << run.error;
+  const auto taken = steps(run.id);
+  ASSERT_EQ(taken.size(), 3u);
+  EXPECT_EQ(taken[1].outcome, "denied");
+  EXPECT_EQ(taken[2].step_id, "undo:suspend");
+  EXPECT_EQ(taken[2].outcome, "succeeded");
+  // Denied once, asked once: the kill's retries do not ask again.
+  tick_after_ms(3'600'000);
+  EXPECT_EQ(store->list_approvals("", run.case_id, 10).value().size(), 1u);
+  EXPECT_EQ(sent.size(), 2u);
+}
+
+TEST_F(PlaybookEngineTest, CancelStopsTheRunCancelsItsApprovalsAndUndoes) {
+  engine_with(kContain);
+  auto run = start(alert_on("a1", "web-01"), "alice");
+  agent_reports(actions(run.id).at(0), true);
+  ASSERT_EQ(reload(run.id).waiting_for, "approval");
+  auto cancelled = engine->cancel(run.id, "rob", "wrong host");
+  ASSERT_TRUE(cancelled) << cancelled.error().message;
+  EXPECT_EQ(store->list_approvals("cancelled", "", 10).value().size(), 1u);
+  EXPECT_EQ(last_spec(sent).kind(), "process.resume");
+  agent_reports(action_of_kind(actions(run.id), "process.resume"), true);
+  run = reload(run.id);
+  EXPECT_EQ(run.state, "cancelled");
+  EXPECT_NE(run.error.find("cancelled by rob at step kill: wrong host"), std::string::npos)
+      << run.error;
+  bool audited = false;
+  const auto entries = store->audit_entries_about(run.case_id, 100).value();
+  for (const auto& e : entries) audited |= e.event == "run.cancelled" && e.actor == "rob";
+  EXPECT_TRUE(audited);
+  // An ended run cannot be cancelled again.
+  const auto again = engine->cancel(run.id, "rob", "again");
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find("already ended"), std::string::npos);
+  EXPECT_FALSE(engine->cancel("no-such-run", "rob", "x"));
+}
+
+TEST_F(PlaybookEngineTest, ASecondRunOfAPlaybookOnAnAlertIsRefusedUnlessForced) {
+  engine_with(kill_playbook("approve"));
+  const auto first = start(alert_on("a1", "web-01"), "alice");
+  const auto second = engine->start("kill", "a1", "rob", false);
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("an unfinished run " + first.id), std::string::npos)
+      << second.error().message;
+  const auto forced = engine->start("kill", "a1", "rob", false, /*force=*/true);
+  ASSERT_TRUE(forced) << forced.error().message;
+  EXPECT_NE(forced->id, first.id);
+}
+
+TEST_F(PlaybookEngineTest, ANotifyStepWithAnUndefinedWebhookIsSkippedWithANote) {
+  engine_with(R"(
+name: tell
+trigger: {observable_types: [ip]}
+steps:
+  - {id: tell, kind: notify, url: "webhook:nowhere", body: {text: "case {{ case.url }}"}}
+  - {id: done, kind: case, status: contained}
+)");
+  const auto run = start(alert_on("a1", "web-01"));
+  EXPECT_EQ(run.state, "succeeded") << run.error;
+  EXPECT_NE(steps(run.id)[0].outcome.find("skipped: webhook:nowhere is not defined"),
+            std::string::npos);
+  const auto notes = store->case_notes(run.case_id).value();
+  ASSERT_FALSE(notes.empty());
+  EXPECT_NE(notes[0].text.find("not sent"), std::string::npos) << notes[0].text;
+}
+
+TEST_F(PlaybookEngineTest, AStormOfNotificationsIsRateLimitedIntoADigest) {
+  policy.rate_limits.webhook = {3, 60'000};
+  engine_with(R"(
+name: tell
+trigger: {observable_types: [ip]}
+steps:
+  - {id: tell, kind: notify, url: "webhook:soc", body: {text: "alert {{ alert.id }}"}}
+)");
+  for (int i = 0; i < 8; ++i) start(alert_on(fmt::format("a{}", i), "web-01"));
+  // Each run posts its notify and the responder summary: 16 posts asked, 3 per minute per URL.
+  std::size_t to_chat = 0;
+  for (const auto& [url, body] : posted) to_chat += url.find("chat.example") != std::string::npos;
+  EXPECT_EQ(to_chat, 3u);
+  tick_after_ms(60'000);
+  std::size_t digests = 0;
+  for (const auto& [url, body] : posted) {
+    if (body.value("event", "") != "notifications_batched") continue;
+    ++digests;
+    if (url.find("chat.example") != std::string::npos) {
+      EXPECT_EQ(body["count"], 5);
+    }
+  }
+  EXPECT_EQ(digests, 2u);  // one per webhook: the chat channel and the responder's
 }
 
 }  // namespace
@@ -585,6 +856,7 @@ steps:
              std::string::npos;
   EXPECT_TRUE(noted) << "both decisions are on the record";
 }
+
 
 }  // namespace
 }  // namespace riposte::controller
