@@ -4,6 +4,7 @@
 // (playbooks/*.yaml, unchanged) is run end to end.
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "protocol/crypto.h"
@@ -88,15 +90,23 @@ class PlaybookRuns : public ::testing::Test {
     std::ofstream(controller.dir() / "agent.yaml") << "connection_sample_interval: 200ms\n";
     agent = controller.start_online_agent(controller.dir() / "agent", "agent.log",
                                           {"--config", (controller.dir() / "agent.yaml").string()});
+    // The SIEM forwarder the alerts come from, trusted to let playbooks act automatically.
+    const auto siem =
+        controller.cli_json({"integrations", "create", "siem", "--max-mode", "auto", "--json"});
+    EXPECT_EQ(siem["role"], "ingest");
+    EXPECT_EQ(siem["max_mode"], "auto");
+    siem_token = siem["token"].get<std::string>();
   }
   std::string operator_token(const std::string& name, const std::string& role) {
     const auto made = controller.cli_json({"operators", "create", name, "--role", role});
     return made["token"].get<std::string>();
   }
-  void submit(const json& alert) {
+  // Submits `alert` (one or a list) as the SIEM integration, or with `token` (a person's).
+  void submit(const json& alert, const std::string& token = "") {
     const auto file = controller.dir() / "alert.json";
     std::ofstream(file) << alert.dump();
-    const auto r = controller.cli({"alerts", "submit", file.string(), "--json"});
+    const auto r =
+        controller.cli_as(token.empty() ? siem_token : token, {"alerts", "submit", file.string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   // The run of `playbook` for `alert_id`, once it exists.
@@ -149,6 +159,7 @@ class PlaybookRuns : public ::testing::Test {
   }
 
   ControllerUnderTest controller;
+  std::string siem_token;
   WebhookReceiver hook{controller.dir()};
   ControllerUnderTest::OnlineAgent agent;
 };
@@ -314,8 +325,8 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndEscalatesA
                                "CI machine, not the attacker's"})
                 .exit_code,
             0);
-  const auto r =
-      wait_for_run(started["id"], [](const json& x) { return x["state"] == "escalated"; });
+  // A person's "no" ends the run as denied (not a failure to escalate, not asked again).
+  const auto r = wait_for_run(started["id"], [](const json& x) { return x["state"] == "denied"; });
   EXPECT_NE(r["error"].get<std::string>().find("denied by rita"), std::string::npos);
   std::vector<std::string> kinds;
   for (const auto& a : r["actions"]) kinds.push_back(a["kind"]);
@@ -327,7 +338,10 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndEscalatesA
   for (const auto& n : the_case["notes"]) notes += n["text"].get<std::string>() + "\n";
   EXPECT_NE(notes.find("Qualified: 1 host(s) connected to 127.0.0.177"), std::string::npos)
       << notes;
-  EXPECT_NE(notes.find("Escalated by playbook malicious-ip"), std::string::npos) << notes;
+  EXPECT_EQ(controller.cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})
+                ["approvals"]
+                    .size(),
+            2u);
   ::close(listener);
 }
 
@@ -433,7 +447,7 @@ TEST_F(PlaybookRuns, AnalystSimulationTouchesNothingAndApprovalNeedsAnotherRespo
   EXPECT_EQ(approval["requested_by"], "rex");
   const auto self = controller.cli_as(rex, {"approvals", "approve", approval["id"]});
   EXPECT_NE(self.exit_code, 0);
-  EXPECT_NE(self.err.find("rex started this run and cannot also approve"), std::string::npos)
+  EXPECT_NE(self.err.find("rex asked for this run"), std::string::npos)
       << self.err;
   const auto analyst = controller.cli_as(ann, {"approvals", "approve", approval["id"]});
   EXPECT_NE(analyst.err.find("needs the responder role"), std::string::npos) << analyst.err;
@@ -489,5 +503,186 @@ TEST_F(PlaybookRuns, RunResumesAfterTheControllerIsKilledWithoutRepeatingAnActio
   EXPECT_NE(controller.process().log_text().find("resuming 1 unfinished run"), std::string::npos);
 }
 
+// Bounded authority (issue 17), with the shipped suspicious-process playbook and real processes.
+
+// Steps of run `r` by id.
+std::map<std::string, json> steps_of(const json& r) {
+  std::map<std::string, json> by_step;
+  for (const auto& s : r["steps"]) by_step[s["step"]] = s;
+  return by_step;
+}
+
+bool audit_has(ControllerUnderTest& controller, const std::string& event,
+               const std::string& actor) {
+  const auto out = controller.cli({"audit", "export"}).out;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto e = json::parse(line, nullptr, false);
+    if (e.is_object() && e.value("event", "") == event && e.value("actor", "") == actor)
+      return true;
+  }
+  return false;
+}
+
+TEST_F(PlaybookRuns, APersonsAlertWaitsForAnotherPersonWhoMayCancelAndUndo) {
+  start(shipped("suspicious_process.yaml"));
+  const auto rex = operator_token("rex", "responder");
+  const auto rita = operator_token("rita", "responder");
+  ChildProcess victim({"sleep", "300"}, controller.dir() / "victim.log");
+  submit(ecs_process_alert("alert-rex", victim.pid()), rex);  // a person submits it
+  const auto started = run_for("alert-rex", "suspicious-process");
+  ASSERT_FALSE(started.is_null()) << controller.process().log_text();
+  EXPECT_EQ(started["started_by"], "controller");
+  EXPECT_EQ(started["requested_by"], "rex");
+  // This host's asset ceiling is auto, yet the suspend waits: the alert is a person's.
+  auto approval = pending_approval(started["id"]);
+  ASSERT_FALSE(approval.is_null());
+  EXPECT_EQ(approval["what"]["action"], "process.suspend");
+  EXPECT_NE(approval["reason"].get<std::string>().find("submitted by a person (rex"),
+            std::string::npos)
+      << approval.dump(2);
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(process_state(victim.pid()), 'S');
+  // rex asked for this run through his alert: he cannot approve it, and the attempt is audited.
+  const auto self = controller.cli_as(rex, {"approvals", "approve", approval["id"]});
+  EXPECT_NE(self.exit_code, 0);
+  EXPECT_NE(self.err.find("rex asked for this run"), std::string::npos) << self.err;
+  EXPECT_TRUE(audit_has(controller, "approval.approve_refused", "rex"));
+  ASSERT_EQ(controller.cli_as(rita, {"approvals", "approve", approval["id"]}).exit_code, 0);
+  EXPECT_TRUE(wait_until([&] { return process_state(victim.pid()) == 'T'; }, 20s));
+
+  // A second run of the playbook on the same alert is refused while this one is unfinished.
+  const auto again =
+      controller.cli_as(rita, {"playbooks", "run", "suspicious-process", "--alert", "alert-rex"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("an unfinished run " + started["id"].get<std::string>()),
+            std::string::npos)
+      << again.err;
+
+  // The next step (capture) waits for approval too; rita cancels the run instead: its pending
+  // approval is cancelled and the suspended process resumed.
+  approval = json();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto pending = controller.cli_json({"approvals", "list"});
+        for (const auto& a : pending["approvals"])
+          if (a["run_id"] == started["id"]) approval = a;
+        return !approval.is_null();
+      },
+      30s));
+  const auto cancelled = controller.cli_as(
+      rita, {"runs", "cancel", started["id"], "--reason", "test host, not an attacker"});
+  ASSERT_EQ(cancelled.exit_code, 0) << cancelled.err;
+  const auto r =
+      wait_for_run(started["id"], [](const json& x) { return x["state"] == "cancelled"; });
+  EXPECT_TRUE(wait_until([&] { return process_state(victim.pid()) == 'S'; }, 10s));
+  EXPECT_EQ(steps_of(r)["undo:suspend"]["outcome"], "succeeded") << r.dump(2);
+  EXPECT_EQ(controller.cli_json({"approvals", "show", approval["id"]})["state"], "cancelled");
+  EXPECT_TRUE(audit_has(controller, "run.cancelled", "rita"));
+}
+
+TEST_F(PlaybookRuns, ADeniedKillResumesTheSuspendedProcessAndEvidenceIsForResponders) {
+  start(shipped("suspicious_process.yaml"));
+  const auto rita = operator_token("rita", "responder");
+  const auto vera = operator_token("vera", "viewer");
+  ChildProcess victim({"sleep", "300"}, controller.dir() / "victim.log");
+  submit(ecs_process_alert("alert-deny", victim.pid()));  // the SIEM, trusted with auto
+  const auto started = run_for("alert-deny", "suspicious-process");
+  ASSERT_FALSE(started.is_null()) << controller.process().log_text();
+  const auto kill = pending_approval(started["id"]);
+  ASSERT_FALSE(kill.is_null());
+  EXPECT_EQ(kill["what"]["action"], "process.kill");
+  EXPECT_EQ(process_state(victim.pid()), 'T');
+
+  // The memory image: a viewer sees its hash, size and custody, not its bytes.
+  std::string image;
+  for (const auto& a : run(started["id"])["actions"]) {
+    if (a["kind"] == "memory.capture" && !a["evidence"].empty()) image = a["evidence"][0]["sha256"];
+  }
+  ASSERT_FALSE(image.empty());
+  const auto as_viewer =
+      controller.cli_as(vera, {"evidence", "get", image, "-o", (controller.dir() / "v").string()});
+  EXPECT_NE(as_viewer.exit_code, 0);
+  EXPECT_NE(as_viewer.err.find("needs the responder role"), std::string::npos) << as_viewer.err;
+  EXPECT_FALSE(fs::exists(controller.dir() / "v"));
+  EXPECT_EQ(controller.cli_as(vera, {"evidence", "custody", image}).exit_code, 0);
+  const auto as_responder =
+      controller.cli_as(rita, {"evidence", "get", image, "-o", (controller.dir() / "r").string()});
+  ASSERT_EQ(as_responder.exit_code, 0) << as_responder.err;
+  EXPECT_EQ(crypto::sha256_file((controller.dir() / "r").string()).value(), image);
+
+  // rita denies the kill: the run ends denied, the process runs again, and nobody is asked twice.
+  ASSERT_EQ(controller
+                .cli_as(rita, {"approvals", "deny", kill["id"], "--reason", "a test's sleep"})
+                .exit_code,
+            0);
+  const auto r = wait_for_run(started["id"], [](const json& x) { return x["state"] == "denied"; });
+  EXPECT_NE(r["error"].get<std::string>().find("denied by rita: a test's sleep"),
+            std::string::npos)
+      << r["error"];
+  EXPECT_TRUE(wait_until([&] { return process_state(victim.pid()) == 'S'; }, 10s));
+  EXPECT_EQ(steps_of(r)["undo:suspend"]["outcome"], "succeeded") << r.dump(2);
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(
+      controller.cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})
+          ["approvals"]
+              .size(),
+      1u);
+  EXPECT_TRUE(victim.running());
+}
+
+constexpr const char* kFactsPlaybook = R"(
+name: facts
+version: "1"
+trigger:
+  observable_types: [process]
+steps:
+  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
+)";
+
+TEST_F(PlaybookRuns, TwentyAlertsOnOneHostActAutomaticallyOnlyUpToTheRateLimit) {
+  const auto dir = controller.dir() / "facts";
+  fs::create_directories(dir);
+  std::ofstream(dir / "facts.yaml") << kFactsPlaybook;
+  start(dir);
+  json batch = json::array();
+  for (int i = 0; i < 20; ++i) batch.push_back(ecs_process_alert(fmt::format("storm-{}", i), 1));
+  submit(batch);  // one request, as in the attack
+  json runs;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        runs = controller.cli_json({"runs", "list"})["runs"];
+        int settled = 0;
+        for (const auto& r : runs)
+          settled += r["state"] == "succeeded" || r["waiting_for"] == "approval";
+        return settled == 20;
+      },
+      60s))
+      << runs.dump(2);
+  int automatic = 0;
+  for (const auto& r : runs) automatic += r["state"] == "succeeded";
+  EXPECT_EQ(automatic, 5);  // autonomy.rate_limits.per_host default: 5 per 10 minutes
+  const auto pending = controller.cli_json({"approvals", "list"})["approvals"];
+  ASSERT_EQ(pending.size(), 15u);
+  EXPECT_NE(pending[0]["reason"].get<std::string>().find("autonomy.rate_limits.per_host: 5"),
+            std::string::npos)
+      << pending[0].dump(2);
+
+  // The backtest with this controller's configuration shows the same lowering.
+  std::ofstream alerts(controller.dir() / "storm.jsonl");
+  for (int i = 0; i < 7; ++i)
+    alerts << controller.cli({"alerts", "show", fmt::format("storm-{}", i), "--json"}).out << "\n";
+  alerts.close();
+  const auto backtest =
+      controller.cli({"playbooks", "test", (dir / "facts.yaml").string(), "--alerts",
+                      (controller.dir() / "storm.jsonl").string(), "--config",
+                      (controller.dir() / "controller.yaml").string()});
+  ASSERT_EQ(backtest.exit_code, 0) << backtest.err;
+  std::size_t lowered = 0;
+  for (auto at = backtest.out.find("declared auto, effective approve"); at != std::string::npos;
+       at = backtest.out.find("declared auto, effective approve", at + 1))
+    ++lowered;
+  EXPECT_EQ(lowered, 2u) << backtest.out;
+}
 }  // namespace
 }  // namespace riposte::testing

@@ -1,10 +1,12 @@
 #include "controller/playbooks/simulation.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "tests/build_paths.h"
+#include "tests/test_dir.h"
 
 namespace riposte::controller {
 namespace {
@@ -97,6 +99,62 @@ TEST(PlaybookSimulation, AFailingExpressionFollowsOnFailureOrStops) {
   EXPECT_EQ(sim.path[0].outcome,
             "fails: column 12: '>' compares numbers or strings, not an object with a number");
   EXPECT_TRUE(sim.error.empty());
+}
+
+}  // namespace
+}  // namespace riposte::controller
+
+namespace riposte::controller {
+namespace {
+
+// The backtest's modes are the controller's: an auto step on an alert from a person waits for
+// approval, one from an integration trusted with auto acts, until the per-host rate limit; the
+// notify preview shows the case link.
+TEST(PlaybookSimulation, ModeReplayAppliesSourceCeilingsAndRateLimits) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "p.yaml") << R"(
+name: contain
+trigger: {observable_types: [ip]}
+steps:
+  - {id: suspend, kind: action, action: process.suspend, mode: auto, target: host,
+     parameters: {target: {pid: 1}}}
+  - {id: tell, kind: notify, url: "webhook:soc", body: {text: "see {{ case.url }}"}}
+)";
+  const auto playbook = load_playbook(dir.path() / "p.yaml").value();
+  AutonomyPolicy policy;
+  policy.rate_limits.per_host = {2, 600'000};
+  ModeReplay modes(policy);
+  const auto alert = [](int minute, const json& submitter) {
+    return json{{"id", fmt::format("a{}", minute)},
+                {"case_id", "c1"},
+                {"timestamp", fmt::format("2026-11-20T10:{:02}:00Z", minute)},
+                {"host", {{"name", "web-01"}}},
+                {"observables", {{{"type", "ip"}, {"value", "203.0.113.9"}}}},
+                {"assets", {{{"environment", "staging"}, {"criticality", "low"}}}},
+                {"submitted_by", submitter}};
+  };
+  const json siem{{"name", "siem"}, {"role", "ingest"}, {"max_mode", "auto"}};
+  const json ann{{"name", "ann"}, {"role", "analyst"}, {"max_mode", nullptr}};
+  std::vector<std::string> got;
+  for (const auto& [minute, who] : std::vector<std::pair<int, json>>{
+           {0, ann}, {1, siem}, {2, siem}, {3, siem}, {15, siem}}) {
+    auto sim = simulate_playbook(playbook, alert(minute, who), "https://soc:8443/api/v1/cases/");
+    modes.apply(playbook, alert(minute, who), sim);
+    ASSERT_EQ(sim.actions.size(), 1u);
+    EXPECT_EQ(sim.actions[0]["declared_mode"], "auto");
+    got.push_back(sim.actions[0]["mode"].get<std::string>());
+    if (minute == 0) {
+      EXPECT_NE(sim.actions[0]["why"].get<std::string>().find("submitted by a person"),
+                std::string::npos);
+      EXPECT_NE(sim.path[1].outcome.find("https://soc:8443/api/v1/cases/c1"), std::string::npos)
+          << sim.path[1].outcome;
+    }
+    if (minute == 3) {
+      EXPECT_NE(sim.actions[0]["why"].get<std::string>().find("per_host: 2"), std::string::npos);
+    }
+  }
+  // ann's alert asks; siem's act twice, the third waits, and after the window acts again.
+  EXPECT_EQ(got, (std::vector<std::string>{"approve", "auto", "auto", "approve", "auto"}));
 }
 
 }  // namespace
