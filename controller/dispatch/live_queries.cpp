@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -20,8 +21,23 @@ struct LiveQueries::Batch {
   std::unique_ptr<asio::steady_timer> deadline;
 };
 
-LiveQueries::LiveQueries(asio::io_context& io, Store& store, ActionDispatcher& dispatcher)
-    : io_(io), store_(store), dispatcher_(dispatcher) {
+namespace {
+
+std::string question_key(const LiveQuery& q) {
+  return q.agent_id + "\n" + q.kind + "\n" + q.parameters.dump();
+}
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+LiveQueries::LiveQueries(asio::io_context& io, Store& store, ActionDispatcher& dispatcher,
+                         std::int64_t reuse_ms)
+    : io_(io), store_(store), dispatcher_(dispatcher), reuse_ms_(reuse_ms) {
   std::weak_ptr<bool> alive = alive_;
   dispatcher_.add_observer([this, alive](const std::string& action_id, ActionState) {
     if (alive.lock()) action_ended(action_id);
@@ -36,9 +52,32 @@ void LiveQueries::ask(std::vector<LiveQuery> queries, const std::string& request
   batch->done = std::move(done);
   batch->deadline = std::make_unique<asio::steady_timer>(io_);
   std::lock_guard lock(mutex_);
+  const auto now = steady_ms();
   for (auto& query : queries) {
     LiveAnswer answer;
     answer.query = query;
+    const auto key = question_key(query);
+    if (const auto it = answered_.find(key);
+        it != answered_.end() && now - it->second.second < reuse_ms_) {
+      // Answered moments ago: the same answer, from the action that gave it.
+      answer.action_id = it->second.first;
+      fill(answer, store_.find_action(answer.action_id));
+      if (answer.answered()) {
+        batch->answers.push_back(std::move(answer));
+        continue;
+      }
+      answered_.erase(it);
+      answer = LiveAnswer{};
+      answer.query = query;
+    }
+    if (const auto it = in_flight_.find(key); it != in_flight_.end()) {
+      answer.action_id = it->second;  // asked already: wait for that answer
+      answer.state = "unanswered";
+      by_action_.emplace(answer.action_id, batch);
+      ++batch->pending;
+      batch->answers.push_back(std::move(answer));
+      continue;
+    }
     ActionSubmission submission;
     submission.agent_ids = {query.agent_id};
     submission.kind = query.kind;
@@ -54,7 +93,8 @@ void LiveQueries::ask(std::vector<LiveQuery> queries, const std::string& request
     } else {
       answer.action_id = issued->front().id;
       answer.state = "unanswered";
-      by_action_[answer.action_id] = batch;
+      by_action_.emplace(answer.action_id, batch);
+      in_flight_[key] = answer.action_id;
       ++batch->pending;
     }
     batch->answers.push_back(std::move(answer));
@@ -72,35 +112,52 @@ void LiveQueries::ask(std::vector<LiveQuery> queries, const std::string& request
   });
 }
 
+void LiveQueries::fill(LiveAnswer& answer, const Result<std::optional<ActionRecord>>& record) {
+  if (record && *record) {
+    const auto& action = **record;
+    answer.state = std::string(to_string(action.state));
+    answer.reason = action.reason;
+    if (action.state == ActionState::succeeded)
+      answer.result = action_catalog::result_to_json(action.kind, action.result);
+  } else {
+    answer.state = "failed";
+    answer.reason = record ? "action vanished from the store" : record.error().message;
+  }
+}
+
 void LiveQueries::action_ended(const std::string& action_id) {
-  std::shared_ptr<Batch> batch;
+  std::vector<std::shared_ptr<Batch>> batches;
   {
     std::lock_guard lock(mutex_);
-    const auto it = by_action_.find(action_id);
-    if (it == by_action_.end()) return;
-    batch = it->second;
+    const auto [first, last] = by_action_.equal_range(action_id);
+    for (auto it = first; it != last; ++it) batches.push_back(it->second);
+    const bool asked_here = std::any_of(in_flight_.begin(), in_flight_.end(),
+                                        [&](const auto& q) { return q.second == action_id; });
+    if (batches.empty() && !asked_here) return;  // not one of ours
   }
   auto record = store_.find_action(action_id);
   std::lock_guard lock(mutex_);
   by_action_.erase(action_id);
-  if (batch->finished) return;
-  for (auto& answer : batch->answers) {
-    if (answer.action_id != action_id) continue;
-    if (record && *record) {
-      const auto& action = **record;
-      answer.state = std::string(to_string(action.state));
-      answer.reason = action.reason;
-      if (action.state == ActionState::succeeded)
-        answer.result = action_catalog::result_to_json(action.kind, action.result);
-    } else {
-      answer.state = "failed";
-      answer.reason = record ? "action vanished from the store" : record.error().message;
-    }
+  for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it) {
+    if (it->second != action_id) continue;
+    if (record && *record && (**record).state == ActionState::succeeded)
+      answered_[it->first] = {action_id, steady_ms()};
+    in_flight_.erase(it);
+    break;
   }
-  if (--batch->pending == 0) {
-    batch->finished = true;
-    batch->deadline->cancel();
-    asio::post(io_, [batch] { batch->done(std::move(batch->answers)); });
+  // Forget answers too old to reuse, so the map stays as small as the recent questions.
+  const auto now = steady_ms();
+  std::erase_if(answered_, [&](const auto& entry) { return now - entry.second.second >= reuse_ms_; });
+  for (const auto& batch : batches) {
+    if (batch->finished) continue;
+    for (auto& answer : batch->answers) {
+      if (answer.action_id == action_id && answer.state == "unanswered") fill(answer, record);
+    }
+    if (--batch->pending == 0) {
+      batch->finished = true;
+      batch->deadline->cancel();
+      asio::post(io_, [batch] { batch->done(std::move(batch->answers)); });
+    }
   }
 }
 
@@ -109,10 +166,16 @@ void LiveQueries::finish(const std::shared_ptr<Batch>& batch) {
   if (batch->finished) return;
   batch->finished = true;
   for (auto& answer : batch->answers) {
-    if (answer.state == "unanswered") {
-      by_action_.erase(answer.action_id);
-      answer.reason = "no answer before the deadline";
+    if (answer.state != "unanswered") continue;
+    // Only this batch stops waiting; another batch sharing the action may still hear it.
+    const auto [first, last] = by_action_.equal_range(answer.action_id);
+    for (auto it = first; it != last; ++it) {
+      if (it->second == batch) {
+        by_action_.erase(it);
+        break;
+      }
     }
+    answer.reason = "no answer before the deadline";
   }
   asio::post(io_, [batch] { batch->done(std::move(batch->answers)); });
 }
