@@ -596,16 +596,26 @@ TEST_F(PlaybookRuns, ADeniedKillResumesTheSuspendedProcessAndEvidenceIsForRespon
 
   // The memory image: a viewer sees its hash, size and custody, not its bytes.
   std::string image;
-  for (const auto& a : run(started["id"])["actions"]) {
-    if (a["kind"] == "memory.capture" && !a["evidence"].empty()) image = a["evidence"][0]["sha256"];
-  }
-  ASSERT_FALSE(image.empty());
+  json capture;
+  const auto so_far = run(started["id"]);  // named: a loop over a temporary's member dangles
+  for (const auto& a : so_far["actions"])
+    if (a["kind"] == "memory.capture") capture = a;
+  ASSERT_FALSE(capture.is_null()) << so_far.dump(2);
+  ASSERT_TRUE(wait_until(  // the image is uploaded after the capture's result
+      [&] {
+        const auto shown = controller.cli_json({"action", "show", capture["id"]});
+        for (const auto& e : shown["evidence"])
+          if (e["stored"] == true) image = e["sha256"];
+        return !image.empty();
+      },
+      30s))
+      << controller.cli({"action", "show", capture["id"], "--json"}).out;
   const auto as_viewer =
       controller.cli_as(vera, {"evidence", "get", image, "-o", (controller.dir() / "v").string()});
   EXPECT_NE(as_viewer.exit_code, 0);
   EXPECT_NE(as_viewer.err.find("needs the responder role"), std::string::npos) << as_viewer.err;
   EXPECT_FALSE(fs::exists(controller.dir() / "v"));
-  EXPECT_EQ(controller.cli_as(vera, {"evidence", "custody", image}).exit_code, 0);
+  EXPECT_EQ(controller.cli_as(vera, {"evidence", "show", image}).exit_code, 0);
   const auto as_responder =
       controller.cli_as(rita, {"evidence", "get", image, "-o", (controller.dir() / "r").string()});
   ASSERT_EQ(as_responder.exit_code, 0) << as_responder.err;
@@ -671,7 +681,7 @@ TEST_F(PlaybookRuns, TwentyAlertsOnOneHostActAutomaticallyOnlyUpToTheRateLimit) 
   // The backtest with this controller's configuration shows the same lowering.
   std::ofstream alerts(controller.dir() / "storm.jsonl");
   for (int i = 0; i < 7; ++i)
-    alerts << controller.cli({"alerts", "show", fmt::format("storm-{}", i), "--json"}).out << "\n";
+    alerts << controller.cli_json({"alerts", "show", fmt::format("storm-{}", i)}).dump() << "\n";
   alerts.close();
   const auto backtest =
       controller.cli({"playbooks", "test", (dir / "facts.yaml").string(), "--alerts",
