@@ -698,7 +698,11 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
       auto asked = deps_.store.find_approval(
           crypto::name_uuid(fmt::format("approval/{}/{}/{}", run.id, step.id, run.attempt)));
       if (asked && *asked) {
-        mode = {AutonomyMode::approve, (**asked).reason};
+        // The reason as gate() wrote it: "KIND on HOSTS (playbook P, step S): WHY".
+        const auto& reason = (**asked).reason;
+        const auto why = reason.find("): ");
+        mode = {AutonomyMode::approve,
+                why == std::string::npos ? reason : reason.substr(why + 3)};
       } else if (!dispatched || !*dispatched) {
         const auto limited = rate_limited(playbook, targets, now);
         if (!limited.empty()) {
