@@ -693,6 +693,11 @@ TEST_F(PlaybookRuns, TwentyAlertsOnOneHostActAutomaticallyOnlyUpToTheRateLimit) 
        at = backtest.out.find("declared auto, effective approve", at + 1))
     ++lowered;
   EXPECT_EQ(lowered, 2u) << backtest.out;
+  // The same from the running controller's policy.
+  const auto live = controller.cli({"playbooks", "test", (dir / "facts.yaml").string(), "--alerts",
+                                    (controller.dir() / "storm.jsonl").string(), "--controller"});
+  ASSERT_EQ(live.exit_code, 0) << live.err;
+  EXPECT_NE(live.out.find("per_host: 5"), std::string::npos) << live.out;
 }
 }  // namespace
 }  // namespace riposte::testing

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <regex>
 
+#include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 
 namespace riposte::testing {
@@ -89,6 +91,83 @@ TEST(UpIntegration, OneCommandStartsControllerAndLocalAgentAndCtrlCStopsBoth) {
     const auto text = read_text(dir.path() / log);
     EXPECT_EQ(text.find("Sanitizer"), std::string::npos) << text;
   }
+}
+
+// The README's walk, as `./scripts/up.sh` runs it (shipped playbooks, no asset map, no webhooks):
+// an alert from a SIEM integration starts the suspicious-process playbook, every automatic step
+// waits for a person (the integration's max mode and the unmapped host both say approve), and
+// approving each one contains the process; the notify steps, with no `webhook:soc` configured,
+// are skipped with a note and the run ends `succeeded`.
+TEST(UpIntegration, TheReadmeWalkContainsAProcessAndTheRunSucceedsWithoutWebhooks) {
+  TempDir dir;
+  const auto data = dir.path() / "data";
+  ChildProcess up({bin("riposte-controller"), "up", "--data-dir", data.string(), "--agent-listen",
+                   "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--playbooks",
+                   std::string(source_dir()) + "/playbooks"},
+                  dir.path() / "up.log");
+  std::string agent_id;
+  ASSERT_TRUE(wait_until([&] { return one_agent_online(data, &agent_id); }, 60s))
+      << up.log_text();
+  const auto env = read_text(data / "cli.env");
+  std::smatch server, token;
+  std::regex_search(env, server, std::regex("RIPOSTE_SERVER=(\\S+)"));
+  std::regex_search(env, token, std::regex("RIPOSTE_TOKEN=(\\S+)"));
+  const auto riposte = [&](const std::string& as, std::vector<std::string> args) {
+    std::vector<std::string> argv{bin("riposte"), "--server", server[1], "--token", as, "--ca",
+                                  (data / "ca.pem").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+  };
+  const std::string admin = token[1];
+  const auto made = riposte(admin, {"integrations", "create", "siem", "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string siem = nlohmann::json::parse(made.out)["token"];
+
+  ChildProcess victim({"sleep", "300"}, dir.path() / "victim.log");
+  std::ofstream(dir.path() / "alert.json")
+      << nlohmann::json{{"rule", {{"name", "Suspicious process"}}},
+                        {"severity", "high"},
+                        {"host", this_hostname()},
+                        {"observables", {{{"type", "process"}, {"value", std::to_string(victim.pid())}}}}}
+             .dump();
+  const auto submitted = riposte(siem, {"alerts", "submit", (dir.path() / "alert.json").string()});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+
+  // Approve what waits, one step after another, until the run ends.
+  nlohmann::json run;
+  std::vector<std::string> approved;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto runs = riposte(admin, {"runs", "list", "--json"});
+        if (runs.exit_code != 0) return false;
+        const auto list = nlohmann::json::parse(runs.out)["runs"];
+        if (list.empty()) return false;
+        run = list[0];
+        if (!run["finished_at"].is_null()) return true;
+        const auto pending = nlohmann::json::parse(riposte(admin, {"approvals", "list", "--json"}).out);
+        for (const auto& a : pending["approvals"]) {
+          riposte(admin, {"approvals", "approve", a["id"], "--reason", "walk"});
+          approved.push_back(a["what"]["action"]);
+        }
+        return false;
+      },
+      120s))
+      << up.log_text();
+  EXPECT_EQ(run["state"], "succeeded") << run.dump(2);
+  EXPECT_EQ(run["requested_by"], "siem");
+  EXPECT_EQ(approved.front(), "process.suspend");  // nothing acted before a person said so
+  EXPECT_EQ(approved.back(), "process.kill");
+  EXPECT_TRUE(victim.wait_for_exit(10s).has_value());
+  const auto shown =
+      nlohmann::json::parse(riposte(admin, {"runs", "show", run["id"], "--json"}).out);
+  bool skipped = false;
+  for (const auto& s : shown["steps"]) {
+    if (s["step"] == "notify_done")
+      skipped = s["outcome"].get<std::string>().starts_with("skipped: webhook:soc is not defined");
+  }
+  EXPECT_TRUE(skipped) << shown["steps"].dump(2);
+  up.signal(SIGINT);
+  EXPECT_EQ(up.wait_for_exit(20s), 0) << up.log_text();
 }
 
 }  // namespace
