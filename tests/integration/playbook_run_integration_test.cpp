@@ -262,7 +262,7 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
   EXPECT_GE(stats["time_to_contain"]["count"].get<int>(), 1);
 }
 
-TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndEscalatesADeniedQuarantine) {
+TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQuarantineEndsTheRun) {
   std::ofstream(controller.dir() / "bad-ips.txt") << "127.0.0.177\n";
   start(shipped("malicious_ip.yaml"), "intel:\n  feeds:\n    - {name: local, path: " +
                                           (controller.dir() / "bad-ips.txt").string() +
@@ -308,7 +308,7 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndEscalatesA
   ASSERT_EQ(controller.cli_as(rita, {"approvals", "approve", kill["id"]}).exit_code, 0);
   EXPECT_TRUE(talker.wait_for_exit(20s).has_value());
 
-  // Quarantining this test machine is refused by rita: the step fails and the run escalates.
+  // Quarantining this test machine is refused by rita: the run ends there, denied.
   json quarantine;
   ASSERT_TRUE(wait_until(
       [&] {
