@@ -107,6 +107,14 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  // A body with neither Content-Length nor chunking ends when the server closes the connection;
+  // many servers (Python's http.server over TLS, some chat webhooks) close TCP without a TLS
+  // close_notify. That is the end of such a body, as curl and browsers take it, not an error.
+  // Any other truncation (a length or chunk promised and not delivered) stays an error.
+  if (ec == asio::ssl::error::stream_truncated && parser.is_header_done() && !parser.chunked() &&
+      !parser.content_length()) {
+    parser.put_eof(ec);
+  }
   if (ec)
     co_return Error{
         fmt::format("reading the response from {} failed: {}", where, describe_error(ec))};

@@ -184,6 +184,14 @@ ApiResponse PlaybookApi::show_run(const std::string& id) {
   auto actions = store_.run_actions(id);
   if (!actions) return error(500, actions.error().message);
   auto out = run_json(**run, &*steps);
+  if ((**run).waiting_for == "approval") {
+    // Why it waits (a ceiling, the alert's source, a rate limit): the pending request says.
+    auto pending = store_.list_approvals("pending", (**run).case_id, 1000);
+    if (pending) {
+      for (const auto& a : *pending)
+        if (a.run_id == id) out["waiting_on"] = approval_json(a);
+    }
+  }
   out["actions"] = json::array();
   for (const auto& a : *actions) out["actions"].push_back(action_json(a));
   return reply(200, out);
@@ -195,7 +203,8 @@ ApiResponse PlaybookApi::decide(const std::string& id, bool approve, const ApiRe
   if (!body) return error(400, body.error().message);
   auto reason = string_field(*body, "reason");
   if (!reason) return error(400, reason.error().message);
-  if (!approve && reason->empty()) return error(400, "a denial needs a 'reason'");
+  if (!approve && reason->find_first_not_of(" \t\r\n") == std::string::npos)
+    return error(400, "a denial needs a 'reason'");
   const auto now = clock_.now_unix_ms();
   auto decided = store_.decide_approval(id, approve, caller.name, *reason, now);
   if (!decided) {
@@ -224,7 +233,8 @@ ApiResponse PlaybookApi::cancel_run(const std::string& id, const ApiRequest& req
   if (!body) return error(400, body.error().message);
   auto reason = string_field(*body, "reason");
   if (!reason) return error(400, reason.error().message);
-  if (reason->empty()) return error(400, "cancelling a run needs a 'reason'");
+  if (reason->find_first_not_of(" \t\r\n") == std::string::npos)
+    return error(400, "cancelling a run needs a 'reason'");
   if (engine_ == nullptr) return error(503, "playbooks are not enabled on this controller");
   auto run = engine_->cancel(id, caller.name, *reason);
   if (!run) {

@@ -192,6 +192,13 @@ int AlertCommands::show(const Connection& c) {
   if (a.contains("user")) line("user", text(a["user"]["name"]));
   line("case", text(a["case_id"]));
   line("status", text(a["status"]));
+  if (const auto by = a.value("submitted_by", nlohmann::json::object()); by.is_object()) {
+    line("submitted by",
+         by.value("max_mode", nlohmann::json()).is_string()
+             ? fmt::format("{} (integration, max mode {})", text(by["name"]), text(by["max_mode"]))
+             : fmt::format("{} ({})", text(by.value("name", nlohmann::json())),
+                           text(by.value("role", nlohmann::json()))));
+  }
   for (const auto& o : a["observables"])
     line("observable", fmt::format("{} {}", text(o["type"]), text(o["value"])));
   for (const auto& n : a["notes"]) line("note", text(n));

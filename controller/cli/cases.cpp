@@ -168,7 +168,7 @@ std::optional<int> CaseCommands::run(const Connection& c) {
       rows.push_back({text(a["id"]), text(a["state"]), text(a["requested_by"]),
                       text(a["expires_at"]), text(a["decided_by"]), text(a["reason"])});
     }
-    print_table({"ID", "STATE", "RUN STARTED BY", "EXPIRES", "DECIDED BY", "WHAT AND WHY"}, rows);
+    print_table({"ID", "STATE", "REQUESTED BY", "EXPIRES", "DECIDED BY", "WHAT AND WHY"}, rows);
     return 0;
   }
   if (approval_show_->parsed())
@@ -191,10 +191,11 @@ std::optional<int> CaseCommands::run(const Connection& c) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& r : result["runs"]) {
       rows.push_back({text(r["id"]), text(r["playbook"]), text(r["state"]), text(r["step"]),
-                      text(r["waiting_for"]), text(r["started_by"]), text(r["case_id"]),
+                      text(r["waiting_for"]), text(r["started_by"]), text(r["requested_by"]),
+                      text(r["case_id"]),
                       text(r["started_at"]), text(r["error"])});
     }
-    print_table({"ID", "PLAYBOOK", "STATE", "STEP", "WAITING FOR", "STARTED BY", "CASE", "STARTED",
+    print_table({"ID", "PLAYBOOK", "STATE", "STEP", "WAITING FOR", "STARTED BY", "FOR", "CASE", "STARTED",
                  "ERROR"},
                 rows);
     return 0;
@@ -245,6 +246,9 @@ int CaseCommands::show_run(const Connection& c) {
   if (!r["step"].is_null())
     std::cout << fmt::format("now at step {} (attempt {}), waiting for {}\n", text(r["step"]),
                              r["attempt"].dump(), text(r["waiting_for"]));
+  if (r.contains("waiting_on"))
+    std::cout << fmt::format("approval {} (expires {}): {}\n", text(r["waiting_on"]["id"]),
+                             text(r["waiting_on"]["expires_at"]), text(r["waiting_on"]["reason"]));
   std::vector<std::vector<std::string>> rows;
   for (const auto& s : r["steps"]) {
     rows.push_back({text(s["step"]), text(s["kind"]), s["attempt"].dump(), text(s["outcome"]),

@@ -39,12 +39,13 @@ void PlaybookCommands::attach(CLI::App& app) {
                    "alerts as `riposte alerts show ID --json` prints them: JSON lines or a list")
       ->required()
       ->check(CLI::ExistingFile);
-  test_->add_option("--config", config_,
+  auto* config = test_->add_option("--config", config_,
                     "apply this controller.yaml's autonomy ceilings, source ceilings and rate "
                     "limits (offline)")
       ->check(CLI::ExistingFile);
   test_->add_flag("--controller", from_controller_,
-                  "apply the running controller's autonomy policy (GET /api/v1/autonomy)");
+                  "apply the running controller's autonomy policy (GET /api/v1/autonomy)")
+      ->excludes(config);
   test_->add_flag("--json", json_, "print one JSON object per alert");
   list_ = playbooks->add_subcommand("list", "the playbooks the controller has loaded");
   list_->add_flag("--json", json_, "print JSON");

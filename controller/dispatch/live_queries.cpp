@@ -27,17 +27,10 @@ std::string question_key(const LiveQuery& q) {
   return q.agent_id + "\n" + q.kind + "\n" + q.parameters.dump();
 }
 
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
-LiveQueries::LiveQueries(asio::io_context& io, Store& store, ActionDispatcher& dispatcher,
-                         std::int64_t reuse_ms)
-    : io_(io), store_(store), dispatcher_(dispatcher), reuse_ms_(reuse_ms) {
+LiveQueries::LiveQueries(asio::io_context& io, Store& store, ActionDispatcher& dispatcher)
+    : io_(io), store_(store), dispatcher_(dispatcher) {
   std::weak_ptr<bool> alive = alive_;
   dispatcher_.add_observer([this, alive](const std::string& action_id, ActionState) {
     if (alive.lock()) action_ended(action_id);
@@ -52,24 +45,10 @@ void LiveQueries::ask(std::vector<LiveQuery> queries, const std::string& request
   batch->done = std::move(done);
   batch->deadline = std::make_unique<asio::steady_timer>(io_);
   std::lock_guard lock(mutex_);
-  const auto now = steady_ms();
   for (auto& query : queries) {
     LiveAnswer answer;
     answer.query = query;
     const auto key = question_key(query);
-    if (const auto it = answered_.find(key);
-        it != answered_.end() && now - it->second.second < reuse_ms_) {
-      // Answered moments ago: the same answer, from the action that gave it.
-      answer.action_id = it->second.first;
-      fill(answer, store_.find_action(answer.action_id));
-      if (answer.answered()) {
-        batch->answers.push_back(std::move(answer));
-        continue;
-      }
-      answered_.erase(it);
-      answer = LiveAnswer{};
-      answer.query = query;
-    }
     if (const auto it = in_flight_.find(key); it != in_flight_.end()) {
       answer.action_id = it->second;  // asked already: wait for that answer
       answer.state = "unanswered";
@@ -138,16 +117,7 @@ void LiveQueries::action_ended(const std::string& action_id) {
   auto record = store_.find_action(action_id);
   std::lock_guard lock(mutex_);
   by_action_.erase(action_id);
-  for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it) {
-    if (it->second != action_id) continue;
-    if (record && *record && (**record).state == ActionState::succeeded)
-      answered_[it->first] = {action_id, steady_ms()};
-    in_flight_.erase(it);
-    break;
-  }
-  // Forget answers too old to reuse, so the map stays as small as the recent questions.
-  const auto now = steady_ms();
-  std::erase_if(answered_, [&](const auto& entry) { return now - entry.second.second >= reuse_ms_; });
+  std::erase_if(in_flight_, [&](const auto& q) { return q.second == action_id; });
   for (const auto& batch : batches) {
     if (batch->finished) continue;
     for (auto& answer : batch->answers) {

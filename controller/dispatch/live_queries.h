@@ -7,10 +7,11 @@
 //
 // An alert storm asks the same question many times (300 alerts about one IP: "did you talk to
 // it?" to every agent, 300 times). A question identical to one still in flight (same agent,
-// kind and parameters) waits for that action's answer instead of issuing another, and one
-// answered successfully less than `reuse_ms` ago is answered from it: the fan-out to agents is
-// bounded by the distinct questions, not by the alerts. The answer names the action that
-// answered it (filed under the case of the alert that asked first).
+// kind and parameters) waits for that action's answer instead of issuing another: with the
+// pipeline's alerts in flight bounded (AlertPipelineOptions::max_in_flight), the fan-out to
+// agents per batch of alerts is bounded by its distinct questions. The answer names the action
+// that answered it (filed under the case of the alert that asked first). An answer is never
+// reused once given: a process started or a connection made a second later must be seen.
 
 #include <boost/asio/io_context.hpp>
 #include <functional>
@@ -44,10 +45,8 @@ class LiveQueries {
  public:
   using Done = std::function<void(std::vector<LiveAnswer>)>;
 
-  // Registers itself as an observer of `dispatcher`. `reuse_ms`: how long a successful answer
-  // also answers the same question again (0: never).
-  LiveQueries(boost::asio::io_context& io, Store& store, ActionDispatcher& dispatcher,
-              std::int64_t reuse_ms = 60'000);
+  // Registers itself as an observer of `dispatcher`.
+  LiveQueries(boost::asio::io_context& io, Store& store, ActionDispatcher& dispatcher);
   ~LiveQueries();
 
   // Issues every query and calls `done` (on the io_context) once each has ended or `timeout_ms`
@@ -66,14 +65,11 @@ class LiveQueries {
   // Fills `answer` from the stored action (its state, reason and result).
   void fill(LiveAnswer& answer, const Result<std::optional<ActionRecord>>& record);
 
-  std::int64_t reuse_ms_;
   std::mutex mutex_;
   // Every batch waiting for an action (several when questions were shared).
   std::multimap<std::string, std::shared_ptr<Batch>> by_action_;
-  // Question key (agent, kind, parameters) -> the action asking it now, and the one that last
-  // answered it with when (steady clock, ms).
+  // Question key (agent, kind, parameters) -> the action asking it now.
   std::map<std::string, std::string> in_flight_;
-  std::map<std::string, std::pair<std::string, std::int64_t>> answered_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

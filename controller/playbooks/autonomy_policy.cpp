@@ -41,7 +41,7 @@ EffectiveMode effective_mode(AutonomyMode declared, const AutonomyPolicy& policy
             fmt::format("{} as the playbook declares (ceiling {}: {})",
                         autonomy_mode_name(declared), autonomy_mode_name(ceiling), source)};
   }
-  return {ceiling, fmt::format("lowered from {} to {} by {}", autonomy_mode_name(declared),
+  return {ceiling, fmt::format("lowered from {} to {}: {}", autonomy_mode_name(declared),
                                autonomy_mode_name(ceiling), source)};
 }
 
@@ -172,10 +172,9 @@ Result<AutonomyPolicy> autonomy_policy_from_json(const json& j) {
         return Error{fmt::format(
             "autonomy.sources: unknown key '{}' (integrations carry their own max mode)", key)};
       auto parsed = mode(value, "autonomy.sources.operators");
-      if (!parsed) return parsed.error();
-      if (*parsed == AutonomyMode::automatic)
+      if (!parsed || *parsed == AutonomyMode::automatic)
         return Error{
-            "autonomy.sources.operators may be approve or simulate: an alert a person submits "
+            "autonomy.sources.operators must be approve or simulate: an alert a person submits "
             "never acts without a second person"};
       policy.operator_alerts = *parsed;
     }
@@ -197,6 +196,9 @@ Result<AutonomyPolicy> autonomy_policy_from_json(const json& j) {
       auto parsed = rate_limit_from_json(value, "autonomy.rate_limits." + key,
                                          key == "webhook" ? "posts" : "actions", *target);
       if (!parsed) return parsed.error();
+      if (key == "webhook" && parsed->count < 1)
+        return Error{"autonomy.rate_limits.webhook.posts must be at least 1 (held notifications "
+                     "go out as a digest when the window has room)"};
       *target = *parsed;
     }
   }

@@ -110,6 +110,35 @@ std::vector<std::string> agents_acted_on(const json& step_output) {
   return out;
 }
 
+// Whether another unfinished run did the same thing as `step_output` (same action kind and
+// parameters, succeeded on the same agent) and has not undone it: undoing ours would undo
+// theirs (two runs suspended one process; one is cancelled, the other still needs it stopped).
+std::string held_by_another_run(const std::vector<PlaybookRunRecord>& unfinished,
+                                const std::string& run_id, const json& step_output) {
+  const auto same = [](const json& a, const json& b) {
+    return a.value("state", "") == "succeeded" && b.value("state", "") == "succeeded" &&
+           a.value("kind", "") == b.value("kind", "") &&
+           a.value("agent_id", "") == b.value("agent_id", "") &&
+           a.value("parameters", json()) == b.value("parameters", json());
+  };
+  for (const auto& other : unfinished) {
+    if (other.id == run_id) continue;
+    const auto context = parse_json_or(other.context, json::object());
+    const auto steps = context.value("steps", json::object());
+    for (const auto& [id, output] : steps.items()) {
+      if (id.starts_with("undo:") || steps.contains("undo:" + id)) continue;
+      for (const auto& theirs : output.value("actions", json::array())) {
+        for (const auto& mine : step_output.value("actions", json::array())) {
+          if (same(theirs, mine))
+            return fmt::format("run {} of {} still holds it (its step {})", other.id,
+                               other.playbook, id);
+        }
+      }
+    }
+  }
+  return "";
+}
+
 std::string minutes(std::int64_t ms) { return fmt::format("{} min", ms / 60'000.0); }
 
 }  // namespace
@@ -184,8 +213,8 @@ Result<PlaybookRunRecord> PlaybookEngine::start(const std::string& name,
   for (const auto& r : *earlier) {
     if (!r.finished_at_ms && !force) {
       return Error{fmt::format(
-          "an unfinished run {} of {} exists for alert {} ({}, started by {}); give force to "
-          "start another",
+          "an unfinished run {} of {} exists for alert {} ({}, started by {}); to start "
+          "another anyway use --force (API: \"force\": true)",
           r.id, name, alert_id, r.state, r.started_by)};
     }
   }
@@ -455,8 +484,13 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
   StepOutcome out;
   switch (step.kind) {
     case StepKind::action:
-    case StepKind::query:
-      return run_actions(playbook, step, run, context);
+    case StepKind::query: {
+      auto acted = run_actions(playbook, step, run, context);
+      // From here on the run describes things that did not happen: no status may say they did
+      // and no notification may tell anyone they did.
+      if (acted.outcome == "simulated") context["run"]["simulated"] = true;
+      return acted;
+    }
     case StepKind::decide: {
       auto holds = step.condition->test(context);
       if (!holds) return StepOutcome::failed(holds.error().message);
@@ -499,8 +533,28 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
         url = named->second;
       }
       if (body->is_object()) (*body)["case_link"] = deps_.case_link_prefix + run.case_id;
+      if (context["run"].value("simulated", false)) {
+        out.outcome = "simulated: not sent (the run's actions were simulated)";
+        out.output = {{"state", "simulated"}, {"body", *body}};
+        return out;
+      }
       bool held = false;
-      if (auto s = post_limited(url, *body, &held); !s) return StepOutcome::failed(s.error().message);
+      if (auto s = post_limited(url, *body, &held); !s) {
+        // A notification that did not get through is on the case and the audit log, but it
+        // does not undo or fail what the run did: the host is contained whether or not the
+        // chat heard of it.
+        const auto why = fmt::format("{} not notified: {}", step.url, s.error().message);
+        spdlog::error("playbooks: run {} step {}: {}", run.id, step.id, why);
+        (void)deps_.store.update_case(
+            run.case_id, {"", "", "", fmt::format("Run {} ({}): {}.", run.id, playbook.name, why)},
+            actor_of(run),
+            {actor_of(run), "run.notify_failed", run.case_id,
+             dump(json{{"run_id", run.id}, {"step", step.id}, {"error", s.error().message}})},
+            now);
+        out.outcome = "not sent: " + s.error().message;
+        out.output = {{"state", "failed"}, {"error", s.error().message}, {"body", *body}};
+        return out;
+      }
       out.outcome = held ? "held for a digest (webhook rate limit)" : "notified";
       // What was sent, for the case record (the URL may hold a token: only its name or host).
       out.output = {{"state", "succeeded"},
@@ -519,7 +573,14 @@ PlaybookEngine::StepOutcome PlaybookEngine::execute(const Playbook& playbook,
       // contained it: containment and work in progress win over a close. The close that lost
       // is kept as a note naming both runs, so the record shows what each decided.
       std::string kept_because;
-      if (step.status == "resolved" || step.status == "false_positive") {
+      if (context["run"].value("simulated", false) &&
+          (step.status == "contained" || step.status == "resolved")) {
+        // A simulated kill contained nothing.
+        kept_because = "the run's actions were simulated";
+        change.status.clear();
+        change.note = fmt::format("[simulated run {} of {}: would set the case {}] {}", run.id,
+                                  run.playbook, step.status, change.note);
+      } else if (step.status == "resolved" || step.status == "false_positive") {
         kept_because = closing_blocked_by(run);
         if (!kept_because.empty()) {
           change.status.clear();
@@ -904,9 +965,15 @@ void PlaybookEngine::compensate(const Playbook& playbook, PlaybookRunRecord& run
     const auto* step = playbook.find_step(id);
     json output;
     std::string outcome;
+    auto unfinished = deps_.store.unfinished_runs();
+    const auto held = unfinished ? held_by_another_run(*unfinished, run.id, context["steps"][id])
+                                 : std::string();
     if (step == nullptr || step->undo_action.empty()) {
       outcome = "failed";
       output = {{"state", "failed"}, {"error", "the step or its undo is gone from the playbook"}};
+    } else if (!held.empty()) {
+      outcome = "skipped: " + held;
+      output = {{"state", "skipped"}, {"reason", held}};
     } else {
       auto parameters = step->undo_parameters.render(context);
       ActionSubmission submission;

@@ -270,6 +270,12 @@ void ModeReplay::apply(const Playbook& playbook, const json& alert, Simulation& 
     }
     action["mode"] = autonomy_mode_name(mode.mode);
     action["why"] = mode.why;
+    // The path says the same as the action list.
+    for (auto& taken : sim.path) {
+      if (taken.id == step->id && taken.outcome.starts_with("would dispatch"))
+        taken.outcome = fmt::format("would dispatch {} to {} ({})", text(action["action"]),
+                                    text(action["target"]), text(action["mode"]));
+    }
   }
 }
 

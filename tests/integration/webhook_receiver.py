@@ -4,7 +4,9 @@
 usage: webhook_receiver.py CERT KEY PORT_FILE OUT_FILE
 Listens on 127.0.0.1 (a free port, written to PORT_FILE once listening), TLS with CERT/KEY, and
 appends one JSON line per POST to OUT_FILE: {"path": ..., "body": <the JSON body>}. Answers 200,
-or 503 for paths ending in /down (a webhook that is failing).
+or 503 for paths ending in /down (a webhook that is failing). Paths under /soc are answered the
+way many chat webhooks answer: HTTP/1.0, a body with no Content-Length, ended by closing the
+connection without a TLS close_notify.
 """
 import http.server
 import json
@@ -23,6 +25,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open(sys.argv[4], "a", encoding="utf-8") as out:
             out.write(json.dumps({"path": self.path, "body": body}) + "\n")
         status = 503 if self.path.endswith("/down") else 200
+        if self.path.startswith("/soc"):
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 %d OK\r\nContent-Type: text/plain\r\n\r\nok" % status)
+            self.wfile.flush()
+            # Close TCP under TLS without unwrap(): no close_notify, as such servers do.
+            self.connection.close()
+            return
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()

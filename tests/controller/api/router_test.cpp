@@ -389,6 +389,13 @@ TEST_F(ApiRouterTest, IntegrationsOnlySubmitAlertsAndCarryAMaxMode) {
                  json{{"name", "sneaky"}, {"role", "ingest"}}.dump())
                 .status,
             400);
+  // Nobody may pass for the controller itself (its runs' approvals have no person to exclude).
+  for (const auto* route : {"/api/v1/operators", "/api/v1/integrations"}) {
+    auto r = call("POST", route, admin_token,
+                  json{{"name", "Controller"}, {"role", "responder"}}.dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(r.body.find("reserved"), std::string::npos) << r.body;
+  }
   EXPECT_EQ(call("POST", "/api/v1/integrations", analyst_token, json{{"name", "y"}}.dump()).status,
             403);
   auto listed = parse(call("GET", "/api/v1/integrations", admin_token));

@@ -21,7 +21,7 @@ TEST(AutonomyPolicy, CeilingLowersAutoOnMissionCriticalProductionAndSaysWhy) {
       effective_mode(AutonomyMode::automatic, policy, AssetClass{"production", "mission-critical"});
   EXPECT_EQ(critical.mode, AutonomyMode::approve);
   EXPECT_EQ(critical.why,
-            "lowered from auto to approve by the ceiling for environment production, criticality "
+            "lowered from auto to approve: the ceiling for environment production, criticality "
             "mission-critical");
   // The most restrictive matching rule wins, whatever the order.
   EXPECT_EQ(effective_mode(AutonomyMode::approve, policy, AssetClass{"production", "high"}).mode,

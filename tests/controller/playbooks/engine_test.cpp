@@ -489,7 +489,7 @@ steps:
   - {id: refused, kind: notify, url: "webhook:soc", body: {text: "{{ run.failure }}"}, on_failure: stop}
 )";
 
-TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookFailsItsStep) {
+TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookIsRecordedNotFatal) {
   engine_with(kGate);
   auto yes = start(alert_on("a1", "web-01"), "alice");
   ASSERT_EQ(yes.waiting_for, "approval");
@@ -514,15 +514,16 @@ TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookFailsItsStep
   EXPECT_EQ(no.state, "denied");
   EXPECT_EQ(no.error, "step ask: denied by bob: not now");
 
-  // Expired: the on_failure notify runs, and with the webhook down it fails and stops the run.
+  // Expired: the on_failure notify runs; with the webhook down the notification is recorded as
+  // not sent (on the case and in the audit log) and the run ends failed for the expiry.
   webhook_down = true;
   posted.clear();
   no = start(alert_on("a3", "db-01"), "alice");
   tick_after_ms(600'001);
   no = reload(no.id);
   EXPECT_EQ(no.state, "failed");
-  EXPECT_NE(no.error.find("step refused: webhook answered HTTP 503"), std::string::npos)
-      << no.error;
+  EXPECT_NE(no.error.find("step ask failed (approval"), std::string::npos) << no.error;
+  EXPECT_EQ(steps(no.id).back().outcome, "not sent: webhook answered HTTP 503");
   ASSERT_GE(posted.size(), 1u);
   EXPECT_NE(posted[0].second["text"].get<std::string>().find("expired"), std::string::npos);
   // The responder is still told (the hook is down, so the attempt fails and is audited).
@@ -857,6 +858,55 @@ steps:
   EXPECT_TRUE(noted) << "both decisions are on the record";
 }
 
+
+TEST_F(PlaybookEngineTest, ASimulatedRunNeitherContainsTheCaseNorTellsAnyone) {
+  engine_with(R"(
+name: shadow
+trigger: {observable_types: [ip]}
+steps:
+  - {id: kill, kind: action, action: process.kill, mode: auto, target: host,
+     parameters: {target: {pid: 4242, start_ticks: 99}}}
+  - {id: done, kind: case, status: contained, note: "killed"}
+  - {id: tell, kind: notify, url: "webhook:soc", body: {text: "contained"}}
+)");
+  alert_on("a1", "web-01", "high", {"siem-lab", "ingest", "simulate"});
+  engine->alert_ready("a1");
+  engine->drain();
+  const auto run = store->list_runs("", 10).value().at(0);
+  EXPECT_EQ(run.state, "succeeded");
+  EXPECT_TRUE(sent.empty());
+  EXPECT_NE(case_of(run).status, "contained");
+  const auto taken = steps(run.id);
+  ASSERT_EQ(taken.size(), 3u);
+  EXPECT_NE(taken[1].outcome.find("the run's actions were simulated"), std::string::npos)
+      << taken[1].outcome;
+  EXPECT_EQ(taken[2].outcome, "simulated: not sent (the run's actions were simulated)");
+  for (const auto& [url, body] : posted) EXPECT_EQ(url.find("chat.example"), std::string::npos);
+}
+
+TEST_F(PlaybookEngineTest, UndoLeavesAloneWhatAnotherRunStillHolds) {
+  engine_with(kContain);
+  auto first = start(alert_on("a1", "web-01"), "alice");
+  agent_reports(action_of_kind(actions(first.id), "process.suspend"), true);
+  auto second = engine->start("contain", "a1", "rob", false, /*force=*/true);
+  ASSERT_TRUE(second) << second.error().message;
+  engine->drain();
+  agent_reports(action_of_kind(actions(second->id), "process.suspend"), true);
+  ASSERT_EQ(reload(second->id).waiting_for, "approval");
+  // Cancelling the first must not resume the process the second still has suspended.
+  ASSERT_TRUE(engine->cancel(first.id, "carol", "duplicate"));
+  first = reload(first.id);
+  EXPECT_EQ(first.state, "cancelled");
+  EXPECT_NE(first.error.find("undone: suspend skipped"), std::string::npos) << first.error;
+  for (const auto& [agent, envelope] : sent) {
+    proto::ActionSpec spec;
+    spec.ParseFromString(envelope.action_request().action_spec());
+    EXPECT_NE(spec.kind(), "process.resume");
+  }
+  // The second, cancelled in turn, is the last holder: it resumes.
+  ASSERT_TRUE(engine->cancel(second->id, "carol", "done"));
+  EXPECT_EQ(last_spec(sent).kind(), "process.resume");
+}
 
 }  // namespace
 }  // namespace riposte::controller
