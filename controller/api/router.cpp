@@ -497,7 +497,9 @@ ApiResponse ApiRouter::route_operators(const ApiRequest& request, std::string_vi
   if (std::none_of(operators->begin(), operators->end(), named))
     return error(404, fmt::format("no {} {}", integrations ? "integration" : "operator", name));
   if (auto s = deps_.auth.disable_operator(name, caller.name); !s) {
-    const auto& message = s.error().message;
+    auto message = s.error().message;
+    if (integrations && message.starts_with("operator "))
+      message = "integration " + message.substr(std::string_view("operator ").size());
     return error(message.starts_with("no operator") ? 404 : 409, message);
   }
   spdlog::info("api: {} disabled {} {}", caller.name, integrations ? "integration" : "operator",
