@@ -16,7 +16,6 @@
 #include "common/secure_file.h"
 #include "controller/cli/alerts.h"
 #include "controller/cli/cases.h"
-#include "controller/cli/integrations.h"
 #include "controller/cli/operators.h"
 #include "controller/cli/playbooks.h"
 #include "controller/cli/rule_sets.h"
@@ -175,8 +174,6 @@ int main(int argc, char** argv) {
   alert_commands.attach(app);
   OperatorCommands operator_commands;
   operator_commands.attach(app);
-  IntegrationCommands integration_commands;
-  integration_commands.attach(app);
   PlaybookCommands playbook_commands;
   playbook_commands.attach(app);
   CaseCommands case_commands;
@@ -195,7 +192,6 @@ int main(int argc, char** argv) {
 
   if (auto handled = alert_commands.run(c)) return *handled;
   if (auto handled = operator_commands.run(c)) return *handled;
-  if (auto handled = integration_commands.run(c)) return *handled;
   if (auto handled = playbook_commands.run(c)) return *handled;
   if (auto handled = case_commands.run(c)) return *handled;
   if (auto handled = rule_set_commands.run(c)) return *handled;

@@ -1,7 +1,10 @@
 #pragma once
 
 // `riposte operators create|list|disable`: the named people who use the API, each with a role
-// (viewer, analyst, responder, admin). Admin only.
+// (viewer, analyst, responder, admin); and `riposte integrations create|list|disable`: the
+// identities SIEM forwarders submit alerts with (role `ingest`, which may submit alerts and
+// nothing else, and a max mode that caps every run their alerts start). Both are operators on
+// the controller (one table, one token scheme); admin only.
 
 #include <CLI/CLI.hpp>
 #include <optional>
@@ -18,12 +21,17 @@ class OperatorCommands {
   std::optional<int> run(const Connection& c);
 
  private:
-  CLI::App* create_ = nullptr;
-  CLI::App* list_ = nullptr;
-  CLI::App* disable_ = nullptr;
+  // One noun's three verbs: "operators" or "integrations".
+  struct Noun {
+    CLI::App* create = nullptr;
+    CLI::App* list = nullptr;
+    CLI::App* disable = nullptr;
+  };
+  Noun operators_, integrations_;
   bool json_ = false;
   std::string name_;
   std::string role_;
+  std::string max_mode_ = "approve";
 };
 
 }  // namespace riposte::cli
