@@ -75,6 +75,58 @@ TEST_F(TlsIntegration, Tls12IsRefusedOnBothListeners) {
   }
 }
 
+// DHEat: a finite-field group makes every unauthenticated ClientHello cost the server ~100x the
+// CPU of X25519. Only X25519, P-256 and P-384 are offered.
+TEST_F(TlsIntegration, FiniteFieldGroupsAreRefusedOnBothListeners) {
+  for (const auto& endpoint : {controller.gateway(), controller.api()}) {
+    const auto ffdhe = s_client({"-connect", endpoint, "-groups", "ffdhe8192"});
+    EXPECT_EQ(ffdhe.find("New, TLSv1.3"), std::string::npos) << endpoint << "\n" << ffdhe;
+    EXPECT_NE(ffdhe.find("handshake failure"), std::string::npos) << endpoint << "\n" << ffdhe;
+    for (const char* group : {"X25519", "P-256", "P-384"}) {
+      const auto ok = s_client({"-connect", endpoint, "-groups", group}, false);
+      EXPECT_NE(ok.find("New, TLSv1.3"), std::string::npos) << endpoint << " " << group << "\n"
+                                                            << ok;
+    }
+  }
+}
+
+// No resumption: the gateway issues no session ticket (a resumed session would skip the client
+// certificate check), and a client offering a session gets a full handshake, not an error.
+TEST_F(TlsIntegration, ResumptionAttemptsGetAFullHandshakeOnTheGateway) {
+  const auto state = controller.dir() / "agent";
+  controller.enroll_agent(state);
+  const std::vector<std::string> identity{"-cert", (state / "agent.pem").string(), "-key",
+                                          (state / "agent.key").string(), "-CAfile",
+                                          controller.ca_cert()};
+  const auto with = [&](std::vector<std::string> args, bool wait_for_close = false) {
+    args.insert(args.end(), identity.begin(), identity.end());
+    return s_client(args, wait_for_close);
+  };
+  const auto own = (controller.dir() / "own-session.pem").string();
+  // Held open until the gateway closes the silent connection, so a ticket would be read.
+  const auto first = with({"-connect", controller.gateway(), "-sess_out", own}, true);
+  EXPECT_NE(first.find("New, TLSv1.3"), std::string::npos) << first;
+  EXPECT_FALSE(std::filesystem::exists(own)) << "the gateway issued a session ticket\n" << first;
+
+  // A session from another server that does issue tickets, offered to the gateway.
+  const int port = free_loopback_port();
+  ChildProcess other({"openssl", "s_server", "-accept", std::to_string(port), "-tls1_3", "-cert",
+                      (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
+                      "-quiet"},
+                     controller.dir() / "other.log");
+  const auto foreign = (controller.dir() / "foreign-session.pem").string();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        with({"-connect", "127.0.0.1:" + std::to_string(port), "-sess_out", foreign});
+        return std::filesystem::exists(foreign);
+      },
+      10s));
+  const auto second = with({"-connect", controller.gateway(), "-sess_in", foreign});
+  EXPECT_EQ(second.find("internal error"), std::string::npos) << second;
+  EXPECT_NE(second.find("New, TLSv1.3"), std::string::npos) << second;
+  EXPECT_EQ(second.find("Reused"), std::string::npos) << second;
+}
+
 TEST_F(TlsIntegration, ListenersSpeakTls13AndPresentTheControllerChain) {
   for (const auto& endpoint : {controller.gateway(), controller.api()}) {
     const auto output = s_client(
