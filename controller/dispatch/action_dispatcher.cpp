@@ -260,6 +260,13 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
   if (result.refusal() == proto::ActionResult::REFUSAL_REPLAYED) {
     // Our own redelivery of an action the agent already holds: its real result comes from the
     // agent's spool. Anything else is someone replaying; either way the state does not change.
+    // Audited only for the agent's own open action: an agent cannot write audit entries about
+    // others' actions, nor about ended ones as often as it likes.
+    auto action = store_.find_action(result.action_id());
+    if (!action || !*action || (**action).agent_id != agent_id || is_terminal((**action).state)) {
+      dropped(agent_id, result.action_id(), "a replay refusal");
+      return ack;
+    }
     spdlog::warn("dispatch: agent {} refused a replay of action {}", agent_id, result.action_id());
     (void)store_.append_audit({"agent:" + agent_id, "action.replay_refused", result.action_id(),
                                json{{"message", result.message()}}.dump()},
@@ -293,12 +300,47 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
     spdlog::info("dispatch: action {} on agent {} {}{}", result.action_id(), agent_id,
                  to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
   } else {
-    spdlog::warn(
-        "dispatch: agent {}: result for action {} ignored (unknown, not its own, or "
-        "already ended)",
-        agent_id, result.action_id());
+    dropped(agent_id, result.action_id(), "a result");
   }
   return ack;
+}
+
+void ActionDispatcher::dropped(const std::string& agent_id, const std::string& action_id,
+                               std::string_view what) {
+  const auto now = clock_.now_unix_ms();
+  std::uint64_t held_back = 0;
+  bool log = false;
+  {
+    std::lock_guard lock(dropped_mutex_);
+    auto& d = dropped_[agent_id];
+    ++d.total;
+    if (now - d.window_start_ms >= 60'000) {
+      held_back = d.suppressed;
+      d.window_start_ms = now;
+      d.logged = 0;
+      d.suppressed = 0;
+    }
+    log = d.logged < kDroppedLogsPerMinute;
+    if (log) {
+      ++d.logged;
+    } else {
+      ++d.suppressed;
+    }
+  }
+  if (held_back > 0)
+    spdlog::warn("dispatch: agent {}: {} more report(s) about actions not its own or not open "
+                 "were dropped in the last minute",
+                 agent_id, held_back);
+  if (log)
+    spdlog::warn("dispatch: agent {}: {} for action {} dropped (unknown, not its own, or already "
+                 "ended)",
+                 agent_id, what, action_id.substr(0, 64));
+}
+
+std::uint64_t ActionDispatcher::dropped_reports(const std::string& agent_id) const {
+  std::lock_guard lock(dropped_mutex_);
+  const auto found = dropped_.find(agent_id);
+  return found == dropped_.end() ? 0 : found->second.total;
 }
 
 void ActionDispatcher::handle_progress(const std::string& agent_id,
@@ -308,7 +350,9 @@ void ActionDispatcher::handle_progress(const std::string& agent_id,
                                              clock_.now_unix_ms());
   if (!known) {
     spdlog::error("dispatch: agent {}: cannot record progress of {}: {}", agent_id,
-                  progress.action_id(), known.error().message);
+                  progress.action_id().substr(0, 64), known.error().message);
+  } else if (!*known) {
+    dropped(agent_id, progress.action_id(), "progress");
   }
 }
 

@@ -8,6 +8,8 @@
 // makes execution at most once.
 
 #include <functional>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -89,9 +91,14 @@ class ActionDispatcher {
   // Called by the gateway once an agent's session is accepted.
   void agent_connected(const std::string& agent_id);
   // Called by the gateway for reports from `agent_id`; returns what to send back, if anything.
+  // Only reports about the agent's own open actions count: anything else (another agent's
+  // action, an unknown id, one already ended) changes nothing, writes no audit entry, and is
+  // counted and logged at a bounded rate (dropped_reports), whoever sends it.
   std::optional<proto::Envelope> handle_result(const std::string& agent_id,
                                                const proto::ActionResult& result);
   void handle_progress(const std::string& agent_id, const proto::ActionProgress& progress);
+  // How many reports from `agent_id` were dropped since the controller started.
+  std::uint64_t dropped_reports(const std::string& agent_id) const;
   // Marks overdue actions expired; called periodically.
   void expire_due();
 
@@ -101,12 +108,25 @@ class ActionDispatcher {
   // Sends to the live session, if any, and records the delivery in the store and in `action`.
   void deliver(ActionRecord& action);
 
+  // A report that names no open action of the sending agent: counted, and logged at most
+  // kDroppedLogsPerMinute times a minute per agent (then once with the number held back).
+  void dropped(const std::string& agent_id, const std::string& action_id, std::string_view what);
+  static constexpr int kDroppedLogsPerMinute = 5;
+  struct DroppedReports {
+    std::int64_t window_start_ms = 0;
+    int logged = 0;
+    std::uint64_t suppressed = 0;
+    std::uint64_t total = 0;
+  };
+
   Store& store_;
   EVP_PKEY* action_key_;
   const Clock& clock_;
   DispatchOptions options_;
   SendToAgent send_;
   std::vector<Observer> observers_;
+  mutable std::mutex dropped_mutex_;  // handle_* run on the gateway's io threads
+  std::map<std::string, DroppedReports> dropped_;
 };
 
 // The JSON form of an action for the API and CLI.

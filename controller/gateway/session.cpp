@@ -182,8 +182,33 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
     if (!envelope) {
       co_return Error{close_reason_.empty() ? envelope.error().message : close_reason_};
     }
+    co_await pace(*envelope);
     if (auto s = handle(*envelope); !s) co_return s;
   }
+}
+
+asio::awaitable<void> GatewaySession::pace(const proto::Envelope& envelope) {
+  if (envelope.body_case() == proto::Envelope::kEvidenceChunk) co_return;
+  const auto now = std::chrono::steady_clock::now();
+  message_tokens_ =
+      std::min(kMessageBurst, message_tokens_ + kMessagesPerSecond *
+                                                    std::chrono::duration<double>(now - tokens_at_).count());
+  tokens_at_ = now;
+  if (message_tokens_ < 1) {
+    if (!paced_logged_) {
+      spdlog::warn("gateway: agent {} sends more than {} messages a second; reading it slower",
+                   agent_id_, kMessagesPerSecond);
+      paced_logged_ = true;
+    }
+    asio::steady_timer wait(stream_.get_executor());
+    wait.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>((1 - message_tokens_) / kMessagesPerSecond)));
+    boost::system::error_code ec;
+    co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    message_tokens_ = 1;
+    tokens_at_ = std::chrono::steady_clock::now();
+  }
+  message_tokens_ -= 1;
 }
 
 Status GatewaySession::handle(proto::Envelope& envelope) {

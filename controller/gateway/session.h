@@ -45,6 +45,11 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   // False when the agent has more chunks unread than it could honestly need (a flood).
   bool answer_object_request(const proto::ObjectRequest& request);
   void extend_deadline(std::chrono::seconds from_now);
+  // Bounds how fast one agent's messages are handled (kMessagesPerSecond, bursts up to
+  // kMessageBurst): over it, reading pauses, so TCP slows the agent down instead of its messages
+  // taking the controller's threads and store from everyone else. Evidence chunks are not
+  // counted: their own acknowledgements pace them.
+  boost::asio::awaitable<void> pace(const proto::Envelope& envelope);
   void shutdown_socket();
 
   AgentGateway& gateway_;
@@ -60,6 +65,11 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   boost::asio::steady_timer deadline_;
   bool events_over_budget_logged_ = false;  // one warning per session, not one per event
   int object_chunks_unwritten_ = 0;         // queued ObjectChunks not yet written to the agent
+  static constexpr double kMessagesPerSecond = 200;
+  static constexpr double kMessageBurst = 2000;
+  double message_tokens_ = kMessageBurst;
+  std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
+  bool paced_logged_ = false;
 };
 
 }  // namespace riposte::controller

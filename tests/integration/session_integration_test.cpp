@@ -231,6 +231,68 @@ TEST(SessionIntegration, AgentEventsAreAuditedBoundedAndNeverTiedToAnotherAgents
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
 
+// A compromised agent (its own valid certificate) floods the gateway with results, replay
+// refusals and progress for another agent's action and for ids that do not exist: the audit log
+// does not grow, the other agent's action is untouched and the agent stays online, and the flood
+// is read at the bounded rate.
+TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsFloodIsPaced) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto a = controller.start_online_agent(controller.dir() / "agent-a", "agent-a.log");
+  const auto state_b = controller.dir() / "agent-b";
+  controller.enroll_agent(state_b);
+  const auto run = controller.cli_json({"action", "run", "network.status", "--agent", a.id});
+  const auto a_action = run["actions"][0]["id"].get<std::string>();
+  // Let A's action end, then count.
+  ASSERT_TRUE(wait_until(
+      [&] { return controller.cli_json({"action", "show", a_action})["state"] == "succeeded"; },
+      20s));
+  const auto audit_lines = [&] {
+    const auto out = controller.cli({"audit", "export"}).out;
+    return std::count(out.begin(), out.end(), '\n');
+  };
+
+  std::vector<std::uint8_t> bytes;
+  const auto append = [&](proto::Envelope envelope) {
+    const auto frame = encode_frame(envelope.SerializeAsString());
+    bytes.insert(bytes.end(), frame.begin(), frame.end());
+  };
+  for (int i = 0; i < 1000; ++i) {
+    for (const auto& id : {a_action, std::string("00000000-0000-4000-8000-00000000000") +
+                                         std::to_string(i % 10)}) {
+      proto::Envelope result;
+      result.mutable_action_result()->set_action_id(id);
+      result.mutable_action_result()->set_status(proto::ActionResult::STATUS_FAILED);
+      append(result);
+      proto::Envelope replay = result;
+      replay.mutable_action_result()->set_refusal(proto::ActionResult::REFUSAL_REPLAYED);
+      append(replay);
+    }
+  }
+  const auto before = audit_lines();
+  const auto started = std::chrono::steady_clock::now();
+  // Reads the controller's answers until it closes the session (idle, after the flood).
+  const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                       state_b, true, bytes, 60s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_TRUE(outcome.hello_accepted) << outcome.detail;
+  // Every report is acknowledged (an agent's spool is not stuck), none is believed, and 4000
+  // messages at 200 a second after a burst of 2000 take at least 10 s to be read.
+  std::size_t acks = 0;
+  for (const auto& raw : outcome.received) {
+    proto::Envelope reply;
+    acks += reply.ParseFromString(raw) && reply.has_action_result_ack();
+  }
+  EXPECT_EQ(acks, 4000u);
+  EXPECT_GE(took, 9s);
+  EXPECT_NE(controller.process().log_text().find("reading it slower"), std::string::npos);
+  // B's connection and disconnection are audited; none of its 4000 reports is.
+  EXPECT_LE(audit_lines() - before, 2);
+  EXPECT_EQ(controller.cli_json({"action", "show", a_action})["state"], "succeeded");
+  EXPECT_EQ(controller.cli_json({"agents", "show", a.id})["status"], "online");
+  EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
+}
+
 TEST(SessionIntegration, SilentConnectionIsClosedAfterTheHandshakeTimeout) {
   ControllerUnderTest controller;
   controller.start();

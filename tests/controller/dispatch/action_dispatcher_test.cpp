@@ -154,6 +154,47 @@ TEST_F(DispatcherTest, ReportsMoveTheStateAndAResultIsStoredOnce) {
   EXPECT_EQ(store->find_action(again.id).value()->state, ActionState::delivered);
 }
 
+// A compromised agent with a valid certificate reporting on actions that are not its own (or do
+// not exist, or have ended): nothing changes, nothing is audited, every report is counted.
+TEST_F(DispatcherTest, ReportsAboutActionsNotTheSendersOwnAndOpenAreDroppedAndCounted) {
+  online = {"agent-1", "agent-2"};
+  const auto victim = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  const auto own = dispatcher->submit(facts_for({"agent-2"})).value().front();
+  proto::ActionResult done;
+  done.set_action_id(own.id);
+  done.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  ASSERT_TRUE(dispatcher->handle_result("agent-2", done));  // its own: recorded
+  const int before = audit_count();
+  int sent_reports = 0;
+  for (const auto& id : {victim.id, std::string("00000000-0000-4000-8000-000000000000"), own.id}) {
+    for (int i = 0; i < 100; ++i) {
+      proto::ActionResult result;
+      result.set_action_id(id);
+      result.set_status(proto::ActionResult::STATUS_FAILED);
+      EXPECT_TRUE(dispatcher->handle_result("agent-2", result).has_value());  // acknowledged
+      proto::ActionResult replay = result;
+      replay.set_status(proto::ActionResult::STATUS_REJECTED);
+      replay.set_refusal(proto::ActionResult::REFUSAL_REPLAYED);
+      dispatcher->handle_result("agent-2", replay);
+      proto::ActionProgress progress;
+      progress.set_action_id(id);
+      dispatcher->handle_progress("agent-2", progress);
+      sent_reports += 3;
+    }
+  }
+  EXPECT_EQ(audit_count(), before);
+  EXPECT_EQ(store->find_action(victim.id).value()->state, ActionState::delivered);
+  EXPECT_EQ(store->find_action(own.id).value()->state, ActionState::succeeded);
+  EXPECT_EQ(dispatcher->dropped_reports("agent-2"), static_cast<std::uint64_t>(sent_reports));
+  EXPECT_EQ(dispatcher->dropped_reports("agent-1"), 0u);
+  // The victim's own report still counts.
+  proto::ActionResult real;
+  real.set_action_id(victim.id);
+  real.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", real));
+  EXPECT_EQ(store->find_action(victim.id).value()->state, ActionState::succeeded);
+}
+
 TEST_F(DispatcherTest, QueuedActionsExpireAndAreNeverDeliveredLate) {
   auto queued = facts_for({"agent-1"});
   queued.ttl_ms = 10'000;
