@@ -11,6 +11,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <yaml-cpp/yaml.h>
 
 #include "common/allocator_tuning.h"
 #include "common/logging.h"
@@ -158,10 +159,15 @@ int cmd_run(const CommonFlags& flags) {
 // Credentials for the operator CLI on this host, so `. DIR/cli.env && riposte agents list` works.
 // The token is kept across runs; the server address is rewritten each run in case it changed.
 // `fresh_token` is the admin token init just created, if it did.
-Result<std::string> local_admin_token(ControllerService& service,
-                                      std::optional<std::string> fresh_token) {
+struct LocalToken {
+  std::string secret;
+  bool new_now = false;  // created on this start: printed once, never again
+};
+Result<LocalToken> local_admin_token(ControllerService& service,
+                                     std::optional<std::string> fresh_token) {
   const fs::path env_file = service.config().data_dir / "cli.env";
   constexpr std::string_view kTokenKey = "export RIPOSTE_TOKEN=";
+  bool new_now = fresh_token.has_value();
   std::optional<std::string> token = std::move(fresh_token);
   if (!token && fs::exists(env_file)) {
     auto text = read_file(env_file);
@@ -175,6 +181,7 @@ Result<std::string> local_admin_token(ControllerService& service,
     auto created = service.auth().create_token("local-admin", "admin");
     if (!created) return created.error();
     token = created->secret;
+    new_now = true;
   }
   const auto contents = fmt::format(
       "# Operator CLI credentials for this controller (written by `riposte-controller up`).\n"
@@ -182,7 +189,7 @@ Result<std::string> local_admin_token(ControllerService& service,
       connectable_address(service.api_endpoint()), service.pki().ca_certificate_path().string(),
       kTokenKey, *token);
   if (auto s = write_file_atomic(env_file, contents, 0600); !s) return s.error();
-  return *token;
+  return LocalToken{*token, new_now};
 }
 
 int cmd_status(const CommonFlags& flags, bool json) {
@@ -193,7 +200,29 @@ int cmd_status(const CommonFlags& flags, bool json) {
   return health.healthy ? 0 : 3;
 }
 
-int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
+// Where a listener really listens, as a person reads it: "0.0.0.0:7443 (all interfaces)".
+std::string listening_address(const boost::asio::ip::tcp::endpoint& endpoint) {
+  const auto address = endpoint.address();
+  if (!address.is_unspecified()) return connectable_address(endpoint);
+  return fmt::format("{}:{} (all interfaces)", address.to_string(), endpoint.port());
+}
+
+// Whether `config_file` sets `key` itself (then `up` keeps it; otherwise `up` listens on
+// loopback: a quick start on a laptop should not open ports to the network).
+bool config_sets(const std::string& config_file, const char* key) {
+  if (config_file.empty()) return false;
+  try {
+    return static_cast<bool>(YAML::LoadFile(config_file)[key]);
+  } catch (const YAML::Exception&) {
+    return false;  // effective_config reports the error
+  }
+}
+
+int cmd_up(CommonFlags flags, std::string agent_state_dir) {
+  if (flags.agent_listen.empty() && !config_sets(flags.config_file, "agent_listen"))
+    flags.agent_listen = "127.0.0.1:7443";
+  if (flags.api_listen.empty() && !config_sets(flags.config_file, "api_listen"))
+    flags.api_listen = "127.0.0.1:8443";
   auto config = effective_config(flags);
   if (!config) return fail(config.error().message);
   SystemClock clock;
@@ -238,15 +267,26 @@ int cmd_up(const CommonFlags& flags, std::string agent_state_dir) {
         return;
       }
     }
+    const auto env_file = (config->data_dir / "cli.env").string();
+    const bool loopback_only =
+        service.agent_endpoint().address().is_loopback() &&
+        service.api_endpoint().address().is_loopback();
     std::cout << "\nRiposte is up.\n"
-              << "  agent gateway : " << connectable_address(service.agent_endpoint()) << "\n"
-              << "  API           : https://" << api << "\n"
+              << "  agent gateway : " << listening_address(service.agent_endpoint()) << "\n"
+              << "  API           : https://" << listening_address(service.api_endpoint()) << "\n"
               << "  CA fingerprint: " << service.pki().ca_fingerprint() << "\n"
               << "  CA certificate: " << service.pki().ca_certificate_path().string() << "\n"
-              << "  admin token   : " << *admin << "\n"
+              << "  admin token   : "
+              << (admin->new_now ? admin->secret + " (shown this once; also in " + env_file + ")"
+                                 : "in " + env_file)
+              << "\n"
               << "  local agent   : state in " << agent_state_dir << "\n"
               << "Operator CLI:   . " << (config->data_dir / "cli.env").string() << " && "
               << sibling_executable("riposte").string() << " agents list\n"
+              << (loopback_only
+                      ? "Listening on loopback only; to let agents on other hosts in, start with "
+                        "--agent-listen 0.0.0.0:7443 (and --api-listen 0.0.0.0:8443 for the API).\n"
+                      : "")
               << "Stop with Ctrl-C.\n\n"
               << std::flush;
     // Keep the local agent running; restart it if it dies while we are up.
@@ -308,9 +348,9 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     if (listeners) {
       sub->add_option("--agent-listen", flags.agent_listen,
-                      "agent gateway HOST:PORT (default 0.0.0.0:7443)");
+                      "agent gateway HOST:PORT (default 0.0.0.0:7443; 127.0.0.1:7443 for up)");
       sub->add_option("--api-listen", flags.api_listen,
-                      "HTTPS API HOST:PORT (default 0.0.0.0:8443)");
+                      "HTTPS API HOST:PORT (default 0.0.0.0:8443; 127.0.0.1:8443 for up)");
       sub->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
       sub->add_option("--log-format", flags.log_format, "text|json");
       sub->add_option("--playbooks", flags.playbooks_dir,

@@ -17,7 +17,13 @@ Result<pid_t> spawn_child(const std::vector<std::string>& argv) {
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ);
+  // The child gets stdin, stdout and stderr only: not the controller's listening sockets, its
+  // database or its key files, whether or not each was opened close-on-exec.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  const int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return Error{fmt::format("cannot start {}: {}", argv[0], std::strerror(rc))};
   return pid;
 }

@@ -43,10 +43,12 @@ bool one_agent_online(const std::filesystem::path& data_dir, std::string* id) {
 TEST(UpIntegration, OneCommandStartsControllerAndLocalAgentAndCtrlCStopsBoth) {
   TempDir dir;
   const auto data = dir.path() / "data";
+  // The agent gateway on its default address (the only test that uses 7443), the API on any
+  // free loopback port.
   auto up = [&](const std::string& log) {
     return std::make_unique<ChildProcess>(
         std::vector<std::string>{bin("riposte-controller"), "up", "--data-dir", data.string(),
-                                 "--agent-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"},
+                                 "--api-listen", "127.0.0.1:0"},
         dir.path() / log);
   };
 
@@ -66,6 +68,32 @@ TEST(UpIntegration, OneCommandStartsControllerAndLocalAgentAndCtrlCStopsBoth) {
   std::string agent_id;
   ASSERT_TRUE(wait_until([&] { return one_agent_online(data, &agent_id); }, 30s))
       << first->log_text();
+  // Loopback only, and the banner says so.
+  EXPECT_EQ(field(banner, "agent gateway"), "127.0.0.1:7443") << banner;
+  const auto listening = run_command({"ss", "-ltnH", "sport = :7443"}).out;
+  EXPECT_NE(listening.find("127.0.0.1:7443"), std::string::npos) << listening;
+  EXPECT_EQ(listening.find("0.0.0.0:7443"), std::string::npos) << listening;
+  EXPECT_NE(banner.find("Listening on loopback only"), std::string::npos) << banner;
+  // The local agent inherited none of the controller's descriptors: no socket but its own
+  // connection, no database.
+  const auto children = run_command({"pgrep", "-P", std::to_string(first->pid()), "riposte-agent"});
+  const auto agent_pid = children.out.substr(0, children.out.find('\n'));
+  ASSERT_FALSE(agent_pid.empty()) << children.err;
+  int sockets = 0;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/" + agent_pid + "/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+    EXPECT_EQ(target.find("riposte.db"), std::string::npos) << target;
+    sockets += target.starts_with("socket:");
+  }
+  EXPECT_LE(sockets, 2) << "the agent holds its own gateway connection, not the listeners";
+  // The database and its WAL are the controller's alone.
+  for (const auto* file : {"riposte.db", "riposte.db-wal"}) {
+    if (!std::filesystem::exists(data / file)) continue;
+    EXPECT_EQ(std::filesystem::status(data / file).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
+        << file;
+  }
 
   // Ctrl-C: the controller stops its agent and both exit cleanly.
   first->signal(SIGINT);
@@ -78,6 +106,9 @@ TEST(UpIntegration, OneCommandStartsControllerAndLocalAgentAndCtrlCStopsBoth) {
       [&] { return second->log_text().find("Riposte is up.") != std::string::npos; }, 30s))
       << second->log_text();
   EXPECT_EQ(field(second->log_text(), "CA fingerprint"), fingerprint);
+  // The admin token was shown once, at its creation; later starts say where it is.
+  EXPECT_EQ(second->log_text().find("rpt_"), std::string::npos) << second->log_text();
+  EXPECT_EQ(field(second->log_text(), "admin token"), "in") << second->log_text();
   EXPECT_EQ(second->log_text().find("Enrolled as agent"), std::string::npos)
       << "must not enroll again";
   std::string second_id;
