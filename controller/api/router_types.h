@@ -25,6 +25,7 @@ struct ApiResponse {
   std::string content_type = "application/json";
   // When set, the response body is this file (evidence downloads), streamed by the server.
   std::filesystem::path file;
+  int retry_after_s = 0;  // > 0: a Retry-After header (503 busy)
 };
 
 // A JSON response, and {"error": message} with `status`.

@@ -53,6 +53,22 @@ void ApiServer::stop() {
   acceptor_.close(ignored);
 }
 
+// A coroutine taking the request by value: its frame owns it (a capturing lambda's captures
+// would die with the lambda before the coroutine runs).
+asio::awaitable<ApiResponse> ApiServer::handle_on_worker(ApiRequest request) {
+  co_return router_.handle(request);
+}
+
+int ApiServer::heavy_route(std::string_view method, std::string_view target) {
+  if (method != "GET") return -1;
+  if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  if (target == "/api/v1/audit/verify") return 0;
+  if (target == "/api/v1/audit") return 1;
+  if (target.starts_with("/api/v1/cases/") && target.ends_with("/report")) return 2;
+  if (target.starts_with("/api/v1/evidence/") && !target.ends_with("/custody")) return 3;
+  return -1;
+}
+
 tcp::endpoint ApiServer::local_endpoint() const {
   boost::system::error_code ec;
   return acceptor_.local_endpoint(ec);
@@ -209,10 +225,23 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
       const auto& request = parser.get();
       ApiRequest api{std::string(request.method_string()), std::string(request.target()),
                      std::string(request[http::field::authorization]), request.body(), remote};
-      result = router_.handle(api);
+      const int heavy = heavy_route(api.method, api.target);
+      const std::string method = api.method, target = api.target;  // api moves to the worker
+      if (api.target == "/healthz") {
+        result = router_.handle(api);  // cheap, and what monitoring needs even when busy
+      } else if (heavy >= 0 && heavy_in_flight_[heavy].fetch_add(1) >= kHeavyPerRoute) {
+        heavy_in_flight_[heavy].fetch_sub(1);
+        result = error_response(503, "this kind of request is already running; retry shortly");
+        result.retry_after_s = 5;
+      } else {
+        // Off the io threads: the handler may read the store for seconds.
+        result = co_await asio::co_spawn(workers_, handle_on_worker(std::move(api)),
+                                         asio::use_awaitable);
+        if (heavy >= 0) heavy_in_flight_[heavy].fetch_sub(1);
+      }
       version = request.version();
       keep_alive = request.keep_alive();
-      spdlog::debug("api: {} {} {} -> {}", remote, api.method, api.target, result.status);
+      spdlog::debug("api: {} {} {} -> {}", remote, method, target, result.status);
     }
     auto prepare = [&](auto& response) {
       response.result(static_cast<http::status>(result.status));
@@ -220,6 +249,8 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
       response.set(http::field::server, "riposte-controller");
       response.set(http::field::content_type, result.content_type);
       response.set(http::field::cache_control, "no-store");
+      if (result.retry_after_s > 0)
+        response.set(http::field::retry_after, std::to_string(result.retry_after_s));
       response.keep_alive(keep_alive);
       response.prepare_payload();
     };

@@ -2,12 +2,20 @@
 
 // HTTPS (TLS 1.3) listener for the operator API and enrollment, on Boost.Beast. It moves bytes and
 // enforces limits (request size, timeouts); ApiRouter decides what each request means.
+//
+// The io threads are shared with the agent gateway, so no request is handled on them: the
+// router runs on a small worker pool (kWorkers), and the routes whose work grows with the data
+// (audit verification and export, case reports, evidence downloads, which re-hash the file) may
+// run at most kHeavyPerRoute at once each; more get 503 with Retry-After. /healthz is answered
+// at once, on the io thread.
 
+#include <array>
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "controller/api/router.h"
 #include "controller/gateway/pki.h"
@@ -48,6 +56,13 @@ class ApiServer {
   // each holds its body in memory, so at most kMaxLargeBodies at once (others get 503).
   static constexpr int kMaxLargeBodies = 2;
   std::atomic<int> large_in_flight_{0};
+  static constexpr int kWorkers = 4;
+  static constexpr int kHeavyPerRoute = 1;
+  // Which heavy route a request is (an index into heavy_in_flight_), or -1.
+  static int heavy_route(std::string_view method, std::string_view target);
+  boost::asio::awaitable<ApiResponse> handle_on_worker(ApiRequest request);
+  std::array<std::atomic<int>, 4> heavy_in_flight_{};
+  boost::asio::thread_pool workers_{kWorkers};
 };
 
 }  // namespace riposte::controller

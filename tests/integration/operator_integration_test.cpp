@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "tests/build_paths.h"
 #include "tests/integration/harness.h"
@@ -68,6 +70,73 @@ TEST(OperatorIntegration, RolesGateTheCliAndDisablingShutsTheTokenOut) {
   controller.stop_gracefully();
   controller.start(true);
   EXPECT_NE(controller.cli_as(token, {"agents", "list"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace riposte::testing
+
+namespace riposte::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// The API and the agent gateway share two io threads. A viewer's audit verify of a large log
+// (work that grows with the data) runs on the API's worker pool, one at a time: /healthz stays
+// fast, the agent keeps its session, and a second verify meanwhile is told to retry.
+TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+  controller.kill_hard();
+  const auto grown = run_command(
+      {"python3",
+       (fs::path(::riposte::testing::source_dir()) / "tests/integration/grow_audit_log.py")
+           .string(),
+       (controller.data_dir() / "riposte.db").string(), "600000"},
+      120s);
+  ASSERT_EQ(grown.exit_code, 0) << grown.err;
+  controller.start(/*same_ports=*/true);
+  const auto viewer = controller.cli_json({"operators", "create", "vera", "--role", "viewer"});
+  const std::string token = viewer["token"];
+
+  const auto started = std::chrono::steady_clock::now();
+  ChildProcess verify({bin("riposte"), "--server", "https://" + controller.api(), "--token", token,
+                       "--ca", controller.ca_cert(), "audit", "verify", "--json"},
+                      controller.dir() / "verify.log");
+  std::this_thread::sleep_for(200ms);
+  const auto busy = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                                 controller.ca_cert(), "-H", "Authorization: Bearer " + token,
+                                 "https://" + controller.api() + "/api/v1/audit/verify"});
+  double worst = 0;
+  int probes = 0;
+  while (verify.running() && probes < 200) {
+    const auto probe = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{time_total}",
+                                    "--cacert", controller.ca_cert(),
+                                    "https://" + controller.api() + "/healthz"});
+    if (verify.running()) {
+      worst = std::max(worst, std::stod(probe.out));
+      ++probes;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(verify.wait_for_exit(60s).has_value());
+  const auto took = std::chrono::steady_clock::now() - started;
+  const auto output = read_text(controller.dir() / "verify.log");
+  const auto report = nlohmann::json::parse(output.substr(output.find('{')), nullptr, false);
+  EXPECT_EQ(report["ok"], true) << report.dump();
+  EXPECT_GE(report["entries_verified"].get<int>(), 600000);
+  // The verify overlapped the probes (it took long enough to matter)...
+  EXPECT_GE(took, 1s);
+  EXPECT_GE(probes, 5);
+  // ...and did not hold up /healthz or the agent.
+  std::cout << "verify of " << report["entries_verified"] << " entries took "
+            << std::chrono::duration<double>(took).count() << " s; /healthz worst " << worst
+            << " s over " << probes << " probes\n";
+  EXPECT_LT(worst, 0.25) << probes << " probes";
+  EXPECT_EQ(busy.out, "503") << "a second verify while one runs";
+  EXPECT_TRUE(wait_until(
+      [&] { return controller.cli_json({"agents", "show", agent.id})["status"] == "online"; }, 20s));
 }
 
 }  // namespace
