@@ -161,15 +161,25 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (method != "GET") return error(405, "use GET");
     return reply(200, json{{"status", "ok"}});
   }
+  const auto address = source_address(request.remote_address);
+  const auto now = deps_.clock.now_unix_ms();
   // Enrollment authenticates with the enrollment token in the body, not an operator token.
   if (path == "/api/v1/enroll") {
     if (method != "POST") return error(405, "use POST");
-    return enroll(request);
+    if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
+    auto response = enroll(request);
+    if (response.status >= 400) failures_.failed(address, now);  // a wrong token or a bad request
+    return response;
   }
   if (!path.starts_with("/api/v1/")) return error(404, "no such endpoint");
 
+  // An address that guessed wrong too often waits before its next token is even looked at.
+  if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
   auto caller = deps_.auth.authenticate(request.authorization);
-  if (!caller) return error(401, caller.error().message);
+  if (!caller) {
+    failures_.failed(address, now);
+    return error(401, caller.error().message);
+  }
   // Every route below reads (any role) unless it checks `needs` first.
   const auto needs = [&](Role role) { return has_role(*caller, role); };
   // An integration's token submits alerts and nothing else: a stolen forwarder token reads
@@ -418,13 +428,38 @@ ApiResponse ApiRouter::deny(const ApiRequest& request, const ApiTokenRecord& cal
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   const auto why = fmt::format("{} needs the {} role; {} is {}", what, role_name(needed),
                                caller.name, caller.role);
-  (void)deps_.store.append_audit(
-      {caller.name, "api.denied", std::string(path),
-       json{{"method", request.method}, {"role", caller.role}, {"reason", why}}.dump()},
-      deps_.clock.now_unix_ms());
-  spdlog::warn("api: {} ({}) denied {} {}: {}", caller.name, caller.role, request.method, path,
-               why);
+  const auto now = deps_.clock.now_unix_ms();
+  // The first denial of (caller, method, path) in a minute is written; the rest of that minute
+  // are counted and go into the next written one as "repeated_before".
+  std::uint64_t repeated_before = 0;
+  bool write = false;
+  {
+    std::lock_guard lock(denials_mutex_);
+    auto& d = denials_[caller.name + " " + request.method + " " + std::string(path)];
+    if (d.minute != now / 60'000) {
+      repeated_before = d.repeated;
+      d = {now / 60'000, 0};
+      write = true;
+    } else {
+      ++d.repeated;
+    }
+  }
+  if (write) {
+    json details{{"method", request.method}, {"role", caller.role}, {"reason", why}};
+    if (repeated_before > 0) details["repeated_before"] = repeated_before;
+    (void)deps_.store.append_audit({caller.name, "api.denied", std::string(path), details.dump()},
+                                   now);
+    spdlog::warn("api: {} ({}) denied {} {}: {}", caller.name, caller.role, request.method, path,
+                 why);
+  }
   return error(403, why);
+}
+
+ApiResponse ApiRouter::too_many(const std::string& address, int retry_after_s) {
+  auto response = error(429, fmt::format("too many failed attempts from {}; retry in {} s",
+                                         address, retry_after_s));
+  response.retry_after_s = retry_after_s;
+  return response;
 }
 
 namespace {

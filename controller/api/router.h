@@ -5,8 +5,11 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 
+#include "controller/api/failure_throttle.h"
 #include "controller/api/operator_auth.h"
 #include "controller/api/playbook_routes.h"
 #include "controller/api/rule_set_routes.h"
@@ -70,9 +73,23 @@ class ApiRouter {
   ApiResponse deny(const ApiRequest& request, const ApiTokenRecord& caller, std::string_view what,
                    Role needed);
 
+  // 429 "too many failed attempts from ADDRESS; retry in N s" (with Retry-After).
+  static ApiResponse too_many(const std::string& address, int retry_after_s);
+
   ApiRouterDeps deps_;
   PlaybookApi playbooks_;  // playbook, run, approval and case routes
   RuleSetApi rule_sets_;
+  // Failed authentications and enrollments per source address: 20 a minute, then 429.
+  FailureThrottle failures_{20, 60'000};
+  // Denials (403) already audited this minute per (caller, method, path): the first is written,
+  // the rest counted and written as one entry when the next minute's first denial comes, so a
+  // caller hammering a route cannot grow the audit log by thousands of entries a second.
+  struct Denials {
+    std::int64_t minute = 0;
+    std::uint64_t repeated = 0;
+  };
+  std::mutex denials_mutex_;
+  std::map<std::string, Denials> denials_;
 };
 
 // {"error": message}, for responses produced outside the router.

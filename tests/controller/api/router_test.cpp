@@ -513,3 +513,80 @@ TEST_F(ApiRouterTest, RuleSetsAreStoredOnceByHashAndOnlyUploadersGetTheLargeLimi
 
 }  // namespace
 }  // namespace riposte::controller
+
+namespace riposte::controller {
+namespace {
+
+// Guessing and hammering are bounded (issue 18 item 5): failed tokens and enrollments per source
+// address, and the audit entries a caller's denials can write.
+class ApiThrottleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki.emplace(Pki::load_or_create(dir.path(), {}, clock).value());
+    store = std::move(SqliteStore::open(dir.path() / "riposte.db").value());
+    enrollment.emplace(*store, *pki, clock);
+    auth.emplace(*store, clock);
+    router.emplace(ApiRouterDeps{*store, *enrollment, *auth, clock, nullptr, "", 7443});
+  }
+  ApiResponse from(const std::string& address, const std::string& method,
+                   const std::string& target, const std::string& token,
+                   const std::string& body = "") {
+    return router->handle(
+        {method, target, token.empty() ? "" : "Bearer " + token, body, address + ":40000"});
+  }
+
+  testing::TempDir dir;
+  ManualClock clock{1'800'000'000'000};
+  std::optional<Pki> pki;
+  std::unique_ptr<SqliteStore> store;
+  std::optional<Enrollment> enrollment;
+  std::optional<OperatorAuth> auth;
+  std::optional<ApiRouter> router;
+};
+
+TEST_F(ApiThrottleTest, WrongTokensAndEnrollmentsFromOneAddressGet429AfterTwentyAMinute) {
+  const auto admin = auth->create_token("admin", "admin")->secret;
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(from("203.0.113.7", "GET", "/api/v1/agents", "rpt_guess" + std::to_string(i)).status,
+              401);
+  auto limited = from("203.0.113.7", "GET", "/api/v1/agents", "rpt_guess");
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_GT(limited.retry_after_s, 0);
+  EXPECT_LE(limited.retry_after_s, 60);
+  // Not even a valid token is looked at from there until the window passes...
+  EXPECT_EQ(from("203.0.113.7", "GET", "/api/v1/agents", admin).status, 429);
+  // ...while another address is unaffected, and the health check always answers.
+  EXPECT_EQ(from("198.51.100.1", "GET", "/api/v1/agents", admin).status, 200);
+  EXPECT_EQ(from("203.0.113.7", "GET", "/healthz", "").status, 200);
+  clock.advance_ms(60'001);
+  EXPECT_EQ(from("203.0.113.7", "GET", "/api/v1/agents", admin).status, 200);
+
+  const json wrong{{"token", "rpe_wrong"}, {"csr_pem", "x"}, {"hostname", "h"}};
+  for (int i = 0; i < 20; ++i) {
+    const auto status = from("192.0.2.9", "POST", "/api/v1/enroll", "", wrong.dump()).status;
+    EXPECT_TRUE(status == 400 || status == 403) << status;
+  }
+  EXPECT_EQ(from("192.0.2.9", "POST", "/api/v1/enroll", "", wrong.dump()).status, 429);
+  EXPECT_EQ(source_address("[2001:db8::1]:443"), "2001:db8::1");
+  EXPECT_EQ(source_address("203.0.113.7:51234"), "203.0.113.7");
+}
+
+TEST_F(ApiThrottleTest, RepeatedDenialsWriteOneAuditEntryAMinuteWithTheCount) {
+  const auto viewer = auth->create_token("vera", "viewer")->secret;
+  const auto body = json{{"kind", "host.facts"}, {"agents", json::array()}}.dump();
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(from("127.0.0.1", "POST", "/api/v1/actions", viewer, body).status, 403);
+  auto entries = store->audit_entries_about("/api/v1/actions", 1000).value();
+  EXPECT_EQ(entries.size(), 1u);
+  clock.advance_ms(60'000);
+  EXPECT_EQ(from("127.0.0.1", "POST", "/api/v1/actions", viewer, body).status, 403);
+  entries = store->audit_entries_about("/api/v1/actions", 1000).value();
+  ASSERT_EQ(entries.size(), 2u);
+  const auto details = json::parse(entries.back().details);
+  EXPECT_EQ(details["repeated_before"], 99) << entries.back().details;
+  EXPECT_EQ(store->audit_entries_about("/api/v1/actions", 1000).value().front().event,
+            "api.denied");
+}
+
+}  // namespace
+}  // namespace riposte::controller
