@@ -54,12 +54,36 @@ class SyslogPriorityFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+// The message with control characters written as \xNN: text a log line quotes (a hostname an
+// agent reported, an alert's field) cannot forge a second line or send terminal escapes to
+// whoever reads the log. (The JSON format escapes through the JSON library.)
+class EscapedPayloadFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    for (const char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) {
+        const char hex[] = "0123456789abcdef";
+        const char escaped[] = {'\\', 'x', hex[u >> 4], hex[u & 0xf]};
+        dest.append(escaped, escaped + 4);
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<EscapedPayloadFlag>();
+  }
+};
+
 }  // namespace
 
 std::unique_ptr<spdlog::formatter> journal_formatter() {
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   // journald stamps every line itself: no time here, priority first.
-  formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%n: %v");
+  formatter->add_flag<SyslogPriorityFlag>('*').add_flag<EscapedPayloadFlag>('V').set_pattern(
+      "%*%n: %V");
   return formatter;
 }
 
@@ -81,7 +105,10 @@ Status configure_logging(const std::string& component, const std::string& level,
     // systemd connected stderr to the journal (systemd.exec(5) sets JOURNAL_STREAM).
     named->set_formatter(journal_formatter());
   } else {
-    named->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %n: %v");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<EscapedPayloadFlag>('V').set_pattern(
+        "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %n: %V");
+    named->set_formatter(std::move(formatter));
   }
   named->set_level(parsed);
   named->flush_on(spdlog::level::info);

@@ -84,9 +84,23 @@ json call(const Connection& c, const std::string& method, const std::string& tar
   return parsed;
 }
 
+std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string text(const json& v) {
   if (v.is_null()) return "-";
-  if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
+  if (v.is_string()) return v.get<std::string>().empty() ? "-" : printable(v.get<std::string>());
   if (v.is_array()) {
     std::string out;
     for (const auto& item : v) {
@@ -99,7 +113,14 @@ std::string text(const json& v) {
 }
 
 void print_table(const std::vector<std::string>& headers,
-                 const std::vector<std::vector<std::string>>& rows) {
+                 const std::vector<std::vector<std::string>>& raw_rows) {
+  // Cells hold what agents and alerts reported: a newline or an escape sequence in a hostname
+  // must not forge a row or drive the terminal.
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& raw : raw_rows) {
+    auto& row = rows.emplace_back();
+    for (const auto& cell : raw) row.push_back(printable(cell));
+  }
   std::vector<std::size_t> width(headers.size());
   for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
   for (const auto& row : rows)

@@ -32,6 +32,8 @@ nlohmann::json call(const Connection& c, const std::string& method, const std::s
 
 // A JSON value as table text, "-" when empty.
 std::string text(const nlohmann::json& v);
+// `s` with control characters written as \xNN, for text output (JSON output stays exact).
+std::string printable(std::string_view s);
 void print_table(const std::vector<std::string>& headers,
                  const std::vector<std::vector<std::string>>& rows);
 // The JSON documents in a file ('-': stdin): one document (a list gives its items) or JSON lines.

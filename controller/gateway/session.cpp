@@ -4,7 +4,9 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -40,14 +42,56 @@ AgentFactsRecord facts_from(const proto::OsFacts& os,
   return f;
 }
 
-// Hostile strings go to logs and the store; keep them bounded.
-bool facts_within_limits(const proto::OsFacts& os, int capability_count) {
-  constexpr std::size_t kMaxField = 512;
-  for (const auto* s :
-       {&os.hostname(), &os.os_name(), &os.os_id(), &os.os_version(), &os.kernel(), &os.arch()}) {
-    if (s->size() > kMaxField) return false;
+// What an agent says about its host is data, and hostile data reaches the store, the API, logs,
+// the asset map and `target: host`: each field is checked for size and shape, and the first
+// problem is named. (An agent can still claim another host's name or addresses within these
+// shapes: docs/architecture.md says what that can and cannot get it.)
+Status check_facts(const proto::OsFacts& os,
+                   const google::protobuf::RepeatedPtrField<std::string>& capabilities) {
+  const auto printable = [](const std::string& s) {
+    return std::none_of(s.begin(), s.end(), [](char c) {
+      const auto u = static_cast<unsigned char>(c);
+      return u < 0x20 || u == 0x7f;
+    });
+  };
+  // RFC 1123 host names (and the underscore real hosts use): letters, digits, '-', '.', '_'.
+  if (os.hostname().size() > 253 ||
+      !std::all_of(os.hostname().begin(), os.hostname().end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+      }))
+    return Error{"hostname is not a host name (at most 253 letters, digits, '-', '.', '_')"};
+  for (const auto& [name, value] : {std::pair{"os_name", &os.os_name()},
+                                    {"os_id", &os.os_id()},
+                                    {"os_version", &os.os_version()},
+                                    {"kernel", &os.kernel()},
+                                    {"arch", &os.arch()}}) {
+    if (value->size() > 256 || !printable(*value))
+      return Error{fmt::format("{} is over 256 bytes or holds control characters", name)};
   }
-  return os.ip_addresses_size() <= 256 && os.mac_addresses_size() <= 256 && capability_count <= 256;
+  if (os.ip_addresses_size() > 256 || os.mac_addresses_size() > 256 || capabilities.size() > 64)
+    return Error{"more than 256 addresses or 64 capabilities"};
+  for (const auto& ip : os.ip_addresses()) {
+    boost::system::error_code ec;
+    const auto bare = ip.substr(0, ip.find('%'));  // fe80::1%eth0
+    if (ip.size() > 64 || (asio::ip::make_address(bare, ec), ec))
+      return Error{fmt::format("ip_addresses holds '{}', not an IP address", ip.substr(0, 64))};
+  }
+  for (const auto& mac : os.mac_addresses()) {
+    const bool shaped = mac.size() <= 59 && mac.size() % 3 == 2 &&
+                        std::all_of(mac.begin(), mac.end(), [](char c) {
+                          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
+                        });
+    if (!shaped)
+      return Error{fmt::format("mac_addresses holds '{}', not a MAC address", mac.substr(0, 64))};
+  }
+  for (const auto& capability : capabilities) {
+    if (capability.empty() || capability.size() > 64 ||
+        !std::all_of(capability.begin(), capability.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+        }))
+      return Error{"capabilities hold a name that is not an action kind"};
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -144,8 +188,8 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
         fmt::format("protocol version {} is not supported (controller serves {}..{})",
                     hello.protocol_version(), kMinProtocolVersion, kProtocolVersion));
   }
-  if (!facts_within_limits(hello.os(), hello.capabilities_size())) {
-    co_return co_await refuse("Hello fields exceed size limits");
+  if (auto s = check_facts(hello.os(), hello.capabilities()); !s) {
+    co_return co_await refuse("Hello refused: " + s.error().message);
   }
   auto agent = gateway_.store().find_agent(agent_id_);
   if (!agent) co_return co_await refuse("controller store error");
@@ -227,8 +271,8 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
     }
     case proto::Envelope::kInventory: {
       const auto& inventory = envelope.inventory();
-      if (!facts_within_limits(inventory.os(), inventory.capabilities_size())) {
-        return Error{"inventory fields exceed size limits"};
+      if (auto s = check_facts(inventory.os(), inventory.capabilities()); !s) {
+        return Error{"inventory refused: " + s.error().message};
       }
       if (auto s = store.record_agent_facts(
               agent_id_, facts_from(inventory.os(), inventory.capabilities()), now);

@@ -23,5 +23,13 @@ TEST(JournalFormatter, SyslogPriorityPrefixAndNoTimestamp) {
   EXPECT_EQ(journal_line(spdlog::level::critical, "abort"), "<2>agent: abort\n");
 }
 
+// A hostname an agent reported, an alert's field: quoted text cannot forge a second log line or
+// send terminal escapes to whoever reads the log.
+TEST(JournalFormatter, ControlCharactersInTheMessageAreEscaped) {
+  EXPECT_EQ(journal_line(spdlog::level::info, "agent web-01\nFAKE entry \x1b[2J done"),
+            "<6>agent: agent web-01\\x0aFAKE entry \\x1b[2J done\n");
+  EXPECT_EQ(journal_line(spdlog::level::info, "tab\there"), "<6>agent: tab\\x09here\n");
+}
+
 }  // namespace
 }  // namespace riposte

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "protocol/agent_channel.pb.h"
 #include "protocol/framing.h"
+#include "protocol/version.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/raw_client.h"
 
@@ -291,6 +294,69 @@ TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsF
   EXPECT_EQ(controller.cli_json({"action", "show", a_action})["state"], "succeeded");
   EXPECT_EQ(controller.cli_json({"agents", "show", a.id})["status"], "online");
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
+}
+
+// What an agent reports about its host is checked before it is stored: a hostname that is not
+// one, control characters, an address that is not an address, too many of them: the Hello is
+// refused, naming the field, and nothing of it is stored. Text that reaches the CLI's tables from
+// elsewhere (an alert's host name) is shown with its control characters escaped.
+TEST(SessionIntegration, OddHelloFactsAreRefusedAndControlCharactersAreEscapedInTables) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state = controller.dir() / "agent-b";
+  const auto id = controller.enroll_agent(state);
+  const auto enrolled_as = controller.cli_json({"agents", "show", id})["hostname"];
+  const auto hello_with = [&](const std::function<void(proto::OsFacts&)>& odd) {
+    proto::Envelope envelope;
+    envelope.mutable_hello()->set_protocol_version(kProtocolVersion);
+    envelope.mutable_hello()->set_agent_version("raw-test-client");
+    envelope.mutable_hello()->mutable_os()->set_hostname("web-01");
+    envelope.mutable_hello()->mutable_os()->add_ip_addresses("192.0.2.10");
+    odd(*envelope.mutable_hello()->mutable_os());
+    const auto frame = encode_frame(envelope.SerializeAsString());
+    const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                         state, false, {frame.begin(), frame.end()}, 5s);
+    for (const auto& raw : outcome.received) {
+      proto::Envelope reply;
+      if (reply.ParseFromString(raw) && reply.has_hello_ack()) return reply.hello_ack();
+    }
+    return proto::HelloAck();
+  };
+  const std::vector<std::pair<std::string, std::function<void(proto::OsFacts&)>>> cases{
+      {"hostname", [](proto::OsFacts& os) { os.set_hostname("web-01\nFAKE LOG LINE"); }},
+      {"hostname", [](proto::OsFacts& os) { os.set_hostname(std::string(300, 'a')); }},
+      {"kernel", [](proto::OsFacts& os) { os.set_kernel("6.1\x1b[2J"); }},
+      {"ip_addresses", [](proto::OsFacts& os) { os.add_ip_addresses(std::string(15000, '1')); }},
+      {"ip_addresses", [](proto::OsFacts& os) { os.add_ip_addresses("not-an-address"); }},
+      {"256 addresses",
+       [](proto::OsFacts& os) {
+         for (int i = 0; i < 300; ++i) os.add_ip_addresses("198.51.100." + std::to_string(i % 250));
+       }},
+      {"mac_addresses", [](proto::OsFacts& os) { os.add_mac_addresses("zz:zz"); }},
+  };
+  for (const auto& [field, odd] : cases) {
+    const auto ack = hello_with(odd);
+    EXPECT_FALSE(ack.accepted()) << field;
+    EXPECT_NE(ack.reason().find(field), std::string::npos) << ack.reason();
+  }
+  // Nothing of them was stored; a Hello with ordinary facts (a scoped IPv6 address too) is taken.
+  EXPECT_EQ(controller.cli_json({"agents", "show", id})["hostname"], enrolled_as);
+  const auto ok = hello_with([](proto::OsFacts& os) { os.add_ip_addresses("fe80::1%eth0"); });
+  EXPECT_TRUE(ok.accepted()) << ok.reason();
+  EXPECT_EQ(controller.cli_json({"agents", "show", id})["hostname"], "web-01");
+
+  // An alert's host name with a newline and an escape sequence: escaped in the table, exact in
+  // JSON.
+  std::ofstream(controller.dir() / "alert.json")
+      << nlohmann::json{{"title", "odd"}, {"host", "evil\x1b[31m\nhost"}}.dump();
+  ASSERT_EQ(controller.cli({"alerts", "submit", (controller.dir() / "alert.json").string()})
+                .exit_code,
+            0);
+  const auto table = controller.cli({"alerts", "list"}).out;
+  EXPECT_EQ(table.find('\x1b'), std::string::npos) << table;
+  EXPECT_NE(table.find("evil\\x1b[31m\\x0ahost"), std::string::npos) << table;
+  const auto exact = controller.cli_json({"alerts", "list"});
+  EXPECT_EQ(exact["alerts"][0]["host"]["name"], "evil\x1b[31m\nhost");
 }
 
 TEST(SessionIntegration, SilentConnectionIsClosedAfterTheHandshakeTimeout) {
