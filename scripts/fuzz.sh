@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets for every parser of outside input with clang-14, ASan and UBSan,
 # and runs each for a short while from the fixtures as seed corpus: the alert normalizers (ECS,
 # Wazuh, generic, detection) and the feed readers (CSV, list, MISP, STIX), one binary each with
-# the format in RIPOSTE_FUZZ_FORMAT, and the playbook expression language. Any crash, leak,
+# the format in RIPOSTE_FUZZ_FORMAT, the playbook expression language, and the agent channel's
+# frame decoder and Envelope parsing (fuzz_frames). Any crash, leak,
 # timeout or sanitizer report fails the script.
 # By default each target makes the same 50,000 runs from seed 1, so a run in CI is reproducible:
 # it fails only when the code changed. For exploration, give more runs or another seed.
@@ -35,6 +36,16 @@ build fuzz_alert tests/fuzz/fuzz_alert.cpp controller/alerts/normalizer.cpp comm
       protocol/crypto.cpp
 build fuzz_feed tests/fuzz/fuzz_feed.cpp controller/intel/feeds.cpp
 build fuzz_expression tests/fuzz/fuzz_expression.cpp controller/playbooks/expression.cpp
+# The agent channel: protobuf code generated here, as the CMake build does.
+mkdir -p "$out/gen"
+if [ ! -f "$out/gen/protocol/agent_channel.pb.cc" ] ||
+   [ -n "$(find protocol -name '*.proto' -newer "$out/gen/protocol/agent_channel.pb.cc" | head -1)" ]; then
+  protoc -I. --cpp_out="$out/gen" protocol/actions.proto protocol/agent_channel.proto
+fi
+cxx+=(-I"$out/gen")
+libs+=(-lprotobuf)
+build fuzz_frames tests/fuzz/fuzz_frames.cpp protocol/framing.cpp "$out/gen/protocol/agent_channel.pb.cc" \
+      "$out/gen/protocol/actions.pb.cc"
 
 # Seeds: the fixtures of each kind (data shapes from public samples, tests/fixtures/README.md).
 seed() {  # target, files...
@@ -55,13 +66,28 @@ seed fuzz_feed_stix tests/fixtures/intel/stix/*.json tests/fixtures/intel/stix_m
      tests/fixtures/intel/stix20_bundle.json
 printf 'alert.severity == "high" and len(observables) > 0' > "$out/corpus/seed_expression"
 seed fuzz_expression "$out/corpus/seed_expression"
+# Frames: the checked-in text-format Envelopes (tests/fuzz/seeds/*.txtpb), encoded and framed
+# (one byte of piece size, a 4-byte big-endian length, the Envelope).
+mkdir -p "$out/corpus/fuzz_frames"
+for text in tests/fuzz/seeds/*.txtpb; do
+  python3 - "$text" "$out/corpus/fuzz_frames/$(basename "$text" .txtpb)" <<'PY'
+import subprocess, struct, sys
+with open(sys.argv[1], "rb") as f:
+    body = subprocess.run(["protoc", "-I.", "--encode=riposte.proto.Envelope",
+                           "protocol/agent_channel.proto"], input=f.read(), check=True,
+                          capture_output=True).stdout
+with open(sys.argv[2], "wb") as out:
+    out.write(b"\x07" + struct.pack(">I", len(body)) + body)
+PY
+done
 
 failed=0
 # target name, binary, RIPOSTE_FUZZ_FORMAT
 for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
            fuzz_alert_generic:fuzz_alert:generic fuzz_alert_detect:fuzz_alert: \
            fuzz_feed_csv:fuzz_feed:csv fuzz_feed_list:fuzz_feed:list fuzz_feed_misp:fuzz_feed:misp \
-           fuzz_feed_stix:fuzz_feed:stix fuzz_expression:fuzz_expression:; do
+           fuzz_feed_stix:fuzz_feed:stix fuzz_expression:fuzz_expression: \
+           fuzz_frames:fuzz_frames:; do
   IFS=: read -r target binary format <<<"$run"
   echo "fuzz: $target, ${runs} runs from seed ${seed}"
   if ! (cd "$out" && RIPOSTE_FUZZ_FORMAT="$format" "./$binary" -runs="$runs" -seed="$seed" \
