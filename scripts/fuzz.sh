@@ -3,7 +3,7 @@
 # and runs each for a short while from the fixtures as seed corpus: the alert normalizers (ECS,
 # Wazuh, generic, detection) and the feed readers (CSV, list, MISP, STIX), one binary each with
 # the format in RIPOSTE_FUZZ_FORMAT, the playbook expression language, and the agent channel's
-# frame decoder and Envelope parsing (fuzz_frames). Any crash, leak,
+# frame decoder and Envelope parsing (fuzz_frames), and playbook files (fuzz_playbook). Any crash, leak,
 # timeout or sanitizer report fails the script.
 # By default each target makes the same 50,000 runs from seed 1, so a run in CI is reproducible:
 # it fails only when the code changed. For exploration, give more runs or another seed.
@@ -46,6 +46,10 @@ cxx+=(-I"$out/gen")
 libs+=(-lprotobuf)
 build fuzz_frames tests/fuzz/fuzz_frames.cpp protocol/framing.cpp "$out/gen/protocol/agent_channel.pb.cc" \
       "$out/gen/protocol/actions.pb.cc"
+libs+=(-lyaml-cpp)
+build fuzz_playbook tests/fuzz/fuzz_playbook.cpp controller/playbooks/playbook.cpp \
+      controller/playbooks/expression.cpp common/duration.cpp protocol/action_catalog.cpp \
+      "$out/gen/protocol/agent_channel.pb.cc" "$out/gen/protocol/actions.pb.cc"
 
 # Seeds: the fixtures of each kind (data shapes from public samples, tests/fixtures/README.md).
 seed() {  # target, files...
@@ -66,6 +70,7 @@ seed fuzz_feed_stix tests/fixtures/intel/stix/*.json tests/fixtures/intel/stix_m
      tests/fixtures/intel/stix20_bundle.json
 printf 'alert.severity == "high" and len(observables) > 0' > "$out/corpus/seed_expression"
 seed fuzz_expression "$out/corpus/seed_expression"
+seed fuzz_playbook playbooks/*.yaml
 # Frames: the checked-in text-format Envelopes (tests/fuzz/seeds/*.txtpb), encoded and framed
 # (one byte of piece size, a 4-byte big-endian length, the Envelope).
 mkdir -p "$out/corpus/fuzz_frames"
@@ -87,7 +92,7 @@ for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
            fuzz_alert_generic:fuzz_alert:generic fuzz_alert_detect:fuzz_alert: \
            fuzz_feed_csv:fuzz_feed:csv fuzz_feed_list:fuzz_feed:list fuzz_feed_misp:fuzz_feed:misp \
            fuzz_feed_stix:fuzz_feed:stix fuzz_expression:fuzz_expression: \
-           fuzz_frames:fuzz_frames:; do
+           fuzz_frames:fuzz_frames: fuzz_playbook:fuzz_playbook:; do
   IFS=: read -r target binary format <<<"$run"
   echo "fuzz: $target, ${runs} runs from seed ${seed}"
   if ! (cd "$out" && RIPOSTE_FUZZ_FORMAT="$format" "./$binary" -runs="$runs" -seed="$seed" \
@@ -101,5 +106,5 @@ for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
     echo "fuzz: $target: $(grep -Eo 'Done [0-9]+ runs.*' "$out/$target.log" | tail -1)"
   fi
 done
-rm -rf /dev/shm/riposte-fuzz-feed-*
+rm -rf /dev/shm/riposte-fuzz-feed-* /dev/shm/riposte-fuzz-playbook-*
 exit "$failed"
