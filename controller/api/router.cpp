@@ -148,8 +148,21 @@ std::size_t ApiRouter::body_limit(const ApiRequest& head, std::size_t default_li
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   if (!is_rule_set_upload(head.method, path)) return default_limit;
   auto caller = deps_.auth.authenticate(head.authorization);
-  if (!caller || !has_role(*caller, Role::responder)) return default_limit;
+  if (!caller) {
+    // Refused (413) before handle() sees it: a failed guess all the same.
+    failures_.failed(source_address(head.remote_address), deps_.clock.now_unix_ms());
+    return default_limit;
+  }
+  if (!has_role(*caller, Role::responder)) return default_limit;
   return std::max(default_limit, deps_.max_rule_set_bytes);
+}
+
+bool ApiRouter::may_run_heavy(const ApiRequest& request, std::string_view path) {
+  auto caller = deps_.auth.authenticate(request.authorization);
+  if (!caller || is_integration(*caller)) return false;
+  if (path.starts_with("/api/v1/evidence/")) return has_role(*caller, Role::responder);
+  if (path == "/api/v1/audit") return has_role(*caller, Role::admin);
+  return true;
 }
 
 ApiResponse ApiRouter::handle(const ApiRequest& request) {
@@ -435,7 +448,18 @@ ApiResponse ApiRouter::deny(const ApiRequest& request, const ApiTokenRecord& cal
   bool write = false;
   {
     std::lock_guard lock(denials_mutex_);
-    auto& d = denials_[caller.name + " " + request.method + " " + std::string(path)];
+    // Grouped by route, not exact path: /api/v1/operators/x1, /x2, ... are one route.
+    std::string_view route = path;
+    for (std::size_t at = 0, slashes = 0; at < path.size(); ++at) {
+      if (path[at] == '/' && ++slashes == 4) {
+        route = path.substr(0, at);
+        break;
+      }
+    }
+    if (denials_.size() > 10'000) {  // forget callers not denied this minute
+      std::erase_if(denials_, [&](const auto& entry) { return entry.second.minute != now / 60'000; });
+    }
+    auto& d = denials_[caller.name + " " + request.method + " " + std::string(route)];
     if (d.minute != now / 60'000) {
       repeated_before = d.repeated;
       d = {now / 60'000, 0};

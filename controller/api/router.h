@@ -47,6 +47,10 @@ class ApiRouter {
  public:
   explicit ApiRouter(ApiRouterDeps deps);
   ApiResponse handle(const ApiRequest& request);
+  // Whether the request's token may do `what` a heavy route does (any role but ingest; evidence:
+  // responder; audit export: admin). The server takes one of a heavy route's few slots only for
+  // such a request: a client without a valid token, or one the route will refuse, holds none.
+  bool may_run_heavy(const ApiRequest& request, std::string_view path);
   // The body limit for a request whose header has arrived (`head.body` empty): the rule-set
   // limit for an upload by a caller allowed to upload, else `default_limit`. The caller is
   // authenticated before megabytes are read, so a stranger cannot make the server buffer them.

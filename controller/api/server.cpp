@@ -59,9 +59,17 @@ asio::awaitable<ApiResponse> ApiServer::handle_on_worker(ApiRequest request) {
   co_return router_.handle(request);
 }
 
+namespace {
+std::string_view path_of(std::string_view target) {
+  if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  while (target.size() > 1 && target.ends_with('/')) target.remove_suffix(1);
+  return target;
+}
+}  // namespace
+
 int ApiServer::heavy_route(std::string_view method, std::string_view target) {
   if (method != "GET") return -1;
-  if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  target = path_of(target);  // "/report/" is "/report" to the router too
   if (target == "/api/v1/audit/verify") return 0;
   if (target == "/api/v1/audit") return 1;
   if (target.starts_with("/api/v1/cases/") && target.ends_with("/report")) return 2;
@@ -81,7 +89,10 @@ asio::awaitable<void> ApiServer::accept_loop() {
         asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (stopped_ || ec == asio::error::operation_aborted) co_return;
-      spdlog::error("api: accept failed: {}", ec.message());
+      // Out of file descriptors and similar: the pending connection stays queued, so accepting
+      // again at once fails again at once (a log line a microsecond). Back off 100 ms and say
+      // so once a second; connections already open keep being served meanwhile.
+      co_await accept_backoff("api", ec);
       continue;
     }
     // Responses are written as header and body records; without this, Nagle's algorithm and the
@@ -227,9 +238,13 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
                      std::string(request[http::field::authorization]), request.body(), remote};
       const int heavy = heavy_route(api.method, api.target);
       const std::string method = api.method, target = api.target;  // api moves to the worker
+      // Only a caller the heavy route will serve takes one of its slots (checked on this thread:
+      // one token-hash lookup); anyone else goes through and is refused quickly.
+      const bool takes_slot =
+          heavy >= 0 && api.target != "/healthz" && router_.may_run_heavy(api, path_of(api.target));
       if (api.target == "/healthz") {
         result = router_.handle(api);  // cheap, and what monitoring needs even when busy
-      } else if (heavy >= 0 && heavy_in_flight_[heavy].fetch_add(1) >= kHeavyPerRoute) {
+      } else if (takes_slot && heavy_in_flight_[heavy].fetch_add(1) >= kHeavyPerRoute) {
         heavy_in_flight_[heavy].fetch_sub(1);
         result = error_response(503, "this kind of request is already running; retry shortly");
         result.retry_after_s = 5;
@@ -237,7 +252,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
         // Off the io threads: the handler may read the store for seconds.
         result = co_await asio::co_spawn(workers_, handle_on_worker(std::move(api)),
                                          asio::use_awaitable);
-        if (heavy >= 0) heavy_in_flight_[heavy].fetch_sub(1);
+        if (takes_slot) heavy_in_flight_[heavy].fetch_sub(1);
       }
       version = request.version();
       keep_alive = request.keep_alive();

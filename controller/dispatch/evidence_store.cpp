@@ -29,7 +29,8 @@ constexpr std::uint64_t kMaxEvidenceBytes = 256ULL << 30;
 proto::EvidenceAck ack_of(const std::string& sha, std::uint64_t offset, bool complete = false,
                           std::string error = "") {
   proto::EvidenceAck ack;
-  ack.set_sha256(sha);
+  // Echo at most a hash's length: an agent's 2 MB "sha256" must not come back 2 MB per ack.
+  ack.set_sha256(sha.substr(0, 64));
   ack.set_offset(offset);
   ack.set_complete(complete);
   ack.set_error(std::move(error));

@@ -65,8 +65,10 @@ asio::awaitable<void> AgentGateway::accept_loop() {
         asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (stopped_ || ec == asio::error::operation_aborted) co_return;
-      // Out of file descriptors and similar: log, and keep serving everyone else.
-      spdlog::error("gateway: accept failed: {}", ec.message());
+      // Out of file descriptors and similar: the pending connection stays queued, so accepting
+      // again at once fails again at once (a log line a microsecond). Back off 100 ms and say
+      // so once a second; connections already open keep being served meanwhile.
+      co_await accept_backoff("gateway", ec);
       continue;
     }
     boost::system::error_code endpoint_ec;
@@ -153,6 +155,19 @@ void AgentGateway::unregister_session(const std::string& agent_id, const Gateway
   if (auto s = store_.record_agent_disconnected(agent_id, reason, clock_.now_unix_ms()); !s) {
     spdlog::error("gateway: agent {}: cannot record disconnect: {}", agent_id, s.error().message);
   }
+}
+
+std::chrono::duration<double> AgentGateway::message_wait(const std::string& agent_id) {
+  std::lock_guard lock(mutex_);
+  auto& budget = message_budgets_[agent_id];
+  const auto now = std::chrono::steady_clock::now();
+  budget.tokens = std::min(
+      kMessageBurst,
+      budget.tokens + kMessagesPerSecond * std::chrono::duration<double>(now - budget.at).count());
+  budget.at = now;
+  budget.tokens -= 1;  // may go below zero: the wait covers the debt
+  if (budget.tokens >= 0) return std::chrono::duration<double>(0);
+  return std::chrono::duration<double>(-budget.tokens / kMessagesPerSecond);
 }
 
 bool AgentGateway::admit_event(const std::string& agent_id, std::int64_t now_ms) {

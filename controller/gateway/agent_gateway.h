@@ -5,6 +5,7 @@
 // on its own strand. Identity comes only from the verified client certificate.
 
 #include <atomic>
+#include <chrono>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -74,6 +75,12 @@ class AgentGateway {
   // Thread-safe: whether one more AgentEvent from `agent_id` is within its budget (10 a minute,
   // across all its sessions: reconnecting does not reset it). Counts it when it is.
   bool admit_event(const std::string& agent_id, std::int64_t now_ms);
+  // How long one more message of `agent_id` must wait to stay within kMessagesPerSecond (bursts
+  // up to kMessageBurst); the message's place is reserved. Per agent, across its sessions, so
+  // reconnecting does not buy a fresh burst.
+  std::chrono::duration<double> message_wait(const std::string& agent_id);
+  static constexpr double kMessagesPerSecond = 200;
+  static constexpr double kMessageBurst = 2000;
   // Registers a session as the live one for its agent; an older session of the same agent is
   // closed.
   void register_session(const std::string& agent_id,
@@ -97,6 +104,11 @@ class AgentGateway {
   std::set<std::string> revoked_;
   std::map<std::string, std::weak_ptr<GatewaySession>> sessions_;
   std::map<std::string, std::deque<std::int64_t>> recent_events_;  // per agent, last minute
+  struct MessageBudget {
+    double tokens = kMessageBurst;
+    std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
+  };
+  std::map<std::string, MessageBudget> message_budgets_;  // per agent
   std::atomic<bool> stopped_{false};
   ActionDispatcher* dispatcher_ = nullptr;
   EvidenceStore* evidence_ = nullptr;

@@ -233,26 +233,17 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
 
 asio::awaitable<void> GatewaySession::pace(const proto::Envelope& envelope) {
   if (envelope.body_case() == proto::Envelope::kEvidenceChunk) co_return;
-  const auto now = std::chrono::steady_clock::now();
-  message_tokens_ =
-      std::min(kMessageBurst, message_tokens_ + kMessagesPerSecond *
-                                                    std::chrono::duration<double>(now - tokens_at_).count());
-  tokens_at_ = now;
-  if (message_tokens_ < 1) {
-    if (!paced_logged_) {
-      spdlog::warn("gateway: agent {} sends more than {} messages a second; reading it slower",
-                   agent_id_, kMessagesPerSecond);
-      paced_logged_ = true;
-    }
-    asio::steady_timer wait(stream_.get_executor());
-    wait.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>((1 - message_tokens_) / kMessagesPerSecond)));
-    boost::system::error_code ec;
-    co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    message_tokens_ = 1;
-    tokens_at_ = std::chrono::steady_clock::now();
+  const auto wait = gateway_.message_wait(agent_id_);
+  if (wait.count() <= 0) co_return;
+  if (!paced_logged_) {
+    spdlog::warn("gateway: agent {} sends more than {} messages a second; reading it slower",
+                 agent_id_, AgentGateway::kMessagesPerSecond);
+    paced_logged_ = true;
   }
-  message_tokens_ -= 1;
+  asio::steady_timer timer(stream_.get_executor());
+  timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(wait));
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
 Status GatewaySession::handle(proto::Envelope& envelope) {
@@ -459,17 +450,28 @@ void GatewaySession::send(proto::Envelope envelope) {
   const auto* strand =
       stream_.get_executor().target<asio::strand<asio::io_context::executor_type>>();
   if (strand != nullptr && strand->running_in_this_thread()) {  // from handle(): no hop needed
-    if (!open_) return;
-    outbox_.push_back(std::move(envelope));
-    outbox_signal_.cancel();
+    queue(std::move(envelope));
     return;
   }
   asio::post(stream_.get_executor(),
              [self = shared_from_this(), envelope = std::move(envelope)]() mutable {
-               if (!self->open_) return;
-               self->outbox_.push_back(std::move(envelope));
-               self->outbox_signal_.cancel();
+               self->queue(std::move(envelope));
              });
+}
+
+void GatewaySession::queue(proto::Envelope envelope) {
+  if (!open_) return;
+  // An agent that sends and never reads would grow this without bound (acks for its chunks):
+  // past kMaxOutbox messages it is not a working agent, and its session ends.
+  if (outbox_.size() >= kMaxOutbox) {
+    spdlog::warn("gateway: agent {} does not read what it is sent ({} messages queued); closing",
+                 agent_id_, outbox_.size());
+    if (close_reason_.empty()) close_reason_ = "the agent stopped reading its messages";
+    shutdown_socket();  // the read loop ends the session
+    return;
+  }
+  outbox_.push_back(std::move(envelope));
+  outbox_signal_.cancel();
 }
 
 void GatewaySession::close(std::string reason) {

@@ -34,6 +34,9 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
 
  private:
   boost::asio::awaitable<void> write_loop(std::shared_ptr<GatewaySession> self);
+  // On the strand: appends to the outbox, or ends the session when it is over kMaxOutbox.
+  void queue(proto::Envelope envelope);
+  static constexpr std::size_t kMaxOutbox = 4096;
   boost::asio::awaitable<void> watchdog(std::shared_ptr<GatewaySession> self);
   // Hello, then messages until the session ends; `peer_fingerprint` is of the verified client cert.
   boost::asio::awaitable<Status> serve(const std::string& peer_fingerprint);
@@ -45,10 +48,11 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   // False when the agent has more chunks unread than it could honestly need (a flood).
   bool answer_object_request(const proto::ObjectRequest& request);
   void extend_deadline(std::chrono::seconds from_now);
-  // Bounds how fast one agent's messages are handled (kMessagesPerSecond, bursts up to
-  // kMessageBurst): over it, reading pauses, so TCP slows the agent down instead of its messages
-  // taking the controller's threads and store from everyone else. Evidence chunks are not
-  // counted: their own acknowledgements pace them.
+  // Bounds how fast one agent's messages are handled (AgentGateway::message_wait, per agent
+  // across its sessions): over it, reading pauses, so TCP slows the agent down instead of its
+  // messages taking the controller's threads and store from everyone else. Evidence chunks are
+  // not counted: their acknowledgements pace them, and the outbox bound ends a session that
+  // sends chunks without reading the acks.
   boost::asio::awaitable<void> pace(const proto::Envelope& envelope);
   void shutdown_socket();
 
@@ -65,10 +69,6 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   boost::asio::steady_timer deadline_;
   bool events_over_budget_logged_ = false;  // one warning per session, not one per event
   int object_chunks_unwritten_ = 0;         // queued ObjectChunks not yet written to the agent
-  static constexpr double kMessagesPerSecond = 200;
-  static constexpr double kMessageBurst = 2000;
-  double message_tokens_ = kMessageBurst;
-  std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
   bool paced_logged_ = false;
 };
 

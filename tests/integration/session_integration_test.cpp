@@ -289,6 +289,13 @@ TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsF
   EXPECT_EQ(acks, 4000u);
   EXPECT_GE(took, 9s);
   EXPECT_NE(controller.process().log_text().find("reading it slower"), std::string::npos);
+  // Reconnecting does not buy a fresh burst: the budget is the agent's, not the session's.
+  std::vector<std::uint8_t> again(bytes.begin(), bytes.begin() + static_cast<long>(bytes.size() / 2));
+  const auto second_start = std::chrono::steady_clock::now();
+  send_to_gateway(host_of(controller.gateway()), controller.gateway_port(), state_b, true, again,
+                  60s);
+  // 2000 messages with ~3 s of refill since the first session ended (600 tokens): >= 6 s.
+  EXPECT_GE(std::chrono::steady_clock::now() - second_start, 5s);
   // B's connection and disconnection are audited; none of its 4000 reports is.
   EXPECT_LE(audit_lines() - before, 2);
   EXPECT_EQ(controller.cli_json({"action", "show", a_action})["state"], "succeeded");

@@ -586,6 +586,25 @@ TEST_F(ApiThrottleTest, RepeatedDenialsWriteOneAuditEntryAMinuteWithTheCount) {
   EXPECT_EQ(details["repeated_before"], 99) << entries.back().details;
   EXPECT_EQ(store->audit_entries_about("/api/v1/actions", 1000).value().front().event,
             "api.denied");
+  // Grouped by route, not by exact path: 50 different operator names are one route.
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(from("127.0.0.1", "GET", "/api/v1/operators/x" + std::to_string(i), viewer).status,
+              403);
+  std::size_t operator_denials = 0;
+  const auto all = store->audit_entries(0, 100000).value();  // named: no loop over a temporary
+  for (const auto& e : all)
+    operator_denials += e.event == "api.denied" && e.subject.starts_with("/api/v1/operators");
+  EXPECT_EQ(operator_denials, 1u);
+}
+
+TEST_F(ApiThrottleTest, WrongTokensOnLargeUploadsCountAsFailures) {
+  // A rule-set upload's size limit is chosen from the header's token before the body is read;
+  // a wrong token there is refused (413 for a large body) and counted like any other guess.
+  for (int i = 0; i < 20; ++i) {
+    router->body_limit({"POST", "/api/v1/rule-sets?name=x", "Bearer rpt_guess", "", "192.0.2.77:1"},
+                       64 * 1024);
+  }
+  EXPECT_EQ(from("192.0.2.77", "GET", "/api/v1/agents", "rpt_guess").status, 429);
 }
 
 }  // namespace
