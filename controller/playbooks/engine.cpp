@@ -139,6 +139,15 @@ std::string held_by_another_run(const std::vector<PlaybookRunRecord>& unfinished
   return "";
 }
 
+// The ids a step attempt's work is found by again after a restart or a second look: its
+// actions' idempotency key and its approval request.
+std::string attempt_key(const PlaybookRunRecord& run, const PlaybookStep& step) {
+  return fmt::format("{}/{}/{}", run.id, step.id, run.attempt);
+}
+std::string approval_id(const PlaybookRunRecord& run, const PlaybookStep& step) {
+  return crypto::name_uuid("approval/" + attempt_key(run, step));
+}
+
 std::string minutes(std::int64_t ms) { return fmt::format("{} min", ms / 60'000.0); }
 
 }  // namespace
@@ -641,7 +650,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::gate(const PlaybookStep& step, Playb
   const auto now = deps_.clock.now_unix_ms();
   ApprovalRecord request;
   // The same (run, step, attempt) always asks through the same request, also after a restart.
-  request.id = crypto::name_uuid(fmt::format("approval/{}/{}/{}", run.id, step.id, run.attempt));
+  request.id = approval_id(run, step);
   request.run_id = run.id;
   request.step_id = step.id;
   request.attempt = run.attempt;
@@ -754,10 +763,9 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
     if (mode.mode == AutonomyMode::automatic) {
       // The rate limits, decided once per step attempt: a step already dispatched stays
       // automatic (its own actions now count), one already asked stays asked.
-      const auto key = fmt::format("{}/{}/{}", run.id, step.id, run.attempt);
-      auto dispatched = deps_.store.find_action(crypto::name_uuid(key + "/" + targets.front().id));
-      auto asked = deps_.store.find_approval(
-          crypto::name_uuid(fmt::format("approval/{}/{}/{}", run.id, step.id, run.attempt)));
+      auto dispatched = deps_.store.find_action(
+          crypto::name_uuid(attempt_key(run, step) + "/" + targets.front().id));
+      auto asked = deps_.store.find_approval(approval_id(run, step));
       if (asked && *asked) {
         // The reason as gate() wrote it: "KIND on HOSTS (playbook P, step S): WHY".
         const auto& reason = (**asked).reason;
@@ -812,7 +820,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
   submission.approver = approver;
   submission.case_id = run.case_id;
   submission.playbook_run_id = run.id;
-  submission.idempotency_key = fmt::format("{}/{}/{}", run.id, step.id, run.attempt);
+  submission.idempotency_key = attempt_key(run, step);
   submission.simulate = mode.mode == AutonomyMode::simulate;
   submission.automatic = step.kind == StepKind::action && mode.mode == AutonomyMode::automatic;
   auto actions = deps_.dispatcher.submit(submission);
