@@ -137,7 +137,9 @@ TEST(RuleSetIntegration, AtMostTwoLargeUploadsAreReadAtOnce) {
   const auto rob = controller.cli_json({"operators", "create", "rob", "--role", "responder"});
   const auto api = controller.api();
   const auto script = controller.dir() / "slow_uploads.py";
-  std::ofstream(script) << R"(import socket, ssl, sys
+  // The two held uploads must have their headers read before the third arrives (three
+  // connections handled on two io threads in parallel would otherwise race): a second's pause.
+  std::ofstream(script) << R"(import socket, ssl, sys, time
 host, port = sys.argv[1].rsplit(':', 1)
 context = ssl.create_default_context(cafile=sys.argv[2])
 context.check_hostname = False
@@ -147,6 +149,7 @@ def start():
                + sys.argv[3] + '\r\nContent-Length: 8000000\r\n\r\n').encode() + b'rule a' * 100)
     return s
 held = [start(), start()]
+time.sleep(1)
 third = start()
 third.settimeout(10)
 print(third.recv(4096).decode(errors='replace').split('\r\n')[0])
