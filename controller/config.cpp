@@ -39,7 +39,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                "log_format",     "assets",
                                                "intel",          "alerts",
                                                "autonomy",       "playbooks",
-                                               "max_rule_set_bytes"};
+                                               "max_rule_set_bytes", "evidence"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -77,6 +77,18 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
             fmt::format("{}: max_rule_set_bytes must be between 1 KiB and 1 GiB", path.string())};
       }
       config.max_rule_set_bytes = size;
+    }
+    if (const auto evidence = root["evidence"]) {
+      if (auto s = check_keys(evidence, {"agent_quota_bytes"}, path, "evidence"); !s)
+        return s.error();
+      if (evidence["agent_quota_bytes"]) {
+        const auto quota = evidence["agent_quota_bytes"].as<std::uint64_t>();
+        if (quota < (1u << 20)) {
+          return Error{fmt::format("{}: evidence.agent_quota_bytes must be at least 1 MiB",
+                                   path.string())};
+        }
+        config.evidence.agent_quota_bytes = quota;
+      }
     }
     if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
     if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();

@@ -87,7 +87,11 @@ Status ControllerService::start() {
   gateway_options.heartbeat_interval_seconds = config_.heartbeat_interval_seconds;
   evidence_ = std::make_unique<EvidenceStore>(config_.data_dir / "evidence", *store_, clock_);
   if (auto s = evidence_->open(); !s) return s;
-  dispatcher_ = std::make_unique<ActionDispatcher>(*store_, pki_->action_key(), clock_);
+  DispatchOptions dispatch_options;
+  dispatch_options.evidence = config_.evidence;
+  dispatcher_ =
+      std::make_unique<ActionDispatcher>(*store_, pki_->action_key(), clock_, dispatch_options);
+  dispatcher_->set_evidence_store(evidence_.get());
   gateway_ = std::make_unique<AgentGateway>(io_, *store_, *pki_, clock_, gateway_options);
   gateway_->set_handlers(dispatcher_.get(), evidence_.get());
   dispatcher_->set_sender([this](const std::string& agent_id, proto::Envelope envelope) {

@@ -279,14 +279,19 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
   outcome.result = result.output();
   if (result.started_at_unix_ms() > 0) outcome.started_at_ms = result.started_at_unix_ms();
   outcome.finished_at_ms = result.finished_at_unix_ms() > 0 ? result.finished_at_unix_ms() : now;
-  for (const auto& e : result.evidence()) {
-    if (!is_sha256_hex(e.sha256())) {
-      spdlog::warn("dispatch: agent {}: action {} names evidence with a malformed hash", agent_id,
-                   result.action_id());
-      continue;
+  if (result.evidence_size() > 0) {
+    // Decided against the stored action; a result for anything but the agent's own open action
+    // is dropped below whatever it names.
+    auto action = store_.find_action(result.action_id());
+    if (!action) return std::nullopt;  // not acknowledged: the agent sends it again
+    if (*action && (**action).agent_id == agent_id) {
+      auto declared =
+          store_.evidence_bytes_declared(agent_id, now - options_.evidence.quota_window_ms);
+      if (!declared) return std::nullopt;
+      auto decision = decide_evidence(**action, result, *declared, options_.evidence, now);
+      outcome.evidence = std::move(decision.accepted);
+      outcome.evidence_refused = std::move(decision.refused);
     }
-    outcome.evidence.push_back({e.sha256(), result.action_id(), agent_id, e.name().substr(0, 256),
-                                e.size(), false, now, std::nullopt});
   }
   auto changed = store_.record_action_outcome(result.action_id(), agent_id, outcome, now);
   if (!changed) {
@@ -299,6 +304,12 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
     for (const auto& observer : observers_) observer(result.action_id(), outcome.state);
     spdlog::info("dispatch: action {} on agent {} {}{}", result.action_id(), agent_id,
                  to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
+    // At most once per action: an action ends once.
+    for (const auto& r : outcome.evidence_refused) {
+      spdlog::warn("dispatch: agent {}: action {}: evidence {} ({}, {} bytes) refused: {}",
+                   agent_id, result.action_id(), r.sha256, r.name, r.size, r.reason);
+      if (evidence_) evidence_->remember_refusal(agent_id, r.sha256, r.reason);
+    }
   } else {
     dropped(agent_id, result.action_id(), "a result");
   }

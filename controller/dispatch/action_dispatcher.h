@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "controller/dispatch/evidence_policy.h"
 #include "controller/store/store.h"
 #include "protocol/agent_channel.pb.h"
 
@@ -56,7 +57,11 @@ struct DispatchOptions {
   // A delivered action with no answer this long after its expiry is marked expired; the agent's
   // own clock-skew allowance must be smaller.
   std::int64_t unanswered_grace_ms = 60'000;
+  // Which evidence a result may bring, and each agent's quota (evidence_policy.h).
+  EvidenceLimits evidence;
 };
+
+class EvidenceStore;
 
 class ActionDispatcher {
  public:
@@ -66,6 +71,9 @@ class ActionDispatcher {
   ActionDispatcher(Store& store, EVP_PKEY* action_key, const Clock& clock,
                    DispatchOptions options = {});
   void set_sender(SendToAgent send) { send_ = std::move(send); }
+  // Told which evidence objects were refused and why, so that the agent's offer of one is
+  // answered with the reason (which the agent logs). Optional.
+  void set_evidence_store(EvidenceStore* evidence) { evidence_ = evidence; }
   // Told after an action's final state is stored (from a result or the expiry sweep), on the
   // thread that stored it. For whatever waits on actions (live queries, playbooks, benchmarks).
   // Add observers before the controller starts serving; they must not block.
@@ -93,7 +101,9 @@ class ActionDispatcher {
   // Called by the gateway for reports from `agent_id`; returns what to send back, if anything.
   // Only reports about the agent's own open actions count: anything else (another agent's
   // action, an unknown id, one already ended) changes nothing, writes no audit entry, and is
-  // counted and logged at a bounded rate (dropped_reports), whoever sends it.
+  // counted and logged at a bounded rate (dropped_reports), whoever sends it. Evidence the
+  // result names is taken only as evidence_policy.h allows; refused objects are listed, with
+  // why, in the action's audit entry.
   std::optional<proto::Envelope> handle_result(const std::string& agent_id,
                                                const proto::ActionResult& result);
   void handle_progress(const std::string& agent_id, const proto::ActionProgress& progress);
@@ -124,6 +134,7 @@ class ActionDispatcher {
   const Clock& clock_;
   DispatchOptions options_;
   SendToAgent send_;
+  EvidenceStore* evidence_ = nullptr;
   std::vector<Observer> observers_;
   mutable std::mutex dropped_mutex_;  // handle_* run on the gateway's io threads
   std::map<std::string, DroppedReports> dropped_;

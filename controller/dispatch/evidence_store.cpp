@@ -98,8 +98,14 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
     if (r.agent_id == agent_id && r.action_id == offer.action_id() && r.size == ref.size())
       declared = &r;
   }
-  if (declared == nullptr)
-    return ack_of(sha, 0, false, "no result of this agent's action declared this evidence");
+  if (declared == nullptr) {
+    std::lock_guard lock(mutex_);
+    const auto refused = refusals_.find(agent_id + "/" + sha);
+    return ack_of(sha, 0, false,
+                  refused != refusals_.end()
+                      ? "refused when the action's result named it: " + refused->second
+                      : "no result of this agent's action declared this evidence");
+  }
 
   std::unique_lock lock(mutex_);
   std::error_code ec;
@@ -165,6 +171,17 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
                             clock_.now_unix_ms());
   if (slot->written == slot->size) return finish(sha, *slot);
   return ack_of(sha, slot->written);
+}
+
+void EvidenceStore::remember_refusal(const std::string& agent_id, const std::string& sha256,
+                                     const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  auto key = agent_id + "/" + sha256;
+  if (refusals_.insert_or_assign(key, reason).second) refusal_order_.push_back(std::move(key));
+  while (refusal_order_.size() > kRememberedRefusals) {
+    refusals_.erase(refusal_order_.front());
+    refusal_order_.pop_front();
+  }
 }
 
 void EvidenceStore::append(const std::string& agent_id, proto::EvidenceChunk&& chunk,

@@ -40,6 +40,14 @@ class EvidenceStore {
   // The agent offers an object one of its actions produced: answers how much the controller holds
   // (the agent streams from there), that it is complete, or why it is refused.
   proto::EvidenceAck offer(const std::string& agent_id, const proto::EvidenceOffer& offer);
+  // An object of this agent the dispatcher refused when its action's result named it
+  // (evidence_policy.h): an offer of it is answered with `reason`. The most recent
+  // kRememberedRefusals are kept; an older one (or one from before a restart) is answered with
+  // a general reason.
+  void remember_refusal(const std::string& agent_id, const std::string& sha256,
+                        const std::string& reason);
+  static constexpr std::size_t kRememberedRefusals = 1024;
+
   // Takes a chunk at its offset; `done` is called (on the writer thread) with the new offset once
   // it is written, with where to resume if the offset did not match, and with `complete` once
   // the whole object is stored and its hash checked.
@@ -70,6 +78,8 @@ class EvidenceStore {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::map<std::string, std::unique_ptr<Upload>> uploads_;
+  std::map<std::string, std::string> refusals_;  // "agent/sha256" -> reason
+  std::deque<std::string> refusal_order_;        // oldest first
   std::deque<WriteJob> jobs_;
   bool stopping_ = false;
   std::thread writer_;

@@ -1152,9 +1152,14 @@ Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std
       if (!inserted) return inserted;
       evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
     }
+    nlohmann::json refused = nlohmann::json::array();
+    for (const auto& e : outcome.evidence_refused)
+      refused.push_back(
+          {{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}, {"reason", e.reason}});
     nlohmann::json details = {{"reason", outcome.reason},
                               {"result_sha256", crypto::sha256_hex(outcome.result)},
                               {"evidence", evidence}};
+    if (!refused.empty()) details["evidence_refused"] = refused;
     if (after_expiry) details["after_expiry"] = true;
     return append_audit_locked(
         {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
@@ -1219,6 +1224,17 @@ Status SqliteStore::mark_evidence_stored(const std::string& sha256, std::int64_t
     if (!updated) return updated;
     return append_audit_locked(audit, now_ms);
   });
+}
+
+Result<std::uint64_t> SqliteStore::evidence_bytes_declared(const std::string& agent_id,
+                                                           std::int64_t since_ms) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_,
+              "SELECT COALESCE(SUM(size), 0) FROM evidence WHERE agent_id = ? AND offered_at_ms >= ?");
+  q.bind(agent_id, since_ms);
+  if (q.step() != SQLITE_ROW)
+    return Error{fmt::format("cannot sum evidence: {}", sqlite3_errmsg(db_))};
+  return static_cast<std::uint64_t>(q.integer(0));
 }
 
 Status SqliteStore::set_agent_labels(const std::string& id, const std::vector<std::string>& labels,

@@ -79,6 +79,15 @@ struct EvidenceRecord {
   std::optional<std::int64_t> stored_at_ms;
 };
 
+// An object an action's result named that the controller would not take
+// (controller/dispatch/evidence_policy.h), and why.
+struct RefusedEvidence {
+  std::string sha256;  // as the agent sent it, at most 64 characters
+  std::string name;    // at most 256 characters
+  std::uint64_t size = 0;
+  std::string reason;
+};
+
 struct ActionRecord {
   std::string id;
   std::string agent_id;
@@ -130,6 +139,9 @@ struct ActionOutcome {
   std::optional<std::int64_t> started_at_ms;
   std::int64_t finished_at_ms = 0;
   std::vector<EvidenceRecord> evidence;
+  // Objects the result named that the controller refused (evidence_policy.h), with why: part of
+  // the action's audit entry, never stored as evidence.
+  std::vector<RefusedEvidence> evidence_refused;
 };
 
 // One audit log entry to append; the store adds sequence, time and the hash chain.
@@ -384,6 +396,10 @@ class Store {
   virtual Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) = 0;
   virtual Status mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
                                       const AuditEvent& audit) = 0;
+  // Bytes of evidence the agent's results declared (accepted rows, stored or not) since `since_ms`:
+  // what its quota counts (evidence_policy.h).
+  virtual Result<std::uint64_t> evidence_bytes_declared(const std::string& agent_id,
+                                                        std::int64_t since_ms) = 0;
 
   // Content objects. `put_object` stores `bytes` under meta.sha256 (the caller computed it)
   // unless an object with that hash is already stored; true when it was new, and only then is

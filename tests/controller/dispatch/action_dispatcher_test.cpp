@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "controller/dispatch/evidence_store.h"
 #include "controller/store/audit_chain.h"
 #include "controller/store/sqlite_store.h"
 #include "protocol/action_catalog.h"
@@ -193,6 +194,183 @@ TEST_F(DispatcherTest, ReportsAboutActionsNotTheSendersOwnAndOpenAreDroppedAndCo
   real.set_status(proto::ActionResult::STATUS_SUCCEEDED);
   ASSERT_TRUE(dispatcher->handle_result("agent-1", real));
   EXPECT_EQ(store->find_action(victim.id).value()->state, ActionState::succeeded);
+}
+
+// A compromised agent attaching objects to its own actions: only what the kind produces, named,
+// counted and sized as its result says, within the action's limit and the agent's quota, is
+// taken. The rest is listed with its reason in the action's audit entry, and an offer of it is
+// answered with that reason.
+TEST_F(DispatcherTest, EvidenceIsTakenOnlyWhereTheActionsKindProducesIt) {
+  online = {"agent-1"};
+  EvidenceStore evidence(dir.path() / "evidence", *store, clock);
+  ASSERT_TRUE(evidence.open());
+  dispatcher->set_evidence_store(&evidence);
+  const std::string big(8 << 20, 'x');
+  const auto ref = [](proto::ActionResult& r, const std::string& sha, std::uint64_t size,
+                      const std::string& name) {
+    auto* e = r.add_evidence();
+    e->set_sha256(sha);
+    e->set_size(size);
+    e->set_name(name);
+  };
+  const auto refusals_of = [&](const std::string& action_id) {
+    const auto entries = store->audit_entries(0, 100000).value();
+    for (const auto& entry : entries) {
+      if (entry.subject != action_id || entry.event.rfind("action.", 0) != 0) continue;
+      const auto details = json::parse(entry.details);
+      if (details.contains("evidence_refused")) return details["evidence_refused"];
+    }
+    return json::array();
+  };
+  const auto offer_answer = [&](const std::string& action_id, const std::string& sha,
+                                std::uint64_t size) {
+    proto::EvidenceOffer offer;
+    offer.set_action_id(action_id);
+    offer.mutable_evidence()->set_sha256(sha);
+    offer.mutable_evidence()->set_size(size);
+    return evidence.offer("agent-1", offer);
+  };
+
+  // host.facts produces nothing: 8 MiB named like a collected /etc/shadow is refused.
+  const auto facts = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  proto::ActionResult r1;
+  r1.set_action_id(facts.id);
+  r1.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  const auto big_sha = crypto::sha256_hex(big);
+  ref(r1, big_sha, big.size(), "collected:/etc/shadow");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r1));
+  auto stored = store->find_action(facts.id).value().value();
+  EXPECT_EQ(stored.state, ActionState::succeeded);  // the result itself stands
+  EXPECT_TRUE(stored.evidence.empty());
+  auto refused = refusals_of(facts.id);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0]["reason"], "host.facts produces no evidence");
+  EXPECT_EQ(refused[0]["name"], "collected:/etc/shadow");
+  auto answer = offer_answer(facts.id, big_sha, big.size());
+  EXPECT_NE(answer.error().find("host.facts produces no evidence"), std::string::npos)
+      << answer.error();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "evidence" / ".partial" / big_sha));
+
+  // file.collect: one object, named and sized as its FileResult says, within max_bytes.
+  const auto collect = [&](std::uint64_t max_bytes) {
+    auto s = facts_for({"agent-1"});
+    s.kind = "file.collect";
+    s.parameters = json{{"path", "/etc/hostname"}, {"max_bytes", std::to_string(max_bytes)}};
+    return dispatcher->submit(s).value().front();
+  };
+  const auto file_result = [&](const std::string& action_id, const std::string& content) {
+    proto::ActionResult r;
+    r.set_action_id(action_id);
+    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    proto::FileResult f;
+    f.set_sha256(crypto::sha256_hex(content));
+    f.set_size(content.size());
+    r.set_output(f.SerializeAsString());
+    return r;
+  };
+  const std::string file = "web-1\n";
+  const auto sha = crypto::sha256_hex(file);
+  const auto a2 = collect(0);
+  auto r2 = file_result(a2.id, file);
+  ref(r2, sha, file.size(), a2.id + ".collected");
+  ref(r2, big_sha, big.size(), a2.id + ".collected");  // a second object
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r2));
+  stored = store->find_action(a2.id).value().value();
+  ASSERT_EQ(stored.evidence.size(), 1u);
+  EXPECT_EQ(stored.evidence[0].sha256, sha);
+  refused = refusals_of(a2.id);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0]["reason"], "file.collect produces one object");
+  EXPECT_EQ(offer_answer(a2.id, sha, file.size()).error(), "");
+
+  const auto a3 = collect(0);  // another name
+  auto r3 = file_result(a3.id, file);
+  ref(r3, sha, file.size(), "collected:/etc/shadow");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r3));
+  EXPECT_NE(refusals_of(a3.id)[0]["reason"].get<std::string>().find("names its object"),
+            std::string::npos);
+
+  const auto a4 = collect(0);  // bigger than the file the result reports
+  auto r4 = file_result(a4.id, file);
+  ref(r4, big_sha, big.size(), a4.id + ".collected");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r4));
+  EXPECT_EQ(refusals_of(a4.id)[0]["reason"],
+            "hash or size differs from what the action's result reports");
+
+  const auto a5 = collect(1024);  // consistent, but over the action's max_bytes
+  auto r5 = file_result(a5.id, big);
+  ref(r5, big_sha, big.size(), a5.id + ".collected");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r5));
+  EXPECT_NE(refusals_of(a5.id)[0]["reason"].get<std::string>().find("over the action's limit"),
+            std::string::npos);
+
+  const auto a6 = collect(0);  // a failed action brings nothing
+  auto r6 = file_result(a6.id, file);
+  r6.set_status(proto::ActionResult::STATUS_FAILED);
+  ref(r6, sha, file.size(), a6.id + ".collected");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r6));
+  EXPECT_EQ(refusals_of(a6.id)[0]["reason"], "only a succeeded action brings evidence");
+
+  // memory.capture: at most the memory the result reports plus headers.
+  auto capture = facts_for({"agent-1"});
+  capture.kind = "memory.capture";
+  capture.parameters = json{{"target", {{"pid", "42"}, {"start_ticks", "1000"}}}};
+  const auto a7 = dispatcher->submit(capture).value().front();
+  proto::ActionResult r7;
+  r7.set_action_id(a7.id);
+  r7.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  proto::MemoryCaptureResult m;
+  m.set_sha256(big_sha);
+  m.set_bytes(kCoreHeaderAllowance + 4096 + 1);
+  m.set_memory_bytes(4096);
+  r7.set_output(m.SerializeAsString());
+  ref(r7, big_sha, m.bytes(), a7.id + ".core");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r7));
+  EXPECT_NE(refusals_of(a7.id)[0]["reason"].get<std::string>().find("process memory"),
+            std::string::npos);
+  const auto a8 = dispatcher->submit(capture).value().front();
+  r7.set_action_id(a8.id);
+  m.set_bytes(big.size());
+  m.set_memory_bytes(big.size() - 8192);
+  r7.set_output(m.SerializeAsString());
+  r7.clear_evidence();
+  ref(r7, big_sha, big.size(), a8.id + ".core");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r7));
+  EXPECT_EQ(store->find_action(a8.id).value()->evidence.size(), 1u);
+  EXPECT_TRUE(refusals_of(a8.id).empty());
+}
+
+TEST_F(DispatcherTest, AnAgentsEvidenceQuotaBoundsWhatItCanDeclare) {
+  DispatchOptions options;
+  options.evidence.agent_quota_bytes = 10 << 20;
+  dispatcher = std::make_unique<ActionDispatcher>(*store, key.get(), clock, options);
+  const std::string object(4 << 20, 'q');
+  const auto sha = crypto::sha256_hex(object);
+  auto collect_of = [&](const std::string& agent) {
+    auto s = facts_for({agent});
+    s.kind = "file.collect";
+    s.parameters = json{{"path", "/var/log/big"}};
+    const auto action = dispatcher->submit(s).value().front();
+    proto::ActionResult r;
+    r.set_action_id(action.id);
+    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    proto::FileResult f;
+    f.set_sha256(sha);
+    f.set_size(object.size());
+    r.set_output(f.SerializeAsString());
+    auto* e = r.add_evidence();
+    e->set_sha256(sha);
+    e->set_size(object.size());
+    e->set_name(action.id + ".collected");
+    EXPECT_TRUE(dispatcher->handle_result(agent, r));
+    return store->find_action(action.id).value()->evidence.size();
+  };
+  EXPECT_EQ(collect_of("agent-1"), 1u);
+  EXPECT_EQ(collect_of("agent-1"), 1u);
+  EXPECT_EQ(collect_of("agent-1"), 0u);  // 12 MiB > 10 MiB
+  EXPECT_EQ(collect_of("agent-2"), 1u);  // another agent's quota is its own
+  clock.advance_ms(25LL * 3600 * 1000);
+  EXPECT_EQ(collect_of("agent-1"), 1u);  // the window has passed
 }
 
 TEST_F(DispatcherTest, QueuedActionsExpireAndAreNeverDeliveredLate) {

@@ -1,0 +1,111 @@
+#include "controller/dispatch/evidence_policy.h"
+
+#include <fmt/format.h>
+
+#include "controller/dispatch/evidence_store.h"
+#include "protocol/action_kinds.h"
+#include "protocol/actions.pb.h"
+
+namespace riposte::controller {
+
+namespace {
+
+namespace ak = action_kind;
+
+// What the action's own result says its one object is.
+struct Expected {
+  std::string name;
+  std::string sha256;
+  std::uint64_t size = 0;
+  std::uint64_t limit = 0;  // the largest size the action may produce
+  std::string limit_why;
+};
+
+std::string human_bytes(std::uint64_t n) {
+  if (n >= (1ULL << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(n) / (1ULL << 30));
+  if (n >= (1ULL << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1ULL << 20));
+  return fmt::format("{} bytes", n);
+}
+
+// The one object the action produced, as its result describes it; an error says why the kind
+// brings none.
+Result<Expected> expected_object(const ActionRecord& action, const proto::ActionResult& result) {
+  proto::ActionSpec spec;
+  if (!spec.ParseFromString(action.spec)) return Error{"the action's stored spec does not parse"};
+  Expected e;
+  if (action.kind == ak::kMemoryCapture) {
+    proto::MemoryCaptureParams params;
+    proto::MemoryCaptureResult out;
+    if (!params.ParseFromString(spec.parameters()) || !out.ParseFromString(result.output()))
+      return Error{"the memory.capture result does not parse"};
+    e.name = action.id + ".core";
+    e.sha256 = out.sha256();
+    e.size = out.bytes();
+    e.limit = out.memory_bytes() + kCoreHeaderAllowance;
+    e.limit_why = fmt::format("the process memory the result reports ({}) plus {} of headers",
+                              human_bytes(out.memory_bytes()), human_bytes(kCoreHeaderAllowance));
+    if (params.max_bytes() != 0 && params.max_bytes() < e.limit) {
+      e.limit = params.max_bytes();
+      e.limit_why = "the action's max_bytes";
+    }
+    return e;
+  }
+  if (action.kind == ak::kFileCollect) {
+    proto::FileParams params;
+    proto::FileResult out;
+    if (!params.ParseFromString(spec.parameters()) || !out.ParseFromString(result.output()))
+      return Error{"the file.collect result does not parse"};
+    e.name = action.id + ".collected";
+    e.sha256 = out.sha256();
+    e.size = out.size();
+    e.limit = params.max_bytes() == 0 ? kDefaultCollectLimit : params.max_bytes();
+    e.limit_why = params.max_bytes() == 0 ? "file.collect's default limit" : "the action's max_bytes";
+    return e;
+  }
+  return Error{fmt::format("{} produces no evidence", action.kind)};
+}
+
+}  // namespace
+
+EvidenceDecision decide_evidence(const ActionRecord& action, const proto::ActionResult& result,
+                                 std::uint64_t declared_in_window, const EvidenceLimits& limits,
+                                 std::int64_t now_ms) {
+  EvidenceDecision decision;
+  if (result.evidence().empty()) return decision;
+  auto refuse = [&](const proto::EvidenceRef& ref, std::string reason) {
+    decision.refused.push_back(
+        {ref.sha256().substr(0, 64), ref.name().substr(0, 256), ref.size(), std::move(reason)});
+  };
+  const auto expected = result.status() == proto::ActionResult::STATUS_SUCCEEDED
+                            ? expected_object(action, result)
+                            : Result<Expected>(Error{"only a succeeded action brings evidence"});
+  bool taken = false;
+  for (const auto& ref : result.evidence()) {
+    if (!expected) {
+      refuse(ref, expected.error().message);
+    } else if (taken) {
+      refuse(ref, fmt::format("{} produces one object", action.kind));
+    } else if (!is_sha256_hex(ref.sha256())) {
+      refuse(ref, "evidence id is not a SHA-256 hash");
+    } else if (ref.name() != expected->name) {
+      refuse(ref, fmt::format("{} names its object \"{}\"", action.kind, expected->name));
+    } else if (ref.sha256() != expected->sha256 || ref.size() != expected->size) {
+      refuse(ref, "hash or size differs from what the action's result reports");
+    } else if (ref.size() > expected->limit) {
+      refuse(ref, fmt::format("{} is over the action's limit of {} ({})", human_bytes(ref.size()),
+                              human_bytes(expected->limit), expected->limit_why));
+    } else if (declared_in_window + ref.size() > limits.agent_quota_bytes) {
+      refuse(ref, fmt::format("the agent's evidence quota ({} per {} h) would be exceeded: {} "
+                              "declared already",
+                              human_bytes(limits.agent_quota_bytes),
+                              limits.quota_window_ms / 3'600'000, human_bytes(declared_in_window)));
+    } else {
+      taken = true;
+      decision.accepted.push_back({ref.sha256(), action.id, action.agent_id, ref.name(), ref.size(),
+                                   false, now_ms, std::nullopt});
+    }
+  }
+  return decision;
+}
+
+}  // namespace riposte::controller
