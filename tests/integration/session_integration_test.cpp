@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "protocol/agent_channel.pb.h"
+#include "protocol/crypto.h"
 #include "protocol/framing.h"
 #include "protocol/version.h"
 #include "tests/integration/harness.h"
@@ -300,6 +301,72 @@ TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsF
   EXPECT_LE(audit_lines() - before, 2);
   EXPECT_EQ(controller.cli_json({"action", "show", a_action})["state"], "succeeded");
   EXPECT_EQ(controller.cli_json({"agents", "show", a.id})["status"], "online");
+  EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
+}
+
+// A compromised agent attaches 8 MiB named like a collected /etc/shadow to its own host.facts and
+// streams it: the result stands, the object is refused with a reason the agent is told, and not
+// a byte of it reaches the controller's disk.
+TEST(SessionIntegration, EvidenceAnActionDoesNotProduceIsRefusedAndNotStored) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state_b = controller.dir() / "agent-b";
+  const auto id_b = controller.enroll_agent(state_b);
+  const auto run = controller.cli_json({"action", "run", "host.facts", "--agent", id_b});
+  const auto action_id = run["actions"][0]["id"].get<std::string>();
+
+  const std::string payload(8 << 20, 's');
+  const auto sha = crypto::sha256_hex(payload);
+  std::vector<std::uint8_t> bytes;
+  const auto append = [&](const proto::Envelope& envelope) {
+    const auto frame = encode_frame(envelope.SerializeAsString());
+    bytes.insert(bytes.end(), frame.begin(), frame.end());
+  };
+  proto::Envelope result;
+  result.mutable_action_result()->set_action_id(action_id);
+  result.mutable_action_result()->set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  auto* ref = result.mutable_action_result()->add_evidence();
+  ref->set_sha256(sha);
+  ref->set_size(payload.size());
+  ref->set_name("collected:/etc/shadow");
+  append(result);
+  proto::Envelope offer;
+  offer.mutable_evidence_offer()->set_action_id(action_id);
+  *offer.mutable_evidence_offer()->mutable_evidence() = *ref;
+  append(offer);
+  for (std::size_t at = 0; at < payload.size(); at += 1 << 20) {
+    proto::Envelope chunk;
+    chunk.mutable_evidence_chunk()->set_action_id(action_id);
+    chunk.mutable_evidence_chunk()->set_sha256(sha);
+    chunk.mutable_evidence_chunk()->set_offset(at);
+    chunk.mutable_evidence_chunk()->set_data(payload.substr(at, 1 << 20));
+    append(chunk);
+  }
+  const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                       state_b, true, bytes, 5s);
+  ASSERT_TRUE(outcome.hello_accepted) << outcome.detail;
+  std::vector<std::string> errors;
+  for (const auto& raw : outcome.received) {
+    proto::Envelope reply;
+    if (reply.ParseFromString(raw) && reply.has_evidence_ack())
+      errors.push_back(reply.evidence_ack().error());
+  }
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors.front(),
+            "refused when the action's result named it: host.facts produces no evidence");
+  for (const auto& e : errors) EXPECT_FALSE(e.empty()) << "every chunk is refused";
+
+  const auto shown = controller.cli_json({"action", "show", action_id});
+  EXPECT_EQ(shown["state"], "succeeded");
+  EXPECT_TRUE(shown["evidence"].empty()) << shown.dump();
+  std::uintmax_t on_disk = 0;
+  for (const auto& f :
+       std::filesystem::recursive_directory_iterator(controller.data_dir() / "evidence"))
+    if (f.is_regular_file()) on_disk += f.file_size();
+  EXPECT_EQ(on_disk, 0u);
+  const auto exported = controller.cli({"audit", "export"}).out;
+  EXPECT_NE(exported.find("evidence_refused"), std::string::npos);
+  EXPECT_EQ(exported.find("evidence.offered"), std::string::npos);
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
 
