@@ -39,7 +39,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                "log_format",     "assets",
                                                "intel",          "alerts",
                                                "autonomy",       "playbooks",
-                                               "max_rule_set_bytes", "evidence"};
+                                               "max_rule_set_bytes", "evidence",
+                                               "connection_limits"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -77,6 +78,27 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
             fmt::format("{}: max_rule_set_bytes must be between 1 KiB and 1 GiB", path.string())};
       }
       config.max_rule_set_bytes = size;
+    }
+    if (const auto limits = root["connection_limits"]) {
+      if (auto s = check_keys(limits, {"agent", "api"}, path, "connection_limits"); !s)
+        return s.error();
+      for (const auto& [key, target] :
+           {std::pair{"agent", &config.agent_connection_limits},
+            std::pair{"api", &config.api_connection_limits}}) {
+        const auto node = limits[key];
+        if (!node) continue;
+        const auto where = fmt::format("connection_limits.{}", key);
+        if (auto s = check_keys(node, {"concurrent", "per_second", "burst"}, path, where);
+            !s)
+          return s.error();
+        if (node["concurrent"]) target->concurrent = node["concurrent"].as<std::uint32_t>();
+        if (node["per_second"]) target->per_second = node["per_second"].as<double>();
+        if (node["burst"]) target->burst = node["burst"].as<std::uint32_t>();
+        if (target->per_second < 0 || (target->per_second > 0 && target->burst < 1)) {
+          return Error{fmt::format("{}: {}: per_second must be >= 0 and burst >= 1",
+                                   path.string(), where)};
+        }
+      }
     }
     if (const auto evidence = root["evidence"]) {
       if (auto s = check_keys(evidence, {"agent_quota_bytes"}, path, "evidence"); !s)

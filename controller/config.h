@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "controller/dispatch/evidence_policy.h"
+#include "controller/gateway/connection_limiter.h"
 #include "controller/intel/feeds.h"
 #include "controller/intel/threat_intel.h"
 #include "controller/playbooks/autonomy_policy.h"
@@ -27,6 +28,9 @@ struct ControllerConfig {
   std::uint32_t max_frame_size = 4u * 1024 * 1024;
   // The largest YARA rule set POST /api/v1/rule-sets accepts (docs/api.md "Rule sets").
   std::uint64_t max_rule_set_bytes = 64u * 1024 * 1024;
+  // Per source address limits on the two listeners (connection_limits.agent / .api).
+  ConnectionLimits agent_connection_limits = kAgentListenerLimits;
+  ConnectionLimits api_connection_limits = kApiListenerLimits;
   // Each agent's evidence quota (evidence.agent_quota_bytes, per 24 h).
   EvidenceLimits evidence;
   std::string log_level = "info";

@@ -85,6 +85,7 @@ Status ControllerService::start() {
   gateway_options.listen = *agent_listen;
   gateway_options.max_frame_size = config_.max_frame_size;
   gateway_options.heartbeat_interval_seconds = config_.heartbeat_interval_seconds;
+  gateway_options.connection_limits = config_.agent_connection_limits;
   evidence_ = std::make_unique<EvidenceStore>(config_.data_dir / "evidence", *store_, clock_);
   if (auto s = evidence_->open(); !s) return s;
   DispatchOptions dispatch_options;
@@ -150,6 +151,7 @@ Status ControllerService::start() {
   ApiServerOptions api_options{*api_listen};
   api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
   api_options.max_rule_set_bytes = config_.max_rule_set_bytes;
+  api_options.connection_limits = config_.api_connection_limits;
   api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, api_options);
   if (auto s = api_->start(); !s) return s;
   engine_->set_case_link_prefix(

@@ -36,6 +36,7 @@ ApiServer::ApiServer(asio::io_context& io, const Pki& pki, ApiRouter& router,
       pki_(pki),
       router_(router),
       options_(std::move(options)),
+      limiter_(std::make_shared<ConnectionLimiter>("api", options_.connection_limits)),
       tls_(tls::make_tls13_context()),
       acceptor_(io) {}
 
@@ -97,13 +98,17 @@ asio::awaitable<void> ApiServer::accept_loop() {
     }
     // Responses are written as header and body records; without this, Nagle's algorithm and the
     // client's delayed ACK stall every keep-alive request by tens of milliseconds.
+    const auto peer = socket.remote_endpoint(ec);
+    if (ec) continue;  // already gone
+    auto ticket = limiter_->admit(peer.address());
+    if (!ticket) continue;  // closed before any TLS work; logged by the limiter
     socket.set_option(tcp::no_delay(true), ec);
     auto executor = socket.get_executor();
-    asio::co_spawn(executor, serve(std::move(socket)), asio::detached);
+    asio::co_spawn(executor, serve(std::move(socket), std::move(*ticket)), asio::detached);
   }
 }
 
-asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
+asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ticket /*held*/) {
   boost::system::error_code ec;
   const auto peer = socket.remote_endpoint(ec);
   const std::string remote =

@@ -18,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "controller/api/router.h"
+#include "controller/gateway/connection_limiter.h"
 #include "controller/gateway/pki.h"
 
 namespace riposte::controller {
@@ -30,6 +31,9 @@ struct ApiServerOptions {
   // equal to the router's max_rule_set_bytes.
   std::size_t max_rule_set_bytes = 64 * 1024 * 1024;
   std::uint32_t request_timeout_seconds = 30;
+  // Per source address: open connections at once, and new connections a second
+  // (connection_limiter.h). Operators and integrations keep a few keep-alive connections each.
+  ConnectionLimits connection_limits = kApiListenerLimits;
 };
 
 class ApiServer {
@@ -40,15 +44,19 @@ class ApiServer {
   Status start();
   void stop();
   boost::asio::ip::tcp::endpoint local_endpoint() const;
+  // Connections refused by the per-address limits since start.
+  std::uint64_t connections_refused() const { return limiter_->refused(); }
 
  private:
   boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket,
+                                     ConnectionLimiter::Ticket ticket);
 
   boost::asio::io_context& io_;
   const Pki& pki_;
   ApiRouter& router_;
   ApiServerOptions options_;
+  std::shared_ptr<ConnectionLimiter> limiter_;
   boost::asio::ssl::context tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::atomic<bool> stopped_{false};

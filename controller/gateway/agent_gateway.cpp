@@ -26,6 +26,7 @@ AgentGateway::AgentGateway(asio::io_context& io, Store& store, const Pki& pki, c
       pki_(pki),
       clock_(clock),
       options_(std::move(options)),
+      limiter_(std::make_shared<ConnectionLimiter>("gateway", options_.connection_limits)),
       tls_(tls::make_tls13_context()),
       acceptor_(io) {}
 
@@ -73,12 +74,14 @@ asio::awaitable<void> AgentGateway::accept_loop() {
     }
     boost::system::error_code endpoint_ec;
     const auto peer = socket.remote_endpoint(endpoint_ec);
-    const std::string remote =
-        endpoint_ec ? "unknown" : fmt::format("{}:{}", peer.address().to_string(), peer.port());
+    if (endpoint_ec) continue;  // already gone
+    auto ticket = limiter_->admit(peer.address());
+    if (!ticket) continue;  // closed before any TLS work; logged by the limiter
+    const std::string remote = fmt::format("{}:{}", peer.address().to_string(), peer.port());
     socket.set_option(tcp::no_delay(true), endpoint_ec);
     auto executor = socket.get_executor();
-    auto session =
-        std::make_shared<GatewaySession>(*this, TlsStream(std::move(socket), tls_), remote);
+    auto session = std::make_shared<GatewaySession>(*this, TlsStream(std::move(socket), tls_),
+                                                    remote, std::move(*ticket));
     asio::co_spawn(executor, session->run(session), asio::detached);
   }
 }

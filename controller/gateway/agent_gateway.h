@@ -18,6 +18,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "controller/gateway/connection_limiter.h"
 #include "controller/gateway/pki.h"
 #include "controller/store/store.h"
 #include "protocol/agent_channel.pb.h"
@@ -36,6 +37,11 @@ struct GatewayOptions {
   // A session with no message for this many heartbeat intervals is considered dead.
   std::uint32_t missed_heartbeats_before_close = 3;
   std::uint32_t handshake_timeout_seconds = 10;
+  // Per source address: connections still in their TLS handshake at once, and new connections a
+  // second (connection_limiter.h). Authenticated sessions are not counted: a fleet behind one NAT
+  // address holds thousands. A reconnect storm over the burst is refused and retried by the
+  // agents' jittered backoff.
+  ConnectionLimits connection_limits = kAgentListenerLimits;
 };
 
 class AgentGateway {
@@ -55,6 +61,8 @@ class AgentGateway {
   void revoke(const std::string& agent_id);
 
   std::size_t session_count() const;
+  // Connections refused by the per-address limits since start.
+  std::uint64_t connections_refused() const { return limiter_->refused(); }
 
   // Where sessions hand action results, progress and evidence; set before start(). Either may be
   // null (a gateway without dispatch, as in the session benchmark): such messages are ignored.
@@ -97,6 +105,7 @@ class AgentGateway {
   const Pki& pki_;
   const Clock& clock_;
   GatewayOptions options_;
+  std::shared_ptr<ConnectionLimiter> limiter_;
   boost::asio::ssl::context tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
 

@@ -96,11 +96,13 @@ Status check_facts(const proto::OsFacts& os,
 
 }  // namespace
 
-GatewaySession::GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address)
+GatewaySession::GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address,
+                               ConnectionLimiter::Ticket handshaking)
     : gateway_(gateway),
       stream_(std::move(stream)),
       channel_(stream_, gateway.options().max_frame_size),
       remote_address_(std::move(remote_address)),
+      handshaking_(std::move(handshaking)),
       outbox_signal_(stream_.get_executor()),
       deadline_(stream_.get_executor()) {
   outbox_signal_.expires_at(asio::steady_timer::time_point::max());
@@ -136,6 +138,7 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
   boost::system::error_code ec;
   co_await stream_.async_handshake(asio::ssl::stream_base::server,
                                    asio::redirect_error(asio::use_awaitable, ec));
+  handshaking_.release();
   Status outcome = ok_status();
   if (ec) {
     spdlog::warn("gateway: TLS handshake from {} failed: {}", remote_address_, describe_error(ec));

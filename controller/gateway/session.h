@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "controller/gateway/connection_limiter.h"
 #include "protocol/agent_channel.pb.h"
 #include "protocol/envelope_channel.h"
 
@@ -19,7 +20,10 @@ class AgentGateway;
 
 class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
  public:
-  GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address);
+  // `handshaking` counts this connection against its address's handshake limit until the TLS
+  // handshake ends.
+  GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address,
+                 ConnectionLimiter::Ticket handshaking);
 
   // Runs the session to its end. Spawn on the socket's strand. Asio coroutines start lazily, so
   // each coroutine takes `self` as a parameter: the frame owns the session until it finishes.
@@ -60,6 +64,7 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   TlsStream stream_;
   EnvelopeChannel channel_;
   std::string remote_address_;
+  ConnectionLimiter::Ticket handshaking_;
   std::string agent_id_;
   std::string close_reason_;
   bool open_ = true;

@@ -60,6 +60,9 @@ struct Controller {
     dispatcher = std::make_unique<ActionDispatcher>(*store, pki->action_key(), clock);
     GatewayOptions options;
     options.listen = {asio::ip::make_address("127.0.0.1"), 0};
+    // Every simulated agent connects from 127.0.0.1: the per-address limits (which a real fleet
+    // spreads over its addresses) would measure themselves, not the gateway.
+    options.connection_limits = {};
     gateway = std::make_unique<AgentGateway>(io, *store, *pki, clock, options);
     gateway->set_handlers(dispatcher.get(), evidence.get());
     dispatcher->set_sender([this](const std::string& id, proto::Envelope e) {

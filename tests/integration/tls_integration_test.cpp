@@ -1,10 +1,15 @@
 // The controller's listeners as a TLS client sees them, checked with openssl s_client.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <fstream>
+#include <thread>
 
 #include "tests/integration/harness.h"
 
@@ -27,6 +32,49 @@ int free_loopback_port() {
   boost::asio::io_context io;
   boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
   return acceptor.local_endpoint().port();
+}
+
+int port_of(const std::string& host_port) {
+  return std::stoi(host_port.substr(host_port.rfind(':') + 1));
+}
+
+// `count` TCP connections from `source` (another loopback address than the test's own traffic)
+// to 127.0.0.1:`port` that never send a byte.
+std::vector<int> idle_connections(const char* source, int port, int count) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &from.sin_addr);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from), 0);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0) << i;
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+// How many of `fds` the listener has closed (end of stream or reset), after giving it `settle`
+// to accept them all.
+int closed_by_listener(const std::vector<int>& fds, std::chrono::milliseconds settle) {
+  std::this_thread::sleep_for(settle);
+  int closed = 0;
+  for (const int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 1) continue;
+    char byte;
+    closed += ::recv(fd, &byte, 1, MSG_DONTWAIT) <= 0;
+  }
+  return closed;
+}
+
+void close_all(std::vector<int>& fds) {
+  for (const int fd : fds) ::close(fd);
+  fds.clear();
 }
 
 class TlsIntegration : public ::testing::Test {
@@ -88,6 +136,33 @@ TEST_F(TlsIntegration, FiniteFieldGroupsAreRefusedOnBothListeners) {
                                                             << ok;
     }
   }
+}
+
+// Idle TCP from one address cannot take either listener: the gateway keeps at most 256 of its
+// connections in their handshake, the API at most 64 open; the rest are closed at once, before
+// any TLS work, and other addresses are served meanwhile.
+TEST_F(TlsIntegration, OneAddressCannotHoldMoreThanItsShareOfEitherListener) {
+  auto flood = idle_connections("127.0.0.2", controller.gateway_port(), 300);
+  EXPECT_EQ(closed_by_listener(flood, 1500ms), 300 - 256);
+  const auto other = s_client({"-connect", controller.gateway(), "-groups", "X25519"}, false);
+  EXPECT_NE(other.find("New, TLSv1.3"), std::string::npos) << other;
+  close_all(flood);
+
+  flood = idle_connections("127.0.0.2", port_of(controller.api()), 70);
+  EXPECT_EQ(closed_by_listener(flood, 1500ms), 70 - 64);
+  EXPECT_EQ(controller.cli({"agents", "list"}).exit_code, 0);
+  close_all(flood);
+  // Freed once closed: the address is served again.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto one = idle_connections("127.0.0.2", port_of(controller.api()), 1);
+        const bool held = closed_by_listener(one, 200ms) == 0;
+        close_all(one);
+        return held;
+      },
+      5s));
+  EXPECT_NE(controller.process().log_text().find("refusing connections from 127.0.0.2"),
+            std::string::npos);
 }
 
 // No resumption: the gateway issues no session ticket (a resumed session would skip the client
