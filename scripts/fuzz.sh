@@ -3,8 +3,10 @@
 # and runs each for a short while from the fixtures as seed corpus: the alert normalizers (ECS,
 # Wazuh, generic, detection) and the feed readers (CSV, list, MISP, STIX), one binary each with
 # the format in RIPOSTE_FUZZ_FORMAT, the playbook expression language, and the agent channel's
-# frame decoder and Envelope parsing (fuzz_frames), and playbook files (fuzz_playbook). Any crash, leak,
-# timeout or sanitizer report fails the script.
+# frame decoder and Envelope parsing (fuzz_frames), playbook files (fuzz_playbook), the HTTP
+# request path through the API router (fuzz_http), enrollment's CSR handling (fuzz_csr) and the
+# controller's and agent's configuration files (fuzz_config). Any crash, leak, timeout or
+# sanitizer report fails the script.
 # By default each target makes the same 50,000 runs from seed 1, so a run in CI is reproducible:
 # it fails only when the code changed. For exploration, give more runs or another seed.
 #   RIPOSTE_FUZZ_RUNS      inputs per target (default 50000)
@@ -51,6 +53,17 @@ build fuzz_playbook tests/fuzz/fuzz_playbook.cpp controller/playbooks/playbook.c
       controller/playbooks/expression.cpp common/duration.cpp protocol/action_catalog.cpp \
       "$out/gen/protocol/agent_channel.pb.cc" "$out/gen/protocol/actions.pb.cc"
 
+# Targets over the project's libraries: the HTTP request path (fuzz_http), enrollment's CSR
+# handling (fuzz_csr) and configuration files (fuzz_config), built with the `fuzz` preset
+# (clang-14; every library compiled with -fsanitize=fuzzer-no-link, so coverage reaches into it).
+echo "fuzz: building fuzz_http fuzz_csr fuzz_config (cmake --preset fuzz)"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$(nproc)" --target fuzz_http fuzz_csr fuzz_config
+for name in fuzz_http fuzz_csr fuzz_config; do
+  [ "$(realpath "$out/$name" 2>/dev/null)" = "$(realpath "build/fuzz/tests/fuzz/$name")" ] ||
+    ln -sf "$(realpath "build/fuzz/tests/fuzz/$name")" "$out/$name"
+done
+
 # Seeds: the fixtures of each kind (data shapes from public samples, tests/fixtures/README.md).
 seed() {  # target, files...
   local dir="$out/corpus/$1"
@@ -86,13 +99,51 @@ with open(sys.argv[2], "wb") as out:
 PY
 done
 
+# HTTP: one request per route family, each behind a byte choosing the caller (0 = the request's
+# own Authorization, 1 admin, 2 viewer, 3 integration; tests/fuzz/fuzz_http.cpp).
+mkdir -p "$out/corpus/fuzz_http"
+python3 - "$out/corpus/fuzz_http" <<'PY'
+import os, sys
+requests = [
+    ("GET", "/healthz", ""),
+    ("GET", "/api/v1/agents?limit=5", ""),
+    ("GET", "/api/v1/actions?limit=5", ""),
+    ("POST", "/api/v1/actions", '{"kind":"host.facts","agent_ids":["a"],"parameters":{},"ttl":"5m"}'),
+    ("POST", "/api/v1/enroll", '{"token":"e","csr_pem":"x","hostname":"h1"}'),
+    ("POST", "/api/v1/operators", '{"name":"bob","role":"analyst"}'),
+    ("POST", "/api/v1/enrollment-tokens", '{"uses":2,"ttl":"1h"}'),
+    ("POST", "/api/v1/alerts", '{"rule":{"name":"x"},"host":{"name":"h1"},"source":{"ip":"192.0.2.7"}}'),
+    ("GET", "/api/v1/audit/export?after=0", ""),
+    ("GET", "/api/v1/audit/verify", ""),
+    ("GET", "/api/v1/evidence/" + "0" * 64, ""),
+    ("POST", "/api/v1/rule-sets?name=r.yar", "rule r { condition: true }"),
+]
+i = 0
+for method, target, body in requests:
+    head = f"{method} {target} HTTP/1.1\r\nHost: controller\r\nAuthorization: Bearer rpt_guess\r\n"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    for caller in range(4):  # tests/fuzz/fuzz_http.cpp: 0 own header, 1 admin, 2 viewer, 3 ingest
+        with open(os.path.join(sys.argv[1], f"seed-{i}"), "wb") as f:
+            f.write(bytes([caller]) + (head + "\r\n" + body).encode())
+        i += 1
+PY
+# CSRs: the checked-in one (tests/fuzz/seeds/csr.pem, a P-256 key's CSR) as PEM and as DER (the
+# target wraps DER in PEM itself).
+seed fuzz_csr tests/fuzz/seeds/csr.pem
+openssl req -in tests/fuzz/seeds/csr.pem -outform DER -out "$out/corpus/fuzz_csr/csr.der"
+seed fuzz_config_controller packaging/controller.yaml
+seed fuzz_config_agent packaging/agent.yaml
+
 failed=0
 # target name, binary, RIPOSTE_FUZZ_FORMAT
 for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
            fuzz_alert_generic:fuzz_alert:generic fuzz_alert_detect:fuzz_alert: \
            fuzz_feed_csv:fuzz_feed:csv fuzz_feed_list:fuzz_feed:list fuzz_feed_misp:fuzz_feed:misp \
            fuzz_feed_stix:fuzz_feed:stix fuzz_expression:fuzz_expression: \
-           fuzz_frames:fuzz_frames: fuzz_playbook:fuzz_playbook:; do
+           fuzz_frames:fuzz_frames: fuzz_playbook:fuzz_playbook: fuzz_http:fuzz_http: \
+           fuzz_csr:fuzz_csr: fuzz_config_controller:fuzz_config:controller \
+           fuzz_config_agent:fuzz_config:agent; do
   IFS=: read -r target binary format <<<"$run"
   echo "fuzz: $target, ${runs} runs from seed ${seed}"
   if ! (cd "$out" && RIPOSTE_FUZZ_FORMAT="$format" "./$binary" -runs="$runs" -seed="$seed" \
@@ -106,5 +157,6 @@ for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
     echo "fuzz: $target: $(grep -Eo 'Done [0-9]+ runs.*' "$out/$target.log" | tail -1)"
   fi
 done
-rm -rf /dev/shm/riposte-fuzz-feed-* /dev/shm/riposte-fuzz-playbook-*
+rm -rf /dev/shm/riposte-fuzz-feed-* /dev/shm/riposte-fuzz-playbook-* /dev/shm/riposte-fuzz-http-* \
+  /dev/shm/riposte-fuzz-csr-* /dev/shm/riposte-fuzz-config-*
 exit "$failed"
