@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include "common/sqlite_statement.h"
+
 namespace riposte::agent {
 
 namespace {
@@ -43,6 +45,7 @@ bool has_remote(const platform::Connection& c) {
 
 Result<std::unique_ptr<ConnectionHistory>> ConnectionHistory::open(
     const std::filesystem::path& path, std::int64_t retention_ms) {
+  sqlite::create_owner_only(path.string());
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,

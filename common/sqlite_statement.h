@@ -3,8 +3,11 @@
 // A prepared SQLite statement with positional binding, shared by the controller's store and the
 // agent's local databases: Statement(db, sql).bind(a, b, c).run(). Header-only; users link SQLite.
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <map>
@@ -181,9 +184,22 @@ inline Status exec(sqlite3* db, const char* sql) {
   return ok_status();
 }
 
-// Opens (creating) a database for use from several threads and runs `schema` (idempotent SQL:
+// Databases hold what is private to the host or the SOC (tokens' hashes, the audit log, action
+// journals, connection history): owner-only. SQLite creates a database's -wal and -shm files with
+// the database file's permissions, so creating the file 0600 first (and tightening one made
+// earlier) covers all three. ":memory:" and "" are left alone.
+inline void create_owner_only(const std::string& path) {
+  if (path.empty() || path == ":memory:") return;
+  if (const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
+    ::fchmod(fd, 0600);
+    ::close(fd);
+  }
+}
+
+// Opens (creating, owner-only) a database for use from several threads and runs `schema` (idempotent SQL:
 // pragmas, CREATE ... IF NOT EXISTS). The caller owns the handle (sqlite3_close_v2).
 inline Result<sqlite3*> open_database(const std::string& path, const char* schema) {
+  create_owner_only(path);
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,

@@ -17,6 +17,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <cstring>
+#include <charconv>
 #include <fstream>
 #include <limits>
 
@@ -30,6 +31,14 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
+
+template <class Fields>
+int retry_after_of(const Fields& message) {
+  const auto value = message[beast::http::field::retry_after];
+  int seconds = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  return ec == std::errc() && end == value.data() + value.size() && seconds > 0 ? seconds : 0;
+}
 
 asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ssl::context& tls) {
   auto executor = co_await asio::this_coro::executor;
@@ -95,7 +104,8 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
     if (ec)
       co_return Error{
           fmt::format("reading the response from {} failed: {}", where, describe_error(ec))};
-    HttpsResponse response{static_cast<int>(file_parser.get().result_int()), ""};
+    HttpsResponse response{static_cast<int>(file_parser.get().result_int()), "",
+                           retry_after_of(file_parser.get())};
     if (response.status >= 300) {
       // Not the file we asked for: hand back the error text and leave no file behind.
       std::ifstream in(req.output_file, std::ios::binary);
@@ -118,7 +128,8 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
   if (ec)
     co_return Error{
         fmt::format("reading the response from {} failed: {}", where, describe_error(ec))};
-  HttpsResponse response{static_cast<int>(parser.get().result_int()), parser.get().body()};
+  HttpsResponse response{static_cast<int>(parser.get().result_int()), parser.get().body(),
+                         retry_after_of(parser.get())};
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));  // best effort
   co_return response;

@@ -30,6 +30,8 @@ struct HttpsRequest {
 struct HttpsResponse {
   int status = 0;
   std::string body;
+  // The Retry-After header in seconds (RFC 9110 10.2.3, delay form), 0 when absent or a date.
+  int retry_after_s = 0;
 };
 
 Result<HttpsResponse> https_request(const HttpsRequest& request, boost::asio::ssl::context& tls);

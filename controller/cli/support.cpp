@@ -2,9 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "common/address.h"
 #include "common/secure_file.h"
@@ -27,6 +31,8 @@ std::string env_or(const char* name, const std::string& given) {
 }
 
 namespace {
+
+constexpr int kBusyAttempts = 4;
 
 std::string request(const Connection& c, const std::string& method, const std::string& target,
                     std::string body, const std::string& output_file) {
@@ -54,6 +60,19 @@ std::string request(const Connection& c, const std::string& method, const std::s
   http.output_file = output_file;
   http.body = std::move(body);
   auto response = https_request(http, tls);
+  // 503 with Retry-After means the controller did not handle the request (a heavy route's slot
+  // is taken, two large uploads are being read): waiting as told and asking again is safe for any
+  // method. A few times, at most 30 s each, saying so on stderr. (429, too many failed
+  // attempts, is not retried: the same token would fail again.)
+  for (int attempt = 1; response && response->status == 503 && response->retry_after_s > 0 &&
+                        attempt < kBusyAttempts;
+       ++attempt) {
+    const int wait_s = std::min(response->retry_after_s, 30);
+    std::fprintf(stderr, "riposte: controller answered %d (busy); retrying in %d s\n",
+                 response->status, wait_s);
+    std::this_thread::sleep_for(std::chrono::seconds(wait_s));
+    response = https_request(http, tls);
+  }
   if (!response) die(response.error().message);
   if (response->status >= 400) {
     const auto parsed = json::parse(response->body, nullptr, false);

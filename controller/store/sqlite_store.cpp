@@ -411,15 +411,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::pa
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open_at_version(const std::filesystem::path& path,
                                                                   int target_version) {
-  // The database holds hashed tokens, evidence metadata and the audit log: owner-only. SQLite
-  // creates its -wal and -shm files with the database file's permissions, so creating the file
-  // 0600 first (and tightening one made earlier) covers all three.
-  if (path.string() != ":memory:") {
-    if (const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
-      ::fchmod(fd, 0600);
-      ::close(fd);
-    }
-  }
+  sqlite::create_owner_only(path.string());
   sqlite3* db = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &db,

@@ -116,6 +116,10 @@ TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
   const auto busy = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
                                  controller.ca_cert(), "-H", "Authorization: Bearer " + token,
                                  "https://" + controller.api() + "/api/v1/audit/verify"});
+  // The CLI, told 503 with Retry-After, waits and asks again (and says so) instead of failing.
+  ChildProcess waiting({bin("riposte"), "--server", "https://" + controller.api(), "--token", token,
+                        "--ca", controller.ca_cert(), "audit", "verify"},
+                       controller.dir() / "cli-verify.log");
   double worst = 0;
   int probes = 0;
   while (verify.running() && probes < 2000) {
@@ -144,6 +148,10 @@ TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
             << " s over " << probes << " probes\n";
   EXPECT_LT(worst, 0.25) << probes << " probes";
   EXPECT_EQ(busy.out, "503") << "a second verify while one runs";
+  waiting.wait_for_exit(120s);
+  EXPECT_NE(waiting.log_text().find("controller answered 503 (busy); retrying in 5 s"),
+            std::string::npos)
+      << waiting.log_text();
   EXPECT_TRUE(wait_until(
       [&] { return controller.cli_json({"agents", "show", agent.id})["status"] == "online"; }, 20s));
 }

@@ -87,9 +87,15 @@ TEST(UpIntegration, OneCommandStartsControllerAndLocalAgentAndCtrlCStopsBoth) {
     sockets += target.starts_with("socket:");
   }
   EXPECT_LE(sockets, 2) << "the agent holds its own gateway connection, not the listeners";
-  // The database and its WAL are the controller's alone.
-  for (const auto* file : {"riposte.db", "riposte.db-wal"}) {
-    if (!std::filesystem::exists(data / file)) continue;
+  // The databases and their WAL files are their daemon's alone: the controller's store, the
+  // local agent's action journal and connection history.
+  for (const auto* file :
+       {"riposte.db", "riposte.db-wal", "local-agent/actions.db", "local-agent/actions.db-wal",
+        "local-agent/connections.db", "local-agent/connections.db-wal"}) {
+    if (!std::filesystem::exists(data / file)) {
+      EXPECT_TRUE(std::string_view(file).ends_with("-wal")) << file << " missing";
+      continue;
+    }
     EXPECT_EQ(std::filesystem::status(data / file).permissions() & std::filesystem::perms::all,
               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
         << file;
