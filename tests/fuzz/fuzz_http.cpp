@@ -43,7 +43,7 @@ struct Controller {
     auth.emplace(*store, clock);
     tokens[1] = auth->create_token("fuzz-admin", "admin").value().secret;
     tokens[2] = auth->create_token("fuzz-viewer", "viewer").value().secret;
-    tokens[3] = auth->create_integration("fuzz-siem", "approve").value().secret;
+    tokens[3] = auth->create_integration("fuzz-siem", "approve", "fuzz-admin").value().secret;
     dispatcher.emplace(*store, pki->action_key(), clock);
     evidence.emplace(dir / "evidence", *store, clock);
     (void)evidence->open();
