@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <set>
 
 #include "common/duration.h"
@@ -94,7 +95,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
         if (node["concurrent"]) target->concurrent = node["concurrent"].as<std::uint32_t>();
         if (node["per_second"]) target->per_second = node["per_second"].as<double>();
         if (node["burst"]) target->burst = node["burst"].as<std::uint32_t>();
-        if (target->per_second < 0 || (target->per_second > 0 && target->burst < 1)) {
+        if (!std::isfinite(target->per_second) || target->per_second < 0 ||
+            (target->per_second > 0 && target->burst < 1)) {
           return Error{fmt::format("{}: {}: per_second must be >= 0 and burst >= 1",
                                    path.string(), where)};
         }

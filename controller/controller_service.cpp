@@ -147,7 +147,8 @@ Status ControllerService::start() {
       *store_, *enrollment_, *auth_, clock_,
       [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
       gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get(), alert_api_.get(),
-      &config_.autonomy, engine_.get(), config_.max_rule_set_bytes});
+      &config_.autonomy, engine_.get(), config_.max_rule_set_bytes,
+      config_.max_alert_body_bytes});
   ApiServerOptions api_options{*api_listen};
   api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
   api_options.max_rule_set_bytes = config_.max_rule_set_bytes;

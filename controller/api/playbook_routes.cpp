@@ -251,7 +251,11 @@ ApiResponse PlaybookApi::list_cases(const ApiRequest& request) {
       store_.list_cases(query_param(request.target, "status"), *since, limit_param(request, 100));
   if (!cases) return error(500, cases.error().message);
   json list = json::array();
-  for (const auto& c : *cases) list.push_back(case_json(c));
+  for (const auto& c : *cases) {
+    auto summary = case_json(c);
+    summary.erase("alerts");  // ids are on the case itself; a list carries alert_count
+    list.push_back(std::move(summary));
+  }
   return reply(200, json{{"cases", list}});
 }
 

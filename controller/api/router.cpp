@@ -146,12 +146,18 @@ ApiRouter::ApiRouter(ApiRouterDeps deps)
 std::size_t ApiRouter::body_limit(const ApiRequest& head, std::size_t default_limit) {
   std::string_view path = head.target;
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-  if (!is_rule_set_upload(head.method, path)) return default_limit;
+  const bool rule_set = is_rule_set_upload(head.method, path);
+  const bool alerts = head.method == "POST" && path == "/api/v1/alerts";
+  if (!rule_set && !alerts) return default_limit;
   auto caller = deps_.auth.authenticate(head.authorization);
   if (!caller) {
     // Refused (413) before handle() sees it: a failed guess all the same.
     failures_.failed(source_address(head.remote_address), deps_.clock.now_unix_ms());
     return default_limit;
+  }
+  if (alerts) {
+    if (!has_role(*caller, Role::analyst) && !is_integration(*caller)) return default_limit;
+    return std::max(default_limit, deps_.max_alert_body_bytes);
   }
   if (!has_role(*caller, Role::responder)) return default_limit;
   return std::max(default_limit, deps_.max_rule_set_bytes);

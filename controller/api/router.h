@@ -41,6 +41,8 @@ struct ApiRouterDeps {
   PlaybookEngine* engine = nullptr;          // runs; null: playbooks cannot start
   // POST /api/v1/rule-sets may carry this much (the other routes keep the server's limit).
   std::size_t max_rule_set_bytes = 64 * 1024 * 1024;
+  // POST /api/v1/alerts may carry this much, for analysts and integrations.
+  std::size_t max_alert_body_bytes = 16 * 1024 * 1024;
 };
 
 class ApiRouter {
@@ -52,8 +54,9 @@ class ApiRouter {
   // such a request: a client without a valid token, or one the route will refuse, holds none.
   bool may_run_heavy(const ApiRequest& request, std::string_view path);
   // The body limit for a request whose header has arrived (`head.body` empty): the rule-set
-  // limit for an upload by a caller allowed to upload, else `default_limit`. The caller is
-  // authenticated before megabytes are read, so a stranger cannot make the server buffer them.
+  // limit for an upload by a caller allowed to upload, the alert limit for an alert batch by a
+  // caller allowed to submit alerts, else `default_limit`. The caller is authenticated before
+  // megabytes are read, so a stranger cannot make the server buffer them.
   std::size_t body_limit(const ApiRequest& head, std::size_t default_limit);
 
  private:

@@ -141,13 +141,10 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
                                      asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
       const auto& head = parser.get();
-      const auto limit =
-          head.target().starts_with("/api/v1/alerts")
-              ? options_.max_alert_body_bytes
-              : router_.body_limit(
-                    ApiRequest{std::string(head.method_string()), std::string(head.target()),
-                               std::string(head[http::field::authorization]), {}, remote},
-                    options_.max_body_bytes);
+      const auto limit = router_.body_limit(
+          ApiRequest{std::string(head.method_string()), std::string(head.target()),
+                     std::string(head[http::field::authorization]), {}, remote},
+          options_.max_body_bytes);
       const auto declared = parser.content_length();
       if (declared && *declared > limit) ec = http::error::body_limit;
       parser.body_limit(limit);
@@ -177,6 +174,23 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
       response.body() = std::move(busy.body);
       response.prepare_payload();
       co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      // Read and drop what the client is still sending (up to its declared length, within the
+      // request timeout) before closing: closing with unread bytes resets the connection, and a
+      // client still writing its body would see the reset instead of the 503 and its
+      // Retry-After. Costs bandwidth, never memory.
+      if (const auto declared = parser.content_length(); !ec && declared) {
+        std::uint64_t left = *declared > buffer.size() ? *declared - buffer.size() : 0;
+        buffer.consume(buffer.size());
+        std::array<char, 64 * 1024> sink;
+        while (left > 0) {
+          beast::get_lowest_layer(stream).expires_after(timeout);
+          const auto n = co_await stream.async_read_some(
+              asio::buffer(sink.data(), std::min<std::uint64_t>(left, sink.size())),
+              asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+          left -= n;
+        }
+      }
       break;
     }
     struct LargeBodyRelease {

@@ -111,6 +111,7 @@ json case_json(const CaseRecord& c) {
               {"time_to_validate_s", seconds_between(c.created_at_ms, c.validated_at_ms)},
               {"time_to_contain_s", seconds_between(c.created_at_ms, c.contained_at_ms)},
               {"time_to_resolve_s", seconds_between(c.created_at_ms, c.resolved_at_ms)},
+              {"alert_count", c.alert_count},
               {"alerts", c.alert_ids}};
 }
 

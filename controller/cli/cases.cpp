@@ -101,7 +101,7 @@ std::optional<int> CaseCommands::run(const Connection& c) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& k : result["cases"]) {
       rows.push_back({text(k["id"]), text(k["status"]), text(k["severity"]), text(k["host"]),
-                      text(k["assignee"]), std::to_string(k["alerts"].size()),
+                      text(k["assignee"]), std::to_string(k.value("alert_count", 0)),
                       seconds_text(k["time_to_validate_s"]), seconds_text(k["time_to_contain_s"]),
                       seconds_text(k["time_to_resolve_s"]), text(k["created_at"]),
                       text(k["title"])});

@@ -308,7 +308,7 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
     for (const auto& r : outcome.evidence_refused) {
       spdlog::warn("dispatch: agent {}: action {}: evidence {} ({}, {} bytes) refused: {}",
                    agent_id, result.action_id(), r.sha256, r.name, r.size, r.reason);
-      if (evidence_) evidence_->remember_refusal(agent_id, r.sha256, r.reason);
+      if (evidence_) evidence_->remember_refusal(agent_id, result.action_id(), r.sha256, r.reason);
     }
   } else {
     dropped(agent_id, result.action_id(), "a result");

@@ -41,13 +41,14 @@ Result<Expected> expected_object(const ActionRecord& action, const proto::Action
     e.name = action.id + ".core";
     e.sha256 = out.sha256();
     e.size = out.bytes();
-    e.limit = out.memory_bytes() + kCoreHeaderAllowance;
-    e.limit_why = fmt::format("the process memory the result reports ({}) plus {} of headers",
-                              human_bytes(out.memory_bytes()), human_bytes(kCoreHeaderAllowance));
-    if (params.max_bytes() != 0 && params.max_bytes() < e.limit) {
-      e.limit = params.max_bytes();
-      e.limit_why = "the action's max_bytes";
-    }
+    // The agent caps memory at max_bytes and writes headers and notes besides.
+    const bool capped = params.max_bytes() != 0 && params.max_bytes() < out.memory_bytes();
+    const std::uint64_t memory = capped ? params.max_bytes() : out.memory_bytes();
+    e.limit = memory > kMaxEvidenceObjectBytes ? kMaxEvidenceObjectBytes
+                                               : memory + kCoreHeaderAllowance;
+    e.limit_why = fmt::format("{} ({}) plus {} of headers",
+                              capped ? "the action's max_bytes" : "the process memory the result reports",
+                              human_bytes(memory), human_bytes(kCoreHeaderAllowance));
     return e;
   }
   if (action.kind == ak::kFileCollect) {
@@ -80,7 +81,15 @@ EvidenceDecision decide_evidence(const ActionRecord& action, const proto::Action
                             ? expected_object(action, result)
                             : Result<Expected>(Error{"only a succeeded action brings evidence"});
   bool taken = false;
+  std::size_t decided = 0;
   for (const auto& ref : result.evidence()) {
+    if (decided++ == kMaxEvidenceRefsDecided) {
+      decision.refused.push_back(
+          {"", "", 0,
+           fmt::format("{} more objects named by one result, not looked at",
+                       result.evidence_size() - static_cast<int>(kMaxEvidenceRefsDecided))});
+      break;
+    }
     if (!expected) {
       refuse(ref, expected.error().message);
     } else if (taken) {
@@ -91,10 +100,11 @@ EvidenceDecision decide_evidence(const ActionRecord& action, const proto::Action
       refuse(ref, fmt::format("{} names its object \"{}\"", action.kind, expected->name));
     } else if (ref.sha256() != expected->sha256 || ref.size() != expected->size) {
       refuse(ref, "hash or size differs from what the action's result reports");
-    } else if (ref.size() > expected->limit) {
+    } else if (ref.size() > expected->limit || ref.size() > kMaxEvidenceObjectBytes) {
       refuse(ref, fmt::format("{} is over the action's limit of {} ({})", human_bytes(ref.size()),
                               human_bytes(expected->limit), expected->limit_why));
-    } else if (declared_in_window + ref.size() > limits.agent_quota_bytes) {
+    } else if (ref.size() > limits.agent_quota_bytes ||
+               declared_in_window > limits.agent_quota_bytes - ref.size()) {  // no overflow
       refuse(ref, fmt::format("the agent's evidence quota ({} per {} h) would be exceeded: {} "
                               "declared already",
                               human_bytes(limits.agent_quota_bytes),

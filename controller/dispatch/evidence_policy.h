@@ -9,8 +9,9 @@
 // What each kind declares (agent/action_executor.cpp produces it):
 //   memory.capture  one object "<action id>.core": an ELF core of the process. Its size is the
 //                   result's `bytes`, at most the process memory the result reports
-//                   (`memory_bytes`) plus kCoreHeaderAllowance for headers and notes, and at
-//                   most the parameters' `max_bytes` when set. Its hash is the result's `sha256`.
+//                   (`memory_bytes`), or the parameters' `max_bytes` when that is smaller (the
+//                   agent applies it to memory, not headers), plus kCoreHeaderAllowance for
+//                   headers and notes. Its hash is the result's `sha256`.
 //   file.collect    one object "<action id>.collected": the file. Its size is the result's `size`
 //                   (the file's size), at most the parameters' `max_bytes` (0 = 1 GiB); its hash
 //                   is the result's `sha256`.
@@ -39,6 +40,12 @@ struct EvidenceLimits {
 inline constexpr std::uint64_t kCoreHeaderAllowance = 64ULL << 20;
 // file.collect's limit when the parameters set none (agent/action_executor.cpp uses the same).
 inline constexpr std::uint64_t kDefaultCollectLimit = 1ULL << 30;
+// No object is larger than this whatever a result says (also what the store can record).
+inline constexpr std::uint64_t kMaxEvidenceObjectBytes = 256ULL << 30;
+// A result naming more objects than this: the first ones are decided, the rest refused as one
+// entry ("N more objects"), so a result cannot cost the controller memory, log lines or audit
+// bytes by the number of objects it names.
+inline constexpr std::size_t kMaxEvidenceRefsDecided = 8;
 
 struct EvidenceDecision {
   std::vector<EvidenceRecord> accepted;

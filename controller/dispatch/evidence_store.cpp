@@ -7,12 +7,14 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
 
 #include "common/secure_file.h"
+#include "controller/dispatch/evidence_policy.h"
 #include "protocol/crypto.h"
 #include "protocol/framing.h"
 
@@ -23,8 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-// Refuse absurd sizes before creating anything.
-constexpr std::uint64_t kMaxEvidenceBytes = 256ULL << 30;
 
 proto::EvidenceAck ack_of(const std::string& sha, std::uint64_t offset, bool complete = false,
                           std::string error = "") {
@@ -88,7 +88,7 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   const auto& ref = offer.evidence();
   const std::string& sha = ref.sha256();
   if (!is_sha256_hex(sha)) return ack_of(sha, 0, false, "evidence id is not a SHA-256 hash");
-  if (ref.size() > kMaxEvidenceBytes) return ack_of(sha, 0, false, "evidence object too large");
+  if (ref.size() > kMaxEvidenceObjectBytes) return ack_of(sha, 0, false, "evidence object too large");
 
   // Only objects an action of this agent declared in its result are accepted.
   auto rows = store_.find_evidence(sha);
@@ -100,7 +100,7 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   }
   if (declared == nullptr) {
     std::lock_guard lock(mutex_);
-    const auto refused = refusals_.find(agent_id + "/" + sha);
+    const auto refused = refusals_.find(agent_id + "/" + offer.action_id() + "/" + sha);
     return ack_of(sha, 0, false,
                   refused != refusals_.end()
                       ? "refused when the action's result named it: " + refused->second
@@ -109,11 +109,17 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
 
   std::unique_lock lock(mutex_);
   std::error_code ec;
-  if (fs::exists(object_path(sha), ec)) {
-    // Already held (same content from an earlier action, or a finished upload whose ack was lost).
+  // Already held, and this agent delivered it before (an earlier action of its own, or a
+  // finished upload whose ack was lost): nothing to send. Knowing a hash is no proof of holding
+  // the bytes, so an object only other agents delivered is uploaded again, and its hash checked.
+  const bool delivered_before =
+      std::any_of(rows->begin(), rows->end(),
+                  [&](const EvidenceRecord& r) { return r.agent_id == agent_id && r.stored; });
+  if (delivered_before && fs::exists(object_path(sha), ec) &&
+      fs::file_size(object_path(sha), ec) == ref.size() && !ec) {
     if (!declared->stored) {
       (void)store_.mark_evidence_stored(
-          sha, clock_.now_unix_ms(),
+          sha, offer.action_id(), clock_.now_unix_ms(),
           {"agent:" + agent_id, "evidence.stored", sha,
            json{{"action_id", offer.action_id()}, {"size", ref.size()}, {"deduplicated", true}}
                .dump()});
@@ -173,10 +179,10 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   return ack_of(sha, slot->written);
 }
 
-void EvidenceStore::remember_refusal(const std::string& agent_id, const std::string& sha256,
-                                     const std::string& reason) {
+void EvidenceStore::remember_refusal(const std::string& agent_id, const std::string& action_id,
+                                     const std::string& sha256, const std::string& reason) {
   std::lock_guard lock(mutex_);
-  auto key = agent_id + "/" + sha256;
+  auto key = agent_id + "/" + action_id + "/" + sha256;
   if (refusals_.insert_or_assign(key, reason).second) refusal_order_.push_back(std::move(key));
   while (refusal_order_.size() > kRememberedRefusals) {
     refusals_.erase(refusal_order_.front());
@@ -322,7 +328,7 @@ proto::EvidenceAck EvidenceStore::finish(const std::string& sha, Upload& upload)
     ::close(dir_fd);
   }
   if (auto s = store_.mark_evidence_stored(
-          sha, clock_.now_unix_ms(),
+          sha, action_id, clock_.now_unix_ms(),
           {"agent:" + agent_id, "evidence.stored", sha,
            json{{"action_id", action_id}, {"size", size}, {"sha256_checked", true}}.dump()});
       !s) {

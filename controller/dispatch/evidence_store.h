@@ -44,8 +44,8 @@ class EvidenceStore {
   // (evidence_policy.h): an offer of it is answered with `reason`. The most recent
   // kRememberedRefusals are kept; an older one (or one from before a restart) is answered with
   // a general reason.
-  void remember_refusal(const std::string& agent_id, const std::string& sha256,
-                        const std::string& reason);
+  void remember_refusal(const std::string& agent_id, const std::string& action_id,
+                        const std::string& sha256, const std::string& reason);
   static constexpr std::size_t kRememberedRefusals = 1024;
 
   // Takes a chunk at its offset; `done` is called (on the writer thread) with the new offset once
@@ -78,7 +78,7 @@ class EvidenceStore {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::map<std::string, std::unique_ptr<Upload>> uploads_;
-  std::map<std::string, std::string> refusals_;  // "agent/sha256" -> reason
+  std::map<std::string, std::string> refusals_;  // "agent/action/sha256" -> reason
   std::deque<std::string> refusal_order_;        // oldest first
   std::deque<WriteJob> jobs_;
   bool stopping_ = false;

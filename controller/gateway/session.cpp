@@ -138,7 +138,6 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
   boost::system::error_code ec;
   co_await stream_.async_handshake(asio::ssl::stream_base::server,
                                    asio::redirect_error(asio::use_awaitable, ec));
-  handshaking_.release();
   Status outcome = ok_status();
   if (ec) {
     spdlog::warn("gateway: TLS handshake from {} failed: {}", remote_address_, describe_error(ec));
@@ -182,7 +181,7 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
   auto refuse = [&](std::string reason) -> asio::awaitable<Status> {
     ack->set_accepted(false);
     ack->set_reason(reason);
-    co_await channel_.write(reply);
+    (void)co_await channel_.write(reply);  // best effort: the session ends either way
     co_return Error{std::move(reason)};
   };
   if (hello.protocol_version() < kMinProtocolVersion ||
@@ -213,6 +212,10 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
   }
   gateway_.register_session(agent_id_, shared_from_this());
   registered_ = true;
+  // Counted against the address until here, not just through the TLS handshake: a stolen
+  // certificate's connections that never say Hello are as many handshakes; a registered one
+  // replaces the agent's previous session, so an agent holds one.
+  handshaking_.release();
   ack->set_accepted(true);
   if (auto s = co_await channel_.write(reply); !s) co_return s;
   spdlog::info("gateway: agent {} ({}) connected from {}, agent version {}", agent_id_,

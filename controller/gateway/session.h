@@ -20,8 +20,8 @@ class AgentGateway;
 
 class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
  public:
-  // `handshaking` counts this connection against its address's handshake limit until the TLS
-  // handshake ends.
+  // `handshaking` counts this connection against its address's handshake limit until the session
+  // is registered (TLS handshake, certificate and Hello accepted) or ends.
   GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address,
                  ConnectionLimiter::Ticket handshaking);
 

@@ -1204,14 +1204,15 @@ Result<std::vector<EvidenceRecord>> SqliteStore::find_evidence(const std::string
   return collect_rows(db_, q, evidence_from_row, "find evidence");
 }
 
-Status SqliteStore::mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
+Status SqliteStore::mark_evidence_stored(const std::string& sha256, const std::string& action_id,
+                                         std::int64_t now_ms,
                                          const AuditEvent& audit) {
   std::lock_guard lock(mutex_);
   return in_transaction([&]() -> Status {
     auto updated = Statement(cache_,
                              "UPDATE evidence SET stored = 1, stored_at_ms = COALESCE("
-                             "stored_at_ms, ?) WHERE sha256 = ?")
-                       .bind(now_ms, sha256)
+                             "stored_at_ms, ?) WHERE sha256 = ? AND action_id = ?")
+                       .bind(now_ms, sha256, action_id)
                        .run();
     if (!updated) return updated;
     return append_audit_locked(audit, now_ms);
@@ -1227,6 +1228,77 @@ Result<std::uint64_t> SqliteStore::evidence_bytes_declared(const std::string& ag
   if (q.step() != SQLITE_ROW)
     return Error{fmt::format("cannot sum evidence: {}", sqlite3_errmsg(db_))};
   return static_cast<std::uint64_t>(q.integer(0));
+}
+
+Result<StoreMetrics> SqliteStore::metrics() {
+  std::lock_guard lock(mutex_);
+  StoreMetrics m;
+  auto s = in_transaction([&]() -> Status {
+    Statement agents(cache_,
+                     "SELECT COALESCE(SUM(revoked_at_ms IS NULL AND connected), 0), "
+                     "COALESCE(SUM(revoked_at_ms IS NULL AND NOT connected), 0), "
+                     "COALESCE(SUM(revoked_at_ms IS NOT NULL), 0) FROM agents");
+    if (agents.step() != SQLITE_ROW) return db_error(db_, "count agents");
+    m.agents_online = static_cast<std::uint64_t>(agents.integer(0));
+    m.agents_offline = static_cast<std::uint64_t>(agents.integer(1));
+    m.agents_revoked = static_cast<std::uint64_t>(agents.integer(2));
+    Statement quarantined(
+        cache_,
+        "SELECT COUNT(*) FROM (SELECT a.kind, ROW_NUMBER() OVER (PARTITION BY a.agent_id ORDER BY "
+        "a.finished_at_ms DESC, a.issued_at_ms DESC) AS n FROM actions a JOIN agents g ON g.id = "
+        "a.agent_id WHERE g.revoked_at_ms IS NULL AND a.state = 'succeeded' AND a.kind IN "
+        "('network.quarantine', 'network.release')) WHERE n = 1 AND kind = 'network.quarantine'");
+    if (quarantined.step() != SQLITE_ROW) return db_error(db_, "count quarantined agents");
+    m.agents_quarantined = static_cast<std::uint64_t>(quarantined.integer(0));
+    Statement sources(cache_, "SELECT source, COUNT(*) FROM alerts GROUP BY source");
+    while (sources.step() == SQLITE_ROW)
+      m.alerts_by_source[sources.text(0)] = static_cast<std::uint64_t>(sources.integer(1));
+    Statement decisions(cache_,
+                        "SELECT COALESCE(json_extract(NULLIF(confidence, ''), '$.decision'), "
+                        "'none'), COUNT(*) FROM alerts GROUP BY 1");
+    while (decisions.step() == SQLITE_ROW)
+      m.alerts_by_decision[decisions.text(0)] = static_cast<std::uint64_t>(decisions.integer(1));
+    Statement actions(cache_, "SELECT kind, state, COUNT(*) FROM actions GROUP BY kind, state");
+    while (actions.step() == SQLITE_ROW) {
+      m.actions_by_kind_state[{actions.text(0), actions.text(1)}] =
+          static_cast<std::uint64_t>(actions.integer(2));
+    }
+    std::string buckets;
+    for (const double bound : kActionDurationBounds)
+      buckets += fmt::format("SUM(d <= {}), ", static_cast<std::int64_t>(bound * 1000));
+    Statement durations(cache_, fmt::format("SELECT kind, {}COUNT(*), COALESCE(SUM(d), 0) FROM "
+                                            "(SELECT kind, finished_at_ms - started_at_ms AS d "
+                                            "FROM actions WHERE started_at_ms IS NOT NULL AND "
+                                            "finished_at_ms IS NOT NULL AND finished_at_ms >= "
+                                            "started_at_ms) GROUP BY kind",
+                                            buckets));
+    constexpr int kBounds = std::size(kActionDurationBounds);
+    while (durations.step() == SQLITE_ROW) {
+      auto& d = m.action_durations[durations.text(0)];
+      for (int i = 0; i < kBounds; ++i)
+        d.at_or_below.push_back(static_cast<std::uint64_t>(durations.integer(1 + i)));
+      d.count = static_cast<std::uint64_t>(durations.integer(1 + kBounds));
+      d.sum_s = static_cast<double>(durations.integer(2 + kBounds)) / 1000.0;
+    }
+    Statement runs(cache_,
+                   "SELECT playbook, state, COUNT(*) FROM playbook_runs GROUP BY playbook, state");
+    while (runs.step() == SQLITE_ROW) {
+      m.runs_by_playbook_state[{runs.text(0), runs.text(1)}] =
+          static_cast<std::uint64_t>(runs.integer(2));
+    }
+    Statement scalars(cache_,
+                      "SELECT (SELECT COUNT(*) FROM approvals WHERE state = 'pending'), "
+                      "(SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM evidence "
+                      "WHERE stored = 1 GROUP BY sha256)), (SELECT COALESCE(MAX(seq), 0) FROM "
+                      "audit_log)");
+    if (scalars.step() != SQLITE_ROW) return db_error(db_, "count approvals, evidence, audit");
+    m.approvals_pending = static_cast<std::uint64_t>(scalars.integer(0));
+    m.evidence_bytes = static_cast<std::uint64_t>(scalars.integer(1));
+    m.audit_entries = static_cast<std::uint64_t>(scalars.integer(2));
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return m;
 }
 
 Status SqliteStore::set_agent_labels(const std::string& id, const std::vector<std::string>& labels,

@@ -65,10 +65,12 @@ class SqliteStore final : public Store {
   Result<std::vector<std::string>> expire_actions(std::int64_t now_ms,
                                                   std::int64_t grace_ms) override;
   Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) override;
-  Status mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
+  Status mark_evidence_stored(const std::string& sha256, const std::string& action_id,
+                              std::int64_t now_ms,
                               const AuditEvent& audit) override;
   Result<std::uint64_t> evidence_bytes_declared(const std::string& agent_id,
                                                 std::int64_t since_ms) override;
+  Result<StoreMetrics> metrics() override;
   Result<bool> put_object(const ContentObjectRecord& meta, std::string_view bytes,
                           const AuditEvent& audit, std::int64_t now_ms) override;
   Result<std::optional<ContentObjectRecord>> find_object(const std::string& sha256) override;

@@ -23,7 +23,8 @@ constexpr std::array<std::string_view, 4> kSeverities = {"low", "medium", "high"
 
 constexpr const char* kCaseColumns =
     "id, title, status, severity, host_name, assignee, created_at_ms, updated_at_ms, "
-    "validated_at_ms, contained_at_ms, resolved_at_ms";
+    "validated_at_ms, contained_at_ms, resolved_at_ms, "
+    "(SELECT COUNT(*) FROM alerts WHERE alerts.case_id = cases.id)";
 
 CaseRecord case_from_row(const Statement& row) {
   CaseRecord c;
@@ -38,6 +39,7 @@ CaseRecord case_from_row(const Statement& row) {
   c.validated_at_ms = row.optional_integer(8);
   c.contained_at_ms = row.optional_integer(9);
   c.resolved_at_ms = row.optional_integer(10);
+  c.alert_count = static_cast<int>(row.integer(11));
   return c;
 }
 

@@ -4,6 +4,7 @@
 // outside the implementation knows SQL. Every method is safe to call from any thread.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -242,6 +243,7 @@ struct CaseRecord {
   // contained, first marked resolved or false positive. Time to validate/contain/resolve.
   std::optional<std::int64_t> validated_at_ms, contained_at_ms, resolved_at_ms;
   std::vector<std::string> alert_ids;  // filled by find_case
+  int alert_count = 0;                 // filled by find_case and list_cases
 };
 
 // What a person or a playbook changes on a case; empty fields stay as they are.
@@ -320,6 +322,33 @@ struct ApprovalRecord {
   std::optional<std::int64_t> decided_at_ms;
 };
 
+// What GET /metrics reports from the store (controller/api/metrics.h), read at scrape time.
+// Counts of rows kept: "total" counters count what the store holds (nothing is deleted yet).
+struct StoreMetrics {
+  std::uint64_t agents_online = 0;
+  std::uint64_t agents_offline = 0;  // enrolled, not revoked, not connected
+  std::uint64_t agents_revoked = 0;
+  // Not revoked, and whose latest succeeded network.quarantine / network.release was a quarantine.
+  std::uint64_t agents_quarantined = 0;
+  std::map<std::string, std::uint64_t> alerts_by_source;
+  std::map<std::string, std::uint64_t> alerts_by_decision;  // confidence decision; "none" if unset
+  std::map<std::pair<std::string, std::string>, std::uint64_t> actions_by_kind_state;
+  // Ended actions with a start and an end, per kind: counts at or below each of
+  // kActionDurationBounds (cumulative, as Prometheus buckets are), all of them, their sum.
+  struct Durations {
+    std::vector<std::uint64_t> at_or_below;
+    std::uint64_t count = 0;
+    double sum_s = 0;
+  };
+  std::map<std::string, Durations> action_durations;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> runs_by_playbook_state;
+  std::uint64_t approvals_pending = 0;
+  std::uint64_t evidence_bytes = 0;  // distinct stored objects
+  std::uint64_t audit_entries = 0;
+};
+// Bucket bounds of riposte_action_duration_seconds, in seconds.
+inline constexpr double kActionDurationBounds[] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -394,7 +423,9 @@ class Store {
 
   // Evidence: one row per (object, action that produced it).
   virtual Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) = 0;
-  virtual Status mark_evidence_stored(const std::string& sha256, std::int64_t now_ms,
+  // The object's row for `action_id` (the action whose upload delivered it) is stored.
+  virtual Status mark_evidence_stored(const std::string& sha256, const std::string& action_id,
+                                      std::int64_t now_ms,
                                       const AuditEvent& audit) = 0;
   // Bytes of evidence the agent's results declared (accepted rows, stored or not) since `since_ms`:
   // what its quota counts (evidence_policy.h).
@@ -506,6 +537,8 @@ class Store {
   // ("" any) from runs of `playbook` ("" any): what the rate limits on automation count.
   virtual Result<int> count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
                                               const std::string& playbook) = 0;
+
+  virtual Result<StoreMetrics> metrics() = 0;
 
   // Replaces an agent's labels; errors if the agent is unknown.
   virtual Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,

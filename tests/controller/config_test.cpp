@@ -79,6 +79,33 @@ log_format: json
   EXPECT_EQ(config->log_format, "json");
 }
 
+TEST(ControllerConfig, ReadsConnectionLimitsAndTheEvidenceQuota) {
+  testing::TempDir dir;
+  auto config = load_controller_config(write(dir, R"(
+connection_limits:
+  agent: {concurrent: 1000, per_second: 500, burst: 5000}
+  api: {concurrent: 0}
+evidence:
+  agent_quota_bytes: 1073741824
+)"));
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->agent_connection_limits.concurrent, 1000u);
+  EXPECT_EQ(config->agent_connection_limits.per_second, 500);
+  EXPECT_EQ(config->agent_connection_limits.burst, 5000u);
+  EXPECT_EQ(config->api_connection_limits.concurrent, 0u);  // lifted
+  EXPECT_EQ(config->api_connection_limits.per_second, kApiListenerLimits.per_second);
+  EXPECT_EQ(config->evidence.agent_quota_bytes, 1ULL << 30);
+  for (const char* bad :
+       {"connection_limits: {agent: {per_second: .nan}}\n",
+        "connection_limits: {api: {per_second: -1}}\n",
+        "connection_limits: {api: {per_second: 5, burst: 0}}\n",
+        "connection_limits: {gateway: {concurrent: 1}}\n", "evidence: {agent_quota_bytes: 10}\n",
+        "evidence: {agent_quota_bytes: 64G}\n"}) {
+    auto refused = load_controller_config(write(dir, bad));
+    EXPECT_FALSE(refused) << bad;
+  }
+}
+
 TEST(ControllerConfig, UnknownKeyIsAnErrorNamingIt) {
   testing::TempDir dir;
   auto config = load_controller_config(write(dir, "agent_listne: 1.2.3.4:5\n"));

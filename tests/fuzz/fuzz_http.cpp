@@ -4,7 +4,9 @@
 // /dev/shm. The first input byte picks the caller: 0 whoever the request's own Authorization
 // header says, 1 an admin, 2 a viewer, 3 an integration (role ingest), so the fuzzer reaches the
 // routes behind each role. Every response has a status from 200 to 599 and a JSON body that
-// parses; nothing crashes, leaks or hangs.
+// parses; nothing crashes, leaks or hangs. The clock is manual (one second per input) and an
+// operator an input disabled is replaced before the next one, so a run from the same seed and
+// corpus makes the same requests against the same state.
 #include <unistd.h>
 
 #include <boost/beast/core/error.hpp>
@@ -41,9 +43,7 @@ struct Controller {
     store = std::move(SqliteStore::open(dir / "riposte.db").value());
     enrollment.emplace(*store, *pki, clock);
     auth.emplace(*store, clock);
-    tokens[1] = auth->create_token("fuzz-admin", "admin").value().secret;
-    tokens[2] = auth->create_token("fuzz-viewer", "viewer").value().secret;
-    tokens[3] = auth->create_integration("fuzz-siem", "approve", "fuzz-admin").value().secret;
+    renew_callers();
     dispatcher.emplace(*store, pki->action_key(), clock);
     evidence.emplace(dir / "evidence", *store, clock);
     (void)evidence->open();
@@ -51,8 +51,21 @@ struct Controller {
                                  "", 7443, &*dispatcher, &*evidence, nullptr, &autonomy, nullptr,
                                  1 << 20});
   }
+  // Callers an input disabled (POST /api/v1/operators/NAME/disable) are replaced by new ones.
+  void renew_callers() {
+    static const char* const roles[] = {"", "admin", "viewer", "ingest"};
+    for (int i = 1; i < 4; ++i) {
+      if (!tokens[i].empty() && auth->authenticate("Bearer " + tokens[i])) continue;
+      const auto name = std::string("fuzz-") + roles[i] + "-" + std::to_string(++renewed);
+      tokens[i] = (i == 3 ? auth->create_integration(name, "approve", "fuzz")
+                          : auth->create_token(name, roles[i]))
+                      .value()
+                      .secret;
+    }
+  }
   fs::path dir;
-  SystemClock clock;
+  ManualClock clock{1'800'000'000'000};
+  int renewed = 0;
   std::optional<Pki> pki;
   std::unique_ptr<SqliteStore> store;
   std::optional<Enrollment> enrollment;
@@ -69,6 +82,8 @@ struct Controller {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Controller controller;
   if (size < 1) return 0;
+  controller.clock.advance_ms(1000);
+  controller.renew_callers();
   const int caller = data[0] % 4;
   // The rest of the first byte picks one of 64 source addresses: the failed-authentication
   // throttle (20 a minute per address) would otherwise answer 429 to nearly every input.

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "protocol/agent_channel.pb.h"
 #include "protocol/crypto.h"
@@ -158,6 +159,35 @@ print(third.recv(4096).decode(errors='replace').split('\r\n')[0])
                                 rob["token"].get<std::string>()},
                                std::chrono::seconds(30));
   EXPECT_NE(out.out.find("503"), std::string::npos) << out.out << out.err;
+  // The CLI, answered 503 while the slots are taken, waits as told and uploads once they free.
+  const auto big_rules = controller.dir() / "big.yar";
+  {
+    std::ofstream out(big_rules);
+    for (int i = 0; i < 3000; ++i) out << "rule r" << i << " { condition: filesize == " << i << " }\n";
+  }
+  ASSERT_GT(std::filesystem::file_size(big_rules), 64u * 1024);
+  std::ofstream(controller.dir() / "hold.py") << R"(import socket, ssl, sys, time
+host, port = sys.argv[1].rsplit(':', 1)
+context = ssl.create_default_context(cafile=sys.argv[2])
+context.check_hostname = False
+held = []
+for _ in range(2):
+    s = context.wrap_socket(socket.create_connection((host, int(port))))
+    s.sendall(('POST /api/v1/rule-sets?name=slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer '
+               + sys.argv[3] + '\r\nContent-Length: 8000000\r\n\r\n').encode() + b'rule a' * 100)
+    held.append(s)
+time.sleep(4)
+)";
+  ChildProcess hold({"python3", (controller.dir() / "hold.py").string(), api, controller.ca_cert(),
+                     rob["token"].get<std::string>()},
+                    controller.dir() / "hold.log");
+  std::this_thread::sleep_for(1500ms);
+  const auto waited = controller.cli_as(rob["token"].get<std::string>(),
+                                        {"rule-sets", "upload", big_rules.string()});
+  EXPECT_EQ(waited.exit_code, 0) << waited.err;
+  EXPECT_NE(waited.err.find("controller answered 503 (busy); retrying in 5 s"), std::string::npos)
+      << waited.err;
+  hold.wait_for_exit(10s);
   // Once those are gone, an upload is read again.
   const auto rules_file = controller.dir() / "small.yar";
   std::ofstream(rules_file) << "rule small { condition: true }\n";

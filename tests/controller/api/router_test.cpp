@@ -324,6 +324,12 @@ TEST_F(ApiRouterTest, CasesAreUpdatedReportedAndMeasuredAndApprovalsDecidedOnce)
                 .status,
             404);
 
+  // A list counts each case's alerts (`riposte cases list` showed 0 for every case).
+  auto cases = parse(call("GET", "/api/v1/cases?since=1d", analyst_token));
+  ASSERT_EQ(cases["cases"].size(), 1u);
+  EXPECT_EQ(cases["cases"][0]["alert_count"], 1);
+  EXPECT_FALSE(cases["cases"][0].contains("alerts"));
+  EXPECT_EQ(parse(call("GET", path, analyst_token))["alert_count"], 1);
   auto stats = parse(call("GET", "/api/v1/cases/stats?since=1d", analyst_token));
   EXPECT_EQ(stats["cases"], 1);
   EXPECT_EQ(stats["time_to_resolve"]["count"], 1);
@@ -509,6 +515,13 @@ TEST_F(ApiRouterTest, RuleSetsAreStoredOnceByHashAndOnlyUploadersGetTheLargeLimi
   EXPECT_EQ(limit("POST", "/api/v1/rule-sets", "rpt_forged"), 64u * 1024);
   EXPECT_EQ(limit("POST", "/api/v1/actions", responder), 64u * 1024);
   EXPECT_EQ(limit("GET", "/api/v1/rule-sets", responder), 64u * 1024);
+  // Alert batches: large only for who may submit alerts (a stranger cannot make the server hold
+  // 16 MiB per connection before being told 401).
+  EXPECT_EQ(limit("POST", "/api/v1/alerts", analyst_token), 16u << 20);
+  EXPECT_EQ(limit("POST", "/api/v1/alerts?format=ecs", admin_token), 16u << 20);
+  EXPECT_EQ(limit("POST", "/api/v1/alerts", ""), 64u * 1024);
+  EXPECT_EQ(limit("POST", "/api/v1/alerts", "rpt_forged"), 64u * 1024);
+  EXPECT_EQ(limit("POST", "/api/v1/alerts", create("vic", "viewer")), 64u * 1024);
 }
 
 }  // namespace

@@ -338,6 +338,41 @@ TEST_F(DispatcherTest, EvidenceIsTakenOnlyWhereTheActionsKindProducesIt) {
   ASSERT_TRUE(dispatcher->handle_result("agent-1", r7));
   EXPECT_EQ(store->find_action(a8.id).value()->evidence.size(), 1u);
   EXPECT_TRUE(refusals_of(a8.id).empty());
+
+  // max_bytes caps the memory the agent reads, not the headers it writes besides.
+  auto capped = capture;
+  capped.parameters["max_bytes"] = "4096";
+  const auto a9 = dispatcher->submit(capped).value().front();
+  r7.set_action_id(a9.id);
+  m.set_memory_bytes(4096);
+  m.set_bytes(4096 + 20000);
+  r7.set_output(m.SerializeAsString());
+  r7.clear_evidence();
+  ref(r7, big_sha, m.bytes(), a9.id + ".core");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r7));
+  EXPECT_EQ(store->find_action(a9.id).value()->evidence.size(), 1u);
+
+  // Sizes near 2^64 (which would wrap the quota sum) are refused, not wrapped.
+  const auto a10 = dispatcher->submit(capture).value().front();
+  r7.set_action_id(a10.id);
+  m.set_memory_bytes(UINT64_MAX - 10);
+  m.set_bytes(UINT64_MAX - 5);
+  r7.set_output(m.SerializeAsString());
+  r7.clear_evidence();
+  ref(r7, big_sha, m.bytes(), a10.id + ".core");
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", r7));
+  EXPECT_TRUE(store->find_action(a10.id).value()->evidence.empty());
+
+  // A million objects in one result: a handful decided, the rest one refusal.
+  const auto a11 = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  proto::ActionResult many;
+  many.set_action_id(a11.id);
+  many.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  for (int i = 0; i < 1'000'000; ++i) many.add_evidence();
+  ASSERT_TRUE(dispatcher->handle_result("agent-1", many));
+  refused = refusals_of(a11.id);
+  ASSERT_EQ(refused.size(), kMaxEvidenceRefsDecided + 1);
+  EXPECT_EQ(refused.back()["reason"], "999992 more objects named by one result, not looked at");
 }
 
 TEST_F(DispatcherTest, AnAgentsEvidenceQuotaBoundsWhatItCanDeclare) {
