@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -163,6 +164,53 @@ TEST_F(TlsIntegration, OneAddressCannotHoldMoreThanItsShareOfEitherListener) {
       5s));
   EXPECT_NE(controller.process().log_text().find("refusing connections from 127.0.0.2"),
             std::string::npos);
+}
+
+// A stolen agent certificate buys no more: connections that complete TLS with it but never say
+// Hello still count against their address until accepted as a session.
+TEST_F(TlsIntegration, ConnectionsWithAValidCertificateThatNeverSayHelloAreCountedToo) {
+  const auto state = controller.dir() / "agent";
+  controller.enroll_agent(state);
+  const auto script = controller.dir() / "certified_flood.py";
+  std::ofstream(script) << R"(import socket, ssl, sys, time
+port, state = int(sys.argv[1]), sys.argv[2]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.load_verify_locations(state + '/ca.pem')
+context.load_cert_chain(state + '/agent.pem', state + '/agent.key')
+context.check_hostname = False
+opened, refused = [], 0
+for _ in range(300):  # quickly: the gateway closes a silent session after 10 s
+    raw = socket.socket()
+    raw.bind(('127.0.0.3', 0))
+    raw.connect(('127.0.0.1', port))
+    try:
+        opened.append(context.wrap_socket(raw))
+    except (ssl.SSLError, OSError):
+        refused += 1
+time.sleep(1)
+held = []
+for s in opened:
+    s.setblocking(False)
+    try:
+        if s.recv(1) == b'':  # closed by the gateway
+            refused += 1
+            continue
+    except ssl.SSLWantReadError:
+        pass
+    except (ssl.SSLError, OSError):
+        refused += 1
+        continue
+    held.append(s)
+print(len(held), refused)
+)";
+  const auto out = run_command({"python3", script.string(), std::to_string(controller.gateway_port()),
+                                state.string()},
+                               std::chrono::seconds(120));
+  std::istringstream counts(out.out);
+  int held = 0, refused = 0;
+  counts >> held >> refused;
+  EXPECT_LE(held, 256) << out.out << out.err;
+  EXPECT_GE(refused, 300 - 256) << out.out << out.err;
 }
 
 // No resumption: the gateway issues no session ticket (a resumed session would skip the client

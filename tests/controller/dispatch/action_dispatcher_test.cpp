@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <future>
+
 #include "controller/dispatch/evidence_store.h"
 #include "controller/store/audit_chain.h"
 #include "controller/store/sqlite_store.h"
@@ -373,6 +375,68 @@ TEST_F(DispatcherTest, EvidenceIsTakenOnlyWhereTheActionsKindProducesIt) {
   refused = refusals_of(a11.id);
   ASSERT_EQ(refused.size(), kMaxEvidenceRefsDecided + 1);
   EXPECT_EQ(refused.back()["reason"], "999992 more objects named by one result, not looked at");
+}
+
+// Knowing an object's hash is no proof of holding it: an object stored from agent-1 is taken
+// from agent-2 only by uploading it again (hash checked); agent-1's own later action needs no
+// upload.
+TEST_F(DispatcherTest, AStoredObjectIsTakenWithoutUploadOnlyFromTheAgentThatDeliveredIt) {
+  EvidenceStore evidence(dir.path() / "evidence", *store, clock);
+  ASSERT_TRUE(evidence.open());
+  const std::string content = "the collected file\n";
+  const auto sha = crypto::sha256_hex(content);
+  const auto declare = [&](const std::string& agent) {
+    auto s = facts_for({agent});
+    s.kind = "file.collect";
+    s.parameters = json{{"path", "/etc/motd"}};
+    const auto action = dispatcher->submit(s).value().front();
+    proto::ActionResult r;
+    r.set_action_id(action.id);
+    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    proto::FileResult f;
+    f.set_sha256(sha);
+    f.set_size(content.size());
+    r.set_output(f.SerializeAsString());
+    auto* e = r.add_evidence();
+    e->set_sha256(sha);
+    e->set_size(content.size());
+    e->set_name(action.id + ".collected");
+    EXPECT_TRUE(dispatcher->handle_result(agent, r));
+    return action.id;
+  };
+  const auto offer = [&](const std::string& agent, const std::string& action_id) {
+    proto::EvidenceOffer o;
+    o.set_action_id(action_id);
+    o.mutable_evidence()->set_sha256(sha);
+    o.mutable_evidence()->set_size(content.size());
+    return evidence.offer(agent, o);
+  };
+  const auto first = declare("agent-1");
+  auto ack = offer("agent-1", first);
+  ASSERT_EQ(ack.error(), "");
+  ASSERT_FALSE(ack.complete());
+  std::promise<proto::EvidenceAck> stored;
+  proto::EvidenceChunk chunk;
+  chunk.set_action_id(first);
+  chunk.set_sha256(sha);
+  chunk.set_data(content);
+  evidence.append("agent-1", std::move(chunk), [&](proto::EvidenceAck a) {
+    if (a.complete() || !a.error().empty()) stored.set_value(a);
+  });
+  ASSERT_TRUE(stored.get_future().get().complete());
+
+  const auto other = declare("agent-2");
+  ack = offer("agent-2", other);
+  EXPECT_EQ(ack.error(), "");
+  EXPECT_FALSE(ack.complete()) << "agent-2 must send the bytes";
+  EXPECT_EQ(ack.offset(), 0u);
+  EXPECT_FALSE(store->find_action(other).value()->evidence.front().stored);
+
+  const auto again = declare("agent-1");
+  ack = offer("agent-1", again);
+  EXPECT_TRUE(ack.complete());
+  EXPECT_TRUE(store->find_action(again).value()->evidence.front().stored);
+  EXPECT_FALSE(store->find_action(other).value()->evidence.front().stored);
 }
 
 TEST_F(DispatcherTest, AnAgentsEvidenceQuotaBoundsWhatItCanDeclare) {
