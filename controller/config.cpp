@@ -41,7 +41,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                "intel",          "alerts",
                                                "autonomy",       "playbooks",
                                                "max_rule_set_bytes", "evidence",
-                                               "connection_limits"};
+                                               "connection_limits", "metrics"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -79,6 +79,21 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
             fmt::format("{}: max_rule_set_bytes must be between 1 KiB and 1 GiB", path.string())};
       }
       config.max_rule_set_bytes = size;
+    }
+    if (const auto metrics = root["metrics"]) {
+      if (auto s = check_keys(metrics, {"unauthenticated_from"}, path, "metrics"); !s)
+        return s.error();
+      const auto networks = metrics["unauthenticated_from"];
+      for (const auto& text : networks ? networks.as<std::vector<std::string>>()
+                                       : std::vector<std::string>{}) {
+        auto network = IpNetwork::parse(text);
+        if (!network) {
+          return Error{fmt::format("{}: metrics.unauthenticated_from: '{}' is not an address or "
+                                   "network (\"10.0.0.0/8\")",
+                                   path.string(), text)};
+        }
+        config.metrics_unauthenticated_from.push_back(*network);
+      }
     }
     if (const auto limits = root["connection_limits"]) {
       if (auto s = check_keys(limits, {"agent", "api"}, path, "connection_limits"); !s)

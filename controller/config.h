@@ -11,6 +11,7 @@
 #include "controller/dispatch/evidence_policy.h"
 #include "controller/gateway/connection_limiter.h"
 #include "controller/intel/feeds.h"
+#include "controller/observables/ip_network.h"
 #include "controller/intel/threat_intel.h"
 #include "controller/playbooks/autonomy_policy.h"
 
@@ -31,6 +32,8 @@ struct ControllerConfig {
   // Per source address limits on the two listeners (connection_limits.agent / .api).
   ConnectionLimits agent_connection_limits = kAgentListenerLimits;
   ConnectionLimits api_connection_limits = kApiListenerLimits;
+  // GET /metrics without a token from these networks (metrics.unauthenticated_from).
+  std::vector<IpNetwork> metrics_unauthenticated_from;
   // Each agent's evidence quota (evidence.agent_quota_bytes, per 24 h).
   EvidenceLimits evidence;
   std::string log_level = "info";

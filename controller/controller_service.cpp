@@ -148,7 +148,19 @@ Status ControllerService::start() {
       [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
       gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get(), alert_api_.get(),
       &config_.autonomy, engine_.get(), config_.max_rule_set_bytes,
-      config_.max_alert_body_bytes});
+      config_.max_alert_body_bytes,
+      [this](MetricsWriter& w) {
+        w.gauge("riposte_agent_sessions", "Agent sessions open on this controller now.",
+                static_cast<double>(gateway_->session_count()));
+        const std::string refused_help =
+            "Connections closed at accept by the per-address limits (connection_limits).";
+        w.counter("riposte_connections_refused_total", refused_help,
+                  static_cast<double>(gateway_->connections_refused()), {{"listener", "agent"}});
+        if (api_)
+          w.counter("riposte_connections_refused_total", refused_help,
+                    static_cast<double>(api_->connections_refused()), {{"listener", "api"}});
+      },
+      config_.metrics_unauthenticated_from});
   ApiServerOptions api_options{*api_listen};
   api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
   api_options.max_rule_set_bytes = config_.max_rule_set_bytes;

@@ -19,6 +19,7 @@ packages=(
   clang-14 libclang-rt-14-dev          # libFuzzer targets of the parsers (scripts/fuzz.sh)
   rpm lintian jq systemd util-linux   # packaging: rpmbuild for cpack, lintian, systemd-analyze
   python3                             # tests: the HTTPS webhook receiver playbooks notify
+  python3-prometheus-client           # tests: parse GET /metrics with the reference parser
 )
 
 missing=()

@@ -182,6 +182,27 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   }
   const auto address = source_address(request.remote_address);
   const auto now = deps_.clock.now_unix_ms();
+  if (path == "/metrics") {
+    if (method != "GET") return error(405, "use GET");
+    const bool open = std::any_of(deps_.metrics_open_to.begin(), deps_.metrics_open_to.end(),
+                                  [&](const IpNetwork& n) { return n.contains(address); });
+    if (!open) {
+      if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
+      auto caller = deps_.auth.authenticate(request.authorization);
+      if (!caller) {
+        failures_.failed(address, now);
+        return error(401, caller.error().message);
+      }
+      if (is_integration(*caller))
+        return deny(request, *caller, "anything but submitting alerts", Role::viewer);
+    }
+    auto counts = deps_.store.metrics();
+    if (!counts) return error(500, counts.error().message);
+    ApiResponse response;
+    response.body = render_metrics(*counts, deps_.live_metrics);
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return response;
+  }
   // Enrollment authenticates with the enrollment token in the body, not an operator token.
   if (path == "/api/v1/enroll") {
     if (method != "POST") return error(405, "use POST");

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "controller/api/failure_throttle.h"
+#include "controller/api/metrics.h"
 #include "controller/api/operator_auth.h"
 #include "controller/api/playbook_routes.h"
 #include "controller/api/rule_set_routes.h"
@@ -17,6 +18,7 @@
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/dispatch/evidence_store.h"
 #include "controller/gateway/enrollment.h"
+#include "controller/observables/ip_network.h"
 #include "controller/playbooks/autonomy_policy.h"
 #include "controller/store/store.h"
 
@@ -43,6 +45,11 @@ struct ApiRouterDeps {
   std::size_t max_rule_set_bytes = 64 * 1024 * 1024;
   // POST /api/v1/alerts may carry this much, for analysts and integrations.
   std::size_t max_alert_body_bytes = 16 * 1024 * 1024;
+  // GET /metrics: what only the running controller knows (sessions, refused connections).
+  LiveMetrics live_metrics;
+  // GET /metrics without a token from these networks (config metrics.unauthenticated_from);
+  // everyone else needs a token of any role but ingest.
+  std::vector<IpNetwork> metrics_open_to;
 };
 
 class ApiRouter {

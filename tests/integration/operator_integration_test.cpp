@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -84,6 +85,60 @@ namespace fs = std::filesystem;
 // The API and the agent gateway share two io threads. A viewer's audit verify of a large log
 // (work that grows with the data) runs on the API's worker pool, one at a time: /healthz stays
 // fast, the agent keeps its session, and a second verify meanwhile is told to retry.
+// GET /metrics as Prometheus scrapes it: the reference parser (python3-prometheus-client) reads
+// every family with its type; a token is needed unless the scraper's network is listed.
+TEST(ApiIntegration, MetricsAreValidPrometheusTextForAnyRoleOrAListedNetwork) {
+  ControllerUnderTest controller;
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+  controller.cli_json({"action", "run", "host.facts", "--agent", agent.id, "--wait"});
+  const auto viewer = controller.cli_json({"operators", "create", "vic", "--role", "viewer"});
+  const auto scrape = [&](const std::string& token) {
+    std::vector<std::string> argv{"curl", "-s", "-w", "\n%{http_code}", "--cacert",
+                                  controller.ca_cert()};
+    if (!token.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + token});
+    argv.push_back("https://" + controller.api() + "/metrics");
+    return run_command(argv).out;
+  };
+  const auto text = scrape(viewer["token"].get<std::string>());
+  ASSERT_TRUE(text.ends_with("\n200")) << text;
+  const auto exposition = controller.dir() / "metrics.txt";
+  std::ofstream(exposition) << text.substr(0, text.rfind('\n') + 1);
+  const auto parsed = run_command(
+      {"/usr/bin/python3", "-c",
+       "import sys\n"
+       "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+       "for f in parse(open(sys.argv[1]).read()):\n"
+       "    for s in f.samples:\n"
+       "        print(f.type, s.name, ','.join(f'{k}={v}' for k, v in sorted(s.labels.items())),"
+       " s.value)\n",
+       exposition.string()});
+  ASSERT_EQ(parsed.exit_code, 0) << parsed.err;
+  const auto& samples = parsed.out;
+  EXPECT_NE(samples.find("gauge riposte_agents state=online 1.0"), std::string::npos) << samples;
+  EXPECT_NE(samples.find("gauge riposte_agent_sessions  1.0"), std::string::npos) << samples;
+  EXPECT_NE(samples.find("counter riposte_actions_total kind=host.facts,state=succeeded 1.0"),
+            std::string::npos)
+      << samples;
+  EXPECT_NE(samples.find("histogram riposte_action_duration_seconds_count kind=host.facts 1.0"),
+            std::string::npos)
+      << samples;
+  EXPECT_NE(samples.find("gauge riposte_approvals_pending  0.0"), std::string::npos) << samples;
+  for (const char* family :
+       {"counter riposte_audit_entries_total", "counter riposte_evidence_bytes_total",
+        "counter process_cpu_seconds_total", "gauge process_resident_memory_bytes",
+        "gauge process_open_fds", "counter riposte_connections_refused_total"})
+    EXPECT_NE(samples.find(family), std::string::npos) << family << "\n" << samples;
+  EXPECT_TRUE(scrape("").ends_with("\n401"));
+  const auto siem = controller.cli_json({"integrations", "create", "siem"});
+  EXPECT_TRUE(scrape(siem["token"].get<std::string>()).ends_with("\n403"));
+  // A listed network scrapes without a token.
+  controller.stop_gracefully();
+  controller.add_config("metrics:\n  unauthenticated_from: [127.0.0.0/8]\n");
+  controller.start(/*same_ports=*/true);
+  EXPECT_TRUE(scrape("").ends_with("\n200"));
+}
+
 TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
   ControllerUnderTest controller;
   controller.start();
