@@ -8,6 +8,7 @@
 #include "common/duration.h"
 #include "common/utc_time.h"
 #include "controller/alerts/intake.h"
+#include "controller/cases/action_outcome.h"
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/playbooks/engine.h"
 
@@ -88,6 +89,21 @@ std::string md_cell(const std::string& in) {
     }
   }
   return out;
+}
+
+// A step's output in a table cell: its JSON, cut at 160 characters.
+std::string brief(const json& output) {
+  if (output.is_null()) return "";
+  auto dumped = output.is_string() ? output.get<std::string>()
+                                   : output.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (dumped.size() > 160) dumped = dumped.substr(0, 160) + "…";
+  return dumped;
+}
+
+std::string downloads_text(const json& downloads) {
+  std::string out;
+  for (const auto& d : downloads) out += (out.empty() ? "" : ", ") + text(d["by"]) + " " + text(d["at"]);
+  return out.empty() ? "nobody" : out;
 }
 
 std::string duration_text(const json& seconds) {
@@ -176,13 +192,34 @@ Result<json> build_case_report(Store& store, const std::string& case_id) {
   for (const auto& a : *approval_records) approvals.push_back(approval_json(a));
 
   json actions = json::array();
+  json evidence = json::array();
   auto action_records = store.case_actions(case_id);
   if (!action_records) return action_records.error();
   for (const auto& a : *action_records) {
     auto full = store.find_action(a.id);  // with its evidence
     if (!full) return full.error();
     const auto& record = *full ? **full : a;
-    actions.push_back(action_json(record));
+    auto shown = action_json(record);
+    shown["outcome"] = action_outcome_text(shown);
+    for (const auto& e : record.evidence) {
+      json downloads = json::array();
+      auto custody = store.audit_entries_about(e.sha256, 1000);
+      if (!custody) return custody.error();
+      for (const auto& entry : *custody) {
+        if (entry.event == "evidence.downloaded")
+          downloads.push_back({{"by", entry.actor}, {"at", format_utc_ms(entry.at_ms)}});
+      }
+      evidence.push_back({{"sha256", e.sha256},
+                          {"name", e.name},
+                          {"size", e.size},
+                          {"stored", e.stored},
+                          {"stored_at", utc_or_null(e.stored_at_ms)},
+                          {"action_id", record.id},
+                          {"kind", record.kind},
+                          {"agent_id", record.agent_id},
+                          {"downloads", downloads}});
+    }
+    actions.push_back(std::move(shown));
     const bool simulated = record.state == ActionState::simulated;
     event(record.issued_at_ms,
           fmt::format("action {} {} for agent {}", record.kind,
@@ -203,9 +240,9 @@ Result<json> build_case_report(Store& store, const std::string& case_id) {
   std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
     return a["at_ms"].get<std::int64_t>() < b["at_ms"].get<std::int64_t>();
   });
-  return json{{"case", case_json(c)},   {"alerts", alerts},   {"runs", runs},
-              {"approvals", approvals}, {"actions", actions}, {"notes", notes},
-              {"timeline", timeline}};
+  return json{{"case", case_json(c)},   {"alerts", alerts},     {"runs", runs},
+              {"approvals", approvals}, {"actions", actions},   {"evidence", evidence},
+              {"notes", notes},         {"timeline", timeline}};
 }
 
 std::string render_case_markdown(const json& report) {
@@ -233,14 +270,14 @@ std::string render_case_markdown(const json& report) {
   for (const auto& r : report["runs"]) {
     out += fmt::format(
         "### {} (run {}), started by {}: {}{}\n\n| step | kind | outcome | mode | "
-        "why this mode | duration |\n|---|---|---|---|---|---|\n",
+        "why this mode | duration | output |\n|---|---|---|---|---|---|---|\n",
         text(r["playbook"]), text(r["id"]), text(r["started_by"]), text(r["state"]),
         r["error"].is_null() ? "" : " — " + md_cell(text(r["error"])));
     for (const auto& s : r["steps"]) {
-      out += fmt::format("| {} | {} | {} | {} | {} | {} ms |\n", md_cell(text(s["step"])),
+      out += fmt::format("| {} | {} | {} | {} | {} | {} ms | {} |\n", md_cell(text(s["step"])),
                          md_cell(text(s["kind"])), md_cell(text(s["outcome"])),
                          md_cell(text(s["mode"])), md_cell(text(s["mode_reason"])),
-                         text(s["duration_ms"]));
+                         text(s["duration_ms"]), md_cell(brief(s.value("output", json()))));
     }
     out += "\n";
   }
@@ -254,14 +291,25 @@ std::string render_case_markdown(const json& report) {
                        md_cell(text(a["decision_reason"])));
   }
   out +=
-      "\n## Actions (simulated and real)\n\n| action | kind | agent | state | requester | "
-      "approver | spec SHA-256 | signature |\n|---|---|---|---|---|---|---|---|\n";
+      "\n## Actions (simulated and real)\n\n| action | kind | agent | state | outcome | requester | "
+      "approver | spec SHA-256 | signature |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& a : report["actions"]) {
-    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", md_cell(text(a["id"])),
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_cell(text(a["id"])),
                        md_cell(text(a["kind"])), md_cell(text(a["agent_id"])),
-                       md_cell(text(a["state"])), md_cell(text(a["requester"])),
-                       md_cell(text(a["approver"])), md_cell(text(a["spec_sha256"])),
+                       md_cell(text(a["state"])), md_cell(text(a.value("outcome", json()))),
+                       md_cell(text(a["requester"])), md_cell(text(a["approver"])),
+                       md_cell(text(a["spec_sha256"])),
                        md_cell(text(a["signature"]).substr(0, 32)) + "…");
+  }
+  out +=
+      "\n## Evidence\n\n| object | SHA-256 | size | action | agent | stored | downloaded by "
+      "|\n|---|---|---|---|---|---|---|\n";
+  for (const auto& e : report.value("evidence", json::array())) {
+    out += fmt::format("| {} | {} | {} | {} ({}) | {} | {} | {} |\n", md_cell(text(e["name"])),
+                       md_cell(text(e["sha256"])), bytes_text(e["size"].get<std::uint64_t>()),
+                       md_cell(text(e["action_id"])), md_cell(text(e["kind"])),
+                       md_cell(text(e["agent_id"])), e["stored"].get<bool>() ? text(e["stored_at"]) : "not yet",
+                       md_cell(downloads_text(e["downloads"])));
   }
   out += "\n## Notes\n\n";
   for (const auto& n : report["notes"])
@@ -277,42 +325,121 @@ std::string render_case_markdown(const json& report) {
 
 std::string render_case_html(const json& report) {
   const auto& c = report["case"];
-  const auto cell = [](const json& v) { return "<td>" + html_escape(text(v)) + "</td>"; };
+  const auto esc = [](const json& v) { return html_escape(text(v)); };
+  const auto cell = [&](const json& v) { return "<td>" + esc(v) + "</td>"; };
+  // Raw documents are kept, folded: the reviewer opens what they need, the page stays readable.
+  const auto folded = [](const std::string& summary, const json& value) {
+    if (value.is_null() || (value.is_object() && value.empty())) return std::string();
+    return "<details><summary>" + html_escape(summary) + "</summary><pre>" +
+           html_escape(value.is_string()
+                           ? value.get<std::string>()
+                           : value.dump(2, ' ', false, json::error_handler_t::replace)) +
+           "</pre></details>";
+  };
+  const auto table = [](std::initializer_list<const char*> headers) {
+    std::string out = "<table><thead><tr>";
+    for (const char* h : headers) out += fmt::format("<th>{}</th>", h);
+    return out + "</tr></thead><tbody>\n";
+  };
   std::string out = fmt::format(
-      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Case {}</title>"
-      "<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px "
-      "solid #999;padding:2px 6px;text-align:left}}</style></head><body>\n<h1>Case {}: {}</h1>\n",
-      html_escape(text(c["id"])), html_escape(text(c["id"])), html_escape(text(c["title"])));
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Case {}</title>\n"
+      "<style>body{{font:14px/1.45 system-ui,sans-serif;max-width:75em;margin:2em auto;"
+      "padding:0 1em;color:#111}}h1{{font-size:1.6em}}h2{{margin-top:1.8em;border-bottom:1px "
+      "solid #ccc}}table{{border-collapse:collapse;width:100%;margin:.5em 0}}td,th{{border:1px "
+      "solid #bbb;padding:3px 6px;text-align:left;vertical-align:top}}th{{background:#f2f2f2}}"
+      "td{{word-break:break-word}}.hash{{font-family:monospace;font-size:.9em}}"
+      "dl{{display:grid;grid-template-columns:max-content auto;gap:2px 1em}}dt{{font-weight:600}}"
+      "pre{{white-space:pre-wrap;font-size:.85em;background:#f8f8f8;padding:.5em}}"
+      "@media print{{body{{margin:0;max-width:none}}h2{{break-after:avoid}}tr{{break-inside:avoid}}"
+      "details:not([open]) pre{{display:none}}}}</style></head><body>\n"
+      "<h1>Case {}: {}</h1>\n",
+      esc(c["id"]), esc(c["id"]), esc(c["title"]));
   out += fmt::format(
-      "<p>Status <b>{}</b>, severity {}, host {}. Time to validate {}, to contain "
-      "{}, to resolve {}.</p>\n",
-      html_escape(text(c["status"])), html_escape(text(c["severity"])),
-      html_escape(text(c["host"])), duration_text(c["time_to_validate_s"]),
-      duration_text(c["time_to_contain_s"]), duration_text(c["time_to_resolve_s"]));
-  out +=
-      "<h2>Actions (simulated and real)</h2>\n<table><tr><th>action</th><th>kind</th><th>agent"
-      "</th><th>state</th><th>requester</th><th>approver</th><th>spec SHA-256</th></tr>\n";
+      "<dl><dt>Status</dt><dd>{}</dd><dt>Severity</dt><dd>{}</dd><dt>Host</dt><dd>{}</dd>"
+      "<dt>Assignee</dt><dd>{}</dd><dt>Opened</dt><dd>{}</dd><dt>Validated</dt><dd>{}</dd>"
+      "<dt>Contained</dt><dd>{}</dd><dt>Resolved</dt><dd>{}</dd><dt>Time to validate / contain / "
+      "resolve</dt><dd>{} / {} / {}</dd></dl>\n",
+      esc(c["status"]), esc(c["severity"]), esc(c["host"]),
+      c["assignee"].is_null() ? "none" : esc(c["assignee"]), esc(c["created_at"]),
+      esc(c["validated_at"]), esc(c["contained_at"]), esc(c["resolved_at"]),
+      duration_text(c["time_to_validate_s"]), duration_text(c["time_to_contain_s"]),
+      duration_text(c["time_to_resolve_s"]));
+
+  out += "<h2>Alerts</h2>\n" + table({"alert", "source", "rule", "severity", "host", "status",
+                                      "confidence", "documents"});
+  for (const auto& a : report["alerts"]) {
+    const auto& confidence = a.value("confidence", json());
+    json documents = {{"validation", a.value("validation", json())},
+                      {"enrichment", a.value("enrichment", json())},
+                      {"confidence", confidence}};
+    out += "<tr>" + cell(a["id"]) + cell(a["source"]) + cell(a["rule"]["name"]) +
+           cell(a["severity"]) + cell(a.value("host", json()).value("name", json())) +
+           cell(a["status"]) +
+           "<td>" +
+           (confidence.is_object() ? esc(confidence.value("score", json())) + " " +
+                                         esc(confidence.value("decision", json()))
+                                   : "") +
+           "</td><td>" + folded("validation, enrichment, confidence", documents) +
+           folded("as received", a.value("raw", json())) + "</td></tr>\n";
+  }
+  out += "</tbody></table>\n";
+
+  out += "<h2>Playbook runs</h2>\n";
+  for (const auto& r : report["runs"]) {
+    out += fmt::format("<h3>{} — run {}, started by {}: {}{}</h3>\n", esc(r["playbook"]),
+                       esc(r["id"]), esc(r["started_by"]), esc(r["state"]),
+                       r["error"].is_null() ? "" : " — " + esc(r["error"]));
+    out += table({"step", "kind", "outcome", "mode", "why this mode", "duration", "output"});
+    for (const auto& st : r["steps"]) {
+      out += "<tr>" + cell(st["step"]) + cell(st["kind"]) + cell(st["outcome"]) +
+             cell(st["mode"]) + cell(st["mode_reason"]) + "<td>" + esc(st["duration_ms"]) +
+             " ms</td><td>" + folded("output", st.value("output", json())) + "</td></tr>\n";
+    }
+    out += "</tbody></table>\n";
+  }
+
+  out += "<h2>Approvals</h2>\n" +
+         table({"approval", "asked", "what and why", "state", "decided by", "their reason"});
+  for (const auto& a : report["approvals"]) {
+    out += "<tr>" + cell(a["id"]) + cell(a["created_at"]) + cell(a["reason"]) + cell(a["state"]) +
+           cell(a["decided_by"]) + cell(a["decision_reason"]) + "</tr>\n";
+  }
+  out += "</tbody></table>\n";
+
+  out += "<h2>Actions (simulated and real)</h2>\n" +
+         table({"action", "kind", "agent", "state", "outcome", "requester", "approver",
+                "spec SHA-256", "result"});
   for (const auto& a : report["actions"]) {
     out += "<tr>" + cell(a["id"]) + cell(a["kind"]) + cell(a["agent_id"]) + cell(a["state"]) +
-           cell(a["requester"]) + cell(a["approver"]) + cell(a["spec_sha256"]) + "</tr>\n";
+           cell(a.value("outcome", json())) + cell(a["requester"]) + cell(a["approver"]) +
+           "<td class=\"hash\">" + esc(a["spec_sha256"]) + "</td><td>" +
+           folded("result", a.value("result", json())) + "</td></tr>\n";
   }
-  out +=
-      "</table>\n<h2>Approvals</h2>\n<table><tr><th>id</th><th>reason</th><th>state</th><th>"
-      "decided by</th><th>why</th></tr>\n";
-  for (const auto& a : report["approvals"]) {
-    out += "<tr>" + cell(a["id"]) + cell(a["reason"]) + cell(a["state"]) + cell(a["decided_by"]) +
-           cell(a["decision_reason"]) + "</tr>\n";
+  out += "</tbody></table>\n";
+
+  out += "<h2>Evidence</h2>\n" +
+         table({"object", "SHA-256", "size", "action", "agent", "stored", "downloaded by"});
+  for (const auto& e : report.value("evidence", json::array())) {
+    out += "<tr>" + cell(e["name"]) + "<td class=\"hash\">" + esc(e["sha256"]) + "</td><td>" +
+           bytes_text(e["size"].get<std::uint64_t>()) + "</td><td>" + esc(e["action_id"]) + " (" +
+           esc(e["kind"]) + ")</td>" + cell(e["agent_id"]) + "<td>" +
+           (e["stored"].get<bool>() ? esc(e["stored_at"]) : "not yet") + "</td><td>" +
+           html_escape(downloads_text(e["downloads"])) + "</td></tr>\n";
   }
-  out +=
-      "</table>\n<h2>Timeline</h2>\n<table><tr><th>at</th><th>what</th><th>by</th><th>detail"
-      "</th></tr>\n";
+  out += "</tbody></table>\n";
+
+  out += "<h2>Notes</h2>\n<ul>\n";
+  for (const auto& n : report["notes"])
+    out += "<li>" + esc(n["at"]) + " <b>" + esc(n["author"]) + "</b>: " + esc(n["text"]) + "</li>\n";
+  out += "</ul>\n";
+
+  out += "<h2>Timeline</h2>\n" + table({"at", "what", "by", "detail"});
   for (const auto& e : report["timeline"]) {
-    out +=
-        "<tr>" + cell(e["at"]) + cell(e["what"]) + cell(e["actor"]) + cell(e["detail"]) + "</tr>\n";
+    out += "<tr>" + cell(e["at"]) + cell(e["what"]) + cell(e["actor"]) + "<td>" +
+           folded("detail", e["detail"]) + "</td></tr>\n";
   }
-  out += "</table>\n<h2>Record</h2>\n<pre>" +
-         html_escape(report.dump(2, ' ', false, json::error_handler_t::replace)) +
-         "</pre>\n</body></html>\n";
+  out += "</tbody></table>\n<h2>Full record</h2>\n" + folded("the whole report as JSON", report) +
+         "\n</body></html>\n";
   return out;
 }
 

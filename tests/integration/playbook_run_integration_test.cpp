@@ -252,15 +252,37 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
   EXPECT_EQ(posts[1]["path"], "/responder");
   EXPECT_EQ(posts[1]["body"]["state"], "succeeded");
 
-  // The report reconstructs it: every action with its signature, the approval and the timeline.
+  // A responder downloads the collected script; the report names who did.
+  const auto script_sha = script["sha256"].get<std::string>();
+  ASSERT_EQ(controller
+                .cli({"evidence", "get", script_sha, "-o", (controller.dir() / "script.bin").string()})
+                .exit_code,
+            0);
+  // The report reconstructs it: every action with its signature and what it did in words, every
+  // evidence object with its hash, the approval and the timeline.
   const auto report = controller.cli({"cases", "report", r["case_id"], "--format", "md"});
   ASSERT_EQ(report.exit_code, 0) << report.err;
   for (const char* expected :
        {"suspicious-process", "process.suspend", "memory.capture", "file.collect", "process.kill",
-        "rita", "confirmed reverse shell", "approval.approved", "alert received"})
+        "rita", "confirmed reverse shell", "approval.approved", "alert received", "## Evidence",
+        "1 YARA match: reverse\\_shell\\_strings on pid", "B of memory (", "B core",
+        script_sha.c_str()})
     EXPECT_NE(report.out.find(expected), std::string::npos) << expected << "\n" << report.out;
   const auto full =
       json::parse(controller.cli({"cases", "report", r["case_id"], "--format", "json"}).out);
+  bool script_listed = false;
+  for (const auto& e : full["evidence"]) {
+    if (e["sha256"] != script_sha) continue;
+    script_listed = true;
+    ASSERT_EQ(e["downloads"].size(), 1u) << e.dump();
+    EXPECT_TRUE(e["stored"].get<bool>());
+  }
+  EXPECT_TRUE(script_listed) << full["evidence"].dump(2);
+  for (const auto& a : full["actions"]) {
+    if (a["kind"] == "process.kill") {
+      EXPECT_NE(a["outcome"].get<std::string>().find("pid "), std::string::npos) << a.dump(2);
+    }
+  }
   std::int64_t previous = 0;
   for (const auto& e : full["timeline"]) {
     EXPECT_GE(e["at_ms"].get<std::int64_t>(), previous);
@@ -268,6 +290,11 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
   }
   const auto html = controller.cli({"cases", "report", r["case_id"], "--format", "html"});
   EXPECT_NE(html.out.find("<!DOCTYPE html>"), std::string::npos);
+  // A document to read: raw records folded away, not dumped.
+  EXPECT_NE(html.out.find("<h2>Evidence</h2>"), std::string::npos);
+  EXPECT_NE(html.out.find("<details><summary>the whole report as JSON</summary>"),
+            std::string::npos);
+  EXPECT_EQ(html.out.find("</pre>\n</body>"), std::string::npos);
   const auto stats = controller.cli_json({"cases", "stats", "--since", "1d"});
   EXPECT_GE(stats["time_to_contain"]["count"].get<int>(), 1);
 }
