@@ -8,9 +8,9 @@
 #include "common/duration.h"
 #include "common/utc_time.h"
 #include "controller/alerts/intake.h"
-#include "controller/cases/action_outcome.h"
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/playbooks/engine.h"
+#include "protocol/action_outcome.h"
 
 namespace riposte::controller {
 
@@ -199,8 +199,7 @@ Result<json> build_case_report(Store& store, const std::string& case_id) {
     auto full = store.find_action(a.id);  // with its evidence
     if (!full) return full.error();
     const auto& record = *full ? **full : a;
-    auto shown = action_json(record);
-    shown["outcome"] = action_outcome_text(shown);
+    auto shown = action_json(record);  // with its outcome in words
     for (const auto& e : record.evidence) {
       json downloads = json::array();
       auto custody = store.audit_entries_about(e.sha256, 1000);

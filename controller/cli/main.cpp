@@ -18,6 +18,7 @@
 #include "controller/cli/cases.h"
 #include "controller/cli/operators.h"
 #include "controller/cli/playbooks.h"
+#include "controller/cli/result_tables.h"
 #include "controller/cli/rule_sets.h"
 #include "controller/cli/support.h"
 #include "protocol/action_catalog.h"
@@ -55,7 +56,11 @@ void print_action(const json& a) {
                              e["size"].dump(), text(e["name"]),
                              e.value("stored", false) ? "stored" : "upload pending");
   }
-  if (!a["result"].is_null()) std::cout << "result:\n" << a["result"].dump(2) << "\n";
+  std::cout << fmt::format("{:<14} {}\n", "outcome:", printable(text(a.value("outcome", json()))));
+  if (!a["result"].is_null()) {
+    std::cout << "result:\n";
+    print_result(a.value("kind", ""), a["result"]);
+  }
 }
 
 void print_agent(const json& a) {

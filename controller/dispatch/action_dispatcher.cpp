@@ -10,6 +10,7 @@
 #include "controller/observables/observable.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
+#include "protocol/action_outcome.h"
 #include "protocol/action_signing.h"
 #include "protocol/crypto.h"
 
@@ -390,7 +391,7 @@ json action_json(const ActionRecord& a) {
   }
   proto::ActionSpec spec;
   spec.ParseFromString(a.spec);
-  return json{
+  json shown{
       {"id", a.id},
       {"agent_id", a.agent_id},
       {"kind", a.kind},
@@ -420,6 +421,8 @@ json action_json(const ActionRecord& a) {
       {"signature", crypto::hex({reinterpret_cast<const std::uint8_t*>(a.signature.data()),
                                  a.signature.size()})},
   };
+  shown["outcome"] = action_outcome_text(shown);
+  return shown;
 }
 
 }  // namespace riposte::controller

@@ -55,6 +55,8 @@ TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
     EXPECT_TRUE(done[key].is_string()) << key;
   EXPECT_EQ(done["requester"], "admin");
   EXPECT_EQ(done["signature"].get<std::string>().size(), 128u);  // Ed25519, hex
+  EXPECT_EQ(done["outcome"], "pid " + std::to_string(child) + " (sleep): terminated — exited after SIGTERM")
+      << done.dump();
 
   // The child really died of the SIGTERM the agent sent.
   int status = 0;
@@ -78,6 +80,17 @@ TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
   EXPECT_EQ(::kill(other, 0), 0);
   ::kill(other, SIGKILL);
   ::waitpid(other, nullptr, 0);
+
+  // Without --json a result reads as a table: process.list as columns, one process a row.
+  const auto listed = controller.cli({"action", "run", "process.list", "--agent", agent.id, "--wait"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("outcome:"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("processes"), std::string::npos) << listed.out;
+  const auto header = listed.out.find("PID  ");
+  ASSERT_NE(header, std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("COMMAND", header), std::string::npos);
+  EXPECT_NE(listed.out.find("riposte-agent"), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find("\"processes\""), std::string::npos) << "not JSON";
 
   // Bad input is answered before anything is signed or stored.
   const auto unknown = controller.cli({"action", "run", "process.explode", "--agent", agent.id});

@@ -1,10 +1,10 @@
-#include "controller/cases/action_outcome.h"
+#include "protocol/action_outcome.h"
 
 #include <fmt/format.h>
 
 #include <cstdlib>
 
-namespace riposte::controller {
+namespace riposte {
 
 namespace {
 
@@ -132,4 +132,4 @@ std::string action_outcome_text(const json& action) {
   return "succeeded";
 }
 
-}  // namespace riposte::controller
+}  // namespace riposte

@@ -9,11 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace riposte::controller {
+namespace riposte {
 
 std::string action_outcome_text(const nlohmann::json& action);
 
 // "812 bytes", "6.4 MiB", "1.2 GiB".
 std::string bytes_text(std::uint64_t n);
 
-}  // namespace riposte::controller
+}  // namespace riposte
