@@ -52,6 +52,28 @@ class DispatcherTest : public ::testing::Test {
     return s;
   }
 
+  // A file.collect for `agent` whose succeeded result declares `content` as its one object, as
+  // a real agent's would; returns the action id.
+  std::string collected(const std::string& agent, const std::string& content) {
+    auto s = facts_for({agent});
+    s.kind = "file.collect";
+    s.parameters = json{{"path", "/var/log/collected"}};
+    const auto action = dispatcher->submit(s).value().front();
+    proto::ActionResult r;
+    r.set_action_id(action.id);
+    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    proto::FileResult f;
+    f.set_sha256(crypto::sha256_hex(content));
+    f.set_size(content.size());
+    r.set_output(f.SerializeAsString());
+    auto* e = r.add_evidence();
+    e->set_sha256(f.sha256());
+    e->set_size(content.size());
+    e->set_name(action.id + ".collected");
+    EXPECT_TRUE(dispatcher->handle_result(agent, r));
+    return action.id;
+  }
+
   int audit_count() { return static_cast<int>(store->audit_entries(0, 100000).value().size()); }
 
   testing::TempDir dir;
@@ -385,25 +407,7 @@ TEST_F(DispatcherTest, AStoredObjectIsTakenWithoutUploadOnlyFromTheAgentThatDeli
   ASSERT_TRUE(evidence.open());
   const std::string content = "the collected file\n";
   const auto sha = crypto::sha256_hex(content);
-  const auto declare = [&](const std::string& agent) {
-    auto s = facts_for({agent});
-    s.kind = "file.collect";
-    s.parameters = json{{"path", "/etc/motd"}};
-    const auto action = dispatcher->submit(s).value().front();
-    proto::ActionResult r;
-    r.set_action_id(action.id);
-    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
-    proto::FileResult f;
-    f.set_sha256(sha);
-    f.set_size(content.size());
-    r.set_output(f.SerializeAsString());
-    auto* e = r.add_evidence();
-    e->set_sha256(sha);
-    e->set_size(content.size());
-    e->set_name(action.id + ".collected");
-    EXPECT_TRUE(dispatcher->handle_result(agent, r));
-    return action.id;
-  };
+  const auto declare = [&](const std::string& agent) { return collected(agent, content); };
   const auto offer = [&](const std::string& agent, const std::string& action_id) {
     proto::EvidenceOffer o;
     o.set_action_id(action_id);
@@ -444,25 +448,8 @@ TEST_F(DispatcherTest, AnAgentsEvidenceQuotaBoundsWhatItCanDeclare) {
   options.evidence.agent_quota_bytes = 10 << 20;
   dispatcher = std::make_unique<ActionDispatcher>(*store, key.get(), clock, options);
   const std::string object(4 << 20, 'q');
-  const auto sha = crypto::sha256_hex(object);
   auto collect_of = [&](const std::string& agent) {
-    auto s = facts_for({agent});
-    s.kind = "file.collect";
-    s.parameters = json{{"path", "/var/log/big"}};
-    const auto action = dispatcher->submit(s).value().front();
-    proto::ActionResult r;
-    r.set_action_id(action.id);
-    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
-    proto::FileResult f;
-    f.set_sha256(sha);
-    f.set_size(object.size());
-    r.set_output(f.SerializeAsString());
-    auto* e = r.add_evidence();
-    e->set_sha256(sha);
-    e->set_size(object.size());
-    e->set_name(action.id + ".collected");
-    EXPECT_TRUE(dispatcher->handle_result(agent, r));
-    return store->find_action(action.id).value()->evidence.size();
+    return store->find_action(collected(agent, object)).value()->evidence.size();
   };
   EXPECT_EQ(collect_of("agent-1"), 1u);
   EXPECT_EQ(collect_of("agent-1"), 1u);
