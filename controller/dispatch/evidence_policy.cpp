@@ -4,6 +4,7 @@
 
 #include "controller/dispatch/evidence_store.h"
 #include "protocol/action_kinds.h"
+#include "protocol/action_outcome.h"
 #include "protocol/actions.pb.h"
 
 namespace riposte::controller {
@@ -20,12 +21,6 @@ struct Expected {
   std::uint64_t limit = 0;  // the largest size the action may produce
   std::string limit_why;
 };
-
-std::string human_bytes(std::uint64_t n) {
-  if (n >= (1ULL << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(n) / (1ULL << 30));
-  if (n >= (1ULL << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1ULL << 20));
-  return fmt::format("{} bytes", n);
-}
 
 // The one object the action produced, as its result describes it; an error says why the kind
 // brings none.
@@ -48,7 +43,7 @@ Result<Expected> expected_object(const ActionRecord& action, const proto::Action
                                                : memory + kCoreHeaderAllowance;
     e.limit_why = fmt::format("{} ({}) plus {} of headers",
                               capped ? "the action's max_bytes" : "the process memory the result reports",
-                              human_bytes(memory), human_bytes(kCoreHeaderAllowance));
+                              bytes_text(memory), bytes_text(kCoreHeaderAllowance));
     return e;
   }
   if (action.kind == ak::kFileCollect) {
@@ -101,14 +96,14 @@ EvidenceDecision decide_evidence(const ActionRecord& action, const proto::Action
     } else if (ref.sha256() != expected->sha256 || ref.size() != expected->size) {
       refuse(ref, "hash or size differs from what the action's result reports");
     } else if (ref.size() > expected->limit || ref.size() > kMaxEvidenceObjectBytes) {
-      refuse(ref, fmt::format("{} is over the action's limit of {} ({})", human_bytes(ref.size()),
-                              human_bytes(expected->limit), expected->limit_why));
+      refuse(ref, fmt::format("{} is over the action's limit of {} ({})", bytes_text(ref.size()),
+                              bytes_text(expected->limit), expected->limit_why));
     } else if (ref.size() > limits.agent_quota_bytes ||
                declared_in_window > limits.agent_quota_bytes - ref.size()) {  // no overflow
       refuse(ref, fmt::format("the agent's evidence quota ({} per {} h) would be exceeded: {} "
                               "declared already",
-                              human_bytes(limits.agent_quota_bytes),
-                              limits.quota_window_ms / 3'600'000, human_bytes(declared_in_window)));
+                              bytes_text(limits.agent_quota_bytes),
+                              limits.quota_window_ms / 3'600'000, bytes_text(declared_in_window)));
     } else {
       taken = true;
       decision.accepted.push_back({ref.sha256(), action.id, action.agent_id, ref.name(), ref.size(),
