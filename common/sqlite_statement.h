@@ -196,8 +196,9 @@ inline void create_owner_only(const std::string& path) {
   }
 }
 
-// Opens (creating, owner-only) a database for use from several threads and runs `schema` (idempotent SQL:
-// pragmas, CREATE ... IF NOT EXISTS). The caller owns the handle (sqlite3_close_v2).
+// Opens (creating, owner-only) a database for use from several threads and runs `schema`
+// (idempotent SQL: pragmas, CREATE ... IF NOT EXISTS). The caller owns the handle
+// (sqlite3_close_v2).
 inline Result<sqlite3*> open_database(const std::string& path, const char* schema) {
   create_owner_only(path);
   sqlite3* db = nullptr;

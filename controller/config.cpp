@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/duration.h"
@@ -33,15 +33,24 @@ Status check_keys(const YAML::Node& node, std::initializer_list<const char*> kno
 
 Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
                                                 ControllerConfig config) {
-  static const std::set<std::string> kKnown = {"data_dir",       "agent_listen",
-                                               "api_listen",     "agent_gateway_host",
-                                               "server_names",   "heartbeat_interval",
-                                               "max_frame_size", "log_level",
-                                               "log_format",     "assets",
-                                               "intel",          "alerts",
-                                               "autonomy",       "playbooks",
-                                               "max_rule_set_bytes", "evidence",
-                                               "connection_limits", "metrics"};
+  static const std::set<std::string> kKnown = {"data_dir",
+                                               "agent_listen",
+                                               "api_listen",
+                                               "agent_gateway_host",
+                                               "server_names",
+                                               "heartbeat_interval",
+                                               "max_frame_size",
+                                               "log_level",
+                                               "log_format",
+                                               "assets",
+                                               "intel",
+                                               "alerts",
+                                               "autonomy",
+                                               "playbooks",
+                                               "max_rule_set_bytes",
+                                               "evidence",
+                                               "connection_limits",
+                                               "metrics"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -84,13 +93,14 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       if (auto s = check_keys(metrics, {"unauthenticated_from"}, path, "metrics"); !s)
         return s.error();
       const auto networks = metrics["unauthenticated_from"];
-      for (const auto& text : networks ? networks.as<std::vector<std::string>>()
-                                       : std::vector<std::string>{}) {
+      for (const auto& text :
+           networks ? networks.as<std::vector<std::string>>() : std::vector<std::string>{}) {
         auto network = IpNetwork::parse(text);
         if (!network) {
-          return Error{fmt::format("{}: metrics.unauthenticated_from: '{}' is not an address or "
-                                   "network (\"10.0.0.0/8\")",
-                                   path.string(), text)};
+          return Error{
+              fmt::format("{}: metrics.unauthenticated_from: '{}' is not an address or "
+                          "network (\"10.0.0.0/8\")",
+                          path.string(), text)};
         }
         config.metrics_unauthenticated_from.push_back(*network);
       }
@@ -98,22 +108,20 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     if (const auto limits = root["connection_limits"]) {
       if (auto s = check_keys(limits, {"agent", "api"}, path, "connection_limits"); !s)
         return s.error();
-      for (const auto& [key, target] :
-           {std::pair{"agent", &config.agent_connection_limits},
-            std::pair{"api", &config.api_connection_limits}}) {
+      for (const auto& [key, target] : {std::pair{"agent", &config.agent_connection_limits},
+                                        std::pair{"api", &config.api_connection_limits}}) {
         const auto node = limits[key];
         if (!node) continue;
         const auto where = fmt::format("connection_limits.{}", key);
-        if (auto s = check_keys(node, {"concurrent", "per_second", "burst"}, path, where);
-            !s)
+        if (auto s = check_keys(node, {"concurrent", "per_second", "burst"}, path, where); !s)
           return s.error();
         if (node["concurrent"]) target->concurrent = node["concurrent"].as<std::uint32_t>();
         if (node["per_second"]) target->per_second = node["per_second"].as<double>();
         if (node["burst"]) target->burst = node["burst"].as<std::uint32_t>();
         if (!std::isfinite(target->per_second) || target->per_second < 0 ||
             (target->per_second > 0 && target->burst < 1)) {
-          return Error{fmt::format("{}: {}: per_second must be >= 0 and burst >= 1",
-                                   path.string(), where)};
+          return Error{
+              fmt::format("{}: {}: per_second must be >= 0 and burst >= 1", path.string(), where)};
         }
       }
     }
@@ -123,8 +131,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       if (evidence["agent_quota_bytes"]) {
         const auto quota = evidence["agent_quota_bytes"].as<std::uint64_t>();
         if (quota < (1u << 20)) {
-          return Error{fmt::format("{}: evidence.agent_quota_bytes must be at least 1 MiB",
-                                   path.string())};
+          return Error{
+              fmt::format("{}: evidence.agent_quota_bytes must be at least 1 MiB", path.string())};
         }
         config.evidence.agent_quota_bytes = quota;
       }

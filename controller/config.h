@@ -11,8 +11,8 @@
 #include "controller/dispatch/evidence_policy.h"
 #include "controller/gateway/connection_limiter.h"
 #include "controller/intel/feeds.h"
-#include "controller/observables/ip_network.h"
 #include "controller/intel/threat_intel.h"
+#include "controller/observables/ip_network.h"
 #include "controller/playbooks/autonomy_policy.h"
 
 namespace riposte::controller {

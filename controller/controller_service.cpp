@@ -147,8 +147,7 @@ Status ControllerService::start() {
       *store_, *enrollment_, *auth_, clock_,
       [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
       gateway_->local_endpoint().port(), dispatcher_.get(), evidence_.get(), alert_api_.get(),
-      &config_.autonomy, engine_.get(), config_.max_rule_set_bytes,
-      config_.max_alert_body_bytes,
+      &config_.autonomy, engine_.get(), config_.max_rule_set_bytes, config_.max_alert_body_bytes,
       [this](MetricsWriter& w) {
         w.gauge("riposte_agent_sessions", "Agent sessions open on this controller now.",
                 static_cast<double>(gateway_->session_count()));

@@ -29,10 +29,12 @@ std::uint64_t u64(const json& object, const char* key) {
 
 std::size_t count(const json& object, const char* key) {
   return object.is_object() && object.contains(key) && object[key].is_array() ? object[key].size()
-                                                                               : 0;
+                                                                              : 0;
 }
 
-std::string short_hash(const std::string& sha) { return sha.size() > 12 ? sha.substr(0, 12) + "…" : sha; }
+std::string short_hash(const std::string& sha) {
+  return sha.size() > 12 ? sha.substr(0, 12) + "…" : sha;
+}
 
 std::string joined(const json& list, std::size_t at_most) {
   std::string out;
@@ -78,7 +80,8 @@ std::string action_outcome_text(const json& action) {
         names.push_back(str(m, "target").empty()
                             ? str(m, "rule")
                             : fmt::format("{} on {}", str(m, "rule"), str(m, "target")));
-      out = fmt::format("{} YARA match{}: {}", matches, matches == 1 ? "" : "es", joined(names, 10));
+      out =
+          fmt::format("{} YARA match{}: {}", matches, matches == 1 ? "" : "es", joined(names, 10));
     }
     if (r.value("timed_out", false)) out += "; timed out before the end";
     if (const auto errors = count(r, "errors")) out += fmt::format("; {} errors", errors);
@@ -99,7 +102,8 @@ std::string action_outcome_text(const json& action) {
     auto out = fmt::format("captured {} of memory ({} core, {} mappings, {} threads, sha256 {})",
                            bytes_text(u64(r, "memory_bytes")), bytes_text(u64(r, "bytes")),
                            str(r, "mappings"), str(r, "threads"), short_hash(str(r, "sha256")));
-    if (const auto skipped = count(r, "skipped")) out += fmt::format("; {} ranges skipped", skipped);
+    if (const auto skipped = count(r, "skipped"))
+      out += fmt::format("; {} ranges skipped", skipped);
     return out;
   }
   if (kind == "file.collect")
@@ -117,7 +121,8 @@ std::string action_outcome_text(const json& action) {
   if (kind == "network.release") return "released from quarantine";
   if (kind == "network.status")
     return r.value("quarantined", false)
-               ? fmt::format("quarantined ({})", joined(r.value("enforced_hooks", json::array()), 5))
+               ? fmt::format("quarantined ({})",
+                             joined(r.value("enforced_hooks", json::array()), 5))
                : "not quarantined";
   if (kind == "network.connections")
     return fmt::format("{} current connections, {} earlier contacts", count(r, "current"),

@@ -164,7 +164,8 @@ ApiResponse PlaybookApi::start_run(const ApiRequest& request, const ApiTokenReco
                : deny("starting playbooks that act (without \"simulate\": true)", Role::responder);
   }
   if (engine_ == nullptr) return error(503, "playbooks are not enabled on this controller");
-  auto run = engine_->start(*playbook, *alert_id, caller.name, simulate, body->value("force", false));
+  auto run =
+      engine_->start(*playbook, *alert_id, caller.name, simulate, body->value("force", false));
   if (!run) {
     const auto& message = run.error().message;
     return error(message.starts_with("no ")                  ? 404

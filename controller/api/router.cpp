@@ -484,7 +484,8 @@ ApiResponse ApiRouter::deny(const ApiRequest& request, const ApiTokenRecord& cal
       }
     }
     if (denials_.size() > 10'000) {  // forget callers not denied this minute
-      std::erase_if(denials_, [&](const auto& entry) { return entry.second.minute != now / 60'000; });
+      std::erase_if(denials_,
+                    [&](const auto& entry) { return entry.second.minute != now / 60'000; });
     }
     auto& d = denials_[caller.name + " " + request.method + " " + std::string(route)];
     if (d.minute != now / 60'000) {
@@ -507,8 +508,8 @@ ApiResponse ApiRouter::deny(const ApiRequest& request, const ApiTokenRecord& cal
 }
 
 ApiResponse ApiRouter::too_many(const std::string& address, int retry_after_s) {
-  auto response = error(429, fmt::format("too many failed attempts from {}; retry in {} s",
-                                         address, retry_after_s));
+  auto response = error(
+      429, fmt::format("too many failed attempts from {}; retry in {} s", address, retry_after_s));
   response.retry_after_s = retry_after_s;
   return response;
 }
@@ -554,10 +555,10 @@ ApiResponse ApiRouter::route_operators(const ApiRequest& request, std::string_vi
         return error(400, fmt::format("'{}' must be a string", field));
     }
     const auto name = (*body)["name"].get<std::string>();
-    auto created = integrations ? deps_.auth.create_integration(
-                                      name, body->value("max_mode", "approve"), caller.name)
-                                : deps_.auth.create_operator(
-                                      name, (*body)["role"].get<std::string>(), caller.name);
+    auto created =
+        integrations
+            ? deps_.auth.create_integration(name, body->value("max_mode", "approve"), caller.name)
+            : deps_.auth.create_operator(name, (*body)["role"].get<std::string>(), caller.name);
     if (!created) {
       const auto& message = created.error().message;
       return error(message.ends_with(" exists") ? 409 : 400, message);
@@ -576,7 +577,8 @@ ApiResponse ApiRouter::route_operators(const ApiRequest& request, std::string_vi
   std::string_view rest = path.substr(collection.size());
   if (!rest.starts_with("/") || !rest.ends_with("/disable")) return error(404, "no such endpoint");
   if (method != "POST") return error(405, "use POST");
-  const auto name = percent_decode(rest.substr(1, rest.size() - 1 - std::string_view("/disable").size()), false);
+  const auto name =
+      percent_decode(rest.substr(1, rest.size() - 1 - std::string_view("/disable").size()), false);
   auto operators = deps_.auth.list_operators();
   if (!operators) return error(500, operators.error().message);
   const auto named = [&](const OperatorRecord& op) { return op.name == name && shown(op); };

@@ -96,12 +96,12 @@ asio::awaitable<void> ApiServer::accept_loop() {
       co_await accept_backoff("api", ec);
       continue;
     }
-    // Responses are written as header and body records; without this, Nagle's algorithm and the
-    // client's delayed ACK stall every keep-alive request by tens of milliseconds.
     const auto peer = socket.remote_endpoint(ec);
     if (ec) continue;  // already gone
     auto ticket = limiter_->admit(peer.address());
     if (!ticket) continue;  // closed before any TLS work; logged by the limiter
+    // Responses are written as header and body records; without this, Nagle's algorithm and the
+    // client's delayed ACK stall every keep-alive request by tens of milliseconds.
     socket.set_option(tcp::no_delay(true), ec);
     auto executor = socket.get_executor();
     asio::co_spawn(executor, serve(std::move(socket), std::move(*ticket)), asio::detached);
@@ -133,18 +133,21 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
     // read under the largest limit and the route's own limit applied right after: alert batches
     // may be large, everything else is small.
     // Rule-set uploads may be larger still, once the router has authenticated the caller.
-    parser.body_limit(std::max({options_.max_body_bytes, options_.max_alert_body_bytes,
-                                options_.max_rule_set_bytes}));
+    parser.body_limit(std::max(
+        {options_.max_body_bytes, options_.max_alert_body_bytes, options_.max_rule_set_bytes}));
     parser.header_limit(16 * 1024);
     beast::get_lowest_layer(stream).expires_after(timeout);
     co_await http::async_read_header(stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
       const auto& head = parser.get();
-      const auto limit = router_.body_limit(
-          ApiRequest{std::string(head.method_string()), std::string(head.target()),
-                     std::string(head[http::field::authorization]), {}, remote},
-          options_.max_body_bytes);
+      const auto limit =
+          router_.body_limit(ApiRequest{std::string(head.method_string()),
+                                        std::string(head.target()),
+                                        std::string(head[http::field::authorization]),
+                                        {},
+                                        remote},
+                             options_.max_body_bytes);
       const auto declared = parser.content_length();
       if (declared && *declared > limit) ec = http::error::body_limit;
       parser.body_limit(limit);
@@ -161,9 +164,9 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
     }
     if (too_busy) {
       // Answer now and close: the body is not read.
-      ApiResponse busy{503, json_error_body(fmt::format(
-                                "{} large uploads are in progress; retry shortly",
-                                kMaxLargeBodies))};
+      ApiResponse busy{
+          503, json_error_body(fmt::format("{} large uploads are in progress; retry shortly",
+                                           kMaxLargeBodies))};
       http::response<http::string_body> response;
       response.result(http::status::service_unavailable);
       response.version(11);
@@ -224,10 +227,10 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
         if (problem == std::errc() && end == field.data() + field.size()) declared = value;
       }
       if (ec == http::error::body_limit && declared) {
-        result.body = json_error_body(fmt::format(
-            "request body of {} bytes is over this route's limit of {} bytes{}", *declared,
-            route_limit,
-            route_limit == options_.max_rule_set_bytes ? " (max_rule_set_bytes)" : ""));
+        result.body = json_error_body(
+            fmt::format("request body of {} bytes is over this route's limit of {} bytes{}",
+                        *declared, route_limit,
+                        route_limit == options_.max_rule_set_bytes ? " (max_rule_set_bytes)" : ""));
         // The client is still sending the body; closing now would reset the connection before
         // it reads the answer. Bodies up to a bound are read and dropped first.
         if (*declared <= kMaxDrainBytes) {

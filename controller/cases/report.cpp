@@ -102,7 +102,8 @@ std::string brief(const json& output) {
 
 std::string downloads_text(const json& downloads) {
   std::string out;
-  for (const auto& d : downloads) out += (out.empty() ? "" : ", ") + text(d["by"]) + " " + text(d["at"]);
+  for (const auto& d : downloads)
+    out += (out.empty() ? "" : ", ") + text(d["by"]) + " " + text(d["at"]);
   return out.empty() ? "nobody" : out;
 }
 
@@ -239,8 +240,8 @@ Result<json> build_case_report(Store& store, const std::string& case_id) {
   std::stable_sort(timeline.begin(), timeline.end(), [](const json& a, const json& b) {
     return a["at_ms"].get<std::int64_t>() < b["at_ms"].get<std::int64_t>();
   });
-  return json{{"case", case_json(c)},   {"alerts", alerts},     {"runs", runs},
-              {"approvals", approvals}, {"actions", actions},   {"evidence", evidence},
+  return json{{"case", case_json(c)},   {"alerts", alerts},    {"runs", runs},
+              {"approvals", approvals}, {"actions", actions},  {"evidence", evidence},
               {"notes", notes},         {"timeline", timeline}};
 }
 
@@ -290,7 +291,8 @@ std::string render_case_markdown(const json& report) {
                        md_cell(text(a["decision_reason"])));
   }
   out +=
-      "\n## Actions (simulated and real)\n\n| action | kind | agent | state | outcome | requester | "
+      "\n## Actions (simulated and real)\n\n| action | kind | agent | state | outcome | requester "
+      "| "
       "approver | spec SHA-256 | signature |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& a : report["actions"]) {
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_cell(text(a["id"])),
@@ -307,7 +309,8 @@ std::string render_case_markdown(const json& report) {
     out += fmt::format("| {} | {} | {} | {} ({}) | {} | {} | {} |\n", md_cell(text(e["name"])),
                        md_cell(text(e["sha256"])), bytes_text(e["size"].get<std::uint64_t>()),
                        md_cell(text(e["action_id"])), md_cell(text(e["kind"])),
-                       md_cell(text(e["agent_id"])), e["stored"].get<bool>() ? text(e["stored_at"]) : "not yet",
+                       md_cell(text(e["agent_id"])),
+                       e["stored"].get<bool>() ? text(e["stored_at"]) : "not yet",
                        md_cell(downloads_text(e["downloads"])));
   }
   out += "\n## Notes\n\n";
@@ -373,8 +376,7 @@ std::string render_case_html(const json& report) {
                       {"confidence", confidence}};
     out += "<tr>" + cell(a["id"]) + cell(a["source"]) + cell(a["rule"]["name"]) +
            cell(a["severity"]) + cell(a.value("host", json()).value("name", json())) +
-           cell(a["status"]) +
-           "<td>" +
+           cell(a["status"]) + "<td>" +
            (confidence.is_object() ? esc(confidence.value("score", json())) + " " +
                                          esc(confidence.value("decision", json()))
                                    : "") +
@@ -390,9 +392,9 @@ std::string render_case_html(const json& report) {
                        r["error"].is_null() ? "" : " — " + esc(r["error"]));
     out += table({"step", "kind", "outcome", "mode", "why this mode", "duration", "output"});
     for (const auto& st : r["steps"]) {
-      out += "<tr>" + cell(st["step"]) + cell(st["kind"]) + cell(st["outcome"]) +
-             cell(st["mode"]) + cell(st["mode_reason"]) + "<td>" + esc(st["duration_ms"]) +
-             " ms</td><td>" + folded("output", st.value("output", json())) + "</td></tr>\n";
+      out += "<tr>" + cell(st["step"]) + cell(st["kind"]) + cell(st["outcome"]) + cell(st["mode"]) +
+             cell(st["mode_reason"]) + "<td>" + esc(st["duration_ms"]) + " ms</td><td>" +
+             folded("output", st.value("output", json())) + "</td></tr>\n";
     }
     out += "</tbody></table>\n";
   }
@@ -429,7 +431,8 @@ std::string render_case_html(const json& report) {
 
   out += "<h2>Notes</h2>\n<ul>\n";
   for (const auto& n : report["notes"])
-    out += "<li>" + esc(n["at"]) + " <b>" + esc(n["author"]) + "</b>: " + esc(n["text"]) + "</li>\n";
+    out +=
+        "<li>" + esc(n["at"]) + " <b>" + esc(n["author"]) + "</b>: " + esc(n["text"]) + "</li>\n";
   out += "</ul>\n";
 
   out += "<h2>Timeline</h2>\n" + table({"at", "what", "by", "detail"});

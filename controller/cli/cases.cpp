@@ -67,8 +67,7 @@ void CaseCommands::attach(CLI::App& app) {
   approve_->add_option("ID", id_, "approval id")->required();
   approve_->add_option("--reason", reason_, "why, for the record");
   approve_->add_flag("--json", json_, "print JSON");
-  deny_ =
-      approvals->add_subcommand("deny", "deny: the run ends as denied and undoes what it did");
+  deny_ = approvals->add_subcommand("deny", "deny: the run ends as denied and undoes what it did");
   deny_->add_option("ID", id_, "approval id")->required();
   deny_->add_option("--reason", reason_, "why (required)")->required();
   deny_->add_flag("--json", json_, "print JSON");
@@ -192,11 +191,10 @@ std::optional<int> CaseCommands::run(const Connection& c) {
     for (const auto& r : result["runs"]) {
       rows.push_back({text(r["id"]), text(r["playbook"]), text(r["state"]), text(r["step"]),
                       text(r["waiting_for"]), text(r["started_by"]), text(r["requested_by"]),
-                      text(r["case_id"]),
-                      text(r["started_at"]), text(r["error"])});
+                      text(r["case_id"]), text(r["started_at"]), text(r["error"])});
     }
-    print_table({"ID", "PLAYBOOK", "STATE", "STEP", "WAITING FOR", "STARTED BY", "FOR", "CASE", "STARTED",
-                 "ERROR"},
+    print_table({"ID", "PLAYBOOK", "STATE", "STEP", "WAITING FOR", "STARTED BY", "FOR", "CASE",
+                 "STARTED", "ERROR"},
                 rows);
     return 0;
   }
@@ -237,12 +235,12 @@ int CaseCommands::show_run(const Connection& c) {
     std::cout << r.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("run {} of {} v{} over alert {} (case {}), started by {} for {}{}: {}{}\n",
-                           text(r["id"]), text(r["playbook"]), text(r["version"]),
-                           text(r["alert_id"]), text(r["case_id"]), text(r["started_by"]),
-                           text(r["requested_by"]),
-                           r["simulate_only"].get<bool>() ? " in simulate only" : "",
-                           text(r["state"]), r["error"].is_null() ? "" : " — " + text(r["error"]));
+  std::cout << fmt::format(
+      "run {} of {} v{} over alert {} (case {}), started by {} for {}{}: {}{}\n", text(r["id"]),
+      text(r["playbook"]), text(r["version"]), text(r["alert_id"]), text(r["case_id"]),
+      text(r["started_by"]), text(r["requested_by"]),
+      r["simulate_only"].get<bool>() ? " in simulate only" : "", text(r["state"]),
+      r["error"].is_null() ? "" : " — " + text(r["error"]));
   if (!r["step"].is_null())
     std::cout << fmt::format("now at step {} (attempt {}), waiting for {}\n", text(r["step"]),
                              r["attempt"].dump(), text(r["waiting_for"]));
@@ -273,8 +271,8 @@ int CaseCommands::show_approval(const json& a) {
     return 0;
   }
   for (const char* key :
-       {"id", "state", "reason", "what", "requested_by", "not_deciders", "case_id", "run_id", "step", "created_at",
-        "expires_at", "decided_by", "decision_reason", "decided_at"})
+       {"id", "state", "reason", "what", "requested_by", "not_deciders", "case_id", "run_id",
+        "step", "created_at", "expires_at", "decided_by", "decision_reason", "decided_at"})
     std::cout << fmt::format("{:<16} {}\n", std::string(key) + ":", text(a[key]));
   for (const auto& i : a["impact"]) {
     std::cout << fmt::format("{:<16} {} ({}): asset {}, {} {}, owner {}, stakeholders {}\n",

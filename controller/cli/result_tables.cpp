@@ -59,13 +59,14 @@ void print_result(const std::string& kind, const json& result) {
     return result.contains(key) && result[key].is_array() ? result[key] : json::array();
   };
   if (kind == "process.list" || kind == "process.tree") {
-    rows_of(list("processes"), {{"PID", "pid"},
-                                {"PPID", "ppid"},
-                                {"USER", "user"},
-                                {"STATE", "state"},
-                                {"RSS", "rss_bytes"},
-                                {"NAME", "name"},
-                                {"COMMAND", "cmdline"}},
+    rows_of(list("processes"),
+            {{"PID", "pid"},
+             {"PPID", "ppid"},
+             {"USER", "user"},
+             {"STATE", "state"},
+             {"RSS", "rss_bytes"},
+             {"NAME", "name"},
+             {"COMMAND", "cmdline"}},
             {"cmdline"});
   } else if (kind == "network.connections") {
     rows_of(list("current"), {{"PROTO", "protocol"},
@@ -90,8 +91,9 @@ void print_result(const std::string& kind, const json& result) {
     rows_of(list("current"),
             {{"USER", "user"}, {"TERMINAL", "terminal"}, {"FROM", "host"}, {"PID", "pid"}});
     std::cout << "\nrecent:\n";
-    rows_of(list("recent"),
-            {{"USER", "user"}, {"TERMINAL", "terminal"}, {"FROM", "host"}, {"TIME", "time_unix_ms"}});
+    rows_of(
+        list("recent"),
+        {{"USER", "user"}, {"TERMINAL", "terminal"}, {"FROM", "host"}, {"TIME", "time_unix_ms"}});
   } else if (kind == "yara.scan") {
     rows_of(list("matches"), {{"RULE", "rule"}, {"TARGET", "target"}, {"TAGS", "tags"}});
     std::cout << fmt::format("bytes scanned: {}\n", field(result, "bytes_scanned"));

@@ -40,7 +40,8 @@ ActionDispatcher::ActionDispatcher(Store& store, EVP_PKEY* action_key, const Clo
 Status check_rule_text(std::string_view text) {
   if (text.empty()) return Error{"the rule set is empty"};
   if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-    return Error{fmt::format("the rules hold a NUL byte at offset {}: not a YARA source file", nul)};
+    return Error{
+        fmt::format("the rules hold a NUL byte at offset {}: not a YARA source file", nul)};
   return ok_status();
 }
 
@@ -75,8 +76,9 @@ Result<std::string> ActionDispatcher::attach_rule_set(json& parameters,
   return sha;
 }
 
-Result<ActionDispatcher::StoredRuleSet> ActionDispatcher::store_rule_set(
-    std::string_view text, const std::string& name, const std::string& who) {
+Result<ActionDispatcher::StoredRuleSet> ActionDispatcher::store_rule_set(std::string_view text,
+                                                                         const std::string& name,
+                                                                         const std::string& who) {
   if (auto checked = check_rule_text(text); !checked) return checked.error();
   ContentObjectRecord meta;
   meta.sha256 = crypto::sha256_hex(text);
@@ -85,8 +87,8 @@ Result<ActionDispatcher::StoredRuleSet> ActionDispatcher::store_rule_set(
   meta.name = name;
   meta.created_by = who;
   const json details = {{"kind", meta.kind}, {"size", meta.size}, {"name", name}};
-  auto created = store_.put_object(meta, text, {who, "rule_set.stored", meta.sha256, details.dump()},
-                                   clock_.now_unix_ms());
+  auto created = store_.put_object(
+      meta, text, {who, "rule_set.stored", meta.sha256, details.dump()}, clock_.now_unix_ms());
   if (!created) return created.error();
   return StoredRuleSet{meta.sha256, *created};
 }
@@ -340,13 +342,15 @@ void ActionDispatcher::dropped(const std::string& agent_id, const std::string& a
     }
   }
   if (held_back > 0)
-    spdlog::warn("dispatch: agent {}: {} more report(s) about actions not its own or not open "
-                 "were dropped in the last minute",
-                 agent_id, held_back);
+    spdlog::warn(
+        "dispatch: agent {}: {} more report(s) about actions not its own or not open "
+        "were dropped in the last minute",
+        agent_id, held_back);
   if (log)
-    spdlog::warn("dispatch: agent {}: {} for action {} dropped (unknown, not its own, or already "
-                 "ended)",
-                 agent_id, what, action_id.substr(0, 64));
+    spdlog::warn(
+        "dispatch: agent {}: {} for action {} dropped (unknown, not its own, or already "
+        "ended)",
+        agent_id, what, action_id.substr(0, 64));
 }
 
 std::uint64_t ActionDispatcher::dropped_reports(const std::string& agent_id) const {

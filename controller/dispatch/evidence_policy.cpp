@@ -39,11 +39,12 @@ Result<Expected> expected_object(const ActionRecord& action, const proto::Action
     // The agent caps memory at max_bytes and writes headers and notes besides.
     const bool capped = params.max_bytes() != 0 && params.max_bytes() < out.memory_bytes();
     const std::uint64_t memory = capped ? params.max_bytes() : out.memory_bytes();
-    e.limit = memory > kMaxEvidenceObjectBytes ? kMaxEvidenceObjectBytes
-                                               : memory + kCoreHeaderAllowance;
-    e.limit_why = fmt::format("{} ({}) plus {} of headers",
-                              capped ? "the action's max_bytes" : "the process memory the result reports",
-                              bytes_text(memory), bytes_text(kCoreHeaderAllowance));
+    e.limit =
+        memory > kMaxEvidenceObjectBytes ? kMaxEvidenceObjectBytes : memory + kCoreHeaderAllowance;
+    e.limit_why =
+        fmt::format("{} ({}) plus {} of headers",
+                    capped ? "the action's max_bytes" : "the process memory the result reports",
+                    bytes_text(memory), bytes_text(kCoreHeaderAllowance));
     return e;
   }
   if (action.kind == ak::kFileCollect) {
@@ -55,7 +56,8 @@ Result<Expected> expected_object(const ActionRecord& action, const proto::Action
     e.sha256 = out.sha256();
     e.size = out.size();
     e.limit = params.max_bytes() == 0 ? kDefaultCollectLimit : params.max_bytes();
-    e.limit_why = params.max_bytes() == 0 ? "file.collect's default limit" : "the action's max_bytes";
+    e.limit_why =
+        params.max_bytes() == 0 ? "file.collect's default limit" : "the action's max_bytes";
     return e;
   }
   return Error{fmt::format("{} produces no evidence", action.kind)};

@@ -5,9 +5,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -24,7 +24,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
 
 proto::EvidenceAck ack_of(const std::string& sha, std::uint64_t offset, bool complete = false,
                           std::string error = "") {
@@ -88,7 +87,8 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   const auto& ref = offer.evidence();
   const std::string& sha = ref.sha256();
   if (!is_sha256_hex(sha)) return ack_of(sha, 0, false, "evidence id is not a SHA-256 hash");
-  if (ref.size() > kMaxEvidenceObjectBytes) return ack_of(sha, 0, false, "evidence object too large");
+  if (ref.size() > kMaxEvidenceObjectBytes)
+    return ack_of(sha, 0, false, "evidence object too large");
 
   // Only objects an action of this agent declared in its result are accepted.
   auto rows = store_.find_evidence(sha);

@@ -5,11 +5,11 @@
 // on its own strand. Identity comes only from the verified client certificate.
 
 #include <atomic>
-#include <chrono>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>

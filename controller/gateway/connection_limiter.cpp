@@ -59,12 +59,13 @@ std::optional<ConnectionLimiter::Ticket> ConnectionLimiter::admit(
     ++refused_;
     ++refused_unlogged_;
     if (now - last_logged_ >= std::chrono::seconds(1)) {
-      spdlog::warn("{}: refusing connections from {}: over its {} ({} refused since the last "
-                   "report)",
-                   what_, key,
-                   over_concurrent ? fmt::format("{} open at once", limits_.concurrent)
-                                   : fmt::format("{} new a second", limits_.per_second),
-                   refused_unlogged_);
+      spdlog::warn(
+          "{}: refusing connections from {}: over its {} ({} refused since the last "
+          "report)",
+          what_, key,
+          over_concurrent ? fmt::format("{} open at once", limits_.concurrent)
+                          : fmt::format("{} new a second", limits_.per_second),
+          refused_unlogged_);
       last_logged_ = now;
       refused_unlogged_ = 0;
     }
@@ -84,8 +85,8 @@ void ConnectionLimiter::done(const std::string& key) {
 void ConnectionLimiter::forget_idle(std::chrono::steady_clock::time_point now) {
   // Caller holds mutex_. An address with nothing open whose bucket has refilled is the same as
   // one never seen; forget those first, then (a spray of busy addresses) the idle rest.
-  const std::chrono::duration<double> full(limits_.per_second > 0 ? limits_.burst / limits_.per_second
-                                                                  : 0);
+  const std::chrono::duration<double> full(
+      limits_.per_second > 0 ? limits_.burst / limits_.per_second : 0);
   std::erase_if(entries_, [&](const auto& kv) {
     return kv.second.active == 0 && now - kv.second.refilled >= full;
   });

@@ -36,10 +36,10 @@ struct ConnectionLimits {
 // Defaults. The agent gateway: 256 handshakes in progress and 200 new connections a second per
 // address (bursts of 1,000: a site behind one NAT address reconnecting after a controller
 // restart). The API: 64 open connections and 50 new ones a second per address (bursts of 200).
-inline constexpr ConnectionLimits kAgentListenerLimits{.concurrent = 256, .per_second = 200,
-                                                       .burst = 1000};
-inline constexpr ConnectionLimits kApiListenerLimits{.concurrent = 64, .per_second = 50,
-                                                     .burst = 200};
+inline constexpr ConnectionLimits kAgentListenerLimits{
+    .concurrent = 256, .per_second = 200, .burst = 1000};
+inline constexpr ConnectionLimits kApiListenerLimits{
+    .concurrent = 64, .per_second = 50, .burst = 200};
 
 class ConnectionLimiter : public std::enable_shared_from_this<ConnectionLimiter> {
  public:
@@ -68,9 +68,9 @@ class ConnectionLimiter : public std::enable_shared_from_this<ConnectionLimiter>
 
   // A ticket when `address` is within its limits; nothing (and the refusal counted, and logged
   // at most once a second per listener) when it is over one.
-  std::optional<Ticket> admit(const boost::asio::ip::address& address,
-                              std::chrono::steady_clock::time_point now =
-                                  std::chrono::steady_clock::now());
+  std::optional<Ticket> admit(
+      const boost::asio::ip::address& address,
+      std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
   std::uint64_t refused() const;
   // Connections in the limited phase from `address` now (tests).

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
@@ -77,10 +77,10 @@ Status check_facts(const proto::OsFacts& os,
       return Error{fmt::format("ip_addresses holds '{}', not an IP address", ip.substr(0, 64))};
   }
   for (const auto& mac : os.mac_addresses()) {
-    const bool shaped = mac.size() <= 59 && mac.size() % 3 == 2 &&
-                        std::all_of(mac.begin(), mac.end(), [](char c) {
-                          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
-                        });
+    const bool shaped =
+        mac.size() <= 59 && mac.size() % 3 == 2 && std::all_of(mac.begin(), mac.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
+        });
     if (!shaped)
       return Error{fmt::format("mac_addresses holds '{}', not a MAC address", mac.substr(0, 64))};
   }

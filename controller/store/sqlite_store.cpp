@@ -315,7 +315,9 @@ CREATE INDEX content_objects_by_kind ON content_objects (kind, created_at_ms);
 ALTER TABLE actions ADD COLUMN object_sha256 TEXT NOT NULL DEFAULT '';
 CREATE INDEX actions_by_object ON actions (object_sha256, agent_id) WHERE object_sha256 != '';
 )sql"},
-    {9, "bounded authority: who submitted an alert and with what ceiling, integrations, who a run acts for, automatic actions for rate limits",
+    {9,
+     "bounded authority: who submitted an alert and with what ceiling, integrations, who a run "
+     "acts for, automatic actions for rate limits",
      R"sql(
 ALTER TABLE operators ADD COLUMN max_mode TEXT NOT NULL DEFAULT '';
 ALTER TABLE alerts ADD COLUMN submitted_by TEXT NOT NULL DEFAULT '';
@@ -665,9 +667,8 @@ Result<std::optional<ApiTokenRecord>> SqliteStore::find_api_token(const std::str
   const int rc = q.step();
   if (rc == SQLITE_DONE) return std::optional<ApiTokenRecord>();
   if (rc != SQLITE_ROW) return db_error(db_, "find API token");
-  return std::optional<ApiTokenRecord>(ApiTokenRecord{q.text(0), q.text(1), q.text(2), q.text(3),
-                                                      q.integer(4), q.optional_integer(5),
-                                                      q.text(6)});
+  return std::optional<ApiTokenRecord>(ApiTokenRecord{
+      q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.optional_integer(5), q.text(6)});
 }
 
 Status SqliteStore::insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
@@ -740,7 +741,8 @@ namespace {
 constexpr const char* kActionColumns =
     "id, agent_id, kind, batch_id, spec, signature, requester, approver, case_id, "
     "playbook_run_id, state, reason, issued_at_ms, expires_at_ms, delivered_at_ms, started_at_ms, "
-    "finished_at_ms, result, progress_done, progress_total, progress_unit, object_sha256, automatic";
+    "finished_at_ms, result, progress_done, progress_total, progress_unit, object_sha256, "
+    "automatic";
 
 ActionRecord action_from_row(const Statement& row) {
   ActionRecord a;
@@ -915,8 +917,8 @@ namespace {
 constexpr const char* kObjectColumns = "sha256, kind, size, name, created_by, created_at_ms";
 
 ContentObjectRecord object_from_row(const Statement& row) {
-  return {row.text(0), row.text(1), static_cast<std::uint64_t>(row.integer(2)), row.text(3),
-          row.text(4), row.integer(5)};
+  return {row.text(0), row.text(1), static_cast<std::uint64_t>(row.integer(2)),
+          row.text(3), row.text(4), row.integer(5)};
 }
 
 }  // namespace
@@ -926,14 +928,13 @@ Result<bool> SqliteStore::put_object(const ContentObjectRecord& meta, std::strin
   std::lock_guard lock(mutex_);
   bool created = false;
   auto s = in_transaction([&]() -> Status {
-    auto inserted =
-        Statement(cache_,
-                  "INSERT INTO content_objects (sha256, kind, size, name, created_by, "
-                  "created_at_ms, content) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                  "ON CONFLICT (sha256) DO NOTHING")
-            .bind(meta.sha256, meta.kind, static_cast<std::int64_t>(bytes.size()), meta.name,
-                  meta.created_by, now_ms, Blob{bytes})
-            .run();
+    auto inserted = Statement(cache_,
+                              "INSERT INTO content_objects (sha256, kind, size, name, created_by, "
+                              "created_at_ms, content) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                              "ON CONFLICT (sha256) DO NOTHING")
+                        .bind(meta.sha256, meta.kind, static_cast<std::int64_t>(bytes.size()),
+                              meta.name, meta.created_by, now_ms, Blob{bytes})
+                        .run();
     if (!inserted) return inserted;
     created = sqlite3_changes(db_) == 1;
     if (created) return append_audit_locked(audit, now_ms);
@@ -988,8 +989,8 @@ Result<std::string> SqliteStore::read_object(const std::string& sha256, std::uin
   }
   std::string out(static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size - offset)),
                   '\0');
-  const int read = sqlite3_blob_read(blob, out.data(), static_cast<int>(out.size()),
-                                     static_cast<int>(offset));
+  const int read =
+      sqlite3_blob_read(blob, out.data(), static_cast<int>(out.size()), static_cast<int>(offset));
   sqlite3_blob_close(blob);
   if (read != SQLITE_OK) return db_error(db_, "read content object");
   return out;
@@ -1205,8 +1206,7 @@ Result<std::vector<EvidenceRecord>> SqliteStore::find_evidence(const std::string
 }
 
 Status SqliteStore::mark_evidence_stored(const std::string& sha256, const std::string& action_id,
-                                         std::int64_t now_ms,
-                                         const AuditEvent& audit) {
+                                         std::int64_t now_ms, const AuditEvent& audit) {
   std::lock_guard lock(mutex_);
   return in_transaction([&]() -> Status {
     auto updated = Statement(cache_,
@@ -1222,8 +1222,9 @@ Status SqliteStore::mark_evidence_stored(const std::string& sha256, const std::s
 Result<std::uint64_t> SqliteStore::evidence_bytes_declared(const std::string& agent_id,
                                                            std::int64_t since_ms) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_,
-              "SELECT COALESCE(SUM(size), 0) FROM evidence WHERE agent_id = ? AND offered_at_ms >= ?");
+  Statement q(
+      cache_,
+      "SELECT COALESCE(SUM(size), 0) FROM evidence WHERE agent_id = ? AND offered_at_ms >= ?");
   q.bind(agent_id, since_ms);
   if (q.step() != SQLITE_ROW)
     return Error{fmt::format("cannot sum evidence: {}", sqlite3_errmsg(db_))};

@@ -66,8 +66,7 @@ class SqliteStore final : public Store {
                                                   std::int64_t grace_ms) override;
   Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) override;
   Status mark_evidence_stored(const std::string& sha256, const std::string& action_id,
-                              std::int64_t now_ms,
-                              const AuditEvent& audit) override;
+                              std::int64_t now_ms, const AuditEvent& audit) override;
   Result<std::uint64_t> evidence_bytes_declared(const std::string& agent_id,
                                                 std::int64_t since_ms) override;
   Result<StoreMetrics> metrics() override;

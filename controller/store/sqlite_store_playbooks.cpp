@@ -418,13 +418,12 @@ Result<std::vector<ApprovalRecord>> SqliteStore::cancel_approvals(const std::str
                          .bind(by, reason, now_ms, a.id)
                          .run();
       if (!updated) return updated;
-      auto audited = append_audit_locked({by, "approval.cancelled", a.case_id,
-                                          nlohmann::json{{"approval_id", a.id},
-                                                         {"run_id", a.run_id},
-                                                         {"step", a.step_id},
-                                                         {"reason", reason}}
-                                              .dump()},
-                                         now_ms);
+      auto audited = append_audit_locked(
+          {by, "approval.cancelled", a.case_id,
+           nlohmann::json{
+               {"approval_id", a.id}, {"run_id", a.run_id}, {"step", a.step_id}, {"reason", reason}}
+               .dump()},
+          now_ms);
       if (!audited) return audited;
       a.state = "cancelled";
       a.decided_by = by;
@@ -448,8 +447,7 @@ Result<std::vector<PlaybookRunRecord>> SqliteStore::runs_of_alert(const std::str
   return collect_rows(db_, q, run_from_row, "list runs of an alert");
 }
 
-Result<int> SqliteStore::count_automatic_actions(std::int64_t since_ms,
-                                                 const std::string& agent_id,
+Result<int> SqliteStore::count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
                                                  const std::string& playbook) {
   std::lock_guard lock(mutex_);
   // Few actions are automatic, and the partial index holds only those, by issue time.

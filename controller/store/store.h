@@ -265,7 +265,7 @@ struct PlaybookRunRecord {
   std::string playbook_version;
   std::string alert_id;
   std::string case_id;
-  std::string started_by;      // the operator who started it, or "controller" for a trigger
+  std::string started_by;  // the operator who started it, or "controller" for a trigger
   // Whom the run acts for: the operator who started it, or the alert's submitter for a run the
   // controller started. Never the one who approves its actions.
   std::string requested_by;
@@ -425,8 +425,7 @@ class Store {
   virtual Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) = 0;
   // The object's row for `action_id` (the action whose upload delivered it) is stored.
   virtual Status mark_evidence_stored(const std::string& sha256, const std::string& action_id,
-                                      std::int64_t now_ms,
-                                      const AuditEvent& audit) = 0;
+                                      std::int64_t now_ms, const AuditEvent& audit) = 0;
   // Bytes of evidence the agent's results declared (accepted rows, stored or not) since `since_ms`:
   // what its quota counts (evidence_policy.h).
   virtual Result<std::uint64_t> evidence_bytes_declared(const std::string& agent_id,

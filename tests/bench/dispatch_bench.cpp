@@ -351,9 +351,9 @@ void BM_YaraFanOutStoresTheRulesOnce(benchmark::State& state) {
     state.counters["objects_stored"] =
         static_cast<double>(controller.store->list_objects("", 10).value().size());
     state.counters["largest_spec_bytes"] = static_cast<double>(
-        std::max_element(submitted->begin(), submitted->end(),
-                         [](const auto& a, const auto& b) { return a.spec.size() < b.spec.size(); })
-            ->spec.size());
+        std::max_element(submitted->begin(), submitted->end(), [](const auto& a, const auto& b) {
+          return a.spec.size() < b.spec.size();
+        })->spec.size());
   }
 }
 

@@ -50,8 +50,8 @@ std::string as_pem(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   if (text.rfind("-----BEGIN", 0) == 0) return text;
   std::string b64(4 * ((size + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), data,
-                                static_cast<int>(size));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), data, static_cast<int>(size));
   b64.resize(static_cast<std::size_t>(n));
   std::string pem = "-----BEGIN CERTIFICATE REQUEST-----\n";
   for (std::size_t at = 0; at < b64.size(); at += 64) pem += b64.substr(at, 64) + "\n";

@@ -47,8 +47,8 @@ struct Controller {
     dispatcher.emplace(*store, pki->action_key(), clock);
     evidence.emplace(dir / "evidence", *store, clock);
     (void)evidence->open();
-    router.emplace(ApiRouterDeps{*store, *enrollment, *auth, clock, [](const std::string&) {},
-                                 "", 7443, &*dispatcher, &*evidence, nullptr, &autonomy, nullptr,
+    router.emplace(ApiRouterDeps{*store, *enrollment, *auth, clock, [](const std::string&) {}, "",
+                                 7443, &*dispatcher, &*evidence, nullptr, &autonomy, nullptr,
                                  1 << 20});
   }
   // Callers an input disabled (POST /api/v1/operators/NAME/disable) are replaced by new ones.

@@ -55,7 +55,8 @@ TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
     EXPECT_TRUE(done[key].is_string()) << key;
   EXPECT_EQ(done["requester"], "admin");
   EXPECT_EQ(done["signature"].get<std::string>().size(), 128u);  // Ed25519, hex
-  EXPECT_EQ(done["outcome"], "pid " + std::to_string(child) + " (sleep): terminated — exited after SIGTERM")
+  EXPECT_EQ(done["outcome"],
+            "pid " + std::to_string(child) + " (sleep): terminated — exited after SIGTERM")
       << done.dump();
 
   // The child really died of the SIGTERM the agent sent.
@@ -82,7 +83,8 @@ TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
   ::waitpid(other, nullptr, 0);
 
   // Without --json a result reads as a table: process.list as columns, one process a row.
-  const auto listed = controller.cli({"action", "run", "process.list", "--agent", agent.id, "--wait"});
+  const auto listed =
+      controller.cli({"action", "run", "process.list", "--agent", agent.id, "--wait"});
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_NE(listed.out.find("outcome:"), std::string::npos) << listed.out;
   EXPECT_NE(listed.out.find("processes"), std::string::npos) << listed.out;

@@ -94,8 +94,8 @@ TEST(ApiIntegration, MetricsAreValidPrometheusTextForAnyRoleOrAListedNetwork) {
   controller.cli_json({"action", "run", "host.facts", "--agent", agent.id, "--wait"});
   const auto viewer = controller.cli_json({"operators", "create", "vic", "--role", "viewer"});
   const auto scrape = [&](const std::string& token) {
-    std::vector<std::string> argv{"curl", "-s", "-w", "\n%{http_code}", "--cacert",
-                                  controller.ca_cert()};
+    std::vector<std::string> argv{"curl",           "-s",       "-w",
+                                  "\n%{http_code}", "--cacert", controller.ca_cert()};
     if (!token.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + token});
     argv.push_back("https://" + controller.api() + "/metrics");
     return run_command(argv).out;
@@ -158,15 +158,15 @@ TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
   const auto started = std::chrono::steady_clock::now();
   // curl, with no timeout of its own: under sanitizers the verify takes far longer than the
   // CLI waits.
-  ChildProcess verify({"curl", "-s", "--max-time", "600", "--cacert", controller.ca_cert(), "-H",
-                       "Authorization: Bearer " + token,
-                       "https://" + controller.api() + "/api/v1/audit/verify"},
-                      controller.dir() / "verify.log");
+  ChildProcess verify(
+      {"curl", "-s", "--max-time", "600", "--cacert", controller.ca_cert(), "-H",
+       "Authorization: Bearer " + token, "https://" + controller.api() + "/api/v1/audit/verify"},
+      controller.dir() / "verify.log");
   std::this_thread::sleep_for(200ms);
   // A request without a valid token is refused as such, never holds (or waits for) the slot.
-  const auto anonymous = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                      "--cacert", controller.ca_cert(),
-                                      "https://" + controller.api() + "/api/v1/audit/verify"});
+  const auto anonymous =
+      run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                   controller.ca_cert(), "https://" + controller.api() + "/api/v1/audit/verify"});
   EXPECT_EQ(anonymous.out, "401");
   const auto busy = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
                                  controller.ca_cert(), "-H", "Authorization: Bearer " + token,
@@ -178,9 +178,9 @@ TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
   double worst = 0;
   int probes = 0;
   while (verify.running() && probes < 2000) {
-    const auto probe = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{time_total}",
-                                    "--cacert", controller.ca_cert(),
-                                    "https://" + controller.api() + "/healthz"});
+    const auto probe =
+        run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "--cacert",
+                     controller.ca_cert(), "https://" + controller.api() + "/healthz"});
     if (verify.running()) {
       worst = std::max(worst, std::stod(probe.out));
       ++probes;
@@ -208,7 +208,10 @@ TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
             std::string::npos)
       << waiting.log_text();
   EXPECT_TRUE(wait_until(
-      [&] { return controller.cli_json({"agents", "show", agent.id})["status"] == "online"; }, 20s));
+      [&] {
+        return controller.cli_json({"agents", "show", agent.id})["status"] == "online";
+      },
+      20s));
 }
 
 }  // namespace

@@ -254,10 +254,11 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
 
   // A responder downloads the collected script; the report names who did.
   const auto script_sha = script["sha256"].get<std::string>();
-  ASSERT_EQ(controller
-                .cli({"evidence", "get", script_sha, "-o", (controller.dir() / "script.bin").string()})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      controller
+          .cli({"evidence", "get", script_sha, "-o", (controller.dir() / "script.bin").string()})
+          .exit_code,
+      0);
   // The report reconstructs it: every action with its signature and what it did in words, every
   // evidence object with its hash, the approval and the timeline.
   const auto report = controller.cli({"cases", "report", r["case_id"], "--format", "md"});
@@ -375,10 +376,11 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQua
   for (const auto& n : the_case["notes"]) notes += n["text"].get<std::string>() + "\n";
   EXPECT_NE(notes.find("Qualified: 1 host(s) connected to 127.0.0.177"), std::string::npos)
       << notes;
-  EXPECT_EQ(controller.cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})
-                ["approvals"]
-                    .size(),
-            2u);
+  EXPECT_EQ(
+      controller
+          .cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})["approvals"]
+          .size(),
+      2u);
   ::close(listener);
 }
 
@@ -484,8 +486,7 @@ TEST_F(PlaybookRuns, AnalystSimulationTouchesNothingAndApprovalNeedsAnotherRespo
   EXPECT_EQ(approval["requested_by"], "rex");
   const auto self = controller.cli_as(rex, {"approvals", "approve", approval["id"]});
   EXPECT_NE(self.exit_code, 0);
-  EXPECT_NE(self.err.find("rex asked for this run"), std::string::npos)
-      << self.err;
+  EXPECT_NE(self.err.find("rex asked for this run"), std::string::npos) << self.err;
   const auto analyst = controller.cli_as(ann, {"approvals", "approve", approval["id"]});
   EXPECT_NE(analyst.err.find("needs the responder role"), std::string::npos) << analyst.err;
   std::this_thread::sleep_for(1s);
@@ -652,21 +653,19 @@ TEST_F(PlaybookRuns, ADeniedKillResumesTheSuspendedProcessAndEvidenceIsForRespon
   EXPECT_EQ(crypto::sha256_file((controller.dir() / "r").string()).value(), image);
 
   // rita denies the kill: the run ends denied, the process runs again, and nobody is asked twice.
-  ASSERT_EQ(controller
-                .cli_as(rita, {"approvals", "deny", kill["id"], "--reason", "a test's sleep"})
+  ASSERT_EQ(controller.cli_as(rita, {"approvals", "deny", kill["id"], "--reason", "a test's sleep"})
                 .exit_code,
             0);
   const auto r = wait_for_run(started["id"], [](const json& x) { return x["state"] == "denied"; });
-  EXPECT_NE(r["error"].get<std::string>().find("denied by rita: a test's sleep"),
-            std::string::npos)
+  EXPECT_NE(r["error"].get<std::string>().find("denied by rita: a test's sleep"), std::string::npos)
       << r["error"];
   EXPECT_TRUE(wait_until([&] { return process_state(victim.pid()) == 'S'; }, 10s));
   EXPECT_EQ(steps_of(r)["undo:suspend"]["outcome"], "succeeded") << r.dump(2);
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(
-      controller.cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})
-          ["approvals"]
-              .size(),
+      controller
+          .cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})["approvals"]
+          .size(),
       1u);
   EXPECT_TRUE(victim.running());
 }

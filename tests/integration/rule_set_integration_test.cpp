@@ -33,7 +33,8 @@ std::string large_rule_set() {
              " : generated {\n  meta:\n    description = \"generated rule " + std::to_string(i) +
              " of a large set, long enough to weigh what public rules weigh\"\n    author = "
              "\"riposte tests\"\n  strings:\n    $text = \"never-present-" +
-             std::to_string(i) + "-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" ascii wide\n    $hex = { 4D 5A "
+             std::to_string(i) +
+             "-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" ascii wide\n    $hex = { 4D 5A "
              "[2-4] 50 45 00 00 ?? " +
              fmt::format("{:02X} {:02X}", i % 256, (i / 256) % 256) +
              " }\n    $re = /never-[0-9]{3}-present-" + std::to_string(i) +
@@ -98,7 +99,8 @@ TEST(RuleSetIntegration, AMegabyteSetIsUploadedOnceFetchedOnceAndMatches) {
   const auto sha = crypto::sha256_hex(rules);
   fs::create_directories(controller.dir() / "scan");
   const auto sample = controller.dir() / "scan" / "sample.bin";
-  std::ofstream(sample) << std::string(5000, 'a') << "RIPOSTE-LARGE-SET-MARKER" << std::string(9, 'b');
+  std::ofstream(sample) << std::string(5000, 'a') << "RIPOSTE-LARGE-SET-MARKER"
+                        << std::string(9, 'b');
 
   const auto first = scan_with_file(controller, agent.id, rules_file, sample);
   ASSERT_EQ(first["state"], "succeeded") << first.dump();
@@ -124,8 +126,8 @@ TEST(RuleSetIntegration, AMegabyteSetIsUploadedOnceFetchedOnceAndMatches) {
   // An analyst cannot make the controller read megabytes: refused from the header, before the
   // body is read.
   const auto ann = controller.cli_json({"operators", "create", "ann", "--role", "analyst"});
-  const auto refused =
-      controller.cli_as(ann["token"].get<std::string>(), {"rule-sets", "upload", rules_file.string()});
+  const auto refused = controller.cli_as(ann["token"].get<std::string>(),
+                                         {"rule-sets", "upload", rules_file.string()});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("413"), std::string::npos) << refused.err;
 }
@@ -155,15 +157,16 @@ third = start()
 third.settimeout(10)
 print(third.recv(4096).decode(errors='replace').split('\r\n')[0])
 )";
-  const auto out = run_command({"python3", script.string(), api, controller.ca_cert(),
-                                rob["token"].get<std::string>()},
-                               std::chrono::seconds(30));
+  const auto out = run_command(
+      {"python3", script.string(), api, controller.ca_cert(), rob["token"].get<std::string>()},
+      std::chrono::seconds(30));
   EXPECT_NE(out.out.find("503"), std::string::npos) << out.out << out.err;
   // The CLI, answered 503 while the slots are taken, waits as told and uploads once they free.
   const auto big_rules = controller.dir() / "big.yar";
   {
     std::ofstream out(big_rules);
-    for (int i = 0; i < 3000; ++i) out << "rule r" << i << " { condition: filesize == " << i << " }\n";
+    for (int i = 0; i < 3000; ++i)
+      out << "rule r" << i << " { condition: filesize == " << i << " }\n";
   }
   ASSERT_GT(std::filesystem::file_size(big_rules), 64u * 1024);
   std::ofstream(controller.dir() / "hold.py") << R"(import socket, ssl, sys, time
@@ -193,8 +196,9 @@ time.sleep(4)
   std::ofstream(rules_file) << "rule small { condition: true }\n";
   ASSERT_TRUE(wait_until(
       [&] {
-        return controller.cli_as(rob["token"].get<std::string>(),
-                                 {"rule-sets", "upload", rules_file.string()})
+        return controller
+                   .cli_as(rob["token"].get<std::string>(),
+                           {"rule-sets", "upload", rules_file.string()})
                    .exit_code == 0;
       },
       40s));
@@ -207,7 +211,8 @@ TEST(RuleSetIntegration, CompileErrorsComeBackWithTheLineYaracNames) {
   const auto rules_file = controller.dir() / "broken.yar";
   std::ofstream(rules_file) << "rule fine { condition: true }\n\n\nrule broken {\n  strings:\n"
                                "    $a = \"x\"\n  condition:\n    $b\n}\n";
-  const auto yarac = run_command({"yarac", rules_file.string(), (controller.dir() / "out").string()});
+  const auto yarac =
+      run_command({"yarac", rules_file.string(), (controller.dir() / "out").string()});
   std::smatch line;
   ASSERT_TRUE(std::regex_search(yarac.err, line, std::regex(R"(\((\d+)\): undefined string)")))
       << yarac.err;
@@ -253,8 +258,9 @@ TEST(RuleSetIntegration, AnAgentCertificateFetchesOnlyWhatItsOwnOpenActionsName)
   const auto rules_file = controller.dir() / "team.yar";
   std::ofstream(rules_file) << secret_rules;
   const auto sha = crypto::sha256_hex(secret_rules);
-  const auto queued = controller.cli_json({"action", "run", "yara.scan", "--agent", id_a, "--param",
-                                           "rules=@" + rules_file.string(), "--param", "paths=/tmp"});
+  const auto queued =
+      controller.cli_json({"action", "run", "yara.scan", "--agent", id_a, "--param",
+                           "rules=@" + rules_file.string(), "--param", "paths=/tmp"});
   ASSERT_EQ(queued["actions"][0]["state"], "queued") << queued.dump();
 
   const auto gateway_host = host_of(controller.gateway());

@@ -249,7 +249,9 @@ TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsF
   const auto a_action = run["actions"][0]["id"].get<std::string>();
   // Let A's action end, then count.
   ASSERT_TRUE(wait_until(
-      [&] { return controller.cli_json({"action", "show", a_action})["state"] == "succeeded"; },
+      [&] {
+        return controller.cli_json({"action", "show", a_action})["state"] == "succeeded";
+      },
       20s));
   const auto audit_lines = [&] {
     const auto out = controller.cli({"audit", "export"}).out;
@@ -262,8 +264,8 @@ TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsF
     bytes.insert(bytes.end(), frame.begin(), frame.end());
   };
   for (int i = 0; i < 1000; ++i) {
-    for (const auto& id : {a_action, std::string("00000000-0000-4000-8000-00000000000") +
-                                         std::to_string(i % 10)}) {
+    for (const auto& id :
+         {a_action, std::string("00000000-0000-4000-8000-00000000000") + std::to_string(i % 10)}) {
       proto::Envelope result;
       result.mutable_action_result()->set_action_id(id);
       result.mutable_action_result()->set_status(proto::ActionResult::STATUS_FAILED);
@@ -291,7 +293,8 @@ TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsF
   EXPECT_GE(took, 9s);
   EXPECT_NE(controller.process().log_text().find("reading it slower"), std::string::npos);
   // Reconnecting does not buy a fresh burst: the budget is the agent's, not the session's.
-  std::vector<std::uint8_t> again(bytes.begin(), bytes.begin() + static_cast<long>(bytes.size() / 2));
+  std::vector<std::uint8_t> again(bytes.begin(),
+                                  bytes.begin() + static_cast<long>(bytes.size() / 2));
   const auto second_start = std::chrono::steady_clock::now();
   send_to_gateway(host_of(controller.gateway()), controller.gateway_port(), state_b, true, again,
                   60s);
@@ -423,9 +426,9 @@ TEST(SessionIntegration, OddHelloFactsAreRefusedAndControlCharactersAreEscapedIn
   // JSON.
   std::ofstream(controller.dir() / "alert.json")
       << nlohmann::json{{"title", "odd"}, {"host", "evil\x1b[31m\nhost"}}.dump();
-  ASSERT_EQ(controller.cli({"alerts", "submit", (controller.dir() / "alert.json").string()})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      controller.cli({"alerts", "submit", (controller.dir() / "alert.json").string()}).exit_code,
+      0);
   const auto table = controller.cli({"alerts", "list"}).out;
   EXPECT_EQ(table.find('\x1b'), std::string::npos) << table;
   EXPECT_NE(table.find("evil\\x1b[31m\\x0ahost"), std::string::npos) << table;

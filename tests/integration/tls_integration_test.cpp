@@ -203,9 +203,9 @@ for s in opened:
     held.append(s)
 print(len(held), refused)
 )";
-  const auto out = run_command({"python3", script.string(), std::to_string(controller.gateway_port()),
-                                state.string()},
-                               std::chrono::seconds(120));
+  const auto out = run_command(
+      {"python3", script.string(), std::to_string(controller.gateway_port()), state.string()},
+      std::chrono::seconds(120));
   std::istringstream counts(out.out);
   int held = 0, refused = 0;
   counts >> held >> refused;
@@ -218,9 +218,9 @@ print(len(held), refused)
 TEST_F(TlsIntegration, ResumptionAttemptsGetAFullHandshakeOnTheGateway) {
   const auto state = controller.dir() / "agent";
   controller.enroll_agent(state);
-  const std::vector<std::string> identity{"-cert", (state / "agent.pem").string(), "-key",
-                                          (state / "agent.key").string(), "-CAfile",
-                                          controller.ca_cert()};
+  const std::vector<std::string> identity{"-cert",   (state / "agent.pem").string(),
+                                          "-key",    (state / "agent.key").string(),
+                                          "-CAfile", controller.ca_cert()};
   const auto with = [&](std::vector<std::string> args, bool wait_for_close = false) {
     args.insert(args.end(), identity.begin(), identity.end());
     return s_client(args, wait_for_close);
@@ -233,10 +233,10 @@ TEST_F(TlsIntegration, ResumptionAttemptsGetAFullHandshakeOnTheGateway) {
 
   // A session from another server that does issue tickets, offered to the gateway.
   const int port = free_loopback_port();
-  ChildProcess other({"openssl", "s_server", "-accept", std::to_string(port), "-tls1_3", "-cert",
-                      (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
-                      "-quiet"},
-                     controller.dir() / "other.log");
+  ChildProcess other(
+      {"openssl", "s_server", "-accept", std::to_string(port), "-tls1_3", "-cert",
+       (state / "agent.pem").string(), "-key", (state / "agent.key").string(), "-quiet"},
+      controller.dir() / "other.log");
   const auto foreign = (controller.dir() / "foreign-session.pem").string();
   ASSERT_TRUE(wait_until(
       [&] {

@@ -143,15 +143,14 @@ TEST(UpIntegration, TheReadmeWalkContainsAProcessAndTheRunSucceedsWithoutWebhook
                    std::string(source_dir()) + "/playbooks"},
                   dir.path() / "up.log");
   std::string agent_id;
-  ASSERT_TRUE(wait_until([&] { return one_agent_online(data, &agent_id); }, 60s))
-      << up.log_text();
+  ASSERT_TRUE(wait_until([&] { return one_agent_online(data, &agent_id); }, 60s)) << up.log_text();
   const auto env = read_text(data / "cli.env");
   std::smatch server, token;
   std::regex_search(env, server, std::regex("RIPOSTE_SERVER=(\\S+)"));
   std::regex_search(env, token, std::regex("RIPOSTE_TOKEN=(\\S+)"));
   const auto riposte = [&](const std::string& as, std::vector<std::string> args) {
-    std::vector<std::string> argv{bin("riposte"), "--server", server[1], "--token", as, "--ca",
-                                  (data / "ca.pem").string()};
+    std::vector<std::string> argv{
+        bin("riposte"), "--server", server[1], "--token", as, "--ca", (data / "ca.pem").string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_command(argv);
   };
@@ -165,7 +164,8 @@ TEST(UpIntegration, TheReadmeWalkContainsAProcessAndTheRunSucceedsWithoutWebhook
       << nlohmann::json{{"rule", {{"name", "Suspicious process"}}},
                         {"severity", "high"},
                         {"host", this_hostname()},
-                        {"observables", {{{"type", "process"}, {"value", std::to_string(victim.pid())}}}}}
+                        {"observables",
+                         {{{"type", "process"}, {"value", std::to_string(victim.pid())}}}}}
              .dump();
   const auto submitted = riposte(siem, {"alerts", "submit", (dir.path() / "alert.json").string()});
   ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
@@ -181,7 +181,8 @@ TEST(UpIntegration, TheReadmeWalkContainsAProcessAndTheRunSucceedsWithoutWebhook
         if (list.empty()) return false;
         run = list[0];
         if (!run["finished_at"].is_null()) return true;
-        const auto pending = nlohmann::json::parse(riposte(admin, {"approvals", "list", "--json"}).out);
+        const auto pending =
+            nlohmann::json::parse(riposte(admin, {"approvals", "list", "--json"}).out);
         for (const auto& a : pending["approvals"]) {
           riposte(admin, {"approvals", "approve", a["id"], "--reason", "walk"});
           approved.push_back(a["what"]["action"]);

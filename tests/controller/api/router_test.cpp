@@ -202,10 +202,9 @@ TEST_F(ApiRouterTest, EveryMutatingRouteChecksItsRoleAndAuditsTheDenial) {
     EXPECT_NE(allowed.status, 401) << allowed.body;
   }
   // Reading is for everyone.
-  for (const auto* target :
-       {"/api/v1/agents", "/api/v1/actions", "/api/v1/audit/verify", "/api/v1/cases",
-        "/api/v1/approvals", "/api/v1/runs", "/api/v1/playbooks", "/api/v1/cases/stats",
-        "/api/v1/rule-sets"}) {
+  for (const auto* target : {"/api/v1/agents", "/api/v1/actions", "/api/v1/audit/verify",
+                             "/api/v1/cases", "/api/v1/approvals", "/api/v1/runs",
+                             "/api/v1/playbooks", "/api/v1/cases/stats", "/api/v1/rule-sets"}) {
     EXPECT_EQ(call("GET", target, tokens.at("viewer")).status, 200) << target;
   }
   auto audit = store->audit_entries_about("/api/v1/actions", 10);
@@ -474,8 +473,8 @@ TEST_F(ApiRouterTest, RuleSetsAreStoredOnceByHashAndOnlyUploadersGetTheLargeLimi
   EXPECT_EQ(parse(again)["created"], false);
   EXPECT_EQ(store->list_objects("", 10).value().size(), 1u);
 
-  auto shown = with_dispatch.handle({"GET", "/api/v1/rule-sets/" + sha, "Bearer " + analyst_token,
-                                     "", "test"});
+  auto shown = with_dispatch.handle(
+      {"GET", "/api/v1/rule-sets/" + sha, "Bearer " + analyst_token, "", "test"});
   EXPECT_EQ(shown.status, 200);
   EXPECT_EQ(parse(shown)["size"], rules.size());
   auto content = with_dispatch.handle(
@@ -491,8 +490,8 @@ TEST_F(ApiRouterTest, RuleSetsAreStoredOnceByHashAndOnlyUploadersGetTheLargeLimi
                          "Bearer " + analyst_token, "", "t"})
                 .status,
             404);
-  auto listed = parse(
-      with_dispatch.handle({"GET", "/api/v1/rule-sets", "Bearer " + analyst_token, "", "t"}));
+  auto listed =
+      parse(with_dispatch.handle({"GET", "/api/v1/rule-sets", "Bearer " + analyst_token, "", "t"}));
   ASSERT_EQ(listed["rule_sets"].size(), 1u);
 
   EXPECT_EQ(post(responder, "").status, 400);
@@ -505,8 +504,8 @@ TEST_F(ApiRouterTest, RuleSetsAreStoredOnceByHashAndOnlyUploadersGetTheLargeLimi
   // The limit the server applies once the header is in (api/server.cpp).
   const auto limit = [&](const std::string& method, const std::string& target,
                          const std::string& token) {
-    return with_dispatch.body_limit({method, target, token.empty() ? "" : "Bearer " + token, "", "t"},
-                                    64 * 1024);
+    return with_dispatch.body_limit(
+        {method, target, token.empty() ? "" : "Bearer " + token, "", "t"}, 64 * 1024);
   };
   EXPECT_EQ(limit("POST", "/api/v1/rule-sets", responder), 5u << 20);
   EXPECT_EQ(limit("POST", "/api/v1/rule-sets?name=x", admin_token), 5u << 20);
@@ -541,9 +540,8 @@ class ApiThrottleTest : public ::testing::Test {
     auth.emplace(*store, clock);
     router.emplace(ApiRouterDeps{*store, *enrollment, *auth, clock, nullptr, "", 7443});
   }
-  ApiResponse from(const std::string& address, const std::string& method,
-                   const std::string& target, const std::string& token,
-                   const std::string& body = "") {
+  ApiResponse from(const std::string& address, const std::string& method, const std::string& target,
+                   const std::string& token, const std::string& body = "") {
     return router->handle(
         {method, target, token.empty() ? "" : "Bearer " + token, body, address + ":40000"});
   }

@@ -576,8 +576,8 @@ TEST_F(DispatcherTest, RuleSetsThatAreNotThereOrNotTextAreRefused) {
   auto missing = dispatcher->submit(scan);
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("no YARA rule set with SHA-256"), std::string::npos);
-  scan.parameters = json{{"rules", std::string("rule a { condition: true }\0junk", 32)},
-                         {"paths", {"/tmp"}}};
+  scan.parameters =
+      json{{"rules", std::string("rule a { condition: true }\0junk", 32)}, {"paths", {"/tmp"}}};
   auto nul = dispatcher->submit(scan);
   ASSERT_FALSE(nul);
   EXPECT_NE(nul.error().message.find("NUL byte at offset 26"), std::string::npos)

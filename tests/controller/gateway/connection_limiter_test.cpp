@@ -29,8 +29,8 @@ TEST(ConnectionLimiter, AnAddressHoldsAtMostItsConcurrentShareUntilTicketsReturn
 }
 
 TEST(ConnectionLimiter, NewConnectionsAreLimitedToTheRateAfterTheBurst) {
-  auto limiter = std::make_shared<ConnectionLimiter>(
-      "test", ConnectionLimits{.per_second = 10, .burst = 5});
+  auto limiter =
+      std::make_shared<ConnectionLimiter>("test", ConnectionLimits{.per_second = 10, .burst = 5});
   const auto a = make_address("198.51.100.7");
   auto t = std::chrono::steady_clock::time_point{} + 1h;
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(limiter->admit(a, t)) << i;
@@ -61,12 +61,13 @@ TEST(ConnectionLimiter, ASprayOfAddressesDoesNotGrowMemoryWithoutBound) {
   auto t = std::chrono::steady_clock::time_point{} + 1h;
   for (std::uint32_t i = 0; i < ConnectionLimiter::kMaxAddresses + 1000; ++i) {
     const auto address = boost::asio::ip::address_v4(0x0A000000u + i);  // 10.0.0.0/8
-    (void)limiter->admit(address, t);  // ticket returned at once
+    (void)limiter->admit(address, t);                                   // ticket returned at once
   }
   EXPECT_LE(limiter->tracked(), ConnectionLimiter::kMaxAddresses);
   // Addresses with connections open are never forgotten (their counts would be lost).
   std::vector<ConnectionLimiter::Ticket> held;
-  for (int i = 0; i < 4; ++i) held.push_back(limiter->admit(make_address("192.0.2.1"), t + 5s * i).value());
+  for (int i = 0; i < 4; ++i)
+    held.push_back(limiter->admit(make_address("192.0.2.1"), t + 5s * i).value());
   for (std::uint32_t i = 0; i < ConnectionLimiter::kMaxAddresses; ++i)
     (void)limiter->admit(boost::asio::ip::address_v4(0x0B000000u + i), t + 30s);
   EXPECT_EQ(limiter->active(make_address("192.0.2.1")), 4u);
