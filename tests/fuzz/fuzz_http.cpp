@@ -105,6 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n == 0) break;
   }
   if (!parser.is_done()) {
+    if (used == 0) return 0;  // nothing parsed: the connection closed before a request
     parser.put_eof(ec);
     if (ec || !parser.is_done()) return 0;
   }
