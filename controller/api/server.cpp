@@ -57,7 +57,19 @@ void ApiServer::stop() {
 // A coroutine taking the request by value: its frame owns it (a capturing lambda's captures
 // would die with the lambda before the coroutine runs).
 asio::awaitable<ApiResponse> ApiServer::handle_on_worker(ApiRequest request) {
-  co_return router_.handle(request);
+  co_return handle_guarded(request);
+}
+
+ApiResponse ApiServer::handle_guarded(const ApiRequest& request) {
+  // A request that makes a handler throw is a bug (found by fuzzing, mended where it is): it gets
+  // a 500 and a log line, and the controller keeps serving everyone else.
+  try {
+    return router_.handle(request);
+  } catch (const std::exception& e) {
+    spdlog::error("api: {} {} from {}: internal error: {}", request.method,
+                  request.target, request.remote_address, e.what());
+    return ApiResponse{500, json_error_body("internal error; see the controller's log")};
+  }
 }
 
 namespace {
@@ -265,7 +277,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
       const bool takes_slot =
           heavy >= 0 && api.target != "/healthz" && router_.may_run_heavy(api, path_of(api.target));
       if (api.target == "/healthz") {
-        result = router_.handle(api);  // cheap, and what monitoring needs even when busy
+        result = handle_guarded(api);  // cheap, and what monitoring needs even when busy
       } else if (takes_slot && heavy_in_flight_[heavy].fetch_add(1) >= kHeavyPerRoute) {
         heavy_in_flight_[heavy].fetch_sub(1);
         result = error_response(503, "this kind of request is already running; retry shortly");

@@ -69,6 +69,8 @@ class ApiServer {
   // Which heavy route a request is (an index into heavy_in_flight_), or -1.
   static int heavy_route(std::string_view method, std::string_view target);
   boost::asio::awaitable<ApiResponse> handle_on_worker(ApiRequest request);
+  // router_.handle, with any exception answered 500 and logged.
+  ApiResponse handle_guarded(const ApiRequest& request);
   std::array<std::atomic<int>, 4> heavy_in_flight_{};
   boost::asio::thread_pool workers_{kWorkers};
 };

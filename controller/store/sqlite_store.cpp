@@ -849,6 +849,16 @@ Status SqliteStore::in_transaction(const std::function<Status()>& body) {
   return exec("COMMIT");
 }
 
+namespace {
+// nlohmann's serializer replaces invalid UTF-8 with U+FFFD when told to; reading its output
+// back gives the text.
+std::string as_utf8(const std::string& text) {
+  return nlohmann::json::parse(
+             nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
+}
+}  // namespace
+
 Status SqliteStore::append_audit_locked(const AuditEvent& event, std::int64_t now_ms) {
   AuditEntry entry{0,
                    now_ms,
@@ -864,7 +874,16 @@ Status SqliteStore::append_audit_locked(const AuditEvent& event, std::int64_t no
     entry.prev_hash = last.text(1);
   }
   ++entry.seq;
-  entry.hash = audit_entry_hash(entry);
+  try {
+    entry.hash = audit_entry_hash(entry);
+  } catch (const nlohmann::json::type_error&) {
+    // A field that is not UTF-8 (a request path or an agent's string, say): JSON cannot hash
+    // it. Store it with each invalid sequence replaced by U+FFFD, so what is stored is exactly
+    // what is hashed and `audit verify` reads it back the same.
+    for (auto* field : {&entry.actor, &entry.event, &entry.subject, &entry.details})
+      *field = as_utf8(*field);
+    entry.hash = audit_entry_hash(entry);
+  }
   return Statement(cache_,
                    "INSERT INTO audit_log (seq, at_ms, actor, event, subject, details, prev_hash, "
                    "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")

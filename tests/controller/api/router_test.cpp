@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "controller/store/audit_chain.h"
 #include "controller/store/sqlite_store.h"
 #include "protocol/crypto.h"
 #include "tests/test_dir.h"
@@ -67,6 +68,24 @@ TEST_F(ApiRouterTest, HealthNeedsNoToken) {
   auto r = call("GET", "/healthz", "");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(parse(r)["status"], "ok");
+}
+
+// Found by fuzz_http: a path that is not UTF-8, denied to a token holder, was written to the
+// audit log, where hashing it threw (the API worker died with the request). Now the entry is
+// stored with the invalid bytes replaced, and the chain verifies.
+TEST_F(ApiRouterTest, APathThatIsNotUtf8IsDeniedAndAuditedWithoutBreakingTheChain) {
+  const auto siem = auth->create_integration("siem", "approve", "admin").value().secret;
+  const std::string path = "/api/v1/evidence/000000000\xa2\xa2\xb2\xa2";
+  auto r = call("GET", path, siem);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(call("GET", path, analyst_token).status, 403);  // evidence bytes: responders only
+  const auto verified = verify_audit_chain(*store);
+  ASSERT_TRUE(verified);
+  EXPECT_FALSE(verified->first_broken_seq.has_value()) << verified->problem;
+  const auto entries = store->audit_entries(0, 1000).value();
+  ASSERT_FALSE(entries.empty());
+  EXPECT_EQ(entries.back().event, "api.denied");
+  EXPECT_EQ(entries.back().subject, "/api/v1/evidence/000000000\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 }
 
 TEST_F(ApiRouterTest, MissingOrWrongTokenIs401WithJsonError) {
