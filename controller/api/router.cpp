@@ -171,7 +171,25 @@ bool ApiRouter::may_run_heavy(const ApiRequest& request, std::string_view path) 
   return true;
 }
 
+namespace {
+// Whether `text` is UTF-8: what nlohmann::json can write (into responses, audit entries, logs).
+bool is_utf8(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+}  // namespace
+
 ApiResponse ApiRouter::handle(const ApiRequest& request) {
+  // Bodies are JSON (its parser refuses what is not UTF-8); the target is the other text a
+  // request brings. Checked once decoded: every path segment and query value is a piece of it
+  // cut at ASCII delimiters, so each is UTF-8 too. (Found by fuzz_http: a rule-set name or an
+  // evidence path with a stray byte made the handlers that write them into JSON throw.)
+  if (!is_utf8(request.target) || !is_utf8(percent_decode(request.target, true)))
+    return error(400, "the request target is not UTF-8 (after percent-decoding)");
   std::string_view path = request.target;
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   const auto& method = request.method;

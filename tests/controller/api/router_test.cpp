@@ -70,21 +70,28 @@ TEST_F(ApiRouterTest, HealthNeedsNoToken) {
   EXPECT_EQ(parse(r)["status"], "ok");
 }
 
-// Found by fuzz_http: a path that is not UTF-8, denied to a token holder, was written to the
-// audit log, where hashing it threw (the API worker died with the request). Now the entry is
-// stored with the invalid bytes replaced, and the chain verifies.
-TEST_F(ApiRouterTest, APathThatIsNotUtf8IsDeniedAndAuditedWithoutBreakingTheChain) {
+// Found by fuzz_http: a path or query value that is not UTF-8 (an evidence path denied to a token
+// holder, a rule-set name) reached handlers that write it into JSON, which threw and killed the
+// request's worker.
+TEST_F(ApiRouterTest, ATargetThatIsNotUtf8IsRefusedAndTheAuditLogStoresOnlyUtf8) {
   const auto siem = auth->create_integration("siem", "approve", "admin").value().secret;
   const std::string path = "/api/v1/evidence/000000000\xa2\xa2\xb2\xa2";
-  auto r = call("GET", path, siem);
-  EXPECT_EQ(r.status, 403);
-  EXPECT_EQ(call("GET", path, analyst_token).status, 403);  // evidence bytes: responders only
+  // Refused at the door, raw or percent-encoded, before any handler writes it anywhere.
+  for (const auto& target :
+       {path, std::string("/api/v1/rule-sets?name=r.%81yar"), std::string("/api/v1/x%C3")}) {
+    auto r = call("GET", target, siem);
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_NE(r.body.find("not UTF-8"), std::string::npos);
+  }
+  EXPECT_EQ(call("GET", "/api/v1/cases?status=%C3%A9", analyst_token).status, 200);  // é is fine
+  // Whatever still reaches the audit log that is not UTF-8 is stored replaced, and the chain
+  // verifies.
+  ASSERT_TRUE(store->append_audit({"siem", "api.denied", path, "{}"}, clock.now_unix_ms()));
   const auto verified = verify_audit_chain(*store);
   ASSERT_TRUE(verified);
   EXPECT_FALSE(verified->first_broken_seq.has_value()) << verified->problem;
   const auto entries = store->audit_entries(0, 1000).value();
   ASSERT_FALSE(entries.empty());
-  EXPECT_EQ(entries.back().event, "api.denied");
   EXPECT_EQ(entries.back().subject, "/api/v1/evidence/000000000\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 }
 
