@@ -413,7 +413,7 @@ json action_json(const ActionRecord& a) {
       {"started_at", utc_or_null(a.started_at_ms)},
       {"finished_at", utc_or_null(a.finished_at_ms)},
       {"duration_ms", a.started_at_ms && a.finished_at_ms
-                          ? json(*a.finished_at_ms - *a.started_at_ms)
+                          ? json(std::max<std::int64_t>(0, *a.finished_at_ms - *a.started_at_ms))
                           : json(nullptr)},
       {"progress",
        {{"done", a.progress_done}, {"total", a.progress_total}, {"unit", a.progress_unit}}},

@@ -1283,14 +1283,16 @@ Result<StoreMetrics> SqliteStore::metrics() {
       m.actions_by_kind_state[{actions.text(0), actions.text(1)}] =
           static_cast<std::uint64_t>(actions.integer(2));
     }
+    // The start is when the controller heard the agent's "started" (its clock), the end the
+    // agent's own time: an action quicker than that message's trip ends "before" it started,
+    // and counts as 0 s.
     std::string buckets;
     for (const double bound : kActionDurationBounds)
       buckets += fmt::format("SUM(d <= {}), ", static_cast<std::int64_t>(bound * 1000));
     Statement durations(cache_, fmt::format("SELECT kind, {}COUNT(*), COALESCE(SUM(d), 0) FROM "
-                                            "(SELECT kind, finished_at_ms - started_at_ms AS d "
+                                            "(SELECT kind, MAX(finished_at_ms - started_at_ms, 0) AS d "
                                             "FROM actions WHERE started_at_ms IS NOT NULL AND "
-                                            "finished_at_ms IS NOT NULL AND finished_at_ms >= "
-                                            "started_at_ms) GROUP BY kind",
+                                            "finished_at_ms IS NOT NULL) GROUP BY kind",
                                             buckets));
     constexpr int kBounds = std::size(kActionDurationBounds);
     while (durations.step() == SQLITE_ROW) {
