@@ -29,9 +29,9 @@ std::string s_client(const std::vector<std::string>& extra, bool wait_for_server
   return result.out + result.err;
 }
 
-int free_loopback_port() {
+int free_loopback_port(const char* address) {
   boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address(address), 0});
   return acceptor.local_endpoint().port();
 }
 
@@ -231,19 +231,21 @@ TEST_F(TlsIntegration, ResumptionAttemptsGetAFullHandshakeOnTheGateway) {
   EXPECT_NE(first.find("New, TLSv1.3"), std::string::npos) << first;
   EXPECT_FALSE(std::filesystem::exists(own)) << "the gateway issued a session ticket\n" << first;
 
-  // A session from another server that does issue tickets, offered to the gateway.
-  const int port = free_loopback_port();
+  // A session from another server that does issue tickets, offered to the gateway. On an
+  // address no other test listens on: a port free a moment ago on 127.0.0.1 was once taken by a
+  // controller of a test running beside this one, and s_client waited on it instead.
+  const std::string other_address = "127.0.0.9:" + std::to_string(free_loopback_port("127.0.0.9"));
   ChildProcess other(
-      {"openssl", "s_server", "-accept", std::to_string(port), "-tls1_3", "-cert",
+      {"openssl", "s_server", "-accept", other_address, "-tls1_3", "-cert",
        (state / "agent.pem").string(), "-key", (state / "agent.key").string(), "-quiet"},
       controller.dir() / "other.log");
   const auto foreign = (controller.dir() / "foreign-session.pem").string();
   ASSERT_TRUE(wait_until(
       [&] {
-        with({"-connect", "127.0.0.1:" + std::to_string(port), "-sess_out", foreign});
+        with({"-connect", other_address, "-sess_out", foreign});
         return std::filesystem::exists(foreign);
       },
-      10s));
+      30s));
   const auto second = with({"-connect", controller.gateway(), "-sess_in", foreign});
   EXPECT_EQ(second.find("internal error"), std::string::npos) << second;
   EXPECT_NE(second.find("New, TLSv1.3"), std::string::npos) << second;
@@ -268,12 +270,14 @@ TEST_F(TlsIntegration, AgentRefusesAServerPresentingAnAgentCertificate) {
   const auto impostor_state = controller.dir() / "agent-pointed-at-impostor";
   std::filesystem::copy(state, impostor_state);
 
-  const int port = free_loopback_port();
+  // On an address no other test listens on (see ResumptionAttempts...).
+  const std::string impostor_address =
+      "127.0.0.9:" + std::to_string(free_loopback_port("127.0.0.9"));
   auto meta = nlohmann::json::parse(read_text(state / "agent.json"));
-  meta["gateway"] = "127.0.0.1:" + std::to_string(port);
+  meta["gateway"] = impostor_address;
   std::ofstream(impostor_state / "agent.json") << meta.dump();
 
-  ChildProcess impostor({"openssl", "s_server", "-accept", std::to_string(port), "-tls1_3", "-cert",
+  ChildProcess impostor({"openssl", "s_server", "-accept", impostor_address, "-tls1_3", "-cert",
                          (state / "agent.pem").string(), "-key", (state / "agent.key").string(),
                          "-cert_chain", controller.ca_cert(), "-quiet"},
                         controller.dir() / "impostor.log");
