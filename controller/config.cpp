@@ -50,7 +50,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                "max_rule_set_bytes",
                                                "evidence",
                                                "connection_limits",
-                                               "metrics"};
+                                               "metrics",
+                                               "console"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
     if (!loaded) return loaded.error();
@@ -103,6 +104,33 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                           path.string(), text)};
         }
         config.metrics_unauthenticated_from.push_back(*network);
+      }
+    }
+    if (const auto console = root["console"]) {
+      if (auto s = check_keys(console, {"web_root", "session_lifetime", "public_url"}, path,
+                              "console");
+          !s)
+        return s.error();
+      if (console["web_root"]) {
+        config.console_web_root = console["web_root"].as<std::string>();
+        if (config.console_web_root.is_relative())
+          config.console_web_root = path.parent_path() / config.console_web_root;
+      }
+      if (console["session_lifetime"]) {
+        auto ms = parse_duration_ms(console["session_lifetime"].as<std::string>());
+        if (!ms || *ms < 60'000 || *ms > 7LL * 86'400'000) {
+          return Error{fmt::format("{}: console.session_lifetime must be between 1m and 7d",
+                                   path.string())};
+        }
+        config.console_session_ms = *ms;
+      }
+      if (console["public_url"]) {
+        config.console_public_url = console["public_url"].as<std::string>();
+        while (config.console_public_url.ends_with('/')) config.console_public_url.pop_back();
+        if (!config.console_public_url.starts_with("https://")) {
+          return Error{fmt::format("{}: console.public_url must start with https://",
+                                   path.string())};
+        }
       }
     }
     if (const auto limits = root["connection_limits"]) {

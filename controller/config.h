@@ -34,6 +34,13 @@ struct ControllerConfig {
   ConnectionLimits api_connection_limits = kApiListenerLimits;
   // GET /metrics without a token from these networks (metrics.unauthenticated_from).
   std::vector<IpNetwork> metrics_unauthenticated_from;
+  // The web console (console.*): where its built files are (empty: ../share/riposte/web next to
+  // the binary, which is /usr/share/riposte/web once installed), how long a sign-in lasts, and
+  // the https://host:port people open it at, for links in notifications (empty: the API's own
+  // address).
+  std::filesystem::path console_web_root;
+  std::int64_t console_session_ms = 8LL * 3600 * 1000;
+  std::string console_public_url;
   // Each agent's evidence quota (evidence.agent_quota_bytes, per 24 h).
   EvidenceLimits evidence;
   std::string log_level = "info";

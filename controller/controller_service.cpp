@@ -26,6 +26,16 @@ Result<tcp::endpoint> resolve_listen(const std::string& text, std::string_view w
   return tcp::endpoint(address, hp->port);
 }
 
+// The console's files: as configured, else where the build and the packages put them beside
+// the binary (build/release/bin/../share/riposte/web, /usr/bin/../share/riposte/web).
+std::filesystem::path console_web_root(const std::filesystem::path& configured) {
+  if (!configured.empty()) return configured;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "/usr/share/riposte/web";
+  return (self.parent_path().parent_path() / "share/riposte/web").lexically_normal();
+}
+
 }  // namespace
 
 std::string connectable_address(const tcp::endpoint& endpoint) {
@@ -143,6 +153,8 @@ Status ControllerService::start() {
                                                        config_.confidence_thresholds,
                                                        [this] { return reload(); }});
 
+  console_files_ = std::make_unique<ConsoleFiles>(console_web_root(config_.console_web_root));
+  console_sessions_ = std::make_unique<ConsoleSessions>(clock_, config_.console_session_ms);
   router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
       *store_, *enrollment_, *auth_, clock_,
       [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,
@@ -159,15 +171,18 @@ Status ControllerService::start() {
           w.counter("riposte_connections_refused_total", refused_help,
                     static_cast<double>(api_->connections_refused()), {{"listener", "api"}});
       },
-      config_.metrics_unauthenticated_from});
+      config_.metrics_unauthenticated_from, console_files_.get(), console_sessions_.get()});
   ApiServerOptions api_options{*api_listen};
   api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
   api_options.max_rule_set_bytes = config_.max_rule_set_bytes;
   api_options.connection_limits = config_.api_connection_limits;
   api_ = std::make_unique<ApiServer>(io_, *pki_, *router_, api_options);
   if (auto s = api_->start(); !s) return s;
-  engine_->set_case_link_prefix(
-      fmt::format("https://{}/api/v1/cases/", connectable_address(api_->local_endpoint())));
+  // Links in notifications open the console's pages.
+  const auto console_url = config_.console_public_url.empty()
+                               ? "https://" + connectable_address(api_->local_endpoint())
+                               : config_.console_public_url;
+  engine_->set_link_prefixes(console_url + "/ui/cases/", console_url + "/ui/approvals/");
   // Work left by a previous run of the controller, now that everything it needs is up.
   if (auto s = pipeline_->resume(); !s) return s;
   if (auto s = engine_->resume(); !s) return s;

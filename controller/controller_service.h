@@ -97,6 +97,8 @@ class ControllerService {
   std::unique_ptr<AlertPipeline> pipeline_;
   std::unique_ptr<AlertIntake> intake_;
   std::unique_ptr<AlertApi> alert_api_;
+  std::unique_ptr<ConsoleFiles> console_files_;
+  std::unique_ptr<ConsoleSessions> console_sessions_;
   std::unique_ptr<ApiRouter> router_;
   std::unique_ptr<ApiServer> api_;
 };

@@ -119,6 +119,55 @@ Status check_process_refs(const pb::Message& message, const std::string& prefix)
 
 bool is_known_kind(std::string_view kind) { return find(kind) != nullptr; }
 
+namespace {
+
+json fields_json(const pb::Descriptor* message, int depth) {
+  json fields = json::array();
+  for (int i = 0; i < message->field_count(); ++i) {
+    const auto* f = message->field(i);
+    json field{{"name", f->json_name()}, {"repeated", f->is_repeated()}};
+    switch (f->cpp_type()) {
+      case pb::FieldDescriptor::CPPTYPE_STRING:
+        field["type"] = "string";
+        break;
+      case pb::FieldDescriptor::CPPTYPE_BOOL:
+        field["type"] = "boolean";
+        break;
+      case pb::FieldDescriptor::CPPTYPE_FLOAT:
+      case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+        field["type"] = "number";
+        break;
+      case pb::FieldDescriptor::CPPTYPE_ENUM: {
+        field["type"] = "enum";
+        json values = json::array();
+        for (int v = 0; v < f->enum_type()->value_count(); ++v)
+          values.push_back(f->enum_type()->value(v)->name());
+        field["values"] = values;
+        break;
+      }
+      case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+        field["type"] = "object";
+        // Our parameter messages nest two levels at most; the bound keeps a recursive message
+        // (none today) from recursing forever.
+        field["fields"] = depth < 4 ? fields_json(f->message_type(), depth + 1) : json::array();
+        break;
+      default:
+        field["type"] = "integer";
+    }
+    fields.push_back(std::move(field));
+  }
+  return fields;
+}
+
+}  // namespace
+
+json kinds_json() {
+  json kinds = json::array();
+  for (const auto& e : kEntries)
+    kinds.push_back({{"kind", e.kind}, {"parameters", fields_json(e.parameters(), 0)}});
+  return kinds;
+}
+
 Result<std::string> parameters_from_json(std::string_view kind, const json& parameters) {
   const auto* entry = find(kind);
   if (entry == nullptr) return Error{fmt::format("unknown action kind '{}'", kind)};

@@ -25,6 +25,12 @@ nlohmann::json result_to_json(std::string_view kind, const std::string& serializ
 // number; 0 when absent or not a number.
 std::int64_t json_int64(const nlohmann::json& object, const char* key);
 
+// Every kind with the shape of its parameters, for forms (the console's "run an action"):
+// [{"kind", "parameters": [{"name", "type", "repeated", "values"?, "fields"?}]}], where type is
+// string, integer, number, boolean, enum (with "values") or object (with "fields", the same
+// shape); names are the proto3 JSON names that parameters_from_json takes.
+nlohmann::json kinds_json();
+
 // CLI pairs like {"target.pid", "42"}, {"paths", "/a"}, {"paths", "/b"} -> a JSON object shaped
 // by the parameters message: dotted keys nest, repeated fields collect, bools and numbers typed.
 Result<nlohmann::json> parameters_from_pairs(

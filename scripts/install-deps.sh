@@ -20,7 +20,14 @@ packages=(
   rpm lintian jq systemd util-linux   # packaging: rpmbuild for cpack, lintian, systemd-analyze
   python3                             # tests: the HTTPS webhook receiver playbooks notify
   python3-prometheus-client           # tests: parse GET /metrics with the reference parser
+  chromium chromium-driver python3-selenium  # tests: the web console in a real browser
 )
+# The web console is built with Node.js and npm (web/CMakeLists.txt). Debian's nodejs and npm,
+# unless a Node.js with its own npm is installed already (NodeSource's nodejs package ships npm
+# and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

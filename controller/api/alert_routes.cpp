@@ -72,17 +72,16 @@ ApiResponse AlertApi::list(const ApiRequest& request) {
                  "status must be new, validating, qualified, not_relevant, undetermined or "
                  "unvalidated");
   }
-  int limit = 100;
-  if (const auto l = query_param(request.target, "limit"); !l.empty()) {
-    if (l.size() > 6 || l.find_first_not_of("0123456789") != std::string::npos)
-      return error(400, "limit must be a number");
-    limit = std::clamp(std::stoi(l), 1, 10'000);
-  }
-  auto alerts = deps_.store.list_alerts(status, limit);
+  auto page = page_param(request, 100, 10'000);
+  if (!page) return error(400, page.error().message);
+  auto alerts = deps_.store.list_alerts(status, Page{page->fetch_limit(), page->offset});
   if (!alerts) return error(500, alerts.error().message);
+  json body;
+  page->finish(*alerts, body);
   json list = json::array();
   for (const auto& a : *alerts) list.push_back(alert_summary(a));
-  return reply(200, json{{"alerts", list}});
+  body["alerts"] = std::move(list);
+  return reply(200, body);
 }
 
 ApiResponse AlertApi::show(const std::string& id) {

@@ -130,7 +130,11 @@ Result<ApiTokenRecord> OperatorAuth::authenticate(std::string_view header) {
   if (!header.starts_with(kBearer)) return Error{"Authorization header is not a bearer token"};
   const std::string_view secret = header.substr(kBearer.size());
   if (secret.empty()) return Error{"empty bearer token"};
-  auto found = store_.find_api_token(crypto::sha256_hex(secret));
+  return authenticate_hash(crypto::sha256_hex(secret));
+}
+
+Result<ApiTokenRecord> OperatorAuth::authenticate_hash(const std::string& token_hash) {
+  auto found = store_.find_api_token(token_hash);
   if (!found) return found.error();
   if (!found->has_value()) return Error{"invalid API token"};
   if ((*found)->operator_disabled_at_ms)

@@ -66,6 +66,8 @@ class OperatorAuth {
   // From an "Authorization" header value; errors say what is wrong without echoing the secret.
   // A disabled operator's tokens are refused.
   Result<ApiTokenRecord> authenticate(std::string_view authorization_header);
+  // The same, for a token known by its SHA-256 (a console session, api/console_sessions.h).
+  Result<ApiTokenRecord> authenticate_hash(const std::string& token_hash);
 
  private:
   Result<NewApiToken> insert(const std::string& name, const std::string& role,

@@ -36,10 +36,6 @@ Result<std::int64_t> since_param(const ApiRequest& request, std::int64_t now_ms)
   return now_ms - *back;
 }
 
-int limit_param(const ApiRequest& request, int fallback) {
-  return static_cast<int>(std::clamp<std::int64_t>(
-      integer_param(request.target, "limit").value_or(fallback), 1, 10'000));
-}
 
 }  // namespace
 
@@ -86,11 +82,17 @@ ApiResponse PlaybookApi::handle(const ApiRequest& request, std::string_view path
     if (parts.size() == 1) {
       if (method == "POST") return start_run(request, caller, deny);
       if (method != "GET") return error(405, "use GET or POST");
-      auto runs = store_.list_runs(query_param(request.target, "case"), limit_param(request, 100));
+      auto page = page_param(request, 100, 10'000);
+      if (!page) return error(400, page.error().message);
+      auto runs = store_.list_runs(query_param(request.target, "case"),
+                                   Page{page->fetch_limit(), page->offset});
       if (!runs) return error(500, runs.error().message);
+      json body;
+      page->finish(*runs, body);
       json list = json::array();
       for (const auto& r : *runs) list.push_back(run_json(r, nullptr));
-      return reply(200, json{{"runs", list}});
+      body["runs"] = std::move(list);
+      return reply(200, body);
     }
     if (parts.size() == 3) {
       if (parts[2] != "cancel") return error(404, "no such endpoint");
@@ -104,13 +106,18 @@ ApiResponse PlaybookApi::handle(const ApiRequest& request, std::string_view path
   if (collection == "approvals") {
     if (parts.size() == 1) {
       if (method != "GET") return error(405, "use GET");
-      auto list =
-          store_.list_approvals(query_param(request.target, "state"),
-                                query_param(request.target, "case"), limit_param(request, 100));
+      auto page = page_param(request, 100, 10'000);
+      if (!page) return error(400, page.error().message);
+      auto list = store_.list_approvals(query_param(request.target, "state"),
+                                        query_param(request.target, "case"),
+                                        Page{page->fetch_limit(), page->offset});
       if (!list) return error(500, list.error().message);
+      json body;
+      page->finish(*list, body);
       json out = json::array();
       for (const auto& a : *list) out.push_back(approval_json(a));
-      return reply(200, json{{"approvals", out}});
+      body["approvals"] = std::move(out);
+      return reply(200, body);
     }
     if (parts.size() == 2) {
       if (method != "GET") return error(405, "use GET");
@@ -248,16 +255,22 @@ ApiResponse PlaybookApi::cancel_run(const std::string& id, const ApiRequest& req
 ApiResponse PlaybookApi::list_cases(const ApiRequest& request) {
   auto since = since_param(request, clock_.now_unix_ms());
   if (!since) return error(400, since.error().message);
-  auto cases =
-      store_.list_cases(query_param(request.target, "status"), *since, limit_param(request, 100));
+  auto page = page_param(request, 100, 10'000);
+  if (!page) return error(400, page.error().message);
+  CaseFilter filter{query_param(request.target, "status"), query_param(request.target, "severity"),
+                    query_param(request.target, "host"), *since};
+  auto cases = store_.list_cases(filter, Page{page->fetch_limit(), page->offset});
   if (!cases) return error(500, cases.error().message);
+  json body;
+  page->finish(*cases, body);
   json list = json::array();
   for (const auto& c : *cases) {
     auto summary = case_json(c);
     summary.erase("alerts");  // ids are on the case itself; a list carries alert_count
     list.push_back(std::move(summary));
   }
-  return reply(200, json{{"cases", list}});
+  body["cases"] = std::move(list);
+  return reply(200, body);
 }
 
 ApiResponse PlaybookApi::show_case(const std::string& id) {
@@ -323,6 +336,12 @@ ApiResponse PlaybookApi::report(const std::string& id, const ApiRequest& request
   response.content_type =
       format == "md" ? "text/markdown; charset=utf-8" : "text/html; charset=utf-8";
   response.body = format == "md" ? render_case_markdown(*built) : render_case_html(*built);
+  // The HTML report styles itself inline (it is one file to keep or mail) and runs nothing.
+  if (format == "html") {
+    response.headers.emplace_back("Content-Security-Policy",
+                                  "default-src 'none'; style-src 'unsafe-inline'; "
+                                  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+  }
   return response;
 }
 

@@ -10,6 +10,7 @@
 #include "common/utc_time.h"
 #include "controller/api/alert_routes.h"
 #include "controller/store/audit_chain.h"
+#include "protocol/action_catalog.h"
 
 namespace riposte::controller {
 
@@ -138,6 +139,20 @@ std::optional<std::int64_t> integer_param(std::string_view target, std::string_v
   return std::stoll(text);
 }
 
+Result<ListPage> page_param(const ApiRequest& request, int fallback, int max_limit) {
+  ListPage page{fallback, 0};
+  for (const char* name : {"limit", "offset"}) {
+    if (query_param(request.target, name).empty()) continue;
+    const auto value = integer_param(request.target, name);
+    if (!value) return Error{fmt::format("{} must be a non-negative integer", name)};
+    if (std::string_view(name) == "limit")
+      page.limit = static_cast<int>(std::clamp<std::int64_t>(*value, 1, max_limit));
+    else
+      page.offset = static_cast<int>(std::min<std::int64_t>(*value, 10'000'000));
+  }
+  return page;
+}
+
 ApiRouter::ApiRouter(ApiRouterDeps deps)
     : deps_(std::move(deps)),
       playbooks_(deps_.store, deps_.engine, deps_.clock),
@@ -149,26 +164,107 @@ std::size_t ApiRouter::body_limit(const ApiRequest& head, std::size_t default_li
   const bool rule_set = is_rule_set_upload(head.method, path);
   const bool alerts = head.method == "POST" && path == "/api/v1/alerts";
   if (!rule_set && !alerts) return default_limit;
-  auto caller = deps_.auth.authenticate(head.authorization);
-  if (!caller) {
+  auto identified = identify(head);
+  if (!identified) {
     // Refused (413) before handle() sees it: a failed guess all the same.
     failures_.failed(source_address(head.remote_address), deps_.clock.now_unix_ms());
     return default_limit;
   }
+  const auto& caller = identified->record;
   if (alerts) {
-    if (!has_role(*caller, Role::analyst) && !is_integration(*caller)) return default_limit;
+    if (!has_role(caller, Role::analyst) && !is_integration(caller)) return default_limit;
     return std::max(default_limit, deps_.max_alert_body_bytes);
   }
-  if (!has_role(*caller, Role::responder)) return default_limit;
+  if (!has_role(caller, Role::responder)) return default_limit;
   return std::max(default_limit, deps_.max_rule_set_bytes);
 }
 
 bool ApiRouter::may_run_heavy(const ApiRequest& request, std::string_view path) {
-  auto caller = deps_.auth.authenticate(request.authorization);
-  if (!caller || is_integration(*caller)) return false;
-  if (path.starts_with("/api/v1/evidence/")) return has_role(*caller, Role::responder);
-  if (path == "/api/v1/audit") return has_role(*caller, Role::admin);
+  auto identified = identify(request);
+  if (!identified || is_integration(identified->record)) return false;
+  if (path.starts_with("/api/v1/evidence/")) return has_role(identified->record, Role::responder);
+  if (path == "/api/v1/audit") return has_role(identified->record, Role::admin);
   return true;
+}
+
+Result<ApiRouter::Caller> ApiRouter::identify(const ApiRequest& request) {
+  if (!request.authorization.empty() || !deps_.sessions || request.cookie.empty()) {
+    auto record = deps_.auth.authenticate(request.authorization);
+    if (!record) return record.error();
+    return Caller{std::move(*record), std::nullopt};
+  }
+  auto session = deps_.sessions->find(request.cookie);
+  if (!session) return Error{"the console session has expired or was signed out; sign in again"};
+  // The operator is read again on every request: disabled since, the session ends with it.
+  auto record = deps_.auth.authenticate_hash(session->token_hash);
+  if (!record) {
+    deps_.sessions->close(request.cookie);
+    return record.error();
+  }
+  return Caller{std::move(*record), std::move(session)};
+}
+
+ApiResponse ApiRouter::route_session(const ApiRequest& request) {
+  const auto& method = request.method;
+  const auto address = source_address(request.remote_address);
+  const auto now = deps_.clock.now_unix_ms();
+  if (!deps_.sessions) return error(404, "console sessions are not enabled on this controller");
+  const auto session_json = [&](const ApiTokenRecord& who, const ConsoleSession& s) {
+    return json{{"name", who.name},
+                {"role", who.role},
+                {"csrf_token", s.csrf_token},
+                {"expires_at", format_utc_ms(s.expires_at_ms)}};
+  };
+  if (method == "POST") {
+    if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
+    auto body = parse_object(request.body);
+    if (!body) return error(400, body.error().message);
+    if (!body->contains("token") || !(*body)["token"].is_string() ||
+        (*body)["token"].get<std::string>().empty())
+      return error(400, "sign in with {\"token\": \"<your operator token>\"}");
+    const auto secret = (*body)["token"].get<std::string>();
+    auto record = deps_.auth.authenticate("Bearer " + secret);
+    if (!record) {
+      failures_.failed(address, now);
+      return error(401, record.error().message);
+    }
+    // Integrations submit alerts; they have nothing to see in a console.
+    if (is_integration(*record))
+      return deny(request, *record, "signing in to the console", Role::viewer);
+    const auto session = deps_.sessions->open(record->token_hash, record->name);
+    if (auto s = deps_.store.append_audit(
+            AuditEvent{record->name, "console.signed_in", record->name,
+                       json{{"remote_address", address}, {"token_id", record->id}}.dump()},
+            now);
+        !s) {
+      deps_.sessions->close(fmt::format("{}={}", kSessionCookie, session.secret));
+      return error(500, s.error().message);
+    }
+    auto response = reply(201, session_json(*record, session));
+    response.headers.emplace_back("Set-Cookie", deps_.sessions->set_cookie(session));
+    return response;
+  }
+  if (method != "GET" && method != "DELETE") return error(405, "use GET, POST or DELETE");
+  auto session = deps_.sessions->find(request.cookie);
+  auto record = session ? deps_.auth.authenticate_hash(session->token_hash)
+                        : Result<ApiTokenRecord>(Error{"not signed in"});
+  if (!record) {
+    auto response = error(401, record.error().message);
+    response.headers.emplace_back("Set-Cookie", ConsoleSessions::clear_cookie());
+    return response;
+  }
+  if (method == "GET") return reply(200, session_json(*record, *session));
+  // Signing out changes state: a page elsewhere must not be able to sign a responder out.
+  if (!secrets_equal(request.csrf_token, session->csrf_token))
+    return error(403, "signing out needs the session's X-CSRF-Token header");
+  deps_.sessions->close(request.cookie);
+  (void)deps_.store.append_audit(
+      AuditEvent{record->name, "console.signed_out", record->name,
+                 json{{"remote_address", address}}.dump()},
+      now);
+  auto response = reply(200, json{{"signed_out", true}});
+  response.headers.emplace_back("Set-Cookie", ConsoleSessions::clear_cookie());
+  return response;
 }
 
 namespace {
@@ -206,13 +302,13 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
                                   [&](const IpNetwork& n) { return n.contains(address); });
     if (!open) {
       if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
-      auto caller = deps_.auth.authenticate(request.authorization);
+      auto caller = identify(request);
       if (!caller) {
         failures_.failed(address, now);
         return error(401, caller.error().message);
       }
-      if (is_integration(*caller))
-        return deny(request, *caller, "anything but submitting alerts", Role::viewer);
+      if (is_integration(caller->record))
+        return deny(request, caller->record, "anything but submitting alerts", Role::viewer);
     }
     auto counts = deps_.store.metrics();
     if (!counts) return error(500, counts.error().message);
@@ -229,15 +325,38 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (response.status >= 400) failures_.failed(address, now);  // a wrong token or a bad request
     return response;
   }
+  // The web console: public files (the data they show comes from the API below, signed in).
+  if (path == "/" || path == "/ui" || path.starts_with("/ui/")) {
+    if (method != "GET") return error(405, "use GET");
+    if (path == "/") {
+      ApiResponse moved{302, ""};
+      moved.content_type = "text/plain";
+      moved.headers.emplace_back("Location", "/ui/");
+      return moved;
+    }
+    if (!deps_.console) return error(404, "the web console is not enabled on this controller");
+    return deps_.console->serve(path);
+  }
+  if (path == "/api/v1/session") return route_session(request);
   if (!path.starts_with("/api/v1/")) return error(404, "no such endpoint");
 
   // An address that guessed wrong too often waits before its next token is even looked at.
   if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
-  auto caller = deps_.auth.authenticate(request.authorization);
-  if (!caller) {
+  auto identified = identify(request);
+  if (!identified) {
     failures_.failed(address, now);
-    return error(401, caller.error().message);
+    return error(401, identified.error().message);
   }
+  // A console request that changes state carries the session's CSRF token, which only the
+  // console's own pages can read (GET /api/v1/session): a form or script on another site that
+  // gets the browser to send the cookie cannot send it.
+  if (identified->session && method != "GET" &&
+      !secrets_equal(request.csrf_token, identified->session->csrf_token)) {
+    failures_.failed(address, now);
+    return error(403, "a console request that changes something needs the session's "
+                      "X-CSRF-Token header");
+  }
+  const ApiTokenRecord* caller = &identified->record;
   // Every route below reads (any role) unless it checks `needs` first.
   const auto needs = [&](Role role) { return has_role(*caller, role); };
   // An integration's token submits alerts and nothing else: a stolen forwarder token reads
@@ -247,7 +366,11 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
 
   if (path == "/api/v1/agents") {
     if (method != "GET") return error(405, "use GET");
-    return list_agents();
+    return list_agents(request);
+  }
+  if (path == "/api/v1/action-kinds") {
+    if (method != "GET") return error(405, "use GET");
+    return reply(200, json{{"kinds", action_catalog::kinds_json()}});
   }
   if (path == "/api/v1/enrollment-tokens") {
     if (method != "POST") return error(405, "use POST");
@@ -425,19 +548,54 @@ ApiResponse ApiRouter::enroll(const ApiRequest& request) {
                          {"agent_gateway_port", deps_.agent_gateway_port}});
 }
 
-ApiResponse ApiRouter::list_agents() {
+ApiResponse ApiRouter::list_agents(const ApiRequest& request) {
+  // Without ?limit= every agent (what the CLI lists); the console asks for pages.
+  auto page = page_param(request, 1'000'000, 1'000'000);
+  if (!page) return error(400, page.error().message);
+  const auto status = query_param(request.target, "status");
+  const auto label = query_param(request.target, "label");
+  const auto host = query_param(request.target, "q");  // part of the hostname
+  if (!status.empty() && status != "online" && status != "offline" && status != "revoked")
+    return error(400, "status must be online, offline or revoked");
   auto agents = deps_.store.list_agents();
   if (!agents) return error(500, agents.error().message);
+  // Filtered here, in enrollment order: the store lists every agent for the dispatcher anyway
+  // (an indexed, paginated store query is for fleets of tens of thousands: issue 20).
+  std::vector<const AgentRecord*> matching;
+  for (const auto& a : *agents) {
+    const char* state = a.revoked_at_ms ? "revoked" : (a.connected ? "online" : "offline");
+    if (!status.empty() && status != state) continue;
+    if (!label.empty() &&
+        std::find(a.labels.begin(), a.labels.end(), label) == a.labels.end())
+      continue;
+    if (!host.empty() && a.facts.hostname.find(host) == std::string::npos) continue;
+    matching.push_back(&a);
+  }
+  json body;
+  body["total"] = matching.size();
+  const auto from = std::min<std::size_t>(matching.size(), page->offset);
+  const auto to = std::min<std::size_t>(matching.size(), from + page->fetch_limit());
+  std::vector<const AgentRecord*> rows(matching.begin() + from, matching.begin() + to);
+  page->finish(rows, body);
   json list = json::array();
-  for (const auto& a : *agents) list.push_back(agent_json(a));
-  return reply(200, json{{"agents", list}});
+  for (const auto* a : rows) list.push_back(agent_json(*a));
+  body["agents"] = std::move(list);
+  return reply(200, body);
 }
 
 ApiResponse ApiRouter::show_agent(const std::string& id) {
   auto agent = deps_.store.find_agent(id);
   if (!agent) return error(500, agent.error().message);
   if (!agent->has_value()) return error(404, fmt::format("no agent with id {}", id));
-  return reply(200, agent_json(**agent));
+  auto out = agent_json(**agent);
+  auto network = deps_.store.last_network_action(id);
+  if (!network) return error(500, network.error().message);
+  out["network"] = *network ? json{{"last_action", (*network)->kind},
+                                   {"action_id", (*network)->id},
+                                   {"at", utc_or_null((*network)->finished_at_ms)},
+                                   {"quarantined", (*network)->kind == "network.quarantine"}}
+                            : json{{"last_action", nullptr}, {"quarantined", false}};
+  return reply(200, out);
 }
 
 ApiResponse ApiRouter::revoke_agent(const std::string& id, const ApiTokenRecord& caller) {
@@ -672,13 +830,16 @@ ApiResponse ApiRouter::create_actions(const ApiRequest& request, const ApiTokenR
 }
 
 ApiResponse ApiRouter::list_actions(const ApiRequest& request) {
-  const auto limit =
-      std::clamp<std::int64_t>(integer_param(request.target, "limit").value_or(100), 1, 1000);
-  auto actions = deps_.store.list_actions(static_cast<int>(limit));
+  auto page = page_param(request, 100, 1000);
+  if (!page) return error(400, page.error().message);
+  auto actions = deps_.store.list_actions(Page{page->fetch_limit(), page->offset});
   if (!actions) return error(500, actions.error().message);
+  json body;
+  page->finish(*actions, body);
   json list = json::array();
   for (const auto& a : *actions) list.push_back(action_json(a));
-  return reply(200, json{{"actions", list}});
+  body["actions"] = std::move(list);
+  return reply(200, body);
 }
 
 ApiResponse ApiRouter::show_action(const std::string& id) {

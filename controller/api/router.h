@@ -9,6 +9,8 @@
 #include <mutex>
 #include <string>
 
+#include "controller/api/console_files.h"
+#include "controller/api/console_sessions.h"
 #include "controller/api/failure_throttle.h"
 #include "controller/api/metrics.h"
 #include "controller/api/operator_auth.h"
@@ -50,6 +52,10 @@ struct ApiRouterDeps {
   // GET /metrics without a token from these networks (config metrics.unauthenticated_from);
   // everyone else needs a token of any role but ingest.
   std::vector<IpNetwork> metrics_open_to;
+  // The web console: its files at /ui/ (null or empty: not installed) and its sessions (null:
+  // no sign-in, bearer tokens only).
+  const ConsoleFiles* console = nullptr;
+  ConsoleSessions* sessions = nullptr;
 };
 
 class ApiRouter {
@@ -67,10 +73,21 @@ class ApiRouter {
   std::size_t body_limit(const ApiRequest& head, std::size_t default_limit);
 
  private:
+  // Who is asking: the bearer token's operator when the request has one, else the operator of
+  // the console session in its cookie. `session` is set for a session: a request through it
+  // that changes state must repeat its CSRF token.
+  struct Caller {
+    ApiTokenRecord record;
+    std::optional<ConsoleSession> session;
+  };
+  Result<Caller> identify(const ApiRequest& request);
+  // POST (sign in with {"token"}), GET (who am I, the CSRF token), DELETE (sign out).
+  ApiResponse route_session(const ApiRequest& request);
+
   ApiResponse enroll(const ApiRequest& request);
   ApiResponse route_alerts(const ApiRequest& request, std::string_view path,
                            const ApiTokenRecord& caller);
-  ApiResponse list_agents();
+  ApiResponse list_agents(const ApiRequest& request);
   ApiResponse show_agent(const std::string& id);
   ApiResponse revoke_agent(const std::string& id, const ApiTokenRecord& caller);
   ApiResponse create_enrollment_token(const ApiRequest& request, const ApiTokenRecord& caller);

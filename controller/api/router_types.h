@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/result.h"
 
@@ -17,6 +19,10 @@ struct ApiRequest {
   std::string authorization;
   std::string body;
   std::string remote_address;
+  // The console's session: the Cookie header, and the X-CSRF-Token header that every request
+  // changing state must repeat from the session (api/console_sessions.h).
+  std::string cookie;
+  std::string csrf_token;
 };
 
 struct ApiResponse {
@@ -26,6 +32,9 @@ struct ApiResponse {
   // When set, the response body is this file (evidence downloads), streamed by the server.
   std::filesystem::path file;
   int retry_after_s = 0;  // > 0: a Retry-After header (503 busy)
+  // Further headers (Set-Cookie, Location, a page's own Content-Security-Policy), written as
+  // given after the server's own; a Content-Security-Policy here replaces the default one.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // A JSON response, and {"error": message} with `status`.
@@ -38,6 +47,26 @@ std::string query_param(std::string_view target, std::string_view name);
 std::string percent_decode(std::string_view raw, bool plus_is_space);
 // The non-negative integer `name` of the query string; nullopt when absent or not one.
 std::optional<std::int64_t> integer_param(std::string_view target, std::string_view name);
+// A list route's page, from ?limit=&offset= (README: newest first, `offset` rows skipped).
+struct ListPage {
+  int limit = 100;
+  int offset = 0;
+  // What to ask the store for: one row more than the page, to know whether another follows.
+  int fetch_limit() const { return limit + 1; }
+  // Drops that extra row and adds {"limit","offset","next_offset"} to `body` (next_offset: the
+  // offset of the following page, null on the last one).
+  template <class Rows>
+  void finish(Rows& rows, nlohmann::json& body) const {
+    const bool more = rows.size() > static_cast<std::size_t>(limit);
+    if (more) rows.resize(static_cast<std::size_t>(limit));
+    body["limit"] = limit;
+    body["offset"] = offset;
+    body["next_offset"] = more ? nlohmann::json(offset + limit) : nlohmann::json(nullptr);
+  }
+};
+// limit in [1, max_limit] (`fallback` when absent), offset in [0, 10^7] (0 when absent). A value
+// that is not a non-negative integer is an error naming it.
+Result<ListPage> page_param(const ApiRequest& request, int fallback, int max_limit);
 // A request body as a JSON object ({} when empty); errors say what is wrong with it.
 Result<nlohmann::json> parse_object(const std::string& body);
 // Ids in paths are UUIDs: anything else is refused before it reaches the store.

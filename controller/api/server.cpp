@@ -158,7 +158,9 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
                                         std::string(head.target()),
                                         std::string(head[http::field::authorization]),
                                         {},
-                                        remote},
+                                        remote,
+                                        std::string(head[http::field::cookie]),
+                                        std::string(head["X-CSRF-Token"])},
                              options_.max_body_bytes);
       const auto declared = parser.content_length();
       if (declared && *declared > limit) ec = http::error::body_limit;
@@ -268,8 +270,13 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
       }
     } else {
       const auto& request = parser.get();
-      ApiRequest api{std::string(request.method_string()), std::string(request.target()),
-                     std::string(request[http::field::authorization]), request.body(), remote};
+      ApiRequest api{std::string(request.method_string()),
+                     std::string(request.target()),
+                     std::string(request[http::field::authorization]),
+                     request.body(),
+                     remote,
+                     std::string(request[http::field::cookie]),
+                     std::string(request["X-CSRF-Token"])};
       const int heavy = heavy_route(api.method, api.target);
       const std::string method = api.method, target = api.target;  // api moves to the worker
       // Only a caller the heavy route will serve takes one of its slots (checked on this thread:
@@ -298,8 +305,20 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
       response.set(http::field::server, "riposte-controller");
       response.set(http::field::content_type, result.content_type);
       response.set(http::field::cache_control, "no-store");
+      // Whatever a browser is shown from here, it neither sniffs, frames, runs nor leaks: JSON,
+      // evidence and reports get a policy that allows nothing; console pages bring their own.
+      response.set("X-Content-Type-Options", "nosniff");
+      response.set("X-Frame-Options", "DENY");
+      response.set("Referrer-Policy", "no-referrer");
+      response.set("Content-Security-Policy",
+                   "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+                   "form-action 'none'");
       if (result.retry_after_s > 0)
         response.set(http::field::retry_after, std::to_string(result.retry_after_s));
+      for (const auto& [name, value] : result.headers) {
+        if (beast::iequals(name, "Content-Security-Policy")) response.erase(name);
+        response.insert(name, value);
+      }
       response.keep_alive(keep_alive);
       response.prepare_payload();
     };

@@ -446,7 +446,7 @@ std::string render_case_html(const json& report) {
 }
 
 Result<json> case_stats(Store& store, std::int64_t since_ms, std::int64_t until_ms) {
-  auto cases = store.list_cases("", since_ms, 1'000'000);
+  auto cases = store.list_cases(CaseFilter{.since_ms = since_ms}, 1'000'000);
   if (!cases) return cases.error();
   std::map<std::string, int> by_status;
   std::vector<double> validate, contain, resolve;

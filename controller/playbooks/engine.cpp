@@ -692,8 +692,34 @@ PlaybookEngine::StepOutcome PlaybookEngine::gate(const PlaybookStep& step, Playb
     out.outcome = "approval expired";
     return out;
   }
-  if (run.waiting_for != "approval")
+  if (run.waiting_for != "approval") {
     spdlog::info("playbooks: run {} step {} waits for approval {}", run.id, step.id, a.id);
+    // Someone must know that a decision waits: the responders' webhook is told once per request
+    // (a resumed run finds its request already stored and is not announced again).
+    if (a.created_at_ms == now && !deps_.responder_webhook.empty() && deps_.post_webhook) {
+      const json announcement{{"event", "approval_requested"},
+                              {"approval_id", a.id},
+                              {"approval_link", deps_.approval_link_prefix + a.id},
+                              {"run_id", run.id},
+                              {"playbook", run.playbook},
+                              {"step", step.id},
+                              {"case_id", run.case_id},
+                              {"case_link", deps_.case_link_prefix + run.case_id},
+                              {"what", a.what},
+                              {"reason", a.reason},
+                              {"requested_by", a.requested_by},
+                              {"expires_at", format_utc_ms(a.expires_at_ms)}};
+      bool held = false;
+      if (auto s = post_limited(deps_.responder_webhook, announcement, &held); !s) {
+        spdlog::error("playbooks: approval {}: responders not notified: {}", a.id,
+                      s.error().message);
+        (void)deps_.store.append_audit(
+            {actor_of(run), "approval.notify_failed", run.case_id,
+             json{{"approval_id", a.id}, {"error", s.error().message}}.dump()},
+            now);
+      }
+    }
+  }
   return StepOutcome::waiting("approval", a.expires_at_ms);
 }
 

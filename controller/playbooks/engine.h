@@ -66,8 +66,10 @@ struct PlaybookEngineDeps {
   std::string responder_webhook;
   // Named webhooks a notify step's `url: webhook:NAME` refers to (secrets stay out of playbooks).
   std::map<std::string, std::string> webhooks;
-  // Prefix of a case's link in notifications, e.g. "https://soc.example:8443/api/v1/cases/".
+  // Prefix of a case's link in notifications, e.g. "https://soc.example:8443/ui/cases/".
   std::string case_link_prefix;
+  // Prefix of an approval's link, e.g. "https://soc.example:8443/ui/approvals/".
+  std::string approval_link_prefix;
 };
 
 class PlaybookEngine {
@@ -77,7 +79,10 @@ class PlaybookEngine {
 
   const std::vector<Playbook>& playbooks() const { return playbooks_; }
   // Set once the API listens, before resume().
-  void set_case_link_prefix(std::string prefix) { deps_.case_link_prefix = std::move(prefix); }
+  void set_link_prefixes(std::string case_prefix, std::string approval_prefix) {
+    deps_.case_link_prefix = std::move(case_prefix);
+    deps_.approval_link_prefix = std::move(approval_prefix);
+  }
 
   // An alert's validation and enrichment have ended: starts every playbook whose trigger holds
   // (started_by "controller"). Each (alert, playbook) is started once, however often this is told.

@@ -1042,11 +1042,26 @@ Result<std::optional<ActionRecord>> SqliteStore::find_action(const std::string& 
   return std::optional<ActionRecord>(std::move(action));
 }
 
-Result<std::vector<ActionRecord>> SqliteStore::list_actions(int limit) {
+Result<std::optional<ActionRecord>> SqliteStore::last_network_action(const std::string& agent_id) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ?",
+  Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state = "
+                                  "'succeeded' AND kind IN ('network.quarantine', "
+                                  "'network.release') ORDER BY finished_at_ms DESC, issued_at_ms "
+                                  "DESC LIMIT 1",
                                   kActionColumns));
-  q.bind(limit);
+  q.bind(agent_id);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<ActionRecord>();
+  if (rc != SQLITE_ROW) return db_error(db_, "find the last network action");
+  return std::optional<ActionRecord>(action_from_row(q));
+}
+
+Result<std::vector<ActionRecord>> SqliteStore::list_actions(Page page) {
+  std::lock_guard lock(mutex_);
+  Statement q(cache_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ? "
+                                  "OFFSET ?",
+                                  kActionColumns));
+  q.bind(page.limit, page.offset);
   return collect_rows(db_, q, action_from_row, "list actions");
 }
 
@@ -1441,13 +1456,13 @@ Result<std::optional<AlertRecord>> SqliteStore::find_alert(const std::string& id
   return std::optional<AlertRecord>(alert_from_row(q));
 }
 
-Result<std::vector<AlertRecord>> SqliteStore::list_alerts(const std::string& status, int limit) {
+Result<std::vector<AlertRecord>> SqliteStore::list_alerts(const std::string& status, Page page) {
   std::lock_guard lock(mutex_);
   // Rowid order is arrival order; no separate index on received_at_ms to maintain on intake.
   Statement q(cache_, fmt::format("SELECT {} FROM alerts WHERE (? = '' OR status = ?) ORDER BY "
-                                  "rowid DESC LIMIT ?",
+                                  "rowid DESC LIMIT ? OFFSET ?",
                                   kAlertColumns));
-  q.bind(status, status, limit);
+  q.bind(status, status, page.limit, page.offset);
   return collect_rows(db_, q, alert_from_row, "list alerts");
 }
 

@@ -33,6 +33,7 @@ class SqliteStore final : public Store {
   Status insert_agent(const AgentRecord& agent) override;
   Result<std::optional<AgentRecord>> find_agent(const std::string& id) override;
   Result<std::vector<AgentRecord>> list_agents() override;
+  Result<std::optional<ActionRecord>> last_network_action(const std::string& agent_id) override;
   Status record_agent_connected(const std::string& id, const AgentFactsRecord& facts,
                                 const std::string& remote_address, std::int64_t now_ms) override;
   Status record_agent_facts(const std::string& id, const AgentFactsRecord& facts,
@@ -54,7 +55,7 @@ class SqliteStore final : public Store {
   Status insert_actions(const std::vector<ActionRecord>& actions,
                         const std::vector<AuditEvent>& audit, std::int64_t now_ms) override;
   Result<std::optional<ActionRecord>> find_action(const std::string& id) override;
-  Result<std::vector<ActionRecord>> list_actions(int limit) override;
+  Result<std::vector<ActionRecord>> list_actions(Page page) override;
   Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) override;
   Result<bool> mark_action_delivered(const std::string& id, std::int64_t now_ms) override;
   Result<bool> record_action_progress(const std::string& id, const std::string& agent_id,
@@ -86,7 +87,7 @@ class SqliteStore final : public Store {
                                                         const AuditEvent& audit,
                                                         std::int64_t now_ms) override;
   Result<std::optional<AlertRecord>> find_alert(const std::string& id) override;
-  Result<std::vector<AlertRecord>> list_alerts(const std::string& status, int limit) override;
+  Result<std::vector<AlertRecord>> list_alerts(const std::string& status, Page page) override;
   Status update_alert(const std::string& id, const std::string& status, const std::string& column,
                       const std::string& json_text, const AuditEvent& audit,
                       std::int64_t now_ms) override;
@@ -94,8 +95,7 @@ class SqliteStore final : public Store {
                                                   const std::vector<Observable>& observables,
                                                   const std::string& except_id, int limit) override;
   Result<std::optional<CaseRecord>> find_case(const std::string& id) override;
-  Result<std::vector<CaseRecord>> list_cases(const std::string& status, std::int64_t since_ms,
-                                             int limit) override;
+  Result<std::vector<CaseRecord>> list_cases(const CaseFilter& filter, Page page) override;
   Status update_case(const std::string& id, const CaseChange& change, const std::string& actor,
                      const AuditEvent& audit, std::int64_t now_ms) override;
   Result<std::vector<CaseNoteRecord>> case_notes(const std::string& case_id) override;
@@ -105,7 +105,7 @@ class SqliteStore final : public Store {
   Status update_run(const PlaybookRunRecord& run, const RunStepRecord* ended_step,
                     const AuditEvent* audit, std::int64_t now_ms) override;
   Result<std::optional<PlaybookRunRecord>> find_run(const std::string& id) override;
-  Result<std::vector<PlaybookRunRecord>> list_runs(const std::string& case_id, int limit) override;
+  Result<std::vector<PlaybookRunRecord>> list_runs(const std::string& case_id, Page page) override;
   Result<std::vector<PlaybookRunRecord>> unfinished_runs() override;
   Result<std::vector<std::string>> runs_due(std::int64_t now_ms) override;
   Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) override;
@@ -115,7 +115,7 @@ class SqliteStore final : public Store {
   Result<std::optional<ApprovalRecord>> find_approval(const std::string& id) override;
   Result<std::vector<ApprovalRecord>> list_approvals(const std::string& state,
                                                      const std::string& case_id,
-                                                     int limit) override;
+                                                     Page page) override;
   Result<ApprovalRecord> decide_approval(const std::string& id, bool approve, const std::string& by,
                                          const std::string& reason, std::int64_t now_ms) override;
   Result<std::vector<ApprovalRecord>> expire_approvals(std::int64_t now_ms) override;

@@ -121,13 +121,15 @@ Result<std::optional<CaseRecord>> SqliteStore::find_case(const std::string& id) 
   return std::optional<CaseRecord>(std::move(c));
 }
 
-Result<std::vector<CaseRecord>> SqliteStore::list_cases(const std::string& status,
-                                                        std::int64_t since_ms, int limit) {
+Result<std::vector<CaseRecord>> SqliteStore::list_cases(const CaseFilter& f, Page page) {
   std::lock_guard lock(mutex_);
   Statement q(cache_, fmt::format("SELECT {} FROM cases WHERE (? = '' OR status = ?) AND "
-                                  "created_at_ms >= ? ORDER BY created_at_ms DESC, id LIMIT ?",
+                                  "(? = '' OR severity = ?) AND (? = '' OR host_name = ?) AND "
+                                  "created_at_ms >= ? ORDER BY created_at_ms DESC, id LIMIT ? "
+                                  "OFFSET ?",
                                   kCaseColumns));
-  q.bind(status, status, since_ms, limit);
+  q.bind(f.status, f.status, f.severity, f.severity, f.host, f.host, f.since_ms, page.limit,
+         page.offset);
   return collect_rows(db_, q, case_from_row, "list cases");
 }
 
@@ -248,12 +250,12 @@ Result<std::optional<PlaybookRunRecord>> SqliteStore::find_run(const std::string
 }
 
 Result<std::vector<PlaybookRunRecord>> SqliteStore::list_runs(const std::string& case_id,
-                                                              int limit) {
+                                                              Page page) {
   std::lock_guard lock(mutex_);
   Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE ? = '' OR case_id = ? "
-                                  "ORDER BY started_at_ms DESC, id LIMIT ?",
+                                  "ORDER BY started_at_ms DESC, id LIMIT ? OFFSET ?",
                                   kRunColumns));
-  q.bind(case_id, case_id, limit);
+  q.bind(case_id, case_id, page.limit, page.offset);
   return collect_rows(db_, q, run_from_row, "list playbook runs");
 }
 
@@ -341,12 +343,13 @@ Result<std::optional<ApprovalRecord>> SqliteStore::find_approval(const std::stri
 
 Result<std::vector<ApprovalRecord>> SqliteStore::list_approvals(const std::string& state,
                                                                 const std::string& case_id,
-                                                                int limit) {
+                                                                Page page) {
   std::lock_guard lock(mutex_);
   Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE (? = '' OR state = ?) AND "
-                                  "(? = '' OR case_id = ?) ORDER BY created_at_ms DESC, id LIMIT ?",
+                                  "(? = '' OR case_id = ?) ORDER BY created_at_ms DESC, id LIMIT ? "
+                                  "OFFSET ?",
                                   kApprovalColumns));
-  q.bind(state, state, case_id, case_id, limit);
+  q.bind(state, state, case_id, case_id, page.limit, page.offset);
   return collect_rows(db_, q, approval_from_row, "list approvals");
 }
 

@@ -349,6 +349,22 @@ struct StoreMetrics {
 // Bucket bounds of riposte_action_duration_seconds, in seconds.
 inline constexpr double kActionDurationBounds[] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800};
 
+// One page of a list: at most `limit` rows after skipping `offset` (the API's ?limit=&offset=).
+// A bare number is the first page of that many rows.
+struct Page {
+  Page(int limit_, int offset_ = 0) : limit(limit_), offset(offset_) {}  // NOLINT: implicit
+  int limit;
+  int offset;
+};
+
+// Which cases list_cases returns; empty strings match any.
+struct CaseFilter {
+  std::string status;
+  std::string severity;
+  std::string host;       // the case's host name, exactly
+  std::int64_t since_ms = 0;  // created at or after
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -366,6 +382,9 @@ class Store {
   virtual Status insert_agent(const AgentRecord& agent) = 0;
   virtual Result<std::optional<AgentRecord>> find_agent(const std::string& id) = 0;
   virtual Result<std::vector<AgentRecord>> list_agents() = 0;
+  // The newest succeeded network.quarantine or network.release of `agent_id` (what Riposte last
+  // did to its network; the agent reports what the kernel enforces through network.status).
+  virtual Result<std::optional<ActionRecord>> last_network_action(const std::string& agent_id) = 0;
   virtual Status record_agent_connected(const std::string& id, const AgentFactsRecord& facts,
                                         const std::string& remote_address, std::int64_t now_ms) = 0;
   virtual Status record_agent_facts(const std::string& id, const AgentFactsRecord& facts,
@@ -402,7 +421,7 @@ class Store {
                                 const std::vector<AuditEvent>& audit, std::int64_t now_ms) = 0;
   virtual Result<std::optional<ActionRecord>> find_action(const std::string& id) = 0;
   // Most recent first.
-  virtual Result<std::vector<ActionRecord>> list_actions(int limit) = 0;
+  virtual Result<std::vector<ActionRecord>> list_actions(Page page) = 0;
   // Queued or delivered-but-not-started actions of one agent, oldest first: what to (re)send when
   // it connects.
   virtual Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) = 0;
@@ -464,7 +483,7 @@ class Store {
       std::int64_t now_ms) = 0;
   virtual Result<std::optional<AlertRecord>> find_alert(const std::string& id) = 0;
   // Most recently received first; `status` empty for any.
-  virtual Result<std::vector<AlertRecord>> list_alerts(const std::string& status, int limit) = 0;
+  virtual Result<std::vector<AlertRecord>> list_alerts(const std::string& status, Page page) = 0;
   // Sets status and the named JSON column ("validation", "enrichment" or "confidence").
   virtual Status update_alert(const std::string& id, const std::string& status,
                               const std::string& column, const std::string& json_text,
@@ -476,9 +495,8 @@ class Store {
       const std::string& host_name, const std::vector<Observable>& observables,
       const std::string& except_id, int limit) = 0;
   virtual Result<std::optional<CaseRecord>> find_case(const std::string& id) = 0;
-  // Newest first; `status` empty for any; cases created at or after `since_ms`.
-  virtual Result<std::vector<CaseRecord>> list_cases(const std::string& status,
-                                                     std::int64_t since_ms, int limit) = 0;
+  // Newest first.
+  virtual Result<std::vector<CaseRecord>> list_cases(const CaseFilter& filter, Page page) = 0;
   // Applies `change` (a note is appended) and sets the milestones its status reaches. Errors
   // "no case ID" and on an unknown status. One audit entry about the case.
   virtual Status update_case(const std::string& id, const CaseChange& change,
@@ -497,7 +515,7 @@ class Store {
   virtual Result<std::optional<PlaybookRunRecord>> find_run(const std::string& id) = 0;
   // Newest first; `case_id` empty for any.
   virtual Result<std::vector<PlaybookRunRecord>> list_runs(const std::string& case_id,
-                                                           int limit) = 0;
+                                                           Page page) = 0;
   // Runs not finished, oldest first: what to resume after a restart.
   virtual Result<std::vector<PlaybookRunRecord>> unfinished_runs() = 0;
   // Ids of waiting runs whose wake time (a wait, a backoff, a deadline) has come.
@@ -513,7 +531,7 @@ class Store {
   // Newest first; `state` empty for any, `case_id` empty for any case.
   virtual Result<std::vector<ApprovalRecord>> list_approvals(const std::string& state,
                                                              const std::string& case_id,
-                                                             int limit) = 0;
+                                                             Page page) = 0;
   // pending -> approved/denied by `by`, in one transaction with its audit entry. Refused (the
   // error says why, nothing changes) unless pending and unexpired at `now_ms`, and `by` is not
   // the requester.

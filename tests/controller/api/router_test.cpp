@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "controller/store/audit_chain.h"
@@ -25,9 +26,31 @@ class ApiRouterTest : public ::testing::Test {
     auth.emplace(*store, clock);
     admin_token = auth->create_token("admin", "admin")->secret;
     analyst_token = auth->create_token("ann", "analyst")->secret;
-    router.emplace(ApiRouterDeps{*store, *enrollment, *auth, clock,
-                                 [this](const std::string& id) { revoked_sessions.push_back(id); },
-                                 "", 7443});
+    // A console with two files, as web/build.mjs leaves it.
+    std::filesystem::create_directories(dir.path() / "web");
+    std::ofstream(dir.path() / "web/index.html") << "<!doctype html><title>Riposte</title>";
+    std::ofstream(dir.path() / "web/app.js") << "console.log(1)";
+    console.emplace(dir.path() / "web");
+    ApiRouterDeps deps{*store, *enrollment, *auth, clock,
+                       [this](const std::string& id) { revoked_sessions.push_back(id); }, "", 7443};
+    deps.console = &*console;
+    deps.sessions = &sessions;
+    router.emplace(std::move(deps));
+  }
+
+  // A request as a browser with the console's cookie (and CSRF header, when given) sends it.
+  ApiResponse browser(const std::string& method, const std::string& target,
+                      const std::string& cookie, const std::string& csrf = "",
+                      const std::string& body = "") {
+    ApiRequest request{method, target, "", body, "127.0.0.1"};
+    request.cookie = cookie;
+    request.csrf_token = csrf;
+    return router->handle(request);
+  }
+  static std::string header(const ApiResponse& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers)
+      if (k == name) return v;
+    return "";
   }
 
   ApiResponse call(const std::string& method, const std::string& target, const std::string& token,
@@ -59,6 +82,8 @@ class ApiRouterTest : public ::testing::Test {
   std::unique_ptr<SqliteStore> store;
   std::optional<Enrollment> enrollment;
   std::optional<OperatorAuth> auth;
+  std::optional<ConsoleFiles> console;
+  ConsoleSessions sessions{clock, 3'600'000};
   std::optional<ApiRouter> router;
   std::string admin_token, analyst_token;
   std::vector<std::string> revoked_sessions;
@@ -642,6 +667,217 @@ TEST_F(ApiThrottleTest, WrongTokensOnLargeUploadsCountAsFailures) {
                        64 * 1024);
   }
   EXPECT_EQ(from("192.0.2.77", "GET", "/api/v1/agents", "rpt_guess").status, 429);
+}
+
+}  // namespace
+}  // namespace riposte::controller
+
+namespace riposte::controller {
+namespace {
+
+// The console signs in with an operator token once and holds only a cookie: HttpOnly (script
+// cannot read it), Secure, SameSite=Strict, __Host- (no other host or path sets it), expiring.
+TEST_F(ApiRouterTest, ConsoleSignInGivesAHardenedCookieAndTheCookieIdentifiesTheOperator) {
+  auto wrong = browser("POST", "/api/v1/session", "", "", json{{"token", "rpt_wrong"}}.dump());
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_TRUE(header(wrong, "Set-Cookie").empty());
+
+  auto in = browser("POST", "/api/v1/session", "", "", json{{"token", analyst_token}}.dump());
+  ASSERT_EQ(in.status, 201) << in.body;
+  const auto cookie_header = header(in, "Set-Cookie");
+  for (const auto* attribute : {"__Host-riposte_session=", "; Path=/", "; Max-Age=3600", "; Secure",
+                                "; HttpOnly", "; SameSite=Strict"})
+    EXPECT_NE(cookie_header.find(attribute), std::string::npos) << attribute << " in " << cookie_header;
+  EXPECT_EQ(cookie_header.find(analyst_token), std::string::npos);  // not the token itself
+  EXPECT_EQ(in.body.find(analyst_token), std::string::npos);
+  EXPECT_EQ(parse(in)["name"], "ann");
+  EXPECT_EQ(parse(in)["role"], "analyst");
+  const auto cookie = cookie_header.substr(0, cookie_header.find(';'));
+  const auto csrf = parse(in)["csrf_token"].get<std::string>();
+
+  EXPECT_EQ(browser("GET", "/api/v1/agents", cookie).status, 200);
+  auto me = browser("GET", "/api/v1/session", "other=1; " + cookie);
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(parse(me)["csrf_token"], csrf);
+  // The role is the operator's: an analyst's session cannot do what an analyst cannot.
+  EXPECT_EQ(browser("POST", "/api/v1/enrollment-tokens", cookie, csrf, "{}").status, 403);
+  // A made-up or tampered cookie is nobody.
+  EXPECT_EQ(browser("GET", "/api/v1/agents", cookie + "x").status, 401);
+  EXPECT_EQ(browser("GET", "/api/v1/agents", "__Host-riposte_session=").status, 401);
+  // The sign-in is in the audit log, the token is not.
+  bool audited = false;
+  const auto entries = store->audit_entries(0, 1000).value();
+  for (const auto& e : entries) {
+    audited = audited || (e.event == "console.signed_in" && e.actor == "ann");
+    EXPECT_EQ(e.details.find(analyst_token), std::string::npos);
+  }
+  EXPECT_TRUE(audited);
+}
+
+// A page elsewhere can make a browser send the cookie (where SameSite does not stop it) but
+// cannot read the CSRF token: every state change through a session needs it.
+TEST_F(ApiRouterTest, ConsoleStateChangesNeedTheSessionsCsrfToken) {
+  auto in = browser("POST", "/api/v1/session", "", "", json{{"token", admin_token}}.dump());
+  ASSERT_EQ(in.status, 201);
+  const auto cookie = header(in, "Set-Cookie").substr(0, header(in, "Set-Cookie").find(';'));
+  const auto csrf = parse(in)["csrf_token"].get<std::string>();
+  const auto id = enroll_one();
+  const auto labels = "/api/v1/agents/" + id + "/labels";
+  const auto body = json{{"labels", {"pci"}}}.dump();
+  for (const std::string& wrong : {std::string(), std::string("csrf_guess"), csrf + "x"}) {
+    auto r = browser("POST", labels, cookie, wrong, body);
+    EXPECT_EQ(r.status, 403) << wrong;
+    EXPECT_NE(r.body.find("X-CSRF-Token"), std::string::npos);
+    EXPECT_EQ(browser("POST", "/api/v1/enrollment-tokens", cookie, wrong, "{}").status, 403);
+  }
+  EXPECT_TRUE(store->find_agent(id).value()->labels.empty());
+  EXPECT_EQ(browser("POST", labels, cookie, csrf, body).status, 200);
+  EXPECT_EQ(store->find_agent(id).value()->labels, std::vector<std::string>{"pci"});
+  // Reads need none; sign-out is a state change too.
+  EXPECT_EQ(browser("GET", "/api/v1/agents/" + id, cookie).status, 200);
+  EXPECT_EQ(browser("DELETE", "/api/v1/session", cookie, "").status, 403);
+  EXPECT_EQ(browser("GET", "/api/v1/session", cookie).status, 200);
+}
+
+TEST_F(ApiRouterTest, ConsoleSessionsEndOnSignOutExpiryAndWithTheOperator) {
+  const auto viewer = create("vic", "viewer");
+  const auto sign_in = [&] {
+    auto in = browser("POST", "/api/v1/session", "", "", json{{"token", viewer}}.dump());
+    EXPECT_EQ(in.status, 201) << in.body;
+    return std::pair{header(in, "Set-Cookie").substr(0, header(in, "Set-Cookie").find(';')),
+                     parse(in)["csrf_token"].get<std::string>()};
+  };
+  auto [cookie, csrf] = sign_in();
+  auto out = browser("DELETE", "/api/v1/session", cookie, csrf);
+  ASSERT_EQ(out.status, 200) << out.body;
+  EXPECT_NE(header(out, "Set-Cookie").find("Max-Age=0"), std::string::npos);
+  // The cookie a browser (or a thief) kept is worth nothing now.
+  EXPECT_EQ(browser("GET", "/api/v1/agents", cookie).status, 401);
+  EXPECT_EQ(browser("GET", "/api/v1/session", cookie).status, 401);
+
+  std::tie(cookie, csrf) = sign_in();
+  clock.advance_ms(3'600'000 - 1);
+  EXPECT_EQ(browser("GET", "/api/v1/agents", cookie).status, 200);
+  clock.advance_ms(1);
+  EXPECT_EQ(browser("GET", "/api/v1/agents", cookie).status, 401);  // expired
+
+  std::tie(cookie, csrf) = sign_in();
+  ASSERT_EQ(call("POST", "/api/v1/operators/vic/disable", admin_token).status, 200);
+  EXPECT_EQ(browser("GET", "/api/v1/agents", cookie).status, 401);
+  EXPECT_EQ(browser("POST", "/api/v1/session", "", "", json{{"token", viewer}}.dump()).status, 401);
+
+  // An integration's token submits alerts; it opens no console.
+  const auto siem = auth->create_integration("siem", "approve", "admin").value().secret;
+  EXPECT_EQ(browser("POST", "/api/v1/session", "", "", json{{"token", siem}}.dump()).status, 403);
+  // Nor does a body without a token, or a GET without a session.
+  EXPECT_EQ(browser("POST", "/api/v1/session", "", "", "{}").status, 400);
+  EXPECT_EQ(browser("GET", "/api/v1/session", "").status, 401);
+}
+
+// Guessing session cookies or tokens through sign-in is throttled like any failed token.
+TEST_F(ApiRouterTest, ConsoleSignInGuessesAreThrottled) {
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(browser("POST", "/api/v1/session", "", "", json{{"token", "rpt_x"}}.dump()).status, 401);
+  auto r = browser("POST", "/api/v1/session", "", "", json{{"token", admin_token}}.dump());
+  EXPECT_EQ(r.status, 429);
+}
+
+TEST_F(ApiRouterTest, ConsoleFilesAreServedWithAStrictPolicyAndDeepLinksOpenTheApp) {
+  auto root = router->handle({"GET", "/", "", "", "t"});
+  EXPECT_EQ(root.status, 302);
+  EXPECT_EQ(header(root, "Location"), "/ui/");
+  for (const char* path : {"/ui/", "/ui/approvals/0b6f1a52-1111-4a4a-8b8b-000000000002",
+                                  "/ui/cases?status=new"}) {
+    auto page = router->handle({"GET", path, "", "", "t"});
+    ASSERT_EQ(page.status, 200) << path;
+    EXPECT_NE(page.body.find("<title>Riposte</title>"), std::string::npos) << path;
+    EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+    const auto csp = header(page, "Content-Security-Policy");
+    EXPECT_NE(csp.find("default-src 'self'"), std::string::npos);
+    EXPECT_NE(csp.find("script-src 'self';"), std::string::npos);
+    EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos);
+    EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos);
+  }
+  auto js = router->handle({"GET", "/ui/app.js", "", "", "t"});
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(js.content_type, "text/javascript; charset=utf-8");
+  // Only files that were there at start: nothing is looked up on disk from the request.
+  std::ofstream(dir.path() / "secret.txt") << "no";
+  for (const char* path : {"/ui/../secret.txt", "/ui/%2e%2e/secret.txt", "/ui/missing.js"})
+    EXPECT_EQ(router->handle({"GET", path, "", "", "t"}).status, 404) << path;
+  EXPECT_EQ(router->handle({"POST", "/ui/", "", "", "t"}).status, 405);
+  // Not installed: a clear 404 naming where it looked.
+  ConsoleFiles none(dir.path() / "nowhere");
+  auto missing = none.serve("/ui/");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("nowhere"), std::string::npos);
+}
+
+// Lists are pages: ?limit=&offset=, and next_offset says where the next page starts.
+TEST_F(ApiRouterTest, ListsArePaginated) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(enroll_one());
+  auto first = call("GET", "/api/v1/agents?limit=2", analyst_token);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(parse(first)["agents"].size(), 2u);
+  EXPECT_EQ(parse(first)["total"], 5);
+  EXPECT_EQ(parse(first)["next_offset"], 2);
+  std::set<std::string> seen;
+  for (int offset = 0; offset < 6; offset += 2) {
+    auto page = parse(call("GET", "/api/v1/agents?limit=2&offset=" + std::to_string(offset),
+                           analyst_token));
+    for (const auto& a : page["agents"]) seen.insert(a["id"].get<std::string>());
+    EXPECT_EQ(page["next_offset"].is_null(), offset == 4) << page.dump();
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(parse(call("GET", "/api/v1/agents", analyst_token))["agents"].size(), 5u);
+  EXPECT_EQ(call("GET", "/api/v1/agents?offset=-1", analyst_token).status, 400);
+  EXPECT_EQ(call("GET", "/api/v1/runs?limit=x", analyst_token).status, 400);
+  EXPECT_EQ(parse(call("GET", "/api/v1/agents?status=revoked", analyst_token))["total"], 0);
+
+  for (const auto& id : ids) {
+    ActionRecord action;
+    action.id = crypto::random_uuid();
+    action.agent_id = id;
+    action.kind = "host.facts";
+    action.requester = "rita";
+    action.issued_at_ms = clock.now_unix_ms();
+    action.expires_at_ms = action.issued_at_ms + 60'000;
+    ASSERT_TRUE(store->insert_actions({action}, {{"rita", "action.created", action.id, "{}"}},
+                                      clock.now_unix_ms()));
+    clock.advance_ms(1);
+  }
+  auto newest = parse(call("GET", "/api/v1/actions?limit=3", analyst_token));
+  auto older = parse(call("GET", "/api/v1/actions?limit=3&offset=3", analyst_token));
+  ASSERT_EQ(newest["actions"].size(), 3u);
+  ASSERT_EQ(older["actions"].size(), 2u);
+  EXPECT_EQ(newest["actions"][0]["agent_id"], ids.back());
+  EXPECT_EQ(older["actions"][1]["agent_id"], ids.front());
+  EXPECT_EQ(newest["next_offset"], 3);
+  EXPECT_TRUE(older["next_offset"].is_null());
+}
+
+TEST_F(ApiRouterTest, ActionKindsDescribeTheirParameters) {
+  auto r = call("GET", "/api/v1/action-kinds", analyst_token);
+  ASSERT_EQ(r.status, 200);
+  const auto kinds = parse(r)["kinds"];
+  const auto find = [&](const std::string& kind) {
+    for (const auto& k : kinds)
+      if (k["kind"] == kind) return k;
+    return json();
+  };
+  const auto kill = find("process.kill");
+  ASSERT_TRUE(kill.is_object()) << kinds.dump();
+  bool has_target = false;
+  for (const auto& p : kill["parameters"]) {
+    if (p["name"] != "target") continue;
+    has_target = true;
+    EXPECT_EQ(p["type"], "object");
+    EXPECT_FALSE(p["fields"].empty());
+  }
+  EXPECT_TRUE(has_target) << kill.dump();
+  EXPECT_TRUE(find("host.facts")["parameters"].empty());
+  EXPECT_TRUE(find("yara.scan").is_object());
 }
 
 }  // namespace

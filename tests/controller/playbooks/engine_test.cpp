@@ -81,7 +81,8 @@ class PlaybookEngineTest : public ::testing::Test {
                            },
                            "https://responder.example/hook",
                            {{"soc", "https://chat.example/hooks/T0KEN"}},
-                           "https://controller.example:8443/api/v1/cases/"},
+                           "https://controller.example:8443/ui/cases/",
+                           "https://controller.example:8443/ui/approvals/"},
         std::move(playbooks));
     if (!observed) {
       dispatcher->add_observer(
@@ -198,7 +199,7 @@ TEST_F(PlaybookEngineTest, DecideTakesEitherBranchAndCaseAndNotifyStepsAct) {
   ASSERT_EQ(posted.size(), 2u);
   EXPECT_EQ(posted[0].first, "https://chat.example/hooks/T0KEN");
   EXPECT_EQ(posted[0].second["count"], 1);
-  EXPECT_EQ(posted[0].second["text"], "case https://controller.example:8443/api/v1/cases/" + c.id);
+  EXPECT_EQ(posted[0].second["text"], "case https://controller.example:8443/ui/cases/" + c.id);
   EXPECT_EQ(posted[1].first, "https://responder.example/hook");
   EXPECT_EQ(posted[1].second["state"], "succeeded");
   EXPECT_EQ(posted[1].second["run_id"], high.id);
@@ -524,13 +525,28 @@ TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookIsRecordedNo
   EXPECT_EQ(no.state, "failed");
   EXPECT_NE(no.error.find("step ask failed (approval"), std::string::npos) << no.error;
   EXPECT_EQ(steps(no.id).back().outcome, "not sent: webhook answered HTTP 503");
-  ASSERT_GE(posted.size(), 1u);
-  EXPECT_NE(posted[0].second["text"].get<std::string>().find("expired"), std::string::npos);
+  // First the responders were told that a decision waits, with the console's link to it (the
+  // hook is down: that failure is audited too), then the on_failure notify said it expired.
+  ASSERT_GE(posted.size(), 2u);
+  const auto asked = store->list_approvals("", no.case_id, 10).value().at(0);
+  EXPECT_EQ(posted[0].first, "https://responder.example/hook");
+  EXPECT_EQ(posted[0].second["event"], "approval_requested");
+  EXPECT_EQ(posted[0].second["approval_link"],
+            "https://controller.example:8443/ui/approvals/" + asked.id);
+  EXPECT_EQ(posted[0].second["requested_by"], "alice");
+  EXPECT_EQ(posted[1].second["text"].get<std::string>().find("expired") != std::string::npos,
+            true)
+      << posted[1].second.dump();
   // The responder is still told (the hook is down, so the attempt fails and is audited).
   const auto entries = store->audit_entries_about(no.case_id, 100).value();
   bool audited = false;
-  for (const auto& e : entries) audited = audited || e.event == "run.notify_failed";
+  bool announcement_failed = false;
+  for (const auto& e : entries) {
+    audited = audited || e.event == "run.notify_failed";
+    announcement_failed = announcement_failed || e.event == "approval.notify_failed";
+  }
   EXPECT_TRUE(audited);
+  EXPECT_TRUE(announcement_failed);
 }
 
 TEST_F(PlaybookEngineTest, AnActionsTimeoutCountsFromItsDispatchNotFromALongApproval) {
