@@ -24,5 +24,5 @@ await build({
   outfile: join(outdir, 'app.js'),
   logLevel: 'warning',
 });
-for (const file of ['index.html', 'app.css']) copyFileSync(join(here, 'src', file), join(outdir, file));
+for (const file of ['index.html', 'app.css', 'favicon.svg']) copyFileSync(join(here, 'src', file), join(outdir, file));
 console.log(`console built into ${outdir}`);

@@ -11,6 +11,14 @@ function targets(what: Json): string {
   return list.map((t: Json) => t.hostname || t.agent_id).join(', ');
 }
 
+// The enriched process an alert names: what an approver needs before a kill.
+function processText(p: Json): string {
+  const cmd = Array.isArray(p.cmdline) ? p.cmdline.join(' ') : (p.cmdline ?? '');
+  const user = p.user ? `, user ${typeof p.user === 'object' ? p.user.name ?? p.user.uid : p.user}` : '';
+  const state = p.running === false ? ` (not running: ${p.stopped ?? 'gone'})` : '';
+  return `${p.name ?? ''} pid ${p.pid}${user}: ${cmd || p.exe || ''}${state}`;
+}
+
 export function ApprovalsPage(props: { url: URL }) {
   const state = props.url.searchParams.get('state') ?? 'pending';
   const offset = Number(props.url.searchParams.get('offset') ?? 0);
@@ -62,6 +70,7 @@ export function ApprovalPage(props: { id: string; session: Session }) {
   const approval = useApi(`/api/v1/approvals/${encodeURIComponent(props.id)}`, 5000);
   const a = approval.data;
   const run = useApi(a ? `/api/v1/runs/${encodeURIComponent(a.run_id)}` : null);
+  const alert = useApi(run.data?.alert_id ? `/api/v1/alerts/${encodeURIComponent(run.data.alert_id)}` : null);
   const [reason, setReason] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
@@ -102,6 +111,13 @@ export function ApprovalPage(props: { id: string; session: Session }) {
         ['asked at', <Time at={a.created_at} />],
         ['expires', <Time at={a.expires_at} />],
         ['decided', a.decided_by ? <span>{a.decided_by}, <Time at={a.decided_at} />: {a.decision_reason}</span> : null],
+        ['alert', alert.data
+          ? <span><Link href={`/ui/alerts/${alert.data.id}`}>{alert.data.rule?.name || alert.data.id}</Link>{' '}
+              <Badge value={alert.data.severity} /> on {alert.data.host?.name}</span>
+          : run.data?.alert_id],
+        ['process', alert.data?.enrichment?.process?.pid
+          ? processText(alert.data.enrichment.process)
+          : null],
         ['case', <Link href={`/ui/cases/${a.case_id}`}>{a.case_id}</Link>],
         ['run', <Link href={`/ui/runs/${a.run_id}`}>{run.data ? `${run.data.playbook} (${run.data.state})` : a.run_id}</Link>],
         ['step', `${a.step} (attempt ${a.attempt})`],

@@ -121,7 +121,7 @@ export function CasePage(props: { id: string; session: Session }) {
       {list.map((a) => (
         <tr key={a.id}>
           <td><Link href={`/ui/actions/${a.id}`}>{a.kind}</Link></td>
-          <td><Link href={`/ui/agents/${a.agent_id}`}>{a.agent_id}</Link></td>
+          <td><Link href={`/ui/agents/${a.agent_id}`}>{a.agent_id.slice(0, 8)}</Link></td>
           <td><Badge value={a.state} /></td>
           <td>{a.outcome}</td>
           <td>{a.requester}{a.approver ? ` / approved by ${a.approver}` : ''}</td>
@@ -176,7 +176,7 @@ export function CasePage(props: { id: string; session: Session }) {
               <td><Link href={`/ui/runs/${run.id}`}>{run.playbook}</Link></td>
               <td><Badge value={run.state} /></td>
               <td>{run.started_by}{run.requested_by && run.requested_by !== run.started_by ? ` for ${run.requested_by}` : ''}</td>
-              <td>{(run.steps ?? []).map((s: Json) => `${s.step}: ${s.mode} ${s.outcome}`).join(' · ')}</td>
+              <td>{(run.steps ?? []).map((s: Json) => `${s.step}: ${s.mode ? `${s.mode}, ` : ''}${s.outcome}`).join(' · ')}</td>
             </tr>
           ))}
         </tbody>
