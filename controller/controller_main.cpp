@@ -274,6 +274,12 @@ int cmd_up(CommonFlags flags, std::string agent_state_dir) {
     std::cout << "\nRiposte is up.\n"
               << "  agent gateway : " << listening_address(service.agent_endpoint()) << "\n"
               << "  API           : https://" << listening_address(service.api_endpoint()) << "\n"
+              << (service.console_installed()
+                      ? "  web console   : https://" +
+                            connectable_address(service.api_endpoint()) +
+                            "/ui/ (sign in with an operator token; browsers warn until the CA "
+                            "certificate below is trusted)\n"
+                      : std::string("  web console   : not installed\n"))
               << "  CA fingerprint: " << service.pki().ca_fingerprint() << "\n"
               << "  CA certificate: " << service.pki().ca_certificate_path().string() << "\n"
               << "  admin token   : "

@@ -66,6 +66,8 @@ class ControllerService {
 
   boost::asio::ip::tcp::endpoint agent_endpoint() const { return gateway_->local_endpoint(); }
   boost::asio::ip::tcp::endpoint api_endpoint() const { return api_->local_endpoint(); }
+  // Whether the web console's files were found (served at /ui/).
+  bool console_installed() const { return console_files_ && console_files_->installed(); }
   const Pki& pki() const { return *pki_; }
   Store& store() { return *store_; }
   Enrollment& enrollment() { return *enrollment_; }

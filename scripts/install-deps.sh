@@ -21,6 +21,7 @@ packages=(
   python3                             # tests: the HTTPS webhook receiver playbooks notify
   python3-prometheus-client           # tests: parse GET /metrics with the reference parser
   chromium chromium-driver python3-selenium  # tests: the web console in a real browser
+  python3-cryptography                # benchmark: CSRs for a thousand enrolled agents
 )
 # The web console is built with Node.js and npm (web/CMakeLists.txt). Debian's nodejs and npm,
 # unless a Node.js with its own npm is installed already (NodeSource's nodejs package ships npm

@@ -20,20 +20,16 @@ import os
 import pathlib
 import re
 import shutil
-import signal
-import ssl
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from harness import Controller, Failed, browser, check, sign_in, wait_for  # noqa: E402
 
 BUILD = pathlib.Path(sys.argv[1]).resolve()
 SHOTS = BUILD / "console-screenshots"
@@ -61,71 +57,6 @@ steps:
 """
 
 
-class Failed(Exception):
-    pass
-
-
-def check(condition, what):
-    if not condition:
-        raise Failed(what)
-    print(f"ok: {what}", flush=True)
-
-
-def wait_for(predicate, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise Failed(f"timed out: {what}")
-
-
-class Api:
-    def __init__(self, server, ca):
-        self.server = server
-        self.context = ssl.create_default_context(cafile=ca)
-        self.context.check_hostname = False  # the certificate names the host, not 127.0.0.1:port
-
-    def call(self, method, path, token=None, body=None, headers=None):
-        request = urllib.request.Request(self.server + path, method=method)
-        if token:
-            request.add_header("Authorization", "Bearer " + token)
-        for k, v in (headers or {}).items():
-            request.add_header(k, v)
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, data=data, context=self.context, timeout=30) as r:
-                return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
-
-
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='riposte-chromium-')}"):
-        options.add_argument(flag)
-    # The controller's certificate chains to its own CA, which this throwaway profile does not
-    # trust; the connection is still TLS, so the page is a secure context (Secure cookies).
-    options.set_capability("acceptInsecureCerts", True)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
-def sign_in(driver, token):
-    field = WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.ID, "token")))
-    field.send_keys(token)
-    driver.find_element(By.ID, "sign-in").click()
-    WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.ID, "who")))
-
-
 def shot(driver, name):
     SHOTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -135,26 +66,14 @@ def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="riposte-console-"))
     (work / "playbooks").mkdir()
     (work / "playbooks" / "kill.yaml").write_text(PLAYBOOK)
-    log = open(work / "up.log", "w")
-    up = subprocess.Popen(
-        [str(BUILD / "bin/riposte-controller"), "up", "--data-dir", str(work / "data"),
-         "--agent-state-dir", str(work / "agent"), "--api-listen", "127.0.0.1:0",
-         "--agent-listen", "127.0.0.1:0", "--playbooks", str(work / "playbooks")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     victim = subprocess.Popen(["sleep", "600"])
     drivers = []
+    controller = None
     try:
-        wait_for(lambda: "Riposte is up." in (work / "up.log").read_text(), "riposte up", 60)
-        env = (work / "data" / "cli.env").read_text()
-        server = re.search(r"RIPOSTE_SERVER=(\S+)", env).group(1)
-        ca = re.search(r"RIPOSTE_CA=(\S+)", env).group(1)
-        admin = re.search(r"RIPOSTE_TOKEN=(\S+)", env).group(1)
-        api = Api(server, ca)
-        tokens = {}
-        for name, role in (("rex", "responder"), ("rita", "responder"), ("vic", "viewer")):
-            status, _, body = api.call("POST", "/api/v1/operators", admin, {"name": name, "role": role})
-            check(status == 201, f"operator {name} created")
-            tokens[name] = json.loads(body)["token"]
+        controller = Controller(BUILD, work, work / "playbooks")
+        server, admin, api = controller.server, controller.admin, controller.api
+        tokens = {name: controller.operator(name, role)
+                  for name, role in (("rex", "responder"), ("rita", "responder"), ("vic", "viewer"))}
 
         # The page itself: a strict policy, nothing inline.
         status, headers, body = api.call("GET", "/ui/")
@@ -280,17 +199,15 @@ def main():
                 shot(d, f"failure-{drivers.index(d)}")
             except Exception:
                 pass
-        print((work / "up.log").read_text()[-4000:])
+        if controller:
+            print(controller.log()[-4000:])
         return 1
     finally:
         for d in drivers:
             d.quit()
         victim.kill()
-        os.killpg(up.pid, signal.SIGTERM)
-        try:
-            up.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(up.pid, signal.SIGKILL)
+        if controller:
+            controller.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

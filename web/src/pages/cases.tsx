@@ -181,16 +181,8 @@ export function CasePage(props: { id: string; session: Session }) {
           ))}
         </tbody>
       </table>
-      <div class="cols">
-        <div>
-          <h2>Actions carried out ({real.length})</h2>
-          <table id="case-actions">{actionHead}{actionRows(real)}</table>
-        </div>
-        <div>
-          <h2>Simulated, not sent ({simulated.length})</h2>
-          <table id="case-simulated">{actionHead}{actionRows(simulated)}</table>
-        </div>
-      </div>
+      <h2>Actions ({real.length} carried out, {simulated.length} simulated and not sent)</h2>
+      <table id="case-actions">{actionHead}{actionRows(r.actions as Json[])}</table>
       <h2>Evidence ({r.evidence.length})</h2>
       <table id="case-evidence">
         <thead><tr><th>object</th><th>SHA-256</th><th>size</th><th>from</th><th>stored</th><th>downloaded by</th></tr></thead>
