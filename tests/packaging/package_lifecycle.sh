@@ -91,7 +91,8 @@ dpkg-deb -c "$agent_deb" >"$work/agent.list"
 for f in ./usr/bin/riposte-controller ./usr/bin/riposte ./etc/riposte/controller.yaml \
   ./usr/lib/systemd/system/riposte-controller.service ./usr/share/doc/riposte-controller/copyright \
   ./usr/share/doc/riposte-controller/changelog.Debian.gz ./usr/share/riposte/playbooks/malicious_ip.yaml \
-  ./usr/share/doc/riposte-controller/README.md ./usr/share/doc/riposte-controller/docs/cli.md; do
+  ./usr/share/doc/riposte-controller/README.md ./usr/share/doc/riposte-controller/docs/cli.md \
+  ./usr/share/riposte/web/index.html ./usr/share/riposte/web/app.js; do
   expect "controller .deb holds $f" grep -q " $f\$" "$work/controller.list"
 done
 for f in ./usr/bin/riposte-agent ./etc/riposte/agent.yaml \
@@ -254,6 +255,8 @@ start_controller
 expect "the controller keeps its CA" test "$(riposte-controller status --json | jq -r .ca_fingerprint)" = "$ca_pin"
 expect "the admin token still works" riposte agents list
 expect "the installed playbooks validate" riposte playbooks validate /usr/share/riposte/playbooks
+expect "the installed controller serves its web console from /usr/share/riposte/web" \
+  bash -c "curl -sk --max-time 5 'https://$host_ip:8443/ui/cases/x' | grep -q '<title>Riposte</title>'"
 start_agent
 expect "the same agent is online again" \
   bash -c "riposte agents show '$agent_id' --json | jq -e '.status == \"online\"'"
