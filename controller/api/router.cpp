@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/duration.h"
+#include "common/utf8.h"
 #include "common/utc_time.h"
 #include "controller/api/alert_routes.h"
 #include "controller/store/audit_chain.h"
@@ -204,6 +205,28 @@ Result<ApiRouter::Caller> ApiRouter::identify(const ApiRequest& request) {
   return Caller{std::move(*record), std::move(session)};
 }
 
+std::variant<ApiRouter::Caller, ApiResponse> ApiRouter::authenticate(const ApiRequest& request,
+                                                                     const std::string& address,
+                                                                     std::int64_t now) {
+  // An address that guessed wrong too often waits before its next token is even looked at.
+  if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
+  auto identified = identify(request);
+  if (!identified) {
+    failures_.failed(address, now);
+    return error(401, identified.error().message);
+  }
+  // A console request that changes state carries the session's CSRF token, which only the
+  // console's own pages can read (GET /api/v1/session): a form or script on another site that
+  // gets the browser to send the cookie cannot send it.
+  if (identified->session && request.method != "GET" &&
+      !secrets_equal(request.csrf_token, identified->session->csrf_token)) {
+    failures_.failed(address, now);
+    return error(403, "a console request that changes something needs the session's "
+                      "X-CSRF-Token header");
+  }
+  return std::move(*identified);
+}
+
 ApiResponse ApiRouter::route_session(const ApiRequest& request) {
   const auto& method = request.method;
   const auto address = source_address(request.remote_address);
@@ -267,18 +290,6 @@ ApiResponse ApiRouter::route_session(const ApiRequest& request) {
   return response;
 }
 
-namespace {
-// Whether `text` is UTF-8: what nlohmann::json can write (into responses, audit entries, logs).
-bool is_utf8(const std::string& text) {
-  try {
-    (void)json(text).dump();
-    return true;
-  } catch (const json::type_error&) {
-    return false;
-  }
-}
-}  // namespace
-
 ApiResponse ApiRouter::handle(const ApiRequest& request) {
   // Bodies are JSON (its parser refuses what is not UTF-8); the target is the other text a
   // request brings. Checked once decoded: every path segment and query value is a piece of it
@@ -301,14 +312,11 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     const bool open = std::any_of(deps_.metrics_open_to.begin(), deps_.metrics_open_to.end(),
                                   [&](const IpNetwork& n) { return n.contains(address); });
     if (!open) {
-      if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
-      auto caller = identify(request);
-      if (!caller) {
-        failures_.failed(address, now);
-        return error(401, caller.error().message);
-      }
-      if (is_integration(caller->record))
-        return deny(request, caller->record, "anything but submitting alerts", Role::viewer);
+      auto caller = authenticate(request, address, now);
+      if (auto* refused = std::get_if<ApiResponse>(&caller)) return std::move(*refused);
+      const auto& record = std::get<Caller>(caller).record;
+      if (is_integration(record))
+        return deny(request, record, "anything but submitting alerts", Role::viewer);
     }
     auto counts = deps_.store.metrics();
     if (!counts) return error(500, counts.error().message);
@@ -340,23 +348,9 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   if (path == "/api/v1/session") return route_session(request);
   if (!path.starts_with("/api/v1/")) return error(404, "no such endpoint");
 
-  // An address that guessed wrong too often waits before its next token is even looked at.
-  if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
-  auto identified = identify(request);
-  if (!identified) {
-    failures_.failed(address, now);
-    return error(401, identified.error().message);
-  }
-  // A console request that changes state carries the session's CSRF token, which only the
-  // console's own pages can read (GET /api/v1/session): a form or script on another site that
-  // gets the browser to send the cookie cannot send it.
-  if (identified->session && method != "GET" &&
-      !secrets_equal(request.csrf_token, identified->session->csrf_token)) {
-    failures_.failed(address, now);
-    return error(403, "a console request that changes something needs the session's "
-                      "X-CSRF-Token header");
-  }
-  const ApiTokenRecord* caller = &identified->record;
+  auto identified = authenticate(request, address, now);
+  if (auto* refused = std::get_if<ApiResponse>(&identified)) return std::move(*refused);
+  const ApiTokenRecord* caller = &std::get<Caller>(identified).record;
   // Every route below reads (any role) unless it checks `needs` first.
   const auto needs = [&](Role role) { return has_role(*caller, role); };
   // An integration's token submits alerts and nothing else: a stolen forwarder token reads

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <variant>
 
 #include "controller/api/console_files.h"
 #include "controller/api/console_sessions.h"
@@ -81,6 +82,11 @@ class ApiRouter {
     std::optional<ConsoleSession> session;
   };
   Result<Caller> identify(const ApiRequest& request);
+  // identify() behind the per-address throttle (429 while an address waits; a failure counts
+  // toward it), answering 401 for nobody and 403 for a session's state change without its CSRF
+  // token: the caller, or the refusal to send.
+  std::variant<Caller, ApiResponse> authenticate(const ApiRequest& request,
+                                                 const std::string& address, std::int64_t now);
   // POST (sign in with {"token"}), GET (who am I, the CSRF token), DELETE (sign out).
   ApiResponse route_session(const ApiRequest& request);
 

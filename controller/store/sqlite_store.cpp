@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/sqlite_statement.h"
+#include "common/utf8.h"
 #include "controller/store/audit_chain.h"
 #include "protocol/crypto.h"
 
@@ -848,16 +849,6 @@ Status SqliteStore::in_transaction(const std::function<Status()>& body) {
   }
   return exec("COMMIT");
 }
-
-namespace {
-// nlohmann's serializer replaces invalid UTF-8 with U+FFFD when told to; reading its output
-// back gives the text.
-std::string as_utf8(const std::string& text) {
-  return nlohmann::json::parse(
-             nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
-      .get<std::string>();
-}
-}  // namespace
 
 Status SqliteStore::append_audit_locked(const AuditEvent& event, std::int64_t now_ms) {
   AuditEntry entry{0,
