@@ -7,7 +7,11 @@
 
 #include "common/duration.h"
 #include "common/utc_time.h"
+#include "controller/alerts/asset_map.h"
+#include "controller/alerts/intake.h"
 #include "controller/cases/report.h"
+#include "controller/playbooks/impact.h"
+#include "controller/playbooks/simulation.h"
 
 namespace riposte::controller {
 
@@ -60,6 +64,7 @@ ApiResponse PlaybookApi::handle(const ApiRequest& request, std::string_view path
   }
   const auto& collection = parts[0];
   if (parts.size() > 3) return error(404, "no such endpoint");
+  if (collection == "playbooks" && parts.size() == 3) return playbook_view(parts, request);
   if (parts.size() >= 2 && !plausible_id(parts[1]) && parts[1] != "stats")
     return error(400, fmt::format("{} id must be a UUID", collection));
 
@@ -250,6 +255,49 @@ ApiResponse PlaybookApi::cancel_run(const std::string& id, const ApiRequest& req
     return error(message.starts_with("no playbook run") ? 404 : 409, message);
   }
   return show_run(id);
+}
+
+ApiResponse PlaybookApi::playbook_view(const std::vector<std::string>& parts,
+                                       const ApiRequest& request) {
+  const auto& verb = parts[2];
+  if (verb != "impact" && verb != "backtest") return error(404, "no such endpoint");
+  if (verb == "impact" && request.method != "GET") return error(405, "use GET");
+  if (verb == "backtest" && request.method != "POST") return error(405, "use POST");
+  if (engine_ == nullptr) return error(404, "no playbooks are loaded on this controller");
+  const auto& loaded = engine_->playbooks();
+  const auto playbook = std::find_if(loaded.begin(), loaded.end(),
+                                     [&](const Playbook& p) { return p.name == parts[1]; });
+  if (playbook == loaded.end()) return error(404, fmt::format("no playbook {}", parts[1]));
+  if (verb == "impact") {
+    auto agents = store_.list_agents();
+    if (!agents) return error(500, agents.error().message);
+    const auto view = merged_asset_view(*engine_->assets().current(), *agents);
+    return reply(200, json{{"playbook", playbook->name},
+                           {"impact", playbook_impact(*playbook, engine_->autonomy(), view)}});
+  }
+  // The backtest: what the playbook would do with these stored alerts, in the order given, under
+  // this controller's policy (rate limits counted over them). Nothing is dispatched or stored.
+  auto body = parse_object(request.body);
+  if (!body) return error(400, body.error().message);
+  const auto ids = body->value("alerts", json());
+  if (!ids.is_array() || ids.empty() || ids.size() > 1000)
+    return error(400, "give {\"alerts\": [alert ids]}, 1 to 1000 of them");
+  ModeReplay modes(engine_->autonomy());
+  json results = json::array();
+  for (const auto& id : ids) {
+    if (!id.is_string()) return error(400, "alert ids are strings");
+    auto alert = store_.find_alert(id.get<std::string>());
+    if (!alert) return error(500, alert.error().message);
+    if (!*alert) return error(404, fmt::format("no alert {}", id.get<std::string>()));
+    const auto shown = alert_json(**alert, /*with_raw=*/false);
+    auto sim = simulate_playbook(*playbook, shown);
+    modes.apply(*playbook, shown, sim);
+    auto result = simulation_json(sim, id);
+    result["rule"] = (*alert)->rule_name;
+    result["host"] = (*alert)->host_name;
+    results.push_back(std::move(result));
+  }
+  return reply(200, json{{"playbook", playbook->name}, {"results", results}});
 }
 
 ApiResponse PlaybookApi::list_cases(const ApiRequest& request) {

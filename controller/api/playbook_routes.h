@@ -12,6 +12,8 @@
 // Reads need any role; the role each write needs is checked here and refused through `deny`.
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "controller/api/operator_auth.h"
 #include "controller/api/router_types.h"
@@ -38,6 +40,8 @@ class PlaybookApi {
                      const ApiTokenRecord& caller);
   ApiResponse cancel_run(const std::string& id, const ApiRequest& request,
                          const ApiTokenRecord& caller);
+  // GET /api/v1/playbooks/{name}/impact, POST /api/v1/playbooks/{name}/backtest.
+  ApiResponse playbook_view(const std::vector<std::string>& parts, const ApiRequest& request);
   ApiResponse list_cases(const ApiRequest& request);
   ApiResponse show_case(const std::string& id);
   ApiResponse update_case(const std::string& id, const ApiRequest& request,

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "controller/playbooks/autonomy_policy.h"
+#include "controller/playbooks/impact.h"
 #include "controller/playbooks/playbook.h"
 #include "controller/playbooks/simulation.h"
 #include "common/yaml_config.h"
@@ -97,16 +98,7 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
     failed += !sim.error.empty();
     const auto id = alert.value("id", json("?"));
     if (as_json) {
-      json path = json::array();
-      for (const auto& step : sim.path)
-        path.push_back(json{{"step", step.id}, {"kind", step.kind}, {"outcome", step.outcome}});
-      std::cout << json{{"alert", id},
-                        {"triggered", sim.triggered},
-                        {"not_triggered_because", sim.not_triggered_because},
-                        {"path", path},
-                        {"actions", sim.actions},
-                        {"error", sim.error}}
-                       .dump(-1, ' ', false, json::error_handler_t::replace)
+      std::cout << simulation_json(sim, id).dump(-1, ' ', false, json::error_handler_t::replace)
                 << "\n";
       continue;
     }
@@ -186,46 +178,7 @@ std::optional<int> PlaybookCommands::run(const Connection& c) {
   if (!playbook) die(playbook.error().message);
   auto policy = autonomy_policy_from_json(call(c, "GET", "/api/v1/autonomy"));
   if (!policy) die("the controller's autonomy policy: " + policy.error().message);
-  const auto assets = call(c, "GET", "/api/v1/assets");
-  // Targets are decided per alert (or are `all`), so an action step can touch any asset in the
-  // map, and any enrolled host the map does not cover.
-  json rows = json::array();
-  for (const auto& step : playbook->steps) {
-    if (step.kind != StepKind::action) continue;
-    const auto row = [&](const std::string& asset, const std::optional<AssetClass>& cls,
-                         const json& people, const std::string& hosts) {
-      const auto effective = effective_mode(step.mode, *policy, cls);
-      rows.push_back(json{{"step", step.id},
-                          {"action", step.action},
-                          {"declared_mode", autonomy_mode_name(step.mode)},
-                          {"asset", asset},
-                          {"hosts", hosts},
-                          {"environment", cls ? json(cls->environment) : json(nullptr)},
-                          {"criticality", cls ? json(cls->criticality) : json(nullptr)},
-                          {"stakeholders", people},
-                          {"effective_mode", autonomy_mode_name(effective.mode)},
-                          {"why", effective.why}});
-    };
-    for (const auto& entry : assets["entries"]) {
-      json people = json::array();
-      if (!text(entry["owner"]).empty()) people.push_back(entry["owner"]);
-      for (const auto& person : entry["stakeholders"]) people.push_back(person);
-      std::string hosts;
-      for (const auto& host : assets["hosts"]) {
-        const auto& names = host["assets"];
-        if (std::find(names.begin(), names.end(), entry["name"]) == names.end()) continue;
-        hosts += (hosts.empty() ? "" : " ") + text(host["hostname"]);
-      }
-      row(text(entry["name"]), AssetClass{text(entry["environment"]), text(entry["criticality"])},
-          people, hosts);
-    }
-    if (!assets["agents_not_covered"].empty()) {
-      std::string hosts;
-      for (const auto& host : assets["agents_not_covered"])
-        hosts += (hosts.empty() ? "" : " ") + text(host["hostname"]);
-      row("(no asset entry)", std::nullopt, json::array(), hosts);
-    }
-  }
+  const auto rows = playbook_impact(*playbook, *policy, call(c, "GET", "/api/v1/assets"));
   if (json_) {
     std::cout << json{{"playbook", playbook->name}, {"impact", rows}}.dump(2) << "\n";
     return 0;

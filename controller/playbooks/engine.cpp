@@ -705,7 +705,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::gate(const PlaybookStep& step, Playb
                               {"step", step.id},
                               {"case_id", run.case_id},
                               {"case_link", deps_.case_link_prefix + run.case_id},
-                              {"what", a.what},
+                              {"what", parse_json_or(a.what, json(a.what))},
                               {"reason", a.reason},
                               {"requested_by", a.requested_by},
                               {"expires_at", format_utc_ms(a.expires_at_ms)}};

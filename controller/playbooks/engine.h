@@ -78,6 +78,9 @@ class PlaybookEngine {
   ~PlaybookEngine();
 
   const std::vector<Playbook>& playbooks() const { return playbooks_; }
+  // The policy and the asset map runs are held to (impact maps and backtests use the same).
+  const AutonomyPolicy& autonomy() const { return deps_.autonomy; }
+  const AssetCatalog& assets() const { return deps_.assets; }
   // Set once the API listens, before resume().
   void set_link_prefixes(std::string case_prefix, std::string approval_prefix) {
     deps_.case_link_prefix = std::move(case_prefix);

@@ -279,4 +279,16 @@ void ModeReplay::apply(const Playbook& playbook, const json& alert, Simulation& 
   }
 }
 
+json simulation_json(const Simulation& sim, const json& alert_id) {
+  json path = json::array();
+  for (const auto& step : sim.path)
+    path.push_back(json{{"step", step.id}, {"kind", step.kind}, {"outcome", step.outcome}});
+  return json{{"alert", alert_id},
+              {"triggered", sim.triggered},
+              {"not_triggered_because", sim.not_triggered_because},
+              {"path", path},
+              {"actions", sim.actions},
+              {"error", sim.error}};
+}
+
 }  // namespace riposte::controller

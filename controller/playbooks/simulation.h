@@ -48,6 +48,10 @@ struct Simulation {
 Simulation simulate_playbook(const Playbook& playbook, const nlohmann::json& alert,
                              const std::string& case_link_prefix = "");
 
+// One alert's backtest as JSON: {alert, triggered, not_triggered_because, path: [{step, kind,
+// outcome}], actions, error} (`riposte playbooks test --json`, POST .../backtest).
+nlohmann::json simulation_json(const Simulation& sim, const nlohmann::json& alert_id);
+
 // What a controller's limits make of a backtest's actions: each action step's declared mode is
 // lowered by the autonomy ceilings (of the asset entries recorded on the alert at intake; none:
 // `unmapped`), by the ceiling of the alert's source (submitted_by: an integration's max mode, or

@@ -2,16 +2,18 @@
 """The web console in a real browser (Debian's chromium, chromium-driver, python3-selenium).
 
 Starts `riposte-controller up` (controller and an enrolled local agent) in a temporary
-directory with a playbook that kills a process on approval, then, as three people in three
-browser sessions:
-  rex (responder) submits an alert whose rule name is an XSS payload, opens the approval from its
-      deep link, is asked to sign in, sees why he cannot decide (he asked for the run), and the
-      payload rendered as text; signs out, and the cookie he held is refused by the API;
-  vic (viewer) sees the approval but cannot decide, and a forged POST without the CSRF token
-      is refused;
-  rita (responder) approves with a reason; the process is killed.
-Also: the Content-Security-Policy header, the token in no storage and no URL. Screenshots go to
-BUILD_DIR/console-screenshots/.
+directory with a playbook that captures a process's memory once a second responder approves,
+then, as three people in three browser sessions:
+  rex (responder) follows a link to an alert whose rule name is an XSS payload, is asked to sign
+      in, sees the payload as text, starts the playbook from the alert's page, opens the approval
+      it asks for and is told why he cannot decide (he asked for the run); signs out, and the
+      cookie he held is refused by the API;
+  vic (viewer) sees the approval but cannot decide, a forged POST without the CSRF token is
+      refused, and the memory image is 403 for him;
+  rita (responder) approves from the Approvals page with a reason; on the case page the capture
+      succeeds and its evidence hash appears; she downloads it and its SHA-256 matches.
+Also: the Content-Security-Policy header, the token in no storage and no URL, no unexpected
+browser errors. Screenshots go to BUILD_DIR/console-screenshots/.
 
 Usage: console_test.py BUILD_DIR   (exit 0 passed, 1 failed)
 """
@@ -24,21 +26,22 @@ import subprocess
 import sys
 import tempfile
 
+from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from harness import Controller, Failed, browser, check, sign_in, wait_for  # noqa: E402
 
 BUILD = pathlib.Path(sys.argv[1]).resolve()
 SHOTS = BUILD / "console-screenshots"
-XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+XSS = '<img src=x onerror=alert(1)><script>window.__xss=2</script>'
 
 PLAYBOOK = """
-name: kill-on-approval
+name: capture-on-approval
 version: "1"
-description: kills the alert's process once a second responder approves
+description: captures the alert's process memory once a second responder approves
 owner: soc@example.com
 trigger:
   observable_types: [process]
@@ -46,15 +49,44 @@ inputs:
   pid: "{{ enrichment.process.pid }}"
   ticks: "{{ enrichment.process.start_ticks }}"
 steps:
-  - id: kill
+  - id: capture
     kind: action
-    action: process.kill
+    action: memory.capture
     mode: approve
     target: host
     parameters: {target: {pid: "{{ inputs.pid }}", start_ticks: "{{ inputs.ticks }}"}}
-    timeout: 1m
+    timeout: 2m
   - {id: done, kind: case, status: contained}
 """
+
+# Runs start when a person starts them (from the console), not when the alert arrives.
+CONFIG = "playbooks:\n  auto_start: false\n"
+
+# What a page's script gets when it fetches `path` with the session cookie (and `csrf`).
+FETCH = """
+const [path, method, csrf, done] = arguments;
+const headers = {'Content-Type': 'application/json'};
+if (csrf) headers['X-CSRF-Token'] = csrf;
+fetch(path, {method, credentials: 'same-origin', headers,
+             body: method === 'GET' ? undefined : JSON.stringify({reason: 'forged'})})
+  .then(async r => {
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+    done([r.status, Array.from(digest).map(b => b.toString(16).padStart(2, '0')).join('')]);
+  }).catch(e => done([String(e), '']));
+"""
+
+
+def fetch(driver, path, method="GET", csrf=""):
+    return driver.execute_async_script(FETCH, path, method, csrf)
+
+
+def no_dialog(driver):
+    try:
+        driver.switch_to.alert
+        return False
+    except NoAlertPresentException:
+        return True
 
 
 def shot(driver, name):
@@ -65,12 +97,13 @@ def shot(driver, name):
 def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="riposte-console-"))
     (work / "playbooks").mkdir()
-    (work / "playbooks" / "kill.yaml").write_text(PLAYBOOK)
+    (work / "playbooks" / "capture.yaml").write_text(PLAYBOOK)
+    (work / "controller.yaml").write_text(CONFIG)
     victim = subprocess.Popen(["sleep", "600"])
     drivers = []
     controller = None
     try:
-        controller = Controller(BUILD, work, work / "playbooks")
+        controller = Controller(BUILD, work, work / "playbooks", work / "controller.yaml")
         server, admin, api = controller.server, controller.admin, controller.api
         tokens = {name: controller.operator(name, role)
                   for name, role in (("rex", "responder"), ("rita", "responder"), ("vic", "viewer"))}
@@ -80,55 +113,70 @@ def main():
         csp = headers.get("Content-Security-Policy", "")
         check(status == 200 and "default-src 'self'" in csp and "script-src 'self';" in csp
               and "unsafe-inline" not in csp, f"/ui/ is served with a strict CSP ({csp})")
-        check(b"<script>" not in body and b"<script type=\"module\" src=\"/ui/app.js\">" in body,
+        check(b"<script>" not in body and b'<script type="module" src="/ui/app.js">' in body,
               "index.html has no inline script")
 
-        # rex submits the alert: the run acts for him, so he may not approve its kill.
+        # An alert about a process on this host, its rule name an XSS payload.
         hostname = os.uname().nodename
         alert = {"@timestamp": "2026-11-29T10:00:00Z", "kibana.alert.uuid": "console-alert-1",
                  "kibana.alert.rule.name": XSS, "kibana.alert.severity": "critical",
                  "host": {"name": hostname},
                  "process": {"pid": victim.pid, "executable": "/usr/bin/sleep"}}
-        status, _, body = api.call("POST", "/api/v1/alerts?format=ecs", tokens["rex"], alert)
+        status, _, body = api.call("POST", "/api/v1/alerts?format=ecs", admin, alert)
         check(status == 201, f"alert submitted ({body[:200]!r})")
         alert_id = json.loads(body)["alerts"][0]["id"]
+        wait_for(lambda: "enriched_at" in json.loads(api.call("GET", f"/api/v1/alerts/{alert_id}", admin)[2])
+                 .get("enrichment", {}), "the alert is enriched", 60)
+
+        # rex follows a link to the alert: sign-in first, then that page, the payload as text.
+        rex = browser()
+        drivers.append(rex)
+        alert_url = f"{server}/ui/alerts/{alert_id}"
+        rex.get(alert_url)
+        shot(rex, "01-sign-in")
+        sign_in(rex, tokens["rex"])
+        check(rex.current_url == alert_url, "the deep link survives signing in")
+        title = WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "h1.rule-name")))
+        check(title.text == XSS, "the alert's rule name is shown as the text it is")
+        # rex starts the playbook from the alert's page; the run waits for approval.
+        Select(rex.find_element(By.ID, "run-playbook")).select_by_value("capture-on-approval")
+        check(not rex.find_element(By.ID, "run-simulate").is_selected(), "a responder's run is real by default")
+        shot(rex, "02-alert-start-run")
+        rex.find_element(By.ID, "run-start").click()
+        WebDriverWait(rex, 20).until(EC.url_contains("/ui/runs/"))
+        run_id = rex.current_url.rsplit("/", 1)[1]
+        WebDriverWait(rex, 20).until(lambda d: "approval" in d.find_element(By.TAG_NAME, "main").text)
+        shot(rex, "03-run-waiting")
 
         def pending():
             s, _, b = api.call("GET", "/api/v1/approvals?state=pending", admin)
-            items = json.loads(b)["approvals"] if s == 200 else []
+            items = [a for a in json.loads(b)["approvals"] if a["run_id"] == run_id] if s == 200 else []
             return items[0] if items else None
-        approval = wait_for(pending, "the kill waits for approval", 60)
+        approval = wait_for(pending, "the capture waits for approval", 30)
         approval_url = f"{server}/ui/approvals/{approval['id']}"
-
-        # rex follows the link (as a notification carries it): sign-in first, then that page.
-        rex = browser()
-        drivers.append(rex)
-        rex.get(approval_url)
-        shot(rex, "01-sign-in")
-        sign_in(rex, tokens["rex"])
-        check(rex.current_url == approval_url, "the deep link survives signing in")
+        WebDriverWait(rex, 20).until(EC.text_to_be_present_in_element((By.ID, "pending-count"), "1"))
+        rex.find_element(By.LINK_TEXT, "Approvals").click()
+        WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#approvals a"))).click()
         WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.ID, "impact")))
+        check(rex.current_url == approval_url, "the approval has its own address")
         body_text = rex.find_element(By.TAG_NAME, "main").text
         check("You asked for this run" in body_text, "rex is told why he cannot decide")
         check(not rex.find_element(By.ID, "approve").is_enabled(), "rex's approve button is disabled")
-        check(hostname in body_text and "process.kill" in body_text, "the page says what would run where")
-        check(rex.find_element(By.ID, "pending-count").text == "1", "the pending count shows 1")
-        shot(rex, "02-approval-as-requester")
+        check(hostname in body_text and "memory.capture" in body_text and f"pid {victim.pid}" in body_text,
+              "the page says what would run, where, on which process")
+        shot(rex, "04-approval-as-requester")
         stored = rex.execute_script(
             "return JSON.stringify([Object.assign({}, localStorage), Object.assign({}, sessionStorage)])")
         check(tokens["rex"] not in stored and stored == "[{},{}]", "no token or anything else in web storage")
         check(tokens["rex"] not in rex.current_url, "no token in the address")
 
-        # The XSS rule name is text on every page that shows it.
-        rex.get(f"{server}/ui/alerts/{alert_id}")
-        title = WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "h1.rule-name")))
-        check(title.text == XSS, "the alert's rule name is shown as the text it is")
+        # The payload is text on every page that shows it, and never ran.
         rex.get(f"{server}/ui/alerts")
         WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#alerts td.rule-name")))
         check(rex.find_element(By.CSS_SELECTOR, "#alerts td.rule-name").text == XSS, "and in the alert list")
-        check(rex.execute_script("return window.__xss === undefined"), "the payload never ran")
+        check(no_dialog(rex) and rex.execute_script("return window.__xss === undefined"), "the payload never ran")
         check(len(rex.find_elements(By.CSS_SELECTOR, "main img")) == 0, "no element was made from it")
-        shot(rex, "03-alerts-xss-as-text")
+        shot(rex, "05-alerts-xss-as-text")
 
         # Sign-out revokes the session: the cookie rex's browser held opens nothing any more.
         cookie = rex.get_cookie("__Host-riposte_session")
@@ -150,42 +198,52 @@ def main():
         WebDriverWait(vic, 20).until(EC.presence_of_element_located((By.ID, "impact")))
         check("Deciding needs the responder role; you are viewer" in vic.find_element(By.TAG_NAME, "main").text,
               "vic is told a viewer cannot decide")
-        forged = vic.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            f"fetch('/api/v1/approvals/{approval['id']}/approve', {{method: 'POST', credentials: 'same-origin',"
-            " headers: {'Content-Type': 'application/json'}, body: JSON.stringify({reason: 'x'})})"
-            ".then(r => done(r.status)).catch(e => done(String(e)));")
-        check(forged == 403, f"a POST without the CSRF token is refused ({forged})")
-        shot(vic, "04-approval-as-viewer")
+        check(not vic.find_element(By.ID, "approve").is_enabled(), "vic has no usable approve button")
+        forged = fetch(vic, f"/api/v1/approvals/{approval['id']}/approve", "POST")
+        check(forged[0] == 403, f"a POST without the CSRF token is refused ({forged[0]})")
+        shot(vic, "06-approval-as-viewer")
 
-        # rita decides, with a reason; the process is killed.
+        # rita decides from the Approvals page, with a reason.
         rita = browser()
         drivers.append(rita)
         rita.get(f"{server}/ui/")
         sign_in(rita, tokens["rita"])
         WebDriverWait(rita, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#approvals a")))
-        shot(rita, "05-approvals-list")
+        shot(rita, "07-approvals-list")
         rita.find_element(By.CSS_SELECTOR, "#approvals a").click()
         reason = WebDriverWait(rita, 20).until(EC.element_to_be_clickable((By.ID, "decision-reason")))
         check(not rita.find_element(By.ID, "approve").is_enabled(), "approving needs a reason first")
-        reason.send_keys("confirmed: the alert's process must go")
+        reason.send_keys("confirmed: keep its memory before anything else")
         rita.find_element(By.ID, "approve").click()
-        WebDriverWait(rita, 20).until(lambda d: "This request is approved (by rita)" in d.find_element(By.TAG_NAME, "main").text)
-        wait_for(lambda: victim.poll() is not None, "the approved kill ends the process", 30)
-        check(True, "the process the alert named was killed after rita's approval")
-        shot(rita, "06-approved")
-        # The case shows the run, the real action and the timeline.
-        s, _, b = api.call("GET", f"/api/v1/approvals/{approval['id']}", admin)
-        case_id = json.loads(b)["case_id"]
-        rita.get(f"{server}/ui/cases/{case_id}")
-        WebDriverWait(rita, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#case-actions td")))
-        wait_for(lambda: "succeeded" in rita.find_element(By.ID, "case-actions").text or (rita.refresh() and False),
-                 "the kill shows as succeeded on the case", 30)
-        check(rita.find_element(By.ID, "case-title").text != "", "the case page opens")
-        shot(rita, "07-case")
+        WebDriverWait(rita, 20).until(
+            lambda d: "This request is approved (by rita)" in d.find_element(By.TAG_NAME, "main").text)
+        shot(rita, "08-approved")
+        # On the case page the capture succeeds and its evidence hash appears, without reloading.
+        rita.find_element(By.PARTIAL_LINK_TEXT, approval["case_id"]).click()
+        WebDriverWait(rita, 20).until(EC.presence_of_element_located((By.ID, "case-evidence")))
+        sha = WebDriverWait(rita, 60).until(lambda d: re.search(
+            r"\b[0-9a-f]{64}\b", d.find_element(By.ID, "case-evidence").text))
+        sha = sha.group(0)
+        check("memory.capture" in rita.find_element(By.ID, "case-actions").text
+              and "succeeded" in rita.find_element(By.ID, "case-actions").text,
+              "the approved capture shows as succeeded on the case page")
+        check(len(rita.find_elements(By.CSS_SELECTOR, f"#case-evidence a[href='/api/v1/evidence/{sha}']")) == 1,
+              "a responder gets a download link for the evidence")
+        shot(rita, "09-case")
+        status, digest = fetch(rita, f"/api/v1/evidence/{sha}")
+        check(status == 200 and digest == sha, "rita downloads the memory image and its SHA-256 matches")
+        check(victim.poll() is None, "the captured process is still running (a capture does not kill)")
+
+        # vic sees the hash but cannot have the memory image.
+        vic.get(f"{server}/ui/cases/{approval['case_id']}")
+        WebDriverWait(vic, 20).until(EC.text_to_be_present_in_element((By.ID, "case-evidence"), sha))
+        check(not vic.find_elements(By.CSS_SELECTOR, "#case-evidence a"), "a viewer gets no download link")
+        check(fetch(vic, f"/api/v1/evidence/{sha}")[0] == 403, "and the memory image is 403 for him")
+        shot(vic, "10-case-as-viewer")
+
         # The console's own pages say nothing went wrong in the browser.
-        # (Expected: the 401 before signing in and after signing out, vic's forged 403.)
-        expected = re.compile(r"status of 401|/approve - .*status of 403")
+        # (Expected: the 401 before signing in and after signing out, vic's refused requests.)
+        expected = re.compile(r"status of 401|/approve - .*status of 403|/api/v1/evidence/.* status of 403")
         for d in drivers:
             errors = [e for e in d.get_log("browser")
                       if e["level"] == "SEVERE" and not expected.search(e["message"])]
@@ -194,9 +252,9 @@ def main():
         return 0
     except Failed as e:
         print(f"FAILED: {e}", flush=True)
-        for d in drivers:
+        for n, d in enumerate(drivers):
             try:
-                shot(d, f"failure-{drivers.index(d)}")
+                shot(d, f"failure-{n}")
             except Exception:
                 pass
         if controller:

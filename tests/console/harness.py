@@ -81,13 +81,15 @@ class Api:
 class Controller:
     """`riposte-controller up` (controller and an enrolled local agent) in `work`."""
 
-    def __init__(self, build, work, playbooks=None):
+    def __init__(self, build, work, playbooks=None, config=None):
         self.work = pathlib.Path(work)
         command = [str(pathlib.Path(build) / "bin/riposte-controller"), "up",
                    "--data-dir", str(self.work / "data"), "--agent-state-dir", str(self.work / "agent"),
                    "--api-listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"]
         if playbooks:
             command += ["--playbooks", str(playbooks)]
+        if config:
+            command += ["--config", str(config)]
         self.log_path = self.work / "up.log"
         self.process = subprocess.Popen(command, stdout=open(self.log_path, "w"),
                                         stderr=subprocess.STDOUT, start_new_session=True)

@@ -242,15 +242,22 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
   EXPECT_EQ(the_case["status"], "contained");
   EXPECT_TRUE(the_case["time_to_contain_s"].is_number());
 
-  // The chat webhook heard "contained" with the case link; the responder got the run summary.
-  ASSERT_TRUE(wait_until([&] { return hook.posts().size() >= 2; }, 10s));
+  // The responders heard that a decision waited, with the console's link to it; the chat
+  // webhook heard "contained" with the case link; the responder got the run summary.
+  ASSERT_TRUE(wait_until([&] { return hook.posts().size() >= 3; }, 10s));
   const auto posts = hook.posts();
-  EXPECT_EQ(posts[0]["path"], "/soc");
-  EXPECT_NE(posts[0]["body"]["text"].get<std::string>().find("contained"), std::string::npos);
-  EXPECT_NE(posts[0]["body"]["text"].get<std::string>().find(r["case_id"].get<std::string>()),
+  EXPECT_EQ(posts[0]["path"], "/responder");
+  EXPECT_EQ(posts[0]["body"]["event"], "approval_requested");
+  EXPECT_TRUE(posts[0]["body"]["approval_link"].get<std::string>().ends_with(
+      "/ui/approvals/" + approval["id"].get<std::string>()))
+      << posts[0].dump();
+  EXPECT_EQ(posts[0]["body"]["what"]["action"], "process.kill");
+  EXPECT_EQ(posts[1]["path"], "/soc");
+  EXPECT_NE(posts[1]["body"]["text"].get<std::string>().find("contained"), std::string::npos);
+  EXPECT_NE(posts[1]["body"]["text"].get<std::string>().find(r["case_id"].get<std::string>()),
             std::string::npos);
-  EXPECT_EQ(posts[1]["path"], "/responder");
-  EXPECT_EQ(posts[1]["body"]["state"], "succeeded");
+  EXPECT_EQ(posts[2]["path"], "/responder");
+  EXPECT_EQ(posts[2]["body"]["state"], "succeeded");
 
   // A responder downloads the collected script; the report names who did.
   const auto script_sha = script["sha256"].get<std::string>();

@@ -73,7 +73,7 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
   switch (section) {
     case 'approvals': page = id ? <ApprovalPage id={id} session={s} /> : <ApprovalsPage url={url} />; break;
     case 'cases': page = id ? <CasePage id={id} session={s} /> : <CasesPage url={url} />; break;
-    case 'alerts': page = id ? <AlertPage id={id} /> : <AlertsPage url={url} />; break;
+    case 'alerts': page = id ? <AlertPage id={id} session={s} /> : <AlertsPage url={url} />; break;
     case 'agents': page = id ? <AgentPage id={id} session={s} /> : <AgentsPage url={url} />; break;
     case 'actions': page = id ? <ActionPage id={id} /> : <ActionsPage url={url} session={s} />; break;
     case 'runs': page = id ? <RunPage id={id} session={s} /> : <Notice error="a run is opened from its case" />; break;

@@ -1,6 +1,7 @@
 // Alerts as received and what the controller made of them: normalized fields, validation,
 // enrichment and confidence, and who submitted each.
-import { Json, query } from '../api';
+import { useState } from 'preact/hooks';
+import { api, ApiError, hasRole, Json, query, Session } from '../api';
 import { Link, navigate } from '../router';
 import { Badge, Fields, JsonBlock, Notice, Pager, Time, useApi } from '../ui';
 
@@ -48,7 +49,52 @@ export function AlertsPage(props: { url: URL }) {
   );
 }
 
-export function AlertPage(props: { id: string }) {
+// Start a loaded playbook over this alert: responders for real or simulated, analysts simulated
+// only (every action signed and recorded, none sent). The run's page opens.
+function StartRun(props: { alertId: string; session: Session }) {
+  const playbooks = useApi('/api/v1/playbooks');
+  const responder = hasRole(props.session, 'responder');
+  const [name, setName] = useState('');
+  const [simulate, setSimulate] = useState(!responder);
+  const [force, setForce] = useState(false);
+  const [error, setError] = useState('');
+  const start = async (e: Event) => {
+    e.preventDefault();
+    setError('');
+    try {
+      const run = await api('/api/v1/runs', 'POST', { playbook: name, alert_id: props.alertId, simulate, force });
+      navigate(`/ui/runs/${run.id}`);
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  };
+  const names: Json[] = playbooks.data?.playbooks ?? [];
+  return (
+    <form class="filters" id="start-run" onSubmit={start}>
+      <label>
+        playbook
+        <select id="run-playbook" value={name} onChange={(e) => setName((e.target as HTMLSelectElement).value)}>
+          <option value="">choose…</option>
+          {names.map((p) => <option key={p.name} value={p.name}>{p.name}</option>)}
+        </select>
+      </label>
+      <label class="inline">
+        <input id="run-simulate" type="checkbox" checked={simulate} disabled={!responder}
+               onChange={(e) => setSimulate((e.target as HTMLInputElement).checked)} />
+        simulate only{responder ? '' : ' (analysts may only simulate)'}
+      </label>
+      <label class="inline">
+        <input id="run-force" type="checkbox" checked={force} onChange={(e) => setForce((e.target as HTMLInputElement).checked)} />
+        even if a run of it over this alert has not ended
+      </label>
+      <button class="primary" id="run-start" type="submit" disabled={!name}>Start</button>
+      {names.length === 0 && playbooks.data ? <span class="muted">no playbooks are loaded</span> : null}
+      <Notice error={error} />
+    </form>
+  );
+}
+
+export function AlertPage(props: { id: string; session: Session }) {
   const alert = useApi(`/api/v1/alerts/${encodeURIComponent(props.id)}`);
   if (alert.error) return <Notice error={alert.error} />;
   const a = alert.data;
@@ -66,6 +112,7 @@ export function AlertPage(props: { id: string }) {
         ['received', <Time at={a.received_at} />],
         ['case', a.case_id ? <Link href={`/ui/cases/${a.case_id}`}>{a.case_id}</Link> : null],
       ]} />
+      {hasRole(props.session, 'analyst') ? <><h2>Run a playbook over it</h2><StartRun alertId={a.id} session={props.session} /></> : null}
       <h2>Observables</h2><JsonBlock value={a.observables} />
       <h2>Validation</h2><JsonBlock value={a.validation} />
       <h2>Enrichment</h2><JsonBlock value={a.enrichment} />
