@@ -125,7 +125,7 @@ json fields_json(const pb::Descriptor* message, int depth) {
   json fields = json::array();
   for (int i = 0; i < message->field_count(); ++i) {
     const auto* f = message->field(i);
-    json field{{"name", f->json_name()}, {"repeated", f->is_repeated()}};
+    json field{{"name", f->name()}, {"repeated", f->is_repeated()}};
     switch (f->cpp_type()) {
       case pb::FieldDescriptor::CPPTYPE_STRING:
         field["type"] = "string";

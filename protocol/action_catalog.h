@@ -28,7 +28,7 @@ std::int64_t json_int64(const nlohmann::json& object, const char* key);
 // Every kind with the shape of its parameters, for forms (the console's "run an action"):
 // [{"kind", "parameters": [{"name", "type", "repeated", "values"?, "fields"?}]}], where type is
 // string, integer, number, boolean, enum (with "values") or object (with "fields", the same
-// shape); names are the proto3 JSON names that parameters_from_json takes.
+// shape); names are the fields' names in actions.proto, as parameters_from_json takes them.
 nlohmann::json kinds_json();
 
 // CLI pairs like {"target.pid", "42"}, {"paths", "/a"}, {"paths", "/b"} -> a JSON object shaped

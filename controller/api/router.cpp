@@ -146,6 +146,7 @@ Result<ListPage> page_param(const ApiRequest& request, int fallback, int max_lim
     if (query_param(request.target, name).empty()) continue;
     const auto value = integer_param(request.target, name);
     if (!value) return Error{fmt::format("{} must be a non-negative integer", name)};
+    if (std::string_view(name) == "limit" && *value == 0) return Error{"limit must be at least 1"};
     if (std::string_view(name) == "limit")
       page.limit = static_cast<int>(std::clamp<std::int64_t>(*value, 1, max_limit));
     else
@@ -167,8 +168,9 @@ std::size_t ApiRouter::body_limit(const ApiRequest& head, std::size_t default_li
   if (!rule_set && !alerts) return default_limit;
   auto identified = identify(head);
   if (!identified) {
-    // Refused (413) before handle() sees it: a failed guess all the same.
-    failures_.failed(source_address(head.remote_address), deps_.clock.now_unix_ms());
+    // Refused (413) before handle() sees it: a failed guess all the same (if it was one).
+    if (!head.authorization.empty())
+      failures_.failed(source_address(head.remote_address), deps_.clock.now_unix_ms());
     return default_limit;
   }
   const auto& caller = identified->record;
@@ -212,20 +214,45 @@ std::variant<ApiRouter::Caller, ApiResponse> ApiRouter::authenticate(const ApiRe
   if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
   auto identified = identify(request);
   if (!identified) {
-    failures_.failed(address, now);
+    // Only a bearer token that fails is a guess: a request that presents none, or a stale or
+    // made-up session cookie (256 random bits, not worth guessing), is what any web page can
+    // make a browser send (an <img> of an API URL), and must not spend its address's budget.
+    if (!request.authorization.empty()) failures_.failed(address, now);
     return error(401, identified.error().message);
   }
   // A console request that changes state carries the session's CSRF token, which only the
   // console's own pages can read (GET /api/v1/session): a form or script on another site that
-  // gets the browser to send the cookie cannot send it.
+  // gets the browser to send the cookie cannot send it. (Not counted as a failure: the cookie
+  // was valid, and a page elsewhere could otherwise lock the address out.)
   if (identified->session && request.method != "GET" &&
       !secrets_equal(request.csrf_token, identified->session->csrf_token)) {
-    failures_.failed(address, now);
     return error(403, "a console request that changes something needs the session's "
                       "X-CSRF-Token header");
   }
   return std::move(*identified);
 }
+
+namespace {
+// Why a sign-in request is not from the console's own page, if it is not.
+std::optional<std::string> cross_origin_sign_in(const ApiRequest& request) {
+  std::string_view type = request.content_type;
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  if (type != "application/json") return "sign in with a JSON body (Content-Type: application/json)";
+  if (!request.fetch_site.empty() && request.fetch_site != "same-origin" &&
+      request.fetch_site != "none")
+    return "signing in is only possible from the console's own pages";
+  if (!request.origin.empty() && request.origin != "https://" + request.host)
+    return "signing in is only possible from the console's own pages";
+  return std::nullopt;
+}
+
+// Whether a browser sent the request: browsers add Origin to cross-origin posts and
+// Sec-Fetch-Site to everything; agents and the CLI send neither.
+bool from_a_browser(const ApiRequest& request) {
+  return !request.origin.empty() || !request.fetch_site.empty();
+}
+}  // namespace
 
 ApiResponse ApiRouter::route_session(const ApiRequest& request) {
   const auto& method = request.method;
@@ -239,6 +266,11 @@ ApiResponse ApiRouter::route_session(const ApiRequest& request) {
                 {"expires_at", format_utc_ms(s.expires_at_ms)}};
   };
   if (method == "POST") {
+    // Only the console's own page signs in. A page elsewhere could otherwise sign a browser in
+    // as someone else (its console then acts, and is audited, as that operator) or spend the
+    // address's failed-attempt budget. A JSON body cannot be sent cross-origin without a CORS
+    // preflight, which this API refuses; a browser's Origin and Sec-Fetch-Site say the rest.
+    if (auto refused = cross_origin_sign_in(request)) return error(403, *refused);
     if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
     auto body = parse_object(request.body);
     if (!body) return error(400, body.error().message);
@@ -328,6 +360,9 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   // Enrollment authenticates with the enrollment token in the body, not an operator token.
   if (path == "/api/v1/enroll") {
     if (method != "POST") return error(405, "use POST");
+    // Agents enroll, browsers do not: a web page's posts here would only spend the address's
+    // failed-attempt budget.
+    if (from_a_browser(request)) return error(403, "enrollment is for agents, not browsers");
     if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
     auto response = enroll(request);
     if (response.status >= 400) failures_.failed(address, now);  // a wrong token or a bad request

@@ -23,6 +23,12 @@ struct ApiRequest {
   // changing state must repeat from the session (api/console_sessions.h).
   std::string cookie;
   std::string csrf_token;
+  // What a browser says about where the request comes from, for sign-in (which no page of
+  // another origin may do): Content-Type, Origin, Sec-Fetch-Site and Host headers ("" absent).
+  std::string content_type;
+  std::string origin;
+  std::string fetch_site;
+  std::string host;
 };
 
 struct ApiResponse {

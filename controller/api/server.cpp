@@ -276,7 +276,11 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
                      request.body(),
                      remote,
                      std::string(request[http::field::cookie]),
-                     std::string(request["X-CSRF-Token"])};
+                     std::string(request["X-CSRF-Token"]),
+                     std::string(request[http::field::content_type]),
+                     std::string(request[http::field::origin]),
+                     std::string(request["Sec-Fetch-Site"]),
+                     std::string(request[http::field::host])};
       const int heavy = heavy_route(api.method, api.target);
       const std::string method = api.method, target = api.target;  // api moves to the worker
       // Only a caller the heavy route will serve takes one of its slots (checked on this thread:

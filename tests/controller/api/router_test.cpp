@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "controller/store/audit_chain.h"
@@ -45,6 +46,11 @@ class ApiRouterTest : public ::testing::Test {
     ApiRequest request{method, target, "", body, "127.0.0.1"};
     request.cookie = cookie;
     request.csrf_token = csrf;
+    // As the console's page sends it: JSON, from its own origin.
+    request.content_type = "application/json";
+    request.host = "127.0.0.1:8443";
+    request.origin = "https://127.0.0.1:8443";
+    request.fetch_site = "same-origin";
     return router->handle(request);
   }
   static std::string header(const ApiResponse& r, const std::string& name) {
@@ -774,12 +780,56 @@ TEST_F(ApiRouterTest, ConsoleSessionsEndOnSignOutExpiryAndWithTheOperator) {
   EXPECT_EQ(browser("GET", "/api/v1/session", "").status, 401);
 }
 
-// Guessing session cookies or tokens through sign-in is throttled like any failed token.
+// Guessing tokens through sign-in is throttled like any failed token.
 TEST_F(ApiRouterTest, ConsoleSignInGuessesAreThrottled) {
   for (int i = 0; i < 20; ++i)
     EXPECT_EQ(browser("POST", "/api/v1/session", "", "", json{{"token", "rpt_x"}}.dump()).status, 401);
   auto r = browser("POST", "/api/v1/session", "", "", json{{"token", admin_token}}.dump());
   EXPECT_EQ(r.status, 429);
+}
+
+// Found by a review: a page on another site could sign a browser in as another operator (a
+// text/plain form carrying JSON), and lock its address out with failed sign-ins, <img>s of API
+// URLs or posts without the CSRF token. Sign-in is for the console's own page only, and only a
+// presented bearer token that fails counts as a guess.
+TEST_F(ApiRouterTest, OtherSitesCannotSignInNorSpendTheAddresssFailureBudget) {
+  const auto sign_in = [&](const std::string& type, const std::string& origin,
+                           const std::string& site) {
+    ApiRequest r{"POST", "/api/v1/session", "", json{{"token", analyst_token}}.dump(), "127.0.0.1"};
+    r.content_type = type;
+    r.host = "127.0.0.1:8443";
+    r.origin = origin;
+    r.fetch_site = site;
+    return router->handle(r);
+  };
+  for (const auto& [type, origin, site] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"text/plain", "", ""},
+           {"application/x-www-form-urlencoded", "https://127.0.0.1:8443", "same-origin"},
+           {"application/json", "https://evil.example", ""},
+           {"application/json", "https://127.0.0.1:9443", "same-site"},
+           {"application/json", "", "cross-site"}}) {
+    auto r = sign_in(type, origin, site);
+    EXPECT_EQ(r.status, 403) << type << " " << origin << " " << site << ": " << r.body;
+    EXPECT_TRUE(header(r, "Set-Cookie").empty());
+  }
+  EXPECT_EQ(sign_in("application/json; charset=utf-8", "https://127.0.0.1:8443", "same-origin").status, 201);
+  EXPECT_EQ(sign_in("application/json", "", "").status, 201);  // a script, not a browser
+  // 50 of what a page elsewhere can make a browser send: none is a guess.
+  auto in = browser("POST", "/api/v1/session", "", "", json{{"token", analyst_token}}.dump());
+  const auto cookie = header(in, "Set-Cookie").substr(0, header(in, "Set-Cookie").find(';'));
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(sign_in("text/plain", "https://evil.example", "cross-site").status, 403);
+    EXPECT_EQ(router->handle({"GET", "/api/v1/agents", "", "", "127.0.0.1"}).status, 401);
+    EXPECT_EQ(browser("GET", "/api/v1/agents", "__Host-riposte_session=made-up").status, 401);
+    EXPECT_EQ(browser("POST", "/api/v1/cases/0b6f1a52-1111-4a4a-8b8b-000000000002", cookie, "",
+                      "{}").status,
+              403);
+    ApiRequest enroll{"POST", "/api/v1/enroll", "", "{\"token\":\"rpe_x\"}", "127.0.0.1"};
+    enroll.origin = "https://evil.example";
+    EXPECT_EQ(router->handle(enroll).status, 403);
+  }
+  EXPECT_EQ(call("GET", "/api/v1/agents", admin_token).status, 200);  // not 429
 }
 
 TEST_F(ApiRouterTest, ConsoleFilesAreServedWithAStrictPolicyAndDeepLinksOpenTheApp) {
