@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
@@ -95,6 +96,7 @@ def shot(driver, name):
 
 
 def main():
+    shutil.rmtree(SHOTS, ignore_errors=True)  # only this run's pictures
     work = pathlib.Path(tempfile.mkdtemp(prefix="riposte-console-"))
     (work / "playbooks").mkdir()
     (work / "playbooks" / "capture.yaml").write_text(PLAYBOOK)
@@ -155,7 +157,7 @@ def main():
         approval = wait_for(pending, "the capture waits for approval", 30)
         approval_url = f"{server}/ui/approvals/{approval['id']}"
         WebDriverWait(rex, 20).until(EC.text_to_be_present_in_element((By.ID, "pending-count"), "1"))
-        rex.find_element(By.LINK_TEXT, "Approvals").click()
+        rex.find_element(By.CSS_SELECTOR, "header nav a[href='/ui/approvals']").click()
         WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#approvals a"))).click()
         WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.ID, "impact")))
         check(rex.current_url == approval_url, "the approval has its own address")
@@ -217,6 +219,9 @@ def main():
         rita.find_element(By.ID, "approve").click()
         WebDriverWait(rita, 20).until(
             lambda d: "This request is approved (by rita)" in d.find_element(By.TAG_NAME, "main").text)
+        # The menu's count follows at once, not at the next 5 s poll.
+        WebDriverWait(rita, 2).until(lambda d: not d.find_elements(By.ID, "pending-count"))
+        check(True, "the pending count is gone right after the decision")
         shot(rita, "08-approved")
         # On the case page the capture succeeds and its evidence hash appears, without reloading.
         rita.find_element(By.PARTIAL_LINK_TEXT, approval["case_id"]).click()
@@ -234,12 +239,29 @@ def main():
         check(status == 200 and digest == sha, "rita downloads the memory image and its SHA-256 matches")
         check(victim.poll() is None, "the captured process is still running (a capture does not kill)")
 
+        # The playbook's impact map, and a backtest over the alert, from the Playbooks page.
+        rita.get(f"{server}/ui/playbooks")
+        sections = WebDriverWait(rita, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "section details"))
+        sections[0].click()
+        impact = WebDriverWait(rita, 20).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "table.impact")))
+        WebDriverWait(rita, 20).until(lambda d: "memory.capture" in impact.text)
+        check("(no asset entry)" in impact.text and hostname in impact.text and "approve" in impact.text,
+              "the impact map: the capture can touch this unmapped host, in approve")
+        sections[1].click()
+        rita.find_element(By.CSS_SELECTOR, "textarea.backtest-ids").send_keys(alert_id)
+        rita.find_element(By.XPATH, "//button[text()='Backtest']").click()
+        backtest = WebDriverWait(rita, 20).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "table.backtest")))
+        check("yes" in backtest.text and "memory.capture" in backtest.text and "approve" in backtest.text,
+              f"the backtest: the alert triggers the playbook, which would ask to capture ({backtest.text!r})")
+        shot(rita, "10-playbooks")
+
         # vic sees the hash but cannot have the memory image.
         vic.get(f"{server}/ui/cases/{approval['case_id']}")
         WebDriverWait(vic, 20).until(EC.text_to_be_present_in_element((By.ID, "case-evidence"), sha))
-        check(not vic.find_elements(By.CSS_SELECTOR, "#case-evidence a"), "a viewer gets no download link")
+        check(not vic.find_elements(By.CSS_SELECTOR, "#case-evidence a[href^='/api/v1/evidence/']"),
+              "a viewer gets no download link")
         check(fetch(vic, f"/api/v1/evidence/{sha}")[0] == 403, "and the memory image is 403 for him")
-        shot(vic, "10-case-as-viewer")
+        shot(vic, "11-case-as-viewer")
 
         # The console's own pages say nothing went wrong in the browser.
         # (Expected: the 401 before signing in and after signing out, vic's refused requests.)
@@ -250,8 +272,8 @@ def main():
             check(not errors, f"no unexpected browser errors ({errors[:3]})")
         print("console_test: all passed")
         return 0
-    except Failed as e:
-        print(f"FAILED: {e}", flush=True)
+    except Exception as e:  # a check, or Selenium not finding what it waited for
+        print(f"FAILED: {e if isinstance(e, Failed) else traceback.format_exc()}", flush=True)
         for n, d in enumerate(drivers):
             try:
                 shot(d, f"failure-{n}")

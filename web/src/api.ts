@@ -51,8 +51,13 @@ export async function api<T = Json>(path: string, method = 'GET', body?: unknown
     const message = data && typeof data.error === 'string' ? data.error : `${response.status} ${response.statusText}`;
     throw new ApiError(response.status, message);
   }
+  // Something changed: pages that refresh on their own (pending approvals, runs) look now.
+  if (method !== 'GET') dispatchEvent(new Event(CHANGED));
   return data as T;
 }
+
+// The event a successful change sends (ui.tsx's useApi refreshes polled data on it).
+export const CHANGED = 'riposte-changed';
 
 // A query string from the set values of `params`.
 export function query(params: Record<string, string | number | undefined>): string {

@@ -66,8 +66,9 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
   const pending = useApi('/api/v1/approvals?state=pending&limit=100', 5000);
   const waiting = pending.data?.approvals?.length ?? 0;
   useEffect(() => {
-    document.title = `${waiting ? `(${waiting}) ` : ''}Riposte — ${section}`;
-  }, [waiting, section]);
+    const count = pending.error ? '(?) ' : waiting ? `(${waiting}) ` : '';
+    document.title = `${count}Riposte — ${section}`;
+  }, [waiting, section, pending.error]);
   const s = props.session;
   let page;
   switch (section) {
@@ -89,7 +90,9 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
           {sections.map(([key, title]) => (
             <Link key={key} href={`/ui/${key}`} class={key === section ? 'active' : ''}>
               {title}
-              {key === 'approvals' && waiting > 0 ? <span class="count" id="pending-count">{waiting}</span> : null}
+              {key === 'approvals' && pending.error
+                ? <span class="count" id="pending-count" title={`cannot tell what waits: ${pending.error}`}>?</span>
+                : key === 'approvals' && waiting > 0 ? <span class="count" id="pending-count">{waiting}</span> : null}
             </Link>
           ))}
         </nav>

@@ -2,7 +2,7 @@
 // it); nothing here builds HTML from strings.
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, Json } from './api';
+import { api, ApiError, CHANGED, Json } from './api';
 
 export interface Loaded<T> {
   data: T | null;
@@ -34,10 +34,15 @@ export function useApi<T = Json>(path: string | null, pollMs = 0): Loaded<T> {
   }, [path, tick]);
   useEffect(() => {
     if (!pollMs) return;
+    const refresh = () => setTick((t) => t + 1);
     const timer = setInterval(() => {
-      if (document.visibilityState === 'visible') setTick((t) => t + 1);
+      if (document.visibilityState === 'visible') refresh();
     }, pollMs);
-    return () => clearInterval(timer);
+    addEventListener(CHANGED, refresh);
+    return () => {
+      clearInterval(timer);
+      removeEventListener(CHANGED, refresh);
+    };
   }, [pollMs]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { data, error, reload };

@@ -70,7 +70,7 @@ function ParamInputs(props: { fields: Field[]; value: Json; onChange: (v: Json) 
         }
         return (
           <label key={f.name}>
-            {f.name}{f.repeated ? ' (one per line)' : ''} <span class="muted">{f.type}</span>
+            <span>{f.name} <span class="muted">({f.type}{f.repeated ? ', one per line' : ''})</span></span>
             {f.repeated
               ? <textarea id={id} onInput={(e) => set(f.name, convert(f, (e.target as HTMLTextAreaElement).value))} />
               : <input id={id} type={f.type === 'string' ? 'text' : 'number'}
@@ -144,7 +144,7 @@ export function ActionsPage(props: { url: URL; session: Session }) {
   return (
     <>
       <h1>Actions</h1>
-      {hasRole(props.session, 'responder') ? <details><summary>Run an action</summary><RunActionForm /></details> : null}
+      {hasRole(props.session, 'responder') ? <details open><summary>Run an action</summary><RunActionForm /></details> : null}
       <Notice error={list.error} />
       <table id="actions">
         <thead><tr><th>issued</th><th>kind</th><th>agent</th><th>state</th><th>outcome</th><th>requested by</th><th>case</th></tr></thead>

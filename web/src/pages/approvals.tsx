@@ -42,7 +42,7 @@ export function ApprovalsPage(props: { url: URL }) {
       {list.data && rows.length === 0 ? <Notice info={state === 'pending' ? 'Nothing waits for a decision.' : 'None.'} /> : null}
       {rows.length > 0 ? (
         <table id="approvals">
-          <thead><tr><th>asked</th><th>action</th><th>hosts</th><th>why</th><th>for</th><th>state</th><th>expires</th></tr></thead>
+          <thead><tr><th>asked</th><th>action</th><th>hosts</th><th>why</th><th>for</th><th>state</th><th>expires</th><th>case</th></tr></thead>
           <tbody>
             {rows.map((a) => {
               const what = parsed(a.what);
@@ -55,6 +55,7 @@ export function ApprovalsPage(props: { url: URL }) {
                   <td>{a.requested_by}</td>
                   <td><Badge value={a.state} /></td>
                   <td><Time at={a.expires_at} /></td>
+                  <td><Link href={`/ui/cases/${a.case_id}`}>case</Link></td>
                 </tr>
               );
             })}
@@ -71,6 +72,8 @@ export function ApprovalPage(props: { id: string; session: Session }) {
   const a = approval.data;
   const run = useApi(a ? `/api/v1/runs/${encodeURIComponent(a.run_id)}` : null);
   const alert = useApi(run.data?.alert_id ? `/api/v1/alerts/${encodeURIComponent(run.data.alert_id)}` : null);
+  // Once this one is decided, a run often asks the next question: say where it waits.
+  const others = useApi(a ? `/api/v1/approvals?state=pending&case=${encodeURIComponent(a.case_id)}` : null, 5000);
   const [reason, setReason] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
@@ -152,6 +155,11 @@ export function ApprovalPage(props: { id: string; session: Session }) {
         <button class="danger" id="deny" disabled={!!cannot || busy || !reason.trim()} onClick={() => decide('deny')}>Deny</button>
       </div>
       <Notice error={error} />
+      {(others.data?.approvals ?? []).filter((o: Json) => o.id !== a.id).map((o: Json) => (
+        <div class="notice info" key={o.id}>
+          Also waiting on this case: <Link href={`/ui/approvals/${o.id}`}>{parsed(o.what)?.action ?? o.step} ({o.reason})</Link>
+        </div>
+      ))}
     </>
   );
 }

@@ -14,7 +14,7 @@ export function CasesPage(props: { url: URL }) {
     status: p.get('status') ?? '',
     severity: p.get('severity') ?? '',
     host: p.get('host') ?? '',
-    since: p.get('since') ?? '30d',
+    since: p.get('since') ?? '3650d',
     offset: Number(p.get('offset') ?? 0),
   };
   const list = useApi(`/api/v1/cases${query({ ...filter, limit: 50 })}`, 10000);
@@ -41,7 +41,8 @@ export function CasesPage(props: { url: URL }) {
         <label>
           opened in the last
           <select id="filter-since" value={filter.since} onChange={(e) => go({ since: (e.target as HTMLSelectElement).value })}>
-            {['24h', '7d', '30d', '90d', '365d'].map((v) => <option key={v} value={v}>{v}</option>)}
+            {[['24h', '24 hours'], ['7d', '7 days'], ['30d', '30 days'], ['90d', '90 days'], ['3650d', 'any time']].map(
+              ([v, text]) => <option key={v} value={v}>{text}</option>)}
           </select>
         </label>
         <button type="submit">Filter</button>
@@ -140,7 +141,7 @@ export function CasePage(props: { id: string; session: Session }) {
         ['host', c.host],
         ['assignee', c.assignee],
         ['opened', <Time at={c.created_at} />],
-        ['validated', <Time at={c.validated_at} />],
+        ['validation decided', <Time at={c.validated_at} />],
         ['contained', <Time at={c.contained_at} />],
         ['resolved', <Time at={c.resolved_at} />],
         ['report', <span>
