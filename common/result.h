@@ -25,12 +25,15 @@ class [[nodiscard]] Result {
 
   T& value() & { return checked(); }
   const T& value() const& { return const_cast<Result*>(this)->checked(); }
-  T&& value() && { return std::move(checked()); }
+  // On a temporary (`load().value()`) the value is moved out rather than referred to, so that
+  // `for (const auto& x : load().value())` iterates a living object: a reference into the
+  // temporary Result would dangle once the loop's range expression ends (it did, three times).
+  T value() && { return std::move(checked()); }
   T* operator->() { return &checked(); }
   const T* operator->() const { return &const_cast<Result*>(this)->checked(); }
   T& operator*() & { return checked(); }
   const T& operator*() const& { return const_cast<Result*>(this)->checked(); }
-  T&& operator*() && { return std::move(checked()); }
+  T operator*() && { return std::move(checked()); }
 
   // The value, or `fallback` on error.
   T value_or(T fallback) const { return ok() ? std::get<T>(state_) : std::move(fallback); }

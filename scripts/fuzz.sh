@@ -100,7 +100,8 @@ PY
 done
 
 # HTTP: one request per route family, each behind a byte choosing the caller (0 = the request's
-# own Authorization, 1 admin, 2 viewer, 3 integration; tests/fuzz/fuzz_http.cpp).
+# own Authorization, 1 admin, 2 viewer, 3 integration, 4 the admin's console session with the
+# request's own CSRF token, 5 with the right one; tests/fuzz/fuzz_http.cpp).
 mkdir -p "$out/corpus/fuzz_http"
 python3 - "$out/corpus/fuzz_http" <<'PY'
 import os, sys
@@ -117,13 +118,19 @@ requests = [
     ("GET", "/api/v1/audit/verify", ""),
     ("GET", "/api/v1/evidence/" + "0" * 64, ""),
     ("POST", "/api/v1/rule-sets?name=r.yar", "rule r { condition: true }"),
+    ("POST", "/api/v1/session", '{"token":"rpt_guess"}'),
+    ("DELETE", "/api/v1/session", ""),
+    ("GET", "/ui/cases/0b6f1a52-1111-4a4a-8b8b-000000000002", ""),
+    ("POST", "/api/v1/playbooks/p/backtest", '{"alerts":["a1"]}'),
+    ("GET", "/api/v1/agents?status=online&label=web&q=h&limit=2&offset=1", ""),
 ]
 i = 0
 for method, target, body in requests:
-    head = f"{method} {target} HTTP/1.1\r\nHost: controller\r\nAuthorization: Bearer rpt_guess\r\n"
+    head = (f"{method} {target} HTTP/1.1\r\nHost: controller\r\nAuthorization: Bearer rpt_guess\r\n"
+            "Origin: https://controller\r\nSec-Fetch-Site: same-origin\r\nX-CSRF-Token: csrf_x\r\n")
     if body:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    for caller in range(4):  # tests/fuzz/fuzz_http.cpp: 0 own header, 1 admin, 2 viewer, 3 ingest
+    for caller in range(6):  # tests/fuzz/fuzz_http.cpp: 0 own header, 1-3 tokens, 4-5 session
         with open(os.path.join(sys.argv[1], f"seed-{i}"), "wb") as f:
             f.write(bytes([caller]) + (head + "\r\n" + body).encode())
         i += 1

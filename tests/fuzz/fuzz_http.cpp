@@ -2,11 +2,13 @@
 // server's limits, then ApiRouter (body_limit, may_run_heavy, handle) over a real SQLite store,
 // PKI, enrollment, operator auth, dispatcher and evidence store in a private directory under
 // /dev/shm. The first input byte picks the caller: 0 whoever the request's own Authorization
-// header says, 1 an admin, 2 a viewer, 3 an integration (role ingest), so the fuzzer reaches the
-// routes behind each role. Every response has a status from 200 to 599 and a JSON body that
+// header says, 1 an admin, 2 a viewer, 3 an integration (role ingest), 4 the admin's console
+// session cookie with the request's own X-CSRF-Token, 5 with the session's, so the fuzzer reaches
+// the routes behind each role and the console's session and sign-in paths. Every response has a status from 200 to 599 and a JSON body that
 // parses; nothing crashes, leaks or hangs. The clock is manual (one second per input) and an
 // operator an input disabled is replaced before the next one, so a run from the same seed and
 // corpus makes the same requests against the same state.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <boost/beast/core/error.hpp>
@@ -14,6 +16,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -47,9 +50,24 @@ struct Controller {
     dispatcher.emplace(*store, pki->action_key(), clock);
     evidence.emplace(dir / "evidence", *store, clock);
     (void)evidence->open();
-    router.emplace(ApiRouterDeps{*store, *enrollment, *auth, clock, [](const std::string&) {}, "",
-                                 7443, &*dispatcher, &*evidence, nullptr, &autonomy, nullptr,
-                                 1 << 20});
+    fs::create_directories(dir / "web");
+    std::ofstream(dir / "web" / "index.html") << "<!doctype html><title>Riposte</title>";
+    console.emplace(dir / "web");
+    ApiRouterDeps deps{*store, *enrollment, *auth, clock, [](const std::string&) {}, "",
+                       7443, &*dispatcher, &*evidence, nullptr, &autonomy, nullptr,
+                       1 << 20};
+    deps.console = &*console;
+    deps.sessions = &sessions;
+    router.emplace(std::move(deps));
+  }
+  // The admin's console session, opened again when an input signed it out or it expired.
+  const ConsoleSession& admin_session() {
+    if (!sessions.find(session_cookie)) {
+      auto record = auth->authenticate("Bearer " + tokens[1]).value();
+      session = sessions.open(record.token_hash, record.name);
+      session_cookie = fmt::format("{}={}", kSessionCookie, session.secret);
+    }
+    return session;
   }
   // Callers an input disabled (POST /api/v1/operators/NAME/disable) are replaced by new ones.
   void renew_callers() {
@@ -73,6 +91,10 @@ struct Controller {
   std::optional<ActionDispatcher> dispatcher;
   std::optional<EvidenceStore> evidence;
   AutonomyPolicy autonomy;
+  std::optional<ConsoleFiles> console;
+  ConsoleSessions sessions{clock};
+  ConsoleSession session;
+  std::string session_cookie;
   std::optional<ApiRouter> router;
   std::string tokens[4];
 };
@@ -84,10 +106,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   controller.clock.advance_ms(1000);
   controller.renew_callers();
-  const int caller = data[0] % 4;
-  // The rest of the first byte picks one of 64 source addresses: the failed-authentication
+  // The first byte picks the caller: the request's own Authorization (0), an admin, a viewer or
+  // an integration token (1-3), the admin's console session with the request's own X-CSRF-Token
+  // (4) or with the right one (5); and one of 42 source addresses: the failed-authentication
   // throttle (20 a minute per address) would otherwise answer 429 to nearly every input.
-  const std::string remote = "192.0.2." + std::to_string(data[0] / 4);
+  const int caller = data[0] % 6;
+  const std::string remote = "192.0.2." + std::to_string(data[0] / 6);
   ++data;
   --size;
 
@@ -110,9 +134,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ec || !parser.is_done()) return 0;
   }
   const auto& request = parser.get();
-  ApiRequest api{std::string(request.method_string()), std::string(request.target()),
-                 std::string(request[http::field::authorization]), request.body(), remote};
-  if (caller != 0) api.authorization = "Bearer " + controller.tokens[caller];
+  ApiRequest api{std::string(request.method_string()),
+                 std::string(request.target()),
+                 std::string(request[http::field::authorization]),
+                 request.body(),
+                 remote,
+                 std::string(request[http::field::cookie]),
+                 std::string(request["X-CSRF-Token"]),
+                 std::string(request[http::field::content_type]),
+                 std::string(request[http::field::origin]),
+                 std::string(request["Sec-Fetch-Site"]),
+                 std::string(request[http::field::host])};
+  if (caller >= 1 && caller <= 3) api.authorization = "Bearer " + controller.tokens[caller];
+  if (caller >= 4) {
+    const auto& session = controller.admin_session();
+    api.authorization.clear();
+    api.cookie = controller.session_cookie;
+    if (caller == 5) api.csrf_token = session.csrf_token;
+  }
 
   (void)controller.router->body_limit(api, 64 * 1024);
   auto path = std::string_view(api.target).substr(0, api.target.find('?'));

@@ -528,11 +528,15 @@ TEST_F(PlaybookEngineTest, ApproveStepIsAHumanGateAndAFailingWebhookIsRecordedNo
   // First the responders were told that a decision waits, with the console's link to it (the
   // hook is down: that failure is audited too), then the on_failure notify said it expired.
   ASSERT_GE(posted.size(), 2u);
-  const auto asked = store->list_approvals("", no.case_id, 10).value().at(0);
+  // (The case also holds the earlier runs' approvals: this run's is the one to link.)
+  std::string asked_id;
+  for (const auto& a : store->list_approvals("", no.case_id, 10).value())
+    if (a.run_id == no.id) asked_id = a.id;
+  ASSERT_FALSE(asked_id.empty());
   EXPECT_EQ(posted[0].first, "https://responder.example/hook");
   EXPECT_EQ(posted[0].second["event"], "approval_requested");
   EXPECT_EQ(posted[0].second["approval_link"],
-            "https://controller.example:8443/ui/approvals/" + asked.id);
+            "https://controller.example:8443/ui/approvals/" + asked_id);
   EXPECT_EQ(posted[0].second["requested_by"], "alice");
   EXPECT_EQ(posted[1].second["text"].get<std::string>().find("expired") != std::string::npos,
             true)
