@@ -171,7 +171,8 @@ Status ControllerService::start() {
           w.counter("riposte_connections_refused_total", refused_help,
                     static_cast<double>(api_->connections_refused()), {{"listener", "api"}});
       },
-      config_.metrics_unauthenticated_from, console_files_.get(), console_sessions_.get()});
+      config_.metrics_unauthenticated_from, console_files_.get(), console_sessions_.get(),
+      config_.console_public_url});
   ApiServerOptions api_options{*api_listen};
   api_options.max_alert_body_bytes = config_.max_alert_body_bytes;
   api_options.max_rule_set_bytes = config_.max_rule_set_bytes;

@@ -379,6 +379,17 @@ ApiResponse PlaybookApi::report(const std::string& id, const ApiRequest& request
     const auto& message = built.error().message;
     return error(message.starts_with("no case") ? 404 : 500, message);
   }
+  // The case's page in the console, for whoever reads the report later: at console.public_url,
+  // else at the host:port the request named (only if that is a plain host name or address).
+  const bool plain_host =
+      !request.host.empty() && std::all_of(request.host.begin(), request.host.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
+               ch == ':' || ch == '[' || ch == ']';
+      });
+  const auto base = !console_url_.empty() ? console_url_
+                    : plain_host          ? "https://" + request.host
+                                          : std::string();
+  if (!base.empty()) (*built)["case"]["console_link"] = base + "/ui/cases/" + id;
   if (format == "json") return reply(200, *built);
   ApiResponse response;
   response.content_type =

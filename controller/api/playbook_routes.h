@@ -25,8 +25,10 @@ class PlaybookApi {
  public:
   using Deny = std::function<ApiResponse(std::string_view what, Role needed)>;
 
-  PlaybookApi(Store& store, PlaybookEngine* engine, const Clock& clock)
-      : store_(store), engine_(engine), clock_(clock) {}
+  // `console_url`: where people open the console (console.public_url), for the links reports
+  // carry; empty: the address the request came to.
+  PlaybookApi(Store& store, PlaybookEngine* engine, const Clock& clock, std::string console_url)
+      : store_(store), engine_(engine), clock_(clock), console_url_(std::move(console_url)) {}
 
   // Whether `path` is one of these routes.
   static bool handles(std::string_view path);
@@ -52,6 +54,7 @@ class PlaybookApi {
   Store& store_;
   PlaybookEngine* engine_;  // null: no playbooks on this controller (runs cannot start)
   const Clock& clock_;
+  const std::string console_url_;
 };
 
 }  // namespace riposte::controller

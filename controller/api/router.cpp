@@ -157,7 +157,7 @@ Result<ListPage> page_param(const ApiRequest& request, int fallback, int max_lim
 
 ApiRouter::ApiRouter(ApiRouterDeps deps)
     : deps_(std::move(deps)),
-      playbooks_(deps_.store, deps_.engine, deps_.clock),
+      playbooks_(deps_.store, deps_.engine, deps_.clock, deps_.console_public_url),
       rule_sets_(deps_.store, deps_.dispatcher) {}
 
 std::size_t ApiRouter::body_limit(const ApiRequest& head, std::size_t default_limit) {

@@ -57,6 +57,8 @@ struct ApiRouterDeps {
   // no sign-in, bearer tokens only).
   const ConsoleFiles* console = nullptr;
   ConsoleSessions* sessions = nullptr;
+  // console.public_url: where links in reports point ("": the address a request came to).
+  std::string console_public_url;
 };
 
 class ApiRouter {

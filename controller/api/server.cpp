@@ -154,14 +154,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
     if (!ec) {
       const auto& head = parser.get();
       const auto limit =
-          router_.body_limit(ApiRequest{std::string(head.method_string()),
-                                        std::string(head.target()),
-                                        std::string(head[http::field::authorization]),
-                                        {},
-                                        remote,
-                                        std::string(head[http::field::cookie]),
-                                        std::string(head["X-CSRF-Token"])},
-                             options_.max_body_bytes);
+          router_.body_limit(api_request(head, {}, remote), options_.max_body_bytes);
       const auto declared = parser.content_length();
       if (declared && *declared > limit) ec = http::error::body_limit;
       parser.body_limit(limit);
@@ -270,17 +263,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
       }
     } else {
       const auto& request = parser.get();
-      ApiRequest api{std::string(request.method_string()),
-                     std::string(request.target()),
-                     std::string(request[http::field::authorization]),
-                     request.body(),
-                     remote,
-                     std::string(request[http::field::cookie]),
-                     std::string(request["X-CSRF-Token"]),
-                     std::string(request[http::field::content_type]),
-                     std::string(request[http::field::origin]),
-                     std::string(request["Sec-Fetch-Site"]),
-                     std::string(request[http::field::host])};
+      auto api = api_request(request, request.body(), remote);
       const int heavy = heavy_route(api.method, api.target);
       const std::string method = api.method, target = api.target;  // api moves to the worker
       // Only a caller the heavy route will serve takes one of its slots (checked on this thread:
@@ -359,6 +342,23 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
   }
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+ApiRequest api_request(const http::request_header<>& head, std::string body,
+                       std::string remote_address) {
+  ApiRequest api;
+  api.method = std::string(head.method_string());
+  api.target = std::string(head.target());
+  api.authorization = std::string(head[http::field::authorization]);
+  api.body = std::move(body);
+  api.remote_address = std::move(remote_address);
+  api.cookie = std::string(head[http::field::cookie]);
+  api.csrf_token = std::string(head["X-CSRF-Token"]);
+  api.content_type = std::string(head[http::field::content_type]);
+  api.origin = std::string(head[http::field::origin]);
+  api.fetch_site = std::string(head["Sec-Fetch-Site"]);
+  api.host = std::string(head[http::field::host]);
+  return api;
 }
 
 }  // namespace riposte::controller

@@ -16,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/beast/http/message.hpp>
 
 #include "controller/api/router.h"
 #include "controller/gateway/connection_limiter.h"
@@ -74,5 +75,11 @@ class ApiServer {
   std::array<std::atomic<int>, 4> heavy_in_flight_{};
   boost::asio::thread_pool workers_{kWorkers};
 };
+
+// The router's view of a request whose header has been read: method, target, the headers the
+// router looks at (Authorization, Cookie, X-CSRF-Token, Content-Type, Origin, Sec-Fetch-Site,
+// Host), `body` and the peer's address.
+ApiRequest api_request(const boost::beast::http::request_header<>& head, std::string body,
+                       std::string remote_address);
 
 }  // namespace riposte::controller

@@ -256,6 +256,7 @@ std::string render_case_markdown(const json& report) {
       text(c["validated_at"]), text(c["contained_at"]), text(c["resolved_at"]),
       duration_text(c["time_to_validate_s"]), duration_text(c["time_to_contain_s"]),
       duration_text(c["time_to_resolve_s"]));
+  if (c.contains("console_link")) out += fmt::format("Console: <{}>\n\n", text(c["console_link"]));
   out +=
       "## Alerts\n\n| id | source | rule | severity | status | confidence "
       "|\n|---|---|---|---|---|---|\n";
@@ -366,6 +367,8 @@ std::string render_case_html(const json& report) {
       esc(c["validated_at"]), esc(c["contained_at"]), esc(c["resolved_at"]),
       duration_text(c["time_to_validate_s"]), duration_text(c["time_to_contain_s"]),
       duration_text(c["time_to_resolve_s"]));
+  if (c.contains("console_link"))
+    out += fmt::format("<p>Console: <a href=\"{0}\">{0}</a></p>\n", esc(c["console_link"]));
 
   out += "<h2>Alerts</h2>\n" + table({"alert", "source", "rule", "severity", "host", "status",
                                       "confidence", "documents"});

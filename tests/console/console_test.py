@@ -235,6 +235,9 @@ def main():
         check(len(rita.find_elements(By.CSS_SELECTOR, f"#case-evidence a[href='/api/v1/evidence/{sha}']")) == 1,
               "a responder gets a download link for the evidence")
         shot(rita, "09-case")
+        s, _, b = api.call("GET", f"/api/v1/cases/{approval['case_id']}/report?format=json", admin)
+        check(json.loads(b)["case"].get("console_link") == f"{server}/ui/cases/{approval['case_id']}",
+              "the case report links the case's console page")
         status, digest = fetch(rita, f"/api/v1/evidence/{sha}")
         check(status == 200 and digest == sha, "rita downloads the memory image and its SHA-256 matches")
         check(victim.poll() is None, "the captured process is still running (a capture does not kill)")

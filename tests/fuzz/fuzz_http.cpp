@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "controller/api/operator_auth.h"
 #include "controller/api/router.h"
+#include "controller/api/server.h"
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/dispatch/evidence_store.h"
 #include "controller/gateway/enrollment.h"
@@ -134,17 +135,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ec || !parser.is_done()) return 0;
   }
   const auto& request = parser.get();
-  ApiRequest api{std::string(request.method_string()),
-                 std::string(request.target()),
-                 std::string(request[http::field::authorization]),
-                 request.body(),
-                 remote,
-                 std::string(request[http::field::cookie]),
-                 std::string(request["X-CSRF-Token"]),
-                 std::string(request[http::field::content_type]),
-                 std::string(request[http::field::origin]),
-                 std::string(request["Sec-Fetch-Site"]),
-                 std::string(request[http::field::host])};
+  auto api = api_request(request, request.body(), remote);
   if (caller >= 1 && caller <= 3) api.authorization = "Bearer " + controller.tokens[caller];
   if (caller >= 4) {
     const auto& session = controller.admin_session();
