@@ -61,8 +61,8 @@ TEST(PlaybookSimulation, NotRelevantIsClosedAndUntriggeredAlertsSayWhy) {
   const auto alerts = recorded_alerts();
   const auto closed = simulate_playbook(*playbook, alerts[1]);
   ASSERT_TRUE(closed.triggered);
-  EXPECT_EQ(path_of(closed),
-            (std::vector<std::string>{"history", "attach", "qualified", "close_not_relevant"}));
+  EXPECT_EQ(path_of(closed), (std::vector<std::string>{"history", "attach", "qualified", "checked",
+                                                      "close_not_relevant"}));
   EXPECT_EQ(closed.actions.size(), 1u);  // the history query only
   EXPECT_EQ(closed.path.back().outcome,
             "case: status false_positive, note \"Closed: no host contacted 198.51.100.7 in 30 "
@@ -71,6 +71,23 @@ TEST(PlaybookSimulation, NotRelevantIsClosedAndUntriggeredAlertsSayWhy) {
   EXPECT_FALSE(skipped.triggered);
   EXPECT_EQ(skipped.not_triggered_because, "no observable of the trigger's types");
   EXPECT_TRUE(skipped.actions.empty());
+}
+
+// Found by a review: an alert whose validation could not ask every host ("undetermined") was
+// closed as a false positive with the note "no host contacted the IP", which nobody knew.
+TEST(PlaybookSimulation, AnUndeterminedIpIsLeftOpenForAnAnalystNotClosed) {
+  const auto playbook = load_playbook(kSource / "playbooks/malicious_ip.yaml");
+  ASSERT_TRUE(playbook);
+  auto alert = recorded_alerts()[1];
+  alert["validation"]["status"] = "undetermined";
+  alert["validation"]["reason"] = "web-02 has no online agent, so its connections could not be checked";
+  const auto sim = simulate_playbook(*playbook, alert);
+  ASSERT_TRUE(sim.triggered) << sim.not_triggered_because;
+  EXPECT_EQ(path_of(sim), (std::vector<std::string>{"history", "attach", "qualified", "checked",
+                                                   "undetermined"}));
+  EXPECT_EQ(sim.path.back().outcome,
+            "case: status in_progress, note \"Not closed, for an analyst: web-02 has no online "
+            "agent, so its connections could not be checked\"");
 }
 
 TEST(PlaybookSimulation, IocConfidenceRoutesByDecision) {
