@@ -28,6 +28,11 @@ constexpr std::int64_t kStart = 1'790'000'000'000;
 
 class PlaybookEngineTest : public ::testing::Test {
  protected:
+  // The engine's worker may still be running a step (posting to `posted`, sending to `sent`) when
+  // a test ends: stop it before the members it uses are destroyed (declared after it, they would
+  // go first). A run started without draining freed `posted` under the worker once.
+  void TearDown() override { engine.reset(); }
+
   void SetUp() override {
     store = SqliteStore::open(dir.path() / "riposte.db").value();
     key = crypto::generate_ed25519().value();
