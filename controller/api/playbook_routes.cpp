@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 
 #include "common/duration.h"
 #include "common/utc_time.h"
@@ -380,15 +381,23 @@ ApiResponse PlaybookApi::report(const std::string& id, const ApiRequest& request
     return error(message.starts_with("no case") ? 404 : 500, message);
   }
   // The case's page in the console, for whoever reads the report later: at console.public_url,
-  // else at the host:port the request named (only if that is a plain host name or address).
-  const bool plain_host =
-      !request.host.empty() && std::all_of(request.host.begin(), request.host.end(), [](char ch) {
-        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
-               ch == ':' || ch == '[' || ch == ']';
-      });
-  const auto base = !console_url_.empty() ? console_url_
-                    : plain_host          ? "https://" + request.host
-                                          : std::string();
+  // else at the address the request named, if it named an IP address (a name in Host could be
+  // anyone's, passed on by a proxy or rebound in DNS, and the report may be shared).
+  const auto ip_host = [](const std::string& host) {
+    const auto port = host.rfind(':');
+    const bool bracketed = host.starts_with('[');
+    const auto end = bracketed ? host.find(']') : (port == std::string::npos ? host.size() : port);
+    if (end == std::string::npos) return false;
+    const auto address = bracketed ? host.substr(1, end - 1) : host.substr(0, end);
+    boost::system::error_code ec;
+    (void)boost::asio::ip::make_address(address, ec);
+    const auto rest = host.substr(bracketed ? end + 1 : end);
+    return !ec && (rest.empty() || (rest.size() > 1 && rest[0] == ':' &&
+                                    rest.find_first_not_of("0123456789", 1) == std::string::npos));
+  };
+  const auto base = !console_url_.empty()   ? console_url_
+                    : ip_host(request.host) ? "https://" + request.host
+                                            : std::string();
   if (!base.empty()) (*built)["case"]["console_link"] = base + "/ui/cases/" + id;
   if (format == "json") return reply(200, *built);
   ApiResponse response;

@@ -235,9 +235,10 @@ std::variant<ApiRouter::Caller, ApiResponse> ApiRouter::authenticate(const ApiRe
 namespace {
 // Why a sign-in request is not from the console's own page, if it is not.
 std::optional<std::string> cross_origin_sign_in(const ApiRequest& request) {
-  std::string_view type = request.content_type;
-  type = type.substr(0, type.find(';'));
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  std::string type = request.content_type.substr(0, request.content_type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  std::transform(type.begin(), type.end(), type.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
   if (type != "application/json") return "sign in with a JSON body (Content-Type: application/json)";
   if (!request.fetch_site.empty() && request.fetch_site != "same-origin" &&
       request.fetch_site != "none")

@@ -344,6 +344,19 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
 }
 
+namespace {
+// Every value of a header, joined by ", " (RFC 9110 section 5.3): a header sent twice is read as
+// both values, so "Origin: ours" then "Origin: theirs" never passes for "ours".
+std::string all_values(const http::request_header<>& head, beast::string_view name) {
+  std::string joined;
+  for (auto [it, end] = head.equal_range(name); it != end; ++it) {
+    if (!joined.empty()) joined += ", ";
+    joined += std::string(it->value());
+  }
+  return joined;
+}
+}  // namespace
+
 ApiRequest api_request(const http::request_header<>& head, std::string body,
                        std::string remote_address) {
   ApiRequest api;
@@ -353,11 +366,12 @@ ApiRequest api_request(const http::request_header<>& head, std::string body,
   api.body = std::move(body);
   api.remote_address = std::move(remote_address);
   api.cookie = std::string(head[http::field::cookie]);
-  api.csrf_token = std::string(head["X-CSRF-Token"]);
-  api.content_type = std::string(head[http::field::content_type]);
-  api.origin = std::string(head[http::field::origin]);
-  api.fetch_site = std::string(head["Sec-Fetch-Site"]);
-  api.host = std::string(head[http::field::host]);
+  // What judges where a request comes from (sign-in) is read whole: see all_values.
+  api.content_type = all_values(head, "Content-Type");
+  api.origin = all_values(head, "Origin");
+  api.fetch_site = all_values(head, "Sec-Fetch-Site");
+  api.host = all_values(head, "Host");
+  api.csrf_token = all_values(head, "X-CSRF-Token");
   return api;
 }
 

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <nlohmann/json.hpp>
 
+#include "controller/api/server.h"
 #include "controller/store/audit_chain.h"
 #include "controller/store/sqlite_store.h"
 #include "protocol/crypto.h"
@@ -830,6 +831,29 @@ TEST_F(ApiRouterTest, OtherSitesCannotSignInNorSpendTheAddresssFailureBudget) {
     EXPECT_EQ(router->handle(enroll).status, 403);
   }
   EXPECT_EQ(call("GET", "/api/v1/agents", admin_token).status, 200);  // not 429
+}
+
+// A header sent twice is read as both values (the server joins them), so a second Origin or
+// Sec-Fetch-Site cannot hide behind a first one that passes; media types ignore case.
+TEST_F(ApiRouterTest, SignInReadsRepeatedHeadersWholeAndMediaTypesWithoutCase) {
+  const auto sign_in = [&](const std::vector<std::pair<std::string, std::string>>& headers) {
+    boost::beast::http::request_header<> head;
+    head.method(boost::beast::http::verb::post);
+    head.target("/api/v1/session");
+    head.set(boost::beast::http::field::host, "127.0.0.1:8443");
+    for (const auto& [name, value] : headers) head.insert(name, value);
+    return router->handle(
+        api_request(head, json{{"token", analyst_token}}.dump(), "127.0.0.1")).status;
+  };
+  EXPECT_EQ(sign_in({{"Content-Type", "application/json"}, {"Origin", "https://127.0.0.1:8443"},
+                     {"Origin", "https://evil.example"}}),
+            403);
+  EXPECT_EQ(sign_in({{"Content-Type", "application/json"}, {"Sec-Fetch-Site", "none"},
+                     {"Sec-Fetch-Site", "cross-site"}}),
+            403);
+  EXPECT_EQ(sign_in({{"Content-Type", "application/json"}, {"Content-Type", "text/plain"}}), 403);
+  EXPECT_EQ(sign_in({{"Content-Type", "APPLICATION/JSON"}, {"Origin", "https://127.0.0.1:8443"}}),
+            201);
 }
 
 TEST_F(ApiRouterTest, ConsoleFilesAreServedWithAStrictPolicyAndDeepLinksOpenTheApp) {

@@ -65,7 +65,9 @@ function StartRun(props: { alertId: string; session: Session }) {
       const run = await api('/api/v1/runs', 'POST', { playbook: name, alert_id: props.alertId, simulate, force });
       navigate(`/ui/runs/${run.id}`);
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
+      if (err instanceof ApiError && err.status === 409)
+        setError(`${err.message.split('; to start another')[0]}. To start another anyway, tick "even if a run of it over this alert has not ended".`);
+      else setError(err instanceof ApiError ? err.message : String(err));
     }
   };
   const names: Json[] = playbooks.data?.playbooks ?? [];
