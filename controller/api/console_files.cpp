@@ -65,12 +65,7 @@ ApiResponse ConsoleFiles::serve(std::string_view path) const {
         404, fmt::format("the web console is not installed on this controller (looked in {})",
                          root_.string()));
   }
-  if (path == "/ui") {
-    ApiResponse moved{301, ""};
-    moved.content_type = "text/plain";
-    moved.headers.emplace_back("Location", "/ui/");
-    return moved;
-  }
+  if (path == "/ui") return redirect_response(301, "/ui/");
   auto it = files_.find(path);
   // A path without a file is one of the app's own pages; a missing asset is a 404.
   const auto last = path.substr(path.rfind('/') + 1);

@@ -72,17 +72,6 @@ bool ConsoleSessions::close(std::string_view cookie_header) {
   return by_secret_hash_.erase(crypto::sha256_hex(secret)) > 0;
 }
 
-void ConsoleSessions::close_all_of(const std::string& operator_name) {
-  std::lock_guard lock(mutex_);
-  std::erase_if(by_secret_hash_,
-                [&](const auto& e) { return e.second.operator_name == operator_name; });
-}
-
-std::size_t ConsoleSessions::size() {
-  std::lock_guard lock(mutex_);
-  return by_secret_hash_.size();
-}
-
 std::string ConsoleSessions::set_cookie(const ConsoleSession& session) const {
   return fmt::format("{}={}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Strict",
                      kSessionCookie, session.secret, lifetime_ms_ / 1000);

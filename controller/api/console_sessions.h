@@ -47,14 +47,10 @@ class ConsoleSessions {
   std::optional<ConsoleSession> find(std::string_view cookie_header);
   // Ends the session in `cookie_header`; whether there was one.
   bool close(std::string_view cookie_header);
-  // Ends every session of `operator_name` (disabled operator).
-  void close_all_of(const std::string& operator_name);
 
   // Set-Cookie values: the session's cookie, and one that deletes it.
   std::string set_cookie(const ConsoleSession& session) const;
   static std::string clear_cookie();
-
-  std::size_t size();
 
  private:
   static std::string cookie_value(std::string_view cookie_header);

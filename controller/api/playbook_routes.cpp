@@ -265,10 +265,8 @@ ApiResponse PlaybookApi::playbook_view(const std::vector<std::string>& parts,
   if (verb == "impact" && request.method != "GET") return error(405, "use GET");
   if (verb == "backtest" && request.method != "POST") return error(405, "use POST");
   if (engine_ == nullptr) return error(404, "no playbooks are loaded on this controller");
-  const auto& loaded = engine_->playbooks();
-  const auto playbook = std::find_if(loaded.begin(), loaded.end(),
-                                     [&](const Playbook& p) { return p.name == parts[1]; });
-  if (playbook == loaded.end()) return error(404, fmt::format("no playbook {}", parts[1]));
+  const auto* playbook = engine_->find(parts[1]);
+  if (playbook == nullptr) return error(404, fmt::format("no playbook {}", parts[1]));
   if (verb == "impact") {
     auto agents = store_.list_agents();
     if (!agents) return error(500, agents.error().message);

@@ -79,6 +79,12 @@ ApiResponse json_response(int status, const json& body) { return ApiResponse{sta
 ApiResponse error_response(int status, std::string_view message) {
   return json_response(status, json{{"error", message}});
 }
+ApiResponse redirect_response(int status, std::string location) {
+  ApiResponse moved{status, ""};
+  moved.content_type = "text/plain";
+  moved.headers.emplace_back("Location", std::move(location));
+  return moved;
+}
 
 std::string percent_decode(std::string_view raw, bool plus_is_space) {
   std::string value;
@@ -301,21 +307,22 @@ ApiResponse ApiRouter::route_session(const ApiRequest& request) {
     return response;
   }
   if (method != "GET" && method != "DELETE") return error(405, "use GET, POST or DELETE");
-  auto session = deps_.sessions->find(request.cookie);
-  auto record = session ? deps_.auth.authenticate_hash(session->token_hash)
-                        : Result<ApiTokenRecord>(Error{"not signed in"});
-  if (!record) {
-    auto response = error(401, record.error().message);
+  // The session in the cookie (a bearer token is no session), as every other route reads it.
+  auto caller = identify(request);
+  if (!caller || !caller->session) {
+    auto response = error(401, caller ? "not signed in" : caller.error().message);
     response.headers.emplace_back("Set-Cookie", ConsoleSessions::clear_cookie());
     return response;
   }
-  if (method == "GET") return reply(200, session_json(*record, *session));
+  const auto& record = caller->record;
+  const auto& session = caller->session;
+  if (method == "GET") return reply(200, session_json(record, *session));
   // Signing out changes state: a page elsewhere must not be able to sign a responder out.
   if (!secrets_equal(request.csrf_token, session->csrf_token))
     return error(403, "signing out needs the session's X-CSRF-Token header");
   deps_.sessions->close(request.cookie);
   (void)deps_.store.append_audit(
-      AuditEvent{record->name, "console.signed_out", record->name,
+      AuditEvent{record.name, "console.signed_out", record.name,
                  json{{"remote_address", address}}.dump()},
       now);
   auto response = reply(200, json{{"signed_out", true}});
@@ -372,12 +379,7 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   // The web console: public files (the data they show comes from the API below, signed in).
   if (path == "/" || path == "/ui" || path.starts_with("/ui/")) {
     if (method != "GET") return error(405, "use GET");
-    if (path == "/") {
-      ApiResponse moved{302, ""};
-      moved.content_type = "text/plain";
-      moved.headers.emplace_back("Location", "/ui/");
-      return moved;
-    }
+    if (path == "/") return redirect_response(302, "/ui/");
     if (!deps_.console) return error(404, "the web console is not enabled on this controller");
     return deps_.console->serve(path);
   }

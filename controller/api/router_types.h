@@ -46,6 +46,8 @@ struct ApiResponse {
 // A JSON response, and {"error": message} with `status`.
 ApiResponse json_response(int status, const nlohmann::json& body);
 ApiResponse error_response(int status, std::string_view message);
+// `status` (301, 302) with Location: `location`.
+ApiResponse redirect_response(int status, std::string location);
 
 // The percent-decoded value of `name` in the target's query string ("" when absent).
 std::string query_param(std::string_view target, std::string_view name);

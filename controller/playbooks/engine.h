@@ -78,6 +78,8 @@ class PlaybookEngine {
   ~PlaybookEngine();
 
   const std::vector<Playbook>& playbooks() const { return playbooks_; }
+  // The loaded playbook of that name; null when there is none.
+  const Playbook* find(const std::string& name) const;
   // The policy and the asset map runs are held to (impact maps and backtests use the same).
   const AutonomyPolicy& autonomy() const { return deps_.autonomy; }
   const AssetCatalog& assets() const { return deps_.assets; }
@@ -145,7 +147,6 @@ class PlaybookEngine {
   Result<PlaybookRunRecord> insert(const Playbook& playbook, const AlertRecord& alert,
                                    const std::string& run_id, const std::string& started_by,
                                    bool simulate_only);
-  const Playbook* find(const std::string& name) const;
 
   PlaybookEngineDeps deps_;
   std::vector<Playbook> playbooks_;
