@@ -196,18 +196,24 @@ class LinuxMemoryCapture final : public MemoryCapture {
     const int mem = ::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC);
     if (mem < 0)
       return Error{fmt::format("cannot open memory of {}: {}", pid, std::strerror(errno))};
-    std::vector<std::uint8_t> buffer(kChunk);
+    std::vector<std::uint8_t> own_buffer(kChunk);
     Status status = ok_status();
     for (const auto& m : maps) {
       if (!m.write_data || !status) continue;
       ++report.mappings;
-      for (std::uint64_t at = m.start; at < m.end && status; at += kChunk) {
-        const std::size_t want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m.end - at));
-        if (read_remote(pid, mem, at, buffer.data(), want) != static_cast<ssize_t>(want)) {
-          read_page_by_page(mem, at, want, buffer, m.path, report);
+      std::size_t want = 0;
+      for (std::uint64_t at = m.start; at < m.end && status; at += want) {
+        want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m.end - at));
+        // Read into the sink's own buffer when it lends one (no copy); a loan may be shorter.
+        std::uint8_t* into = own_buffer.data();
+        if (const auto loan = out.lend(want); loan.size() >= kPage) {
+          into = loan.data();
+          want = loan.size() / kPage * kPage;
         }
-        status = write(buffer.data(), want);
+        if (read_remote(pid, mem, at, into, want) != static_cast<ssize_t>(want)) {
+          read_page_by_page(mem, at, want, into, m.path, report);
+        }
+        status = write(into, want);
         report.memory_bytes += want;
         if (options.progress) options.progress(report.bytes_written, data_offset);
       }
@@ -221,13 +227,13 @@ class LinuxMemoryCapture final : public MemoryCapture {
  private:
   // A chunk with unreadable pages: keep what reads, zero the rest, and say where.
   static void read_page_by_page(int mem, std::uint64_t at, std::size_t size,
-                                std::vector<std::uint8_t>& buffer, const std::string& path,
+                                std::uint8_t* buffer, const std::string& path,
                                 CaptureReport& report) {
     for (std::size_t off = 0; off < size; off += kPage) {
-      if (::pread(mem, buffer.data() + off, kPage, static_cast<off_t>(at + off)) ==
+      if (::pread(mem, buffer + off, kPage, static_cast<off_t>(at + off)) ==
           static_cast<ssize_t>(kPage))
         continue;
-      std::memset(buffer.data() + off, 0, kPage);
+      std::memset(buffer + off, 0, kPage);
       if (!report.skipped.empty() && report.skipped.back().end == at + off &&
           report.skipped.back().reason == "read failed") {
         report.skipped.back().end += kPage;
