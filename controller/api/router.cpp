@@ -1,6 +1,7 @@
 #include "controller/api/router.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -660,13 +661,21 @@ ApiResponse ApiRouter::create_enrollment_token(const ApiRequest& request,
   }
   auto ttl_ms = parse_duration_ms(ttl);
   if (!ttl_ms) return error(400, ttl_ms.error().message);
-  auto token = deps_.enrollment.create_token(uses, *ttl_ms, caller.name);
+  std::vector<std::string> labels;
+  if (body->contains("labels")) {
+    auto checked = label_list((*body)["labels"]);
+    if (!checked) return error(400, checked.error().message);
+    labels = std::move(*checked);
+  }
+  auto token = deps_.enrollment.create_token(uses, *ttl_ms, caller.name, labels);
   if (!token) return error(400, token.error().message);
-  spdlog::info("api: enrollment token {} created by {} ({} uses, expires {})", token->record.id,
-               caller.name, uses, format_utc_ms(token->record.expires_at_ms));
+  spdlog::info("api: enrollment token {} created by {} ({} uses, expires {}, labels [{}])",
+               token->record.id, caller.name, uses, format_utc_ms(token->record.expires_at_ms),
+               fmt::join(labels, ", "));
   return reply(201, json{{"id", token->record.id},
                          {"token", token->secret},
                          {"uses", token->record.max_uses},
+                         {"labels", labels},
                          {"expires_at", format_utc_ms(token->record.expires_at_ms)}});
 }
 

@@ -2,6 +2,7 @@
 //   riposte [--server URL] [--token T] [--ca FILE] <noun> <verb> [--json]
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -113,6 +114,10 @@ int main(int argc, char** argv) {
   std::string ttl = "24h";
   create->add_option("--uses", uses, "how many agents may enroll with it (default 1)");
   create->add_option("--ttl", ttl, "lifetime, e.g. 30m, 24h, 7d (default 24h)");
+  std::vector<std::string> token_labels;
+  create->add_option("--label", token_labels,
+                     "label every agent enrolled with it gets (repeatable)")
+      ->allow_extra_args(false);
   create->add_flag("--json", as_json, "print JSON");
 
   auto* action = app.add_subcommand("action", "response actions");
@@ -432,14 +437,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (create->parsed()) {
-    const auto result =
-        call(c, "POST", "/api/v1/enrollment-tokens", json{{"uses", uses}, {"ttl", ttl}});
+    json request{{"uses", uses}, {"ttl", ttl}};
+    if (!token_labels.empty()) request["labels"] = token_labels;
+    const auto result = call(c, "POST", "/api/v1/enrollment-tokens", request);
     if (as_json) {
       std::cout << result.dump(2) << "\n";
     } else {
       std::cout << "Enrollment token (shown once): " << text(result["token"]) << "\n"
                 << "Uses: " << text(result["uses"]) << ", expires " << text(result["expires_at"])
                 << "\n";
+      if (!token_labels.empty())
+        std::cout << "Agents enrolled with it are labelled: " << fmt::format("{}", fmt::join(token_labels, " "))
+                  << "\n";
     }
     return 0;
   }

@@ -10,7 +10,8 @@ Enrollment::Enrollment(Store& store, const Pki& pki, const Clock& clock)
     : store_(store), pki_(pki), clock_(clock) {}
 
 Result<NewEnrollmentToken> Enrollment::create_token(int max_uses, std::int64_t ttl_ms,
-                                                    const std::string& created_by) {
+                                                    const std::string& created_by,
+                                                    std::vector<std::string> labels) {
   if (max_uses < 1 || max_uses > kMaxUses) {
     return Error{fmt::format("uses must be between 1 and {}", kMaxUses)};
   }
@@ -26,7 +27,8 @@ Result<NewEnrollmentToken> Enrollment::create_token(int max_uses, std::int64_t t
                                      now + ttl_ms,
                                      max_uses,
                                      0,
-                                     created_by};
+                                     created_by,
+                                     std::move(labels)};
   if (auto s = store_.insert_enrollment_token(out.record); !s) return s.error();
   return out;
 }
@@ -49,6 +51,7 @@ Result<EnrollmentGrant> Enrollment::enroll(const EnrollmentRequest& request) {
   agent.cert_serial = issued->serial_hex;
   agent.cert_fingerprint = issued->fingerprint;
   agent.enrolled_at_ms = clock_.now_unix_ms();
+  agent.labels = token->labels;
   if (auto s = store_.insert_agent(agent); !s) return s.error();
   return EnrollmentGrant{agent_id, issued->certificate_pem, pki_.ca_certificate_pem(),
                          pki_.action_public_key_pem()};

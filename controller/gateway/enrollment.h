@@ -33,14 +33,18 @@ struct EnrollmentGrant {
 
 class Enrollment {
  public:
-  static constexpr int kMaxUses = 10000;
+  // A fleet is rolled out with one token per group of hosts: tens of thousands of uses.
+  static constexpr int kMaxUses = 100000;
   static constexpr std::int64_t kMinTtlMs = 1000;
   static constexpr std::int64_t kMaxTtlMs = 365LL * 24 * 3600 * 1000;
 
   Enrollment(Store& store, const Pki& pki, const Clock& clock);
 
+  // `labels` (already checked by the caller) are given to every agent enrolled with the token,
+  // so a group of hosts can be targeted by label from its first session.
   Result<NewEnrollmentToken> create_token(int max_uses, std::int64_t ttl_ms,
-                                          const std::string& created_by);
+                                          const std::string& created_by,
+                                          std::vector<std::string> labels = {});
 
   // Checks the token (one use is spent only when everything else is valid), issues a certificate
   // with a new agent id, and records the agent.

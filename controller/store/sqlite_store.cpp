@@ -330,6 +330,10 @@ ALTER TABLE actions ADD COLUMN automatic INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX actions_automatic ON actions (issued_at_ms) WHERE automatic = 1;
 CREATE INDEX runs_by_alert ON playbook_runs (alert_id, playbook);
 )sql"},
+    {10, "labels an enrollment token gives the agents enrolled with it",
+     R"sql(
+ALTER TABLE enrollment_tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -488,8 +492,9 @@ Status SqliteStore::insert_enrollment_token(const EnrollmentTokenRecord& t) {
   std::lock_guard lock(mutex_);
   return Statement(cache_,
                    "INSERT INTO enrollment_tokens (id, token_hash, created_at_ms, expires_at_ms, "
-                   "max_uses, uses, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
-      .bind(t.id, t.token_hash, t.created_at_ms, t.expires_at_ms, t.max_uses, t.uses, t.created_by)
+                   "max_uses, uses, created_by, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(t.id, t.token_hash, t.created_at_ms, t.expires_at_ms, t.max_uses, t.uses, t.created_by,
+            to_json_list(t.labels))
       .run();
 }
 
@@ -506,8 +511,8 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
     return result;
   };
   Statement q(cache_,
-              "SELECT id, token_hash, created_at_ms, expires_at_ms, max_uses, uses, created_by "
-              "FROM enrollment_tokens WHERE token_hash = ?");
+              "SELECT id, token_hash, created_at_ms, expires_at_ms, max_uses, uses, created_by, "
+              "labels FROM enrollment_tokens WHERE token_hash = ?");
   q.bind(token_hash);
   if (q.step() != SQLITE_ROW) return finish(Error{"unknown enrollment token"});
   EnrollmentTokenRecord t{q.text(0),
@@ -516,7 +521,8 @@ Result<EnrollmentTokenRecord> SqliteStore::consume_enrollment_token(const std::s
                           q.integer(3),
                           static_cast<int>(q.integer(4)),
                           static_cast<int>(q.integer(5)),
-                          q.text(6)};
+                          q.text(6),
+                          from_json_list(q.text(7))};
   if (now_ms >= t.expires_at_ms) return finish(Error{"enrollment token expired"});
   if (t.uses >= t.max_uses) return finish(Error{"enrollment token has no uses left"});
   auto updated = Statement(cache_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?")
@@ -534,11 +540,11 @@ Status SqliteStore::insert_agent(const AgentRecord& a) {
              db_,
              "INSERT INTO agents (id, hostname, os_name, os_version, kernel, arch, agent_version, "
              "ip_addresses, mac_addresses, capabilities, cert_serial, cert_fingerprint, "
-             "enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+             "enrolled_at_ms, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(a.id, a.facts.hostname, a.facts.os_name, a.facts.os_version, a.facts.kernel,
             a.facts.arch, a.facts.agent_version, to_json_list(a.facts.ip_addresses),
             to_json_list(a.facts.mac_addresses), to_json_list(a.facts.capabilities), a.cert_serial,
-            a.cert_fingerprint, a.enrolled_at_ms)
+            a.cert_fingerprint, a.enrolled_at_ms, to_json_list(a.labels))
       .run();
 }
 

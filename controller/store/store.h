@@ -22,6 +22,7 @@ struct EnrollmentTokenRecord {
   int max_uses = 1;
   int uses = 0;
   std::string created_by;
+  std::vector<std::string> labels;  // given to every agent enrolled with the token
 };
 
 struct AgentFactsRecord {

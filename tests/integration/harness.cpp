@@ -143,7 +143,7 @@ std::optional<int> ChildProcess::wait_for_exit(std::chrono::milliseconds timeout
   return status_;
 }
 
-ControllerUnderTest::ControllerUnderTest() {
+ControllerUnderTest::ControllerUnderTest() : tmp_(std::in_place), dir_(tmp_->path()) {
   const auto result =
       run_command({bin("riposte-controller"), "init", "--data-dir", data_dir().string(), "--json"});
   if (result.exit_code != 0) throw std::runtime_error("init failed: " + result.err);
@@ -152,6 +152,28 @@ ControllerUnderTest::ControllerUnderTest() {
   ca_fingerprint_ = init.at("ca_fingerprint");
   // A 1 s heartbeat keeps timing-dependent tests short.
   std::ofstream(dir() / "controller.yaml") << "heartbeat_interval: 1s\nlog_level: debug\n";
+}
+
+ControllerUnderTest::ControllerUnderTest(const fs::path& keep_dir) : dir_(keep_dir) {
+  // init prints the admin token once: kept beside the data (0600) for the next run.
+  const auto saved = keep_dir / "init.json";
+  if (!fs::exists(saved)) {
+    fs::remove_all(data_dir());
+    fs::create_directories(keep_dir);
+    const auto result = run_command(
+        {bin("riposte-controller"), "init", "--data-dir", data_dir().string(), "--json"});
+    if (result.exit_code != 0) throw std::runtime_error("init failed: " + result.err);
+    const int fd = ::open(saved.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const bool written =
+        fd >= 0 && ::write(fd, result.out.data(), result.out.size()) ==
+                       static_cast<ssize_t>(result.out.size());
+    if (fd >= 0) ::close(fd);
+    if (!written) throw std::runtime_error("cannot write " + saved.string());
+  }
+  const auto init = nlohmann::json::parse(read_text(saved));
+  admin_token_ = init.at("admin_token");
+  ca_fingerprint_ = init.at("ca_fingerprint");
+  std::ofstream(dir() / "controller.yaml") << "log_level: info\n";
 }
 
 ControllerUnderTest::~ControllerUnderTest() {
@@ -241,6 +263,10 @@ std::unique_ptr<ChildProcess> ControllerUnderTest::start_agent(
       "--log-level",         "debug"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   return std::make_unique<ChildProcess>(argv, dir() / log_name);
+}
+
+void ControllerUnderTest::set_config(const std::string& yaml) {
+  std::ofstream(dir() / "controller.yaml", std::ios::trunc) << yaml;
 }
 
 void ControllerUnderTest::add_config(const std::string& yaml) {

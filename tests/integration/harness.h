@@ -69,6 +69,9 @@ class ChildProcess {
 class ControllerUnderTest {
  public:
   ControllerUnderTest();
+  // A controller whose data lives in `keep_dir` and outlives the test: created (init) the first
+  // time, reused after (benchmarks cache enrolled identities against it).
+  explicit ControllerUnderTest(const std::filesystem::path& keep_dir);
   // Stops the controller and fails the test if any process log in the directory (controller or
   // agent) holds a sanitizer report: under the asan preset every child is instrumented too.
   ~ControllerUnderTest();
@@ -91,6 +94,8 @@ class ControllerUnderTest {
                                             const std::vector<std::string>& extra_args = {});
   // Adds lines to controller.yaml (takes effect at the next start()).
   void add_config(const std::string& yaml);
+  // Replaces controller.yaml (takes effect at the next start()).
+  void set_config(const std::string& yaml);
   nlohmann::json agent(const std::string& id);
   // Enrolls `state_dir`, starts the agent and waits until the controller shows it online.
   struct OnlineAgent {
@@ -103,8 +108,8 @@ class ControllerUnderTest {
   // `riposte action show ID --json`.
   nlohmann::json action(const std::string& id);
 
-  const std::filesystem::path& dir() const { return tmp_.path(); }
-  std::filesystem::path data_dir() const { return tmp_.path() / "controller"; }
+  const std::filesystem::path& dir() const { return dir_; }
+  std::filesystem::path data_dir() const { return dir_ / "controller"; }
   std::string ca_cert() const { return (data_dir() / "ca.pem").string(); }
   const std::string& ca_fingerprint() const { return ca_fingerprint_; }
   const std::string& admin_token() const { return admin_token_; }
@@ -113,7 +118,8 @@ class ControllerUnderTest {
   int gateway_port() const;
 
  private:
-  TempDir tmp_;
+  std::optional<TempDir> tmp_;
+  std::filesystem::path dir_;
   std::vector<std::unique_ptr<ChildProcess>> retired_;
   std::string admin_token_;
   std::string ca_fingerprint_;

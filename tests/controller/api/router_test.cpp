@@ -157,6 +157,15 @@ TEST_F(ApiRouterTest, EnrollmentTokenCreationValidatesItsInput) {
   EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"uses": 0})").status, 400);
   EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"ttl": "forever"})").status,
             400);
+  auto labelled = call("POST", "/api/v1/enrollment-tokens", admin_token,
+                       R"({"uses": 50000, "labels": ["web", "dmz"]})");
+  ASSERT_EQ(labelled.status, 201) << labelled.body;
+  EXPECT_EQ(parse(labelled)["labels"], json::array({"web", "dmz"}));
+  EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"labels": "web"})").status,
+            400);
+  EXPECT_EQ(
+      call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"labels": ["no spaces"]})").status,
+      400);
 }
 
 TEST_F(ApiRouterTest, EnrolledAgentIsListedShownAndRevoked) {

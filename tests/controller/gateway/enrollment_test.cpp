@@ -59,6 +59,18 @@ TEST_F(EnrollmentTest, ValidTokenEnrollsAndRecordsTheAgent) {
   EXPECT_EQ(grant->action_public_key_pem, pki->action_public_key_pem());
 }
 
+// A group of hosts rolled out with one token carries its labels from the first session on, so a
+// fan-out by label reaches them without labelling each one afterwards.
+TEST_F(EnrollmentTest, AgentsEnrolledWithATokenGetItsLabels) {
+  auto labelled = enrollment->create_token(2, kHour, "alice", {"web", "pci"});
+  auto plain = enrollment->create_token(1, kHour, "alice");
+  auto a = enrollment->enroll({labelled->secret, fresh_csr(), "a"});
+  auto b = enrollment->enroll({plain->secret, fresh_csr(), "b"});
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ((*store->find_agent(a->agent_id))->labels, (std::vector<std::string>{"web", "pci"}));
+  EXPECT_TRUE((*store->find_agent(b->agent_id))->labels.empty());
+}
+
 TEST_F(EnrollmentTest, TokenIsRefusedOnceItsUsesAreSpent) {
   auto token = enrollment->create_token(2, kHour, "alice");
   EXPECT_TRUE(enrollment->enroll({token->secret, fresh_csr(), "a"}));

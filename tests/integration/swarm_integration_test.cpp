@@ -1,0 +1,114 @@
+// The agent swarm (tests/swarm) against a real controller: 200 simulated agents enroll through
+// the real API, hold real mutual-TLS sessions, answer a signed fan-out, and come back after the
+// controller restarts. The big runs are scale_bench; this keeps the swarm itself honest in CI.
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/integration/harness.h"
+#include "tests/swarm/swarm.h"
+
+namespace riposte::testing {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr int kAgents = 200;
+
+class SwarmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    swarm::raise_file_limit(4096);
+    controller.start();
+  }
+
+  swarm::SwarmOptions options(const std::string& token) {
+    swarm::SwarmOptions o;
+    o.api = parse_host_port(controller.api()).value();
+    o.gateway = parse_host_port(controller.gateway()).value();
+    o.ca_pin = controller.ca_fingerprint();
+    o.enroll_token = token;
+    o.identities_dir = identities.path();
+    o.agents = kAgents;
+    o.source_addresses = 16;
+    o.reconnect_initial = 200ms;
+    o.reconnect_max = 2s;
+    return o;
+  }
+
+  bool wait_for(const std::function<bool(const swarm::Snapshot&)>& done, swarm::Swarm& s,
+                std::chrono::milliseconds timeout) {
+    return wait_until([&] { return done(s.snapshot()); }, timeout);
+  }
+
+  ControllerUnderTest controller;
+  TempDir identities;
+};
+
+TEST_F(SwarmTest, TwoHundredAgentsConnectAnswerAFanOutAndSurviveARestart) {
+  const auto token = controller
+                         .cli_json({"tokens", "create", "--uses", std::to_string(kAgents),
+                                    "--label", "swarm"})
+                         .at("token")
+                         .get<std::string>();
+  auto prepared = swarm::Swarm::prepare(options(token));
+  ASSERT_TRUE(prepared) << prepared.error().message;
+  auto& swarm = **prepared;
+  ASSERT_EQ(swarm.agent_ids().size(), static_cast<std::size_t>(kAgents));
+  swarm.start();
+  ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == kAgents; }, swarm, 60s))
+      << swarm.snapshot().sessions << " sessions";
+  // The controller agrees: every one of them online, with the token's label.
+  const auto listed = controller.cli_json({"agents", "list"});
+  int online_and_labelled = 0;
+  for (const auto& a : listed.at("agents"))
+    online_and_labelled += a["status"] == "online" && a["labels"] == nlohmann::json{"swarm"};
+  EXPECT_EQ(online_and_labelled, kAgents) << listed.dump().substr(0, 500);
+
+  // One signed action to every agent labelled by the token; each verifies and answers, and the
+  // controller acknowledges each result once it is stored.
+  const auto run = controller.cli({"action", "run", "network.status", "--label", "swarm"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_TRUE(wait_for([](auto& s) { return s.results_acked == kAgents; }, swarm, 60s))
+      << swarm.snapshot().results_acked << " results stored";
+  EXPECT_EQ(swarm.snapshot().actions, kAgents);
+  EXPECT_EQ(swarm.snapshot().bad_actions, 0);
+
+  // The controller goes away and comes back on the same ports: every agent reconnects.
+  controller.stop_gracefully();
+  ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == 0; }, swarm, 20s));
+  controller.start(/*same_ports=*/true);
+  ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == kAgents; }, swarm, 60s))
+      << swarm.snapshot().sessions << " sessions after the restart";
+  const auto after = swarm.snapshot();
+  EXPECT_GE(after.accepted, 2 * kAgents);
+  EXPECT_EQ(after.refused, 0);
+  swarm.stop();
+}
+
+// Identities are enrolled once: a second swarm against the same controller needs no token.
+TEST_F(SwarmTest, IdentitiesAreReusedFromTheCache) {
+  const auto token =
+      controller.cli_json({"tokens", "create", "--uses", "20"}).at("token").get<std::string>();
+  auto o = options(token);
+  o.agents = 20;
+  auto first = swarm::Swarm::prepare(o);
+  ASSERT_TRUE(first) << first.error().message;
+  const auto ids = (*first)->agent_ids();
+  first->reset();
+  o.enroll_token.clear();
+  auto second = swarm::Swarm::prepare(o);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ((*second)->agent_ids(), ids);
+  (*second)->start();
+  EXPECT_TRUE(wait_for([](auto& s) { return s.sessions == 20; }, **second, 30s));
+  // More agents than cached, and no token: said plainly.
+  o.agents = 21;
+  auto short_of_one = swarm::Swarm::prepare(o);
+  ASSERT_FALSE(short_of_one);
+  EXPECT_NE(short_of_one.error().message.find("20 identities"), std::string::npos)
+      << short_of_one.error().message;
+}
+
+}  // namespace
+}  // namespace riposte::testing
