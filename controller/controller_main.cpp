@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <CLI/CLI.hpp>
@@ -104,8 +105,21 @@ int cmd_init(const CommonFlags& flags, bool json, const std::string& token_file)
 
 // Runs the service until SIGINT/SIGTERM. `on_started` runs once the listeners are bound, while
 // the io threads serve; `on_stop` runs when a signal arrives.
+// Each agent session is a descriptor: a soft limit of 1024 (the usual default) would refuse the
+// 1000-somethingth agent. The soft limit goes up to the hard one, which the service manager sets
+// (LimitNOFILE in riposte-controller.service), as nginx and Go programs do.
+void raise_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const auto before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
+    spdlog::info("controller: open-file limit raised from {} to {}", before, limit.rlim_cur);
+}
+
 int serve(ControllerService& service, const std::function<void()>& on_started,
           const std::function<void()>& on_stop) {
+  raise_file_limit();
   // status.json for `riposte-controller status`: running, since when, the last error logged.
   SystemClock clock;
   auto status =
