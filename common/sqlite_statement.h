@@ -47,6 +47,9 @@ class StatementCache {
   StatementCache(const StatementCache&) = delete;
   StatementCache& operator=(const StatementCache&) = delete;
   sqlite3* db() const { return db_; }
+  // Rows the cached statements stepped through in full-table scans, all time: a query that ought
+  // to use an index and does not shows here (SQLITE_STMTSTATUS_FULLSCAN_STEP).
+  std::uint64_t full_scan_steps() const { return full_scan_steps_; }
 
   // A reset statement for `sql`, or nullptr if that statement is already in use (the caller
   // then prepares its own).
@@ -58,6 +61,8 @@ class StatementCache {
     return entry.stmt;
   }
   void release(sqlite3_stmt* stmt) {
+    full_scan_steps_ += static_cast<std::uint64_t>(
+        sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, /*reset=*/1));
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     for (auto& [sql, entry] : entries_) {
@@ -72,6 +77,7 @@ class StatementCache {
   };
   sqlite3* db_;
   std::map<std::string, Entry> entries_;
+  std::uint64_t full_scan_steps_ = 0;
 };
 
 // Finalizes a statement of its own, hands a cached one back.

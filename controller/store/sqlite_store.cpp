@@ -481,6 +481,11 @@ Status SqliteStore::migrate(int target_version) {
   return ok_status();
 }
 
+std::uint64_t SqliteStore::full_scan_steps() {
+  std::lock_guard lock(mutex_);
+  return cache_.full_scan_steps();
+}
+
 int SqliteStore::schema_version() {
   std::lock_guard lock(mutex_);
   Statement q(cache_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
@@ -1083,8 +1088,12 @@ Result<std::vector<ActionRecord>> SqliteStore::run_actions(const std::string& ru
 
 Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::string& agent_id) {
   std::lock_guard lock(mutex_);
+  // Asked on every agent connection. The partial index actions_open is used only when the query
+  // repeats its condition word for word (SQLite does not see that one IN list implies another);
+  // without it, every connection scanned the whole action history.
   Statement q(cache_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
-                                  "('queued', 'delivered') ORDER BY issued_at_ms, id",
+                                  "('queued', 'delivered', 'running') AND state != 'running' "
+                                  "ORDER BY issued_at_ms, id",
                                   kActionColumns));
   q.bind(agent_id);
   return collect_rows(db_, q, action_from_row, "list actions to deliver");

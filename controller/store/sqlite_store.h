@@ -27,6 +27,9 @@ class SqliteStore final : public Store {
   static int latest_schema_version();
 
   int schema_version() override;
+  // Rows stepped through by full-table scans so far (see StatementCache::full_scan_steps): what
+  // the work an agent's session causes must keep at zero, whatever the size of the history.
+  std::uint64_t full_scan_steps();
   Status insert_enrollment_token(const EnrollmentTokenRecord& token) override;
   Result<EnrollmentTokenRecord> consume_enrollment_token(const std::string& token_hash,
                                                          std::int64_t now_ms) override;
