@@ -31,6 +31,7 @@ class SwarmTest : public ::testing::Test {
     o.identities_dir = identities.path();
     o.agents = kAgents;
     o.source_addresses = 16;
+    o.max_handshakes = 16;  // most agents wait their turn: the swarm's admission queue is used
     o.reconnect_initial = 200ms;
     o.reconnect_max = 2s;
     return o;

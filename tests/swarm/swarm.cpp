@@ -279,6 +279,10 @@ struct Shard {
   std::mt19937_64 rng;
   int in_flight = 0;  // connection attempts not yet answered by a HelloAck
   int max_in_flight = 1;
+  // Agents waiting for a slot, woken one at a time (their timer cancelled) as slots free up:
+  // tens of thousands of waiters polling a timer would cost the swarm more CPU than its TLS.
+  std::deque<asio::steady_timer*> waiting;
+  bool closing = false;  // set by stop(): frames being destroyed must not wake each other
   std::thread thread;
   // Last, so destroyed first: the coroutines it still holds touch the members above as they go.
   asio::io_context io{1};
@@ -318,7 +322,8 @@ asio::awaitable<void> Swarm::Impl::keep_connected(SimAgent& agent, Shard& shard)
   unsigned attempt = 0;
   while (!stopping) {
     while (shard.in_flight >= shard.max_in_flight && !stopping) {
-      wait.expires_after(std::chrono::milliseconds(2));
+      wait.expires_at(asio::steady_timer::time_point::max());
+      shard.waiting.push_back(&wait);
       co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     if (stopping) break;
@@ -336,12 +341,17 @@ asio::awaitable<void> Swarm::Impl::keep_connected(SimAgent& agent, Shard& shard)
 asio::awaitable<bool> Swarm::Impl::session(SimAgent& agent, Shard& shard) {
   auto executor = co_await asio::this_coro::executor;
   auto live = std::make_shared<Live>(executor, tls);
-  struct Admission {  // releases the shard's in-flight slot exactly once
+  struct Admission {  // releases the shard's in-flight slot exactly once, waking one waiter
     Shard& shard;
     bool held = true;
     void release() {
-      if (held) --shard.in_flight;
+      if (!held) return;
       held = false;
+      --shard.in_flight;
+      if (!shard.closing && !shard.waiting.empty()) {
+        shard.waiting.front()->cancel();
+        shard.waiting.pop_front();
+      }
     }
     ~Admission() { release(); }
   } admission{shard};
@@ -586,7 +596,11 @@ void Swarm::stop() {
   for (auto& shard : impl.shards) {
     if (!shard->thread.joinable()) continue;
     // Let the closes run, then end the loop; coroutines still suspended are destroyed with it.
-    asio::post(shard->io, [io = &shard->io] { io->stop(); });
+    asio::post(shard->io, [s = shard.get()] {
+      s->closing = true;
+      s->waiting.clear();
+      s->io.stop();
+    });
     shard->thread.join();
   }
   // Sessions hold I/O objects of the shards' io_contexts: gone before those are.
