@@ -590,28 +590,16 @@ ApiResponse ApiRouter::list_agents(const ApiRequest& request) {
   const auto host = query_param(request.target, "q");  // part of the hostname
   if (!status.empty() && status != "online" && status != "offline" && status != "revoked")
     return error(400, "status must be online, offline or revoked");
-  auto agents = deps_.store.list_agents();
-  if (!agents) return error(500, agents.error().message);
-  // Filtered here, in enrollment order: the store lists every agent for the dispatcher anyway
-  // (an indexed, paginated store query is for fleets of tens of thousands: issue 20).
-  std::vector<const AgentRecord*> matching;
-  for (const auto& a : *agents) {
-    const char* state = a.revoked_at_ms ? "revoked" : (a.connected ? "online" : "offline");
-    if (!status.empty() && status != state) continue;
-    if (!label.empty() &&
-        std::find(a.labels.begin(), a.labels.end(), label) == a.labels.end())
-      continue;
-    if (!host.empty() && a.facts.hostname.find(host) == std::string::npos) continue;
-    matching.push_back(&a);
-  }
+  // One page from the store, filtered and counted there: a page of a 50,000-agent fleet must not
+  // read the whole fleet.
+  auto found = deps_.store.find_agents({status, label, host}, Page{page->fetch_limit(), page->offset});
+  if (!found) return error(500, found.error().message);
   json body;
-  body["total"] = matching.size();
-  const auto from = std::min<std::size_t>(matching.size(), page->offset);
-  const auto to = std::min<std::size_t>(matching.size(), from + page->fetch_limit());
-  std::vector<const AgentRecord*> rows(matching.begin() + from, matching.begin() + to);
+  body["total"] = found->total;
+  auto& rows = found->agents;
   page->finish(rows, body);
   json list = json::array();
-  for (const auto* a : rows) list.push_back(agent_json(*a));
+  for (const auto& a : rows) list.push_back(agent_json(a));
   body["agents"] = std::move(list);
   return reply(200, body);
 }

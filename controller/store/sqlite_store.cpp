@@ -333,6 +333,7 @@ CREATE INDEX runs_by_alert ON playbook_runs (alert_id, playbook);
     {10, "labels an enrollment token gives the agents enrolled with it",
      R"sql(
 ALTER TABLE enrollment_tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX agents_by_hostname ON agents (hostname, id);
 )sql"},
 };
 
@@ -551,6 +552,29 @@ Status SqliteStore::insert_agent(const AgentRecord& a) {
             to_json_list(a.facts.mac_addresses), to_json_list(a.facts.capabilities), a.cert_serial,
             a.cert_fingerprint, a.enrolled_at_ms, to_json_list(a.labels))
       .run();
+}
+
+Result<AgentPage> SqliteStore::find_agents(const AgentFilter& f, Page page) {
+  // ?1 status, ?2 label, ?3 part of the hostname; pages walk agents_by_hostname in order.
+  constexpr const char* kWhere =
+      "(?1 = '' OR (?1 = 'revoked' AND revoked_at_ms IS NOT NULL) OR (?1 = 'online' AND "
+      "revoked_at_ms IS NULL AND connected = 1) OR (?1 = 'offline' AND revoked_at_ms IS NULL AND "
+      "connected = 0)) AND (?2 = '' OR EXISTS (SELECT 1 FROM json_each(agents.labels) WHERE "
+      "value = ?2)) AND (?3 = '' OR instr(hostname, ?3) > 0)";
+  std::lock_guard lock(mutex_);
+  AgentPage out;
+  Statement count(cache_, fmt::format("SELECT COUNT(*) FROM agents WHERE {}", kWhere));
+  count.bind(f.status, f.label, f.host);
+  if (count.step() != SQLITE_ROW) return db_error(db_, "count agents");
+  out.total = static_cast<std::uint64_t>(count.integer(0));
+  Statement q(cache_, fmt::format("SELECT {} FROM agents WHERE {} ORDER BY hostname, id LIMIT ?4 "
+                                  "OFFSET ?5",
+                                  kAgentColumns, kWhere));
+  q.bind(f.status, f.label, f.host, page.limit, page.offset);
+  auto rows = collect_rows(db_, q, agent_from_row, "find agents");
+  if (!rows) return rows.error();
+  out.agents = std::move(*rows);
+  return out;
 }
 
 Result<std::optional<AgentRecord>> SqliteStore::find_agent(const std::string& id) {

@@ -36,6 +36,7 @@ class SqliteStore final : public Store {
   Status insert_agent(const AgentRecord& agent) override;
   Result<std::optional<AgentRecord>> find_agent(const std::string& id) override;
   Result<std::vector<AgentRecord>> list_agents() override;
+  Result<AgentPage> find_agents(const AgentFilter& filter, Page page) override;
   Result<std::optional<ActionRecord>> last_network_action(const std::string& agent_id) override;
   Status record_agent_connected(const std::string& id, const AgentFactsRecord& facts,
                                 const std::string& remote_address, std::int64_t now_ms) override;

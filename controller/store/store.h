@@ -358,6 +358,18 @@ struct Page {
   int offset;
 };
 
+// Which agents find_agents returns; empty strings match any.
+struct AgentFilter {
+  std::string status;  // "online", "offline" (neither connected nor revoked) or "revoked"
+  std::string label;   // has this label
+  std::string host;    // part of the hostname
+};
+
+struct AgentPage {
+  std::vector<AgentRecord> agents;  // ordered by hostname, then id; at most page.limit
+  std::uint64_t total = 0;          // agents matching the filter, all pages
+};
+
 // Which cases list_cases returns; empty strings match any.
 struct CaseFilter {
   std::string status;
@@ -383,6 +395,9 @@ class Store {
   virtual Status insert_agent(const AgentRecord& agent) = 0;
   virtual Result<std::optional<AgentRecord>> find_agent(const std::string& id) = 0;
   virtual Result<std::vector<AgentRecord>> list_agents() = 0;
+  // One page of the agents matching `filter`, and how many match: the API's agent list, which
+  // must not read the whole fleet for a page of a 50,000-agent one.
+  virtual Result<AgentPage> find_agents(const AgentFilter& filter, Page page) = 0;
   // The newest succeeded network.quarantine or network.release of `agent_id` (what Riposte last
   // did to its network; the agent reports what the kernel enforces through network.status).
   virtual Result<std::optional<ActionRecord>> last_network_action(const std::string& agent_id) = 0;

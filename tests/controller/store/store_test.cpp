@@ -73,6 +73,40 @@ TEST_P(StoreContract, RevocationIsPersistedAndFirstTimeKept) {
   EXPECT_NE(unknown.error().message.find("no agent"), std::string::npos);
 }
 
+TEST_P(StoreContract, AgentPagesAreFilteredAndCountedByTheStore) {
+  for (int i = 0; i < 7; ++i) {
+    auto a = sample_agent("id-" + std::to_string(i), fmt::format("web-{}", 6 - i));
+    if (i % 2 == 0) a.labels = {"pci", "web"};
+    ASSERT_TRUE(store->insert_agent(a));
+  }
+  AgentFactsRecord facts;
+  facts.hostname = "web-0";
+  ASSERT_TRUE(store->record_agent_connected("id-6", facts, "10.0.0.1:1", 10));
+  facts.hostname = "web-1";
+  ASSERT_TRUE(store->record_agent_connected("id-5", facts, "10.0.0.1:2", 10));
+  ASSERT_TRUE(store->revoke_agent("id-4", 20));
+
+  auto all = store->find_agents({}, Page{3, 0});
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->total, 7u);
+  ASSERT_EQ(all->agents.size(), 3u);  // by hostname: web-0 (id-6), web-1 (id-5), web-2 (id-4)
+  EXPECT_EQ(all->agents[0].id, "id-6");
+  EXPECT_EQ(all->agents[2].id, "id-4");
+  auto last = store->find_agents({}, Page{3, 6});
+  ASSERT_EQ(last->agents.size(), 1u);
+  EXPECT_EQ(last->agents[0].id, "id-0");
+
+  EXPECT_EQ(store->find_agents({"online", "", ""}, Page{10, 0})->total, 2u);
+  EXPECT_EQ(store->find_agents({"revoked", "", ""}, Page{10, 0})->total, 1u);
+  EXPECT_EQ(store->find_agents({"offline", "", ""}, Page{10, 0})->total, 4u);
+  auto pci = store->find_agents({"", "pci", ""}, Page{10, 0});
+  EXPECT_EQ(pci->total, 4u);  // id-0, 2, 4, 6
+  for (const auto& a : pci->agents) EXPECT_EQ(a.labels, (std::vector<std::string>{"pci", "web"}));
+  EXPECT_EQ(store->find_agents({"", "pc", ""}, Page{10, 0})->total, 0u);  // whole labels only
+  EXPECT_EQ(store->find_agents({"online", "pci", ""}, Page{10, 0})->total, 1u);  // id-6
+  EXPECT_EQ(store->find_agents({"", "", "eb-3"}, Page{10, 0})->agents.at(0).id, "id-3");
+}
+
 TEST_P(StoreContract, MissingAgentIsEmptyNotAnError) {
   auto found = store->find_agent("missing");
   ASSERT_TRUE(found);
@@ -188,13 +222,18 @@ TEST(SqliteMigrations, ExistingDatabaseIsUpgradedKeepingItsRows) {
     auto v1 = SqliteStore::open_at_version(path, 1);
     ASSERT_TRUE(v1);
     ASSERT_EQ((*v1)->schema_version(), 1);
-    // Version 1 has no disconnect-reason column: the full agent query must wait for v2.
-    ASSERT_TRUE((*v1)->insert_agent(sample_agent("old-agent", "legacy-host")));
   }
   {
-    // A token as version 1 stored it (before operators existed), written as that version would.
+    // An agent and a token as version 1 stored them (no disconnect reason, no labels; before
+    // operators existed), written as that version would: today's insert names newer columns.
     sqlite3* raw = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw,
+                           "INSERT INTO agents (id, hostname, cert_serial, cert_fingerprint, "
+                           "enrolled_at_ms) VALUES ('old-agent', 'legacy-host', '01', "
+                           "'sha256:00', 1000)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(raw,
                            "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
                            "VALUES ('t1', 'admin', 'admin', 'h', 1)",
