@@ -13,10 +13,12 @@ namespace riposte {
 
 namespace asio = boost::asio;
 
-EnvelopeChannel::EnvelopeChannel(TlsStream& stream, std::uint32_t max_frame_size)
+template <typename Stream>
+BasicEnvelopeChannel<Stream>::BasicEnvelopeChannel(Stream& stream, std::uint32_t max_frame_size)
     : stream_(stream), decoder_(max_frame_size) {}
 
-asio::awaitable<Result<proto::Envelope>> EnvelopeChannel::read() {
+template <typename Stream>
+asio::awaitable<Result<proto::Envelope>> BasicEnvelopeChannel<Stream>::read() {
   for (;;) {
     if (auto payload = decoder_.next_view()) {
       proto::Envelope envelope;  // parsed straight from the receive buffer: evidence is large
@@ -38,7 +40,8 @@ asio::awaitable<Result<proto::Envelope>> EnvelopeChannel::read() {
   }
 }
 
-asio::awaitable<Status> EnvelopeChannel::write(const proto::Envelope& envelope) {
+template <typename Stream>
+asio::awaitable<Status> BasicEnvelopeChannel<Stream>::write(const proto::Envelope& envelope) {
   // Serialized straight behind the length header: one buffer, no intermediate copy.
   const std::size_t size = envelope.ByteSizeLong();
   std::vector<std::uint8_t> frame(kFrameHeaderSize + size);
@@ -53,6 +56,9 @@ asio::awaitable<Status> EnvelopeChannel::write(const proto::Envelope& envelope) 
   if (ec) co_return Error{describe_error(ec)};
   co_return ok_status();
 }
+
+template class BasicEnvelopeChannel<TlsStream>;
+template class BasicEnvelopeChannel<TlsSocket>;
 
 std::string describe_error(const boost::system::error_code& ec) {
   if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {

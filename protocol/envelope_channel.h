@@ -12,14 +12,17 @@
 #include "common/result.h"
 #include "protocol/agent_channel.pb.h"
 #include "protocol/framing.h"
+#include "protocol/tls_socket.h"
 
 namespace riposte {
 
 using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
 
-class EnvelopeChannel {
+// `Stream` is TlsStream (agents, clients) or TlsSocket (the gateway's many idle sessions).
+template <typename Stream>
+class BasicEnvelopeChannel {
  public:
-  EnvelopeChannel(TlsStream& stream, std::uint32_t max_frame_size);
+  BasicEnvelopeChannel(Stream& stream, std::uint32_t max_frame_size);
 
   // The next envelope, or an error naming why the stream cannot go on (peer closed, oversized
   // frame, malformed message). After an error the connection should be closed.
@@ -28,10 +31,14 @@ class EnvelopeChannel {
   boost::asio::awaitable<Status> write(const proto::Envelope& envelope);
 
  private:
-  TlsStream& stream_;
+  Stream& stream_;
   FrameDecoder decoder_;
   std::array<std::uint8_t, 16 * 1024> buffer_{};
 };
+
+using EnvelopeChannel = BasicEnvelopeChannel<TlsStream>;
+extern template class BasicEnvelopeChannel<TlsStream>;
+extern template class BasicEnvelopeChannel<TlsSocket>;
 
 // Describes a socket/TLS error in words for logs ("connection refused", "certificate verify
 // failed").

@@ -28,7 +28,8 @@ AgentGateway::AgentGateway(asio::io_context& io, Store& store, const Pki& pki, c
       options_(std::move(options)),
       limiter_(std::make_shared<ConnectionLimiter>("gateway", options_.connection_limits)),
       tls_(tls::make_tls13_context()),
-      acceptor_(io) {}
+      acceptor_(io),
+      heartbeat_flush_timer_(io) {}
 
 AgentGateway::~AgentGateway() = default;
 
@@ -55,7 +56,36 @@ Status AgentGateway::start() {
 
   if (auto s = open_listener(acceptor_, options_.listen, "agent gateway"); !s) return s;
   asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, heartbeat_flush_loop(), asio::detached);
   return ok_status();
+}
+
+void AgentGateway::note_heartbeat(const std::string& agent_id, std::int64_t now_ms) {
+  std::lock_guard lock(heartbeats_mutex_);
+  heartbeats_[agent_id] = now_ms;
+}
+
+void AgentGateway::flush_heartbeats() {
+  std::map<std::string, std::int64_t> due;
+  {
+    std::lock_guard lock(heartbeats_mutex_);
+    due.swap(heartbeats_);
+  }
+  if (due.empty()) return;
+  const std::vector<std::pair<std::string, std::int64_t>> batch(due.begin(), due.end());
+  if (auto s = store_.record_agent_heartbeats(batch); !s)
+    spdlog::error("gateway: cannot record {} heartbeats: {}", batch.size(), s.error().message);
+}
+
+asio::awaitable<void> AgentGateway::heartbeat_flush_loop() {
+  const auto every = std::min<std::chrono::seconds>(
+      kHeartbeatFlush, std::chrono::seconds(std::max<std::uint32_t>(1, options_.heartbeat_interval_seconds)));
+  while (!stopped_) {
+    heartbeat_flush_timer_.expires_after(every);
+    boost::system::error_code ec;
+    co_await heartbeat_flush_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    flush_heartbeats();
+  }
 }
 
 asio::awaitable<void> AgentGateway::accept_loop() {
@@ -80,8 +110,8 @@ asio::awaitable<void> AgentGateway::accept_loop() {
     const std::string remote = fmt::format("{}:{}", peer.address().to_string(), peer.port());
     socket.set_option(tcp::no_delay(true), endpoint_ec);
     auto executor = socket.get_executor();
-    auto session = std::make_shared<GatewaySession>(*this, TlsStream(std::move(socket), tls_),
-                                                    remote, std::move(*ticket));
+    auto session = std::make_shared<GatewaySession>(
+        *this, TlsSocket(std::move(socket), tls_.native_handle()), remote, std::move(*ticket));
     asio::co_spawn(executor, session->run(session), asio::detached);
   }
 }
@@ -90,6 +120,8 @@ void AgentGateway::stop() {
   stopped_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  heartbeat_flush_timer_.cancel();
+  flush_heartbeats();
   std::lock_guard lock(mutex_);
   for (auto& [id, weak] : sessions_) {
     if (auto session = weak.lock()) session->close("controller shutting down");

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -96,9 +97,15 @@ class AgentGateway {
   // Records the disconnect, unless a newer session of the same agent has replaced this one.
   void unregister_session(const std::string& agent_id, const GatewaySession* session,
                           const std::string& reason);
+  // Thread-safe: an agent's heartbeat, written to the store with others at the next flush
+  // (every kHeartbeatFlush, or the heartbeat interval when shorter).
+  void note_heartbeat(const std::string& agent_id, std::int64_t now_ms);
+  static constexpr std::chrono::seconds kHeartbeatFlush{5};
 
  private:
   boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> heartbeat_flush_loop();
+  void flush_heartbeats();
 
   boost::asio::io_context& io_;
   Store& store_;
@@ -118,6 +125,9 @@ class AgentGateway {
     std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
   };
   std::map<std::string, MessageBudget> message_budgets_;  // per agent
+  std::mutex heartbeats_mutex_;
+  std::map<std::string, std::int64_t> heartbeats_;  // since the last flush, latest per agent
+  boost::asio::steady_timer heartbeat_flush_timer_;
   std::atomic<bool> stopped_{false};
   ActionDispatcher* dispatcher_ = nullptr;
   EvidenceStore* evidence_ = nullptr;

@@ -96,7 +96,7 @@ Status check_facts(const proto::OsFacts& os,
 
 }  // namespace
 
-GatewaySession::GatewaySession(AgentGateway& gateway, TlsStream stream, std::string remote_address,
+GatewaySession::GatewaySession(AgentGateway& gateway, TlsSocket stream, std::string remote_address,
                                ConnectionLimiter::Ticket handshaking)
     : gateway_(gateway),
       stream_(std::move(stream)),
@@ -136,8 +136,7 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
   asio::co_spawn(stream_.get_executor(), watchdog(self), asio::detached);
 
   boost::system::error_code ec;
-  co_await stream_.async_handshake(asio::ssl::stream_base::server,
-                                   asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream_.async_server_handshake(asio::redirect_error(asio::use_awaitable, ec));
   Status outcome = ok_status();
   if (ec) {
     spdlog::warn("gateway: TLS handshake from {} failed: {}", remote_address_, describe_error(ec));
@@ -257,10 +256,7 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
   const auto now = gateway_.clock().now_unix_ms();
   switch (envelope.body_case()) {
     case proto::Envelope::kHeartbeat: {
-      if (auto s = store.record_agent_heartbeat(agent_id_, now); !s) {
-        spdlog::error("gateway: agent {}: cannot record heartbeat: {}", agent_id_,
-                      s.error().message);
-      }
+      gateway_.note_heartbeat(agent_id_, now);  // written with others' at the next flush
       proto::Envelope ack;
       ack.mutable_heartbeat_ack()->set_sequence(envelope.heartbeat().sequence());
       send(std::move(ack));

@@ -631,6 +631,23 @@ Status SqliteStore::record_agent_heartbeat(const std::string& id, std::int64_t n
       .run();
 }
 
+Status SqliteStore::record_agent_heartbeats(
+    const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    for (const auto& [id, at_ms] : heartbeats) {
+      auto updated = Statement(cache_,
+                               "UPDATE agents SET last_heartbeat_ms = MAX(COALESCE("
+                               "last_heartbeat_ms, 0), ?1), last_seen_ms = MAX(COALESCE("
+                               "last_seen_ms, 0), ?1) WHERE id = ?2")
+                         .bind(at_ms, id)
+                         .run();
+      if (!updated) return updated;
+    }
+    return ok_status();
+  });
+}
+
 Status SqliteStore::record_agent_disconnected(const std::string& id, const std::string& reason,
                                               std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it

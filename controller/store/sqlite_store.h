@@ -43,6 +43,8 @@ class SqliteStore final : public Store {
   Status record_agent_facts(const std::string& id, const AgentFactsRecord& facts,
                             std::int64_t now_ms) override;
   Status record_agent_heartbeat(const std::string& id, std::int64_t now_ms) override;
+  Status record_agent_heartbeats(
+      const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) override;
   Status record_agent_disconnected(const std::string& id, const std::string& reason,
                                    std::int64_t now_ms) override;
   Status mark_all_agents_disconnected(const std::string& reason) override;

@@ -406,6 +406,10 @@ class Store {
   virtual Status record_agent_facts(const std::string& id, const AgentFactsRecord& facts,
                                     std::int64_t now_ms) = 0;
   virtual Status record_agent_heartbeat(const std::string& id, std::int64_t now_ms) = 0;
+  // Many agents' heartbeats (agent id, unix ms) in one transaction: the gateway gathers them for
+  // a few seconds rather than writing 1,700 a second for 50,000 agents. Never moves a time back.
+  virtual Status record_agent_heartbeats(
+      const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) = 0;
   virtual Status record_agent_disconnected(const std::string& id, const std::string& reason,
                                            std::int64_t now_ms) = 0;
   // After a controller restart no session survives; clears every connected flag.

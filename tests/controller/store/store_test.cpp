@@ -73,6 +73,22 @@ TEST_P(StoreContract, RevocationIsPersistedAndFirstTimeKept) {
   EXPECT_NE(unknown.error().message.find("no agent"), std::string::npos);
 }
 
+TEST_P(StoreContract, HeartbeatsAreWrittenInBatchesAndNeverGoBack) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "one")));
+  ASSERT_TRUE(store->insert_agent(sample_agent("a2", "two")));
+  ASSERT_TRUE(store->record_agent_heartbeats({{"a1", 5000}, {"a2", 6000}, {"gone", 7000}}));
+  EXPECT_EQ((*store->find_agent("a1"))->last_heartbeat_ms, 5000);
+  EXPECT_EQ((*store->find_agent("a2"))->last_heartbeat_ms, 6000);
+  EXPECT_EQ((*store->find_agent("a2"))->last_seen_ms, 6000);
+  // A batch gathered before a later write (a disconnect, say) does not move times back.
+  ASSERT_TRUE(store->record_agent_disconnected("a2", "closed", 9000));
+  ASSERT_TRUE(store->record_agent_heartbeats({{"a2", 6500}}));
+  EXPECT_EQ((*store->find_agent("a2"))->last_heartbeat_ms, 6500);
+  EXPECT_EQ((*store->find_agent("a2"))->last_seen_ms, 9000);
+  ASSERT_TRUE(store->record_agent_heartbeats({{"a1", 4000}}));
+  EXPECT_EQ((*store->find_agent("a1"))->last_heartbeat_ms, 5000);
+}
+
 TEST_P(StoreContract, AgentPagesAreFilteredAndCountedByTheStore) {
   for (int i = 0; i < 7; ++i) {
     auto a = sample_agent("id-" + std::to_string(i), fmt::format("web-{}", 6 - i));
