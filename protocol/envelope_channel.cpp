@@ -33,10 +33,22 @@ asio::awaitable<Result<proto::Envelope>> BasicEnvelopeChannel<Stream>::read() {
     }
     if (decoder_.failed()) co_return Error{decoder_.error()};
     boost::system::error_code ec;
+    if constexpr (std::is_same_v<Stream, TlsSocket>) {
+      if (buffer_.empty()) {
+        co_await stream_.async_wait_readable(asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return Error{describe_error(ec)};
+      }
+    }
+    buffer_.resize(kReadSize);
     const std::size_t n = co_await stream_.async_read_some(
         asio::buffer(buffer_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return Error{describe_error(ec)};
     decoder_.feed(std::span(buffer_.data(), n));
+    if constexpr (std::is_same_v<Stream, TlsSocket>) {
+      // A full read may have left more behind; otherwise give the memory back until data comes.
+      if (n < kReadSize && SSL_has_pending(stream_.native_handle()) != 1)
+        std::vector<std::uint8_t>().swap(buffer_);
+    }
   }
 }
 

@@ -8,6 +8,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "common/result.h"
 #include "protocol/agent_channel.pb.h"
@@ -31,9 +33,12 @@ class BasicEnvelopeChannel {
   boost::asio::awaitable<Status> write(const proto::Envelope& envelope);
 
  private:
+  static constexpr std::size_t kReadSize = 16 * 1024;
   Stream& stream_;
   FrameDecoder decoder_;
-  std::array<std::uint8_t, 16 * 1024> buffer_{};
+  // Filled by each read, then copied into the decoder. A TlsSocket channel allocates it only once
+  // data is there and frees it when nothing more is (an idle gateway session holds none of it).
+  std::vector<std::uint8_t> buffer_;
 };
 
 using EnvelopeChannel = BasicEnvelopeChannel<TlsStream>;

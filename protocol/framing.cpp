@@ -29,6 +29,8 @@ void FrameDecoder::feed(std::span<const std::uint8_t> bytes) {
   // Compact lazily so a long session does not grow the buffer with consumed frames.
   if (read_pos_ > 0 && read_pos_ == buffer_.size()) {
     buffer_.clear();
+    // Memory a megabyte evidence chunk needed is not kept by a session that then idles for days.
+    if (buffer_.capacity() > 64 * 1024) buffer_.shrink_to_fit();
     read_pos_ = 0;
   } else if (read_pos_ > 64 * 1024) {
     buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(read_pos_));

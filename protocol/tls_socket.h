@@ -58,6 +58,19 @@ class TlsSocket {
     }, std::forward<Token>(token));
   }
 
+  // Completes when a read would find data: plaintext OpenSSL already holds, or bytes on the
+  // socket. Lets an idle reader wait without holding a receive buffer.
+  template <typename Token>
+  auto async_wait_readable(Token&& token) {
+    return boost::asio::async_compose<Token, void(boost::system::error_code)>(
+        [this, waited = false](auto& self, boost::system::error_code ec = {}) mutable {
+          if (ec || waited || (ssl_ && SSL_has_pending(ssl_.get()) == 1)) return self.complete(ec);
+          waited = true;
+          socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
+        },
+        token, socket_);
+  }
+
   template <typename MutableBuffers, typename Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     const boost::asio::mutable_buffer first = *boost::asio::buffer_sequence_begin(buffers);
