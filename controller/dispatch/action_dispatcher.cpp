@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "common/utc_time.h"
 #include "controller/dispatch/evidence_store.h"
@@ -217,27 +218,36 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     }
     spdlog::info("dispatch: action {} ({}) for agent {} queued by {}", a.id, a.kind, a.agent_id,
                  a.requester);
-    deliver(a);
   }
+  if (!submission.simulate) deliver_all(actions);
   return actions;
 }
 
-void ActionDispatcher::deliver(ActionRecord& action) {
+void ActionDispatcher::deliver_all(std::vector<ActionRecord>& actions) {
   if (!send_) return;
-  if (action.expires_at_ms <= clock_.now_unix_ms()) return;  // the expiry sweep records it
-  proto::Envelope envelope;
-  auto* request = envelope.mutable_action_request();
-  request->set_action_spec(action.spec);
-  request->set_signature(action.signature);
-  if (!send_(action.agent_id, std::move(envelope))) return;  // offline: stays queued
-  if (action.state != ActionState::queued) return;           // a re-send: delivered before
+  std::vector<std::string> sent;  // queued ones now on their way, to record as delivered
+  for (const auto& action : actions) {
+    if (action.expires_at_ms <= clock_.now_unix_ms()) continue;  // the expiry sweep records it
+    proto::Envelope envelope;
+    auto* request = envelope.mutable_action_request();
+    request->set_action_spec(action.spec);
+    request->set_signature(action.signature);
+    if (!send_(action.agent_id, std::move(envelope))) continue;  // offline: stays queued
+    if (action.state == ActionState::queued) sent.push_back(action.id);  // else a re-send
+  }
+  if (sent.empty()) return;
   const auto now = clock_.now_unix_ms();
-  auto marked = store_.mark_action_delivered(action.id, now);
+  auto marked = store_.mark_actions_delivered(sent, now);
   if (!marked) {
-    spdlog::error("dispatch: action {}: cannot record delivery: {}", action.id,
+    spdlog::error("dispatch: cannot record the delivery of {} action(s): {}", sent.size(),
                   marked.error().message);
-  } else if (*marked) {
-    action.state = ActionState::delivered;  // the caller's copy matches the store
+    return;
+  }
+  // The callers' copies match the store.
+  std::set<std::string> delivered(marked->begin(), marked->end());
+  for (auto& action : actions) {
+    if (!delivered.contains(action.id)) continue;
+    action.state = ActionState::delivered;
     action.delivered_at_ms = now;
   }
 }
@@ -252,7 +262,7 @@ void ActionDispatcher::agent_connected(const std::string& agent_id) {
   if (!pending->empty())
     spdlog::info("dispatch: agent {} connected; sending {} waiting action(s)", agent_id,
                  pending->size());
-  for (auto& a : *pending) deliver(a);
+  deliver_all(*pending);
 }
 
 std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string& agent_id,

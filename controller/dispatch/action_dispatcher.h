@@ -115,8 +115,10 @@ class ActionDispatcher {
  private:
   // yara.scan parameters: inline rules stored and replaced by their hash; returns the hash.
   Result<std::string> attach_rule_set(nlohmann::json& parameters, const std::string& requester);
-  // Sends to the live session, if any, and records the delivery in the store and in `action`.
-  void deliver(ActionRecord& action);
+  // Sends each action to its agent's live session, if any, and records the deliveries in the
+  // store (one transaction for all: a fan-out's 10,000 commits wrote every touched page 10,000
+  // times) and in `actions`.
+  void deliver_all(std::vector<ActionRecord>& actions);
 
   // A report that names no open action of the sending agent: counted, and logged at most
   // kDroppedLogsPerMinute times a minute per agent (then once with the number held back).

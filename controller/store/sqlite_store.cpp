@@ -1141,18 +1141,30 @@ Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::str
 }
 
 Result<bool> SqliteStore::mark_action_delivered(const std::string& id, std::int64_t now_ms) {
+  auto marked = mark_actions_delivered({id}, now_ms);
+  if (!marked) return marked.error();
+  return !marked->empty();
+}
+
+Result<std::vector<std::string>> SqliteStore::mark_actions_delivered(
+    const std::vector<std::string>& ids, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  bool changed = false;
+  std::vector<std::string> changed;
   auto s = in_transaction([&]() -> Status {
-    auto updated = Statement(cache_,
-                             "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
-                             "WHERE id = ? AND state = 'queued'")
-                       .bind(now_ms, id)
-                       .run();
-    if (!updated) return updated;
-    changed = sqlite3_changes(db_) > 0;
-    if (!changed) return ok_status();
-    return append_audit_locked({"controller", "action.delivered", id, "{}"}, now_ms);
+    changed.clear();
+    for (const auto& id : ids) {
+      auto updated = Statement(cache_,
+                               "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
+                               "WHERE id = ? AND state = 'queued'")
+                         .bind(now_ms, id)
+                         .run();
+      if (!updated) return updated;
+      if (sqlite3_changes(db_) == 0) continue;
+      changed.push_back(id);
+      if (auto a = append_audit_locked({"controller", "action.delivered", id, "{}"}, now_ms); !a)
+        return a;
+    }
+    return ok_status();
   });
   if (!s) return s.error();
   return changed;

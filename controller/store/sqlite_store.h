@@ -64,6 +64,8 @@ class SqliteStore final : public Store {
   Result<std::vector<ActionRecord>> list_actions(Page page) override;
   Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) override;
   Result<bool> mark_action_delivered(const std::string& id, std::int64_t now_ms) override;
+  Result<std::vector<std::string>> mark_actions_delivered(const std::vector<std::string>& ids,
+                                                          std::int64_t now_ms) override;
   Result<bool> record_action_progress(const std::string& id, const std::string& agent_id,
                                       std::uint64_t done, std::uint64_t total,
                                       const std::string& unit, std::int64_t now_ms) override;

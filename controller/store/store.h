@@ -447,6 +447,10 @@ class Store {
   virtual Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) = 0;
   // queued -> delivered. False when the action was no longer queued.
   virtual Result<bool> mark_action_delivered(const std::string& id, std::int64_t now_ms) = 0;
+  // The same for many actions in one transaction (a fan-out's): the ids that were still queued
+  // and are now delivered.
+  virtual Result<std::vector<std::string>> mark_actions_delivered(
+      const std::vector<std::string>& ids, std::int64_t now_ms) = 0;
   // queued/delivered -> running on the first report; later reports only update the progress.
   virtual Result<bool> record_action_progress(const std::string& id, const std::string& agent_id,
                                               std::uint64_t done, std::uint64_t total,

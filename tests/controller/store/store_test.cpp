@@ -73,6 +73,36 @@ TEST_P(StoreContract, RevocationIsPersistedAndFirstTimeKept) {
   EXPECT_NE(unknown.error().message.find("no agent"), std::string::npos);
 }
 
+// A fan-out's deliveries are recorded together: only what was still queued changes, each with
+// its audit entry.
+TEST_P(StoreContract, DeliveriesAreMarkedInOneBatch) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "one")));
+  std::vector<ActionRecord> actions;
+  std::vector<AuditEvent> audit;
+  for (const char* id : {"x1", "x2", "x3"}) {
+    ActionRecord a;
+    a.id = id;
+    a.agent_id = "a1";
+    a.kind = "network.status";
+    a.issued_at_ms = 1000;
+    a.expires_at_ms = 100'000;
+    actions.push_back(a);
+    audit.push_back({"rita", "action.created", id, "{}"});
+  }
+  ASSERT_TRUE(store->insert_actions(actions, audit, 1000));
+  ASSERT_TRUE(store->mark_action_delivered("x2", 1500));  // already on its way
+  auto marked = store->mark_actions_delivered({"x1", "x2", "x3", "unknown"}, 2000);
+  ASSERT_TRUE(marked) << marked.error().message;
+  EXPECT_EQ(*marked, (std::vector<std::string>{"x1", "x3"}));
+  EXPECT_EQ((*store->find_action("x1"))->state, ActionState::delivered);
+  EXPECT_EQ((*store->find_action("x1"))->delivered_at_ms, 2000);
+  EXPECT_EQ((*store->find_action("x2"))->delivered_at_ms, 1500);
+  int delivered_entries = 0;
+  for (const auto& e : store->audit_entries(0, 100).value())
+    delivered_entries += e.event == "action.delivered";
+  EXPECT_EQ(delivered_entries, 3);
+}
+
 TEST_P(StoreContract, HeartbeatsAreWrittenInBatchesAndNeverGoBack) {
   ASSERT_TRUE(store->insert_agent(sample_agent("a1", "one")));
   ASSERT_TRUE(store->insert_agent(sample_agent("a2", "two")));
