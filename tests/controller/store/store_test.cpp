@@ -31,6 +31,19 @@ AgentRecord sample_agent(const std::string& id, const std::string& hostname) {
   return a;
 }
 
+ActionRecord sample_action(const std::string& id, const std::string& agent_id,
+                           std::int64_t issued_at_ms, ActionState state = ActionState::queued) {
+  ActionRecord a;
+  a.id = id;
+  a.agent_id = agent_id;
+  a.kind = "network.status";
+  a.batch_id = "batch";
+  a.issued_at_ms = issued_at_ms;
+  a.expires_at_ms = 1'000'000;
+  a.state = state;
+  return a;
+}
+
 TEST_P(StoreContract, AgentLifecycleIsRecorded) {
   ASSERT_TRUE(store->insert_agent(sample_agent("a1", "web-1")));
   AgentFactsRecord facts;
@@ -80,13 +93,7 @@ TEST_P(StoreContract, DeliveriesAreMarkedInOneBatch) {
   std::vector<ActionRecord> actions;
   std::vector<AuditEvent> audit;
   for (const char* id : {"x1", "x2", "x3"}) {
-    ActionRecord a;
-    a.id = id;
-    a.agent_id = "a1";
-    a.kind = "network.status";
-    a.issued_at_ms = 1000;
-    a.expires_at_ms = 100'000;
-    actions.push_back(a);
+    actions.push_back(sample_action(id, "a1", 1000));
     audit.push_back({"rita", "action.created", id, "{}"});
   }
   ASSERT_TRUE(store->insert_actions(actions, audit, 1000));
@@ -220,16 +227,10 @@ TEST(SqliteStoreScale, AnAgentsSessionScansNoTable) {
   for (int agent = 0; agent < 50; ++agent) {
     ASSERT_TRUE(store->insert_agent(sample_agent("agent-" + std::to_string(agent), "h")));
     for (int n = 0; n < 40; ++n) {
-      ActionRecord a;
-      a.id = fmt::format("action-{}-{}", agent, n);
-      a.agent_id = "agent-" + std::to_string(agent);
-      a.kind = "network.status";
-      a.batch_id = "batch";
-      a.issued_at_ms = 1000 + n;
-      a.expires_at_ms = 1'000'000;
-      a.state = n == 39 ? ActionState::queued : ActionState::succeeded;
-      history.push_back(a);
-      audit.push_back({"bench", "action.created", a.id, "{}"});
+      history.push_back(sample_action(fmt::format("action-{}-{}", agent, n),
+                                      "agent-" + std::to_string(agent), 1000 + n,
+                                      n == 39 ? ActionState::queued : ActionState::succeeded));
+      audit.push_back({"bench", "action.created", history.back().id, "{}"});
     }
   }
   ASSERT_TRUE(store->insert_actions(history, audit, 1000));
