@@ -120,6 +120,10 @@ void raise_file_limit() {
 int serve(ControllerService& service, const std::function<void()>& on_started,
           const std::function<void()>& on_stop) {
   raise_file_limit();
+  // The gateway's TLS (TlsSocket) lets OpenSSL write to sockets with write(2): a peer that resets
+  // the connection must cost an EPIPE, not the process (systemd ignores SIGPIPE for its services;
+  // a controller started by hand or in a container must too).
+  ::signal(SIGPIPE, SIG_IGN);
   // status.json for `riposte-controller status`: running, since when, the last error logged.
   SystemClock clock;
   auto status =

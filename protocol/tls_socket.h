@@ -10,6 +10,10 @@
 // session costs the SSL object and the peer's certificate. When OpenSSL wants the socket readable
 // or writable, the operation waits for it with the socket's reactor (async_wait) and retries.
 //
+// OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a process using this must ignore SIGPIPE
+// (riposte-controller does at start), or a peer that resets the connection while OpenSSL writes
+// an alert kills it.
+//
 // Models what EnvelopeChannel and asio::async_write need of a stream: async_read_some,
 // async_write_some and get_executor; plus a server handshake. Like any asio stream: one read and
 // one write may be outstanding at once, on one strand (OpenSSL allows a read and a write to
@@ -64,6 +68,7 @@ class TlsSocket {
   auto async_wait_readable(Token&& token) {
     return boost::asio::async_compose<Token, void(boost::system::error_code)>(
         [this, waited = false](auto& self, boost::system::error_code ec = {}) mutable {
+          if (!ec && !socket_.is_open()) ec = boost::asio::error::operation_aborted;
           if (ec || waited || (ssl_ && SSL_has_pending(ssl_.get()) == 1)) return self.complete(ec);
           waited = true;
           socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
@@ -100,6 +105,10 @@ class TlsSocket {
         [this, step](auto& self, boost::system::error_code wait_error = {}) mutable {
           if (wait_error) return self.complete(wait_error, 0);
           if (!ssl_) return self.complete(boost::asio::error::no_memory, 0);
+          // Closed meanwhile (timeout, revocation, a newer session): the SSL object still names
+          // the old descriptor number, which the kernel may already have given to a new
+          // connection. Never let OpenSSL touch it.
+          if (!socket_.is_open()) return self.complete(boost::asio::error::operation_aborted, 0);
           ERR_clear_error();
           errno = 0;
           std::size_t done = 0;

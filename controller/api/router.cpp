@@ -657,6 +657,17 @@ ApiResponse ApiRouter::create_enrollment_token(const ApiRequest& request,
   }
   auto token = deps_.enrollment.create_token(uses, *ttl_ms, caller.name, labels);
   if (!token) return error(400, token.error().message);
+  // Who may enroll how many agents, and which labels (fan-out targets) they get: audited.
+  if (auto s = deps_.store.append_audit(
+          {caller.name, "enrollment_token.created", token->record.id,
+           json{{"uses", uses},
+                {"expires_at", format_utc_ms(token->record.expires_at_ms)},
+                {"labels", labels}}
+               .dump()},
+          deps_.clock.now_unix_ms());
+      !s)
+    spdlog::error("api: cannot audit enrollment token {}: {}", token->record.id,
+                  s.error().message);
   spdlog::info("api: enrollment token {} created by {} ({} uses, expires {}, labels [{}])",
                token->record.id, caller.name, uses, format_utc_ms(token->record.expires_at_ms),
                fmt::join(labels, ", "));

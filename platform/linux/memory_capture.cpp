@@ -129,6 +129,15 @@ class LinuxMemoryCapture final : public MemoryCapture {
     // process; the report says registers are missing.
     const bool sigstopped =
         !stopped.complete() && ::pidfd_send_signal((*pidfd)->get(), SIGSTOP, nullptr, 0) == 0;
+    // Whatever ends the capture (a failed write, memory that cannot be opened), a process we
+    // stopped is continued: leaving a production service frozen would be worse than no capture.
+    struct ContinueOnExit {
+      int pidfd;
+      bool active;
+      ~ContinueOnExit() {
+        if (active) ::pidfd_send_signal(pidfd, SIGCONT, nullptr, 0);
+      }
+    } continue_on_exit{(*pidfd)->get(), sigstopped};
 
     auto maps = read_maps(pid);
     if (maps.empty()) return Error{fmt::format("cannot read the memory map of {}", pid)};
@@ -219,7 +228,6 @@ class LinuxMemoryCapture final : public MemoryCapture {
       }
     }
     ::close(mem);
-    if (sigstopped) ::pidfd_send_signal((*pidfd)->get(), SIGCONT, nullptr, 0);
     if (!status) return status.error();
     return report;
   }

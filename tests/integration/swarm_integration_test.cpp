@@ -103,6 +103,18 @@ TEST_F(SwarmTest, IdentitiesAreReusedFromTheCache) {
   EXPECT_EQ((*second)->agent_ids(), ids);
   (*second)->start();
   EXPECT_TRUE(wait_for([](auto& s) { return s.sessions == 20; }, **second, 30s));
+  // A pin that is not this cache's controller (a typo, another controller): refused, and the
+  // cached keys are kept.
+  auto other = o;
+  other.ca_pin = "sha256:" + std::string(64, '0');
+  auto refused = swarm::Swarm::prepare(other);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("use another --identities folder"), std::string::npos)
+      << refused.error().message;
+  EXPECT_TRUE(std::filesystem::exists(identities.path() / "identities.jsonl"));
+  EXPECT_EQ(std::filesystem::status(identities.path() / "identities.jsonl").permissions() &
+                std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   // More agents than cached, and no token: said plainly.
   o.agents = 21;
   auto short_of_one = swarm::Swarm::prepare(o);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -83,6 +84,41 @@ class TlsIntegration : public ::testing::Test {
   void SetUp() override { controller.start(); }
   ControllerUnderTest controller;
 };
+
+// A ClientHello, then the connection closed at once: the gateway writes its flight into a socket
+// the peer has reset, and OpenSSL writes an alert with write(2). Without SIGPIPE ignored the
+// controller died on the first or third such connection (found by review; exit status 141).
+TEST_F(TlsIntegration, AClientThatHangsUpMidHandshakeDoesNotKillTheController) {
+  const int port = port_of(controller.gateway());
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  ASSERT_NE(ctx, nullptr);
+  for (int i = 0; i < 30; ++i) {
+    SSL* ssl = SSL_new(ctx);
+    BIO* in = BIO_new(BIO_s_mem());
+    BIO* out = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, in, out);
+    SSL_set_connect_state(ssl);
+    ASSERT_EQ(SSL_do_handshake(ssl), -1);  // wants to read the server's answer
+    char* hello = nullptr;
+    const long size = BIO_get_mem_data(out, &hello);
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+    ASSERT_EQ(::send(fd, hello, static_cast<std::size_t>(size), MSG_NOSIGNAL), size);
+    ::close(fd);
+    SSL_free(ssl);
+    std::this_thread::sleep_for(20ms);
+  }
+  SSL_CTX_free(ctx);
+  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(controller.process().running()) << controller.process().log_text();
+  // And it still serves: a real client's handshake gets as far as the certificate request.
+  const auto after = s_client({"-connect", controller.gateway()});
+  EXPECT_NE(after.find("TLSv1.3"), std::string::npos) << after;
+}
 
 TEST_F(TlsIntegration, ClientWithoutCertificateFailsTheHandshake) {
   const auto output =

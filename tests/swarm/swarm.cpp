@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -97,11 +98,12 @@ struct IdentityCache {
     std::string line;
     if (!std::getline(in, line)) return ok_status();
     auto header = json::parse(line, nullptr, false);
-    if (!header.is_object() || header.value("ca_pin", "") != ca_pin) {
-      // Another controller (new CA): these identities mean nothing to it.
-      in.close();
-      std::filesystem::remove(path);
-      return ok_status();
+    if (!header.is_object()) return Error{path.string() + " is not an identity cache"};
+    if (header.value("ca_pin", "") != ca_pin) {
+      // Another controller (or a mistyped pin): its keys are not ours to throw away.
+      return Error{fmt::format("{} holds identities enrolled with the controller whose CA is {}, "
+                               "not {}: use another --identities folder (or remove that one)",
+                               path.string(), header.value("ca_pin", "?"), ca_pin)};
     }
     ca_pem = header.value("ca_certificate_pem", "");
     action_key_pem = header.value("action_public_key_pem", "");
@@ -118,6 +120,7 @@ struct IdentityCache {
     const bool fresh = !std::filesystem::exists(path);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return Error{fmt::format("cannot write {}: {}", path.string(), strerror(errno))};
+    ::fchmod(fd, 0600);  // private keys: whatever mode the file was given since
     std::string text;
     if (fresh)
       text = json{{"ca_pin", ca_pin}, {"ca_certificate_pem", ca_pem},
@@ -161,7 +164,19 @@ class Enroller {
   asio::awaitable<void> connection(int index) {
     auto executor = co_await asio::this_coro::executor;
     tcp::endpoint api(asio::ip::make_address(options_.api.host), options_.api.port);
+    int fruitless = 0;  // connections in a row that enrolled nobody
     while (!error_ && next_ < options_.agents) {
+      if (fruitless > 0) {
+        if (fruitless >= 5) {
+          co_return fail(fmt::format("{} connections in a row to {} enrolled nobody (is it the "
+                                     "controller's API address?): {}",
+                                     fruitless, options_.api.to_string(), last_failure_));
+        }
+        asio::steady_timer pause(executor, std::chrono::milliseconds(200 * fruitless));
+        boost::system::error_code ignored;
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      }
+      ++fruitless;
       beast::ssl_stream<beast::tcp_stream> stream(executor, tls_);
       boost::system::error_code ec;
       bind_source(beast::get_lowest_layer(stream).socket(), source_address(1000 + index), ec);
@@ -200,6 +215,7 @@ class Enroller {
                                     asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
           --next_;  // not enrolled: the next connection takes it again
+          last_failure_ = describe_error(ec);
           break;    // the server closed the keep-alive connection: open another
         }
         auto body = json::parse(response.body(), nullptr, false);
@@ -223,6 +239,7 @@ class Enroller {
             !s)
           co_return fail(s.error().message);
         report();
+        fruitless = 0;
         if (!response.keep_alive()) break;
       }
       beast::get_lowest_layer(stream).close();
@@ -248,6 +265,7 @@ class Enroller {
   asio::io_context io_;
   int next_ = 0;
   std::optional<Error> error_;
+  std::string last_failure_;
   Clock::time_point started_;
 };
 
@@ -299,6 +317,11 @@ struct Swarm::Impl {
   SwarmCounters counters;
   std::atomic<bool> stopping{false};
   mutable std::mutex times_mutex;  // result times are read from other threads
+  // The first failure of each kind is said with its reason (then only counted).
+  std::atomic<bool> told_connect{false}, told_handshake{false}, told_refused{false};
+  void tell_once(std::atomic<bool>& told, const std::string& what) {
+    if (!told.exchange(true) && options.progress) options.progress(what + " (told once; counted)");
+  }
 
   asio::awaitable<void> keep_connected(SimAgent& agent, Shard& shard);
   asio::awaitable<bool> session(SimAgent& agent, Shard& shard);
@@ -374,6 +397,9 @@ asio::awaitable<bool> Swarm::Impl::session(SimAgent& agent, Shard& shard) {
   if (!ec) co_await socket.async_connect(gateway, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     ++counters.connect_failures;
+    tell_once(told_connect, fmt::format("cannot connect to the gateway {}:{}: {}",
+                                        gateway.address().to_string(), gateway.port(),
+                                        describe_error(ec)));
     co_return false;
   }
   socket.set_option(tcp::no_delay(true), ec);
@@ -381,6 +407,7 @@ asio::awaitable<bool> Swarm::Impl::session(SimAgent& agent, Shard& shard) {
                                         asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     ++counters.handshake_failures;
+    tell_once(told_handshake, "TLS handshake with the gateway failed: " + describe_error(ec));
     co_return false;
   }
   proto::Envelope hello;
@@ -404,10 +431,12 @@ asio::awaitable<bool> Swarm::Impl::session(SimAgent& agent, Shard& shard) {
   if (!ack) {
     // TLS 1.3: a refused client certificate shows up after the handshake, as an alert here.
     ++counters.handshake_failures;
+    tell_once(told_handshake, "no answer to Hello: " + ack.error().message);
     co_return false;
   }
   if (!ack->has_hello_ack() || !ack->hello_ack().accepted()) {
     ++counters.refused;
+    tell_once(told_refused, "the controller refused an agent: " + ack->hello_ack().reason());
     co_return false;
   }
   ++counters.accepted;
@@ -511,8 +540,16 @@ Result<std::unique_ptr<Swarm>> Swarm::prepare(const SwarmOptions& options) {
     return Error{"threads, source addresses and handshakes must be positive"};
   auto pin = crypto::normalize_fingerprint(options.ca_pin);
   if (!pin) return pin.error();
+  for (const auto* address : {&options.api, &options.gateway}) {
+    boost::system::error_code bad;
+    asio::ip::make_address(address->host, bad);
+    if (bad) return Error{fmt::format("{}: give an IP address and port", address->to_string())};
+  }
   std::error_code fs_error;
   std::filesystem::create_directories(options.identities_dir, fs_error);
+  if (!fs_error)
+    std::filesystem::permissions(options.identities_dir, std::filesystem::perms::owner_all,
+                                 fs_error);
   if (fs_error)
     return Error{fmt::format("cannot create {}: {}", options.identities_dir.string(),
                              fs_error.message())};
@@ -529,10 +566,7 @@ Result<std::unique_ptr<Swarm>> Swarm::prepare(const SwarmOptions& options) {
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  boost::system::error_code ec;
-  const auto gateway_address = asio::ip::make_address(options.gateway.host, ec);
-  if (ec) return Error{"the gateway must be given as an IP address: " + options.gateway.host};
-  impl->gateway = tcp::endpoint(gateway_address, options.gateway.port);
+  impl->gateway = tcp::endpoint(asio::ip::make_address(options.gateway.host), options.gateway.port);
   if (auto s = tls::trust_only(impl->tls, cache.ca_pem); !s) return s.error();
   SSL_CTX_set_mode(impl->tls.native_handle(), SSL_MODE_RELEASE_BUFFERS);
   auto action_key = crypto::load_public_key_pem(cache.action_key_pem);

@@ -1,6 +1,6 @@
 // riposte-swarm: N simulated agents against a real controller, for scale tests (see swarm.h).
 //
-//   riposte-swarm --api 127.0.0.1:8443 --gateway 127.0.0.1:8444 --ca-pin sha256:...
+//   riposte-swarm --api 127.0.0.1:8443 --gateway 127.0.0.1:7443 --ca-pin sha256:...
 //                 --token ENROLL_TOKEN --agents 10000 --identities ./swarm-ids
 //
 // Prints one JSON line of counters per --status-interval on stdout; SIGUSR1 drops every session

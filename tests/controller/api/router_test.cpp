@@ -161,6 +161,13 @@ TEST_F(ApiRouterTest, EnrollmentTokenCreationValidatesItsInput) {
                        R"({"uses": 50000, "labels": ["web", "dmz"]})");
   ASSERT_EQ(labelled.status, 201) << labelled.body;
   EXPECT_EQ(parse(labelled)["labels"], json::array({"web", "dmz"}));
+  bool audited = false;
+  for (const auto& e : store->audit_entries(0, 1000).value()) {
+    if (e.event != "enrollment_token.created" || e.subject != parse(labelled)["id"]) continue;
+    audited = json::parse(e.details)["labels"] == json::array({"web", "dmz"}) &&
+              json::parse(e.details)["uses"] == 50000 && e.actor == "admin";
+  }
+  EXPECT_TRUE(audited) << "who may enroll how many agents with which labels is audited";
   EXPECT_EQ(call("POST", "/api/v1/enrollment-tokens", admin_token, R"({"labels": "web"})").status,
             400);
   EXPECT_EQ(
