@@ -339,7 +339,9 @@ TEST(ActionIntegration, EditingOneAuditRowMakesAuditVerifyFailAtThatRow) {
   EXPECT_NE(intact.out.find("intact"), std::string::npos);
   const auto exported = controller.cli({"audit", "export"});
   ASSERT_EQ(exported.exit_code, 0);
-  EXPECT_EQ(std::count(exported.out.begin(), exported.out.end(), '\n'), 3);
+  // The enrollment token the agent was enrolled with, then the three actions.
+  EXPECT_EQ(std::count(exported.out.begin(), exported.out.end(), '\n'), 4);
+  EXPECT_NE(exported.out.find("\"enrollment_token.created\""), std::string::npos);
   EXPECT_NE(exported.out.find("\"action.created\""), std::string::npos);
 
   // Someone with database access rewrites who asked for the second action.
