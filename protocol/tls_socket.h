@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/compose.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
@@ -68,9 +69,12 @@ class TlsSocket {
   auto async_wait_readable(Token&& token) {
     return boost::asio::async_compose<Token, void(boost::system::error_code)>(
         [this, waited = false](auto& self, boost::system::error_code ec = {}) mutable {
-          if (!ec && !socket_.is_open()) ec = boost::asio::error::operation_aborted;
-          if (ec || waited || (ssl_ && SSL_has_pending(ssl_.get()) == 1)) return self.complete(ec);
+          if (waited) return self.complete(ec);
           waited = true;
+          if (!socket_.is_open() || (ssl_ && SSL_has_pending(ssl_.get()) == 1)) {
+            // Known at once: delivered through a post (see run()).
+            return boost::asio::post(socket_.get_executor(), std::move(self));
+          }
           socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
         },
         token, socket_);
@@ -99,43 +103,59 @@ class TlsSocket {
 
   // Runs `step` (an SSL call returning 1 on success) until it succeeds or fails for good,
   // waiting for the socket whenever OpenSSL asks to. Completes with (error, bytes).
+  //
+  // An outcome known at once (data OpenSSL already held, a write the socket took whole) is
+  // delivered through a post, never from inside the initiating call: asio::async_write would
+  // otherwise start the next write from within this one, and a long run of immediate writes
+  // nests until the stack overflows (seen under ASan with an agent flooding its session).
   template <typename Step, typename Token>
   auto run(Step step, Token&& token) {
     return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
-        [this, step](auto& self, boost::system::error_code wait_error = {}) mutable {
-          if (wait_error) return self.complete(wait_error, 0);
-          if (!ssl_) return self.complete(boost::asio::error::no_memory, 0);
+        [this, step, initiating = true, posted = false, outcome = boost::system::error_code(),
+         bytes = std::size_t{0}](auto& self, boost::system::error_code wait_error = {}) mutable {
+          if (posted) return self.complete(outcome, bytes);
+          auto finish = [&](boost::system::error_code ec, std::size_t n) {
+            if (!initiating) return self.complete(ec, n);
+            posted = true;
+            outcome = ec;
+            bytes = n;
+            boost::asio::post(socket_.get_executor(), std::move(self));
+          };
+          if (wait_error) return finish(wait_error, 0);
+          if (!ssl_) return finish(boost::asio::error::no_memory, 0);
           // Closed meanwhile (timeout, revocation, a newer session): the SSL object still names
           // the old descriptor number, which the kernel may already have given to a new
           // connection. Never let OpenSSL touch it.
-          if (!socket_.is_open()) return self.complete(boost::asio::error::operation_aborted, 0);
+          if (!socket_.is_open()) return finish(boost::asio::error::operation_aborted, 0);
           ERR_clear_error();
           errno = 0;
           std::size_t done = 0;
           const int rc = step(ssl_.get(), done);
-          if (rc == 1) return self.complete({}, done);
+          if (rc == 1) return finish({}, done);
           switch (SSL_get_error(ssl_.get(), rc)) {
             case SSL_ERROR_WANT_READ:
+              initiating = false;
               return socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(self));
             case SSL_ERROR_WANT_WRITE:
+              initiating = false;
               return socket_.async_wait(boost::asio::ip::tcp::socket::wait_write, std::move(self));
             case SSL_ERROR_ZERO_RETURN:  // close_notify
-              return self.complete(boost::asio::error::eof, 0);
+              return finish(boost::asio::error::eof, 0);
             case SSL_ERROR_SYSCALL:
-              if (const auto code = ERR_get_error(); code != 0) return self.complete(ssl_error(code), 0);
+              if (const auto code = ERR_get_error(); code != 0) return finish(ssl_error(code), 0);
               // No TLS error: the socket's own (errno), or a close without close_notify.
               if (errno != 0 && errno != EAGAIN)
-                return self.complete({errno, boost::system::system_category()}, 0);
-              return self.complete(boost::asio::ssl::error::stream_truncated, 0);
+                return finish({errno, boost::system::system_category()}, 0);
+              return finish(boost::asio::ssl::error::stream_truncated, 0);
             default: {
               const auto code = ERR_get_error();
               // The peer closed without close_notify: what asio::ssl::stream calls it.
               if (ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-                return self.complete(boost::asio::ssl::error::stream_truncated, 0);
-              return self.complete(code != 0 ? ssl_error(code)
-                                             : boost::system::error_code(
-                                                   boost::asio::error::connection_aborted),
-                                   0);
+                return finish(boost::asio::ssl::error::stream_truncated, 0);
+              return finish(code != 0 ? ssl_error(code)
+                                      : boost::system::error_code(
+                                            boost::asio::error::connection_aborted),
+                            0);
             }
           }
         },
