@@ -624,13 +624,6 @@ Status SqliteStore::record_agent_facts(const std::string& id, const AgentFactsRe
       .run();
 }
 
-Status SqliteStore::record_agent_heartbeat(const std::string& id, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  return Statement(cache_, "UPDATE agents SET last_heartbeat_ms = ?, last_seen_ms = ? WHERE id = ?")
-      .bind(now_ms, now_ms, id)
-      .run();
-}
-
 Status SqliteStore::record_agent_heartbeats(
     const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) {
   std::lock_guard lock(mutex_);
@@ -1138,12 +1131,6 @@ Result<std::vector<ActionRecord>> SqliteStore::actions_to_deliver(const std::str
                                   kActionColumns));
   q.bind(agent_id);
   return collect_rows(db_, q, action_from_row, "list actions to deliver");
-}
-
-Result<bool> SqliteStore::mark_action_delivered(const std::string& id, std::int64_t now_ms) {
-  auto marked = mark_actions_delivered({id}, now_ms);
-  if (!marked) return marked.error();
-  return !marked->empty();
 }
 
 Result<std::vector<std::string>> SqliteStore::mark_actions_delivered(

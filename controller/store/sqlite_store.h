@@ -42,7 +42,6 @@ class SqliteStore final : public Store {
                                 const std::string& remote_address, std::int64_t now_ms) override;
   Status record_agent_facts(const std::string& id, const AgentFactsRecord& facts,
                             std::int64_t now_ms) override;
-  Status record_agent_heartbeat(const std::string& id, std::int64_t now_ms) override;
   Status record_agent_heartbeats(
       const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) override;
   Status record_agent_disconnected(const std::string& id, const std::string& reason,
@@ -63,7 +62,6 @@ class SqliteStore final : public Store {
   Result<std::optional<ActionRecord>> find_action(const std::string& id) override;
   Result<std::vector<ActionRecord>> list_actions(Page page) override;
   Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) override;
-  Result<bool> mark_action_delivered(const std::string& id, std::int64_t now_ms) override;
   Result<std::vector<std::string>> mark_actions_delivered(const std::vector<std::string>& ids,
                                                           std::int64_t now_ms) override;
   Result<bool> record_action_progress(const std::string& id, const std::string& agent_id,

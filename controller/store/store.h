@@ -405,8 +405,7 @@ class Store {
                                         const std::string& remote_address, std::int64_t now_ms) = 0;
   virtual Status record_agent_facts(const std::string& id, const AgentFactsRecord& facts,
                                     std::int64_t now_ms) = 0;
-  virtual Status record_agent_heartbeat(const std::string& id, std::int64_t now_ms) = 0;
-  // Many agents' heartbeats (agent id, unix ms) in one transaction: the gateway gathers them for
+  // Agents' heartbeats (agent id, unix ms) in one transaction: the gateway gathers them for
   // a few seconds rather than writing 1,700 a second for 50,000 agents. Never moves a time back.
   virtual Status record_agent_heartbeats(
       const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) = 0;
@@ -445,10 +444,8 @@ class Store {
   // Queued or delivered-but-not-started actions of one agent, oldest first: what to (re)send when
   // it connects.
   virtual Result<std::vector<ActionRecord>> actions_to_deliver(const std::string& agent_id) = 0;
-  // queued -> delivered. False when the action was no longer queued.
-  virtual Result<bool> mark_action_delivered(const std::string& id, std::int64_t now_ms) = 0;
-  // The same for many actions in one transaction (a fan-out's): the ids that were still queued
-  // and are now delivered.
+  // queued -> delivered, for many actions in one transaction (a fan-out's): the ids that were
+  // still queued and are now delivered.
   virtual Result<std::vector<std::string>> mark_actions_delivered(
       const std::vector<std::string>& ids, std::int64_t now_ms) = 0;
   // queued/delivered -> running on the first report; later reports only update the progress.

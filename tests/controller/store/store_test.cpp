@@ -54,7 +54,7 @@ TEST_P(StoreContract, AgentLifecycleIsRecorded) {
   facts.agent_version = "0.1.0";
   facts.protocol_version = 1;
   ASSERT_TRUE(store->record_agent_connected("a1", facts, "10.0.0.5:5555", 2000));
-  ASSERT_TRUE(store->record_agent_heartbeat("a1", 3000));
+  ASSERT_TRUE(store->record_agent_heartbeats({{"a1", 3000}}));
 
   auto found = store->find_agent("a1");
   ASSERT_TRUE(found && found->has_value());
@@ -97,7 +97,7 @@ TEST_P(StoreContract, DeliveriesAreMarkedInOneBatch) {
     audit.push_back({"rita", "action.created", id, "{}"});
   }
   ASSERT_TRUE(store->insert_actions(actions, audit, 1000));
-  ASSERT_TRUE(store->mark_action_delivered("x2", 1500));  // already on its way
+  ASSERT_TRUE(store->mark_actions_delivered({"x2"}, 1500));  // already on its way
   auto marked = store->mark_actions_delivered({"x1", "x2", "x3", "unknown"}, 2000);
   ASSERT_TRUE(marked) << marked.error().message;
   EXPECT_EQ(*marked, (std::vector<std::string>{"x1", "x3"}));
@@ -244,8 +244,8 @@ TEST(SqliteStoreScale, AnAgentsSessionScansNoTable) {
   ASSERT_TRUE(waiting);
   ASSERT_EQ(waiting->size(), 1u);
   EXPECT_EQ(waiting->front().id, "action-7-39");
-  ASSERT_TRUE(store->mark_action_delivered("action-7-39", 2001));
-  ASSERT_TRUE(store->record_agent_heartbeat("agent-7", 2002));
+  ASSERT_TRUE(store->mark_actions_delivered({"action-7-39"}, 2001));
+  ASSERT_TRUE(store->record_agent_heartbeats({{"agent-7", 2002}}));
   ActionOutcome outcome;
   outcome.state = ActionState::succeeded;
   ASSERT_TRUE(store->record_action_outcome("action-7-39", "agent-7", outcome, 2003));
