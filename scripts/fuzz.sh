@@ -78,7 +78,8 @@ seed fuzz_alert_generic tests/fixtures/alerts/generic.json
 seed fuzz_alert_detect tests/fixtures/alerts/*.json
 seed fuzz_feed_csv tests/fixtures/intel/*.csv
 seed fuzz_feed_list tests/fixtures/intel/blocklist.txt
-seed fuzz_feed_misp tests/fixtures/intel/misp/5f0c1b2a-*.json
+# misp_type_true.json: the event that once aborted the loader (a boolean "type").
+seed fuzz_feed_misp tests/fixtures/intel/misp/5f0c1b2a-*.json tests/fuzz/seeds/misp_*.json
 seed fuzz_feed_stix tests/fixtures/intel/stix/*.json tests/fixtures/intel/stix_misp/*.json \
      tests/fixtures/intel/stix20_bundle.json
 printf 'alert.severity == "high" and len(observables) > 0' > "$out/corpus/seed_expression"

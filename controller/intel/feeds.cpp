@@ -7,11 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/json_fields.h"
+
 namespace riposte::controller {
 
 using nlohmann::json;
 namespace t = observable_type;
 namespace fs = std::filesystem;
+namespace jf = riposte::json_fields;
 
 namespace {
 
@@ -239,38 +242,47 @@ Result<FeedContents> load_csv(const FeedConfig& feed) {
 // MISP attribute types we can look up, and which part of a composite value ("a|b") to use.
 void add_misp_attribute(FeedContents& out, const json& attribute, const std::string& where) {
   if (!attribute.is_object()) return;
-  if (attribute.value("deleted", false)) return;
+  if (jf::bool_or(attribute, "deleted", false)) return;
   // to_ids=false marks context, not something to detect on.
-  if (attribute.contains("to_ids") && attribute["to_ids"].is_boolean() &&
-      !attribute["to_ids"].get<bool>())
+  if (!jf::bool_or(attribute, "to_ids", true)) return;
+  const auto type = jf::string_at(attribute, "type");
+  if (!type) {
+    skip(out, attribute.contains("type")
+                  ? fmt::format("{}: an attribute's \"type\" is not a string ({})", where,
+                                attribute["type"].type_name())
+                  : fmt::format("{}: an attribute has no \"type\"", where));
     return;
-  const auto type = attribute.value("type", "");
-  const auto value = attribute.value("value", "");
+  }
+  const auto value = jf::string_or(attribute, "value");
   const auto bar = value.find('|');
   const std::string first = value.substr(0, bar);
   const std::string second = bar == std::string::npos ? "" : value.substr(bar + 1);
   bool ok = true;
-  if (type == "ip-src" || type == "ip-dst") {
+  if (*type == "ip-src" || *type == "ip-dst") {
     ok = add_indicator(out, value, t::kIp);
-  } else if (type == "ip-src|port" || type == "ip-dst|port") {
+  } else if (*type == "ip-src|port" || *type == "ip-dst|port") {
     ok = add_indicator(out, first, t::kIp);
-  } else if (type == "domain" || type == "hostname") {
+  } else if (*type == "domain" || *type == "hostname") {
     ok = add_indicator(out, value, t::kDomain);
-  } else if (type == "domain|ip" || type == "hostname|port") {
+  } else if (*type == "domain|ip" || *type == "hostname|port") {
     ok = add_indicator(out, first, t::kDomain);
-    if (type == "domain|ip") ok = add_indicator(out, second, t::kIp) && ok;
-  } else if (type == "url") {
+    if (*type == "domain|ip") ok = add_indicator(out, second, t::kIp) && ok;
+  } else if (*type == "url") {
     ok = add_indicator(out, value, t::kUrl);
-  } else if (type == "md5" || type == "sha1" || type == "sha256") {
-    ok = add_indicator(out, value, type);
-  } else if (type == "filename|md5" || type == "filename|sha1" || type == "filename|sha256") {
-    ok = add_indicator(out, second, type.substr(9));
+  } else if (*type == "md5" || *type == "sha1" || *type == "sha256") {
+    ok = add_indicator(out, value, *type);
+  } else if (*type == "filename|md5" || *type == "filename|sha1" || *type == "filename|sha256") {
+    ok = add_indicator(out, second, type->substr(9));
   } else {
     return;  // other attribute kinds (text, email-subject, ...) are context
   }
-  if (!ok)
+  if (ok) return;
+  if (jf::holds_non_string(attribute, "value"))
+    skip(out, fmt::format("{}: {} attribute's \"value\" is not a string ({})", where, *type,
+                          attribute["value"].type_name()));
+  else
     skip(out,
-         fmt::format("{}: {} \"{}\" is not a valid indicator", where, type, value.substr(0, 80)));
+         fmt::format("{}: {} \"{}\" is not a valid indicator", where, *type, value.substr(0, 80)));
 }
 
 Result<FeedContents> load_misp(const FeedConfig& feed) {
@@ -463,7 +475,7 @@ Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern)
 }
 
 Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& file) {
-  if (!bundle.is_object() || bundle.value("type", "") != "bundle")
+  if (jf::string_or(bundle, "type") != "bundle")
     return Error{
         fmt::format("{}: not a STIX bundle (\"type\": \"bundle\" missing)", file.string())};
   // The version is each object's own `spec_version` (STIX 2.1 put it there); a bundle-level one,
@@ -472,21 +484,27 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
   if (!bundle["objects"].is_array())
     return Error{fmt::format("{}: \"objects\" must be a list", file.string())};
   for (const auto& object : bundle["objects"]) {
-    if (!object.is_object() || object.value("type", "") != "indicator") continue;
-    const auto id = object.value("id", "?");
-    if (object.value("spec_version", "") != "2.1") {
+    if (jf::string_or(object, "type") != "indicator") continue;
+    const auto id = jf::string_or(object, "id", "?");
+    if (jf::string_or(object, "spec_version") != "2.1") {
       skip(out, fmt::format("{}: not a STIX 2.1 object (spec_version {})", id,
                             object.contains("spec_version") ? object["spec_version"].dump()
                                                             : "missing: STIX 2.0"));
       continue;
     }
-    if (object.value("revoked", false)) continue;
-    if (object.value("pattern_type", "") != "stix") {
-      skip(out,
-           fmt::format("{}: pattern_type '{}' is not stix", id, object.value("pattern_type", "")));
+    if (jf::bool_or(object, "revoked", false)) continue;
+    if (jf::string_or(object, "pattern_type") != "stix") {
+      skip(out, fmt::format("{}: pattern_type {} is not stix", id,
+                            object.contains("pattern_type") ? object["pattern_type"].dump()
+                                                            : "missing"));
       continue;
     }
-    auto comparisons = parse_stix_pattern(object.value("pattern", ""));
+    if (jf::holds_non_string(object, "pattern")) {
+      skip(out, fmt::format("{}: \"pattern\" is not a string ({})", id,
+                            object["pattern"].type_name()));
+      continue;
+    }
+    auto comparisons = parse_stix_pattern(jf::string_or(object, "pattern"));
     if (!comparisons) {
       skip(out, fmt::format("{}: {}", id, comparisons.error().message));
       continue;

@@ -149,6 +149,48 @@ TEST(IntelFeeds, AnOutOfRangeNumberIsAnErrorNotACrash) {
       << feed.error().message;
 }
 
+// A field of another JSON type than the format's ("type": true, "value": 5, "pattern": [])
+// skips that attribute or object with a reason naming the field; the rest of the feed loads
+// (a MISP event like this one aborted the controller: found by scripts/fuzz.sh).
+TEST(IntelFeeds, WrongTypedFieldsAreSkippedWithAReason) {
+  testing::TempDir dir;
+  const std::string uuid = "5f0c1b2a-2222-4c3d-9e8f-0a1b2c3d4e5f";
+  std::ofstream(dir.path() / "manifest.json") << "{\"" << uuid << "\": {}}";
+  std::ofstream(dir.path() / (uuid + ".json")) << R"({"Event": {"uuid": "x", "Attribute": [
+      {"type": true, "value": "198.51.100.1"},
+      {"type": "ip-dst", "value": 5},
+      {"type": "text", "value": 7},
+      {"type": "ip-dst", "value": "198.51.100.2", "to_ids": "yes", "deleted": 0},
+      {"type": "domain", "value": "ok.example.org"}]}})";
+  auto misp = load_feed({"m", dir.path(), "misp", 1, ""});
+  ASSERT_TRUE(misp) << misp.error().message;
+  EXPECT_TRUE(contains(values(*misp), "domain:ok.example.org"));
+  EXPECT_TRUE(contains(values(*misp), "ip:198.51.100.2"));  // non-boolean flags: as absent
+  EXPECT_FALSE(contains(values(*misp), "ip:198.51.100.1"));
+  ASSERT_EQ(misp->skipped, 2u);  // the "text" one is context, not skipped
+  EXPECT_NE(misp->skip_reasons[0].find("\"type\" is not a string (boolean)"), std::string::npos)
+      << misp->skip_reasons[0];
+  EXPECT_NE(misp->skip_reasons[1].find("\"value\" is not a string (number)"), std::string::npos)
+      << misp->skip_reasons[1];
+
+  std::ofstream(dir.path() / "stix.json") << R"({"type": "bundle", "objects": [
+      {"type": 1},
+      {"type": "indicator", "spec_version": 2.1, "id": "indicator--1"},
+      {"type": "indicator", "spec_version": "2.1", "id": 7, "pattern_type": ["stix"]},
+      {"type": "indicator", "spec_version": "2.1", "id": "indicator--3", "pattern_type": "stix",
+       "pattern": ["x"], "revoked": "no"},
+      {"type": "indicator", "spec_version": "2.1", "id": "indicator--4", "pattern_type": "stix",
+       "pattern": "[ipv4-addr:value = '198.51.100.9']"}]})";
+  auto stix = load_feed({"s", dir.path() / "stix.json", "stix", 1, ""});
+  ASSERT_TRUE(stix) << stix.error().message;
+  EXPECT_TRUE(contains(values(*stix), "ip:198.51.100.9"));
+  ASSERT_EQ(stix->skipped, 3u);
+  EXPECT_NE(stix->skip_reasons[2].find("\"pattern\" is not a string (array)"), std::string::npos)
+      << stix->skip_reasons[2];
+  std::ofstream(dir.path() / "typed.json") << R"({"type": ["bundle"], "objects": []})";
+  EXPECT_FALSE(load_feed({"s", dir.path() / "typed.json", "stix", 1, ""}));
+}
+
 // MISP's STIX 2.1 export writes an address as an AND that only narrows one network-traffic
 // object (type, value, port): that is the address. ANDs that correlate two things stay skipped.
 TEST(IntelFeeds, MispStix21ExportAddressesAreRead) {
