@@ -3,6 +3,11 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <thread>
+
 #include "protocol/crypto.h"
 
 namespace riposte {
@@ -25,6 +30,36 @@ Result<proto::ActionRequest> sign_action(const proto::ActionSpec& spec, EVP_PKEY
   if (!signature) return signature.error();
   request.set_signature(std::string(signature->begin(), signature->end()));
   return request;
+}
+
+Result<std::vector<proto::ActionRequest>> sign_actions(const std::vector<proto::ActionSpec>& specs,
+                                                       EVP_PKEY* action_key) {
+  constexpr std::size_t kPerThreadAtLeast = 256;
+  std::vector<proto::ActionRequest> out(specs.size());
+  std::vector<std::optional<Error>> errors;
+  const auto sign_range = [&](std::size_t begin, std::size_t end, std::optional<Error>& error) {
+    for (std::size_t i = begin; i < end && !error; ++i) {
+      auto signed_request = sign_action(specs[i], action_key);
+      if (!signed_request) {
+        error = signed_request.error();
+        return;
+      }
+      out[i] = std::move(*signed_request);
+    }
+  };
+  const std::size_t threads = std::clamp<std::size_t>(
+      specs.size() / kPerThreadAtLeast, 1, std::max(1u, std::thread::hardware_concurrency()));
+  errors.resize(threads);
+  const std::size_t per = (specs.size() + threads - 1) / threads;
+  std::vector<std::thread> helpers;
+  for (std::size_t t = 1; t < threads; ++t)
+    helpers.emplace_back(sign_range, t * per, std::min(specs.size(), (t + 1) * per),
+                         std::ref(errors[t]));
+  sign_range(0, std::min(specs.size(), per), errors[0]);
+  for (auto& h : helpers) h.join();
+  for (auto& e : errors)
+    if (e) return std::move(*e);
+  return out;
 }
 
 Result<proto::ActionSpec> verify_action(const proto::ActionRequest& request,

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <set>
+#include <unordered_set>
 
 #include "common/utc_time.h"
 #include "controller/dispatch/evidence_store.h"
@@ -107,14 +108,14 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
   }
   auto parameters = action_catalog::parameters_from_json(submission.kind, resolved);
   if (!parameters) return parameters.error();
-  // Targets: the ids named, then agents carrying a named label (each agent once).
+  // Targets: the ids named, then agents carrying a named label (each agent once). A fan-out
+  // is tens of thousands of agents: sets, not pairwise comparisons.
   std::vector<std::string> targets = submission.agent_ids;
-  for (std::size_t i = 0; i < targets.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (targets[i] == targets[j])
-        return Error{fmt::format("agent {} is named twice", targets[i])};
-    }
+  std::unordered_set<std::string> seen;
+  for (const auto& id : targets) {
+    if (!seen.insert(id).second) return Error{fmt::format("agent {} is named twice", id)};
   }
+  std::unordered_set<std::string> listed;  // known to exist and not revoked: no lookup again
   if (!submission.labels.empty()) {
     auto agents = store_.list_agents();
     if (!agents) return agents.error();
@@ -127,7 +128,8 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
       });
       if (!labeled) continue;
       ++matched;
-      if (std::find(targets.begin(), targets.end(), a.id) == targets.end()) targets.push_back(a.id);
+      listed.insert(a.id);
+      if (seen.insert(a.id).second) targets.push_back(a.id);
     }
     if (matched == 0) return Error{"no agent carries the label(s) given"};
   }
@@ -151,15 +153,16 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
 
   const auto now = clock_.now_unix_ms();
   const auto batch = crypto::random_uuid();
-  std::vector<ActionRecord> actions;
-  std::vector<AuditEvent> audit;
+  std::vector<proto::ActionSpec> specs;
+  specs.reserve(targets.size());
   for (const auto& agent_id : targets) {
-    auto agent = store_.find_agent(agent_id);
-    if (!agent) return agent.error();
-    if (!agent->has_value()) return Error{fmt::format("no agent with id {}", agent_id)};
-    if ((*agent)->revoked_at_ms) return Error{fmt::format("agent {} is revoked", agent_id)};
-
-    proto::ActionSpec spec;
+    if (!listed.contains(agent_id)) {
+      auto agent = store_.find_agent(agent_id);
+      if (!agent) return agent.error();
+      if (!agent->has_value()) return Error{fmt::format("no agent with id {}", agent_id)};
+      if ((*agent)->revoked_at_ms) return Error{fmt::format("agent {} is revoked", agent_id)};
+    }
+    proto::ActionSpec& spec = specs.emplace_back();
     spec.set_action_id(submission.idempotency_key.empty()
                            ? crypto::random_uuid()
                            : crypto::name_uuid(submission.idempotency_key + "/" + agent_id));
@@ -172,16 +175,25 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     spec.set_playbook_run_id(submission.playbook_run_id);
     spec.set_requester(submission.requester);
     spec.set_approver(submission.approver);
-    auto signed_request = sign_action(spec, action_key_);
-    if (!signed_request) return signed_request.error();
+  }
+  auto signed_requests = sign_actions(specs, action_key_);
+  if (!signed_requests) return signed_requests.error();
 
+  const auto parameters_json = action_catalog::parameters_to_json(submission.kind, *parameters);
+  std::vector<ActionRecord> actions;
+  std::vector<AuditEvent> audit;
+  actions.reserve(specs.size());
+  audit.reserve(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& spec = specs[i];
+    auto& signed_request = (*signed_requests)[i];
     ActionRecord a;
     a.id = spec.action_id();
-    a.agent_id = agent_id;
+    a.agent_id = spec.target_agent_id();
     a.kind = submission.kind;
     a.batch_id = batch;
-    a.spec = signed_request->action_spec();
-    a.signature = signed_request->signature();
+    a.spec = std::move(*signed_request.mutable_action_spec());
+    a.signature = std::move(*signed_request.mutable_signature());
     a.requester = submission.requester;
     a.approver = submission.approver;
     a.case_id = submission.case_id;
@@ -192,10 +204,10 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     if (submission.simulate) a.state = ActionState::simulated;
     a.expires_at_ms = spec.expires_at_unix_ms();
     const json details = {
-        {"agent_id", agent_id},
+        {"agent_id", a.agent_id},
         {"kind", a.kind},
         {"batch_id", batch},
-        {"parameters", action_catalog::parameters_to_json(a.kind, *parameters)},
+        {"parameters", parameters_json},
         {"expires_at", format_utc_ms(a.expires_at_ms)},
         {"approver", a.approver},
         {"case_id", a.case_id},
@@ -210,14 +222,15 @@ Result<std::vector<ActionRecord>> ActionDispatcher::submit(const ActionSubmissio
     actions.push_back(std::move(a));
   }
   if (auto s = store_.insert_actions(actions, audit, now); !s) return s.error();
-  for (auto& a : actions) {
-    if (submission.simulate) {
-      spdlog::info("dispatch: action {} ({}) for agent {} simulated for {}, not sent", a.id, a.kind,
-                   a.agent_id, a.requester);
-      continue;
-    }
-    spdlog::info("dispatch: action {} ({}) for agent {} queued by {}", a.id, a.kind, a.agent_id,
-                 a.requester);
+  // One line per action for a few; a fan-out's are in the audit log, one line here says it.
+  const char* what = submission.simulate ? "simulated (not sent)" : "queued";
+  if (actions.size() <= kActionsLoggedEach) {
+    for (const auto& a : actions)
+      spdlog::info("dispatch: action {} ({}) for agent {} {} for {}", a.id, a.kind, a.agent_id,
+                   what, a.requester);
+  } else {
+    spdlog::info("dispatch: batch {}: {} {} actions for {} agents {} for {}", batch,
+                 actions.size(), submission.kind, actions.size(), what, submission.requester);
   }
   if (!submission.simulate) deliver_all(actions);
   return actions;
@@ -286,12 +299,7 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
                               now);
     return ack;
   }
-  ActionOutcome outcome;
-  outcome.state = state_of(result);
-  outcome.reason = result.message().substr(0, 4096);
-  outcome.result = result.output();
-  if (result.started_at_unix_ms() > 0) outcome.started_at_ms = result.started_at_unix_ms();
-  outcome.finished_at_ms = result.finished_at_unix_ms() > 0 ? result.finished_at_unix_ms() : now;
+  ActionOutcome outcome = outcome_of(result, now);
   if (result.evidence_size() > 0) {
     // Decided against the stored action; a result for anything but the agent's own open action
     // is dropped below whatever it names.
@@ -313,20 +321,92 @@ std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string
                   result.action_id(), changed.error().message);
     return std::nullopt;
   }
-  if (*changed) {
-    for (const auto& observer : observers_) observer(result.action_id(), outcome.state);
-    spdlog::info("dispatch: action {} on agent {} {}{}", result.action_id(), agent_id,
-                 to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
-    // At most once per action: an action ends once.
-    for (const auto& r : outcome.evidence_refused) {
-      spdlog::warn("dispatch: agent {}: action {}: evidence {} ({}, {} bytes) refused: {}",
-                   agent_id, result.action_id(), r.sha256, r.name, r.size, r.reason);
-      if (evidence_) evidence_->remember_refusal(agent_id, result.action_id(), r.sha256, r.reason);
-    }
-  } else {
-    dropped(agent_id, result.action_id(), "a result");
-  }
+  result_stored(agent_id, result.action_id(), outcome, *changed);
   return ack;
+}
+
+ActionOutcome ActionDispatcher::outcome_of(const proto::ActionResult& result,
+                                           std::int64_t now_ms) const {
+  ActionOutcome outcome;
+  outcome.state = state_of(result);
+  outcome.reason = result.message().substr(0, 4096);
+  outcome.result = result.output();
+  if (result.started_at_unix_ms() > 0) outcome.started_at_ms = result.started_at_unix_ms();
+  outcome.finished_at_ms =
+      result.finished_at_unix_ms() > 0 ? result.finished_at_unix_ms() : now_ms;
+  return outcome;
+}
+
+void ActionDispatcher::result_stored(const std::string& agent_id, const std::string& action_id,
+                                     const ActionOutcome& outcome, bool changed) {
+  if (!changed) {
+    dropped(agent_id, action_id, "a result");
+    return;
+  }
+  for (const auto& observer : observers_) observer(action_id, outcome.state);
+  spdlog::info("dispatch: action {} on agent {} {}{}", action_id, agent_id,
+               to_string(outcome.state), outcome.reason.empty() ? "" : ": " + outcome.reason);
+  // At most once per action: an action ends once.
+  for (const auto& r : outcome.evidence_refused) {
+    spdlog::warn("dispatch: agent {}: action {}: evidence {} ({}, {} bytes) refused: {}",
+                 agent_id, action_id, r.sha256, r.name, r.size, r.reason);
+    if (evidence_) evidence_->remember_refusal(agent_id, action_id, r.sha256, r.reason);
+  }
+}
+
+void ActionDispatcher::handle_result_grouped(const std::string& agent_id,
+                                             proto::ActionResult result, ResultReply reply) {
+  // Replay refusals and evidence are decided against the stored action first: one at a time.
+  if (result.refusal() == proto::ActionResult::REFUSAL_REPLAYED || result.evidence_size() > 0) {
+    reply(handle_result(agent_id, result));
+    return;
+  }
+  {
+    std::unique_lock lock(results_mutex_);
+    if (queued_results_.size() >= kMaxQueuedResults) {
+      lock.unlock();
+      reply(handle_result(agent_id, result));
+      return;
+    }
+    queued_results_.push_back(
+        {{result.action_id(), agent_id, outcome_of(result, clock_.now_unix_ms())},
+         std::move(reply)});
+    if (writing_results_) return;  // the writer takes it with its next group
+    writing_results_ = true;
+  }
+  write_result_groups();
+}
+
+void ActionDispatcher::write_result_groups() {
+  for (;;) {
+    std::vector<QueuedResult> group;
+    {
+      std::lock_guard lock(results_mutex_);
+      if (queued_results_.empty()) {
+        writing_results_ = false;
+        return;
+      }
+      group.swap(queued_results_);
+    }
+    std::vector<ActionOutcomeReport> reports;
+    reports.reserve(group.size());
+    for (auto& q : group) reports.push_back(std::move(q.report));
+    auto changed = store_.record_action_outcomes(reports, clock_.now_unix_ms());
+    if (!changed) {
+      // Not acknowledged: each agent keeps its result and sends it again on its next session.
+      spdlog::error("dispatch: cannot store {} result(s): {}", reports.size(),
+                    changed.error().message);
+      for (auto& q : group) q.reply(std::nullopt);
+      continue;
+    }
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      const auto& r = reports[i];
+      result_stored(r.agent_id, r.action_id, r.outcome, (*changed)[i]);
+      proto::Envelope ack;
+      ack.mutable_action_result_ack()->set_action_id(r.action_id);
+      group[i].reply(std::move(ack));
+    }
+  }
 }
 
 void ActionDispatcher::dropped(const std::string& agent_id, const std::string& action_id,

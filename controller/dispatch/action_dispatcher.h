@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,17 @@ class ActionDispatcher {
   // why, in the action's audit entry.
   std::optional<proto::Envelope> handle_result(const std::string& agent_id,
                                                const proto::ActionResult& result);
+  // handle_result for a session that need not wait: `reply` gets the same answer, later and on
+  // whichever gateway thread stores it. A result without evidence is stored together with every
+  // other one that arrived while the group before it was being written: one transaction for the
+  // group (a group commit; nothing waits for a timer, so a lone result is stored at once). The
+  // thread that finds no group being written writes them until none is left; the others only
+  // queue. Past kMaxQueuedResults waiting, a result is stored on the caller's thread, so a flood
+  // of results meets the store's pace instead of growing the queue.
+  using ResultReply = std::function<void(std::optional<proto::Envelope>)>;
+  void handle_result_grouped(const std::string& agent_id, proto::ActionResult result,
+                             ResultReply reply);
+  static constexpr std::size_t kMaxQueuedResults = 8192;
   void handle_progress(const std::string& agent_id, const proto::ActionProgress& progress);
   // How many reports from `agent_id` were dropped since the controller started.
   std::uint64_t dropped_reports(const std::string& agent_id) const;
@@ -119,6 +131,20 @@ class ActionDispatcher {
   // store (one transaction for all: a fan-out's 10,000 commits wrote every touched page 10,000
   // times) and in `actions`.
   void deliver_all(std::vector<ActionRecord>& actions);
+
+  // Up to this many actions of one submission are logged one line each; more, one line.
+  static constexpr std::size_t kActionsLoggedEach = 20;
+  // What a result says, as the store records it.
+  ActionOutcome outcome_of(const proto::ActionResult& result, std::int64_t now_ms) const;
+  // After a result is stored: observers and log when it ended its action, else `dropped`.
+  void result_stored(const std::string& agent_id, const std::string& action_id,
+                     const ActionOutcome& outcome, bool changed);
+  // Writes the queued results, group by group, until the queue is empty (handle_result_grouped).
+  void write_result_groups();
+  struct QueuedResult {
+    ActionOutcomeReport report;
+    ResultReply reply;
+  };
 
   // A report that names no open action of the sending agent: counted, and logged at most
   // kDroppedLogsPerMinute times a minute per agent (then once with the number held back).
@@ -138,6 +164,9 @@ class ActionDispatcher {
   SendToAgent send_;
   EvidenceStore* evidence_ = nullptr;
   std::vector<Observer> observers_;
+  std::mutex results_mutex_;  // guards the two below
+  std::vector<QueuedResult> queued_results_;
+  bool writing_results_ = false;
   mutable std::mutex dropped_mutex_;  // handle_* run on the gateway's io threads
   std::map<std::string, DroppedReports> dropped_;
 };

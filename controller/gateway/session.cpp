@@ -282,8 +282,11 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
       return Error{"second Hello on one session"};
     case proto::Envelope::kActionResult:
       if (auto* dispatcher = gateway_.dispatcher()) {
-        if (auto ack = dispatcher->handle_result(agent_id_, envelope.action_result()))
-          send(std::move(*ack));
+        dispatcher->handle_result_grouped(
+            agent_id_, std::move(*envelope.mutable_action_result()),
+            [self = shared_from_this()](std::optional<proto::Envelope> ack) {
+              if (ack) self->send(std::move(*ack));
+            });
       }
       return ok_status();
     case proto::Envelope::kActionProgress:

@@ -1192,55 +1192,79 @@ Result<bool> SqliteStore::record_action_outcome(const std::string& id, const std
                                                 const ActionOutcome& outcome, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   bool changed = false;
+  auto s = in_transaction(
+      [&] { return record_outcome_locked({id, agent_id, outcome}, now_ms, changed); });
+  if (!s) return s.error();
+  return changed;
+}
+
+Result<std::vector<bool>> SqliteStore::record_action_outcomes(
+    const std::vector<ActionOutcomeReport>& reports, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<bool> changed(reports.size(), false);
   auto s = in_transaction([&]() -> Status {
-    // An action this agent was sent and that has not ended; or one the expiry sweep ended after it
-    // had been delivered: the agent may accept it within its clock-skew allowance and run it past
-    // the controller's deadline. What the agent did is then the truth, and is recorded.
-    Statement was(
-        cache_,
-        "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
-        "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
-    was.bind(id, agent_id);
-    if (was.step() != SQLITE_ROW) return ok_status();
-    const bool after_expiry = was.text(0) == "expired";
-    auto updated =
-        Statement(cache_,
-                  "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
-                  "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
-                  "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ?")
-            .bind(std::string(to_string(outcome.state)), outcome.reason, Blob{outcome.result},
-                  outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
-            .run();
-    if (!updated) return updated;
-    changed = sqlite3_changes(db_) > 0;
-    if (!changed) return ok_status();
-    nlohmann::json evidence = nlohmann::json::array();
-    for (const auto& e : outcome.evidence) {
-      auto inserted =
-          Statement(cache_,
-                    "INSERT OR IGNORE INTO evidence (sha256, action_id, agent_id, name, size, "
-                    "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
-              .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
-              .run();
-      if (!inserted) return inserted;
-      evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
+    for (std::size_t i = 0; i < reports.size(); ++i) {
+      bool one = false;
+      if (auto r = record_outcome_locked(reports[i], now_ms, one); !r) return r;
+      changed[i] = one;
     }
-    nlohmann::json refused = nlohmann::json::array();
-    for (const auto& e : outcome.evidence_refused)
-      refused.push_back(
-          {{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}, {"reason", e.reason}});
-    nlohmann::json details = {{"reason", outcome.reason},
-                              {"result_sha256", crypto::sha256_hex(outcome.result)},
-                              {"evidence", evidence}};
-    if (!refused.empty()) details["evidence_refused"] = refused;
-    if (after_expiry) details["after_expiry"] = true;
-    return append_audit_locked(
-        {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
-         details.dump()},
-        now_ms);
+    return ok_status();
   });
   if (!s) return s.error();
   return changed;
+}
+
+Status SqliteStore::record_outcome_locked(const ActionOutcomeReport& report, std::int64_t now_ms,
+                                          bool& changed) {
+  const auto& id = report.action_id;
+  const auto& agent_id = report.agent_id;
+  const auto& outcome = report.outcome;
+  changed = false;
+  // An action this agent was sent and that has not ended; or one the expiry sweep ended after it
+  // had been delivered: the agent may accept it within its clock-skew allowance and run it past
+  // the controller's deadline. What the agent did is then the truth, and is recorded.
+  Statement was(
+      cache_,
+      "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
+      "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
+  was.bind(id, agent_id);
+  if (was.step() != SQLITE_ROW) return ok_status();
+  const bool after_expiry = was.text(0) == "expired";
+  auto updated =
+      Statement(cache_,
+                "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
+                "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
+                "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ?")
+          .bind(std::string(to_string(outcome.state)), outcome.reason, Blob{outcome.result},
+                outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
+          .run();
+  if (!updated) return updated;
+  changed = sqlite3_changes(db_) > 0;
+  if (!changed) return ok_status();
+  nlohmann::json evidence = nlohmann::json::array();
+  for (const auto& e : outcome.evidence) {
+    auto inserted =
+        Statement(cache_,
+                  "INSERT OR IGNORE INTO evidence (sha256, action_id, agent_id, name, size, "
+                  "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
+            .run();
+    if (!inserted) return inserted;
+    evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
+  }
+  nlohmann::json refused = nlohmann::json::array();
+  for (const auto& e : outcome.evidence_refused)
+    refused.push_back(
+        {{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}, {"reason", e.reason}});
+  nlohmann::json details = {{"reason", outcome.reason},
+                            {"result_sha256", crypto::sha256_hex(outcome.result)},
+                            {"evidence", evidence}};
+  if (!refused.empty()) details["evidence_refused"] = refused;
+  if (after_expiry) details["after_expiry"] = true;
+  return append_audit_locked(
+      {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
+       details.dump()},
+      now_ms);
 }
 
 Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms,

@@ -69,6 +69,8 @@ class SqliteStore final : public Store {
                                       const std::string& unit, std::int64_t now_ms) override;
   Result<bool> record_action_outcome(const std::string& id, const std::string& agent_id,
                                      const ActionOutcome& outcome, std::int64_t now_ms) override;
+  Result<std::vector<bool>> record_action_outcomes(const std::vector<ActionOutcomeReport>& reports,
+                                                   std::int64_t now_ms) override;
   Result<std::vector<std::string>> expire_actions(std::int64_t now_ms,
                                                   std::int64_t grace_ms) override;
   Result<std::vector<EvidenceRecord>> find_evidence(const std::string& sha256) override;
@@ -148,6 +150,9 @@ class SqliteStore final : public Store {
   // One api_tokens row; the caller holds the mutex and, where it matters, a transaction.
   Status insert_token_locked(const ApiTokenRecord& token);
   Status append_audit_locked(const AuditEvent& event, std::int64_t now_ms);
+  // One report of record_action_outcome(s), inside the caller's transaction; sets `changed`.
+  Status record_outcome_locked(const ActionOutcomeReport& report, std::int64_t now_ms,
+                               bool& changed);
   // Actions whose `column` (case_id or playbook_run_id) is `value`, oldest first.
   Result<std::vector<ActionRecord>> actions_filed_under(const char* column,
                                                         const std::string& value);

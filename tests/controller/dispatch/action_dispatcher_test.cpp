@@ -7,7 +7,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <future>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "controller/dispatch/evidence_store.h"
 #include "controller/store/audit_chain.h"
@@ -218,6 +222,105 @@ TEST_F(DispatcherTest, ReportsAboutActionsNotTheSendersOwnAndOpenAreDroppedAndCo
   real.set_status(proto::ActionResult::STATUS_SUCCEEDED);
   ASSERT_TRUE(dispatcher->handle_result("agent-1", real));
   EXPECT_EQ(store->find_action(victim.id).value()->state, ActionState::succeeded);
+}
+
+// The gateway's path: results that arrive while a group is being written return at once and are
+// written together by the thread writing (one transaction), under the same rules as one at a
+// time: an agent's own open action ends once, reports on others' actions are dropped and counted.
+// Past kMaxQueuedResults waiting, a caller stores its result itself (backpressure).
+TEST_F(DispatcherTest, ResultsArrivingDuringAWriteAreStoredTogetherByTheWriter) {
+  online = {"agent-1", "agent-2"};
+  std::vector<ActionRecord> actions;
+  for (int i = 0; i < 40; ++i)
+    for (auto& a : dispatcher->submit(facts_for({"agent-1", "agent-2"})).value())
+      actions.push_back(std::move(a));
+  const auto result_for = [](const std::string& id) {
+    proto::ActionResult r;
+    r.set_action_id(id);
+    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    return r;
+  };
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> first{true};
+  dispatcher->add_observer([&](const std::string&, ActionState) {
+    if (first.exchange(false)) released.wait();  // the writer holds its first group here
+  });
+  std::mutex replies_mutex;
+  std::map<std::string, int> acks;  // action id -> acks received
+  std::map<std::string, std::thread::id> replied_on;
+  int replies = 0;
+  const auto reply_for = [&](std::string id) {
+    return [&, id](std::optional<proto::Envelope> ack) {
+      std::lock_guard lock(replies_mutex);
+      ++replies;
+      if (ack && ack->action_result_ack().action_id() == id) ++acks[id];
+      replied_on[id] = std::this_thread::get_id();
+    };
+  };
+  const int before = audit_count();
+  std::thread writer([&] {
+    dispatcher->handle_result_grouped(actions[0].agent_id, result_for(actions[0].id),
+                                      reply_for(actions[0].id));
+  });
+  while (first.load()) std::this_thread::yield();  // the writer is inside its first group
+
+  int reports = 0;
+  for (std::size_t i = 1; i < actions.size(); ++i, ++reports)
+    dispatcher->handle_result_grouped(actions[i].agent_id, result_for(actions[i].id),
+                                      reply_for(actions[i].id));
+  // agent-2 reporting on agent-1's actions, and agent-1 sending its result twice.
+  const auto& victim = actions[2].agent_id == "agent-1" ? actions[2] : actions[3];
+  for (int i = 0; i < 10; ++i, ++reports) {
+    auto failed = result_for(victim.id);
+    failed.set_status(proto::ActionResult::STATUS_FAILED);
+    dispatcher->handle_result_grouped("agent-2", failed, reply_for("foreign"));
+  }
+  dispatcher->handle_result_grouped(victim.agent_id, result_for(victim.id), reply_for("twice"));
+  ++reports;
+  {
+    std::lock_guard lock(replies_mutex);
+    EXPECT_EQ(replies, 0) << "callers returned before their group was written";
+  }
+  release.set_value();
+  writer.join();
+
+  EXPECT_EQ(replies, reports + 1);
+  for (const auto& a : actions) {
+    EXPECT_EQ(acks[a.id], 1) << a.id;
+    EXPECT_EQ(replied_on[a.id], replied_on[actions[0].id]) << "written by the writer thread";
+    EXPECT_EQ(store->find_action(a.id).value()->state, ActionState::succeeded);
+  }
+  EXPECT_NE(replied_on[actions[1].id], std::this_thread::get_id());
+  EXPECT_EQ(dispatcher->dropped_reports("agent-2"), 10u);
+  EXPECT_EQ(audit_count(), before + static_cast<int>(actions.size()));
+  EXPECT_FALSE(verify_audit_chain(*store).value().first_broken_seq.has_value());
+
+  // Backpressure: with kMaxQueuedResults waiting behind a busy writer, the next caller stores
+  // its own result before it returns.
+  auto last = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  std::promise<void> release2;
+  auto released2 = release2.get_future().share();
+  first = true;
+  released = released2;
+  auto blocker = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  std::thread writer2([&] {
+    dispatcher->handle_result_grouped("agent-1", result_for(blocker.id), reply_for(blocker.id));
+  });
+  while (first.load()) std::this_thread::yield();
+  for (std::size_t i = 0; i < ActionDispatcher::kMaxQueuedResults; ++i)
+    dispatcher->handle_result_grouped("agent-1", result_for("00000000-0000-4000-8000-000000000000"),
+                                      [](std::optional<proto::Envelope>) {});
+  dispatcher->handle_result_grouped("agent-1", result_for(last.id), reply_for(last.id));
+  {
+    std::lock_guard lock(replies_mutex);
+    EXPECT_EQ(acks[last.id], 1);
+    EXPECT_EQ(replied_on[last.id], std::this_thread::get_id());
+  }
+  EXPECT_EQ(store->find_action(last.id).value()->state, ActionState::succeeded);
+  release2.set_value();
+  writer2.join();
+  EXPECT_EQ(acks[blocker.id], 1);
 }
 
 // A compromised agent attaching objects to its own actions: only what the kind produces, named,

@@ -110,6 +110,39 @@ TEST_P(StoreContract, DeliveriesAreMarkedInOneBatch) {
   EXPECT_EQ(delivered_entries, 3);
 }
 
+// A group of results is one transaction: each report is judged as record_action_outcome judges
+// one (its agent's own open action, once), in order, each ending with its audit entry.
+TEST_P(StoreContract, ResultsAreRecordedInOneGroup) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "one")));
+  ASSERT_TRUE(store->insert_agent(sample_agent("a2", "two")));
+  std::vector<ActionRecord> actions{sample_action("r1", "a1", 1000), sample_action("r2", "a1", 1000),
+                                    sample_action("r3", "a2", 1000)};
+  ASSERT_TRUE(store->insert_actions(actions, {}, 1000));
+  ActionOutcome done;
+  done.state = ActionState::succeeded;
+  done.result = "ok";
+  done.finished_at_ms = 2000;
+  ActionOutcome failed = done;
+  failed.state = ActionState::failed;
+  const std::vector<ActionOutcomeReport> group{
+      {"r1", "a1", done},  {"r3", "a1", done},   // another agent's action: no change
+      {"r2", "a1", done},  {"r2", "a1", failed},  // a second result for r2: no change
+      {"nope", "a1", done}, {"r3", "a2", failed}};
+  const auto audit_before = store->audit_entries(0, 100).value().size();
+  auto changed = store->record_action_outcomes(group, 2000);
+  ASSERT_TRUE(changed) << changed.error().message;
+  EXPECT_EQ(*changed, (std::vector<bool>{true, false, true, false, false, true}));
+  EXPECT_EQ((*store->find_action("r1"))->state, ActionState::succeeded);
+  EXPECT_EQ((*store->find_action("r2"))->state, ActionState::succeeded);
+  EXPECT_EQ((*store->find_action("r3"))->state, ActionState::failed);
+  EXPECT_EQ((*store->find_action("r3"))->finished_at_ms, 2000);
+  const auto audit = store->audit_entries(0, 100).value();
+  ASSERT_EQ(audit.size(), audit_before + 3);
+  EXPECT_EQ(audit.back().event, "action.failed");
+  EXPECT_EQ(audit.back().actor, "agent:a2");
+  EXPECT_TRUE(store->record_action_outcomes({}, 3000).value().empty());
+}
+
 TEST_P(StoreContract, HeartbeatsAreWrittenInBatchesAndNeverGoBack) {
   ASSERT_TRUE(store->insert_agent(sample_agent("a1", "one")));
   ASSERT_TRUE(store->insert_agent(sample_agent("a2", "two")));
