@@ -102,6 +102,7 @@ void ControllerLink::report_event(proto::AgentEvent event) {
 Status ControllerLink::start() {
   if (auto s = tls::use_identity(tls_, state_.certificate_pem, state_.key_pem); !s) return s;
   if (auto s = tls::trust_only(tls_, state_.ca_certificate_pem); !s) return s;
+  tls::keep_session_tickets(tls_);
   asio::co_spawn(io_, run(), asio::detached);
   return ok_status();
 }
@@ -170,6 +171,16 @@ asio::awaitable<std::string> ControllerLink::session() {
                                asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot connect: {}", describe_error(ec));
   stream.lowest_layer().set_option(tcp::no_delay(true), ec);
+  resumption_.attach(stream.native_handle());
+  // Until the controller accepts the Hello, a failure forgets the ticket: a session the
+  // controller refused is not offered again (after a re-enrollment it names the old identity).
+  struct ForgetUnlessAccepted {
+    tls::SessionSlot& slot;
+    bool accepted = false;
+    ~ForgetUnlessAccepted() {
+      if (!accepted) slot.forget();
+    }
+  } forget_unless_accepted{resumption_};
   co_await stream.async_handshake(asio::ssl::stream_base::client,
                                   asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
@@ -202,6 +213,7 @@ asio::awaitable<std::string> ControllerLink::session() {
   const auto& ack = answer->hello_ack();
   if (!ack.accepted()) co_return "controller refused this agent: " + ack.reason();
 
+  forget_unless_accepted.accepted = true;
   backoff_.reset();
   heartbeat_sequence_ = 0;
   last_acked_ = 0;

@@ -22,6 +22,7 @@
 #include "agent/backoff.h"
 #include "platform/system_facts.h"
 #include "protocol/envelope_channel.h"
+#include "protocol/tls.h"
 
 namespace riposte::agent {
 
@@ -84,6 +85,10 @@ class ControllerLink {
   LinkOptions options_;
   platform::SystemFactsSource& facts_;
   boost::asio::ssl::context tls_;
+  // The gateway's newest session ticket: the next connection resumes instead of a full
+  // handshake (cheaper for both ends; what makes a fleet's reconnect storm short). Forgotten
+  // when a session is refused, so the next attempt is a full handshake.
+  tls::SessionSlot resumption_;
   Backoff backoff_;
   boost::asio::steady_timer wait_;
   bool stopping_ = false;

@@ -163,6 +163,13 @@ Status ControllerService::start() {
       [this](MetricsWriter& w) {
         w.gauge("riposte_agent_sessions", "Agent sessions open on this controller now.",
                 static_cast<double>(gateway_->session_count()));
+        const std::string handshakes_help =
+            "TLS handshakes completed on the agent gateway: full, or resumed from a session "
+            "ticket.";
+        w.counter("riposte_agent_handshakes_total", handshakes_help,
+                  static_cast<double>(gateway_->handshakes(false)), {{"kind", "full"}});
+        w.counter("riposte_agent_handshakes_total", handshakes_help,
+                  static_cast<double>(gateway_->handshakes(true)), {{"kind", "resumed"}});
         const std::string refused_help =
             "Connections closed at accept by the per-address limits (connection_limits).";
         w.counter("riposte_connections_refused_total", refused_help,

@@ -83,11 +83,13 @@ ssl::context make_tls13_context() {
   // ffdhe8192, whose key share costs the server ~100x the CPU of X25519 per unauthenticated
   // ClientHello (the DHEat attack); no client of ours needs them.
   SSL_CTX_set1_groups_list(native, "X25519:P-256:P-384");
-  // No session resumption: a resumed mutual-TLS session would skip the client-certificate
-  // check, revocation included, and handshakes are cheap at our scale. No tickets are issued and
-  // nothing is cached; a client offering an old session gets a full handshake (the session id
-  // context is set so that OpenSSL does not fail such an attempt with "session id context
-  // uninitialized" when client certificates are verified).
+  // No session resumption unless a context opts in (the agent gateway and the agents:
+  // issue_session_tickets, keep_session_tickets): a resumed mutual-TLS session skips the
+  // client-certificate check, so a server that allows it must check revocation and expiry after
+  // every handshake. Here no tickets are issued and nothing is cached; a client offering an old
+  // session gets a full handshake (the session id context is set so that OpenSSL does not fail
+  // such an attempt with "session id context uninitialized" when client certificates are
+  // verified, and so that a ticket is only ever accepted by the kind of server that issued it).
   SSL_CTX_set_num_tickets(native, 0);
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
   static constexpr unsigned char kSessionContext[] = "riposte";
@@ -144,6 +146,91 @@ Status trust_pinned_ca(ssl::context& ctx, const std::string& pin,
   SSL_CTX_set_cert_verify_callback(native, verify_against_pin, state);
   ctx.set_verify_mode(ssl::verify_peer);
   return ok_status();
+}
+
+void issue_session_tickets(ssl::context& ctx, std::chrono::seconds lifetime,
+                           std::size_t max_sessions) {
+  SSL_CTX* native = ctx.native_handle();
+  // Stateful tickets (SSL_OP_NO_TICKET, kept from make_tls13_context, with a server cache): the
+  // ticket only names a session this process holds. A stateless ticket carries the session,
+  // client certificate included, and decoding that certificate's key again through OpenSSL
+  // 3.0's decoders was a third of the gateway's CPU in a storm of resumptions. A cached session
+  // is used once (a resumption gets a new ticket); the oldest go when the cache is full.
+  SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
+  // A peer that goes away without close_notify is an end of stream, not a fatal error: OpenSSL
+  // sends itself a fatal alert for it, and a fatal alert drops the session from the cache, so no
+  // agent cut off by an outage could resume. Our framing finds a stream cut inside a message.
+  SSL_CTX_set_options(native, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_num_tickets(native, 1);
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_sess_set_cache_size(native, static_cast<long>(max_sessions));
+  SSL_CTX_set_timeout(native, static_cast<long>(lifetime.count()));
+}
+
+void keep_session_resumable(SSL* ssl) {
+  // Marks the connection as shut down both ways, so that SSL_free leaves the session cached.
+  // Nothing more is sent or read on it.
+  SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+}
+
+void forget_session(SSL* ssl) {
+  if (SSL_SESSION* session = SSL_get_session(ssl))
+    SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), session);
+}
+
+Status resumed_certificate_usable(X509* peer, std::time_t now) {
+  if (peer == nullptr) return Error{"the resumed session has no client certificate"};
+  if (X509_cmp_time(X509_get0_notAfter(peer), &now) <= 0)
+    return Error{"the client certificate of the resumed session has expired"};
+  if (X509_cmp_time(X509_get0_notBefore(peer), &now) > 0)
+    return Error{"the client certificate of the resumed session is not valid yet"};
+  return ok_status();
+}
+
+namespace {
+
+int slot_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* slot = static_cast<SessionSlot*>(SSL_get_ex_data(ssl, slot_index()));
+  if (slot == nullptr) return 0;
+  // A copy: the received session becomes the connection's own, and OpenSSL marks that one not
+  // resumable when the connection ends without close_notify (ssl_clear_bad_session) - which is
+  // how connections end in the outages resumption is for.
+  if (SSL_SESSION* copy = SSL_SESSION_dup(session)) slot->keep(copy);
+  return 0;  // the original stays OpenSSL's
+}
+
+}  // namespace
+
+SessionSlot::~SessionSlot() { forget(); }
+
+void SessionSlot::forget() {
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+  session_ = nullptr;
+}
+
+void SessionSlot::keep(SSL_SESSION* session) {
+  forget();
+  session_ = session;
+}
+
+void SessionSlot::attach(SSL* ssl) {
+  SSL_set_ex_data(ssl, slot_index(), this);
+  if (session_ == nullptr) return;
+  if (SSL_SESSION_is_resumable(session_) != 1 || SSL_set_session(ssl, session_) != 1) forget();
+}
+
+void keep_session_tickets(ssl::context& ctx) {
+  SSL_CTX* native = ctx.native_handle();
+  SSL_CTX_clear_options(native, SSL_OP_NO_TICKET);
+  // Client-side caching only through the callback: the context keeps no sessions itself.
+  SSL_CTX_set_session_cache_mode(native,
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(native, on_new_session);
 }
 
 }  // namespace riposte::tls

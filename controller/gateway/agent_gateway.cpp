@@ -53,6 +53,9 @@ Status AgentGateway::start() {
   };
   if (auto s = tls::require_client_certificates(tls_, pki_.ca_certificate_pem(), check); !s)
     return s;
+  // Agents that lose their session (a network outage, a reconnect storm) resume it without the
+  // certificate work of a full handshake; session.cpp checks expiry and revocation after each.
+  tls::issue_session_tickets(tls_, kTicketLifetime, kMaxResumableSessions);
 
   if (auto s = open_listener(acceptor_, options_.listen, "agent gateway"); !s) return s;
   asio::co_spawn(io_, accept_loop(), asio::detached);

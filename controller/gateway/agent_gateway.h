@@ -62,6 +62,17 @@ class AgentGateway {
   void revoke(const std::string& agent_id);
 
   std::size_t session_count() const;
+  // TLS handshakes completed on the gateway: full ones and resumed ones (session tickets).
+  void count_handshake(bool resumed) { ++(resumed ? handshakes_resumed_ : handshakes_full_); }
+  std::uint64_t handshakes(bool resumed) const {
+    return (resumed ? handshakes_resumed_ : handshakes_full_).load();
+  }
+  // How long a session ticket lets an agent resume: RFC 8446's maximum, so that sessions that
+  // lived for days still resume after a network outage. Each resumption gets a fresh ticket.
+  static constexpr std::chrono::seconds kTicketLifetime{7 * 24 * 3600};
+  // Sessions held for resumption, one per agent that connected (a few KiB each): a fleet of this
+  // size resumes after an outage; beyond it, the oldest agents take full handshakes.
+  static constexpr std::size_t kMaxResumableSessions = 100'000;
   // Connections refused by the per-address limits since start.
   std::uint64_t connections_refused() const { return limiter_->refused(); }
 
@@ -129,6 +140,8 @@ class AgentGateway {
   std::map<std::string, std::int64_t> heartbeats_;  // since the last flush, latest per agent
   boost::asio::steady_timer heartbeat_flush_timer_;
   std::atomic<bool> stopped_{false};
+  std::atomic<std::uint64_t> handshakes_full_{0};
+  std::atomic<std::uint64_t> handshakes_resumed_{0};
   ActionDispatcher* dispatcher_ = nullptr;
   EvidenceStore* evidence_ = nullptr;
 };

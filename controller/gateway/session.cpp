@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -19,6 +20,7 @@
 #include "controller/gateway/agent_gateway.h"
 #include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
+#include "protocol/tls.h"
 #include "protocol/version.h"
 
 namespace riposte::controller {
@@ -141,9 +143,20 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
   if (ec) {
     spdlog::warn("gateway: TLS handshake from {} failed: {}", remote_address_, describe_error(ec));
   } else {
-    crypto::X509Ptr peer(SSL_get1_peer_certificate(stream_.native_handle()));
+    SSL* ssl = stream_.native_handle();
+    crypto::X509Ptr peer(SSL_get1_peer_certificate(ssl));
     auto id = peer ? crypto::agent_id_from_certificate(peer.get())
                    : Result<std::string>(Error{"no client certificate"});
+    // A resumed session's chain was verified at its full handshake; its certificate may have
+    // expired since. Revocation and enrollment are checked for every session, in serve().
+    const bool resumed = SSL_session_reused(ssl) == 1;
+    gateway_.count_handshake(resumed);
+    if (id && resumed) {
+      if (auto usable = tls::resumed_certificate_usable(peer.get(), std::time(nullptr)); !usable)
+        id = usable.error();
+      else if (gateway_.is_revoked(*id))
+        id = Error{fmt::format("agent {} is revoked (resumed session refused)", *id)};
+    }
     if (!id) {
       spdlog::warn("gateway: refusing {}: {}", remote_address_, id.error().message);
     } else {
@@ -158,6 +171,14 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
   open_ = false;
   deadline_.cancel();
   outbox_signal_.cancel();
+  // An accepted agent resumes its TLS session when it comes back, however this connection
+  // ended; a refused one never does.
+  if (!ec) {
+    if (registered_)
+      tls::keep_session_resumable(stream_.native_handle());
+    else
+      tls::forget_session(stream_.native_handle());
+  }
   shutdown_socket();
   if (registered_) {
     gateway_.unregister_session(agent_id_, this, outcome ? "closed" : outcome.error().message);

@@ -12,7 +12,10 @@
 //   agents_list_ms     GET /api/v1/agents, a 100-agent page: first, last and online-filtered,
 //                      median of 5 each, the slowest of the three;
 //   storm_s            every session dropped at once from the swarm side until all N are back
-//                      (the swarm reconnects with the agents' own backoff, 0.5-1 s first delay).
+//                      (the swarm reconnects with the agents' own backoff, 0.5-1 s first delay);
+//                      storm_controller_cpu_s / storm_client_cpu_s: each end's CPU for it;
+//                      storm_resumed: how many of those handshakes resumed a session from its
+//                      ticket, as agents do (RIPOSTE_SCALE_RESUME=0: every one a full handshake).
 // Both ends share the machine's two cores; client_cpu_pct says how much the swarm took.
 //
 // Each N has its own controller and identities under RIPOSTE_SCALE_DIR (default
@@ -152,6 +155,7 @@ void BM_ScaleAgents(benchmark::State& state) {
   options.identities_dir = root / ("N" + std::to_string(agents)) / "identities";
   options.agents = agents;
   options.threads = env_int("RIPOSTE_SWARM_THREADS", 2);
+  options.resume_sessions = env_int("RIPOSTE_SCALE_RESUME", 1) != 0;
   options.source_addresses = 64;
   options.progress = say;
   if (!fs::exists(options.identities_dir / "identities.jsonl") ||
@@ -271,6 +275,8 @@ void BM_ScaleAgents(benchmark::State& state) {
     // Reconnect storm.
     say("dropping every session at once");
     const auto before = swarm.snapshot();
+    const double storm_cpu0 = cpu_seconds(pid);
+    const double storm_client_cpu0 = own_cpu_seconds();
     t0 = Clock::now();
     swarm.drop_all();
     if (!wait_for(swarm,
@@ -281,6 +287,11 @@ void BM_ScaleAgents(benchmark::State& state) {
     }
     const auto after = swarm.snapshot();
     state.counters["storm_s"] = since(t0);
+    // Both ends' CPU for the storm: on this machine they share two cores, so storm_s is about
+    // (controller + swarm CPU) / 2; a controller with the cores to itself is bound by its own.
+    state.counters["storm_controller_cpu_s"] = cpu_seconds(pid) - storm_cpu0;
+    state.counters["storm_client_cpu_s"] = own_cpu_seconds() - storm_client_cpu0;
+    state.counters["storm_resumed"] = static_cast<double>(after.resumed - before.resumed);
     state.counters["storm_failed_handshakes"] = static_cast<double>(
         after.handshake_failures - before.handshake_failures + after.connect_failures -
         before.connect_failures + after.refused - before.refused);

@@ -1,5 +1,6 @@
 // The agent swarm (tests/swarm) against a real controller: 200 simulated agents enroll through
-// the real API, hold real mutual-TLS sessions, answer a signed fan-out, and come back after the
+// the real API, hold real mutual-TLS sessions, answer a signed fan-out, come back from a dropped
+// connection by resuming their TLS session (not a revoked one), and come back after the
 // controller restarts. The big runs are scale_bench; this keeps the swarm itself honest in CI.
 
 #include <gtest/gtest.h>
@@ -42,11 +43,23 @@ class SwarmTest : public ::testing::Test {
     return wait_until([&] { return done(s.snapshot()); }, timeout);
   }
 
+  // riposte_agent_handshakes_total{kind=...} from the controller's /metrics.
+  long gateway_handshakes(const std::string& kind) {
+    const auto text = run_command({"curl", "-s", "--cacert", controller.ca_cert(), "-H",
+                                   "Authorization: Bearer " + controller.admin_token(),
+                                   "https://" + controller.api() + "/metrics"})
+                          .out;
+    const auto series = "riposte_agent_handshakes_total{kind=\"" + kind + "\"} ";
+    const auto at = text.find(series);
+    if (at == std::string::npos) return -1;
+    return std::stol(text.substr(at + series.size()));
+  }
+
   ControllerUnderTest controller;
   TempDir identities;
 };
 
-TEST_F(SwarmTest, TwoHundredAgentsConnectAnswerAFanOutAndSurviveARestart) {
+TEST_F(SwarmTest, TwoHundredAgentsAnswerAFanOutResumeAfterAnOutageAndSurviveARestart) {
   const auto token = controller
                          .cli_json({"tokens", "create", "--uses", std::to_string(kAgents),
                                     "--label", "swarm"})
@@ -75,14 +88,46 @@ TEST_F(SwarmTest, TwoHundredAgentsConnectAnswerAFanOutAndSurviveARestart) {
   EXPECT_EQ(swarm.snapshot().actions, kAgents);
   EXPECT_EQ(swarm.snapshot().bad_actions, 0);
 
-  // The controller goes away and comes back on the same ports: every agent reconnects.
+  // Every session dropped at once (a network outage): each agent comes back by resuming its TLS
+  // session from the gateway's ticket, as riposte-agent does, and the gateway counts them.
+  const auto before_storm = swarm.snapshot();
+  swarm.drop_all();
+  ASSERT_TRUE(wait_for(
+      [&](auto& s) { return s.accepted >= before_storm.accepted + kAgents && s.sessions == kAgents; },
+      swarm, 60s))
+      << swarm.snapshot().sessions << " sessions after the storm";
+  EXPECT_EQ(swarm.snapshot().resumed - before_storm.resumed, kAgents);
+  EXPECT_EQ(gateway_handshakes("resumed"), kAgents);
+
+  // A revoked agent's ticket does not bring it back: its resumed session is refused right after
+  // the handshake, and so is the full handshake it falls back to. The others resume as before.
+  const auto revoked_id = swarm.agent_ids().front();
+  ASSERT_EQ(controller.cli({"agents", "revoke", revoked_id}).exit_code, 0);
+  ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == kAgents - 1; }, swarm, 20s));
+  const auto before_revoked_storm = swarm.snapshot();
+  swarm.drop_all();
+  ASSERT_TRUE(wait_for([&](auto& s) { return s.sessions == kAgents - 1; }, swarm, 60s));
+  std::this_thread::sleep_for(3s);  // the revoked agent's retries, with their backoff
+  const auto after_revoked_storm = swarm.snapshot();
+  EXPECT_EQ(after_revoked_storm.sessions, kAgents - 1);
+  // The revoked agent's TLS session does resume, once: the gateway then refuses it, and the
+  // agent forgets the ticket (its next attempts are full handshakes, refused as well).
+  EXPECT_EQ(after_revoked_storm.resumed - before_revoked_storm.resumed, kAgents);
+  EXPECT_GE(after_revoked_storm.handshake_failures - before_revoked_storm.handshake_failures, 1);
+  EXPECT_EQ(controller.agent(revoked_id)["status"], "revoked");
+
+  // The controller goes away and comes back on the same ports: every agent reconnects, with full
+  // handshakes (a new process holds none of the sessions the tickets name).
+  const auto before_restart = swarm.snapshot();
   controller.stop_gracefully();
   ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == 0; }, swarm, 20s));
   controller.start(/*same_ports=*/true);
-  ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == kAgents; }, swarm, 60s))
+  ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == kAgents - 1; }, swarm, 60s))
       << swarm.snapshot().sessions << " sessions after the restart";
   const auto after = swarm.snapshot();
-  EXPECT_GE(after.accepted, 2 * kAgents);
+  EXPECT_GE(after.accepted, before_restart.accepted + kAgents - 1);
+  EXPECT_EQ(after.resumed, before_restart.resumed);
+  EXPECT_EQ(gateway_handshakes("resumed"), 0);
   EXPECT_EQ(after.refused, 0);
   swarm.stop();
 }

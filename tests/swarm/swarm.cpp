@@ -290,6 +290,7 @@ struct SimAgent {
   int shard = 0;
   int source = 0;
   std::shared_ptr<Live> live;  // while a session is open
+  std::unique_ptr<tls::SessionSlot> resumption = std::make_unique<tls::SessionSlot>();
   Clock::time_point last_result_ack{};
 };
 
@@ -387,6 +388,7 @@ asio::awaitable<bool> Swarm::Impl::session(SimAgent& agent, Shard& shard) {
     ++counters.handshake_failures;
     co_return false;
   }
+  if (options.resume_sessions) agent.resumption->attach(ssl);
   auto& socket = live->stream.lowest_layer();
   asio::steady_timer guard(executor, kConnectTimeout);
   guard.async_wait([&socket](boost::system::error_code ec) {
@@ -407,9 +409,11 @@ asio::awaitable<bool> Swarm::Impl::session(SimAgent& agent, Shard& shard) {
                                         asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     ++counters.handshake_failures;
+    agent.resumption->forget();
     tell_once(told_handshake, "TLS handshake with the gateway failed: " + describe_error(ec));
     co_return false;
   }
+  if (SSL_session_reused(ssl) == 1) ++counters.resumed;
   proto::Envelope hello;
   auto* h = hello.mutable_hello();
   h->set_protocol_version(kProtocolVersion);
@@ -431,11 +435,13 @@ asio::awaitable<bool> Swarm::Impl::session(SimAgent& agent, Shard& shard) {
   if (!ack) {
     // TLS 1.3: a refused client certificate shows up after the handshake, as an alert here.
     ++counters.handshake_failures;
+    agent.resumption->forget();
     tell_once(told_handshake, "no answer to Hello: " + ack.error().message);
     co_return false;
   }
   if (!ack->has_hello_ack() || !ack->hello_ack().accepted()) {
     ++counters.refused;
+    agent.resumption->forget();
     tell_once(told_refused, "the controller refused an agent: " + ack->hello_ack().reason());
     co_return false;
   }
@@ -569,6 +575,7 @@ Result<std::unique_ptr<Swarm>> Swarm::prepare(const SwarmOptions& options) {
   impl->gateway = tcp::endpoint(asio::ip::make_address(options.gateway.host), options.gateway.port);
   if (auto s = tls::trust_only(impl->tls, cache.ca_pem); !s) return s.error();
   SSL_CTX_set_mode(impl->tls.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  if (options.resume_sessions) tls::keep_session_tickets(impl->tls);
   auto action_key = crypto::load_public_key_pem(cache.action_key_pem);
   if (!action_key) return Error{"the cached action key does not load: " + action_key.error().message};
   impl->action_key = std::move(*action_key);
@@ -647,7 +654,7 @@ Snapshot Swarm::snapshot() const {
   return {c.sessions.load(),        c.accepted.load(), c.connect_failures.load(),
           c.handshake_failures.load(), c.refused.load(),  c.sessions_lost.load(),
           c.heartbeats.load(),      c.actions.load(),  c.bad_actions.load(),
-          c.results_acked.load()};
+          c.results_acked.load(),   c.resumed.load()};
 }
 
 const std::vector<std::string>& Swarm::agent_ids() const { return impl_->ids; }

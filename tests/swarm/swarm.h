@@ -42,6 +42,9 @@ struct SwarmOptions {
   int threads = 1;               // io threads; each owns a share of the agents
   int max_handshakes = 256;      // connection attempts in flight at once, whole swarm
   int enroll_connections = 4;    // keep-alive HTTPS connections used to enroll in bulk
+  // As riposte-agent: offer the gateway's last session ticket when reconnecting (a resumed
+  // handshake; tls.h SessionSlot). Off: every handshake is a full one.
+  bool resume_sessions = true;
   std::chrono::milliseconds reconnect_initial{1000};  // as riposte-agent's defaults
   std::chrono::milliseconds reconnect_max{60000};
   // Called with a line of progress on long phases (enrollment, connecting); may be empty.
@@ -60,12 +63,14 @@ struct SwarmCounters {
   std::atomic<long> actions{0};        // ActionRequests received
   std::atomic<long> bad_actions{0};    // signature or target agent wrong: not answered
   std::atomic<long> results_acked{0};  // ActionResultAcks received (result stored)
+  std::atomic<long> resumed{0};        // handshakes that resumed a session from a ticket
 };
 
 struct Snapshot {
   int sessions = 0;
   long accepted = 0, connect_failures = 0, handshake_failures = 0, refused = 0,
-       sessions_lost = 0, heartbeats = 0, actions = 0, bad_actions = 0, results_acked = 0;
+       sessions_lost = 0, heartbeats = 0, actions = 0, bad_actions = 0, results_acked = 0,
+       resumed = 0;
 };
 
 class Swarm {

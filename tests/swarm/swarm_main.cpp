@@ -33,7 +33,7 @@ nlohmann::json to_json(const swarm::Snapshot& s, double elapsed) {
           {"heartbeat_acks", s.heartbeats},
           {"actions", s.actions},
           {"bad_actions", s.bad_actions},
-          {"results_acked", s.results_acked}};
+          {"results_acked", s.results_acked}, {"resumed", s.resumed}};
 }
 
 }  // namespace
@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   app.add_option("--sources", options.source_addresses,
                  "loopback source addresses to spread connections over (default 64)");
   app.add_option("--threads", options.threads, "io threads (default 1)");
+  app.add_flag("!--no-resume", options.resume_sessions,
+               "full TLS handshake on every reconnect (no session tickets)");
   app.add_option("--max-handshakes", options.max_handshakes,
                  "connection attempts in flight at once (default 256)");
   app.add_option("--reconnect-initial", initial, "first reconnect delay (default 1s)");
