@@ -174,13 +174,17 @@ asio::awaitable<std::string> ControllerLink::session() {
   resumption_.attach(stream.native_handle());
   // Until the controller accepts the Hello, a failure forgets the ticket: a session the
   // controller refused is not offered again (after a re-enrollment it names the old identity).
+  // Not when the attempt timed out: an overloaded gateway in a reconnect storm is when the
+  // ticket saves most.
   struct ForgetUnlessAccepted {
     tls::SessionSlot& slot;
+    const asio::steady_timer& guard;
     bool accepted = false;
     ~ForgetUnlessAccepted() {
-      if (!accepted) slot.forget();
+      const bool timed_out = guard.expiry() <= asio::steady_timer::clock_type::now();
+      if (!accepted && !timed_out) slot.forget();
     }
-  } forget_unless_accepted{resumption_};
+  } forget_unless_accepted{resumption_, guard};
   co_await stream.async_handshake(asio::ssl::stream_base::client,
                                   asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {

@@ -170,6 +170,9 @@ Status ControllerService::start() {
                   static_cast<double>(gateway_->handshakes(false)), {{"kind", "full"}});
         w.counter("riposte_agent_handshakes_total", handshakes_help,
                   static_cast<double>(gateway_->handshakes(true)), {{"kind", "resumed"}});
+        w.gauge("riposte_agent_tls_sessions_cached",
+                "TLS sessions the agent gateway holds for resumption (about one per agent).",
+                static_cast<double>(gateway_->cached_tls_sessions()));
         const std::string refused_help =
             "Connections closed at accept by the per-address limits (connection_limits).";
         w.counter("riposte_connections_refused_total", refused_help,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 #include "protocol/crypto.h"
@@ -38,13 +39,17 @@ Result<std::vector<proto::ActionRequest>> sign_actions(const std::vector<proto::
   std::vector<proto::ActionRequest> out(specs.size());
   std::vector<std::optional<Error>> errors;
   const auto sign_range = [&](std::size_t begin, std::size_t end, std::optional<Error>& error) {
-    for (std::size_t i = begin; i < end && !error; ++i) {
-      auto signed_request = sign_action(specs[i], action_key);
-      if (!signed_request) {
-        error = signed_request.error();
-        return;
+    try {
+      for (std::size_t i = begin; i < end && !error; ++i) {
+        auto signed_request = sign_action(specs[i], action_key);
+        if (!signed_request) {
+          error = signed_request.error();
+          return;
+        }
+        out[i] = std::move(*signed_request);
       }
-      out[i] = std::move(*signed_request);
+    } catch (const std::exception& e) {  // on a helper thread it would end the process
+      error = Error{std::string("signing failed: ") + e.what()};
     }
   };
   const std::size_t threads = std::clamp<std::size_t>(
@@ -52,9 +57,15 @@ Result<std::vector<proto::ActionRequest>> sign_actions(const std::vector<proto::
   errors.resize(threads);
   const std::size_t per = (specs.size() + threads - 1) / threads;
   std::vector<std::thread> helpers;
-  for (std::size_t t = 1; t < threads; ++t)
-    helpers.emplace_back(sign_range, t * per, std::min(specs.size(), (t + 1) * per),
-                         std::ref(errors[t]));
+  for (std::size_t t = 1; t < threads; ++t) {
+    const auto begin = std::min(specs.size(), t * per);
+    const auto end = std::min(specs.size(), (t + 1) * per);
+    try {
+      helpers.emplace_back(sign_range, begin, end, std::ref(errors[t]));
+    } catch (const std::system_error&) {  // no thread to be had: this one signs that share too
+      sign_range(begin, end, errors[t]);
+    }
+  }
   sign_range(0, std::min(specs.size(), per), errors[0]);
   for (auto& h : helpers) h.join();
   for (auto& e : errors)

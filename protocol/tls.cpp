@@ -89,7 +89,7 @@ ssl::context make_tls13_context() {
   // every handshake. Here no tickets are issued and nothing is cached; a client offering an old
   // session gets a full handshake (the session id context is set so that OpenSSL does not fail
   // such an attempt with "session id context uninitialized" when client certificates are
-  // verified, and so that a ticket is only ever accepted by the kind of server that issued it).
+  // verified). A stateful ticket only resumes on the context whose cache holds its session.
   SSL_CTX_set_num_tickets(native, 0);
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
   static constexpr unsigned char kSessionContext[] = "riposte";

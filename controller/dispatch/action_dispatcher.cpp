@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "common/utc_time.h"
+#include "common/utf8.h"
 #include "controller/dispatch/evidence_store.h"
 #include "controller/observables/observable.h"
 #include "protocol/action_catalog.h"
@@ -329,7 +330,8 @@ ActionOutcome ActionDispatcher::outcome_of(const proto::ActionResult& result,
                                            std::int64_t now_ms) const {
   ActionOutcome outcome;
   outcome.state = state_of(result);
-  outcome.reason = result.message().substr(0, 4096);
+  // At most 4 KiB, cut on a character boundary and valid UTF-8 (it reaches JSON and the audit).
+  outcome.reason = as_utf8(result.message().substr(0, 4096));
   outcome.result = result.output();
   if (result.started_at_unix_ms() > 0) outcome.started_at_ms = result.started_at_unix_ms();
   outcome.finished_at_ms =
@@ -361,16 +363,27 @@ void ActionDispatcher::handle_result_grouped(const std::string& agent_id,
     reply(handle_result(agent_id, result));
     return;
   }
+  // Bounded in results and in bytes (an output may be megabytes): past either, the caller
+  // stores its own result, at the store's pace.
+  const std::size_t bytes = result.output().size() + result.message().size();
+  bool room = false;
   {
-    std::unique_lock lock(results_mutex_);
-    if (queued_results_.size() >= kMaxQueuedResults) {
-      lock.unlock();
-      reply(handle_result(agent_id, result));
-      return;
-    }
+    std::lock_guard lock(results_mutex_);
+    room = queued_results_.size() < kMaxQueuedResults &&
+           queued_result_bytes_ + bytes <= kMaxQueuedResultBytes;
+    if (room) queued_result_bytes_ += bytes;
+  }
+  if (!room) {
+    reply(handle_result(agent_id, result));
+    return;
+  }
+  std::string output = std::move(*result.mutable_output());  // not copied: may be megabytes
+  ActionOutcome outcome = outcome_of(result, clock_.now_unix_ms());
+  outcome.result = std::move(output);
+  {
+    std::lock_guard lock(results_mutex_);
     queued_results_.push_back(
-        {{result.action_id(), agent_id, outcome_of(result, clock_.now_unix_ms())},
-         std::move(reply)});
+        {{result.action_id(), agent_id, std::move(outcome)}, std::move(reply)});
     if (writing_results_) return;  // the writer takes it with its next group
     writing_results_ = true;
   }
@@ -387,24 +400,38 @@ void ActionDispatcher::write_result_groups() {
         return;
       }
       group.swap(queued_results_);
+      queued_result_bytes_ = 0;
     }
-    std::vector<ActionOutcomeReport> reports;
-    reports.reserve(group.size());
-    for (auto& q : group) reports.push_back(std::move(q.report));
-    auto changed = store_.record_action_outcomes(reports, clock_.now_unix_ms());
-    if (!changed) {
-      // Not acknowledged: each agent keeps its result and sends it again on its next session.
-      spdlog::error("dispatch: cannot store {} result(s): {}", reports.size(),
-                    changed.error().message);
-      for (auto& q : group) q.reply(std::nullopt);
-      continue;
+    // Whatever throws (an observer, a reply, the store), the group is answered and the writer
+    // goes on: a writer that stopped with the flag set would leave every later result queued.
+    std::size_t answered = 0;
+    try {
+      std::vector<ActionOutcomeReport> reports;
+      reports.reserve(group.size());
+      for (auto& q : group) reports.push_back(std::move(q.report));
+      auto changed = store_.record_action_outcomes(reports, clock_.now_unix_ms());
+      if (!changed) {
+        // Not acknowledged: each agent keeps its result and sends it again on its next session.
+        spdlog::error("dispatch: cannot store {} result(s): {}", reports.size(),
+                      changed.error().message);
+      } else {
+        for (; answered < group.size(); ++answered) {
+          const auto& r = reports[answered];
+          result_stored(r.agent_id, r.action_id, r.outcome, (*changed)[answered]);
+          proto::Envelope ack;
+          ack.mutable_action_result_ack()->set_action_id(r.action_id);
+          group[answered].reply(std::move(ack));
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("dispatch: storing a group of {} result(s) failed: {}", group.size(),
+                    e.what());
     }
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      const auto& r = reports[i];
-      result_stored(r.agent_id, r.action_id, r.outcome, (*changed)[i]);
-      proto::Envelope ack;
-      ack.mutable_action_result_ack()->set_action_id(r.action_id);
-      group[i].reply(std::move(ack));
+    for (; answered < group.size(); ++answered) {
+      try {
+        group[answered].reply(std::nullopt);
+      } catch (const std::exception&) {  // a session that cannot take it: nothing to add
+      }
     }
   }
 }

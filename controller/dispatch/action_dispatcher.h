@@ -112,12 +112,13 @@ class ActionDispatcher {
   // other one that arrived while the group before it was being written: one transaction for the
   // group (a group commit; nothing waits for a timer, so a lone result is stored at once). The
   // thread that finds no group being written writes them until none is left; the others only
-  // queue. Past kMaxQueuedResults waiting, a result is stored on the caller's thread, so a flood
-  // of results meets the store's pace instead of growing the queue.
+  // queue. Past kMaxQueuedResults or kMaxQueuedResultBytes waiting, a result is stored on the
+  // caller's thread, so a flood of results meets the store's pace instead of growing the queue.
   using ResultReply = std::function<void(std::optional<proto::Envelope>)>;
   void handle_result_grouped(const std::string& agent_id, proto::ActionResult result,
                              ResultReply reply);
   static constexpr std::size_t kMaxQueuedResults = 8192;
+  static constexpr std::size_t kMaxQueuedResultBytes = 64u << 20;
   void handle_progress(const std::string& agent_id, const proto::ActionProgress& progress);
   // How many reports from `agent_id` were dropped since the controller started.
   std::uint64_t dropped_reports(const std::string& agent_id) const;
@@ -164,8 +165,9 @@ class ActionDispatcher {
   SendToAgent send_;
   EvidenceStore* evidence_ = nullptr;
   std::vector<Observer> observers_;
-  std::mutex results_mutex_;  // guards the two below
+  std::mutex results_mutex_;  // guards the four below
   std::vector<QueuedResult> queued_results_;
+  std::size_t queued_result_bytes_ = 0;  // outputs and messages of queued_results_
   bool writing_results_ = false;
   mutable std::mutex dropped_mutex_;  // handle_* run on the gateway's io threads
   std::map<std::string, DroppedReports> dropped_;

@@ -31,7 +31,24 @@ AgentGateway::AgentGateway(asio::io_context& io, Store& store, const Pki& pki, c
       acceptor_(io),
       heartbeat_flush_timer_(io) {}
 
-AgentGateway::~AgentGateway() = default;
+AgentGateway::~AgentGateway() {
+  for (auto& [id, session] : resumable_) SSL_SESSION_free(session);
+}
+
+void AgentGateway::hold_resumable_session(const std::string& agent_id, SSL* ssl) {
+  SSL_SESSION* current = SSL_get1_session(ssl);
+  std::lock_guard lock(mutex_);
+  drop_resumable_session_locked(agent_id);
+  if (current != nullptr) resumable_[agent_id] = current;
+}
+
+void AgentGateway::drop_resumable_session_locked(const std::string& agent_id) {
+  const auto it = resumable_.find(agent_id);
+  if (it == resumable_.end()) return;
+  SSL_CTX_remove_session(tls_.native_handle(), it->second);
+  SSL_SESSION_free(it->second);
+  resumable_.erase(it);
+}
 
 Status AgentGateway::start() {
   auto revoked = store_.revoked_agent_ids();
@@ -46,7 +63,9 @@ Status AgentGateway::start() {
     auto id = crypto::agent_id_from_certificate(leaf);
     if (!id) return id.error();
     if (is_revoked(*id)) {
-      spdlog::warn("gateway: refusing handshake of revoked agent {}", *id);
+      if (std::uint64_t held_back = 0; log_refusal(held_back))
+        spdlog::warn("gateway: refusing handshake of revoked agent {}{}", *id,
+                     LogBudget::held_back_note(held_back, "refused connections"));
       return Error{"revoked"};
     }
     return ok_status();
@@ -146,6 +165,7 @@ void AgentGateway::revoke(const std::string& agent_id) {
   {
     std::lock_guard lock(mutex_);
     revoked_.insert(agent_id);
+    drop_resumable_session_locked(agent_id);
     if (auto it = sessions_.find(agent_id); it != sessions_.end()) live = it->second.lock();
   }
   if (live) live->close("agent revoked");

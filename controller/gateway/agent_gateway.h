@@ -4,6 +4,8 @@
 // One io_context serves every connection (coroutines, no thread per connection); each session runs
 // on its own strand. Identity comes only from the verified client certificate.
 
+#include <openssl/ssl.h>
+
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,6 +21,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/log_budget.h"
 #include "controller/gateway/connection_limiter.h"
 #include "controller/gateway/pki.h"
 #include "controller/store/store.h"
@@ -62,6 +65,22 @@ class AgentGateway {
   void revoke(const std::string& agent_id);
 
   std::size_t session_count() const;
+  // Once an agent's session is accepted: the TLS session its new ticket names becomes the one
+  // it may resume, and the one it had before (the session it may just have resumed) leaves the
+  // cache. OpenSSL 3.0 keeps a resumed stateful session cached; this makes each ticket resume
+  // once and bounds the cache to one session per agent, however often an agent reconnects.
+  void hold_resumable_session(const std::string& agent_id, SSL* ssl);
+  // TLS sessions in the gateway's cache now (resumable ones, and those of handshakes underway).
+  std::size_t cached_tls_sessions() {
+    return static_cast<std::size_t>(SSL_CTX_sess_number(tls_.native_handle()));
+  }
+  // Whether to log one more refused connection now (a failed TLS handshake, a certificate
+  // refused): at most kRefusalLinesPerMinute a minute; `held_back` is how many were not logged
+  // since the last that was.
+  bool log_refusal(std::uint64_t& held_back) {
+    return refusal_log_.take(clock_.now_unix_ms(), held_back);
+  }
+  static constexpr int kRefusalLinesPerMinute = 30;
   // TLS handshakes completed on the gateway: full ones and resumed ones (session tickets).
   void count_handshake(bool resumed) { ++(resumed ? handshakes_resumed_ : handshakes_full_); }
   std::uint64_t handshakes(bool resumed) const {
@@ -140,6 +159,10 @@ class AgentGateway {
   std::map<std::string, std::int64_t> heartbeats_;  // since the last flush, latest per agent
   boost::asio::steady_timer heartbeat_flush_timer_;
   std::atomic<bool> stopped_{false};
+  LogBudget refusal_log_{kRefusalLinesPerMinute};
+  // Each agent's resumable TLS session (one reference each), under mutex_.
+  std::map<std::string, SSL_SESSION*> resumable_;
+  void drop_resumable_session_locked(const std::string& agent_id);
   std::atomic<std::uint64_t> handshakes_full_{0};
   std::atomic<std::uint64_t> handshakes_resumed_{0};
   ActionDispatcher* dispatcher_ = nullptr;

@@ -30,6 +30,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
+std::string not_logged(std::uint64_t held_back) {
+  return LogBudget::held_back_note(held_back, "refused connections");
+}
+
 AgentFactsRecord facts_from(const proto::OsFacts& os,
                             const google::protobuf::RepeatedPtrField<std::string>& caps) {
   AgentFactsRecord f;
@@ -141,7 +145,9 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
   co_await stream_.async_server_handshake(asio::redirect_error(asio::use_awaitable, ec));
   Status outcome = ok_status();
   if (ec) {
-    spdlog::warn("gateway: TLS handshake from {} failed: {}", remote_address_, describe_error(ec));
+    if (std::uint64_t held_back = 0; gateway_.log_refusal(held_back))
+      spdlog::warn("gateway: TLS handshake from {} failed: {}{}", remote_address_,
+                   describe_error(ec), not_logged(held_back));
   } else {
     SSL* ssl = stream_.native_handle();
     crypto::X509Ptr peer(SSL_get1_peer_certificate(ssl));
@@ -158,7 +164,9 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
         id = Error{fmt::format("agent {} is revoked (resumed session refused)", *id)};
     }
     if (!id) {
-      spdlog::warn("gateway: refusing {}: {}", remote_address_, id.error().message);
+      if (std::uint64_t held_back = 0; gateway_.log_refusal(held_back))
+        spdlog::warn("gateway: refusing {}: {}{}", remote_address_, id.error().message,
+                     not_logged(held_back));
     } else {
       agent_id_ = *id;
       outcome = co_await serve(crypto::certificate_fingerprint(peer.get()));
@@ -232,6 +240,7 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
   }
   gateway_.register_session(agent_id_, shared_from_this());
   registered_ = true;
+  gateway_.hold_resumable_session(agent_id_, stream_.native_handle());
   // Counted against the address until here, not just through the TLS handshake: a stolen
   // certificate's connections that never say Hello are as many handshakes; a registered one
   // replaces the agent's previous session, so an agent holds one.

@@ -242,6 +242,15 @@ Result<FeedContents> load_csv(const FeedConfig& feed) {
 // MISP attribute types we can look up, and which part of a composite value ("a|b") to use.
 void add_misp_attribute(FeedContents& out, const json& attribute, const std::string& where) {
   if (!attribute.is_object()) return;
+  // A flag that is not a boolean is not read as either value: a retracted indicator must not come
+  // back because its "deleted" was written "1".
+  for (const char* flag : {"deleted", "to_ids"}) {
+    if (attribute.contains(flag) && !attribute[flag].is_boolean()) {
+      skip(out, fmt::format("{}: an attribute's \"{}\" is not a boolean ({})", where, flag,
+                            attribute[flag].type_name()));
+      return;
+    }
+  }
   if (jf::bool_or(attribute, "deleted", false)) return;
   // to_ids=false marks context, not something to detect on.
   if (!jf::bool_or(attribute, "to_ids", true)) return;
@@ -492,11 +501,17 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
                                                             : "missing: STIX 2.0"));
       continue;
     }
+    if (object.contains("revoked") && !object["revoked"].is_boolean()) {
+      skip(out, fmt::format("{}: \"revoked\" is not a boolean ({})", id,
+                            object["revoked"].type_name()));
+      continue;
+    }
     if (jf::bool_or(object, "revoked", false)) continue;
     if (jf::string_or(object, "pattern_type") != "stix") {
       skip(out, fmt::format("{}: pattern_type {} is not stix", id,
-                            object.contains("pattern_type") ? object["pattern_type"].dump()
-                                                            : "missing"));
+                            object.contains("pattern_type")
+                                ? object["pattern_type"].dump().substr(0, 80)
+                                : "missing"));
       continue;
     }
     if (jf::holds_non_string(object, "pattern")) {

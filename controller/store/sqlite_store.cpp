@@ -887,7 +887,14 @@ constexpr const char* kAuditColumns = "seq, at_ms, actor, event, subject, detail
 
 Status SqliteStore::in_transaction(const std::function<Status()>& body) {
   if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
-  auto outcome = body();
+  Status outcome = ok_status();
+  try {
+    outcome = body();
+  } catch (const std::exception& e) {
+    // Never leave the transaction open: every later write would fail behind it.
+    (void)exec("ROLLBACK");
+    return Error{std::string("store: ") + e.what()};
+  }
   if (!outcome) {
     (void)exec("ROLLBACK");  // the body's error is the one to report
     return outcome;
@@ -1261,9 +1268,10 @@ Status SqliteStore::record_outcome_locked(const ActionOutcomeReport& report, std
                             {"evidence", evidence}};
   if (!refused.empty()) details["evidence_refused"] = refused;
   if (after_expiry) details["after_expiry"] = true;
+  // The agent's own words may not be UTF-8 (or cut inside a character): replaced, not thrown.
   return append_audit_locked(
       {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
-       details.dump()},
+       details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
       now_ms);
 }
 

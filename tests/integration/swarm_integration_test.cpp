@@ -43,17 +43,20 @@ class SwarmTest : public ::testing::Test {
     return wait_until([&] { return done(s.snapshot()); }, timeout);
   }
 
-  // riposte_agent_handshakes_total{kind=...} from the controller's /metrics.
-  long gateway_handshakes(const std::string& kind) {
+  // One series' value from the controller's /metrics (-1 when absent).
+  long metric(const std::string& series) {
     const auto text = run_command({"curl", "-s", "--cacert", controller.ca_cert(), "-H",
                                    "Authorization: Bearer " + controller.admin_token(),
                                    "https://" + controller.api() + "/metrics"})
                           .out;
-    const auto series = "riposte_agent_handshakes_total{kind=\"" + kind + "\"} ";
-    const auto at = text.find(series);
+    const auto at = text.find("\n" + series + " ");
     if (at == std::string::npos) return -1;
-    return std::stol(text.substr(at + series.size()));
+    return std::stol(text.substr(at + series.size() + 2));
   }
+  long gateway_handshakes(const std::string& kind) {
+    return metric("riposte_agent_handshakes_total{kind=\"" + kind + "\"}");
+  }
+  long cached_sessions() { return metric("riposte_agent_tls_sessions_cached"); }
 
   ControllerUnderTest controller;
   TempDir identities;
@@ -98,9 +101,12 @@ TEST_F(SwarmTest, TwoHundredAgentsAnswerAFanOutResumeAfterAnOutageAndSurviveARes
       << swarm.snapshot().sessions << " sessions after the storm";
   EXPECT_EQ(swarm.snapshot().resumed - before_storm.resumed, kAgents);
   EXPECT_EQ(gateway_handshakes("resumed"), kAgents);
+  // One session per agent: each resumed one left the cache when its successor was accepted.
+  EXPECT_EQ(cached_sessions(), kAgents);
 
-  // A revoked agent's ticket does not bring it back: its resumed session is refused right after
-  // the handshake, and so is the full handshake it falls back to. The others resume as before.
+  // A revoked agent's ticket does not bring it back (its session left the cache when it was
+  // revoked; were it resumed, the checks after the handshake would refuse it). The others resume
+  // as before.
   const auto revoked_id = swarm.agent_ids().front();
   ASSERT_EQ(controller.cli({"agents", "revoke", revoked_id}).exit_code, 0);
   ASSERT_TRUE(wait_for([](auto& s) { return s.sessions == kAgents - 1; }, swarm, 20s));
@@ -110,11 +116,12 @@ TEST_F(SwarmTest, TwoHundredAgentsAnswerAFanOutResumeAfterAnOutageAndSurviveARes
   std::this_thread::sleep_for(3s);  // the revoked agent's retries, with their backoff
   const auto after_revoked_storm = swarm.snapshot();
   EXPECT_EQ(after_revoked_storm.sessions, kAgents - 1);
-  // The revoked agent's TLS session does resume, once: the gateway then refuses it, and the
-  // agent forgets the ticket (its next attempts are full handshakes, refused as well).
-  EXPECT_EQ(after_revoked_storm.resumed - before_revoked_storm.resumed, kAgents);
+  // Revoking dropped the agent's session from the gateway's cache: its ticket gets a full
+  // handshake, refused for the revoked certificate.
+  EXPECT_EQ(after_revoked_storm.resumed - before_revoked_storm.resumed, kAgents - 1);
   EXPECT_GE(after_revoked_storm.handshake_failures - before_revoked_storm.handshake_failures, 1);
   EXPECT_EQ(controller.agent(revoked_id)["status"], "revoked");
+  EXPECT_EQ(cached_sessions(), kAgents - 1);
 
   // The controller goes away and comes back on the same ports: every agent reconnects, with full
   // handshakes (a new process holds none of the sessions the tickets name).

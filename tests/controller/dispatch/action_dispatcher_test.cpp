@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/utf8.h"
 #include "controller/dispatch/evidence_store.h"
 #include "controller/store/audit_chain.h"
 #include "controller/store/sqlite_store.h"
@@ -321,6 +322,45 @@ TEST_F(DispatcherTest, ResultsArrivingDuringAWriteAreStoredTogetherByTheWriter) 
   release2.set_value();
   writer2.join();
   EXPECT_EQ(acks[blocker.id], 1);
+}
+
+// An agent's message is cut at 4 KiB, possibly inside a UTF-8 character, or is not UTF-8 at
+// all: the result is stored (the text repaired) and the store stays usable; and a group whose
+// writing throws (here: an observer) is answered, and the results after it are still written.
+TEST_F(DispatcherTest, OddMessagesAndAThrowingObserverStopNothing) {
+  online = {"agent-1"};
+  const auto first = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  const auto second = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  const auto third = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  proto::ActionResult cut;
+  cut.set_action_id(first.id);
+  cut.set_status(proto::ActionResult::STATUS_FAILED);
+  cut.set_message(std::string(4095, 'a') + "\xc3\xa9 and \xff");  // é straddles the cut
+  std::optional<proto::Envelope> answer;
+  dispatcher->handle_result_grouped("agent-1", cut, [&](auto ack) { answer = std::move(ack); });
+  ASSERT_TRUE(answer.has_value());
+  auto stored = store->find_action(first.id).value().value();
+  EXPECT_EQ(stored.state, ActionState::failed);
+  EXPECT_TRUE(is_utf8(stored.reason));
+  EXPECT_FALSE(verify_audit_chain(*store).value().first_broken_seq.has_value());
+
+  bool thrown = false;
+  dispatcher->add_observer([&](const std::string& id, ActionState) {
+    if (id == second.id && !thrown) {
+      thrown = true;
+      throw std::runtime_error("observer failed");
+    }
+  });
+  int answered = 0;
+  for (const auto& a : {second, third}) {
+    proto::ActionResult r;
+    r.set_action_id(a.id);
+    r.set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    dispatcher->handle_result_grouped("agent-1", r, [&](auto) { ++answered; });
+  }
+  EXPECT_TRUE(thrown);
+  EXPECT_EQ(answered, 2);
+  EXPECT_EQ(store->find_action(third.id).value()->state, ActionState::succeeded);
 }
 
 // A compromised agent attaching objects to its own actions: only what the kind produces, named,

@@ -160,14 +160,21 @@ TEST(IntelFeeds, WrongTypedFieldsAreSkippedWithAReason) {
       {"type": true, "value": "198.51.100.1"},
       {"type": "ip-dst", "value": 5},
       {"type": "text", "value": 7},
-      {"type": "ip-dst", "value": "198.51.100.2", "to_ids": "yes", "deleted": 0},
+      {"type": "ip-dst", "value": "198.51.100.2", "deleted": 1},
+      {"type": "ip-dst", "value": "198.51.100.3", "to_ids": "yes"},
       {"type": "domain", "value": "ok.example.org"}]}})";
   auto misp = load_feed({"m", dir.path(), "misp", 1, ""});
   ASSERT_TRUE(misp) << misp.error().message;
   EXPECT_TRUE(contains(values(*misp), "domain:ok.example.org"));
-  EXPECT_TRUE(contains(values(*misp), "ip:198.51.100.2"));  // non-boolean flags: as absent
+  // A flag that is not a boolean is neither true nor false: that attribute is skipped (a
+  // retracted indicator must not come back).
+  EXPECT_FALSE(contains(values(*misp), "ip:198.51.100.2"));
+  EXPECT_FALSE(contains(values(*misp), "ip:198.51.100.3"));
   EXPECT_FALSE(contains(values(*misp), "ip:198.51.100.1"));
-  ASSERT_EQ(misp->skipped, 2u);  // the "text" one is context, not skipped
+  ASSERT_EQ(misp->skipped, 4u);  // the "text" one is context, not skipped
+  EXPECT_NE(misp->skip_reasons[2].find("\"deleted\" is not a boolean (number)"),
+            std::string::npos)
+      << misp->skip_reasons[2];
   EXPECT_NE(misp->skip_reasons[0].find("\"type\" is not a string (boolean)"), std::string::npos)
       << misp->skip_reasons[0];
   EXPECT_NE(misp->skip_reasons[1].find("\"value\" is not a string (number)"), std::string::npos)
@@ -178,13 +185,18 @@ TEST(IntelFeeds, WrongTypedFieldsAreSkippedWithAReason) {
       {"type": "indicator", "spec_version": 2.1, "id": "indicator--1"},
       {"type": "indicator", "spec_version": "2.1", "id": 7, "pattern_type": ["stix"]},
       {"type": "indicator", "spec_version": "2.1", "id": "indicator--3", "pattern_type": "stix",
-       "pattern": ["x"], "revoked": "no"},
+       "pattern": ["x"]},
+      {"type": "indicator", "spec_version": "2.1", "id": "indicator--5", "pattern_type": "stix",
+       "pattern": "[ipv4-addr:value = '198.51.100.10']", "revoked": "true"},
       {"type": "indicator", "spec_version": "2.1", "id": "indicator--4", "pattern_type": "stix",
        "pattern": "[ipv4-addr:value = '198.51.100.9']"}]})";
   auto stix = load_feed({"s", dir.path() / "stix.json", "stix", 1, ""});
   ASSERT_TRUE(stix) << stix.error().message;
   EXPECT_TRUE(contains(values(*stix), "ip:198.51.100.9"));
-  ASSERT_EQ(stix->skipped, 3u);
+  EXPECT_FALSE(contains(values(*stix), "ip:198.51.100.10"));  // "revoked" not a boolean
+  ASSERT_EQ(stix->skipped, 4u);
+  EXPECT_NE(stix->skip_reasons[3].find("\"revoked\" is not a boolean"), std::string::npos)
+      << stix->skip_reasons[3];
   EXPECT_NE(stix->skip_reasons[2].find("\"pattern\" is not a string (array)"), std::string::npos)
       << stix->skip_reasons[2];
   std::ofstream(dir.path() / "typed.json") << R"({"type": ["bundle"], "objects": []})";
