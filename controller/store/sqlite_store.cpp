@@ -335,6 +335,10 @@ CREATE INDEX runs_by_alert ON playbook_runs (alert_id, playbook);
 ALTER TABLE enrollment_tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX agents_by_hostname ON agents (hostname, id);
 )sql"},
+    {11, "the expiry sweep reads only actions still waiting, not the whole history",
+     R"sql(
+CREATE INDEX actions_expiring ON actions (expires_at_ms) WHERE state IN ('queued', 'delivered');
+)sql"},
 };
 
 std::string to_json_list(const std::vector<std::string>& values) {
@@ -1279,22 +1283,33 @@ Result<std::vector<std::string>> SqliteStore::expire_actions(std::int64_t now_ms
                                                              std::int64_t grace_ms) {
   std::lock_guard lock(mutex_);
   std::vector<std::string> ids;
-  auto s = in_transaction([&]() -> Status {
+  // Every second: through the partial index actions_expiring (only actions still waiting), and a
+  // transaction only when something is due. A scan of the whole history here made a
+  // controller's idle CPU grow with every action it had ever sent.
+  std::vector<std::pair<std::string, std::string>> due;
+  {
     Statement q(cache_,
-                "SELECT id, state FROM actions WHERE (state = 'queued' AND expires_at_ms <= ?) OR "
-                "(state = 'delivered' AND expires_at_ms + ? <= ?)");
-    q.bind(now_ms, grace_ms, now_ms);
-    std::vector<std::pair<std::string, std::string>> due;
-    while (q.step() == SQLITE_ROW) due.emplace_back(q.text(0), q.text(1));
+                "SELECT id, state, expires_at_ms FROM actions "
+                "WHERE state IN ('queued', 'delivered') AND expires_at_ms <= ?");
+    q.bind(now_ms);
+    while (q.step() == SQLITE_ROW) {
+      const bool queued = q.text(1) == "queued";
+      if (queued || q.integer(2) + grace_ms <= now_ms) due.emplace_back(q.text(0), q.text(1));
+    }
+  }
+  if (due.empty()) return ids;
+  auto s = in_transaction([&]() -> Status {
     for (const auto& [id, was] : due) {
       const std::string reason = was == "queued" ? "expired before the agent could receive it"
                                                  : "expired without an answer from the agent";
+      // Only if still as read: no other writer comes between (the store's mutex is held).
       auto updated = Statement(cache_,
                                "UPDATE actions SET state = 'expired', reason = ?, "
-                               "finished_at_ms = ? WHERE id = ?")
-                         .bind(reason, now_ms, id)
+                               "finished_at_ms = ? WHERE id = ? AND state = ?")
+                         .bind(reason, now_ms, id, was)
                          .run();
       if (!updated) return updated;
+      if (sqlite3_changes(db_) == 0) continue;
       if (auto a = append_audit_locked(
               {"controller", "action.expired", id, nlohmann::json{{"reason", reason}}.dump()},
               now_ms);

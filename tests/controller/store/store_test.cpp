@@ -284,6 +284,15 @@ TEST(SqliteStoreScale, AnAgentsSessionScansNoTable) {
   ASSERT_TRUE(store->record_action_outcome("action-7-39", "agent-7", outcome, 2003));
   ASSERT_TRUE(store->record_agent_disconnected("agent-7", "closed", 2004));
   EXPECT_EQ(store->full_scan_steps() - before, 0u);
+
+  // The controller's expiry sweep, every second: nothing due, and then one due.
+  const auto before_sweep = store->full_scan_steps();
+  EXPECT_TRUE(store->expire_actions(2005, 60'000).value().empty());
+  auto due = sample_action("late", "agent-7", 2006);
+  due.expires_at_ms = 3000;
+  ASSERT_TRUE(store->insert_actions({due}, {}, 2006));
+  EXPECT_EQ(store->expire_actions(3001, 60'000).value(), std::vector<std::string>{"late"});
+  EXPECT_EQ(store->full_scan_steps() - before_sweep, 0u);
 }
 
 TEST(SqliteMigrations, EmptyDatabaseReachesTheLatestSchemaInWalMode) {
