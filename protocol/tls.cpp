@@ -154,8 +154,10 @@ void issue_session_tickets(ssl::context& ctx, std::chrono::seconds lifetime,
   // Stateful tickets (SSL_OP_NO_TICKET, kept from make_tls13_context, with a server cache): the
   // ticket only names a session this process holds. A stateless ticket carries the session,
   // client certificate included, and decoding that certificate's key again through OpenSSL
-  // 3.0's decoders was a third of the gateway's CPU in a storm of resumptions. A cached session
-  // is used once (a resumption gets a new ticket); the oldest go when the cache is full.
+  // 3.0's decoders was a third of the gateway's CPU in a storm of resumptions. OpenSSL 3.0 keeps
+  // a resumed session cached (each resumption caches a new one, for the new ticket): the server
+  // must drop the old one itself for a ticket to resume once (AgentGateway does, per agent).
+  // The oldest go when the cache is full.
   SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
   // A peer that goes away without close_notify is an end of stream, not a fatal error: OpenSSL
   // sends itself a fatal alert for it, and a fatal alert drops the session from the cache, so no
