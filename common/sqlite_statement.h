@@ -131,12 +131,22 @@ class Statement {
     return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
   }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
   std::optional<std::int64_t> optional_integer(int col) const {
-    if (sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL) return std::nullopt;
+    if (is_null(col)) return std::nullopt;
     return integer(col);
   }
 
+  // One parameter, numbered from 1 (what bind() does for each of its arguments).
+  template <typename T>
+  void bind_at(int index, const T& value) {
+    bind_one(index, value);
+  }
+
  private:
+  void bind_one(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
   void bind_one(int i, const std::string& v) {
     sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }

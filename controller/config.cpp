@@ -34,6 +34,7 @@ Status check_keys(const YAML::Node& node, std::initializer_list<const char*> kno
 Result<ControllerConfig> load_controller_config(const std::filesystem::path& path,
                                                 ControllerConfig config) {
   static const std::set<std::string> kKnown = {"data_dir",
+                                               "database",
                                                "agent_listen",
                                                "api_listen",
                                                "agent_gateway_host",
@@ -58,6 +59,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     const YAML::Node root = *loaded;
     if (root.IsNull()) return config;
     if (root["data_dir"]) config.data_dir = root["data_dir"].as<std::string>();
+    if (root["database"]) config.database = root["database"].as<std::string>();
     if (root["agent_listen"]) config.agent_listen = root["agent_listen"].as<std::string>();
     if (root["api_listen"]) config.api_listen = root["api_listen"].as<std::string>();
     if (root["agent_gateway_host"])

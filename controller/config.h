@@ -19,6 +19,9 @@ namespace riposte::controller {
 
 struct ControllerConfig {
   std::filesystem::path data_dir = "/var/lib/riposte";
+  // Where the store is (controller/store/open_store.h): "" for SQLite in data_dir, sqlite:PATH,
+  // or a postgresql:// URI for controllers sharing one PostgreSQL database.
+  std::string database;
   std::string agent_listen = "0.0.0.0:7443";
   std::string api_listen = "0.0.0.0:8443";
   // Host agents should use for the gateway; empty means the host they enrolled against.

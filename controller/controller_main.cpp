@@ -30,6 +30,7 @@ namespace {
 
 struct CommonFlags {
   std::string data_dir;
+  std::string database_url;
   std::string config_file;
   std::string agent_listen;
   std::string api_listen;
@@ -53,6 +54,7 @@ Result<ControllerConfig> effective_config(const CommonFlags& flags) {
     config = *loaded;
   }
   if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (!flags.database_url.empty()) config.database = flags.database_url;
   if (!flags.agent_listen.empty()) config.agent_listen = flags.agent_listen;
   if (!flags.api_listen.empty()) config.api_listen = flags.api_listen;
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
@@ -368,6 +370,10 @@ int main(int argc, char** argv) {
   CommonFlags flags;
   auto add_common = [&](CLI::App* sub, bool listeners) {
     sub->add_option("--data-dir", flags.data_dir, "data directory (CA, keys, database)");
+    sub->add_option("--database-url", flags.database_url,
+                    "store: sqlite:PATH or postgresql://USER@HOST:PORT/DB?sslmode=... "
+                    "(default: SQLite in the data directory; a password is better in "
+                    "~/.pgpass or PGPASSWORD than on a command line)");
     sub->add_option("--config", flags.config_file, "YAML configuration file")
         ->check(CLI::ExistingFile);
     if (listeners) {

@@ -51,7 +51,9 @@ Result<InitReport> initialize_data_dir(const ControllerConfig& config, const Clo
   InitReport report;
   auto pki = Pki::load_or_create(config.data_dir, config.server_names, clock, &report.created);
   if (!pki) return pki.error();
-  auto store = SqliteStore::open(config.data_dir / ControllerService::kDatabaseFile);
+  auto location = parse_store_location(config.database, config.data_dir);
+  if (!location) return location.error();
+  auto store = open_store(*location);
   if (!store) return store.error();
   auto tokens = (*store)->count_api_tokens();
   if (!tokens) return tokens.error();
@@ -83,7 +85,9 @@ Status ControllerService::start() {
   auto pki = Pki::load_or_create(config_.data_dir, config_.server_names, clock_);
   if (!pki) return pki.error();
   pki_.emplace(std::move(*pki));
-  auto store = SqliteStore::open(config_.data_dir / kDatabaseFile);
+  auto location = parse_store_location(config_.database, config_.data_dir);
+  if (!location) return location.error();
+  auto store = open_store(*location);
   if (!store) return store.error();
   store_ = std::move(*store);
   // No session survives a restart; stale "online" flags would mislead operators.

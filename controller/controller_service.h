@@ -30,7 +30,7 @@
 #include "controller/intel/threat_intel.h"
 #include "controller/playbooks/engine.h"
 #include "controller/playbooks/webhook.h"
-#include "controller/store/sqlite_store.h"
+#include "controller/store/open_store.h"
 
 namespace riposte::controller {
 
@@ -48,7 +48,7 @@ Result<InitReport> initialize_data_dir(const ControllerConfig& config, const Clo
 class ControllerService {
  public:
   static constexpr const char* kRuntimeFile = "controller.json";
-  static constexpr const char* kDatabaseFile = "riposte.db";
+  static constexpr const char* kDatabaseFile = kSqliteDatabaseFile;
 
   explicit ControllerService(ControllerConfig config);
   ~ControllerService();
@@ -83,7 +83,7 @@ class ControllerService {
   SystemClock clock_;
   boost::asio::io_context io_;
   std::optional<Pki> pki_;
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<Enrollment> enrollment_;
   std::unique_ptr<OperatorAuth> auth_;
   std::unique_ptr<ActionDispatcher> dispatcher_;

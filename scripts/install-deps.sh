@@ -12,6 +12,7 @@ packages=(
   libspdlog-dev libfmt-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libsqlite3-dev sqlite3
+  libpq-dev postgresql                # the PostgreSQL store; tests start a throwaway cluster
   libyara-dev yara
   libnftables-dev nftables iproute2
   libgtest-dev libgmock-dev libbenchmark-dev

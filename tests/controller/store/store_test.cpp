@@ -1,4 +1,5 @@
-// The Store contract, run against every implementation (SQLite today), plus SQLite migrations.
+// The Store contract, run unchanged against every implementation: SQLite, and PostgreSQL in the
+// throwaway cluster scripts/test.sh starts (tests/postgres_test_db.h). Plus SQLite migrations.
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -6,18 +7,37 @@
 
 #include <functional>
 
+#include "controller/store/audit_chain.h"
+#include "controller/store/postgres_store.h"
 #include "controller/store/sqlite_store.h"
+#include "tests/postgres_test_db.h"
 #include "tests/test_dir.h"
 
 namespace riposte::controller {
 namespace {
 
-using StoreFactory = std::function<std::unique_ptr<Store>(const std::filesystem::path& dir)>;
+enum class Backend { sqlite, postgresql };
+void PrintTo(Backend backend, std::ostream* os) {
+  *os << (backend == Backend::sqlite ? "sqlite" : "postgresql");
+}
 
-class StoreContract : public ::testing::TestWithParam<StoreFactory> {
+class StoreContract : public ::testing::TestWithParam<Backend> {
  protected:
-  void SetUp() override { store = GetParam()(dir.path()); }
+  void SetUp() override {
+    if (GetParam() == Backend::sqlite) {
+      store = SqliteStore::open(dir.path() / "store.db").value();
+      return;
+    }
+    auto cluster = testing::PostgresTestDatabase::cluster_url();
+    if (!cluster) GTEST_SKIP() << "no PostgreSQL cluster (scripts/postgres-cluster.sh)";
+    database.emplace(*cluster);
+    ASSERT_FALSE(database->url().empty());
+    auto opened = PostgresStore::open(database->url());
+    ASSERT_TRUE(opened) << opened.error().message;
+    store = std::move(*opened);
+  }
   testing::TempDir dir;
+  std::optional<testing::PostgresTestDatabase> database;  // outlives the store's connection
   std::unique_ptr<Store> store;
 };
 
@@ -200,10 +220,43 @@ TEST_P(StoreContract, MissingAgentIsEmptyNotAnError) {
 }
 
 TEST_P(StoreContract, HostileStringsAreStoredVerbatim) {
-  auto agent = sample_agent("a1", "x'); DROP TABLE agents; --\n\x01\xff");
+  auto agent = sample_agent("a1", "x'); DROP TABLE agents; --\n\x01 ?1 $1 \\x41 \xc3\xa9\xf0\x9f\x94\xa5");
   ASSERT_TRUE(store->insert_agent(agent));
   EXPECT_EQ((*store->find_agent("a1"))->facts.hostname, agent.facts.hostname);
   EXPECT_EQ(store->list_agents()->size(), 1u);
+}
+
+// Text that is not UTF-8 (every caller repairs or refuses it before: agents' protobuf strings and
+// the API's JSON are UTF-8 by construction) is never silently altered: SQLite keeps the bytes,
+// PostgreSQL refuses the write with its reason.
+TEST_P(StoreContract, TextThatIsNotUtf8IsKeptOrRefusedNeverAltered) {
+  auto agent = sample_agent("a1", "host-\xff\xfe");
+  auto inserted = store->insert_agent(agent);
+  if (inserted) {
+    EXPECT_EQ((*store->find_agent("a1"))->facts.hostname, agent.facts.hostname);
+  } else {
+    EXPECT_NE(inserted.error().message.find("UTF8"), std::string::npos) << inserted.error().message;
+    EXPECT_FALSE(store->find_agent("a1")->has_value());
+  }
+}
+
+// Signed specs and results are bytes: every byte value, NUL included, comes back.
+TEST_P(StoreContract, BinaryColumnsKeepEveryByte) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "h")));
+  auto action = sample_action("x1", "a1", 1000);
+  for (int b = 0; b < 256; ++b) action.spec.push_back(static_cast<char>(b));
+  action.signature = std::string("\0\x01\xff\\x00", 7);
+  ASSERT_TRUE(store->insert_actions({action}, {{"t", "action.created", "x1", "{}"}}, 1000));
+  ActionOutcome outcome;
+  outcome.state = ActionState::succeeded;
+  outcome.result = std::string("\0result\xfe", 8);
+  outcome.finished_at_ms = 1001;
+  ASSERT_TRUE(store->record_action_outcome("x1", "a1", outcome, 1002).value());
+  auto found = store->find_action("x1").value();
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->spec, action.spec);
+  EXPECT_EQ(found->signature, action.signature);
+  EXPECT_EQ(found->result, outcome.result);
 }
 
 TEST_P(StoreContract, DuplicateAgentIdIsRefused) {
@@ -228,12 +281,191 @@ TEST_P(StoreContract, ApiTokensAreFoundByHash) {
   EXPECT_FALSE(store->find_api_token("hash-2")->has_value());
 }
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract,
-                         ::testing::Values(StoreFactory([](const std::filesystem::path& dir) {
-                           return std::unique_ptr<Store>(
-                               SqliteStore::open(dir / "store.db").value().release());
-                         })),
-                         [](const auto&) { return std::string("SqliteStore"); });
+AlertRecord sample_alert(const std::string& id, const std::string& host, std::int64_t at_ms,
+                         const std::string& hash) {
+  AlertRecord a;
+  a.id = id;
+  a.source = "ecs";
+  a.rule_name = "rule " + id;
+  a.severity = "low";
+  a.timestamp_ms = at_ms;
+  a.host_name = host;
+  a.observables = {{"file.hash.sha256", hash, ""}};
+  a.raw = "{}";
+  a.received_at_ms = at_ms;
+  return a;
+}
+
+// Case grouping (observable_cases upserts), arrival order, duplicates, notes and milestones.
+TEST_P(StoreContract, AlertsGroupIntoCasesAndListNewestFirst) {
+  const AuditEvent audit{"ingest", "alerts.received", "", "{}"};
+  auto first = store->insert_alerts({sample_alert("al-1", "web-1", 10'000, "aa")}, 60'000, audit,
+                                    10'000);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = store->insert_alerts(
+      {sample_alert("al-2", "web-1", 20'000, "aa"), sample_alert("al-3", "web-2", 20'000, "aa"),
+       sample_alert("al-1", "web-1", 10'000, "aa")},
+      60'000, audit, 20'000);
+  ASSERT_TRUE(second) << second.error().message;
+  ASSERT_EQ(second->size(), 3u);
+  EXPECT_EQ((*second)[0].case_id, (*first)[0].case_id);  // same host, same hash, in the window
+  EXPECT_NE((*second)[1].case_id, (*first)[0].case_id);  // another host: its own case
+  EXPECT_TRUE((*second)[2].duplicate);
+  auto listed = store->list_alerts("", 10).value();
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_EQ(listed[2].id, "al-1");  // received first, listed last
+  auto the_case = store->find_case((*first)[0].case_id).value();
+  ASSERT_TRUE(the_case);
+  EXPECT_EQ(the_case->alert_count, 2);
+  EXPECT_EQ(the_case->alert_ids, (std::vector<std::string>{"al-1", "al-2"}));
+  ASSERT_TRUE(store->update_case(the_case->id, {"resolved", "high", "ana", "first note"}, "ana",
+                                 {"ana", "case.updated", the_case->id, "{}"}, 30'000));
+  ASSERT_TRUE(store->update_case(the_case->id, {"", "", "", "second note"}, "bob",
+                                 {"bob", "case.updated", the_case->id, "{}"}, 30'000));
+  auto notes = store->case_notes(the_case->id).value();
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_EQ(notes[0].text, "first note");
+  EXPECT_EQ(notes[1].author, "bob");
+  auto resolved = store->find_case(the_case->id).value();
+  EXPECT_EQ(resolved->status, "resolved");
+  EXPECT_EQ(resolved->contained_at_ms, 30'000);  // a resolved case was contained by then
+  EXPECT_EQ(resolved->resolved_at_ms, 30'000);
+  // A resolved case takes no new alert: the next one on that host opens another.
+  auto third = store->insert_alerts({sample_alert("al-4", "web-1", 25'000, "aa")}, 60'000, audit,
+                                    40'000);
+  EXPECT_NE((*third)[0].case_id, the_case->id);
+  auto related = store->related_alerts("web-1", {{"file.hash.sha256", "aa", ""}}, "al-4", 10);
+  ASSERT_TRUE(related) << related.error().message;
+  EXPECT_EQ(related->size(), 3u);
+  EXPECT_TRUE(store->update_case("no-such-case", {"contained", "", "", ""}, "ana",
+                                 {"ana", "case.updated", "x", "{}"}, 1)
+                  .error()
+                  .message.starts_with("no case"));
+}
+
+// Runs, their steps, and the four-eyes rule on approvals.
+TEST_P(StoreContract, RunsStepsAndApprovalsFollowTheirRules) {
+  PlaybookRunRecord run;
+  run.id = "run-1";
+  run.playbook = "contain";
+  run.alert_id = "al-1";
+  run.case_id = "case-1";
+  run.started_by = "controller";
+  run.requested_by = "ingest";
+  run.step = "kill";
+  run.waiting_for = "approval";
+  run.state = "waiting";
+  run.wake_at_ms = 5'000;
+  run.context = "{}";
+  run.started_at_ms = 1'000;
+  ASSERT_TRUE(store->insert_run(run, {"controller", "run.started", "run-1", "{}"}, 1'000));
+  EXPECT_EQ(store->runs_due(4'999).value().size(), 0u);
+  EXPECT_EQ(store->runs_due(5'000).value(), std::vector<std::string>{"run-1"});
+  RunStepRecord step{"run-1", 0, "triage", "enrich", 1, "succeeded", "", "", "{}", 1'000, 2'000};
+  ASSERT_TRUE(store->update_run(run, &step, nullptr, 2'000));
+  ASSERT_TRUE(store->update_run(run, &step, nullptr, 2'001));
+  auto steps = store->run_steps("run-1").value();
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0].seq, 1);
+  EXPECT_EQ(steps[1].seq, 2);
+
+  ApprovalRecord approval;
+  approval.id = "ap-1";
+  approval.run_id = "run-1";
+  approval.step_id = "kill";
+  approval.requested_by = "ingest";
+  approval.not_deciders = {"ingest", "carol"};
+  approval.what = "{}";
+  approval.impact = "{}";
+  approval.created_at_ms = 2'000;
+  approval.expires_at_ms = 10'000;
+  ASSERT_TRUE(store->insert_approval(approval, {"controller", "approval.requested", "ap-1", "{}"},
+                                     2'000));
+  approval.reason = "asked again";
+  EXPECT_EQ(store->insert_approval(approval, {"controller", "approval.requested", "ap-1", "{}"},
+                                   2'001)
+                ->reason,
+            "");  // the stored one
+  EXPECT_FALSE(store->decide_approval("ap-1", true, "carol", "mine", 3'000));
+  EXPECT_FALSE(store->decide_approval("ap-1", true, "dave", "late", 10'000));
+  auto decided = store->decide_approval("ap-1", true, "dave", "ok", 3'000);
+  ASSERT_TRUE(decided) << decided.error().message;
+  EXPECT_EQ(decided->state, "approved");
+  EXPECT_FALSE(store->decide_approval("ap-1", false, "erin", "again", 3'001));
+  EXPECT_EQ(store->list_approvals("approved", "", 10).value().size(), 1u);
+
+  run.state = "succeeded";
+  run.step = "";
+  run.finished_at_ms = 4'000;
+  ASSERT_TRUE(store->update_run(run, nullptr, nullptr, 4'000));
+  EXPECT_TRUE(store->unfinished_runs().value().empty());
+  EXPECT_EQ(store->runs_of_alert("al-1", "contain").value().size(), 1u);
+}
+
+// What GET /metrics reads: counts through the dialects' aggregate syntax, the latest network
+// action per agent, duration buckets.
+TEST_P(StoreContract, MetricsCountWhatIsStored) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("a1", "h1")));
+  ASSERT_TRUE(store->insert_agent(sample_agent("a2", "h2")));
+  ASSERT_TRUE(store->record_agent_connected("a1", {}, "r", 1));
+  auto quarantine = sample_action("q1", "a1", 1'000);
+  quarantine.kind = "network.quarantine";
+  ASSERT_TRUE(store->insert_actions({quarantine, sample_action("s1", "a2", 1'000)}, {}, 1'000));
+  ASSERT_TRUE(store->record_action_progress("q1", "a1", 0, 0, "", 1'000));
+  ActionOutcome done;
+  done.state = ActionState::succeeded;
+  done.finished_at_ms = 1'700;  // 0.7 s after it started
+  ASSERT_TRUE(store->record_action_outcome("q1", "a1", done, 1'700).value());
+  auto alert = sample_alert("al-1", "h1", 1'000, "aa");
+  alert.confidence = R"({"decision":"confirmed","score":90})";
+  ASSERT_TRUE(store->insert_alerts({alert}, 1'000, {"i", "alerts.received", "", "{}"}, 1'000));
+  auto m = store->metrics();
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->agents_online, 1u);
+  EXPECT_EQ(m->agents_offline, 1u);
+  EXPECT_EQ(m->agents_revoked, 0u);
+  EXPECT_EQ(m->agents_quarantined, 1u);
+  EXPECT_EQ(m->alerts_by_source.at("ecs"), 1u);
+  EXPECT_EQ(m->alerts_by_decision.at("confirmed"), 1u);
+  EXPECT_EQ((m->actions_by_kind_state.at({"network.quarantine", "succeeded"})), 1u);
+  EXPECT_EQ((m->actions_by_kind_state.at({"network.status", "queued"})), 1u);
+  const auto& d = m->action_durations.at("network.quarantine");
+  EXPECT_EQ(d.count, 1u);
+  EXPECT_DOUBLE_EQ(d.sum_s, 0.7);
+  EXPECT_EQ(d.at_or_below[0], 0u);  // <= 0.1 s
+  EXPECT_EQ(d.at_or_below[1], 0u);  // <= 0.5 s
+  EXPECT_EQ(d.at_or_below[2], 1u);  // <= 1 s
+  EXPECT_GE(m->audit_entries, 3u);
+}
+
+// Content objects are stored once by hash and read back in slices; the chain verifies.
+TEST_P(StoreContract, ContentObjectsAreReadInSlicesAndTheAuditChainVerifies) {
+  std::string bytes;
+  for (int i = 0; i < 300'000; ++i) bytes.push_back(static_cast<char>(i * 7));
+  ContentObjectRecord meta{"ab12", "yara-rules", bytes.size(), "rules.yar", "ana", 0};
+  EXPECT_TRUE(store->put_object(meta, bytes, {"ana", "object.stored", "ab12", "{}"}, 1).value());
+  EXPECT_FALSE(store->put_object(meta, bytes, {"ana", "object.stored", "ab12", "{}"}, 2).value());
+  EXPECT_EQ(store->read_object("ab12", 0, 10).value(), bytes.substr(0, 10));
+  EXPECT_EQ(store->read_object("ab12", 299'995, 100).value(), bytes.substr(299'995));
+  EXPECT_EQ(store->read_object("ab12", 300'000, 100).value(), "");
+  EXPECT_FALSE(store->read_object("cd34", 0, 10));
+  EXPECT_EQ(store->list_objects("yara-rules", 10).value().size(), 1u);
+  EXPECT_EQ(store->list_objects("other", 10).value().size(), 0u);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(store->append_audit({"ana", "thing.done", std::to_string(i), "{}"}, 10 + i));
+  auto verified = verify_audit_chain(*store);
+  ASSERT_TRUE(verified) << verified.error().message;
+  EXPECT_EQ(verified->entries, 21);
+  EXPECT_FALSE(verified->first_broken_seq.has_value()) << verified->problem;
+  EXPECT_EQ(store->audit_entries_about("7", 10).value().size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreContract,
+                         ::testing::Values(Backend::sqlite, Backend::postgresql),
+                         [](const auto& info) {
+                           return std::string(info.param == Backend::sqlite ? "SqliteStore"
+                                                                            : "PostgresStore");
+                         });
 
 // --- migrations -------------------------------------------------------------------------------
 

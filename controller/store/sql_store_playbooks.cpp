@@ -1,19 +1,17 @@
-// SqliteStore, continued: cases, playbook runs and approvals (schema version 7). Split from
-// sqlite_store.cpp so each file holds one part of the data model.
+// SqlStore, continued: cases, playbook runs and approvals. Split from sql_store.cpp so each file
+// holds one part of the data model.
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 
-#include "common/sqlite_statement.h"
-#include "controller/store/sqlite_store.h"
+#include "controller/store/sql_store.h"
 
 namespace riposte::controller {
 
-using sqlite::collect_rows;
-using sqlite::db_error;
-using sqlite::Statement;
+using sql::collect_rows;
+using sql::Query;
 
 namespace {
 
@@ -26,7 +24,7 @@ constexpr const char* kCaseColumns =
     "validated_at_ms, contained_at_ms, resolved_at_ms, "
     "(SELECT COUNT(*) FROM alerts WHERE alerts.case_id = cases.id)";
 
-CaseRecord case_from_row(const Statement& row) {
+CaseRecord case_from_row(const Query& row) {
   CaseRecord c;
   c.id = row.text(0);
   c.title = row.text(1);
@@ -48,7 +46,7 @@ constexpr const char* kRunColumns =
     "attempt, waiting_for, step_started_at_ms, wake_at_ms, context, error, started_at_ms, "
     "updated_at_ms, finished_at_ms, requested_by";
 
-PlaybookRunRecord run_from_row(const Statement& row) {
+PlaybookRunRecord run_from_row(const Query& row) {
   PlaybookRunRecord r;
   r.id = row.text(0);
   r.playbook = row.text(1);
@@ -76,7 +74,7 @@ constexpr const char* kApprovalColumns =
     "id, run_id, step_id, attempt, case_id, requested_by, what, reason, impact, state, "
     "decided_by, decision_reason, created_at_ms, expires_at_ms, decided_at_ms, not_deciders";
 
-ApprovalRecord approval_from_row(const Statement& row) {
+ApprovalRecord approval_from_row(const Query& row) {
   ApprovalRecord a;
   a.id = row.text(0);
   a.run_id = row.text(1);
@@ -107,33 +105,33 @@ bool one_of(auto const& list, std::string_view value) {
 
 }  // namespace
 
-Result<std::optional<CaseRecord>> SqliteStore::find_case(const std::string& id) {
+Result<std::optional<CaseRecord>> SqlStore::find_case(const std::string& id) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM cases WHERE id = ?", kCaseColumns));
+  Query q(*db_, fmt::format("SELECT {} FROM cases WHERE id = ?", kCaseColumns));
   q.bind(id);
   const int rc = q.step();
-  if (rc == SQLITE_DONE) return std::optional<CaseRecord>();
-  if (rc != SQLITE_ROW) return db_error(db_, "find case");
+  if (rc == sql::kDone) return std::optional<CaseRecord>();
+  if (rc != sql::kRow) return db_->error("find case");
   auto c = case_from_row(q);
-  Statement alerts(cache_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
+  Query alerts(*db_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
   alerts.bind(id);
-  while (alerts.step() == SQLITE_ROW) c.alert_ids.push_back(alerts.text(0));
+  while (alerts.step() == sql::kRow) c.alert_ids.push_back(alerts.text(0));
   return std::optional<CaseRecord>(std::move(c));
 }
 
-Result<std::vector<CaseRecord>> SqliteStore::list_cases(const CaseFilter& f, Page page) {
+Result<std::vector<CaseRecord>> SqlStore::list_cases(const CaseFilter& f, Page page) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM cases WHERE (? = '' OR status = ?) AND "
+  Query q(*db_, fmt::format("SELECT {} FROM cases WHERE (? = '' OR status = ?) AND "
                                   "(? = '' OR severity = ?) AND (? = '' OR host_name = ?) AND "
                                   "created_at_ms >= ? ORDER BY created_at_ms DESC, id LIMIT ? "
                                   "OFFSET ?",
                                   kCaseColumns));
   q.bind(f.status, f.status, f.severity, f.severity, f.host, f.host, f.since_ms, page.limit,
          page.offset);
-  return collect_rows(db_, q, case_from_row, "list cases");
+  return collect_rows(*db_, q, case_from_row, "list cases");
 }
 
-Status SqliteStore::update_case(const std::string& id, const CaseChange& change,
+Status SqlStore::update_case(const std::string& id, const CaseChange& change,
                                 const std::string& actor, const AuditEvent& audit,
                                 std::int64_t now_ms) {
   if (!change.status.empty() && !one_of(kCaseStatuses, change.status)) {
@@ -152,7 +150,7 @@ Status SqliteStore::update_case(const std::string& id, const CaseChange& change,
     const bool closed = change.status == "resolved" || change.status == "false_positive";
     // A resolved case was contained by then, if it never said so.
     auto updated =
-        Statement(cache_,
+        Query(*db_,
                   "UPDATE cases SET status = CASE WHEN ? = '' THEN status ELSE ? END, "
                   "severity = CASE WHEN ? = '' THEN severity ELSE ? END, "
                   "assignee = CASE WHEN ? = '' THEN assignee ELSE ? END, updated_at_ms = ?, "
@@ -165,9 +163,9 @@ Status SqliteStore::update_case(const std::string& id, const CaseChange& change,
                   static_cast<int>(closed), now_ms, id)
             .run();
     if (!updated) return updated;
-    if (sqlite3_changes(db_) == 0) return Error{fmt::format("no case {}", id)};
+    if (db_->changes() == 0) return Error{fmt::format("no case {}", id)};
     if (!change.note.empty()) {
-      auto noted = Statement(cache_,
+      auto noted = Query(*db_,
                              "INSERT INTO case_notes (case_id, at_ms, author, text) VALUES (?, ?, "
                              "?, ?)")
                        .bind(id, now_ms, actor, change.note)
@@ -178,25 +176,25 @@ Status SqliteStore::update_case(const std::string& id, const CaseChange& change,
   });
 }
 
-Result<std::vector<CaseNoteRecord>> SqliteStore::case_notes(const std::string& case_id) {
+Result<std::vector<CaseNoteRecord>> SqlStore::case_notes(const std::string& case_id) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_,
+  Query q(*db_,
               "SELECT at_ms, author, text FROM case_notes WHERE case_id = ? ORDER BY at_ms, rowid");
   q.bind(case_id);
   return collect_rows(
-      db_, q,
-      [](const Statement& r) {
+      *db_, q,
+      [](const Query& r) {
         return CaseNoteRecord{r.integer(0), r.text(1), r.text(2)};
       },
       "list case notes");
 }
 
-Status SqliteStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& audit,
+Status SqlStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& audit,
                                std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   return in_transaction([&]() -> Status {
     auto inserted =
-        Statement(cache_, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
+        Query(*db_, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
                                       "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                       kRunColumns))
             .bind(r.id, r.playbook, r.playbook_version, r.alert_id, r.case_id, r.started_by,
@@ -209,11 +207,11 @@ Status SqliteStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& aud
   });
 }
 
-Status SqliteStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* ended,
+Status SqlStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* ended,
                                const AuditEvent* audit, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   return in_transaction([&]() -> Status {
-    auto updated = Statement(cache_,
+    auto updated = Query(*db_,
                              "UPDATE playbook_runs SET state = ?, step = ?, attempt = ?, "
                              "waiting_for = ?, step_started_at_ms = ?, wake_at_ms = ?, context = "
                              "?, error = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?")
@@ -221,11 +219,11 @@ Status SqliteStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* 
                              r.wake_at_ms, r.context, r.error, now_ms, r.finished_at_ms, r.id)
                        .run();
     if (!updated) return updated;
-    if (sqlite3_changes(db_) == 0) return Error{fmt::format("no playbook run {}", r.id)};
+    if (db_->changes() == 0) return Error{fmt::format("no playbook run {}", r.id)};
     if (ended != nullptr) {
       const auto& s = *ended;
       auto appended =
-          Statement(cache_,
+          Query(*db_,
                     "INSERT INTO run_steps (run_id, seq, step_id, kind, attempt, outcome, mode, "
                     "mode_reason, detail, started_at_ms, finished_at_ms) VALUES (?, (SELECT "
                     "COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = ?), ?, ?, ?, ?, ?, "
@@ -239,53 +237,53 @@ Status SqliteStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* 
   });
 }
 
-Result<std::optional<PlaybookRunRecord>> SqliteStore::find_run(const std::string& id) {
+Result<std::optional<PlaybookRunRecord>> SqlStore::find_run(const std::string& id) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE id = ?", kRunColumns));
+  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE id = ?", kRunColumns));
   q.bind(id);
   const int rc = q.step();
-  if (rc == SQLITE_DONE) return std::optional<PlaybookRunRecord>();
-  if (rc != SQLITE_ROW) return db_error(db_, "find playbook run");
+  if (rc == sql::kDone) return std::optional<PlaybookRunRecord>();
+  if (rc != sql::kRow) return db_->error("find playbook run");
   return std::optional<PlaybookRunRecord>(run_from_row(q));
 }
 
-Result<std::vector<PlaybookRunRecord>> SqliteStore::list_runs(const std::string& case_id,
+Result<std::vector<PlaybookRunRecord>> SqlStore::list_runs(const std::string& case_id,
                                                               Page page) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE ? = '' OR case_id = ? "
+  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE ? = '' OR case_id = ? "
                                   "ORDER BY started_at_ms DESC, id LIMIT ? OFFSET ?",
                                   kRunColumns));
   q.bind(case_id, case_id, page.limit, page.offset);
-  return collect_rows(db_, q, run_from_row, "list playbook runs");
+  return collect_rows(*db_, q, run_from_row, "list playbook runs");
 }
 
-Result<std::vector<PlaybookRunRecord>> SqliteStore::unfinished_runs() {
+Result<std::vector<PlaybookRunRecord>> SqlStore::unfinished_runs() {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE finished_at_ms IS NULL "
+  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE finished_at_ms IS NULL "
                                   "ORDER BY started_at_ms, id",
                                   kRunColumns));
-  return collect_rows(db_, q, run_from_row, "list unfinished playbook runs");
+  return collect_rows(*db_, q, run_from_row, "list unfinished playbook runs");
 }
 
-Result<std::vector<std::string>> SqliteStore::runs_due(std::int64_t now_ms) {
+Result<std::vector<std::string>> SqlStore::runs_due(std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_,
+  Query q(*db_,
               "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND state = 'waiting' AND "
               "wake_at_ms > 0 AND wake_at_ms <= ? ORDER BY wake_at_ms");
   q.bind(now_ms);
   return collect_rows(
-      db_, q, [](const Statement& r) { return r.text(0); }, "list due playbook runs");
+      *db_, q, [](const Query& r) { return r.text(0); }, "list due playbook runs");
 }
 
-Result<std::vector<RunStepRecord>> SqliteStore::run_steps(const std::string& run_id) {
+Result<std::vector<RunStepRecord>> SqlStore::run_steps(const std::string& run_id) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_,
+  Query q(*db_,
               "SELECT run_id, seq, step_id, kind, attempt, outcome, mode, mode_reason, detail, "
               "started_at_ms, finished_at_ms FROM run_steps WHERE run_id = ? ORDER BY seq");
   q.bind(run_id);
   return collect_rows(
-      db_, q,
-      [](const Statement& r) {
+      *db_, q,
+      [](const Query& r) {
         RunStepRecord s;
         s.run_id = r.text(0);
         s.seq = static_cast<int>(r.integer(1));
@@ -303,20 +301,20 @@ Result<std::vector<RunStepRecord>> SqliteStore::run_steps(const std::string& run
       "list run steps");
 }
 
-Result<ApprovalRecord> SqliteStore::insert_approval(const ApprovalRecord& a,
+Result<ApprovalRecord> SqlStore::insert_approval(const ApprovalRecord& a,
                                                     const AuditEvent& audit, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   std::optional<ApprovalRecord> stored;
   auto s = in_transaction([&]() -> Status {
-    Statement existing(cache_,
+    Query existing(*db_,
                        fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
     existing.bind(a.id);
-    if (existing.step() == SQLITE_ROW) {
+    if (existing.step() == sql::kRow) {
       stored = approval_from_row(existing);
       return ok_status();
     }
     auto inserted =
-        Statement(cache_, fmt::format("INSERT INTO approvals ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+        Query(*db_, fmt::format("INSERT INTO approvals ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                                       "?, ?, ?, ?, ?, ?, ?, ?)",
                                       kApprovalColumns))
             .bind(a.id, a.run_id, a.step_id, a.attempt, a.case_id, a.requested_by, a.what, a.reason,
@@ -331,38 +329,38 @@ Result<ApprovalRecord> SqliteStore::insert_approval(const ApprovalRecord& a,
   return *stored;
 }
 
-Result<std::optional<ApprovalRecord>> SqliteStore::find_approval(const std::string& id) {
+Result<std::optional<ApprovalRecord>> SqlStore::find_approval(const std::string& id) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+  Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
   q.bind(id);
   const int rc = q.step();
-  if (rc == SQLITE_DONE) return std::optional<ApprovalRecord>();
-  if (rc != SQLITE_ROW) return db_error(db_, "find approval");
+  if (rc == sql::kDone) return std::optional<ApprovalRecord>();
+  if (rc != sql::kRow) return db_->error("find approval");
   return std::optional<ApprovalRecord>(approval_from_row(q));
 }
 
-Result<std::vector<ApprovalRecord>> SqliteStore::list_approvals(const std::string& state,
+Result<std::vector<ApprovalRecord>> SqlStore::list_approvals(const std::string& state,
                                                                 const std::string& case_id,
                                                                 Page page) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE (? = '' OR state = ?) AND "
+  Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE (? = '' OR state = ?) AND "
                                   "(? = '' OR case_id = ?) ORDER BY created_at_ms DESC, id LIMIT ? "
                                   "OFFSET ?",
                                   kApprovalColumns));
   q.bind(state, state, case_id, case_id, page.limit, page.offset);
-  return collect_rows(db_, q, approval_from_row, "list approvals");
+  return collect_rows(*db_, q, approval_from_row, "list approvals");
 }
 
-Result<ApprovalRecord> SqliteStore::decide_approval(const std::string& id, bool approve,
+Result<ApprovalRecord> SqlStore::decide_approval(const std::string& id, bool approve,
                                                     const std::string& by,
                                                     const std::string& reason,
                                                     std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   std::optional<ApprovalRecord> decided;
   auto s = in_transaction([&]() -> Status {
-    Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+    Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
     q.bind(id);
-    if (q.step() != SQLITE_ROW) return Error{fmt::format("no approval {}", id)};
+    if (q.step() != sql::kRow) return Error{fmt::format("no approval {}", id)};
     auto a = approval_from_row(q);
     if (a.state != "pending") {
       return Error{fmt::format("approval {} is already {}{}", id, a.state,
@@ -381,7 +379,7 @@ Result<ApprovalRecord> SqliteStore::decide_approval(const std::string& id, bool 
     a.decided_by = by;
     a.decision_reason = reason;
     a.decided_at_ms = now_ms;
-    auto updated = Statement(cache_,
+    auto updated = Query(*db_,
                              "UPDATE approvals SET state = ?, decided_by = ?, decision_reason = ?, "
                              "decided_at_ms = ? WHERE id = ? AND state = 'pending'")
                        .bind(a.state, by, reason, now_ms, id)
@@ -401,21 +399,21 @@ Result<ApprovalRecord> SqliteStore::decide_approval(const std::string& id, bool 
   return *decided;
 }
 
-Result<std::vector<ApprovalRecord>> SqliteStore::cancel_approvals(const std::string& run_id,
+Result<std::vector<ApprovalRecord>> SqlStore::cancel_approvals(const std::string& run_id,
                                                                   const std::string& by,
                                                                   const std::string& reason,
                                                                   std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   std::vector<ApprovalRecord> cancelled;
   auto s = in_transaction([&]() -> Status {
-    Statement q(cache_, fmt::format("SELECT {} FROM approvals WHERE run_id = ? AND state = "
+    Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE run_id = ? AND state = "
                                     "'pending' ORDER BY created_at_ms",
                                     kApprovalColumns));
     q.bind(run_id);
-    auto pending = collect_rows(db_, q, approval_from_row, "find pending approvals of a run");
+    auto pending = collect_rows(*db_, q, approval_from_row, "find pending approvals of a run");
     if (!pending) return pending.error();
     for (auto& a : *pending) {
-      auto updated = Statement(cache_,
+      auto updated = Query(*db_,
                                "UPDATE approvals SET state = 'cancelled', decided_by = ?, "
                                "decision_reason = ?, decided_at_ms = ? WHERE id = ?")
                          .bind(by, reason, now_ms, a.id)
@@ -440,43 +438,43 @@ Result<std::vector<ApprovalRecord>> SqliteStore::cancel_approvals(const std::str
   return cancelled;
 }
 
-Result<std::vector<PlaybookRunRecord>> SqliteStore::runs_of_alert(const std::string& alert_id,
+Result<std::vector<PlaybookRunRecord>> SqlStore::runs_of_alert(const std::string& alert_id,
                                                                   const std::string& playbook) {
   std::lock_guard lock(mutex_);
-  Statement q(cache_, fmt::format("SELECT {} FROM playbook_runs WHERE alert_id = ? AND "
+  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE alert_id = ? AND "
                                   "playbook = ? ORDER BY started_at_ms, id",
                                   kRunColumns));
   q.bind(alert_id, playbook);
-  return collect_rows(db_, q, run_from_row, "list runs of an alert");
+  return collect_rows(*db_, q, run_from_row, "list runs of an alert");
 }
 
-Result<int> SqliteStore::count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
+Result<int> SqlStore::count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
                                                  const std::string& playbook) {
   std::lock_guard lock(mutex_);
   // Few actions are automatic, and the partial index holds only those, by issue time.
-  Statement q(cache_,
+  Query q(*db_,
               "SELECT COUNT(*) FROM actions a WHERE a.automatic = 1 AND a.issued_at_ms >= ? AND "
               "(? = '' OR a.agent_id = ?) AND (? = '' OR EXISTS (SELECT 1 FROM playbook_runs r "
               "WHERE r.id = a.playbook_run_id AND r.playbook = ?))");
   q.bind(since_ms, agent_id, agent_id, playbook, playbook);
-  if (q.step() != SQLITE_ROW) return db_error(db_, "count automatic actions");
+  if (q.step() != sql::kRow) return db_->error("count automatic actions");
   return static_cast<int>(q.integer(0));
 }
 
-Result<std::vector<ApprovalRecord>> SqliteStore::expire_approvals(std::int64_t now_ms) {
+Result<std::vector<ApprovalRecord>> SqlStore::expire_approvals(std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   std::vector<ApprovalRecord> expired;
   auto s = in_transaction([&]() -> Status {
-    Statement q(cache_,
+    Query q(*db_,
                 fmt::format("SELECT {} FROM approvals WHERE state = 'pending' AND expires_at_ms "
                             "<= ? ORDER BY expires_at_ms",
                             kApprovalColumns));
     q.bind(now_ms);
-    auto due = collect_rows(db_, q, approval_from_row, "find expired approvals");
+    auto due = collect_rows(*db_, q, approval_from_row, "find expired approvals");
     if (!due) return due.error();
     for (auto& a : *due) {
       auto updated =
-          Statement(cache_, "UPDATE approvals SET state = 'expired' WHERE id = ?").bind(a.id).run();
+          Query(*db_, "UPDATE approvals SET state = 'expired' WHERE id = ?").bind(a.id).run();
       if (!updated) return updated;
       auto audited = append_audit_locked(
           {"controller", "approval.expired", a.case_id,

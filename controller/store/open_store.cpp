@@ -1,0 +1,47 @@
+#include "controller/store/open_store.h"
+
+#include <fmt/format.h>
+
+#include <regex>
+
+#include "controller/store/postgres_store.h"
+#include "controller/store/sqlite_store.h"
+
+namespace riposte::controller {
+
+Result<StoreLocation> parse_store_location(const std::string& database,
+                                           const std::filesystem::path& data_dir) {
+  if (database.empty() || database == "sqlite")
+    return StoreLocation{StoreKind::sqlite, (data_dir / kSqliteDatabaseFile).string()};
+  if (database.starts_with("sqlite:")) {
+    const auto path = database.substr(7);
+    if (path.empty()) return Error{"database: sqlite: needs a file path (sqlite:/var/lib/x.db)"};
+    return StoreLocation{StoreKind::sqlite, std::filesystem::absolute(path).string()};
+  }
+  if (database.starts_with("postgresql://") || database.starts_with("postgres://"))
+    return StoreLocation{StoreKind::postgresql, database};
+  return Error{fmt::format(
+      "database: '{}' is neither sqlite:PATH nor a postgresql:// URI",
+      database.starts_with("postgres") ? redacted_database_url(database) : database)};
+}
+
+std::string redacted_database_url(const std::string& url) {
+  // scheme://user:PASSWORD@host... and ?password=... / &password=...
+  static const std::regex userinfo(R"(^([a-z]+://[^:/@?]*):[^@/?]*@)");
+  static const std::regex parameter(R"(([?&]password=)[^&]*)");
+  auto out = std::regex_replace(url, userinfo, "$1:***@");
+  return std::regex_replace(out, parameter, "$1***");
+}
+
+Result<std::unique_ptr<Store>> open_store(const StoreLocation& location) {
+  if (location.kind == StoreKind::sqlite) {
+    auto store = SqliteStore::open(location.target);
+    if (!store) return store.error();
+    return std::unique_ptr<Store>(std::move(*store));
+  }
+  auto store = PostgresStore::open(location.target);
+  if (!store) return store.error();
+  return std::unique_ptr<Store>(std::move(*store));
+}
+
+}  // namespace riposte::controller

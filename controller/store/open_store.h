@@ -1,0 +1,34 @@
+#pragma once
+
+// Which store a controller uses, from its `database` setting (docs/configuration.md):
+//   ""                          SQLite in the data directory (DATA_DIR/riposte.db), the default
+//   sqlite:PATH                 SQLite at PATH
+//   postgresql://... (or postgres://...)   PostgreSQL, a libpq connection URI
+// Errors name the problem and never repeat a password.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "controller/store/store.h"
+
+namespace riposte::controller {
+
+inline constexpr const char* kSqliteDatabaseFile = "riposte.db";
+
+enum class StoreKind { sqlite, postgresql };
+
+struct StoreLocation {
+  StoreKind kind = StoreKind::sqlite;
+  std::string target;  // the SQLite file, or the PostgreSQL URI
+};
+
+Result<StoreLocation> parse_store_location(const std::string& database,
+                                           const std::filesystem::path& data_dir);
+
+// The URI with any password replaced by "***": what logs and status may show.
+std::string redacted_database_url(const std::string& url);
+
+Result<std::unique_ptr<Store>> open_store(const StoreLocation& location);
+
+}  // namespace riposte::controller

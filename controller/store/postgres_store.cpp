@@ -1,0 +1,269 @@
+#include "controller/store/postgres_store.h"
+
+#include "controller/store/postgres_database.h"
+
+namespace riposte::controller {
+
+namespace {
+
+// PostgreSQL's schema history (SchemaMigration: append only). Version 1 is SQLite's schema 11 in
+// PostgreSQL's types: BIGINT for times and sizes, BYTEA for signed specs, results and content,
+// and an identity column named `rowid` where the store orders by arrival.
+constexpr SchemaMigration kMigrations[] = {
+    {1, "the schema of SQLite's version 11: agents, actions, evidence, audit log, alerts, cases, "
+        "operators, playbook runs, approvals, content objects",
+     R"sql(
+CREATE TABLE enrollment_tokens (
+  id TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at_ms BIGINT NOT NULL,
+  expires_at_ms BIGINT NOT NULL,
+  max_uses INTEGER NOT NULL CHECK (max_uses > 0),
+  uses INTEGER NOT NULL DEFAULT 0,
+  created_by TEXT NOT NULL DEFAULT '',
+  labels TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL DEFAULT '',
+  os_name TEXT NOT NULL DEFAULT '',
+  os_version TEXT NOT NULL DEFAULT '',
+  kernel TEXT NOT NULL DEFAULT '',
+  arch TEXT NOT NULL DEFAULT '',
+  agent_version TEXT NOT NULL DEFAULT '',
+  ip_addresses TEXT NOT NULL DEFAULT '[]',
+  mac_addresses TEXT NOT NULL DEFAULT '[]',
+  capabilities TEXT NOT NULL DEFAULT '[]',
+  cert_serial TEXT NOT NULL,
+  cert_fingerprint TEXT NOT NULL,
+  enrolled_at_ms BIGINT NOT NULL,
+  revoked_at_ms BIGINT,
+  connected INTEGER NOT NULL DEFAULT 0,
+  connected_since_ms BIGINT,
+  last_heartbeat_ms BIGINT,
+  last_seen_ms BIGINT,
+  remote_address TEXT NOT NULL DEFAULT '',
+  last_disconnect_reason TEXT NOT NULL DEFAULT '',
+  protocol_version BIGINT NOT NULL DEFAULT 0,
+  labels TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX agents_revoked ON agents (revoked_at_ms) WHERE revoked_at_ms IS NOT NULL;
+CREATE INDEX agents_by_hostname ON agents (hostname, id);
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at_ms BIGINT NOT NULL
+);
+CREATE INDEX api_tokens_by_name ON api_tokens (name);
+CREATE TABLE operators (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  created_by TEXT NOT NULL,
+  disabled_at_ms BIGINT,
+  disabled_by TEXT NOT NULL DEFAULT '',
+  max_mode TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE actions (
+  id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL REFERENCES agents (id),
+  kind TEXT NOT NULL,
+  batch_id TEXT NOT NULL,
+  spec BYTEA NOT NULL,
+  signature BYTEA NOT NULL,
+  requester TEXT NOT NULL,
+  approver TEXT NOT NULL DEFAULT '',
+  case_id TEXT NOT NULL DEFAULT '',
+  playbook_run_id TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  issued_at_ms BIGINT NOT NULL,
+  expires_at_ms BIGINT NOT NULL,
+  delivered_at_ms BIGINT,
+  started_at_ms BIGINT,
+  finished_at_ms BIGINT,
+  result BYTEA,
+  progress_done BIGINT NOT NULL DEFAULT 0,
+  progress_total BIGINT NOT NULL DEFAULT 0,
+  progress_unit TEXT NOT NULL DEFAULT '',
+  object_sha256 TEXT NOT NULL DEFAULT '',
+  automatic INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX actions_open ON actions (agent_id, state) WHERE state IN ('queued', 'delivered', 'running');
+CREATE INDEX actions_issued ON actions (issued_at_ms);
+CREATE INDEX actions_by_case ON actions (case_id) WHERE case_id != '';
+CREATE INDEX actions_by_run ON actions (playbook_run_id) WHERE playbook_run_id != '';
+CREATE INDEX actions_by_object ON actions (object_sha256, agent_id) WHERE object_sha256 != '';
+CREATE INDEX actions_automatic ON actions (issued_at_ms) WHERE automatic = 1;
+CREATE INDEX actions_expiring ON actions (expires_at_ms) WHERE state IN ('queued', 'delivered');
+CREATE TABLE evidence (
+  sha256 TEXT NOT NULL,
+  action_id TEXT NOT NULL REFERENCES actions (id),
+  agent_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  size BIGINT NOT NULL,
+  stored INTEGER NOT NULL DEFAULT 0,
+  offered_at_ms BIGINT NOT NULL,
+  stored_at_ms BIGINT,
+  PRIMARY KEY (sha256, action_id)
+);
+CREATE INDEX evidence_by_action ON evidence (action_id);
+CREATE INDEX evidence_by_agent ON evidence (agent_id, offered_at_ms);
+CREATE TABLE audit_log (
+  seq BIGINT PRIMARY KEY,
+  at_ms BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  event TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  details TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX audit_by_subject ON audit_log (subject);
+CREATE TABLE cases (
+  id TEXT PRIMARY KEY,
+  title TEXT NOT NULL,
+  status TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  host_name TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  updated_at_ms BIGINT NOT NULL,
+  assignee TEXT NOT NULL DEFAULT '',
+  validated_at_ms BIGINT,
+  contained_at_ms BIGINT,
+  resolved_at_ms BIGINT
+);
+CREATE INDEX cases_by_created ON cases (created_at_ms);
+CREATE TABLE alerts (
+  rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+  id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  rule_id TEXT NOT NULL,
+  rule_name TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  timestamp_ms BIGINT NOT NULL,
+  host_name TEXT NOT NULL,
+  host_ips TEXT NOT NULL,
+  user_name TEXT NOT NULL,
+  observables TEXT NOT NULL,
+  notes TEXT NOT NULL,
+  raw TEXT NOT NULL,
+  case_id TEXT NOT NULL REFERENCES cases (id),
+  status TEXT NOT NULL,
+  assets TEXT NOT NULL,
+  confidence TEXT NOT NULL,
+  validation TEXT NOT NULL,
+  enrichment TEXT NOT NULL,
+  received_at_ms BIGINT NOT NULL,
+  updated_at_ms BIGINT NOT NULL,
+  submitted_by TEXT NOT NULL DEFAULT '',
+  submitter_role TEXT NOT NULL DEFAULT '',
+  source_max_mode TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX alerts_by_host ON alerts (host_name, timestamp_ms);
+CREATE INDEX alerts_by_case ON alerts (case_id, timestamp_ms);
+CREATE TABLE observable_cases (
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  host_name TEXT NOT NULL,
+  case_id TEXT NOT NULL,
+  at_ms BIGINT NOT NULL,
+  PRIMARY KEY (type, value, host_name)
+);
+CREATE INDEX observable_cases_newest ON observable_cases (type, value, at_ms);
+CREATE TABLE case_notes (
+  rowid BIGINT GENERATED ALWAYS AS IDENTITY,
+  case_id TEXT NOT NULL REFERENCES cases (id),
+  at_ms BIGINT NOT NULL,
+  author TEXT NOT NULL,
+  text TEXT NOT NULL
+);
+CREATE INDEX case_notes_by_case ON case_notes (case_id, at_ms);
+CREATE TABLE playbook_runs (
+  id TEXT PRIMARY KEY,
+  playbook TEXT NOT NULL,
+  playbook_version TEXT NOT NULL,
+  alert_id TEXT NOT NULL,
+  case_id TEXT NOT NULL,
+  started_by TEXT NOT NULL,
+  simulate_only INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  step TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  waiting_for TEXT NOT NULL,
+  step_started_at_ms BIGINT NOT NULL,
+  wake_at_ms BIGINT NOT NULL,
+  context TEXT NOT NULL,
+  error TEXT NOT NULL,
+  started_at_ms BIGINT NOT NULL,
+  updated_at_ms BIGINT NOT NULL,
+  finished_at_ms BIGINT,
+  requested_by TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX runs_by_case ON playbook_runs (case_id, started_at_ms);
+CREATE INDEX runs_unfinished ON playbook_runs (started_at_ms) WHERE finished_at_ms IS NULL;
+CREATE INDEX runs_by_alert ON playbook_runs (alert_id, playbook);
+CREATE TABLE run_steps (
+  run_id TEXT NOT NULL REFERENCES playbook_runs (id),
+  seq INTEGER NOT NULL,
+  step_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  mode_reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  started_at_ms BIGINT NOT NULL,
+  finished_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE approvals (
+  id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  case_id TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  what TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  impact TEXT NOT NULL,
+  state TEXT NOT NULL,
+  decided_by TEXT NOT NULL DEFAULT '',
+  decision_reason TEXT NOT NULL DEFAULT '',
+  created_at_ms BIGINT NOT NULL,
+  expires_at_ms BIGINT NOT NULL,
+  decided_at_ms BIGINT,
+  not_deciders TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX approvals_pending ON approvals (expires_at_ms) WHERE state = 'pending';
+CREATE INDEX approvals_by_run ON approvals (run_id);
+CREATE TABLE content_objects (
+  sha256 TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  size BIGINT NOT NULL,
+  name TEXT NOT NULL DEFAULT '',
+  created_by TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  content BYTEA NOT NULL
+);
+CREATE INDEX content_objects_by_kind ON content_objects (kind, created_at_ms);
+)sql"},
+};
+
+}  // namespace
+
+int PostgresStore::latest_schema_version() { return std::size(kMigrations); }
+
+Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url) {
+  auto db = sql::PostgresDatabase::connect(url);
+  if (!db) return db.error();
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(*db)));
+  if (auto status = store->migrate(kMigrations, latest_schema_version()); !status)
+    return status.error();
+  return store;
+}
+
+}  // namespace riposte::controller

@@ -1,0 +1,1348 @@
+#include "controller/store/sql_store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/utf8.h"
+#include "controller/store/audit_chain.h"
+#include "protocol/crypto.h"
+
+namespace riposte::controller {
+
+using sql::Blob;
+using sql::collect_rows;
+using sql::Query;
+
+std::string_view to_string(ActionState state) {
+  switch (state) {
+    case ActionState::queued:
+      return "queued";
+    case ActionState::delivered:
+      return "delivered";
+    case ActionState::running:
+      return "running";
+    case ActionState::succeeded:
+      return "succeeded";
+    case ActionState::failed:
+      return "failed";
+    case ActionState::refused:
+      return "refused";
+    case ActionState::expired:
+      return "expired";
+    case ActionState::simulated:
+      return "simulated";
+  }
+  return "unknown";
+}
+
+std::optional<ActionState> action_state_from(std::string_view text) {
+  for (auto s :
+       {ActionState::queued, ActionState::delivered, ActionState::running, ActionState::succeeded,
+        ActionState::failed, ActionState::refused, ActionState::expired, ActionState::simulated}) {
+    if (to_string(s) == text) return s;
+  }
+  return std::nullopt;
+}
+
+bool is_terminal(ActionState state) {
+  return state != ActionState::queued && state != ActionState::delivered &&
+         state != ActionState::running;
+}
+
+namespace {
+
+std::string to_json_list(const std::vector<std::string>& values) {
+  return nlohmann::json(values).dump();
+}
+
+std::vector<std::string> from_json_list(const std::string& text) {
+  auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_array()) return {};
+  std::vector<std::string> out;
+  for (const auto& v : parsed)
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+constexpr const char* kAgentColumns =
+    "id, hostname, os_name, os_version, kernel, arch, agent_version, ip_addresses, mac_addresses, "
+    "capabilities, cert_serial, cert_fingerprint, enrolled_at_ms, revoked_at_ms, connected, "
+    "connected_since_ms, last_heartbeat_ms, last_seen_ms, remote_address, last_disconnect_reason, "
+    "protocol_version, labels";
+
+AgentRecord agent_from_row(const Query& row) {
+  AgentRecord a;
+  a.id = row.text(0);
+  a.facts.hostname = row.text(1);
+  a.facts.os_name = row.text(2);
+  a.facts.os_version = row.text(3);
+  a.facts.kernel = row.text(4);
+  a.facts.arch = row.text(5);
+  a.facts.agent_version = row.text(6);
+  a.facts.ip_addresses = from_json_list(row.text(7));
+  a.facts.mac_addresses = from_json_list(row.text(8));
+  a.facts.capabilities = from_json_list(row.text(9));
+  a.cert_serial = row.text(10);
+  a.cert_fingerprint = row.text(11);
+  a.enrolled_at_ms = row.integer(12);
+  a.revoked_at_ms = row.optional_integer(13);
+  a.connected = row.integer(14) != 0;
+  a.connected_since_ms = row.optional_integer(15);
+  a.last_heartbeat_ms = row.optional_integer(16);
+  a.last_seen_ms = row.optional_integer(17);
+  a.remote_address = row.text(18);
+  a.last_disconnect_reason = row.text(19);
+  a.facts.protocol_version = static_cast<std::uint32_t>(row.integer(20));
+  a.labels = from_json_list(row.text(21));
+  return a;
+}
+
+// The observables that link an alert to others (case grouping, history): not a process id, which
+// only means something on one host at one time, and not the alert's own host addresses, which
+// the host name already covers.
+std::vector<Observable> linking_observables(const AlertRecord& a) {
+  std::vector<Observable> out;
+  for (const auto& o : a.observables) {
+    if (o.type == observable_type::kProcess) continue;
+    if (o.type == observable_type::kIp &&
+        std::find(a.host_ips.begin(), a.host_ips.end(), o.value) != a.host_ips.end())
+      continue;
+    out.push_back(o);
+  }
+  return out;
+}
+
+int severity_rank(std::string_view severity) {
+  if (severity == "low") return 0;
+  if (severity == "medium") return 1;
+  if (severity == "high") return 2;
+  return 3;
+}
+
+}  // namespace
+
+SqlStore::SqlStore(std::unique_ptr<sql::Database> db) : db_(std::move(db)) {}
+
+SqlStore::~SqlStore() = default;
+
+Status SqlStore::migrate(std::span<const SchemaMigration> history, int target_version) {
+  std::lock_guard lock(mutex_);
+  const int latest = static_cast<int>(history.size());
+  if (auto s = db_->exec(db_->dialect() == sql::Dialect::sqlite
+                             ? "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
+                               "PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL "
+                               "DEFAULT (datetime('now')))"
+                             : "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
+                               "PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ "
+                               "NOT NULL DEFAULT now())");
+      !s) {
+    return s;
+  }
+  for (const auto& m : history) {
+    if (m.version > target_version) continue;
+    // Several controllers may start at once on one PostgreSQL database: each step is applied in
+    // a transaction that first re-reads the version, so only one of them applies it.
+    if (auto s = db_->begin(); !s) return s;
+    if (db_->dialect() == sql::Dialect::postgresql) {
+      if (auto s = db_->exec("LOCK TABLE schema_migrations IN EXCLUSIVE MODE"); !s) {
+        (void)db_->exec("ROLLBACK");
+        return s;
+      }
+    }
+    Query current(*db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (current.step() != sql::kRow) {
+      auto error = db_->error("read the schema version");
+      (void)db_->exec("ROLLBACK");
+      return error;
+    }
+    const int have = static_cast<int>(current.integer(0));
+    if (have > latest) {
+      (void)db_->exec("ROLLBACK");
+      return Error{
+          fmt::format("database schema version {} is newer than this controller supports ({}); "
+                      "upgrade the controller",
+                      have, latest)};
+    }
+    if (m.version <= have) {
+      if (auto s = db_->exec("COMMIT"); !s) return s;
+      continue;
+    }
+    auto applied = db_->exec(m.sql);
+    if (applied) {
+      applied = Query(*db_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
+                    .bind(m.version, m.description)
+                    .run();
+    }
+    if (!applied) {
+      (void)db_->exec("ROLLBACK");  // the migration's own error is the one to report
+      return Error{fmt::format("migration {} ({}) failed: {}", m.version, m.description,
+                               applied.error().message)};
+    }
+    if (auto s = db_->exec("COMMIT"); !s) return s;
+  }
+  return ok_status();
+}
+
+int SqlStore::schema_version() {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  q.step();
+  return static_cast<int>(q.integer(0));
+}
+
+Status SqlStore::insert_enrollment_token(const EnrollmentTokenRecord& t) {
+  std::lock_guard lock(mutex_);
+  return Query(*db_,
+                   "INSERT INTO enrollment_tokens (id, token_hash, created_at_ms, expires_at_ms, "
+                   "max_uses, uses, created_by, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(t.id, t.token_hash, t.created_at_ms, t.expires_at_ms, t.max_uses, t.uses, t.created_by,
+            to_json_list(t.labels))
+      .run();
+}
+
+Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::string& token_hash,
+                                                                    std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  if (auto s = db_->begin(); !s) return s.error();
+  auto finish = [&](Result<EnrollmentTokenRecord> result) -> Result<EnrollmentTokenRecord> {
+    if (!result) {
+      (void)db_->exec("ROLLBACK");
+      return result;
+    }
+    if (auto committed = db_->exec("COMMIT"); !committed) return committed.error();
+    return result;
+  };
+  // FOR UPDATE: two controllers on one PostgreSQL database must not both spend the last use
+  // (SQLite's BEGIN IMMEDIATE already holds the only write lock).
+  Query q(*db_, fmt::format("SELECT id, token_hash, created_at_ms, expires_at_ms, max_uses, uses, "
+                            "created_by, labels FROM enrollment_tokens WHERE token_hash = ?{}",
+                            db_->dialect() == sql::Dialect::postgresql ? " FOR UPDATE" : ""));
+  q.bind(token_hash);
+  if (q.step() != sql::kRow) return finish(Error{"unknown enrollment token"});
+  EnrollmentTokenRecord t{q.text(0),
+                          q.text(1),
+                          q.integer(2),
+                          q.integer(3),
+                          static_cast<int>(q.integer(4)),
+                          static_cast<int>(q.integer(5)),
+                          q.text(6),
+                          from_json_list(q.text(7))};
+  if (now_ms >= t.expires_at_ms) return finish(Error{"enrollment token expired"});
+  if (t.uses >= t.max_uses) return finish(Error{"enrollment token has no uses left"});
+  auto updated = Query(*db_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?")
+                     .bind(t.id)
+                     .run();
+  if (!updated) return finish(updated.error());
+  ++t.uses;
+  return finish(t);
+}
+
+Status SqlStore::insert_agent(const AgentRecord& a) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
+  std::lock_guard lock(mutex_);
+  return Query(
+             *db_,
+             "INSERT INTO agents (id, hostname, os_name, os_version, kernel, arch, agent_version, "
+             "ip_addresses, mac_addresses, capabilities, cert_serial, cert_fingerprint, "
+             "enrolled_at_ms, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(a.id, a.facts.hostname, a.facts.os_name, a.facts.os_version, a.facts.kernel,
+            a.facts.arch, a.facts.agent_version, to_json_list(a.facts.ip_addresses),
+            to_json_list(a.facts.mac_addresses), to_json_list(a.facts.capabilities), a.cert_serial,
+            a.cert_fingerprint, a.enrolled_at_ms, to_json_list(a.labels))
+      .run();
+}
+
+Result<AgentPage> SqlStore::find_agents(const AgentFilter& f, Page page) {
+  // ?1 status, ?2 label, ?3 part of the hostname; pages walk agents_by_hostname in order.
+  // Labels are a JSON list and hostnames are matched on a part: the two dialects' own functions.
+  const bool sqlite = db_->dialect() == sql::Dialect::sqlite;
+  const std::string kWhere = fmt::format(
+      "(?1 = '' OR (?1 = 'revoked' AND revoked_at_ms IS NOT NULL) OR (?1 = 'online' AND "
+      "revoked_at_ms IS NULL AND connected = 1) OR (?1 = 'offline' AND revoked_at_ms IS NULL AND "
+      "connected = 0)) AND (?2 = '' OR EXISTS (SELECT 1 FROM {} WHERE value = ?2)) AND "
+      "(?3 = '' OR {}(hostname, ?3) > 0)",
+      sqlite ? "json_each(agents.labels)"
+             : "jsonb_array_elements_text(agents.labels::jsonb) AS label(value)",
+      sqlite ? "instr" : "strpos");
+  std::lock_guard lock(mutex_);
+  AgentPage out;
+  Query count(*db_, fmt::format("SELECT COUNT(*) FROM agents WHERE {}", kWhere));
+  count.bind(f.status, f.label, f.host);
+  if (count.step() != sql::kRow) return db_->error("count agents");
+  out.total = static_cast<std::uint64_t>(count.integer(0));
+  Query q(*db_, fmt::format("SELECT {} FROM agents WHERE {} ORDER BY hostname, id LIMIT ?4 "
+                                  "OFFSET ?5",
+                                  kAgentColumns, kWhere));
+  q.bind(f.status, f.label, f.host, page.limit, page.offset);
+  auto rows = collect_rows(*db_, q, agent_from_row, "find agents");
+  if (!rows) return rows.error();
+  out.agents = std::move(*rows);
+  return out;
+}
+
+Result<std::optional<AgentRecord>> SqlStore::find_agent(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM agents WHERE id = ?", kAgentColumns).c_str());
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == sql::kDone) return std::optional<AgentRecord>();
+  if (rc != sql::kRow) return db_->error("find agent");
+  return std::optional<AgentRecord>(agent_from_row(q));
+}
+
+Result<std::vector<AgentRecord>> SqlStore::list_agents() {
+  std::lock_guard lock(mutex_);
+  Query q(*db_,
+              fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
+  return collect_rows(*db_, q, agent_from_row, "list agents");
+}
+
+Status SqlStore::record_agent_connected(const std::string& id, const AgentFactsRecord& f,
+                                           const std::string& remote_address, std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
+  std::lock_guard lock(mutex_);
+  return Query(
+             *db_,
+             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
+             "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
+             "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
+             "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '' WHERE id = ?")
+      .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, f.agent_version,
+            to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
+            to_json_list(f.capabilities), f.protocol_version, now_ms, now_ms, now_ms,
+            remote_address, id)
+      .run();
+}
+
+Status SqlStore::record_agent_facts(const std::string& id, const AgentFactsRecord& f,
+                                       std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
+  std::lock_guard lock(mutex_);
+  return Query(
+             *db_,
+             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
+             "ip_addresses = ?, mac_addresses = ?, capabilities = ?, last_seen_ms = ? WHERE id = ?")
+      .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, to_json_list(f.ip_addresses),
+            to_json_list(f.mac_addresses), to_json_list(f.capabilities), now_ms, id)
+      .run();
+}
+
+Status SqlStore::record_agent_heartbeats(
+    const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    for (const auto& [id, at_ms] : heartbeats) {
+      auto updated = Query(*db_,
+                               "UPDATE agents SET last_heartbeat_ms = CASE WHEN "
+                               "last_heartbeat_ms > ?1 THEN last_heartbeat_ms ELSE ?1 END, "
+                               "last_seen_ms = CASE WHEN last_seen_ms > ?1 THEN last_seen_ms "
+                               "ELSE ?1 END WHERE id = ?2")
+                         .bind(at_ms, id)
+                         .run();
+      if (!updated) return updated;
+    }
+    return ok_status();
+  });
+}
+
+Status SqlStore::record_agent_disconnected(const std::string& id, const std::string& reason,
+                                              std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
+  std::lock_guard lock(mutex_);
+  return Query(*db_,
+                   "UPDATE agents SET connected = 0, connected_since_ms = NULL, last_seen_ms = ?, "
+                   "last_disconnect_reason = ? WHERE id = ?")
+      .bind(now_ms, reason, id)
+      .run();
+}
+
+Status SqlStore::mark_all_agents_disconnected(const std::string& reason) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
+  std::lock_guard lock(mutex_);
+  return Query(*db_,
+                   "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
+                   "last_disconnect_reason = ? WHERE connected = 1")
+      .bind(reason)
+      .run();
+}
+
+Status SqlStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
+  std::lock_guard lock(mutex_);
+  auto s =
+      Query(*db_, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
+          .bind(now_ms, id)
+          .run();
+  if (!s) return s;
+  if (db_->changes() == 0) return Error{fmt::format("no agent with id {}", id)};
+  return ok_status();
+}
+
+Result<std::vector<std::string>> SqlStore::revoked_agent_ids() {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, "SELECT id FROM agents WHERE revoked_at_ms IS NOT NULL");
+  return collect_rows(
+      *db_, q, [](const Query& row) { return row.text(0); }, "list revoked agents");
+}
+
+Status SqlStore::insert_token_locked(const ApiTokenRecord& t) {
+  return Query(*db_,
+                   "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
+                   "VALUES (?, ?, ?, ?, ?)")
+      .bind(t.id, t.name, t.role, t.token_hash, t.created_at_ms)
+      .run();
+}
+
+Status SqlStore::insert_api_token(const ApiTokenRecord& t) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto made = Query(*db_,
+                          "INSERT INTO operators (name, role, created_at_ms, created_by) "
+                          "VALUES (?, ?, ?, 'controller') ON CONFLICT DO NOTHING")
+                    .bind(t.name, t.role, t.created_at_ms)
+                    .run();
+    if (!made) return made;
+    return insert_token_locked(t);
+  });
+}
+
+Result<std::optional<ApiTokenRecord>> SqlStore::find_api_token(const std::string& token_hash) {
+  std::lock_guard lock(mutex_);
+  // The operator's role and state govern every token they hold.
+  Query q(*db_,
+              "SELECT t.id, t.name, COALESCE(o.role, t.role), t.token_hash, t.created_at_ms, "
+              "o.disabled_at_ms, COALESCE(o.max_mode, '') FROM api_tokens t "
+              "LEFT JOIN operators o ON o.name = t.name WHERE t.token_hash = ?");
+  q.bind(token_hash);
+  const int rc = q.step();
+  if (rc == sql::kDone) return std::optional<ApiTokenRecord>();
+  if (rc != sql::kRow) return db_->error("find API token");
+  return std::optional<ApiTokenRecord>(ApiTokenRecord{
+      q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.optional_integer(5), q.text(6)});
+}
+
+Status SqlStore::insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
+                                    const AuditEvent& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto made = Query(*db_,
+                          "INSERT INTO operators (name, role, created_at_ms, created_by, "
+                          "max_mode) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+                    .bind(op.name, op.role, op.created_at_ms, op.created_by, op.max_mode)
+                    .run();
+    if (!made) return made;
+    if (db_->changes() == 0) return Error{fmt::format("operator {} exists", op.name)};
+    if (auto s = insert_token_locked(token); !s) return s;
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::vector<OperatorRecord>> SqlStore::list_operators() {
+  std::lock_guard lock(mutex_);
+  Query q(*db_,
+              "SELECT name, role, created_at_ms, created_by, disabled_at_ms, disabled_by, "
+              "(SELECT COUNT(*) FROM api_tokens t WHERE t.name = o.name), max_mode "
+              "FROM operators o ORDER BY name");
+  return collect_rows(
+      *db_, q,
+      [](const Query& row) {
+        return OperatorRecord{row.text(0),
+                              row.text(1),
+                              row.integer(2),
+                              row.text(3),
+                              row.optional_integer(4),
+                              row.text(5),
+                              static_cast<int>(row.integer(6)),
+                              row.text(7)};
+      },
+      "list operators");
+}
+
+Status SqlStore::disable_operator(const std::string& name, const AuditEvent& audit,
+                                     std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto updated = Query(*db_,
+                             "UPDATE operators SET disabled_at_ms = ?, disabled_by = ? "
+                             "WHERE name = ? AND disabled_at_ms IS NULL")
+                       .bind(now_ms, audit.actor, name)
+                       .run();
+    if (!updated) return updated;
+    if (db_->changes() == 0) {
+      Query exists(*db_, "SELECT 1 FROM operators WHERE name = ?");
+      exists.bind(name);
+      return Error{exists.step() == sql::kRow
+                       ? fmt::format("operator {} is already disabled", name)
+                       : fmt::format("no operator {}", name)};
+    }
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<int> SqlStore::count_api_tokens() {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, "SELECT COUNT(*) FROM api_tokens");
+  if (q.step() != sql::kRow) return db_->error("count API tokens");
+  return static_cast<int>(q.integer(0));
+}
+
+namespace {
+
+constexpr const char* kActionColumns =
+    "id, agent_id, kind, batch_id, spec, signature, requester, approver, case_id, "
+    "playbook_run_id, state, reason, issued_at_ms, expires_at_ms, delivered_at_ms, started_at_ms, "
+    "finished_at_ms, result, progress_done, progress_total, progress_unit, object_sha256, "
+    "automatic";
+
+ActionRecord action_from_row(const Query& row) {
+  ActionRecord a;
+  a.id = row.text(0);
+  a.agent_id = row.text(1);
+  a.kind = row.text(2);
+  a.batch_id = row.text(3);
+  a.spec = row.blob(4);
+  a.signature = row.blob(5);
+  a.requester = row.text(6);
+  a.approver = row.text(7);
+  a.case_id = row.text(8);
+  a.playbook_run_id = row.text(9);
+  a.state = action_state_from(row.text(10)).value_or(ActionState::failed);
+  a.reason = row.text(11);
+  a.issued_at_ms = row.integer(12);
+  a.expires_at_ms = row.integer(13);
+  a.delivered_at_ms = row.optional_integer(14);
+  a.started_at_ms = row.optional_integer(15);
+  a.finished_at_ms = row.optional_integer(16);
+  a.result = row.blob(17);
+  a.progress_done = static_cast<std::uint64_t>(row.integer(18));
+  a.progress_total = static_cast<std::uint64_t>(row.integer(19));
+  a.progress_unit = row.text(20);
+  a.object_sha256 = row.text(21);
+  a.automatic = row.integer(22) != 0;
+  return a;
+}
+
+constexpr const char* kEvidenceColumns =
+    "sha256, action_id, agent_id, name, size, stored, offered_at_ms, stored_at_ms";
+
+EvidenceRecord evidence_from_row(const Query& row) {
+  return EvidenceRecord{row.text(0),
+                        row.text(1),
+                        row.text(2),
+                        row.text(3),
+                        static_cast<std::uint64_t>(row.integer(4)),
+                        row.integer(5) != 0,
+                        row.integer(6),
+                        row.optional_integer(7)};
+}
+
+AuditEntry audit_from_row(const Query& q) {
+  return AuditEntry{q.integer(0), q.integer(1), q.text(2), q.text(3),
+                    q.text(4),    q.text(5),    q.text(6), q.text(7)};
+}
+
+constexpr const char* kAlertColumns =
+    "id, source, source_id, rule_id, rule_name, severity, timestamp_ms, host_name, host_ips, "
+    "user_name, observables, notes, raw, case_id, status, assets, confidence, validation, "
+    "enrichment, received_at_ms, updated_at_ms, submitted_by, submitter_role, source_max_mode";
+
+std::vector<Observable> observables_from_json(const std::string& text) {
+  std::vector<Observable> out;
+  auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_array()) return out;
+  for (const auto& item : parsed) {
+    out.push_back({item.value("type", ""), item.value("value", ""), item.value("start", "")});
+  }
+  return out;
+}
+
+AlertRecord alert_from_row(const Query& row) {
+  AlertRecord a;
+  a.id = row.text(0);
+  a.source = row.text(1);
+  a.source_id = row.text(2);
+  a.rule_id = row.text(3);
+  a.rule_name = row.text(4);
+  a.severity = row.text(5);
+  a.timestamp_ms = row.integer(6);
+  a.host_name = row.text(7);
+  a.host_ips = from_json_list(row.text(8));
+  a.user_name = row.text(9);
+  a.observables = observables_from_json(row.text(10));
+  a.notes = from_json_list(row.text(11));
+  a.raw = row.text(12);
+  a.case_id = row.text(13);
+  a.status = row.text(14);
+  a.assets = row.text(15);
+  a.confidence = row.text(16);
+  a.validation = row.text(17);
+  a.enrichment = row.text(18);
+  a.received_at_ms = row.integer(19);
+  a.updated_at_ms = row.integer(20);
+  a.submitted_by = row.text(21);
+  a.submitter_role = row.text(22);
+  a.source_max_mode = row.text(23);
+  return a;
+}
+
+// The advisory lock key that serializes audit appends on PostgreSQL ("RIPOSTEA" as a number).
+constexpr std::int64_t kAuditChainLock = 0x524950'4f535445;
+
+constexpr const char* kAuditColumns = "seq, at_ms, actor, event, subject, details, prev_hash, hash";
+
+}  // namespace
+
+Status SqlStore::in_transaction(const std::function<Status()>& body) {
+  if (auto s = db_->begin(); !s) return s;
+  Status outcome = ok_status();
+  try {
+    outcome = body();
+  } catch (const std::exception& e) {
+    // Never leave the transaction open: every later write would fail behind it.
+    (void)db_->exec("ROLLBACK");
+    return Error{std::string("store: ") + e.what()};
+  }
+  if (!outcome) {
+    (void)db_->exec("ROLLBACK");  // the body's error is the one to report
+    return outcome;
+  }
+  return db_->exec("COMMIT");
+}
+
+Status SqlStore::append_audit_locked(const AuditEvent& event, std::int64_t now_ms) {
+  AuditEntry entry{0,
+                   now_ms,
+                   event.actor,
+                   event.event,
+                   event.subject,
+                   event.details.empty() ? "{}" : event.details,
+                   std::string(kAuditGenesisHash),
+                   ""};
+  if (db_->dialect() == sql::Dialect::postgresql) {
+    // One chain however many controllers append: each takes this transaction-scoped lock before
+    // reading the head, so appends are serialized and no two entries claim the same link.
+    Query lock(*db_, "SELECT pg_advisory_xact_lock(?)");
+    if (lock.bind(kAuditChainLock).step() != sql::kRow) return db_->error("lock the audit chain");
+  }
+  Query last(*db_, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+  if (last.step() == sql::kRow) {
+    entry.seq = last.integer(0);
+    entry.prev_hash = last.text(1);
+  }
+  ++entry.seq;
+  try {
+    entry.hash = audit_entry_hash(entry);
+  } catch (const nlohmann::json::type_error&) {
+    // A field that is not UTF-8 (a request path or an agent's string, say): JSON cannot hash
+    // it. Store it with each invalid sequence replaced by U+FFFD, so what is stored is exactly
+    // what is hashed and `audit verify` reads it back the same.
+    for (auto* field : {&entry.actor, &entry.event, &entry.subject, &entry.details})
+      *field = as_utf8(*field);
+    entry.hash = audit_entry_hash(entry);
+  }
+  return Query(*db_,
+                   "INSERT INTO audit_log (seq, at_ms, actor, event, subject, details, prev_hash, "
+                   "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(entry.seq, entry.at_ms, entry.actor, entry.event, entry.subject, entry.details,
+            entry.prev_hash, entry.hash)
+      .run();
+}
+
+Status SqlStore::append_audit(const AuditEvent& event, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&] { return append_audit_locked(event, now_ms); });
+}
+
+Result<std::vector<AuditEntry>> SqlStore::audit_entries(std::int64_t after_seq, int limit) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                                  kAuditColumns));
+  q.bind(after_seq, limit);
+  return collect_rows(*db_, q, audit_from_row, "read audit log");
+}
+
+Status SqlStore::insert_actions(const std::vector<ActionRecord>& actions,
+                                   const std::vector<AuditEvent>& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    for (std::size_t i = 0; i < actions.size(); ++i) {
+      const auto& a = actions[i];
+      auto inserted =
+          Query(*db_,
+                    "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
+                    "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
+                    "expires_at_ms, object_sha256, automatic) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+              .bind(a.id, a.agent_id, a.kind, a.batch_id, Blob{a.spec}, Blob{a.signature},
+                    a.requester, a.approver, a.case_id, a.playbook_run_id,
+                    std::string(to_string(a.state)), a.issued_at_ms, a.expires_at_ms,
+                    a.object_sha256, a.automatic ? 1 : 0)
+              .run();
+      if (!inserted) return inserted;
+      if (i < audit.size()) {
+        if (auto s = append_audit_locked(audit[i], now_ms); !s) return s;
+      }
+    }
+    return ok_status();
+  });
+}
+
+namespace {
+
+constexpr const char* kObjectColumns = "sha256, kind, size, name, created_by, created_at_ms";
+
+ContentObjectRecord object_from_row(const Query& row) {
+  return {row.text(0), row.text(1), static_cast<std::uint64_t>(row.integer(2)),
+          row.text(3), row.text(4), row.integer(5)};
+}
+
+}  // namespace
+
+Result<bool> SqlStore::put_object(const ContentObjectRecord& meta, std::string_view bytes,
+                                     const AuditEvent& audit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool created = false;
+  auto s = in_transaction([&]() -> Status {
+    auto inserted = Query(*db_,
+                              "INSERT INTO content_objects (sha256, kind, size, name, created_by, "
+                              "created_at_ms, content) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                              "ON CONFLICT (sha256) DO NOTHING")
+                        .bind(meta.sha256, meta.kind, static_cast<std::int64_t>(bytes.size()),
+                              meta.name, meta.created_by, now_ms, Blob{bytes})
+                        .run();
+    if (!inserted) return inserted;
+    created = db_->changes() == 1;
+    if (created) return append_audit_locked(audit, now_ms);
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return created;
+}
+
+Result<std::optional<ContentObjectRecord>> SqlStore::find_object(const std::string& sha256) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_,
+              fmt::format("SELECT {} FROM content_objects WHERE sha256 = ?", kObjectColumns));
+  q.bind(sha256);
+  const int rc = q.step();
+  if (rc == sql::kDone) return std::optional<ContentObjectRecord>();
+  if (rc != sql::kRow) return db_->error("find content object");
+  return std::optional<ContentObjectRecord>(object_from_row(q));
+}
+
+Result<std::vector<ContentObjectRecord>> SqlStore::list_objects(const std::string& kind,
+                                                                   int limit) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM content_objects WHERE ? = '' OR kind = ? "
+                                  "ORDER BY created_at_ms DESC, sha256 LIMIT ?",
+                                  kObjectColumns));
+  q.bind(kind, kind, limit);
+  std::vector<ContentObjectRecord> out;
+  int rc;
+  while ((rc = q.step()) == sql::kRow) out.push_back(object_from_row(q));
+  if (rc != sql::kDone) return db_->error("list content objects");
+  return out;
+}
+
+Result<std::string> SqlStore::read_object(const std::string& sha256, std::uint64_t offset,
+                                          std::size_t max_bytes) {
+  std::lock_guard lock(mutex_);
+  // Only the slice asked for leaves the server; SQL counts from 1.
+  Query q(*db_, "SELECT size, substr(content, ?, ?) FROM content_objects WHERE sha256 = ?");
+  q.bind(static_cast<std::int64_t>(std::min<std::uint64_t>(offset, INT64_MAX - 1) + 1),
+         static_cast<std::int64_t>(max_bytes), sha256);
+  const int rc = q.step();
+  if (rc == sql::kDone) return Error{fmt::format("no content object {}", sha256)};
+  if (rc != sql::kRow) return db_->error("read content object");
+  if (offset >= static_cast<std::uint64_t>(q.integer(0))) return std::string();
+  return q.blob(1);
+}
+
+Result<bool> SqlStore::object_named_for_agent(const std::string& agent_id,
+                                                 const std::string& sha256) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_,
+              "SELECT 1 FROM actions WHERE object_sha256 = ? AND agent_id = ? AND state IN "
+              "('queued', 'delivered', 'running') LIMIT 1");
+  q.bind(sha256, agent_id);
+  const int rc = q.step();
+  if (rc != sql::kRow && rc != sql::kDone) return db_->error("find actions of an object");
+  return rc == sql::kRow;
+}
+
+Result<std::optional<ActionRecord>> SqlStore::find_action(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE id = ?", kActionColumns));
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == sql::kDone) return std::optional<ActionRecord>();
+  if (rc != sql::kRow) return db_->error("find action");
+  auto action = action_from_row(q);
+  Query ev(*db_, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
+                                   kEvidenceColumns));
+  ev.bind(id);
+  while (ev.step() == sql::kRow) action.evidence.push_back(evidence_from_row(ev));
+  return std::optional<ActionRecord>(std::move(action));
+}
+
+Result<std::optional<ActionRecord>> SqlStore::last_network_action(const std::string& agent_id) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state = "
+                                  "'succeeded' AND kind IN ('network.quarantine', "
+                                  "'network.release') ORDER BY finished_at_ms DESC, issued_at_ms "
+                                  "DESC LIMIT 1",
+                                  kActionColumns));
+  q.bind(agent_id);
+  const int rc = q.step();
+  if (rc == sql::kDone) return std::optional<ActionRecord>();
+  if (rc != sql::kRow) return db_->error("find the last network action");
+  return std::optional<ActionRecord>(action_from_row(q));
+}
+
+Result<std::vector<ActionRecord>> SqlStore::list_actions(Page page) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ? "
+                                  "OFFSET ?",
+                                  kActionColumns));
+  q.bind(page.limit, page.offset);
+  return collect_rows(*db_, q, action_from_row, "list actions");
+}
+
+Result<std::vector<ActionRecord>> SqlStore::actions_filed_under(const char* column,
+                                                                   const std::string& value) {
+  std::lock_guard lock(mutex_);
+  // `column` is one of two names in this file, never caller text; "" files nothing.
+  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE {} = ? AND {} != '' ORDER BY "
+                                  "issued_at_ms, id",
+                                  kActionColumns, column, column));
+  q.bind(value);
+  return collect_rows(*db_, q, action_from_row, "list actions");
+}
+
+Result<std::vector<ActionRecord>> SqlStore::case_actions(const std::string& case_id) {
+  return actions_filed_under("case_id", case_id);
+}
+
+Result<std::vector<ActionRecord>> SqlStore::run_actions(const std::string& run_id) {
+  return actions_filed_under("playbook_run_id", run_id);
+}
+
+Result<std::vector<ActionRecord>> SqlStore::actions_to_deliver(const std::string& agent_id) {
+  std::lock_guard lock(mutex_);
+  // Asked on every agent connection. The partial index actions_open is used only when the query
+  // repeats its condition word for word (SQLite does not see that one IN list implies another);
+  // without it, every connection scanned the whole action history.
+  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
+                                  "('queued', 'delivered', 'running') AND state != 'running' "
+                                  "ORDER BY issued_at_ms, id",
+                                  kActionColumns));
+  q.bind(agent_id);
+  return collect_rows(*db_, q, action_from_row, "list actions to deliver");
+}
+
+Result<std::vector<std::string>> SqlStore::mark_actions_delivered(
+    const std::vector<std::string>& ids, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> changed;
+  auto s = in_transaction([&]() -> Status {
+    changed.clear();
+    for (const auto& id : ids) {
+      auto updated = Query(*db_,
+                               "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
+                               "WHERE id = ? AND state = 'queued'")
+                         .bind(now_ms, id)
+                         .run();
+      if (!updated) return updated;
+      if (db_->changes() == 0) continue;
+      changed.push_back(id);
+      if (auto a = append_audit_locked({"controller", "action.delivered", id, "{}"}, now_ms); !a)
+        return a;
+    }
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return changed;
+}
+
+Result<bool> SqlStore::record_action_progress(const std::string& id, const std::string& agent_id,
+                                                 std::uint64_t done, std::uint64_t total,
+                                                 const std::string& unit, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool started = false;
+  bool known = false;
+  auto s = in_transaction([&]() -> Status {
+    auto updated =
+        Query(*db_,
+                  "UPDATE actions SET state = 'running', started_at_ms = COALESCE(started_at_ms, "
+                  "?), delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ? AND "
+                  "agent_id = ? AND state IN ('queued', 'delivered')")
+            .bind(now_ms, now_ms, id, agent_id)
+            .run();
+    if (!updated) return updated;
+    started = db_->changes() > 0;
+    auto progress = Query(*db_,
+                              "UPDATE actions SET progress_done = ?, progress_total = ?, "
+                              "progress_unit = ? WHERE id = ? AND agent_id = ? AND state = "
+                              "'running'")
+                        .bind(done, total, unit, id, agent_id)
+                        .run();
+    if (!progress) return progress;
+    known = db_->changes() > 0;
+    if (!started) return ok_status();
+    return append_audit_locked({"agent:" + agent_id, "action.started", id, "{}"}, now_ms);
+  });
+  if (!s) return s.error();
+  return known;
+}
+
+Result<bool> SqlStore::record_action_outcome(const std::string& id, const std::string& agent_id,
+                                                const ActionOutcome& outcome, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool changed = false;
+  auto s = in_transaction(
+      [&] { return record_outcome_locked({id, agent_id, outcome}, now_ms, changed); });
+  if (!s) return s.error();
+  return changed;
+}
+
+Result<std::vector<bool>> SqlStore::record_action_outcomes(
+    const std::vector<ActionOutcomeReport>& reports, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<bool> changed(reports.size(), false);
+  auto s = in_transaction([&]() -> Status {
+    for (std::size_t i = 0; i < reports.size(); ++i) {
+      bool one = false;
+      if (auto r = record_outcome_locked(reports[i], now_ms, one); !r) return r;
+      changed[i] = one;
+    }
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return changed;
+}
+
+Status SqlStore::record_outcome_locked(const ActionOutcomeReport& report, std::int64_t now_ms,
+                                          bool& changed) {
+  const auto& id = report.action_id;
+  const auto& agent_id = report.agent_id;
+  const auto& outcome = report.outcome;
+  changed = false;
+  // An action this agent was sent and that has not ended; or one the expiry sweep ended after it
+  // had been delivered: the agent may accept it within its clock-skew allowance and run it past
+  // the controller's deadline. What the agent did is then the truth, and is recorded.
+  Query was(
+      *db_,
+      "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
+      "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
+  was.bind(id, agent_id);
+  if (was.step() != sql::kRow) return ok_status();
+  const bool after_expiry = was.text(0) == "expired";
+  auto updated =
+      Query(*db_,
+                "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
+                "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
+                "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ?")
+          .bind(std::string(to_string(outcome.state)), outcome.reason, Blob{outcome.result},
+                outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
+          .run();
+  if (!updated) return updated;
+  changed = db_->changes() > 0;
+  if (!changed) return ok_status();
+  nlohmann::json evidence = nlohmann::json::array();
+  for (const auto& e : outcome.evidence) {
+    auto inserted =
+        Query(*db_,
+                  "INSERT INTO evidence (sha256, action_id, agent_id, name, size, "
+                  "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
+            .run();
+    if (!inserted) return inserted;
+    evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
+  }
+  nlohmann::json refused = nlohmann::json::array();
+  for (const auto& e : outcome.evidence_refused)
+    refused.push_back(
+        {{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}, {"reason", e.reason}});
+  nlohmann::json details = {{"reason", outcome.reason},
+                            {"result_sha256", crypto::sha256_hex(outcome.result)},
+                            {"evidence", evidence}};
+  if (!refused.empty()) details["evidence_refused"] = refused;
+  if (after_expiry) details["after_expiry"] = true;
+  // The agent's own words may not be UTF-8 (or cut inside a character): replaced, not thrown.
+  return append_audit_locked(
+      {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
+       details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+      now_ms);
+}
+
+Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
+                                                             std::int64_t grace_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> ids;
+  // Every second: through the partial index actions_expiring (only actions still waiting), and a
+  // transaction only when something is due. A scan of the whole history here made a
+  // controller's idle CPU grow with every action it had ever sent.
+  std::vector<std::pair<std::string, std::string>> due;
+  {
+    Query q(*db_,
+                "SELECT id, state, expires_at_ms FROM actions "
+                "WHERE state IN ('queued', 'delivered') AND expires_at_ms <= ?");
+    q.bind(now_ms);
+    while (q.step() == sql::kRow) {
+      const bool queued = q.text(1) == "queued";
+      if (queued || q.integer(2) + grace_ms <= now_ms) due.emplace_back(q.text(0), q.text(1));
+    }
+  }
+  if (due.empty()) return ids;
+  auto s = in_transaction([&]() -> Status {
+    for (const auto& [id, was] : due) {
+      const std::string reason = was == "queued" ? "expired before the agent could receive it"
+                                                 : "expired without an answer from the agent";
+      // Only if still as read: no other writer comes between (the store's mutex is held).
+      auto updated = Query(*db_,
+                               "UPDATE actions SET state = 'expired', reason = ?, "
+                               "finished_at_ms = ? WHERE id = ? AND state = ?")
+                         .bind(reason, now_ms, id, was)
+                         .run();
+      if (!updated) return updated;
+      if (db_->changes() == 0) continue;
+      if (auto a = append_audit_locked(
+              {"controller", "action.expired", id, nlohmann::json{{"reason", reason}}.dump()},
+              now_ms);
+          !a) {
+        return a;
+      }
+      ids.push_back(id);
+    }
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return ids;
+}
+
+Result<std::vector<EvidenceRecord>> SqlStore::find_evidence(const std::string& sha256) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
+                                  kEvidenceColumns));
+  q.bind(sha256);
+  return collect_rows(*db_, q, evidence_from_row, "find evidence");
+}
+
+Status SqlStore::mark_evidence_stored(const std::string& sha256, const std::string& action_id,
+                                         std::int64_t now_ms, const AuditEvent& audit) {
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto updated = Query(*db_,
+                             "UPDATE evidence SET stored = 1, stored_at_ms = COALESCE("
+                             "stored_at_ms, ?) WHERE sha256 = ? AND action_id = ?")
+                       .bind(now_ms, sha256, action_id)
+                       .run();
+    if (!updated) return updated;
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::uint64_t> SqlStore::evidence_bytes_declared(const std::string& agent_id,
+                                                           std::int64_t since_ms) {
+  std::lock_guard lock(mutex_);
+  Query q(
+      *db_,
+      "SELECT COALESCE(SUM(size), 0) FROM evidence WHERE agent_id = ? AND offered_at_ms >= ?");
+  q.bind(agent_id, since_ms);
+  if (q.step() != sql::kRow)
+    return Error{fmt::format("cannot sum evidence: {}", db_->last_error())};
+  return static_cast<std::uint64_t>(q.integer(0));
+}
+
+Result<StoreMetrics> SqlStore::metrics() {
+  std::lock_guard lock(mutex_);
+  StoreMetrics m;
+  auto s = in_transaction([&]() -> Status {
+    Query agents(*db_,
+                     "SELECT COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 1), "
+                     "COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 0), "
+                     "COUNT(*) FILTER (WHERE revoked_at_ms IS NOT NULL) FROM agents");
+    if (agents.step() != sql::kRow) return db_->error("count agents");
+    m.agents_online = static_cast<std::uint64_t>(agents.integer(0));
+    m.agents_offline = static_cast<std::uint64_t>(agents.integer(1));
+    m.agents_revoked = static_cast<std::uint64_t>(agents.integer(2));
+    Query quarantined(
+        *db_,
+        "SELECT COUNT(*) FROM (SELECT a.kind, ROW_NUMBER() OVER (PARTITION BY a.agent_id ORDER BY "
+        "a.finished_at_ms DESC, a.issued_at_ms DESC) AS n FROM actions a JOIN agents g ON g.id = "
+        "a.agent_id WHERE g.revoked_at_ms IS NULL AND a.state = 'succeeded' AND a.kind IN "
+        "('network.quarantine', 'network.release')) AS latest WHERE n = 1 AND kind = "
+        "'network.quarantine'");
+    if (quarantined.step() != sql::kRow) return db_->error("count quarantined agents");
+    m.agents_quarantined = static_cast<std::uint64_t>(quarantined.integer(0));
+    Query sources(*db_, "SELECT source, COUNT(*) FROM alerts GROUP BY source");
+    while (sources.step() == sql::kRow)
+      m.alerts_by_source[sources.text(0)] = static_cast<std::uint64_t>(sources.integer(1));
+    Query decisions(*db_, db_->dialect() == sql::Dialect::sqlite
+                              ? "SELECT COALESCE(json_extract(NULLIF(confidence, ''), "
+                                "'$.decision'), 'none'), COUNT(*) FROM alerts GROUP BY 1"
+                              : "SELECT COALESCE(NULLIF(confidence, '')::jsonb ->> 'decision', "
+                                "'none'), COUNT(*) FROM alerts GROUP BY 1");
+    while (decisions.step() == sql::kRow)
+      m.alerts_by_decision[decisions.text(0)] = static_cast<std::uint64_t>(decisions.integer(1));
+    Query actions(*db_, "SELECT kind, state, COUNT(*) FROM actions GROUP BY kind, state");
+    while (actions.step() == sql::kRow) {
+      m.actions_by_kind_state[{actions.text(0), actions.text(1)}] =
+          static_cast<std::uint64_t>(actions.integer(2));
+    }
+    // The start is when the controller heard the agent's "started" (its clock), the end the
+    // agent's own time: an action quicker than that message's trip ends "before" it started,
+    // and counts as 0 s.
+    std::string buckets;
+    for (const double bound : kActionDurationBounds)
+      buckets += fmt::format("COUNT(*) FILTER (WHERE d <= {}), ", static_cast<std::int64_t>(bound * 1000));
+    Query durations(*db_, fmt::format("SELECT kind, {}COUNT(*), COALESCE(SUM(d), 0) FROM "
+                                            "(SELECT kind, CASE WHEN finished_at_ms > started_at_ms "
+                                            "THEN finished_at_ms - started_at_ms ELSE 0 END AS d "
+                                            "FROM actions WHERE started_at_ms IS NOT NULL AND "
+                                            "finished_at_ms IS NOT NULL) AS ended GROUP BY kind",
+                                            buckets));
+    constexpr int kBounds = std::size(kActionDurationBounds);
+    while (durations.step() == sql::kRow) {
+      auto& d = m.action_durations[durations.text(0)];
+      for (int i = 0; i < kBounds; ++i)
+        d.at_or_below.push_back(static_cast<std::uint64_t>(durations.integer(1 + i)));
+      d.count = static_cast<std::uint64_t>(durations.integer(1 + kBounds));
+      d.sum_s = static_cast<double>(durations.integer(2 + kBounds)) / 1000.0;
+    }
+    Query runs(*db_,
+                   "SELECT playbook, state, COUNT(*) FROM playbook_runs GROUP BY playbook, state");
+    while (runs.step() == sql::kRow) {
+      m.runs_by_playbook_state[{runs.text(0), runs.text(1)}] =
+          static_cast<std::uint64_t>(runs.integer(2));
+    }
+    Query scalars(*db_,
+                      "SELECT (SELECT COUNT(*) FROM approvals WHERE state = 'pending'), "
+                      "(SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM evidence "
+                      "WHERE stored = 1 GROUP BY sha256) AS objects), (SELECT COALESCE(MAX(seq), 0) FROM "
+                      "audit_log)");
+    if (scalars.step() != sql::kRow) return db_->error("count approvals, evidence, audit");
+    m.approvals_pending = static_cast<std::uint64_t>(scalars.integer(0));
+    m.evidence_bytes = static_cast<std::uint64_t>(scalars.integer(1));
+    m.audit_entries = static_cast<std::uint64_t>(scalars.integer(2));
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return m;
+}
+
+Status SqlStore::set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
+                                     const AuditEvent& audit, std::int64_t now_ms) {
+  ++agents_generation_;  // readers holding a copy of the fleet must re-read it
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    auto updated = Query(*db_, "UPDATE agents SET labels = ? WHERE id = ?")
+                       .bind(to_json_list(labels), id)
+                       .run();
+    if (!updated) return updated;
+    if (db_->changes() == 0) return Error{fmt::format("no agent with id {}", id)};
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::vector<AuditEntry>> SqlStore::audit_entries_about(const std::string& subject,
+                                                                 int limit) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM audit_log WHERE subject = ? ORDER BY seq LIMIT ?",
+                                  kAuditColumns));
+  q.bind(subject, limit);
+  return collect_rows(*db_, q, audit_from_row, "read audit log");
+}
+
+Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
+    const std::vector<AlertRecord>& alerts, std::int64_t case_window_ms, const AuditEvent& audit,
+    std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  std::vector<AlertInsertOutcome> outcomes;
+  outcomes.reserve(alerts.size());
+  auto s = in_transaction([&]() -> Status {
+    for (const auto& a : alerts) {
+      AlertInsertOutcome outcome{a.id, "", false};
+      Query existing(*db_, "SELECT case_id FROM alerts WHERE id = ?");
+      existing.bind(a.id);
+      if (existing.step() == sql::kRow) {
+        outcome.case_id = existing.text(0);
+        outcome.duplicate = true;
+        outcomes.push_back(std::move(outcome));
+        continue;
+      }
+      // The open case of the newest related alert: same host, a shared observable, in the window.
+      if (!a.host_name.empty()) {
+        for (const auto& o : linking_observables(a)) {
+          Query related(*db_,
+                            "SELECT o.case_id FROM observable_cases o JOIN cases c ON c.id = "
+                            "o.case_id WHERE o.type = ? AND o.value = ? AND o.host_name = ? AND "
+                            "o.at_ms BETWEEN ? AND ? AND c.status NOT IN ('resolved', "
+                            "'false_positive')");
+          related.bind(o.type, o.value, a.host_name, a.timestamp_ms - case_window_ms,
+                       a.timestamp_ms + case_window_ms);
+          if (related.step() == sql::kRow) {
+            outcome.case_id = related.text(0);
+            break;
+          }
+        }
+      }
+      if (outcome.case_id.empty()) {
+        outcome.case_id = crypto::random_uuid();
+        const auto title = a.rule_name.empty() ? a.rule_id : a.rule_name;
+        auto inserted = Query(*db_,
+                                  "INSERT INTO cases (id, title, status, severity, host_name, "
+                                  "created_at_ms, updated_at_ms) VALUES (?, ?, 'new', ?, ?, ?, ?)")
+                            .bind(outcome.case_id, title, a.severity, a.host_name, now_ms, now_ms)
+                            .run();
+        if (!inserted) return inserted;
+      } else {
+        auto touched = Query(*db_,
+                                 "UPDATE cases SET updated_at_ms = ?, severity = CASE WHEN ? > "
+                                 "(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN "
+                                 "'high' THEN 2 ELSE 3 END) THEN ? ELSE severity END WHERE id = ?")
+                           .bind(now_ms, severity_rank(a.severity), a.severity, outcome.case_id)
+                           .run();
+        if (!touched) return touched;
+      }
+      static const std::string kInsertAlert = fmt::format(
+          "INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "?, ?, ?, ?, ?, ?)",
+          kAlertColumns);
+      auto inserted =
+          Query(*db_, kInsertAlert)
+              .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
+                    a.host_name, to_json_list(a.host_ips), a.user_name,
+                    observables_json(a.observables).dump(), to_json_list(a.notes), a.raw,
+                    outcome.case_id, a.status, a.assets.empty() ? "[]" : a.assets,
+                    a.confidence.empty() ? "{}" : a.confidence,
+                    a.validation.empty() ? "{}" : a.validation,
+                    a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms,
+                    a.submitted_by, a.submitter_role, a.source_max_mode)
+              .run();
+      if (!inserted) return inserted;
+      for (const auto& o : linking_observables(a)) {
+        auto row = Query(*db_,
+                             "INSERT INTO observable_cases (type, value, host_name, case_id, "
+                             "at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, value, host_name) DO "
+                             "UPDATE SET case_id = "
+                             "excluded.case_id, at_ms = excluded.at_ms WHERE excluded.at_ms >= "
+                             "observable_cases.at_ms OR observable_cases.case_id != "
+                             "excluded.case_id")
+                       .bind(o.type, o.value, a.host_name, outcome.case_id, a.timestamp_ms)
+                       .run();
+        if (!row) return row;
+      }
+      outcomes.push_back(std::move(outcome));
+    }
+    return append_audit_locked(audit, now_ms);
+  });
+  if (!s) return s.error();
+  return outcomes;
+}
+
+Result<std::optional<AlertRecord>> SqlStore::find_alert(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_, fmt::format("SELECT {} FROM alerts WHERE id = ?", kAlertColumns));
+  q.bind(id);
+  const int rc = q.step();
+  if (rc == sql::kDone) return std::optional<AlertRecord>();
+  if (rc != sql::kRow) return db_->error("find alert");
+  return std::optional<AlertRecord>(alert_from_row(q));
+}
+
+Result<std::vector<AlertRecord>> SqlStore::list_alerts(const std::string& status, Page page) {
+  std::lock_guard lock(mutex_);
+  // Rowid order is arrival order; no separate index on received_at_ms to maintain on intake.
+  Query q(*db_, fmt::format("SELECT {} FROM alerts WHERE (? = '' OR status = ?) ORDER BY "
+                                  "rowid DESC LIMIT ? OFFSET ?",
+                                  kAlertColumns));
+  q.bind(status, status, page.limit, page.offset);
+  return collect_rows(*db_, q, alert_from_row, "list alerts");
+}
+
+Status SqlStore::update_alert(const std::string& id, const std::string& status,
+                                 const std::string& column, const std::string& json_text,
+                                 const AuditEvent& audit, std::int64_t now_ms) {
+  // The column name is never caller text: only these three are accepted.
+  if (column != "validation" && column != "enrichment" && column != "confidence")
+    return Error{fmt::format("alerts have no '{}' to update", column)};
+  std::lock_guard lock(mutex_);
+  return in_transaction([&]() -> Status {
+    Query q(*db_, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ? "
+                                    "WHERE id = ?",
+                                    column));
+    q.bind(status, json_text, now_ms, id);
+    if (auto r = q.run(); !r) return r;
+    if (db_->changes() == 0) return Error{fmt::format("no alert '{}'", id)};
+    if (column == "validation" && status != "validating") {
+      // Time to validate: the first of the case's alerts to be decided sets it.
+      auto milestone = Query(*db_,
+                                 "UPDATE cases SET validated_at_ms = ? WHERE validated_at_ms IS "
+                                 "NULL AND id = (SELECT case_id FROM alerts WHERE id = ?)")
+                           .bind(now_ms, id)
+                           .run();
+      if (!milestone) return milestone;
+    }
+    return append_audit_locked(audit, now_ms);
+  });
+}
+
+Result<std::vector<AlertRecord>> SqlStore::related_alerts(
+    const std::string& host_name, const std::vector<Observable>& observables,
+    const std::string& except_id, int limit) {
+  std::lock_guard lock(mutex_);
+  // Every lookup here is bounded by `limit` and served by an index, so history stays cheap
+  // however many alerts share a common observable.
+  std::vector<std::string> ids;
+  auto add = [&](std::string id) {
+    if (id != except_id && std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(std::move(id));
+  };
+  if (!host_name.empty()) {
+    Query q(*db_,
+                "SELECT id FROM alerts WHERE host_name = ? ORDER BY timestamp_ms DESC LIMIT ?");
+    q.bind(host_name, limit + 1);
+    while (q.step() == sql::kRow) add(q.text(0));
+  }
+  // The newest alert of each case in which the same observable was seen, on any host.
+  for (const auto& o : observables) {
+    Query cases(*db_,
+                    "SELECT case_id FROM observable_cases WHERE type = ? AND value = ? ORDER BY "
+                    "at_ms DESC LIMIT ?");
+    cases.bind(o.type, o.value, limit);
+    while (cases.step() == sql::kRow) {
+      Query newest(
+          *db_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms DESC LIMIT 2");
+      newest.bind(cases.text(0));
+      while (newest.step() == sql::kRow) add(newest.text(0));
+    }
+  }
+  std::vector<AlertRecord> out;
+  for (const auto& id : ids) {
+    Query q(*db_,
+                "SELECT id, rule_name, severity, timestamp_ms, host_name, status, case_id FROM "
+                "alerts WHERE id = ?");
+    q.bind(id);
+    if (q.step() != sql::kRow) continue;
+    AlertRecord a;
+    a.id = q.text(0);
+    a.rule_name = q.text(1);
+    a.severity = q.text(2);
+    a.timestamp_ms = q.integer(3);
+    a.host_name = q.text(4);
+    a.status = q.text(5);
+    a.case_id = q.text(6);
+    out.push_back(std::move(a));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.timestamp_ms > b.timestamp_ms; });
+  if (out.size() > static_cast<std::size_t>(limit)) out.resize(static_cast<std::size_t>(limit));
+  return out;
+}
+
+}  // namespace riposte::controller
