@@ -23,12 +23,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-json last_json_line(const std::string& out) {
-  const auto trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
-  const auto start = trimmed.rfind('\n');
-  return json::parse(start == std::string::npos ? trimmed : trimmed.substr(start + 1));
-}
-
 TEST(ActionIntegration, ProcessKillFromTheCliKillsARealChildOnTheAgentHost) {
   ControllerUnderTest controller;
   controller.start();

@@ -143,15 +143,32 @@ std::optional<int> ChildProcess::wait_for_exit(std::chrono::milliseconds timeout
   return status_;
 }
 
-ControllerUnderTest::ControllerUnderTest() : tmp_(std::in_place), dir_(tmp_->path()) {
-  const auto result =
-      run_command({bin("riposte-controller"), "init", "--data-dir", data_dir().string(), "--json"});
+nlohmann::json last_json_line(const std::string& out) {
+  const auto trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
+  const auto start = trimmed.rfind('\n');
+  return nlohmann::json::parse(start == std::string::npos ? trimmed : trimmed.substr(start + 1));
+}
+
+ControllerUnderTest::ControllerUnderTest() : ControllerUnderTest(StoreAt{}) {}
+
+ControllerUnderTest::ControllerUnderTest(const StoreAt& store)
+    : tmp_(std::in_place), dir_(tmp_->path()) {
+  std::vector<std::string> init_args{bin("riposte-controller"), "init", "--data-dir",
+                                     data_dir().string(), "--json"};
+  if (!store.database_url.empty()) {
+    init_args.insert(init_args.end(), {"--database-url", store.database_url});
+    // Every later start finds it in the configuration, as a deployment would.
+    std::ofstream(dir() / "controller.yaml")
+        << "database: " << nlohmann::json(store.database_url).dump() << "\n";
+  }
+  const auto result = run_command(init_args);
   if (result.exit_code != 0) throw std::runtime_error("init failed: " + result.err);
   const auto init = nlohmann::json::parse(result.out);
   admin_token_ = init.at("admin_token");
   ca_fingerprint_ = init.at("ca_fingerprint");
   // A 1 s heartbeat keeps timing-dependent tests short.
-  std::ofstream(dir() / "controller.yaml") << "heartbeat_interval: 1s\nlog_level: debug\n";
+  std::ofstream(dir() / "controller.yaml", std::ios::app)
+      << "heartbeat_interval: 1s\nlog_level: debug\n";
 }
 
 ControllerUnderTest::ControllerUnderTest(const fs::path& keep_dir) : dir_(keep_dir) {

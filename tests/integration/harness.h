@@ -18,6 +18,9 @@
 namespace riposte::testing {
 
 std::string bin(const std::string& name);
+// The last line of a command's output, as JSON (`riposte action run --wait --json` prints one
+// line per state change).
+nlohmann::json last_json_line(const std::string& out);
 // This machine's hostname: what a local agent reports and alerts about it name.
 std::string this_hostname();
 // The file's contents, or "" when it does not exist (yet).
@@ -65,10 +68,17 @@ class ChildProcess {
   std::filesystem::path log_;
 };
 
+// A controller's store in a database of its own (tests/postgres_test_db.h) rather than SQLite in
+// the data directory: `riposte-controller init/run --database-url URL`.
+struct StoreAt {
+  std::string database_url;
+};
+
 // A controller in a temporary data directory, on loopback ports chosen by the OS.
 class ControllerUnderTest {
  public:
   ControllerUnderTest();
+  explicit ControllerUnderTest(const StoreAt& store);
   // A controller whose data lives in `keep_dir` and outlives the test: created (init) the first
   // time, reused after (benchmarks cache enrolled identities against it).
   explicit ControllerUnderTest(const std::filesystem::path& keep_dir);
