@@ -4,9 +4,19 @@
 # authentication for the cluster's one user. Used by scripts/test.sh; by hand:
 #   eval "$(scripts/postgres-cluster.sh start /tmp/riposte-pg)"   # exports RIPOSTE_TEST_POSTGRES_URL
 #   scripts/postgres-cluster.sh stop /tmp/riposte-pg
+#   scripts/postgres-cluster.sh run -- COMMAND ARGS...   # a cluster for one command (benchmarks)
 # As root the cluster runs as the `postgres` system user (initdb refuses root); otherwise as you.
 set -euo pipefail
-action=${1:?usage: postgres-cluster.sh start|stop DIR}
+action=${1:?usage: postgres-cluster.sh start|stop DIR | run -- COMMAND...}
+if [ "${action}" = run ]; then
+  shift
+  [ "${1:-}" = "--" ] && shift
+  dir=$(mktemp -d /tmp/riposte-pg.XXXXXX)
+  trap '"$0" stop "${dir}"' EXIT
+  eval "$("$0" start "${dir}")"
+  "$@"
+  exit $?
+fi
 dir=${2:?usage: postgres-cluster.sh start|stop DIR}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -z "${bin}" ]; then

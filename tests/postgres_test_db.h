@@ -4,8 +4,8 @@
 // (scripts/test.sh exports its address as RIPOSTE_TEST_POSTGRES_URL). Dropped when the test ends.
 // Without that variable the tests that need one are skipped, unless RIPOSTE_REQUIRE_POSTGRES=1
 // (set by scripts/test.sh), which makes a missing cluster a failure: CI never skips them.
+// Free of gtest (benchmarks use it too); POSTGRES_CLUSTER_OR_SKIP is for tests.
 
-#include <gtest/gtest.h>
 #include <libpq-fe.h>
 
 #include <cstdlib>
@@ -17,17 +17,19 @@ namespace riposte::testing {
 
 class PostgresTestDatabase {
  public:
-  // The cluster's address, or nullopt (after GTEST_SKIP or a failure) when there is none.
+  // The cluster's address, or nullopt when there is none.
   static std::optional<std::string> cluster_url() {
     const char* url = std::getenv("RIPOSTE_TEST_POSTGRES_URL");
     if (url != nullptr && *url != '\0') return std::string(url);
-    const char* required = std::getenv("RIPOSTE_REQUIRE_POSTGRES");
-    if (required != nullptr && std::string(required) == "1")
-      ADD_FAILURE() << "RIPOSTE_REQUIRE_POSTGRES=1 but RIPOSTE_TEST_POSTGRES_URL is not set";
     return std::nullopt;
   }
+  // Whether a missing cluster is a failure rather than a reason to skip.
+  static bool required() {
+    const char* required = std::getenv("RIPOSTE_REQUIRE_POSTGRES");
+    return required != nullptr && std::string(required) == "1";
+  }
 
-  // Creates the database; url() is empty if that failed (the failure is reported).
+  // Creates the database; url() is empty if that failed, and error() says why.
   explicit PostgresTestDatabase(const std::string& cluster) : cluster_(cluster) {
     std::random_device random;
     name_ = "riposte_test_" + std::to_string(random()) + std::to_string(random());
@@ -41,6 +43,7 @@ class PostgresTestDatabase {
 
   const std::string& url() const { return url_; }
   const std::string& name() const { return name_; }
+  const std::string& error() const { return error_; }
 
   // `url` (postgresql://[host]/DB?params) naming database `database` instead.
   static std::string with_database(const std::string& url, const std::string& database) {
@@ -60,10 +63,10 @@ class PostgresTestDatabase {
     if (ok) {
       PGresult* r = PQexec(conn, sql.c_str());
       ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-      if (!ok) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
+      if (!ok) error_ = sql + ": " + PQresultErrorMessage(r);
       PQclear(r);
     } else {
-      ADD_FAILURE() << "cannot connect to " << cluster_ << ": " << PQerrorMessage(conn);
+      error_ = "cannot connect to " + cluster_ + ": " + PQerrorMessage(conn);
     }
     PQfinish(conn);
     return ok;
@@ -72,6 +75,17 @@ class PostgresTestDatabase {
   std::string cluster_;
   std::string name_;
   std::string url_;
+  std::string error_;
 };
+
+// In a gtest test: the cluster's address, or nullopt after GTEST_SKIP (or a failure, when
+// required). Use: auto cluster = POSTGRES_CLUSTER_OR_SKIP();
+#define POSTGRES_CLUSTER_OR_SKIP()                                                             \
+  ::riposte::testing::PostgresTestDatabase::cluster_url();                                     \
+  if (!::riposte::testing::PostgresTestDatabase::cluster_url()) {                              \
+    if (::riposte::testing::PostgresTestDatabase::required())                                  \
+      FAIL() << "RIPOSTE_REQUIRE_POSTGRES=1 but RIPOSTE_TEST_POSTGRES_URL is not set";         \
+    GTEST_SKIP() << "no PostgreSQL cluster (scripts/postgres-cluster.sh)";                     \
+  }
 
 }  // namespace riposte::testing

@@ -24,6 +24,7 @@
 #include "controller/store/sqlite_store.h"
 #include "protocol/tls.h"
 #include "tests/build_paths.h"
+#include "tests/bench/bench_store.h"
 #include "tests/test_dir.h"
 
 namespace asio = boost::asio;
@@ -176,7 +177,9 @@ void BM_AlertIntakeOverHttps(benchmark::State& state) {
 // The same work without HTTP or the validation pipeline: parse, normalize, score, store.
 void BM_AlertIntakeDirect(benchmark::State& state) {
   testing::TempDir dir;
-  auto store = SqliteStore::open(dir.path() / "riposte.db").value();
+  auto bench_store = testing::BenchStore::open(state, static_cast<int>(state.range(1)), dir.path());
+  if (!bench_store) return;
+  auto& store = bench_store->store;
   ThreatIntel intel;
   const std::filesystem::path fixtures =
       std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures";
@@ -197,7 +200,7 @@ void BM_AlertIntakeDirect(benchmark::State& state) {
   state.counters["alerts_per_s"] =
       benchmark::Counter(static_cast<double>(stored), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_AlertIntakeDirect)->Arg(1000)->UseRealTime()->MinTime(3);
+BENCHMARK(BM_AlertIntakeDirect)->Args({1000, 0})->Args({1000, 1})->UseRealTime()->MinTime(3);
 
 // Each benchmark thread is one keep-alive connection, as a shipper with several workers would use.
 BENCHMARK(BM_AlertIntakeOverHttps)

@@ -39,6 +39,7 @@
 #include "protocol/tls.h"
 #include "protocol/version.h"
 #include "tests/agent/real_platform.h"
+#include "tests/bench/bench_store.h"
 #include "tests/test_dir.h"
 
 namespace asio = boost::asio;
@@ -51,8 +52,18 @@ namespace {
 // The controller side: store, PKI, gateway on two threads, dispatcher and evidence store, with
 // an observer that wakes waiters when actions end.
 struct Controller {
-  Controller() {
-    store = SqliteStore::open(dir.path() / "riposte.db").value();
+  Controller() : Controller(nullptr, 0) {}
+  // On the store `kind` names (tests/bench/bench_store.h); `store` is null, and the benchmark
+  // skipped, when that store is not available.
+  Controller(benchmark::State* state, int kind) {
+    if (state == nullptr) {
+      store_owner = std::make_unique<testing::BenchStore>();
+      store_owner->store = SqliteStore::open(dir.path() / "riposte.db").value();
+    } else {
+      store_owner = testing::BenchStore::open(*state, kind, dir.path());
+      if (!store_owner) return;
+    }
+    store = store_owner->store.get();
     pki.emplace(Pki::load_or_create(dir.path(), {}, clock).value());
     enrollment = std::make_unique<Enrollment>(*store, *pki, clock);
     evidence = std::make_unique<EvidenceStore>(dir.path() / "evidence", *store, clock);
@@ -77,7 +88,7 @@ struct Controller {
     for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
   }
   ~Controller() {
-    gateway->stop();
+    if (gateway) gateway->stop();
     work.reset();
     io.stop();
     for (auto& t : threads) t.join();
@@ -89,7 +100,8 @@ struct Controller {
 
   testing::TempDir dir;
   SystemClock clock;
-  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<testing::BenchStore> store_owner;
+  Store* store = nullptr;
   std::optional<Pki> pki;
   std::unique_ptr<Enrollment> enrollment;
   std::unique_ptr<EvidenceStore> evidence;
@@ -159,7 +171,8 @@ struct Agent : agent::RealPlatform {
 
 void BM_DispatchRoundTrip(benchmark::State& state) {
   spdlog::set_level(spdlog::level::err);
-  Controller controller;
+  Controller controller(&state, static_cast<int>(state.range(0)));
+  if (controller.store == nullptr) return;
   Agent agent(controller);
   std::vector<double> ms;
   for (auto _ : state) {
@@ -222,7 +235,8 @@ asio::awaitable<void> simulated_agent(asio::ip::tcp::endpoint gateway, asio::ssl
 void BM_FanOutToAgents(benchmark::State& state) {
   spdlog::set_level(spdlog::level::err);
   const int agents = static_cast<int>(state.range(0));
-  Controller controller;
+  Controller controller(&state, static_cast<int>(state.range(1)));
+  if (controller.store == nullptr) return;
   auto pub = crypto::load_public_key_pem(controller.pki->action_public_key_pem()).value();
   const auto token = controller.enrollment->create_token(agents, 3'600'000, "bench").value();
   std::vector<std::unique_ptr<asio::ssl::context>> identities;
@@ -447,9 +461,14 @@ void BM_EvidenceUpload(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_DispatchRoundTrip)->Iterations(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DispatchRoundTrip)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1000)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FanOutToAgents)
-    ->Arg(1000)
+    ->Args({1000, 0})
+    ->Args({1000, 1})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);

@@ -14,10 +14,9 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 TEST(PostgresIntegration, AControllerOnPostgresqlActsAndKeepsEverythingAcrossARestart) {
-  auto cluster = PostgresTestDatabase::cluster_url();
-  if (!cluster) GTEST_SKIP() << "no PostgreSQL cluster (scripts/postgres-cluster.sh)";
+  auto cluster = POSTGRES_CLUSTER_OR_SKIP();
   PostgresTestDatabase database(*cluster);
-  ASSERT_FALSE(database.url().empty());
+  ASSERT_FALSE(database.url().empty()) << database.error();
 
   ControllerUnderTest controller(StoreAt{database.url()});
   controller.start();

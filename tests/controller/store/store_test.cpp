@@ -28,10 +28,9 @@ class StoreContract : public ::testing::TestWithParam<Backend> {
       store = SqliteStore::open(dir.path() / "store.db").value();
       return;
     }
-    auto cluster = testing::PostgresTestDatabase::cluster_url();
-    if (!cluster) GTEST_SKIP() << "no PostgreSQL cluster (scripts/postgres-cluster.sh)";
+    auto cluster = POSTGRES_CLUSTER_OR_SKIP();
     database.emplace(*cluster);
-    ASSERT_FALSE(database->url().empty());
+    ASSERT_FALSE(database->url().empty()) << database->error();
     auto opened = PostgresStore::open(database->url());
     ASSERT_TRUE(opened) << opened.error().message;
     store = std::move(*opened);
