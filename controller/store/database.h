@@ -89,8 +89,9 @@ class Query {
   std::string text(int column) const { return cursor_->text(column); }
   std::string blob(int column) const { return cursor_->blob(column); }
   std::int64_t integer(int column) const { return cursor_->integer(column); }
+  bool is_null(int column) const { return cursor_->is_null(column); }
   std::optional<std::int64_t> optional_integer(int column) const {
-    if (cursor_->is_null(column)) return std::nullopt;
+    if (is_null(column)) return std::nullopt;
     return cursor_->integer(column);
   }
 

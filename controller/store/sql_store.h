@@ -140,6 +140,10 @@ class SqlStore : public Store {
   Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
                                                       int limit) override;
 
+  // The connection itself, for whole-table copies (store_copy.h). Takes no lock: only while
+  // nothing else uses the store.
+  sql::Database& database() { return *db_; }
+
  protected:
   explicit SqlStore(std::unique_ptr<sql::Database> db);
   // Applies the steps of `history` above the stored version, up to `target_version`, each in

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 #include "tests/postgres_test_db.h"
 
@@ -48,6 +49,63 @@ TEST(PostgresIntegration, AControllerOnPostgresqlActsAndKeepsEverythingAcrossARe
   EXPECT_NE(broken.exit_code, 0);
   EXPECT_NE((broken.out + broken.err).find("BROKEN at entry 2"), std::string::npos)
       << broken.out << broken.err;
+}
+
+// A single-box deployment moves to PostgreSQL: its alerts, cases, actions and audit log are
+// there after `riposte-controller migrate`, the chain verifies, and the agent reconnects.
+TEST(PostgresIntegration, ASqliteDeploymentIsMigratedWithItsHistoryAndAuditChainIntact) {
+  auto cluster = POSTGRES_CLUSTER_OR_SKIP();
+  PostgresTestDatabase database(*cluster);
+  ASSERT_FALSE(database.url().empty()) << database.error();
+
+  ControllerUnderTest controller;
+  controller.start();
+  auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log");
+  const auto run = controller.cli({"action", "run", "--agent", agent.id, "host.facts", "--wait",
+                                   "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto action_id = last_json_line(run.out).at("id").get<std::string>();
+  const fs::path fixtures = fs::path(source_dir()) / "tests/fixtures/alerts";
+  const auto submitted =
+      controller.cli_json({"alerts", "submit", (fixtures / "ecs_malicious_ip.json").string()});
+  const auto alert_id = submitted.at("ids").at(0).get<std::string>();
+  const auto alert_before = controller.cli_json({"alerts", "show", alert_id});
+  const auto case_id = alert_before.at("case_id").get<std::string>();
+  ASSERT_EQ(controller.cli({"cases", "update", case_id, "--note", "moved to PostgreSQL"}).exit_code,
+            0);
+  const auto audit_before = controller.cli({"audit", "export"});
+  ASSERT_EQ(audit_before.exit_code, 0);
+  controller.stop_gracefully();
+
+  const auto sqlite = "sqlite:" + (controller.data_dir() / "riposte.db").string();
+  const auto migrated = run_command(
+      {bin("riposte-controller"), "migrate", "--from", sqlite, "--to", database.url()});
+  ASSERT_EQ(migrated.exit_code, 0) << migrated.out << migrated.err;
+  EXPECT_NE(migrated.out.find("audit chain verified"), std::string::npos) << migrated.out;
+  EXPECT_NE(migrated.out.find("alerts: 1 rows"), std::string::npos) << migrated.out;
+  // Twice into the same database would mix histories: refused, nothing written.
+  const auto again = run_command(
+      {bin("riposte-controller"), "migrate", "--from", sqlite, "--to", database.url()});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
+
+  controller.add_config("database: " + json(database.url()).dump() + "\n");
+  controller.start(/*same_ports=*/true);
+  EXPECT_EQ(controller.action(action_id)["state"], "succeeded");
+  const auto alert_after = controller.cli_json({"alerts", "show", alert_id});
+  EXPECT_EQ(alert_after["case_id"], case_id);
+  EXPECT_EQ(alert_after["confidence"], alert_before["confidence"]);
+  const auto the_case = controller.cli({"cases", "show", case_id});
+  EXPECT_NE(the_case.out.find("moved to PostgreSQL"), std::string::npos) << the_case.out;
+  const auto verified = controller.cli({"audit", "verify"});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  // The same entries, byte for byte, then what the restart itself added.
+  const auto audit_after = controller.cli({"audit", "export"});
+  EXPECT_EQ(audit_after.out.substr(0, audit_before.out.size()), audit_before.out);
+  // The agent, still running, comes back to the migrated controller.
+  EXPECT_TRUE(wait_until([&] { return controller.agent(agent.id)["status"] == "online"; },
+                         std::chrono::seconds(20)))
+      << controller.agent(agent.id).dump();
 }
 
 TEST(PostgresIntegration, AnUnreachableDatabaseIsAClearErrorWithoutThePassword) {
