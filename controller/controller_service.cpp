@@ -9,6 +9,7 @@
 
 #include "common/address.h"
 #include "common/secure_file.h"
+#include "protocol/crypto.h"
 
 namespace riposte::controller {
 
@@ -90,6 +91,11 @@ Status ControllerService::start() {
   auto store = open_store(*location);
   if (!store) return store.error();
   store_ = std::move(*store);
+  auto controller_id = load_or_create_controller_id(config_.data_dir);
+  if (!controller_id) return controller_id.error();
+  self_.id = *controller_id;
+  self_.started_at_ms = clock_.now_unix_ms();
+  store_->set_controller_id(self_.id);
   // No session survives a restart; stale "online" flags would mislead operators.
   if (auto s = store_->mark_all_agents_disconnected("controller restarted"); !s) return s;
   enrollment_ = std::make_unique<Enrollment>(*store_, *pki_, clock_);
@@ -213,7 +219,10 @@ Status ControllerService::start() {
       !s) {
     return s;
   }
-  spdlog::info("controller: agent gateway on {}, API on https://{}, CA {}",
+  self_.agent_gateway = connectable_address(gateway_->local_endpoint());
+  self_.api = "https://" + connectable_address(api_->local_endpoint());
+  heartbeat_if_due();
+  spdlog::info("controller {}: agent gateway on {}, API on https://{}, CA {}", self_.id,
                connectable_address(gateway_->local_endpoint()),
                connectable_address(api_->local_endpoint()), pki_->ca_fingerprint());
   return ok_status();
@@ -241,8 +250,41 @@ void ControllerService::schedule_expiry() {
     if (ec) return;
     dispatcher_->expire_due();
     if (engine_) engine_->tick();
+    heartbeat_if_due();
     schedule_expiry();
   });
+}
+
+void ControllerService::heartbeat_if_due() {
+  const auto now = clock_.now_unix_ms();
+  if (self_.agent_gateway.empty() || now - last_heartbeat_ms_ < kControllerHeartbeatMs) return;
+  last_heartbeat_ms_ = now;
+  auto cleared = store_->controller_heartbeat(self_, now, now - kControllerSilentAfterMs);
+  if (!cleared) {
+    spdlog::error("controller: cannot record this controller's heartbeat: {}",
+                  cleared.error().message);
+  } else if (*cleared > 0) {
+    spdlog::warn("controller: {} agent(s) of a controller that stopped answering marked offline",
+                 *cleared);
+  }
+}
+
+Result<std::string> load_or_create_controller_id(const std::filesystem::path& data_dir) {
+  const auto path = data_dir / ControllerService::kControllerIdFile;
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    auto text = read_file(path);
+    if (!text) return text.error();
+    auto id = std::move(*text);
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    if (id.empty() || id.size() > 64)
+      return Error{fmt::format("{}: not a controller id; remove it to make a new one",
+                               path.string())};
+    return id;
+  }
+  auto id = crypto::random_uuid();
+  if (auto s = write_file_atomic(path, id + "\n", 0644); !s) return s.error();
+  return id;
 }
 
 void ControllerService::run() {

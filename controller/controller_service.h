@@ -45,9 +45,18 @@ struct InitReport {
 // a first admin API token. Idempotent: a second call creates nothing.
 Result<InitReport> initialize_data_dir(const ControllerConfig& config, const Clock& clock);
 
+// DATA_DIR/controller-id, made (a random UUID) the first time.
+Result<std::string> load_or_create_controller_id(const std::filesystem::path& data_dir);
+
 class ControllerService {
  public:
   static constexpr const char* kRuntimeFile = "controller.json";
+  // This controller's id among those sharing a store (ControllerRecord), made at first start.
+  static constexpr const char* kControllerIdFile = "controller-id";
+  // How often a controller says it is alive, and after how long without a word the others take
+  // its agents for disconnected.
+  static constexpr std::int64_t kControllerHeartbeatMs = 5'000;
+  static constexpr std::int64_t kControllerSilentAfterMs = 30'000;
   static constexpr const char* kDatabaseFile = kSqliteDatabaseFile;
 
   explicit ControllerService(ControllerConfig config);
@@ -78,6 +87,8 @@ class ControllerService {
 
  private:
   void schedule_expiry();
+  // Records this controller alive every kControllerHeartbeatMs (controller_heartbeat).
+  void heartbeat_if_due();
 
   ControllerConfig config_;
   SystemClock clock_;
@@ -89,6 +100,8 @@ class ControllerService {
   std::unique_ptr<ActionDispatcher> dispatcher_;
   std::unique_ptr<EvidenceStore> evidence_;
   std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
+  ControllerRecord self_;  // id, addresses; what controller_heartbeat records
+  std::int64_t last_heartbeat_ms_ = 0;  // on the expiry timer's strand only
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<ThreatIntel> intel_;
   std::unique_ptr<AssetCatalog> assets_;

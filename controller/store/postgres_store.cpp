@@ -251,6 +251,18 @@ CREATE TABLE content_objects (
 );
 CREATE INDEX content_objects_by_kind ON content_objects (kind, created_at_ms);
 )sql"},
+    {2, "controllers sharing the store, and which one holds each agent's session (SQLite's 12)",
+     R"sql(
+ALTER TABLE agents ADD COLUMN controller_id TEXT NOT NULL DEFAULT '';
+CREATE TABLE controllers (
+  id TEXT PRIMARY KEY,
+  agent_gateway TEXT NOT NULL,
+  api TEXT NOT NULL,
+  started_at_ms BIGINT NOT NULL,
+  last_seen_ms BIGINT NOT NULL
+);
+CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
+)sql"},
 };
 
 }  // namespace

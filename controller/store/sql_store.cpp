@@ -72,7 +72,7 @@ constexpr const char* kAgentColumns =
     "id, hostname, os_name, os_version, kernel, arch, agent_version, ip_addresses, mac_addresses, "
     "capabilities, cert_serial, cert_fingerprint, enrolled_at_ms, revoked_at_ms, connected, "
     "connected_since_ms, last_heartbeat_ms, last_seen_ms, remote_address, last_disconnect_reason, "
-    "protocol_version, labels";
+    "protocol_version, labels, controller_id";
 
 AgentRecord agent_from_row(const Query& row) {
   AgentRecord a;
@@ -98,6 +98,7 @@ AgentRecord agent_from_row(const Query& row) {
   a.last_disconnect_reason = row.text(19);
   a.facts.protocol_version = static_cast<std::uint32_t>(row.integer(20));
   a.labels = from_json_list(row.text(21));
+  a.controller_id = row.text(22);
   return a;
 }
 
@@ -310,11 +311,12 @@ Status SqlStore::record_agent_connected(const std::string& id, const AgentFactsR
              "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
              "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
              "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
-             "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '' WHERE id = ?")
+             "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '', "
+             "controller_id = ? WHERE id = ?")
       .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, f.agent_version,
             to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
             to_json_list(f.capabilities), f.protocol_version, now_ms, now_ms, now_ms,
-            remote_address, id)
+            remote_address, controller_id_, id)
       .run();
 }
 
@@ -354,9 +356,9 @@ Status SqlStore::record_agent_disconnected(const std::string& id, const std::str
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return Query(*db_,
-                   "UPDATE agents SET connected = 0, connected_since_ms = NULL, last_seen_ms = ?, "
-                   "last_disconnect_reason = ? WHERE id = ?")
-      .bind(now_ms, reason, id)
+               "UPDATE agents SET connected = 0, connected_since_ms = NULL, last_seen_ms = ?, "
+               "last_disconnect_reason = ? WHERE id = ? AND controller_id = ?")
+      .bind(now_ms, reason, id, controller_id_)
       .run();
 }
 
@@ -364,10 +366,59 @@ Status SqlStore::mark_all_agents_disconnected(const std::string& reason) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   std::lock_guard lock(mutex_);
   return Query(*db_,
-                   "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
-                   "last_disconnect_reason = ? WHERE connected = 1")
-      .bind(reason)
+               "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
+               "last_disconnect_reason = ? WHERE connected = 1 AND controller_id IN (?, '')")
+      .bind(reason, controller_id_)
       .run();
+}
+
+void SqlStore::set_controller_id(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  controller_id_ = id;
+}
+
+Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
+                                           std::int64_t silent_before_ms) {
+  std::lock_guard lock(mutex_);
+  int cleared = 0;
+  auto s = in_transaction([&]() -> Status {
+    auto seen = Query(*db_,
+                      "INSERT INTO controllers (id, agent_gateway, api, started_at_ms, "
+                      "last_seen_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                      "agent_gateway = excluded.agent_gateway, api = excluded.api, "
+                      "started_at_ms = excluded.started_at_ms, last_seen_ms = "
+                      "excluded.last_seen_ms")
+                    .bind(me.id, me.agent_gateway, me.api, me.started_at_ms, now_ms)
+                    .run();
+    if (!seen) return seen;
+    // A controller that stopped without a word (killed, its machine lost) held sessions that
+    // are gone: its agents are offline until they reconnect, here or elsewhere.
+    auto swept = Query(*db_,
+                       "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
+                       "last_disconnect_reason = 'controller ' || controller_id || ' stopped "
+                       "answering' WHERE connected = 1 AND controller_id IN (SELECT id FROM "
+                       "controllers WHERE last_seen_ms < ? AND id != ?)")
+                     .bind(silent_before_ms, me.id)
+                     .run();
+    if (!swept) return swept;
+    cleared = static_cast<int>(db_->changes());
+    return ok_status();
+  });
+  if (!s) return s.error();
+  if (cleared > 0) ++agents_generation_;
+  return cleared;
+}
+
+Result<std::vector<ControllerRecord>> SqlStore::list_controllers() {
+  std::lock_guard lock(mutex_);
+  Query q(*db_,
+          "SELECT id, agent_gateway, api, started_at_ms, last_seen_ms FROM controllers ORDER BY id");
+  return collect_rows(
+      *db_, q,
+      [](const Query& r) {
+        return ControllerRecord{r.text(0), r.text(1), r.text(2), r.integer(3), r.integer(4)};
+      },
+      "list controllers");
 }
 
 Status SqlStore::revoke_agent(const std::string& id, std::int64_t now_ms) {

@@ -45,6 +45,10 @@ class SqlStore : public Store {
   Status record_agent_disconnected(const std::string& id, const std::string& reason,
                                    std::int64_t now_ms) override;
   Status mark_all_agents_disconnected(const std::string& reason) override;
+  void set_controller_id(const std::string& id) override;
+  Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
+                                   std::int64_t silent_before_ms) override;
+  Result<std::vector<ControllerRecord>> list_controllers() override;
   Status revoke_agent(const std::string& id, std::int64_t now_ms) override;
   Result<std::vector<std::string>> revoked_agent_ids() override;
   Status insert_api_token(const ApiTokenRecord& token) override;
@@ -167,6 +171,7 @@ class SqlStore : public Store {
                                                         const std::string& value);
 
   std::atomic<std::uint64_t> agents_generation_{0};
+  std::string controller_id_;  // under mutex_
 };
 
 }  // namespace riposte::controller

@@ -286,6 +286,18 @@ CREATE INDEX agents_by_hostname ON agents (hostname, id);
      R"sql(
 CREATE INDEX actions_expiring ON actions (expires_at_ms) WHERE state IN ('queued', 'delivered');
 )sql"},
+    {12, "controllers sharing the store, and which one holds each agent's session",
+     R"sql(
+ALTER TABLE agents ADD COLUMN controller_id TEXT NOT NULL DEFAULT '';
+CREATE TABLE controllers (
+  id TEXT PRIMARY KEY,
+  agent_gateway TEXT NOT NULL,
+  api TEXT NOT NULL,
+  started_at_ms INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL
+);
+CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
+)sql"},
 };
 
 }  // namespace

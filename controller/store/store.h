@@ -52,6 +52,19 @@ struct AgentRecord {
   std::string remote_address;
   std::string last_disconnect_reason;
   std::vector<std::string> labels;  // set by operators; actions can target a label
+  // The controller holding its session (ControllerRecord::id) while connected; "" before schema
+  // 12 or when never connected.
+  std::string controller_id;
+};
+
+// A controller sharing the store with others (several controllers on one PostgreSQL database;
+// with SQLite there is only ever one).
+struct ControllerRecord {
+  std::string id;             // DATA_DIR/controller-id, made once at first start
+  std::string agent_gateway;  // host:port agents connect to
+  std::string api;            // https://host:port
+  std::int64_t started_at_ms = 0;
+  std::int64_t last_seen_ms = 0;
 };
 
 // Life of a response action on the controller. Terminal: succeeded, failed, refused, expired.
@@ -418,8 +431,19 @@ class Store {
       const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) = 0;
   virtual Status record_agent_disconnected(const std::string& id, const std::string& reason,
                                            std::int64_t now_ms) = 0;
-  // After a controller restart no session survives; clears every connected flag.
+  // After a controller restart none of its sessions survives: clears the connected flag of the
+  // agents this controller held (set_controller_id), and of those recorded before schema 12.
   virtual Status mark_all_agents_disconnected(const std::string& reason) = 0;
+  // Which controller the session records below speak for: record_agent_connected names it, and
+  // record_agent_disconnected changes only an agent it holds (the agent may have moved to another
+  // controller before this one noticed its old session end). "" until set.
+  virtual void set_controller_id(const std::string& id) = 0;
+  // This controller is alive (called every few seconds; upserts `me` with last_seen_ms =
+  // now_ms). Agents held by a controller last seen before `silent_before_ms` are marked
+  // disconnected ("controller ID stopped"); returns how many.
+  virtual Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
+                                           std::int64_t silent_before_ms) = 0;
+  virtual Result<std::vector<ControllerRecord>> list_controllers() = 0;
   // Errors if the agent is unknown; revoking twice keeps the first time.
   virtual Status revoke_agent(const std::string& id, std::int64_t now_ms) = 0;
   virtual Result<std::vector<std::string>> revoked_agent_ids() = 0;

@@ -25,7 +25,7 @@ constexpr TableOrder kTables[] = {
     {"alerts", "rowid"},            {"observable_cases", "type, value, host_name"},
     {"case_notes", "rowid"},        {"playbook_runs", "rowid"},
     {"run_steps", "run_id, seq"},   {"approvals", "rowid"},
-    {"content_objects", "rowid"},
+    {"content_objects", "rowid"},   {"controllers", "id"},
 };
 
 struct Column {

@@ -280,6 +280,47 @@ TEST_P(StoreContract, ApiTokensAreFoundByHash) {
   EXPECT_FALSE(store->find_api_token("hash-2")->has_value());
 }
 
+// Controllers sharing a store: each clears only the sessions it held, and a controller that
+// stopped answering has its agents marked offline by the others.
+TEST_P(StoreContract, EachControllerClearsOnlyItsOwnSessions) {
+  ASSERT_TRUE(store->insert_agent(sample_agent("on-a", "h1")));
+  ASSERT_TRUE(store->insert_agent(sample_agent("on-b", "h2")));
+  store->set_controller_id("controller-a");
+  ASSERT_TRUE(store->record_agent_connected("on-a", {}, "r", 1));
+  store->set_controller_id("controller-b");
+  ASSERT_TRUE(store->record_agent_connected("on-b", {}, "r", 1));
+  EXPECT_EQ((*store->find_agent("on-a"))->controller_id, "controller-a");
+  // B restarts: its own sessions are gone, A's are not; nor does B's late notice of a session
+  // that has moved to A change anything.
+  ASSERT_TRUE(store->mark_all_agents_disconnected("controller restarted"));
+  EXPECT_TRUE((*store->find_agent("on-a"))->connected);
+  EXPECT_FALSE((*store->find_agent("on-b"))->connected);
+  ASSERT_TRUE(store->record_agent_disconnected("on-a", "timed out", 2));
+  EXPECT_TRUE((*store->find_agent("on-a"))->connected);
+
+  // A falls silent; B's heartbeats sweep A's agents once A is older than the threshold.
+  ASSERT_EQ(store->controller_heartbeat({"controller-a", "a:7443", "https://a:8443", 0, 0}, 1'000,
+                                        0)
+                .value(),
+            0);
+  EXPECT_EQ(store->controller_heartbeat({"controller-b", "b:7443", "https://b:8443", 0, 0},
+                                        20'000, 20'000 - 30'000)
+                .value(),
+            0);  // A was seen 19 s ago: still alive
+  EXPECT_EQ(store->controller_heartbeat({"controller-b", "b:7443", "https://b:8443", 0, 0},
+                                        40'000, 40'000 - 30'000)
+                .value(),
+            1);
+  auto swept = *store->find_agent("on-a");
+  EXPECT_FALSE(swept->connected);
+  EXPECT_EQ(swept->last_disconnect_reason, "controller controller-a stopped answering");
+  auto controllers = store->list_controllers().value();
+  ASSERT_EQ(controllers.size(), 2u);
+  EXPECT_EQ(controllers[1].id, "controller-b");
+  EXPECT_EQ(controllers[1].last_seen_ms, 40'000);
+  EXPECT_EQ(controllers[1].api, "https://b:8443");
+}
+
 AlertRecord sample_alert(const std::string& id, const std::string& host, std::int64_t at_ms,
                          const std::string& hash) {
   AlertRecord a;
