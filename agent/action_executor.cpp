@@ -254,6 +254,8 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          for (const auto& a : p.allow()) {
            spec.allow.push_back({a.address(), static_cast<std::uint16_t>(a.port()), a.protocol()});
          }
+         spec.allow.insert(spec.allow.end(), c.other_controllers.begin(),
+                           c.other_controllers.end());
          if (auto s = platform::validate(spec); !s) return refused(s.error().message);
          std::optional<std::int64_t> release_at;
          if (p.release_after_seconds() > 0)

@@ -51,6 +51,9 @@ struct ExecutorContext {
   // name their rules by hash; without it only inline rules can be scanned with.
   RuleSetCache::Fetch fetch_rule_set;
   std::filesystem::path rule_set_dir;  // where fetched sets are kept; empty: not kept
+  // The fallback gateways' controllers (LinkOptions::fallback_gateways): kept reachable by
+  // network.quarantine too, or a quarantined host could not fail over.
+  std::vector<platform::AllowedPeer> other_controllers;
 };
 
 class ActionExecutor {

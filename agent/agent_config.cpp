@@ -68,6 +68,7 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
                                                "allowed_actions",
                                                "protected_process_names",
                                                "protected_process_paths",
+                                               "fallback_gateways",
                                                "evidence_spool_limit"};
   try {
     auto loaded = load_yaml_mapping(path, kKnown);
@@ -90,7 +91,8 @@ Result<AgentConfig> load_agent_config(const std::filesystem::path& path, AgentCo
     }
     for (auto [key, target] : {std::pair{"allowed_actions", &config.allowed_actions},
                                {"protected_process_names", &config.protected_process_names},
-                               {"protected_process_paths", &config.protected_process_paths}}) {
+                               {"protected_process_paths", &config.protected_process_paths},
+                               {"fallback_gateways", &config.fallback_gateways}}) {
       if (!root[key]) continue;
       if (!root[key].IsSequence())
         return Error{fmt::format("{}: {} must be a list", path.string(), key)};

@@ -17,6 +17,9 @@ struct AgentConfig {
   std::string log_format = "text";
   std::chrono::milliseconds reconnect_initial{1000};
   std::chrono::milliseconds reconnect_max{60'000};
+  // Further gateways (HOST:PORT) of controllers sharing one store, tried in turn when the one in
+  // use cannot be reached; the one stored at enrollment comes first.
+  std::vector<std::string> fallback_gateways;
   // Connection history: how often the socket table is sampled, and how long contacts are kept.
   std::chrono::milliseconds connection_sample_interval{30'000};
   std::chrono::milliseconds connection_retention{30LL * 24 * 3600 * 1000};

@@ -114,6 +114,11 @@ int cmd_run(const Flags& flags) {
     state->gateway = *gateway;
   }
   LinkOptions options;
+  for (const auto& text : config->fallback_gateways) {
+    auto gateway = parse_host_port(text);
+    if (!gateway) return fail("fallback_gateways: " + text + ": " + gateway.error().message);
+    options.fallback_gateways.push_back(*gateway);
+  }
   options.reconnect_initial = config->reconnect_initial;
   options.reconnect_max = config->reconnect_max;
   if (!flags.heartbeat_interval.empty()) {
@@ -173,6 +178,12 @@ int cmd_run(const Flags& flags) {
   if (!verifier) return fatal(verifier.error().message);
   auto controller_ip = resolve_controller_address(state->gateway);
   if (!controller_ip) return fatal(controller_ip.error().message);
+  std::vector<platform::AllowedPeer> other_controllers;
+  for (const auto& gateway : options.fallback_gateways) {
+    auto ip = resolve_controller_address(gateway);
+    if (!ip) return fatal(ip.error().message);
+    other_controllers.push_back({*ip, gateway.port, "tcp"});
+  }
   for (const auto* dir : {"evidence", "vault"}) {
     if (auto s = ensure_private_directory(state->dir / dir); !s) return fatal(s.error().message);
   }
@@ -207,7 +218,8 @@ int cmd_run(const Flags& flags) {
       [&](const std::string& sha256, std::uint64_t size) {
         return service_ptr->fetch_object(sha256, size);
       },
-      state->dir / "rule-sets"});
+      state->dir / "rule-sets",
+      other_controllers});
 
   boost::asio::io_context io;
   ActionService service(

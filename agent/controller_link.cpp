@@ -81,7 +81,11 @@ ControllerLink::ControllerLink(asio::io_context& io, AgentState state, LinkOptio
       facts_(facts),
       tls_(tls::make_tls13_context()),
       backoff_(options_.reconnect_initial, options_.reconnect_max, random_seed()),
-      wait_(io) {}
+      wait_(io) {
+  gateways_.push_back(state_.gateway);
+  for (const auto& g : options_.fallback_gateways)
+    if (!(g.host == state_.gateway.host && g.port == state_.gateway.port)) gateways_.push_back(g);
+}
 
 bool ControllerLink::send(proto::Envelope envelope) {
   if (!live_ || !live_->established || !live_->alive) return false;
@@ -132,12 +136,17 @@ proto::Envelope ControllerLink::inventory_message() {
 
 asio::awaitable<void> ControllerLink::run() {
   while (!stopping_) {
+    established_ = false;
     const std::string reason = co_await session();
     if (observer_) observer_(false, reason);
     if (stopping_) break;
     const auto delay = backoff_.next();
-    spdlog::warn("agent: connection to controller {} ended: {}; retrying in {:.1f} s (attempt {})",
-                 state_.gateway.to_string(), reason, delay.count() / 1000.0, backoff_.attempt());
+    const auto tried = gateway().to_string();
+    if (!established_ && gateways_.size() > 1) current_ = (current_ + 1) % gateways_.size();
+    spdlog::warn("agent: connection to controller {} ended: {}; retrying {}in {:.1f} s (attempt {})",
+                 tried, reason,
+                 gateway().to_string() == tried ? "" : "with " + gateway().to_string() + " ",
+                 delay.count() / 1000.0, backoff_.attempt());
     wait_.expires_after(delay);
     boost::system::error_code ec;
     co_await wait_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -150,9 +159,9 @@ asio::awaitable<std::string> ControllerLink::session() {
   close_reason_.clear();
   tcp::resolver resolver(io_);
   auto endpoints =
-      co_await resolver.async_resolve(state_.gateway.host, std::to_string(state_.gateway.port),
+      co_await resolver.async_resolve(gateway().host, std::to_string(gateway().port),
                                       asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return fmt::format("cannot resolve {}: {}", state_.gateway.host, ec.message());
+  if (ec) co_return fmt::format("cannot resolve {}: {}", gateway().host, ec.message());
   // stop() may have come while resolving, before there was a session for it to close.
   if (stopping_) co_return "stopping";
 
@@ -224,14 +233,15 @@ asio::awaitable<std::string> ControllerLink::session() {
   const auto interval = options_.heartbeat_interval.value_or(
       std::chrono::seconds(std::max<std::uint32_t>(1, ack.heartbeat_interval_seconds())));
   spdlog::info("agent: connected to controller {} as agent {} (heartbeat every {} s)",
-               state_.gateway.to_string(), state_.agent_id, interval.count());
+               gateway().to_string(), state_.agent_id, interval.count());
 
   if (auto s = co_await channel.write(inventory_message()); !s)
     co_return "sending inventory failed: " + s.error().message;
 
   // From here write_loop is the only writer; this coroutine only reads.
   live->established = true;
-  if (observer_) observer_(true, state_.gateway.to_string());
+  established_ = true;
+  if (observer_) observer_(true, gateway().to_string());
   if (stopping_) live->heartbeat_timer.cancel();
   asio::co_spawn(io_, write_loop(live), asio::detached);
   asio::co_spawn(io_, heartbeats(live, interval), asio::detached);

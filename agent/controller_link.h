@@ -35,6 +35,10 @@ struct LinkOptions {
   std::optional<std::chrono::seconds> heartbeat_interval;
   // How often the inventory is re-sent on a long-lived session.
   std::chrono::seconds inventory_interval{3600};
+  // Gateways of other controllers sharing the store: when an attempt cannot reach the gateway in
+  // use (no connection, no TLS, no answer to Hello), the next attempt tries the next one, round
+  // the list. A session that was established and ended is retried where it was.
+  std::vector<HostPort> fallback_gateways;
 };
 
 class ActionService;
@@ -79,10 +83,14 @@ class ControllerLink {
   void handle(const proto::Envelope& message);
   proto::OsFacts os_facts();
   proto::Envelope inventory_message();  // facts, capabilities, when collected
+  const HostPort& gateway() const { return gateways_[current_]; }
 
   boost::asio::io_context& io_;
   AgentState state_;
   LinkOptions options_;
+  std::vector<HostPort> gateways_;  // state_.gateway, then options_.fallback_gateways
+  std::size_t current_ = 0;         // the one in use
+  bool established_ = false;        // the last session got as far as HelloAck
   platform::SystemFactsSource& facts_;
   boost::asio::ssl::context tls_;
   // The gateway's newest session ticket: the next connection resumes instead of a full

@@ -119,6 +119,17 @@ Status ControllerService::start() {
     return gateway_->send_to(agent_id, std::move(envelope));
   });
   if (auto s = gateway_->start(); !s) return s;
+  // With several controllers on one database, an action queued through another one for an
+  // agent held here is sent at once (not at the agent's next reconnect).
+  if (auto s = store_->watch_queued_actions([this](const std::vector<std::string>& agent_ids) {
+        asio::post(io_, [this, agent_ids] {
+          const auto held = gateway_->held_agent_ids();
+          dispatcher_->queued_elsewhere(agent_ids.empty() ? held : agent_ids, held);
+        });
+      });
+      !s) {
+    return s;
+  }
   expiry_timer_ = std::make_unique<asio::steady_timer>(io_);
   schedule_expiry();
 

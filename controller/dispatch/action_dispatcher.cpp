@@ -279,6 +279,27 @@ void ActionDispatcher::agent_connected(const std::string& agent_id) {
   deliver_all(*pending);
 }
 
+void ActionDispatcher::queued_elsewhere(const std::vector<std::string>& agent_ids,
+                                       const std::vector<std::string>& held) {
+  const std::set<std::string> here(held.begin(), held.end());
+  for (const auto& agent_id : agent_ids) {
+    if (!here.contains(agent_id)) continue;
+    auto pending = store_.actions_to_deliver(agent_id);
+    if (!pending) {
+      spdlog::error("dispatch: agent {}: cannot read pending actions: {}", agent_id,
+                    pending.error().message);
+      continue;
+    }
+    // Only what nobody has sent yet: a delivered action is on the agent already, and a second
+    // copy would only be refused as a replay.
+    std::erase_if(*pending, [](const ActionRecord& a) { return a.state != ActionState::queued; });
+    if (pending->empty()) continue;
+    spdlog::info("dispatch: agent {}: sending {} action(s) queued through another controller",
+                 agent_id, pending->size());
+    deliver_all(*pending);
+  }
+}
+
 std::optional<proto::Envelope> ActionDispatcher::handle_result(const std::string& agent_id,
                                                                const proto::ActionResult& result) {
   const auto now = clock_.now_unix_ms();

@@ -99,6 +99,10 @@ class ActionDispatcher {
 
   // Called by the gateway once an agent's session is accepted.
   void agent_connected(const std::string& agent_id);
+  // Another controller sharing the store queued actions for these agents (Store::
+  // watch_queued_actions): sends the still-queued ones to those whose session is here (`held`).
+  void queued_elsewhere(const std::vector<std::string>& agent_ids,
+                        const std::vector<std::string>& held);
   // Called by the gateway for reports from `agent_id`; returns what to send back, if anything.
   // Only reports about the agent's own open actions count: anything else (another agent's
   // action, an unknown id, one already ended) changes nothing, writes no audit entry, and is

@@ -187,6 +187,14 @@ std::size_t AgentGateway::session_count() const {
   return sessions_.size();
 }
 
+std::vector<std::string> AgentGateway::held_agent_ids() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> ids;
+  ids.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) ids.push_back(id);
+  return ids;
+}
+
 void AgentGateway::register_session(const std::string& agent_id,
                                     const std::shared_ptr<GatewaySession>& session) {
   std::shared_ptr<GatewaySession> previous;

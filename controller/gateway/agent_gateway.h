@@ -65,6 +65,8 @@ class AgentGateway {
   void revoke(const std::string& agent_id);
 
   std::size_t session_count() const;
+  // Thread-safe: the agents whose live session is on this controller.
+  std::vector<std::string> held_agent_ids() const;
   // Once an agent's session is accepted: the TLS session its new ticket names becomes the one
   // it may resume, and the one it had before (the session it may just have resumed) leaves the
   // cache. OpenSSL 3.0 keeps a resumed stateful session cached; this makes each ticket resume

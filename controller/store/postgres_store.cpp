@@ -1,5 +1,11 @@
 #include "controller/store/postgres_store.h"
 
+#include <fmt/format.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "controller/store/postgres_database.h"
 
 namespace riposte::controller {
@@ -269,10 +275,73 @@ CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
 
 int PostgresStore::latest_schema_version() { return std::size(kMigrations); }
 
+PostgresStore::PostgresStore(std::unique_ptr<sql::Database> db, std::string url)
+    : SqlStore(std::move(db)), url_(std::move(url)) {}
+
+PostgresStore::~PostgresStore() {
+  if (listener_.joinable()) {
+    const std::uint64_t one = 1;
+    if (::write(wake_fd_, &one, sizeof one) < 0) spdlog::warn("store: cannot wake the listener");
+    listener_.join();
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+Status PostgresStore::watch_queued_actions(QueuedElsewhere callback) {
+  if (listener_.joinable()) return Error{"already watching queued actions"};
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return Error{"cannot make an eventfd for the listener"};
+  listener_ = std::thread([this, callback = std::move(callback)] { listen(callback); });
+  return ok_status();
+}
+
+void PostgresStore::listen(QueuedElsewhere callback) {
+  const std::string own = controller_id();
+  const std::string listen_sql = fmt::format("LISTEN {}", kQueuedActionsChannel);
+  std::unique_ptr<sql::PostgresDatabase> conn;
+  bool missed = false;  // a (re)connection: notices sent meanwhile are lost
+  for (;;) {
+    if (!conn) {
+      auto opened = sql::PostgresDatabase::connect(url_);
+      if (opened && (*opened)->exec(listen_sql)) {
+        conn = std::move(*opened);
+        if (missed) callback({});
+        missed = true;
+      } else {
+        spdlog::warn("store: cannot listen for other controllers' actions ({}); retrying",
+                     opened ? "LISTEN failed" : opened.error().message);
+      }
+    }
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {conn ? PQsocket(conn->handle()) : -1, POLLIN, 0}};
+    const int ready = ::poll(fds, conn ? 2 : 1, conn ? -1 : 2'000);
+    if (ready > 0 && (fds[0].revents & POLLIN) != 0) return;  // stopping
+    if (!conn) continue;
+    if (PQconsumeInput(conn->handle()) == 0 || PQstatus(conn->handle()) != CONNECTION_OK) {
+      spdlog::warn("store: lost the connection listening for other controllers' actions");
+      conn.reset();
+      continue;
+    }
+    std::vector<std::string> agents;
+    while (PGnotify* notice = PQnotifies(conn->handle())) {
+      const std::string payload = notice->extra != nullptr ? notice->extra : "";
+      PQfreemem(notice);
+      const auto space = payload.find(' ');
+      if (space == std::string::npos || payload.compare(0, space, own) == 0) continue;
+      for (std::size_t at = space + 1; at < payload.size();) {
+        auto comma = payload.find(',', at);
+        if (comma == std::string::npos) comma = payload.size();
+        if (comma > at) agents.push_back(payload.substr(at, comma - at));
+        at = comma + 1;
+      }
+    }
+    if (!agents.empty()) callback(agents);
+  }
+}
+
 Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url) {
   auto db = sql::PostgresDatabase::connect(url);
   if (!db) return db.error();
-  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(*db)));
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(*db), url));
   if (auto status = store->migrate(kMigrations, latest_schema_version()); !status)
     return status.error();
   return store;

@@ -3,7 +3,9 @@
 // The Store on PostgreSQL, for deployments beyond one box: the same SQL store as SQLite's
 // (sql_store.h) over libpq, with PostgreSQL's own schema history.
 
+#include <atomic>
 #include <string>
+#include <thread>
 
 #include "controller/store/sql_store.h"
 
@@ -16,9 +18,18 @@ class PostgresStore final : public SqlStore {
   // latest schema. The error names the server, never the password.
   static Result<std::unique_ptr<PostgresStore>> open(const std::string& url);
   static int latest_schema_version();
+  ~PostgresStore() override;
+
+  // LISTENs on a second connection, on a thread of its own (stopped by the destructor).
+  Status watch_queued_actions(QueuedElsewhere callback) override;
 
  private:
-  using SqlStore::SqlStore;
+  PostgresStore(std::unique_ptr<sql::Database> db, std::string url);
+  void listen(QueuedElsewhere callback);
+
+  std::string url_;
+  int wake_fd_ = -1;  // eventfd: tells the listener to stop
+  std::thread listener_;
 };
 
 }  // namespace riposte::controller

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/utf8.h"
 #include "controller/store/audit_chain.h"
@@ -370,6 +371,13 @@ Status SqlStore::mark_all_agents_disconnected(const std::string& reason) {
                "last_disconnect_reason = ? WHERE connected = 1 AND controller_id IN (?, '')")
       .bind(reason, controller_id_)
       .run();
+}
+
+Status SqlStore::watch_queued_actions(QueuedElsewhere) { return ok_status(); }
+
+std::string SqlStore::controller_id() {
+  std::lock_guard lock(mutex_);
+  return controller_id_;
 }
 
 void SqlStore::set_controller_id(const std::string& id) {
@@ -738,8 +746,33 @@ Status SqlStore::insert_actions(const std::vector<ActionRecord>& actions,
         if (auto s = append_audit_locked(audit[i], now_ms); !s) return s;
       }
     }
-    return ok_status();
+    return notify_queued_locked(actions);
   });
+}
+
+Status SqlStore::notify_queued_locked(const std::vector<ActionRecord>& actions) {
+  if (db_->dialect() != sql::Dialect::postgresql) return ok_status();  // one controller only
+  std::set<std::string> agents;
+  for (const auto& a : actions)
+    if (a.state == ActionState::queued) agents.insert(a.agent_id);
+  // Sent at commit, to every controller listening (watch_queued_actions); a notice carries at
+  // most ~7,900 bytes, so a fan-out's agents go in a few hundred ids per notice.
+  std::string payload;
+  auto flush = [&]() -> Status {
+    if (payload.empty()) return ok_status();
+    Query notify(*db_, "SELECT pg_notify(?, ?)");
+    if (notify.bind(kQueuedActionsChannel, controller_id_ + " " + payload).step() != sql::kRow)
+      return db_->error("notify other controllers");
+    payload.clear();
+    return ok_status();
+  };
+  for (const auto& agent : agents) {
+    if (payload.size() + agent.size() + controller_id_.size() > 7'800) {
+      if (auto s = flush(); !s) return s;
+    }
+    payload += (payload.empty() ? "" : ",") + agent;
+  }
+  return flush();
 }
 
 namespace {

@@ -25,6 +25,9 @@ struct SchemaMigration {
 // writes are small and short.
 class SqlStore : public Store {
  public:
+  // The PostgreSQL notification channel of queued actions; payload "CONTROLLER_ID AGENT,AGENT,..".
+  static constexpr const char* kQueuedActionsChannel = "riposte_actions_queued";
+
   ~SqlStore() override;
 
   int schema_version() override;
@@ -46,6 +49,8 @@ class SqlStore : public Store {
                                    std::int64_t now_ms) override;
   Status mark_all_agents_disconnected(const std::string& reason) override;
   void set_controller_id(const std::string& id) override;
+  // SQLite has no other writer: nothing to watch. PostgresStore listens.
+  Status watch_queued_actions(QueuedElsewhere callback) override;
   Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                    std::int64_t silent_before_ms) override;
   Result<std::vector<ControllerRecord>> list_controllers() override;
@@ -150,6 +155,7 @@ class SqlStore : public Store {
 
  protected:
   explicit SqlStore(std::unique_ptr<sql::Database> db);
+  std::string controller_id();
   // Applies the steps of `history` above the stored version, up to `target_version`, each in
   // its own transaction; refuses a database a newer controller has migrated.
   Status migrate(std::span<const SchemaMigration> history, int target_version);
@@ -163,6 +169,9 @@ class SqlStore : public Store {
   // One api_tokens row; the caller holds the mutex and, where it matters, a transaction.
   Status insert_token_locked(const ApiTokenRecord& token);
   Status append_audit_locked(const AuditEvent& event, std::int64_t now_ms);
+  // On PostgreSQL: tells the other controllers (kQueuedActionsChannel) which agents have new
+  // queued actions, at commit.
+  Status notify_queued_locked(const std::vector<ActionRecord>& actions);
   // One report of record_action_outcome(s), inside the caller's transaction; sets `changed`.
   Status record_outcome_locked(const ActionOutcomeReport& report, std::int64_t now_ms,
                                bool& changed);

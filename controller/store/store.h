@@ -4,6 +4,7 @@
 // outside the implementation knows SQL. Every method is safe to call from any thread.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -444,6 +445,13 @@ class Store {
   virtual Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                            std::int64_t silent_before_ms) = 0;
   virtual Result<std::vector<ControllerRecord>> list_controllers() = 0;
+  // Another controller sharing the store queued actions for these agents: `callback` runs on a
+  // thread of the store's own as the news arrives (PostgreSQL LISTEN/NOTIFY), so that the
+  // controller holding an agent's session sends them at once. An empty list means news may have
+  // been missed (the listening connection was re-opened): look at every agent held. Never called
+  // where there is no other controller (SQLite). Set once, before the store is shared.
+  using QueuedElsewhere = std::function<void(const std::vector<std::string>& agent_ids)>;
+  virtual Status watch_queued_actions(QueuedElsewhere callback) = 0;
   // Errors if the agent is unknown; revoking twice keeps the first time.
   virtual Status revoke_agent(const std::string& id, std::int64_t now_ms) = 0;
   virtual Result<std::vector<std::string>> revoked_agent_ids() = 0;

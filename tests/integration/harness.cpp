@@ -171,6 +171,19 @@ ControllerUnderTest::ControllerUnderTest(const StoreAt& store)
       << "heartbeat_interval: 1s\nlog_level: debug\n";
 }
 
+ControllerUnderTest::ControllerUnderTest(const ControllerUnderTest& first, const StoreAt& store)
+    : tmp_(std::in_place), dir_(tmp_->path()) {
+  fs::create_directories(data_dir());
+  fs::permissions(data_dir(), fs::perms::owner_all, fs::perm_options::replace);
+  for (const char* file : {"ca.pem", "ca.key", "server.pem", "server.key", "action.key"})
+    fs::copy_file(first.data_dir() / file, data_dir() / file);
+  admin_token_ = first.admin_token();
+  ca_fingerprint_ = first.ca_fingerprint();
+  std::ofstream(dir() / "controller.yaml")
+      << "database: " << nlohmann::json(store.database_url).dump()
+      << "\nheartbeat_interval: 1s\nlog_level: debug\n";
+}
+
 ControllerUnderTest::ControllerUnderTest(const fs::path& keep_dir) : dir_(keep_dir) {
   // init prints the admin token once: kept beside the data (0600) for the next run.
   const auto saved = keep_dir / "init.json";

@@ -79,6 +79,10 @@ class ControllerUnderTest {
  public:
   ControllerUnderTest();
   explicit ControllerUnderTest(const StoreAt& store);
+  // A second controller beside `first`, on the same database: a data directory of its own with
+  // a copy of `first`'s key material (CA, server certificate, action key), as
+  // docs/configuration.md tells an operator to provision it; the same admin token works.
+  ControllerUnderTest(const ControllerUnderTest& first, const StoreAt& store);
   // A controller whose data lives in `keep_dir` and outlives the test: created (init) the first
   // time, reused after (benchmarks cache enrolled identities against it).
   explicit ControllerUnderTest(const std::filesystem::path& keep_dir);

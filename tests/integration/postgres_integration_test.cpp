@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <fstream>
+
 #include "tests/build_paths.h"
 #include "tests/integration/harness.h"
 #include "tests/postgres_test_db.h"
@@ -106,6 +108,65 @@ TEST(PostgresIntegration, ASqliteDeploymentIsMigratedWithItsHistoryAndAuditChain
   EXPECT_TRUE(wait_until([&] { return controller.agent(agent.id)["status"] == "online"; },
                          std::chrono::seconds(20)))
       << controller.agent(agent.id).dump();
+}
+
+// Two controllers on one database, an agent on each side.
+class TwoControllers : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster = POSTGRES_CLUSTER_OR_SKIP();
+    database.emplace(*cluster);
+    ASSERT_FALSE(database->url().empty()) << database->error();
+    a.emplace(StoreAt{database->url()});
+    a->start();
+    b.emplace(*a, StoreAt{database->url()});
+    b->start();
+  }
+  std::optional<std::string> cluster;
+  std::optional<PostgresTestDatabase> database;
+  std::optional<ControllerUnderTest> a, b;
+};
+
+// An action asked of controller A for an agent connected to controller B is sent by B at once
+// (LISTEN/NOTIFY, not the agent's next reconnect), and its result is seen through A.
+TEST_F(TwoControllers, AnActionThroughAReachesAnAgentOnBAndItsResultIsSeenThroughA) {
+  const auto state = a->dir() / "agent-on-b";
+  const auto id = a->enroll_agent(state);
+  auto agent = a->start_agent(state, "agent-on-b.log", {"--gateway", b->gateway()});
+  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                         std::chrono::seconds(20)))
+      << agent->log_text();
+  const auto started = std::chrono::steady_clock::now();
+  const auto run = a->cli({"action", "run", "--agent", id, "host.facts", "--wait", "--timeout",
+                           "20s", "--json"});
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err << b->process().log_text();
+  EXPECT_EQ(last_json_line(run.out)["state"], "succeeded");
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_NE(b->process().log_text().find("queued through another controller"), std::string::npos);
+  // One audit chain for both controllers' entries.
+  EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
+}
+
+// Controller A dies; its agent fails over to B (its configured fallback gateway), and an action
+// asked of B meanwhile reaches it there.
+TEST_F(TwoControllers, AnAgentWhoseControllerDiesFailsOverAndGetsItsQueuedAction) {
+  const auto state = a->dir() / "agent";
+  const auto id = a->enroll_agent(state);
+  std::ofstream(a->dir() / "agent.yaml")
+      << "fallback_gateways: [" << json(b->gateway()).dump() << "]\n";
+  auto agent = a->start_agent(state, "agent.log", {"--config", (a->dir() / "agent.yaml").string()});
+  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                         std::chrono::seconds(20)))
+      << agent->log_text();
+  a->kill_hard();
+  const auto run = b->cli({"action", "run", "--agent", id, "host.facts", "--wait", "--timeout",
+                           "30s", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err << agent->log_text();
+  EXPECT_EQ(last_json_line(run.out)["state"], "succeeded");
+  EXPECT_EQ(b->agent(id)["status"], "online");
+  EXPECT_NE(agent->log_text().find("retrying with " + b->gateway()), std::string::npos)
+      << agent->log_text();
 }
 
 TEST(PostgresIntegration, AnUnreachableDatabaseIsAClearErrorWithoutThePassword) {
