@@ -316,6 +316,19 @@ void PlaybookEngine::tick() {
     if (due) {
       for (const auto& id : *due) advance(id);
     }
+    if (now - leases_renewed_at_ms_ >= kRunLeaseRenewMs) {
+      leases_renewed_at_ms_ = now;
+      if (auto s = deps_.store.renew_run_leases(now, kRunLeaseMs); !s)
+        spdlog::error("playbooks: cannot renew run leases: {}", s.error().message);
+      // Runs another controller sharing the store was working on when it stopped.
+      auto orphaned = deps_.store.runs_to_take_over(now);
+      if (orphaned) {
+        for (const auto& id : *orphaned) {
+          spdlog::warn("playbooks: taking over run {}: its controller's lease expired", id);
+          advance(id);
+        }
+      }
+    }
     if (!deps_.post_webhook) return;
     for (const auto& digest : notifications_.due(now)) {
       if (auto s = deps_.post_webhook(digest.url, digest.body); !s) {
@@ -366,6 +379,19 @@ Result<PlaybookRunRecord> PlaybookEngine::cancel(const std::string& run_id, cons
 }
 
 void PlaybookEngine::advance(const std::string& run_id) {
+  // With several controllers on one store, only the one holding the run's lease moves it; an
+  // event seen here (an action's end, a decision) makes the run due for that one.
+  const auto claimed_at = deps_.clock.now_unix_ms();
+  auto claimed = deps_.store.claim_run(run_id, claimed_at, kRunLeaseMs);
+  if (!claimed) {
+    spdlog::error("playbooks: run {}: cannot claim: {}", run_id, claimed.error().message);
+    return;
+  }
+  if (!*claimed) {
+    if (auto s = deps_.store.wake_run(run_id, claimed_at); !s)
+      spdlog::error("playbooks: run {}: cannot wake: {}", run_id, s.error().message);
+    return;
+  }
   auto found = deps_.store.find_run(run_id);
   if (!found || !*found) {
     spdlog::error("playbooks: cannot load run {}", run_id);

@@ -109,8 +109,14 @@ class PlaybookEngine {
   void action_ended(const std::string& action_id);
   // An approval was decided: its run looks again.
   void approval_decided(const std::string& run_id);
-  // Timers: waits and backoffs that are due, step deadlines, approval expiry. Called each second.
+  // Timers: waits and backoffs that are due, step deadlines, approval expiry; leases renewed and
+  // runs of a stopped controller taken over. Called each second.
   void tick();
+
+  // Controllers sharing a store work on a run only while holding its lease (Store::claim_run):
+  // renewed every kRunLeaseRenewMs, lost kRunLeaseMs after its controller stopped.
+  static constexpr std::int64_t kRunLeaseMs = 30'000;
+  static constexpr std::int64_t kRunLeaseRenewMs = 10'000;
   // Blocks until the worker has done everything queued so far (tests).
   void drain();
 
@@ -151,6 +157,7 @@ class PlaybookEngine {
   PlaybookEngineDeps deps_;
   std::vector<Playbook> playbooks_;
   NotificationLimiter notifications_;  // used on the worker thread only
+  std::int64_t leases_renewed_at_ms_ = 0;  // worker thread only
   boost::asio::thread_pool worker_{1};
 };
 

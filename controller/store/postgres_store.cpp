@@ -257,7 +257,9 @@ CREATE TABLE content_objects (
 );
 CREATE INDEX content_objects_by_kind ON content_objects (kind, created_at_ms);
 )sql"},
-    {2, "controllers sharing the store, and which one holds each agent's session (SQLite's 12)",
+    {2,
+     "controllers sharing the store, which one holds each agent's session, leases on playbook "
+     "runs (SQLite's 12)",
      R"sql(
 ALTER TABLE agents ADD COLUMN controller_id TEXT NOT NULL DEFAULT '';
 CREATE TABLE controllers (
@@ -268,6 +270,8 @@ CREATE TABLE controllers (
   last_seen_ms BIGINT NOT NULL
 );
 CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
+ALTER TABLE playbook_runs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE playbook_runs ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0;
 )sql"},
 };
 

@@ -265,6 +265,50 @@ Result<std::vector<PlaybookRunRecord>> SqlStore::unfinished_runs() {
   return collect_rows(*db_, q, run_from_row, "list unfinished playbook runs");
 }
 
+Result<bool> SqlStore::claim_run(const std::string& run_id, std::int64_t now_ms,
+                                 std::int64_t lease_ms) {
+  std::lock_guard lock(mutex_);
+  // One statement: the row lock it takes makes two controllers' claims take turns.
+  auto claimed = Query(*db_,
+                       "UPDATE playbook_runs SET lease_owner = ?, lease_until_ms = ? WHERE id = ? "
+                       "AND finished_at_ms IS NULL AND (lease_owner IN (?, '') OR "
+                       "lease_until_ms < ?)")
+                     .bind(controller_id_, now_ms + lease_ms, run_id, controller_id_, now_ms)
+                     .run();
+  if (!claimed) return claimed.error();
+  return db_->changes() > 0;
+}
+
+Status SqlStore::renew_run_leases(std::int64_t now_ms, std::int64_t lease_ms) {
+  std::lock_guard lock(mutex_);
+  return Query(*db_,
+               "UPDATE playbook_runs SET lease_until_ms = ? WHERE finished_at_ms IS NULL AND "
+               "lease_owner = ?")
+      .bind(now_ms + lease_ms, controller_id_)
+      .run();
+}
+
+Result<std::vector<std::string>> SqlStore::runs_to_take_over(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  Query q(*db_,
+          "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND lease_owner NOT IN (?, "
+          "'') AND lease_until_ms < ? ORDER BY started_at_ms");
+  q.bind(controller_id_, now_ms);
+  return collect_rows(
+      *db_, q, [](const Query& r) { return r.text(0); }, "list runs to take over");
+}
+
+Status SqlStore::wake_run(const std::string& run_id, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  // Never a backoff or a timer: those wait on purpose. A run waiting for actions or an approval
+  // recomputes its deadline when looked at.
+  return Query(*db_,
+               "UPDATE playbook_runs SET wake_at_ms = ? WHERE id = ? AND finished_at_ms IS NULL "
+               "AND state = 'waiting' AND waiting_for IN ('actions', 'approval')")
+      .bind(now_ms, run_id)
+      .run();
+}
+
 Result<std::vector<std::string>> SqlStore::runs_due(std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
   Query q(*db_,

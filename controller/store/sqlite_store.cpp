@@ -286,7 +286,9 @@ CREATE INDEX agents_by_hostname ON agents (hostname, id);
      R"sql(
 CREATE INDEX actions_expiring ON actions (expires_at_ms) WHERE state IN ('queued', 'delivered');
 )sql"},
-    {12, "controllers sharing the store, and which one holds each agent's session",
+    {12,
+     "controllers sharing the store, which one holds each agent's session, leases on playbook "
+     "runs",
      R"sql(
 ALTER TABLE agents ADD COLUMN controller_id TEXT NOT NULL DEFAULT '';
 CREATE TABLE controllers (
@@ -297,6 +299,8 @@ CREATE TABLE controllers (
   last_seen_ms INTEGER NOT NULL
 );
 CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
+ALTER TABLE playbook_runs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE playbook_runs ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
 )sql"},
 };
 

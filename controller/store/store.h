@@ -587,6 +587,19 @@ class Store {
   // Ids of waiting runs whose wake time (a wait, a backoff, a deadline) has come.
   virtual Result<std::vector<std::string>> runs_due(std::int64_t now_ms) = 0;
   virtual Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) = 0;
+  // Leases, for controllers sharing the store: a controller works on an unfinished run only while
+  // it holds the run's lease (set_controller_id names the holder). claim_run takes or extends it
+  // to now + lease_ms when free, expired or already this controller's; false otherwise (held
+  // elsewhere, or the run has ended).
+  virtual Result<bool> claim_run(const std::string& run_id, std::int64_t now_ms,
+                                 std::int64_t lease_ms) = 0;
+  // Extends every lease this controller holds on an unfinished run.
+  virtual Status renew_run_leases(std::int64_t now_ms, std::int64_t lease_ms) = 0;
+  // Unfinished runs whose lease another controller let expire (it stopped): to take over.
+  virtual Result<std::vector<std::string>> runs_to_take_over(std::int64_t now_ms) = 0;
+  // Makes a run waiting for actions or an approval due now, so the controller holding it looks at
+  // it on its next tick: how an action's end seen by another controller reaches the run.
+  virtual Status wake_run(const std::string& run_id, std::int64_t now_ms) = 0;
   virtual Result<std::vector<ActionRecord>> run_actions(const std::string& run_id) = 0;
 
   // Approvals. An approval id for a (run, step, attempt) is inserted once: inserting it again

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -167,6 +168,78 @@ TEST_F(TwoControllers, AnAgentWhoseControllerDiesFailsOverAndGetsItsQueuedAction
   EXPECT_EQ(b->agent(id)["status"], "online");
   EXPECT_NE(agent->log_text().find("retrying with " + b->gateway()), std::string::npos)
       << agent->log_text();
+}
+
+// A playbook run whose controller is killed while it waits is finished by the other controller
+// once the run's lease has expired, and no action of it is sent twice.
+TEST_F(TwoControllers, ARunWhoseControllerDiesIsFinishedByTheOtherWithoutRepeatingAnAction) {
+  const auto dir = a->dir() / "playbooks";
+  fs::create_directories(dir);
+  std::ofstream(dir / "slow.yaml") << R"(
+name: slow
+version: "1"
+trigger:
+  observable_types: [process]
+steps:
+  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
+  - {id: pause, kind: wait, duration: 3s}
+  - {id: listing, kind: query, action: process.list, target: host}
+  - {id: done, kind: case, status: resolved}
+)";
+  std::ofstream(a->dir() / "assets.yaml")
+      << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
+      << "\n    environment: lab\n    criticality: low\n    owner: qa\n";
+  const std::string config = "assets: " + (a->dir() / "assets.yaml").string() +
+                             "\nplaybooks:\n  dir: " + dir.string() + "\n  auto_start: false\n";
+  for (auto* c : {&*a, &*b}) {
+    c->add_config(config);
+    c->stop_gracefully();
+    c->start(/*same_ports=*/true);
+  }
+  // The agent is held by B; the run is started through A.
+  const auto state = a->dir() / "agent";
+  const auto id = a->enroll_agent(state);
+  auto agent = a->start_agent(state, "agent.log", {"--gateway", b->gateway()});
+  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                         std::chrono::seconds(20)));
+  const auto siem = a->cli_json({"integrations", "create", "siem", "--max-mode", "auto", "--json"});
+  const auto alert = a->dir() / "alert.json";
+  std::ofstream(alert) << json{{"@timestamp", "2026-11-29T10:00:00Z"},
+                               {"kibana.alert.uuid", "alert-slow"},
+                               {"kibana.alert.rule.name", "Reverse shell"},
+                               {"kibana.alert.severity", "critical"},
+                               {"host", {{"name", this_hostname()}}},
+                               {"process", {{"pid", ::getpid()}, {"executable", "/usr/bin/bash"}}}}
+                              .dump();
+  ASSERT_EQ(a->cli_as(siem["token"], {"alerts", "submit", alert.string()}).exit_code, 0);
+  const auto started = a->cli_json({"playbooks", "run", "slow", "--alert", "alert-slow"});
+  const std::string run_id = started.at("id");
+  json r;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        r = a->cli_json({"runs", "show", run_id});
+        return r["waiting_for"] == "timer";
+      },
+      std::chrono::seconds(30)))
+      << r.dump(2) << a->process().log_text();
+  a->kill_hard();  // in the middle of the wait, holding the run's lease
+  ASSERT_TRUE(wait_until(
+      [&] {
+        r = b->cli_json({"runs", "show", run_id});
+        return r["state"] == "succeeded";
+      },
+      std::chrono::seconds(75)))
+      << r.dump(2) << b->process().log_text();
+  std::vector<std::string> kinds;
+  for (const auto& action : r["actions"]) {
+    kinds.push_back(action["kind"]);
+    EXPECT_EQ(action["state"], "succeeded");
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"host.facts", "process.list"}));
+  std::vector<std::string> steps;
+  for (const auto& step : r["steps"]) steps.push_back(step["step"]);
+  EXPECT_EQ(steps, (std::vector<std::string>{"facts", "pause", "listing", "done"}));
+  EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
 }
 
 TEST(PostgresIntegration, AnUnreachableDatabaseIsAClearErrorWithoutThePassword) {

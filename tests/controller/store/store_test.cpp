@@ -442,6 +442,45 @@ TEST_P(StoreContract, RunsStepsAndApprovalsFollowTheirRules) {
   EXPECT_EQ(store->runs_of_alert("al-1", "contain").value().size(), 1u);
 }
 
+// Leases on runs for controllers sharing a store: one works on a run at a time, another takes it
+// over once the lease expires, and an event seen elsewhere makes it due for the holder.
+TEST_P(StoreContract, RunLeasesLetOneControllerWorkOnARunAndAnotherTakeItOver) {
+  PlaybookRunRecord run;
+  run.id = "run-1";
+  run.playbook = "contain";
+  run.state = "waiting";
+  run.waiting_for = "actions";
+  run.wake_at_ms = 50'000;
+  run.context = "{}";
+  ASSERT_TRUE(store->insert_run(run, {"controller", "run.started", "run-1", "{}"}, 1'000));
+  store->set_controller_id("a");
+  EXPECT_TRUE(store->claim_run("run-1", 1'000, 30'000).value());
+  EXPECT_TRUE(store->claim_run("run-1", 2'000, 30'000).value());  // extends its own
+  store->set_controller_id("b");
+  EXPECT_FALSE(store->claim_run("run-1", 3'000, 30'000).value());
+  EXPECT_TRUE(store->runs_to_take_over(31'000).value().empty());  // a's lease runs to 32 s
+  // b saw the run's action end: the run is due now for whoever holds it.
+  EXPECT_TRUE(store->runs_due(3'000).value().empty());
+  ASSERT_TRUE(store->wake_run("run-1", 3'000));
+  EXPECT_EQ(store->runs_due(3'000).value(), std::vector<std::string>{"run-1"});
+  // a renews, then stops renewing; b takes the run over after the lease.
+  store->set_controller_id("a");
+  ASSERT_TRUE(store->renew_run_leases(10'000, 30'000));
+  store->set_controller_id("b");
+  EXPECT_TRUE(store->runs_to_take_over(39'999).value().empty());
+  EXPECT_EQ(store->runs_to_take_over(40'001).value(), std::vector<std::string>{"run-1"});
+  EXPECT_TRUE(store->claim_run("run-1", 40'001, 30'000).value());
+  EXPECT_TRUE(store->runs_to_take_over(40'002).value().empty());  // b's own now
+  store->set_controller_id("a");
+  EXPECT_FALSE(store->claim_run("run-1", 40'002, 30'000).value());
+  // A backoff is never cut short by a wake.
+  run.waiting_for = "backoff";
+  run.wake_at_ms = 90'000;
+  ASSERT_TRUE(store->update_run(run, nullptr, nullptr, 40'003));
+  ASSERT_TRUE(store->wake_run("run-1", 40'004));
+  EXPECT_TRUE(store->runs_due(40'004).value().empty());
+}
+
 // What GET /metrics reads: counts through the dialects' aggregate syntax, the latest network
 // action per agent, duration buckets.
 TEST_P(StoreContract, MetricsCountWhatIsStored) {
