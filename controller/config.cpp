@@ -156,8 +156,13 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       }
     }
     if (const auto evidence = root["evidence"]) {
-      if (auto s = check_keys(evidence, {"agent_quota_bytes"}, path, "evidence"); !s)
+      if (auto s = check_keys(evidence, {"agent_quota_bytes", "dir"}, path, "evidence"); !s)
         return s.error();
+      if (evidence["dir"]) {
+        config.evidence_dir = evidence["dir"].as<std::string>();
+        if (config.evidence_dir.is_relative())
+          config.evidence_dir = path.parent_path() / config.evidence_dir;
+      }
       if (evidence["agent_quota_bytes"]) {
         const auto quota = evidence["agent_quota_bytes"].as<std::uint64_t>();
         if (quota < (1u << 20)) {

@@ -46,6 +46,9 @@ struct ControllerConfig {
   std::string console_public_url;
   // Each agent's evidence quota (evidence.agent_quota_bytes, per 24 h).
   EvidenceLimits evidence;
+  // Where evidence objects are kept (evidence.dir): DATA_DIR/evidence when empty. Controllers
+  // sharing a database point it at one shared directory (a network filesystem).
+  std::filesystem::path evidence_dir;
   std::string log_level = "info";
   std::string log_format = "text";
 

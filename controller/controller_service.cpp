@@ -106,7 +106,9 @@ Status ControllerService::start() {
   gateway_options.max_frame_size = config_.max_frame_size;
   gateway_options.heartbeat_interval_seconds = config_.heartbeat_interval_seconds;
   gateway_options.connection_limits = config_.agent_connection_limits;
-  evidence_ = std::make_unique<EvidenceStore>(config_.data_dir / "evidence", *store_, clock_);
+  evidence_ = std::make_unique<EvidenceStore>(
+      config_.evidence_dir.empty() ? config_.data_dir / "evidence" : config_.evidence_dir, *store_,
+      clock_);
   if (auto s = evidence_->open(); !s) return s;
   DispatchOptions dispatch_options;
   dispatch_options.evidence = config_.evidence;
