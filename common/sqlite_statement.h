@@ -121,9 +121,12 @@ class Statement {
     return ok_status();
   }
 
+  // All of the text, a NUL inside it included (a C string would end there).
   std::string text(int col) const {
     const auto* p = sqlite3_column_text(stmt_.get(), col);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p));
+    const int n = sqlite3_column_bytes(stmt_.get(), col);
+    return p == nullptr ? std::string()
+                        : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
   }
   std::string blob(int col) const {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), col));

@@ -225,6 +225,11 @@ int cmd_migrate(const std::string& from, const std::string& to) {
     return fail("migrate: --to must be a postgresql:// URI");
   auto source = SqliteStore::open(source_path);
   if (!source) return fail("migrate: " + source.error().message);
+  auto foreign = PostgresStore::holds_foreign_tables(to);
+  if (!foreign) return fail("migrate: " + foreign.error().message);
+  if (*foreign)
+    return fail("migrate: the target database holds tables of something else; migrate into a "
+                "new, empty database (createdb -O USER riposte)");
   auto target = PostgresStore::open(to);
   if (!target) return fail("migrate: " + target.error().message);
   std::cout << "Copying " << source_path.string() << " into " << redacted_database_url(to)

@@ -96,6 +96,27 @@ Status ControllerService::start() {
   self_.id = *controller_id;
   self_.started_at_ms = clock_.now_unix_ms();
   store_->set_controller_id(self_.id);
+  self_.ca_fingerprint = pki_->ca_fingerprint();
+  self_.action_key_fingerprint = "sha256:" + crypto::sha256_hex(pki_->action_public_key_pem());
+  // Controllers sharing a database must share their keys (docs/configuration.md): with another
+  // CA, agents enrolled elsewhere could not connect here; with another action key, they would
+  // refuse every action sent from here.
+  auto others = store_->list_controllers();
+  if (!others) return others.error();
+  for (const auto& other : *others) {
+    if (other.id == self_.id) continue;
+    const bool same_ca = other.ca_fingerprint.empty() || other.ca_fingerprint == self_.ca_fingerprint;
+    const bool same_key = other.action_key_fingerprint.empty() ||
+                          other.action_key_fingerprint == self_.action_key_fingerprint;
+    if (same_ca && same_key) continue;
+    return Error{fmt::format(
+        "controller {} ({}) on this database has another {} ({} here, {} there): copy ca.pem, "
+        "ca.key, server.pem, server.key and action.key from its data directory before starting "
+        "this one (docs/configuration.md, several controllers)",
+        other.id, other.api, same_ca ? "action key" : "CA",
+        same_ca ? self_.action_key_fingerprint : self_.ca_fingerprint,
+        same_ca ? other.action_key_fingerprint : other.ca_fingerprint)};
+  }
   // No session survives a restart; stale "online" flags would mislead operators.
   if (auto s = store_->mark_all_agents_disconnected("controller restarted"); !s) return s;
   enrollment_ = std::make_unique<Enrollment>(*store_, *pki_, clock_);

@@ -78,7 +78,8 @@ std::string json_error_body(std::string_view message) { return json{{"error", me
 
 ApiResponse json_response(int status, const json& body) { return ApiResponse{status, body.dump()}; }
 ApiResponse error_response(int status, std::string_view message) {
-  return json_response(status, json{{"error", message}});
+  // A message may quote the request (a JSON parser's "last read: ..."), which need not be UTF-8.
+  return json_response(status, json{{"error", as_utf8(message)}});
 }
 ApiResponse redirect_response(int status, std::string location) {
   ApiResponse moved{status, ""};
@@ -208,7 +209,7 @@ Result<ApiRouter::Caller> ApiRouter::identify(const ApiRequest& request) {
   // The operator is read again on every request: disabled since, the session ends with it.
   auto record = deps_.auth.authenticate_hash(session->token_hash);
   if (!record) {
-    deps_.sessions->close(request.cookie);
+    if (!OperatorAuth::store_unavailable(record.error())) deps_.sessions->close(request.cookie);
     return record.error();
   }
   return Caller{std::move(*record), std::move(session)};
@@ -220,6 +221,11 @@ std::variant<ApiRouter::Caller, ApiResponse> ApiRouter::authenticate(const ApiRe
   // An address that guessed wrong too often waits before its next token is even looked at.
   if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
   auto identified = identify(request);
+  if (!identified && OperatorAuth::store_unavailable(identified.error())) {
+    // A database outage is not the caller's mistake: nothing counted, nobody signed out.
+    spdlog::error("api: cannot authenticate a request: {}", identified.error().message);
+    return error(503, "the controller cannot reach its database; try again shortly");
+  }
   if (!identified) {
     // Only a bearer token that fails is a guess: a request that presents none, or a stale or
     // made-up session cookie (256 random bits, not worth guessing), is what any web page can
@@ -287,6 +293,8 @@ ApiResponse ApiRouter::route_session(const ApiRequest& request) {
       return error(400, "sign in with {\"token\": \"<your operator token>\"}");
     const auto secret = (*body)["token"].get<std::string>();
     auto record = deps_.auth.authenticate("Bearer " + secret);
+    if (!record && OperatorAuth::store_unavailable(record.error()))
+      return error(503, "the controller cannot reach its database; try again shortly");
     if (!record) {
       failures_.failed(address, now);
       return error(401, record.error().message);
@@ -374,7 +382,8 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (from_a_browser(request)) return error(403, "enrollment is for agents, not browsers");
     if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
     auto response = enroll(request);
-    if (response.status >= 400) failures_.failed(address, now);  // a wrong token or a bad request
+    // A wrong token or a bad request; not the controller's own database outage (503).
+    if (response.status >= 400 && response.status != 503) failures_.failed(address, now);
     return response;
   }
   // The web console: public files (the data they show comes from the API below, signed in).
@@ -568,6 +577,8 @@ ApiResponse ApiRouter::enroll(const ApiRequest& request) {
   if (!grant) {
     spdlog::warn("api: enrollment from {} refused: {}", request.remote_address,
                  grant.error().message);
+    if (grant.error().message.starts_with("database: "))
+      return error(503, "the controller cannot reach its database; try again shortly");
     const bool token_problem = grant.error().message.find("token") != std::string::npos;
     return error(token_problem ? 403 : 400, grant.error().message);
   }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <regex>
 
 #include "controller/store/postgres_store.h"
@@ -18,16 +20,20 @@ Result<StoreLocation> parse_store_location(const std::string& database,
     if (path.empty()) return Error{"database: sqlite: needs a file path (sqlite:/var/lib/x.db)"};
     return StoreLocation{StoreKind::sqlite, std::filesystem::absolute(path).string()};
   }
-  if (database.starts_with("postgresql://") || database.starts_with("postgres://"))
-    return StoreLocation{StoreKind::postgresql, database};
-  return Error{fmt::format(
-      "database: '{}' is neither sqlite:PATH nor a postgresql:// URI",
-      database.starts_with("postgres") ? redacted_database_url(database) : database)};
+  // URI schemes are case-insensitive (RFC 3986); libpq's parser is not.
+  std::string scheme = database.substr(0, database.find("://"));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (database.find("://") != std::string::npos &&
+      (scheme == "postgresql" || scheme == "postgres"))
+    return StoreLocation{StoreKind::postgresql, scheme + database.substr(scheme.size())};
+  return Error{fmt::format("database: '{}' is neither sqlite:PATH nor a postgresql:// URI",
+                           redacted_database_url(database))};
 }
 
 std::string redacted_database_url(const std::string& url) {
   // scheme://user:PASSWORD@host... and ?password=... / &password=...
-  static const std::regex userinfo(R"(^([a-z]+://[^:/@?]*):[^@/?]*@)");
+  static const std::regex userinfo(R"(^([A-Za-z]+://[^:/@?]*):[^@/?]*@)");
   static const std::regex parameter(R"(([?&]password=)[^&]*)");
   auto out = std::regex_replace(url, userinfo, "$1:***@");
   return std::regex_replace(out, parameter, "$1***");

@@ -24,7 +24,15 @@ class PostgresCursor final : public Cursor {
   PostgresCursor(PostgresDatabase& db, std::string name) : db_(db), name_(std::move(name)) {}
   ~PostgresCursor() override { PQclear(result_); }
 
-  void bind_text(int index, std::string_view value) override { set(index, value, false); }
+  void bind_text(int index, std::string_view value) override {
+    // Text parameters travel as C strings: a NUL would silently end the value there. Refused
+    // instead (the statement fails saying so); SQLite keeps such text, PostgreSQL cannot.
+    if (value.find('\0') != std::string_view::npos && refusal_.empty())
+      refusal_ = fmt::format("text parameter {} holds a NUL byte, which PostgreSQL text cannot "
+                             "store",
+                             index);
+    set(index, value, false);
+  }
   void bind_blob(int index, std::string_view value) override { set(index, value, true); }
   void bind_integer(int index, std::int64_t value) override {
     set(index, std::to_string(value), false);
@@ -35,7 +43,15 @@ class PostgresCursor final : public Cursor {
   }
 
   int step() override {
-    if (result_ == nullptr) return execute();
+    if (!refusal_.empty()) {
+      db_.note_error(refusal_);
+      return kError;
+    }
+    if (!executed_) {
+      executed_ = true;
+      return execute();
+    }
+    if (result_ == nullptr) return kError;
     if (++row_ < PQntuples(result_)) return kRow;
     return kDone;
   }
@@ -95,7 +111,8 @@ class PostgresCursor final : public Cursor {
       row_ = 0;
       return PQntuples(result_) > 0 ? kRow : kDone;
     }
-    db_.note_error(trimmed_error(PQresultErrorMessage(result_)));
+    db_.note_error(trimmed_error(result_ == nullptr ? PQerrorMessage(db_.handle())
+                                                    : PQresultErrorMessage(result_)));
     return kError;
   }
 
@@ -104,19 +121,39 @@ class PostgresCursor final : public Cursor {
   std::vector<std::optional<std::string>> params_;
   std::vector<int> binary_;
   PGresult* result_ = nullptr;
+  bool executed_ = false;
+  std::string refusal_;  // why the statement is not sent
   int row_ = 0;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<PostgresDatabase>> PostgresDatabase::connect(const std::string& url) {
+  // Parsed first: libpq's own message about a malformed URI quotes the URI, or the bad part of
+  // it, which may be the password. Ours says only that it does not parse.
+  char* parse_error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &parse_error);
+  if (options == nullptr) {
+    PQfreemem(parse_error);
+    return Error{
+        "cannot connect to PostgreSQL: the database URL does not parse (expected "
+        "postgresql://USER@HOST:PORT/DBNAME?PARAMETER=VALUE&...; a password in it must be "
+        "percent-encoded, and is better kept in ~/.pgpass)"};
+  }
+  std::string password;
+  for (auto* o = options; o->keyword != nullptr; ++o)
+    if (std::string_view(o->keyword) == "password" && o->val != nullptr) password = o->val;
+  PQconninfoFree(options);
   PGconn* conn = PQconnectdb(url.c_str());
   if (conn == nullptr) return Error{"cannot connect to PostgreSQL: out of memory"};
   if (PQstatus(conn) != CONNECTION_OK) {
-    // libpq's message names host and port, never the password.
-    Error error{fmt::format("cannot connect to PostgreSQL: {}", trimmed_error(PQerrorMessage(conn)))};
+    // libpq's message names user, host and port; a password, should it appear, is hidden.
+    auto message = trimmed_error(PQerrorMessage(conn));
+    for (auto at = password.empty() ? std::string::npos : message.find(password);
+         at != std::string::npos; at = message.find(password, at))
+      message.replace(at, password.size(), "***");
     PQfinish(conn);
-    return error;
+    return Error{fmt::format("cannot connect to PostgreSQL: {}", message)};
   }
   std::unique_ptr<PostgresDatabase> db(new PostgresDatabase(conn));
   // Text is UTF-8 both ways, whatever the server's default; notices (IF NOT EXISTS skipped) are
@@ -153,12 +190,29 @@ std::string PostgresDatabase::numbered_placeholders(const std::string& sql) {
       out += c;
       continue;
     }
+    // Comments are copied as they are: a `?` or a quote in one is not SQL.
+    if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      const auto end = sql.find('\n', i);
+      const auto stop = end == std::string::npos ? sql.size() : end;
+      out.append(sql, i, stop - i);
+      i = stop - 1;
+      continue;
+    }
+    if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+      const auto end = sql.find("*/", i + 2);
+      const auto stop = end == std::string::npos ? sql.size() : end + 2;
+      out.append(sql, i, stop - i);
+      i = stop - 1;
+      continue;
+    }
     if (c != '?') {
       out += c;
       continue;
     }
     std::size_t digits = i + 1;
-    while (digits < sql.size() && sql[digits] >= '0' && sql[digits] <= '9') ++digits;
+    // At most 4 digits: the store's statements have a few dozen parameters.
+    while (digits < sql.size() && digits < i + 5 && sql[digits] >= '0' && sql[digits] <= '9')
+      ++digits;
     int index;
     if (digits > i + 1) {
       index = std::atoi(sql.substr(i + 1, digits - i - 1).c_str());
@@ -187,7 +241,10 @@ std::unique_ptr<Cursor> PostgresDatabase::prepare(const std::string& sql) {
     std::string name = fmt::format("s{}", prepared_.size() + 1);
     PGresult* r = PQprepare(conn_, name.c_str(), numbered_placeholders(sql).c_str(), 0, nullptr);
     const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    std::string message = ok ? "" : trimmed_error(PQresultErrorMessage(r));
+    // No result at all (the connection is gone): the connection says why.
+    std::string message = ok               ? ""
+                          : r == nullptr   ? trimmed_error(PQerrorMessage(conn_))
+                                           : trimmed_error(PQresultErrorMessage(r));
     PQclear(r);
     if (!ok) {
       // Also what a broken connection looks like: report it as an error of the statement, which
@@ -208,7 +265,9 @@ Status PostgresDatabase::exec(const std::string& sql) {
   PGresult* r = PQexec(conn_, sql.c_str());
   const auto status = PQresultStatus(r);
   const bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
-  std::string message = ok ? "" : trimmed_error(PQresultErrorMessage(r));
+  std::string message = ok             ? ""
+                        : r == nullptr ? trimmed_error(PQerrorMessage(conn_))
+                                       : trimmed_error(PQresultErrorMessage(r));
   PQclear(r);
   if (!ok) {
     note_error(message);

@@ -33,8 +33,10 @@ class PostgresDatabase final : public Database {
   // "user@host:port/dbname", for messages: never the password.
   std::string describe() const;
 
-  // `?` and `?N` placeholders as `$N`, outside quoted text and identifiers. SQLite numbers a bare
-  // `?` one past the largest index so far; so does this.
+  // `?` and `?N` placeholders as `$N`, outside quoted text, quoted identifiers and comments.
+  // SQLite numbers a bare `?` one past the largest index so far; so does this. Not understood
+  // (so not used in the store's SQL): E'' strings with backslash escapes, $$ strings, and the
+  // jsonb `?` operators (jsonb_exists() instead).
   static std::string numbered_placeholders(const std::string& sql);
 
   // Used by cursors: what the last statement changed or failed with.

@@ -267,7 +267,9 @@ CREATE TABLE controllers (
   agent_gateway TEXT NOT NULL,
   api TEXT NOT NULL,
   started_at_ms BIGINT NOT NULL,
-  last_seen_ms BIGINT NOT NULL
+  last_seen_ms BIGINT NOT NULL,
+  ca_fingerprint TEXT NOT NULL DEFAULT '',
+  action_key_fingerprint TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
 ALTER TABLE playbook_runs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
@@ -340,6 +342,16 @@ void PostgresStore::listen(QueuedElsewhere callback) {
     }
     if (!agents.empty()) callback(agents);
   }
+}
+
+Result<bool> PostgresStore::holds_foreign_tables(const std::string& url) {
+  auto db = sql::PostgresDatabase::connect(url);
+  if (!db) return db.error();
+  sql::Query q(**db,
+               "SELECT COUNT(*) FILTER (WHERE table_name = 'schema_migrations'), COUNT(*) FROM "
+               "information_schema.tables WHERE table_schema = current_schema()");
+  if (q.step() != sql::kRow) return (*db)->error("list the tables");
+  return q.integer(0) == 0 && q.integer(1) > 0;
 }
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url) {

@@ -18,6 +18,9 @@ class PostgresStore final : public SqlStore {
   // latest schema. The error names the server, never the password.
   static Result<std::unique_ptr<PostgresStore>> open(const std::string& url);
   static int latest_schema_version();
+  // Whether the database at `url` holds tables that are not a Riposte store's (migrate refuses
+  // to create its tables among them). Errors as open().
+  static Result<bool> holds_foreign_tables(const std::string& url);
   ~PostgresStore() override;
 
   // LISTENs on a second connection, on a thread of its own (stopped by the destructor).

@@ -224,7 +224,9 @@ Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::stri
                             "created_by, labels FROM enrollment_tokens WHERE token_hash = ?{}",
                             db_->dialect() == sql::Dialect::postgresql ? " FOR UPDATE" : ""));
   q.bind(token_hash);
-  if (q.step() != sql::kRow) return finish(Error{"unknown enrollment token"});
+  const int found = q.step();
+  if (found == sql::kDone) return finish(Error{"unknown enrollment token"});
+  if (found != sql::kRow) return finish(db_->error("find the enrollment token"));
   EnrollmentTokenRecord t{q.text(0),
                           q.text(1),
                           q.integer(2),
@@ -392,11 +394,14 @@ Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int6
   auto s = in_transaction([&]() -> Status {
     auto seen = Query(*db_,
                       "INSERT INTO controllers (id, agent_gateway, api, started_at_ms, "
-                      "last_seen_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                      "agent_gateway = excluded.agent_gateway, api = excluded.api, "
-                      "started_at_ms = excluded.started_at_ms, last_seen_ms = "
-                      "excluded.last_seen_ms")
-                    .bind(me.id, me.agent_gateway, me.api, me.started_at_ms, now_ms)
+                      "last_seen_ms, ca_fingerprint, action_key_fingerprint) VALUES (?, ?, ?, ?, "
+                      "?, ?, ?) ON CONFLICT (id) DO UPDATE SET agent_gateway = "
+                      "excluded.agent_gateway, api = excluded.api, started_at_ms = "
+                      "excluded.started_at_ms, last_seen_ms = excluded.last_seen_ms, "
+                      "ca_fingerprint = excluded.ca_fingerprint, action_key_fingerprint = "
+                      "excluded.action_key_fingerprint")
+                    .bind(me.id, me.agent_gateway, me.api, me.started_at_ms, now_ms,
+                          me.ca_fingerprint, me.action_key_fingerprint)
                     .run();
     if (!seen) return seen;
     // A controller that stopped without a word (killed, its machine lost) held sessions that
@@ -420,11 +425,13 @@ Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int6
 Result<std::vector<ControllerRecord>> SqlStore::list_controllers() {
   std::lock_guard lock(mutex_);
   Query q(*db_,
-          "SELECT id, agent_gateway, api, started_at_ms, last_seen_ms FROM controllers ORDER BY id");
+          "SELECT id, agent_gateway, api, started_at_ms, last_seen_ms, ca_fingerprint, "
+          "action_key_fingerprint FROM controllers ORDER BY id");
   return collect_rows(
       *db_, q,
       [](const Query& r) {
-        return ControllerRecord{r.text(0), r.text(1), r.text(2), r.integer(3), r.integer(4)};
+        return ControllerRecord{r.text(0),    r.text(1),    r.text(2), r.integer(3),
+                                r.integer(4), r.text(5), r.text(6)};
       },
       "list controllers");
 }

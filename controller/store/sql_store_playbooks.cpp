@@ -404,7 +404,9 @@ Result<ApprovalRecord> SqlStore::decide_approval(const std::string& id, bool app
   auto s = in_transaction([&]() -> Status {
     Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
     q.bind(id);
-    if (q.step() != sql::kRow) return Error{fmt::format("no approval {}", id)};
+    const int found = q.step();
+    if (found == sql::kDone) return Error{fmt::format("no approval {}", id)};
+    if (found != sql::kRow) return db_->error("find the approval");
     auto a = approval_from_row(q);
     if (a.state != "pending") {
       return Error{fmt::format("approval {} is already {}{}", id, a.state,

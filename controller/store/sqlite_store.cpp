@@ -296,7 +296,9 @@ CREATE TABLE controllers (
   agent_gateway TEXT NOT NULL,
   api TEXT NOT NULL,
   started_at_ms INTEGER NOT NULL,
-  last_seen_ms INTEGER NOT NULL
+  last_seen_ms INTEGER NOT NULL,
+  ca_fingerprint TEXT NOT NULL DEFAULT '',
+  action_key_fingerprint TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
 ALTER TABLE playbook_runs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';

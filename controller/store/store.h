@@ -66,6 +66,10 @@ struct ControllerRecord {
   std::string api;            // https://host:port
   std::int64_t started_at_ms = 0;
   std::int64_t last_seen_ms = 0;
+  // Its key material: controllers sharing a store must share one CA and one action key, or
+  // agents enrolled through one refuse the other (ControllerService checks at start).
+  std::string ca_fingerprint;
+  std::string action_key_fingerprint;
 };
 
 // Life of a response action on the controller. Terminal: succeeded, failed, refused, expired.

@@ -170,6 +170,21 @@ TEST_F(TwoControllers, AnAgentWhoseControllerDiesFailsOverAndGetsItsQueuedAction
       << agent->log_text();
 }
 
+// A controller with key material of its own cannot join: agents enrolled through the others
+// would refuse its actions (another action key) or its gateway (another CA).
+TEST_F(TwoControllers, AControllerWithOtherKeysIsRefusedAtStart) {
+  const auto data = a->dir() / "stranger";
+  const auto init = run_command({bin("riposte-controller"), "init", "--data-dir", data.string(),
+                                 "--database-url", database->url()});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  const auto run = run_command(
+      {bin("riposte-controller"), "run", "--data-dir", data.string(), "--database-url",
+       database->url(), "--agent-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("has another CA"), std::string::npos) << run.err << run.out;
+  EXPECT_NE(run.err.find("copy ca.pem"), std::string::npos) << run.err;
+}
+
 // A playbook run whose controller is killed while it waits is finished by the other controller
 // once the run's lease has expired, and no action of it is sent twice.
 TEST_F(TwoControllers, ARunWhoseControllerDiesIsFinishedByTheOtherWithoutRepeatingAnAction) {
@@ -251,6 +266,18 @@ TEST(PostgresIntegration, AnUnreachableDatabaseIsAClearErrorWithoutThePassword) 
   EXPECT_NE(result.err.find("PostgreSQL"), std::string::npos) << result.err;
   EXPECT_EQ(result.err.find("s3cret-pw"), std::string::npos) << result.err;
   EXPECT_EQ((result.out + result.err).find("s3cret-pw"), std::string::npos);
+  // Nor when the URL does not parse: libpq's own messages quote the part they stumbled on.
+  for (const std::string url : {"postgres://riposte:s3cret-pw@[::1/db",
+                                "postgresql://riposte:s3cret-pw%zz@/db",
+                                "postgresql:///db?password=s3cret-pw%zz",
+                                "PostgreSQL://riposte:s3cret-pw@127.0.0.1:1/db?connect_timeout=2",
+                                "mysql://riposte:s3cret-pw@127.0.0.1/db"}) {
+    const auto refused = run_command({bin("riposte-controller"), "init", "--data-dir",
+                                      (dir.path() / "data").string(), "--database-url", url});
+    EXPECT_NE(refused.exit_code, 0) << url;
+    EXPECT_EQ((refused.out + refused.err).find("s3cret-pw"), std::string::npos)
+        << url << ": " << refused.err;
+  }
 }
 
 }  // namespace

@@ -127,6 +127,16 @@ TEST_F(ApiRouterTest, ATargetThatIsNotUtf8IsRefusedAndTheAuditLogStoresOnlyUtf8)
   EXPECT_EQ(entries.back().subject, "/api/v1/evidence/000000000\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 }
 
+// An error message may quote the request (alert intake passes on the JSON parser's "last read:
+// '\xff'"): the answer is still JSON, the bytes replaced (it was a 500 from the JSON dump).
+TEST(ApiErrors, AMessageQuotingBytesThatAreNotUtf8IsStillAJsonAnswer) {
+  const auto r = error_response(400, "request body is not valid JSON: last read: '\xff\xfe'");
+  EXPECT_EQ(r.status, 400);
+  ASSERT_TRUE(nlohmann::json::accept(r.body)) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["error"],
+            "request body is not valid JSON: last read: '\xef\xbf\xbd\xef\xbf\xbd'");
+}
+
 TEST_F(ApiRouterTest, MissingOrWrongTokenIs401WithJsonError) {
   for (const std::string& token : {std::string(), std::string("rpt_wrong")}) {
     auto r = call("GET", "/api/v1/agents", token);

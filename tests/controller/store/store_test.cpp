@@ -239,6 +239,18 @@ TEST_P(StoreContract, TextThatIsNotUtf8IsKeptOrRefusedNeverAltered) {
   }
 }
 
+// Nor text holding a NUL byte (a JSON "\u0000" in an alert's title): never cut at the NUL.
+TEST_P(StoreContract, TextWithANulIsKeptOrRefusedNeverCut) {
+  auto agent = sample_agent("a1", std::string("before\0after", 12));
+  auto inserted = store->insert_agent(agent);
+  if (inserted) {
+    EXPECT_EQ((*store->find_agent("a1"))->facts.hostname, agent.facts.hostname);
+  } else {
+    EXPECT_NE(inserted.error().message.find("NUL"), std::string::npos) << inserted.error().message;
+    EXPECT_FALSE(store->find_agent("a1")->has_value());
+  }
+}
+
 // Signed specs and results are bytes: every byte value, NUL included, comes back.
 TEST_P(StoreContract, BinaryColumnsKeepEveryByte) {
   ASSERT_TRUE(store->insert_agent(sample_agent("a1", "h")));
