@@ -18,13 +18,15 @@ if [ "${action}" = run ]; then
   exit $?
 fi
 dir=${2:?usage: postgres-cluster.sh start|stop DIR}
+dir=$(realpath -m "${dir}")
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -z "${bin}" ]; then
   echo "postgres-cluster: no PostgreSQL server installed (scripts/install-deps.sh installs it)" >&2
   exit 1
 fi
+# From / : the postgres user may not enter the caller's working directory (pg_ctl says so).
 as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 case "${action}" in
   start)
