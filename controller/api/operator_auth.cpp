@@ -135,7 +135,7 @@ Result<ApiTokenRecord> OperatorAuth::authenticate(std::string_view header) {
 
 Result<ApiTokenRecord> OperatorAuth::authenticate_hash(const std::string& token_hash) {
   auto found = store_.find_api_token(token_hash);
-  if (!found) return Error{std::string(kStoreUnavailable) + found.error().message};
+  if (!found) return found.error();
   if (!found->has_value()) return Error{"invalid API token"};
   if ((*found)->operator_disabled_at_ms)
     return Error{fmt::format("operator {} is disabled", (*found)->name)};

@@ -67,13 +67,9 @@ class OperatorAuth {
   // A disabled operator's tokens are refused.
   Result<ApiTokenRecord> authenticate(std::string_view authorization_header);
   // The same, for a token known by its SHA-256 (a console session, api/console_sessions.h).
+  // When the store could not be asked, the error is its own (is_database_failure): not a wrong
+  // token.
   Result<ApiTokenRecord> authenticate_hash(const std::string& token_hash);
-  // What an authentication error starts with when the store could not be asked (a database
-  // outage): not a wrong token, so never counted as a guess nor a reason to end a session.
-  static constexpr std::string_view kStoreUnavailable = "the store is unavailable: ";
-  static bool store_unavailable(const Error& error) {
-    return error.message.starts_with(kStoreUnavailable);
-  }
 
  private:
   Result<NewApiToken> insert(const std::string& name, const std::string& role,

@@ -22,6 +22,11 @@ namespace {
 
 ApiResponse reply(int status, const json& body) { return json_response(status, body); }
 ApiResponse error(int status, std::string_view message) { return error_response(status, message); }
+// The store's database failed (is_database_failure): the caller did nothing wrong, and is not
+// counted as guessing or signed out.
+ApiResponse database_unavailable() {
+  return error(503, "the controller cannot reach its database; try again shortly");
+}
 
 json agent_json(const AgentRecord& a) {
   const char* status = a.revoked_at_ms ? "revoked" : (a.connected ? "online" : "offline");
@@ -209,7 +214,7 @@ Result<ApiRouter::Caller> ApiRouter::identify(const ApiRequest& request) {
   // The operator is read again on every request: disabled since, the session ends with it.
   auto record = deps_.auth.authenticate_hash(session->token_hash);
   if (!record) {
-    if (!OperatorAuth::store_unavailable(record.error())) deps_.sessions->close(request.cookie);
+    if (!is_database_failure(record.error())) deps_.sessions->close(request.cookie);
     return record.error();
   }
   return Caller{std::move(*record), std::move(session)};
@@ -221,10 +226,9 @@ std::variant<ApiRouter::Caller, ApiResponse> ApiRouter::authenticate(const ApiRe
   // An address that guessed wrong too often waits before its next token is even looked at.
   if (const int wait = failures_.retry_after_s(address, now)) return too_many(address, wait);
   auto identified = identify(request);
-  if (!identified && OperatorAuth::store_unavailable(identified.error())) {
-    // A database outage is not the caller's mistake: nothing counted, nobody signed out.
+  if (!identified && is_database_failure(identified.error())) {
     spdlog::error("api: cannot authenticate a request: {}", identified.error().message);
-    return error(503, "the controller cannot reach its database; try again shortly");
+    return database_unavailable();
   }
   if (!identified) {
     // Only a bearer token that fails is a guess: a request that presents none, or a stale or
@@ -293,8 +297,7 @@ ApiResponse ApiRouter::route_session(const ApiRequest& request) {
       return error(400, "sign in with {\"token\": \"<your operator token>\"}");
     const auto secret = (*body)["token"].get<std::string>();
     auto record = deps_.auth.authenticate("Bearer " + secret);
-    if (!record && OperatorAuth::store_unavailable(record.error()))
-      return error(503, "the controller cannot reach its database; try again shortly");
+    if (!record && is_database_failure(record.error())) return database_unavailable();
     if (!record) {
       failures_.failed(address, now);
       return error(401, record.error().message);
@@ -577,8 +580,7 @@ ApiResponse ApiRouter::enroll(const ApiRequest& request) {
   if (!grant) {
     spdlog::warn("api: enrollment from {} refused: {}", request.remote_address,
                  grant.error().message);
-    if (grant.error().message.starts_with("database: "))
-      return error(503, "the controller cannot reach its database; try again shortly");
+    if (is_database_failure(grant.error())) return database_unavailable();
     const bool token_problem = grant.error().message.find("token") != std::string::npos;
     return error(token_problem ? 403 : 400, grant.error().message);
   }

@@ -15,6 +15,13 @@
 
 namespace riposte::controller {
 
+// Whether `error` is the database itself failing (an outage, a lost connection) rather than an
+// answer such as "unknown enrollment token": the store reports every such failure as
+// "database: ..." (controller/store/database.h).
+inline bool is_database_failure(const Error& error) {
+  return error.message.starts_with("database: ");
+}
+
 struct EnrollmentTokenRecord {
   std::string id;          // public handle, safe to log
   std::string token_hash;  // SHA-256 of the secret; the secret itself is never stored
