@@ -123,23 +123,29 @@ void EvidenceFile::hash_loop() {
 }
 
 void EvidenceFile::write_loop() {
+  std::vector<std::size_t> batch;
+  std::vector<std::span<const std::uint8_t>> pieces;
   for (;;) {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return !to_write_.empty() || closing_; });
     if (to_write_.empty()) return;
-    const std::size_t index = to_write_.front();
-    to_write_.pop_front();
-    const Buffer buffer = buffers_[index];
+    // Every buffer queued so far goes down in one call: when the disk is the slower side, the
+    // writer catches up with larger writes instead of falling further behind.
+    batch.assign(to_write_.begin(), to_write_.end());
+    to_write_.clear();
+    pieces.clear();
+    for (const std::size_t index : batch)
+      pieces.emplace_back(buffers_[index].data, buffers_[index].size);
     const bool failed = write_error_.has_value();
     lock.unlock();
     // After a failure the rest is not written, but buffers still flow so nobody waits forever.
     if (!failed) {
-      if (auto s = file_->write({buffer.data, buffer.size}); !s) {
+      if (auto s = file_->write(pieces); !s) {
         std::lock_guard relock(mutex_);
         write_error_ = s.error();
       }
     }
-    release(index);
+    for (const std::size_t index : batch) release(index);
   }
 }
 

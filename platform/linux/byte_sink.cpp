@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace riposte::platform {
 
@@ -36,10 +39,22 @@ FileSink::~FileSink() {
 }
 
 Status FileSink::write(std::span<const std::uint8_t> bytes) {
-  if (direct_ && !aligned(bytes)) stop_direct();
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+  const std::span<const std::uint8_t> pieces[] = {bytes};
+  return write(std::span<const std::span<const std::uint8_t>>(pieces));
+}
+
+Status FileSink::write(std::span<const std::span<const std::uint8_t>> pieces) {
+  if (direct_ && !std::all_of(pieces.begin(), pieces.end(),
+                              [&](const auto& piece) { return aligned(piece); }))
+    stop_direct();
+  std::vector<iovec> rest;
+  rest.reserve(pieces.size());
+  for (const auto& piece : pieces)
+    if (!piece.empty())
+      rest.push_back({const_cast<std::uint8_t*>(piece.data()), piece.size()});
+  std::size_t first = 0;  // rest[first..] is still to write
+  while (first < rest.size()) {
+    const ssize_t n = ::writev(fd_, rest.data() + first, static_cast<int>(rest.size() - first));
     if (n < 0) {
       if (errno == EINTR) continue;
       // A filesystem that accepted the flag but not the write: the same bytes, buffered.
@@ -49,10 +64,16 @@ Status FileSink::write(std::span<const std::uint8_t> bytes) {
       }
       return Error{fmt::format("writing {}: {}", path_.string(), std::strerror(errno))};
     }
-    done += static_cast<std::size_t>(n);
     offset_ += static_cast<std::uint64_t>(n);
+    for (auto left = static_cast<std::size_t>(n); left > 0;) {
+      const std::size_t step = std::min(left, rest[first].iov_len);
+      rest[first].iov_base = static_cast<std::uint8_t*>(rest[first].iov_base) + step;
+      rest[first].iov_len -= step;
+      left -= step;
+      if (rest[first].iov_len == 0) ++first;
+    }
     // A short direct write leaves the rest unaligned: finish it buffered.
-    if (direct_ && done < bytes.size()) stop_direct();
+    if (direct_ && first < rest.size()) stop_direct();
   }
   return ok_status();
 }

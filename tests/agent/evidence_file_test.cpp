@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "common/secure_file.h"
@@ -125,6 +127,61 @@ TEST(EvidenceFileTest, AFailedDiskWriteIsReportedNotSwallowed) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the write past the limit was reported as a success";
+}
+
+// A writer that fell behind hands several buffers to one writev: the file holds the pieces in
+// order, empty ones skipped, O_DIRECT kept while every piece is aligned and dropped (same bytes)
+// once one is not.
+TEST(FileSinkTest, GatheredPiecesLandInOrderAlignedOrNot) {
+  testing::TempDir dir;
+  if (!platform::FileSink::create(dir.path() / "probe", true).value()->direct())
+    GTEST_SKIP() << "the filesystem of " << dir.path() << " has no O_DIRECT";
+  constexpr std::size_t kAlign = platform::FileSink::kDirectAlignment;
+  std::vector<std::unique_ptr<std::uint8_t, decltype(&std::free)>> memory;
+  const auto aligned_copy = [&](const std::string& bytes) {
+    auto* p = static_cast<std::uint8_t*>(std::aligned_alloc(kAlign, bytes.size() + kAlign));
+    std::memcpy(p, bytes.data(), bytes.size());
+    memory.emplace_back(p, &std::free);
+    return std::span<const std::uint8_t>(p, bytes.size());
+  };
+  const std::string a = random_bytes(1 << 20, 11), b = random_bytes(2 * kAlign, 12),
+                    c = random_bytes(777, 13), d = random_bytes(1 << 20, 14);
+  auto sink = platform::FileSink::create(dir.path() / "gathered", true).value();
+  const std::span<const std::uint8_t> aligned_pieces[] = {aligned_copy(a), {}, aligned_copy(b)};
+  ASSERT_TRUE(sink->write(std::span(aligned_pieces)));
+  EXPECT_TRUE(sink->direct()) << "aligned pieces turned O_DIRECT off";
+  const std::span<const std::uint8_t> ragged[] = {aligned_copy(c), aligned_copy(d)};
+  ASSERT_TRUE(sink->write(std::span(ragged)));
+  EXPECT_FALSE(sink->direct()) << "a 777-byte piece cannot go O_DIRECT";
+  ASSERT_TRUE(sink->finish());
+  EXPECT_EQ(read_file(dir.path() / "gathered").value(), a + b + c + d);
+}
+
+// A gathered write cut short (here by the file size limit, as a full disk would) resumes inside
+// the piece where it stopped, then reports the failure: the file holds exactly the bytes up to
+// the limit, in order.
+TEST(FileSinkTest, AShortGatheredWriteResumesMidPieceAndReportsTheFailure) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "short";
+  const std::string content = random_bytes(4 << 20, 21);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{(5 << 19) + 123, (5 << 19) + 123};  // 2.5 MiB and 123 bytes
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    auto sink = platform::FileSink::create(path, true);
+    if (!sink) ::_exit(2);
+    const auto all = bytes_of(content);
+    const std::span<const std::uint8_t> pieces[] = {all.subspan(0, 1 << 20),
+                                                    all.subspan(1 << 20, 1 << 20),
+                                                    all.subspan(2 << 20)};
+    ::_exit((*sink)->write(std::span(pieces)) ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the write past the limit was reported as a success";
+  EXPECT_EQ(read_file(path).value(), content.substr(0, (5 << 19) + 123));
 }
 
 }  // namespace
