@@ -157,10 +157,10 @@ TEST(FileSinkTest, GatheredPiecesLandInOrderAlignedOrNot) {
   EXPECT_EQ(read_file(dir.path() / "gathered").value(), a + b + c + d);
 }
 
-// A gathered write cut short (here by the file size limit, as a full disk would) resumes inside
-// the piece where it stopped, then reports the failure: the file holds exactly the bytes up to
-// the limit, in order.
-TEST(FileSinkTest, AShortGatheredWriteResumesMidPieceAndReportsTheFailure) {
+// A gathered write cut short inside a piece (here by the file size limit, as a full disk would)
+// is retried from where it stopped and reports the failure, never a success; the file holds
+// exactly the bytes up to the limit, in order.
+TEST(FileSinkTest, AGatheredWriteCutShortReportsTheFailureAndKeepsWhatLanded) {
   testing::TempDir dir;
   const auto path = dir.path() / "short";
   const std::string content = random_bytes(4 << 20, 21);
