@@ -35,6 +35,7 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
                                                 ControllerConfig config) {
   static const std::set<std::string> kKnown = {"data_dir",
                                                "database",
+                                               "database_connections",
                                                "agent_listen",
                                                "api_listen",
                                                "agent_gateway_host",
@@ -60,6 +61,13 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     if (root.IsNull()) return config;
     if (root["data_dir"]) config.data_dir = root["data_dir"].as<std::string>();
     if (root["database"]) config.database = root["database"].as<std::string>();
+    if (root["database_connections"]) {
+      const auto connections = root["database_connections"].as<std::int64_t>();
+      if (connections < 1 || connections > 64)
+        return Error{
+            fmt::format("{}: database_connections must be between 1 and 64", path.string())};
+      config.database_connections = static_cast<std::size_t>(connections);
+    }
     if (root["agent_listen"]) config.agent_listen = root["agent_listen"].as<std::string>();
     if (root["api_listen"]) config.api_listen = root["api_listen"].as<std::string>();
     if (root["agent_gateway_host"])

@@ -22,6 +22,9 @@ struct ControllerConfig {
   // Where the store is (controller/store/open_store.h): "" for SQLite in data_dir, sqlite:PATH,
   // or a postgresql:// URI for controllers sharing one PostgreSQL database.
   std::string database;
+  // Connections a PostgreSQL store may open (1-64; opened as concurrent calls need them). SQLite
+  // always uses one.
+  std::size_t database_connections = 4;
   std::string agent_listen = "0.0.0.0:7443";
   std::string api_listen = "0.0.0.0:8443";
   // Host agents should use for the gateway; empty means the host they enrolled against.

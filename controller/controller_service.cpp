@@ -88,6 +88,7 @@ Status ControllerService::start() {
   pki_.emplace(std::move(*pki));
   auto location = parse_store_location(config_.database, config_.data_dir);
   if (!location) return location.error();
+  location->connections = config_.database_connections;
   auto store = open_store(*location);
   if (!store) return store.error();
   store_ = std::move(*store);

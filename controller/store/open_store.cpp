@@ -45,7 +45,7 @@ Result<std::unique_ptr<Store>> open_store(const StoreLocation& location) {
     if (!store) return store.error();
     return std::unique_ptr<Store>(std::move(*store));
   }
-  auto store = PostgresStore::open(location.target);
+  auto store = PostgresStore::open(location.target, location.connections);
   if (!store) return store.error();
   return std::unique_ptr<Store>(std::move(*store));
 }

@@ -21,6 +21,7 @@ enum class StoreKind { sqlite, postgresql };
 struct StoreLocation {
   StoreKind kind = StoreKind::sqlite;
   std::string target;  // the SQLite file, or the PostgreSQL URI
+  std::size_t connections = 4;  // PostgreSQL only: the pool's size (connection_pool.h)
 };
 
 Result<StoreLocation> parse_store_location(const std::string& database,

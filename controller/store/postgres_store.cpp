@@ -281,8 +281,15 @@ ALTER TABLE playbook_runs ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0;
 
 int PostgresStore::latest_schema_version() { return std::size(kMigrations); }
 
-PostgresStore::PostgresStore(std::unique_ptr<sql::Database> db, std::string url)
-    : SqlStore(std::move(db)), url_(std::move(url)) {}
+PostgresStore::PostgresStore(std::unique_ptr<sql::Database> db, std::string url,
+                             std::size_t connections)
+    : SqlStore(std::move(db), connections,
+               [url]() -> Result<std::unique_ptr<sql::Database>> {
+                 auto opened = sql::PostgresDatabase::connect(url);
+                 if (!opened) return opened.error();
+                 return std::unique_ptr<sql::Database>(std::move(*opened));
+               }),
+      url_(std::move(url)) {}
 
 PostgresStore::~PostgresStore() {
   if (listener_.joinable()) {
@@ -354,10 +361,14 @@ Result<bool> PostgresStore::holds_foreign_tables(const std::string& url) {
   return q.integer(0) == 0 && q.integer(1) > 0;
 }
 
-Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url) {
+Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url,
+                                                           std::size_t connections) {
+  if (connections < 1 || connections > kMaxConnections)
+    return Error{fmt::format("database connections must be 1 to {}, not {}", kMaxConnections,
+                             connections)};
   auto db = sql::PostgresDatabase::connect(url);
   if (!db) return db.error();
-  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(*db), url));
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(*db), url, connections));
   if (auto status = store->migrate(kMigrations, latest_schema_version()); !status)
     return status.error();
   return store;

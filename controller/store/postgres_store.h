@@ -15,8 +15,12 @@ class PostgresStore final : public SqlStore {
  public:
   // Connects (a libpq URI: postgresql://user@host:port/dbname?sslmode=verify-full, or
   // postgresql:///dbname?host=/run/postgresql for a Unix socket) and migrates the database to the
-  // latest schema. The error names the server, never the password.
-  static Result<std::unique_ptr<PostgresStore>> open(const std::string& url);
+  // latest schema. The error names the server, never the password. Up to `connections` are
+  // opened to the server (the first now, more as concurrent calls need them; connection_pool.h).
+  static constexpr std::size_t kDefaultConnections = 4;
+  static constexpr std::size_t kMaxConnections = 64;
+  static Result<std::unique_ptr<PostgresStore>> open(
+      const std::string& url, std::size_t connections = kDefaultConnections);
   static int latest_schema_version();
   // Whether the database at `url` holds tables that are not a Riposte store's (migrate refuses
   // to create its tables among them). Errors as open().
@@ -27,7 +31,7 @@ class PostgresStore final : public SqlStore {
   Status watch_queued_actions(QueuedElsewhere callback) override;
 
  private:
-  PostgresStore(std::unique_ptr<sql::Database> db, std::string url);
+  PostgresStore(std::unique_ptr<sql::Database> db, std::string url, std::size_t connections);
   void listen(QueuedElsewhere callback);
 
   std::string url_;

@@ -127,14 +127,16 @@ int severity_rank(std::string_view severity) {
 
 }  // namespace
 
-SqlStore::SqlStore(std::unique_ptr<sql::Database> db) : db_(std::move(db)) {}
+SqlStore::SqlStore(std::unique_ptr<sql::Database> db, std::size_t connections,
+                   ConnectionPool::Connect connect)
+    : pool_(std::move(db), connections, std::move(connect)) {}
 
 SqlStore::~SqlStore() = default;
 
 Status SqlStore::migrate(std::span<const SchemaMigration> history, int target_version) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   const int latest = static_cast<int>(history.size());
-  if (auto s = db_->exec(db_->dialect() == sql::Dialect::sqlite
+  if (auto s = db->exec(db->dialect() == sql::Dialect::sqlite
                              ? "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
                                "PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL "
                                "DEFAULT (datetime('now')))"
@@ -148,57 +150,57 @@ Status SqlStore::migrate(std::span<const SchemaMigration> history, int target_ve
     if (m.version > target_version) continue;
     // Several controllers may start at once on one PostgreSQL database: each step is applied in
     // a transaction that first re-reads the version, so only one of them applies it.
-    if (auto s = db_->begin(); !s) return s;
-    if (db_->dialect() == sql::Dialect::postgresql) {
-      if (auto s = db_->exec("LOCK TABLE schema_migrations IN EXCLUSIVE MODE"); !s) {
-        (void)db_->exec("ROLLBACK");
+    if (auto s = db->begin(); !s) return s;
+    if (db->dialect() == sql::Dialect::postgresql) {
+      if (auto s = db->exec("LOCK TABLE schema_migrations IN EXCLUSIVE MODE"); !s) {
+        (void)db->exec("ROLLBACK");
         return s;
       }
     }
-    Query current(*db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    Query current(*db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
     if (current.step() != sql::kRow) {
-      auto error = db_->error("read the schema version");
-      (void)db_->exec("ROLLBACK");
+      auto error = db->error("read the schema version");
+      (void)db->exec("ROLLBACK");
       return error;
     }
     const int have = static_cast<int>(current.integer(0));
     if (have > latest) {
-      (void)db_->exec("ROLLBACK");
+      (void)db->exec("ROLLBACK");
       return Error{
           fmt::format("database schema version {} is newer than this controller supports ({}); "
                       "upgrade the controller",
                       have, latest)};
     }
     if (m.version <= have) {
-      if (auto s = db_->exec("COMMIT"); !s) return s;
+      if (auto s = db->exec("COMMIT"); !s) return s;
       continue;
     }
-    auto applied = db_->exec(m.sql);
+    auto applied = db->exec(m.sql);
     if (applied) {
-      applied = Query(*db_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
+      applied = Query(*db, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)")
                     .bind(m.version, m.description)
                     .run();
     }
     if (!applied) {
-      (void)db_->exec("ROLLBACK");  // the migration's own error is the one to report
+      (void)db->exec("ROLLBACK");  // the migration's own error is the one to report
       return Error{fmt::format("migration {} ({}) failed: {}", m.version, m.description,
                                applied.error().message)};
     }
-    if (auto s = db_->exec("COMMIT"); !s) return s;
+    if (auto s = db->exec("COMMIT"); !s) return s;
   }
   return ok_status();
 }
 
 int SqlStore::schema_version() {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  auto db = pool_.acquire();
+  Query q(*db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   q.step();
   return static_cast<int>(q.integer(0));
 }
 
 Status SqlStore::insert_enrollment_token(const EnrollmentTokenRecord& t) {
-  std::lock_guard lock(mutex_);
-  return Query(*db_,
+  auto db = pool_.acquire();
+  return Query(*db,
                    "INSERT INTO enrollment_tokens (id, token_hash, created_at_ms, expires_at_ms, "
                    "max_uses, uses, created_by, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(t.id, t.token_hash, t.created_at_ms, t.expires_at_ms, t.max_uses, t.uses, t.created_by,
@@ -208,25 +210,25 @@ Status SqlStore::insert_enrollment_token(const EnrollmentTokenRecord& t) {
 
 Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::string& token_hash,
                                                                     std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  if (auto s = db_->begin(); !s) return s.error();
+  auto db = pool_.acquire();
+  if (auto s = db->begin(); !s) return s.error();
   auto finish = [&](Result<EnrollmentTokenRecord> result) -> Result<EnrollmentTokenRecord> {
     if (!result) {
-      (void)db_->exec("ROLLBACK");
+      (void)db->exec("ROLLBACK");
       return result;
     }
-    if (auto committed = db_->exec("COMMIT"); !committed) return committed.error();
+    if (auto committed = db->exec("COMMIT"); !committed) return committed.error();
     return result;
   };
   // FOR UPDATE: two controllers on one PostgreSQL database must not both spend the last use
   // (SQLite's BEGIN IMMEDIATE already holds the only write lock).
-  Query q(*db_, fmt::format("SELECT id, token_hash, created_at_ms, expires_at_ms, max_uses, uses, "
+  Query q(*db, fmt::format("SELECT id, token_hash, created_at_ms, expires_at_ms, max_uses, uses, "
                             "created_by, labels FROM enrollment_tokens WHERE token_hash = ?{}",
-                            db_->dialect() == sql::Dialect::postgresql ? " FOR UPDATE" : ""));
+                            db->dialect() == sql::Dialect::postgresql ? " FOR UPDATE" : ""));
   q.bind(token_hash);
   const int found = q.step();
   if (found == sql::kDone) return finish(Error{"unknown enrollment token"});
-  if (found != sql::kRow) return finish(db_->error("find the enrollment token"));
+  if (found != sql::kRow) return finish(db->error("find the enrollment token"));
   EnrollmentTokenRecord t{q.text(0),
                           q.text(1),
                           q.integer(2),
@@ -237,7 +239,7 @@ Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::stri
                           from_json_list(q.text(7))};
   if (now_ms >= t.expires_at_ms) return finish(Error{"enrollment token expired"});
   if (t.uses >= t.max_uses) return finish(Error{"enrollment token has no uses left"});
-  auto updated = Query(*db_, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?")
+  auto updated = Query(*db, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?")
                      .bind(t.id)
                      .run();
   if (!updated) return finish(updated.error());
@@ -247,9 +249,9 @@ Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::stri
 
 Status SqlStore::insert_agent(const AgentRecord& a) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   return Query(
-             *db_,
+             *db,
              "INSERT INTO agents (id, hostname, os_name, os_version, kernel, arch, agent_version, "
              "ip_addresses, mac_addresses, capabilities, cert_serial, cert_fingerprint, "
              "enrolled_at_ms, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -263,7 +265,8 @@ Status SqlStore::insert_agent(const AgentRecord& a) {
 Result<AgentPage> SqlStore::find_agents(const AgentFilter& f, Page page) {
   // ?1 status, ?2 label, ?3 part of the hostname; pages walk agents_by_hostname in order.
   // Labels are a JSON list and hostnames are matched on a part: the two dialects' own functions.
-  const bool sqlite = db_->dialect() == sql::Dialect::sqlite;
+  auto db = pool_.acquire();
+  const bool sqlite = db->dialect() == sql::Dialect::sqlite;
   const std::string kWhere = fmt::format(
       "(?1 = '' OR (?1 = 'revoked' AND revoked_at_ms IS NOT NULL) OR (?1 = 'online' AND "
       "revoked_at_ms IS NULL AND connected = 1) OR (?1 = 'offline' AND revoked_at_ms IS NULL AND "
@@ -272,45 +275,44 @@ Result<AgentPage> SqlStore::find_agents(const AgentFilter& f, Page page) {
       sqlite ? "json_each(agents.labels)"
              : "jsonb_array_elements_text(agents.labels::jsonb) AS label(value)",
       sqlite ? "instr" : "strpos");
-  std::lock_guard lock(mutex_);
   AgentPage out;
-  Query count(*db_, fmt::format("SELECT COUNT(*) FROM agents WHERE {}", kWhere));
+  Query count(*db, fmt::format("SELECT COUNT(*) FROM agents WHERE {}", kWhere));
   count.bind(f.status, f.label, f.host);
-  if (count.step() != sql::kRow) return db_->error("count agents");
+  if (count.step() != sql::kRow) return db->error("count agents");
   out.total = static_cast<std::uint64_t>(count.integer(0));
-  Query q(*db_, fmt::format("SELECT {} FROM agents WHERE {} ORDER BY hostname, id LIMIT ?4 "
+  Query q(*db, fmt::format("SELECT {} FROM agents WHERE {} ORDER BY hostname, id LIMIT ?4 "
                                   "OFFSET ?5",
                                   kAgentColumns, kWhere));
   q.bind(f.status, f.label, f.host, page.limit, page.offset);
-  auto rows = collect_rows(*db_, q, agent_from_row, "find agents");
+  auto rows = collect_rows(*db, q, agent_from_row, "find agents");
   if (!rows) return rows.error();
   out.agents = std::move(*rows);
   return out;
 }
 
 Result<std::optional<AgentRecord>> SqlStore::find_agent(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM agents WHERE id = ?", kAgentColumns).c_str());
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM agents WHERE id = ?", kAgentColumns).c_str());
   q.bind(id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<AgentRecord>();
-  if (rc != sql::kRow) return db_->error("find agent");
+  if (rc != sql::kRow) return db->error("find agent");
   return std::optional<AgentRecord>(agent_from_row(q));
 }
 
 Result<std::vector<AgentRecord>> SqlStore::list_agents() {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
               fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
-  return collect_rows(*db_, q, agent_from_row, "list agents");
+  return collect_rows(*db, q, agent_from_row, "list agents");
 }
 
 Status SqlStore::record_agent_connected(const std::string& id, const AgentFactsRecord& f,
                                            const std::string& remote_address, std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   return Query(
-             *db_,
+             *db,
              "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
              "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
              "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
@@ -319,16 +321,16 @@ Status SqlStore::record_agent_connected(const std::string& id, const AgentFactsR
       .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, f.agent_version,
             to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
             to_json_list(f.capabilities), f.protocol_version, now_ms, now_ms, now_ms,
-            remote_address, controller_id_, id)
+            remote_address, controller_id(), id)
       .run();
 }
 
 Status SqlStore::record_agent_facts(const std::string& id, const AgentFactsRecord& f,
                                        std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   return Query(
-             *db_,
+             *db,
              "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
              "ip_addresses = ?, mac_addresses = ?, capabilities = ?, last_seen_ms = ? WHERE id = ?")
       .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, to_json_list(f.ip_addresses),
@@ -338,10 +340,10 @@ Status SqlStore::record_agent_facts(const std::string& id, const AgentFactsRecor
 
 Status SqlStore::record_agent_heartbeats(
     const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
     for (const auto& [id, at_ms] : heartbeats) {
-      auto updated = Query(*db_,
+      auto updated = Query(*db,
                                "UPDATE agents SET last_heartbeat_ms = CASE WHEN "
                                "last_heartbeat_ms > ?1 THEN last_heartbeat_ms ELSE ?1 END, "
                                "last_seen_ms = CASE WHEN last_seen_ms > ?1 THEN last_seen_ms "
@@ -357,42 +359,42 @@ Status SqlStore::record_agent_heartbeats(
 Status SqlStore::record_agent_disconnected(const std::string& id, const std::string& reason,
                                               std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
-  std::lock_guard lock(mutex_);
-  return Query(*db_,
+  auto db = pool_.acquire();
+  return Query(*db,
                "UPDATE agents SET connected = 0, connected_since_ms = NULL, last_seen_ms = ?, "
                "last_disconnect_reason = ? WHERE id = ? AND controller_id = ?")
-      .bind(now_ms, reason, id, controller_id_)
+      .bind(now_ms, reason, id, controller_id())
       .run();
 }
 
 Status SqlStore::mark_all_agents_disconnected(const std::string& reason) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
-  std::lock_guard lock(mutex_);
-  return Query(*db_,
+  auto db = pool_.acquire();
+  return Query(*db,
                "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
                "last_disconnect_reason = ? WHERE connected = 1 AND controller_id IN (?, '')")
-      .bind(reason, controller_id_)
+      .bind(reason, controller_id())
       .run();
 }
 
 Status SqlStore::watch_queued_actions(QueuedElsewhere) { return ok_status(); }
 
 std::string SqlStore::controller_id() {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(id_mutex_);
   return controller_id_;
 }
 
 void SqlStore::set_controller_id(const std::string& id) {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(id_mutex_);
   controller_id_ = id;
 }
 
 Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                            std::int64_t silent_before_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   int cleared = 0;
-  auto s = in_transaction([&]() -> Status {
-    auto seen = Query(*db_,
+  auto s = in_transaction(*db, [&]() -> Status {
+    auto seen = Query(*db,
                       "INSERT INTO controllers (id, agent_gateway, api, started_at_ms, "
                       "last_seen_ms, ca_fingerprint, action_key_fingerprint) VALUES (?, ?, ?, ?, "
                       "?, ?, ?) ON CONFLICT (id) DO UPDATE SET agent_gateway = "
@@ -406,7 +408,7 @@ Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int6
     if (!seen) return seen;
     // A controller that stopped without a word (killed, its machine lost) held sessions that
     // are gone: its agents are offline until they reconnect, here or elsewhere.
-    auto swept = Query(*db_,
+    auto swept = Query(*db,
                        "UPDATE agents SET connected = 0, connected_since_ms = NULL, "
                        "last_disconnect_reason = 'controller ' || controller_id || ' stopped "
                        "answering' WHERE connected = 1 AND controller_id IN (SELECT id FROM "
@@ -414,7 +416,7 @@ Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int6
                      .bind(silent_before_ms, me.id)
                      .run();
     if (!swept) return swept;
-    cleared = static_cast<int>(db_->changes());
+    cleared = static_cast<int>(db->changes());
     return ok_status();
   });
   if (!s) return s.error();
@@ -423,12 +425,12 @@ Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int6
 }
 
 Result<std::vector<ControllerRecord>> SqlStore::list_controllers() {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
           "SELECT id, agent_gateway, api, started_at_ms, last_seen_ms, ca_fingerprint, "
           "action_key_fingerprint FROM controllers ORDER BY id");
   return collect_rows(
-      *db_, q,
+      *db, q,
       [](const Query& r) {
         return ControllerRecord{r.text(0),    r.text(1),    r.text(2), r.integer(3),
                                 r.integer(4), r.text(5), r.text(6)};
@@ -438,25 +440,25 @@ Result<std::vector<ControllerRecord>> SqlStore::list_controllers() {
 
 Status SqlStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   auto s =
-      Query(*db_, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
+      Query(*db, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
           .bind(now_ms, id)
           .run();
   if (!s) return s;
-  if (db_->changes() == 0) return Error{fmt::format("no agent with id {}", id)};
+  if (db->changes() == 0) return Error{fmt::format("no agent with id {}", id)};
   return ok_status();
 }
 
 Result<std::vector<std::string>> SqlStore::revoked_agent_ids() {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, "SELECT id FROM agents WHERE revoked_at_ms IS NOT NULL");
+  auto db = pool_.acquire();
+  Query q(*db, "SELECT id FROM agents WHERE revoked_at_ms IS NOT NULL");
   return collect_rows(
-      *db_, q, [](const Query& row) { return row.text(0); }, "list revoked agents");
+      *db, q, [](const Query& row) { return row.text(0); }, "list revoked agents");
 }
 
-Status SqlStore::insert_token_locked(const ApiTokenRecord& t) {
-  return Query(*db_,
+Status SqlStore::insert_token_locked(sql::Database& db, const ApiTokenRecord& t) {
+  return Query(db,
                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
                    "VALUES (?, ?, ?, ?, ?)")
       .bind(t.id, t.name, t.role, t.token_hash, t.created_at_ms)
@@ -464,57 +466,57 @@ Status SqlStore::insert_token_locked(const ApiTokenRecord& t) {
 }
 
 Status SqlStore::insert_api_token(const ApiTokenRecord& t) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
-    auto made = Query(*db_,
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    auto made = Query(*db,
                           "INSERT INTO operators (name, role, created_at_ms, created_by) "
                           "VALUES (?, ?, ?, 'controller') ON CONFLICT DO NOTHING")
                     .bind(t.name, t.role, t.created_at_ms)
                     .run();
     if (!made) return made;
-    return insert_token_locked(t);
+    return insert_token_locked(*db, t);
   });
 }
 
 Result<std::optional<ApiTokenRecord>> SqlStore::find_api_token(const std::string& token_hash) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // The operator's role and state govern every token they hold.
-  Query q(*db_,
+  Query q(*db,
               "SELECT t.id, t.name, COALESCE(o.role, t.role), t.token_hash, t.created_at_ms, "
               "o.disabled_at_ms, COALESCE(o.max_mode, '') FROM api_tokens t "
               "LEFT JOIN operators o ON o.name = t.name WHERE t.token_hash = ?");
   q.bind(token_hash);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ApiTokenRecord>();
-  if (rc != sql::kRow) return db_->error("find API token");
+  if (rc != sql::kRow) return db->error("find API token");
   return std::optional<ApiTokenRecord>(ApiTokenRecord{
       q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.optional_integer(5), q.text(6)});
 }
 
 Status SqlStore::insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
                                     const AuditEvent& audit, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
-    auto made = Query(*db_,
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    auto made = Query(*db,
                           "INSERT INTO operators (name, role, created_at_ms, created_by, "
                           "max_mode) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
                     .bind(op.name, op.role, op.created_at_ms, op.created_by, op.max_mode)
                     .run();
     if (!made) return made;
-    if (db_->changes() == 0) return Error{fmt::format("operator {} exists", op.name)};
-    if (auto s = insert_token_locked(token); !s) return s;
-    return append_audit_locked(audit, now_ms);
+    if (db->changes() == 0) return Error{fmt::format("operator {} exists", op.name)};
+    if (auto s = insert_token_locked(*db, token); !s) return s;
+    return append_audit_locked(*db, audit, now_ms);
   });
 }
 
 Result<std::vector<OperatorRecord>> SqlStore::list_operators() {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
               "SELECT name, role, created_at_ms, created_by, disabled_at_ms, disabled_by, "
               "(SELECT COUNT(*) FROM api_tokens t WHERE t.name = o.name), max_mode "
               "FROM operators o ORDER BY name");
   return collect_rows(
-      *db_, q,
+      *db, q,
       [](const Query& row) {
         return OperatorRecord{row.text(0),
                               row.text(1),
@@ -530,29 +532,29 @@ Result<std::vector<OperatorRecord>> SqlStore::list_operators() {
 
 Status SqlStore::disable_operator(const std::string& name, const AuditEvent& audit,
                                      std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
-    auto updated = Query(*db_,
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    auto updated = Query(*db,
                              "UPDATE operators SET disabled_at_ms = ?, disabled_by = ? "
                              "WHERE name = ? AND disabled_at_ms IS NULL")
                        .bind(now_ms, audit.actor, name)
                        .run();
     if (!updated) return updated;
-    if (db_->changes() == 0) {
-      Query exists(*db_, "SELECT 1 FROM operators WHERE name = ?");
+    if (db->changes() == 0) {
+      Query exists(*db, "SELECT 1 FROM operators WHERE name = ?");
       exists.bind(name);
       return Error{exists.step() == sql::kRow
                        ? fmt::format("operator {} is already disabled", name)
                        : fmt::format("no operator {}", name)};
     }
-    return append_audit_locked(audit, now_ms);
+    return append_audit_locked(*db, audit, now_ms);
   });
 }
 
 Result<int> SqlStore::count_api_tokens() {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, "SELECT COUNT(*) FROM api_tokens");
-  if (q.step() != sql::kRow) return db_->error("count API tokens");
+  auto db = pool_.acquire();
+  Query q(*db, "SELECT COUNT(*) FROM api_tokens");
+  if (q.step() != sql::kRow) return db->error("count API tokens");
   return static_cast<int>(q.integer(0));
 }
 
@@ -657,29 +659,31 @@ AlertRecord alert_from_row(const Query& row) {
 
 // The advisory lock key that serializes audit appends on PostgreSQL ("RIPOSTEA" as a number).
 constexpr std::int64_t kAuditChainLock = 0x524950'4f535445;
+// ... and alert intake ("RIPOSTI"): see insert_alerts.
+constexpr std::int64_t kAlertIntakeLock = 0x524950'4f535449;
 
 constexpr const char* kAuditColumns = "seq, at_ms, actor, event, subject, details, prev_hash, hash";
 
 }  // namespace
 
-Status SqlStore::in_transaction(const std::function<Status()>& body) {
-  if (auto s = db_->begin(); !s) return s;
+Status SqlStore::in_transaction(sql::Database& db, const std::function<Status()>& body) {
+  if (auto s = db.begin(); !s) return s;
   Status outcome = ok_status();
   try {
     outcome = body();
   } catch (const std::exception& e) {
     // Never leave the transaction open: every later write would fail behind it.
-    (void)db_->exec("ROLLBACK");
+    (void)db.exec("ROLLBACK");
     return Error{std::string("store: ") + e.what()};
   }
   if (!outcome) {
-    (void)db_->exec("ROLLBACK");  // the body's error is the one to report
+    (void)db.exec("ROLLBACK");  // the body's error is the one to report
     return outcome;
   }
-  return db_->exec("COMMIT");
+  return db.exec("COMMIT");
 }
 
-Status SqlStore::append_audit_locked(const AuditEvent& event, std::int64_t now_ms) {
+Status SqlStore::append_audit_locked(sql::Database& db, const AuditEvent& event, std::int64_t now_ms) {
   AuditEntry entry{0,
                    now_ms,
                    event.actor,
@@ -688,13 +692,13 @@ Status SqlStore::append_audit_locked(const AuditEvent& event, std::int64_t now_m
                    event.details.empty() ? "{}" : event.details,
                    std::string(kAuditGenesisHash),
                    ""};
-  if (db_->dialect() == sql::Dialect::postgresql) {
+  if (db.dialect() == sql::Dialect::postgresql) {
     // One chain however many controllers append: each takes this transaction-scoped lock before
     // reading the head, so appends are serialized and no two entries claim the same link.
-    Query lock(*db_, "SELECT pg_advisory_xact_lock(?)");
-    if (lock.bind(kAuditChainLock).step() != sql::kRow) return db_->error("lock the audit chain");
+    Query lock(db, "SELECT pg_advisory_xact_lock(?)");
+    if (lock.bind(kAuditChainLock).step() != sql::kRow) return db.error("lock the audit chain");
   }
-  Query last(*db_, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+  Query last(db, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
   if (last.step() == sql::kRow) {
     entry.seq = last.integer(0);
     entry.prev_hash = last.text(1);
@@ -710,7 +714,7 @@ Status SqlStore::append_audit_locked(const AuditEvent& event, std::int64_t now_m
       *field = as_utf8(*field);
     entry.hash = audit_entry_hash(entry);
   }
-  return Query(*db_,
+  return Query(db,
                    "INSERT INTO audit_log (seq, at_ms, actor, event, subject, details, prev_hash, "
                    "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(entry.seq, entry.at_ms, entry.actor, entry.event, entry.subject, entry.details,
@@ -719,26 +723,26 @@ Status SqlStore::append_audit_locked(const AuditEvent& event, std::int64_t now_m
 }
 
 Status SqlStore::append_audit(const AuditEvent& event, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&] { return append_audit_locked(event, now_ms); });
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&] { return append_audit_locked(*db, event, now_ms); });
 }
 
 Result<std::vector<AuditEntry>> SqlStore::audit_entries(std::int64_t after_seq, int limit) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
                                   kAuditColumns));
   q.bind(after_seq, limit);
-  return collect_rows(*db_, q, audit_from_row, "read audit log");
+  return collect_rows(*db, q, audit_from_row, "read audit log");
 }
 
 Status SqlStore::insert_actions(const std::vector<ActionRecord>& actions,
                                    const std::vector<AuditEvent>& audit, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
     for (std::size_t i = 0; i < actions.size(); ++i) {
       const auto& a = actions[i];
       auto inserted =
-          Query(*db_,
+          Query(*db,
                     "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
                     "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
                     "expires_at_ms, object_sha256, automatic) "
@@ -750,31 +754,32 @@ Status SqlStore::insert_actions(const std::vector<ActionRecord>& actions,
               .run();
       if (!inserted) return inserted;
       if (i < audit.size()) {
-        if (auto s = append_audit_locked(audit[i], now_ms); !s) return s;
+        if (auto s = append_audit_locked(*db, audit[i], now_ms); !s) return s;
       }
     }
-    return notify_queued_locked(actions);
+    return notify_queued_locked(*db, actions);
   });
 }
 
-Status SqlStore::notify_queued_locked(const std::vector<ActionRecord>& actions) {
-  if (db_->dialect() != sql::Dialect::postgresql) return ok_status();  // one controller only
+Status SqlStore::notify_queued_locked(sql::Database& db, const std::vector<ActionRecord>& actions) {
+  if (db.dialect() != sql::Dialect::postgresql) return ok_status();  // one controller only
   std::set<std::string> agents;
   for (const auto& a : actions)
     if (a.state == ActionState::queued) agents.insert(a.agent_id);
   // Sent at commit, to every controller listening (watch_queued_actions); a notice carries at
   // most ~7,900 bytes, so a fan-out's agents go in a few hundred ids per notice.
+  const std::string me = controller_id();
   std::string payload;
   auto flush = [&]() -> Status {
     if (payload.empty()) return ok_status();
-    Query notify(*db_, "SELECT pg_notify(?, ?)");
-    if (notify.bind(kQueuedActionsChannel, controller_id_ + " " + payload).step() != sql::kRow)
-      return db_->error("notify other controllers");
+    Query notify(db, "SELECT pg_notify(?, ?)");
+    if (notify.bind(kQueuedActionsChannel, me + " " + payload).step() != sql::kRow)
+      return db.error("notify other controllers");
     payload.clear();
     return ok_status();
   };
   for (const auto& agent : agents) {
-    if (payload.size() + agent.size() + controller_id_.size() > 7'800) {
+    if (payload.size() + agent.size() + me.size() > 7'800) {
       if (auto s = flush(); !s) return s;
     }
     payload += (payload.empty() ? "" : ",") + agent;
@@ -795,10 +800,10 @@ ContentObjectRecord object_from_row(const Query& row) {
 
 Result<bool> SqlStore::put_object(const ContentObjectRecord& meta, std::string_view bytes,
                                      const AuditEvent& audit, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   bool created = false;
-  auto s = in_transaction([&]() -> Status {
-    auto inserted = Query(*db_,
+  auto s = in_transaction(*db, [&]() -> Status {
+    auto inserted = Query(*db,
                               "INSERT INTO content_objects (sha256, kind, size, name, created_by, "
                               "created_at_ms, content) VALUES (?, ?, ?, ?, ?, ?, ?) "
                               "ON CONFLICT (sha256) DO NOTHING")
@@ -806,8 +811,8 @@ Result<bool> SqlStore::put_object(const ContentObjectRecord& meta, std::string_v
                               meta.name, meta.created_by, now_ms, Blob{bytes})
                         .run();
     if (!inserted) return inserted;
-    created = db_->changes() == 1;
-    if (created) return append_audit_locked(audit, now_ms);
+    created = db->changes() == 1;
+    if (created) return append_audit_locked(*db, audit, now_ms);
     return ok_status();
   });
   if (!s) return s.error();
@@ -815,65 +820,65 @@ Result<bool> SqlStore::put_object(const ContentObjectRecord& meta, std::string_v
 }
 
 Result<std::optional<ContentObjectRecord>> SqlStore::find_object(const std::string& sha256) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
               fmt::format("SELECT {} FROM content_objects WHERE sha256 = ?", kObjectColumns));
   q.bind(sha256);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ContentObjectRecord>();
-  if (rc != sql::kRow) return db_->error("find content object");
+  if (rc != sql::kRow) return db->error("find content object");
   return std::optional<ContentObjectRecord>(object_from_row(q));
 }
 
 Result<std::vector<ContentObjectRecord>> SqlStore::list_objects(const std::string& kind,
                                                                    int limit) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM content_objects WHERE ? = '' OR kind = ? "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM content_objects WHERE ? = '' OR kind = ? "
                                   "ORDER BY created_at_ms DESC, sha256 LIMIT ?",
                                   kObjectColumns));
   q.bind(kind, kind, limit);
   std::vector<ContentObjectRecord> out;
   int rc;
   while ((rc = q.step()) == sql::kRow) out.push_back(object_from_row(q));
-  if (rc != sql::kDone) return db_->error("list content objects");
+  if (rc != sql::kDone) return db->error("list content objects");
   return out;
 }
 
 Result<std::string> SqlStore::read_object(const std::string& sha256, std::uint64_t offset,
                                           std::size_t max_bytes) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // Only the slice asked for leaves the server; SQL counts from 1.
-  Query q(*db_, "SELECT size, substr(content, ?, ?) FROM content_objects WHERE sha256 = ?");
+  Query q(*db, "SELECT size, substr(content, ?, ?) FROM content_objects WHERE sha256 = ?");
   q.bind(static_cast<std::int64_t>(std::min<std::uint64_t>(offset, INT64_MAX - 1) + 1),
          static_cast<std::int64_t>(max_bytes), sha256);
   const int rc = q.step();
   if (rc == sql::kDone) return Error{fmt::format("no content object {}", sha256)};
-  if (rc != sql::kRow) return db_->error("read content object");
+  if (rc != sql::kRow) return db->error("read content object");
   if (offset >= static_cast<std::uint64_t>(q.integer(0))) return std::string();
   return q.blob(1);
 }
 
 Result<bool> SqlStore::object_named_for_agent(const std::string& agent_id,
                                                  const std::string& sha256) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
               "SELECT 1 FROM actions WHERE object_sha256 = ? AND agent_id = ? AND state IN "
               "('queued', 'delivered', 'running') LIMIT 1");
   q.bind(sha256, agent_id);
   const int rc = q.step();
-  if (rc != sql::kRow && rc != sql::kDone) return db_->error("find actions of an object");
+  if (rc != sql::kRow && rc != sql::kDone) return db->error("find actions of an object");
   return rc == sql::kRow;
 }
 
 Result<std::optional<ActionRecord>> SqlStore::find_action(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE id = ?", kActionColumns));
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM actions WHERE id = ?", kActionColumns));
   q.bind(id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ActionRecord>();
-  if (rc != sql::kRow) return db_->error("find action");
+  if (rc != sql::kRow) return db->error("find action");
   auto action = action_from_row(q);
-  Query ev(*db_, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
+  Query ev(*db, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
                                    kEvidenceColumns));
   ev.bind(id);
   while (ev.step() == sql::kRow) action.evidence.push_back(evidence_from_row(ev));
@@ -881,8 +886,8 @@ Result<std::optional<ActionRecord>> SqlStore::find_action(const std::string& id)
 }
 
 Result<std::optional<ActionRecord>> SqlStore::last_network_action(const std::string& agent_id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state = "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state = "
                                   "'succeeded' AND kind IN ('network.quarantine', "
                                   "'network.release') ORDER BY finished_at_ms DESC, issued_at_ms "
                                   "DESC LIMIT 1",
@@ -890,28 +895,28 @@ Result<std::optional<ActionRecord>> SqlStore::last_network_action(const std::str
   q.bind(agent_id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ActionRecord>();
-  if (rc != sql::kRow) return db_->error("find the last network action");
+  if (rc != sql::kRow) return db->error("find the last network action");
   return std::optional<ActionRecord>(action_from_row(q));
 }
 
 Result<std::vector<ActionRecord>> SqlStore::list_actions(Page page) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ? "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ? "
                                   "OFFSET ?",
                                   kActionColumns));
   q.bind(page.limit, page.offset);
-  return collect_rows(*db_, q, action_from_row, "list actions");
+  return collect_rows(*db, q, action_from_row, "list actions");
 }
 
 Result<std::vector<ActionRecord>> SqlStore::actions_filed_under(const char* column,
                                                                    const std::string& value) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // `column` is one of two names in this file, never caller text; "" files nothing.
-  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE {} = ? AND {} != '' ORDER BY "
+  Query q(*db, fmt::format("SELECT {} FROM actions WHERE {} = ? AND {} != '' ORDER BY "
                                   "issued_at_ms, id",
                                   kActionColumns, column, column));
   q.bind(value);
-  return collect_rows(*db_, q, action_from_row, "list actions");
+  return collect_rows(*db, q, action_from_row, "list actions");
 }
 
 Result<std::vector<ActionRecord>> SqlStore::case_actions(const std::string& case_id) {
@@ -923,34 +928,34 @@ Result<std::vector<ActionRecord>> SqlStore::run_actions(const std::string& run_i
 }
 
 Result<std::vector<ActionRecord>> SqlStore::actions_to_deliver(const std::string& agent_id) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // Asked on every agent connection. The partial index actions_open is used only when the query
   // repeats its condition word for word (SQLite does not see that one IN list implies another);
   // without it, every connection scanned the whole action history.
-  Query q(*db_, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
+  Query q(*db, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
                                   "('queued', 'delivered', 'running') AND state != 'running' "
                                   "ORDER BY issued_at_ms, id",
                                   kActionColumns));
   q.bind(agent_id);
-  return collect_rows(*db_, q, action_from_row, "list actions to deliver");
+  return collect_rows(*db, q, action_from_row, "list actions to deliver");
 }
 
 Result<std::vector<std::string>> SqlStore::mark_actions_delivered(
     const std::vector<std::string>& ids, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::vector<std::string> changed;
-  auto s = in_transaction([&]() -> Status {
+  auto s = in_transaction(*db, [&]() -> Status {
     changed.clear();
     for (const auto& id : ids) {
-      auto updated = Query(*db_,
+      auto updated = Query(*db,
                                "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
                                "WHERE id = ? AND state = 'queued'")
                          .bind(now_ms, id)
                          .run();
       if (!updated) return updated;
-      if (db_->changes() == 0) continue;
+      if (db->changes() == 0) continue;
       changed.push_back(id);
-      if (auto a = append_audit_locked({"controller", "action.delivered", id, "{}"}, now_ms); !a)
+      if (auto a = append_audit_locked(*db, {"controller", "action.delivered", id, "{}"}, now_ms); !a)
         return a;
     }
     return ok_status();
@@ -962,29 +967,29 @@ Result<std::vector<std::string>> SqlStore::mark_actions_delivered(
 Result<bool> SqlStore::record_action_progress(const std::string& id, const std::string& agent_id,
                                                  std::uint64_t done, std::uint64_t total,
                                                  const std::string& unit, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   bool started = false;
   bool known = false;
-  auto s = in_transaction([&]() -> Status {
+  auto s = in_transaction(*db, [&]() -> Status {
     auto updated =
-        Query(*db_,
+        Query(*db,
                   "UPDATE actions SET state = 'running', started_at_ms = COALESCE(started_at_ms, "
                   "?), delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ? AND "
                   "agent_id = ? AND state IN ('queued', 'delivered')")
             .bind(now_ms, now_ms, id, agent_id)
             .run();
     if (!updated) return updated;
-    started = db_->changes() > 0;
-    auto progress = Query(*db_,
+    started = db->changes() > 0;
+    auto progress = Query(*db,
                               "UPDATE actions SET progress_done = ?, progress_total = ?, "
                               "progress_unit = ? WHERE id = ? AND agent_id = ? AND state = "
                               "'running'")
                         .bind(done, total, unit, id, agent_id)
                         .run();
     if (!progress) return progress;
-    known = db_->changes() > 0;
+    known = db->changes() > 0;
     if (!started) return ok_status();
-    return append_audit_locked({"agent:" + agent_id, "action.started", id, "{}"}, now_ms);
+    return append_audit_locked(*db, {"agent:" + agent_id, "action.started", id, "{}"}, now_ms);
   });
   if (!s) return s.error();
   return known;
@@ -992,22 +997,22 @@ Result<bool> SqlStore::record_action_progress(const std::string& id, const std::
 
 Result<bool> SqlStore::record_action_outcome(const std::string& id, const std::string& agent_id,
                                                 const ActionOutcome& outcome, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   bool changed = false;
-  auto s = in_transaction(
-      [&] { return record_outcome_locked({id, agent_id, outcome}, now_ms, changed); });
+  auto s = in_transaction(*db, 
+      [&] { return record_outcome_locked(*db, {id, agent_id, outcome}, now_ms, changed); });
   if (!s) return s.error();
   return changed;
 }
 
 Result<std::vector<bool>> SqlStore::record_action_outcomes(
     const std::vector<ActionOutcomeReport>& reports, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::vector<bool> changed(reports.size(), false);
-  auto s = in_transaction([&]() -> Status {
+  auto s = in_transaction(*db, [&]() -> Status {
     for (std::size_t i = 0; i < reports.size(); ++i) {
       bool one = false;
-      if (auto r = record_outcome_locked(reports[i], now_ms, one); !r) return r;
+      if (auto r = record_outcome_locked(*db, reports[i], now_ms, one); !r) return r;
       changed[i] = one;
     }
     return ok_status();
@@ -1016,7 +1021,7 @@ Result<std::vector<bool>> SqlStore::record_action_outcomes(
   return changed;
 }
 
-Status SqlStore::record_outcome_locked(const ActionOutcomeReport& report, std::int64_t now_ms,
+Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeReport& report, std::int64_t now_ms,
                                           bool& changed) {
   const auto& id = report.action_id;
   const auto& agent_id = report.agent_id;
@@ -1026,14 +1031,14 @@ Status SqlStore::record_outcome_locked(const ActionOutcomeReport& report, std::i
   // had been delivered: the agent may accept it within its clock-skew allowance and run it past
   // the controller's deadline. What the agent did is then the truth, and is recorded.
   Query was(
-      *db_,
+      db,
       "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
       "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
   was.bind(id, agent_id);
   if (was.step() != sql::kRow) return ok_status();
   const bool after_expiry = was.text(0) == "expired";
   auto updated =
-      Query(*db_,
+      Query(db,
                 "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
                 "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
                 "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ?")
@@ -1041,12 +1046,12 @@ Status SqlStore::record_outcome_locked(const ActionOutcomeReport& report, std::i
                 outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
           .run();
   if (!updated) return updated;
-  changed = db_->changes() > 0;
+  changed = db.changes() > 0;
   if (!changed) return ok_status();
   nlohmann::json evidence = nlohmann::json::array();
   for (const auto& e : outcome.evidence) {
     auto inserted =
-        Query(*db_,
+        Query(db,
                   "INSERT INTO evidence (sha256, action_id, agent_id, name, size, "
                   "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
             .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
@@ -1064,7 +1069,7 @@ Status SqlStore::record_outcome_locked(const ActionOutcomeReport& report, std::i
   if (!refused.empty()) details["evidence_refused"] = refused;
   if (after_expiry) details["after_expiry"] = true;
   // The agent's own words may not be UTF-8 (or cut inside a character): replaced, not thrown.
-  return append_audit_locked(
+  return append_audit_locked(db, 
       {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
        details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
       now_ms);
@@ -1072,14 +1077,14 @@ Status SqlStore::record_outcome_locked(const ActionOutcomeReport& report, std::i
 
 Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
                                                              std::int64_t grace_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::vector<std::string> ids;
   // Every second: through the partial index actions_expiring (only actions still waiting), and a
   // transaction only when something is due. A scan of the whole history here made a
   // controller's idle CPU grow with every action it had ever sent.
   std::vector<std::pair<std::string, std::string>> due;
   {
-    Query q(*db_,
+    Query q(*db,
                 "SELECT id, state, expires_at_ms FROM actions "
                 "WHERE state IN ('queued', 'delivered') AND expires_at_ms <= ?");
     q.bind(now_ms);
@@ -1089,19 +1094,19 @@ Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
     }
   }
   if (due.empty()) return ids;
-  auto s = in_transaction([&]() -> Status {
+  auto s = in_transaction(*db, [&]() -> Status {
     for (const auto& [id, was] : due) {
       const std::string reason = was == "queued" ? "expired before the agent could receive it"
                                                  : "expired without an answer from the agent";
       // Only if still as read: no other writer comes between (the store's mutex is held).
-      auto updated = Query(*db_,
+      auto updated = Query(*db,
                                "UPDATE actions SET state = 'expired', reason = ?, "
                                "finished_at_ms = ? WHERE id = ? AND state = ?")
                          .bind(reason, now_ms, id, was)
                          .run();
       if (!updated) return updated;
-      if (db_->changes() == 0) continue;
-      if (auto a = append_audit_locked(
+      if (db->changes() == 0) continue;
+      if (auto a = append_audit_locked(*db, 
               {"controller", "action.expired", id, nlohmann::json{{"reason", reason}}.dump()},
               now_ms);
           !a) {
@@ -1116,71 +1121,71 @@ Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
 }
 
 Result<std::vector<EvidenceRecord>> SqlStore::find_evidence(const std::string& sha256) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
                                   kEvidenceColumns));
   q.bind(sha256);
-  return collect_rows(*db_, q, evidence_from_row, "find evidence");
+  return collect_rows(*db, q, evidence_from_row, "find evidence");
 }
 
 Status SqlStore::mark_evidence_stored(const std::string& sha256, const std::string& action_id,
                                          std::int64_t now_ms, const AuditEvent& audit) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
-    auto updated = Query(*db_,
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    auto updated = Query(*db,
                              "UPDATE evidence SET stored = 1, stored_at_ms = COALESCE("
                              "stored_at_ms, ?) WHERE sha256 = ? AND action_id = ?")
                        .bind(now_ms, sha256, action_id)
                        .run();
     if (!updated) return updated;
-    return append_audit_locked(audit, now_ms);
+    return append_audit_locked(*db, audit, now_ms);
   });
 }
 
 Result<std::uint64_t> SqlStore::evidence_bytes_declared(const std::string& agent_id,
                                                            std::int64_t since_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   Query q(
-      *db_,
+      *db,
       "SELECT COALESCE(SUM(size), 0) FROM evidence WHERE agent_id = ? AND offered_at_ms >= ?");
   q.bind(agent_id, since_ms);
   if (q.step() != sql::kRow)
-    return Error{fmt::format("cannot sum evidence: {}", db_->last_error())};
+    return Error{fmt::format("cannot sum evidence: {}", db->last_error())};
   return static_cast<std::uint64_t>(q.integer(0));
 }
 
 Result<StoreMetrics> SqlStore::metrics() {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   StoreMetrics m;
-  auto s = in_transaction([&]() -> Status {
-    Query agents(*db_,
+  auto s = in_transaction(*db, [&]() -> Status {
+    Query agents(*db,
                      "SELECT COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 1), "
                      "COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 0), "
                      "COUNT(*) FILTER (WHERE revoked_at_ms IS NOT NULL) FROM agents");
-    if (agents.step() != sql::kRow) return db_->error("count agents");
+    if (agents.step() != sql::kRow) return db->error("count agents");
     m.agents_online = static_cast<std::uint64_t>(agents.integer(0));
     m.agents_offline = static_cast<std::uint64_t>(agents.integer(1));
     m.agents_revoked = static_cast<std::uint64_t>(agents.integer(2));
     Query quarantined(
-        *db_,
+        *db,
         "SELECT COUNT(*) FROM (SELECT a.kind, ROW_NUMBER() OVER (PARTITION BY a.agent_id ORDER BY "
         "a.finished_at_ms DESC, a.issued_at_ms DESC) AS n FROM actions a JOIN agents g ON g.id = "
         "a.agent_id WHERE g.revoked_at_ms IS NULL AND a.state = 'succeeded' AND a.kind IN "
         "('network.quarantine', 'network.release')) AS latest WHERE n = 1 AND kind = "
         "'network.quarantine'");
-    if (quarantined.step() != sql::kRow) return db_->error("count quarantined agents");
+    if (quarantined.step() != sql::kRow) return db->error("count quarantined agents");
     m.agents_quarantined = static_cast<std::uint64_t>(quarantined.integer(0));
-    Query sources(*db_, "SELECT source, COUNT(*) FROM alerts GROUP BY source");
+    Query sources(*db, "SELECT source, COUNT(*) FROM alerts GROUP BY source");
     while (sources.step() == sql::kRow)
       m.alerts_by_source[sources.text(0)] = static_cast<std::uint64_t>(sources.integer(1));
-    Query decisions(*db_, db_->dialect() == sql::Dialect::sqlite
+    Query decisions(*db, db->dialect() == sql::Dialect::sqlite
                               ? "SELECT COALESCE(json_extract(NULLIF(confidence, ''), "
                                 "'$.decision'), 'none'), COUNT(*) FROM alerts GROUP BY 1"
                               : "SELECT COALESCE(NULLIF(confidence, '')::jsonb ->> 'decision', "
                                 "'none'), COUNT(*) FROM alerts GROUP BY 1");
     while (decisions.step() == sql::kRow)
       m.alerts_by_decision[decisions.text(0)] = static_cast<std::uint64_t>(decisions.integer(1));
-    Query actions(*db_, "SELECT kind, state, COUNT(*) FROM actions GROUP BY kind, state");
+    Query actions(*db, "SELECT kind, state, COUNT(*) FROM actions GROUP BY kind, state");
     while (actions.step() == sql::kRow) {
       m.actions_by_kind_state[{actions.text(0), actions.text(1)}] =
           static_cast<std::uint64_t>(actions.integer(2));
@@ -1191,7 +1196,7 @@ Result<StoreMetrics> SqlStore::metrics() {
     std::string buckets;
     for (const double bound : kActionDurationBounds)
       buckets += fmt::format("COUNT(*) FILTER (WHERE d <= {}), ", static_cast<std::int64_t>(bound * 1000));
-    Query durations(*db_, fmt::format("SELECT kind, {}COUNT(*), COALESCE(SUM(d), 0) FROM "
+    Query durations(*db, fmt::format("SELECT kind, {}COUNT(*), COALESCE(SUM(d), 0) FROM "
                                             "(SELECT kind, CASE WHEN finished_at_ms > started_at_ms "
                                             "THEN finished_at_ms - started_at_ms ELSE 0 END AS d "
                                             "FROM actions WHERE started_at_ms IS NOT NULL AND "
@@ -1205,18 +1210,18 @@ Result<StoreMetrics> SqlStore::metrics() {
       d.count = static_cast<std::uint64_t>(durations.integer(1 + kBounds));
       d.sum_s = static_cast<double>(durations.integer(2 + kBounds)) / 1000.0;
     }
-    Query runs(*db_,
+    Query runs(*db,
                    "SELECT playbook, state, COUNT(*) FROM playbook_runs GROUP BY playbook, state");
     while (runs.step() == sql::kRow) {
       m.runs_by_playbook_state[{runs.text(0), runs.text(1)}] =
           static_cast<std::uint64_t>(runs.integer(2));
     }
-    Query scalars(*db_,
+    Query scalars(*db,
                       "SELECT (SELECT COUNT(*) FROM approvals WHERE state = 'pending'), "
                       "(SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM evidence "
                       "WHERE stored = 1 GROUP BY sha256) AS objects), (SELECT COALESCE(MAX(seq), 0) FROM "
                       "audit_log)");
-    if (scalars.step() != sql::kRow) return db_->error("count approvals, evidence, audit");
+    if (scalars.step() != sql::kRow) return db->error("count approvals, evidence, audit");
     m.approvals_pending = static_cast<std::uint64_t>(scalars.integer(0));
     m.evidence_bytes = static_cast<std::uint64_t>(scalars.integer(1));
     m.audit_entries = static_cast<std::uint64_t>(scalars.integer(2));
@@ -1229,36 +1234,44 @@ Result<StoreMetrics> SqlStore::metrics() {
 Status SqlStore::set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                                      const AuditEvent& audit, std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
-    auto updated = Query(*db_, "UPDATE agents SET labels = ? WHERE id = ?")
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    auto updated = Query(*db, "UPDATE agents SET labels = ? WHERE id = ?")
                        .bind(to_json_list(labels), id)
                        .run();
     if (!updated) return updated;
-    if (db_->changes() == 0) return Error{fmt::format("no agent with id {}", id)};
-    return append_audit_locked(audit, now_ms);
+    if (db->changes() == 0) return Error{fmt::format("no agent with id {}", id)};
+    return append_audit_locked(*db, audit, now_ms);
   });
 }
 
 Result<std::vector<AuditEntry>> SqlStore::audit_entries_about(const std::string& subject,
                                                                  int limit) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM audit_log WHERE subject = ? ORDER BY seq LIMIT ?",
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM audit_log WHERE subject = ? ORDER BY seq LIMIT ?",
                                   kAuditColumns));
   q.bind(subject, limit);
-  return collect_rows(*db_, q, audit_from_row, "read audit log");
+  return collect_rows(*db, q, audit_from_row, "read audit log");
 }
 
 Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
     const std::vector<AlertRecord>& alerts, std::int64_t case_window_ms, const AuditEvent& audit,
     std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::vector<AlertInsertOutcome> outcomes;
   outcomes.reserve(alerts.size());
-  auto s = in_transaction([&]() -> Status {
+  auto s = in_transaction(*db, [&]() -> Status {
+    if (db->dialect() == sql::Dialect::postgresql) {
+      // Batches from several pool connections or controllers take turns: case grouping must see
+      // every related alert already committed (under READ COMMITTED two concurrent batches would
+      // each open a case for the same host and indicator), and two batches upserting the same
+      // observables in different orders would deadlock. SQLite has one writer anyway.
+      Query lock(*db, "SELECT pg_advisory_xact_lock(?)");
+      if (lock.bind(kAlertIntakeLock).step() != sql::kRow) return db->error("lock alert intake");
+    }
     for (const auto& a : alerts) {
       AlertInsertOutcome outcome{a.id, "", false};
-      Query existing(*db_, "SELECT case_id FROM alerts WHERE id = ?");
+      Query existing(*db, "SELECT case_id FROM alerts WHERE id = ?");
       existing.bind(a.id);
       if (existing.step() == sql::kRow) {
         outcome.case_id = existing.text(0);
@@ -1269,7 +1282,7 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
       // The open case of the newest related alert: same host, a shared observable, in the window.
       if (!a.host_name.empty()) {
         for (const auto& o : linking_observables(a)) {
-          Query related(*db_,
+          Query related(*db,
                             "SELECT o.case_id FROM observable_cases o JOIN cases c ON c.id = "
                             "o.case_id WHERE o.type = ? AND o.value = ? AND o.host_name = ? AND "
                             "o.at_ms BETWEEN ? AND ? AND c.status NOT IN ('resolved', "
@@ -1285,14 +1298,14 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
       if (outcome.case_id.empty()) {
         outcome.case_id = crypto::random_uuid();
         const auto title = a.rule_name.empty() ? a.rule_id : a.rule_name;
-        auto inserted = Query(*db_,
+        auto inserted = Query(*db,
                                   "INSERT INTO cases (id, title, status, severity, host_name, "
                                   "created_at_ms, updated_at_ms) VALUES (?, ?, 'new', ?, ?, ?, ?)")
                             .bind(outcome.case_id, title, a.severity, a.host_name, now_ms, now_ms)
                             .run();
         if (!inserted) return inserted;
       } else {
-        auto touched = Query(*db_,
+        auto touched = Query(*db,
                                  "UPDATE cases SET updated_at_ms = ?, severity = CASE WHEN ? > "
                                  "(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN "
                                  "'high' THEN 2 ELSE 3 END) THEN ? ELSE severity END WHERE id = ?")
@@ -1305,7 +1318,7 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
           "?, ?, ?, ?, ?, ?)",
           kAlertColumns);
       auto inserted =
-          Query(*db_, kInsertAlert)
+          Query(*db, kInsertAlert)
               .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
                     a.host_name, to_json_list(a.host_ips), a.user_name,
                     observables_json(a.observables).dump(), to_json_list(a.notes), a.raw,
@@ -1317,7 +1330,7 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
               .run();
       if (!inserted) return inserted;
       for (const auto& o : linking_observables(a)) {
-        auto row = Query(*db_,
+        auto row = Query(*db,
                              "INSERT INTO observable_cases (type, value, host_name, case_id, "
                              "at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, value, host_name) DO "
                              "UPDATE SET case_id = "
@@ -1330,30 +1343,30 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
       }
       outcomes.push_back(std::move(outcome));
     }
-    return append_audit_locked(audit, now_ms);
+    return append_audit_locked(*db, audit, now_ms);
   });
   if (!s) return s.error();
   return outcomes;
 }
 
 Result<std::optional<AlertRecord>> SqlStore::find_alert(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM alerts WHERE id = ?", kAlertColumns));
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM alerts WHERE id = ?", kAlertColumns));
   q.bind(id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<AlertRecord>();
-  if (rc != sql::kRow) return db_->error("find alert");
+  if (rc != sql::kRow) return db->error("find alert");
   return std::optional<AlertRecord>(alert_from_row(q));
 }
 
 Result<std::vector<AlertRecord>> SqlStore::list_alerts(const std::string& status, Page page) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // Rowid order is arrival order; no separate index on received_at_ms to maintain on intake.
-  Query q(*db_, fmt::format("SELECT {} FROM alerts WHERE (? = '' OR status = ?) ORDER BY "
+  Query q(*db, fmt::format("SELECT {} FROM alerts WHERE (? = '' OR status = ?) ORDER BY "
                                   "rowid DESC LIMIT ? OFFSET ?",
                                   kAlertColumns));
   q.bind(status, status, page.limit, page.offset);
-  return collect_rows(*db_, q, alert_from_row, "list alerts");
+  return collect_rows(*db, q, alert_from_row, "list alerts");
 }
 
 Status SqlStore::update_alert(const std::string& id, const std::string& status,
@@ -1362,31 +1375,31 @@ Status SqlStore::update_alert(const std::string& id, const std::string& status,
   // The column name is never caller text: only these three are accepted.
   if (column != "validation" && column != "enrichment" && column != "confidence")
     return Error{fmt::format("alerts have no '{}' to update", column)};
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
-    Query q(*db_, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ? "
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    Query q(*db, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ? "
                                     "WHERE id = ?",
                                     column));
     q.bind(status, json_text, now_ms, id);
     if (auto r = q.run(); !r) return r;
-    if (db_->changes() == 0) return Error{fmt::format("no alert '{}'", id)};
+    if (db->changes() == 0) return Error{fmt::format("no alert '{}'", id)};
     if (column == "validation" && status != "validating") {
       // Time to validate: the first of the case's alerts to be decided sets it.
-      auto milestone = Query(*db_,
+      auto milestone = Query(*db,
                                  "UPDATE cases SET validated_at_ms = ? WHERE validated_at_ms IS "
                                  "NULL AND id = (SELECT case_id FROM alerts WHERE id = ?)")
                            .bind(now_ms, id)
                            .run();
       if (!milestone) return milestone;
     }
-    return append_audit_locked(audit, now_ms);
+    return append_audit_locked(*db, audit, now_ms);
   });
 }
 
 Result<std::vector<AlertRecord>> SqlStore::related_alerts(
     const std::string& host_name, const std::vector<Observable>& observables,
     const std::string& except_id, int limit) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // Every lookup here is bounded by `limit` and served by an index, so history stays cheap
   // however many alerts share a common observable.
   std::vector<std::string> ids;
@@ -1395,27 +1408,27 @@ Result<std::vector<AlertRecord>> SqlStore::related_alerts(
       ids.push_back(std::move(id));
   };
   if (!host_name.empty()) {
-    Query q(*db_,
+    Query q(*db,
                 "SELECT id FROM alerts WHERE host_name = ? ORDER BY timestamp_ms DESC LIMIT ?");
     q.bind(host_name, limit + 1);
     while (q.step() == sql::kRow) add(q.text(0));
   }
   // The newest alert of each case in which the same observable was seen, on any host.
   for (const auto& o : observables) {
-    Query cases(*db_,
+    Query cases(*db,
                     "SELECT case_id FROM observable_cases WHERE type = ? AND value = ? ORDER BY "
                     "at_ms DESC LIMIT ?");
     cases.bind(o.type, o.value, limit);
     while (cases.step() == sql::kRow) {
       Query newest(
-          *db_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms DESC LIMIT 2");
+          *db, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms DESC LIMIT 2");
       newest.bind(cases.text(0));
       while (newest.step() == sql::kRow) add(newest.text(0));
     }
   }
   std::vector<AlertRecord> out;
   for (const auto& id : ids) {
-    Query q(*db_,
+    Query q(*db,
                 "SELECT id, rule_name, severity, timestamp_ms, host_name, status, case_id FROM "
                 "alerts WHERE id = ?");
     q.bind(id);

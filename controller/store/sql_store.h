@@ -6,6 +6,7 @@
 #include <mutex>
 #include <span>
 
+#include "controller/store/connection_pool.h"
 #include "controller/store/database.h"
 #include "controller/store/store.h"
 
@@ -21,8 +22,10 @@ struct SchemaMigration {
 
 // The Store on a SQL database, written once for every database it runs on (database.h): SQLite
 // (sqlite_store.h) and PostgreSQL (postgres_store.h) differ in their schema's DDL and how they
-// connect, not in what a query answers. One connection guarded by a mutex: the controller's
-// writes are small and short.
+// connect, not in what a query answers. Each call borrows one connection of a pool
+// (connection_pool.h) for its whole length, transaction included: one for SQLite, several for
+// PostgreSQL, where concurrent calls are isolated by the database as those of two controllers
+// are.
 class SqlStore : public Store {
  public:
   // The PostgreSQL notification channel of queued actions; payload "CONTROLLER_ID AGENT,AGENT,..".
@@ -154,38 +157,41 @@ class SqlStore : public Store {
   Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
                                                       int limit) override;
 
-  // The connection itself, for whole-table copies (store_copy.h). Takes no lock: only while
-  // nothing else uses the store.
-  sql::Database& database() { return *db_; }
+  // A connection of its own, for whole-table copies (store_copy.h).
+  ConnectionPool::Lease connection() { return pool_.acquire(); }
 
  protected:
-  explicit SqlStore(std::unique_ptr<sql::Database> db);
+  // `db` is open; `connect` opens more like it, up to `connections` (SQLite: 1, no connect).
+  SqlStore(std::unique_ptr<sql::Database> db, std::size_t connections,
+           ConnectionPool::Connect connect);
   std::string controller_id();
   // Applies the steps of `history` above the stored version, up to `target_version`, each in
   // its own transaction; refuses a database a newer controller has migrated.
   Status migrate(std::span<const SchemaMigration> history, int target_version);
 
-  std::mutex mutex_;
-  std::unique_ptr<sql::Database> db_;  // used under mutex_
+  ConnectionPool pool_;
 
  private:
-  // Runs `body` inside a write transaction, rolling back on error. Caller holds mutex_.
-  Status in_transaction(const std::function<Status()>& body);
-  // One api_tokens row; the caller holds the mutex and, where it matters, a transaction.
-  Status insert_token_locked(const ApiTokenRecord& token);
-  Status append_audit_locked(const AuditEvent& event, std::int64_t now_ms);
+  // The *_locked helpers run on the caller's connection `db`, inside its transaction where one
+  // is named.
+  // Runs `body` inside a write transaction on `db`, rolling back on error.
+  Status in_transaction(sql::Database& db, const std::function<Status()>& body);
+  // One api_tokens row, inside the caller's transaction where it matters.
+  Status insert_token_locked(sql::Database& db, const ApiTokenRecord& token);
+  Status append_audit_locked(sql::Database& db, const AuditEvent& event, std::int64_t now_ms);
   // On PostgreSQL: tells the other controllers (kQueuedActionsChannel) which agents have new
   // queued actions, at commit.
-  Status notify_queued_locked(const std::vector<ActionRecord>& actions);
+  Status notify_queued_locked(sql::Database& db, const std::vector<ActionRecord>& actions);
   // One report of record_action_outcome(s), inside the caller's transaction; sets `changed`.
-  Status record_outcome_locked(const ActionOutcomeReport& report, std::int64_t now_ms,
-                               bool& changed);
+  Status record_outcome_locked(sql::Database& db, const ActionOutcomeReport& report,
+                               std::int64_t now_ms, bool& changed);
   // Actions whose `column` (case_id or playbook_run_id) is `value`, oldest first.
   Result<std::vector<ActionRecord>> actions_filed_under(const char* column,
                                                         const std::string& value);
 
   std::atomic<std::uint64_t> agents_generation_{0};
-  std::string controller_id_;  // under mutex_
+  std::mutex id_mutex_;
+  std::string controller_id_;  // under id_mutex_
 };
 
 }  // namespace riposte::controller

@@ -106,29 +106,29 @@ bool one_of(auto const& list, std::string_view value) {
 }  // namespace
 
 Result<std::optional<CaseRecord>> SqlStore::find_case(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM cases WHERE id = ?", kCaseColumns));
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM cases WHERE id = ?", kCaseColumns));
   q.bind(id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<CaseRecord>();
-  if (rc != sql::kRow) return db_->error("find case");
+  if (rc != sql::kRow) return db->error("find case");
   auto c = case_from_row(q);
-  Query alerts(*db_, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
+  Query alerts(*db, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms");
   alerts.bind(id);
   while (alerts.step() == sql::kRow) c.alert_ids.push_back(alerts.text(0));
   return std::optional<CaseRecord>(std::move(c));
 }
 
 Result<std::vector<CaseRecord>> SqlStore::list_cases(const CaseFilter& f, Page page) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM cases WHERE (? = '' OR status = ?) AND "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM cases WHERE (? = '' OR status = ?) AND "
                                   "(? = '' OR severity = ?) AND (? = '' OR host_name = ?) AND "
                                   "created_at_ms >= ? ORDER BY created_at_ms DESC, id LIMIT ? "
                                   "OFFSET ?",
                                   kCaseColumns));
   q.bind(f.status, f.status, f.severity, f.severity, f.host, f.host, f.since_ms, page.limit,
          page.offset);
-  return collect_rows(*db_, q, case_from_row, "list cases");
+  return collect_rows(*db, q, case_from_row, "list cases");
 }
 
 Status SqlStore::update_case(const std::string& id, const CaseChange& change,
@@ -144,13 +144,13 @@ Status SqlStore::update_case(const std::string& id, const CaseChange& change,
     return Error{
         fmt::format("severity '{}' is not one of low, medium, high, critical", change.severity)};
   if (change.note.size() > 64 * 1024) return Error{"a case note is at most 64 KiB"};
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
     const bool contained = change.status == "contained";
     const bool closed = change.status == "resolved" || change.status == "false_positive";
     // A resolved case was contained by then, if it never said so.
     auto updated =
-        Query(*db_,
+        Query(*db,
                   "UPDATE cases SET status = CASE WHEN ? = '' THEN status ELSE ? END, "
                   "severity = CASE WHEN ? = '' THEN severity ELSE ? END, "
                   "assignee = CASE WHEN ? = '' THEN assignee ELSE ? END, updated_at_ms = ?, "
@@ -163,26 +163,26 @@ Status SqlStore::update_case(const std::string& id, const CaseChange& change,
                   static_cast<int>(closed), now_ms, id)
             .run();
     if (!updated) return updated;
-    if (db_->changes() == 0) return Error{fmt::format("no case {}", id)};
+    if (db->changes() == 0) return Error{fmt::format("no case {}", id)};
     if (!change.note.empty()) {
-      auto noted = Query(*db_,
+      auto noted = Query(*db,
                              "INSERT INTO case_notes (case_id, at_ms, author, text) VALUES (?, ?, "
                              "?, ?)")
                        .bind(id, now_ms, actor, change.note)
                        .run();
       if (!noted) return noted;
     }
-    return append_audit_locked(audit, now_ms);
+    return append_audit_locked(*db, audit, now_ms);
   });
 }
 
 Result<std::vector<CaseNoteRecord>> SqlStore::case_notes(const std::string& case_id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
               "SELECT at_ms, author, text FROM case_notes WHERE case_id = ? ORDER BY at_ms, rowid");
   q.bind(case_id);
   return collect_rows(
-      *db_, q,
+      *db, q,
       [](const Query& r) {
         return CaseNoteRecord{r.integer(0), r.text(1), r.text(2)};
       },
@@ -191,10 +191,10 @@ Result<std::vector<CaseNoteRecord>> SqlStore::case_notes(const std::string& case
 
 Status SqlStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& audit,
                                std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
     auto inserted =
-        Query(*db_, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
+        Query(*db, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
                                       "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                       kRunColumns))
             .bind(r.id, r.playbook, r.playbook_version, r.alert_id, r.case_id, r.started_by,
@@ -203,15 +203,15 @@ Status SqlStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& audit,
                   r.updated_at_ms, r.finished_at_ms, r.requested_by)
             .run();
     if (!inserted) return inserted;
-    return append_audit_locked(audit, now_ms);
+    return append_audit_locked(*db, audit, now_ms);
   });
 }
 
 Status SqlStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* ended,
                                const AuditEvent* audit, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  return in_transaction([&]() -> Status {
-    auto updated = Query(*db_,
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    auto updated = Query(*db,
                              "UPDATE playbook_runs SET state = ?, step = ?, attempt = ?, "
                              "waiting_for = ?, step_started_at_ms = ?, wake_at_ms = ?, context = "
                              "?, error = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?")
@@ -219,11 +219,11 @@ Status SqlStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* end
                              r.wake_at_ms, r.context, r.error, now_ms, r.finished_at_ms, r.id)
                        .run();
     if (!updated) return updated;
-    if (db_->changes() == 0) return Error{fmt::format("no playbook run {}", r.id)};
+    if (db->changes() == 0) return Error{fmt::format("no playbook run {}", r.id)};
     if (ended != nullptr) {
       const auto& s = *ended;
       auto appended =
-          Query(*db_,
+          Query(*db,
                     "INSERT INTO run_steps (run_id, seq, step_id, kind, attempt, outcome, mode, "
                     "mode_reason, detail, started_at_ms, finished_at_ms) VALUES (?, (SELECT "
                     "COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = ?), ?, ?, ?, ?, ?, "
@@ -233,76 +233,77 @@ Status SqlStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* end
               .run();
       if (!appended) return appended;
     }
-    return audit != nullptr ? append_audit_locked(*audit, now_ms) : ok_status();
+    return audit != nullptr ? append_audit_locked(*db, *audit, now_ms) : ok_status();
   });
 }
 
 Result<std::optional<PlaybookRunRecord>> SqlStore::find_run(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE id = ?", kRunColumns));
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM playbook_runs WHERE id = ?", kRunColumns));
   q.bind(id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<PlaybookRunRecord>();
-  if (rc != sql::kRow) return db_->error("find playbook run");
+  if (rc != sql::kRow) return db->error("find playbook run");
   return std::optional<PlaybookRunRecord>(run_from_row(q));
 }
 
 Result<std::vector<PlaybookRunRecord>> SqlStore::list_runs(const std::string& case_id,
                                                               Page page) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE ? = '' OR case_id = ? "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM playbook_runs WHERE ? = '' OR case_id = ? "
                                   "ORDER BY started_at_ms DESC, id LIMIT ? OFFSET ?",
                                   kRunColumns));
   q.bind(case_id, case_id, page.limit, page.offset);
-  return collect_rows(*db_, q, run_from_row, "list playbook runs");
+  return collect_rows(*db, q, run_from_row, "list playbook runs");
 }
 
 Result<std::vector<PlaybookRunRecord>> SqlStore::unfinished_runs() {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE finished_at_ms IS NULL "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM playbook_runs WHERE finished_at_ms IS NULL "
                                   "ORDER BY started_at_ms, id",
                                   kRunColumns));
-  return collect_rows(*db_, q, run_from_row, "list unfinished playbook runs");
+  return collect_rows(*db, q, run_from_row, "list unfinished playbook runs");
 }
 
 Result<bool> SqlStore::claim_run(const std::string& run_id, std::int64_t now_ms,
                                  std::int64_t lease_ms) {
-  std::lock_guard lock(mutex_);
+  const std::string me = controller_id();
+  auto db = pool_.acquire();
   // One statement: the row lock it takes makes two controllers' claims take turns.
-  auto claimed = Query(*db_,
+  auto claimed = Query(*db,
                        "UPDATE playbook_runs SET lease_owner = ?, lease_until_ms = ? WHERE id = ? "
                        "AND finished_at_ms IS NULL AND (lease_owner IN (?, '') OR "
                        "lease_until_ms < ?)")
-                     .bind(controller_id_, now_ms + lease_ms, run_id, controller_id_, now_ms)
+                     .bind(me, now_ms + lease_ms, run_id, me, now_ms)
                      .run();
   if (!claimed) return claimed.error();
-  return db_->changes() > 0;
+  return db->changes() > 0;
 }
 
 Status SqlStore::renew_run_leases(std::int64_t now_ms, std::int64_t lease_ms) {
-  std::lock_guard lock(mutex_);
-  return Query(*db_,
+  auto db = pool_.acquire();
+  return Query(*db,
                "UPDATE playbook_runs SET lease_until_ms = ? WHERE finished_at_ms IS NULL AND "
                "lease_owner = ?")
-      .bind(now_ms + lease_ms, controller_id_)
+      .bind(now_ms + lease_ms, controller_id())
       .run();
 }
 
 Result<std::vector<std::string>> SqlStore::runs_to_take_over(std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
           "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND lease_owner NOT IN (?, "
           "'') AND lease_until_ms < ? ORDER BY started_at_ms");
-  q.bind(controller_id_, now_ms);
+  q.bind(controller_id(), now_ms);
   return collect_rows(
-      *db_, q, [](const Query& r) { return r.text(0); }, "list runs to take over");
+      *db, q, [](const Query& r) { return r.text(0); }, "list runs to take over");
 }
 
 Status SqlStore::wake_run(const std::string& run_id, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // Never a backoff or a timer: those wait on purpose. A run waiting for actions or an approval
   // recomputes its deadline when looked at.
-  return Query(*db_,
+  return Query(*db,
                "UPDATE playbook_runs SET wake_at_ms = ? WHERE id = ? AND finished_at_ms IS NULL "
                "AND state = 'waiting' AND waiting_for IN ('actions', 'approval')")
       .bind(now_ms, run_id)
@@ -310,23 +311,23 @@ Status SqlStore::wake_run(const std::string& run_id, std::int64_t now_ms) {
 }
 
 Result<std::vector<std::string>> SqlStore::runs_due(std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
               "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND state = 'waiting' AND "
               "wake_at_ms > 0 AND wake_at_ms <= ? ORDER BY wake_at_ms");
   q.bind(now_ms);
   return collect_rows(
-      *db_, q, [](const Query& r) { return r.text(0); }, "list due playbook runs");
+      *db, q, [](const Query& r) { return r.text(0); }, "list due playbook runs");
 }
 
 Result<std::vector<RunStepRecord>> SqlStore::run_steps(const std::string& run_id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_,
+  auto db = pool_.acquire();
+  Query q(*db,
               "SELECT run_id, seq, step_id, kind, attempt, outcome, mode, mode_reason, detail, "
               "started_at_ms, finished_at_ms FROM run_steps WHERE run_id = ? ORDER BY seq");
   q.bind(run_id);
   return collect_rows(
-      *db_, q,
+      *db, q,
       [](const Query& r) {
         RunStepRecord s;
         s.run_id = r.text(0);
@@ -347,10 +348,10 @@ Result<std::vector<RunStepRecord>> SqlStore::run_steps(const std::string& run_id
 
 Result<ApprovalRecord> SqlStore::insert_approval(const ApprovalRecord& a,
                                                     const AuditEvent& audit, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::optional<ApprovalRecord> stored;
-  auto s = in_transaction([&]() -> Status {
-    Query existing(*db_,
+  auto s = in_transaction(*db, [&]() -> Status {
+    Query existing(*db,
                        fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
     existing.bind(a.id);
     if (existing.step() == sql::kRow) {
@@ -358,7 +359,7 @@ Result<ApprovalRecord> SqlStore::insert_approval(const ApprovalRecord& a,
       return ok_status();
     }
     auto inserted =
-        Query(*db_, fmt::format("INSERT INTO approvals ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+        Query(*db, fmt::format("INSERT INTO approvals ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                                       "?, ?, ?, ?, ?, ?, ?, ?)",
                                       kApprovalColumns))
             .bind(a.id, a.run_id, a.step_id, a.attempt, a.case_id, a.requested_by, a.what, a.reason,
@@ -367,46 +368,46 @@ Result<ApprovalRecord> SqlStore::insert_approval(const ApprovalRecord& a,
             .run();
     if (!inserted) return inserted;
     stored = a;
-    return append_audit_locked(audit, now_ms);
+    return append_audit_locked(*db, audit, now_ms);
   });
   if (!s) return s.error();
   return *stored;
 }
 
 Result<std::optional<ApprovalRecord>> SqlStore::find_approval(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
   q.bind(id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ApprovalRecord>();
-  if (rc != sql::kRow) return db_->error("find approval");
+  if (rc != sql::kRow) return db->error("find approval");
   return std::optional<ApprovalRecord>(approval_from_row(q));
 }
 
 Result<std::vector<ApprovalRecord>> SqlStore::list_approvals(const std::string& state,
                                                                 const std::string& case_id,
                                                                 Page page) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE (? = '' OR state = ?) AND "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM approvals WHERE (? = '' OR state = ?) AND "
                                   "(? = '' OR case_id = ?) ORDER BY created_at_ms DESC, id LIMIT ? "
                                   "OFFSET ?",
                                   kApprovalColumns));
   q.bind(state, state, case_id, case_id, page.limit, page.offset);
-  return collect_rows(*db_, q, approval_from_row, "list approvals");
+  return collect_rows(*db, q, approval_from_row, "list approvals");
 }
 
 Result<ApprovalRecord> SqlStore::decide_approval(const std::string& id, bool approve,
                                                     const std::string& by,
                                                     const std::string& reason,
                                                     std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::optional<ApprovalRecord> decided;
-  auto s = in_transaction([&]() -> Status {
-    Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+  auto s = in_transaction(*db, [&]() -> Status {
+    Query q(*db, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
     q.bind(id);
     const int found = q.step();
     if (found == sql::kDone) return Error{fmt::format("no approval {}", id)};
-    if (found != sql::kRow) return db_->error("find the approval");
+    if (found != sql::kRow) return db->error("find the approval");
     auto a = approval_from_row(q);
     if (a.state != "pending") {
       return Error{fmt::format("approval {} is already {}{}", id, a.state,
@@ -425,13 +426,13 @@ Result<ApprovalRecord> SqlStore::decide_approval(const std::string& id, bool app
     a.decided_by = by;
     a.decision_reason = reason;
     a.decided_at_ms = now_ms;
-    auto updated = Query(*db_,
+    auto updated = Query(*db,
                              "UPDATE approvals SET state = ?, decided_by = ?, decision_reason = ?, "
                              "decided_at_ms = ? WHERE id = ? AND state = 'pending'")
                        .bind(a.state, by, reason, now_ms, id)
                        .run();
     if (!updated) return updated;
-    auto audited = append_audit_locked(
+    auto audited = append_audit_locked(*db, 
         {by, approve ? "approval.approved" : "approval.denied", a.case_id,
          nlohmann::json{
              {"approval_id", id}, {"run_id", a.run_id}, {"step", a.step_id}, {"reason", reason}}
@@ -449,23 +450,23 @@ Result<std::vector<ApprovalRecord>> SqlStore::cancel_approvals(const std::string
                                                                   const std::string& by,
                                                                   const std::string& reason,
                                                                   std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::vector<ApprovalRecord> cancelled;
-  auto s = in_transaction([&]() -> Status {
-    Query q(*db_, fmt::format("SELECT {} FROM approvals WHERE run_id = ? AND state = "
+  auto s = in_transaction(*db, [&]() -> Status {
+    Query q(*db, fmt::format("SELECT {} FROM approvals WHERE run_id = ? AND state = "
                                     "'pending' ORDER BY created_at_ms",
                                     kApprovalColumns));
     q.bind(run_id);
-    auto pending = collect_rows(*db_, q, approval_from_row, "find pending approvals of a run");
+    auto pending = collect_rows(*db, q, approval_from_row, "find pending approvals of a run");
     if (!pending) return pending.error();
     for (auto& a : *pending) {
-      auto updated = Query(*db_,
+      auto updated = Query(*db,
                                "UPDATE approvals SET state = 'cancelled', decided_by = ?, "
                                "decision_reason = ?, decided_at_ms = ? WHERE id = ?")
                          .bind(by, reason, now_ms, a.id)
                          .run();
       if (!updated) return updated;
-      auto audited = append_audit_locked(
+      auto audited = append_audit_locked(*db, 
           {by, "approval.cancelled", a.case_id,
            nlohmann::json{
                {"approval_id", a.id}, {"run_id", a.run_id}, {"step", a.step_id}, {"reason", reason}}
@@ -486,43 +487,43 @@ Result<std::vector<ApprovalRecord>> SqlStore::cancel_approvals(const std::string
 
 Result<std::vector<PlaybookRunRecord>> SqlStore::runs_of_alert(const std::string& alert_id,
                                                                   const std::string& playbook) {
-  std::lock_guard lock(mutex_);
-  Query q(*db_, fmt::format("SELECT {} FROM playbook_runs WHERE alert_id = ? AND "
+  auto db = pool_.acquire();
+  Query q(*db, fmt::format("SELECT {} FROM playbook_runs WHERE alert_id = ? AND "
                                   "playbook = ? ORDER BY started_at_ms, id",
                                   kRunColumns));
   q.bind(alert_id, playbook);
-  return collect_rows(*db_, q, run_from_row, "list runs of an alert");
+  return collect_rows(*db, q, run_from_row, "list runs of an alert");
 }
 
 Result<int> SqlStore::count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
                                                  const std::string& playbook) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   // Few actions are automatic, and the partial index holds only those, by issue time.
-  Query q(*db_,
+  Query q(*db,
               "SELECT COUNT(*) FROM actions a WHERE a.automatic = 1 AND a.issued_at_ms >= ? AND "
               "(? = '' OR a.agent_id = ?) AND (? = '' OR EXISTS (SELECT 1 FROM playbook_runs r "
               "WHERE r.id = a.playbook_run_id AND r.playbook = ?))");
   q.bind(since_ms, agent_id, agent_id, playbook, playbook);
-  if (q.step() != sql::kRow) return db_->error("count automatic actions");
+  if (q.step() != sql::kRow) return db->error("count automatic actions");
   return static_cast<int>(q.integer(0));
 }
 
 Result<std::vector<ApprovalRecord>> SqlStore::expire_approvals(std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
+  auto db = pool_.acquire();
   std::vector<ApprovalRecord> expired;
-  auto s = in_transaction([&]() -> Status {
-    Query q(*db_,
+  auto s = in_transaction(*db, [&]() -> Status {
+    Query q(*db,
                 fmt::format("SELECT {} FROM approvals WHERE state = 'pending' AND expires_at_ms "
                             "<= ? ORDER BY expires_at_ms",
                             kApprovalColumns));
     q.bind(now_ms);
-    auto due = collect_rows(*db_, q, approval_from_row, "find expired approvals");
+    auto due = collect_rows(*db, q, approval_from_row, "find expired approvals");
     if (!due) return due.error();
     for (auto& a : *due) {
       auto updated =
-          Query(*db_, "UPDATE approvals SET state = 'expired' WHERE id = ?").bind(a.id).run();
+          Query(*db, "UPDATE approvals SET state = 'expired' WHERE id = ?").bind(a.id).run();
       if (!updated) return updated;
-      auto audited = append_audit_locked(
+      auto audited = append_audit_locked(*db, 
           {"controller", "approval.expired", a.case_id,
            nlohmann::json{{"approval_id", a.id}, {"run_id", a.run_id}, {"step", a.step_id}}.dump()},
           now_ms);

@@ -311,9 +311,12 @@ ALTER TABLE playbook_runs ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
 int SqliteStore::latest_schema_version() { return std::size(kMigrations); }
 
 SqliteStore::SqliteStore(std::unique_ptr<sql::SqliteDatabase> db)
-    : SqlStore(nullptr), sqlite_(db.get()) {
-  db_ = std::move(db);
-}
+    : SqliteStore(db.get(), std::move(db)) {}
+
+// SQLite has one writer at a time: a pool of one connection.
+SqliteStore::SqliteStore(sql::SqliteDatabase* connection,
+                         std::unique_ptr<sql::SqliteDatabase>&& db)
+    : SqlStore(std::move(db), 1, {}), sqlite_(connection) {}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& path) {
   return open_at_version(path, latest_schema_version());
@@ -339,39 +342,39 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open_at_version(const std::fil
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
         "PRAGMA cache_size=-65536", "PRAGMA mmap_size=268435456", "PRAGMA temp_store=MEMORY",
         "PRAGMA wal_autocheckpoint=16384"}) {
-    if (auto status = store->db_->exec(pragma); !status) return status.error();
+    if (auto status = store->connection()->exec(pragma); !status) return status.error();
   }
   if (auto status = store->migrate(kMigrations, target_version); !status) return status.error();
   return store;
 }
 
 std::uint64_t SqliteStore::full_scan_steps() {
-  std::lock_guard lock(mutex_);
+  const auto db = connection();
   return sqlite_->full_scan_steps();
 }
 
 Result<std::string> SqliteStore::read_object(const std::string& sha256, std::uint64_t offset,
                                              std::size_t max_bytes) {
-  std::lock_guard lock(mutex_);
-  sql::Query q(*db_, "SELECT rowid, size FROM content_objects WHERE sha256 = ?");
+  const auto db = connection();  // the pool's one connection: sqlite_
+  sql::Query q(*db, "SELECT rowid, size FROM content_objects WHERE sha256 = ?");
   q.bind(sha256);
   const int rc = q.step();
   if (rc == sql::kDone) return Error{fmt::format("no content object {}", sha256)};
-  if (rc != sql::kRow) return db_->error("read content object");
+  if (rc != sql::kRow) return db->error("read content object");
   const auto size = static_cast<std::uint64_t>(q.integer(1));
   if (offset >= size) return std::string();
   sqlite3_blob* blob = nullptr;
   if (sqlite3_blob_open(sqlite_->handle(), "main", "content_objects", "content", q.integer(0), 0,
                         &blob) != SQLITE_OK) {
     sqlite3_blob_close(blob);
-    return db_->error("open content object");
+    return db->error("open content object");
   }
   std::string out(static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size - offset)),
                   '\0');
   const int read =
       sqlite3_blob_read(blob, out.data(), static_cast<int>(out.size()), static_cast<int>(offset));
   sqlite3_blob_close(blob);
-  if (read != SQLITE_OK) return db_->error("read content object");
+  if (read != SQLITE_OK) return db->error("read content object");
   return out;
 }
 

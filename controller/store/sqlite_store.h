@@ -33,7 +33,8 @@ class SqliteStore final : public SqlStore {
 
  private:
   explicit SqliteStore(std::unique_ptr<sql::SqliteDatabase> db);
-  sql::SqliteDatabase* sqlite_;  // the same connection as db_
+  SqliteStore(sql::SqliteDatabase* connection, std::unique_ptr<sql::SqliteDatabase>&& db);
+  sql::SqliteDatabase* sqlite_;  // the pool's one connection, for SQLite's own calls
 };
 
 }  // namespace riposte::controller

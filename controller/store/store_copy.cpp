@@ -57,8 +57,10 @@ Result<std::uint64_t> count_rows(sql::Database& db, const std::string& table) {
 
 Result<StoreCopyReport> copy_store(SqliteStore& from, PostgresStore& to,
                                    const std::function<void(const TableCopied&)>& progress) {
-  auto& source = from.database();
-  auto& target = to.database();
+  const auto source_connection = from.connection();
+  const auto target_connection = to.connection();
+  sql::Database& source = *source_connection;
+  sql::Database& target = *target_connection;
   // A table added to the schema and not to kTables would be left behind without a word.
   {
     sql::Query q(target,

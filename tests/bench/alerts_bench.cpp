@@ -5,6 +5,7 @@
 // a 2-core machine.
 
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -201,6 +202,52 @@ void BM_AlertIntakeDirect(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(stored), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AlertIntakeDirect)->Args({1000, 0})->Args({1000, 1})->UseRealTime()->MinTime(3);
+
+// Two shippers at once into one controller (batches of 1000, no HTTP): on PostgreSQL with a pool
+// of one connection (args: store 1, connections 1) the second waits for the first's round trips;
+// with the default pool (4) their transactions overlap. SQLite (store 0) has one writer anyway.
+void BM_AlertIntakeTwoShippers(benchmark::State& state) {
+  testing::TempDir dir;
+  auto bench_store =
+      testing::BenchStore::open(state, static_cast<int>(state.range(0)), dir.path(),
+                                static_cast<std::size_t>(state.range(1)));
+  if (!bench_store) return;
+  state.SetLabel(fmt::format("{}, {} connection(s)", state.range(0) == 0 ? "sqlite" : "postgresql",
+                             state.range(1)));
+  ThreatIntel intel;
+  const std::filesystem::path fixtures =
+      std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures";
+  (void)intel.load({{"feodo", fixtures / "intel/feodo.csv", "csv", 1, "dst_ip"}}, 0);
+  AssetCatalog assets;
+  (void)assets.load(fixtures / "assets.yaml");
+  SystemClock clock;
+  AlertIntake intake(*bench_store->store, intel, assets, clock);
+  static int next_batch = 200'000'000;
+  std::atomic<std::size_t> stored{0};
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 8; ++i) bodies.push_back(make_batch(next_batch++, 1000));
+    state.ResumeTiming();
+    std::vector<std::thread> shippers;
+    for (int t = 0; t < 2; ++t) {
+      shippers.emplace_back([&, t] {
+        for (std::size_t i = static_cast<std::size_t>(t); i < bodies.size(); i += 2)
+          stored += intake.submit(bodies[i], std::nullopt, {"bench", "ingest", "simulate"})
+                        .alerts.size();
+      });
+    }
+    for (auto& s : shippers) s.join();
+  }
+  state.counters["alerts_per_s"] =
+      benchmark::Counter(static_cast<double>(stored.load()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AlertIntakeTwoShippers)
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Args({1, 4})
+    ->UseRealTime()
+    ->MinTime(3);
 
 // Each benchmark thread is one keep-alive connection, as a shipper with several workers would use.
 BENCHMARK(BM_AlertIntakeOverHttps)

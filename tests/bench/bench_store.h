@@ -2,7 +2,8 @@
 
 // The store a benchmark measures: SQLite in a temporary directory, or PostgreSQL in a fresh
 // database of the cluster scripts/postgres-cluster.sh runs the benchmarks beside
-// (RIPOSTE_TEST_POSTGRES_URL). Benchmark argument: 0 SQLite, 1 PostgreSQL.
+// (RIPOSTE_TEST_POSTGRES_URL). Benchmark argument: 0 SQLite, 1 PostgreSQL; `connections` is the
+// PostgreSQL store's pool size.
 
 #include <benchmark/benchmark.h>
 
@@ -20,8 +21,9 @@ struct BenchStore {
   std::unique_ptr<controller::Store> store;
 
   // Null store (and the benchmark skipped with why) when PostgreSQL is asked for and absent.
-  static std::unique_ptr<BenchStore> open(benchmark::State& state, int kind,
-                                          const std::filesystem::path& dir) {
+  static std::unique_ptr<BenchStore> open(
+      benchmark::State& state, int kind, const std::filesystem::path& dir,
+      std::size_t connections = controller::PostgresStore::kDefaultConnections) {
     auto out = std::make_unique<BenchStore>();
     state.SetLabel(kind == 0 ? "sqlite" : "postgresql");
     if (kind == 0) {
@@ -38,7 +40,7 @@ struct BenchStore {
       state.SkipWithError(out->database->error().c_str());
       return nullptr;
     }
-    auto opened = controller::PostgresStore::open(out->database->url());
+    auto opened = controller::PostgresStore::open(out->database->url(), connections);
     if (!opened) {
       state.SkipWithError(opened.error().message.c_str());
       return nullptr;

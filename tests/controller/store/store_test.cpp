@@ -6,6 +6,9 @@
 #include <sqlite3.h>
 
 #include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "controller/store/audit_chain.h"
 #include "controller/store/postgres_store.h"
@@ -346,6 +349,42 @@ AlertRecord sample_alert(const std::string& id, const std::string& host, std::in
   a.raw = "{}";
   a.received_at_ms = at_ms;
   return a;
+}
+
+// Several shippers (on PostgreSQL: several pool connections, or controllers) sending related
+// alerts at once: every batch is stored, none fails on a deadlock, and they all join one case —
+// no batch opens a second case for a host and indicator another batch committed meanwhile.
+TEST_P(StoreContract, ConcurrentBatchesOfRelatedAlertsJoinOneCase) {
+  const AuditEvent audit{"ingest", "alerts.received", "", "{}"};
+  std::mutex mutex;
+  std::set<std::string> cases;
+  std::vector<std::string> errors;
+  std::vector<std::thread> shippers;
+  for (int t = 0; t < 4; ++t) {
+    shippers.emplace_back([&, t] {
+      for (int b = 0; b < 15; ++b) {
+        // Two indicators in either order: batches upsert the same observable rows in opposite
+        // orders, the pattern that deadlocks two unserialized transactions.
+        auto one = sample_alert(fmt::format("c-{}-{}-1", t, b), "web-9", 50'000 + b, "shared");
+        auto two = sample_alert(fmt::format("c-{}-{}-2", t, b), "web-9", 50'000 + b, "other");
+        one.observables.push_back({"domain", "bad.example", ""});
+        two.observables.insert(two.observables.begin(), {"domain", "bad.example", ""});
+        auto stored = store->insert_alerts(t % 2 == 0 ? std::vector{one, two}
+                                                      : std::vector{two, one},
+                                           3'600'000, audit, 50'000 + b);
+        std::lock_guard lock(mutex);
+        if (!stored) {
+          errors.push_back(stored.error().message);
+          continue;
+        }
+        for (const auto& outcome : *stored) cases.insert(outcome.case_id);
+      }
+    });
+  }
+  for (auto& s : shippers) s.join();
+  EXPECT_TRUE(errors.empty()) << errors.size() << " batches failed, first: " << errors.front();
+  EXPECT_EQ(cases.size(), 1u) << "related alerts were split over " << cases.size() << " cases";
+  EXPECT_EQ(store->list_alerts("", {500, 0}).value().size(), 120u);
 }
 
 // Case grouping (observable_cases upserts), arrival order, duplicates, notes and milestones.
