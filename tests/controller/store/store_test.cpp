@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <functional>
+#include <latch>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -360,8 +361,10 @@ TEST_P(StoreContract, ConcurrentBatchesOfRelatedAlertsJoinOneCase) {
   std::set<std::string> cases;
   std::vector<std::string> errors;
   std::vector<std::thread> shippers;
+  std::latch start(4);
   for (int t = 0; t < 4; ++t) {
     shippers.emplace_back([&, t] {
+      start.arrive_and_wait();  // all at once: the first batches race for the first case
       for (int b = 0; b < 15; ++b) {
         // Two indicators in either order: batches upsert the same observable rows in opposite
         // orders, the pattern that deadlocks two unserialized transactions.
