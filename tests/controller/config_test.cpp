@@ -106,6 +106,25 @@ evidence:
   }
 }
 
+TEST(ControllerConfig, ReadsTheDatabaseAndItsConnectionPool) {
+  testing::TempDir dir;
+  auto defaults = load_controller_config(write(dir, "log_level: info\n"));
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  EXPECT_EQ(defaults->database_connections, 4u);
+  auto config = load_controller_config(write(dir, R"(
+database: postgresql:///riposte?host=/run/postgresql
+database_connections: 12
+)"));
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->database, "postgresql:///riposte?host=/run/postgresql");
+  EXPECT_EQ(config->database_connections, 12u);
+  for (const char* bad : {"database_connections: 0\n", "database_connections: 65\n",
+                          "database_connections: -1\n", "database_connections: many\n"}) {
+    auto refused = load_controller_config(write(dir, bad));
+    EXPECT_FALSE(refused) << bad;
+  }
+}
+
 TEST(ControllerConfig, UnknownKeyIsAnErrorNamingIt) {
   testing::TempDir dir;
   auto config = load_controller_config(write(dir, "agent_listne: 1.2.3.4:5\n"));
