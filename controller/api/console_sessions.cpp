@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
-#include <algorithm>
 
 #include "protocol/crypto.h"
 
@@ -13,26 +12,20 @@ bool secrets_equal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-ConsoleSessions::ConsoleSessions(const Clock& clock, std::int64_t lifetime_ms,
+ConsoleSessions::ConsoleSessions(Store& store, const Clock& clock, std::int64_t lifetime_ms,
                                  std::size_t max_sessions)
-    : clock_(clock), lifetime_ms_(lifetime_ms), max_sessions_(max_sessions) {}
+    : store_(store), clock_(clock), lifetime_ms_(lifetime_ms), max_sessions_(max_sessions) {}
 
-ConsoleSession ConsoleSessions::open(const std::string& token_hash,
-                                     const std::string& operator_name) {
-  ConsoleSession s{crypto::random_token("rps_"), crypto::random_token("csrf_"), token_hash,
-                   operator_name, clock_.now_unix_ms() + lifetime_ms_};
-  std::lock_guard lock(mutex_);
+Result<ConsoleSession> ConsoleSessions::open(const std::string& token_hash,
+                                             const std::string& operator_name) {
   const auto now = clock_.now_unix_ms();
-  std::erase_if(by_secret_hash_, [&](const auto& e) { return e.second.expires_at_ms <= now; });
-  while (by_secret_hash_.size() >= max_sessions_) {
-    auto oldest = std::min_element(
-        by_secret_hash_.begin(), by_secret_hash_.end(),
-        [](const auto& x, const auto& y) { return x.second.expires_at_ms < y.second.expires_at_ms; });
-    by_secret_hash_.erase(oldest);
-  }
-  ConsoleSession stored = s;
-  stored.secret.clear();
-  by_secret_hash_.emplace(crypto::sha256_hex(s.secret), std::move(stored));
+  ConsoleSession s{crypto::random_token("rps_"), crypto::random_token("csrf_"), token_hash,
+                   operator_name, now + lifetime_ms_};
+  if (auto stored = store_.insert_console_session(
+          {crypto::sha256_hex(s.secret), s.csrf_token, token_hash, operator_name, s.expires_at_ms},
+          now, max_sessions_);
+      !stored)
+    return stored.error();
   return s;
 }
 
@@ -52,24 +45,22 @@ std::string ConsoleSessions::cookie_value(std::string_view header) {
   return {};
 }
 
-std::optional<ConsoleSession> ConsoleSessions::find(std::string_view cookie_header) {
+Result<std::optional<ConsoleSession>> ConsoleSessions::find(std::string_view cookie_header) {
   const auto secret = cookie_value(cookie_header);
-  if (secret.empty()) return std::nullopt;
-  std::lock_guard lock(mutex_);
-  auto it = by_secret_hash_.find(crypto::sha256_hex(secret));
-  if (it == by_secret_hash_.end()) return std::nullopt;
-  if (it->second.expires_at_ms <= clock_.now_unix_ms()) {
-    by_secret_hash_.erase(it);
-    return std::nullopt;
-  }
-  return it->second;
+  if (secret.empty()) return std::optional<ConsoleSession>();
+  auto found = store_.find_console_session(crypto::sha256_hex(secret), clock_.now_unix_ms());
+  if (!found) return found.error();
+  if (!*found) return std::optional<ConsoleSession>();
+  auto& r = **found;
+  return std::optional<ConsoleSession>(ConsoleSession{
+      "", std::move(r.csrf_token), std::move(r.token_hash), std::move(r.operator_name),
+      r.expires_at_ms});
 }
 
-bool ConsoleSessions::close(std::string_view cookie_header) {
+Result<bool> ConsoleSessions::close(std::string_view cookie_header) {
   const auto secret = cookie_value(cookie_header);
   if (secret.empty()) return false;
-  std::lock_guard lock(mutex_);
-  return by_secret_hash_.erase(crypto::sha256_hex(secret)) > 0;
+  return store_.delete_console_session(crypto::sha256_hex(secret));
 }
 
 std::string ConsoleSessions::set_cookie(const ConsoleSession& session) const {

@@ -7,20 +7,22 @@
 // request that changes state: a page elsewhere cannot read it, so it cannot forge such a request
 // even where a browser would attach the cookie.
 //
-// Sessions live in the controller's memory, keyed by the SHA-256 of the cookie's secret (a dump
-// of this process holds no usable cookie). They expire after `lifetime_ms` (absolute) and end on
-// sign-out; a controller restart signs everyone out. Each request re-reads the operator behind
-// the session, so disabling an operator or revoking the token the session came from ends it.
+// Sessions live in the store (console_sessions), keyed by the SHA-256 of the cookie's secret: the
+// database holds no usable cookie, and every controller sharing the store knows every session,
+// so a console behind one address for several controllers stays signed in whichever answers.
+// They expire after `lifetime_ms` (absolute) and end on sign-out; they outlive a controller
+// restart. Each request re-reads the operator behind the session, so disabling an operator or
+// revoking the token the session came from ends it. Store errors are returned as they are
+// ("database: ..."), so an outage is told apart from a session that is not there.
 
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "controller/store/store.h"
 
 namespace riposte::controller {
 
@@ -36,17 +38,17 @@ struct ConsoleSession {
 
 class ConsoleSessions {
  public:
-  ConsoleSessions(const Clock& clock, std::int64_t lifetime_ms = 8 * 3600 * 1000,
+  ConsoleSessions(Store& store, const Clock& clock, std::int64_t lifetime_ms = 8 * 3600 * 1000,
                   std::size_t max_sessions = 10'000);
 
   // A new session for the operator whose token hashes to `token_hash` (already authenticated).
   // The oldest sessions are dropped beyond `max_sessions`.
-  ConsoleSession open(const std::string& token_hash, const std::string& operator_name);
+  Result<ConsoleSession> open(const std::string& token_hash, const std::string& operator_name);
   // The live session whose secret is in `cookie_header` (a Cookie header: "a=b; c=d"); nullopt
   // when there is none, it expired or it was closed. The returned secret is empty.
-  std::optional<ConsoleSession> find(std::string_view cookie_header);
+  Result<std::optional<ConsoleSession>> find(std::string_view cookie_header);
   // Ends the session in `cookie_header`; whether there was one.
-  bool close(std::string_view cookie_header);
+  Result<bool> close(std::string_view cookie_header);
 
   // Set-Cookie values: the session's cookie, and one that deletes it.
   std::string set_cookie(const ConsoleSession& session) const;
@@ -55,11 +57,10 @@ class ConsoleSessions {
  private:
   static std::string cookie_value(std::string_view cookie_header);
 
+  Store& store_;
   const Clock& clock_;
   const std::int64_t lifetime_ms_;
   const std::size_t max_sessions_;
-  std::mutex mutex_;
-  std::map<std::string, ConsoleSession> by_secret_hash_;
 };
 
 // Whether two secrets are equal, in time that does not depend on where they differ.

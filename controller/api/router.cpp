@@ -210,14 +210,15 @@ Result<ApiRouter::Caller> ApiRouter::identify(const ApiRequest& request) {
     return Caller{std::move(*record), std::nullopt};
   }
   auto session = deps_.sessions->find(request.cookie);
-  if (!session) return Error{"the console session has expired or was signed out; sign in again"};
+  if (!session) return session.error();  // the store's: answered 503, the session kept
+  if (!*session) return Error{"the console session has expired or was signed out; sign in again"};
   // The operator is read again on every request: disabled since, the session ends with it.
-  auto record = deps_.auth.authenticate_hash(session->token_hash);
+  auto record = deps_.auth.authenticate_hash((*session)->token_hash);
   if (!record) {
-    if (!is_database_failure(record.error())) deps_.sessions->close(request.cookie);
+    if (!is_database_failure(record.error())) (void)deps_.sessions->close(request.cookie);
     return record.error();
   }
-  return Caller{std::move(*record), std::move(session)};
+  return Caller{std::move(*record), std::move(*session)};
 }
 
 std::variant<ApiRouter::Caller, ApiResponse> ApiRouter::authenticate(const ApiRequest& request,
@@ -306,21 +307,25 @@ ApiResponse ApiRouter::route_session(const ApiRequest& request) {
     if (is_integration(*record))
       return deny(request, *record, "signing in to the console", Role::viewer);
     const auto session = deps_.sessions->open(record->token_hash, record->name);
+    if (!session && is_database_failure(session.error())) return database_unavailable();
+    if (!session) return error(500, session.error().message);
     if (auto s = deps_.store.append_audit(
             AuditEvent{record->name, "console.signed_in", record->name,
                        json{{"remote_address", address}, {"token_id", record->id}}.dump()},
             now);
         !s) {
-      deps_.sessions->close(fmt::format("{}={}", kSessionCookie, session.secret));
+      (void)deps_.sessions->close(fmt::format("{}={}", kSessionCookie, session->secret));
       return error(500, s.error().message);
     }
-    auto response = reply(201, session_json(*record, session));
-    response.headers.emplace_back("Set-Cookie", deps_.sessions->set_cookie(session));
+    auto response = reply(201, session_json(*record, *session));
+    response.headers.emplace_back("Set-Cookie", deps_.sessions->set_cookie(*session));
     return response;
   }
   if (method != "GET" && method != "DELETE") return error(405, "use GET, POST or DELETE");
   // The session in the cookie (a bearer token is no session), as every other route reads it.
   auto caller = identify(request);
+  // An outage is not a sign-out: the cookie stays, the console retries.
+  if (!caller && is_database_failure(caller.error())) return database_unavailable();
   if (!caller || !caller->session) {
     auto response = error(401, caller ? "not signed in" : caller.error().message);
     response.headers.emplace_back("Set-Cookie", ConsoleSessions::clear_cookie());
@@ -332,7 +337,9 @@ ApiResponse ApiRouter::route_session(const ApiRequest& request) {
   // Signing out changes state: a page elsewhere must not be able to sign a responder out.
   if (!secrets_equal(request.csrf_token, session->csrf_token))
     return error(403, "signing out needs the session's X-CSRF-Token header");
-  deps_.sessions->close(request.cookie);
+  if (auto closed = deps_.sessions->close(request.cookie); !closed)
+    return is_database_failure(closed.error()) ? database_unavailable()
+                                               : error(500, closed.error().message);
   (void)deps_.store.append_audit(
       AuditEvent{record.name, "console.signed_out", record.name,
                  json{{"remote_address", address}}.dump()},

@@ -438,6 +438,67 @@ Result<std::vector<ControllerRecord>> SqlStore::list_controllers() {
       "list controllers");
 }
 
+Status SqlStore::insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,
+                                        std::size_t max_sessions) {
+  auto db = pool_.acquire();
+  return in_transaction(*db, [&]() -> Status {
+    if (auto s = Query(*db, "DELETE FROM console_sessions WHERE expires_at_ms <= ?")
+                     .bind(now_ms)
+                     .run();
+        !s)
+      return s;
+    Query count(*db, "SELECT COUNT(*) FROM console_sessions");
+    if (count.step() != sql::kRow) return db->error("count console sessions");
+    const auto held = static_cast<std::uint64_t>(count.integer(0));
+    if (max_sessions > 0 && held >= max_sessions) {
+      // Those that expire first make room (the oldest, all having the same lifetime).
+      if (auto s = Query(*db,
+                         "DELETE FROM console_sessions WHERE secret_hash IN (SELECT secret_hash "
+                         "FROM console_sessions ORDER BY expires_at_ms, secret_hash LIMIT ?)")
+                       .bind(static_cast<std::int64_t>(held - max_sessions + 1))
+                       .run();
+          !s)
+        return s;
+    }
+    return Query(*db,
+                 "INSERT INTO console_sessions (secret_hash, csrf_token, token_hash, "
+                 "operator_name, expires_at_ms) VALUES (?, ?, ?, ?, ?)")
+        .bind(session.secret_hash, session.csrf_token, session.token_hash, session.operator_name,
+              session.expires_at_ms)
+        .run();
+  });
+}
+
+Result<std::optional<ConsoleSessionRecord>> SqlStore::find_console_session(
+    const std::string& secret_hash, std::int64_t now_ms) {
+  auto db = pool_.acquire();
+  Query q(*db,
+          "SELECT secret_hash, csrf_token, token_hash, operator_name, expires_at_ms FROM "
+          "console_sessions WHERE secret_hash = ?");
+  q.bind(secret_hash);
+  const int rc = q.step();
+  if (rc == sql::kDone) return std::optional<ConsoleSessionRecord>();
+  if (rc != sql::kRow) return db->error("find console session");
+  ConsoleSessionRecord found{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
+  if (found.expires_at_ms > now_ms) return std::optional<ConsoleSessionRecord>(std::move(found));
+  if (auto s = Query(*db, "DELETE FROM console_sessions WHERE secret_hash = ?")
+                   .bind(secret_hash)
+                   .run();
+      !s)
+    return s.error();
+  return std::optional<ConsoleSessionRecord>();
+}
+
+Result<bool> SqlStore::delete_console_session(const std::string& secret_hash) {
+  auto db = pool_.acquire();
+  if (auto s = Query(*db, "DELETE FROM console_sessions WHERE secret_hash = ?")
+                   .bind(secret_hash)
+                   .run();
+      !s)
+    return s.error();
+  return db->changes() > 0;
+}
+
 Status SqlStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   auto db = pool_.acquire();

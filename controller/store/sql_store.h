@@ -57,6 +57,11 @@ class SqlStore : public Store {
   Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                    std::int64_t silent_before_ms) override;
   Result<std::vector<ControllerRecord>> list_controllers() override;
+  Status insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,
+                                std::size_t max_sessions) override;
+  Result<std::optional<ConsoleSessionRecord>> find_console_session(const std::string& secret_hash,
+                                                                   std::int64_t now_ms) override;
+  Result<bool> delete_console_session(const std::string& secret_hash) override;
   Status revoke_agent(const std::string& id, std::int64_t now_ms) override;
   Result<std::vector<std::string>> revoked_agent_ids() override;
   Status insert_api_token(const ApiTokenRecord& token) override;

@@ -304,6 +304,17 @@ CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
 ALTER TABLE playbook_runs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE playbook_runs ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
 )sql"},
+    {13, "web console sessions in the store, so every controller sharing it knows them",
+     R"sql(
+CREATE TABLE console_sessions (
+  secret_hash TEXT PRIMARY KEY,
+  csrf_token TEXT NOT NULL,
+  token_hash TEXT NOT NULL,
+  operator_name TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at_ms);
+)sql"},
 };
 
 }  // namespace

@@ -79,6 +79,16 @@ struct ControllerRecord {
   std::string action_key_fingerprint;
 };
 
+// A web console session (controller/api/console_sessions.h), kept in the store so that every
+// controller sharing it knows it: a console behind one address reaches any of them.
+struct ConsoleSessionRecord {
+  std::string secret_hash;  // SHA-256 hex of the cookie's secret; the secret itself is not kept
+  std::string csrf_token;   // given to the console, repeated in X-CSRF-Token
+  std::string token_hash;   // the operator token the session was opened with (SHA-256 hex)
+  std::string operator_name;
+  std::int64_t expires_at_ms = 0;
+};
+
 // Life of a response action on the controller. Terminal: succeeded, failed, refused, expired.
 // `simulated`: signed and recorded by a playbook step in simulate mode, never sent to the agent.
 enum class ActionState {
@@ -456,6 +466,14 @@ class Store {
   virtual Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                            std::int64_t silent_before_ms) = 0;
   virtual Result<std::vector<ControllerRecord>> list_controllers() = 0;
+  // Console sessions. Inserting drops the expired ones and, beyond `max_sessions`, those that
+  // expire first. find: nullopt for none or expired (an expired one is dropped). delete: whether
+  // there was one.
+  virtual Status insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,
+                                        std::size_t max_sessions) = 0;
+  virtual Result<std::optional<ConsoleSessionRecord>> find_console_session(
+      const std::string& secret_hash, std::int64_t now_ms) = 0;
+  virtual Result<bool> delete_console_session(const std::string& secret_hash) = 0;
   // Another controller sharing the store queued actions for these agents: `callback` runs on a
   // thread of the store's own as the news arrives (PostgreSQL LISTEN/NOTIFY), so that the
   // controller holding an agent's session sends them at once. An empty list means news may have

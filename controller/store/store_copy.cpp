@@ -26,6 +26,7 @@ constexpr TableOrder kTables[] = {
     {"case_notes", "rowid"},        {"playbook_runs", "rowid"},
     {"run_steps", "run_id, seq"},   {"approvals", "rowid"},
     {"content_objects", "rowid"},   {"controllers", "id"},
+    {"console_sessions", "secret_hash"},
 };
 
 struct Column {

@@ -58,14 +58,15 @@ struct Controller {
                        7443, &*dispatcher, &*evidence, nullptr, &autonomy, nullptr,
                        1 << 20};
     deps.console = &*console;
-    deps.sessions = &sessions;
+    sessions.emplace(*store, clock);
+    deps.sessions = &*sessions;
     router.emplace(std::move(deps));
   }
   // The admin's console session, opened again when an input signed it out or it expired.
   const ConsoleSession& admin_session() {
-    if (!sessions.find(session_cookie)) {
+    if (!sessions->find(session_cookie).value()) {
       auto record = auth->authenticate("Bearer " + tokens[1]).value();
-      session = sessions.open(record.token_hash, record.name);
+      session = sessions->open(record.token_hash, record.name).value();
       session_cookie = fmt::format("{}={}", kSessionCookie, session.secret);
     }
     return session;
@@ -93,7 +94,7 @@ struct Controller {
   std::optional<EvidenceStore> evidence;
   AutonomyPolicy autonomy;
   std::optional<ConsoleFiles> console;
-  ConsoleSessions sessions{clock};
+  std::optional<ConsoleSessions> sessions;
   ConsoleSession session;
   std::string session_cookie;
   std::optional<ApiRouter> router;

@@ -149,6 +149,46 @@ TEST_F(TwoControllers, AnActionThroughAReachesAnAgentOnBAndItsResultIsSeenThroug
   EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
 }
 
+// A console behind one address for both controllers: signed in through A, the browser's next
+// requests may reach B. The session is in the database, so B knows it, checks its CSRF token,
+// and a sign-out through B ends it on A too.
+TEST_F(TwoControllers, AConsoleSessionOpenedOnAHoldsOnBAndEndsOnBoth) {
+  // curl as the console's page does it: JSON body, same-origin, cookie and CSRF header by hand.
+  const auto request = [&](const ControllerUnderTest& to, const std::string& method,
+                           const std::string& path, const std::string& cookie,
+                           const std::string& csrf, const std::string& body) {
+    std::vector<std::string> argv{"curl", "-s", "-D", "-", "-w", "\n%{http_code}", "--cacert",
+                                  to.ca_cert(), "-X", method, "-H", "Sec-Fetch-Site: same-origin"};
+    if (!cookie.empty()) argv.insert(argv.end(), {"-H", "Cookie: " + cookie});
+    if (!csrf.empty()) argv.insert(argv.end(), {"-H", "X-CSRF-Token: " + csrf});
+    if (!body.empty())
+      argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data", body});
+    argv.push_back("https://" + to.api() + path);
+    return run_command(argv).out;
+  };
+  const auto status_of = [](const std::string& out) { return out.substr(out.rfind('\n') + 1); };
+  const auto signed_in = request(*a, "POST", "/api/v1/session", "", "",
+                                 json{{"token", a->admin_token()}}.dump());
+  ASSERT_EQ(status_of(signed_in), "201") << signed_in;
+  const auto at = signed_in.find("__Host-riposte_session=");
+  ASSERT_NE(at, std::string::npos) << signed_in;
+  const auto cookie = signed_in.substr(at, signed_in.find(';', at) - at);
+  const auto body_start = signed_in.find("\r\n\r\n") + 4;
+  const auto csrf = json::parse(signed_in.substr(body_start, signed_in.rfind('\n') - body_start))
+                        .at("csrf_token")
+                        .get<std::string>();
+
+  EXPECT_EQ(status_of(request(*b, "GET", "/api/v1/agents", cookie, "", "")), "200");
+  const auto on_b = request(*b, "GET", "/api/v1/session", cookie, "", "");
+  ASSERT_EQ(status_of(on_b), "200") << on_b;
+  EXPECT_NE(on_b.find(csrf), std::string::npos) << "B gave another CSRF token: " << on_b;
+  // A change through B needs the session's CSRF token there as well.
+  EXPECT_EQ(status_of(request(*b, "DELETE", "/api/v1/session", cookie, "", "")), "403");
+  EXPECT_EQ(status_of(request(*b, "DELETE", "/api/v1/session", cookie, csrf, "")), "200");
+  EXPECT_EQ(status_of(request(*a, "GET", "/api/v1/agents", cookie, "", "")), "401");
+  EXPECT_EQ(status_of(request(*b, "GET", "/api/v1/agents", cookie, "", "")), "401");
+}
+
 // Controller A dies; its agent fails over to B (its configured fallback gateway), and an action
 // asked of B meanwhile reaches it there.
 TEST_F(TwoControllers, AnAgentWhoseControllerDiesFailsOverAndGetsItsQueuedAction) {

@@ -36,7 +36,8 @@ class ApiRouterTest : public ::testing::Test {
     ApiRouterDeps deps{*store, *enrollment, *auth, clock,
                        [this](const std::string& id) { revoked_sessions.push_back(id); }, "", 7443};
     deps.console = &*console;
-    deps.sessions = &sessions;
+    sessions.emplace(*store, clock, 3'600'000);
+    deps.sessions = &*sessions;
     router.emplace(std::move(deps));
   }
 
@@ -90,7 +91,7 @@ class ApiRouterTest : public ::testing::Test {
   std::optional<Enrollment> enrollment;
   std::optional<OperatorAuth> auth;
   std::optional<ConsoleFiles> console;
-  ConsoleSessions sessions{clock, 3'600'000};
+  std::optional<ConsoleSessions> sessions;
   std::optional<ApiRouter> router;
   std::string admin_token, analyst_token;
   std::vector<std::string> revoked_sessions;
