@@ -808,6 +808,24 @@ TEST_F(ApiRouterTest, ConsoleSessionsEndOnSignOutExpiryAndWithTheOperator) {
   EXPECT_EQ(browser("GET", "/api/v1/session", "").status, 401);
 }
 
+// Sessions are the store's, not one process's: a controller restarted (a new ConsoleSessions on
+// the same store) still knows a live session, and still refuses a signed-out one.
+TEST_F(ApiRouterTest, AConsoleSessionOutlivesARestartButNotItsSignOut) {
+  const auto viewer = create("vic", "viewer");
+  auto in = browser("POST", "/api/v1/session", "", "", json{{"token", viewer}}.dump());
+  ASSERT_EQ(in.status, 201) << in.body;
+  const auto cookie = header(in, "Set-Cookie").substr(0, header(in, "Set-Cookie").find(';'));
+  const auto csrf = parse(in)["csrf_token"].get<std::string>();
+  ConsoleSessions restarted(*store, clock, 3'600'000);
+  const auto found = restarted.find(cookie).value();
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->csrf_token, csrf);
+  EXPECT_EQ(found->operator_name, "vic");
+  EXPECT_TRUE(found->secret.empty()) << "the cookie's secret is not kept";
+  ASSERT_EQ(browser("DELETE", "/api/v1/session", cookie, csrf).status, 200);
+  EXPECT_FALSE(restarted.find(cookie).value());
+}
+
 // Guessing tokens through sign-in is throttled like any failed token.
 TEST_F(ApiRouterTest, ConsoleSignInGuessesAreThrottled) {
   for (int i = 0; i < 20; ++i)

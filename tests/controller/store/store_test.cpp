@@ -352,6 +352,34 @@ AlertRecord sample_alert(const std::string& id, const std::string& host, std::in
   return a;
 }
 
+// Console sessions: found until they expire (then dropped), deleted once, and the ones that
+// expire first make room beyond the limit.
+TEST_P(StoreContract, ConsoleSessionsExpireAreDeletedAndBounded) {
+  const auto session = [](const std::string& hash, std::int64_t expires) {
+    return ConsoleSessionRecord{hash, "csrf-" + hash, "token-" + hash, "ann", expires};
+  };
+  ASSERT_TRUE(store->insert_console_session(session("s1", 10'000), 1'000, 3));
+  auto found = store->find_console_session("s1", 9'999).value();
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->csrf_token, "csrf-s1");
+  EXPECT_EQ(found->token_hash, "token-s1");
+  EXPECT_EQ(found->operator_name, "ann");
+  EXPECT_FALSE(store->find_console_session("s1", 10'000).value()) << "expired, still found";
+  EXPECT_FALSE(store->delete_console_session("s1").value()) << "the expired one was not dropped";
+  EXPECT_FALSE(store->find_console_session("nobody", 0).value());
+
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_TRUE(store->insert_console_session(session("b" + std::to_string(i), 20'000 + i), 2'000,
+                                              3));
+  ASSERT_TRUE(store->insert_console_session(session("b4", 20'004), 2'000, 3));
+  EXPECT_FALSE(store->find_console_session("b1", 2'000).value()) << "the limit was not kept";
+  for (const char* kept : {"b2", "b3", "b4"})
+    EXPECT_TRUE(store->find_console_session(kept, 2'000).value()) << kept;
+  EXPECT_TRUE(store->delete_console_session("b3").value());
+  EXPECT_FALSE(store->delete_console_session("b3").value());
+  EXPECT_FALSE(store->find_console_session("b3", 2'000).value());
+}
+
 // Several shippers (on PostgreSQL: several pool connections, or controllers) sending related
 // alerts at once: every batch is stored, none fails on a deadlock, and they all join one case —
 // no batch opens a second case for a host and indicator another batch committed meanwhile.
