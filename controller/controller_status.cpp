@@ -1,16 +1,16 @@
 #include "controller/controller_status.h"
 
 #include <fmt/format.h>
-#include <sqlite3.h>
 
 #include <memory>
 
 #include "common/address.h"
 #include "common/secure_file.h"
 #include "common/service_status.h"
-#include "common/sqlite_statement.h"
+#include "common/clock.h"
 #include "controller/controller_service.h"
 #include "controller/gateway/pki.h"
+#include "controller/store/open_store.h"
 #include "protocol/crypto.h"
 #include "protocol/https_client.h"
 #include "protocol/tls.h"
@@ -22,24 +22,43 @@ using nlohmann::json;
 
 namespace {
 
-// Agent counts straight from the database, read-only: the status command must not migrate,
-// lock or otherwise write the live controller's store.
-json agent_counts(const fs::path& database) {
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(database.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
-  if (rc != SQLITE_OK) return json{{"error", sqlite3_errstr(rc)}};
-  sqlite3_busy_timeout(db.get(), 2000);
+// Agent counts straight from the store, read-only: the status command must not migrate, lock or
+// otherwise write the live controller's store. SQLite is opened read-only; on PostgreSQL only
+// SELECTs are sent. With PostgreSQL, also the controllers sharing it and the agents each holds.
+json store_summary(const StoreLocation& location, std::int64_t now_ms) {
+  if (location.kind == StoreKind::sqlite && !fs::exists(location.target))
+    return json(nullptr);  // not initialized yet
+  auto opened = open_database_for_reading(location);
+  if (!opened) return json{{"error", opened.error().message}};
+  auto& db = *opened;
   try {
-    sqlite::Statement count(
-        db.get(),
-        "SELECT COUNT(*), COALESCE(SUM(connected = 1 AND revoked_at_ms IS NULL), 0), "
-        "COALESCE(SUM(revoked_at_ms IS NOT NULL), 0) FROM agents");
-    if (count.step() != SQLITE_ROW) return json{{"error", sqlite3_errmsg(db.get())}};
-    return json{{"enrolled", count.integer(0)},
-                {"connected", count.integer(1)},
-                {"revoked", count.integer(2)}};
-  } catch (const std::exception& e) {
+    sql::Query count(*db,
+                     "SELECT COUNT(*), COALESCE(SUM(CASE WHEN connected = 1 AND revoked_at_ms IS "
+                     "NULL THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN revoked_at_ms IS NOT "
+                     "NULL THEN 1 ELSE 0 END), 0) FROM agents");
+    if (count.step() != sql::kRow) return json{{"error", db->error("count agents").message}};
+    json out{{"enrolled", count.integer(0)},
+             {"connected", count.integer(1)},
+             {"revoked", count.integer(2)}};
+    if (location.kind == StoreKind::postgresql) {
+      sql::Query held(*db,
+                      "SELECT c.id, c.agent_gateway, c.last_seen_ms, (SELECT COUNT(*) FROM agents "
+                      "a WHERE a.controller_id = c.id AND a.connected = 1 AND a.revoked_at_ms IS "
+                      "NULL) FROM controllers c ORDER BY c.id");
+      auto controllers = sql::collect_rows(
+          *db, held,
+          [&](const sql::Query& row) {
+            return json{{"id", row.text(0)},
+                        {"agent_gateway", row.text(1)},
+                        {"seen_s_ago", (now_ms - row.integer(2)) / 1000},
+                        {"agents_connected", row.integer(3)}};
+          },
+          "list controllers");
+      if (!controllers) return json{{"error", controllers.error().message}};
+      out["controllers"] = std::move(*controllers);
+    }
+    return out;
+  } catch (const std::exception& e) {  // a statement that does not prepare: not our schema
     return json{{"error", e.what()}};
   }
 }
@@ -94,8 +113,14 @@ ControllerHealth controller_health(const ControllerConfig& config) {
         r["api_health"] = probe_api(r["api"].get<std::string>(), ca_pem);
     }
   }
-  const auto database = dir / ControllerService::kDatabaseFile;
-  r["agents"] = fs::exists(database) ? agent_counts(database) : json(nullptr);
+  if (auto location = parse_store_location(config.database, dir)) {
+    r["database"] = location->kind == StoreKind::sqlite ? location->target
+                                                        : redacted_database_url(location->target);
+    r["agents"] = store_summary(*location, SystemClock().now_unix_ms());
+  } else {
+    r["database"] = nullptr;
+    r["agents"] = json{{"error", location.error().message}};
+  }
   r["admin_token_file"] =
       fs::exists(dir / kAdminTokenFile) ? json((dir / kAdminTokenFile).string()) : json(nullptr);
   health.healthy = r["initialized"].get<bool>() && status.running && r["api_health"] == "ok";
@@ -123,6 +148,7 @@ std::string render_controller_health(const json& r) {
                ? std::string("running      : no\n")
                : fmt::format("running      : no (stopped {})\n", text(r["stopped_at"]));
   }
+  if (!text(r["database"]).empty()) out += fmt::format("database     : {}\n", text(r["database"]));
   const auto& agents = r["agents"];
   if (agents.is_object() && agents.contains("error")) {
     out += fmt::format("agents       : database unreadable: {}\n", text(agents["error"]));
@@ -130,6 +156,13 @@ std::string render_controller_health(const json& r) {
     out += fmt::format("agents       : {} enrolled, {} connected, {} revoked\n",
                        agents["enrolled"].dump(), agents["connected"].dump(),
                        agents["revoked"].dump());
+    // Several controllers on one PostgreSQL database: which are alive and what each holds.
+    for (const auto& c : agents.value("controllers", json::array())) {
+      const auto ago = c.value("seen_s_ago", std::int64_t{0});
+      out += fmt::format("controller   : {} at {}, {} agents, seen {}s ago{}\n",
+                         text(c["id"]), text(c["agent_gateway"]), c["agents_connected"].dump(),
+                         ago, ago > 30 ? " (silent: its agents are shown offline)" : "");
+    }
   }
   if (!text(r["admin_token_file"]).empty()) {
     out += fmt::format("admin token  : in {} (copy it, then delete the file)\n",

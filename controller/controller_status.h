@@ -2,9 +2,10 @@
 
 // `riposte-controller status`: initialized?, running (pid, since)?, serving (the API answers
 // /healthz over TLS, checked against the controller's own CA)?, how many agents are enrolled and
-// connected, where the first admin token was left, and the last error. Read from the data
-// directory (status.json, controller.json, the database opened read-only) and one local HTTPS
-// request; it changes nothing.
+// connected (on PostgreSQL, also each controller sharing the database and the agents it holds),
+// where the first admin token was left, and the last error. Read from the data directory
+// (status.json, controller.json), the store's database (SQLite opened read-only; PostgreSQL only
+// read) and one local HTTPS request; it changes nothing.
 
 #include <nlohmann/json.hpp>
 #include <string>

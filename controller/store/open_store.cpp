@@ -1,12 +1,15 @@
 #include "controller/store/open_store.h"
 
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <cctype>
 #include <regex>
 
+#include "controller/store/postgres_database.h"
 #include "controller/store/postgres_store.h"
+#include "controller/store/sqlite_database.h"
 #include "controller/store/sqlite_store.h"
 
 namespace riposte::controller {
@@ -48,6 +51,22 @@ Result<std::unique_ptr<Store>> open_store(const StoreLocation& location) {
   auto store = PostgresStore::open(location.target, location.connections);
   if (!store) return store.error();
   return std::unique_ptr<Store>(std::move(*store));
+}
+
+Result<std::unique_ptr<sql::Database>> open_database_for_reading(const StoreLocation& location) {
+  if (location.kind == StoreKind::postgresql) {
+    auto connected = sql::PostgresDatabase::connect(location.target);
+    if (!connected) return connected.error();
+    return std::unique_ptr<sql::Database>(std::move(*connected));
+  }
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(location.target.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_close(raw);
+    return Error{fmt::format("cannot open {}: {}", location.target, sqlite3_errstr(rc))};
+  }
+  sqlite3_busy_timeout(raw, 2000);
+  return std::unique_ptr<sql::Database>(std::make_unique<sql::SqliteDatabase>(raw));
 }
 
 }  // namespace riposte::controller

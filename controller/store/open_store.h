@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "controller/store/database.h"
 #include "controller/store/store.h"
 
 namespace riposte::controller {
@@ -31,5 +32,9 @@ Result<StoreLocation> parse_store_location(const std::string& database,
 std::string redacted_database_url(const std::string& url);
 
 Result<std::unique_ptr<Store>> open_store(const StoreLocation& location);
+
+// A bare connection to the store's database for looking only (`riposte-controller status`): an
+// SQLite file opened read-only, or a PostgreSQL session; no migration, nothing written.
+Result<std::unique_ptr<sql::Database>> open_database_for_reading(const StoreLocation& location);
 
 }  // namespace riposte::controller

@@ -147,6 +147,23 @@ TEST_F(TwoControllers, AnActionThroughAReachesAnAgentOnBAndItsResultIsSeenThroug
   EXPECT_NE(b->process().log_text().find("queued through another controller"), std::string::npos);
   // One audit chain for both controllers' entries.
   EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
+  // `riposte-controller status` on A reads the shared database: the agent B holds, both
+  // controllers alive, and the URL without a password.
+  const auto status = run_command({bin("riposte-controller"), "status", "--data-dir",
+                                   a->data_dir().string(), "--config",
+                                   (a->dir() / "controller.yaml").string(), "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.out << status.err;
+  const auto report = json::parse(status.out);
+  EXPECT_EQ(report["agents"]["enrolled"], 1) << report.dump();
+  EXPECT_EQ(report["agents"]["connected"], 1) << report.dump();
+  ASSERT_EQ(report["agents"]["controllers"].size(), 2u) << report.dump();
+  int held = 0;
+  for (const auto& c : report["agents"]["controllers"]) {
+    EXPECT_LT(c["seen_s_ago"].get<int>(), 30) << c.dump();
+    held += c["agents_connected"].get<int>();
+  }
+  EXPECT_EQ(held, 1);
+  EXPECT_TRUE(report["database"].get<std::string>().starts_with("postgresql://")) << report.dump();
 }
 
 // A console behind one address for both controllers: signed in through A, the browser's next
