@@ -253,8 +253,11 @@ ApiResponse PlaybookApi::cancel_run(const std::string& id, const ApiRequest& req
   auto run = engine_->cancel(id, caller.name, *reason);
   if (!run) {
     const auto& message = run.error().message;
+    if (is_database_failure(run.error())) return error(503, message);
     return error(message.starts_with("no playbook run") ? 404 : 409, message);
   }
+  // Held by another controller sharing the store: asked of it, carried out at its next look.
+  if (!run->finished_at_ms) return reply(202, run_json(*run, nullptr));
   return show_run(id);
 }
 

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "common/duration.h"
 #include "common/secure_file.h"
@@ -200,7 +202,18 @@ std::optional<int> CaseCommands::run(const Connection& c) {
   }
   if (run_show_->parsed()) return show_run(c);
   if (run_cancel_->parsed()) {
-    call(c, "POST", "/api/v1/runs/" + url_encode(id_) + "/cancel", json{{"reason", reason_}});
+    auto run =
+        call(c, "POST", "/api/v1/runs/" + url_encode(id_) + "/cancel", json{{"reason", reason_}});
+    // Another controller holds the run: it cancels at its next look (about a second); wait for it
+    // rather than show a run that still looks alive.
+    for (int i = 0; i < 30 && run["finished_at"].is_null() && !run["cancel_requested"].is_null();
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      run = call(c, "GET", "/api/v1/runs/" + url_encode(id_));
+    }
+    if (run["finished_at"].is_null())
+      std::cerr << "The cancel is recorded; the controller holding this run has not carried it "
+                   "out yet (it does at its next look at the run).\n";
     return show_run(c);
   }
   return std::nullopt;

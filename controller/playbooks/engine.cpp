@@ -350,32 +350,58 @@ Result<PlaybookRunRecord> PlaybookEngine::cancel(const std::string& run_id, cons
     PlaybookRunRecord run = std::move(**found);
     if (run.finished_at_ms)
       return fail(fmt::format("run {} already ended ({})", run_id, run.state));
-    json context = parse_json_or(run.context, json::object());
-    if (run.step.starts_with("undo:"))
+    if (run.step.starts_with("undo:")) {
+      const json context = parse_json_or(run.context, json::object());
       return fail(fmt::format("run {} is already ending ({}) and undoing its steps", run_id,
                               context["run"].value("ending", json::object()).value("state", "")));
+    }
     const auto now = deps_.clock.now_unix_ms();
-    auto cancelled = deps_.store.cancel_approvals(run.id, by, reason, now);
-    if (!cancelled) return fail(cancelled.error().message);
-    if (auto s = deps_.store.append_audit(
-            {by, "run.cancelled", run.case_id,
-             dump(json{{"run_id", run.id},
-                       {"playbook", run.playbook},
-                       {"step", run.step},
-                       {"reason", reason},
-                       {"approvals_cancelled", cancelled->size()}})},
-            now);
-        !s)
+    // Only the lease holder moves a run: cancelling here while another controller dispatches its
+    // next step would undo and end a run that then acts anyway.
+    auto claimed = deps_.store.claim_run(run_id, now, kRunLeaseMs);
+    if (!claimed) return fail(claimed.error().message);
+    if (!*claimed) {
+      const auto request = dump(json{{"by", by}, {"reason", reason}, {"at_ms", now}});
+      auto recorded = deps_.store.request_run_cancel(
+          run_id, request,
+          {by, "run.cancel_requested", run.case_id,
+           dump(json{{"run_id", run.id}, {"step", run.step}, {"reason", reason}})},
+          now);
+      if (!recorded) return fail(recorded.error().message);
+      spdlog::info("playbooks: run {} is held by another controller; its cancel by {} is asked of "
+                   "it",
+                   run.id, by);
+    } else if (auto s = cancel_held(run, by, reason); !s) {
       return fail(s.error().message);
-    spdlog::info("playbooks: run {} cancelled by {} at step {}: {}", run.id, by, run.step, reason);
-    if (!context.is_object() || !context["run"].is_object()) context = {{"run", json::object()}};
-    end(find(run.playbook), run, context, "cancelled",
-        fmt::format("cancelled by {} at step {}: {}", by, run.step, reason), nullptr);
+    }
     auto after = deps_.store.find_run(run_id);
-    if (!after || !*after) return fail("the cancelled run cannot be read back");
+    if (!after || !*after) return fail("the run cannot be read back");
     done.set_value(std::move(**after));
   });
   return done.get_future().get();
+}
+
+Status PlaybookEngine::cancel_held(PlaybookRunRecord run, const std::string& by,
+                                   const std::string& reason) {
+  json context = parse_json_or(run.context, json::object());
+  const auto now = deps_.clock.now_unix_ms();
+  auto cancelled = deps_.store.cancel_approvals(run.id, by, reason, now);
+  if (!cancelled) return cancelled.error();
+  if (auto s = deps_.store.append_audit(
+          {by, "run.cancelled", run.case_id,
+           dump(json{{"run_id", run.id},
+                     {"playbook", run.playbook},
+                     {"step", run.step},
+                     {"reason", reason},
+                     {"approvals_cancelled", cancelled->size()}})},
+          now);
+      !s)
+    return s;
+  spdlog::info("playbooks: run {} cancelled by {} at step {}: {}", run.id, by, run.step, reason);
+  if (!context.is_object() || !context["run"].is_object()) context = {{"run", json::object()}};
+  end(find(run.playbook), run, context, "cancelled",
+      fmt::format("cancelled by {} at step {}: {}", by, run.step, reason), nullptr);
+  return ok_status();
 }
 
 void PlaybookEngine::advance(const std::string& run_id) {
@@ -399,6 +425,15 @@ void PlaybookEngine::advance(const std::string& run_id) {
   }
   PlaybookRunRecord run = std::move(**found);
   if (run.finished_at_ms) return;
+  // A cancel asked through another controller while this one held the run.
+  if (!run.cancel_request.empty() && !run.step.starts_with("undo:")) {
+    const json request = parse_json_or(run.cancel_request, json::object());
+    if (auto s = cancel_held(run, request.value("by", std::string("unknown")),
+                             request.value("reason", std::string()));
+        !s)
+      spdlog::error("playbooks: run {}: cannot carry out its cancel: {}", run.id, s.error().message);
+    return;
+  }
   const auto* playbook = find(run.playbook);
   if (playbook == nullptr) {
     return finish(nullptr, run, "failed",
@@ -1178,7 +1213,11 @@ json run_json(const PlaybookRunRecord& r, const std::vector<RunStepRecord>* step
            {"error", r.error.empty() ? json(nullptr) : json(r.error)},
            {"started_at", format_utc_ms(r.started_at_ms)},
            {"updated_at", format_utc_ms(r.updated_at_ms)},
-           {"finished_at", utc_or_null(r.finished_at_ms)}};
+           {"finished_at", utc_or_null(r.finished_at_ms)},
+           // A cancel the controller holding the run has yet to carry out.
+           {"cancel_requested", r.cancel_request.empty() || r.finished_at_ms
+                                    ? json(nullptr)
+                                    : parse_json_or(r.cancel_request, json(nullptr))}};
   if (steps != nullptr) {
     json list = json::array();
     for (const auto& s : *steps) {

@@ -100,7 +100,10 @@ class PlaybookEngine {
                                   bool force = false);
   // Stops an unfinished run: its pending approvals are cancelled, what it did is undone, and it
   // ends `cancelled` with `by` and `reason` recorded and audited. Errors: no such run, already
-  // ended or already undoing.
+  // ended or already undoing. When another controller sharing the store holds the run's lease
+  // (it may be dispatching a step this moment), the cancel is recorded for that controller to
+  // carry out at its next look (within a tick) and the run is returned unfinished, with its
+  // cancel_request set.
   Result<PlaybookRunRecord> cancel(const std::string& run_id, const std::string& by,
                                    const std::string& reason);
   // Continues every unfinished run (controller start).
@@ -136,6 +139,9 @@ class PlaybookEngine {
                    std::int64_t expires_ms);
   // The run ends as `state`: unless it succeeded, its undo steps run first (compensate), then
   // finish.
+  // The cancel itself, on a run this controller holds (worker thread): approvals cancelled,
+  // audited, undone, ended `cancelled`.
+  Status cancel_held(PlaybookRunRecord run, const std::string& by, const std::string& reason);
   void end(const Playbook* playbook, PlaybookRunRecord& run, nlohmann::json& context,
            const std::string& state, const std::string& error, const RunStepRecord* last_step);
   // Runs the undo steps queued in context.run.undo, one at a time, waiting for their actions;

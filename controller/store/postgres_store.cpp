@@ -275,8 +275,11 @@ CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
 ALTER TABLE playbook_runs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE playbook_runs ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0;
 )sql"},
-    {3, "web console sessions in the store (SQLite's 13)",
+    {3,
+     "web console sessions in the store; a run's cancel asked through a controller not holding "
+     "it (SQLite's 13)",
      R"sql(
+ALTER TABLE playbook_runs ADD COLUMN cancel_request TEXT NOT NULL DEFAULT '';
 CREATE TABLE console_sessions (
   secret_hash TEXT PRIMARY KEY,
   csrf_token TEXT NOT NULL,

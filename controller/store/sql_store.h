@@ -138,6 +138,8 @@ class SqlStore : public Store {
   Status renew_run_leases(std::int64_t now_ms, std::int64_t lease_ms) override;
   Result<std::vector<std::string>> runs_to_take_over(std::int64_t now_ms) override;
   Status wake_run(const std::string& run_id, std::int64_t now_ms) override;
+  Result<bool> request_run_cancel(const std::string& run_id, const std::string& request,
+                                  const AuditEvent& audit, std::int64_t now_ms) override;
   Result<std::vector<ActionRecord>> run_actions(const std::string& run_id) override;
   Result<ApprovalRecord> insert_approval(const ApprovalRecord& approval, const AuditEvent& audit,
                                          std::int64_t now_ms) override;

@@ -44,7 +44,7 @@ CaseRecord case_from_row(const Query& row) {
 constexpr const char* kRunColumns =
     "id, playbook, playbook_version, alert_id, case_id, started_by, simulate_only, state, step, "
     "attempt, waiting_for, step_started_at_ms, wake_at_ms, context, error, started_at_ms, "
-    "updated_at_ms, finished_at_ms, requested_by";
+    "updated_at_ms, finished_at_ms, requested_by, cancel_request";
 
 PlaybookRunRecord run_from_row(const Query& row) {
   PlaybookRunRecord r;
@@ -67,6 +67,7 @@ PlaybookRunRecord run_from_row(const Query& row) {
   r.updated_at_ms = row.integer(16);
   r.finished_at_ms = row.optional_integer(17);
   r.requested_by = row.text(18);
+  r.cancel_request = row.text(19);
   return r;
 }
 
@@ -195,12 +196,12 @@ Status SqlStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& audit,
   return in_transaction(*db, [&]() -> Status {
     auto inserted =
         Query(*db, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
-                                      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                       kRunColumns))
             .bind(r.id, r.playbook, r.playbook_version, r.alert_id, r.case_id, r.started_by,
                   static_cast<int>(r.simulate_only), r.state, r.step, r.attempt, r.waiting_for,
                   r.step_started_at_ms, r.wake_at_ms, r.context, r.error, r.started_at_ms,
-                  r.updated_at_ms, r.finished_at_ms, r.requested_by)
+                  r.updated_at_ms, r.finished_at_ms, r.requested_by, r.cancel_request)
             .run();
     if (!inserted) return inserted;
     return append_audit_locked(*db, audit, now_ms);
@@ -310,12 +311,32 @@ Status SqlStore::wake_run(const std::string& run_id, std::int64_t now_ms) {
       .run();
 }
 
+Result<bool> SqlStore::request_run_cancel(const std::string& run_id, const std::string& request,
+                                          const AuditEvent& audit, std::int64_t now_ms) {
+  auto db = pool_.acquire();
+  bool recorded = false;
+  auto s = in_transaction(*db, [&]() -> Status {
+    auto updated = Query(*db,
+                         "UPDATE playbook_runs SET cancel_request = ? WHERE id = ? AND "
+                         "finished_at_ms IS NULL AND cancel_request = ''")
+                       .bind(request, run_id)
+                       .run();
+    if (!updated) return updated;
+    recorded = db->changes() > 0;
+    return recorded ? append_audit_locked(*db, audit, now_ms) : ok_status();
+  });
+  if (!s) return s.error();
+  return recorded;
+}
+
 Result<std::vector<std::string>> SqlStore::runs_due(std::int64_t now_ms) {
+  const std::string me = controller_id();
   auto db = pool_.acquire();
   Query q(*db,
-              "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND state = 'waiting' AND "
-              "wake_at_ms > 0 AND wake_at_ms <= ? ORDER BY wake_at_ms");
-  q.bind(now_ms);
+          "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND ((state = 'waiting' AND "
+          "wake_at_ms > 0 AND wake_at_ms <= ?1) OR (cancel_request != '' AND (lease_owner IN "
+          "(?2, '') OR lease_until_ms < ?1))) ORDER BY wake_at_ms");
+  q.bind(now_ms, me);
   return collect_rows(
       *db, q, [](const Query& r) { return r.text(0); }, "list due playbook runs");
 }

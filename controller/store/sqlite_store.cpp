@@ -304,8 +304,11 @@ CREATE INDEX agents_by_controller ON agents (controller_id) WHERE connected = 1;
 ALTER TABLE playbook_runs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE playbook_runs ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
 )sql"},
-    {13, "web console sessions in the store, so every controller sharing it knows them",
+    {13,
+     "web console sessions in the store, so every controller sharing it knows them; a run's "
+     "cancel asked through a controller not holding it",
      R"sql(
+ALTER TABLE playbook_runs ADD COLUMN cancel_request TEXT NOT NULL DEFAULT '';
 CREATE TABLE console_sessions (
   secret_hash TEXT PRIMARY KEY,
   csrf_token TEXT NOT NULL,

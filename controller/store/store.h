@@ -326,6 +326,9 @@ struct PlaybookRunRecord {
   std::int64_t started_at_ms = 0;
   std::int64_t updated_at_ms = 0;
   std::optional<std::int64_t> finished_at_ms;
+  // A cancel asked through a controller that does not hold the run's lease (request_run_cancel),
+  // for the holder to carry out: JSON {"by", "reason", "at_ms"}; "" when none.
+  std::string cancel_request;
 };
 
 // One step taken by a run: appended when the step ends (or is retried).
@@ -613,7 +616,8 @@ class Store {
                                                            Page page) = 0;
   // Runs not finished, oldest first: what to resume after a restart.
   virtual Result<std::vector<PlaybookRunRecord>> unfinished_runs() = 0;
-  // Ids of waiting runs whose wake time (a wait, a backoff, a deadline) has come.
+  // Ids of waiting runs whose wake time (a wait, a backoff, a deadline) has come, and of runs with
+  // a cancel request that this controller holds (or whose lease expired).
   virtual Result<std::vector<std::string>> runs_due(std::int64_t now_ms) = 0;
   virtual Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) = 0;
   // Leases, for controllers sharing the store: a controller works on an unfinished run only while
@@ -629,6 +633,10 @@ class Store {
   // Makes a run waiting for actions or an approval due now, so the controller holding it looks at
   // it on its next tick: how an action's end seen by another controller reaches the run.
   virtual Status wake_run(const std::string& run_id, std::int64_t now_ms) = 0;
+  // Records a cancel for the controller holding the run to carry out (the run's cancel_request),
+  // with `audit`; false when the run has ended or a cancel is already asked for.
+  virtual Result<bool> request_run_cancel(const std::string& run_id, const std::string& request,
+                                          const AuditEvent& audit, std::int64_t now_ms) = 0;
   virtual Result<std::vector<ActionRecord>> run_actions(const std::string& run_id) = 0;
 
   // Approvals. An approval id for a (run, step, attempt) is inserted once: inserting it again

@@ -123,9 +123,58 @@ class TwoControllers : public ::testing::Test {
     b.emplace(*a, StoreAt{database->url()});
     b->start();
   }
+  // The "slow" playbook (host.facts, a wait of `pause`, process.list, resolve) on an alert about
+  // this host, started through A; the agent is held by B. Returns the run's id.
+  std::string start_slow_run(const std::string& pause) {
+    const auto dir = a->dir() / "playbooks";
+    fs::create_directories(dir);
+    std::ofstream(dir / "slow.yaml") << R"(
+name: slow
+version: "1"
+trigger:
+  observable_types: [process]
+steps:
+  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
+  - {id: pause, kind: wait, duration: )" << pause << R"(}
+  - {id: listing, kind: query, action: process.list, target: host}
+  - {id: done, kind: case, status: resolved}
+)";
+    std::ofstream(a->dir() / "assets.yaml")
+        << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
+        << "\n    environment: lab\n    criticality: low\n    owner: qa\n";
+    const std::string config = "assets: " + (a->dir() / "assets.yaml").string() +
+                               "\nplaybooks:\n  dir: " + dir.string() + "\n  auto_start: false\n";
+    for (auto* c : {&*a, &*b}) {
+      c->add_config(config);
+      c->stop_gracefully();
+      c->start(/*same_ports=*/true);
+    }
+    // The agent is held by B; the run is started through A.
+    const auto state = a->dir() / "agent";
+    const auto id = a->enroll_agent(state);
+    auto agent = a->start_agent(state, "agent.log", {"--gateway", b->gateway()});
+    EXPECT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                           std::chrono::seconds(20)));
+    const auto siem =
+        a->cli_json({"integrations", "create", "siem", "--max-mode", "auto", "--json"});
+    const auto alert = a->dir() / "alert.json";
+    std::ofstream(alert) << json{{"@timestamp", "2026-11-29T10:00:00Z"},
+                                 {"kibana.alert.uuid", "alert-slow"},
+                                 {"kibana.alert.rule.name", "Reverse shell"},
+                                 {"kibana.alert.severity", "critical"},
+                                 {"host", {{"name", this_hostname()}}},
+                                 {"process",
+                                  {{"pid", ::getpid()}, {"executable", "/usr/bin/bash"}}}}
+                                .dump();
+    EXPECT_EQ(a->cli_as(siem["token"], {"alerts", "submit", alert.string()}).exit_code, 0);
+    const auto started = a->cli_json({"playbooks", "run", "slow", "--alert", "alert-slow"});
+    agents.push_back(std::move(agent));
+    return started.at("id");
+  }
   std::optional<std::string> cluster;
   std::optional<PostgresTestDatabase> database;
   std::optional<ControllerUnderTest> a, b;
+  std::vector<std::unique_ptr<ChildProcess>> agents;
 };
 
 // An action asked of controller A for an agent connected to controller B is sent by B at once
@@ -245,47 +294,7 @@ TEST_F(TwoControllers, AControllerWithOtherKeysIsRefusedAtStart) {
 // A playbook run whose controller is killed while it waits is finished by the other controller
 // once the run's lease has expired, and no action of it is sent twice.
 TEST_F(TwoControllers, ARunWhoseControllerDiesIsFinishedByTheOtherWithoutRepeatingAnAction) {
-  const auto dir = a->dir() / "playbooks";
-  fs::create_directories(dir);
-  std::ofstream(dir / "slow.yaml") << R"(
-name: slow
-version: "1"
-trigger:
-  observable_types: [process]
-steps:
-  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
-  - {id: pause, kind: wait, duration: 3s}
-  - {id: listing, kind: query, action: process.list, target: host}
-  - {id: done, kind: case, status: resolved}
-)";
-  std::ofstream(a->dir() / "assets.yaml")
-      << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
-      << "\n    environment: lab\n    criticality: low\n    owner: qa\n";
-  const std::string config = "assets: " + (a->dir() / "assets.yaml").string() +
-                             "\nplaybooks:\n  dir: " + dir.string() + "\n  auto_start: false\n";
-  for (auto* c : {&*a, &*b}) {
-    c->add_config(config);
-    c->stop_gracefully();
-    c->start(/*same_ports=*/true);
-  }
-  // The agent is held by B; the run is started through A.
-  const auto state = a->dir() / "agent";
-  const auto id = a->enroll_agent(state);
-  auto agent = a->start_agent(state, "agent.log", {"--gateway", b->gateway()});
-  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
-                         std::chrono::seconds(20)));
-  const auto siem = a->cli_json({"integrations", "create", "siem", "--max-mode", "auto", "--json"});
-  const auto alert = a->dir() / "alert.json";
-  std::ofstream(alert) << json{{"@timestamp", "2026-11-29T10:00:00Z"},
-                               {"kibana.alert.uuid", "alert-slow"},
-                               {"kibana.alert.rule.name", "Reverse shell"},
-                               {"kibana.alert.severity", "critical"},
-                               {"host", {{"name", this_hostname()}}},
-                               {"process", {{"pid", ::getpid()}, {"executable", "/usr/bin/bash"}}}}
-                              .dump();
-  ASSERT_EQ(a->cli_as(siem["token"], {"alerts", "submit", alert.string()}).exit_code, 0);
-  const auto started = a->cli_json({"playbooks", "run", "slow", "--alert", "alert-slow"});
-  const std::string run_id = started.at("id");
+  const auto run_id = start_slow_run("3s");
   json r;
   ASSERT_TRUE(wait_until(
       [&] {
@@ -311,6 +320,38 @@ steps:
   std::vector<std::string> steps;
   for (const auto& step : r["steps"]) steps.push_back(step["step"]);
   EXPECT_EQ(steps, (std::vector<std::string>{"facts", "pause", "listing", "done"}));
+  EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
+}
+
+// A run worked on by A, cancelled through B (a console behind one address may reach either):
+// B does not end the run under A's feet; it records the cancel, A carries it out at its next
+// look, and nothing the run had not yet dispatched is dispatched.
+TEST_F(TwoControllers, ARunCancelledThroughTheOtherControllerIsCancelledByItsHolder) {
+  const auto run_id = start_slow_run("120s");
+  json r;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        r = a->cli_json({"runs", "show", run_id});
+        return r["waiting_for"] == "timer";
+      },
+      std::chrono::seconds(30)))
+      << r.dump(2) << a->process().log_text();
+  const auto started = std::chrono::steady_clock::now();
+  const auto cancelled = b->cli({"runs", "cancel", run_id, "--reason", "wrong host", "--json"});
+  ASSERT_EQ(cancelled.exit_code, 0) << cancelled.out << cancelled.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  r = json::parse(cancelled.out);
+  EXPECT_EQ(r["state"], "cancelled") << r.dump(2);
+  EXPECT_TRUE(r["cancel_requested"].is_null()) << r.dump(2);
+  std::vector<std::string> kinds;
+  for (const auto& action : r["actions"]) kinds.push_back(action["kind"]);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"host.facts"})) << r.dump(2);
+  EXPECT_NE(a->process().log_text().find("cancelled by admin at step pause: wrong host"),
+            std::string::npos)
+      << "A, the holder, did not carry the cancel out: " << a->process().log_text();
+  const auto audit = b->cli({"audit", "export"});
+  EXPECT_NE(audit.out.find("run.cancel_requested"), std::string::npos);
+  EXPECT_NE(audit.out.find("run.cancelled"), std::string::npos);
   EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
 }
 
