@@ -199,7 +199,8 @@ Status ControllerService::start() {
                                                        [this] { return reload(); }});
 
   console_files_ = std::make_unique<ConsoleFiles>(console_web_root(config_.console_web_root));
-  console_sessions_ = std::make_unique<ConsoleSessions>(*store_, clock_, config_.console_session_ms);
+  console_sessions_ =
+      std::make_unique<ConsoleSessions>(*store_, clock_, config_.console_session_ms);
   router_ = std::make_unique<ApiRouter>(ApiRouterDeps{
       *store_, *enrollment_, *auth_, clock_,
       [this](const std::string& id) { gateway_->revoke(id); }, config_.agent_gateway_host,

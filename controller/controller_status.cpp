@@ -5,9 +5,9 @@
 #include <memory>
 
 #include "common/address.h"
+#include "common/clock.h"
 #include "common/secure_file.h"
 #include "common/service_status.h"
-#include "common/clock.h"
 #include "controller/controller_service.h"
 #include "controller/gateway/pki.h"
 #include "controller/store/open_store.h"
@@ -159,9 +159,9 @@ std::string render_controller_health(const json& r) {
     // Several controllers on one PostgreSQL database: which are alive and what each holds.
     for (const auto& c : agents.value("controllers", json::array())) {
       const auto ago = c.value("seen_s_ago", std::int64_t{0});
-      out += fmt::format("controller   : {} at {}, {} agents, seen {}s ago{}\n",
-                         text(c["id"]), text(c["agent_gateway"]), c["agents_connected"].dump(),
-                         ago, ago > 30 ? " (silent: its agents are shown offline)" : "");
+      out += fmt::format("controller   : {} at {}, {} agents, seen {}s ago{}\n", text(c["id"]),
+                         text(c["agent_gateway"]), c["agents_connected"].dump(), ago,
+                         ago > 30 ? " (silent: its agents are shown offline)" : "");
     }
   }
   if (!text(r["admin_token_file"]).empty()) {

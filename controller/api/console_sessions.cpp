@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
-
 #include "protocol/crypto.h"
 
 namespace riposte::controller {
@@ -52,9 +51,9 @@ Result<std::optional<ConsoleSession>> ConsoleSessions::find(std::string_view coo
   if (!found) return found.error();
   if (!*found) return std::optional<ConsoleSession>();
   auto& r = **found;
-  return std::optional<ConsoleSession>(ConsoleSession{
-      "", std::move(r.csrf_token), std::move(r.token_hash), std::move(r.operator_name),
-      r.expires_at_ms});
+  return std::optional<ConsoleSession>(ConsoleSession{"", std::move(r.csrf_token),
+                                                      std::move(r.token_hash),
+                                                      std::move(r.operator_name), r.expires_at_ms});
 }
 
 Result<bool> ConsoleSessions::close(std::string_view cookie_header) {

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <thread>
 

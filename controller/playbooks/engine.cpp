@@ -368,9 +368,10 @@ Result<PlaybookRunRecord> PlaybookEngine::cancel(const std::string& run_id, cons
            dump(json{{"run_id", run.id}, {"step", run.step}, {"reason", reason}})},
           now);
       if (!recorded) return fail(recorded.error().message);
-      spdlog::info("playbooks: run {} is held by another controller; its cancel by {} is asked of "
-                   "it",
-                   run.id, by);
+      spdlog::info(
+          "playbooks: run {} is held by another controller; its cancel by {} is asked of "
+          "it",
+          run.id, by);
     } else if (auto s = cancel_held(run, by, reason); !s) {
       return fail(s.error().message);
     }
@@ -387,14 +388,13 @@ Status PlaybookEngine::cancel_held(PlaybookRunRecord run, const std::string& by,
   const auto now = deps_.clock.now_unix_ms();
   auto cancelled = deps_.store.cancel_approvals(run.id, by, reason, now);
   if (!cancelled) return cancelled.error();
-  if (auto s = deps_.store.append_audit(
-          {by, "run.cancelled", run.case_id,
-           dump(json{{"run_id", run.id},
-                     {"playbook", run.playbook},
-                     {"step", run.step},
-                     {"reason", reason},
-                     {"approvals_cancelled", cancelled->size()}})},
-          now);
+  if (auto s = deps_.store.append_audit({by, "run.cancelled", run.case_id,
+                                         dump(json{{"run_id", run.id},
+                                                   {"playbook", run.playbook},
+                                                   {"step", run.step},
+                                                   {"reason", reason},
+                                                   {"approvals_cancelled", cancelled->size()}})},
+                                        now);
       !s)
     return s;
   spdlog::info("playbooks: run {} cancelled by {} at step {}: {}", run.id, by, run.step, reason);
@@ -431,7 +431,8 @@ void PlaybookEngine::advance(const std::string& run_id) {
     if (auto s = cancel_held(run, request.value("by", std::string("unknown")),
                              request.value("reason", std::string()));
         !s)
-      spdlog::error("playbooks: run {}: cannot carry out its cancel: {}", run.id, s.error().message);
+      spdlog::error("playbooks: run {}: cannot carry out its cancel: {}", run.id,
+                    s.error().message);
     return;
   }
   const auto* playbook = find(run.playbook);

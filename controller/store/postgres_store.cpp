@@ -16,8 +16,9 @@ namespace {
 // PostgreSQL's types: BIGINT for times and sizes, BYTEA for signed specs, results and content,
 // and an identity column named `rowid` where the store orders by arrival.
 constexpr SchemaMigration kMigrations[] = {
-    {1, "the schema of SQLite's version 11: agents, actions, evidence, audit log, alerts, cases, "
-        "operators, playbook runs, approvals, content objects",
+    {1,
+     "the schema of SQLite's version 11: agents, actions, evidence, audit log, alerts, cases, "
+     "operators, playbook runs, approvals, content objects",
      R"sql(
 CREATE TABLE enrollment_tokens (
   id TEXT PRIMARY KEY,
@@ -378,8 +379,8 @@ Result<bool> PostgresStore::holds_foreign_tables(const std::string& url) {
 Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url,
                                                            std::size_t connections) {
   if (connections < 1 || connections > kMaxConnections)
-    return Error{fmt::format("database connections must be 1 to {}, not {}", kMaxConnections,
-                             connections)};
+    return Error{
+        fmt::format("database connections must be 1 to {}, not {}", kMaxConnections, connections)};
   auto db = sql::PostgresDatabase::connect(url);
   if (!db) return db.error();
   std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(*db), url, connections));

@@ -19,8 +19,8 @@ class PostgresStore final : public SqlStore {
   // opened to the server (the first now, more as concurrent calls need them; connection_pool.h).
   static constexpr std::size_t kDefaultConnections = 4;
   static constexpr std::size_t kMaxConnections = 64;
-  static Result<std::unique_ptr<PostgresStore>> open(
-      const std::string& url, std::size_t connections = kDefaultConnections);
+  static Result<std::unique_ptr<PostgresStore>> open(const std::string& url,
+                                                     std::size_t connections = kDefaultConnections);
   static int latest_schema_version();
   // Whether the database at `url` holds tables that are not a Riposte store's (migrate refuses
   // to create its tables among them). Errors as open().

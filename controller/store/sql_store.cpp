@@ -137,12 +137,12 @@ Status SqlStore::migrate(std::span<const SchemaMigration> history, int target_ve
   auto db = pool_.acquire();
   const int latest = static_cast<int>(history.size());
   if (auto s = db->exec(db->dialect() == sql::Dialect::sqlite
-                             ? "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
-                               "PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL "
-                               "DEFAULT (datetime('now')))"
-                             : "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
-                               "PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ "
-                               "NOT NULL DEFAULT now())");
+                            ? "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
+                              "PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL "
+                              "DEFAULT (datetime('now')))"
+                            : "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
+                              "PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ "
+                              "NOT NULL DEFAULT now())");
       !s) {
     return s;
   }
@@ -201,8 +201,8 @@ int SqlStore::schema_version() {
 Status SqlStore::insert_enrollment_token(const EnrollmentTokenRecord& t) {
   auto db = pool_.acquire();
   return Query(*db,
-                   "INSERT INTO enrollment_tokens (id, token_hash, created_at_ms, expires_at_ms, "
-                   "max_uses, uses, created_by, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+               "INSERT INTO enrollment_tokens (id, token_hash, created_at_ms, expires_at_ms, "
+               "max_uses, uses, created_by, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(t.id, t.token_hash, t.created_at_ms, t.expires_at_ms, t.max_uses, t.uses, t.created_by,
             to_json_list(t.labels))
       .run();
@@ -223,8 +223,8 @@ Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::stri
   // FOR UPDATE: two controllers on one PostgreSQL database must not both spend the last use
   // (SQLite's BEGIN IMMEDIATE already holds the only write lock).
   Query q(*db, fmt::format("SELECT id, token_hash, created_at_ms, expires_at_ms, max_uses, uses, "
-                            "created_by, labels FROM enrollment_tokens WHERE token_hash = ?{}",
-                            db->dialect() == sql::Dialect::postgresql ? " FOR UPDATE" : ""));
+                           "created_by, labels FROM enrollment_tokens WHERE token_hash = ?{}",
+                           db->dialect() == sql::Dialect::postgresql ? " FOR UPDATE" : ""));
   q.bind(token_hash);
   const int found = q.step();
   if (found == sql::kDone) return finish(Error{"unknown enrollment token"});
@@ -239,9 +239,8 @@ Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::stri
                           from_json_list(q.text(7))};
   if (now_ms >= t.expires_at_ms) return finish(Error{"enrollment token expired"});
   if (t.uses >= t.max_uses) return finish(Error{"enrollment token has no uses left"});
-  auto updated = Query(*db, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?")
-                     .bind(t.id)
-                     .run();
+  auto updated =
+      Query(*db, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?").bind(t.id).run();
   if (!updated) return finish(updated.error());
   ++t.uses;
   return finish(t);
@@ -281,8 +280,8 @@ Result<AgentPage> SqlStore::find_agents(const AgentFilter& f, Page page) {
   if (count.step() != sql::kRow) return db->error("count agents");
   out.total = static_cast<std::uint64_t>(count.integer(0));
   Query q(*db, fmt::format("SELECT {} FROM agents WHERE {} ORDER BY hostname, id LIMIT ?4 "
-                                  "OFFSET ?5",
-                                  kAgentColumns, kWhere));
+                           "OFFSET ?5",
+                           kAgentColumns, kWhere));
   q.bind(f.status, f.label, f.host, page.limit, page.offset);
   auto rows = collect_rows(*db, q, agent_from_row, "find agents");
   if (!rows) return rows.error();
@@ -302,8 +301,7 @@ Result<std::optional<AgentRecord>> SqlStore::find_agent(const std::string& id) {
 
 Result<std::vector<AgentRecord>> SqlStore::list_agents() {
   auto db = pool_.acquire();
-  Query q(*db,
-              fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
+  Query q(*db, fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
   return collect_rows(*db, q, agent_from_row, "list agents");
 }
 
@@ -311,13 +309,12 @@ Status SqlStore::record_agent_connected(const std::string& id, const AgentFactsR
                                            const std::string& remote_address, std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   auto db = pool_.acquire();
-  return Query(
-             *db,
-             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
-             "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
-             "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
-             "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '', "
-             "controller_id = ? WHERE id = ?")
+  return Query(*db,
+               "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
+               "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
+               "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
+               "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '', "
+               "controller_id = ? WHERE id = ?")
       .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, f.agent_version,
             to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
             to_json_list(f.capabilities), f.protocol_version, now_ms, now_ms, now_ms,
@@ -344,10 +341,10 @@ Status SqlStore::record_agent_heartbeats(
   return in_transaction(*db, [&]() -> Status {
     for (const auto& [id, at_ms] : heartbeats) {
       auto updated = Query(*db,
-                               "UPDATE agents SET last_heartbeat_ms = CASE WHEN "
-                               "last_heartbeat_ms > ?1 THEN last_heartbeat_ms ELSE ?1 END, "
-                               "last_seen_ms = CASE WHEN last_seen_ms > ?1 THEN last_seen_ms "
-                               "ELSE ?1 END WHERE id = ?2")
+                           "UPDATE agents SET last_heartbeat_ms = CASE WHEN "
+                           "last_heartbeat_ms > ?1 THEN last_heartbeat_ms ELSE ?1 END, "
+                           "last_seen_ms = CASE WHEN last_seen_ms > ?1 THEN last_seen_ms "
+                           "ELSE ?1 END WHERE id = ?2")
                          .bind(at_ms, id)
                          .run();
       if (!updated) return updated;
@@ -442,9 +439,8 @@ Status SqlStore::insert_console_session(const ConsoleSessionRecord& session, std
                                         std::size_t max_sessions) {
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
-    if (auto s = Query(*db, "DELETE FROM console_sessions WHERE expires_at_ms <= ?")
-                     .bind(now_ms)
-                     .run();
+    if (auto s =
+            Query(*db, "DELETE FROM console_sessions WHERE expires_at_ms <= ?").bind(now_ms).run();
         !s)
       return s;
     Query count(*db, "SELECT COUNT(*) FROM console_sessions");
@@ -481,9 +477,8 @@ Result<std::optional<ConsoleSessionRecord>> SqlStore::find_console_session(
   if (rc != sql::kRow) return db->error("find console session");
   ConsoleSessionRecord found{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
   if (found.expires_at_ms > now_ms) return std::optional<ConsoleSessionRecord>(std::move(found));
-  if (auto s = Query(*db, "DELETE FROM console_sessions WHERE secret_hash = ?")
-                   .bind(secret_hash)
-                   .run();
+  if (auto s =
+          Query(*db, "DELETE FROM console_sessions WHERE secret_hash = ?").bind(secret_hash).run();
       !s)
     return s.error();
   return std::optional<ConsoleSessionRecord>();
@@ -491,9 +486,8 @@ Result<std::optional<ConsoleSessionRecord>> SqlStore::find_console_session(
 
 Result<bool> SqlStore::delete_console_session(const std::string& secret_hash) {
   auto db = pool_.acquire();
-  if (auto s = Query(*db, "DELETE FROM console_sessions WHERE secret_hash = ?")
-                   .bind(secret_hash)
-                   .run();
+  if (auto s =
+          Query(*db, "DELETE FROM console_sessions WHERE secret_hash = ?").bind(secret_hash).run();
       !s)
     return s.error();
   return db->changes() > 0;
@@ -502,10 +496,9 @@ Result<bool> SqlStore::delete_console_session(const std::string& secret_hash) {
 Status SqlStore::revoke_agent(const std::string& id, std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   auto db = pool_.acquire();
-  auto s =
-      Query(*db, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
-          .bind(now_ms, id)
-          .run();
+  auto s = Query(*db, "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?) WHERE id = ?")
+               .bind(now_ms, id)
+               .run();
   if (!s) return s;
   if (db->changes() == 0) return Error{fmt::format("no agent with id {}", id)};
   return ok_status();
@@ -520,8 +513,8 @@ Result<std::vector<std::string>> SqlStore::revoked_agent_ids() {
 
 Status SqlStore::insert_token_locked(sql::Database& db, const ApiTokenRecord& t) {
   return Query(db,
-                   "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
-                   "VALUES (?, ?, ?, ?, ?)")
+               "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "
+               "VALUES (?, ?, ?, ?, ?)")
       .bind(t.id, t.name, t.role, t.token_hash, t.created_at_ms)
       .run();
 }
@@ -530,8 +523,8 @@ Status SqlStore::insert_api_token(const ApiTokenRecord& t) {
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
     auto made = Query(*db,
-                          "INSERT INTO operators (name, role, created_at_ms, created_by) "
-                          "VALUES (?, ?, ?, 'controller') ON CONFLICT DO NOTHING")
+                      "INSERT INTO operators (name, role, created_at_ms, created_by) "
+                      "VALUES (?, ?, ?, 'controller') ON CONFLICT DO NOTHING")
                     .bind(t.name, t.role, t.created_at_ms)
                     .run();
     if (!made) return made;
@@ -543,9 +536,9 @@ Result<std::optional<ApiTokenRecord>> SqlStore::find_api_token(const std::string
   auto db = pool_.acquire();
   // The operator's role and state govern every token they hold.
   Query q(*db,
-              "SELECT t.id, t.name, COALESCE(o.role, t.role), t.token_hash, t.created_at_ms, "
-              "o.disabled_at_ms, COALESCE(o.max_mode, '') FROM api_tokens t "
-              "LEFT JOIN operators o ON o.name = t.name WHERE t.token_hash = ?");
+          "SELECT t.id, t.name, COALESCE(o.role, t.role), t.token_hash, t.created_at_ms, "
+          "o.disabled_at_ms, COALESCE(o.max_mode, '') FROM api_tokens t "
+          "LEFT JOIN operators o ON o.name = t.name WHERE t.token_hash = ?");
   q.bind(token_hash);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ApiTokenRecord>();
@@ -559,8 +552,8 @@ Status SqlStore::insert_operator(const OperatorRecord& op, const ApiTokenRecord&
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
     auto made = Query(*db,
-                          "INSERT INTO operators (name, role, created_at_ms, created_by, "
-                          "max_mode) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+                      "INSERT INTO operators (name, role, created_at_ms, created_by, "
+                      "max_mode) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
                     .bind(op.name, op.role, op.created_at_ms, op.created_by, op.max_mode)
                     .run();
     if (!made) return made;
@@ -573,9 +566,9 @@ Status SqlStore::insert_operator(const OperatorRecord& op, const ApiTokenRecord&
 Result<std::vector<OperatorRecord>> SqlStore::list_operators() {
   auto db = pool_.acquire();
   Query q(*db,
-              "SELECT name, role, created_at_ms, created_by, disabled_at_ms, disabled_by, "
-              "(SELECT COUNT(*) FROM api_tokens t WHERE t.name = o.name), max_mode "
-              "FROM operators o ORDER BY name");
+          "SELECT name, role, created_at_ms, created_by, disabled_at_ms, disabled_by, "
+          "(SELECT COUNT(*) FROM api_tokens t WHERE t.name = o.name), max_mode "
+          "FROM operators o ORDER BY name");
   return collect_rows(
       *db, q,
       [](const Query& row) {
@@ -596,8 +589,8 @@ Status SqlStore::disable_operator(const std::string& name, const AuditEvent& aud
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
     auto updated = Query(*db,
-                             "UPDATE operators SET disabled_at_ms = ?, disabled_by = ? "
-                             "WHERE name = ? AND disabled_at_ms IS NULL")
+                         "UPDATE operators SET disabled_at_ms = ?, disabled_by = ? "
+                         "WHERE name = ? AND disabled_at_ms IS NULL")
                        .bind(now_ms, audit.actor, name)
                        .run();
     if (!updated) return updated;
@@ -744,7 +737,8 @@ Status SqlStore::in_transaction(sql::Database& db, const std::function<Status()>
   return db.exec("COMMIT");
 }
 
-Status SqlStore::append_audit_locked(sql::Database& db, const AuditEvent& event, std::int64_t now_ms) {
+Status SqlStore::append_audit_locked(sql::Database& db, const AuditEvent& event,
+                                     std::int64_t now_ms) {
   AuditEntry entry{0,
                    now_ms,
                    event.actor,
@@ -776,8 +770,8 @@ Status SqlStore::append_audit_locked(sql::Database& db, const AuditEvent& event,
     entry.hash = audit_entry_hash(entry);
   }
   return Query(db,
-                   "INSERT INTO audit_log (seq, at_ms, actor, event, subject, details, prev_hash, "
-                   "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+               "INSERT INTO audit_log (seq, at_ms, actor, event, subject, details, prev_hash, "
+               "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(entry.seq, entry.at_ms, entry.actor, entry.event, entry.subject, entry.details,
             entry.prev_hash, entry.hash)
       .run();
@@ -791,7 +785,7 @@ Status SqlStore::append_audit(const AuditEvent& event, std::int64_t now_ms) {
 Result<std::vector<AuditEntry>> SqlStore::audit_entries(std::int64_t after_seq, int limit) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
-                                  kAuditColumns));
+                           kAuditColumns));
   q.bind(after_seq, limit);
   return collect_rows(*db, q, audit_from_row, "read audit log");
 }
@@ -802,17 +796,16 @@ Status SqlStore::insert_actions(const std::vector<ActionRecord>& actions,
   return in_transaction(*db, [&]() -> Status {
     for (std::size_t i = 0; i < actions.size(); ++i) {
       const auto& a = actions[i];
-      auto inserted =
-          Query(*db,
-                    "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
-                    "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
-                    "expires_at_ms, object_sha256, automatic) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-              .bind(a.id, a.agent_id, a.kind, a.batch_id, Blob{a.spec}, Blob{a.signature},
-                    a.requester, a.approver, a.case_id, a.playbook_run_id,
-                    std::string(to_string(a.state)), a.issued_at_ms, a.expires_at_ms,
-                    a.object_sha256, a.automatic ? 1 : 0)
-              .run();
+      auto inserted = Query(*db,
+                            "INSERT INTO actions (id, agent_id, kind, batch_id, spec, signature, "
+                            "requester, approver, case_id, playbook_run_id, state, issued_at_ms, "
+                            "expires_at_ms, object_sha256, automatic) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                          .bind(a.id, a.agent_id, a.kind, a.batch_id, Blob{a.spec},
+                                Blob{a.signature}, a.requester, a.approver, a.case_id,
+                                a.playbook_run_id, std::string(to_string(a.state)), a.issued_at_ms,
+                                a.expires_at_ms, a.object_sha256, a.automatic ? 1 : 0)
+                          .run();
       if (!inserted) return inserted;
       if (i < audit.size()) {
         if (auto s = append_audit_locked(*db, audit[i], now_ms); !s) return s;
@@ -865,9 +858,9 @@ Result<bool> SqlStore::put_object(const ContentObjectRecord& meta, std::string_v
   bool created = false;
   auto s = in_transaction(*db, [&]() -> Status {
     auto inserted = Query(*db,
-                              "INSERT INTO content_objects (sha256, kind, size, name, created_by, "
-                              "created_at_ms, content) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                              "ON CONFLICT (sha256) DO NOTHING")
+                          "INSERT INTO content_objects (sha256, kind, size, name, created_by, "
+                          "created_at_ms, content) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                          "ON CONFLICT (sha256) DO NOTHING")
                         .bind(meta.sha256, meta.kind, static_cast<std::int64_t>(bytes.size()),
                               meta.name, meta.created_by, now_ms, Blob{bytes})
                         .run();
@@ -882,8 +875,7 @@ Result<bool> SqlStore::put_object(const ContentObjectRecord& meta, std::string_v
 
 Result<std::optional<ContentObjectRecord>> SqlStore::find_object(const std::string& sha256) {
   auto db = pool_.acquire();
-  Query q(*db,
-              fmt::format("SELECT {} FROM content_objects WHERE sha256 = ?", kObjectColumns));
+  Query q(*db, fmt::format("SELECT {} FROM content_objects WHERE sha256 = ?", kObjectColumns));
   q.bind(sha256);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ContentObjectRecord>();
@@ -895,8 +887,8 @@ Result<std::vector<ContentObjectRecord>> SqlStore::list_objects(const std::strin
                                                                    int limit) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM content_objects WHERE ? = '' OR kind = ? "
-                                  "ORDER BY created_at_ms DESC, sha256 LIMIT ?",
-                                  kObjectColumns));
+                           "ORDER BY created_at_ms DESC, sha256 LIMIT ?",
+                           kObjectColumns));
   q.bind(kind, kind, limit);
   std::vector<ContentObjectRecord> out;
   int rc;
@@ -923,8 +915,8 @@ Result<bool> SqlStore::object_named_for_agent(const std::string& agent_id,
                                                  const std::string& sha256) {
   auto db = pool_.acquire();
   Query q(*db,
-              "SELECT 1 FROM actions WHERE object_sha256 = ? AND agent_id = ? AND state IN "
-              "('queued', 'delivered', 'running') LIMIT 1");
+          "SELECT 1 FROM actions WHERE object_sha256 = ? AND agent_id = ? AND state IN "
+          "('queued', 'delivered', 'running') LIMIT 1");
   q.bind(sha256, agent_id);
   const int rc = q.step();
   if (rc != sql::kRow && rc != sql::kDone) return db->error("find actions of an object");
@@ -940,7 +932,7 @@ Result<std::optional<ActionRecord>> SqlStore::find_action(const std::string& id)
   if (rc != sql::kRow) return db->error("find action");
   auto action = action_from_row(q);
   Query ev(*db, fmt::format("SELECT {} FROM evidence WHERE action_id = ? ORDER BY name",
-                                   kEvidenceColumns));
+                            kEvidenceColumns));
   ev.bind(id);
   while (ev.step() == sql::kRow) action.evidence.push_back(evidence_from_row(ev));
   return std::optional<ActionRecord>(std::move(action));
@@ -949,10 +941,10 @@ Result<std::optional<ActionRecord>> SqlStore::find_action(const std::string& id)
 Result<std::optional<ActionRecord>> SqlStore::last_network_action(const std::string& agent_id) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state = "
-                                  "'succeeded' AND kind IN ('network.quarantine', "
-                                  "'network.release') ORDER BY finished_at_ms DESC, issued_at_ms "
-                                  "DESC LIMIT 1",
-                                  kActionColumns));
+                           "'succeeded' AND kind IN ('network.quarantine', "
+                           "'network.release') ORDER BY finished_at_ms DESC, issued_at_ms "
+                           "DESC LIMIT 1",
+                           kActionColumns));
   q.bind(agent_id);
   const int rc = q.step();
   if (rc == sql::kDone) return std::optional<ActionRecord>();
@@ -963,8 +955,8 @@ Result<std::optional<ActionRecord>> SqlStore::last_network_action(const std::str
 Result<std::vector<ActionRecord>> SqlStore::list_actions(Page page) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM actions ORDER BY issued_at_ms DESC, id LIMIT ? "
-                                  "OFFSET ?",
-                                  kActionColumns));
+                           "OFFSET ?",
+                           kActionColumns));
   q.bind(page.limit, page.offset);
   return collect_rows(*db, q, action_from_row, "list actions");
 }
@@ -974,8 +966,8 @@ Result<std::vector<ActionRecord>> SqlStore::actions_filed_under(const char* colu
   auto db = pool_.acquire();
   // `column` is one of two names in this file, never caller text; "" files nothing.
   Query q(*db, fmt::format("SELECT {} FROM actions WHERE {} = ? AND {} != '' ORDER BY "
-                                  "issued_at_ms, id",
-                                  kActionColumns, column, column));
+                           "issued_at_ms, id",
+                           kActionColumns, column, column));
   q.bind(value);
   return collect_rows(*db, q, action_from_row, "list actions");
 }
@@ -994,9 +986,9 @@ Result<std::vector<ActionRecord>> SqlStore::actions_to_deliver(const std::string
   // repeats its condition word for word (SQLite does not see that one IN list implies another);
   // without it, every connection scanned the whole action history.
   Query q(*db, fmt::format("SELECT {} FROM actions WHERE agent_id = ? AND state IN "
-                                  "('queued', 'delivered', 'running') AND state != 'running' "
-                                  "ORDER BY issued_at_ms, id",
-                                  kActionColumns));
+                           "('queued', 'delivered', 'running') AND state != 'running' "
+                           "ORDER BY issued_at_ms, id",
+                           kActionColumns));
   q.bind(agent_id);
   return collect_rows(*db, q, action_from_row, "list actions to deliver");
 }
@@ -1009,14 +1001,15 @@ Result<std::vector<std::string>> SqlStore::mark_actions_delivered(
     changed.clear();
     for (const auto& id : ids) {
       auto updated = Query(*db,
-                               "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
-                               "WHERE id = ? AND state = 'queued'")
+                           "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
+                           "WHERE id = ? AND state = 'queued'")
                          .bind(now_ms, id)
                          .run();
       if (!updated) return updated;
       if (db->changes() == 0) continue;
       changed.push_back(id);
-      if (auto a = append_audit_locked(*db, {"controller", "action.delivered", id, "{}"}, now_ms); !a)
+      if (auto a = append_audit_locked(*db, {"controller", "action.delivered", id, "{}"}, now_ms);
+          !a)
         return a;
     }
     return ok_status();
@@ -1034,17 +1027,17 @@ Result<bool> SqlStore::record_action_progress(const std::string& id, const std::
   auto s = in_transaction(*db, [&]() -> Status {
     auto updated =
         Query(*db,
-                  "UPDATE actions SET state = 'running', started_at_ms = COALESCE(started_at_ms, "
-                  "?), delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ? AND "
-                  "agent_id = ? AND state IN ('queued', 'delivered')")
+              "UPDATE actions SET state = 'running', started_at_ms = COALESCE(started_at_ms, "
+              "?), delivered_at_ms = COALESCE(delivered_at_ms, ?) WHERE id = ? AND "
+              "agent_id = ? AND state IN ('queued', 'delivered')")
             .bind(now_ms, now_ms, id, agent_id)
             .run();
     if (!updated) return updated;
     started = db->changes() > 0;
     auto progress = Query(*db,
-                              "UPDATE actions SET progress_done = ?, progress_total = ?, "
-                              "progress_unit = ? WHERE id = ? AND agent_id = ? AND state = "
-                              "'running'")
+                          "UPDATE actions SET progress_done = ?, progress_total = ?, "
+                          "progress_unit = ? WHERE id = ? AND agent_id = ? AND state = "
+                          "'running'")
                         .bind(done, total, unit, id, agent_id)
                         .run();
     if (!progress) return progress;
@@ -1060,8 +1053,9 @@ Result<bool> SqlStore::record_action_outcome(const std::string& id, const std::s
                                                 const ActionOutcome& outcome, std::int64_t now_ms) {
   auto db = pool_.acquire();
   bool changed = false;
-  auto s = in_transaction(*db, 
-      [&] { return record_outcome_locked(*db, {id, agent_id, outcome}, now_ms, changed); });
+  auto s = in_transaction(*db, [&] {
+    return record_outcome_locked(*db, {id, agent_id, outcome}, now_ms, changed);
+  });
   if (!s) return s.error();
   return changed;
 }
@@ -1082,8 +1076,8 @@ Result<std::vector<bool>> SqlStore::record_action_outcomes(
   return changed;
 }
 
-Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeReport& report, std::int64_t now_ms,
-                                          bool& changed) {
+Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeReport& report,
+                                       std::int64_t now_ms, bool& changed) {
   const auto& id = report.action_id;
   const auto& agent_id = report.agent_id;
   const auto& outcome = report.outcome;
@@ -1091,18 +1085,17 @@ Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeRep
   // An action this agent was sent and that has not ended; or one the expiry sweep ended after it
   // had been delivered: the agent may accept it within its clock-skew allowance and run it past
   // the controller's deadline. What the agent did is then the truth, and is recorded.
-  Query was(
-      db,
-      "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
-      "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
+  Query was(db,
+            "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
+            "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
   was.bind(id, agent_id);
   if (was.step() != sql::kRow) return ok_status();
   const bool after_expiry = was.text(0) == "expired";
   auto updated =
       Query(db,
-                "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
-                "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
-                "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ?")
+            "UPDATE actions SET state = ?, reason = ?, result = ?, started_at_ms = "
+            "COALESCE(started_at_ms, ?), finished_at_ms = ?, delivered_at_ms = "
+            "COALESCE(delivered_at_ms, ?) WHERE id = ? AND agent_id = ?")
           .bind(std::string(to_string(outcome.state)), outcome.reason, Blob{outcome.result},
                 outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
           .run();
@@ -1111,12 +1104,11 @@ Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeRep
   if (!changed) return ok_status();
   nlohmann::json evidence = nlohmann::json::array();
   for (const auto& e : outcome.evidence) {
-    auto inserted =
-        Query(db,
-                  "INSERT INTO evidence (sha256, action_id, agent_id, name, size, "
-                  "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
-            .run();
+    auto inserted = Query(db,
+                          "INSERT INTO evidence (sha256, action_id, agent_id, name, size, "
+                          "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+                        .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
+                        .run();
     if (!inserted) return inserted;
     evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
   }
@@ -1130,7 +1122,8 @@ Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeRep
   if (!refused.empty()) details["evidence_refused"] = refused;
   if (after_expiry) details["after_expiry"] = true;
   // The agent's own words may not be UTF-8 (or cut inside a character): replaced, not thrown.
-  return append_audit_locked(db, 
+  return append_audit_locked(
+      db,
       {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
        details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
       now_ms);
@@ -1146,8 +1139,8 @@ Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
   std::vector<std::pair<std::string, std::string>> due;
   {
     Query q(*db,
-                "SELECT id, state, expires_at_ms FROM actions "
-                "WHERE state IN ('queued', 'delivered') AND expires_at_ms <= ?");
+            "SELECT id, state, expires_at_ms FROM actions "
+            "WHERE state IN ('queued', 'delivered') AND expires_at_ms <= ?");
     q.bind(now_ms);
     while (q.step() == sql::kRow) {
       const bool queued = q.text(1) == "queued";
@@ -1161,14 +1154,14 @@ Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
                                                  : "expired without an answer from the agent";
       // Only if still as read: no other writer comes between (the store's mutex is held).
       auto updated = Query(*db,
-                               "UPDATE actions SET state = 'expired', reason = ?, "
-                               "finished_at_ms = ? WHERE id = ? AND state = ?")
+                           "UPDATE actions SET state = 'expired', reason = ?, "
+                           "finished_at_ms = ? WHERE id = ? AND state = ?")
                          .bind(reason, now_ms, id, was)
                          .run();
       if (!updated) return updated;
       if (db->changes() == 0) continue;
-      if (auto a = append_audit_locked(*db, 
-              {"controller", "action.expired", id, nlohmann::json{{"reason", reason}}.dump()},
+      if (auto a = append_audit_locked(
+              *db, {"controller", "action.expired", id, nlohmann::json{{"reason", reason}}.dump()},
               now_ms);
           !a) {
         return a;
@@ -1184,7 +1177,7 @@ Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
 Result<std::vector<EvidenceRecord>> SqlStore::find_evidence(const std::string& sha256) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM evidence WHERE sha256 = ? ORDER BY offered_at_ms",
-                                  kEvidenceColumns));
+                           kEvidenceColumns));
   q.bind(sha256);
   return collect_rows(*db, q, evidence_from_row, "find evidence");
 }
@@ -1194,8 +1187,8 @@ Status SqlStore::mark_evidence_stored(const std::string& sha256, const std::stri
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
     auto updated = Query(*db,
-                             "UPDATE evidence SET stored = 1, stored_at_ms = COALESCE("
-                             "stored_at_ms, ?) WHERE sha256 = ? AND action_id = ?")
+                         "UPDATE evidence SET stored = 1, stored_at_ms = COALESCE("
+                         "stored_at_ms, ?) WHERE sha256 = ? AND action_id = ?")
                        .bind(now_ms, sha256, action_id)
                        .run();
     if (!updated) return updated;
@@ -1206,12 +1199,10 @@ Status SqlStore::mark_evidence_stored(const std::string& sha256, const std::stri
 Result<std::uint64_t> SqlStore::evidence_bytes_declared(const std::string& agent_id,
                                                            std::int64_t since_ms) {
   auto db = pool_.acquire();
-  Query q(
-      *db,
-      "SELECT COALESCE(SUM(size), 0) FROM evidence WHERE agent_id = ? AND offered_at_ms >= ?");
+  Query q(*db,
+          "SELECT COALESCE(SUM(size), 0) FROM evidence WHERE agent_id = ? AND offered_at_ms >= ?");
   q.bind(agent_id, since_ms);
-  if (q.step() != sql::kRow)
-    return Error{fmt::format("cannot sum evidence: {}", db->last_error())};
+  if (q.step() != sql::kRow) return Error{fmt::format("cannot sum evidence: {}", db->last_error())};
   return static_cast<std::uint64_t>(q.integer(0));
 }
 
@@ -1220,9 +1211,9 @@ Result<StoreMetrics> SqlStore::metrics() {
   StoreMetrics m;
   auto s = in_transaction(*db, [&]() -> Status {
     Query agents(*db,
-                     "SELECT COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 1), "
-                     "COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 0), "
-                     "COUNT(*) FILTER (WHERE revoked_at_ms IS NOT NULL) FROM agents");
+                 "SELECT COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 1), "
+                 "COUNT(*) FILTER (WHERE revoked_at_ms IS NULL AND connected = 0), "
+                 "COUNT(*) FILTER (WHERE revoked_at_ms IS NOT NULL) FROM agents");
     if (agents.step() != sql::kRow) return db->error("count agents");
     m.agents_online = static_cast<std::uint64_t>(agents.integer(0));
     m.agents_offline = static_cast<std::uint64_t>(agents.integer(1));
@@ -1240,10 +1231,10 @@ Result<StoreMetrics> SqlStore::metrics() {
     while (sources.step() == sql::kRow)
       m.alerts_by_source[sources.text(0)] = static_cast<std::uint64_t>(sources.integer(1));
     Query decisions(*db, db->dialect() == sql::Dialect::sqlite
-                              ? "SELECT COALESCE(json_extract(NULLIF(confidence, ''), "
-                                "'$.decision'), 'none'), COUNT(*) FROM alerts GROUP BY 1"
-                              : "SELECT COALESCE(NULLIF(confidence, '')::jsonb ->> 'decision', "
-                                "'none'), COUNT(*) FROM alerts GROUP BY 1");
+                             ? "SELECT COALESCE(json_extract(NULLIF(confidence, ''), "
+                               "'$.decision'), 'none'), COUNT(*) FROM alerts GROUP BY 1"
+                             : "SELECT COALESCE(NULLIF(confidence, '')::jsonb ->> 'decision', "
+                               "'none'), COUNT(*) FROM alerts GROUP BY 1");
     while (decisions.step() == sql::kRow)
       m.alerts_by_decision[decisions.text(0)] = static_cast<std::uint64_t>(decisions.integer(1));
     Query actions(*db, "SELECT kind, state, COUNT(*) FROM actions GROUP BY kind, state");
@@ -1258,11 +1249,11 @@ Result<StoreMetrics> SqlStore::metrics() {
     for (const double bound : kActionDurationBounds)
       buckets += fmt::format("COUNT(*) FILTER (WHERE d <= {}), ", static_cast<std::int64_t>(bound * 1000));
     Query durations(*db, fmt::format("SELECT kind, {}COUNT(*), COALESCE(SUM(d), 0) FROM "
-                                            "(SELECT kind, CASE WHEN finished_at_ms > started_at_ms "
-                                            "THEN finished_at_ms - started_at_ms ELSE 0 END AS d "
-                                            "FROM actions WHERE started_at_ms IS NOT NULL AND "
-                                            "finished_at_ms IS NOT NULL) AS ended GROUP BY kind",
-                                            buckets));
+                                     "(SELECT kind, CASE WHEN finished_at_ms > started_at_ms "
+                                     "THEN finished_at_ms - started_at_ms ELSE 0 END AS d "
+                                     "FROM actions WHERE started_at_ms IS NOT NULL AND "
+                                     "finished_at_ms IS NOT NULL) AS ended GROUP BY kind",
+                                     buckets));
     constexpr int kBounds = std::size(kActionDurationBounds);
     while (durations.step() == sql::kRow) {
       auto& d = m.action_durations[durations.text(0)];
@@ -1271,17 +1262,17 @@ Result<StoreMetrics> SqlStore::metrics() {
       d.count = static_cast<std::uint64_t>(durations.integer(1 + kBounds));
       d.sum_s = static_cast<double>(durations.integer(2 + kBounds)) / 1000.0;
     }
-    Query runs(*db,
-                   "SELECT playbook, state, COUNT(*) FROM playbook_runs GROUP BY playbook, state");
+    Query runs(*db, "SELECT playbook, state, COUNT(*) FROM playbook_runs GROUP BY playbook, state");
     while (runs.step() == sql::kRow) {
       m.runs_by_playbook_state[{runs.text(0), runs.text(1)}] =
           static_cast<std::uint64_t>(runs.integer(2));
     }
-    Query scalars(*db,
-                      "SELECT (SELECT COUNT(*) FROM approvals WHERE state = 'pending'), "
-                      "(SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM evidence "
-                      "WHERE stored = 1 GROUP BY sha256) AS objects), (SELECT COALESCE(MAX(seq), 0) FROM "
-                      "audit_log)");
+    Query scalars(
+        *db,
+        "SELECT (SELECT COUNT(*) FROM approvals WHERE state = 'pending'), "
+        "(SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM evidence "
+        "WHERE stored = 1 GROUP BY sha256) AS objects), (SELECT COALESCE(MAX(seq), 0) FROM "
+        "audit_log)");
     if (scalars.step() != sql::kRow) return db->error("count approvals, evidence, audit");
     m.approvals_pending = static_cast<std::uint64_t>(scalars.integer(0));
     m.evidence_bytes = static_cast<std::uint64_t>(scalars.integer(1));
@@ -1310,7 +1301,7 @@ Result<std::vector<AuditEntry>> SqlStore::audit_entries_about(const std::string&
                                                                  int limit) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM audit_log WHERE subject = ? ORDER BY seq LIMIT ?",
-                                  kAuditColumns));
+                           kAuditColumns));
   q.bind(subject, limit);
   return collect_rows(*db, q, audit_from_row, "read audit log");
 }
@@ -1344,10 +1335,10 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
       if (!a.host_name.empty()) {
         for (const auto& o : linking_observables(a)) {
           Query related(*db,
-                            "SELECT o.case_id FROM observable_cases o JOIN cases c ON c.id = "
-                            "o.case_id WHERE o.type = ? AND o.value = ? AND o.host_name = ? AND "
-                            "o.at_ms BETWEEN ? AND ? AND c.status NOT IN ('resolved', "
-                            "'false_positive')");
+                        "SELECT o.case_id FROM observable_cases o JOIN cases c ON c.id = "
+                        "o.case_id WHERE o.type = ? AND o.value = ? AND o.host_name = ? AND "
+                        "o.at_ms BETWEEN ? AND ? AND c.status NOT IN ('resolved', "
+                        "'false_positive')");
           related.bind(o.type, o.value, a.host_name, a.timestamp_ms - case_window_ms,
                        a.timestamp_ms + case_window_ms);
           if (related.step() == sql::kRow) {
@@ -1360,16 +1351,16 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
         outcome.case_id = crypto::random_uuid();
         const auto title = a.rule_name.empty() ? a.rule_id : a.rule_name;
         auto inserted = Query(*db,
-                                  "INSERT INTO cases (id, title, status, severity, host_name, "
-                                  "created_at_ms, updated_at_ms) VALUES (?, ?, 'new', ?, ?, ?, ?)")
+                              "INSERT INTO cases (id, title, status, severity, host_name, "
+                              "created_at_ms, updated_at_ms) VALUES (?, ?, 'new', ?, ?, ?, ?)")
                             .bind(outcome.case_id, title, a.severity, a.host_name, now_ms, now_ms)
                             .run();
         if (!inserted) return inserted;
       } else {
         auto touched = Query(*db,
-                                 "UPDATE cases SET updated_at_ms = ?, severity = CASE WHEN ? > "
-                                 "(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN "
-                                 "'high' THEN 2 ELSE 3 END) THEN ? ELSE severity END WHERE id = ?")
+                             "UPDATE cases SET updated_at_ms = ?, severity = CASE WHEN ? > "
+                             "(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN "
+                             "'high' THEN 2 ELSE 3 END) THEN ? ELSE severity END WHERE id = ?")
                            .bind(now_ms, severity_rank(a.severity), a.severity, outcome.case_id)
                            .run();
         if (!touched) return touched;
@@ -1392,12 +1383,12 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
       if (!inserted) return inserted;
       for (const auto& o : linking_observables(a)) {
         auto row = Query(*db,
-                             "INSERT INTO observable_cases (type, value, host_name, case_id, "
-                             "at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, value, host_name) DO "
-                             "UPDATE SET case_id = "
-                             "excluded.case_id, at_ms = excluded.at_ms WHERE excluded.at_ms >= "
-                             "observable_cases.at_ms OR observable_cases.case_id != "
-                             "excluded.case_id")
+                         "INSERT INTO observable_cases (type, value, host_name, case_id, "
+                         "at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, value, host_name) DO "
+                         "UPDATE SET case_id = "
+                         "excluded.case_id, at_ms = excluded.at_ms WHERE excluded.at_ms >= "
+                         "observable_cases.at_ms OR observable_cases.case_id != "
+                         "excluded.case_id")
                        .bind(o.type, o.value, a.host_name, outcome.case_id, a.timestamp_ms)
                        .run();
         if (!row) return row;
@@ -1424,8 +1415,8 @@ Result<std::vector<AlertRecord>> SqlStore::list_alerts(const std::string& status
   auto db = pool_.acquire();
   // Rowid order is arrival order; no separate index on received_at_ms to maintain on intake.
   Query q(*db, fmt::format("SELECT {} FROM alerts WHERE (? = '' OR status = ?) ORDER BY "
-                                  "rowid DESC LIMIT ? OFFSET ?",
-                                  kAlertColumns));
+                           "rowid DESC LIMIT ? OFFSET ?",
+                           kAlertColumns));
   q.bind(status, status, page.limit, page.offset);
   return collect_rows(*db, q, alert_from_row, "list alerts");
 }
@@ -1439,16 +1430,16 @@ Status SqlStore::update_alert(const std::string& id, const std::string& status,
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
     Query q(*db, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ? "
-                                    "WHERE id = ?",
-                                    column));
+                             "WHERE id = ?",
+                             column));
     q.bind(status, json_text, now_ms, id);
     if (auto r = q.run(); !r) return r;
     if (db->changes() == 0) return Error{fmt::format("no alert '{}'", id)};
     if (column == "validation" && status != "validating") {
       // Time to validate: the first of the case's alerts to be decided sets it.
       auto milestone = Query(*db,
-                                 "UPDATE cases SET validated_at_ms = ? WHERE validated_at_ms IS "
-                                 "NULL AND id = (SELECT case_id FROM alerts WHERE id = ?)")
+                             "UPDATE cases SET validated_at_ms = ? WHERE validated_at_ms IS "
+                             "NULL AND id = (SELECT case_id FROM alerts WHERE id = ?)")
                            .bind(now_ms, id)
                            .run();
       if (!milestone) return milestone;
@@ -1469,20 +1460,19 @@ Result<std::vector<AlertRecord>> SqlStore::related_alerts(
       ids.push_back(std::move(id));
   };
   if (!host_name.empty()) {
-    Query q(*db,
-                "SELECT id FROM alerts WHERE host_name = ? ORDER BY timestamp_ms DESC LIMIT ?");
+    Query q(*db, "SELECT id FROM alerts WHERE host_name = ? ORDER BY timestamp_ms DESC LIMIT ?");
     q.bind(host_name, limit + 1);
     while (q.step() == sql::kRow) add(q.text(0));
   }
   // The newest alert of each case in which the same observable was seen, on any host.
   for (const auto& o : observables) {
     Query cases(*db,
-                    "SELECT case_id FROM observable_cases WHERE type = ? AND value = ? ORDER BY "
-                    "at_ms DESC LIMIT ?");
+                "SELECT case_id FROM observable_cases WHERE type = ? AND value = ? ORDER BY "
+                "at_ms DESC LIMIT ?");
     cases.bind(o.type, o.value, limit);
     while (cases.step() == sql::kRow) {
-      Query newest(
-          *db, "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms DESC LIMIT 2");
+      Query newest(*db,
+                   "SELECT id FROM alerts WHERE case_id = ? ORDER BY timestamp_ms DESC LIMIT 2");
       newest.bind(cases.text(0));
       while (newest.step() == sql::kRow) add(newest.text(0));
     }
@@ -1490,8 +1480,8 @@ Result<std::vector<AlertRecord>> SqlStore::related_alerts(
   std::vector<AlertRecord> out;
   for (const auto& id : ids) {
     Query q(*db,
-                "SELECT id, rule_name, severity, timestamp_ms, host_name, status, case_id FROM "
-                "alerts WHERE id = ?");
+            "SELECT id, rule_name, severity, timestamp_ms, host_name, status, case_id FROM "
+            "alerts WHERE id = ?");
     q.bind(id);
     if (q.step() != sql::kRow) continue;
     AlertRecord a;

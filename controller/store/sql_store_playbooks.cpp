@@ -123,10 +123,10 @@ Result<std::optional<CaseRecord>> SqlStore::find_case(const std::string& id) {
 Result<std::vector<CaseRecord>> SqlStore::list_cases(const CaseFilter& f, Page page) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM cases WHERE (? = '' OR status = ?) AND "
-                                  "(? = '' OR severity = ?) AND (? = '' OR host_name = ?) AND "
-                                  "created_at_ms >= ? ORDER BY created_at_ms DESC, id LIMIT ? "
-                                  "OFFSET ?",
-                                  kCaseColumns));
+                           "(? = '' OR severity = ?) AND (? = '' OR host_name = ?) AND "
+                           "created_at_ms >= ? ORDER BY created_at_ms DESC, id LIMIT ? "
+                           "OFFSET ?",
+                           kCaseColumns));
   q.bind(f.status, f.status, f.severity, f.severity, f.host, f.host, f.since_ms, page.limit,
          page.offset);
   return collect_rows(*db, q, case_from_row, "list cases");
@@ -152,12 +152,12 @@ Status SqlStore::update_case(const std::string& id, const CaseChange& change,
     // A resolved case was contained by then, if it never said so.
     auto updated =
         Query(*db,
-                  "UPDATE cases SET status = CASE WHEN ? = '' THEN status ELSE ? END, "
-                  "severity = CASE WHEN ? = '' THEN severity ELSE ? END, "
-                  "assignee = CASE WHEN ? = '' THEN assignee ELSE ? END, updated_at_ms = ?, "
-                  "contained_at_ms = CASE WHEN (? OR ?) AND contained_at_ms IS NULL THEN ? ELSE "
-                  "contained_at_ms END, resolved_at_ms = CASE WHEN ? AND resolved_at_ms IS NULL "
-                  "THEN ? ELSE resolved_at_ms END WHERE id = ?")
+              "UPDATE cases SET status = CASE WHEN ? = '' THEN status ELSE ? END, "
+              "severity = CASE WHEN ? = '' THEN severity ELSE ? END, "
+              "assignee = CASE WHEN ? = '' THEN assignee ELSE ? END, updated_at_ms = ?, "
+              "contained_at_ms = CASE WHEN (? OR ?) AND contained_at_ms IS NULL THEN ? ELSE "
+              "contained_at_ms END, resolved_at_ms = CASE WHEN ? AND resolved_at_ms IS NULL "
+              "THEN ? ELSE resolved_at_ms END WHERE id = ?")
             .bind(change.status, change.status, change.severity, change.severity, change.assignee,
                   change.assignee, now_ms, static_cast<int>(contained),
                   static_cast<int>(closed && change.status == "resolved"), now_ms,
@@ -167,8 +167,8 @@ Status SqlStore::update_case(const std::string& id, const CaseChange& change,
     if (db->changes() == 0) return Error{fmt::format("no case {}", id)};
     if (!change.note.empty()) {
       auto noted = Query(*db,
-                             "INSERT INTO case_notes (case_id, at_ms, author, text) VALUES (?, ?, "
-                             "?, ?)")
+                         "INSERT INTO case_notes (case_id, at_ms, author, text) VALUES (?, ?, "
+                         "?, ?)")
                        .bind(id, now_ms, actor, change.note)
                        .run();
       if (!noted) return noted;
@@ -180,7 +180,7 @@ Status SqlStore::update_case(const std::string& id, const CaseChange& change,
 Result<std::vector<CaseNoteRecord>> SqlStore::case_notes(const std::string& case_id) {
   auto db = pool_.acquire();
   Query q(*db,
-              "SELECT at_ms, author, text FROM case_notes WHERE case_id = ? ORDER BY at_ms, rowid");
+          "SELECT at_ms, author, text FROM case_notes WHERE case_id = ? ORDER BY at_ms, rowid");
   q.bind(case_id);
   return collect_rows(
       *db, q,
@@ -196,8 +196,8 @@ Status SqlStore::insert_run(const PlaybookRunRecord& r, const AuditEvent& audit,
   return in_transaction(*db, [&]() -> Status {
     auto inserted =
         Query(*db, fmt::format("INSERT INTO playbook_runs ({}) VALUES (?, ?, ?, ?, ?, ?, "
-                                      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                      kRunColumns))
+                               "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               kRunColumns))
             .bind(r.id, r.playbook, r.playbook_version, r.alert_id, r.case_id, r.started_by,
                   static_cast<int>(r.simulate_only), r.state, r.step, r.attempt, r.waiting_for,
                   r.step_started_at_ms, r.wake_at_ms, r.context, r.error, r.started_at_ms,
@@ -213,9 +213,9 @@ Status SqlStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* end
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
     auto updated = Query(*db,
-                             "UPDATE playbook_runs SET state = ?, step = ?, attempt = ?, "
-                             "waiting_for = ?, step_started_at_ms = ?, wake_at_ms = ?, context = "
-                             "?, error = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?")
+                         "UPDATE playbook_runs SET state = ?, step = ?, attempt = ?, "
+                         "waiting_for = ?, step_started_at_ms = ?, wake_at_ms = ?, context = "
+                         "?, error = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?")
                        .bind(r.state, r.step, r.attempt, r.waiting_for, r.step_started_at_ms,
                              r.wake_at_ms, r.context, r.error, now_ms, r.finished_at_ms, r.id)
                        .run();
@@ -225,10 +225,10 @@ Status SqlStore::update_run(const PlaybookRunRecord& r, const RunStepRecord* end
       const auto& s = *ended;
       auto appended =
           Query(*db,
-                    "INSERT INTO run_steps (run_id, seq, step_id, kind, attempt, outcome, mode, "
-                    "mode_reason, detail, started_at_ms, finished_at_ms) VALUES (?, (SELECT "
-                    "COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = ?), ?, ?, ?, ?, ?, "
-                    "?, ?, ?, ?)")
+                "INSERT INTO run_steps (run_id, seq, step_id, kind, attempt, outcome, mode, "
+                "mode_reason, detail, started_at_ms, finished_at_ms) VALUES (?, (SELECT "
+                "COALESCE(MAX(seq), 0) + 1 FROM run_steps WHERE run_id = ?), ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?)")
               .bind(r.id, r.id, s.step_id, s.kind, s.attempt, s.outcome, s.mode, s.mode_reason,
                     s.detail, s.started_at_ms, s.finished_at_ms)
               .run();
@@ -252,8 +252,8 @@ Result<std::vector<PlaybookRunRecord>> SqlStore::list_runs(const std::string& ca
                                                               Page page) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM playbook_runs WHERE ? = '' OR case_id = ? "
-                                  "ORDER BY started_at_ms DESC, id LIMIT ? OFFSET ?",
-                                  kRunColumns));
+                           "ORDER BY started_at_ms DESC, id LIMIT ? OFFSET ?",
+                           kRunColumns));
   q.bind(case_id, case_id, page.limit, page.offset);
   return collect_rows(*db, q, run_from_row, "list playbook runs");
 }
@@ -261,8 +261,8 @@ Result<std::vector<PlaybookRunRecord>> SqlStore::list_runs(const std::string& ca
 Result<std::vector<PlaybookRunRecord>> SqlStore::unfinished_runs() {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM playbook_runs WHERE finished_at_ms IS NULL "
-                                  "ORDER BY started_at_ms, id",
-                                  kRunColumns));
+                           "ORDER BY started_at_ms, id",
+                           kRunColumns));
   return collect_rows(*db, q, run_from_row, "list unfinished playbook runs");
 }
 
@@ -344,8 +344,8 @@ Result<std::vector<std::string>> SqlStore::runs_due(std::int64_t now_ms) {
 Result<std::vector<RunStepRecord>> SqlStore::run_steps(const std::string& run_id) {
   auto db = pool_.acquire();
   Query q(*db,
-              "SELECT run_id, seq, step_id, kind, attempt, outcome, mode, mode_reason, detail, "
-              "started_at_ms, finished_at_ms FROM run_steps WHERE run_id = ? ORDER BY seq");
+          "SELECT run_id, seq, step_id, kind, attempt, outcome, mode, mode_reason, detail, "
+          "started_at_ms, finished_at_ms FROM run_steps WHERE run_id = ? ORDER BY seq");
   q.bind(run_id);
   return collect_rows(
       *db, q,
@@ -372,8 +372,7 @@ Result<ApprovalRecord> SqlStore::insert_approval(const ApprovalRecord& a,
   auto db = pool_.acquire();
   std::optional<ApprovalRecord> stored;
   auto s = in_transaction(*db, [&]() -> Status {
-    Query existing(*db,
-                       fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
+    Query existing(*db, fmt::format("SELECT {} FROM approvals WHERE id = ?", kApprovalColumns));
     existing.bind(a.id);
     if (existing.step() == sql::kRow) {
       stored = approval_from_row(existing);
@@ -381,8 +380,8 @@ Result<ApprovalRecord> SqlStore::insert_approval(const ApprovalRecord& a,
     }
     auto inserted =
         Query(*db, fmt::format("INSERT INTO approvals ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                                      "?, ?, ?, ?, ?, ?, ?, ?)",
-                                      kApprovalColumns))
+                               "?, ?, ?, ?, ?, ?, ?, ?)",
+                               kApprovalColumns))
             .bind(a.id, a.run_id, a.step_id, a.attempt, a.case_id, a.requested_by, a.what, a.reason,
                   a.impact, a.state, a.decided_by, a.decision_reason, a.created_at_ms,
                   a.expires_at_ms, a.decided_at_ms, nlohmann::json(a.not_deciders).dump())
@@ -410,9 +409,9 @@ Result<std::vector<ApprovalRecord>> SqlStore::list_approvals(const std::string& 
                                                                 Page page) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM approvals WHERE (? = '' OR state = ?) AND "
-                                  "(? = '' OR case_id = ?) ORDER BY created_at_ms DESC, id LIMIT ? "
-                                  "OFFSET ?",
-                                  kApprovalColumns));
+                           "(? = '' OR case_id = ?) ORDER BY created_at_ms DESC, id LIMIT ? "
+                           "OFFSET ?",
+                           kApprovalColumns));
   q.bind(state, state, case_id, case_id, page.limit, page.offset);
   return collect_rows(*db, q, approval_from_row, "list approvals");
 }
@@ -448,12 +447,13 @@ Result<ApprovalRecord> SqlStore::decide_approval(const std::string& id, bool app
     a.decision_reason = reason;
     a.decided_at_ms = now_ms;
     auto updated = Query(*db,
-                             "UPDATE approvals SET state = ?, decided_by = ?, decision_reason = ?, "
-                             "decided_at_ms = ? WHERE id = ? AND state = 'pending'")
+                         "UPDATE approvals SET state = ?, decided_by = ?, decision_reason = ?, "
+                         "decided_at_ms = ? WHERE id = ? AND state = 'pending'")
                        .bind(a.state, by, reason, now_ms, id)
                        .run();
     if (!updated) return updated;
-    auto audited = append_audit_locked(*db, 
+    auto audited = append_audit_locked(
+        *db,
         {by, approve ? "approval.approved" : "approval.denied", a.case_id,
          nlohmann::json{
              {"approval_id", id}, {"run_id", a.run_id}, {"step", a.step_id}, {"reason", reason}}
@@ -475,19 +475,20 @@ Result<std::vector<ApprovalRecord>> SqlStore::cancel_approvals(const std::string
   std::vector<ApprovalRecord> cancelled;
   auto s = in_transaction(*db, [&]() -> Status {
     Query q(*db, fmt::format("SELECT {} FROM approvals WHERE run_id = ? AND state = "
-                                    "'pending' ORDER BY created_at_ms",
-                                    kApprovalColumns));
+                             "'pending' ORDER BY created_at_ms",
+                             kApprovalColumns));
     q.bind(run_id);
     auto pending = collect_rows(*db, q, approval_from_row, "find pending approvals of a run");
     if (!pending) return pending.error();
     for (auto& a : *pending) {
       auto updated = Query(*db,
-                               "UPDATE approvals SET state = 'cancelled', decided_by = ?, "
-                               "decision_reason = ?, decided_at_ms = ? WHERE id = ?")
+                           "UPDATE approvals SET state = 'cancelled', decided_by = ?, "
+                           "decision_reason = ?, decided_at_ms = ? WHERE id = ?")
                          .bind(by, reason, now_ms, a.id)
                          .run();
       if (!updated) return updated;
-      auto audited = append_audit_locked(*db, 
+      auto audited = append_audit_locked(
+          *db,
           {by, "approval.cancelled", a.case_id,
            nlohmann::json{
                {"approval_id", a.id}, {"run_id", a.run_id}, {"step", a.step_id}, {"reason", reason}}
@@ -510,8 +511,8 @@ Result<std::vector<PlaybookRunRecord>> SqlStore::runs_of_alert(const std::string
                                                                   const std::string& playbook) {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM playbook_runs WHERE alert_id = ? AND "
-                                  "playbook = ? ORDER BY started_at_ms, id",
-                                  kRunColumns));
+                           "playbook = ? ORDER BY started_at_ms, id",
+                           kRunColumns));
   q.bind(alert_id, playbook);
   return collect_rows(*db, q, run_from_row, "list runs of an alert");
 }
@@ -521,9 +522,9 @@ Result<int> SqlStore::count_automatic_actions(std::int64_t since_ms, const std::
   auto db = pool_.acquire();
   // Few actions are automatic, and the partial index holds only those, by issue time.
   Query q(*db,
-              "SELECT COUNT(*) FROM actions a WHERE a.automatic = 1 AND a.issued_at_ms >= ? AND "
-              "(? = '' OR a.agent_id = ?) AND (? = '' OR EXISTS (SELECT 1 FROM playbook_runs r "
-              "WHERE r.id = a.playbook_run_id AND r.playbook = ?))");
+          "SELECT COUNT(*) FROM actions a WHERE a.automatic = 1 AND a.issued_at_ms >= ? AND "
+          "(? = '' OR a.agent_id = ?) AND (? = '' OR EXISTS (SELECT 1 FROM playbook_runs r "
+          "WHERE r.id = a.playbook_run_id AND r.playbook = ?))");
   q.bind(since_ms, agent_id, agent_id, playbook, playbook);
   if (q.step() != sql::kRow) return db->error("count automatic actions");
   return static_cast<int>(q.integer(0));
@@ -533,10 +534,9 @@ Result<std::vector<ApprovalRecord>> SqlStore::expire_approvals(std::int64_t now_
   auto db = pool_.acquire();
   std::vector<ApprovalRecord> expired;
   auto s = in_transaction(*db, [&]() -> Status {
-    Query q(*db,
-                fmt::format("SELECT {} FROM approvals WHERE state = 'pending' AND expires_at_ms "
-                            "<= ? ORDER BY expires_at_ms",
-                            kApprovalColumns));
+    Query q(*db, fmt::format("SELECT {} FROM approvals WHERE state = 'pending' AND expires_at_ms "
+                             "<= ? ORDER BY expires_at_ms",
+                             kApprovalColumns));
     q.bind(now_ms);
     auto due = collect_rows(*db, q, approval_from_row, "find expired approvals");
     if (!due) return due.error();
@@ -544,7 +544,8 @@ Result<std::vector<ApprovalRecord>> SqlStore::expire_approvals(std::int64_t now_
       auto updated =
           Query(*db, "UPDATE approvals SET state = 'expired' WHERE id = ?").bind(a.id).run();
       if (!updated) return updated;
-      auto audited = append_audit_locked(*db, 
+      auto audited = append_audit_locked(
+          *db,
           {"controller", "approval.expired", a.case_id,
            nlohmann::json{{"approval_id", a.id}, {"run_id", a.run_id}, {"step", a.step_id}}.dump()},
           now_ms);

@@ -328,8 +328,7 @@ SqliteStore::SqliteStore(std::unique_ptr<sql::SqliteDatabase> db)
     : SqliteStore(db.get(), std::move(db)) {}
 
 // SQLite has one writer at a time: a pool of one connection.
-SqliteStore::SqliteStore(sql::SqliteDatabase* connection,
-                         std::unique_ptr<sql::SqliteDatabase>&& db)
+SqliteStore::SqliteStore(sql::SqliteDatabase* connection, std::unique_ptr<sql::SqliteDatabase>&& db)
     : SqlStore(std::move(db), 1, {}), sqlite_(connection) {}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& path) {

@@ -18,14 +18,22 @@ struct TableOrder {
   const char* order_by;
 };
 constexpr TableOrder kTables[] = {
-    {"enrollment_tokens", "id"},    {"agents", "id"},
-    {"api_tokens", "id"},           {"operators", "name"},
-    {"actions", "rowid"},           {"evidence", "rowid"},
-    {"audit_log", "seq"},           {"cases", "rowid"},
-    {"alerts", "rowid"},            {"observable_cases", "type, value, host_name"},
-    {"case_notes", "rowid"},        {"playbook_runs", "rowid"},
-    {"run_steps", "run_id, seq"},   {"approvals", "rowid"},
-    {"content_objects", "rowid"},   {"controllers", "id"},
+    {"enrollment_tokens", "id"},
+    {"agents", "id"},
+    {"api_tokens", "id"},
+    {"operators", "name"},
+    {"actions", "rowid"},
+    {"evidence", "rowid"},
+    {"audit_log", "seq"},
+    {"cases", "rowid"},
+    {"alerts", "rowid"},
+    {"observable_cases", "type, value, host_name"},
+    {"case_notes", "rowid"},
+    {"playbook_runs", "rowid"},
+    {"run_steps", "run_id, seq"},
+    {"approvals", "rowid"},
+    {"content_objects", "rowid"},
+    {"controllers", "id"},
     {"console_sessions", "secret_hash"},
 };
 

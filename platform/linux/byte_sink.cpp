@@ -44,14 +44,13 @@ Status FileSink::write(std::span<const std::uint8_t> bytes) {
 }
 
 Status FileSink::write(std::span<const std::span<const std::uint8_t>> pieces) {
-  if (direct_ && !std::all_of(pieces.begin(), pieces.end(),
-                              [&](const auto& piece) { return aligned(piece); }))
+  if (direct_ &&
+      !std::all_of(pieces.begin(), pieces.end(), [&](const auto& piece) { return aligned(piece); }))
     stop_direct();
   std::vector<iovec> rest;
   rest.reserve(pieces.size());
   for (const auto& piece : pieces)
-    if (!piece.empty())
-      rest.push_back({const_cast<std::uint8_t*>(piece.data()), piece.size()});
+    if (!piece.empty()) rest.push_back({const_cast<std::uint8_t*>(piece.data()), piece.size()});
   std::size_t first = 0;  // rest[first..] is still to write
   while (first < rest.size()) {
     const ssize_t n = ::writev(fd_, rest.data() + first, static_cast<int>(rest.size() - first));

@@ -172,9 +172,8 @@ TEST(FileSinkTest, AGatheredWriteCutShortReportsTheFailureAndKeepsWhatLanded) {
     auto sink = platform::FileSink::create(path, true);
     if (!sink) ::_exit(2);
     const auto all = bytes_of(content);
-    const std::span<const std::uint8_t> pieces[] = {all.subspan(0, 1 << 20),
-                                                    all.subspan(1 << 20, 1 << 20),
-                                                    all.subspan(2 << 20)};
+    const std::span<const std::uint8_t> pieces[] = {
+        all.subspan(0, 1 << 20), all.subspan(1 << 20, 1 << 20), all.subspan(2 << 20)};
     ::_exit((*sink)->write(std::span(pieces)) ? 1 : 0);
   }
   int status = 0;

@@ -24,8 +24,8 @@
 #include "controller/controller_service.h"
 #include "controller/store/sqlite_store.h"
 #include "protocol/tls.h"
-#include "tests/build_paths.h"
 #include "tests/bench/bench_store.h"
+#include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
 namespace asio = boost::asio;
@@ -208,9 +208,8 @@ BENCHMARK(BM_AlertIntakeDirect)->Args({1000, 0})->Args({1000, 1})->UseRealTime()
 // shippers get in total, not the pool.
 void BM_AlertIntakeTwoShippers(benchmark::State& state) {
   testing::TempDir dir;
-  auto bench_store =
-      testing::BenchStore::open(state, static_cast<int>(state.range(0)), dir.path(),
-                                static_cast<std::size_t>(state.range(1)));
+  auto bench_store = testing::BenchStore::open(state, static_cast<int>(state.range(0)), dir.path(),
+                                               static_cast<std::size_t>(state.range(1)));
   if (!bench_store) return;
   state.SetLabel(fmt::format("{}, {} connection(s)", state.range(0) == 0 ? "sqlite" : "postgresql",
                              state.range(1)));
@@ -233,8 +232,8 @@ void BM_AlertIntakeTwoShippers(benchmark::State& state) {
     for (int t = 0; t < 2; ++t) {
       shippers.emplace_back([&, t] {
         for (std::size_t i = static_cast<std::size_t>(t); i < bodies.size(); i += 2)
-          stored += intake.submit(bodies[i], std::nullopt, {"bench", "ingest", "simulate"})
-                        .alerts.size();
+          stored +=
+              intake.submit(bodies[i], std::nullopt, {"bench", "ingest", "simulate"}).alerts.size();
       });
     }
     for (auto& s : shippers) s.join();
@@ -249,9 +248,8 @@ BENCHMARK(BM_AlertIntakeTwoShippers)->Args({0, 1})->Args({1, 4})->UseRealTime()-
 // 1 PostgreSQL), PostgreSQL connections. With one connection the call waits for the batch.
 void BM_StoreLookupDuringIntake(benchmark::State& state) {
   testing::TempDir dir;
-  auto bench_store =
-      testing::BenchStore::open(state, static_cast<int>(state.range(0)), dir.path(),
-                                static_cast<std::size_t>(state.range(1)));
+  auto bench_store = testing::BenchStore::open(state, static_cast<int>(state.range(0)), dir.path(),
+                                               static_cast<std::size_t>(state.range(1)));
   if (!bench_store) return;
   state.SetLabel(fmt::format("{}, {} connection(s)", state.range(0) == 0 ? "sqlite" : "postgresql",
                              state.range(1)));
@@ -270,9 +268,8 @@ void BM_StoreLookupDuringIntake(benchmark::State& state) {
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
     if (!store.find_agent("agent-that-is-not-there")) state.SkipWithError("lookup failed");
-    const auto took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                                start)
-                          .count();
+    const auto took =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     ms.push_back(took);
     state.SetIterationTime(took / 1000);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // as the gateway's calls arrive

@@ -135,7 +135,8 @@ trigger:
   observable_types: [process]
 steps:
   - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
-  - {id: pause, kind: wait, duration: )" << pause << R"(}
+  - {id: pause, kind: wait, duration: )"
+                                     << pause << R"(}
   - {id: listing, kind: query, action: process.list, target: host}
   - {id: done, kind: case, status: resolved}
 )";
@@ -153,8 +154,8 @@ steps:
     const auto state = a->dir() / "agent";
     const auto id = a->enroll_agent(state);
     auto agent = a->start_agent(state, "agent.log", {"--gateway", b->gateway()});
-    EXPECT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
-                           std::chrono::seconds(20)));
+    EXPECT_TRUE(
+        wait_until([&] { return a->agent(id)["status"] == "online"; }, std::chrono::seconds(20)));
     const auto siem =
         a->cli_json({"integrations", "create", "siem", "--max-mode", "auto", "--json"});
     const auto alert = a->dir() / "alert.json";
@@ -198,9 +199,9 @@ TEST_F(TwoControllers, AnActionThroughAReachesAnAgentOnBAndItsResultIsSeenThroug
   EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
   // `riposte-controller status` on A reads the shared database: the agent B holds, both
   // controllers alive, and the URL without a password.
-  const auto status = run_command({bin("riposte-controller"), "status", "--data-dir",
-                                   a->data_dir().string(), "--config",
-                                   (a->dir() / "controller.yaml").string(), "--json"});
+  const auto status =
+      run_command({bin("riposte-controller"), "status", "--data-dir", a->data_dir().string(),
+                   "--config", (a->dir() / "controller.yaml").string(), "--json"});
   ASSERT_EQ(status.exit_code, 0) << status.out << status.err;
   const auto report = json::parse(status.out);
   EXPECT_EQ(report["agents"]["enrolled"], 1) << report.dump();
@@ -223,8 +224,9 @@ TEST_F(TwoControllers, AConsoleSessionOpenedOnAHoldsOnBAndEndsOnBoth) {
   const auto request = [&](const ControllerUnderTest& to, const std::string& method,
                            const std::string& path, const std::string& cookie,
                            const std::string& csrf, const std::string& body) {
-    std::vector<std::string> argv{"curl", "-s", "-D", "-", "-w", "\n%{http_code}", "--cacert",
-                                  to.ca_cert(), "-X", method, "-H", "Sec-Fetch-Site: same-origin"};
+    std::vector<std::string> argv{
+        "curl",     "-s",         "-D", "-",    "-w", "\n%{http_code}",
+        "--cacert", to.ca_cert(), "-X", method, "-H", "Sec-Fetch-Site: same-origin"};
     if (!cookie.empty()) argv.insert(argv.end(), {"-H", "Cookie: " + cookie});
     if (!csrf.empty()) argv.insert(argv.end(), {"-H", "X-CSRF-Token: " + csrf});
     if (!body.empty())
@@ -233,8 +235,8 @@ TEST_F(TwoControllers, AConsoleSessionOpenedOnAHoldsOnBAndEndsOnBoth) {
     return run_command(argv).out;
   };
   const auto status_of = [](const std::string& out) { return out.substr(out.rfind('\n') + 1); };
-  const auto signed_in = request(*a, "POST", "/api/v1/session", "", "",
-                                 json{{"token", a->admin_token()}}.dump());
+  const auto signed_in =
+      request(*a, "POST", "/api/v1/session", "", "", json{{"token", a->admin_token()}}.dump());
   ASSERT_EQ(status_of(signed_in), "201") << signed_in;
   const auto at = signed_in.find("__Host-riposte_session=");
   ASSERT_NE(at, std::string::npos) << signed_in;

@@ -32,13 +32,12 @@ class StandIn final : public sql::Database {
 
 TEST(ConnectionPool, OpensMoreOnlyWhileAllAreLentAndNeverBeyondItsSize) {
   int opened = 0;
-  ConnectionPool pool(std::make_unique<StandIn>(), 3, [&]() -> Result<std::unique_ptr<sql::Database>> {
-    ++opened;
-    return std::unique_ptr<sql::Database>(std::make_unique<StandIn>());
-  });
-  {
-    auto a = pool.acquire();
-  }
+  ConnectionPool pool(std::make_unique<StandIn>(), 3,
+                      [&]() -> Result<std::unique_ptr<sql::Database>> {
+                        ++opened;
+                        return std::unique_ptr<sql::Database>(std::make_unique<StandIn>());
+                      });
+  { auto a = pool.acquire(); }
   {
     auto b = pool.acquire();  // the first one, given back: nothing new opened
   }
@@ -63,10 +62,11 @@ TEST(ConnectionPool, OpensMoreOnlyWhileAllAreLentAndNeverBeyondItsSize) {
 // it waits for one of those already open.
 TEST(ConnectionPool, AConnectionThatCannotBeOpenedMeansWaitingNotFailing) {
   int attempts = 0;
-  ConnectionPool pool(std::make_unique<StandIn>(), 4, [&]() -> Result<std::unique_ptr<sql::Database>> {
-    ++attempts;
-    return Error{"FATAL: sorry, too many clients already"};
-  });
+  ConnectionPool pool(std::make_unique<StandIn>(), 4,
+                      [&]() -> Result<std::unique_ptr<sql::Database>> {
+                        ++attempts;
+                        return Error{"FATAL: sorry, too many clients already"};
+                      });
   auto held = std::make_optional(pool.acquire());
   sql::Database* only = &**held;
   auto waiting = std::async(std::launch::async, [&] { return &*pool.acquire(); });

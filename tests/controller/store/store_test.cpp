@@ -369,8 +369,8 @@ TEST_P(StoreContract, ConsoleSessionsExpireAreDeletedAndBounded) {
   EXPECT_FALSE(store->find_console_session("nobody", 0).value());
 
   for (int i = 1; i <= 3; ++i)
-    ASSERT_TRUE(store->insert_console_session(session("b" + std::to_string(i), 20'000 + i), 2'000,
-                                              3));
+    ASSERT_TRUE(
+        store->insert_console_session(session("b" + std::to_string(i), 20'000 + i), 2'000, 3));
   ASSERT_TRUE(store->insert_console_session(session("b4", 20'004), 2'000, 3));
   EXPECT_FALSE(store->find_console_session("b1", 2'000).value()) << "the limit was not kept";
   for (const char* kept : {"b2", "b3", "b4"})
@@ -400,9 +400,9 @@ TEST_P(StoreContract, ConcurrentBatchesOfRelatedAlertsJoinOneCase) {
         auto two = sample_alert(fmt::format("c-{}-{}-2", t, b), "web-9", 50'000 + b, "other");
         one.observables.push_back({"domain", "bad.example", ""});
         two.observables.insert(two.observables.begin(), {"domain", "bad.example", ""});
-        auto stored = store->insert_alerts(t % 2 == 0 ? std::vector{one, two}
-                                                      : std::vector{two, one},
-                                           3'600'000, audit, 50'000 + b);
+        auto stored =
+            store->insert_alerts(t % 2 == 0 ? std::vector{one, two} : std::vector{two, one},
+                                 3'600'000, audit, 50'000 + b);
         std::lock_guard lock(mutex);
         if (!stored) {
           errors.push_back(stored.error().message);
