@@ -65,6 +65,10 @@ class Database {
   virtual std::int64_t changes() const = 0;
   // The last error the database reported, for messages.
   virtual std::string last_error() const = 0;
+  // Whether that error was a conflict with a concurrent transaction, which the database resolved
+  // by failing this one (PostgreSQL: deadlock_detected 40P01, serialization_failure 40001): the
+  // same transaction may succeed when run again. SQLite waits instead (busy timeout): never.
+  virtual bool last_error_was_conflict() const { return false; }
 
   // "database: WHAT: <the database's message>".
   Error error(std::string_view what) const;

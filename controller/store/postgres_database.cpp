@@ -112,7 +112,8 @@ class PostgresCursor final : public Cursor {
       return PQntuples(result_) > 0 ? kRow : kDone;
     }
     db_.note_error(trimmed_error(result_ == nullptr ? PQerrorMessage(db_.handle())
-                                                    : PQresultErrorMessage(result_)));
+                                                    : PQresultErrorMessage(result_)),
+                   result_);
     return kError;
   }
 
@@ -268,12 +269,19 @@ Status PostgresDatabase::exec(const std::string& sql) {
   std::string message = ok             ? ""
                         : r == nullptr ? trimmed_error(PQerrorMessage(conn_))
                                        : trimmed_error(PQresultErrorMessage(r));
+  if (!ok) note_error(message, r);
   PQclear(r);
-  if (!ok) {
-    note_error(message);
-    return Error{fmt::format("database: {}", message)};
-  }
+  if (!ok) return Error{fmt::format("database: {}", message)};
+  conflict_ = false;
   return ok_status();
+}
+
+void PostgresDatabase::note_error(std::string message, const PGresult* result) {
+  last_error_ = std::move(message);
+  const char* state =
+      result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  conflict_ = state != nullptr && (std::string_view(state) == "40P01" ||
+                                   std::string_view(state) == "40001");
 }
 
 }  // namespace riposte::controller::sql

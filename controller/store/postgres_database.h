@@ -29,6 +29,7 @@ class PostgresDatabase final : public Database {
   Status begin() override { return exec("BEGIN"); }
   std::int64_t changes() const override { return changes_; }
   std::string last_error() const override { return last_error_; }
+  bool last_error_was_conflict() const override { return conflict_; }
 
   // "user@host:port/dbname", for messages: never the password.
   std::string describe() const;
@@ -40,8 +41,12 @@ class PostgresDatabase final : public Database {
   static std::string numbered_placeholders(const std::string& sql);
 
   // Used by cursors: what the last statement changed or failed with.
-  void note_changes(std::int64_t n) { changes_ = n; }
-  void note_error(std::string message) { last_error_ = std::move(message); }
+  void note_changes(std::int64_t n) {
+    changes_ = n;
+    conflict_ = false;
+  }
+  // `result` (may be null) gives the SQLSTATE that tells a conflict (last_error_was_conflict).
+  void note_error(std::string message, const PGresult* result = nullptr);
   PGconn* handle() const { return conn_; }
 
  private:
@@ -52,6 +57,7 @@ class PostgresDatabase final : public Database {
   std::map<std::string, std::string> prepared_;  // SQL text -> statement name
   std::int64_t changes_ = 0;
   std::string last_error_;
+  bool conflict_ = false;
 };
 
 }  // namespace riposte::controller::sql

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 
 #include "common/utf8.h"
@@ -337,9 +339,12 @@ Status SqlStore::record_agent_facts(const std::string& id, const AgentFactsRecor
 
 Status SqlStore::record_agent_heartbeats(
     const std::vector<std::pair<std::string, std::int64_t>>& heartbeats) {
+  // In agent id order: two writers never take the same rows in opposite orders.
+  auto sorted = heartbeats;
+  std::sort(sorted.begin(), sorted.end());
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
-    for (const auto& [id, at_ms] : heartbeats) {
+    for (const auto& [id, at_ms] : sorted) {
       auto updated = Query(*db,
                            "UPDATE agents SET last_heartbeat_ms = CASE WHEN "
                            "last_heartbeat_ms > ?1 THEN last_heartbeat_ms ELSE ?1 END, "
@@ -350,7 +355,7 @@ Status SqlStore::record_agent_heartbeats(
       if (!updated) return updated;
     }
     return ok_status();
-  });
+  }, /*retry_conflicts=*/true);
 }
 
 Status SqlStore::record_agent_disconnected(const std::string& id, const std::string& reason,
@@ -720,21 +725,27 @@ constexpr const char* kAuditColumns = "seq, at_ms, actor, event, subject, detail
 
 }  // namespace
 
-Status SqlStore::in_transaction(sql::Database& db, const std::function<Status()>& body) {
-  if (auto s = db.begin(); !s) return s;
-  Status outcome = ok_status();
-  try {
-    outcome = body();
-  } catch (const std::exception& e) {
-    // Never leave the transaction open: every later write would fail behind it.
-    (void)db.exec("ROLLBACK");
-    return Error{std::string("store: ") + e.what()};
-  }
-  if (!outcome) {
+Status SqlStore::in_transaction(sql::Database& db, const std::function<Status()>& body,
+                                bool retry_conflicts) {
+  constexpr int kAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    if (auto s = db.begin(); !s) return s;
+    Status outcome = ok_status();
+    try {
+      outcome = body();
+    } catch (const std::exception& e) {
+      // Never leave the transaction open: every later write would fail behind it.
+      (void)db.exec("ROLLBACK");
+      return Error{std::string("store: ") + e.what()};
+    }
+    if (outcome) outcome = db.exec("COMMIT");
+    if (outcome) return outcome;
+    const bool conflict = db.last_error_was_conflict();
     (void)db.exec("ROLLBACK");  // the body's error is the one to report
-    return outcome;
+    if (!retry_conflicts || !conflict || attempt == kAttempts) return outcome;
+    spdlog::warn("store: a transaction conflicted with a concurrent one ({}); running it again",
+                 outcome.error().message);
   }
-  return db.exec("COMMIT");
 }
 
 Status SqlStore::append_audit_locked(sql::Database& db, const AuditEvent& event,
@@ -997,23 +1008,33 @@ Result<std::vector<std::string>> SqlStore::mark_actions_delivered(
     const std::vector<std::string>& ids, std::int64_t now_ms) {
   auto db = pool_.acquire();
   std::vector<std::string> changed;
-  auto s = in_transaction(*db, [&]() -> Status {
-    changed.clear();
-    for (const auto& id : ids) {
-      auto updated = Query(*db,
-                           "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
-                           "WHERE id = ? AND state = 'queued'")
-                         .bind(now_ms, id)
-                         .run();
-      if (!updated) return updated;
-      if (db->changes() == 0) continue;
-      changed.push_back(id);
-      if (auto a = append_audit_locked(*db, {"controller", "action.delivered", id, "{}"}, now_ms);
-          !a)
-        return a;
-    }
-    return ok_status();
-  });
+  std::vector<std::string> sorted = ids;  // rows in id order, audit entries last
+  std::sort(sorted.begin(), sorted.end());
+  auto s = in_transaction(
+      *db,
+      [&]() -> Status {
+        std::set<std::string> delivered;
+        for (const auto& id : sorted) {
+          auto updated = Query(*db,
+                               "UPDATE actions SET state = 'delivered', delivered_at_ms = ? "
+                               "WHERE id = ? AND state = 'queued'")
+                             .bind(now_ms, id)
+                             .run();
+          if (!updated) return updated;
+          if (db->changes() > 0) delivered.insert(id);
+        }
+        changed.clear();  // in the order asked
+        for (const auto& id : ids) {
+          if (delivered.erase(id) == 0) continue;
+          changed.push_back(id);
+          if (auto a = append_audit_locked(*db, {"controller", "action.delivered", id, "{}"},
+                                           now_ms);
+              !a)
+            return a;
+        }
+        return ok_status();
+      },
+      /*retry_conflicts=*/true);
   if (!s) return s.error();
   return changed;
 }
@@ -1044,7 +1065,7 @@ Result<bool> SqlStore::record_action_progress(const std::string& id, const std::
     known = db->changes() > 0;
     if (!started) return ok_status();
     return append_audit_locked(*db, {"agent:" + agent_id, "action.started", id, "{}"}, now_ms);
-  });
+  }, /*retry_conflicts=*/true);
   if (!s) return s.error();
   return known;
 }
@@ -1053,9 +1074,15 @@ Result<bool> SqlStore::record_action_outcome(const std::string& id, const std::s
                                                 const ActionOutcome& outcome, std::int64_t now_ms) {
   auto db = pool_.acquire();
   bool changed = false;
-  auto s = in_transaction(*db, [&] {
-    return record_outcome_locked(*db, {id, agent_id, outcome}, now_ms, changed);
-  });
+  auto s = in_transaction(
+      *db,
+      [&]() -> Status {
+        auto audit = record_outcome_rows(*db, {id, agent_id, outcome}, now_ms);
+        if (!audit) return audit.error();
+        changed = audit->has_value();
+        return changed ? append_audit_locked(*db, **audit, now_ms) : ok_status();
+      },
+      /*retry_conflicts=*/true);
   if (!s) return s.error();
   return changed;
 }
@@ -1064,24 +1091,38 @@ Result<std::vector<bool>> SqlStore::record_action_outcomes(
     const std::vector<ActionOutcomeReport>& reports, std::int64_t now_ms) {
   auto db = pool_.acquire();
   std::vector<bool> changed(reports.size(), false);
-  auto s = in_transaction(*db, [&]() -> Status {
-    for (std::size_t i = 0; i < reports.size(); ++i) {
-      bool one = false;
-      if (auto r = record_outcome_locked(*db, reports[i], now_ms, one); !r) return r;
-      changed[i] = one;
-    }
-    return ok_status();
+  std::vector<std::size_t> by_action(reports.size());  // rows in action id order
+  std::iota(by_action.begin(), by_action.end(), 0);
+  std::sort(by_action.begin(), by_action.end(), [&](std::size_t x, std::size_t y) {
+    return reports[x].action_id < reports[y].action_id;
   });
+  auto s = in_transaction(
+      *db,
+      [&]() -> Status {
+        std::vector<std::optional<AuditEvent>> audits(reports.size());
+        for (const std::size_t i : by_action) {
+          auto audit = record_outcome_rows(*db, reports[i], now_ms);
+          if (!audit) return audit.error();
+          audits[i] = std::move(*audit);
+          changed[i] = audits[i].has_value();
+        }
+        for (const auto& audit : audits) {
+          if (!audit) continue;
+          if (auto a = append_audit_locked(*db, *audit, now_ms); !a) return a;
+        }
+        return ok_status();
+      },
+      /*retry_conflicts=*/true);
   if (!s) return s.error();
   return changed;
 }
 
-Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeReport& report,
-                                       std::int64_t now_ms, bool& changed) {
+Result<std::optional<AuditEvent>> SqlStore::record_outcome_rows(sql::Database& db,
+                                                                const ActionOutcomeReport& report,
+                                                                std::int64_t now_ms) {
   const auto& id = report.action_id;
   const auto& agent_id = report.agent_id;
   const auto& outcome = report.outcome;
-  changed = false;
   // An action this agent was sent and that has not ended; or one the expiry sweep ended after it
   // had been delivered: the agent may accept it within its clock-skew allowance and run it past
   // the controller's deadline. What the agent did is then the truth, and is recorded.
@@ -1089,7 +1130,7 @@ Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeRep
             "SELECT state FROM actions WHERE id = ? AND agent_id = ? AND (state IN ('queued', "
             "'delivered', 'running') OR (state = 'expired' AND delivered_at_ms IS NOT NULL))");
   was.bind(id, agent_id);
-  if (was.step() != sql::kRow) return ok_status();
+  if (was.step() != sql::kRow) return std::optional<AuditEvent>();
   const bool after_expiry = was.text(0) == "expired";
   auto updated =
       Query(db,
@@ -1099,9 +1140,8 @@ Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeRep
           .bind(std::string(to_string(outcome.state)), outcome.reason, Blob{outcome.result},
                 outcome.started_at_ms, outcome.finished_at_ms, now_ms, id, agent_id)
           .run();
-  if (!updated) return updated;
-  changed = db.changes() > 0;
-  if (!changed) return ok_status();
+  if (!updated) return updated.error();
+  if (db.changes() == 0) return std::optional<AuditEvent>();
   nlohmann::json evidence = nlohmann::json::array();
   for (const auto& e : outcome.evidence) {
     auto inserted = Query(db,
@@ -1109,7 +1149,7 @@ Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeRep
                           "offered_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
                         .bind(e.sha256, id, agent_id, e.name, e.size, now_ms)
                         .run();
-    if (!inserted) return inserted;
+    if (!inserted) return inserted.error();
     evidence.push_back({{"sha256", e.sha256}, {"size", e.size}, {"name", e.name}});
   }
   nlohmann::json refused = nlohmann::json::array();
@@ -1122,11 +1162,9 @@ Status SqlStore::record_outcome_locked(sql::Database& db, const ActionOutcomeRep
   if (!refused.empty()) details["evidence_refused"] = refused;
   if (after_expiry) details["after_expiry"] = true;
   // The agent's own words may not be UTF-8 (or cut inside a character): replaced, not thrown.
-  return append_audit_locked(
-      db,
-      {"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
-       details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
-      now_ms);
+  return std::optional<AuditEvent>(
+      AuditEvent{"agent:" + agent_id, fmt::format("action.{}", to_string(outcome.state)), id,
+                 details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
 }
 
 Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
@@ -1148,28 +1186,40 @@ Result<std::vector<std::string>> SqlStore::expire_actions(std::int64_t now_ms,
     }
   }
   if (due.empty()) return ids;
-  auto s = in_transaction(*db, [&]() -> Status {
-    for (const auto& [id, was] : due) {
-      const std::string reason = was == "queued" ? "expired before the agent could receive it"
-                                                 : "expired without an answer from the agent";
-      // Only if still as read: no other writer comes between (the store's mutex is held).
-      auto updated = Query(*db,
-                           "UPDATE actions SET state = 'expired', reason = ?, "
-                           "finished_at_ms = ? WHERE id = ? AND state = ?")
-                         .bind(reason, now_ms, id, was)
-                         .run();
-      if (!updated) return updated;
-      if (db->changes() == 0) continue;
-      if (auto a = append_audit_locked(
-              *db, {"controller", "action.expired", id, nlohmann::json{{"reason", reason}}.dump()},
-              now_ms);
-          !a) {
-        return a;
-      }
-      ids.push_back(id);
-    }
-    return ok_status();
-  });
+  std::sort(due.begin(), due.end());  // rows in id order, audit entries last
+  auto s = in_transaction(
+      *db,
+      [&]() -> Status {
+        ids.clear();
+        std::vector<std::string> reasons;
+        for (const auto& [id, was] : due) {
+          const std::string reason = was == "queued"
+                                         ? "expired before the agent could receive it"
+                                         : "expired without an answer from the agent";
+          // Only if still as read: a result (through another connection or controller) may
+          // have come between.
+          auto updated = Query(*db,
+                               "UPDATE actions SET state = 'expired', reason = ?, "
+                               "finished_at_ms = ? WHERE id = ? AND state = ?")
+                             .bind(reason, now_ms, id, was)
+                             .run();
+          if (!updated) return updated;
+          if (db->changes() == 0) continue;
+          ids.push_back(id);
+          reasons.push_back(reason);
+        }
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          if (auto a = append_audit_locked(
+                  *db,
+                  {"controller", "action.expired", ids[i],
+                   nlohmann::json{{"reason", reasons[i]}}.dump()},
+                  now_ms);
+              !a)
+            return a;
+        }
+        return ok_status();
+      },
+      /*retry_conflicts=*/true);
   if (!s) return s.error();
   return ids;
 }

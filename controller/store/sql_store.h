@@ -181,17 +181,29 @@ class SqlStore : public Store {
  private:
   // The *_locked helpers run on the caller's connection `db`, inside its transaction where one
   // is named.
-  // Runs `body` inside a write transaction on `db`, rolling back on error.
-  Status in_transaction(sql::Database& db, const std::function<Status()>& body);
+  // Runs `body` inside a write transaction on `db`, rolling back on error. With
+  // `retry_conflicts`, a transaction the database failed for a conflict with a concurrent one
+  // (a deadlock between two controllers or two pool connections) is run again, up to 3 times:
+  // only for bodies that leave nothing outside the database changed, or reset it when they start.
+  Status in_transaction(sql::Database& db, const std::function<Status()>& body,
+                        bool retry_conflicts = false);
   // One api_tokens row, inside the caller's transaction where it matters.
   Status insert_token_locked(sql::Database& db, const ApiTokenRecord& token);
   Status append_audit_locked(sql::Database& db, const AuditEvent& event, std::int64_t now_ms);
   // On PostgreSQL: tells the other controllers (kQueuedActionsChannel) which agents have new
   // queued actions, at commit.
   Status notify_queued_locked(sql::Database& db, const std::vector<ActionRecord>& actions);
-  // One report of record_action_outcome(s), inside the caller's transaction; sets `changed`.
-  Status record_outcome_locked(sql::Database& db, const ActionOutcomeReport& report,
-                               std::int64_t now_ms, bool& changed);
+  // One report of record_action_outcome(s), inside the caller's transaction: the action's row
+  // and its evidence rows. Returns the audit entry to append once every row of the transaction
+  // is written, or nullopt when nothing changed.
+  //
+  // Multi-row transactions write their rows in id order and their audit entries last: on
+  // PostgreSQL the audit append takes a lock held to commit, so a transaction holding it must
+  // wait for no row, and two transactions must not take rows in opposite orders (either would
+  // deadlock with a concurrent controller or pool connection).
+  Result<std::optional<AuditEvent>> record_outcome_rows(sql::Database& db,
+                                                        const ActionOutcomeReport& report,
+                                                        std::int64_t now_ms);
   // Actions whose `column` (case_id or playbook_run_id) is `value`, oldest first.
   Result<std::vector<ActionRecord>> actions_filed_under(const char* column,
                                                         const std::string& value);

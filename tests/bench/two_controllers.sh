@@ -33,6 +33,7 @@ cleanup() {
 }
 db="riposte_two_$$"
 trap cleanup EXIT
+trap 'exit 1' INT TERM  # so that cleanup runs when the bench is interrupted
 psql -q "$cluster" -c "CREATE DATABASE $db" >/dev/null
 # The cluster URL names a database (postgresql://[host]/DB?params): the same with ours.
 url=$(python3 -c 'import sys

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <atomic>
 #include <functional>
 #include <latch>
 #include <mutex>
@@ -350,6 +352,40 @@ AlertRecord sample_alert(const std::string& id, const std::string& host, std::in
   a.raw = "{}";
   a.received_at_ms = at_ms;
   return a;
+}
+
+// Two writers updating the same agents in opposite orders at once (two controllers' gateways, or
+// two pool connections) deadlock on PostgreSQL; the database fails one of them, and the store
+// runs that one again rather than lose the heartbeats (or results) it was writing.
+TEST_P(StoreContract, ConcurrentWritesInOppositeOrdersAllSucceed) {
+  std::vector<std::pair<std::string, std::int64_t>> forward;
+  for (int i = 0; i < 40; ++i) {
+    const auto id = fmt::format("agent-{:02}", i);
+    ASSERT_TRUE(store->insert_agent(sample_agent(id, id)));
+    forward.emplace_back(id, 0);
+  }
+  auto backward = forward;
+  std::reverse(backward.begin(), backward.end());
+  std::atomic<int> failures{0};
+  std::string first_failure;
+  std::mutex mutex;
+  std::latch start(2);
+  const auto writer = [&](std::vector<std::pair<std::string, std::int64_t>> beats) {
+    start.arrive_and_wait();
+    for (int round = 1; round <= 20; ++round) {
+      for (auto& beat : beats) beat.second = round;
+      if (auto s = store->record_agent_heartbeats(beats); !s) {
+        std::lock_guard lock(mutex);
+        if (failures++ == 0) first_failure = s.error().message;
+      }
+    }
+  };
+  std::thread one(writer, forward), two(writer, backward);
+  one.join();
+  two.join();
+  EXPECT_EQ(failures.load(), 0) << first_failure;
+  for (const char* id : {"agent-00", "agent-39"})
+    EXPECT_EQ(store->find_agent(id).value()->last_heartbeat_ms, 20) << id;
 }
 
 // Console sessions: found until they expire (then dropped), deleted once, and the ones that
