@@ -175,20 +175,38 @@ void BM_AlertIntakeOverHttps(benchmark::State& state) {
   beast::error_code ignored;
   stream.shutdown(ignored);
 }
-// The same work without HTTP or the validation pipeline: parse, normalize, score, store.
-void BM_AlertIntakeDirect(benchmark::State& state) {
+// Alert intake without HTTP or the validation pipeline (parse, normalize, score, store) on the
+// store a benchmark names, with the fixtures' intel feed and asset map.
+struct DirectIntake {
+  // Null (the benchmark skipped with why) when the store cannot be had.
+  static std::unique_ptr<DirectIntake> open(benchmark::State& state, int store_kind,
+                                            std::size_t connections) {
+    auto out = std::make_unique<DirectIntake>();
+    out->bench_store = testing::BenchStore::open(state, store_kind, out->dir.path(), connections);
+    if (!out->bench_store) return nullptr;
+    const std::filesystem::path fixtures =
+        std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures";
+    (void)out->intel.load({{"feodo", fixtures / "intel/feodo.csv", "csv", 1, "dst_ip"}}, 0);
+    (void)out->assets.load(fixtures / "assets.yaml");
+    out->intake.emplace(*out->bench_store->store, out->intel, out->assets, out->clock);
+    return out;
+  }
+  IntakeReport submit(const std::string& body) {
+    return intake->submit(body, std::nullopt, {"bench", "ingest", "simulate"});
+  }
   testing::TempDir dir;
-  auto bench_store = testing::BenchStore::open(state, static_cast<int>(state.range(1)), dir.path());
-  if (!bench_store) return;
-  auto& store = bench_store->store;
+  std::unique_ptr<testing::BenchStore> bench_store;
   ThreatIntel intel;
-  const std::filesystem::path fixtures =
-      std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures";
-  (void)intel.load({{"feodo", fixtures / "intel/feodo.csv", "csv", 1, "dst_ip"}}, 0);
   AssetCatalog assets;
-  (void)assets.load(fixtures / "assets.yaml");
   SystemClock clock;
-  AlertIntake intake(*store, intel, assets, clock);
+  std::optional<AlertIntake> intake;
+};
+
+// The same work as over HTTPS without HTTP or the validation pipeline.
+void BM_AlertIntakeDirect(benchmark::State& state) {
+  auto direct = DirectIntake::open(state, static_cast<int>(state.range(1)),
+                                   controller::PostgresStore::kDefaultConnections);
+  if (!direct) return;
   static int next_batch = 100'000'000;
   const int batch_size = static_cast<int>(state.range(0));
   std::size_t stored = 0;
@@ -196,7 +214,7 @@ void BM_AlertIntakeDirect(benchmark::State& state) {
     state.PauseTiming();
     const auto body = make_batch(next_batch++, batch_size);
     state.ResumeTiming();
-    stored += intake.submit(body, std::nullopt, {"bench", "ingest", "simulate"}).alerts.size();
+    stored += direct->submit(body).alerts.size();
   }
   state.counters["alerts_per_s"] =
       benchmark::Counter(static_cast<double>(stored), benchmark::Counter::kIsRate);
@@ -207,20 +225,11 @@ BENCHMARK(BM_AlertIntakeDirect)->Args({1000, 0})->Args({1000, 1})->UseRealTime()
 // either store (SQLite: one writer; PostgreSQL: the intake lock), so this measures what two
 // shippers get in total, not the pool.
 void BM_AlertIntakeTwoShippers(benchmark::State& state) {
-  testing::TempDir dir;
-  auto bench_store = testing::BenchStore::open(state, static_cast<int>(state.range(0)), dir.path(),
-                                               static_cast<std::size_t>(state.range(1)));
-  if (!bench_store) return;
+  auto direct = DirectIntake::open(state, static_cast<int>(state.range(0)),
+                                   static_cast<std::size_t>(state.range(1)));
+  if (!direct) return;
   state.SetLabel(fmt::format("{}, {} connection(s)", state.range(0) == 0 ? "sqlite" : "postgresql",
                              state.range(1)));
-  ThreatIntel intel;
-  const std::filesystem::path fixtures =
-      std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures";
-  (void)intel.load({{"feodo", fixtures / "intel/feodo.csv", "csv", 1, "dst_ip"}}, 0);
-  AssetCatalog assets;
-  (void)assets.load(fixtures / "assets.yaml");
-  SystemClock clock;
-  AlertIntake intake(*bench_store->store, intel, assets, clock);
   static int next_batch = 200'000'000;
   std::atomic<std::size_t> stored{0};
   for (auto _ : state) {
@@ -232,8 +241,7 @@ void BM_AlertIntakeTwoShippers(benchmark::State& state) {
     for (int t = 0; t < 2; ++t) {
       shippers.emplace_back([&, t] {
         for (std::size_t i = static_cast<std::size_t>(t); i < bodies.size(); i += 2)
-          stored +=
-              intake.submit(bodies[i], std::nullopt, {"bench", "ingest", "simulate"}).alerts.size();
+          stored += direct->submit(bodies[i]).alerts.size();
       });
     }
     for (auto& s : shippers) s.join();
@@ -247,21 +255,16 @@ BENCHMARK(BM_AlertIntakeTwoShippers)->Args({0, 1})->Args({1, 4})->UseRealTime()-
 // while a shipper keeps the store busy with batches of 1000 alerts. Args: store (0 SQLite,
 // 1 PostgreSQL), PostgreSQL connections. With one connection the call waits for the batch.
 void BM_StoreLookupDuringIntake(benchmark::State& state) {
-  testing::TempDir dir;
-  auto bench_store = testing::BenchStore::open(state, static_cast<int>(state.range(0)), dir.path(),
-                                               static_cast<std::size_t>(state.range(1)));
-  if (!bench_store) return;
+  auto direct = DirectIntake::open(state, static_cast<int>(state.range(0)),
+                                   static_cast<std::size_t>(state.range(1)));
+  if (!direct) return;
   state.SetLabel(fmt::format("{}, {} connection(s)", state.range(0) == 0 ? "sqlite" : "postgresql",
                              state.range(1)));
-  auto& store = *bench_store->store;
-  ThreatIntel intel;
-  AssetCatalog assets;
-  SystemClock clock;
-  AlertIntake intake(store, intel, assets, clock);
+  auto& store = *direct->bench_store->store;
   std::atomic<bool> stop{false};
   std::thread shipper([&] {
     for (int batch = 300'000'000; !stop; ++batch)
-      (void)intake.submit(make_batch(batch, 1000), std::nullopt, {"bench", "ingest", "simulate"});
+      (void)direct->submit(make_batch(batch, 1000));
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the shipper is under way
   std::vector<double> ms;

@@ -27,6 +27,21 @@ std::string bin(const std::string& name) {
   return std::string(::riposte::testing::bin_dir()) + "/" + name;
 }
 
+std::string slow_playbook(const std::string& pause) {
+  return R"(
+name: slow
+version: "1"
+trigger:
+  observable_types: [process]
+steps:
+  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
+  - {id: pause, kind: wait, duration: )" +
+         pause + R"(}
+  - {id: listing, kind: query, action: process.list, target: host}
+  - {id: done, kind: case, status: resolved}
+)";
+}
+
 std::string this_hostname() {
   char name[256] = {};
   ::gethostname(name, sizeof name - 1);

@@ -23,6 +23,9 @@ std::string bin(const std::string& name);
 nlohmann::json last_json_line(const std::string& out);
 // This machine's hostname: what a local agent reports and alerts about it name.
 std::string this_hostname();
+// A playbook "slow" for runs to be caught in the middle of: host.facts on the alert's host, a
+// wait of `pause` ("4s"), process.list, then the case resolved. Triggered by process alerts.
+std::string slow_playbook(const std::string& pause);
 // The file's contents, or "" when it does not exist (yet).
 std::string read_text(const std::filesystem::path& path);
 

@@ -512,22 +512,10 @@ TEST_F(PlaybookRuns, AnalystSimulationTouchesNothingAndApprovalNeedsAnotherRespo
       << report["actions"].dump(2);
 }
 
-constexpr const char* kSlowPlaybook = R"(
-name: slow
-version: "1"
-trigger:
-  observable_types: [process]
-steps:
-  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
-  - {id: pause, kind: wait, duration: 4s}
-  - {id: listing, kind: query, action: process.list, target: host}
-  - {id: done, kind: case, status: resolved}
-)";
-
 TEST_F(PlaybookRuns, RunResumesAfterTheControllerIsKilledWithoutRepeatingAnAction) {
   const auto dir = controller.dir() / "slow";
   fs::create_directories(dir);
-  std::ofstream(dir / "slow.yaml") << kSlowPlaybook;
+  std::ofstream(dir / "slow.yaml") << slow_playbook("4s");
   start(dir, "  auto_start: false\n");
   submit(ecs_process_alert("alert-slow", ::getpid()));
   const auto started = controller.cli_json({"playbooks", "run", "slow", "--alert", "alert-slow"});

@@ -124,22 +124,12 @@ class TwoControllers : public ::testing::Test {
     b->start();
   }
   // The "slow" playbook (host.facts, a wait of `pause`, process.list, resolve) on an alert about
-  // this host, started through A; the agent is held by B. Returns the run's id.
+  // this host, started through A; the agent is held by B. Returns the run's id once the run
+  // waits in its pause.
   std::string start_slow_run(const std::string& pause) {
     const auto dir = a->dir() / "playbooks";
     fs::create_directories(dir);
-    std::ofstream(dir / "slow.yaml") << R"(
-name: slow
-version: "1"
-trigger:
-  observable_types: [process]
-steps:
-  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}
-  - {id: pause, kind: wait, duration: )"
-                                     << pause << R"(}
-  - {id: listing, kind: query, action: process.list, target: host}
-  - {id: done, kind: case, status: resolved}
-)";
+    std::ofstream(dir / "slow.yaml") << slow_playbook(pause);
     std::ofstream(a->dir() / "assets.yaml")
         << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
         << "\n    environment: lab\n    criticality: low\n    owner: qa\n";
@@ -170,7 +160,16 @@ steps:
     EXPECT_EQ(a->cli_as(siem["token"], {"alerts", "submit", alert.string()}).exit_code, 0);
     const auto started = a->cli_json({"playbooks", "run", "slow", "--alert", "alert-slow"});
     agents.push_back(std::move(agent));
-    return started.at("id");
+    const std::string run_id = started.at("id");
+    json r;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          r = a->cli_json({"runs", "show", run_id});
+          return r["waiting_for"] == "timer";
+        },
+        std::chrono::seconds(30)))
+        << r.dump(2) << a->process().log_text();
+    return run_id;
   }
   std::optional<std::string> cluster;
   std::optional<PostgresTestDatabase> database;
@@ -298,13 +297,6 @@ TEST_F(TwoControllers, AControllerWithOtherKeysIsRefusedAtStart) {
 TEST_F(TwoControllers, ARunWhoseControllerDiesIsFinishedByTheOtherWithoutRepeatingAnAction) {
   const auto run_id = start_slow_run("3s");
   json r;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        r = a->cli_json({"runs", "show", run_id});
-        return r["waiting_for"] == "timer";
-      },
-      std::chrono::seconds(30)))
-      << r.dump(2) << a->process().log_text();
   a->kill_hard();  // in the middle of the wait, holding the run's lease
   ASSERT_TRUE(wait_until(
       [&] {
@@ -331,13 +323,6 @@ TEST_F(TwoControllers, ARunWhoseControllerDiesIsFinishedByTheOtherWithoutRepeati
 TEST_F(TwoControllers, ARunCancelledThroughTheOtherControllerIsCancelledByItsHolder) {
   const auto run_id = start_slow_run("120s");
   json r;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        r = a->cli_json({"runs", "show", run_id});
-        return r["waiting_for"] == "timer";
-      },
-      std::chrono::seconds(30)))
-      << r.dump(2) << a->process().log_text();
   const auto started = std::chrono::steady_clock::now();
   const auto cancelled = b->cli({"runs", "cancel", run_id, "--reason", "wrong host", "--json"});
   ASSERT_EQ(cancelled.exit_code, 0) << cancelled.out << cancelled.err;
