@@ -240,7 +240,8 @@ int cmd_migrate(const std::string& from, const std::string& to) {
   if (!report) return fail("migrate: " + report.error().message + " (nothing was copied)");
   std::cout << fmt::format(
       "Done: {} tables; audit chain verified in the target ({} entries, head {}).\n"
-      "Point the controller at it: database: '{}' in controller.yaml (or --database-url).\n",
+      "Point the controller at it: set database: in controller.yaml (or --database-url) to the\n"
+      "URL given to --to ({}, shown without its password).\n",
       report->tables.size(), report->audit_entries, report->audit_head_hash,
       redacted_database_url(to));
   return 0;

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 #include "controller/store/postgres_database.h"
 #include "controller/store/postgres_store.h"
@@ -30,16 +29,34 @@ Result<StoreLocation> parse_store_location(const std::string& database,
   if (database.find("://") != std::string::npos &&
       (scheme == "postgresql" || scheme == "postgres"))
     return StoreLocation{StoreKind::postgresql, scheme + database.substr(scheme.size())};
-  return Error{fmt::format("database: '{}' is neither sqlite:PATH nor a postgresql:// URI",
-                           redacted_database_url(database))};
+  // Not repeated: whatever it is (a libpq key=value string, a JDBC URL), it may hold a password.
+  // Its scheme, if it has one a person would recognize, says enough.
+  const auto colon = database.find(':');
+  const auto head = database.substr(0, colon == std::string::npos ? 0 : colon);
+  const bool plain = !head.empty() && head.size() <= 32 &&
+                     std::all_of(head.begin(), head.end(), [](unsigned char c) {
+                       return std::isalnum(c) || c == '+' || c == '-' || c == '.';
+                     });
+  return Error{fmt::format(
+      "database: the value{} is neither sqlite:PATH nor a postgresql:// URI (not shown: it may "
+      "hold a password)",
+      plain ? " (scheme '" + head + "')" : std::string())};
 }
 
 std::string redacted_database_url(const std::string& url) {
-  // scheme://user:PASSWORD@host... and ?password=... / &password=...
-  static const std::regex userinfo(R"(^([A-Za-z]+://[^:/@?]*):[^@/?]*@)");
-  static const std::regex parameter(R"(([?&]password=)[^&]*)");
-  auto out = std::regex_replace(url, userinfo, "$1:***@");
-  return std::regex_replace(out, parameter, "$1***");
+  // Rebuilt from what libpq itself reads out of it (sql::PostgresDatabase::parse), leaving the
+  // password and every other parameter out: no pattern over the text can know where a password
+  // holding '/' or '@' ends.
+  const auto parts = sql::PostgresDatabase::parse(url);
+  if (!parts) return "(a database URL that does not parse; not shown)";
+  std::string out = "postgresql://";
+  if (!parts->user.empty()) out += parts->user + "@";
+  const bool socket_dir = parts->host.starts_with("/");
+  if (!socket_dir) out += parts->host;
+  if (!parts->port.empty()) out += ":" + parts->port;
+  out += "/" + parts->dbname;
+  if (socket_dir) out += "?host=" + parts->host;
+  return out;
 }
 
 Result<std::unique_ptr<Store>> open_store(const StoreLocation& location) {

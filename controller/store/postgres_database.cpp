@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include <cstdlib>
 #include <stdexcept>
 #include <vector>
@@ -129,32 +132,88 @@ class PostgresCursor final : public Cursor {
 
 }  // namespace
 
+namespace {
+
+// Whether `word` names one of libpq's connection options ("port", "sslmode", ...).
+bool is_connection_keyword(const std::string& word) {
+  PQconninfoOption* defaults = PQconndefaults();
+  bool found = false;
+  for (auto* o = defaults; o != nullptr && o->keyword != nullptr; ++o)
+    found = found || word == o->keyword;
+  PQconninfoFree(defaults);
+  return found;
+}
+
+}  // namespace
+
+std::optional<PostgresDatabase::Parts> PostgresDatabase::parse(const std::string& url) {
+  char* parse_error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &parse_error);
+  if (parse_error != nullptr) PQfreemem(parse_error);
+  if (options == nullptr) return std::nullopt;
+  Parts parts;
+  for (auto* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    const std::string_view key = o->keyword;
+    if (key == "user") parts.user = o->val;
+    if (key == "host") parts.host = o->val;
+    if (key == "port") parts.port = o->val;
+    if (key == "dbname") parts.dbname = o->val;
+    if (key == "password") parts.password = o->val;
+  }
+  PQconninfoFree(options);
+  const auto digits = [](const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  };
+  const auto plain = [](const std::string& s) {
+    return s.find_first_of("@:/?&= ") == std::string::npos;
+  };
+  if (!digits(parts.port)) parts.port.clear();
+  if (!plain(parts.user)) parts.user.clear();
+  if (!plain(parts.dbname)) parts.dbname.clear();
+  if (!parts.host.starts_with("/") && parts.host.find_first_of("@/?&= ") != std::string::npos)
+    parts.host.clear();
+  return parts;
+}
+
 Result<std::unique_ptr<PostgresDatabase>> PostgresDatabase::connect(const std::string& url) {
   // Parsed first: libpq's own message about a malformed URI quotes the URI, or the bad part of
   // it, which may be the password. Ours says only that it does not parse.
-  char* parse_error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(url.c_str(), &parse_error);
-  if (options == nullptr) {
-    PQfreemem(parse_error);
+  const auto parts = parse(url);
+  if (!parts) {
     return Error{
         "cannot connect to PostgreSQL: the database URL does not parse (expected "
         "postgresql://USER@HOST:PORT/DBNAME?PARAMETER=VALUE&...; a password in it must be "
         "percent-encoded, and is better kept in ~/.pgpass)"};
   }
-  std::string password;
-  for (auto* o = options; o->keyword != nullptr; ++o)
-    if (std::string_view(o->keyword) == "password" && o->val != nullptr) password = o->val;
-  PQconninfoFree(options);
   PGconn* conn = PQconnectdb(url.c_str());
   if (conn == nullptr) return Error{"cannot connect to PostgreSQL: out of memory"};
   if (PQstatus(conn) != CONNECTION_OK) {
-    // libpq's message names user, host and port; a password, should it appear, is hidden.
+    // libpq's message names user, host and port, and quotes a value it could not use ("invalid
+    // integer value \"...\" for connection option \"port\""), which may be part of a password
+    // that was not percent-encoded: only quoted text known to be safe to show is kept.
     auto message = trimmed_error(PQerrorMessage(conn));
-    for (auto at = password.empty() ? std::string::npos : message.find(password);
-         at != std::string::npos; at = message.find(password, at))
-      message.replace(at, password.size(), "***");
     PQfinish(conn);
-    return Error{fmt::format("cannot connect to PostgreSQL: {}", message)};
+    std::string shown;
+    for (std::size_t at = 0; at < message.size();) {
+      const auto open = message.find('"', at);
+      const auto close = open == std::string::npos ? open : message.find('"', open + 1);
+      if (close == std::string::npos) {
+        shown += message.substr(at);
+        break;
+      }
+      const auto quoted = message.substr(open + 1, close - open - 1);
+      const bool safe = !quoted.empty() && (quoted == parts->host || quoted == parts->user ||
+                                            quoted == parts->dbname || quoted == parts->port ||
+                                            is_connection_keyword(quoted));
+      shown += message.substr(at, open - at) + "\"" + (safe ? quoted : "...") + "\"";
+      at = close + 1;
+    }
+    if (!parts->password.empty())
+      for (auto p = shown.find(parts->password); p != std::string::npos;
+           p = shown.find(parts->password, p))
+        shown.replace(p, parts->password.size(), "***");
+    return Error{fmt::format("cannot connect to PostgreSQL: {}", shown)};
   }
   std::unique_ptr<PostgresDatabase> db(new PostgresDatabase(conn));
   // Text is UTF-8 both ways, whatever the server's default; notices (IF NOT EXISTS skipped) are

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include "controller/store/database.h"
@@ -33,6 +34,15 @@ class PostgresDatabase final : public Database {
 
   // "user@host:port/dbname", for messages: never the password.
   std::string describe() const;
+
+  // What libpq reads out of a connection URI or key=value string; nullopt when it does not
+  // parse. What may be shown (user, host, port, dbname) is left empty when it does not look like
+  // one: a password holding '/' or '@' that was not percent-encoded is misread as the parts
+  // after it, and must not come back as a "port" or a "database".
+  struct Parts {
+    std::string user, host, port, dbname, password;
+  };
+  static std::optional<Parts> parse(const std::string& url);
 
   // `?` and `?N` placeholders as `$N`, outside quoted text, quoted identifiers and comments.
   // SQLite numbers a bare `?` one past the largest index so far; so does this. Not understood

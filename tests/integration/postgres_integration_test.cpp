@@ -356,12 +356,27 @@ TEST(PostgresIntegration, AnUnreachableDatabaseIsAClearErrorWithoutThePassword) 
                                 "postgresql://riposte:s3cret-pw%zz@/db",
                                 "postgresql:///db?password=s3cret-pw%zz",
                                 "PostgreSQL://riposte:s3cret-pw@127.0.0.1:1/db?connect_timeout=2",
-                                "mysql://riposte:s3cret-pw@127.0.0.1/db"}) {
+                                "mysql://riposte:s3cret-pw@127.0.0.1/db",
+                                // Found by a reviewer: forms other than a postgresql:// URI, and
+                                // a password holding a '/' that was not percent-encoded.
+                                "host=127.0.0.1 port=1 password=s3cret-pw dbname=x",
+                                "jdbc:postgresql://riposte:s3cret-pw@127.0.0.1/db",
+                                "postgresql+psycopg2://riposte:s3cret-pw@127.0.0.1/db",
+                                "postgresql:/riposte:s3cret-pw@127.0.0.1/db",
+                                "postgresql://riposte:s3cret/-pw@127.0.0.1:1/db"}) {
     const auto refused = run_command({bin("riposte-controller"), "init", "--data-dir",
                                       (dir.path() / "data").string(), "--database-url", url});
     EXPECT_NE(refused.exit_code, 0) << url;
-    EXPECT_EQ((refused.out + refused.err).find("s3cret-pw"), std::string::npos)
+    EXPECT_EQ((refused.out + refused.err).find("s3cret"), std::string::npos)
         << url << ": " << refused.err;
+    // `status` with it in the configuration: neither its report nor status.json repeats it.
+    std::ofstream(dir.path() / "controller.yaml") << "database: " << json(url).dump() << "\n";
+    const auto status =
+        run_command({bin("riposte-controller"), "status", "--data-dir",
+                     (dir.path() / "data").string(), "--config",
+                     (dir.path() / "controller.yaml").string(), "--json"});
+    EXPECT_EQ((status.out + status.err).find("s3cret"), std::string::npos)
+        << url << ": " << status.out << status.err;
   }
 }
 
