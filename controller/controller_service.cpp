@@ -89,6 +89,7 @@ Status ControllerService::start() {
   auto location = parse_store_location(config_.database, config_.data_dir);
   if (!location) return location.error();
   location->connections = config_.database_connections;
+  store_shared_ = location->kind == StoreKind::postgresql;
   auto store = open_store(*location);
   if (!store) return store.error();
   store_ = std::move(*store);
@@ -302,6 +303,16 @@ void ControllerService::heartbeat_if_due() {
   } else if (*cleared > 0) {
     spdlog::warn("controller: {} agent(s) of a controller that stopped answering marked offline",
                  *cleared);
+  }
+  // An agent revoked through another controller sharing the store loses its session here too
+  // (within one heartbeat period); with SQLite every revocation goes through this controller.
+  if (store_shared_) {
+    auto revoked = gateway_->refresh_revocations();
+    if (!revoked)
+      spdlog::error("controller: cannot read revocations: {}", revoked.error().message);
+    else if (*revoked > 0)
+      spdlog::warn("controller: {} agent(s) revoked through another controller: sessions closed",
+                   *revoked);
   }
 }
 

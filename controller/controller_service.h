@@ -102,6 +102,7 @@ class ControllerService {
   std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
   ControllerRecord self_;  // id, addresses; what controller_heartbeat records
   std::int64_t last_heartbeat_ms_ = 0;  // on the expiry timer's strand only
+  bool store_shared_ = false;  // PostgreSQL: other controllers may write the store too
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<ThreatIntel> intel_;
   std::unique_ptr<AssetCatalog> assets_;

@@ -171,6 +171,19 @@ void AgentGateway::revoke(const std::string& agent_id) {
   if (live) live->close("agent revoked");
 }
 
+Result<int> AgentGateway::refresh_revocations() {
+  auto revoked = store_.revoked_agent_ids();
+  if (!revoked) return revoked.error();
+  std::vector<std::string> news;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& id : *revoked)
+      if (!revoked_.contains(id)) news.push_back(std::move(id));
+  }
+  for (const auto& id : news) revoke(id);
+  return static_cast<int>(news.size());
+}
+
 bool AgentGateway::send_to(const std::string& agent_id, proto::Envelope envelope) {
   std::shared_ptr<GatewaySession> live;
   {

@@ -63,6 +63,9 @@ class AgentGateway {
 
   // Refuses the agent's future handshakes and closes its current session, if any.
   void revoke(const std::string& agent_id);
+  // Revocations made through another controller sharing the store: each agent revoked there
+  // and not yet here is revoked here (its live session closed). Returns how many.
+  Result<int> refresh_revocations();
 
   std::size_t session_count() const;
   // Thread-safe: the agents whose live session is on this controller.

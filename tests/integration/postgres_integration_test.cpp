@@ -215,6 +215,33 @@ TEST_F(TwoControllers, AnActionThroughAReachesAnAgentOnBAndItsResultIsSeenThroug
   EXPECT_TRUE(report["database"].get<std::string>().starts_with("postgresql://")) << report.dump();
 }
 
+// An agent revoked through A while its session is on B: B closes the session within a heartbeat
+// period of its own (5 s) and refuses the agent's reconnection, as A would (found by a reviewer:
+// B kept the session and its heartbeats).
+TEST_F(TwoControllers, AnAgentRevokedThroughALosesItsSessionOnB) {
+  const auto state = a->dir() / "agent-on-b";
+  const auto id = a->enroll_agent(state);
+  auto agent = a->start_agent(state, "agent-on-b.log", {"--gateway", b->gateway()});
+  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                         std::chrono::seconds(20)))
+      << agent->log_text();
+  ASSERT_EQ(a->cli({"agents", "revoke", id}).exit_code, 0);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return b->process().log_text().find("revoked through another controller") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(15)))
+      << b->process().log_text();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return b->process().log_text().find("refusing handshake of revoked agent " + id) !=
+               std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << "the revoked agent's reconnection was not refused by B: " << b->process().log_text();
+}
+
 // A console behind one address for both controllers: signed in through A, the browser's next
 // requests may reach B. The session is in the database, so B knows it, checks its CSRF token,
 // and a sign-out through B ends it on A too.
