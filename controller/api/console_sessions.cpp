@@ -12,8 +12,11 @@ bool secrets_equal(std::string_view a, std::string_view b) {
 }
 
 ConsoleSessions::ConsoleSessions(Store& store, const Clock& clock, std::int64_t lifetime_ms,
-                                 std::size_t max_sessions)
-    : store_(store), clock_(clock), lifetime_ms_(lifetime_ms), max_sessions_(max_sessions) {}
+                                 std::size_t max_per_operator)
+    : store_(store),
+      clock_(clock),
+      lifetime_ms_(lifetime_ms),
+      max_per_operator_(max_per_operator) {}
 
 Result<ConsoleSession> ConsoleSessions::open(const std::string& token_hash,
                                              const std::string& operator_name) {
@@ -22,7 +25,7 @@ Result<ConsoleSession> ConsoleSessions::open(const std::string& token_hash,
                    operator_name, now + lifetime_ms_};
   if (auto stored = store_.insert_console_session(
           {crypto::sha256_hex(s.secret), s.csrf_token, token_hash, operator_name, s.expires_at_ms},
-          now, max_sessions_);
+          now, max_per_operator_);
       !stored)
     return stored.error();
   return s;

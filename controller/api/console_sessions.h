@@ -39,10 +39,10 @@ struct ConsoleSession {
 class ConsoleSessions {
  public:
   ConsoleSessions(Store& store, const Clock& clock, std::int64_t lifetime_ms = 8 * 3600 * 1000,
-                  std::size_t max_sessions = 10'000);
+                  std::size_t max_per_operator = 16);
 
   // A new session for the operator whose token hashes to `token_hash` (already authenticated).
-  // The oldest sessions are dropped beyond `max_sessions`.
+  // That operator's oldest sessions are dropped beyond `max_per_operator` (browsers, devices).
   Result<ConsoleSession> open(const std::string& token_hash, const std::string& operator_name);
   // The live session whose secret is in `cookie_header` (a Cookie header: "a=b; c=d"); nullopt
   // when there is none, it expired or it was closed. The returned secret is empty.
@@ -60,7 +60,7 @@ class ConsoleSessions {
   Store& store_;
   const Clock& clock_;
   const std::int64_t lifetime_ms_;
-  const std::size_t max_sessions_;
+  const std::size_t max_per_operator_;
 };
 
 // Whether two secrets are equal, in time that does not depend on where they differ.

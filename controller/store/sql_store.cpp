@@ -441,33 +441,40 @@ Result<std::vector<ControllerRecord>> SqlStore::list_controllers() {
 }
 
 Status SqlStore::insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,
-                                        std::size_t max_sessions) {
+                                        std::size_t max_per_operator) {
   auto db = pool_.acquire();
-  return in_transaction(*db, [&]() -> Status {
-    if (auto s =
-            Query(*db, "DELETE FROM console_sessions WHERE expires_at_ms <= ?").bind(now_ms).run();
-        !s)
-      return s;
-    Query count(*db, "SELECT COUNT(*) FROM console_sessions");
-    if (count.step() != sql::kRow) return db->error("count console sessions");
-    const auto held = static_cast<std::uint64_t>(count.integer(0));
-    if (max_sessions > 0 && held >= max_sessions) {
-      // Those that expire first make room (the oldest, all having the same lifetime).
-      if (auto s = Query(*db,
-                         "DELETE FROM console_sessions WHERE secret_hash IN (SELECT secret_hash "
-                         "FROM console_sessions ORDER BY expires_at_ms, secret_hash LIMIT ?)")
-                       .bind(static_cast<std::int64_t>(held - max_sessions + 1))
-                       .run();
-          !s)
-        return s;
-    }
-    return Query(*db,
-                 "INSERT INTO console_sessions (secret_hash, csrf_token, token_hash, "
-                 "operator_name, expires_at_ms) VALUES (?, ?, ?, ?, ?)")
-        .bind(session.secret_hash, session.csrf_token, session.token_hash, session.operator_name,
-              session.expires_at_ms)
-        .run();
-  });
+  return in_transaction(
+      *db,
+      [&]() -> Status {
+        if (auto s = Query(*db, "DELETE FROM console_sessions WHERE expires_at_ms <= ?")
+                         .bind(now_ms)
+                         .run();
+            !s)
+          return s;
+        Query count(*db, "SELECT COUNT(*) FROM console_sessions WHERE operator_name = ?");
+        count.bind(session.operator_name);
+        if (count.step() != sql::kRow) return db->error("count console sessions");
+        const auto held = static_cast<std::uint64_t>(count.integer(0));
+        if (max_per_operator > 0 && held >= max_per_operator) {
+          // This operator's sessions that expire first make room (all have one lifetime).
+          if (auto s = Query(*db,
+                             "DELETE FROM console_sessions WHERE secret_hash IN (SELECT "
+                             "secret_hash FROM console_sessions WHERE operator_name = ? ORDER BY "
+                             "expires_at_ms, secret_hash LIMIT ?)")
+                           .bind(session.operator_name,
+                                 static_cast<std::int64_t>(held - max_per_operator + 1))
+                           .run();
+              !s)
+            return s;
+        }
+        return Query(*db,
+                     "INSERT INTO console_sessions (secret_hash, csrf_token, token_hash, "
+                     "operator_name, expires_at_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(session.secret_hash, session.csrf_token, session.token_hash,
+                  session.operator_name, session.expires_at_ms)
+            .run();
+      },
+      /*retry_conflicts=*/true);
 }
 
 Result<std::optional<ConsoleSessionRecord>> SqlStore::find_console_session(

@@ -58,7 +58,7 @@ class SqlStore : public Store {
                                    std::int64_t silent_before_ms) override;
   Result<std::vector<ControllerRecord>> list_controllers() override;
   Status insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,
-                                std::size_t max_sessions) override;
+                                std::size_t max_per_operator) override;
   Result<std::optional<ConsoleSessionRecord>> find_console_session(const std::string& secret_hash,
                                                                    std::int64_t now_ms) override;
   Result<bool> delete_console_session(const std::string& secret_hash) override;

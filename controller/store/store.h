@@ -469,11 +469,12 @@ class Store {
   virtual Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                            std::int64_t silent_before_ms) = 0;
   virtual Result<std::vector<ControllerRecord>> list_controllers() = 0;
-  // Console sessions. Inserting drops the expired ones and, beyond `max_sessions`, those that
-  // expire first. find: nullopt for none or expired (an expired one is dropped). delete: whether
-  // there was one.
+  // Console sessions. Inserting drops the expired ones and, beyond `max_per_operator` of the same
+  // operator, that operator's sessions that expire first: one operator signing in again and
+  // again ends only their own sessions, never another's. find: nullopt for none or expired (an
+  // expired one is dropped). delete: whether there was one.
   virtual Status insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,
-                                        std::size_t max_sessions) = 0;
+                                        std::size_t max_per_operator) = 0;
   virtual Result<std::optional<ConsoleSessionRecord>> find_console_session(
       const std::string& secret_hash, std::int64_t now_ms) = 0;
   virtual Result<bool> delete_console_session(const std::string& secret_hash) = 0;

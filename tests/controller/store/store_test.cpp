@@ -388,11 +388,12 @@ TEST_P(StoreContract, ConcurrentWritesInOppositeOrdersAllSucceed) {
     EXPECT_EQ(store->find_agent(id).value()->last_heartbeat_ms, 20) << id;
 }
 
-// Console sessions: found until they expire (then dropped), deleted once, and the ones that
-// expire first make room beyond the limit.
-TEST_P(StoreContract, ConsoleSessionsExpireAreDeletedAndBounded) {
-  const auto session = [](const std::string& hash, std::int64_t expires) {
-    return ConsoleSessionRecord{hash, "csrf-" + hash, "token-" + hash, "ann", expires};
+// Console sessions: found until they expire (then dropped), deleted once, and beyond the limit
+// an operator's own sessions that expire first make room, never another operator's.
+TEST_P(StoreContract, ConsoleSessionsExpireAreDeletedAndBoundedPerOperator) {
+  const auto session = [](const std::string& hash, std::int64_t expires,
+                          const std::string& who = "ann") {
+    return ConsoleSessionRecord{hash, "csrf-" + hash, "token-" + hash, who, expires};
   };
   ASSERT_TRUE(store->insert_console_session(session("s1", 10'000), 1'000, 3));
   auto found = store->find_console_session("s1", 9'999).value();
@@ -404,13 +405,16 @@ TEST_P(StoreContract, ConsoleSessionsExpireAreDeletedAndBounded) {
   EXPECT_FALSE(store->delete_console_session("s1").value()) << "the expired one was not dropped";
   EXPECT_FALSE(store->find_console_session("nobody", 0).value());
 
+  ASSERT_TRUE(store->insert_console_session(session("bob-1", 20'000, "bob"), 2'000, 3));
   for (int i = 1; i <= 3; ++i)
-    ASSERT_TRUE(
-        store->insert_console_session(session("b" + std::to_string(i), 20'000 + i), 2'000, 3));
+    ASSERT_TRUE(store->insert_console_session(session("b" + std::to_string(i), 20'000 + i), 2'000,
+                                              3));
   ASSERT_TRUE(store->insert_console_session(session("b4", 20'004), 2'000, 3));
   EXPECT_FALSE(store->find_console_session("b1", 2'000).value()) << "the limit was not kept";
   for (const char* kept : {"b2", "b3", "b4"})
     EXPECT_TRUE(store->find_console_session(kept, 2'000).value()) << kept;
+  EXPECT_TRUE(store->find_console_session("bob-1", 2'000).value())
+      << "ann's sign-ins ended bob's session";
   EXPECT_TRUE(store->delete_console_session("b3").value());
   EXPECT_FALSE(store->delete_console_session("b3").value());
   EXPECT_FALSE(store->find_console_session("b3", 2'000).value());
