@@ -108,18 +108,7 @@ Result<std::vector<OperatorRecord>> OperatorAuth::list_operators() {
 }
 
 Status OperatorAuth::disable_operator(const std::string& name, const std::string& disabled_by) {
-  auto operators = store_.list_operators();
-  if (!operators) return operators.error();
-  const auto enabled_admin = [](const OperatorRecord& op) {
-    return op.role == "admin" && !op.disabled_at_ms;
-  };
-  const auto target = std::find_if(operators->begin(), operators->end(),
-                                   [&](const OperatorRecord& op) { return op.name == name; });
-  if (target != operators->end() && enabled_admin(*target) &&
-      std::count_if(operators->begin(), operators->end(), enabled_admin) == 1) {
-    return Error{fmt::format(
-        "operator {} is the last enabled admin; create another admin before disabling it", name)};
-  }
+  // The store refuses to disable the last enabled admin, inside the transaction that would.
   return store_.disable_operator(name, AuditEvent{disabled_by, "operator.disabled", name, "{}"},
                                  clock_.now_unix_ms());
 }

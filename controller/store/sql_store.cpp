@@ -600,6 +600,16 @@ Status SqlStore::disable_operator(const std::string& name, const AuditEvent& aud
                                      std::int64_t now_ms) {
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
+    if (db->dialect() == sql::Dialect::postgresql) {
+      // Two admins disabling each other at once (through two controllers or connections) must
+      // take turns, or each would see the other still enabled and both go. SQLite's BEGIN
+      // IMMEDIATE already makes them.
+      Query lock(*db, "SELECT name FROM operators WHERE role = 'admin' FOR UPDATE");
+      int rc;
+      while ((rc = lock.step()) == sql::kRow) {
+      }
+      if (rc != sql::kDone) return db->error("lock the admins");
+    }
     auto updated = Query(*db,
                          "UPDATE operators SET disabled_at_ms = ?, disabled_by = ? "
                          "WHERE name = ? AND disabled_at_ms IS NULL")
@@ -613,6 +623,14 @@ Status SqlStore::disable_operator(const std::string& name, const AuditEvent& aud
                        ? fmt::format("operator {} is already disabled", name)
                        : fmt::format("no operator {}", name)};
     }
+    Query admins(*db,
+                 "SELECT (SELECT role FROM operators WHERE name = ?), COUNT(*) FROM operators "
+                 "WHERE role = 'admin' AND disabled_at_ms IS NULL");
+    admins.bind(name);
+    if (admins.step() != sql::kRow) return db->error("count the admins");
+    if (admins.text(0) == "admin" && admins.integer(1) == 0)
+      return Error{fmt::format(
+          "operator {} is the last enabled admin; create another admin before disabling it", name)};
     return append_audit_locked(*db, audit, now_ms);
   });
 }

@@ -502,7 +502,8 @@ class Store {
   virtual Status insert_operator(const OperatorRecord& op, const ApiTokenRecord& token,
                                  const AuditEvent& audit, std::int64_t now_ms) = 0;
   virtual Result<std::vector<OperatorRecord>> list_operators() = 0;
-  // Errors "no operator NAME" or "operator NAME is already disabled".
+  // Errors "no operator NAME", "operator NAME is already disabled", or "operator NAME is the last
+  // enabled admin" (checked in the transaction that would disable it).
   virtual Status disable_operator(const std::string& name, const AuditEvent& audit,
                                   std::int64_t now_ms) = 0;
 

@@ -354,6 +354,49 @@ AlertRecord sample_alert(const std::string& id, const std::string& host, std::in
   return a;
 }
 
+// Two admins disabling each other at the same moment (through two controllers, or two
+// connections of one) leave one enabled admin, never none; the last one is never disabled.
+TEST_P(StoreContract, TheLastEnabledAdminIsNeverDisabledEvenByTwoAtOnce) {
+  const auto add_admin = [&](const std::string& name) {
+    ApiTokenRecord token{"tok-" + name, name, "admin", "hash-" + name, 1'000, std::nullopt, ""};
+    return store->insert_operator({name, "admin", 1'000, "init", std::nullopt, ""}, token,
+                                  {"init", "operator.created", name, "{}"}, 1'000);
+  };
+  const auto enabled_admins = [&] {
+    std::vector<std::string> out;
+    for (const auto& op : store->list_operators().value())
+      if (op.role == "admin" && !op.disabled_at_ms) out.push_back(op.name);
+    return out;
+  };
+  std::string survivor;
+  for (int round = 0; round < 10; ++round) {
+    const auto x = fmt::format("x{}", round), y = fmt::format("y{}", round);
+    ASSERT_TRUE(add_admin(x));
+    ASSERT_TRUE(add_admin(y));
+    if (!survivor.empty()) {
+      ASSERT_TRUE(store->disable_operator(survivor, {"t", "d", "", "{}"}, 2));
+    }
+    ASSERT_EQ(enabled_admins().size(), 2u);
+    std::latch start(2);
+    std::atomic<int> disabled{0};
+    const auto disable = [&](const std::string& name) {
+      start.arrive_and_wait();
+      if (store->disable_operator(name, {"t", "operator.disabled", name, "{}"}, 2'000)) ++disabled;
+    };
+    std::thread one(disable, x), two(disable, y);
+    one.join();
+    two.join();
+    EXPECT_EQ(disabled.load(), 1) << "round " << round;
+    const auto left = enabled_admins();
+    ASSERT_EQ(left.size(), 1u) << "round " << round;
+    survivor = left.front();
+    const auto refused = store->disable_operator(survivor, {"t", "d", "", "{}"}, 3);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("last enabled admin"), std::string::npos)
+        << refused.error().message;
+  }
+}
+
 // Two writers updating the same agents in opposite orders at once (two controllers' gateways, or
 // two pool connections) deadlock on PostgreSQL; the database fails one of them, and the store
 // runs that one again rather than lose the heartbeats (or results) it was writing.
