@@ -354,8 +354,13 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
   // request brings. Checked once decoded: every path segment and query value is a piece of it
   // cut at ASCII delimiters, so each is UTF-8 too. (Found by fuzz_http: a rule-set name or an
   // evidence path with a stray byte made the handlers that write them into JSON throw.)
-  if (!is_utf8(request.target) || !is_utf8(percent_decode(request.target, true)))
+  const auto decoded_target = percent_decode(request.target, true);
+  if (!is_utf8(request.target) || !is_utf8(decoded_target))
     return error(400, "the request target is not UTF-8 (after percent-decoding)");
+  // Nor does any path or query value hold a NUL (%00): PostgreSQL text cannot, and no name,
+  // id or filter has one (found by a reviewer: a 500 quoting the store's error).
+  if (decoded_target.find('\0') != std::string::npos)
+    return error(400, "the request target holds a NUL byte (%00)");
   std::string_view path = request.target;
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   const auto& method = request.method;

@@ -353,6 +353,12 @@ ActionOutcome ActionDispatcher::outcome_of(const proto::ActionResult& result,
   outcome.state = state_of(result);
   // At most 4 KiB, cut on a character boundary and valid UTF-8 (it reaches JSON and the audit).
   outcome.reason = as_utf8(result.message().substr(0, 4096));
+  // A NUL (an agent quoting a path it was given with one) is replaced as an invalid sequence is:
+  // PostgreSQL text cannot hold it, and a result the store refuses would leave the action
+  // running for good (found by a reviewer).
+  for (auto at = outcome.reason.find('\0'); at != std::string::npos;
+       at = outcome.reason.find('\0', at))
+    outcome.reason.replace(at, 1, "\xEF\xBF\xBD");
   outcome.result = result.output();
   if (result.started_at_unix_ms() > 0) outcome.started_at_ms = result.started_at_unix_ms();
   outcome.finished_at_ms =

@@ -220,6 +220,13 @@ Result<std::unique_ptr<PostgresDatabase>> PostgresDatabase::connect(const std::s
   // not the controller's log's business.
   if (PQsetClientEncoding(conn, "UTF8") != 0)
     return Error{fmt::format("PostgreSQL at {}: cannot use UTF8", db->describe())};
+  // A controller that freezes or loses its machine inside a transaction must not hold its locks
+  // (the intake and audit locks every controller takes) until TCP gives up, hours later: the
+  // server ends such a session after 60 s. And no call waits for a lock longer than that; it
+  // fails and says so instead of hanging every controller behind the frozen one.
+  if (auto s = db->exec("SET idle_in_transaction_session_timeout = '60s'; SET lock_timeout = '60s'");
+      !s)
+    return Error{fmt::format("PostgreSQL at {}: {}", db->describe(), s.error().message)};
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
   return db;

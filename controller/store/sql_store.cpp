@@ -1384,6 +1384,9 @@ Result<std::vector<AuditEntry>> SqlStore::audit_entries_about(const std::string&
 Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
     const std::vector<AlertRecord>& alerts, std::int64_t case_window_ms, const AuditEvent& audit,
     std::int64_t now_ms) {
+  // Batches take turns (below); one waiting here holds no connection, so a burst of batches
+  // cannot take every connection of the pool from the calls that would not wait.
+  std::lock_guard intake(intake_mutex_);
   auto db = pool_.acquire();
   std::vector<AlertInsertOutcome> outcomes;
   outcomes.reserve(alerts.size());

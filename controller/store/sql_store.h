@@ -209,6 +209,7 @@ class SqlStore : public Store {
                                                         const std::string& value);
 
   std::atomic<std::uint64_t> agents_generation_{0};
+  std::mutex intake_mutex_;  // insert_alerts: one batch of this controller at a time
   std::mutex id_mutex_;
   std::string controller_id_;  // under id_mutex_
 };

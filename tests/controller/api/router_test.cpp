@@ -117,6 +117,13 @@ TEST_F(ApiRouterTest, ATargetThatIsNotUtf8IsRefusedAndTheAuditLogStoresOnlyUtf8)
     EXPECT_NE(r.body.find("not UTF-8"), std::string::npos);
   }
   EXPECT_EQ(call("GET", "/api/v1/cases?status=%C3%A9", analyst_token).status, 200);  // é is fine
+  // A NUL in a path or a filter (PostgreSQL text cannot hold one) is refused the same way.
+  for (const char* target : {"/api/v1/agents?q=%00", "/api/v1/cases?host=a%00b",
+                             "/api/v1/runs?case=%00", "/api/v1/agents/x%00y"}) {
+    auto r = call("GET", target, analyst_token);
+    EXPECT_EQ(r.status, 400) << target << ": " << r.body;
+    EXPECT_NE(r.body.find("NUL"), std::string::npos) << r.body;
+  }
   // Whatever still reaches the audit log that is not UTF-8 is stored replaced, and the chain
   // verifies.
   ASSERT_TRUE(store->append_audit({"siem", "api.denied", path, "{}"}, clock.now_unix_ms()));

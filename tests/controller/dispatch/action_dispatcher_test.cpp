@@ -324,6 +324,24 @@ TEST_F(DispatcherTest, ResultsArrivingDuringAWriteAreStoredTogetherByTheWriter) 
   EXPECT_EQ(acks[blocker.id], 1);
 }
 
+// An agent's message holding a NUL (a path it was given with one, quoted back) is stored with
+// the NUL replaced: PostgreSQL text cannot hold one, and a result the store refuses would leave
+// the action running for good.
+TEST_F(DispatcherTest, ANulInAnAgentsMessageIsReplacedNotRefused) {
+  online = {"agent-1"};
+  const auto action = dispatcher->submit(facts_for({"agent-1"})).value().front();
+  proto::ActionResult result;
+  result.set_action_id(action.id);
+  result.set_status(proto::ActionResult::STATUS_FAILED);
+  result.set_message(std::string("no such file: /tmp/no\0such", 26));
+  std::optional<proto::Envelope> answer;
+  dispatcher->handle_result_grouped("agent-1", result, [&](auto ack) { answer = std::move(ack); });
+  ASSERT_TRUE(answer.has_value() && answer->has_action_result_ack());
+  const auto stored = store->find_action(action.id).value().value();
+  EXPECT_EQ(stored.state, ActionState::failed);
+  EXPECT_EQ(stored.reason, "no such file: /tmp/no\xEF\xBF\xBDsuch");
+}
+
 // An agent's message is cut at 4 KiB, possibly inside a UTF-8 character, or is not UTF-8 at
 // all: the result is stored (the text repaired) and the store stays usable; and a group whose
 // writing throws (here: an observer) is answered, and the results after it are still written.
