@@ -237,7 +237,7 @@ int cmd_migrate(const std::string& from, const std::string& to) {
   auto report = copy_store(**source, **target, [](const TableCopied& t) {
     std::cout << "  " << t.table << ": " << t.rows << " rows\n" << std::flush;
   });
-  if (!report) return fail("migrate: " + report.error().message + " (nothing was copied)");
+  if (!report) return fail("migrate: " + report.error().message);
   std::cout << fmt::format(
       "Done: {} tables; audit chain verified in the target ({} entries, head {}).\n"
       "Point the controller at it: set database: in controller.yaml (or --database-url) to the\n"

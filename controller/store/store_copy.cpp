@@ -66,6 +66,17 @@ Result<std::uint64_t> count_rows(sql::Database& db, const std::string& table) {
 
 Result<StoreCopyReport> copy_store(SqliteStore& from, PostgresStore& to,
                                    const std::function<void(const TableCopied&)>& progress) {
+  // A broken chain is refused before anything is written (and before this function holds the
+  // source's one connection, which the check needs): copied, it would look like the new
+  // database broke it.
+  auto source_chain = verify_audit_chain(from);
+  if (!source_chain) return source_chain.error();
+  if (source_chain->first_broken_seq) {
+    return Error{fmt::format(
+        "the source's audit chain is broken at entry {}: {} (nothing was copied; `riposte audit "
+        "verify` on the source controller says more)",
+        *source_chain->first_broken_seq, source_chain->problem)};
+  }
   const auto source_connection = from.connection();
   const auto target_connection = to.connection();
   sql::Database& source = *source_connection;
@@ -130,24 +141,34 @@ Result<StoreCopyReport> copy_store(SqliteStore& from, PostgresStore& to,
     }
     return ok_status();
   };
-  if (auto copied = copy_all(); !copied) {
+  // Counted inside the transaction (this connection sees its own rows), so a mismatch still
+  // leaves the target empty.
+  auto counted = [&]() -> Status {
+    for (const auto& copied : report.tables) {
+      auto there = count_rows(target, copied.table);
+      if (!there) return there.error();
+      if (*there != copied.rows)
+        return Error{fmt::format("{}: copied {} rows, the target holds {}", copied.table,
+                                 copied.rows, *there)};
+    }
+    return ok_status();
+  };
+  auto copied = copy_all();
+  if (copied) copied = counted();
+  if (!copied) {
     (void)target.exec("ROLLBACK");
-    return copied.error();
+    return Error{copied.error().message + " (nothing was copied)"};
   }
-  if (auto s = target.exec("COMMIT"); !s) return s.error();
+  if (auto s = target.exec("COMMIT"); !s)
+    return Error{s.error().message + " (nothing was copied)"};
 
-  for (const auto& copied : report.tables) {
-    auto there = count_rows(target, copied.table);
-    if (!there) return there.error();
-    if (*there != copied.rows)
-      return Error{fmt::format("{}: copied {} rows, the target holds {}", copied.table,
-                               copied.rows, *there)};
-  }
   auto verified = verify_audit_chain(to);
   if (!verified) return verified.error();
   if (verified->first_broken_seq) {
-    return Error{fmt::format("the copied audit chain is broken at entry {}: {}",
-                             *verified->first_broken_seq, verified->problem)};
+    return Error{fmt::format(
+        "the copied audit chain does not verify in the target at entry {}: {} (the rows are "
+        "copied: drop the target database before trying again)",
+        *verified->first_broken_seq, verified->problem)};
   }
   report.audit_entries = verified->entries;
   report.audit_head_hash = verified->head_hash;

@@ -15,6 +15,7 @@
 
 #include "controller/store/audit_chain.h"
 #include "controller/store/postgres_store.h"
+#include "controller/store/store_copy.h"
 #include "controller/store/sqlite_store.h"
 #include "tests/postgres_test_db.h"
 #include "tests/test_dir.h"
@@ -710,6 +711,36 @@ INSTANTIATE_TEST_SUITE_P(Stores, StoreContract,
                            return std::string(info.param == Backend::sqlite ? "SqliteStore"
                                                                             : "PostgresStore");
                          });
+
+// A SQLite store whose audit chain is broken is not copied into PostgreSQL: the target stays
+// empty, so the migration can be done again once the source is looked into (found by a
+// reviewer: "nothing was copied" was said after the rows were committed).
+TEST(StoreCopy, ASourceWithABrokenAuditChainIsRefusedAndNothingIsCopied) {
+  auto cluster = POSTGRES_CLUSTER_OR_SKIP();
+  testing::PostgresTestDatabase database(*cluster);
+  ASSERT_FALSE(database.url().empty()) << database.error();
+  testing::TempDir dir;
+  const auto path = dir.path() / "riposte.db";
+  {
+    auto source = SqliteStore::open(path).value();
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(source->append_audit({"admin", "test.entry", std::to_string(i), "{}"}, 1'000));
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE audit_log SET subject = 'edited' WHERE seq = 2", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  auto source = SqliteStore::open(path).value();
+  auto target = PostgresStore::open(database.url()).value();
+  const auto copied = copy_store(*source, *target, {});
+  ASSERT_FALSE(copied);
+  EXPECT_NE(copied.error().message.find("broken at entry 2"), std::string::npos)
+      << copied.error().message;
+  EXPECT_NE(copied.error().message.find("nothing was copied"), std::string::npos);
+  EXPECT_TRUE(target->audit_entries(0, 10).value().empty()) << "rows were copied after all";
+}
 
 // --- migrations -------------------------------------------------------------------------------
 
