@@ -211,9 +211,13 @@ std::optional<int> CaseCommands::run(const Connection& c) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       run = call(c, "GET", "/api/v1/runs/" + url_encode(id_));
     }
-    if (run["finished_at"].is_null())
+    if (run["finished_at"].is_null()) {
       std::cerr << "The cancel is recorded; the controller holding this run has not carried it "
-                   "out yet (it does at its next look at the run).\n";
+                   "out yet (it does at its next look at the run, or, if that controller "
+                   "stopped, whichever takes the run over once its lease expires).\n";
+      show_run(c);
+      return 3;  // not (yet) cancelled: a script must not read this as done
+    }
     return show_run(c);
   }
   return std::nullopt;

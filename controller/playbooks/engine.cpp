@@ -361,7 +361,7 @@ Result<PlaybookRunRecord> PlaybookEngine::cancel(const std::string& run_id, cons
     auto claimed = deps_.store.claim_run(run_id, now, kRunLeaseMs);
     if (!claimed) return fail(claimed.error().message);
     if (!*claimed) {
-      const auto request = dump(json{{"by", by}, {"reason", reason}, {"at_ms", now}});
+      const auto request = dump(json{{"by", by}, {"reason", reason}, {"at", format_utc_ms(now)}});
       auto recorded = deps_.store.request_run_cancel(
           run_id, request,
           {by, "run.cancel_requested", run.case_id,
