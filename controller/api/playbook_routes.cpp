@@ -257,7 +257,7 @@ ApiResponse PlaybookApi::cancel_run(const std::string& id, const ApiRequest& req
     return error(message.starts_with("no playbook run") ? 404 : 409, message);
   }
   // Held by another controller sharing the store: asked of it, carried out at its next look.
-  if (!run->finished_at_ms) return reply(202, run_json(*run, nullptr));
+  if (cancel_pending(*run)) return reply(202, run_json(*run, nullptr));
   return show_run(id);
 }
 

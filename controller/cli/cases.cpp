@@ -206,12 +206,11 @@ std::optional<int> CaseCommands::run(const Connection& c) {
         call(c, "POST", "/api/v1/runs/" + url_encode(id_) + "/cancel", json{{"reason", reason_}});
     // Another controller holds the run: it cancels at its next look (about a second); wait for it
     // rather than show a run that still looks alive.
-    for (int i = 0; i < 30 && run["finished_at"].is_null() && !run["cancel_requested"].is_null();
-         ++i) {
+    for (int i = 0; i < 30 && !run["cancel_requested"].is_null(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       run = call(c, "GET", "/api/v1/runs/" + url_encode(id_));
     }
-    if (run["finished_at"].is_null()) {
+    if (!run["cancel_requested"].is_null()) {
       std::cerr << "The cancel is recorded; the controller holding this run has not carried it "
                    "out yet (it does at its next look at the run, or, if that controller "
                    "stopped, whichever takes the run over once its lease expires).\n";

@@ -1197,6 +1197,11 @@ void PlaybookEngine::finish(const Playbook* playbook, PlaybookRunRecord& run,
   }
 }
 
+bool cancel_pending(const PlaybookRunRecord& r) {
+  // Carried out, the run is undoing its steps ("undo:...") or has ended.
+  return !r.cancel_request.empty() && !r.finished_at_ms && !r.step.starts_with("undo:");
+}
+
 json run_json(const PlaybookRunRecord& r, const std::vector<RunStepRecord>* steps) {
   json out{{"id", r.id},
            {"playbook", r.playbook},
@@ -1216,9 +1221,8 @@ json run_json(const PlaybookRunRecord& r, const std::vector<RunStepRecord>* step
            {"updated_at", format_utc_ms(r.updated_at_ms)},
            {"finished_at", utc_or_null(r.finished_at_ms)},
            // A cancel the controller holding the run has yet to carry out.
-           {"cancel_requested", r.cancel_request.empty() || r.finished_at_ms
-                                    ? json(nullptr)
-                                    : parse_json_or(r.cancel_request, json(nullptr))}};
+           {"cancel_requested", cancel_pending(r) ? parse_json_or(r.cancel_request, json(nullptr))
+                                                  : json(nullptr)}};
   if (steps != nullptr) {
     json list = json::array();
     for (const auto& s : *steps) {

@@ -167,6 +167,8 @@ class PlaybookEngine {
   boost::asio::thread_pool worker_{1};
 };
 
+// Whether a cancel asked through another controller waits for the run's holder to carry it out.
+bool cancel_pending(const PlaybookRunRecord& run);
 // The JSON form of a run (with its steps when given) for the API and CLI.
 nlohmann::json run_json(const PlaybookRunRecord& run, const std::vector<RunStepRecord>* steps);
 nlohmann::json approval_json(const ApprovalRecord& approval);
