@@ -139,7 +139,9 @@ TEST(FileSinkTest, GatheredPiecesLandInOrderAlignedOrNot) {
   constexpr std::size_t kAlign = platform::FileSink::kDirectAlignment;
   std::vector<std::unique_ptr<std::uint8_t, decltype(&std::free)>> memory;
   const auto aligned_copy = [&](const std::string& bytes) {
-    auto* p = static_cast<std::uint8_t*>(std::aligned_alloc(kAlign, bytes.size() + kAlign));
+    // aligned_alloc wants a size that is a multiple of the alignment (C11; ASan checks it).
+    const std::size_t size = (bytes.size() / kAlign + 1) * kAlign;
+    auto* p = static_cast<std::uint8_t*>(std::aligned_alloc(kAlign, size));
     std::memcpy(p, bytes.data(), bytes.size());
     memory.emplace_back(p, &std::free);
     return std::span<const std::uint8_t>(p, bytes.size());
