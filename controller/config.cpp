@@ -63,9 +63,9 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     if (root["database"]) config.database = root["database"].as<std::string>();
     if (root["database_connections"]) {
       const auto connections = root["database_connections"].as<std::int64_t>();
-      if (connections < 1 || connections > 64)
-        return Error{
-            fmt::format("{}: database_connections must be between 1 and 64", path.string())};
+      if (connections < 1 || connections > static_cast<std::int64_t>(kMaxDatabaseConnections))
+        return Error{fmt::format("{}: database_connections must be between 1 and {}",
+                                 path.string(), kMaxDatabaseConnections)};
       config.database_connections = static_cast<std::size_t>(connections);
     }
     if (root["agent_listen"]) config.agent_listen = root["agent_listen"].as<std::string>();

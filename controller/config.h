@@ -14,6 +14,7 @@
 #include "controller/intel/threat_intel.h"
 #include "controller/observables/ip_network.h"
 #include "controller/playbooks/autonomy_policy.h"
+#include "controller/store/open_store.h"
 
 namespace riposte::controller {
 
@@ -24,7 +25,7 @@ struct ControllerConfig {
   std::string database;
   // Connections a PostgreSQL store may open (1-64; opened as concurrent calls need them). SQLite
   // always uses one.
-  std::size_t database_connections = 4;
+  std::size_t database_connections = kDefaultDatabaseConnections;
   std::string agent_listen = "0.0.0.0:7443";
   std::string api_listen = "0.0.0.0:8443";
   // Host agents should use for the gateway; empty means the host they enrolled against.

@@ -57,7 +57,6 @@ class ControllerService {
   // its agents for disconnected.
   static constexpr std::int64_t kControllerHeartbeatMs = 5'000;
   static constexpr std::int64_t kControllerSilentAfterMs = 30'000;
-  static constexpr const char* kDatabaseFile = kSqliteDatabaseFile;
 
   explicit ControllerService(ControllerConfig config);
   ~ControllerService();

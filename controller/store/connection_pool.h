@@ -53,8 +53,7 @@ class ConnectionPool {
   // Waits for a free connection, opening one more if the pool may grow.
   Lease acquire();
 
-  std::size_t size() const { return size_; }
-  // Connections open now (at most size()).
+  // Connections open now (at most the pool's size).
   std::size_t open_connections();
 
  private:

@@ -16,13 +16,16 @@
 namespace riposte::controller {
 
 inline constexpr const char* kSqliteDatabaseFile = "riposte.db";
+// `database_connections`: how many a PostgreSQL store may open (connection_pool.h).
+inline constexpr std::size_t kDefaultDatabaseConnections = 4;
+inline constexpr std::size_t kMaxDatabaseConnections = 64;
 
 enum class StoreKind { sqlite, postgresql };
 
 struct StoreLocation {
   StoreKind kind = StoreKind::sqlite;
   std::string target;  // the SQLite file, or the PostgreSQL URI
-  std::size_t connections = 4;  // PostgreSQL only: the pool's size (connection_pool.h)
+  std::size_t connections = kDefaultDatabaseConnections;  // PostgreSQL only: the pool's size
 };
 
 Result<StoreLocation> parse_store_location(const std::string& database,

@@ -378,9 +378,9 @@ Result<bool> PostgresStore::holds_foreign_tables(const std::string& url) {
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url,
                                                            std::size_t connections) {
-  if (connections < 1 || connections > kMaxConnections)
+  if (connections < 1 || connections > kMaxDatabaseConnections)
     return Error{
-        fmt::format("database connections must be 1 to {}, not {}", kMaxConnections, connections)};
+        fmt::format("database connections must be 1 to {}, not {}", kMaxDatabaseConnections, connections)};
   auto db = sql::PostgresDatabase::connect(url);
   if (!db) return db.error();
   std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(*db), url, connections));

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "controller/store/open_store.h"
 #include "controller/store/sql_store.h"
 
 namespace riposte::controller {
@@ -17,10 +18,8 @@ class PostgresStore final : public SqlStore {
   // postgresql:///dbname?host=/run/postgresql for a Unix socket) and migrates the database to the
   // latest schema. The error names the server, never the password. Up to `connections` are
   // opened to the server (the first now, more as concurrent calls need them; connection_pool.h).
-  static constexpr std::size_t kDefaultConnections = 4;
-  static constexpr std::size_t kMaxConnections = 64;
-  static Result<std::unique_ptr<PostgresStore>> open(const std::string& url,
-                                                     std::size_t connections = kDefaultConnections);
+  static Result<std::unique_ptr<PostgresStore>> open(
+      const std::string& url, std::size_t connections = kDefaultDatabaseConnections);
   static int latest_schema_version();
   // Whether the database at `url` holds tables that are not a Riposte store's (migrate refuses
   // to create its tables among them). Errors as open().

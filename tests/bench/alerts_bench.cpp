@@ -205,7 +205,7 @@ struct DirectIntake {
 // The same work as over HTTPS without HTTP or the validation pipeline.
 void BM_AlertIntakeDirect(benchmark::State& state) {
   auto direct = DirectIntake::open(state, static_cast<int>(state.range(1)),
-                                   controller::PostgresStore::kDefaultConnections);
+                                   controller::kDefaultDatabaseConnections);
   if (!direct) return;
   static int next_batch = 100'000'000;
   const int batch_size = static_cast<int>(state.range(0));

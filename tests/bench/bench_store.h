@@ -23,7 +23,7 @@ struct BenchStore {
   // Null store (and the benchmark skipped with why) when PostgreSQL is asked for and absent.
   static std::unique_ptr<BenchStore> open(
       benchmark::State& state, int kind, const std::filesystem::path& dir,
-      std::size_t connections = controller::PostgresStore::kDefaultConnections) {
+      std::size_t connections = controller::kDefaultDatabaseConnections) {
     auto out = std::make_unique<BenchStore>();
     state.SetLabel(kind == 0 ? "sqlite" : "postgresql");
     if (kind == 0) {
