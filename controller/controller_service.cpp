@@ -287,6 +287,7 @@ void ControllerService::schedule_expiry() {
     if (ec) return;
     dispatcher_->expire_due();
     if (engine_) engine_->tick();
+    if (pipeline_) pipeline_->tick();
     heartbeat_if_due();
     schedule_expiry();
   });

@@ -38,21 +38,38 @@ LiveQueries::Done AlertPipeline::on_worker(Fn fn) {
 void AlertPipeline::enqueue(const std::vector<std::string>& alert_ids) {
   {
     std::lock_guard lock(mutex_);
-    queue_.insert(queue_.end(), alert_ids.begin(), alert_ids.end());
+    for (const auto& id : alert_ids) {
+      if (known_.insert(id).second) queue_.push_back(id);
+    }
   }
   pump();
 }
 
 Status AlertPipeline::resume() {
-  std::vector<std::string> ids;
-  for (const char* status : {"validating", "new"}) {
-    auto alerts = store_.list_alerts(status, 100'000);
-    if (!alerts) return alerts.error();
-    for (auto it = alerts->rbegin(); it != alerts->rend(); ++it) ids.push_back(it->id);
-  }
-  if (!ids.empty()) spdlog::info("alerts: resuming {} unfinished alert(s)", ids.size());
-  enqueue(ids);
+  auto ids = store_.unfinished_alerts(clock_.now_unix_ms());
+  if (!ids) return ids.error();
+  if (!ids->empty()) spdlog::info("alerts: resuming {} unfinished alert(s)", ids->size());
+  enqueue(*ids);
   return ok_status();
+}
+
+void AlertPipeline::tick() {
+  asio::post(worker_, [this] {
+    const auto now = clock_.now_unix_ms();
+    if (now - leases_renewed_at_ms_ < kLeaseRenewMs) return;
+    leases_renewed_at_ms_ = now;
+    if (auto s = store_.renew_alert_leases(now, Store::kAlertLeaseMs); !s)
+      spdlog::error("alerts: cannot renew alert leases: {}", s.error().message);
+    auto orphaned = store_.alerts_to_take_over(now);
+    if (!orphaned) {
+      spdlog::error("alerts: cannot list alerts to take over: {}", orphaned.error().message);
+      return;
+    }
+    if (orphaned->empty()) return;
+    spdlog::warn("alerts: taking over {} alert(s) whose controller's lease expired",
+                 orphaned->size());
+    enqueue(*orphaned);
+  });
 }
 
 void AlertPipeline::pump() {
@@ -68,10 +85,11 @@ void AlertPipeline::pump() {
   for (auto& id : starting) asio::post(worker_, [this, id = std::move(id)] { start(id); });
 }
 
-void AlertPipeline::finished() {
+void AlertPipeline::finished(const std::string& id) {
   {
     std::lock_guard lock(mutex_);
     --in_flight_;
+    known_.erase(id);
   }
   pump();
 }
@@ -101,16 +119,27 @@ Result<std::vector<AgentRecord>> AlertPipeline::agents() {
 }
 
 void AlertPipeline::start(const std::string& id) {
+  // Held by another controller (it took the alert over, or stored it and is working on it), or
+  // already processed: not this controller's to do.
+  auto claimed = store_.claim_alert(id, clock_.now_unix_ms(), Store::kAlertLeaseMs);
+  if (!claimed) {
+    spdlog::error("alert {}: cannot claim it: {}", id, claimed.error().message);
+    return finished(id);
+  }
+  if (!*claimed) {
+    spdlog::info("alert {}: processed by another controller, or already processed", id);
+    return finished(id);
+  }
   auto found = store_.find_alert(id);
   if (!found || !*found) {
     spdlog::error("alert {}: cannot load it: {}", id, found ? "not found" : found.error().message);
-    return finished();
+    return finished(id);
   }
   AlertRecord alert = std::move(**found);
   auto agents = this->agents();
   if (!agents) {
     spdlog::error("alert {}: cannot list agents: {}", id, agents.error().message);
-    return finished();
+    return finished(id);
   }
   auto plan = plan_ip_validation(alert, *agents, options_.lookback_days);
   if (plan.ips.empty()) {
@@ -119,7 +148,7 @@ void AlertPipeline::start(const std::string& id) {
                       {"outcome", "unvalidated"},
                       {"reason", "no validation rule applies (no outside IP address observed)"}};
     if (!store_update(alert, "unvalidated", "validation", record, "alert.validated"))
-      return finished();
+      return finished(alert.id);
     alert.status = "unvalidated";
     alert.validation = record.dump();
     return enrich(std::move(alert));
@@ -132,7 +161,7 @@ void AlertPipeline::start(const std::string& id) {
                {"asked_at", format_utc_ms(clock_.now_unix_ms())},
                {"not_asked", plan.not_asked}};
   if (!store_update(alert, "validating", "validation", pending, "alert.validation_started"))
-    return finished();
+    return finished(alert.id);
   spdlog::info("alert {}: validating {} against {} agent(s)", alert.id, fmt::join(plan.ips, ", "),
                plan.queries.size() / plan.ips.size());
   auto queries = plan.queries;
@@ -153,10 +182,10 @@ void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
   spdlog::info("alert {}: {}: {}", alert.id, outcome.status,
                outcome.record["reason"].get<std::string>());
   if (!store_update(alert, outcome.status, "validation", outcome.record, "alert.validated"))
-    return finished();
+    return finished(alert.id);
   if (outcome.status == "not_relevant") {
     if (listener_) listener_(alert.id);
-    return finished();
+    return finished(alert.id);
   }
   alert.status = outcome.status;
   alert.validation = outcome.record.dump();
@@ -167,7 +196,7 @@ void AlertPipeline::enrich(AlertRecord alert) {
   auto agents = this->agents();
   if (!agents) {
     spdlog::error("alert {}: cannot list agents: {}", alert.id, agents.error().message);
-    return finished();
+    return finished(alert.id);
   }
   auto plan = std::make_shared<EnrichmentPlan>(plan_enrichment(alert, *agents));
   auto alert_ptr = std::make_shared<AlertRecord>(std::move(alert));
@@ -180,7 +209,7 @@ void AlertPipeline::enrich(AlertRecord alert) {
     if (store_update(*alert_ptr, alert_ptr->status, "enrichment", record, "alert.enriched") &&
         listener_)
       listener_(alert_ptr->id);
-    finished();
+    finished(alert_ptr->id);
   };
   if (plan->queries.empty()) return complete({});
   auto done = on_worker(complete);

@@ -4,8 +4,12 @@
 // not relevant, enrichment. Both ask agents through LiveQueries and store their outcome on the
 // alert with an audit entry. The pipeline's own work runs on one worker thread, never on the io
 // threads that accept alerts and serve agents, and takes alerts from a queue a few at a time so a
-// burst at intake floods neither the agents nor the store. Alerts still "new" or "validating"
-// when the controller restarts are taken up again (resume), so a crash loses no work.
+// burst at intake floods neither the agents nor the store. Alerts whose processing had not ended
+// when the controller stopped are taken up again (resume), so a crash loses no work.
+//
+// Controllers sharing a store process each alert once: an alert is worked on only under its
+// lease (Store::claim_alert), which the controller that stored it holds from intake and renews
+// (tick); another controller takes the alert over once that lease has expired.
 
 #include <boost/asio/thread_pool.hpp>
 #include <deque>
@@ -13,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -41,15 +46,19 @@ class AlertPipeline {
   void set_listener(std::function<void(const std::string& alert_id)> listener) {
     listener_ = std::move(listener);
   }
-  // Queues alerts a previous run left unfinished.
+  // Queues alerts a previous run left unfinished, unless another controller holds them.
   Status resume();
+  // Renews this controller's alert leases and takes over alerts of a stopped controller, every
+  // kLeaseRenewMs. Called each second.
+  void tick();
+  static constexpr std::int64_t kLeaseRenewMs = 10'000;
 
  private:
   void pump();
   void start(const std::string& id);
   void validated(AlertRecord alert, const ValidationPlan& plan, std::vector<LiveAnswer> answers);
   void enrich(AlertRecord alert);
-  void finished();
+  void finished(const std::string& id);
   Result<std::vector<AgentRecord>> agents();
   // Wraps a LiveQueries callback so that it runs on the worker thread.
   template <typename Fn>
@@ -64,6 +73,10 @@ class AlertPipeline {
   AlertPipelineOptions options_;
   std::mutex mutex_;
   std::deque<std::string> queue_;
+  // Ids queued or in flight: an alert taken over, or resumed while already queued, is not
+  // queued twice.
+  std::unordered_set<std::string> known_;
+  std::int64_t leases_renewed_at_ms_ = 0;  // on the worker
   std::size_t in_flight_ = 0;
   std::optional<std::vector<AgentRecord>> agents_cache_;
   std::uint64_t agents_generation_ = 0;

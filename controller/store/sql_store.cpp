@@ -1387,6 +1387,7 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
   // Batches take turns (below); one waiting here holds no connection, so a burst of batches
   // cannot take every connection of the pool from the calls that would not wait.
   std::lock_guard intake(intake_mutex_);
+  const std::string me = controller_id();
   auto db = pool_.acquire();
   std::vector<AlertInsertOutcome> outcomes;
   outcomes.reserve(alerts.size());
@@ -1443,10 +1444,12 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
                            .run();
         if (!touched) return touched;
       }
+      // The controller storing the alert holds it while it is processed (kAlertLeaseMs).
       static const std::string kInsertAlert = fmt::format(
-          "INSERT INTO alerts ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-          "?, ?, ?, ?, ?, ?)",
+          "INSERT INTO alerts ({}, processing, lease_owner, lease_until_ms) VALUES (?, ?, ?, ?, "
+          "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
           kAlertColumns);
+      const bool processing = a.status == "new" || a.status == "validating";
       auto inserted =
           Query(*db, kInsertAlert)
               .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
@@ -1456,7 +1459,8 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
                     a.confidence.empty() ? "{}" : a.confidence,
                     a.validation.empty() ? "{}" : a.validation,
                     a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms,
-                    a.submitted_by, a.submitter_role, a.source_max_mode)
+                    a.submitted_by, a.submitter_role, a.source_max_mode, processing ? 1 : 0, me,
+                    now_ms + kAlertLeaseMs)
               .run();
       if (!inserted) return inserted;
       for (const auto& o : linking_observables(a)) {
@@ -1505,14 +1509,32 @@ Status SqlStore::update_alert(const std::string& id, const std::string& status,
   // The column name is never caller text: only these three are accepted.
   if (column != "validation" && column != "enrichment" && column != "confidence")
     return Error{fmt::format("alerts have no '{}' to update", column)};
+  const bool processing_step = column != "confidence";
+  const bool ends_processing =
+      column == "enrichment" || (column == "validation" && status == "not_relevant");
+  const std::string me = controller_id();
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
-    Query q(*db, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ? "
-                             "WHERE id = ?",
+    // A validation or enrichment is stored only by a controller that may hold the alert: one
+    // that lost its lease (frozen past it) does not overwrite what the taker decides.
+    Query q(*db, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ?, "
+                             "processing = CASE WHEN ? = 1 THEN 0 ELSE processing END WHERE id = "
+                             "? AND (? = 0 OR processing = 0 OR lease_owner IN (?, '') OR "
+                             "lease_until_ms < ?)",
                              column));
-    q.bind(status, json_text, now_ms, id);
+    q.bind(status, json_text, now_ms, ends_processing ? 1 : 0, id, processing_step ? 1 : 0, me,
+           now_ms);
     if (auto r = q.run(); !r) return r;
-    if (db->changes() == 0) return Error{fmt::format("no alert '{}'", id)};
+    if (db->changes() == 0) {
+      Query exists(*db, "SELECT lease_owner FROM alerts WHERE id = ?");
+      exists.bind(id);
+      const int rc = exists.step();
+      if (rc == sql::kRow)
+        return Error{fmt::format("alert '{}' is held by another controller ({})", id,
+                                 exists.text(0))};
+      if (rc != sql::kDone) return db->error("find alert");
+      return Error{fmt::format("no alert '{}'", id)};
+    }
     if (column == "validation" && status != "validating") {
       // Time to validate: the first of the case's alerts to be decided sets it.
       auto milestone = Query(*db,
@@ -1524,6 +1546,48 @@ Status SqlStore::update_alert(const std::string& id, const std::string& status,
     }
     return append_audit_locked(*db, audit, now_ms);
   });
+}
+
+Result<std::vector<std::string>> SqlStore::unfinished_alerts(std::int64_t now_ms) {
+  auto db = pool_.acquire();
+  Query q(*db,
+          "SELECT id FROM alerts WHERE processing = 1 AND (lease_owner IN (?, '') OR "
+          "lease_until_ms < ?) ORDER BY rowid");
+  q.bind(controller_id(), now_ms);
+  return collect_rows(
+      *db, q, [](const Query& r) { return r.text(0); }, "list unfinished alerts");
+}
+
+Result<bool> SqlStore::claim_alert(const std::string& id, std::int64_t now_ms,
+                                   std::int64_t lease_ms) {
+  const std::string me = controller_id();
+  auto db = pool_.acquire();
+  // One statement: the row lock it takes makes two controllers' claims take turns.
+  auto claimed = Query(*db,
+                       "UPDATE alerts SET lease_owner = ?, lease_until_ms = ? WHERE id = ? AND "
+                       "processing = 1 AND (lease_owner IN (?, '') OR lease_until_ms < ?)")
+                     .bind(me, now_ms + lease_ms, id, me, now_ms)
+                     .run();
+  if (!claimed) return claimed.error();
+  return db->changes() > 0;
+}
+
+Status SqlStore::renew_alert_leases(std::int64_t now_ms, std::int64_t lease_ms) {
+  auto db = pool_.acquire();
+  return Query(*db,
+               "UPDATE alerts SET lease_until_ms = ? WHERE processing = 1 AND lease_owner = ?")
+      .bind(now_ms + lease_ms, controller_id())
+      .run();
+}
+
+Result<std::vector<std::string>> SqlStore::alerts_to_take_over(std::int64_t now_ms) {
+  auto db = pool_.acquire();
+  Query q(*db,
+          "SELECT id FROM alerts WHERE processing = 1 AND lease_owner NOT IN (?, '') AND "
+          "lease_until_ms < ? ORDER BY rowid");
+  q.bind(controller_id(), now_ms);
+  return collect_rows(
+      *db, q, [](const Query& r) { return r.text(0); }, "list alerts to take over");
 }
 
 Result<std::vector<AlertRecord>> SqlStore::related_alerts(

@@ -584,10 +584,31 @@ class Store {
   virtual Result<std::optional<AlertRecord>> find_alert(const std::string& id) = 0;
   // Most recently received first; `status` empty for any.
   virtual Result<std::vector<AlertRecord>> list_alerts(const std::string& status, Page page) = 0;
-  // Sets status and the named JSON column ("validation", "enrichment" or "confidence").
+  // Sets status and the named JSON column ("validation", "enrichment" or "confidence"). Storing
+  // the enrichment, or a "not_relevant" validation, ends the alert's processing (see leases
+  // below). A validation or enrichment is refused ("held by another controller") while another
+  // controller holds the alert's unexpired lease: the one that took it over decides it.
   virtual Status update_alert(const std::string& id, const std::string& status,
                               const std::string& column, const std::string& json_text,
                               const AuditEvent& audit, std::int64_t now_ms) = 0;
+  // Leases on alerts being processed (validation, then enrichment), for controllers sharing the
+  // store: the controller that stores an alert holds it from intake (insert_alerts takes the
+  // lease for set_controller_id's controller, kAlertLeaseMs long) until its processing ends,
+  // renewing it meanwhile; after that the lease is only a record of who processed it. Alerts
+  // stored before SQLite schema 14 / PostgreSQL 4 are being processed while "new" or
+  // "validating".
+  static constexpr std::int64_t kAlertLeaseMs = 30'000;
+  // Ids of alerts whose processing has not ended and that no other controller holds (free, this
+  // controller's, or whose lease expired), oldest first: what to take up at start.
+  virtual Result<std::vector<std::string>> unfinished_alerts(std::int64_t now_ms) = 0;
+  // Takes or extends the alert's lease to now + lease_ms when free, expired or already this
+  // controller's; false otherwise (held elsewhere, or its processing has ended).
+  virtual Result<bool> claim_alert(const std::string& id, std::int64_t now_ms,
+                                   std::int64_t lease_ms) = 0;
+  // Extends every lease this controller holds on an alert still being processed.
+  virtual Status renew_alert_leases(std::int64_t now_ms, std::int64_t lease_ms) = 0;
+  // Alerts still being processed whose lease another controller let expire (it stopped).
+  virtual Result<std::vector<std::string>> alerts_to_take_over(std::int64_t now_ms) = 0;
   // Earlier alerts on `host_name`, and the newest of each case sharing one of `observables`;
   // newest first, not `except_id`, at most `limit`. Summary fields only (id, rule name,
   // severity, timestamp, host, status, case).

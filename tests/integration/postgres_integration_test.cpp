@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "tests/build_paths.h"
 #include "tests/integration/harness.h"
@@ -366,6 +368,59 @@ TEST_F(TwoControllers, ARunCancelledThroughTheOtherControllerIsCancelledByItsHol
   const auto audit = b->cli({"audit", "export"});
   EXPECT_NE(audit.out.find("run.cancel_requested"), std::string::npos);
   EXPECT_NE(audit.out.find("run.cancelled"), std::string::npos);
+  EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
+}
+
+// An alert A is validating (its agent, stopped, has not answered) is not taken up by B when B
+// starts; once A dies and its lease has expired, B takes it over and decides it, once.
+TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
+  b->add_config("alerts:\n  validation_timeout: 5s\n");
+  const auto state = a->dir() / "agent";
+  const auto id = a->enroll_agent(state);
+  auto agent = a->start_agent(state, "agent.log");
+  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                         std::chrono::seconds(20)))
+      << agent->log_text();
+  agent->signal(SIGSTOP);  // keeps its session, answers nothing: A's validation waits
+  const auto file = a->dir() / "alert.json";
+  std::ofstream(file) << json{{"@timestamp", "2026-11-20T09:14:03.512Z"},
+                              {"kibana.alert.uuid", "alert-lease"},
+                              {"kibana.alert.rule.name", "Connection to Known Malicious IP"},
+                              {"kibana.alert.severity", "high"},
+                              {"host", {{"name", this_hostname()}}},
+                              {"destination", {{"ip", "127.0.0.80"}, {"port", 443}}}}
+                             .dump();
+  ASSERT_EQ(a->cli({"alerts", "submit", file.string()}).exit_code, 0);
+  ASSERT_TRUE(wait_until(
+      [&] { return a->cli_json({"alerts", "show", "alert-lease"})["status"] == "validating"; },
+      std::chrono::seconds(10)))
+      << a->process().log_text();
+  b->stop_gracefully();
+  b->start(/*same_ports=*/true);
+  a->kill_hard();
+  agent->signal(SIGCONT);
+  json alert;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        alert = b->cli_json({"alerts", "show", "alert-lease"});
+        return alert["validation"].contains("decided_at");
+      },
+      std::chrono::seconds(75)))
+      << alert.dump(2) << b->process().log_text();
+  EXPECT_EQ(b->process().log_text().find("resuming"), std::string::npos)
+      << "B took up an alert A was validating: " << b->process().log_text();
+  EXPECT_NE(b->process().log_text().find("taking over 1 alert(s)"), std::string::npos);
+  EXPECT_NE(b->process().log_text().find("alert alert-lease: " + alert["status"].get<std::string>()),
+            std::string::npos)
+      << b->process().log_text();
+  const auto audit = b->cli({"audit", "export"});
+  std::size_t decided = 0;
+  std::istringstream lines(audit.out);
+  for (std::string line; std::getline(lines, line);) {
+    decided += line.find("alert-lease") != std::string::npos &&
+               line.find("\"alert.validated\"") != std::string::npos;
+  }
+  EXPECT_EQ(decided, 1u) << audit.out;
   EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
 }
 

@@ -647,6 +647,65 @@ TEST_P(StoreContract, RunLeasesLetOneControllerWorkOnARunAndAnotherTakeItOver) {
   EXPECT_TRUE(store->runs_due(40'004).value().empty());
 }
 
+// Leases on alerts for controllers sharing a store: the controller that stored an alert holds it
+// while it is processed, another takes it over only once that lease has expired, one that lost
+// the lease cannot store a decision, and processing ends with the enrichment or not_relevant.
+TEST_P(StoreContract, AlertLeasesLetOneControllerProcessAnAlertAndAnotherTakeItOver) {
+  using Ids = std::vector<std::string>;
+  const AuditEvent audit{"ingest", "alerts.received", "", "{}"};
+  const auto decision = [](const char* id) {
+    return AuditEvent{"controller", "alert.validated", id, "{}"};
+  };
+  store->set_controller_id("a");
+  ASSERT_TRUE(store->insert_alerts({sample_alert("al-1", "web-1", 10'000, "aa"),
+                                    sample_alert("al-2", "web-2", 10'000, "bb")},
+                                   60'000, audit, 10'000));
+  EXPECT_EQ(store->unfinished_alerts(10'001).value(), (Ids{"al-1", "al-2"}));
+  // b, starting while a works on them (a's leases run to 40 s): nothing for it.
+  store->set_controller_id("b");
+  EXPECT_TRUE(store->unfinished_alerts(11'000).value().empty());
+  EXPECT_TRUE(store->alerts_to_take_over(11'000).value().empty());
+  EXPECT_FALSE(store->claim_alert("al-1", 11'000, 30'000).value());
+  auto refused =
+      store->update_alert("al-1", "validating", "validation", "{}", decision("al-1"), 11'000);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("held by another controller (a)"), std::string::npos)
+      << refused.error().message;
+  // A confidence (intel) is not processing: any controller stores it.
+  EXPECT_TRUE(store->update_alert("al-1", "new", "confidence", R"({"score":1})", decision("al-1"),
+                                  11'000));
+  // a renews, and ends al-2 (not relevant): nothing left of it to claim.
+  store->set_controller_id("a");
+  ASSERT_TRUE(store->renew_alert_leases(20'000, 30'000));  // to 50 s
+  ASSERT_TRUE(
+      store->update_alert("al-2", "not_relevant", "validation", "{}", decision("al-2"), 20'000));
+  EXPECT_FALSE(store->claim_alert("al-2", 20'001, 30'000).value());
+  // a stops renewing; b takes al-1 over once the lease has expired.
+  store->set_controller_id("b");
+  EXPECT_TRUE(store->alerts_to_take_over(49'999).value().empty());
+  EXPECT_EQ(store->alerts_to_take_over(50'001).value(), Ids{"al-1"});
+  EXPECT_EQ(store->unfinished_alerts(50'001).value(), Ids{"al-1"});
+  EXPECT_TRUE(store->claim_alert("al-1", 50'001, 30'000).value());
+  EXPECT_TRUE(store->alerts_to_take_over(50'002).value().empty());  // b's own now
+  // a, back after freezing past its lease, neither claims nor decides it.
+  store->set_controller_id("a");
+  EXPECT_FALSE(store->claim_alert("al-1", 50'002, 30'000).value());
+  EXPECT_FALSE(
+      store->update_alert("al-1", "qualified", "validation", "{}", decision("al-1"), 50'002));
+  EXPECT_TRUE(store->unfinished_alerts(50'002).value().empty());
+  // b decides; a qualified alert is still being processed until its enrichment is stored.
+  store->set_controller_id("b");
+  ASSERT_TRUE(
+      store->update_alert("al-1", "qualified", "validation", "{}", decision("al-1"), 50'003));
+  EXPECT_EQ(store->unfinished_alerts(50'004).value(), Ids{"al-1"});
+  ASSERT_TRUE(
+      store->update_alert("al-1", "qualified", "enrichment", "{}", decision("al-1"), 50'005));
+  EXPECT_TRUE(store->unfinished_alerts(50'006).value().empty());
+  EXPECT_TRUE(store->alerts_to_take_over(500'000).value().empty());
+  EXPECT_EQ(store->find_alert("al-1").value()->status, "qualified");
+  EXPECT_EQ(store->find_alert("al-1").value()->confidence, R"({"score":1})");
+}
+
 // What GET /metrics reads: counts through the dialects' aggregate syntax, the latest network
 // action per agent, duration buckets.
 TEST_P(StoreContract, MetricsCountWhatIsStored) {
@@ -860,6 +919,39 @@ TEST(SqliteMigrations, ExistingDatabaseIsUpgradedKeepingItsRows) {
   auto again = SqliteStore::open(path);
   ASSERT_TRUE(again);
   EXPECT_EQ((*again)->schema_version(), SqliteStore::latest_schema_version());
+}
+
+// Schema 14 leases alerts being processed: those a controller of schema 13 would have resumed
+// ("new", "validating") are still to process after the upgrade, free for any controller; decided
+// ones are not processed again.
+TEST(SqliteMigrations, AlertsBeingProcessedBeforeAlertLeasesAreStillTakenUp) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "v13.db";
+  ASSERT_TRUE(SqliteStore::open_at_version(path, 13));
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    std::string sql =
+        "INSERT INTO cases (id, title, status, severity, host_name, created_at_ms, "
+        "updated_at_ms) VALUES ('c1', 't', 'open', 'low', 'h', 1, 1);";
+    for (const char* status : {"new", "validating", "qualified", "not_relevant"}) {
+      sql += fmt::format(
+          "INSERT INTO alerts (id, source, source_id, rule_id, rule_name, severity, "
+          "timestamp_ms, host_name, host_ips, user_name, observables, notes, raw, case_id, "
+          "status, assets, confidence, validation, enrichment, received_at_ms, updated_at_ms) "
+          "VALUES ('{0}', 'ecs', '', '', 'r', 'low', 1, 'h', '[]', '', '[]', '[]', '{{}}', 'c1', "
+          "'{0}', '[]', '{{}}', '{{}}', '{{}}', 1, 1);",
+          status);
+    }
+    ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(raw);
+    sqlite3_close(raw);
+  }
+  auto upgraded = SqliteStore::open(path);
+  ASSERT_TRUE(upgraded) << upgraded.error().message;
+  (*upgraded)->set_controller_id("any");
+  EXPECT_EQ((*upgraded)->unfinished_alerts(2).value(),
+            (std::vector<std::string>{"new", "validating"}));
 }
 
 TEST(SqliteMigrations, DatabaseFromANewerControllerIsRefused) {
