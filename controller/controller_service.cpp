@@ -314,6 +314,19 @@ void ControllerService::heartbeat_if_due() {
     else if (*revoked > 0)
       spdlog::warn("controller: {} agent(s) revoked through another controller: sessions closed",
                    *revoked);
+    // The margin covers the time since the last look and the controllers' clocks disagreeing.
+    auto replaced = gateway_->close_sessions_held_elsewhere(
+        sessions_checked_ms_ == 0 ? 0 : sessions_checked_ms_ - kControllerSilentAfterMs);
+    if (!replaced) {
+      spdlog::error("controller: cannot read the agents held elsewhere: {}",
+                    replaced.error().message);
+    } else {
+      sessions_checked_ms_ = now;
+      if (*replaced > 0)
+        spdlog::warn("controller: {} agent(s) connected to another controller since: older "
+                     "sessions here closed",
+                     *replaced);
+    }
   }
 }
 

@@ -101,6 +101,8 @@ class ControllerService {
   std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
   ControllerRecord self_;  // id, addresses; what controller_heartbeat records
   std::int64_t last_heartbeat_ms_ = 0;  // on the expiry timer's strand only
+  // When sessions held elsewhere were last looked for (heartbeat_if_due), same strand.
+  std::int64_t sessions_checked_ms_ = 0;
   bool store_shared_ = false;  // PostgreSQL: other controllers may write the store too
   std::unique_ptr<AgentGateway> gateway_;
   std::unique_ptr<ThreatIntel> intel_;

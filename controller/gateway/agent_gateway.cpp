@@ -145,8 +145,8 @@ void AgentGateway::stop() {
   heartbeat_flush_timer_.cancel();
   flush_heartbeats();
   std::lock_guard lock(mutex_);
-  for (auto& [id, weak] : sessions_) {
-    if (auto session = weak.lock()) session->close("controller shutting down");
+  for (auto& [id, held] : sessions_) {
+    if (auto session = held.session.lock()) session->close("controller shutting down");
   }
 }
 
@@ -166,7 +166,7 @@ void AgentGateway::revoke(const std::string& agent_id) {
     std::lock_guard lock(mutex_);
     revoked_.insert(agent_id);
     drop_resumable_session_locked(agent_id);
-    if (auto it = sessions_.find(agent_id); it != sessions_.end()) live = it->second.lock();
+    if (auto it = sessions_.find(agent_id); it != sessions_.end()) live = it->second.session.lock();
   }
   if (live) live->close("agent revoked");
 }
@@ -184,11 +184,31 @@ Result<int> AgentGateway::refresh_revocations() {
   return static_cast<int>(news.size());
 }
 
+Result<int> AgentGateway::close_sessions_held_elsewhere(std::int64_t since_ms) {
+  // A session registered after the store was read may be the newest: only older ones are closed
+  // (a session is recorded in the store before it is registered here).
+  const auto read_at = std::chrono::steady_clock::now();
+  auto elsewhere = store_.agents_connected_elsewhere(since_ms);
+  if (!elsewhere) return elsewhere.error();
+  std::vector<std::shared_ptr<GatewaySession>> older;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& id : *elsewhere) {
+      auto it = sessions_.find(id);
+      if (it == sessions_.end() || it->second.registered_at >= read_at) continue;
+      if (auto live = it->second.session.lock()) older.push_back(std::move(live));
+    }
+  }
+  for (const auto& session : older)
+    session->close("replaced by a newer session of the same agent on another controller");
+  return static_cast<int>(older.size());
+}
+
 bool AgentGateway::send_to(const std::string& agent_id, proto::Envelope envelope) {
   std::shared_ptr<GatewaySession> live;
   {
     std::lock_guard lock(mutex_);
-    if (auto it = sessions_.find(agent_id); it != sessions_.end()) live = it->second.lock();
+    if (auto it = sessions_.find(agent_id); it != sessions_.end()) live = it->second.session.lock();
   }
   if (!live) return false;
   live->send(std::move(envelope));
@@ -214,8 +234,8 @@ void AgentGateway::register_session(const std::string& agent_id,
   {
     std::lock_guard lock(mutex_);
     auto& slot = sessions_[agent_id];
-    previous = slot.lock();
-    slot = session;
+    previous = slot.session.lock();
+    slot = {session, std::chrono::steady_clock::now()};
   }
   if (previous) previous->close("replaced by a newer session of the same agent");
 }
@@ -226,7 +246,7 @@ void AgentGateway::unregister_session(const std::string& agent_id, const Gateway
     std::lock_guard lock(mutex_);
     auto it = sessions_.find(agent_id);
     if (it == sessions_.end()) return;
-    auto current = it->second.lock();
+    auto current = it->second.session.lock();
     if (current && current.get() != session) return;  // a newer session owns the agent now
     sessions_.erase(it);
   }

@@ -66,6 +66,12 @@ class AgentGateway {
   // Revocations made through another controller sharing the store: each agent revoked there
   // and not yet here is revoked here (its live session closed). Returns how many.
   Result<int> refresh_revocations();
+  // One session per agent across controllers sharing the store: each session held here of an
+  // agent that has since connected to another controller (Store::agents_connected_elsewhere,
+  // since `since_ms`) is closed, as a newer session here replaces an older one. A copied agent
+  // identity cannot keep two sessions, and a session left half-open by an agent that failed over
+  // ends within a check. Returns how many were closed.
+  Result<int> close_sessions_held_elsewhere(std::int64_t since_ms);
 
   std::size_t session_count() const;
   // Thread-safe: the agents whose live session is on this controller.
@@ -153,7 +159,11 @@ class AgentGateway {
 
   mutable std::mutex mutex_;
   std::set<std::string> revoked_;
-  std::map<std::string, std::weak_ptr<GatewaySession>> sessions_;
+  struct HeldSession {
+    std::weak_ptr<GatewaySession> session;
+    std::chrono::steady_clock::time_point registered_at;
+  };
+  std::map<std::string, HeldSession> sessions_;
   std::map<std::string, std::deque<std::int64_t>> recent_events_;  // per agent, last minute
   struct MessageBudget {
     double tokens = kMessageBurst;

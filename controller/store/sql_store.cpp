@@ -523,6 +523,16 @@ Result<std::vector<std::string>> SqlStore::revoked_agent_ids() {
       *db, q, [](const Query& row) { return row.text(0); }, "list revoked agents");
 }
 
+Result<std::vector<std::string>> SqlStore::agents_connected_elsewhere(std::int64_t since_ms) {
+  auto db = pool_.acquire();
+  Query q(*db,
+          "SELECT id FROM agents WHERE connected = 1 AND controller_id NOT IN (?, '') AND "
+          "connected_since_ms >= ?");
+  q.bind(controller_id(), since_ms);
+  return collect_rows(
+      *db, q, [](const Query& row) { return row.text(0); }, "list agents connected elsewhere");
+}
+
 Status SqlStore::insert_token_locked(sql::Database& db, const ApiTokenRecord& t) {
   return Query(db,
                "INSERT INTO api_tokens (id, name, role, token_hash, created_at_ms) "

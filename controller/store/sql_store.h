@@ -64,6 +64,7 @@ class SqlStore : public Store {
   Result<bool> delete_console_session(const std::string& secret_hash) override;
   Status revoke_agent(const std::string& id, std::int64_t now_ms) override;
   Result<std::vector<std::string>> revoked_agent_ids() override;
+  Result<std::vector<std::string>> agents_connected_elsewhere(std::int64_t since_ms) override;
   Status insert_api_token(const ApiTokenRecord& token) override;
   Result<std::optional<ApiTokenRecord>> find_api_token(const std::string& token_hash) override;
   Result<int> count_api_tokens() override;

@@ -488,6 +488,10 @@ class Store {
   // Errors if the agent is unknown; revoking twice keeps the first time.
   virtual Status revoke_agent(const std::string& id, std::int64_t now_ms) = 0;
   virtual Result<std::vector<std::string>> revoked_agent_ids() = 0;
+  // Agents whose session another controller sharing the store recorded at or after `since_ms`
+  // and holds now (the row names it): for an agent this controller also holds, that session is
+  // the newer one (record_agent_connected is the last word on who holds an agent).
+  virtual Result<std::vector<std::string>> agents_connected_elsewhere(std::int64_t since_ms) = 0;
   // Changes whenever any agent record may have changed (enrolled, connected, disconnected,
   // facts, labels, revoked), so a cached list_agents() knows when to re-read.
   virtual std::uint64_t agents_generation() const = 0;

@@ -371,6 +371,34 @@ TEST_F(TwoControllers, ARunCancelledThroughTheOtherControllerIsCancelledByItsHol
   EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
 }
 
+// One session per agent across controllers: an agent identity that connects to B while its
+// session on A is open (a copied identity, or an agent that failed over while A still held its
+// connection) ends the session on A within a heartbeat check, as a newer session on one
+// controller ends the older. Once the copy is gone, actions through A reach the agent on B.
+TEST_F(TwoControllers, AnAgentConnectingToBEndsItsOlderSessionOnA) {
+  const auto state = a->dir() / "agent";
+  const auto id = a->enroll_agent(state);
+  auto first = a->start_agent(state, "first.log");
+  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                         std::chrono::seconds(20)))
+      << first->log_text();
+  const auto copy = a->dir() / "agent-copy";
+  fs::copy(state, copy, fs::copy_options::recursive);
+  auto second = a->start_agent(copy, "second.log", {"--gateway", b->gateway()});
+  const std::string replaced =
+      "replaced by a newer session of the same agent on another controller";
+  EXPECT_TRUE(wait_until(
+      [&] { return a->process().log_text().find(replaced) != std::string::npos; },
+      std::chrono::seconds(15)))
+      << a->process().log_text();
+  first.reset();  // stopped: the identity is left to the session on B
+  const auto run = a->cli({"action", "run", "--agent", id, "host.facts", "--wait", "--timeout",
+                           "30s", "--json"});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(last_json_line(run.out)["state"], "succeeded");
+  EXPECT_EQ(a->agent(id)["status"], "online");
+}
+
 // An alert A is validating (its agent, stopped, has not answered) is not taken up by B when B
 // starts; once A dies and its lease has expired, B takes it over and decides it, once.
 TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
