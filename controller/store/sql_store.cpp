@@ -527,7 +527,7 @@ Result<std::vector<std::string>> SqlStore::agents_connected_elsewhere(std::int64
   auto db = pool_.acquire();
   Query q(*db,
           "SELECT id FROM agents WHERE connected = 1 AND controller_id NOT IN (?, '') AND "
-          "connected_since_ms >= ?");
+          "connected_since_ms >= ? ORDER BY id");
   q.bind(controller_id(), since_ms);
   return collect_rows(
       *db, q, [](const Query& row) { return row.text(0); }, "list agents connected elsewhere");

@@ -316,6 +316,19 @@ TEST_P(StoreContract, EachControllerClearsOnlyItsOwnSessions) {
   EXPECT_FALSE((*store->find_agent("on-b"))->connected);
   ASSERT_TRUE(store->record_agent_disconnected("on-a", "timed out", 2));
   EXPECT_TRUE((*store->find_agent("on-a"))->connected);
+  // Sessions recorded by the other controller: A holds on-a; then on-b connects to A (a newer
+  // session than any B had), which B's look finds, and A's does not.
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(store->agents_connected_elsewhere(0).value(), Ids{"on-a"});
+  store->set_controller_id("controller-a");
+  ASSERT_TRUE(store->record_agent_connected("on-b", {}, "r", 5));
+  EXPECT_TRUE(store->agents_connected_elsewhere(0).value().empty());
+  store->set_controller_id("controller-b");
+  EXPECT_EQ(store->agents_connected_elsewhere(0).value(), (Ids{"on-a", "on-b"}));
+  EXPECT_EQ(store->agents_connected_elsewhere(5).value(), Ids{"on-b"});
+  EXPECT_TRUE(store->agents_connected_elsewhere(6).value().empty());  // none since then
+  ASSERT_TRUE(store->record_agent_disconnected("on-b", "replaced", 7));  // B's late notice
+  EXPECT_TRUE((*store->find_agent("on-b"))->connected);
 
   // A falls silent; B's heartbeats sweep A's agents once A is older than the threshold.
   ASSERT_EQ(store->controller_heartbeat({"controller-a", "a:7443", "https://a:8443", 0, 0}, 1'000,
@@ -329,7 +342,7 @@ TEST_P(StoreContract, EachControllerClearsOnlyItsOwnSessions) {
   EXPECT_EQ(store->controller_heartbeat({"controller-b", "b:7443", "https://b:8443", 0, 0},
                                         40'000, 40'000 - 30'000)
                 .value(),
-            1);
+            2);  // on-a and on-b
   auto swept = *store->find_agent("on-a");
   EXPECT_FALSE(swept->connected);
   EXPECT_EQ(swept->last_disconnect_reason, "controller controller-a stopped answering");
