@@ -334,8 +334,8 @@ Result<std::vector<std::string>> SqlStore::runs_due(std::int64_t now_ms) {
   auto db = pool_.acquire();
   Query q(*db,
           "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND ((state = 'waiting' AND "
-          "wake_at_ms > 0 AND wake_at_ms <= ?1) OR (cancel_request != '' AND (lease_owner IN "
-          "(?2, '') OR lease_until_ms < ?1))) ORDER BY wake_at_ms");
+          "wake_at_ms > 0 AND wake_at_ms <= ?1) OR (cancel_request != '' AND step NOT LIKE "
+          "'undo:%' AND (lease_owner IN (?2, '') OR lease_until_ms < ?1))) ORDER BY wake_at_ms");
   q.bind(now_ms, me);
   return collect_rows(
       *db, q, [](const Query& r) { return r.text(0); }, "list due playbook runs");

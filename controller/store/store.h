@@ -644,7 +644,8 @@ class Store {
   // Runs not finished, oldest first: what to resume after a restart.
   virtual Result<std::vector<PlaybookRunRecord>> unfinished_runs() = 0;
   // Ids of waiting runs whose wake time (a wait, a backoff, a deadline) has come, and of runs with
-  // a cancel request that this controller holds (or whose lease expired).
+  // a cancel request not yet carried out (not undoing) that this controller holds (or whose
+  // lease expired).
   virtual Result<std::vector<std::string>> runs_due(std::int64_t now_ms) = 0;
   virtual Result<std::vector<RunStepRecord>> run_steps(const std::string& run_id) = 0;
   // Leases, for controllers sharing the store: a controller works on an unfinished run only while

@@ -658,6 +658,18 @@ TEST_P(StoreContract, RunLeasesLetOneControllerWorkOnARunAndAnotherTakeItOver) {
   ASSERT_TRUE(store->update_run(run, nullptr, nullptr, 40'003));
   ASSERT_TRUE(store->wake_run("run-1", 40'004));
   EXPECT_TRUE(store->runs_due(40'004).value().empty());
+  // A cancel asked through a, which does not hold the run: due for b, the holder, until b has
+  // carried it out (the run undoing its steps), then no longer looked at each tick.
+  const AuditEvent asked{"ana", "run.cancel_requested", "run-1", "{}"};
+  EXPECT_TRUE(store->request_run_cancel("run-1", R"({"by":"ana"})", asked, 40'005).value());
+  EXPECT_FALSE(store->request_run_cancel("run-1", R"({"by":"ana"})", asked, 40'005).value());
+  EXPECT_TRUE(store->runs_due(40'006).value().empty());  // a does not hold it
+  store->set_controller_id("b");
+  EXPECT_EQ(store->runs_due(40'006).value(), std::vector<std::string>{"run-1"});
+  run.state = "running";
+  run.step = "undo:isolate";
+  ASSERT_TRUE(store->update_run(run, nullptr, nullptr, 40'007));
+  EXPECT_TRUE(store->runs_due(40'008).value().empty());
 }
 
 // Leases on alerts for controllers sharing a store: the controller that stored an alert holds it
