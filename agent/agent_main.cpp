@@ -239,6 +239,8 @@ int cmd_run(const Flags& flags) {
     status.set("connected", connected);
     status.set("connected_since", connected ? nlohmann::json(format_utc_ms(clock.now_unix_ms()))
                                             : nlohmann::json(nullptr));
+    // The gateway it reached: after a failover, not the one it enrolled with.
+    status.set("connected_to", connected ? nlohmann::json(detail) : nlohmann::json(nullptr));
     if (!connected) status.set("last_disconnect", detail);
   });
   service.set_sender([&link](proto::Envelope envelope) { return link.send(std::move(envelope)); });

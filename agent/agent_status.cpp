@@ -35,6 +35,8 @@ AgentHealth agent_health(const std::filesystem::path& state_dir, platform::Firew
   r["connected"] = status.running && status.fields.value("connected", false);
   r["connected_since"] =
       r["connected"].get<bool>() ? status.fields.value("connected_since", json()) : json();
+  r["connected_to"] =
+      r["connected"].get<bool>() ? status.fields.value("connected_to", json()) : json();
   r["last_disconnect"] = status.fields.value("last_disconnect", json());
   const auto quarantine = read_quarantine_state(state_dir / kQuarantineFile);
   r["quarantine_intended"] = quarantine.has_value();
@@ -78,7 +80,9 @@ std::string render_agent_health(const json& r) {
     out += "running     : no\n";
   }
   if (r.value("connected", false)) {
-    out += fmt::format("connected   : yes, to {} since {}\n", text("gateway"),
+    // An agent written before connected_to existed is taken to be on its enrolled gateway.
+    out += fmt::format("connected   : yes, to {} since {}\n",
+                       text("connected_to").empty() ? text("gateway") : text("connected_to"),
                        text("connected_since"));
   } else {
     out += fmt::format("connected   : no{}\n", text("last_disconnect").empty()

@@ -59,6 +59,7 @@ TEST(AgentStatus, RunningConnectedAndQuarantined) {
   ASSERT_TRUE(status.begin());
   status.set("connected", true);
   status.set("connected_since", "2027-01-15T08:00:00.000Z");
+  status.set("connected_to", "10.0.0.6:7443");  // failed over from its enrolled gateway
   IntentOnlyFirewall firewall;
   QuarantineKeeper keeper(firewall, dir.path() / kQuarantineFile, clock);
   ASSERT_TRUE(keeper.quarantine({{"10.0.0.5", 7443, "tcp"}, {}}, 1'800'000'600'000));
@@ -70,9 +71,11 @@ TEST(AgentStatus, RunningConnectedAndQuarantined) {
   EXPECT_EQ(health.report["connected"], true);
   EXPECT_EQ(health.report["quarantined"], true);
   EXPECT_EQ(health.report["quarantine_release_at"], "2027-01-15T08:10:00.000Z");
+  EXPECT_EQ(health.report["connected_to"], "10.0.0.6:7443");
   const auto text = render_agent_health(health.report);
   EXPECT_NE(text.find("quarantined : YES, until 2027-01-15T08:10:00.000Z"), std::string::npos)
       << text;
+  EXPECT_NE(text.find("connected   : yes, to 10.0.0.6:7443 since"), std::string::npos) << text;
 
   // Read from the kernel too: in force while it holds the table; NOT ENFORCED (and unhealthy)
   // once it is gone, whatever the intent file says.
@@ -96,6 +99,7 @@ TEST(AgentStatus, RunningConnectedAndQuarantined) {
   const auto stopped = agent_health(dir.path());
   EXPECT_FALSE(stopped.healthy);
   EXPECT_EQ(stopped.report["connected"], false);
+  EXPECT_TRUE(stopped.report["connected_to"].is_null());
   EXPECT_EQ(stopped.report["quarantined"], true);
 }
 

@@ -304,6 +304,12 @@ TEST_F(TwoControllers, AnAgentWhoseControllerDiesFailsOverAndGetsItsQueuedAction
   EXPECT_EQ(b->agent(id)["status"], "online");
   EXPECT_NE(agent->log_text().find("retrying with " + b->gateway()), std::string::npos)
       << agent->log_text();
+  // The endpoint's own view names the gateway it reached, not the one it enrolled with.
+  const auto status = run_command(
+      {bin("riposte-agent"), "status", "--state-dir", state.string(), "--json"});
+  const auto report = json::parse(status.out);
+  EXPECT_EQ(report["connected_to"], b->gateway()) << status.out;
+  EXPECT_EQ(report["gateway"], a->gateway()) << status.out;
 }
 
 // A controller with key material of its own cannot join: agents enrolled through the others
