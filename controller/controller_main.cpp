@@ -213,6 +213,33 @@ Result<LocalToken> local_admin_token(ControllerService& service,
   return LocalToken{*token, new_now};
 }
 
+// A copy taken while the source's controller still runs would leave behind whatever it writes
+// after (alerts, action results, audit entries). The status file beside the database says whether
+// it runs; without one (a database moved elsewhere), a heartbeat it recorded lately says so.
+Status source_controller_stopped(const fs::path& source_path, Store& source) {
+  const auto status = read_service_status(source_path.parent_path() / ServiceStatus::kFileName);
+  if (status.present) {
+    if (!status.running) return ok_status();
+    return Error{fmt::format(
+        "the controller using {} is running (pid {}); stop it first (systemctl stop "
+        "riposte-controller): what it writes after the copy would be lost",
+        source_path.string(), status.fields.value("pid", 0))};
+  }
+  auto controllers = source.list_controllers();
+  if (!controllers) return controllers.error();
+  const auto now = SystemClock().now_unix_ms();
+  for (const auto& c : *controllers) {
+    const auto silent_ms = now - c.last_seen_ms;
+    if (silent_ms >= ControllerService::kControllerSilentAfterMs) continue;
+    return Error{fmt::format(
+        "controller {} recorded a heartbeat in {} {} s ago: it may still be running; stop it "
+        "first, or if it has stopped, run this again in {} s",
+        c.id, source_path.string(), silent_ms / 1000,
+        (ControllerService::kControllerSilentAfterMs - silent_ms) / 1000 + 1)};
+  }
+  return ok_status();
+}
+
 // Copies a single-box SQLite store into a new PostgreSQL database (store_copy.h).
 int cmd_migrate(const std::string& from, const std::string& to) {
   if (!from.starts_with("sqlite:"))
@@ -225,6 +252,8 @@ int cmd_migrate(const std::string& from, const std::string& to) {
     return fail("migrate: --to must be a postgresql:// URI");
   auto source = SqliteStore::open(source_path);
   if (!source) return fail("migrate: " + source.error().message);
+  if (auto s = source_controller_stopped(source_path, **source); !s)
+    return fail("migrate: " + s.error().message);
   auto foreign = PostgresStore::holds_foreign_tables(to);
   if (!foreign) return fail("migrate: " + foreign.error().message);
   if (*foreign)

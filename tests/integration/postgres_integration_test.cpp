@@ -80,9 +80,25 @@ TEST(PostgresIntegration, ASqliteDeploymentIsMigratedWithItsHistoryAndAuditChain
             0);
   const auto audit_before = controller.cli({"audit", "export"});
   ASSERT_EQ(audit_before.exit_code, 0);
-  controller.stop_gracefully();
-
+  // While the controller runs, a copy would miss what it writes next: refused, nothing written
+  // (the migration below needs an empty target).
   const auto sqlite = "sqlite:" + (controller.data_dir() / "riposte.db").string();
+  const auto running = run_command(
+      {bin("riposte-controller"), "migrate", "--from", sqlite, "--to", database.url()});
+  EXPECT_NE(running.exit_code, 0);
+  EXPECT_NE(running.err.find("is running (pid"), std::string::npos) << running.err;
+  controller.stop_gracefully();
+  // A database away from its data directory (no status file beside it) whose controller
+  // recorded a heartbeat moments ago may still be in use: refused too.
+  const auto moved = controller.dir() / "moved";
+  fs::create_directories(moved);
+  fs::copy_file(controller.data_dir() / "riposte.db", moved / "riposte.db");
+  const auto recent = run_command({bin("riposte-controller"), "migrate", "--from",
+                                   "sqlite:" + (moved / "riposte.db").string(), "--to",
+                                   database.url()});
+  EXPECT_NE(recent.exit_code, 0);
+  EXPECT_NE(recent.err.find("may still be running"), std::string::npos) << recent.err;
+
   const auto migrated = run_command(
       {bin("riposte-controller"), "migrate", "--from", sqlite, "--to", database.url()});
   ASSERT_EQ(migrated.exit_code, 0) << migrated.out << migrated.err;
