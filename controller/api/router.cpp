@@ -197,7 +197,9 @@ std::size_t ApiRouter::body_limit(const ApiRequest& head, std::size_t default_li
 
 bool ApiRouter::may_run_heavy(const ApiRequest& request, std::string_view path) {
   auto identified = identify(request);
-  if (!identified || is_integration(identified->record)) return false;
+  if (!identified) return false;
+  if (path == "/api/v1/alerts") return may_submit_alerts(identified->record);
+  if (is_integration(identified->record)) return false;
   if (path.starts_with("/api/v1/evidence/")) return has_role(identified->record, Role::responder);
   if (path == "/api/v1/audit") return has_role(identified->record, Role::admin);
   return true;

@@ -81,8 +81,9 @@ std::string_view path_of(std::string_view target) {
 }  // namespace
 
 int ApiServer::heavy_route(std::string_view method, std::string_view target) {
-  if (method != "GET") return -1;
   target = path_of(target);  // "/report/" is "/report" to the router too
+  if (method == "POST" && target == "/api/v1/alerts") return 4;
+  if (method != "GET") return -1;
   if (target == "/api/v1/audit/verify") return 0;
   if (target == "/api/v1/audit") return 1;
   if (target.starts_with("/api/v1/cases/") && target.ends_with("/report")) return 2;
@@ -272,10 +273,13 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
           heavy >= 0 && api.target != "/healthz" && router_.may_run_heavy(api, path_of(api.target));
       if (api.target == "/healthz") {
         result = handle_guarded(api);  // cheap, and what monitoring needs even when busy
-      } else if (takes_slot && heavy_in_flight_[heavy].fetch_add(1) >= kHeavyPerRoute) {
+      } else if (takes_slot && heavy_in_flight_[heavy].fetch_add(1) >= kHeavyLimits[heavy]) {
         heavy_in_flight_[heavy].fetch_sub(1);
-        result = error_response(503, "this kind of request is already running; retry shortly");
-        result.retry_after_s = 5;
+        const bool intake = heavy == 4;
+        result = error_response(503, intake ? "other alert batches are being stored; retry shortly"
+                                            : "this kind of request is already running; retry "
+                                              "shortly");
+        result.retry_after_s = intake ? 1 : 5;
       } else {
         // Off the io threads: the handler may read the store for seconds.
         result = co_await asio::co_spawn(workers_, handle_on_worker(std::move(api)),

@@ -6,8 +6,10 @@
 // The io threads are shared with the agent gateway, so no request is handled on them: the
 // router runs on a small worker pool (kWorkers), and the routes whose work grows with the data
 // (audit verification and export, case reports, evidence downloads, which re-hash the file) may
-// run at most kHeavyPerRoute at once each; more get 503 with Retry-After. /healthz is answered
-// at once, on the io thread.
+// run at most one at once each; more get 503 with Retry-After. Alert batches (POST
+// /api/v1/alerts) are stored one at a time anyway (Store::insert_alerts), so at most two hold a
+// worker, one storing and one waiting its turn: a burst of shippers cannot take every worker from
+// the console. /healthz is answered at once, on the io thread.
 
 #include <array>
 #include <atomic>
@@ -66,13 +68,14 @@ class ApiServer {
   static constexpr int kMaxLargeBodies = 2;
   std::atomic<int> large_in_flight_{0};
   static constexpr int kWorkers = 4;
-  static constexpr int kHeavyPerRoute = 1;
-  // Which heavy route a request is (an index into heavy_in_flight_), or -1.
+  // Which bounded route a request is (an index into kHeavyLimits and heavy_in_flight_), or -1.
   static int heavy_route(std::string_view method, std::string_view target);
+  // At once, per route: audit verify, audit export, case report, evidence download, alert intake.
+  static constexpr std::array<int, 5> kHeavyLimits{1, 1, 1, 1, 2};
   boost::asio::awaitable<ApiResponse> handle_on_worker(ApiRequest request);
   // router_.handle, with any exception answered 500 and logged.
   ApiResponse handle_guarded(const ApiRequest& request);
-  std::array<std::atomic<int>, 4> heavy_in_flight_{};
+  std::array<std::atomic<int>, kHeavyLimits.size()> heavy_in_flight_{};
   boost::asio::thread_pool workers_{kWorkers};
 };
 

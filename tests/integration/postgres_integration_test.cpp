@@ -1,13 +1,16 @@
 // A controller whose store is PostgreSQL: the same controller, agent and CLI over loopback, with
 // the data in a database of the throwaway cluster scripts/test.sh starts.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "tests/build_paths.h"
 #include "tests/integration/harness.h"
@@ -127,6 +130,72 @@ TEST(PostgresIntegration, ASqliteDeploymentIsMigratedWithItsHistoryAndAuditChain
   EXPECT_TRUE(wait_until([&] { return controller.agent(agent.id)["status"] == "online"; },
                          std::chrono::seconds(20)))
       << controller.agent(agent.id).dump();
+}
+
+// Alert batches are stored one at a time; a burst of shippers may not hold every API worker while
+// they wait: beyond one batch storing and one waiting, a batch is answered 503 with Retry-After,
+// and the console's requests are served meanwhile. (On PostgreSQL, where other requests have
+// connections of their own to use.)
+TEST(PostgresIntegration, ABurstOfAlertBatchesLeavesTheApiServingOthers) {
+  auto cluster = POSTGRES_CLUSTER_OR_SKIP();
+  PostgresTestDatabase database(*cluster);
+  ASSERT_FALSE(database.url().empty()) << database.error();
+  ControllerUnderTest controller(StoreAt{database.url()});
+  controller.start();
+  constexpr int kShippers = 6;
+  constexpr int kAlertsPerBatch = 8000;
+  std::vector<std::unique_ptr<ChildProcess>> shippers;
+  for (int s = 0; s < kShippers; ++s) {
+    const auto body = controller.dir() / fmt::format("batch-{}.json", s);
+    json batch = json::array();
+    for (int i = 0; i < kAlertsPerBatch; ++i) {
+      batch.push_back(json{{"@timestamp", "2026-11-20T09:14:03.512Z"},
+                           {"kibana.alert.uuid", fmt::format("burst-{}-{}", s, i)},
+                           {"kibana.alert.rule.name", "Burst"},
+                           {"kibana.alert.severity", "low"},
+                           {"host", {{"name", fmt::format("host-{}", i % 50)}}}});
+    }
+    std::ofstream(body) << batch.dump();
+    shippers.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                 "--max-time", "120", "--cacert", controller.ca_cert(), "-H",
+                                 "Authorization: Bearer " + controller.admin_token(), "-H",
+                                 "Content-Type: application/json", "--data-binary",
+                                 fmt::format("@{}", body.string()),
+                                 "https://" + controller.api() + "/api/v1/alerts"},
+        controller.dir() / fmt::format("shipper-{}.log", s)));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  double worst = 0;
+  int probes = 0;
+  const auto any_running = [&] {
+    return std::any_of(shippers.begin(), shippers.end(), [](auto& p) { return p->running(); });
+  };
+  while (any_running() && probes < 400) {
+    const auto probe = run_command(
+        {"curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "--cacert", controller.ca_cert(),
+         "-H", "Authorization: Bearer " + controller.admin_token(),
+         "https://" + controller.api() + "/api/v1/agents"});
+    if (any_running()) {
+      worst = std::max(worst, std::stod(probe.out));
+      ++probes;
+    }
+  }
+  int stored = 0, busy = 0;
+  for (auto& shipper : shippers) {
+    ASSERT_TRUE(shipper->wait_for_exit(std::chrono::seconds(120)).has_value());
+    const auto code = shipper->log_text();
+    stored += code == "201";
+    busy += code == "503";
+    if (code != "201" && code != "503") ADD_FAILURE() << "shipper answered " << code;
+  }
+  std::cout << stored << " batches stored, " << busy << " answered 503; /api/v1/agents worst "
+            << worst << " s over " << probes << " probes\n";
+  EXPECT_GE(probes, 3);
+  EXPECT_GE(stored, 1);
+  EXPECT_GE(busy, 1) << "six batches at once, none told to come back";
+  EXPECT_EQ(stored + busy, kShippers);
+  EXPECT_LT(worst, 1.0) << "the console waited behind the alert batches";
 }
 
 // Two controllers on one database, an agent on each side.
