@@ -81,7 +81,13 @@ class Query {
 
   template <typename... Args>
   Query& bind(const Args&... args) {
-    int index = 0;
+    return bind_from(1, args...);
+  }
+  // Binds `args` to the placeholders numbered from `first` (1-based): a multi-row VALUES list
+  // binds each row after the one before.
+  template <typename... Args>
+  Query& bind_from(int first, const Args&... args) {
+    int index = first - 1;
     (bind_one(++index, args), ...);
     return *this;
   }

@@ -758,6 +758,160 @@ constexpr std::int64_t kAlertIntakeLock = 0x524950'4f535449;
 
 constexpr const char* kAuditColumns = "seq, at_ms, actor, event, subject, details, prev_hash, hash";
 
+// Alert intake's multi-row statements (insert_alerts).
+
+// "(?, ?), (?, ?)": `rows` groups of `columns` placeholders.
+std::string placeholder_rows(std::size_t rows, std::size_t columns) {
+  std::string group = "(?";
+  for (std::size_t c = 1; c < columns; ++c) group += ", ?";
+  group += ")";
+  std::string out;
+  out.reserve(rows * (group.size() + 2));
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (r > 0) out += ", ";
+    out += group;
+  }
+  return out;
+}
+
+// Rows per multi-row statement: an alert row has 27 columns, so 5,400 parameters at most, within
+// SQLite's 32,766 and PostgreSQL's 65,535.
+constexpr std::size_t kRowsPerStatement = 200;
+
+// Calls `chunk(first, count)` for each run of at most kRowsPerStatement of `total` rows.
+Status in_chunks(std::size_t total, const std::function<Status(std::size_t, std::size_t)>& chunk) {
+  for (std::size_t first = 0; first < total; first += kRowsPerStatement) {
+    if (auto s = chunk(first, std::min(kRowsPerStatement, total - first)); !s) return s;
+  }
+  return ok_status();
+}
+
+// The case of each of the batch's alert ids already stored.
+Result<std::map<std::string, std::string>> stored_alert_cases(
+    sql::Database& db, const std::vector<AlertRecord>& alerts) {
+  std::map<std::string, std::string> out;
+  auto s = in_chunks(alerts.size(), [&](std::size_t first, std::size_t count) -> Status {
+    Query q(db, "SELECT id, case_id FROM alerts WHERE id IN " + placeholder_rows(1, count));
+    for (std::size_t i = 0; i < count; ++i) q.bind_from(static_cast<int>(i) + 1, alerts[first + i].id);
+    int rc;
+    while ((rc = q.step()) == sql::kRow) out.emplace(q.text(0), q.text(1));
+    if (rc != sql::kDone) return db.error("find stored alerts");
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return out;
+}
+
+// observable_cases rows as intake sees and changes them: (type, value, host name) -> the case of
+// the newest alert on that host with that observable.
+using ObservableKey = std::tuple<std::string, std::string, std::string>;
+struct ObservableRow {
+  std::string case_id;
+  std::int64_t at_ms = 0;
+  bool changed = false;  // to write back
+};
+struct ObservableRows {
+  std::map<ObservableKey, ObservableRow> by_key;
+  std::map<std::string, bool> case_open;  // the cases they name: neither resolved nor false positive
+};
+
+// The stored rows of every observable the batch links.
+Result<ObservableRows> observable_rows(sql::Database& db, const std::vector<AlertRecord>& alerts) {
+  std::set<ObservableKey> wanted;
+  for (const auto& a : alerts) {
+    for (const auto& o : linking_observables(a)) wanted.insert({o.type, o.value, a.host_name});
+  }
+  const std::vector<ObservableKey> keys(wanted.begin(), wanted.end());
+  ObservableRows out;
+  auto s = in_chunks(keys.size(), [&](std::size_t first, std::size_t count) -> Status {
+    Query q(db,
+            "SELECT o.type, o.value, o.host_name, o.case_id, o.at_ms, c.status FROM "
+            "observable_cases o LEFT JOIN cases c ON c.id = o.case_id WHERE (o.type, o.value, "
+            "o.host_name) IN (VALUES " +
+                placeholder_rows(count, 3) + ")");
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& [type, value, host] = keys[first + i];
+      q.bind_from(static_cast<int>(3 * i) + 1, type, value, host);
+    }
+    int rc;
+    while ((rc = q.step()) == sql::kRow) {
+      out.by_key[{q.text(0), q.text(1), q.text(2)}] = {q.text(3), q.integer(4), false};
+      const auto status = q.is_null(5) ? std::string() : q.text(5);
+      out.case_open[q.text(3)] =
+          !status.empty() && status != "resolved" && status != "false_positive";
+    }
+    if (rc != sql::kDone) return db.error("find observable cases");
+    return ok_status();
+  });
+  if (!s) return s.error();
+  return out;
+}
+
+// New cases, each titled and rated after the alert that opens it.
+Status insert_case_rows(sql::Database& db,
+                        const std::vector<std::pair<std::string, const AlertRecord*>>& cases,
+                        std::int64_t now_ms) {
+  return in_chunks(cases.size(), [&](std::size_t first, std::size_t count) -> Status {
+    Query q(db,
+            "INSERT INTO cases (id, title, status, severity, host_name, created_at_ms, "
+            "updated_at_ms) VALUES " +
+                placeholder_rows(count, 7));
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& [id, a] = cases[first + i];
+      q.bind_from(static_cast<int>(7 * i) + 1, id, a->rule_name.empty() ? a->rule_id : a->rule_name,
+                  "new", a->severity, a->host_name, now_ms, now_ms);
+    }
+    return q.run();
+  });
+}
+
+// New alerts with their cases; the controller storing them holds them while they are processed
+// (kAlertLeaseMs, named by `me`).
+Status insert_alert_rows(sql::Database& db, const std::vector<const AlertRecord*>& alerts,
+                         const std::vector<std::string>& case_ids, const std::string& me,
+                         std::int64_t now_ms) {
+  return in_chunks(alerts.size(), [&](std::size_t first, std::size_t count) -> Status {
+    Query q(db, fmt::format("INSERT INTO alerts ({}, processing, lease_owner, lease_until_ms) "
+                            "VALUES {}",
+                            kAlertColumns, placeholder_rows(count, 27)));
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& a = *alerts[first + i];
+      const bool processing = a.status == "new" || a.status == "validating";
+      q.bind_from(static_cast<int>(27 * i) + 1, a.id, a.source, a.source_id, a.rule_id,
+                  a.rule_name, a.severity, a.timestamp_ms, a.host_name, to_json_list(a.host_ips),
+                  a.user_name, observables_json(a.observables).dump(), to_json_list(a.notes), a.raw,
+                  case_ids[first + i], a.status, a.assets.empty() ? "[]" : a.assets,
+                  a.confidence.empty() ? "{}" : a.confidence,
+                  a.validation.empty() ? "{}" : a.validation,
+                  a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms,
+                  a.submitted_by, a.submitter_role, a.source_max_mode, processing ? 1 : 0, me,
+                  now_ms + Store::kAlertLeaseMs);
+    }
+    return q.run();
+  });
+}
+
+// The rows intake changed, in key order.
+Status upsert_observable_rows(sql::Database& db,
+                              const std::map<ObservableKey, ObservableRow>& rows) {
+  std::vector<std::pair<const ObservableKey*, const ObservableRow*>> changed;
+  for (const auto& [key, row] : rows)
+    if (row.changed) changed.emplace_back(&key, &row);
+  return in_chunks(changed.size(), [&](std::size_t first, std::size_t count) -> Status {
+    Query q(db,
+            "INSERT INTO observable_cases (type, value, host_name, case_id, at_ms) VALUES " +
+                placeholder_rows(count, 5) +
+                " ON CONFLICT (type, value, host_name) DO UPDATE SET case_id = excluded.case_id, "
+                "at_ms = excluded.at_ms");
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& [key, row] = changed[first + i];
+      const auto& [type, value, host] = *key;
+      q.bind_from(static_cast<int>(5 * i) + 1, type, value, host, row->case_id, row->at_ms);
+    }
+    return q.run();
+  });
+}
+
 }  // namespace
 
 Status SqlStore::in_transaction(sql::Database& db, const std::function<Status()>& body,
@@ -1410,83 +1564,78 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
       Query lock(*db, "SELECT pg_advisory_xact_lock(?)");
       if (lock.bind(kAlertIntakeLock).step() != sql::kRow) return db->error("lock alert intake");
     }
+    // One round trip per statement is what intake costs on PostgreSQL, so the batch is read in
+    // a few statements, grouped in memory exactly as one alert after another would be, and
+    // written in multi-row statements.
+    auto stored = stored_alert_cases(*db, alerts);
+    if (!stored) return stored.error();
+    auto rows = observable_rows(*db, alerts);
+    if (!rows) return rows.error();
+    std::map<std::string, bool>& case_open = rows->case_open;
+    std::vector<const AlertRecord*> new_alerts;
+    std::vector<std::pair<std::string, const AlertRecord*>> new_cases;  // id, the alert opening it
+    std::map<std::string, const AlertRecord*> raised;  // case id -> its most severe new alert
     for (const auto& a : alerts) {
       AlertInsertOutcome outcome{a.id, "", false};
-      Query existing(*db, "SELECT case_id FROM alerts WHERE id = ?");
-      existing.bind(a.id);
-      if (existing.step() == sql::kRow) {
-        outcome.case_id = existing.text(0);
+      if (auto it = stored->find(a.id); it != stored->end()) {
+        outcome.case_id = it->second;
         outcome.duplicate = true;
         outcomes.push_back(std::move(outcome));
         continue;
       }
+      const auto linking = linking_observables(a);
       // The open case of the newest related alert: same host, a shared observable, in the window.
       if (!a.host_name.empty()) {
-        for (const auto& o : linking_observables(a)) {
-          Query related(*db,
-                        "SELECT o.case_id FROM observable_cases o JOIN cases c ON c.id = "
-                        "o.case_id WHERE o.type = ? AND o.value = ? AND o.host_name = ? AND "
-                        "o.at_ms BETWEEN ? AND ? AND c.status NOT IN ('resolved', "
-                        "'false_positive')");
-          related.bind(o.type, o.value, a.host_name, a.timestamp_ms - case_window_ms,
-                       a.timestamp_ms + case_window_ms);
-          if (related.step() == sql::kRow) {
-            outcome.case_id = related.text(0);
-            break;
-          }
+        for (const auto& o : linking) {
+          auto row = rows->by_key.find({o.type, o.value, a.host_name});
+          if (row == rows->by_key.end() || !case_open[row->second.case_id]) continue;
+          if (row->second.at_ms < a.timestamp_ms - case_window_ms ||
+              row->second.at_ms > a.timestamp_ms + case_window_ms)
+            continue;
+          outcome.case_id = row->second.case_id;
+          break;
         }
       }
       if (outcome.case_id.empty()) {
         outcome.case_id = crypto::random_uuid();
-        const auto title = a.rule_name.empty() ? a.rule_id : a.rule_name;
-        auto inserted = Query(*db,
-                              "INSERT INTO cases (id, title, status, severity, host_name, "
-                              "created_at_ms, updated_at_ms) VALUES (?, ?, 'new', ?, ?, ?, ?)")
-                            .bind(outcome.case_id, title, a.severity, a.host_name, now_ms, now_ms)
-                            .run();
-        if (!inserted) return inserted;
+        case_open[outcome.case_id] = true;
+        new_cases.emplace_back(outcome.case_id, &a);
       } else {
-        auto touched = Query(*db,
-                             "UPDATE cases SET updated_at_ms = ?, severity = CASE WHEN ? > "
-                             "(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN "
-                             "'high' THEN 2 ELSE 3 END) THEN ? ELSE severity END WHERE id = ?")
-                           .bind(now_ms, severity_rank(a.severity), a.severity, outcome.case_id)
-                           .run();
-        if (!touched) return touched;
+        auto& most = raised[outcome.case_id];
+        if (most == nullptr || severity_rank(a.severity) > severity_rank(most->severity))
+          most = &a;
       }
-      // The controller storing the alert holds it while it is processed (kAlertLeaseMs).
-      static const std::string kInsertAlert = fmt::format(
-          "INSERT INTO alerts ({}, processing, lease_owner, lease_until_ms) VALUES (?, ?, ?, ?, "
-          "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-          kAlertColumns);
-      const bool processing = a.status == "new" || a.status == "validating";
-      auto inserted =
-          Query(*db, kInsertAlert)
-              .bind(a.id, a.source, a.source_id, a.rule_id, a.rule_name, a.severity, a.timestamp_ms,
-                    a.host_name, to_json_list(a.host_ips), a.user_name,
-                    observables_json(a.observables).dump(), to_json_list(a.notes), a.raw,
-                    outcome.case_id, a.status, a.assets.empty() ? "[]" : a.assets,
-                    a.confidence.empty() ? "{}" : a.confidence,
-                    a.validation.empty() ? "{}" : a.validation,
-                    a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms,
-                    a.submitted_by, a.submitter_role, a.source_max_mode, processing ? 1 : 0, me,
-                    now_ms + kAlertLeaseMs)
-              .run();
-      if (!inserted) return inserted;
-      for (const auto& o : linking_observables(a)) {
-        auto row = Query(*db,
-                         "INSERT INTO observable_cases (type, value, host_name, case_id, "
-                         "at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, value, host_name) DO "
-                         "UPDATE SET case_id = "
-                         "excluded.case_id, at_ms = excluded.at_ms WHERE excluded.at_ms >= "
-                         "observable_cases.at_ms OR observable_cases.case_id != "
-                         "excluded.case_id")
-                       .bind(o.type, o.value, a.host_name, outcome.case_id, a.timestamp_ms)
-                       .run();
-        if (!row) return row;
+      // The observable's row now points at this alert's case (the upsert's rule: a newer
+      // sighting, or another case).
+      for (const auto& o : linking) {
+        auto [row, added] =
+            rows->by_key.try_emplace({o.type, o.value, a.host_name}, outcome.case_id,
+                                     a.timestamp_ms, true);
+        if (!added && (a.timestamp_ms >= row->second.at_ms ||
+                       row->second.case_id != outcome.case_id)) {
+          row->second = {outcome.case_id, a.timestamp_ms, true};
+        }
       }
+      stored->emplace(a.id, outcome.case_id);  // a second copy later in the batch: a duplicate
+      new_alerts.push_back(&a);
       outcomes.push_back(std::move(outcome));
     }
+    if (auto w = insert_case_rows(*db, new_cases, now_ms); !w) return w;
+    for (const auto& [case_id, most] : raised) {
+      auto touched = Query(*db,
+                           "UPDATE cases SET updated_at_ms = ?, severity = CASE WHEN ? > "
+                           "(CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN "
+                           "'high' THEN 2 ELSE 3 END) THEN ? ELSE severity END WHERE id = ?")
+                         .bind(now_ms, severity_rank(most->severity), most->severity, case_id)
+                         .run();
+      if (!touched) return touched;
+    }
+    std::vector<std::string> case_ids;
+    case_ids.reserve(new_alerts.size());
+    for (const auto& outcome : outcomes)
+      if (!outcome.duplicate) case_ids.push_back(outcome.case_id);
+    if (auto w = insert_alert_rows(*db, new_alerts, case_ids, me, now_ms); !w) return w;
+    if (auto w = upsert_observable_rows(*db, rows->by_key); !w) return w;
     return append_audit_locked(*db, audit, now_ms);
   });
   if (!s) return s.error();

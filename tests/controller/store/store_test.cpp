@@ -10,6 +10,7 @@
 #include <functional>
 #include <latch>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -513,6 +514,71 @@ TEST_P(StoreContract, ConcurrentBatchesOfRelatedAlertsJoinOneCase) {
   EXPECT_TRUE(errors.empty()) << errors.size() << " batches failed, first: " << errors.front();
   EXPECT_EQ(cases.size(), 1u) << "related alerts were split over " << cases.size() << " cases";
   EXPECT_EQ(store->list_alerts("", {500, 0}).value().size(), 120u);
+}
+
+// A batch is grouped in memory and written in multi-row statements; it must group exactly as the
+// same alerts stored one at a time (the definition of case grouping). Random alerts over a few
+// hosts, indicators and times, copies of one id within and across batches, a resolved case that
+// takes no more alerts: each alert's case (as a partition), duplicate flags and case severities
+// match a SQLite store fed one alert per batch.
+TEST_P(StoreContract, ABatchGroupsIntoCasesExactlyAsOneAlertAfterAnother) {
+  testing::TempDir reference_dir;
+  auto reference = SqliteStore::open(reference_dir.path() / "one-by-one.db").value();
+  const AuditEvent audit{"ingest", "alerts.received", "", "{}"};
+  // The same resolved case on host-0 in both, which later alerts on host-0 may not join.
+  for (Store* s : std::vector<Store*>{store.get(), reference.get()}) {
+    auto first = s->insert_alerts({sample_alert("old", "host-0", 1'000, "h0")}, 60'000, audit, 1);
+    ASSERT_TRUE(first) << first.error().message;
+    ASSERT_TRUE(s->update_case((*first)[0].case_id, {"resolved", "", "ana", ""}, "ana",
+                               {"ana", "case.updated", "", "{}"}, 2));
+  }
+  std::mt19937 random(20261202);
+  const auto pick = [&](int n) { return static_cast<int>(random() % n); };
+  const char* severities[] = {"low", "medium", "high", "critical"};
+  std::vector<AlertRecord> all;
+  for (int i = 0; i < 400; ++i) {
+    // Every 25th a copy of an earlier id (its second copy is a duplicate, whatever it says).
+    const std::string id = i % 25 == 24 ? all[pick(i)].id : fmt::format("a-{}", i);
+    auto a = sample_alert(id, fmt::format("host-{}", pick(3)), 1'000 + pick(400) * 1'000,
+                          fmt::format("h{}", pick(6)));
+    if (pick(3) == 0) a.observables.push_back({"ip", fmt::format("10.0.0.{}", pick(4)), ""});
+    if (pick(10) == 0) a.host_name = "";
+    a.severity = severities[pick(4)];
+    all.push_back(a);
+  }
+  std::vector<AlertInsertOutcome> batched, one_by_one;
+  for (std::size_t first = 0; first < all.size();) {
+    const std::size_t count = std::min<std::size_t>(1 + pick(60), all.size() - first);
+    const std::vector<AlertRecord> batch(all.begin() + first, all.begin() + first + count);
+    auto stored = store->insert_alerts(batch, 60'000, audit, 10);
+    ASSERT_TRUE(stored) << stored.error().message;
+    batched.insert(batched.end(), stored->begin(), stored->end());
+    for (const auto& a : batch) {
+      auto one = reference->insert_alerts({a}, 60'000, audit, 10);
+      ASSERT_TRUE(one) << one.error().message;
+      one_by_one.push_back((*one)[0]);
+    }
+    first += count;
+  }
+  // Case ids are random: compare which alerts share a case, numbered by first appearance.
+  std::map<std::string, int> batched_number, reference_number;
+  std::set<int> seen_cases;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const auto b = batched_number.try_emplace(batched[i].case_id, batched_number.size()).first;
+    const auto r =
+        reference_number.try_emplace(one_by_one[i].case_id, reference_number.size()).first;
+    ASSERT_EQ(b->second, r->second) << "alert " << i << " (" << all[i].id << ")";
+    EXPECT_EQ(batched[i].duplicate, one_by_one[i].duplicate) << "alert " << i;
+    if (!seen_cases.insert(b->second).second) continue;
+    const auto bc = store->find_case(batched[i].case_id).value();
+    const auto rc = reference->find_case(one_by_one[i].case_id).value();
+    ASSERT_TRUE(bc && rc);
+    EXPECT_EQ(bc->severity, rc->severity) << "case of alert " << i;
+    EXPECT_EQ(bc->alert_count, rc->alert_count) << "case of alert " << i;
+    EXPECT_EQ(bc->title, rc->title);
+  }
+  EXPECT_GT(seen_cases.size(), 10u);  // the data did make several cases
+  EXPECT_LT(seen_cases.size(), 300u);  // and grouped many alerts
 }
 
 // Case grouping (observable_cases upserts), arrival order, duplicates, notes and milestones.
