@@ -824,11 +824,12 @@ Result<ObservableRows> observable_rows(sql::Database& db, const std::vector<Aler
   const std::vector<ObservableKey> keys(wanted.begin(), wanted.end());
   ObservableRows out;
   auto s = in_chunks(keys.size(), [&](std::size_t first, std::size_t count) -> Status {
-    Query q(db,
-            "SELECT o.type, o.value, o.host_name, o.case_id, o.at_ms, c.status FROM "
-            "observable_cases o LEFT JOIN cases c ON c.id = o.case_id WHERE (o.type, o.value, "
-            "o.host_name) IN (VALUES " +
-                placeholder_rows(count, 3) + ")");
+    // Joined from the keys (not `(type, value, host_name) IN (VALUES ...)`, which SQLite answers
+    // by scanning the whole table): a primary-key lookup per key on both databases.
+    Query q(db, "WITH k (type, value, host_name) AS (VALUES " + placeholder_rows(count, 3) +
+                    ") SELECT o.type, o.value, o.host_name, o.case_id, o.at_ms, c.status FROM k "
+                    "JOIN observable_cases o ON o.type = k.type AND o.value = k.value AND "
+                    "o.host_name = k.host_name LEFT JOIN cases c ON c.id = o.case_id");
     for (std::size_t i = 0; i < count; ++i) {
       const auto& [type, value, host] = keys[first + i];
       q.bind_from(static_cast<int>(3 * i) + 1, type, value, host);
