@@ -524,13 +524,10 @@ Result<std::vector<std::string>> SqlStore::revoked_agent_ids() {
 }
 
 Result<std::vector<std::string>> SqlStore::agents_connected_elsewhere(std::int64_t since_ms) {
-  auto db = pool_.acquire();
-  Query q(*db,
-          "SELECT id FROM agents WHERE connected = 1 AND controller_id NOT IN (?, '') AND "
-          "connected_since_ms >= ? ORDER BY id");
-  q.bind(controller_id(), since_ms);
-  return collect_rows(
-      *db, q, [](const Query& row) { return row.text(0); }, "list agents connected elsewhere");
+  return ids_for_this_controller(
+      "SELECT id FROM agents WHERE connected = 1 AND controller_id NOT IN (?, '') AND "
+      "connected_since_ms >= ? ORDER BY id",
+      since_ms, "list agents connected elsewhere");
 }
 
 Status SqlStore::insert_token_locked(sql::Database& db, const ApiTokenRecord& t) {
@@ -1708,46 +1705,63 @@ Status SqlStore::update_alert(const std::string& id, const std::string& status,
   });
 }
 
+// Alerts being processed: `processing = 1`.
 Result<std::vector<std::string>> SqlStore::unfinished_alerts(std::int64_t now_ms) {
-  auto db = pool_.acquire();
-  Query q(*db,
-          "SELECT id FROM alerts WHERE processing = 1 AND (lease_owner IN (?, '') OR "
-          "lease_until_ms < ?) ORDER BY rowid");
-  q.bind(controller_id(), now_ms);
-  return collect_rows(
-      *db, q, [](const Query& r) { return r.text(0); }, "list unfinished alerts");
+  return ids_for_this_controller(
+      "SELECT id FROM alerts WHERE processing = 1 AND (lease_owner IN (?, '') OR "
+      "lease_until_ms < ?) ORDER BY rowid",
+      now_ms, "list unfinished alerts");
 }
 
 Result<bool> SqlStore::claim_alert(const std::string& id, std::int64_t now_ms,
                                    std::int64_t lease_ms) {
+  return claim_lease("alerts", "processing = 1", id, now_ms, lease_ms);
+}
+
+Status SqlStore::renew_alert_leases(std::int64_t now_ms, std::int64_t lease_ms) {
+  return renew_leases("alerts", "processing = 1", now_ms, lease_ms);
+}
+
+Result<std::vector<std::string>> SqlStore::alerts_to_take_over(std::int64_t now_ms) {
+  return ids_for_this_controller(
+      "SELECT id FROM alerts WHERE processing = 1 AND lease_owner NOT IN (?, '') AND "
+      "lease_until_ms < ? ORDER BY rowid",
+      now_ms, "list alerts to take over");
+}
+
+Result<std::vector<std::string>> SqlStore::ids_for_this_controller(const std::string& sql,
+                                                                   std::int64_t ms,
+                                                                   const char* what) {
+  auto db = pool_.acquire();
+  Query q(*db, sql);
+  q.bind(controller_id(), ms);
+  return collect_rows(
+      *db, q, [](const Query& r) { return r.text(0); }, what);
+}
+
+Result<bool> SqlStore::claim_lease(const char* table, const char* unfinished,
+                                   const std::string& id, std::int64_t now_ms,
+                                   std::int64_t lease_ms) {
   const std::string me = controller_id();
   auto db = pool_.acquire();
   // One statement: the row lock it takes makes two controllers' claims take turns.
-  auto claimed = Query(*db,
-                       "UPDATE alerts SET lease_owner = ?, lease_until_ms = ? WHERE id = ? AND "
-                       "processing = 1 AND (lease_owner IN (?, '') OR lease_until_ms < ?)")
+  auto claimed = Query(*db, fmt::format("UPDATE {} SET lease_owner = ?, lease_until_ms = ? WHERE "
+                                        "id = ? AND {} AND (lease_owner IN (?, '') OR "
+                                        "lease_until_ms < ?)",
+                                        table, unfinished))
                      .bind(me, now_ms + lease_ms, id, me, now_ms)
                      .run();
   if (!claimed) return claimed.error();
   return db->changes() > 0;
 }
 
-Status SqlStore::renew_alert_leases(std::int64_t now_ms, std::int64_t lease_ms) {
+Status SqlStore::renew_leases(const char* table, const char* unfinished, std::int64_t now_ms,
+                              std::int64_t lease_ms) {
   auto db = pool_.acquire();
-  return Query(*db,
-               "UPDATE alerts SET lease_until_ms = ? WHERE processing = 1 AND lease_owner = ?")
+  return Query(*db, fmt::format("UPDATE {} SET lease_until_ms = ? WHERE {} AND lease_owner = ?",
+                                table, unfinished))
       .bind(now_ms + lease_ms, controller_id())
       .run();
-}
-
-Result<std::vector<std::string>> SqlStore::alerts_to_take_over(std::int64_t now_ms) {
-  auto db = pool_.acquire();
-  Query q(*db,
-          "SELECT id FROM alerts WHERE processing = 1 AND lease_owner NOT IN (?, '') AND "
-          "lease_until_ms < ? ORDER BY rowid");
-  q.bind(controller_id(), now_ms);
-  return collect_rows(
-      *db, q, [](const Query& r) { return r.text(0); }, "list alerts to take over");
 }
 
 Result<std::vector<AlertRecord>> SqlStore::related_alerts(

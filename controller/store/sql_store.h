@@ -210,6 +210,15 @@ class SqlStore : public Store {
   Result<std::optional<AuditEvent>> record_outcome_rows(sql::Database& db,
                                                         const ActionOutcomeReport& report,
                                                         std::int64_t now_ms);
+  // The ids `sql` selects (one text column), its parameters being this controller's id then `ms`.
+  Result<std::vector<std::string>> ids_for_this_controller(const std::string& sql, std::int64_t ms,
+                                                           const char* what);
+  // Leases on rows of `table` (playbook_runs, alerts) while `unfinished` (an SQL condition, never
+  // caller text) holds: claim_run / claim_alert and the renewals.
+  Result<bool> claim_lease(const char* table, const char* unfinished, const std::string& id,
+                           std::int64_t now_ms, std::int64_t lease_ms);
+  Status renew_leases(const char* table, const char* unfinished, std::int64_t now_ms,
+                      std::int64_t lease_ms);
   // Actions whose `column` (case_id or playbook_run_id) is `value`, oldest first.
   Result<std::vector<ActionRecord>> actions_filed_under(const char* column,
                                                         const std::string& value);

@@ -268,36 +268,18 @@ Result<std::vector<PlaybookRunRecord>> SqlStore::unfinished_runs() {
 
 Result<bool> SqlStore::claim_run(const std::string& run_id, std::int64_t now_ms,
                                  std::int64_t lease_ms) {
-  const std::string me = controller_id();
-  auto db = pool_.acquire();
-  // One statement: the row lock it takes makes two controllers' claims take turns.
-  auto claimed = Query(*db,
-                       "UPDATE playbook_runs SET lease_owner = ?, lease_until_ms = ? WHERE id = ? "
-                       "AND finished_at_ms IS NULL AND (lease_owner IN (?, '') OR "
-                       "lease_until_ms < ?)")
-                     .bind(me, now_ms + lease_ms, run_id, me, now_ms)
-                     .run();
-  if (!claimed) return claimed.error();
-  return db->changes() > 0;
+  return claim_lease("playbook_runs", "finished_at_ms IS NULL", run_id, now_ms, lease_ms);
 }
 
 Status SqlStore::renew_run_leases(std::int64_t now_ms, std::int64_t lease_ms) {
-  auto db = pool_.acquire();
-  return Query(*db,
-               "UPDATE playbook_runs SET lease_until_ms = ? WHERE finished_at_ms IS NULL AND "
-               "lease_owner = ?")
-      .bind(now_ms + lease_ms, controller_id())
-      .run();
+  return renew_leases("playbook_runs", "finished_at_ms IS NULL", now_ms, lease_ms);
 }
 
 Result<std::vector<std::string>> SqlStore::runs_to_take_over(std::int64_t now_ms) {
-  auto db = pool_.acquire();
-  Query q(*db,
-          "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND lease_owner NOT IN (?, "
-          "'') AND lease_until_ms < ? ORDER BY started_at_ms");
-  q.bind(controller_id(), now_ms);
-  return collect_rows(
-      *db, q, [](const Query& r) { return r.text(0); }, "list runs to take over");
+  return ids_for_this_controller(
+      "SELECT id FROM playbook_runs WHERE finished_at_ms IS NULL AND lease_owner NOT IN (?, "
+      "'') AND lease_until_ms < ? ORDER BY started_at_ms",
+      now_ms, "list runs to take over");
 }
 
 Status SqlStore::wake_run(const std::string& run_id, std::int64_t now_ms) {
