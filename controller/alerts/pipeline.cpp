@@ -60,9 +60,18 @@ void AlertPipeline::tick() {
     leases_renewed_at_ms_ = now;
     if (auto s = store_.renew_alert_leases(now, Store::kAlertLeaseMs); !s)
       spdlog::error("alerts: cannot renew alert leases: {}", s.error().message);
-    auto orphaned = store_.alerts_to_take_over(now);
+    std::vector<std::string> again;
+    {
+      std::lock_guard lock(mutex_);
+      again.swap(retry_);
+    }
+    if (!again.empty()) {
+      spdlog::info("alerts: trying {} alert(s) again after an error", again.size());
+      enqueue(again);
+    }
+    auto orphaned = store_.take_over_alerts(now, Store::kAlertLeaseMs);
     if (!orphaned) {
-      spdlog::error("alerts: cannot list alerts to take over: {}", orphaned.error().message);
+      spdlog::error("alerts: cannot take over alerts: {}", orphaned.error().message);
       return;
     }
     if (orphaned->empty()) return;
@@ -85,11 +94,23 @@ void AlertPipeline::pump() {
   for (auto& id : starting) asio::post(worker_, [this, id = std::move(id)] { start(id); });
 }
 
-void AlertPipeline::finished(const std::string& id) {
+void AlertPipeline::finished(const std::string& id, Outcome outcome) {
   {
     std::lock_guard lock(mutex_);
     --in_flight_;
     known_.erase(id);
+    // Its lease stays this controller's (renewed): no other controller would take it up. An
+    // alert failing every time is left after kMaxAttempts (a restart takes it up again).
+    if (outcome == Outcome::done) {
+      failures_.erase(id);
+    } else if (++failures_[id] <= kMaxAttempts) {
+      retry_.push_back(id);
+    } else {
+      failures_.erase(id);
+      spdlog::error("alert {}: left unfinished after {} failed attempts; a restart of the "
+                    "controller takes it up again",
+                    id, kMaxAttempts);
+    }
   }
   pump();
 }
@@ -124,7 +145,7 @@ void AlertPipeline::start(const std::string& id) {
   auto claimed = store_.claim_alert(id, clock_.now_unix_ms(), Store::kAlertLeaseMs);
   if (!claimed) {
     spdlog::error("alert {}: cannot claim it: {}", id, claimed.error().message);
-    return finished(id);
+    return finished(id, Outcome::failed);
   }
   if (!*claimed) {
     spdlog::info("alert {}: processed by another controller, or already processed", id);
@@ -133,13 +154,18 @@ void AlertPipeline::start(const std::string& id) {
   auto found = store_.find_alert(id);
   if (!found || !*found) {
     spdlog::error("alert {}: cannot load it: {}", id, found ? "not found" : found.error().message);
-    return finished(id);
+    return finished(id, found ? Outcome::done : Outcome::failed);
   }
   AlertRecord alert = std::move(**found);
+  // Validated already (by a controller that stopped before the enrichment, or before an error):
+  // asking the agents again could only contradict the stored verdict.
+  if (alert.status == "qualified" || alert.status == "unvalidated" ||
+      alert.status == "undetermined")
+    return enrich(std::move(alert));
   auto agents = this->agents();
   if (!agents) {
     spdlog::error("alert {}: cannot list agents: {}", id, agents.error().message);
-    return finished(id);
+    return finished(id, Outcome::failed);
   }
   auto plan = plan_ip_validation(alert, *agents, options_.lookback_days);
   if (plan.ips.empty()) {
@@ -148,7 +174,7 @@ void AlertPipeline::start(const std::string& id) {
                       {"outcome", "unvalidated"},
                       {"reason", "no validation rule applies (no outside IP address observed)"}};
     if (!store_update(alert, "unvalidated", "validation", record, "alert.validated"))
-      return finished(alert.id);
+      return finished(alert.id, Outcome::failed);
     alert.status = "unvalidated";
     alert.validation = record.dump();
     return enrich(std::move(alert));
@@ -161,7 +187,7 @@ void AlertPipeline::start(const std::string& id) {
                {"asked_at", format_utc_ms(clock_.now_unix_ms())},
                {"not_asked", plan.not_asked}};
   if (!store_update(alert, "validating", "validation", pending, "alert.validation_started"))
-    return finished(alert.id);
+    return finished(alert.id, Outcome::failed);
   spdlog::info("alert {}: validating {} against {} agent(s)", alert.id, fmt::join(plan.ips, ", "),
                plan.queries.size() / plan.ips.size());
   auto queries = plan.queries;
@@ -182,7 +208,7 @@ void AlertPipeline::validated(AlertRecord alert, const ValidationPlan& plan,
   spdlog::info("alert {}: {}: {}", alert.id, outcome.status,
                outcome.record["reason"].get<std::string>());
   if (!store_update(alert, outcome.status, "validation", outcome.record, "alert.validated"))
-    return finished(alert.id);
+    return finished(alert.id, Outcome::failed);
   if (outcome.status == "not_relevant") {
     if (listener_) listener_(alert.id);
     return finished(alert.id);
@@ -196,7 +222,7 @@ void AlertPipeline::enrich(AlertRecord alert) {
   auto agents = this->agents();
   if (!agents) {
     spdlog::error("alert {}: cannot list agents: {}", alert.id, agents.error().message);
-    return finished(alert.id);
+    return finished(alert.id, Outcome::failed);
   }
   auto plan = std::make_shared<EnrichmentPlan>(plan_enrichment(alert, *agents));
   auto alert_ptr = std::make_shared<AlertRecord>(std::move(alert));
@@ -206,9 +232,9 @@ void AlertPipeline::enrich(AlertRecord alert) {
     auto record = build_enrichment(*alert_ptr, *plan, answers, *assets_.current(),
                                    history ? *history : std::vector<AlertRecord>{});
     record["enriched_at"] = format_utc_ms(clock_.now_unix_ms());
-    if (store_update(*alert_ptr, alert_ptr->status, "enrichment", record, "alert.enriched") &&
-        listener_)
-      listener_(alert_ptr->id);
+    if (!store_update(*alert_ptr, alert_ptr->status, "enrichment", record, "alert.enriched"))
+      return finished(alert_ptr->id, Outcome::failed);
+    if (listener_) listener_(alert_ptr->id);
     finished(alert_ptr->id);
   };
   if (plan->queries.empty()) return complete({});

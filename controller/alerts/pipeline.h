@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -48,8 +49,8 @@ class AlertPipeline {
   }
   // Queues alerts a previous run left unfinished, unless another controller holds them.
   Status resume();
-  // Renews this controller's alert leases and takes over alerts of a stopped controller, every
-  // kLeaseRenewMs. Called each second.
+  // Renews this controller's alert leases, tries again alerts whose processing failed on an
+  // error, and takes over alerts of a stopped controller, every kLeaseRenewMs. Called each second.
   void tick();
   static constexpr std::int64_t kLeaseRenewMs = 10'000;
 
@@ -58,7 +59,10 @@ class AlertPipeline {
   void start(const std::string& id);
   void validated(AlertRecord alert, const ValidationPlan& plan, std::vector<LiveAnswer> answers);
   void enrich(AlertRecord alert);
-  void finished(const std::string& id);
+  // An alert's processing here has ended: done (or not this controller's), or failed on an error
+  // (the store, say), to be tried again at the next tick.
+  enum class Outcome { done, failed };
+  void finished(const std::string& id, Outcome outcome = Outcome::done);
   Result<std::vector<AgentRecord>> agents();
   // Wraps a LiveQueries callback so that it runs on the worker thread.
   template <typename Fn>
@@ -76,6 +80,9 @@ class AlertPipeline {
   // Ids queued or in flight: an alert taken over, or resumed while already queued, is not
   // queued twice.
   std::unordered_set<std::string> known_;
+  std::vector<std::string> retry_;         // failed since the last tick
+  std::map<std::string, int> failures_;    // failed attempts, per alert still failing
+  static constexpr int kMaxAttempts = 5;
   std::int64_t leases_renewed_at_ms_ = 0;  // on the worker
   std::size_t in_flight_ = 0;
   std::optional<std::vector<AgentRecord>> agents_cache_;

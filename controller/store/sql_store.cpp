@@ -1672,12 +1672,13 @@ Status SqlStore::update_alert(const std::string& id, const std::string& status,
   const std::string me = controller_id();
   auto db = pool_.acquire();
   return in_transaction(*db, [&]() -> Status {
-    // A validation or enrichment is stored only by a controller that may hold the alert: one
-    // that lost its lease (frozen past it) does not overwrite what the taker decides.
+    // A validation or enrichment is stored only by the alert's holder (or, its lease expired,
+    // a controller nobody has taken it from): one that lost its lease (frozen past it) does not
+    // overwrite what the taker decides, before or after the taker has finished.
     Query q(*db, fmt::format("UPDATE alerts SET status = ?, {} = ?, updated_at_ms = ?, "
                              "processing = CASE WHEN ? = 1 THEN 0 ELSE processing END WHERE id = "
-                             "? AND (? = 0 OR processing = 0 OR lease_owner IN (?, '') OR "
-                             "lease_until_ms < ?)",
+                             "? AND (? = 0 OR lease_owner IN (?, '') OR (processing = 1 AND "
+                             "lease_until_ms < ?))",
                              column));
     q.bind(status, json_text, now_ms, ends_processing ? 1 : 0, id, processing_step ? 1 : 0, me,
            now_ms);
@@ -1722,11 +1723,25 @@ Status SqlStore::renew_alert_leases(std::int64_t now_ms, std::int64_t lease_ms) 
   return renew_leases("alerts", "processing = 1", now_ms, lease_ms);
 }
 
-Result<std::vector<std::string>> SqlStore::alerts_to_take_over(std::int64_t now_ms) {
-  return ids_for_this_controller(
-      "SELECT id FROM alerts WHERE processing = 1 AND lease_owner NOT IN (?, '') AND "
-      "lease_until_ms < ? ORDER BY rowid",
-      now_ms, "list alerts to take over");
+Result<std::vector<std::string>> SqlStore::take_over_alerts(std::int64_t now_ms,
+                                                            std::int64_t lease_ms) {
+  const std::string me = controller_id();
+  auto db = pool_.acquire();
+  // Claimed as they are listed: a backlog taken over is this controller's at once, not listed
+  // again at every look while it works through it.
+  Query q(*db,
+          "UPDATE alerts SET lease_owner = ?, lease_until_ms = ? WHERE processing = 1 AND "
+          "lease_owner NOT IN (?, '') AND lease_until_ms < ? RETURNING rowid, id");
+  q.bind(me, now_ms + lease_ms, me, now_ms);
+  auto taken = collect_rows(
+      *db, q, [](const Query& r) { return std::pair{r.integer(0), r.text(1)}; },
+      "take over alerts");
+  if (!taken) return taken.error();
+  std::sort(taken->begin(), taken->end());
+  std::vector<std::string> ids;
+  ids.reserve(taken->size());
+  for (auto& [rowid, id] : *taken) ids.push_back(std::move(id));
+  return ids;
 }
 
 Result<std::vector<std::string>> SqlStore::ids_for_this_controller(const std::string& sql,

@@ -120,7 +120,8 @@ class SqlStore : public Store {
   Result<bool> claim_alert(const std::string& id, std::int64_t now_ms,
                            std::int64_t lease_ms) override;
   Status renew_alert_leases(std::int64_t now_ms, std::int64_t lease_ms) override;
-  Result<std::vector<std::string>> alerts_to_take_over(std::int64_t now_ms) override;
+  Result<std::vector<std::string>> take_over_alerts(std::int64_t now_ms,
+                                                    std::int64_t lease_ms) override;
   Result<std::vector<AlertRecord>> related_alerts(const std::string& host_name,
                                                   const std::vector<Observable>& observables,
                                                   const std::string& except_id, int limit) override;

@@ -611,8 +611,10 @@ class Store {
                                    std::int64_t lease_ms) = 0;
   // Extends every lease this controller holds on an alert still being processed.
   virtual Status renew_alert_leases(std::int64_t now_ms, std::int64_t lease_ms) = 0;
-  // Alerts still being processed whose lease another controller let expire (it stopped).
-  virtual Result<std::vector<std::string>> alerts_to_take_over(std::int64_t now_ms) = 0;
+  // Takes the lease (to now + lease_ms) of every alert still being processed whose lease another
+  // controller let expire (it stopped), in one statement; returns their ids, oldest first.
+  virtual Result<std::vector<std::string>> take_over_alerts(std::int64_t now_ms,
+                                                            std::int64_t lease_ms) = 0;
   // Earlier alerts on `host_name`, and the newest of each case sharing one of `observables`;
   // newest first, not `except_id`, at most `limit`. Summary fields only (id, rule name,
   // severity, timestamp, host, status, case).

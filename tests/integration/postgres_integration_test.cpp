@@ -198,6 +198,66 @@ TEST(PostgresIntegration, ABurstOfAlertBatchesLeavesTheApiServingOthers) {
   EXPECT_LT(worst, 1.0) << "the console waited behind the alert batches";
 }
 
+// An alert whose processing fails on a database error is tried again by its controller (no other
+// would take it: the lease stays renewed), without asking again what was already decided.
+TEST(PostgresIntegration, AnAlertWhoseEnrichmentFailedIsTriedAgainWithoutARestart) {
+  auto cluster = POSTGRES_CLUSTER_OR_SKIP();
+  PostgresTestDatabase database(*cluster);
+  ASSERT_FALSE(database.url().empty()) << database.error();
+  ControllerUnderTest controller(StoreAt{database.url()});
+  controller.start();
+  PGconn* conn = PQconnectdb(database.url().c_str());
+  ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+  const auto sql = [&](const char* statement) {
+    PGresult* r = PQexec(conn, statement);
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    EXPECT_TRUE(ok) << statement << ": " << PQerrorMessage(conn);
+    PQclear(r);
+  };
+  // The database refuses every enrichment until the trigger is dropped.
+  sql("CREATE FUNCTION refuse_enrichment() RETURNS trigger AS $$ BEGIN IF NEW.enrichment <> '{}' "
+      "THEN RAISE EXCEPTION 'enrichment refused by the test'; END IF; RETURN NEW; END $$ "
+      "LANGUAGE plpgsql");
+  sql("CREATE TRIGGER refuse BEFORE UPDATE ON alerts FOR EACH ROW EXECUTE FUNCTION "
+      "refuse_enrichment()");
+  const auto file = controller.dir() / "alert.json";
+  std::ofstream(file) << json{{"@timestamp", "2026-11-20T09:14:03.512Z"},
+                              {"kibana.alert.uuid", "alert-retry"},
+                              {"kibana.alert.rule.name", "Suspicious binary"},
+                              {"kibana.alert.severity", "medium"},
+                              {"host", {{"name", "host-retry"}}},
+                              {"file", {{"hash", {{"sha256", std::string(64, 'a')}}}}}}
+                             .dump();
+  ASSERT_EQ(controller.cli({"alerts", "submit", file.string()}).exit_code, 0);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return controller.process().log_text().find("enrichment refused by the test") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << controller.process().log_text();
+  sql("DROP TRIGGER refuse ON alerts");
+  PQfinish(conn);
+  json alert;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        alert = controller.cli_json({"alerts", "show", "alert-retry"});
+        return alert["enrichment"].contains("enriched_at");
+      },
+      std::chrono::seconds(30)))
+      << alert.dump(2) << controller.process().log_text();
+  EXPECT_NE(controller.process().log_text().find("trying 1 alert(s) again after an error"),
+            std::string::npos);
+  const auto audit = controller.cli({"audit", "export"});
+  std::size_t validated = 0;
+  std::istringstream lines(audit.out);
+  for (std::string line; std::getline(lines, line);) {
+    validated += line.find("alert-retry") != std::string::npos &&
+                 line.find("\"alert.validated\"") != std::string::npos;
+  }
+  EXPECT_EQ(validated, 1u) << audit.out;
+}
+
 // Two controllers on one database, an agent on each side.
 class TwoControllers : public ::testing::Test {
  protected:

@@ -793,7 +793,7 @@ TEST_P(StoreContract, AlertLeasesLetOneControllerProcessAnAlertAndAnotherTakeItO
   // b, starting while a works on them (a's leases run to 40 s): nothing for it.
   store->set_controller_id("b");
   EXPECT_TRUE(store->unfinished_alerts(11'000).value().empty());
-  EXPECT_TRUE(store->alerts_to_take_over(11'000).value().empty());
+  EXPECT_TRUE(store->take_over_alerts(11'000, 30'000).value().empty());
   EXPECT_FALSE(store->claim_alert("al-1", 11'000, 30'000).value());
   auto refused =
       store->update_alert("al-1", "validating", "validation", "{}", decision("al-1"), 11'000);
@@ -811,11 +811,11 @@ TEST_P(StoreContract, AlertLeasesLetOneControllerProcessAnAlertAndAnotherTakeItO
   EXPECT_FALSE(store->claim_alert("al-2", 20'001, 30'000).value());
   // a stops renewing; b takes al-1 over once the lease has expired.
   store->set_controller_id("b");
-  EXPECT_TRUE(store->alerts_to_take_over(49'999).value().empty());
-  EXPECT_EQ(store->alerts_to_take_over(50'001).value(), Ids{"al-1"});
-  EXPECT_EQ(store->unfinished_alerts(50'001).value(), Ids{"al-1"});
-  EXPECT_TRUE(store->claim_alert("al-1", 50'001, 30'000).value());
-  EXPECT_TRUE(store->alerts_to_take_over(50'002).value().empty());  // b's own now
+  EXPECT_TRUE(store->take_over_alerts(49'999, 30'000).value().empty());
+  EXPECT_EQ(store->unfinished_alerts(50'001).value(), Ids{"al-1"});  // free to take up
+  EXPECT_EQ(store->take_over_alerts(50'001, 30'000).value(), Ids{"al-1"});
+  EXPECT_TRUE(store->take_over_alerts(50'002, 30'000).value().empty());  // b's own now
+  EXPECT_TRUE(store->claim_alert("al-1", 50'002, 30'000).value());
   // a, back after freezing past its lease, neither claims nor decides it.
   store->set_controller_id("a");
   EXPECT_FALSE(store->claim_alert("al-1", 50'002, 30'000).value());
@@ -830,7 +830,14 @@ TEST_P(StoreContract, AlertLeasesLetOneControllerProcessAnAlertAndAnotherTakeItO
   ASSERT_TRUE(
       store->update_alert("al-1", "qualified", "enrichment", "{}", decision("al-1"), 50'005));
   EXPECT_TRUE(store->unfinished_alerts(50'006).value().empty());
-  EXPECT_TRUE(store->alerts_to_take_over(500'000).value().empty());
+  // Nor does a, after b has finished with it.
+  store->set_controller_id("a");
+  EXPECT_FALSE(
+      store->update_alert("al-1", "undetermined", "validation", "{}", decision("al-1"), 50'007));
+  EXPECT_FALSE(
+      store->update_alert("al-1", "undetermined", "enrichment", "{}", decision("al-1"), 50'007));
+  store->set_controller_id("b");
+  EXPECT_TRUE(store->take_over_alerts(500'000, 30'000).value().empty());
   EXPECT_EQ(store->find_alert("al-1").value()->status, "qualified");
   EXPECT_EQ(store->find_alert("al-1").value()->confidence, R"({"score":1})");
 }
