@@ -214,28 +214,35 @@ Result<LocalToken> local_admin_token(ControllerService& service,
 }
 
 // A copy taken while the source's controller still runs would leave behind whatever it writes
-// after (alerts, action results, audit entries). The status file beside the database says whether
-// it runs; without one (a database moved elsewhere), a heartbeat it recorded lately says so.
+// after (alerts, action results, audit entries). Whether it runs: the heartbeat each controller
+// records in the database every 5 s (a graceful stop says so), wherever that controller runs
+// (another data directory, a container); and the status file beside the database, when the pid
+// it names is a controller.
 Status source_controller_stopped(const fs::path& source_path, Store& source) {
-  const auto status = read_service_status(source_path.parent_path() / ServiceStatus::kFileName);
-  if (status.present) {
-    if (!status.running) return ok_status();
-    return Error{fmt::format(
-        "the controller using {} is running (pid {}); stop it first (systemctl stop "
-        "riposte-controller): what it writes after the copy would be lost",
-        source_path.string(), status.fields.value("pid", 0))};
-  }
   auto controllers = source.list_controllers();
   if (!controllers) return controllers.error();
   const auto now = SystemClock().now_unix_ms();
   for (const auto& c : *controllers) {
+    if (c.stopped_at_ms >= c.last_seen_ms) continue;  // stopped gracefully since
     const auto silent_ms = now - c.last_seen_ms;
     if (silent_ms >= ControllerService::kControllerSilentAfterMs) continue;
     return Error{fmt::format(
-        "controller {} recorded a heartbeat in {} {} s ago: it may still be running; stop it "
-        "first, or if it has stopped, run this again in {} s",
+        "controller {} recorded a heartbeat in {} {} s ago: it is running; stop it first "
+        "(systemctl stop riposte-controller). If it was killed, run this again in {} s",
         c.id, source_path.string(), silent_ms / 1000,
         (ControllerService::kControllerSilentAfterMs - silent_ms) / 1000 + 1)};
+  }
+  const auto status = read_service_status(source_path.parent_path() / ServiceStatus::kFileName);
+  const int pid = status.fields.value("pid", 0);
+  if (status.running && pid > 0) {
+    // A pid reused by another program (after a reboot, or pid 1 seen from outside a container)
+    // is not the controller.
+    auto comm = read_file(fmt::format("/proc/{}/comm", pid));
+    if (comm && comm->starts_with("riposte-contro"))
+      return Error{fmt::format(
+          "the controller using {} is running (pid {}); stop it first (systemctl stop "
+          "riposte-controller): what it writes after the copy would be lost",
+          source_path.string(), pid)};
   }
   return ok_status();
 }

@@ -354,6 +354,12 @@ void ControllerService::run() {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { io_.run(); });
   io_.run();
   for (auto& t : pool) t.join();
+  // Said once nothing else runs: `migrate` and the other controllers need not wait out the
+  // silence that tells a stopped controller from a running one.
+  if (store_ && !self_.agent_gateway.empty()) {
+    if (auto s = store_->record_controller_stopped(self_.id, clock_.now_unix_ms()); !s)
+      spdlog::warn("controller: cannot record this controller's stop: {}", s.error().message);
+  }
 }
 
 void ControllerService::stop() {

@@ -292,12 +292,13 @@ CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at_ms);
 )sql"},
     {4,
      "leases on alerts being processed, so one controller sharing the store validates and "
-     "enriches each (SQLite's 14)",
+     "enriches each; a controller's graceful stop (SQLite's 14)",
      R"sql(
 ALTER TABLE alerts ADD COLUMN processing INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE alerts ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE alerts ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0;
 UPDATE alerts SET processing = 1 WHERE status IN ('new', 'validating');
+ALTER TABLE controllers ADD COLUMN stopped_at_ms BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX alerts_processing ON alerts (lease_owner, lease_until_ms) WHERE processing = 1;
 )sql"},
 };

@@ -403,7 +403,7 @@ Result<int> SqlStore::controller_heartbeat(const ControllerRecord& me, std::int6
                       "excluded.agent_gateway, api = excluded.api, started_at_ms = "
                       "excluded.started_at_ms, last_seen_ms = excluded.last_seen_ms, "
                       "ca_fingerprint = excluded.ca_fingerprint, action_key_fingerprint = "
-                      "excluded.action_key_fingerprint")
+                      "excluded.action_key_fingerprint, stopped_at_ms = 0")
                     .bind(me.id, me.agent_gateway, me.api, me.started_at_ms, now_ms,
                           me.ca_fingerprint, me.action_key_fingerprint)
                     .run();
@@ -430,14 +430,19 @@ Result<std::vector<ControllerRecord>> SqlStore::list_controllers() {
   auto db = pool_.acquire();
   Query q(*db,
           "SELECT id, agent_gateway, api, started_at_ms, last_seen_ms, ca_fingerprint, "
-          "action_key_fingerprint FROM controllers ORDER BY id");
+          "action_key_fingerprint, stopped_at_ms FROM controllers ORDER BY id");
   return collect_rows(
       *db, q,
       [](const Query& r) {
-        return ControllerRecord{r.text(0),    r.text(1),    r.text(2), r.integer(3),
-                                r.integer(4), r.text(5), r.text(6)};
+        return ControllerRecord{r.text(0),    r.text(1), r.text(2), r.integer(3),
+                                r.integer(4), r.text(5), r.text(6), r.integer(7)};
       },
       "list controllers");
+}
+
+Status SqlStore::record_controller_stopped(const std::string& id, std::int64_t now_ms) {
+  auto db = pool_.acquire();
+  return Query(*db, "UPDATE controllers SET stopped_at_ms = ? WHERE id = ?").bind(now_ms, id).run();
 }
 
 Status SqlStore::insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,

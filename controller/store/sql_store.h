@@ -57,6 +57,7 @@ class SqlStore : public Store {
   Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                    std::int64_t silent_before_ms) override;
   Result<std::vector<ControllerRecord>> list_controllers() override;
+  Status record_controller_stopped(const std::string& id, std::int64_t now_ms) override;
   Status insert_console_session(const ConsoleSessionRecord& session, std::int64_t now_ms,
                                 std::size_t max_per_operator) override;
   Result<std::optional<ConsoleSessionRecord>> find_console_session(const std::string& secret_hash,

@@ -320,12 +320,13 @@ CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at_ms);
 )sql"},
     {14,
      "leases on alerts being processed, so one controller sharing the store validates and "
-     "enriches each",
+     "enriches each; a controller's graceful stop",
      R"sql(
 ALTER TABLE alerts ADD COLUMN processing INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE alerts ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE alerts ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
 UPDATE alerts SET processing = 1 WHERE status IN ('new', 'validating');
+ALTER TABLE controllers ADD COLUMN stopped_at_ms INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX alerts_processing ON alerts (lease_owner, lease_until_ms) WHERE processing = 1;
 )sql"},
 };

@@ -77,6 +77,9 @@ struct ControllerRecord {
   // agents enrolled through one refuse the other (ControllerService checks at start).
   std::string ca_fingerprint;
   std::string action_key_fingerprint;
+  // When it stopped gracefully (record_controller_stopped); 0 while it runs, or when it was
+  // killed (its last_seen_ms then grows old).
+  std::int64_t stopped_at_ms = 0;
 };
 
 // A web console session (controller/api/console_sessions.h), kept in the store so that every
@@ -469,6 +472,8 @@ class Store {
   virtual Result<int> controller_heartbeat(const ControllerRecord& me, std::int64_t now_ms,
                                            std::int64_t silent_before_ms) = 0;
   virtual Result<std::vector<ControllerRecord>> list_controllers() = 0;
+  // A controller stopping gracefully says so (its next heartbeat clears it).
+  virtual Status record_controller_stopped(const std::string& id, std::int64_t now_ms) = 0;
   // Console sessions. Inserting drops the expired ones and, beyond `max_per_operator` of the same
   // operator, that operator's sessions that expire first: one operator signing in again and
   // again ends only their own sessions, never another's. find: nullopt for none or expired (an
