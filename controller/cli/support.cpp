@@ -32,7 +32,9 @@ std::string env_or(const char* name, const std::string& given) {
 
 namespace {
 
-constexpr int kBusyAttempts = 4;
+// How long a command waits out 503s in all: alert batches are answered "retry in 1 s" while
+// others are stored, which can take a minute under a burst.
+constexpr int kBusyPatienceS = 120;
 
 std::string request(const Connection& c, const std::string& method, const std::string& target,
                     std::string body, const std::string& output_file) {
@@ -61,16 +63,21 @@ std::string request(const Connection& c, const std::string& method, const std::s
   http.body = std::move(body);
   auto response = https_request(http, tls);
   // 503 with Retry-After means the controller did not handle the request (a heavy route's slot
-  // is taken, two large uploads are being read): waiting as told and asking again is safe for any
-  // method. A few times, at most 30 s each, saying so on stderr. (429, too many failed
-  // attempts, is not retried: the same token would fail again.)
-  for (int attempt = 1; response && response->status == 503 && response->retry_after_s > 0 &&
-                        attempt < kBusyAttempts;
-       ++attempt) {
-    const int wait_s = std::min(response->retry_after_s, 30);
-    std::fprintf(stderr, "riposte: controller answered %d (busy); retrying in %d s\n",
-                 response->status, wait_s);
+  // is taken, two large uploads are being read, alert batches are being stored): waiting as told
+  // and asking again is safe for any method. For up to kBusyPatienceS in all, at most 30 s a
+  // wait, saying so on stderr at the first and then every 10 s. (429, too many failed attempts,
+  // is not retried: the same token would fail again.)
+  int waited_s = 0, said_at_s = -10;
+  while (response && response->status == 503 && response->retry_after_s > 0 &&
+         waited_s < kBusyPatienceS) {
+    const int wait_s = std::min({response->retry_after_s, 30, kBusyPatienceS - waited_s});
+    if (waited_s - said_at_s >= 10) {
+      std::fprintf(stderr, "riposte: controller answered %d (busy); retrying in %d s\n",
+                   response->status, wait_s);
+      said_at_s = waited_s;
+    }
     std::this_thread::sleep_for(std::chrono::seconds(wait_s));
+    waited_s += wait_s;
     response = https_request(http, tls);
   }
   if (!response) die(response.error().message);
