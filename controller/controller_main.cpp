@@ -239,10 +239,10 @@ Status source_controller_stopped(const fs::path& source_path, Store& source) {
     // is not the controller.
     auto comm = read_file(fmt::format("/proc/{}/comm", pid));
     if (comm && comm->starts_with("riposte-contro"))
-      return Error{fmt::format(
-          "the controller using {} is running (pid {}); stop it first (systemctl stop "
-          "riposte-controller): what it writes after the copy would be lost",
-          source_path.string(), pid)};
+      return Error{
+          fmt::format("the controller using {} is running (pid {}); stop it first (systemctl stop "
+                      "riposte-controller): what it writes after the copy would be lost",
+                      source_path.string(), pid)};
   }
   return ok_status();
 }

@@ -323,9 +323,10 @@ void ControllerService::heartbeat_if_due() {
     } else {
       sessions_checked_ms_ = now;
       if (*replaced > 0)
-        spdlog::warn("controller: {} agent(s) connected to another controller since: older "
-                     "sessions here closed",
-                     *replaced);
+        spdlog::warn(
+            "controller: {} agent(s) connected to another controller since: older "
+            "sessions here closed",
+            *replaced);
     }
   }
 }

@@ -107,9 +107,10 @@ void AlertPipeline::finished(const std::string& id, Outcome outcome) {
       retry_.push_back(id);
     } else {
       failures_.erase(id);
-      spdlog::error("alert {}: left unfinished after {} failed attempts; a restart of the "
-                    "controller takes it up again",
-                    id, kMaxAttempts);
+      spdlog::error(
+          "alert {}: left unfinished after {} failed attempts; a restart of the "
+          "controller takes it up again",
+          id, kMaxAttempts);
     }
   }
   pump();

@@ -80,8 +80,8 @@ class AlertPipeline {
   // Ids queued or in flight: an alert taken over, or resumed while already queued, is not
   // queued twice.
   std::unordered_set<std::string> known_;
-  std::vector<std::string> retry_;         // failed since the last tick
-  std::map<std::string, int> failures_;    // failed attempts, per alert still failing
+  std::vector<std::string> retry_;       // failed since the last tick
+  std::map<std::string, int> failures_;  // failed attempts, per alert still failing
   static constexpr int kMaxAttempts = 5;
   std::int64_t leases_renewed_at_ms_ = 0;  // on the worker
   std::size_t in_flight_ = 0;

@@ -66,8 +66,9 @@ class ApiRouter {
   explicit ApiRouter(ApiRouterDeps deps);
   ApiResponse handle(const ApiRequest& request);
   // Whether the request's token may do `what` a heavy route does (any role but ingest; evidence:
-  // responder; audit export: admin; alert intake: whoever may submit alerts). The server takes one of a heavy route's few slots only for
-  // such a request: a client without a valid token, or one the route will refuse, holds none.
+  // responder; audit export: admin; alert intake: whoever may submit alerts). The server takes one
+  // of a heavy route's few slots only for such a request: a client without a valid token, or one
+  // the route will refuse, holds none.
   bool may_run_heavy(const ApiRequest& request, std::string_view path);
   // The body limit for a request whose header has arrived (`head.body` empty): the rule-set
   // limit for an upload by a caller allowed to upload, the alert limit for an alert batch by a

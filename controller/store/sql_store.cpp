@@ -794,7 +794,8 @@ Result<std::map<std::string, std::string>> stored_alert_cases(
   std::map<std::string, std::string> out;
   auto s = in_chunks(alerts.size(), [&](std::size_t first, std::size_t count) -> Status {
     Query q(db, "SELECT id, case_id FROM alerts WHERE id IN " + placeholder_rows(1, count));
-    for (std::size_t i = 0; i < count; ++i) q.bind_from(static_cast<int>(i) + 1, alerts[first + i].id);
+    for (std::size_t i = 0; i < count; ++i)
+      q.bind_from(static_cast<int>(i) + 1, alerts[first + i].id);
     int rc;
     while ((rc = q.step()) == sql::kRow) out.emplace(q.text(0), q.text(1));
     if (rc != sql::kDone) return db.error("find stored alerts");
@@ -814,7 +815,8 @@ struct ObservableRow {
 };
 struct ObservableRows {
   std::map<ObservableKey, ObservableRow> by_key;
-  std::map<std::string, bool> case_open;  // the cases they name: neither resolved nor false positive
+  std::map<std::string, bool>
+      case_open;  // the cases they name: neither resolved nor false positive
 };
 
 // The stored rows of every observable the batch links.
@@ -880,15 +882,14 @@ Status insert_alert_rows(sql::Database& db, const std::vector<const AlertRecord*
     for (std::size_t i = 0; i < count; ++i) {
       const auto& a = *alerts[first + i];
       const bool processing = a.status == "new" || a.status == "validating";
-      q.bind_from(static_cast<int>(27 * i) + 1, a.id, a.source, a.source_id, a.rule_id,
-                  a.rule_name, a.severity, a.timestamp_ms, a.host_name, to_json_list(a.host_ips),
-                  a.user_name, observables_json(a.observables).dump(), to_json_list(a.notes), a.raw,
-                  case_ids[first + i], a.status, a.assets.empty() ? "[]" : a.assets,
-                  a.confidence.empty() ? "{}" : a.confidence,
-                  a.validation.empty() ? "{}" : a.validation,
-                  a.enrichment.empty() ? "{}" : a.enrichment, a.received_at_ms, now_ms,
-                  a.submitted_by, a.submitter_role, a.source_max_mode, processing ? 1 : 0, me,
-                  now_ms + Store::kAlertLeaseMs);
+      q.bind_from(
+          static_cast<int>(27 * i) + 1, a.id, a.source, a.source_id, a.rule_id, a.rule_name,
+          a.severity, a.timestamp_ms, a.host_name, to_json_list(a.host_ips), a.user_name,
+          observables_json(a.observables).dump(), to_json_list(a.notes), a.raw, case_ids[first + i],
+          a.status, a.assets.empty() ? "[]" : a.assets, a.confidence.empty() ? "{}" : a.confidence,
+          a.validation.empty() ? "{}" : a.validation, a.enrichment.empty() ? "{}" : a.enrichment,
+          a.received_at_ms, now_ms, a.submitted_by, a.submitter_role, a.source_max_mode,
+          processing ? 1 : 0, me, now_ms + Store::kAlertLeaseMs);
     }
     return q.run();
   });
@@ -1605,17 +1606,15 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
         new_cases.emplace_back(outcome.case_id, &a);
       } else {
         auto& most = raised[outcome.case_id];
-        if (most == nullptr || severity_rank(a.severity) > severity_rank(most->severity))
-          most = &a;
+        if (most == nullptr || severity_rank(a.severity) > severity_rank(most->severity)) most = &a;
       }
       // The observable's row now points at this alert's case (the upsert's rule: a newer
       // sighting, or another case).
       for (const auto& o : linking) {
-        auto [row, added] =
-            rows->by_key.try_emplace({o.type, o.value, a.host_name}, outcome.case_id,
-                                     a.timestamp_ms, true);
-        if (!added && (a.timestamp_ms >= row->second.at_ms ||
-                       row->second.case_id != outcome.case_id)) {
+        auto [row, added] = rows->by_key.try_emplace({o.type, o.value, a.host_name},
+                                                     outcome.case_id, a.timestamp_ms, true);
+        if (!added &&
+            (a.timestamp_ms >= row->second.at_ms || row->second.case_id != outcome.case_id)) {
           row->second = {outcome.case_id, a.timestamp_ms, true};
         }
       }
@@ -1693,8 +1692,8 @@ Status SqlStore::update_alert(const std::string& id, const std::string& status,
       exists.bind(id);
       const int rc = exists.step();
       if (rc == sql::kRow)
-        return Error{fmt::format("alert '{}' is held by another controller ({})", id,
-                                 exists.text(0))};
+        return Error{
+            fmt::format("alert '{}' is held by another controller ({})", id, exists.text(0))};
       if (rc != sql::kDone) return db->error("find alert");
       return Error{fmt::format("no alert '{}'", id)};
     }
@@ -1739,7 +1738,10 @@ Result<std::vector<std::string>> SqlStore::take_over_alerts(std::int64_t now_ms,
           "lease_owner NOT IN (?, '') AND lease_until_ms < ? RETURNING rowid, id");
   q.bind(me, now_ms + lease_ms, me, now_ms);
   auto taken = collect_rows(
-      *db, q, [](const Query& r) { return std::pair{r.integer(0), r.text(1)}; },
+      *db, q,
+      [](const Query& r) {
+        return std::pair{r.integer(0), r.text(1)};
+      },
       "take over alerts");
   if (!taken) return taken.error();
   std::sort(taken->begin(), taken->end());
@@ -1759,9 +1761,8 @@ Result<std::vector<std::string>> SqlStore::ids_for_this_controller(const std::st
       *db, q, [](const Query& r) { return r.text(0); }, what);
 }
 
-Result<bool> SqlStore::claim_lease(const char* table, const char* unfinished,
-                                   const std::string& id, std::int64_t now_ms,
-                                   std::int64_t lease_ms) {
+Result<bool> SqlStore::claim_lease(const char* table, const char* unfinished, const std::string& id,
+                                   std::int64_t now_ms, std::int64_t lease_ms) {
   const std::string me = controller_id();
   auto db = pool_.acquire();
   // One statement: the row lock it takes makes two controllers' claims take turns.

@@ -86,8 +86,8 @@ TEST(PostgresIntegration, ASqliteDeploymentIsMigratedWithItsHistoryAndAuditChain
   // While the controller runs, a copy would miss what it writes next: refused, nothing written
   // (the migration below needs an empty target).
   const auto sqlite = "sqlite:" + (controller.data_dir() / "riposte.db").string();
-  const auto running = run_command(
-      {bin("riposte-controller"), "migrate", "--from", sqlite, "--to", database.url()});
+  const auto running =
+      run_command({bin("riposte-controller"), "migrate", "--from", sqlite, "--to", database.url()});
   EXPECT_NE(running.exit_code, 0);
   EXPECT_NE(running.err.find("is running"), std::string::npos) << running.err;
   controller.stop_gracefully();
@@ -156,12 +156,11 @@ TEST(PostgresIntegration, ABurstOfAlertBatchesLeavesTheApiServingOthers) {
     }
     std::ofstream(body) << batch.dump();
     shippers.push_back(std::make_unique<ChildProcess>(
-        std::vector<std::string>{"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                 "--max-time", "120", "--cacert", controller.ca_cert(), "-H",
-                                 "Authorization: Bearer " + controller.admin_token(), "-H",
-                                 "Content-Type: application/json", "--data-binary",
-                                 fmt::format("@{}", body.string()),
-                                 "https://" + controller.api() + "/api/v1/alerts"},
+        std::vector<std::string>{
+            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "120", "--cacert",
+            controller.ca_cert(), "-H", "Authorization: Bearer " + controller.admin_token(), "-H",
+            "Content-Type: application/json", "--data-binary", fmt::format("@{}", body.string()),
+            "https://" + controller.api() + "/api/v1/alerts"},
         controller.dir() / fmt::format("shipper-{}.log", s)));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -172,20 +171,20 @@ TEST(PostgresIntegration, ABurstOfAlertBatchesLeavesTheApiServingOthers) {
                              {"kibana.alert.rule.name", "By hand"},
                              {"host", {{"name", "host-0"}}}}
                             .dump();
-  ChildProcess analyst({bin("riposte"), "--server", "https://" + controller.api(), "--token",
-                        controller.admin_token(), "--ca", controller.ca_cert(), "alerts", "submit",
-                        one.string()},
-                       controller.dir() / "analyst.log");
+  ChildProcess analyst(
+      {bin("riposte"), "--server", "https://" + controller.api(), "--token",
+       controller.admin_token(), "--ca", controller.ca_cert(), "alerts", "submit", one.string()},
+      controller.dir() / "analyst.log");
   double worst = 0;
   int probes = 0;
   const auto any_running = [&] {
     return std::any_of(shippers.begin(), shippers.end(), [](auto& p) { return p->running(); });
   };
   while (any_running() && probes < 400) {
-    const auto probe = run_command(
-        {"curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "--cacert", controller.ca_cert(),
-         "-H", "Authorization: Bearer " + controller.admin_token(),
-         "https://" + controller.api() + "/api/v1/agents"});
+    const auto probe = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{time_total}",
+                                    "--cacert", controller.ca_cert(), "-H",
+                                    "Authorization: Bearer " + controller.admin_token(),
+                                    "https://" + controller.api() + "/api/v1/agents"});
     if (any_running()) {
       worst = std::max(worst, std::stod(probe.out));
       ++probes;
@@ -462,8 +461,8 @@ TEST_F(TwoControllers, AnAgentWhoseControllerDiesFailsOverAndGetsItsQueuedAction
   EXPECT_NE(agent->log_text().find("retrying with " + b->gateway()), std::string::npos)
       << agent->log_text();
   // The endpoint's own view names the gateway it reached, not the one it enrolled with.
-  const auto status = run_command(
-      {bin("riposte-agent"), "status", "--state-dir", state.string(), "--json"});
+  const auto status =
+      run_command({bin("riposte-agent"), "status", "--state-dir", state.string(), "--json"});
   const auto report = json::parse(status.out);
   EXPECT_EQ(report["connected_to"], b->gateway()) << status.out;
   EXPECT_EQ(report["gateway"], a->gateway()) << status.out;
@@ -542,21 +541,21 @@ TEST_F(TwoControllers, AnAgentConnectingToBEndsItsOlderSessionOnA) {
   const auto state = a->dir() / "agent";
   const auto id = a->enroll_agent(state);
   auto first = a->start_agent(state, "first.log");
-  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
-                         std::chrono::seconds(20)))
+  ASSERT_TRUE(
+      wait_until([&] { return a->agent(id)["status"] == "online"; }, std::chrono::seconds(20)))
       << first->log_text();
   const auto copy = a->dir() / "agent-copy";
   fs::copy(state, copy, fs::copy_options::recursive);
   auto second = a->start_agent(copy, "second.log", {"--gateway", b->gateway()});
   const std::string replaced =
       "replaced by a newer session of the same agent on another controller";
-  EXPECT_TRUE(wait_until(
-      [&] { return a->process().log_text().find(replaced) != std::string::npos; },
-      std::chrono::seconds(15)))
+  EXPECT_TRUE(
+      wait_until([&] { return a->process().log_text().find(replaced) != std::string::npos; },
+                 std::chrono::seconds(15)))
       << a->process().log_text();
   first.reset();  // stopped: the identity is left to the session on B
-  const auto run = a->cli({"action", "run", "--agent", id, "host.facts", "--wait", "--timeout",
-                           "30s", "--json"});
+  const auto run = a->cli(
+      {"action", "run", "--agent", id, "host.facts", "--wait", "--timeout", "30s", "--json"});
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_EQ(last_json_line(run.out)["state"], "succeeded");
   EXPECT_EQ(a->agent(id)["status"], "online");
@@ -569,8 +568,8 @@ TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
   const auto state = a->dir() / "agent";
   const auto id = a->enroll_agent(state);
   auto agent = a->start_agent(state, "agent.log");
-  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
-                         std::chrono::seconds(20)))
+  ASSERT_TRUE(
+      wait_until([&] { return a->agent(id)["status"] == "online"; }, std::chrono::seconds(20)))
       << agent->log_text();
   agent->signal(SIGSTOP);  // keeps its session, answers nothing: A's validation waits
   const auto file = a->dir() / "alert.json";
@@ -583,7 +582,9 @@ TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
                              .dump();
   ASSERT_EQ(a->cli({"alerts", "submit", file.string()}).exit_code, 0);
   ASSERT_TRUE(wait_until(
-      [&] { return a->cli_json({"alerts", "show", "alert-lease"})["status"] == "validating"; },
+      [&] {
+        return a->cli_json({"alerts", "show", "alert-lease"})["status"] == "validating";
+      },
       std::chrono::seconds(10)))
       << a->process().log_text();
   b->stop_gracefully();
@@ -601,8 +602,9 @@ TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
   EXPECT_EQ(b->process().log_text().find("resuming"), std::string::npos)
       << "B took up an alert A was validating: " << b->process().log_text();
   EXPECT_NE(b->process().log_text().find("taking over 1 alert(s)"), std::string::npos);
-  EXPECT_NE(b->process().log_text().find("alert alert-lease: " + alert["status"].get<std::string>()),
-            std::string::npos)
+  EXPECT_NE(
+      b->process().log_text().find("alert alert-lease: " + alert["status"].get<std::string>()),
+      std::string::npos)
       << b->process().log_text();
   const auto audit = b->cli({"audit", "export"});
   std::size_t decided = 0;

@@ -16,8 +16,8 @@
 
 #include "controller/store/audit_chain.h"
 #include "controller/store/postgres_store.h"
-#include "controller/store/store_copy.h"
 #include "controller/store/sqlite_store.h"
+#include "controller/store/store_copy.h"
 #include "tests/postgres_test_db.h"
 #include "tests/test_dir.h"
 
@@ -327,7 +327,7 @@ TEST_P(StoreContract, EachControllerClearsOnlyItsOwnSessions) {
   store->set_controller_id("controller-b");
   EXPECT_EQ(store->agents_connected_elsewhere(0).value(), (Ids{"on-a", "on-b"}));
   EXPECT_EQ(store->agents_connected_elsewhere(5).value(), Ids{"on-b"});
-  EXPECT_TRUE(store->agents_connected_elsewhere(6).value().empty());  // none since then
+  EXPECT_TRUE(store->agents_connected_elsewhere(6).value().empty());     // none since then
   ASSERT_TRUE(store->record_agent_disconnected("on-b", "replaced", 7));  // B's late notice
   EXPECT_TRUE((*store->find_agent("on-b"))->connected);
 
@@ -340,8 +340,9 @@ TEST_P(StoreContract, EachControllerClearsOnlyItsOwnSessions) {
                                         20'000, 20'000 - 30'000)
                 .value(),
             0);  // A was seen 19 s ago: still alive
-  EXPECT_EQ(store->controller_heartbeat({"controller-b", "b:7443", "https://b:8443", 0, 0},
-                                        40'000, 40'000 - 30'000)
+  EXPECT_EQ(store
+                ->controller_heartbeat({"controller-b", "b:7443", "https://b:8443", 0, 0}, 40'000,
+                                       40'000 - 30'000)
                 .value(),
             2);  // on-a and on-b
   auto swept = *store->find_agent("on-a");
@@ -525,7 +526,8 @@ TEST_P(StoreContract, ConcurrentBatchesOfRelatedAlertsJoinOneCase) {
 TEST_P(StoreContract, ABatchGroupsIntoCasesExactlyAsOneAlertAfterAnother) {
   constexpr std::int64_t kWindow = 60'000;
   const AuditEvent audit{"ingest", "alerts.received", "", "{}"};
-  auto first = store->insert_alerts({sample_alert("old", "host-0", 1'000, "h0")}, kWindow, audit, 1);
+  auto first =
+      store->insert_alerts({sample_alert("old", "host-0", 1'000, "h0")}, kWindow, audit, 1);
   ASSERT_TRUE(first) << first.error().message;
   ASSERT_TRUE(store->update_case((*first)[0].case_id, {"resolved", "", "ana", ""}, "ana",
                                  {"ana", "case.updated", "", "{}"}, 2));
@@ -573,8 +575,8 @@ TEST_P(StoreContract, ABatchGroupsIntoCasesExactlyAsOneAlertAfterAnother) {
   std::mt19937 random(20261202);
   const auto pick = [&](int n) { return static_cast<int>(random() % n); };
   // Mostly low: a case's severity keeps changing instead of reaching critical at once.
-  const char* severities[] = {"low", "low", "low", "low", "low", "low", "medium", "medium", "high",
-                              "critical"};
+  const char* severities[] = {"low", "low",    "low",    "low",  "low",
+                              "low", "medium", "medium", "high", "critical"};
   std::vector<AlertRecord> all;
   for (int i = 0; i < 400; ++i) {
     // Every 25th a copy of an earlier id (a duplicate, whatever it says).
@@ -786,9 +788,9 @@ TEST_P(StoreContract, AlertLeasesLetOneControllerProcessAnAlertAndAnotherTakeItO
     return AuditEvent{"controller", "alert.validated", id, "{}"};
   };
   store->set_controller_id("a");
-  ASSERT_TRUE(store->insert_alerts({sample_alert("al-1", "web-1", 10'000, "aa"),
-                                    sample_alert("al-2", "web-2", 10'000, "bb")},
-                                   60'000, audit, 10'000));
+  ASSERT_TRUE(store->insert_alerts(
+      {sample_alert("al-1", "web-1", 10'000, "aa"), sample_alert("al-2", "web-2", 10'000, "bb")},
+      60'000, audit, 10'000));
   EXPECT_EQ(store->unfinished_alerts(10'001).value(), (Ids{"al-1", "al-2"}));
   // b, starting while a works on them (a's leases run to 40 s): nothing for it.
   store->set_controller_id("b");
@@ -801,8 +803,8 @@ TEST_P(StoreContract, AlertLeasesLetOneControllerProcessAnAlertAndAnotherTakeItO
   EXPECT_NE(refused.error().message.find("held by another controller (a)"), std::string::npos)
       << refused.error().message;
   // A confidence (intel) is not processing: any controller stores it.
-  EXPECT_TRUE(store->update_alert("al-1", "new", "confidence", R"({"score":1})", decision("al-1"),
-                                  11'000));
+  EXPECT_TRUE(
+      store->update_alert("al-1", "new", "confidence", R"({"score":1})", decision("al-1"), 11'000));
   // a renews, and ends al-2 (not relevant): nothing left of it to claim.
   store->set_controller_id("a");
   ASSERT_TRUE(store->renew_alert_leases(20'000, 30'000));  // to 50 s
