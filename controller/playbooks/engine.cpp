@@ -172,6 +172,15 @@ void PlaybookEngine::post_advance(const std::string& run_id) {
   asio::post(worker_, [this, run_id] { advance(run_id); });
 }
 
+void PlaybookEngine::look_again_if_actions_ended(const PlaybookRunRecord& run) {
+  if (run.state != "waiting" || run.waiting_for != "actions") return;
+  auto actions = deps_.store.run_actions(run.id);
+  if (!actions) return;  // the wake, or the deadline, still comes
+  for (const auto& a : *actions)
+    if (!is_terminal(a.state)) return;
+  post_advance(run.id);
+}
+
 void PlaybookEngine::drain() {
   std::promise<void> done;
   asio::post(worker_, [&done] { done.set_value(); });
@@ -474,6 +483,8 @@ void PlaybookEngine::advance(const std::string& run_id) {
       if (changed) {
         if (auto s = deps_.store.update_run(run, nullptr, nullptr, now); !s)
           spdlog::error("playbooks: run {}: cannot store: {}", run.id, s.error().message);
+        else
+          look_again_if_actions_ended(run);
       }
       return;
     }
@@ -1108,6 +1119,8 @@ void PlaybookEngine::compensate(const Playbook& playbook, PlaybookRunRecord& run
             run.wake_at_ms = deadline;
             if (auto s = deps_.store.update_run(run, nullptr, nullptr, now); !s)
               spdlog::error("playbooks: run {}: cannot store: {}", run.id, s.error().message);
+            else
+              look_again_if_actions_ended(run);
           }
           return;
         }

@@ -126,6 +126,11 @@ class PlaybookEngine {
  private:
   struct StepOutcome;
   void post_advance(const std::string& run_id);
+  // Once `run` is stored waiting for actions: if they have all ended meanwhile, looks again.
+  // With controllers sharing a store, an action that ended on another controller before the
+  // run was stored as waiting found nothing to wake (Store::wake_run), and would otherwise be
+  // noticed only at the step's deadline.
+  void look_again_if_actions_ended(const PlaybookRunRecord& run);
   void advance(const std::string& run_id);
   StepOutcome execute(const Playbook& playbook, const PlaybookStep& step, PlaybookRunRecord& run,
                       nlohmann::json& context);

@@ -161,6 +161,12 @@ def main():
         WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#approvals a"))).click()
         WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.ID, "impact")))
         check(rex.current_url == approval_url, "the approval has its own address")
+        # The page fills in as its requests answer: wait for the target's process, not only for
+        # the impact section to exist (a busy machine showed the section before the pid).
+        try:
+            WebDriverWait(rex, 10).until(lambda d: f"pid {victim.pid}" in d.find_element(By.TAG_NAME, "main").text)
+        except Exception:
+            pass  # the check below says what is missing
         body_text = rex.find_element(By.TAG_NAME, "main").text
         check("You asked for this run" in body_text, "rex is told why he cannot decide")
         check(not rex.find_element(By.ID, "approve").is_enabled(), "rex's approve button is disabled")
