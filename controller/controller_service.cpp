@@ -288,6 +288,7 @@ void ControllerService::schedule_expiry() {
     dispatcher_->expire_due();
     if (engine_) engine_->tick();
     if (pipeline_) pipeline_->tick();
+    if (store_shared_ && live_queries_) live_queries_->look_for_answers_elsewhere();
     heartbeat_if_due();
     schedule_expiry();
   });

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <set>
 
 #include "protocol/action_catalog.h"
 
@@ -128,6 +129,19 @@ void LiveQueries::action_ended(const std::string& action_id) {
       batch->deadline->cancel();
       asio::post(io_, [batch] { batch->done(std::move(batch->answers)); });
     }
+  }
+}
+
+void LiveQueries::look_for_answers_elsewhere() {
+  std::set<std::string> awaited;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [action_id, batch] : by_action_) awaited.insert(action_id);
+    for (const auto& [key, action_id] : in_flight_) awaited.insert(action_id);
+  }
+  for (const auto& action_id : awaited) {
+    auto record = store_.find_action(action_id);
+    if (record && *record && is_terminal((*record)->state)) action_ended(action_id);
   }
 }
 

@@ -53,6 +53,11 @@ class LiveQueries {
   // has passed, whichever is first.
   void ask(std::vector<LiveQuery> queries, const std::string& requester, const std::string& case_id,
            std::int64_t timeout_ms, Done done);
+  // With controllers sharing a store, a question's action may end on another controller (the
+  // one holding the agent's session), whose dispatcher this one does not observe: reads each
+  // action still awaited from the store and takes the answer of those that have ended. Called
+  // each second by the controller.
+  void look_for_answers_elsewhere();
 
  private:
   struct Batch;

@@ -561,6 +561,39 @@ TEST_F(TwoControllers, AnAgentConnectingToBEndsItsOlderSessionOnA) {
   EXPECT_EQ(a->agent(id)["status"], "online");
 }
 
+// Validation asked through A of an agent held by B: the question goes out through B, and A takes
+// the answer from the store as soon as it is there, not at the validation timeout.
+TEST_F(TwoControllers, AnAlertThroughAIsValidatedByAnAgentOnBWithoutWaitingOutTheTimeout) {
+  const auto state = a->dir() / "agent";
+  const auto id = a->enroll_agent(state);
+  auto agent = a->start_agent(state, "agent.log", {"--gateway", b->gateway()});
+  ASSERT_TRUE(wait_until([&] { return a->agent(id)["status"] == "online"; },
+                         std::chrono::seconds(20)))
+      << agent->log_text();
+  const auto file = a->dir() / "alert.json";
+  std::ofstream(file) << json{{"@timestamp", "2026-11-20T09:14:03.512Z"},
+                              {"kibana.alert.uuid", "alert-via-b"},
+                              {"kibana.alert.rule.name", "Connection to Known Malicious IP"},
+                              {"kibana.alert.severity", "high"},
+                              {"host", {{"name", this_hostname()}}},
+                              {"destination", {{"ip", "127.0.0.83"}, {"port", 443}}}}
+                             .dump();
+  const auto submitted = std::chrono::steady_clock::now();
+  ASSERT_EQ(a->cli({"alerts", "submit", file.string()}).exit_code, 0);
+  json alert;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        alert = a->cli_json({"alerts", "show", "alert-via-b"});
+        return alert["validation"].contains("decided_at");
+      },
+      std::chrono::seconds(75)))
+      << alert.dump(2);
+  // The default validation timeout is 60 s: an answer taken at the deadline is too late.
+  EXPECT_LT(std::chrono::steady_clock::now() - submitted, std::chrono::seconds(15));
+  // The agent never talked to that address, and said so.
+  EXPECT_EQ(alert["status"], "not_relevant") << alert["validation"].dump(2);
+}
+
 // An alert A is validating (its agent, stopped, has not answered) is not taken up by B when B
 // starts; once A dies and its lease has expired, B takes it over and decides it, once.
 TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
