@@ -972,7 +972,7 @@ ApiResponse ApiRouter::evidence_custody(const std::string& sha256) {
 }
 
 ApiResponse ApiRouter::verify_audit() {
-  auto report = verify_audit_chain(deps_.store);
+  auto report = verify_audit_chain(deps_.store, &stopping_);
   if (!report) return error(500, report.error().message);
   return reply(200,
                json{{"ok", !report->first_broken_seq.has_value()},

@@ -3,6 +3,7 @@
 // The HTTP API's request handling, free of I/O: a request in, a JSON response out. The Beast
 // server (api/server.h) only moves bytes; this is what is tested without sockets.
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -65,6 +66,8 @@ class ApiRouter {
  public:
   explicit ApiRouter(ApiRouterDeps deps);
   ApiResponse handle(const ApiRequest& request);
+  // The server is stopping: long work under way (audit verification) gives up.
+  void stop() { stopping_ = true; }
   // Whether the request's token may do `what` a heavy route does (any role but ingest; evidence:
   // responder; audit export: admin; alert intake: whoever may submit alerts). The server takes one
   // of a heavy route's few slots only for such a request: a client without a valid token, or one
@@ -77,6 +80,7 @@ class ApiRouter {
   std::size_t body_limit(const ApiRequest& head, std::size_t default_limit);
 
  private:
+  std::atomic<bool> stopping_{false};
   // Who is asking: the bearer token's operator when the request has one, else the operator of
   // the console session in its cookie. `session` is set for a session: a request through it
   // that changes state must repeat its CSRF token.

@@ -50,6 +50,7 @@ Status ApiServer::start() {
 
 void ApiServer::stop() {
   stopped_ = true;
+  router_.stop();
   boost::system::error_code ignored;
   acceptor_.close(ignored);
 }

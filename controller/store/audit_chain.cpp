@@ -14,12 +14,13 @@ std::string audit_entry_hash(const AuditEntry& e) {
   return crypto::sha256_hex(fields.dump());
 }
 
-Result<AuditVerification> verify_audit_chain(Store& store) {
+Result<AuditVerification> verify_audit_chain(Store& store, const std::atomic<bool>* stop) {
   AuditVerification report;
   std::string expected_prev(kAuditGenesisHash);
   std::int64_t expected_seq = 1;
   std::int64_t after = 0;
   for (;;) {
+    if (stop != nullptr && *stop) return Error{"stopped: the controller is shutting down"};
     auto page = store.audit_entries(after, 1000);
     if (!page) return page.error();
     if (page->empty()) break;

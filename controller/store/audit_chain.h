@@ -8,6 +8,7 @@
 // stop someone with write access to the database from rewriting the whole tail; exporting the
 // log (or its latest hash) elsewhere regularly is what anchors it.
 
+#include <atomic>
 #include <optional>
 #include <string>
 
@@ -29,7 +30,9 @@ struct AuditVerification {
   std::string head_hash;
 };
 
-// Walks the whole chain in order.
-Result<AuditVerification> verify_audit_chain(Store& store);
+// Walks the whole chain in order. Gives up with an error between pages once `*stop` is set (a
+// controller shutting down does not wait for a walk of millions of entries).
+Result<AuditVerification> verify_audit_chain(Store& store,
+                                             const std::atomic<bool>* stop = nullptr);
 
 }  // namespace riposte::controller
