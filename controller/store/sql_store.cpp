@@ -1611,8 +1611,8 @@ Result<std::vector<AlertInsertOutcome>> SqlStore::insert_alerts(
       // The observable's row now points at this alert's case (the upsert's rule: a newer
       // sighting, or another case).
       for (const auto& o : linking) {
-        auto [row, added] = rows->by_key.try_emplace({o.type, o.value, a.host_name},
-                                                     outcome.case_id, a.timestamp_ms, true);
+        auto [row, added] = rows->by_key.try_emplace(
+            {o.type, o.value, a.host_name}, ObservableRow{outcome.case_id, a.timestamp_ms, true});
         if (!added &&
             (a.timestamp_ms >= row->second.at_ms || row->second.case_id != outcome.case_id)) {
           row->second = {outcome.case_id, a.timestamp_ms, true};

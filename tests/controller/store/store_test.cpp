@@ -564,7 +564,7 @@ TEST_P(StoreContract, ABatchGroupsIntoCasesExactlyAsOneAlertAfterAnother) {
     }
     ++case_alerts[number];
     for (const auto& o : a.observables) {
-      auto [it, added] = newest.try_emplace({o.type, o.value, a.host_name}, number, a.timestamp_ms);
+      auto [it, added] = newest.try_emplace({o.type, o.value, a.host_name}, Sighting{number, a.timestamp_ms});
       if (!added && (a.timestamp_ms >= it->second.at_ms || it->second.case_number != number))
         it->second = {number, a.timestamp_ms};
     }
