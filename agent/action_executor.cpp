@@ -10,8 +10,10 @@
 #include "agent/os_facts.h"
 #include "agent/sha256_sink.h"
 #include "common/secure_file.h"
+#include "common/utf8.h"
 #include "protocol/action_kinds.h"
 #include "protocol/actions.pb.h"
+#include "protocol/wire_text.h"
 
 namespace riposte::agent {
 
@@ -82,6 +84,14 @@ proto::FileResult file_result(const platform::FileInfo& info) {
   return r;
 }
 
+// A path parameter is wire text (common/utf8.h): the bytes it stands for are the OS path, so that
+// a file whose name is not UTF-8, as process.list or a YARA match reported it, can be acted on.
+Result<std::string> os_path(const std::string& wire) {
+  auto path = from_wire_text(wire);
+  if (!path) return Error{fmt::format("path '{}' is not wire text: {}", wire, path.error().message)};
+  return path;
+}
+
 // Evidence and vault names: the action id keeps them unique and traceable to the action.
 std::string safe_name(const std::string& action_id, std::string_view suffix) {
   std::string name;
@@ -105,7 +115,9 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
                          std::uint64_t max_bytes) {
     if (!p.has_process()) {
       if (p.script()) return Result<platform::FileInfo>(Error{"script needs a process"});
-      return c.files.stream(p.path(), out, max_bytes);
+      auto path = os_path(p.path());
+      if (!path) return Result<platform::FileInfo>(path.error());
+      return c.files.stream(*path, out, max_bytes);
     }
     return p.script() ? c.files.stream_script(ref_of(p.process()), out, max_bytes)
                       : c.files.stream_executable(ref_of(p.process()), out, max_bytes);
@@ -370,16 +382,21 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::FileParams p;
          if (!parse(p) || p.path().empty())
            return failed("parameters are not a FileParams with a path");
+         auto path = os_path(p.path());
+         if (!path) return failed(path.error().message);
          Sha256Sink sha;
          const auto id = safe_name(action_id, "");
-         auto entry = c.files.quarantine(p.path(), c.vault_dir, id, &sha);
+         auto entry = c.files.quarantine(*path, c.vault_dir, id, &sha);
          if (!entry) return failed(entry.error().message);
          auto r = file_result(entry->original);
          r.set_sha256(sha.hex_digest());
          r.set_vault_id(id);
-         // The record restore() needs lives beside the file in the vault.
-         if (auto s =
-                 write_file_atomic(c.vault_dir / (id + ".record"), r.SerializeAsString(), 0600);
+         // The record restore() needs lives beside the file in the vault, its paths as wire text
+         // (a `string` that is not UTF-8 would not parse back).
+         auto record = r;
+         escape_text_fields(record);
+         if (auto s = write_file_atomic(c.vault_dir / (id + ".record"),
+                                        record.SerializeAsString(), 0600);
              !s) {
            return failed(fmt::format("file is in the vault as {}, but its record was not saved: {}",
                                      id, s.error().message));
@@ -396,10 +413,14 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::FileResult record;
          if (!in || !record.ParseFromIstream(&in))
            return failed(fmt::format("no vault record for {}", p.vault_id()));
+         auto original = os_path(record.path());
+         auto resolved = os_path(record.resolved_path());
+         if (!original || !resolved)
+           return failed(fmt::format("the vault record for {} is damaged", p.vault_id()));
          platform::VaultEntry entry{
              p.vault_id(),
-             {record.path(), record.resolved_path(), record.size(), record.mode(), record.uid(),
-              record.gid(), record.mtime_unix_ms()}};
+             {*original, *resolved, record.size(), record.mode(), record.uid(), record.gid(),
+              record.mtime_unix_ms()}};
          auto restored = c.files.restore(entry, c.vault_dir, p.keep_setid());
          if (!restored) return failed(restored.error().message);
          std::filesystem::remove(c.vault_dir / (p.vault_id() + ".record"));
@@ -427,8 +448,10 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
            report_progress(done, total, "files");
          };
          std::vector<platform::YaraScanReport> reports;
-         for (const auto& path : p.paths()) {
-           auto report = c.yara.scan_path(**rules, path, options);
+         for (const auto& wire : p.paths()) {
+           auto path = os_path(wire);
+           if (!path) return failed(path.error().message);
+           auto report = c.yara.scan_path(**rules, *path, options);
            if (!report) return failed(report.error().message);
            reports.push_back(std::move(*report));
          }
@@ -506,6 +529,8 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   }
   result.set_finished_at_unix_ms(c.clock.now_unix_ms());
   if (outcome.result) {
+    // What the OS said (names, command lines, paths) leaves as wire text, escaped once, here.
+    escape_text_fields(*outcome.result);
     result.set_status(proto::ActionResult::STATUS_SUCCEEDED);
     result.set_output(outcome.result->SerializeAsString());
     for (auto& e : produced) *result.add_evidence() = std::move(e);
@@ -513,7 +538,7 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
     result.set_status(outcome.refused ? proto::ActionResult::STATUS_REJECTED
                                       : proto::ActionResult::STATUS_FAILED);
     if (outcome.refused) result.set_refusal(outcome.refusal);
-    result.set_message(outcome.error);
+    result.set_message(to_wire_text(outcome.error));  // errors quote paths and names too
   }
   return result;
 }

@@ -351,10 +351,24 @@ Result<std::string> load_or_create_controller_id(const std::filesystem::path& da
 }
 
 void ControllerService::run() {
+  // A handler that throws (a fault on some peer's data) is logged and the thread goes on serving:
+  // io_context::run may be called again after an exception leaves it (Asio's documented way).
+  // One agent or request must not end the controller for every other.
+  const auto serve = [this] {
+    for (;;) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("controller: internal error in a handler, which was abandoned: {}",
+                      e.what());
+      }
+    }
+  };
   const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { io_.run(); });
-  io_.run();
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(serve);
+  serve();
   for (auto& t : pool) t.join();
   // Said once nothing else runs: `migrate` and the other controllers need not wait out the
   // silence that tells a stopped controller from a running one.

@@ -10,6 +10,7 @@
 #include "protocol/action_kinds.h"
 #include "protocol/actions.pb.h"
 #include "protocol/agent_channel.pb.h"
+#include "protocol/wire_text.h"
 
 namespace riposte::action_catalog {
 
@@ -205,7 +206,7 @@ json parameters_to_json(std::string_view kind, const std::string& serialized) {
   const auto* entry = find(kind);
   if (entry == nullptr) return nullptr;
   auto message = make(entry->parameters());
-  if (!message->ParseFromString(serialized)) return nullptr;
+  if (!parse_repairing(*message, serialized)) return nullptr;
   return to_json(*message);
 }
 
@@ -221,8 +222,16 @@ json result_to_json(std::string_view kind, const std::string& serialized) {
   const auto* entry = find(kind);
   if (entry == nullptr) return nullptr;
   auto message = make(entry->result());
-  if (!message->ParseFromString(serialized)) return nullptr;
-  return to_json(*message);
+  // Text that is not UTF-8 (an agent that did not escape it) is read as wire text; only bytes that
+  // are not the kind's message at all are unreadable.
+  if (auto parsed = parse_repairing(*message, serialized); !parsed) {
+    return json{{kUnreadable, fmt::format("the agent's {} result could not be read: {}", kind,
+                                          parsed.error().message)}};
+  }
+  auto shown = to_json(*message);
+  if (shown.is_null())
+    return json{{kUnreadable, fmt::format("the agent's {} result could not be shown", kind)}};
+  return shown;
 }
 
 Result<json> parameters_from_pairs(std::string_view kind,

@@ -5,6 +5,7 @@
 // strings).
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,8 +20,20 @@ bool is_known_kind(std::string_view kind);
 // errors naming the field.
 Result<std::string> parameters_from_json(std::string_view kind, const nlohmann::json& parameters);
 nlohmann::json parameters_to_json(std::string_view kind, const std::string& serialized);
-// Serialized result message -> JSON (null when it does not parse).
+// Serialized result message -> JSON: always an object. Text an agent sent that is not UTF-8 is
+// shown as wire text (common/utf8.h); bytes that are not the kind's result message at all (a
+// hostile or broken agent) give {"unreadable": "<why, in words>"} and nothing else, which readers
+// take as a failed answer (result_unreadable).
 nlohmann::json result_to_json(std::string_view kind, const std::string& serialized);
+inline constexpr const char* kUnreadable = "unreadable";
+// The reason a result_to_json object could not be read, or nullopt when it was read (or is not an
+// object at all).
+inline std::optional<std::string> result_unreadable(const nlohmann::json& result) {
+  if (!result.is_object()) return std::nullopt;
+  const auto it = result.find(kUnreadable);
+  if (it == result.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
 // A 64-bit integer field of such JSON: Protobuf writes int64 as a string, other producers as a
 // number; 0 when absent or not a number.
 std::int64_t json_int64(const nlohmann::json& object, const char* key);

@@ -4,6 +4,9 @@
 
 #include <cstdlib>
 
+#include "common/json_fields.h"
+#include "protocol/action_catalog.h"
+
 namespace riposte {
 
 namespace {
@@ -25,6 +28,12 @@ std::uint64_t u64(const json& object, const char* key) {
   if (v.is_number_unsigned() || v.is_number_integer()) return v.get<std::uint64_t>();
   if (v.is_string()) return std::strtoull(v.get<std::string>().c_str(), nullptr, 10);
   return 0;
+}
+
+// The array at `key`, or an empty one when absent or of another type (a result is agent data).
+json list(const json& object, const char* key) {
+  if (!object.is_object() || !object.contains(key) || !object[key].is_array()) return json::array();
+  return object[key];
 }
 
 std::size_t count(const json& object, const char* key) {
@@ -68,7 +77,10 @@ std::string action_outcome_text(const json& action) {
     const auto reason = str(action, "reason");
     return reason.empty() ? state : fmt::format("{}: {}", state, reason);
   }
-  const json r = action.contains("result") ? action["result"] : json();
+  const json r = action.is_object() && action.contains("result") && action["result"].is_object()
+                     ? action["result"]
+                     : json::object();
+  if (auto why = action_catalog::result_unreadable(r)) return fmt::format("succeeded, but {}", *why);
   if (kind == "yara.scan") {
     std::string out;
     const auto matches = count(r, "matches");
@@ -83,13 +95,13 @@ std::string action_outcome_text(const json& action) {
       out =
           fmt::format("{} YARA match{}: {}", matches, matches == 1 ? "" : "es", joined(names, 10));
     }
-    if (r.value("timed_out", false)) out += "; timed out before the end";
+    if (json_fields::bool_or(r, "timed_out", false)) out += "; timed out before the end";
     if (const auto errors = count(r, "errors")) out += fmt::format("; {} errors", errors);
     return out;
   }
   if (kind == "process.kill") {
     json lines = json::array();
-    for (const auto& p : r.value("processes", json::array())) {
+    for (const auto& p : list(r, "processes")) {
       auto line = fmt::format("pid {} ({}): {}", str(p, "pid"), str(p, "name"), str(p, "outcome"));
       if (!str(p, "detail").empty()) line += " — " + str(p, "detail");
       lines.push_back(line);
@@ -117,12 +129,12 @@ std::string action_outcome_text(const json& action) {
   if (kind == "file.restore") return fmt::format("restored {}", str(r, "path"));
   if (kind == "network.quarantine")
     return fmt::format("quarantined; enforced: {}",
-                       joined(r.value("enforced_hooks", json::array()), 5));
+                       joined(list(r, "enforced_hooks"), 5));
   if (kind == "network.release") return "released from quarantine";
   if (kind == "network.status")
-    return r.value("quarantined", false)
+    return json_fields::bool_or(r, "quarantined", false)
                ? fmt::format("quarantined ({})",
-                             joined(r.value("enforced_hooks", json::array()), 5))
+                             joined(list(r, "enforced_hooks"), 5))
                : "not quarantined";
   if (kind == "network.connections")
     return fmt::format("{} current connections, {} earlier contacts", count(r, "current"),

@@ -9,6 +9,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "protocol/wire_text.h"
+
 namespace riposte {
 
 namespace asio = boost::asio;
@@ -22,7 +24,12 @@ asio::awaitable<Result<proto::Envelope>> BasicEnvelopeChannel<Stream>::read() {
   for (;;) {
     if (auto payload = decoder_.next_view()) {
       proto::Envelope envelope;  // parsed straight from the receive buffer: evidence is large
-      if (!envelope.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) {
+      // A peer that put bytes that are not UTF-8 in a `string` field (an older agent, or a
+      // hostile one) is read with those fields escaped into wire text (wire_text.h): one odd
+      // process name must not cost the whole message.
+      if (auto parsed = parse_repairing(
+              envelope, {reinterpret_cast<const char*>(payload->data()), payload->size()});
+          !parsed) {
         co_return Error{
             fmt::format("malformed message ({} bytes that are not an Envelope)", payload->size())};
       }
@@ -54,6 +61,13 @@ asio::awaitable<Result<proto::Envelope>> BasicEnvelopeChannel<Stream>::read() {
 
 template <typename Stream>
 asio::awaitable<Status> BasicEnvelopeChannel<Stream>::write(const proto::Envelope& envelope) {
+  // Every `string` leaves as UTF-8, or the peer's Protobuf refuses the whole message. What the
+  // agent read from the OS is escaped where it was read; this catches anything that was not.
+  if (!text_fields_are_utf8(envelope)) {
+    proto::Envelope repaired = envelope;
+    repair_text_fields(repaired);
+    co_return co_await write(repaired);
+  }
   // Serialized straight behind the length header: one buffer, no intermediate copy.
   const std::size_t size = envelope.ByteSizeLong();
   std::vector<std::uint8_t> frame(kFrameHeaderSize + size);

@@ -26,13 +26,44 @@ AlertPipeline::~AlertPipeline() {
 }
 
 template <typename Fn>
-LiveQueries::Done AlertPipeline::on_worker(Fn fn) {
+void AlertPipeline::guarded(const std::string& id, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    spdlog::error("alert {}: processing failed on an internal error: {}", id, e.what());
+    {
+      std::lock_guard lock(mutex_);
+      faults_[id] = e.what();
+    }
+    finished(id, Outcome::failed);
+  }
+}
+
+template <typename Fn>
+LiveQueries::Done AlertPipeline::on_worker(const std::string& id, Fn fn) {
   // Answers arrive on an io thread; the work on them belongs on the worker.
   auto shared = std::make_shared<Fn>(std::move(fn));
-  return [this, shared](std::vector<LiveAnswer> answers) {
-    asio::post(worker_,
-               [shared, answers = std::move(answers)]() mutable { (*shared)(std::move(answers)); });
+  return [this, id, shared](std::vector<LiveAnswer> answers) {
+    asio::post(worker_, [this, id, shared, answers = std::move(answers)]() mutable {
+      guarded(id, [&] { (*shared)(std::move(answers)); });
+    });
   };
+}
+
+void AlertPipeline::park(const std::string& id, const std::string& reason, int attempts) {
+  const json record{{"outcome", "error"},
+                    {"reason", fmt::format("processing failed {} times on an internal error: {}",
+                                           attempts, reason)},
+                    {"parked_at", format_utc_ms(clock_.now_unix_ms())}};
+  auto s = store_.update_alert(
+      id, "error", "enrichment", record.dump(-1, ' ', false, json::error_handler_t::replace),
+      {kRequester, "alert.parked", id, json{{"status", "error"}, {"attempts", attempts}}.dump()},
+      clock_.now_unix_ms());
+  if (!s) {
+    spdlog::error("alert {}: cannot park it: {}", id, s.error().message);
+    return;
+  }
+  spdlog::error("alert {}: parked after {} failed attempts: {}", id, attempts, reason);
 }
 
 void AlertPipeline::enqueue(const std::vector<std::string>& alert_ids) {
@@ -91,10 +122,12 @@ void AlertPipeline::pump() {
       ++in_flight_;
     }
   }
-  for (auto& id : starting) asio::post(worker_, [this, id = std::move(id)] { start(id); });
+  for (auto& id : starting)
+    asio::post(worker_, [this, id = std::move(id)] { guarded(id, [&] { start(id); }); });
 }
 
 void AlertPipeline::finished(const std::string& id, Outcome outcome) {
+  std::optional<std::string> parking;  // the fault an alert failed on every time
   {
     std::lock_guard lock(mutex_);
     --in_flight_;
@@ -103,16 +136,25 @@ void AlertPipeline::finished(const std::string& id, Outcome outcome) {
     // alert failing every time is left after kMaxAttempts (a restart takes it up again).
     if (outcome == Outcome::done) {
       failures_.erase(id);
+      faults_.erase(id);
     } else if (++failures_[id] <= kMaxAttempts) {
       retry_.push_back(id);
     } else {
       failures_.erase(id);
-      spdlog::error(
-          "alert {}: left unfinished after {} failed attempts; a restart of the "
-          "controller takes it up again",
-          id, kMaxAttempts);
+      const auto fault = faults_.find(id);
+      if (fault != faults_.end()) {
+        parking = fault->second;
+        faults_.erase(fault);
+      } else {
+        // The store failing: no fault of the alert's, so a restart tries it again.
+        spdlog::error(
+            "alert {}: left unfinished after {} failed attempts; a restart of the "
+            "controller takes it up again",
+            id, kMaxAttempts);
+      }
     }
   }
+  if (parking) park(id, *parking, kMaxAttempts + 1);
   pump();
 }
 
@@ -193,8 +235,9 @@ void AlertPipeline::start(const std::string& id) {
                plan.queries.size() / plan.ips.size());
   auto queries = plan.queries;
   const auto case_id = alert.case_id;
+  const auto alert_id = alert.id;  // alert is moved into the callback
   queries_.ask(std::move(queries), kRequester, case_id, options_.timeout_ms,
-               on_worker([this, alert = std::move(alert),
+               on_worker(alert_id, [this, alert = std::move(alert),
                           plan = std::move(plan)](std::vector<LiveAnswer> answers) mutable {
                  validated(std::move(alert), plan, std::move(answers));
                }));
@@ -239,10 +282,18 @@ void AlertPipeline::enrich(AlertRecord alert) {
     finished(alert_ptr->id);
   };
   if (plan->queries.empty()) return complete({});
-  auto done = on_worker(complete);
+  auto done = on_worker(alert_ptr->id, complete);
   queries_.ask(plan->queries, kRequester, alert_ptr->case_id, options_.timeout_ms,
                [this, alert_ptr, done](std::vector<LiveAnswer> first) mutable {
-                 auto second = plan_executable_hash(*alert_ptr, first);
+                 // On an io thread: planning the second question is moved to the worker's guard
+                 // by handing the first answers over when it throws.
+                 std::vector<LiveQuery> second;
+                 try {
+                   second = plan_executable_hash(*alert_ptr, first);
+                 } catch (const std::exception& e) {
+                   spdlog::error("alert {}: cannot plan the executable hash: {}", alert_ptr->id,
+                                 e.what());
+                 }
                  if (second.empty()) return done(std::move(first));
                  queries_.ask(
                      std::move(second), kRequester, alert_ptr->case_id, options_.timeout_ms,

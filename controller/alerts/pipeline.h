@@ -63,10 +63,18 @@ class AlertPipeline {
   // (the store, say), to be tried again at the next tick.
   enum class Outcome { done, failed };
   void finished(const std::string& id, Outcome outcome = Outcome::done);
-  Result<std::vector<AgentRecord>> agents();
-  // Wraps a LiveQueries callback so that it runs on the worker thread.
+  // Runs one piece of an alert's processing. An exception (a fault on this alert's data) ends the
+  // attempt as failed, logged with its reason, instead of ending the controller; after
+  // kMaxAttempts such attempts the alert is parked (park).
   template <typename Fn>
-  LiveQueries::Done on_worker(Fn fn);
+  void guarded(const std::string& id, Fn&& fn);
+  // Stores the alert as status "error" with the reason as its enrichment, which ends its
+  // processing on every controller: it is not resumed into the same failure at each start.
+  void park(const std::string& id, const std::string& reason, int attempts);
+  Result<std::vector<AgentRecord>> agents();
+  // Wraps a LiveQueries callback so that it runs, guarded, on the worker thread.
+  template <typename Fn>
+  LiveQueries::Done on_worker(const std::string& id, Fn fn);
   Status store_update(const AlertRecord& alert, const std::string& status, const char* column,
                       const nlohmann::json& value, const char* event);
 
@@ -82,6 +90,7 @@ class AlertPipeline {
   std::unordered_set<std::string> known_;
   std::vector<std::string> retry_;       // failed since the last tick
   std::map<std::string, int> failures_;  // failed attempts, per alert still failing
+  std::map<std::string, std::string> faults_;  // the last exception, per alert still failing
   static constexpr int kMaxAttempts = 5;
   std::int64_t leases_renewed_at_ms_ = 0;  // on the worker
   std::size_t in_flight_ = 0;

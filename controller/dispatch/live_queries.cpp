@@ -97,8 +97,15 @@ void LiveQueries::fill(LiveAnswer& answer, const Result<std::optional<ActionReco
     const auto& action = **record;
     answer.state = std::string(to_string(action.state));
     answer.reason = action.reason;
-    if (action.state == ActionState::succeeded)
+    if (action.state == ActionState::succeeded) {
       answer.result = action_catalog::result_to_json(action.kind, action.result);
+      // An answer that cannot be read is no answer: "0 processes" would hide what the agent has.
+      if (auto why = action_catalog::result_unreadable(answer.result)) {
+        answer.state = "failed";
+        answer.reason = *why;
+        answer.result = nlohmann::json::object();
+      }
+    }
   } else {
     answer.state = "failed";
     answer.reason = record ? "action vanished from the store" : record.error().message;

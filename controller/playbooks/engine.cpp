@@ -168,6 +168,17 @@ const Playbook* PlaybookEngine::find(const std::string& name) const {
   return nullptr;
 }
 
+template <typename Fn>
+void PlaybookEngine::post_guarded(std::string what, Fn fn) {
+  asio::post(worker_, [what = std::move(what), fn = std::move(fn)]() mutable {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      spdlog::error("playbooks: {}: internal error: {}", what, e.what());
+    }
+  });
+}
+
 void PlaybookEngine::post_advance(const std::string& run_id) {
   asio::post(worker_, [this, run_id] { advance(run_id); });
 }
@@ -189,7 +200,7 @@ void PlaybookEngine::drain() {
 
 void PlaybookEngine::alert_ready(const std::string& alert_id) {
   if (playbooks_.empty()) return;
-  asio::post(worker_, [this, alert_id] {
+  post_guarded("alert " + alert_id, [this, alert_id] {
     auto alert = deps_.store.find_alert(alert_id);
     if (!alert || !*alert) return;
     const auto alert_doc = alert_json(**alert, /*with_raw=*/false);
@@ -302,7 +313,7 @@ Status PlaybookEngine::resume() {
 }
 
 void PlaybookEngine::action_ended(const std::string& action_id) {
-  asio::post(worker_, [this, action_id] {
+  post_guarded("action " + action_id, [this, action_id] {
     auto action = deps_.store.find_action(action_id);
     if (action && *action && !(*action)->playbook_run_id.empty())
       advance((*action)->playbook_run_id);
@@ -312,7 +323,7 @@ void PlaybookEngine::action_ended(const std::string& action_id) {
 void PlaybookEngine::approval_decided(const std::string& run_id) { post_advance(run_id); }
 
 void PlaybookEngine::tick() {
-  asio::post(worker_, [this] {
+  post_guarded("tick", [this] {
     const auto now = deps_.clock.now_unix_ms();
     auto expired = deps_.store.expire_approvals(now);
     if (expired) {
@@ -414,6 +425,42 @@ Status PlaybookEngine::cancel_held(PlaybookRunRecord run, const std::string& by,
 }
 
 void PlaybookEngine::advance(const std::string& run_id) {
+  try {
+    advance_held(run_id);
+    faults_.erase(run_id);
+  } catch (const std::exception& e) {
+    fault(run_id, e.what());
+  }
+}
+
+void PlaybookEngine::fault(const std::string& run_id, const std::string& what) {
+  const int count = ++faults_[run_id];
+  spdlog::error("playbooks: run {}: internal error (attempt {} of {}): {}", run_id, count,
+                kMaxRunFaults, what);
+  try {
+    const auto now = deps_.clock.now_unix_ms();
+    if (count < kMaxRunFaults) {
+      // Due again at the next tick, on this controller or the one that holds it then.
+      if (auto s = deps_.store.wake_run(run_id, now); !s)
+        spdlog::error("playbooks: run {}: cannot wake: {}", run_id, s.error().message);
+      return;
+    }
+    faults_.erase(run_id);
+    auto found = deps_.store.find_run(run_id);
+    if (!found || !*found || (**found).finished_at_ms) return;
+    PlaybookRunRecord run = std::move(**found);
+    const auto step = run.step;
+    finish(find(run.playbook), run, "failed",
+           fmt::format("step {} failed {} times on an internal error, and the run was stopped "
+                       "rather than resumed into it again: {}",
+                       step, count, what),
+           nullptr);
+  } catch (const std::exception& e) {
+    spdlog::error("playbooks: run {}: cannot record its internal error: {}", run_id, e.what());
+  }
+}
+
+void PlaybookEngine::advance_held(const std::string& run_id) {
   // With several controllers on one store, only the one holding the run's lease moves it; an
   // event seen here (an action's end, a decision) makes the run due for that one.
   const auto claimed_at = deps_.clock.now_unix_ms();

@@ -156,6 +156,14 @@ class PlaybookEngine {
   // record if given, and tells the responder.
   void finish(const Playbook* playbook, PlaybookRunRecord& run, const std::string& state,
               const std::string& error, const RunStepRecord* last_step);
+  // advance's work. advance() catches what it throws (a fault on this run's data): the run is
+  // woken again up to kMaxRunFaults times, then failed with the reason, so that it is not resumed
+  // into the same fault at every start, here or on another controller.
+  void advance_held(const std::string& run_id);
+  void fault(const std::string& run_id, const std::string& what);
+  // Posts `fn` to the worker; an exception it throws is logged instead of ending the controller.
+  template <typename Fn>
+  void post_guarded(std::string what, Fn fn);
   // Why an automatic step must wait for approval instead ("" when within every rate limit).
   std::string rate_limited(const Playbook& playbook, const std::vector<AgentRecord>& targets,
                            std::int64_t now_ms);
@@ -169,6 +177,8 @@ class PlaybookEngine {
   std::vector<Playbook> playbooks_;
   NotificationLimiter notifications_;  // used on the worker thread only
   std::int64_t leases_renewed_at_ms_ = 0;  // worker thread only
+  std::map<std::string, int> faults_;      // internal errors per run still failing; worker only
+  static constexpr int kMaxRunFaults = 3;
   boost::asio::thread_pool worker_{1};
 };
 

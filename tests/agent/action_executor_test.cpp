@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "common/secure_file.h"
+#include "common/utf8.h"
 #include "protocol/action_kinds.h"
 #include "protocol/actions.pb.h"
 #include "protocol/crypto.h"
@@ -55,6 +56,17 @@ class ExecutorTest : public ::testing::Test, protected RealPlatform {
   std::vector<pid_t> children;
   int counter = 0;
 };
+
+// Whether `pid` runs `exe` (its exec done) within a few seconds.
+bool wait_until_exec(pid_t pid, const std::filesystem::path& exe) {
+  for (int i = 0; i < 200; ++i) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec) == exe)
+      return true;
+    ::usleep(10'000);
+  }
+  return false;
+}
 
 proto::ProcessRef ref(platform::ProcessControl& processes, pid_t pid) {
   proto::ProcessRef r;
@@ -156,6 +168,105 @@ TEST_F(ExecutorTest, YaraCompileErrorsComeBackWithTheLine) {
   auto result = run(ak::kYaraScan, params);
   EXPECT_EQ(result.status(), proto::ActionResult::STATUS_FAILED);
   EXPECT_NE(result.message().find("line "), std::string::npos) << result.message();
+}
+
+// Any unprivileged user can name a process, or a file, with bytes that are not UTF-8. Every result
+// still parses as Protobuf requires (the controller would otherwise see nothing at all), names
+// them in wire text, and a path in wire text sent back reaches the same file.
+TEST_F(ExecutorTest, NamesThatAreNotUtf8ComeBackAsWireTextAndPathsWorkBothWays) {
+  const std::string kFffd = "\xEF\xBF\xBD";
+  testing::TempDir world;  // readable by nobody's process, as /tmp is
+  std::filesystem::permissions(world.path(), std::filesystem::perms(0755));
+  const auto exe = world.path() / "sl\xff" "eep";
+  std::filesystem::copy_file("/bin/sleep", exe);
+  std::filesystem::permissions(exe, std::filesystem::perms(0755));
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(126);  // nobody
+    ::execl(exe.c_str(), "\xfe-miner", "30", nullptr);
+    ::_exit(127);
+  }
+  children.push_back(pid);
+  ASSERT_TRUE(wait_until_exec(pid, exe));
+
+  // process.list: the whole list, the odd process in it.
+  auto listed = run(ak::kProcessList, proto::ProcessListParams{});
+  ASSERT_EQ(listed.status(), proto::ActionResult::STATUS_SUCCEEDED) << listed.message();
+  proto::ProcessListResult list;
+  ASSERT_TRUE(list.ParseFromString(listed.output())) << "a strict parse, as the controller's";
+  const proto::ProcessEntry* odd = nullptr;
+  for (const auto& p : list.processes())
+    if (p.pid() == pid) odd = &p;
+  ASSERT_NE(odd, nullptr) << list.processes_size() << " processes, not the odd one";
+  EXPECT_EQ(odd->name(), "sl" + kFffd + "ffeep");
+  EXPECT_EQ(odd->exe(), world.path().string() + "/sl" + kFffd + "ffeep");
+  EXPECT_TRUE(odd->cmdline().starts_with(kFffd + "fe-miner 30")) << odd->cmdline();
+  EXPECT_EQ(odd->uid(), 65534u);
+  EXPECT_GT(list.processes_size(), 3);
+
+  // file.hash of the path as listed: the same bytes as /bin/sleep.
+  proto::FileParams by_path;
+  by_path.set_path(odd->exe());
+  auto hashed = run(ak::kFileHash, by_path);
+  ASSERT_EQ(hashed.status(), proto::ActionResult::STATUS_SUCCEEDED) << hashed.message();
+  proto::FileResult h;
+  ASSERT_TRUE(h.ParseFromString(hashed.output()));
+  EXPECT_EQ(h.sha256(), crypto::sha256_hex(read_file("/bin/sleep").value()));
+  EXPECT_EQ(h.path(), odd->exe());
+  // ...and of the process's executable, named by the process.
+  proto::FileParams by_process;
+  *by_process.mutable_process() = ref(*processes, pid);
+  auto image = run(ak::kFileHash, by_process);
+  ASSERT_EQ(image.status(), proto::ActionResult::STATUS_SUCCEEDED) << image.message();
+  proto::FileResult i;
+  ASSERT_TRUE(i.ParseFromString(image.output()));
+  EXPECT_EQ(i.sha256(), h.sha256());
+
+  // A file named bad\xff\xfe.txt: collected, quarantined and restored by its wire-text path.
+  const auto bad = world.path() / "bad\xff\xfe.txt";
+  std::ofstream(bad) << "MALWARE-MARKER-7f3a\n";
+  proto::FileParams file;
+  file.set_path(to_wire_text(bad.string()));
+  EXPECT_EQ(file.path(), world.path().string() + "/bad" + kFffd + "ff" + kFffd + "fe.txt");
+  auto collected = run(ak::kFileCollect, file);
+  ASSERT_EQ(collected.status(), proto::ActionResult::STATUS_SUCCEEDED) << collected.message();
+  auto vaulted = run(ak::kFileQuarantine, file);
+  ASSERT_EQ(vaulted.status(), proto::ActionResult::STATUS_SUCCEEDED) << vaulted.message();
+  EXPECT_FALSE(std::filesystem::exists(bad));
+  proto::FileResult v;
+  ASSERT_TRUE(v.ParseFromString(vaulted.output()));
+  EXPECT_EQ(v.path(), file.path());
+  proto::FileRestoreParams restore;
+  restore.set_vault_id(v.vault_id());
+  auto restored = run(ak::kFileRestore, restore);
+  ASSERT_EQ(restored.status(), proto::ActionResult::STATUS_SUCCEEDED) << restored.message();
+  EXPECT_EQ(read_file(bad).value(), "MALWARE-MARKER-7f3a\n");
+
+  // yara.scan of the directory: the match names the file in wire text.
+  proto::YaraScanParams scan;
+  scan.set_rules("rule Marker { strings: $m = \"MALWARE-MARKER-7f3a\" condition: $m }");
+  scan.add_paths(world.path().string());
+  auto scanned = run(ak::kYaraScan, scan);
+  ASSERT_EQ(scanned.status(), proto::ActionResult::STATUS_SUCCEEDED) << scanned.message();
+  proto::YaraScanResult matches;
+  ASSERT_TRUE(matches.ParseFromString(scanned.output()));
+  ASSERT_EQ(matches.matches_size(), 1);
+  EXPECT_EQ(matches.matches(0).target(), file.path());
+
+  // An error quoting such a path is wire text too, and an escape typed wrong is refused.
+  proto::FileParams missing;
+  missing.set_path(to_wire_text((world.path() / "gone\xff").string()));
+  auto failed = run(ak::kFileHash, missing);
+  EXPECT_EQ(failed.status(), proto::ActionResult::STATUS_FAILED);
+  proto::ActionResult reparsed;
+  ASSERT_TRUE(reparsed.ParseFromString(failed.SerializeAsString()));
+  EXPECT_NE(failed.message().find("gone" + kFffd), std::string::npos) << failed.message();
+  proto::FileParams broken;
+  broken.set_path(world.path().string() + "/x" + kFffd + "zz");
+  auto refused = run(ak::kFileHash, broken);
+  EXPECT_EQ(refused.status(), proto::ActionResult::STATUS_FAILED);
+  EXPECT_NE(refused.message().find("not wire text"), std::string::npos) << refused.message();
 }
 
 TEST_F(ExecutorTest, EveryDeclaredKindHasAHandler) {
