@@ -22,6 +22,7 @@
 #include "controller/cli/result_tables.h"
 #include "controller/cli/rule_sets.h"
 #include "controller/cli/support.h"
+#include "common/utf8.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
@@ -77,7 +78,9 @@ void print_agent(const json& a) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_cli(int argc, char** argv) {
   CLI::App app{"Riposte operator CLI"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(RIPOSTE_VERSION));
@@ -266,7 +269,9 @@ int main(int argc, char** argv) {
           value = read_whole_file(path);
         }
       }
-      pairs.emplace_back(std::move(key), std::move(value));
+      // A value is OS bytes (a path typed or pasted from process.list): wire text is how such
+      // bytes travel (common/utf8.h), and the agent turns a path back into exactly these bytes.
+      pairs.emplace_back(std::move(key), to_wire_text(value));
     }
     if (!pairs.empty()) {
       auto from_pairs = action_catalog::parameters_from_pairs(kind, pairs);
@@ -453,4 +458,17 @@ int main(int argc, char** argv) {
     return 0;
   }
   return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A fault of the CLI's own (a reply of an unexpected shape, a JSON writer refusing text) is
+  // reported as an error and an exit status, never an abort with a core.
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "riposte: internal error: " << e.what() << "\n";
+    return 1;
+  }
 }

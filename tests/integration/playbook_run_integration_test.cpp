@@ -18,6 +18,7 @@
 #include "protocol/crypto.h"
 #include "tests/build_paths.h"
 #include "tests/integration/harness.h"
+#include "tests/test_dir.h"
 
 namespace riposte::testing {
 namespace {
@@ -305,6 +306,71 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
   EXPECT_EQ(html.out.find("</pre>\n</body>"), std::string::npos);
   const auto stats = controller.cli_json({"cases", "stats", "--since", "1d"});
   EXPECT_GE(stats["time_to_contain"]["count"].get<int>(), 1);
+}
+
+// Any user on a host can give a process, and a script, a name that is not UTF-8. Nobody's shell
+// names itself "\xff\xfe-miner" and runs a script named drop\xff\xfe.sh: the alert is enriched,
+// the shipped playbook suspends, captures, scans and collects it (the script too), the case report
+// and the action list answer, the controller keeps running, and the names are shown as wire text
+// (common/utf8.h). A responder hashing the file by the name the shell gives it gets its hash.
+TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheReport) {
+  start(shipped("suspicious_process.yaml"));
+  const std::string fffd = "\xEF\xBF\xBD";
+  TempDir world;  // nobody must read the script
+  fs::permissions(world.path(), fs::perms(0755));
+  const auto dropper = world.path() / "drop\xff\xfe.sh";
+  std::ofstream(dropper) << "printf '\\377\\376-miner' > /proc/$$/comm\n"
+                            "X=/dev/tcp/203.0.113.9/4444; sleep 300; echo \"$X\"\n";
+  fs::permissions(dropper, fs::perms(0644));
+  ChildProcess shell({"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                      "/bin/bash", dropper.string()},
+                     controller.dir() / "shell.log");
+  const pid_t pid = shell.pid();
+  ASSERT_TRUE(wait_until(
+      [&] { return read_text("/proc/" + std::to_string(pid) + "/comm") == "\xff\xfe-miner\n"; },
+      10s));
+  submit(ecs_process_alert("alert-odd-names", pid));
+
+  const auto started = run_for("alert-odd-names", "suspicious-process");
+  ASSERT_FALSE(started.is_null()) << controller.cli({"alerts", "show", "alert-odd-names"}).out
+                                  << controller.process().log_text();
+  ASSERT_FALSE(pending_approval(started["id"]).is_null()) << run(started["id"]).dump(2);
+  const auto alert = controller.cli_json({"alerts", "show", "alert-odd-names"});
+  const auto& process = alert["enrichment"]["process"];
+  EXPECT_EQ(process["name"], fffd + "ff" + fffd + "fe-miner") << alert.dump(2);
+  EXPECT_EQ(process["user"], "nobody");
+  const auto wire_script = world.path().string() + "/drop" + fffd + "ff" + fffd + "fe.sh";
+  EXPECT_EQ(process["script"], wire_script);
+  const auto script_sha = run_command({"sha256sum", dropper.string()}).out.substr(0, 64);
+  EXPECT_EQ(process["script_sha256"], script_sha);
+
+  const auto r = run(started["id"]);
+  auto by_step = steps_of(r);
+  for (const char* step : {"suspend", "capture", "scan", "collect", "collect_script"})
+    EXPECT_EQ(by_step[step]["outcome"], "succeeded") << step << "\n" << r.dump(2);
+  EXPECT_EQ(by_step["scan"]["output"]["result"]["matches"][0]["rule"], "reverse_shell_strings");
+  EXPECT_EQ(by_step["collect_script"]["output"]["result"]["path"], wire_script);
+  EXPECT_EQ(by_step["collect_script"]["output"]["result"]["sha256"], script_sha);
+
+  // The lists and the report answer while such actions are on them.
+  const auto listed = controller.cli({"action", "list", "--json"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find(fffd + "ff"), std::string::npos);
+  for (const char* format : {"md", "json", "html"}) {
+    const auto report = controller.cli({"cases", "report", r["case_id"], "--format", format});
+    EXPECT_EQ(report.exit_code, 0) << format << ": " << report.err;
+    EXPECT_NE(report.out.find("fe.sh"), std::string::npos) << format;
+  }
+
+  // The path as the shell has it (raw bytes on the command line) names the same file.
+  const auto hashed = controller.cli({"action", "run", "file.hash", "--agent", agent.id,
+                                      "--param", "path=" + dropper.string(), "--wait", "--json"});
+  ASSERT_EQ(hashed.exit_code, 0) << hashed.err << hashed.out;
+  const auto answer = last_json_line(hashed.out);
+  EXPECT_EQ(answer["state"], "succeeded") << hashed.out;
+  EXPECT_EQ(answer["result"]["sha256"], script_sha) << hashed.out;
+  EXPECT_EQ(answer["result"]["path"], wire_script);
+  EXPECT_TRUE(controller.process().running());
 }
 
 TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQuarantineEndsTheRun) {
