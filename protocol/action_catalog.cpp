@@ -120,6 +120,16 @@ Status check_process_refs(const pb::Message& message, const std::string& prefix)
 
 bool is_known_kind(std::string_view kind) { return find(kind) != nullptr; }
 
+const pb::Descriptor* parameters_descriptor(std::string_view kind) {
+  const auto* entry = find(kind);
+  return entry != nullptr ? entry->parameters() : nullptr;
+}
+
+const pb::Descriptor* result_descriptor(std::string_view kind) {
+  const auto* entry = find(kind);
+  return entry != nullptr ? entry->result() : nullptr;
+}
+
 namespace {
 
 json fields_json(const pb::Descriptor* message, int depth) {

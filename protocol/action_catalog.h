@@ -12,9 +12,16 @@
 
 #include "common/result.h"
 
+namespace google::protobuf {
+class Descriptor;
+}
+
 namespace riposte::action_catalog {
 
 bool is_known_kind(std::string_view kind);
+// The message types of `kind`'s parameters and result (actions.proto); nullptr for an unknown kind.
+const google::protobuf::Descriptor* parameters_descriptor(std::string_view kind);
+const google::protobuf::Descriptor* result_descriptor(std::string_view kind);
 
 // JSON object -> serialized parameters message of `kind`; unknown fields and wrong types are
 // errors naming the field.

@@ -7,6 +7,12 @@
 #include <functional>
 #include <sstream>
 
+#include <google/protobuf/stubs/logging.h>
+
+#include <map>
+
+#include "protocol/action_catalog.h"
+#include "protocol/action_kinds.h"
 #include "protocol/agent_channel.pb.h"
 #include "protocol/crypto.h"
 #include "protocol/framing.h"
@@ -304,6 +310,135 @@ TEST(SessionIntegration, AnAgentsReportsAboutOtherAgentsActionsAreDroppedAndItsF
   EXPECT_LE(audit_lines() - before, 2);
   EXPECT_EQ(controller.cli_json({"action", "show", a_action})["state"], "succeeded");
   EXPECT_EQ(controller.cli_json({"agents", "show", a.id})["status"], "online");
+  EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
+}
+
+// Sets every field of `message` (nested, repeated and map fields included): each `string` to bytes
+// that are not UTF-8, numbers to 1, two elements per repeated field.
+void fill_with_bad_text(google::protobuf::Message& message, int depth = 0) {
+  namespace pb = google::protobuf;
+  const auto* d = message.GetDescriptor();
+  const auto* r = message.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const auto* f = d->field(i);
+    for (int n = 0; n < (f->is_repeated() ? 2 : 1); ++n) {
+      const std::string text = "\xff\xfe" + f->name() + std::to_string(n) + "\xc0";
+      switch (f->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_STRING:
+          f->is_repeated() ? r->AddString(&message, f, text) : r->SetString(&message, f, text);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+          if (depth < 3)
+            fill_with_bad_text(
+                f->is_repeated() ? *r->AddMessage(&message, f) : *r->MutableMessage(&message, f),
+                depth + 1);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_INT32:
+          f->is_repeated() ? r->AddInt32(&message, f, 1) : r->SetInt32(&message, f, 1);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_INT64:
+          f->is_repeated() ? r->AddInt64(&message, f, 1) : r->SetInt64(&message, f, 1);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_UINT32:
+          f->is_repeated() ? r->AddUInt32(&message, f, 1) : r->SetUInt32(&message, f, 1);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_UINT64:
+          f->is_repeated() ? r->AddUInt64(&message, f, 1) : r->SetUInt64(&message, f, 1);
+          break;
+        case pb::FieldDescriptor::CPPTYPE_BOOL:
+          f->is_repeated() ? r->AddBool(&message, f, true) : r->SetBool(&message, f, true);
+          break;
+        default:
+          break;  // enums and floats: none carries text
+      }
+    }
+  }
+}
+
+// A raw agent answers one action of every kind with bytes that are not UTF-8 in every string of
+// its result and message (and one result that is no message at all). Before, one such result
+// made the controller's JSON null and `.value()` on it abort the controller, and the action list
+// answer 500 for as long as it was on the page. Now every result is read, its text as wire text,
+// the unreadable one says so, and the controller goes on.
+TEST(SessionIntegration, ResultsWithTextThatIsNotUtf8InEveryFieldAreReadForEveryKind) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state_b = controller.dir() / "agent-b";
+  const auto id_b = controller.enroll_agent(state_b);
+  const auto target = nlohmann::json{{"pid", 4242}, {"start_ticks", "1"}};
+  const std::map<std::string, nlohmann::json> parameters = {
+      {"process.tree", {{"pid", 4242}}},
+      {"process.kill", {{"target", target}}},
+      {"process.suspend", {{"target", target}}},
+      {"process.resume", {{"target", target}}},
+      {"memory.capture", {{"target", target}}},
+      {"file.hash", {{"path", "/tmp/x"}}},
+      {"file.collect", {{"path", "/tmp/x"}}},
+      {"file.quarantine", {{"path", "/tmp/x"}}},
+      {"file.restore", {{"vault_id", "v1"}}},
+      {"yara.scan", {{"rules", "rule a { condition: true }"}, {"paths", {"/tmp"}}}},
+  };
+  std::map<std::string, std::string> kind_of;  // action id -> kind
+  std::vector<std::uint8_t> bytes;
+  const auto append = [&](const proto::Envelope& envelope) {
+    const auto frame = encode_frame(envelope.SerializeAsString());
+    bytes.insert(bytes.end(), frame.begin(), frame.end());
+  };
+  google::protobuf::LogSilencer quiet;  // serializing bad text logs each time
+  for (const auto kind : action_kind::kAll) {
+    const auto it = parameters.find(std::string(kind));
+    const auto params = it == parameters.end() ? nlohmann::json::object() : it->second;
+    const auto created = controller.cli({"action", "run", std::string(kind), "--agent", id_b,
+                                         "--params-json", params.dump(), "--json"});
+    ASSERT_EQ(created.exit_code, 0) << kind << ": " << created.err << created.out;
+    const auto id = nlohmann::json::parse(created.out)["actions"][0]["id"].get<std::string>();
+    kind_of[id] = kind;
+    std::unique_ptr<google::protobuf::Message> result(
+        google::protobuf::MessageFactory::generated_factory()
+            ->GetPrototype(action_catalog::result_descriptor(kind))
+            ->New());
+    fill_with_bad_text(*result);
+    proto::Envelope envelope;
+    auto* r = envelope.mutable_action_result();
+    r->set_action_id(id);
+    r->set_status(proto::ActionResult::STATUS_SUCCEEDED);
+    r->set_message("done with /tmp/\xff");
+    r->set_output(result->SerializeAsString());
+    append(envelope);
+  }
+  // One more process.list whose output is no ProcessListResult at all.
+  const auto garbage_action =
+      controller.cli_json({"action", "run", "process.list", "--agent", id_b})["actions"][0]["id"]
+          .get<std::string>();
+  proto::Envelope garbage;
+  garbage.mutable_action_result()->set_action_id(garbage_action);
+  garbage.mutable_action_result()->set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  garbage.mutable_action_result()->set_output("\x0a\xff\xff\xff\xff\x0f");
+  append(garbage);
+
+  const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                       state_b, true, bytes, 10s);
+  ASSERT_TRUE(outcome.hello_accepted) << outcome.detail;
+  const std::string fffd = "\xEF\xBF\xBD";
+  for (const auto& [id, kind] : kind_of) {
+    const auto shown = controller.cli({"action", "show", id, "--json"});
+    ASSERT_EQ(shown.exit_code, 0) << kind << ": " << shown.err;
+    const auto action = nlohmann::json::parse(shown.out);
+    EXPECT_EQ(action["state"], "succeeded") << kind << ": " << action.dump(2);
+    ASSERT_TRUE(action["result"].is_object()) << kind;
+    EXPECT_FALSE(action["result"].contains("unreadable")) << kind << ": " << action.dump(2);
+    // Every kind with a text field shows it as wire text.
+    if (action_catalog::result_descriptor(kind)->field_count() > 0) {
+      EXPECT_NE(action["result"].dump().find(fffd + "ff" + fffd + "fe"), std::string::npos)
+          << kind << ": " << action["result"].dump();
+    }
+  }
+  const auto unreadable = controller.cli_json({"action", "show", garbage_action});
+  EXPECT_NE(unreadable["outcome"].get<std::string>().find("could not be read"), std::string::npos)
+      << unreadable.dump(2);
+  const auto listed = controller.cli({"action", "list", "--json"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_TRUE(controller.process().running());
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
 
