@@ -302,6 +302,10 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket, ConnectionLimiter::Ti
       response.set("X-Content-Type-Options", "nosniff");
       response.set("X-Frame-Options", "DENY");
       response.set("Referrer-Policy", "no-referrer");
+      // HTTPS only, for a year (RFC 6797): a browser that once reached the console never falls
+      // back to plain HTTP for this host. No includeSubDomains: the controller does not speak
+      // for other services under its name.
+      response.set("Strict-Transport-Security", "max-age=31536000");
       response.set("Content-Security-Policy",
                    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
                    "form-action 'none'");

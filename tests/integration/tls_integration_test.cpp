@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -303,6 +305,22 @@ TEST_F(TlsIntegration, ListenersSpeakTls13AndPresentTheControllerChain) {
     EXPECT_NE(output.find("New, TLSv1.3"), std::string::npos) << endpoint << "\n" << output;
     EXPECT_NE(output.find("Verify return code: 0 (ok)"), std::string::npos) << endpoint << "\n"
                                                                             << output;
+  }
+}
+
+// The API is HTTPS only: browsers are told so (HSTS), on every answer, the console's and errors
+// included, so that a later plain-HTTP link to the same host is never followed in the clear.
+TEST_F(TlsIntegration, EveryApiAnswerCarriesStrictTransportSecurity) {
+  for (const char* path : {"/healthz", "/api/v1/agents", "/ui/", "/no/such/page"}) {
+    const auto answer = run_command({"curl", "-s", "-o", "/dev/null", "-D", "-", "--cacert",
+                                     controller.ca_cert(),
+                                     "https://" + controller.api() + path});
+    std::string headers = answer.out;
+    std::transform(headers.begin(), headers.end(), headers.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    EXPECT_NE(headers.find("strict-transport-security: max-age=31536000\r\n"),
+              std::string::npos)
+        << path << "\n" << answer.out;
   }
 }
 
