@@ -439,16 +439,23 @@ void PlaybookEngine::fault(const std::string& run_id, const std::string& what) {
                 kMaxRunFaults, what);
   try {
     const auto now = deps_.clock.now_unix_ms();
+    auto found = deps_.store.find_run(run_id);
+    if (!found || !*found || (**found).finished_at_ms) {
+      faults_.erase(run_id);
+      return;
+    }
+    PlaybookRunRecord run = std::move(**found);
     if (count < kMaxRunFaults) {
-      // Due again at the next tick, on this controller or the one that holds it then.
-      if (auto s = deps_.store.wake_run(run_id, now); !s)
-        spdlog::error("playbooks: run {}: cannot wake: {}", run_id, s.error().message);
+      // Due again after a pause, as a step's backoff is (runs_due), on this controller or the
+      // one that holds the run then.
+      run.state = "waiting";
+      run.waiting_for = "backoff";
+      run.wake_at_ms = now + kRunFaultRetryMs;
+      if (auto s = deps_.store.update_run(run, nullptr, nullptr, now); !s)
+        spdlog::error("playbooks: run {}: cannot store: {}", run_id, s.error().message);
       return;
     }
     faults_.erase(run_id);
-    auto found = deps_.store.find_run(run_id);
-    if (!found || !*found || (**found).finished_at_ms) return;
-    PlaybookRunRecord run = std::move(**found);
     const auto step = run.step;
     finish(find(run.playbook), run, "failed",
            fmt::format("step {} failed {} times on an internal error, and the run was stopped "

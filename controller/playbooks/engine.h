@@ -157,7 +157,7 @@ class PlaybookEngine {
   void finish(const Playbook* playbook, PlaybookRunRecord& run, const std::string& state,
               const std::string& error, const RunStepRecord* last_step);
   // advance's work. advance() catches what it throws (a fault on this run's data): the run is
-  // woken again up to kMaxRunFaults times, then failed with the reason, so that it is not resumed
+  // due again kRunFaultRetryMs later, up to kMaxRunFaults faults, then failed with the reason, so that it is not resumed
   // into the same fault at every start, here or on another controller.
   void advance_held(const std::string& run_id);
   void fault(const std::string& run_id, const std::string& what);
@@ -179,6 +179,7 @@ class PlaybookEngine {
   std::int64_t leases_renewed_at_ms_ = 0;  // worker thread only
   std::map<std::string, int> faults_;      // internal errors per run still failing; worker only
   static constexpr int kMaxRunFaults = 3;
+  static constexpr std::int64_t kRunFaultRetryMs = 5'000;
   boost::asio::thread_pool worker_{1};
 };
 

@@ -81,6 +81,7 @@ class PlaybookEngineTest : public ::testing::Test {
                            clock,
                            [this](const std::string& url, const json& body) -> Status {
                              posted.emplace_back(url, body);
+                             if (webhook_throws) throw std::runtime_error("injected fault");
                              if (webhook_down) return Error{"webhook answered HTTP 503"};
                              return ok_status();
                            },
@@ -163,6 +164,7 @@ class PlaybookEngineTest : public ::testing::Test {
   std::unique_ptr<PlaybookEngine> engine;
   bool observed = false;
   bool webhook_down = false;
+  bool webhook_throws = false;  // a fault inside a step, as bad data once caused in JSON access
   std::vector<std::pair<std::string, proto::Envelope>> sent;
   std::vector<std::pair<std::string, json>> posted;
 };
@@ -178,6 +180,28 @@ steps:
   - {id: raise, kind: case, status: in_progress, severity: critical, assignee: bob, note: "Escalated {{ observables[0].value }}"}
   - {id: tell, kind: notify, url: "webhook:soc", body: {text: "case {{ case.url }}", count: "{{ len(observables) }}"}}
 )";
+
+// A step that throws (a fault of the controller's on this run's data: once, `.value()` on a result
+// that was null) used to end the controller, and the run resumed into it at every start. Now it
+// is tried again at the next ticks and, after 3 faults, fails the run with the reason.
+TEST_F(PlaybookEngineTest, AStepThatThrowsFailsTheRunAfterThreeTriesNotTheController) {
+  engine_with(kBranching);
+  webhook_throws = true;
+  auto run = start(alert_on("alert-fault", "web-01"));
+  EXPECT_EQ(run.finished_at_ms, std::nullopt) << "one fault: tried again, not ended";
+  tick_after_ms(5000);
+  EXPECT_EQ(reload(run.id).finished_at_ms, std::nullopt);
+  tick_after_ms(5000);
+  run = reload(run.id);
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_NE(run.error.find("step tell failed 3 times on an internal error"), std::string::npos)
+      << run.error;
+  EXPECT_NE(run.error.find("injected fault"), std::string::npos) << run.error;
+  // Ended for good: later ticks do not take it up again.
+  const auto tries = posted.size();
+  tick_after_ms(60'000);
+  EXPECT_EQ(posted.size(), tries);
+}
 
 TEST_F(PlaybookEngineTest, DecideTakesEitherBranchAndCaseAndNotifyStepsAct) {
   engine_with(kBranching);
