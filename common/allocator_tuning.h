@@ -15,4 +15,8 @@ inline void keep_freed_memory_for_reuse() {
   ::mallopt(M_TRIM_THRESHOLD, 64 << 20);  // return memory only above 64 MiB of free top
 }
 
+// Hands free memory of every arena back to the kernel now: after a burst of large request bodies,
+// which the bounds above would otherwise keep for good.
+inline void return_freed_memory() { ::malloc_trim(0); }
+
 }  // namespace riposte

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/address.h"
+#include "common/allocator_tuning.h"
 #include "common/secure_file.h"
 #include "protocol/crypto.h"
 
@@ -290,6 +291,12 @@ void ControllerService::schedule_expiry() {
     if (pipeline_) pipeline_->tick();
     if (store_shared_ && live_queries_) live_queries_->look_for_answers_elsewhere();
     heartbeat_if_due();
+    // Memory freed after a burst (alert batches, a long report) goes back to the kernel within
+    // half a minute; the allocator keeps it otherwise (common/allocator_tuning.h).
+    if (const auto now = clock_.now_unix_ms(); now - last_trim_ms_ >= kTrimEveryMs) {
+      last_trim_ms_ = now;
+      return_freed_memory();
+    }
     schedule_expiry();
   });
 }

@@ -99,6 +99,8 @@ class ControllerService {
   std::unique_ptr<ActionDispatcher> dispatcher_;
   std::unique_ptr<EvidenceStore> evidence_;
   std::unique_ptr<boost::asio::steady_timer> expiry_timer_;
+  std::int64_t last_trim_ms_ = 0;
+  static constexpr std::int64_t kTrimEveryMs = 30'000;
   ControllerRecord self_;  // id, addresses; what controller_heartbeat records
   std::int64_t last_heartbeat_ms_ = 0;  // on the expiry timer's strand only
   // When sessions held elsewhere were last looked for (heartbeat_if_due), same strand.

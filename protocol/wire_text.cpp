@@ -122,6 +122,24 @@ bool escape_text_fields(pb::Message& message) {
   return rewrite_fields(message, is_string_field, escape);
 }
 
+int bound_text_fields(pb::Message& message, std::size_t max_bytes) {
+  static constexpr std::string_view kEllipsis = "\xE2\x80\xA6";
+  int cut = 0;
+  (void)rewrite_fields(message, is_string_field,
+                       [&](const std::string& value) -> std::optional<std::string> {
+                         if (value.size() <= max_bytes) return std::nullopt;
+                         std::size_t end = max_bytes > kEllipsis.size()
+                                               ? max_bytes - kEllipsis.size()
+                                               : 0;
+                         // Back to the start of a character (not a continuation byte).
+                         while (end > 0 && (static_cast<unsigned char>(value[end]) & 0xC0) == 0x80)
+                           --end;
+                         ++cut;
+                         return value.substr(0, end) + std::string(kEllipsis);
+                       });
+  return cut;
+}
+
 bool repair_text_fields(pb::Message& message) {
   return rewrite_fields(message, is_string_field, repair);
 }

@@ -30,6 +30,11 @@ bool repair_text_fields(google::protobuf::Message& message);
 // Whether every `string` field of `message` is valid UTF-8, so that Protobuf will parse it.
 bool text_fields_are_utf8(const google::protobuf::Message& message);
 
+// Cuts every `string` field of `message` longer than `max_bytes` to at most that many bytes, on a
+// character boundary, ending in "…": what a peer says is data, bounded before it reaches a log, the
+// audit chain or the database. Returns how many fields were cut.
+int bound_text_fields(google::protobuf::Message& message, std::size_t max_bytes);
+
 // How parse_repairing read the bytes.
 enum class ParseRepair {
   none,      // parsed as it was

@@ -467,7 +467,11 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) {
     if (method != "GET") return error(405, "use GET");
     std::string_view rest = path.substr(kEvidence.size());
     if (rest.ends_with("/custody")) {
-      return evidence_custody(std::string(rest.substr(0, rest.size() - 8)));
+      const auto limit = integer_param(request.target, "limit").value_or(500);
+      const auto after = integer_param(request.target, "after").value_or(0);
+      if (limit < 1) return error(400, "limit must be at least 1");
+      return evidence_custody(std::string(rest.substr(0, rest.size() - 8)),
+                              static_cast<int>(std::min<std::int64_t>(limit, 1000)), after);
     }
     // Memory images and collected files hold secrets (passwords, keys, personal data): their
     // bytes are for responders; everyone else sees hashes, sizes and custody.
@@ -940,13 +944,18 @@ ApiResponse ApiRouter::download_evidence(const std::string& sha256, const ApiTok
   return response;
 }
 
-ApiResponse ApiRouter::evidence_custody(const std::string& sha256) {
+ApiResponse ApiRouter::evidence_custody(const std::string& sha256, int limit,
+                                        std::int64_t after_seq) {
   if (!is_sha256_hex(sha256)) return error(400, "evidence id must be a lowercase SHA-256 hash");
   auto records = deps_.store.find_evidence(sha256);
   if (!records) return error(500, records.error().message);
   if (records->empty()) return error(404, fmt::format("no evidence {}", sha256));
-  auto events = deps_.store.audit_entries_about(sha256, 10'000);
+  // Paged (?after=SEQ&limit=N): the entries about one object are as many as its agent's offers
+  // and its downloads, which no one bounds in advance.
+  auto events = deps_.store.audit_entries_about(sha256, limit + 1, after_seq);
   if (!events) return error(500, events.error().message);
+  const bool more = events->size() > static_cast<std::size_t>(limit);
+  if (more) events->resize(static_cast<std::size_t>(limit));
   json produced = json::array();
   for (const auto& r : *records) {
     produced.push_back({{"action_id", r.action_id},
@@ -968,7 +977,8 @@ ApiResponse ApiRouter::evidence_custody(const std::string& sha256) {
   return reply(200, json{{"sha256", sha256},
                          {"size", records->front().size},
                          {"produced_by", produced},
-                         {"custody", custody}});
+                         {"custody", custody},
+                         {"next_after", more ? json(events->back().seq) : json(nullptr)}});
 }
 
 ApiResponse ApiRouter::verify_audit() {

@@ -108,7 +108,8 @@ class ApiRouter {
   ApiResponse list_actions(const ApiRequest& request);
   ApiResponse show_action(const std::string& id);
   ApiResponse download_evidence(const std::string& sha256, const ApiTokenRecord& caller);
-  ApiResponse evidence_custody(const std::string& sha256);
+  // GET /api/v1/evidence/SHA/custody?after=SEQ&limit=N (limit 1..1000, default 500).
+  ApiResponse evidence_custody(const std::string& sha256, int limit, std::int64_t after_seq);
   ApiResponse verify_audit();
   ApiResponse export_audit(const ApiRequest& request);
   ApiResponse route_operators(const ApiRequest& request, std::string_view path,

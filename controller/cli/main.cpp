@@ -391,6 +391,10 @@ int run_cli(int argc, char** argv) {
                       e["details"].dump()});
     }
     print_table({"SEQ", "AT", "ACTOR", "EVENT", "DETAILS"}, rows);
+    if (!result["next_after"].is_null())
+      std::cout << fmt::format("(the first {} entries; the next page: GET "
+                               "/api/v1/evidence/{}/custody?after={})\n",
+                               rows.size(), sha256, result["next_after"].dump());
     return 0;
   }
   if (evidence_get->parsed()) {

@@ -6,6 +6,7 @@
 #include "protocol/action_kinds.h"
 #include "protocol/action_outcome.h"
 #include "protocol/actions.pb.h"
+#include "protocol/wire_text.h"
 
 namespace riposte::controller {
 
@@ -31,7 +32,7 @@ Result<Expected> expected_object(const ActionRecord& action, const proto::Action
   if (action.kind == ak::kMemoryCapture) {
     proto::MemoryCaptureParams params;
     proto::MemoryCaptureResult out;
-    if (!params.ParseFromString(spec.parameters()) || !out.ParseFromString(result.output()))
+    if (!params.ParseFromString(spec.parameters()) || !parse_repairing(out, result.output()))
       return Error{"the memory.capture result does not parse"};
     e.name = action.id + ".core";
     e.sha256 = out.sha256();
@@ -50,7 +51,7 @@ Result<Expected> expected_object(const ActionRecord& action, const proto::Action
   if (action.kind == ak::kFileCollect) {
     proto::FileParams params;
     proto::FileResult out;
-    if (!params.ParseFromString(spec.parameters()) || !out.ParseFromString(result.output()))
+    if (!params.ParseFromString(spec.parameters()) || !parse_repairing(out, result.output()))
       return Error{"the file.collect result does not parse"};
     e.name = action.id + ".collected";
     e.sha256 = out.sha256();

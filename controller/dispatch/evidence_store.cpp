@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,7 @@ struct EvidenceStore::Upload {
   std::string action_id;
   std::string agent_id;
   crypto::Sha256 sha;
+  std::optional<std::uint64_t> audited_offset;  // the resume offset last audited
 };
 
 EvidenceStore::EvidenceStore(fs::path dir, Store& store, const Clock& clock)
@@ -133,6 +135,7 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   });
   if (auto it = uploads_.find(sha); it != uploads_.end() && it->second->broken) uploads_.erase(it);
   auto& slot = uploads_[sha];
+  const bool fresh = !slot;
   if (!slot) {
     auto upload = std::make_unique<Upload>();
     const auto partial = dir_ / ".partial" / sha;
@@ -168,13 +171,19 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   slot->size = ref.size();
   slot->action_id = offer.action_id();
   slot->agent_id = agent_id;
-  (void)store_.append_audit({"agent:" + agent_id, "evidence.offered", sha,
-                             json{{"action_id", offer.action_id()},
-                                  {"size", ref.size()},
-                                  {"name", ref.name()},
-                                  {"resume_offset", slot->written}}
-                                 .dump()},
-                            clock_.now_unix_ms());
+  // Audited when it says something new: the first offer of an upload here, or one resuming
+  // from a new offset. The same offer repeated (an agent reconnecting, or one flooding: 6,000 in
+  // 20 s made as many entries) adds nothing to the custody log.
+  if (fresh || slot->audited_offset != slot->written) {
+    slot->audited_offset = slot->written;
+    (void)store_.append_audit({"agent:" + agent_id, "evidence.offered", sha,
+                               json{{"action_id", offer.action_id()},
+                                    {"size", ref.size()},
+                                    {"name", ref.name()},
+                                    {"resume_offset", slot->written}}
+                                   .dump(-1, ' ', false, json::error_handler_t::replace)},
+                              clock_.now_unix_ms());
+  }
   if (slot->written == slot->size) return finish(sha, *slot);
   return ack_of(sha, slot->written);
 }

@@ -92,6 +92,13 @@ class AgentGateway {
     return refusal_log_.take(clock_.now_unix_ms(), held_back);
   }
   static constexpr int kRefusalLinesPerMinute = 30;
+  // The same for warnings an enrolled agent's messages cause (an unexpected message type, an
+  // object no action names, an event of unknown kind): an agent's certificate is not a licence
+  // to write the controller's log at its message rate.
+  bool log_agent_warning(std::uint64_t& held_back) {
+    return agent_warning_log_.take(clock_.now_unix_ms(), held_back);
+  }
+  static constexpr int kAgentWarningLinesPerMinute = 60;
   // TLS handshakes completed on the gateway: full ones and resumed ones (session tickets).
   void count_handshake(bool resumed) { ++(resumed ? handshakes_resumed_ : handshakes_full_); }
   std::uint64_t handshakes(bool resumed) const {
@@ -175,6 +182,7 @@ class AgentGateway {
   boost::asio::steady_timer heartbeat_flush_timer_;
   std::atomic<bool> stopped_{false};
   LogBudget refusal_log_{kRefusalLinesPerMinute};
+  LogBudget agent_warning_log_{kAgentWarningLinesPerMinute};
   // Each agent's resumable TLS session (one reference each), under mutex_.
   std::map<std::string, SSL_SESSION*> resumable_;
   void drop_resumable_session_locked(const std::string& agent_id);

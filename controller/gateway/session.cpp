@@ -22,6 +22,7 @@
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
 #include "protocol/version.h"
+#include "protocol/wire_text.h"
 
 namespace riposte::controller {
 
@@ -32,6 +33,13 @@ namespace {
 
 std::string not_logged(std::uint64_t held_back) {
   return LogBudget::held_back_note(held_back, "refused connections");
+}
+
+// `text` with control characters (newlines among them) shown as spaces: one log line stays one.
+std::string printable(std::string text) {
+  for (auto& c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return text;
 }
 
 AgentFactsRecord facts_from(const proto::OsFacts& os,
@@ -262,6 +270,9 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
       co_return Error{close_reason_.empty() ? envelope.error().message : close_reason_};
     }
     co_await pace(*envelope);
+    // Every text an agent sends is bounded before anything reads it (an evidence name of 3.9 MB
+    // once went into the database and the audit chain 200 times over).
+    bound_text_fields(*envelope, kMaxAgentTextBytes);
     if (auto s = handle(*envelope); !s) co_return s;
   }
 }
@@ -349,22 +360,19 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
         return Error{"object requests faster than the agent reads the answers"};
       return ok_status();
     default:
-      spdlog::warn("gateway: agent {}: ignoring unexpected message type {}", agent_id_,
-                   static_cast<int>(envelope.body_case()));
+      warn_budgeted("gateway: agent {}: ignoring unexpected message type {}", agent_id_,
+                    static_cast<int>(envelope.body_case()));
       return ok_status();
   }
 }
 
-namespace {
-
-// `text` with control characters (newlines among them) shown as spaces: one log line stays one.
-std::string printable(std::string text) {
-  for (auto& c : text)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  return text;
+template <typename... Args>
+void GatewaySession::warn_budgeted(fmt::format_string<Args...> format, Args&&... args) {
+  std::uint64_t held_back = 0;
+  if (!gateway_.log_agent_warning(held_back)) return;
+  spdlog::warn("{}{}", fmt::format(format, std::forward<Args>(args)...),
+               LogBudget::held_back_note(held_back, "agent warnings"));
 }
-
-}  // namespace
 
 void GatewaySession::record_event(const proto::AgentEvent& event, std::int64_t now_ms) {
   // What an agent says is data: bounded in number (per agent, across reconnects), in size, and
@@ -443,8 +451,8 @@ bool GatewaySession::answer_object_request(const proto::ObjectRequest& request) 
   if (!allowed || !object) {
     chunk->set_error("controller store error");
   } else if (!*allowed || !*object) {
-    spdlog::warn("gateway: agent {} asked for object {} that no unfinished action of it names",
-                 agent_id_, sha);
+    warn_budgeted("gateway: agent {} asked for object {} that no unfinished action of it names",
+                  agent_id_, printable(sha));
     chunk->set_error("no unfinished action for this agent names that object");
   } else {
     chunk->set_size((*object)->size);

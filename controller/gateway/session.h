@@ -4,6 +4,8 @@
 // either side closes. Reader and writer are separate coroutines on the session's strand; anything
 // that wants to send queues an Envelope with send().
 
+#include <fmt/format.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
@@ -59,6 +61,12 @@ class GatewaySession : public std::enable_shared_from_this<GatewaySession> {
   // sends chunks without reading the acks.
   boost::asio::awaitable<void> pace(const proto::Envelope& envelope);
   void shutdown_socket();
+  // A warning this agent's messages cause, within the gateway's budget for such lines
+  // (AgentGateway::log_agent_warning): repeated, they are counted, not written.
+  template <typename... Args>
+  void warn_budgeted(fmt::format_string<Args...> format, Args&&... args);
+  // The longest text any field of an agent's message may hold (bound_text_fields).
+  static constexpr std::size_t kMaxAgentTextBytes = 4096;
 
   AgentGateway& gateway_;
   TlsSocket stream_;  // not asio::ssl::stream: 68 KiB less per session (tls_socket.h)

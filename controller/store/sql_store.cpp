@@ -1541,11 +1541,13 @@ Status SqlStore::set_agent_labels(const std::string& id, const std::vector<std::
 }
 
 Result<std::vector<AuditEntry>> SqlStore::audit_entries_about(const std::string& subject,
-                                                                 int limit) {
+                                                                 int limit,
+                                                                 std::int64_t after_seq) {
   auto db = pool_.acquire();
-  Query q(*db, fmt::format("SELECT {} FROM audit_log WHERE subject = ? ORDER BY seq LIMIT ?",
-                           kAuditColumns));
-  q.bind(subject, limit);
+  Query q(*db, fmt::format(
+                   "SELECT {} FROM audit_log WHERE subject = ? AND seq > ? ORDER BY seq LIMIT ?",
+                   kAuditColumns));
+  q.bind(subject, after_seq, limit);
   return collect_rows(*db, q, audit_from_row, "read audit log");
 }
 

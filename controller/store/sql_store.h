@@ -169,8 +169,8 @@ class SqlStore : public Store {
   std::uint64_t agents_generation() const override { return agents_generation_.load(); }
   Status set_agent_labels(const std::string& id, const std::vector<std::string>& labels,
                           const AuditEvent& audit, std::int64_t now_ms) override;
-  Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
-                                                      int limit) override;
+  Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject, int limit,
+                                                      std::int64_t after_seq = 0) override;
 
   // A connection of its own, for whole-table copies (store_copy.h).
   ConnectionPool::Lease connection() { return pool_.acquire(); }

@@ -581,8 +581,10 @@ class Store {
   // Entries with seq > after_seq, ascending, at most `limit`.
   virtual Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) = 0;
   // Entries about one subject (an action, an evidence hash, an agent), ascending.
+  // Entries with seq > after_seq, at most `limit` (paging: pass the last seq seen).
   virtual Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
-                                                              int limit) = 0;
+                                                              int limit,
+                                                              std::int64_t after_seq = 0) = 0;
 
   // Alerts. Stores the batch in one transaction: an id already stored is a duplicate and left as
   // it was; every new alert joins the open case that holds an alert on the same host sharing an

@@ -13,6 +13,7 @@
 
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
+#include "protocol/actions.pb.h"
 #include "protocol/agent_channel.pb.h"
 #include "protocol/crypto.h"
 #include "protocol/framing.h"
@@ -438,6 +439,128 @@ TEST(SessionIntegration, ResultsWithTextThatIsNotUtf8InEveryFieldAreReadForEvery
       << unreadable.dump(2);
   const auto listed = controller.cli({"action", "list", "--json"});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_TRUE(controller.process().running());
+  EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
+}
+
+// Bytes the controller's files hold in `dir` (database, WAL, logs).
+std::uintmax_t bytes_under(const std::filesystem::path& dir) {
+  std::uintmax_t total = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir))
+    if (f.is_regular_file()) total += f.file_size();
+  return total;
+}
+
+// A compromised agent with a valid certificate floods every kind of message it can send: the
+// same EvidenceOffer 1,500 times (200 of them with a 1 MB name), ObjectRequests for objects no
+// action names, HelloAcks (a message only a controller sends), progress with a 1 MB unit. Before,
+// each offer was an audit entry carrying its name (200 offers of 3.9 MB grew the database by
+// 770 MB) and each odd message a log line. Now the audit, the database and the log grow by a
+// bounded amount, and the custody list is paged.
+TEST(SessionIntegration, AFloodOfEveryMessageKindWritesABoundedAmount) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state_b = controller.dir() / "agent-b";
+  const auto id_b = controller.enroll_agent(state_b);
+  const auto action = controller.cli_json({"action", "run", "file.collect", "--agent", id_b,
+                                           "--param", "path=/etc/hostname"})["actions"][0]["id"]
+                          .get<std::string>();
+  const std::string huge(1 << 20, 'n');
+  const std::string sha(64, 'a');
+  std::vector<std::uint8_t> bytes;
+  const auto append = [&](const proto::Envelope& envelope) {
+    const auto frame = encode_frame(envelope.SerializeAsString());
+    bytes.insert(bytes.end(), frame.begin(), frame.end());
+  };
+  proto::Envelope result;
+  auto* r = result.mutable_action_result();
+  r->set_action_id(action);
+  r->set_status(proto::ActionResult::STATUS_SUCCEEDED);
+  proto::FileResult file;
+  file.set_path("/etc/hostname");
+  file.set_sha256(sha);
+  file.set_size(1 << 20);
+  r->set_output(file.SerializeAsString());
+  auto* ref = r->add_evidence();
+  ref->set_sha256(sha);
+  ref->set_size(1 << 20);
+  ref->set_name(action + ".collected");
+  append(result);
+  for (int i = 0; i < 1500; ++i) {
+    proto::Envelope offer;
+    offer.mutable_evidence_offer()->set_action_id(action);
+    *offer.mutable_evidence_offer()->mutable_evidence() = *ref;
+    // The offer's own name is not checked against the result's: it went into the audit as sent.
+    if (i < 200) offer.mutable_evidence_offer()->mutable_evidence()->set_name(huge);
+    append(offer);
+  }
+  // ObjectRequests go in sessions of their own: more than 8 answers unread ends a session.
+  std::vector<std::uint8_t> requests;
+  for (int i = 0; i < 9; ++i) {  // the 9th unread answer ends the session at once
+    proto::Envelope request;
+    request.mutable_object_request()->set_sha256(std::string(63, 'b') + "0123456789"[i % 10]);
+    const auto frame = encode_frame(request.SerializeAsString());
+    requests.insert(requests.end(), frame.begin(), frame.end());
+  }
+  for (int i = 0; i < 1000; ++i) {
+    proto::Envelope ack;
+    ack.mutable_hello_ack()->set_accepted(true);
+    ack.mutable_hello_ack()->set_reason(i < 10 ? huge : "x");
+    append(ack);
+  }
+  for (int i = 0; i < 300; ++i) {
+    proto::Envelope progress;
+    progress.mutable_action_progress()->set_action_id(action);
+    progress.mutable_action_progress()->set_done(i);
+    progress.mutable_action_progress()->set_unit(i < 10 ? huge : "bytes");
+    append(progress);
+  }
+  const auto audit_lines = [&] {
+    const auto out = controller.cli({"audit", "export"}).out;
+    return std::count(out.begin(), out.end(), '\n');
+  };
+  const auto audit_before = audit_lines();
+  const auto disk_before = bytes_under(controller.dir());
+  const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                       state_b, true, bytes, 90s);
+  ASSERT_TRUE(outcome.hello_accepted) << outcome.detail;
+  // The offers were answered (an agent learns where to resume), not all audited.
+  std::size_t offer_acks = 0;
+  for (const auto& raw : outcome.received) {
+    proto::Envelope reply;
+    offer_acks += reply.ParseFromString(raw) && reply.has_evidence_ack() &&
+                  reply.evidence_ack().error().empty();
+  }
+  EXPECT_GE(offer_acks, 1500u) << outcome.detail;
+  for (int session = 0; session < 12; ++session) {
+    const auto asked = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                       state_b, true, requests, 10s);
+    ASSERT_TRUE(asked.hello_accepted) << asked.detail;
+  }
+  const auto audit_grew = audit_lines() - audit_before;
+  const auto disk_grew = bytes_under(controller.dir()) - disk_before;
+  std::cout << "flood of " << bytes.size() << " bytes: audit +" << audit_grew << " entries, disk +"
+            << disk_grew << " bytes\n";
+  // The result, one offer, the session's connect and disconnect, and a little slack.
+  EXPECT_LE(audit_grew, 8);
+  // Every text is at most 4 KiB when stored; the log keeps 60 agent warnings a minute.
+  EXPECT_LT(disk_grew, 2u << 20);
+  const auto log = controller.process().log_text();
+  EXPECT_LT(std::count(log.begin(), log.end(), '\n'), 400) << "log lines";
+  // 96 requests for objects no action names, 1,000 messages only a controller sends: within the
+  // budget of 60 such lines a minute, the rest counted.
+  std::size_t warnings = 0;
+  for (auto at = log.find("no unfinished action of it names"); at != std::string::npos;
+       at = log.find("no unfinished action of it names", at + 1))
+    ++warnings;
+  for (auto at = log.find("ignoring unexpected message type"); at != std::string::npos;
+       at = log.find("ignoring unexpected message type", at + 1))
+    ++warnings;
+  EXPECT_LE(warnings, 60u);
+  EXPECT_GE(warnings, 10u);
+  const auto custody = controller.cli_json({"evidence", "show", sha, "--json"});
+  EXPECT_LE(custody["custody"].size(), 3u) << custody.dump(2);
+  EXPECT_LT(custody.dump().size(), 64u << 10);
   EXPECT_TRUE(controller.process().running());
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
