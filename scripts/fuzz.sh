@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets for every parser of outside input with clang-14, ASan and UBSan,
 # and runs each for a short while from the fixtures as seed corpus: the alert normalizers (ECS,
 # Wazuh, generic, detection) and the feed readers (CSV, list, MISP, STIX), one binary each with
-# the format in RIPOSTE_FUZZ_FORMAT, the playbook expression language, and the agent channel's
+# the format in RIPOSTE_FUZZ_FORMAT, the playbook expression language, agents' results on their way
+# to validation, enrichment, outcomes and reports (fuzz_result), and the agent channel's
 # frame decoder and Envelope parsing (fuzz_frames), playbook files (fuzz_playbook), the HTTP
 # request path through the API router (fuzz_http), enrollment's CSR handling (fuzz_csr) and the
 # controller's and agent's configuration files (fuzz_config). Any crash, leak, timeout or
@@ -51,15 +52,16 @@ build fuzz_frames tests/fuzz/fuzz_frames.cpp protocol/framing.cpp "$out/gen/prot
 libs+=(-lyaml-cpp)
 build fuzz_playbook tests/fuzz/fuzz_playbook.cpp controller/playbooks/playbook.cpp \
       controller/playbooks/expression.cpp common/duration.cpp protocol/action_catalog.cpp \
+      protocol/wire_text.cpp common/utf8.cpp \
       "$out/gen/protocol/agent_channel.pb.cc" "$out/gen/protocol/actions.pb.cc"
 
 # Targets over the project's libraries: the HTTP request path (fuzz_http), enrollment's CSR
 # handling (fuzz_csr) and configuration files (fuzz_config), built with the `fuzz` preset
 # (clang-14; every library compiled with -fsanitize=fuzzer-no-link, so coverage reaches into it).
-echo "fuzz: building fuzz_http fuzz_csr fuzz_config (cmake --preset fuzz)"
+echo "fuzz: building fuzz_http fuzz_csr fuzz_config fuzz_result (cmake --preset fuzz)"
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)" --target fuzz_http fuzz_csr fuzz_config
-for name in fuzz_http fuzz_csr fuzz_config; do
+cmake --build --preset fuzz -j "$(nproc)" --target fuzz_http fuzz_csr fuzz_config fuzz_result
+for name in fuzz_http fuzz_csr fuzz_config fuzz_result; do
   [ "$(realpath "$out/$name" 2>/dev/null)" = "$(realpath "build/fuzz/tests/fuzz/$name")" ] ||
     ln -sf "$(realpath "build/fuzz/tests/fuzz/$name")" "$out/$name"
 done
@@ -144,6 +146,23 @@ PY
 # target wraps DER in PEM itself).
 seed fuzz_csr tests/fuzz/seeds/csr.pem
 openssl req -in tests/fuzz/seeds/csr.pem -outform DER -out "$out/corpus/fuzz_csr/csr.der"
+# Agent results (tests/fuzz/fuzz_result.cpp): a byte choosing the kind, then the serialized result,
+# from the text-format results checked in (tests/fuzz/seeds/result_*.txtpb; their names say the
+# message and the kind's index in action_kinds.h kAll), one with a name that is not UTF-8.
+mkdir -p "$out/corpus/fuzz_result"
+for text in tests/fuzz/seeds/result_*.txtpb; do
+  python3 - "$text" "$out/corpus/fuzz_result/$(basename "$text" .txtpb)" <<'PY'
+import os, subprocess, sys
+name = os.path.basename(sys.argv[1])[len("result_"):-len(".txtpb")]  # e.g. ProcessListResult-0
+message, kind = name.rsplit("-", 1)
+with open(sys.argv[1], "rb") as f:
+    body = subprocess.run(["protoc", "-I.", "--encode=riposte.proto." + message,
+                           "protocol/actions.proto"], input=f.read(), check=True,
+                          capture_output=True).stdout
+with open(sys.argv[2], "wb") as out:
+    out.write(bytes([int(kind)]) + body)
+PY
+done
 seed fuzz_config_controller packaging/controller.yaml
 seed fuzz_config_agent packaging/agent.yaml
 
@@ -156,7 +175,8 @@ for run in fuzz_alert_ecs:fuzz_alert:ecs fuzz_alert_wazuh:fuzz_alert:wazuh \
            fuzz_feed_csv:fuzz_feed:csv fuzz_feed_list:fuzz_feed:list fuzz_feed_misp:fuzz_feed:misp \
            fuzz_feed_stix:fuzz_feed:stix fuzz_expression:fuzz_expression: \
            fuzz_frames:fuzz_frames: fuzz_playbook:fuzz_playbook: fuzz_http:fuzz_http: \
-           fuzz_csr:fuzz_csr::5000 fuzz_config_controller:fuzz_config:controller \
+           fuzz_csr:fuzz_csr::5000 fuzz_result:fuzz_result: \
+           fuzz_config_controller:fuzz_config:controller \
            fuzz_config_agent:fuzz_config:agent; do
   IFS=: read -r target binary format target_runs <<<"$run"
   target_runs=$(( ${target_runs:-$runs} < runs ? ${target_runs:-$runs} : runs ))
