@@ -88,7 +88,8 @@ proto::FileResult file_result(const platform::FileInfo& info) {
 // a file whose name is not UTF-8, as process.list or a YARA match reported it, can be acted on.
 Result<std::string> os_path(const std::string& wire) {
   auto path = from_wire_text(wire);
-  if (!path) return Error{fmt::format("path '{}' is not wire text: {}", wire, path.error().message)};
+  if (!path)
+    return Error{fmt::format("path '{}' is not wire text: {}", wire, path.error().message)};
   return path;
 }
 
@@ -395,8 +396,8 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          // (a `string` that is not UTF-8 would not parse back).
          auto record = r;
          escape_text_fields(record);
-         if (auto s = write_file_atomic(c.vault_dir / (id + ".record"),
-                                        record.SerializeAsString(), 0600);
+         if (auto s = write_file_atomic(c.vault_dir / (id + ".record"), record.SerializeAsString(),
+                                        0600);
              !s) {
            return failed(fmt::format("file is in the vault as {}, but its record was not saved: {}",
                                      id, s.error().message));
@@ -417,10 +418,9 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          auto resolved = os_path(record.resolved_path());
          if (!original || !resolved)
            return failed(fmt::format("the vault record for {} is damaged", p.vault_id()));
-         platform::VaultEntry entry{
-             p.vault_id(),
-             {*original, *resolved, record.size(), record.mode(), record.uid(), record.gid(),
-              record.mtime_unix_ms()}};
+         platform::VaultEntry entry{p.vault_id(),
+                                    {*original, *resolved, record.size(), record.mode(),
+                                     record.uid(), record.gid(), record.mtime_unix_ms()}};
          auto restored = c.files.restore(entry, c.vault_dir, p.keep_setid());
          if (!restored) return failed(restored.error().message);
          std::filesystem::remove(c.vault_dir / (p.vault_id() + ".record"));

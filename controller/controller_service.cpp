@@ -367,8 +367,7 @@ void ControllerService::run() {
         io_.run();
         return;
       } catch (const std::exception& e) {
-        spdlog::error("controller: internal error in a handler, which was abandoned: {}",
-                      e.what());
+        spdlog::error("controller: internal error in a handler, which was abandoned: {}", e.what());
       }
     }
   };

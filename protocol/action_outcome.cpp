@@ -80,7 +80,8 @@ std::string action_outcome_text(const json& action) {
   const json r = action.is_object() && action.contains("result") && action["result"].is_object()
                      ? action["result"]
                      : json::object();
-  if (auto why = action_catalog::result_unreadable(r)) return fmt::format("succeeded, but {}", *why);
+  if (auto why = action_catalog::result_unreadable(r))
+    return fmt::format("succeeded, but {}", *why);
   if (kind == "yara.scan") {
     std::string out;
     const auto matches = count(r, "matches");
@@ -128,13 +129,11 @@ std::string action_outcome_text(const json& action) {
     return fmt::format("moved {} into the vault ({})", str(r, "path"), str(r, "vault_id"));
   if (kind == "file.restore") return fmt::format("restored {}", str(r, "path"));
   if (kind == "network.quarantine")
-    return fmt::format("quarantined; enforced: {}",
-                       joined(list(r, "enforced_hooks"), 5));
+    return fmt::format("quarantined; enforced: {}", joined(list(r, "enforced_hooks"), 5));
   if (kind == "network.release") return "released from quarantine";
   if (kind == "network.status")
     return json_fields::bool_or(r, "quarantined", false)
-               ? fmt::format("quarantined ({})",
-                             joined(list(r, "enforced_hooks"), 5))
+               ? fmt::format("quarantined ({})", joined(list(r, "enforced_hooks"), 5))
                : "not quarantined";
   if (kind == "network.connections")
     return fmt::format("{} current connections, {} earlier contacts", count(r, "current"),

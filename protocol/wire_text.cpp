@@ -24,7 +24,8 @@ using FieldDescriptor = pb::FieldDescriptor;
 // `rewrite` returns the new value, or nullopt to leave the field as it is.
 using Rewrite = std::function<std::optional<std::string>(const std::string&)>;
 
-bool rewrite_fields(pb::Message& message, const std::function<bool(const FieldDescriptor*)>& is_text,
+bool rewrite_fields(pb::Message& message,
+                    const std::function<bool(const FieldDescriptor*)>& is_text,
                     const Rewrite& rewrite) {
   const auto* reflection = message.GetReflection();
   std::vector<const FieldDescriptor*> fields;
@@ -125,18 +126,15 @@ bool escape_text_fields(pb::Message& message) {
 int bound_text_fields(pb::Message& message, std::size_t max_bytes) {
   static constexpr std::string_view kEllipsis = "\xE2\x80\xA6";
   int cut = 0;
-  (void)rewrite_fields(message, is_string_field,
-                       [&](const std::string& value) -> std::optional<std::string> {
-                         if (value.size() <= max_bytes) return std::nullopt;
-                         std::size_t end = max_bytes > kEllipsis.size()
-                                               ? max_bytes - kEllipsis.size()
-                                               : 0;
-                         // Back to the start of a character (not a continuation byte).
-                         while (end > 0 && (static_cast<unsigned char>(value[end]) & 0xC0) == 0x80)
-                           --end;
-                         ++cut;
-                         return value.substr(0, end) + std::string(kEllipsis);
-                       });
+  (void)rewrite_fields(
+      message, is_string_field, [&](const std::string& value) -> std::optional<std::string> {
+        if (value.size() <= max_bytes) return std::nullopt;
+        std::size_t end = max_bytes > kEllipsis.size() ? max_bytes - kEllipsis.size() : 0;
+        // Back to the start of a character (not a continuation byte).
+        while (end > 0 && (static_cast<unsigned char>(value[end]) & 0xC0) == 0x80) --end;
+        ++cut;
+        return value.substr(0, end) + std::string(kEllipsis);
+      });
   return cut;
 }
 

@@ -7,8 +7,8 @@
 // - The agent escapes what it sends: escape_text_fields on each result message before it is
 //   serialized into ActionResult.output, and on each Envelope its channel writes.
 // - The controller repairs what an agent did not escape (an older agent, or a hostile one):
-//   parse_repairing reads a message whose `string` fields hold any bytes and escapes them exactly as
-//   the agent would have, so that one process with an odd name never turns a whole result into
+//   parse_repairing reads a message whose `string` fields hold any bytes and escapes them exactly
+//   as the agent would have, so that one process with an odd name never turns a whole result into
 //   nothing.
 
 #include <google/protobuf/message.h>
@@ -45,6 +45,7 @@ enum class ParseRepair {
 // with every `string` field taken as bytes and escapes them into wire text. Fails, with Protobuf's
 // reason, only when the bytes are not a `message` at all. `message` must be one of the generated
 // messages of protocol/*.proto.
-Result<ParseRepair> parse_repairing(google::protobuf::Message& message, std::string_view serialized);
+Result<ParseRepair> parse_repairing(google::protobuf::Message& message,
+                                    std::string_view serialized);
 
 }  // namespace riposte

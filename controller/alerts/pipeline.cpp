@@ -237,8 +237,8 @@ void AlertPipeline::start(const std::string& id) {
   const auto case_id = alert.case_id;
   const auto alert_id = alert.id;  // alert is moved into the callback
   queries_.ask(std::move(queries), kRequester, case_id, options_.timeout_ms,
-               on_worker(alert_id, [this, alert = std::move(alert),
-                          plan = std::move(plan)](std::vector<LiveAnswer> answers) mutable {
+               on_worker(alert_id, [this, alert = std::move(alert), plan = std::move(plan)](
+                                       std::vector<LiveAnswer> answers) mutable {
                  validated(std::move(alert), plan, std::move(answers));
                }));
 }

@@ -15,6 +15,7 @@
 
 #include "common/address.h"
 #include "common/secure_file.h"
+#include "common/utf8.h"
 #include "controller/cli/alerts.h"
 #include "controller/cli/cases.h"
 #include "controller/cli/operators.h"
@@ -22,7 +23,6 @@
 #include "controller/cli/result_tables.h"
 #include "controller/cli/rule_sets.h"
 #include "controller/cli/support.h"
-#include "common/utf8.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
@@ -392,9 +392,10 @@ int run_cli(int argc, char** argv) {
     }
     print_table({"SEQ", "AT", "ACTOR", "EVENT", "DETAILS"}, rows);
     if (!result["next_after"].is_null())
-      std::cout << fmt::format("(the first {} entries; the next page: GET "
-                               "/api/v1/evidence/{}/custody?after={})\n",
-                               rows.size(), sha256, result["next_after"].dump());
+      std::cout << fmt::format(
+          "(the first {} entries; the next page: GET "
+          "/api/v1/evidence/{}/custody?after={})\n",
+          rows.size(), sha256, result["next_after"].dump());
     return 0;
   }
   if (evidence_get->parsed()) {

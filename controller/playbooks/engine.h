@@ -157,8 +157,8 @@ class PlaybookEngine {
   void finish(const Playbook* playbook, PlaybookRunRecord& run, const std::string& state,
               const std::string& error, const RunStepRecord* last_step);
   // advance's work. advance() catches what it throws (a fault on this run's data): the run is
-  // due again kRunFaultRetryMs later, up to kMaxRunFaults faults, then failed with the reason, so that it is not resumed
-  // into the same fault at every start, here or on another controller.
+  // due again kRunFaultRetryMs later, up to kMaxRunFaults faults, then failed with the reason, so
+  // that it is not resumed into the same fault at every start, here or on another controller.
   void advance_held(const std::string& run_id);
   void fault(const std::string& run_id, const std::string& what);
   // Posts `fn` to the worker; an exception it throws is logged instead of ending the controller.

@@ -1540,13 +1540,12 @@ Status SqlStore::set_agent_labels(const std::string& id, const std::vector<std::
   });
 }
 
-Result<std::vector<AuditEntry>> SqlStore::audit_entries_about(const std::string& subject,
-                                                                 int limit,
-                                                                 std::int64_t after_seq) {
+Result<std::vector<AuditEntry>> SqlStore::audit_entries_about(const std::string& subject, int limit,
+                                                              std::int64_t after_seq) {
   auto db = pool_.acquire();
-  Query q(*db, fmt::format(
-                   "SELECT {} FROM audit_log WHERE subject = ? AND seq > ? ORDER BY seq LIMIT ?",
-                   kAuditColumns));
+  Query q(*db,
+          fmt::format("SELECT {} FROM audit_log WHERE subject = ? AND seq > ? ORDER BY seq LIMIT ?",
+                      kAuditColumns));
   q.bind(subject, after_seq, limit);
   return collect_rows(*db, q, audit_from_row, "read audit log");
 }

@@ -582,8 +582,7 @@ class Store {
   virtual Result<std::vector<AuditEntry>> audit_entries(std::int64_t after_seq, int limit) = 0;
   // Entries about one subject (an action, an evidence hash, an agent), ascending.
   // Entries with seq > after_seq, at most `limit` (paging: pass the last seq seen).
-  virtual Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject,
-                                                              int limit,
+  virtual Result<std::vector<AuditEntry>> audit_entries_about(const std::string& subject, int limit,
                                                               std::int64_t after_seq = 0) = 0;
 
   // Alerts. Stores the batch in one transaction: an id already stored is a duplicate and left as

@@ -177,7 +177,9 @@ TEST_F(ExecutorTest, NamesThatAreNotUtf8ComeBackAsWireTextAndPathsWorkBothWays) 
   const std::string kFffd = "\xEF\xBF\xBD";
   testing::TempDir world;  // readable by nobody's process, as /tmp is
   std::filesystem::permissions(world.path(), std::filesystem::perms(0755));
-  const auto exe = world.path() / "sl\xff" "eep";
+  const auto exe = world.path() /
+                   "sl\xff"
+                   "eep";
   std::filesystem::copy_file("/bin/sleep", exe);
   std::filesystem::permissions(exe, std::filesystem::perms(0755));
   const pid_t pid = ::fork();

@@ -3,13 +3,11 @@
 
 #include "common/utf8.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-
 #include <random>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include "protocol/actions.pb.h"
 

@@ -6,10 +6,9 @@
 // as the result of every kind each question asks (process.list, host.logins, network.connections,
 // file.hash), so one input reaches every reader.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "controller/alerts/asset_map.h"
 #include "controller/alerts/enrichment.h"
@@ -26,7 +25,8 @@ using nlohmann::json;
 namespace {
 
 // Answers every query with `bytes` read as that kind's result, as LiveQueries::fill would.
-std::vector<LiveAnswer> answer_all(const std::vector<LiveQuery>& queries, const std::string& bytes) {
+std::vector<LiveAnswer> answer_all(const std::vector<LiveQuery>& queries,
+                                   const std::string& bytes) {
   std::vector<LiveAnswer> answers;
   for (const auto& q : queries) {
     LiveAnswer a{q, "action-1", "succeeded", "", action_catalog::result_to_json(q.kind, bytes)};
@@ -88,11 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The case report around that action and alert.
   const json report{
       {"case", {{"id", "case-1"}, {"title", "t"}, {"status", "open"}, {"severity", "high"}}},
-      {"alerts",
-       json::array({{{"id", "alert-1"},
-                     {"severity", "high"},
-                     {"validation", decided.record},
-                     {"enrichment", enrichment}}})},
+      {"alerts", json::array({{{"id", "alert-1"},
+                               {"severity", "high"},
+                               {"validation", decided.record},
+                               {"enrichment", enrichment}}})},
       {"runs", json::array()},
       {"approvals", json::array()},
       {"actions", json::array({action})},

@@ -181,9 +181,9 @@ TEST(ApiIntegration, HealthzAndAgentsStayFastDuringALongAuditVerify) {
         controller.dir() / "verify.log");
     std::this_thread::sleep_for(200ms);
     // A request without a valid token is refused as such, never holds (or waits for) the slot.
-    const auto anonymous = run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                        "--cacert", controller.ca_cert(),
-                                        "https://" + controller.api() + "/api/v1/audit/verify"});
+    const auto anonymous =
+        run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                     controller.ca_cert(), "https://" + controller.api() + "/api/v1/audit/verify"});
     EXPECT_EQ(anonymous.out, "401");
     const auto busy =
         run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",

@@ -363,8 +363,8 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
   }
 
   // The path as the shell has it (raw bytes on the command line) names the same file.
-  const auto hashed = controller.cli({"action", "run", "file.hash", "--agent", agent.id,
-                                      "--param", "path=" + dropper.string(), "--wait", "--json"});
+  const auto hashed = controller.cli({"action", "run", "file.hash", "--agent", agent.id, "--param",
+                                      "path=" + dropper.string(), "--wait", "--json"});
   ASSERT_EQ(hashed.exit_code, 0) << hashed.err << hashed.out;
   const auto answer = last_json_line(hashed.out);
   EXPECT_EQ(answer["state"], "succeeded") << hashed.out;

@@ -379,8 +379,8 @@ print(' '.join(status))
     busy += code == "503+retry1+early";
   }
   const long rss_after = vm("VmRSS:");
-  std::cout << out.out << "RSS " << rss_before << " MiB -> peak " << peak << " MiB -> "
-            << rss_after << " MiB\n";
+  std::cout << out.out << "RSS " << rss_before << " MiB -> peak " << peak << " MiB -> " << rss_after
+            << " MiB\n";
   EXPECT_GE(stored, 2) << out.out;
   EXPECT_GE(busy, 6) << out.out;
   EXPECT_EQ(stored + busy, 12) << out.out;

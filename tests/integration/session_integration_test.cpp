@@ -1,15 +1,13 @@
 // Agent sessions against a real controller: reconnects, revocation, hostile bytes on the wire.
 
+#include <google/protobuf/stubs/logging.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <fstream>
 #include <functional>
-#include <sstream>
-
-#include <google/protobuf/stubs/logging.h>
-
 #include <map>
+#include <sstream>
 
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
@@ -462,8 +460,9 @@ TEST(SessionIntegration, AFloodOfEveryMessageKindWritesABoundedAmount) {
   controller.start();
   const auto state_b = controller.dir() / "agent-b";
   const auto id_b = controller.enroll_agent(state_b);
-  const auto action = controller.cli_json({"action", "run", "file.collect", "--agent", id_b,
-                                           "--param", "path=/etc/hostname"})["actions"][0]["id"]
+  const auto action = controller
+                          .cli_json({"action", "run", "file.collect", "--agent", id_b, "--param",
+                                     "path=/etc/hostname"})["actions"][0]["id"]
                           .get<std::string>();
   const std::string huge(1 << 20, 'n');
   const std::string sha(64, 'a');

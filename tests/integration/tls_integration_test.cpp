@@ -2,13 +2,12 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-
-#include <algorithm>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <fstream>
@@ -313,14 +312,13 @@ TEST_F(TlsIntegration, ListenersSpeakTls13AndPresentTheControllerChain) {
 TEST_F(TlsIntegration, EveryApiAnswerCarriesStrictTransportSecurity) {
   for (const char* path : {"/healthz", "/api/v1/agents", "/ui/", "/no/such/page"}) {
     const auto answer = run_command({"curl", "-s", "-o", "/dev/null", "-D", "-", "--cacert",
-                                     controller.ca_cert(),
-                                     "https://" + controller.api() + path});
+                                     controller.ca_cert(), "https://" + controller.api() + path});
     std::string headers = answer.out;
     std::transform(headers.begin(), headers.end(), headers.begin(),
                    [](unsigned char c) { return std::tolower(c); });
-    EXPECT_NE(headers.find("strict-transport-security: max-age=31536000\r\n"),
-              std::string::npos)
-        << path << "\n" << answer.out;
+    EXPECT_NE(headers.find("strict-transport-security: max-age=31536000\r\n"), std::string::npos)
+        << path << "\n"
+        << answer.out;
   }
 }
 

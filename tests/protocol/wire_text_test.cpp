@@ -24,7 +24,9 @@ proto::ProcessListResult hostile_list() {
     auto* p = list.add_processes();
     p->set_pid(pid);
     p->set_name(pid == 2 ? "\xff\xfe" : "ok");
-    p->set_exe(pid == 2 ? "/tmp/sl\xff" "eep" : "/usr/bin/ok");
+    p->set_exe(pid == 2 ? "/tmp/sl\xff"
+                          "eep"
+                        : "/usr/bin/ok");
   }
   return list;
 }
@@ -44,7 +46,9 @@ TEST(WireTextMessages, ParseRepairingKeepsEveryProcessAndEscapesTheBadOne) {
   ASSERT_EQ(parsed.processes_size(), 3);
   EXPECT_EQ(parsed.processes(0).name(), "ok");
   EXPECT_EQ(parsed.processes(1).name(), kFffd + "ff" + kFffd + "fe");
-  EXPECT_EQ(from_wire_text(parsed.processes(1).exe()).value(), "/tmp/sl\xff" "eep");
+  EXPECT_EQ(from_wire_text(parsed.processes(1).exe()).value(),
+            "/tmp/sl\xff"
+            "eep");
   // What the agent's own escaping makes of it is exactly the same.
   auto escaped = hostile_list();
   EXPECT_TRUE(escape_text_fields(escaped));
@@ -98,7 +102,8 @@ TEST(WireTextMessages, BytesThatAreNoMessageAtAllAreRefusedWithAReason) {
 
 TEST(WireTextMessages, TheCatalogShowsAnUnreadableResultAsSuchNeverAsNull) {
   google::protobuf::LogSilencer quiet;
-  const auto listed = action_catalog::result_to_json("process.list", hostile_list().SerializeAsString());
+  const auto listed =
+      action_catalog::result_to_json("process.list", hostile_list().SerializeAsString());
   ASSERT_TRUE(listed.is_object());
   ASSERT_EQ(listed["processes"].size(), 3u);
   EXPECT_EQ(listed["processes"][1]["name"], kFffd + "ff" + kFffd + "fe");
