@@ -12,6 +12,7 @@
 
 #include "controller/alerts/asset_map.h"
 #include "controller/alerts/enrichment.h"
+#include "controller/alerts/intake.h"
 #include "controller/alerts/validation.h"
 #include "controller/cases/report.h"
 #include "protocol/action_catalog.h"
@@ -48,10 +49,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string kind(kinds[data[0] % kinds.size()]);
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
 
-  // The action as the API and CLI show it, and its outcome in words.
+  // The action as the API and CLI show it (action_dispatcher.h action_json's keys), and its
+  // outcome in words.
   json action{{"id", "action-1"},
+              {"agent_id", "agent-1"},
               {"kind", kind},
               {"state", "succeeded"},
+              {"reason", nullptr},
+              {"requester", "controller"},
+              {"approver", ""},
+              {"signature", "00"},
+              {"spec_sha256", "00"},
+              {"evidence", json::array()},
               {"result", action_catalog::result_to_json(kind, bytes)}};
   action["outcome"] = action_outcome_text(action);
   (void)action.dump();
@@ -85,19 +94,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto enrichment = build_enrichment(alert, plan, answers, assets, {});
   (void)enrichment.dump();
 
-  // The case report around that action and alert.
-  const json report{
-      {"case", {{"id", "case-1"}, {"title", "t"}, {"status", "open"}, {"severity", "high"}}},
-      {"alerts", json::array({{{"id", "alert-1"},
-                               {"severity", "high"},
-                               {"validation", decided.record},
-                               {"enrichment", enrichment}}})},
-      {"runs", json::array()},
-      {"approvals", json::array()},
-      {"actions", json::array({action})},
-      {"notes", json::array()},
-      {"timeline", json::array()},
-      {"evidence", json::array()}};
+  // The case report around that action and alert, in build_case_report's shape (its own
+  // case_json and alert_json, which the store's records go through).
+  alert.enrichment = enrichment.dump();
+  alert.raw = "{}";
+  CaseRecord the_case;
+  the_case.id = "case-1";
+  the_case.title = "t";
+  the_case.alert_ids = {alert.id};
+  const json report{{"case", case_json(the_case)},
+                    {"alerts", json::array({alert_json(alert, /*with_raw=*/true)})},
+                    {"runs", json::array()},
+                    {"approvals", json::array()},
+                    {"actions", json::array({action})},
+                    {"notes", json::array()},
+                    {"timeline", json::array()},
+                    {"evidence", json::array()}};
   (void)render_case_markdown(report);
   (void)render_case_html(report);
   return 0;
