@@ -90,8 +90,17 @@ Result<std::string> os_path(const std::string& wire) {
   auto path = from_wire_text(wire);
   if (!path)
     return Error{fmt::format("path '{}' is not wire text: {}", wire, path.error().message)};
+  if (path->find('\0') != std::string::npos)
+    return Error{fmt::format("path '{}' holds a NUL byte, which no path can", wire)};
   return path;
 }
+
+// A result travels in one frame (framing.h: 4 MiB): a larger one could never be delivered, and
+// the agent would send it again at every reconnect, cut off for good. Any one text in a result
+// (a command line near ARG_MAX, escaped five-fold) is cut to kMaxResultTextBytes; a result still
+// over kMaxResultBytes fails the action with its size.
+constexpr std::size_t kMaxResultTextBytes = 16 << 10;
+constexpr std::size_t kMaxResultBytes = 3 << 20;
 
 // Evidence and vault names: the action id keeps them unique and traceable to the action.
 std::string safe_name(const std::string& action_id, std::string_view suffix) {
@@ -531,6 +540,15 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   if (outcome.result) {
     // What the OS said (names, command lines, paths) leaves as wire text, escaped once, here.
     escape_text_fields(*outcome.result);
+    bound_text_fields(*outcome.result, kMaxResultTextBytes);
+    if (const auto size = outcome.result->ByteSizeLong(); size > kMaxResultBytes) {
+      outcome = failed(fmt::format("the result is {} bytes, over the {} an action's result may "
+                                   "hold; nothing was sent",
+                                   size, kMaxResultBytes));
+      produced.clear();
+    }
+  }
+  if (outcome.result) {
     result.set_status(proto::ActionResult::STATUS_SUCCEEDED);
     result.set_output(outcome.result->SerializeAsString());
     for (auto& e : produced) *result.add_evidence() = std::move(e);
@@ -538,7 +556,10 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
     result.set_status(outcome.refused ? proto::ActionResult::STATUS_REJECTED
                                       : proto::ActionResult::STATUS_FAILED);
     if (outcome.refused) result.set_refusal(outcome.refusal);
-    result.set_message(to_wire_text(outcome.error));  // errors quote paths and names too
+    // Errors quote paths and names: raw ones from the OS are escaped, the wire text of a parameter
+    // they quote is left as it is (escaping it again would show a different name).
+    result.set_message(
+        utf8_prefix(is_utf8(outcome.error) ? outcome.error : to_wire_text(outcome.error), 4096));
   }
   return result;
 }

@@ -88,6 +88,15 @@ bool is_utf8(std::string_view text) {
   return true;
 }
 
+std::string utf8_prefix(std::string_view text, std::size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    std::size_t end = max_bytes;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    text = text.substr(0, end);
+  }
+  return is_utf8(text) ? std::string(text) : as_utf8(text);
+}
+
 std::string to_wire_text(std::string_view bytes) {
   // The common case, text that is valid and holds no U+FFFD, is returned as it is.
   std::size_t i = 0;
@@ -115,19 +124,7 @@ std::string to_wire_text(std::string_view bytes) {
   return out;
 }
 
-bool is_wire_text(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const auto n = wire_length(text, i);
-    if (n == 0) return false;
-    if (text.substr(i, n) == kEscape) {
-      if (!escape_at(text, i)) return false;
-      i += kEscape.size() + 2;
-    } else {
-      i += n;
-    }
-  }
-  return true;
-}
+bool is_wire_text(std::string_view text) { return from_wire_text(text).ok(); }
 
 Result<std::string> from_wire_text(std::string_view text) {
   std::string out;
@@ -149,6 +146,11 @@ Result<std::string> from_wire_text(std::string_view text) {
     out.push_back(static_cast<char>(hex_value(text[i + 3]) * 16 + hex_value(text[i + 4])));
     i += kEscape.size() + 2;
   }
+  // One name, one spelling: an escape of a byte that needs none ("\uFFFD2f" for '/'), upper-case
+  // hex, or escapes that together make a valid character would let two texts name one file.
+  if (to_wire_text(out) != text)
+    return Error{"not wire text as the agent writes it (an escape of a byte that needs none, or "
+                 "upper-case hex); use the name exactly as shown"};
   return out;
 }
 

@@ -29,6 +29,11 @@ bool is_utf8(std::string_view text);
 // display only.
 std::string as_utf8(std::string_view text);
 
+// At most `max_bytes` of `text`, cut where a character starts (a byte count alone can split one,
+// and the stored half would make every later JSON write of it throw); invalid sequences in what
+// is kept are replaced as as_utf8 does.
+std::string utf8_prefix(std::string_view text, std::size_t max_bytes);
+
 // OS bytes -> wire text (see above). Always valid UTF-8; `bytes` itself when it holds no invalid
 // sequence and no U+FFFD.
 std::string to_wire_text(std::string_view bytes);
@@ -36,7 +41,9 @@ std::string to_wire_text(std::string_view bytes);
 // starts an escape. Text that needs no escaping is wire text of itself.
 bool is_wire_text(std::string_view text);
 // Wire text -> the OS bytes it stands for. Fails, naming the offset, on invalid UTF-8 and on a
-// U+FFFD not followed by two hex digits (an escape cut short or typed by hand).
+// U+FFFD not followed by two hex digits (an escape cut short or typed by hand), and on any text
+// that is not exactly what to_wire_text writes (upper-case hex, an escaped byte that needed none):
+// every byte string has one wire text, so two names never reach one file.
 Result<std::string> from_wire_text(std::string_view text);
 
 }  // namespace riposte

@@ -81,7 +81,12 @@ Result<std::vector<std::string>> label_list(const json& value) {
 
 std::string json_error_body(std::string_view message) { return json{{"error", message}}.dump(); }
 
-ApiResponse json_response(int status, const json& body) { return ApiResponse{status, body.dump()}; }
+// Text that is not UTF-8 is written with U+FFFD in its place rather than failing the answer: a
+// stored string cut mid-character (or any other slip) must not turn a list into a 500 for as
+// long as the row is on it.
+ApiResponse json_response(int status, const json& body) {
+  return ApiResponse{status, body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
 ApiResponse error_response(int status, std::string_view message) {
   // A message may quote the request (a JSON parser's "last read: ..."), which need not be UTF-8.
   return json_response(status, json{{"error", as_utf8(message)}});

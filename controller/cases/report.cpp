@@ -56,6 +56,22 @@ std::string html_escape(const std::string& in) {
   return out;
 }
 
+// Control characters other than line breaks and tabs shown as \xHH: a report is read in terminals
+// (`riposte cases report` prints to stdout), and an escape sequence in a process name ("\x1b[2J")
+// must not clear or recolour the reader's screen.
+std::string visible_controls(const std::string& in) {
+  std::string out;
+  out.reserve(in.size());
+  for (char c : in) {
+    const auto b = static_cast<unsigned char>(c);
+    if ((b < 0x20 && c != '\n' && c != '\t') || b == 0x7f)
+      out += fmt::format("\\x{:02x}", b);
+    else
+      out += c;
+  }
+  return out;
+}
+
 // Recorded text in Markdown: alert fields come from whoever triggered the alert, so nothing in
 // them may become a link, an image (a tracking pixel when the report is viewed), HTML or a
 // broken table row.
@@ -323,7 +339,7 @@ std::string render_case_markdown(const json& report) {
     out += fmt::format("| {} | {} | {} |\n", md_cell(text(e["at"])), md_cell(text(e["what"])),
                        md_cell(text(e["actor"])));
   }
-  return out;
+  return visible_controls(out);
 }
 
 std::string render_case_html(const json& report) {
@@ -445,7 +461,7 @@ std::string render_case_html(const json& report) {
   }
   out += "</tbody></table>\n<h2>Full record</h2>\n" + folded("the whole report as JSON", report) +
          "\n</body></html>\n";
-  return out;
+  return visible_controls(out);
 }
 
 Result<json> case_stats(Store& store, std::int64_t since_ms, std::int64_t until_ms) {

@@ -269,9 +269,10 @@ int run_cli(int argc, char** argv) {
           value = read_whole_file(path);
         }
       }
-      // A value is OS bytes (a path typed or pasted from process.list): wire text is how such
-      // bytes travel (common/utf8.h), and the agent turns a path back into exactly these bytes.
-      pairs.emplace_back(std::move(key), to_wire_text(value));
+      // A value that is UTF-8 is sent as it is: text, or a name pasted as the controller shows it
+      // (wire text, common/utf8.h), which the agent turns back into the exact bytes. One that is
+      // not (raw bytes typed in the shell, $'...\xff') is escaped into wire text here.
+      pairs.emplace_back(std::move(key), is_utf8(value) ? value : to_wire_text(value));
     }
     if (!pairs.empty()) {
       auto from_pairs = action_catalog::parameters_from_pairs(kind, pairs);

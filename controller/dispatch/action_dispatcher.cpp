@@ -352,7 +352,7 @@ ActionOutcome ActionDispatcher::outcome_of(const proto::ActionResult& result,
   ActionOutcome outcome;
   outcome.state = state_of(result);
   // At most 4 KiB, cut on a character boundary and valid UTF-8 (it reaches JSON and the audit).
-  outcome.reason = as_utf8(result.message().substr(0, 4096));
+  outcome.reason = utf8_prefix(result.message(), 4096);
   // A NUL (an agent quoting a path it was given with one) is replaced as an invalid sequence is:
   // PostgreSQL text cannot hold it, and a result the store refuses would leave the action
   // running for good (found by a reviewer).
@@ -494,7 +494,7 @@ void ActionDispatcher::dropped(const std::string& agent_id, const std::string& a
     spdlog::warn(
         "dispatch: agent {}: {} for action {} dropped (unknown, not its own, or already "
         "ended)",
-        agent_id, what, action_id.substr(0, 64));
+        agent_id, what, utf8_prefix(action_id, 64));
 }
 
 std::uint64_t ActionDispatcher::dropped_reports(const std::string& agent_id) const {
@@ -506,11 +506,11 @@ std::uint64_t ActionDispatcher::dropped_reports(const std::string& agent_id) con
 void ActionDispatcher::handle_progress(const std::string& agent_id,
                                        const proto::ActionProgress& progress) {
   auto known = store_.record_action_progress(progress.action_id(), agent_id, progress.done(),
-                                             progress.total(), progress.unit().substr(0, 16),
+                                             progress.total(), utf8_prefix(progress.unit(), 16),
                                              clock_.now_unix_ms());
   if (!known) {
     spdlog::error("dispatch: agent {}: cannot record progress of {}: {}", agent_id,
-                  progress.action_id().substr(0, 64), known.error().message);
+                  utf8_prefix(progress.action_id(), 64), known.error().message);
   } else if (!*known) {
     dropped(agent_id, progress.action_id(), "progress");
   }

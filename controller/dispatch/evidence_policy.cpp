@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/utf8.h"
 #include "controller/dispatch/evidence_store.h"
 #include "protocol/action_kinds.h"
 #include "protocol/action_outcome.h"
@@ -73,7 +74,7 @@ EvidenceDecision decide_evidence(const ActionRecord& action, const proto::Action
   if (result.evidence().empty()) return decision;
   auto refuse = [&](const proto::EvidenceRef& ref, std::string reason) {
     decision.refused.push_back(
-        {ref.sha256().substr(0, 64), ref.name().substr(0, 256), ref.size(), std::move(reason)});
+        {utf8_prefix(ref.sha256(), 64), utf8_prefix(ref.name(), 256), ref.size(), std::move(reason)});
   };
   const auto expected = result.status() == proto::ActionResult::STATUS_SUCCEEDED
                             ? expected_object(action, result)

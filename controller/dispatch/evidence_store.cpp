@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/secure_file.h"
+#include "common/utf8.h"
 #include "controller/dispatch/evidence_policy.h"
 #include "protocol/crypto.h"
 #include "protocol/framing.h"
@@ -30,7 +31,7 @@ proto::EvidenceAck ack_of(const std::string& sha, std::uint64_t offset, bool com
                           std::string error = "") {
   proto::EvidenceAck ack;
   // Echo at most a hash's length: an agent's 2 MB "sha256" must not come back 2 MB per ack.
-  ack.set_sha256(sha.substr(0, 64));
+  ack.set_sha256(utf8_prefix(sha, 64));
   ack.set_offset(offset);
   ack.set_complete(complete);
   ack.set_error(std::move(error));
@@ -62,7 +63,6 @@ struct EvidenceStore::Upload {
   std::string action_id;
   std::string agent_id;
   crypto::Sha256 sha;
-  std::optional<std::uint64_t> audited_offset;  // the resume offset last audited
 };
 
 EvidenceStore::EvidenceStore(fs::path dir, Store& store, const Clock& clock)
@@ -166,16 +166,16 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
     slot = std::move(upload);
   }
   slot->received = slot->written;
-  if (slot->written > 0)
+  if (fresh && slot->written > 0)
     spdlog::info("evidence: {} resumes at {} of {} bytes", sha, slot->written, ref.size());
   slot->size = ref.size();
   slot->action_id = offer.action_id();
   slot->agent_id = agent_id;
-  // Audited when it says something new: the first offer of an upload here, or one resuming
-  // from a new offset. The same offer repeated (an agent reconnecting, or one flooding: 6,000 in
-  // 20 s made as many entries) adds nothing to the custody log.
-  if (fresh || slot->audited_offset != slot->written) {
-    slot->audited_offset = slot->written;
+  // Audited when an upload starts here (first offered, or resumed after a restart of the
+  // controller, with its offset): offers repeated after that (an agent reconnecting, or one
+  // flooding: 6,000 in 20 s made as many entries; offers alternating with one-byte chunks move the
+  // offset each time) add nothing to the custody log; the upload's end is audited.
+  if (fresh) {
     (void)store_.append_audit({"agent:" + agent_id, "evidence.offered", sha,
                                json{{"action_id", offer.action_id()},
                                     {"size", ref.size()},

@@ -21,6 +21,7 @@
 #include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
+#include "common/utf8.h"
 #include "protocol/version.h"
 #include "protocol/wire_text.h"
 
@@ -88,7 +89,7 @@ Status check_facts(const proto::OsFacts& os,
     boost::system::error_code ec;
     const auto bare = ip.substr(0, ip.find('%'));  // fe80::1%eth0
     if (ip.size() > 64 || (asio::ip::make_address(bare, ec), ec))
-      return Error{fmt::format("ip_addresses holds '{}', not an IP address", ip.substr(0, 64))};
+      return Error{fmt::format("ip_addresses holds '{}', not an IP address", utf8_prefix(ip, 64))};
   }
   for (const auto& mac : os.mac_addresses()) {
     const bool shaped =
@@ -96,7 +97,7 @@ Status check_facts(const proto::OsFacts& os,
           return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
         });
     if (!shaped)
-      return Error{fmt::format("mac_addresses holds '{}', not a MAC address", mac.substr(0, 64))};
+      return Error{fmt::format("mac_addresses holds '{}', not a MAC address", utf8_prefix(mac, 64))};
   }
   for (const auto& capability : capabilities) {
     if (capability.empty() || capability.size() > 64 ||
@@ -239,7 +240,7 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
   }
 
   auto facts = facts_from(hello.os(), hello.capabilities());
-  facts.agent_version = hello.agent_version().substr(0, 64);
+  facts.agent_version = utf8_prefix(hello.agent_version(), 64);
   facts.protocol_version = hello.protocol_version();
   if (auto s = gateway_.store().record_agent_connected(agent_id_, facts, remote_address_,
                                                        gateway_.clock().now_unix_ms());
@@ -318,7 +319,7 @@ Status GatewaySession::handle(proto::Envelope& envelope) {
     }
     case proto::Envelope::kGoodbye:
       return Error{
-          fmt::format("agent said goodbye: {}", envelope.goodbye().reason().substr(0, 200))};
+          fmt::format("agent said goodbye: {}", utf8_prefix(envelope.goodbye().reason(), 200))};
     case proto::Envelope::kHello:
       return Error{"second Hello on one session"};
     case proto::Envelope::kActionResult:
@@ -380,7 +381,7 @@ void GatewaySession::record_event(const proto::AgentEvent& event, std::int64_t n
   if (event.kind() != "quarantine.tampered") {
     if (!events_over_budget_logged_) {
       spdlog::warn("gateway: agent {}: ignoring events of unknown kind '{}'", agent_id_,
-                   printable(event.kind().substr(0, 64)));
+                   printable(utf8_prefix(event.kind(), 64)));
       events_over_budget_logged_ = true;
     }
     return;
@@ -394,13 +395,13 @@ void GatewaySession::record_event(const proto::AgentEvent& event, std::int64_t n
     return;
   }
   auto& store = gateway_.store();
-  const std::string detail = printable(event.detail().substr(0, 1000));
+  const std::string detail = printable(utf8_prefix(event.detail(), 1000));
   // The case is taken from the controller's own record of the action, and only when that
   // action is a quarantine sent to this agent.
   std::string case_id;
   std::string action_id;
   if (!event.action_id().empty()) {
-    auto action = store.find_action(event.action_id().substr(0, 64));
+    auto action = store.find_action(utf8_prefix(event.action_id(), 64));
     if (action && *action && (*action)->agent_id == agent_id_ &&
         (*action)->kind == action_kind::kNetworkQuarantine) {
       action_id = (*action)->id;
@@ -439,7 +440,7 @@ bool GatewaySession::answer_object_request(const proto::ObjectRequest& request) 
   constexpr std::size_t kChunkBytes = 1 << 20;  // well under the 4 MiB frame limit
   proto::Envelope reply;
   auto* chunk = reply.mutable_object_chunk();
-  const std::string sha = request.sha256().substr(0, 64);
+  const std::string sha = utf8_prefix(request.sha256(), 64);
   chunk->set_sha256(sha);
   chunk->set_offset(request.offset());
   auto& store = gateway_.store();

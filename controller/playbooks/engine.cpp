@@ -855,6 +855,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
                                                         PlaybookRunRecord& run,
                                                         const json& context) {
   const auto now = deps_.clock.now_unix_ms();
+  std::unique_ptr<Store::AutomationLock> automation_lock;  // see the rate limits below
   auto target = step.target.render(context);
   if (!target) return StepOutcome::failed(target.error().message);
   auto parameters = step.parameters.render(context);
@@ -915,7 +916,9 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
                                              : std::string()));
     if (mode.mode == AutonomyMode::automatic) {
       // The rate limits, decided once per step attempt: a step already dispatched stays
-      // automatic (its own actions now count), one already asked stays asked.
+      // automatic (its own actions now count), one already asked stays asked. Counted and
+      // recorded under the store's automation lock (held to the end of this function, past the
+      // dispatch), so that two controllers cannot both take the last slot.
       auto dispatched = deps_.store.find_action(
           crypto::name_uuid(attempt_key(run, step) + "/" + targets.front().id));
       auto asked = deps_.store.find_approval(approval_id(run, step));
@@ -926,7 +929,11 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
         mode = {AutonomyMode::approve,
                 why == std::string::npos ? reason : reason.substr(why + 3)};
       } else if (!dispatched || !*dispatched) {
-        const auto limited = rate_limited(playbook, targets, now);
+        auto locked = deps_.store.lock_automation();
+        if (locked) automation_lock = std::move(*locked);
+        const auto limited =
+            locked ? rate_limited(playbook, targets, now)
+                   : "the rate limits cannot be checked: " + locked.error().message;
         if (!limited.empty()) {
           mode = {AutonomyMode::approve, "lowered from auto to approve: " + limited};
           spdlog::warn("playbooks: run {} step {}: {}", run.id, step.id, mode.why);

@@ -164,6 +164,7 @@ class SqlStore : public Store {
                                                        std::int64_t now_ms) override;
   Result<std::vector<PlaybookRunRecord>> runs_of_alert(const std::string& alert_id,
                                                        const std::string& playbook) override;
+  Result<std::unique_ptr<AutomationLock>> lock_automation() override;
   Result<int> count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
                                       const std::string& playbook) override;
   std::uint64_t agents_generation() const override { return agents_generation_.load(); }

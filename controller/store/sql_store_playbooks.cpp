@@ -2,6 +2,7 @@
 // holds one part of the data model.
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -497,6 +498,40 @@ Result<std::vector<PlaybookRunRecord>> SqlStore::runs_of_alert(const std::string
                            kRunColumns));
   q.bind(alert_id, playbook);
   return collect_rows(*db, q, run_from_row, "list runs of an alert");
+}
+
+namespace {
+
+// The advisory lock key that serializes automatic-action decisions ("RIPOSTER" as a number).
+constexpr std::int64_t kAutomationLock = 0x524950'4f535452;
+
+class NoAutomationLock final : public Store::AutomationLock {};
+
+// Holds one connection of the pool, the advisory lock's session, until destroyed.
+class AdvisoryAutomationLock final : public Store::AutomationLock {
+ public:
+  explicit AdvisoryAutomationLock(ConnectionPool::Lease db) : db_(std::move(db)) {}
+  ~AdvisoryAutomationLock() override {
+    Query unlock(*db_, "SELECT pg_advisory_unlock(?)");
+    if (unlock.bind(kAutomationLock).step() != sql::kRow)
+      spdlog::error("store: cannot release the automation lock; its connection is closed");
+  }
+
+ private:
+  ConnectionPool::Lease db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store::AutomationLock>> SqlStore::lock_automation() {
+  auto db = pool_.acquire();
+  // SQLite: one controller, whose engine decides on one thread; and its pool may be one
+  // connection, which a held lease would take from everyone else.
+  if (db->dialect() != sql::Dialect::postgresql)
+    return std::unique_ptr<AutomationLock>(std::make_unique<NoAutomationLock>());
+  Query lock(*db, "SELECT pg_advisory_lock(?)");
+  if (lock.bind(kAutomationLock).step() != sql::kRow) return db->error("take the automation lock");
+  return std::unique_ptr<AutomationLock>(std::make_unique<AdvisoryAutomationLock>(std::move(db)));
 }
 
 Result<int> SqlStore::count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,

@@ -706,6 +706,15 @@ class Store {
   // ("" any) from runs of `playbook` ("" any): what the rate limits on automation count.
   virtual Result<int> count_automatic_actions(std::int64_t since_ms, const std::string& agent_id,
                                               const std::string& playbook) = 0;
+  // Held from counting automatic actions against the rate limits to recording the ones decided,
+  // so that controllers sharing the store cannot each see room for the last one: on PostgreSQL a
+  // session advisory lock (released with the object; a controller that dies releases it with its
+  // connection), on SQLite, which one controller uses, nothing.
+  class AutomationLock {
+   public:
+    virtual ~AutomationLock() = default;
+  };
+  virtual Result<std::unique_ptr<AutomationLock>> lock_automation() = 0;
 
   virtual Result<StoreMetrics> metrics() = 0;
 

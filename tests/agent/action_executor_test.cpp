@@ -269,6 +269,61 @@ TEST_F(ExecutorTest, NamesThatAreNotUtf8ComeBackAsWireTextAndPathsWorkBothWays) 
   auto refused = run(ak::kFileHash, broken);
   EXPECT_EQ(refused.status(), proto::ActionResult::STATUS_FAILED);
   EXPECT_NE(refused.message().find("not wire text"), std::string::npos) << refused.message();
+  // The error quotes the name as sent, not escaped once more.
+  EXPECT_NE(refused.message().find("/x" + kFffd + "zz"), std::string::npos) << refused.message();
+  // A decoy really named "x\uFFFDff" beside "x\xff": each name reaches its own file.
+  std::ofstream(world.path() / "x\xff") << "the real one";
+  std::ofstream(world.path() / ("x" + kFffd + "ff")) << "the decoy";
+  for (const auto& [name, content] :
+       std::vector<std::pair<std::string, std::string>>{{"x\xff", "the real one"},
+                                                        {"x" + kFffd + "ff", "the decoy"}}) {
+    proto::FileParams p;
+    p.set_path(to_wire_text((world.path() / name).string()));
+    auto r = run(ak::kFileHash, p);
+    ASSERT_EQ(r.status(), proto::ActionResult::STATUS_SUCCEEDED) << r.message();
+    proto::FileResult f;
+    ASSERT_TRUE(f.ParseFromString(r.output()));
+    EXPECT_EQ(f.sha256(), crypto::sha256_hex(content)) << name;
+  }
+  proto::FileParams nul;
+  nul.set_path(world.path().string() + "/x" + kFffd + "ff" + kFffd + "00junk");
+  auto no_nul = run(ak::kFileHash, nul);
+  EXPECT_EQ(no_nul.status(), proto::ActionResult::STATUS_FAILED);
+  EXPECT_NE(no_nul.message().find("NUL"), std::string::npos) << no_nul.message();
+}
+
+// A process whose command line is 1 MB of bytes that are not UTF-8 (5.5 MB as wire text, over a
+// frame) once made a process.list the agent could never deliver: it sent it again at every
+// reconnect, offline for good. Each text is now cut, and the list arrives.
+TEST_F(ExecutorTest, AHugeCommandLineIsCutSoTheResultFitsInAFrame) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    static std::string huge(100'000, '\xff');
+    // A shell that waits on a child keeps its own command line: "sh -c 'sleep 30' sh \xff...".
+    std::vector<char*> argv{const_cast<char*>("sh"), const_cast<char*>("-c"),
+                            const_cast<char*>("sleep 30"), const_cast<char*>("sh")};
+    for (int i = 0; i < 10; ++i) argv.push_back(huge.data());
+    argv.push_back(nullptr);
+    ::execv("/bin/sh", argv.data());
+    ::_exit(127);
+  }
+  children.push_back(pid);
+  ::usleep(100'000);
+  auto listed = run(ak::kProcessList, proto::ProcessListParams{});
+  ASSERT_EQ(listed.status(), proto::ActionResult::STATUS_SUCCEEDED) << listed.message();
+  EXPECT_LT(listed.ByteSizeLong(), 3u << 20);
+  proto::ProcessListResult list;
+  ASSERT_TRUE(list.ParseFromString(listed.output()));
+  bool found = false;
+  for (const auto& p : list.processes()) {
+    if (p.pid() != pid) continue;
+    found = true;
+    EXPECT_LE(p.cmdline().size(), 16u << 10);
+    EXPECT_TRUE(p.cmdline().starts_with("sh -c sleep 30 sh \xEF\xBF\xBD" "ff"))
+        << p.cmdline().substr(0, 40);
+  }
+  EXPECT_TRUE(found);
 }
 
 TEST_F(ExecutorTest, EveryDeclaredKindHasAHandler) {

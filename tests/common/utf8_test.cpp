@@ -57,8 +57,12 @@ TEST(WireText, MalformedWireTextIsRefusedWithWhere) {
   EXPECT_FALSE(from_wire_text("raw\xff"));
   EXPECT_FALSE(from_wire_text(std::string("nul\0", 4)));
   EXPECT_FALSE(is_wire_text(kFffd));
-  EXPECT_TRUE(is_wire_text(kFffd + "FF"));  // read in either case
-  EXPECT_EQ(from_wire_text(kFffd + "FF").value(), "\xff");
+  // One byte string, one wire text: nothing else decodes, so two texts never name one file.
+  EXPECT_FALSE(from_wire_text(kFffd + "FF")) << "upper-case hex";
+  EXPECT_FALSE(from_wire_text("/tmp" + kFffd + "2fx")) << "an escaped '/'";
+  EXPECT_FALSE(from_wire_text(kFffd + "c3" + kFffd + "a9")) << "escapes that make an 'é'";
+  EXPECT_EQ(from_wire_text(kFffd + "ff").value(), "\xff");
+  EXPECT_EQ(from_wire_text(kFffd + "00").value(), std::string(1, '\0'));
 }
 
 // Random bytes, the shapes an attacker controls in a process name or a path: every one becomes

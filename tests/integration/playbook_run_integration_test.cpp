@@ -15,6 +15,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/utf8.h"
 #include "protocol/crypto.h"
 #include "tests/build_paths.h"
 #include "tests/integration/harness.h"
@@ -319,7 +320,7 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
   TempDir world;  // nobody must read the script
   fs::permissions(world.path(), fs::perms(0755));
   const auto dropper = world.path() / "drop\xff\xfe.sh";
-  std::ofstream(dropper) << "printf '\\377\\376-miner' > /proc/$$/comm\n"
+  std::ofstream(dropper) << "printf '\\377\\376\\033[2J-miner' > /proc/$$/comm\n"
                             "X=/dev/tcp/203.0.113.9/4444; sleep 300; echo \"$X\"\n";
   fs::permissions(dropper, fs::perms(0644));
   ChildProcess shell({"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
@@ -327,7 +328,9 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
                      controller.dir() / "shell.log");
   const pid_t pid = shell.pid();
   ASSERT_TRUE(wait_until(
-      [&] { return read_text("/proc/" + std::to_string(pid) + "/comm") == "\xff\xfe-miner\n"; },
+      [&] {
+        return read_text("/proc/" + std::to_string(pid) + "/comm") == "\xff\xfe\x1b[2J-miner\n";
+      },
       10s));
   submit(ecs_process_alert("alert-odd-names", pid));
 
@@ -337,7 +340,7 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
   ASSERT_FALSE(pending_approval(started["id"]).is_null()) << run(started["id"]).dump(2);
   const auto alert = controller.cli_json({"alerts", "show", "alert-odd-names"});
   const auto& process = alert["enrichment"]["process"];
-  EXPECT_EQ(process["name"], fffd + "ff" + fffd + "fe-miner") << alert.dump(2);
+  EXPECT_EQ(process["name"], fffd + "ff" + fffd + "fe\x1b[2J-miner") << alert.dump(2);
   EXPECT_EQ(process["user"], "nobody");
   const auto wire_script = world.path().string() + "/drop" + fffd + "ff" + fffd + "fe.sh";
   EXPECT_EQ(process["script"], wire_script);
@@ -360,6 +363,8 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
     const auto report = controller.cli({"cases", "report", r["case_id"], "--format", format});
     EXPECT_EQ(report.exit_code, 0) << format << ": " << report.err;
     EXPECT_NE(report.out.find("fe.sh"), std::string::npos) << format;
+    // Read in a terminal: the escape sequence in the process name is shown, not obeyed.
+    EXPECT_EQ(report.out.find('\x1b'), std::string::npos) << format;
   }
 
   // The path as the shell has it (raw bytes on the command line) names the same file.
@@ -370,6 +375,22 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
   EXPECT_EQ(answer["state"], "succeeded") << hashed.out;
   EXPECT_EQ(answer["result"]["sha256"], script_sha) << hashed.out;
   EXPECT_EQ(answer["result"]["path"], wire_script);
+  // The name as the controller shows it, pasted, names the same file. A decoy whose raw name is
+  // that very text (U+FFFD and "ff", valid UTF-8) is another file: the CLI takes UTF-8 as wire
+  // text, so the decoy is reached by its own wire text (as the controller would list it), and
+  // pasting the real file's name never reaches the decoy.
+  const auto decoy = world.path() / ("drop" + fffd + "ff" + fffd + "fe.sh");
+  std::ofstream(decoy) << "decoy\n";
+  for (const auto& [path, sha] :
+       std::vector<std::pair<std::string, std::string>>{
+           {wire_script, script_sha},
+           {to_wire_text(decoy.string()),
+            run_command({"sha256sum", decoy.string()}).out.substr(0, 64)}}) {
+    const auto by_name = controller.cli({"action", "run", "file.hash", "--agent", agent.id,
+                                         "--param", "path=" + path, "--wait", "--json"});
+    ASSERT_EQ(by_name.exit_code, 0) << by_name.err << by_name.out;
+    EXPECT_EQ(last_json_line(by_name.out)["result"]["sha256"], sha) << path;
+  }
   EXPECT_TRUE(controller.process().running());
 }
 

@@ -650,6 +650,72 @@ TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
   EXPECT_EQ(b->cli({"audit", "verify"}).exit_code, 0);
 }
 
+// Both controllers start automatic runs at once under one global limit of 4 automatic actions
+// in 10 minutes. Counting and recording happen under the store's automation lock, so the two
+// together act automatically 4 times, never more; the rest wait for a person. Without the lock,
+// each controller counted before the other had recorded and together they took more (11 of a
+// limit of 10, in one run of three).
+TEST_F(TwoControllers, TheRateLimitsHoldAcrossBothControllers) {
+  const auto dir = a->dir() / "playbooks";
+  fs::create_directories(dir);
+  std::ofstream(dir / "facts.yaml") << "name: facts\nversion: \"1\"\ntrigger:\n"
+                                       "  observable_types: [process]\nsteps:\n"
+                                       "  - {id: facts, kind: action, action: host.facts, "
+                                       "mode: auto, target: host}\n";
+  std::ofstream(a->dir() / "assets.yaml")
+      << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
+      << "\n    environment: lab\n    criticality: low\n    owner: qa\n";
+  const std::string config =
+      "assets: " + (a->dir() / "assets.yaml").string() + "\nplaybooks:\n  dir: " + dir.string() +
+      "\nautonomy:\n  rate_limits:\n    per_host: {actions: 100, window: 10m}\n"
+      "    per_playbook: {actions: 100, window: 10m}\n    global: {actions: 4, window: 10m}\n";
+  for (auto* c : {&*a, &*b}) {
+    c->add_config(config);
+    c->stop_gracefully();
+    c->start(/*same_ports=*/true);
+  }
+  const auto state = a->dir() / "agent";
+  const auto id = a->enroll_agent(state);
+  agents.push_back(a->start_agent(state, "agent.log", {"--gateway", b->gateway()}));
+  ASSERT_TRUE(
+      wait_until([&] { return a->agent(id)["status"] == "online"; }, std::chrono::seconds(20)));
+  const auto siem = a->cli_json({"integrations", "create", "siem", "--max-mode", "auto", "--json"});
+  std::vector<std::unique_ptr<ChildProcess>> shippers;
+  for (auto* c : {&*a, &*b}) {
+    json batch = json::array();
+    for (int i = 0; i < 12; ++i) {
+      batch.push_back({{"@timestamp", "2026-11-29T10:00:00Z"},
+                       {"kibana.alert.uuid", fmt::format("storm-{}-{}", c == &*a ? "a" : "b", i)},
+                       {"kibana.alert.rule.name", "Storm"},
+                       {"kibana.alert.severity", "high"},
+                       {"host", {{"name", this_hostname()}}},
+                       {"process", {{"pid", 1}}}});
+    }
+    const auto file = c->dir() / "storm.json";
+    std::ofstream(file) << batch.dump();
+    shippers.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{bin("riposte"), "--server", "https://" + c->api(), "--token",
+                                 siem["token"], "--ca", c->ca_cert(), "alerts", "submit",
+                                 file.string()},
+        c->dir() / "shipper.log"));
+  }
+  for (auto& s : shippers) ASSERT_EQ(s->wait_for_exit(std::chrono::seconds(60)), 0);
+  json runs;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        runs = a->cli_json({"runs", "list", "--limit", "100"})["runs"];
+        int settled = 0;
+        for (const auto& r : runs)
+          settled += r["state"] == "succeeded" || r["waiting_for"] == "approval";
+        return settled == 24;
+      },
+      std::chrono::seconds(90)))
+      << runs.dump(2);
+  int automatic = 0;
+  for (const auto& r : runs) automatic += r["state"] == "succeeded";
+  EXPECT_EQ(automatic, 4) << runs.dump(2);
+}
+
 TEST(PostgresIntegration, AnUnreachableDatabaseIsAClearErrorWithoutThePassword) {
   TempDir dir;
   const auto result = run_command(

@@ -409,11 +409,22 @@ TEST(SessionIntegration, ResultsWithTextThatIsNotUtf8InEveryFieldAreReadForEvery
   const auto garbage_action =
       controller.cli_json({"action", "run", "process.list", "--agent", id_b})["actions"][0]["id"]
           .get<std::string>();
+  // Texts cut at a byte count used to split a character, and the stored half made every list
+  // holding it answer 500: a progress unit of 16 bytes ending mid-'é', a goodbye of 200.
+  proto::Envelope progress;
+  progress.mutable_action_progress()->set_action_id(garbage_action);
+  progress.mutable_action_progress()->set_unit(std::string(15, 'a') + "\xC3\xA9");
+  append(progress);
   proto::Envelope garbage;
   garbage.mutable_action_result()->set_action_id(garbage_action);
   garbage.mutable_action_result()->set_status(proto::ActionResult::STATUS_SUCCEEDED);
   garbage.mutable_action_result()->set_output("\x0a\xff\xff\xff\xff\x0f");
   append(garbage);
+  proto::Envelope goodbye;
+  std::string reason(199, 'a');
+  for (int i = 0; i < 5; ++i) reason += "\xC3\xA9";
+  goodbye.mutable_goodbye()->set_reason(reason);
+  append(goodbye);
 
   const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
                                        state_b, true, bytes, 10s);
@@ -437,6 +448,8 @@ TEST(SessionIntegration, ResultsWithTextThatIsNotUtf8InEveryFieldAreReadForEvery
       << unreadable.dump(2);
   const auto listed = controller.cli({"action", "list", "--json"});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  const auto agents = controller.cli({"agents", "list", "--json"});
+  EXPECT_EQ(agents.exit_code, 0) << agents.err;
   EXPECT_TRUE(controller.process().running());
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
