@@ -269,6 +269,15 @@ std::chrono::duration<double> AgentGateway::message_wait(const std::string& agen
   return std::chrono::duration<double>(-budget.tokens / kMessagesPerSecond);
 }
 
+bool AgentGateway::admit_session(const std::string& agent_id, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  auto& recent = recent_sessions_[agent_id];
+  while (!recent.empty() && recent.front() <= now_ms - 60'000) recent.pop_front();
+  if (recent.size() >= kSessionsPerMinute) return false;
+  recent.push_back(now_ms);
+  return true;
+}
+
 bool AgentGateway::admit_event(const std::string& agent_id, std::int64_t now_ms) {
   constexpr std::size_t kEventsPerMinute = 10;
   std::lock_guard lock(mutex_);

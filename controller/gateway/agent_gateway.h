@@ -132,6 +132,11 @@ class AgentGateway {
   // Thread-safe: whether one more AgentEvent from `agent_id` is within its budget (10 a minute,
   // across all its sessions: reconnecting does not reset it). Counts it when it is.
   bool admit_event(const std::string& agent_id, std::int64_t now_ms);
+  // Thread-safe: whether `agent_id` may open one more session now: at most kSessionsPerMinute a
+  // minute. Each accepted session writes the agent's row twice and logs two lines; a certificate
+  // looping connect, Hello, Goodbye made 7,464 lines and a 67 MB WAL in 10 s. Counts it when so.
+  bool admit_session(const std::string& agent_id, std::int64_t now_ms);
+  static constexpr std::size_t kSessionsPerMinute = 30;
   // How long one more message of `agent_id` must wait to stay within kMessagesPerSecond (bursts
   // up to kMessageBurst); the message's place is reserved. Per agent, across its sessions, so
   // reconnecting does not buy a fresh burst.
@@ -177,6 +182,7 @@ class AgentGateway {
     std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
   };
   std::map<std::string, MessageBudget> message_budgets_;  // per agent
+  std::map<std::string, std::deque<std::int64_t>> recent_sessions_;  // per agent, for admit_session
   std::mutex heartbeats_mutex_;
   std::map<std::string, std::int64_t> heartbeats_;  // since the last flush, latest per agent
   boost::asio::steady_timer heartbeat_flush_timer_;

@@ -179,9 +179,14 @@ asio::awaitable<void> GatewaySession::run(std::shared_ptr<GatewaySession> self) 
     } else {
       agent_id_ = *id;
       outcome = co_await serve(crypto::certificate_fingerprint(peer.get()));
-      if (!outcome)
+      // A session refused at Hello is the agent's doing (reconnecting in a loop, say): its
+      // line is within the agents' warning budget; an accepted session's end is always said.
+      if (!outcome && registered_)
         spdlog::warn("gateway: agent {} from {}: session ended: {}", agent_id_, remote_address_,
                      outcome.error().message);
+      else if (!outcome)
+        warn_budgeted("gateway: agent {} from {}: session ended: {}", agent_id_, remote_address_,
+                      outcome.error().message);
     }
   }
 
@@ -239,6 +244,11 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
     co_return co_await refuse("certificate is not the one issued to this agent");
   }
 
+  if (!gateway_.admit_session(agent_id_, gateway_.clock().now_unix_ms())) {
+    co_return co_await refuse(fmt::format(
+        "more than {} sessions in a minute from this agent; reconnect later",
+        AgentGateway::kSessionsPerMinute));
+  }
   auto facts = facts_from(hello.os(), hello.capabilities());
   facts.agent_version = utf8_prefix(hello.agent_version(), 64);
   facts.protocol_version = hello.protocol_version();

@@ -76,6 +76,7 @@ asio::awaitable<void> with_tls(tcp::endpoint endpoint, asio::ssl::context& tls, 
       co_return;
     }
     out.hello_accepted = ack->hello_ack().accepted();
+    if (!out.hello_accepted) out.detail = "hello refused: " + ack->hello_ack().reason();
   }
   co_await asio::async_write(stream, asio::buffer(bytes),
                              asio::redirect_error(asio::use_awaitable, ec));

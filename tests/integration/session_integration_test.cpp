@@ -577,6 +577,36 @@ TEST(SessionIntegration, AFloodOfEveryMessageKindWritesABoundedAmount) {
   EXPECT_EQ(controller.cli({"audit", "verify"}).exit_code, 0);
 }
 
+// A certificate looping connect, Hello, Goodbye: each accepted session writes the agent's row and
+// logs its start and end. At most 30 sessions a minute are accepted; the rest are refused at
+// Hello with the reason, within the budget of agent-caused log lines.
+TEST(SessionIntegration, AnAgentReconnectingInALoopIsRefusedAfterThirtyAMinute) {
+  ControllerUnderTest controller;
+  controller.start();
+  const auto state_b = controller.dir() / "agent-b";
+  controller.enroll_agent(state_b);
+  proto::Envelope goodbye;
+  goodbye.mutable_goodbye()->set_reason("bye");
+  const auto frame = encode_frame(goodbye.SerializeAsString());
+  const std::vector<std::uint8_t> bytes(frame.begin(), frame.end());
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 60; ++i) {
+    const auto outcome = send_to_gateway(host_of(controller.gateway()),
+                                         controller.gateway_port(), state_b, true, bytes, 5s);
+    ++(outcome.hello_accepted ? accepted : refused);
+  }
+  EXPECT_EQ(accepted, 30);
+  EXPECT_EQ(refused, 30);
+  const auto log = controller.process().log_text();
+  EXPECT_NE(log.find("more than 30 sessions in a minute from this agent"), std::string::npos);
+  std::size_t connected = 0;
+  for (auto at = log.find("connected from"); at != std::string::npos;
+       at = log.find("connected from", at + 1))
+    ++connected;
+  EXPECT_EQ(connected, 30u);
+  EXPECT_TRUE(controller.process().running());
+}
+
 // A compromised agent attaches 8 MiB named like a collected /etc/shadow to its own host.facts and
 // streams it: the result stands, the object is refused with a reason the agent is told, and not
 // a byte of it reaches the controller's disk.
