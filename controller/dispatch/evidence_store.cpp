@@ -63,6 +63,8 @@ struct EvidenceStore::Upload {
   std::string action_id;
   std::string agent_id;
   crypto::Sha256 sha;
+  std::optional<std::uint64_t> audited_offset;  // the resume offset last audited
+  int audited_offers = 0;
 };
 
 EvidenceStore::EvidenceStore(fs::path dir, Store& store, const Clock& clock)
@@ -166,16 +168,20 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
     slot = std::move(upload);
   }
   slot->received = slot->written;
-  if (fresh && slot->written > 0)
-    spdlog::info("evidence: {} resumes at {} of {} bytes", sha, slot->written, ref.size());
   slot->size = ref.size();
   slot->action_id = offer.action_id();
   slot->agent_id = agent_id;
-  // Audited when an upload starts here (first offered, or resumed after a restart of the
-  // controller, with its offset): offers repeated after that (an agent reconnecting, or one
-  // flooding: 6,000 in 20 s made as many entries; offers alternating with one-byte chunks move the
-  // offset each time) add nothing to the custody log; the upload's end is audited.
-  if (fresh) {
+  // An offer is audited (and its resume logged) when it says something new: the upload starts
+  // here, or resumes from another offset than the last one audited; and at most
+  // kMaxAuditedOffers times per upload. The same offer repeated (an agent reconnecting, or one
+  // flooding: 6,000 in 20 s made as many entries) adds nothing, and offers alternating with
+  // one-byte chunks (a new offset each time) stop being recorded after a few.
+  if ((fresh || slot->audited_offset != slot->written) &&
+      slot->audited_offers < kMaxAuditedOffers) {
+    ++slot->audited_offers;
+    slot->audited_offset = slot->written;
+    if (slot->written > 0)
+      spdlog::info("evidence: {} resumes at {} of {} bytes", sha, slot->written, ref.size());
     (void)store_.append_audit({"agent:" + agent_id, "evidence.offered", sha,
                                json{{"action_id", offer.action_id()},
                                     {"size", ref.size()},

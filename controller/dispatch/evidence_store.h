@@ -61,6 +61,8 @@ class EvidenceStore {
   std::filesystem::path object_path(const std::string& sha256) const;
 
  private:
+  // Offers of one upload recorded in the audit log, at most (see offer()).
+  static constexpr int kMaxAuditedOffers = 16;
   struct Upload;
   struct WriteJob {
     std::string sha256;

@@ -385,7 +385,10 @@ print(' '.join(status))
   EXPECT_GE(busy, 6) << out.out;
   EXPECT_EQ(stored + busy, 12) << out.out;
   // Each body is ~12 MiB (and its parse several times that): twelve read at once took 1 GiB.
+#ifndef __SANITIZE_ADDRESS__
+  // Not under ASan, whose redzones and quarantine multiply every allocation (797 MiB measured).
   EXPECT_LT(peak - rss_before, 350) << "MiB";
+#endif
 }
 
 }  // namespace
