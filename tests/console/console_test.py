@@ -164,7 +164,7 @@ def main():
         # The page fills in as its requests answer: wait for the target's process, not only for
         # the impact section to exist (a busy machine showed the section before the pid).
         try:
-            WebDriverWait(rex, 10).until(lambda d: f"pid {victim.pid}" in d.find_element(By.TAG_NAME, "main").text)
+            WebDriverWait(rex, 30).until(lambda d: f"pid {victim.pid}" in d.find_element(By.TAG_NAME, "main").text)
         except Exception:
             pass  # the check below says what is missing
         body_text = rex.find_element(By.TAG_NAME, "main").text
