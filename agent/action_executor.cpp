@@ -97,9 +97,10 @@ Result<std::string> os_path(const std::string& wire) {
 
 // A result travels in one frame (framing.h: 4 MiB): a larger one could never be delivered, and
 // the agent would send it again at every reconnect, cut off for good. Any one text in a result
-// (a command line near ARG_MAX, escaped five-fold) is cut to kMaxResultTextBytes; a result still
-// over kMaxResultBytes fails the action with its size.
-constexpr std::size_t kMaxResultTextBytes = 16 << 10;
+// (a command line near ARG_MAX, escaped five-fold) is cut to kMaxResultTextBytes, which still
+// holds a whole path (PATH_MAX 4096 bytes, five-fold as wire text when none is UTF-8: a path shown
+// is one that can be acted on); a result still over kMaxResultBytes fails the action with its size.
+constexpr std::size_t kMaxResultTextBytes = 32 << 10;
 constexpr std::size_t kMaxResultBytes = 3 << 20;
 
 // Evidence and vault names: the action id keeps them unique and traceable to the action.
