@@ -147,13 +147,13 @@ PY
 seed fuzz_csr tests/fuzz/seeds/csr.pem
 openssl req -in tests/fuzz/seeds/csr.pem -outform DER -out "$out/corpus/fuzz_csr/csr.der"
 # Agent results (tests/fuzz/fuzz_result.cpp): a byte choosing the kind, then the serialized result,
-# from the text-format results checked in (tests/fuzz/seeds/result_*.txtpb; their names say the
-# message and the kind's index in action_kinds.h kAll), one with a name that is not UTF-8.
+# from the text-format results checked in (tests/fuzz/seeds/results/*.txtpb; their names say the
+# message and the kind's index in action_kinds.h kAll), with names that are not UTF-8.
 mkdir -p "$out/corpus/fuzz_result"
-for text in tests/fuzz/seeds/result_*.txtpb; do
+for text in tests/fuzz/seeds/results/*.txtpb; do
   python3 - "$text" "$out/corpus/fuzz_result/$(basename "$text" .txtpb)" <<'PY'
 import os, subprocess, sys
-name = os.path.basename(sys.argv[1])[len("result_"):-len(".txtpb")]  # e.g. ProcessListResult-0
+name = os.path.basename(sys.argv[1])[:-len(".txtpb")]  # e.g. ProcessListResult-0
 message, kind = name.rsplit("-", 1)
 with open(sys.argv[1], "rb") as f:
     body = subprocess.run(["protoc", "-I.", "--encode=riposte.proto." + message,

@@ -285,8 +285,8 @@ void AlertPipeline::enrich(AlertRecord alert) {
   auto done = on_worker(alert_ptr->id, complete);
   queries_.ask(plan->queries, kRequester, alert_ptr->case_id, options_.timeout_ms,
                [this, alert_ptr, done](std::vector<LiveAnswer> first) mutable {
-                 // On an io thread: planning the second question is moved to the worker's guard
-                 // by handing the first answers over when it throws.
+                 // On an io thread, outside the worker's guard: a fault planning the second
+                 // question is logged, and the enrichment goes on with the first answers.
                  std::vector<LiveQuery> second;
                  try {
                    second = plan_executable_hash(*alert_ptr, first);
