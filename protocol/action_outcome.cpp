@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "common/json_fields.h"
+#include "common/utf8.h"
 #include "protocol/action_catalog.h"
 
 namespace riposte {
@@ -42,7 +43,8 @@ std::size_t count(const json& object, const char* key) {
 }
 
 std::string short_hash(const std::string& sha) {
-  return sha.size() > 12 ? sha.substr(0, 12) + "…" : sha;
+  // A hash from an agent is data: cut on a character boundary (found by fuzz_result).
+  return sha.size() > 12 ? utf8_prefix(sha, 12) + "…" : sha;
 }
 
 std::string joined(const json& list, std::size_t at_most) {

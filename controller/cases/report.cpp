@@ -7,6 +7,7 @@
 
 #include "common/duration.h"
 #include "common/utc_time.h"
+#include "common/utf8.h"
 #include "controller/alerts/intake.h"
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/playbooks/engine.h"
@@ -112,7 +113,7 @@ std::string brief(const json& output) {
   if (output.is_null()) return "";
   auto dumped = output.is_string() ? output.get<std::string>()
                                    : output.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (dumped.size() > 160) dumped = dumped.substr(0, 160) + "…";
+  if (dumped.size() > 160) dumped = utf8_prefix(dumped, 160) + "…";
   return dumped;
 }
 
@@ -317,7 +318,7 @@ std::string render_case_markdown(const json& report) {
                        md_cell(text(a["state"])), md_cell(text(a.value("outcome", json()))),
                        md_cell(text(a["requester"])), md_cell(text(a["approver"])),
                        md_cell(text(a["spec_sha256"])),
-                       md_cell(text(a["signature"]).substr(0, 32)) + "…");
+                       md_cell(utf8_prefix(text(a["signature"]), 32)) + "…");
   }
   out +=
       "\n## Evidence\n\n| object | SHA-256 | size | action | agent | stored | downloaded by "
