@@ -543,9 +543,10 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
     escape_text_fields(*outcome.result);
     bound_text_fields(*outcome.result, kMaxResultTextBytes);
     if (const auto size = outcome.result->ByteSizeLong(); size > kMaxResultBytes) {
-      outcome = failed(fmt::format("the result is {} bytes, over the {} an action's result may "
-                                   "hold; nothing was sent",
-                                   size, kMaxResultBytes));
+      outcome =
+          failed(fmt::format("the result is {} bytes, over the {} an action's result may "
+                             "hold; nothing was sent",
+                             size, kMaxResultBytes));
       produced.clear();
     }
   }

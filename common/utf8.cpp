@@ -149,8 +149,9 @@ Result<std::string> from_wire_text(std::string_view text) {
   // One name, one spelling: an escape of a byte that needs none ("\uFFFD2f" for '/'), upper-case
   // hex, or escapes that together make a valid character would let two texts name one file.
   if (to_wire_text(out) != text)
-    return Error{"not wire text as the agent writes it (an escape of a byte that needs none, or "
-                 "upper-case hex); use the name exactly as shown"};
+    return Error{
+        "not wire text as the agent writes it (an escape of a byte that needs none, or "
+        "upper-case hex); use the name exactly as shown"};
   return out;
 }
 

@@ -73,8 +73,8 @@ EvidenceDecision decide_evidence(const ActionRecord& action, const proto::Action
   EvidenceDecision decision;
   if (result.evidence().empty()) return decision;
   auto refuse = [&](const proto::EvidenceRef& ref, std::string reason) {
-    decision.refused.push_back(
-        {utf8_prefix(ref.sha256(), 64), utf8_prefix(ref.name(), 256), ref.size(), std::move(reason)});
+    decision.refused.push_back({utf8_prefix(ref.sha256(), 64), utf8_prefix(ref.name(), 256),
+                                ref.size(), std::move(reason)});
   };
   const auto expected = result.status() == proto::ActionResult::STATUS_SUCCEEDED
                             ? expected_object(action, result)

@@ -269,23 +269,29 @@ std::chrono::duration<double> AgentGateway::message_wait(const std::string& agen
   return std::chrono::duration<double>(-budget.tokens / kMessagesPerSecond);
 }
 
-bool AgentGateway::admit_session(const std::string& agent_id, std::int64_t now_ms) {
-  std::lock_guard lock(mutex_);
-  auto& recent = recent_sessions_[agent_id];
+namespace {
+
+// Whether one more occurrence at `now_ms` keeps `recent` (the last minute's, oldest first) within
+// `per_minute`; records it when so.
+bool admit_per_minute(std::deque<std::int64_t>& recent, std::size_t per_minute,
+                      std::int64_t now_ms) {
   while (!recent.empty() && recent.front() <= now_ms - 60'000) recent.pop_front();
-  if (recent.size() >= kSessionsPerMinute) return false;
+  if (recent.size() >= per_minute) return false;
   recent.push_back(now_ms);
   return true;
+}
+
+}  // namespace
+
+bool AgentGateway::admit_session(const std::string& agent_id, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  return admit_per_minute(recent_sessions_[agent_id], kSessionsPerMinute, now_ms);
 }
 
 bool AgentGateway::admit_event(const std::string& agent_id, std::int64_t now_ms) {
   constexpr std::size_t kEventsPerMinute = 10;
   std::lock_guard lock(mutex_);
-  auto& recent = recent_events_[agent_id];
-  while (!recent.empty() && recent.front() <= now_ms - 60'000) recent.pop_front();
-  if (recent.size() >= kEventsPerMinute) return false;
-  recent.push_back(now_ms);
-  return true;
+  return admit_per_minute(recent_events_[agent_id], kEventsPerMinute, now_ms);
 }
 
 }  // namespace riposte::controller

@@ -15,13 +15,13 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/utf8.h"
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/dispatch/evidence_store.h"
 #include "controller/gateway/agent_gateway.h"
 #include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
-#include "common/utf8.h"
 #include "protocol/version.h"
 #include "protocol/wire_text.h"
 
@@ -97,7 +97,8 @@ Status check_facts(const proto::OsFacts& os,
           return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
         });
     if (!shaped)
-      return Error{fmt::format("mac_addresses holds '{}', not a MAC address", utf8_prefix(mac, 64))};
+      return Error{
+          fmt::format("mac_addresses holds '{}', not a MAC address", utf8_prefix(mac, 64))};
   }
   for (const auto& capability : capabilities) {
     if (capability.empty() || capability.size() > 64 ||
@@ -245,9 +246,9 @@ asio::awaitable<Status> GatewaySession::serve(const std::string& peer_fingerprin
   }
 
   if (!gateway_.admit_session(agent_id_, gateway_.clock().now_unix_ms())) {
-    co_return co_await refuse(fmt::format(
-        "more than {} sessions in a minute from this agent; reconnect later",
-        AgentGateway::kSessionsPerMinute));
+    co_return co_await refuse(
+        fmt::format("more than {} sessions in a minute from this agent; reconnect later",
+                    AgentGateway::kSessionsPerMinute));
   }
   auto facts = facts_from(hello.os(), hello.capabilities());
   facts.agent_version = utf8_prefix(hello.agent_version(), 64);

@@ -931,9 +931,9 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
       } else if (!dispatched || !*dispatched) {
         auto locked = deps_.store.lock_automation();
         if (locked) automation_lock = std::move(*locked);
-        const auto limited =
-            locked ? rate_limited(playbook, targets, now)
-                   : "the rate limits cannot be checked: " + locked.error().message;
+        const auto limited = locked
+                                 ? rate_limited(playbook, targets, now)
+                                 : "the rate limits cannot be checked: " + locked.error().message;
         if (!limited.empty()) {
           mode = {AutonomyMode::approve, "lowered from auto to approve: " + limited};
           spdlog::warn("playbooks: run {} step {}: {}", run.id, step.id, mode.why);

@@ -274,9 +274,8 @@ TEST_F(ExecutorTest, NamesThatAreNotUtf8ComeBackAsWireTextAndPathsWorkBothWays) 
   // A decoy really named "x\uFFFDff" beside "x\xff": each name reaches its own file.
   std::ofstream(world.path() / "x\xff") << "the real one";
   std::ofstream(world.path() / ("x" + kFffd + "ff")) << "the decoy";
-  for (const auto& [name, content] :
-       std::vector<std::pair<std::string, std::string>>{{"x\xff", "the real one"},
-                                                        {"x" + kFffd + "ff", "the decoy"}}) {
+  for (const auto& [name, content] : std::vector<std::pair<std::string, std::string>>{
+           {"x\xff", "the real one"}, {"x" + kFffd + "ff", "the decoy"}}) {
     proto::FileParams p;
     p.set_path(to_wire_text((world.path() / name).string()));
     auto r = run(ak::kFileHash, p);
@@ -320,7 +319,9 @@ TEST_F(ExecutorTest, AHugeCommandLineIsCutSoTheResultFitsInAFrame) {
     if (p.pid() != pid) continue;
     found = true;
     EXPECT_LE(p.cmdline().size(), 32u << 10);
-    EXPECT_TRUE(p.cmdline().starts_with("sh -c sleep 30 sh \xEF\xBF\xBD" "ff"))
+    EXPECT_TRUE(
+        p.cmdline().starts_with("sh -c sleep 30 sh \xEF\xBF\xBD"
+                                "ff"))
         << p.cmdline().substr(0, 40);
   }
   EXPECT_TRUE(found);

@@ -381,8 +381,7 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
   // pasting the real file's name never reaches the decoy.
   const auto decoy = world.path() / ("drop" + fffd + "ff" + fffd + "fe.sh");
   std::ofstream(decoy) << "decoy\n";
-  for (const auto& [path, sha] :
-       std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [path, sha] : std::vector<std::pair<std::string, std::string>>{
            {wire_script, script_sha},
            {to_wire_text(decoy.string()),
             run_command({"sha256sum", decoy.string()}).out.substr(0, 64)}}) {

@@ -284,20 +284,25 @@ class TwoControllers : public ::testing::Test {
   // The "slow" playbook (host.facts, a wait of `pause`, process.list, resolve) on an alert about
   // this host, started through A; the agent is held by B. Returns the run's id once the run
   // waits in its pause.
-  std::string start_slow_run(const std::string& pause) {
+  // Both controllers restarted with this host in their asset map (low criticality, lab), the
+  // playbook `yaml` alone in their playbook directory, and `extra` configuration.
+  void configure_both(const std::string& yaml, const std::string& extra) {
     const auto dir = a->dir() / "playbooks";
     fs::create_directories(dir);
-    std::ofstream(dir / "slow.yaml") << slow_playbook(pause);
+    std::ofstream(dir / "playbook.yaml") << yaml;
     std::ofstream(a->dir() / "assets.yaml")
         << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
         << "\n    environment: lab\n    criticality: low\n    owner: qa\n";
     const std::string config = "assets: " + (a->dir() / "assets.yaml").string() +
-                               "\nplaybooks:\n  dir: " + dir.string() + "\n  auto_start: false\n";
+                               "\nplaybooks:\n  dir: " + dir.string() + "\n" + extra;
     for (auto* c : {&*a, &*b}) {
       c->add_config(config);
       c->stop_gracefully();
       c->start(/*same_ports=*/true);
     }
+  }
+  std::string start_slow_run(const std::string& pause) {
+    configure_both(slow_playbook(pause), "  auto_start: false\n");
     // The agent is held by B; the run is started through A.
     const auto state = a->dir() / "agent";
     const auto id = a->enroll_agent(state);
@@ -656,24 +661,11 @@ TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
 // each controller counted before the other had recorded and together they took more (11 of a
 // limit of 10, in one run of three).
 TEST_F(TwoControllers, TheRateLimitsHoldAcrossBothControllers) {
-  const auto dir = a->dir() / "playbooks";
-  fs::create_directories(dir);
-  std::ofstream(dir / "facts.yaml") << "name: facts\nversion: \"1\"\ntrigger:\n"
-                                       "  observable_types: [process]\nsteps:\n"
-                                       "  - {id: facts, kind: action, action: host.facts, "
-                                       "mode: auto, target: host}\n";
-  std::ofstream(a->dir() / "assets.yaml")
-      << "assets:\n  - name: this-host\n    hostname: " << this_hostname()
-      << "\n    environment: lab\n    criticality: low\n    owner: qa\n";
-  const std::string config =
-      "assets: " + (a->dir() / "assets.yaml").string() + "\nplaybooks:\n  dir: " + dir.string() +
-      "\nautonomy:\n  rate_limits:\n    per_host: {actions: 100, window: 10m}\n"
-      "    per_playbook: {actions: 100, window: 10m}\n    global: {actions: 4, window: 10m}\n";
-  for (auto* c : {&*a, &*b}) {
-    c->add_config(config);
-    c->stop_gracefully();
-    c->start(/*same_ports=*/true);
-  }
+  configure_both(
+      "name: facts\nversion: \"1\"\ntrigger:\n  observable_types: [process]\nsteps:\n"
+      "  - {id: facts, kind: action, action: host.facts, mode: auto, target: host}\n",
+      "autonomy:\n  rate_limits:\n    per_host: {actions: 100, window: 10m}\n"
+      "    per_playbook: {actions: 100, window: 10m}\n    global: {actions: 4, window: 10m}\n");
   const auto state = a->dir() / "agent";
   const auto id = a->enroll_agent(state);
   agents.push_back(a->start_agent(state, "agent.log", {"--gateway", b->gateway()}));

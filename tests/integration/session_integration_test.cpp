@@ -591,8 +591,8 @@ TEST(SessionIntegration, AnAgentReconnectingInALoopIsRefusedAfterThirtyAMinute) 
   const std::vector<std::uint8_t> bytes(frame.begin(), frame.end());
   int accepted = 0, refused = 0;
   for (int i = 0; i < 60; ++i) {
-    const auto outcome = send_to_gateway(host_of(controller.gateway()),
-                                         controller.gateway_port(), state_b, true, bytes, 5s);
+    const auto outcome = send_to_gateway(host_of(controller.gateway()), controller.gateway_port(),
+                                         state_b, true, bytes, 5s);
     ++(outcome.hello_accepted ? accepted : refused);
   }
   EXPECT_EQ(accepted, 30);
