@@ -137,7 +137,6 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   });
   if (auto it = uploads_.find(sha); it != uploads_.end() && it->second->broken) uploads_.erase(it);
   auto& slot = uploads_[sha];
-  const bool fresh = !slot;
   if (!slot) {
     auto upload = std::make_unique<Upload>();
     const auto partial = dir_ / ".partial" / sha;
@@ -176,8 +175,8 @@ proto::EvidenceAck EvidenceStore::offer(const std::string& agent_id,
   // kMaxAuditedOffers times per upload. The same offer repeated (an agent reconnecting, or one
   // flooding: 6,000 in 20 s made as many entries) adds nothing, and offers alternating with
   // one-byte chunks (a new offset each time) stop being recorded after a few.
-  if ((fresh || slot->audited_offset != slot->written) &&
-      slot->audited_offers < kMaxAuditedOffers) {
+  // A new slot has audited nothing yet (audited_offset empty), so its first offer is recorded.
+  if (slot->audited_offset != slot->written && slot->audited_offers < kMaxAuditedOffers) {
     ++slot->audited_offers;
     slot->audited_offset = slot->written;
     if (slot->written > 0)
