@@ -5,6 +5,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
+#include <algorithm>
 
 #include "agent/evidence_file.h"
 #include "agent/os_facts.h"
@@ -66,6 +68,8 @@ void fill(proto::ProcessEntry* e, const platform::ProcessInfo& p) {
   e->set_mount_namespace(p.mount_namespace);
   e->set_pid_namespace(p.pid_namespace);
   e->set_script(p.script);
+  e->set_script_proof(p.script_proof);
+  e->set_thread_id(p.thread_id);
 }
 
 proto::FileResult file_result(const platform::FileInfo& info) {
@@ -120,6 +124,24 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
                                             const std::string& parameters) {
   auto& c = ctx_;
   std::vector<proto::EvidenceRef> produced;
+  // Said with a successful result: which process a thread id turned out to name.
+  std::string resolved_note;
+  // The process a ref names, ready to act on: a thread id resolves to its process (and the note
+  // says so); a kernel thread is refused; anything else that cannot be resolved fails the action.
+  auto target_process = [&](const proto::ProcessRef& wire,
+                            platform::ProcessRef* out) -> std::optional<Outcome> {
+    auto resolved = c.processes.resolve(ref_of(wire));
+    if (!resolved) {
+      auto info = c.processes.inspect(static_cast<pid_t>(wire.pid()));
+      if (info && info->kernel_thread) return refused(resolved.error().message);
+      return failed(resolved.error().message);
+    }
+    if (!resolved->description.empty())
+      resolved_note = fmt::format("the pid given, {}, is {}: acted on process {}", wire.pid(),
+                                  resolved->description, resolved->process.pid);
+    *out = resolved->process;
+    return std::nullopt;
+  };
   const std::uint64_t budget = c.evidence_budget ? c.evidence_budget() : UINT64_MAX;
   // file.hash and file.collect: the file a path names, or the image a process runs.
   auto stream_file = [&](const proto::FileParams& p, platform::ByteSink& out,
@@ -130,8 +152,11 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
       if (!path) return Result<platform::FileInfo>(path.error());
       return c.files.stream(*path, out, max_bytes);
     }
-    return p.script() ? c.files.stream_script(ref_of(p.process()), out, max_bytes)
-                      : c.files.stream_executable(ref_of(p.process()), out, max_bytes);
+    platform::ProcessRef process;
+    if (auto stop = target_process(p.process(), &process))
+      return Result<platform::FileInfo>(Error{stop->error});
+    return p.script() ? c.files.stream_script(process, out, max_bytes)
+                      : c.files.stream_executable(process, out, max_bytes);
   };
   auto add_evidence = [&](const std::filesystem::path& path, const std::string& sha,
                           std::uint64_t size) {
@@ -175,8 +200,18 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   const std::map<std::string_view, Handler> handlers = {
       {ak::kProcessList,
        [&] {
+         proto::ProcessListParams params;
+         if (!parse(params)) return failed("parameters are not a ProcessListParams message");
          auto all = c.processes.list();
          if (!all) return failed(all.error().message);
+         // A thread id asked about: its process's entry says so (the listing has processes only).
+         if (params.pid() > 0) {
+           auto asked = c.processes.inspect(params.pid());
+           if (asked && asked->thread_id != 0) {
+             for (auto& p : *all)
+               if (p.pid == asked->pid) p.thread_id = asked->thread_id;
+           }
+         }
          proto::ProcessListResult r;
          for (const auto& p : *all) fill(r.add_processes(), p);
          return done(r);
@@ -196,11 +231,13 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::ProcessKillParams p;
          if (!parse(p) || !p.has_target())
            return failed("parameters are not a ProcessKillParams with a target");
-         if (auto stop = check_process(ref_of(p.target()), p.tree())) return std::move(*stop);
+         platform::ProcessRef target;
+         if (auto stop = target_process(p.target(), &target)) return std::move(*stop);
+         if (auto stop = check_process(target, p.tree())) return std::move(*stop);
          platform::KillOptions options;
          if (p.grace_ms() > 0) options.grace = std::chrono::milliseconds(p.grace_ms());
          options.tree = p.tree();
-         auto reports = c.processes.kill(ref_of(p.target()), options);
+         auto reports = c.processes.kill(target, options);
          if (!reports) return failed(reports.error().message);
          proto::ProcessKillResult r;
          for (const auto& k : *reports) {
@@ -217,8 +254,10 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::ProcessSignalParams p;
          if (!parse(p) || !p.has_target())
            return failed("parameters are not a ProcessSignalParams with a target");
-         if (auto stop = check_process(ref_of(p.target()), false)) return std::move(*stop);
-         if (auto s = c.processes.suspend(ref_of(p.target())); !s) return failed(s.error().message);
+         platform::ProcessRef target;
+         if (auto stop = target_process(p.target(), &target)) return std::move(*stop);
+         if (auto stop = check_process(target, false)) return std::move(*stop);
+         if (auto s = c.processes.suspend(target); !s) return failed(s.error().message);
          return done(proto::Empty{});
        }},
       {ak::kProcessResume,
@@ -226,7 +265,9 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::ProcessSignalParams p;
          if (!parse(p) || !p.has_target())
            return failed("parameters are not a ProcessSignalParams with a target");
-         if (auto s = c.processes.resume(ref_of(p.target())); !s) return failed(s.error().message);
+         platform::ProcessRef target;
+         if (auto stop = target_process(p.target(), &target)) return std::move(*stop);
+         if (auto s = c.processes.resume(target); !s) return failed(s.error().message);
          return done(proto::Empty{});
        }},
       {ak::kMemoryCapture,
@@ -234,13 +275,15 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::MemoryCaptureParams p;
          if (!parse(p) || !p.has_target())
            return failed("parameters are not a MemoryCaptureParams with a target");
+         platform::ProcessRef target;
+         if (auto stop = target_process(p.target(), &target)) return std::move(*stop);
          if (budget < kMinEvidenceRoom) return spool_full(budget);
          const auto room = budget - kMinEvidenceRoom;
          const auto path = c.evidence_dir / safe_name(action_id, ".core");
          auto sink = EvidenceFile::create(path);
          if (!sink) return failed(sink.error().message);
          auto report = c.memory.capture(
-             ref_of(p.target()), **sink,
+             target, **sink,
              {.max_bytes = p.max_bytes() == 0 ? room : std::min<std::uint64_t>(p.max_bytes(), room),
               .include_file_backed = !p.exclude_file_backed(),
               .progress = [&](std::uint64_t done, std::uint64_t total) {
@@ -279,12 +322,47 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          }
          spec.allow.insert(spec.allow.end(), c.other_controllers.begin(),
                            c.other_controllers.end());
+         if (c.controller_addresses) {
+           // Every address the controller may answer at, not only the one resolved at start:
+           // a name with several records, a session that reached it by another one.
+           std::set<std::uint16_t> ports{c.controller.port};
+           for (const auto& other : c.other_controllers) ports.insert(other.port);
+           for (const auto& address : c.controller_addresses()) {
+             for (const auto port : ports) {
+               const platform::AllowedPeer peer{address, port, "tcp"};
+               const bool known = std::any_of(
+                   spec.allow.begin(), spec.allow.end(), [&](const platform::AllowedPeer& a) {
+                     return a.address == peer.address && a.port == peer.port;
+                   });
+               if (!known && !(c.controller.address == address && c.controller.port == port))
+                 spec.allow.push_back(peer);
+             }
+           }
+         }
          if (auto s = platform::validate(spec); !s) return refused(s.error().message);
          std::optional<std::int64_t> release_at;
          if (p.release_after_seconds() > 0)
            release_at = c.clock.now_unix_ms() + p.release_after_seconds() * 1000LL;
+         const auto before = c.quarantine.current();
          auto enforced = c.quarantine.quarantine(spec, release_at, action_id);
          if (!enforced) return failed(enforced.error().message);
+         if (c.controller_round_trip && !c.controller_round_trip(kQuarantineProofTimeout)) {
+           // Cut off from every controller, the host could never be released by one: undo it.
+           Status undone = ok_status();
+           if (before) {
+             auto back = c.quarantine.quarantine(before->spec, before->release_at_ms,
+                                                 before->action_id);
+             if (!back) undone = back.error();
+           } else {
+             undone = c.quarantine.release();
+           }
+           return failed(fmt::format(
+               "quarantine reverted: controller unreachable (no answer over the session within "
+               "{} s after the rules were applied){}",
+               kQuarantineProofTimeout.count() / 1000,
+               undone ? (before ? "; the previous quarantine is back" : "")
+                      : "; UNDOING IT FAILED: " + undone.error().message));
+         }
          proto::QuarantineResult r;
          for (const auto& hook : enforced->hooks) r.add_enforced_hooks(hook);
          return done(r);
@@ -466,7 +544,9 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
            reports.push_back(std::move(*report));
          }
          if (p.has_process()) {
-           auto report = c.yara.scan_process(**rules, ref_of(p.process()), options);
+           platform::ProcessRef target;
+           if (auto stop = target_process(p.process(), &target)) return std::move(*stop);
+           auto report = c.yara.scan_process(**rules, target, options);
            if (!report) return failed(report.error().message);
            reports.push_back(std::move(*report));
          }
@@ -553,6 +633,7 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
   if (outcome.result) {
     result.set_status(proto::ActionResult::STATUS_SUCCEEDED);
     result.set_output(outcome.result->SerializeAsString());
+    if (!resolved_note.empty()) result.set_message(utf8_prefix(to_wire_text(resolved_note), 4096));
     for (auto& e : produced) *result.add_evidence() = std::move(e);
   } else {
     result.set_status(outcome.refused ? proto::ActionResult::STATUS_REJECTED

@@ -54,7 +54,17 @@ struct ExecutorContext {
   // The fallback gateways' controllers (LinkOptions::fallback_gateways): kept reachable by
   // network.quarantine too, or a quarantined host could not fail over.
   std::vector<platform::AllowedPeer> other_controllers;
+  // Optional: every address a controller may be reached at now (ControllerLink::
+  // controller_addresses: each A and AAAA record of every gateway name, the live session's peer).
+  // network.quarantine keeps each reachable on every gateway port.
+  std::function<std::vector<std::string>()> controller_addresses;
+  // Optional: a heartbeat round trip over the live session (ControllerLink::round_trip). After
+  // applying a quarantine the agent proves it still reaches a controller; without an answer in
+  // kQuarantineProofTimeout it rolls the quarantine back and the action fails, saying so.
+  std::function<bool(std::chrono::milliseconds)> controller_round_trip;
 };
+
+inline constexpr std::chrono::milliseconds kQuarantineProofTimeout{5000};
 
 class ActionExecutor {
  public:

@@ -196,6 +196,7 @@ int cmd_run(const Flags& flags) {
   LocalPolicy policy({config->protected_process_names, config->protected_process_paths},
                      ::getpid());
   ActionService* service_ptr = nullptr;  // the executor reports through the service below
+  ControllerLink* link_ptr = nullptr;     // and proves the controller reachable through the link
   ActionExecutor executor(ExecutorContext{
       *processes,
       *memory,
@@ -219,7 +220,9 @@ int cmd_run(const Flags& flags) {
         return service_ptr->fetch_object(sha256, size);
       },
       state->dir / "rule-sets",
-      other_controllers});
+      other_controllers,
+      [&] { return link_ptr->controller_addresses(); },
+      [&](std::chrono::milliseconds timeout) { return link_ptr->round_trip(timeout); }});
 
   boost::asio::io_context io;
   ActionService service(
@@ -229,6 +232,7 @@ int cmd_run(const Flags& flags) {
                            {}});
   service_ptr = &service;
   ControllerLink link(io, *state, options, *facts);
+  link_ptr = &link;
   std::vector<std::string> capabilities;
   for (auto kind : action_kind::kAll) {
     if ((*verifier)->kind_allowed(kind)) capabilities.emplace_back(kind);

@@ -162,6 +162,16 @@ asio::awaitable<std::string> ControllerLink::session() {
       co_await resolver.async_resolve(gateway().host, std::to_string(gateway().port),
                                       asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot resolve {}: {}", gateway().host, ec.message());
+  {
+    std::vector<std::string> addresses;
+    for (const auto& e : endpoints) {
+      auto text = e.endpoint().address().to_string();
+      if (std::find(addresses.begin(), addresses.end(), text) == addresses.end())
+        addresses.push_back(std::move(text));
+    }
+    std::lock_guard lock(addresses_mutex_);
+    resolved_[gateway().host] = std::move(addresses);
+  }
   // stop() may have come while resolving, before there was a session for it to close.
   if (stopping_) co_return "stopping";
 
@@ -180,6 +190,10 @@ asio::awaitable<std::string> ControllerLink::session() {
                                asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot connect: {}", describe_error(ec));
   stream.lowest_layer().set_option(tcp::no_delay(true), ec);
+  if (const auto peer = stream.lowest_layer().remote_endpoint(ec); !ec) {
+    std::lock_guard lock(addresses_mutex_);
+    peer_address_ = peer.address().to_string();
+  }
   resumption_.attach(stream.native_handle());
   // Until the controller accepts the Hello, a failure forgets the ticket: a session the
   // controller refused is not offered again (after a re-enrollment it names the old identity).
@@ -268,14 +282,55 @@ asio::awaitable<std::string> ControllerLink::session() {
   live->heartbeat_timer.cancel();
   live->outbox_signal.cancel();
   live->close();
+  for (auto& [sequence, probe] : probes_) probe->set_value(false);
+  probes_.clear();
   if (actions_ != nullptr) actions_->session_ended();
   co_return reason;
+}
+
+std::vector<std::string> ControllerLink::controller_addresses() const {
+  std::lock_guard lock(addresses_mutex_);
+  std::vector<std::string> out;
+  const auto add = [&](const std::string& a) {
+    if (!a.empty() && std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  };
+  add(peer_address_);
+  for (const auto& [host, addresses] : resolved_)
+    for (const auto& a : addresses) add(a);
+  return out;
+}
+
+bool ControllerLink::round_trip(std::chrono::milliseconds timeout) {
+  auto probe = std::make_shared<std::promise<bool>>();
+  auto answered = probe->get_future();
+  asio::post(io_, [this, probe] {
+    if (!live_ || !live_->established || !live_->alive) {
+      probe->set_value(false);
+      return;
+    }
+    const auto sequence = ++heartbeat_sequence_;
+    probes_[sequence] = probe;
+    proto::Envelope beat;
+    beat.mutable_heartbeat()->set_sequence(sequence);
+    beat.mutable_heartbeat()->set_sent_at_unix_ms(unix_ms_now());
+    live_->push(std::move(beat));
+  });
+  if (answered.wait_for(timeout) != std::future_status::ready) return false;
+  try {
+    return answered.get();
+  } catch (const std::future_error&) {  // the link went away with the probe unanswered
+    return false;
+  }
 }
 
 void ControllerLink::handle(const proto::Envelope& message) {
   switch (message.body_case()) {
     case proto::Envelope::kHeartbeatAck:
       last_acked_ = std::max(last_acked_, message.heartbeat_ack().sequence());
+      while (!probes_.empty() && probes_.begin()->first <= last_acked_) {
+        probes_.begin()->second->set_value(true);
+        probes_.erase(probes_.begin());
+      }
       return;
     case proto::Envelope::kActionRequest:
       if (actions_ != nullptr) actions_->submit(message.action_request());

@@ -13,6 +13,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
+#include <future>
+#include <map>
+#include <mutex>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -66,6 +69,14 @@ class ControllerLink {
   // Queues a message on the established session; false when there is none. io thread only.
   bool send(proto::Envelope envelope);
 
+  // Every address a controller may be reached at, for a quarantine's allow list: each address
+  // every gateway name resolved to when it was last resolved (each session attempt resolves the
+  // gateway it tries again: A and AAAA alike), and the peer of the live session. Thread-safe.
+  std::vector<std::string> controller_addresses() const;
+  // From any thread but the io thread: sends a heartbeat on the live session and waits up to
+  // `timeout` for its answer. False when no session is up or no answer came in time.
+  bool round_trip(std::chrono::milliseconds timeout);
+
   // Reports an event to the controller: sent now when a session is up, else held (up to 64,
   // oldest dropped first) and sent once the next session is established. Any thread.
   void report_event(proto::AgentEvent event);
@@ -104,6 +115,11 @@ class ControllerLink {
   std::uint64_t heartbeat_sequence_ = 0;
   std::uint64_t last_acked_ = 0;
   std::string close_reason_;
+  // Round trips waiting for the HeartbeatAck of their sequence (io thread only).
+  std::map<std::uint64_t, std::shared_ptr<std::promise<bool>>> probes_;
+  mutable std::mutex addresses_mutex_;
+  std::map<std::string, std::vector<std::string>> resolved_;  // gateway host -> its addresses
+  std::string peer_address_;                                  // the live session's, "" if none
   ActionService* actions_ = nullptr;
   std::deque<proto::AgentEvent> pending_events_;  // io thread only
   std::vector<std::string> capabilities_;

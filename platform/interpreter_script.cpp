@@ -31,19 +31,50 @@ const std::vector<Family>& families() {
   return kFamilies;
 }
 
+std::string base_name(std::string_view path) {
+  const auto slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+const Family* family_of(const std::string& name) {
+  for (const auto& f : families())
+    if (std::regex_match(name, f.name)) return &f;
+  return nullptr;
+}
+
+std::string script_of_family(const Family* family, const std::vector<std::string>& argv);
+
 }  // namespace
 
 std::string interpreter_script(std::string_view exe, const std::vector<std::string>& argv) {
-  const auto slash = exe.rfind('/');
-  const std::string name(slash == std::string_view::npos ? exe : exe.substr(slash + 1));
-  const Family* family = nullptr;
-  for (const auto& f : families()) {
-    if (std::regex_match(name, f.name)) {
-      family = &f;
-      break;
-    }
-  }
+  const Family* family = family_of(base_name(exe));
   if (family == nullptr) return "";
+  return script_of_family(family, argv);
+}
+
+ScriptArgument script_argument(std::string_view exe, const std::vector<std::string>& argv) {
+  auto name = base_name(exe);
+  if (const auto* family = family_of(name)) return {script_of_family(family, argv), name};
+  std::vector<std::string> args = argv;
+  if (!args.empty()) {
+    // BusyBox and other multi-call binaries: the applet is argv[0] (a link named `sh`), or
+    // argv[1] when it is run by its own name (`busybox sh x.sh`).
+    if (base_name(args[0]) == name && name == "busybox" && args.size() > 1)
+      args.erase(args.begin());
+    name = base_name(args[0]);
+    if (const auto* family = family_of(name)) return {script_of_family(family, args), name};
+  }
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--") return {i + 1 < args.size() ? args[i + 1] : "", ""};
+    if (args[i].empty() || args[i].starts_with("-") || args[i].starts_with("+")) continue;
+    return {args[i], ""};
+  }
+  return {};
+}
+
+namespace {
+
+std::string script_of_family(const Family* family, const std::vector<std::string>& argv) {
   const auto is = [](const std::vector<std::string_view>& list, std::string_view arg) {
     return std::find(list.begin(), list.end(), arg) != list.end();
   };
@@ -68,5 +99,7 @@ std::string interpreter_script(std::string_view exe, const std::vector<std::stri
   }
   return "";
 }
+
+}  // namespace
 
 }  // namespace riposte::platform

@@ -29,6 +29,12 @@ struct ProcessInfo {
   // as the process names it, made absolute with its working directory (interpreter_script.h);
   // read it with Files::stream_script. Empty otherwise.
   std::string script;
+  // How `script` was confirmed: "open by the process (fd N)" or "named on the command line of
+  // interpreter X, readable by the process".
+  std::string script_proof;
+  // When looked up by the id of one of its threads (inspect(TID)): that thread id; `pid` is the
+  // process (thread group) it belongs to. 0 otherwise.
+  pid_t thread_id = 0;
   uid_t uid = 0;
   std::string user;
   // Start time in clock ticks after boot (/proc/PID/stat field 22): exact and stable, the value
@@ -46,6 +52,16 @@ struct ProcessInfo {
 struct ProcessRef {
   pid_t pid = 0;
   std::uint64_t start_ticks = 0;
+};
+
+// What a ProcessRef turned out to name: the process to act on and, when the pid given was one of
+// its threads, that thread (alerts from Java, Go and .NET services often log thread ids).
+struct ResolvedProcess {
+  ProcessRef process;
+  pid_t thread_id = 0;  // the thread id given, when it was not the process's own pid
+  std::string name;     // the process's comm
+  // For people: "thread 1235 of process 1234 (java)"; "" when the pid was the process's own.
+  std::string description;
 };
 
 enum class KillOutcome {
@@ -74,9 +90,16 @@ class ProcessControl {
   virtual ~ProcessControl() = default;
 
   virtual Result<std::vector<ProcessInfo>> list() = 0;
+  // A thread id gives the process it belongs to, with `thread_id` set.
   virtual Result<ProcessInfo> inspect(pid_t pid) = 0;
-  // The process and its descendants, parents before children.
+  // The process and its descendants, parents before children (a thread id: its process's tree).
   virtual Result<std::vector<ProcessInfo>> tree(pid_t pid) = 0;
+
+  // Which process `target` names, before anything acts on it. A thread id resolves to its
+  // process: `target.start_ticks` may be the thread's own start or the process's, and the result
+  // carries the process's. Errors, saying why and that nothing was done: no such pid, a kernel
+  // thread (nothing to kill, suspend or capture), or a start time that is neither.
+  virtual Result<ResolvedProcess> resolve(const ProcessRef& target) = 0;
 
   // SIGTERM (with SIGCONT, so a stopped process handles it within the grace period too), then
   // SIGKILL after the grace period. Errors (nothing was signalled) when the pid does not exist, no

@@ -20,6 +20,7 @@ packages=(
   clang-14 libclang-rt-14-dev          # libFuzzer targets of the parsers (scripts/fuzz.sh)
   rpm lintian jq systemd util-linux   # packaging: rpmbuild for cpack, lintian, systemd-analyze
   python3                             # tests: the HTTPS webhook receiver playbooks notify
+  busybox                             # tests: scripts run by a multi-call shell (sh, ash)
   python3-prometheus-client           # tests: parse GET /metrics with the reference parser
   chromium chromium-driver python3-selenium  # tests: the web console in a real browser
   python3-cryptography                # benchmark: CSRs for a thousand enrolled agents

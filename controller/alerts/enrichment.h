@@ -11,22 +11,22 @@
 #include <vector>
 
 #include "controller/alerts/asset_map.h"
+#include "controller/alerts/host_resolution.h"
 #include "controller/dispatch/live_queries.h"
 #include "controller/store/store.h"
 
 namespace riposte::controller {
 
 struct EnrichmentPlan {
+  HostResolution host;             // the alert's own host, and the evidence that singled it out
   std::vector<AgentRecord> hosts;  // impacted hosts with an agent
   std::vector<LiveQuery> queries;
   nlohmann::json missing = nlohmann::json::array();
 };
 
-// Whether `agent` is the alert's host: its name (or short name) is the alert's host name, or it
-// holds one of the alert's host addresses.
-bool is_alert_host(const AlertRecord& alert, const AgentRecord& agent);
-
-// Impacted hosts: the alert's own host and those validation found talking to the IP.
+// Impacted hosts: the alert's own host when the evidence singles it out (host_resolution.h), and
+// those validation found talking to the IP. The alert's process is looked up on its own host
+// only, never on a host that merely shares a name or an address with it.
 EnrichmentPlan plan_enrichment(const AlertRecord& alert, const std::vector<AgentRecord>& agents);
 
 // The second round, once the first found the alert's process: the hash of its executable, and of

@@ -126,7 +126,7 @@ class FieldReader {
 
   // Adds `value` as an observable of `type` if it is one; otherwise notes why it was dropped.
   void observable(std::string_view type, std::string_view path, std::string_view value,
-                  std::string start = "") {
+                  std::string start = "", std::string entity_id = "") {
     if (value.empty()) return;
     auto canonical = canonical_observable(type, value);
     if (!canonical) {
@@ -134,7 +134,7 @@ class FieldReader {
           fmt::format("'{}' value \"{}\" is not a valid {}; dropped", path, clip(value), type));
       return;
     }
-    Observable o{std::string(type), std::move(*canonical), std::move(start)};
+    Observable o{std::string(type), std::move(*canonical), std::move(start), std::move(entity_id)};
     if (std::find(observables_.begin(), observables_.end(), o) == observables_.end())
       observables_.push_back(std::move(o));
   }
@@ -254,7 +254,8 @@ void read_ecs(const json& outer, const json& doc, FieldReader& r, AlertRecord& a
     r.observables_at(t::kFilePath, path);
   if (auto pid = r.text("process.pid", true)) {
     const auto start = r.timestamp("process.start");
-    r.observable(t::kProcess, "process.pid", *pid, start ? format_utc_ms(*start) : "");
+    r.observable(t::kProcess, "process.pid", *pid, start ? format_utc_ms(*start) : "",
+                 r.text("process.entity_id").value_or(""));
   }
   r.observables_at(t::kUser, "user.name");
   r.observables_at(t::kUser, "related.user");
@@ -351,6 +352,19 @@ void read_wazuh(FieldReader& inner, AlertRecord& a) {
   }
   if (auto pid = inner.text("data.audit.pid", true))
     inner.observable(t::kProcess, "data.audit.pid", *pid);
+  // Sysmon process creation (event 1) as Wazuh decodes it: the pid, its ProcessGuid, and UtcTime,
+  // the creation time in UTC written "2024-01-01 10:00:00.123" (no zone).
+  if (auto pid = inner.text("data.win.eventdata.processId", true)) {
+    std::string start;
+    if (inner.text("data.win.system.eventID", true).value_or("") == "1") {
+      const auto utc = inner.text("data.win.eventdata.utcTime").value_or("");
+      auto ms = parse_rfc3339_ms(utc);
+      if (!ms && !utc.empty()) ms = parse_rfc3339_ms(utc + "Z");
+      if (ms) start = format_utc_ms(*ms);
+    }
+    inner.observable(t::kProcess, "data.win.eventdata.processId", *pid, start,
+                     inner.text("data.win.eventdata.processGuid").value_or(""));
+  }
   for (auto path : {"data.srcuser", "data.dstuser", "data.win.eventdata.targetUserName"})
     inner.observables_at(t::kUser, path);
 }

@@ -7,6 +7,7 @@
 
 #include "common/utc_time.h"
 #include "controller/alerts/enrichment.h"
+#include "controller/observables/ip_network.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 
@@ -34,6 +35,7 @@ std::vector<std::string> outside_ips(const AlertRecord& alert,
   std::vector<std::string> out;
   for (const auto& o : alert.observables) {
     if (o.type != observable_type::kIp || ours.contains(o.value)) continue;
+    if (!host_local_scope(o.value).empty()) continue;
     if (std::find(out.begin(), out.end(), o.value) == out.end()) out.push_back(o.value);
     if (out.size() == kMaxIpsPerAlert) break;
   }
@@ -45,12 +47,17 @@ ValidationPlan plan_ip_validation(const AlertRecord& alert, const std::vector<Ag
   ValidationPlan plan;
   plan.ips = outside_ips(alert, agents);
   if (plan.ips.empty()) return plan;
-  if (!alert.host_name.empty() || !alert.host_ips.empty()) {
-    const bool covered = std::any_of(agents.begin(), agents.end(), [&](const AgentRecord& a) {
-      return !a.revoked_at_ms && a.connected && is_alert_host(alert, a);
-    });
-    if (!covered) {
-      const auto host = !alert.host_name.empty() ? alert.host_name : fmt::format("{}", fmt::join(alert.host_ips, ", "));
+  plan.host = resolve_alert_host(alert, agents);
+  if (plan.host.status != "no host") {
+    const auto host = !alert.host_name.empty() ? alert.host_name
+                                               : fmt::format("{}", fmt::join(alert.host_ips, ", "));
+    if (!plan.host.resolved()) {
+      // Every agent is asked anyway; but which answer is the alert's own host is not known.
+      plan.host_uncovered = fmt::format(
+          "the alert's own host {} is not singled out by any agent ({}), so whether it connected "
+          "is not known",
+          host, plan.host.why);
+    } else if (!plan.host.agent->connected) {
       plan.host_uncovered = fmt::format(
           "the alert's own host {} has no online agent, so its connections could not be checked",
           host);
@@ -159,7 +166,8 @@ ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
   outcome.record =
       json{{"rule", "malicious_ip"}, {"outcome", outcome.status},      {"reason", reason},
            {"ips", plan.ips},        {"lookback_days", lookback_days}, {"hosts", hosts},
-           {"checked", checked},     {"not_asked", plan.not_asked},    {"action_ids", action_ids}};
+           {"checked", checked},     {"not_asked", plan.not_asked},    {"action_ids", action_ids},
+           {"host", plan.host.to_json()}};
   return outcome;
 }
 

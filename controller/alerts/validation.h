@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/alerts/host_resolution.h"
 #include "controller/dispatch/live_queries.h"
 #include "controller/store/store.h"
 
@@ -25,9 +26,12 @@ struct ValidationPlan {
   // online agent covers it or the alert names no host. Such an alert is never `not_relevant`:
   // the one host that matters was not seen.
   std::string host_uncovered;
+  HostResolution host;  // which agent the alert's host is, and by what evidence
 };
 
-// IP observables that are not the alert's own host and not one of our agents' addresses.
+// IP observables that can be an outside address: not the alert's own host's, not one of our
+// agents', and not one every host has (loopback, link-local, unspecified, multicast, broadcast:
+// "connected to 127.0.0.1" says nothing about the outside world).
 std::vector<std::string> outside_ips(const AlertRecord& alert,
                                      const std::vector<AgentRecord>& agents);
 

@@ -76,4 +76,21 @@ std::string IpNetwork::to_string() const {
   return fmt::format("{}/{}", buffer, prefix_);
 }
 
+std::string_view host_local_scope(std::string_view address) {
+  static const std::array<std::pair<IpNetwork, std::string_view>, 9> kScopes = {{
+      {*IpNetwork::parse("127.0.0.0/8"), "loopback"},
+      {*IpNetwork::parse("::1"), "loopback"},
+      {*IpNetwork::parse("169.254.0.0/16"), "link-local"},
+      {*IpNetwork::parse("fe80::/10"), "link-local"},
+      {*IpNetwork::parse("0.0.0.0/8"), "unspecified"},
+      {*IpNetwork::parse("::"), "unspecified"},
+      {*IpNetwork::parse("224.0.0.0/4"), "multicast"},
+      {*IpNetwork::parse("ff00::/8"), "multicast"},
+      {*IpNetwork::parse("255.255.255.255"), "broadcast"},
+  }};
+  for (const auto& [network, scope] : kScopes)
+    if (network.contains(address)) return scope;
+  return "";
+}
+
 }  // namespace riposte::controller

@@ -24,4 +24,10 @@ class IpNetwork {
   int prefix_ = 0;
 };
 
+// Why `address` can never name one host on its own: "loopback", "link-local", "unspecified",
+// "multicast" or "broadcast" (every host has it, or it is not a host's address at all). ""
+// for any other address, and for text that is not an address. RFC 1122 3.2.1.3, RFC 3927,
+// RFC 4291 2.4/2.5, RFC 1112; IPv4-mapped IPv6 counts as the IPv4 address.
+std::string_view host_local_scope(std::string_view address);
+
 }  // namespace riposte::controller

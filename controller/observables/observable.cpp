@@ -109,6 +109,7 @@ nlohmann::json observables_json(const std::vector<Observable>& observables) {
   for (const auto& o : observables) {
     nlohmann::json item{{"type", o.type}, {"value", o.value}};
     if (!o.start.empty()) item["start"] = o.start;
+    if (!o.entity_id.empty()) item["entity_id"] = o.entity_id;
     list.push_back(std::move(item));
   }
   return list;

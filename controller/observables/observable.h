@@ -29,6 +29,9 @@ struct Observable {
   std::string type;
   std::string value;
   std::string start;  // process only: start time (RFC 3339) when the source gave it
+  // process only: the source's own id for the process, unique across pid reuse (ECS
+  // process.entity_id, Sysmon ProcessGuid), kept for people and for correlating events.
+  std::string entity_id;
   bool operator==(const Observable&) const = default;
 };
 

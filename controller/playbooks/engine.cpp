@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "common/utc_time.h"
+#include "controller/alerts/host_resolution.h"
 #include "controller/alerts/intake.h"
 #include "controller/playbooks/simulation.h"
 #include "controller/playbooks/webhook.h"
@@ -48,38 +49,57 @@ struct PlaybookEngine::StepOutcome {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 std::string actor_of(const PlaybookRunRecord& run) { return "playbook:" + run.playbook; }
 
-// Which agents a step's rendered target names: `host` (the alert's host, by name or address),
-// `all`, an agent id, or a hostname. Revoked agents are never targets.
-std::vector<AgentRecord> resolve_target(const std::string& target, const json& alert,
-                                        const std::vector<AgentRecord>& agents) {
-  std::vector<AgentRecord> out;
-  const auto host = alert.value("host", json::object());
-  const auto host_name = lower(host.value("name", ""));
-  const auto host_ips = host.value("ip", json::array());
-  for (const auto& a : agents) {
-    if (a.revoked_at_ms) continue;
-    bool hit = false;
-    if (target == "all") {
-      hit = true;
-    } else if (target == "host") {
-      hit = !host_name.empty() && lower(a.facts.hostname) == host_name;
-      for (const auto& ip : host_ips) {
-        if (ip.is_string() && std::find(a.facts.ip_addresses.begin(), a.facts.ip_addresses.end(),
-                                        ip.get<std::string>()) != a.facts.ip_addresses.end())
-          hit = true;
-      }
-    } else {
-      hit = a.id == target || lower(a.facts.hostname) == lower(target);
+// The agents a step's rendered target names, with what proves each is the one meant: `all`
+// (every enrolled agent: a fan-out the step itself declares), `host` (the alert's host, singled
+// out by its evidence: host_resolution.h), or an agent id or hostname naming exactly one agent.
+// Revoked agents are never targets. `refusal` says why nothing is targeted: a host no evidence
+// singles out is never guessed at, and a hostname two agents report never fans out to both.
+struct StepTargets {
+  std::vector<AgentRecord> agents;
+  json proof = json::array();  // [{agent_id, hostname, by, why}]
+  std::string refusal;
+};
+
+StepTargets resolve_target(const std::string& target, const json& alert,
+                           const std::vector<AgentRecord>& agents) {
+  StepTargets out;
+  if (target == "all") {
+    for (const auto& a : agents) {
+      if (a.revoked_at_ms) continue;
+      out.agents.push_back(a);
+      out.proof.push_back({{"agent_id", a.id},
+                           {"hostname", a.facts.hostname},
+                           {"by", "target: all"},
+                           {"why", "the step targets every enrolled agent"}});
     }
-    if (hit) out.push_back(a);
+    if (out.agents.empty()) out.refusal = "no enrolled agent matches target 'all'";
+    return out;
   }
+  HostResolution resolution;
+  if (target == "host") {
+    const auto host = alert.value("host", json::object());
+    std::vector<std::string> ips;
+    for (const auto& ip : host.value("ip", json::array()))
+      if (ip.is_string()) ips.push_back(ip.get<std::string>());
+    const auto name = host.value("name", json());
+    resolution = resolve_alert_host(name.is_string() ? name.get<std::string>() : "", ips, agents);
+  } else {
+    resolution = resolve_named_host(target, agents);
+  }
+  if (!resolution.resolved()) {
+    out.refusal = resolution.why;
+    return out;
+  }
+  std::vector<std::string> by;
+  for (const auto& m : resolution.matched) by.push_back(m.by + " " + m.value);
+  out.agents.push_back(*resolution.agent);
+  out.proof.push_back({{"agent_id", resolution.agent->id},
+                       {"hostname", resolution.agent->facts.hostname},
+                       {"by", fmt::format("{}", fmt::join(by, ", "))},
+                       {"why", resolution.why},
+                       {"ignored", resolution.ignored}});
   return out;
 }
 
@@ -869,9 +889,10 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
   }
   auto agents = deps_.store.list_agents();
   if (!agents) return StepOutcome::failed(agents.error().message);
-  const auto targets = resolve_target(*target, context["alert"], *agents);
-  if (targets.empty())
-    return StepOutcome::failed(fmt::format("no enrolled agent matches target '{}'", *target));
+  const auto resolved = resolve_target(*target, context["alert"], *agents);
+  if (!resolved.refusal.empty())
+    return StepOutcome::failed(fmt::format("no proven target: {}", resolved.refusal));
+  const auto& targets = resolved.agents;
 
   // The effective mode: the declaration, lowered by the run's own limit and by the ceiling of
   // every asset the step would touch (the most restrictive one wins).
@@ -954,12 +975,11 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
   std::string approver;
   if (mode.mode == AutonomyMode::approve) {
     std::vector<std::string> hosts;
-    json target_list = json::array();
-    for (const auto& a : targets) {
-      hosts.push_back(a.facts.hostname);
-      target_list.push_back({{"agent_id", a.id}, {"hostname", a.facts.hostname}});
-    }
-    const json what{{"action", step.action}, {"targets", target_list}, {"parameters", *parameters}};
+    for (const auto& a : targets) hosts.push_back(a.facts.hostname);
+    // The approver sees which host and why it is that one (the proof), not only its name.
+    const json what{{"action", step.action},
+                    {"targets", resolved.proof},
+                    {"parameters", *parameters}};
     auto decided =
         gate(step, run, what.dump(-1, ' ', false, json::error_handler_t::replace), impact,
              fmt::format("{} on {} (playbook {}, step {}): {}", step.action, fmt::join(hosts, ", "),
@@ -1005,7 +1025,7 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
   }
   if (submission.simulate) {
     out.outcome = "simulated";
-    out.output = {{"state", "simulated"}, {"actions", list}};
+    out.output = {{"state", "simulated"}, {"actions", list}, {"targets", resolved.proof}};
     return out;
   }
   if (!all_ended) {
@@ -1018,6 +1038,8 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
           fmt::format("{} not finished after {} s", step.action, step.timeout_ms / 1000.0));
       failed.outcome = "timed out";
       failed.output["actions"] = list;
+    failed.output["targets"] = resolved.proof;
+      failed.output["targets"] = resolved.proof;
       failed.mode = out.mode;
       failed.mode_reason = out.mode_reason;
       return failed;
@@ -1034,12 +1056,16 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
     }
     auto failed = StepOutcome::failed(fmt::format("{}", fmt::join(why, "; ")));
     failed.output["actions"] = list;
+    failed.output["targets"] = resolved.proof;
     failed.mode = out.mode;
     failed.mode_reason = out.mode_reason;
     return failed;
   }
   out.outcome = approver.empty() ? "succeeded" : "succeeded, approved by " + approver;
-  out.output = {{"state", "succeeded"}, {"actions", list}, {"result", first_result}};
+  out.output = {{"state", "succeeded"},
+                {"actions", list},
+                {"result", first_result},
+                {"targets", resolved.proof}};
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "common/utc_time.h"
+#include "controller/observables/ip_network.h"
 
 namespace riposte::controller {
 
@@ -27,6 +28,62 @@ bool listed(const std::vector<std::string>& list, const std::string& value) {
 
 }  // namespace
 
+namespace {
+
+json matched_entities(const json& alert) {
+  json matched{{"ip", nullptr}, {"ip_why", nullptr}, {"indicator", nullptr}, {"host", nullptr}};
+  const auto validation = alert.value("validation", json());
+  if (validation.is_object()) {
+    // The address a host was found talking to, else the first outside address validation
+    // checked: never the alert's own host address, never loopback (validation.h outside_ips).
+    for (const auto& h : validation.value("hosts", json::array())) {
+      if (!h.is_object() || !h.value("ip", json()).is_string()) continue;
+      matched["ip"] = h["ip"];
+      matched["ip_why"] = fmt::format("validation found {} connected to it",
+                                      text(h.value("hostname", json())));
+      break;
+    }
+    const auto ips = validation.value("ips", json::array());
+    if (matched["ip"].is_null() && ips.is_array() && !ips.empty() && ips[0].is_string()) {
+      matched["ip"] = ips[0];
+      matched["ip_why"] = "the first outside address validation checked (no host contact found)";
+    }
+    if (validation.value("host", json()).is_object()) matched["host"] = validation["host"];
+  }
+  if (matched["ip"].is_null()) {
+    // Alerts validated before validation listed its addresses: the first IP observable that can
+    // be an outside address (not the alert's host's, not loopback or link-local).
+    const auto own = alert.value("host", json::object()).value("ip", json());
+    for (const auto& o : alert.value("observables", json::array())) {
+      if (!o.is_object() || text(o.value("type", json())) != "ip") continue;
+      const auto value = text(o.value("value", json()));
+      const bool host_own = own == json(value) ||
+                            (own.is_array() && std::find(own.begin(), own.end(), json(value)) != own.end());
+      if (value.empty() || host_own || !host_local_scope(value).empty()) continue;
+      matched["ip"] = value;
+      matched["ip_why"] = "the first IP observable that is not the alert's host's own";
+      break;
+    }
+  }
+  const auto enrichment = alert.value("enrichment", json());
+  if (enrichment.is_object() && enrichment.value("host", json()).is_object())
+    matched["host"] = enrichment["host"];
+  const auto confidence = alert.value("confidence", json());
+  if (confidence.is_object()) {
+    double best = -1;
+    for (const auto& c : confidence.value("confirmations", json::array())) {
+      if (!c.is_object() || !c.value("score", json()).is_number()) continue;
+      if (c["score"].get<double>() > best) {
+        best = c["score"].get<double>();
+        matched["indicator"] = c;
+      }
+    }
+  }
+  return matched;
+}
+
+}  // namespace
+
 json run_context(const json& alert) {
   // The validation record says "outcome"; playbooks read validation.status, as the alert does.
   json validation = alert.value("validation", json());
@@ -35,6 +92,7 @@ json run_context(const json& alert) {
         validation.contains("outcome") ? validation["outcome"] : alert.value("status", json());
   }
   return json{{"alert", alert},
+              {"matched", matched_entities(alert)},
               {"observables", alert.value("observables", json::array())},
               {"validation", validation},
               {"enrichment", alert.value("enrichment", json())},
@@ -43,6 +101,36 @@ json run_context(const json& alert) {
               {"inputs", json::object()},
               {"steps", json::object()},
               {"run", json::object()}};
+}
+
+std::optional<std::string> explain_target(const std::string& target, const json& alert,
+                                          std::string* why) {
+  if (target == "all") {
+    *why = "every enrolled agent, as the step declares";
+    return std::nullopt;
+  }
+  const auto matched = matched_entities(alert);
+  if (target == "host") {
+    const auto& host = matched["host"];
+    if (!host.is_object()) {
+      // Recorded before host resolution existed, or never enriched: the controller decides
+      // when it runs; here nothing proves which agent it is.
+      *why = "the alert's host; no recorded resolution (the controller resolves it when it runs)";
+      return std::nullopt;
+    }
+    if (text(host.value("status", json())) != "resolved") return text(host.value("why", json()));
+    *why = text(host.value("why", json()));
+    return std::nullopt;
+  }
+  for (const auto& h : alert.value("validation", json::object()).value("hosts", json::array())) {
+    if (h.is_object() && text(h.value("agent_id", json())) == target) {
+      *why = fmt::format("agent id {} ({}): validation found it connected to {}", target,
+                         text(h.value("hostname", json())), text(h.value("ip", json())));
+      return std::nullopt;
+    }
+  }
+  *why = fmt::format("agent id or hostname '{}' as the playbook names it", target);
+  return std::nullopt;
 }
 
 bool trigger_matches(const Playbook& playbook, const json& alert, std::string* why_not) {
@@ -125,14 +213,20 @@ Simulation simulate_playbook(const Playbook& playbook, const json& alert,
           failure = (!target ? target.error() : parameters.error()).message;
           break;
         }
+        std::string why_target;
+        if (auto refused = explain_target(*target, alert, &why_target)) {
+          failure = "no proven target: " + *refused;
+          break;
+        }
         json action{
             {"step", step.id},
             {"action", step.action},
             {"target", *target},
+            {"target_why", why_target},
             {"parameters", *parameters},
             {"mode", step.kind == StepKind::query ? "query" : autonomy_mode_name(step.mode)}};
-        taken.outcome = fmt::format("would dispatch {} to {} ({})", step.action, *target,
-                                    action["mode"].get<std::string>());
+        taken.outcome = fmt::format("would dispatch {} to {} [{}] ({})", step.action, *target,
+                                    why_target, action["mode"].get<std::string>());
         sim.actions.push_back(std::move(action));
         context["steps"][step.id] = {{"state", "simulated"}};
         break;

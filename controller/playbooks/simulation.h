@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,19 @@ bool trigger_matches(const Playbook& playbook, const nlohmann::json& alert, std:
 // enrichment, confidence, case (id; url when run by the controller), inputs, steps (each ended
 // step's output) and run (id, playbook, started_by; failed_step and failure once a step failed
 // and its on_failure step runs).
+// It also holds `matched`: what validation and intel singled out, for playbooks to act on instead
+// of observables[0] (which may be the alert's own host address):
+//   matched.ip         the outside address validation found a host talking to, else the first
+//                      outside address it checked (never loopback or the host's own); null if none
+//   matched.ip_why     which of the two it is
+//   matched.indicator  the feed confirmation with the highest score ({type, value, feeds, score})
+//   matched.host       the alert's host resolution (host_resolution.h: status, agent_id, why)
 nlohmann::json run_context(const nlohmann::json& alert);
+
+// Why a step's rendered target is the agent(s) it names, into `why`; or why no agent is proven
+// (the alert's host is ambiguous or unresolved), which fails the step as the engine would.
+std::optional<std::string> explain_target(const std::string& target, const nlohmann::json& alert,
+                                          std::string* why);
 
 struct SimulatedStep {
   std::string id;

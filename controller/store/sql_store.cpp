@@ -719,7 +719,8 @@ std::vector<Observable> observables_from_json(const std::string& text) {
   auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!parsed.is_array()) return out;
   for (const auto& item : parsed) {
-    out.push_back({item.value("type", ""), item.value("value", ""), item.value("start", "")});
+    out.push_back({item.value("type", ""), item.value("value", ""), item.value("start", ""),
+                   item.value("entity_id", "")});
   }
   return out;
 }

@@ -324,11 +324,12 @@ class LinuxFiles final : public Files {
     const auto exe = linux_impl::read_exe_link(process.pid);
     auto cmdline = linux_impl::read_proc_file(fmt::format("/proc/{}/cmdline", process.pid));
     while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
-    const auto script_path = linux_impl::script_of(process.pid, exe.path, cmdline);
+    const auto script_path = linux_impl::script_of(process.pid, exe.path, cmdline).path;
     if (script_path.empty()) {
       return Error{fmt::format(
-          "process {} ({}) runs no script file: not an interpreter, or its code is inline or "
-          "comes from standard input",
+          "process {} ({}) runs no script file: no argument of its command line is a file it "
+          "holds open, nor one a known interpreter names (its code may be inline or come from "
+          "standard input)",
           process.pid, exe.path.empty() ? "executable unreadable" : exe.path)};
     }
     // The script as the process sees it: walked from its root (a container's files, not the

@@ -139,6 +139,12 @@ class LinuxProcessControl final : public ProcessControl {
   }
 
   Result<ProcessInfo> inspect(pid_t pid) override {
+    // /proc/TID answers for a thread too (hidden from the listing): report its process.
+    if (const pid_t group = linux_impl::thread_group_of(pid); group != 0 && group != pid) {
+      auto info = inspect(group);
+      if (info) info->thread_id = pid;
+      return info;
+    }
     auto stat = read_stat(pid);
     if (!stat) return Error{fmt::format("no process with pid {}", pid)};
     ProcessInfo info;
@@ -161,7 +167,9 @@ class LinuxProcessControl final : public ProcessControl {
     info.pid_namespace = linux_impl::namespace_of(pid, "pid");
     auto cmdline = linux_impl::read_proc_file(fmt::format("/proc/{}/cmdline", pid));
     while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
-    info.script = linux_impl::script_of(pid, info.exe, cmdline);
+    auto script = linux_impl::script_of(pid, info.exe, cmdline);
+    info.script = std::move(script.path);
+    info.script_proof = std::move(script.proof);
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     info.cmdline = std::move(cmdline);
     std::istringstream status(linux_impl::read_proc_file(fmt::format("/proc/{}/status", pid)));
@@ -175,7 +183,40 @@ class LinuxProcessControl final : public ProcessControl {
     return info;
   }
 
+  Result<ResolvedProcess> resolve(const ProcessRef& target) override {
+    const auto stat = read_stat(target.pid);
+    const pid_t group = linux_impl::thread_group_of(target.pid);
+    if (!stat || group == 0) return Error{fmt::format("no process with pid {}", target.pid)};
+    if ((stat->flags & kPfKthread) != 0) {
+      return Error{fmt::format(
+          "pid {} ({}) is a kernel thread: it has no process to kill, suspend or capture; "
+          "nothing was done",
+          target.pid, stat->comm)};
+    }
+    if (group == target.pid) return ResolvedProcess{target, 0, stat->comm, ""};
+    const auto leader = read_stat(group);
+    if (!leader) return Error{fmt::format("no process with pid {}", group)};
+    // The thread's own start, or its process's: either names this process. Anything else is a
+    // thread id the kernel gave to a later thread; open_verified refuses what has no start.
+    if (target.start_ticks != 0 && target.start_ticks != stat->start_ticks &&
+        target.start_ticks != leader->start_ticks) {
+      return Error{fmt::format(
+          "pid {} is now thread {} ({}) of process {} ({}), started at tick {}, not the {} "
+          "given; nothing was done to it",
+          target.pid, target.pid, stat->comm, group, leader->comm, stat->start_ticks,
+          target.start_ticks)};
+    }
+    ResolvedProcess out;
+    out.process = {group, target.start_ticks == 0 ? 0 : leader->start_ticks};
+    out.thread_id = target.pid;
+    out.name = leader->comm;
+    out.description = fmt::format("thread {} ({}) of process {} ({})", target.pid, stat->comm,
+                                  group, leader->comm);
+    return out;
+  }
+
   Result<std::vector<ProcessInfo>> tree(pid_t root) override {
+    if (const pid_t group = linux_impl::thread_group_of(root); group != 0) root = group;
     auto all = list();
     if (!all) return all.error();
     std::multimap<pid_t, const ProcessInfo*> children;

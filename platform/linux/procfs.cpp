@@ -86,7 +86,42 @@ Result<Credentials> credentials_of(pid_t pid) {
   return c;
 }
 
-std::string script_of(pid_t pid, const std::string& exe, const std::string& cmdline) {
+pid_t thread_group_of(pid_t id) {
+  std::istringstream status(read_proc_file(fmt::format("/proc/{}/status", id)));
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("Tgid:")) return static_cast<pid_t>(std::stol(line.substr(5)));
+  }
+  return 0;
+}
+
+namespace {
+
+// The descriptor of `pid` that is open on `path` (the same inode, or the link's text when the
+// file was deleted since), as "fd N"; "" when none is. Bounded: a process with more descriptors
+// than this (a database) is not a script interpreter worth the walk.
+std::string open_descriptor(pid_t pid, const std::string& path, const struct stat* file) {
+  constexpr int kMaxDescriptors = 4096;
+  std::error_code ec;
+  int seen = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid), ec)) {
+    if (++seen > kMaxDescriptors) break;
+    const auto fd = entry.path().filename().string();
+    if (fd == "0" || fd == "1" || fd == "2") continue;  // a file redirected in is not run
+    struct stat st {};
+    if (file != nullptr && ::stat(entry.path().c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_dev == file->st_dev && st.st_ino == file->st_ino)
+      return "fd " + fd;
+    std::error_code link_ec;
+    const auto target = std::filesystem::read_symlink(entry.path(), link_ec).string();
+    if (!link_ec && target == path + " (deleted)") return "fd " + fd + ", deleted since";
+  }
+  return "";
+}
+
+}  // namespace
+
+ScriptOf script_of(pid_t pid, const std::string& exe, const std::string& cmdline) {
   std::vector<std::string> argv;
   std::size_t start = 0;
   while (start <= cmdline.size() && !cmdline.empty()) {
@@ -95,14 +130,29 @@ std::string script_of(pid_t pid, const std::string& exe, const std::string& cmdl
     if (end == std::string::npos) break;
     start = end + 1;
   }
-  auto script = interpreter_script(exe, argv);
-  if (script.empty() || script.front() == '/') return script;
-  std::error_code ec;
-  const auto cwd = std::filesystem::read_symlink(fmt::format("/proc/{}/cwd", pid), ec);
-  if (ec || !cwd.is_absolute()) return "";
-  // Not normalized as text: ".." after a linked directory means its target's parent, which the
-  // walk that opens the script resolves.
-  return (cwd / script).string();
+  const auto argument = script_argument(exe, argv);
+  if (argument.path.empty()) return {};
+  std::string path = argument.path;
+  if (path.front() != '/') {
+    std::error_code ec;
+    const auto cwd = std::filesystem::read_symlink(fmt::format("/proc/{}/cwd", pid), ec);
+    if (ec || !cwd.is_absolute()) return {};
+    // Not normalized as text: ".." after a linked directory means its target's parent, which the
+    // walk that opens the script resolves.
+    path = (cwd / path).string();
+  }
+  // Seen from the process's own root (a container's /tmp is not the host's). Only a proof: the
+  // file is read later by Files::stream_script, walking from that root with the process's rights.
+  struct stat st {};
+  const bool exists = ::stat(fmt::format("/proc/{}/root{}", pid, path).c_str(), &st) == 0 &&
+                      S_ISREG(st.st_mode);
+  if (const auto fd = open_descriptor(pid, path, exists ? &st : nullptr); !fd.empty())
+    return {path, fmt::format("open by the process ({})", fd)};
+  if (argument.interpreter.empty() || !exists) return {};
+  const auto creds = credentials_of(pid);
+  if (!creds || !creds->may(st, 4)) return {};
+  return {path, fmt::format("named on the command line of interpreter {}, readable by the process",
+                            argument.interpreter)};
 }
 
 std::string user_name(uid_t uid) {

@@ -33,6 +33,9 @@ struct StatFields {
 };
 
 std::optional<StatFields> read_stat(pid_t pid);
+// The thread group (process) a pid or thread id belongs to (/proc/ID/status Tgid): the id itself
+// for a process, its process's pid for a thread, 0 when there is no such id.
+pid_t thread_group_of(pid_t id);
 // The same fields from a stat file's path (/proc/PID/task/TID/stat for one thread).
 std::optional<StatFields> read_stat_file(const std::string& path);
 std::string read_proc_file(const std::string& path);
@@ -75,10 +78,16 @@ struct ExeLink {
 };
 ExeLink read_exe_link(pid_t pid);
 
-// The script an interpreter process runs (interpreter_script.h), from its executable path and
-// its NUL-separated /proc/PID/cmdline, made absolute with /proc/PID/cwd as the process sees it.
-// Empty when it runs none, or its working directory cannot be read.
-std::string script_of(pid_t pid, const std::string& exe, const std::string& cmdline);
+// The script a process runs, and how that was confirmed (interpreter_script.h): the command
+// line's script argument, made absolute with /proc/PID/cwd as the process sees it, kept only when
+// the process holds that file open, or when the process is a known interpreter (by its
+// executable's name, its argv[0], or BusyBox's applet) and may read the file. A command-line
+// argument that is neither is no script. Empty when none.
+struct ScriptOf {
+  std::string path;
+  std::string proof;
+};
+ScriptOf script_of(pid_t pid, const std::string& exe, const std::string& cmdline);
 
 // An open pidfd; closed on destruction.
 using Pidfd = Fd;

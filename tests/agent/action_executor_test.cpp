@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/secure_file.h"
 #include "common/utf8.h"
@@ -17,6 +19,7 @@
 #include "protocol/actions.pb.h"
 #include "protocol/crypto.h"
 #include "tests/agent/real_platform.h"
+#include "tests/netns.h"
 
 namespace riposte::agent {
 namespace {
@@ -106,6 +109,119 @@ TEST_F(ExecutorTest, LocalPolicyRefusesInitAndTheAgentItself) {
     EXPECT_EQ(result.status(), proto::ActionResult::STATUS_REJECTED) << pid;
     EXPECT_NE(result.message().find("local policy"), std::string::npos) << result.message();
   }
+}
+
+// An alert names a thread id (a JVM worker): the kill acts on the process it belongs to and the
+// result says which thread of which process was meant. A thread of the agent itself is still the
+// agent: refused by the local policy, not slipped past it by its thread id.
+TEST_F(ExecutorTest, AThreadIdActsOnItsProcessAndSaysSo) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::execlp("python3", "python3", "-c",
+             "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n"
+             "time.sleep(60)\n",
+             nullptr);
+    ::_exit(127);
+  }
+  children.push_back(pid);
+  pid_t thread = 0;
+  for (int i = 0; i < 300 && thread == 0; ++i) {
+    ::usleep(10'000);
+    std::error_code ec;
+    for (const auto& t :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+      if (t.path().filename() != std::to_string(pid))
+        thread = static_cast<pid_t>(std::stol(t.path().filename().string()));
+    }
+  }
+  ASSERT_NE(thread, 0);
+  proto::ProcessKillParams params;
+  params.mutable_target()->set_pid(thread);
+  params.mutable_target()->set_start_ticks(processes->inspect(pid)->start_ticks);
+  auto result = run(ak::kProcessKill, params);
+  ASSERT_EQ(result.status(), proto::ActionResult::STATUS_SUCCEEDED) << result.message();
+  EXPECT_NE(result.message().find("thread " + std::to_string(thread)), std::string::npos)
+      << result.message();
+  EXPECT_NE(result.message().find("acted on process " + std::to_string(pid)), std::string::npos)
+      << result.message();
+  proto::ProcessKillResult killed;
+  ASSERT_TRUE(killed.ParseFromString(result.output()));
+  ASSERT_EQ(killed.processes_size(), 1);
+  EXPECT_EQ(killed.processes(0).pid(), pid);
+
+  std::thread agent_thread([] { ::usleep(500'000); });
+  pid_t own = 0;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    const auto id = static_cast<pid_t>(std::stol(t.path().filename().string()));
+    if (id != ::getpid()) own = id;
+  }
+  ASSERT_NE(own, 0);
+  proto::ProcessSignalParams suspend;
+  suspend.mutable_target()->set_pid(own);
+  suspend.mutable_target()->set_start_ticks(processes->inspect(::getpid())->start_ticks);
+  auto refused = run(ak::kProcessSuspend, suspend);
+  agent_thread.join();
+  EXPECT_EQ(refused.status(), proto::ActionResult::STATUS_REJECTED) << refused.message();
+  EXPECT_NE(refused.message().find("does not signal itself"), std::string::npos)
+      << refused.message();
+}
+
+// The quarantine keeps every address the controller may answer at (all A and AAAA records the
+// link resolved, the live session's peer), then proves the controller still answers over the
+// session. Without an answer it undoes itself: a host cut off from every controller could never
+// be released by one. Real nftables rules, in a network namespace made for the test.
+TEST_F(ExecutorTest, AQuarantineThatCutsTheControllerOffIsRolledBack) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  const auto ns = "riposte-exec-" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("ip netns add " + ns).c_str()), 0);
+  struct Cleanup {
+    std::string ns;
+    ~Cleanup() { (void)std::system(("ip netns del " + ns).c_str()); }
+  } cleanup{ns};
+  bool answers = false;
+  int asked = 0;
+  auto ctx = context(7443);
+  ctx.controller_addresses = [] {
+    return std::vector<std::string>{"127.0.0.1", "192.0.2.10", "2001:db8::10"};
+  };
+  ctx.controller_round_trip = [&](std::chrono::milliseconds) {
+    ++asked;
+    return answers;
+  };
+  ActionExecutor in_quarantine(ctx);
+  proto::QuarantineParams params;
+  const auto apply = [&] {
+    return in_quarantine.execute("q-" + std::to_string(++counter),
+                                 std::string(ak::kNetworkQuarantine), params.SerializeAsString());
+  };
+  const auto table = [&] {
+    FILE* p = ::popen(("ip netns exec " + ns + " nft list ruleset 2>&1").c_str(), "r");
+    std::string out;
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof(buffer), p)) > 0;) out.append(buffer, n);
+    ::pclose(p);
+    return out;
+  };
+
+  const auto cut_off = testing::in_netns(ns, apply);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(cut_off.status(), proto::ActionResult::STATUS_FAILED);
+  EXPECT_NE(cut_off.message().find("quarantine reverted: controller unreachable"),
+            std::string::npos)
+      << cut_off.message();
+  EXPECT_EQ(table().find("riposte_quarantine"), std::string::npos) << "rolled back: " << table();
+  EXPECT_FALSE(RealPlatform::quarantine.current().has_value()) << "no intent left to restore";
+
+  answers = true;
+  const auto held = testing::in_netns(ns, apply);
+  ASSERT_EQ(held.status(), proto::ActionResult::STATUS_SUCCEEDED) << held.message();
+  const auto rules = table();
+  for (const auto* address : {"127.0.0.1", "192.0.2.10", "2001:db8::10"})
+    EXPECT_NE(rules.find(address), std::string::npos) << address << " kept reachable:\n" << rules;
+  EXPECT_TRUE(testing::in_netns(ns, [&] { return RealPlatform::quarantine.release().ok(); }));
+  EXPECT_EQ(table().find("riposte_quarantine"), std::string::npos);
 }
 
 TEST_F(ExecutorTest, CollectsAndQuarantinesAFileThenRestoresIt) {

@@ -392,15 +392,70 @@ TEST_F(FilesTest, AScriptTheProcessCouldNotReadIsRefused) {
   auto files = make_files();
   agent::Sha256Sink sha;
   const auto ref = child.ref();
-  ASSERT_EQ(make_process_control()->inspect(child.pid).value().script, secret.string());
+  // The claim is not even listed: the file is neither open in the process nor readable by it.
+  EXPECT_EQ(make_process_control()->inspect(child.pid).value().script, "");
   auto info = files->stream_script(ref, sha, 0);
   ASSERT_FALSE(info) << "read " << info->resolved_path;
-  EXPECT_NE(info.error().message.find("not readable by process"), std::string::npos)
+  EXPECT_NE(info.error().message.find("runs no script file"), std::string::npos)
       << info.error().message;
   // The same file made readable to that user is read: the check is the process's, not a ban.
   ::chmod(secret.c_str(), 0644);
+  ASSERT_TRUE(wait_for(
+      [&] { return make_process_control()->inspect(child.pid).value().script == secret.string(); }));
   agent::Sha256Sink again;
   EXPECT_TRUE(files->stream_script(ref, again, 0));
+}
+
+// A dropper run by BusyBox's shell: the executable is /usr/bin/busybox, a multi-call binary, and
+// the applet comes from argv. The script is what the process holds open, hashed and read as such;
+// never busybox itself. Both ways BusyBox runs a shell: `busybox sh x` and a link named `ash`.
+TEST_F(FilesTest, ABusyBoxShellsScriptIsIdentifiedAndReadNotBusyBox) {
+  const fs::path busybox = "/usr/bin/busybox";
+  if (!fs::exists(busybox)) GTEST_SKIP() << "busybox is not installed (scripts/install-deps.sh)";
+  const auto work = dir.path() / "work";
+  fs::create_directory(work);
+  std::ofstream(work / "drop.sh") << "# RIPOSTE busybox dropper\nsleep 30\n";
+  fs::create_symlink(busybox, work / "ash");
+  const std::vector<std::vector<std::string>> ways{
+      {"/bin/sh", "-c", fmt::format("cd {} && exec {} sh ./drop.sh", work.string(), busybox.string())},
+      {"/bin/sh", "-c", fmt::format("cd {} && exec ./ash ./drop.sh", work.string())}};
+  for (const auto& argv : ways) {
+    SCOPED_TRACE(argv.back());
+    Running child(argv);
+    ASSERT_TRUE(child.runs("busybox"));
+    ASSERT_TRUE(wait_for([&] {
+      return !make_process_control()->inspect(child.pid).value().script.empty();
+    }));
+    const auto info = make_process_control()->inspect(child.pid).value();
+    EXPECT_EQ(info.script, (work / "./drop.sh").string());
+    EXPECT_NE(info.script_proof.find("open by the process"), std::string::npos)
+        << info.script_proof;
+    agent::Sha256Sink sha;
+    auto read = make_files()->stream_script(child.ref(), sha, 0);
+    ASSERT_TRUE(read) << read.error().message;
+    EXPECT_EQ(sha.hex_digest(), sha_of_file(work / "drop.sh"));
+    EXPECT_NE(sha.hex_digest(), sha_of_file(busybox)) << "the script, not the multi-call binary";
+  }
+}
+
+// An interpreter copied under a name that is no interpreter's (`kworkerd`): no list of names
+// can know it. Its script is the argument it holds open.
+TEST_F(FilesTest, AnInterpreterUnderAnotherNameIsKnownByTheScriptItHoldsOpen) {
+  const auto work = dir.path() / "work";
+  fs::create_directory(work);
+  std::ofstream(work / "job.sh") << "# RIPOSTE renamed interpreter\nsleep 30\n";
+  fs::copy_file("/usr/bin/dash", work / "kworkerd");
+  Running child({(work / "kworkerd").string(), (work / "job.sh").string()});
+  ASSERT_TRUE(child.runs("kworkerd"));
+  ASSERT_TRUE(wait_for(
+      [&] { return !make_process_control()->inspect(child.pid).value().script.empty(); }));
+  const auto info = make_process_control()->inspect(child.pid).value();
+  EXPECT_EQ(info.script, (work / "job.sh").string());
+  EXPECT_NE(info.script_proof.find("open by the process"), std::string::npos) << info.script_proof;
+  agent::Sha256Sink sha;
+  auto read = make_files()->stream_script(child.ref(), sha, 0);
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(sha.hex_digest(), sha_of_file(work / "job.sh"));
 }
 
 // The script's path goes through a link a user owns: refused, as for any path.

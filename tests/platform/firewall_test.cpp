@@ -20,34 +20,13 @@
 
 #include "agent/quarantine_keeper.h"
 #include "tests/integration/harness.h"
+#include "tests/netns.h"
 
 namespace riposte::platform {
 namespace {
 
+using riposte::testing::in_netns;
 using riposte::testing::run_command;
-
-// Runs `fn` on a thread that has entered network namespace `ns`: sockets it creates, and
-// libnftables contexts it opens, belong to that namespace.
-template <typename Fn>
-auto in_netns(const std::string& ns, Fn fn) {
-  std::optional<decltype(fn())> result;
-  std::thread([&] {
-    const int fd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-      ADD_FAILURE() << "cannot enter netns " << ns;
-      return;
-    }
-    ::close(fd);
-    result.emplace(fn());
-  }).join();
-  if (!result) {
-    if constexpr (std::is_default_constructible_v<decltype(fn())>)
-      return decltype(fn()){};
-    else
-      throw std::runtime_error("cannot enter netns " + ns);
-  }
-  return std::move(*result);
-}
 
 int listen_on(const std::string& ip, int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

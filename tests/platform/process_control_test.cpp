@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "agent/local_policy.h"
@@ -341,6 +342,76 @@ TEST(ProcessControl, UnknownPidIsAClearError) {
   ASSERT_FALSE(reports);
   EXPECT_NE(reports.error().message.find("no process"), std::string::npos)
       << reports.error().message;
+}
+
+// A process with a second thread, as Java, Go and .NET services are: alerts from them often
+// name a thread id. That id resolves to the process it belongs to, and acting on it acts on the
+// process, never fails with "no such process".
+TEST(ProcessControl, AThreadIdResolvesToItsProcess) {
+  Child child({"python3", "-c",
+               "import threading, time\n"
+               "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+               "time.sleep(60)\n"});
+  pid_t thread = 0;
+  for (int i = 0; i < 200 && thread == 0; ++i) {
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(
+             fmt::format("/proc/{}/task", child.pid()), ec)) {
+      const auto id = static_cast<pid_t>(std::stol(t.path().filename().string()));
+      if (id != child.pid()) thread = id;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_NE(thread, 0) << "the child started no second thread";
+  auto control = make_process_control();
+  const auto process = control->inspect(child.pid()).value();
+  const auto by_thread = control->inspect(thread);
+  ASSERT_TRUE(by_thread) << by_thread.error().message;
+  EXPECT_EQ(by_thread->pid, child.pid());
+  EXPECT_EQ(by_thread->thread_id, thread);
+  EXPECT_EQ(control->tree(thread).value().front().pid, child.pid());
+
+  // The thread's own start time names it; so does its process's. The result is the process.
+  std::ifstream stat(fmt::format("/proc/{}/task/{}/stat", child.pid(), thread));
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::vector<std::string> fields;
+  for (std::string f; rest >> f;) fields.push_back(f);
+  const std::uint64_t thread_ticks = std::stoull(fields.at(19));
+  for (const auto ticks : {thread_ticks, process.start_ticks}) {
+    const auto resolved = control->resolve({thread, ticks});
+    ASSERT_TRUE(resolved) << resolved.error().message;
+    EXPECT_EQ(resolved->process.pid, child.pid());
+    EXPECT_EQ(resolved->process.start_ticks, process.start_ticks);
+    EXPECT_EQ(resolved->thread_id, thread);
+    EXPECT_NE(resolved->description.find(fmt::format("thread {}", thread)), std::string::npos);
+    EXPECT_NE(resolved->description.find(fmt::format("process {}", child.pid())),
+              std::string::npos);
+  }
+  const auto stale = control->resolve({thread, process.start_ticks + 12345});
+  ASSERT_FALSE(stale);
+  EXPECT_NE(stale.error().message.find("nothing was done"), std::string::npos);
+  // The process's own pid resolves to itself, with nothing to say.
+  EXPECT_EQ(control->resolve({child.pid(), process.start_ticks}).value().description, "");
+
+  const auto resolved = control->resolve({thread, thread_ticks}).value();
+  auto reports = control->kill(resolved.process, {.grace = 2000ms});
+  ASSERT_TRUE(reports) << reports.error().message;
+  EXPECT_EQ(child.reap(), SIGTERM);
+}
+
+// Kernel threads have no process to kill, suspend or capture: refused, saying so.
+TEST(ProcessControl, AKernelThreadIsRefusedWithItsReason) {
+  auto control = make_process_control();
+  pid_t kernel_thread = 0;
+  for (const auto& p : control->list().value())
+    if (p.kernel_thread && p.pid != 2) kernel_thread = p.pid;
+  if (kernel_thread == 0) GTEST_SKIP() << "no kernel thread visible (a pid namespace)";
+  const auto info = control->inspect(kernel_thread).value();
+  const auto resolved = control->resolve({kernel_thread, info.start_ticks});
+  ASSERT_FALSE(resolved);
+  EXPECT_NE(resolved.error().message.find("is a kernel thread"), std::string::npos)
+      << resolved.error().message;
 }
 
 TEST(LocalPolicy, RefusesInitKernelThreadsItselfAndProtectedProcesses) {

@@ -176,3 +176,70 @@ steps:
 
 }  // namespace
 }  // namespace riposte::controller
+
+namespace riposte::controller {
+namespace {
+
+// An outbound alert as Elastic Security writes it: source.ip is the host itself, destination.ip
+// the malicious address. The playbook acts on the address validation matched, never
+// observables[0]; and the backtest says why each target is the one.
+TEST(PlaybookSimulation, AnOutboundAlertActsOnTheAddressValidationMatchedNotTheHostsOwn) {
+  const auto playbook = load_playbook(kSource / "playbooks/malicious_ip.yaml");
+  ASSERT_TRUE(playbook) << playbook.error().message;
+  json alert = json::parse(R"json({
+    "id": "a-out", "source": "ecs", "severity": "high", "rule": {"name": "C2 beacon"},
+    "host": {"name": "web-01", "ip": ["10.20.1.5"]},
+    "observables": [{"type": "ip", "value": "10.20.1.5"}, {"type": "ip", "value": "203.0.113.9"}],
+    "case_id": "c-9", "status": "qualified",
+    "validation": {"outcome": "qualified", "reason": "1 host(s) connected", "ips": ["203.0.113.9"],
+      "hosts": [{"agent_id": "agent-web-01", "hostname": "web-01", "ip": "203.0.113.9",
+                 "connections": [{"pid": 4242}]}],
+      "host": {"status": "resolved", "agent_id": "agent-web-01", "hostname": "web-01",
+               "why": "the alert's host web-01 is web-01 (agent-web-01), matched by hostname web-01"}},
+    "confidence": {"score": 0.8, "confirmations": [
+      {"type": "ip", "value": "203.0.113.9", "feeds": ["f1"], "score": 0.8}]}})json");
+  const auto sim = simulate_playbook(*playbook, alert);
+  ASSERT_TRUE(sim.error.empty()) << sim.error;
+  ASSERT_GE(sim.actions.size(), 4u);
+  EXPECT_EQ(sim.actions[0]["parameters"]["history_address"], "203.0.113.9");
+  EXPECT_EQ(sim.actions[3]["action"], "process.kill");
+  EXPECT_NE(sim.actions[3]["target_why"].get<std::string>().find("validation found it connected to 203.0.113.9"),
+            std::string::npos)
+      << sim.actions[3].dump();
+  const auto context = run_context(alert);
+  EXPECT_EQ(context["matched"]["ip"], "203.0.113.9");
+  EXPECT_EQ(context["matched"]["indicator"]["value"], "203.0.113.9");
+
+  // Recorded before validation listed its addresses: still not the host's own address.
+  alert["validation"].erase("ips");
+  alert["validation"]["hosts"][0].erase("ip");
+  EXPECT_EQ(run_context(alert)["matched"]["ip"], "203.0.113.9");
+  alert["observables"] = json::array({{{"type", "ip"}, {"value", "127.0.0.1"}},
+                                      {{"type", "ip"}, {"value", "10.20.1.5"}}});
+  EXPECT_TRUE(run_context(alert)["matched"]["ip"].is_null()) << "loopback is no outside address";
+}
+
+// `target: host` on an alert whose host evidence names two agents: the step does not run; the
+// backtest says so, and why.
+TEST(PlaybookSimulation, AStepAimedAtAnAmbiguousHostDoesNotRun) {
+  const auto playbook = load_playbook(kSource / "playbooks/suspicious_process.yaml");
+  ASSERT_TRUE(playbook) << playbook.error().message;
+  const json alert = json::parse(R"json({
+    "id": "a-amb", "source": "ecs", "severity": "high", "rule": {"name": "Reverse shell"},
+    "host": {"name": "web-01", "ip": ["10.0.0.13"]},
+    "observables": [{"type": "process", "value": "4242"}], "case_id": "c-10",
+    "enrichment": {"process": {"pid": 4242, "running": true, "start_ticks": 77, "exe": "/usr/bin/nc"},
+      "host": {"status": "ambiguous",
+               "why": "the alert's host web-01 / 10.0.0.13 is ambiguous: hostname web-01 is web-01 (A); unique address 10.0.0.13 is db-01 (C)"}}})json");
+  const auto sim = simulate_playbook(*playbook, alert);
+  ASSERT_TRUE(sim.triggered) << sim.not_triggered_because;
+  ASSERT_FALSE(sim.path.empty());
+  EXPECT_EQ(sim.path[0].id, "suspend");
+  EXPECT_NE(sim.path[0].outcome.find("no proven target"), std::string::npos) << sim.path[0].outcome;
+  EXPECT_NE(sim.path[0].outcome.find("ambiguous"), std::string::npos) << sim.path[0].outcome;
+  for (const auto& a : sim.actions)
+    EXPECT_NE(a["action"], "process.suspend") << "nothing dispatched to a guessed host";
+}
+
+}  // namespace
+}  // namespace riposte::controller

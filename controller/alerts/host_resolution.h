@@ -1,0 +1,63 @@
+#pragma once
+
+// Which enrolled agent an alert is about, by evidence that singles that agent out (DESIGN.md,
+// "Act only on a proven target"):
+//   - its hostname or FQDN ("web-1" and "web-1.corp.example" are one name), held by one agent;
+//   - an address exactly one agent holds.
+// Evidence that several agents share proves nothing and is set aside, saying why: an address two
+// agents report (container and VM bridges, NAT, anycast), a hostname two agents report, and
+// addresses every host has (loopback, link-local; ip_network.h host_local_scope). When the
+// evidence left names one agent the alert is "resolved"; two or more (a hostname naming one and an
+// address another) is "ambiguous"; none is "unresolved"; an alert that names no host is "no host".
+//
+// Only "resolved" lets anything act on "the alert's host". The record (`to_json`) is kept on the
+// alert's validation and enrichment and on every run step that targets the host, so a person can
+// see which evidence matched which agent.
+//
+// Agents' addresses are the ones they report now: an address that moved between agents since the
+// alert was raised is judged by who holds it now (the store keeps no history of addresses).
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controller/store/store.h"
+
+namespace riposte::controller {
+
+struct HostEvidence {
+  std::string agent_id;
+  std::string hostname;
+  std::string by;     // "hostname", "unique address", "agent id"
+  std::string value;  // the name or address that matched
+};
+
+struct HostResolution {
+  std::string status;  // resolved | ambiguous | unresolved | no host
+  std::optional<AgentRecord> agent;  // set when resolved
+  std::vector<HostEvidence> matched;
+  // Evidence set aside: [{value, why}] ("held by 3 agents: a, b, c", "loopback: every host has it").
+  nlohmann::json ignored = nlohmann::json::array();
+  std::string why;  // one sentence for people
+
+  bool resolved() const { return agent.has_value(); }
+  // {status, agent_id, hostname, matched: [{agent_id, hostname, by, value}], ignored, why}
+  nlohmann::json to_json() const;
+};
+
+// The alert's host among `agents` (revoked ones never count), from its host name and addresses.
+HostResolution resolve_alert_host(const std::string& host_name,
+                                  const std::vector<std::string>& host_ips,
+                                  const std::vector<AgentRecord>& agents);
+HostResolution resolve_alert_host(const AlertRecord& alert, const std::vector<AgentRecord>& agents);
+
+// A playbook step's explicit target, an agent id or a hostname: resolved only when exactly one
+// agent has that id, or else that hostname; several agents with one hostname are "ambiguous".
+HostResolution resolve_named_host(const std::string& name, const std::vector<AgentRecord>& agents);
+
+// Whether two host names name one host: equal ignoring case, or one is the other's first label
+// ("web-1" and "web-1.corp.example").
+bool same_host_name(std::string_view a, std::string_view b);
+
+}  // namespace riposte::controller
