@@ -179,7 +179,8 @@ std::vector<LiveQuery> plan_executable_hash(const AlertRecord& alert,
   for (const auto& answer : first_round) {
     if (answer.query.kind != ak::kProcessList || !answer.answered()) continue;
     {
-      const auto* found = find_process(answer.result.value("processes", json::array()), *pid);
+      const auto processes = answer.result.value("processes", json::array());
+      const auto* found = find_process(processes, *pid);
       if (found == nullptr || not_the_alerts_process(alert, *found)) return {};
       const auto& p = *found;
       if (p.value("exe", "").empty()) return {};  // a kernel thread, or not readable

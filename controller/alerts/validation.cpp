@@ -51,13 +51,19 @@ ValidationPlan plan_ip_validation(const AlertRecord& alert, const std::vector<Ag
   if (plan.host.status != "no host") {
     const auto host = !alert.host_name.empty() ? alert.host_name
                                                : fmt::format("{}", fmt::join(alert.host_ips, ", "));
-    if (!plan.host.resolved()) {
+    // No agent has the host's name or addresses at all (as opposed to several having them).
+    const bool no_agent_at_all =
+        plan.host.matched.empty() &&
+        std::none_of(plan.host.ignored.begin(), plan.host.ignored.end(), [](const json& i) {
+          return i.value("why", "").find("held by") != std::string::npos;
+        });
+    if (!plan.host.resolved() && !no_agent_at_all) {
       // Every agent is asked anyway; but which answer is the alert's own host is not known.
       plan.host_uncovered = fmt::format(
           "the alert's own host {} is not singled out by any agent ({}), so whether it connected "
           "is not known",
           host, plan.host.why);
-    } else if (!plan.host.agent->connected) {
+    } else if (no_agent_at_all || !plan.host.agent->connected) {
       plan.host_uncovered = fmt::format(
           "the alert's own host {} has no online agent, so its connections could not be checked",
           host);

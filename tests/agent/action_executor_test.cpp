@@ -178,7 +178,9 @@ TEST_F(ExecutorTest, AQuarantineThatCutsTheControllerOffIsRolledBack) {
   ASSERT_EQ(std::system(("ip netns add " + ns).c_str()), 0);
   struct Cleanup {
     std::string ns;
-    ~Cleanup() { (void)std::system(("ip netns del " + ns).c_str()); }
+    ~Cleanup() {
+      if (std::system(("ip netns del " + ns).c_str()) != 0) ADD_FAILURE() << "netns " << ns << " left";
+    }
   } cleanup{ns};
   bool answers = false;
   int asked = 0;
