@@ -162,16 +162,6 @@ asio::awaitable<std::string> ControllerLink::session() {
       co_await resolver.async_resolve(gateway().host, std::to_string(gateway().port),
                                       asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot resolve {}: {}", gateway().host, ec.message());
-  {
-    std::vector<std::string> addresses;
-    for (const auto& e : endpoints) {
-      auto text = e.endpoint().address().to_string();
-      if (std::find(addresses.begin(), addresses.end(), text) == addresses.end())
-        addresses.push_back(std::move(text));
-    }
-    std::lock_guard lock(addresses_mutex_);
-    resolved_[gateway().host] = std::move(addresses);
-  }
   // stop() may have come while resolving, before there was a session for it to close.
   if (stopping_) co_return "stopping";
 
@@ -190,10 +180,6 @@ asio::awaitable<std::string> ControllerLink::session() {
                                asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return fmt::format("cannot connect: {}", describe_error(ec));
   stream.lowest_layer().set_option(tcp::no_delay(true), ec);
-  if (const auto peer = stream.lowest_layer().remote_endpoint(ec); !ec) {
-    std::lock_guard lock(addresses_mutex_);
-    peer_address_ = peer.address().to_string();
-  }
   resumption_.attach(stream.native_handle());
   // Until the controller accepts the Hello, a failure forgets the ticket: a session the
   // controller refused is not offered again (after a re-enrollment it names the old identity).
@@ -241,6 +227,21 @@ asio::awaitable<std::string> ControllerLink::session() {
   if (!ack.accepted()) co_return "controller refused this agent: " + ack.reason();
 
   forget_unless_accepted.accepted = true;
+  {
+    // Only now, with the controller proven by its certificate and its answer, do its name's
+    // records and this peer become addresses a quarantine keeps open: a name redirected to
+    // another server never gets that far.
+    std::vector<std::string> addresses;
+    for (const auto& e : endpoints) {
+      auto text = e.endpoint().address().to_string();
+      if (std::find(addresses.begin(), addresses.end(), text) == addresses.end())
+        addresses.push_back(std::move(text));
+    }
+    std::lock_guard lock(addresses_mutex_);
+    resolved_[gateway().host] = std::move(addresses);
+    if (const auto peer = stream.lowest_layer().remote_endpoint(ec); !ec)
+      peer_address_ = peer.address().to_string();
+  }
   backoff_.reset();
   heartbeat_sequence_ = 0;
   last_acked_ = 0;
@@ -308,7 +309,9 @@ bool ControllerLink::round_trip(std::chrono::milliseconds timeout) {
       probe->set_value(false);
       return;
     }
-    const auto sequence = ++heartbeat_sequence_;
+    // Probes count apart from the heartbeats (high bit set), so that they never use up the
+    // "three unanswered heartbeats" a live session is allowed.
+    const auto sequence = kProbeBit | ++probe_sequence_;
     probes_[sequence] = probe;
     proto::Envelope beat;
     beat.mutable_heartbeat()->set_sequence(sequence);
@@ -325,13 +328,18 @@ bool ControllerLink::round_trip(std::chrono::milliseconds timeout) {
 
 void ControllerLink::handle(const proto::Envelope& message) {
   switch (message.body_case()) {
-    case proto::Envelope::kHeartbeatAck:
-      last_acked_ = std::max(last_acked_, message.heartbeat_ack().sequence());
-      while (!probes_.empty() && probes_.begin()->first <= last_acked_) {
+    case proto::Envelope::kHeartbeatAck: {
+      const auto sequence = message.heartbeat_ack().sequence();
+      if ((sequence & kProbeBit) == 0) {
+        last_acked_ = std::max(last_acked_, sequence);
+        return;
+      }
+      while (!probes_.empty() && probes_.begin()->first <= sequence) {
         probes_.begin()->second->set_value(true);
         probes_.erase(probes_.begin());
       }
       return;
+    }
     case proto::Envelope::kActionRequest:
       if (actions_ != nullptr) actions_->submit(message.action_request());
       return;

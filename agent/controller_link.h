@@ -70,8 +70,9 @@ class ControllerLink {
   bool send(proto::Envelope envelope);
 
   // Every address a controller may be reached at, for a quarantine's allow list: each address
-  // every gateway name resolved to when it was last resolved (each session attempt resolves the
-  // gateway it tries again: A and AAAA alike), and the peer of the live session. Thread-safe.
+  // (A and AAAA alike) a gateway name resolved to for the last session the controller accepted
+  // on it, and that session's peer. Recorded only once the controller answered Hello with its
+  // certificate checked: a name pointed elsewhere adds nothing. Thread-safe.
   std::vector<std::string> controller_addresses() const;
   // From any thread but the io thread: sends a heartbeat on the live session and waits up to
   // `timeout` for its answer. False when no session is up or no answer came in time.
@@ -115,7 +116,10 @@ class ControllerLink {
   std::uint64_t heartbeat_sequence_ = 0;
   std::uint64_t last_acked_ = 0;
   std::string close_reason_;
-  // Round trips waiting for the HeartbeatAck of their sequence (io thread only).
+  // Round trips waiting for the HeartbeatAck of their sequence (io thread only). Their sequences
+  // have kProbeBit set; the controller echoes any sequence.
+  static constexpr std::uint64_t kProbeBit = 1ULL << 63;
+  std::uint64_t probe_sequence_ = 0;
   std::map<std::uint64_t, std::shared_ptr<std::promise<bool>>> probes_;
   mutable std::mutex addresses_mutex_;
   std::map<std::string, std::vector<std::string>> resolved_;  // gateway host -> its addresses

@@ -56,13 +56,13 @@ ScriptArgument script_argument(std::string_view exe, const std::vector<std::stri
   auto name = base_name(exe);
   if (const auto* family = family_of(name)) return {script_of_family(family, argv), name};
   std::vector<std::string> args = argv;
-  if (!args.empty()) {
-    // BusyBox and other multi-call binaries: the applet is argv[0] (a link named `sh`), or
-    // argv[1] when it is run by its own name (`busybox sh x.sh`).
-    if (base_name(args[0]) == name && name == "busybox" && args.size() > 1)
-      args.erase(args.begin());
-    name = base_name(args[0]);
-    if (const auto* family = family_of(name)) return {script_of_family(family, args), name};
+  // A multi-call binary (BusyBox) runs the applet argv[0] names (a link named `sh`), or argv[1]
+  // when run by its own name (`busybox sh x.sh`). Any other program's argv[0] is its own claim
+  // (`exec -a python3`), never trusted to make it an interpreter.
+  if (!args.empty() && name == "busybox") {
+    if (base_name(args[0]) == "busybox" && args.size() > 1) args.erase(args.begin());
+    const auto applet = base_name(args[0]);
+    if (const auto* family = family_of(applet)) return {script_of_family(family, args), applet};
   }
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--") return {i + 1 < args.size() ? args[i + 1] : "", ""};

@@ -18,10 +18,10 @@ namespace riposte::platform {
 std::string interpreter_script(std::string_view exe, const std::vector<std::string>& argv);
 
 // The argument that may be the file a process executes, for any program:
-//   - a known interpreter, recognised by its executable's file name, else by argv[0] (a
-//     multi-call binary such as BusyBox runs the applet argv[0] names: `sh`, `ash`; `busybox sh
-//     x.sh` names it in argv[1]): its script argument as above, `interpreter` set to the name
-//     that matched;
+//   - a known interpreter, recognised by its executable's file name, or BusyBox running an
+//     interpreter applet (the multi-call binary runs the applet argv[0] names: `sh`, `ash`;
+//     `busybox sh x.sh` names it in argv[1]): its script argument as above, `interpreter` set to
+//     the name that matched. Another program's argv[0] is never trusted (it sets it itself);
 //   - any other program (an interpreter copied under another name, say): its first argument that
 //     is not an option, `interpreter` empty. Only a caller that finds the process holding that
 //     file open may call it the script (linux/procfs.h script_of).

@@ -1038,7 +1038,6 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
           fmt::format("{} not finished after {} s", step.action, step.timeout_ms / 1000.0));
       failed.outcome = "timed out";
       failed.output["actions"] = list;
-    failed.output["targets"] = resolved.proof;
       failed.output["targets"] = resolved.proof;
       failed.mode = out.mode;
       failed.mode_reason = out.mode_reason;

@@ -18,6 +18,7 @@
 #include "common/utf8.h"
 #include "protocol/crypto.h"
 #include "tests/build_paths.h"
+#include "common/utc_time.h"
 #include "tests/integration/harness.h"
 #include "tests/test_dir.h"
 
@@ -173,8 +174,12 @@ class PlaybookRuns : public ::testing::Test {
   ControllerUnderTest::OnlineAgent agent;
 };
 
+// Raised now: a process that started after its alert cannot be the alert's process.
 json ecs_process_alert(const std::string& id, pid_t pid) {
-  return json{{"@timestamp", "2026-11-29T10:00:00Z"},
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return json{{"@timestamp", format_utc_ms(now + 1000)},
               {"kibana.alert.uuid", id},
               {"kibana.alert.rule.name", "Reverse shell"},
               {"kibana.alert.severity", "critical"},

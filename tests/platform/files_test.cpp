@@ -414,7 +414,8 @@ TEST_F(FilesTest, ABusyBoxShellsScriptIsIdentifiedAndReadNotBusyBox) {
   if (!fs::exists(busybox)) GTEST_SKIP() << "busybox is not installed (scripts/install-deps.sh)";
   const auto work = dir.path() / "work";
   fs::create_directory(work);
-  std::ofstream(work / "drop.sh") << "# RIPOSTE busybox dropper\nsleep 30\n";
+  // The sleep lets go of the test's output, or ctest waits for it to end.
+  std::ofstream(work / "drop.sh") << "# RIPOSTE busybox dropper\nsleep 30 >/dev/null 2>&1\n";
   fs::create_symlink(busybox, work / "ash");
   const std::vector<std::vector<std::string>> ways{
       {"/bin/sh", "-c", fmt::format("cd {} && exec {} sh ./drop.sh", work.string(), busybox.string())},
@@ -443,7 +444,7 @@ TEST_F(FilesTest, ABusyBoxShellsScriptIsIdentifiedAndReadNotBusyBox) {
 TEST_F(FilesTest, AnInterpreterUnderAnotherNameIsKnownByTheScriptItHoldsOpen) {
   const auto work = dir.path() / "work";
   fs::create_directory(work);
-  std::ofstream(work / "job.sh") << "# RIPOSTE renamed interpreter\nsleep 30\n";
+  std::ofstream(work / "job.sh") << "# RIPOSTE renamed interpreter\nsleep 30 >/dev/null 2>&1\n";
   fs::copy_file("/usr/bin/dash", work / "kworkerd");
   Running child({(work / "kworkerd").string(), (work / "job.sh").string()});
   ASSERT_TRUE(child.runs("kworkerd"));

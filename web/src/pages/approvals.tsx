@@ -118,9 +118,15 @@ export function ApprovalPage(props: { id: string; session: Session }) {
           ? <span><Link href={`/ui/alerts/${alert.data.id}`}>{alert.data.rule?.name || alert.data.id}</Link>{' '}
               <Badge value={alert.data.severity} /> on {alert.data.host?.name}</span>
           : run.data?.alert_id],
+        // The proof each target is the one meant (host_resolution.h; enrichment's process identity).
+        ['why this host', Array.isArray(what?.targets)
+          ? (what.targets as Json[]).map((t) => `${t.hostname || t.agent_id}: ${t.why ?? t.by ?? ''}`).join('; ')
+          : null],
         ['process', alert.data?.enrichment?.process?.pid
           ? processText(alert.data.enrichment.process)
           : null],
+        ['why this process', alert.data?.enrichment?.process?.identity?.proven_by
+          ?? alert.data?.enrichment?.process?.why ?? null],
         ['case', <Link href={`/ui/cases/${a.case_id}`}>{a.case_id}</Link>],
         ['run', <Link href={`/ui/runs/${a.run_id}`}>{run.data ? `${run.data.playbook} (${run.data.state})` : a.run_id}</Link>],
         ['step', `${a.step} (attempt ${a.attempt})`],
