@@ -17,6 +17,7 @@ browser errors. Screenshots go to BUILD_DIR/console-screenshots/.
 
 Usage: console_test.py BUILD_DIR   (exit 0 passed, 1 failed)
 """
+import datetime
 import json
 import os
 import pathlib
@@ -118,9 +119,11 @@ def main():
         check(b"<script>" not in body and b'<script type="module" src="/ui/app.js">' in body,
               "index.html has no inline script")
 
-        # An alert about a process on this host, its rule name an XSS payload.
+        # An alert about a process on this host, its rule name an XSS payload, raised now: a
+        # process that started after its alert is not the alert's process (docs/alerts.md).
         hostname = os.uname().nodename
-        alert = {"@timestamp": "2026-11-29T10:00:00Z", "kibana.alert.uuid": "console-alert-1",
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        alert = {"@timestamp": now, "kibana.alert.uuid": "console-alert-1",
                  "kibana.alert.rule.name": XSS, "kibana.alert.severity": "critical",
                  "host": {"name": hostname},
                  "process": {"pid": victim.pid, "executable": "/usr/bin/sleep"}}

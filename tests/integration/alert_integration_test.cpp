@@ -25,35 +25,17 @@ namespace fs = std::filesystem;
 const fs::path kFixtures = fs::path(::riposte::testing::source_dir()) / "tests/fixtures";
 
 // A TCP connection from this process to `address`:port, both ends on loopback.
-// A TCP connection from this host to an outside address: 198.18.77.2 (RFC 2544 benchmark range)
-// in a network namespace the test creates, behind a veth pair. Loopback would not do: 127.0.0.0/8
-// is every host's own and never an outside address for validation.
+// A TCP connection from this host to an outside address (tests/netns.h OutsideNetwork).
 class OutsideConnection {
  public:
-  static constexpr const char* kAddress = "198.18.77.2";
-  OutsideConnection() : ns_("riposte-outside-" + std::to_string(::getpid())) {
-    const auto veth = "rqo" + std::to_string(::getpid() % 100000);
-    for (const auto& cmd : std::vector<std::string>{
-             "ip netns add " + ns_,
-             "ip link add " + veth + " type veth peer name " + veth + "p netns " + ns_,
-             "ip addr add 198.18.77.1/30 dev " + veth, "ip link set " + veth + " up",
-             "ip -n " + ns_ + " addr add 198.18.77.2/30 dev " + veth + "p",
-             "ip -n " + ns_ + " link set " + veth + "p up", "ip -n " + ns_ + " link set lo up"})
-      EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  OutsideConnection() : outside_(77) {
     sockaddr_in at{};
     at.sin_family = AF_INET;
-    ::inet_pton(AF_INET, kAddress, &at.sin_addr);
-    listener_ = riposte::testing::in_netns(ns_, [&] {
-      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
-      EXPECT_EQ(::listen(fd, 1), 0);
-      return fd;
-    });
-    socklen_t length = sizeof at;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&at), &length);
+    at.sin_port = htons(outside_.port());
+    ::inet_pton(AF_INET, outside_.address().c_str(), &at.sin_addr);
     client_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     EXPECT_EQ(::connect(client_, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
-    server_ = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    server_ = ::accept4(outside_.listener(), nullptr, nullptr, SOCK_CLOEXEC);
   }
   // Closes with a reset, so no TIME_WAIT entry keeps the address in the socket table.
   ~OutsideConnection() {
@@ -61,13 +43,11 @@ class OutsideConnection {
     ::setsockopt(client_, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     ::close(client_);
     ::close(server_);
-    ::close(listener_);
-    if (std::system(("ip netns del " + ns_).c_str()) != 0) ADD_FAILURE() << "netns " << ns_;
   }
 
  private:
-  std::string ns_;
-  int listener_ = -1, client_ = -1, server_ = -1;
+  riposte::testing::OutsideNetwork outside_;
+  int client_ = -1, server_ = -1;
 };
 
 json ecs_alert(const std::string& id, const std::string& host, const std::string& bad_ip) {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/secure_file.h"
+#include "common/utc_time.h"
 #include "tests/build_paths.h"
 
 extern char** environ;
@@ -40,6 +41,12 @@ steps:
   - {id: listing, kind: query, action: process.list, target: host}
   - {id: done, kind: case, status: resolved}
 )";
+}
+
+std::string alert_time_now() {
+  return format_utc_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count());
 }
 
 std::string this_hostname() {

@@ -23,6 +23,9 @@ std::string bin(const std::string& name);
 nlohmann::json last_json_line(const std::string& out);
 // This machine's hostname: what a local agent reports and alerts about it name.
 std::string this_hostname();
+// Now, as an alert's @timestamp (RFC 3339, UTC). Alerts about live processes must be raised after
+// those processes started: a process that started after its alert is not the alert's process.
+std::string alert_time_now();
 // A playbook "slow" for runs to be caught in the middle of: host.facts on the alert's host, a
 // wait of `pause` ("4s"), process.list, then the case resolved. Triggered by process alerts.
 std::string slow_playbook(const std::string& pause);

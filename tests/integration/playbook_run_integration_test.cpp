@@ -18,8 +18,8 @@
 #include "common/utf8.h"
 #include "protocol/crypto.h"
 #include "tests/build_paths.h"
-#include "common/utc_time.h"
 #include "tests/integration/harness.h"
+#include "tests/netns.h"
 #include "tests/test_dir.h"
 
 namespace riposte::testing {
@@ -176,10 +176,7 @@ class PlaybookRuns : public ::testing::Test {
 
 // Raised now: a process that started after its alert cannot be the alert's process.
 json ecs_process_alert(const std::string& id, pid_t pid) {
-  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-  return json{{"@timestamp", format_utc_ms(now + 1000)},
+  return json{{"@timestamp", alert_time_now()},
               {"kibana.alert.uuid", id},
               {"kibana.alert.rule.name", "Reverse shell"},
               {"kibana.alert.severity", "critical"},
@@ -399,31 +396,24 @@ TEST_F(PlaybookRuns, NamesThatAreNotUtf8GoThroughEnrichmentThePlaybookAndTheRepo
 }
 
 TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQuarantineEndsTheRun) {
-  std::ofstream(controller.dir() / "bad-ips.txt") << "127.0.0.177\n";
+  // An outside address (tests/netns.h) and a shell on this host that connects to it and stays.
+  riposte::testing::OutsideNetwork outside(177);
+  const auto bad_ip = outside.address();
+  std::ofstream(controller.dir() / "bad-ips.txt") << bad_ip << "\n";
   start(shipped("malicious_ip.yaml"), "intel:\n  feeds:\n    - {name: local, path: " +
                                           (controller.dir() / "bad-ips.txt").string() +
                                           ", format: list}\n");
   const auto rita = operator_token("rita", "responder");
-  // A listener on 127.0.0.177 (an address no other test uses: agents see every connection on
-  // this host) and a shell that connects to it and stays.
-  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in at{};
-  at.sin_family = AF_INET;
-  ::inet_pton(AF_INET, "127.0.0.177", &at.sin_addr);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
-  socklen_t length = sizeof at;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&at), &length);
   ChildProcess talker(
       {"/bin/bash", "-c",
-       "exec 3<>/dev/tcp/127.0.0.177/" + std::to_string(ntohs(at.sin_port)) + "; sleep 300"},
+       "exec 3<>/dev/tcp/" + bad_ip + "/" + std::to_string(outside.port()) + "; sleep 300"},
       controller.dir() / "talker.log");
   // Until the agent's connection history has it.
   ASSERT_TRUE(wait_until(
       [&] {
         const auto r =
             controller.cli({"action", "run", "--agent", agent.id, "network.connections", "--param",
-                            "history_address=127.0.0.177", "--wait", "--json"});
+                            "history_address=" + bad_ip, "--wait", "--json"});
         return r.out.find("\"history\":[{") != std::string::npos ||
                r.out.find(std::to_string(talker.pid())) != std::string::npos;
       },
@@ -434,7 +424,7 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQua
               {"kibana.alert.rule.name", "Connection to Known Malicious IP"},
               {"kibana.alert.severity", "high"},
               {"host", {{"name", this_hostname()}}},
-              {"destination", {{"ip", "127.0.0.177"}, {"port", 443}}}});
+              {"destination", {{"ip", bad_ip}, {"port", 443}}}});
   const auto started = run_for("alert-c2", "malicious-ip");
   ASSERT_FALSE(started.is_null()) << controller.process().log_text();
   auto kill = pending_approval(started["id"]);
@@ -472,14 +462,13 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQua
   EXPECT_EQ(the_case["status"], "in_progress");
   std::string notes;
   for (const auto& n : the_case["notes"]) notes += n["text"].get<std::string>() + "\n";
-  EXPECT_NE(notes.find("Qualified: 1 host(s) connected to 127.0.0.177"), std::string::npos)
+  EXPECT_NE(notes.find("Qualified: 1 host(s) connected to " + bad_ip), std::string::npos)
       << notes;
   EXPECT_EQ(
       controller
           .cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})["approvals"]
           .size(),
       2u);
-  ::close(listener);
 }
 
 TEST_F(PlaybookRuns, IocConfidenceRoutesEachAlertByHowManyFeedsConfirmIt) {

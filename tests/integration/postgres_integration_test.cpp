@@ -312,7 +312,7 @@ class TwoControllers : public ::testing::Test {
     const auto siem =
         a->cli_json({"integrations", "create", "siem", "--max-mode", "auto", "--json"});
     const auto alert = a->dir() / "alert.json";
-    std::ofstream(alert) << json{{"@timestamp", "2026-11-29T10:00:00Z"},
+    std::ofstream(alert) << json{{"@timestamp", alert_time_now()},
                                  {"kibana.alert.uuid", "alert-slow"},
                                  {"kibana.alert.rule.name", "Reverse shell"},
                                  {"kibana.alert.severity", "critical"},
@@ -676,7 +676,7 @@ TEST_F(TwoControllers, TheRateLimitsHoldAcrossBothControllers) {
   for (auto* c : {&*a, &*b}) {
     json batch = json::array();
     for (int i = 0; i < 12; ++i) {
-      batch.push_back({{"@timestamp", "2026-11-29T10:00:00Z"},
+      batch.push_back({{"@timestamp", alert_time_now()},
                        {"kibana.alert.uuid", fmt::format("storm-{}-{}", c == &*a ? "a" : "b", i)},
                        {"kibana.alert.rule.name", "Storm"},
                        {"kibana.alert.severity", "high"},
