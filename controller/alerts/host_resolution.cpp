@@ -93,6 +93,7 @@ HostResolution resolve_alert_host(const std::string& host_name,
     if (named.size() == 1) {
       r.matched.push_back({named[0]->id, named[0]->facts.hostname, "hostname", host_name});
     } else if (named.size() > 1) {
+      r.shared = true;
       r.ignored.push_back(
           {{"value", host_name},
            {"why", fmt::format("hostname held by {} agents: {}", named.size(), agents_named(named))}});
@@ -114,6 +115,7 @@ HostResolution resolve_alert_host(const std::string& host_name,
     if (holders.size() == 1) {
       r.matched.push_back({holders[0]->id, holders[0]->facts.hostname, "unique address", ip});
     } else if (holders.size() > 1) {
+      r.shared = true;
       r.ignored.push_back(
           {{"value", ip},
            {"why", fmt::format("address held by {} agents (a bridge, NAT or shared address): {}",

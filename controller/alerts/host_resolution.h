@@ -39,6 +39,9 @@ struct HostResolution {
   std::vector<HostEvidence> matched;
   // Evidence set aside: [{value, why}] ("held by 3 agents: a, b, c", "loopback: every host has it").
   nlohmann::json ignored = nlohmann::json::array();
+  // Some evidence was set aside because several agents hold it (as opposed to none): the host
+  // may well have an agent, just not one this evidence can single out.
+  bool shared = false;
   std::string why;  // one sentence for people
 
   bool resolved() const { return agent.has_value(); }

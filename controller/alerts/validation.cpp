@@ -52,11 +52,7 @@ ValidationPlan plan_ip_validation(const AlertRecord& alert, const std::vector<Ag
     const auto host = !alert.host_name.empty() ? alert.host_name
                                                : fmt::format("{}", fmt::join(alert.host_ips, ", "));
     // No agent has the host's name or addresses at all (as opposed to several having them).
-    const bool no_agent_at_all =
-        plan.host.matched.empty() &&
-        std::none_of(plan.host.ignored.begin(), plan.host.ignored.end(), [](const json& i) {
-          return i.value("why", "").find("held by") != std::string::npos;
-        });
+    const bool no_agent_at_all = plan.host.matched.empty() && !plan.host.shared;
     if (!plan.host.resolved() && !no_agent_at_all) {
       // Every agent is asked anyway; but which answer is the alert's own host is not known.
       plan.host_uncovered = fmt::format(

@@ -240,8 +240,8 @@ ControllerUnderTest::~ControllerUnderTest() {
   }
 }
 
-void ControllerUnderTest::start(bool same_ports) {
-  const std::string agent_listen = same_ports ? gateway_ : "127.0.0.1:0";
+void ControllerUnderTest::start(bool same_ports, const std::string& agent_listen_host) {
+  const std::string agent_listen = same_ports ? gateway_ : agent_listen_host + ":0";
   const std::string api_listen = same_ports ? api_ : "127.0.0.1:0";
   const auto runtime = data_dir() / "controller.json";
   fs::remove(runtime);
@@ -298,10 +298,14 @@ std::string ControllerUnderTest::create_enrollment_token(int uses, const std::st
   return cli_json({"tokens", "create", "--uses", std::to_string(uses), "--ttl", ttl}).at("token");
 }
 
-std::string ControllerUnderTest::enroll_agent(const fs::path& state_dir) {
-  const auto result = run_command({bin("riposte-agent"), "enroll", "--controller", api_, "--token",
-                                   create_enrollment_token(), "--ca-pin", ca_fingerprint_,
-                                   "--state-dir", state_dir.string()});
+std::string ControllerUnderTest::enroll_agent(const fs::path& state_dir,
+                                              const std::string& gateway) {
+  std::vector<std::string> argv{bin("riposte-agent"), "enroll",         "--controller",
+                                api_,                 "--token",        create_enrollment_token(),
+                                "--ca-pin",           ca_fingerprint_,  "--state-dir",
+                                state_dir.string()};
+  if (!gateway.empty()) argv.insert(argv.end(), {"--gateway", gateway});
+  const auto result = run_command(argv);
   if (result.exit_code != 0) throw std::runtime_error("enroll failed: " + result.err);
   return nlohmann::json::parse(read_text(state_dir / "agent.json")).at("agent_id");
 }

@@ -96,8 +96,10 @@ class ControllerUnderTest {
   // agent) holds a sanitizer report: under the asan preset every child is instrumented too.
   ~ControllerUnderTest();
 
-  // Starts `riposte-controller run`; reuses the previous ports when `same_ports`.
-  void start(bool same_ports = false);
+  // Starts `riposte-controller run`; reuses the previous ports when `same_ports`. The agent
+  // gateway listens on `agent_listen_host` (an address of this host agents in a network
+  // namespace reach it by), port chosen by the kernel unless `same_ports`.
+  void start(bool same_ports = false, const std::string& agent_listen_host = "127.0.0.1");
   void kill_hard();
   void stop_gracefully();
   ChildProcess& process() { return *process_; }
@@ -108,7 +110,9 @@ class ControllerUnderTest {
   nlohmann::json cli_json(const std::vector<std::string>& args);
   std::string create_enrollment_token(int uses = 1, const std::string& ttl = "1h");
   // Enrolls an agent state directory; returns the agent id.
-  std::string enroll_agent(const std::filesystem::path& state_dir);
+  // `gateway` (HOST:PORT) is what the agent is told to connect to instead of the controller's
+  // own address (enroll --gateway).
+  std::string enroll_agent(const std::filesystem::path& state_dir, const std::string& gateway = "");
   std::unique_ptr<ChildProcess> start_agent(const std::filesystem::path& state_dir,
                                             const std::string& log_name,
                                             const std::vector<std::string>& extra_args = {});

@@ -581,7 +581,7 @@ TEST_F(TwoControllers, AnAlertThroughAIsValidatedByAnAgentOnBWithoutWaitingOutTh
                               {"kibana.alert.rule.name", "Connection to Known Malicious IP"},
                               {"kibana.alert.severity", "high"},
                               {"host", {{"name", this_hostname()}}},
-                              {"destination", {{"ip", "127.0.0.83"}, {"port", 443}}}}
+                              {"destination", {{"ip", "198.18.0.83"}, {"port", 443}}}}
                              .dump();
   const auto submitted = std::chrono::steady_clock::now();
   ASSERT_EQ(a->cli({"alerts", "submit", file.string()}).exit_code, 0);
@@ -616,7 +616,7 @@ TEST_F(TwoControllers, AnAlertValidatedByAIsTakenOverByBOnlyAfterADies) {
                               {"kibana.alert.rule.name", "Connection to Known Malicious IP"},
                               {"kibana.alert.severity", "high"},
                               {"host", {{"name", this_hostname()}}},
-                              {"destination", {{"ip", "127.0.0.80"}, {"port", 443}}}}
+                              {"destination", {{"ip", "198.18.0.80"}, {"port", 443}}}}
                              .dump();
   ASSERT_EQ(a->cli({"alerts", "submit", file.string()}).exit_code, 0);
   ASSERT_TRUE(wait_until(
