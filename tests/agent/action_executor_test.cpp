@@ -36,6 +36,12 @@ class ExecutorTest : public ::testing::Test, protected RealPlatform {
                              params.SerializeAsString());
   }
 
+  proto::ActionResult restore_from_vault(const std::string& vault_id) {
+    proto::FileRestoreParams restore;
+    restore.set_vault_id(vault_id);
+    return run(ak::kFileRestore, restore);
+  }
+
   pid_t spawn_sleep() {
     const pid_t pid = ::fork();
     if (pid == 0) {
@@ -246,9 +252,7 @@ TEST_F(ExecutorTest, CollectsAndQuarantinesAFileThenRestoresIt) {
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_EQ(v.sha256(), c.sha256());
 
-  proto::FileRestoreParams restore;
-  restore.set_vault_id(v.vault_id());
-  auto restored = run(ak::kFileRestore, restore);
+  const auto restored = restore_from_vault(v.vault_id());
   ASSERT_EQ(restored.status(), proto::ActionResult::STATUS_SUCCEEDED) << restored.message();
   EXPECT_EQ(read_file(path).value(), "#!/bin/sh\necho pwned\n");
 }
@@ -357,9 +361,7 @@ TEST_F(ExecutorTest, NamesThatAreNotUtf8ComeBackAsWireTextAndPathsWorkBothWays) 
   proto::FileResult v;
   ASSERT_TRUE(v.ParseFromString(vaulted.output()));
   EXPECT_EQ(v.path(), file.path());
-  proto::FileRestoreParams restore;
-  restore.set_vault_id(v.vault_id());
-  auto restored = run(ak::kFileRestore, restore);
+  const auto restored = restore_from_vault(v.vault_id());
   ASSERT_EQ(restored.status(), proto::ActionResult::STATUS_SUCCEEDED) << restored.message();
   EXPECT_EQ(read_file(bad).value(), "MALWARE-MARKER-7f3a\n");
 
