@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <set>
-#include <algorithm>
 
 #include "agent/evidence_file.h"
 #include "agent/os_facts.h"
@@ -350,8 +350,8 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
            // Cut off from every controller, the host could never be released by one: undo it.
            Status undone = ok_status();
            if (before) {
-             auto back = c.quarantine.quarantine(before->spec, before->release_at_ms,
-                                                 before->action_id);
+             auto back =
+                 c.quarantine.quarantine(before->spec, before->release_at_ms, before->action_id);
              if (!back) undone = back.error();
            } else {
              undone = c.quarantine.release();

@@ -196,7 +196,7 @@ int cmd_run(const Flags& flags) {
   LocalPolicy policy({config->protected_process_names, config->protected_process_paths},
                      ::getpid());
   ActionService* service_ptr = nullptr;  // the executor reports through the service below
-  ControllerLink* link_ptr = nullptr;     // and proves the controller reachable through the link
+  ControllerLink* link_ptr = nullptr;    // and proves the controller reachable through the link
   ActionExecutor executor(ExecutorContext{
       *processes,
       *memory,

@@ -13,11 +13,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
-#include <mutex>
-#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 

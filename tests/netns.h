@@ -13,13 +13,12 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <vector>
-
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 namespace riposte::testing {
 

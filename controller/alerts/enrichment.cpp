@@ -23,7 +23,6 @@ namespace {
 // Logins within this long of the alert count as "during" it.
 constexpr std::int64_t kDuringWindowMs = 15 * 60 * 1000;
 
-
 // How far the agent's idea of a process's start may be from the alert's and still be one
 // process: the agent derives it from the boot time (whole seconds, moved by clock steps since
 // boot) plus clock ticks, the alert's sensor read the same host's clock.
@@ -84,9 +83,10 @@ json pid_parameter(const std::string& pid) {
 // What proves the live process is the alert's: the pid, and the start time that matched.
 json identity_of(const AlertRecord& alert, const json& entry) {
   const auto* o = alert_process(alert);
-  json identity{{"pid", entry.value("pid", 0)},
-                {"start_ticks", entry.value("start_ticks", json(0))},
-                {"start_time", format_utc_ms(action_catalog::json_int64(entry, "start_time_unix_ms"))}};
+  json identity{
+      {"pid", entry.value("pid", 0)},
+      {"start_ticks", entry.value("start_ticks", json(0))},
+      {"start_time", format_utc_ms(action_catalog::json_int64(entry, "start_time_unix_ms"))}};
   if (o != nullptr && !o->start.empty()) {
     identity["proven_by"] = fmt::format("pid {} and the alert's start time {}", o->value, o->start);
   } else {
@@ -95,9 +95,9 @@ json identity_of(const AlertRecord& alert, const json& entry) {
   }
   if (o != nullptr && !o->entity_id.empty()) identity["entity_id"] = o->entity_id;
   if (entry.value("thread_id", 0) != 0)
-    identity["thread"] = fmt::format("the alert's pid {} is thread {} of process {}",
-                                     entry.value("thread_id", 0), entry.value("thread_id", 0),
-                                     entry.value("pid", 0));
+    identity["thread"] =
+        fmt::format("the alert's pid {} is thread {} of process {}", entry.value("thread_id", 0),
+                    entry.value("thread_id", 0), entry.value("pid", 0));
   return identity;
 }
 
@@ -275,12 +275,9 @@ json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
       const auto reused = found ? not_the_alerts_process(alert, *found) : std::nullopt;
       if (reused) {
         // Nothing may act on it: no start_ticks to quote, and not "running".
-        process = json{{"pid", pid},
-                       {"hostname", host.facts.hostname},
-                       {"running", false},
-                       {"pid_reused", true},
-                       {"why", *reused},
-                       {"live_process", process_summary(*found)}};
+        process = json{{"pid", pid},       {"hostname", host.facts.hostname},
+                       {"running", false}, {"pid_reused", true},
+                       {"why", *reused},   {"live_process", process_summary(*found)}};
         found = nullptr;
       }
       if (found != nullptr) {
@@ -334,9 +331,12 @@ json build_enrichment(const AlertRecord& alert, const EnrichmentPlan& plan,
     if (h.case_id != alert.case_id) cases.insert(h.case_id);
   }
   return json{{"host", plan.host.to_json()},
-              {"impacted", impacted}, {"people", people},
-              {"process", process},   {"logins", logins},
-              {"network", network},   {"history", {{"alerts", earlier}, {"other_cases", cases}}},
+              {"impacted", impacted},
+              {"people", people},
+              {"process", process},
+              {"logins", logins},
+              {"network", network},
+              {"history", {{"alerts", earlier}, {"other_cases", cases}}},
               {"missing", missing}};
 }
 

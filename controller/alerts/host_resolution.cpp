@@ -19,14 +19,12 @@ std::string short_name(const std::string& lowered) { return lowered.substr(0, lo
 
 std::string agents_named(const std::vector<const AgentRecord*>& agents) {
   std::vector<std::string> names;
-  for (const auto* a : agents)
-    names.push_back(fmt::format("{} ({})", a->facts.hostname, a->id));
+  for (const auto* a : agents) names.push_back(fmt::format("{} ({})", a->facts.hostname, a->id));
   return fmt::format("{}", fmt::join(names, ", "));
 }
 
 // Decides from the evidence gathered: one agent, several, or none.
-void conclude(HostResolution& r, const std::vector<AgentRecord>& agents,
-              const std::string& what) {
+void conclude(HostResolution& r, const std::vector<AgentRecord>& agents, const std::string& what) {
   std::set<std::string> ids;
   for (const auto& m : r.matched) ids.insert(m.agent_id);
   if (ids.size() == 1) {
@@ -35,8 +33,8 @@ void conclude(HostResolution& r, const std::vector<AgentRecord>& agents,
     r.status = "resolved";
     std::vector<std::string> by;
     for (const auto& m : r.matched) by.push_back(fmt::format("{} {}", m.by, m.value));
-    r.why = fmt::format("{} is {} ({}), matched by {}", what, r.agent->facts.hostname,
-                        r.agent->id, fmt::join(by, " and "));
+    r.why = fmt::format("{} is {} ({}), matched by {}", what, r.agent->facts.hostname, r.agent->id,
+                        fmt::join(by, " and "));
   } else if (ids.size() > 1) {
     r.status = "ambiguous";
     std::vector<std::string> parts;
@@ -94,9 +92,9 @@ HostResolution resolve_alert_host(const std::string& host_name,
       r.matched.push_back({named[0]->id, named[0]->facts.hostname, "hostname", host_name});
     } else if (named.size() > 1) {
       r.shared = true;
-      r.ignored.push_back(
-          {{"value", host_name},
-           {"why", fmt::format("hostname held by {} agents: {}", named.size(), agents_named(named))}});
+      r.ignored.push_back({{"value", host_name},
+                           {"why", fmt::format("hostname held by {} agents: {}", named.size(),
+                                               agents_named(named))}});
     }
   }
   std::set<std::string> seen;
@@ -131,7 +129,8 @@ HostResolution resolve_alert_host(const std::string& host_name,
   return r;
 }
 
-HostResolution resolve_alert_host(const AlertRecord& alert, const std::vector<AgentRecord>& agents) {
+HostResolution resolve_alert_host(const AlertRecord& alert,
+                                  const std::vector<AgentRecord>& agents) {
   return resolve_alert_host(alert.host_name, alert.host_ips, agents);
 }
 

@@ -34,10 +34,11 @@ struct HostEvidence {
 };
 
 struct HostResolution {
-  std::string status;  // resolved | ambiguous | unresolved | no host
+  std::string status;                // resolved | ambiguous | unresolved | no host
   std::optional<AgentRecord> agent;  // set when resolved
   std::vector<HostEvidence> matched;
-  // Evidence set aside: [{value, why}] ("held by 3 agents: a, b, c", "loopback: every host has it").
+  // Evidence set aside: [{value, why}] ("held by 3 agents: a, b, c", "loopback: every host has
+  // it").
   nlohmann::json ignored = nlohmann::json::array();
   // Some evidence was set aside because several agents hold it (as opposed to none): the host
   // may well have an agent, just not one this evidence can single out.

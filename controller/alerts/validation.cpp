@@ -165,11 +165,16 @@ ValidationOutcome decide_ip_validation(const ValidationPlan& plan,
         "no answering agent connected to {}, but {} agent(s) could not be asked or did not answer",
         fmt::join(plan.ips, ", "), unanswered_agents.size() + plan.not_asked.size());
   }
-  outcome.record =
-      json{{"rule", "malicious_ip"}, {"outcome", outcome.status},      {"reason", reason},
-           {"ips", plan.ips},        {"lookback_days", lookback_days}, {"hosts", hosts},
-           {"checked", checked},     {"not_asked", plan.not_asked},    {"action_ids", action_ids},
-           {"host", plan.host.to_json()}};
+  outcome.record = json{{"rule", "malicious_ip"},
+                        {"outcome", outcome.status},
+                        {"reason", reason},
+                        {"ips", plan.ips},
+                        {"lookback_days", lookback_days},
+                        {"hosts", hosts},
+                        {"checked", checked},
+                        {"not_asked", plan.not_asked},
+                        {"action_ids", action_ids},
+                        {"host", plan.host.to_json()}};
   return outcome;
 }
 

@@ -977,9 +977,8 @@ PlaybookEngine::StepOutcome PlaybookEngine::run_actions(const Playbook& playbook
     std::vector<std::string> hosts;
     for (const auto& a : targets) hosts.push_back(a.facts.hostname);
     // The approver sees which host and why it is that one (the proof), not only its name.
-    const json what{{"action", step.action},
-                    {"targets", resolved.proof},
-                    {"parameters", *parameters}};
+    const json what{
+        {"action", step.action}, {"targets", resolved.proof}, {"parameters", *parameters}};
     auto decided =
         gate(step, run, what.dump(-1, ' ', false, json::error_handler_t::replace), impact,
              fmt::format("{} on {} (playbook {}, step {}): {}", step.action, fmt::join(hosts, ", "),

@@ -39,8 +39,8 @@ json matched_entities(const json& alert) {
     for (const auto& h : validation.value("hosts", json::array())) {
       if (!h.is_object() || !h.value("ip", json()).is_string()) continue;
       matched["ip"] = h["ip"];
-      matched["ip_why"] = fmt::format("validation found {} connected to it",
-                                      text(h.value("hostname", json())));
+      matched["ip_why"] =
+          fmt::format("validation found {} connected to it", text(h.value("hostname", json())));
       break;
     }
     const auto ips = validation.value("ips", json::array());
@@ -57,8 +57,9 @@ json matched_entities(const json& alert) {
     for (const auto& o : alert.value("observables", json::array())) {
       if (!o.is_object() || text(o.value("type", json())) != "ip") continue;
       const auto value = text(o.value("value", json()));
-      const bool host_own = own == json(value) ||
-                            (own.is_array() && std::find(own.begin(), own.end(), json(value)) != own.end());
+      const bool host_own =
+          own == json(value) ||
+          (own.is_array() && std::find(own.begin(), own.end(), json(value)) != own.end());
       if (value.empty() || host_own || !host_local_scope(value).empty()) continue;
       matched["ip"] = value;
       matched["ip_why"] = "the first IP observable that is not the alert's host's own";

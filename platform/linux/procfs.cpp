@@ -144,8 +144,8 @@ ScriptOf script_of(pid_t pid, const std::string& exe, const std::string& cmdline
   // Seen from the process's own root (a container's /tmp is not the host's). Only a proof: the
   // file is read later by Files::stream_script, walking from that root with the process's rights.
   struct stat st {};
-  const bool exists = ::stat(fmt::format("/proc/{}/root{}", pid, path).c_str(), &st) == 0 &&
-                      S_ISREG(st.st_mode);
+  const bool exists =
+      ::stat(fmt::format("/proc/{}/root{}", pid, path).c_str(), &st) == 0 && S_ISREG(st.st_mode);
   if (const auto fd = open_descriptor(pid, path, exists ? &st : nullptr); !fd.empty())
     return {path, fmt::format("open by the process ({})", fd)};
   if (argument.interpreter.empty() || !exists) return {};

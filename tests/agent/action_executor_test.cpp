@@ -185,7 +185,8 @@ TEST_F(ExecutorTest, AQuarantineThatCutsTheControllerOffIsRolledBack) {
   struct Cleanup {
     std::string ns;
     ~Cleanup() {
-      if (std::system(("ip netns del " + ns).c_str()) != 0) ADD_FAILURE() << "netns " << ns << " left";
+      if (std::system(("ip netns del " + ns).c_str()) != 0)
+        ADD_FAILURE() << "netns " << ns << " left";
     }
   } cleanup{ns};
   bool answers = false;

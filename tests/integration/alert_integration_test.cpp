@@ -255,7 +255,8 @@ TEST_F(AlertIntegration, ValidationInterruptedByAControllerCrashIsTakenUpAfterRe
   auto agent = controller.start_online_agent(controller.dir() / "agent", "agent.log", agent_args());
   // A stopped agent keeps its session open but answers nothing: validation waits on it.
   agent.process->signal(SIGSTOP);
-  const auto file = write_json("one.json", ecs_alert("alert-crash", this_hostname(), "198.18.0.80"));
+  const auto file =
+      write_json("one.json", ecs_alert("alert-crash", this_hostname(), "198.18.0.80"));
   controller.cli_json({"alerts", "submit", file.string()});
   ASSERT_TRUE(wait_until(
       [&] {

@@ -300,10 +300,9 @@ std::string ControllerUnderTest::create_enrollment_token(int uses, const std::st
 
 std::string ControllerUnderTest::enroll_agent(const fs::path& state_dir,
                                               const std::string& gateway) {
-  std::vector<std::string> argv{bin("riposte-agent"), "enroll",         "--controller",
-                                api_,                 "--token",        create_enrollment_token(),
-                                "--ca-pin",           ca_fingerprint_,  "--state-dir",
-                                state_dir.string()};
+  std::vector<std::string> argv{
+      bin("riposte-agent"),      "enroll",   "--controller",  api_,          "--token",
+      create_enrollment_token(), "--ca-pin", ca_fingerprint_, "--state-dir", state_dir.string()};
   if (!gateway.empty()) argv.insert(argv.end(), {"--gateway", gateway});
   const auto result = run_command(argv);
   if (result.exit_code != 0) throw std::runtime_error("enroll failed: " + result.err);

@@ -411,9 +411,8 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQua
   // Until the agent's connection history has it.
   ASSERT_TRUE(wait_until(
       [&] {
-        const auto r =
-            controller.cli({"action", "run", "--agent", agent.id, "network.connections", "--param",
-                            "history_address=" + bad_ip, "--wait", "--json"});
+        const auto r = controller.cli({"action", "run", "--agent", agent.id, "network.connections",
+                                       "--param", "history_address=" + bad_ip, "--wait", "--json"});
         return r.out.find("\"history\":[{") != std::string::npos ||
                r.out.find(std::to_string(talker.pid())) != std::string::npos;
       },
@@ -462,8 +461,7 @@ TEST_F(PlaybookRuns, MaliciousIpKillsTheProcessThatTalkedOnApprovalAndADeniedQua
   EXPECT_EQ(the_case["status"], "in_progress");
   std::string notes;
   for (const auto& n : the_case["notes"]) notes += n["text"].get<std::string>() + "\n";
-  EXPECT_NE(notes.find("Qualified: 1 host(s) connected to " + bad_ip), std::string::npos)
-      << notes;
+  EXPECT_NE(notes.find("Qualified: 1 host(s) connected to " + bad_ip), std::string::npos) << notes;
   EXPECT_EQ(
       controller
           .cli_json({"approvals", "list", "--state", "any", "--case", r["case_id"]})["approvals"]

@@ -30,8 +30,7 @@ class AgentBehindAName : public ::testing::Test {
              "ip netns add " + ns,
              "ip link add " + veth + " type veth peer name " + veth + "p netns " + ns,
              "ip addr add 198.18.90.1/30 dev " + veth,
-             "ip addr add 2001:db8:90::1/64 dev " + veth + " nodad",
-             "ip link set " + veth + " up",
+             "ip addr add 2001:db8:90::1/64 dev " + veth + " nodad", "ip link set " + veth + " up",
              "ip -n " + ns + " addr add 198.18.90.2/30 dev " + veth + "p",
              "ip -n " + ns + " addr add 2001:db8:90::2/64 dev " + veth + "p nodad",
              "ip -n " + ns + " link set " + veth + "p up", "ip -n " + ns + " link set lo up"})
@@ -86,11 +85,11 @@ TEST_F(AgentBehindAName, QuarantineKeepsTheAddressTheAgentReallyReachedTheContro
   const auto status = run_action("network.status");
   ASSERT_EQ(status["state"], "succeeded") << status.dump(2);
   EXPECT_EQ(status["result"]["quarantined"], true) << status.dump(2);
-  const auto listed =
-      run_command({"ip", "netns", "exec", ns, "nft", "list", "table", "inet", "riposte_quarantine"});
+  const auto listed = run_command(
+      {"ip", "netns", "exec", ns, "nft", "list", "table", "inet", "riposte_quarantine"});
   EXPECT_NE(listed.out.find("198.18.90.1"), std::string::npos) << listed.out;
   EXPECT_NE(listed.out.find("2001:db8:90::1"), std::string::npos) << "both records:\n"
-                                                                   << listed.out;
+                                                                  << listed.out;
   const auto released = run_action("network.release");
   EXPECT_EQ(released["state"], "succeeded") << released.dump(2);
 }

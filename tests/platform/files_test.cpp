@@ -400,8 +400,9 @@ TEST_F(FilesTest, AScriptTheProcessCouldNotReadIsRefused) {
       << info.error().message;
   // The same file made readable to that user is read: the check is the process's, not a ban.
   ::chmod(secret.c_str(), 0644);
-  ASSERT_TRUE(wait_for(
-      [&] { return make_process_control()->inspect(child.pid).value().script == secret.string(); }));
+  ASSERT_TRUE(wait_for([&] {
+    return make_process_control()->inspect(child.pid).value().script == secret.string();
+  }));
   agent::Sha256Sink again;
   EXPECT_TRUE(files->stream_script(ref, again, 0));
 }
@@ -418,15 +419,15 @@ TEST_F(FilesTest, ABusyBoxShellsScriptIsIdentifiedAndReadNotBusyBox) {
   std::ofstream(work / "drop.sh") << "# RIPOSTE busybox dropper\nsleep 30 >/dev/null 2>&1\n";
   fs::create_symlink(busybox, work / "ash");
   const std::vector<std::vector<std::string>> ways{
-      {"/bin/sh", "-c", fmt::format("cd {} && exec {} sh ./drop.sh", work.string(), busybox.string())},
+      {"/bin/sh", "-c",
+       fmt::format("cd {} && exec {} sh ./drop.sh", work.string(), busybox.string())},
       {"/bin/sh", "-c", fmt::format("cd {} && exec ./ash ./drop.sh", work.string())}};
   for (const auto& argv : ways) {
     SCOPED_TRACE(argv.back());
     Running child(argv);
     ASSERT_TRUE(child.runs("busybox"));
-    ASSERT_TRUE(wait_for([&] {
-      return !make_process_control()->inspect(child.pid).value().script.empty();
-    }));
+    ASSERT_TRUE(wait_for(
+        [&] { return !make_process_control()->inspect(child.pid).value().script.empty(); }));
     const auto info = make_process_control()->inspect(child.pid).value();
     EXPECT_EQ(info.script, (work / "./drop.sh").string());
     EXPECT_NE(info.script_proof.find("open by the process"), std::string::npos)
@@ -448,8 +449,8 @@ TEST_F(FilesTest, AnInterpreterUnderAnotherNameIsKnownByTheScriptItHoldsOpen) {
   fs::copy_file("/usr/bin/dash", work / "kworkerd");
   Running child({(work / "kworkerd").string(), (work / "job.sh").string()});
   ASSERT_TRUE(child.runs("kworkerd"));
-  ASSERT_TRUE(wait_for(
-      [&] { return !make_process_control()->inspect(child.pid).value().script.empty(); }));
+  ASSERT_TRUE(
+      wait_for([&] { return !make_process_control()->inspect(child.pid).value().script.empty(); }));
   const auto info = make_process_control()->inspect(child.pid).value();
   EXPECT_EQ(info.script, (work / "job.sh").string());
   EXPECT_NE(info.script_proof.find("open by the process"), std::string::npos) << info.script_proof;

@@ -355,8 +355,8 @@ TEST(ProcessControl, AThreadIdResolvesToItsProcess) {
   pid_t thread = 0;
   for (int i = 0; i < 200 && thread == 0; ++i) {
     std::error_code ec;
-    for (const auto& t : std::filesystem::directory_iterator(
-             fmt::format("/proc/{}/task", child.pid()), ec)) {
+    for (const auto& t :
+         std::filesystem::directory_iterator(fmt::format("/proc/{}/task", child.pid()), ec)) {
       const auto id = static_cast<pid_t>(std::stol(t.path().filename().string()));
       if (id != child.pid()) thread = id;
     }

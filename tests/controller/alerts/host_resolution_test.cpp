@@ -110,8 +110,9 @@ AlertRecord alert_on(const std::string& host, std::vector<std::string> host_ips,
 
 TEST(IpValidation, LoopbackLinkLocalAndMulticastAreNotOutsideAddresses) {
   const auto agents = three_hosts_sharing_a_bridge();
-  const auto a = alert_on("web-01", {}, {"127.0.0.1", "::1", "169.254.169.254", "fe80::9",
-                                         "224.0.0.251", "203.0.113.9"});
+  const auto a =
+      alert_on("web-01", {},
+               {"127.0.0.1", "::1", "169.254.169.254", "fe80::9", "224.0.0.251", "203.0.113.9"});
   EXPECT_EQ(outside_ips(a, agents), std::vector<std::string>{"203.0.113.9"});
   EXPECT_TRUE(outside_ips(alert_on("web-01", {}, {"127.0.0.1"}), agents).empty())
       << "an alert naming only loopback has no outside address to validate";
@@ -175,12 +176,10 @@ TEST(Enrichment, APidReusedSinceTheAlertIsNotTheAlertsProcess) {
   a.timestamp_ms = 1'790'000'100'000;
   a.observables.push_back({"process", "4242", "2026-09-21T10:00:00.000Z", "guid-1"});
   const auto plan = plan_enrichment(a, agents);
-  const json live{{"pid", 4242},
-                  {"ppid", 1},
-                  {"name", "sleep"},
-                  {"exe", "/usr/bin/sleep"},
-                  {"start_ticks", "900"},
-                  {"start_time_unix_ms", "1790000000000"}};  // 2026-09-21T14:13:20Z
+  const json live{
+      {"pid", 4242},          {"ppid", 1},
+      {"name", "sleep"},      {"exe", "/usr/bin/sleep"},
+      {"start_ticks", "900"}, {"start_time_unix_ms", "1790000000000"}};  // 2026-09-21T14:13:20Z
   const std::vector<LiveAnswer> answers{listing(plan, json::array({live}))};
   EXPECT_TRUE(plan_executable_hash(a, answers).empty()) << "not hashed as the alert's process";
   const auto e = build_enrichment(a, plan, answers, AssetMap{}, {});
@@ -210,8 +209,9 @@ TEST(Enrichment, AThreadIdIsTheProcessItBelongsTo) {
   AlertRecord a = alert_on("web-01", {}, {});
   a.observables.push_back({"process", "4250", ""});
   const auto plan = plan_enrichment(a, agents);
-  const json process{{"pid", 4242}, {"ppid", 1},          {"name", "java"},
-                     {"exe", "/usr/bin/java"}, {"start_ticks", "77"}, {"thread_id", 4250}};
+  const json process{{"pid", 4242},         {"ppid", 1},
+                     {"name", "java"},      {"exe", "/usr/bin/java"},
+                     {"start_ticks", "77"}, {"thread_id", 4250}};
   const std::vector<LiveAnswer> answers{listing(plan, json::array({process}))};
   const auto hash = plan_executable_hash(a, answers);
   ASSERT_EQ(hash.size(), 1u);
@@ -220,8 +220,9 @@ TEST(Enrichment, AThreadIdIsTheProcessItBelongsTo) {
   EXPECT_EQ(e["process"]["pid"], 4242);
   EXPECT_EQ(e["process"]["thread_id"], 4250);
   EXPECT_EQ(e["process"]["running"], true);
-  EXPECT_NE(e["process"]["identity"]["thread"].get<std::string>().find("thread 4250 of process 4242"),
-            std::string::npos);
+  EXPECT_NE(
+      e["process"]["identity"]["thread"].get<std::string>().find("thread 4250 of process 4242"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -203,7 +203,8 @@ TEST(PlaybookSimulation, AnOutboundAlertActsOnTheAddressValidationMatchedNotTheH
   ASSERT_GE(sim.actions.size(), 4u);
   EXPECT_EQ(sim.actions[0]["parameters"]["history_address"], "203.0.113.9");
   EXPECT_EQ(sim.actions[3]["action"], "process.kill");
-  EXPECT_NE(sim.actions[3]["target_why"].get<std::string>().find("validation found it connected to 203.0.113.9"),
+  EXPECT_NE(sim.actions[3]["target_why"].get<std::string>().find(
+                "validation found it connected to 203.0.113.9"),
             std::string::npos)
       << sim.actions[3].dump();
   const auto context = run_context(alert);
@@ -214,8 +215,8 @@ TEST(PlaybookSimulation, AnOutboundAlertActsOnTheAddressValidationMatchedNotTheH
   alert["validation"].erase("ips");
   alert["validation"]["hosts"][0].erase("ip");
   EXPECT_EQ(run_context(alert)["matched"]["ip"], "203.0.113.9");
-  alert["observables"] = json::array({{{"type", "ip"}, {"value", "127.0.0.1"}},
-                                      {{"type", "ip"}, {"value", "10.20.1.5"}}});
+  alert["observables"] = json::array(
+      {{{"type", "ip"}, {"value", "127.0.0.1"}}, {{"type", "ip"}, {"value", "10.20.1.5"}}});
   EXPECT_TRUE(run_context(alert)["matched"]["ip"].is_null()) << "loopback is no outside address";
 }
 
