@@ -54,9 +54,10 @@ const json* find_process(const json& processes, const std::string& pid) {
 std::optional<std::string> not_the_alerts_process(const AlertRecord& alert, const json& entry) {
   const auto live = action_catalog::json_int64(entry, "start_time_unix_ms");
   const auto* o = alert_process(alert);
-  if (o != nullptr && !o->start.empty()) {
-    const auto start = parse_rfc3339_ms(o->start);
-    if (start && std::llabs(live - *start) > kStartToleranceMs)
+  // A start time that does not read as one proves nothing: judged as if the alert gave none.
+  const auto start = o != nullptr ? parse_rfc3339_ms(o->start) : std::nullopt;
+  if (start) {
+    if (std::llabs(live - *start) > kStartToleranceMs)
       return fmt::format(
           "pid {} was reused: the alert's process started at {}, the live process with that pid "
           "at {} (tolerance {} s); it is not the alert's process",
@@ -87,7 +88,7 @@ json identity_of(const AlertRecord& alert, const json& entry) {
       {"pid", entry.value("pid", 0)},
       {"start_ticks", entry.value("start_ticks", json(0))},
       {"start_time", format_utc_ms(action_catalog::json_int64(entry, "start_time_unix_ms"))}};
-  if (o != nullptr && !o->start.empty()) {
+  if (o != nullptr && parse_rfc3339_ms(o->start)) {
     identity["proven_by"] = fmt::format("pid {} and the alert's start time {}", o->value, o->start);
   } else {
     identity["proven_by"] = fmt::format(

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 
 #include "common/utc_time.h"
@@ -37,6 +38,11 @@ std::string_view severity_from_risk_score(double score) {
 }
 
 namespace {
+
+// Dates alerts may carry: 1970-01-01 to 9999-12-31, in Unix milliseconds.
+constexpr std::int64_t kLastMs = 253'402'300'799'999;  // 9999-12-31T23:59:59.999Z
+bool is_date_ms(std::int64_t ms) { return ms >= 0 && ms <= kLastMs; }
+
 
 // Reads typed fields of one document and collects what it finds; the first wrong type is kept as
 // the error (a document with a wrong type is refused as a whole).
@@ -102,25 +108,35 @@ class FieldReader {
   }
   // A date as Elasticsearch `date` fields take it (strict_date_optional_time||epoch_millis):
   // an ISO 8601 / RFC 3339 string, or epoch milliseconds as a number or a numeric string.
+  // Only 1970-01-01 to 9999-12-31 reads as a date: anything else is a unit mistaken (epoch
+  // nanoseconds), an overflow or an attack, and a start time outside it would "prove" any process.
   std::optional<std::int64_t> timestamp(std::string_view path) {
+    const auto in_range = is_date_ms;
     const auto* v = find_field(doc_, path);
     if (!v || v->is_null()) return std::nullopt;
-    if (v->is_number_integer()) return v->get<std::int64_t>();
-    if (v->is_number_float() && std::isfinite(v->get<double>()))
-      return static_cast<std::int64_t>(v->get<double>());
-    if (v->is_string()) {
+    if (v->is_number_unsigned()) {
+      if (v->get<std::uint64_t>() <= static_cast<std::uint64_t>(kLastMs))
+        return static_cast<std::int64_t>(v->get<std::uint64_t>());
+    } else if (v->is_number_integer()) {
+      if (in_range(v->get<std::int64_t>())) return v->get<std::int64_t>();
+    } else if (v->is_number_float()) {
+      const double ms = v->get<double>();
+      if (std::isfinite(ms) && ms >= 0 && ms <= static_cast<double>(kLastMs))
+        return static_cast<std::int64_t>(ms);
+    } else if (v->is_string()) {
       const auto s = v->get<std::string>();
       if (s.empty()) return std::nullopt;
-      if (auto ms = parse_rfc3339_ms(s)) return ms;
+      if (auto ms = parse_rfc3339_ms(s); ms && in_range(*ms)) return ms;
       if (s.size() <= 19 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
             return std::isdigit(c) || c == '-';
           })) {
         char* end = nullptr;
+        errno = 0;
         const long long ms = std::strtoll(s.c_str(), &end, 10);
-        if (end == s.c_str() + s.size()) return ms;
+        if (end == s.c_str() + s.size() && errno == 0 && in_range(ms)) return ms;
       }
     }
-    fail(path, "a date (ISO 8601 text or epoch milliseconds)", *v);
+    fail(path, "a date (ISO 8601 text or epoch milliseconds) from 1970 to 9999", *v);
     return std::nullopt;
   }
 
@@ -360,7 +376,7 @@ void read_wazuh(FieldReader& inner, AlertRecord& a) {
       const auto utc = inner.text("data.win.eventdata.utcTime").value_or("");
       auto ms = parse_rfc3339_ms(utc);
       if (!ms && !utc.empty()) ms = parse_rfc3339_ms(utc + "Z");
-      if (ms) start = format_utc_ms(*ms);
+      if (ms && is_date_ms(*ms)) start = format_utc_ms(*ms);
     }
     inner.observable(t::kProcess, "data.win.eventdata.processId", *pid, start,
                      inner.text("data.win.eventdata.processGuid").value_or(""));

@@ -106,6 +106,7 @@ json run_context(const json& alert) {
 
 std::optional<std::string> explain_target(const std::string& target, const json& alert,
                                           std::string* why) {
+  if (target.empty()) return std::string("the step's target is empty (what it names is not in the alert)");
   if (target == "all") {
     *why = "every enrolled agent, as the step declares";
     return std::nullopt;
@@ -368,8 +369,9 @@ void ModeReplay::apply(const Playbook& playbook, const json& alert, Simulation& 
     // The path says the same as the action list.
     for (auto& taken : sim.path) {
       if (taken.id == step->id && taken.outcome.starts_with("would dispatch"))
-        taken.outcome = fmt::format("would dispatch {} to {} ({})", text(action["action"]),
-                                    text(action["target"]), text(action["mode"]));
+        taken.outcome = fmt::format("would dispatch {} to {} [{}] ({})", text(action["action"]),
+                                    text(action["target"]), text(action["target_why"]),
+                                    text(action["mode"]));
     }
   }
 }

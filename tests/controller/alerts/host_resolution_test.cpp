@@ -196,6 +196,11 @@ TEST(Enrichment, APidReusedSinceTheAlertIsNotTheAlertsProcess) {
   EXPECT_NE(same["process"]["identity"]["proven_by"].get<std::string>().find("start time"),
             std::string::npos);
 
+  // A start time that reads as no date proves nothing: judged as if the alert gave none.
+  a.observables.back().start = "-292275055-05-16T16:47:05.-808Z";
+  a.timestamp_ms = 1'789'990'000'000;
+  EXPECT_EQ(build_enrichment(a, plan, answers, AssetMap{}, {})["process"]["pid_reused"], true);
+
   // No start time in the alert: a process started after the alert itself is not its process.
   a.observables.back().start = "";
   a.timestamp_ms = 1'789'990'000'000;

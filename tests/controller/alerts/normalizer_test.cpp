@@ -61,6 +61,40 @@ TEST(AlertNormalizer, EcsAlertWithFlatAndNestedKeysResolvesBoth) {
   EXPECT_EQ(json::parse(a->raw), fixture("ecs_malicious_ip.json"));
 }
 
+// A process start time is what proves a live pid is the alert's process: one that does not read
+// as a date (overflowing numbers, epoch nanoseconds, year 1) is dropped with a note, never kept as
+// some wrapped-around time. The entity id is kept beside it.
+TEST(AlertNormalizer, AProcessStartThatIsNoDateIsDroppedNotWrapped) {
+  for (const auto& start :
+       {json(1e308), json(-1e308), json(1e19), json(9223372036854775807LL),
+        json(18446744073709551615ULL), json(1796686113920000000LL), json(-5),
+        json("0001-01-01T00:00:00Z"), json("18446744073709551615")}) {
+    const json doc{{"@timestamp", "2026-12-01T00:00:00Z"},
+                   {"kibana.alert.uuid", "a1"},
+                   {"kibana.alert.rule.name", "r"},
+                   {"host", {{"name", "web-01"}}},
+                   {"process", {{"pid", 4242}, {"start", start}, {"entity_id", "e-1"}}}};
+    auto a = normalize_alert(doc, std::nullopt, kNow);
+    ASSERT_TRUE(a) << a.error().message;
+    ASSERT_TRUE(has(*a, "process", "4242")) << start.dump();
+    for (const auto& o : a->observables) {
+      if (o.type != "process") continue;
+      EXPECT_EQ(o.start, "") << start.dump();
+      EXPECT_EQ(o.entity_id, "e-1");
+    }
+    bool noted = false;
+    for (const auto& n : a->notes) noted = noted || n.find("process.start") != std::string::npos;
+    EXPECT_TRUE(noted) << start.dump();
+  }
+  const json good{{"@timestamp", "2026-12-01T00:00:00Z"},
+                  {"kibana.alert.uuid", "a2"},
+                  {"host", {{"name", "web-01"}}},
+                  {"process", {{"pid", 4242}, {"start", 1796686113920LL}}}};
+  auto a = normalize_alert(good, std::nullopt, kNow);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->observables.back().start, "2026-12-07T23:28:33.920Z");
+}
+
 TEST(AlertNormalizer, ElasticsearchHitIsUnwrappedAndItsIdUsed) {
   auto a = normalize_alert(fixture("ecs_search_hit.json"), std::nullopt, kNow);
   ASSERT_TRUE(a) << a.error().message;

@@ -203,12 +203,29 @@ TEST(PlaybookSimulation, AnOutboundAlertActsOnTheAddressValidationMatchedNotTheH
   ASSERT_GE(sim.actions.size(), 4u);
   EXPECT_EQ(sim.actions[0]["parameters"]["history_address"], "203.0.113.9");
   EXPECT_EQ(sim.actions[3]["action"], "process.kill");
+  // The path says it too, also once the backtest's mode replay has rewritten it.
+  auto replayed = sim;
+  ModeReplay(AutonomyPolicy{}).apply(*playbook, alert, replayed);
+  for (const auto& step : replayed.path) {
+    if (step.id == "kill") {
+      EXPECT_NE(step.outcome.find("validation found it connected"), std::string::npos)
+          << step.outcome;
+    }
+  }
   EXPECT_NE(sim.actions[3]["target_why"].get<std::string>().find(
                 "validation found it connected to 203.0.113.9"),
             std::string::npos)
       << sim.actions[3].dump();
   const auto context = run_context(alert);
   EXPECT_EQ(context["matched"]["ip"], "203.0.113.9");
+  // A target that renders empty (nothing validation found) is no target: the step fails.
+  json no_host = alert;
+  no_host["validation"]["hosts"] = json::array();
+  const auto empty = simulate_playbook(*playbook, no_host);
+  bool refused = false;
+  for (const auto& step : empty.path)
+    refused = refused || step.outcome.find("no proven target") != std::string::npos;
+  EXPECT_TRUE(refused) << empty.path.back().outcome;
   EXPECT_EQ(context["matched"]["indicator"]["value"], "203.0.113.9");
 
   // Recorded before validation listed its addresses: still not the host's own address.
