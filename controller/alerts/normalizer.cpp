@@ -307,8 +307,100 @@ std::string_view severity_from_wazuh_level(double level) {
   return "critical";
 }
 
+// Sysmon's EventData as Wazuh decodes it. On Windows the eventchannel decoder writes
+// `data.win.eventdata.*` and `data.win.system.eventID`; Sysmon for Linux logs the same XML to
+// syslog and the decoders that read it (SOCFortress Wazuh-Rules "Sysmon Linux", which Wazuh's
+// own Sysmon for Linux posts use) write `data.eventdata.*` and `data.system.eventId`, with key
+// case as each decoder happened to write it (`eventdata.DestinationIp` beside
+// `eventdata.sourceIp`). So names are matched without regard to case, under either prefix.
+class SysmonFields {
+ public:
+  explicit SysmonFields(const json& body) {
+    for (std::string_view prefix : {"data.win", "data"}) {
+      const auto* eventdata = find_field(body, fmt::format("{}.eventdata", prefix));
+      if (!eventdata || !eventdata->is_object()) continue;
+      prefix_ = prefix;
+      eventdata_ = eventdata;
+      system_ = find_field(body, fmt::format("{}.system", prefix));
+      return;
+    }
+  }
+  bool present() const { return eventdata_ != nullptr; }
+  // The path of EventData field `name` as this alert spells it; "" when absent.
+  std::string path(std::string_view name) const { return key_path(eventdata_, "eventdata", name); }
+  // The path of System field `name` ("eventID") as this alert spells it; "" when absent.
+  std::string system_path(std::string_view name) const {
+    return key_path(system_, "system", name);
+  }
+
+ private:
+  std::string key_path(const json* object, std::string_view part, std::string_view name) const {
+    if (!object || !object->is_object()) return "";
+    for (const auto& [key, value] : object->items())
+      if (ascii_lower(key) == ascii_lower(name)) return fmt::format("{}.{}.{}", prefix_, part, key);
+    return "";
+  }
+  std::string_view prefix_;
+  const json* eventdata_ = nullptr;
+  const json* system_ = nullptr;
+};
+
+void read_wazuh_sysmon(const json& body, FieldReader& inner, AlertRecord& a) {
+  const SysmonFields sysmon(body);
+  if (!sysmon.present()) return;
+  const auto text = [&](std::string_view name, bool allow_number = false) {
+    const auto path = sysmon.path(name);
+    return path.empty() ? std::nullopt : inner.text(path, allow_number);
+  };
+  for (auto name : {"targetUserName", "user"}) {
+    if (a.user_name.empty()) a.user_name = text(name).value_or("");
+    if (const auto path = sysmon.path(name); !path.empty()) inner.observables_at(t::kUser, path);
+  }
+  for (auto name : {"sourceIp", "destinationIp"})
+    if (const auto path = sysmon.path(name); !path.empty()) inner.observables_at(t::kIp, path);
+  if (const auto path = sysmon.path("queryName"); !path.empty())
+    inner.observables_at(t::kDomain, path);
+  for (auto name : {"image", "targetFilename"})
+    if (const auto path = sysmon.path(name); !path.empty())
+      inner.observables_at(t::kFilePath, path);
+  // "SHA1=...,MD5=...,SHA256=...,IMPHASH=...".
+  if (const auto path = sysmon.path("hashes"); !path.empty()) {
+    std::string_view rest;
+    const auto hashes = inner.text(path);
+    if (hashes) rest = *hashes;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto item = rest.substr(0, comma);
+      const auto eq = item.find('=');
+      if (eq != std::string_view::npos) {
+        const auto algo = ascii_lower(item.substr(0, eq));
+        const auto value = item.substr(eq + 1);
+        if (algo == "md5") inner.observable(t::kMd5, path, value);
+        if (algo == "sha1") inner.observable(t::kSha1, path, value);
+        if (algo == "sha256") inner.observable(t::kSha256, path, value);
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  // Process creation (event 1): the pid, its ProcessGuid, and UtcTime, the creation time in UTC
+  // written "2024-01-01 10:00:00.123" (no zone; some decoders keep a "T" and a "Z").
+  if (auto pid = text("processId", true)) {
+    std::string start;
+    const auto event_path = sysmon.system_path("eventID");
+    if (!event_path.empty() && inner.text(event_path, true).value_or("") == "1") {
+      const auto utc = text("utcTime").value_or("");
+      auto ms = parse_rfc3339_ms(utc);
+      if (!ms && !utc.empty()) ms = parse_rfc3339_ms(utc + "Z");
+      if (ms && is_date_ms(*ms)) start = format_utc_ms(*ms);
+    }
+    inner.observable(t::kProcess, sysmon.path("processId"), *pid, start,
+                     text("processGuid").value_or(""));
+  }
+}
+
 // `inner` reads the alert itself (unwrapped from an active-response message).
-void read_wazuh(FieldReader& inner, AlertRecord& a) {
+void read_wazuh(const json& body, FieldReader& inner, AlertRecord& a) {
   a.source_id = inner.text("id", true).value_or("");
   a.rule_id = inner.text("rule.id", true).value_or("");
   a.rule_name = inner.text("rule.description").value_or("");
@@ -333,56 +425,21 @@ void read_wazuh(FieldReader& inner, AlertRecord& a) {
     a.host_name = inner.text("agent.name").value_or("");
     if (auto ip = inner.text("agent.ip")) a.host_ips.push_back(*ip);
   }
-  a.user_name =
-      inner.first_text({"data.dstuser", "data.srcuser", "data.win.eventdata.targetUserName"});
+  a.user_name = inner.first_text({"data.dstuser", "data.srcuser"});
 
-  for (auto path : {"data.srcip", "data.dstip", "data.src_ip", "data.dest_ip",
-                    "data.win.eventdata.sourceIp", "data.win.eventdata.destinationIp"})
+  for (auto path : {"data.srcip", "data.dstip", "data.src_ip", "data.dest_ip"})
     inner.observables_at(t::kIp, path);
-  for (auto path : {"data.hostname_dst", "data.dns.rrname", "data.win.eventdata.queryName"})
-    inner.observables_at(t::kDomain, path);
+  for (auto path : {"data.hostname_dst", "data.dns.rrname"}) inner.observables_at(t::kDomain, path);
   inner.observables_at(t::kUrl, "data.url");
   inner.observables_at(t::kFilePath, "syscheck.path");
   inner.observables_at(t::kMd5, "syscheck.md5_after");
   inner.observables_at(t::kSha1, "syscheck.sha1_after");
   inner.observables_at(t::kSha256, "syscheck.sha256_after");
   inner.observables_at(t::kFilePath, "data.audit.exe");
-  inner.observables_at(t::kFilePath, "data.win.eventdata.image");
-  // Sysmon: "SHA1=...,MD5=...,SHA256=...,IMPHASH=...".
-  if (auto hashes = inner.text("data.win.eventdata.hashes")) {
-    std::string_view rest = *hashes;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      const auto item = rest.substr(0, comma);
-      const auto eq = item.find('=');
-      if (eq != std::string_view::npos) {
-        const auto algo = ascii_lower(item.substr(0, eq));
-        const auto value = item.substr(eq + 1);
-        if (algo == "md5") inner.observable(t::kMd5, "data.win.eventdata.hashes", value);
-        if (algo == "sha1") inner.observable(t::kSha1, "data.win.eventdata.hashes", value);
-        if (algo == "sha256") inner.observable(t::kSha256, "data.win.eventdata.hashes", value);
-      }
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
-  }
   if (auto pid = inner.text("data.audit.pid", true))
     inner.observable(t::kProcess, "data.audit.pid", *pid);
-  // Sysmon process creation (event 1) as Wazuh decodes it: the pid, its ProcessGuid, and UtcTime,
-  // the creation time in UTC written "2024-01-01 10:00:00.123" (no zone).
-  if (auto pid = inner.text("data.win.eventdata.processId", true)) {
-    std::string start;
-    if (inner.text("data.win.system.eventID", true).value_or("") == "1") {
-      const auto utc = inner.text("data.win.eventdata.utcTime").value_or("");
-      auto ms = parse_rfc3339_ms(utc);
-      if (!ms && !utc.empty()) ms = parse_rfc3339_ms(utc + "Z");
-      if (ms && is_date_ms(*ms)) start = format_utc_ms(*ms);
-    }
-    inner.observable(t::kProcess, "data.win.eventdata.processId", *pid, start,
-                     inner.text("data.win.eventdata.processGuid").value_or(""));
-  }
-  for (auto path : {"data.srcuser", "data.dstuser", "data.win.eventdata.targetUserName"})
-    inner.observables_at(t::kUser, path);
+  for (auto path : {"data.srcuser", "data.dstuser"}) inner.observables_at(t::kUser, path);
+  read_wazuh_sysmon(body, inner, a);
 }
 
 void read_generic(const json& doc, FieldReader& r, AlertRecord& a) {
@@ -516,7 +573,7 @@ Result<AlertRecord> normalize_alert(const json& document, std::optional<std::str
   const json& body = source == alert_format::kWazuh ? unwrap_wazuh(unwrapped) : unwrapped;
   FieldReader reader(body);
   if (source == alert_format::kEcs) read_ecs(document, body, reader, a);
-  if (source == alert_format::kWazuh) read_wazuh(reader, a);
+  if (source == alert_format::kWazuh) read_wazuh(body, reader, a);
   if (source == alert_format::kGeneric) read_generic(body, reader, a);
   // The producer's own id; a search hit's `_id` when the document carries none.
   if (a.source_id.empty()) {

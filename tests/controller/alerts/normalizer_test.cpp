@@ -229,6 +229,73 @@ TEST(AlertNormalizer, ElasticEndpointAlertWithEpochMillisecondDatesIsKept) {
   }
 }
 
+const Observable* process_of(const AlertRecord& a) {
+  for (const auto& o : a.observables)
+    if (o.type == "process") return &o;
+  return nullptr;
+}
+
+// Sysmon for Linux through Wazuh: the community decoders write `data.eventdata.*` and
+// `data.system.eventId`, with `DestinationIp` capitalised beside `sourceIp`. The alert is read
+// as the Windows one is (`data.win.eventdata.*`): addresses, image, user and the process.
+TEST(AlertNormalizer, SysmonForLinuxThroughWazuhReadsLikeWindowsSysmon) {
+  auto linux_alert = normalize_alert(fixture("wazuh_sysmon_linux_network.json"), std::nullopt, kNow);
+  ASSERT_TRUE(linux_alert) << linux_alert.error().message;
+  auto windows_alert =
+      normalize_alert(fixture("wazuh_sysmon_windows_network.json"), std::nullopt, kNow);
+  ASSERT_TRUE(windows_alert) << windows_alert.error().message;
+  for (const auto* a : {&*linux_alert, &*windows_alert}) {
+    EXPECT_EQ(a->source, "wazuh");
+    EXPECT_TRUE(has(*a, "ip", "203.0.113.50")) << a->host_name << ": the destination";
+  }
+  const auto& a = *linux_alert;
+  EXPECT_EQ(a.host_name, "web-01");
+  EXPECT_TRUE(has(a, "ip", "10.20.2.40"));
+  EXPECT_TRUE(has(a, "file_path", "/usr/bin/curl"));
+  EXPECT_TRUE(has(a, "user", "deploy"));
+  EXPECT_EQ(a.user_name, "deploy");
+  const auto* process = process_of(a);
+  ASSERT_NE(process, nullptr);
+  EXPECT_EQ(process->value, "24518");
+  EXPECT_EQ(process->entity_id, "{6f0a2c1e-7a3e-6706-c5e1-5b3f00000000}");
+  EXPECT_EQ(process->start, "") << "a network event's UtcTime is not the process's start";
+  EXPECT_TRUE(has(*windows_alert, "user", "EXAMPLE\\deploy"));
+
+  auto created = normalize_alert(fixture("wazuh_sysmon_linux_process.json"), std::nullopt, kNow);
+  ASSERT_TRUE(created) << created.error().message;
+  const auto* started = process_of(*created);
+  ASSERT_NE(started, nullptr);
+  EXPECT_EQ(started->value, "24519");
+  EXPECT_EQ(started->start, "2026-11-21T10:15:42.118Z") << "UtcTime without a zone is UTC";
+  EXPECT_TRUE(has(*created, "sha256",
+                  "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"));
+  EXPECT_TRUE(has(*created, "file_path", "/tmp/.x/dropper"));
+}
+
+// Decoders differ in key case (`destinationIp`, `DestinationIp`, `DESTINATIONIP`, `eventID`,
+// `eventId`): every spelling is the same field.
+TEST(AlertNormalizer, SysmonFieldNamesAreReadInAnyCase) {
+  auto doc = fixture("wazuh_sysmon_linux_process.json");
+  auto& data = doc["data"];
+  data["system"] = json{{"EVENTID", "1"}};
+  json eventdata;
+  for (auto& [key, value] : data["eventdata"].items()) {
+    std::string upper = key;
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    eventdata[upper] = value;
+  }
+  eventdata["destinationip"] = "198.51.100.9";
+  data["eventdata"] = eventdata;
+  auto a = normalize_alert(doc, std::nullopt, kNow);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_TRUE(has(*a, "ip", "198.51.100.9"));
+  EXPECT_TRUE(has(*a, "file_path", "/tmp/.x/dropper"));
+  const auto* started = process_of(*a);
+  ASSERT_NE(started, nullptr);
+  EXPECT_EQ(started->start, "2026-11-21T10:15:42.118Z");
+  EXPECT_EQ(started->entity_id, "{6f0a2c1e-7a3e-6706-c5e1-5b3f00000001}");
+}
+
 // Wazuh alerts read back from the Wazuh indexer (or shipped by Filebeat) carry `@timestamp` and
 // arrive as search hits: still Wazuh, with their host, rule, level and addresses.
 TEST(AlertNormalizer, WazuhAlertFromTheIndexerIsReadAsWazuh) {
