@@ -93,11 +93,17 @@ std::optional<int> AlertCommands::run(const Connection& c) {
     if (reload_->parsed()) std::cout << "Reloaded.\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : result["feeds"]) {
+      const auto count = [&](const char* key) { return f.value(key, json(0)).dump(); };
       rows.push_back({text(f["name"]), text(f["format"]), f["weight"].dump(),
-                      f["indicators"].dump(), f["networks"].dump(), f["skipped"].dump(),
+                      count("indicators"), count("networks"), count("timed"), count("expired"),
+                      count("revoked"), count("not_for_detection"), count("skipped"),
                       text(f["loaded_at"]), text(f["path"])});
     }
-    print_table({"NAME", "FORMAT", "WEIGHT", "INDICATORS", "RANGES", "SKIPPED", "LOADED", "PATH"},
+    // TIMED: valid in a window only (judged at each lookup); EXPIRED, REVOKED, NOT-DETECT: held
+    // out on the feed's own word (STIX valid_until/revoked, OpenCTI x_opencti_detection, MISP
+    // deleted/to_ids/expiration sightings).
+    print_table({"NAME", "FORMAT", "WEIGHT", "INDICATORS", "RANGES", "TIMED", "EXPIRED", "REVOKED",
+                 "NOT-DETECT", "SKIPPED", "LOADED", "PATH"},
                 rows);
     // Per feed: how it was read, what was skipped and why, and a failed load.
     for (const auto& f : result["feeds"]) {

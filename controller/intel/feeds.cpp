@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "common/json_fields.h"
+#include "common/utc_time.h"
 
 namespace riposte::controller {
 
@@ -54,27 +56,74 @@ bool looks_like_family_name(std::string_view value) {
                      [&](std::string_view p) { return value.starts_with(p); });
 }
 
-// Adds `value` as `type` (guessed when empty); CIDR ranges become networks.
-bool add_indicator(FeedContents& out, std::string_view raw, std::string_view type = {}) {
+// Why `network` cannot be an indicator, "" when it can: one that holds a sink or host-local
+// address (0.0.0.0/0, 127.0.0.0/8, ::/0) or is so broad it names a good part of the Internet
+// would confirm nearly any alert.
+std::string unusable_network(const IpNetwork& network) {
+  for (auto sink : {"0.0.0.0", "127.0.0.1", "::", "::1"})
+    if (network.contains(sink))
+      return fmt::format("{} holds the sink address {}: never an indicator", network.to_string(),
+                         sink);
+  const int broadest = network.is_v6() ? 16 : 8;
+  if (network.prefix_length() < broadest)
+    return fmt::format("{} is broader than /{}: too broad to be an indicator",
+                       network.to_string(), broadest);
+  return "";
+}
+
+// Adds `raw` as `type` (guessed when empty); CIDR ranges become networks. Returns why it was not
+// added, "" when it was.
+std::string add_indicator(FeedContents& out, std::string_view raw, std::string_view type = {}) {
   auto value = trim_whitespace(raw);
-  if (value.empty()) return false;
+  if (value.empty()) return "an empty value";
   if (type.empty() || type == t::kIp) value = without_port(value);
   if ((type.empty() || type == t::kIp) && value.find('/') != std::string_view::npos &&
       value.find("://") == std::string_view::npos) {
     if (auto network = IpNetwork::parse(value)) {
+      if (auto why = unusable_network(*network); !why.empty()) return why;
       out.networks.push_back(*network);
-      return true;
+      return "";
     }
   }
   if (type.empty()) {
     auto guessed = guess_observable_type(value);
-    if (!guessed) return false;
+    if (!guessed)
+      return fmt::format("\"{}\" is not an IP address, domain, URL or hash", value.substr(0, 80));
     type = *guessed;
   }
   auto canonical = canonical_observable(type, value);
-  if (!canonical) return false;
+  if (!canonical) return fmt::format("\"{}\" is not a valid {}", value.substr(0, 80), type);
+  // Blocklists publish sinks (`0.0.0.0 domain`), and an address every host has would confirm
+  // every alert that mentions it.
+  if (type == t::kIp) {
+    if (const auto scope = host_local_scope(*canonical); !scope.empty())
+      return fmt::format("{} ({} address) is a sink or every host's own: never an indicator",
+                         *canonical, scope);
+  }
   out.indicators.push_back({std::string(type), std::move(*canonical), ""});
-  return true;
+  return "";
+}
+
+// Adds `raw` valid in [from_ms, until_ms) as judged at `now_ms`: unbounded now, an indicator;
+// bounded, a timed one that confirms only inside its window.
+std::string add_indicator_for(FeedContents& out, std::int64_t now_ms, std::int64_t from_ms,
+                              std::int64_t until_ms, std::string_view raw,
+                              std::string_view type) {
+  if (from_ms <= now_ms && until_ms == 0) return add_indicator(out, raw, type);
+  FeedContents scratch;
+  auto why = add_indicator(scratch, raw, type);
+  for (auto& indicator : scratch.indicators)
+    out.timed.push_back({std::move(indicator), std::nullopt, from_ms, until_ms});
+  for (auto& network : scratch.networks)
+    out.timed.push_back({std::nullopt, network, from_ms, until_ms});
+  return why;
+}
+
+// Names a hosts file gives the machine itself, not indicators.
+bool hosts_file_own_name(std::string_view name) {
+  const auto lower = ascii_lower(name);
+  return lower == "localhost" || lower == "localhost.localdomain" || lower == "local" ||
+         lower == "broadcasthost" || lower.starts_with("ip6-") || lower.ends_with(".localhost");
 }
 
 Result<std::string> read_file(const fs::path& path) {
@@ -114,18 +163,51 @@ void for_each_line(const std::string& text, Fn fn) {
   }
 }
 
+// One indicator per line; "value  # comment" and "value<TAB>extra" keep the first token. Lines
+// in hosts-file form (`0.0.0.0 domain [domain...]`, `127.0.0.1 domain`, as URLhaus and most DNS
+// blocklists publish them) yield their names: the address in front is where the list sends them
+// (a sink), not an indicator.
 Result<FeedContents> load_list(const FeedConfig& feed) {
   auto text = read_file(feed.path);
   if (!text) return text.error();
   FeedContents out;
+  std::size_t lines = 0, comments = 0, hosts_lines = 0;
   for_each_line(*text, [&](std::size_t line_no, std::string_view line) {
+    ++lines;
     line = trim_whitespace(line);
-    if (line.empty() || line.front() == '#' || line.front() == ';') return;
-    // "value  # comment" and "value<TAB>extra" both keep the first token.
-    line = line.substr(0, line.find_first_of(" \t#"));
-    if (!add_indicator(out, line))
-      skip(out, fmt::format("line {}: \"{}\" is not an indicator", line_no, line.substr(0, 80)));
+    if (line.empty() || line.front() == '#' || line.front() == ';') {
+      ++comments;
+      return;
+    }
+    line = trim_whitespace(line.substr(0, line.find('#')));
+    std::vector<std::string_view> tokens;
+    for (std::size_t at = 0; at < line.size();) {
+      const auto end = std::min(line.find_first_of(" \t", at), line.size());
+      if (end > at) tokens.push_back(line.substr(at, end - at));
+      at = end + 1;
+    }
+    const auto sink = canonical_observable(t::kIp, tokens.front());
+    const auto scope = sink ? host_local_scope(*sink) : std::string_view();
+    if (tokens.size() > 1 && (scope == "loopback" || scope == "unspecified")) {
+      ++hosts_lines;
+      for (std::size_t i = 1; i < tokens.size(); ++i) {
+        if (hosts_file_own_name(tokens[i])) {
+          skip(out, fmt::format("line {}: \"{}\" is the hosts file's name for the machine itself",
+                                line_no, tokens[i].substr(0, 80)));
+          continue;
+        }
+        if (auto why = add_indicator(out, tokens[i], t::kDomain); !why.empty())
+          skip(out, fmt::format("line {}: {}", line_no, why));
+      }
+      return;
+    }
+    if (auto why = add_indicator(out, tokens.front()); !why.empty())
+      skip(out, fmt::format("line {}: {}", line_no, why));
   });
+  out.detail = fmt::format("{} lines: {} comments or blank, {} in hosts-file form (sink address, "
+                           "then names){}",
+                           lines, comments, hosts_lines,
+                           out.skipped ? fmt::format(", {} entries skipped", out.skipped) : "");
   return out;
 }
 
@@ -232,15 +314,49 @@ Result<FeedContents> load_csv(const FeedConfig& feed) {
   FeedContents out;
   out.detail = chosen_by;
   for (const auto& [line_no, fields] : rows) {
-    if (column >= fields.size() || !add_indicator(out, fields[column])) {
-      skip(out, fmt::format("line {}: no indicator in column {}", line_no, column + 1));
+    if (column >= fields.size()) {
+      skip(out, fmt::format("line {}: no column {}", line_no, column + 1));
+    } else if (auto why = add_indicator(out, fields[column]); !why.empty()) {
+      skip(out, fmt::format("line {}, column {}: {}", line_no, column + 1, why));
     }
   }
   return out;
 }
 
+// When a MISP attribute stops being an indicator: the earliest of its expiration sightings
+// (`Sighting[].type` "2", `date_sighting` in Unix seconds), 0 when it has none. False-positive
+// sightings (type "1") are one organisation's report, not the publisher's retraction: they are
+// kept, as MISP itself keeps the attribute. nullopt when a sighting cannot be read.
+Result<std::int64_t> misp_expiry_ms(const json& attribute) {
+  const auto it = attribute.find("Sighting");
+  if (it == attribute.end() || it->is_null()) return std::int64_t{0};
+  if (!it->is_array()) return Error{"\"Sighting\" is not a list"};
+  std::int64_t earliest = 0;
+  for (const auto& sighting : *it) {
+    if (!sighting.is_object()) return Error{"a sighting is not an object"};
+    const auto type = sighting.contains("type") && sighting["type"].is_number_integer()
+                          ? std::to_string(sighting["type"].get<std::int64_t>())
+                          : jf::string_or(sighting, "type", "0");
+    if (type != "2") continue;
+    const auto date = sighting.contains("date_sighting") && sighting["date_sighting"].is_number()
+                          ? sighting["date_sighting"].dump()
+                          : jf::string_or(sighting, "date_sighting");
+    char* end = nullptr;
+    errno = 0;
+    const long long seconds = std::strtoll(date.c_str(), &end, 10);
+    if (date.empty() || end != date.c_str() + date.size() || errno != 0 || seconds < 0 ||
+        seconds > 253'402'300'799LL)
+      return Error{fmt::format("an expiration sighting's date_sighting \"{}\" is not Unix seconds",
+                               date.substr(0, 40))};
+    const std::int64_t ms = seconds * 1000;
+    if (earliest == 0 || ms < earliest) earliest = ms;
+  }
+  return earliest;
+}
+
 // MISP attribute types we can look up, and which part of a composite value ("a|b") to use.
-void add_misp_attribute(FeedContents& out, const json& attribute, const std::string& where) {
+void add_misp_attribute(FeedContents& out, const json& attribute, const std::string& where,
+                        std::int64_t now_ms) {
   if (!attribute.is_object()) return;
   // A flag that is not a boolean is not read as either value: a retracted indicator must not come
   // back because its "deleted" was written "1".
@@ -251,9 +367,15 @@ void add_misp_attribute(FeedContents& out, const json& attribute, const std::str
       return;
     }
   }
-  if (jf::bool_or(attribute, "deleted", false)) return;
+  if (jf::bool_or(attribute, "deleted", false)) {
+    ++out.revoked;
+    return;
+  }
   // to_ids=false marks context, not something to detect on.
-  if (!jf::bool_or(attribute, "to_ids", true)) return;
+  if (!jf::bool_or(attribute, "to_ids", true)) {
+    ++out.not_for_detection;
+    return;
+  }
   const auto type = jf::string_at(attribute, "type");
   if (!type) {
     skip(out, attribute.contains("type")
@@ -262,39 +384,52 @@ void add_misp_attribute(FeedContents& out, const json& attribute, const std::str
                   : fmt::format("{}: an attribute has no \"type\"", where));
     return;
   }
+  const auto expiry = misp_expiry_ms(attribute);
+  if (!expiry) {
+    skip(out, fmt::format("{}: {} attribute: {}", where, *type, expiry.error().message));
+    return;
+  }
+  if (*expiry != 0 && *expiry <= now_ms) {
+    ++out.expired;
+    return;
+  }
+  const auto add = [&](std::string_view raw, std::string_view as) {
+    return add_indicator_for(out, now_ms, 0, *expiry, raw, as);
+  };
   const auto value = jf::string_or(attribute, "value");
   const auto bar = value.find('|');
   const std::string first = value.substr(0, bar);
   const std::string second = bar == std::string::npos ? "" : value.substr(bar + 1);
-  bool ok = true;
+  std::string why;
   if (*type == "ip-src" || *type == "ip-dst") {
-    ok = add_indicator(out, value, t::kIp);
+    why = add(value, t::kIp);
   } else if (*type == "ip-src|port" || *type == "ip-dst|port") {
-    ok = add_indicator(out, first, t::kIp);
+    why = add(first, t::kIp);
   } else if (*type == "domain" || *type == "hostname") {
-    ok = add_indicator(out, value, t::kDomain);
+    why = add(value, t::kDomain);
   } else if (*type == "domain|ip" || *type == "hostname|port") {
-    ok = add_indicator(out, first, t::kDomain);
-    if (*type == "domain|ip") ok = add_indicator(out, second, t::kIp) && ok;
+    why = add(first, t::kDomain);
+    if (*type == "domain|ip") {
+      if (auto ip_why = add(second, t::kIp); !ip_why.empty()) why = ip_why;
+    }
   } else if (*type == "url") {
-    ok = add_indicator(out, value, t::kUrl);
+    why = add(value, t::kUrl);
   } else if (*type == "md5" || *type == "sha1" || *type == "sha256") {
-    ok = add_indicator(out, value, *type);
+    why = add(value, *type);
   } else if (*type == "filename|md5" || *type == "filename|sha1" || *type == "filename|sha256") {
-    ok = add_indicator(out, second, type->substr(9));
+    why = add(second, type->substr(9));
   } else {
     return;  // other attribute kinds (text, email-subject, ...) are context
   }
-  if (ok) return;
+  if (why.empty()) return;
   if (jf::holds_non_string(attribute, "value"))
     skip(out, fmt::format("{}: {} attribute's \"value\" is not a string ({})", where, *type,
                           attribute["value"].type_name()));
   else
-    skip(out,
-         fmt::format("{}: {} \"{}\" is not a valid indicator", where, *type, value.substr(0, 80)));
+    skip(out, fmt::format("{}: {} attribute: {}", where, *type, why));
 }
 
-Result<FeedContents> load_misp(const FeedConfig& feed) {
+Result<FeedContents> load_misp(const FeedConfig& feed, std::int64_t now_ms) {
   if (!fs::is_directory(feed.path))
     return Error{
         fmt::format("{}: a MISP feed is a directory with manifest.json", feed.path.string())};
@@ -322,13 +457,13 @@ Result<FeedContents> load_misp(const FeedConfig& feed) {
       return Error{fmt::format("{}: not a MISP event (no \"Event\" object)", file.string())};
     const auto where = file.filename().string();
     if (const auto it = body->find("Attribute"); it != body->end() && it->is_array()) {
-      for (const auto& a : *it) add_misp_attribute(out, a, where);
+      for (const auto& a : *it) add_misp_attribute(out, a, where, now_ms);
     }
     if (const auto it = body->find("Object"); it != body->end() && it->is_array()) {
       for (const auto& object : *it) {
         if (!object.is_object()) continue;
         if (const auto attrs = object.find("Attribute"); attrs != object.end() && attrs->is_array())
-          for (const auto& a : *attrs) add_misp_attribute(out, a, where);
+          for (const auto& a : *attrs) add_misp_attribute(out, a, where, now_ms);
       }
     }
   }
@@ -483,7 +618,8 @@ Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern)
   return singles;
 }
 
-Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& file) {
+Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& file,
+                       std::int64_t now_ms) {
   if (jf::string_or(bundle, "type") != "bundle")
     return Error{
         fmt::format("{}: not a STIX bundle (\"type\": \"bundle\" missing)", file.string())};
@@ -506,7 +642,46 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
                             object["revoked"].type_name()));
       continue;
     }
-    if (jf::bool_or(object, "revoked", false)) continue;
+    if (jf::bool_or(object, "revoked", false)) {
+      ++out.revoked;
+      continue;
+    }
+    // OpenCTI's own flag: an indicator kept for knowledge, not for detection.
+    if (object.contains("x_opencti_detection") && !object["x_opencti_detection"].is_boolean()) {
+      skip(out, fmt::format("{}: \"x_opencti_detection\" is not a boolean ({})", id,
+                            object["x_opencti_detection"].type_name()));
+      continue;
+    }
+    if (!jf::bool_or(object, "x_opencti_detection", true)) {
+      ++out.not_for_detection;
+      continue;
+    }
+    // The window the producer vouches for (STIX 2.1 4.7: valid_from required, valid_until
+    // optional and after it).
+    std::int64_t window[2] = {0, 0};
+    bool readable = true;
+    for (int i = 0; i < 2; ++i) {
+      const char* field = i == 0 ? "valid_from" : "valid_until";
+      if (!object.contains(field) || object[field].is_null()) continue;
+      const auto text = object[field].is_string() ? object[field].get<std::string>() : "";
+      const auto ms = parse_rfc3339_ms(text);
+      if (!ms) {
+        skip(out, fmt::format("{}: \"{}\" is not a timestamp ({})", id, field,
+                              object[field].dump().substr(0, 60)));
+        readable = false;
+        break;
+      }
+      window[i] = *ms;
+    }
+    if (!readable) continue;
+    if (window[1] != 0 && window[1] <= window[0]) {
+      skip(out, fmt::format("{}: valid_until is not after valid_from: never valid", id));
+      continue;
+    }
+    if (window[1] != 0 && window[1] <= now_ms) {
+      ++out.expired;
+      continue;
+    }
     if (jf::string_or(object, "pattern_type") != "stix") {
       skip(out, fmt::format("{}: pattern_type {} is not stix", id,
                             object.contains("pattern_type")
@@ -540,14 +715,15 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
         skip(out, fmt::format("{}: ISSUBSET on {}", id, c.path));
         continue;
       }
-      if (!add_indicator(out, c.value, type))
-        skip(out, fmt::format("{}: \"{}\" is not a valid {}", id, c.value.substr(0, 80), type));
+      if (auto why = add_indicator_for(out, now_ms, window[0], window[1], c.value, type);
+          !why.empty())
+        skip(out, fmt::format("{}: {}", id, why));
     }
   }
   return ok_status();
 }
 
-Result<FeedContents> load_stix(const FeedConfig& feed) {
+Result<FeedContents> load_stix(const FeedConfig& feed, std::int64_t now_ms) {
   std::vector<fs::path> files;
   if (fs::is_directory(feed.path)) {
     for (const auto& entry : fs::directory_iterator(feed.path))
@@ -561,7 +737,7 @@ Result<FeedContents> load_stix(const FeedConfig& feed) {
   for (const auto& file : files) {
     auto bundle = read_json(file);
     if (!bundle) return bundle.error();
-    if (auto s = add_stix_bundle(out, *bundle, file); !s) return s.error();
+    if (auto s = add_stix_bundle(out, *bundle, file, now_ms); !s) return s.error();
   }
   return out;
 }
@@ -594,7 +770,7 @@ std::vector<std::string> split_csv_line(std::string_view line) {
   return fields;
 }
 
-Result<FeedContents> load_feed(const FeedConfig& feed) {
+Result<FeedContents> load_feed(const FeedConfig& feed, std::int64_t now_ms) {
   if (!fs::exists(feed.path))
     return Error{fmt::format("feed '{}': {} does not exist", feed.name, feed.path.string())};
   Result<FeedContents> loaded = Error{""};
@@ -603,15 +779,16 @@ Result<FeedContents> load_feed(const FeedConfig& feed) {
   } else if (feed.format == "list") {
     loaded = load_list(feed);
   } else if (feed.format == "misp") {
-    loaded = load_misp(feed);
+    loaded = load_misp(feed, now_ms);
   } else if (feed.format == "stix") {
-    loaded = load_stix(feed);
+    loaded = load_stix(feed, now_ms);
   } else {
     return Error{fmt::format("feed '{}': unknown format '{}' (csv, list, misp or stix)", feed.name,
                              feed.format)};
   }
   if (!loaded) return Error{fmt::format("feed '{}': {}", feed.name, loaded.error().message)};
-  if (loaded->indicators.empty() && loaded->networks.empty() && loaded->skipped > 0) {
+  if (loaded->indicators.empty() && loaded->networks.empty() && loaded->timed.empty() &&
+      loaded->skipped > 0) {
     return Error{fmt::format("feed '{}': none of its {} entries is a usable indicator (first: {})",
                              feed.name, loaded->skipped, loaded->skip_reasons.front())};
   }

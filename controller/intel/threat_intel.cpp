@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <bit>
+#include <chrono>
 #include <filesystem>
 #include <unordered_map>
 
@@ -17,7 +18,25 @@ struct ThreatIntel::Index {
   double total_weight = 0;
   std::unordered_map<std::string, std::uint64_t> exact;  // canonical value -> feeds bitmask
   std::vector<std::pair<IpNetwork, std::uint64_t>> networks;
+  // Indicators valid in a window only: each value or range with its feed's bit and window.
+  struct Window {
+    std::uint64_t bit = 0;
+    std::int64_t from_ms = 0, until_ms = 0;  // 0: unbounded
+    bool holds(std::int64_t now_ms) const {
+      return now_ms >= from_ms && (until_ms == 0 || now_ms < until_ms);
+    }
+  };
+  std::unordered_map<std::string, std::vector<Window>> timed_exact;
+  std::vector<std::pair<IpNetwork, Window>> timed_networks;
 };
+
+ThreatIntel::ThreatIntel(std::function<std::int64_t()> clock) : clock_(std::move(clock)) {}
+
+std::int64_t ThreatIntel::system_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string_view confidence_decision(double score, const ConfidenceThresholds& thresholds) {
   // A hair of tolerance so that 2 of 4 feeds (0.5) meets a 0.5 threshold despite rounding.
@@ -52,7 +71,7 @@ Status ThreatIntel::load(const std::vector<FeedConfig>& feeds, std::int64_t now_
     const auto& feed = feeds[i];
     const std::uint64_t bit = 1ULL << i;
     index->total_weight += feed.weight;
-    auto contents = load_feed(feed);
+    auto contents = load_feed(feed, now_ms);
     if (!contents) {
       // One bad file is not a dead controller, nor an empty feed: what it held before stays.
       FeedStatus status{feed};
@@ -69,12 +88,21 @@ Status ThreatIntel::load(const std::vector<FeedConfig>& feeds, std::int64_t now_
             if (mask & old_bit) index->exact[value] |= bit;
           for (const auto& [network, mask] : previous->networks)
             if (mask & old_bit) index->networks.emplace_back(network, bit);
-          status.indicators = was.indicators;
-          status.networks = was.networks;
-          status.skipped = was.skipped;
-          status.skip_reasons = was.skip_reasons;
-          status.detail = was.detail;
-          status.loaded_at_ms = was.loaded_at_ms;
+          for (const auto& [value, windows] : previous->timed_exact)
+            for (auto window : windows)
+              if (window.bit == old_bit) {
+                window.bit = bit;
+                index->timed_exact[value].push_back(window);
+              }
+          for (auto [network, window] : previous->timed_networks)
+            if (window.bit == old_bit) {
+              window.bit = bit;
+              index->timed_networks.emplace_back(network, window);
+            }
+          status = was;
+          status.config = feed;
+          status.error = contents.error().message;
+          status.failed_at_ms = now_ms;
         }
       }
       index->feeds.push_back(std::move(status));
@@ -83,13 +111,22 @@ Status ThreatIntel::load(const std::vector<FeedConfig>& feeds, std::int64_t now_
     index->exact.reserve(index->exact.size() + contents->indicators.size());
     for (auto& indicator : contents->indicators) index->exact[std::move(indicator.value)] |= bit;
     for (const auto& network : contents->networks) index->networks.emplace_back(network, bit);
-    FeedStatus status{feed,
-                      contents->indicators.size(),
-                      contents->networks.size(),
-                      contents->skipped,
-                      std::move(contents->skip_reasons),
-                      std::move(contents->detail),
-                      now_ms};
+    for (auto& timed : contents->timed) {
+      const Index::Window window{bit, timed.valid_from_ms, timed.valid_until_ms};
+      if (timed.indicator) index->timed_exact[std::move(timed.indicator->value)].push_back(window);
+      if (timed.network) index->timed_networks.emplace_back(*timed.network, window);
+    }
+    FeedStatus status{feed};
+    status.indicators = contents->indicators.size();
+    status.networks = contents->networks.size();
+    status.timed = contents->timed.size();
+    status.skipped = contents->skipped;
+    status.skip_reasons = std::move(contents->skip_reasons);
+    status.expired = contents->expired;
+    status.revoked = contents->revoked;
+    status.not_for_detection = contents->not_for_detection;
+    status.detail = std::move(contents->detail);
+    status.loaded_at_ms = now_ms;
     index->feeds.push_back(std::move(status));
   }
   std::lock_guard lock(mutex_);
@@ -103,13 +140,19 @@ std::shared_ptr<const ThreatIntel::Index> ThreatIntel::current() const {
 }
 
 std::uint64_t ThreatIntel::mask_for(const Index& index, std::string_view type,
-                                    std::string_view value) const {
+                                    std::string_view value, std::int64_t now_ms) const {
   std::uint64_t mask = 0;
-  if (const auto it = index.exact.find(std::string(value)); it != index.exact.end())
-    mask = it->second;
+  const std::string key(value);
+  if (const auto it = index.exact.find(key); it != index.exact.end()) mask = it->second;
+  if (const auto it = index.timed_exact.find(key); it != index.timed_exact.end())
+    for (const auto& window : it->second)
+      if (window.holds(now_ms)) mask |= window.bit;
   if (type == t::kIp) {
     for (const auto& [network, bit] : index.networks)
       if ((mask & bit) == 0 && network.contains(value)) mask |= bit;
+    for (const auto& [network, window] : index.timed_networks)
+      if ((mask & window.bit) == 0 && window.holds(now_ms) && network.contains(value))
+        mask |= window.bit;
   }
   if (type == t::kUrl) {
     // A feed listing the URL's host (domain or IP) confirms the URL as well.
@@ -118,7 +161,7 @@ std::uint64_t ThreatIntel::mask_for(const Index& index, std::string_view type,
     const auto host_type = guess_observable_type(host);
     if (host_type && (*host_type == t::kDomain || *host_type == t::kIp)) {
       if (auto canonical = canonical_observable(*host_type, host))
-        mask |= mask_for(index, *host_type, *canonical);
+        mask |= mask_for(index, *host_type, *canonical, now_ms);
     }
   }
   return mask;
@@ -139,7 +182,7 @@ std::vector<std::string> ThreatIntel::confirming_feeds(std::string_view type,
   auto index = current();
   std::vector<std::string> names;
   if (!index) return names;
-  for_each_feed(index->feeds, mask_for(*index, type, value),
+  for_each_feed(index->feeds, mask_for(*index, type, value, clock_()),
                 [&](const FeedStatus& feed) { names.push_back(feed.config.name); });
   return names;
 }
@@ -159,8 +202,9 @@ json ThreatIntel::assess(const std::vector<Observable>& observables,
   }
   double best = 0;
   std::string best_what;
+  const auto now_ms = clock_();
   for (const auto& o : observables) {
-    const auto mask = mask_for(*index, o.type, o.value);
+    const auto mask = mask_for(*index, o.type, o.value, now_ms);
     if (mask == 0) continue;
     double weight = 0;
     json names = json::array();

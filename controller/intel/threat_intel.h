@@ -10,6 +10,7 @@
 // SOC rule: fewer than two confirmations discard, two go to an analyst, three or more respond.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -34,8 +35,12 @@ struct FeedStatus {
   FeedConfig config;
   std::size_t indicators = 0;
   std::size_t networks = 0;
+  std::size_t timed = 0;  // indicators that confirm only inside a validity window
   std::size_t skipped = 0;
   std::vector<std::string> skip_reasons;
+  std::size_t expired = 0;            // see FeedContents: held out on the feed's own word
+  std::size_t revoked = 0;
+  std::size_t not_for_detection = 0;
   std::string detail;             // how it was read (csv: the column chosen and why)
   std::int64_t loaded_at_ms = 0;  // when the contents in use were read; 0: never
   // The last load failed (which file, which line, why): the contents in use are the previous
@@ -47,6 +52,10 @@ struct FeedStatus {
 class ThreatIntel {
  public:
   static constexpr std::size_t kMaxFeeds = 64;  // one bit each in the index
+
+  // `clock` (Unix ms) decides, at each lookup, whether a timed indicator is inside its window.
+  explicit ThreatIntel(std::function<std::int64_t()> clock = system_clock_ms);
+  static std::int64_t system_clock_ms();
 
   // Loads every feed. A feed whose file cannot be read as its format says is reported in its
   // FeedStatus (error) and keeps its previous contents; the others load. Only configuration
@@ -70,8 +79,10 @@ class ThreatIntel {
  private:
   struct Index;
   std::shared_ptr<const Index> current() const;
-  std::uint64_t mask_for(const Index& index, std::string_view type, std::string_view value) const;
+  std::uint64_t mask_for(const Index& index, std::string_view type, std::string_view value,
+                         std::int64_t now_ms) const;
 
+  std::function<std::int64_t()> clock_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Index> index_;
 };

@@ -17,6 +17,8 @@ class IpNetwork {
   static std::optional<IpNetwork> parse(std::string_view text);
   bool contains(std::string_view address) const;
   std::string to_string() const;
+  bool is_v6() const { return v6_; }
+  int prefix_length() const { return prefix_; }
 
  private:
   bool v6_ = false;

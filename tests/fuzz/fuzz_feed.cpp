@@ -41,6 +41,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     std::ofstream(feed.path, std::ios::binary) << bytes;
   }
-  (void)load_feed(feed);
+  (void)load_feed(feed, 1'790'000'000'000);
   return 0;
 }

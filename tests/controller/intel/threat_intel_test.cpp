@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "common/utc_time.h"
 #include "tests/build_paths.h"
 #include "tests/test_dir.h"
 
@@ -12,6 +13,8 @@ namespace {
 
 const std::filesystem::path kIntel =
     std::filesystem::path(::riposte::testing::source_dir()) / "tests/fixtures/intel";
+
+constexpr std::int64_t kNow = 1'795'564'800'000;  // 2026-11-25T00:00:00Z
 
 std::vector<std::string> values(const FeedContents& f) {
   std::vector<std::string> out;
@@ -24,29 +27,29 @@ bool contains(const std::vector<std::string>& list, const std::string& item) {
 }
 
 TEST(IntelFeeds, FeodoCsvWithCommentedHeaderAndQuotedFields) {
-  auto feed = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, "dst_ip"});
+  auto feed = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, "dst_ip"}, kNow);
   ASSERT_TRUE(feed) << feed.error().message;
   EXPECT_EQ(values(*feed),
             (std::vector<std::string>{"ip:185.220.101.47", "ip:203.0.113.77", "ip:192.0.2.200"}));
   EXPECT_EQ(feed->skipped, 1u);  // "not-an-ip"
   // Without `column` the indicator column is detected.
-  auto detected = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, ""});
+  auto detected = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, ""}, kNow);
   ASSERT_TRUE(detected) << detected.error().message;
   EXPECT_EQ(values(*detected), values(*feed));
 }
 
 TEST(IntelFeeds, CsvErrorsNameTheProblem) {
-  auto missing_column = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, "ip_address"});
+  auto missing_column = load_feed({"feodo", kIntel / "feodo.csv", "csv", 1, "ip_address"}, kNow);
   ASSERT_FALSE(missing_column);
   EXPECT_NE(missing_column.error().message.find("no column 'ip_address'"), std::string::npos);
   EXPECT_NE(missing_column.error().message.find("dst_port"), std::string::npos);  // lists them
   testing::TempDir dir;
   std::ofstream(dir.path() / "junk.csv") << "a,b\nhello,world\nfoo,bar\n";
-  auto junk = load_feed({"junk", dir.path() / "junk.csv", "csv", 1, ""});
+  auto junk = load_feed({"junk", dir.path() / "junk.csv", "csv", 1, ""}, kNow);
   ASSERT_FALSE(junk);
   EXPECT_NE(junk.error().message.find("no column holds indicators"), std::string::npos);
-  EXPECT_FALSE(load_feed({"none", dir.path() / "absent.csv", "csv", 1, ""}));
-  EXPECT_FALSE(load_feed({"x", dir.path() / "junk.csv", "yaml", 1, ""}));
+  EXPECT_FALSE(load_feed({"none", dir.path() / "absent.csv", "csv", 1, ""}, kNow));
+  EXPECT_FALSE(load_feed({"x", dir.path() / "junk.csv", "yaml", 1, ""}, kNow));
 }
 
 TEST(IntelFeeds, CsvSplitterFollowsRfc4180Quoting) {
@@ -56,7 +59,7 @@ TEST(IntelFeeds, CsvSplitterFollowsRfc4180Quoting) {
 }
 
 TEST(IntelFeeds, PlainListKeepsIndicatorsAndRanges) {
-  auto feed = load_feed({"list", kIntel / "blocklist.txt", "list", 1, ""});
+  auto feed = load_feed({"list", kIntel / "blocklist.txt", "list", 1, ""}, kNow);
   ASSERT_TRUE(feed) << feed.error().message;
   const auto v = values(*feed);
   EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
@@ -69,8 +72,152 @@ TEST(IntelFeeds, PlainListKeepsIndicatorsAndRanges) {
   EXPECT_EQ(feed->skipped, 1u);  // "this is not an indicator"
 }
 
+// Hosts-file blocklists (`0.0.0.0 domain`, URLhaus's shape) yield their names, never the sink
+// address in front; every line not used is counted with its reason.
+TEST(IntelFeeds, HostsFileListYieldsDomainsNeverTheSinkAddress) {
+  auto feed = load_feed({"hosts", kIntel / "hosts_blocklist.txt", "list", 1, ""}, kNow);
+  ASSERT_TRUE(feed) << feed.error().message;
+  const auto v = values(*feed);
+  for (const auto* domain : {"domain:malware-drop.example.net", "domain:c2-panel.example.org",
+                             "domain:a.payload.example.com", "domain:b.payload.example.com"})
+    EXPECT_TRUE(contains(v, domain)) << domain;
+  EXPECT_EQ(v.size(), 4u) << "no sink address and no name of the machine itself";
+  EXPECT_TRUE(feed->networks.empty()) << "0.0.0.0/0 would confirm every address";
+  // localhost, ip6-localhost, ip6-loopback, a bare 0.0.0.0, 0.0.0.0/0.
+  ASSERT_EQ(feed->skipped, 5u);
+  EXPECT_NE(feed->skip_reasons[0].find("line 4: \"localhost\" is the hosts file's name"),
+            std::string::npos)
+      << feed->skip_reasons[0];
+  EXPECT_NE(feed->skip_reasons[3].find("line 9: 0.0.0.0 (unspecified address)"),
+            std::string::npos)
+      << feed->skip_reasons[3];
+  EXPECT_NE(feed->skip_reasons[4].find("holds the sink address"), std::string::npos)
+      << feed->skip_reasons[4];
+  EXPECT_NE(feed->detail.find("10 lines: 3 comments or blank, 5 in hosts-file form"),
+            std::string::npos)
+      << feed->detail;
+}
+
+// A sink or host-local address is never an indicator in any format: a CSV row, a MISP attribute,
+// a STIX pattern; nor a range holding one or broader than /8 (IPv4) or /16 (IPv6).
+TEST(IntelFeeds, SinkAddressesAndHugeRangesAreNeverIndicators) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "c2.csv") << "# first_seen,dst_ip\n2026-01-01,0.0.0.0\n"
+                                          "2026-01-01,127.0.0.53\n2026-01-01,198.51.100.7\n"
+                                          "2026-01-01,::1\n2026-01-01,128.0.0.0/1\n";
+  auto csv = load_feed({"c", dir.path() / "c2.csv", "csv", 1, "dst_ip"}, kNow);
+  ASSERT_TRUE(csv) << csv.error().message;
+  EXPECT_EQ(values(*csv), std::vector<std::string>{"ip:198.51.100.7"});
+  EXPECT_TRUE(csv->networks.empty());
+  EXPECT_EQ(csv->skipped, 4u);
+  EXPECT_NE(csv->skip_reasons[3].find("broader than /8"), std::string::npos)
+      << csv->skip_reasons[3];
+
+  const std::string uuid = "5f0c1b2a-3333-4c3d-9e8f-0a1b2c3d4e5f";
+  std::ofstream(dir.path() / "manifest.json") << "{\"" << uuid << "\": {}}";
+  std::ofstream(dir.path() / (uuid + ".json")) << R"({"Event": {"Attribute": [
+      {"type": "ip-dst", "value": "127.0.0.1"}, {"type": "domain|ip",
+       "value": "sinkholed.example.org|0.0.0.0"}, {"type": "ip-dst", "value": "198.51.100.8"}]}})";
+  auto misp = load_feed({"m", dir.path(), "misp", 1, ""}, kNow);
+  ASSERT_TRUE(misp) << misp.error().message;
+  EXPECT_EQ(values(*misp),
+            (std::vector<std::string>{"domain:sinkholed.example.org", "ip:198.51.100.8"}));
+  EXPECT_EQ(misp->skipped, 2u);
+
+  std::ofstream(dir.path() / "s.json") << R"({"type": "bundle", "objects": [
+      {"type": "indicator", "spec_version": "2.1", "id": "indicator--1", "pattern_type": "stix",
+       "pattern": "[ipv6-addr:value = '::1']"},
+      {"type": "indicator", "spec_version": "2.1", "id": "indicator--2", "pattern_type": "stix",
+       "pattern": "[ipv4-addr:value ISSUBSET '0.0.0.0/0']"}]})";
+  auto stix = load_feed({"s", dir.path() / "s.json", "stix", 1, ""}, kNow);
+  EXPECT_FALSE(stix) << "nothing usable";
+}
+
+// What the producer says about an indicator's life is obeyed: STIX revoked, valid_until passed,
+// OpenCTI x_opencti_detection false and MISP deleted, to_ids false or an expiration sighting
+// passed hold it out (counted); a window still open confirms only inside it, at each lookup.
+TEST(IntelFeeds, IndicatorLifetimesDecideWhatConfirms) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "s.json") << R"({"type": "bundle", "objects": [
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--past", "pattern_type": "stix",
+     "pattern": "[ipv4-addr:value = '198.51.100.1']", "valid_from": "2025-01-01T00:00:00Z",
+     "valid_until": "2026-01-01T00:00:00Z"},
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--revoked", "pattern_type": "stix",
+     "pattern": "[ipv4-addr:value = '198.51.100.2']", "valid_from": "2025-01-01T00:00:00Z",
+     "revoked": true},
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--nodetect", "pattern_type": "stix",
+     "pattern": "[ipv4-addr:value = '198.51.100.3']", "valid_from": "2025-01-01T00:00:00Z",
+     "x_opencti_detection": false},
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--future", "pattern_type": "stix",
+     "pattern": "[ipv4-addr:value = '198.51.100.4']", "valid_from": "2026-12-01T00:00:00Z"},
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--ending", "pattern_type": "stix",
+     "pattern": "[ipv4-addr:value ISSUBSET '198.51.100.128/25']",
+     "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2026-11-28T00:00:00Z"},
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--plain", "pattern_type": "stix",
+     "pattern": "[ipv4-addr:value = '198.51.100.6']", "valid_from": "2025-01-01T00:00:00Z",
+     "x_opencti_detection": true},
+    {"type": "indicator", "spec_version": "2.1", "id": "indicator--inverted", "pattern_type": "stix",
+     "pattern": "[ipv4-addr:value = '198.51.100.7']", "valid_from": "2026-01-01T00:00:00Z",
+     "valid_until": "2025-01-01T00:00:00Z"}]})";
+  auto stix = load_feed({"s", dir.path() / "s.json", "stix", 1, ""}, kNow);
+  ASSERT_TRUE(stix) << stix.error().message;
+  EXPECT_EQ(values(*stix), std::vector<std::string>{"ip:198.51.100.6"});
+  EXPECT_EQ(stix->expired, 1u);
+  EXPECT_EQ(stix->revoked, 1u);
+  EXPECT_EQ(stix->not_for_detection, 1u);
+  EXPECT_EQ(stix->timed.size(), 2u);
+  EXPECT_EQ(stix->skipped, 1u) << "valid_until before valid_from";
+
+  const std::string uuid = "5f0c1b2a-4444-4c3d-9e8f-0a1b2c3d4e5f";
+  std::ofstream(dir.path() / "manifest.json") << "{\"" << uuid << "\": {}}";
+  // date_sighting: 1767225600 = 2026-01-01 (passed), 1798761600 = 2027-01-01 (to come).
+  std::ofstream(dir.path() / (uuid + ".json")) << R"({"Event": {"Attribute": [
+      {"type": "ip-dst", "value": "203.0.113.1", "Sighting": [
+        {"type": "0", "date_sighting": "1700000000"}, {"type": "2", "date_sighting": "1767225600"}]},
+      {"type": "ip-dst", "value": "203.0.113.2", "Sighting": [
+        {"type": "2", "date_sighting": "1798761600"}, {"type": "1", "date_sighting": "1700000000"}]},
+      {"type": "ip-dst", "value": "203.0.113.3", "deleted": true},
+      {"type": "ip-dst", "value": "203.0.113.4", "to_ids": false},
+      {"type": "ip-dst", "value": "203.0.113.5", "Sighting": [{"type": "2", "date_sighting": "soon"}]}]}})";
+  auto misp = load_feed({"m", dir.path(), "misp", 1, ""}, kNow);
+  ASSERT_TRUE(misp) << misp.error().message;
+  EXPECT_TRUE(values(*misp).empty());
+  EXPECT_EQ(misp->expired, 1u);
+  EXPECT_EQ(misp->revoked, 1u);
+  EXPECT_EQ(misp->not_for_detection, 1u);
+  EXPECT_EQ(misp->timed.size(), 1u);
+  EXPECT_EQ(misp->skipped, 1u) << "an expiration date that is not a date";
+
+  // The windows are judged when an alert is assessed, not when the feed was read.
+  std::int64_t now = kNow;
+  ThreatIntel intel([&] { return now; });
+  ASSERT_TRUE(intel.load({{"s", dir.path() / "s.json", "stix", 1, ""},
+                          {"m", dir.path(), "misp", 1, ""}},
+                         kNow));
+  const auto feeds_for = [&](const std::string& ip) {
+    return intel.confirming_feeds("ip", ip).size();
+  };
+  for (const auto* held_out : {"198.51.100.1", "198.51.100.2", "198.51.100.3", "203.0.113.1",
+                               "203.0.113.3", "203.0.113.4"})
+    EXPECT_EQ(feeds_for(held_out), 0u) << held_out;
+  EXPECT_EQ(feeds_for("198.51.100.6"), 1u);
+  EXPECT_EQ(feeds_for("198.51.100.4"), 0u) << "valid_from still to come";
+  EXPECT_EQ(feeds_for("198.51.100.200"), 1u) << "inside the range until 2026-11-28";
+  EXPECT_EQ(feeds_for("203.0.113.2"), 1u) << "expires 2027-01-01";
+  now = *parse_rfc3339_ms("2026-12-02T00:00:00Z");
+  EXPECT_EQ(feeds_for("198.51.100.4"), 1u) << "valid from 2026-12-01";
+  EXPECT_EQ(feeds_for("198.51.100.200"), 0u) << "valid_until 2026-11-28 passed after the load";
+  EXPECT_EQ(feeds_for("203.0.113.2"), 1u);
+  now = *parse_rfc3339_ms("2027-01-01T00:00:00Z");
+  EXPECT_EQ(feeds_for("203.0.113.2"), 0u) << "the expiration sighting's date";
+  const auto status = intel.feeds();
+  EXPECT_EQ(status[0].expired, 1u);
+  EXPECT_EQ(status[0].timed, 2u);
+  EXPECT_EQ(status[1].revoked, 1u);
+}
+
 TEST(IntelFeeds, MispFeedDirectoryReadsEventsAndObjects) {
-  auto feed = load_feed({"misp", kIntel / "misp", "misp", 1, ""});
+  auto feed = load_feed({"misp", kIntel / "misp", "misp", 1, ""}, kNow);
   ASSERT_TRUE(feed) << feed.error().message;
   const auto v = values(*feed);
   EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
@@ -86,21 +233,21 @@ TEST(IntelFeeds, MispFeedDirectoryReadsEventsAndObjects) {
 
 TEST(IntelFeeds, BadMispFeedsAreRefusedWhole) {
   testing::TempDir dir;
-  EXPECT_FALSE(load_feed({"m", dir.path(), "misp", 1, ""}));  // no manifest.json
+  EXPECT_FALSE(load_feed({"m", dir.path(), "misp", 1, ""}, kNow));  // no manifest.json
   std::ofstream(dir.path() / "manifest.json") << R"({"5f0c1b2a-9999-4c3d-9e8f-0a1b2c3d4e5f": {}})";
-  auto missing_event = load_feed({"m", dir.path(), "misp", 1, ""});
+  auto missing_event = load_feed({"m", dir.path(), "misp", 1, ""}, kNow);
   ASSERT_FALSE(missing_event);
   EXPECT_NE(missing_event.error().message.find("5f0c1b2a-9999"), std::string::npos);
   std::ofstream(dir.path() / "manifest.json") << R"({"../../etc/passwd": {}})";
-  EXPECT_FALSE(load_feed({"m", dir.path(), "misp", 1, ""}));
+  EXPECT_FALSE(load_feed({"m", dir.path(), "misp", 1, ""}, kNow));
   std::ofstream(dir.path() / "manifest.json") << "{not json";
-  auto broken = load_feed({"m", dir.path(), "misp", 1, ""});
+  auto broken = load_feed({"m", dir.path(), "misp", 1, ""}, kNow);
   ASSERT_FALSE(broken);
   EXPECT_NE(broken.error().message.find("not valid JSON"), std::string::npos);
 }
 
 TEST(IntelFeeds, Stix21PatternsBecomeIndicatorsAndCorrelationsAreSkipped) {
-  auto feed = load_feed({"stix", kIntel / "stix", "stix", 1, ""});
+  auto feed = load_feed({"stix", kIntel / "stix", "stix", 1, ""}, kNow);
   ASSERT_TRUE(feed) << feed.error().message;
   const auto v = values(*feed);
   EXPECT_TRUE(contains(v, "ip:185.220.101.47"));
@@ -117,20 +264,20 @@ TEST(IntelFeeds, Stix21PatternsBecomeIndicatorsAndCorrelationsAreSkipped) {
 
 TEST(IntelFeeds, Stix20AndNonBundlesAreReportedNotHalfLoaded) {
   // Judged per object: a bundle of STIX 2.0 objects has nothing usable, and says why.
-  auto old = load_feed({"old", kIntel / "stix20_bundle.json", "stix", 1, ""});
+  auto old = load_feed({"old", kIntel / "stix20_bundle.json", "stix", 1, ""}, kNow);
   ASSERT_FALSE(old);
   EXPECT_NE(old.error().message.find("STIX 2.0"), std::string::npos) << old.error().message;
   testing::TempDir dir;
   std::ofstream(dir.path() / "x.json")
       << R"({"type": "indicator", "pattern": "[ipv4-addr:value = '1.2.3.4']"})";
-  auto not_bundle = load_feed({"x", dir.path() / "x.json", "stix", 1, ""});
+  auto not_bundle = load_feed({"x", dir.path() / "x.json", "stix", 1, ""}, kNow);
   ASSERT_FALSE(not_bundle);
   EXPECT_NE(not_bundle.error().message.find("not a STIX bundle"), std::string::npos);
   // Each object by its own spec_version: the 2.1 one loads, the one without is skipped (named).
   std::ofstream(dir.path() / "mixed.json") << R"({"type": "bundle", "id": "bundle--1", "spec_version": "2.0", "objects": [
       {"type": "indicator", "spec_version": "2.1", "id": "indicator--1", "pattern": "[ipv4-addr:value = '1.2.3.4']", "pattern_type": "stix"},
       {"type": "indicator", "id": "indicator--2", "pattern": "[ipv4-addr:value = '5.6.7.8']", "pattern_type": "stix"}]})";
-  auto mixed = load_feed({"mixed", dir.path() / "mixed.json", "stix", 1, ""});
+  auto mixed = load_feed({"mixed", dir.path() / "mixed.json", "stix", 1, ""}, kNow);
   ASSERT_TRUE(mixed) << mixed.error().message;
   EXPECT_TRUE(contains(values(*mixed), "ip:1.2.3.4"));
   EXPECT_FALSE(contains(values(*mixed), "ip:5.6.7.8"));
@@ -143,7 +290,7 @@ TEST(IntelFeeds, Stix20AndNonBundlesAreReportedNotHalfLoaded) {
 TEST(IntelFeeds, AnOutOfRangeNumberIsAnErrorNotACrash) {
   testing::TempDir dir;
   std::ofstream(dir.path() / "big.json") << "{\"type\": \"bundle\", \"n\": 2E2222222222}";
-  auto feed = load_feed({"big", dir.path() / "big.json", "stix", 1, ""});
+  auto feed = load_feed({"big", dir.path() / "big.json", "stix", 1, ""}, kNow);
   ASSERT_FALSE(feed);
   EXPECT_NE(feed.error().message.find("not usable JSON"), std::string::npos)
       << feed.error().message;
@@ -163,7 +310,7 @@ TEST(IntelFeeds, WrongTypedFieldsAreSkippedWithAReason) {
       {"type": "ip-dst", "value": "198.51.100.2", "deleted": 1},
       {"type": "ip-dst", "value": "198.51.100.3", "to_ids": "yes"},
       {"type": "domain", "value": "ok.example.org"}]}})";
-  auto misp = load_feed({"m", dir.path(), "misp", 1, ""});
+  auto misp = load_feed({"m", dir.path(), "misp", 1, ""}, kNow);
   ASSERT_TRUE(misp) << misp.error().message;
   EXPECT_TRUE(contains(values(*misp), "domain:ok.example.org"));
   // A flag that is not a boolean is neither true nor false: that attribute is skipped (a
@@ -190,7 +337,7 @@ TEST(IntelFeeds, WrongTypedFieldsAreSkippedWithAReason) {
        "pattern": "[ipv4-addr:value = '198.51.100.10']", "revoked": "true"},
       {"type": "indicator", "spec_version": "2.1", "id": "indicator--4", "pattern_type": "stix",
        "pattern": "[ipv4-addr:value = '198.51.100.9']"}]})";
-  auto stix = load_feed({"s", dir.path() / "stix.json", "stix", 1, ""});
+  auto stix = load_feed({"s", dir.path() / "stix.json", "stix", 1, ""}, kNow);
   ASSERT_TRUE(stix) << stix.error().message;
   EXPECT_TRUE(contains(values(*stix), "ip:198.51.100.9"));
   EXPECT_FALSE(contains(values(*stix), "ip:198.51.100.10"));  // "revoked" not a boolean
@@ -200,13 +347,13 @@ TEST(IntelFeeds, WrongTypedFieldsAreSkippedWithAReason) {
   EXPECT_NE(stix->skip_reasons[2].find("\"pattern\" is not a string (array)"), std::string::npos)
       << stix->skip_reasons[2];
   std::ofstream(dir.path() / "typed.json") << R"({"type": ["bundle"], "objects": []})";
-  EXPECT_FALSE(load_feed({"s", dir.path() / "typed.json", "stix", 1, ""}));
+  EXPECT_FALSE(load_feed({"s", dir.path() / "typed.json", "stix", 1, ""}, kNow));
 }
 
 // MISP's STIX 2.1 export writes an address as an AND that only narrows one network-traffic
 // object (type, value, port): that is the address. ANDs that correlate two things stay skipped.
 TEST(IntelFeeds, MispStix21ExportAddressesAreRead) {
-  auto feed = load_feed({"misp-stix", kIntel / "stix_misp" / "misp_export_21.json", "stix", 1, ""});
+  auto feed = load_feed({"misp-stix", kIntel / "stix_misp" / "misp_export_21.json", "stix", 1, ""}, kNow);
   ASSERT_TRUE(feed) << feed.error().message;
   const auto v = values(*feed);
   EXPECT_TRUE(contains(v, "ip:203.0.113.5"));
@@ -220,7 +367,7 @@ TEST(IntelFeeds, MispStix21ExportAddressesAreRead) {
 // ThreatFox's CSV export: a quoted header in a comment line, `", "` separators, `ip:port` and
 // `[v6]:port` values, and malware families (`win.asyncrat`) that read like domains.
 TEST(IntelFeeds, ThreatFoxCsvTakesTheIocColumnAndAddressesFromIpPort) {
-  auto feed = load_feed({"threatfox", kIntel / "threatfox_export.csv", "csv", 1, ""});
+  auto feed = load_feed({"threatfox", kIntel / "threatfox_export.csv", "csv", 1, ""}, kNow);
   ASSERT_TRUE(feed) << feed.error().message;
   const auto v = values(*feed);
   EXPECT_TRUE(contains(v, "ip:198.51.100.23"));
@@ -234,13 +381,13 @@ TEST(IntelFeeds, ThreatFoxCsvTakesTheIocColumnAndAddressesFromIpPort) {
   EXPECT_NE(feed->detail.find("'ioc_value' (by its header name)"), std::string::npos)
       << feed->detail;
   // Only ip:port rows: loads (used to stop the controller's start).
-  auto ports = load_feed({"ports", kIntel / "threatfox_ports_only.csv", "csv", 1, ""});
+  auto ports = load_feed({"ports", kIntel / "threatfox_ports_only.csv", "csv", 1, ""}, kNow);
   ASSERT_TRUE(ports) << ports.error().message;
   EXPECT_EQ(ports->indicators.size(), 2u);
   // Without a header, the column that holds indicators, never the family names.
   testing::TempDir dir;
   std::ofstream(dir.path() / "bare.csv") << "win.asyncrat,198.51.100.23:443\nwin.remcos,198.51.100.24:80\n";
-  auto bare = load_feed({"bare", dir.path() / "bare.csv", "csv", 1, ""});
+  auto bare = load_feed({"bare", dir.path() / "bare.csv", "csv", 1, ""}, kNow);
   ASSERT_TRUE(bare);
   EXPECT_TRUE(contains(values(*bare), "ip:198.51.100.23"));
 }
