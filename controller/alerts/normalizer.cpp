@@ -600,13 +600,30 @@ Result<AlertRecord> normalize_alert(const json& document, std::optional<std::str
       it = a.host_ips.erase(it);
     }
   }
+  std::string dropped;
+  for (const auto& note : a.notes) dropped += (dropped.empty() ? "; dropped: " : "; ") + note;
+  // A format forced on a document of another shape: say which shape it has.
+  std::string looks_like;
+  if (format) {
+    if (const auto detected = detect_alert_format(document); detected && *detected != source)
+      looks_like = fmt::format("; it looks like {}: submit it without a format or with format={}",
+                               *detected, *detected);
+  }
   if (a.rule_name.empty() && a.rule_id.empty() && a.host_name.empty() && a.host_ips.empty() &&
       a.observables.empty()) {
-    std::string dropped;
-    for (const auto& note : a.notes) dropped += (dropped.empty() ? "; dropped: " : "; ") + note;
     return Error{fmt::format(
-        "no usable fields: a {} alert needs at least a rule, a host or an observable{}", source,
-        dropped)};
+        "no usable fields: read as {}, an alert needs at least a rule, a host or an "
+        "observable{}{}",
+        source, looks_like, dropped)};
+  }
+  // Forced on another shape, a format reads little more than a rule id (ECS and Wazuh both have
+  // `rule.id`): an alert about no host and nothing would be stored and open a case no one can
+  // act on. Refused, saying what is missing and what the document looks like.
+  if (!looks_like.empty() && a.host_name.empty() && a.host_ips.empty() && a.observables.empty()) {
+    return Error{fmt::format(
+        "read as {} (format forced), this document names no host and no observable, so there "
+        "is nothing to validate or act on{}{}",
+        source, looks_like, dropped)};
   }
   a.raw = document.dump();
   a.id = plain_token(a.source_id)

@@ -1,5 +1,6 @@
 #include "controller/alerts/normalizer.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -154,12 +155,48 @@ TEST(AlertNormalizer, GenericShapeKeepsValidObservablesOnly) {
 
 TEST(AlertNormalizer, ForcedFormatOverridesDetection) {
   // Looks like ECS (@timestamp) but the caller says generic.
-  json doc{{"@timestamp", "2026-11-20T00:00:00Z"}, {"title", "x"}, {"severity", 90}};
+  json doc{{"@timestamp", "2026-11-20T00:00:00Z"}, {"title", "x"}, {"severity", 90},
+           {"host", "web-01"}};
   auto a = normalize_alert(doc, "generic", kNow);
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->source, "generic");
   EXPECT_EQ(a->severity, "critical");
   EXPECT_FALSE(normalize_alert(doc, "splunk", kNow));
+}
+
+// A format forced on a document of another shape must not store an alert about nothing: every
+// fixture forced to every other format either reads a host or an observable, or is refused
+// naming what is missing and the format the document looks like.
+TEST(AlertNormalizer, AForcedFormatThatReadsNothingIsRefusedSayingWhy) {
+  auto wazuh_as_ecs = normalize_alert(fixture("wazuh_sshd.json"), "ecs", kNow);
+  ASSERT_FALSE(wazuh_as_ecs) << "stored with rule id " << wazuh_as_ecs->rule_id << " only";
+  EXPECT_NE(wazuh_as_ecs.error().message.find("names no host and no observable"),
+            std::string::npos)
+      << wazuh_as_ecs.error().message;
+  EXPECT_NE(wazuh_as_ecs.error().message.find("it looks like wazuh"), std::string::npos)
+      << wazuh_as_ecs.error().message;
+  for (const char* name :
+       {"ecs_malicious_ip.json", "ecs_search_hit.json", "elastic_endpoint_epoch_start.json",
+        "ecs_indicator_match.json", "wazuh_sshd.json", "wazuh_active_response.json",
+        "wazuh_indexer_hit.json", "wazuh_manager_remote_syslog.json", "wazuh_sysmon_linux_network.json",
+        "generic.json"}) {
+    const auto doc = fixture(name);
+    const auto detected = detect_alert_format(doc);
+    ASSERT_TRUE(detected) << name;
+    for (const char* format : {"ecs", "wazuh", "generic"}) {
+      auto a = normalize_alert(doc, format, kNow);
+      if (*detected == format) {
+        EXPECT_TRUE(a) << name << " as its own format " << format;
+      } else if (a) {
+        EXPECT_TRUE(!a->host_name.empty() || !a->host_ips.empty() || !a->observables.empty())
+            << name << " forced to " << format << " read nothing and was kept";
+      } else {
+        EXPECT_NE(a.error().message.find(fmt::format("it looks like {}", *detected)),
+                  std::string::npos)
+            << name << " as " << format << ": " << a.error().message;
+      }
+    }
+  }
 }
 
 // One odd field never loses the alert: the value is dropped with a note naming the field.
