@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/utf8.h"
+#include "controller/observables/linking.h"
 #include "controller/store/audit_chain.h"
 #include "protocol/crypto.h"
 
@@ -105,18 +106,12 @@ AgentRecord agent_from_row(const Query& row) {
   return a;
 }
 
-// The observables that link an alert to others (case grouping, history): not a process id, which
-// only means something on one host at one time, and not the alert's own host addresses, which
-// the host name already covers.
+// The observables that link an alert to others on its host (case grouping, history):
+// observables/linking.h says which do not.
 std::vector<Observable> linking_observables(const AlertRecord& a) {
   std::vector<Observable> out;
-  for (const auto& o : a.observables) {
-    if (o.type == observable_type::kProcess) continue;
-    if (o.type == observable_type::kIp &&
-        std::find(a.host_ips.begin(), a.host_ips.end(), o.value) != a.host_ips.end())
-      continue;
-    out.push_back(o);
-  }
+  for (const auto& o : a.observables)
+    if (why_not_linking(o, a.host_name, a.host_ips).empty()) out.push_back(o);
   return out;
 }
 

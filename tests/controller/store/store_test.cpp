@@ -621,6 +621,41 @@ TEST_P(StoreContract, ABatchGroupsIntoCasesExactlyAsOneAlertAfterAnother) {
   EXPECT_GT(joined, 100);                // and joined many alerts to earlier ones
 }
 
+// Two unrelated alerts on one host that share only values every alert there carries (`root`,
+// `localhost`, a loopback address, the empty file's hash, /bin/bash) stay two cases; a value
+// that does say "same thing" (an outside address) still joins them.
+TEST_P(StoreContract, UbiquitousValuesDoNotLinkAlertsIntoOneCase) {
+  const AuditEvent audit{"ingest", "alerts.received", "", "{}"};
+  const auto alert = [](const std::string& id, std::vector<Observable> observables) {
+    AlertRecord a = sample_alert(id, "web-1", 10'000, "");
+    a.host_ips = {"10.20.1.5"};
+    a.observables = std::move(observables);
+    return a;
+  };
+  const std::vector<Observable> everywhere = {
+      {"user", "root", ""},
+      {"domain", "localhost", ""},
+      {"ip", "127.0.0.1", ""},
+      {"ip", "10.20.1.5", ""},
+      {"sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", ""},
+      {"file_path", "/bin/bash", ""},
+      {"process", "4242", ""}};
+  auto one = everywhere, two = everywhere;
+  one.push_back({"ip", "198.51.100.7", ""});
+  two.push_back({"domain", "updates.example.org", ""});
+  auto first = store->insert_alerts({alert("ub-1", one)}, 60'000, audit, 10'000);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = store->insert_alerts({alert("ub-2", two)}, 60'000, audit, 11'000);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_NE((*second)[0].case_id, (*first)[0].case_id)
+      << "only root, localhost, loopback, the host's own address, the empty hash and bash shared";
+  auto related = everywhere;
+  related.push_back({"ip", "198.51.100.7", ""});
+  auto third = store->insert_alerts({alert("ub-3", related)}, 60'000, audit, 12'000);
+  ASSERT_TRUE(third) << third.error().message;
+  EXPECT_EQ((*third)[0].case_id, (*first)[0].case_id) << "the same outside address";
+}
+
 // Case grouping (observable_cases upserts), arrival order, duplicates, notes and milestones.
 TEST_P(StoreContract, AlertsGroupIntoCasesAndListNewestFirst) {
   const AuditEvent audit{"ingest", "alerts.received", "", "{}"};

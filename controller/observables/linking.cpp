@@ -1,0 +1,102 @@
+#include "controller/observables/linking.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+#include "controller/observables/ip_network.h"
+
+namespace riposte::controller {
+
+namespace t = observable_type;
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// "NT AUTHORITY\SYSTEM" -> "system", "root@web-01" -> "root".
+std::string account_name(std::string_view user) {
+  if (const auto slash = user.rfind('\\'); slash != std::string_view::npos)
+    user.remove_prefix(slash + 1);
+  if (const auto at = user.find('@'); at != std::string_view::npos) user = user.substr(0, at);
+  return lower(user);
+}
+
+// The last path component, lowercased, for both separators.
+std::string file_name(std::string_view path) {
+  if (const auto cut = path.find_last_of("/\\"); cut != std::string_view::npos)
+    path.remove_prefix(cut + 1);
+  return lower(path);
+}
+
+bool one_of(std::string_view value, std::initializer_list<std::string_view> list) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+bool ubiquitous_account(std::string_view name) {
+  return one_of(name, {"root", "system", "localsystem", "local service", "localservice",
+                       "network service", "networkservice", "administrator", "nobody", "daemon",
+                       "trustedinstaller", "defaultaccount", "guest"});
+}
+
+bool ubiquitous_binary(std::string_view name) {
+  // Interpreters with a version in their name: python3, python3.11, perl5.36.
+  for (std::string_view family : {"python", "perl", "ruby", "php", "node"})
+    if (name.starts_with(family)) {
+      const auto rest = name.substr(family.size());
+      if (std::all_of(rest.begin(), rest.end(),
+                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }))
+        return true;
+    }
+  return one_of(name, {"sh", "bash", "dash", "ash", "zsh", "ksh", "csh", "tcsh", "fish",
+                       "busybox", "env", "sudo", "su", "systemd", "init", "cron", "crond",
+                       "sshd", "login", "cmd.exe", "powershell.exe", "pwsh.exe", "pwsh",
+                       "conhost.exe", "svchost.exe", "rundll32.exe", "explorer.exe",
+                       "services.exe", "lsass.exe", "csrss.exe", "wininit.exe", "winlogon.exe",
+                       "wmiprvse.exe", "taskhostw.exe", "dllhost.exe"});
+}
+
+bool empty_file_hash(std::string_view hash) {
+  return one_of(hash, {"d41d8cd98f00b204e9800998ecf8427e", "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+                       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"});
+}
+
+bool same_name(std::string_view a, std::string_view b) {
+  const auto x = lower(a), y = lower(b);
+  if (x.empty() || y.empty()) return false;
+  return x == y || x.substr(0, x.find('.')) == y || y.substr(0, y.find('.')) == x;
+}
+
+}  // namespace
+
+std::string why_not_linking(const Observable& o, std::string_view host_name,
+                            const std::vector<std::string>& host_ips) {
+  if (o.type == t::kProcess) return "a process id means something on one host at one time only";
+  if (o.type == t::kIp) {
+    if (std::find(host_ips.begin(), host_ips.end(), o.value) != host_ips.end())
+      return "the host's own address";
+    if (const auto scope = host_local_scope(o.value); !scope.empty())
+      return fmt::format("a {} address", scope);
+  }
+  if (o.type == t::kDomain) {
+    const auto name = lower(o.value);
+    if (name == "localhost" || name.ends_with(".localhost") || name == "localhost.localdomain")
+      return "a name of every host";
+    if (same_name(o.value, host_name)) return "the host's own name";
+  }
+  if (o.type == t::kUser && ubiquitous_account(account_name(o.value)))
+    return "a built-in or service account every host has";
+  if ((o.type == t::kMd5 || o.type == t::kSha1 || o.type == t::kSha256) && empty_file_hash(o.value))
+    return "the hash of an empty file";
+  if (o.type == t::kFilePath && ubiquitous_binary(file_name(o.value)))
+    return "a shell, interpreter or system binary most processes run under";
+  return "";
+}
+
+}  // namespace riposte::controller
