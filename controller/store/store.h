@@ -150,7 +150,9 @@ struct ActionRecord {
   std::uint64_t progress_done = 0;
   std::uint64_t progress_total = 0;
   std::string progress_unit;
-  std::vector<EvidenceRecord> evidence;  // filled by find_action
+  // Filled by find_action and by every list of actions (list_actions, case_actions,
+  // run_actions); not by actions_to_deliver and last_network_action, which never show it.
+  std::vector<EvidenceRecord> evidence;
   // The content object the spec names (a yara.scan's rule set), if any: the agent the action is
   // addressed to may fetch it while the action has not ended.
   std::string object_sha256;

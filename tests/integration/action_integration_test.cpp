@@ -155,6 +155,19 @@ TEST(ActionIntegration, MemoryCaptureEvidenceArrivesWithTheRightHashAndOpensWith
                                               "evidence.downloaded"}));
   EXPECT_EQ(custody["custody"][2]["actor"], "admin");
 
+  // A list of actions carries each one's evidence as `action show` does: it once said [] for an
+  // action that had stored a capture.
+  const auto listed = controller.cli_json({"action", "list"});
+  bool found = false;
+  for (const auto& a : listed["actions"]) {
+    if (a["id"] != done["id"]) continue;
+    found = true;
+    ASSERT_EQ(a["evidence"].size(), 1u) << a.dump();
+    EXPECT_EQ(a["evidence"][0]["sha256"], sha);
+    EXPECT_EQ(a["evidence"][0]["stored"], true);
+  }
+  EXPECT_TRUE(found) << listed.dump();
+
   // A hash nobody stored is a clear 404, not an empty file.
   const auto missing = controller.cli(
       {"evidence", "get", std::string(64, 'a'), "-o", (controller.dir() / "x").string()});
