@@ -18,6 +18,19 @@ Error errno_error(std::string_view what, const std::filesystem::path& path) {
 }
 }  // namespace
 
+Status create_private_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_error("cannot create", path);
+  // An existing file keeps its mode through O_CREAT: narrow it before anything is written.
+  if (::fchmod(fd, 0600) != 0) {
+    auto err = errno_error("cannot restrict", path);
+    ::close(fd);
+    return err;
+  }
+  ::close(fd);
+  return ok_status();
+}
+
 Status write_file_atomic(const std::filesystem::path& path, std::string_view contents,
                          unsigned mode) {
   const auto tmp = path.string() + ".tmp";

@@ -67,7 +67,13 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
     co_return Error{fmt::format("TLS handshake with {} failed: {}", where, describe_error(ec))};
 
   http::request<http::string_body> request{http::string_to_verb(req.method), req.target, 11};
-  request.set(http::field::host, req.host);
+  // RFC 9110 7.2: uri-host [":" port], the port left out only when it is https's 443; an IPv6
+  // literal in brackets. The controller builds links (a report's console link) from it.
+  const auto host = req.host.find(':') != std::string::npos && !req.host.starts_with('[')
+                        ? "[" + req.host + "]"
+                        : req.host;
+  request.set(http::field::host,
+              req.port == 443 ? host : fmt::format("{}:{}", host, req.port));
   request.set(http::field::user_agent, "riposte/" RIPOSTE_VERSION);
   request.set(http::field::accept, "application/json");
   if (!req.bearer_token.empty())

@@ -17,6 +17,7 @@
 #include "common/secure_file.h"
 #include "common/utf8.h"
 #include "controller/cli/alerts.h"
+#include "controller/cli/audit_export.h"
 #include "controller/cli/cases.h"
 #include "controller/cli/operators.h"
 #include "controller/cli/playbooks.h"
@@ -74,6 +75,21 @@ void print_agent(const json& a) {
     std::cout << fmt::format("{:<23} {}\n", std::string(key) + ":",
                              text(a.value(key, json(nullptr))));
   }
+}
+
+// What `audit verify` prints, for the controller's walk and for an export's; exit 0 intact.
+int print_audit_verification(const json& report, bool as_json) {
+  if (as_json) {
+    std::cout << report.dump(2) << "\n";
+  } else if (report.value("ok", false)) {
+    std::cout << fmt::format("Audit chain intact: {} entries, head {}\n",
+                             report["entries_verified"].dump(), text(report["head_hash"]));
+  } else {
+    std::cout << fmt::format("Audit chain BROKEN at entry {}: {} ({} entries before it verified)\n",
+                             report["first_broken_seq"].dump(), text(report["problem"]),
+                             report["entries_verified"].dump());
+  }
+  return report.value("ok", false) ? 0 : 1;
 }
 
 }  // namespace
@@ -179,6 +195,9 @@ int run_cli(int argc, char** argv) {
   audit->require_subcommand(1);
   auto* audit_verify = audit->add_subcommand("verify", "check every link of the chain");
   audit_verify->add_flag("--json", as_json, "print JSON");
+  std::string audit_file;
+  audit_verify->add_option("--file", audit_file,
+                           "check an export (riposte audit export) offline, without a controller");
   auto* audit_export = audit->add_subcommand("export", "write the log as JSON lines");
   std::string audit_output;
   audit_export->add_option("-o,--output", audit_output, "file to write (default stdout)");
@@ -200,6 +219,19 @@ int run_cli(int argc, char** argv) {
     return app.exit(e);
   }
   if (auto handled = playbook_commands.run_offline()) return *handled;  // no controller needed
+  if (audit_verify->parsed() && !audit_file.empty()) {
+    auto verified = verify_audit_export(audit_file);
+    if (!verified) die(verified.error().message);
+    return print_audit_verification(
+        json{{"ok", !verified->first_broken_seq.has_value()},
+             {"entries_verified", verified->entries},
+             {"first_broken_seq", verified->first_broken_seq ? json(*verified->first_broken_seq)
+                                                             : json()},
+             {"problem", verified->problem.empty() ? json() : json(verified->problem)},
+             {"head_hash", verified->head_hash},
+             {"file", audit_file}},
+        as_json);
+  }
   const Connection c{env_or("RIPOSTE_SERVER", given.server), env_or("RIPOSTE_TOKEN", given.token),
                      env_or("RIPOSTE_CA", given.ca)};
 
@@ -412,24 +444,13 @@ int run_cli(int argc, char** argv) {
                              std::filesystem::file_size(output));
     return 0;
   }
-  if (audit_verify->parsed()) {
-    const auto report = call(c, "GET", "/api/v1/audit/verify");
-    if (as_json) {
-      std::cout << report.dump(2) << "\n";
-    } else if (report.value("ok", false)) {
-      std::cout << fmt::format("Audit chain intact: {} entries, head {}\n",
-                               report["entries_verified"].dump(), text(report["head_hash"]));
-    } else {
-      std::cout << fmt::format(
-          "Audit chain BROKEN at entry {}: {} ({} entries before it verified)\n",
-          report["first_broken_seq"].dump(), text(report["problem"]),
-          report["entries_verified"].dump());
-    }
-    return report.value("ok", false) ? 0 : 1;
-  }
+  if (audit_verify->parsed())
+    return print_audit_verification(call(c, "GET", "/api/v1/audit/verify"), as_json);
   if (audit_export->parsed()) {
     std::ofstream file;
     if (!audit_output.empty()) {
+      // The log names operators, hosts and what was done to them: private, as reports are.
+      if (auto s = create_private_file(audit_output); !s) die(s.error().message);
       file.open(audit_output, std::ios::binary | std::ios::trunc);
       if (!file) die("cannot write " + audit_output);
     }

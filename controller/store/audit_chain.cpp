@@ -14,10 +14,29 @@ std::string audit_entry_hash(const AuditEntry& e) {
   return crypto::sha256_hex(fields.dump());
 }
 
+bool AuditChainWalk::add(const AuditEntry& e) {
+  if (report_.first_broken_seq) return false;
+  std::string problem;
+  if (e.seq != expected_seq_) {
+    problem = fmt::format("sequence {} follows {} (an entry is missing)", e.seq, expected_seq_ - 1);
+  } else if (e.prev_hash != report_.head_hash) {
+    problem = "previous-hash link does not match the entry before it";
+  } else if (audit_entry_hash(e) != e.hash) {
+    problem = "content does not match its hash (the entry was edited)";
+  }
+  if (!problem.empty()) {
+    report_.first_broken_seq = e.seq;
+    report_.problem = std::move(problem);
+    return false;
+  }
+  ++report_.entries;
+  report_.head_hash = e.hash;
+  expected_seq_ = e.seq + 1;
+  return true;
+}
+
 Result<AuditVerification> verify_audit_chain(Store& store, const std::atomic<bool>* stop) {
-  AuditVerification report;
-  std::string expected_prev(kAuditGenesisHash);
-  std::int64_t expected_seq = 1;
+  AuditChainWalk walk;
   std::int64_t after = 0;
   for (;;) {
     if (stop != nullptr && *stop) return Error{"stopped: the controller is shutting down"};
@@ -25,28 +44,11 @@ Result<AuditVerification> verify_audit_chain(Store& store, const std::atomic<boo
     if (!page) return page.error();
     if (page->empty()) break;
     for (const auto& e : *page) {
-      std::string problem;
-      if (e.seq != expected_seq) {
-        problem =
-            fmt::format("sequence {} follows {} (an entry is missing)", e.seq, expected_seq - 1);
-      } else if (e.prev_hash != expected_prev) {
-        problem = "previous-hash link does not match the entry before it";
-      } else if (audit_entry_hash(e) != e.hash) {
-        problem = "content does not match its hash (the entry was edited)";
-      }
-      if (!problem.empty()) {
-        report.first_broken_seq = e.seq;
-        report.problem = std::move(problem);
-        return report;
-      }
-      ++report.entries;
-      expected_prev = e.hash;
-      expected_seq = e.seq + 1;
+      if (!walk.add(e)) return walk.report();
       after = e.seq;
     }
   }
-  report.head_hash = expected_prev;
-  return report;
+  return walk.report();
 }
 
 }  // namespace riposte::controller

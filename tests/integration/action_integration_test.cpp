@@ -351,6 +351,49 @@ TEST(ActionIntegration, EditingOneAuditRowMakesAuditVerifyFailAtThatRow) {
   EXPECT_NE(exported.out.find("\"enrollment_token.created\""), std::string::npos);
   EXPECT_NE(exported.out.find("\"action.created\""), std::string::npos);
 
+  // Written to a file, the export is private (0600) even over a file that was world-readable,
+  // and re-verifies offline with `audit verify --file`, by the same head hash.
+  const auto file = controller.dir() / "audit.jsonl";
+  std::ofstream(file) << "old";
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read);
+  ASSERT_EQ(controller.cli({"audit", "export", "-o", file.string()}).exit_code, 0);
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  const auto online = json::parse(controller.cli({"audit", "verify", "--json"}).out);
+  const auto offline = controller.cli({"audit", "verify", "--file", file.string(), "--json"});
+  ASSERT_EQ(offline.exit_code, 0) << offline.out << offline.err;
+  EXPECT_EQ(json::parse(offline.out)["head_hash"], online["head_hash"]);
+  EXPECT_EQ(json::parse(offline.out)["entries_verified"], 4);
+  // The formula docs/security.md gives, computed by another program: SHA-256 of the compact
+  // JSON array [seq, at_ms, actor, event, subject, details_text, prev_hash].
+  const auto python = run_command(
+      {"python3", "-c",
+       "import hashlib, json, sys\n"
+       "for line in open(sys.argv[1]):\n"
+       "    e = json.loads(line)\n"
+       "    fields = [e['seq'], e['at_ms'], e['actor'], e['event'], e['subject'],\n"
+       "              e['details_text'], e['prev_hash']]\n"
+       "    text = json.dumps(fields, separators=(',', ':'), ensure_ascii=False)\n"
+       "    assert hashlib.sha256(text.encode()).hexdigest() == e['hash'], e['seq']\n"
+       "print('ok')\n",
+       file.string()});
+  EXPECT_EQ(python.out, "ok\n") << python.err;
+  // An export edited after the fact fails offline at the edited entry.
+  std::string text;
+  {
+    std::ifstream in(file);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto second = text.find('\n') + 1;
+  const auto actor = text.find("\"actor\":\"", second);
+  ASSERT_NE(actor, std::string::npos);
+  text.insert(actor + 9, "x");
+  std::ofstream(file, std::ios::trunc) << text;
+  const auto edited = controller.cli({"audit", "verify", "--file", file.string(), "--json"});
+  EXPECT_EQ(edited.exit_code, 1) << edited.out << edited.err;
+  EXPECT_EQ(json::parse(edited.out)["first_broken_seq"], 2) << edited.out;
+
   // Someone with database access rewrites who asked for the second action.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((controller.data_dir() / "riposte.db").c_str(), &db), SQLITE_OK);

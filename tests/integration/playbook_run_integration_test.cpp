@@ -282,6 +282,9 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
     EXPECT_NE(report.out.find(expected), std::string::npos) << expected << "\n" << report.out;
   const auto full =
       json::parse(controller.cli({"cases", "report", r["case_id"], "--format", "json"}).out);
+  // The link points where the CLI reached the API, port included (it once dropped the port).
+  EXPECT_EQ(full["case"]["console_link"],
+            "https://" + controller.api() + "/ui/cases/" + r["case_id"].get<std::string>());
   bool script_listed = false;
   for (const auto& e : full["evidence"]) {
     if (e["sha256"] != script_sha) continue;
