@@ -212,6 +212,98 @@ Result<std::string> parameters_from_json(std::string_view kind, const json& para
   return message->SerializeAsString();
 }
 
+namespace {
+
+const pb::FieldDescriptor* field_named(const pb::Descriptor* d, const std::string& name) {
+  if (const auto* f = d->FindFieldByName(name)) return f;
+  // The protobuf JSON parser takes lowerCamelCase names too.
+  for (int i = 0; i < d->field_count(); ++i)
+    if (d->field(i)->json_name() == name) return d->field(i);
+  return nullptr;
+}
+
+// Walks `value` as message `d` at `path`, copying only its literals into `literals`.
+Status check_written(const pb::Descriptor* d, const json& value, const std::string& path,
+                     const std::function<Deferred(const json&)>& deferred, json& literals) {
+  if (!value.is_object())
+    return Error{fmt::format("{} must be a mapping (fields: {})", path.empty() ? "parameters" : path,
+                             field_list(d))};
+  literals = json::object();
+  for (const auto& [key, item] : value.items()) {
+    const std::string where = path.empty() ? key : path + "." + key;
+    const auto* field = field_named(d, key);
+    if (field == nullptr)
+      return Error{fmt::format("no parameter '{}' (known: {})", where, field_list(d, path.empty() ? "" : path + "."))};
+    const auto kind_of_value = deferred(item);
+    if (kind_of_value == Deferred::any_value) continue;
+    const bool text_only = kind_of_value == Deferred::text;
+    const bool message = field->message_type() != nullptr;
+    const bool takes_text = field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING ||
+                            field->cpp_type() == pb::FieldDescriptor::CPPTYPE_ENUM;
+    if (text_only && (field->is_repeated() || !takes_text))
+      return Error{fmt::format("'{}' is text with expressions in it, so it renders as a string, "
+                               "but {} must be {} (a value from one expression alone, "
+                               "\"{{{{ expr }}}}\", keeps its type)",
+                               where, field->name(),
+                               field->is_repeated() ? "a list"
+                               : message            ? "a mapping"
+                               : field->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL
+                                   ? "true or false"
+                                   : "a number")};
+    if (text_only) continue;  // a string, which the field takes; its value is checked at run time
+    if (message && !field->is_repeated()) {
+      json nested;
+      if (auto s = check_written(field->message_type(), item, where, deferred, nested); !s)
+        return s;
+      if (!nested.empty()) literals[key] = std::move(nested);
+      continue;
+    }
+    if (field->is_repeated()) {
+      if (!item.is_array()) return Error{fmt::format("'{}' must be a list", where)};
+      json list = json::array();
+      for (std::size_t i = 0; i < item.size(); ++i) {
+        const auto element = deferred(item[i]);
+        if (element != Deferred::no) continue;  // a list element decided at run time
+        if (message) {
+          json nested;
+          if (auto s = check_written(field->message_type(), item[i],
+                                     fmt::format("{}[{}]", where, i), deferred, nested);
+              !s)
+            return s;
+          list.push_back(std::move(nested));
+        } else {
+          list.push_back(item[i]);
+        }
+      }
+      literals[key] = std::move(list);
+      continue;
+    }
+    literals[key] = item;
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Status check_parameters_written(std::string_view kind, const json& parameters,
+                                const std::function<Deferred(const json&)>& deferred) {
+  const auto* entry = find(kind);
+  if (entry == nullptr) return Error{fmt::format("unknown action kind '{}'", kind)};
+  if (parameters.is_null() || (parameters.is_object() && parameters.empty())) return ok_status();
+  json literals;
+  if (auto s = check_written(entry->parameters(), parameters, "", deferred, literals); !s)
+    return Error{fmt::format("parameters for {}: {}", kind, s.error().message)};
+  // The literals, through the parser `riposte action run` uses: a number where text belongs, an
+  // unknown enum value, a negative count.
+  auto message = make(entry->parameters());
+  pb::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status = pb::util::JsonStringToMessage(literals.dump(), message.get(), options);
+  if (!status.ok())
+    return Error{fmt::format("parameters for {}: {}", kind, std::string(status.message()))};
+  return ok_status();
+}
+
 json parameters_to_json(std::string_view kind, const std::string& serialized) {
   const auto* entry = find(kind);
   if (entry == nullptr) return nullptr;

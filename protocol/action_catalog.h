@@ -4,6 +4,7 @@
 // for the API and CLI (proto3 JSON mapping: field names as in actions.proto, 64-bit integers as
 // strings).
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -27,6 +28,18 @@ const google::protobuf::Descriptor* result_descriptor(std::string_view kind);
 // errors naming the field.
 Result<std::string> parameters_from_json(std::string_view kind, const nlohmann::json& parameters);
 nlohmann::json parameters_to_json(std::string_view kind, const std::string& serialized);
+
+// What a parameter value written before the run (a playbook step's) will be: a literal, checked
+// now; a value decided at run time of any type (`{{ inputs.pid }}`); or text decided at run time
+// (`{{ a }}:{{ b }}`, which renders as a string whatever `a` and `b` are).
+enum class Deferred { no, any_value, text };
+// Checks `kind`'s parameters as written in a playbook: every name as parameters_from_json takes
+// it (unknown names list the known ones), every literal by its field's type with the same
+// parser `riposte action run` uses, and each deferred value by what it must yield (text cannot
+// fill a number, boolean, object or list). Values only known at run time (a process target's pid
+// and start time) are checked when the step runs, as before.
+Status check_parameters_written(std::string_view kind, const nlohmann::json& parameters,
+                                const std::function<Deferred(const nlohmann::json&)>& deferred);
 // Serialized result message -> JSON: always an object. Text an agent sent that is not UTF-8 is
 // shown as wire text (common/utf8.h); bytes that are not the kind's result message at all (a
 // hostile or broken agent) give {"unreadable": "<why, in words>"} and nothing else, which readers

@@ -613,6 +613,10 @@ Result<std::string> Template::render(const json& context) const {
   return out;
 }
 
+bool Template::has_expression() const {
+  return std::any_of(parts_.begin(), parts_.end(), [](const Part& p) { return p.expression != nullptr; });
+}
+
 Result<json> Template::render_value(const json& context) const {
   if (parts_.size() == 1 && parts_[0].expression) return parts_[0].expression->evaluate(context);
   auto text = render(context);

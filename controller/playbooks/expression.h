@@ -60,6 +60,10 @@ class Template {
   // A template that is exactly one "{{ expr }}" renders to the value itself (a number stays a
   // number), so action parameters keep their types.
   Result<nlohmann::json> render_value(const nlohmann::json& context) const;
+  // Without expressions it is a literal; exactly one "{{ expr }}", a value of any type; text and
+  // expressions together, a string.
+  bool has_expression() const;
+  bool is_single_expression() const { return parts_.size() == 1 && parts_[0].expression; }
   std::vector<std::string> roots() const;
   const std::string& text() const { return text_; }  // as written
   bool empty() const { return text_.empty(); }

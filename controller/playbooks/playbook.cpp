@@ -189,6 +189,22 @@ PlaybookTrigger load_trigger(const Loader& in, const YAML::Node& node) {
   return trigger;
 }
 
+// A step's parameters against the action catalog, as `riposte action run` checks them: a typo
+// (`history_adress`) or a wrong type fails the load, not the run after a person approved it.
+void check_parameters_written(const Loader& in, const YAML::Node& node, const std::string& kind,
+                              const JsonTemplate& parameters, const std::string& where) {
+  if (!action_catalog::is_known_kind(kind)) return;  // reported as an unknown action
+  const auto deferred = [](const nlohmann::json& value) {
+    if (!value.is_string()) return action_catalog::Deferred::no;
+    auto parsed = Template::parse(value.get<std::string>());
+    if (!parsed || !parsed->has_expression()) return action_catalog::Deferred::no;
+    return parsed->is_single_expression() ? action_catalog::Deferred::any_value
+                                          : action_catalog::Deferred::text;
+  };
+  if (auto s = action_catalog::check_parameters_written(kind, parameters.source(), deferred); !s)
+    in.fail(node, fmt::format("{}: {}", where, s.error().message));
+}
+
 // `rules_file: NAME` of a yara.scan step: the rule set's text, read now (relative to the
 // playbook's directory) so a missing or unreadable file is an error at load, not mid-incident.
 void load_rules_file(const Loader& in, const YAML::Node& node, PlaybookStep& step,
@@ -315,6 +331,8 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
         if (!node["parameters"].IsMap())
           in.fail(node["parameters"], where + " parameters must be a mapping");
         step.parameters = in.json_template(node["parameters"], where + " parameters");
+        check_parameters_written(in, node["parameters"], step.action, step.parameters,
+                                 where + " parameters");
       }
       if (const auto rules_file = node["rules_file"]) {
         load_rules_file(in, rules_file, step, where);
@@ -338,6 +356,8 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
         if (const auto parameters = undo["parameters"]) {
           if (!parameters.IsMap()) in.fail(parameters, where + " undo parameters must be a mapping");
           step.undo_parameters = in.json_template(parameters, where + " undo parameters");
+          check_parameters_written(in, parameters, step.undo_action, step.undo_parameters,
+                                   where + " undo parameters");
         }
       }
       break;

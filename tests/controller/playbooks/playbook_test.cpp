@@ -62,6 +62,41 @@ TEST_F(PlaybookLoad, UnknownStepKindNamesFileLineAndTheKnownKinds) {
                 "notify, case, wait)");
 }
 
+// A step's parameters are checked against the action catalog at load, as `riposte action run`
+// checks them: a misspelt name, a literal of the wrong type, text where a number belongs; in
+// undo parameters too. Values from one expression are checked when the step runs.
+TEST_F(PlaybookLoad, StepParametersAreCheckedAgainstTheCatalogAtLoad) {
+  const auto step = [&](const std::string& parameters, const std::string& action =
+                                                           "network.connections") {
+    return error_of(with_steps("  - {id: a, kind: query, action: " + action +
+                               ", target: host, parameters: " + parameters + "}\n"));
+  };
+  EXPECT_EQ(step("{history_adress: '{{ inputs.ip }}'}"),
+            file() + ":4: step 'a' parameters: parameters for network.connections: no parameter "
+                     "'history_adress' (known: history_address, history_days)");
+  EXPECT_NE(step("{history_days: thirty}").find("history_days"), std::string::npos);
+  EXPECT_NE(step("{history_days: '{{ inputs.days }} days'}").find("renders as a string"),
+            std::string::npos);
+  EXPECT_EQ(step("{history_address: '{{ inputs.ip }}', history_days: '{{ inputs.days }}'}"),
+            "(loaded)");
+  EXPECT_EQ(step("{history_address: 'ip {{ inputs.ip }}', history_days: 30}"), "(loaded)")
+      << "text into a text field";
+  EXPECT_EQ(step("{historyDays: 3}"), "(loaded)") << "the JSON name, as action run takes it";
+  EXPECT_NE(error_of(with_steps("  - {id: q, kind: action, action: network.quarantine, target: "
+                                "host, parameters: {release_after_second: 60}}\n"))
+                .find("no parameter 'release_after_second' (known: allow, release_after_seconds)"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_steps("  - id: s\n"
+                                "    kind: action\n"
+                                "    action: process.suspend\n"
+                                "    target: process\n"
+                                "    undo: {action: process.resume, parameters: {target: "
+                                "{pid: '{{ inputs.pid }}', start_tick: 5}}}\n"))
+                .find("undo parameters: parameters for process.resume: no parameter "
+                      "'target.start_tick' (known: target.pid, target.start_ticks"),
+            std::string::npos);
+}
+
 TEST_F(PlaybookLoad, BadExpressionGivesLineAndColumn) {
   EXPECT_EQ(error_of(with_steps("  - id: gate\n"
                                 "    kind: decide\n"
