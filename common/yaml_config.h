@@ -26,8 +26,10 @@ inline Result<YAML::Node> load_yaml_mapping(const std::filesystem::path& path,
   for (const auto& entry : root) {
     const auto key = entry.first.as<std::string>();
     if (!known_keys.contains(key)) {
-      return Error{fmt::format("{}: unknown key '{}' (line {})", path.string(), key,
-                               entry.first.Mark().line + 1)};
+      std::string names;
+      for (const auto& k : known_keys) names += (names.empty() ? "" : ", ") + k;
+      return Error{fmt::format("{}: unknown key '{}' (line {}; known: {})", path.string(), key,
+                               entry.first.Mark().line + 1, names)};
     }
   }
   return root;

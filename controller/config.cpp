@@ -9,11 +9,17 @@
 
 #include "common/duration.h"
 #include "common/yaml_config.h"
+#include "controller/observables/asset_vocabulary.h"
 #include "controller/playbooks/webhook.h"
 
 namespace riposte::controller {
 
 namespace {
+
+// What spdlog::level::from_str takes (logging.cpp configure_logging).
+constexpr std::array<std::string_view, 8> kLogLevels = {"trace", "debug",    "info",     "warn",
+                                                        "warning", "error", "critical", "off"};
+constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
 
 // Nested sections refuse unknown keys too.
 Status check_keys(const YAML::Node& node, std::initializer_list<const char*> known,
@@ -22,8 +28,10 @@ Status check_keys(const YAML::Node& node, std::initializer_list<const char*> kno
   for (const auto& entry : node) {
     const auto key = entry.first.as<std::string>();
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
-      return Error{fmt::format("{}: {}: unknown key '{}' (line {})", path.string(), where, key,
-                               entry.first.Mark().line + 1)};
+      std::string names;
+      for (const char* k : known) names += (names.empty() ? "" : ", ") + std::string(k);
+      return Error{fmt::format("{}: {}: unknown key '{}' (line {}; known: {})", path.string(),
+                               where, key, entry.first.Mark().line + 1, names)};
     }
   }
   return ok_status();
@@ -182,6 +190,13 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
     }
     if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
     if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();
+    // Checked here, at start and by `check`, not first when logging is set up.
+    if (!is_one_of(kLogLevels, config.log_level))
+      return Error{fmt::format("{}: log_level '{}' is not one of {}", path.string(),
+                               config.log_level, one_of_text(kLogLevels))};
+    if (!is_one_of(kLogFormats, config.log_format))
+      return Error{fmt::format("{}: log_format '{}' is not one of {}", path.string(),
+                               config.log_format, one_of_text(kLogFormats))};
     const auto base = path.parent_path();
     auto resolve = [&](const std::string& p) {
       const std::filesystem::path candidate(p);
@@ -254,7 +269,14 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
           config.webhooks[name] = url;
         }
       }
-      if (playbooks["dir"]) config.playbooks_dir = resolve(playbooks["dir"].as<std::string>());
+      if (const auto dir = playbooks["dir"]) {
+        // One directory, or a list: the shipped playbooks and a team's own beside them.
+        if (dir.IsSequence()) {
+          for (const auto& item : dir) config.playbooks_dirs.push_back(resolve(item.as<std::string>()));
+        } else {
+          config.playbooks_dirs.push_back(resolve(dir.as<std::string>()));
+        }
+      }
       if (playbooks["auto_start"]) config.playbooks_auto_start = playbooks["auto_start"].as<bool>();
       if (playbooks["responder_webhook"]) {
         config.responder_webhook = playbooks["responder_webhook"].as<std::string>();

@@ -68,10 +68,11 @@ struct ControllerConfig {
   // Ceilings on playbook autonomy per asset environment and criticality (autonomy_policy.h).
   AutonomyPolicy autonomy;
 
-  // Playbooks (README "Playbooks"): the directory they are loaded from at start (empty: none,
-  // so nothing runs until a team opts in), where run summaries go, and the CA that webhook
-  // servers' certificates must chain to (empty: the system trust store).
-  std::filesystem::path playbooks_dir;
+  // Playbooks (README "Playbooks"): the directories they are loaded from at start, in order
+  // (`playbooks.dir`, one path or a list, then each `--playbooks`; empty: none, so nothing runs
+  // until a team opts in), where run summaries go, and the CA that webhook servers' certificates
+  // must chain to (empty: the system trust store).
+  std::vector<std::filesystem::path> playbooks_dirs;
   bool playbooks_auto_start = true;  // false: runs start only when an operator starts them
   std::string responder_webhook;
   std::map<std::string, std::string> webhooks;  // NAME -> https URL, for `url: webhook:NAME`

@@ -18,6 +18,7 @@
 #include "common/logging.h"
 #include "common/secure_file.h"
 #include "common/service_status.h"
+#include "controller/config_check.h"
 #include "controller/controller_service.h"
 #include "controller/controller_status.h"
 #include "controller/local_agent.h"
@@ -37,7 +38,7 @@ struct CommonFlags {
   std::string api_listen;
   std::string log_level;
   std::string log_format;
-  std::string playbooks_dir;
+  std::vector<std::string> playbooks_dirs;
 };
 
 constexpr const char* kPackagedConfig = "/etc/riposte/controller.yaml";
@@ -60,7 +61,8 @@ Result<ControllerConfig> effective_config(const CommonFlags& flags) {
   if (!flags.api_listen.empty()) config.api_listen = flags.api_listen;
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
   if (!flags.log_format.empty()) config.log_format = flags.log_format;
-  if (!flags.playbooks_dir.empty()) config.playbooks_dir = fs::absolute(flags.playbooks_dir);
+  // Added to playbooks.dir, not instead of it: the shipped playbooks and a team's own together.
+  for (const auto& dir : flags.playbooks_dirs) config.playbooks_dirs.push_back(fs::absolute(dir));
   config.data_dir = fs::absolute(config.data_dir);
   return config;
 }
@@ -283,6 +285,40 @@ int cmd_migrate(const std::string& from, const std::string& to) {
   return 0;
 }
 
+// Checks a configuration, its asset map, playbooks and feeds without starting; exit 0 when all
+// hold, 1 with each problem on its own line (FILE:LINE where there is one).
+int cmd_check(const CommonFlags& flags, bool json) {
+  auto config = effective_config(flags);
+  nlohmann::json report;
+  if (!config) {
+    nlohmann::json failed = nlohmann::json::object();
+    failed["what"] = "config";
+    failed["ok"] = false;
+    failed["detail"] = config.error().message;
+    report["ok"] = false;
+    report["checks"] = nlohmann::json::array({std::move(failed)});
+  } else {
+    report = check_configuration(*config, SystemClock{}.now_unix_ms());
+    nlohmann::json loaded = nlohmann::json::object();
+    loaded["what"] = "config";
+    loaded["ok"] = true;
+    loaded["detail"] = flags.config_file.empty() ? "defaults and flags" : flags.config_file;
+    report["checks"].insert(report["checks"].begin(), std::move(loaded));
+  }
+  if (json) {
+    std::cout << report.dump(2) << "\n";
+  } else {
+    for (const auto& c : report["checks"])
+      std::cout << fmt::format("{} {:<9} {}\n",
+                               !c["ok"].get<bool>()         ? "ERR "
+                               : c.value("warning", false) ? "WARN"
+                                                           : "ok  ",
+                               c["what"].get<std::string>(), c["detail"].get<std::string>());
+    std::cout << (report["ok"].get<bool>() ? "configuration OK\n" : "configuration has errors\n");
+  }
+  return report["ok"].get<bool>() ? 0 : 1;
+}
+
 int cmd_status(const CommonFlags& flags, bool json) {
   auto config = effective_config(flags);
   if (!config) return fail(config.error().message);
@@ -454,8 +490,8 @@ int main(int argc, char** argv) {
                       "HTTPS API HOST:PORT (default 0.0.0.0:8443; 127.0.0.1:8443 for up)");
       sub->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
       sub->add_option("--log-format", flags.log_format, "text|json");
-      sub->add_option("--playbooks", flags.playbooks_dir,
-                      "load the playbooks in this directory (overrides playbooks.dir)")
+      sub->add_option("--playbooks", flags.playbooks_dirs,
+                      "also load the playbooks in this directory (after playbooks.dir; repeatable)")
           ->check(CLI::ExistingDirectory);
     }
   };
@@ -471,6 +507,10 @@ int main(int argc, char** argv) {
       "status", "initialized? running? API answering? agents connected? last error");
   add_common(status, false);
   status->add_flag("--json", json, "print one JSON object");
+  auto* check = app.add_subcommand(
+      "check", "check a configuration, its asset map, playbooks and feeds without starting");
+  add_common(check, true);
+  check->add_flag("--json", json, "print one JSON object");
   auto* run = app.add_subcommand("run", "run the controller in the foreground");
   add_common(run, true);
   std::string agent_state_dir;
@@ -507,6 +547,7 @@ int main(int argc, char** argv) {
   try {
     if (init->parsed()) return cmd_init(flags, json, admin_token_file);
     if (status->parsed()) return cmd_status(flags, json);
+    if (check->parsed()) return cmd_check(flags, json);
     if (run->parsed()) return cmd_run(flags);
     if (up->parsed()) return cmd_up(flags, agent_state_dir);
   } catch (const std::exception& e) {

@@ -172,15 +172,17 @@ Status ControllerService::start() {
   intake_->set_listener([this](const std::vector<std::string>& ids) { pipeline_->enqueue(ids); });
 
   std::vector<Playbook> playbooks;
-  if (!config_.playbooks_dir.empty()) {
-    auto loaded = load_playbook_directory(config_.playbooks_dir);
+  if (!config_.playbooks_dirs.empty()) {
+    std::vector<std::string> dirs;
+    for (const auto& dir : config_.playbooks_dirs) dirs.push_back(dir.string());
+    auto loaded = load_playbook_directories(config_.playbooks_dirs);
     // A playbook with an error must not be skipped quietly: the team believes it is running.
     if (!loaded.errors.empty()) {
-      return Error{fmt::format("playbooks in {}: {}", config_.playbooks_dir.string(),
+      return Error{fmt::format("playbooks in {}: {}", fmt::join(dirs, ", "),
                                fmt::join(loaded.errors, "; "))};
     }
     playbooks = std::move(loaded.playbooks);
-    spdlog::info("playbooks: {} loaded from {}", playbooks.size(), config_.playbooks_dir.string());
+    spdlog::info("playbooks: {} loaded from {}", playbooks.size(), fmt::join(dirs, ", "));
   }
   webhooks_ = std::make_unique<WebhookClient>(config_.webhook_ca_file);
   engine_ = std::make_unique<PlaybookEngine>(

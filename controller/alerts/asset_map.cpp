@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "controller/observables/asset_vocabulary.h"
 #include "controller/observables/observable.h"
 
 namespace riposte::controller {
@@ -68,15 +69,13 @@ Result<AssetEntry> parse_entry(const YAML::Node& node, const std::string& where)
   e.criticality = node["criticality"] ? node["criticality"].as<std::string>() : "";
   e.owner = node["owner"] ? node["owner"].as<std::string>() : "";
   if (node["stakeholders"]) e.stakeholders = string_list(node["stakeholders"]);
-  static const std::set<std::string> kEnvironments = {"production", "staging", "lab"};
-  static const std::set<std::string> kCriticality = {"mission-critical", "high", "medium", "low"};
-  if (!e.environment.empty() && !kEnvironments.contains(e.environment)) {
-    return Error{fmt::format("{}: environment '{}' is not production, staging or lab", where,
-                             e.environment)};
+  if (!e.environment.empty() && !is_one_of(kAssetEnvironments, e.environment)) {
+    return Error{fmt::format("{}: environment '{}' is not one of {}", where, e.environment,
+                             one_of_text(kAssetEnvironments))};
   }
-  if (!e.criticality.empty() && !kCriticality.contains(e.criticality)) {
-    return Error{fmt::format("{}: criticality '{}' is not mission-critical, high, medium or low",
-                             where, e.criticality)};
+  if (!e.criticality.empty() && !is_one_of(kAssetCriticalities, e.criticality)) {
+    return Error{fmt::format("{}: criticality '{}' is not one of {}", where, e.criticality,
+                             one_of_text(kAssetCriticalities))};
   }
   return e;
 }

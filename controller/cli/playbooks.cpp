@@ -23,8 +23,9 @@ void PlaybookCommands::attach(CLI::App& app) {
   auto* playbooks = app.add_subcommand("playbooks", "response playbooks");
   playbooks->require_subcommand(1);
   validate_ = playbooks->add_subcommand(
-      "validate", "check every playbook file in a directory, offline (exit 1 on any error)");
-  validate_->add_option("DIR", dir_, "playbooks directory")
+      "validate",
+      "check every playbook file in one or more directories, offline (exit 1 on any error)");
+  validate_->add_option("DIR", dirs_, "playbooks directories (names must be unique across them)")
       ->required()
       ->check(CLI::ExistingDirectory);
   validate_->add_flag("--json", json_, "print JSON");
@@ -210,7 +211,8 @@ std::optional<int> PlaybookCommands::run_offline() {
     return backtest(file_, alerts_, json_, policy_from_config(config_), config_, "");
   }
   if (!validate_->parsed()) return std::nullopt;
-  const auto loaded = load_playbook_directory(dir_);
+  const auto loaded =
+      load_playbook_directories(std::vector<std::filesystem::path>(dirs_.begin(), dirs_.end()));
   json out{{"playbooks", json::array()}, {"errors", loaded.errors}};
   for (const auto& playbook : loaded.playbooks) {
     json steps = json::array();

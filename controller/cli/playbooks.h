@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "controller/cli/support.h"
 
@@ -42,7 +43,7 @@ class PlaybookCommands {
   std::string file_;
   std::string alerts_;
   bool json_ = false;
-  std::string dir_;
+  std::vector<std::string> dirs_;
 };
 
 }  // namespace riposte::cli

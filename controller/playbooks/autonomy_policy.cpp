@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/duration.h"
+#include "controller/observables/asset_vocabulary.h"
 
 namespace riposte::controller {
 
@@ -136,7 +137,9 @@ Result<AutonomyPolicy> autonomy_policy_from_json(const json& j) {
   for (const auto& [key, value] : j.items()) {
     if (key != "default" && key != "unmapped" && key != "ceilings" && key != "sources" &&
         key != "rate_limits")
-      return Error{fmt::format("autonomy: unknown key '{}'", key)};
+      return Error{fmt::format(
+          "autonomy: unknown key '{}' (known: default, unmapped, ceilings, sources, rate_limits)",
+          key)};
   }
   for (auto [key, target] :
        {std::pair{"default", &policy.default_ceiling}, {"unmapped", &policy.unmapped}}) {
@@ -154,10 +157,23 @@ Result<AutonomyPolicy> autonomy_policy_from_json(const json& j) {
       if (!r.is_object()) return Error{where + " must be an object"};
       for (const auto& [key, value] : r.items()) {
         if (key != "environment" && key != "criticality" && key != "max")
-          return Error{fmt::format("{}: unknown key '{}'", where, key)};
+          return Error{fmt::format("{}: unknown key '{}' (known: environment, criticality, max)",
+                                   where, key)};
         if (key != "max" && !value.is_string())
           return Error{fmt::format("{}.{} must be a string", where, key)};
       }
+      // A value no asset can have never matches: production hosts would quietly fall back to
+      // the default ceiling.
+      if (r.contains("environment") &&
+          !is_one_of(kAssetEnvironments, r["environment"].get<std::string>()))
+        return Error{fmt::format("{}.environment '{}' is not one of {} (the asset map's values)",
+                                 where, r["environment"].get<std::string>(),
+                                 one_of_text(kAssetEnvironments))};
+      if (r.contains("criticality") &&
+          !is_one_of(kAssetCriticalities, r["criticality"].get<std::string>()))
+        return Error{fmt::format("{}.criticality '{}' is not one of {} (the asset map's values)",
+                                 where, r["criticality"].get<std::string>(),
+                                 one_of_text(kAssetCriticalities))};
       if (!r.contains("max")) return Error{where + " needs 'max'"};
       auto max = mode(r["max"], where + ".max");
       if (!max) return max.error();

@@ -7,6 +7,7 @@
 #include <array>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "common/duration.h"
@@ -544,8 +545,10 @@ Result<Playbook> load_playbook(const fs::path& file) {
   }
 }
 
-PlaybookDirectory load_playbook_directory(const fs::path& dir) {
-  PlaybookDirectory out;
+namespace {
+
+// `names`: each playbook name and the file that holds it, across every directory loaded so far.
+void load_into(const fs::path& dir, PlaybookDirectory& out, std::map<std::string, fs::path>& names) {
   std::error_code ec;
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -554,10 +557,9 @@ PlaybookDirectory load_playbook_directory(const fs::path& dir) {
   }
   if (ec) {
     out.errors.push_back(fmt::format("{}: {}", dir.string(), ec.message()));
-    return out;
+    return;
   }
   std::sort(files.begin(), files.end());
-  std::map<std::string, fs::path> names;
   for (const auto& file : files) {
     auto playbook = load_playbook(file);
     if (!playbook) {
@@ -570,6 +572,24 @@ PlaybookDirectory load_playbook_directory(const fs::path& dir) {
       continue;
     }
     out.playbooks.push_back(std::move(*playbook));
+  }
+}
+
+}  // namespace
+
+PlaybookDirectory load_playbook_directory(const fs::path& dir) {
+  return load_playbook_directories({dir});
+}
+
+PlaybookDirectory load_playbook_directories(const std::vector<fs::path>& dirs) {
+  PlaybookDirectory out;
+  std::map<std::string, fs::path> names;
+  std::set<fs::path> seen;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    const auto canonical = fs::weakly_canonical(dir, ec);
+    if (!seen.insert(ec ? dir : canonical).second) continue;
+    load_into(dir, out, names);
   }
   return out;
 }

@@ -117,5 +117,9 @@ struct PlaybookDirectory {
 };
 // Every *.yaml and *.yml in `dir`, in name order.
 PlaybookDirectory load_playbook_directory(const std::filesystem::path& dir);
+// Every playbook of several directories (the shipped ones and a team's own), in the order given,
+// each directory once (by its canonical path); a name used in two directories is an error, as in
+// one.
+PlaybookDirectory load_playbook_directories(const std::vector<std::filesystem::path>& dirs);
 
 }  // namespace riposte::controller

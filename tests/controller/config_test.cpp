@@ -132,6 +132,54 @@ TEST(ControllerConfig, UnknownKeyIsAnErrorNamingIt) {
   EXPECT_NE(config.error().message.find("agent_listne"), std::string::npos);
 }
 
+// Every enumerated value is checked at load (start, reload, `check`), naming the allowed ones;
+// an unknown key lists the known ones. A ceiling on `environment: prod` never matched an asset,
+// so production hosts fell back to the default ceiling without a word.
+TEST(ControllerConfig, EnumeratedValuesAndKeysNameWhatIsAllowed) {
+  testing::TempDir dir;
+  const auto error_of = [&](const std::string& text) {
+    auto config = load_controller_config(write(dir, text));
+    return config ? std::string("(loaded)") : config.error().message;
+  };
+  const auto prod = error_of("autonomy:\n  ceilings:\n    - {environment: prod, max: approve}\n");
+  EXPECT_NE(prod.find("environment 'prod' is not one of production, staging, lab"),
+            std::string::npos)
+      << prod;
+  const auto critical =
+      error_of("autonomy:\n  ceilings:\n    - {criticality: critical, max: simulate}\n");
+  EXPECT_NE(critical.find("criticality 'critical' is not one of mission-critical, high, medium, low"),
+            std::string::npos)
+      << critical;
+  EXPECT_EQ(error_of("autonomy:\n  ceilings:\n    - {environment: production, criticality: "
+                     "mission-critical, max: approve}\n"),
+            "(loaded)");
+  const auto level = error_of("log_level: verbose\n");
+  EXPECT_NE(level.find("log_level 'verbose' is not one of trace, debug, info"), std::string::npos)
+      << level;
+  EXPECT_NE(error_of("log_format: yaml\n").find("not one of text, json"), std::string::npos);
+  const auto key = error_of("agent_listne: 1.2.3.4:5\n");
+  EXPECT_NE(key.find("known: "), std::string::npos) << key;
+  EXPECT_NE(key.find("agent_listen"), std::string::npos) << key;
+  const auto nested = error_of("console:\n  public_ur: https://x\n");
+  EXPECT_NE(nested.find("known: web_root, session_lifetime, public_url"), std::string::npos)
+      << nested;
+  const auto autonomy = error_of("autonomy:\n  ceiling: []\n");
+  EXPECT_NE(autonomy.find("known: default, unmapped, ceilings, sources, rate_limits"),
+            std::string::npos)
+      << autonomy;
+}
+
+// `playbooks.dir` takes one directory or a list (the shipped playbooks and a team's own).
+TEST(ControllerConfig, PlaybooksDirTakesOneOrSeveralDirectories) {
+  testing::TempDir dir;
+  auto one = load_controller_config(write(dir, "playbooks:\n  dir: /srv/a\n"));
+  ASSERT_TRUE(one) << one.error().message;
+  EXPECT_EQ(one->playbooks_dirs, std::vector<std::filesystem::path>{"/srv/a"});
+  auto two = load_controller_config(write(dir, "playbooks:\n  dir: [/srv/a, /srv/b]\n"));
+  ASSERT_TRUE(two) << two.error().message;
+  EXPECT_EQ(two->playbooks_dirs, (std::vector<std::filesystem::path>{"/srv/a", "/srv/b"}));
+}
+
 TEST(ControllerConfig, InvalidYamlAndValuesAreErrors) {
   testing::TempDir dir;
   EXPECT_FALSE(load_controller_config(write(dir, "data_dir: [unclosed\n")));

@@ -208,5 +208,71 @@ TEST(UpIntegration, TheReadmeWalkContainsAProcessAndTheRunSucceedsWithoutWebhook
   EXPECT_EQ(up.wait_for_exit(20s), 0) << up.log_text();
 }
 
+// `riposte-controller check`: a team's configuration, asset map, playbooks (the shipped ones and
+// the team's own, from playbooks.dir and each --playbooks) and feeds, checked without starting,
+// with FILE:LINE for each problem; exit 1 on any.
+TEST(ControllerCheck, ChecksConfigAssetsPlaybooksAndFeedsWithoutStarting) {
+  TempDir dir;
+  const auto shipped = std::filesystem::path(source_dir()) / "playbooks";
+  const auto team = dir.path() / "team";
+  std::filesystem::create_directories(team);
+  const auto config = dir.path() / "controller.yaml";
+  const auto write_config = [&](const std::string& autonomy) {
+    std::ofstream(config) << "data_dir: " << (dir.path() / "data").string() << "\n"
+                          << "assets: " << source_dir() << "/tests/fixtures/assets.yaml\n"
+                          << "playbooks:\n  dir: " << shipped.string() << "\n"
+                          << "intel:\n  feeds:\n    - {name: hosts, format: list, path: "
+                          << source_dir() << "/tests/fixtures/intel/hosts_blocklist.txt}\n"
+                          << autonomy;
+  };
+  const auto check = [&](std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{bin("riposte-controller"), "check", "--config", config.string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run_command(argv);
+  };
+
+  write_config("autonomy:\n  ceilings:\n    - {environment: prod, max: approve}\n");
+  auto result = check();
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.out.find("environment 'prod' is not one of production, staging, lab"),
+            std::string::npos)
+      << result.out << result.err;
+
+  write_config("autonomy:\n  ceilings:\n    - {environment: production, max: approve}\n");
+  std::ofstream(team / "contain.yaml")
+      << "name: team-contain\ntrigger: {observable_types: [ip]}\nsteps:\n"
+         "  - {id: q, kind: action, action: network.quarantine, target: host,\n"
+         "     parameters: {release_after_second: 600}}\n";
+  result = check({"--playbooks", team.string()});
+  EXPECT_EQ(result.exit_code, 1) << result.out;
+  EXPECT_NE(result.out.find((team / "contain.yaml").string() +
+                            ":5: step 'q' parameters: parameters for network.quarantine: no "
+                            "parameter 'release_after_second'"),
+            std::string::npos)
+      << result.out;
+
+  std::ofstream(team / "contain.yaml", std::ios::trunc)
+      << "name: team-contain\ntrigger: {observable_types: [ip]}\nsteps:\n"
+         "  - {id: q, kind: action, action: network.quarantine, target: host,\n"
+         "     parameters: {release_after_seconds: 600}}\n";
+  result = check({"--playbooks", team.string(), "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const auto report = nlohmann::json::parse(result.out);
+  std::string seen;
+  for (const auto& c : report["checks"]) seen += c["detail"].get<std::string>() + "\n";
+  for (const char* expected : {"malicious-ip v5", "team-contain v", "feed 'hosts': 4 indicators",
+                               "assets.yaml: 3 entries"})
+    EXPECT_NE(seen.find(expected), std::string::npos) << expected << "\n" << seen;
+
+  // One playbook name in two directories is refused, as in one.
+  std::ofstream(team / "copy.yaml") << "name: malicious-ip\ntrigger: {observable_types: [ip]}\n"
+                                       "steps:\n  - {id: w, kind: wait, duration: 1m}\n";
+  result = check({"--playbooks", team.string()});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.out.find("playbook name 'malicious-ip' is also used by"), std::string::npos)
+      << result.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "data")) << "check starts nothing";
+}
+
 }  // namespace
 }  // namespace riposte::testing
