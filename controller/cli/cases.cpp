@@ -68,7 +68,11 @@ void CaseCommands::attach(CLI::App& app) {
   approve_ = approvals->add_subcommand("approve", "approve (not a run you started yourself)");
   approve_->add_option("ID", id_, "approval id")->required();
   approve_->add_option("--reason", reason_, "why, for the record");
-  approve_->add_flag("--json", json_, "print JSON");
+  approve_->add_flag("--wait", wait_,
+                     "wait until what the approval let go has ended (the step's actions; exit 2 "
+                     "if one did not succeed or the run failed)");
+  approve_->add_option("--timeout", wait_timeout_, "give up waiting after this (default 10m)");
+  approve_->add_flag("--json", json_, "print JSON (with --wait: the run as it ended)");
   deny_ = approvals->add_subcommand("deny", "deny: the run ends as denied and undoes what it did");
   deny_->add_option("ID", id_, "approval id")->required();
   deny_->add_option("--reason", reason_, "why (required)")->required();
@@ -179,6 +183,7 @@ std::optional<int> CaseCommands::run(const Connection& c) {
     const auto result =
         call(c, "POST", fmt::format("/api/v1/approvals/{}/{}", url_encode(id_), verb),
              json{{"reason", reason_}});
+    if (approve_->parsed() && wait_) return wait_for_approved(c, result);
     return show_approval(result);
   }
   if (run_list_->parsed()) {
@@ -279,6 +284,58 @@ int CaseCommands::show_run(const Connection& c) {
     print_table({"ACTION", "KIND", "AGENT", "STATE", "APPROVER"}, actions);
   }
   return 0;
+}
+
+int CaseCommands::wait_for_approved(const Connection& c, const json& approval) {
+  const auto timeout = parse_duration_ms(wait_timeout_);
+  if (!timeout) die("--timeout: " + timeout.error().message);
+  const auto run_path = "/api/v1/runs/" + url_encode(text(approval["run_id"]));
+  const auto decided_at = text(approval["decided_at"]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*timeout);
+  if (!json_)
+    std::cout << fmt::format("Approved {}; waiting for run {}...\n", text(approval["id"]),
+                             text(approval["run_id"]));
+  for (;;) {
+    const auto run = call(c, "GET", run_path);
+    const auto state = text(run["state"]);
+    // The actions this decision let go: issued at or after it (RFC 3339 UTC sorts as text).
+    std::vector<json> released;
+    bool open = false;
+    for (const auto& a : run.value("actions", json::array())) {
+      if (text(a["issued_at"]) < decided_at) continue;
+      released.push_back(a);
+      const auto s = text(a["state"]);
+      open = open || !(s == "succeeded" || s == "failed" || s == "refused" || s == "expired");
+    }
+    const bool ended = state != "running" && state != "waiting";
+    // Still at this approval (the engine has not taken the decision up yet), or at its actions.
+    const bool here = state == "waiting" && text(run["waiting_for"]) == "approval" &&
+                      text(run["step"]) == text(approval["step"]) &&
+                      run.value("attempt", 0) == approval.value("attempt", 0);
+    const bool moved_on = ended || (state == "waiting" && !here && text(run["waiting_for"]) != "actions");
+    if (moved_on && !open) {
+      int code = state == "failed" || state == "escalated" || state == "denied" ? 2 : 0;
+      for (const auto& a : released)
+        if (text(a["state"]) != "succeeded") code = 2;
+      if (json_) {
+        std::cout << run.dump(2) << "\n";
+      } else {
+        for (const auto& a : released)
+          std::cout << fmt::format("{} {} on {}: {}\n", text(a["kind"]), text(a["state"]),
+                                   text(a["agent_id"]), printable(text(a.value("outcome", json()))));
+        std::cout << fmt::format("Run {} is {}{}{}\n", text(run["id"]), state,
+                                 text(run["waiting_for"]).empty() ? "" : " for ",
+                                 text(run["waiting_for"]));
+      }
+      return code;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cerr << fmt::format("riposte: timed out waiting; run {} is {} ({})\n", text(run["id"]),
+                               state, text(run["waiting_for"]));
+      return 3;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 int CaseCommands::show_approval(const json& a) {

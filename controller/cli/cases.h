@@ -45,6 +45,11 @@ class CaseCommands {
   std::string case_;
   std::string reason_;
   int limit_ = 50;
+  bool wait_ = false;
+  std::string wait_timeout_ = "10m";
+
+  // approvals approve --wait: follows the run until what the approval let go has ended.
+  int wait_for_approved(const Connection& c, const nlohmann::json& approval);
 };
 
 }  // namespace riposte::cli

@@ -126,7 +126,8 @@ def main():
         alert = {"@timestamp": now, "kibana.alert.uuid": "console-alert-1",
                  "kibana.alert.rule.name": XSS, "kibana.alert.severity": "critical",
                  "host": {"name": hostname},
-                 "process": {"pid": victim.pid, "executable": "/usr/bin/sleep"}}
+                 "process": {"pid": victim.pid, "executable": "/usr/bin/sleep"},
+                 "related": {"ip": [12345]}}  # not an address: dropped with a note
         status, _, body = api.call("POST", "/api/v1/alerts?format=ecs", admin, alert)
         check(status == 201, f"alert submitted ({body[:200]!r})")
         alert_id = json.loads(body)["alerts"][0]["id"]
@@ -143,6 +144,8 @@ def main():
         check(rex.current_url == alert_url, "the deep link survives signing in")
         title = WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "h1.rule-name")))
         check(title.text == XSS, "the alert's rule name is shown as the text it is")
+        notes = WebDriverWait(rex, 20).until(EC.presence_of_element_located((By.ID, "alert-notes"))).text
+        check("'related.ip'" in notes, f"the alert page shows intake's notes about dropped fields ({notes!r})")
         # rex starts the playbook from the alert's page; the run waits for approval.
         Select(rex.find_element(By.ID, "run-playbook")).select_by_value("capture-on-approval")
         check(not rex.find_element(By.ID, "run-simulate").is_selected(), "a responder's run is real by default")
@@ -152,6 +155,12 @@ def main():
         run_id = rex.current_url.rsplit("/", 1)[1]
         WebDriverWait(rex, 20).until(lambda d: "approval" in d.find_element(By.TAG_NAME, "main").text)
         shot(rex, "03-run-waiting")
+        rex.find_element(By.CSS_SELECTOR, "header nav a[href='/ui/runs']").click()
+        WebDriverWait(rex, 20).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, f"#runs a[href='/ui/runs/{run_id}']")))
+        check("capture-on-approval" in rex.find_element(By.ID, "runs").text and
+              not rex.find_elements(By.CSS_SELECTOR, "main .error"),
+              "the Runs page lists the run, without an error box")
 
         def pending():
             s, _, b = api.call("GET", "/api/v1/approvals?state=pending", admin)

@@ -230,10 +230,15 @@ TEST_F(PlaybookRuns, SuspiciousProcessIsSuspendedCapturedScannedCollectedThenKil
   EXPECT_TRUE(shell.running());
 
   // rita approves through the CLI; the kill runs with her name signed into it.
-  const auto approved = controller.cli_as(
-      rita, {"approvals", "approve", approval["id"], "--reason", "confirmed reverse shell"});
-  ASSERT_EQ(approved.exit_code, 0) << approved.err;
-  r = wait_for_run(started["id"], [](const json& x) { return x["state"] == "succeeded"; });
+  // With --wait the command returns once what the approval let go has ended: the kill done.
+  const auto approved =
+      controller.cli_as(rita, {"approvals", "approve", approval["id"], "--reason",
+                               "confirmed reverse shell", "--wait", "--timeout", "60s"});
+  ASSERT_EQ(approved.exit_code, 0) << approved.out << approved.err;
+  EXPECT_NE(approved.out.find("process.kill succeeded"), std::string::npos) << approved.out;
+  EXPECT_NE(approved.out.find("is succeeded"), std::string::npos) << approved.out;
+  r = controller.cli_json({"runs", "show", started["id"]});
+  EXPECT_EQ(r["state"], "succeeded") << "--wait returned before the run had";
   EXPECT_TRUE(shell.wait_for_exit(10s).has_value());
   // The chat webhook answers like many do (no Content-Length, closed without close_notify):
   // that is a delivered notification, not a failed one.

@@ -9,7 +9,7 @@ import { CasePage, CasesPage } from './pages/cases';
 import { AlertPage, AlertsPage } from './pages/alerts';
 import { AgentPage, AgentsPage } from './pages/agents';
 import { ActionPage, ActionsPage } from './pages/actions';
-import { RunPage } from './pages/runs';
+import { RunPage, RunsPage } from './pages/runs';
 import { PlaybooksPage } from './pages/playbooks';
 import { AuditPage } from './pages/audit';
 
@@ -54,6 +54,7 @@ const sections: [string, string][] = [
   ['alerts', 'Alerts'],
   ['agents', 'Agents'],
   ['actions', 'Actions'],
+  ['runs', 'Runs'],
   ['playbooks', 'Playbooks'],
   ['audit', 'Audit'],
 ];
@@ -77,7 +78,7 @@ function Shell(props: { session: Session; onSignOut: () => void }) {
     case 'alerts': page = id ? <AlertPage id={id} session={s} /> : <AlertsPage url={url} />; break;
     case 'agents': page = id ? <AgentPage id={id} session={s} /> : <AgentsPage url={url} />; break;
     case 'actions': page = id ? <ActionPage id={id} /> : <ActionsPage url={url} session={s} />; break;
-    case 'runs': page = id ? <RunPage id={id} session={s} /> : <Notice error="a run is opened from its case" />; break;
+    case 'runs': page = id ? <RunPage id={id} session={s} /> : <RunsPage url={url} />; break;
     case 'playbooks': page = <PlaybooksPage />; break;
     case 'audit': page = <AuditPage session={s} />; break;
     default: page = <Notice error={`no page ${section}`} />;

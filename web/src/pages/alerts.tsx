@@ -114,6 +114,13 @@ export function AlertPage(props: { id: string; session: Session }) {
         ['received', <Time at={a.received_at} />],
         ['case', a.case_id ? <Link href={`/ui/cases/${a.case_id}`}>{a.case_id}</Link> : null],
       ]} />
+      {(a.notes ?? []).length > 0 ? (
+        <>
+          <h2>Notes from intake</h2>
+          <p class="muted">What was read differently from what was sent: fields dropped and why.</p>
+          <ul id="alert-notes">{(a.notes as string[]).map((n, i) => <li key={i}>{n}</li>)}</ul>
+        </>
+      ) : null}
       {hasRole(props.session, 'analyst') ? <><h2>Run a playbook over it</h2><StartRun alertId={a.id} session={props.session} /></> : null}
       <h2>Observables</h2><JsonBlock value={a.observables} />
       <h2>Validation</h2><JsonBlock value={a.validation} />

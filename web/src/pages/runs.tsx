@@ -1,9 +1,40 @@
-// A playbook run: every step with its effective mode and why, its actions, and (responders)
-// cancelling it. Refreshes while the run has not ended.
+// Playbook runs: the list, newest first, and one run with every step's effective mode and why,
+// its actions, and (responders) cancelling it. Both refresh while runs go on.
 import { useState } from 'preact/hooks';
-import { api, ApiError, hasRole, Json, Session } from '../api';
-import { Link } from '../router';
-import { Badge, Fields, JsonBlock, Notice, Time, useApi } from '../ui';
+import { api, ApiError, hasRole, Json, query, Session } from '../api';
+import { Link, navigate } from '../router';
+import { Badge, Fields, JsonBlock, Notice, Pager, Time, useApi } from '../ui';
+
+export function RunsPage(props: { url: URL }) {
+  const offset = Number(props.url.searchParams.get('offset') ?? 0);
+  const list = useApi(`/api/v1/runs${query({ limit: 50, offset })}`, 5000);
+  const rows: Json[] = list.data?.runs ?? [];
+  return (
+    <>
+      <h1>Runs</h1>
+      <Notice error={list.error} />
+      <table id="runs">
+        <thead><tr><th>started</th><th>playbook</th><th>state</th><th>step</th><th>waiting for</th><th>case</th><th>acts for</th></tr></thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.id}>
+              <td><Link href={`/ui/runs/${r.id}`}><Time at={r.started_at} /></Link></td>
+              <td><Link href={`/ui/runs/${r.id}`}>{r.playbook}</Link>{r.simulate_only ? ' (simulated)' : ''}</td>
+              <td><Badge value={r.state} /></td>
+              <td>{r.step}</td>
+              <td>{r.waiting_for}</td>
+              <td><Link href={`/ui/cases/${r.case_id}`}>{String(r.case_id ?? '').slice(0, 8)}</Link></td>
+              <td>{r.requested_by}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {!list.error && list.data && rows.length === 0 ? <p class="muted">No playbook has run yet.</p> : null}
+      <Pager page={list.data && { ...list.data, shown: rows.length }}
+             onOffset={(o) => navigate(`/ui/runs${query({ offset: o })}`)} />
+    </>
+  );
+}
 
 export function RunPage(props: { id: string; session: Session }) {
   const path = `/api/v1/runs/${encodeURIComponent(props.id)}`;
