@@ -143,18 +143,22 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
     return std::nullopt;
   };
   const std::uint64_t budget = c.evidence_budget ? c.evidence_budget() : UINT64_MAX;
-  // file.hash and file.collect: the file a path names, or the image a process runs.
-  auto stream_file = [&](const proto::FileParams& p, platform::ByteSink& out,
-                         std::uint64_t max_bytes) {
+  // file.hash and file.collect: the file a path names, or the image (or script) a process runs.
+  // The process is resolved first (file_process), so a kernel thread is refused like every other
+  // process action, not failed.
+  auto file_process = [&](const proto::FileParams& p,
+                          platform::ProcessRef* out) -> std::optional<Outcome> {
+    if (!p.has_process()) return std::nullopt;
+    return target_process(p.process(), out);
+  };
+  auto stream_file = [&](const proto::FileParams& p, const platform::ProcessRef& process,
+                         platform::ByteSink& out, std::uint64_t max_bytes) {
     if (!p.has_process()) {
       if (p.script()) return Result<platform::FileInfo>(Error{"script needs a process"});
       auto path = os_path(p.path());
       if (!path) return Result<platform::FileInfo>(path.error());
       return c.files.stream(*path, out, max_bytes);
     }
-    platform::ProcessRef process;
-    if (auto stop = target_process(p.process(), &process))
-      return Result<platform::FileInfo>(Error{stop->error});
     return p.script() ? c.files.stream_script(process, out, max_bytes)
                       : c.files.stream_executable(process, out, max_bytes);
   };
@@ -433,8 +437,10 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::FileParams p;
          if (!parse(p) || (p.path().empty() && !p.has_process()))
            return failed("parameters are not a FileParams with a path or a process");
+         platform::ProcessRef process;
+         if (auto stop = file_process(p, &process)) return std::move(*stop);
          Sha256Sink sha;
-         auto info = stream_file(p, sha, 0);
+         auto info = stream_file(p, process, sha, 0);
          if (!info) return failed(info.error().message);
          auto r = file_result(*info);
          r.set_sha256(sha.hex_digest());
@@ -445,12 +451,14 @@ proto::ActionResult ActionExecutor::execute(const std::string& action_id, const 
          proto::FileParams p;
          if (!parse(p) || (p.path().empty() && !p.has_process()))
            return failed("parameters are not a FileParams with a path or a process");
+         platform::ProcessRef process;
+         if (auto stop = file_process(p, &process)) return std::move(*stop);
          if (budget < kMinEvidenceRoom) return spool_full(budget);
          const std::uint64_t limit = p.max_bytes() == 0 ? (1ULL << 30) : p.max_bytes();
          const auto path = c.evidence_dir / safe_name(action_id, ".collected");
          auto sink = EvidenceFile::create(path);
          if (!sink) return failed(sink.error().message);
-         auto info = stream_file(p, **sink, std::min(limit, budget));
+         auto info = stream_file(p, process, **sink, std::min(limit, budget));
          auto sha = (*sink)->finish();
          if (!info) {
            std::error_code ignored;

@@ -107,8 +107,12 @@ HostResolution resolve_alert_host(const std::string& host_name,
     }
     std::vector<const AgentRecord*> holders;
     for (const auto* a : live) {
+      // Compared in canonical form (the gateway stores them so; older rows may not be).
       const auto& ips = a->facts.ip_addresses;
-      if (std::find(ips.begin(), ips.end(), ip) != ips.end()) holders.push_back(a);
+      if (std::any_of(ips.begin(), ips.end(), [&](const std::string& held) {
+            return held == ip || canonical_observable(observable_type::kIp, held) == ip;
+          }))
+        holders.push_back(a);
     }
     if (holders.size() == 1) {
       r.matched.push_back({holders[0]->id, holders[0]->facts.hostname, "unique address", ip});

@@ -31,7 +31,8 @@ std::vector<std::string> outside_ips(const AlertRecord& alert,
                                      const std::vector<AgentRecord>& agents) {
   std::set<std::string> ours(alert.host_ips.begin(), alert.host_ips.end());
   for (const auto& agent : agents)
-    ours.insert(agent.facts.ip_addresses.begin(), agent.facts.ip_addresses.end());
+    for (const auto& ip : agent.facts.ip_addresses)
+      ours.insert(canonical_observable(observable_type::kIp, ip).value_or(ip));
   std::vector<std::string> out;
   for (const auto& o : alert.observables) {
     if (o.type != observable_type::kIp || ours.contains(o.value)) continue;

@@ -19,6 +19,7 @@
 #include "controller/dispatch/action_dispatcher.h"
 #include "controller/dispatch/evidence_store.h"
 #include "controller/gateway/agent_gateway.h"
+#include "controller/observables/observable.h"
 #include "protocol/action_kinds.h"
 #include "protocol/crypto.h"
 #include "protocol/tls.h"
@@ -51,7 +52,16 @@ AgentFactsRecord facts_from(const proto::OsFacts& os,
   f.os_version = os.os_version();
   f.kernel = os.kernel();
   f.arch = os.arch();
-  f.ip_addresses.assign(os.ip_addresses().begin(), os.ip_addresses().end());
+  // Stored in the one form alerts' addresses are read in (observable.h canonical_observable:
+  // IPv4-mapped IPv6 as IPv4, IPv6 compressed and lower case; a link-local zone dropped), so a
+  // host's `::FFFF:10.0.0.5` and an alert's `10.0.0.5` are the same address everywhere they are
+  // compared: host resolution, validation, assets.
+  for (const auto& ip : os.ip_addresses()) {
+    auto canonical = canonical_observable(observable_type::kIp, ip.substr(0, ip.find('%')));
+    auto value = canonical ? std::move(*canonical) : ip;
+    if (std::find(f.ip_addresses.begin(), f.ip_addresses.end(), value) == f.ip_addresses.end())
+      f.ip_addresses.push_back(std::move(value));
+  }
   f.mac_addresses.assign(os.mac_addresses().begin(), os.mac_addresses().end());
   f.capabilities.assign(caps.begin(), caps.end());
   return f;

@@ -174,6 +174,23 @@ TEST_F(ExecutorTest, AThreadIdActsOnItsProcessAndSaysSo) {
       << refused.message();
 }
 
+// A kernel thread has no image or script to hash or collect: file.hash and file.collect by
+// process refuse it with the reason, as every process action does, rather than fail.
+TEST_F(ExecutorTest, FileActionsOnAKernelThreadAreRefusedWithTheReason) {
+  pid_t kernel_thread = 0;
+  for (const auto& p : processes->list().value())
+    if (p.kernel_thread && p.pid != 2) kernel_thread = p.pid;
+  if (kernel_thread == 0) GTEST_SKIP() << "no kernel thread visible (a pid namespace)";
+  proto::FileParams params;
+  params.mutable_process()->set_pid(kernel_thread);
+  params.mutable_process()->set_start_ticks(processes->inspect(kernel_thread)->start_ticks);
+  for (std::string_view kind : {ak::kFileHash, ak::kFileCollect}) {
+    auto result = run(kind, params);
+    EXPECT_EQ(result.status(), proto::ActionResult::STATUS_REJECTED) << kind << ": " << result.message();
+    EXPECT_NE(result.message().find("kernel thread"), std::string::npos) << result.message();
+  }
+}
+
 // The quarantine keeps every address the controller may answer at (all A and AAAA records the
 // link resolved, the live session's peer), then proves the controller still answers over the
 // session. Without an answer it undoes itself: a host cut off from every controller could never

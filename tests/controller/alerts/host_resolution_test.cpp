@@ -40,6 +40,19 @@ TEST(HostResolution, ASharedBridgeAddressNeverResolvesAHost) {
       << r.ignored.dump();
 }
 
+// An address is one address however it is written: an agent's IPv4-mapped or upper-case IPv6
+// form is the alert's canonical one, for singling a host out and for seeing it shared.
+TEST(HostResolution, AnAddressIsComparedInItsCanonicalForm) {
+  const std::vector<AgentRecord> agents = {agent("A", "web-01", {"::ffff:10.0.0.11"}),
+                                           agent("B", "web-02", {"2001:DB8:0:0::12"}),
+                                           agent("C", "web-03", {"10.0.0.11"})};
+  const auto shared = resolve_alert_host("", {"10.0.0.11"}, agents);
+  EXPECT_EQ(shared.status, "unresolved") << "A and C hold it, however A writes it";
+  const auto v6 = resolve_alert_host("", {"2001:db8::12"}, agents);
+  ASSERT_TRUE(v6.resolved()) << v6.to_json().dump();
+  EXPECT_EQ(v6.agent->id, "B");
+}
+
 TEST(HostResolution, AUniqueAddressOrTheHostnameResolvesOneAgentAndSaysBy) {
   const auto agents = three_hosts_sharing_a_bridge();
   const auto by_address = resolve_alert_host("", {"172.17.0.1", "10.0.0.12"}, agents);
