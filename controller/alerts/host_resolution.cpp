@@ -1,11 +1,13 @@
 #include "controller/alerts/host_resolution.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
 #include <set>
 
+#include "common/utc_time.h"
 #include "controller/observables/ip_network.h"
 #include "controller/observables/observable.h"
 
@@ -71,9 +73,38 @@ json HostResolution::to_json() const {
               {"why", why}};
 }
 
+namespace {
+
+enum class Held { no, yes, after };
+
+// Whether `a` held `ip` at `at_ms`: by its address history when it has one for `ip` (and a time is
+// given), else by the addresses it reports now. `after`: it holds it now, but only since after
+// the alert (give or take kAddressClockToleranceMs).
+Held held_at(const AgentRecord& a, const std::string& ip, std::int64_t at_ms) {
+  // Compared in canonical form (the gateway stores them so; older rows may not be).
+  const auto same = [&](const std::string& held) {
+    return held == ip || canonical_observable(observable_type::kIp, held) == ip;
+  };
+  const auto& now = a.facts.ip_addresses;
+  const bool holds_now = std::any_of(now.begin(), now.end(), same);
+  if (at_ms <= 0) return holds_now ? Held::yes : Held::no;
+  bool known = false;
+  for (const auto& span : a.address_history) {
+    if (!same(span.ip)) continue;
+    known = true;
+    const bool started = span.since_ms - kAddressClockToleranceMs <= at_ms;
+    const bool not_ended = span.until_ms == 0 || at_ms <= span.until_ms + kAddressClockToleranceMs;
+    if (started && not_ended) return Held::yes;
+  }
+  if (!known) return holds_now ? Held::yes : Held::no;
+  return holds_now ? Held::after : Held::no;
+}
+
+}  // namespace
+
 HostResolution resolve_alert_host(const std::string& host_name,
                                   const std::vector<std::string>& host_ips,
-                                  const std::vector<AgentRecord>& agents) {
+                                  const std::vector<AgentRecord>& agents, std::int64_t at_ms) {
   HostResolution r;
   if (host_name.empty() && host_ips.empty()) {
     r.status = "no host";
@@ -106,23 +137,29 @@ HostResolution resolve_alert_host(const std::string& host_name,
       continue;
     }
     std::vector<const AgentRecord*> holders;
+    std::vector<std::string> came_later;  // agents that hold it now, taken after the alert
     for (const auto* a : live) {
-      // Compared in canonical form (the gateway stores them so; older rows may not be).
-      const auto& ips = a->facts.ip_addresses;
-      if (std::any_of(ips.begin(), ips.end(), [&](const std::string& held) {
-            return held == ip || canonical_observable(observable_type::kIp, held) == ip;
-          }))
-        holders.push_back(a);
+      switch (held_at(*a, ip, at_ms)) {
+        case Held::yes: holders.push_back(a); break;
+        case Held::after: came_later.push_back(a->facts.hostname); break;
+        case Held::no: break;
+      }
     }
+    if (!came_later.empty())
+      r.ignored.push_back(
+          {{"value", ip},
+           {"why", fmt::format("{} holds it now but took it after the alert's time ({})",
+                               fmt::join(came_later, ", "), format_utc_ms(at_ms))}});
     if (holders.size() == 1) {
       r.matched.push_back({holders[0]->id, holders[0]->facts.hostname, "unique address", ip});
     } else if (holders.size() > 1) {
       r.shared = true;
       r.ignored.push_back(
           {{"value", ip},
-           {"why", fmt::format("address held by {} agents (a bridge, NAT or shared address): {}",
+           {"why", fmt::format("address held by {} agents at the alert's time (a bridge, NAT or "
+                               "shared address, or it moved): {}",
                                holders.size(), agents_named(holders))}});
-    } else {
+    } else if (came_later.empty()) {
       r.ignored.push_back({{"value", ip}, {"why", "no enrolled agent holds this address"}});
     }
   }
@@ -135,7 +172,7 @@ HostResolution resolve_alert_host(const std::string& host_name,
 
 HostResolution resolve_alert_host(const AlertRecord& alert,
                                   const std::vector<AgentRecord>& agents) {
-  return resolve_alert_host(alert.host_name, alert.host_ips, agents);
+  return resolve_alert_host(alert.host_name, alert.host_ips, agents, alert.timestamp_ms);
 }
 
 HostResolution resolve_named_host(const std::string& name, const std::vector<AgentRecord>& agents) {

@@ -14,8 +14,11 @@
 // alert's validation and enrichment and on every run step that targets the host, so a person can
 // see which evidence matched which agent.
 //
-// Agents' addresses are the ones they report now: an address that moved between agents since the
-// alert was raised is judged by who holds it now (the store keeps no history of addresses).
+// An address is judged at the alert's time: the agents that held it then, by the store's address
+// history (AgentRecord::address_history, kept 30 days), within kAddressClockToleranceMs either
+// side. An agent that holds it now but took it after the alert is not its holder; an agent that
+// held it then and gave it up since still is; both together make the address shared. Without a
+// time (0) or without history for an agent, the addresses it reports now count.
 
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -50,10 +53,15 @@ struct HostResolution {
   nlohmann::json to_json() const;
 };
 
-// The alert's host among `agents` (revoked ones never count), from its host name and addresses.
+// Clocks disagree and alerts are stamped late: how far from an address span's ends an alert may
+// be and still count as inside it.
+inline constexpr std::int64_t kAddressClockToleranceMs = 5 * 60 * 1000;
+
+// The alert's host among `agents` (revoked ones never count), from its host name and addresses
+// at `at_ms` (the alert's time, Unix ms; 0: now, by the addresses agents report now).
 HostResolution resolve_alert_host(const std::string& host_name,
                                   const std::vector<std::string>& host_ips,
-                                  const std::vector<AgentRecord>& agents);
+                                  const std::vector<AgentRecord>& agents, std::int64_t at_ms = 0);
 HostResolution resolve_alert_host(const AlertRecord& alert, const std::vector<AgentRecord>& agents);
 
 // A playbook step's explicit target, an agent id or a hostname: resolved only when exactly one

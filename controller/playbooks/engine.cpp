@@ -84,7 +84,12 @@ StepTargets resolve_target(const std::string& target, const json& alert,
     for (const auto& ip : host.value("ip", json::array()))
       if (ip.is_string()) ips.push_back(ip.get<std::string>());
     const auto name = host.value("name", json());
-    resolution = resolve_alert_host(name.is_string() ? name.get<std::string>() : "", ips, agents);
+    // At the alert's time: an address that moved since names the agent that held it then.
+    const auto at = alert.contains("timestamp") && alert["timestamp"].is_string()
+                        ? parse_rfc3339_ms(alert["timestamp"].get<std::string>()).value_or(0)
+                        : 0;
+    resolution =
+        resolve_alert_host(name.is_string() ? name.get<std::string>() : "", ips, agents, at);
   } else {
     resolution = resolve_named_host(target, agents);
   }

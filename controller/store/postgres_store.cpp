@@ -301,6 +301,21 @@ UPDATE alerts SET processing = 1 WHERE status IN ('new', 'validating');
 ALTER TABLE controllers ADD COLUMN stopped_at_ms BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX alerts_processing ON alerts (lease_owner, lease_until_ms) WHERE processing = 1;
 )sql"},
+    {5,
+     "which addresses each agent held when (SQLite's 15)",
+     R"sql(
+CREATE TABLE agent_addresses (
+  agent_id TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  since_ms BIGINT NOT NULL,
+  until_ms BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (agent_id, ip, since_ms)
+);
+INSERT INTO agent_addresses (agent_id, ip, since_ms, until_ms)
+  SELECT agents.id, address, 0, 0 FROM agents,
+         jsonb_array_elements_text(agents.ip_addresses::jsonb) AS address
+  ON CONFLICT DO NOTHING;
+)sql"},
 };
 
 }  // namespace

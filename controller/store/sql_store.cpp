@@ -243,19 +243,66 @@ Result<EnrollmentTokenRecord> SqlStore::consume_enrollment_token(const std::stri
   return finish(t);
 }
 
+namespace {
+
+// How long an address an agent no longer holds is remembered: longer than alerts wait to be
+// processed, short enough that the table stays the size of the fleet.
+constexpr std::int64_t kAddressHistoryMs = 30LL * 24 * 3600 * 1000;
+
+// Keeps agent_addresses in step with the addresses `agent_id` reports now (inside the caller's
+// transaction): a new address opens a span at `now_ms`, one no longer reported closes at it.
+Status record_addresses(sql::Database& db, const std::string& agent_id,
+                        const std::vector<std::string>& ips, std::int64_t now_ms) {
+  std::set<std::string> open;
+  Query held(db, "SELECT ip FROM agent_addresses WHERE agent_id = ? AND until_ms = 0");
+  held.bind(agent_id);
+  int rc;
+  while ((rc = held.step()) == sql::kRow) open.insert(held.text(0));
+  if (rc != sql::kDone) return db.error("read an agent's addresses");
+  const std::set<std::string> now_held(ips.begin(), ips.end());
+  for (const auto& ip : now_held) {
+    if (open.contains(ip)) continue;
+    auto added = Query(db,
+                       "INSERT INTO agent_addresses (agent_id, ip, since_ms, until_ms) VALUES "
+                       "(?, ?, ?, 0) ON CONFLICT DO NOTHING")
+                     .bind(agent_id, ip, now_ms)
+                     .run();
+    if (!added) return added;
+  }
+  for (const auto& ip : open) {
+    if (now_held.contains(ip)) continue;
+    auto closed = Query(db,
+                        "UPDATE agent_addresses SET until_ms = ? WHERE agent_id = ? AND ip = ? "
+                        "AND until_ms = 0")
+                      .bind(std::max<std::int64_t>(now_ms, 1), agent_id, ip)
+                      .run();
+    if (!closed) return closed;
+  }
+  return Query(db,
+               "DELETE FROM agent_addresses WHERE agent_id = ? AND until_ms > 0 AND until_ms < ?")
+      .bind(agent_id, now_ms - kAddressHistoryMs)
+      .run();
+}
+
+}  // namespace
+
 Status SqlStore::insert_agent(const AgentRecord& a) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   auto db = pool_.acquire();
-  return Query(
-             *db,
-             "INSERT INTO agents (id, hostname, os_name, os_version, kernel, arch, agent_version, "
-             "ip_addresses, mac_addresses, capabilities, cert_serial, cert_fingerprint, "
-             "enrolled_at_ms, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-      .bind(a.id, a.facts.hostname, a.facts.os_name, a.facts.os_version, a.facts.kernel,
-            a.facts.arch, a.facts.agent_version, to_json_list(a.facts.ip_addresses),
-            to_json_list(a.facts.mac_addresses), to_json_list(a.facts.capabilities), a.cert_serial,
-            a.cert_fingerprint, a.enrolled_at_ms, to_json_list(a.labels))
-      .run();
+  return in_transaction(*db, [&]() -> Status {
+    auto inserted =
+        Query(*db,
+              "INSERT INTO agents (id, hostname, os_name, os_version, kernel, arch, agent_version, "
+              "ip_addresses, mac_addresses, capabilities, cert_serial, cert_fingerprint, "
+              "enrolled_at_ms, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(a.id, a.facts.hostname, a.facts.os_name, a.facts.os_version, a.facts.kernel,
+                  a.facts.arch, a.facts.agent_version, to_json_list(a.facts.ip_addresses),
+                  to_json_list(a.facts.mac_addresses), to_json_list(a.facts.capabilities),
+                  a.cert_serial, a.cert_fingerprint, a.enrolled_at_ms, to_json_list(a.labels))
+            .run();
+    if (!inserted) return inserted;
+    return record_addresses(*db, a.id, a.facts.ip_addresses, a.enrolled_at_ms);
+  });
 }
 
 Result<AgentPage> SqlStore::find_agents(const AgentFilter& f, Page page) {
@@ -299,37 +346,62 @@ Result<std::optional<AgentRecord>> SqlStore::find_agent(const std::string& id) {
 Result<std::vector<AgentRecord>> SqlStore::list_agents() {
   auto db = pool_.acquire();
   Query q(*db, fmt::format("SELECT {} FROM agents ORDER BY hostname, id", kAgentColumns).c_str());
-  return collect_rows(*db, q, agent_from_row, "list agents");
+  auto agents = collect_rows(*db, q, agent_from_row, "list agents");
+  if (!agents) return agents;
+  std::map<std::string, AgentRecord*> by_id;
+  for (auto& a : *agents) by_id.emplace(a.id, &a);
+  Query spans(*db,
+              "SELECT agent_id, ip, since_ms, until_ms FROM agent_addresses ORDER BY agent_id, "
+              "since_ms, ip");
+  int rc;
+  while ((rc = spans.step()) == sql::kRow) {
+    if (const auto it = by_id.find(spans.text(0)); it != by_id.end())
+      it->second->address_history.push_back(
+          {spans.text(1), spans.integer(2), spans.integer(3)});
+  }
+  if (rc != sql::kDone) return db->error("list agents' addresses");
+  return agents;
 }
 
 Status SqlStore::record_agent_connected(const std::string& id, const AgentFactsRecord& f,
                                            const std::string& remote_address, std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   auto db = pool_.acquire();
-  return Query(*db,
-               "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
-               "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
-               "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
-               "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '', "
-               "controller_id = ? WHERE id = ?")
-      .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, f.agent_version,
-            to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
-            to_json_list(f.capabilities), f.protocol_version, now_ms, now_ms, now_ms,
-            remote_address, controller_id(), id)
-      .run();
+  return in_transaction(*db, [&]() -> Status {
+    auto updated =
+        Query(*db,
+              "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
+              "agent_version = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, "
+              "protocol_version = ?, connected = 1, connected_since_ms = ?, last_seen_ms = ?, "
+              "last_heartbeat_ms = ?, remote_address = ?, last_disconnect_reason = '', "
+              "controller_id = ? WHERE id = ?")
+            .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, f.agent_version,
+                  to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
+                  to_json_list(f.capabilities), f.protocol_version, now_ms, now_ms, now_ms,
+                  remote_address, controller_id(), id)
+            .run();
+    if (!updated) return updated;
+    return record_addresses(*db, id, f.ip_addresses, now_ms);
+  });
 }
 
 Status SqlStore::record_agent_facts(const std::string& id, const AgentFactsRecord& f,
                                        std::int64_t now_ms) {
   ++agents_generation_;  // readers holding a copy of the fleet must re-read it
   auto db = pool_.acquire();
-  return Query(
-             *db,
-             "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, arch = ?, "
-             "ip_addresses = ?, mac_addresses = ?, capabilities = ?, last_seen_ms = ? WHERE id = ?")
-      .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch, to_json_list(f.ip_addresses),
-            to_json_list(f.mac_addresses), to_json_list(f.capabilities), now_ms, id)
-      .run();
+  return in_transaction(*db, [&]() -> Status {
+    auto updated =
+        Query(*db,
+              "UPDATE agents SET hostname = ?, os_name = ?, os_version = ?, kernel = ?, "
+              "arch = ?, ip_addresses = ?, mac_addresses = ?, capabilities = ?, last_seen_ms = ? "
+              "WHERE id = ?")
+            .bind(f.hostname, f.os_name, f.os_version, f.kernel, f.arch,
+                  to_json_list(f.ip_addresses), to_json_list(f.mac_addresses),
+                  to_json_list(f.capabilities), now_ms, id)
+            .run();
+    if (!updated) return updated;
+    return record_addresses(*db, id, f.ip_addresses, now_ms);
+  });
 }
 
 Status SqlStore::record_agent_heartbeats(

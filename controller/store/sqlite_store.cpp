@@ -329,6 +329,21 @@ UPDATE alerts SET processing = 1 WHERE status IN ('new', 'validating');
 ALTER TABLE controllers ADD COLUMN stopped_at_ms INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX alerts_processing ON alerts (lease_owner, lease_until_ms) WHERE processing = 1;
 )sql"},
+    {15,
+     "which addresses each agent held when, so an alert's address resolves to the agent that "
+     "held it at the alert's time; the addresses held now are taken as held since ever",
+     R"sql(
+CREATE TABLE agent_addresses (
+  agent_id TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  since_ms INTEGER NOT NULL,
+  until_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (agent_id, ip, since_ms)
+);
+INSERT OR IGNORE INTO agent_addresses (agent_id, ip, since_ms, until_ms)
+  SELECT agents.id, address.value, 0, 0 FROM agents, json_each(agents.ip_addresses) AS address
+  WHERE json_valid(agents.ip_addresses);
+)sql"},
 };
 
 }  // namespace

@@ -46,9 +46,20 @@ struct AgentFactsRecord {
   std::uint32_t protocol_version = 0;
 };
 
+// An address an agent held, and when: from the first report that listed it to the first that no
+// longer did (0: it still holds it). Host resolution asks who held an alert's address at the
+// alert's time, not only who holds it now (DHCP leases move, hosts are re-imaged).
+struct AddressSpan {
+  std::string ip;  // canonical form (observable.h)
+  std::int64_t since_ms = 0;  // 0: held before the store kept address history (schema 15)
+  std::int64_t until_ms = 0;  // 0: held now
+};
+
 struct AgentRecord {
   std::string id;
   AgentFactsRecord facts;
+  // Filled by list_agents only: the addresses it held over the last 30 days, with when.
+  std::vector<AddressSpan> address_history;
   std::string cert_serial;
   std::string cert_fingerprint;
   std::int64_t enrolled_at_ms = 0;

@@ -20,6 +20,7 @@ struct TableOrder {
 constexpr TableOrder kTables[] = {
     {"enrollment_tokens", "id"},
     {"agents", "id"},
+    {"agent_addresses", "agent_id, ip, since_ms"},
     {"api_tokens", "id"},
     {"operators", "name"},
     {"actions", "rowid"},

@@ -53,6 +53,37 @@ TEST(HostResolution, AnAddressIsComparedInItsCanonicalForm) {
   EXPECT_EQ(v6.agent->id, "B");
 }
 
+// An address is judged at the alert's time: DHCP gave 10.0.0.50 to web-01 until 12:00 and to
+// web-02 since 12:03. An alert of 11:00 about it is web-01's, whoever holds it now; one of 13:00
+// is web-02's; one at the hand-over, within the clock tolerance of both, is neither's alone.
+TEST(HostResolution, AnAddressResolvesToTheAgentThatHeldItAtTheAlertsTime) {
+  const std::int64_t noon = 1'795'000'000'000;
+  const std::int64_t minute = 60'000;
+  auto was = agent("A", "web-01", {"10.0.0.11"});
+  was.address_history = {{"10.0.0.11", 0, 0}, {"10.0.0.50", noon - 600 * minute, noon}};
+  auto now = agent("B", "web-02", {"10.0.0.12", "10.0.0.50"});
+  now.address_history = {{"10.0.0.12", 0, 0}, {"10.0.0.50", noon + 3 * minute, 0}};
+  const std::vector<AgentRecord> agents = {was, now};
+
+  const auto before = resolve_alert_host("", {"10.0.0.50"}, agents, noon - 60 * minute);
+  ASSERT_TRUE(before.resolved()) << before.to_json().dump();
+  EXPECT_EQ(before.agent->id, "A") << "web-02 holds it now, but took it after the alert";
+  EXPECT_NE(before.to_json().dump().find("web-02 holds it now but took it after"),
+            std::string::npos)
+      << before.to_json().dump();
+
+  const auto after = resolve_alert_host("", {"10.0.0.50"}, agents, noon + 60 * minute);
+  ASSERT_TRUE(after.resolved()) << after.to_json().dump();
+  EXPECT_EQ(after.agent->id, "B");
+
+  const auto handover = resolve_alert_host("", {"10.0.0.50"}, agents, noon + 1 * minute);
+  EXPECT_FALSE(handover.resolved()) << handover.to_json().dump();
+  EXPECT_EQ(handover.status, "unresolved");
+
+  // Without a time, or for an agent without history, what agents report now decides.
+  EXPECT_EQ(resolve_alert_host("", {"10.0.0.50"}, agents).agent->id, "B");
+}
+
 TEST(HostResolution, AUniqueAddressOrTheHostnameResolvesOneAgentAndSaysBy) {
   const auto agents = three_hosts_sharing_a_bridge();
   const auto by_address = resolve_alert_host("", {"172.17.0.1", "10.0.0.12"}, agents);

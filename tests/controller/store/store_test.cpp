@@ -101,6 +101,33 @@ TEST_P(StoreContract, AgentLifecycleIsRecorded) {
   EXPECT_EQ((*found)->last_disconnect_reason, "network lost");
 }
 
+// Which addresses an agent held when: a span opens when a report first lists an address and
+// closes when one no longer does; list_agents carries them (host resolution at the alert's time).
+TEST_P(StoreContract, AgentAddressesAreKeptWithWhenTheyWereHeld) {
+  auto agent = sample_agent("a1", "web-1");
+  agent.facts.ip_addresses = {"10.0.0.5"};
+  agent.enrolled_at_ms = 1000;
+  ASSERT_TRUE(store->insert_agent(agent));
+  AgentFactsRecord facts;
+  facts.hostname = "web-1";
+  facts.ip_addresses = {"10.0.0.5", "10.0.0.6"};
+  ASSERT_TRUE(store->record_agent_connected("a1", facts, "10.0.0.5:5555", 2000));
+  facts.ip_addresses = {"10.0.0.6"};
+  ASSERT_TRUE(store->record_agent_facts("a1", facts, 3000));
+  ASSERT_TRUE(store->record_agent_facts("a1", facts, 4000));  // unchanged: no new span
+  facts.ip_addresses = {"10.0.0.5", "10.0.0.6"};
+  ASSERT_TRUE(store->record_agent_connected("a1", facts, "10.0.0.5:5555", 5000));
+
+  const auto agents = store->list_agents().value();
+  ASSERT_EQ(agents.size(), 1u);
+  std::vector<std::string> spans;
+  for (const auto& span : agents[0].address_history)
+    spans.push_back(fmt::format("{} {}-{}", span.ip, span.since_ms, span.until_ms));
+  std::sort(spans.begin(), spans.end());
+  EXPECT_EQ(spans, (std::vector<std::string>{"10.0.0.5 1000-3000", "10.0.0.5 5000-0",
+                                             "10.0.0.6 2000-0"}));
+}
+
 TEST_P(StoreContract, RevocationIsPersistedAndFirstTimeKept) {
   ASSERT_TRUE(store->insert_agent(sample_agent("a1", "h")));
   ASSERT_TRUE(store->insert_agent(sample_agent("a2", "h")));
@@ -1058,8 +1085,8 @@ TEST(SqliteMigrations, ExistingDatabaseIsUpgradedKeepingItsRows) {
     ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(raw,
                            "INSERT INTO agents (id, hostname, cert_serial, cert_fingerprint, "
-                           "enrolled_at_ms) VALUES ('old-agent', 'legacy-host', '01', "
-                           "'sha256:00', 1000)",
+                           "enrolled_at_ms, ip_addresses) VALUES ('old-agent', 'legacy-host', "
+                           "'01', 'sha256:00', 1000, '[\"10.0.0.7\"]')",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(raw,
@@ -1076,6 +1103,13 @@ TEST(SqliteMigrations, ExistingDatabaseIsUpgradedKeepingItsRows) {
   ASSERT_TRUE(agent && agent->has_value()) << (agent ? "" : agent.error().message);
   EXPECT_EQ((*agent)->facts.hostname, "legacy-host");
   EXPECT_EQ((*agent)->last_disconnect_reason, "");
+  // Schema 15's address history starts with what agents held at the upgrade, as held since ever.
+  const auto agents = (*upgraded)->list_agents().value();
+  ASSERT_EQ(agents.size(), 1u);
+  ASSERT_EQ(agents[0].address_history.size(), 1u);
+  EXPECT_EQ(agents[0].address_history[0].ip, "10.0.0.7");
+  EXPECT_EQ(agents[0].address_history[0].since_ms, 0);
+  EXPECT_EQ(agents[0].address_history[0].until_ms, 0);
   EXPECT_EQ((*upgraded)->count_api_tokens().value(), 1);
   // The old token's holder became an operator of its role, and the token still authenticates.
   auto operators = (*upgraded)->list_operators();
