@@ -17,7 +17,7 @@ namespace riposte::controller {
 namespace {
 
 // What spdlog::level::from_str takes (logging.cpp configure_logging).
-constexpr std::array<std::string_view, 8> kLogLevels = {"trace", "debug",    "info",     "warn",
+constexpr std::array<std::string_view, 8> kLogLevels = {"trace",   "debug", "info",     "warn",
                                                         "warning", "error", "critical", "off"};
 constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
 
@@ -272,7 +272,8 @@ Result<ControllerConfig> load_controller_config(const std::filesystem::path& pat
       if (const auto dir = playbooks["dir"]) {
         // One directory, or a list: the shipped playbooks and a team's own beside them.
         if (dir.IsSequence()) {
-          for (const auto& item : dir) config.playbooks_dirs.push_back(resolve(item.as<std::string>()));
+          for (const auto& item : dir)
+            config.playbooks_dirs.push_back(resolve(item.as<std::string>()));
         } else {
           config.playbooks_dirs.push_back(resolve(dir.as<std::string>()));
         }

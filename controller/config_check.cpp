@@ -78,8 +78,7 @@ json check_configuration(const ControllerConfig& config, std::int64_t now_ms) {
                           ? ""
                           : fmt::format(" (first: {})", feed.skip_reasons.front())));
     }
-    if (config.intel_feeds.empty())
-      add("intel", true, "no feeds: every alert goes to an analyst");
+    if (config.intel_feeds.empty()) add("intel", true, "no feeds: every alert goes to an analyst");
   }
   return json{{"ok", ok}, {"checks", checks}};
 }

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -12,7 +13,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
-#include <yaml-cpp/yaml.h>
 
 #include "common/allocator_tuning.h"
 #include "common/logging.h"
@@ -310,7 +310,7 @@ int cmd_check(const CommonFlags& flags, bool json) {
   } else {
     for (const auto& c : report["checks"])
       std::cout << fmt::format("{} {:<9} {}\n",
-                               !c["ok"].get<bool>()         ? "ERR "
+                               !c["ok"].get<bool>()        ? "ERR "
                                : c.value("warning", false) ? "WARN"
                                                            : "ok  ",
                                c["what"].get<std::string>(), c["detail"].get<std::string>());

@@ -226,14 +226,15 @@ const pb::FieldDescriptor* field_named(const pb::Descriptor* d, const std::strin
 Status check_written(const pb::Descriptor* d, const json& value, const std::string& path,
                      const std::function<Deferred(const json&)>& deferred, json& literals) {
   if (!value.is_object())
-    return Error{fmt::format("{} must be a mapping (fields: {})", path.empty() ? "parameters" : path,
-                             field_list(d))};
+    return Error{fmt::format("{} must be a mapping (fields: {})",
+                             path.empty() ? "parameters" : path, field_list(d))};
   literals = json::object();
   for (const auto& [key, item] : value.items()) {
     const std::string where = path.empty() ? key : path + "." + key;
     const auto* field = field_named(d, key);
     if (field == nullptr)
-      return Error{fmt::format("no parameter '{}' (known: {})", where, field_list(d, path.empty() ? "" : path + "."))};
+      return Error{fmt::format("no parameter '{}' (known: {})", where,
+                               field_list(d, path.empty() ? "" : path + "."))};
     const auto kind_of_value = deferred(item);
     if (kind_of_value == Deferred::any_value) continue;
     const bool text_only = kind_of_value == Deferred::text;
@@ -241,15 +242,15 @@ Status check_written(const pb::Descriptor* d, const json& value, const std::stri
     const bool takes_text = field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING ||
                             field->cpp_type() == pb::FieldDescriptor::CPPTYPE_ENUM;
     if (text_only && (field->is_repeated() || !takes_text))
-      return Error{fmt::format("'{}' is text with expressions in it, so it renders as a string, "
-                               "but {} must be {} (a value from one expression alone, "
-                               "\"{{{{ expr }}}}\", keeps its type)",
-                               where, field->name(),
-                               field->is_repeated() ? "a list"
-                               : message            ? "a mapping"
-                               : field->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL
-                                   ? "true or false"
-                                   : "a number")};
+      return Error{
+          fmt::format("'{}' is text with expressions in it, so it renders as a string, "
+                      "but {} must be {} (a value from one expression alone, "
+                      "\"{{{{ expr }}}}\", keeps its type)",
+                      where, field->name(),
+                      field->is_repeated()                                     ? "a list"
+                      : message                                                ? "a mapping"
+                      : field->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL ? "true or false"
+                                                                               : "a number")};
     if (text_only) continue;  // a string, which the field takes; its value is checked at run time
     if (message && !field->is_repeated()) {
       json nested;

@@ -72,8 +72,7 @@ asio::awaitable<Result<HttpsResponse>> perform(const HttpsRequest& req, asio::ss
   const auto host = req.host.find(':') != std::string::npos && !req.host.starts_with('[')
                         ? "[" + req.host + "]"
                         : req.host;
-  request.set(http::field::host,
-              req.port == 443 ? host : fmt::format("{}:{}", host, req.port));
+  request.set(http::field::host, req.port == 443 ? host : fmt::format("{}:{}", host, req.port));
   request.set(http::field::user_agent, "riposte/" RIPOSTE_VERSION);
   request.set(http::field::accept, "application/json");
   if (!req.bearer_token.empty())

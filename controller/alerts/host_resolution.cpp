@@ -140,9 +140,14 @@ HostResolution resolve_alert_host(const std::string& host_name,
     std::vector<std::string> came_later;  // agents that hold it now, taken after the alert
     for (const auto* a : live) {
       switch (held_at(*a, ip, at_ms)) {
-        case Held::yes: holders.push_back(a); break;
-        case Held::after: came_later.push_back(a->facts.hostname); break;
-        case Held::no: break;
+        case Held::yes:
+          holders.push_back(a);
+          break;
+        case Held::after:
+          came_later.push_back(a->facts.hostname);
+          break;
+        case Held::no:
+          break;
       }
     }
     if (!came_later.empty())

@@ -329,9 +329,7 @@ class SysmonFields {
   // The path of EventData field `name` as this alert spells it; "" when absent.
   std::string path(std::string_view name) const { return key_path(eventdata_, "eventdata", name); }
   // The path of System field `name` ("eventID") as this alert spells it; "" when absent.
-  std::string system_path(std::string_view name) const {
-    return key_path(system_, "system", name);
-  }
+  std::string system_path(std::string_view name) const { return key_path(system_, "system", name); }
 
  private:
   std::string key_path(const json* object, std::string_view part, std::string_view name) const {
@@ -611,10 +609,10 @@ Result<AlertRecord> normalize_alert(const json& document, std::optional<std::str
   }
   if (a.rule_name.empty() && a.rule_id.empty() && a.host_name.empty() && a.host_ips.empty() &&
       a.observables.empty()) {
-    return Error{fmt::format(
-        "no usable fields: read as {}, an alert needs at least a rule, a host or an "
-        "observable{}{}",
-        source, looks_like, dropped)};
+    return Error{
+        fmt::format("no usable fields: read as {}, an alert needs at least a rule, a host or an "
+                    "observable{}{}",
+                    source, looks_like, dropped)};
   }
   // Forced on another shape, a format reads little more than a rule id (ECS and Wazuh both have
   // `rule.id`): an alert about no host and nothing would be stored and open a case no one can

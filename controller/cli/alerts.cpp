@@ -94,10 +94,10 @@ std::optional<int> AlertCommands::run(const Connection& c) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : result["feeds"]) {
       const auto count = [&](const char* key) { return f.value(key, json(0)).dump(); };
-      rows.push_back({text(f["name"]), text(f["format"]), f["weight"].dump(),
-                      count("indicators"), count("networks"), count("timed"), count("expired"),
-                      count("revoked"), count("not_for_detection"), count("skipped"),
-                      text(f["loaded_at"]), text(f["path"])});
+      rows.push_back({text(f["name"]), text(f["format"]), f["weight"].dump(), count("indicators"),
+                      count("networks"), count("timed"), count("expired"), count("revoked"),
+                      count("not_for_detection"), count("skipped"), text(f["loaded_at"]),
+                      text(f["path"])});
     }
     // TIMED: valid in a window only (judged at each lookup); EXPIRED, REVOKED, NOT-DETECT: held
     // out on the feed's own word (STIX valid_until/revoked, OpenCTI x_opencti_detection, MISP

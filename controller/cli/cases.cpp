@@ -312,7 +312,8 @@ int CaseCommands::wait_for_approved(const Connection& c, const json& approval) {
     const bool here = state == "waiting" && text(run["waiting_for"]) == "approval" &&
                       text(run["step"]) == text(approval["step"]) &&
                       run.value("attempt", 0) == approval.value("attempt", 0);
-    const bool moved_on = ended || (state == "waiting" && !here && text(run["waiting_for"]) != "actions");
+    const bool moved_on =
+        ended || (state == "waiting" && !here && text(run["waiting_for"]) != "actions");
     if (moved_on && !open) {
       int code = state == "failed" || state == "escalated" || state == "denied" ? 2 : 0;
       for (const auto& a : released)
@@ -322,7 +323,8 @@ int CaseCommands::wait_for_approved(const Connection& c, const json& approval) {
       } else {
         for (const auto& a : released)
           std::cout << fmt::format("{} {} on {}: {}\n", text(a["kind"]), text(a["state"]),
-                                   text(a["agent_id"]), printable(text(a.value("outcome", json()))));
+                                   text(a["agent_id"]),
+                                   printable(text(a.value("outcome", json()))));
         std::cout << fmt::format("Run {} is {}{}{}\n", text(run["id"]), state,
                                  text(run["waiting_for"]).empty() ? "" : " for ",
                                  text(run["waiting_for"]));

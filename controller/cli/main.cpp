@@ -225,8 +225,8 @@ int run_cli(int argc, char** argv) {
     return print_audit_verification(
         json{{"ok", !verified->first_broken_seq.has_value()},
              {"entries_verified", verified->entries},
-             {"first_broken_seq", verified->first_broken_seq ? json(*verified->first_broken_seq)
-                                                             : json()},
+             {"first_broken_seq",
+              verified->first_broken_seq ? json(*verified->first_broken_seq) : json()},
              {"problem", verified->problem.empty() ? json() : json(verified->problem)},
              {"head_hash", verified->head_hash},
              {"file", audit_file}},

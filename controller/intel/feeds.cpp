@@ -66,8 +66,8 @@ std::string unusable_network(const IpNetwork& network) {
                          sink);
   const int broadest = network.is_v6() ? 16 : 8;
   if (network.prefix_length() < broadest)
-    return fmt::format("{} is broader than /{}: too broad to be an indicator",
-                       network.to_string(), broadest);
+    return fmt::format("{} is broader than /{}: too broad to be an indicator", network.to_string(),
+                       broadest);
   return "";
 }
 
@@ -107,8 +107,7 @@ std::string add_indicator(FeedContents& out, std::string_view raw, std::string_v
 // Adds `raw` valid in [from_ms, until_ms) as judged at `now_ms`: unbounded now, an indicator;
 // bounded, a timed one that confirms only inside its window.
 std::string add_indicator_for(FeedContents& out, std::int64_t now_ms, std::int64_t from_ms,
-                              std::int64_t until_ms, std::string_view raw,
-                              std::string_view type) {
+                              std::int64_t until_ms, std::string_view raw, std::string_view type) {
   if (from_ms <= now_ms && until_ms == 0) return add_indicator(out, raw, type);
   FeedContents scratch;
   auto why = add_indicator(scratch, raw, type);
@@ -204,10 +203,11 @@ Result<FeedContents> load_list(const FeedConfig& feed) {
     if (auto why = add_indicator(out, tokens.front()); !why.empty())
       skip(out, fmt::format("line {}: {}", line_no, why));
   });
-  out.detail = fmt::format("{} lines: {} comments or blank, {} in hosts-file form (sink address, "
-                           "then names){}",
-                           lines, comments, hosts_lines,
-                           out.skipped ? fmt::format(", {} entries skipped", out.skipped) : "");
+  out.detail = fmt::format(
+      "{} lines: {} comments or blank, {} in hosts-file form (sink address, "
+      "then names){}",
+      lines, comments, hosts_lines,
+      out.skipped ? fmt::format(", {} entries skipped", out.skipped) : "");
   return out;
 }
 

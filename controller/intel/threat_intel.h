@@ -38,7 +38,7 @@ struct FeedStatus {
   std::size_t timed = 0;  // indicators that confirm only inside a validity window
   std::size_t skipped = 0;
   std::vector<std::string> skip_reasons;
-  std::size_t expired = 0;            // see FeedContents: held out on the feed's own word
+  std::size_t expired = 0;  // see FeedContents: held out on the feed's own word
   std::size_t revoked = 0;
   std::size_t not_for_detection = 0;
   std::string detail;             // how it was read (csv: the column chosen and why)

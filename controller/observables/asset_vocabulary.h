@@ -13,9 +13,9 @@
 namespace riposte::controller {
 
 inline constexpr std::array<std::string_view, 3> kAssetEnvironments = {"production", "staging",
-                                                                        "lab"};
+                                                                       "lab"};
 inline constexpr std::array<std::string_view, 4> kAssetCriticalities = {"mission-critical", "high",
-                                                                         "medium", "low"};
+                                                                        "medium", "low"};
 
 template <std::size_t N>
 bool is_one_of(const std::array<std::string_view, N>& values, std::string_view value) {

@@ -50,21 +50,52 @@ bool ubiquitous_binary(std::string_view name) {
   for (std::string_view family : {"python", "perl", "ruby", "php", "node"})
     if (name.starts_with(family)) {
       const auto rest = name.substr(family.size());
-      if (std::all_of(rest.begin(), rest.end(),
-                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }))
+      if (std::all_of(rest.begin(), rest.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+          }))
         return true;
     }
-  return one_of(name, {"sh", "bash", "dash", "ash", "zsh", "ksh", "csh", "tcsh", "fish",
-                       "busybox", "env", "sudo", "su", "systemd", "init", "cron", "crond",
-                       "sshd", "login", "cmd.exe", "powershell.exe", "pwsh.exe", "pwsh",
-                       "conhost.exe", "svchost.exe", "rundll32.exe", "explorer.exe",
-                       "services.exe", "lsass.exe", "csrss.exe", "wininit.exe", "winlogon.exe",
-                       "wmiprvse.exe", "taskhostw.exe", "dllhost.exe"});
+  return one_of(name, {"sh",
+                       "bash",
+                       "dash",
+                       "ash",
+                       "zsh",
+                       "ksh",
+                       "csh",
+                       "tcsh",
+                       "fish",
+                       "busybox",
+                       "env",
+                       "sudo",
+                       "su",
+                       "systemd",
+                       "init",
+                       "cron",
+                       "crond",
+                       "sshd",
+                       "login",
+                       "cmd.exe",
+                       "powershell.exe",
+                       "pwsh.exe",
+                       "pwsh",
+                       "conhost.exe",
+                       "svchost.exe",
+                       "rundll32.exe",
+                       "explorer.exe",
+                       "services.exe",
+                       "lsass.exe",
+                       "csrss.exe",
+                       "wininit.exe",
+                       "winlogon.exe",
+                       "wmiprvse.exe",
+                       "taskhostw.exe",
+                       "dllhost.exe"});
 }
 
 bool empty_file_hash(std::string_view hash) {
-  return one_of(hash, {"d41d8cd98f00b204e9800998ecf8427e", "da39a3ee5e6b4b0d3255bfef95601890afd80709",
-                       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"});
+  return one_of(hash,
+                {"d41d8cd98f00b204e9800998ecf8427e", "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"});
 }
 
 bool same_name(std::string_view a, std::string_view b) {

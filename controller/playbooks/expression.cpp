@@ -614,7 +614,8 @@ Result<std::string> Template::render(const json& context) const {
 }
 
 bool Template::has_expression() const {
-  return std::any_of(parts_.begin(), parts_.end(), [](const Part& p) { return p.expression != nullptr; });
+  return std::any_of(parts_.begin(), parts_.end(),
+                     [](const Part& p) { return p.expression != nullptr; });
 }
 
 Result<json> Template::render_value(const json& context) const {

@@ -548,7 +548,8 @@ Result<Playbook> load_playbook(const fs::path& file) {
 namespace {
 
 // `names`: each playbook name and the file that holds it, across every directory loaded so far.
-void load_into(const fs::path& dir, PlaybookDirectory& out, std::map<std::string, fs::path>& names) {
+void load_into(const fs::path& dir, PlaybookDirectory& out,
+               std::map<std::string, fs::path>& names) {
   std::error_code ec;
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {

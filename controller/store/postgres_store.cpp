@@ -301,8 +301,7 @@ UPDATE alerts SET processing = 1 WHERE status IN ('new', 'validating');
 ALTER TABLE controllers ADD COLUMN stopped_at_ms BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX alerts_processing ON alerts (lease_owner, lease_until_ms) WHERE processing = 1;
 )sql"},
-    {5,
-     "which addresses each agent held when (SQLite's 15)",
+    {5, "which addresses each agent held when (SQLite's 15)",
      R"sql(
 CREATE TABLE agent_addresses (
   agent_id TEXT NOT NULL,

@@ -356,8 +356,7 @@ Result<std::vector<AgentRecord>> SqlStore::list_agents() {
   int rc;
   while ((rc = spans.step()) == sql::kRow) {
     if (const auto it = by_id.find(spans.text(0)); it != by_id.end())
-      it->second->address_history.push_back(
-          {spans.text(1), spans.integer(2), spans.integer(3)});
+      it->second->address_history.push_back({spans.text(1), spans.integer(2), spans.integer(3)});
   }
   if (rc != sql::kDone) return db->error("list agents' addresses");
   return agents;

@@ -50,7 +50,7 @@ struct AgentFactsRecord {
 // longer did (0: it still holds it). Host resolution asks who held an alert's address at the
 // alert's time, not only who holds it now (DHCP leases move, hosts are re-imaged).
 struct AddressSpan {
-  std::string ip;  // canonical form (observable.h)
+  std::string ip;             // canonical form (observable.h)
   std::int64_t since_ms = 0;  // 0: held before the store kept address history (schema 15)
   std::int64_t until_ms = 0;  // 0: held now
 };

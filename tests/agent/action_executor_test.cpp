@@ -186,7 +186,8 @@ TEST_F(ExecutorTest, FileActionsOnAKernelThreadAreRefusedWithTheReason) {
   params.mutable_process()->set_start_ticks(processes->inspect(kernel_thread)->start_ticks);
   for (std::string_view kind : {ak::kFileHash, ak::kFileCollect}) {
     auto result = run(kind, params);
-    EXPECT_EQ(result.status(), proto::ActionResult::STATUS_REJECTED) << kind << ": " << result.message();
+    EXPECT_EQ(result.status(), proto::ActionResult::STATUS_REJECTED)
+        << kind << ": " << result.message();
     EXPECT_NE(result.message().find("kernel thread"), std::string::npos) << result.message();
   }
 }

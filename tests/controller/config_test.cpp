@@ -147,8 +147,9 @@ TEST(ControllerConfig, EnumeratedValuesAndKeysNameWhatIsAllowed) {
       << prod;
   const auto critical =
       error_of("autonomy:\n  ceilings:\n    - {criticality: critical, max: simulate}\n");
-  EXPECT_NE(critical.find("criticality 'critical' is not one of mission-critical, high, medium, low"),
-            std::string::npos)
+  EXPECT_NE(
+      critical.find("criticality 'critical' is not one of mission-critical, high, medium, low"),
+      std::string::npos)
       << critical;
   EXPECT_EQ(error_of("autonomy:\n  ceilings:\n    - {environment: production, criticality: "
                      "mission-critical, max: approve}\n"),

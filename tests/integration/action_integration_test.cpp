@@ -367,17 +367,17 @@ TEST(ActionIntegration, EditingOneAuditRowMakesAuditVerifyFailAtThatRow) {
   EXPECT_EQ(json::parse(offline.out)["entries_verified"], 4);
   // The formula docs/security.md gives, computed by another program: SHA-256 of the compact
   // JSON array [seq, at_ms, actor, event, subject, details_text, prev_hash].
-  const auto python = run_command(
-      {"python3", "-c",
-       "import hashlib, json, sys\n"
-       "for line in open(sys.argv[1]):\n"
-       "    e = json.loads(line)\n"
-       "    fields = [e['seq'], e['at_ms'], e['actor'], e['event'], e['subject'],\n"
-       "              e['details_text'], e['prev_hash']]\n"
-       "    text = json.dumps(fields, separators=(',', ':'), ensure_ascii=False)\n"
-       "    assert hashlib.sha256(text.encode()).hexdigest() == e['hash'], e['seq']\n"
-       "print('ok')\n",
-       file.string()});
+  const auto python =
+      run_command({"python3", "-c",
+                   "import hashlib, json, sys\n"
+                   "for line in open(sys.argv[1]):\n"
+                   "    e = json.loads(line)\n"
+                   "    fields = [e['seq'], e['at_ms'], e['actor'], e['event'], e['subject'],\n"
+                   "              e['details_text'], e['prev_hash']]\n"
+                   "    text = json.dumps(fields, separators=(',', ':'), ensure_ascii=False)\n"
+                   "    assert hashlib.sha256(text.encode()).hexdigest() == e['hash'], e['seq']\n"
+                   "print('ok')\n",
+                   file.string()});
   EXPECT_EQ(python.out, "ok\n") << python.err;
   // An export edited after the fact fails offline at the edited entry.
   std::string text;

@@ -155,8 +155,8 @@ TEST(AlertNormalizer, GenericShapeKeepsValidObservablesOnly) {
 
 TEST(AlertNormalizer, ForcedFormatOverridesDetection) {
   // Looks like ECS (@timestamp) but the caller says generic.
-  json doc{{"@timestamp", "2026-11-20T00:00:00Z"}, {"title", "x"}, {"severity", 90},
-           {"host", "web-01"}};
+  json doc{
+      {"@timestamp", "2026-11-20T00:00:00Z"}, {"title", "x"}, {"severity", 90}, {"host", "web-01"}};
   auto a = normalize_alert(doc, "generic", kNow);
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(a->source, "generic");
@@ -170,16 +170,15 @@ TEST(AlertNormalizer, ForcedFormatOverridesDetection) {
 TEST(AlertNormalizer, AForcedFormatThatReadsNothingIsRefusedSayingWhy) {
   auto wazuh_as_ecs = normalize_alert(fixture("wazuh_sshd.json"), "ecs", kNow);
   ASSERT_FALSE(wazuh_as_ecs) << "stored with rule id " << wazuh_as_ecs->rule_id << " only";
-  EXPECT_NE(wazuh_as_ecs.error().message.find("names no host and no observable"),
-            std::string::npos)
+  EXPECT_NE(wazuh_as_ecs.error().message.find("names no host and no observable"), std::string::npos)
       << wazuh_as_ecs.error().message;
   EXPECT_NE(wazuh_as_ecs.error().message.find("it looks like wazuh"), std::string::npos)
       << wazuh_as_ecs.error().message;
   for (const char* name :
        {"ecs_malicious_ip.json", "ecs_search_hit.json", "elastic_endpoint_epoch_start.json",
         "ecs_indicator_match.json", "wazuh_sshd.json", "wazuh_active_response.json",
-        "wazuh_indexer_hit.json", "wazuh_manager_remote_syslog.json", "wazuh_sysmon_linux_network.json",
-        "generic.json"}) {
+        "wazuh_indexer_hit.json", "wazuh_manager_remote_syslog.json",
+        "wazuh_sysmon_linux_network.json", "generic.json"}) {
     const auto doc = fixture(name);
     const auto detected = detect_alert_format(doc);
     ASSERT_TRUE(detected) << name;
@@ -276,7 +275,8 @@ const Observable* process_of(const AlertRecord& a) {
 // `data.system.eventId`, with `DestinationIp` capitalised beside `sourceIp`. The alert is read
 // as the Windows one is (`data.win.eventdata.*`): addresses, image, user and the process.
 TEST(AlertNormalizer, SysmonForLinuxThroughWazuhReadsLikeWindowsSysmon) {
-  auto linux_alert = normalize_alert(fixture("wazuh_sysmon_linux_network.json"), std::nullopt, kNow);
+  auto linux_alert =
+      normalize_alert(fixture("wazuh_sysmon_linux_network.json"), std::nullopt, kNow);
   ASSERT_TRUE(linux_alert) << linux_alert.error().message;
   auto windows_alert =
       normalize_alert(fixture("wazuh_sysmon_windows_network.json"), std::nullopt, kNow);
@@ -304,8 +304,8 @@ TEST(AlertNormalizer, SysmonForLinuxThroughWazuhReadsLikeWindowsSysmon) {
   ASSERT_NE(started, nullptr);
   EXPECT_EQ(started->value, "24519");
   EXPECT_EQ(started->start, "2026-11-21T10:15:42.118Z") << "UtcTime without a zone is UTC";
-  EXPECT_TRUE(has(*created, "sha256",
-                  "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"));
+  EXPECT_TRUE(
+      has(*created, "sha256", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"));
   EXPECT_TRUE(has(*created, "file_path", "/tmp/.x/dropper"));
 }
 

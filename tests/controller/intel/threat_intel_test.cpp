@@ -88,8 +88,7 @@ TEST(IntelFeeds, HostsFileListYieldsDomainsNeverTheSinkAddress) {
   EXPECT_NE(feed->skip_reasons[0].find("line 4: \"localhost\" is the hosts file's name"),
             std::string::npos)
       << feed->skip_reasons[0];
-  EXPECT_NE(feed->skip_reasons[3].find("line 9: 0.0.0.0 (unspecified address)"),
-            std::string::npos)
+  EXPECT_NE(feed->skip_reasons[3].find("line 9: 0.0.0.0 (unspecified address)"), std::string::npos)
       << feed->skip_reasons[3];
   EXPECT_NE(feed->skip_reasons[4].find("holds the sink address"), std::string::npos)
       << feed->skip_reasons[4];
@@ -191,9 +190,8 @@ TEST(IntelFeeds, IndicatorLifetimesDecideWhatConfirms) {
   // The windows are judged when an alert is assessed, not when the feed was read.
   std::int64_t now = kNow;
   ThreatIntel intel([&] { return now; });
-  ASSERT_TRUE(intel.load({{"s", dir.path() / "s.json", "stix", 1, ""},
-                          {"m", dir.path(), "misp", 1, ""}},
-                         kNow));
+  ASSERT_TRUE(intel.load(
+      {{"s", dir.path() / "s.json", "stix", 1, ""}, {"m", dir.path(), "misp", 1, ""}}, kNow));
   const auto feeds_for = [&](const std::string& ip) {
     return intel.confirming_feeds("ip", ip).size();
   };
@@ -353,7 +351,8 @@ TEST(IntelFeeds, WrongTypedFieldsAreSkippedWithAReason) {
 // MISP's STIX 2.1 export writes an address as an AND that only narrows one network-traffic
 // object (type, value, port): that is the address. ANDs that correlate two things stay skipped.
 TEST(IntelFeeds, MispStix21ExportAddressesAreRead) {
-  auto feed = load_feed({"misp-stix", kIntel / "stix_misp" / "misp_export_21.json", "stix", 1, ""}, kNow);
+  auto feed =
+      load_feed({"misp-stix", kIntel / "stix_misp" / "misp_export_21.json", "stix", 1, ""}, kNow);
   ASSERT_TRUE(feed) << feed.error().message;
   const auto v = values(*feed);
   EXPECT_TRUE(contains(v, "ip:203.0.113.5"));

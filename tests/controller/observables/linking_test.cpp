@@ -14,9 +14,9 @@ bool links(std::string type, std::string value) {
 // Each member of "a value every alert on this host carries" does not link; values that name the
 // same thing (an outside address, a domain, a dropper's path, an account of a person) do.
 TEST(LinkingObservables, ValuesEveryHostOrEveryAlertCarriesDoNotLink) {
-  for (const char* user : {"root", "SYSTEM", "NT AUTHORITY\\SYSTEM", "Administrator",
-                           "EXAMPLE\\administrator", "NT AUTHORITY\\NETWORK SERVICE",
-                           "root@web-01", "nobody", "LocalSystem"})
+  for (const char* user :
+       {"root", "SYSTEM", "NT AUTHORITY\\SYSTEM", "Administrator", "EXAMPLE\\administrator",
+        "NT AUTHORITY\\NETWORK SERVICE", "root@web-01", "nobody", "LocalSystem"})
     EXPECT_FALSE(links("user", user)) << user;
   EXPECT_TRUE(links("user", "deploy"));
   EXPECT_TRUE(links("user", "EXAMPLE\\j.doe"));
@@ -36,10 +36,10 @@ TEST(LinkingObservables, ValuesEveryHostOrEveryAlertCarriesDoNotLink) {
   EXPECT_FALSE(links("sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
   EXPECT_TRUE(links("sha256", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"));
 
-  for (const char* path : {"/bin/bash", "/usr/bin/python3.11", "/usr/bin/perl",
-                           "C:\\Windows\\System32\\cmd.exe",
-                           "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
-                           "C:\\Windows\\System32\\svchost.exe", "/bin/busybox"})
+  for (const char* path :
+       {"/bin/bash", "/usr/bin/python3.11", "/usr/bin/perl", "C:\\Windows\\System32\\cmd.exe",
+        "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+        "C:\\Windows\\System32\\svchost.exe", "/bin/busybox"})
     EXPECT_FALSE(links("file_path", path)) << path;
   EXPECT_TRUE(links("file_path", "/tmp/.x/dropper"));
   EXPECT_TRUE(links("file_path", "/usr/bin/python-dropper"));

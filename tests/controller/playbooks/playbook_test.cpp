@@ -66,14 +66,15 @@ TEST_F(PlaybookLoad, UnknownStepKindNamesFileLineAndTheKnownKinds) {
 // checks them: a misspelt name, a literal of the wrong type, text where a number belongs; in
 // undo parameters too. Values from one expression are checked when the step runs.
 TEST_F(PlaybookLoad, StepParametersAreCheckedAgainstTheCatalogAtLoad) {
-  const auto step = [&](const std::string& parameters, const std::string& action =
-                                                           "network.connections") {
+  const auto step = [&](const std::string& parameters,
+                        const std::string& action = "network.connections") {
     return error_of(with_steps("  - {id: a, kind: query, action: " + action +
                                ", target: host, parameters: " + parameters + "}\n"));
   };
   EXPECT_EQ(step("{history_adress: '{{ inputs.ip }}'}"),
-            file() + ":4: step 'a' parameters: parameters for network.connections: no parameter "
-                     "'history_adress' (known: history_address, history_days)");
+            file() +
+                ":4: step 'a' parameters: parameters for network.connections: no parameter "
+                "'history_adress' (known: history_address, history_days)");
   EXPECT_NE(step("{history_days: thirty}").find("history_days"), std::string::npos);
   EXPECT_NE(step("{history_days: '{{ inputs.days }} days'}").find("renders as a string"),
             std::string::npos);

@@ -124,8 +124,8 @@ TEST_P(StoreContract, AgentAddressesAreKeptWithWhenTheyWereHeld) {
   for (const auto& span : agents[0].address_history)
     spans.push_back(fmt::format("{} {}-{}", span.ip, span.since_ms, span.until_ms));
   std::sort(spans.begin(), spans.end());
-  EXPECT_EQ(spans, (std::vector<std::string>{"10.0.0.5 1000-3000", "10.0.0.5 5000-0",
-                                             "10.0.0.6 2000-0"}));
+  EXPECT_EQ(spans,
+            (std::vector<std::string>{"10.0.0.5 1000-3000", "10.0.0.5 5000-0", "10.0.0.6 2000-0"}));
 }
 
 TEST_P(StoreContract, RevocationIsPersistedAndFirstTimeKept) {
