@@ -448,11 +448,18 @@ int run_cli(int argc, char** argv) {
     return print_audit_verification(call(c, "GET", "/api/v1/audit/verify"), as_json);
   if (audit_export->parsed()) {
     std::ofstream file;
+    // Written beside FILE and renamed over it only when the whole log arrived: a refused or
+    // broken export never leaves FILE empty or cut short (an empty file would verify as intact).
+    static std::string partial;
     if (!audit_output.empty()) {
+      partial = audit_output + ".partial";
       // The log names operators, hosts and what was done to them: private, as reports are.
-      if (auto s = create_private_file(audit_output); !s) die(s.error().message);
-      file.open(audit_output, std::ios::binary | std::ios::trunc);
-      if (!file) die("cannot write " + audit_output);
+      if (auto s = create_private_file(partial); !s) die(s.error().message);
+      std::atexit([] {
+        if (!partial.empty()) std::filesystem::remove(partial);
+      });
+      file.open(partial, std::ios::binary | std::ios::trunc);
+      if (!file) die("cannot write " + partial);
     }
     std::ostream& out = audit_output.empty() ? std::cout : file;
     std::int64_t after = 0;
@@ -465,6 +472,14 @@ int run_cli(int argc, char** argv) {
       const auto last =
           json::parse(page.substr(last_line_start == std::string::npos ? 0 : last_line_start + 1));
       after = last["seq"].get<std::int64_t>();
+    }
+    if (!audit_output.empty()) {
+      file.close();
+      if (!file) die("cannot write " + partial);
+      std::error_code ec;
+      std::filesystem::rename(partial, audit_output, ec);
+      if (ec) die(fmt::format("cannot rename {} to {}: {}", partial, audit_output, ec.message()));
+      partial.clear();
     }
     return 0;
   }

@@ -379,6 +379,31 @@ TEST(ActionIntegration, EditingOneAuditRowMakesAuditVerifyFailAtThatRow) {
                    "print('ok')\n",
                    file.string()});
   EXPECT_EQ(python.out, "ok\n") << python.err;
+  // A refused export (a bad token) leaves the file as it was, never empty or cut short.
+  const auto good_size = fs::file_size(file);
+  EXPECT_NE(controller.cli_as("rpt_not-a-token", {"audit", "export", "-o", file.string()}).exit_code,
+            0);
+  EXPECT_EQ(fs::file_size(file), good_size);
+  EXPECT_FALSE(fs::exists(file.string() + ".partial"));
+  // Nothing to verify is no proof: a directory, an empty file.
+  std::ofstream(controller.dir() / "empty.jsonl");
+  for (const auto& nothing : {controller.dir(), controller.dir() / "empty.jsonl"})
+    EXPECT_NE(controller.cli({"audit", "verify", "--file", nothing.string()}).exit_code, 0)
+        << nothing;
+  // What a reader sees is what was hashed: a forged `details` beside the hashed details_text.
+  {
+    std::ifstream in(file);
+    std::string first;
+    std::getline(in, first);
+    auto entry = json::parse(first);
+    entry["details"] = {{"forged", true}};
+    std::ofstream(controller.dir() / "forged.jsonl") << entry.dump() << "\n";
+    const auto forged =
+        controller.cli({"audit", "verify", "--file", (controller.dir() / "forged.jsonl").string()});
+    EXPECT_NE(forged.exit_code, 0);
+    EXPECT_NE(forged.err.find("'details' is not what 'details_text' holds"), std::string::npos)
+        << forged.out << forged.err;
+  }
   // An export edited after the fact fails offline at the edited entry.
   std::string text;
   {
