@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -60,14 +61,33 @@ bool looks_like_family_name(std::string_view value) {
 // address (0.0.0.0/0, 127.0.0.0/8, ::/0) or is so broad it names a good part of the Internet
 // would confirm nearly any alert.
 std::string unusable_network(const IpNetwork& network) {
-  for (auto sink : {"0.0.0.0", "127.0.0.1", "::", "::1"})
-    if (network.contains(sink))
-      return fmt::format("{} holds the sink address {}: never an indicator", network.to_string(),
-                         sink);
+  const auto text = network.to_string();
+  const auto base = text.substr(0, text.find('/'));
+  // Addresses every host has or no host owns: loopback, link-local (169.254.169.254, the cloud
+  // metadata service), multicast, broadcast, unspecified.
+  if (const auto scope = host_local_scope(base); !scope.empty())
+    return fmt::format("{} is a range of {} addresses: never an indicator", text, scope);
   const int broadest = network.is_v6() ? 16 : 8;
   if (network.prefix_length() < broadest)
-    return fmt::format("{} is broader than /{}: too broad to be an indicator", network.to_string(),
-                       broadest);
+    return fmt::format("{} is broader than /{}: too broad to be an indicator", text, broadest);
+  for (auto sink : {"0.0.0.0", "127.0.0.1", "::", "::1", "169.254.169.254", "224.0.0.1",
+                    "255.255.255.255", "fe80::1", "ff02::1"})
+    if (network.contains(sink))
+      return fmt::format("{} holds {}, an address every host has or none owns: never an "
+                         "indicator",
+                         text, sink);
+  // A range of private space (RFC 1918, CGNAT RFC 6598, IPv6 ULA RFC 4193) is every
+  // organisation's own network: a bogon list's entry, which would confirm alerts about our own
+  // hosts. A single private address may still be an indicator.
+  for (auto private_range : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                             "fc00::/7"}) {
+    const auto range = IpNetwork::parse(private_range);
+    if (range && range->contains(base) && network.prefix_length() >= range->prefix_length() &&
+        network.prefix_length() < (network.is_v6() ? 128 : 32))
+      return fmt::format("{} is a range of private space ({}): a bogon list's entry, not an "
+                         "indicator",
+                         text, private_range);
+  }
   return "";
 }
 
@@ -130,7 +150,10 @@ Result<std::string> read_file(const fs::path& path) {
   if (!in) return Error{fmt::format("cannot read {}", path.string())};
   std::ostringstream text;
   text << in.rdbuf();
-  return text.str();
+  auto contents = text.str();
+  // A UTF-8 byte order mark (Windows editors write one) is not part of the first line.
+  if (contents.starts_with("\xEF\xBB\xBF")) contents.erase(0, 3);
+  return contents;
 }
 
 Result<json> read_json(const fs::path& path) {
@@ -185,10 +208,15 @@ Result<FeedContents> load_list(const FeedConfig& feed) {
       if (end > at) tokens.push_back(line.substr(at, end - at));
       at = end + 1;
     }
-    const auto sink = canonical_observable(t::kIp, tokens.front());
-    const auto scope = sink ? host_local_scope(*sink) : std::string_view();
-    if (tokens.size() > 1 && (scope == "loopback" || scope == "unspecified")) {
+    const auto address = canonical_observable(t::kIp, tokens.front());
+    // `ADDRESS name [name...]`: a hosts-file line. Its names are the indicators; the address is
+    // where the list sends them (a sink, or a block page's server), never one.
+    if (tokens.size() > 1 && address) {
       ++hosts_lines;
+      if (host_local_scope(*address).empty())
+        skip(out, fmt::format("line {}: {} is where this hosts-file line sends its names (a block "
+                              "page?), not an indicator",
+                              line_no, *address));
       for (std::size_t i = 1; i < tokens.size(); ++i) {
         if (hosts_file_own_name(tokens[i])) {
           skip(out, fmt::format("line {}: \"{}\" is the hosts file's name for the machine itself",
@@ -202,9 +230,13 @@ Result<FeedContents> load_list(const FeedConfig& feed) {
     }
     if (auto why = add_indicator(out, tokens.front()); !why.empty())
       skip(out, fmt::format("line {}: {}", line_no, why));
+    else if (tokens.size() > 1)
+      skip(out, fmt::format("line {}: \"{}\" after the indicator is not read", line_no,
+                            line.substr(static_cast<std::size_t>(tokens[1].data() - line.data()))
+                                .substr(0, 80)));
   });
   out.detail = fmt::format(
-      "{} lines: {} comments or blank, {} in hosts-file form (sink address, "
+      "{} lines: {} comments or blank, {} in hosts-file form (an address, "
       "then names){}",
       lines, comments, hosts_lines,
       out.skipped ? fmt::format(", {} entries skipped", out.skipped) : "");
@@ -462,6 +494,13 @@ Result<FeedContents> load_misp(const FeedConfig& feed, std::int64_t now_ms) {
     if (const auto it = body->find("Object"); it != body->end() && it->is_array()) {
       for (const auto& object : *it) {
         if (!object.is_object()) continue;
+        // A deleted object takes its attributes with it, whatever each of them says.
+        if (object.contains("deleted") && object["deleted"] == true) {
+          if (const auto attrs = object.find("Attribute");
+              attrs != object.end() && attrs->is_array())
+            out.revoked += attrs->size();
+          continue;
+        }
         if (const auto attrs = object.find("Attribute"); attrs != object.end() && attrs->is_array())
           for (const auto& a : *attrs) add_misp_attribute(out, a, where, now_ms);
       }
@@ -618,8 +657,44 @@ Result<std::vector<StixComparison>> parse_stix_pattern(std::string_view pattern)
   return singles;
 }
 
-Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& file,
-                       std::int64_t now_ms) {
+// The indicators of a feed's bundles, one version per id: STIX 2.1 (3.6, versioning) makes the
+// version with the latest `modified` the current one, and a revocation final, so an export or a
+// directory of daily bundles that revokes or expires an indicator in a newer version is obeyed
+// whatever the order of files and objects.
+struct StixVersions {
+  struct Latest {
+    json object;
+    std::int64_t modified_ms = 0;
+    bool revoked = false;  // some version said so: it stays revoked
+  };
+  std::map<std::string, Latest> by_id;
+  // In the order first seen: an id (its latest version), or an object without one (itself).
+  std::vector<std::pair<std::string, json>> order;
+
+  void add(const json& object) {
+    const auto id = jf::string_or(object, "id");
+    if (id.empty()) {
+      order.emplace_back("", object);
+      return;
+    }
+    const auto stamp = [&](const char* field) -> std::int64_t {
+      const auto text = jf::string_or(object, field);
+      return text.empty() ? 0 : parse_rfc3339_ms(text).value_or(0);
+    };
+    const auto modified = std::max(stamp("modified"), stamp("created"));
+    const bool revoked = object.contains("revoked") && object["revoked"] == true;
+    auto [it, fresh] = by_id.try_emplace(id);
+    if (fresh) order.emplace_back(id, json());
+    auto& latest = it->second;
+    latest.revoked = latest.revoked || revoked;
+    if (fresh || modified >= latest.modified_ms) {
+      latest.object = object;
+      latest.modified_ms = modified;
+    }
+  }
+};
+
+Status collect_stix_bundle(StixVersions& versions, const json& bundle, const fs::path& file) {
   if (jf::string_or(bundle, "type") != "bundle")
     return Error{
         fmt::format("{}: not a STIX bundle (\"type\": \"bundle\" missing)", file.string())};
@@ -628,8 +703,26 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
   if (!bundle.contains("objects")) return ok_status();
   if (!bundle["objects"].is_array())
     return Error{fmt::format("{}: \"objects\" must be a list", file.string())};
-  for (const auto& object : bundle["objects"]) {
-    if (jf::string_or(object, "type") != "indicator") continue;
+  for (const auto& object : bundle["objects"])
+    if (jf::string_or(object, "type") == "indicator") versions.add(object);
+  return ok_status();
+}
+
+void add_stix_indicators(FeedContents& out, const StixVersions& versions, std::int64_t now_ms) {
+  std::vector<json> objects;
+  for (const auto& [id, object] : versions.order) {
+    if (id.empty()) {
+      objects.push_back(object);
+      continue;
+    }
+    const auto& latest = versions.by_id.at(id);
+    if (latest.revoked && !(latest.object.contains("revoked") && latest.object["revoked"] == true)) {
+      ++out.revoked;  // an older version revoked it: revocation is final (STIX 2.1 3.6)
+      continue;
+    }
+    objects.push_back(latest.object);
+  }
+  for (const auto& object : objects) {
     const auto id = jf::string_or(object, "id", "?");
     if (jf::string_or(object, "spec_version") != "2.1") {
       skip(out, fmt::format("{}: not a STIX 2.1 object (spec_version {})", id,
@@ -720,7 +813,6 @@ Status add_stix_bundle(FeedContents& out, const json& bundle, const fs::path& fi
         skip(out, fmt::format("{}: {}", id, why));
     }
   }
-  return ok_status();
 }
 
 Result<FeedContents> load_stix(const FeedConfig& feed, std::int64_t now_ms) {
@@ -733,12 +825,14 @@ Result<FeedContents> load_stix(const FeedConfig& feed, std::int64_t now_ms) {
   } else {
     files.push_back(feed.path);
   }
-  FeedContents out;
+  StixVersions versions;
   for (const auto& file : files) {
     auto bundle = read_json(file);
     if (!bundle) return bundle.error();
-    if (auto s = add_stix_bundle(out, *bundle, file, now_ms); !s) return s.error();
+    if (auto s = collect_stix_bundle(versions, *bundle, file); !s) return s.error();
   }
+  FeedContents out;
+  add_stix_indicators(out, versions, now_ms);
   return out;
 }
 

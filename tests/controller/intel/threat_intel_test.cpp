@@ -90,7 +90,8 @@ TEST(IntelFeeds, HostsFileListYieldsDomainsNeverTheSinkAddress) {
       << feed->skip_reasons[0];
   EXPECT_NE(feed->skip_reasons[3].find("line 9: 0.0.0.0 (unspecified address)"), std::string::npos)
       << feed->skip_reasons[3];
-  EXPECT_NE(feed->skip_reasons[4].find("holds the sink address"), std::string::npos)
+  EXPECT_NE(feed->skip_reasons[4].find("0.0.0.0/0 is a range of unspecified addresses"),
+            std::string::npos)
       << feed->skip_reasons[4];
   EXPECT_NE(feed->detail.find("10 lines: 3 comments or blank, 5 in hosts-file form"),
             std::string::npos)
@@ -212,6 +213,74 @@ TEST(IntelFeeds, IndicatorLifetimesDecideWhatConfirms) {
   EXPECT_EQ(status[0].expired, 1u);
   EXPECT_EQ(status[0].timed, 2u);
   EXPECT_EQ(status[1].revoked, 1u);
+}
+
+// Review findings of the same classes: ranges of addresses every host has or no host owns
+// (link-local with the cloud metadata address, multicast, broadcast) and of private space; a
+// hosts-file line that sends names to a block page's address; text after an indicator; a byte
+// order mark; a deleted MISP object; a newer STIX version that revokes or expires.
+TEST(IntelFeeds, ReviewedMembersOfTheSinkAndLifetimeClasses) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "list.txt")
+      << "\xEF\xBB\xBF" "198.51.100.40\n"
+         "169.254.0.0/16\n169.254.169.254/32\n224.0.0.0/8\n255.255.255.255/32\nfe80::/16\n"
+         "ff02::/16\n10.0.0.0/8\n192.168.1.0/24\nfd00::/8\n10.20.2.40\n"
+         "203.0.113.9 blocked.example.net\n"
+         "evil.example.net 0.0.0.0\n";
+  auto list = load_feed({"l", dir.path() / "list.txt", "list", 1, ""}, kNow);
+  ASSERT_TRUE(list) << list.error().message;
+  EXPECT_EQ(values(*list),
+            (std::vector<std::string>{"ip:198.51.100.40", "ip:10.20.2.40",
+                                      "domain:blocked.example.net", "domain:evil.example.net"}))
+      << "the byte order mark is not part of line 1; a single private address may be an indicator";
+  EXPECT_TRUE(list->networks.empty());
+  ASSERT_EQ(list->skipped, 11u);  // nine ranges, the block page's address, the text after a value
+  std::string reasons;
+  for (const auto& r : list->skip_reasons) reasons += r + "\n";
+  EXPECT_NE(reasons.find("169.254.0.0/16 is a range of link-local addresses"), std::string::npos)
+      << reasons;
+
+  const std::string uuid = "5f0c1b2a-5555-4c3d-9e8f-0a1b2c3d4e5f";
+  std::ofstream(dir.path() / "manifest.json") << "{\"" << uuid << "\": {}}";
+  std::ofstream(dir.path() / (uuid + ".json")) << R"({"Event": {"Object": [
+      {"name": "ip-port", "deleted": true, "Attribute": [{"type": "ip-dst", "value": "198.18.0.30"}]},
+      {"name": "ip-port", "Attribute": [{"type": "ip-dst", "value": "198.18.0.31"}]}]}})";
+  auto misp = load_feed({"m", dir.path(), "misp", 1, ""}, kNow);
+  ASSERT_TRUE(misp) << misp.error().message;
+  EXPECT_EQ(values(*misp), std::vector<std::string>{"ip:198.18.0.31"});
+  EXPECT_EQ(misp->revoked, 1u);
+
+  // Two versions of one indicator, the newer revoking (or expiring) it, in either order and in
+  // two files of a directory: the newest version decides, and a revocation is final.
+  const auto indicator = [](const std::string& id, const std::string& ip,
+                            const std::string& modified, const std::string& extra) {
+    return R"({"type": "indicator", "spec_version": "2.1", "id": ")" + id +
+           R"(", "pattern_type": "stix", "pattern": "[ipv4-addr:value = ')" + ip +
+           R"(']", "valid_from": "2025-01-01T00:00:00Z", "created": "2025-01-01T00:00:00Z", )"
+           R"("modified": ")" + modified + "\"" + extra + "}";
+  };
+  const auto stix_dir = dir.path() / "stix";
+  std::filesystem::create_directories(stix_dir);
+  std::ofstream(stix_dir / "a-day2.json")
+      << R"({"type": "bundle", "objects": [)"
+      << indicator("indicator--1", "203.0.113.19", "2025-06-02T00:00:00Z", R"(, "revoked": true)")
+      << ", "
+      << indicator("indicator--2", "203.0.113.20", "2025-06-02T00:00:00Z",
+                   R"(, "valid_until": "2025-06-02T00:00:00Z")")
+      << ", "
+      << indicator("indicator--3", "203.0.113.21", "2025-06-01T00:00:00Z", R"(, "revoked": true)")
+      << "]}";
+  std::ofstream(stix_dir / "b-day1.json")
+      << R"({"type": "bundle", "objects": [)"
+      << indicator("indicator--1", "203.0.113.19", "2025-06-01T00:00:00Z", "") << ", "
+      << indicator("indicator--2", "203.0.113.20", "2025-06-01T00:00:00Z", "") << ", "
+      << indicator("indicator--3", "203.0.113.21", "2025-06-09T00:00:00Z", "") << ", "
+      << indicator("indicator--4", "203.0.113.22", "2025-06-01T00:00:00Z", "") << "]}";
+  auto stix = load_feed({"s", stix_dir, "stix", 1, ""}, kNow);
+  ASSERT_TRUE(stix) << stix.error().message;
+  EXPECT_EQ(values(*stix), std::vector<std::string>{"ip:203.0.113.22"});
+  EXPECT_EQ(stix->revoked, 2u) << "the newer revocation, and a revocation a later version omits";
+  EXPECT_EQ(stix->expired, 1u);
 }
 
 TEST(IntelFeeds, MispFeedDirectoryReadsEventsAndObjects) {
