@@ -222,6 +222,43 @@ const pb::FieldDescriptor* field_named(const pb::Descriptor* d, const std::strin
   return nullptr;
 }
 
+// Whether `value` (a mapping as written) gives field `name` of `d`, by its name or JSON name.
+bool gives(const pb::Descriptor* d, const json& value, const std::string& name) {
+  const auto* f = d->FindFieldByName(name);
+  return f != nullptr && (value.contains(f->name()) || value.contains(f->json_name()));
+}
+
+// What must be there whatever the run fills in: a process is named by pid and start time (a
+// literal pid above 0, a literal start time not 0), a file action names a path or a process.
+Status check_required(const pb::Descriptor* d, const json& value, const std::string& path,
+                      const std::function<Deferred(const json&)>& deferred) {
+  const auto where = [&](const std::string& name) {
+    return path.empty() ? name : path + "." + name;
+  };
+  if (d == proto::ProcessRef::descriptor()) {
+    for (const char* name : {"pid", "start_ticks"})
+      if (!gives(d, value, name))
+        return Error{fmt::format("{} is missing: a process is named by its pid and start_ticks "
+                                 "(a recycled pid is never hit)",
+                                 where(name))};
+    const auto* pid = value.contains("pid") ? &value["pid"] : nullptr;
+    if (pid && deferred(*pid) == Deferred::no && (!pid->is_number_integer() || *pid <= 0))
+      return Error{
+          fmt::format("{} must be a process id above 0, not {}", where("pid"), pid->dump())};
+    const auto* ticks = value.contains("start_ticks") ? &value["start_ticks"] : nullptr;
+    if (ticks && deferred(*ticks) == Deferred::no && *ticks == 0)
+      return Error{fmt::format("{} must not be 0", where("start_ticks"))};
+  }
+  if (d == proto::FileParams::descriptor() && !gives(d, value, "path") &&
+      !gives(d, value, "process"))
+    return Error{"give a path or a process"};
+  const auto* target = d->FindFieldByName("target");
+  if (path.empty() && target != nullptr &&
+      target->message_type() == proto::ProcessRef::descriptor() && !gives(d, value, "target"))
+    return Error{"target is missing: name the process by target.pid and target.start_ticks"};
+  return ok_status();
+}
+
 // Walks `value` as message `d` at `path`, copying only its literals into `literals`.
 Status check_written(const pb::Descriptor* d, const json& value, const std::string& path,
                      const std::function<Deferred(const json&)>& deferred, json& literals) {
@@ -233,8 +270,10 @@ Status check_written(const pb::Descriptor* d, const json& value, const std::stri
     const std::string where = path.empty() ? key : path + "." + key;
     const auto* field = field_named(d, key);
     if (field == nullptr)
-      return Error{fmt::format("no parameter '{}' (known: {})", where,
-                               field_list(d, path.empty() ? "" : path + "."))};
+      return Error{d->field_count() == 0
+                       ? fmt::format("no parameter '{}': this action takes none", where)
+                       : fmt::format("no parameter '{}' (known: {})", where,
+                                     field_list(d, path.empty() ? "" : path + "."))};
     const auto kind_of_value = deferred(item);
     if (kind_of_value == Deferred::any_value) continue;
     const bool text_only = kind_of_value == Deferred::text;
@@ -281,7 +320,8 @@ Status check_written(const pb::Descriptor* d, const json& value, const std::stri
     }
     literals[key] = item;
   }
-  return ok_status();
+  // After the names: a misspelt field is named as such, not as the field it misses.
+  return check_required(d, value, path, deferred);
 }
 
 }  // namespace
@@ -290,9 +330,9 @@ Status check_parameters_written(std::string_view kind, const json& parameters,
                                 const std::function<Deferred(const json&)>& deferred) {
   const auto* entry = find(kind);
   if (entry == nullptr) return Error{fmt::format("unknown action kind '{}'", kind)};
-  if (parameters.is_null() || (parameters.is_object() && parameters.empty())) return ok_status();
+  const json& given = parameters.is_null() ? json::object() : parameters;
   json literals;
-  if (auto s = check_written(entry->parameters(), parameters, "", deferred, literals); !s)
+  if (auto s = check_written(entry->parameters(), given, "", deferred, literals); !s)
     return Error{fmt::format("parameters for {}: {}", kind, s.error().message)};
   // The literals, through the parser `riposte action run` uses: a number where text belongs, an
   // unknown enum value, a negative count.

@@ -338,6 +338,13 @@ PlaybookStep load_step(const Loader& in, const YAML::Node& node, std::size_t ind
       if (const auto rules_file = node["rules_file"]) {
         load_rules_file(in, rules_file, step, where);
       }
+      // As `riposte action run` refuses a scan without rules.
+      if (step.action == action_kind::kYaraScan && step.rules_file.empty() &&
+          !step.parameters.source().contains("rules") &&
+          !step.parameters.source().contains("rules_sha256"))
+        in.fail(node, fmt::format("{}: a yara.scan needs rules: rules_file (a file beside the "
+                                  "playbook) or parameters.rules",
+                                  where));
       if (const auto mode = node["mode"]) {
         const auto text = in.text(mode, "mode");
         const auto parsed = parse_autonomy_mode(text);

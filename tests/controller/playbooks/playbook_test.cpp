@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <fstream>
 
 #include "tests/build_paths.h"
@@ -87,6 +89,25 @@ TEST_F(PlaybookLoad, StepParametersAreCheckedAgainstTheCatalogAtLoad) {
                                 "host, parameters: {release_after_second: 60}}\n"))
                 .find("no parameter 'release_after_second' (known: allow, release_after_seconds)"),
             std::string::npos);
+  // What must be there whatever the run fills in: a process by pid and start time (a literal pid
+  // above 0), a file action's path or process, a scan's rules.
+  for (const auto& [action, parameters, expected] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"process.kill", "{}", "target is missing"},
+           {"process.kill", "{target: {pid: 42}}", "target.start_ticks is missing"},
+           {"process.kill", "{target: {pid: -5, start_ticks: 9}}", "target.pid must be a process id above 0"},
+           {"file.collect", "{}", "give a path or a process"},
+           {"file.collect", "{max_bytes: 10}", "give a path or a process"},
+           {"yara.scan", "{paths: [/srv]}", "a yara.scan needs rules"},
+           {"network.release", "{all: true}", "no parameter 'all': this action takes none"}}) {
+    const auto error = error_of(with_steps("  - {id: a, kind: action, action: " + action +
+                                           ", target: host, parameters: " + parameters + "}\n"));
+    EXPECT_NE(error.find(expected), std::string::npos) << action << " " << parameters << ": " << error;
+  }
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: action, action: process.kill, target: host, "
+                                "parameters: {target: {pid: '{{ inputs.pid }}', start_ticks: "
+                                "'{{ inputs.ticks }}'}}}\n")),
+            "(loaded)");
   EXPECT_NE(error_of(with_steps("  - id: s\n"
                                 "    kind: action\n"
                                 "    action: process.suspend\n"

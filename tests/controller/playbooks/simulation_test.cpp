@@ -134,7 +134,7 @@ name: contain
 trigger: {observable_types: [ip]}
 steps:
   - {id: suspend, kind: action, action: process.suspend, mode: auto, target: host,
-     parameters: {target: {pid: 1}}}
+     parameters: {target: {pid: 1, start_ticks: 7}}}
   - {id: tell, kind: notify, url: "webhook:soc", body: {text: "see {{ case.url }}"}}
 )";
   const auto playbook = load_playbook(dir.path() / "p.yaml").value();
