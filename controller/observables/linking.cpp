@@ -40,9 +40,22 @@ bool one_of(std::string_view value, std::initializer_list<std::string_view> list
 }
 
 bool ubiquitous_account(std::string_view name) {
+  // Placeholders sources write for "no user" (Windows events: "-").
+  if (name.empty() || one_of(name, {"-", "n/a", "na", "none", "null", "unknown", "?"})) return true;
+  // Windows well-known SIDs of LocalSystem, LocalService, NetworkService, and uid 0.
+  if (one_of(name, {"s-1-5-18", "s-1-5-19", "s-1-5-20", "0", "uid=0"})) return true;
+  // A Windows machine account (HOST$) and the per-session system accounts Windows makes
+  // (DWM-1, UMFD-0): every logon on that host has one.
+  if (name.ends_with('$') || name.starts_with("dwm-") || name.starts_with("umfd-")) return true;
+  // Linux daemons' own accounts: every event of that service carries them.
+  if (name.starts_with("systemd-") || name.starts_with('_')) return true;
   return one_of(name, {"root", "system", "localsystem", "local service", "localservice",
-                       "network service", "networkservice", "administrator", "nobody", "daemon",
-                       "trustedinstaller", "defaultaccount", "guest"});
+                       "network service", "networkservice", "anonymous logon", "administrator",
+                       "administrateur", "administrador", "amministratore", "administratör",
+                       "järjestelmänvalvoja", "nobody", "daemon", "trustedinstaller",
+                       "defaultaccount", "guest", "www-data", "apache", "nginx", "httpd", "sshd",
+                       "postgres", "mysql", "redis", "messagebus", "syslog", "polkitd", "bin",
+                       "sys", "nfsnobody"});
 }
 
 bool ubiquitous_binary(std::string_view name) {
@@ -127,6 +140,27 @@ std::string why_not_linking(const Observable& o, std::string_view host_name,
     return "the hash of an empty file";
   if (o.type == t::kFilePath && ubiquitous_binary(file_name(o.value)))
     return "a shell, interpreter or system binary most processes run under";
+  if (o.type == t::kFilePath &&
+      one_of(lower(o.value), {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/tty",
+                              "nul", "\\\\.\\nul"}))
+    return "a device every process opens";
+  if (o.type == t::kUrl) {
+    // http://127.0.0.1:8080/x: a URL on a host-local address names no outside thing.
+    auto rest = std::string_view(o.value);
+    if (const auto scheme = rest.find("://"); scheme != std::string_view::npos)
+      rest.remove_prefix(scheme + 3);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+    std::string host(rest);
+    if (host.starts_with('[')) {
+      host = host.substr(1, host.find(']') - 1);
+    } else if (const auto colon = host.rfind(':'); colon != std::string::npos) {
+      host = host.substr(0, colon);
+    }
+    const auto name = lower(host);
+    if (!host_local_scope(host).empty() || name == "localhost" || name.ends_with(".localhost"))
+      return "a URL on a host-local address";
+  }
   return "";
 }
 

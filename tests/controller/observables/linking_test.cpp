@@ -18,6 +18,11 @@ TEST(LinkingObservables, ValuesEveryHostOrEveryAlertCarriesDoNotLink) {
        {"root", "SYSTEM", "NT AUTHORITY\\SYSTEM", "Administrator", "EXAMPLE\\administrator",
         "NT AUTHORITY\\NETWORK SERVICE", "root@web-01", "nobody", "LocalSystem"})
     EXPECT_FALSE(links("user", user)) << user;
+  // Placeholders, SIDs, machine and per-session accounts, localized Administrator, daemons'.
+  for (const char* user : {"-", "N/A", "S-1-5-18", "uid=0", "0", "HOSTX$", "DWM-1", "UMFD-0",
+                           "NT AUTHORITY\\ANONYMOUS LOGON", "Administrateur", "www-data", "sshd",
+                           "postgres", "systemd-network", "_apt"})
+    EXPECT_FALSE(links("user", user)) << user;
   EXPECT_TRUE(links("user", "deploy"));
   EXPECT_TRUE(links("user", "EXAMPLE\\j.doe"));
 
@@ -45,7 +50,11 @@ TEST(LinkingObservables, ValuesEveryHostOrEveryAlertCarriesDoNotLink) {
   EXPECT_TRUE(links("file_path", "/usr/bin/python-dropper"));
 
   EXPECT_FALSE(links("process", "4242"));
-  EXPECT_TRUE(links("url", "http://127.0.0.1:8080/x")) << "a URL is its own value";
+  for (const char* url : {"http://127.0.0.1:8080/x", "http://localhost/", "http://[::1]/a",
+                          "https://user@127.0.0.1/"})
+    EXPECT_FALSE(links("url", url)) << url;
+  EXPECT_TRUE(links("url", "https://updates.example.org/x"));
+  EXPECT_FALSE(links("file_path", "/dev/null"));
 }
 
 }  // namespace
