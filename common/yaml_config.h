@@ -16,12 +16,33 @@
 
 namespace riposte {
 
+// yaml-cpp keeps both of two equal keys in a mapping, and readers disagree on which one counts
+// (`node[key]` takes the first; a walk over the entries, the last): `max: approve` then
+// `max: auto` would loosen a ceiling depending on who reads it. Refused, naming the key and line.
+inline Status refuse_duplicate_keys(const YAML::Node& node, const std::filesystem::path& path) {
+  if (node.IsMap()) {
+    std::set<std::string> seen;
+    for (const auto& entry : node) {
+      const auto key = entry.first.Scalar();
+      if (!seen.insert(key).second)
+        return Error{fmt::format("{}:{}: key '{}' is given twice in one mapping", path.string(),
+                                 entry.first.Mark().line + 1, key)};
+      if (auto s = refuse_duplicate_keys(entry.second, path); !s) return s;
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node)
+      if (auto s = refuse_duplicate_keys(item, path); !s) return s;
+  }
+  return ok_status();
+}
+
 // The document's root (Null for an empty file). YAML::Exception propagates to the caller, which
 // also catches it for value conversions.
 inline Result<YAML::Node> load_yaml_mapping(const std::filesystem::path& path,
                                             const std::set<std::string>& known_keys) {
   YAML::Node root = YAML::LoadFile(path.string());
   if (root.IsNull()) return root;
+  if (auto s = refuse_duplicate_keys(root, path); !s) return s.error();
   if (!root.IsMap()) return Error{fmt::format("{}: top level must be a mapping", path.string())};
   for (const auto& entry : root) {
     const auto key = entry.first.as<std::string>();

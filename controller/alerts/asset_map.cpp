@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/yaml_config.h"
 #include "controller/observables/asset_vocabulary.h"
 #include "controller/observables/observable.h"
 
@@ -87,6 +88,7 @@ Result<AssetMap> AssetMap::load(const std::filesystem::path& path) {
   try {
     const YAML::Node root = YAML::LoadFile(path.string());
     if (root.IsNull()) return map;
+    if (auto s = refuse_duplicate_keys(root, path); !s) return s.error();
     if (!root.IsMap() || !root["assets"] || root.size() != 1) {
       return Error{
           fmt::format("{}: the top level must be a mapping with one key, 'assets'", path.string())};

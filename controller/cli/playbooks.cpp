@@ -70,6 +70,7 @@ AutonomyPolicy policy_from_config(const std::string& path) {
   if (path.empty()) return AutonomyPolicy{};
   try {
     const auto root = YAML::LoadFile(path);
+    if (auto s = refuse_duplicate_keys(root, path); !s) die(s.error().message);
     if (!root.IsMap() || !root["autonomy"]) return AutonomyPolicy{};
     auto policy = autonomy_policy_from_json(yaml_to_json(root["autonomy"]));
     if (!policy) die(fmt::format("{}: {}", path, policy.error().message));

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/duration.h"
+#include "common/yaml_config.h"
 #include "protocol/action_catalog.h"
 #include "protocol/action_kinds.h"
 
@@ -519,6 +520,7 @@ Result<Playbook> load_playbook(const fs::path& file) {
   try {
     const YAML::Node root = YAML::LoadFile(file.string());
     if (!root.IsMap()) return Error{fmt::format("{}:1: a playbook is a mapping", file.string())};
+    if (auto s = refuse_duplicate_keys(root, file); !s) return s.error();
     in.check_keys(root, {"name", "version", "description", "owner", "trigger", "inputs", "steps"},
                   "playbook");
     for (const char* key : {"name", "trigger", "steps"}) {

@@ -170,6 +170,17 @@ TEST(ControllerConfig, EnumeratedValuesAndKeysNameWhatIsAllowed) {
       << autonomy;
 }
 
+// A key given twice in one mapping is refused: yaml-cpp keeps both and readers disagree on which
+// counts (a ceiling's second `max: auto` loosened it for one reader).
+TEST(ControllerConfig, AKeyGivenTwiceIsRefused) {
+  testing::TempDir dir;
+  auto config = load_controller_config(
+      write(dir, "autonomy:\n  ceilings:\n    - {environment: production, max: approve, max: auto}\n"));
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().message.find("key 'max' is given twice"), std::string::npos)
+      << config.error().message;
+}
+
 // `playbooks.dir` takes one directory or a list (the shipped playbooks and a team's own).
 TEST(ControllerConfig, PlaybooksDirTakesOneOrSeveralDirectories) {
   testing::TempDir dir;

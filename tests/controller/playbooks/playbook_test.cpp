@@ -119,6 +119,12 @@ TEST_F(PlaybookLoad, StepParametersAreCheckedAgainstTheCatalogAtLoad) {
             std::string::npos);
 }
 
+TEST_F(PlaybookLoad, AKeyGivenTwiceIsRefused) {
+  EXPECT_EQ(error_of(with_steps("  - {id: a, kind: action, action: host.facts, target: host, "
+                                "mode: approve, mode: auto}\n")),
+            file() + ":4: key 'mode' is given twice in one mapping");
+}
+
 TEST_F(PlaybookLoad, BadExpressionGivesLineAndColumn) {
   EXPECT_EQ(error_of(with_steps("  - id: gate\n"
                                 "    kind: decide\n"
