@@ -325,9 +325,10 @@ int CaseCommands::wait_for_approved(const Connection& c, const json& approval) {
           std::cout << fmt::format("{} {} on {}: {}\n", text(a["kind"]), text(a["state"]),
                                    text(a["agent_id"]),
                                    printable(text(a.value("outcome", json()))));
-        std::cout << fmt::format("Run {} is {}{}{}\n", text(run["id"]), state,
-                                 text(run["waiting_for"]).empty() ? "" : " for ",
-                                 text(run["waiting_for"]));
+        const auto waiting_for = run.value("waiting_for", json());
+        const bool waits = waiting_for.is_string() && !waiting_for.get<std::string>().empty();
+        std::cout << fmt::format("Run {} is {}{}\n", text(run["id"]), state,
+                                 waits ? " for " + waiting_for.get<std::string>() : "");
       }
       return code;
     }

@@ -93,8 +93,16 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
     const auto& alert = alerts[i];
     if (!alert.is_object())
       die(fmt::format("{}: alert {} is not a JSON object", alerts_file, i + 1));
-    auto sim = simulate_playbook(*playbook, alert, case_link_prefix);
-    modes.apply(*playbook, alert, sim);
+    // A field of another JSON type than `riposte alerts show --json` writes (a string where an
+    // object belongs) is this file's fault, said as such rather than as an internal error.
+    Simulation sim;
+    try {
+      sim = simulate_playbook(*playbook, alert, case_link_prefix);
+      modes.apply(*playbook, alert, sim);
+    } catch (const json::exception& e) {
+      die(fmt::format("{}: alert {} is not shaped as `riposte alerts show --json` prints alerts: {}",
+                      alerts_file, i + 1, e.what()));
+    }
     triggered += sim.triggered;
     actions += sim.actions.size();
     failed += !sim.error.empty();
@@ -104,7 +112,8 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
                 << "\n";
       continue;
     }
-    const auto host = alert.value("host", json::object()).value("name", json(""));
+    const auto host_field = alert.value("host", json::object());
+    const auto host = host_field.is_object() ? host_field.value("name", json("")) : host_field;
     std::cout << fmt::format("alert {} ({}): ", text(id), text(host));
     if (!sim.triggered) {
       std::cout << "not triggered: " << sim.not_triggered_because << "\n";

@@ -317,7 +317,8 @@ void ModeReplay::apply(const Playbook& playbook, const json& alert, Simulation& 
           AssetClass{text(entry.value("environment", json())), text(entry.value("criticality", json()))});
   }
   if (classes.empty()) classes.emplace_back(std::nullopt);
-  const auto source = alert.value("submitted_by", json::object());
+  const auto given = alert.value("submitted_by", json::object());
+  const auto source = given.is_object() ? given : json::object();
   const auto ceiling =
       source_ceiling(policy_, text(source.value("name", json())), text(source.value("role", json())),
                      text(source.value("max_mode", json())));
