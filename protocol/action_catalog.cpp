@@ -238,9 +238,10 @@ Status check_required(const pb::Descriptor* d, const json& value, const std::str
   if (d == proto::ProcessRef::descriptor()) {
     for (const char* name : {"pid", "start_ticks"})
       if (!gives(d, value, name))
-        return Error{fmt::format("{} is missing: a process is named by its pid and start_ticks "
-                                 "(a recycled pid is never hit)",
-                                 where(name))};
+        return Error{
+            fmt::format("{} is missing: a process is named by its pid and start_ticks "
+                        "(a recycled pid is never hit)",
+                        where(name))};
     const auto* pid = value.contains("pid") ? &value["pid"] : nullptr;
     if (pid && deferred(*pid) == Deferred::no && (!pid->is_number_integer() || *pid <= 0))
       return Error{

@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
-#include <nlohmann/json.hpp>
 
 #include "common/utc_time.h"
 
@@ -67,8 +67,8 @@ json details_view(const std::string& text) {
 Result<controller::AuditVerification> verify_audit_export(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec))
-    return Error{fmt::format("{} is not a file (an export written by riposte audit export)",
-                             file.string())};
+    return Error{
+        fmt::format("{} is not a file (an export written by riposte audit export)", file.string())};
   std::ifstream in(file, std::ios::binary);
   if (!in) return Error{fmt::format("cannot read {}", file.string())};
   controller::AuditChainWalk walk;
@@ -108,11 +108,10 @@ Result<controller::AuditVerification> verify_audit_export(const std::filesystem:
     if (!walk.add(e)) break;
   }
   if (too_long)
-    return Error{fmt::format("{} line {}: longer than {} bytes: not an audit entry",
-                             file.string(), line_no + 1, kMaxLineBytes)};
+    return Error{fmt::format("{} line {}: longer than {} bytes: not an audit entry", file.string(),
+                             line_no + 1, kMaxLineBytes)};
   if (walk.report().entries == 0 && !walk.report().first_broken_seq)
-    return Error{
-        fmt::format("{} holds no audit entry: an export has at least one", file.string())};
+    return Error{fmt::format("{} holds no audit entry: an export has at least one", file.string())};
   return walk.report();
 }
 

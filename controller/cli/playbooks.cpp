@@ -100,8 +100,9 @@ int backtest(const std::string& file, const std::string& alerts_file, bool as_js
       sim = simulate_playbook(*playbook, alert, case_link_prefix);
       modes.apply(*playbook, alert, sim);
     } catch (const json::exception& e) {
-      die(fmt::format("{}: alert {} is not shaped as `riposte alerts show --json` prints alerts: {}",
-                      alerts_file, i + 1, e.what()));
+      die(fmt::format(
+          "{}: alert {} is not shaped as `riposte alerts show --json` prints alerts: {}",
+          alerts_file, i + 1, e.what()));
     }
     triggered += sim.triggered;
     actions += sim.actions.size();

@@ -73,20 +73,22 @@ std::string unusable_network(const IpNetwork& network) {
   for (auto sink : {"0.0.0.0", "127.0.0.1", "::", "::1", "169.254.169.254", "224.0.0.1",
                     "255.255.255.255", "fe80::1", "ff02::1"})
     if (network.contains(sink))
-      return fmt::format("{} holds {}, an address every host has or none owns: never an "
-                         "indicator",
-                         text, sink);
+      return fmt::format(
+          "{} holds {}, an address every host has or none owns: never an "
+          "indicator",
+          text, sink);
   // A range of private space (RFC 1918, CGNAT RFC 6598, IPv6 ULA RFC 4193) is every
   // organisation's own network: a bogon list's entry, which would confirm alerts about our own
   // hosts. A single private address may still be an indicator.
-  for (auto private_range : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-                             "fc00::/7"}) {
+  for (auto private_range :
+       {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"}) {
     const auto range = IpNetwork::parse(private_range);
     if (range && range->contains(base) && network.prefix_length() >= range->prefix_length() &&
         network.prefix_length() < (network.is_v6() ? 128 : 32))
-      return fmt::format("{} is a range of private space ({}): a bogon list's entry, not an "
-                         "indicator",
-                         text, private_range);
+      return fmt::format(
+          "{} is a range of private space ({}): a bogon list's entry, not an "
+          "indicator",
+          text, private_range);
   }
   return "";
 }
@@ -231,9 +233,11 @@ Result<FeedContents> load_list(const FeedConfig& feed) {
     if (auto why = add_indicator(out, tokens.front()); !why.empty())
       skip(out, fmt::format("line {}: {}", line_no, why));
     else if (tokens.size() > 1)
-      skip(out, fmt::format("line {}: \"{}\" after the indicator is not read", line_no,
-                            line.substr(static_cast<std::size_t>(tokens[1].data() - line.data()))
-                                .substr(0, 80)));
+      skip(
+          out,
+          fmt::format(
+              "line {}: \"{}\" after the indicator is not read", line_no,
+              line.substr(static_cast<std::size_t>(tokens[1].data() - line.data())).substr(0, 80)));
   });
   out.detail = fmt::format(
       "{} lines: {} comments or blank, {} in hosts-file form (an address, "
@@ -716,7 +720,8 @@ void add_stix_indicators(FeedContents& out, const StixVersions& versions, std::i
       continue;
     }
     const auto& latest = versions.by_id.at(id);
-    if (latest.revoked && !(latest.object.contains("revoked") && latest.object["revoked"] == true)) {
+    if (latest.revoked &&
+        !(latest.object.contains("revoked") && latest.object["revoked"] == true)) {
       ++out.revoked;  // an older version revoked it: revocation is final (STIX 2.1 3.6)
       continue;
     }

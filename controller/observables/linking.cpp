@@ -49,13 +49,39 @@ bool ubiquitous_account(std::string_view name) {
   if (name.ends_with('$') || name.starts_with("dwm-") || name.starts_with("umfd-")) return true;
   // Linux daemons' own accounts: every event of that service carries them.
   if (name.starts_with("systemd-") || name.starts_with('_')) return true;
-  return one_of(name, {"root", "system", "localsystem", "local service", "localservice",
-                       "network service", "networkservice", "anonymous logon", "administrator",
-                       "administrateur", "administrador", "amministratore", "administratör",
-                       "järjestelmänvalvoja", "nobody", "daemon", "trustedinstaller",
-                       "defaultaccount", "guest", "www-data", "apache", "nginx", "httpd", "sshd",
-                       "postgres", "mysql", "redis", "messagebus", "syslog", "polkitd", "bin",
-                       "sys", "nfsnobody"});
+  return one_of(name, {"root",
+                       "system",
+                       "localsystem",
+                       "local service",
+                       "localservice",
+                       "network service",
+                       "networkservice",
+                       "anonymous logon",
+                       "administrator",
+                       "administrateur",
+                       "administrador",
+                       "amministratore",
+                       "administratör",
+                       "järjestelmänvalvoja",
+                       "nobody",
+                       "daemon",
+                       "trustedinstaller",
+                       "defaultaccount",
+                       "guest",
+                       "www-data",
+                       "apache",
+                       "nginx",
+                       "httpd",
+                       "sshd",
+                       "postgres",
+                       "mysql",
+                       "redis",
+                       "messagebus",
+                       "syslog",
+                       "polkitd",
+                       "bin",
+                       "sys",
+                       "nfsnobody"});
 }
 
 bool ubiquitous_binary(std::string_view name) {

@@ -174,8 +174,8 @@ TEST(ControllerConfig, EnumeratedValuesAndKeysNameWhatIsAllowed) {
 // counts (a ceiling's second `max: auto` loosened it for one reader).
 TEST(ControllerConfig, AKeyGivenTwiceIsRefused) {
   testing::TempDir dir;
-  auto config = load_controller_config(
-      write(dir, "autonomy:\n  ceilings:\n    - {environment: production, max: approve, max: auto}\n"));
+  auto config = load_controller_config(write(
+      dir, "autonomy:\n  ceilings:\n    - {environment: production, max: approve, max: auto}\n"));
   ASSERT_FALSE(config);
   EXPECT_NE(config.error().message.find("key 'max' is given twice"), std::string::npos)
       << config.error().message;

@@ -381,8 +381,8 @@ TEST(ActionIntegration, EditingOneAuditRowMakesAuditVerifyFailAtThatRow) {
   EXPECT_EQ(python.out, "ok\n") << python.err;
   // A refused export (a bad token) leaves the file as it was, never empty or cut short.
   const auto good_size = fs::file_size(file);
-  EXPECT_NE(controller.cli_as("rpt_not-a-token", {"audit", "export", "-o", file.string()}).exit_code,
-            0);
+  EXPECT_NE(
+      controller.cli_as("rpt_not-a-token", {"audit", "export", "-o", file.string()}).exit_code, 0);
   EXPECT_EQ(fs::file_size(file), good_size);
   EXPECT_FALSE(fs::exists(file.string() + ".partial"));
   // Nothing to verify is no proof: a directory, an empty file.

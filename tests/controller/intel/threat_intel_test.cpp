@@ -222,7 +222,8 @@ TEST(IntelFeeds, IndicatorLifetimesDecideWhatConfirms) {
 TEST(IntelFeeds, ReviewedMembersOfTheSinkAndLifetimeClasses) {
   testing::TempDir dir;
   std::ofstream(dir.path() / "list.txt")
-      << "\xEF\xBB\xBF" "198.51.100.40\n"
+      << "\xEF\xBB\xBF"
+         "198.51.100.40\n"
          "169.254.0.0/16\n169.254.169.254/32\n224.0.0.0/8\n255.255.255.255/32\nfe80::/16\n"
          "ff02::/16\n10.0.0.0/8\n192.168.1.0/24\nfd00::/8\n10.20.2.40\n"
          "203.0.113.9 blocked.example.net\n"
@@ -257,7 +258,8 @@ TEST(IntelFeeds, ReviewedMembersOfTheSinkAndLifetimeClasses) {
     return R"({"type": "indicator", "spec_version": "2.1", "id": ")" + id +
            R"(", "pattern_type": "stix", "pattern": "[ipv4-addr:value = ')" + ip +
            R"(']", "valid_from": "2025-01-01T00:00:00Z", "created": "2025-01-01T00:00:00Z", )"
-           R"("modified": ")" + modified + "\"" + extra + "}";
+           R"("modified": ")" +
+           modified + "\"" + extra + "}";
   };
   const auto stix_dir = dir.path() / "stix";
   std::filesystem::create_directories(stix_dir);

@@ -2,9 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <tuple>
-
 #include <fstream>
+#include <tuple>
 
 #include "tests/build_paths.h"
 #include "tests/test_dir.h"
@@ -95,14 +94,16 @@ TEST_F(PlaybookLoad, StepParametersAreCheckedAgainstTheCatalogAtLoad) {
        std::vector<std::tuple<std::string, std::string, std::string>>{
            {"process.kill", "{}", "target is missing"},
            {"process.kill", "{target: {pid: 42}}", "target.start_ticks is missing"},
-           {"process.kill", "{target: {pid: -5, start_ticks: 9}}", "target.pid must be a process id above 0"},
+           {"process.kill", "{target: {pid: -5, start_ticks: 9}}",
+            "target.pid must be a process id above 0"},
            {"file.collect", "{}", "give a path or a process"},
            {"file.collect", "{max_bytes: 10}", "give a path or a process"},
            {"yara.scan", "{paths: [/srv]}", "a yara.scan needs rules"},
            {"network.release", "{all: true}", "no parameter 'all': this action takes none"}}) {
     const auto error = error_of(with_steps("  - {id: a, kind: action, action: " + action +
                                            ", target: host, parameters: " + parameters + "}\n"));
-    EXPECT_NE(error.find(expected), std::string::npos) << action << " " << parameters << ": " << error;
+    EXPECT_NE(error.find(expected), std::string::npos)
+        << action << " " << parameters << ": " << error;
   }
   EXPECT_EQ(error_of(with_steps("  - {id: a, kind: action, action: process.kill, target: host, "
                                 "parameters: {target: {pid: '{{ inputs.pid }}', start_ticks: "
