@@ -57,9 +57,10 @@ bool looks_like_family_name(std::string_view value) {
                      [&](std::string_view p) { return value.starts_with(p); });
 }
 
-// Why `network` cannot be an indicator, "" when it can: one that holds a sink or host-local
-// address (0.0.0.0/0, 127.0.0.0/8, ::/0) or is so broad it names a good part of the Internet
-// would confirm nearly any alert.
+// Why `network` cannot be an indicator, "" when it can. A range of host-local addresses, one that
+// holds a sink or host-local address (0.0.0.0/0, 127.0.0.0/8, ::/0), one so broad it names a good
+// part of the Internet, or one of private space would confirm alerts about nearly anything, or
+// about our own hosts.
 std::string unusable_network(const IpNetwork& network) {
   const auto text = network.to_string();
   const auto base = text.substr(0, text.find('/'));
@@ -187,10 +188,10 @@ void for_each_line(const std::string& text, Fn fn) {
   }
 }
 
-// One indicator per line; "value  # comment" and "value<TAB>extra" keep the first token. Lines
-// in hosts-file form (`0.0.0.0 domain [domain...]`, `127.0.0.1 domain`, as URLhaus and most DNS
+// One indicator per line ("value  # comment"); text after it is counted as not read. Lines in
+// hosts-file form (`0.0.0.0 domain [domain...]`, `127.0.0.1 domain`, as URLhaus and most DNS
 // blocklists publish them) yield their names: the address in front is where the list sends them
-// (a sink), not an indicator.
+// (a sink, or a block page), not an indicator.
 Result<FeedContents> load_list(const FeedConfig& feed) {
   auto text = read_file(feed.path);
   if (!text) return text.error();
