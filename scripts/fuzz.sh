@@ -37,7 +37,7 @@ build() {  # name, sources...
 
 build fuzz_alert tests/fuzz/fuzz_alert.cpp controller/alerts/normalizer.cpp common/utc_time.cpp \
       protocol/crypto.cpp
-build fuzz_feed tests/fuzz/fuzz_feed.cpp controller/intel/feeds.cpp
+build fuzz_feed tests/fuzz/fuzz_feed.cpp controller/intel/feeds.cpp common/utc_time.cpp
 build fuzz_expression tests/fuzz/fuzz_expression.cpp controller/playbooks/expression.cpp
 # The agent channel: protobuf code generated here, as the CMake build does.
 mkdir -p "$out/gen"
@@ -79,7 +79,7 @@ seed fuzz_alert_wazuh tests/fixtures/alerts/wazuh_*.json
 seed fuzz_alert_generic tests/fixtures/alerts/generic.json
 seed fuzz_alert_detect tests/fixtures/alerts/*.json
 seed fuzz_feed_csv tests/fixtures/intel/*.csv
-seed fuzz_feed_list tests/fixtures/intel/blocklist.txt
+seed fuzz_feed_list tests/fixtures/intel/blocklist.txt tests/fixtures/intel/hosts_blocklist.txt
 # misp_type_true.json: the event that once aborted the loader (a boolean "type").
 seed fuzz_feed_misp tests/fixtures/intel/misp/5f0c1b2a-*.json tests/fuzz/seeds/misp_*.json
 seed fuzz_feed_stix tests/fixtures/intel/stix/*.json tests/fixtures/intel/stix_misp/*.json \
