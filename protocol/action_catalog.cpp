@@ -64,6 +64,16 @@ std::unique_ptr<pb::Message> make(const pb::Descriptor* descriptor) {
       pb::MessageFactory::generated_factory()->GetPrototype(descriptor)->New());
 }
 
+// Parameters as JSON text for protobuf's parser. Text that is not UTF-8 (a playbook file's bytes
+// reach here unchecked by any JSON parser) is refused, not sent on altered: nlohmann would throw.
+Result<std::string> utf8_dump(const json& value) {
+  try {
+    return value.dump();
+  } catch (const json::type_error&) {
+    return Error{"a parameter holds text that is not UTF-8"};
+  }
+}
+
 json to_json(const pb::Message& message) {
   pb::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
@@ -188,7 +198,9 @@ Result<std::string> parameters_from_json(std::string_view kind, const json& para
   if (parameters.is_object() && !parameters.empty()) {
     pb::util::JsonParseOptions options;
     options.ignore_unknown_fields = false;
-    const auto status = pb::util::JsonStringToMessage(parameters.dump(), message.get(), options);
+    auto text = utf8_dump(parameters);
+    if (!text) return Error{fmt::format("parameters for {}: {}", kind, text.error().message)};
+    const auto status = pb::util::JsonStringToMessage(*text, message.get(), options);
     if (!status.ok()) {
       return Error{fmt::format("parameters for {}: {} (known parameters: {})", kind,
                                std::string(status.message()), field_list(entry->parameters()))};
@@ -245,7 +257,8 @@ Status check_required(const pb::Descriptor* d, const json& value, const std::str
     const auto* pid = value.contains("pid") ? &value["pid"] : nullptr;
     if (pid && deferred(*pid) == Deferred::no && (!pid->is_number_integer() || *pid <= 0))
       return Error{
-          fmt::format("{} must be a process id above 0, not {}", where("pid"), pid->dump())};
+          fmt::format("{} must be a process id above 0, not {}", where("pid"),
+                      pid->dump(-1, ' ', false, json::error_handler_t::replace))};
     const auto* ticks = value.contains("start_ticks") ? &value["start_ticks"] : nullptr;
     if (ticks && deferred(*ticks) == Deferred::no && *ticks == 0)
       return Error{fmt::format("{} must not be 0", where("start_ticks"))};
@@ -340,7 +353,9 @@ Status check_parameters_written(std::string_view kind, const json& parameters,
   auto message = make(entry->parameters());
   pb::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  const auto status = pb::util::JsonStringToMessage(literals.dump(), message.get(), options);
+  auto text = utf8_dump(literals);
+  if (!text) return Error{fmt::format("parameters for {}: {}", kind, text.error().message)};
+  const auto status = pb::util::JsonStringToMessage(*text, message.get(), options);
   if (!status.ok())
     return Error{fmt::format("parameters for {}: {}", kind, std::string(status.message()))};
   return ok_status();

@@ -86,7 +86,8 @@ seed fuzz_feed_stix tests/fixtures/intel/stix/*.json tests/fixtures/intel/stix_m
      tests/fixtures/intel/stix20_bundle.json
 printf 'alert.severity == "high" and len(observables) > 0' > "$out/corpus/seed_expression"
 seed fuzz_expression "$out/corpus/seed_expression"
-seed fuzz_playbook playbooks/*.yaml
+# playbook_not_utf8.yaml: a playbook whose parameter bytes once aborted the loader.
+seed fuzz_playbook playbooks/*.yaml tests/fuzz/seeds/playbook_*.yaml
 # Frames: the checked-in text-format Envelopes (tests/fuzz/seeds/*.txtpb), encoded and framed
 # (one byte of piece size, a 4-byte big-endian length, the Envelope).
 mkdir -p "$out/corpus/fuzz_frames"

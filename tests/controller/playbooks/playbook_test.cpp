@@ -120,6 +120,17 @@ TEST_F(PlaybookLoad, StepParametersAreCheckedAgainstTheCatalogAtLoad) {
             std::string::npos);
 }
 
+// A playbook file's bytes reach the parameter check unchecked by any JSON parser: text that is
+// not UTF-8 is refused with a reason, never an abort (found by scripts/fuzz.sh, fuzz_playbook).
+TEST_F(PlaybookLoad, ParametersThatAreNotUtf8AreRefusedNotFatal) {
+  const auto pid = error_of(with_steps("  - {id: a, kind: action, action: process.kill, target: "
+                                       "host, parameters: {target: {pid: \"\x85\", start_ticks: 1}}}\n"));
+  EXPECT_NE(pid.find("target.pid must be a process id above 0"), std::string::npos) << pid;
+  const auto path = error_of(with_steps("  - {id: a, kind: action, action: file.collect, target: "
+                                        "host, parameters: {path: \"/tmp/\xff\"}}\n"));
+  EXPECT_NE(path.find("not UTF-8"), std::string::npos) << path;
+}
+
 TEST_F(PlaybookLoad, AKeyGivenTwiceIsRefused) {
   EXPECT_EQ(error_of(with_steps("  - {id: a, kind: action, action: host.facts, target: host, "
                                 "mode: approve, mode: auto}\n")),
