@@ -17,8 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string short_name(const std::string& lowered) { return lowered.substr(0, lowered.find('.')); }
-
 std::string agents_named(const std::vector<const AgentRecord*>& agents) {
   std::vector<std::string> names;
   for (const auto* a : agents) names.push_back(fmt::format("{} ({})", a->facts.hostname, a->id));
@@ -53,12 +51,6 @@ void conclude(HostResolution& r, const std::vector<AgentRecord>& agents, const s
 }
 
 }  // namespace
-
-bool same_host_name(std::string_view a, std::string_view b) {
-  const auto x = ascii_lower(a), y = ascii_lower(b);
-  if (x.empty() || y.empty()) return false;
-  return x == y || short_name(x) == y || short_name(y) == x;
-}
 
 json HostResolution::to_json() const {
   json matches = json::array();

@@ -68,8 +68,6 @@ HostResolution resolve_alert_host(const AlertRecord& alert, const std::vector<Ag
 // agent has that id, or else that hostname; several agents with one hostname are "ambiguous".
 HostResolution resolve_named_host(const std::string& name, const std::vector<AgentRecord>& agents);
 
-// Whether two host names name one host: equal ignoring case, or one is the other's first label
-// ("web-1" and "web-1.corp.example").
-bool same_host_name(std::string_view a, std::string_view b);
+// Host names are compared with same_host_name (observables/observable.h).
 
 }  // namespace riposte::controller

@@ -304,8 +304,7 @@ int CaseCommands::wait_for_approved(const Connection& c, const json& approval) {
     for (const auto& a : run.value("actions", json::array())) {
       if (text(a["issued_at"]) < decided_at) continue;
       released.push_back(a);
-      const auto s = text(a["state"]);
-      open = open || !(s == "succeeded" || s == "failed" || s == "refused" || s == "expired");
+      open = open || !action_ended(a);
     }
     const bool ended = state != "running" && state != "waiting";
     // Still at this approval (the engine has not taken the decision up yet), or at its actions.

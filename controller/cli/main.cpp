@@ -36,11 +36,6 @@ using nlohmann::json;
 
 namespace {
 
-bool is_final(const json& action) {
-  const auto state = action.value("state", "");
-  return state == "succeeded" || state == "failed" || state == "refused" || state == "expired";
-}
-
 void print_action(const json& a) {
   for (const char* key : {"id", "agent_id", "kind", "state", "reason", "requester", "approver",
                           "case_id", "issued_at", "expires_at", "delivered_at", "started_at",
@@ -348,7 +343,7 @@ int run_cli(int argc, char** argv) {
       for (std::size_t i = 0; i < actions.size(); ++i) {
         if (reported[i]) continue;
         actions[i] = call(c, "GET", "/api/v1/actions/" + actions[i]["id"].get<std::string>());
-        if (!is_final(actions[i])) {
+        if (!action_ended(actions[i])) {
           all_done = false;
           continue;
         }

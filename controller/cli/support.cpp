@@ -138,6 +138,11 @@ std::string text(const json& v) {
   return v.dump();
 }
 
+bool action_ended(const nlohmann::json& action) {
+  const auto state = action.value("state", "");
+  return state == "succeeded" || state == "failed" || state == "refused" || state == "expired";
+}
+
 void print_table(const std::vector<std::string>& headers,
                  const std::vector<std::vector<std::string>>& raw_rows) {
   // Cells hold what agents and alerts reported: a newline or an escape sequence in a hostname

@@ -32,6 +32,8 @@ nlohmann::json call(const Connection& c, const std::string& method, const std::s
 
 // A JSON value as table text, "-" when empty.
 std::string text(const nlohmann::json& v);
+// Whether an action (as the API shows it) has ended: succeeded, failed, refused or expired.
+bool action_ended(const nlohmann::json& action);
 // `s` with control characters written as \xNN, for text output (JSON output stays exact).
 std::string printable(std::string_view s);
 void print_table(const std::vector<std::string>& headers,

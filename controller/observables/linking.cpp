@@ -13,26 +13,19 @@ namespace t = observable_type;
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // "NT AUTHORITY\SYSTEM" -> "system", "root@web-01" -> "root".
 std::string account_name(std::string_view user) {
   if (const auto slash = user.rfind('\\'); slash != std::string_view::npos)
     user.remove_prefix(slash + 1);
   if (const auto at = user.find('@'); at != std::string_view::npos) user = user.substr(0, at);
-  return lower(user);
+  return ascii_lower(user);
 }
 
 // The last path component, lowercased, for both separators.
 std::string file_name(std::string_view path) {
   if (const auto cut = path.find_last_of("/\\"); cut != std::string_view::npos)
     path.remove_prefix(cut + 1);
-  return lower(path);
+  return ascii_lower(path);
 }
 
 bool one_of(std::string_view value, std::initializer_list<std::string_view> list) {
@@ -137,12 +130,6 @@ bool empty_file_hash(std::string_view hash) {
                  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"});
 }
 
-bool same_name(std::string_view a, std::string_view b) {
-  const auto x = lower(a), y = lower(b);
-  if (x.empty() || y.empty()) return false;
-  return x == y || x.substr(0, x.find('.')) == y || y.substr(0, y.find('.')) == x;
-}
-
 }  // namespace
 
 std::string why_not_linking(const Observable& o, std::string_view host_name,
@@ -155,10 +142,10 @@ std::string why_not_linking(const Observable& o, std::string_view host_name,
       return fmt::format("a {} address", scope);
   }
   if (o.type == t::kDomain) {
-    const auto name = lower(o.value);
+    const auto name = ascii_lower(o.value);
     if (name == "localhost" || name.ends_with(".localhost") || name == "localhost.localdomain")
       return "a name of every host";
-    if (same_name(o.value, host_name)) return "the host's own name";
+    if (same_host_name(o.value, host_name)) return "the host's own name";
   }
   if (o.type == t::kUser && ubiquitous_account(account_name(o.value)))
     return "a built-in or service account every host has";
@@ -167,7 +154,7 @@ std::string why_not_linking(const Observable& o, std::string_view host_name,
   if (o.type == t::kFilePath && ubiquitous_binary(file_name(o.value)))
     return "a shell, interpreter or system binary most processes run under";
   if (o.type == t::kFilePath &&
-      one_of(lower(o.value), {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/tty",
+      one_of(ascii_lower(o.value), {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/tty",
                               "nul", "\\\\.\\nul"}))
     return "a device every process opens";
   if (o.type == t::kUrl) {
@@ -183,7 +170,7 @@ std::string why_not_linking(const Observable& o, std::string_view host_name,
     } else if (const auto colon = host.rfind(':'); colon != std::string::npos) {
       host = host.substr(0, colon);
     }
-    const auto name = lower(host);
+    const auto name = ascii_lower(host);
     if (!host_local_scope(host).empty() || name == "localhost" || name.ends_with(".localhost"))
       return "a URL on a host-local address";
   }

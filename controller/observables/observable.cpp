@@ -129,6 +129,13 @@ std::string ascii_lower(std::string_view text) {
   return out;
 }
 
+bool same_host_name(std::string_view a, std::string_view b) {
+  const auto x = ascii_lower(a), y = ascii_lower(b);
+  if (x.empty() || y.empty()) return false;
+  const auto first_label = [](const std::string& name) { return name.substr(0, name.find('.')); };
+  return x == y || first_label(x) == y || first_label(y) == x;
+}
+
 std::optional<std::string> canonical_observable(std::string_view type, std::string_view raw) {
   namespace t = observable_type;
   const auto value = trim_whitespace(raw);

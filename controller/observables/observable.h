@@ -52,4 +52,8 @@ std::string_view trim_whitespace(std::string_view text);
 // Lower-cases ASCII.
 std::string ascii_lower(std::string_view text);
 
+// Whether two host names name one host: equal ignoring case, or one is the other's first label
+// ("web-1" and "web-1.corp.example"). Host resolution and case linking both use it.
+bool same_host_name(std::string_view a, std::string_view b);
+
 }  // namespace riposte::controller
